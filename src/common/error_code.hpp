@@ -1,0 +1,56 @@
+// Every error that crosses a layer boundary in resized, and the one table
+// that maps it to an HTTP status. Codes are stable snake_case identifiers:
+// clients match on them, so never rename one.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace resized {
+
+enum class error_code : uint8_t {
+  none = 0,
+  // -- request errors (answered by the HTTP layer) --------------------------
+  invalid_json,           // 400 body is not valid JSON / not an object
+  missing_image_data,     // 400 JSON body without a string "imageData"
+  invalid_base64,         // 400 imageData is not valid base64
+  invalid_option,         // 400 width/height/mode/format/quality out of range
+  invalid_token,          // 400 token in the path is not a UUID
+  unauthorized,           // 401 API key missing or wrong
+  not_found,              // 404 no such route
+  unknown_token,          // 404 token unknown or expired
+  method_not_allowed,     // 405 route exists, method does not
+  payload_too_large,      // 413 body or decoded bytes over limits
+  image_too_large,        // 413 pixel count or dimension over limits
+  unsupported_media_type, // 415 Content-Type not accepted
+  unsupported_format,     // 415 bytes are not an accepted image format
+  queue_full,             // 503 queue count or bytes limit reached
+  no_workers,             // 503 no resize worker available
+  store_unavailable,      // 503 Redis unreachable
+  shutting_down,          // 503 node is stopping
+  timeout,                // 504 internal deadline passed
+  internal_error,         // 500 a bug: should never be seen
+  // -- task failures (status FAILURE, carried in the task record) -----------
+  corrupt_image,          // decoder rejected the bytes
+  processing_timeout,     // resize.task-timeout passed while processing
+  worker_lost,            // the task's worker died resize.max-attempts times
+  encode_failed,          // encoder failed (e.g. format not writable)
+};
+
+/// Stable snake_case name of `code`, e.g. "invalid_base64".
+std::string_view to_string(error_code code);
+
+/// Parses a name produced by `to_string`; returns false for unknown names.
+bool from_string(std::string_view name, error_code& code);
+
+/// HTTP status a request answers with when it fails with `code`.
+int http_status(error_code code);
+
+/// An error code with a human-readable message.
+struct failure {
+  error_code code = error_code::none;
+  std::string message;
+};
+
+} // namespace resized

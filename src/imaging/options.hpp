@@ -1,0 +1,53 @@
+// What a client asks of one resize, and the limits that bound every resize.
+// Plain values: they cross actor and node boundaries (see actors/messages.hpp).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace resized::imaging {
+
+/// How the image is fitted into the width x height box.
+enum class fit_mode : uint8_t {
+  fill,  // cover the box, centre-crop to exactly width x height
+  fit,   // largest size inside the box, aspect ratio kept
+  force, // stretch to exactly width x height (the original service)
+};
+
+/// Output encodings. avif only where the libvips build can write it.
+enum class output_format : uint8_t { jpeg, png, webp, avif };
+
+/// Input formats we recognise from their leading bytes.
+enum class input_format : uint8_t { unknown, jpeg, png, webp, gif, tiff, heif };
+
+struct resize_options {
+  int width = 100;  // target box width in pixels; 0 = derive from height
+  int height = 100; // target box height in pixels; 0 = derive from width
+  fit_mode mode = fit_mode::fill;
+  output_format format = output_format::jpeg;
+  int quality = 85; // 1..100, for lossy encoders
+};
+
+/// Bounds on any single image; every field is a config key (limits.*).
+struct limits {
+  uint64_t max_pixels = 50'000'000; // input width*height (limits.max-pixels)
+  int max_dimension = 4096;         // output width/height (limits.max-dimension)
+  uint64_t max_input_bytes = 50u << 20;
+};
+
+std::string_view to_string(fit_mode mode);
+std::string_view to_string(output_format format);
+std::string_view to_string(input_format format);
+bool parse(std::string_view text, fit_mode& out);
+/// Accepts "jpeg", "jpg", "png", "webp", "avif" (case-sensitive, lower).
+bool parse(std::string_view text, output_format& out);
+
+/// MIME type of an output format, e.g. "image/jpeg".
+std::string_view mime_type(output_format format);
+/// File extension without dot, e.g. "jpg".
+std::string_view extension(output_format format);
+/// Output format of a file extension ("jpg", "jpeg", "png", "webp", "avif").
+bool from_extension(std::string_view ext, output_format& out);
+
+} // namespace resized::imaging

@@ -1,0 +1,64 @@
+// The libvips resize pipeline: a plain library with no actors in it.
+// All functions are thread-safe once `startup` has run.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "common/outcome.hpp"
+#include "imaging/options.hpp"
+
+namespace resized::imaging {
+
+/// Initialises libvips (VIPS_INIT) once per process, before other threads
+/// start: cache off, `concurrency` threads per pipeline (1 is the proven
+/// choice with one pipeline per resize worker). Logs nothing; returns false
+/// and fills `err` if libvips cannot start.
+bool startup(const char* argv0, int concurrency, std::string& err);
+
+/// Shuts libvips down (vips_shutdown). Call once at exit.
+void shutdown();
+
+/// Whether this libvips build can encode `format` (checked at startup).
+bool can_write(output_format format);
+
+/// Detects the input format from the leading bytes only (pure, no libvips).
+input_format sniff(const void* data, size_t size);
+
+/// What the header of an image says; nothing is decoded.
+struct probe_info {
+  input_format format = input_format::unknown;
+  int width = 0;
+  int height = 0;
+  int pages = 1;
+};
+
+/// Sniffs the format and reads the header (no pixel decode).
+/// Errors: unsupported_format (not an accepted format), corrupt_image
+/// (header unreadable), image_too_large (pixels over `lim.max_pixels`).
+outcome<probe_info> probe(const void* data, size_t size, const limits& lim);
+
+/// Wall-clock seconds spent in each stage of one resize.
+struct stage_timings {
+  double decode = 0; // header + loader setup
+  double resize = 0; // thumbnail graph construction
+  double encode = 0; // pixel pipeline run + encoder
+};
+
+struct resize_result {
+  std::string bytes; // encoded output
+  int width = 0;
+  int height = 0;
+  output_format format = output_format::jpeg;
+  stage_timings timings;
+};
+
+/// Resizes one image held in memory (`data` must stay alive during the call).
+/// Output: upright (EXIF orientation applied), sRGB, metadata stripped,
+/// alpha flattened onto white for JPEG. Errors: unsupported_format,
+/// corrupt_image, image_too_large, invalid_option, encode_failed.
+/// Clears the calling thread's libvips error buffer before returning.
+outcome<resize_result> resize(const void* data, size_t size,
+                              const resize_options& opts, const limits& lim);
+
+} // namespace resized::imaging

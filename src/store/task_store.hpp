@@ -1,0 +1,72 @@
+// Redis persistence of task records and result images (hiredis, blocking).
+// One task_store per thread/actor: hiredis contexts are not thread-safe.
+//
+// Key layout (prefix configurable, default "resized:"):
+//   <prefix>task:<token>   hash  — fields of task_record, TTL = result_ttl
+//   <prefix>image:<token>  string — encoded result bytes, TTL = result_ttl
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/outcome.hpp"
+#include "common/task_record.hpp"
+
+namespace resized::store {
+
+struct redis_settings {
+  std::string host = "127.0.0.1";
+  uint16_t port = 6379;
+  int db = 0;
+  std::string password;                         // empty = no AUTH
+  std::chrono::milliseconds connect_timeout{2000};
+  std::chrono::milliseconds command_timeout{2000};
+  std::string key_prefix = "resized:";
+};
+
+/// "<prefix>task:<token>"
+std::string task_key(const std::string& prefix, const std::string& token);
+/// "<prefix>image:<token>"
+std::string image_key(const std::string& prefix, const std::string& token);
+
+class task_store {
+public:
+  explicit task_store(redis_settings settings);
+  ~task_store();
+  task_store(const task_store&) = delete;
+  task_store& operator=(const task_store&) = delete;
+
+  /// Connects if not connected (also after a failure); true when usable.
+  bool connect();
+  bool connected() const;
+
+  /// PING. Errors: store_unavailable.
+  outcome<bool> ping();
+
+  /// Writes the whole record (HSET all fields, EXPIRE ttl) in one round trip.
+  outcome<bool> put_record(const task_record& rec, std::chrono::seconds ttl);
+
+  /// Writes the result image and the (SUCCESS) record atomically
+  /// (MULTI/EXEC), both with `ttl`.
+  outcome<bool> put_result(const task_record& rec, const std::string& image,
+                           std::chrono::seconds ttl);
+
+  /// Reads a record. nullopt = no such key (unknown or expired token).
+  /// Errors: store_unavailable.
+  outcome<std::optional<task_record>> get_record(const std::string& token);
+
+  /// Reads a result image. nullopt = no such key. Errors: store_unavailable.
+  outcome<std::optional<std::string>> get_image(const std::string& token);
+
+  const redis_settings& settings() const { return settings_; }
+
+private:
+  struct impl;
+  redis_settings settings_;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace resized::store

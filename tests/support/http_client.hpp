@@ -1,0 +1,42 @@
+// A small blocking HTTP client for tests, on libcurl.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace resized::test {
+
+struct http_response {
+  long status = 0;                          // 0 = transport error
+  std::string body;
+  std::map<std::string, std::string> headers; // keys lower-cased
+  std::string error;                        // curl's message on failure
+  std::string header(const std::string& lower_name) const;
+};
+
+/// One request. `headers` like {"Content-Type: application/json"}.
+http_response http_request(const std::string& method, const std::string& url,
+                           const std::string& body = {},
+                           const std::vector<std::string>& headers = {},
+                           std::chrono::milliseconds timeout =
+                             std::chrono::milliseconds{30000});
+
+inline http_response http_get(const std::string& url,
+                              const std::vector<std::string>& headers = {}) {
+  return http_request("GET", url, {}, headers);
+}
+
+inline http_response http_post(const std::string& url, const std::string& body,
+                               const std::string& content_type,
+                               const std::vector<std::string>& headers = {}) {
+  auto all = headers;
+  all.push_back("Content-Type: " + content_type);
+  return http_request("POST", url, body, all);
+}
+
+/// Standard base64 with padding (test-side encoder, independent of src/).
+std::string base64_encode(const std::string& bytes);
+
+} // namespace resized::test

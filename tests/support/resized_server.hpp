@@ -1,0 +1,39 @@
+// The real `resized` binary ($RESIZED_BIN) started for an end-to-end test on
+// a free loopback port, pointed at a test redis_server, with extra
+// `--section.key=value` arguments; waits until GET /healthz answers 200.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "support/process.hpp"
+
+namespace resized::test {
+
+class resized_server {
+public:
+  /// Starts resized with --config-file=<source>/config/development.ini,
+  /// --http.port=<free>, --redis.port=<redis_port> and `extra_args`.
+  /// Throws std::runtime_error (with the log) if /healthz is not 200 in 20 s.
+  resized_server(uint16_t redis_port, std::vector<std::string> extra_args = {},
+                 const std::string& name = "resized");
+  ~resized_server();
+
+  uint16_t port() const { return port_; }
+  std::string url(const std::string& path) const; // http://127.0.0.1:port+path
+  child_process& process() { return proc_; }
+  void restart();   // SIGTERM, wait, start again with the same arguments
+  void kill9();     // SIGKILL
+  void start();     // after kill9/stop
+
+private:
+  uint16_t redis_port_;
+  std::vector<std::string> args_;
+  std::string name_;
+  std::string dir_;
+  uint16_t port_ = 0;
+  child_process proc_;
+};
+
+} // namespace resized::test
