@@ -34,10 +34,10 @@ constexpr std::array<entry, 24> table{{
   {error_code::shutting_down, "shutting_down", 503},
   {error_code::timeout, "timeout", 504},
   {error_code::internal_error, "internal_error", 500},
-  {error_code::corrupt_image, "corrupt_image", 422},
-  {error_code::processing_timeout, "processing_timeout", 422},
+  {error_code::corrupt_image, "corrupt_image", 415},
+  {error_code::processing_timeout, "processing_timeout", 504},
   {error_code::worker_lost, "worker_lost", 500},
-  {error_code::encode_failed, "encode_failed", 422},
+  {error_code::encode_failed, "encode_failed", 500},
 }};
 
 const entry& lookup(error_code code) {

@@ -1,0 +1,24 @@
+#include "actors/actor_backend.hpp"
+
+#include <caf/send.hpp>
+
+#include "actors/messages.hpp"
+
+namespace resized::actors {
+
+void actor_backend::submit(submit_request req, submit_replier reply) {
+  caf::anon_send(supervisor_, submit_atom::value, std::move(req),
+                 std::move(reply));
+}
+
+void actor_backend::status(std::string token, status_replier reply) {
+  caf::anon_send(status_, status_atom::value, std::move(token),
+                 std::move(reply));
+}
+
+void actor_backend::image(std::string token, image_replier reply) {
+  caf::anon_send(status_, image_atom::value, std::move(token),
+                 std::move(reply));
+}
+
+} // namespace resized::actors

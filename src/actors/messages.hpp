@@ -1,0 +1,99 @@
+// Every atom and message type that crosses actors, in one place (STYLE
+// point 3). `announce_message_types` registers them on every node alike.
+//
+// Protocols (sender → receiver: message → answer):
+//   backend    → supervisor: (submit_atom, submit_request, submit_replier)
+//   backend    → status:     (status_atom, token, status_replier)
+//   backend    → status:     (image_atom, token, image_replier)
+//   supervisor → status:     (update_atom, task_record)      record changed
+//   supervisor → status:     (result_atom, task_record, bytes) SUCCESS + image
+//   supervisor → resize:     resize_job → resize_done
+#pragma once
+
+#include <string>
+
+#include <caf/actor_system_config.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
+#include <caf/meta/type_name.hpp>
+
+#include "common/service.hpp"
+#include "common/task_record.hpp"
+#include "imaging/options.hpp"
+
+namespace resized::actors {
+
+using submit_atom = caf::atom_constant<caf::atom("submit")>;
+using status_atom = caf::atom_constant<caf::atom("status")>;
+using image_atom = caf::atom_constant<caf::atom("image")>;
+using update_atom = caf::atom_constant<caf::atom("update")>;
+using result_atom = caf::atom_constant<caf::atom("result")>;
+
+/// One image to resize; the only thing sent to a resize actor.
+struct resize_job {
+  std::string token;               // task id, for logs and the answer
+  imaging::resize_options options; // as validated by the HTTP layer
+  std::string input;               // encoded input image (moved, not copied)
+};
+
+/// What a resize actor answers.
+struct resize_done {
+  std::string token;
+  bool ok = false;
+  std::string output;          // encoded result (ok)
+  int width = 0;               // result size (ok)
+  int height = 0;
+  std::string etag;            // strong ETag of `output` (ok)
+  std::string error_code;      // snake_case (!ok)
+  std::string error_message;   // (!ok)
+  double decode_s = 0;         // stage timings
+  double resize_s = 0;
+  double encode_s = 0;
+  std::string node;            // node that ran it
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, resize_job& x) {
+  return f(caf::meta::type_name("resize_job"), x.token, x.options, x.input);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, resize_done& x) {
+  return f(caf::meta::type_name("resize_done"), x.token, x.ok, x.output,
+           x.width, x.height, x.etag, x.error_code, x.error_message,
+           x.decode_s, x.resize_s, x.encode_s, x.node);
+}
+
+/// Registers every type above with CAF (needed for remote nodes).
+void announce_message_types(caf::actor_system_config& cfg);
+
+} // namespace resized::actors
+
+namespace resized::imaging {
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, resize_options& x) {
+  return f(caf::meta::type_name("resize_options"), x.width, x.height, x.mode,
+           x.format, x.quality);
+}
+
+} // namespace resized::imaging
+
+namespace resized {
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, task_record& x) {
+  return f(caf::meta::type_name("task_record"), x.token, x.status, x.options,
+           x.input_bytes, x.width, x.height, x.output_bytes, x.etag,
+           x.error_code, x.error_message, x.submitted_at_ms, x.started_at_ms,
+           x.finished_at_ms, x.node);
+}
+
+} // namespace resized
+
+// Local-only types: they hold RESTinio reply callbacks and never leave the
+// API node (DESIGN: "RESTinio handles stay on the API node").
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(resized::submit_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(resized::submit_replier)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(resized::status_replier)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(resized::image_replier)

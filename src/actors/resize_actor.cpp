@@ -1,0 +1,49 @@
+#include "actors/resize_actor.hpp"
+
+#include "common/etag.hpp"
+#include "imaging/pipeline.hpp"
+#include "imaging/thread.hpp"
+
+namespace resized::actors {
+
+resize_done run_resize_job(resize_job& job, const imaging::limits& lim,
+                           const std::string& node) {
+  resize_done done;
+  done.token = job.token;
+  done.node = node;
+  auto res = imaging::resize(job.input.data(), job.input.size(), job.options,
+                             lim);
+  // The input is no longer needed: free it before the answer travels.
+  std::string{}.swap(job.input);
+  if (!res) {
+    done.ok = false;
+    done.error_code = std::string{to_string(res.error().code)};
+    done.error_message = res.error().message;
+    return done;
+  }
+  auto& r = res.value();
+  done.ok = true;
+  done.width = r.width;
+  done.height = r.height;
+  done.decode_s = r.timings.decode;
+  done.resize_s = r.timings.resize;
+  done.encode_s = r.timings.encode;
+  done.etag = strong_etag(r.bytes);
+  done.output = std::move(r.bytes);
+  return done;
+}
+
+caf::behavior resize_actor(caf::event_based_actor* self, imaging::limits lim,
+                           std::string node) {
+  return {
+    [=](resize_job& job) -> resize_done {
+      auto done = run_resize_job(job, lim, node);
+      // Detached: this thread ends with the actor; release libvips' state.
+      imaging::release_thread();
+      self->quit();
+      return done;
+    },
+  };
+}
+
+} // namespace resized::actors

@@ -1,0 +1,134 @@
+#include "actors/status_actor.hpp"
+
+#include "common/log.hpp"
+
+namespace resized::actors {
+
+namespace {
+
+bool expired(int64_t expires_at_ms) {
+  return expires_at_ms <= now_ms();
+}
+
+void note_store_error(status_actor_type* self, const char* op,
+                      const std::string& token, const failure& err) {
+  ++self->state.redis_errors;
+  log::error("msg={} op={} token={} error={}",
+             log::quote("redis write failed"), op, token,
+             log::quote(err.message));
+}
+
+// Returns the record from the cache or Redis; nullopt when unknown.
+outcome<std::optional<task_record>> find_record(status_actor_type* self,
+                                                const std::string& token) {
+  auto& st = self->state;
+  if (auto* hit = st.records.get(token)) {
+    if (!expired(hit->expires_at_ms))
+      return std::optional<task_record>{hit->record};
+    st.records.erase(token);
+    return std::optional<task_record>{};
+  }
+  auto res = st.store->get_record(token);
+  if (!res) {
+    ++st.redis_errors;
+    return std::move(res).error();
+  }
+  if (res.value()) {
+    // Remaining TTL is not read back: cache it for at most the full TTL,
+    // Redis stays the authority once the entry is evicted.
+    auto expires = now_ms() + st.ttl.count() * 1000;
+    st.records.put(token, {*res.value(), expires});
+  }
+  return std::move(res).value();
+}
+
+} // namespace
+
+caf::behavior status_actor(status_actor_type* self, status_config cfg) {
+  auto& st = self->state;
+  st.records = lru_cache<std::string, status_state::cached_record>{
+    cfg.cache_entries};
+  st.images = lru_cache<std::string, status_state::cached_image>{
+    cfg.cache_entries, cfg.image_cache_bytes};
+  st.ttl = cfg.result_ttl;
+  st.store = std::make_unique<store::task_store>(cfg.redis);
+  if (!st.store->connect())
+    log::warn("msg={} host={} port={}",
+              log::quote("redis not reachable at start, will retry"),
+              cfg.redis.host, cfg.redis.port);
+  return {
+    [=](update_atom, task_record& rec) {
+      auto& st = self->state;
+      auto expires = now_ms() + st.ttl.count() * 1000;
+      if (auto res = st.store->put_record(rec, st.ttl); !res)
+        note_store_error(self, "put_record", rec.token, res.error());
+      auto token = rec.token;
+      st.records.put(token, {std::move(rec), expires});
+    },
+    [=](result_atom, task_record& rec, std::string& bytes) {
+      auto& st = self->state;
+      auto expires = now_ms() + st.ttl.count() * 1000;
+      if (auto res = st.store->put_result(rec, bytes, st.ttl); !res)
+        note_store_error(self, "put_result", rec.token, res.error());
+      auto token = rec.token;
+      auto weight = bytes.size();
+      st.images.put(token,
+                    {std::make_shared<const std::string>(std::move(bytes)),
+                     expires},
+                    weight);
+      st.records.put(token, {std::move(rec), expires});
+    },
+    [=](status_atom, const std::string& token, status_replier& reply) {
+      auto res = find_record(self, token);
+      if (!res)
+        reply(std::move(res).error());
+      else if (!res.value())
+        reply(failure{error_code::unknown_token,
+                      "no task " + token + " (unknown or expired)"});
+      else
+        reply(std::move(*res.value()));
+    },
+    [=](image_atom, const std::string& token, image_replier& reply) {
+      auto& st = self->state;
+      auto rec = find_record(self, token);
+      if (!rec) {
+        reply(std::move(rec).error());
+        return;
+      }
+      if (!rec.value() || rec.value()->status != task_status::success) {
+        reply(failure{error_code::unknown_token,
+                      "no image for " + token + " (unknown, expired or not "
+                                                "finished)"});
+        return;
+      }
+      const auto& record = *rec.value();
+      image_blob blob;
+      blob.format = record.options.format;
+      blob.etag = record.etag;
+      if (auto* hit = st.images.get(token); hit && !expired(hit->expires_at_ms)) {
+        blob.bytes = hit->bytes;
+        reply(std::move(blob));
+        return;
+      }
+      auto img = st.store->get_image(token);
+      if (!img) {
+        ++st.redis_errors;
+        reply(std::move(img).error());
+        return;
+      }
+      if (!img.value()) {
+        reply(failure{error_code::unknown_token,
+                      "no image for " + token + " (expired)"});
+        return;
+      }
+      auto bytes = std::make_shared<const std::string>(std::move(*img.value()));
+      st.images.put(token,
+                    {bytes, now_ms() + st.ttl.count() * 1000},
+                    bytes->size());
+      blob.bytes = std::move(bytes);
+      reply(std::move(blob));
+    },
+  };
+}
+
+} // namespace resized::actors

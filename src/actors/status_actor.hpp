@@ -1,0 +1,57 @@
+// The status actor: one per API node, spawned detached because it does
+// blocking Redis I/O on its own hiredis connection. Holds task records in a
+// bounded LRU cache and result images in a byte-bounded LRU cache; writes
+// every change through to Redis; answers lookups from the cache, then Redis.
+//
+// Messages (see messages.hpp):
+//   (update_atom, task_record)              cache + HSET/EXPIRE
+//   (result_atom, task_record, bytes)       cache + SET image, HSET (MULTI)
+//   (status_atom, token, status_replier)    cache → Redis → unknown_token
+//   (image_atom, token, image_replier)      cache → Redis → unknown_token
+#pragma once
+
+#include <chrono>
+#include <memory>
+
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "actors/lru_cache.hpp"
+#include "actors/messages.hpp"
+#include "store/task_store.hpp"
+
+namespace resized::actors {
+
+struct status_config {
+  store::redis_settings redis;
+  std::chrono::seconds result_ttl{86400};
+  size_t cache_entries = 10000;
+  uint64_t image_cache_bytes = 64ull << 20;
+};
+
+struct status_state {
+  struct cached_record {
+    task_record record;
+    int64_t expires_at_ms; // result TTL, mirrored from Redis
+  };
+  struct cached_image {
+    std::shared_ptr<const std::string> bytes;
+    int64_t expires_at_ms;
+  };
+
+  status_state() : records(1), images(1) {}
+
+  lru_cache<std::string, cached_record> records;
+  lru_cache<std::string, cached_image> images;
+  std::unique_ptr<store::task_store> store;
+  std::chrono::seconds ttl{86400};
+  uint64_t redis_errors = 0;
+
+  static inline const char* name = "status";
+};
+
+using status_actor_type = caf::stateful_actor<status_state>;
+
+caf::behavior status_actor(status_actor_type* self, status_config cfg);
+
+} // namespace resized::actors

@@ -1,0 +1,89 @@
+// The narrow boundary between the HTTP layer and the actors (STYLE point 4):
+// the HTTP layer calls a `backend` (a mailbox) and hands it a `replier`; the
+// actors answer through the replier, from any thread, exactly once.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "common/outcome.hpp"
+#include "common/task_record.hpp"
+#include "imaging/options.hpp"
+
+namespace resized {
+
+/// Calls its handler exactly once. Copies share one state, so a replier can
+/// travel inside actor messages; if every copy is dropped unanswered (an
+/// actor died with the message in its mailbox), the last copy answers with
+/// `fallback` so no HTTP request is ever left hanging.
+template <class T>
+class replier {
+public:
+  using handler = std::function<void(T)>;
+
+  replier() = default;
+  replier(handler fn, T fallback)
+    : state_(std::make_shared<state>(std::move(fn), std::move(fallback))) {}
+
+  /// Answers; later calls (and the fallback) do nothing.
+  void operator()(T value) const {
+    if (state_)
+      state_->deliver(std::move(value));
+  }
+
+  bool answered() const { return !state_ || state_->done.load(); }
+
+private:
+  struct state {
+    state(handler f, T fb) : fn(std::move(f)), fallback(std::move(fb)) {}
+    ~state() {
+      deliver(std::move(fallback));
+    }
+    void deliver(T value) {
+      if (!done.exchange(true)) {
+        fn(std::move(value));
+        fn = nullptr; // drop captures (request handles) right away
+      }
+    }
+    handler fn;
+    T fallback;
+    std::atomic<bool> done{false};
+  };
+  std::shared_ptr<state> state_;
+};
+
+/// A validated submission: the image bytes (decoded, owned) and options.
+struct submit_request {
+  imaging::resize_options options;
+  std::string image;
+  imaging::input_format format = imaging::input_format::unknown;
+  std::string request_id; // for logs
+};
+
+/// A result image as served by GET /api/v1/images/<token>.<ext>.
+struct image_blob {
+  std::shared_ptr<const std::string> bytes;
+  imaging::output_format format = imaging::output_format::jpeg;
+  std::string etag; // without quotes
+};
+
+using submit_replier = replier<outcome<std::string>>; // token
+using status_replier = replier<outcome<task_record>>;
+using image_replier = replier<outcome<image_blob>>;
+
+/// What the HTTP layer needs from the rest of the service.
+class backend {
+public:
+  virtual ~backend() = default;
+  /// Queues a task; answers its token, or queue_full / shutting_down / ...
+  virtual void submit(submit_request req, submit_replier reply) = 0;
+  /// Answers the task record, or unknown_token / store_unavailable.
+  virtual void status(std::string token, status_replier reply) = 0;
+  /// Answers the result image, or unknown_token / store_unavailable.
+  virtual void image(std::string token, image_replier reply) = 0;
+};
+
+} // namespace resized

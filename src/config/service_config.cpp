@@ -1,0 +1,231 @@
+#include "config/service_config.hpp"
+
+#include <fstream>
+#include <limits>
+
+#include <caf/config_option_adder.hpp>
+#include <fmt/format.h>
+
+#include "common/log.hpp"
+
+namespace resized::config {
+
+service_config::service_config() {
+  opt_group{custom_options_, "http"}
+    .add(http_address_, "address", "listen address (default 0.0.0.0)")
+    .add(http_port_, "port", "listen port (default 5000)")
+    .add(http_public_url_, "public-url",
+         "base of absolute result URLs, e.g. http://host:5000 (default: "
+         "relative paths)")
+    .add(http_io_threads_, "io-threads", "RESTinio io threads (default 2)")
+    .add(http_max_connections_, "max-connections",
+         "parallel connections (default 1024)")
+    .add(http_max_url_bytes_, "max-url-bytes", "URL length (default 8192)")
+    .add(http_max_header_bytes_, "max-header-bytes",
+         "header field length (default 16384)")
+    .add(http_max_header_count_, "max-header-count",
+         "header fields per request (default 100)")
+    .add(http_read_timeout_, "read-timeout",
+         "seconds to receive a whole request (default 30)")
+    .add(http_write_timeout_, "write-timeout",
+         "seconds to send a response (default 30)")
+    .add(http_handle_timeout_, "handle-timeout",
+         "seconds before an unanswered request is dropped (default 30)")
+    .add(http_reply_timeout_ms_, "reply-timeout-ms",
+         "ms the actors have to answer a request before 504 (default 5000)")
+    .add(http_retry_after_, "retry-after",
+         "Retry-After seconds on 503 (default 2)");
+  opt_group{custom_options_, "redis"}
+    .add(redis_host_, "host", "Redis host (default 127.0.0.1)")
+    .add(redis_port_, "port", "Redis port (default 6379)")
+    .add(redis_db_, "db", "Redis database number (default 0)")
+    .add(redis_password_, "password", "Redis AUTH password (default none)")
+    .add(redis_key_prefix_, "key-prefix", "key prefix (default resized:)")
+    .add(redis_result_ttl_, "result-ttl",
+         "seconds records and results live (default 86400)")
+    .add(redis_timeout_ms_, "timeout-ms",
+         "connect and command timeout in ms (default 2000)");
+  opt_group{custom_options_, "cluster"}
+    .add(cluster_role_, "role", "standalone (default)")
+    .add(cluster_node_name_, "node-name",
+         "name of this node in records and logs (default host:port)");
+  opt_group{custom_options_, "resize"}
+    .add(resize_pool_size_, "pool-size",
+         "resize actors running at once (default 2)")
+    .add(resize_vips_concurrency_, "vips-concurrency",
+         "libvips threads per resize (default 1)")
+    .add(resize_task_timeout_ms_, "task-timeout-ms",
+         "ms one resize may take before FAILURE (default 60000)");
+  opt_group{custom_options_, "queue"}
+    .add(queue_capacity_, "capacity", "tasks waiting (default 256)")
+    .add(queue_max_bytes_, "max-bytes",
+         "input bytes waiting (default 268435456)");
+  opt_group{custom_options_, "status"}
+    .add(status_cache_entries_, "cache-entries",
+         "task records cached (default 10000)")
+    .add(status_image_cache_bytes_, "image-cache-bytes",
+         "result bytes cached (default 67108864)");
+  opt_group{custom_options_, "limits"}
+    .add(limits_max_body_bytes_, "max-body-bytes",
+         "request body bytes (default 67108864)")
+    .add(limits_max_pixels_, "max-pixels",
+         "input width*height (default 50000000)")
+    .add(limits_max_dimension_, "max-dimension",
+         "output width/height (default 4096)");
+  opt_group{custom_options_, "defaults"}
+    .add(defaults_width_, "width", "default width (default 100)")
+    .add(defaults_height_, "height", "default height (default 100)")
+    .add(defaults_mode_, "mode", "fill, fit or force (default fill)")
+    .add(defaults_format_, "format",
+         "jpeg, png, webp or avif (default jpeg)")
+    .add(defaults_quality_, "quality", "1..100 (default 85)");
+  opt_group{custom_options_, "log"}.add(
+    log_level_, "level", "trace, debug, info, warn, error (default info)");
+}
+
+namespace {
+
+// Collects range problems, each naming its key.
+struct checker {
+  std::vector<std::string>& errors;
+
+  template <class T>
+  bool range(const char* key, int64_t value, int64_t lo, int64_t hi, T& out) {
+    if (value < lo || value > hi) {
+      errors.push_back(fmt::format("{} = {} is out of range [{}, {}]", key,
+                                   value, lo, hi));
+      return false;
+    }
+    out = static_cast<T>(value);
+    return true;
+  }
+};
+
+constexpr int64_t max_i64 = std::numeric_limits<int64_t>::max();
+
+} // namespace
+
+std::vector<std::string> service_config::load(int argc, char** argv,
+                                              service_settings& out) {
+  std::vector<std::string> errors;
+  // CAF silently ignores a --config-file it cannot open: refuse instead.
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    const std::string flag = "--config-file=";
+    if (arg.compare(0, flag.size(), flag) == 0) {
+      auto path = arg.substr(flag.size());
+      if (!std::ifstream{path}.good())
+        errors.push_back(fmt::format("config-file: cannot read '{}'", path));
+    }
+  }
+  if (!errors.empty())
+    return errors;
+  if (auto err = parse(argc, argv)) {
+    errors.push_back("invalid configuration: " + to_string(err));
+    return errors;
+  }
+  checker c{errors};
+  auto& h = out.http;
+  h.address = http_address_;
+  c.range("http.port", http_port_, 0, 65535, h.port);
+  h.public_url = http_public_url_;
+  while (!h.public_url.empty() && h.public_url.back() == '/')
+    h.public_url.pop_back();
+  if (!h.public_url.empty() && h.public_url.rfind("http://", 0) != 0
+      && h.public_url.rfind("https://", 0) != 0)
+    errors.push_back(fmt::format(
+      "http.public-url = '{}' must start with http:// or https://",
+      http_public_url_));
+  c.range("http.io-threads", http_io_threads_, 1, 256, h.io_threads);
+  c.range("http.max-connections", http_max_connections_, 1, 1000000,
+          h.max_connections);
+  c.range("http.max-url-bytes", http_max_url_bytes_, 256, 1 << 20,
+          h.max_url_bytes);
+  c.range("http.max-header-bytes", http_max_header_bytes_, 256, 1 << 20,
+          h.max_header_bytes);
+  c.range("http.max-header-count", http_max_header_count_, 8, 10000,
+          h.max_header_count);
+  int64_t secs = 0;
+  if (c.range("http.read-timeout", http_read_timeout_, 1, 3600, secs))
+    h.read_timeout = std::chrono::seconds{secs};
+  if (c.range("http.write-timeout", http_write_timeout_, 1, 3600, secs))
+    h.write_timeout = std::chrono::seconds{secs};
+  if (c.range("http.handle-timeout", http_handle_timeout_, 1, 3600, secs))
+    h.handle_timeout = std::chrono::seconds{secs};
+  if (c.range("http.reply-timeout-ms", http_reply_timeout_ms_, 10, 3600000,
+              secs))
+    h.reply_timeout = std::chrono::milliseconds{secs};
+  if (h.reply_timeout >= h.handle_timeout)
+    errors.push_back("http.reply-timeout-ms must be shorter than "
+                     "http.handle-timeout (RESTinio drops the socket then)");
+  c.range("http.retry-after", http_retry_after_, 1, 3600, h.retry_after);
+
+  auto& r = out.redis;
+  if (redis_host_.empty())
+    errors.push_back("redis.host must not be empty");
+  r.store.host = redis_host_;
+  c.range("redis.port", redis_port_, 1, 65535, r.store.port);
+  c.range("redis.db", redis_db_, 0, 1024, r.store.db);
+  r.store.password = redis_password_;
+  r.store.key_prefix = redis_key_prefix_;
+  if (c.range("redis.result-ttl", redis_result_ttl_, 1, 365ll * 86400, secs))
+    r.result_ttl = std::chrono::seconds{secs};
+  if (c.range("redis.timeout-ms", redis_timeout_ms_, 10, 600000, secs)) {
+    r.store.connect_timeout = std::chrono::milliseconds{secs};
+    r.store.command_timeout = std::chrono::milliseconds{secs};
+  }
+
+  if (cluster_role_ != "standalone")
+    errors.push_back(fmt::format(
+      "cluster.role = '{}' is not supported (standalone)", cluster_role_));
+  out.role = cluster_role_;
+  out.node_name = cluster_node_name_;
+
+  c.range("resize.pool-size", resize_pool_size_, 1, 1024,
+          out.resize.pool_size);
+  c.range("resize.vips-concurrency", resize_vips_concurrency_, 1, 64,
+          out.resize.vips_concurrency);
+  if (c.range("resize.task-timeout-ms", resize_task_timeout_ms_, 100,
+              3600000, secs))
+    out.resize.task_timeout = std::chrono::milliseconds{secs};
+  c.range("queue.capacity", queue_capacity_, 1, 1000000, out.queue.capacity);
+  c.range("queue.max-bytes", queue_max_bytes_, 1024, max_i64,
+          out.queue.max_bytes);
+  c.range("status.cache-entries", status_cache_entries_, 1, 10000000,
+          out.status.cache_entries);
+  c.range("status.image-cache-bytes", status_image_cache_bytes_, 0, max_i64,
+          out.status.image_cache_bytes);
+  c.range("limits.max-body-bytes", limits_max_body_bytes_, 1024, 1ll << 32,
+          out.max_body_bytes);
+  out.limits.max_input_bytes = out.max_body_bytes;
+  c.range("limits.max-pixels", limits_max_pixels_, 1, 1ll << 40,
+          out.limits.max_pixels);
+  c.range("limits.max-dimension", limits_max_dimension_, 1, 65535,
+          out.limits.max_dimension);
+
+  auto& d = out.defaults;
+  c.range("defaults.width", defaults_width_, 0, limits_max_dimension_,
+          d.width);
+  c.range("defaults.height", defaults_height_, 0, limits_max_dimension_,
+          d.height);
+  if (defaults_width_ == 0 && defaults_height_ == 0)
+    errors.push_back("defaults.width and defaults.height cannot both be 0");
+  if (!imaging::parse(defaults_mode_, d.mode))
+    errors.push_back(fmt::format(
+      "defaults.mode = '{}' is not one of fill, fit, force", defaults_mode_));
+  if (!imaging::parse(defaults_format_, d.format))
+    errors.push_back(
+      fmt::format("defaults.format = '{}' is not one of jpeg, png, webp, avif",
+                  defaults_format_));
+  c.range("defaults.quality", defaults_quality_, 1, 100, d.quality);
+
+  log::level lvl;
+  if (!log::parse(log_level_, lvl))
+    errors.push_back(fmt::format(
+      "log.level = '{}' is not one of trace, debug, info, warn, error, off",
+      log_level_));
+  out.log_level = log_level_;
+  return errors;
+}
+
+} // namespace resized::config

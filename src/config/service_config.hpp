@@ -1,0 +1,65 @@
+// CAF's actor_system_config extended with resized's keys. Parsing (INI file
+// from --config-file plus --section.key=value) is CAF's; `load` then copies
+// the values into a plain `service_settings` and validates every key.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <caf/actor_system_config.hpp>
+
+#include "config/settings.hpp"
+
+namespace resized::config {
+
+class service_config : public caf::actor_system_config {
+public:
+  service_config();
+
+  /// Parses argv (and the INI file it names), validates, fills `out`.
+  /// Returns the problems found, each naming its key; empty = valid.
+  std::vector<std::string> load(int argc, char** argv, service_settings& out);
+
+private:
+  // Raw values as CAF parses them; checked and converted by `load`.
+  std::string http_address_ = "0.0.0.0";
+  int64_t http_port_ = 5000;
+  std::string http_public_url_;
+  int64_t http_io_threads_ = 2;
+  int64_t http_max_connections_ = 1024;
+  int64_t http_max_url_bytes_ = 8192;
+  int64_t http_max_header_bytes_ = 16384;
+  int64_t http_max_header_count_ = 100;
+  int64_t http_read_timeout_ = 30;
+  int64_t http_write_timeout_ = 30;
+  int64_t http_handle_timeout_ = 30;
+  int64_t http_reply_timeout_ms_ = 5000;
+  int64_t http_retry_after_ = 2;
+  std::string redis_host_ = "127.0.0.1";
+  int64_t redis_port_ = 6379;
+  int64_t redis_db_ = 0;
+  std::string redis_password_;
+  std::string redis_key_prefix_ = "resized:";
+  int64_t redis_result_ttl_ = 86400;
+  int64_t redis_timeout_ms_ = 2000;
+  std::string cluster_role_ = "standalone";
+  std::string cluster_node_name_;
+  int64_t resize_pool_size_ = 2;
+  int64_t resize_vips_concurrency_ = 1;
+  int64_t resize_task_timeout_ms_ = 60000;
+  int64_t queue_capacity_ = 256;
+  int64_t queue_max_bytes_ = 256ll << 20;
+  int64_t status_cache_entries_ = 10000;
+  int64_t status_image_cache_bytes_ = 64ll << 20;
+  int64_t limits_max_body_bytes_ = 64ll << 20;
+  int64_t limits_max_pixels_ = 50'000'000;
+  int64_t limits_max_dimension_ = 4096;
+  int64_t defaults_width_ = 100;
+  int64_t defaults_height_ = 100;
+  std::string defaults_mode_ = "fill";
+  std::string defaults_format_ = "jpeg";
+  int64_t defaults_quality_ = 85;
+  std::string log_level_ = "info";
+};
+
+} // namespace resized::config

@@ -1,0 +1,70 @@
+// Every tunable of resized in one place (STYLE point 10). Each field is a
+// config key "<section>.<key>" (INI section [section], or --section.key=value
+// on the command line); its default and meaning are documented here and in
+// config/development.ini. `validate` checks all of them at start-up.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "imaging/options.hpp"
+#include "store/task_store.hpp"
+
+namespace resized::config {
+
+struct http_settings {
+  std::string address = "0.0.0.0";   // http.address: listen address
+  uint16_t port = 5000;              // http.port
+  std::string public_url;            // http.public-url: "" = relative URLs
+  size_t io_threads = 2;             // http.io-threads: RESTinio asio threads
+  size_t max_connections = 1024;     // http.max-connections: parallel sockets
+  size_t max_url_bytes = 8192;       // http.max-url-bytes
+  size_t max_header_bytes = 16384;   // http.max-header-bytes: per field value
+  size_t max_header_count = 100;     // http.max-header-count
+  std::chrono::seconds read_timeout{30};    // http.read-timeout: slow clients
+  std::chrono::seconds write_timeout{30};   // http.write-timeout
+  std::chrono::seconds handle_timeout{30};  // http.handle-timeout: socket
+                                            // closed if no answer by then
+  std::chrono::milliseconds reply_timeout{5000}; // http.reply-timeout: actors
+                                                 // answer 504 past this
+  int retry_after = 2;               // http.retry-after: seconds, on 503
+};
+
+struct redis_settings_ext {
+  store::redis_settings store;        // redis.host/port/db/password/key-prefix
+  std::chrono::seconds result_ttl{86400}; // redis.result-ttl
+};
+
+struct resize_settings {
+  int pool_size = 2;         // resize.pool-size: concurrent resize actors
+  int vips_concurrency = 1;  // resize.vips-concurrency: libvips threads each
+  std::chrono::milliseconds task_timeout{60000}; // resize.task-timeout-ms
+};
+
+struct queue_settings {
+  size_t capacity = 256;             // queue.capacity: tasks waiting
+  uint64_t max_bytes = 256ull << 20; // queue.max-bytes: input bytes waiting
+};
+
+struct status_settings {
+  size_t cache_entries = 10000;          // status.cache-entries: records
+  uint64_t image_cache_bytes = 64ull << 20; // status.image-cache-bytes
+};
+
+struct service_settings {
+  http_settings http;
+  redis_settings_ext redis;
+  std::string role = "standalone";   // cluster.role
+  std::string node_name;             // cluster.node-name: "" = hostname:port
+  resize_settings resize;
+  queue_settings queue;
+  status_settings status;
+  uint64_t max_body_bytes = 64ull << 20; // limits.max-body-bytes
+  imaging::limits limits;            // limits.max-pixels, limits.max-dimension
+  imaging::resize_options defaults;  // defaults.width/height/mode/format/quality
+  std::string log_level = "info";    // log.level
+};
+
+} // namespace resized::config

@@ -1,0 +1,71 @@
+// Pure decoding of requests: content types, JSON and raw submissions, option
+// values, tokens and image names. No RESTinio, no actors: unit-tested alone.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/outcome.hpp"
+#include "imaging/options.hpp"
+
+namespace resized::http {
+
+enum class body_kind { json, raw, unsupported };
+
+/// Classifies a Content-Type value: application/json (any parameters) is
+/// json; image/* and application/octet-stream are raw; anything else,
+/// including a missing header, is unsupported.
+body_kind classify_content_type(std::string_view content_type);
+
+/// Options as given by a client, before defaults are applied.
+struct option_values {
+  std::optional<int64_t> width;
+  std::optional<int64_t> height;
+  std::optional<std::string> mode;
+  std::optional<std::string> format;
+  std::optional<int64_t> quality;
+};
+
+/// Applies defaults and checks every value; errors: invalid_option.
+/// One of width/height given: the other is derived from the aspect ratio.
+/// `can_write` says whether an output format is available in this build.
+outcome<imaging::resize_options>
+resolve_options(const option_values& given,
+                const imaging::resize_options& defaults,
+                const imaging::limits& lim,
+                bool (*can_write)(imaging::output_format));
+
+struct json_submission {
+  option_values options;
+  std::string image; // decoded bytes of imageData
+};
+
+/// Decodes a JSON body {"imageData": base64, "width": .., ...}. `capacity`
+/// is the allocated size behind `body` (simdjson needs padding after the
+/// text; without it the body is copied once). Unknown keys are ignored, as
+/// the original service did. Errors: invalid_json, missing_image_data,
+/// invalid_base64, invalid_option (wrong JSON type of an option).
+outcome<json_submission> decode_json_submission(const char* body, size_t size,
+                                                size_t capacity);
+
+/// Reads options from query parameters (name, value). Unknown names and
+/// non-integer numbers are invalid_option.
+outcome<option_values>
+decode_query_options(const std::vector<std::pair<std::string, std::string>>&
+                       params);
+
+/// True for a canonical UUID (8-4-4-4-12 hex digits).
+bool is_uuid(std::string_view text);
+
+/// Lower-cases a UUID.
+std::string normalize_token(std::string_view text);
+
+/// Splits "<uuid>.<ext>" into the token and the output format of ext.
+/// Errors: invalid_token, unknown_token (unknown extension).
+outcome<std::pair<std::string, imaging::output_format>>
+parse_image_name(std::string_view name);
+
+} // namespace resized::http

@@ -1,0 +1,123 @@
+#include "http/responses.hpp"
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+namespace resized::http {
+
+namespace {
+
+using writer_type = rapidjson::Writer<rapidjson::StringBuffer>;
+
+void put(writer_type& w, const char* key, std::string_view value) {
+  w.Key(key);
+  w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+}
+
+} // namespace
+
+std::string error_body(const failure& err) {
+  rapidjson::StringBuffer buf;
+  writer_type w{buf};
+  w.StartObject();
+  w.Key("success");
+  w.Bool(false);
+  w.Key("error");
+  w.StartObject();
+  put(w, "code", to_string(err.code));
+  put(w, "message", err.message);
+  w.EndObject();
+  w.EndObject();
+  return buf.GetString();
+}
+
+std::string accepted_body(const std::string& token) {
+  rapidjson::StringBuffer buf;
+  writer_type w{buf};
+  w.StartObject();
+  w.Key("success");
+  w.Bool(true);
+  put(w, "token", token);
+  w.EndObject();
+  return buf.GetString();
+}
+
+std::string image_path(const task_record& rec) {
+  return "/api/v1/images/" + rec.token + "."
+         + std::string{imaging::extension(rec.options.format)};
+}
+
+std::string status_body(const task_record& rec, const std::string& public_url) {
+  rapidjson::StringBuffer buf;
+  writer_type w{buf};
+  w.StartObject();
+  put(w, "token", rec.token);
+  put(w, "status", to_string(rec.status));
+  w.Key("resized_image_url");
+  if (rec.status == task_status::success) {
+    auto url = public_url + image_path(rec);
+    w.String(url.data(), static_cast<rapidjson::SizeType>(url.size()));
+  } else {
+    w.Null();
+  }
+  if (rec.status == task_status::success) {
+    w.Key("width");
+    w.Int(rec.width);
+    w.Key("height");
+    w.Int(rec.height);
+    w.Key("bytes");
+    w.Uint64(rec.output_bytes);
+  }
+  put(w, "format", imaging::to_string(rec.options.format));
+  w.Key("input_bytes");
+  w.Uint64(rec.input_bytes);
+  put(w, "submitted_at", format_timestamp(rec.submitted_at_ms));
+  if (rec.started_at_ms != 0)
+    put(w, "started_at", format_timestamp(rec.started_at_ms));
+  if (rec.finished_at_ms != 0)
+    put(w, "finished_at", format_timestamp(rec.finished_at_ms));
+  if (rec.status == task_status::failure) {
+    w.Key("error");
+    w.StartObject();
+    put(w, "code", rec.error_code);
+    put(w, "message", rec.error_message);
+    w.EndObject();
+  }
+  w.EndObject();
+  return buf.GetString();
+}
+
+const char* reason_phrase(int status) {
+  switch (status) {
+    case 200:
+      return "OK";
+    case 202:
+      return "Accepted";
+    case 304:
+      return "Not Modified";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 413:
+      return "Payload Too Large";
+    case 415:
+      return "Unsupported Media Type";
+    case 422:
+      return "Unprocessable Entity";
+    case 500:
+      return "Internal Server Error";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "Unknown";
+  }
+}
+
+} // namespace resized::http

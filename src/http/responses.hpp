@@ -1,0 +1,26 @@
+// JSON bodies of the API (RapidJSON writer: correct escaping for free).
+#pragma once
+
+#include <string>
+
+#include "common/error_code.hpp"
+#include "common/task_record.hpp"
+
+namespace resized::http {
+
+/// {"success": false, "error": {"code": ..., "message": ...}}
+std::string error_body(const failure& err);
+
+/// {"success": true, "token": ...}
+std::string accepted_body(const std::string& token);
+
+/// Path of a result image: /api/v1/images/<token>.<ext>
+std::string image_path(const task_record& rec);
+
+/// The poll answer of API.md for `rec`; `public_url` ("" = relative URLs).
+std::string status_body(const task_record& rec, const std::string& public_url);
+
+/// HTTP reason phrase of a status code.
+const char* reason_phrase(int status);
+
+} // namespace resized::http

@@ -1,0 +1,416 @@
+#include "http/server.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <random>
+
+#include <restinio/all.hpp>
+
+#include "common/log.hpp"
+#include "http/request_decoding.hpp"
+#include "http/responses.hpp"
+#include "imaging/pipeline.hpp"
+
+namespace resized::http {
+
+namespace {
+
+// RESTinio's logger slot, fed into the one logging adapter. RESTinio's info
+// lines are per-connection chatter: they go to debug.
+class restinio_logger {
+public:
+  template <class Builder>
+  void trace(Builder&& mb) {
+    if (log::enabled(log::level::trace))
+      log::write(log::level::trace, "msg=" + log::quote(mb()));
+  }
+  template <class Builder>
+  void info(Builder&& mb) {
+    if (log::enabled(log::level::debug))
+      log::write(log::level::debug, "msg=" + log::quote(mb()));
+  }
+  template <class Builder>
+  void warn(Builder&& mb) {
+    if (log::enabled(log::level::warn))
+      log::write(log::level::warn, "msg=" + log::quote(mb()));
+  }
+  template <class Builder>
+  void error(Builder&& mb) {
+    if (log::enabled(log::level::error))
+      log::write(log::level::error, "msg=" + log::quote(mb()));
+  }
+};
+
+using router_type = restinio::router::express_router_t<>;
+
+struct traits : restinio::default_traits_t {
+  using logger_t = restinio_logger;
+  using request_handler_t = router_type;
+  static constexpr bool use_connection_count_limiter = true;
+};
+
+using req_handle = restinio::request_handle_t;
+using handling = restinio::request_handling_status_t;
+using clock_type = std::chrono::steady_clock;
+
+// What every answer needs to know about its request, for headers and the
+// access log line.
+struct request_ctx {
+  req_handle req;
+  std::string id;
+  clock_type::time_point started;
+};
+
+std::string new_request_id() {
+  thread_local std::mt19937_64 gen{std::random_device{}()};
+  return fmt::format("{:016x}", gen());
+}
+
+std::string request_id_of(const req_handle& req) {
+  auto given = req->header().opt_value_of("X-Request-Id");
+  if (given && !given->empty() && given->size() <= 128) {
+    bool printable = true;
+    for (char c : *given)
+      printable = printable && c > 0x20 && c < 0x7f;
+    if (printable)
+      return std::string{given->data(), given->size()};
+  }
+  return new_request_id();
+}
+
+} // namespace
+
+struct server::impl {
+  config::service_settings cfg;
+  backend& api;
+  asio::io_context io;
+  restinio::running_server_handle_t<traits> running;
+  uint64_t raw_body_limit = 0; // RESTinio's hard cap, see start()
+  // Set when the server is being destroyed: late answers (replier fallbacks
+  // run while pending timers are destroyed) must not touch RESTinio then.
+  std::atomic<bool> closed{false};
+
+  impl(const config::service_settings& c, backend& b) : cfg(c), api(b) {}
+
+  // -- answering --------------------------------------------------------------
+
+  static restinio::http_status_line_t status_line(int status) {
+    return restinio::http_status_line_t{
+      restinio::http_status_code_t{static_cast<uint16_t>(status)},
+      reason_phrase(status)};
+  }
+
+  void access_log(const request_ctx& ctx, int status, size_t bytes) {
+    if (!log::enabled(log::level::info))
+      return;
+    auto ms = std::chrono::duration<double, std::milli>(clock_type::now()
+                                                        - ctx.started)
+                .count();
+    const auto& h = ctx.req->header();
+    log::write(log::level::info,
+               fmt::format("msg=request request_id={} method={} path={} "
+                           "status={} bytes={} ms={:.2f}",
+                           ctx.id, h.method().c_str(),
+                           log::quote(std::string{h.path()}), status, bytes,
+                           ms));
+  }
+
+  void send_json(const request_ctx& ctx, int status, std::string body,
+                 const char* location = nullptr) {
+    auto resp = ctx.req->create_response(status_line(status));
+    resp.append_header(restinio::http_field::content_type,
+                       "application/json");
+    resp.append_header("X-Request-Id", ctx.id);
+    if (location != nullptr)
+      resp.append_header(restinio::http_field::location, location);
+    auto size = body.size();
+    resp.set_body(std::move(body));
+    resp.done();
+    access_log(ctx, status, size);
+  }
+
+  void send_error(const request_ctx& ctx, const failure& err) {
+    auto status = http_status(err.code);
+    auto resp = ctx.req->create_response(status_line(status));
+    resp.append_header(restinio::http_field::content_type,
+                       "application/json");
+    resp.append_header("X-Request-Id", ctx.id);
+    if (status == 503)
+      resp.append_header(restinio::http_field::retry_after,
+                         std::to_string(cfg.http.retry_after));
+    if (err.code == error_code::method_not_allowed)
+      resp.append_header(restinio::http_field::allow, allowed_methods(ctx));
+    auto body = error_body(err);
+    auto size = body.size();
+    resp.set_body(std::move(body));
+    resp.done();
+    if (log::enabled(log::level::info) && status >= 500)
+      log::warn("msg={} request_id={} code={} reason={}",
+                log::quote("request failed"), ctx.id, to_string(err.code),
+                log::quote(err.message));
+    access_log(ctx, status, size);
+  }
+
+  static std::string allowed_methods(const request_ctx& ctx) {
+    auto path = ctx.req->header().path();
+    return path == "/api/v1/resize" ? "POST" : "GET";
+  }
+
+  handling reject(const request_ctx& ctx, failure err) {
+    send_error(ctx, err);
+    return restinio::request_accepted();
+  }
+
+  // Arms the actor-side deadline: past http.reply-timeout the request is
+  // answered 504 (RESTinio would otherwise close the socket silently).
+  template <class T>
+  void arm_deadline(const replier<T>& reply) {
+    auto timer = std::make_shared<asio::steady_timer>(io,
+                                                      cfg.http.reply_timeout);
+    timer->async_wait([reply, timer](const asio::error_code& ec) {
+      if (!ec)
+        reply(failure{error_code::timeout,
+                      "the service did not answer in time"});
+    });
+  }
+
+  template <class T, class F>
+  replier<T> make_replier(const request_ctx& ctx, F on_value) {
+    replier<T> reply{
+      [this, ctx, on_value](T result) {
+        if (closed.load())
+          return;
+        if (!result)
+          send_error(ctx, result.error());
+        else
+          on_value(ctx, std::move(result.value()));
+      },
+      T{failure{error_code::internal_error,
+                "the request was dropped without an answer"}}};
+    arm_deadline(reply);
+    return reply;
+  }
+
+  // -- routes -----------------------------------------------------------------
+
+  handling on_submit(const req_handle& req) {
+    request_ctx ctx{req, request_id_of(req), clock_type::now()};
+    auto ct = req->header().opt_value_of(restinio::http_field::content_type);
+    auto kind = classify_content_type(ct ? std::string_view{ct->data(),
+                                                            ct->size()}
+                                         : std::string_view{});
+    if (kind == body_kind::unsupported)
+      return reject(ctx, {error_code::unsupported_media_type,
+                          "Content-Type must be application/json, image/* or "
+                          "application/octet-stream"});
+    const auto& body = req->body();
+    if (body.size() > cfg.max_body_bytes)
+      return reject(ctx, {error_code::payload_too_large,
+                          fmt::format("body is {} bytes, limit is {}",
+                                      body.size(), cfg.max_body_bytes)});
+    option_values given;
+    std::string image;
+    if (kind == body_kind::json) {
+      auto dec = decode_json_submission(body.data(), body.size(),
+                                        body.capacity());
+      if (!dec)
+        return reject(ctx, dec.error());
+      given = std::move(dec->options);
+      image = std::move(dec->image);
+    } else {
+      std::vector<std::pair<std::string, std::string>> params;
+      auto parsed = restinio::try_parse_query<
+        restinio::parse_query_traits::javascript_compatible>(
+        req->header().query());
+      if (!parsed)
+        return reject(ctx, {error_code::invalid_option,
+                            "query string is malformed: "
+                              + parsed.error().description()});
+      for (const auto& [name, value] : *parsed)
+        params.emplace_back(std::string{name.data(), name.size()},
+                            std::string{value.data(), value.size()});
+      auto opts = decode_query_options(params);
+      if (!opts)
+        return reject(ctx, opts.error());
+      given = std::move(opts.value());
+      if (body.empty())
+        return reject(ctx, {error_code::missing_image_data,
+                            "the request body is empty: send the image bytes"});
+      image = body;
+    }
+    auto opts = resolve_options(given, cfg.defaults, cfg.limits,
+                                &imaging::can_write);
+    if (!opts)
+      return reject(ctx, opts.error());
+    auto probe = imaging::probe(image.data(), image.size(), cfg.limits);
+    if (!probe)
+      return reject(ctx, probe.error());
+    submit_request sub{opts.value(), std::move(image), probe->format, ctx.id};
+    api.submit(std::move(sub),
+               make_replier<outcome<std::string>>(
+                 ctx, [this](const request_ctx& ctx, std::string token) {
+                   auto location = "/api/v1/resize/" + token;
+                   send_json(ctx, 202, accepted_body(token), location.c_str());
+                 }));
+    return restinio::request_accepted();
+  }
+
+  handling on_status(const req_handle& req, std::string_view token) {
+    request_ctx ctx{req, request_id_of(req), clock_type::now()};
+    if (!is_uuid(token))
+      return reject(ctx, {error_code::invalid_token,
+                          "token must be a UUID like "
+                          "3f2b8c1e-9a4d-4e2f-8b1a-2c3d4e5f6a7b"});
+    api.status(normalize_token(token),
+               make_replier<outcome<task_record>>(
+                 ctx, [this](const request_ctx& ctx, task_record rec) {
+                   send_json(ctx, 200,
+                             status_body(rec, cfg.http.public_url));
+                 }));
+    return restinio::request_accepted();
+  }
+
+  handling on_image(const req_handle& req, std::string_view name) {
+    request_ctx ctx{req, request_id_of(req), clock_type::now()};
+    auto parsed = parse_image_name(name);
+    if (!parsed)
+      return reject(ctx, parsed.error());
+    auto [token, format] = parsed.value();
+    api.image(token,
+              make_replier<outcome<image_blob>>(
+                ctx, [this, format = format](const request_ctx& ctx,
+                                             image_blob blob) {
+                  send_image(ctx, format, std::move(blob));
+                }));
+    return restinio::request_accepted();
+  }
+
+  void send_image(const request_ctx& ctx, imaging::output_format asked,
+                  image_blob blob) {
+    if (blob.format != asked) {
+      send_error(ctx, {error_code::unknown_token,
+                       fmt::format("no such image: this result is {}",
+                                   imaging::to_string(blob.format))});
+      return;
+    }
+    auto etag = "\"" + blob.etag + "\"";
+    auto inm = ctx.req->header().opt_value_of(
+      restinio::http_field::if_none_match);
+    bool not_modified = inm
+                        && (std::string_view{inm->data(), inm->size()}
+                              .find(etag)
+                              != std::string_view::npos
+                            || *inm == "*");
+    auto status = not_modified ? 304 : 200;
+    auto resp = ctx.req->create_response(status_line(status));
+    resp.append_header(restinio::http_field::etag, etag);
+    resp.append_header(restinio::http_field::cache_control,
+                       "public, max-age=31536000, immutable");
+    resp.append_header("X-Request-Id", ctx.id);
+    size_t size = 0;
+    if (!not_modified) {
+      resp.append_header(restinio::http_field::content_type,
+                         std::string{imaging::mime_type(blob.format)});
+      size = blob.bytes->size();
+      resp.set_body(std::move(blob.bytes));
+    }
+    resp.done();
+    access_log(ctx, status, size);
+  }
+
+  handling on_health(const req_handle& req) {
+    request_ctx ctx{req, request_id_of(req), clock_type::now()};
+    send_json(ctx, 200, R"({"status":"ok"})");
+    return restinio::request_accepted();
+  }
+
+  handling on_not_allowed(const req_handle& req) {
+    request_ctx ctx{req, request_id_of(req), clock_type::now()};
+    return reject(ctx, {error_code::method_not_allowed,
+                        fmt::format("method {} is not allowed here",
+                                    req->header().method().c_str())});
+  }
+
+  handling on_not_found(const req_handle& req) {
+    request_ctx ctx{req, request_id_of(req), clock_type::now()};
+    return reject(ctx, {error_code::not_found,
+                        fmt::format("no route {}",
+                                    std::string{req->header().path()})});
+  }
+
+  std::unique_ptr<router_type> make_router() {
+    using namespace restinio::router;
+    auto r = std::make_unique<router_type>();
+    r->http_post("/api/v1/resize",
+                 [this](auto req, auto) { return on_submit(req); });
+    r->add_handler(none_of_methods(restinio::http_method_post()),
+                   "/api/v1/resize",
+                   [this](auto req, auto) { return on_not_allowed(req); });
+    r->http_get("/api/v1/resize/:token", [this](auto req, auto params) {
+      auto t = params["token"];
+      return on_status(req, std::string_view{t.data(), t.size()});
+    });
+    r->add_handler(none_of_methods(restinio::http_method_get()),
+                   "/api/v1/resize/:token",
+                   [this](auto req, auto) { return on_not_allowed(req); });
+    auto image = [this](auto req, auto params) {
+      auto n = params["name"];
+      return on_image(req, std::string_view{n.data(), n.size()});
+    };
+    r->http_get("/api/v1/images/:name", image);
+    r->add_handler(none_of_methods(restinio::http_method_get()),
+                   "/api/v1/images/:name",
+                   [this](auto req, auto) { return on_not_allowed(req); });
+    r->http_get("/healthz", [this](auto req, auto) { return on_health(req); });
+    r->non_matched_request_handler(
+      [this](auto req) { return on_not_found(req); });
+    return r;
+  }
+};
+
+server::server(const config::service_settings& cfg, backend& api)
+  : impl_(std::make_unique<impl>(cfg, api)) {}
+
+server::~server() {
+  stop();
+  impl_->closed = true;
+}
+
+void server::start() {
+  auto& h = impl_->cfg.http;
+  // RESTinio drops (closes without an answer) a request whose declared body
+  // exceeds its cap before reading it. Bodies up to twice the configured
+  // limit are read and answered 413 payload_too_large; larger ones are cut
+  // off at the header, so a hostile client cannot make us buffer them.
+  impl_->raw_body_limit = impl_->cfg.max_body_bytes * 2;
+  auto settings =
+    restinio::server_settings_t<traits>{}
+      .address(h.address)
+      .port(h.port)
+      .request_handler(impl_->make_router())
+      .read_next_http_message_timelimit(h.read_timeout)
+      .write_http_response_timelimit(h.write_timeout)
+      .handle_request_timeout(h.handle_timeout)
+      .max_parallel_connections(h.max_connections)
+      .incoming_http_msg_limits(restinio::incoming_http_msg_limits_t{}
+                                  .max_url_size(h.max_url_bytes)
+                                  .max_field_name_size(1024)
+                                  .max_field_value_size(h.max_header_bytes)
+                                  .max_field_count(h.max_header_count)
+                                  .max_body_size(impl_->raw_body_limit))
+      .concurrent_accepts_count(h.io_threads)
+      .separate_accept_and_create_connect(true);
+  impl_->running = restinio::run_async<traits>(
+    restinio::external_io_context(impl_->io), std::move(settings),
+    h.io_threads);
+}
+
+void server::stop() {
+  if (impl_ && impl_->running) {
+    impl_->running->stop();
+    impl_->running->wait();
+    impl_->running.reset();
+  }
+}
+
+} // namespace resized::http
