@@ -1,0 +1,684 @@
+// The libvips thumbnail pipeline (libvips 8.14 C API).
+//
+// One resize is a chain of small stages, composed in `resize()` at the end of
+// this file:
+//
+//   check_options -> read_header (sniff + format loader, pixel limit)
+//     -> plan_thumbnail -> load_thumbnail (shrink-on-load, orientation,
+//        colour import, fit/fill/force)
+//     -> to_srgb_8bit -> flatten_for (JPEG only) -> encode
+//
+// libvips builds a lazy graph: every stage up to `encode` only reads headers
+// and wires operations; the pixels are decoded, resized and encoded inside
+// the save call. Stage timings follow that split.
+//
+// Safety: only six format-specific loaders can run. `startup` blocks every
+// other libvips loader (ImageMagick, PDF, SVG, ...), `read_header` opens the
+// header with the loader that `sniff` chose, and `load_thumbnail` refuses to
+// call `vips_thumbnail_buffer` (which picks its loader itself) unless libvips
+// would pick that very loader.
+//
+// Threads: every function here may run on any thread once `startup` ran.
+// libvips keeps per-thread buffers; the worker thread that runs `resize`
+// calls `vips_thread_shutdown()` when it ends, not `resize` itself (that
+// would throw the buffers away after every image).
+// libvips' error buffer is process-wide: under concurrent resizes a message
+// may carry text from another thread's failure. Codes are always right.
+
+#include "imaging/pipeline.hpp"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string_view>
+
+#include <fmt/format.h>
+#include <vips/vips.h>
+
+namespace resized::imaging {
+
+namespace {
+
+// -- RAII owners for libvips handles -----------------------------------------
+
+struct image_unref {
+  void operator()(VipsImage* ptr) const noexcept { g_object_unref(ptr); }
+};
+
+/// Owns one reference to a VipsImage.
+using image_ptr = std::unique_ptr<VipsImage, image_unref>;
+
+struct g_free_deleter {
+  void operator()(void* ptr) const noexcept { g_free(ptr); }
+};
+
+/// Owns a buffer that libvips allocated with g_malloc (saver output).
+using vips_buffer = std::unique_ptr<void, g_free_deleter>;
+
+struct area_unref {
+  void operator()(VipsArrayDouble* ptr) const noexcept {
+    vips_area_unref(VIPS_AREA(ptr));
+  }
+};
+
+using double_array = std::unique_ptr<VipsArrayDouble, area_unref>;
+
+/// Clears libvips' error buffer on every path out of a public function, so
+/// no message leaks into the next job.
+struct error_buffer_guard {
+  error_buffer_guard() = default;
+  error_buffer_guard(const error_buffer_guard&) = delete;
+  error_buffer_guard& operator=(const error_buffer_guard&) = delete;
+  ~error_buffer_guard() { vips_error_clear(); }
+};
+
+/// libvips' error buffer as one trimmed line ("a; b; c"), or `fallback`.
+std::string vips_message(std::string_view fallback) {
+  constexpr size_t max_length = 300;
+  std::string out;
+  std::string_view last;
+  std::string_view text = vips_error_buffer();
+  while (!text.empty()) {
+    auto eol = text.find('\n');
+    auto line = text.substr(0, eol);
+    while (!line.empty() && (line.back() == ' ' || line.back() == '\r'))
+      line.remove_suffix(1);
+    if (!line.empty() && line != last) { // libjpeg repeats itself
+      if (!out.empty())
+        out += "; ";
+      out += line;
+      last = line;
+    }
+    if (eol == std::string_view::npos)
+      break;
+    text.remove_prefix(eol + 1);
+  }
+  vips_error_clear();
+  if (out.empty())
+    return std::string{fallback};
+  if (out.size() > max_length) {
+    out.resize(max_length - 3);
+    out += "...";
+  }
+  return out;
+}
+
+failure vips_failure(error_code code, std::string_view what) {
+  return failure{code, fmt::format("{}: {}", what, vips_message("unknown"))};
+}
+
+using clock_type = std::chrono::steady_clock;
+
+double seconds_since(clock_type::time_point start) {
+  return std::chrono::duration<double>(clock_type::now() - start).count();
+}
+
+// -- process-wide state, written once by startup ------------------------------
+
+constexpr size_t format_count = 4; // output_format values
+
+struct library_state {
+  std::mutex mutex;
+  std::atomic<bool> started{false};
+  bool stopped = false; // libvips cannot start again after vips_shutdown
+  std::array<std::atomic<bool>, format_count> writable{};
+};
+
+library_state& state() {
+  static library_state instance;
+  return instance;
+}
+
+/// The only loaders allowed to run, by libvips nickname.
+constexpr std::array<const char*, 6> allowed_loaders{
+    "jpegload_buffer", "pngload_buffer",  "webpload_buffer",
+    "gifload_buffer",  "tiffload_buffer", "heifload_buffer",
+};
+
+const char* loader_nickname(input_format format) {
+  switch (format) {
+  case input_format::jpeg:
+    return "jpegload_buffer";
+  case input_format::png:
+    return "pngload_buffer";
+  case input_format::webp:
+    return "webpload_buffer";
+  case input_format::gif:
+    return "gifload_buffer";
+  case input_format::tiff:
+    return "tiffload_buffer";
+  case input_format::heif:
+    return "heifload_buffer";
+  case input_format::unknown:
+    break;
+  }
+  return nullptr;
+}
+
+/// Encodes `img` as `format`; the stage `encode` and the startup probe share
+/// it so that `can_write` tells exactly what `resize` can do.
+int save_buffer(VipsImage* img, output_format format, int quality, void** buf,
+                size_t* len) {
+  switch (format) {
+  case output_format::jpeg:
+    // optimize_coding: a second Huffman pass, cheap at thumbnail sizes and
+    // a few percent smaller. Chroma subsampling follows Q (libvips auto).
+    return vips_jpegsave_buffer(img, buf, len, "Q", quality, "strip", TRUE,
+                                "optimize_coding", TRUE, nullptr);
+  case output_format::png:
+    return vips_pngsave_buffer(img, buf, len, "strip", TRUE, "compression", 6,
+                               nullptr);
+  case output_format::webp:
+    return vips_webpsave_buffer(img, buf, len, "Q", quality, "strip", TRUE,
+                                nullptr);
+  case output_format::avif:
+    // bitdepth 8: 8.14 defaults to 12 bits, slower and less compatible.
+    // effort 2 of 0..9: AV1 is the slowest encoder we run by far.
+    return vips_heifsave_buffer(
+        img, buf, len, "compression", VIPS_FOREIGN_HEIF_COMPRESSION_AV1, "Q",
+        quality, "bitdepth", 8, "effort", 2, "strip", TRUE, nullptr);
+  }
+  vips_error("resized", "unknown output format");
+  return -1;
+}
+
+/// Whether this libvips build can encode `format`: encodes a tiny image.
+bool try_encode(output_format format) {
+  VipsImage* black = nullptr;
+  if (vips_black(&black, 8, 8, "bands", 3, nullptr) != 0)
+    return false;
+  image_ptr img{black};
+  VipsImage* copy = nullptr;
+  if (vips_copy(img.get(), &copy, "interpretation", VIPS_INTERPRETATION_sRGB,
+                nullptr) != 0)
+    return false;
+  image_ptr srgb{copy};
+  void* buf = nullptr;
+  size_t len = 0;
+  int rc = save_buffer(srgb.get(), format, 50, &buf, &len);
+  vips_buffer owner{buf};
+  return rc == 0 && len > 0;
+}
+
+/// Lets only `allowed_loaders` run, whatever libvips picks.
+void restrict_loaders() {
+  vips_block_untrusted_set(TRUE);
+  vips_operation_block_set("VipsForeignLoad", TRUE);
+  // vips_operation_block_set wants class names ("VipsForeignLoadJpegBuffer")
+  // and unblocking one class leaves its siblings (the file and source
+  // loaders) blocked.
+  for (auto nickname : allowed_loaders) {
+    GType type = vips_type_find("VipsOperation", nickname);
+    if (type != 0)
+      vips_operation_block_set(g_type_name(type), FALSE);
+  }
+}
+
+// -- stage: options -----------------------------------------------------------
+
+std::optional<failure> check_options(const resize_options& opts,
+                                     const limits& lim) {
+  auto bad = [](std::string msg) {
+    return failure{error_code::invalid_option, std::move(msg)};
+  };
+  if (opts.width < 0 || opts.width > lim.max_dimension)
+    return bad(fmt::format("width must be 1..{} or 0 to derive it from the "
+                           "height, got {}",
+                           lim.max_dimension, opts.width));
+  if (opts.height < 0 || opts.height > lim.max_dimension)
+    return bad(fmt::format("height must be 1..{} or 0 to derive it from the "
+                           "width, got {}",
+                           lim.max_dimension, opts.height));
+  if (opts.width == 0 && opts.height == 0)
+    return bad("width and height cannot both be 0");
+  if (opts.quality < 1 || opts.quality > 100)
+    return bad(fmt::format("quality must be 1..100, got {}", opts.quality));
+  switch (opts.mode) {
+  case fit_mode::fill:
+  case fit_mode::fit:
+  case fit_mode::force:
+    break;
+  default:
+    return bad("mode must be fill, fit or force");
+  }
+  if (static_cast<size_t>(opts.format) >= format_count)
+    return bad("format must be jpeg, png, webp or avif");
+  if (!can_write(opts.format))
+    return bad(fmt::format("format {} is not supported by this server",
+                           to_string(opts.format)));
+  return std::nullopt;
+}
+
+// -- stage: header ------------------------------------------------------------
+
+/// Opens the header of `data` with the format's own loader; no pixels are
+/// decoded (sequential access: the loader reads lazily).
+int open_header(input_format format, const void* data, size_t size,
+                VipsImage** out) {
+  // The loaders take a non-const pointer but never write through it.
+  void* buf = const_cast<void*>(data);
+  const auto seq = VIPS_ACCESS_SEQUENTIAL;
+  switch (format) {
+  case input_format::jpeg:
+    return vips_jpegload_buffer(buf, size, out, "access", seq, nullptr);
+  case input_format::png:
+    return vips_pngload_buffer(buf, size, out, "access", seq, nullptr);
+  case input_format::webp:
+    return vips_webpload_buffer(buf, size, out, "access", seq, nullptr);
+  case input_format::gif:
+    return vips_gifload_buffer(buf, size, out, "access", seq, nullptr);
+  case input_format::tiff:
+    return vips_tiffload_buffer(buf, size, out, "access", seq, nullptr);
+  case input_format::heif:
+    return vips_heifload_buffer(buf, size, out, "access", seq, nullptr);
+  case input_format::unknown:
+    break;
+  }
+  vips_error("resized", "no loader for this format");
+  return -1;
+}
+
+/// What the pipeline needs from the header: the public probe, plus the
+/// size of one page once EXIF orientation is applied.
+struct header {
+  probe_info info;
+  int upright_width = 0;
+  int upright_height = 0;
+};
+
+outcome<header> read_header(const void* data, size_t size, const limits& lim) {
+  probe_info info;
+  info.format = sniff(data, size);
+  if (info.format == input_format::unknown)
+    return failure{error_code::unsupported_format,
+                   "bytes are not a JPEG, PNG, WebP, GIF, TIFF or HEIF/AVIF "
+                   "image"};
+  VipsImage* raw = nullptr;
+  if (open_header(info.format, data, size, &raw) != 0)
+    return vips_failure(
+        error_code::corrupt_image,
+        fmt::format("cannot read the {} header", to_string(info.format)));
+  image_ptr img{raw};
+  info.width = vips_image_get_width(img.get());
+  info.height = vips_image_get_page_height(img.get());
+  if (vips_image_get_typeof(img.get(), VIPS_META_N_PAGES) != 0) {
+    int pages = 1;
+    if (vips_image_get_int(img.get(), VIPS_META_N_PAGES, &pages) == 0 &&
+        pages > 0)
+      info.pages = pages;
+  }
+  auto pixels =
+      static_cast<uint64_t>(info.width) * static_cast<uint64_t>(info.height);
+  if (pixels > lim.max_pixels)
+    return failure{error_code::image_too_large,
+                   fmt::format("image is {}x{} = {:.1f} MP, limit is {:.1f} MP",
+                               info.width, info.height, pixels / 1e6,
+                               lim.max_pixels / 1e6)};
+  bool swap = vips_image_get_orientation_swap(img.get());
+  return header{info, swap ? info.height : info.width,
+                swap ? info.width : info.height};
+}
+
+// -- stage: thumbnail ---------------------------------------------------------
+
+/// The arguments of vips_thumbnail_buffer for one request.
+struct thumbnail_plan {
+  int width = 1;
+  int height = 1;
+  VipsSize size = VIPS_SIZE_BOTH;
+  VipsInteresting crop = VIPS_INTERESTING_NONE;
+  /// fill that enlarges: crop the centre at the input's scale, then enlarge
+  /// (see `load_cropped_then_enlarged`).
+  bool crop_first = false;
+};
+
+/// Maps the request onto libvips' thumbnail box. Both sizes allow upscaling:
+/// the API promises the requested dimensions. A missing side (0) is derived
+/// from the aspect ratio, but capped at `max_dimension`, so a 20000x1 strip
+/// asked for height 100 gives 4096x1, not 2000000x100.
+thumbnail_plan plan_thumbnail(const resize_options& opts, const limits& lim,
+                              const header& head) {
+  thumbnail_plan plan;
+  if (opts.width == 0 || opts.height == 0) {
+    plan.width = opts.width == 0 ? lim.max_dimension : opts.width;
+    plan.height = opts.height == 0 ? lim.max_dimension : opts.height;
+    return plan; // fit inside (given side, cap): mode does not matter
+  }
+  plan.width = opts.width;
+  plan.height = opts.height;
+  switch (opts.mode) {
+  case fit_mode::fill: {
+    plan.crop = VIPS_INTERESTING_CENTRE;
+    // thumbnail would first enlarge the whole image to cover the box:
+    // 20000x1 to 100x100 becomes a 2000000x100 intermediate (1 GB, 5 s).
+    double cover = std::max(double(opts.width) / head.upright_width,
+                            double(opts.height) / head.upright_height);
+    plan.crop_first = cover > 1.0;
+    break;
+  }
+  case fit_mode::fit:
+    break;
+  case fit_mode::force:
+    plan.size = VIPS_SIZE_FORCE;
+    break;
+  }
+  return plan;
+}
+
+/// Loader options for vips_thumbnail_buffer: multi-page formats use their
+/// first page (frame) only; an animation becomes a still image.
+const char* loader_options(input_format format) {
+  switch (format) {
+  case input_format::gif:
+  case input_format::webp:
+  case input_format::tiff:
+  case input_format::heif:
+    return "page=0,n=1";
+  default:
+    return "";
+  }
+}
+
+/// Fill when the box is larger than the image along some axis: no
+/// shrink-on-load is possible, so take the image upright at 1:1, cut the
+/// centre with the box's aspect ratio, and only then enlarge it to exactly
+/// the box. Same picture as thumbnail's cover-then-crop, without the huge
+/// intermediate for extreme aspect ratios.
+outcome<image_ptr> load_cropped_then_enlarged(const void* data, size_t size,
+                                              input_format format,
+                                              const thumbnail_plan& plan) {
+  VipsImage* raw = nullptr;
+  if (vips_thumbnail_buffer(const_cast<void*>(data), size, &raw, VIPS_MAX_COORD,
+                            "height", VIPS_MAX_COORD, "size", VIPS_SIZE_DOWN,
+                            "option_string", loader_options(format),
+                            nullptr) != 0)
+    return vips_failure(error_code::corrupt_image, "cannot decode the image");
+  image_ptr full{raw};
+  int w = vips_image_get_width(full.get());
+  int h = vips_image_get_height(full.get());
+  double cover = std::max(double(plan.width) / w, double(plan.height) / h);
+  auto side = [](double exact, int limit) {
+    return std::clamp(static_cast<int>(std::lround(exact)), 1, limit);
+  };
+  int cw = side(plan.width / cover, w);
+  int ch = side(plan.height / cover, h);
+  if (vips_extract_area(full.get(), &raw, (w - cw) / 2, (h - ch) / 2, cw, ch,
+                        nullptr) != 0)
+    return vips_failure(error_code::corrupt_image, "cannot crop the image");
+  image_ptr centre{raw};
+  if (vips_thumbnail_image(centre.get(), &raw, plan.width, "height",
+                           plan.height, "size", VIPS_SIZE_FORCE, nullptr) != 0)
+    return vips_failure(error_code::corrupt_image, "cannot enlarge the image");
+  return image_ptr{raw};
+}
+
+/// Shrink-on-load thumbnail. It reads the header and builds the graph;
+/// libvips applies the EXIF orientation (no_rotate defaults to false) and
+/// imports CMYK or tagged inputs through their profile into sRGB.
+outcome<image_ptr> load_thumbnail(const void* data, size_t size,
+                                  input_format format,
+                                  const thumbnail_plan& plan) {
+  // vips_thumbnail_buffer chooses its loader itself: make sure it is the one
+  // `sniff` chose, so nothing else can parse these bytes.
+  const char* expected = loader_nickname(format);
+  const char* found = vips_foreign_find_load_buffer(data, size);
+  const char* nickname = nullptr;
+  if (found != nullptr) {
+    GType type = g_type_from_name(found);
+    nickname = type != 0 ? vips_nickname_find(type) : nullptr;
+  }
+  if (expected == nullptr || nickname == nullptr ||
+      std::strcmp(expected, nickname) != 0) {
+    vips_error_clear();
+    return failure{error_code::unsupported_format,
+                   fmt::format("bytes look like {} but libvips would not "
+                               "read them as {}",
+                               to_string(format), to_string(format))};
+  }
+  if (plan.crop_first)
+    return load_cropped_then_enlarged(data, size, format, plan);
+  VipsImage* raw = nullptr;
+  if (vips_thumbnail_buffer(const_cast<void*>(data), size, &raw, plan.width,
+                            "height", plan.height, "size", plan.size, "crop",
+                            plan.crop, "option_string", loader_options(format),
+                            nullptr) != 0)
+    return vips_failure(error_code::corrupt_image, "cannot decode the image");
+  return image_ptr{raw};
+}
+
+// -- stage: colour ------------------------------------------------------------
+
+/// 8-bit sRGB (or 8-bit grey for grey inputs), alpha kept. Thumbnail has
+/// already imported CMYK and tagged images; this catches what it leaves
+/// (untagged CMYK, 16-bit RGB/grey, Lab, float ...).
+outcome<image_ptr> to_srgb_8bit(image_ptr img) {
+  auto interp = vips_image_get_interpretation(img.get());
+  bool grey =
+      interp == VIPS_INTERPRETATION_B_W || interp == VIPS_INTERPRETATION_GREY16;
+  auto target = grey ? VIPS_INTERPRETATION_B_W : VIPS_INTERPRETATION_sRGB;
+  if (interp != target) {
+    VipsImage* out = nullptr;
+    if (vips_colourspace(img.get(), &out, target, nullptr) != 0)
+      return vips_failure(error_code::corrupt_image,
+                          "cannot convert the image to sRGB");
+    img.reset(out);
+  }
+  if (vips_image_get_format(img.get()) == VIPS_FORMAT_USHORT) {
+    // 16-bit data still tagged 8-bit sRGB/grey: keep the top byte.
+    VipsImage* out = nullptr;
+    if (vips_rshift_const1(img.get(), &out, 8, nullptr) != 0)
+      return vips_failure(error_code::corrupt_image, "cannot reduce to 8 bit");
+    img.reset(out);
+  }
+  if (vips_image_get_format(img.get()) != VIPS_FORMAT_UCHAR) {
+    VipsImage* out = nullptr;
+    if (vips_cast_uchar(img.get(), &out, nullptr) != 0)
+      return vips_failure(error_code::corrupt_image, "cannot reduce to 8 bit");
+    img.reset(out);
+  }
+  return img;
+}
+
+// -- stage: alpha
+// ---------------------------------------------------------------
+
+/// JPEG has no alpha: flatten onto white. Other formats keep their alpha.
+outcome<image_ptr> flatten_for(output_format format, image_ptr img) {
+  if (format != output_format::jpeg || !vips_image_hasalpha(img.get()))
+    return img;
+  double_array white{vips_array_double_newv(1, 255.0)};
+  VipsImage* out = nullptr;
+  if (vips_flatten(img.get(), &out, "background", white.get(), nullptr) != 0)
+    return vips_failure(error_code::corrupt_image, "cannot flatten alpha");
+  img.reset(out);
+  if (vips_image_get_format(img.get()) != VIPS_FORMAT_UCHAR) {
+    if (vips_cast_uchar(img.get(), &out, nullptr) != 0)
+      return vips_failure(error_code::corrupt_image, "cannot reduce to 8 bit");
+    img.reset(out);
+  }
+  return img;
+}
+
+// -- stage: encode
+// --------------------------------------------------------------
+
+/// Whether a failed save died in the loader (the pixels are decoded during
+/// the save) rather than in the encoder.
+/// libvips names the failing operation or library first ("jpegload_buffer:",
+/// "VipsForeignLoadPng...", "tiff2vips:"). "VipsJpeg" is libjpeg itself,
+/// shared by load and save, but its save errors are out-of-memory only.
+bool failed_in_loader(std::string_view message) {
+  for (std::string_view mark : {"load", "VipsJpeg", "2vips"})
+    if (message.find(mark) != std::string_view::npos)
+      return true;
+  return false;
+}
+
+/// Runs the whole graph: decodes, resizes and encodes the pixels.
+outcome<std::string> encode(VipsImage* img, const resize_options& opts) {
+  void* buf = nullptr;
+  size_t len = 0;
+  int rc = save_buffer(img, opts.format, opts.quality, &buf, &len);
+  vips_buffer owner{buf};
+  if (rc != 0) {
+    auto message = vips_message("unknown");
+    bool loader = failed_in_loader(message);
+    return failure{loader ? error_code::corrupt_image
+                          : error_code::encode_failed,
+                   fmt::format("{}: {}",
+                               loader ? "cannot decode the image"
+                                      : "cannot encode the image",
+                               message)};
+  }
+  return std::string{static_cast<const char*>(buf), len};
+}
+
+} // namespace
+
+// -- public interface
+// -----------------------------------------------------------
+
+bool startup(const char* argv0, int concurrency, std::string& err) {
+  auto& st = state();
+  std::lock_guard<std::mutex> guard{st.mutex};
+  if (st.stopped) {
+    err = "libvips was shut down and cannot start again";
+    return false;
+  }
+  if (!st.started) {
+    if (VIPS_INIT(argv0 != nullptr ? argv0 : "resized") != 0) {
+      err = vips_message("vips_init failed");
+      return false;
+    }
+    // Every job is a different image: caching operations only costs memory.
+    vips_cache_set_max(0);
+    vips_cache_set_max_mem(0);
+    vips_cache_set_max_files(0);
+    restrict_loaders();
+    for (size_t i = 0; i < format_count; ++i)
+      st.writable[i] = try_encode(static_cast<output_format>(i));
+    vips_error_clear();
+    st.started = true;
+  }
+  vips_concurrency_set(concurrency > 0 ? concurrency : 1);
+  return true;
+}
+
+void shutdown() {
+  auto& st = state();
+  std::lock_guard<std::mutex> guard{st.mutex};
+  if (st.started) {
+    vips_shutdown();
+    st.started = false;
+    st.stopped = true;
+  }
+}
+
+bool can_write(output_format format) {
+  auto index = static_cast<size_t>(format);
+  return index < format_count && state().writable[index].load();
+}
+
+input_format sniff(const void* data, size_t size) {
+  if (data == nullptr)
+    return input_format::unknown;
+  auto* p = static_cast<const unsigned char*>(data);
+  auto starts = [&](size_t offset, std::string_view magic) {
+    return size >= offset + magic.size() &&
+           std::memcmp(p + offset, magic.data(), magic.size()) == 0;
+  };
+  using namespace std::string_view_literals;
+  if (starts(0, "\xFF\xD8\xFF"sv))
+    return input_format::jpeg;
+  if (starts(0, "\x89PNG\r\n\x1A\n"sv))
+    return input_format::png;
+  if (starts(0, "RIFF"sv) && starts(8, "WEBP"sv))
+    return input_format::webp;
+  if (starts(0, "GIF87a"sv) || starts(0, "GIF89a"sv))
+    return input_format::gif;
+  if (starts(0, "II*\0"sv) || starts(0, "MM\0*"sv))
+    return input_format::tiff;
+  if (starts(4, "ftyp"sv)) {
+    constexpr std::array<std::string_view, 8> brands{
+        "heic", "heix", "hevc", "hevx", "mif1", "msf1", "avif", "avis"};
+    for (auto brand : brands)
+      if (starts(8, brand))
+        return input_format::heif;
+  }
+  return input_format::unknown;
+}
+
+outcome<probe_info> probe(const void* data, size_t size, const limits& lim) {
+  if (!state().started)
+    return failure{error_code::internal_error, "imaging::startup has not run"};
+  error_buffer_guard clear_errors;
+  try {
+    auto head = read_header(data, size, lim);
+    if (!head)
+      return std::move(head).error();
+    return head->info;
+  } catch (const std::exception& ex) {
+    return failure{error_code::internal_error, ex.what()};
+  } catch (...) {
+    return failure{error_code::internal_error, "unknown exception in probe"};
+  }
+}
+
+outcome<resize_result> resize(const void* data, size_t size,
+                              const resize_options& opts, const limits& lim) {
+  if (!state().started)
+    return failure{error_code::internal_error, "imaging::startup has not run"};
+  error_buffer_guard clear_errors;
+  try {
+    if (auto bad = check_options(opts, lim))
+      return std::move(*bad);
+    resize_result result;
+    result.format = opts.format;
+
+    // decode: header, limits, thumbnail graph with shrink-on-load
+    auto start = clock_type::now();
+    auto head = read_header(data, size, lim);
+    if (!head)
+      return std::move(head).error();
+    auto thumb = load_thumbnail(data, size, head->info.format,
+                                plan_thumbnail(opts, lim, *head));
+    if (!thumb)
+      return std::move(thumb).error();
+    result.timings.decode = seconds_since(start);
+
+    // resize: the rest of the graph (colour, alpha)
+    start = clock_type::now();
+    auto srgb = to_srgb_8bit(std::move(thumb).value());
+    if (!srgb)
+      return std::move(srgb).error();
+    auto ready = flatten_for(opts.format, std::move(srgb).value());
+    if (!ready)
+      return std::move(ready).error();
+    result.timings.resize = seconds_since(start);
+
+    // encode: runs the pixels through the whole graph
+    start = clock_type::now();
+    auto bytes = encode(ready->get(), opts);
+    if (!bytes)
+      return std::move(bytes).error();
+    result.timings.encode = seconds_since(start);
+
+    result.bytes = std::move(bytes).value();
+    result.width = vips_image_get_width(ready->get());
+    result.height = vips_image_get_height(ready->get());
+    return result;
+  } catch (const std::exception& ex) {
+    return failure{error_code::internal_error, ex.what()};
+  } catch (...) {
+    return failure{error_code::internal_error, "unknown exception in resize"};
+  }
+}
+
+} // namespace resized::imaging

@@ -1,0 +1,110 @@
+#include "store/record_codec.hpp"
+
+#include <charconv>
+#include <string_view>
+
+namespace resized::store {
+
+namespace {
+
+template <class Int>
+bool parse_int(std::string_view text, Int& out) {
+  if (text.empty())
+    return false;
+  Int value{};
+  auto [end, ec] =
+      std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || end != text.data() + text.size())
+    return false;
+  out = value;
+  return true;
+}
+
+failure corrupt(std::string_view field) {
+  return failure{error_code::internal_error,
+                 "corrupt record field " + std::string{field}};
+}
+
+} // namespace
+
+field_list encode_fields(const task_record& rec) {
+  const auto& opt = rec.options;
+  return field_list{
+      {"token", rec.token},
+      {"status", std::string{to_string(rec.status)}},
+      {"width_req", std::to_string(opt.width)},
+      {"height_req", std::to_string(opt.height)},
+      {"mode", std::string{imaging::to_string(opt.mode)}},
+      {"format", std::string{imaging::to_string(opt.format)}},
+      {"quality", std::to_string(opt.quality)},
+      {"input_bytes", std::to_string(rec.input_bytes)},
+      {"width", std::to_string(rec.width)},
+      {"height", std::to_string(rec.height)},
+      {"output_bytes", std::to_string(rec.output_bytes)},
+      {"etag", rec.etag},
+      {"error_code", rec.error_code},
+      {"error_message", rec.error_message},
+      {"submitted_at", std::to_string(rec.submitted_at_ms)},
+      {"started_at", std::to_string(rec.started_at_ms)},
+      {"finished_at", std::to_string(rec.finished_at_ms)},
+      {"node", rec.node},
+  };
+}
+
+outcome<task_record> decode_fields(const field_list& fields) {
+  task_record rec;
+  auto& opt = rec.options;
+  bool has_token = false;
+  bool has_status = false;
+  for (const auto& [name, value] : fields) {
+    bool ok = true;
+    if (name == "token") {
+      rec.token = value;
+      has_token = true;
+    } else if (name == "status") {
+      ok = parse(value, rec.status);
+      has_status = true;
+    } else if (name == "width_req") {
+      ok = parse_int(value, opt.width);
+    } else if (name == "height_req") {
+      ok = parse_int(value, opt.height);
+    } else if (name == "mode") {
+      ok = imaging::parse(value, opt.mode);
+    } else if (name == "format") {
+      ok = imaging::parse(value, opt.format);
+    } else if (name == "quality") {
+      ok = parse_int(value, opt.quality);
+    } else if (name == "input_bytes") {
+      ok = parse_int(value, rec.input_bytes);
+    } else if (name == "width") {
+      ok = parse_int(value, rec.width);
+    } else if (name == "height") {
+      ok = parse_int(value, rec.height);
+    } else if (name == "output_bytes") {
+      ok = parse_int(value, rec.output_bytes);
+    } else if (name == "etag") {
+      rec.etag = value;
+    } else if (name == "error_code") {
+      rec.error_code = value;
+    } else if (name == "error_message") {
+      rec.error_message = value;
+    } else if (name == "submitted_at") {
+      ok = parse_int(value, rec.submitted_at_ms);
+    } else if (name == "started_at") {
+      ok = parse_int(value, rec.started_at_ms);
+    } else if (name == "finished_at") {
+      ok = parse_int(value, rec.finished_at_ms);
+    } else if (name == "node") {
+      rec.node = value;
+    } // else: a field from a newer writer, ignored
+    if (!ok)
+      return corrupt(name);
+  }
+  if (!has_token)
+    return corrupt("token");
+  if (!has_status)
+    return corrupt("status");
+  return rec;
+}
+
+} // namespace resized::store

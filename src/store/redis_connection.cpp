@@ -1,0 +1,211 @@
+#include "store/redis_connection.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <ctime>
+#include <pthread.h>
+#include <sys/time.h>
+
+#include <fmt/format.h>
+
+namespace resized::store {
+
+namespace {
+
+timeval to_timeval(std::chrono::milliseconds ms) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
+  return tv;
+}
+
+/// hiredis 0.14 writes with write(2): a write to a socket the peer has
+/// reset raises SIGPIPE, which kills the process unless someone ignores it.
+/// A library must not change the process' dispositions, so (as libpq does)
+/// block SIGPIPE on this thread for the duration of the I/O and swallow one
+/// that our write raised.
+class sigpipe_guard {
+public:
+  sigpipe_guard() {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
+    sigset_t pending;
+    sigemptyset(&pending);
+    sigpending(&pending);
+    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+  }
+  ~sigpipe_guard() {
+    int saved_errno = errno;
+    if (!was_pending_) {
+      sigset_t pending;
+      sigemptyset(&pending);
+      sigpending(&pending);
+      if (sigismember(&pending, SIGPIPE) == 1) {
+        timespec zero{0, 0};
+        sigtimedwait(&pipe_, nullptr, &zero);
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+    errno = saved_errno;
+  }
+  sigpipe_guard(const sigpipe_guard&) = delete;
+  sigpipe_guard& operator=(const sigpipe_guard&) = delete;
+
+private:
+  sigset_t pipe_;
+  sigset_t old_;
+  bool was_pending_ = false;
+};
+
+/// Runs one command synchronously on `ctx`; nullptr on I/O error.
+reply_ptr run_one(redisContext* ctx, const command& cmd) {
+  std::vector<const char*> argv;
+  std::vector<size_t> lens;
+  for (auto arg : cmd) {
+    argv.push_back(arg.data());
+    lens.push_back(arg.size());
+  }
+  return reply_ptr{static_cast<redisReply*>(redisCommandArgv(
+      ctx, static_cast<int>(argv.size()), argv.data(), lens.data()))};
+}
+
+} // namespace
+
+std::string reply_text(const redisReply& reply) {
+  switch (reply.type) {
+  case REDIS_REPLY_STRING:
+  case REDIS_REPLY_STATUS:
+  case REDIS_REPLY_ERROR:
+    return std::string{reply.str, reply.len};
+  default:
+    return {};
+  }
+}
+
+redis_connection::redis_connection(redis_settings settings)
+    : settings_(std::move(settings)) {
+  // Nothing to do until the first call: connecting is lazy.
+}
+
+failure redis_connection::error(std::string_view what) const {
+  return failure{
+      error_code::store_unavailable,
+      fmt::format("redis {}:{}: {}", settings_.host, settings_.port, what)};
+}
+
+failure redis_connection::drop(std::string_view during) {
+  std::string reason = ctx_ && ctx_->err != 0 ? std::string{ctx_->errstr}
+                                              : std::string{"unknown error"};
+  if (!during.empty())
+    reason = fmt::format("{}: {}", during, reason);
+  ctx_.reset();
+  last_error_ = error(reason);
+  return last_error_;
+}
+
+bool redis_connection::connect() {
+  if (ctx_)
+    return true;
+  sigpipe_guard guard;
+  ctx_.reset(redisConnectWithTimeout(settings_.host.c_str(), settings_.port,
+                                     to_timeval(settings_.connect_timeout)));
+  if (!ctx_) {
+    last_error_ = error("cannot allocate a hiredis context");
+    return false;
+  }
+  if (ctx_->err != 0) {
+    drop("");
+    return false;
+  }
+  if (redisSetTimeout(ctx_.get(), to_timeval(settings_.command_timeout)) !=
+          REDIS_OK ||
+      redisEnableKeepAlive(ctx_.get()) != REDIS_OK) {
+    drop("socket options");
+    return false;
+  }
+  // AUTH and SELECT: a refusal is a configuration problem, reported with
+  // Redis' own words; the context is dropped so nothing runs half-set-up.
+  auto handshake = [this](const command& cmd, std::string_view what) {
+    auto reply = run_one(ctx_.get(), cmd);
+    if (!reply) {
+      drop(what);
+      return false;
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+      ctx_.reset();
+      last_error_ =
+          error(fmt::format("{} failed: {}", what, reply_text(*reply)));
+      return false;
+    }
+    return true;
+  };
+  if (!settings_.password.empty() &&
+      !handshake({"AUTH", settings_.password}, "AUTH"))
+    return false;
+  if (settings_.db != 0) {
+    auto db = std::to_string(settings_.db);
+    if (!handshake({"SELECT", db}, "SELECT"))
+      return false;
+  }
+  return true;
+}
+
+redis_connection::io_result
+redis_connection::exchange(const std::vector<command>& cmds,
+                           std::vector<reply_ptr>& replies) {
+  std::vector<const char*> argv;
+  std::vector<size_t> lens;
+  for (const auto& cmd : cmds) {
+    argv.clear();
+    lens.clear();
+    for (auto arg : cmd) {
+      argv.push_back(arg.data());
+      lens.push_back(arg.size());
+    }
+    if (redisAppendCommandArgv(ctx_.get(), static_cast<int>(argv.size()),
+                               argv.data(), lens.data()) != REDIS_OK)
+      return io_result::failed;
+  }
+  // The first redisGetReply flushes the whole output buffer: one write.
+  for (size_t i = 0; i < cmds.size(); ++i) {
+    void* raw = nullptr;
+    errno = 0;
+    if (redisGetReply(ctx_.get(), &raw) != REDIS_OK) {
+      bool timed_out = ctx_->err == REDIS_ERR_IO &&
+                       (errno == EAGAIN || errno == EWOULDBLOCK);
+      return timed_out ? io_result::timed_out : io_result::failed;
+    }
+    replies.emplace_back(static_cast<redisReply*>(raw));
+  }
+  return io_result::ok;
+}
+
+outcome<std::vector<reply_ptr>>
+redis_connection::run(const std::vector<command>& cmds) {
+  for (int attempt = 0;; ++attempt) {
+    bool reused = connected();
+    if (!connect())
+      return last_error_;
+    std::vector<reply_ptr> replies;
+    io_result result;
+    {
+      sigpipe_guard guard;
+      result = exchange(cmds, replies);
+    }
+    if (result == io_result::ok)
+      return replies;
+    if (result == io_result::timed_out) {
+      ctx_.reset();
+      last_error_ = error(fmt::format("no reply within {} ms",
+                                      settings_.command_timeout.count()));
+      return last_error_;
+    }
+    auto err = drop("");
+    if (!reused || attempt > 0)
+      return err;
+    // A connection from an earlier call died meanwhile: reconnect once.
+  }
+}
+
+} // namespace resized::store

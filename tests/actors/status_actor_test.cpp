@@ -1,0 +1,164 @@
+// The status actor against a real redis-server: cache hits, misses served
+// from Redis (e.g. after a restart), eviction, images, and a Redis outage.
+#include <caf/all.hpp>
+
+#include "actor_fixture.hpp"
+#include "actors/status_actor.hpp"
+#include "support/redis_server.hpp"
+
+using namespace resized;
+using namespace resized::actors;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct status_fixture : test::actor_system_fixture {
+  test::redis_server redis{true}; // AOF: data survives stop/start
+  // Unique keys per test run: a random prefix.
+  std::string prefix = "t" + test::random_uuid().substr(0, 8) + ":";
+
+  status_config config(size_t entries = 100) {
+    status_config cfg;
+    cfg.redis.port = redis.port();
+    cfg.redis.key_prefix = prefix;
+    cfg.redis.command_timeout = 500ms;
+    cfg.redis.connect_timeout = 500ms;
+    cfg.result_ttl = 60s;
+    cfg.cache_entries = entries;
+    return cfg;
+  }
+
+  caf::actor start(status_config cfg) {
+    return sys.spawn<caf::detached>(status_actor, cfg);
+  }
+
+  static task_record make_record(task_status st = task_status::pending) {
+    task_record rec;
+    rec.token = test::random_uuid();
+    rec.status = st;
+    rec.input_bytes = 1234;
+    rec.submitted_at_ms = now_ms();
+    return rec;
+  }
+
+  outcome<task_record> lookup(const caf::actor& st, const std::string& token) {
+    test::answer<outcome<task_record>> ans;
+    caf::anon_send(st, status_atom::value, token, ans.make());
+    auto res = ans.wait();
+    BOOST_REQUIRE(res.has_value());
+    return *res;
+  }
+
+  outcome<image_blob> image(const caf::actor& st, const std::string& token) {
+    test::answer<outcome<image_blob>> ans;
+    caf::anon_send(st, image_atom::value, token, ans.make());
+    auto res = ans.wait();
+    BOOST_REQUIRE(res.has_value());
+    return *res;
+  }
+
+  bool redis_has(const std::string& token) {
+    return redis.command("EXISTS " + prefix + "task:" + token)
+             .find(":1") != std::string::npos;
+  }
+};
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(status_actor_suite, status_fixture)
+
+BOOST_AUTO_TEST_CASE(an_update_is_cached_and_written_through) {
+  auto st = start(config());
+  auto rec = make_record();
+  caf::anon_send(st, update_atom::value, rec);
+  auto got = lookup(st, rec.token);
+  BOOST_REQUIRE(got.ok());
+  BOOST_TEST(got->token == rec.token);
+  BOOST_TEST((got->status == task_status::pending));
+  BOOST_TEST(redis_has(rec.token));
+  auto ttl = redis.command("TTL " + prefix + "task:" + rec.token);
+  BOOST_TEST(ttl.find(":6") != std::string::npos); // 60 or 59 seconds
+  caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(a_cache_miss_is_served_from_redis) {
+  auto rec = make_record(task_status::success);
+  rec.width = 100;
+  rec.height = 80;
+  rec.etag = "abc";
+  {
+    auto writer = start(config());
+    caf::anon_send(writer, result_atom::value, rec, std::string("\0img", 4));
+    // Its answer to a lookup proves the write (same mailbox) happened.
+    BOOST_REQUIRE(lookup(writer, rec.token).ok());
+    caf::anon_send_exit(writer, caf::exit_reason::user_shutdown);
+  }
+  // A fresh actor has an empty cache, as after a restart.
+  auto reader = start(config());
+  auto got = lookup(reader, rec.token);
+  BOOST_REQUIRE(got.ok());
+  BOOST_TEST((got->status == task_status::success));
+  BOOST_TEST(got->width == 100);
+  BOOST_TEST(got->height == 80);
+  auto img = image(reader, rec.token);
+  BOOST_REQUIRE(img.ok());
+  BOOST_TEST(*img->bytes == std::string("\0img", 4));
+  BOOST_TEST(img->etag == "abc");
+  caf::anon_send_exit(reader, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(an_unknown_token_is_unknown) {
+  auto st = start(config());
+  auto got = lookup(st, test::random_uuid());
+  BOOST_REQUIRE(!got.ok());
+  BOOST_TEST((got.error().code == error_code::unknown_token));
+  auto img = image(st, test::random_uuid());
+  BOOST_REQUIRE(!img.ok());
+  BOOST_TEST((img.error().code == error_code::unknown_token));
+  caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(no_image_before_success) {
+  auto st = start(config());
+  auto rec = make_record(task_status::in_progress);
+  caf::anon_send(st, update_atom::value, rec);
+  auto img = image(st, rec.token);
+  BOOST_REQUIRE(!img.ok());
+  BOOST_TEST((img.error().code == error_code::unknown_token));
+  caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(eviction_keeps_the_newest_and_redis_the_rest) {
+  auto st = start(config(2));
+  auto a = make_record();
+  auto b = make_record();
+  auto c = make_record();
+  for (auto* rec : {&a, &b, &c})
+    caf::anon_send(st, update_atom::value, *rec);
+  BOOST_REQUIRE(lookup(st, c.token).ok()); // all three written by now
+  // Take Redis away: only cached records can still be answered.
+  redis.stop();
+  auto got_c = lookup(st, c.token);
+  BOOST_TEST(got_c.ok()); // cached
+  auto got_a = lookup(st, a.token);
+  BOOST_REQUIRE(!got_a.ok()); // evicted (cache of 2), Redis is down
+  BOOST_TEST((got_a.error().code == error_code::store_unavailable));
+  redis.start();
+  auto again = lookup(st, a.token);
+  BOOST_TEST(again.ok()); // reconnected, served from Redis
+  caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(a_redis_outage_does_not_lose_cached_state) {
+  auto st = start(config());
+  redis.stop();
+  auto rec = make_record();
+  caf::anon_send(st, update_atom::value, rec); // write fails, cache keeps it
+  auto got = lookup(st, rec.token);
+  BOOST_REQUIRE(got.ok());
+  BOOST_TEST(got->token == rec.token);
+  redis.start();
+  caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

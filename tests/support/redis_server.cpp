@@ -1,0 +1,199 @@
+#include "support/redis_server.hpp"
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <netinet/in.h>
+#include <stdexcept>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+namespace resized::test {
+
+namespace {
+
+constexpr auto startup_deadline = std::chrono::milliseconds{10000};
+
+/// Closes a socket descriptor on scope exit.
+struct socket_guard {
+  int fd;
+  ~socket_guard() {
+    if (fd >= 0)
+      ::close(fd);
+  }
+};
+
+/// Where the RESP2/3 value starting at `pos` ends, or npos while incomplete.
+size_t resp_end(const std::string& buf, size_t pos) {
+  if (pos >= buf.size())
+    return std::string::npos;
+  auto eol = buf.find("\r\n", pos);
+  if (eol == std::string::npos)
+    return std::string::npos;
+  char type = buf[pos];
+  auto header_end = eol + 2;
+  switch (type) {
+  case '$':   // bulk string
+  case '=':   // verbatim string (RESP3)
+  case '!': { // bulk error (RESP3)
+    long len = std::strtol(buf.c_str() + pos + 1, nullptr, 10);
+    if (len < 0)
+      return header_end;
+    auto end = header_end + static_cast<size_t>(len) + 2;
+    return end <= buf.size() ? end : std::string::npos;
+  }
+  case '*':   // array
+  case '~':   // set (RESP3)
+  case '>':   // push (RESP3)
+  case '%': { // map (RESP3): key and value per entry
+    long n = std::strtol(buf.c_str() + pos + 1, nullptr, 10);
+    if (n < 0)
+      return header_end;
+    if (type == '%')
+      n *= 2;
+    auto next = header_end;
+    for (long i = 0; i < n; ++i) {
+      next = resp_end(buf, next);
+      if (next == std::string::npos)
+        return next;
+    }
+    return next;
+  }
+  default: // + - : and RESP3's single-line types
+    return header_end;
+  }
+}
+
+/// Connects to 127.0.0.1:port with 5 s send/receive timeouts; -1 on failure.
+int connect_loopback(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -1;
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/// Sends one inline command and reads one full reply. Returns false (with
+/// `error` set) on connection or I/O failure.
+bool exchange(uint16_t port, const std::string& inline_cmd, std::string& reply,
+              std::string& error) {
+  socket_guard sock{connect_loopback(port)};
+  if (sock.fd < 0) {
+    error = std::string{"connect: "} + std::strerror(errno);
+    return false;
+  }
+  std::string out = inline_cmd + "\r\n";
+  size_t sent = 0;
+  while (sent < out.size()) {
+    auto n =
+        ::send(sock.fd, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      error = std::string{"send: "} + std::strerror(errno);
+      return false;
+    }
+    sent += static_cast<size_t>(n);
+  }
+  reply.clear();
+  char buf[16384];
+  while (resp_end(reply, 0) == std::string::npos) {
+    auto n = ::recv(sock.fd, buf, sizeof(buf), 0);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      error = n == 0 ? std::string{"connection closed before a full reply"}
+                     : std::string{"recv: "} + std::strerror(errno);
+      return false;
+    }
+    reply.append(buf, static_cast<size_t>(n));
+  }
+  return true;
+}
+
+} // namespace
+
+redis_server::redis_server(bool appendonly) : appendonly_(appendonly) {
+  dir_ = make_temp_dir("redis");
+  // The port was free when asked, but another process may take it before
+  // redis-server binds: try a few ports before giving up.
+  for (int attempt = 1;; ++attempt) {
+    port_ = free_port();
+    try {
+      start();
+      return;
+    } catch (const std::runtime_error&) {
+      if (attempt == 3)
+        throw;
+    }
+  }
+}
+
+redis_server::~redis_server() {
+  proc_.kill9();
+  if (env_or("RESIZED_KEEP_TEST_DIRS", "").empty()) {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+}
+
+void redis_server::stop() {
+  proc_.kill9();
+}
+
+void redis_server::start() {
+  proc_.kill9();
+  auto port = std::to_string(port_);
+  // clang-format off
+  std::vector<std::string> argv{
+    env_or("REDIS_SERVER_BIN", "redis-server"),
+    "--port", port,
+    "--bind", "127.0.0.1",
+    "--dir", dir_,
+    "--save", "",                         // no RDB snapshots
+    "--appendonly", appendonly_ ? "yes" : "no",
+    "--daemonize", "no",
+    "--protected-mode", "no",
+    "--logfile", "",                      // stdout: the child's log file
+  };
+  // clang-format on
+  proc_ = child_process{std::move(argv), dir_ + "/redis.log"};
+  bool up = wait_until(
+      [this] {
+        if (!proc_.running())
+          return true; // exited: stop polling, reported below
+        std::string reply;
+        std::string error;
+        return exchange(port_, "PING", reply, error) && reply == "+PONG\r\n";
+      },
+      startup_deadline);
+  if (!up || !proc_.running()) {
+    proc_.kill9();
+    throw std::runtime_error("redis-server on port " + port +
+                             " did not answer PING; log:\n" + proc_.log());
+  }
+}
+
+std::string redis_server::command(const std::string& inline_cmd) {
+  std::string reply;
+  std::string error;
+  if (!exchange(port_, inline_cmd, reply, error))
+    throw std::runtime_error("redis 127.0.0.1:" + std::to_string(port_) + " " +
+                             inline_cmd + ": " + error);
+  return reply;
+}
+
+} // namespace resized::test

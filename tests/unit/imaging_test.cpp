@@ -1,0 +1,908 @@
+// The imaging layer on its own: fixture images built in the test with
+// libvips, plus the photo corpus from RESIZED_CORPUS_DIR when it is set.
+
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <ostream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <vips/vips.h>
+
+#include "imaging/pipeline.hpp"
+
+namespace resized {
+static std::ostream& operator<<(std::ostream& out, error_code code) {
+  return out << to_string(code);
+}
+} // namespace resized
+
+namespace resized::imaging {
+static std::ostream& operator<<(std::ostream& out, output_format format) {
+  return out << to_string(format);
+}
+static std::ostream& operator<<(std::ostream& out, input_format format) {
+  return out << to_string(format);
+}
+} // namespace resized::imaging
+
+using namespace resized;
+using namespace resized::imaging;
+
+namespace {
+
+// -- global fixture: libvips once per test process ----------------------------
+
+struct vips_fixture {
+  vips_fixture() {
+    std::string err;
+    if (!startup("unit_imaging_test", 1, err))
+      throw std::runtime_error("imaging::startup failed: " + err);
+    vips_leak_set(TRUE); // reports leaked objects on stderr at shutdown
+  }
+  ~vips_fixture() { shutdown(); }
+};
+
+// -- helpers
+// --------------------------------------------------------------------
+
+struct image_unref {
+  void operator()(VipsImage* ptr) const noexcept { g_object_unref(ptr); }
+};
+using image_ptr = std::unique_ptr<VipsImage, image_unref>;
+
+struct g_free_deleter {
+  void operator()(void* ptr) const noexcept { g_free(ptr); }
+};
+
+/// An image from raw interleaved pixels.
+image_ptr from_pixels(const void* px, size_t bytes, int w, int h, int bands,
+                      VipsBandFormat format, VipsInterpretation interp) {
+  image_ptr raw{
+      vips_image_new_from_memory_copy(px, bytes, w, h, bands, format)};
+  BOOST_REQUIRE(raw);
+  VipsImage* out = nullptr;
+  BOOST_REQUIRE_EQUAL(
+      vips_copy(raw.get(), &out, "interpretation", interp, nullptr), 0);
+  return image_ptr{out};
+}
+
+image_ptr from_pixels(const std::vector<uint8_t>& px, int w, int h, int bands,
+                      VipsInterpretation interp = VIPS_INTERPRETATION_sRGB) {
+  return from_pixels(px.data(), px.size(), w, h, bands, VIPS_FORMAT_UCHAR,
+                     interp);
+}
+
+/// Encodes with the saver for `suffix`, e.g. ".png" or ".jpg[Q=90]".
+std::string save(VipsImage* img, const char* suffix) {
+  void* buf = nullptr;
+  size_t len = 0;
+  BOOST_REQUIRE_EQUAL(
+      vips_image_write_to_buffer(img, suffix, &buf, &len, nullptr), 0);
+  std::unique_ptr<void, g_free_deleter> owner{buf};
+  return std::string{static_cast<const char*>(buf), len};
+}
+
+/// Decodes bytes fully (pixels in memory) with whatever loader libvips picks.
+image_ptr decode(const std::string& bytes) {
+  image_ptr img{
+      vips_image_new_from_buffer(bytes.data(), bytes.size(), "", nullptr)};
+  BOOST_REQUIRE_MESSAGE(img, "cannot decode: " << vips_error_buffer());
+  image_ptr memory{vips_image_copy_memory(img.get())};
+  BOOST_REQUIRE_MESSAGE(memory, "cannot decode: " << vips_error_buffer());
+  return memory;
+}
+
+std::vector<double> pixel(VipsImage* img, int x, int y) {
+  double* values = nullptr;
+  int n = 0;
+  BOOST_REQUIRE_EQUAL(vips_getpoint(img, &values, &n, x, y, nullptr), 0);
+  std::vector<double> out(values, values + n);
+  g_free(values);
+  return out;
+}
+
+/// A w x h RGB picture with smooth gradients and some noise (compresses
+/// like a photo, so quality matters).
+image_ptr photo_like(int w, int h) {
+  std::vector<uint8_t> px(static_cast<size_t>(w) * h * 3);
+  std::mt19937 rng{42};
+  std::uniform_int_distribution<int> noise{-20, 20};
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      auto* p = &px[(static_cast<size_t>(y) * w + x) * 3];
+      p[0] = static_cast<uint8_t>(std::clamp(x * 255 / w + noise(rng), 0, 255));
+      p[1] = static_cast<uint8_t>(std::clamp(y * 255 / h + noise(rng), 0, 255));
+      p[2] = static_cast<uint8_t>(std::clamp(128 + noise(rng), 0, 255));
+    }
+  return from_pixels(px, w, h, 3);
+}
+
+std::string photo_jpeg(int w, int h) {
+  auto img = photo_like(w, h);
+  return save(img.get(), ".jpg[Q=90]");
+}
+
+/// Left half: transparent pure red (alpha 0). Right half: opaque green.
+std::string transparent_png(int w, int h) {
+  std::vector<uint8_t> px(static_cast<size_t>(w) * h * 4);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      auto* p = &px[(static_cast<size_t>(y) * w + x) * 4];
+      bool left = x < w / 2;
+      p[0] = left ? 255 : 0;
+      p[1] = left ? 0 : 255;
+      p[2] = 0;
+      p[3] = left ? 0 : 255;
+    }
+  auto img = from_pixels(px, w, h, 4);
+  return save(img.get(), ".png");
+}
+
+/// CMYK JPEG: left half paper white (0,0,0,0), right half red (0,M,Y,0).
+std::string cmyk_jpeg(int w, int h) {
+  std::vector<uint8_t> px(static_cast<size_t>(w) * h * 4);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      auto* p = &px[(static_cast<size_t>(y) * w + x) * 4];
+      bool left = x < w / 2;
+      p[0] = 0;
+      p[1] = left ? 0 : 255;
+      p[2] = left ? 0 : 255;
+      p[3] = 0;
+    }
+  auto img = from_pixels(px, w, h, 4, VIPS_INTERPRETATION_CMYK);
+  return save(img.get(), ".jpg[Q=95]");
+}
+
+/// 16-bit RGB PNG: a horizontal ramp over the full 0..65535 range.
+std::string png16(int w, int h) {
+  std::vector<uint16_t> px(static_cast<size_t>(w) * h * 3);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      auto* p = &px[(static_cast<size_t>(y) * w + x) * 3];
+      p[0] = static_cast<uint16_t>(x * 65535 / (w - 1));
+      p[1] = 32768;
+      p[2] = static_cast<uint16_t>(65535 - x * 65535 / (w - 1));
+    }
+  auto img = from_pixels(px.data(), px.size() * 2, w, h, 3, VIPS_FORMAT_USHORT,
+                         VIPS_INTERPRETATION_RGB16);
+  return save(img.get(), ".png");
+}
+
+/// 200x100 landscape JPEG tagged with EXIF orientation 6 (rotate 90 CW to
+/// display): upright it is a 100x200 portrait.
+std::string rotated_jpeg() {
+  auto img = photo_like(200, 100);
+  VipsImage* copy = nullptr;
+  BOOST_REQUIRE_EQUAL(vips_copy(img.get(), &copy, nullptr), 0);
+  image_ptr tagged{copy};
+  vips_image_set_int(tagged.get(), VIPS_META_ORIENTATION, 6);
+  return save(tagged.get(), ".jpg[strip=false]");
+}
+
+/// Two 40x20 frames stacked (page-height 20): red, then blue.
+std::string two_frame_gif() {
+  const int w = 40, h = 20;
+  std::vector<uint8_t> px(static_cast<size_t>(w) * h * 2 * 3);
+  for (int y = 0; y < 2 * h; ++y)
+    for (int x = 0; x < w; ++x) {
+      auto* p = &px[(static_cast<size_t>(y) * w + x) * 3];
+      bool first = y < h;
+      p[0] = first ? 255 : 0;
+      p[1] = 0;
+      p[2] = first ? 0 : 255;
+    }
+  auto img = from_pixels(px, w, 2 * h, 3);
+  vips_image_set_int(img.get(), VIPS_META_PAGE_HEIGHT, h);
+  return save(img.get(), ".gif");
+}
+
+std::string solid_png(int w, int h) {
+  std::vector<uint8_t> px(static_cast<size_t>(w) * h * 3, 200);
+  auto img = from_pixels(px, w, h, 3);
+  return save(img.get(), ".png");
+}
+
+uint32_t crc32(const uint8_t* data, size_t size) {
+  uint32_t crc = 0xFFFFFFFFu;
+  for (size_t i = 0; i < size; ++i) {
+    crc ^= data[i];
+    for (int k = 0; k < 8; ++k)
+      crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+  }
+  return ~crc;
+}
+
+void put_be32(std::string& out, uint32_t v) {
+  out += static_cast<char>(v >> 24);
+  out += static_cast<char>(v >> 16);
+  out += static_cast<char>(v >> 8);
+  out += static_cast<char>(v);
+}
+
+void put_chunk(std::string& out, const char* type, const std::string& body) {
+  put_be32(out, static_cast<uint32_t>(body.size()));
+  std::string typed = std::string{type, 4} + body;
+  out += typed;
+  put_be32(out,
+           crc32(reinterpret_cast<const uint8_t*>(typed.data()), typed.size()));
+}
+
+/// A ~70-byte PNG whose IHDR declares width x height RGB: a
+/// decompression bomb's header.
+std::string bomb_png(uint32_t width, uint32_t height) {
+  std::string png = "\x89PNG\r\n\x1A\n";
+  std::string ihdr;
+  put_be32(ihdr, width);
+  put_be32(ihdr, height);
+  ihdr += std::string{"\x08\x02\x00\x00\x00", 5}; // 8-bit RGB, no interlace
+  put_chunk(png, "IHDR", ihdr);
+  put_chunk(png, "IDAT", std::string{"\x78\x9C\x03\x00\x00\x00\x00\x01", 8});
+  put_chunk(png, "IEND", "");
+  return png;
+}
+
+/// `jpeg` with its DQT segments (quantisation tables) removed.
+std::string without_quant_tables(const std::string& jpeg) {
+  std::string out = jpeg.substr(0, 2); // SOI
+  size_t pos = 2;
+  while (pos + 4 <= jpeg.size()) {
+    auto marker = static_cast<uint8_t>(jpeg[pos + 1]);
+    size_t length = (static_cast<uint8_t>(jpeg[pos + 2]) << 8) |
+                    static_cast<uint8_t>(jpeg[pos + 3]);
+    if (marker == 0xDA) { // SOS: the rest is entropy-coded data
+      out += jpeg.substr(pos);
+      break;
+    }
+    if (marker != 0xDB)
+      out += jpeg.substr(pos, 2 + length);
+    pos += 2 + length;
+  }
+  BOOST_REQUIRE(out.size() < jpeg.size());
+  return out;
+}
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in{path, std::ios::binary};
+  return std::string{std::istreambuf_iterator<char>{in}, {}};
+}
+
+outcome<resize_result> run(const std::string& bytes, resize_options opts,
+                           limits lim = {}) {
+  return resize(bytes.data(), bytes.size(), opts, lim);
+}
+
+resize_options opts_of(int w, int h, fit_mode mode = fit_mode::fill,
+                       output_format format = output_format::jpeg,
+                       int quality = 85) {
+  resize_options opts;
+  opts.width = w;
+  opts.height = h;
+  opts.mode = mode;
+  opts.format = format;
+  opts.quality = quality;
+  return opts;
+}
+
+/// "ok" or "<code>: <message>" (Boost evaluates messages even on success).
+template <class T>
+std::string describe(const outcome<T>& r) {
+  if (r.ok())
+    return "ok";
+  return std::string{to_string(r.error().code)} + ": " + r.error().message;
+}
+
+/// Checks that `r` succeeded with w x h and that its bytes decode back to
+/// the same size in the requested format.
+void require_output(const outcome<resize_result>& r, int w, int h,
+                    output_format format) {
+  BOOST_REQUIRE_MESSAGE(r.ok(), "resize failed: " << describe(r));
+  BOOST_TEST(r->width == w);
+  BOOST_TEST(r->height == h);
+  BOOST_TEST(r->format == format);
+  auto img = decode(r->bytes);
+  BOOST_TEST(vips_image_get_width(img.get()) == w);
+  BOOST_TEST(vips_image_get_height(img.get()) == h);
+  auto sniffed = sniff(r->bytes.data(), r->bytes.size());
+  switch (format) {
+  case output_format::jpeg:
+    BOOST_TEST(sniffed == input_format::jpeg);
+    break;
+  case output_format::png:
+    BOOST_TEST(sniffed == input_format::png);
+    break;
+  case output_format::webp:
+    BOOST_TEST(sniffed == input_format::webp);
+    break;
+  case output_format::avif:
+    BOOST_TEST(sniffed == input_format::heif);
+    break;
+  }
+}
+
+void require_error(const outcome<resize_result>& r, error_code code) {
+  BOOST_REQUIRE(!r.ok());
+  BOOST_TEST(r.error().code == code, "message: " << r.error().message);
+  BOOST_TEST(!r.error().message.empty());
+  BOOST_TEST(r.error().message.find('\n') == std::string::npos);
+}
+
+std::string bytes_of(std::initializer_list<int> values) {
+  std::string out;
+  for (int v : values)
+    out += static_cast<char>(v);
+  return out;
+}
+
+input_format sniff_str(const std::string& s) {
+  return sniff(s.data(), s.size());
+}
+
+} // namespace
+
+BOOST_TEST_GLOBAL_FIXTURE(vips_fixture);
+
+BOOST_AUTO_TEST_SUITE(imaging)
+
+// -- sniff
+// ------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(sniff_recognises_each_signature) {
+  BOOST_TEST(sniff_str(bytes_of({0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10})) ==
+             input_format::jpeg);
+  BOOST_TEST(sniff_str(bytes_of({0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A,
+                                 0x0A})) == input_format::png);
+  BOOST_TEST(sniff_str(std::string{"RIFF\x10\0\0\0WEBPVP8 ", 16}) ==
+             input_format::webp);
+  BOOST_TEST(sniff_str("GIF87a\x01\x00") == input_format::gif);
+  BOOST_TEST(sniff_str("GIF89a\x01\x00") == input_format::gif);
+  BOOST_TEST(sniff_str(std::string{"II*\0\x08\0\0\0", 8}) ==
+             input_format::tiff);
+  BOOST_TEST(sniff_str(std::string{"MM\0*\0\0\0\x08", 8}) ==
+             input_format::tiff);
+  for (const char* brand :
+       {"heic", "heix", "hevc", "hevx", "mif1", "msf1", "avif", "avis"}) {
+    std::string box = std::string{"\0\0\0\x1C"
+                                  "ftyp",
+                                  8} +
+                      brand + std::string{"\0\0\0\0", 4};
+    BOOST_TEST(sniff_str(box) == input_format::heif, brand);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(sniff_rejects_junk) {
+  BOOST_TEST(sniff(nullptr, 0) == input_format::unknown);
+  BOOST_TEST(sniff_str("") == input_format::unknown);
+  BOOST_TEST(sniff_str(bytes_of({0xFF, 0xD8})) == input_format::unknown);
+  BOOST_TEST(sniff_str(std::string{"RIFF\x10\0\0\0WAVEfmt ", 16}) ==
+             input_format::unknown);
+  BOOST_TEST(sniff_str("GIF88a") == input_format::unknown);
+  BOOST_TEST(sniff_str(std::string{"\0\0\0\x1C"
+                                   "ftypisom\0\0\0\0",
+                                   16}) == input_format::unknown); // MP4 video
+  BOOST_TEST(sniff_str("<svg xmlns=\"http://www.w3.org/2000/svg\"/>") ==
+             input_format::unknown);
+  BOOST_TEST(sniff_str("%PDF-1.7\n") == input_format::unknown);
+  BOOST_TEST(sniff_str("P6\n1 1\n255\n\0\0\0") == input_format::unknown);
+  BOOST_TEST(sniff_str("hello world, this is not an image") ==
+             input_format::unknown);
+}
+
+// -- start-up
+// ----------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(common_formats_are_writable) {
+  BOOST_TEST(can_write(output_format::jpeg));
+  BOOST_TEST(can_write(output_format::png));
+  BOOST_TEST(can_write(output_format::webp));
+  BOOST_TEST_MESSAGE("avif writable: " << can_write(output_format::avif));
+  BOOST_TEST(!can_write(static_cast<output_format>(9)));
+}
+
+BOOST_AUTO_TEST_CASE(other_loaders_are_blocked) {
+  // Even libvips' own generic loader can no longer reach SVG or PPM.
+  std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"10\" "
+                    "height=\"10\"><rect width=\"10\" height=\"10\"/></svg>";
+  VipsImage* img =
+      vips_image_new_from_buffer(svg.data(), svg.size(), "", nullptr);
+  BOOST_TEST(img == nullptr);
+  if (img != nullptr)
+    g_object_unref(img);
+  vips_error_clear();
+}
+
+// -- probe
+// --------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(probe_reads_dimensions) {
+  auto jpeg = photo_jpeg(64, 48);
+  auto info = probe(jpeg.data(), jpeg.size(), limits{});
+  BOOST_REQUIRE(info.ok());
+  BOOST_TEST(info->format == input_format::jpeg);
+  BOOST_TEST(info->width == 64);
+  BOOST_TEST(info->height == 48);
+  BOOST_TEST(info->pages == 1);
+
+  auto png = transparent_png(30, 20);
+  auto pinfo = probe(png.data(), png.size(), limits{});
+  BOOST_REQUIRE(pinfo.ok());
+  BOOST_TEST(pinfo->format == input_format::png);
+  BOOST_TEST(pinfo->width == 30);
+  BOOST_TEST(pinfo->height == 20);
+}
+
+BOOST_AUTO_TEST_CASE(probe_counts_gif_frames) {
+  auto gif = two_frame_gif();
+  auto info = probe(gif.data(), gif.size(), limits{});
+  BOOST_REQUIRE_MESSAGE(info.ok(), describe(info));
+  BOOST_TEST(info->format == input_format::gif);
+  BOOST_TEST(info->width == 40);
+  BOOST_TEST(info->height == 20); // one frame
+  BOOST_TEST(info->pages == 2);
+}
+
+BOOST_AUTO_TEST_CASE(probe_rejects_pixel_bomb_from_header) {
+  auto png = bomb_png(50000, 50000);
+  BOOST_TEST(png.size() < 100u);
+  auto start = std::chrono::steady_clock::now();
+  auto info = probe(png.data(), png.size(), limits{});
+  auto took = std::chrono::steady_clock::now() - start;
+  BOOST_REQUIRE(!info.ok());
+  BOOST_TEST(info.error().code == error_code::image_too_large);
+  BOOST_TEST(info.error().message ==
+             "image is 50000x50000 = 2500.0 MP, limit is 50.0 MP");
+  BOOST_TEST(std::chrono::duration<double>(took).count() < 0.5);
+
+  // resize stops at the same check, before any pixel is decoded
+  require_error(run(png, opts_of(100, 100)), error_code::image_too_large);
+}
+
+BOOST_AUTO_TEST_CASE(probe_honours_configured_pixel_limit) {
+  auto jpeg = photo_jpeg(64, 48);
+  limits lim;
+  lim.max_pixels = 64 * 48 - 1;
+  auto info = probe(jpeg.data(), jpeg.size(), lim);
+  BOOST_REQUIRE(!info.ok());
+  BOOST_TEST(info.error().code == error_code::image_too_large);
+  lim.max_pixels = 64 * 48;
+  BOOST_TEST(probe(jpeg.data(), jpeg.size(), lim).ok());
+}
+
+BOOST_AUTO_TEST_CASE(probe_classifies_bad_input) {
+  std::string junk(256, '\x42');
+  auto a = probe(junk.data(), junk.size(), limits{});
+  BOOST_REQUIRE(!a.ok());
+  BOOST_TEST(a.error().code == error_code::unsupported_format);
+  BOOST_TEST(a.error().message ==
+             "bytes are not a JPEG, PNG, WebP, GIF, TIFF or HEIF/AVIF image");
+
+  auto fake = bytes_of({0xFF, 0xD8, 0xFF, 0xE0}) + junk;
+  auto b = probe(fake.data(), fake.size(), limits{});
+  BOOST_REQUIRE(!b.ok());
+  BOOST_TEST(b.error().code == error_code::corrupt_image);
+  BOOST_TEST(b.error().message.find('\n') == std::string::npos);
+  BOOST_TEST_MESSAGE("garbage JPEG: " << b.error().message);
+}
+
+// -- modes
+// --------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(fill_crops_to_the_box) {
+  auto jpeg = photo_jpeg(400, 300);
+  require_output(run(jpeg, opts_of(100, 100, fit_mode::fill)), 100, 100,
+                 output_format::jpeg);
+  require_output(run(jpeg, opts_of(50, 120, fit_mode::fill)), 50, 120,
+                 output_format::jpeg);
+}
+
+BOOST_AUTO_TEST_CASE(fill_enlarges_small_images) {
+  // left half red, right half blue: the centre crop of a wide image that
+  // must grow keeps both halves, split in the middle
+  const int w = 80, h = 20;
+  std::vector<uint8_t> px(static_cast<size_t>(w) * h * 3);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      auto* p = &px[(static_cast<size_t>(y) * w + x) * 3];
+      p[0] = x < w / 2 ? 255 : 0;
+      p[1] = 0;
+      p[2] = x < w / 2 ? 0 : 255;
+    }
+  auto png = save(from_pixels(px, w, h, 3).get(), ".png");
+  auto r = run(png, opts_of(100, 100, fit_mode::fill, output_format::png));
+  require_output(r, 100, 100, output_format::png);
+  auto img = decode(r->bytes);
+  BOOST_TEST(pixel(img.get(), 10, 50)[0] > 200);
+  BOOST_TEST(pixel(img.get(), 90, 50)[2] > 200);
+  // the orientation is applied before the crop: 200x100 tagged 6 is a
+  // 100x200 portrait, so 300x300 takes its middle third
+  require_output(run(rotated_jpeg(), opts_of(300, 300)), 300, 300,
+                 output_format::jpeg);
+  require_output(run(rotated_jpeg(), opts_of(400, 100)), 400, 100,
+                 output_format::jpeg);
+}
+
+BOOST_AUTO_TEST_CASE(fit_keeps_aspect_inside_the_box) {
+  auto jpeg = photo_jpeg(400, 300);
+  require_output(run(jpeg, opts_of(100, 100, fit_mode::fit)), 100, 75,
+                 output_format::jpeg);
+  // small images grow to the box
+  auto small = photo_jpeg(40, 30);
+  require_output(run(small, opts_of(100, 100, fit_mode::fit)), 100, 75,
+                 output_format::jpeg);
+}
+
+BOOST_AUTO_TEST_CASE(force_stretches_to_the_box) {
+  auto jpeg = photo_jpeg(400, 300);
+  require_output(run(jpeg, opts_of(100, 100, fit_mode::force)), 100, 100,
+                 output_format::jpeg);
+  require_output(run(jpeg, opts_of(30, 200, fit_mode::force)), 30, 200,
+                 output_format::jpeg);
+}
+
+BOOST_AUTO_TEST_CASE(one_side_keeps_aspect_in_every_mode) {
+  auto jpeg = photo_jpeg(400, 300);
+  for (auto mode : {fit_mode::fill, fit_mode::fit, fit_mode::force}) {
+    BOOST_TEST_CONTEXT("mode " << to_string(mode)) {
+      require_output(run(jpeg, opts_of(200, 0, mode)), 200, 150,
+                     output_format::jpeg);
+      require_output(run(jpeg, opts_of(0, 60, mode)), 80, 60,
+                     output_format::jpeg);
+      require_output(run(jpeg, opts_of(800, 0, mode)), 800, 600,
+                     output_format::jpeg);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(tiny_and_extreme_inputs) {
+  auto one = solid_png(1, 1);
+  require_output(run(one, opts_of(100, 100)), 100, 100, output_format::jpeg);
+  require_output(run(one, opts_of(100, 100, fit_mode::fit)), 100, 100,
+                 output_format::jpeg);
+
+  // fill cuts the centre before enlarging: no 2000000x100 intermediate
+  auto strip = solid_png(20000, 1);
+  auto start = std::chrono::steady_clock::now();
+  require_output(run(strip, opts_of(100, 100)), 100, 100, output_format::jpeg);
+  auto tall = solid_png(1, 20000);
+  require_output(run(tall, opts_of(100, 100)), 100, 100, output_format::jpeg);
+  auto took = std::chrono::steady_clock::now() - start;
+  BOOST_TEST(std::chrono::duration<double>(took).count() < 1.0);
+  require_output(run(strip, opts_of(100, 0)), 100, 1, output_format::jpeg);
+  // the derived side is capped at limits.max_dimension (4096)
+  require_output(run(strip, opts_of(0, 100)), 4096, 1, output_format::jpeg);
+}
+
+// -- formats
+// --------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(every_writable_format_decodes_back) {
+  auto jpeg = photo_jpeg(400, 300);
+  for (auto format : {output_format::jpeg, output_format::png,
+                      output_format::webp, output_format::avif}) {
+    BOOST_TEST_CONTEXT("format " << to_string(format)) {
+      if (!can_write(format)) {
+        BOOST_TEST_MESSAGE("skipping " << to_string(format)
+                                       << ": not writable here");
+        continue;
+      }
+      auto r = run(jpeg, opts_of(120, 90, fit_mode::fill, format));
+      require_output(r, 120, 90, format);
+      BOOST_TEST(r->timings.decode >= 0);
+      BOOST_TEST(r->timings.resize >= 0);
+      BOOST_TEST(r->timings.encode > 0);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(every_input_format_is_read) {
+  auto src = photo_like(80, 60);
+  for (const char* suffix : {".jpg", ".png", ".webp", ".gif", ".tif"}) {
+    BOOST_TEST_CONTEXT("input " << suffix) {
+      auto bytes = save(src.get(), suffix);
+      require_output(run(bytes, opts_of(40, 30)), 40, 30, output_format::jpeg);
+    }
+  }
+  if (can_write(output_format::avif)) {
+    auto avif = run(save(src.get(), ".png"),
+                    opts_of(80, 60, fit_mode::fill, output_format::avif));
+    BOOST_REQUIRE(avif.ok());
+    require_output(run(avif->bytes, opts_of(40, 30)), 40, 30,
+                   output_format::jpeg);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(quality_changes_size) {
+  auto jpeg = photo_jpeg(600, 400);
+  for (auto format :
+       {output_format::jpeg, output_format::webp, output_format::avif}) {
+    if (!can_write(format))
+      continue;
+    BOOST_TEST_CONTEXT("format " << to_string(format)) {
+      auto low = run(jpeg, opts_of(300, 200, fit_mode::fill, format, 20));
+      auto high = run(jpeg, opts_of(300, 200, fit_mode::fill, format, 95));
+      BOOST_REQUIRE(low.ok());
+      BOOST_REQUIRE(high.ok());
+      BOOST_TEST(low->bytes.size() < high->bytes.size());
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(metadata_is_stripped) {
+  auto r = run(rotated_jpeg(), opts_of(100, 100, fit_mode::fit));
+  BOOST_REQUIRE(r.ok());
+  auto img = decode(r->bytes);
+  BOOST_TEST(vips_image_get_typeof(img.get(), VIPS_META_EXIF_NAME) == 0u);
+  BOOST_TEST(vips_image_get_typeof(img.get(), VIPS_META_ORIENTATION) == 0u);
+}
+
+// -- colour and alpha
+// ---------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(transparent_png_to_jpeg_is_flattened_onto_white) {
+  auto png = transparent_png(200, 100);
+  auto r = run(png, opts_of(100, 50, fit_mode::force));
+  require_output(r, 100, 50, output_format::jpeg);
+  auto img = decode(r->bytes);
+  BOOST_TEST(vips_image_get_bands(img.get()) == 3);
+  auto left = pixel(img.get(), 10, 25);
+  BOOST_TEST(left[0] > 245);
+  BOOST_TEST(left[1] > 245); // no red shows through
+  BOOST_TEST(left[2] > 245);
+  auto right = pixel(img.get(), 90, 25);
+  BOOST_TEST(right[0] < 40);
+  BOOST_TEST(right[1] > 200);
+  BOOST_TEST(right[2] < 40);
+}
+
+BOOST_AUTO_TEST_CASE(alpha_is_kept_for_png_and_webp) {
+  auto png = transparent_png(200, 100);
+  for (auto format : {output_format::png, output_format::webp}) {
+    BOOST_TEST_CONTEXT("format " << to_string(format)) {
+      auto r = run(png, opts_of(100, 50, fit_mode::force, format));
+      require_output(r, 100, 50, format);
+      auto img = decode(r->bytes);
+      BOOST_TEST(vips_image_get_bands(img.get()) == 4);
+      BOOST_TEST(pixel(img.get(), 10, 25)[3] == 0);
+      BOOST_TEST(pixel(img.get(), 90, 25)[3] == 255);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(exif_orientation_is_applied) {
+  auto jpeg = rotated_jpeg();
+  auto info = probe(jpeg.data(), jpeg.size(), limits{});
+  BOOST_REQUIRE(info.ok());
+  BOOST_TEST(info->width == 200); // probe reports the stored raster
+  BOOST_TEST(info->height == 100);
+  // upright the picture is a 100x200 portrait: fit into 100x100 gives 50x100
+  require_output(run(jpeg, opts_of(100, 100, fit_mode::fit)), 50, 100,
+                 output_format::jpeg);
+}
+
+BOOST_AUTO_TEST_CASE(cmyk_jpeg_becomes_srgb) {
+  auto jpeg = cmyk_jpeg(200, 100);
+  {
+    image_ptr in{
+        vips_image_new_from_buffer(jpeg.data(), jpeg.size(), "", nullptr)};
+    BOOST_REQUIRE(in);
+    BOOST_TEST(vips_image_get_bands(in.get()) == 4);
+    BOOST_TEST(vips_image_get_interpretation(in.get()) ==
+               VIPS_INTERPRETATION_CMYK);
+  }
+  for (auto format : {output_format::jpeg, output_format::png}) {
+    BOOST_TEST_CONTEXT("format " << to_string(format)) {
+      auto r = run(jpeg, opts_of(100, 50, fit_mode::force, format));
+      require_output(r, 100, 50, format);
+      auto img = decode(r->bytes);
+      BOOST_TEST(vips_image_get_bands(img.get()) == 3);
+      BOOST_TEST(vips_image_get_interpretation(img.get()) ==
+                 VIPS_INTERPRETATION_sRGB);
+      auto white = pixel(img.get(), 10, 25);
+      BOOST_TEST(white[0] > 230);
+      BOOST_TEST(white[1] > 230);
+      BOOST_TEST(white[2] > 230);
+      auto red = pixel(img.get(), 90, 25);
+      BOOST_TEST(red[0] > 180);
+      BOOST_TEST(red[1] < 100);
+      BOOST_TEST(red[2] < 100);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(sixteen_bit_png_becomes_8_bit) {
+  auto png = png16(256, 64);
+  for (auto format :
+       {output_format::jpeg, output_format::png, output_format::webp}) {
+    BOOST_TEST_CONTEXT("format " << to_string(format)) {
+      auto r = run(png, opts_of(128, 32, fit_mode::fill, format));
+      require_output(r, 128, 32, format);
+      auto img = decode(r->bytes);
+      BOOST_TEST(vips_image_get_format(img.get()) == VIPS_FORMAT_UCHAR);
+      BOOST_TEST(vips_image_get_bands(img.get()) == 3);
+      auto left = pixel(img.get(), 2, 16);
+      auto right = pixel(img.get(), 125, 16);
+      BOOST_TEST(left[0] < 20);
+      BOOST_TEST(left[2] > 235);
+      BOOST_TEST(right[0] > 235);
+      BOOST_TEST(right[2] < 20);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(animated_gif_uses_the_first_frame) {
+  auto r = run(two_frame_gif(), opts_of(100, 100, fit_mode::fit));
+  // one 40x20 frame, not the 40x40 strip of both
+  require_output(r, 100, 50, output_format::jpeg);
+  auto img = decode(r->bytes);
+  auto p = pixel(img.get(), 50, 25);
+  BOOST_TEST(p[0] > 200); // red: frame 1
+  BOOST_TEST(p[2] < 60);
+}
+
+// -- errors
+// ---------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(invalid_options_are_rejected) {
+  auto jpeg = photo_jpeg(40, 30);
+  limits lim;
+  lim.max_dimension = 1000;
+  struct bad_case {
+    resize_options opts;
+    const char* message;
+  };
+  std::vector<bad_case> cases{
+      {opts_of(-1, 100),
+       "width must be 1..1000 or 0 to derive it from the height, got -1"},
+      {opts_of(1001, 100),
+       "width must be 1..1000 or 0 to derive it from the height, got 1001"},
+      {opts_of(100, -5),
+       "height must be 1..1000 or 0 to derive it from the width, got -5"},
+      {opts_of(100, 5000),
+       "height must be 1..1000 or 0 to derive it from the width, got 5000"},
+      {opts_of(0, 0), "width and height cannot both be 0"},
+      {opts_of(10, 10, fit_mode::fill, output_format::jpeg, 0),
+       "quality must be 1..100, got 0"},
+      {opts_of(10, 10, fit_mode::fill, output_format::jpeg, 101),
+       "quality must be 1..100, got 101"},
+      {opts_of(10, 10, static_cast<fit_mode>(7)),
+       "mode must be fill, fit or force"},
+      {opts_of(10, 10, fit_mode::fill, static_cast<output_format>(9)),
+       "format must be jpeg, png, webp or avif"},
+  };
+  for (const auto& c : cases) {
+    auto r = run(jpeg, c.opts, lim);
+    require_error(r, error_code::invalid_option);
+    BOOST_TEST(r.error().message == c.message);
+  }
+  // limits are inclusive
+  require_output(run(jpeg, opts_of(1000, 1, fit_mode::force), lim), 1000, 1,
+                 output_format::jpeg);
+  require_output(
+      run(jpeg, opts_of(1, 1, fit_mode::fill, output_format::jpeg, 1), lim), 1,
+      1, output_format::jpeg);
+}
+
+BOOST_AUTO_TEST_CASE(random_bytes_are_unsupported) {
+  std::mt19937 rng{7};
+  std::string junk(4096, '\0');
+  for (auto& c : junk)
+    c = static_cast<char>(rng() & 0xFF);
+  junk[0] = 'x'; // make sure no magic matches by chance
+  require_error(run(junk, opts_of(100, 100)), error_code::unsupported_format);
+  require_error(run(std::string{}, opts_of(100, 100)),
+                error_code::unsupported_format);
+}
+
+BOOST_AUTO_TEST_CASE(jpeg_header_then_garbage_is_corrupt) {
+  std::mt19937 rng{11};
+  std::string bytes = bytes_of({0xFF, 0xD8, 0xFF, 0xE0});
+  for (int i = 0; i < 2000; ++i)
+    bytes += static_cast<char>(rng() & 0xFF);
+  require_error(run(bytes, opts_of(100, 100)), error_code::corrupt_image);
+}
+
+BOOST_AUTO_TEST_CASE(other_formats_with_garbage_are_corrupt) {
+  std::string junk(500, '\x5A');
+  for (std::string head :
+       {std::string{"\x89PNG\r\n\x1A\n", 8}, std::string{"GIF89a"},
+        std::string{"RIFF\x10\x00\x00\x00WEBP", 12}, std::string{"II*\0", 4}}) {
+    BOOST_TEST_CONTEXT("head " << head.substr(0, 4)) {
+      require_error(run(head + junk, opts_of(100, 100)),
+                    error_code::corrupt_image);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(truncated_jpeg_is_tolerated) {
+  // libvips' default (fail_on none) decodes what is there and fills the
+  // rest, as browsers do: a truncated upload still gives a thumbnail.
+  auto jpeg = photo_jpeg(400, 300);
+  auto cut = jpeg.substr(0, jpeg.size() / 2);
+  require_output(run(cut, opts_of(100, 100)), 100, 100, output_format::jpeg);
+  // cut inside the header: nothing to decode
+  require_error(run(jpeg.substr(0, 100), opts_of(100, 100)),
+                error_code::corrupt_image);
+}
+
+BOOST_AUTO_TEST_CASE(truncated_png_is_tolerated) {
+  // the PNG loader, like the JPEG one, keeps what it could decode
+  auto src = photo_like(300, 200);
+  auto png = save(src.get(), ".png");
+  auto cut = png.substr(0, png.size() / 2);
+  require_output(run(cut, opts_of(100, 100)), 100, 100, output_format::jpeg);
+}
+
+BOOST_AUTO_TEST_CASE(undecodable_pixels_fail_during_encode) {
+  // The header is fine (probe succeeds) but the quantisation tables are
+  // gone: libjpeg fails once the pixels are read, inside the save call.
+  auto jpeg = without_quant_tables(photo_jpeg(300, 200));
+  auto info = probe(jpeg.data(), jpeg.size(), limits{});
+  BOOST_REQUIRE_MESSAGE(info.ok(), describe(info));
+  BOOST_TEST(info->width == 300);
+  auto r = run(jpeg, opts_of(100, 100));
+  require_error(r, error_code::corrupt_image);
+  BOOST_TEST_MESSAGE("no DQT: " << r.error().message);
+}
+
+BOOST_AUTO_TEST_CASE(parallel_resizes_on_worker_threads) {
+  // one pipeline per worker thread, as the resize actors run them
+  auto jpeg = photo_jpeg(640, 480);
+  auto png = transparent_png(300, 200);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> workers;
+  for (int t = 0; t < 4; ++t)
+    workers.emplace_back([&, t] {
+      for (int i = 0; i < 5; ++i) {
+        const auto& bytes = (t + i) % 2 == 0 ? jpeg : png;
+        auto r = resize(bytes.data(), bytes.size(), opts_of(64, 64), limits{});
+        if (!r.ok() || r->width != 64 || r->height != 64)
+          ++failures;
+      }
+      vips_thread_shutdown();
+    });
+  for (auto& worker : workers)
+    worker.join();
+  BOOST_TEST(failures.load() == 0);
+}
+
+// -- corpus
+// ---------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(every_corpus_photo_resizes) {
+  const char* dir = std::getenv("RESIZED_CORPUS_DIR");
+  if (dir == nullptr || !std::filesystem::is_directory(dir)) {
+    BOOST_TEST_MESSAGE("RESIZED_CORPUS_DIR not set or missing: skipped");
+    return;
+  }
+  std::vector<std::filesystem::path> files;
+  for (const auto& entry : std::filesystem::directory_iterator{dir})
+    if (entry.is_regular_file())
+      files.push_back(entry.path());
+  std::sort(files.begin(), files.end());
+  BOOST_TEST(!files.empty());
+  for (const auto& path : files) {
+    BOOST_TEST_CONTEXT("photo " << path.filename().string()) {
+      auto bytes = read_file(path);
+      auto info = probe(bytes.data(), bytes.size(), limits{});
+      BOOST_REQUIRE_MESSAGE(info.ok(), describe(info));
+      require_output(run(bytes, opts_of(100, 100)), 100, 100,
+                     output_format::jpeg);
+    }
+  }
+  BOOST_TEST_MESSAGE("corpus photos resized: " << files.size());
+}
+
+BOOST_AUTO_TEST_SUITE_END()

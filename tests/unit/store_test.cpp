@@ -1,0 +1,572 @@
+// src/store: key layout and record codec (pure), then task_store against a
+// private redis-server (one per suite; destructive tests start their own).
+#include <boost/test/unit_test.hpp>
+
+#include <chrono>
+#include <csignal>
+#include <ostream>
+#include <random>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "store/record_codec.hpp"
+#include "store/task_store.hpp"
+#include "support/process.hpp"
+#include "support/redis_server.hpp"
+
+// How Boost.Test prints our enums in failed assertions (found by ADL; not
+// operator<<, which the project may define one day).
+namespace resized {
+inline std::ostream& boost_test_print_type(std::ostream& out, task_status x) {
+  return out << to_string(x);
+}
+inline std::ostream& boost_test_print_type(std::ostream& out, error_code x) {
+  return out << to_string(x);
+}
+} // namespace resized
+
+namespace resized::imaging {
+inline std::ostream& boost_test_print_type(std::ostream& out, fit_mode x) {
+  return out << to_string(x);
+}
+inline std::ostream& boost_test_print_type(std::ostream& out, output_format x) {
+  return out << to_string(x);
+}
+} // namespace resized::imaging
+
+using namespace resized;
+using namespace resized::store;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// A fresh random token per test: tests never share Redis keys.
+std::string random_token() {
+  static std::mt19937_64 rng{std::random_device{}()};
+  return fmt::format("{:016x}-{:016x}", rng(), rng());
+}
+
+/// A record with every field set to a non-default value.
+task_record full_record(const std::string& token) {
+  task_record rec;
+  rec.token = token;
+  rec.status = task_status::failure;
+  rec.options.width = 640;
+  rec.options.height = 0;
+  rec.options.mode = imaging::fit_mode::force;
+  rec.options.format = imaging::output_format::webp;
+  rec.options.quality = 42;
+  rec.input_bytes = 5'000'000'000ULL; // over 32 bits
+  rec.width = 640;
+  rec.height = 480;
+  rec.output_bytes = 12345;
+  rec.etag = "\"abc123\"";
+  rec.error_code = "corrupt_image";
+  rec.error_message = "VipsJpeg: premature end of file, line 2\nwith: colons";
+  rec.submitted_at_ms = 1764394801123;
+  rec.started_at_ms = 1764394801200;
+  rec.finished_at_ms = 1764394801999;
+  rec.node = "worker-2@10.0.0.7";
+  return rec;
+}
+
+void check_equal(const task_record& a, const task_record& b) {
+  BOOST_TEST(a.token == b.token);
+  BOOST_TEST(a.status == b.status);
+  BOOST_TEST(a.options.width == b.options.width);
+  BOOST_TEST(a.options.height == b.options.height);
+  BOOST_TEST(a.options.mode == b.options.mode);
+  BOOST_TEST(a.options.format == b.options.format);
+  BOOST_TEST(a.options.quality == b.options.quality);
+  BOOST_TEST(a.input_bytes == b.input_bytes);
+  BOOST_TEST(a.width == b.width);
+  BOOST_TEST(a.height == b.height);
+  BOOST_TEST(a.output_bytes == b.output_bytes);
+  BOOST_TEST(a.etag == b.etag);
+  BOOST_TEST(a.error_code == b.error_code);
+  BOOST_TEST(a.error_message == b.error_message);
+  BOOST_TEST(a.submitted_at_ms == b.submitted_at_ms);
+  BOOST_TEST(a.started_at_ms == b.started_at_ms);
+  BOOST_TEST(a.finished_at_ms == b.finished_at_ms);
+  BOOST_TEST(a.node == b.node);
+}
+
+/// Replaces the value of `name` in `fields`.
+field_list with_field(field_list fields, const std::string& name,
+                      const std::string& value) {
+  for (auto& [k, v] : fields)
+    if (k == name)
+      v = value;
+  return fields;
+}
+
+/// Removes `name` from `fields`.
+field_list without_field(field_list fields, const std::string& name) {
+  field_list result;
+  for (auto& f : fields)
+    if (f.first != name)
+      result.push_back(f);
+  return result;
+}
+
+/// The failure message decode_fields gives for `fields` ("" on success).
+std::string decode_error(const field_list& fields) {
+  auto rec = decode_fields(fields);
+  if (rec)
+    return "";
+  BOOST_TEST(rec.error().code == error_code::internal_error);
+  return rec.error().message;
+}
+
+/// The failure message of `x`, "" when it holds a value.
+template <class T>
+std::string why(const outcome<T>& x) {
+  return x.ok() ? std::string{} : x.error().message;
+}
+
+/// Milliseconds in `d`, for printable comparisons.
+template <class Duration>
+long ms(Duration d) {
+  return static_cast<long>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
+}
+
+redis_settings settings_for(uint16_t port) {
+  redis_settings s;
+  s.port = port;
+  s.connect_timeout = 1000ms;
+  s.command_timeout = 1000ms;
+  return s;
+}
+
+/// The suite's shared redis-server.
+struct redis_fixture {
+  redis_fixture() { server = new test::redis_server(); }
+  ~redis_fixture() {
+    delete server;
+    server = nullptr;
+  }
+  static test::redis_server* server;
+};
+
+test::redis_server* redis_fixture::server = nullptr;
+
+/// Per test: a store connected to the shared server.
+struct store_fixture {
+  test::redis_server& redis = *redis_fixture::server;
+  task_store store{settings_for(redis.port())};
+  std::string token = random_token();
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(store)
+
+// -- key layout ---------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(key_layout) {
+  BOOST_TEST(task_key("resized:", "t1") == "resized:task:t1");
+  BOOST_TEST(image_key("resized:", "t1") == "resized:image:t1");
+  BOOST_TEST(task_key("staging:resized:", "abc") == "staging:resized:task:abc");
+  BOOST_TEST(image_key("x/", "abc") == "x/image:abc");
+  BOOST_TEST(redis_settings{}.key_prefix == "resized:");
+}
+
+// -- record codec -------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(codec_round_trip_every_field) {
+  auto rec = full_record("6f1c2f7e-9a43-4b1a-8f3e-0c2d4e5f6a7b");
+  auto fields = encode_fields(rec);
+  BOOST_TEST(fields.size() == 18u);
+  auto decoded = decode_fields(fields);
+  BOOST_TEST_REQUIRE(decoded.ok());
+  check_equal(decoded.value(), rec);
+}
+
+BOOST_AUTO_TEST_CASE(codec_field_spelling) {
+  auto fields = encode_fields(full_record("t"));
+  auto get = [&](const std::string& name) {
+    for (const auto& [k, v] : fields)
+      if (k == name)
+        return v;
+    return std::string{"<missing>"};
+  };
+  BOOST_TEST(get("token") == "t");
+  BOOST_TEST(get("status") == "FAILURE");
+  BOOST_TEST(get("width_req") == "640");
+  BOOST_TEST(get("height_req") == "0");
+  BOOST_TEST(get("mode") == "force");
+  BOOST_TEST(get("format") == "webp");
+  BOOST_TEST(get("quality") == "42");
+  BOOST_TEST(get("input_bytes") == "5000000000");
+  BOOST_TEST(get("width") == "640");
+  BOOST_TEST(get("height") == "480");
+  BOOST_TEST(get("output_bytes") == "12345");
+  BOOST_TEST(get("etag") == "\"abc123\"");
+  BOOST_TEST(get("error_code") == "corrupt_image");
+  BOOST_TEST(get("submitted_at") == "1764394801123");
+  BOOST_TEST(get("started_at") == "1764394801200");
+  BOOST_TEST(get("finished_at") == "1764394801999");
+  BOOST_TEST(get("node") == "worker-2@10.0.0.7");
+}
+
+BOOST_AUTO_TEST_CASE(codec_every_status_mode_format) {
+  for (auto status : {task_status::pending, task_status::in_progress,
+                      task_status::success, task_status::failure})
+    for (auto mode : {imaging::fit_mode::fill, imaging::fit_mode::fit,
+                      imaging::fit_mode::force})
+      for (auto format :
+           {imaging::output_format::jpeg, imaging::output_format::png,
+            imaging::output_format::webp, imaging::output_format::avif}) {
+        task_record rec;
+        rec.token = "t";
+        rec.status = status;
+        rec.options.mode = mode;
+        rec.options.format = format;
+        auto decoded = decode_fields(encode_fields(rec));
+        BOOST_TEST_REQUIRE(decoded.ok());
+        BOOST_TEST(decoded->status == status);
+        BOOST_TEST(decoded->options.mode == mode);
+        BOOST_TEST(decoded->options.format == format);
+      }
+}
+
+BOOST_AUTO_TEST_CASE(codec_defaults_and_unknown_fields) {
+  // Only the required fields: the rest keep task_record's defaults; a field
+  // from a newer writer is ignored.
+  auto decoded = decode_fields(
+      {{"token", "t"}, {"status", "PENDING"}, {"priority", "high"}});
+  BOOST_TEST_REQUIRE(decoded.ok());
+  task_record defaults;
+  defaults.token = "t";
+  check_equal(decoded.value(), defaults);
+}
+
+BOOST_AUTO_TEST_CASE(codec_decode_errors) {
+  auto fields = encode_fields(full_record("t"));
+  BOOST_TEST(decode_error(fields) == "");
+  BOOST_TEST(decode_error(with_field(fields, "status", "DONE")) ==
+             "corrupt record field status");
+  BOOST_TEST(decode_error(with_field(fields, "status", "pending")) ==
+             "corrupt record field status");
+  BOOST_TEST(decode_error(with_field(fields, "mode", "stretch")) ==
+             "corrupt record field mode");
+  BOOST_TEST(decode_error(with_field(fields, "format", "gif")) ==
+             "corrupt record field format");
+  BOOST_TEST(decode_error(with_field(fields, "width_req", "12px")) ==
+             "corrupt record field width_req");
+  BOOST_TEST(decode_error(with_field(fields, "quality", "")) ==
+             "corrupt record field quality");
+  BOOST_TEST(decode_error(with_field(fields, "input_bytes", "-1")) ==
+             "corrupt record field input_bytes");
+  BOOST_TEST(decode_error(with_field(fields, "width", "99999999999")) ==
+             "corrupt record field width");
+  BOOST_TEST(decode_error(with_field(fields, "height", " 1")) ==
+             "corrupt record field height");
+  BOOST_TEST(decode_error(with_field(fields, "output_bytes", "1.5")) ==
+             "corrupt record field output_bytes");
+  BOOST_TEST(decode_error(with_field(fields, "submitted_at", "now")) ==
+             "corrupt record field submitted_at");
+  BOOST_TEST(decode_error(with_field(fields, "started_at", "0x10")) ==
+             "corrupt record field started_at");
+  BOOST_TEST(decode_error(with_field(fields, "finished_at", "+5")) ==
+             "corrupt record field finished_at");
+  BOOST_TEST(decode_error(without_field(fields, "token")) ==
+             "corrupt record field token");
+  BOOST_TEST(decode_error(without_field(fields, "status")) ==
+             "corrupt record field status");
+}
+
+// -- against a real redis-server ----------------------------------------------
+
+BOOST_AUTO_TEST_SUITE(redis, *boost::unit_test::fixture<redis_fixture>())
+
+BOOST_FIXTURE_TEST_CASE(ping_connects_lazily, store_fixture) {
+  BOOST_TEST(!store.connected());
+  auto pong = store.ping();
+  BOOST_TEST_REQUIRE(pong.ok(), why(pong));
+  BOOST_TEST(store.connected());
+  BOOST_TEST(store.connect());
+}
+
+BOOST_FIXTURE_TEST_CASE(record_round_trip, store_fixture) {
+  auto rec = full_record(token);
+  auto put = store.put_record(rec, 60s);
+  BOOST_TEST_REQUIRE(put.ok(), why(put));
+  auto got = store.get_record(token);
+  BOOST_TEST_REQUIRE(got.ok(), why(got));
+  BOOST_TEST_REQUIRE(got.value().has_value());
+  check_equal(*got.value(), rec);
+  // Overwriting replaces every field (no stale FAILURE fields linger).
+  rec.status = task_status::success;
+  rec.error_code.clear();
+  rec.error_message.clear();
+  BOOST_TEST_REQUIRE(store.put_record(rec, 60s).ok());
+  got = store.get_record(token);
+  BOOST_TEST_REQUIRE(got.ok());
+  BOOST_TEST_REQUIRE(got.value().has_value());
+  check_equal(*got.value(), rec);
+}
+
+BOOST_FIXTURE_TEST_CASE(record_has_ttl, store_fixture) {
+  BOOST_TEST_REQUIRE(store.put_record(full_record(token), 120s).ok());
+  auto reply = redis.command("TTL resized:task:" + token);
+  BOOST_TEST_REQUIRE(reply.size() > 3u);
+  BOOST_TEST_REQUIRE(reply[0] == ':');
+  auto ttl = std::stol(reply.substr(1));
+  BOOST_TEST(ttl >= 1);
+  BOOST_TEST(ttl <= 120);
+  BOOST_TEST(redis.command("HGET resized:task:" + token + " status") ==
+             "$7\r\nFAILURE\r\n");
+}
+
+BOOST_FIXTURE_TEST_CASE(custom_prefix_is_used, store_fixture) {
+  auto settings = settings_for(redis.port());
+  settings.key_prefix = "other:";
+  task_store other{settings};
+  BOOST_TEST_REQUIRE(other.put_record(full_record(token), 60s).ok());
+  BOOST_TEST(redis.command("EXISTS other:task:" + token) == ":1\r\n");
+  BOOST_TEST(redis.command("EXISTS resized:task:" + token) == ":0\r\n");
+  auto got = store.get_record(token); // default prefix: not there
+  BOOST_TEST_REQUIRE(got.ok());
+  BOOST_TEST(!got.value().has_value());
+}
+
+BOOST_FIXTURE_TEST_CASE(result_round_trip_binary_safe, store_fixture) {
+  std::string image(1u << 20, '\0'); // 1 MiB, NULs and every byte value
+  std::mt19937 rng{42};
+  for (size_t i = 0; i < image.size(); i += 3)
+    image[i] = static_cast<char>(rng() & 0xff);
+  image[0] = '\0';
+  image[image.size() - 1] = '\0';
+  auto rec = full_record(token);
+  rec.status = task_status::success;
+  rec.output_bytes = image.size();
+  auto put = store.put_result(rec, image, 90s);
+  BOOST_TEST_REQUIRE(put.ok(), why(put));
+  auto got = store.get_image(token);
+  BOOST_TEST_REQUIRE(got.ok(), why(got));
+  BOOST_TEST_REQUIRE(got.value().has_value());
+  BOOST_TEST(got.value()->size() == image.size());
+  BOOST_TEST((*got.value() == image));
+  auto stored = store.get_record(token);
+  BOOST_TEST_REQUIRE(stored.ok());
+  BOOST_TEST_REQUIRE(stored.value().has_value());
+  check_equal(*stored.value(), rec);
+  for (auto key : {"resized:image:", "resized:task:"}) {
+    auto reply = redis.command(std::string{"TTL "} + key + token);
+    BOOST_TEST_REQUIRE(reply[0] == ':');
+    auto ttl = std::stol(reply.substr(1));
+    BOOST_TEST(ttl >= 1);
+    BOOST_TEST(ttl <= 90);
+  }
+}
+
+BOOST_FIXTURE_TEST_CASE(small_image_with_nuls, store_fixture) {
+  const std::string image{"\0\x01\xff\0\r\n$-1\r\n\0", 12};
+  BOOST_TEST_REQUIRE(store.put_result(full_record(token), image, 60s).ok());
+  auto got = store.get_image(token);
+  BOOST_TEST_REQUIRE(got.ok());
+  BOOST_TEST_REQUIRE(got.value().has_value());
+  BOOST_TEST((*got.value() == image));
+  // An empty image is a value too, not a missing key.
+  auto empty_token = random_token();
+  BOOST_TEST_REQUIRE(store.put_result(full_record(empty_token), "", 60s).ok());
+  auto empty = store.get_image(empty_token);
+  BOOST_TEST_REQUIRE(empty.ok());
+  BOOST_TEST_REQUIRE(empty.value().has_value());
+  BOOST_TEST(empty.value()->empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(unknown_token_is_nullopt, store_fixture) {
+  auto rec = store.get_record(token);
+  BOOST_TEST_REQUIRE(rec.ok());
+  BOOST_TEST(!rec.value().has_value());
+  auto img = store.get_image(token);
+  BOOST_TEST_REQUIRE(img.ok());
+  BOOST_TEST(!img.value().has_value());
+}
+
+BOOST_FIXTURE_TEST_CASE(corrupt_record_is_internal_error, store_fixture) {
+  redis.command("HSET resized:task:" + token + " token " + token +
+                " status EXPLODED");
+  auto rec = store.get_record(token);
+  BOOST_TEST_REQUIRE(!rec.ok());
+  BOOST_TEST(rec.error().code == error_code::internal_error);
+  BOOST_TEST(rec.error().message.find("corrupt record field status") !=
+             std::string::npos);
+}
+
+BOOST_FIXTURE_TEST_CASE(wrong_type_is_an_error_not_a_crash, store_fixture) {
+  redis.command("SET resized:task:" + token + " plain");
+  auto rec = store.get_record(token);
+  BOOST_TEST_REQUIRE(!rec.ok());
+  BOOST_TEST(rec.error().message.find("WRONGTYPE") != std::string::npos);
+  // The connection stays usable.
+  BOOST_TEST(store.ping().ok());
+}
+
+BOOST_FIXTURE_TEST_CASE(invalid_arguments, store_fixture) {
+  auto zero_ttl = store.put_record(full_record(token), 0s);
+  BOOST_TEST_REQUIRE(!zero_ttl.ok());
+  BOOST_TEST(zero_ttl.error().code == error_code::internal_error);
+  auto no_token = store.put_result(full_record(""), "x", 60s);
+  BOOST_TEST_REQUIRE(!no_token.ok());
+  BOOST_TEST(no_token.error().code == error_code::internal_error);
+}
+
+BOOST_FIXTURE_TEST_CASE(select_db, store_fixture) {
+  auto settings = settings_for(redis.port());
+  settings.db = 3;
+  task_store db3{settings};
+  BOOST_TEST_REQUIRE(db3.put_record(full_record(token), 60s).ok());
+  BOOST_TEST(redis.command("EXISTS resized:task:" + token) == ":0\r\n");
+  auto got = db3.get_record(token);
+  BOOST_TEST_REQUIRE(got.ok());
+  BOOST_TEST(got.value().has_value());
+}
+
+BOOST_AUTO_TEST_SUITE_END() // redis
+
+// -- failures (own servers: these tests stop or reconfigure them) -------------
+
+BOOST_AUTO_TEST_CASE(nothing_listening) {
+  task_store store{settings_for(test::free_port())};
+  BOOST_TEST(!store.connect());
+  auto pong = store.ping();
+  BOOST_TEST_REQUIRE(!pong.ok());
+  BOOST_TEST(pong.error().code == error_code::store_unavailable);
+  BOOST_TEST(pong.error().message.rfind("redis 127.0.0.1:", 0) == 0);
+  auto rec = store.get_record(random_token());
+  BOOST_TEST_REQUIRE(!rec.ok());
+  BOOST_TEST(rec.error().code == error_code::store_unavailable);
+}
+
+BOOST_AUTO_TEST_CASE(outage_and_recovery) {
+  test::redis_server redis;
+  auto settings = settings_for(redis.port());
+  task_store store{settings};
+  auto token = random_token();
+  BOOST_TEST_REQUIRE(store.put_record(full_record(token), 60s).ok());
+  BOOST_TEST(store.connected());
+
+  redis.stop();
+  std::string image(256 * 1024, '\xab'); // several writes to a dead peer
+  auto check_unavailable = [&](auto&& result, const char* op) {
+    BOOST_TEST_CONTEXT(op) {
+      BOOST_TEST_REQUIRE(!result.ok());
+      BOOST_TEST(result.error().code == error_code::store_unavailable);
+      BOOST_TEST(result.error().message.rfind("redis 127.0.0.1:", 0) == 0);
+    }
+  };
+  auto started = std::chrono::steady_clock::now();
+  check_unavailable(store.put_result(full_record(token), image, 60s),
+                    "put_result");
+  check_unavailable(store.get_record(token), "get_record");
+  check_unavailable(store.get_image(token), "get_image");
+  check_unavailable(store.put_record(full_record(token), 60s), "put_record");
+  check_unavailable(store.ping(), "ping");
+  auto elapsed = std::chrono::steady_clock::now() - started;
+  BOOST_TEST(ms(elapsed) < ms(settings.command_timeout));
+  BOOST_TEST(!store.connected());
+
+  redis.start(); // empty again: no persistence
+  auto put = store.put_record(full_record(token), 60s);
+  BOOST_TEST_REQUIRE(put.ok(), why(put));
+  BOOST_TEST(store.connected());
+  auto got = store.get_record(token);
+  BOOST_TEST_REQUIRE(got.ok());
+  BOOST_TEST(got.value().has_value());
+
+  // Redis restarts between two calls: the stale connection is detected and
+  // the call reconnects once, transparently.
+  redis.stop();
+  redis.start();
+  BOOST_TEST(store.connected()); // does not know yet
+  auto pong = store.ping();
+  BOOST_TEST(pong.ok(), why(pong));
+  std::string big(1u << 20, '\0');
+  auto result = store.put_result(full_record(token), big, 60s);
+  BOOST_TEST(result.ok());
+}
+
+BOOST_AUTO_TEST_CASE(stale_connection_large_write_after_restart) {
+  // The first call after a restart is a 1 MiB write: several write(2)s to
+  // a reset socket; must fail over (no SIGPIPE) and succeed on reconnect.
+  test::redis_server redis;
+  task_store store{settings_for(redis.port())};
+  BOOST_TEST_REQUIRE(store.ping().ok());
+  redis.stop();
+  redis.start();
+  auto token = random_token();
+  std::string image(1u << 20, '\x5a');
+  auto put = store.put_result(full_record(token), image, 60s);
+  BOOST_TEST_REQUIRE(put.ok(), why(put));
+  auto got = store.get_image(token);
+  BOOST_TEST_REQUIRE(got.ok());
+  BOOST_TEST_REQUIRE(got.value().has_value());
+  BOOST_TEST(got.value()->size() == image.size());
+}
+
+BOOST_AUTO_TEST_CASE(auth) {
+  test::redis_server redis;
+  BOOST_TEST_REQUIRE(redis.command("CONFIG SET requirepass s3cret") ==
+                     "+OK\r\n");
+  auto settings = settings_for(redis.port());
+
+  settings.password = "wrong";
+  task_store wrong{settings};
+  BOOST_TEST(!wrong.connect());
+  auto pong = wrong.ping();
+  BOOST_TEST_REQUIRE(!pong.ok());
+  BOOST_TEST(pong.error().code == error_code::store_unavailable);
+  BOOST_TEST_MESSAGE("wrong password: " << pong.error().message);
+  BOOST_TEST(pong.error().message.find("AUTH failed") != std::string::npos);
+  BOOST_TEST(!wrong.connected());
+
+  settings.password.clear();
+  task_store none{settings};
+  auto rec = none.get_record(random_token());
+  BOOST_TEST_REQUIRE(!rec.ok());
+  BOOST_TEST(rec.error().code == error_code::store_unavailable);
+  BOOST_TEST(rec.error().message.find("NOAUTH") != std::string::npos);
+
+  settings.password = "s3cret";
+  task_store right{settings};
+  auto token = random_token();
+  auto put = right.put_record(full_record(token), 60s);
+  BOOST_TEST_REQUIRE(put.ok(), why(put));
+  auto got = right.get_record(token);
+  BOOST_TEST_REQUIRE(got.ok());
+  BOOST_TEST(got.value().has_value());
+}
+
+BOOST_AUTO_TEST_CASE(command_timeout) {
+  // A server that accepts but never answers (SIGSTOP): the op fails within
+  // about the command timeout, and works again once the server resumes.
+  test::redis_server redis;
+  auto settings = settings_for(redis.port());
+  settings.command_timeout = 300ms;
+  task_store store{settings};
+  BOOST_TEST_REQUIRE(store.ping().ok());
+  // Find the server's pid from INFO.
+  auto info = redis.command("INFO server");
+  auto at = info.find("process_id:");
+  BOOST_TEST_REQUIRE(at != std::string::npos);
+  auto pid = static_cast<pid_t>(std::stol(info.substr(at + 11)));
+  ::kill(pid, SIGSTOP);
+  auto started = std::chrono::steady_clock::now();
+  auto pong = store.ping();
+  auto elapsed = std::chrono::steady_clock::now() - started;
+  ::kill(pid, SIGCONT);
+  BOOST_TEST_REQUIRE(!pong.ok());
+  BOOST_TEST(pong.error().code == error_code::store_unavailable);
+  BOOST_TEST_MESSAGE("timeout: " << pong.error().message);
+  BOOST_TEST(ms(elapsed) >= 250);
+  BOOST_TEST(ms(elapsed) < 2000);
+  auto again = store.ping();
+  BOOST_TEST(again.ok());
+}
+
+BOOST_AUTO_TEST_SUITE_END() // store
