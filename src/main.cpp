@@ -1,18 +1,19 @@
 // resized: picks the role, wires actors and HTTP, waits for a signal.
 //
 // Start-up: block SIGINT/SIGTERM (every thread inherits the mask), load and
-// validate the config, start libvips, the actor system, the node's actors
-// and the HTTP server. Shutdown, in order: stop HTTP (no new requests), stop
-// the actors (pending answers are dropped and answered by their fallbacks),
-// wait for them, then destroy the server.
+// validate the config, start libvips, the actor system (with the middleman:
+// BASP heartbeats on), the node's actors and, except on workers, the HTTP
+// server. Shutdown, in order: stop HTTP (no new requests), stop the actors
+// (pending answers are dropped and answered by their fallbacks), wait for
+// them, then destroy the server.
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <unistd.h>
 
 #include <caf/actor_system.hpp>
 #include <caf/io/middleman.hpp>
-#include <caf/scoped_actor.hpp>
 
 #include "actors/messages.hpp"
 #include "actors/node.hpp"
@@ -25,11 +26,17 @@ using namespace resized;
 
 namespace {
 
-std::string default_node_name(const config::service_settings& cfg) {
+std::string hostname() {
   char host[256] = {};
   if (gethostname(host, sizeof(host) - 1) != 0)
-    std::snprintf(host, sizeof(host), "localhost");
-  return fmt::format("{}:{}", host, cfg.http.port);
+    return "localhost";
+  return host;
+}
+
+std::string default_node_name(const config::service_settings& cfg) {
+  if (cfg.cluster.role == "worker")
+    return fmt::format("{}/worker-{}", hostname(), getpid());
+  return fmt::format("{}:{}", hostname(), cfg.http.port);
 }
 
 } // namespace
@@ -44,6 +51,7 @@ int main(int argc, char** argv) {
 
   config::service_config caf_cfg;
   actors::announce_message_types(caf_cfg);
+  caf_cfg.load<caf::io::middleman>();
   config::service_settings cfg;
   auto problems = caf_cfg.load(argc, argv, cfg);
   if (caf_cfg.cli_helptext_printed)
@@ -57,8 +65,15 @@ int main(int argc, char** argv) {
   log::level lvl = log::level::info;
   log::parse(cfg.log_level, lvl);
   log::set_threshold(lvl);
-  if (cfg.node_name.empty())
-    cfg.node_name = default_node_name(cfg);
+  auto& cl = cfg.cluster;
+  if (cl.node_name.empty())
+    cl.node_name = default_node_name(cfg);
+  // CAF 0.17 notices a silently dead peer only through BASP heartbeats,
+  // which are off by default.
+  caf_cfg.set("middleman.heartbeat-interval", caf::timespan{cl.heartbeat});
+  caf_cfg.set("middleman.connection-timeout",
+              caf::timespan{cl.connection_timeout});
+  caf_cfg.set("logger.verbosity", caf::atom("quiet"));
 
   std::string vips_err;
   if (!imaging::startup(argv[0], cfg.resize.vips_concurrency, vips_err)) {
@@ -76,30 +91,46 @@ int main(int argc, char** argv) {
   int rc = EXIT_SUCCESS;
   {
     caf::actor_system sys{caf_cfg};
-    auto node = actors::start_node(sys, cfg);
-    {
-      http::server srv{cfg, *node.api};
+    std::optional<actors::node_actors> node;
+    try {
+      node = actors::start_node(sys, cfg);
+    } catch (const std::exception& e) {
+      log::error("msg={} error={}", log::quote("cannot start node"),
+                 log::quote(e.what()));
+      return EXIT_FAILURE;
+    }
+    std::optional<http::server> srv;
+    if (node->api) {
+      srv.emplace(cfg, *node->api);
       try {
-        srv.start();
+        srv->start();
       } catch (const std::exception& e) {
         log::error("msg={} address={} port={} error={}",
                    log::quote("cannot start HTTP server"), cfg.http.address,
                    cfg.http.port, log::quote(e.what()));
-        actors::stop_node(node);
+        actors::stop_node(*node);
         return EXIT_FAILURE;
       }
-      log::info("msg={} node={} role={} address={} port={} pool_size={} "
-                "redis={}:{}",
-                log::quote("resized started"), cfg.node_name, cfg.role,
-                cfg.http.address, cfg.http.port, cfg.resize.pool_size,
-                cfg.redis.store.host, cfg.redis.store.port);
-      int sig = 0;
-      sigwait(&signals, &sig);
-      log::info("msg={} signal={}", log::quote("shutting down"), sig);
-      srv.stop();
-      actors::stop_node(node);
-      sys.await_all_actors_done();
     }
+    log::info("msg={} node={} role={} http={} cluster={} pool_size={} "
+              "redis={}:{}",
+              log::quote("resized started"), log::quote(cl.node_name),
+              cl.role,
+              srv ? fmt::format("{}:{}", cfg.http.address, cfg.http.port)
+                  : "off",
+              cl.role == "api"
+                ? fmt::format("{}:{}", cl.bind_address, cl.port)
+                : cl.role == "worker" ? "joining" : "off",
+              cfg.resize.pool_size, cfg.redis.store.host,
+              cfg.redis.store.port);
+    int sig = 0;
+    sigwait(&signals, &sig);
+    log::info("msg={} signal={}", log::quote("shutting down"), sig);
+    if (srv)
+      srv->stop();
+    actors::stop_node(*node);
+    sys.await_all_actors_done();
+    srv.reset();
   }
   imaging::shutdown();
   log::info("msg={}", log::quote("stopped"));

@@ -21,4 +21,8 @@ void actor_backend::image(std::string token, image_replier reply) {
                  std::move(reply));
 }
 
+void actor_backend::cluster(cluster_replier reply) {
+  caf::anon_send(supervisor_, cluster_atom::value, std::move(reply));
+}
+
 } // namespace resized::actors

@@ -16,6 +16,7 @@ public:
   void submit(submit_request req, submit_replier reply) override;
   void status(std::string token, status_replier reply) override;
   void image(std::string token, image_replier reply) override;
+  void cluster(cluster_replier reply) override;
 
 private:
   caf::actor supervisor_;

@@ -7,7 +7,12 @@
 //   backend    → status:     (image_atom, token, image_replier)
 //   supervisor → status:     (update_atom, task_record)      record changed
 //   supervisor → status:     (result_atom, task_record, bytes) SUCCESS + image
-//   supervisor → resize:     resize_job → resize_done
+//   backend    → supervisor: (cluster_atom, cluster_replier)
+//   supervisor → agent:      resize_job → resize_done   (agent delegates to
+//                            a fresh detached resize actor; may cross nodes)
+//   link       → supervisor: (join_atom, agent, node_info) → welcome_atom
+//                            a worker node's agent joins an API node
+//   link       → link:       try_connect_atom              (reconnect timer)
 #pragma once
 
 #include <string>
@@ -28,6 +33,10 @@ using status_atom = caf::atom_constant<caf::atom("status")>;
 using image_atom = caf::atom_constant<caf::atom("image")>;
 using update_atom = caf::atom_constant<caf::atom("update")>;
 using result_atom = caf::atom_constant<caf::atom("result")>;
+using cluster_atom = caf::atom_constant<caf::atom("cluster")>;
+using join_atom = caf::atom_constant<caf::atom("join")>;
+using welcome_atom = caf::atom_constant<caf::atom("welcome")>;
+using try_connect_atom = caf::atom_constant<caf::atom("tryconn")>;
 
 /// One image to resize; the only thing sent to a resize actor.
 struct resize_job {
@@ -51,6 +60,18 @@ struct resize_done {
   double encode_s = 0;
   std::string node;            // node that ran it
 };
+
+/// What a worker node tells an API node when it joins.
+struct node_info {
+  std::string name;       // cluster.node-name, unique per node
+  std::string address;    // where it runs (host, for humans)
+  uint32_t pool_size = 0; // resize actors it runs at once
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, node_info& x) {
+  return f(caf::meta::type_name("node_info"), x.name, x.address, x.pool_size);
+}
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, resize_job& x) {
@@ -97,3 +118,4 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(resized::submit_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(resized::submit_replier)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(resized::status_replier)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(resized::image_replier)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(resized::cluster_replier)

@@ -1,8 +1,14 @@
 #include "actors/node.hpp"
 
+#include <stdexcept>
+#include <unistd.h>
+
+#include <caf/io/middleman.hpp>
 #include <caf/send.hpp>
 
 #include "actors/actor_backend.hpp"
+#include "actors/agent.hpp"
+#include "actors/cluster_link.hpp"
 #include "actors/status_actor.hpp"
 #include "actors/supervisor.hpp"
 
@@ -11,6 +17,25 @@ namespace resized::actors {
 node_actors start_node(caf::actor_system& sys,
                        const config::service_settings& cfg) {
   node_actors node;
+  const auto& cl = cfg.cluster;
+  auto pool = static_cast<size_t>(cfg.resize.pool_size);
+  if (pool > 0)
+    node.agent = sys.spawn(agent, pool, cfg.limits, cl.node_name);
+  if (cl.role == "worker") {
+    char host[256] = {};
+    gethostname(host, sizeof(host) - 1);
+    node_info info{cl.node_name, cl.advertise.empty() ? host : cl.advertise,
+                   static_cast<uint32_t>(pool)};
+    for (const auto& ep : cl.api_nodes) {
+      link_config lc;
+      lc.host = ep.host;
+      lc.port = ep.port;
+      lc.backoff_max = cl.reconnect_max;
+      lc.connect_timeout = cl.connection_timeout;
+      node.links.push_back(sys.spawn(cluster_link, lc, node.agent, info));
+    }
+    return node;
+  }
   status_config scfg;
   scfg.redis = cfg.redis.store;
   scfg.result_ttl = cfg.redis.result_ttl;
@@ -18,21 +43,35 @@ node_actors start_node(caf::actor_system& sys,
   scfg.image_cache_bytes = cfg.status.image_cache_bytes;
   node.status = sys.spawn<caf::detached>(status_actor, scfg);
   supervisor_config sup;
-  sup.pool_size = static_cast<size_t>(cfg.resize.pool_size);
   sup.queue_capacity = cfg.queue.capacity;
   sup.queue_max_bytes = cfg.queue.max_bytes;
   sup.task_timeout = cfg.resize.task_timeout;
-  sup.limits = cfg.limits;
-  sup.node = cfg.node_name;
-  node.supervisor = sys.spawn(supervisor, sup, node.status);
+  sup.max_attempts = static_cast<uint32_t>(cfg.resize.max_attempts);
+  sup.node = cl.node_name;
+  sup.role = cl.role;
+  node.supervisor = sys.spawn(supervisor, sup, node.status, node.agent, pool);
   node.api = std::make_unique<actor_backend>(node.supervisor, node.status);
+  if (cl.role == "api") {
+    auto port = sys.middleman().publish(node.supervisor, cl.port,
+                                        cl.bind_address.c_str(), true);
+    if (!port) {
+      stop_node(node);
+      throw std::runtime_error("cannot listen for workers on "
+                               + cl.bind_address + ":"
+                               + std::to_string(cl.port) + ": "
+                               + sys.render(port.error()));
+    }
+  }
   return node;
 }
 
 void stop_node(node_actors& node) {
   node.api.reset();
-  caf::anon_send_exit(node.supervisor, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(node.status, caf::exit_reason::user_shutdown);
+  for (auto& link : node.links)
+    caf::anon_send_exit(link, caf::exit_reason::user_shutdown);
+  for (auto* a : {&node.supervisor, &node.status, &node.agent})
+    if (*a)
+      caf::anon_send_exit(*a, caf::exit_reason::user_shutdown);
 }
 
 } // namespace resized::actors

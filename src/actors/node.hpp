@@ -1,7 +1,12 @@
-// Wires the actors of one node from its settings.
+// Wires the actors of one node from its settings, by role:
+//   standalone  status + supervisor + local agent
+//   api         status + supervisor (+ local agent if resize.pool-size > 0),
+//               supervisor published on cluster.port for workers to join
+//   worker      agent + one cluster_link per API node
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
@@ -14,10 +19,13 @@ namespace resized::actors {
 struct node_actors {
   caf::actor status;
   caf::actor supervisor;
-  std::unique_ptr<backend> api; // for the HTTP layer
+  caf::actor agent;
+  std::vector<caf::actor> links;
+  std::unique_ptr<backend> api; // for the HTTP layer (not on workers)
 };
 
-/// Spawns the status actor (detached) and the supervisor.
+/// Spawns the node's actors; on an api node also publishes the supervisor
+/// (throws std::runtime_error if the cluster port cannot be opened).
 node_actors start_node(caf::actor_system& sys,
                        const config::service_settings& cfg);
 

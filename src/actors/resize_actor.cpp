@@ -6,15 +6,13 @@
 
 namespace resized::actors {
 
-resize_done run_resize_job(resize_job& job, const imaging::limits& lim,
+resize_done run_resize_job(const resize_job& job, const imaging::limits& lim,
                            const std::string& node) {
   resize_done done;
   done.token = job.token;
   done.node = node;
   auto res = imaging::resize(job.input.data(), job.input.size(), job.options,
                              lim);
-  // The input is no longer needed: free it before the answer travels.
-  std::string{}.swap(job.input);
   if (!res) {
     done.ok = false;
     done.error_code = std::string{to_string(res.error().code)};
@@ -36,7 +34,7 @@ resize_done run_resize_job(resize_job& job, const imaging::limits& lim,
 caf::behavior resize_actor(caf::event_based_actor* self, imaging::limits lim,
                            std::string node) {
   return {
-    [=](resize_job& job) -> resize_done {
+    [=](const resize_job& job) -> resize_done {
       auto done = run_resize_job(job, lim, node);
       // Detached: this thread ends with the actor; release libvips' state.
       imaging::release_thread();

@@ -1,12 +1,11 @@
 #include "actors/supervisor.hpp"
 
+#include <optional>
 #include <random>
 
-#include <caf/event_based_actor.hpp>
-#include <caf/send.hpp>
 #include <caf/sec.hpp>
+#include <caf/send.hpp>
 
-#include "actors/resize_actor.hpp"
 #include "common/log.hpp"
 
 namespace resized::actors {
@@ -25,114 +24,264 @@ std::string make_token() {
 namespace {
 
 using self_ptr = supervisor_actor_type*;
+using state_type = supervisor_state;
 
-void finish(self_ptr self, task_record& rec, failure err) {
+const resize_job& job_of(const state_type::queued& task) {
+  return task.job.get_as<resize_job>(0);
+}
+
+void fail(self_ptr self, task_record rec, failure err) {
   rec.status = task_status::failure;
   rec.error_code = std::string{to_string(err.code)};
   rec.error_message = std::move(err.message);
   rec.finished_at_ms = now_ms();
   ++self->state.failed;
-  log::info("msg={} token={} status=FAILURE code={} reason={} total_ms={}",
+  log::info("msg={} token={} status=FAILURE code={} reason={} node={} "
+            "total_ms={}",
             log::quote("task finished"), rec.token, rec.error_code,
-            log::quote(rec.error_message),
+            log::quote(rec.error_message), log::quote(rec.node),
             rec.finished_at_ms - rec.submitted_at_ms);
-  self->send(self->state.status, update_atom::value, rec);
+  self->send(self->state.status, update_atom::value, std::move(rec));
 }
 
-void on_done(self_ptr self, const caf::actor_addr& worker, resize_done& done) {
-  auto i = self->state.workers.find(worker);
-  if (i == self->state.workers.end() || i->second.finished)
-    return; // late answer after a timeout: the task already ended
-  i->second.finished = true;
-  auto rec = i->second.record;
-  if (!done.ok) {
-    error_code code = error_code::internal_error;
-    from_string(done.error_code, code);
-    finish(self, rec, failure{code, std::move(done.error_message)});
+void dispatch(self_ptr self);
+
+// Removes `token` from the running set if `attempt` is its current attempt;
+// returns the task, or nullopt for a stale answer.
+std::optional<state_type::in_flight> take(self_ptr self,
+                                          const std::string& token,
+                                          uint32_t attempt) {
+  auto& st = self->state;
+  auto i = st.running.find(token);
+  if (i == st.running.end() || i->second.task.attempt != attempt)
+    return std::nullopt;
+  auto task = std::move(i->second);
+  st.running.erase(i);
+  if (auto n = st.nodes.find(task.node); n != st.nodes.end())
+    --n->second.busy;
+  return task;
+}
+
+// A node failed this attempt (lost, or the request failed): run it again
+// elsewhere, up to max_attempts.
+void retry(self_ptr self, state_type::in_flight task, const std::string& why) {
+  auto& st = self->state;
+  ++task.task.attempt;
+  if (task.task.attempt >= st.cfg.max_attempts) {
+    fail(self, std::move(task.task.record),
+         failure{error_code::worker_lost,
+                 fmt::format("lost the worker {} times, last on node {}: {}",
+                             task.task.attempt, task.node, why)});
     return;
   }
+  ++st.retried;
+  log::warn("msg={} token={} node={} attempt={} reason={}",
+            log::quote("task re-queued"), task.task.record.token,
+            log::quote(task.node), task.task.attempt, log::quote(why));
+  task.task.record.status = task_status::pending;
+  task.task.record.started_at_ms = 0;
+  self->send(st.status, update_atom::value, task.task.record);
+  st.queued_bytes += job_of(task.task).input.size();
+  st.queue.push_front(std::move(task.task));
+}
+
+void on_done(self_ptr self, const std::string& token, uint32_t attempt,
+             resize_done& done) {
+  auto task = take(self, token, attempt);
+  if (!task) {
+    log::debug("msg={} token={} attempt={}", log::quote("stale answer dropped"),
+               token, attempt);
+    return;
+  }
+  auto& st = self->state;
+  auto node = st.nodes.find(task->node);
+  auto rec = std::move(task->task.record);
+  rec.node = done.node.empty() ? task->node : done.node;
+  if (!done.ok) {
+    if (node != st.nodes.end())
+      ++node->second.failed;
+    error_code code = error_code::internal_error;
+    from_string(done.error_code, code);
+    fail(self, std::move(rec), failure{code, std::move(done.error_message)});
+    return;
+  }
+  if (node != st.nodes.end())
+    ++node->second.done;
   rec.status = task_status::success;
   rec.width = done.width;
   rec.height = done.height;
   rec.output_bytes = done.output.size();
   rec.etag = std::move(done.etag);
   rec.finished_at_ms = now_ms();
-  rec.node = done.node;
-  ++self->state.succeeded;
-  log::info("msg={} token={} status=SUCCESS width={} height={} bytes={} "
-            "queue_ms={} decode_ms={:.1f} resize_ms={:.1f} encode_ms={:.1f} "
-            "total_ms={}",
-            log::quote("task finished"), rec.token, rec.width, rec.height,
-            rec.output_bytes, rec.started_at_ms - rec.submitted_at_ms,
-            done.decode_s * 1e3, done.resize_s * 1e3, done.encode_s * 1e3,
+  ++st.succeeded;
+  log::info("msg={} token={} status=SUCCESS node={} width={} height={} "
+            "bytes={} queue_ms={} decode_ms={:.1f} resize_ms={:.1f} "
+            "encode_ms={:.1f} total_ms={}",
+            log::quote("task finished"), rec.token, log::quote(rec.node),
+            rec.width, rec.height, rec.output_bytes,
+            rec.started_at_ms - rec.submitted_at_ms, done.decode_s * 1e3,
+            done.resize_s * 1e3, done.encode_s * 1e3,
             rec.finished_at_ms - rec.submitted_at_ms);
-  self->send(self->state.status, result_atom::value, std::move(rec),
+  self->send(st.status, result_atom::value, std::move(rec),
              std::move(done.output));
 }
 
-void on_error(self_ptr self, const caf::actor& worker, const caf::error& err) {
-  auto i = self->state.workers.find(worker.address());
-  if (i == self->state.workers.end() || i->second.finished)
+void on_error(self_ptr self, const std::string& token, uint32_t attempt,
+              const caf::error& err) {
+  auto task = take(self, token, attempt);
+  if (!task)
     return;
-  i->second.finished = true;
-  auto rec = i->second.record;
   if (err == caf::sec::request_timeout) {
-    // libvips cannot be interrupted from here: stop the actor; its slot is
-    // freed when its thread finally returns and the down message arrives.
-    self->send_exit(worker, caf::exit_reason::kill);
-    finish(self, rec,
-           failure{error_code::processing_timeout,
-                   fmt::format("processing took longer than {} ms",
-                               self->state.cfg.task_timeout.count())});
+    auto& st = self->state;
+    if (auto n = st.nodes.find(task->node); n != st.nodes.end())
+      ++n->second.failed;
+    fail(self, std::move(task->task.record),
+         failure{error_code::processing_timeout,
+                 fmt::format("processing took longer than {} ms",
+                             st.cfg.task_timeout.count())});
     return;
   }
-  finish(self, rec,
-         failure{error_code::worker_lost,
-                 "resize worker failed: " + self->system().render(err)});
+  retry(self, std::move(*task), self->system().render(err));
+}
+
+// The node with the most free slots, or nullptr when all are full.
+state_type::node_entry* pick_node(self_ptr self, std::string& name) {
+  state_type::node_entry* best = nullptr;
+  size_t best_free = 0;
+  for (auto& [key, node] : self->state.nodes) {
+    auto free = node.info.pool_size > node.busy ? node.info.pool_size
+                                                    - node.busy
+                                                : 0;
+    if (free > best_free) {
+      best = &node;
+      best_free = free;
+      name = key;
+    }
+  }
+  return best;
 }
 
 void dispatch(self_ptr self) {
   auto& st = self->state;
-  while (st.workers.size() < st.cfg.pool_size && !st.queue.empty()) {
+  std::string name;
+  while (!st.queue.empty()) {
+    auto* node = pick_node(self, name);
+    if (node == nullptr)
+      return;
     auto task = std::move(st.queue.front());
     st.queue.pop_front();
-    st.queued_bytes -= task.image.size();
-    auto worker = self->spawn<caf::detached + caf::monitored>(
-      resize_actor, st.cfg.limits, st.cfg.node);
+    st.queued_bytes -= job_of(task).input.size();
+    ++node->busy;
     task.record.status = task_status::in_progress;
     task.record.started_at_ms = now_ms();
-    task.record.node = st.cfg.node;
+    task.record.node = name;
     self->send(st.status, update_atom::value, task.record);
-    resize_job job{task.record.token, task.record.options,
-                   std::move(task.image)};
-    st.workers.emplace(worker.address(),
-                       supervisor_state::running{std::move(task.record)});
-    self->request(worker, st.cfg.task_timeout, std::move(job))
+    auto token = task.record.token;
+    auto attempt = task.attempt;
+    auto job = task.job; // shares the bytes with the copy kept for retries
+    st.running.emplace(token, state_type::in_flight{std::move(task), name});
+    self->request(node->agent, st.cfg.task_timeout, std::move(job))
       .then(
-        [=](resize_done& done) { on_done(self, worker.address(), done); },
-        [=](caf::error& err) { on_error(self, worker, err); });
+        [=](resize_done& done) {
+          on_done(self, token, attempt, done);
+          dispatch(self); // a slot is free again
+        },
+        [=](caf::error& err) {
+          on_error(self, token, attempt, err);
+          dispatch(self);
+        });
   }
+}
+
+// Forgets node `name`; its in-flight tasks go back to the queue.
+void drop_node(self_ptr self, const std::string& name, const std::string& why) {
+  auto& st = self->state;
+  auto i = st.nodes.find(name);
+  if (i == st.nodes.end())
+    return;
+  log::warn("msg={} node={} reason={} in_flight={}", log::quote("node lost"),
+            log::quote(name), log::quote(why), i->second.busy);
+  self->demonitor(i->second.agent);
+  st.nodes.erase(i);
+  std::vector<std::string> lost;
+  for (auto& [token, task] : st.running)
+    if (task.node == name)
+      lost.push_back(token);
+  for (auto& token : lost) {
+    auto task = std::move(st.running[token]);
+    st.running.erase(token);
+    retry(self, std::move(task), "node " + name + " lost");
+  }
+}
+
+void add_node(self_ptr self, caf::actor agent, node_info info,
+              std::string role) {
+  auto& st = self->state;
+  if (auto i = st.nodes.find(info.name);
+      i != st.nodes.end() && i->second.agent != agent)
+    drop_node(self, info.name, "node rejoined with a new agent");
+  self->monitor(agent);
+  auto& entry = st.nodes[info.name];
+  entry.agent = std::move(agent);
+  entry.role = std::move(role);
+  entry.since_ms = now_ms();
+  entry.info = std::move(info);
+  log::info("msg={} node={} role={} address={} workers={}",
+            log::quote("node joined"), log::quote(entry.info.name),
+            entry.role, log::quote(entry.info.address),
+            entry.info.pool_size);
+  dispatch(self);
+}
+
+void on_node_down(self_ptr self, const caf::actor_addr& source,
+                  const caf::error& reason) {
+  auto& st = self->state;
+  for (auto& [name, node] : st.nodes) {
+    if (node.agent.address() == source) {
+      auto key = name;
+      drop_node(self, key, self->system().render(reason));
+      dispatch(self);
+      return;
+    }
+  }
+}
+
+cluster_view make_view(self_ptr self) {
+  auto& st = self->state;
+  cluster_view view;
+  view.node = st.cfg.node;
+  view.role = st.cfg.role;
+  view.queue_depth = st.queue.size();
+  view.queued_bytes = st.queued_bytes;
+  view.succeeded = st.succeeded;
+  view.failed = st.failed;
+  view.retried = st.retried;
+  view.up_since_ms = st.up_since_ms;
+  for (auto& [name, node] : st.nodes)
+    view.nodes.push_back(cluster_node_view{name, node.role, node.info.address,
+                                           node.info.pool_size, node.busy,
+                                           node.done, node.failed,
+                                           node.since_ms});
+  return view;
 }
 
 } // namespace
 
 caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
-                         caf::actor status) {
-  self->state.cfg = std::move(cfg);
-  self->state.status = std::move(status);
+                         caf::actor status, caf::actor local_agent,
+                         size_t local_pool_size) {
+  auto& st = self->state;
+  st.cfg = std::move(cfg);
+  st.status = std::move(status);
+  st.up_since_ms = now_ms();
   self->set_down_handler([=](caf::down_msg& msg) {
-    auto& st = self->state;
-    auto i = st.workers.find(msg.source);
-    if (i == st.workers.end())
-      return;
-    if (!i->second.finished)
-      finish(self, i->second.record,
-             failure{error_code::worker_lost,
-                     "resize worker ended without an answer: "
-                       + self->system().render(msg.reason)});
-    st.workers.erase(i);
-    dispatch(self);
+    on_node_down(self, msg.source, msg.reason);
   });
+  if (local_agent)
+    add_node(self, std::move(local_agent),
+             node_info{st.cfg.node, "local",
+                       static_cast<uint32_t>(local_pool_size)},
+             "local");
   return {
     [=](submit_atom, submit_request& req, submit_replier& reply) {
       auto& st = self->state;
@@ -149,12 +298,13 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
                                   st.queued_bytes, st.cfg.queue_max_bytes)});
         return;
       }
-      supervisor_state::queued task;
+      state_type::queued task;
       task.record.token = make_token();
       task.record.options = req.options;
       task.record.input_bytes = size;
       task.record.submitted_at_ms = now_ms();
-      task.image = std::move(req.image);
+      task.job = caf::make_message(
+        resize_job{task.record.token, req.options, std::move(req.image)});
       // The status actor sees PENDING before the client sees the token, so
       // an immediate poll finds the task (mailboxes are FIFO per sender).
       self->send(st.status, update_atom::value, task.record);
@@ -169,6 +319,13 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
       st.queue.push_back(std::move(task));
       dispatch(self);
     },
+    [=](join_atom, caf::actor& agent, node_info& info) {
+      if (!agent || info.name.empty() || info.pool_size == 0)
+        return caf::make_message(caf::sec::invalid_argument);
+      add_node(self, std::move(agent), std::move(info), "worker");
+      return caf::make_message(welcome_atom::value);
+    },
+    [=](cluster_atom, cluster_replier& reply) { reply(make_view(self)); },
   };
 }
 

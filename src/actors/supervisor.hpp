@@ -1,20 +1,24 @@
 // The supervisor: one per API node. Owns the bounded queue of accepted tasks
-// and spawns one resize actor per task, at most `pool_size` at a time, each
-// detached (own thread) and monitored.
+// and places each task on a node with a free slot: its own local agent or
+// the agent of a worker node that joined over CAF's middleman. Never more
+// tasks in flight on a node than its pool size.
 //
 // A task's life as the supervisor sees it:
 //
-//   submit ─▶ [queue] ─dispatch─▶ running ─resize_done─▶ finished ─down─▶ gone
-//     │ full: queue_full              │ timeout / error ─▶ FAILURE
-//     ▼                               │ down before answer ─▶ FAILURE worker_lost
-//   503
+//   submit ─▶ [queue] ─place─▶ in flight on node N ─resize_done─▶ final
+//     │ full: queue_full  ▲        │ deadline passed ─▶ FAILURE processing_timeout
+//     ▼                   │        │ node N lost (down) or the request failed:
+//   503                   └────────┘ attempt += 1, back to the queue front;
+//                                    attempt == max_attempts ─▶ FAILURE worker_lost
 //
-// A pool slot is freed by the worker's down message, not by its answer, so a
-// worker still stuck in libvips after a timeout keeps counting as busy.
+// Every placement carries an attempt number; an answer for an attempt that
+// is no longer the current one (a late result from a node declared dead) is
+// dropped, so a task ends exactly once.
 #pragma once
 
 #include <chrono>
 #include <deque>
+#include <map>
 #include <string>
 #include <unordered_map>
 
@@ -27,39 +31,54 @@
 namespace resized::actors {
 
 struct supervisor_config {
-  size_t pool_size = 2;
   size_t queue_capacity = 256;
   uint64_t queue_max_bytes = 256ull << 20;
   std::chrono::milliseconds task_timeout{60000};
-  imaging::limits limits;
-  std::string node; // this node's name, recorded in task records
+  uint32_t max_attempts = 3;
+  std::string node = "local"; // this node's name, recorded in task records
+  std::string role = "standalone";
 };
 
 struct supervisor_state {
   struct queued {
     task_record record;
-    std::string image;
+    caf::message job; // holds a resize_job; shared, never copied
+    uint32_t attempt = 0;
   };
-  struct running {
-    task_record record;
-    bool finished = false; // answered (or timed out) but not yet down
+  struct in_flight {
+    queued task;
+    std::string node; // key in `nodes`
+  };
+  struct node_entry {
+    caf::actor agent;
+    node_info info;
+    std::string role; // "local" or "worker"
+    size_t busy = 0;
+    uint64_t done = 0;
+    uint64_t failed = 0;
+    int64_t since_ms = 0;
   };
 
   supervisor_config cfg;
   caf::actor status;
   std::deque<queued> queue;
   uint64_t queued_bytes = 0;
-  std::unordered_map<caf::actor_addr, running> workers;
+  std::unordered_map<std::string, in_flight> running; // by token
+  std::map<std::string, node_entry> nodes;            // by node name
   uint64_t succeeded = 0;
   uint64_t failed = 0;
+  uint64_t retried = 0;
+  int64_t up_since_ms = 0;
 
   static inline const char* name = "supervisor";
 };
 
 using supervisor_actor_type = caf::stateful_actor<supervisor_state>;
 
+/// `local_agent` may be invalid (an API node without a local pool).
 caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
-                         caf::actor status);
+                         caf::actor status, caf::actor local_agent,
+                         size_t local_pool_size);
 
 /// A random (version 4) UUID, lower-case, 36 characters.
 std::string make_token();

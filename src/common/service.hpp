@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "common/outcome.hpp"
 #include "common/task_record.hpp"
@@ -70,9 +71,34 @@ struct image_blob {
   std::string etag; // without quotes
 };
 
+/// One node as the API node's supervisor sees it (GET /api/v1/cluster).
+struct cluster_node_view {
+  std::string id;       // node name (cluster.node-name)
+  std::string role;     // "local" (this node's own pool) or "worker"
+  std::string address;  // where the worker says it runs
+  size_t workers = 0;   // its pool size
+  size_t busy = 0;      // tasks this API node has in flight there
+  uint64_t done = 0;    // tasks it finished for this API node (SUCCESS)
+  uint64_t failed = 0;  // tasks it finished with FAILURE
+  int64_t since_ms = 0; // connected (or started) since
+};
+
+struct cluster_view {
+  std::string node;          // this API node's name
+  std::string role;          // this API node's role
+  std::vector<cluster_node_view> nodes;
+  size_t queue_depth = 0;    // tasks waiting for a worker
+  uint64_t queued_bytes = 0; // their input bytes
+  uint64_t succeeded = 0;    // totals since start
+  uint64_t failed = 0;
+  uint64_t retried = 0;      // attempts re-queued after a node was lost
+  int64_t up_since_ms = 0;
+};
+
 using submit_replier = replier<outcome<std::string>>; // token
 using status_replier = replier<outcome<task_record>>;
 using image_replier = replier<outcome<image_blob>>;
+using cluster_replier = replier<outcome<cluster_view>>;
 
 /// What the HTTP layer needs from the rest of the service.
 class backend {
@@ -84,6 +110,8 @@ public:
   virtual void status(std::string token, status_replier reply) = 0;
   /// Answers the result image, or unknown_token / store_unavailable.
   virtual void image(std::string token, image_replier reply) = 0;
+  /// Answers the supervisor's view of the cluster.
+  virtual void cluster(cluster_replier reply) = 0;
 };
 
 } // namespace resized

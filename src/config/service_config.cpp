@@ -46,16 +46,32 @@ service_config::service_config() {
     .add(redis_timeout_ms_, "timeout-ms",
          "connect and command timeout in ms (default 2000)");
   opt_group{custom_options_, "cluster"}
-    .add(cluster_role_, "role", "standalone (default)")
+    .add(cluster_role_, "role", "standalone (default), api or worker")
     .add(cluster_node_name_, "node-name",
-         "name of this node in records and logs (default host:port)");
+         "unique name of this node (default host:http-port, workers "
+         "host/worker-pid)")
+    .add(cluster_bind_address_, "bind-address",
+         "api: address workers connect to (default 0.0.0.0)")
+    .add(cluster_port_, "port", "api: port workers connect to (default 4000)")
+    .add(cluster_api_nodes_, "api-nodes",
+         "worker: API nodes to join, \"host:port,host:port\"")
+    .add(cluster_advertise_, "advertise",
+         "worker: address shown in /api/v1/cluster (default hostname)")
+    .add(cluster_heartbeat_ms_, "heartbeat-ms",
+         "BASP heartbeat interval in ms (default 1000)")
+    .add(cluster_connection_timeout_ms_, "connection-timeout-ms",
+         "ms without traffic before a node is declared lost (default 5000)")
+    .add(cluster_reconnect_max_ms_, "reconnect-max-ms",
+         "worker: longest wait between join attempts (default 5000)");
   opt_group{custom_options_, "resize"}
     .add(resize_pool_size_, "pool-size",
          "resize actors running at once (default 2)")
     .add(resize_vips_concurrency_, "vips-concurrency",
          "libvips threads per resize (default 1)")
     .add(resize_task_timeout_ms_, "task-timeout-ms",
-         "ms one resize may take before FAILURE (default 60000)");
+         "ms one resize may take before FAILURE (default 60000)")
+    .add(resize_max_attempts_, "max-attempts",
+         "nodes a task is tried on before FAILURE worker_lost (default 3)");
   opt_group{custom_options_, "queue"}
     .add(queue_capacity_, "capacity", "tasks waiting (default 256)")
     .add(queue_max_bytes_, "max-bytes",
@@ -102,6 +118,41 @@ struct checker {
 };
 
 constexpr int64_t max_i64 = std::numeric_limits<int64_t>::max();
+
+// "host:port,host:port" (spaces allowed, empty entries skipped).
+bool parse_endpoint_list(const std::string& text,
+                         std::vector<std::pair<std::string, uint16_t>>& out,
+                         std::string& bad) {
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    auto comma = text.find(',', pos);
+    if (comma == std::string::npos)
+      comma = text.size();
+    auto item = text.substr(pos, comma - pos);
+    pos = comma + 1;
+    item.erase(0, item.find_first_not_of(' '));
+    item.erase(item.find_last_not_of(' ') + 1);
+    if (item.empty())
+      continue;
+    auto colon = item.rfind(':');
+    int64_t port = 0;
+    try {
+      size_t used = 0;
+      if (colon != std::string::npos && colon > 0)
+        port = std::stoll(item.substr(colon + 1), &used);
+      if (used == 0 || colon + 1 + used != item.size())
+        port = 0;
+    } catch (const std::exception&) {
+      port = 0;
+    }
+    if (port < 1 || port > 65535) {
+      bad = item;
+      return false;
+    }
+    out.emplace_back(item.substr(0, colon), static_cast<uint16_t>(port));
+  }
+  return true;
+}
 
 } // namespace
 
@@ -175,14 +226,47 @@ std::vector<std::string> service_config::load(int argc, char** argv,
     r.store.command_timeout = std::chrono::milliseconds{secs};
   }
 
-  if (cluster_role_ != "standalone")
+  auto& cl = out.cluster;
+  if (cluster_role_ != "standalone" && cluster_role_ != "api"
+      && cluster_role_ != "worker")
     errors.push_back(fmt::format(
-      "cluster.role = '{}' is not supported (standalone)", cluster_role_));
-  out.role = cluster_role_;
-  out.node_name = cluster_node_name_;
+      "cluster.role = '{}' is not one of standalone, api, worker",
+      cluster_role_));
+  cl.role = cluster_role_;
+  cl.node_name = cluster_node_name_;
+  cl.bind_address = cluster_bind_address_;
+  c.range("cluster.port", cluster_port_, 1, 65535, cl.port);
+  cl.advertise = cluster_advertise_;
+  {
+    std::vector<std::pair<std::string, uint16_t>> eps;
+    std::string bad;
+    if (!parse_endpoint_list(cluster_api_nodes_, eps, bad))
+      errors.push_back(fmt::format(
+        "cluster.api-nodes: '{}' is not host:port", bad));
+    for (auto& [host, port] : eps)
+      cl.api_nodes.push_back(endpoint{host, port});
+    if (cl.role == "worker" && cl.api_nodes.empty())
+      errors.push_back("cluster.api-nodes must name at least one API node "
+                       "(host:port) for cluster.role = worker");
+  }
+  if (c.range("cluster.heartbeat-ms", cluster_heartbeat_ms_, 50, 600000,
+              secs))
+    cl.heartbeat = std::chrono::milliseconds{secs};
+  if (c.range("cluster.connection-timeout-ms", cluster_connection_timeout_ms_,
+              100, 3600000, secs))
+    cl.connection_timeout = std::chrono::milliseconds{secs};
+  if (cl.connection_timeout <= cl.heartbeat)
+    errors.push_back("cluster.connection-timeout-ms must be longer than "
+                     "cluster.heartbeat-ms");
+  if (c.range("cluster.reconnect-max-ms", cluster_reconnect_max_ms_, 100,
+              600000, secs))
+    cl.reconnect_max = std::chrono::milliseconds{secs};
+  c.range("resize.max-attempts", resize_max_attempts_, 1, 100,
+          out.resize.max_attempts);
 
-  c.range("resize.pool-size", resize_pool_size_, 1, 1024,
-          out.resize.pool_size);
+  // An api node may run no local pool: workers join it.
+  c.range("resize.pool-size", resize_pool_size_,
+          cluster_role_ == "api" ? 0 : 1, 1024, out.resize.pool_size);
   c.range("resize.vips-concurrency", resize_vips_concurrency_, 1, 64,
           out.resize.vips_concurrency);
   if (c.range("resize.task-timeout-ms", resize_task_timeout_ms_, 100,

@@ -16,6 +16,8 @@ class service_config : public caf::actor_system_config {
 public:
   service_config();
 
+  using caf::actor_system_config::load; // load<Module>() stays visible
+
   /// Parses argv (and the INI file it names), validates, fills `out`.
   /// Returns the problems found, each naming its key; empty = valid.
   std::vector<std::string> load(int argc, char** argv, service_settings& out);
@@ -44,6 +46,14 @@ private:
   int64_t redis_timeout_ms_ = 2000;
   std::string cluster_role_ = "standalone";
   std::string cluster_node_name_;
+  std::string cluster_bind_address_ = "0.0.0.0";
+  int64_t cluster_port_ = 4000;
+  std::string cluster_api_nodes_;
+  std::string cluster_advertise_;
+  int64_t cluster_heartbeat_ms_ = 1000;
+  int64_t cluster_connection_timeout_ms_ = 5000;
+  int64_t cluster_reconnect_max_ms_ = 5000;
+  int64_t resize_max_attempts_ = 3;
   int64_t resize_pool_size_ = 2;
   int64_t resize_vips_concurrency_ = 1;
   int64_t resize_task_timeout_ms_ = 60000;

@@ -39,8 +39,10 @@ struct redis_settings_ext {
 
 struct resize_settings {
   int pool_size = 2;         // resize.pool-size: concurrent resize actors
+                             // (0 allowed on an api node: no local pool)
   int vips_concurrency = 1;  // resize.vips-concurrency: libvips threads each
   std::chrono::milliseconds task_timeout{60000}; // resize.task-timeout-ms
+  int max_attempts = 3;      // resize.max-attempts: nodes tried per task
 };
 
 struct queue_settings {
@@ -53,11 +55,27 @@ struct status_settings {
   uint64_t image_cache_bytes = 64ull << 20; // status.image-cache-bytes
 };
 
+struct endpoint {
+  std::string host;
+  uint16_t port = 0;
+};
+
+struct cluster_settings {
+  std::string role = "standalone";  // cluster.role: standalone, api, worker
+  std::string node_name;            // cluster.node-name: "" = host:port
+  std::string bind_address = "0.0.0.0"; // cluster.bind-address (api)
+  uint16_t port = 4000;             // cluster.port: BASP listen port (api)
+  std::vector<endpoint> api_nodes;  // cluster.api-nodes: "h:p,h:p" (worker)
+  std::string advertise;            // cluster.advertise: address shown
+  std::chrono::milliseconds heartbeat{1000};          // cluster.heartbeat-ms
+  std::chrono::milliseconds connection_timeout{5000}; // ...connection-timeout-ms
+  std::chrono::milliseconds reconnect_max{5000};      // ...reconnect-max-ms
+};
+
 struct service_settings {
   http_settings http;
   redis_settings_ext redis;
-  std::string role = "standalone";   // cluster.role
-  std::string node_name;             // cluster.node-name: "" = hostname:port
+  cluster_settings cluster;
   resize_settings resize;
   queue_settings queue;
   status_settings status;

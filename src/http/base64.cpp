@@ -35,8 +35,7 @@ std::string describe(unsigned char c) {
 
 } // namespace
 
-base64_status base64_decode(std::string_view in, std::string& out,
-                            bool json_escapes) {
+base64_status base64_decode(std::string_view in, std::string& out) {
   out.clear();
   out.resize(base64_max_decoded(in.size()));
   auto* dst = reinterpret_cast<unsigned char*>(out.data());
@@ -47,19 +46,6 @@ base64_status base64_decode(std::string_view in, std::string& out,
   size_t pad_at = 0;   // offset of the first '='
   for (size_t i = 0; i < in.size(); ++i) {
     auto c = static_cast<unsigned char>(in[i]);
-    if (json_escapes && c == '\\' && i + 1 < in.size()) {
-      auto e = in[i + 1];
-      if (e == 'n' || e == 'r' || e == 't' || e == 'f' || e == 'b') {
-        ++i;
-        continue;
-      }
-      if (e == '/') {
-        ++i;
-        c = '/';
-      } else {
-        return {false, i, fmt::format("unexpected escape '\\{}'", e)};
-      }
-    }
     auto v = table[c];
     if (v == skip)
       continue;

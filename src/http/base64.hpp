@@ -1,10 +1,10 @@
 // Base64 decoding for request bodies.
 //
 // Hand-written on purpose: no Debian 12 library decodes base64 the way the
-// contract needs in one pass — padding optional, whitespace and JSON string
-// escapes (\n, \r, \t, \/) skipped, the exact offset of the first bad
-// character reported, and the output written straight into the buffer that
-// libvips will read (no intermediate copy of a multi-megabyte string).
+// contract needs in one pass — padding optional, whitespace skipped, the
+// exact offset of the first bad character reported, and the output written
+// straight into the buffer that libvips will read (no intermediate copy of a
+// multi-megabyte string).
 #pragma once
 
 #include <cstddef>
@@ -20,10 +20,8 @@ struct base64_status {
 };
 
 /// Decodes standard base64 (RFC 4648 alphabet) from `in` into `out`
-/// (replacing its content). With `json_escapes`, `in` is the raw content of a
-/// JSON string and backslash escapes of whitespace and '/' are understood.
-base64_status base64_decode(std::string_view in, std::string& out,
-                            bool json_escapes = false);
+/// (replacing its content). ASCII whitespace is ignored anywhere.
+base64_status base64_decode(std::string_view in, std::string& out);
 
 /// Upper bound of the decoded size of `n` base64 characters.
 inline size_t base64_max_decoded(size_t n) {

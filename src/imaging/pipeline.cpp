@@ -42,6 +42,8 @@
 #include <fmt/format.h>
 #include <vips/vips.h>
 
+#include "common/log.hpp"
+
 namespace resized::imaging {
 
 namespace {
@@ -545,6 +547,23 @@ outcome<std::string> encode(VipsImage* img, const resize_options& opts) {
 // -- public interface
 // -----------------------------------------------------------
 
+namespace {
+
+// libvips warns through GLib (e.g. "unknown EXIF resolution unit" on many
+// camera photos): route those lines into our log at debug level instead of
+// raw stderr.
+void forward_glib_log(const gchar* domain, GLogLevelFlags level,
+                      const gchar* message, gpointer) {
+  auto lvl = (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL)) != 0
+               ? log::level::warn
+               : log::level::debug;
+  if (log::enabled(lvl))
+    log::write(lvl, fmt::format("msg={} domain={}", log::quote(message),
+                                domain != nullptr ? domain : "glib"));
+}
+
+} // namespace
+
 bool startup(const char* argv0, int concurrency, std::string& err) {
   auto& st = state();
   std::lock_guard<std::mutex> guard{st.mutex};
@@ -553,6 +572,11 @@ bool startup(const char* argv0, int concurrency, std::string& err) {
     return false;
   }
   if (!st.started) {
+    g_log_set_handler("VIPS",
+                      static_cast<GLogLevelFlags>(G_LOG_LEVEL_MASK
+                                                  | G_LOG_FLAG_FATAL
+                                                  | G_LOG_FLAG_RECURSION),
+                      forward_glib_log, nullptr);
     if (VIPS_INIT(argv0 != nullptr ? argv0 : "resized") != 0) {
       err = vips_message("vips_init failed");
       return false;

@@ -5,6 +5,7 @@
 #include <caf/all.hpp>
 
 #include "actor_fixture.hpp"
+#include "actors/agent.hpp"
 #include "actors/supervisor.hpp"
 
 using namespace resized;
@@ -23,9 +24,41 @@ struct supervisor_fixture : test::actor_system_fixture {
   std::map<std::string, task_record> last;
   std::map<std::string, std::string> images;
 
-  caf::actor start(supervisor_config cfg) {
-    return sys.spawn(supervisor, cfg,
-                     caf::actor_cast<caf::actor>(status));
+  // A supervisor with a local agent of `pool` resize actors (0 = none).
+  caf::actor start(supervisor_config cfg, size_t pool = 2) {
+    caf::actor local;
+    if (pool > 0)
+      local = sys.spawn(agent, pool, imaging::limits{}, cfg.node);
+    return sys.spawn(supervisor, cfg, caf::actor_cast<caf::actor>(status),
+                     local, pool);
+  }
+
+  // Joins `node_agent` as a worker node, as a cluster_link would.
+  void join(const caf::actor& sup, const caf::actor& node_agent,
+            const std::string& name, uint32_t pool) {
+    caf::scoped_actor self{sys};
+    bool welcomed = false;
+    self->request(sup, 5s, join_atom::value, node_agent,
+                  node_info{name, "127.0.0.1", pool})
+      .receive([&](welcome_atom) { welcomed = true; },
+               [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
+    BOOST_REQUIRE(welcomed);
+  }
+
+  cluster_view view(const caf::actor& sup) {
+    test::answer<outcome<cluster_view>> ans;
+    caf::anon_send(sup, cluster_atom::value, ans.make());
+    auto res = ans.wait();
+    BOOST_REQUIRE(res && res->ok());
+    return res->value();
+  }
+
+  // SUCCESS records seen per token.
+  int successes(const std::string& token) {
+    int n = 0;
+    for (auto& [t, s] : seen)
+      n += t == token && s == task_status::success;
+    return n;
   }
 
   outcome<std::string> submit(const caf::actor& sup, std::string image,
@@ -100,8 +133,7 @@ BOOST_AUTO_TEST_CASE(a_task_goes_pending_in_progress_success) {
 
 BOOST_AUTO_TEST_CASE(never_more_than_pool_size_at_once) {
   supervisor_config cfg;
-  cfg.pool_size = 2;
-  auto sup = start(cfg);
+  auto sup = start(cfg, 2);
   std::vector<std::string> tokens;
   for (int i = 0; i < 6; ++i) {
     auto t = submit(sup, test::corpus_photo("plasma__Kite.jpg"));
@@ -125,9 +157,8 @@ BOOST_AUTO_TEST_CASE(never_more_than_pool_size_at_once) {
 
 BOOST_AUTO_TEST_CASE(a_full_queue_answers_queue_full) {
   supervisor_config cfg;
-  cfg.pool_size = 1;
   cfg.queue_capacity = 1;
-  auto sup = start(cfg);
+  auto sup = start(cfg, 1);
   // A 16 MP photo keeps the only worker busy while the next two arrive:
   // the first runs, the second waits, the third finds the queue full.
   auto big = test::corpus_photo("ukui__rhythm.jpg");
@@ -144,11 +175,10 @@ BOOST_AUTO_TEST_CASE(a_full_queue_answers_queue_full) {
 
 BOOST_AUTO_TEST_CASE(queue_bytes_are_bounded_too) {
   supervisor_config cfg;
-  cfg.pool_size = 1;
   cfg.queue_capacity = 100;
   auto big = test::corpus_photo("ukui__rhythm.jpg");
   cfg.queue_max_bytes = big.size() + 1000; // room for one waiting photo
-  auto sup = start(cfg);
+  auto sup = start(cfg, 1);
   auto first = submit(sup, big);  // runs at once
   auto second = submit(sup, big); // waits
   auto third = submit(sup, big);  // over the byte limit
@@ -163,8 +193,7 @@ BOOST_AUTO_TEST_CASE(queue_bytes_are_bounded_too) {
 
 BOOST_AUTO_TEST_CASE(a_bad_image_ends_failure_and_the_pool_goes_on) {
   supervisor_config cfg;
-  cfg.pool_size = 1;
-  auto sup = start(cfg);
+  auto sup = start(cfg, 1);
   auto bad = submit(sup, test::corrupt_jpeg());
   auto good = submit(sup, test::corpus_photo(test::small_photo));
   BOOST_REQUIRE(bad.ok());
@@ -178,9 +207,8 @@ BOOST_AUTO_TEST_CASE(a_bad_image_ends_failure_and_the_pool_goes_on) {
 
 BOOST_AUTO_TEST_CASE(a_task_past_its_deadline_ends_processing_timeout) {
   supervisor_config cfg;
-  cfg.pool_size = 1;
   cfg.task_timeout = std::chrono::milliseconds{1};
-  auto sup = start(cfg);
+  auto sup = start(cfg, 1);
   auto t = submit(sup, test::corpus_photo("ukui__rhythm.jpg"));
   BOOST_REQUIRE(t.ok());
   run_until_final({t.value()});
@@ -190,6 +218,100 @@ BOOST_AUTO_TEST_CASE(a_task_past_its_deadline_ends_processing_timeout) {
   auto next = submit(sup, test::corpus_photo(test::small_photo));
   BOOST_REQUIRE(next.ok());
   run_until_final({next.value()});
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(tasks_spread_over_joined_nodes) {
+  supervisor_config cfg;
+  auto sup = start(cfg, 0); // an api node without a local pool
+  auto a = sys.spawn(agent, 1, imaging::limits{}, std::string{"w1"});
+  auto b = sys.spawn(agent, 1, imaging::limits{}, std::string{"w2"});
+  join(sup, a, "w1", 1);
+  join(sup, b, "w2", 1);
+  std::vector<std::string> tokens;
+  for (int i = 0; i < 8; ++i)
+    tokens.push_back(submit(sup, test::corpus_photo("plasma__Kite.jpg")).value());
+  run_until_final(tokens);
+  for (auto& t : tokens) {
+    BOOST_TEST((last[t].status == task_status::success));
+    BOOST_TEST((last[t].node == "w1" || last[t].node == "w2"));
+  }
+  auto v = view(sup);
+  BOOST_REQUIRE_EQUAL(v.nodes.size(), 2u);
+  for (auto& n : v.nodes) {
+    BOOST_TEST(n.role == "worker");
+    BOOST_TEST(n.workers == 1u);
+    BOOST_TEST(n.done > 0u); // both nodes did some
+    BOOST_TEST(n.busy == 0u);
+  }
+  BOOST_TEST(v.succeeded == 8u);
+  for (auto* x : {&sup, &a, &b})
+    caf::anon_send_exit(*x, caf::exit_reason::user_shutdown);
+}
+
+namespace {
+
+// A node that takes jobs and never answers: a machine that hangs or dies
+// with work in flight.
+caf::behavior black_hole(caf::event_based_actor* self) {
+  return {
+    [=](const resize_job&) {
+      return self->make_response_promise(); // never delivered
+    },
+  };
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_lost_nodes_tasks_run_elsewhere_exactly_once) {
+  supervisor_config cfg;
+  auto sup = start(cfg, 1);
+  auto hole = sys.spawn(black_hole);
+  join(sup, hole, "doomed", 4);
+  std::vector<std::string> tokens;
+  for (int i = 0; i < 5; ++i)
+    tokens.push_back(
+      submit(sup, test::corpus_photo(test::small_photo)).value());
+  // Wait until the doomed node holds work, then kill it.
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (view(sup).nodes.size() == 2 && [&] {
+    for (auto& n : view(sup).nodes)
+      if (n.id == "doomed")
+        return n.busy == 0;
+    return false;
+  }())
+    BOOST_REQUIRE(std::chrono::steady_clock::now() < deadline);
+  caf::anon_send_exit(hole, caf::exit_reason::kill);
+  run_until_final(tokens);
+  for (auto& t : tokens) {
+    BOOST_TEST((last[t].status == task_status::success));
+    BOOST_TEST(successes(t) == 1);
+  }
+  auto v = view(sup);
+  BOOST_TEST(v.nodes.size() == 1u); // the lost node is gone
+  BOOST_TEST(v.retried > 0u);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(a_task_losing_max_attempts_nodes_ends_worker_lost) {
+  supervisor_config cfg;
+  cfg.max_attempts = 2;
+  auto sup = start(cfg, 0);
+  auto token = submit(sup, test::corpus_photo(test::small_photo)).value();
+  for (int i = 0; i < 2; ++i) {
+    auto hole = sys.spawn(black_hole);
+    join(sup, hole, "doomed-" + std::to_string(i), 1);
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (view(sup).nodes.empty() || view(sup).nodes.front().busy == 0)
+      BOOST_REQUIRE(std::chrono::steady_clock::now() < deadline);
+    caf::anon_send_exit(hole, caf::exit_reason::kill);
+    deadline = std::chrono::steady_clock::now() + 10s;
+    while (!view(sup).nodes.empty())
+      BOOST_REQUIRE(std::chrono::steady_clock::now() < deadline);
+  }
+  run_until_final({token});
+  BOOST_TEST((last[token].status == task_status::failure));
+  BOOST_TEST(last[token].error_code == "worker_lost");
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
 }
 

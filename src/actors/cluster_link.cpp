@@ -1,0 +1,89 @@
+#include "actors/cluster_link.hpp"
+
+#include <caf/io/middleman.hpp>
+
+#include "common/log.hpp"
+
+namespace resized::actors {
+
+namespace {
+
+void schedule_retry(link_actor_type* self, const std::string& why) {
+  auto& st = self->state;
+  st.backoff = st.backoff.count() == 0
+                 ? st.cfg.backoff_min
+                 : std::min(st.backoff * 2, st.cfg.backoff_max);
+  log::info("msg={} api={}:{} reason={} retry_ms={}",
+            log::quote("cluster link down"), st.cfg.host, st.cfg.port,
+            log::quote(why), st.backoff.count());
+  self->delayed_send(self, st.backoff, try_connect_atom::value);
+}
+
+void join(link_actor_type* self, caf::actor api) {
+  auto& st = self->state;
+  st.api = api;
+  self->monitor(api);
+  self->request(api, st.cfg.connect_timeout, join_atom::value, st.agent,
+                st.info)
+    .then(
+      [=](welcome_atom) {
+        auto& st = self->state;
+        st.joined = true;
+        st.backoff = std::chrono::milliseconds{0};
+        log::info("msg={} api={}:{} node={} workers={}",
+                  log::quote("joined API node"), st.cfg.host, st.cfg.port,
+                  log::quote(st.info.name), st.info.pool_size);
+      },
+      [=](caf::error& err) {
+        auto& st = self->state;
+        self->demonitor(st.api);
+        st.api = nullptr;
+        schedule_retry(self, "join refused: " + self->system().render(err));
+      });
+}
+
+void connect(link_actor_type* self) {
+  auto& st = self->state;
+  auto mm = self->home_system().middleman().actor_handle();
+  self->request(mm, st.cfg.connect_timeout, caf::connect_atom::value,
+                st.cfg.host, st.cfg.port)
+    .then(
+      [=](const caf::node_id&, caf::strong_actor_ptr& ptr,
+          const std::set<std::string>&) {
+        if (!ptr) {
+          schedule_retry(self, "no actor published on that port");
+          return;
+        }
+        join(self, caf::actor_cast<caf::actor>(std::move(ptr)));
+      },
+      [=](caf::error& err) {
+        schedule_retry(self, self->system().render(err));
+      });
+}
+
+} // namespace
+
+caf::behavior cluster_link(link_actor_type* self, link_config cfg,
+                           caf::actor agent, node_info info) {
+  auto& st = self->state;
+  st.cfg = std::move(cfg);
+  st.agent = std::move(agent);
+  st.info = std::move(info);
+  self->set_down_handler([=](caf::down_msg& msg) {
+    auto& st = self->state;
+    if (msg.source != st.api.address())
+      return;
+    st.api = nullptr;
+    st.joined = false;
+    schedule_retry(self, "API node lost: " + self->system().render(msg.reason));
+  });
+  self->send(self, try_connect_atom::value);
+  return {
+    [=](try_connect_atom) {
+      if (!self->state.api)
+        connect(self);
+    },
+  };
+}
+
+} // namespace resized::actors

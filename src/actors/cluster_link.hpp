@@ -1,0 +1,46 @@
+// A worker node's link to one API node. Connects through the middleman
+// without blocking (connect_atom to middleman().actor_handle()), joins the
+// API node's supervisor with this node's agent, monitors it, and on any
+// failure or loss tries again with exponential backoff. Workers and API
+// nodes can therefore start, stop and restart in any order.
+//
+//   connecting ──connected──▶ joining ──welcome──▶ joined
+//       ▲                         │                  │ down (API lost)
+//       └──── after backoff ◀─────┴──── failure ◀────┘
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "actors/messages.hpp"
+
+namespace resized::actors {
+
+struct link_config {
+  std::string host;
+  uint16_t port = 0;
+  std::chrono::milliseconds backoff_min{250};
+  std::chrono::milliseconds backoff_max{5000};
+  std::chrono::milliseconds connect_timeout{5000};
+};
+
+struct link_state {
+  link_config cfg;
+  caf::actor agent;
+  node_info info;
+  caf::actor api; // the API node's supervisor while joined
+  std::chrono::milliseconds backoff{0};
+  bool joined = false;
+
+  static inline const char* name = "cluster_link";
+};
+
+using link_actor_type = caf::stateful_actor<link_state>;
+
+caf::behavior cluster_link(link_actor_type* self, link_config cfg,
+                           caf::actor agent, node_info info);
+
+} // namespace resized::actors

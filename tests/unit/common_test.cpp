@@ -1,0 +1,475 @@
+// Small shared pieces: error codes and their HTTP status, task records and
+// timestamps, ETags, the replier, the LRU cache, tokens and logfmt quoting.
+
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <ostream>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "actors/lru_cache.hpp"
+#include "actors/supervisor.hpp"
+#include "common/error_code.hpp"
+#include "common/etag.hpp"
+#include "common/log.hpp"
+#include "common/service.hpp"
+#include "common/task_record.hpp"
+#include "http/request_decoding.hpp"
+
+namespace resized {
+static std::ostream& operator<<(std::ostream& out, error_code code) {
+  return out << to_string(code);
+}
+static std::ostream& operator<<(std::ostream& out, task_status status) {
+  return out << to_string(status);
+}
+} // namespace resized
+
+using namespace resized;
+
+namespace {
+
+constexpr auto last_code = error_code::encode_failed;
+
+std::vector<error_code> all_codes() {
+  std::vector<error_code> out;
+  for (int i = 0; i <= static_cast<int>(last_code); ++i)
+    out.push_back(static_cast<error_code>(i));
+  return out;
+}
+
+bool is_snake_case(std::string_view s) {
+  if (s.empty() || s.front() < 'a' || s.front() > 'z' || s.back() == '_')
+    return false;
+  for (char c : s)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+      return false;
+  return s.find("__") == std::string_view::npos;
+}
+
+using cache = actors::lru_cache<std::string, int>;
+
+bool has(cache& c, const std::string& key) {
+  return c.get(key) != nullptr;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(common)
+
+// -- error codes
+// ----------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(error_codes_round_trip) {
+  std::set<std::string> names;
+  for (auto code : all_codes()) {
+    auto name = std::string{to_string(code)};
+    BOOST_TEST_CONTEXT("code #" << static_cast<int>(code) << " = " << name) {
+      BOOST_TEST(is_snake_case(name));
+      // The fallback of an unlisted code is internal_error: every code must
+      // have its own entry.
+      if (code != error_code::internal_error)
+        BOOST_TEST(name != "internal_error");
+      error_code parsed = error_code::none;
+      BOOST_TEST(from_string(name, parsed));
+      BOOST_TEST(parsed == code);
+      names.insert(name);
+    }
+  }
+  BOOST_TEST(names.size() == all_codes().size()); // unique
+  error_code untouched = error_code::queue_full;
+  BOOST_TEST(!from_string("no_such_code", untouched));
+  BOOST_TEST(!from_string("INVALID_BASE64", untouched));
+  BOOST_TEST(!from_string("", untouched));
+  BOOST_TEST(untouched == error_code::queue_full);
+}
+
+BOOST_AUTO_TEST_CASE(error_code_names_are_stable) {
+  // Clients match on these: never rename one.
+  BOOST_TEST(to_string(error_code::invalid_json) == "invalid_json");
+  BOOST_TEST(to_string(error_code::missing_image_data) == "missing_image_data");
+  BOOST_TEST(to_string(error_code::invalid_base64) == "invalid_base64");
+  BOOST_TEST(to_string(error_code::invalid_option) == "invalid_option");
+  BOOST_TEST(to_string(error_code::unknown_token) == "unknown_token");
+  BOOST_TEST(to_string(error_code::unsupported_media_type) ==
+             "unsupported_media_type");
+  BOOST_TEST(to_string(error_code::queue_full) == "queue_full");
+}
+
+BOOST_AUTO_TEST_CASE(error_codes_http_status) {
+  // API.md's table of answers.
+  const std::pair<error_code, int> expected[] = {
+      {error_code::invalid_json, 400},
+      {error_code::missing_image_data, 400},
+      {error_code::invalid_base64, 400},
+      {error_code::invalid_option, 400},
+      {error_code::invalid_token, 400},
+      {error_code::unauthorized, 401},
+      {error_code::not_found, 404},
+      {error_code::unknown_token, 404},
+      {error_code::method_not_allowed, 405},
+      {error_code::payload_too_large, 413},
+      {error_code::image_too_large, 413},
+      {error_code::unsupported_media_type, 415},
+      {error_code::unsupported_format, 415},
+      {error_code::queue_full, 503},
+      {error_code::no_workers, 503},
+      {error_code::store_unavailable, 503},
+      {error_code::shutting_down, 503},
+      {error_code::timeout, 504},
+      {error_code::internal_error, 500},
+  };
+  for (auto [code, status] : expected)
+    BOOST_TEST_CONTEXT(to_string(code)) {
+      BOOST_TEST(http_status(code) == status);
+    }
+  for (auto code : all_codes())
+    if (code != error_code::none)
+      BOOST_TEST_CONTEXT(to_string(code)) {
+        BOOST_TEST(http_status(code) >= 400);
+        BOOST_TEST(http_status(code) < 600);
+      }
+}
+
+// -- task records
+// -----------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(task_status_round_trip) {
+  const std::pair<task_status, const char*> names[] = {
+      {task_status::pending, "PENDING"},
+      {task_status::in_progress, "IN_PROGRESS"},
+      {task_status::success, "SUCCESS"},
+      {task_status::failure, "FAILURE"},
+  };
+  for (auto [status, name] : names) {
+    BOOST_TEST(to_string(status) == name);
+    task_status parsed = task_status::pending;
+    BOOST_TEST(parse(name, parsed));
+    BOOST_TEST(parsed == status);
+  }
+  task_status untouched = task_status::success;
+  BOOST_TEST(!parse("pending", untouched));
+  BOOST_TEST(!parse("DONE", untouched));
+  BOOST_TEST(!parse("", untouched));
+  BOOST_TEST(untouched == task_status::success);
+  BOOST_TEST(!is_final(task_status::pending));
+  BOOST_TEST(!is_final(task_status::in_progress));
+  BOOST_TEST(is_final(task_status::success));
+  BOOST_TEST(is_final(task_status::failure));
+}
+
+BOOST_AUTO_TEST_CASE(timestamps) {
+  BOOST_TEST(format_timestamp(0) == "1970-01-01T00:00:00.000Z");
+  BOOST_TEST(format_timestamp(1) == "1970-01-01T00:00:00.001Z");
+  BOOST_TEST(format_timestamp(1795930801123) == "2026-11-29T05:40:01.123Z");
+  BOOST_TEST(format_timestamp(951868799999) == "2000-02-29T23:59:59.999Z");
+  BOOST_TEST(format_timestamp(951868800000) == "2000-03-01T00:00:00.000Z");
+  auto now = now_ms();
+  BOOST_TEST(now > 1'600'000'000'000); // after 2020
+  BOOST_TEST(now < 4'000'000'000'000); // before 2096
+  BOOST_TEST(format_timestamp(now).size() == 24u);
+}
+
+// -- ETags
+// ------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(etags) {
+  // 64-bit FNV-1a test vectors, then the length in hex.
+  BOOST_TEST(strong_etag("") == "cbf29ce484222325-0");
+  BOOST_TEST(strong_etag("a") == "af63dc4c8601ec8c-1");
+  std::string big(1000, 'x');
+  BOOST_TEST(strong_etag(big) == strong_etag(std::string(1000, 'x')));
+  BOOST_TEST(strong_etag(big) != strong_etag(std::string(1001, 'x')));
+  BOOST_TEST(strong_etag("abc") != strong_etag("abd"));
+  BOOST_TEST(strong_etag("abc") != strong_etag("acb"));
+  BOOST_TEST(strong_etag(std::string_view{"\0", 1}) != strong_etag(""));
+  // Usable inside quotes in a header: no quotes, spaces or commas.
+  for (char c : strong_etag(big))
+    BOOST_TEST(((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || c == '-'));
+}
+
+// -- replier
+// ----------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(replier_answers_once) {
+  std::vector<int> got;
+  {
+    replier<int> r{[&](int x) { got.push_back(x); }, -1};
+    BOOST_TEST(!r.answered());
+    r(1);
+    BOOST_TEST(r.answered());
+    r(2); // ignored
+  }       // dropped after the answer: no fallback
+  BOOST_TEST(got == std::vector<int>{1});
+}
+
+BOOST_AUTO_TEST_CASE(replier_fallback_when_dropped) {
+  std::vector<int> got;
+  {
+    replier<int> r{[&](int x) { got.push_back(x); }, -1};
+    auto copy = r;
+    std::vector<replier<int>> more(3, r);
+    BOOST_TEST(got.empty());
+    more.clear();
+    BOOST_TEST(got.empty());
+    { auto moved = std::move(copy); }
+    BOOST_TEST(got.empty()); // r still alive
+  }
+  BOOST_TEST(got == std::vector<int>{-1});
+}
+
+BOOST_AUTO_TEST_CASE(replier_copies_share_state) {
+  std::vector<int> got;
+  replier<int> a{[&](int x) { got.push_back(x); }, -1};
+  auto b = a;
+  b(7);
+  BOOST_TEST(a.answered());
+  a(8);
+  b(9);
+  BOOST_TEST(got == std::vector<int>{7});
+}
+
+BOOST_AUTO_TEST_CASE(replier_default_constructed_is_inert) {
+  replier<int> r;
+  BOOST_TEST(r.answered());
+  r(1); // no handler, no crash
+}
+
+BOOST_AUTO_TEST_CASE(replier_releases_captures_after_answer) {
+  auto handle = std::make_shared<int>(0);
+  std::weak_ptr<int> watch = handle;
+  replier<int> r{[h = std::move(handle)](int x) { *h = x; }, -1};
+  BOOST_TEST(!watch.expired());
+  r(5);
+  BOOST_TEST(watch.expired()); // e.g. a RESTinio request handle
+}
+
+BOOST_AUTO_TEST_CASE(replier_concurrent_answers_deliver_once) {
+  std::atomic<int> calls{0};
+  std::atomic<int> value{0};
+  {
+    replier<int> r{[&](int x) {
+                     ++calls;
+                     value = x;
+                   },
+                   -1};
+    std::vector<std::thread> threads;
+    for (int i = 1; i <= 8; ++i)
+      threads.emplace_back([r, i] { r(i); }); // each thread owns a copy
+    for (auto& t : threads)
+      t.join();
+  }
+  BOOST_TEST(calls.load() == 1);
+  BOOST_TEST(value.load() >= 1);
+  BOOST_TEST(value.load() <= 8);
+}
+
+BOOST_AUTO_TEST_CASE(replier_with_outcome) {
+  std::string token;
+  error_code code = error_code::none;
+  {
+    submit_replier r{[&](outcome<std::string> res) {
+                       if (res)
+                         token = res.value();
+                       else
+                         code = res.error().code;
+                     },
+                     failure{error_code::internal_error, "dropped"}};
+  }
+  BOOST_TEST(token.empty());
+  BOOST_TEST(code == error_code::internal_error);
+}
+
+// -- LRU cache
+// --------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(lru_entry_bound_evicts_oldest) {
+  cache c{3};
+  c.put("a", 1);
+  c.put("b", 2);
+  c.put("c", 3);
+  BOOST_TEST(c.size() == 3u);
+  BOOST_TEST(c.evictions() == 0u);
+  c.put("d", 4);
+  BOOST_TEST(c.size() == 3u);
+  BOOST_TEST(c.evictions() == 1u);
+  BOOST_TEST(!has(c, "a"));
+  BOOST_TEST(*c.get("b") == 2);
+  BOOST_TEST(*c.get("c") == 3);
+  BOOST_TEST(*c.get("d") == 4);
+  // Now b is the oldest.
+  c.put("e", 5);
+  BOOST_TEST(!has(c, "b"));
+  BOOST_TEST(c.evictions() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(lru_get_refreshes_recency) {
+  cache c{3};
+  c.put("a", 1);
+  c.put("b", 2);
+  c.put("c", 3);
+  BOOST_TEST(c.get("a") != nullptr);
+  c.put("d", 4);
+  BOOST_TEST(!has(c, "b"));
+  BOOST_TEST(has(c, "a"));
+  // A miss does not change anything.
+  BOOST_TEST(c.get("zz") == nullptr);
+  BOOST_TEST(c.size() == 3u);
+  // Values are mutable through get.
+  *c.get("a") = 10;
+  BOOST_TEST(*c.get("a") == 10);
+}
+
+BOOST_AUTO_TEST_CASE(lru_put_replaces_and_refreshes) {
+  cache c{3, 100};
+  c.put("a", 1, 10);
+  c.put("b", 2, 10);
+  c.put("c", 3, 10);
+  c.put("a", 11, 30); // replaced, now most recent
+  BOOST_TEST(c.size() == 3u);
+  BOOST_TEST(c.weight() == 50u);
+  BOOST_TEST(*c.get("a") == 11);
+  c.put("d", 4, 0);
+  BOOST_TEST(!has(c, "b"));
+  BOOST_TEST(c.weight() == 40u);
+}
+
+BOOST_AUTO_TEST_CASE(lru_weight_bound) {
+  cache c{10, 100};
+  c.put("a", 1, 40);
+  c.put("b", 2, 40);
+  BOOST_TEST(c.weight() == 80u);
+  c.put("c", 3, 40); // 120 > 100: a goes
+  BOOST_TEST(c.weight() == 80u);
+  BOOST_TEST(!has(c, "a"));
+  BOOST_TEST(has(c, "b"));
+  BOOST_TEST(has(c, "c"));
+  c.put("d", 4, 100); // exactly the bound: everything else goes
+  BOOST_TEST(c.size() == 1u);
+  BOOST_TEST(c.weight() == 100u);
+  BOOST_TEST(has(c, "d"));
+  BOOST_TEST(c.evictions() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(lru_oversize_entry_not_stored) {
+  cache c{10, 100};
+  c.put("a", 1, 50);
+  c.put("huge", 2, 101);
+  BOOST_TEST(!has(c, "huge"));
+  BOOST_TEST(has(c, "a")); // nothing evicted for it
+  BOOST_TEST(c.weight() == 50u);
+  BOOST_TEST(c.evictions() == 0u);
+  // Replacing an entry with an oversize value drops the old one too.
+  c.put("a", 3, 500);
+  BOOST_TEST(!has(c, "a"));
+  BOOST_TEST(c.size() == 0u);
+  BOOST_TEST(c.weight() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(lru_zero_entries_stores_nothing) {
+  cache c{0};
+  c.put("a", 1);
+  BOOST_TEST(c.size() == 0u);
+  BOOST_TEST(!has(c, "a"));
+}
+
+BOOST_AUTO_TEST_CASE(lru_erase) {
+  cache c{3, 100};
+  c.put("a", 1, 10);
+  c.put("b", 2, 20);
+  c.erase("a");
+  BOOST_TEST(c.size() == 1u);
+  BOOST_TEST(c.weight() == 20u);
+  BOOST_TEST(!has(c, "a"));
+  c.erase("a"); // absent: no-op
+  c.erase("zz");
+  BOOST_TEST(c.size() == 1u);
+  BOOST_TEST(c.evictions() == 0u);
+  c.put("a", 3, 10);
+  BOOST_TEST(*c.get("a") == 3);
+}
+
+BOOST_AUTO_TEST_CASE(lru_move_keeps_working) {
+  cache c{3, 100};
+  c.put("a", 1, 10);
+  c.put("b", 2, 10);
+  c.put("c", 3, 10);
+  cache moved{std::move(c)};
+  BOOST_TEST(moved.size() == 3u);
+  BOOST_TEST(moved.weight() == 30u);
+  BOOST_TEST(*moved.get("a") == 1); // index iterators still valid
+  moved.put("d", 4, 10);            // evicts b (a was refreshed)
+  BOOST_TEST(!has(moved, "b"));
+  moved.erase("c");
+  BOOST_TEST(moved.size() == 2u);
+  cache assigned{1};
+  assigned.put("x", 9);
+  assigned = std::move(moved);
+  BOOST_TEST(assigned.size() == 2u);
+  BOOST_TEST(!has(assigned, "x"));
+  BOOST_TEST(*assigned.get("d") == 4);
+  assigned.put("e", 5, 10);
+  assigned.put("f", 6, 10); // bound is 3 entries again
+  BOOST_TEST(assigned.size() == 3u);
+  BOOST_TEST(assigned.weight() == 30u);
+}
+
+// -- tokens
+// -----------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(tokens_are_random_v4_uuids) {
+  std::set<std::string> seen;
+  for (int i = 0; i < 1000; ++i) {
+    auto token = actors::make_token();
+    BOOST_TEST_CONTEXT("token " << token) {
+      BOOST_REQUIRE(http::is_uuid(token));
+      BOOST_TEST(token == http::normalize_token(token)); // lower-case
+      BOOST_TEST(token[14] == '4');                      // version
+      BOOST_TEST(std::string{"89ab"}.find(token[19]) != std::string::npos);
+    }
+    seen.insert(token);
+  }
+  BOOST_TEST(seen.size() == 1000u);
+}
+
+// -- logging
+// ----------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(log_quote) {
+  BOOST_TEST(log::quote("plain") == "plain");
+  BOOST_TEST(log::quote("a-b_c.d/e:f") == "a-b_c.d/e:f");
+  BOOST_TEST(log::quote("") == R"("")");
+  BOOST_TEST(log::quote("task done") == R"("task done")");
+  BOOST_TEST(log::quote("a=b") == R"("a=b")");
+  BOOST_TEST(log::quote(R"(say "hi")") == R"("say \"hi\"")");
+  BOOST_TEST(log::quote(R"(a\b)") == R"("a\\b")");
+  BOOST_TEST(log::quote("line1\nline2") == R"("line1 line2")");
+}
+
+BOOST_AUTO_TEST_CASE(log_levels) {
+  const char* names[] = {"trace", "debug", "info", "warn", "error", "off"};
+  for (int i = 0; i < 6; ++i) {
+    log::level lvl = log::level::info;
+    BOOST_TEST(log::parse(names[i], lvl));
+    BOOST_TEST(static_cast<int>(lvl) == i);
+  }
+  log::level lvl = log::level::info;
+  BOOST_TEST(!log::parse("loud", lvl));
+  BOOST_TEST(!log::parse("INFO", lvl));
+  auto before = log::threshold();
+  log::set_threshold(log::level::warn);
+  BOOST_TEST(!log::enabled(log::level::info));
+  BOOST_TEST(log::enabled(log::level::warn));
+  BOOST_TEST(log::enabled(log::level::error));
+  log::set_threshold(log::level::off);
+  BOOST_TEST(!log::enabled(log::level::error));
+  log::set_threshold(before);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,910 @@
+// The HTTP layer's pure functions: base64, request decoding (content types,
+// JSON and query submissions, options, tokens, image names) and the JSON
+// bodies of responses. No server, no actors.
+
+#include <boost/test/unit_test.hpp>
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <rapidjson/document.h>
+
+#include "http/base64.hpp"
+#include "http/request_decoding.hpp"
+#include "http/responses.hpp"
+
+namespace resized {
+static std::ostream& operator<<(std::ostream& out, error_code code) {
+  return out << to_string(code);
+}
+} // namespace resized
+
+namespace resized::imaging {
+static std::ostream& operator<<(std::ostream& out, output_format format) {
+  return out << to_string(format);
+}
+static std::ostream& operator<<(std::ostream& out, fit_mode mode) {
+  return out << to_string(mode);
+}
+} // namespace resized::imaging
+
+namespace resized::http {
+static std::ostream& operator<<(std::ostream& out, body_kind kind) {
+  switch (kind) {
+  case body_kind::json:
+    return out << "json";
+  case body_kind::raw:
+    return out << "raw";
+  case body_kind::unsupported:
+    return out << "unsupported";
+  }
+  return out << "?";
+}
+} // namespace resized::http
+
+using namespace resized;
+using namespace resized::http;
+using imaging::fit_mode;
+using imaging::output_format;
+
+namespace {
+
+// -- helpers ------------------------------------------------------------------
+
+/// Reference encoder (RFC 4648, with padding) to build inputs.
+std::string encode(std::string_view in, bool padding = true) {
+  static const char* alphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  size_t i = 0;
+  for (; i + 3 <= in.size(); i += 3) {
+    uint32_t v = (static_cast<uint8_t>(in[i]) << 16) |
+                 (static_cast<uint8_t>(in[i + 1]) << 8) |
+                 static_cast<uint8_t>(in[i + 2]);
+    out += alphabet[(v >> 18) & 63];
+    out += alphabet[(v >> 12) & 63];
+    out += alphabet[(v >> 6) & 63];
+    out += alphabet[v & 63];
+  }
+  if (in.size() - i == 1) {
+    uint32_t v = static_cast<uint8_t>(in[i]) << 16;
+    out += alphabet[(v >> 18) & 63];
+    out += alphabet[(v >> 12) & 63];
+    if (padding)
+      out += "==";
+  } else if (in.size() - i == 2) {
+    uint32_t v = (static_cast<uint8_t>(in[i]) << 16) |
+                 (static_cast<uint8_t>(in[i + 1]) << 8);
+    out += alphabet[(v >> 18) & 63];
+    out += alphabet[(v >> 12) & 63];
+    out += alphabet[(v >> 6) & 63];
+    if (padding)
+      out += '=';
+  }
+  return out;
+}
+
+/// Every byte value, so the whole alphabet is exercised.
+std::string all_bytes(size_t n) {
+  std::string out;
+  for (size_t i = 0; i < n; ++i)
+    out += static_cast<char>((i * 7 + 3) & 0xff);
+  return out;
+}
+
+struct decoded {
+  base64_status status;
+  std::string bytes;
+};
+
+decoded b64(std::string_view in) {
+  decoded d;
+  d.bytes = "garbage from before"; // must be replaced, not appended to
+  d.status = base64_decode(in, d.bytes);
+  return d;
+}
+
+bool contains(std::string_view haystack, std::string_view needle) {
+  return haystack.find(needle) != std::string_view::npos;
+}
+
+enum class buffer { roomy, exact };
+
+/// Decodes `text` from a std::string either with enough capacity for
+/// simdjson's padding (zero-copy path) or with exactly its size (copy path).
+outcome<json_submission> decode_with(std::string_view text, buffer how) {
+  std::string body;
+  if (how == buffer::roomy) {
+    body.reserve(text.size() + 256);
+    body.append(text);
+    // Make the padding bytes defined (simdjson may read them).
+    body.resize(text.size() + 128, '\0');
+    body.resize(text.size());
+    BOOST_REQUIRE_GE(body.capacity(), body.size() + 64);
+    return decode_json_submission(body.data(), body.size(), body.capacity());
+  }
+  body.assign(text.data(), text.size());
+  body.shrink_to_fit();
+  return decode_json_submission(body.data(), body.size(), body.size());
+}
+
+/// Decodes with both buffer kinds, checks they agree, returns the answer.
+outcome<json_submission> decode_json(std::string_view text) {
+  auto roomy = decode_with(text, buffer::roomy);
+  auto exact = decode_with(text, buffer::exact);
+  BOOST_TEST_CONTEXT("body: " << text) {
+    BOOST_TEST(roomy.ok() == exact.ok());
+    if (roomy.ok() && exact.ok()) {
+      BOOST_TEST(roomy->image == exact->image);
+      BOOST_TEST((roomy->options.width == exact->options.width));
+      BOOST_TEST((roomy->options.height == exact->options.height));
+      BOOST_TEST((roomy->options.quality == exact->options.quality));
+      BOOST_TEST((roomy->options.mode == exact->options.mode));
+      BOOST_TEST((roomy->options.format == exact->options.format));
+    } else if (!roomy.ok() && !exact.ok()) {
+      BOOST_TEST(roomy.error().code == exact.error().code);
+      BOOST_TEST(roomy.error().message == exact.error().message);
+    }
+  }
+  return roomy;
+}
+
+/// The error code of a failed outcome; error_code::none if it succeeded.
+template <class T>
+error_code code_of(const outcome<T>& res) {
+  return res.ok() ? error_code::none : res.error().code;
+}
+
+const imaging::resize_options default_opts{};
+const imaging::limits default_limits{};
+
+bool all_but_avif(output_format format) {
+  return format != output_format::avif;
+}
+
+bool everything(output_format) {
+  return true;
+}
+
+outcome<imaging::resize_options>
+resolve(const option_values& given,
+        bool (*can_write)(output_format) = everything) {
+  return resolve_options(given, default_opts, default_limits, can_write);
+}
+
+using params = std::vector<std::pair<std::string, std::string>>;
+
+const std::string uuid = "123e4567-e89b-42d3-a456-426614174000";
+const std::string uuid_upper = "123E4567-E89B-42D3-A456-426614174000";
+
+rapidjson::Document parse_json(const std::string& text) {
+  rapidjson::Document doc;
+  doc.Parse(text.c_str());
+  BOOST_REQUIRE_MESSAGE(!doc.HasParseError(), "not valid JSON: " << text);
+  BOOST_REQUIRE(doc.IsObject());
+  return doc;
+}
+
+std::string str(const rapidjson::Value& v) {
+  BOOST_REQUIRE(v.IsString());
+  return {v.GetString(), v.GetStringLength()};
+}
+
+task_record sample_record(task_status status) {
+  task_record rec;
+  rec.token = uuid;
+  rec.status = status;
+  rec.options.format = output_format::jpeg;
+  rec.input_bytes = 12345;
+  rec.submitted_at_ms = 1795930801123; // 2026-11-29T05:40:01.123Z
+  if (status != task_status::pending)
+    rec.started_at_ms = 1795930801130;
+  if (is_final(status))
+    rec.finished_at_ms = 1795930801161;
+  if (status == task_status::success) {
+    rec.width = 100;
+    rec.height = 80;
+    rec.output_bytes = 3187;
+  }
+  if (status == task_status::failure) {
+    rec.error_code = "corrupt_image";
+    rec.error_message = "the \"image\" is broken";
+  }
+  return rec;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(http_decoding)
+
+// -- base64 -------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(base64_known_vectors) {
+  // RFC 4648 section 10.
+  const std::pair<const char*, const char*> vectors[] = {
+      {"", ""},
+      {"f", "Zg=="},
+      {"fo", "Zm8="},
+      {"foo", "Zm9v"},
+      {"foob", "Zm9vYg=="},
+      {"fooba", "Zm9vYmE="},
+      {"foobar", "Zm9vYmFy"},
+  };
+  for (auto [plain, encoded] : vectors) {
+    BOOST_TEST_CONTEXT("encoded: '" << encoded << "'") {
+      auto d = b64(encoded);
+      BOOST_TEST(d.status.ok);
+      BOOST_TEST(d.bytes == plain);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(base64_all_remainders_with_and_without_padding) {
+  for (size_t n = 0; n < 70; ++n) {
+    auto plain = all_bytes(n);
+    for (bool padding : {true, false}) {
+      BOOST_TEST_CONTEXT("n = " << n << ", padding = " << padding) {
+        auto d = b64(encode(plain, padding));
+        BOOST_TEST(d.status.ok);
+        BOOST_TEST(d.bytes == plain);
+      }
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(base64_whole_alphabet) {
+  auto plain = all_bytes(256 * 3);
+  auto encoded = encode(plain);
+  for (char c : std::string_view{"+/09azAZ"})
+    BOOST_TEST(contains(encoded, std::string(1, c)));
+  auto d = b64(encoded);
+  BOOST_TEST(d.status.ok);
+  BOOST_TEST(d.bytes == plain);
+}
+
+BOOST_AUTO_TEST_CASE(base64_whitespace_and_newlines_inside) {
+  auto d = b64("TW Fu\nTW\r\nFu\tT\fW\vE=\n");
+  BOOST_TEST(d.status.ok);
+  BOOST_TEST(d.bytes == "ManManMa");
+  // Line-wrapped like MIME (76 columns) and PEM (64 columns).
+  auto plain = all_bytes(1000);
+  auto encoded = encode(plain);
+  for (size_t width : {64, 76}) {
+    std::string wrapped;
+    for (size_t i = 0; i < encoded.size(); i += width)
+      wrapped += encoded.substr(i, width) + "\r\n";
+    auto w = b64(wrapped);
+    BOOST_TEST(w.status.ok);
+    BOOST_TEST(w.bytes == plain);
+  }
+  // Whitespace between padding characters.
+  auto p = b64("TQ=\n=");
+  BOOST_TEST(p.status.ok);
+  BOOST_TEST(p.bytes == "M");
+}
+
+BOOST_AUTO_TEST_CASE(base64_invalid_character_reports_exact_offset) {
+  struct bad {
+    const char* in;
+    size_t offset;
+  };
+  const bad cases[] = {
+      {"*WFu", 0},     {"TWFu*WFu", 4}, {"TWFu\nTW!u", 7},
+      {"TWFuTWF-", 7}, {"TWFu_", 4},    {"TW Fu\xc3\xa9", 5},
+  };
+  for (auto [in, offset] : cases) {
+    BOOST_TEST_CONTEXT("input: '" << in << "'") {
+      auto d = b64(in);
+      BOOST_TEST(!d.status.ok);
+      BOOST_TEST(d.status.offset == offset);
+      BOOST_TEST(!d.status.reason.empty());
+    }
+  }
+  // Printable characters are quoted, others shown as bytes.
+  BOOST_TEST(contains(b64("TW!u").status.reason, "'!'"));
+  BOOST_TEST(contains(b64(std::string_view{"TW\0u", 4}).status.reason, "0x00"));
+}
+
+BOOST_AUTO_TEST_CASE(base64_data_after_padding) {
+  auto d = b64("TQ==TWFu");
+  BOOST_TEST(!d.status.ok);
+  BOOST_TEST(d.status.offset == 4u);
+  BOOST_TEST(contains(d.status.reason, "after"));
+  auto e = b64("TWE=\nTWFu");
+  BOOST_TEST(!e.status.ok);
+  BOOST_TEST(e.status.offset == 5u);
+}
+
+BOOST_AUTO_TEST_CASE(base64_bad_padding) {
+  // Too much padding: the offset is the first '='.
+  auto three = b64("TQ===");
+  BOOST_TEST(!three.status.ok);
+  BOOST_TEST(three.status.offset == 2u);
+  auto two = b64("TWE==");
+  BOOST_TEST(!two.status.ok);
+  BOOST_TEST(two.status.offset == 3u);
+  // Padding after a complete quantum.
+  auto extra = b64("TWFu=");
+  BOOST_TEST(!extra.status.ok);
+  BOOST_TEST(extra.status.offset == 4u);
+  auto only = b64("==");
+  BOOST_TEST(!only.status.ok);
+  BOOST_TEST(only.status.offset == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(base64_lone_final_character) {
+  auto d = b64("TWFuT");
+  BOOST_TEST(!d.status.ok);
+  BOOST_TEST(d.status.offset == 5u);
+  BOOST_TEST(contains(d.status.reason, "truncated"));
+  auto p = b64("TWFuT===");
+  BOOST_TEST(!p.status.ok);
+  auto one = b64("T");
+  BOOST_TEST(!one.status.ok);
+  BOOST_TEST(one.status.offset == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(base64_empty_input) {
+  auto d = b64("");
+  BOOST_TEST(d.status.ok);
+  BOOST_TEST(d.bytes.empty());
+  auto ws = b64(" \n\r\n ");
+  BOOST_TEST(ws.status.ok);
+  BOOST_TEST(ws.bytes.empty());
+}
+
+BOOST_AUTO_TEST_CASE(base64_max_decoded_is_an_upper_bound) {
+  for (size_t n = 0; n < 100; ++n) {
+    auto encoded = encode(all_bytes(n), false);
+    BOOST_TEST(base64_max_decoded(encoded.size()) >= n);
+  }
+}
+
+// -- content types
+// --------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(content_type_classification) {
+  const std::pair<const char*, body_kind> cases[] = {
+      {"application/json", body_kind::json},
+      {"application/json; charset=utf-8", body_kind::json},
+      {"Application/JSON;charset=UTF-8", body_kind::json},
+      {" application/json ", body_kind::json},
+      {"image/png", body_kind::raw},
+      {"IMAGE/PNG", body_kind::raw},
+      {"image/jpeg", body_kind::raw},
+      {"image/webp; q=1", body_kind::raw},
+      {"application/octet-stream", body_kind::raw},
+      {"text/plain", body_kind::unsupported},
+      {"", body_kind::unsupported},
+      {"image/", body_kind::unsupported},
+      {"application/jsonp", body_kind::unsupported},
+      {"multipart/form-data; boundary=x", body_kind::unsupported},
+  };
+  for (auto [type, kind] : cases)
+    BOOST_TEST_CONTEXT("Content-Type: '" << type << "'") {
+      BOOST_TEST(classify_content_type(type) == kind);
+    }
+}
+
+// -- JSON submissions
+// -----------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(json_minimal) {
+  auto res = decode_json(R"({"imageData": "TWFu"})");
+  BOOST_REQUIRE(res.ok());
+  BOOST_TEST(res->image == "Man");
+  BOOST_TEST(!res->options.width);
+  BOOST_TEST(!res->options.height);
+  BOOST_TEST(!res->options.mode);
+  BOOST_TEST(!res->options.format);
+  BOOST_TEST(!res->options.quality);
+}
+
+BOOST_AUTO_TEST_CASE(json_binary_image_round_trips) {
+  auto plain = all_bytes(3000);
+  auto res = decode_json(R"({"imageData":")" + encode(plain) + "\"}");
+  BOOST_REQUIRE(res.ok());
+  BOOST_TEST(res->image == plain);
+  // Without padding as well.
+  auto unpadded = all_bytes(3001);
+  auto res2 =
+      decode_json(R"({"imageData":")" + encode(unpadded, false) + "\"}");
+  BOOST_REQUIRE(res2.ok());
+  BOOST_TEST(res2->image == unpadded);
+}
+
+BOOST_AUTO_TEST_CASE(json_all_options) {
+  auto res = decode_json(R"({"imageData": "TWE=", "width": 300,
+    "height": 200, "mode": "fit", "format": "webp", "quality": 70})");
+  BOOST_REQUIRE(res.ok());
+  BOOST_TEST(res->image == "Ma");
+  auto& o = res->options;
+  BOOST_TEST((o.width == 300));
+  BOOST_TEST((o.height == 200));
+  BOOST_TEST((o.mode == std::string{"fit"}));
+  BOOST_TEST((o.format == std::string{"webp"}));
+  BOOST_TEST((o.quality == 70));
+  // Order does not matter: options before imageData.
+  auto first = decode_json(R"({"width":-5,"imageData":"TQ"})");
+  BOOST_REQUIRE(first.ok());
+  BOOST_TEST(first->image == "M");
+  BOOST_TEST((first->options.width == -5)); // range checked by resolve
+}
+
+BOOST_AUTO_TEST_CASE(json_data_url_prefix) {
+  auto res = decode_json(R"({"imageData": "data:image/png;base64,TWFu"})");
+  BOOST_REQUIRE(res.ok());
+  BOOST_TEST(res->image == "Man");
+  auto no_b64 = decode_json(R"({"imageData": "data:image/png,TWFu"})");
+  BOOST_TEST(code_of(no_b64) == error_code::invalid_base64);
+}
+
+BOOST_AUTO_TEST_CASE(json_line_wrapped_with_escapes) {
+  auto res =
+      decode_json(R"({"imageData": "TWFu\nTWFu\r\nTWE=\n", "width": 10})");
+  BOOST_REQUIRE(res.ok());
+  BOOST_TEST(res->image == "ManManMa");
+  BOOST_TEST((res->options.width == 10));
+  // Escaped slashes, as some JSON encoders write them.
+  auto slash = decode_json(R"({"imageData": "\/\/\/\/"})");
+  BOOST_REQUIRE(slash.ok());
+  BOOST_TEST(slash->image == std::string(3, '\xff'));
+  // A realistic client: 76-column lines joined with \n.
+  auto plain = all_bytes(2000);
+  auto encoded = encode(plain);
+  std::string wrapped;
+  for (size_t i = 0; i < encoded.size(); i += 76)
+    wrapped += encoded.substr(i, 76) + "\\n";
+  auto big = decode_json(R"({"imageData":")" + wrapped + "\"}");
+  BOOST_REQUIRE(big.ok());
+  BOOST_TEST(big->image == plain);
+}
+
+BOOST_AUTO_TEST_CASE(json_invalid) {
+  const char* bodies[] = {
+      "",
+      "not json",
+      R"({"imageData": "TWFu")",
+      R"({"imageData": "TWFu",})",
+      R"({"imageData" "TWFu"})",
+      R"({imageData: "TWFu"})",
+      R"({"imageData": "TWFu"} trailing)",
+      R"({"imageData": "TWFu"}])",
+  };
+  for (auto body : bodies)
+    BOOST_TEST_CONTEXT("body: '" << body << "'") {
+      auto res = decode_json(body);
+      BOOST_TEST(code_of(res) == error_code::invalid_json);
+    }
+}
+
+// Malformed values of unknown keys and trailing tokens are still invalid:
+// the whole document is validated, not only the keys we read.
+BOOST_AUTO_TEST_CASE(json_malformed_but_ignored_parts) {
+  const char* bodies[] = {
+      R"({"imageData": "TWFu", "x": [1,}})",
+      R"({"imageData": "TWFu", "x": tru})",
+      R"({"x": {"a":}, "imageData": "TWFu"})",
+      R"({"imageData": "TWFu"}})",
+  };
+  for (auto body : bodies)
+    BOOST_TEST_CONTEXT("body: '" << body << "'") {
+      BOOST_TEST(code_of(decode_json(body)) == error_code::invalid_json);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(json_root_must_be_an_object) {
+  for (auto body : {R"(["TWFu"])", R"("TWFu")", "null", "42", "true"})
+    BOOST_TEST_CONTEXT("body: '" << body << "'") {
+      auto res = decode_json(body);
+      BOOST_TEST(code_of(res) == error_code::invalid_json);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(json_missing_image_data) {
+  const char* bodies[] = {
+      "{}",
+      R"({"width": 10})",
+      R"({"imagedata": "TWFu"})",
+      R"({"imageData": 5})",
+      R"({"imageData": null})",
+      R"({"imageData": ["TWFu"]})",
+      R"({"imageData": ""})",
+      R"({"imageData": "\n"})",
+  };
+  for (auto body : bodies)
+    BOOST_TEST_CONTEXT("body: '" << body << "'") {
+      auto res = decode_json(body);
+      BOOST_TEST(code_of(res) == error_code::missing_image_data);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(json_bad_base64_reports_offset) {
+  // Offsets count characters of imageData's string value (after JSON
+  // unescaping: "\n" is one character).
+  const std::pair<const char*, const char*> cases[] = {
+      {R"({"imageData": "TW!u"})", "offset 2"},
+      {R"({"imageData": "TWFu TW!u"})", "offset 7"},
+      {R"({"imageData": "TWFu\nTW!u"})", "offset 7"},
+      {R"({"imageData": "data:image/png;base64,TW!u"})", "offset 24"},
+      {R"({"imageData": "TWFuT"})", "offset 5"},
+      {R"({"imageData": "TQ==TQ=="})", "offset 4"},
+      {R"({"imageData": "TW\"Fu"})", "offset 2"},
+  };
+  for (auto [body, offset] : cases)
+    BOOST_TEST_CONTEXT("body: '" << body << "'") {
+      auto res = decode_json(body);
+      BOOST_REQUIRE(code_of(res) == error_code::invalid_base64);
+      BOOST_TEST(contains(res.error().message, offset),
+                 "message: " << res.error().message);
+      BOOST_TEST(contains(res.error().message, "imageData"));
+    }
+}
+
+BOOST_AUTO_TEST_CASE(json_option_of_wrong_type) {
+  const char* bodies[] = {
+      R"({"imageData": "TWFu", "width": "100"})",
+      R"({"imageData": "TWFu", "height": 1.5})",
+      R"({"imageData": "TWFu", "quality": true})",
+      R"({"imageData": "TWFu", "width": 1e30})",
+      R"({"imageData": "TWFu", "width": [100]})",
+      R"({"imageData": "TWFu", "mode": 1})",
+      R"({"imageData": "TWFu", "format": {"x": "png"}})",
+  };
+  for (auto body : bodies)
+    BOOST_TEST_CONTEXT("body: '" << body << "'") {
+      auto res = decode_json(body);
+      BOOST_TEST(code_of(res) == error_code::invalid_option);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(json_null_option_means_default) {
+  auto res = decode_json(R"({"imageData": "TWFu", "width": null,
+    "height": null, "mode": null, "format": null, "quality": null})");
+  BOOST_REQUIRE(res.ok());
+  BOOST_TEST(!res->options.width);
+  BOOST_TEST(!res->options.height);
+  BOOST_TEST(!res->options.mode);
+  BOOST_TEST(!res->options.format);
+  BOOST_TEST(!res->options.quality);
+}
+
+BOOST_AUTO_TEST_CASE(json_duplicate_keys_last_wins) {
+  auto res = decode_json(R"({"imageData": "TWFu", "imageData": "TQ",
+    "width": 1, "width": 2})");
+  BOOST_REQUIRE(res.ok());
+  BOOST_TEST(res->image == "M");
+  BOOST_TEST((res->options.width == 2));
+}
+
+BOOST_AUTO_TEST_CASE(json_unknown_keys_ignored) {
+  auto res = decode_json(R"({"filename": "cat.png",
+    "meta": {"a": [1, 2, {"b": null}], "c": "d\"e"}, "imageData": "TWFu",
+    "tags": ["x", "y"], "n": 3.25, "ok": false, "height": 20})");
+  BOOST_REQUIRE(res.ok());
+  BOOST_TEST(res->image == "Man");
+  BOOST_TEST((res->options.height == 20));
+  BOOST_TEST(!res->options.width);
+}
+
+// -- options ------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(resolve_applies_defaults) {
+  auto res = resolve(option_values{});
+  BOOST_REQUIRE(res.ok());
+  BOOST_TEST(res->width == 100);
+  BOOST_TEST(res->height == 100);
+  BOOST_TEST(res->mode == fit_mode::fill);
+  BOOST_TEST(res->format == output_format::jpeg);
+  BOOST_TEST(res->quality == 85);
+  // Configured defaults are used as given.
+  imaging::resize_options custom;
+  custom.width = 640;
+  custom.height = 480;
+  custom.mode = fit_mode::fit;
+  custom.format = output_format::png;
+  custom.quality = 50;
+  auto c = resolve_options(option_values{}, custom, default_limits, nullptr);
+  BOOST_REQUIRE(c.ok());
+  BOOST_TEST(c->width == 640);
+  BOOST_TEST(c->height == 480);
+  BOOST_TEST(c->mode == fit_mode::fit);
+  BOOST_TEST(c->format == output_format::png);
+  BOOST_TEST(c->quality == 50);
+}
+
+BOOST_AUTO_TEST_CASE(resolve_all_given) {
+  option_values v;
+  v.width = 300;
+  v.height = 200;
+  v.mode = "force";
+  v.format = "webp";
+  v.quality = 70;
+  auto res = resolve(v);
+  BOOST_REQUIRE(res.ok());
+  BOOST_TEST(res->width == 300);
+  BOOST_TEST(res->height == 200);
+  BOOST_TEST(res->mode == fit_mode::force);
+  BOOST_TEST(res->format == output_format::webp);
+  BOOST_TEST(res->quality == 70);
+  v.format = "jpg";
+  BOOST_TEST(resolve(v)->format == output_format::jpeg);
+}
+
+BOOST_AUTO_TEST_CASE(resolve_one_dimension_keeps_aspect) {
+  option_values w;
+  w.width = 300;
+  auto rw = resolve(w);
+  BOOST_REQUIRE(rw.ok());
+  BOOST_TEST(rw->width == 300);
+  BOOST_TEST(rw->height == 0);
+  option_values h;
+  h.height = 50;
+  auto rh = resolve(h);
+  BOOST_REQUIRE(rh.ok());
+  BOOST_TEST(rh->width == 0);
+  BOOST_TEST(rh->height == 50);
+}
+
+BOOST_AUTO_TEST_CASE(resolve_dimension_range) {
+  const int64_t max = default_limits.max_dimension;
+  for (int64_t bad : {int64_t{0}, int64_t{-1}, max + 1, int64_t{1} << 40}) {
+    BOOST_TEST_CONTEXT("value " << bad) {
+      option_values w;
+      w.width = bad;
+      auto rw = resolve(w);
+      BOOST_REQUIRE(code_of(rw) == error_code::invalid_option);
+      BOOST_TEST(contains(rw.error().message, "width"));
+      option_values h;
+      h.height = bad;
+      auto rh = resolve(h);
+      BOOST_REQUIRE(code_of(rh) == error_code::invalid_option);
+      BOOST_TEST(contains(rh.error().message, "height"));
+    }
+  }
+  option_values edge;
+  edge.width = 1;
+  edge.height = max;
+  auto ok = resolve(edge);
+  BOOST_REQUIRE(ok.ok());
+  BOOST_TEST(ok->width == 1);
+  BOOST_TEST(ok->height == max);
+  // The limit comes from the config.
+  imaging::limits small;
+  small.max_dimension = 64;
+  option_values big;
+  big.width = 65;
+  BOOST_TEST(code_of(resolve_options(big, default_opts, small, nullptr)) ==
+             error_code::invalid_option);
+}
+
+BOOST_AUTO_TEST_CASE(resolve_bad_mode_and_format) {
+  option_values m;
+  m.mode = "stretch";
+  auto rm = resolve(m);
+  BOOST_REQUIRE(code_of(rm) == error_code::invalid_option);
+  BOOST_TEST(contains(rm.error().message, "mode"));
+  BOOST_TEST(contains(rm.error().message, "stretch"));
+  option_values f;
+  f.format = "gif";
+  auto rf = resolve(f);
+  BOOST_REQUIRE(code_of(rf) == error_code::invalid_option);
+  BOOST_TEST(contains(rf.error().message, "format"));
+  option_values e;
+  e.format = "";
+  BOOST_TEST(code_of(resolve(e)) == error_code::invalid_option);
+}
+
+BOOST_AUTO_TEST_CASE(resolve_quality_range) {
+  for (int64_t bad : {0, 101, -1}) {
+    option_values q;
+    q.quality = bad;
+    auto res = resolve(q);
+    BOOST_REQUIRE(code_of(res) == error_code::invalid_option);
+    BOOST_TEST(contains(res.error().message, "quality"));
+  }
+  for (int64_t good : {1, 100}) {
+    option_values q;
+    q.quality = good;
+    auto res = resolve(q);
+    BOOST_REQUIRE(res.ok());
+    BOOST_TEST(res->quality == good);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(resolve_unwritable_format) {
+  option_values a;
+  a.format = "avif";
+  auto res = resolve(a, all_but_avif);
+  BOOST_REQUIRE(code_of(res) == error_code::invalid_option);
+  BOOST_TEST(contains(res.error().message, "avif"));
+  // Writable: accepted.
+  auto ok = resolve(a, everything);
+  BOOST_REQUIRE(ok.ok());
+  BOOST_TEST(ok->format == output_format::avif);
+  option_values w;
+  w.format = "webp";
+  BOOST_TEST(resolve(w, all_but_avif).ok());
+}
+
+BOOST_AUTO_TEST_CASE(query_options) {
+  auto res = decode_query_options(params{{"width", "300"},
+                                         {"height", "200"},
+                                         {"quality", "90"},
+                                         {"mode", "fit"},
+                                         {"format", "png"}});
+  BOOST_REQUIRE(res.ok());
+  BOOST_TEST((res->width == 300));
+  BOOST_TEST((res->height == 200));
+  BOOST_TEST((res->quality == 90));
+  BOOST_TEST((res->mode == std::string{"fit"}));
+  BOOST_TEST((res->format == std::string{"png"}));
+  auto none = decode_query_options(params{});
+  BOOST_REQUIRE(none.ok());
+  BOOST_TEST(!none->width);
+  BOOST_TEST(!none->mode);
+  // Negative numbers parse; the range is resolve_options' business.
+  auto neg = decode_query_options(params{{"width", "-1"}});
+  BOOST_REQUIRE(neg.ok());
+  BOOST_TEST((neg->width == -1));
+}
+
+BOOST_AUTO_TEST_CASE(query_options_invalid) {
+  for (const char* value :
+       {"abc", "12x", "", " 12", "1.5", "0x10", "99999999999999999999"}) {
+    BOOST_TEST_CONTEXT("width=" << value) {
+      auto res = decode_query_options(params{{"width", value}});
+      BOOST_REQUIRE(code_of(res) == error_code::invalid_option);
+      BOOST_TEST(contains(res.error().message, "width"));
+    }
+  }
+  auto q = decode_query_options(params{{"quality", "high"}});
+  BOOST_TEST(code_of(q) == error_code::invalid_option);
+  auto unknown = decode_query_options(params{{"width", "10"}, {"size", "1"}});
+  BOOST_REQUIRE(code_of(unknown) == error_code::invalid_option);
+  BOOST_TEST(contains(unknown.error().message, "size"));
+}
+
+// -- tokens and image names
+// -----------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(uuid_syntax) {
+  BOOST_TEST(is_uuid(uuid));
+  BOOST_TEST(is_uuid(uuid_upper));
+  BOOST_TEST(is_uuid("00000000-0000-0000-0000-000000000000"));
+  BOOST_TEST(!is_uuid(""));
+  BOOST_TEST(!is_uuid(uuid.substr(1)));
+  BOOST_TEST(!is_uuid(uuid + "0"));
+  BOOST_TEST(!is_uuid("{" + uuid.substr(1, 34) + "}"));
+  BOOST_TEST(!is_uuid("123e4567xe89b-42d3-a456-426614174000"));
+  BOOST_TEST(!is_uuid("123e4567-e89b-42d3-a456-42661417400g"));
+  BOOST_TEST(!is_uuid("123e4567e89b42d3a456426614174000"));
+  BOOST_TEST(!is_uuid("../../../../../../../../etc/passwd00"));
+  BOOST_TEST(normalize_token(uuid_upper) == uuid);
+  BOOST_TEST(normalize_token(uuid) == uuid);
+}
+
+BOOST_AUTO_TEST_CASE(image_names) {
+  const std::pair<const char*, output_format> good[] = {
+      {".jpg", output_format::jpeg},  {".jpeg", output_format::jpeg},
+      {".png", output_format::png},   {".webp", output_format::webp},
+      {".avif", output_format::avif}, {".JPG", output_format::jpeg},
+  };
+  for (auto [ext, format] : good)
+    BOOST_TEST_CONTEXT("ext " << ext) {
+      auto res = parse_image_name(uuid + ext);
+      BOOST_REQUIRE(res.ok());
+      BOOST_TEST(res->first == uuid);
+      BOOST_TEST(res->second == format);
+    }
+  auto upper = parse_image_name(uuid_upper + ".png");
+  BOOST_REQUIRE(upper.ok());
+  BOOST_TEST(upper->first == uuid); // normalized
+}
+
+BOOST_AUTO_TEST_CASE(image_names_bad_token) {
+  for (std::string name :
+       {std::string{"nope.jpg"}, std::string{".jpg"}, std::string{""},
+        "../" + uuid + ".jpg", uuid.substr(1) + ".jpg", uuid + ".jpg.png"}) {
+    BOOST_TEST_CONTEXT("name '" << name << "'") {
+      BOOST_TEST(code_of(parse_image_name(name)) == error_code::invalid_token);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(image_names_unknown_extension) {
+  for (std::string ext : {".gif", ".", "", ".jp", ".tiff"})
+    BOOST_TEST_CONTEXT("ext '" << ext << "'") {
+      BOOST_TEST(code_of(parse_image_name(uuid + ext)) ==
+                 error_code::unknown_token);
+    }
+}
+
+// -- response bodies
+// ------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(error_body_exact) {
+  BOOST_TEST(error_body(failure{error_code::invalid_base64,
+                                "imageData is not valid base64 (offset 7)"}) ==
+             R"x({"success":false,"error":{"code":"invalid_base64",)x"
+             R"x("message":"imageData is not valid base64 (offset 7)"}})x");
+  BOOST_TEST(error_body(failure{error_code::queue_full, R"(say "hi" \ now)"}) ==
+             R"({"success":false,"error":{"code":"queue_full",)"
+             R"("message":"say \"hi\" \\ now"}})");
+  // Control characters are escaped: the body stays one valid JSON line.
+  auto body = error_body(failure{error_code::invalid_option, "a\nb\tc"});
+  BOOST_TEST(!contains(body, "\n"));
+  auto doc = parse_json(body);
+  BOOST_TEST(str(doc["error"]["message"]) == "a\nb\tc");
+}
+
+BOOST_AUTO_TEST_CASE(accepted_body_shape) {
+  auto doc = parse_json(accepted_body(uuid));
+  BOOST_TEST(doc["success"].IsTrue());
+  BOOST_TEST(str(doc["token"]) == uuid);
+}
+
+BOOST_AUTO_TEST_CASE(status_body_pending) {
+  auto doc = parse_json(status_body(sample_record(task_status::pending), ""));
+  BOOST_TEST(str(doc["status"]) == "PENDING");
+  BOOST_REQUIRE(doc.HasMember("resized_image_url"));
+  BOOST_TEST(doc["resized_image_url"].IsNull());
+  BOOST_TEST(str(doc["submitted_at"]) == "2026-11-29T05:40:01.123Z");
+  BOOST_TEST(!doc.HasMember("finished_at"));
+  BOOST_TEST(!doc.HasMember("error"));
+  BOOST_TEST(!doc.HasMember("width"));
+  BOOST_TEST(!doc.HasMember("bytes"));
+  auto prog = parse_json(
+      status_body(sample_record(task_status::in_progress), "http://h"));
+  BOOST_TEST(str(prog["status"]) == "IN_PROGRESS");
+  BOOST_TEST(prog["resized_image_url"].IsNull());
+}
+
+BOOST_AUTO_TEST_CASE(status_body_success) {
+  auto rec = sample_record(task_status::success);
+  auto rel = parse_json(status_body(rec, ""));
+  BOOST_TEST(str(rel["status"]) == "SUCCESS");
+  BOOST_TEST(str(rel["resized_image_url"]) ==
+             "/api/v1/images/" + uuid + ".jpg");
+  BOOST_TEST(rel["width"].GetInt() == 100);
+  BOOST_TEST(rel["height"].GetInt() == 80);
+  BOOST_TEST(rel["bytes"].GetUint64() == 3187u);
+  BOOST_TEST(str(rel["format"]) == "jpeg");
+  BOOST_TEST(str(rel["submitted_at"]) == "2026-11-29T05:40:01.123Z");
+  BOOST_TEST(str(rel["finished_at"]) == "2026-11-29T05:40:01.161Z");
+  BOOST_TEST(!rel.HasMember("error"));
+  auto abs = parse_json(status_body(rec, "http://host:5000"));
+  BOOST_TEST(str(abs["resized_image_url"]) ==
+             "http://host:5000/api/v1/images/" + uuid + ".jpg");
+  rec.options.format = output_format::webp;
+  auto webp = parse_json(status_body(rec, "https://img.example.com"));
+  BOOST_TEST(str(webp["resized_image_url"]) ==
+             "https://img.example.com/api/v1/images/" + uuid + ".webp");
+  BOOST_TEST(str(webp["format"]) == "webp");
+  BOOST_TEST(image_path(rec) == "/api/v1/images/" + uuid + ".webp");
+}
+
+BOOST_AUTO_TEST_CASE(status_body_failure) {
+  auto doc =
+      parse_json(status_body(sample_record(task_status::failure), "http://h"));
+  BOOST_TEST(str(doc["status"]) == "FAILURE");
+  BOOST_TEST(doc["resized_image_url"].IsNull());
+  BOOST_REQUIRE(doc.HasMember("error"));
+  BOOST_REQUIRE(doc["error"].IsObject());
+  BOOST_TEST(str(doc["error"]["code"]) == "corrupt_image");
+  BOOST_TEST(str(doc["error"]["message"]) == "the \"image\" is broken");
+  BOOST_TEST(!doc.HasMember("width"));
+}
+
+BOOST_AUTO_TEST_CASE(reason_phrases) {
+  BOOST_TEST(std::string{reason_phrase(202)} == "Accepted");
+  BOOST_TEST(std::string{reason_phrase(413)} == "Payload Too Large");
+  BOOST_TEST(std::string{reason_phrase(415)} == "Unsupported Media Type");
+  BOOST_TEST(std::string{reason_phrase(503)} == "Service Unavailable");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
