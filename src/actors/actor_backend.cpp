@@ -25,4 +25,8 @@ void actor_backend::cluster(cluster_replier reply) {
   caf::anon_send(supervisor_, cluster_atom::value, std::move(reply));
 }
 
+void actor_backend::ping_store(ping_replier reply) {
+  caf::anon_send(status_, ping_atom::value, std::move(reply));
+}
+
 } // namespace resized::actors

@@ -17,6 +17,7 @@ public:
   void status(std::string token, status_replier reply) override;
   void image(std::string token, image_replier reply) override;
   void cluster(cluster_replier reply) override;
+  void ping_store(ping_replier reply) override;
 
 private:
   caf::actor supervisor_;

@@ -8,6 +8,7 @@
 //   supervisor → status:     (update_atom, task_record)      record changed
 //   supervisor → status:     (result_atom, task_record, bytes) SUCCESS + image
 //   backend    → supervisor: (cluster_atom, cluster_replier)
+//   backend    → status:     (ping_atom, ping_replier)     Redis PING
 //   supervisor → agent:      resize_job → resize_done   (agent delegates to
 //                            a fresh detached resize actor; may cross nodes)
 //   link       → supervisor: (join_atom, agent, node_info) → welcome_atom
@@ -34,6 +35,7 @@ using image_atom = caf::atom_constant<caf::atom("image")>;
 using update_atom = caf::atom_constant<caf::atom("update")>;
 using result_atom = caf::atom_constant<caf::atom("result")>;
 using cluster_atom = caf::atom_constant<caf::atom("cluster")>;
+using ping_atom = caf::atom_constant<caf::atom("ping")>;
 using join_atom = caf::atom_constant<caf::atom("join")>;
 using welcome_atom = caf::atom_constant<caf::atom("welcome")>;
 using try_connect_atom = caf::atom_constant<caf::atom("tryconn")>;
@@ -119,3 +121,4 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(resized::submit_replier)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(resized::status_replier)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(resized::image_replier)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(resized::cluster_replier)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(resized::ping_replier)

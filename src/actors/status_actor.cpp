@@ -78,6 +78,12 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
                     weight);
       st.records.put(token, {std::move(rec), expires});
     },
+    [=](ping_atom, ping_replier& reply) {
+      auto res = self->state.store->ping();
+      if (!res)
+        ++self->state.redis_errors;
+      reply(std::move(res));
+    },
     [=](status_atom, const std::string& token, status_replier& reply) {
       auto res = find_record(self, token);
       if (!res)

@@ -99,6 +99,7 @@ using submit_replier = replier<outcome<std::string>>; // token
 using status_replier = replier<outcome<task_record>>;
 using image_replier = replier<outcome<image_blob>>;
 using cluster_replier = replier<outcome<cluster_view>>;
+using ping_replier = replier<outcome<bool>>;
 
 /// What the HTTP layer needs from the rest of the service.
 class backend {
@@ -112,6 +113,8 @@ public:
   virtual void image(std::string token, image_replier reply) = 0;
   /// Answers the supervisor's view of the cluster.
   virtual void cluster(cluster_replier reply) = 0;
+  /// Answers true when Redis answers PING, else store_unavailable.
+  virtual void ping_store(ping_replier reply) = 0;
 };
 
 } // namespace resized

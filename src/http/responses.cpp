@@ -87,6 +87,53 @@ std::string status_body(const task_record& rec, const std::string& public_url) {
   return buf.GetString();
 }
 
+std::string cluster_body(const cluster_view& view) {
+  rapidjson::StringBuffer buf;
+  writer_type w{buf};
+  auto count = [&](const char* key, uint64_t value) {
+    w.Key(key);
+    w.Uint64(value);
+  };
+  w.StartObject();
+  put(w, "node", view.node);
+  put(w, "role", view.role);
+  put(w, "up_since", format_timestamp(view.up_since_ms));
+  count("queue_depth", view.queue_depth);
+  count("queued_bytes", view.queued_bytes);
+  uint64_t workers = 0;
+  uint64_t busy = 0;
+  for (const auto& n : view.nodes) {
+    workers += n.workers;
+    busy += n.busy;
+  }
+  w.Key("totals");
+  w.StartObject();
+  count("nodes", view.nodes.size());
+  count("workers", workers);
+  count("busy", busy);
+  count("succeeded", view.succeeded);
+  count("failed", view.failed);
+  count("retried", view.retried);
+  w.EndObject();
+  w.Key("nodes");
+  w.StartArray();
+  for (const auto& n : view.nodes) {
+    w.StartObject();
+    put(w, "id", n.id);
+    put(w, "role", n.role);
+    put(w, "address", n.address);
+    count("workers", n.workers);
+    count("busy", n.busy);
+    count("tasks_done", n.done);
+    count("tasks_failed", n.failed);
+    put(w, "up_since", format_timestamp(n.since_ms));
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return buf.GetString();
+}
+
 const char* reason_phrase(int status) {
   switch (status) {
     case 200:

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "common/error_code.hpp"
+#include "common/service.hpp"
 #include "common/task_record.hpp"
 
 namespace resized::http {
@@ -19,6 +20,9 @@ std::string image_path(const task_record& rec);
 
 /// The poll answer of API.md for `rec`; `public_url` ("" = relative URLs).
 std::string status_body(const task_record& rec, const std::string& public_url);
+
+/// GET /api/v1/cluster: this node, its queue, every node it places work on.
+std::string cluster_body(const cluster_view& view);
 
 /// HTTP reason phrase of a status code.
 const char* reason_phrase(int status);

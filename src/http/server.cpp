@@ -324,6 +324,15 @@ struct server::impl {
     return restinio::request_accepted();
   }
 
+  handling on_cluster(const req_handle& req) {
+    request_ctx ctx{req, request_id_of(req), clock_type::now()};
+    api.cluster(make_replier<outcome<cluster_view>>(
+      ctx, [this](const request_ctx& ctx, cluster_view view) {
+        send_json(ctx, 200, cluster_body(view));
+      }));
+    return restinio::request_accepted();
+  }
+
   handling on_not_allowed(const req_handle& req) {
     request_ctx ctx{req, request_id_of(req), clock_type::now()};
     return reject(ctx, {error_code::method_not_allowed,
@@ -362,6 +371,8 @@ struct server::impl {
                    "/api/v1/images/:name",
                    [this](auto req, auto) { return on_not_allowed(req); });
     r->http_get("/healthz", [this](auto req, auto) { return on_health(req); });
+    r->http_get("/api/v1/cluster",
+                [this](auto req, auto) { return on_cluster(req); });
     r->non_matched_request_handler(
       [this](auto req) { return on_not_found(req); });
     return r;
