@@ -5,6 +5,9 @@
 //   backend    → supervisor: (submit_atom, submit_request, submit_replier)
 //   backend    → status:     (status_atom, token, status_replier)
 //   backend    → status:     (image_atom, token, image_replier)
+//   supervisor → status:     (accept_atom, task_record, job message) → bool
+//                            store record + input before the 202 (durable)
+//   supervisor → status:     recover_atom → pending_list   at start-up
 //   supervisor → status:     (update_atom, task_record)      record changed
 //   supervisor → status:     (result_atom, task_record, bytes) SUCCESS + image
 //   backend    → supervisor: (cluster_atom, cluster_replier)
@@ -24,6 +27,7 @@
 #include <caf/meta/type_name.hpp>
 
 #include "common/service.hpp"
+#include "store/task_store.hpp"
 #include "common/task_record.hpp"
 #include "imaging/options.hpp"
 
@@ -36,6 +40,8 @@ using update_atom = caf::atom_constant<caf::atom("update")>;
 using result_atom = caf::atom_constant<caf::atom("result")>;
 using cluster_atom = caf::atom_constant<caf::atom("cluster")>;
 using ping_atom = caf::atom_constant<caf::atom("ping")>;
+using accept_atom = caf::atom_constant<caf::atom("accept")>;
+using recover_atom = caf::atom_constant<caf::atom("recover")>;
 using join_atom = caf::atom_constant<caf::atom("join")>;
 using welcome_atom = caf::atom_constant<caf::atom("welcome")>;
 using try_connect_atom = caf::atom_constant<caf::atom("tryconn")>;
@@ -122,3 +128,4 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(resized::status_replier)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(resized::image_replier)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(resized::cluster_replier)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(resized::ping_replier)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<resized::store::pending_task>)

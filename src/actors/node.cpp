@@ -41,6 +41,7 @@ node_actors start_node(caf::actor_system& sys,
   scfg.result_ttl = cfg.redis.result_ttl;
   scfg.cache_entries = cfg.status.cache_entries;
   scfg.image_cache_bytes = cfg.status.image_cache_bytes;
+  scfg.node = cl.node_name;
   node.status = sys.spawn<caf::detached>(status_actor, scfg);
   supervisor_config sup;
   sup.queue_capacity = cfg.queue.capacity;
@@ -49,6 +50,8 @@ node_actors start_node(caf::actor_system& sys,
   sup.max_attempts = static_cast<uint32_t>(cfg.resize.max_attempts);
   sup.node = cl.node_name;
   sup.role = cl.role;
+  sup.store_timeout = 2 * cfg.redis.store.command_timeout
+                      + cfg.redis.store.connect_timeout;
   node.supervisor = sys.spawn(supervisor, sup, node.status, node.agent, pool);
   node.api = std::make_unique<actor_backend>(node.supervisor, node.status);
   if (cl.role == "api") {

@@ -51,16 +51,37 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
   st.images = lru_cache<std::string, status_state::cached_image>{
     cfg.cache_entries, cfg.image_cache_bytes};
   st.ttl = cfg.result_ttl;
+  st.node = cfg.node;
   st.store = std::make_unique<store::task_store>(cfg.redis);
   if (!st.store->connect())
     log::warn("msg={} host={} port={}",
               log::quote("redis not reachable at start, will retry"),
               cfg.redis.host, cfg.redis.port);
   return {
+    [=](accept_atom, task_record& rec, const caf::message& job) -> bool {
+      auto& st = self->state;
+      const auto& input = job.get_as<resize_job>(0).input;
+      auto res = st.store->put_accepted(rec, input, st.node, st.ttl);
+      if (!res) {
+        note_store_error(self, "put_accepted", rec.token, res.error());
+        return false;
+      }
+      auto token = rec.token;
+      st.records.put(token, {std::move(rec), now_ms() + st.ttl.count() * 1000});
+      return true;
+    },
+    [=](recover_atom) -> caf::result<std::vector<store::pending_task>> {
+      auto res = self->state.store->load_pending(self->state.node);
+      if (!res) {
+        ++self->state.redis_errors;
+        return caf::make_error(caf::sec::runtime_error, res.error().message);
+      }
+      return std::move(res).value();
+    },
     [=](update_atom, task_record& rec) {
       auto& st = self->state;
       auto expires = now_ms() + st.ttl.count() * 1000;
-      if (auto res = st.store->put_record(rec, st.ttl); !res)
+      if (auto res = st.store->put_record(rec, st.ttl, st.node); !res)
         note_store_error(self, "put_record", rec.token, res.error());
       auto token = rec.token;
       st.records.put(token, {std::move(rec), expires});
@@ -68,7 +89,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
     [=](result_atom, task_record& rec, std::string& bytes) {
       auto& st = self->state;
       auto expires = now_ms() + st.ttl.count() * 1000;
-      if (auto res = st.store->put_result(rec, bytes, st.ttl); !res)
+      if (auto res = st.store->put_result(rec, bytes, st.ttl, st.node); !res)
         note_store_error(self, "put_result", rec.token, res.error());
       auto token = rec.token;
       auto weight = bytes.size();

@@ -4,6 +4,9 @@
 // every change through to Redis; answers lookups from the cache, then Redis.
 //
 // Messages (see messages.hpp):
+//   (accept_atom, task_record, job)         record + input + pending set,
+//                                           one transaction → true / false
+//   recover_atom                            this node's pending tasks
 //   (update_atom, task_record)              cache + HSET/EXPIRE
 //   (result_atom, task_record, bytes)       cache + SET image, HSET (MULTI)
 //   (status_atom, token, status_replier)    cache → Redis → unknown_token
@@ -27,6 +30,7 @@ struct status_config {
   std::chrono::seconds result_ttl{86400};
   size_t cache_entries = 10000;
   uint64_t image_cache_bytes = 64ull << 20;
+  std::string node; // API node name: key of its pending set
 };
 
 struct status_state {
@@ -45,6 +49,7 @@ struct status_state {
   lru_cache<std::string, cached_image> images;
   std::unique_ptr<store::task_store> store;
   std::chrono::seconds ttl{86400};
+  std::string node;
   uint64_t redis_errors = 0;
 
   static inline const char* name = "status";

@@ -246,6 +246,38 @@ void on_node_down(self_ptr self, const caf::actor_addr& source,
   }
 }
 
+// Puts tasks accepted before a crash or restart back into the queue (they
+// keep their token and submission time), or ends them if their input is
+// gone.
+void recover(self_ptr self, std::vector<store::pending_task>& pending) {
+  auto& st = self->state;
+  size_t resumed = 0;
+  for (auto& p : pending) {
+    if (st.running.count(p.record.token) != 0)
+      continue;
+    if (!p.input) {
+      fail(self, std::move(p.record),
+           failure{error_code::worker_lost,
+                   "the node restarted and the task's input had expired"});
+      continue;
+    }
+    state_type::queued task;
+    task.record = std::move(p.record);
+    task.record.status = task_status::pending;
+    task.record.started_at_ms = 0;
+    task.job = caf::make_message(resize_job{
+      task.record.token, task.record.options, std::move(*p.input)});
+    st.queued_bytes += job_of(task).input.size();
+    st.queue.push_back(std::move(task));
+    ++resumed;
+  }
+  if (!pending.empty())
+    log::info("msg={} resumed={} failed={}",
+              log::quote("recovered tasks accepted before the restart"),
+              resumed, pending.size() - resumed);
+  dispatch(self);
+}
+
 cluster_view make_view(self_ptr self) {
   auto& st = self->state;
   cluster_view view;
@@ -282,14 +314,31 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
              node_info{st.cfg.node, "local",
                        static_cast<uint32_t>(local_pool_size)},
              "local");
+  self->send(self, recover_atom::value);
   return {
+    [=](recover_atom) {
+      self->request(self->state.status, std::chrono::seconds{60},
+                    recover_atom::value)
+        .then(
+          [=](std::vector<store::pending_task>& pending) {
+            recover(self, pending);
+          },
+          [=](caf::error& err) {
+            log::error("msg={} error={} retry_s=2",
+                       log::quote("recovering pending tasks failed"),
+                       log::quote(self->system().render(err)));
+            self->delayed_send(self, std::chrono::seconds{2},
+                               recover_atom::value);
+          });
+    },
     [=](submit_atom, submit_request& req, submit_replier& reply) {
       auto& st = self->state;
       auto size = req.image.size();
-      if (st.queue.size() >= st.cfg.queue_capacity) {
+      auto waiting = st.queue.size() + st.accepting;
+      if (waiting >= st.cfg.queue_capacity) {
         reply(failure{error_code::queue_full,
                       fmt::format("queue is full ({} tasks waiting)",
-                                  st.queue.size())});
+                                  waiting)});
         return;
       }
       if (st.queued_bytes + size > st.cfg.queue_max_bytes) {
@@ -305,19 +354,45 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
       task.record.submitted_at_ms = now_ms();
       task.job = caf::make_message(
         resize_job{task.record.token, req.options, std::move(req.image)});
-      // The status actor sees PENDING before the client sees the token, so
-      // an immediate poll finds the task (mailboxes are FIFO per sender).
-      self->send(st.status, update_atom::value, task.record);
-      log::info("msg={} token={} request_id={} bytes={} format={} width={} "
-                "height={} mode={} queued={}",
-                log::quote("task accepted"), task.record.token,
-                req.request_id, size, imaging::to_string(req.options.format),
-                req.options.width, req.options.height,
-                imaging::to_string(req.options.mode), st.queue.size() + 1);
-      reply(task.record.token);
+      // Reserve the queue slot now; the task enters the queue once Redis
+      // holds it (record + input): a 202 is a promise that survives a crash.
+      ++st.accepting;
       st.queued_bytes += size;
-      st.queue.push_back(std::move(task));
-      dispatch(self);
+      auto request_id = req.request_id;
+      self
+        ->request(st.status, st.cfg.store_timeout, accept_atom::value,
+                  task.record, task.job)
+        .then(
+          [=](bool stored) mutable {
+            auto& st = self->state;
+            --st.accepting;
+            if (!stored) {
+              st.queued_bytes -= size;
+              reply(failure{error_code::store_unavailable,
+                            "the task store (Redis) is unavailable: nothing "
+                            "was accepted, try again"});
+              return;
+            }
+            log::info("msg={} token={} request_id={} bytes={} format={} "
+                      "width={} height={} mode={} queued={}",
+                      log::quote("task accepted"), task.record.token,
+                      request_id, size,
+                      imaging::to_string(task.record.options.format),
+                      task.record.options.width, task.record.options.height,
+                      imaging::to_string(task.record.options.mode),
+                      st.queue.size() + 1);
+            reply(task.record.token);
+            st.queue.push_back(std::move(task));
+            dispatch(self);
+          },
+          [=](caf::error& err) mutable {
+            auto& st = self->state;
+            --st.accepting;
+            st.queued_bytes -= size;
+            reply(failure{error_code::store_unavailable,
+                          "the task store did not answer: "
+                            + self->system().render(err)});
+          });
     },
     [=](join_atom, caf::actor& agent, node_info& info) {
       if (!agent || info.name.empty() || info.pool_size == 0)

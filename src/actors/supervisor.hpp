@@ -5,7 +5,7 @@
 //
 // A task's life as the supervisor sees it:
 //
-//   submit ─▶ [queue] ─place─▶ in flight on node N ─resize_done─▶ final
+//   submit ─▶ stored in Redis (record + input) ─▶ 202 ─▶ [queue] ─place─▶ in flight on node N ─resize_done─▶ final
 //     │ full: queue_full  ▲        │ deadline passed ─▶ FAILURE processing_timeout
 //     ▼                   │        │ node N lost (down) or the request failed:
 //   503                   └────────┘ attempt += 1, back to the queue front;
@@ -37,6 +37,7 @@ struct supervisor_config {
   uint32_t max_attempts = 3;
   std::string node = "local"; // this node's name, recorded in task records
   std::string role = "standalone";
+  std::chrono::milliseconds store_timeout{5000}; // accept / recover writes
 };
 
 struct supervisor_state {
@@ -62,7 +63,8 @@ struct supervisor_state {
   supervisor_config cfg;
   caf::actor status;
   std::deque<queued> queue;
-  uint64_t queued_bytes = 0;
+  uint64_t queued_bytes = 0; // includes tasks being accepted
+  size_t accepting = 0;      // submissions waiting for Redis to store them
   std::unordered_map<std::string, in_flight> running; // by token
   std::map<std::string, node_entry> nodes;            // by node name
   uint64_t succeeded = 0;

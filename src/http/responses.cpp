@@ -134,6 +134,26 @@ std::string cluster_body(const cluster_view& view) {
   return buf.GetString();
 }
 
+std::string ready_body(size_t nodes, size_t workers, size_t busy,
+                       size_t queue_depth) {
+  rapidjson::StringBuffer buf;
+  writer_type w{buf};
+  w.StartObject();
+  put(w, "status", "ready");
+  w.Key("store");
+  w.String("ok");
+  w.Key("nodes");
+  w.Uint64(nodes);
+  w.Key("workers");
+  w.Uint64(workers);
+  w.Key("busy");
+  w.Uint64(busy);
+  w.Key("queue_depth");
+  w.Uint64(queue_depth);
+  w.EndObject();
+  return buf.GetString();
+}
+
 const char* reason_phrase(int status) {
   switch (status) {
     case 200:

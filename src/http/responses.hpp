@@ -24,6 +24,11 @@ std::string status_body(const task_record& rec, const std::string& public_url);
 /// GET /api/v1/cluster: this node, its queue, every node it places work on.
 std::string cluster_body(const cluster_view& view);
 
+/// GET /readyz when ready: {"status": "ready", "nodes", "workers", "busy",
+/// "queue_depth"} (nodes with at least one worker).
+std::string ready_body(size_t nodes, size_t workers, size_t busy,
+                       size_t queue_depth);
+
 /// HTTP reason phrase of a status code.
 const char* reason_phrase(int status);
 

@@ -7,6 +7,9 @@
 #include <restinio/all.hpp>
 
 #include "common/log.hpp"
+#include "common/metrics.hpp"
+#include "http/assets.hpp"
+#include "http/metrics_page.hpp"
 #include "http/request_decoding.hpp"
 #include "http/responses.hpp"
 #include "imaging/pipeline.hpp"
@@ -53,12 +56,31 @@ using req_handle = restinio::request_handle_t;
 using handling = restinio::request_handling_status_t;
 using clock_type = std::chrono::steady_clock;
 
-// What every answer needs to know about its request, for headers and the
-// access log line.
+// Route templates: the `route` label of the HTTP metrics (low cardinality:
+// never a raw path) and the access log's route= field.
+namespace route {
+constexpr const char* submit = "/api/v1/resize";
+constexpr const char* status = "/api/v1/resize/:token";
+constexpr const char* image = "/api/v1/images/:name";
+constexpr const char* healthz = "/healthz";
+constexpr const char* readyz = "/readyz";
+constexpr const char* metrics = "/metrics";
+constexpr const char* cluster = "/api/v1/cluster";
+constexpr const char* openapi = "/api/v1/openapi.json";
+constexpr const char* page = "/";
+constexpr const char* assets = "/static/:name";
+constexpr const char* other = "other";
+} // namespace route
+
+// What every answer needs to know about its request, for headers, metrics
+// and the access log line.
 struct request_ctx {
+  request_ctx(req_handle r, const char* route_name, std::string tok = {});
   req_handle req;
-  std::string id;
+  std::string id; // X-Request-Id: the client's, or generated
   clock_type::time_point started;
+  const char* route; // a route:: template
+  std::string token; // for the access log, where the route has one
 };
 
 std::string new_request_id() {
@@ -77,6 +99,13 @@ std::string request_id_of(const req_handle& req) {
   }
   return new_request_id();
 }
+
+request_ctx::request_ctx(req_handle r, const char* route_name, std::string tok)
+  : req(std::move(r)),
+    id(request_id_of(req)),
+    started(clock_type::now()),
+    route(route_name),
+    token(std::move(tok)) {}
 
 } // namespace
 
@@ -100,19 +129,39 @@ struct server::impl {
       reason_phrase(status)};
   }
 
+  // Every answer ends here: one access log line and the HTTP metrics.
   void access_log(const request_ctx& ctx, int status, size_t bytes) {
+    auto seconds = std::chrono::duration<double>(clock_type::now()
+                                                 - ctx.started)
+                     .count();
+    metrics::http_request(ctx.route, status, seconds);
     if (!log::enabled(log::level::info))
       return;
-    auto ms = std::chrono::duration<double, std::milli>(clock_type::now()
-                                                        - ctx.started)
-                .count();
     const auto& h = ctx.req->header();
+    auto token = ctx.token.empty() ? std::string{}
+                                   : " token=" + log::quote(ctx.token);
     log::write(log::level::info,
                fmt::format("msg=request request_id={} method={} path={} "
-                           "status={} bytes={} ms={:.2f}",
-                           ctx.id, h.method().c_str(),
-                           log::quote(std::string{h.path()}), status, bytes,
-                           ms));
+                           "route={} status={} bytes={} ms={:.2f}{}",
+                           log::quote(ctx.id), h.method().c_str(),
+                           log::quote(std::string{h.path()}),
+                           log::quote(ctx.route), status, bytes,
+                           seconds * 1000, token));
+  }
+
+  // A body that is not JSON (metrics text, embedded assets).
+  void send_text(const request_ctx& ctx, int status,
+                 std::string_view content_type, std::string body,
+                 const char* cache_control = "no-store") {
+    auto resp = ctx.req->create_response(status_line(status));
+    resp.append_header(restinio::http_field::content_type,
+                       std::string{content_type});
+    resp.append_header(restinio::http_field::cache_control, cache_control);
+    resp.append_header("X-Request-Id", ctx.id);
+    auto size = body.size();
+    resp.set_body(std::move(body));
+    resp.done();
+    access_log(ctx, status, size);
   }
 
   void send_json(const request_ctx& ctx, int status, std::string body,
@@ -174,16 +223,14 @@ struct server::impl {
     });
   }
 
+  // A replier that calls on_result(ctx, T) with the value or the error.
   template <class T, class F>
-  replier<T> make_replier(const request_ctx& ctx, F on_value) {
+  replier<T> make_result_replier(const request_ctx& ctx, F on_result) {
     replier<T> reply{
-      [this, ctx, on_value](T result) {
+      [this, ctx, on_result](T result) {
         if (closed.load())
           return;
-        if (!result)
-          send_error(ctx, result.error());
-        else
-          on_value(ctx, std::move(result.value()));
+        on_result(ctx, std::move(result));
       },
       T{failure{error_code::internal_error,
                 "the request was dropped without an answer"}}};
@@ -191,10 +238,22 @@ struct server::impl {
     return reply;
   }
 
+  // A replier that answers errors with send_error, values with on_value.
+  template <class T, class F>
+  replier<T> make_replier(const request_ctx& ctx, F on_value) {
+    return make_result_replier<T>(
+      ctx, [this, on_value](const request_ctx& ctx, T result) {
+        if (!result)
+          send_error(ctx, result.error());
+        else
+          on_value(ctx, std::move(result.value()));
+      });
+  }
+
   // -- routes -----------------------------------------------------------------
 
   handling on_submit(const req_handle& req) {
-    request_ctx ctx{req, request_id_of(req), clock_type::now()};
+    request_ctx ctx{req, route::submit};
     auto ct = req->header().opt_value_of(restinio::http_field::content_type);
     auto kind = classify_content_type(ct ? std::string_view{ct->data(),
                                                             ct->size()}
@@ -250,13 +309,17 @@ struct server::impl {
                make_replier<outcome<std::string>>(
                  ctx, [this](const request_ctx& ctx, std::string token) {
                    auto location = "/api/v1/resize/" + token;
-                   send_json(ctx, 202, accepted_body(token), location.c_str());
+                   auto with_token = ctx;
+                   with_token.token = token;
+                   send_json(with_token, 202, accepted_body(token),
+                             location.c_str());
                  }));
     return restinio::request_accepted();
   }
 
   handling on_status(const req_handle& req, std::string_view token) {
-    request_ctx ctx{req, request_id_of(req), clock_type::now()};
+    request_ctx ctx{req, route::status,
+                    std::string{token}};
     if (!is_uuid(token))
       return reject(ctx, {error_code::invalid_token,
                           "token must be a UUID like "
@@ -271,11 +334,12 @@ struct server::impl {
   }
 
   handling on_image(const req_handle& req, std::string_view name) {
-    request_ctx ctx{req, request_id_of(req), clock_type::now()};
+    request_ctx ctx{req, route::image};
     auto parsed = parse_image_name(name);
     if (!parsed)
       return reject(ctx, parsed.error());
     auto [token, format] = parsed.value();
+    ctx.token = token;
     api.image(token,
               make_replier<outcome<image_blob>>(
                 ctx, [this, format = format](const request_ctx& ctx,
@@ -319,13 +383,99 @@ struct server::impl {
   }
 
   handling on_health(const req_handle& req) {
-    request_ctx ctx{req, request_id_of(req), clock_type::now()};
+    request_ctx ctx{req, route::healthz};
     send_json(ctx, 200, R"({"status":"ok"})");
     return restinio::request_accepted();
   }
 
+  // Ready: Redis answers PING and some node has resize workers. Otherwise
+  // 503 store_unavailable or no_workers, with the reason.
+  handling on_ready(const req_handle& req) {
+    request_ctx ctx{req, route::readyz};
+    api.ping_store(make_result_replier<outcome<bool>>(
+      ctx, [this](const request_ctx& ctx, outcome<bool> pong) {
+        if (!pong || !pong.value()) {
+          auto why = pong ? std::string{"Redis did not answer PING"}
+                          : pong.error().message;
+          send_error(ctx, {error_code::store_unavailable,
+                           "not ready: the store is unavailable: " + why});
+          return;
+        }
+        api.cluster(make_replier<outcome<cluster_view>>(
+          ctx, [this](const request_ctx& ctx, cluster_view view) {
+            send_ready(ctx, view);
+          }));
+      }));
+    return restinio::request_accepted();
+  }
+
+  void send_ready(const request_ctx& ctx, const cluster_view& view) {
+    size_t nodes = 0;
+    size_t workers = 0;
+    size_t busy = 0;
+    for (const auto& n : view.nodes) {
+      nodes += n.workers > 0 ? 1 : 0;
+      workers += n.workers;
+      busy += n.busy;
+    }
+    if (workers == 0) {
+      send_error(ctx, {error_code::no_workers,
+                       fmt::format("not ready: no resize worker is available "
+                                   "({} nodes known, none with workers)",
+                                   view.nodes.size())});
+      return;
+    }
+    send_json(ctx, 200, ready_body(nodes, workers, busy, view.queue_depth));
+  }
+
+  handling on_metrics(const req_handle& req) {
+    request_ctx ctx{req, route::metrics};
+    // The cluster gauges come from the supervisor; if it does not answer,
+    // everything else is still served (a scrape should not fail for it).
+    api.cluster(make_result_replier<outcome<cluster_view>>(
+      ctx, [this](const request_ctx& ctx, outcome<cluster_view> view) {
+        send_text(ctx, 200, metrics_content_type,
+                  metrics_text(view ? &view.value() : nullptr));
+      }));
+    return restinio::request_accepted();
+  }
+
+  // An embedded file (src/http/static/), revalidated by ETag.
+  handling on_asset(const req_handle& req, const char* route_name,
+                    std::string_view name) {
+    request_ctx ctx{req, route_name};
+    const auto* a = find_asset(name);
+    if (a == nullptr)
+      return reject(ctx, {error_code::not_found,
+                          fmt::format("no route {}",
+                                      std::string{req->header().path()})});
+    auto etag = "\"" + a->etag + "\"";
+    auto inm = req->header().opt_value_of(restinio::http_field::if_none_match);
+    if (inm
+        && std::string_view{inm->data(), inm->size()}.find(etag)
+             != std::string_view::npos) {
+      auto resp = req->create_response(status_line(304));
+      resp.append_header(restinio::http_field::etag, etag);
+      resp.append_header("X-Request-Id", ctx.id);
+      resp.done();
+      access_log(ctx, 304, 0);
+      return restinio::request_accepted();
+    }
+    auto resp = req->create_response(status_line(200));
+    resp.append_header(restinio::http_field::content_type,
+                       std::string{a->content_type});
+    resp.append_header(restinio::http_field::etag, etag);
+    resp.append_header(restinio::http_field::cache_control, "no-cache");
+    resp.append_header("X-Request-Id", ctx.id);
+    // The bytes are static: no copy.
+    resp.set_body(restinio::const_buffer(a->bytes.data(), a->bytes.size()));
+    resp.done();
+    access_log(ctx, 200, a->bytes.size());
+    return restinio::request_accepted();
+  }
+
   handling on_cluster(const req_handle& req) {
-    request_ctx ctx{req, request_id_of(req), clock_type::now()};
+    request_ctx ctx{req, route::cluster};
     api.cluster(make_replier<outcome<cluster_view>>(
       ctx, [this](const request_ctx& ctx, cluster_view view) {
         send_json(ctx, 200, cluster_body(view));
@@ -333,15 +483,15 @@ struct server::impl {
     return restinio::request_accepted();
   }
 
-  handling on_not_allowed(const req_handle& req) {
-    request_ctx ctx{req, request_id_of(req), clock_type::now()};
+  handling on_not_allowed(const req_handle& req, const char* route_name) {
+    request_ctx ctx{req, route_name};
     return reject(ctx, {error_code::method_not_allowed,
                         fmt::format("method {} is not allowed here",
                                     req->header().method().c_str())});
   }
 
   handling on_not_found(const req_handle& req) {
-    request_ctx ctx{req, request_id_of(req), clock_type::now()};
+    request_ctx ctx{req, route::other};
     return reject(ctx, {error_code::not_found,
                         fmt::format("no route {}",
                                     std::string{req->header().path()})});
@@ -353,26 +503,49 @@ struct server::impl {
     r->http_post("/api/v1/resize",
                  [this](auto req, auto) { return on_submit(req); });
     r->add_handler(none_of_methods(restinio::http_method_post()),
-                   "/api/v1/resize",
-                   [this](auto req, auto) { return on_not_allowed(req); });
+                   "/api/v1/resize", [this](auto req, auto) {
+                     return on_not_allowed(req, route::submit);
+                   });
     r->http_get("/api/v1/resize/:token", [this](auto req, auto params) {
       auto t = params["token"];
       return on_status(req, std::string_view{t.data(), t.size()});
     });
     r->add_handler(none_of_methods(restinio::http_method_get()),
-                   "/api/v1/resize/:token",
-                   [this](auto req, auto) { return on_not_allowed(req); });
+                   "/api/v1/resize/:token", [this](auto req, auto) {
+                     return on_not_allowed(req, route::status);
+                   });
     auto image = [this](auto req, auto params) {
       auto n = params["name"];
       return on_image(req, std::string_view{n.data(), n.size()});
     };
     r->http_get("/api/v1/images/:name", image);
     r->add_handler(none_of_methods(restinio::http_method_get()),
-                   "/api/v1/images/:name",
-                   [this](auto req, auto) { return on_not_allowed(req); });
+                   "/api/v1/images/:name", [this](auto req, auto) {
+                     return on_not_allowed(req, route::image);
+                   });
     r->http_get("/healthz", [this](auto req, auto) { return on_health(req); });
+    r->http_get("/readyz", [this](auto req, auto) { return on_ready(req); });
+    r->http_get("/metrics", [this](auto req, auto) { return on_metrics(req); });
     r->http_get("/api/v1/cluster",
                 [this](auto req, auto) { return on_cluster(req); });
+    r->http_get("/api/v1/openapi.json", [this](auto req, auto) {
+      return on_asset(req, route::openapi, "openapi.json");
+    });
+    r->http_get("/", [this](auto req, auto) {
+      return on_asset(req, route::page, "index.html");
+    });
+    r->http_get("/static/:name", [this](auto req, auto params) {
+      auto n = params["name"];
+      return on_asset(req, route::assets, std::string_view{n.data(), n.size()});
+    });
+    // Every other method on the GET-only routes: 405 with Allow: GET.
+    for (const char* path :
+         {route::healthz, route::readyz, route::metrics, route::cluster,
+          route::openapi, route::page, route::assets})
+      r->add_handler(none_of_methods(restinio::http_method_get()), path,
+                     [this, path](auto req, auto) {
+                       return on_not_allowed(req, path);
+                     });
     r->non_matched_request_handler(
       [this](auto req) { return on_not_found(req); });
     return r;

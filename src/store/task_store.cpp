@@ -19,6 +19,14 @@ std::string image_key(const std::string& prefix, const std::string& token) {
   return prefix + "image:" + token;
 }
 
+std::string input_key(const std::string& prefix, const std::string& token) {
+  return prefix + "input:" + token;
+}
+
+std::string pending_key(const std::string& prefix, const std::string& node) {
+  return prefix + "pending:" + node;
+}
+
 struct task_store::impl {
   explicit impl(const redis_settings& settings) : conn(settings) {
     // nop
@@ -76,6 +84,25 @@ command hset_command(const std::string& key, const field_list& fields) {
   return cmd;
 }
 
+/// Runs `cmds` as MULTI ... EXEC in one round trip; the first error (a
+/// rejected command or an error inside EXEC) is the failure.
+outcome<bool> transaction(redis_connection& conn, std::vector<command> cmds) {
+  cmds.insert(cmds.begin(), command{"MULTI"});
+  cmds.push_back({"EXEC"});
+  auto replies = conn.run(cmds);
+  if (!replies)
+    return std::move(replies).error();
+  if (auto* err = first_error(replies.value()))
+    return reply_error(conn, *err);
+  const auto& exec = *replies.value().back();
+  if (exec.type != REDIS_REPLY_ARRAY)
+    return conn.error("transaction aborted");
+  for (size_t i = 0; i < exec.elements; ++i)
+    if (exec.element[i]->type == REDIS_REPLY_ERROR)
+      return reply_error(conn, *exec.element[i]);
+  return true;
+}
+
 } // namespace
 
 task_store::task_store(redis_settings settings)
@@ -110,13 +137,24 @@ outcome<bool> task_store::ping() {
 }
 
 outcome<bool> task_store::put_record(const task_record& rec,
-                                     std::chrono::seconds ttl) {
+                                     std::chrono::seconds ttl,
+                                     const std::string& pending_node) {
   return guarded([&]() -> outcome<bool> {
     if (auto err = check_args(rec.token, ttl))
       return *err;
     auto key = task_key(settings_.key_prefix, rec.token);
     auto fields = encode_fields(rec);
     auto ttl_text = std::to_string(ttl.count());
+    if (!pending_node.empty() && is_final(rec.status)) {
+      auto pkey = pending_key(settings_.key_prefix, pending_node);
+      auto ikey = input_key(settings_.key_prefix, rec.token);
+      return transaction(impl_->conn, {
+                                        hset_command(key, fields),
+                                        {"EXPIRE", key, ttl_text},
+                                        {"DEL", ikey},
+                                        {"SREM", pkey, rec.token},
+                                      });
+    }
     auto replies = impl_->conn.run({
         hset_command(key, fields),
         {"EXPIRE", key, ttl_text},
@@ -131,7 +169,8 @@ outcome<bool> task_store::put_record(const task_record& rec,
 
 outcome<bool> task_store::put_result(const task_record& rec,
                                      const std::string& image,
-                                     std::chrono::seconds ttl) {
+                                     std::chrono::seconds ttl,
+                                     const std::string& pending_node) {
   return guarded([&]() -> outcome<bool> {
     if (auto err = check_args(rec.token, ttl))
       return *err;
@@ -139,27 +178,80 @@ outcome<bool> task_store::put_result(const task_record& rec,
     auto ikey = image_key(settings_.key_prefix, rec.token);
     auto fields = encode_fields(rec);
     auto ttl_text = std::to_string(ttl.count());
-    // Replies: +OK, +QUEUED x3, then EXEC's array of the three results.
-    auto replies = impl_->conn.run({
-        {"MULTI"},
-        {"SET", ikey, image, "EX", ttl_text},
-        hset_command(tkey, fields),
-        {"EXPIRE", tkey, ttl_text},
-        {"EXEC"},
-    });
-    if (!replies)
-      return std::move(replies).error();
-    // A queued command rejected (then EXEC answers -EXECABORT): the first
-    // error says why.
-    if (auto* err = first_error(replies.value()))
-      return reply_error(impl_->conn, *err);
-    const auto& exec = *replies.value().back();
-    if (exec.type != REDIS_REPLY_ARRAY)
-      return impl_->conn.error("transaction aborted");
-    for (size_t i = 0; i < exec.elements; ++i)
-      if (exec.element[i]->type == REDIS_REPLY_ERROR)
-        return reply_error(impl_->conn, *exec.element[i]);
-    return true;
+    std::vector<command> cmds{
+      {"SET", ikey, image, "EX", ttl_text},
+      hset_command(tkey, fields),
+      {"EXPIRE", tkey, ttl_text},
+    };
+    std::string pkey;
+    std::string inkey;
+    if (!pending_node.empty()) {
+      pkey = pending_key(settings_.key_prefix, pending_node);
+      inkey = input_key(settings_.key_prefix, rec.token);
+      cmds.push_back({"DEL", inkey});
+      cmds.push_back({"SREM", pkey, rec.token});
+    }
+    return transaction(impl_->conn, std::move(cmds));
+  });
+}
+
+outcome<bool> task_store::put_accepted(const task_record& rec,
+                                       std::string_view input,
+                                       const std::string& node,
+                                       std::chrono::seconds ttl) {
+  return guarded([&]() -> outcome<bool> {
+    if (auto err = check_args(rec.token, ttl))
+      return *err;
+    auto tkey = task_key(settings_.key_prefix, rec.token);
+    auto ikey = input_key(settings_.key_prefix, rec.token);
+    auto pkey = pending_key(settings_.key_prefix, node);
+    auto fields = encode_fields(rec);
+    auto ttl_text = std::to_string(ttl.count());
+    return transaction(impl_->conn, {
+                                      hset_command(tkey, fields),
+                                      {"EXPIRE", tkey, ttl_text},
+                                      {"SET", ikey, input, "EX", ttl_text},
+                                      {"SADD", pkey, rec.token},
+                                    });
+  });
+}
+
+outcome<std::vector<pending_task>>
+task_store::load_pending(const std::string& node) {
+  using result = outcome<std::vector<pending_task>>;
+  return guarded([&]() -> result {
+    auto pkey = pending_key(settings_.key_prefix, node);
+    auto members = impl_->conn.run({{"SMEMBERS", pkey}});
+    if (!members)
+      return std::move(members).error();
+    const auto& reply = *members.value().front();
+    if (reply.type == REDIS_REPLY_ERROR)
+      return reply_error(impl_->conn, reply);
+    std::vector<std::string> tokens;
+    for (size_t i = 0; reply.type == REDIS_REPLY_ARRAY && i < reply.elements;
+         ++i)
+      tokens.push_back(reply_text(*reply.element[i]));
+    std::vector<pending_task> out;
+    for (const auto& token : tokens) {
+      auto rec = get_record(token);
+      if (!rec)
+        return std::move(rec).error();
+      if (!rec.value() || is_final(rec.value()->status)) {
+        // Expired, or finished but not yet forgotten: nothing to resume.
+        impl_->conn.run({{"SREM", pkey, token}});
+        continue;
+      }
+      auto ikey = input_key(settings_.key_prefix, token);
+      auto input = impl_->conn.run({{"GET", ikey}});
+      if (!input)
+        return std::move(input).error();
+      pending_task task{std::move(*rec.value()), std::nullopt};
+      const auto& in = *input.value().front();
+      if (in.type == REDIS_REPLY_STRING)
+        task.input = reply_text(in);
+      out.push_back(std::move(task));
+    }
+    return out;
   });
 }
 

@@ -4,6 +4,9 @@
 // Key layout (prefix configurable, default "resized:"):
 //   <prefix>task:<token>   hash  — fields of task_record, TTL = result_ttl
 //   <prefix>image:<token>  string — encoded result bytes, TTL = result_ttl
+//   <prefix>input:<token>  string — submitted bytes, until the task is final
+//   <prefix>pending:<node> set    — tokens accepted by API node <node> and
+//                                   not final yet (recovered at its restart)
 #pragma once
 
 #include <chrono>
@@ -11,6 +14,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "common/outcome.hpp"
 #include "common/task_record.hpp"
@@ -32,6 +37,17 @@ std::string task_key(const std::string& prefix, const std::string& token);
 /// "<prefix>image:<token>"
 std::string image_key(const std::string& prefix, const std::string& token);
 
+/// "<prefix>input:<token>"
+std::string input_key(const std::string& prefix, const std::string& token);
+/// "<prefix>pending:<node>"
+std::string pending_key(const std::string& prefix, const std::string& node);
+
+/// A task accepted but not finished, as found in Redis at start-up.
+struct pending_task {
+  task_record record;
+  std::optional<std::string> input; // nullopt: the input key is gone
+};
+
 class task_store {
 public:
   explicit task_store(redis_settings settings);
@@ -47,12 +63,27 @@ public:
   outcome<bool> ping();
 
   /// Writes the whole record (HSET all fields, EXPIRE ttl) in one round trip.
-  outcome<bool> put_record(const task_record& rec, std::chrono::seconds ttl);
+  /// With `pending_node` and a final record, also forgets the task's input
+  /// and its membership of that node's pending set, in one transaction.
+  outcome<bool> put_record(const task_record& rec, std::chrono::seconds ttl,
+                           const std::string& pending_node = {});
 
   /// Writes the result image and the (SUCCESS) record atomically
-  /// (MULTI/EXEC), both with `ttl`.
+  /// (MULTI/EXEC), both with `ttl`; `pending_node` as for put_record.
   outcome<bool> put_result(const task_record& rec, const std::string& image,
-                           std::chrono::seconds ttl);
+                           std::chrono::seconds ttl,
+                           const std::string& pending_node = {});
+
+  /// Makes an accepted task durable before its 202 is sent: the PENDING
+  /// record, its input bytes and its membership of `node`'s pending set, in
+  /// one transaction (all with `ttl`).
+  outcome<bool> put_accepted(const task_record& rec, std::string_view input,
+                             const std::string& node,
+                             std::chrono::seconds ttl);
+
+  /// Every task of `node`'s pending set, with its record and input. Tokens
+  /// whose record expired are removed from the set.
+  outcome<std::vector<pending_task>> load_pending(const std::string& node);
 
   /// Reads a record. nullopt = no such key (unknown or expired token).
   /// Errors: store_unavailable.

@@ -17,6 +17,24 @@ BOOST_TEST_GLOBAL_FIXTURE(vips_global);
 
 namespace {
 
+// Stands in for the status actor: stores nothing, accepts everything, has
+// nothing to recover, and forwards every record change to `sink` in order.
+caf::behavior fake_status(caf::event_based_actor* self, caf::actor sink) {
+  return {
+    [=](accept_atom, task_record& rec, const caf::message&) {
+      self->send(sink, update_atom::value, rec);
+      return true;
+    },
+    [=](recover_atom) { return std::vector<store::pending_task>{}; },
+    [=](update_atom, task_record& rec) {
+      self->send(sink, update_atom::value, rec);
+    },
+    [=](result_atom, task_record& rec, std::string& bytes) {
+      self->send(sink, result_atom::value, rec, bytes);
+    },
+  };
+}
+
 struct supervisor_fixture : test::actor_system_fixture {
   caf::scoped_actor status{sys};
   // Every record change seen, in order: (token, status).
@@ -29,8 +47,8 @@ struct supervisor_fixture : test::actor_system_fixture {
     caf::actor local;
     if (pool > 0)
       local = sys.spawn(agent, pool, imaging::limits{}, cfg.node);
-    return sys.spawn(supervisor, cfg, caf::actor_cast<caf::actor>(status),
-                     local, pool);
+    auto fake = sys.spawn(fake_status, caf::actor_cast<caf::actor>(status));
+    return sys.spawn(supervisor, cfg, fake, local, pool);
   }
 
   // Joins `node_agent` as a worker node, as a cluster_link would.

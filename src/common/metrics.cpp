@@ -1,0 +1,464 @@
+#include "common/metrics.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+namespace resized::metrics {
+
+// -- text format ---------------------------------------------------------------
+
+std::string escape_label_value(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  for (char c : value) {
+    switch (c) {
+      case '\\':
+        out += "\\\\";
+        break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+std::string escape_help(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
+  }
+  return out;
+}
+
+std::string format_value(double value) {
+  if (std::isnan(value))
+    return "NaN";
+  if (std::isinf(value))
+    return value > 0 ? "+Inf" : "-Inf";
+  // Exact integers (counters, byte sizes) without a fraction or exponent.
+  if (value == std::floor(value) && std::fabs(value) < 9007199254740992.0)
+    return fmt::format("{}", static_cast<int64_t>(value));
+  return fmt::format("{}", value); // shortest round-trip form
+}
+
+namespace {
+
+bool name_char(char c, bool first, bool colon) {
+  bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'
+               || (colon && c == ':');
+  return alpha || (!first && c >= '0' && c <= '9');
+}
+
+} // namespace
+
+bool valid_metric_name(std::string_view name) {
+  if (name.empty())
+    return false;
+  for (size_t i = 0; i < name.size(); ++i)
+    if (!name_char(name[i], i == 0, true))
+      return false;
+  return true;
+}
+
+bool valid_label_name(std::string_view name) {
+  if (name.empty() || name.substr(0, 2) == "__")
+    return false;
+  for (size_t i = 0; i < name.size(); ++i)
+    if (!name_char(name[i], i == 0, false))
+      return false;
+  return true;
+}
+
+void exposition::header(std::string_view name, std::string_view help,
+                        std::string_view type) {
+  text_ += "# HELP ";
+  text_ += name;
+  text_ += ' ';
+  text_ += escape_help(help);
+  text_ += "\n# TYPE ";
+  text_ += name;
+  text_ += ' ';
+  text_ += type;
+  text_ += '\n';
+}
+
+void exposition::sample(std::string_view name, const label_pairs& labels,
+                        double value) {
+  text_ += name;
+  if (!labels.empty()) {
+    text_ += '{';
+    bool first = true;
+    for (const auto& [k, v] : labels) {
+      if (!first)
+        text_ += ',';
+      first = false;
+      text_ += k;
+      text_ += "=\"";
+      text_ += escape_label_value(v);
+      text_ += '"';
+    }
+    text_ += '}';
+  }
+  text_ += ' ';
+  text_ += format_value(value);
+  text_ += '\n';
+}
+
+void exposition::gauge(std::string_view name, std::string_view help,
+                       double value) {
+  header(name, help, "gauge");
+  sample(name, {}, value);
+}
+
+// -- metric kinds ------------------------------------------------------------
+
+namespace {
+
+void atomic_add(std::atomic<double>& target, double v) {
+  // std::atomic<double>::fetch_add is C++20.
+  auto cur = target.load(std::memory_order_relaxed);
+  while (!target.compare_exchange_weak(cur, cur + v, std::memory_order_relaxed))
+    ; // retry with the value another thread wrote
+}
+
+} // namespace
+
+void gauge::add(double v) {
+  atomic_add(value_, v);
+}
+
+histogram::histogram(std::vector<double> bounds) : bounds_(std::move(bounds)) {
+  if (!std::is_sorted(bounds_.begin(), bounds_.end())
+      || std::adjacent_find(bounds_.begin(), bounds_.end()) != bounds_.end())
+    throw std::invalid_argument("histogram bounds must strictly ascend");
+  if (!bounds_.empty() && std::isinf(bounds_.back()))
+    bounds_.pop_back(); // +Inf is implicit
+  buckets_ = std::make_unique<std::atomic<uint64_t>[]>(bounds_.size() + 1);
+  for (size_t i = 0; i <= bounds_.size(); ++i)
+    buckets_[i].store(0, std::memory_order_relaxed);
+}
+
+void histogram::observe(double value) {
+  if (std::isnan(value))
+    return;
+  // Bucket "le" bound: the first bound >= value, else +Inf.
+  auto i = static_cast<size_t>(
+    std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin());
+  buckets_[i].fetch_add(1, std::memory_order_relaxed);
+  atomic_add(sum_, value);
+}
+
+histogram::snapshot histogram::read() const {
+  snapshot s;
+  s.bounds = bounds_;
+  s.cumulative.reserve(bounds_.size() + 1);
+  uint64_t total = 0;
+  for (size_t i = 0; i <= bounds_.size(); ++i) {
+    total += buckets_[i].load(std::memory_order_relaxed);
+    s.cumulative.push_back(total);
+  }
+  s.count = total;
+  s.sum = sum_.load(std::memory_order_relaxed);
+  return s;
+}
+
+std::vector<double> latency_buckets() {
+  return {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+          0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+}
+
+std::vector<double> task_buckets() {
+  return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+          0.5,   1,      2.5,   5,    10,    30,   60};
+}
+
+// -- families ------------------------------------------------------------------
+
+template <class T>
+std::unique_ptr<T> family<T>::make() const {
+  return std::make_unique<T>();
+}
+
+template <>
+std::unique_ptr<histogram> family<histogram>::make() const {
+  return std::make_unique<histogram>(bounds_);
+}
+
+template <class T>
+T& family<T>::with(const std::vector<std::string>& values) {
+  if (values.size() != labels_.size())
+    throw std::invalid_argument(
+      fmt::format("{}: {} label values for {} labels", name_, values.size(),
+                  labels_.size()));
+  {
+    std::shared_lock<std::shared_mutex> guard{mtx_};
+    auto i = children_.find(values);
+    if (i != children_.end())
+      return *i->second;
+  }
+  std::unique_lock<std::shared_mutex> guard{mtx_};
+  auto& slot = children_[values];
+  if (!slot)
+    slot = make();
+  return *slot;
+}
+
+template class family<counter>;
+template class family<gauge>;
+template class family<histogram>;
+
+// -- registry ------------------------------------------------------------------
+
+struct registry::entry {
+  kind type;
+  std::unique_ptr<counter_family> counters;
+  std::unique_ptr<gauge_family> gauges;
+  std::unique_ptr<histogram_family> histograms;
+};
+
+registry::registry() = default;
+registry::~registry() = default;
+
+void registry::check(const std::string& name,
+                     const std::vector<std::string>& labels) {
+  if (!valid_metric_name(name))
+    throw std::invalid_argument("invalid metric name: " + name);
+  for (const auto& l : labels)
+    if (!valid_label_name(l) || l == "le")
+      throw std::invalid_argument("invalid label name: " + l);
+  for (const auto& e : families_) {
+    const std::string& other = e->counters     ? e->counters->name()
+                               : e->gauges     ? e->gauges->name()
+                                               : e->histograms->name();
+    if (other == name)
+      throw std::invalid_argument("duplicate metric name: " + name);
+  }
+}
+
+counter_family& registry::counters(std::string name, std::string help,
+                                   std::vector<std::string> labels) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  check(name, labels);
+  auto e = std::make_unique<entry>();
+  e->type = kind::counter;
+  e->counters = std::make_unique<counter_family>(std::move(name),
+                                                 std::move(help),
+                                                 std::move(labels));
+  auto& result = *e->counters;
+  families_.push_back(std::move(e));
+  return result;
+}
+
+gauge_family& registry::gauges(std::string name, std::string help,
+                               std::vector<std::string> labels) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  check(name, labels);
+  auto e = std::make_unique<entry>();
+  e->type = kind::gauge;
+  e->gauges = std::make_unique<gauge_family>(std::move(name), std::move(help),
+                                             std::move(labels));
+  auto& result = *e->gauges;
+  families_.push_back(std::move(e));
+  return result;
+}
+
+histogram_family& registry::histograms(std::string name, std::string help,
+                                       std::vector<std::string> labels,
+                                       std::vector<double> bounds) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  check(name, labels);
+  histogram probe{bounds}; // validates the bounds now, not on first use
+  auto e = std::make_unique<entry>();
+  e->type = kind::histogram;
+  e->histograms = std::make_unique<histogram_family>(
+    std::move(name), std::move(help), std::move(labels), probe.bounds());
+  auto& result = *e->histograms;
+  families_.push_back(std::move(e));
+  return result;
+}
+
+void registry::write(exposition& out) const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  for (const auto& e : families_) {
+    switch (e->type) {
+      case kind::counter: {
+        const auto& f = *e->counters;
+        out.header(f.name(), f.help(), "counter");
+        f.each([&](const label_pairs& labels, const counter& c) {
+          out.sample(f.name(), labels, static_cast<double>(c.value()));
+        });
+        break;
+      }
+      case kind::gauge: {
+        const auto& f = *e->gauges;
+        out.header(f.name(), f.help(), "gauge");
+        f.each([&](const label_pairs& labels, const gauge& g) {
+          out.sample(f.name(), labels, g.value());
+        });
+        break;
+      }
+      case kind::histogram: {
+        const auto& f = *e->histograms;
+        out.header(f.name(), f.help(), "histogram");
+        auto bucket = f.name() + "_bucket";
+        auto sum = f.name() + "_sum";
+        auto count = f.name() + "_count";
+        f.each([&](const label_pairs& labels, const histogram& h) {
+          auto s = h.read();
+          auto with_le = labels;
+          with_le.emplace_back("le", "");
+          for (size_t i = 0; i <= s.bounds.size(); ++i) {
+            with_le.back().second = i < s.bounds.size()
+                                      ? format_value(s.bounds[i])
+                                      : "+Inf";
+            out.sample(bucket, with_le, static_cast<double>(s.cumulative[i]));
+          }
+          out.sample(sum, labels, s.sum);
+          out.sample(count, labels, static_cast<double>(s.count));
+        });
+        break;
+      }
+    }
+  }
+}
+
+std::string registry::text() const {
+  exposition out;
+  write(out);
+  return out.take();
+}
+
+// -- the service's metrics -------------------------------------------------------
+
+namespace {
+
+// Families and pre-resolved children of the service's metrics. Children
+// with a fixed label set are created up front so they are exposed (as 0)
+// before the first event and the hot path never takes a lock for them.
+struct service_metrics {
+  registry& reg;
+  counter_family& http_requests;
+  histogram_family& http_duration;
+  counter_family& tasks;
+  counter& tasks_success;
+  counter& tasks_failure;
+  histogram_family& task_duration;
+  histogram* stage[5];
+  counter& accepted;
+  counter& accepted_bytes;
+  counter& retried;
+  counter& input_bytes;
+  counter& output_bytes;
+  counter& redis_errors;
+
+  explicit service_metrics(registry& r)
+    : reg(r),
+      http_requests(r.counters("resized_http_requests_total",
+                               "HTTP requests answered, by route template "
+                               "and status code.",
+                               {"route", "code"})),
+      http_duration(r.histograms("resized_http_request_duration_seconds",
+                                 "Time from a request's arrival to its "
+                                 "answer, by route template.",
+                                 {"route"}, latency_buckets())),
+      tasks(r.counters("resized_tasks_total",
+                       "Tasks that reached a final state, by status.",
+                       {"status"})),
+      tasks_success(tasks.with({"SUCCESS"})),
+      tasks_failure(tasks.with({"FAILURE"})),
+      task_duration(r.histograms("resized_task_duration_seconds",
+                                 "Time a task spent in each stage: queue "
+                                 "(accepted to started), decode, resize, "
+                                 "encode, and total (accepted to final).",
+                                 {"stage"}, task_buckets())),
+      stage{&task_duration.with({"queue"}), &task_duration.with({"decode"}),
+            &task_duration.with({"resize"}), &task_duration.with({"encode"}),
+            &task_duration.with({"total"})},
+      accepted(r.counters("resized_tasks_accepted_total",
+                          "Tasks accepted into the queue.")
+                 .unlabelled()),
+      accepted_bytes(r.counters("resized_accepted_bytes_total",
+                                "Input image bytes of accepted tasks.")
+                       .unlabelled()),
+      retried(r.counters("resized_tasks_retried_total",
+                         "Task attempts re-queued after their worker node "
+                         "was lost.")
+                .unlabelled()),
+      input_bytes(r.counters("resized_input_bytes_total",
+                             "Input image bytes of tasks that reached a "
+                             "final state.")
+                    .unlabelled()),
+      output_bytes(r.counters("resized_output_bytes_total",
+                              "Result image bytes written.")
+                     .unlabelled()),
+      redis_errors(r.counters("resized_redis_errors_total",
+                              "Redis commands or connections that failed.")
+                     .unlabelled()) {}
+};
+
+service_metrics& service() {
+  static registry reg;
+  static service_metrics instance{reg};
+  return instance;
+}
+
+} // namespace
+
+registry& global() {
+  return service().reg; // with the service's families registered
+}
+
+void task_accepted(uint64_t input_bytes) {
+  auto& m = service();
+  m.accepted.inc();
+  m.accepted_bytes.inc(input_bytes);
+}
+
+void task_retried() {
+  service().retried.inc();
+}
+
+void task_finished(std::string_view status, double queue_s, double decode_s,
+                   double resize_s, double encode_s, double total_s,
+                   uint64_t input_bytes, uint64_t output_bytes) {
+  auto& m = service();
+  if (status == "SUCCESS")
+    m.tasks_success.inc();
+  else if (status == "FAILURE")
+    m.tasks_failure.inc();
+  else
+    m.tasks.with({status}).inc();
+  const double stages[5] = {queue_s, decode_s, resize_s, encode_s, total_s};
+  for (int i = 0; i < 5; ++i)
+    if (stages[i] >= 0)
+      m.stage[i]->observe(stages[i]);
+  m.input_bytes.inc(input_bytes);
+  m.output_bytes.inc(output_bytes);
+}
+
+void redis_error() {
+  service().redis_errors.inc();
+}
+
+void http_request(std::string_view route, int code, double seconds) {
+  auto& m = service();
+  m.http_requests.with({route, std::to_string(code)}).inc();
+  m.http_duration.with({route}).observe(seconds);
+}
+
+} // namespace resized::metrics

@@ -1,0 +1,344 @@
+// resized web page: upload an image (raw bytes, options in the query), poll
+// its token every 300 ms, show the result; a cluster panel refreshed every
+// second from /api/v1/cluster and /metrics. Plain JS, no dependencies.
+'use strict';
+
+const $ = (id) => document.getElementById(id);
+
+const POLL_MS = 300;
+const CLUSTER_MS = 1000;
+
+// -- formatting ---------------------------------------------------------------
+
+function formatBytes(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / (1024 * 1024)).toFixed(2)} MiB`;
+}
+
+function withThousands(n) {
+  return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, '\u2009');
+}
+
+// -- upload -------------------------------------------------------------------
+
+let chosen = null;    // the File to send
+let pollTimer = null; // the current poll loop
+let startedAt = 0;
+
+function chooseFile(file) {
+  if (!file) return;
+  chosen = file;
+  $('dz-empty').hidden = true;
+  $('dz-file').hidden = false;
+  $('file-name').textContent = file.name;
+  $('file-info').textContent =
+    `${file.type || 'unknown type'} · ${formatBytes(file.size)}`;
+  const preview = $('source-preview');
+  if (preview.dataset.url) URL.revokeObjectURL(preview.dataset.url);
+  preview.dataset.url = URL.createObjectURL(file);
+  preview.src = preview.dataset.url;
+  $('submit').disabled = false;
+}
+
+function setupDropzone() {
+  const zone = $('dropzone');
+  $('file').addEventListener('change', (e) => chooseFile(e.target.files[0]));
+  for (const type of ['dragenter', 'dragover']) {
+    zone.addEventListener(type, (e) => {
+      e.preventDefault();
+      zone.classList.add('over');
+    });
+  }
+  for (const type of ['dragleave', 'drop']) {
+    zone.addEventListener(type, () => zone.classList.remove('over'));
+  }
+  zone.addEventListener('drop', (e) => {
+    e.preventDefault();
+    const file = e.dataTransfer && e.dataTransfer.files[0];
+    if (file) chooseFile(file);
+  });
+  // Dropping outside the zone must not navigate away from the page.
+  window.addEventListener('dragover', (e) => e.preventDefault());
+  window.addEventListener('drop', (e) => e.preventDefault());
+}
+
+function optionQuery() {
+  const q = new URLSearchParams();
+  for (const name of ['width', 'height']) {
+    const v = $(name).value.trim();
+    if (v !== '') q.set(name, v);
+  }
+  q.set('mode', $('mode').value);
+  q.set('format', $('format').value);
+  if ($('format').value !== 'png') q.set('quality', $('quality').value);
+  return q.toString();
+}
+
+function showStep(status) {
+  const order = ['UPLOAD', 'PENDING', 'IN_PROGRESS', 'SUCCESS'];
+  const failed = status === 'FAILURE' || status === 'ERROR';
+  const at = failed ? -1 : order.indexOf(status);
+  for (const li of $('steps').children) {
+    const i = order.indexOf(li.dataset.step);
+    li.className = '';
+    if (failed) {
+      if (li.dataset.step === 'SUCCESS') li.className = 'failed';
+      else li.className = 'done';
+    } else if (i < at || (status === 'SUCCESS' && i === at)) {
+      li.className = 'done';
+    } else if (i === at) {
+      li.className = 'active';
+    }
+  }
+  if (failed) {
+    $('steps').lastElementChild.textContent =
+      status === 'FAILURE' ? 'Failed' : 'Rejected';
+  } else {
+    $('steps').lastElementChild.textContent = 'Done';
+  }
+  const badge = $('status');
+  badge.dataset.status = status;
+  badge.textContent = status === 'UPLOAD' ? 'UPLOADING' : status;
+}
+
+function showError(message) {
+  $('error').hidden = false;
+  $('error').textContent = message;
+}
+
+function tickElapsed() {
+  $('elapsed').textContent = `${((performance.now() - startedAt) / 1000)
+    .toFixed(2)} s`;
+}
+
+async function submit(e) {
+  e.preventDefault();
+  if (!chosen) return;
+  clearTimeout(pollTimer);
+  $('result').hidden = false;
+  $('output').hidden = true;
+  $('error').hidden = true;
+  $('token').textContent = '';
+  $('result-img').removeAttribute('src');
+  $('submit').disabled = true;
+  startedAt = performance.now();
+  showStep('UPLOAD');
+  tickElapsed();
+  try {
+    const res = await fetch(`/api/v1/resize?${optionQuery()}`, {
+      method: 'POST',
+      headers: {'Content-Type': chosen.type || 'application/octet-stream'},
+      body: chosen,
+    });
+    const body = await res.json().catch(() => null);
+    if (res.status !== 202 || !body || !body.token) {
+      showStep('ERROR');
+      const err = body && body.error;
+      showError(err ? `${res.status} ${err.code}: ${err.message}`
+                    : `HTTP ${res.status}`);
+      return;
+    }
+    $('token').textContent = body.token;
+    showStep('PENDING');
+    poll(body.token);
+  } catch (err) {
+    showStep('ERROR');
+    showError(`network error: ${err.message}`);
+  } finally {
+    $('submit').disabled = false;
+  }
+}
+
+async function poll(token) {
+  let rec = null;
+  try {
+    const res = await fetch(`/api/v1/resize/${token}`, {cache: 'no-store'});
+    rec = await res.json();
+    if (!res.ok) {
+      showStep('ERROR');
+      showError(rec.error ? `${res.status} ${rec.error.code}: ${rec.error.message}`
+                          : `HTTP ${res.status}`);
+      return;
+    }
+  } catch (err) {
+    rec = null; // transient: try again
+  }
+  tickElapsed();
+  if (rec) {
+    showStep(rec.status);
+    if (rec.status === 'SUCCESS') return showResult(rec);
+    if (rec.status === 'FAILURE') {
+      const err = rec.error || {};
+      return showError(`${err.code || 'failed'}: ${err.message || ''}`);
+    }
+  }
+  pollTimer = setTimeout(() => poll(token), POLL_MS);
+}
+
+function showResult(rec) {
+  const img = $('result-img');
+  img.onload = () => {
+    $('output').hidden = false;
+    img.dataset.loaded = 'true';
+  };
+  img.dataset.loaded = 'false';
+  img.width = rec.width;
+  img.height = rec.height;
+  img.src = rec.resized_image_url;
+  $('result-dims').textContent = `${rec.width} × ${rec.height}`;
+  $('result-bytes').textContent = `${withThousands(rec.bytes)} bytes`;
+  $('result-bytes').title = formatBytes(rec.bytes);
+  $('result-format').textContent = rec.format.toUpperCase();
+  $('result-link').href = rec.resized_image_url;
+}
+
+function setupOptions() {
+  $('quality').addEventListener('input',
+    () => { $('quality-out').textContent = $('quality').value; });
+  const lossless = () => {
+    $('quality').disabled = $('format').value === 'png';
+  };
+  $('format').addEventListener('change', lossless);
+  lossless();
+  $('options').addEventListener('submit', submit);
+}
+
+// -- cluster panel --------------------------------------------------------------
+
+// Parses the Prometheus text format into [{name, labels, value}].
+function parseMetrics(text) {
+  const out = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line[0] === '#') continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const labels = {};
+    if (m[3]) {
+      const re = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+      let l;
+      while ((l = re.exec(m[3])) !== null) {
+        labels[l[1]] = l[2].replace(/\\n/g, '\n').replace(/\\(.)/g, '$1');
+      }
+    }
+    out.push({name: m[1], labels, value: Number(m[4])});
+  }
+  return out;
+}
+
+function sumOf(samples, name, filter = () => true) {
+  return samples.filter((s) => s.name === name && filter(s.labels))
+    .reduce((acc, s) => acc + s.value, 0);
+}
+
+const history = []; // tasks/s samples, newest last
+let lastTasks = null; // {t, total}
+
+function drawSpark() {
+  const w = 300;
+  const h = 48;
+  const n = 60;
+  const data = history.slice(-n);
+  const max = Math.max(1, ...data);
+  const step = w / (n - 1);
+  const x0 = w - (data.length - 1) * step;
+  const pts = data.map((v, i) =>
+    `${(x0 + i * step).toFixed(1)},${(h - 3 - (v / max) * (h - 8)).toFixed(1)}`);
+  if (pts.length < 2) return;
+  $('spark-line').setAttribute('d', `M${pts.join('L')}`);
+  $('spark-area').setAttribute('d',
+    `M${x0.toFixed(1)},${h}L${pts.join('L')}L${w},${h}Z`);
+}
+
+function renderNodes(view) {
+  const rows = $('node-rows');
+  rows.textContent = '';
+  if (!view.nodes.length) {
+    const tr = rows.insertRow();
+    const td = tr.insertCell();
+    td.colSpan = 5;
+    td.className = 'muted';
+    td.textContent = 'no worker nodes';
+    return;
+  }
+  for (const n of view.nodes) {
+    const tr = rows.insertRow();
+    const name = tr.insertCell();
+    name.textContent = n.id;
+    name.title = `${n.address} · up since ${n.up_since}`;
+    tr.insertCell().textContent = n.role;
+    const busy = tr.insertCell();
+    busy.textContent = `${n.busy} / ${n.workers}`;
+    const bar = document.createElement('div');
+    bar.className = 'bar';
+    const fill = document.createElement('span');
+    fill.style.width = `${n.workers ? (100 * n.busy) / n.workers : 0}%`;
+    bar.appendChild(fill);
+    busy.appendChild(bar);
+    tr.insertCell().textContent = withThousands(n.tasks_done);
+    tr.insertCell().textContent = withThousands(n.tasks_failed);
+  }
+}
+
+async function refreshCluster() {
+  try {
+    const [cres, mres] = await Promise.all([
+      fetch('/api/v1/cluster', {cache: 'no-store'}),
+      fetch('/metrics', {cache: 'no-store'}),
+    ]);
+    if (cres.ok) {
+      const view = await cres.json();
+      $('cluster-node').textContent = `${view.node} · ${view.role}`;
+      $('m-nodes').textContent = view.totals.nodes;
+      $('m-workers').textContent = `${view.totals.busy} / ${view.totals.workers}`;
+      $('m-queue').textContent = view.queue_depth;
+      renderNodes(view);
+    }
+    if (mres.ok) {
+      const samples = parseMetrics(await mres.text());
+      const ok = sumOf(samples, 'resized_tasks_total',
+        (l) => l.status === 'SUCCESS');
+      const failed = sumOf(samples, 'resized_tasks_total',
+        (l) => l.status === 'FAILURE');
+      const now = performance.now();
+      const total = ok + failed;
+      if (lastTasks) {
+        const dt = (now - lastTasks.t) / 1000;
+        const rate = dt > 0 ? Math.max(0, total - lastTasks.total) / dt : 0;
+        history.push(rate);
+        if (history.length > 120) history.shift();
+        $('m-rate').textContent = rate < 10 ? rate.toFixed(1)
+                                            : Math.round(rate);
+        drawSpark();
+      }
+      lastTasks = {t: now, total};
+      $('m-done').textContent = withThousands(ok);
+      $('m-failed').textContent = withThousands(failed);
+      $('m-failed').parentElement.classList.toggle('bad', failed > 0);
+    }
+  } catch (err) {
+    // The service is restarting or unreachable: keep the last numbers.
+  }
+  setTimeout(refreshCluster, CLUSTER_MS);
+}
+
+async function refreshHealth() {
+  const el = $('health');
+  try {
+    const res = await fetch('/readyz', {cache: 'no-store'});
+    const body = await res.json();
+    el.dataset.state = res.ok ? 'ready' : 'down';
+    $('health-text').textContent = res.ok ? 'ready'
+      : `not ready: ${body.error ? body.error.code : res.status}`;
+    el.title = res.ok ? 'GET /readyz: 200' : (body.error || {}).message || '';
+  } catch (err) {
+    el.dataset.state = 'down';
+    $('health-text').textContent = 'unreachable';
+  }
+  setTimeout(refreshHealth, 5000);
+}
+
+setupDropzone();
+setupOptions();
+refreshCluster();
+refreshHealth();
