@@ -14,6 +14,7 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/io/middleman.hpp>
+#include <caf/scoped_actor.hpp>
 
 #include "actors/messages.hpp"
 #include "actors/node.hpp"
@@ -37,6 +38,37 @@ std::string default_node_name(const config::service_settings& cfg) {
   if (cfg.cluster.role == "worker")
     return fmt::format("{}/worker-{}", hostname(), getpid());
   return fmt::format("{}:{}", hostname(), cfg.http.port);
+}
+
+// Graceful part of the shutdown: the supervisor refuses new tasks (503
+// shutting_down) and starts no queued ones, while the HTTP server still
+// answers polls; in-flight tasks get up to `grace` to finish. Whatever is
+// left stays in Redis and is recovered at the next start. A second signal
+// cuts the wait short.
+void drain(caf::actor_system& sys, const caf::actor& supervisor,
+           std::chrono::seconds grace, const sigset_t& signals) {
+  using clock = std::chrono::steady_clock;
+  auto deadline = clock::now() + grace;
+  caf::scoped_actor self{sys};
+  size_t in_flight = 0;
+  for (;;) {
+    bool answered = false;
+    self->request(supervisor, std::chrono::seconds{1}, actors::drain_atom::value)
+      .receive([&](size_t n) { in_flight = n, answered = true; },
+               [&](caf::error&) {});
+    if (!answered || in_flight == 0 || clock::now() >= deadline)
+      break;
+    timespec poll{0, 100'000'000}; // a second signal ends the wait early
+    if (sigtimedwait(&signals, nullptr, &poll) > 0) {
+      log::warn("msg={}", log::quote("second signal: not waiting any more"));
+      break;
+    }
+  }
+  if (in_flight > 0)
+    log::warn("msg={} in_flight={}",
+              log::quote("grace period over: unfinished tasks stay in redis "
+                         "and resume at the next start"),
+              in_flight);
 }
 
 } // namespace
@@ -125,7 +157,10 @@ int main(int argc, char** argv) {
               cfg.redis.store.port);
     int sig = 0;
     sigwait(&signals, &sig);
-    log::info("msg={} signal={}", log::quote("shutting down"), sig);
+    log::info("msg={} signal={} grace_s={}", log::quote("shutting down"), sig,
+              cfg.shutdown_grace.count());
+    if (node->supervisor)
+      drain(sys, node->supervisor, cfg.shutdown_grace, signals);
     if (srv)
       srv->stop();
     actors::stop_node(*node);

@@ -12,6 +12,8 @@
 //   supervisor → status:     (result_atom, task_record, bytes) SUCCESS + image
 //   backend    → supervisor: (cluster_atom, cluster_replier)
 //   backend    → status:     (ping_atom, ping_replier)     Redis PING
+//   main       → supervisor: drain_atom → size_t           stop taking and
+//                            starting tasks; answers tasks still in flight
 //   supervisor → agent:      resize_job → resize_done   (agent delegates to
 //                            a fresh detached resize actor; may cross nodes)
 //   link       → supervisor: (join_atom, agent, node_info) → welcome_atom
@@ -42,6 +44,7 @@ using cluster_atom = caf::atom_constant<caf::atom("cluster")>;
 using ping_atom = caf::atom_constant<caf::atom("ping")>;
 using accept_atom = caf::atom_constant<caf::atom("accept")>;
 using recover_atom = caf::atom_constant<caf::atom("recover")>;
+using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using join_atom = caf::atom_constant<caf::atom("join")>;
 using welcome_atom = caf::atom_constant<caf::atom("welcome")>;
 using try_connect_atom = caf::atom_constant<caf::atom("tryconn")>;

@@ -164,7 +164,9 @@ state_type::node_entry* pick_node(self_ptr self, std::string& name) {
 void dispatch(self_ptr self) {
   auto& st = self->state;
   std::string name;
-  while (!st.queue.empty()) {
+  // While draining, queued tasks stay queued: they are in Redis and the
+  // next start (or another API node's recovery) runs them.
+  while (!st.queue.empty() && !st.draining) {
     auto* node = pick_node(self, name);
     if (node == nullptr)
       return;
@@ -331,8 +333,23 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
                                recover_atom::value);
           });
     },
+    [=](drain_atom) -> size_t {
+      auto& st = self->state;
+      if (!st.draining)
+        log::info("msg={} in_flight={} queued={}",
+                  log::quote("draining: no new tasks"), st.running.size(),
+                  st.queue.size());
+      st.draining = true;
+      return st.running.size() + st.accepting;
+    },
     [=](submit_atom, submit_request& req, submit_replier& reply) {
       auto& st = self->state;
+      if (st.draining) {
+        reply(failure{error_code::shutting_down,
+                      "this node is shutting down: submit again (another "
+                      "node, or this one after its restart)"});
+        return;
+      }
       auto size = req.image.size();
       auto waiting = st.queue.size() + st.accepting;
       if (waiting >= st.cfg.queue_capacity) {

@@ -71,6 +71,7 @@ struct supervisor_state {
   uint64_t failed = 0;
   uint64_t retried = 0;
   int64_t up_since_ms = 0;
+  bool draining = false; // shutting down: no new tasks taken or started
 
   static inline const char* name = "supervisor";
 };

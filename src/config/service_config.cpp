@@ -95,6 +95,9 @@ service_config::service_config() {
     .add(defaults_format_, "format",
          "jpeg, png, webp or avif (default jpeg)")
     .add(defaults_quality_, "quality", "1..100 (default 85)");
+  opt_group{custom_options_, "shutdown"}.add(
+    shutdown_grace_, "grace",
+    "seconds in-flight tasks may finish after SIGTERM (default 20)");
   opt_group{custom_options_, "log"}.add(
     log_level_, "level", "trace, debug, info, warn, error (default info)");
 }
@@ -302,6 +305,9 @@ std::vector<std::string> service_config::load(int argc, char** argv,
       fmt::format("defaults.format = '{}' is not one of jpeg, png, webp, avif",
                   defaults_format_));
   c.range("defaults.quality", defaults_quality_, 1, 100, d.quality);
+
+  if (c.range("shutdown.grace", shutdown_grace_, 0, 3600, secs))
+    out.shutdown_grace = std::chrono::seconds{secs};
 
   log::level lvl;
   if (!log::parse(log_level_, lvl))

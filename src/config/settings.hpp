@@ -83,6 +83,8 @@ struct service_settings {
   imaging::limits limits;            // limits.max-pixels, limits.max-dimension
   imaging::resize_options defaults;  // defaults.width/height/mode/format/quality
   std::string log_level = "info";    // log.level
+  std::chrono::seconds shutdown_grace{20}; // shutdown.grace: in-flight tasks
+                                           // may finish for this long
 };
 
 } // namespace resized::config
