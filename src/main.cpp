@@ -97,6 +97,9 @@ int main(int argc, char** argv) {
   log::level lvl = log::level::info;
   log::parse(cfg.log_level, lvl);
   log::set_threshold(lvl);
+  log::format log_fmt = log::format::logfmt;
+  log::parse_format(cfg.log_format, log_fmt);
+  log::set_format(log_fmt);
   auto& cl = cfg.cluster;
   if (cl.node_name.empty())
     cl.node_name = default_node_name(cfg);

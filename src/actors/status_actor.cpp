@@ -1,6 +1,7 @@
 #include "actors/status_actor.hpp"
 
 #include "common/log.hpp"
+#include "common/metrics.hpp"
 
 namespace resized::actors {
 
@@ -13,6 +14,7 @@ bool expired(int64_t expires_at_ms) {
 void note_store_error(status_actor_type* self, const char* op,
                       const std::string& token, const failure& err) {
   ++self->state.redis_errors;
+  metrics::redis_error();
   log::error("msg={} op={} token={} error={}",
              log::quote("redis write failed"), op, token,
              log::quote(err.message));
@@ -31,6 +33,7 @@ outcome<std::optional<task_record>> find_record(status_actor_type* self,
   auto res = st.store->get_record(token);
   if (!res) {
     ++st.redis_errors;
+    metrics::redis_error();
     return std::move(res).error();
   }
   if (res.value()) {
@@ -74,6 +77,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
       auto res = self->state.store->load_pending(self->state.node);
       if (!res) {
         ++self->state.redis_errors;
+  metrics::redis_error();
         return caf::make_error(caf::sec::runtime_error, res.error().message);
       }
       return std::move(res).value();
@@ -103,6 +107,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
       auto res = self->state.store->ping();
       if (!res)
         ++self->state.redis_errors;
+  metrics::redis_error();
       reply(std::move(res));
     },
     [=](status_atom, const std::string& token, status_replier& reply) {
@@ -140,6 +145,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
       auto img = st.store->get_image(token);
       if (!img) {
         ++st.redis_errors;
+    metrics::redis_error();
         reply(std::move(img).error());
         return;
       }

@@ -7,6 +7,7 @@
 #include <caf/send.hpp>
 
 #include "common/log.hpp"
+#include "common/metrics.hpp"
 
 namespace resized::actors {
 
@@ -36,6 +37,14 @@ void fail(self_ptr self, task_record rec, failure err) {
   rec.error_message = std::move(err.message);
   rec.finished_at_ms = now_ms();
   ++self->state.failed;
+  auto seconds = [](int64_t from, int64_t to) {
+    return from > 0 && to >= from ? (to - from) / 1e3 : -1.0;
+  };
+  metrics::task_finished("FAILURE",
+                         seconds(rec.submitted_at_ms, rec.started_at_ms), -1,
+                         -1, -1,
+                         seconds(rec.submitted_at_ms, rec.finished_at_ms),
+                         rec.input_bytes, 0);
   log::info("msg={} token={} status=FAILURE code={} reason={} node={} "
             "total_ms={}",
             log::quote("task finished"), rec.token, rec.error_code,
@@ -75,6 +84,7 @@ void retry(self_ptr self, state_type::in_flight task, const std::string& why) {
     return;
   }
   ++st.retried;
+  metrics::task_retried();
   log::warn("msg={} token={} node={} attempt={} reason={}",
             log::quote("task re-queued"), task.task.record.token,
             log::quote(task.node), task.task.attempt, log::quote(why));
@@ -114,6 +124,11 @@ void on_done(self_ptr self, const std::string& token, uint32_t attempt,
   rec.etag = std::move(done.etag);
   rec.finished_at_ms = now_ms();
   ++st.succeeded;
+  metrics::task_finished("SUCCESS",
+                         (rec.started_at_ms - rec.submitted_at_ms) / 1e3,
+                         done.decode_s, done.resize_s, done.encode_s,
+                         (rec.finished_at_ms - rec.submitted_at_ms) / 1e3,
+                         rec.input_bytes, rec.output_bytes);
   log::info("msg={} token={} status=SUCCESS node={} width={} height={} "
             "bytes={} queue_ms={} decode_ms={:.1f} resize_ms={:.1f} "
             "encode_ms={:.1f} total_ms={}",
@@ -398,6 +413,7 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
                       task.record.options.width, task.record.options.height,
                       imaging::to_string(task.record.options.mode),
                       st.queue.size() + 1);
+            metrics::task_accepted(size);
             reply(task.record.token);
             st.queue.push_back(std::move(task));
             dispatch(self);

@@ -9,6 +9,7 @@ namespace resized::log {
 namespace {
 
 std::atomic<int> current{static_cast<int>(level::info)};
+std::atomic<int> current_format{static_cast<int>(format::logfmt)};
 
 constexpr std::string_view names[] = {"trace", "debug", "info",
                                       "warn",  "error", "off"};
@@ -33,9 +34,95 @@ void set_threshold(level lvl) {
   current.store(static_cast<int>(lvl), std::memory_order_relaxed);
 }
 
+bool parse_format(std::string_view text, format& out) {
+  if (text == "logfmt")
+    out = format::logfmt;
+  else if (text == "json")
+    out = format::json;
+  else
+    return false;
+  return true;
+}
+
+void set_format(format f) {
+  current_format.store(static_cast<int>(f), std::memory_order_relaxed);
+}
+
+std::string logfmt_to_json(std::string_view line) {
+  std::string out = "{";
+  auto put = [&](std::string_view text) {
+    out += '"';
+    for (char c : text) {
+      switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20)
+          out += fmt::format("\\u{:04x}",
+                             static_cast<int>(static_cast<unsigned char>(c)));
+        else
+          out += c;
+      }
+    }
+    out += '"';
+  };
+  size_t i = 0;
+  bool first = true;
+  while (i < line.size()) {
+    while (i < line.size() && line[i] == ' ')
+      ++i;
+    if (i >= line.size())
+      break;
+    size_t key_start = i;
+    while (i < line.size() && line[i] != '=' && line[i] != ' ')
+      ++i;
+    std::string_view key = line.substr(key_start, i - key_start);
+    std::string value;
+    if (i < line.size() && line[i] == '=') {
+      ++i;
+      if (i < line.size() && line[i] == '"') { // quoted: \" and \\ escapes
+        ++i;
+        while (i < line.size() && line[i] != '"') {
+          if (line[i] == '\\' && i + 1 < line.size())
+            ++i;
+          value += line[i++];
+        }
+        ++i;
+      } else {
+        size_t start = i;
+        while (i < line.size() && line[i] != ' ')
+          ++i;
+        value = std::string{line.substr(start, i - start)};
+      }
+    } else { // a bare word: part of the message
+      value = std::string{key};
+      key = "msg";
+    }
+    if (!first)
+      out += ',';
+    first = false;
+    put(key);
+    out += ':';
+    put(value);
+  }
+  out += '}';
+  return out;
+}
+
 void write(level lvl, std::string_view line) {
   auto out = fmt::format("ts={} level={} {}\n", format_timestamp(now_ms()),
                          names[static_cast<int>(lvl)], line);
+  if (current_format.load(std::memory_order_relaxed) ==
+      static_cast<int>(format::json))
+    out =
+        logfmt_to_json(std::string_view{out}.substr(0, out.size() - 1)) + '\n';
   // One write(2) per line keeps lines whole across threads without a lock.
   auto rc = ::write(STDERR_FILENO, out.data(), out.size());
   static_cast<void>(rc);

@@ -25,8 +25,21 @@ inline bool enabled(level lvl) {
   return static_cast<int>(lvl) >= static_cast<int>(threshold());
 }
 
+/// Output format: logfmt (default) or JSON lines. Callers always build
+/// logfmt; with json each line is converted field by field when written.
+enum class format : int { logfmt = 0, json };
+
+/// Parses "logfmt" or "json".
+bool parse_format(std::string_view text, format& out);
+void set_format(format fmt);
+
 /// Writes one line (adds ts= and level=); thread-safe, one write(2) per line.
 void write(level lvl, std::string_view line);
+
+/// A logfmt line (key=value or key="quoted value" pairs) as one JSON object,
+/// keys in order, values as strings; a value without a key is kept under
+/// "msg".
+std::string logfmt_to_json(std::string_view line);
 
 /// Quotes a logfmt value when it contains spaces, quotes or '='.
 std::string quote(std::string_view value);

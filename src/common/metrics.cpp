@@ -8,24 +8,24 @@
 
 namespace resized::metrics {
 
-// -- text format ---------------------------------------------------------------
+// -- text format --------------------------------------------------------------
 
 std::string escape_label_value(std::string_view value) {
   std::string out;
   out.reserve(value.size());
   for (char c : value) {
     switch (c) {
-      case '\\':
-        out += "\\\\";
-        break;
-      case '"':
-        out += "\\\"";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      default:
-        out += c;
+    case '\\':
+      out += "\\\\";
+      break;
+    case '"':
+      out += "\\\"";
+      break;
+    case '\n':
+      out += "\\n";
+      break;
+    default:
+      out += c;
     }
   }
   return out;
@@ -59,8 +59,8 @@ std::string format_value(double value) {
 namespace {
 
 bool name_char(char c, bool first, bool colon) {
-  bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'
-               || (colon && c == ':');
+  bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+               (colon && c == ':');
   return alpha || (!first && c >= '0' && c <= '9');
 }
 
@@ -125,7 +125,7 @@ void exposition::gauge(std::string_view name, std::string_view help,
   sample(name, {}, value);
 }
 
-// -- metric kinds ------------------------------------------------------------
+// -- metric kinds -------------------------------------------------------------
 
 namespace {
 
@@ -143,8 +143,8 @@ void gauge::add(double v) {
 }
 
 histogram::histogram(std::vector<double> bounds) : bounds_(std::move(bounds)) {
-  if (!std::is_sorted(bounds_.begin(), bounds_.end())
-      || std::adjacent_find(bounds_.begin(), bounds_.end()) != bounds_.end())
+  if (!std::is_sorted(bounds_.begin(), bounds_.end()) ||
+      std::adjacent_find(bounds_.begin(), bounds_.end()) != bounds_.end())
     throw std::invalid_argument("histogram bounds must strictly ascend");
   if (!bounds_.empty() && std::isinf(bounds_.back()))
     bounds_.pop_back(); // +Inf is implicit
@@ -158,7 +158,8 @@ void histogram::observe(double value) {
     return;
   // Bucket "le" bound: the first bound >= value, else +Inf.
   auto i = static_cast<size_t>(
-    std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin());
+      std::lower_bound(bounds_.begin(), bounds_.end(), value) -
+      bounds_.begin());
   buckets_[i].fetch_add(1, std::memory_order_relaxed);
   atomic_add(sum_, value);
 }
@@ -187,7 +188,7 @@ std::vector<double> task_buckets() {
           0.5,   1,      2.5,   5,    10,    30,   60};
 }
 
-// -- families ------------------------------------------------------------------
+// -- families -----------------------------------------------------------------
 
 template <class T>
 std::unique_ptr<T> family<T>::make() const {
@@ -202,9 +203,9 @@ std::unique_ptr<histogram> family<histogram>::make() const {
 template <class T>
 T& family<T>::with(const std::vector<std::string>& values) {
   if (values.size() != labels_.size())
-    throw std::invalid_argument(
-      fmt::format("{}: {} label values for {} labels", name_, values.size(),
-                  labels_.size()));
+    throw std::invalid_argument(fmt::format("{}: {} label values for {} labels",
+                                            name_, values.size(),
+                                            labels_.size()));
   {
     std::shared_lock<std::shared_mutex> guard{mtx_};
     auto i = children_.find(values);
@@ -222,7 +223,7 @@ template class family<counter>;
 template class family<gauge>;
 template class family<histogram>;
 
-// -- registry ------------------------------------------------------------------
+// -- registry -----------------------------------------------------------------
 
 struct registry::entry {
   kind type;
@@ -242,9 +243,9 @@ void registry::check(const std::string& name,
     if (!valid_label_name(l) || l == "le")
       throw std::invalid_argument("invalid label name: " + l);
   for (const auto& e : families_) {
-    const std::string& other = e->counters     ? e->counters->name()
-                               : e->gauges     ? e->gauges->name()
-                                               : e->histograms->name();
+    const std::string& other = e->counters ? e->counters->name()
+                               : e->gauges ? e->gauges->name()
+                                           : e->histograms->name();
     if (other == name)
       throw std::invalid_argument("duplicate metric name: " + name);
   }
@@ -256,9 +257,8 @@ counter_family& registry::counters(std::string name, std::string help,
   check(name, labels);
   auto e = std::make_unique<entry>();
   e->type = kind::counter;
-  e->counters = std::make_unique<counter_family>(std::move(name),
-                                                 std::move(help),
-                                                 std::move(labels));
+  e->counters = std::make_unique<counter_family>(
+      std::move(name), std::move(help), std::move(labels));
   auto& result = *e->counters;
   families_.push_back(std::move(e));
   return result;
@@ -286,7 +286,7 @@ histogram_family& registry::histograms(std::string name, std::string help,
   auto e = std::make_unique<entry>();
   e->type = kind::histogram;
   e->histograms = std::make_unique<histogram_family>(
-    std::move(name), std::move(help), std::move(labels), probe.bounds());
+      std::move(name), std::move(help), std::move(labels), probe.bounds());
   auto& result = *e->histograms;
   families_.push_back(std::move(e));
   return result;
@@ -296,43 +296,42 @@ void registry::write(exposition& out) const {
   std::lock_guard<std::mutex> guard{mtx_};
   for (const auto& e : families_) {
     switch (e->type) {
-      case kind::counter: {
-        const auto& f = *e->counters;
-        out.header(f.name(), f.help(), "counter");
-        f.each([&](const label_pairs& labels, const counter& c) {
-          out.sample(f.name(), labels, static_cast<double>(c.value()));
-        });
-        break;
-      }
-      case kind::gauge: {
-        const auto& f = *e->gauges;
-        out.header(f.name(), f.help(), "gauge");
-        f.each([&](const label_pairs& labels, const gauge& g) {
-          out.sample(f.name(), labels, g.value());
-        });
-        break;
-      }
-      case kind::histogram: {
-        const auto& f = *e->histograms;
-        out.header(f.name(), f.help(), "histogram");
-        auto bucket = f.name() + "_bucket";
-        auto sum = f.name() + "_sum";
-        auto count = f.name() + "_count";
-        f.each([&](const label_pairs& labels, const histogram& h) {
-          auto s = h.read();
-          auto with_le = labels;
-          with_le.emplace_back("le", "");
-          for (size_t i = 0; i <= s.bounds.size(); ++i) {
-            with_le.back().second = i < s.bounds.size()
-                                      ? format_value(s.bounds[i])
-                                      : "+Inf";
-            out.sample(bucket, with_le, static_cast<double>(s.cumulative[i]));
-          }
-          out.sample(sum, labels, s.sum);
-          out.sample(count, labels, static_cast<double>(s.count));
-        });
-        break;
-      }
+    case kind::counter: {
+      const auto& f = *e->counters;
+      out.header(f.name(), f.help(), "counter");
+      f.each([&](const label_pairs& labels, const counter& c) {
+        out.sample(f.name(), labels, static_cast<double>(c.value()));
+      });
+      break;
+    }
+    case kind::gauge: {
+      const auto& f = *e->gauges;
+      out.header(f.name(), f.help(), "gauge");
+      f.each([&](const label_pairs& labels, const gauge& g) {
+        out.sample(f.name(), labels, g.value());
+      });
+      break;
+    }
+    case kind::histogram: {
+      const auto& f = *e->histograms;
+      out.header(f.name(), f.help(), "histogram");
+      auto bucket = f.name() + "_bucket";
+      auto sum = f.name() + "_sum";
+      auto count = f.name() + "_count";
+      f.each([&](const label_pairs& labels, const histogram& h) {
+        auto s = h.read();
+        auto with_le = labels;
+        with_le.emplace_back("le", "");
+        for (size_t i = 0; i <= s.bounds.size(); ++i) {
+          with_le.back().second =
+              i < s.bounds.size() ? format_value(s.bounds[i]) : "+Inf";
+          out.sample(bucket, with_le, static_cast<double>(s.cumulative[i]));
+        }
+        out.sample(sum, labels, s.sum);
+        out.sample(count, labels, static_cast<double>(s.count));
+      });
+      break;
+    }
     }
   }
 }
@@ -343,7 +342,7 @@ std::string registry::text() const {
   return out.take();
 }
 
-// -- the service's metrics -------------------------------------------------------
+// -- the service's metrics ----------------------------------------------------
 
 namespace {
 
@@ -367,48 +366,48 @@ struct service_metrics {
   counter& redis_errors;
 
   explicit service_metrics(registry& r)
-    : reg(r),
-      http_requests(r.counters("resized_http_requests_total",
-                               "HTTP requests answered, by route template "
-                               "and status code.",
-                               {"route", "code"})),
-      http_duration(r.histograms("resized_http_request_duration_seconds",
-                                 "Time from a request's arrival to its "
-                                 "answer, by route template.",
-                                 {"route"}, latency_buckets())),
-      tasks(r.counters("resized_tasks_total",
-                       "Tasks that reached a final state, by status.",
-                       {"status"})),
-      tasks_success(tasks.with({"SUCCESS"})),
-      tasks_failure(tasks.with({"FAILURE"})),
-      task_duration(r.histograms("resized_task_duration_seconds",
-                                 "Time a task spent in each stage: queue "
-                                 "(accepted to started), decode, resize, "
-                                 "encode, and total (accepted to final).",
-                                 {"stage"}, task_buckets())),
-      stage{&task_duration.with({"queue"}), &task_duration.with({"decode"}),
-            &task_duration.with({"resize"}), &task_duration.with({"encode"}),
-            &task_duration.with({"total"})},
-      accepted(r.counters("resized_tasks_accepted_total",
-                          "Tasks accepted into the queue.")
-                 .unlabelled()),
-      accepted_bytes(r.counters("resized_accepted_bytes_total",
-                                "Input image bytes of accepted tasks.")
-                       .unlabelled()),
-      retried(r.counters("resized_tasks_retried_total",
-                         "Task attempts re-queued after their worker node "
-                         "was lost.")
-                .unlabelled()),
-      input_bytes(r.counters("resized_input_bytes_total",
-                             "Input image bytes of tasks that reached a "
-                             "final state.")
-                    .unlabelled()),
-      output_bytes(r.counters("resized_output_bytes_total",
-                              "Result image bytes written.")
+      : reg(r),
+        http_requests(r.counters("resized_http_requests_total",
+                                 "HTTP requests answered, by route template "
+                                 "and status code.",
+                                 {"route", "code"})),
+        http_duration(r.histograms("resized_http_request_duration_seconds",
+                                   "Time from a request's arrival to its "
+                                   "answer, by route template.",
+                                   {"route"}, latency_buckets())),
+        tasks(r.counters("resized_tasks_total",
+                         "Tasks that reached a final state, by status.",
+                         {"status"})),
+        tasks_success(tasks.with({"SUCCESS"})),
+        tasks_failure(tasks.with({"FAILURE"})),
+        task_duration(r.histograms("resized_task_duration_seconds",
+                                   "Time a task spent in each stage: queue "
+                                   "(accepted to started), decode, resize, "
+                                   "encode, and total (accepted to final).",
+                                   {"stage"}, task_buckets())),
+        stage{&task_duration.with({"queue"}), &task_duration.with({"decode"}),
+              &task_duration.with({"resize"}), &task_duration.with({"encode"}),
+              &task_duration.with({"total"})},
+        accepted(r.counters("resized_tasks_accepted_total",
+                            "Tasks accepted into the queue.")
                      .unlabelled()),
-      redis_errors(r.counters("resized_redis_errors_total",
-                              "Redis commands or connections that failed.")
-                     .unlabelled()) {}
+        accepted_bytes(r.counters("resized_accepted_bytes_total",
+                                  "Input image bytes of accepted tasks.")
+                           .unlabelled()),
+        retried(r.counters("resized_tasks_retried_total",
+                           "Task attempts re-queued after their worker node "
+                           "was lost.")
+                    .unlabelled()),
+        input_bytes(r.counters("resized_input_bytes_total",
+                               "Input image bytes of tasks that reached a "
+                               "final state.")
+                        .unlabelled()),
+        output_bytes(r.counters("resized_output_bytes_total",
+                                "Result image bytes written.")
+                         .unlabelled()),
+        redis_errors(r.counters("resized_redis_errors_total",
+                                "Redis commands or connections that failed.")
+                         .unlabelled()) {}
 };
 
 service_metrics& service() {

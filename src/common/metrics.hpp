@@ -32,7 +32,7 @@ namespace resized::metrics {
 /// Label names and values, in the family's label order.
 using label_pairs = std::vector<std::pair<std::string, std::string>>;
 
-// -- text format helpers -------------------------------------------------------
+// -- text format helpers ------------------------------------------------------
 
 /// Escapes a label value: backslash, double quote and newline.
 std::string escape_label_value(std::string_view value);
@@ -72,7 +72,7 @@ private:
   std::string text_;
 };
 
-// -- metric kinds ------------------------------------------------------------
+// -- metric kinds -------------------------------------------------------------
 
 /// A monotonically increasing integer.
 class counter {
@@ -104,7 +104,7 @@ public:
   void observe(double value);
 
   struct snapshot {
-    std::vector<double> bounds;      // without +Inf
+    std::vector<double> bounds;       // without +Inf
     std::vector<uint64_t> cumulative; // one per bound, then +Inf
     double sum = 0;
     uint64_t count = 0; // == cumulative.back()
@@ -128,7 +128,7 @@ std::vector<double> latency_buckets();
 /// Buckets for task stages: 1 ms .. 60 s.
 std::vector<double> task_buckets();
 
-// -- families and the registry -------------------------------------------------
+// -- families and the registry ------------------------------------------------
 
 enum class kind { counter, gauge, histogram };
 
@@ -138,10 +138,10 @@ class family {
 public:
   family(std::string name, std::string help, std::vector<std::string> labels,
          std::vector<double> bounds = {})
-    : name_(std::move(name)),
-      help_(std::move(help)),
-      labels_(std::move(labels)),
-      bounds_(std::move(bounds)) {}
+      : name_(std::move(name)),
+        help_(std::move(help)),
+        labels_(std::move(labels)),
+        bounds_(std::move(bounds)) {}
 
   /// The child for `values` (one per label name, in order); created on
   /// first use. Throws std::invalid_argument on a wrong number of values.
@@ -218,7 +218,7 @@ private:
 /// The process-wide registry with the service's metrics.
 registry& global();
 
-// -- the service's metrics (names in API.md) -----------------------------------
+// -- the service's metrics (names in API.md) ----------------------------------
 
 /// A task was accepted into the queue: resized_tasks_accepted_total,
 /// resized_accepted_bytes_total.

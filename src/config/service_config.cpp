@@ -98,8 +98,10 @@ service_config::service_config() {
   opt_group{custom_options_, "shutdown"}.add(
     shutdown_grace_, "grace",
     "seconds in-flight tasks may finish after SIGTERM (default 20)");
-  opt_group{custom_options_, "log"}.add(
-    log_level_, "level", "trace, debug, info, warn, error (default info)");
+  opt_group{custom_options_, "log"}
+    .add(log_level_, "level", "trace, debug, info, warn, error (default info)")
+    .add(log_format_, "format",
+         "logfmt (default) or json (one JSON object per line)");
 }
 
 namespace {
@@ -315,6 +317,11 @@ std::vector<std::string> service_config::load(int argc, char** argv,
       "log.level = '{}' is not one of trace, debug, info, warn, error, off",
       log_level_));
   out.log_level = log_level_;
+  log::format fmt_out;
+  if (!log::parse_format(log_format_, fmt_out))
+    errors.push_back(fmt::format(
+      "log.format = '{}' is not one of logfmt, json", log_format_));
+  out.log_format = log_format_;
   return errors;
 }
 

@@ -70,6 +70,7 @@ private:
   std::string defaults_format_ = "jpeg";
   int64_t defaults_quality_ = 85;
   std::string log_level_ = "info";
+  std::string log_format_ = "logfmt";
   int64_t shutdown_grace_ = 20;
 };
 

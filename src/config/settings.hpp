@@ -83,6 +83,7 @@ struct service_settings {
   imaging::limits limits;            // limits.max-pixels, limits.max-dimension
   imaging::resize_options defaults;  // defaults.width/height/mode/format/quality
   std::string log_level = "info";    // log.level
+  std::string log_format = "logfmt"; // log.format: logfmt or json
   std::chrono::seconds shutdown_grace{20}; // shutdown.grace: in-flight tasks
                                            // may finish for this long
 };

@@ -10,8 +10,8 @@ namespace {
 
 std::string_view content_type_of(std::string_view name) {
   auto ends = [&](std::string_view ext) {
-    return name.size() >= ext.size()
-           && name.substr(name.size() - ext.size()) == ext;
+    return name.size() >= ext.size() &&
+           name.substr(name.size() - ext.size()) == ext;
   };
   if (ends(".html"))
     return "text/html; charset=utf-8";
@@ -37,7 +37,7 @@ const std::vector<asset>& all_assets() {
       const auto& f = embedded::files[i];
       std::string_view bytes{reinterpret_cast<const char*>(f.data), f.size};
       out.push_back(
-        asset{f.name, bytes, content_type_of(f.name), strong_etag(bytes)});
+          asset{f.name, bytes, content_type_of(f.name), strong_etag(bytes)});
     }
     return out;
   }();

@@ -15,6 +15,6 @@ std::string metrics_text(const cluster_view* view);
 
 /// Content-Type of the Prometheus text format.
 inline constexpr const char* metrics_content_type =
-  "text/plain; version=0.0.4; charset=utf-8";
+    "text/plain; version=0.0.4; charset=utf-8";
 
 } // namespace resized::http

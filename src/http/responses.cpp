@@ -43,8 +43,8 @@ std::string accepted_body(const std::string& token) {
 }
 
 std::string image_path(const task_record& rec) {
-  return "/api/v1/images/" + rec.token + "."
-         + std::string{imaging::extension(rec.options.format)};
+  return "/api/v1/images/" + rec.token + "." +
+         std::string{imaging::extension(rec.options.format)};
 }
 
 std::string status_body(const task_record& rec, const std::string& public_url) {
@@ -156,34 +156,34 @@ std::string ready_body(size_t nodes, size_t workers, size_t busy,
 
 const char* reason_phrase(int status) {
   switch (status) {
-    case 200:
-      return "OK";
-    case 202:
-      return "Accepted";
-    case 304:
-      return "Not Modified";
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 413:
-      return "Payload Too Large";
-    case 415:
-      return "Unsupported Media Type";
-    case 422:
-      return "Unprocessable Entity";
-    case 500:
-      return "Internal Server Error";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    default:
-      return "Unknown";
+  case 200:
+    return "OK";
+  case 202:
+    return "Accepted";
+  case 304:
+    return "Not Modified";
+  case 400:
+    return "Bad Request";
+  case 401:
+    return "Unauthorized";
+  case 404:
+    return "Not Found";
+  case 405:
+    return "Method Not Allowed";
+  case 413:
+    return "Payload Too Large";
+  case 415:
+    return "Unsupported Media Type";
+  case 422:
+    return "Unprocessable Entity";
+  case 500:
+    return "Internal Server Error";
+  case 503:
+    return "Service Unavailable";
+  case 504:
+    return "Gateway Timeout";
+  default:
+    return "Unknown";
   }
 }
 

@@ -101,11 +101,11 @@ std::string request_id_of(const req_handle& req) {
 }
 
 request_ctx::request_ctx(req_handle r, const char* route_name, std::string tok)
-  : req(std::move(r)),
-    id(request_id_of(req)),
-    started(clock_type::now()),
-    route(route_name),
-    token(std::move(tok)) {}
+    : req(std::move(r)),
+      id(request_id_of(req)),
+      started(clock_type::now()),
+      route(route_name),
+      token(std::move(tok)) {}
 
 } // namespace
 
@@ -125,28 +125,27 @@ struct server::impl {
 
   static restinio::http_status_line_t status_line(int status) {
     return restinio::http_status_line_t{
-      restinio::http_status_code_t{static_cast<uint16_t>(status)},
-      reason_phrase(status)};
+        restinio::http_status_code_t{static_cast<uint16_t>(status)},
+        reason_phrase(status)};
   }
 
   // Every answer ends here: one access log line and the HTTP metrics.
   void access_log(const request_ctx& ctx, int status, size_t bytes) {
-    auto seconds = std::chrono::duration<double>(clock_type::now()
-                                                 - ctx.started)
-                     .count();
+    auto seconds =
+        std::chrono::duration<double>(clock_type::now() - ctx.started).count();
     metrics::http_request(ctx.route, status, seconds);
     if (!log::enabled(log::level::info))
       return;
     const auto& h = ctx.req->header();
-    auto token = ctx.token.empty() ? std::string{}
-                                   : " token=" + log::quote(ctx.token);
+    auto token =
+        ctx.token.empty() ? std::string{} : " token=" + log::quote(ctx.token);
     log::write(log::level::info,
                fmt::format("msg=request request_id={} method={} path={} "
                            "route={} status={} bytes={} ms={:.2f}{}",
                            log::quote(ctx.id), h.method().c_str(),
                            log::quote(std::string{h.path()}),
-                           log::quote(ctx.route), status, bytes,
-                           seconds * 1000, token));
+                           log::quote(ctx.route), status, bytes, seconds * 1000,
+                           token));
   }
 
   // A body that is not JSON (metrics text, embedded assets).
@@ -167,8 +166,7 @@ struct server::impl {
   void send_json(const request_ctx& ctx, int status, std::string body,
                  const char* location = nullptr) {
     auto resp = ctx.req->create_response(status_line(status));
-    resp.append_header(restinio::http_field::content_type,
-                       "application/json");
+    resp.append_header(restinio::http_field::content_type, "application/json");
     resp.append_header("X-Request-Id", ctx.id);
     if (location != nullptr)
       resp.append_header(restinio::http_field::location, location);
@@ -181,8 +179,7 @@ struct server::impl {
   void send_error(const request_ctx& ctx, const failure& err) {
     auto status = http_status(err.code);
     auto resp = ctx.req->create_response(status_line(status));
-    resp.append_header(restinio::http_field::content_type,
-                       "application/json");
+    resp.append_header(restinio::http_field::content_type, "application/json");
     resp.append_header("X-Request-Id", ctx.id);
     if (status == 503)
       resp.append_header(restinio::http_field::retry_after,
@@ -214,26 +211,25 @@ struct server::impl {
   // answered 504 (RESTinio would otherwise close the socket silently).
   template <class T>
   void arm_deadline(const replier<T>& reply) {
-    auto timer = std::make_shared<asio::steady_timer>(io,
-                                                      cfg.http.reply_timeout);
+    auto timer =
+        std::make_shared<asio::steady_timer>(io, cfg.http.reply_timeout);
     timer->async_wait([reply, timer](const asio::error_code& ec) {
       if (!ec)
-        reply(failure{error_code::timeout,
-                      "the service did not answer in time"});
+        reply(
+            failure{error_code::timeout, "the service did not answer in time"});
     });
   }
 
   // A replier that calls on_result(ctx, T) with the value or the error.
   template <class T, class F>
   replier<T> make_result_replier(const request_ctx& ctx, F on_result) {
-    replier<T> reply{
-      [this, ctx, on_result](T result) {
-        if (closed.load())
-          return;
-        on_result(ctx, std::move(result));
-      },
-      T{failure{error_code::internal_error,
-                "the request was dropped without an answer"}}};
+    replier<T> reply{[this, ctx, on_result](T result) {
+                       if (closed.load())
+                         return;
+                       on_result(ctx, std::move(result));
+                     },
+                     T{failure{error_code::internal_error,
+                               "the request was dropped without an answer"}}};
     arm_deadline(reply);
     return reply;
   }
@@ -242,12 +238,12 @@ struct server::impl {
   template <class T, class F>
   replier<T> make_replier(const request_ctx& ctx, F on_value) {
     return make_result_replier<T>(
-      ctx, [this, on_value](const request_ctx& ctx, T result) {
-        if (!result)
-          send_error(ctx, result.error());
-        else
-          on_value(ctx, std::move(result.value()));
-      });
+        ctx, [this, on_value](const request_ctx& ctx, T result) {
+          if (!result)
+            send_error(ctx, result.error());
+          else
+            on_value(ctx, std::move(result.value()));
+        });
   }
 
   // -- routes -----------------------------------------------------------------
@@ -255,9 +251,8 @@ struct server::impl {
   handling on_submit(const req_handle& req) {
     request_ctx ctx{req, route::submit};
     auto ct = req->header().opt_value_of(restinio::http_field::content_type);
-    auto kind = classify_content_type(ct ? std::string_view{ct->data(),
-                                                            ct->size()}
-                                         : std::string_view{});
+    auto kind = classify_content_type(
+        ct ? std::string_view{ct->data(), ct->size()} : std::string_view{});
     if (kind == body_kind::unsupported)
       return reject(ctx, {error_code::unsupported_media_type,
                           "Content-Type must be application/json, image/* or "
@@ -270,8 +265,8 @@ struct server::impl {
     option_values given;
     std::string image;
     if (kind == body_kind::json) {
-      auto dec = decode_json_submission(body.data(), body.size(),
-                                        body.capacity());
+      auto dec =
+          decode_json_submission(body.data(), body.size(), body.capacity());
       if (!dec)
         return reject(ctx, dec.error());
       given = std::move(dec->options);
@@ -279,12 +274,12 @@ struct server::impl {
     } else {
       std::vector<std::pair<std::string, std::string>> params;
       auto parsed = restinio::try_parse_query<
-        restinio::parse_query_traits::javascript_compatible>(
-        req->header().query());
+          restinio::parse_query_traits::javascript_compatible>(
+          req->header().query());
       if (!parsed)
         return reject(ctx, {error_code::invalid_option,
-                            "query string is malformed: "
-                              + parsed.error().description()});
+                            "query string is malformed: " +
+                                parsed.error().description()});
       for (const auto& [name, value] : *parsed)
         params.emplace_back(std::string{name.data(), name.size()},
                             std::string{value.data(), value.size()});
@@ -297,8 +292,8 @@ struct server::impl {
                             "the request body is empty: send the image bytes"});
       image = body;
     }
-    auto opts = resolve_options(given, cfg.defaults, cfg.limits,
-                                &imaging::can_write);
+    auto opts =
+        resolve_options(given, cfg.defaults, cfg.limits, &imaging::can_write);
     if (!opts)
       return reject(ctx, opts.error());
     auto probe = imaging::probe(image.data(), image.size(), cfg.limits);
@@ -307,29 +302,27 @@ struct server::impl {
     submit_request sub{opts.value(), std::move(image), probe->format, ctx.id};
     api.submit(std::move(sub),
                make_replier<outcome<std::string>>(
-                 ctx, [this](const request_ctx& ctx, std::string token) {
-                   auto location = "/api/v1/resize/" + token;
-                   auto with_token = ctx;
-                   with_token.token = token;
-                   send_json(with_token, 202, accepted_body(token),
-                             location.c_str());
-                 }));
+                   ctx, [this](const request_ctx& ctx, std::string token) {
+                     auto location = "/api/v1/resize/" + token;
+                     auto with_token = ctx;
+                     with_token.token = token;
+                     send_json(with_token, 202, accepted_body(token),
+                               location.c_str());
+                   }));
     return restinio::request_accepted();
   }
 
   handling on_status(const req_handle& req, std::string_view token) {
-    request_ctx ctx{req, route::status,
-                    std::string{token}};
+    request_ctx ctx{req, route::status, std::string{token}};
     if (!is_uuid(token))
       return reject(ctx, {error_code::invalid_token,
                           "token must be a UUID like "
                           "3f2b8c1e-9a4d-4e2f-8b1a-2c3d4e5f6a7b"});
     api.status(normalize_token(token),
                make_replier<outcome<task_record>>(
-                 ctx, [this](const request_ctx& ctx, task_record rec) {
-                   send_json(ctx, 200,
-                             status_body(rec, cfg.http.public_url));
-                 }));
+                   ctx, [this](const request_ctx& ctx, task_record rec) {
+                     send_json(ctx, 200, status_body(rec, cfg.http.public_url));
+                   }));
     return restinio::request_accepted();
   }
 
@@ -340,12 +333,11 @@ struct server::impl {
       return reject(ctx, parsed.error());
     auto [token, format] = parsed.value();
     ctx.token = token;
-    api.image(token,
-              make_replier<outcome<image_blob>>(
-                ctx, [this, format = format](const request_ctx& ctx,
-                                             image_blob blob) {
-                  send_image(ctx, format, std::move(blob));
-                }));
+    api.image(token, make_replier<outcome<image_blob>>(
+                         ctx, [this, format = format](const request_ctx& ctx,
+                                                      image_blob blob) {
+                           send_image(ctx, format, std::move(blob));
+                         }));
     return restinio::request_accepted();
   }
 
@@ -358,13 +350,11 @@ struct server::impl {
       return;
     }
     auto etag = "\"" + blob.etag + "\"";
-    auto inm = ctx.req->header().opt_value_of(
-      restinio::http_field::if_none_match);
-    bool not_modified = inm
-                        && (std::string_view{inm->data(), inm->size()}
-                              .find(etag)
-                              != std::string_view::npos
-                            || *inm == "*");
+    auto inm =
+        ctx.req->header().opt_value_of(restinio::http_field::if_none_match);
+    bool not_modified = inm && (std::string_view{inm->data(), inm->size()}.find(
+                                    etag) != std::string_view::npos ||
+                                *inm == "*");
     auto status = not_modified ? 304 : 200;
     auto resp = ctx.req->create_response(status_line(status));
     resp.append_header(restinio::http_field::etag, etag);
@@ -389,23 +379,30 @@ struct server::impl {
   }
 
   // Ready: Redis answers PING and some node has resize workers. Otherwise
-  // 503 store_unavailable or no_workers, with the reason.
+  // 503 store_unavailable or no_workers, with the reason; never 504 (a
+  // probe wants ready or not: a late answer is "not ready").
   handling on_ready(const req_handle& req) {
     request_ctx ctx{req, route::readyz};
     api.ping_store(make_result_replier<outcome<bool>>(
-      ctx, [this](const request_ctx& ctx, outcome<bool> pong) {
-        if (!pong || !pong.value()) {
-          auto why = pong ? std::string{"Redis did not answer PING"}
-                          : pong.error().message;
-          send_error(ctx, {error_code::store_unavailable,
-                           "not ready: the store is unavailable: " + why});
-          return;
-        }
-        api.cluster(make_replier<outcome<cluster_view>>(
-          ctx, [this](const request_ctx& ctx, cluster_view view) {
-            send_ready(ctx, view);
-          }));
-      }));
+        ctx, [this](const request_ctx& ctx, outcome<bool> pong) {
+          if (!pong || !pong.value()) {
+            auto why = pong ? std::string{"Redis did not answer PING"}
+                            : pong.error().message;
+            send_error(ctx, {error_code::store_unavailable,
+                             "not ready: the store is unavailable: " + why});
+            return;
+          }
+          api.cluster(make_result_replier<outcome<cluster_view>>(
+              ctx, [this](const request_ctx& ctx, outcome<cluster_view> view) {
+                if (view)
+                  send_ready(ctx, view.value());
+                else
+                  send_error(ctx,
+                             {error_code::no_workers,
+                              "not ready: the supervisor did not answer: " +
+                                  view.error().message});
+              }));
+        }));
     return restinio::request_accepted();
   }
 
@@ -433,10 +430,10 @@ struct server::impl {
     // The cluster gauges come from the supervisor; if it does not answer,
     // everything else is still served (a scrape should not fail for it).
     api.cluster(make_result_replier<outcome<cluster_view>>(
-      ctx, [this](const request_ctx& ctx, outcome<cluster_view> view) {
-        send_text(ctx, 200, metrics_content_type,
-                  metrics_text(view ? &view.value() : nullptr));
-      }));
+        ctx, [this](const request_ctx& ctx, outcome<cluster_view> view) {
+          send_text(ctx, 200, metrics_content_type,
+                    metrics_text(view ? &view.value() : nullptr));
+        }));
     return restinio::request_accepted();
   }
 
@@ -446,14 +443,13 @@ struct server::impl {
     request_ctx ctx{req, route_name};
     const auto* a = find_asset(name);
     if (a == nullptr)
-      return reject(ctx, {error_code::not_found,
-                          fmt::format("no route {}",
-                                      std::string{req->header().path()})});
+      return reject(
+          ctx, {error_code::not_found,
+                fmt::format("no route {}", std::string{req->header().path()})});
     auto etag = "\"" + a->etag + "\"";
     auto inm = req->header().opt_value_of(restinio::http_field::if_none_match);
-    if (inm
-        && std::string_view{inm->data(), inm->size()}.find(etag)
-             != std::string_view::npos) {
+    if (inm && std::string_view{inm->data(), inm->size()}.find(etag) !=
+                   std::string_view::npos) {
       auto resp = req->create_response(status_line(304));
       resp.append_header(restinio::http_field::etag, etag);
       resp.append_header("X-Request-Id", ctx.id);
@@ -477,9 +473,9 @@ struct server::impl {
   handling on_cluster(const req_handle& req) {
     request_ctx ctx{req, route::cluster};
     api.cluster(make_replier<outcome<cluster_view>>(
-      ctx, [this](const request_ctx& ctx, cluster_view view) {
-        send_json(ctx, 200, cluster_body(view));
-      }));
+        ctx, [this](const request_ctx& ctx, cluster_view view) {
+          send_json(ctx, 200, cluster_body(view));
+        }));
     return restinio::request_accepted();
   }
 
@@ -492,9 +488,9 @@ struct server::impl {
 
   handling on_not_found(const req_handle& req) {
     request_ctx ctx{req, route::other};
-    return reject(ctx, {error_code::not_found,
-                        fmt::format("no route {}",
-                                    std::string{req->header().path()})});
+    return reject(
+        ctx, {error_code::not_found,
+              fmt::format("no route {}", std::string{req->header().path()})});
   }
 
   std::unique_ptr<router_type> make_router() {
@@ -502,27 +498,24 @@ struct server::impl {
     auto r = std::make_unique<router_type>();
     r->http_post("/api/v1/resize",
                  [this](auto req, auto) { return on_submit(req); });
-    r->add_handler(none_of_methods(restinio::http_method_post()),
-                   "/api/v1/resize", [this](auto req, auto) {
-                     return on_not_allowed(req, route::submit);
-                   });
+    r->add_handler(
+        none_of_methods(restinio::http_method_post()), "/api/v1/resize",
+        [this](auto req, auto) { return on_not_allowed(req, route::submit); });
     r->http_get("/api/v1/resize/:token", [this](auto req, auto params) {
       auto t = params["token"];
       return on_status(req, std::string_view{t.data(), t.size()});
     });
-    r->add_handler(none_of_methods(restinio::http_method_get()),
-                   "/api/v1/resize/:token", [this](auto req, auto) {
-                     return on_not_allowed(req, route::status);
-                   });
+    r->add_handler(
+        none_of_methods(restinio::http_method_get()), "/api/v1/resize/:token",
+        [this](auto req, auto) { return on_not_allowed(req, route::status); });
     auto image = [this](auto req, auto params) {
       auto n = params["name"];
       return on_image(req, std::string_view{n.data(), n.size()});
     };
     r->http_get("/api/v1/images/:name", image);
-    r->add_handler(none_of_methods(restinio::http_method_get()),
-                   "/api/v1/images/:name", [this](auto req, auto) {
-                     return on_not_allowed(req, route::image);
-                   });
+    r->add_handler(
+        none_of_methods(restinio::http_method_get()), "/api/v1/images/:name",
+        [this](auto req, auto) { return on_not_allowed(req, route::image); });
     r->http_get("/healthz", [this](auto req, auto) { return on_health(req); });
     r->http_get("/readyz", [this](auto req, auto) { return on_ready(req); });
     r->http_get("/metrics", [this](auto req, auto) { return on_metrics(req); });
@@ -542,18 +535,17 @@ struct server::impl {
     for (const char* path :
          {route::healthz, route::readyz, route::metrics, route::cluster,
           route::openapi, route::page, route::assets})
-      r->add_handler(none_of_methods(restinio::http_method_get()), path,
-                     [this, path](auto req, auto) {
-                       return on_not_allowed(req, path);
-                     });
+      r->add_handler(
+          none_of_methods(restinio::http_method_get()), path,
+          [this, path](auto req, auto) { return on_not_allowed(req, path); });
     r->non_matched_request_handler(
-      [this](auto req) { return on_not_found(req); });
+        [this](auto req) { return on_not_found(req); });
     return r;
   }
 };
 
 server::server(const config::service_settings& cfg, backend& api)
-  : impl_(std::make_unique<impl>(cfg, api)) {}
+    : impl_(std::make_unique<impl>(cfg, api)) {}
 
 server::~server() {
   stop();
@@ -567,26 +559,26 @@ void server::start() {
   // limit are read and answered 413 payload_too_large; larger ones are cut
   // off at the header, so a hostile client cannot make us buffer them.
   impl_->raw_body_limit = impl_->cfg.max_body_bytes * 2;
-  auto settings =
-    restinio::server_settings_t<traits>{}
-      .address(h.address)
-      .port(h.port)
-      .request_handler(impl_->make_router())
-      .read_next_http_message_timelimit(h.read_timeout)
-      .write_http_response_timelimit(h.write_timeout)
-      .handle_request_timeout(h.handle_timeout)
-      .max_parallel_connections(h.max_connections)
-      .incoming_http_msg_limits(restinio::incoming_http_msg_limits_t{}
-                                  .max_url_size(h.max_url_bytes)
-                                  .max_field_name_size(1024)
-                                  .max_field_value_size(h.max_header_bytes)
-                                  .max_field_count(h.max_header_count)
-                                  .max_body_size(impl_->raw_body_limit))
-      .concurrent_accepts_count(h.io_threads)
-      .separate_accept_and_create_connect(true);
-  impl_->running = restinio::run_async<traits>(
-    restinio::external_io_context(impl_->io), std::move(settings),
-    h.io_threads);
+  auto settings = restinio::server_settings_t<traits>{}
+                      .address(h.address)
+                      .port(h.port)
+                      .request_handler(impl_->make_router())
+                      .read_next_http_message_timelimit(h.read_timeout)
+                      .write_http_response_timelimit(h.write_timeout)
+                      .handle_request_timeout(h.handle_timeout)
+                      .max_parallel_connections(h.max_connections)
+                      .incoming_http_msg_limits(
+                          restinio::incoming_http_msg_limits_t{}
+                              .max_url_size(h.max_url_bytes)
+                              .max_field_name_size(1024)
+                              .max_field_value_size(h.max_header_bytes)
+                              .max_field_count(h.max_header_count)
+                              .max_body_size(impl_->raw_body_limit))
+                      .concurrent_accepts_count(h.io_threads)
+                      .separate_accept_and_create_connect(true);
+  impl_->running =
+      restinio::run_async<traits>(restinio::external_io_context(impl_->io),
+                                  std::move(settings), h.io_threads);
 }
 
 void server::stop() {

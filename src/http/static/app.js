@@ -205,6 +205,9 @@ function setupOptions() {
 }
 
 // -- cluster panel --------------------------------------------------------------
+// Nodes, workers, queue, done and failed come from /api/v1/cluster (this API
+// node's supervisor); tasks per second from deltas of resized_tasks_total in
+// /metrics.
 
 // Parses the Prometheus text format into [{name, labels, value}].
 function parseMetrics(text) {
@@ -292,6 +295,10 @@ async function refreshCluster() {
       $('m-nodes').textContent = view.totals.nodes;
       $('m-workers').textContent = `${view.totals.busy} / ${view.totals.workers}`;
       $('m-queue').textContent = view.queue_depth;
+      $('m-done').textContent = withThousands(view.totals.succeeded);
+      $('m-failed').textContent = withThousands(view.totals.failed);
+      $('m-failed').parentElement.classList.toggle('bad',
+                                                   view.totals.failed > 0);
       renderNodes(view);
     }
     if (mres.ok) {
@@ -312,9 +319,6 @@ async function refreshCluster() {
         drawSpark();
       }
       lastTasks = {t: now, total};
-      $('m-done').textContent = withThousands(ok);
-      $('m-failed').textContent = withThousands(failed);
-      $('m-failed').parentElement.classList.toggle('bad', failed > 0);
     }
   } catch (err) {
     // The service is restarting or unreachable: keep the last numbers.

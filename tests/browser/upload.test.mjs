@@ -1,0 +1,141 @@
+// The web page in a real browser: headless Debian Chromium driven by
+// playwright-core. Starts nothing itself: run-browser-test.sh (ctest) starts
+// redis-server and resized and passes their URL.
+//
+//   node tests/browser/upload.test.mjs <base-url> <photo> <artifact-dir>
+//
+// Uploads <photo> through the page's file picker with width/height/mode
+// chosen in the form, waits for the result image, asserts its natural size
+// is the requested one, checks the cluster panel filled in, and saves
+// screenshots at laptop (1280 px) and phone (390 px) widths into
+// <artifact-dir>. Exits non-zero on any failure.
+import {mkdirSync, mkdtempSync, rmSync, statSync} from 'node:fs';
+import {tmpdir} from 'node:os';
+import {join, resolve} from 'node:path';
+import {chromium} from 'playwright-core';
+
+const [baseUrl, photo, artifactDir] = process.argv.slice(2);
+if (!baseUrl || !photo || !artifactDir) {
+  console.error('usage: upload.test.mjs <base-url> <photo> <artifact-dir>');
+  process.exit(2);
+}
+
+const executablePath = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+const want = {width: 240, height: 180};
+let passed = 0;
+let failed = 0;
+
+function check(cond, what) {
+  if (cond) {
+    passed++;
+    console.log(`ok - ${what}`);
+  } else {
+    failed++;
+    console.log(`not ok - ${what}`);
+  }
+}
+
+mkdirSync(artifactDir, {recursive: true});
+const profile = mkdtempSync(join(tmpdir(), 'resized-chromium-'));
+// A fresh profile directory (--user-data-dir) for every run.
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath,
+  headless: true,
+  args: [
+    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic',
+    '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync',
+  ],
+  viewport: {width: 1280, height: 900},
+  timeout: 60000,
+});
+
+try {
+  const page = context.pages()[0] || await context.newPage();
+  const pageErrors = [];
+  page.on('pageerror', (e) => pageErrors.push(String(e)));
+  page.on('console', (m) => {
+    if (m.type() === 'error') pageErrors.push(m.text());
+  });
+
+  const res = await page.goto(baseUrl + '/', {waitUntil: 'load'});
+  check(res && res.status() === 200, 'GET / answers 200');
+  check((await page.title()).includes('resized'), 'page title names resized');
+
+  // The cluster panel fills in from /api/v1/cluster and /metrics.
+  await page.waitForFunction(
+    () => /^\d+ \/ \d+$/.test(
+      document.getElementById('m-workers').textContent.trim()),
+    null, {timeout: 10000});
+  const workers = await page.textContent('#m-workers');
+  check(/^\d+ \/ [1-9]\d*$/.test(workers.trim()),
+        `cluster panel shows workers busy/total (${workers.trim()})`);
+  await page.waitForSelector('#health[data-state="ready"]', {timeout: 10000});
+  check(true, 'readiness badge says ready');
+
+  // Choose the photo and the options, then submit.
+  await page.setInputFiles('#file', photo);
+  await page.fill('#width', String(want.width));
+  await page.fill('#height', String(want.height));
+  await page.selectOption('#mode', 'fill');
+  await page.selectOption('#format', 'jpeg');
+  await page.click('#submit');
+
+  // Live status, then the result image.
+  await page.waitForSelector('#result-img[data-loaded="true"]',
+                             {timeout: 30000});
+  const status = await page.getAttribute('#status', 'data-status');
+  check(status === 'SUCCESS', `status badge is SUCCESS (${status})`);
+  const natural = await page.$eval('#result-img', (img) => ({
+    width: img.naturalWidth,
+    height: img.naturalHeight,
+    complete: img.complete,
+  }));
+  check(natural.complete, 'result image loaded');
+  check(natural.width === want.width && natural.height === want.height,
+        `result image is ${want.width}x${want.height} ` +
+          `(natural ${natural.width}x${natural.height})`);
+  const dims = (await page.textContent('#result-dims')).trim();
+  check(dims === `${want.width} × ${want.height}`, `caption shows ${dims}`);
+  const bytesText = (await page.textContent('#result-bytes')).trim();
+  check(/^[\d\u2009]+ bytes$/.test(bytesText) && !/^0 bytes/.test(bytesText),
+        `caption shows the size in bytes (${bytesText})`);
+
+  // The task shows up in the metrics-driven counter within a refresh.
+  await page.waitForFunction(
+    () => Number(document.getElementById('m-done').textContent
+                   .replace(/\D/g, '')) >= 1,
+    null, {timeout: 5000}).catch(() => {});
+  const done = (await page.textContent('#m-done')).trim();
+  check(Number(done.replace(/\D/g, '')) >= 1,
+        `cluster panel counts the finished task (${done})`);
+
+  await page.waitForTimeout(1200); // one more cluster refresh for the rate
+  const laptop = resolve(artifactDir, 'browser-upload.png');
+  await page.screenshot({path: laptop, fullPage: true});
+  check(statSync(laptop).size > 0, 'laptop screenshot written');
+  console.log(`screenshot: ${laptop}`);
+
+  // Phone width: the layout stacks and nothing scrolls sideways.
+  await page.setViewportSize({width: 390, height: 844});
+  await page.waitForTimeout(300);
+  const overflow = await page.evaluate(
+    () => document.documentElement.scrollWidth - window.innerWidth);
+  check(overflow <= 0, `no horizontal scroll at 390 px (overflow ${overflow})`);
+  const phone = resolve(artifactDir, 'browser-upload-phone.png');
+  await page.screenshot({path: phone, fullPage: true});
+  console.log(`screenshot: ${phone}`);
+
+  check(pageErrors.length === 0,
+        `no script errors on the page${pageErrors.length
+          ? ': ' + pageErrors.join(' | ') : ''}`);
+} catch (err) {
+  failed++;
+  console.log(`not ok - ${err.stack || err}`);
+} finally {
+  await context.close();
+  rmSync(profile, {recursive: true, force: true});
+}
+
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);

@@ -1,0 +1,56 @@
+// The browser test's ctest driver (label browser): starts a private
+// redis-server and the real resized (tests/support), then runs
+//   node tests/browser/upload.test.mjs <base-url> <photo> <artifact-dir>
+// which drives headless Chromium through playwright-core. Missing node,
+// Chromium or node_modules is a failure, not a skip: scripts/install-deps
+// installs all three.
+#include <boost/test/unit_test.hpp>
+
+#include <unistd.h>
+
+#include "support/fixtures.hpp"
+
+using namespace resized::test;
+
+namespace {
+
+bool executable(const std::string& path) {
+  return !path.empty() && ::access(path.c_str(), X_OK) == 0;
+}
+
+bool exists(const std::string& path) {
+  return ::access(path.c_str(), F_OK) == 0;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(browser)
+
+BOOST_AUTO_TEST_CASE(upload_a_photo_and_see_the_thumbnail) {
+  auto source = env_or("RESIZED_SOURCE_DIR", ".");
+  auto node = env_or("NODE_BIN", "/usr/bin/node");
+  auto chromium = env_or("CHROMIUM_BIN", "/usr/bin/chromium");
+  auto modules = source + "/tests/browser/node_modules/playwright-core";
+  BOOST_TEST_REQUIRE(executable(node), "node not found at "
+                                           << node
+                                           << ": run scripts/install-deps");
+  BOOST_TEST_REQUIRE(executable(chromium), "chromium not found at "
+                                               << chromium
+                                               << ": run scripts/install-deps");
+  BOOST_TEST_REQUIRE(exists(modules),
+                     modules << " is missing: run scripts/install-deps");
+
+  e2e_service svc{{}, "browser"};
+  auto photo = corpus_dir() + "/" + small_photo;
+  auto artifacts = env_or("RESIZED_ARTIFACT_DIR", "artifacts");
+  std::string output;
+  int rc = run_to_exit({node, source + "/tests/browser/upload.test.mjs",
+                        svc.server.url(""), photo, artifacts},
+                       output, std::chrono::seconds{180});
+  BOOST_TEST_MESSAGE(output);
+  BOOST_TEST(rc == 0, "upload.test.mjs exited " << rc << ":\n" << output);
+  BOOST_TEST(exists(artifacts + "/browser-upload.png"));
+  BOOST_TEST_MESSAGE("screenshot: " << artifacts << "/browser-upload.png");
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,314 @@
+// Every error a client can provoke, with its status and its stable code, in
+// the one error-body shape: {"success": false, "error": {"code", "message"}}.
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <thread>
+
+#include "support/fixtures.hpp"
+
+using namespace resized::test;
+
+namespace {
+
+struct errors_tag {
+  static std::vector<std::string> args() { return {}; }
+  static std::string name() { return "errors"; }
+};
+
+using env = suite_env<errors_tag>;
+
+resized_server& srv() {
+  return env::get().server;
+}
+
+const std::string& photo() {
+  static const std::string bytes = corpus_photo(small_photo);
+  return bytes;
+}
+
+const std::string& photo_b64() {
+  static const std::string text = base64_encode(photo());
+  return text;
+}
+
+http_response post_json_text(const std::string& body) {
+  return http_post(srv().url("/api/v1/resize"), body, "application/json");
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(errors, *boost::unit_test::fixture<env>())
+
+BOOST_AUTO_TEST_CASE(invalid_json) {
+  for (auto body : {"{not json", "{\"imageData\": \"abc\"", "", "nul"}) {
+    BOOST_TEST_CONTEXT("body " << body) {
+      check_error(post_json_text(body), 400, "invalid_json");
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(json_not_an_object) {
+  for (auto body : {"[1, 2, 3]", "\"imageData\"", "42", "null", "true"}) {
+    BOOST_TEST_CONTEXT("body " << body) {
+      check_error(post_json_text(body), 400, "invalid_json");
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(missing_image_data) {
+  for (auto body : {"{}", "{\"width\": 100}", "{\"imagedata\": \"AAAA\"}"}) {
+    BOOST_TEST_CONTEXT("body " << body) {
+      check_error(post_json_text(body), 400, "missing_image_data");
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(image_data_not_a_string) {
+  for (auto body : {"{\"imageData\": 42}", "{\"imageData\": null}",
+                    "{\"imageData\": [\"AAAA\"]}",
+                    "{\"imageData\": {\"a\": 1}}", "{\"imageData\": true}"}) {
+    BOOST_TEST_CONTEXT("body " << body) {
+      check_error(post_json_text(body), 400, "missing_image_data");
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(invalid_base64_names_the_offset) {
+  // A valid prefix, then a character outside the alphabet.
+  auto b64 = photo_b64().substr(0, 1000) + "!!!!" + photo_b64().substr(1000);
+  auto message = check_error(submit_json(srv(), b64), 400, "invalid_base64");
+  BOOST_TEST(message.find("offset") != std::string::npos);
+  BOOST_TEST(message.find("1000") != std::string::npos);
+  // URL-safe alphabet is not standard base64.
+  check_error(submit_json(srv(), "AAAA-_-_AAAA"), 400, "invalid_base64");
+  // Padding in the middle.
+  check_error(submit_json(srv(), "QQ==QUFB"), 400, "invalid_base64");
+}
+
+BOOST_AUTO_TEST_CASE(invalid_json_options) {
+  for (auto extra :
+       {", \"width\": 0", ", \"width\": -1", ", \"width\": 100000",
+        ", \"width\": \"abc\"", ", \"height\": 0", ", \"height\": 100000",
+        ", \"height\": -5", ", \"width\": 1.5", ", \"mode\": \"stretch\"",
+        ", \"mode\": 1", ", \"format\": \"bmp\"", ", \"format\": \"gif\"",
+        ", \"quality\": 0", ", \"quality\": 101", ", \"quality\": \"high\""}) {
+    BOOST_TEST_CONTEXT("extra " << extra) {
+      check_error(submit_json(srv(), photo_b64(), extra), 400,
+                  "invalid_option");
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(invalid_query_options) {
+  for (auto query : {"?width=0", "?width=-1", "?width=100000", "?width=abc",
+                     "?height=0", "?mode=stretch", "?format=bmp", "?quality=0",
+                     "?quality=101", "?width=12abc"}) {
+    BOOST_TEST_CONTEXT("query " << query) {
+      check_error(submit_raw(srv(), photo(), "image/jpeg", query), 400,
+                  "invalid_option");
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(unsupported_media_type) {
+  for (auto type : {"text/plain", "application/xml", "multipart/form-data"}) {
+    BOOST_TEST_CONTEXT("content type " << type) {
+      check_error(http_post(srv().url("/api/v1/resize"), photo(), type), 415,
+                  "unsupported_media_type");
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(unsupported_format) {
+  auto junk = garbage_bytes(20000);
+  check_error(submit_raw(srv(), junk, "image/jpeg"), 415, "unsupported_format");
+  check_error(submit_raw(srv(), junk, "application/octet-stream"), 415,
+              "unsupported_format");
+  check_error(submit_json(srv(), base64_encode(junk)), 415,
+              "unsupported_format");
+  // A BMP is an image, but not one we accept.
+  std::string bmp = "BM" + garbage_bytes(2000);
+  check_error(submit_raw(srv(), bmp, "image/bmp"), 415, "unsupported_format");
+}
+
+BOOST_AUTO_TEST_CASE(image_too_large) {
+  auto bomb = png_header_only(50000, 50000);
+  check_error(submit_raw(srv(), bomb, "image/png"), 413, "image_too_large");
+  check_error(submit_json(srv(), base64_encode(bomb)), 413, "image_too_large");
+}
+
+BOOST_AUTO_TEST_CASE(corrupt_image_fails_the_task) {
+  // The header reads (so the submit is accepted), the pixels do not.
+  auto token = accepted_token(submit_raw(srv(), corrupt_jpeg(), "image/jpeg"));
+  BOOST_TEST_REQUIRE(!token.empty());
+  auto st = wait_final(srv(), token);
+  BOOST_TEST_CONTEXT("status " << st.body) {
+    BOOST_TEST(st.status == "FAILURE");
+    auto doc = parse_json(st.body);
+    BOOST_TEST_REQUIRE(doc.IsObject());
+    auto url = doc.FindMember("resized_image_url");
+    BOOST_TEST((url != doc.MemberEnd() && url->value.IsNull()));
+    auto err = doc.FindMember("error");
+    BOOST_TEST_REQUIRE((err != doc.MemberEnd() && err->value.IsObject()));
+    BOOST_TEST(json_string(err->value, "code") == "corrupt_image");
+    BOOST_TEST(!json_string(err->value, "message").empty());
+  }
+  auto res = http_get(srv().url("/api/v1/images/" + token + ".jpg"));
+  BOOST_TEST(res.status == 404);
+}
+
+BOOST_AUTO_TEST_CASE(invalid_token) {
+  for (auto token :
+       {"12345", "not-a-uuid", "zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz",
+        "0123456789abcdef0123456789abcdef0123"}) {
+    BOOST_TEST_CONTEXT("token " << token) {
+      check_error(http_get(srv().url(std::string("/api/v1/resize/") + token)),
+                  400, "invalid_token");
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(unknown_token) {
+  check_error(http_get(srv().url("/api/v1/resize/" + random_uuid())), 404,
+              "unknown_token");
+}
+
+BOOST_AUTO_TEST_CASE(unknown_image) {
+  for (auto path : {"/api/v1/images/" + random_uuid() + ".jpg",
+                    "/api/v1/images/" + random_uuid() + ".webp"}) {
+    BOOST_TEST_CONTEXT("path " << path) {
+      auto res = http_get(srv().url(path));
+      BOOST_TEST(res.status == 404);
+      auto doc = parse_json(res.body);
+      BOOST_TEST_REQUIRE(doc.IsObject());
+      auto code = json_string(doc["error"], "code");
+      check_error(res, 404, code);
+      BOOST_TEST((code == "unknown_token" || code == "not_found"));
+    }
+  }
+  // Names are looked up, never joined into a path.
+  auto res = http_get(srv().url("/api/v1/images/..%2F..%2Fetc%2Fpasswd.jpg"));
+  BOOST_TEST((res.status == 400 || res.status == 404));
+  BOOST_TEST(res.body.find("root:") == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(unknown_route) {
+  for (const auto& path :
+       std::vector<std::string>{"/api/v1/nope", "/nope", "/api/v2/resize",
+                                "/api/v1/resize/" + random_uuid() + "/extra"}) {
+    BOOST_TEST_CONTEXT("path " << path) {
+      check_error(http_get(srv().url(path)), 404, "not_found");
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(method_not_allowed) {
+  check_error(http_request("PUT", srv().url("/api/v1/resize"), "{}",
+                           {"Content-Type: application/json"}),
+              405, "method_not_allowed");
+  check_error(
+      http_request("DELETE", srv().url("/api/v1/resize/" + random_uuid())), 405,
+      "method_not_allowed");
+}
+
+BOOST_AUTO_TEST_CASE(payload_too_large) {
+  resized_server small(env::get().redis.port(),
+                       {"--limits.max-body-bytes=100000"}, "small-body");
+  // Raw: 179920 bytes. JSON: 79718 bytes as base64 is 106292 characters.
+  check_error(
+      submit_raw(small, corpus_photo("opencv__baboon.jpg"), "image/jpeg"), 413,
+      "payload_too_large");
+  check_error(
+      submit_json(small, base64_encode(corpus_photo("opencv__building.jpg"))),
+      413, "payload_too_large");
+  // Far over the limit (here 1.6 MB): the service may answer 413 or, to
+  // avoid buffering a hostile body, close the connection without an answer.
+  auto huge = submit_raw(
+      small, corpus_photo("plasma__SafeLanding_1622x2880.jpg"), "image/jpeg");
+  BOOST_TEST_MESSAGE("body of 16x the limit: status " << huge.status << " "
+                                                      << huge.error);
+  BOOST_TEST_CONTEXT("answer " << huge.status << " " << huge.error) {
+    BOOST_TEST((huge.status == 413 || huge.status == 0));
+    if (huge.status == 413)
+      check_error(huge, 413, "payload_too_large");
+  }
+  // Under the limit: accepted as usual.
+  auto token = accepted_token(submit_raw(small, photo(), "image/jpeg"));
+  BOOST_TEST_REQUIRE(!token.empty());
+  finish(small, token);
+}
+
+BOOST_AUTO_TEST_CASE(processing_timeout_fails_the_task) {
+  resized_server hasty(env::get().redis.port(),
+                       {"--resize.task-timeout-ms=100"}, "hasty");
+  // A 3840x2160 PNG re-encoded as a 3800-wide PNG: a full decode and a slow
+  // encoder, seconds of work, far over 100 ms.
+  auto token = accepted_token(
+      submit_raw(hasty, corpus_photo("plasma__Canopee_3840x2160.png"),
+                 "image/png", "?width=3800&mode=fit&format=png"));
+  BOOST_TEST_REQUIRE(!token.empty());
+  auto st = wait_final(hasty, token, std::chrono::seconds{30});
+  BOOST_TEST_CONTEXT("status " << st.body) {
+    BOOST_TEST(st.status == "FAILURE");
+    auto doc = parse_json(st.body);
+    BOOST_TEST_REQUIRE(doc.IsObject());
+    BOOST_TEST_REQUIRE(doc.HasMember("error"));
+    BOOST_TEST(json_string(doc["error"], "code") == "processing_timeout");
+  }
+  // The worker is usable again afterwards.
+  auto next = accepted_token(submit_raw(hasty, photo(), "image/jpeg"));
+  BOOST_TEST_REQUIRE(!next.empty());
+  finish(hasty, next);
+}
+
+BOOST_AUTO_TEST_CASE(queue_full_answers_503_with_retry_after) {
+  resized_server tight(env::get().redis.port(),
+                       {"--resize.pool-size=1", "--queue.capacity=1"}, "tight");
+  // Large, slow photos (full decode: the box is too close to the size for
+  // shrink-on-load), sent at once from several threads.
+  auto big = corpus_photo("plasma__Volna_5120x2880.jpg");
+  const std::string query = "?width=4000&height=4000&mode=fit";
+  constexpr int senders = 6;
+  std::vector<std::string> tokens;
+  int rejected = 0;
+  // A burst may, on a quick machine, drain before it fills: try a few.
+  for (int burst = 0; burst < 3 && rejected == 0; ++burst) {
+    std::vector<http_response> answers(senders);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < senders; ++i)
+      threads.emplace_back(
+          [&, i] { answers[i] = submit_raw(tight, big, "image/jpeg", query); });
+    for (auto& t : threads)
+      t.join();
+    for (const auto& res : answers) {
+      BOOST_TEST_CONTEXT("answer " << res.status << " " << res.error << " "
+                                   << res.body) {
+        if (res.status == 202) {
+          tokens.push_back(accepted_token(res));
+          continue;
+        }
+        ++rejected;
+        check_error(res, 503, "queue_full");
+        auto retry = res.header("retry-after");
+        BOOST_TEST(!retry.empty());
+        BOOST_TEST(retry.find_first_not_of("0123456789") == std::string::npos);
+      }
+    }
+  }
+  BOOST_TEST_MESSAGE("queue full: " << tokens.size() << " accepted, "
+                                    << rejected << " rejected");
+  BOOST_TEST(rejected >= 1);
+  BOOST_TEST(tokens.size() >= 1u);
+  // Everything accepted still completes.
+  auto finals = wait_all_final(tight, tokens, std::chrono::seconds{90});
+  for (const auto& token : tokens) {
+    BOOST_TEST_CONTEXT("token " << token << " " << finals[token].http_status
+                                << " " << finals[token].error << " "
+                                << finals[token].body) {
+      BOOST_TEST(finals[token].status == "SUCCESS");
+    }
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,179 @@
+// The client journey end to end, as the original Flask + Celery clients did
+// it (POST base64 JSON, poll the token, fetch the URL) and as new clients do
+// it (raw bytes, caching headers); results surviving a restart; absolute
+// URLs with http.public-url.
+#include <boost/test/unit_test.hpp>
+
+#include <cctype>
+
+#include "support/fixtures.hpp"
+
+using namespace resized::test;
+
+namespace {
+
+struct journey_tag {
+  static std::vector<std::string> args() { return {}; }
+  static std::string name() { return "journey"; }
+};
+
+using env = suite_env<journey_tag>;
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(journey, *boost::unit_test::fixture<env>())
+
+BOOST_AUTO_TEST_CASE(original_client_journey) {
+  auto& srv = env::get().server;
+  auto photo = corpus_photo(small_photo);
+  auto res = submit_json(srv, base64_encode(photo));
+  BOOST_TEST(res.header("content-type").rfind("application/json", 0) == 0);
+  auto token = accepted_token(res);
+  BOOST_TEST_REQUIRE(!token.empty());
+  auto out = finish(srv, token);
+  // Defaults: 100x100 fill, JPEG; no public-url, so the URL is a path.
+  BOOST_TEST(out.url == "/api/v1/images/" + token + ".jpg");
+  BOOST_TEST(out.info.format == "jpeg");
+  BOOST_TEST(out.info.width == 100);
+  BOOST_TEST(out.info.height == 100);
+  BOOST_TEST(out.image.header("content-type") == "image/jpeg");
+  BOOST_TEST(out.image.header("cache-control") ==
+             "public, max-age=31536000, immutable");
+  auto etag = out.image.header("etag");
+  BOOST_TEST_REQUIRE(etag.size() >= 3u);
+  BOOST_TEST(etag.front() == '"'); // strong: no W/ prefix
+  BOOST_TEST(etag.back() == '"');
+  // Conditional GET with the ETag: 304 and no body.
+  auto cached = http_get(srv.url(out.url), {"If-None-Match: " + etag});
+  BOOST_TEST(cached.status == 304);
+  BOOST_TEST(cached.body.empty());
+  // Another ETag: the full image again, byte for byte.
+  auto other = http_get(srv.url(out.url), {"If-None-Match: \"not-it\""});
+  BOOST_TEST(other.status == 200);
+  BOOST_TEST((other.body == out.image.body));
+  BOOST_TEST(other.header("etag") == etag);
+  // The status record stays SUCCESS and keeps its URL.
+  auto again = wait_final(srv, token);
+  BOOST_TEST(again.status == "SUCCESS");
+  BOOST_TEST(json_string(parse_json(again.body), "resized_image_url") ==
+             out.url);
+}
+
+BOOST_AUTO_TEST_CASE(raw_bytes_form) {
+  auto& srv = env::get().server;
+  auto photo = corpus_photo(small_photo);
+  auto token = accepted_token(
+      submit_raw(srv, photo, "image/jpeg", "?width=300&mode=fit&format=webp"));
+  BOOST_TEST_REQUIRE(!token.empty());
+  auto out = finish(srv, token);
+  BOOST_TEST(out.url == "/api/v1/images/" + token + ".webp");
+  BOOST_TEST(out.info.format == "webp");
+  BOOST_TEST(out.image.header("content-type") == "image/webp");
+  // One side given: aspect kept, 548x342 -> 300x187.
+  BOOST_TEST(out.info.width == 300);
+  BOOST_TEST(std::abs(out.info.height - 187) <= 1);
+}
+
+BOOST_AUTO_TEST_CASE(status_record_right_after_submit) {
+  // The record exists as soon as the 202 is out: the first GET is 200 with
+  // one of the four statuses (a fast worker may already be done).
+  auto& srv = env::get().server;
+  auto token = accepted_token(
+      submit_raw(srv, corpus_photo("plasma__Volna_5120x2880.jpg"), "image/jpeg",
+                 "?width=2000&height=2000&mode=fit"));
+  BOOST_TEST_REQUIRE(!token.empty());
+  auto res = http_get(srv.url("/api/v1/resize/" + token));
+  BOOST_TEST(res.status == 200);
+  auto doc = parse_json(res.body);
+  BOOST_TEST_REQUIRE(doc.IsObject());
+  auto status = json_string(doc, "status");
+  BOOST_TEST(
+      (status == "PENDING" || status == "IN_PROGRESS" || status == "SUCCESS"));
+  auto out = finish(srv, token, std::chrono::seconds{60});
+  BOOST_TEST(out.info.width == 2000);
+  BOOST_TEST(out.info.height == 1125);
+}
+
+BOOST_AUTO_TEST_CASE(unknown_image_is_404) {
+  auto& srv = env::get().server;
+  auto res = http_get(srv.url("/api/v1/images/" + random_uuid() + ".jpg"));
+  BOOST_TEST(res.status == 404);
+  auto doc = parse_json(res.body);
+  BOOST_TEST_REQUIRE(doc.IsObject());
+  BOOST_TEST_REQUIRE(doc["error"].IsObject());
+  auto code = json_string(doc["error"], "code");
+  BOOST_TEST((code == "unknown_token" || code == "not_found"));
+}
+
+BOOST_AUTO_TEST_CASE(public_url_makes_absolute_urls) {
+  resized_server pub(env::get().redis.port(),
+                     {"--http.public-url=http://example.test:5000"}, "public");
+  auto token = accepted_token(
+      submit_json(pub, base64_encode(corpus_photo(small_photo))));
+  BOOST_TEST_REQUIRE(!token.empty());
+  auto out = finish(pub, token);
+  BOOST_TEST(out.url ==
+             "http://example.test:5000/api/v1/images/" + token + ".jpg");
+  BOOST_TEST(out.info.width == 100);
+  BOOST_TEST(out.info.height == 100);
+}
+
+BOOST_AUTO_TEST_CASE(any_node_answers_for_any_token) {
+  // Two API nodes sharing one Redis: a task submitted to one is polled and
+  // fetched from the other, which has never seen it.
+  auto& srv = env::get().server;
+  auto token = accepted_token(submit_json(
+      srv, base64_encode(corpus_photo(small_photo)), ", \"format\": \"webp\""));
+  BOOST_TEST_REQUIRE(!token.empty());
+  auto here = finish(srv, token);
+  resized_server other(env::get().redis.port(), {}, "other");
+  auto there = finish(other, token);
+  BOOST_TEST(there.url == here.url);
+  BOOST_TEST((there.image.body == here.image.body));
+  BOOST_TEST(there.image.header("etag") == here.image.header("etag"));
+}
+
+BOOST_AUTO_TEST_CASE(tokens_are_case_insensitive) {
+  auto& srv = env::get().server;
+  auto token =
+      accepted_token(submit_raw(srv, corpus_photo(small_photo), "image/jpeg"));
+  BOOST_TEST_REQUIRE(!token.empty());
+  finish(srv, token);
+  std::string upper = token;
+  for (auto& ch : upper)
+    ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  auto res = http_get(srv.url("/api/v1/resize/" + upper));
+  BOOST_TEST(res.status == 200);
+  BOOST_TEST(json_string(parse_json(res.body), "status") == "SUCCESS");
+}
+
+// Last in the suite: restarts the suite's server.
+BOOST_AUTO_TEST_CASE(results_survive_a_restart) {
+  auto& srv = env::get().server;
+  auto photo = corpus_photo(small_photo);
+  std::vector<std::string> tokens;
+  std::vector<std::string> options{"", ", \"format\": \"png\"",
+                                   ", \"width\": 64, \"mode\": \"force\""};
+  for (const auto& opt : options) {
+    tokens.push_back(
+        accepted_token(submit_json(srv, base64_encode(photo), opt)));
+    BOOST_TEST_REQUIRE(!tokens.back().empty());
+  }
+  std::vector<resize_outcome> before;
+  for (const auto& token : tokens)
+    before.push_back(finish(srv, token));
+  srv.restart();
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    BOOST_TEST_CONTEXT("token " << tokens[i]) {
+      auto after = finish(srv, tokens[i]);
+      BOOST_TEST(after.url == before[i].url);
+      BOOST_TEST((after.image.body == before[i].image.body));
+      BOOST_TEST(after.image.header("etag") == before[i].image.header("etag"));
+    }
+  }
+  // Unknown tokens are still unknown after the restart.
+  auto res = http_get(srv.url("/api/v1/resize/" + random_uuid()));
+  check_error(res, 404, "unknown_token");
+}
+
+BOOST_AUTO_TEST_SUITE_END()

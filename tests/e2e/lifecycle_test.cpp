@@ -1,0 +1,122 @@
+// The process around the API: start-up validation of every config value
+// (a bad value stops resized with a message naming the key), a clean exit on
+// SIGTERM, accepted work finished after a crash.
+#include <boost/test/unit_test.hpp>
+
+#include <csignal>
+#include <sys/wait.h>
+
+#include "support/fixtures.hpp"
+
+using namespace resized::test;
+
+namespace {
+
+struct lifecycle_tag {
+  static std::vector<std::string> args() { return {}; }
+  static std::string name() { return "lifecycle"; }
+};
+
+using env = suite_env<lifecycle_tag>;
+
+std::vector<std::string> base_argv(uint16_t redis_port) {
+  auto source_dir = env_or("RESIZED_SOURCE_DIR", ".");
+  return {env_or("RESIZED_BIN", "resized"),
+          "--config-file=" + source_dir + "/config/development.ini",
+          "--http.port=" + std::to_string(free_port()),
+          "--redis.port=" + std::to_string(redis_port)};
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(lifecycle, *boost::unit_test::fixture<env>())
+
+BOOST_AUTO_TEST_CASE(invalid_config_values_stop_the_start) {
+  struct bad {
+    const char* arg;
+    const char* key;
+  };
+  for (auto [arg, key] : {
+           bad{"--resize.pool-size=0", "resize.pool-size"},
+           bad{"--http.port=abc", "http.port"},
+           bad{"--defaults.quality=101", "defaults.quality"},
+           bad{"--defaults.quality=0", "defaults.quality"},
+           bad{"--defaults.width=100000", "defaults.width"},
+           bad{"--limits.max-body-bytes=10", "limits.max-body-bytes"},
+           bad{"--redis.port=0", "redis.port"},
+           bad{"--defaults.mode=sideways", "defaults.mode"},
+           bad{"--defaults.format=bmp", "defaults.format"},
+           bad{"--cluster.role=bogus", "cluster.role"},
+       }) {
+    BOOST_TEST_CONTEXT("argument " << arg) {
+      auto argv = base_argv(env::get().redis.port());
+      argv.push_back(arg);
+      std::string output;
+      int rc = run_to_exit(argv, output, std::chrono::seconds{15});
+      BOOST_TEST_CONTEXT("exit " << rc << ", output:\n" << output) {
+        BOOST_TEST(rc != 0);
+        BOOST_TEST(rc != -1);
+        BOOST_TEST(rc < 128); // an orderly exit, not a crash or our SIGKILL
+        BOOST_TEST(output.find(key) != std::string::npos);
+      }
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(unreadable_config_file_stops_the_start) {
+  std::vector<std::string> argv{env_or("RESIZED_BIN", "resized"),
+                                "--config-file=/nonexistent/resized.ini",
+                                "--http.port=" + std::to_string(free_port())};
+  std::string output;
+  int rc = run_to_exit(argv, output, std::chrono::seconds{15});
+  BOOST_TEST_CONTEXT("exit " << rc << ", output:\n" << output) {
+    BOOST_TEST(rc != 0);
+    BOOST_TEST(rc < 128);
+    BOOST_TEST(output.find("/nonexistent/resized.ini") != std::string::npos);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(sigterm_exits_cleanly) {
+  resized_server srv(env::get().redis.port(), {}, "sigterm");
+  // Work in flight must not block the shutdown.
+  auto token =
+      accepted_token(submit_raw(srv, corpus_photo(small_photo), "image/jpeg"));
+  BOOST_TEST(!token.empty());
+  int status = srv.process().stop(SIGTERM, std::chrono::seconds{10});
+  BOOST_TEST_CONTEXT("waitpid status " << status << ", log:\n"
+                                       << srv.process().log()) {
+    BOOST_TEST(WIFEXITED(status));
+    BOOST_TEST(WEXITSTATUS(status) == 0);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(accepted_work_survives_a_crash) {
+  // One worker and slow tasks, so most are still queued when resized is
+  // killed (no shutdown code runs); the restarted process finds them in
+  // Redis and finishes every one.
+  resized_server srv(env::get().redis.port(), {"--resize.pool-size=1"},
+                     "crash");
+  auto big = corpus_photo("plasma__Volna_5120x2880.jpg");
+  std::vector<std::string> tokens;
+  for (int i = 0; i < 4; ++i) {
+    auto token = accepted_token(
+        submit_raw(srv, big, "image/jpeg", "?width=4000&height=4000&mode=fit"));
+    BOOST_TEST_REQUIRE(!token.empty());
+    tokens.push_back(token);
+  }
+  srv.kill9();
+  srv.start();
+  auto finals = wait_all_final(srv, tokens, std::chrono::seconds{90});
+  for (const auto& token : tokens) {
+    auto& st = finals[token];
+    BOOST_TEST_CONTEXT("token " << token << " " << st.http_status << " "
+                                << st.error << " " << st.body) {
+      BOOST_TEST(st.status == "SUCCESS");
+    }
+  }
+  auto out = finish(srv, tokens.back());
+  BOOST_TEST(out.info.width == 4000);
+  BOOST_TEST(out.info.height == 2250);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

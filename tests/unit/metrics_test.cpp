@@ -1,0 +1,206 @@
+// The metrics registry and its Prometheus text exposition (format 0.0.4):
+// exact text for each kind, escaping, cumulative buckets, and counters
+// updated from many threads.
+#include <boost/test/unit_test.hpp>
+
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "common/metrics.hpp"
+
+using namespace resized::metrics;
+
+BOOST_AUTO_TEST_SUITE(metrics)
+
+BOOST_AUTO_TEST_CASE(counter_family_text_is_exact) {
+  registry reg;
+  auto& f = reg.counters("demo_requests_total", "Requests.", {"route", "code"});
+  f.with({"/a", "200"}).inc();
+  f.with({"/a", "200"}).inc(2);
+  f.with({"/b", "404"}).inc();
+  BOOST_TEST(reg.text() ==
+             "# HELP demo_requests_total Requests.\n"
+             "# TYPE demo_requests_total counter\n"
+             "demo_requests_total{route=\"/a\",code=\"200\"} 3\n"
+             "demo_requests_total{route=\"/b\",code=\"404\"} 1\n");
+}
+
+BOOST_AUTO_TEST_CASE(unlabelled_family_without_samples_has_headers) {
+  registry reg;
+  reg.counters("demo_a_total", "A.");
+  reg.gauges("demo_g", "G.").unlabelled().set(1.5);
+  BOOST_TEST(reg.text() == "# HELP demo_a_total A.\n"
+                           "# TYPE demo_a_total counter\n"
+                           "# HELP demo_g G.\n"
+                           "# TYPE demo_g gauge\n"
+                           "demo_g 1.5\n");
+}
+
+BOOST_AUTO_TEST_CASE(label_values_and_help_are_escaped) {
+  registry reg;
+  auto& f = reg.gauges("demo_info", "Back\\slash and\nnewline.", {"v"});
+  f.with({"a\\b\"c\nd"}).set(1);
+  BOOST_TEST(reg.text() == "# HELP demo_info Back\\\\slash and\\nnewline.\n"
+                           "# TYPE demo_info gauge\n"
+                           "demo_info{v=\"a\\\\b\\\"c\\nd\"} 1\n");
+  BOOST_TEST(escape_label_value("plain") == "plain");
+  BOOST_TEST(escape_help("say \"hi\"") == "say \"hi\""); // quotes stay in HELP
+}
+
+BOOST_AUTO_TEST_CASE(histogram_buckets_are_cumulative) {
+  registry reg;
+  auto& f =
+      reg.histograms("demo_seconds", "Durations.", {"stage"}, {0.125, 0.5, 1});
+  auto& h = f.with({"x"});
+  h.observe(0.0625); // le 0.125 (binary fractions: an exact sum)
+  h.observe(0.125);  // le 0.125 (bounds are inclusive)
+  h.observe(0.25);   // le 0.5
+  h.observe(7);      // +Inf only
+  BOOST_TEST(reg.text() == "# HELP demo_seconds Durations.\n"
+                           "# TYPE demo_seconds histogram\n"
+                           "demo_seconds_bucket{stage=\"x\",le=\"0.125\"} 2\n"
+                           "demo_seconds_bucket{stage=\"x\",le=\"0.5\"} 3\n"
+                           "demo_seconds_bucket{stage=\"x\",le=\"1\"} 3\n"
+                           "demo_seconds_bucket{stage=\"x\",le=\"+Inf\"} 4\n"
+                           "demo_seconds_sum{stage=\"x\"} 7.4375\n"
+                           "demo_seconds_count{stage=\"x\"} 4\n");
+  auto s = h.read();
+  BOOST_TEST(s.cumulative.back() == s.count);
+  BOOST_TEST(s.cumulative.size() == 4u);
+}
+
+BOOST_AUTO_TEST_CASE(histogram_rejects_unsorted_bounds_and_ignores_nan) {
+  BOOST_CHECK_THROW(histogram({1, 0.5}), std::invalid_argument);
+  BOOST_CHECK_THROW(histogram({1, 1}), std::invalid_argument);
+  histogram h{{1}};
+  h.observe(std::nan(""));
+  BOOST_TEST(h.read().count == 0u);
+  histogram inf{{1, std::numeric_limits<double>::infinity()}};
+  BOOST_TEST(inf.bounds().size() == 1u); // +Inf is implicit
+}
+
+BOOST_AUTO_TEST_CASE(values_are_formatted_like_prometheus) {
+  BOOST_TEST(format_value(0) == "0");
+  BOOST_TEST(format_value(42) == "42");
+  BOOST_TEST(format_value(1e15) == "1000000000000000");
+  BOOST_TEST(format_value(0.005) == "0.005");
+  BOOST_TEST(format_value(2.5) == "2.5");
+  BOOST_TEST(format_value(std::numeric_limits<double>::infinity()) == "+Inf");
+  BOOST_TEST(format_value(-std::numeric_limits<double>::infinity()) == "-Inf");
+  BOOST_TEST(format_value(std::nan("")) == "NaN");
+}
+
+BOOST_AUTO_TEST_CASE(names_are_validated) {
+  BOOST_TEST(valid_metric_name("resized_http_requests_total"));
+  BOOST_TEST(valid_metric_name("a:b_c"));
+  BOOST_TEST(!valid_metric_name("1abc"));
+  BOOST_TEST(!valid_metric_name("a-b"));
+  BOOST_TEST(!valid_metric_name(""));
+  BOOST_TEST(valid_label_name("route"));
+  BOOST_TEST(!valid_label_name("__name"));
+  BOOST_TEST(!valid_label_name("a:b"));
+  registry reg;
+  reg.counters("demo_total", "x");
+  BOOST_CHECK_THROW(reg.counters("demo_total", "x"), std::invalid_argument);
+  BOOST_CHECK_THROW(reg.gauges("bad-name", "x"), std::invalid_argument);
+  BOOST_CHECK_THROW(reg.gauges("demo_g", "x", {"le"}), std::invalid_argument);
+  auto& f = reg.counters("demo_l_total", "x", {"a"});
+  BOOST_CHECK_THROW(f.with({"1", "2"}), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(counters_and_histograms_are_thread_safe) {
+  registry reg;
+  auto& c = reg.counters("demo_total", "x", {"t"});
+  auto& h = reg.histograms("demo_seconds", "x", {}, {0.5}).unlabelled();
+  constexpr int threads = 8;
+  constexpr int per_thread = 20000;
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      for (int i = 0; i < per_thread; ++i) {
+        // Children created concurrently, and one shared by every thread.
+        c.with({std::to_string(i % 4)}).inc();
+        c.with({"all"}).inc();
+        h.observe(t % 2 == 0 ? 0.25 : 1.0);
+      }
+    });
+  for (auto& th : pool)
+    th.join();
+  BOOST_TEST(c.with({"all"}).value() == uint64_t{threads * per_thread});
+  uint64_t parts = 0;
+  for (int k = 0; k < 4; ++k)
+    parts += c.with({std::to_string(k)}).value();
+  BOOST_TEST(parts == uint64_t{threads * per_thread});
+  auto s = h.read();
+  BOOST_TEST(s.count == uint64_t{threads * per_thread});
+  BOOST_TEST(s.cumulative[0] == uint64_t{threads / 2 * per_thread});
+  BOOST_TEST(s.sum == (threads / 2) * per_thread * 1.25);
+}
+
+BOOST_AUTO_TEST_CASE(service_metrics_are_registered_before_use) {
+  auto text = global().text();
+  for (auto name : {"# TYPE resized_http_requests_total counter",
+                    "# TYPE resized_http_request_duration_seconds histogram",
+                    "# TYPE resized_tasks_total counter",
+                    "# TYPE resized_task_duration_seconds histogram",
+                    "# TYPE resized_redis_errors_total counter",
+                    "# TYPE resized_input_bytes_total counter",
+                    "# TYPE resized_output_bytes_total counter",
+                    "resized_tasks_total{status=\"SUCCESS\"} ",
+                    "resized_task_duration_seconds_bucket{stage=\"decode\",le="
+                    "\"+Inf\"} "}) {
+    BOOST_TEST_CONTEXT(name) {
+      BOOST_TEST(text.find(name) != std::string::npos);
+    }
+  }
+  task_finished("SUCCESS", 0.01, 0.02, 0.03, 0.04, 0.1, 1000, 100);
+  task_finished("FAILURE", 0.01, -1, -1, -1, 0.02, 500, 0);
+  http_request("/healthz", 200, 0.0001);
+  redis_error();
+  text = global().text();
+  BOOST_TEST(text.find("resized_tasks_total{status=\"SUCCESS\"} 1\n") !=
+             std::string::npos);
+  BOOST_TEST(text.find("resized_tasks_total{status=\"FAILURE\"} 1\n") !=
+             std::string::npos);
+  BOOST_TEST(text.find("resized_task_duration_seconds_count{stage=\"decode\"} "
+                       "1\n") != std::string::npos);
+  BOOST_TEST(text.find("resized_task_duration_seconds_count{stage=\"total\"} "
+                       "2\n") != std::string::npos);
+  BOOST_TEST(text.find("resized_input_bytes_total 1500\n") !=
+             std::string::npos);
+  BOOST_TEST(text.find("resized_output_bytes_total 100\n") !=
+             std::string::npos);
+  BOOST_TEST(text.find("resized_redis_errors_total 1\n") != std::string::npos);
+  BOOST_TEST(text.find("resized_http_requests_total{route=\"/healthz\","
+                       "code=\"200\"} 1\n") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// The JSON-lines alternative of the logging adapter (log.format = json).
+#include "common/log.hpp"
+
+BOOST_AUTO_TEST_SUITE(log_json)
+
+BOOST_AUTO_TEST_CASE(logfmt_lines_become_json_objects) {
+  using resized::log::logfmt_to_json;
+  BOOST_TEST(logfmt_to_json("ts=2026-11-29T05:40:01.123Z level=info "
+                            "msg=request request_id=ab12 status=200 ms=1.25") ==
+             "{\"ts\":\"2026-11-29T05:40:01.123Z\",\"level\":\"info\","
+             "\"msg\":\"request\",\"request_id\":\"ab12\","
+             "\"status\":\"200\",\"ms\":\"1.25\"}");
+  BOOST_TEST(logfmt_to_json("msg=\"task done\" reason=\"say \\\"hi\\\" \\\\ "
+                            "x=1\"") ==
+             "{\"msg\":\"task done\",\"reason\":\"say \\\"hi\\\" \\\\ "
+             "x=1\"}");
+  BOOST_TEST(logfmt_to_json("") == "{}");
+  resized::log::format f;
+  BOOST_TEST(resized::log::parse_format("json", f));
+  BOOST_TEST((f == resized::log::format::json));
+  BOOST_TEST(!resized::log::parse_format("xml", f));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
