@@ -1,5 +1,6 @@
 #include "config/service_config.hpp"
 
+#include <cstdlib>
 #include <fstream>
 #include <limits>
 
@@ -95,6 +96,14 @@ service_config::service_config() {
     .add(defaults_format_, "format",
          "jpeg, png, webp or avif (default jpeg)")
     .add(defaults_quality_, "quality", "1..100 (default 85)");
+  opt_group{custom_options_, "auth"}
+    .add(auth_api_keys_, "api-keys",
+         "comma-separated API keys; also $RESIZED_API_KEYS (default: none, "
+         "auth off)")
+    .add(auth_protect_metrics_, "protect-metrics",
+         "require a key for /metrics (default false)")
+    .add(auth_protect_cluster_, "protect-cluster",
+         "require a key for /api/v1/cluster (default false)");
   opt_group{custom_options_, "shutdown"}.add(
     shutdown_grace_, "grace",
     "seconds in-flight tasks may finish after SIGTERM (default 20)");
@@ -308,6 +317,36 @@ std::vector<std::string> service_config::load(int argc, char** argv,
                   defaults_format_));
   c.range("defaults.quality", defaults_quality_, 1, 100, d.quality);
 
+  {
+    // Keys come from the config and the environment (the safer place: not
+    // on the command line, not in a file under version control).
+    auto split = [](const std::string& text) {
+      std::vector<std::string> keys;
+      size_t pos = 0;
+      while (pos <= text.size()) {
+        auto comma = text.find(',', pos);
+        if (comma == std::string::npos)
+          comma = text.size();
+        auto item = text.substr(pos, comma - pos);
+        pos = comma + 1;
+        item.erase(0, item.find_first_not_of(" \t"));
+        item.erase(item.find_last_not_of(" \t") + 1);
+        if (!item.empty())
+          keys.push_back(item);
+      }
+      return keys;
+    };
+    out.auth.api_keys = split(auth_api_keys_);
+    if (const char* env = std::getenv("RESIZED_API_KEYS"))
+      for (auto& k : split(env))
+        out.auth.api_keys.push_back(k);
+    for (const auto& k : out.auth.api_keys)
+      if (k.size() < 16)
+        errors.push_back("auth.api-keys: every key must have at least 16 "
+                         "characters (one is shorter; keys are not shown)");
+    out.auth.protect_metrics = auth_protect_metrics_;
+    out.auth.protect_cluster = auth_protect_cluster_;
+  }
   if (c.range("shutdown.grace", shutdown_grace_, 0, 3600, secs))
     out.shutdown_grace = std::chrono::seconds{secs};
 

@@ -72,6 +72,9 @@ private:
   std::string log_level_ = "info";
   std::string log_format_ = "logfmt";
   int64_t shutdown_grace_ = 20;
+  std::string auth_api_keys_;
+  bool auth_protect_metrics_ = false;
+  bool auth_protect_cluster_ = false;
 };
 
 } // namespace resized::config

@@ -72,10 +72,19 @@ struct cluster_settings {
   std::chrono::milliseconds reconnect_max{5000};      // ...reconnect-max-ms
 };
 
+struct auth_settings {
+  // auth.api-keys (comma-separated) plus $RESIZED_API_KEYS; empty = auth off.
+  // Never logged.
+  std::vector<std::string> api_keys;
+  bool protect_metrics = false; // auth.protect-metrics: /metrics needs a key
+  bool protect_cluster = false; // auth.protect-cluster: /api/v1/cluster too
+};
+
 struct service_settings {
   http_settings http;
   redis_settings_ext redis;
   cluster_settings cluster;
+  auth_settings auth;
   resize_settings resize;
   queue_settings queue;
   status_settings status;

@@ -10,6 +10,7 @@
 #include "common/metrics.hpp"
 #include "http/assets.hpp"
 #include "http/metrics_page.hpp"
+#include "http/auth.hpp"
 #include "http/request_decoding.hpp"
 #include "http/responses.hpp"
 #include "imaging/pipeline.hpp"
@@ -184,6 +185,9 @@ struct server::impl {
     if (status == 503)
       resp.append_header(restinio::http_field::retry_after,
                          std::to_string(cfg.http.retry_after));
+    if (status == 401)
+      resp.append_header(restinio::http_field::www_authenticate,
+                         "Bearer realm=\"resized\"");
     if (err.code == error_code::method_not_allowed)
       resp.append_header(restinio::http_field::allow, allowed_methods(ctx));
     auto body = error_body(err);
@@ -246,10 +250,37 @@ struct server::impl {
         });
   }
 
+  // -- auth -------------------------------------------------------------------
+
+  // True when the request may go on; otherwise it has been answered 401.
+  // With no keys configured auth is off (development).
+  bool check_key(const request_ctx& ctx) {
+    if (cfg.auth.api_keys.empty())
+      return true;
+    const auto& h = ctx.req->header();
+    auto view = [](const auto& opt) -> std::optional<std::string_view> {
+      if (!opt)
+        return std::nullopt;
+      return std::string_view{opt->data(), opt->size()};
+    };
+    auto key = presented_key(
+        view(h.opt_value_of(restinio::http_field::authorization)),
+        view(h.opt_value_of("X-API-Key")));
+    if (key && key_accepted(*key, cfg.auth.api_keys))
+      return true;
+    send_error(ctx, {error_code::unauthorized,
+                     key ? "the API key is not valid"
+                         : "an API key is required: send Authorization: "
+                           "Bearer <key> or X-API-Key: <key>"});
+    return false;
+  }
+
   // -- routes -----------------------------------------------------------------
 
   handling on_submit(const req_handle& req) {
     request_ctx ctx{req, route::submit};
+    if (!check_key(ctx))
+      return restinio::request_accepted();
     auto ct = req->header().opt_value_of(restinio::http_field::content_type);
     auto kind = classify_content_type(
         ct ? std::string_view{ct->data(), ct->size()} : std::string_view{});
@@ -314,6 +345,8 @@ struct server::impl {
 
   handling on_status(const req_handle& req, std::string_view token) {
     request_ctx ctx{req, route::status, std::string{token}};
+    if (!check_key(ctx))
+      return restinio::request_accepted();
     if (!is_uuid(token))
       return reject(ctx, {error_code::invalid_token,
                           "token must be a UUID like "
@@ -427,6 +460,8 @@ struct server::impl {
 
   handling on_metrics(const req_handle& req) {
     request_ctx ctx{req, route::metrics};
+    if (cfg.auth.protect_metrics && !check_key(ctx))
+      return restinio::request_accepted();
     // The cluster gauges come from the supervisor; if it does not answer,
     // everything else is still served (a scrape should not fail for it).
     api.cluster(make_result_replier<outcome<cluster_view>>(
@@ -472,6 +507,8 @@ struct server::impl {
 
   handling on_cluster(const req_handle& req) {
     request_ctx ctx{req, route::cluster};
+    if (cfg.auth.protect_cluster && !check_key(ctx))
+      return restinio::request_accepted();
     api.cluster(make_replier<outcome<cluster_view>>(
         ctx, [this](const request_ctx& ctx, cluster_view view) {
           send_json(ctx, 200, cluster_body(view));

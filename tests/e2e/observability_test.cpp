@@ -903,6 +903,23 @@ BOOST_AUTO_TEST_CASE(document_matches_the_real_answers) {
         413);
   }
 
+  // -- auth on: 401 where a key is needed ------------------------------------
+  {
+    redis_server redis;
+    resized_server locked{redis.port(),
+                          {"--auth.api-keys=openapi-test-key-0123456789",
+                           "--auth.protect-metrics", "--auth.protect-cluster"},
+                          "openapi-auth"};
+    auto r = submit_raw(locked, photo, "image/jpeg");
+    api.check("/api/v1/resize", post, r, 401);
+    check_error(r, 401, "unauthorized");
+    api.check("/api/v1/resize/{token}", get,
+              http_get(locked.url("/api/v1/resize/" + random_uuid())), 401);
+    api.check("/metrics", get, http_get(locked.url("/metrics")), 401);
+    api.check("/api/v1/cluster", get, http_get(locked.url("/api/v1/cluster")),
+              401);
+  }
+
   // -- coverage: every documented answer was exercised
   // ---------------------------- Not reachable from outside without a stalled
   // supervisor (it answers submits and the cluster view without Redis).

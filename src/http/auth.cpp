@@ -1,0 +1,52 @@
+#include "http/auth.hpp"
+
+#include <cctype>
+
+namespace resized::http {
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  auto n = a.size() > b.size() ? a.size() : b.size();
+  unsigned diff = a.size() == b.size() ? 0u : 1u;
+  for (size_t i = 0; i < n; ++i) {
+    auto x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0u;
+    auto y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0u;
+    diff |= x ^ y;
+  }
+  return diff == 0;
+}
+
+std::optional<std::string_view>
+presented_key(std::optional<std::string_view> authorization,
+              std::optional<std::string_view> x_api_key) {
+  if (authorization) {
+    auto v = *authorization;
+    constexpr std::string_view scheme = "bearer ";
+    if (v.size() > scheme.size()) {
+      bool match = true;
+      for (size_t i = 0; i < scheme.size(); ++i)
+        match = match
+                && std::tolower(static_cast<unsigned char>(v[i])) == scheme[i];
+      if (match) {
+        v.remove_prefix(scheme.size());
+        while (!v.empty() && v.front() == ' ')
+          v.remove_prefix(1);
+        while (!v.empty() && v.back() == ' ')
+          v.remove_suffix(1);
+        if (!v.empty())
+          return v;
+      }
+    }
+  }
+  if (x_api_key && !x_api_key->empty())
+    return x_api_key;
+  return std::nullopt;
+}
+
+bool key_accepted(std::string_view key, const std::vector<std::string>& keys) {
+  bool ok = false;
+  for (const auto& k : keys)
+    ok = constant_time_equal(key, k) || ok; // no early exit
+  return ok;
+}
+
+} // namespace resized::http

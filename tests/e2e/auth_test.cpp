@@ -1,0 +1,113 @@
+// API keys end to end: submit and poll need a key, image fetches and health
+// stay open, /metrics and /api/v1/cluster close when configured, and the
+// key never reaches the log.
+#include <boost/test/unit_test.hpp>
+
+#include <thread>
+
+#include "support/fixtures.hpp"
+
+using namespace resized::test;
+
+namespace {
+
+const std::string key_a = "resized-test-key-aaaaaaaa";
+const std::string key_b = "resized-test-key-bbbbbbbb";
+
+struct auth_tag {
+  static std::vector<std::string> args() {
+    return {"--auth.api-keys=" + key_a + "," + key_b,
+            "--auth.protect-metrics"};
+  }
+  static std::string name() { return "auth"; }
+};
+
+using env = suite_env<auth_tag>;
+
+std::string submit_body() {
+  return "{\"imageData\":\"" + base64_encode(corpus_photo(small_photo))
+         + "\"}";
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(auth_e2e, *boost::unit_test::fixture<env>())
+
+BOOST_AUTO_TEST_CASE(submit_without_or_with_a_wrong_key_is_401) {
+  auto& srv = env::get().server;
+  auto url = srv.url("/api/v1/resize");
+  auto none = http_post(url, submit_body(), "application/json");
+  check_error(none, 401, "unauthorized");
+  BOOST_TEST(none.header("www-authenticate").find("Bearer") == 0u);
+  auto wrong = http_post(url, submit_body(), "application/json",
+                         {"Authorization: Bearer " + key_a + "x"});
+  check_error(wrong, 401, "unauthorized");
+  auto prefix = http_post(url, submit_body(), "application/json",
+                          {"X-API-Key: " + key_a.substr(0, 10)});
+  check_error(prefix, 401, "unauthorized");
+}
+
+BOOST_AUTO_TEST_CASE(either_key_and_either_header_works_end_to_end) {
+  auto& srv = env::get().server;
+  auto url = srv.url("/api/v1/resize");
+  auto by_bearer = http_post(url, submit_body(), "application/json",
+                             {"Authorization: Bearer " + key_a});
+  BOOST_TEST_REQUIRE(by_bearer.status == 202);
+  auto by_header = http_post(url, submit_body(), "application/json",
+                             {"X-API-Key: " + key_b});
+  BOOST_TEST_REQUIRE(by_header.status == 202);
+  auto token = accepted_token(by_bearer);
+  // Polling needs the key too.
+  auto poll = http_get(srv.url("/api/v1/resize/" + token));
+  check_error(poll, 401, "unauthorized");
+  std::string url_path;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{20};
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto res = http_get(srv.url("/api/v1/resize/" + token),
+                        {"X-API-Key: " + key_b});
+    BOOST_TEST_REQUIRE(res.status == 200);
+    auto doc = parse_json(res.body);
+    if (json_string(doc, "status") == "SUCCESS") {
+      url_path = json_string(doc, "resized_image_url");
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds{20}); // poll pace
+  }
+  BOOST_TEST_REQUIRE(!url_path.empty());
+  // Image URLs are unguessable: fetching stays open.
+  auto img = http_get(srv.url(url_path));
+  BOOST_TEST(img.status == 200);
+}
+
+BOOST_AUTO_TEST_CASE(operations_endpoints_follow_the_config) {
+  auto& srv = env::get().server;
+  BOOST_TEST(http_get(srv.url("/healthz")).status == 200);
+  auto metrics = http_get(srv.url("/metrics"));
+  check_error(metrics, 401, "unauthorized");
+  BOOST_TEST(http_get(srv.url("/metrics"), {"Authorization: Bearer " + key_a})
+               .status
+             == 200);
+  // protect-cluster is off here: the cluster view stays open.
+  BOOST_TEST(http_get(srv.url("/api/v1/cluster")).status == 200);
+}
+
+BOOST_AUTO_TEST_CASE(keys_never_reach_the_log) {
+  auto& srv = env::get().server;
+  auto log = srv.process().log();
+  BOOST_TEST(log.find(key_a) == std::string::npos);
+  BOOST_TEST(log.find(key_b) == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(short_keys_are_refused_at_start) {
+  std::string out;
+  auto rc = run_to_exit({env_or("RESIZED_BIN", "resized"),
+                         "--config-file=" + env_or("RESIZED_SOURCE_DIR", ".")
+                           + "/config/development.ini",
+                         "--auth.api-keys=short"},
+                        out, std::chrono::milliseconds{10000});
+  BOOST_TEST(rc == 2);
+  BOOST_TEST(out.find("auth.api-keys") != std::string::npos);
+  BOOST_TEST(out.find("=short") == std::string::npos); // value not echoed
+}
+
+BOOST_AUTO_TEST_SUITE_END()
