@@ -8,6 +8,9 @@
 //   supervisor → status:     (accept_atom, task_record, job message) → bool
 //                            store record + input before the 202 (durable)
 //   supervisor → status:     recover_atom → pending_list   at start-up
+//   supervisor → status:     (clone_atom, original token, task_record) →
+//                            bool: the record becomes a copy of the
+//                            original's SUCCESS (identical work done once)
 //   supervisor → status:     (update_atom, task_record)      record changed
 //   supervisor → status:     (result_atom, task_record, bytes) SUCCESS + image
 //   backend    → supervisor: (cluster_atom, cluster_replier)
@@ -45,6 +48,7 @@ using ping_atom = caf::atom_constant<caf::atom("ping")>;
 using accept_atom = caf::atom_constant<caf::atom("accept")>;
 using recover_atom = caf::atom_constant<caf::atom("recover")>;
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
+using clone_atom = caf::atom_constant<caf::atom("clone")>;
 using join_atom = caf::atom_constant<caf::atom("join")>;
 using welcome_atom = caf::atom_constant<caf::atom("welcome")>;
 using try_connect_atom = caf::atom_constant<caf::atom("tryconn")>;

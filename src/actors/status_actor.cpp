@@ -103,6 +103,40 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
                     weight);
       st.records.put(token, {std::move(rec), expires});
     },
+    [=](clone_atom, const std::string& original, task_record& rec) -> bool {
+      auto& st = self->state;
+      auto found = find_record(self, original);
+      if (!found || !found.value()
+          || found.value()->status != task_status::success)
+        return false;
+      const auto& orig = *found.value();
+      std::shared_ptr<const std::string> bytes;
+      if (auto* hit = st.images.get(original);
+          hit && !expired(hit->expires_at_ms)) {
+        bytes = hit->bytes;
+      } else {
+        auto img = st.store->get_image(original);
+        if (!img || !img.value())
+          return false;
+        bytes = std::make_shared<const std::string>(std::move(*img.value()));
+      }
+      rec.status = task_status::success;
+      rec.width = orig.width;
+      rec.height = orig.height;
+      rec.output_bytes = orig.output_bytes;
+      rec.etag = orig.etag;
+      rec.node = orig.node;
+      rec.started_at_ms = rec.finished_at_ms = now_ms();
+      if (auto res = st.store->put_result(rec, *bytes, st.ttl, st.node); !res) {
+        note_store_error(self, "put_result", rec.token, res.error());
+        return false;
+      }
+      auto expires = now_ms() + st.ttl.count() * 1000;
+      st.images.put(rec.token, {bytes, expires}, bytes->size());
+      auto token = rec.token;
+      st.records.put(token, {std::move(rec), expires});
+      return true;
+    },
     [=](ping_atom, ping_replier& reply) {
       auto res = self->state.store->ping();
       if (!res)

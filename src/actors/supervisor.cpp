@@ -50,7 +50,19 @@ void fail(self_ptr self, task_record rec, failure err) {
             log::quote("task finished"), rec.token, rec.error_code,
             log::quote(rec.error_message), log::quote(rec.node),
             rec.finished_at_ms - rec.submitted_at_ms);
-  self->send(self->state.status, update_atom::value, std::move(rec));
+  auto& st = self->state;
+  st.open.erase(rec.token);
+  auto f = st.followers.find(rec.token);
+  std::vector<task_record> waiting;
+  if (f != st.followers.end()) {
+    waiting = std::move(f->second);
+    st.followers.erase(f);
+  }
+  auto code = err.code;
+  auto message = rec.error_message;
+  self->send(st.status, update_atom::value, std::move(rec));
+  for (auto& w : waiting)
+    fail(self, std::move(w), failure{code, message});
 }
 
 void dispatch(self_ptr self);
@@ -137,6 +149,29 @@ void on_done(self_ptr self, const std::string& token, uint32_t attempt,
             rec.started_at_ms - rec.submitted_at_ms, done.decode_s * 1e3,
             done.resize_s * 1e3, done.encode_s * 1e3,
             rec.finished_at_ms - rec.submitted_at_ms);
+  st.open.erase(rec.token);
+  if (auto f = st.followers.find(rec.token); f != st.followers.end()) {
+    // Duplicates submitted while this task ran get the same result.
+    for (auto& w : f->second) {
+      w.status = task_status::success;
+      w.width = rec.width;
+      w.height = rec.height;
+      w.output_bytes = rec.output_bytes;
+      w.etag = rec.etag;
+      w.node = rec.node;
+      w.started_at_ms = rec.started_at_ms;
+      w.finished_at_ms = rec.finished_at_ms;
+      ++st.succeeded;
+      metrics::task_finished("SUCCESS", -1, -1, -1, -1,
+                             (w.finished_at_ms - w.submitted_at_ms) / 1e3,
+                             w.input_bytes, w.output_bytes);
+      log::info("msg={} token={} status=SUCCESS from={}",
+                log::quote("task finished (result shared)"), w.token,
+                rec.token);
+      self->send(st.status, result_atom::value, std::move(w), done.output);
+    }
+    st.followers.erase(f);
+  }
   self->send(st.status, result_atom::value, std::move(rec),
              std::move(done.output));
 }
@@ -285,6 +320,7 @@ void recover(self_ptr self, std::vector<store::pending_task>& pending) {
     task.job = caf::make_message(resize_job{
       task.record.token, task.record.options, std::move(*p.input)});
     st.queued_bytes += job_of(task).input.size();
+    st.open.insert(task.record.token);
     st.queue.push_back(std::move(task));
     ++resumed;
   }
@@ -293,6 +329,52 @@ void recover(self_ptr self, std::vector<store::pending_task>& pending) {
               log::quote("recovered tasks accepted before the restart"),
               resumed, pending.size() - resumed);
   dispatch(self);
+}
+
+// A task whose content key matches `original`'s: wait for the open original,
+// or copy its finished result; run it normally if that result is gone.
+void reuse(self_ptr self, const std::string& original, state_type::queued task,
+           uint64_t size) {
+  auto& st = self->state;
+  if (st.open.count(original) != 0) {
+    ++st.reused;
+    st.queued_bytes -= size; // its input is not needed any more
+    log::info("msg={} token={} original={}",
+              log::quote("identical task: waiting for its twin"),
+              task.record.token, original);
+    st.followers[original].push_back(std::move(task.record));
+    return;
+  }
+  auto token = task.record.token;
+  self
+    ->request(st.status, st.cfg.store_timeout, clone_atom::value, original,
+              task.record)
+    .then(
+      [=](bool cloned) mutable {
+        auto& st = self->state;
+        if (cloned) {
+          ++st.reused;
+          ++st.succeeded;
+          st.queued_bytes -= size;
+          metrics::task_finished("SUCCESS", -1, -1, -1, -1, 0,
+                                 task.record.input_bytes, 0);
+          log::info("msg={} token={} original={}",
+                    log::quote("identical task: result reused"), token,
+                    original);
+          return;
+        }
+        // The original's result expired: compute it again.
+        st.by_content.put(task.content, token);
+        st.open.insert(token);
+        st.queue.push_back(std::move(task));
+        dispatch(self);
+      },
+      [=](caf::error&) mutable {
+        auto& st = self->state;
+        st.open.insert(token);
+        st.queue.push_back(std::move(task));
+        dispatch(self);
+      });
 }
 
 cluster_view make_view(self_ptr self) {
@@ -305,6 +387,7 @@ cluster_view make_view(self_ptr self) {
   view.succeeded = st.succeeded;
   view.failed = st.failed;
   view.retried = st.retried;
+  view.reused = st.reused;
   view.up_since_ms = st.up_since_ms;
   for (auto& [name, node] : st.nodes)
     view.nodes.push_back(cluster_node_view{name, node.role, node.info.address,
@@ -391,6 +474,7 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
       ++st.accepting;
       st.queued_bytes += size;
       auto request_id = req.request_id;
+      auto content = std::move(req.content_key);
       self
         ->request(st.status, st.cfg.store_timeout, accept_atom::value,
                   task.record, task.job)
@@ -415,6 +499,15 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
                       st.queue.size() + 1);
             metrics::task_accepted(size);
             reply(task.record.token);
+            task.content = content;
+            if (!content.empty()) {
+              if (auto* original = st.by_content.get(content)) {
+                reuse(self, *original, std::move(task), size);
+                return;
+              }
+              st.by_content.put(content, task.record.token);
+            }
+            st.open.insert(task.record.token);
             st.queue.push_back(std::move(task));
             dispatch(self);
           },

@@ -5,7 +5,9 @@
 //
 // A task's life as the supervisor sees it:
 //
-//   submit ─▶ stored in Redis (record + input) ─▶ 202 ─▶ [queue] ─place─▶ in flight on node N ─resize_done─▶ final
+//   submit ─▶ stored in Redis (record + input) ─▶ 202 ─▶ [queue]
+//              same content key as an open task: wait for its result;
+//              as a finished one: the status actor copies its result ─place─▶ in flight on node N ─resize_done─▶ final
 //     │ full: queue_full  ▲        │ deadline passed ─▶ FAILURE processing_timeout
 //     ▼                   │        │ node N lost (down) or the request failed:
 //   503                   └────────┘ attempt += 1, back to the queue front;
@@ -21,11 +23,13 @@
 #include <map>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <caf/actor.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include "actors/lru_cache.hpp"
 #include "actors/messages.hpp"
 
 namespace resized::actors {
@@ -45,6 +49,7 @@ struct supervisor_state {
     task_record record;
     caf::message job; // holds a resize_job; shared, never copied
     uint32_t attempt = 0;
+    std::string content; // content key ("" = none, e.g. recovered tasks)
   };
   struct in_flight {
     queued task;
@@ -67,6 +72,12 @@ struct supervisor_state {
   size_t accepting = 0;      // submissions waiting for Redis to store them
   std::unordered_map<std::string, in_flight> running; // by token
   std::map<std::string, node_entry> nodes;            // by node name
+  // Identical work done once: content key → the token that computes (or
+  // computed) it; duplicates of a task still open wait for its result.
+  lru_cache<std::string, std::string> by_content{10000};
+  std::unordered_map<std::string, std::vector<task_record>> followers;
+  std::unordered_set<std::string> open; // tokens queued or in flight
+  uint64_t reused = 0;
   uint64_t succeeded = 0;
   uint64_t failed = 0;
   uint64_t retried = 0;

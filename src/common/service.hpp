@@ -62,6 +62,7 @@ struct submit_request {
   std::string image;
   imaging::input_format format = imaging::input_format::unknown;
   std::string request_id; // for logs
+  std::string content_key; // common/content_key.hpp: same key, same result
 };
 
 /// A result image as served by GET /api/v1/images/<token>.<ext>.
@@ -92,6 +93,7 @@ struct cluster_view {
   uint64_t succeeded = 0;    // totals since start
   uint64_t failed = 0;
   uint64_t retried = 0;      // attempts re-queued after a node was lost
+  uint64_t reused = 0;       // tasks answered with an identical task's result
   int64_t up_since_ms = 0;
 };
 

@@ -88,7 +88,10 @@ service_config::service_config() {
     .add(limits_max_pixels_, "max-pixels",
          "input width*height (default 50000000)")
     .add(limits_max_dimension_, "max-dimension",
-         "output width/height (default 4096)");
+         "output width/height (default 4096)")
+    .add(limits_truncated_, "truncated",
+         "an image whose data ends early: fail (FAILURE corrupt_image, "
+         "default) or serve (decoded part, rest grey)");
   opt_group{custom_options_, "defaults"}
     .add(defaults_width_, "width", "default width (default 100)")
     .add(defaults_height_, "height", "default height (default 100)")
@@ -300,6 +303,10 @@ std::vector<std::string> service_config::load(int argc, char** argv,
           out.limits.max_pixels);
   c.range("limits.max-dimension", limits_max_dimension_, 1, 65535,
           out.limits.max_dimension);
+  if (limits_truncated_ != "fail" && limits_truncated_ != "serve")
+    errors.push_back(fmt::format(
+      "limits.truncated = '{}' is not one of fail, serve", limits_truncated_));
+  out.limits.fail_on_truncated = limits_truncated_ == "fail";
 
   auto& d = out.defaults;
   c.range("defaults.width", defaults_width_, 0, limits_max_dimension_,

@@ -114,6 +114,7 @@ std::string cluster_body(const cluster_view& view) {
   count("succeeded", view.succeeded);
   count("failed", view.failed);
   count("retried", view.retried);
+  count("reused", view.reused);
   w.EndObject();
   w.Key("nodes");
   w.StartArray();

@@ -6,6 +6,7 @@
 
 #include <restinio/all.hpp>
 
+#include "common/content_key.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "http/assets.hpp"
@@ -330,7 +331,11 @@ struct server::impl {
     auto probe = imaging::probe(image.data(), image.size(), cfg.limits);
     if (!probe)
       return reject(ctx, probe.error());
-    submit_request sub{opts.value(), std::move(image), probe->format, ctx.id};
+    // Hashed here, on the io threads, so the supervisor's one thread never
+    // reads megabytes.
+    auto key = content_key(image, opts.value());
+    submit_request sub{opts.value(), std::move(image), probe->format, ctx.id,
+                       std::move(key)};
     api.submit(std::move(sub),
                make_replier<outcome<std::string>>(
                    ctx, [this](const request_ctx& ctx, std::string token) {

@@ -34,6 +34,9 @@ struct limits {
   uint64_t max_pixels = 50'000'000; // input width*height (limits.max-pixels)
   int max_dimension = 4096;         // output width/height (limits.max-dimension)
   uint64_t max_input_bytes = 50u << 20;
+  bool fail_on_truncated = true; // limits.truncated = "fail": an image whose
+                                 // data ends early is FAILURE corrupt_image
+                                 // ("serve": served, missing part grey)
 };
 
 std::string_view to_string(fit_mode mode);

@@ -331,6 +331,8 @@ outcome<header> read_header(const void* data, size_t size, const limits& lim) {
 // -- stage: thumbnail ---------------------------------------------------------
 
 /// The arguments of vips_thumbnail_buffer for one request.
+std::string loader_options(input_format format, bool fail_on_truncated);
+
 struct thumbnail_plan {
   int width = 1;
   int height = 1;
@@ -339,6 +341,9 @@ struct thumbnail_plan {
   /// fill that enlarges: crop the centre at the input's scale, then enlarge
   /// (see `load_cropped_then_enlarged`).
   bool crop_first = false;
+  /// Loader option string: first page only, and fail_on=truncated unless
+  /// limits.fail-on-truncated is off.
+  std::string loader_options;
 };
 
 /// Maps the request onto libvips' thumbnail box. Both sizes allow upscaling:
@@ -348,6 +353,7 @@ struct thumbnail_plan {
 thumbnail_plan plan_thumbnail(const resize_options& opts, const limits& lim,
                               const header& head) {
   thumbnail_plan plan;
+  plan.loader_options = loader_options(head.info.format, lim.fail_on_truncated);
   if (opts.width == 0 || opts.height == 0) {
     plan.width = opts.width == 0 ? lim.max_dimension : opts.width;
     plan.height = opts.height == 0 ? lim.max_dimension : opts.height;
@@ -375,17 +381,24 @@ thumbnail_plan plan_thumbnail(const resize_options& opts, const limits& lim,
 }
 
 /// Loader options for vips_thumbnail_buffer: multi-page formats use their
-/// first page (frame) only; an animation becomes a still image.
-const char* loader_options(input_format format) {
+/// first page (frame) only; an animation becomes a still image. With
+/// `fail_on_truncated`, an image whose data ends early fails (corrupt_image)
+/// instead of being served with its missing part grey.
+std::string loader_options(input_format format, bool fail_on_truncated) {
+  std::string out;
   switch (format) {
   case input_format::gif:
   case input_format::webp:
   case input_format::tiff:
   case input_format::heif:
-    return "page=0,n=1";
+    out = "page=0,n=1";
+    break;
   default:
-    return "";
+    break;
   }
+  if (fail_on_truncated)
+    out += out.empty() ? "fail_on=truncated" : ",fail_on=truncated";
+  return out;
 }
 
 /// Fill when the box is larger than the image along some axis: no
@@ -399,7 +412,7 @@ outcome<image_ptr> load_cropped_then_enlarged(const void* data, size_t size,
   VipsImage* raw = nullptr;
   if (vips_thumbnail_buffer(const_cast<void*>(data), size, &raw, VIPS_MAX_COORD,
                             "height", VIPS_MAX_COORD, "size", VIPS_SIZE_DOWN,
-                            "option_string", loader_options(format),
+                            "option_string", plan.loader_options.c_str(),
                             nullptr) != 0)
     return vips_failure(error_code::corrupt_image, "cannot decode the image");
   image_ptr full{raw};
@@ -449,7 +462,8 @@ outcome<image_ptr> load_thumbnail(const void* data, size_t size,
   VipsImage* raw = nullptr;
   if (vips_thumbnail_buffer(const_cast<void*>(data), size, &raw, plan.width,
                             "height", plan.height, "size", plan.size, "crop",
-                            plan.crop, "option_string", loader_options(format),
+                            plan.crop, "option_string",
+                            plan.loader_options.c_str(),
                             nullptr) != 0)
     return vips_failure(error_code::corrupt_image, "cannot decode the image");
   return image_ptr{raw};

@@ -826,23 +826,33 @@ BOOST_AUTO_TEST_CASE(other_formats_with_garbage_are_corrupt) {
   }
 }
 
-BOOST_AUTO_TEST_CASE(truncated_jpeg_is_tolerated) {
-  // libvips' default (fail_on none) decodes what is there and fills the
-  // rest, as browsers do: a truncated upload still gives a thumbnail.
+BOOST_AUTO_TEST_CASE(truncated_images_fail_by_default) {
+  // limits.truncated = "fail" (the default): an upload cut short is
+  // corrupt_image, not a thumbnail with a grey half.
   auto jpeg = photo_jpeg(400, 300);
-  auto cut = jpeg.substr(0, jpeg.size() / 2);
-  require_output(run(cut, opts_of(100, 100)), 100, 100, output_format::jpeg);
-  // cut inside the header: nothing to decode
+  require_error(run(jpeg.substr(0, jpeg.size() / 2), opts_of(100, 100)),
+                error_code::corrupt_image);
+  auto png = save(photo_like(300, 200).get(), ".png");
+  require_error(run(png.substr(0, png.size() / 2), opts_of(100, 100)),
+                error_code::corrupt_image);
+  // cut inside the header: nothing to decode either way
   require_error(run(jpeg.substr(0, 100), opts_of(100, 100)),
                 error_code::corrupt_image);
 }
 
-BOOST_AUTO_TEST_CASE(truncated_png_is_tolerated) {
-  // the PNG loader, like the JPEG one, keeps what it could decode
-  auto src = photo_like(300, 200);
-  auto png = save(src.get(), ".png");
-  auto cut = png.substr(0, png.size() / 2);
-  require_output(run(cut, opts_of(100, 100)), 100, 100, output_format::jpeg);
+BOOST_AUTO_TEST_CASE(truncated_images_are_served_when_configured) {
+  // limits.truncated = "serve": libvips decodes what is there and fills the
+  // rest, as browsers do.
+  limits lim;
+  lim.fail_on_truncated = false;
+  auto jpeg = photo_jpeg(400, 300);
+  auto cut = jpeg.substr(0, jpeg.size() / 2);
+  require_output(resize(cut.data(), cut.size(), opts_of(100, 100), lim), 100,
+                 100, output_format::jpeg);
+  auto png = save(photo_like(300, 200).get(), ".png");
+  auto half = png.substr(0, png.size() / 2);
+  require_output(resize(half.data(), half.size(), opts_of(100, 100), lim), 100,
+                 100, output_format::jpeg);
 }
 
 BOOST_AUTO_TEST_CASE(undecodable_pixels_fail_during_encode) {

@@ -1,0 +1,139 @@
+// raw_pipeline — the raw limit: the project's own imaging pipeline
+// (resized::imaging::startup + resize, the code the resize actors run) on the
+// photo corpus, in-process, with T threads taking images round-robin from a
+// shared counter. No HTTP, no actors, no Redis: what the service adds is the
+// difference between this and bench/loadgen.
+//
+//   raw_pipeline --dir=../shared/corpus/photos --threads=2 --count=93
+//                [--width=100 --height=100 --mode=fill --format=jpeg
+//                 --quality=85 --same-passes --vips-concurrency=1
+//                 --warmup=0 --per-file]
+//
+// Prints one machine-readable line starting "result raw " (key=value).
+#include <atomic>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <sys/resource.h>
+#include <thread>
+
+#include "bench_util.hpp"
+#include "imaging/pipeline.hpp"
+#include "imaging/thread.hpp"
+
+using namespace resized;
+
+int main(int argc, char** argv) try {
+  bench::args a(argc, argv);
+  auto corpus = bench::load_corpus(
+      a.str("dir", "../shared/corpus/photos"),
+      static_cast<uint64_t>(a.num("min-bytes", 0)));
+  const int threads = static_cast<int>(a.num("threads", 2));
+  const size_t count = static_cast<size_t>(a.num("count", 3 * corpus.size()));
+  const size_t warmup = static_cast<size_t>(a.num("warmup", 0));
+  const bool distinct = !a.has("same-passes");
+  const int base_quality = static_cast<int>(a.num("quality", 85));
+
+  imaging::resize_options opts;
+  opts.width = static_cast<int>(a.num("width", 100));
+  opts.height = static_cast<int>(a.num("height", 100));
+  if (!imaging::parse(a.str("mode", "fill"), opts.mode) ||
+      !imaging::parse(a.str("format", "jpeg"), opts.format)) {
+    std::fprintf(stderr, "raw_pipeline: bad --mode or --format\n");
+    return 2;
+  }
+  imaging::limits lim; // the service's defaults (limits.*)
+  lim.max_input_bytes = 64u << 20;
+
+  std::string err;
+  if (!imaging::startup(argv[0],
+                        static_cast<int>(a.num("vips-concurrency", 1)), err)) {
+    std::fprintf(stderr, "raw_pipeline: libvips: %s\n", err.c_str());
+    return 1;
+  }
+
+  auto run = [&](size_t n, std::vector<double>* lat, std::map<std::string,
+                 std::vector<double>>* per_file, std::atomic<size_t>& failed) {
+    std::atomic<size_t> next{0};
+    std::mutex mu;
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t)
+      pool.emplace_back([&] {
+        std::vector<std::pair<size_t, double>> mine;
+        for (;;) {
+          size_t i = next.fetch_add(1);
+          if (i >= n)
+            break;
+          const auto& p = corpus[i % corpus.size()];
+          auto o = opts;
+          o.quality = bench::quality_for(i, corpus.size(), base_quality,
+                                         distinct);
+          auto t0 = bench::clock_type::now();
+          auto res = imaging::resize(p.bytes.data(), p.bytes.size(), o, lim);
+          double s = bench::seconds_between(t0, bench::clock_type::now());
+          if (!res || (opts.mode != imaging::fit_mode::fit &&
+                       (res->width != opts.width ||
+                        res->height != opts.height))) {
+            ++failed;
+            std::fprintf(stderr, "raw_pipeline: %s failed: %s\n",
+                         p.name.c_str(),
+                         res ? "wrong size" : res.error().message.c_str());
+            continue;
+          }
+          mine.emplace_back(i, s);
+        }
+        imaging::release_thread();
+        std::lock_guard<std::mutex> lock(mu);
+        for (auto& [i, s] : mine) {
+          if (lat)
+            lat->push_back(s);
+          if (per_file)
+            (*per_file)[corpus[i % corpus.size()].name].push_back(s);
+        }
+      });
+    for (auto& th : pool)
+      th.join();
+  };
+
+  std::atomic<size_t> failed{0};
+  if (warmup > 0) {
+    std::atomic<size_t> wf{0};
+    run(warmup, nullptr, nullptr, wf);
+  }
+  std::vector<double> lat;
+  std::map<std::string, std::vector<double>> per_file;
+  auto cpu_now = [] {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  };
+  double cpu0 = cpu_now();
+  auto t0 = bench::clock_type::now();
+  run(count, &lat, &per_file, failed);
+  double wall = bench::seconds_between(t0, bench::clock_type::now());
+  double cpu = cpu_now() - cpu0;
+
+  if (a.has("per-file"))
+    for (auto& [name, v] : per_file) {
+      double sum = 0;
+      for (double s : v)
+        sum += s;
+      std::printf("file %-40s n=%zu mean_ms=%.1f\n", name.c_str(), v.size(),
+                  1000 * sum / v.size());
+    }
+  double cpu_sum = 0;
+  for (double s : lat)
+    cpu_sum += s;
+  std::printf("result raw images=%zu ok=%zu failed=%zu threads=%d seconds=%.3f "
+              "images_per_s=%.2f p50_ms=%.1f p99_ms=%.1f mean_ms=%.1f cpu_s=%.3f\n",
+              count, lat.size(), failed.load(), threads, wall,
+              lat.size() / wall, 1000 * bench::percentile(lat, 50),
+              1000 * bench::percentile(lat, 99),
+              lat.empty() ? 0.0 : 1000 * cpu_sum / lat.size(), cpu);
+  imaging::shutdown();
+  return failed.load() == 0 ? 0 : 1;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "raw_pipeline: %s\n", e.what());
+  return 2;
+}

@@ -1,0 +1,415 @@
+#!/usr/bin/env bash
+# bench/run.sh — issue 6's benchmark in one command, loopback only.
+#
+#   bench/run.sh [--with-original] [--profile] [--no-curve] [--no-build]
+#                [--passes=3] [--concurrency=8] [--pool-size=2] [--io-threads=2]
+#                [--curve-count=80] [--rounds=2] [--tune="<resized args>"] [--no-results]
+#
+# 1. Builds resized (Release, build-bench/service, tests off) and the bench
+#    tools (build-bench/tools: raw_pipeline, loadgen).
+# 2. Throughput, side by side in this run, on ../shared/corpus/photos
+#    (passes x 31 photos, default 100x100 fill JPEG q85; each pass asks a
+#    different quality, 85/84/83, so no pass can be served from a cache):
+#      raw_pipeline (in-process, pool-size threads) — before and after
+#      resized via base64 JSON, resized via raw bytes (fresh resized and a
+#      private redis-server each), concurrency 8
+#      --tune="...": one more JSON run per round with extra resized args
+#      then resized via JSON with identical passes (content-hash hit path)
+#      --with-original: the original Flask + Celery stack, same photos.
+#    Prints service ÷ raw, resized ÷ original, POST p99 and peak RSS ratios.
+# 3. RSS against queued bytes (unless --no-curve): pool-size 1, the photos
+#    >= 1 MB submitted raw as fast as possible (503 -> retry), then drained;
+#    once per allocator: glibc, MALLOC_ARENA_MAX=2, jemalloc (LD_PRELOAD).
+# 4. --profile: perf record of resized during one JSON run; top entries.
+# 5. Appends a dated section to bench/RESULTS.md (unless --no-results).
+# Logs, CSVs and profiles go to build-bench/runs/<timestamp>/.
+#
+# Redis: a private redis-server per resized start, on a free loopback port,
+# with persistence off (--save '' --appendonly no): the benchmark measures
+# the service, not the disk. Production runs AOF (see README).
+# Everything started here is stopped by pid on exit (trap), every wait is
+# bounded.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+corpus=$(cd "$root/../shared/corpus/photos" && pwd)
+orig_dir=$(cd "$root/../shared/peers/original-stack" 2>/dev/null && pwd || true)
+
+with_original=0 profile=0 curve=1 build=1 write_results=1
+passes=3 concurrency=8 pool=2 io_threads=2 curve_count=80 rounds=2 tune=""
+lg_extra=()
+for arg in "$@"; do
+  case $arg in
+    --with-original) with_original=1 ;;
+    --profile) profile=1 ;;
+    --no-curve) curve=0 ;;
+    --no-build) build=0 ;;
+    --no-results) write_results=0 ;;
+    --passes=*) passes=${arg#*=} ;;
+    --concurrency=*) concurrency=${arg#*=} ;;
+    --pool-size=*) pool=${arg#*=} ;;
+    --io-threads=*) io_threads=${arg#*=} ;;
+    --curve-count=*) curve_count=${arg#*=} ;;
+    --rounds=*) rounds=${arg#*=} ;;
+    --tune=*) tune=${arg#*=} ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown argument $arg" >&2; exit 2 ;;
+  esac
+done
+
+nfiles=$(find "$corpus" -maxdepth 1 -type f | wc -l)
+count=$((passes * nfiles))
+bin=$root/build-bench/service/resized
+tools=$root/build-bench/tools
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+out=$root/build-bench/runs/$stamp
+mkdir -p "$out"
+jemalloc=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
+
+log() { echo "== $*" >&2; }
+
+# -- build -------------------------------------------------------------------
+if ((build)); then
+  log "building resized (Release) and the bench tools"
+  gen=(); command -v ninja >/dev/null && gen=(-G Ninja)
+  cmake -S "$root" -B "$root/build-bench/service" "${gen[@]}" \
+    -DCMAKE_BUILD_TYPE=Release -DRESIZED_BUILD_TESTS=OFF >"$out/build.log"
+  cmake --build "$root/build-bench/service" --target resized -j"$(nproc)" >>"$out/build.log"
+  cmake -S "$here" -B "$tools" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release >>"$out/build.log"
+  cmake --build "$tools" -j"$(nproc)" >>"$out/build.log"
+fi
+[[ -x $bin && -x $tools/loadgen && -x $tools/raw_pipeline ]] ||
+  { echo "run.sh: binaries missing (build failed? see $out/build.log)" >&2; exit 1; }
+
+# -- processes (by pid only) ------------------------------------------------------
+redis_pid="" resized_pid="" orig_started=0 perf_pid=""
+stop_pid() { # pid [seconds]
+  local pid=$1 secs=${2:-20}
+  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq $((secs * 10))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  stop_pid "$perf_pid" 10; perf_pid=""
+  stop_pid "$resized_pid" 25; resized_pid=""
+  stop_pid "$redis_pid" 10; redis_pid=""
+  if ((orig_started)); then ORIG_STATE=$out/original "$orig_dir/stop.sh" >/dev/null 2>&1 || true; orig_started=0; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  local p
+  for _ in $(seq 200); do
+    p=$((20000 + RANDOM % 40000))
+    ss -Hltn "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return 0; }
+  done
+  echo "run.sh: no free port" >&2; return 1
+}
+
+start_redis() { # up to 3 ports: another process may take a free port first
+  for _ in 1 2 3; do
+    redis_port=$(free_port)
+    redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no \
+      --logfile "$out/redis-$redis_port.log" >/dev/null 2>&1 &
+    redis_pid=$!
+    for _ in $(seq 100); do
+      kill -0 "$redis_pid" 2>/dev/null || break
+      redis-cli -h 127.0.0.1 -p "$redis_port" ping 2>/dev/null | grep -q PONG && return 0
+      sleep 0.1
+    done
+    stop_pid "$redis_pid" 5; redis_pid=""
+  done
+  echo "run.sh: redis-server did not answer" >&2; return 1
+}
+
+# start_resized <log name> <env assignments...> -- <resized args...>
+start_resized() {
+  local name=$1; shift
+  local envs=()
+  while [[ $# -gt 0 && $1 != -- ]]; do envs+=("$1"); shift; done
+  [[ ${1:-} == -- ]] && shift
+  start_redis
+  for _ in 1 2 3; do # a port found free may be taken before resized binds it
+    http_port=$(free_port)
+    env "${envs[@]}" "$bin" --config-file="$root/config/development.ini" \
+      --http.address=127.0.0.1 --http.port="$http_port" \
+      --redis.host=127.0.0.1 --redis.port="$redis_port" \
+      --cluster.node-name="bench-$http_port" --log.level=warn \
+      --resize.pool-size="$pool" --http.io-threads="$io_threads" "$@" \
+      >"$out/resized-$name.log" 2>&1 &
+    resized_pid=$!
+    base=http://127.0.0.1:$http_port
+    for _ in $(seq 150); do
+      kill -0 "$resized_pid" 2>/dev/null || break
+      if curl -fs -o /dev/null "$base/healthz" 2>/dev/null; then
+        sleep 0.1 # the answer must be ours: resized still up, bind succeeded
+        kill -0 "$resized_pid" 2>/dev/null && ! grep -q 'Address already in use' "$out/resized-$name.log" && return 0
+        break
+      fi
+      sleep 0.1
+    done
+    stop_pid "$resized_pid" 5; resized_pid=""
+    grep -q 'Address already in use' "$out/resized-$name.log" || break
+  done
+  echo "run.sh: resized did not start; see $out/resized-$name.log" >&2; return 1
+}
+stop_resized() { stop_pid "$resized_pid" 25; resized_pid=""; stop_pid "$redis_pid" 10; redis_pid=""; }
+
+# field <line> <key> -> value of key=value in a result line
+field() { sed -nE "s/.*[ ]$2=([^ ]+).*/\1/p" <<<"$1" | head -1; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b+0 == 0) print "n/a"; else printf "%.3f", a/b }'; }
+
+machine="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg)"
+log "machine: $machine"
+log "output: $out"
+cmds=()
+
+# -- 2. throughput ---------------------------------------------------------------
+run_raw() {
+  local tag=$1
+  local cmd=("$tools/raw_pipeline" --dir="$corpus" --threads="$pool" --count="$count")
+  cmds+=("${cmd[*]}")
+  "${cmd[@]}" 2>>"$out/raw.err" | sed "s/^result raw /result raw round=$tag /" | tee -a "$out/results.txt" | tail -1
+}
+
+run_service() { # mode [label suffix, resized args...] -> result line; fresh resized + redis
+  local mode=$1 suffix=${2:-}; shift; shift || true
+  start_resized "$mode$suffix" -- "$@"
+  local cmd=("$tools/loadgen" --url="$base" --mode="$mode" --label="service_$mode$suffix"
+             --concurrency="$concurrency" --count="$count" --dir="$corpus"
+             --pid="$resized_pid" --metrics "${lg_extra[@]}")
+  cmds+=("${cmd[*]/--pid=$resized_pid/--pid=<resized pid>}${*:+ (resized $*)}")
+  "${cmd[@]}" >"$out/loadgen-$mode$suffix.txt" 2>"$out/loadgen-$mode$suffix.err" || true
+  grep -h '' "$out/loadgen-$mode$suffix.txt" >>"$out/results.txt"
+  stop_resized
+  grep '^result ' "$out/loadgen-$mode$suffix.txt"
+  cat "$out/loadgen-$mode$suffix.txt" >>"$out/loadgen-$mode$suffix-all.txt"
+}
+
+for r in $(seq "$rounds"); do
+  log "round $r/$rounds: raw pipeline ($pool threads, $count images)"
+  run_raw "$r" >/dev/null
+  log "round $r/$rounds: resized via base64 JSON (concurrency $concurrency)"
+  run_service json >/dev/null
+  log "round $r/$rounds: resized via raw bytes"
+  run_service raw >/dev/null
+  if [[ -n $tune ]]; then
+    log "round $r/$rounds: resized via base64 JSON, tuned: $tune"
+    # shellcheck disable=SC2086
+    run_service json _tuned $tune >/dev/null
+  fi
+done
+log "raw pipeline again (brackets the last service runs)"
+run_raw $((rounds + 1)) >/dev/null
+# Hit path (issue 6 item 4): the same requests every pass, so passes 2..n
+# can reuse the first pass's results through the content hash.
+log "resized via base64 JSON, identical passes (content-hash hit path)"
+lg_extra=(--same-passes)
+run_service json _same >/dev/null
+lg_extra=()
+orig=""
+if ((with_original)); then
+  if [[ -z $orig_dir ]]; then
+    log "original stack not found next to the repo; skipped"
+  else
+    missing=()
+    for p in python3-flask python3-celery python3-pil python3-redis; do
+      dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+    done
+    if ((${#missing[@]})); then
+      log "installing ${missing[*]}"
+      apt-get install -y -q "${missing[@]}" >"$out/apt.log" 2>&1
+    fi
+    export ORIG_STATE=$out/original ORIG_PORT ORIG_REDIS_PORT
+    ORIG_PORT=$(free_port); ORIG_REDIS_PORT=$(free_port) # private redis, no persistence
+    log "original stack on :$ORIG_PORT (its own redis on :$ORIG_REDIS_PORT)"
+    "$orig_dir/start.sh" >"$out/original-start.log" 2>&1
+    orig_started=1
+    fpid=$(cat "$ORIG_STATE/run/flask.pid"); cpid=$(cat "$ORIG_STATE/run/celery.pid")
+    cmd=("$tools/loadgen" --url="http://127.0.0.1:$ORIG_PORT" --original --mode=json
+         --label=original --concurrency="$concurrency" --count="$count" --dir="$corpus"
+         --result-dir="$ORIG_STATE/out/resized" --pid="$fpid" --pid="$cpid"
+         --pid-children --timeout-s=600)
+    cmds+=("${cmd[*]}")
+    "${cmd[@]}" >"$out/loadgen-original.txt" 2>"$out/loadgen-original.err" || true
+    cat "$out/loadgen-original.txt" >>"$out/results.txt"
+    "$orig_dir/rss.sh" >"$out/original-rss.txt" 2>&1 || true
+    "$orig_dir/stop.sh" >/dev/null 2>&1 || true
+    orig_started=0
+    orig=$(grep '^result ' "$out/loadgen-original.txt" || true)
+  fi
+fi
+
+# -- 3. RSS against queued bytes, per allocator -----------------------------------
+curve_rows=()
+if ((curve)); then
+  for alloc in glibc arena2 jemalloc; do
+    envs=()
+    case $alloc in
+      arena2) envs=(MALLOC_ARENA_MAX=2) ;;
+      jemalloc)
+        [[ -e $jemalloc ]] || { log "libjemalloc2 missing: apt-get install -y libjemalloc2"; continue; }
+        envs=(LD_PRELOAD=$jemalloc) ;;
+    esac
+    log "RSS curve, allocator $alloc (pool-size 1, photos >= 1 MB, $curve_count submissions)"
+    pool_saved=$pool; pool=1
+    start_resized "curve-$alloc" "${envs[@]}" -- --queue.max-bytes=268435456 --queue.capacity=256
+    pool=$pool_saved
+    cmd=("$tools/loadgen" --url="$base" --mode=raw --label="curve_$alloc" --submit-only
+         --min-bytes=1000000 --concurrency=4 --count="$curve_count" --dir="$corpus"
+         --pid="$resized_pid" --metrics --curve="$out/curve-$alloc.csv" --timeout-s=400)
+    cmds+=("${envs[*]} ${cmd[*]/--pid=$resized_pid/--pid=<resized pid>}")
+    "${cmd[@]}" >"$out/loadgen-curve-$alloc.txt" 2>"$out/loadgen-curve-$alloc.err" || true
+    sleep 1
+    idle=$(awk '/^VmRSS/{print $2}' "/proc/$resized_pid/status")
+    stop_resized
+    line=$(grep '^result ' "$out/loadgen-curve-$alloc.txt" || true)
+    # RSS (MiB) by queued-bytes band, from the CSV (rows with a metrics read)
+    bands=$(awk -F, 'NR>1 && $3>=0 { b=int($3/67108864); if (b>4) b=4;
+             if ($2>m[b]) m[b]=$2; if ($3>qmax) qmax=$3 }
+             END { for (b=0;b<=4;b++) printf "%s ", (b in m) ? sprintf("%.0f", m[b]/1024) : "-";
+                   printf "qmax=%.0f", qmax/1048576 }' "$out/curve-$alloc.csv")
+    curve_rows+=("$alloc|$(field "$line" peak_rss_kib)|$idle|$bands|$(field "$line" ok)|$(field "$line" rejected_503)|$(field "$line" seconds)")
+  done
+fi
+
+# -- 4. profile ---------------------------------------------------------------------
+prof_top="" prof_dso="" prof_stages=""
+if ((profile)); then
+  if perf stat -e instructions true >/dev/null 2>&1; then
+    log "profiling resized (perf record) during a JSON run"
+    start_resized profile
+    perf record -F 499 -g -p "$resized_pid" -o "$out/perf.data" >"$out/perf-record.log" 2>&1 &
+    perf_pid=$!
+    sleep 0.5
+    "$tools/loadgen" --url="$base" --mode=json --label=profile --concurrency="$concurrency" \
+      --count="$count" --dir="$corpus" --metrics >"$out/loadgen-profile.txt" 2>&1 || true
+    kill -INT "$perf_pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$perf_pid" 2>/dev/null || break; sleep 0.1; done
+    wait "$perf_pid" 2>/dev/null || true; perf_pid=""
+    stop_resized
+    perf report -i "$out/perf.data" --no-children --sort dso,sym --stdio -g none \
+      --percent-limit 0.7 2>/dev/null | grep -E '^ +[0-9]' | head -30 >"$out/perf-top.txt" || true
+    perf report -i "$out/perf.data" --no-children --sort dso --stdio -g none \
+      2>/dev/null | grep -E '^ +[0-9]' | head -15 >"$out/perf-dso.txt" || true
+    perf report -i "$out/perf.data" --no-children --sort comm --stdio -g none \
+      2>/dev/null | grep -E '^ +[0-9]' | head -15 >"$out/perf-comm.txt" || true
+    prof_top=$(cat "$out/perf-top.txt"); prof_dso=$(cat "$out/perf-dso.txt")
+    prof_stages=$(grep -E '^(stage|http|cpu) ' "$out/loadgen-profile.txt" || true)
+  else
+    log "perf does not work here (perf_event_paranoid?); profile skipped"
+  fi
+fi
+
+# -- summary ------------------------------------------------------------------------
+# agg <label> <key> <mean|max|list> over every "result <label> ..." line
+agg() {
+  grep -h "^result $1 " "$out/results.txt" | sed -nE "s/.*[ ]$2=([^ ]+).*/\1/p" |
+    awk -v how="$3" '{ v[NR]=$1; s+=$1; if (NR==1 || $1>m) m=$1 }
+      END { if (NR==0) { print "n/a"; exit }
+            if (how=="max") printf "%s\n", m
+            else if (how=="list") { for (i=1;i<=NR;i++) printf "%s%s", v[i], (i<NR?" ":"\n") }
+            else printf "%.2f\n", s/NR }'
+}
+mib() { awk -v k="$1" 'BEGIN{ if (k=="n/a") print k; else printf "%.0f", k/1024 }'; }
+raw_ips=$(agg raw images_per_s mean)
+json_ips=$(agg service_json images_per_s mean); bytes_ips=$(agg service_raw images_per_s mean)
+svc_line() { # label
+  echo "$(agg "$1" images_per_s mean) images/s [$(agg "$1" images_per_s list)], POST p50/p99 $(agg "$1" post_p50_ms mean)/$(agg "$1" post_p99_ms mean) ms, done p50/p99 $(agg "$1" done_p50_ms mean)/$(agg "$1" done_p99_ms mean) ms, failed $(agg "$1" failed max), peak RSS $(mib "$(agg "$1" peak_rss_kib max)") MiB"
+}
+summary=$(
+  echo "raw pipeline ($pool threads): $raw_ips images/s (mean of [$(agg raw images_per_s list)], run before each round and after the last)"
+  echo "resized JSON : $(svc_line service_json)"
+  echo "resized bytes: $(svc_line service_raw)"
+  echo "ratio service/raw  JSON : $(ratio "$json_ips" "$raw_ips")   (target >= 0.90)"
+  echo "ratio service/raw  bytes: $(ratio "$bytes_ips" "$raw_ips")   (target >= 0.95)"
+  echo "CPU seconds for the $count images (less noisy than wall time on a shared box): raw $(agg raw cpu_s mean), service JSON $(agg service_json cpu_s mean), bytes $(agg service_raw cpu_s mean)${tune:+, JSON tuned $(agg service_json_tuned cpu_s mean)}"
+  echo "ratio raw CPU/service CPU  JSON : $(ratio "$(agg raw cpu_s mean)" "$(agg service_json cpu_s mean)")   bytes: $(ratio "$(agg raw cpu_s mean)" "$(agg service_raw cpu_s mean)")${tune:+   JSON tuned: $(ratio "$(agg raw cpu_s mean)" "$(agg service_json_tuned cpu_s mean)")}"
+  echo "resized JSON, identical passes (hits after pass 1): $(svc_line service_json_same)"
+  if [[ -n $tune ]]; then
+    echo "resized JSON, tuned ($tune): $(svc_line service_json_tuned)"
+    echo "ratio service/raw  JSON tuned: $(ratio "$(agg service_json_tuned images_per_s mean)" "$raw_ips")"
+  fi
+  if [[ -n $orig ]]; then
+    orig_ips=$(agg original images_per_s mean)
+    peak_resized=$(awk -v a="$(agg service_json peak_rss_kib max)" -v b="$(agg service_raw peak_rss_kib max)" 'BEGIN{print (a>b)?a:b}')
+    echo "original     : $(svc_line original) (sum over flask + celery + its children, sampled every 50 ms; rss.sh HWM sum $(mib "$(awk '$1=="SUM"{print $3}' "$out/original-rss.txt" 2>/dev/null || echo 0)") MiB)"
+    echo "ratio resized/original throughput JSON : $(ratio "$json_ips" "$orig_ips")   (target >= 6)"
+    echo "ratio resized/original throughput bytes: $(ratio "$bytes_ips" "$orig_ips")"
+    echo "ratio POST p99 resized JSON/original    : $(ratio "$(agg service_json post_p99_ms mean)" "$(agg original post_p99_ms mean)")   (target <= 0.05)"
+    echo "ratio peak RSS resized/original         : $(ratio "$peak_resized" "$(agg original peak_rss_kib max)")   (target <= 0.30)"
+  fi
+)
+echo
+echo "$summary"
+if ((${#curve_rows[@]})); then
+  echo
+  echo "RSS vs queued bytes (pool-size 1, raw uploads of the >= 1 MB photos):"
+  printf '%-9s %9s %9s  %s\n' alloc peak_MiB idle_MiB "max RSS MiB per queued band [0-64 64-128 128-192 192-256 256+ MiB] qmax_MiB | ok rejected seconds"
+  for r in "${curve_rows[@]}"; do
+    IFS='|' read -r a pk idle bands ok rej secs <<<"$r"
+    printf '%-9s %9s %9s  %s | %s %s %s\n' "$a" "$((pk / 1024))" "$((idle / 1024))" "$bands" "$ok" "$rej" "$secs"
+  done
+fi
+stages=$(grep -hE '^(stage|http|cpu) ' "$out"/loadgen-*-all.txt 2>/dev/null || true)
+echo; echo "per-stage (from /metrics deltas):"; echo "$stages"
+[[ -n $prof_top ]] && { echo; echo "perf top (dso, symbol):"; echo "$prof_top" | head -20; }
+
+# -- 5. RESULTS.md ----------------------------------------------------------------------
+if ((write_results)); then
+  {
+    echo
+    echo "## Run $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo
+    echo "- machine: $machine"
+    echo "- resized $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$root" diff --quiet -- src 2>/dev/null || echo ' + uncommitted src changes'), Release; pool-size $pool, io-threads $io_threads, vips-concurrency 1; private redis-server, persistence off"
+    echo "- corpus: $nfiles photos ($(du -sh "$corpus" | cut -f1)), $passes passes = $count submissions, concurrency $concurrency, 100x100 fill JPEG, quality 85/84/83 by pass"
+    echo "- command: \`bench/run.sh $(printf "%q " "$@")\` (artefacts: build-bench/runs/$stamp/)"
+    echo
+    echo '```'
+    echo "$summary"
+    echo '```'
+    if ((${#curve_rows[@]})); then
+      echo
+      echo "RSS against queued bytes (pool-size 1, queue.max-bytes 256 MiB, raw uploads of the photos >= 1 MB, 4 submitters, 503 -> retry after 100 ms):"
+      echo
+      echo "| allocator | peak RSS MiB | RSS after drain MiB | max RSS MiB with queued 0-64 / 64-128 / 128-192 / 192-256 / 256+ MiB, max queued | ok | 503s | seconds |"
+      echo "|---|---|---|---|---|---|---|"
+      for r in "${curve_rows[@]}"; do
+        IFS='|' read -r a pk idle bands ok rej secs <<<"$r"
+        echo "| $a | $((pk / 1024)) | $((idle / 1024)) | $bands | $ok | $rej | $secs |"
+      done
+    fi
+    echo
+    echo "Per-stage timings (resized_task_duration_seconds and resized_http_request_duration_seconds deltas over each run; quantiles interpolated in the buckets):"
+    echo
+    echo '```'
+    echo "$stages"
+    echo '```'
+    if [[ -n $prof_top ]]; then
+      echo
+      echo "perf record -F 499 -g of resized during a JSON run (self time, dso + symbol, >= 0.7%):"
+      echo
+      echo '```'
+      echo "$prof_top"
+      echo '```'
+      echo
+      echo "by dso:"
+      echo
+      echo '```'
+      echo "$prof_dso"
+      echo '```'
+    fi
+    echo
+    echo "Commands:"
+    echo
+    echo '```'
+    printf '%s\n' "${cmds[@]}" | awk '!seen[$0]++' | sed "s#$root/##g; s#$corpus#../shared/corpus/photos#g"
+    echo '```'
+  } >>"$here/RESULTS.md"
+  log "appended to bench/RESULTS.md"
+fi

@@ -1,0 +1,1 @@
+width=300&height=200&mode=fit&format=webp&quality=80

@@ -1,0 +1,1 @@
+width=12abc&unknown=1

@@ -1,0 +1,1 @@
+mode=force&format=png&width=1&height=1

@@ -1,0 +1,1 @@
+height=4096&mode=fill

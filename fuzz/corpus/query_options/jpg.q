@@ -1,0 +1,1 @@
+format=jpg&quality=1

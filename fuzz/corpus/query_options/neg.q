@@ -1,0 +1,1 @@
+width=-1&quality=101

@@ -1,0 +1,49 @@
+// Fuzzes the imaging header probe: imaging::sniff (pure) and imaging::probe
+// (the format's own libvips loader, header only) with the default limits.
+// A probe must answer with one of its documented codes, and what it accepts
+// must be within the pixel limit.
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "fuzz_support.hpp"
+#include "imaging/pipeline.hpp"
+
+using namespace resized;
+
+extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
+  std::string err;
+  if (!imaging::startup((*argv)[0], 1, err)) {
+    std::fprintf(stderr, "imaging::startup failed: %s\n", err.c_str());
+    std::abort();
+  }
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  auto sniffed = imaging::sniff(data, size);
+  const auto& lim = fuzz::default_limits();
+  auto res = imaging::probe(data, size, lim);
+  if (!res) {
+    auto code = res.error().code;
+    fuzz::check(code == error_code::unsupported_format ||
+                    code == error_code::corrupt_image ||
+                    code == error_code::image_too_large,
+                "probe failed with an undocumented code");
+    fuzz::check(code != error_code::unsupported_format ||
+                    sniffed == imaging::input_format::unknown,
+                "unsupported_format for sniffed bytes");
+    fuzz::check(!res.error().message.empty(), "error without a message");
+    return 0;
+  }
+  fuzz::check(res->format == sniffed, "probe and sniff disagree");
+  fuzz::check(res->format != imaging::input_format::unknown,
+              "probe accepted an unknown format");
+  fuzz::check(res->width > 0 && res->height > 0, "accepted an empty image");
+  fuzz::check(res->pages >= 1, "pages < 1");
+  fuzz::check(uint64_t(res->width) * uint64_t(res->height) <= lim.max_pixels,
+              "accepted an image over max_pixels");
+  return 0;
+}

@@ -1,0 +1,56 @@
+// Fuzzes the query-string option path: the input is split on '&' and '='
+// into (name, value) pairs as a query string would be, then decoded and
+// resolved against the default options and limits.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "fuzz_support.hpp"
+#include "http/request_decoding.hpp"
+
+using namespace resized;
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string_view in{reinterpret_cast<const char*>(data), size};
+  std::vector<std::pair<std::string, std::string>> params;
+  while (!in.empty()) {
+    auto amp = in.find('&');
+    auto item = in.substr(0, amp);
+    auto eq = item.find('=');
+    if (eq == std::string_view::npos)
+      params.emplace_back(std::string{item}, std::string{});
+    else
+      params.emplace_back(std::string{item.substr(0, eq)},
+                          std::string{item.substr(eq + 1)});
+    if (amp == std::string_view::npos)
+      break;
+    in.remove_prefix(amp + 1);
+  }
+  auto given = http::decode_query_options(params);
+  if (!given) {
+    fuzz::check(given.error().code == error_code::invalid_option,
+                "query decoding failed with a code other than invalid_option");
+    fuzz::check(!given.error().message.empty(), "error without a message");
+    return 0;
+  }
+  const auto& lim = fuzz::default_limits();
+  auto opts = http::resolve_options(*given, fuzz::default_options(), lim,
+                                    fuzz::can_write_no_avif);
+  if (!opts) {
+    fuzz::check(opts.error().code == error_code::invalid_option,
+                "resolve_options failed with a code other than invalid_option");
+    return 0;
+  }
+  fuzz::check(opts->width >= 0 && opts->width <= lim.max_dimension,
+              "width range");
+  fuzz::check(opts->height >= 0 && opts->height <= lim.max_dimension,
+              "height range");
+  fuzz::check(opts->width > 0 || opts->height > 0, "both sides 0");
+  fuzz::check(opts->quality >= 1 && opts->quality <= 100, "quality range");
+  fuzz::check(opts->format != imaging::output_format::avif,
+              "resolved to a format the build cannot write");
+  return 0;
+}

@@ -1,0 +1,736 @@
+// Hostile inputs against the real binary (issue 4, item 9): every bad or
+// extreme image answers precisely (status and error code asserted), legal
+// extremes are processed right (sizes and colours checked on the output),
+// and the service keeps serving afterwards.
+//
+// Fixtures are made at test time, deterministically: the odd ones by hand
+// below (bombs, truncations, hand-built headers, EXIF), the pixel-exact ones
+// with the `vips` CLI from libvips-tools ($VIPS_BIN, default /usr/bin/vips),
+// which also reads pixel values back from the service's output
+// (`vips getpoint`): the e2e suites do not link libvips.
+#include <boost/test/unit_test.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "support/fixtures.hpp"
+
+using namespace resized::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct hostile_tag {
+  static std::vector<std::string> args() { return {}; }
+  static std::string name() { return "hostile"; }
+};
+
+using env = suite_env<hostile_tag>;
+
+resized_server& srv() {
+  return env::get().server;
+}
+
+// -- bytes --------------------------------------------------------------------
+
+void put_be16(std::string& out, uint32_t v) {
+  out.push_back(static_cast<char>((v >> 8) & 0xff));
+  out.push_back(static_cast<char>(v & 0xff));
+}
+
+void put_be32(std::string& out, uint32_t v) {
+  out.push_back(static_cast<char>(v >> 24));
+  out.push_back(static_cast<char>((v >> 16) & 0xff));
+  out.push_back(static_cast<char>((v >> 8) & 0xff));
+  out.push_back(static_cast<char>(v & 0xff));
+}
+
+uint32_t crc32(const std::string& data) {
+  static const auto table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t n = 0; n < 256; ++n) {
+      uint32_t c = n;
+      for (int k = 0; k < 8; ++k)
+        c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+      t[n] = c;
+    }
+    return t;
+  }();
+  uint32_t c = 0xffffffffu;
+  for (unsigned char ch : data)
+    c = table[(c ^ ch) & 0xff] ^ (c >> 8);
+  return c ^ 0xffffffffu;
+}
+
+void png_chunk(std::string& out, const char* type, const std::string& data) {
+  put_be32(out, static_cast<uint32_t>(data.size()));
+  std::string body = std::string(type, 4) + data;
+  out += body;
+  put_be32(out, crc32(body));
+}
+
+/// Deterministic noise over all 256 byte values (xorshift32).
+std::string noise(size_t size, uint32_t seed) {
+  std::string out(size, '\0');
+  uint32_t x = seed;
+  for (auto& ch : out) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    ch = static_cast<char>(x >> 24);
+  }
+  return out;
+}
+
+/// LSB-first bit writer for a deflate stream.
+struct bit_writer {
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  void put(uint32_t value, int count) { // value's bits, LSB first
+    for (int i = 0; i < count; ++i) {
+      acc |= ((value >> i) & 1u) << bits;
+      if (++bits == 8) {
+        out.push_back(static_cast<char>(acc));
+        acc = 0;
+        bits = 0;
+      }
+    }
+  }
+  void huffman(uint32_t code, int length) { // Huffman codes go MSB first
+    for (int i = length - 1; i >= 0; --i)
+      put((code >> i) & 1u, 1);
+  }
+  void flush() {
+    if (bits > 0)
+      out.push_back(static_cast<char>(acc));
+    acc = 0;
+    bits = 0;
+  }
+};
+
+/// A zlib stream of `n` zero bytes: one fixed-Huffman block, a literal 0,
+/// then matches of 258 at distance 1 (13 bits per 258 bytes).
+std::string zlib_zeros(uint64_t n) {
+  bit_writer w;
+  w.out = std::string("\x78\x01", 2);
+  w.put(1, 1);                                 // BFINAL
+  w.put(1, 2);                                 // BTYPE = 01, fixed Huffman
+  auto literal0 = [&] { w.huffman(0x30, 8); }; // literals 0..143: 8 bits
+  uint64_t left = n;
+  if (left > 0) {
+    literal0();
+    --left;
+  }
+  while (left >= 258) {
+    w.huffman(0xc5, 8); // length code 285 = 258, no extra bits
+    w.huffman(0, 5);    // distance code 0 = 1
+    left -= 258;
+  }
+  while (left-- > 0)
+    literal0();
+  w.huffman(0, 7); // end of block (256)
+  w.flush();
+  uint32_t a = 1;
+  uint32_t b = static_cast<uint32_t>(n % 65521);
+  put_be32(w.out, (b << 16) | a);
+  return w.out;
+}
+
+/// A real, decodable PNG: `width` x `height` 1-bit greyscale, all black.
+/// 20000x20000 is 400 MP in about 300 KB.
+std::string png_all_black_1bit(uint32_t width, uint32_t height) {
+  std::string out = "\x89PNG\r\n\x1a\n";
+  std::string ihdr;
+  put_be32(ihdr, width);
+  put_be32(ihdr, height);
+  ihdr += std::string("\x01\x00\x00\x00\x00", 5); // 1 bit grey, no interlace
+  png_chunk(out, "IHDR", ihdr);
+  uint64_t row = 1 + (uint64_t{width} + 7) / 8; // filter byte + packed bits
+  png_chunk(out, "IDAT", zlib_zeros(row * height));
+  png_chunk(out, "IEND", {});
+  return out;
+}
+
+size_t be16_at(const std::string& b, size_t p) {
+  return (static_cast<unsigned char>(b[p]) << 8) |
+         static_cast<unsigned char>(b[p + 1]);
+}
+
+/// Offset of the first SOFn marker of a JPEG (npos if none).
+size_t find_sof(const std::string& jpeg) {
+  size_t p = 2;
+  while (p + 4 <= jpeg.size() && static_cast<unsigned char>(jpeg[p]) == 0xff) {
+    auto marker = static_cast<unsigned char>(jpeg[p + 1]);
+    if (marker >= 0xc0 && marker <= 0xcf && marker != 0xc4 && marker != 0xc8 &&
+        marker != 0xcc)
+      return p;
+    if (marker == 0xda)
+      break;
+    p += 2 + be16_at(jpeg, p + 2);
+  }
+  return std::string::npos;
+}
+
+/// A real JPEG whose SOF now declares `width` x `height`; the rest of the
+/// header is intact, the entropy-coded data far too short.
+std::string jpeg_declaring(uint16_t width, uint16_t height) {
+  auto out = corpus_photo(small_photo);
+  auto sof = find_sof(out);
+  BOOST_TEST_REQUIRE(sof != std::string::npos);
+  // FFCn, length(2), precision(1), height(2), width(2)
+  out[sof + 5] = static_cast<char>(height >> 8);
+  out[sof + 6] = static_cast<char>(height & 0xff);
+  out[sof + 7] = static_cast<char>(width >> 8);
+  out[sof + 8] = static_cast<char>(width & 0xff);
+  return out;
+}
+
+/// `jpeg` with an APP1 Exif segment right after SOI carrying only the
+/// Orientation tag (little-endian TIFF).
+std::string with_exif_orientation(const std::string& jpeg, uint16_t value) {
+  std::string tiff("II*\0\x08\0\0\0", 8);
+  tiff += std::string("\x01\x00", 2);              // one entry
+  tiff += std::string("\x12\x01\x03\x00", 4);      // 0x0112, SHORT
+  tiff += std::string("\x01\x00\x00\x00", 4);      // count 1
+  tiff.push_back(static_cast<char>(value & 0xff)); // value, padded
+  tiff.push_back(static_cast<char>(value >> 8));
+  tiff += std::string("\x00\x00", 2);
+  tiff += std::string("\x00\x00\x00\x00", 4); // no next IFD
+  std::string app1 = std::string("Exif\0\0", 6) + tiff;
+  std::string out = jpeg.substr(0, 2);
+  out += "\xff\xe1";
+  put_be16(out, static_cast<uint32_t>(app1.size() + 2));
+  out += app1;
+  out += jpeg.substr(2);
+  return out;
+}
+
+// -- the vips CLI
+// ---------------------------------------------------------------
+
+/// Fixture files of this run; removed at exit unless
+/// RESIZED_KEEP_FIXTURES is set (then its path is printed).
+struct fixture_dir {
+  std::string path = make_temp_dir("hostile-fixtures");
+  ~fixture_dir() {
+    if (!env_or("RESIZED_KEEP_FIXTURES", "").empty()) {
+      std::fprintf(stderr, "hostile fixtures kept in %s\n", path.c_str());
+      return;
+    }
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+  }
+};
+
+const std::string& work_dir() {
+  static const fixture_dir dir;
+  return dir.path;
+}
+
+std::string path_of(const std::string& name) {
+  return work_dir() + "/" + name;
+}
+
+void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream out{path, std::ios::binary | std::ios::trunc};
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  BOOST_TEST_REQUIRE(out.good(), "cannot write " << path);
+}
+
+/// Runs `vips <args>` (file names relative to the work directory);
+/// requires success. Returns what it printed.
+std::string vips(const std::vector<std::string>& args) {
+  static const std::string bin = env_or("VIPS_BIN", "/usr/bin/vips");
+  std::vector<std::string> argv{bin};
+  // Arguments naming files (a space-separated list for array arguments)
+  // are relative to the work directory.
+  auto is_file = [](const std::string& word) {
+    for (std::string ext : {".v", ".png", ".jpg", ".gif", ".tif", ".ppm",
+                            ".csv", ".mat", ".hdr", ".jp2"})
+      if (word.size() > ext.size() &&
+          word.compare(word.size() - ext.size(), ext.size(), ext) == 0)
+        return true;
+    return false;
+  };
+  for (const auto& a : args) {
+    std::istringstream words{a};
+    std::string arg;
+    bool files = !a.empty() && a[0] != '-';
+    for (std::string w; files && words >> w;) {
+      files = is_file(w);
+      arg += (arg.empty() ? "" : " ") + path_of(w);
+    }
+    argv.push_back(files ? arg : a);
+  }
+  std::string output;
+  int rc = run_to_exit(argv, output, 60s);
+  std::string cmd;
+  for (const auto& a : argv)
+    cmd += a + " ";
+  BOOST_TEST_REQUIRE(rc == 0, "`" << cmd << "` exited " << rc << ": " << output
+                                  << " (install libvips-tools, or set "
+                                     "VIPS_BIN)");
+  return output;
+}
+
+/// Band values of pixel (x, y) of an encoded image, read by `vips getpoint`.
+std::vector<double> pixel(const std::string& image, int x, int y) {
+  static int counter = 0;
+  auto name = "out" + std::to_string(counter++) + ".png";
+  write_file(path_of(name), image);
+  std::istringstream in{
+      vips({"getpoint", name, std::to_string(x), std::to_string(y)})};
+  std::vector<double> values;
+  for (double v; in >> v;)
+    values.push_back(v);
+  return values;
+}
+
+// -- submitting ---------------------------------------------------------------
+
+/// Submits raw bytes and requires a SUCCESS whose image is `w` x `h`.
+resize_outcome resized_ok(const std::string& bytes, const std::string& type,
+                          const std::string& query, int w, int h) {
+  auto token = accepted_token(submit_raw(srv(), bytes, type, query));
+  BOOST_TEST_REQUIRE(!token.empty());
+  auto out = finish(srv(), token);
+  BOOST_TEST(out.info.width == w);
+  BOOST_TEST(out.info.height == h);
+  return out;
+}
+
+/// Submits raw bytes, requires a 202, returns the final status record.
+task_status accepted_then_final(const std::string& bytes,
+                                const std::string& type,
+                                const std::string& query = {}) {
+  auto token = accepted_token(submit_raw(srv(), bytes, type, query));
+  BOOST_TEST_REQUIRE(!token.empty());
+  auto st = wait_final(srv(), token);
+  BOOST_TEST_REQUIRE(st.final(), "no final status: " << st.body);
+  return st;
+}
+
+std::string failure_code(const task_status& st) {
+  auto doc = parse_json(st.body);
+  if (!doc.IsObject() || !doc.HasMember("error") || !doc["error"].IsObject())
+    return {};
+  return json_string(doc["error"], "code");
+}
+
+double elapsed_ms(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(
+             std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(hostile, *boost::unit_test::fixture<env>())
+
+// -- not images at all
+// ----------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(zero_bytes) {
+  check_error(submit_raw(srv(), "", "image/jpeg"), 400, "missing_image_data");
+  check_error(submit_raw(srv(), "", "application/octet-stream"), 400,
+              "missing_image_data");
+  check_error(submit_json(srv(), ""), 400, "missing_image_data");
+}
+
+BOOST_AUTO_TEST_CASE(random_bytes) {
+  auto junk = noise(65536, 0x9e3779b9u);
+  junk[0] = 0x00; // no accepted signature starts with a zero byte
+  check_error(submit_raw(srv(), junk, "image/jpeg"), 415, "unsupported_format");
+  check_error(submit_json(srv(), base64_encode(junk)), 415,
+              "unsupported_format");
+}
+
+BOOST_AUTO_TEST_CASE(random_bytes_behind_a_jpeg_signature) {
+  for (uint32_t seed : {1u, 2u, 3u}) {
+    BOOST_TEST_CONTEXT("seed " << seed) {
+      auto bytes = std::string("\xff\xd8\xff", 3) + noise(20000, seed);
+      auto res = submit_raw(srv(), bytes, "image/jpeg");
+      // The header cannot be read: refused at once, as corrupt.
+      check_error(res, 415, "corrupt_image");
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(svg_with_external_references) {
+  // Blocked loader: SVG is not an accepted format, so nothing is fetched or
+  // read, whatever the references point at.
+  const std::string svg =
+      R"(<?xml version="1.0" encoding="UTF-8"?>)"
+      R"(<!DOCTYPE svg [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>)"
+      R"(<svg xmlns="http://www.w3.org/2000/svg" )"
+      R"(xmlns:xlink="http://www.w3.org/1999/xlink" width="100" height="100">)"
+      R"(<image xlink:href="http://127.0.0.1:9/x.png" width="100" height="100"/>)"
+      R"(<image href="file:///etc/passwd" width="10" height="10"/>)"
+      R"(<text>&xxe;</text></svg>)";
+  for (auto type : {"image/svg+xml", "application/octet-stream"}) {
+    BOOST_TEST_CONTEXT("content type " << type) {
+      check_error(submit_raw(srv(), svg, type), 415, "unsupported_format");
+    }
+  }
+  check_error(submit_json(srv(), base64_encode(svg)), 415,
+              "unsupported_format");
+}
+
+BOOST_AUTO_TEST_CASE(formats_of_blocked_loaders) {
+  // Real files of formats libvips could load but we do not accept: each
+  // answers 415 unsupported_format, never reaches its loader.
+  vips({"black", "b.v", "8", "8", "--bands", "3"});
+  vips({"linear", "b.v", "rgb.v", "1", "90", "--uchar"});
+  vips({"extract_band", "rgb.v", "grey.v", "0"});
+  for (auto name : {"rgb.ppm", "rgb.hdr", "rgb.jp2"})
+    vips({"copy", "rgb.v", name});
+  for (auto name : {"grey.csv", "grey.mat"})
+    vips({"copy", "grey.v", name});
+  for (auto name :
+       {"rgb.v", "rgb.ppm", "rgb.hdr", "rgb.jp2", "grey.csv", "grey.mat"}) {
+    BOOST_TEST_CONTEXT(name) {
+      auto bytes = read_file(path_of(name));
+      check_error(submit_raw(srv(), bytes, "application/octet-stream"), 415,
+                  "unsupported_format");
+    }
+  }
+  // Hand-made heads of formats ImageMagick, poppler or cfitsio would read.
+  const std::pair<const char*, std::string> heads[] = {
+      {"pdf",
+       "%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer\n%%EOF\n"},
+      {"psd",
+       std::string(
+           "8BPS\0\x01\0\0\0\0\0\0\0\x03\0\0\0\x08\0\0\0\x08\0\x08\0\x03", 26)},
+      {"fits", "SIMPLE  =                    T" + std::string(2850, ' ')},
+      {"bmp", "BM" + noise(1000, 7)},
+      {"ico", std::string("\0\0\x01\0\x01\0", 6) + noise(1000, 8)},
+  };
+  for (const auto& [what, bytes] : heads) {
+    BOOST_TEST_CONTEXT(what) {
+      check_error(submit_raw(srv(), bytes, "application/octet-stream"), 415,
+                  "unsupported_format");
+    }
+  }
+}
+
+// -- truncated
+// ------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(truncated_header) {
+  auto jpeg = corpus_photo(small_photo);
+  auto sof = find_sof(jpeg);
+  BOOST_TEST_REQUIRE(sof != std::string::npos);
+  // Cut inside the SOF segment: the size is unknown.
+  check_error(submit_raw(srv(), jpeg.substr(0, sof + 6), "image/jpeg"), 415,
+              "corrupt_image");
+  // A PNG cut inside IHDR.
+  auto png = png_header_only(64, 64);
+  check_error(submit_raw(srv(), png.substr(0, 20), "image/png"), 415,
+              "corrupt_image");
+  // Just a signature.
+  check_error(submit_raw(srv(), png.substr(0, 8), "image/png"), 415,
+              "corrupt_image");
+}
+
+BOOST_AUTO_TEST_CASE(truncated_body) {
+  // The header is intact, so the submit is accepted. Issue 4 (item 2) has
+  // the service choose, behind a config key, between failing and serving
+  // what decoded with a warning. Asserted: the default fails the task with
+  // corrupt_image, for JPEG and PNG alike (a public service should not hand
+  // out a half-grey thumbnail as a plain SUCCESS); never a hang or a crash.
+  auto jpeg = corpus_photo(small_photo);
+  auto st = accepted_then_final(jpeg.substr(0, jpeg.size() / 2), "image/jpeg");
+  BOOST_TEST_MESSAGE("truncated JPEG: " << st.body);
+  BOOST_TEST_CONTEXT("status " << st.body) {
+    BOOST_TEST(st.status == "FAILURE");
+    BOOST_TEST(failure_code(st) == "corrupt_image");
+  }
+  vips({"black", "t.v", "256", "256", "--bands", "3"});
+  vips({"linear", "t.v", "t2.v", "1", "100", "--uchar"});
+  vips({"pngsave", "t2.v", "t.png", "--compression", "0"});
+  auto png = read_file(path_of("t.png"));
+  auto st2 = accepted_then_final(png.substr(0, png.size() / 2), "image/png");
+  BOOST_TEST_MESSAGE("truncated PNG: " << st2.body);
+  BOOST_TEST_CONTEXT("status " << st2.body) {
+    BOOST_TEST(st2.status == "FAILURE");
+    BOOST_TEST(failure_code(st2) == "corrupt_image");
+  }
+}
+
+// -- bombs and huge declarations
+// -------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(png_bomb_header_only) {
+  auto bomb = png_header_only(50000, 50000);
+  BOOST_TEST(bomb.size() < 200u);
+  auto start = std::chrono::steady_clock::now();
+  check_error(submit_raw(srv(), bomb, "image/png"), 413, "image_too_large");
+  auto ms = elapsed_ms(start);
+  BOOST_TEST_MESSAGE("50000x50000 PNG header refused in " << ms << " ms");
+  BOOST_TEST(ms < 1000.0);
+  check_error(submit_json(srv(), base64_encode(bomb)), 413, "image_too_large");
+}
+
+BOOST_AUTO_TEST_CASE(png_bomb_real_400_megapixels) {
+  // A complete, decodable 20000x20000 PNG of about 300 KB: refused from its
+  // header, before a single row is inflated.
+  auto bomb = png_all_black_1bit(20000, 20000);
+  write_file(path_of("bomb_20000.png"), bomb); // for inspection
+  BOOST_TEST_MESSAGE("20000x20000 PNG: " << bomb.size() << " bytes");
+  BOOST_TEST(bomb.size() < 400000u);
+  auto start = std::chrono::steady_clock::now();
+  check_error(submit_raw(srv(), bomb, "image/png"), 413, "image_too_large");
+  auto ms = elapsed_ms(start);
+  BOOST_TEST_MESSAGE("refused in " << ms << " ms");
+  BOOST_TEST(ms < 1000.0);
+  // The same construction at a legal size decodes: the bomb is a real PNG.
+  resized_ok(png_all_black_1bit(2000, 1000), "image/png",
+             "?width=100&height=100&mode=fit", 100, 50);
+}
+
+BOOST_AUTO_TEST_CASE(jpeg_declaring_65000x65000) {
+  auto bomb = jpeg_declaring(65000, 65000);
+  auto start = std::chrono::steady_clock::now();
+  check_error(submit_raw(srv(), bomb, "image/jpeg"), 413, "image_too_large");
+  BOOST_TEST(elapsed_ms(start) < 1000.0);
+  check_error(submit_json(srv(), base64_encode(bomb)), 413, "image_too_large");
+}
+
+BOOST_AUTO_TEST_CASE(legal_64_megapixels_per_config) {
+  // An 8000x8000 grey ramp: 64 MP, over the default 50 MP limit.
+  vips({"grey", "ramp.jpg", "8000", "8000", "--uchar"});
+  auto big = read_file(path_of("ramp.jpg"));
+  check_error(submit_raw(srv(), big, "image/jpeg"), 413, "image_too_large");
+  // Allowed by config: accepted and resized.
+  resized_server roomy(env::get().redis.port(),
+                       {"--limits.max-pixels=70000000"}, "hostile-70mp");
+  auto token = accepted_token(
+      submit_raw(roomy, big, "image/jpeg", "?width=200&height=200&mode=fit"));
+  BOOST_TEST_REQUIRE(!token.empty());
+  auto out = finish(roomy, token, 60s);
+  BOOST_TEST(out.info.width == 200);
+  BOOST_TEST(out.info.height == 200);
+  // A ramp: dark on the left, light on the right.
+  auto left = pixel(out.image.body, 5, 100);
+  auto right = pixel(out.image.body, 194, 100);
+  BOOST_TEST_REQUIRE(!left.empty());
+  BOOST_TEST_REQUIRE(!right.empty());
+  BOOST_TEST(left[0] < 30.0);
+  BOOST_TEST(right[0] > 225.0);
+  BOOST_TEST(roomy.process().running());
+}
+
+// -- multi-frame and multi-page
+// ---------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(gif_with_400_frames) {
+  // Frame 0 red, frames 1..399 blue, 16x16 each.
+  vips({"black", "g.v", "16", "16", "--bands", "3"});
+  vips({"linear", "g.v", "red.v", "1 1 1", "255 0 0", "--uchar"});
+  vips({"black", "gb.v", "16", std::to_string(16 * 399), "--bands", "3"});
+  vips({"linear", "gb.v", "blue.v", "1 1 1", "0 0 255", "--uchar"});
+  vips({"join", "red.v", "blue.v", "frames.v", "vertical"});
+  vips({"gifsave", "frames.v", "anim.gif", "--page-height", "16"});
+  auto gif = read_file(path_of("anim.gif"));
+  auto out = resized_ok(gif, "image/gif", "?width=32&height=32", 32, 32);
+  auto px = pixel(out.image.body, 16, 16);
+  BOOST_TEST_REQUIRE(px.size() >= 3u);
+  // The first frame only: red, not blue, not a 16x6400 strip.
+  BOOST_TEST(px[0] > 200.0);
+  BOOST_TEST(px[2] < 60.0);
+}
+
+BOOST_AUTO_TEST_CASE(multi_page_tiff) {
+  // Page 0 white, page 1 black, 64x32 each.
+  vips({"black", "p.v", "64", "32"});
+  vips({"linear", "p.v", "white.v", "1", "255", "--uchar"});
+  vips({"linear", "p.v", "black.v", "1", "0", "--uchar"});
+  vips({"join", "white.v", "black.v", "pages.v", "vertical"});
+  vips({"tiffsave", "pages.v", "pages.tif", "--page-height", "32"});
+  auto tif = read_file(path_of("pages.tif"));
+  // First page only: 64x32 fits 100x100 as 100x50 (both pages: 100x100).
+  auto out =
+      resized_ok(tif, "image/tiff", "?width=100&height=100&mode=fit", 100, 50);
+  auto px = pixel(out.image.body, 50, 40);
+  BOOST_TEST_REQUIRE(!px.empty());
+  BOOST_TEST(px[0] > 240.0);
+}
+
+// -- degenerate and extreme dimensions
+// --------------------------------------------
+
+BOOST_AUTO_TEST_CASE(zero_width_png) {
+  check_error(submit_raw(srv(), png_header_only(0, 100), "image/png"), 415,
+              "corrupt_image");
+  check_error(submit_raw(srv(), png_header_only(100, 0), "image/png"), 415,
+              "corrupt_image");
+}
+
+BOOST_AUTO_TEST_CASE(one_by_one) {
+  vips({"black", "one.v", "1", "1", "--bands", "3"});
+  vips({"linear", "one.v", "one.png", "1 1 1", "0 128 255", "--uchar"});
+  auto png = read_file(path_of("one.png"));
+  auto out = resized_ok(png, "image/png", "?width=100&height=100", 100, 100);
+  auto px = pixel(out.image.body, 50, 50);
+  BOOST_TEST_REQUIRE(px.size() >= 3u);
+  BOOST_TEST(px[0] < 30.0);
+  BOOST_TEST(px[2] > 225.0);
+  resized_ok(png, "image/png", "?width=100&height=100&mode=fit", 100, 100);
+}
+
+BOOST_AUTO_TEST_CASE(strips_20000x1_and_1x20000) {
+  vips({"black", "wide.png", "20000", "1"});
+  vips({"black", "tall.png", "1", "20000"});
+  auto wide = read_file(path_of("wide.png"));
+  auto tall = read_file(path_of("tall.png"));
+  // fill: exactly the requested box.
+  resized_ok(wide, "image/png", "?width=100&height=100", 100, 100);
+  resized_ok(tall, "image/png", "?width=100&height=100", 100, 100);
+  resized_ok(wide, "image/png", "?width=300&height=40&mode=force", 300, 40);
+  // fit: aspect kept, never a zero side.
+  resized_ok(wide, "image/png", "?width=100&height=100&mode=fit", 100, 1);
+  resized_ok(tall, "image/png", "?width=100&height=100&mode=fit", 1, 100);
+  // One side given: the other follows the aspect ratio, capped at
+  // limits.max-dimension (4096), not 2000000x100.
+  resized_ok(wide, "image/png", "?height=100", 4096, 1);
+  resized_ok(tall, "image/png", "?width=100", 1, 4096);
+}
+
+// -- pixel formats and colour
+// -------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(png_16_bit) {
+  // A 16-bit RGB horizontal ramp, 0..65535.
+  vips({"grey", "ramp.v", "256", "64"});
+  vips({"linear", "ramp.v", "ramp16f.v", "65535", "0"});
+  vips({"cast", "ramp16f.v", "ramp16u.v", "ushort"});
+  vips({"bandjoin", "ramp16u.v ramp16u.v ramp16u.v", "ramp16rgb.v"});
+  vips({"copy", "ramp16rgb.v", "ramp16.v", "--interpretation", "rgb16"});
+  vips({"pngsave", "ramp16.v", "ramp16.png"});
+  auto png = read_file(path_of("ramp16.png"));
+  BOOST_TEST_REQUIRE(png.size() > 28u);
+  BOOST_TEST(static_cast<int>(png[24]) == 16); // IHDR bit depth
+  auto out =
+      resized_ok(png, "image/png", "?width=128&height=32&mode=force", 128, 32);
+  auto mid = pixel(out.image.body, 64, 16);
+  auto right = pixel(out.image.body, 126, 16);
+  BOOST_TEST_REQUIRE(mid.size() >= 3u);
+  BOOST_TEST_REQUIRE(right.size() >= 3u);
+  // 8-bit output of the same picture: the middle is mid-grey.
+  BOOST_TEST(mid[0] > 100.0);
+  BOOST_TEST(mid[0] < 156.0);
+  BOOST_TEST(right[0] > 230.0);
+  // And as PNG output.
+  resized_ok(png, "image/png", "?width=128&height=32&mode=force&format=png",
+             128, 32);
+}
+
+BOOST_AUTO_TEST_CASE(cmyk_jpeg_with_and_without_icc) {
+  // Pure cyan (C=100%, M=Y=K=0), 64x64.
+  vips({"black", "k.v", "64", "64", "--bands", "4"});
+  vips({"linear", "k.v", "cyan.v", "1 1 1 1", "255 0 0 0", "--uchar"});
+  vips({"copy", "cyan.v", "cyan_cmyk.v", "--interpretation", "cmyk"});
+  vips({"jpegsave", "cyan_cmyk.v", "cyan_noicc.jpg"});
+  vips({"jpegsave", "cyan_cmyk.v", "cyan_icc.jpg", "--profile", "cmyk"});
+  std::vector<std::vector<double>> colours;
+  for (auto name : {"cyan_noicc.jpg", "cyan_icc.jpg"}) {
+    BOOST_TEST_CONTEXT(name) {
+      auto jpeg = read_file(path_of(name));
+      auto out = resized_ok(jpeg, "image/jpeg", "?width=50&height=50", 50, 50);
+      auto px = pixel(out.image.body, 25, 25);
+      BOOST_TEST_REQUIRE(px.size() == 3u); // sRGB, not 4-band CMYK
+      BOOST_TEST_MESSAGE(name << ": " << px[0] << " " << px[1] << " " << px[2]);
+      // Cyan in sRGB: no red, a lot of green and blue (about 0 158 228).
+      BOOST_TEST(px[0] < 80.0);
+      BOOST_TEST(px[1] > 120.0);
+      BOOST_TEST(px[2] > 180.0);
+      colours.push_back(px);
+    }
+  }
+  BOOST_TEST_REQUIRE(colours.size() == 2u);
+  for (size_t band = 0; band < 3; ++band)
+    BOOST_TEST(std::abs(colours[0][band] - colours[1][band]) < 30.0);
+}
+
+BOOST_AUTO_TEST_CASE(exif_orientation_6) {
+  // Stored 200x100: top half red, bottom half blue. Orientation 6 means
+  // "rotate 90 degrees clockwise to display": upright it is 100x200 with
+  // red on the right.
+  vips({"black", "half.v", "200", "50", "--bands", "3"});
+  vips({"linear", "half.v", "top.v", "1 1 1", "255 0 0", "--uchar"});
+  vips({"linear", "half.v", "bottom.v", "1 1 1", "0 0 255", "--uchar"});
+  vips({"join", "top.v", "bottom.v", "land.v", "vertical"});
+  vips({"jpegsave", "land.v", "land.jpg", "--strip"});
+  auto jpeg = with_exif_orientation(read_file(path_of("land.jpg")), 6);
+  write_file(path_of("rot6.jpg"), jpeg);
+  vips({"copy", "rot6.jpg", "rot6.v"}); // still a valid JPEG
+  auto out =
+      resized_ok(jpeg, "image/jpeg", "?width=100&height=100&mode=fit", 50, 100);
+  auto left = pixel(out.image.body, 10, 50);
+  auto right = pixel(out.image.body, 40, 50);
+  BOOST_TEST_REQUIRE(left.size() >= 3u);
+  BOOST_TEST_REQUIRE(right.size() >= 3u);
+  BOOST_TEST(left[2] > 180.0); // blue
+  BOOST_TEST(left[0] < 80.0);
+  BOOST_TEST(right[0] > 180.0); // red
+  BOOST_TEST(right[2] < 80.0);
+  BOOST_TEST(!jpeg_has_metadata(out.image.body)); // no stale orientation
+}
+
+BOOST_AUTO_TEST_CASE(hidden_colour_under_alpha) {
+  // Every pixel fully transparent, its RGB pure red.
+  vips({"black", "a.v", "64", "64", "--bands", "4"});
+  vips({"linear", "a.v", "hidden.v", "1 1 1 1", "255 0 0 0", "--uchar"});
+  vips({"copy", "hidden.v", "hidden_srgb.v", "--interpretation", "srgb"});
+  vips({"pngsave", "hidden_srgb.v", "hidden.png"});
+  auto png = read_file(path_of("hidden.png"));
+  auto src = pixel(png, 10, 10);
+  BOOST_TEST_REQUIRE(src.size() == 4u);
+  BOOST_TEST(src[0] == 255.0); // the red really is in the file
+  BOOST_TEST(src[3] == 0.0);
+  // JPEG: flattened onto white; the red must not show.
+  auto out = resized_ok(png, "image/png", "?width=100&height=100", 100, 100);
+  for (auto [x, y] : {std::pair{50, 50}, std::pair{0, 0}, std::pair{99, 99}}) {
+    BOOST_TEST_CONTEXT("pixel " << x << "," << y) {
+      auto px = pixel(out.image.body, x, y);
+      BOOST_TEST_REQUIRE(px.size() == 3u);
+      BOOST_TEST(px[0] > 240.0);
+      BOOST_TEST(px[1] > 240.0);
+      BOOST_TEST(px[2] > 240.0);
+    }
+  }
+  // PNG keeps the transparency.
+  auto kept = resized_ok(png, "image/png", "?width=100&height=100&format=png",
+                         100, 100);
+  auto px = pixel(kept.image.body, 50, 50);
+  BOOST_TEST_REQUIRE(px.size() == 4u);
+  BOOST_TEST(px[3] == 0.0);
+}
+
+// -- and afterwards
+// -----------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(service_still_serves) {
+  BOOST_TEST(srv().process().running());
+  auto health = http_get(srv().url("/healthz"));
+  BOOST_TEST(health.status == 200);
+  BOOST_TEST(json_string(parse_json(health.body), "status") == "ok");
+  auto token = accepted_token(
+      submit_json(srv(), base64_encode(corpus_photo(small_photo))));
+  BOOST_TEST_REQUIRE(!token.empty());
+  auto out = finish(srv(), token);
+  BOOST_TEST(out.info.format == "jpeg");
+  BOOST_TEST(out.info.width == 100);
+  BOOST_TEST(out.info.height == 100);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

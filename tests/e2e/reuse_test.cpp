@@ -1,0 +1,72 @@
+// Identical work done once: the same bytes with the same options reuse the
+// first result through a content hash (while the first runs, or after it
+// finished), each submission keeping its own token and record; different
+// options are different work.
+#include <boost/test/unit_test.hpp>
+
+#include "support/fixtures.hpp"
+
+using namespace resized::test;
+
+namespace {
+
+struct reuse_tag {
+  static std::vector<std::string> args() { return {"--resize.pool-size=1"}; }
+  static std::string name() { return "reuse"; }
+};
+
+using env = suite_env<reuse_tag>;
+
+int64_t cluster_total(const resized_server& srv, const char* name) {
+  auto res = http_get(srv.url("/api/v1/cluster"));
+  BOOST_REQUIRE(res.status == 200);
+  auto doc = parse_json(res.body);
+  return json_int(doc["totals"], name);
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(reuse, *boost::unit_test::fixture<env>())
+
+BOOST_AUTO_TEST_CASE(duplicates_share_one_resize) {
+  auto& srv = env::get().server;
+  // A large photo keeps the single worker busy while the twins arrive.
+  auto photo = corpus_photo("ukui__rhythm.jpg");
+  auto before = cluster_total(srv, "reused");
+  std::vector<std::string> tokens;
+  for (int i = 0; i < 3; ++i)
+    tokens.push_back(accepted_token(submit_raw(srv, photo, "image/jpeg")));
+  for (auto& t : tokens)
+    BOOST_TEST_REQUIRE(!t.empty());
+  BOOST_TEST(tokens[0] != tokens[1]);
+  std::vector<resize_outcome> outs;
+  for (auto& t : tokens)
+    outs.push_back(finish(srv, t));
+  for (auto& o : outs) {
+    BOOST_TEST(o.info.width == 100);
+    BOOST_TEST((o.image.body == outs[0].image.body));
+    BOOST_TEST(o.image.header("etag") == outs[0].image.header("etag"));
+  }
+  BOOST_TEST(outs[1].url != outs[0].url); // own token, own URL
+  BOOST_TEST(cluster_total(srv, "reused") - before == 2);
+  // After the first finished: reused again, no new resize.
+  auto late = accepted_token(submit_raw(srv, photo, "image/jpeg"));
+  auto out = finish(srv, late);
+  BOOST_TEST((out.image.body == outs[0].image.body));
+  BOOST_TEST(cluster_total(srv, "reused") - before == 3);
+}
+
+BOOST_AUTO_TEST_CASE(other_options_are_other_work) {
+  auto& srv = env::get().server;
+  auto photo = corpus_photo(small_photo);
+  auto before = cluster_total(srv, "reused");
+  auto a = finish(srv, accepted_token(submit_raw(srv, photo, "image/jpeg",
+                                                 "?width=120")));
+  auto b = finish(srv, accepted_token(submit_raw(srv, photo, "image/jpeg",
+                                                 "?width=121")));
+  BOOST_TEST(a.info.width == 120);
+  BOOST_TEST(b.info.width == 121);
+  BOOST_TEST(cluster_total(srv, "reused") == before);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
