@@ -1,5 +1,7 @@
 #include "actors/agent.hpp"
 
+#include <algorithm>
+
 #include "actors/resize_actor.hpp"
 #include "common/log.hpp"
 
@@ -7,38 +9,80 @@ namespace resized::actors {
 
 namespace {
 
-void run(agent_actor_type* self, caf::message job,
-         caf::response_promise promise) {
+using self_ptr = agent_actor_type*;
+
+void spawn_worker(self_ptr self) {
   auto& st = self->state;
-  ++st.busy;
-  auto worker = self->spawn<caf::detached + caf::monitored>(
-    resize_actor, st.limits, st.node);
-  promise.delegate(worker, std::move(job));
+  auto w = self->spawn<caf::detached + caf::linked>(resize_actor, st.cfg.limits,
+                                                   st.cfg.node, st.cfg.nice);
+  st.workers.push_back(w);
+  st.idle.push_back(std::move(w));
+}
+
+void run_next(self_ptr self);
+
+void run(self_ptr self, caf::message job, caf::response_promise promise) {
+  auto& st = self->state;
+  auto worker = st.idle.back();
+  st.idle.pop_back();
+  self->request(worker, caf::infinite, std::move(job))
+    .then(
+      [=](resize_done& done) mutable {
+        promise.deliver(std::move(done));
+        ++self->state.done;
+        self->state.idle.push_back(worker);
+        run_next(self);
+      },
+      [=](caf::error& err) mutable {
+        // The worker died mid-job (it is replaced by the exit handler).
+        promise.deliver(std::move(err));
+      });
+}
+
+void run_next(self_ptr self) {
+  auto& st = self->state;
+  while (!st.idle.empty() && !st.queue.empty()) {
+    auto next = std::move(st.queue.front());
+    st.queue.pop_front();
+    run(self, std::move(next.job), std::move(next.promise));
+  }
 }
 
 } // namespace
 
-caf::behavior agent(agent_actor_type* self, size_t pool_size,
-                    imaging::limits limits, std::string node) {
-  self->state.pool_size = std::max<size_t>(pool_size, 1);
-  self->state.limits = limits;
-  self->state.node = std::move(node);
-  self->set_down_handler([=](caf::down_msg&) {
+caf::behavior agent(agent_actor_type* self, agent_config cfg) {
+  auto& st = self->state;
+  cfg.pool_size = std::max<size_t>(cfg.pool_size, 1);
+  st.cfg = std::move(cfg);
+  self->set_exit_handler([=](caf::exit_msg& msg) {
     auto& st = self->state;
-    --st.busy;
-    ++st.done;
-    if (!st.queue.empty()) {
-      auto next = std::move(st.queue.front());
-      st.queue.pop_front();
-      run(self, std::move(next.job), std::move(next.promise));
+    auto i = std::find_if(st.workers.begin(), st.workers.end(),
+                          [&](const caf::actor& w) {
+                            return w.address() == msg.source;
+                          });
+    if (i == st.workers.end()) {
+      self->quit(msg.reason); // the agent is told to stop: workers follow
+      return;
     }
+    log::warn("msg={} node={} reason={}",
+              log::quote("resize worker died, replacing it"),
+              log::quote(st.cfg.node),
+              log::quote(self->system().render(msg.reason)));
+    auto dead = *i;
+    st.workers.erase(i);
+    st.idle.erase(std::remove(st.idle.begin(), st.idle.end(), dead),
+                  st.idle.end());
+    spawn_worker(self);
+    run_next(self);
   });
+  for (size_t i = 0; i < st.cfg.pool_size; ++i)
+    spawn_worker(self);
   return {
     [=](const resize_job&) -> caf::response_promise {
       auto& st = self->state;
       auto job = self->current_mailbox_element()->move_content_to_message();
       auto promise = self->make_response_promise();
-      if (st.busy < st.pool_size)
+      if (!st.idle.empty())
         run(self, std::move(job), promise);
       else
         st.queue.push_back({std::move(job), promise});

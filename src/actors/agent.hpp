@@ -1,16 +1,21 @@
 // A node's agent: the one actor through which an API node's supervisor runs
-// resizes on a node, local or remote. It spawns one detached resize actor
-// per job, at most `pool_size` at a time, and queues the rest (a worker
-// serving several API nodes may get more than its pool at once).
+// resizes on a node, local or remote. It owns a fixed pool of `pool_size`
+// resize workers (detached actors: one OS thread each, so libvips never
+// blocks CAF's scheduler) and queues jobs beyond that (a worker node serving
+// several API nodes may be offered more than its pool at once).
 //
-//   resize_job ─▶ slot free? ─yes─▶ spawn resize actor, delegate the job
-//                     └─no──▶ wait in the agent's queue until a resize actor
-//                             ends (down message frees its slot)
+//   resize_job ─▶ idle worker? ─yes─▶ request(worker) ─▶ deliver the answer,
+//                     │                                  worker idle again
+//                     └─no──▶ wait in the agent's queue
 //
-// The job message is delegated as is: its bytes are never copied here.
+// Workers are linked to the agent: a worker that dies is replaced (its job
+// answers with an error, so the supervisor runs it again); when the agent
+// goes, its workers go with it. The job message is passed on as is: its
+// bytes are never copied here.
 #pragma once
 
 #include <deque>
+#include <vector>
 
 #include <caf/event_based_actor.hpp>
 #include <caf/response_promise.hpp>
@@ -20,15 +25,21 @@
 
 namespace resized::actors {
 
+struct agent_config {
+  size_t pool_size = 1;
+  imaging::limits limits;
+  std::string node;
+  int nice = 5; // resize.nice: CPU priority of resize threads (0 = as is)
+};
+
 struct agent_state {
   struct waiting {
     caf::message job;
     caf::response_promise promise;
   };
-  size_t pool_size = 1;
-  imaging::limits limits;
-  std::string node;
-  size_t busy = 0;
+  agent_config cfg;
+  std::vector<caf::actor> workers; // all of them
+  std::vector<caf::actor> idle;
   uint64_t done = 0;
   std::deque<waiting> queue;
 
@@ -37,7 +48,6 @@ struct agent_state {
 
 using agent_actor_type = caf::stateful_actor<agent_state>;
 
-caf::behavior agent(agent_actor_type* self, size_t pool_size,
-                    imaging::limits limits, std::string node);
+caf::behavior agent(agent_actor_type* self, agent_config cfg);
 
 } // namespace resized::actors

@@ -1,8 +1,10 @@
 #include "actors/resize_actor.hpp"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include "common/etag.hpp"
 #include "imaging/pipeline.hpp"
-#include "imaging/thread.hpp"
 
 namespace resized::actors {
 
@@ -32,14 +34,18 @@ resize_done run_resize_job(const resize_job& job, const imaging::limits& lim,
 }
 
 caf::behavior resize_actor(caf::event_based_actor* self, imaging::limits lim,
-                           std::string node) {
+                           std::string node, int nice) {
   return {
     [=](const resize_job& job) -> resize_done {
-      auto done = run_resize_job(job, lim, node);
-      // Detached: this thread ends with the actor; release libvips' state.
-      imaging::release_thread();
-      self->quit();
-      return done;
+      // Detached: this handler always runs on the worker's own thread.
+      thread_local bool niced = false;
+      if (!niced && nice != 0) {
+        // Linux: nice is per thread; libvips' helper threads created from
+        // here inherit it.
+        setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), nice);
+        niced = true;
+      }
+      return run_resize_job(job, lim, node);
     },
   };
 }

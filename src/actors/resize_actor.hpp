@@ -1,9 +1,9 @@
-// The per-task resize actor: spawned detached by a node's agent (its own
-// thread, so libvips never blocks CAF's scheduler), answers one resize_job
-// with one resize_done, then quits. It reads the job's bytes in place: the
+// A resize worker: spawned detached by a node's agent (its own thread, so
+// libvips never blocks CAF's scheduler); answers each resize_job with one
+// resize_done, one job at a time. It reads the job's bytes in place: the
 // message is shared with its sender, never copied.
 //
-//   spawned ──resize_job──▶ running libvips ──resize_done──▶ quit
+//   idle ──resize_job──▶ running libvips ──resize_done──▶ idle
 #pragma once
 
 #include <string>
@@ -19,7 +19,9 @@ namespace resized::actors {
 resize_done run_resize_job(const resize_job& job, const imaging::limits& lim,
                            const std::string& node);
 
+/// `nice`: the worker thread's CPU priority is lowered by this much, so the
+/// HTTP io threads (parse, answer 202) win the cores under load.
 caf::behavior resize_actor(caf::event_based_actor* self, imaging::limits lim,
-                           std::string node);
+                           std::string node, int nice);
 
 } // namespace resized::actors

@@ -71,6 +71,8 @@ service_config::service_config() {
          "libvips threads per resize (default 1)")
     .add(resize_task_timeout_ms_, "task-timeout-ms",
          "ms one resize may take before FAILURE (default 60000)")
+    .add(resize_nice_, "nice",
+         "lower CPU priority of resize threads, 0..19 (default 5)")
     .add(resize_max_attempts_, "max-attempts",
          "nodes a task is tried on before FAILURE worker_lost (default 3)");
   opt_group{custom_options_, "queue"}
@@ -280,6 +282,7 @@ std::vector<std::string> service_config::load(int argc, char** argv,
     cl.reconnect_max = std::chrono::milliseconds{secs};
   c.range("resize.max-attempts", resize_max_attempts_, 1, 100,
           out.resize.max_attempts);
+  c.range("resize.nice", resize_nice_, 0, 19, out.resize.nice);
 
   // An api node may run no local pool: workers join it.
   c.range("resize.pool-size", resize_pool_size_,

@@ -43,6 +43,7 @@ struct resize_settings {
   int vips_concurrency = 1;  // resize.vips-concurrency: libvips threads each
   std::chrono::milliseconds task_timeout{60000}; // resize.task-timeout-ms
   int max_attempts = 3;      // resize.max-attempts: nodes tried per task
+  int nice = 5;              // resize.nice: resize threads' lower priority
 };
 
 struct queue_settings {

@@ -46,7 +46,7 @@ struct supervisor_fixture : test::actor_system_fixture {
   caf::actor start(supervisor_config cfg, size_t pool = 2) {
     caf::actor local;
     if (pool > 0)
-      local = sys.spawn(agent, pool, imaging::limits{}, cfg.node);
+      local = sys.spawn(agent, agent_config{pool, imaging::limits{}, cfg.node});
     auto fake = sys.spawn(fake_status, caf::actor_cast<caf::actor>(status));
     return sys.spawn(supervisor, cfg, fake, local, pool);
   }
@@ -242,8 +242,8 @@ BOOST_AUTO_TEST_CASE(a_task_past_its_deadline_ends_processing_timeout) {
 BOOST_AUTO_TEST_CASE(tasks_spread_over_joined_nodes) {
   supervisor_config cfg;
   auto sup = start(cfg, 0); // an api node without a local pool
-  auto a = sys.spawn(agent, 1, imaging::limits{}, std::string{"w1"});
-  auto b = sys.spawn(agent, 1, imaging::limits{}, std::string{"w2"});
+  auto a = sys.spawn(agent, agent_config{1, imaging::limits{}, "w1"});
+  auto b = sys.spawn(agent, agent_config{1, imaging::limits{}, "w2"});
   join(sup, a, "w1", 1);
   join(sup, b, "w2", 1);
   std::vector<std::string> tokens;
