@@ -138,10 +138,10 @@ struct checker {
 
 constexpr int64_t max_i64 = std::numeric_limits<int64_t>::max();
 
-// "host:port,host:port" (spaces allowed, empty entries skipped).
-bool parse_endpoint_list(const std::string& text,
-                         std::vector<std::pair<std::string, uint16_t>>& out,
-                         std::string& bad) {
+// "a, b,c" → {"a", "b", "c"}: comma-separated, blanks trimmed, empty
+// entries skipped.
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> items;
   size_t pos = 0;
   while (pos <= text.size()) {
     auto comma = text.find(',', pos);
@@ -149,10 +149,19 @@ bool parse_endpoint_list(const std::string& text,
       comma = text.size();
     auto item = text.substr(pos, comma - pos);
     pos = comma + 1;
-    item.erase(0, item.find_first_not_of(' '));
-    item.erase(item.find_last_not_of(' ') + 1);
-    if (item.empty())
-      continue;
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \t") + 1);
+    if (!item.empty())
+      items.push_back(std::move(item));
+  }
+  return items;
+}
+
+// "host:port,host:port" (spaces allowed, empty entries skipped).
+bool parse_endpoint_list(const std::string& text,
+                         std::vector<std::pair<std::string, uint16_t>>& out,
+                         std::string& bad) {
+  for (const auto& item : split_list(text)) {
     auto colon = item.rfind(':');
     int64_t port = 0;
     try {
@@ -330,25 +339,9 @@ std::vector<std::string> service_config::load(int argc, char** argv,
   {
     // Keys come from the config and the environment (the safer place: not
     // on the command line, not in a file under version control).
-    auto split = [](const std::string& text) {
-      std::vector<std::string> keys;
-      size_t pos = 0;
-      while (pos <= text.size()) {
-        auto comma = text.find(',', pos);
-        if (comma == std::string::npos)
-          comma = text.size();
-        auto item = text.substr(pos, comma - pos);
-        pos = comma + 1;
-        item.erase(0, item.find_first_not_of(" \t"));
-        item.erase(item.find_last_not_of(" \t") + 1);
-        if (!item.empty())
-          keys.push_back(item);
-      }
-      return keys;
-    };
-    out.auth.api_keys = split(auth_api_keys_);
+    out.auth.api_keys = split_list(auth_api_keys_);
     if (const char* env = std::getenv("RESIZED_API_KEYS"))
-      for (auto& k : split(env))
+      for (auto& k : split_list(env))
         out.auth.api_keys.push_back(k);
     for (const auto& k : out.auth.api_keys)
       if (k.size() < 16)

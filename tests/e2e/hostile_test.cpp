@@ -46,37 +46,6 @@ void put_be16(std::string& out, uint32_t v) {
   out.push_back(static_cast<char>(v & 0xff));
 }
 
-void put_be32(std::string& out, uint32_t v) {
-  out.push_back(static_cast<char>(v >> 24));
-  out.push_back(static_cast<char>((v >> 16) & 0xff));
-  out.push_back(static_cast<char>((v >> 8) & 0xff));
-  out.push_back(static_cast<char>(v & 0xff));
-}
-
-uint32_t crc32(const std::string& data) {
-  static const auto table = [] {
-    std::array<uint32_t, 256> t{};
-    for (uint32_t n = 0; n < 256; ++n) {
-      uint32_t c = n;
-      for (int k = 0; k < 8; ++k)
-        c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
-      t[n] = c;
-    }
-    return t;
-  }();
-  uint32_t c = 0xffffffffu;
-  for (unsigned char ch : data)
-    c = table[(c ^ ch) & 0xff] ^ (c >> 8);
-  return c ^ 0xffffffffu;
-}
-
-void png_chunk(std::string& out, const char* type, const std::string& data) {
-  put_be32(out, static_cast<uint32_t>(data.size()));
-  std::string body = std::string(type, 4) + data;
-  out += body;
-  put_be32(out, crc32(body));
-}
-
 /// Deterministic noise over all 256 byte values (xorshift32).
 std::string noise(size_t size, uint32_t seed) {
   std::string out(size, '\0');

@@ -58,37 +58,6 @@ uint32_t le24(const std::string& b, size_t at) {
          static_cast<uint32_t>(static_cast<unsigned char>(b[at + 2])) << 16;
 }
 
-void put_be32(std::string& out, uint32_t v) {
-  out.push_back(static_cast<char>(v >> 24));
-  out.push_back(static_cast<char>(v >> 16));
-  out.push_back(static_cast<char>(v >> 8));
-  out.push_back(static_cast<char>(v));
-}
-
-uint32_t crc32(const std::string& data) {
-  static const auto table = [] {
-    std::array<uint32_t, 256> t{};
-    for (uint32_t n = 0; n < 256; ++n) {
-      uint32_t c = n;
-      for (int k = 0; k < 8; ++k)
-        c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
-      t[n] = c;
-    }
-    return t;
-  }();
-  uint32_t c = 0xffffffffu;
-  for (unsigned char ch : data)
-    c = table[(c ^ ch) & 0xff] ^ (c >> 8);
-  return c ^ 0xffffffffu;
-}
-
-void png_chunk(std::string& out, const char* type, const std::string& data) {
-  put_be32(out, static_cast<uint32_t>(data.size()));
-  std::string body = std::string(type, 4) + data;
-  out += body;
-  put_be32(out, crc32(body));
-}
-
 bool probe_jpeg(const std::string& b, image_info& out) {
   size_t p = 2;
   while (p + 4 <= b.size()) {
@@ -161,6 +130,41 @@ bool probe_avif(const std::string& b, image_info& out) {
 }
 
 } // namespace
+
+// -- PNG building blocks (shared with the hostile-input suite) --------------
+
+void put_be32(std::string& out, uint32_t v) {
+  out.push_back(static_cast<char>(v >> 24));
+  out.push_back(static_cast<char>(v >> 16));
+  out.push_back(static_cast<char>(v >> 8));
+  out.push_back(static_cast<char>(v));
+}
+
+uint32_t crc32(const std::string& data) {
+  static const auto table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t n = 0; n < 256; ++n) {
+      uint32_t c = n;
+      for (int k = 0; k < 8; ++k)
+        c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+      t[n] = c;
+    }
+    return t;
+  }();
+  uint32_t c = 0xffffffffu;
+  for (unsigned char ch : data)
+    c = table[(c ^ ch) & 0xff] ^ (c >> 8);
+  return c ^ 0xffffffffu;
+}
+
+void png_chunk(std::string& out, const char* type, const std::string& data) {
+  put_be32(out, static_cast<uint32_t>(data.size()));
+  std::string body = std::string(type, 4) + data;
+  out += body;
+  put_be32(out, crc32(body));
+}
+
+
 
 // -- corpus ------------------------------------------------------------------
 

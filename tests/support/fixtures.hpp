@@ -48,6 +48,13 @@ std::string png_header_only(uint32_t width, uint32_t height);
 /// whose entropy-coded data is garbage: every decoder fails on the pixels.
 std::string corrupt_jpeg();
 
+/// Appends `v` big-endian (4 bytes).
+void put_be32(std::string& out, uint32_t v);
+/// CRC-32 as PNG chunks use it.
+uint32_t crc32(const std::string& data);
+/// Appends one PNG chunk: length, type, data, CRC.
+void png_chunk(std::string& out, const char* type, const std::string& data);
+
 /// Deterministic bytes that start with no known image signature.
 std::string garbage_bytes(size_t size);
 
