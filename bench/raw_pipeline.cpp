@@ -17,9 +17,10 @@
 #include <sys/resource.h>
 #include <thread>
 
+#include <vips/vips.h> // vips_thread_shutdown
+
 #include "bench_util.hpp"
 #include "imaging/pipeline.hpp"
-#include "imaging/thread.hpp"
 
 using namespace resized;
 
@@ -82,7 +83,7 @@ int main(int argc, char** argv) try {
           }
           mine.emplace_back(i, s);
         }
-        imaging::release_thread();
+        vips_thread_shutdown();
         std::lock_guard<std::mutex> lock(mu);
         for (auto& [i, s] : mine) {
           if (lat)

@@ -211,6 +211,9 @@ state_type::node_entry* pick_node(self_ptr self, std::string& name) {
   return best;
 }
 
+// Slack past task_timeout before the supervisor gives up on an answer.
+constexpr std::chrono::milliseconds backstop{2000};
+
 void dispatch(self_ptr self) {
   auto& st = self->state;
   std::string name;
@@ -232,7 +235,9 @@ void dispatch(self_ptr self) {
     auto attempt = task.attempt;
     auto job = task.job; // shares the bytes with the copy kept for retries
     st.running.emplace(token, state_type::in_flight{std::move(task), name});
-    self->request(node->agent, st.cfg.task_timeout, std::move(job))
+    // The resize itself stops at task_timeout (inside libvips); this
+    // deadline is the backstop for a node that does not answer at all.
+    self->request(node->agent, st.cfg.task_timeout + backstop, std::move(job))
       .then(
         [=](resize_done& done) {
           on_done(self, token, attempt, done);

@@ -301,6 +301,7 @@ std::vector<std::string> service_config::load(int argc, char** argv,
   if (c.range("resize.task-timeout-ms", resize_task_timeout_ms_, 100,
               3600000, secs))
     out.resize.task_timeout = std::chrono::milliseconds{secs};
+  out.limits.max_processing_ms = resize_task_timeout_ms_;
   c.range("queue.capacity", queue_capacity_, 1, 1000000, out.queue.capacity);
   c.range("queue.max-bytes", queue_max_bytes_, 1024, max_i64,
           out.queue.max_bytes);

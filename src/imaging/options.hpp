@@ -34,6 +34,10 @@ struct limits {
   uint64_t max_pixels = 50'000'000; // input width*height (limits.max-pixels)
   int max_dimension = 4096;         // output width/height (limits.max-dimension)
   uint64_t max_input_bytes = 50u << 20;
+  /// Longest a resize may compute (resize.task-timeout-ms); 0 = no limit.
+  /// Enforced inside libvips: the pixel pipeline is killed through its eval
+  /// signal, and the task ends processing_timeout.
+  int64_t max_processing_ms = 0;
   bool fail_on_truncated = true; // limits.truncated = "fail": an image whose
                                  // data ends early is FAILURE corrupt_image
                                  // ("serve": served, missing part grey)

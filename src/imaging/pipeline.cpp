@@ -537,12 +537,46 @@ bool failed_in_loader(std::string_view message) {
   return false;
 }
 
-/// Runs the whole graph: decodes, resizes and encodes the pixels.
-outcome<std::string> encode(VipsImage* img, const resize_options& opts) {
+/// A deadline watched from libvips' "eval" signal, which fires as the pixel
+/// pipeline computes: past it, the computation is killed (vips_image_set_kill)
+/// and the save fails. No thread is abandoned.
+struct eval_deadline {
+  clock_type::time_point at;
+  bool fired = false;
+};
+
+void on_eval(VipsImage* image, VipsProgress*, void* data) {
+  auto* d = static_cast<eval_deadline*>(data);
+  if (!d->fired && clock_type::now() >= d->at) {
+    d->fired = true;
+    vips_image_set_kill(image, TRUE);
+  }
+}
+
+/// Runs the whole graph: decodes, resizes and encodes the pixels, within
+/// `deadline` when it is set.
+outcome<std::string> encode(VipsImage* img, const resize_options& opts,
+                            std::optional<clock_type::time_point> deadline,
+                            int64_t budget_ms) {
   void* buf = nullptr;
   size_t len = 0;
+  eval_deadline watch{deadline.value_or(clock_type::time_point::max())};
+  gulong handler = 0;
+  if (deadline) {
+    vips_image_set_progress(img, TRUE);
+    handler = g_signal_connect(img, "eval", G_CALLBACK(on_eval), &watch);
+  }
   int rc = save_buffer(img, opts.format, opts.quality, &buf, &len);
+  if (handler != 0)
+    g_signal_handler_disconnect(img, handler);
   vips_buffer owner{buf};
+  if (rc != 0 && watch.fired) {
+    vips_error_clear();
+    return failure{error_code::processing_timeout,
+                   fmt::format("processing took longer than {} ms (stopped "
+                               "inside libvips)",
+                               budget_ms)};
+  }
   if (rc != 0) {
     auto message = vips_message("unknown");
     bool loader = failed_in_loader(message);
@@ -682,6 +716,14 @@ outcome<resize_result> resize(const void* data, size_t size,
 
     // decode: header, limits, thumbnail graph with shrink-on-load
     auto start = clock_type::now();
+    std::optional<clock_type::time_point> deadline;
+    if (lim.max_processing_ms > 0)
+      deadline = start + std::chrono::milliseconds{lim.max_processing_ms};
+    auto too_slow = [&] {
+      return failure{error_code::processing_timeout,
+                     fmt::format("processing took longer than {} ms",
+                                 lim.max_processing_ms)};
+    };
     auto head = read_header(data, size, lim);
     if (!head)
       return std::move(head).error();
@@ -690,6 +732,8 @@ outcome<resize_result> resize(const void* data, size_t size,
     if (!thumb)
       return std::move(thumb).error();
     result.timings.decode = seconds_since(start);
+    if (deadline && clock_type::now() >= *deadline)
+      return too_slow();
 
     // resize: the rest of the graph (colour, alpha)
     start = clock_type::now();
@@ -703,7 +747,7 @@ outcome<resize_result> resize(const void* data, size_t size,
 
     // encode: runs the pixels through the whole graph
     start = clock_type::now();
-    auto bytes = encode(ready->get(), opts);
+    auto bytes = encode(ready->get(), opts, deadline, lim.max_processing_ms);
     if (!bytes)
       return std::move(bytes).error();
     result.timings.encode = seconds_since(start);

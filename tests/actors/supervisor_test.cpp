@@ -43,10 +43,11 @@ struct supervisor_fixture : test::actor_system_fixture {
   std::map<std::string, std::string> images;
 
   // A supervisor with a local agent of `pool` resize actors (0 = none).
-  caf::actor start(supervisor_config cfg, size_t pool = 2) {
+  caf::actor start(supervisor_config cfg, size_t pool = 2,
+                   imaging::limits lim = {}) {
     caf::actor local;
     if (pool > 0)
-      local = sys.spawn(agent, agent_config{pool, imaging::limits{}, cfg.node});
+      local = sys.spawn(agent, agent_config{pool, lim, cfg.node});
     auto fake = sys.spawn(fake_status, caf::actor_cast<caf::actor>(status));
     return sys.spawn(supervisor, cfg, fake, local, pool);
   }
@@ -223,17 +224,22 @@ BOOST_AUTO_TEST_CASE(a_bad_image_ends_failure_and_the_pool_goes_on) {
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
 }
 
-BOOST_AUTO_TEST_CASE(a_task_past_its_deadline_ends_processing_timeout) {
+BOOST_AUTO_TEST_CASE(a_task_past_its_deadline_is_stopped_inside_libvips) {
   supervisor_config cfg;
-  cfg.task_timeout = std::chrono::milliseconds{1};
-  auto sup = start(cfg, 1);
+  imaging::limits lim;
+  lim.max_processing_ms = 1; // the worker's own deadline (inside libvips)
+  auto sup = start(cfg, 1, lim);
   auto t = submit(sup, test::corpus_photo("ukui__rhythm.jpg"));
   BOOST_REQUIRE(t.ok());
   run_until_final({t.value()});
   BOOST_TEST((last[t.value()].status == task_status::failure));
   BOOST_TEST(last[t.value()].error_code == "processing_timeout");
-  // The slot frees itself when the stuck worker returns: a later task runs.
-  auto next = submit(sup, test::corpus_photo(test::small_photo));
+  // The worker was not abandoned: the same pool runs the next task.
+  auto next = submit(sup, test::corpus_photo(test::small_photo), [] {
+    imaging::resize_options o;
+    o.width = 64; // other work than the first task
+    return o;
+  }());
   BOOST_REQUIRE(next.ok());
   run_until_final({next.value()});
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
@@ -280,6 +286,20 @@ caf::behavior black_hole(caf::event_based_actor* self) {
 }
 
 } // namespace
+
+BOOST_AUTO_TEST_CASE(a_node_that_never_answers_hits_the_backstop) {
+  supervisor_config cfg;
+  cfg.task_timeout = std::chrono::milliseconds{100};
+  auto sup = start(cfg, 0);
+  auto hole = sys.spawn(black_hole);
+  join(sup, hole, "silent", 1);
+  auto t = submit(sup, test::corpus_photo(test::small_photo)).value();
+  run_until_final({t});
+  BOOST_TEST((last[t].status == task_status::failure));
+  BOOST_TEST(last[t].error_code == "processing_timeout");
+  for (auto* x : {&sup, &hole})
+    caf::anon_send_exit(*x, caf::exit_reason::user_shutdown);
+}
 
 BOOST_AUTO_TEST_CASE(a_lost_nodes_tasks_run_elsewhere_exactly_once) {
   supervisor_config cfg;
