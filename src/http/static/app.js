@@ -128,7 +128,9 @@ async function submit(e) {
   try {
     const res = await fetch(`/api/v1/resize?${optionQuery()}`, {
       method: 'POST',
-      headers: {'Content-Type': chosen.type || 'application/octet-stream'},
+      headers: Object.assign(
+          {'Content-Type': chosen.type || 'application/octet-stream'},
+          authHeaders()),
       body: chosen,
     });
     const body = await res.json().catch(() => null);
@@ -150,10 +152,19 @@ async function submit(e) {
   }
 }
 
+// Auth headers for the API (X-API-Key) when the user gave a key; the key is
+// kept in localStorage so a reload does not lose it.
+function authHeaders() {
+  const key = $('apikey').value.trim();
+  try { localStorage.setItem('resized.apikey', key); } catch (e) {}
+  return key ? {'X-API-Key': key} : {};
+}
+
 async function poll(token) {
   let rec = null;
   try {
-    const res = await fetch(`/api/v1/resize/${token}`, {cache: 'no-store'});
+    const res = await fetch(`/api/v1/resize/${token}`,
+                            {cache: 'no-store', headers: authHeaders()});
     rec = await res.json();
     if (!res.ok) {
       showStep('ERROR');
@@ -286,8 +297,8 @@ function renderNodes(view) {
 async function refreshCluster() {
   try {
     const [cres, mres] = await Promise.all([
-      fetch('/api/v1/cluster', {cache: 'no-store'}),
-      fetch('/metrics', {cache: 'no-store'}),
+      fetch('/api/v1/cluster', {cache: 'no-store', headers: authHeaders()}),
+      fetch('/metrics', {cache: 'no-store', headers: authHeaders()}),
     ]);
     if (cres.ok) {
       const view = await cres.json();
@@ -342,6 +353,9 @@ async function refreshHealth() {
   setTimeout(refreshHealth, 5000);
 }
 
+try {
+  $('apikey').value = localStorage.getItem('resized.apikey') || '';
+} catch (e) {}
 setupDropzone();
 setupOptions();
 refreshCluster();
