@@ -19,9 +19,8 @@ void spawn_worker(self_ptr self) {
   st.idle.push_back(std::move(w));
 }
 
-void run_next(self_ptr self);
-
-void run(self_ptr self, caf::message job, caf::response_promise promise) {
+void run(self_ptr self, caf::message job,
+         caf::typed_response_promise<resize_done> promise) {
   auto& st = self->state;
   auto worker = st.idle.back();
   st.idle.pop_back();
@@ -31,21 +30,11 @@ void run(self_ptr self, caf::message job, caf::response_promise promise) {
         promise.deliver(std::move(done));
         ++self->state.done;
         self->state.idle.push_back(worker);
-        run_next(self);
       },
       [=](caf::error& err) mutable {
         // The worker died mid-job (it is replaced by the exit handler).
         promise.deliver(std::move(err));
       });
-}
-
-void run_next(self_ptr self) {
-  auto& st = self->state;
-  while (!st.idle.empty() && !st.queue.empty()) {
-    auto next = std::move(st.queue.front());
-    st.queue.pop_front();
-    run(self, std::move(next.job), std::move(next.promise));
-  }
 }
 
 } // namespace
@@ -73,19 +62,24 @@ caf::behavior agent(agent_actor_type* self, agent_config cfg) {
     st.idle.erase(std::remove(st.idle.begin(), st.idle.end(), dead),
                   st.idle.end());
     spawn_worker(self);
-    run_next(self);
   });
   for (size_t i = 0; i < st.cfg.pool_size; ++i)
     spawn_worker(self);
   return {
-    [=](const resize_job&) -> caf::response_promise {
+    [=](const resize_job& job) -> caf::result<resize_done> {
       auto& st = self->state;
-      auto job = self->current_mailbox_element()->move_content_to_message();
-      auto promise = self->make_response_promise();
-      if (!st.idle.empty())
-        run(self, std::move(job), promise);
-      else
-        st.queue.push_back({std::move(job), promise});
+      if (st.idle.empty()) {
+        ++st.refused;
+        resize_done busy;
+        busy.token = job.token;
+        busy.error_code = node_busy;
+        busy.error_message = "all resize workers of this node are busy";
+        busy.node = st.cfg.node;
+        return busy;
+      }
+      auto msg = self->current_mailbox_element()->move_content_to_message();
+      auto promise = self->make_response_promise<resize_done>();
+      run(self, std::move(msg), promise);
       return promise;
     },
   };

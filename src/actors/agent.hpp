@@ -1,12 +1,13 @@
 // A node's agent: the one actor through which an API node's supervisor runs
 // resizes on a node, local or remote. It owns a fixed pool of `pool_size`
 // resize workers (detached actors: one OS thread each, so libvips never
-// blocks CAF's scheduler) and queues jobs beyond that (a worker node serving
-// several API nodes may be offered more than its pool at once).
+// blocks CAF's scheduler) and never runs or holds more jobs than that: a
+// worker node serving several API nodes, each offered its whole pool, turns
+// the excess away at once so that API node places it elsewhere.
 //
 //   resize_job ─▶ idle worker? ─yes─▶ request(worker) ─▶ deliver the answer,
 //                     │                                  worker idle again
-//                     └─no──▶ wait in the agent's queue
+//                     └─no──▶ answer resize_done{error_code = "node_busy"}
 //
 // Workers are linked to the agent: a worker that dies is replaced (its job
 // answers with an error, so the supervisor runs it again); when the agent
@@ -14,7 +15,6 @@
 // bytes are never copied here.
 #pragma once
 
-#include <deque>
 #include <vector>
 
 #include <caf/event_based_actor.hpp>
@@ -32,16 +32,16 @@ struct agent_config {
   int nice = 5; // resize.nice: CPU priority of resize threads (0 = as is)
 };
 
+/// error_code of a resize_done that means "no free slot here, place it
+/// elsewhere": not a failure of the task.
+inline constexpr const char* node_busy = "node_busy";
+
 struct agent_state {
-  struct waiting {
-    caf::message job;
-    caf::response_promise promise;
-  };
   agent_config cfg;
   std::vector<caf::actor> workers; // all of them
   std::vector<caf::actor> idle;
   uint64_t done = 0;
-  std::deque<waiting> queue;
+  uint64_t refused = 0;
 
   static inline const char* name = "agent";
 };

@@ -22,6 +22,8 @@
 //   link       → supervisor: (join_atom, agent, node_info) → welcome_atom
 //                            a worker node's agent joins an API node
 //   link       → link:       try_connect_atom              (reconnect timer)
+//   supervisor → supervisor: (unsaturate_atom, node name)  retry a node that
+//                            answered node_busy
 #pragma once
 
 #include <string>
@@ -49,6 +51,7 @@ using accept_atom = caf::atom_constant<caf::atom("accept")>;
 using recover_atom = caf::atom_constant<caf::atom("recover")>;
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using clone_atom = caf::atom_constant<caf::atom("clone")>;
+using unsaturate_atom = caf::atom_constant<caf::atom("unsat")>;
 using join_atom = caf::atom_constant<caf::atom("join")>;
 using welcome_atom = caf::atom_constant<caf::atom("welcome")>;
 using try_connect_atom = caf::atom_constant<caf::atom("tryconn")>;

@@ -1,5 +1,7 @@
 #include "actors/supervisor.hpp"
 
+#include "actors/agent.hpp"
+
 #include <optional>
 #include <random>
 
@@ -117,6 +119,25 @@ void on_done(self_ptr self, const std::string& token, uint32_t attempt,
   }
   auto& st = self->state;
   auto node = st.nodes.find(task->node);
+  if (!done.ok && done.error_code == node_busy) {
+    // Not the task's failure: that node is full (shared with other API
+    // nodes). Back to the queue front, same attempt; try the node again
+    // after a pause.
+    if (node != st.nodes.end() && !node->second.saturated) {
+      node->second.saturated = true;
+      self->delayed_send(self, std::chrono::milliseconds{50},
+                         unsaturate_atom::value, task->node);
+    }
+    log::debug("msg={} token={} node={}", log::quote("node busy, re-placing"),
+               task->task.record.token, log::quote(task->node));
+    auto& queued = task->task;
+    queued.record.status = task_status::pending;
+    st.queued_bytes += job_of(queued).input.size();
+    st.queue.push_front(std::move(queued));
+    return;
+  }
+  if (node != st.nodes.end())
+    node->second.saturated = false; // it answered: it has room again
   auto rec = std::move(task->task.record);
   rec.node = done.node.empty() ? task->node : done.node;
   if (!done.ok) {
@@ -199,6 +220,8 @@ state_type::node_entry* pick_node(self_ptr self, std::string& name) {
   state_type::node_entry* best = nullptr;
   size_t best_free = 0;
   for (auto& [key, node] : self->state.nodes) {
+    if (node.saturated)
+      continue;
     auto free = node.info.pool_size > node.busy ? node.info.pool_size
                                                     - node.busy
                                                 : 0;
@@ -532,6 +555,11 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
       return caf::make_message(welcome_atom::value);
     },
     [=](cluster_atom, cluster_replier& reply) { reply(make_view(self)); },
+    [=](unsaturate_atom, const std::string& name) {
+      if (auto i = self->state.nodes.find(name); i != self->state.nodes.end())
+        i->second.saturated = false;
+      dispatch(self);
+    },
   };
 }
 

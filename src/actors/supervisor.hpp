@@ -63,6 +63,9 @@ struct supervisor_state {
     uint64_t done = 0;
     uint64_t failed = 0;
     int64_t since_ms = 0;
+    // The node turned a task away (its slots are taken by other API nodes):
+    // place nothing there until it answers a task or a short pause passes.
+    bool saturated = false;
   };
 
   supervisor_config cfg;

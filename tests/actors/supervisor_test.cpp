@@ -331,6 +331,32 @@ BOOST_AUTO_TEST_CASE(a_lost_nodes_tasks_run_elsewhere_exactly_once) {
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
 }
 
+BOOST_AUTO_TEST_CASE(a_node_shared_by_two_api_nodes_never_takes_more_than_its_pool) {
+  // Two supervisors (two API nodes) offered the same one-slot worker: the
+  // second one's task is turned away (node_busy) and placed again once the
+  // slot is free; both end SUCCESS.
+  supervisor_config cfg;
+  auto a = start(cfg, 0);
+  auto b = start(cfg, 0);
+  auto shared = sys.spawn(agent, agent_config{1, imaging::limits{}, "shared"});
+  join(a, shared, "shared", 1);
+  join(b, shared, "shared", 1);
+  auto big = test::corpus_photo("ukui__rhythm.jpg");
+  auto ta = submit(a, big).value();
+  auto tb = submit(b, big, [] {
+    imaging::resize_options o;
+    o.width = 90; // other work: no sharing of results between the two
+    return o;
+  }()).value();
+  run_until_final({ta, tb});
+  BOOST_TEST((last[ta].status == task_status::success));
+  BOOST_TEST((last[tb].status == task_status::success));
+  BOOST_TEST(successes(ta) == 1);
+  BOOST_TEST(successes(tb) == 1);
+  for (auto* x : {&a, &b, &shared})
+    caf::anon_send_exit(*x, caf::exit_reason::user_shutdown);
+}
+
 BOOST_AUTO_TEST_CASE(a_task_losing_max_attempts_nodes_ends_worker_lost) {
   supervisor_config cfg;
   cfg.max_attempts = 2;
