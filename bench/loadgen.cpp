@@ -82,11 +82,15 @@ struct dims {
   std::string format;
 };
 
-uint32_t be16(const unsigned char* p) { return (p[0] << 8) | p[1]; }
+uint32_t be16(const unsigned char* p) {
+  return (p[0] << 8) | p[1];
+}
 uint32_t be32(const unsigned char* p) {
   return (uint32_t(p[0]) << 24) | (p[1] << 16) | (p[2] << 8) | p[3];
 }
-uint32_t le16(const unsigned char* p) { return p[0] | (p[1] << 8); }
+uint32_t le16(const unsigned char* p) {
+  return p[0] | (p[1] << 8);
+}
 uint32_t le24(const unsigned char* p) {
   return p[0] | (p[1] << 8) | (p[2] << 16);
 }
@@ -113,8 +117,7 @@ std::optional<dims> image_dims(const std::string& b) {
       uint32_t len = be16(p + i + 2);
       if (len < 2 || i + 2 + len > n)
         return std::nullopt;
-      bool sof = m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 &&
-                 m != 0xCC;
+      bool sof = m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC;
       if (sof) {
         if (len < 7)
           return std::nullopt;
@@ -137,9 +140,9 @@ std::optional<dims> image_dims(const std::string& b) {
       return dims{int(le16(p + 26) & 0x3FFF), int(le16(p + 28) & 0x3FFF),
                   "webp"};
     if (std::memcmp(p + 12, "VP8L", 4) == 0 && n >= 25) {
-      uint32_t v = p[21] | (p[22] << 8) | (p[23] << 16) | (uint32_t(p[24]) << 24);
-      return dims{int((v & 0x3FFF) + 1), int(((v >> 14) & 0x3FFF) + 1),
-                  "webp"};
+      uint32_t v =
+          p[21] | (p[22] << 8) | (p[23] << 16) | (uint32_t(p[24]) << 24);
+      return dims{int((v & 0x3FFF) + 1), int(((v >> 14) & 0x3FFF) + 1), "webp"};
     }
   }
   return std::nullopt;
@@ -240,7 +243,8 @@ public:
     if (headers_)
       curl_slist_free_all(headers_);
     headers_ = nullptr;
-    headers_ = curl_slist_append(headers_, ("Content-Type: " + content_type).c_str());
+    headers_ =
+        curl_slist_append(headers_, ("Content-Type: " + content_type).c_str());
     headers_ = curl_slist_append(headers_, "Expect:"); // no 100-continue wait
     curl_easy_setopt(h_, CURLOPT_HTTPHEADER, headers_);
     curl_easy_setopt(h_, CURLOPT_POST, 1L);
@@ -326,8 +330,8 @@ void print_histogram_delta(const std::map<std::string, double>& before,
     if (lp == std::string::npos)
       continue;
     auto ve = rest.find('"', lp + label.size() + 2);
-    std::string lv = rest.substr(lp + label.size() + 2,
-                                 ve - lp - label.size() - 2);
+    std::string lv =
+        rest.substr(lp + label.size() + 2, ve - lp - label.size() - 2);
     double d = v - metric(before, k);
     if (rest.rfind("_bucket", 0) == 0) {
       auto le = rest.find("le=\"");
@@ -349,8 +353,8 @@ void print_histogram_delta(const std::map<std::string, double>& before,
       if (cum >= target) {
         if (bound >= 1e300)
           return prev_bound; // in the +Inf bucket: report its lower edge
-        double frac = cum > prev_cum ? (target - prev_cum) / (cum - prev_cum)
-                                     : 1.0;
+        double frac =
+            cum > prev_cum ? (target - prev_cum) / (cum - prev_cum) : 1.0;
         return prev_bound + frac * (bound - prev_bound);
       }
       prev_bound = bound;
@@ -363,8 +367,8 @@ void print_histogram_delta(const std::map<std::string, double>& before,
       continue;
     std::printf("%s %s=%s count=%.0f mean_ms=%.2f p50_ms=%.2f p90_ms=%.2f "
                 "p99_ms=%.2f sum_s=%.3f\n",
-                tag.c_str(), label.c_str(), lv.c_str(), c,
-                1000 * sums[lv] / c, 1000 * quantile(buckets[lv], c, 0.5),
+                tag.c_str(), label.c_str(), lv.c_str(), c, 1000 * sums[lv] / c,
+                1000 * quantile(buckets[lv], c, 0.5),
                 1000 * quantile(buckets[lv], c, 0.9),
                 1000 * quantile(buckets[lv], c, 0.99), sums[lv]);
   }
@@ -399,14 +403,15 @@ std::vector<long> children_of(long pid) {
   return out;
 }
 
-// -- the run -------------------------------------------------------------------
+// -- the run
+// -------------------------------------------------------------------
 
 struct settings {
   std::string url, mode, label, result_dir, curve_path, format, fit;
   int concurrency = 8, width = 100, height = 100, quality = 85;
   size_t count = 0;
-  bool original = false, submit_only = false, metrics = false,
-       distinct = true, pid_children = false;
+  bool original = false, submit_only = false, metrics = false, distinct = true,
+       pid_children = false;
   long poll_ms = 5, poll_max_ms = 20, retry_ms = 100, sample_ms = 50;
   double timeout_s = 300;
   std::vector<long> pids;
@@ -431,9 +436,9 @@ struct shared_state {
 };
 
 std::string query_for(const settings& c, int quality) {
-  return "width=" + std::to_string(c.width) + "&height=" +
-         std::to_string(c.height) + "&mode=" + c.fit + "&format=" + c.format +
-         "&quality=" + std::to_string(quality);
+  return "width=" + std::to_string(c.width) +
+         "&height=" + std::to_string(c.height) + "&mode=" + c.fit +
+         "&format=" + c.format + "&quality=" + std::to_string(quality);
 }
 
 /// POSTs submission i; returns the token or nullopt (row filled on failure).
@@ -457,10 +462,10 @@ std::optional<std::string> submit(shared_state& st, client& cl, size_t i,
       if (c.original)
         prefix = "{\"imageData\":\"";
       else
-        prefix = "{\"width\":" + std::to_string(c.width) + ",\"height\":" +
-                 std::to_string(c.height) + ",\"mode\":\"" + c.fit +
-                 "\",\"format\":\"" + c.format + "\",\"quality\":" +
-                 std::to_string(q) + ",\"imageData\":\"";
+        prefix = "{\"width\":" + std::to_string(c.width) +
+                 ",\"height\":" + std::to_string(c.height) + ",\"mode\":\"" +
+                 c.fit + "\",\"format\":\"" + c.format +
+                 "\",\"quality\":" + std::to_string(q) + ",\"imageData\":\"";
       body.parts[0] = &prefix;
       body.parts[1] = &st.b64[pi];
       body.parts[2] = &suffix;
@@ -642,8 +647,9 @@ int main(int argc, char** argv) try {
   if (c.original && c.mode != "json")
     throw std::runtime_error("the original stack only takes --mode=json");
 
-  auto corpus = bench::load_corpus(a.str("dir", "../shared/corpus/photos"),
-                                   static_cast<uint64_t>(a.num("min-bytes", 0)));
+  auto corpus =
+      bench::load_corpus(a.str("dir", "../shared/corpus/photos"),
+                         static_cast<uint64_t>(a.num("min-bytes", 0)));
   c.count = static_cast<size_t>(a.num("count", 3 * corpus.size()));
 
   curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -684,7 +690,8 @@ int main(int argc, char** argv) try {
   for (int w = 0; w < c.concurrency; ++w)
     workers.emplace_back([&] {
       client cl;
-      std::vector<std::tuple<size_t, std::string, bench::clock_type::time_point>>
+      std::vector<
+          std::tuple<size_t, std::string, bench::clock_type::time_point>>
           pending;
       for (;;) {
         size_t i = st.next.fetch_add(1);
@@ -752,19 +759,17 @@ int main(int argc, char** argv) try {
   size_t not_run = c.count - ok - failed;
   for (auto& [f, n] : failures)
     std::fprintf(stderr, "loadgen: %dx %s\n", n, f.c_str());
-  std::printf("result %s images=%zu ok=%zu failed=%zu not_run=%zu "
-              "rejected_503=%ld concurrency=%d seconds=%.3f images_per_s=%.2f "
-              "post_p50_ms=%.2f post_p99_ms=%.2f post_max_ms=%.2f "
-              "done_p50_ms=%.1f done_p99_ms=%.1f polls=%ld peak_rss_kib=%ld "
-              "client_cpu_s=%.2f",
-              c.label.c_str(), c.count, ok, failed, not_run,
-              st.rejected.load(), c.concurrency, wall, ok / wall,
-              1000 * bench::percentile(post, 50),
-              1000 * bench::percentile(post, 99),
-              1000 * bench::percentile(post, 100),
-              1000 * bench::percentile(done, 50),
-              1000 * bench::percentile(done, 99), st.polls.load(), peak_kib,
-              client_cpu);
+  std::printf(
+      "result %s images=%zu ok=%zu failed=%zu not_run=%zu "
+      "rejected_503=%ld concurrency=%d seconds=%.3f images_per_s=%.2f "
+      "post_p50_ms=%.2f post_p99_ms=%.2f post_max_ms=%.2f "
+      "done_p50_ms=%.1f done_p99_ms=%.1f polls=%ld peak_rss_kib=%ld "
+      "client_cpu_s=%.2f",
+      c.label.c_str(), c.count, ok, failed, not_run, st.rejected.load(),
+      c.concurrency, wall, ok / wall, 1000 * bench::percentile(post, 50),
+      1000 * bench::percentile(post, 99), 1000 * bench::percentile(post, 100),
+      1000 * bench::percentile(done, 50), 1000 * bench::percentile(done, 99),
+      st.polls.load(), peak_kib, client_cpu);
   if (service_cpu >= 0)
     std::printf(" cpu_s=%.3f", service_cpu);
   if (c.submit_only)

@@ -26,9 +26,9 @@ using namespace resized;
 
 int main(int argc, char** argv) try {
   bench::args a(argc, argv);
-  auto corpus = bench::load_corpus(
-      a.str("dir", "../shared/corpus/photos"),
-      static_cast<uint64_t>(a.num("min-bytes", 0)));
+  auto corpus =
+      bench::load_corpus(a.str("dir", "../shared/corpus/photos"),
+                         static_cast<uint64_t>(a.num("min-bytes", 0)));
   const int threads = static_cast<int>(a.num("threads", 2));
   const size_t count = static_cast<size_t>(a.num("count", 3 * corpus.size()));
   const size_t warmup = static_cast<size_t>(a.num("warmup", 0));
@@ -47,14 +47,15 @@ int main(int argc, char** argv) try {
   lim.max_input_bytes = 64u << 20;
 
   std::string err;
-  if (!imaging::startup(argv[0],
-                        static_cast<int>(a.num("vips-concurrency", 1)), err)) {
+  if (!imaging::startup(argv[0], static_cast<int>(a.num("vips-concurrency", 1)),
+                        err)) {
     std::fprintf(stderr, "raw_pipeline: libvips: %s\n", err.c_str());
     return 1;
   }
 
-  auto run = [&](size_t n, std::vector<double>* lat, std::map<std::string,
-                 std::vector<double>>* per_file, std::atomic<size_t>& failed) {
+  auto run = [&](size_t n, std::vector<double>* lat,
+                 std::map<std::string, std::vector<double>>* per_file,
+                 std::atomic<size_t>& failed) {
     std::atomic<size_t> next{0};
     std::mutex mu;
     std::vector<std::thread> pool;
@@ -67,14 +68,14 @@ int main(int argc, char** argv) try {
             break;
           const auto& p = corpus[i % corpus.size()];
           auto o = opts;
-          o.quality = bench::quality_for(i, corpus.size(), base_quality,
-                                         distinct);
+          o.quality =
+              bench::quality_for(i, corpus.size(), base_quality, distinct);
           auto t0 = bench::clock_type::now();
           auto res = imaging::resize(p.bytes.data(), p.bytes.size(), o, lim);
           double s = bench::seconds_between(t0, bench::clock_type::now());
-          if (!res || (opts.mode != imaging::fit_mode::fit &&
-                       (res->width != opts.width ||
-                        res->height != opts.height))) {
+          if (!res ||
+              (opts.mode != imaging::fit_mode::fit &&
+               (res->width != opts.width || res->height != opts.height))) {
             ++failed;
             std::fprintf(stderr, "raw_pipeline: %s failed: %s\n",
                          p.name.c_str(),
@@ -126,12 +127,12 @@ int main(int argc, char** argv) try {
   double cpu_sum = 0;
   for (double s : lat)
     cpu_sum += s;
-  std::printf("result raw images=%zu ok=%zu failed=%zu threads=%d seconds=%.3f "
-              "images_per_s=%.2f p50_ms=%.1f p99_ms=%.1f mean_ms=%.1f cpu_s=%.3f\n",
-              count, lat.size(), failed.load(), threads, wall,
-              lat.size() / wall, 1000 * bench::percentile(lat, 50),
-              1000 * bench::percentile(lat, 99),
-              lat.empty() ? 0.0 : 1000 * cpu_sum / lat.size(), cpu);
+  std::printf(
+      "result raw images=%zu ok=%zu failed=%zu threads=%d seconds=%.3f "
+      "images_per_s=%.2f p50_ms=%.1f p99_ms=%.1f mean_ms=%.1f cpu_s=%.3f\n",
+      count, lat.size(), failed.load(), threads, wall, lat.size() / wall,
+      1000 * bench::percentile(lat, 50), 1000 * bench::percentile(lat, 99),
+      lat.empty() ? 0.0 : 1000 * cpu_sum / lat.size(), cpu);
   imaging::shutdown();
   return failed.load() == 0 ? 0 : 1;
 } catch (const std::exception& e) {

@@ -53,9 +53,10 @@ void drain(caf::actor_system& sys, const caf::actor& supervisor,
   size_t in_flight = 0;
   for (;;) {
     bool answered = false;
-    self->request(supervisor, std::chrono::seconds{1}, actors::drain_atom::value)
-      .receive([&](size_t n) { in_flight = n, answered = true; },
-               [&](caf::error&) {});
+    self->request(supervisor, std::chrono::seconds{1},
+                  actors::drain_atom::value)
+        .receive([&](size_t n) { in_flight = n, answered = true; },
+                 [&](caf::error&) {});
     if (!answered || in_flight == 0 || clock::now() >= deadline)
       break;
     timespec poll{0, 100'000'000}; // a second signal ends the wait early
@@ -149,15 +150,13 @@ int main(int argc, char** argv) {
     }
     log::info("msg={} node={} role={} http={} cluster={} pool_size={} "
               "redis={}:{}",
-              log::quote("resized started"), log::quote(cl.node_name),
-              cl.role,
+              log::quote("resized started"), log::quote(cl.node_name), cl.role,
               srv ? fmt::format("{}:{}", cfg.http.address, cfg.http.port)
                   : "off",
-              cl.role == "api"
-                ? fmt::format("{}:{}", cl.bind_address, cl.port)
-                : cl.role == "worker" ? "joining" : "off",
-              cfg.resize.pool_size, cfg.redis.store.host,
-              cfg.redis.store.port);
+              cl.role == "api" ? fmt::format("{}:{}", cl.bind_address, cl.port)
+              : cl.role == "worker" ? "joining"
+                                    : "off",
+              cfg.resize.pool_size, cfg.redis.store.host, cfg.redis.store.port);
     int sig = 0;
     sigwait(&signals, &sig);
     log::info("msg={} signal={} grace_s={}", log::quote("shutting down"), sig,

@@ -11,7 +11,7 @@ namespace resized::actors {
 class actor_backend : public backend {
 public:
   actor_backend(caf::actor supervisor, caf::actor status)
-    : supervisor_(std::move(supervisor)), status_(std::move(status)) {}
+      : supervisor_(std::move(supervisor)), status_(std::move(status)) {}
 
   void submit(submit_request req, submit_replier reply) override;
   void status(std::string token, status_replier reply) override;

@@ -14,7 +14,7 @@ using self_ptr = agent_actor_type*;
 void spawn_worker(self_ptr self) {
   auto& st = self->state;
   auto w = self->spawn<caf::detached + caf::linked>(resize_actor, st.cfg.limits,
-                                                   st.cfg.node, st.cfg.nice);
+                                                    st.cfg.node, st.cfg.nice);
   st.workers.push_back(w);
   st.idle.push_back(std::move(w));
 }
@@ -25,16 +25,16 @@ void run(self_ptr self, caf::message job,
   auto worker = st.idle.back();
   st.idle.pop_back();
   self->request(worker, caf::infinite, std::move(job))
-    .then(
-      [=](resize_done& done) mutable {
-        promise.deliver(std::move(done));
-        ++self->state.done;
-        self->state.idle.push_back(worker);
-      },
-      [=](caf::error& err) mutable {
-        // The worker died mid-job (it is replaced by the exit handler).
-        promise.deliver(std::move(err));
-      });
+      .then(
+          [=](resize_done& done) mutable {
+            promise.deliver(std::move(done));
+            ++self->state.done;
+            self->state.idle.push_back(worker);
+          },
+          [=](caf::error& err) mutable {
+            // The worker died mid-job (it is replaced by the exit handler).
+            promise.deliver(std::move(err));
+          });
 }
 
 } // namespace
@@ -45,10 +45,9 @@ caf::behavior agent(agent_actor_type* self, agent_config cfg) {
   st.cfg = std::move(cfg);
   self->set_exit_handler([=](caf::exit_msg& msg) {
     auto& st = self->state;
-    auto i = std::find_if(st.workers.begin(), st.workers.end(),
-                          [&](const caf::actor& w) {
-                            return w.address() == msg.source;
-                          });
+    auto i = std::find_if(
+        st.workers.begin(), st.workers.end(),
+        [&](const caf::actor& w) { return w.address() == msg.source; });
     if (i == st.workers.end()) {
       self->quit(msg.reason); // the agent is told to stop: workers follow
       return;
@@ -66,22 +65,22 @@ caf::behavior agent(agent_actor_type* self, agent_config cfg) {
   for (size_t i = 0; i < st.cfg.pool_size; ++i)
     spawn_worker(self);
   return {
-    [=](const resize_job& job) -> caf::result<resize_done> {
-      auto& st = self->state;
-      if (st.idle.empty()) {
-        ++st.refused;
-        resize_done busy;
-        busy.token = job.token;
-        busy.error_code = node_busy;
-        busy.error_message = "all resize workers of this node are busy";
-        busy.node = st.cfg.node;
-        return busy;
-      }
-      auto msg = self->current_mailbox_element()->move_content_to_message();
-      auto promise = self->make_response_promise<resize_done>();
-      run(self, std::move(msg), promise);
-      return promise;
-    },
+      [=](const resize_job& job) -> caf::result<resize_done> {
+        auto& st = self->state;
+        if (st.idle.empty()) {
+          ++st.refused;
+          resize_done busy;
+          busy.token = job.token;
+          busy.error_code = node_busy;
+          busy.error_message = "all resize workers of this node are busy";
+          busy.node = st.cfg.node;
+          return busy;
+        }
+        auto msg = self->current_mailbox_element()->move_content_to_message();
+        auto promise = self->make_response_promise<resize_done>();
+        run(self, std::move(msg), promise);
+        return promise;
+      },
   };
 }
 

@@ -11,8 +11,8 @@ namespace {
 void schedule_retry(link_actor_type* self, const std::string& why) {
   auto& st = self->state;
   st.backoff = st.backoff.count() == 0
-                 ? st.cfg.backoff_min
-                 : std::min(st.backoff * 2, st.cfg.backoff_max);
+                   ? st.cfg.backoff_min
+                   : std::min(st.backoff * 2, st.cfg.backoff_max);
   log::info("msg={} api={}:{} reason={} retry_ms={}",
             log::quote("cluster link down"), st.cfg.host, st.cfg.port,
             log::quote(why), st.backoff.count());
@@ -25,21 +25,21 @@ void join(link_actor_type* self, caf::actor api) {
   self->monitor(api);
   self->request(api, st.cfg.connect_timeout, join_atom::value, st.agent,
                 st.info)
-    .then(
-      [=](welcome_atom) {
-        auto& st = self->state;
-        st.joined = true;
-        st.backoff = std::chrono::milliseconds{0};
-        log::info("msg={} api={}:{} node={} workers={}",
-                  log::quote("joined API node"), st.cfg.host, st.cfg.port,
-                  log::quote(st.info.name), st.info.pool_size);
-      },
-      [=](caf::error& err) {
-        auto& st = self->state;
-        self->demonitor(st.api);
-        st.api = nullptr;
-        schedule_retry(self, "join refused: " + self->system().render(err));
-      });
+      .then(
+          [=](welcome_atom) {
+            auto& st = self->state;
+            st.joined = true;
+            st.backoff = std::chrono::milliseconds{0};
+            log::info("msg={} api={}:{} node={} workers={}",
+                      log::quote("joined API node"), st.cfg.host, st.cfg.port,
+                      log::quote(st.info.name), st.info.pool_size);
+          },
+          [=](caf::error& err) {
+            auto& st = self->state;
+            self->demonitor(st.api);
+            st.api = nullptr;
+            schedule_retry(self, "join refused: " + self->system().render(err));
+          });
 }
 
 void connect(link_actor_type* self) {
@@ -47,18 +47,18 @@ void connect(link_actor_type* self) {
   auto mm = self->home_system().middleman().actor_handle();
   self->request(mm, st.cfg.connect_timeout, caf::connect_atom::value,
                 st.cfg.host, st.cfg.port)
-    .then(
-      [=](const caf::node_id&, caf::strong_actor_ptr& ptr,
-          const std::set<std::string>&) {
-        if (!ptr) {
-          schedule_retry(self, "no actor published on that port");
-          return;
-        }
-        join(self, caf::actor_cast<caf::actor>(std::move(ptr)));
-      },
-      [=](caf::error& err) {
-        schedule_retry(self, self->system().render(err));
-      });
+      .then(
+          [=](const caf::node_id&, caf::strong_actor_ptr& ptr,
+              const std::set<std::string>&) {
+            if (!ptr) {
+              schedule_retry(self, "no actor published on that port");
+              return;
+            }
+            join(self, caf::actor_cast<caf::actor>(std::move(ptr)));
+          },
+          [=](caf::error& err) {
+            schedule_retry(self, self->system().render(err));
+          });
 }
 
 } // namespace
@@ -79,10 +79,10 @@ caf::behavior cluster_link(link_actor_type* self, link_config cfg,
   });
   self->send(self, try_connect_atom::value);
   return {
-    [=](try_connect_atom) {
-      if (!self->state.api)
-        connect(self);
-    },
+      [=](try_connect_atom) {
+        if (!self->state.api)
+          connect(self);
+      },
   };
 }
 

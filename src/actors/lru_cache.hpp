@@ -13,7 +13,7 @@ template <class K, class V>
 class lru_cache {
 public:
   lru_cache(size_t max_entries, uint64_t max_weight = UINT64_MAX)
-    : max_entries_(max_entries), max_weight_(max_weight) {}
+      : max_entries_(max_entries), max_weight_(max_weight) {}
 
   // Moves keep the index's list iterators valid; copies would not.
   lru_cache(lru_cache&&) = default;

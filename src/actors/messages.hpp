@@ -34,9 +34,9 @@
 #include <caf/meta/type_name.hpp>
 
 #include "common/service.hpp"
-#include "store/task_store.hpp"
 #include "common/task_record.hpp"
 #include "imaging/options.hpp"
+#include "store/task_store.hpp"
 
 namespace resized::actors {
 
@@ -67,16 +67,16 @@ struct resize_job {
 struct resize_done {
   std::string token;
   bool ok = false;
-  std::string output;          // encoded result (ok)
-  int width = 0;               // result size (ok)
+  std::string output; // encoded result (ok)
+  int width = 0;      // result size (ok)
   int height = 0;
-  std::string etag;            // strong ETag of `output` (ok)
-  std::string error_code;      // snake_case (!ok)
-  std::string error_message;   // (!ok)
-  double decode_s = 0;         // stage timings
+  std::string etag;          // strong ETag of `output` (ok)
+  std::string error_code;    // snake_case (!ok)
+  std::string error_message; // (!ok)
+  double decode_s = 0;       // stage timings
   double resize_s = 0;
   double encode_s = 0;
-  std::string node;            // node that ran it
+  std::string node; // node that ran it
 };
 
 /// What a worker node tells an API node when it joins.
@@ -99,8 +99,8 @@ typename Inspector::result_type inspect(Inspector& f, resize_job& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, resize_done& x) {
   return f(caf::meta::type_name("resize_done"), x.token, x.ok, x.output,
-           x.width, x.height, x.etag, x.error_code, x.error_message,
-           x.decode_s, x.resize_s, x.encode_s, x.node);
+           x.width, x.height, x.etag, x.error_code, x.error_message, x.decode_s,
+           x.resize_s, x.encode_s, x.node);
 }
 
 /// Registers every type above with CAF (needed for remote nodes).

@@ -20,8 +20,8 @@ node_actors start_node(caf::actor_system& sys,
   const auto& cl = cfg.cluster;
   auto pool = static_cast<size_t>(cfg.resize.pool_size);
   if (pool > 0)
-    node.agent = sys.spawn(agent, agent_config{pool, cfg.limits, cl.node_name,
-                                               cfg.resize.nice});
+    node.agent = sys.spawn(
+        agent, agent_config{pool, cfg.limits, cl.node_name, cfg.resize.nice});
   if (cl.role == "worker") {
     char host[256] = {};
     gethostname(host, sizeof(host) - 1);
@@ -51,8 +51,8 @@ node_actors start_node(caf::actor_system& sys,
   sup.max_attempts = static_cast<uint32_t>(cfg.resize.max_attempts);
   sup.node = cl.node_name;
   sup.role = cl.role;
-  sup.store_timeout = 2 * cfg.redis.store.command_timeout
-                      + cfg.redis.store.connect_timeout;
+  sup.store_timeout =
+      2 * cfg.redis.store.command_timeout + cfg.redis.store.connect_timeout;
   node.supervisor = sys.spawn(supervisor, sup, node.status, node.agent, pool);
   node.api = std::make_unique<actor_backend>(node.supervisor, node.status);
   if (cl.role == "api") {
@@ -60,10 +60,9 @@ node_actors start_node(caf::actor_system& sys,
                                         cl.bind_address.c_str(), true);
     if (!port) {
       stop_node(node);
-      throw std::runtime_error("cannot listen for workers on "
-                               + cl.bind_address + ":"
-                               + std::to_string(cl.port) + ": "
-                               + sys.render(port.error()));
+      throw std::runtime_error("cannot listen for workers on " +
+                               cl.bind_address + ":" + std::to_string(cl.port) +
+                               ": " + sys.render(port.error()));
     }
   }
   return node;

@@ -13,8 +13,8 @@ resize_done run_resize_job(const resize_job& job, const imaging::limits& lim,
   resize_done done;
   done.token = job.token;
   done.node = node;
-  auto res = imaging::resize(job.input.data(), job.input.size(), job.options,
-                             lim);
+  auto res =
+      imaging::resize(job.input.data(), job.input.size(), job.options, lim);
   if (!res) {
     done.ok = false;
     done.error_code = std::string{to_string(res.error().code)};
@@ -36,17 +36,17 @@ resize_done run_resize_job(const resize_job& job, const imaging::limits& lim,
 caf::behavior resize_actor(caf::event_based_actor* self, imaging::limits lim,
                            std::string node, int nice) {
   return {
-    [=](const resize_job& job) -> resize_done {
-      // Detached: this handler always runs on the worker's own thread.
-      thread_local bool niced = false;
-      if (!niced && nice != 0) {
-        // Linux: nice is per thread; libvips' helper threads created from
-        // here inherit it.
-        setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), nice);
-        niced = true;
-      }
-      return run_resize_job(job, lim, node);
-    },
+      [=](const resize_job& job) -> resize_done {
+        // Detached: this handler always runs on the worker's own thread.
+        thread_local bool niced = false;
+        if (!niced && nice != 0) {
+          // Linux: nice is per thread; libvips' helper threads created from
+          // here inherit it.
+          setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), nice);
+          niced = true;
+        }
+        return run_resize_job(job, lim, node);
+      },
   };
 }
 

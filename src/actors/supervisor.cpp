@@ -42,11 +42,9 @@ void fail(self_ptr self, task_record rec, failure err) {
   auto seconds = [](int64_t from, int64_t to) {
     return from > 0 && to >= from ? (to - from) / 1e3 : -1.0;
   };
-  metrics::task_finished("FAILURE",
-                         seconds(rec.submitted_at_ms, rec.started_at_ms), -1,
-                         -1, -1,
-                         seconds(rec.submitted_at_ms, rec.finished_at_ms),
-                         rec.input_bytes, 0);
+  metrics::task_finished(
+      "FAILURE", seconds(rec.submitted_at_ms, rec.started_at_ms), -1, -1, -1,
+      seconds(rec.submitted_at_ms, rec.finished_at_ms), rec.input_bytes, 0);
   log::info("msg={} token={} status=FAILURE code={} reason={} node={} "
             "total_ms={}",
             log::quote("task finished"), rec.token, rec.error_code,
@@ -71,9 +69,8 @@ void dispatch(self_ptr self);
 
 // Removes `token` from the running set if `attempt` is its current attempt;
 // returns the task, or nullopt for a stale answer.
-std::optional<state_type::in_flight> take(self_ptr self,
-                                          const std::string& token,
-                                          uint32_t attempt) {
+std::optional<state_type::in_flight>
+take(self_ptr self, const std::string& token, uint32_t attempt) {
   auto& st = self->state;
   auto i = st.running.find(token);
   if (i == st.running.end() || i->second.task.attempt != attempt)
@@ -222,9 +219,8 @@ state_type::node_entry* pick_node(self_ptr self, std::string& name) {
   for (auto& [key, node] : self->state.nodes) {
     if (node.saturated)
       continue;
-    auto free = node.info.pool_size > node.busy ? node.info.pool_size
-                                                    - node.busy
-                                                : 0;
+    auto free =
+        node.info.pool_size > node.busy ? node.info.pool_size - node.busy : 0;
     if (free > best_free) {
       best = &node;
       best_free = free;
@@ -261,15 +257,15 @@ void dispatch(self_ptr self) {
     // The resize itself stops at task_timeout (inside libvips); this
     // deadline is the backstop for a node that does not answer at all.
     self->request(node->agent, st.cfg.task_timeout + backstop, std::move(job))
-      .then(
-        [=](resize_done& done) {
-          on_done(self, token, attempt, done);
-          dispatch(self); // a slot is free again
-        },
-        [=](caf::error& err) {
-          on_error(self, token, attempt, err);
-          dispatch(self);
-        });
+        .then(
+            [=](resize_done& done) {
+              on_done(self, token, attempt, done);
+              dispatch(self); // a slot is free again
+            },
+            [=](caf::error& err) {
+              on_error(self, token, attempt, err);
+              dispatch(self);
+            });
   }
 }
 
@@ -307,9 +303,8 @@ void add_node(self_ptr self, caf::actor agent, node_info info,
   entry.since_ms = now_ms();
   entry.info = std::move(info);
   log::info("msg={} node={} role={} address={} workers={}",
-            log::quote("node joined"), log::quote(entry.info.name),
-            entry.role, log::quote(entry.info.address),
-            entry.info.pool_size);
+            log::quote("node joined"), log::quote(entry.info.name), entry.role,
+            log::quote(entry.info.address), entry.info.pool_size);
   dispatch(self);
 }
 
@@ -346,7 +341,7 @@ void recover(self_ptr self, std::vector<store::pending_task>& pending) {
     task.record.status = task_status::pending;
     task.record.started_at_ms = 0;
     task.job = caf::make_message(resize_job{
-      task.record.token, task.record.options, std::move(*p.input)});
+        task.record.token, task.record.options, std::move(*p.input)});
     st.queued_bytes += job_of(task).input.size();
     st.open.insert(task.record.token);
     st.queue.push_back(std::move(task));
@@ -374,35 +369,34 @@ void reuse(self_ptr self, const std::string& original, state_type::queued task,
     return;
   }
   auto token = task.record.token;
-  self
-    ->request(st.status, st.cfg.store_timeout, clone_atom::value, original,
-              task.record)
-    .then(
-      [=](bool cloned) mutable {
-        auto& st = self->state;
-        if (cloned) {
-          ++st.reused;
-          ++st.succeeded;
-          st.queued_bytes -= size;
-          metrics::task_finished("SUCCESS", -1, -1, -1, -1, 0,
-                                 task.record.input_bytes, 0);
-          log::info("msg={} token={} original={}",
-                    log::quote("identical task: result reused"), token,
-                    original);
-          return;
-        }
-        // The original's result expired: compute it again.
-        st.by_content.put(task.content, token);
-        st.open.insert(token);
-        st.queue.push_back(std::move(task));
-        dispatch(self);
-      },
-      [=](caf::error&) mutable {
-        auto& st = self->state;
-        st.open.insert(token);
-        st.queue.push_back(std::move(task));
-        dispatch(self);
-      });
+  self->request(st.status, st.cfg.store_timeout, clone_atom::value, original,
+                task.record)
+      .then(
+          [=](bool cloned) mutable {
+            auto& st = self->state;
+            if (cloned) {
+              ++st.reused;
+              ++st.succeeded;
+              st.queued_bytes -= size;
+              metrics::task_finished("SUCCESS", -1, -1, -1, -1, 0,
+                                     task.record.input_bytes, 0);
+              log::info("msg={} token={} original={}",
+                        log::quote("identical task: result reused"), token,
+                        original);
+              return;
+            }
+            // The original's result expired: compute it again.
+            st.by_content.put(task.content, token);
+            st.open.insert(token);
+            st.queue.push_back(std::move(task));
+            dispatch(self);
+          },
+          [=](caf::error&) mutable {
+            auto& st = self->state;
+            st.open.insert(token);
+            st.queue.push_back(std::move(task));
+            dispatch(self);
+          });
 }
 
 cluster_view make_view(self_ptr self) {
@@ -418,10 +412,9 @@ cluster_view make_view(self_ptr self) {
   view.reused = st.reused;
   view.up_since_ms = st.up_since_ms;
   for (auto& [name, node] : st.nodes)
-    view.nodes.push_back(cluster_node_view{name, node.role, node.info.address,
-                                           node.info.pool_size, node.busy,
-                                           node.done, node.failed,
-                                           node.since_ms});
+    view.nodes.push_back(cluster_node_view{
+        name, node.role, node.info.address, node.info.pool_size, node.busy,
+        node.done, node.failed, node.since_ms});
   return view;
 }
 
@@ -434,132 +427,133 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
   st.cfg = std::move(cfg);
   st.status = std::move(status);
   st.up_since_ms = now_ms();
-  self->set_down_handler([=](caf::down_msg& msg) {
-    on_node_down(self, msg.source, msg.reason);
-  });
+  self->set_down_handler(
+      [=](caf::down_msg& msg) { on_node_down(self, msg.source, msg.reason); });
   if (local_agent)
-    add_node(self, std::move(local_agent),
-             node_info{st.cfg.node, "local",
-                       static_cast<uint32_t>(local_pool_size)},
-             "local");
+    add_node(
+        self, std::move(local_agent),
+        node_info{st.cfg.node, "local", static_cast<uint32_t>(local_pool_size)},
+        "local");
   self->send(self, recover_atom::value);
   return {
-    [=](recover_atom) {
-      self->request(self->state.status, std::chrono::seconds{60},
-                    recover_atom::value)
-        .then(
-          [=](std::vector<store::pending_task>& pending) {
-            recover(self, pending);
-          },
-          [=](caf::error& err) {
-            log::error("msg={} error={} retry_s=2",
-                       log::quote("recovering pending tasks failed"),
-                       log::quote(self->system().render(err)));
-            self->delayed_send(self, std::chrono::seconds{2},
-                               recover_atom::value);
-          });
-    },
-    [=](drain_atom) -> size_t {
-      auto& st = self->state;
-      if (!st.draining)
-        log::info("msg={} in_flight={} queued={}",
-                  log::quote("draining: no new tasks"), st.running.size(),
-                  st.queue.size());
-      st.draining = true;
-      return st.running.size() + st.accepting;
-    },
-    [=](submit_atom, submit_request& req, submit_replier& reply) {
-      auto& st = self->state;
-      if (st.draining) {
-        reply(failure{error_code::shutting_down,
-                      "this node is shutting down: submit again (another "
-                      "node, or this one after its restart)"});
-        return;
-      }
-      auto size = req.image.size();
-      auto waiting = st.queue.size() + st.accepting;
-      if (waiting >= st.cfg.queue_capacity) {
-        reply(failure{error_code::queue_full,
-                      fmt::format("queue is full ({} tasks waiting)",
-                                  waiting)});
-        return;
-      }
-      if (st.queued_bytes + size > st.cfg.queue_max_bytes) {
-        reply(failure{error_code::queue_full,
+      [=](recover_atom) {
+        self->request(self->state.status, std::chrono::seconds{60},
+                      recover_atom::value)
+            .then(
+                [=](std::vector<store::pending_task>& pending) {
+                  recover(self, pending);
+                },
+                [=](caf::error& err) {
+                  log::error("msg={} error={} retry_s=2",
+                             log::quote("recovering pending tasks failed"),
+                             log::quote(self->system().render(err)));
+                  self->delayed_send(self, std::chrono::seconds{2},
+                                     recover_atom::value);
+                });
+      },
+      [=](drain_atom) -> size_t {
+        auto& st = self->state;
+        if (!st.draining)
+          log::info("msg={} in_flight={} queued={}",
+                    log::quote("draining: no new tasks"), st.running.size(),
+                    st.queue.size());
+        st.draining = true;
+        return st.running.size() + st.accepting;
+      },
+      [=](submit_atom, submit_request& req, submit_replier& reply) {
+        auto& st = self->state;
+        if (st.draining) {
+          reply(failure{error_code::shutting_down,
+                        "this node is shutting down: submit again (another "
+                        "node, or this one after its restart)"});
+          return;
+        }
+        auto size = req.image.size();
+        auto waiting = st.queue.size() + st.accepting;
+        if (waiting >= st.cfg.queue_capacity) {
+          reply(failure{
+              error_code::queue_full,
+              fmt::format("queue is full ({} tasks waiting)", waiting)});
+          return;
+        }
+        if (st.queued_bytes + size > st.cfg.queue_max_bytes) {
+          reply(
+              failure{error_code::queue_full,
                       fmt::format("queue is full ({} bytes waiting, limit {})",
                                   st.queued_bytes, st.cfg.queue_max_bytes)});
-        return;
-      }
-      state_type::queued task;
-      task.record.token = make_token();
-      task.record.options = req.options;
-      task.record.input_bytes = size;
-      task.record.submitted_at_ms = now_ms();
-      task.job = caf::make_message(
-        resize_job{task.record.token, req.options, std::move(req.image)});
-      // Reserve the queue slot now; the task enters the queue once Redis
-      // holds it (record + input): a 202 is a promise that survives a crash.
-      ++st.accepting;
-      st.queued_bytes += size;
-      auto request_id = req.request_id;
-      auto content = std::move(req.content_key);
-      self
-        ->request(st.status, st.cfg.store_timeout, accept_atom::value,
-                  task.record, task.job)
-        .then(
-          [=](bool stored) mutable {
-            auto& st = self->state;
-            --st.accepting;
-            if (!stored) {
-              st.queued_bytes -= size;
-              reply(failure{error_code::store_unavailable,
-                            "the task store (Redis) is unavailable: nothing "
-                            "was accepted, try again"});
-              return;
-            }
-            log::info("msg={} token={} request_id={} bytes={} format={} "
-                      "width={} height={} mode={} queued={}",
-                      log::quote("task accepted"), task.record.token,
-                      request_id, size,
-                      imaging::to_string(task.record.options.format),
-                      task.record.options.width, task.record.options.height,
-                      imaging::to_string(task.record.options.mode),
-                      st.queue.size() + 1);
-            metrics::task_accepted(size);
-            reply(task.record.token);
-            task.content = content;
-            if (!content.empty()) {
-              if (auto* original = st.by_content.get(content)) {
-                reuse(self, *original, std::move(task), size);
-                return;
-              }
-              st.by_content.put(content, task.record.token);
-            }
-            st.open.insert(task.record.token);
-            st.queue.push_back(std::move(task));
-            dispatch(self);
-          },
-          [=](caf::error& err) mutable {
-            auto& st = self->state;
-            --st.accepting;
-            st.queued_bytes -= size;
-            reply(failure{error_code::store_unavailable,
-                          "the task store did not answer: "
-                            + self->system().render(err)});
-          });
-    },
-    [=](join_atom, caf::actor& agent, node_info& info) {
-      if (!agent || info.name.empty() || info.pool_size == 0)
-        return caf::make_message(caf::sec::invalid_argument);
-      add_node(self, std::move(agent), std::move(info), "worker");
-      return caf::make_message(welcome_atom::value);
-    },
-    [=](cluster_atom, cluster_replier& reply) { reply(make_view(self)); },
-    [=](unsaturate_atom, const std::string& name) {
-      if (auto i = self->state.nodes.find(name); i != self->state.nodes.end())
-        i->second.saturated = false;
-      dispatch(self);
-    },
+          return;
+        }
+        state_type::queued task;
+        task.record.token = make_token();
+        task.record.options = req.options;
+        task.record.input_bytes = size;
+        task.record.submitted_at_ms = now_ms();
+        task.job = caf::make_message(
+            resize_job{task.record.token, req.options, std::move(req.image)});
+        // Reserve the queue slot now; the task enters the queue once Redis
+        // holds it (record + input): a 202 is a promise that survives a crash.
+        ++st.accepting;
+        st.queued_bytes += size;
+        auto request_id = req.request_id;
+        auto content = std::move(req.content_key);
+        self->request(st.status, st.cfg.store_timeout, accept_atom::value,
+                      task.record, task.job)
+            .then(
+                [=](bool stored) mutable {
+                  auto& st = self->state;
+                  --st.accepting;
+                  if (!stored) {
+                    st.queued_bytes -= size;
+                    reply(failure{
+                        error_code::store_unavailable,
+                        "the task store (Redis) is unavailable: nothing "
+                        "was accepted, try again"});
+                    return;
+                  }
+                  log::info("msg={} token={} request_id={} bytes={} format={} "
+                            "width={} height={} mode={} queued={}",
+                            log::quote("task accepted"), task.record.token,
+                            request_id, size,
+                            imaging::to_string(task.record.options.format),
+                            task.record.options.width,
+                            task.record.options.height,
+                            imaging::to_string(task.record.options.mode),
+                            st.queue.size() + 1);
+                  metrics::task_accepted(size);
+                  reply(task.record.token);
+                  task.content = content;
+                  if (!content.empty()) {
+                    if (auto* original = st.by_content.get(content)) {
+                      reuse(self, *original, std::move(task), size);
+                      return;
+                    }
+                    st.by_content.put(content, task.record.token);
+                  }
+                  st.open.insert(task.record.token);
+                  st.queue.push_back(std::move(task));
+                  dispatch(self);
+                },
+                [=](caf::error& err) mutable {
+                  auto& st = self->state;
+                  --st.accepting;
+                  st.queued_bytes -= size;
+                  reply(failure{error_code::store_unavailable,
+                                "the task store did not answer: " +
+                                    self->system().render(err)});
+                });
+      },
+      [=](join_atom, caf::actor& agent, node_info& info) {
+        if (!agent || info.name.empty() || info.pool_size == 0)
+          return caf::make_message(caf::sec::invalid_argument);
+        add_node(self, std::move(agent), std::move(info), "worker");
+        return caf::make_message(welcome_atom::value);
+      },
+      [=](cluster_atom, cluster_replier& reply) { reply(make_view(self)); },
+      [=](unsaturate_atom, const std::string& name) {
+        if (auto i = self->state.nodes.find(name); i != self->state.nodes.end())
+          i->second.saturated = false;
+        dispatch(self);
+      },
   };
 }
 

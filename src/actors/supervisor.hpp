@@ -7,11 +7,14 @@
 //
 //   submit ─▶ stored in Redis (record + input) ─▶ 202 ─▶ [queue]
 //              same content key as an open task: wait for its result;
-//              as a finished one: the status actor copies its result ─place─▶ in flight on node N ─resize_done─▶ final
-//     │ full: queue_full  ▲        │ deadline passed ─▶ FAILURE processing_timeout
-//     ▼                   │        │ node N lost (down) or the request failed:
+//              as a finished one: the status actor copies its result ─place─▶
+//              in flight on node N ─resize_done─▶ final
+//     │ full: queue_full  ▲        │ deadline passed ─▶ FAILURE
+//     processing_timeout ▼                   │        │ node N lost (down) or
+//     the request failed:
 //   503                   └────────┘ attempt += 1, back to the queue front;
-//                                    attempt == max_attempts ─▶ FAILURE worker_lost
+//                                    attempt == max_attempts ─▶ FAILURE
+//                                    worker_lost
 //
 // Every placement carries an attempt number; an answer for an attempt that
 // is no longer the current one (a late result from a node declared dead) is

@@ -32,10 +32,10 @@ enum class error_code : uint8_t {
   timeout,                // 504 internal deadline passed
   internal_error,         // 500 a bug: should never be seen
   // -- task failures (status FAILURE, carried in the task record) -----------
-  corrupt_image,          // decoder rejected the bytes
-  processing_timeout,     // resize.task-timeout passed while processing
-  worker_lost,            // the task's worker died resize.max-attempts times
-  encode_failed,          // encoder failed (e.g. format not writable)
+  corrupt_image,      // decoder rejected the bytes
+  processing_timeout, // resize.task-timeout passed while processing
+  worker_lost,        // the task's worker died resize.max-attempts times
+  encode_failed,      // encoder failed (e.g. format not writable)
 };
 
 /// Stable snake_case name of `code`, e.g. "invalid_base64".

@@ -15,7 +15,7 @@ public:
   outcome(T value) : data_(std::move(value)) {}
   outcome(failure err) : data_(std::move(err)) {}
   outcome(error_code code, std::string message)
-    : data_(failure{code, std::move(message)}) {}
+      : data_(failure{code, std::move(message)}) {}
 
   explicit operator bool() const noexcept { return data_.index() == 0; }
   bool ok() const noexcept { return data_.index() == 0; }

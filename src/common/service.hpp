@@ -27,7 +27,7 @@ public:
 
   replier() = default;
   replier(handler fn, T fallback)
-    : state_(std::make_shared<state>(std::move(fn), std::move(fallback))) {}
+      : state_(std::make_shared<state>(std::move(fn), std::move(fallback))) {}
 
   /// Answers; later calls (and the fallback) do nothing.
   void operator()(T value) const {
@@ -40,9 +40,7 @@ public:
 private:
   struct state {
     state(handler f, T fb) : fn(std::move(f)), fallback(std::move(fb)) {}
-    ~state() {
-      deliver(std::move(fallback));
-    }
+    ~state() { deliver(std::move(fallback)); }
     void deliver(T value) {
       if (!done.exchange(true)) {
         fn(std::move(value));
@@ -61,7 +59,7 @@ struct submit_request {
   imaging::resize_options options;
   std::string image;
   imaging::input_format format = imaging::input_format::unknown;
-  std::string request_id; // for logs
+  std::string request_id;  // for logs
   std::string content_key; // common/content_key.hpp: same key, same result
 };
 
@@ -85,15 +83,15 @@ struct cluster_node_view {
 };
 
 struct cluster_view {
-  std::string node;          // this API node's name
-  std::string role;          // this API node's role
+  std::string node; // this API node's name
+  std::string role; // this API node's role
   std::vector<cluster_node_view> nodes;
   size_t queue_depth = 0;    // tasks waiting for a worker
   uint64_t queued_bytes = 0; // their input bytes
   uint64_t succeeded = 0;    // totals since start
   uint64_t failed = 0;
-  uint64_t retried = 0;      // attempts re-queued after a node was lost
-  uint64_t reused = 0;       // tasks answered with an identical task's result
+  uint64_t retried = 0; // attempts re-queued after a node was lost
+  uint64_t reused = 0;  // tasks answered with an identical task's result
   int64_t up_since_ms = 0;
 };
 

@@ -9,14 +9,14 @@ namespace resized {
 
 std::string_view to_string(task_status status) {
   switch (status) {
-    case task_status::pending:
-      return "PENDING";
-    case task_status::in_progress:
-      return "IN_PROGRESS";
-    case task_status::success:
-      return "SUCCESS";
-    case task_status::failure:
-      return "FAILURE";
+  case task_status::pending:
+    return "PENDING";
+  case task_status::in_progress:
+    return "IN_PROGRESS";
+  case task_status::success:
+    return "SUCCESS";
+  case task_status::failure:
+    return "FAILURE";
   }
   return "PENDING";
 }
@@ -47,7 +47,7 @@ std::string format_timestamp(int64_t unix_ms) {
 int64_t now_ms() {
   using namespace std::chrono;
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch())
-    .count();
+      .count();
 }
 
 } // namespace resized

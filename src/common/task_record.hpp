@@ -26,23 +26,23 @@ inline bool is_final(task_status status) {
 }
 
 struct task_record {
-  std::string token;                      // UUID v4, lower-case
+  std::string token; // UUID v4, lower-case
   task_status status = task_status::pending;
-  imaging::resize_options options;        // as requested (0 = derived side)
-  uint64_t input_bytes = 0;               // size of the submitted image
+  imaging::resize_options options; // as requested (0 = derived side)
+  uint64_t input_bytes = 0;        // size of the submitted image
   // -- set on SUCCESS --
-  int width = 0;                          // actual output width
-  int height = 0;                         // actual output height
-  uint64_t output_bytes = 0;              // size of the encoded result
-  std::string etag;                       // strong ETag of the result bytes
+  int width = 0;             // actual output width
+  int height = 0;            // actual output height
+  uint64_t output_bytes = 0; // size of the encoded result
+  std::string etag;          // strong ETag of the result bytes
   // -- set on FAILURE --
-  std::string error_code;                 // snake_case, see error_code.hpp
+  std::string error_code; // snake_case, see error_code.hpp
   std::string error_message;
   // -- timestamps, milliseconds since the Unix epoch (0 = not yet) --
   int64_t submitted_at_ms = 0;
   int64_t started_at_ms = 0;
   int64_t finished_at_ms = 0;
-  std::string node;                       // node that ran the resize
+  std::string node; // node that ran the resize
 };
 
 /// ISO-8601 UTC with milliseconds, e.g. "2026-11-29T05:40:01.123Z".

@@ -13,109 +13,109 @@ namespace resized::config {
 
 service_config::service_config() {
   opt_group{custom_options_, "http"}
-    .add(http_address_, "address", "listen address (default 0.0.0.0)")
-    .add(http_port_, "port", "listen port (default 5000)")
-    .add(http_public_url_, "public-url",
-         "base of absolute result URLs, e.g. http://host:5000 (default: "
-         "relative paths)")
-    .add(http_io_threads_, "io-threads", "RESTinio io threads (default 2)")
-    .add(http_max_connections_, "max-connections",
-         "parallel connections (default 1024)")
-    .add(http_max_url_bytes_, "max-url-bytes", "URL length (default 8192)")
-    .add(http_max_header_bytes_, "max-header-bytes",
-         "header field length (default 16384)")
-    .add(http_max_header_count_, "max-header-count",
-         "header fields per request (default 100)")
-    .add(http_read_timeout_, "read-timeout",
-         "seconds to receive a whole request (default 30)")
-    .add(http_write_timeout_, "write-timeout",
-         "seconds to send a response (default 30)")
-    .add(http_handle_timeout_, "handle-timeout",
-         "seconds before an unanswered request is dropped (default 30)")
-    .add(http_reply_timeout_ms_, "reply-timeout-ms",
-         "ms the actors have to answer a request before 504 (default 5000)")
-    .add(http_retry_after_, "retry-after",
-         "Retry-After seconds on 503 (default 2)");
+      .add(http_address_, "address", "listen address (default 0.0.0.0)")
+      .add(http_port_, "port", "listen port (default 5000)")
+      .add(http_public_url_, "public-url",
+           "base of absolute result URLs, e.g. http://host:5000 (default: "
+           "relative paths)")
+      .add(http_io_threads_, "io-threads", "RESTinio io threads (default 2)")
+      .add(http_max_connections_, "max-connections",
+           "parallel connections (default 1024)")
+      .add(http_max_url_bytes_, "max-url-bytes", "URL length (default 8192)")
+      .add(http_max_header_bytes_, "max-header-bytes",
+           "header field length (default 16384)")
+      .add(http_max_header_count_, "max-header-count",
+           "header fields per request (default 100)")
+      .add(http_read_timeout_, "read-timeout",
+           "seconds to receive a whole request (default 30)")
+      .add(http_write_timeout_, "write-timeout",
+           "seconds to send a response (default 30)")
+      .add(http_handle_timeout_, "handle-timeout",
+           "seconds before an unanswered request is dropped (default 30)")
+      .add(http_reply_timeout_ms_, "reply-timeout-ms",
+           "ms the actors have to answer a request before 504 (default 5000)")
+      .add(http_retry_after_, "retry-after",
+           "Retry-After seconds on 503 (default 2)");
   opt_group{custom_options_, "redis"}
-    .add(redis_host_, "host", "Redis host (default 127.0.0.1)")
-    .add(redis_port_, "port", "Redis port (default 6379)")
-    .add(redis_db_, "db", "Redis database number (default 0)")
-    .add(redis_password_, "password", "Redis AUTH password (default none)")
-    .add(redis_key_prefix_, "key-prefix", "key prefix (default resized:)")
-    .add(redis_result_ttl_, "result-ttl",
-         "seconds records and results live (default 86400)")
-    .add(redis_timeout_ms_, "timeout-ms",
-         "connect and command timeout in ms (default 2000)");
+      .add(redis_host_, "host", "Redis host (default 127.0.0.1)")
+      .add(redis_port_, "port", "Redis port (default 6379)")
+      .add(redis_db_, "db", "Redis database number (default 0)")
+      .add(redis_password_, "password", "Redis AUTH password (default none)")
+      .add(redis_key_prefix_, "key-prefix", "key prefix (default resized:)")
+      .add(redis_result_ttl_, "result-ttl",
+           "seconds records and results live (default 86400)")
+      .add(redis_timeout_ms_, "timeout-ms",
+           "connect and command timeout in ms (default 2000)");
   opt_group{custom_options_, "cluster"}
-    .add(cluster_role_, "role", "standalone (default), api or worker")
-    .add(cluster_node_name_, "node-name",
-         "unique name of this node (default host:http-port, workers "
-         "host/worker-pid)")
-    .add(cluster_bind_address_, "bind-address",
-         "api: address workers connect to (default 0.0.0.0)")
-    .add(cluster_port_, "port", "api: port workers connect to (default 4000)")
-    .add(cluster_api_nodes_, "api-nodes",
-         "worker: API nodes to join, \"host:port,host:port\"")
-    .add(cluster_advertise_, "advertise",
-         "worker: address shown in /api/v1/cluster (default hostname)")
-    .add(cluster_heartbeat_ms_, "heartbeat-ms",
-         "BASP heartbeat interval in ms (default 1000)")
-    .add(cluster_connection_timeout_ms_, "connection-timeout-ms",
-         "ms without traffic before a node is declared lost (default 5000)")
-    .add(cluster_reconnect_max_ms_, "reconnect-max-ms",
-         "worker: longest wait between join attempts (default 5000)");
+      .add(cluster_role_, "role", "standalone (default), api or worker")
+      .add(cluster_node_name_, "node-name",
+           "unique name of this node (default host:http-port, workers "
+           "host/worker-pid)")
+      .add(cluster_bind_address_, "bind-address",
+           "api: address workers connect to (default 0.0.0.0)")
+      .add(cluster_port_, "port", "api: port workers connect to (default 4000)")
+      .add(cluster_api_nodes_, "api-nodes",
+           "worker: API nodes to join, \"host:port,host:port\"")
+      .add(cluster_advertise_, "advertise",
+           "worker: address shown in /api/v1/cluster (default hostname)")
+      .add(cluster_heartbeat_ms_, "heartbeat-ms",
+           "BASP heartbeat interval in ms (default 1000)")
+      .add(cluster_connection_timeout_ms_, "connection-timeout-ms",
+           "ms without traffic before a node is declared lost (default 5000)")
+      .add(cluster_reconnect_max_ms_, "reconnect-max-ms",
+           "worker: longest wait between join attempts (default 5000)");
   opt_group{custom_options_, "resize"}
-    .add(resize_pool_size_, "pool-size",
-         "resize actors running at once (default 2)")
-    .add(resize_vips_concurrency_, "vips-concurrency",
-         "libvips threads per resize (default 1)")
-    .add(resize_task_timeout_ms_, "task-timeout-ms",
-         "ms one resize may take before FAILURE (default 60000)")
-    .add(resize_nice_, "nice",
-         "lower CPU priority of resize threads, 0..19 (default 5)")
-    .add(resize_max_attempts_, "max-attempts",
-         "nodes a task is tried on before FAILURE worker_lost (default 3)");
+      .add(resize_pool_size_, "pool-size",
+           "resize actors running at once (default 2)")
+      .add(resize_vips_concurrency_, "vips-concurrency",
+           "libvips threads per resize (default 1)")
+      .add(resize_task_timeout_ms_, "task-timeout-ms",
+           "ms one resize may take before FAILURE (default 60000)")
+      .add(resize_nice_, "nice",
+           "lower CPU priority of resize threads, 0..19 (default 5)")
+      .add(resize_max_attempts_, "max-attempts",
+           "nodes a task is tried on before FAILURE worker_lost (default 3)");
   opt_group{custom_options_, "queue"}
-    .add(queue_capacity_, "capacity", "tasks waiting (default 256)")
-    .add(queue_max_bytes_, "max-bytes",
-         "input bytes waiting (default 268435456)");
+      .add(queue_capacity_, "capacity", "tasks waiting (default 256)")
+      .add(queue_max_bytes_, "max-bytes",
+           "input bytes waiting (default 268435456)");
   opt_group{custom_options_, "status"}
-    .add(status_cache_entries_, "cache-entries",
-         "task records cached (default 10000)")
-    .add(status_image_cache_bytes_, "image-cache-bytes",
-         "result bytes cached (default 67108864)");
+      .add(status_cache_entries_, "cache-entries",
+           "task records cached (default 10000)")
+      .add(status_image_cache_bytes_, "image-cache-bytes",
+           "result bytes cached (default 67108864)");
   opt_group{custom_options_, "limits"}
-    .add(limits_max_body_bytes_, "max-body-bytes",
-         "request body bytes (default 67108864)")
-    .add(limits_max_pixels_, "max-pixels",
-         "input width*height (default 50000000)")
-    .add(limits_max_dimension_, "max-dimension",
-         "output width/height (default 4096)")
-    .add(limits_truncated_, "truncated",
-         "an image whose data ends early: fail (FAILURE corrupt_image, "
-         "default) or serve (decoded part, rest grey)");
+      .add(limits_max_body_bytes_, "max-body-bytes",
+           "request body bytes (default 67108864)")
+      .add(limits_max_pixels_, "max-pixels",
+           "input width*height (default 50000000)")
+      .add(limits_max_dimension_, "max-dimension",
+           "output width/height (default 4096)")
+      .add(limits_truncated_, "truncated",
+           "an image whose data ends early: fail (FAILURE corrupt_image, "
+           "default) or serve (decoded part, rest grey)");
   opt_group{custom_options_, "defaults"}
-    .add(defaults_width_, "width", "default width (default 100)")
-    .add(defaults_height_, "height", "default height (default 100)")
-    .add(defaults_mode_, "mode", "fill, fit or force (default fill)")
-    .add(defaults_format_, "format",
-         "jpeg, png, webp or avif (default jpeg)")
-    .add(defaults_quality_, "quality", "1..100 (default 85)");
+      .add(defaults_width_, "width", "default width (default 100)")
+      .add(defaults_height_, "height", "default height (default 100)")
+      .add(defaults_mode_, "mode", "fill, fit or force (default fill)")
+      .add(defaults_format_, "format", "jpeg, png, webp or avif (default jpeg)")
+      .add(defaults_quality_, "quality", "1..100 (default 85)");
   opt_group{custom_options_, "auth"}
-    .add(auth_api_keys_, "api-keys",
-         "comma-separated API keys; also $RESIZED_API_KEYS (default: none, "
-         "auth off)")
-    .add(auth_protect_metrics_, "protect-metrics",
-         "require a key for /metrics (default false)")
-    .add(auth_protect_cluster_, "protect-cluster",
-         "require a key for /api/v1/cluster (default false)");
+      .add(auth_api_keys_, "api-keys",
+           "comma-separated API keys; also $RESIZED_API_KEYS (default: none, "
+           "auth off)")
+      .add(auth_protect_metrics_, "protect-metrics",
+           "require a key for /metrics (default false)")
+      .add(auth_protect_cluster_, "protect-cluster",
+           "require a key for /api/v1/cluster (default false)");
   opt_group{custom_options_, "shutdown"}.add(
-    shutdown_grace_, "grace",
-    "seconds in-flight tasks may finish after SIGTERM (default 20)");
+      shutdown_grace_, "grace",
+      "seconds in-flight tasks may finish after SIGTERM (default 20)");
   opt_group{custom_options_, "log"}
-    .add(log_level_, "level", "trace, debug, info, warn, error (default info)")
-    .add(log_format_, "format",
-         "logfmt (default) or json (one JSON object per line)");
+      .add(log_level_, "level",
+           "trace, debug, info, warn, error (default info)")
+      .add(log_format_, "format",
+           "logfmt (default) or json (one JSON object per line)");
 }
 
 namespace {
@@ -127,8 +127,8 @@ struct checker {
   template <class T>
   bool range(const char* key, int64_t value, int64_t lo, int64_t hi, T& out) {
     if (value < lo || value > hi) {
-      errors.push_back(fmt::format("{} = {} is out of range [{}, {}]", key,
-                                   value, lo, hi));
+      errors.push_back(
+          fmt::format("{} = {} is out of range [{}, {}]", key, value, lo, hi));
       return false;
     }
     out = static_cast<T>(value);
@@ -210,11 +210,11 @@ std::vector<std::string> service_config::load(int argc, char** argv,
   h.public_url = http_public_url_;
   while (!h.public_url.empty() && h.public_url.back() == '/')
     h.public_url.pop_back();
-  if (!h.public_url.empty() && h.public_url.rfind("http://", 0) != 0
-      && h.public_url.rfind("https://", 0) != 0)
+  if (!h.public_url.empty() && h.public_url.rfind("http://", 0) != 0 &&
+      h.public_url.rfind("https://", 0) != 0)
     errors.push_back(fmt::format(
-      "http.public-url = '{}' must start with http:// or https://",
-      http_public_url_));
+        "http.public-url = '{}' must start with http:// or https://",
+        http_public_url_));
   c.range("http.io-threads", http_io_threads_, 1, 256, h.io_threads);
   c.range("http.max-connections", http_max_connections_, 1, 1000000,
           h.max_connections);
@@ -255,11 +255,11 @@ std::vector<std::string> service_config::load(int argc, char** argv,
   }
 
   auto& cl = out.cluster;
-  if (cluster_role_ != "standalone" && cluster_role_ != "api"
-      && cluster_role_ != "worker")
-    errors.push_back(fmt::format(
-      "cluster.role = '{}' is not one of standalone, api, worker",
-      cluster_role_));
+  if (cluster_role_ != "standalone" && cluster_role_ != "api" &&
+      cluster_role_ != "worker")
+    errors.push_back(
+        fmt::format("cluster.role = '{}' is not one of standalone, api, worker",
+                    cluster_role_));
   cl.role = cluster_role_;
   cl.node_name = cluster_node_name_;
   cl.bind_address = cluster_bind_address_;
@@ -269,16 +269,15 @@ std::vector<std::string> service_config::load(int argc, char** argv,
     std::vector<std::pair<std::string, uint16_t>> eps;
     std::string bad;
     if (!parse_endpoint_list(cluster_api_nodes_, eps, bad))
-      errors.push_back(fmt::format(
-        "cluster.api-nodes: '{}' is not host:port", bad));
+      errors.push_back(
+          fmt::format("cluster.api-nodes: '{}' is not host:port", bad));
     for (auto& [host, port] : eps)
       cl.api_nodes.push_back(endpoint{host, port});
     if (cl.role == "worker" && cl.api_nodes.empty())
       errors.push_back("cluster.api-nodes must name at least one API node "
                        "(host:port) for cluster.role = worker");
   }
-  if (c.range("cluster.heartbeat-ms", cluster_heartbeat_ms_, 50, 600000,
-              secs))
+  if (c.range("cluster.heartbeat-ms", cluster_heartbeat_ms_, 50, 600000, secs))
     cl.heartbeat = std::chrono::milliseconds{secs};
   if (c.range("cluster.connection-timeout-ms", cluster_connection_timeout_ms_,
               100, 3600000, secs))
@@ -294,12 +293,12 @@ std::vector<std::string> service_config::load(int argc, char** argv,
   c.range("resize.nice", resize_nice_, 0, 19, out.resize.nice);
 
   // An api node may run no local pool: workers join it.
-  c.range("resize.pool-size", resize_pool_size_,
-          cluster_role_ == "api" ? 0 : 1, 1024, out.resize.pool_size);
+  c.range("resize.pool-size", resize_pool_size_, cluster_role_ == "api" ? 0 : 1,
+          1024, out.resize.pool_size);
   c.range("resize.vips-concurrency", resize_vips_concurrency_, 1, 64,
           out.resize.vips_concurrency);
-  if (c.range("resize.task-timeout-ms", resize_task_timeout_ms_, 100,
-              3600000, secs))
+  if (c.range("resize.task-timeout-ms", resize_task_timeout_ms_, 100, 3600000,
+              secs))
     out.resize.task_timeout = std::chrono::milliseconds{secs};
   out.limits.max_processing_ms = resize_task_timeout_ms_;
   c.range("queue.capacity", queue_capacity_, 1, 1000000, out.queue.capacity);
@@ -317,24 +316,24 @@ std::vector<std::string> service_config::load(int argc, char** argv,
   c.range("limits.max-dimension", limits_max_dimension_, 1, 65535,
           out.limits.max_dimension);
   if (limits_truncated_ != "fail" && limits_truncated_ != "serve")
-    errors.push_back(fmt::format(
-      "limits.truncated = '{}' is not one of fail, serve", limits_truncated_));
+    errors.push_back(
+        fmt::format("limits.truncated = '{}' is not one of fail, serve",
+                    limits_truncated_));
   out.limits.fail_on_truncated = limits_truncated_ == "fail";
 
   auto& d = out.defaults;
-  c.range("defaults.width", defaults_width_, 0, limits_max_dimension_,
-          d.width);
+  c.range("defaults.width", defaults_width_, 0, limits_max_dimension_, d.width);
   c.range("defaults.height", defaults_height_, 0, limits_max_dimension_,
           d.height);
   if (defaults_width_ == 0 && defaults_height_ == 0)
     errors.push_back("defaults.width and defaults.height cannot both be 0");
   if (!imaging::parse(defaults_mode_, d.mode))
     errors.push_back(fmt::format(
-      "defaults.mode = '{}' is not one of fill, fit, force", defaults_mode_));
+        "defaults.mode = '{}' is not one of fill, fit, force", defaults_mode_));
   if (!imaging::parse(defaults_format_, d.format))
-    errors.push_back(
-      fmt::format("defaults.format = '{}' is not one of jpeg, png, webp, avif",
-                  defaults_format_));
+    errors.push_back(fmt::format(
+        "defaults.format = '{}' is not one of jpeg, png, webp, avif",
+        defaults_format_));
   c.range("defaults.quality", defaults_quality_, 1, 100, d.quality);
 
   {
@@ -357,13 +356,13 @@ std::vector<std::string> service_config::load(int argc, char** argv,
   log::level lvl;
   if (!log::parse(log_level_, lvl))
     errors.push_back(fmt::format(
-      "log.level = '{}' is not one of trace, debug, info, warn, error, off",
-      log_level_));
+        "log.level = '{}' is not one of trace, debug, info, warn, error, off",
+        log_level_));
   out.log_level = log_level_;
   log::format fmt_out;
   if (!log::parse_format(log_format_, fmt_out))
-    errors.push_back(fmt::format(
-      "log.format = '{}' is not one of logfmt, json", log_format_));
+    errors.push_back(fmt::format("log.format = '{}' is not one of logfmt, json",
+                                 log_format_));
   out.log_format = log_format_;
   return errors;
 }

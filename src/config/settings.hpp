@@ -15,35 +15,35 @@
 namespace resized::config {
 
 struct http_settings {
-  std::string address = "0.0.0.0";   // http.address: listen address
-  uint16_t port = 5000;              // http.port
-  std::string public_url;            // http.public-url: "" = relative URLs
-  size_t io_threads = 2;             // http.io-threads: RESTinio asio threads
-  size_t max_connections = 1024;     // http.max-connections: parallel sockets
-  size_t max_url_bytes = 8192;       // http.max-url-bytes
-  size_t max_header_bytes = 16384;   // http.max-header-bytes: per field value
-  size_t max_header_count = 100;     // http.max-header-count
-  std::chrono::seconds read_timeout{30};    // http.read-timeout: slow clients
-  std::chrono::seconds write_timeout{30};   // http.write-timeout
-  std::chrono::seconds handle_timeout{30};  // http.handle-timeout: socket
-                                            // closed if no answer by then
+  std::string address = "0.0.0.0"; // http.address: listen address
+  uint16_t port = 5000;            // http.port
+  std::string public_url;          // http.public-url: "" = relative URLs
+  size_t io_threads = 2;           // http.io-threads: RESTinio asio threads
+  size_t max_connections = 1024;   // http.max-connections: parallel sockets
+  size_t max_url_bytes = 8192;     // http.max-url-bytes
+  size_t max_header_bytes = 16384; // http.max-header-bytes: per field value
+  size_t max_header_count = 100;   // http.max-header-count
+  std::chrono::seconds read_timeout{30};   // http.read-timeout: slow clients
+  std::chrono::seconds write_timeout{30};  // http.write-timeout
+  std::chrono::seconds handle_timeout{30}; // http.handle-timeout: socket
+                                           // closed if no answer by then
   std::chrono::milliseconds reply_timeout{5000}; // http.reply-timeout: actors
                                                  // answer 504 past this
-  int retry_after = 2;               // http.retry-after: seconds, on 503
+  int retry_after = 2; // http.retry-after: seconds, on 503
 };
 
 struct redis_settings_ext {
-  store::redis_settings store;        // redis.host/port/db/password/key-prefix
+  store::redis_settings store; // redis.host/port/db/password/key-prefix
   std::chrono::seconds result_ttl{86400}; // redis.result-ttl
 };
 
 struct resize_settings {
-  int pool_size = 2;         // resize.pool-size: concurrent resize actors
-                             // (0 allowed on an api node: no local pool)
-  int vips_concurrency = 1;  // resize.vips-concurrency: libvips threads each
+  int pool_size = 2;        // resize.pool-size: concurrent resize actors
+                            // (0 allowed on an api node: no local pool)
+  int vips_concurrency = 1; // resize.vips-concurrency: libvips threads each
   std::chrono::milliseconds task_timeout{60000}; // resize.task-timeout-ms
-  int max_attempts = 3;      // resize.max-attempts: nodes tried per task
-  int nice = 5;              // resize.nice: resize threads' lower priority
+  int max_attempts = 3; // resize.max-attempts: nodes tried per task
+  int nice = 5;         // resize.nice: resize threads' lower priority
 };
 
 struct queue_settings {
@@ -52,7 +52,7 @@ struct queue_settings {
 };
 
 struct status_settings {
-  size_t cache_entries = 10000;          // status.cache-entries: records
+  size_t cache_entries = 10000;             // status.cache-entries: records
   uint64_t image_cache_bytes = 64ull << 20; // status.image-cache-bytes
 };
 
@@ -62,15 +62,16 @@ struct endpoint {
 };
 
 struct cluster_settings {
-  std::string role = "standalone";  // cluster.role: standalone, api, worker
-  std::string node_name;            // cluster.node-name: "" = host:port
+  std::string role = "standalone";      // cluster.role: standalone, api, worker
+  std::string node_name;                // cluster.node-name: "" = host:port
   std::string bind_address = "0.0.0.0"; // cluster.bind-address (api)
-  uint16_t port = 4000;             // cluster.port: BASP listen port (api)
-  std::vector<endpoint> api_nodes;  // cluster.api-nodes: "h:p,h:p" (worker)
-  std::string advertise;            // cluster.advertise: address shown
-  std::chrono::milliseconds heartbeat{1000};          // cluster.heartbeat-ms
-  std::chrono::milliseconds connection_timeout{5000}; // ...connection-timeout-ms
-  std::chrono::milliseconds reconnect_max{5000};      // ...reconnect-max-ms
+  uint16_t port = 4000;                 // cluster.port: BASP listen port (api)
+  std::vector<endpoint> api_nodes;      // cluster.api-nodes: "h:p,h:p" (worker)
+  std::string advertise;                // cluster.advertise: address shown
+  std::chrono::milliseconds heartbeat{1000}; // cluster.heartbeat-ms
+  std::chrono::milliseconds connection_timeout{
+      5000};                                     // ...connection-timeout-ms
+  std::chrono::milliseconds reconnect_max{5000}; // ...reconnect-max-ms
 };
 
 struct auth_settings {
@@ -90,10 +91,10 @@ struct service_settings {
   queue_settings queue;
   status_settings status;
   uint64_t max_body_bytes = 64ull << 20; // limits.max-body-bytes
-  imaging::limits limits;            // limits.max-pixels, limits.max-dimension
-  imaging::resize_options defaults;  // defaults.width/height/mode/format/quality
-  std::string log_level = "info";    // log.level
-  std::string log_format = "logfmt"; // log.format: logfmt or json
+  imaging::limits limits;           // limits.max-pixels, limits.max-dimension
+  imaging::resize_options defaults; // defaults.width/height/mode/format/quality
+  std::string log_level = "info";   // log.level
+  std::string log_format = "logfmt";       // log.format: logfmt or json
   std::chrono::seconds shutdown_grace{20}; // shutdown.grace: in-flight tasks
                                            // may finish for this long
 };

@@ -24,8 +24,8 @@ presented_key(std::optional<std::string_view> authorization,
     if (v.size() > scheme.size()) {
       bool match = true;
       for (size_t i = 0; i < scheme.size(); ++i)
-        match = match
-                && std::tolower(static_cast<unsigned char>(v[i])) == scheme[i];
+        match = match &&
+                std::tolower(static_cast<unsigned char>(v[i])) == scheme[i];
       if (match) {
         v.remove_prefix(scheme.size());
         while (!v.empty() && v.front() == ' ')

@@ -17,7 +17,7 @@ constexpr std::array<uint8_t, 256> make_table() {
   for (auto& x : t)
     x = invalid;
   const char* alphabet =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   for (uint8_t i = 0; i < 64; ++i)
     t[static_cast<uint8_t>(alphabet[i])] = i;
   t[' '] = t['\n'] = t['\r'] = t['\t'] = t['\f'] = t['\v'] = skip;
@@ -39,11 +39,11 @@ base64_status base64_decode(std::string_view in, std::string& out) {
   out.clear();
   out.resize(base64_max_decoded(in.size()));
   auto* dst = reinterpret_cast<unsigned char*>(out.data());
-  size_t n = 0;        // bytes written
-  uint32_t acc = 0;    // accumulated sextets
-  int count = 0;       // sextets in acc
-  size_t pads = 0;     // '=' seen
-  size_t pad_at = 0;   // offset of the first '='
+  size_t n = 0;      // bytes written
+  uint32_t acc = 0;  // accumulated sextets
+  int count = 0;     // sextets in acc
+  size_t pads = 0;   // '=' seen
+  size_t pad_at = 0; // offset of the first '='
   for (size_t i = 0; i < in.size(); ++i) {
     auto c = static_cast<unsigned char>(in[i]);
     auto v = table[c];
@@ -69,23 +69,23 @@ base64_status base64_decode(std::string_view in, std::string& out) {
     }
   }
   switch (count) {
-    case 0:
-      if (pads > 0)
-        return {false, pad_at, "unexpected '=' padding"};
-      break;
-    case 1:
-      return {false, in.size(), "truncated: a lone final base64 character"};
-    case 2:
-      if (pads > 2)
-        return {false, pad_at, "too much '=' padding"};
-      dst[n++] = static_cast<unsigned char>(acc >> 4);
-      break;
-    case 3:
-      if (pads > 1)
-        return {false, pad_at, "too much '=' padding"};
-      dst[n++] = static_cast<unsigned char>(acc >> 10);
-      dst[n++] = static_cast<unsigned char>(acc >> 2);
-      break;
+  case 0:
+    if (pads > 0)
+      return {false, pad_at, "unexpected '=' padding"};
+    break;
+  case 1:
+    return {false, in.size(), "truncated: a lone final base64 character"};
+  case 2:
+    if (pads > 2)
+      return {false, pad_at, "too much '=' padding"};
+    dst[n++] = static_cast<unsigned char>(acc >> 4);
+    break;
+  case 3:
+    if (pads > 1)
+      return {false, pad_at, "too much '=' padding"};
+    dst[n++] = static_cast<unsigned char>(acc >> 10);
+    dst[n++] = static_cast<unsigned char>(acc >> 2);
+    break;
   }
   out.resize(n);
   return {};

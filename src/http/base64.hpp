@@ -15,8 +15,8 @@ namespace resized::http {
 
 struct base64_status {
   bool ok = true;
-  size_t offset = 0;   // offset of the offending character in the input
-  std::string reason;  // human-readable, for the error message
+  size_t offset = 0;  // offset of the offending character in the input
+  std::string reason; // human-readable, for the error message
 };
 
 /// Decodes standard base64 (RFC 4648 alphabet) from `in` into `out`

@@ -48,17 +48,15 @@ body_kind classify_content_type(std::string_view content_type) {
   auto media = lower(trim(content_type.substr(0, content_type.find(';'))));
   if (media == "application/json")
     return body_kind::json;
-  if (media == "application/octet-stream"
-      || (media.size() > 6 && media.compare(0, 6, "image/") == 0))
+  if (media == "application/octet-stream" ||
+      (media.size() > 6 && media.compare(0, 6, "image/") == 0))
     return body_kind::raw;
   return body_kind::unsupported;
 }
 
-outcome<imaging::resize_options>
-resolve_options(const option_values& given,
-                const imaging::resize_options& defaults,
-                const imaging::limits& lim,
-                bool (*can_write)(imaging::output_format)) {
+outcome<imaging::resize_options> resolve_options(
+    const option_values& given, const imaging::resize_options& defaults,
+    const imaging::limits& lim, bool (*can_write)(imaging::output_format)) {
   imaging::resize_options opts = defaults;
   auto dimension = [&](const char* name, int64_t value,
                        int& out) -> std::optional<failure> {
@@ -79,19 +77,20 @@ resolve_options(const option_values& given,
         return *err;
   }
   if (given.mode && !imaging::parse(*given.mode, opts.mode))
-    return bad_option(fmt::format(
-      "mode must be one of fill, fit, force (got '{}')", excerpt(*given.mode)));
+    return bad_option(
+        fmt::format("mode must be one of fill, fit, force (got '{}')",
+                    excerpt(*given.mode)));
   if (given.format && !imaging::parse(*given.format, opts.format))
     return bad_option(
-      fmt::format("format must be one of jpeg, png, webp, avif (got '{}')",
-                  excerpt(*given.format)));
+        fmt::format("format must be one of jpeg, png, webp, avif (got '{}')",
+                    excerpt(*given.format)));
   if (can_write != nullptr && !can_write(opts.format))
     return bad_option(fmt::format("format {} is not available on this server",
                                   imaging::to_string(opts.format)));
   if (given.quality) {
     if (*given.quality < 1 || *given.quality > 100)
       return bad_option(fmt::format(
-        "quality must be an integer in 1..100 (got {})", *given.quality));
+          "quality must be an integer in 1..100 (got {})", *given.quality));
     opts.quality = static_cast<int>(*given.quality);
   }
   return opts;
@@ -117,8 +116,8 @@ outcome<json_submission> decode_json_submission(const char* body, size_t size,
   };
   dom::element doc;
   if (auto err = parser.parse(input).get(doc))
-    return invalid(std::string{"body is not valid JSON: "}
-                   + error_message(err));
+    return invalid(std::string{"body is not valid JSON: "} +
+                   error_message(err));
   dom::object obj;
   if (doc.get_object().get(obj))
     return invalid("body must be a JSON object");
@@ -156,8 +155,8 @@ outcome<json_submission> decode_json_submission(const char* body, size_t size,
       // Tolerate a data URL prefix: "data:image/png;base64,".
       if (b64.compare(0, 5, "data:") == 0) {
         auto comma = b64.find(',');
-        if (comma == std::string_view::npos
-            || b64.substr(0, comma).find(";base64") == std::string_view::npos)
+        if (comma == std::string_view::npos ||
+            b64.substr(0, comma).find(";base64") == std::string_view::npos)
           return failure{error_code::invalid_base64,
                          "imageData is a data URL without ';base64,'"};
         b64.remove_prefix(comma + 1);
@@ -192,9 +191,8 @@ outcome<json_submission> decode_json_submission(const char* body, size_t size,
   return out;
 }
 
-outcome<option_values>
-decode_query_options(const std::vector<std::pair<std::string, std::string>>&
-                       params) {
+outcome<option_values> decode_query_options(
+    const std::vector<std::pair<std::string, std::string>>& params) {
   option_values out;
   auto integer = [](const std::string& name, const std::string& value,
                     std::optional<int64_t>& dst) -> std::optional<failure> {
@@ -257,8 +255,8 @@ parse_image_name(std::string_view name) {
                    fmt::format("'{}' is not <token>.<ext> with a UUID token",
                                excerpt(name))};
   imaging::output_format format;
-  if (dot == std::string_view::npos
-      || !imaging::from_extension(lower(name.substr(dot + 1)), format))
+  if (dot == std::string_view::npos ||
+      !imaging::from_extension(lower(name.substr(dot + 1)), format))
     return failure{error_code::unknown_token,
                    fmt::format("no image '{}' (extension must be jpg, png, "
                                "webp or avif)",

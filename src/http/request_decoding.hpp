@@ -32,11 +32,9 @@ struct option_values {
 /// Applies defaults and checks every value; errors: invalid_option.
 /// One of width/height given: the other is derived from the aspect ratio.
 /// `can_write` says whether an output format is available in this build.
-outcome<imaging::resize_options>
-resolve_options(const option_values& given,
-                const imaging::resize_options& defaults,
-                const imaging::limits& lim,
-                bool (*can_write)(imaging::output_format));
+outcome<imaging::resize_options> resolve_options(
+    const option_values& given, const imaging::resize_options& defaults,
+    const imaging::limits& lim, bool (*can_write)(imaging::output_format));
 
 struct json_submission {
   option_values options;
@@ -53,9 +51,8 @@ outcome<json_submission> decode_json_submission(const char* body, size_t size,
 
 /// Reads options from query parameters (name, value). Unknown names and
 /// non-integer numbers are invalid_option.
-outcome<option_values>
-decode_query_options(const std::vector<std::pair<std::string, std::string>>&
-                       params);
+outcome<option_values> decode_query_options(
+    const std::vector<std::pair<std::string, std::string>>& params);
 
 /// True for a canonical UUID (8-4-4-4-12 hex digits).
 bool is_uuid(std::string_view text);

@@ -10,8 +10,8 @@
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "http/assets.hpp"
-#include "http/metrics_page.hpp"
 #include "http/auth.hpp"
+#include "http/metrics_page.hpp"
 #include "http/request_decoding.hpp"
 #include "http/responses.hpp"
 #include "imaging/pipeline.hpp"
@@ -264,9 +264,9 @@ struct server::impl {
         return std::nullopt;
       return std::string_view{opt->data(), opt->size()};
     };
-    auto key = presented_key(
-        view(h.opt_value_of(restinio::http_field::authorization)),
-        view(h.opt_value_of("X-API-Key")));
+    auto key =
+        presented_key(view(h.opt_value_of(restinio::http_field::authorization)),
+                      view(h.opt_value_of("X-API-Key")));
     if (key && key_accepted(*key, cfg.auth.api_keys))
       return true;
     send_error(ctx, {error_code::unauthorized,

@@ -4,46 +4,46 @@ namespace resized::imaging {
 
 std::string_view to_string(fit_mode mode) {
   switch (mode) {
-    case fit_mode::fill:
-      return "fill";
-    case fit_mode::fit:
-      return "fit";
-    case fit_mode::force:
-      return "force";
+  case fit_mode::fill:
+    return "fill";
+  case fit_mode::fit:
+    return "fit";
+  case fit_mode::force:
+    return "force";
   }
   return "fill";
 }
 
 std::string_view to_string(output_format format) {
   switch (format) {
-    case output_format::jpeg:
-      return "jpeg";
-    case output_format::png:
-      return "png";
-    case output_format::webp:
-      return "webp";
-    case output_format::avif:
-      return "avif";
+  case output_format::jpeg:
+    return "jpeg";
+  case output_format::png:
+    return "png";
+  case output_format::webp:
+    return "webp";
+  case output_format::avif:
+    return "avif";
   }
   return "jpeg";
 }
 
 std::string_view to_string(input_format format) {
   switch (format) {
-    case input_format::jpeg:
-      return "jpeg";
-    case input_format::png:
-      return "png";
-    case input_format::webp:
-      return "webp";
-    case input_format::gif:
-      return "gif";
-    case input_format::tiff:
-      return "tiff";
-    case input_format::heif:
-      return "heif";
-    case input_format::unknown:
-      break;
+  case input_format::jpeg:
+    return "jpeg";
+  case input_format::png:
+    return "png";
+  case input_format::webp:
+    return "webp";
+  case input_format::gif:
+    return "gif";
+  case input_format::tiff:
+    return "tiff";
+  case input_format::heif:
+    return "heif";
+  case input_format::unknown:
+    break;
   }
   return "unknown";
 }
@@ -76,28 +76,28 @@ bool parse(std::string_view text, output_format& out) {
 
 std::string_view mime_type(output_format format) {
   switch (format) {
-    case output_format::jpeg:
-      return "image/jpeg";
-    case output_format::png:
-      return "image/png";
-    case output_format::webp:
-      return "image/webp";
-    case output_format::avif:
-      return "image/avif";
+  case output_format::jpeg:
+    return "image/jpeg";
+  case output_format::png:
+    return "image/png";
+  case output_format::webp:
+    return "image/webp";
+  case output_format::avif:
+    return "image/avif";
   }
   return "application/octet-stream";
 }
 
 std::string_view extension(output_format format) {
   switch (format) {
-    case output_format::jpeg:
-      return "jpg";
-    case output_format::png:
-      return "png";
-    case output_format::webp:
-      return "webp";
-    case output_format::avif:
-      return "avif";
+  case output_format::jpeg:
+    return "jpg";
+  case output_format::png:
+    return "png";
+  case output_format::webp:
+    return "webp";
+  case output_format::avif:
+    return "avif";
   }
   return "bin";
 }

@@ -32,7 +32,7 @@ struct resize_options {
 /// Bounds on any single image; every field is a config key (limits.*).
 struct limits {
   uint64_t max_pixels = 50'000'000; // input width*height (limits.max-pixels)
-  int max_dimension = 4096;         // output width/height (limits.max-dimension)
+  int max_dimension = 4096; // output width/height (limits.max-dimension)
   uint64_t max_input_bytes = 50u << 20;
   /// Longest a resize may compute (resize.task-timeout-ms); 0 = no limit.
   /// Enforced inside libvips: the pixel pipeline is killed through its eval

@@ -463,8 +463,7 @@ outcome<image_ptr> load_thumbnail(const void* data, size_t size,
   if (vips_thumbnail_buffer(const_cast<void*>(data), size, &raw, plan.width,
                             "height", plan.height, "size", plan.size, "crop",
                             plan.crop, "option_string",
-                            plan.loader_options.c_str(),
-                            nullptr) != 0)
+                            plan.loader_options.c_str(), nullptr) != 0)
     return vips_failure(error_code::corrupt_image, "cannot decode the image");
   return image_ptr{raw};
 }
@@ -603,8 +602,8 @@ namespace {
 void forward_glib_log(const gchar* domain, GLogLevelFlags level,
                       const gchar* message, gpointer) {
   auto lvl = (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL)) != 0
-               ? log::level::warn
-               : log::level::debug;
+                 ? log::level::warn
+                 : log::level::debug;
   if (log::enabled(lvl))
     log::write(lvl, fmt::format("msg={} domain={}", log::quote(message),
                                 domain != nullptr ? domain : "glib"));
@@ -621,9 +620,9 @@ bool startup(const char* argv0, int concurrency, std::string& err) {
   }
   if (!st.started) {
     g_log_set_handler("VIPS",
-                      static_cast<GLogLevelFlags>(G_LOG_LEVEL_MASK
-                                                  | G_LOG_FLAG_FATAL
-                                                  | G_LOG_FLAG_RECURSION),
+                      static_cast<GLogLevelFlags>(G_LOG_LEVEL_MASK |
+                                                  G_LOG_FLAG_FATAL |
+                                                  G_LOG_FLAG_RECURSION),
                       forward_glib_log, nullptr);
     if (VIPS_INIT(argv0 != nullptr ? argv0 : "resized") != 0) {
       err = vips_message("vips_init failed");

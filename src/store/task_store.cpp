@@ -149,10 +149,10 @@ outcome<bool> task_store::put_record(const task_record& rec,
       auto pkey = pending_key(settings_.key_prefix, pending_node);
       auto ikey = input_key(settings_.key_prefix, rec.token);
       return transaction(impl_->conn, {
-                                        hset_command(key, fields),
-                                        {"EXPIRE", key, ttl_text},
-                                        {"DEL", ikey},
-                                        {"SREM", pkey, rec.token},
+                                          hset_command(key, fields),
+                                          {"EXPIRE", key, ttl_text},
+                                          {"DEL", ikey},
+                                          {"SREM", pkey, rec.token},
                                       });
     }
     auto replies = impl_->conn.run({
@@ -179,9 +179,9 @@ outcome<bool> task_store::put_result(const task_record& rec,
     auto fields = encode_fields(rec);
     auto ttl_text = std::to_string(ttl.count());
     std::vector<command> cmds{
-      {"SET", ikey, image, "EX", ttl_text},
-      hset_command(tkey, fields),
-      {"EXPIRE", tkey, ttl_text},
+        {"SET", ikey, image, "EX", ttl_text},
+        hset_command(tkey, fields),
+        {"EXPIRE", tkey, ttl_text},
     };
     std::string pkey;
     std::string inkey;
@@ -208,10 +208,10 @@ outcome<bool> task_store::put_accepted(const task_record& rec,
     auto fields = encode_fields(rec);
     auto ttl_text = std::to_string(ttl.count());
     return transaction(impl_->conn, {
-                                      hset_command(tkey, fields),
-                                      {"EXPIRE", tkey, ttl_text},
-                                      {"SET", ikey, input, "EX", ttl_text},
-                                      {"SADD", pkey, rec.token},
+                                        hset_command(tkey, fields),
+                                        {"EXPIRE", tkey, ttl_text},
+                                        {"SET", ikey, input, "EX", ttl_text},
+                                        {"SADD", pkey, rec.token},
                                     });
   });
 }

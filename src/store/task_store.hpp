@@ -26,7 +26,7 @@ struct redis_settings {
   std::string host = "127.0.0.1";
   uint16_t port = 6379;
   int db = 0;
-  std::string password;                         // empty = no AUTH
+  std::string password; // empty = no AUTH
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds command_timeout{2000};
   std::string key_prefix = "resized:";
@@ -78,8 +78,7 @@ public:
   /// record, its input bytes and its membership of `node`'s pending set, in
   /// one transaction (all with `ttl`).
   outcome<bool> put_accepted(const task_record& rec, std::string_view input,
-                             const std::string& node,
-                             std::chrono::seconds ttl);
+                             const std::string& node, std::chrono::seconds ttl);
 
   /// Every task of `node`'s pending set, with its record and input. Tokens
   /// whose record expired are removed from the set.

@@ -56,8 +56,8 @@ public:
   }
 
   /// The answer, or nullopt if none arrived within `timeout`.
-  std::optional<T> wait(std::chrono::milliseconds timeout
-                        = std::chrono::milliseconds{10000}) {
+  std::optional<T>
+  wait(std::chrono::milliseconds timeout = std::chrono::milliseconds{10000}) {
     std::unique_lock<std::mutex> guard{state_->mtx};
     state_->cv.wait_for(guard, timeout,
                         [&] { return state_->value.has_value(); });

@@ -25,13 +25,14 @@ resize_done run(caf::actor_system& sys, std::string input,
   resize_done out;
   bool answered = false;
   self->request(worker, 30s, resize_job{"t-1", opts, std::move(input)})
-    .receive([&](resize_done& done) {
-               out = std::move(done);
-               answered = true;
-             },
-             [&](caf::error& err) {
-               BOOST_FAIL("resize actor failed: " << sys.render(err));
-             });
+      .receive(
+          [&](resize_done& done) {
+            out = std::move(done);
+            answered = true;
+          },
+          [&](caf::error& err) {
+            BOOST_FAIL("resize actor failed: " << sys.render(err));
+          });
   BOOST_REQUIRE(answered);
   caf::anon_send_exit(worker, caf::exit_reason::user_shutdown);
   return out;

@@ -58,8 +58,8 @@ struct status_fixture : test::actor_system_fixture {
   }
 
   bool redis_has(const std::string& token) {
-    return redis.command("EXISTS " + prefix + "task:" + token)
-             .find(":1") != std::string::npos;
+    return redis.command("EXISTS " + prefix + "task:" + token).find(":1") !=
+           std::string::npos;
   }
 };
 

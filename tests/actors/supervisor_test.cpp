@@ -21,17 +21,17 @@ namespace {
 // nothing to recover, and forwards every record change to `sink` in order.
 caf::behavior fake_status(caf::event_based_actor* self, caf::actor sink) {
   return {
-    [=](accept_atom, task_record& rec, const caf::message&) {
-      self->send(sink, update_atom::value, rec);
-      return true;
-    },
-    [=](recover_atom) { return std::vector<store::pending_task>{}; },
-    [=](update_atom, task_record& rec) {
-      self->send(sink, update_atom::value, rec);
-    },
-    [=](result_atom, task_record& rec, std::string& bytes) {
-      self->send(sink, result_atom::value, rec, bytes);
-    },
+      [=](accept_atom, task_record& rec, const caf::message&) {
+        self->send(sink, update_atom::value, rec);
+        return true;
+      },
+      [=](recover_atom) { return std::vector<store::pending_task>{}; },
+      [=](update_atom, task_record& rec) {
+        self->send(sink, update_atom::value, rec);
+      },
+      [=](result_atom, task_record& rec, std::string& bytes) {
+        self->send(sink, result_atom::value, rec, bytes);
+      },
   };
 }
 
@@ -59,8 +59,8 @@ struct supervisor_fixture : test::actor_system_fixture {
     bool welcomed = false;
     self->request(sup, 5s, join_atom::value, node_agent,
                   node_info{name, "127.0.0.1", pool})
-      .receive([&](welcome_atom) { welcomed = true; },
-               [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
+        .receive([&](welcome_atom) { welcomed = true; },
+                 [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
     BOOST_REQUIRE(welcomed);
   }
 
@@ -109,13 +109,12 @@ struct supervisor_fixture : test::actor_system_fixture {
     while (!all_final()) {
       BOOST_REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline,
                             "tasks did not finish in time");
-      status->receive(
-        [&](update_atom, task_record& rec) { record(rec); },
-        [&](result_atom, task_record& rec, std::string& bytes) {
-          images[rec.token] = bytes;
-          record(rec);
-        },
-        caf::after(std::chrono::milliseconds{200}) >> [] {});
+      status->receive([&](update_atom, task_record& rec) { record(rec); },
+                      [&](result_atom, task_record& rec, std::string& bytes) {
+                        images[rec.token] = bytes;
+                        record(rec);
+                      },
+                      caf::after(std::chrono::milliseconds{200}) >> [] {});
     }
   }
 };
@@ -254,7 +253,8 @@ BOOST_AUTO_TEST_CASE(tasks_spread_over_joined_nodes) {
   join(sup, b, "w2", 1);
   std::vector<std::string> tokens;
   for (int i = 0; i < 8; ++i)
-    tokens.push_back(submit(sup, test::corpus_photo("plasma__Kite.jpg")).value());
+    tokens.push_back(
+        submit(sup, test::corpus_photo("plasma__Kite.jpg")).value());
   run_until_final(tokens);
   for (auto& t : tokens) {
     BOOST_TEST((last[t].status == task_status::success));
@@ -279,9 +279,9 @@ namespace {
 // with work in flight.
 caf::behavior black_hole(caf::event_based_actor* self) {
   return {
-    [=](const resize_job&) {
-      return self->make_response_promise(); // never delivered
-    },
+      [=](const resize_job&) {
+        return self->make_response_promise(); // never delivered
+      },
   };
 }
 
@@ -309,7 +309,7 @@ BOOST_AUTO_TEST_CASE(a_lost_nodes_tasks_run_elsewhere_exactly_once) {
   std::vector<std::string> tokens;
   for (int i = 0; i < 5; ++i)
     tokens.push_back(
-      submit(sup, test::corpus_photo(test::small_photo)).value());
+        submit(sup, test::corpus_photo(test::small_photo)).value());
   // Wait until the doomed node holds work, then kill it.
   auto deadline = std::chrono::steady_clock::now() + 10s;
   while (view(sup).nodes.size() == 2 && [&] {
@@ -331,7 +331,8 @@ BOOST_AUTO_TEST_CASE(a_lost_nodes_tasks_run_elsewhere_exactly_once) {
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
 }
 
-BOOST_AUTO_TEST_CASE(a_node_shared_by_two_api_nodes_never_takes_more_than_its_pool) {
+BOOST_AUTO_TEST_CASE(
+    a_node_shared_by_two_api_nodes_never_takes_more_than_its_pool) {
   // Two supervisors (two API nodes) offered the same one-slot worker: the
   // second one's task is turned away (node_busy) and placed again once the
   // slot is free; both end SUCCESS.
@@ -343,11 +344,15 @@ BOOST_AUTO_TEST_CASE(a_node_shared_by_two_api_nodes_never_takes_more_than_its_po
   join(b, shared, "shared", 1);
   auto big = test::corpus_photo("ukui__rhythm.jpg");
   auto ta = submit(a, big).value();
-  auto tb = submit(b, big, [] {
-    imaging::resize_options o;
-    o.width = 90; // other work: no sharing of results between the two
-    return o;
-  }()).value();
+  auto tb =
+      submit(b, big,
+             [] {
+               imaging::resize_options o;
+               o.width =
+                   90; // other work: no sharing of results between the two
+               return o;
+             }())
+          .value();
   run_until_final({ta, tb});
   BOOST_TEST((last[ta].status == task_status::success));
   BOOST_TEST((last[tb].status == task_status::success));

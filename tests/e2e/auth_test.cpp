@@ -16,8 +16,7 @@ const std::string key_b = "resized-test-key-bbbbbbbb";
 
 struct auth_tag {
   static std::vector<std::string> args() {
-    return {"--auth.api-keys=" + key_a + "," + key_b,
-            "--auth.protect-metrics"};
+    return {"--auth.api-keys=" + key_a + "," + key_b, "--auth.protect-metrics"};
   }
   static std::string name() { return "auth"; }
 };
@@ -25,8 +24,7 @@ struct auth_tag {
 using env = suite_env<auth_tag>;
 
 std::string submit_body() {
-  return "{\"imageData\":\"" + base64_encode(corpus_photo(small_photo))
-         + "\"}";
+  return "{\"imageData\":\"" + base64_encode(corpus_photo(small_photo)) + "\"}";
 }
 
 } // namespace
@@ -63,8 +61,8 @@ BOOST_AUTO_TEST_CASE(either_key_and_either_header_works_end_to_end) {
   std::string url_path;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{20};
   while (std::chrono::steady_clock::now() < deadline) {
-    auto res = http_get(srv.url("/api/v1/resize/" + token),
-                        {"X-API-Key: " + key_b});
+    auto res =
+        http_get(srv.url("/api/v1/resize/" + token), {"X-API-Key: " + key_b});
     BOOST_TEST_REQUIRE(res.status == 200);
     auto doc = parse_json(res.body);
     if (json_string(doc, "status") == "SUCCESS") {
@@ -85,8 +83,7 @@ BOOST_AUTO_TEST_CASE(operations_endpoints_follow_the_config) {
   auto metrics = http_get(srv.url("/metrics"));
   check_error(metrics, 401, "unauthorized");
   BOOST_TEST(http_get(srv.url("/metrics"), {"Authorization: Bearer " + key_a})
-               .status
-             == 200);
+                 .status == 200);
   // protect-cluster is off here: the cluster view stays open.
   BOOST_TEST(http_get(srv.url("/api/v1/cluster")).status == 200);
 }
@@ -101,8 +98,8 @@ BOOST_AUTO_TEST_CASE(keys_never_reach_the_log) {
 BOOST_AUTO_TEST_CASE(short_keys_are_refused_at_start) {
   std::string out;
   auto rc = run_to_exit({env_or("RESIZED_BIN", "resized"),
-                         "--config-file=" + env_or("RESIZED_SOURCE_DIR", ".")
-                           + "/config/development.ini",
+                         "--config-file=" + env_or("RESIZED_SOURCE_DIR", ".") +
+                             "/config/development.ini",
                          "--auth.api-keys=short"},
                         out, std::chrono::milliseconds{10000});
   BOOST_TEST(rc == 2);

@@ -71,8 +71,8 @@ std::vector<std::string> submit_batch(const api_node& api,
   std::vector<std::string> tokens;
   for (size_t i = 0; i < count; ++i) {
     const auto& p = photos[i % photos.size()];
-    auto query = "?width=" + std::to_string(base_width + counter++) +
-                 extra_query;
+    auto query =
+        "?width=" + std::to_string(base_width + counter++) + extra_query;
     BOOST_TEST_CONTEXT("submitting " << p.name << query << " to "
                                      << api.name()) {
       auto token = submit_to(api, p.bytes, p.type, query);
@@ -194,8 +194,7 @@ BOOST_AUTO_TEST_CASE(worker_kill9_mid_batch) {
   auto photos = photos_sized(400'000, 5'000'000);
   BOOST_TEST_REQUIRE(photos.size() >= 4u);
   constexpr size_t tasks = 12;
-  auto tokens =
-      submit_batch(api, photos, tasks, 1600, "&height=1600&mode=fit");
+  auto tokens = submit_batch(api, photos, tasks, 1600, "&height=1600&mode=fit");
 
   cluster_snapshot at_kill;
   bool busy = wait_until(
@@ -238,7 +237,8 @@ BOOST_AUTO_TEST_CASE(api_node_restart) {
   worker_process w1("worker-r1", {api.endpoint()});
   worker_process w2("worker-r2", {api.endpoint()});
   note_logs({&api.process(), &w1.process(), &w2.process()});
-  BOOST_TEST_REQUIRE(wait_listed(api, {"worker-r1", "worker-r2"}, join_timeout));
+  BOOST_TEST_REQUIRE(
+      wait_listed(api, {"worker-r1", "worker-r2"}, join_timeout));
   auto w1_pid = w1.process().pid();
   auto w2_pid = w2.process().pid();
 
@@ -250,8 +250,7 @@ BOOST_AUTO_TEST_CASE(api_node_restart) {
   // Tasks in flight when the API node dies (kill -9): the workers lose their
   // supervisor; the accepted tasks are in Redis.
   auto large = photos_sized(400'000, 5'000'000);
-  auto in_flight =
-      submit_batch(api, large, 6, 1600, "&height=1600&mode=fit");
+  auto in_flight = submit_batch(api, large, 6, 1600, "&height=1600&mode=fit");
   bool busy = wait_until([&] { return get_cluster(api).totals.busy > 0; }, 20s);
   BOOST_TEST(busy);
   api.kill9();

@@ -845,7 +845,8 @@ BOOST_AUTO_TEST_CASE(document_matches_the_real_answers) {
       // Distinct options each time: identical work would share one resize.
       auto r = submit_raw(tight, big, "application/octet-stream",
                           "?width=3000&height=3000&mode=fit&format=png"
-                          "&quality=" + std::to_string(1 + i));
+                          "&quality=" +
+                              std::to_string(1 + i));
       if (r.status == 202)
         tokens.push_back(json_string(parse_json(r.body), "token"));
       else

@@ -60,10 +60,10 @@ BOOST_AUTO_TEST_CASE(other_options_are_other_work) {
   auto& srv = env::get().server;
   auto photo = corpus_photo(small_photo);
   auto before = cluster_total(srv, "reused");
-  auto a = finish(srv, accepted_token(submit_raw(srv, photo, "image/jpeg",
-                                                 "?width=120")));
-  auto b = finish(srv, accepted_token(submit_raw(srv, photo, "image/jpeg",
-                                                 "?width=121")));
+  auto a = finish(
+      srv, accepted_token(submit_raw(srv, photo, "image/jpeg", "?width=120")));
+  auto b = finish(
+      srv, accepted_token(submit_raw(srv, photo, "image/jpeg", "?width=121")));
   BOOST_TEST(a.info.width == 120);
   BOOST_TEST(b.info.width == 121);
   BOOST_TEST(cluster_total(srv, "reused") == before);

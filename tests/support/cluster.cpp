@@ -100,7 +100,7 @@ void api_node::start() {
         }
         return http_request("GET", url("/healthz"), {}, {},
                             std::chrono::milliseconds{1000})
-                 .status == 200;
+                   .status == 200;
       },
       startup_timeout);
   if (up && !exited)
@@ -152,8 +152,7 @@ worker_process::~worker_process() {
 
 // -- GET /api/v1/cluster -----------------------------------------------------
 
-const cluster_node_info*
-cluster_snapshot::find(const std::string& id) const {
+const cluster_node_info* cluster_snapshot::find(const std::string& id) const {
   for (const auto& n : nodes)
     if (n.id == id)
       return &n;
@@ -229,11 +228,13 @@ bool wait_unlisted(const api_node& api, const std::string& id,
       timeout);
 }
 
-// -- the client steps ----------------------------------------------------------
+// -- the client steps
+// ----------------------------------------------------------
 
 std::string content_type_for(const std::string& file_name) {
   auto dot = file_name.rfind('.');
-  auto ext = dot == std::string::npos ? std::string{} : file_name.substr(dot + 1);
+  auto ext =
+      dot == std::string::npos ? std::string{} : file_name.substr(dot + 1);
   if (ext == "png")
     return "image/png";
   if (ext == "webp")

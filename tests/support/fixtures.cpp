@@ -164,8 +164,6 @@ void png_chunk(std::string& out, const char* type, const std::string& data) {
   put_be32(out, crc32(body));
 }
 
-
-
 // -- corpus ------------------------------------------------------------------
 
 std::string corpus_dir() {

@@ -9,19 +9,18 @@
 namespace resized::test {
 
 struct http_response {
-  long status = 0;                          // 0 = transport error
+  long status = 0; // 0 = transport error
   std::string body;
   std::map<std::string, std::string> headers; // keys lower-cased
-  std::string error;                        // curl's message on failure
+  std::string error;                          // curl's message on failure
   std::string header(const std::string& lower_name) const;
 };
 
 /// One request. `headers` like {"Content-Type: application/json"}.
-http_response http_request(const std::string& method, const std::string& url,
-                           const std::string& body = {},
-                           const std::vector<std::string>& headers = {},
-                           std::chrono::milliseconds timeout =
-                             std::chrono::milliseconds{30000});
+http_response http_request(
+    const std::string& method, const std::string& url,
+    const std::string& body = {}, const std::vector<std::string>& headers = {},
+    std::chrono::milliseconds timeout = std::chrono::milliseconds{30000});
 
 inline http_response http_get(const std::string& url,
                               const std::vector<std::string>& headers = {}) {

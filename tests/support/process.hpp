@@ -25,14 +25,14 @@ public:
   child_process& operator=(const child_process&) = delete;
 
   pid_t pid() const { return pid_; }
-  bool running();                 // false once it has exited (reaped)
+  bool running(); // false once it has exited (reaped)
   /// Sends `sig`; with SIGTERM/SIGINT waits up to `grace` then SIGKILLs.
   /// Returns the exit status as from waitpid (or -1 if not running).
-  int stop(int sig = 15, std::chrono::milliseconds grace =
-                           std::chrono::milliseconds{10000});
-  void kill9();                   // SIGKILL and reap
+  int stop(int sig = 15,
+           std::chrono::milliseconds grace = std::chrono::milliseconds{10000});
+  void kill9(); // SIGKILL and reap
   const std::string& log_path() const { return log_path_; }
-  std::string log() const;        // contents of the log file
+  std::string log() const; // contents of the log file
 
 private:
   pid_t pid_ = -1;

@@ -23,9 +23,9 @@ public:
   uint16_t port() const { return port_; }
   std::string url(const std::string& path) const; // http://127.0.0.1:port+path
   child_process& process() { return proc_; }
-  void restart();   // SIGTERM, wait, start again with the same arguments
-  void kill9();     // SIGKILL
-  void start();     // after kill9/stop
+  void restart(); // SIGTERM, wait, start again with the same arguments
+  void kill9();   // SIGKILL
+  void start();   // after kill9/stop
 
 private:
   uint16_t redis_port_;
