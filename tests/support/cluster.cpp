@@ -267,25 +267,9 @@ task_status poll_status(const api_node& api, const std::string& token) {
 std::map<std::string, task_status>
 wait_all_final(const api_node& api, const std::vector<std::string>& tokens,
                std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  std::map<std::string, task_status> result;
-  std::vector<std::string> open = tokens;
-  while (!open.empty()) {
-    std::vector<std::string> still_open;
-    for (const auto& token : open) {
-      auto st = poll_status(api, token);
-      result[token] = st;
-      // Transport errors and non-200 answers are kept as they are (the
-      // caller asserts); only records still moving are polled again.
-      if (st.http_status == 200 && !st.final())
-        still_open.push_back(token);
-    }
-    open.swap(still_open);
-    if (open.empty() || std::chrono::steady_clock::now() >= deadline)
-      break;
-    std::this_thread::sleep_for(poll_every);
-  }
-  return result;
+  return poll_all_final(
+      [&](const std::string& token) { return poll_status(api, token); }, tokens,
+      timeout, poll_every);
 }
 
 fetched_image fetch_result(const api_node& api,

@@ -467,26 +467,38 @@ task_status wait_final(const resized_server& srv, const std::string& token,
 }
 
 std::map<std::string, task_status>
-wait_all_final(const resized_server& srv,
+poll_all_final(const std::function<task_status(const std::string&)>& poll,
                const std::vector<std::string>& tokens,
-               std::chrono::milliseconds timeout) {
+               std::chrono::milliseconds timeout,
+               std::chrono::milliseconds interval) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   std::map<std::string, task_status> result;
   std::vector<std::string> open = tokens;
   while (!open.empty()) {
     std::vector<std::string> still_open;
     for (const auto& token : open) {
-      auto st = poll_once(srv, token);
+      auto st = poll(token);
       result[token] = st;
+      // Transport errors and non-200 answers are kept as they are (the
+      // caller asserts); only records still moving are polled again.
       if (st.http_status == 200 && !st.final())
         still_open.push_back(token);
     }
     open.swap(still_open);
     if (open.empty() || std::chrono::steady_clock::now() >= deadline)
       break;
-    std::this_thread::sleep_for(round_interval);
+    std::this_thread::sleep_for(interval);
   }
   return result;
+}
+
+std::map<std::string, task_status>
+wait_all_final(const resized_server& srv,
+               const std::vector<std::string>& tokens,
+               std::chrono::milliseconds timeout) {
+  return poll_all_final(
+      [&](const std::string& token) { return poll_once(srv, token); }, tokens,
+      timeout, round_interval);
 }
 
 std::string url_path(const std::string& url) {

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -134,6 +135,14 @@ struct task_status {
 task_status wait_final(const resized_server& srv, const std::string& token,
                        std::chrono::milliseconds timeout = std::chrono::seconds{
                            30});
+
+/// Polls each token with `poll`, round-robin every `interval`, until each is
+/// final (or answers other than 200) or `timeout` passes.
+std::map<std::string, task_status>
+poll_all_final(const std::function<task_status(const std::string&)>& poll,
+               const std::vector<std::string>& tokens,
+               std::chrono::milliseconds timeout,
+               std::chrono::milliseconds interval);
 
 /// Polls many tokens until each one is final or `timeout`; round-robin.
 std::map<std::string, task_status>
