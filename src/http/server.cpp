@@ -322,7 +322,12 @@ struct server::impl {
       if (body.empty())
         return reject(ctx, {error_code::missing_image_data,
                             "the request body is empty: send the image bytes"});
-      image = body;
+      // The raw body already is the image: take its buffer instead of
+      // copying megabytes. RESTinio 0.6 only offers a const view of it, but
+      // the request object is ours from here on (RESTinio never reads the
+      // body after handing the request to its handler), so moving out of it
+      // is safe; nothing below looks at req->body() again.
+      image = std::move(const_cast<std::string&>(body));
     }
     auto opts =
         resolve_options(given, cfg.defaults, cfg.limits, &imaging::can_write);
