@@ -250,6 +250,11 @@ void dispatch(self_ptr self) {
     task.record.started_at_ms = now_ms();
     task.record.node = name;
     self->send(st.status, update_atom::value, task.record);
+    log::info("msg={} token={} status=IN_PROGRESS node={} attempt={} "
+              "queue_ms={}",
+              log::quote("task started"), task.record.token, log::quote(name),
+              task.attempt,
+              task.record.started_at_ms - task.record.submitted_at_ms);
     auto token = task.record.token;
     auto attempt = task.attempt;
     auto job = task.job; // shares the bytes with the copy kept for retries
