@@ -7,14 +7,18 @@ namespace resized::actors {
 
 namespace {
 
+void count_redis_error(status_actor_type* self) {
+  ++self->state.redis_errors;
+  metrics::redis_error();
+}
+
 bool expired(int64_t expires_at_ms) {
   return expires_at_ms <= now_ms();
 }
 
 void note_store_error(status_actor_type* self, const char* op,
                       const std::string& token, const failure& err) {
-  ++self->state.redis_errors;
-  metrics::redis_error();
+  count_redis_error(self);
   log::error("msg={} op={} token={} error={}", log::quote("redis write failed"),
              op, token, log::quote(err.message));
 }
@@ -31,8 +35,7 @@ outcome<std::optional<task_record>> find_record(status_actor_type* self,
   }
   auto res = st.store->get_record(token);
   if (!res) {
-    ++st.redis_errors;
-    metrics::redis_error();
+    count_redis_error(self);
     return std::move(res).error();
   }
   if (res.value()) {
@@ -42,6 +45,27 @@ outcome<std::optional<task_record>> find_record(status_actor_type* self,
     st.records.put(token, {*res.value(), expires});
   }
   return std::move(res).value();
+}
+
+// A result image from the cache, else Redis (then cached); nullopt when it
+// is gone.
+outcome<std::optional<std::shared_ptr<const std::string>>>
+find_image(status_actor_type* self, const std::string& token) {
+  using result = std::optional<std::shared_ptr<const std::string>>;
+  auto& st = self->state;
+  if (auto* hit = st.images.get(token); hit && !expired(hit->expires_at_ms))
+    return result{hit->bytes};
+  auto img = st.store->get_image(token);
+  if (!img) {
+    count_redis_error(self);
+    return std::move(img).error();
+  }
+  if (!img.value())
+    return result{};
+  auto bytes = std::make_shared<const std::string>(std::move(*img.value()));
+  st.images.put(token, {bytes, now_ms() + st.ttl.count() * 1000},
+                bytes->size());
+  return result{std::move(bytes)};
 }
 
 } // namespace
@@ -76,8 +100,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
       [=](recover_atom) -> caf::result<std::vector<store::pending_task>> {
         auto res = self->state.store->load_pending(self->state.node);
         if (!res) {
-          ++self->state.redis_errors;
-          metrics::redis_error();
+          count_redis_error(self);
           return caf::make_error(caf::sec::runtime_error, res.error().message);
         }
         return std::move(res).value();
@@ -109,23 +132,11 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         if (!found || !found.value() ||
             found.value()->status != task_status::success)
           return false;
-        const auto& orig = *found.value();
-        std::shared_ptr<const std::string> bytes;
-        if (auto* hit = st.images.get(original);
-            hit && !expired(hit->expires_at_ms)) {
-          bytes = hit->bytes;
-        } else {
-          auto img = st.store->get_image(original);
-          if (!img || !img.value())
-            return false;
-          bytes = std::make_shared<const std::string>(std::move(*img.value()));
-        }
-        rec.status = task_status::success;
-        rec.width = orig.width;
-        rec.height = orig.height;
-        rec.output_bytes = orig.output_bytes;
-        rec.etag = orig.etag;
-        rec.node = orig.node;
+        auto img = find_image(self, original);
+        if (!img || !img.value())
+          return false;
+        auto bytes = std::move(*img.value());
+        copy_result(*found.value(), rec);
         rec.started_at_ms = rec.finished_at_ms = now_ms();
         if (auto res = st.store->put_result(rec, *bytes, st.ttl, st.node);
             !res) {
@@ -141,8 +152,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
       [=](ping_atom, ping_replier& reply) {
         auto res = self->state.store->ping();
         if (!res)
-          ++self->state.redis_errors;
-        metrics::redis_error();
+          count_redis_error(self);
         reply(std::move(res));
       },
       [=](status_atom, const std::string& token, status_replier& reply) {
@@ -156,7 +166,6 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
           reply(std::move(*res.value()));
       },
       [=](image_atom, const std::string& token, image_replier& reply) {
-        auto& st = self->state;
         auto rec = find_record(self, token);
         if (!rec) {
           reply(std::move(rec).error());
@@ -169,20 +178,8 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
                             "finished)"});
           return;
         }
-        const auto& record = *rec.value();
-        image_blob blob;
-        blob.format = record.options.format;
-        blob.etag = record.etag;
-        if (auto* hit = st.images.get(token);
-            hit && !expired(hit->expires_at_ms)) {
-          blob.bytes = hit->bytes;
-          reply(std::move(blob));
-          return;
-        }
-        auto img = st.store->get_image(token);
+        auto img = find_image(self, token);
         if (!img) {
-          ++st.redis_errors;
-          metrics::redis_error();
           reply(std::move(img).error());
           return;
         }
@@ -191,12 +188,9 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
                         "no image for " + token + " (expired)"});
           return;
         }
-        auto bytes =
-            std::make_shared<const std::string>(std::move(*img.value()));
-        st.images.put(token, {bytes, now_ms() + st.ttl.count() * 1000},
-                      bytes->size());
-        blob.bytes = std::move(bytes);
-        reply(std::move(blob));
+        const auto& record = *rec.value();
+        reply(image_blob{std::move(*img.value()), record.options.format,
+                         record.etag});
       },
   };
 }

@@ -171,12 +171,7 @@ void on_done(self_ptr self, const std::string& token, uint32_t attempt,
   if (auto f = st.followers.find(rec.token); f != st.followers.end()) {
     // Duplicates submitted while this task ran get the same result.
     for (auto& w : f->second) {
-      w.status = task_status::success;
-      w.width = rec.width;
-      w.height = rec.height;
-      w.output_bytes = rec.output_bytes;
-      w.etag = rec.etag;
-      w.node = rec.node;
+      copy_result(rec, w);
       w.started_at_ms = rec.started_at_ms;
       w.finished_at_ms = rec.finished_at_ms;
       ++st.succeeded;

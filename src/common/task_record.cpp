@@ -35,6 +35,15 @@ bool parse(std::string_view text, task_status& out) {
   return true;
 }
 
+void copy_result(const task_record& from, task_record& to) {
+  to.status = task_status::success;
+  to.width = from.width;
+  to.height = from.height;
+  to.output_bytes = from.output_bytes;
+  to.etag = from.etag;
+  to.node = from.node;
+}
+
 std::string format_timestamp(int64_t unix_ms) {
   auto secs = static_cast<std::time_t>(unix_ms / 1000);
   std::tm tm{};

@@ -45,6 +45,11 @@ struct task_record {
   std::string node; // node that ran the resize
 };
 
+/// Makes `to` a SUCCESS carrying `from`'s result (size, bytes, ETag, node):
+/// identical work answered by an earlier task. `to` keeps its own token,
+/// options and timestamps.
+void copy_result(const task_record& from, task_record& to);
+
 /// ISO-8601 UTC with milliseconds, e.g. "2026-11-29T05:40:01.123Z".
 std::string format_timestamp(int64_t unix_ms);
 

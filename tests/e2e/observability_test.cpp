@@ -506,12 +506,19 @@ BOOST_AUTO_TEST_CASE(request_id_is_echoed_and_logged) {
 
 BOOST_AUTO_TEST_CASE(readyz_answers_ready_then_store_unavailable) {
   auto& e = env::get();
+  auto errors = [&] {
+    return parse_prometheus(http_get(e.server.url("/metrics")).body)
+        .sum("resized_redis_errors_total");
+  };
+  auto errors_before = errors();
   auto res = http_get(e.server.url("/readyz"));
   BOOST_TEST(res.status == 200);
   auto doc = parse_json(res.body);
   BOOST_TEST_REQUIRE(doc.IsObject());
   BOOST_TEST(json_string(doc, "status") == "ready");
   BOOST_TEST(json_int(doc, "workers") >= 1);
+  // A successful PING is not a Redis error.
+  BOOST_TEST(errors() == errors_before);
   e.redis.stop();
   http_response down;
   BOOST_TEST(wait_until(
