@@ -4,6 +4,7 @@
 #   bench/run.sh [--with-original] [--profile] [--no-curve] [--no-build]
 #                [--passes=3] [--concurrency=8] [--pool-size=2] [--io-threads=2]
 #                [--curve-count=80] [--rounds=2] [--tune="<resized args>"] [--no-results]
+#                [--no-throughput] (only the RSS curve and/or the profile)
 #
 # 1. Builds resized (Release, build-bench/service, tests off) and the bench
 #    tools (build-bench/tools: raw_pipeline, loadgen).
@@ -19,7 +20,8 @@
 #    Prints service ÷ raw, resized ÷ original, POST p99 and peak RSS ratios.
 # 3. RSS against queued bytes (unless --no-curve): pool-size 1, the photos
 #    >= 1 MB submitted raw as fast as possible (503 -> retry), then drained;
-#    once per allocator: glibc, MALLOC_ARENA_MAX=2, jemalloc (LD_PRELOAD).
+#    once per allocator: the default (glibc, memory.arenas=2, malloc_trim
+#    every second), glibc untuned, arenas=2 without trim, jemalloc (LD_PRELOAD).
 # 4. --profile: perf record of resized during one JSON run; top entries.
 # 5. Appends a dated section to bench/RESULTS.md (unless --no-results).
 # Logs, CSVs and profiles go to build-bench/runs/<timestamp>/.
@@ -36,7 +38,7 @@ root=$(cd "$here/.." && pwd)
 corpus=$(cd "$root/../shared/corpus/photos" && pwd)
 orig_dir=$(cd "$root/../shared/peers/original-stack" 2>/dev/null && pwd || true)
 
-with_original=0 profile=0 curve=1 build=1 write_results=1
+with_original=0 profile=0 curve=1 build=1 write_results=1 throughput=1
 passes=3 concurrency=8 pool=2 io_threads=2 curve_count=80 rounds=2 tune=""
 lg_extra=()
 for arg in "$@"; do
@@ -44,6 +46,7 @@ for arg in "$@"; do
     --with-original) with_original=1 ;;
     --profile) profile=1 ;;
     --no-curve) curve=0 ;;
+    --no-throughput) throughput=0 ;;
     --no-build) build=0 ;;
     --no-results) write_results=0 ;;
     --passes=*) passes=${arg#*=} ;;
@@ -64,7 +67,7 @@ bin=$root/build-bench/service/resized
 tools=$root/build-bench/tools
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 out=$root/build-bench/runs/$stamp
-mkdir -p "$out"
+mkdir -p "$out"; : >>"$out/results.txt"
 jemalloc=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
 
 log() { echo "== $*" >&2; }
@@ -190,6 +193,7 @@ run_service() { # mode [label suffix, resized args...] -> result line; fresh res
   cat "$out/loadgen-$mode$suffix.txt" >>"$out/loadgen-$mode$suffix-all.txt"
 }
 
+if ((throughput)); then
 for r in $(seq "$rounds"); do
   log "round $r/$rounds: raw pipeline ($pool threads, $count images)"
   run_raw "$r" >/dev/null
@@ -211,6 +215,7 @@ log "resized via base64 JSON, identical passes (content-hash hit path)"
 lg_extra=(--same-passes)
 run_service json _same >/dev/null
 lg_extra=()
+fi
 orig=""
 if ((with_original)); then
   if [[ -z $orig_dir ]]; then
@@ -247,24 +252,28 @@ fi
 # -- 3. RSS against queued bytes, per allocator -----------------------------------
 curve_rows=()
 if ((curve)); then
-  for alloc in glibc arena2 jemalloc; do
-    envs=()
+  # default = what resized ships (memory.arenas=2, malloc_trim every second);
+  # the others switch the trim off: glibc untuned, arenas only, jemalloc.
+  for alloc in default glibc arena2 jemalloc; do
+    envs=() margs=()
     case $alloc in
-      arena2) envs=(MALLOC_ARENA_MAX=2) ;;
+      glibc) margs=(--memory.arenas=0 --memory.trim-interval-ms=0) ;;
+      arena2) margs=(--memory.arenas=2 --memory.trim-interval-ms=0) ;;
       jemalloc)
-        [[ -e $jemalloc ]] || { log "libjemalloc2 missing: apt-get install -y libjemalloc2"; continue; }
-        envs=(LD_PRELOAD=$jemalloc) ;;
+        [[ -e $jemalloc ]] || apt-get install -y -q libjemalloc2 >"$out/apt-jemalloc.log" 2>&1 || true
+        [[ -e $jemalloc ]] || { log "libjemalloc2 missing and not installable; row skipped"; continue; }
+        envs=(LD_PRELOAD=$jemalloc) margs=(--memory.arenas=0 --memory.trim-interval-ms=0) ;;
     esac
     log "RSS curve, allocator $alloc (pool-size 1, photos >= 1 MB, $curve_count submissions)"
     pool_saved=$pool; pool=1
-    start_resized "curve-$alloc" "${envs[@]}" -- --queue.max-bytes=268435456 --queue.capacity=256
+    start_resized "curve-$alloc" "${envs[@]}" -- --queue.max-bytes=268435456 --queue.capacity=256 "${margs[@]}"
     pool=$pool_saved
     cmd=("$tools/loadgen" --url="$base" --mode=raw --label="curve_$alloc" --submit-only
          --min-bytes=1000000 --concurrency=4 --count="$curve_count" --dir="$corpus"
          --pid="$resized_pid" --metrics --curve="$out/curve-$alloc.csv" --timeout-s=400)
-    cmds+=("${envs[*]} ${cmd[*]/--pid=$resized_pid/--pid=<resized pid>}")
+    cmds+=("${envs[*]} ${cmd[*]/--pid=$resized_pid/--pid=<resized pid>} (resized ${margs[*]})")
     "${cmd[@]}" >"$out/loadgen-curve-$alloc.txt" 2>"$out/loadgen-curve-$alloc.err" || true
-    sleep 1
+    sleep 2 # longer than memory.trim-interval-ms
     idle=$(awk '/^VmRSS/{print $2}' "/proc/$resized_pid/status")
     stop_resized
     line=$(grep '^result ' "$out/loadgen-curve-$alloc.txt" || true)
@@ -308,7 +317,7 @@ fi
 # -- summary ------------------------------------------------------------------------
 # agg <label> <key> <mean|max|list> over every "result <label> ..." line
 agg() {
-  grep -h "^result $1 " "$out/results.txt" | sed -nE "s/.*[ ]$2=([^ ]+).*/\1/p" |
+  { grep -h "^result $1 " "$out/results.txt" || true; } | sed -nE "s/.*[ ]$2=([^ ]+).*/\1/p" |
     awk -v how="$3" '{ v[NR]=$1; s+=$1; if (NR==1 || $1>m) m=$1 }
       END { if (NR==0) { print "n/a"; exit }
             if (how=="max") printf "%s\n", m
@@ -321,7 +330,8 @@ json_ips=$(agg service_json images_per_s mean); bytes_ips=$(agg service_raw imag
 svc_line() { # label
   echo "$(agg "$1" images_per_s mean) images/s [$(agg "$1" images_per_s list)], POST p50/p99 $(agg "$1" post_p50_ms mean)/$(agg "$1" post_p99_ms mean) ms, done p50/p99 $(agg "$1" done_p50_ms mean)/$(agg "$1" done_p99_ms mean) ms, failed $(agg "$1" failed max), peak RSS $(mib "$(agg "$1" peak_rss_kib max)") MiB"
 }
-summary=$(
+summary="throughput not measured (--no-throughput)"
+((throughput)) && summary=$(
   echo "raw pipeline ($pool threads): $raw_ips images/s (mean of [$(agg raw images_per_s list)], run before each round and after the last)"
   echo "resized JSON : $(svc_line service_json)"
   echo "resized bytes: $(svc_line service_raw)"

@@ -19,6 +19,7 @@
 #include "actors/messages.hpp"
 #include "actors/node.hpp"
 #include "common/log.hpp"
+#include "common/memory.hpp"
 #include "config/service_config.hpp"
 #include "http/server.hpp"
 #include "imaging/pipeline.hpp"
@@ -110,6 +111,14 @@ int main(int argc, char** argv) {
   caf_cfg.set("middleman.connection-timeout",
               caf::timespan{cl.connection_timeout});
   caf_cfg.set("logger.verbosity", caf::atom("quiet"));
+
+  // Before libvips, CAF or RESTinio start a thread (arenas are per thread).
+  if (!memory::limit_arenas(cfg.memory.arenas))
+    log::warn("msg={} arenas={}", log::quote("malloc refused memory.arenas"),
+              cfg.memory.arenas);
+  std::optional<memory::trimmer> trim;
+  if (cfg.memory.trim_interval.count() > 0)
+    trim.emplace(cfg.memory.trim_interval, cfg.memory.trim_threshold);
 
   std::string vips_err;
   if (!imaging::startup(argv[0], cfg.resize.vips_concurrency, vips_err)) {

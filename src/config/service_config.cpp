@@ -84,6 +84,14 @@ service_config::service_config() {
            "task records cached (default 10000)")
       .add(status_image_cache_bytes_, "image-cache-bytes",
            "result bytes cached (default 67108864)");
+  opt_group{custom_options_, "memory"}
+      .add(memory_arenas_, "arenas",
+           "glibc malloc arenas, 0 = glibc's default (default 2)")
+      .add(memory_trim_interval_ms_, "trim-interval-ms",
+           "ms between checks that give free heap memory back to the OS, "
+           "0 = never (default 1000)")
+      .add(memory_trim_threshold_, "trim-threshold",
+           "free heap bytes before a trim (default 16777216)");
   opt_group{custom_options_, "limits"}
       .add(limits_max_body_bytes_, "max-body-bytes",
            "request body bytes (default 67108864)")
@@ -308,6 +316,12 @@ std::vector<std::string> service_config::load(int argc, char** argv,
           out.status.cache_entries);
   c.range("status.image-cache-bytes", status_image_cache_bytes_, 0, max_i64,
           out.status.image_cache_bytes);
+  c.range("memory.arenas", memory_arenas_, 0, 1024, out.memory.arenas);
+  if (c.range("memory.trim-interval-ms", memory_trim_interval_ms_, 0, 3600000,
+              secs))
+    out.memory.trim_interval = std::chrono::milliseconds{secs};
+  c.range("memory.trim-threshold", memory_trim_threshold_, 0, max_i64,
+          out.memory.trim_threshold);
   c.range("limits.max-body-bytes", limits_max_body_bytes_, 1024, 1ll << 32,
           out.max_body_bytes);
   out.limits.max_input_bytes = out.max_body_bytes;

@@ -56,6 +56,15 @@ struct status_settings {
   uint64_t image_cache_bytes = 64ull << 20; // status.image-cache-bytes
 };
 
+struct memory_settings {
+  int arenas = 2; // memory.arenas: glibc malloc arenas (0 = glibc default,
+                  // 8 x cores): fewer arenas, less fragmentation
+  std::chrono::milliseconds trim_interval{1000}; // memory.trim-interval-ms:
+                                                 // 0 = never trim
+  uint64_t trim_threshold = 16ull << 20; // memory.trim-threshold: free heap
+                                         // bytes before a trim is worth it
+};
+
 struct endpoint {
   std::string host;
   uint16_t port = 0;
@@ -90,6 +99,7 @@ struct service_settings {
   resize_settings resize;
   queue_settings queue;
   status_settings status;
+  memory_settings memory;
   uint64_t max_body_bytes = 64ull << 20; // limits.max-body-bytes
   imaging::limits limits;           // limits.max-pixels, limits.max-dimension
   imaging::resize_options defaults; // defaults.width/height/mode/format/quality

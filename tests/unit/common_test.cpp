@@ -4,6 +4,8 @@
 #include <boost/test/unit_test.hpp>
 
 #include <atomic>
+#include <chrono>
+#include <fstream>
 #include <cstdint>
 #include <memory>
 #include <ostream>
@@ -18,6 +20,7 @@
 #include "common/error_code.hpp"
 #include "common/etag.hpp"
 #include "common/log.hpp"
+#include "common/memory.hpp"
 #include "common/service.hpp"
 #include "common/task_record.hpp"
 #include "http/request_decoding.hpp"
@@ -470,6 +473,50 @@ BOOST_AUTO_TEST_CASE(log_levels) {
   log::set_threshold(log::level::off);
   BOOST_TEST(!log::enabled(log::level::error));
   log::set_threshold(before);
+}
+
+// memory::trimmer gives free heap pages back: a heap with 32 MiB of free
+// holes (every other 32 KiB block freed, so nothing coalesces into the top of
+// the heap where free() would trim by itself) shrinks once the trimmer runs.
+BOOST_AUTO_TEST_CASE(trimmer_returns_free_heap_memory) {
+#if defined(__SANITIZE_ADDRESS__)
+  BOOST_TEST_MESSAGE("skipped: AddressSanitizer replaces glibc's malloc");
+#else
+  auto rss_kib = [] {
+    std::ifstream status("/proc/self/status");
+    std::string key;
+    long value = -1;
+    while (status >> key)
+      if (key == "VmRSS:" && status >> value)
+        break;
+    return value;
+  };
+  // 32 KiB: below glibc's mmap threshold (128 KiB), so in the heap.
+  std::vector<std::unique_ptr<char[]>> blocks(2048);
+  for (auto& b : blocks) {
+    b.reset(new char[32768]);
+    std::fill_n(b.get(), 32768, 'x'); // touch every page
+  }
+  for (size_t i = 0; i < blocks.size(); i += 2)
+    blocks[i].reset();
+  BOOST_TEST(memory::free_heap_bytes() >= (30ull << 20));
+  long before = rss_kib();
+  memory::trimmer trim{std::chrono::milliseconds{5}, 16ull << 20};
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+  while (trim.trims() == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds{5});
+  BOOST_TEST(trim.trims() >= 1u);
+  long after = rss_kib();
+  BOOST_TEST(before - after >= 16 * 1024, "RSS " << before << " KiB -> "
+                                                 << after << " KiB");
+#endif
+}
+
+// Below the threshold nothing is trimmed.
+BOOST_AUTO_TEST_CASE(trimmer_waits_for_the_threshold) {
+  memory::trimmer trim{std::chrono::milliseconds{1}, uint64_t{1} << 50};
+  std::this_thread::sleep_for(std::chrono::milliseconds{20});
+  BOOST_TEST(trim.trims() == 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

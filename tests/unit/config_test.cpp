@@ -122,6 +122,9 @@ BOOST_AUTO_TEST_CASE(defaults_without_arguments) {
   BOOST_TEST(s.queue.capacity == 256u);
   BOOST_TEST(s.queue.max_bytes == 256ull << 20);
   BOOST_TEST(s.status.cache_entries == 10000u);
+  BOOST_TEST(s.memory.arenas == 2);
+  BOOST_TEST(s.memory.trim_interval.count() == 1000);
+  BOOST_TEST(s.memory.trim_threshold == 16ull << 20);
   BOOST_TEST(s.max_body_bytes == 64ull << 20);
   BOOST_TEST(s.limits.max_input_bytes == s.max_body_bytes);
   BOOST_TEST(s.limits.max_pixels == 50'000'000u);
@@ -163,7 +166,8 @@ BOOST_AUTO_TEST_CASE(command_line_values) {
   auto res = load({"--http.address=::1", "--http.public-url=https://img.x/",
                    "--resize.pool-size=8", "--defaults.mode=fit",
                    "--defaults.format=webp", "--defaults.width=0",
-                   "--log.level=debug", "--redis.key-prefix=t1:"});
+                   "--log.level=debug", "--redis.key-prefix=t1:",
+                   "--memory.arenas=0", "--memory.trim-interval-ms=0"});
   BOOST_REQUIRE_MESSAGE(res.errors.empty(), joined(res.errors));
   auto& s = res.settings;
   BOOST_TEST(s.http.address == "::1");
@@ -175,6 +179,8 @@ BOOST_AUTO_TEST_CASE(command_line_values) {
   BOOST_TEST(s.defaults.height == 100);
   BOOST_TEST(s.log_level == "debug");
   BOOST_TEST(s.redis.store.key_prefix == "t1:");
+  BOOST_TEST(s.memory.arenas == 0);
+  BOOST_TEST(s.memory.trim_interval.count() == 0);
 }
 
 BOOST_AUTO_TEST_CASE(invalid_values_name_their_key) {
@@ -191,6 +197,9 @@ BOOST_AUTO_TEST_CASE(invalid_values_name_their_key) {
   expect_rejected("--queue.capacity=0", "queue.capacity");
   expect_rejected("--redis.port=0", "redis.port");
   expect_rejected("--http.reply-timeout-ms=30000", "http.reply-timeout-ms");
+  expect_rejected("--memory.arenas=-1", "memory.arenas");
+  expect_rejected("--memory.trim-interval-ms=-5", "memory.trim-interval-ms");
+  expect_rejected("--memory.trim-threshold=-1", "memory.trim-threshold");
 }
 
 BOOST_AUTO_TEST_CASE(max_dimension_bounds_the_defaults) {
