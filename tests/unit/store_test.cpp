@@ -5,6 +5,7 @@
 #include <chrono>
 #include <csignal>
 #include <ostream>
+#include <map>
 #include <random>
 #include <string>
 
@@ -319,6 +320,43 @@ BOOST_FIXTURE_TEST_CASE(record_has_ttl, store_fixture) {
   BOOST_TEST(ttl <= 120);
   BOOST_TEST(redis.command("HGET resized:task:" + token + " status") ==
              "$7\r\nFAILURE\r\n");
+}
+
+// put_accepted sends its arguments itself (gathered, not through hiredis'
+// output buffer): inputs around the inline-copy boundary, binary bytes that
+// look like RESP framing, and one larger than a socket buffer (many partial
+// sends) come back from load_pending byte for byte, in one node's set.
+BOOST_FIXTURE_TEST_CASE(accepted_inputs_round_trip_byte_exact, store_fixture) {
+  std::string node = "node-" + random_token();
+  std::mt19937 rng{42};
+  std::map<std::string, std::string> inputs;
+  for (size_t size : {size_t{1}, size_t{4095}, size_t{4096}, size_t{4097},
+                      size_t{65536}, size_t{12u << 20}}) {
+    std::string bytes(size, '\0');
+    for (auto& c : bytes)
+      c = static_cast<char>(rng());
+    if (size > 8)
+      bytes.replace(0, 8, "\r\n$3\r\n*1");
+    auto rec = full_record(random_token());
+    rec.status = task_status::pending;
+    auto put = store.put_accepted(rec, bytes, node, 60s);
+    BOOST_TEST_REQUIRE(put.ok(), why(put));
+    inputs.emplace(rec.token, std::move(bytes));
+  }
+  auto pending = store.load_pending(node);
+  BOOST_TEST_REQUIRE(pending.ok(), why(pending));
+  BOOST_TEST_REQUIRE(pending.value().size() == inputs.size());
+  for (const auto& task : pending.value()) {
+    BOOST_TEST_CONTEXT("token " << task.record.token) {
+      auto it = inputs.find(task.record.token);
+      BOOST_TEST_REQUIRE((it != inputs.end()));
+      BOOST_TEST_REQUIRE(task.input.has_value());
+      BOOST_TEST(task.input->size() == it->second.size());
+      BOOST_TEST((*task.input == it->second));
+    }
+  }
+  // The connection is still in step: a plain command after them works.
+  BOOST_TEST(store.ping().ok());
 }
 
 BOOST_FIXTURE_TEST_CASE(custom_prefix_is_used, store_fixture) {
