@@ -121,7 +121,8 @@ int main(int argc, char** argv) {
     trim.emplace(cfg.memory.trim_interval, cfg.memory.trim_threshold);
 
   std::string vips_err;
-  if (!imaging::startup(argv[0], cfg.resize.vips_concurrency, vips_err)) {
+  if (!imaging::startup(argv[0], cfg.resize.vips_concurrency, vips_err,
+                        cfg.resize.nice)) {
     log::error("msg={} error={}", log::quote("libvips failed to start"),
                log::quote(vips_err));
     return EXIT_FAILURE;

@@ -24,6 +24,8 @@ service_config::service_config() {
       .add(http_max_url_bytes_, "max-url-bytes", "URL length (default 8192)")
       .add(http_max_header_bytes_, "max-header-bytes",
            "header field length (default 16384)")
+      .add(http_read_buffer_bytes_, "read-buffer-bytes",
+           "socket read buffer per connection (default 65536)")
       .add(http_max_header_count_, "max-header-count",
            "header fields per request (default 100)")
       .add(http_read_timeout_, "read-timeout",
@@ -232,6 +234,8 @@ std::vector<std::string> service_config::load(int argc, char** argv,
           h.max_header_bytes);
   c.range("http.max-header-count", http_max_header_count_, 8, 10000,
           h.max_header_count);
+  c.range("http.read-buffer-bytes", http_read_buffer_bytes_, 1024, 16 << 20,
+          h.read_buffer_bytes);
   int64_t secs = 0;
   if (c.range("http.read-timeout", http_read_timeout_, 1, 3600, secs))
     h.read_timeout = std::chrono::seconds{secs};

@@ -23,6 +23,8 @@ struct http_settings {
   size_t max_url_bytes = 8192;     // http.max-url-bytes
   size_t max_header_bytes = 16384; // http.max-header-bytes: per field value
   size_t max_header_count = 100;   // http.max-header-count
+  size_t read_buffer_bytes = 65536; // http.read-buffer-bytes: per connection;
+                                    // bodies arrive in reads of this size
   std::chrono::seconds read_timeout{30};   // http.read-timeout: slow clients
   std::chrono::seconds write_timeout{30};  // http.write-timeout
   std::chrono::seconds handle_timeout{30}; // http.handle-timeout: socket

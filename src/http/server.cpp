@@ -621,6 +621,7 @@ void server::start() {
                               .max_field_value_size(h.max_header_bytes)
                               .max_field_count(h.max_header_count)
                               .max_body_size(impl_->raw_body_limit))
+                      .buffer_size(h.read_buffer_bytes)
                       .concurrent_accepts_count(h.io_threads)
                       .separate_accept_and_create_connect(true);
   impl_->running =

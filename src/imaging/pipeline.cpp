@@ -38,6 +38,10 @@
 #include <mutex>
 #include <optional>
 #include <string_view>
+#include <thread>
+
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 #include <vips/vips.h>
@@ -611,7 +615,8 @@ void forward_glib_log(const gchar* domain, GLogLevelFlags level,
 
 } // namespace
 
-bool startup(const char* argv0, int concurrency, std::string& err) {
+bool startup(const char* argv0, int concurrency, std::string& err,
+             int worker_nice) {
   auto& st = state();
   std::lock_guard<std::mutex> guard{st.mutex};
   if (st.stopped) {
@@ -619,24 +624,39 @@ bool startup(const char* argv0, int concurrency, std::string& err) {
     return false;
   }
   if (!st.started) {
-    g_log_set_handler("VIPS",
-                      static_cast<GLogLevelFlags>(G_LOG_LEVEL_MASK |
-                                                  G_LOG_FLAG_FATAL |
-                                                  G_LOG_FLAG_RECURSION),
-                      forward_glib_log, nullptr);
-    if (VIPS_INIT(argv0 != nullptr ? argv0 : "resized") != 0) {
-      err = vips_message("vips_init failed");
-      return false;
+    auto start = [&] {
+      g_log_set_handler("VIPS",
+                        static_cast<GLogLevelFlags>(G_LOG_LEVEL_MASK |
+                                                    G_LOG_FLAG_FATAL |
+                                                    G_LOG_FLAG_RECURSION),
+                        forward_glib_log, nullptr);
+      if (VIPS_INIT(argv0 != nullptr ? argv0 : "resized") != 0) {
+        err = vips_message("vips_init failed");
+        return;
+      }
+      // Every job is a different image: caching operations only costs
+      // memory.
+      vips_cache_set_max(0);
+      vips_cache_set_max_mem(0);
+      vips_cache_set_max_files(0);
+      restrict_loaders();
+      for (size_t i = 0; i < format_count; ++i)
+        st.writable[i] = try_encode(static_cast<output_format>(i));
+      vips_error_clear();
+      st.started = true;
+    };
+    if (worker_nice > 0) {
+      std::thread helper{[&] {
+        setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), worker_nice);
+        start();
+        vips_thread_shutdown();
+      }};
+      helper.join();
+    } else {
+      start();
     }
-    // Every job is a different image: caching operations only costs memory.
-    vips_cache_set_max(0);
-    vips_cache_set_max_mem(0);
-    vips_cache_set_max_files(0);
-    restrict_loaders();
-    for (size_t i = 0; i < format_count; ++i)
-      st.writable[i] = try_encode(static_cast<output_format>(i));
-    vips_error_clear();
-    st.started = true;
+    if (!st.started)
+      return false;
   }
   vips_concurrency_set(concurrency > 0 ? concurrency : 1);
   return true;

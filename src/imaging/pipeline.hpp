@@ -14,7 +14,16 @@ namespace resized::imaging {
 /// start: cache off, `concurrency` threads per pipeline (1 is the proven
 /// choice with one pipeline per resize worker). Logs nothing; returns false
 /// and fills `err` if libvips cannot start.
-bool startup(const char* argv0, int concurrency, std::string& err);
+///
+/// `worker_nice`: niceness of libvips' worker threads. libvips creates them
+/// on demand from the thread that needs one, and they keep that thread's
+/// niceness (Linux: nice is per thread) for the life of the process. The
+/// start-up encoding probes are the first to need workers, so with
+/// `worker_nice` > 0 start-up runs on a helper thread at that niceness;
+/// otherwise those first workers would stay at the caller's priority and
+/// compete with the HTTP threads on equal terms.
+bool startup(const char* argv0, int concurrency, std::string& err,
+             int worker_nice = 0);
 
 /// Shuts libvips down (vips_shutdown). Call once at exit.
 void shutdown();

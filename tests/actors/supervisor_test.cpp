@@ -84,7 +84,7 @@ struct supervisor_fixture : test::actor_system_fixture {
                               imaging::resize_options opts = {}) {
     test::answer<outcome<std::string>> ans;
     submit_request req{opts, std::move(image), imaging::input_format::jpeg,
-                       "test"};
+                       "test", ""}; // no content key: never shared
     caf::anon_send(sup, submit_atom::value, std::move(req), ans.make());
     auto res = ans.wait();
     BOOST_REQUIRE(res.has_value());
