@@ -4,7 +4,8 @@
 // Closed loop (default): --concurrency client threads, each with its own
 // libcurl easy handle (keep-alive), take submissions i = 0..count-1 from a
 // shared counter: photo i % N (sorted by name), POST it (base64 JSON or raw
-// bytes), poll the token (adaptive: --poll-ms doubling to --poll-max-ms) until
+// bytes), poll the token (adaptive: --poll-ms doubling to --poll-max-ms;
+// with --wait-s=N resized's long poll, GET ...?wait=N, no pause) until
 // SUCCESS/FAILURE, fetch the result and check its dimensions from the JPEG
 // SOF marker (PNG IHDR, WebP VP8/VP8L/VP8X too). Reports images/s over the
 // whole run, POST latency p50/p99, completion latency (POST start -> result
@@ -413,6 +414,7 @@ struct settings {
   bool original = false, submit_only = false, metrics = false, distinct = true,
        pid_children = false;
   long poll_ms = 5, poll_max_ms = 20, retry_ms = 100, sample_ms = 50;
+  long wait_s = 0; // resized's long poll (?wait=); 0 = plain polls
   double timeout_s = 300;
   std::vector<long> pids;
 };
@@ -508,7 +510,8 @@ void complete(shared_state& st, client& cl, size_t i, const std::string& token,
       row.failure = "timeout polling " + p.name;
       return;
     }
-    auto a = cl.get(c.url + "/api/v1/resize/" + token);
+    auto a = cl.get(c.url + "/api/v1/resize/" + token +
+                    (c.wait_s > 0 ? "?wait=" + std::to_string(c.wait_s) : ""));
     ++st.polls;
     if (!a.error.empty()) {
       row.failure = "GET status " + p.name + ": " + a.error;
@@ -532,6 +535,8 @@ void complete(shared_state& st, client& cl, size_t i, const std::string& token,
       row.failure = "FAILURE " + p.name + ": " + a.body.substr(0, 300);
       return;
     }
+    if (c.wait_s > 0)
+      continue; // the server waited already
     std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
     wait_ms = std::min(wait_ms * 2, c.poll_max_ms);
   }
@@ -637,6 +642,7 @@ int main(int argc, char** argv) try {
   c.curve_path = a.str("curve", "");
   c.poll_ms = a.num("poll-ms", 5);
   c.poll_max_ms = a.num("poll-max-ms", 20);
+  c.wait_s = a.num("wait-s", 0);
   c.retry_ms = a.num("retry-ms", 100);
   c.sample_ms = a.num("sample-ms", 50);
   c.timeout_s = static_cast<double>(a.num("timeout-s", 300));

@@ -5,6 +5,8 @@
 #                [--passes=3] [--concurrency=8] [--pool-size=2] [--io-threads=2]
 #                [--curve-count=80] [--rounds=2] [--tune="<resized args>"] [--no-results]
 #                [--no-throughput] (only the RSS curve and/or the profile)
+#                [--plain-poll] (resized polled like the original: GET every
+#                5-20 ms; default: its long poll, GET ...?wait=10)
 #
 # 1. Builds resized (Release, build-bench/service, tests off) and the bench
 #    tools (build-bench/tools: raw_pipeline, loadgen).
@@ -39,6 +41,7 @@ corpus=$(cd "$root/../shared/corpus/photos" && pwd)
 orig_dir=$(cd "$root/../shared/peers/original-stack" 2>/dev/null && pwd || true)
 
 with_original=0 profile=0 curve=1 build=1 write_results=1 throughput=1
+poll_args=(--wait-s=10)
 passes=3 concurrency=8 pool=2 io_threads=2 curve_count=80 rounds=2 tune=""
 lg_extra=()
 for arg in "$@"; do
@@ -47,6 +50,7 @@ for arg in "$@"; do
     --profile) profile=1 ;;
     --no-curve) curve=0 ;;
     --no-throughput) throughput=0 ;;
+    --plain-poll) poll_args=() ;;
     --no-build) build=0 ;;
     --no-results) write_results=0 ;;
     --passes=*) passes=${arg#*=} ;;
@@ -184,7 +188,7 @@ run_service() { # mode [label suffix, resized args...] -> result line; fresh res
   start_resized "$mode$suffix" -- "$@"
   local cmd=("$tools/loadgen" --url="$base" --mode="$mode" --label="service_$mode$suffix"
              --concurrency="$concurrency" --count="$count" --dir="$corpus"
-             --pid="$resized_pid" --metrics "${lg_extra[@]}")
+             --pid="$resized_pid" --metrics "${poll_args[@]}" "${lg_extra[@]}")
   cmds+=("${cmd[*]/--pid=$resized_pid/--pid=<resized pid>}${*:+ (resized $*)}")
   "${cmd[@]}" >"$out/loadgen-$mode$suffix.txt" 2>"$out/loadgen-$mode$suffix.err" || true
   grep -h '' "$out/loadgen-$mode$suffix.txt" >>"$out/results.txt"
@@ -270,7 +274,8 @@ if ((curve)); then
     pool=$pool_saved
     cmd=("$tools/loadgen" --url="$base" --mode=raw --label="curve_$alloc" --submit-only
          --min-bytes=1000000 --concurrency=4 --count="$curve_count" --dir="$corpus"
-         --pid="$resized_pid" --metrics --curve="$out/curve-$alloc.csv" --timeout-s=400)
+         --pid="$resized_pid" --metrics --curve="$out/curve-$alloc.csv" --timeout-s=400
+         "${poll_args[@]}")
     cmds+=("${envs[*]} ${cmd[*]/--pid=$resized_pid/--pid=<resized pid>} (resized ${margs[*]})")
     "${cmd[@]}" >"$out/loadgen-curve-$alloc.txt" 2>"$out/loadgen-curve-$alloc.err" || true
     sleep 2 # longer than memory.trim-interval-ms
@@ -296,7 +301,7 @@ if ((profile)); then
     perf_pid=$!
     sleep 0.5
     "$tools/loadgen" --url="$base" --mode=json --label=profile --concurrency="$concurrency" \
-      --count="$count" --dir="$corpus" --metrics >"$out/loadgen-profile.txt" 2>&1 || true
+      --count="$count" --dir="$corpus" --metrics "${poll_args[@]}" >"$out/loadgen-profile.txt" 2>&1 || true
     kill -INT "$perf_pid" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$perf_pid" 2>/dev/null || break; sleep 0.1; done
     wait "$perf_pid" 2>/dev/null || true; perf_pid=""

@@ -173,6 +173,13 @@ int main(int argc, char** argv) {
               cfg.shutdown_grace.count());
     if (node->supervisor)
       drain(sys, node->supervisor, cfg.shutdown_grace, signals);
+    if (node->status) {
+      // Long polls still held get their record now, before the sockets go.
+      caf::scoped_actor self{sys};
+      self->request(node->status, std::chrono::seconds{2},
+                    actors::drain_atom::value)
+          .receive([](bool) {}, [](caf::error&) {});
+    }
     if (srv)
       srv->stop();
     actors::stop_node(*node);

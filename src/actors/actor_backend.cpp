@@ -11,9 +11,10 @@ void actor_backend::submit(submit_request req, submit_replier reply) {
                  std::move(reply));
 }
 
-void actor_backend::status(std::string token, status_replier reply) {
+void actor_backend::status(std::string token, std::chrono::milliseconds wait,
+                           status_replier reply) {
   caf::anon_send(status_, status_atom::value, std::move(token),
-                 std::move(reply));
+                 static_cast<int64_t>(wait.count()), std::move(reply));
 }
 
 void actor_backend::image(std::string token, image_replier reply) {

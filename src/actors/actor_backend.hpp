@@ -14,7 +14,8 @@ public:
       : supervisor_(std::move(supervisor)), status_(std::move(status)) {}
 
   void submit(submit_request req, submit_replier reply) override;
-  void status(std::string token, status_replier reply) override;
+  void status(std::string token, std::chrono::milliseconds wait,
+              status_replier reply) override;
   void image(std::string token, image_replier reply) override;
   void cluster(cluster_replier reply) override;
   void ping_store(ping_replier reply) override;

@@ -3,7 +3,10 @@
 //
 // Protocols (sender → receiver: message → answer):
 //   backend    → supervisor: (submit_atom, submit_request, submit_replier)
-//   backend    → status:     (status_atom, token, status_replier)
+//   backend    → status:     (status_atom, token, wait_ms, status_replier)
+//                            wait_ms > 0: long poll, answered when the task
+//                            is final or wait_ms has passed
+//   status     → status:     (wake_atom, token, waiter id)   long-poll timer
 //   backend    → status:     (image_atom, token, image_replier)
 //   supervisor → status:     (accept_atom, task_record, job message) → bool
 //                            store record + input before the 202 (durable)
@@ -17,6 +20,8 @@
 //   backend    → status:     (ping_atom, ping_replier)     Redis PING
 //   main       → supervisor: drain_atom → size_t           stop taking and
 //                            starting tasks; answers tasks still in flight
+//   main       → status:     drain_atom → bool   answer held long polls now,
+//                            hold no more (shutdown)
 //   supervisor → agent:      resize_job → resize_done   (agent delegates to
 //                            a fresh detached resize actor; may cross nodes)
 //   link       → supervisor: (join_atom, agent, node_info) → welcome_atom
@@ -55,6 +60,7 @@ using unsaturate_atom = caf::atom_constant<caf::atom("unsat")>;
 using join_atom = caf::atom_constant<caf::atom("join")>;
 using welcome_atom = caf::atom_constant<caf::atom("welcome")>;
 using try_connect_atom = caf::atom_constant<caf::atom("tryconn")>;
+using wake_atom = caf::atom_constant<caf::atom("wake")>;
 
 /// One image to resize; the only thing sent to a resize actor.
 struct resize_job {

@@ -43,6 +43,8 @@ node_actors start_node(caf::actor_system& sys,
   scfg.cache_entries = cfg.status.cache_entries;
   scfg.image_cache_bytes = cfg.status.image_cache_bytes;
   scfg.node = cl.node_name;
+  // Each long poll holds one connection: there cannot be more.
+  scfg.max_waiters = cfg.http.max_connections;
   node.status = sys.spawn<caf::detached>(status_actor, scfg);
   supervisor_config sup;
   sup.queue_capacity = cfg.queue.capacity;

@@ -1,5 +1,7 @@
 #include "actors/status_actor.hpp"
 
+#include <algorithm>
+
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 
@@ -68,6 +70,45 @@ find_image(status_actor_type* self, const std::string& token) {
   return result{std::move(bytes)};
 }
 
+// -- long polls ------------------------------------------------------------------
+
+// Answers and forgets every waiter of `token` with `rec`.
+void answer_waiters(status_actor_type* self, const task_record& rec) {
+  auto& st = self->state;
+  auto i = st.waiters.find(rec.token);
+  if (i == st.waiters.end())
+    return;
+  for (auto& w : i->second)
+    w.reply(rec);
+  st.waiter_count -= i->second.size();
+  st.waiters.erase(i);
+}
+
+// Keeps the bookkeeping of tasks this node runs and wakes their waiters
+// once a record is final. Called after every record this actor writes.
+void record_written(status_actor_type* self, const task_record& rec) {
+  auto& st = self->state;
+  if (!is_final(rec.status)) {
+    st.open_here.insert(rec.token);
+    return;
+  }
+  st.open_here.erase(rec.token);
+  answer_waiters(self, rec);
+}
+
+// When waiter `id` of `token` should look again: at its deadline for a task
+// this node runs (its final record comes through here), else after the
+// recheck interval (another API node runs it; Redis will show the result).
+void schedule_wake(status_actor_type* self, const std::string& token,
+                   uint64_t id, int64_t deadline_ms) {
+  auto& st = self->state;
+  auto left = std::max<int64_t>(deadline_ms - now_ms(), 0);
+  if (st.open_here.count(token) == 0)
+    left = std::min<int64_t>(left, st.recheck.count());
+  self->delayed_send(self, std::chrono::milliseconds{left}, wake_atom::value,
+                     token, id);
+}
+
 } // namespace
 
 caf::behavior status_actor(status_actor_type* self, status_config cfg) {
@@ -78,6 +119,8 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
       cfg.cache_entries, cfg.image_cache_bytes};
   st.ttl = cfg.result_ttl;
   st.node = cfg.node;
+  st.recheck = cfg.recheck;
+  st.max_waiters = cfg.max_waiters;
   st.store = std::make_unique<store::task_store>(cfg.redis);
   if (!st.store->connect())
     log::warn("msg={} host={} port={}",
@@ -92,6 +135,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
           note_store_error(self, "put_accepted", rec.token, res.error());
           return false;
         }
+        record_written(self, rec);
         auto token = rec.token;
         st.records.put(token,
                        {std::move(rec), now_ms() + st.ttl.count() * 1000});
@@ -110,6 +154,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         auto expires = now_ms() + st.ttl.count() * 1000;
         if (auto res = st.store->put_record(rec, st.ttl, st.node); !res)
           note_store_error(self, "put_record", rec.token, res.error());
+        record_written(self, rec);
         auto token = rec.token;
         st.records.put(token, {std::move(rec), expires});
       },
@@ -124,6 +169,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
             token,
             {std::make_shared<const std::string>(std::move(bytes)), expires},
             weight);
+        record_written(self, rec);
         st.records.put(token, {std::move(rec), expires});
       },
       [=](clone_atom, const std::string& original, task_record& rec) -> bool {
@@ -145,8 +191,29 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         }
         auto expires = now_ms() + st.ttl.count() * 1000;
         st.images.put(rec.token, {bytes, expires}, bytes->size());
+        record_written(self, rec);
         auto token = rec.token;
         st.records.put(token, {std::move(rec), expires});
+        return true;
+      },
+      [=](drain_atom) {
+        auto& st = self->state;
+        st.draining = true;
+        auto held = std::move(st.waiters);
+        st.waiters.clear();
+        st.waiter_count = 0;
+        for (auto& [token, list] : held) {
+          auto res = find_record(self, token);
+          for (auto& w : list) {
+            if (!res)
+              w.reply(res.error());
+            else if (!res.value())
+              w.reply(failure{error_code::unknown_token,
+                              "no task " + token + " (unknown or expired)"});
+            else
+              w.reply(*res.value());
+          }
+        }
         return true;
       },
       [=](ping_atom, ping_replier& reply) {
@@ -155,7 +222,63 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
           count_redis_error(self);
         reply(std::move(res));
       },
-      [=](status_atom, const std::string& token, status_replier& reply) {
+      [=](status_atom, const std::string& token, int64_t wait_ms,
+          status_replier& reply) {
+        auto& st = self->state;
+        auto res = find_record(self, token);
+        if (!res)
+          reply(std::move(res).error());
+        else if (!res.value())
+          reply(failure{error_code::unknown_token,
+                        "no task " + token + " (unknown or expired)"});
+        else if (wait_ms <= 0 || is_final(res.value()->status) ||
+                 st.waiter_count >= st.max_waiters || st.draining)
+          reply(std::move(*res.value()));
+        else {
+          auto id = st.next_waiter++;
+          auto deadline = now_ms() + wait_ms;
+          st.waiters[token].push_back({id, deadline, std::move(reply)});
+          ++st.waiter_count;
+          schedule_wake(self, token, id, deadline);
+        }
+      },
+      [=](wake_atom, const std::string& token, uint64_t id) {
+        auto& st = self->state;
+        auto i = st.waiters.find(token);
+        if (i == st.waiters.end())
+          return; // answered already
+        auto& list = i->second;
+        auto w = std::find_if(list.begin(), list.end(),
+                              [&](const auto& x) { return x.id == id; });
+        if (w == list.end())
+          return;
+        bool due = now_ms() >= w->deadline_ms;
+        if (!due && st.open_here.count(token) != 0) {
+          // Became this node's task meanwhile (recovered, re-queued).
+          schedule_wake(self, token, id, w->deadline_ms);
+          return;
+        }
+        // Another node may have finished it: Redis, not the cache, knows.
+        auto fresh = st.store->get_record(token);
+        if (!fresh)
+          count_redis_error(self);
+        else if (fresh.value())
+          st.records.put(token, {*fresh.value(),
+                                 now_ms() + st.ttl.count() * 1000});
+        if (fresh && fresh.value() && is_final(fresh.value()->status)) {
+          answer_waiters(self, *fresh.value());
+          return;
+        }
+        if (!due) {
+          schedule_wake(self, token, id, w->deadline_ms);
+          return;
+        }
+        // Deadline: the record as it stands (or why it cannot be read).
+        auto reply = std::move(w->reply);
+        list.erase(w);
+        --st.waiter_count;
+        if (list.empty())
+          st.waiters.erase(i);
         auto res = find_record(self, token);
         if (!res)
           reply(std::move(res).error());

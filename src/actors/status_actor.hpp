@@ -9,12 +9,27 @@
 //   recover_atom                            this node's pending tasks
 //   (update_atom, task_record)              cache + HSET/EXPIRE
 //   (result_atom, task_record, bytes)       cache + SET image, HSET (MULTI)
-//   (status_atom, token, status_replier)    cache → Redis → unknown_token
+//   (status_atom, token, wait_ms, status_replier)
+//                                           cache → Redis → unknown_token;
+//                                           wait_ms > 0 and not final: the
+//                                           replier waits (long poll) until
+//                                           a final record is written here,
+//                                           or, for a task run by another
+//                                           API node, seen in Redis (checked
+//                                           every recheck interval), or
+//                                           until wait_ms → current record
+//   (wake_atom, token, waiter id)           a waiter's recheck or deadline
+//   drain_atom → true                       shutdown: held long polls get
+//                                           their current record, new ones
+//                                           are answered at once
 //   (image_atom, token, image_replier)      cache → Redis → unknown_token
 #pragma once
 
 #include <chrono>
 #include <memory>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
@@ -31,6 +46,9 @@ struct status_config {
   size_t cache_entries = 10000;
   uint64_t image_cache_bytes = 64ull << 20;
   std::string node; // API node name: key of its pending set
+  /// Long polls on a task this node does not run look at Redis this often.
+  std::chrono::milliseconds recheck{250};
+  size_t max_waiters = 4096; // long polls held at once; beyond: answered now
 };
 
 struct status_state {
@@ -45,8 +63,26 @@ struct status_state {
 
   status_state() : records(1), images(1) {}
 
+  /// A long poll waiting for its task to finish.
+  struct waiter {
+    uint64_t id;
+    int64_t deadline_ms;
+    status_replier reply;
+  };
+
   lru_cache<std::string, cached_record> records;
   lru_cache<std::string, cached_image> images;
+  /// Long polls by token.
+  std::unordered_map<std::string, std::vector<waiter>> waiters;
+  size_t waiter_count = 0;
+  uint64_t next_waiter = 1;
+  /// Tasks accepted or updated by this node and not final yet: their final
+  /// record is written through this actor, so their waiters need no
+  /// rechecks in Redis.
+  std::unordered_set<std::string> open_here;
+  std::chrono::milliseconds recheck{250};
+  size_t max_waiters = 4096;
+  bool draining = false; // shutdown: long polls are not held any more
   std::unique_ptr<store::task_store> store;
   std::chrono::seconds ttl{86400};
   std::string node;

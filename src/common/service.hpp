@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -107,8 +108,11 @@ public:
   virtual ~backend() = default;
   /// Queues a task; answers its token, or queue_full / shutting_down / ...
   virtual void submit(submit_request req, submit_replier reply) = 0;
-  /// Answers the task record, or unknown_token / store_unavailable.
-  virtual void status(std::string token, status_replier reply) = 0;
+  /// Answers the task record, or unknown_token / store_unavailable. With
+  /// `wait` > 0 and a task not finished yet, answers when it finishes or
+  /// when `wait` has passed, whichever is first (long poll).
+  virtual void status(std::string token, std::chrono::milliseconds wait,
+                      status_replier reply) = 0;
   /// Answers the result image, or unknown_token / store_unavailable.
   virtual void image(std::string token, image_replier reply) = 0;
   /// Answers the supervisor's view of the cluster.

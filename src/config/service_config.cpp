@@ -24,6 +24,9 @@ service_config::service_config() {
       .add(http_max_url_bytes_, "max-url-bytes", "URL length (default 8192)")
       .add(http_max_header_bytes_, "max-header-bytes",
            "header field length (default 16384)")
+      .add(http_max_poll_wait_, "max-poll-wait",
+           "longest ?wait= seconds of GET /api/v1/resize/<token> (default "
+           "20; must stay below handle-timeout minus reply-timeout)")
       .add(http_read_buffer_bytes_, "read-buffer-bytes",
            "socket read buffer per connection (default 65536)")
       .add(http_max_header_count_, "max-header-count",
@@ -250,6 +253,15 @@ std::vector<std::string> service_config::load(int argc, char** argv,
     errors.push_back("http.reply-timeout-ms must be shorter than "
                      "http.handle-timeout (RESTinio drops the socket then)");
   c.range("http.retry-after", http_retry_after_, 1, 3600, h.retry_after);
+  if (c.range("http.max-poll-wait", http_max_poll_wait_, 0, 3600, secs)) {
+    h.max_poll_wait = std::chrono::seconds{secs};
+    // A long poll is answered by wait + reply-timeout at the latest.
+    if (h.reply_timeout < h.handle_timeout &&
+        h.max_poll_wait + h.reply_timeout >= h.handle_timeout)
+      errors.push_back("http.max-poll-wait plus http.reply-timeout-ms must be "
+                       "shorter than http.handle-timeout (RESTinio drops the "
+                       "socket then)");
+  }
 
   auto& r = out.redis;
   if (redis_host_.empty())

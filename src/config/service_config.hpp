@@ -33,6 +33,7 @@ private:
   int64_t http_max_header_bytes_ = 16384;
   int64_t http_max_header_count_ = 100;
   int64_t http_read_buffer_bytes_ = 65536;
+  int64_t http_max_poll_wait_ = 20;
   int64_t http_read_timeout_ = 30;
   int64_t http_write_timeout_ = 30;
   int64_t http_handle_timeout_ = 30;

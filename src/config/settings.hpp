@@ -32,6 +32,8 @@ struct http_settings {
   std::chrono::milliseconds reply_timeout{5000}; // http.reply-timeout: actors
                                                  // answer 504 past this
   int retry_after = 2; // http.retry-after: seconds, on 503
+  std::chrono::seconds max_poll_wait{20}; // http.max-poll-wait: longest
+                                          // ?wait= of a status long poll
 };
 
 struct redis_settings_ext {

@@ -228,6 +228,23 @@ outcome<option_values> decode_query_options(
   return out;
 }
 
+outcome<std::chrono::milliseconds>
+decode_poll_wait(const std::optional<std::string>& wait,
+                 std::chrono::seconds max) {
+  if (!wait)
+    return std::chrono::milliseconds{0};
+  int64_t secs = -1;
+  auto* first = wait->data();
+  auto* last = wait->data() + wait->size();
+  auto res = std::from_chars(first, last, secs);
+  if (wait->empty() || res.ec != std::errc{} || res.ptr != last || secs < 0 ||
+      secs > max.count())
+    return bad_option(fmt::format(
+        "wait must be whole seconds in 0..{} (got '{}')", max.count(),
+        excerpt(*wait)));
+  return std::chrono::milliseconds{secs * 1000};
+}
+
 bool is_uuid(std::string_view text) {
   if (text.size() != 36)
     return false;

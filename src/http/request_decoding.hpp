@@ -2,6 +2,7 @@
 // values, tokens and image names. No RESTinio, no actors: unit-tested alone.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -53,6 +54,12 @@ outcome<json_submission> decode_json_submission(const char* body, size_t size,
 /// non-integer numbers are invalid_option.
 outcome<option_values> decode_query_options(
     const std::vector<std::pair<std::string, std::string>>& params);
+
+/// The `wait` parameter of a status poll: whole seconds, 0..`max`; none
+/// means 0 (answer at once). Errors: invalid_option.
+outcome<std::chrono::milliseconds>
+decode_poll_wait(const std::optional<std::string>& wait,
+                 std::chrono::seconds max);
 
 /// True for a canonical UUID (8-4-4-4-12 hex digits).
 bool is_uuid(std::string_view text);

@@ -214,10 +214,12 @@ struct server::impl {
 
   // Arms the actor-side deadline: past http.reply-timeout the request is
   // answered 504 (RESTinio would otherwise close the socket silently).
+  // `extra`: a long poll's wait, on top.
   template <class T>
-  void arm_deadline(const replier<T>& reply) {
-    auto timer =
-        std::make_shared<asio::steady_timer>(io, cfg.http.reply_timeout);
+  void arm_deadline(const replier<T>& reply,
+                    std::chrono::milliseconds extra = {}) {
+    auto timer = std::make_shared<asio::steady_timer>(
+        io, cfg.http.reply_timeout + extra);
     timer->async_wait([reply, timer](const asio::error_code& ec) {
       if (!ec)
         reply(
@@ -227,7 +229,8 @@ struct server::impl {
 
   // A replier that calls on_result(ctx, T) with the value or the error.
   template <class T, class F>
-  replier<T> make_result_replier(const request_ctx& ctx, F on_result) {
+  replier<T> make_result_replier(const request_ctx& ctx, F on_result,
+                                 std::chrono::milliseconds extra = {}) {
     replier<T> reply{[this, ctx, on_result](T result) {
                        if (closed.load())
                          return;
@@ -235,20 +238,39 @@ struct server::impl {
                      },
                      T{failure{error_code::internal_error,
                                "the request was dropped without an answer"}}};
-    arm_deadline(reply);
+    arm_deadline(reply, extra);
     return reply;
   }
 
   // A replier that answers errors with send_error, values with on_value.
   template <class T, class F>
-  replier<T> make_replier(const request_ctx& ctx, F on_value) {
+  replier<T> make_replier(const request_ctx& ctx, F on_value,
+                          std::chrono::milliseconds extra = {}) {
     return make_result_replier<T>(
-        ctx, [this, on_value](const request_ctx& ctx, T result) {
+        ctx,
+        [this, on_value](const request_ctx& ctx, T result) {
           if (!result)
             send_error(ctx, result.error());
           else
             on_value(ctx, std::move(result.value()));
-        });
+        },
+        extra);
+  }
+
+  // ?wait=<seconds> of a status poll (long poll), 0 without it.
+  outcome<std::chrono::milliseconds> poll_wait(const req_handle& req) {
+    auto parsed = restinio::try_parse_query<
+        restinio::parse_query_traits::javascript_compatible>(
+        req->header().query());
+    if (!parsed)
+      return failure{error_code::invalid_option,
+                     "query string is malformed: " +
+                         parsed.error().description()};
+    std::optional<std::string> wait;
+    if (parsed->has("wait"))
+      wait = std::string{parsed->get_param("wait")->data(),
+                         parsed->get_param("wait")->size()};
+    return decode_poll_wait(wait, cfg.http.max_poll_wait);
   }
 
   // -- auth -------------------------------------------------------------------
@@ -361,11 +383,16 @@ struct server::impl {
       return reject(ctx, {error_code::invalid_token,
                           "token must be a UUID like "
                           "3f2b8c1e-9a4d-4e2f-8b1a-2c3d4e5f6a7b"});
-    api.status(normalize_token(token),
+    auto wait = poll_wait(req);
+    if (!wait)
+      return reject(ctx, wait.error());
+    api.status(normalize_token(token), wait.value(),
                make_replier<outcome<task_record>>(
-                   ctx, [this](const request_ctx& ctx, task_record rec) {
+                   ctx,
+                   [this](const request_ctx& ctx, task_record rec) {
                      send_json(ctx, 200, status_body(rec, cfg.http.public_url));
-                   }));
+                   },
+                   wait.value()));
     return restinio::request_accepted();
   }
 

@@ -43,10 +43,20 @@ struct status_fixture : test::actor_system_fixture {
 
   outcome<task_record> lookup(const caf::actor& st, const std::string& token) {
     test::answer<outcome<task_record>> ans;
-    caf::anon_send(st, status_atom::value, token, ans.make());
+    caf::anon_send(st, status_atom::value, token, int64_t{0}, ans.make());
     auto res = ans.wait();
     BOOST_REQUIRE(res.has_value());
     return *res;
+  }
+
+  // Starts a long poll; its answer arrives in the returned answer.
+  test::answer<outcome<task_record>>
+  long_poll(const caf::actor& st, const std::string& token,
+            std::chrono::milliseconds wait) {
+    test::answer<outcome<task_record>> ans;
+    caf::anon_send(st, status_atom::value, token,
+                   static_cast<int64_t>(wait.count()), ans.make());
+    return ans;
   }
 
   outcome<image_blob> image(const caf::actor& st, const std::string& token) {
@@ -158,6 +168,128 @@ BOOST_AUTO_TEST_CASE(a_redis_outage_does_not_lose_cached_state) {
   BOOST_REQUIRE(got.ok());
   BOOST_TEST(got->token == rec.token);
   redis.start();
+  caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
+}
+
+// -- long polls (GET /api/v1/resize/<token>?wait=N) ----------------------------
+
+BOOST_AUTO_TEST_CASE(a_long_poll_is_answered_when_its_task_finishes) {
+  auto st = start(config());
+  auto rec = make_record();
+  caf::anon_send(st, update_atom::value, rec);
+  auto poll = long_poll(st, rec.token, 30s);
+  // A plain lookup behind it in the mailbox is answered: the long poll was
+  // handled, and it is still waiting.
+  BOOST_REQUIRE(lookup(st, rec.token).ok());
+  BOOST_TEST(!poll.wait(0ms).has_value());
+  rec.status = task_status::success;
+  rec.width = rec.height = 100;
+  caf::anon_send(st, result_atom::value, rec, std::string("img"));
+  // Long before its 30 s deadline.
+  auto got = poll.wait(10s);
+  BOOST_REQUIRE(got.has_value());
+  BOOST_REQUIRE(got->ok());
+  BOOST_TEST(((*got)->status == task_status::success));
+  BOOST_TEST((*got)->width == 100);
+  caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(a_long_poll_answers_the_current_record_at_its_deadline) {
+  auto st = start(config());
+  auto rec = make_record();
+  caf::anon_send(st, update_atom::value, rec);
+  auto poll = long_poll(st, rec.token, 200ms);
+  auto got = poll.wait(10s);
+  BOOST_REQUIRE(got.has_value());
+  BOOST_REQUIRE(got->ok());
+  BOOST_TEST(((*got)->status == task_status::pending));
+  caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(a_long_poll_of_a_final_or_unknown_task_answers_at_once) {
+  auto st = start(config());
+  auto rec = make_record(task_status::failure);
+  rec.error_code = "corrupt_image";
+  caf::anon_send(st, update_atom::value, rec);
+  auto done = long_poll(st, rec.token, 30s).wait(10s);
+  BOOST_REQUIRE(done.has_value());
+  BOOST_REQUIRE(done->ok());
+  BOOST_TEST(((*done)->status == task_status::failure));
+  auto unknown = long_poll(st, test::random_uuid(), 30s).wait(10s);
+  BOOST_REQUIRE(unknown.has_value());
+  BOOST_REQUIRE(!unknown->ok());
+  BOOST_TEST((unknown->error().code == error_code::unknown_token));
+  caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
+}
+
+// API node B long-polls a task that API node A runs: B never sees A's
+// writes, so it looks in Redis (every `recheck`) and answers when A's result
+// lands there, long before the deadline.
+BOOST_AUTO_TEST_CASE(a_long_poll_sees_another_nodes_result_in_redis) {
+  auto cfg_a = config();
+  cfg_a.node = "node-a";
+  auto cfg_b = config();
+  cfg_b.node = "node-b";
+  cfg_b.recheck = 50ms;
+  auto a = start(cfg_a);
+  auto b = start(cfg_b);
+  auto rec = make_record();
+  caf::anon_send(a, update_atom::value, rec);
+  BOOST_REQUIRE(lookup(a, rec.token).ok()); // written to Redis
+  auto poll = long_poll(b, rec.token, 30s);
+  BOOST_REQUIRE(lookup(b, rec.token).ok());
+  BOOST_TEST(!poll.wait(0ms).has_value());
+  rec.status = task_status::success;
+  caf::anon_send(a, result_atom::value, rec, std::string("img"));
+  auto got = poll.wait(10s);
+  BOOST_REQUIRE(got.has_value());
+  BOOST_REQUIRE(got->ok());
+  BOOST_TEST(((*got)->status == task_status::success));
+  caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
+}
+
+// Held long polls are bounded: past max_waiters a poll is answered at once.
+BOOST_AUTO_TEST_CASE(long_polls_are_bounded) {
+  auto cfg = config();
+  cfg.max_waiters = 1;
+  auto st = start(cfg);
+  auto rec = make_record();
+  caf::anon_send(st, update_atom::value, rec);
+  auto held = long_poll(st, rec.token, 30s);
+  auto second = long_poll(st, rec.token, 30s).wait(10s);
+  BOOST_REQUIRE(second.has_value());
+  BOOST_REQUIRE(second->ok());
+  BOOST_TEST(((*second)->status == task_status::pending));
+  BOOST_TEST(!held.wait(0ms).has_value());
+  // Stopping the actor drops the held replier: it answers, never hangs.
+  caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
+  auto dropped = held.wait(10s);
+  BOOST_REQUIRE(dropped.has_value());
+  BOOST_TEST(!dropped->ok());
+}
+
+// Shutdown (drain_atom from main): held long polls get their record at once,
+// later ones are not held.
+BOOST_AUTO_TEST_CASE(drain_answers_held_long_polls) {
+  auto st = start(config());
+  auto rec = make_record();
+  caf::anon_send(st, update_atom::value, rec);
+  auto held = long_poll(st, rec.token, 30s);
+  BOOST_REQUIRE(lookup(st, rec.token).ok());
+  BOOST_TEST(!held.wait(0ms).has_value());
+  caf::scoped_actor self{sys};
+  bool drained = false;
+  self->request(st, 10s, drain_atom::value)
+      .receive([&](bool ok) { drained = ok; }, [](caf::error&) {});
+  BOOST_TEST(drained);
+  auto got = held.wait(0ms); // answered before drain's own answer
+  BOOST_REQUIRE(got.has_value());
+  BOOST_REQUIRE(got->ok());
+  BOOST_TEST(((*got)->status == task_status::pending));
+  auto later = long_poll(st, rec.token, 30s).wait(10s);
+  BOOST_REQUIRE(later.has_value());
+  BOOST_TEST(((*later)->status == task_status::pending));
   caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
 }
 

@@ -5,6 +5,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <cctype>
+#include <chrono>
 
 #include "support/fixtures.hpp"
 
@@ -92,6 +93,71 @@ BOOST_AUTO_TEST_CASE(status_record_right_after_submit) {
   auto out = finish(srv, token, std::chrono::seconds{60});
   BOOST_TEST(out.info.width == 2000);
   BOOST_TEST(out.info.height == 1125);
+}
+
+// Long poll: GET /api/v1/resize/<token>?wait=N answers as soon as the task
+// is final, in one request, on the node that runs it and on another API
+// node (which learns it from Redis).
+BOOST_AUTO_TEST_CASE(long_poll_answers_when_the_task_is_done) {
+  auto& srv = env::get().server;
+  resized_server other(env::get().redis.port(), {}, "other-poll");
+  for (auto* node : {&srv, &other}) {
+    BOOST_TEST_CONTEXT("polled on " << (node == &srv ? "its" : "another")
+                                    << " API node") {
+      auto token = accepted_token(submit_raw(
+          srv, corpus_photo("plasma__Volna_5120x2880.jpg"), "image/jpeg",
+          "?width=1500&mode=fit&quality=" +
+              std::to_string(node == &srv ? 70 : 71)));
+      BOOST_TEST_REQUIRE(!token.empty());
+      auto start = std::chrono::steady_clock::now();
+      auto res =
+          http_get(node->url("/api/v1/resize/" + token + "?wait=20"));
+      auto took = std::chrono::steady_clock::now() - start;
+      BOOST_TEST(res.status == 200);
+      auto doc = parse_json(res.body);
+      BOOST_TEST_REQUIRE(doc.IsObject());
+      BOOST_TEST(json_string(doc, "status") == "SUCCESS");
+      BOOST_TEST(json_int(doc, "width") == 1500);
+      // Answered by the result, not by the 20 s deadline.
+      BOOST_TEST((took < std::chrono::seconds{15}));
+    }
+  }
+}
+
+// A task that stays PENDING: the long poll answers its record when the wait
+// is over, also when the wait is longer than http.reply-timeout-ms (5 s):
+// 200 PENDING after ~6 s, not 504.
+BOOST_AUTO_TEST_CASE(long_poll_answers_the_record_when_the_wait_is_over) {
+  auto& env_ = env::get();
+  auto token = random_uuid();
+  // A record no node runs (as if its node were gone and not back yet).
+  env_.redis.command("HSET resized:task:" + token + " token " + token +
+                     " status PENDING submitted_at 1764400000000");
+  env_.redis.command("EXPIRE resized:task:" + token + " 60");
+  auto start = std::chrono::steady_clock::now();
+  auto res = http_get(env_.server.url("/api/v1/resize/" + token + "?wait=6"));
+  auto took = std::chrono::steady_clock::now() - start;
+  BOOST_TEST(res.status == 200);
+  auto doc = parse_json(res.body);
+  BOOST_TEST_REQUIRE(doc.IsObject());
+  BOOST_TEST(json_string(doc, "status") == "PENDING");
+  BOOST_TEST((took >= std::chrono::seconds{6}));
+  // Without wait: at once.
+  auto now = http_get(env_.server.url("/api/v1/resize/" + token));
+  BOOST_TEST(now.status == 200);
+}
+
+BOOST_AUTO_TEST_CASE(long_poll_wait_must_be_whole_seconds_in_range) {
+  auto& srv = env::get().server;
+  for (std::string wait : {"abc", "-1", "21", "2.5", ""}) {
+    BOOST_TEST_CONTEXT("wait=" << wait) {
+      auto res =
+          http_get(srv.url("/api/v1/resize/" + random_uuid() + "?wait=" + wait));
+      auto msg = check_error(res, 400, "invalid_option");
+      BOOST_TEST(msg.find("wait must be whole seconds in 0..20") !=
+                 std::string::npos, msg);
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(unknown_image_is_404) {

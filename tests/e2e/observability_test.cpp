@@ -784,6 +784,10 @@ BOOST_AUTO_TEST_CASE(document_matches_the_real_answers) {
   api.check("/api/v1/resize/{token}", get,
             http_get(s.url("/api/v1/resize/not-a-token")), 400);
   api.check("/api/v1/resize/{token}", get,
+            http_get(s.url("/api/v1/resize/" + token + "?wait=x")), 400);
+  api.check("/api/v1/resize/{token}", get,
+            http_get(s.url("/api/v1/resize/" + token + "?wait=1")), 200);
+  api.check("/api/v1/resize/{token}", get,
             http_get(s.url("/api/v1/resize/" + random_uuid())), 404);
 
   // -- GET /api/v1/images/{name} ----------------------------------------------

@@ -108,6 +108,7 @@ BOOST_AUTO_TEST_CASE(defaults_without_arguments) {
   BOOST_TEST(s.http.io_threads == 2u);
   BOOST_TEST(s.http.max_connections == 1024u);
   BOOST_TEST(s.http.read_buffer_bytes == 65536u);
+  BOOST_TEST(s.http.max_poll_wait.count() == 20);
   BOOST_TEST(s.http.read_timeout.count() == 30);
   BOOST_TEST(s.http.handle_timeout.count() == 30);
   BOOST_TEST(s.http.reply_timeout.count() == 5000);
@@ -200,6 +201,9 @@ BOOST_AUTO_TEST_CASE(invalid_values_name_their_key) {
   expect_rejected("--http.reply-timeout-ms=30000", "http.reply-timeout-ms");
   expect_rejected("--memory.arenas=-1", "memory.arenas");
   expect_rejected("--http.read-buffer-bytes=100", "http.read-buffer-bytes");
+  expect_rejected("--http.max-poll-wait=-1", "http.max-poll-wait");
+  // 26 s + 5 s reply-timeout would outlive the 30 s handle-timeout.
+  expect_rejected("--http.max-poll-wait=26", "http.max-poll-wait");
   expect_rejected("--memory.trim-interval-ms=-5", "memory.trim-interval-ms");
   expect_rejected("--memory.trim-threshold=-1", "memory.trim-threshold");
 }

@@ -802,6 +802,30 @@ BOOST_AUTO_TEST_CASE(query_options_invalid) {
 // -- tokens and image names
 // -----------------------------------------------------
 
+BOOST_AUTO_TEST_CASE(poll_wait_parameter) {
+  using std::chrono::milliseconds;
+  using std::chrono::seconds;
+  auto ok = [](std::optional<std::string> v) {
+    auto res = decode_poll_wait(v, seconds{20});
+    BOOST_TEST_REQUIRE(res.ok());
+    return res.value();
+  };
+  BOOST_TEST(ok(std::nullopt).count() == 0);
+  BOOST_TEST(ok("0").count() == 0);
+  BOOST_TEST(ok("1").count() == 1000);
+  BOOST_TEST(ok("20").count() == 20000);
+  for (std::string bad :
+       {"", "21", "-1", "1.5", "5s", " 5", "99999999999999999999"}) {
+    BOOST_TEST_CONTEXT("wait='" << bad << "'") {
+      auto res = decode_poll_wait(bad, seconds{20});
+      BOOST_TEST_REQUIRE(!res.ok());
+      BOOST_TEST((res.error().code == error_code::invalid_option));
+      BOOST_TEST(contains(res.error().message,
+                          "wait must be whole seconds in 0..20"));
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(uuid_syntax) {
   BOOST_TEST(is_uuid(uuid));
   BOOST_TEST(is_uuid(uuid_upper));

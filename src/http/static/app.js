@@ -1,11 +1,12 @@
-// resized web page: upload an image (raw bytes, options in the query), poll
-// its token every 300 ms, show the result; a cluster panel refreshed every
+// resized web page: upload an image (raw bytes, options in the query),
+// long-poll its token (?wait=1), show the result; a cluster panel refreshed every
 // second from /api/v1/cluster and /metrics. Plain JS, no dependencies.
 'use strict';
 
 const $ = (id) => document.getElementById(id);
 
-const POLL_MS = 300;
+const POLL_MS = 300; // pause after a failed poll
+const WAIT_S = 1;    // long-poll wait of each status GET
 const CLUSTER_MS = 1000;
 
 // -- formatting ---------------------------------------------------------------
@@ -24,6 +25,7 @@ function withThousands(n) {
 
 let chosen = null;    // the File to send
 let pollTimer = null; // the current poll loop
+let activeToken = null; // the task the page shows; older polls stop
 let startedAt = 0;
 
 function chooseFile(file) {
@@ -116,6 +118,7 @@ async function submit(e) {
   e.preventDefault();
   if (!chosen) return;
   clearTimeout(pollTimer);
+  activeToken = null;
   $('result').hidden = false;
   $('output').hidden = true;
   $('error').hidden = true;
@@ -143,6 +146,7 @@ async function submit(e) {
     }
     $('token').textContent = body.token;
     showStep('PENDING');
+    activeToken = body.token;
     poll(body.token);
   } catch (err) {
     showStep('ERROR');
@@ -160,12 +164,17 @@ function authHeaders() {
   return key ? {'X-API-Key': key} : {};
 }
 
+// Long poll: the server holds each GET up to WAIT_S seconds and answers as
+// soon as the task is final, so the result shows without delay; in between
+// the page still sees PENDING -> IN_PROGRESS at least every WAIT_S.
 async function poll(token) {
+  if (token !== activeToken) return;
   let rec = null;
   try {
-    const res = await fetch(`/api/v1/resize/${token}`,
+    const res = await fetch(`/api/v1/resize/${token}?wait=${WAIT_S}`,
                             {cache: 'no-store', headers: authHeaders()});
     rec = await res.json();
+    if (token !== activeToken) return;
     if (!res.ok) {
       showStep('ERROR');
       showError(rec.error ? `${res.status} ${rec.error.code}: ${rec.error.message}`
@@ -184,7 +193,9 @@ async function poll(token) {
       return showError(`${err.code || 'failed'}: ${err.message || ''}`);
     }
   }
-  pollTimer = setTimeout(() => poll(token), POLL_MS);
+  // The server already waited: ask again at once; after a network error,
+  // after a pause.
+  pollTimer = setTimeout(() => poll(token), rec ? 0 : POLL_MS);
 }
 
 function showResult(rec) {
