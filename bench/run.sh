@@ -23,7 +23,7 @@
 # 3. RSS against queued bytes (unless --no-curve): pool-size 1, the photos
 #    >= 1 MB submitted raw as fast as possible (503 -> retry), then drained;
 #    once per allocator: the default (glibc, memory.arenas=2, malloc_trim
-#    every second, >= 4 MiB mapped on huge pages), glibc untuned, arenas=2
+#    every second, buffers >= 8 MiB mapped), glibc untuned, arenas=2
 #    only, jemalloc (LD_PRELOAD).
 # 4. --profile: perf record of resized during one JSON run; top entries.
 # 5. Appends a dated section to bench/RESULTS.md (unless --no-results).
@@ -258,17 +258,17 @@ fi
 curve_rows=()
 if ((curve)); then
   # default = what resized ships (memory.arenas=2, malloc_trim every second,
-  # buffers >= 4 MiB mapped on huge pages); the others switch all that off:
+  # buffers >= 8 MiB in their own mappings); the others switch all that off:
   # glibc untuned, arenas only, jemalloc.
   for alloc in default glibc arena2 jemalloc; do
     envs=() margs=()
     case $alloc in
-      glibc) margs=(--memory.arenas=0 --memory.trim-interval-ms=0 --memory.mmap-threshold=0 --memory.huge-pages=off) ;;
-      arena2) margs=(--memory.arenas=2 --memory.trim-interval-ms=0 --memory.mmap-threshold=0 --memory.huge-pages=off) ;;
+      glibc) margs=(--memory.arenas=0 --memory.trim-interval-ms=0 --memory.mmap-threshold=0) ;;
+      arena2) margs=(--memory.arenas=2 --memory.trim-interval-ms=0 --memory.mmap-threshold=0) ;;
       jemalloc)
         [[ -e $jemalloc ]] || apt-get install -y -q libjemalloc2 >"$out/apt-jemalloc.log" 2>&1 || true
         [[ -e $jemalloc ]] || { log "libjemalloc2 missing and not installable; row skipped"; continue; }
-        envs=(LD_PRELOAD=$jemalloc) margs=(--memory.arenas=0 --memory.trim-interval-ms=0 --memory.mmap-threshold=0 --memory.huge-pages=off) ;;
+        envs=(LD_PRELOAD=$jemalloc) margs=(--memory.arenas=0 --memory.trim-interval-ms=0 --memory.mmap-threshold=0) ;;
     esac
     log "RSS curve, allocator $alloc (pool-size 1, photos >= 1 MB, $curve_count submissions)"
     pool_saved=$pool; pool=1

@@ -7,9 +7,7 @@
 // (pending answers are dropped and answered by their fallbacks), wait for
 // them, then destroy the server.
 #include <csignal>
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <iostream>
 #include <optional>
 #include <unistd.h>
@@ -115,12 +113,6 @@ int main(int argc, char** argv) {
   caf_cfg.set("logger.verbosity", caf::atom("quiet"));
 
   // Before libvips, CAF or RESTinio start a thread (arenas are per thread).
-  if (cfg.memory.huge_pages && !memory::huge_pages_configured()) {
-    memory::reexec_with_huge_pages(argv);
-    log::warn("msg={} error={}",
-              log::quote("cannot re-execute with huge pages, running without"),
-              log::quote(std::strerror(errno)));
-  }
   if (!memory::set_mmap_threshold(cfg.memory.mmap_threshold))
     log::warn("msg={} bytes={}", log::quote("malloc refused memory.mmap-threshold"),
               cfg.memory.mmap_threshold);

@@ -1,11 +1,6 @@
 #include "common/memory.hpp"
 
-#include <cstdlib>
-#include <cstring>
-#include <string>
-
 #include <malloc.h>
-#include <unistd.h>
 
 namespace resized::memory {
 
@@ -19,19 +14,6 @@ bool set_mmap_threshold(size_t bytes) {
   if (bytes == 0)
     return true;
   return mallopt(M_MMAP_THRESHOLD, static_cast<int>(bytes)) == 1;
-}
-
-bool huge_pages_configured() {
-  const char* env = std::getenv("GLIBC_TUNABLES");
-  return env != nullptr && std::strstr(env, "glibc.malloc.hugetlb") != nullptr;
-}
-
-void reexec_with_huge_pages(char** argv) {
-  std::string tunables = huge_pages_tunable;
-  if (const char* env = std::getenv("GLIBC_TUNABLES"); env && *env)
-    tunables = std::string{env} + ":" + tunables;
-  setenv("GLIBC_TUNABLES", tunables.c_str(), 1);
-  execv("/proc/self/exe", argv);
 }
 
 uint64_t free_heap_bytes() {

@@ -3,11 +3,14 @@
 // glibc's malloc gives every thread that allocates concurrently its own arena
 // (up to 8 x cores). libvips' tile buffers and multi-MB request bodies then
 // leave free holes in many arenas, and RSS stays near its peak after the
-// queue drains. Two glibc knobs fix that without replacing the allocator:
-// fewer arenas (M_ARENA_MAX) and giving free pages back (malloc_trim) once
-// there is enough free space in the heap to be worth it. bench/RESULTS.md has
-// the measurements against jemalloc, which holds RSS as well but costs the
-// pipeline ~5 % CPU on this workload.
+// queue drains. Three glibc knobs fix that without replacing the allocator:
+// fewer arenas (M_ARENA_MAX), the biggest buffers in their own mappings
+// (M_MMAP_THRESHOLD: unmapped when freed, never holes in a heap), and giving
+// free heap pages back (malloc_trim) once there is enough free space to be
+// worth it. bench/RESULTS.md has the measurements against jemalloc, which
+// holds RSS as well but costs the pipeline ~5 % CPU on this workload, and
+// against transparent huge pages for the mappings (fewer page faults, but
+// twice the POST p99 for the largest uploads).
 #pragma once
 
 #include <chrono>
@@ -29,21 +32,6 @@ bool limit_arenas(int arenas);
 /// glibc from raising the threshold by itself. 0 keeps glibc's dynamic
 /// threshold. Returns false if the C library refused the setting.
 bool set_mmap_threshold(size_t bytes);
-
-/// The glibc tunable that asks malloc to back its mmapped chunks and heaps
-/// with transparent huge pages (madvise): a 40 MB buffer then costs ~20
-/// page faults instead of ~10000. Tunables are read only when the process
-/// starts, so it has to be in the environment before that.
-inline constexpr const char* huge_pages_tunable = "glibc.malloc.hugetlb=1";
-
-/// True if GLIBC_TUNABLES already asks for huge pages (or says otherwise
-/// about glibc.malloc.hugetlb: the operator's setting wins).
-bool huge_pages_configured();
-
-/// Re-executes this program (same pid, same arguments) with
-/// `huge_pages_tunable` added to GLIBC_TUNABLES. Call before any thread
-/// starts. Returns only if the exec failed (errno set).
-void reexec_with_huge_pages(char** argv);
 
 /// Bytes malloc holds free inside its heaps (not returned to the OS).
 uint64_t free_heap_bytes();

@@ -99,11 +99,7 @@ service_config::service_config() {
            "free heap bytes before a trim (default 16777216)")
       .add(memory_mmap_threshold_, "mmap-threshold",
            "allocations of this many bytes or more are mapped and unmapped "
-           "when freed, 0 = glibc's dynamic threshold (default 4194304)")
-      .add(memory_huge_pages_, "huge-pages",
-           "on: malloc's big mappings use transparent huge pages (resized "
-           "re-executes itself once with GLIBC_TUNABLES set), off (default "
-           "on)");
+           "when freed, 0 = glibc's dynamic threshold (default 8388608)");
   opt_group{custom_options_, "limits"}
       .add(limits_max_body_bytes_, "max-body-bytes",
            "request body bytes (default 67108864)")
@@ -348,11 +344,7 @@ std::vector<std::string> service_config::load(int argc, char** argv,
   // glibc caps the threshold at 32 MiB (HEAP_MAX/2 on 64-bit).
   c.range("memory.mmap-threshold", memory_mmap_threshold_, 0, 32ll << 20,
           out.memory.mmap_threshold);
-  if (memory_huge_pages_ == "on" || memory_huge_pages_ == "off")
-    out.memory.huge_pages = memory_huge_pages_ == "on";
-  else
-    errors.push_back(fmt::format(
-        "memory.huge-pages = '{}' is not one of on, off", memory_huge_pages_));
+
   c.range("limits.max-body-bytes", limits_max_body_bytes_, 1024, 1ll << 32,
           out.max_body_bytes);
   out.limits.max_input_bytes = out.max_body_bytes;

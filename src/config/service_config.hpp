@@ -67,8 +67,7 @@ private:
   int64_t memory_arenas_ = 2;
   int64_t memory_trim_interval_ms_ = 1000;
   int64_t memory_trim_threshold_ = 16ll << 20;
-  int64_t memory_mmap_threshold_ = 4ll << 20;
-  std::string memory_huge_pages_ = "on";
+  int64_t memory_mmap_threshold_ = 8ll << 20;
   int64_t limits_max_body_bytes_ = 64ll << 20;
   int64_t limits_max_pixels_ = 50'000'000;
   int64_t limits_max_dimension_ = 4096;

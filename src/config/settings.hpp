@@ -67,11 +67,9 @@ struct memory_settings {
                                                  // 0 = never trim
   uint64_t trim_threshold = 16ull << 20; // memory.trim-threshold: free heap
                                          // bytes before a trim is worth it
-  size_t mmap_threshold = 4u << 20; // memory.mmap-threshold: allocations this
+  size_t mmap_threshold = 8u << 20; // memory.mmap-threshold: allocations this
                                     // big are mapped, and unmapped when freed
                                     // (0 = glibc's dynamic threshold)
-  bool huge_pages = true; // memory.huge-pages: "on"/"off", malloc's big
-                          // mappings on transparent huge pages
 };
 
 struct endpoint {

@@ -3,9 +3,6 @@
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
-#include <fstream>
-#include <iterator>
-#include <string>
 
 #include "support/fixtures.hpp"
 
@@ -96,26 +93,6 @@ BOOST_AUTO_TEST_CASE(web_page) {
   auto res = http_get(srv().url("/"));
   BOOST_TEST(res.status == 200);
   BOOST_TEST(res.header("content-type").rfind("text/html", 0) == 0);
-}
-
-// memory.huge-pages=on (default): resized re-executes itself once with the
-// glibc tunable in its environment (same pid, still serving); off: it does
-// not. Read from /proc/<pid>/environ of the running process.
-BOOST_AUTO_TEST_CASE(huge_pages_tunable_is_in_the_environment) {
-  auto environ_of = [](pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/environ",
-                     std::ios::binary);
-    return std::string{std::istreambuf_iterator<char>(in), {}};
-  };
-  auto on = environ_of(srv().process().pid());
-  BOOST_TEST(on.find("GLIBC_TUNABLES=glibc.malloc.hugetlb=1") !=
-             std::string::npos);
-  BOOST_TEST(http_get(srv().url("/healthz")).status == 200);
-  resized_server off(env::get().redis.port(), {"--memory.huge-pages=off"},
-                     "no-huge-pages");
-  BOOST_TEST(environ_of(off.process().pid()).find("glibc.malloc.hugetlb") ==
-             std::string::npos);
-  BOOST_TEST(http_get(off.url("/healthz")).status == 200);
 }
 
 BOOST_AUTO_TEST_CASE(status_lookups_during_a_redis_outage) {

@@ -127,8 +127,7 @@ BOOST_AUTO_TEST_CASE(defaults_without_arguments) {
   BOOST_TEST(s.memory.arenas == 2);
   BOOST_TEST(s.memory.trim_interval.count() == 1000);
   BOOST_TEST(s.memory.trim_threshold == 16ull << 20);
-  BOOST_TEST(s.memory.mmap_threshold == 4u << 20);
-  BOOST_TEST(s.memory.huge_pages);
+  BOOST_TEST(s.memory.mmap_threshold == 8u << 20);
   BOOST_TEST(s.max_body_bytes == 64ull << 20);
   BOOST_TEST(s.limits.max_input_bytes == s.max_body_bytes);
   BOOST_TEST(s.limits.max_pixels == 50'000'000u);
@@ -172,7 +171,7 @@ BOOST_AUTO_TEST_CASE(command_line_values) {
                    "--defaults.format=webp", "--defaults.width=0",
                    "--log.level=debug", "--redis.key-prefix=t1:",
                    "--memory.arenas=0", "--memory.trim-interval-ms=0",
-                   "--memory.huge-pages=off"});
+                   "--memory.mmap-threshold=0"});
   BOOST_REQUIRE_MESSAGE(res.errors.empty(), joined(res.errors));
   auto& s = res.settings;
   BOOST_TEST(s.http.address == "::1");
@@ -186,7 +185,7 @@ BOOST_AUTO_TEST_CASE(command_line_values) {
   BOOST_TEST(s.redis.store.key_prefix == "t1:");
   BOOST_TEST(s.memory.arenas == 0);
   BOOST_TEST(s.memory.trim_interval.count() == 0);
-  BOOST_TEST(!s.memory.huge_pages);
+  BOOST_TEST(s.memory.mmap_threshold == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(invalid_values_name_their_key) {
@@ -211,7 +210,6 @@ BOOST_AUTO_TEST_CASE(invalid_values_name_their_key) {
   expect_rejected("--memory.trim-interval-ms=-5", "memory.trim-interval-ms");
   expect_rejected("--memory.trim-threshold=-1", "memory.trim-threshold");
   expect_rejected("--memory.mmap-threshold=67108864", "memory.mmap-threshold");
-  expect_rejected("--memory.huge-pages=maybe", "memory.huge-pages");
 }
 
 BOOST_AUTO_TEST_CASE(max_dimension_bounds_the_defaults) {
