@@ -263,12 +263,12 @@ if ((curve)); then
   for alloc in default glibc arena2 jemalloc; do
     envs=() margs=()
     case $alloc in
-      glibc) margs=(--memory.arenas=0 --memory.trim-interval-ms=0 --memory.mmap-threshold=0) ;;
-      arena2) margs=(--memory.arenas=2 --memory.trim-interval-ms=0 --memory.mmap-threshold=0) ;;
+      glibc) margs=(--memory.arenas=0 --memory.trim-interval-ms=0 --memory.mmap-threshold=0 --memory.heap-top-bytes=0) ;;
+      arena2) margs=(--memory.arenas=2 --memory.trim-interval-ms=0 --memory.mmap-threshold=0 --memory.heap-top-bytes=0) ;;
       jemalloc)
         [[ -e $jemalloc ]] || apt-get install -y -q libjemalloc2 >"$out/apt-jemalloc.log" 2>&1 || true
         [[ -e $jemalloc ]] || { log "libjemalloc2 missing and not installable; row skipped"; continue; }
-        envs=(LD_PRELOAD=$jemalloc) margs=(--memory.arenas=0 --memory.trim-interval-ms=0 --memory.mmap-threshold=0) ;;
+        envs=(LD_PRELOAD=$jemalloc) margs=(--memory.arenas=0 --memory.trim-interval-ms=0 --memory.mmap-threshold=0 --memory.heap-top-bytes=0) ;;
     esac
     log "RSS curve, allocator $alloc (pool-size 1, photos >= 1 MB, $curve_count submissions)"
     pool_saved=$pool; pool=1

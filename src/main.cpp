@@ -113,6 +113,10 @@ int main(int argc, char** argv) {
   caf_cfg.set("logger.verbosity", caf::atom("quiet"));
 
   // Before libvips, CAF or RESTinio start a thread (arenas are per thread).
+  if (!memory::set_heap_top_bytes(cfg.memory.heap_top_bytes))
+    log::warn("msg={} bytes={}",
+              log::quote("malloc refused memory.heap-top-bytes"),
+              cfg.memory.heap_top_bytes);
   if (!memory::set_mmap_threshold(cfg.memory.mmap_threshold))
     log::warn("msg={} bytes={}", log::quote("malloc refused memory.mmap-threshold"),
               cfg.memory.mmap_threshold);

@@ -16,6 +16,12 @@ bool set_mmap_threshold(size_t bytes) {
   return mallopt(M_MMAP_THRESHOLD, static_cast<int>(bytes)) == 1;
 }
 
+bool set_heap_top_bytes(size_t bytes) {
+  if (bytes == 0)
+    return true;
+  return mallopt(M_TRIM_THRESHOLD, static_cast<int>(bytes)) == 1;
+}
+
 uint64_t free_heap_bytes() {
   struct mallinfo2 info = mallinfo2();
   return static_cast<uint64_t>(info.fordblks);

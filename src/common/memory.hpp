@@ -33,6 +33,13 @@ bool limit_arenas(int arenas);
 /// threshold. Returns false if the C library refused the setting.
 bool set_mmap_threshold(size_t bytes);
 
+/// free() gives the top of a heap back to the OS at once only when more
+/// than `bytes` lie free there (M_TRIM_THRESHOLD). glibc's default, 128 KiB
+/// once the mmap threshold is set, returns and re-faults the same pages for
+/// every request body; the periodic trim returns what stays free. 0 keeps
+/// glibc's default.
+bool set_heap_top_bytes(size_t bytes);
+
 /// Bytes malloc holds free inside its heaps (not returned to the OS).
 uint64_t free_heap_bytes();
 

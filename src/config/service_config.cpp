@@ -99,7 +99,11 @@ service_config::service_config() {
            "free heap bytes before a trim (default 16777216)")
       .add(memory_mmap_threshold_, "mmap-threshold",
            "allocations of this many bytes or more are mapped and unmapped "
-           "when freed, 0 = glibc's dynamic threshold (default 8388608)");
+           "when freed, 0 = glibc's dynamic threshold (default 8388608)")
+      .add(memory_heap_top_bytes_, "heap-top-bytes",
+           "free bytes at the top of a heap that free() keeps for reuse; "
+           "the periodic trim returns them, 0 = glibc's default (default "
+           "67108864)");
   opt_group{custom_options_, "limits"}
       .add(limits_max_body_bytes_, "max-body-bytes",
            "request body bytes (default 67108864)")
@@ -344,6 +348,8 @@ std::vector<std::string> service_config::load(int argc, char** argv,
   // glibc caps the threshold at 32 MiB (HEAP_MAX/2 on 64-bit).
   c.range("memory.mmap-threshold", memory_mmap_threshold_, 0, 32ll << 20,
           out.memory.mmap_threshold);
+  c.range("memory.heap-top-bytes", memory_heap_top_bytes_, 0, 1ll << 30,
+          out.memory.heap_top_bytes);
 
   c.range("limits.max-body-bytes", limits_max_body_bytes_, 1024, 1ll << 32,
           out.max_body_bytes);

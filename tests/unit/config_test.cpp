@@ -128,6 +128,7 @@ BOOST_AUTO_TEST_CASE(defaults_without_arguments) {
   BOOST_TEST(s.memory.trim_interval.count() == 1000);
   BOOST_TEST(s.memory.trim_threshold == 16ull << 20);
   BOOST_TEST(s.memory.mmap_threshold == 8u << 20);
+  BOOST_TEST(s.memory.heap_top_bytes == 64u << 20);
   BOOST_TEST(s.max_body_bytes == 64ull << 20);
   BOOST_TEST(s.limits.max_input_bytes == s.max_body_bytes);
   BOOST_TEST(s.limits.max_pixels == 50'000'000u);
@@ -210,6 +211,7 @@ BOOST_AUTO_TEST_CASE(invalid_values_name_their_key) {
   expect_rejected("--memory.trim-interval-ms=-5", "memory.trim-interval-ms");
   expect_rejected("--memory.trim-threshold=-1", "memory.trim-threshold");
   expect_rejected("--memory.mmap-threshold=67108864", "memory.mmap-threshold");
+  expect_rejected("--memory.heap-top-bytes=-1", "memory.heap-top-bytes");
 }
 
 BOOST_AUTO_TEST_CASE(max_dimension_bounds_the_defaults) {
