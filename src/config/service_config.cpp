@@ -103,7 +103,7 @@ service_config::service_config() {
       .add(memory_heap_top_bytes_, "heap-top-bytes",
            "free bytes at the top of a heap that free() keeps for reuse; "
            "the periodic trim returns them, 0 = glibc's default (default "
-           "67108864)");
+           "16777216)");
   opt_group{custom_options_, "limits"}
       .add(limits_max_body_bytes_, "max-body-bytes",
            "request body bytes (default 67108864)")

@@ -70,7 +70,7 @@ struct memory_settings {
   size_t mmap_threshold = 8u << 20; // memory.mmap-threshold: allocations this
                                     // big are mapped, and unmapped when freed
                                     // (0 = glibc's dynamic threshold)
-  size_t heap_top_bytes = 64u << 20; // memory.heap-top-bytes: free bytes at
+  size_t heap_top_bytes = 16u << 20; // memory.heap-top-bytes: free bytes at
                                      // a heap's top that free() keeps
 };
 

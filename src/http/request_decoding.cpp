@@ -109,8 +109,19 @@ outcome<json_submission> decode_json_submission(const char* body, size_t size,
   }
   // The DOM parser validates the whole document (the on-demand API skips
   // values it is not asked for, so malformed unknown keys would pass). One
-  // parser per io thread: its buffers are reused across requests.
+  // parser per io thread: its buffers are reused across requests, but not
+  // kept at the size of the largest body ever seen (its string buffer alone
+  // is as large as the document): after a document over `keep_capacity`,
+  // the buffers are freed.
+  constexpr size_t keep_capacity = 4u << 20;
   thread_local dom::parser parser;
+  struct shrink_after {
+    dom::parser& p;
+    ~shrink_after() {
+      if (p.capacity() > keep_capacity)
+        p = dom::parser{};
+    }
+  } shrink{parser};
   auto invalid = [](std::string what) {
     return failure{error_code::invalid_json, std::move(what)};
   };

@@ -128,7 +128,7 @@ BOOST_AUTO_TEST_CASE(defaults_without_arguments) {
   BOOST_TEST(s.memory.trim_interval.count() == 1000);
   BOOST_TEST(s.memory.trim_threshold == 16ull << 20);
   BOOST_TEST(s.memory.mmap_threshold == 8u << 20);
-  BOOST_TEST(s.memory.heap_top_bytes == 64u << 20);
+  BOOST_TEST(s.memory.heap_top_bytes == 16u << 20);
   BOOST_TEST(s.max_body_bytes == 64ull << 20);
   BOOST_TEST(s.limits.max_input_bytes == s.max_body_bytes);
   BOOST_TEST(s.limits.max_pixels == 50'000'000u);

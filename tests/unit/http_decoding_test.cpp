@@ -434,6 +434,22 @@ BOOST_AUTO_TEST_CASE(json_minimal) {
   BOOST_TEST(!res->options.quality);
 }
 
+// The io thread's parser frees its buffers after a document over 4 MiB:
+// the next documents, large and small, still parse on the same thread.
+BOOST_AUTO_TEST_CASE(json_parser_after_a_large_document) {
+  for (size_t size : {size_t{6u << 20}, size_t{100}, size_t{5u << 20},
+                      size_t{10}}) {
+    BOOST_TEST_CONTEXT("image bytes " << size) {
+      auto plain = all_bytes(size);
+      auto res = decode_json(R"({"width": 7, "imageData":")" + encode(plain) +
+                             R"("})");
+      BOOST_REQUIRE(res.ok());
+      BOOST_TEST((res->image == plain));
+      BOOST_TEST((res->options.width == 7));
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(json_binary_image_round_trips) {
   auto plain = all_bytes(3000);
   auto res = decode_json(R"({"imageData":")" + encode(plain) + "\"}");
