@@ -70,6 +70,19 @@ find_image(status_actor_type* self, const std::string& token) {
   return result{std::move(bytes)};
 }
 
+// Answers a status lookup: the record, unknown_token, or why Redis failed.
+void answer_lookup(const std::string& token,
+                   outcome<std::optional<task_record>> found,
+                   const status_replier& reply) {
+  if (!found)
+    reply(std::move(found).error());
+  else if (!found.value())
+    reply(failure{error_code::unknown_token,
+                  "no task " + token + " (unknown or expired)"});
+  else
+    reply(std::move(*found.value()));
+}
+
 // -- long polls ------------------------------------------------------------------
 
 // Answers and forgets every waiter of `token` with `rec`.
@@ -204,15 +217,8 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         st.waiter_count = 0;
         for (auto& [token, list] : held) {
           auto res = find_record(self, token);
-          for (auto& w : list) {
-            if (!res)
-              w.reply(res.error());
-            else if (!res.value())
-              w.reply(failure{error_code::unknown_token,
-                              "no task " + token + " (unknown or expired)"});
-            else
-              w.reply(*res.value());
-          }
+          for (auto& w : list)
+            answer_lookup(token, res, w.reply);
         }
         return true;
       },
@@ -226,21 +232,18 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
           status_replier& reply) {
         auto& st = self->state;
         auto res = find_record(self, token);
-        if (!res)
-          reply(std::move(res).error());
-        else if (!res.value())
-          reply(failure{error_code::unknown_token,
-                        "no task " + token + " (unknown or expired)"});
-        else if (wait_ms <= 0 || is_final(res.value()->status) ||
-                 st.waiter_count >= st.max_waiters || st.draining)
-          reply(std::move(*res.value()));
-        else {
-          auto id = st.next_waiter++;
-          auto deadline = now_ms() + wait_ms;
-          st.waiters[token].push_back({id, deadline, std::move(reply)});
-          ++st.waiter_count;
-          schedule_wake(self, token, id, deadline);
+        bool hold = res && res.value() && !is_final(res.value()->status) &&
+                    wait_ms > 0 && st.waiter_count < st.max_waiters &&
+                    !st.draining;
+        if (!hold) {
+          answer_lookup(token, std::move(res), reply);
+          return;
         }
+        auto id = st.next_waiter++;
+        auto deadline = now_ms() + wait_ms;
+        st.waiters[token].push_back({id, deadline, std::move(reply)});
+        ++st.waiter_count;
+        schedule_wake(self, token, id, deadline);
       },
       [=](wake_atom, const std::string& token, uint64_t id) {
         auto& st = self->state;
@@ -279,14 +282,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         --st.waiter_count;
         if (list.empty())
           st.waiters.erase(i);
-        auto res = find_record(self, token);
-        if (!res)
-          reply(std::move(res).error());
-        else if (!res.value())
-          reply(failure{error_code::unknown_token,
-                        "no task " + token + " (unknown or expired)"});
-        else
-          reply(std::move(*res.value()));
+        answer_lookup(token, find_record(self, token), reply);
       },
       [=](image_atom, const std::string& token, image_replier& reply) {
         auto rec = find_record(self, token);
