@@ -53,6 +53,7 @@ node_actors start_node(caf::actor_system& sys,
   sup.max_attempts = static_cast<uint32_t>(cfg.resize.max_attempts);
   sup.node = cl.node_name;
   sup.role = cl.role;
+  sup.decode_bytes_per_worker = cfg.resize.decode_bytes_per_worker;
   sup.store_timeout =
       2 * cfg.redis.store.command_timeout + cfg.redis.store.connect_timeout;
   node.supervisor = sys.spawn(supervisor, sup, node.status, node.agent, pool);

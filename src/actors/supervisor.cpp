@@ -2,6 +2,7 @@
 
 #include "actors/agent.hpp"
 
+#include <algorithm>
 #include <optional>
 #include <random>
 
@@ -10,6 +11,7 @@
 
 #include "common/log.hpp"
 #include "common/metrics.hpp"
+#include "imaging/pipeline.hpp"
 
 namespace resized::actors {
 
@@ -77,8 +79,11 @@ take(self_ptr self, const std::string& token, uint32_t attempt) {
     return std::nullopt;
   auto task = std::move(i->second);
   st.running.erase(i);
-  if (auto n = st.nodes.find(task.node); n != st.nodes.end())
+  if (auto n = st.nodes.find(task.node); n != st.nodes.end()) {
     --n->second.busy;
+    n->second.decoding -=
+        std::min(n->second.decoding, task.task.decode_bytes);
+  }
   return task;
 }
 
@@ -207,12 +212,26 @@ void on_error(self_ptr self, const std::string& token, uint32_t attempt,
   retry(self, std::move(*task), self->system().render(err));
 }
 
-// The node with the most free slots, or nullptr when all are full.
-state_type::node_entry* pick_node(self_ptr self, std::string& name) {
+// Whether `node` can start a task whose decode holds `decode_bytes` without
+// passing its memory budget. A node that runs nothing takes any task, so an
+// image larger than the whole budget still runs (alone).
+bool fits(const supervisor_config& cfg, const state_type::node_entry& node,
+          uint64_t decode_bytes) {
+  if (cfg.decode_bytes_per_worker == 0 || node.busy == 0)
+    return true;
+  auto budget = cfg.decode_bytes_per_worker * node.info.pool_size;
+  return node.decoding + decode_bytes <= budget;
+}
+
+// The node with the most free slots that can also hold `decode_bytes`, or
+// nullptr.
+state_type::node_entry* pick_node(self_ptr self, std::string& name,
+                                  uint64_t decode_bytes) {
+  auto& st = self->state;
   state_type::node_entry* best = nullptr;
   size_t best_free = 0;
-  for (auto& [key, node] : self->state.nodes) {
-    if (node.saturated)
+  for (auto& [key, node] : st.nodes) {
+    if (node.saturated || !fits(st.cfg, node, decode_bytes))
       continue;
     auto free =
         node.info.pool_size > node.busy ? node.info.pool_size - node.busy : 0;
@@ -228,19 +247,34 @@ state_type::node_entry* pick_node(self_ptr self, std::string& name) {
 // Slack past task_timeout before the supervisor gives up on an answer.
 constexpr std::chrono::milliseconds backstop{2000};
 
+// How far down the queue dispatch looks for a task that fits in memory.
+constexpr size_t skip_ahead = 16;
+
 void dispatch(self_ptr self) {
   auto& st = self->state;
   std::string name;
   // While draining, queued tasks stay queued: they are in Redis and the
   // next start (or another API node's recovery) runs them.
   while (!st.queue.empty() && !st.draining) {
-    auto* node = pick_node(self, name);
+    // The queue's head, unless no node has the memory for its decode now
+    // (a large progressive photo while another runs): then the first of the
+    // next few tasks that fits passes it. The head starts as soon as memory
+    // frees up, since whatever passes it has to fit beside what runs.
+    state_type::node_entry* node = nullptr;
+    auto pos = st.queue.begin();
+    for (size_t seen = 0; pos != st.queue.end() && seen < skip_ahead;
+         ++pos, ++seen) {
+      node = pick_node(self, name, pos->decode_bytes);
+      if (node != nullptr)
+        break;
+    }
     if (node == nullptr)
       return;
-    auto task = std::move(st.queue.front());
-    st.queue.pop_front();
+    auto task = std::move(*pos);
+    st.queue.erase(pos);
     st.queued_bytes -= job_of(task).input.size();
     ++node->busy;
+    node->decoding += task.decode_bytes;
     task.record.status = task_status::in_progress;
     task.record.started_at_ms = now_ms();
     task.record.node = name;
@@ -342,6 +376,10 @@ void recover(self_ptr self, std::vector<store::pending_task>& pending) {
     task.record.started_at_ms = 0;
     task.job = caf::make_message(resize_job{
         task.record.token, task.record.options, std::move(*p.input)});
+    const auto& input = job_of(task).input;
+    auto head = imaging::probe(input.data(), input.size(), imaging::limits{});
+    task.decode_bytes = head ? imaging::decode_estimate(*head, input.size())
+                             : input.size();
     st.queued_bytes += job_of(task).input.size();
     st.open.insert(task.record.token);
     st.queue.push_back(std::move(task));
@@ -488,6 +526,7 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
         task.record.options = req.options;
         task.record.input_bytes = size;
         task.record.submitted_at_ms = now_ms();
+        task.decode_bytes = req.decode_bytes;
         task.job = caf::make_message(
             resize_job{task.record.token, req.options, std::move(req.image)});
         // Reserve the queue slot now; the task enters the queue once Redis

@@ -45,6 +45,10 @@ struct supervisor_config {
   std::string node = "local"; // this node's name, recorded in task records
   std::string role = "standalone";
   std::chrono::milliseconds store_timeout{5000}; // accept / recover writes
+  /// Memory budget per resize worker of a node: a node starts a task only
+  /// while the decode estimates of its tasks in flight, this one included,
+  /// stay within pool size x this (or when it runs nothing). 0 = no budget.
+  uint64_t decode_bytes_per_worker = 64ull << 20;
 };
 
 struct supervisor_state {
@@ -53,6 +57,7 @@ struct supervisor_state {
     caf::message job; // holds a resize_job; shared, never copied
     uint32_t attempt = 0;
     std::string content; // content key ("" = none, e.g. recovered tasks)
+    uint64_t decode_bytes = 0; // imaging::decode_estimate of the input
   };
   struct in_flight {
     queued task;
@@ -63,6 +68,7 @@ struct supervisor_state {
     node_info info;
     std::string role; // "local" or "worker"
     size_t busy = 0;
+    uint64_t decoding = 0; // decode estimates of its tasks in flight
     uint64_t done = 0;
     uint64_t failed = 0;
     int64_t since_ms = 0;

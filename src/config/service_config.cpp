@@ -78,6 +78,10 @@ service_config::service_config() {
            "ms one resize may take before FAILURE (default 60000)")
       .add(resize_nice_, "nice",
            "lower CPU priority of resize threads, 0..19 (default 5)")
+      .add(resize_decode_bytes_per_worker_, "decode-bytes-per-worker",
+           "memory budget per resize worker: a node starts a task only while "
+           "the decode estimates of its tasks stay within pool-size x this; "
+           "0 = no budget (default 67108864)")
       .add(resize_max_attempts_, "max-attempts",
            "nodes a task is tried on before FAILURE worker_lost (default 3)");
   opt_group{custom_options_, "queue"}
@@ -322,6 +326,8 @@ std::vector<std::string> service_config::load(int argc, char** argv,
   c.range("resize.max-attempts", resize_max_attempts_, 1, 100,
           out.resize.max_attempts);
   c.range("resize.nice", resize_nice_, 0, 19, out.resize.nice);
+  c.range("resize.decode-bytes-per-worker", resize_decode_bytes_per_worker_, 0,
+          max_i64, out.resize.decode_bytes_per_worker);
 
   // An api node may run no local pool: workers join it.
   c.range("resize.pool-size", resize_pool_size_, cluster_role_ == "api" ? 0 : 1,

@@ -314,6 +314,10 @@ outcome<header> read_header(const void* data, size_t size, const limits& lim) {
   image_ptr img{raw};
   info.width = vips_image_get_width(img.get());
   info.height = vips_image_get_page_height(img.get());
+  int interlaced = 0;
+  if (vips_image_get_typeof(img.get(), "interlaced") != 0 &&
+      vips_image_get_int(img.get(), "interlaced", &interlaced) == 0)
+    info.progressive = interlaced != 0;
   if (vips_image_get_typeof(img.get(), VIPS_META_N_PAGES) != 0) {
     int pages = 1;
     if (vips_image_get_int(img.get(), VIPS_META_N_PAGES, &pages) == 0 &&
@@ -704,6 +708,14 @@ input_format sniff(const void* data, size_t size) {
         return input_format::heif;
   }
   return input_format::unknown;
+}
+
+uint64_t decode_estimate(const probe_info& info, size_t input_bytes) {
+  uint64_t bytes = input_bytes;
+  if (info.progressive)
+    bytes += 6ull * static_cast<uint64_t>(std::max(info.width, 0)) *
+             static_cast<uint64_t>(std::max(info.height, 0));
+  return bytes;
 }
 
 outcome<probe_info> probe(const void* data, size_t size, const limits& lim) {

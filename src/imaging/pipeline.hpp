@@ -40,7 +40,18 @@ struct probe_info {
   int width = 0;
   int height = 0;
   int pages = 1;
+  /// Progressive JPEG or interlaced PNG: the decoder holds the whole image
+  /// (JPEG: every DCT coefficient) however small the thumbnail.
+  bool progressive = false;
 };
+
+/// Roughly the memory one resize of this input holds at its peak: the input
+/// bytes, plus for a progressive input the whole image in the decoder,
+/// 6 bytes a pixel (JPEG coefficients of three full-size components).
+/// Measured alone per corpus photo (bench/RESULTS.md): 14.7 MP progressive
+/// +89 MiB, 9.2 MP progressive +75 MiB, 4.1 MP progressive +16-23 MiB,
+/// baseline JPEGs and PNGs +2-15 MiB.
+uint64_t decode_estimate(const probe_info& info, size_t input_bytes);
 
 /// Sniffs the format and reads the header (no pixel decode).
 /// Errors: unsupported_format (not an accepted format), corrupt_image

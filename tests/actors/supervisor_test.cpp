@@ -81,10 +81,11 @@ struct supervisor_fixture : test::actor_system_fixture {
   }
 
   outcome<std::string> submit(const caf::actor& sup, std::string image,
-                              imaging::resize_options opts = {}) {
+                              imaging::resize_options opts = {},
+                              uint64_t decode_bytes = 0) {
     test::answer<outcome<std::string>> ans;
     submit_request req{opts, std::move(image), imaging::input_format::jpeg,
-                       "test", ""}; // no content key: never shared
+                       "test", "", decode_bytes}; // no content key: unshared
     caf::anon_send(sup, submit_atom::value, std::move(req), ans.make());
     auto res = ans.wait();
     BOOST_REQUIRE(res.has_value());
@@ -382,6 +383,81 @@ BOOST_AUTO_TEST_CASE(a_task_losing_max_attempts_nodes_ends_worker_lost) {
   BOOST_TEST((last[token].status == task_status::failure));
   BOOST_TEST(last[token].error_code == "worker_lost");
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}
+
+namespace {
+
+// A node that holds every job until the test releases it (a message with
+// the token), and tells `observer` each token it receives, in order.
+struct held_jobs {
+  std::map<std::string, caf::response_promise> held;
+};
+
+caf::behavior holding_agent(caf::stateful_actor<held_jobs>* self,
+                            caf::actor observer) {
+  return {
+      [=](const resize_job& job) {
+        auto promise = self->make_response_promise();
+        self->state.held.emplace(job.token, promise);
+        self->send(observer, job.token);
+        return promise;
+      },
+      [=](const std::string& token) {
+        auto i = self->state.held.find(token);
+        if (i == self->state.held.end())
+          return;
+        resize_done done;
+        done.token = token;
+        done.ok = true;
+        done.output = "out";
+        done.width = done.height = 1;
+        done.etag = "e";
+        done.node = "held";
+        i->second.deliver(done);
+        self->state.held.erase(i);
+      },
+  };
+}
+
+} // namespace
+
+// Memory budget (resize.decode-bytes-per-worker): a node of pool 2 with
+// 100 bytes per worker holds decodes of at most 200 bytes at once. A second
+// large task waits while the first runs; a small one behind it passes; the
+// large one starts when the first ends; a task larger than the whole budget
+// runs alone.
+BOOST_AUTO_TEST_CASE(large_decodes_wait_for_memory_and_small_ones_pass) {
+  supervisor_config cfg;
+  cfg.decode_bytes_per_worker = 100;
+  auto sup = start(cfg, 0);
+  caf::scoped_actor dispatched{sys};
+  auto node = sys.spawn(holding_agent, caf::actor_cast<caf::actor>(dispatched));
+  join(sup, node, "held", 2);
+  auto next = [&](std::chrono::milliseconds within) {
+    std::string token;
+    dispatched->receive([&](std::string& t) { token = t; },
+                        caf::after(within) >> [] {});
+    return token;
+  };
+  auto big1 = submit(sup, "a", {}, 150).value();
+  BOOST_TEST(next(10s) == big1);
+  auto big2 = submit(sup, "b", {}, 150).value();
+  auto small = submit(sup, "c", {}, 10).value();
+  BOOST_TEST(next(10s) == small);
+  // big2 stays queued while big1 runs (a bounded wait for nothing).
+  BOOST_TEST(next(300ms).empty());
+  caf::anon_send(node, big1);
+  BOOST_TEST(next(10s) == big2);
+  caf::anon_send(node, small);
+  caf::anon_send(node, big2);
+  run_until_final({big1, big2, small});
+  auto huge = submit(sup, "d", {}, 1000).value();
+  BOOST_TEST(next(10s) == huge);
+  caf::anon_send(node, huge);
+  run_until_final({huge});
+  BOOST_TEST((last[huge].status == task_status::success));
+  for (auto* x : {&sup, &node})
+    caf::anon_send_exit(*x, caf::exit_reason::user_shutdown);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

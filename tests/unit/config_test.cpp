@@ -121,6 +121,7 @@ BOOST_AUTO_TEST_CASE(defaults_without_arguments) {
   BOOST_TEST(s.resize.pool_size == 2);
   BOOST_TEST(s.resize.vips_concurrency == 1);
   BOOST_TEST(s.resize.task_timeout.count() == 60000);
+  BOOST_TEST(s.resize.decode_bytes_per_worker == 64ull << 20);
   BOOST_TEST(s.queue.capacity == 256u);
   BOOST_TEST(s.queue.max_bytes == 256ull << 20);
   BOOST_TEST(s.status.cache_entries == 10000u);
@@ -205,6 +206,8 @@ BOOST_AUTO_TEST_CASE(invalid_values_name_their_key) {
   expect_rejected("--http.reply-timeout-ms=30000", "http.reply-timeout-ms");
   expect_rejected("--memory.arenas=-1", "memory.arenas");
   expect_rejected("--http.read-buffer-bytes=100", "http.read-buffer-bytes");
+  expect_rejected("--resize.decode-bytes-per-worker=-1",
+                  "resize.decode-bytes-per-worker");
   expect_rejected("--http.max-poll-wait=-1", "http.max-poll-wait");
   // 26 s + 5 s reply-timeout would outlive the 30 s handle-timeout.
   expect_rejected("--http.max-poll-wait=26", "http.max-poll-wait");

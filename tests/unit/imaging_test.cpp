@@ -444,6 +444,28 @@ BOOST_AUTO_TEST_CASE(probe_reads_dimensions) {
   BOOST_TEST(pinfo->height == 20);
 }
 
+// Progressive JPEGs and interlaced PNGs are flagged: their decoders hold the
+// whole image, and decode_estimate (the supervisor's memory budget) counts
+// 6 bytes a pixel for them on top of the input; others only the input.
+BOOST_AUTO_TEST_CASE(probe_flags_progressive_inputs_for_the_memory_budget) {
+  auto img = photo_like(320, 200);
+  auto baseline = save(img.get(), ".jpg[Q=90]");
+  auto progressive = save(img.get(), ".jpg[Q=90,interlace]");
+  auto png = save(img.get(), ".png");
+  auto adam7 = save(img.get(), ".png[interlace]");
+  for (auto* bytes : {&baseline, &progressive, &png, &adam7}) {
+    bool expect = bytes == &progressive || bytes == &adam7;
+    BOOST_TEST_CONTEXT("progressive expected: " << expect) {
+      auto info = probe(bytes->data(), bytes->size(), limits{});
+      BOOST_REQUIRE(info.ok());
+      BOOST_TEST(info->progressive == expect);
+      auto estimate = decode_estimate(*info, bytes->size());
+      BOOST_TEST(estimate ==
+                 bytes->size() + (expect ? 6u * 320u * 200u : 0u));
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(probe_counts_gif_frames) {
   auto gif = two_frame_gif();
   auto info = probe(gif.data(), gif.size(), limits{});
