@@ -48,7 +48,7 @@ struct supervisor_config {
   /// Memory budget per resize worker of a node: a node starts a task only
   /// while the decode estimates of its tasks in flight, this one included,
   /// stay within pool size x this (or when it runs nothing). 0 = no budget.
-  uint64_t decode_bytes_per_worker = 64ull << 20;
+  uint64_t decode_bytes_per_worker = 256ull << 20;
 };
 
 struct supervisor_state {

@@ -81,7 +81,7 @@ service_config::service_config() {
       .add(resize_decode_bytes_per_worker_, "decode-bytes-per-worker",
            "memory budget per resize worker: a node starts a task only while "
            "the decode estimates of its tasks stay within pool-size x this; "
-           "0 = no budget (default 67108864)")
+           "0 = no budget (default 268435456)")
       .add(resize_max_attempts_, "max-attempts",
            "nodes a task is tried on before FAILURE worker_lost (default 3)");
   opt_group{custom_options_, "queue"}

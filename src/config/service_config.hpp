@@ -57,7 +57,7 @@ private:
   int64_t cluster_reconnect_max_ms_ = 5000;
   int64_t resize_max_attempts_ = 3;
   int64_t resize_nice_ = 5;
-  int64_t resize_decode_bytes_per_worker_ = 64ll << 20;
+  int64_t resize_decode_bytes_per_worker_ = 256ll << 20;
   int64_t resize_pool_size_ = 2;
   int64_t resize_vips_concurrency_ = 1;
   int64_t resize_task_timeout_ms_ = 60000;

@@ -48,7 +48,7 @@ struct resize_settings {
   std::chrono::milliseconds task_timeout{60000}; // resize.task-timeout-ms
   int max_attempts = 3; // resize.max-attempts: nodes tried per task
   int nice = 5;         // resize.nice: resize threads' lower priority
-  uint64_t decode_bytes_per_worker = 64ull << 20; // resize.decode-bytes-per-
+  uint64_t decode_bytes_per_worker = 256ull << 20; // resize.decode-bytes-per-
       // worker: a node starts a task only while the decode estimates of its
       // tasks in flight stay within pool-size x this (0 = no budget)
 };

@@ -121,7 +121,7 @@ BOOST_AUTO_TEST_CASE(defaults_without_arguments) {
   BOOST_TEST(s.resize.pool_size == 2);
   BOOST_TEST(s.resize.vips_concurrency == 1);
   BOOST_TEST(s.resize.task_timeout.count() == 60000);
-  BOOST_TEST(s.resize.decode_bytes_per_worker == 64ull << 20);
+  BOOST_TEST(s.resize.decode_bytes_per_worker == 256ull << 20);
   BOOST_TEST(s.queue.capacity == 256u);
   BOOST_TEST(s.queue.max_bytes == 256ull << 20);
   BOOST_TEST(s.status.cache_entries == 10000u);
