@@ -95,6 +95,7 @@ void answer_waiters(status_actor_type* self, const task_record& rec) {
     w.reply(rec);
   st.waiter_count -= i->second.size();
   st.waiters.erase(i);
+  metrics::long_polls_held(st.waiter_count);
 }
 
 // Keeps the bookkeeping of tasks this node runs and wakes their waiters
@@ -215,6 +216,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         auto held = std::move(st.waiters);
         st.waiters.clear();
         st.waiter_count = 0;
+        metrics::long_polls_held(0);
         for (auto& [token, list] : held) {
           auto res = find_record(self, token);
           for (auto& w : list)
@@ -243,6 +245,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         auto deadline = now_ms() + wait_ms;
         st.waiters[token].push_back({id, deadline, std::move(reply)});
         ++st.waiter_count;
+        metrics::long_polls_held(st.waiter_count);
         schedule_wake(self, token, id, deadline);
       },
       [=](wake_atom, const std::string& token, uint64_t id) {
@@ -280,6 +283,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         auto reply = std::move(w->reply);
         list.erase(w);
         --st.waiter_count;
+        metrics::long_polls_held(st.waiter_count);
         if (list.empty())
           st.waiters.erase(i);
         answer_lookup(token, find_record(self, token), reply);

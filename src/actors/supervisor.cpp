@@ -268,6 +268,11 @@ void dispatch(self_ptr self) {
       if (node != nullptr)
         break;
     }
+    if (pos != st.queue.begin() || node == nullptr) {
+      std::string any;
+      if (pick_node(self, any, 0) != nullptr) // a slot is free: memory waits
+        metrics::decode_budget_wait();
+    }
     if (node == nullptr)
       return;
     auto task = std::move(*pos);

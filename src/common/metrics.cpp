@@ -364,6 +364,8 @@ struct service_metrics {
   counter& input_bytes;
   counter& output_bytes;
   counter& redis_errors;
+  gauge& long_polls;
+  counter& memory_waits;
 
   explicit service_metrics(registry& r)
       : reg(r),
@@ -407,6 +409,14 @@ struct service_metrics {
                          .unlabelled()),
         redis_errors(r.counters("resized_redis_errors_total",
                                 "Redis commands or connections that failed.")
+                         .unlabelled()),
+        long_polls(r.gauges("resized_long_polls",
+                            "Status long polls (?wait=) held right now.")
+                       .unlabelled()),
+        memory_waits(r.counters("resized_decode_budget_waits_total",
+                                "Times the queue's head had to wait because "
+                                "no node had the decode memory for it "
+                                "(resize.decode-bytes-per-worker).")
                          .unlabelled()) {}
 };
 
@@ -452,6 +462,14 @@ void task_finished(std::string_view status, double queue_s, double decode_s,
 
 void redis_error() {
   service().redis_errors.inc();
+}
+
+void long_polls_held(size_t n) {
+  service().long_polls.set(static_cast<double>(n));
+}
+
+void decode_budget_wait() {
+  service().memory_waits.inc();
 }
 
 void http_request(std::string_view route, int code, double seconds) {

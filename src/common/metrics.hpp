@@ -240,6 +240,13 @@ void task_finished(std::string_view status, double queue_s, double decode_s,
 /// A Redis command or connection failed: resized_redis_errors_total.
 void redis_error();
 
+/// Status long polls held now: resized_long_polls.
+void long_polls_held(size_t n);
+
+/// The queue's head could not start for lack of decode memory on every node:
+/// resized_decode_budget_waits_total.
+void decode_budget_wait();
+
 /// One HTTP request answered: resized_http_requests_total{route,code},
 /// resized_http_request_duration_seconds{route}. `route` is a route
 /// template ("/api/v1/resize/:token"), never a raw path.

@@ -7,6 +7,7 @@
 #include "actor_fixture.hpp"
 #include "actors/agent.hpp"
 #include "actors/supervisor.hpp"
+#include "common/metrics.hpp"
 
 using namespace resized;
 using namespace resized::actors;
@@ -444,8 +445,11 @@ BOOST_AUTO_TEST_CASE(large_decodes_wait_for_memory_and_small_ones_pass) {
   auto big2 = submit(sup, "b", {}, 150).value();
   auto small = submit(sup, "c", {}, 10).value();
   BOOST_TEST(next(10s) == small);
-  // big2 stays queued while big1 runs (a bounded wait for nothing).
+  // big2 stays queued while big1 runs (a bounded wait for nothing), and
+  // the wait is counted.
   BOOST_TEST(next(300ms).empty());
+  BOOST_TEST(metrics::global().text().find(
+                 "resized_decode_budget_waits_total 0\n") == std::string::npos);
   caf::anon_send(node, big1);
   BOOST_TEST(next(10s) == big2);
   caf::anon_send(node, small);

@@ -158,6 +158,8 @@ BOOST_AUTO_TEST_CASE(service_metrics_are_registered_before_use) {
   }
   task_finished("SUCCESS", 0.01, 0.02, 0.03, 0.04, 0.1, 1000, 100);
   task_finished("FAILURE", 0.01, -1, -1, -1, 0.02, 500, 0);
+  long_polls_held(3);
+  decode_budget_wait();
   http_request("/healthz", 200, 0.0001);
   redis_error();
   text = global().text();
@@ -172,6 +174,10 @@ BOOST_AUTO_TEST_CASE(service_metrics_are_registered_before_use) {
   BOOST_TEST(text.find("resized_input_bytes_total 1500\n") !=
              std::string::npos);
   BOOST_TEST(text.find("resized_output_bytes_total 100\n") !=
+             std::string::npos);
+  BOOST_TEST(text.find("# TYPE resized_long_polls gauge\nresized_long_polls "
+                       "3\n") != std::string::npos);
+  BOOST_TEST(text.find("resized_decode_budget_waits_total 1\n") !=
              std::string::npos);
   BOOST_TEST(text.find("resized_redis_errors_total 1\n") != std::string::npos);
   BOOST_TEST(text.find("resized_http_requests_total{route=\"/healthz\","
