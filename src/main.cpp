@@ -118,7 +118,8 @@ int main(int argc, char** argv) {
               log::quote("malloc refused memory.heap-top-bytes"),
               cfg.memory.heap_top_bytes);
   if (!memory::set_mmap_threshold(cfg.memory.mmap_threshold))
-    log::warn("msg={} bytes={}", log::quote("malloc refused memory.mmap-threshold"),
+    log::warn("msg={} bytes={}",
+              log::quote("malloc refused memory.mmap-threshold"),
               cfg.memory.mmap_threshold);
   if (!memory::limit_arenas(cfg.memory.arenas))
     log::warn("msg={} arenas={}", log::quote("malloc refused memory.arenas"),

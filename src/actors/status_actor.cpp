@@ -83,7 +83,7 @@ void answer_lookup(const std::string& token,
     reply(std::move(*found.value()));
 }
 
-// -- long polls ------------------------------------------------------------------
+// -- long polls ---------------------------------------------------------------
 
 // Answers and forgets every waiter of `token` with `rec`.
 void answer_waiters(status_actor_type* self, const task_record& rec) {
@@ -269,8 +269,8 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         if (!fresh)
           count_redis_error(self);
         else if (fresh.value())
-          st.records.put(token, {*fresh.value(),
-                                 now_ms() + st.ttl.count() * 1000});
+          st.records.put(token,
+                         {*fresh.value(), now_ms() + st.ttl.count() * 1000});
         if (fresh && fresh.value() && is_final(fresh.value()->status)) {
           answer_waiters(self, *fresh.value());
           return;

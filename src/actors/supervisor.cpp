@@ -81,8 +81,7 @@ take(self_ptr self, const std::string& token, uint32_t attempt) {
   st.running.erase(i);
   if (auto n = st.nodes.find(task.node); n != st.nodes.end()) {
     --n->second.busy;
-    n->second.decoding -=
-        std::min(n->second.decoding, task.task.decode_bytes);
+    n->second.decoding -= std::min(n->second.decoding, task.task.decode_bytes);
   }
   return task;
 }
@@ -383,8 +382,8 @@ void recover(self_ptr self, std::vector<store::pending_task>& pending) {
         task.record.token, task.record.options, std::move(*p.input)});
     const auto& input = job_of(task).input;
     auto head = imaging::probe(input.data(), input.size(), imaging::limits{});
-    task.decode_bytes = head ? imaging::decode_estimate(*head, input.size())
-                             : input.size();
+    task.decode_bytes =
+        head ? imaging::decode_estimate(*head, input.size()) : input.size();
     st.queued_bytes += job_of(task).input.size();
     st.open.insert(task.record.token);
     st.queue.push_back(std::move(task));

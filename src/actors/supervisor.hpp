@@ -56,7 +56,7 @@ struct supervisor_state {
     task_record record;
     caf::message job; // holds a resize_job; shared, never copied
     uint32_t attempt = 0;
-    std::string content; // content key ("" = none, e.g. recovered tasks)
+    std::string content;       // content key ("" = none, e.g. recovered tasks)
     uint64_t decode_bytes = 0; // imaging::decode_estimate of the input
   };
   struct in_flight {

@@ -32,8 +32,7 @@ bool release_free_memory() {
 }
 
 trimmer::trimmer(std::chrono::milliseconds interval, uint64_t threshold)
-  : interval_(interval), threshold_(threshold), thread_([this] { run(); }) {
-}
+    : interval_(interval), threshold_(threshold), thread_([this] { run(); }) {}
 
 trimmer::~trimmer() {
   {

@@ -60,8 +60,8 @@ struct submit_request {
   imaging::resize_options options;
   std::string image;
   imaging::input_format format = imaging::input_format::unknown;
-  std::string request_id;  // for logs
-  std::string content_key; // common/content_key.hpp: same key, same result
+  std::string request_id;    // for logs
+  std::string content_key;   // common/content_key.hpp: same key, same result
   uint64_t decode_bytes = 0; // imaging::decode_estimate: memory its resize
                              // holds at its peak (0 = unknown)
 };

@@ -15,14 +15,14 @@
 namespace resized::config {
 
 struct http_settings {
-  std::string address = "0.0.0.0"; // http.address: listen address
-  uint16_t port = 5000;            // http.port
-  std::string public_url;          // http.public-url: "" = relative URLs
-  size_t io_threads = 2;           // http.io-threads: RESTinio asio threads
-  size_t max_connections = 1024;   // http.max-connections: parallel sockets
-  size_t max_url_bytes = 8192;     // http.max-url-bytes
-  size_t max_header_bytes = 16384; // http.max-header-bytes: per field value
-  size_t max_header_count = 100;   // http.max-header-count
+  std::string address = "0.0.0.0";  // http.address: listen address
+  uint16_t port = 5000;             // http.port
+  std::string public_url;           // http.public-url: "" = relative URLs
+  size_t io_threads = 2;            // http.io-threads: RESTinio asio threads
+  size_t max_connections = 1024;    // http.max-connections: parallel sockets
+  size_t max_url_bytes = 8192;      // http.max-url-bytes
+  size_t max_header_bytes = 16384;  // http.max-header-bytes: per field value
+  size_t max_header_count = 100;    // http.max-header-count
   size_t read_buffer_bytes = 65536; // http.read-buffer-bytes: per connection;
                                     // bodies arrive in reads of this size
   std::chrono::seconds read_timeout{30};   // http.read-timeout: slow clients
@@ -31,7 +31,7 @@ struct http_settings {
                                            // closed if no answer by then
   std::chrono::milliseconds reply_timeout{5000}; // http.reply-timeout: actors
                                                  // answer 504 past this
-  int retry_after = 2; // http.retry-after: seconds, on 503
+  int retry_after = 2;                    // http.retry-after: seconds, on 503
   std::chrono::seconds max_poll_wait{20}; // http.max-poll-wait: longest
                                           // ?wait= of a status long poll
 };
@@ -48,9 +48,10 @@ struct resize_settings {
   std::chrono::milliseconds task_timeout{60000}; // resize.task-timeout-ms
   int max_attempts = 3; // resize.max-attempts: nodes tried per task
   int nice = 5;         // resize.nice: resize threads' lower priority
-  uint64_t decode_bytes_per_worker = 256ull << 20; // resize.decode-bytes-per-
-      // worker: a node starts a task only while the decode estimates of its
-      // tasks in flight stay within pool-size x this (0 = no budget)
+  // resize.decode-bytes-per-worker: a node starts a task only while the
+  // decode estimates of its tasks in flight stay within pool-size x this
+  // (0 = no budget)
+  uint64_t decode_bytes_per_worker = 256ull << 20;
 };
 
 struct queue_settings {
@@ -70,9 +71,9 @@ struct memory_settings {
                                                  // 0 = never trim
   uint64_t trim_threshold = 16ull << 20; // memory.trim-threshold: free heap
                                          // bytes before a trim is worth it
-  size_t mmap_threshold = 8u << 20; // memory.mmap-threshold: allocations this
-                                    // big are mapped, and unmapped when freed
-                                    // (0 = glibc's dynamic threshold)
+  size_t mmap_threshold = 8u << 20;  // memory.mmap-threshold: allocations this
+                                     // big are mapped, and unmapped when freed
+                                     // (0 = glibc's dynamic threshold)
   size_t heap_top_bytes = 16u << 20; // memory.heap-top-bytes: free bytes at
                                      // a heap's top that free() keeps
 };

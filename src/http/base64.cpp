@@ -37,8 +37,8 @@ constexpr std::array<uint32_t, 256> make_shifted(int shift) {
   std::array<uint32_t, 256> t{};
   auto plain = make_table();
   for (size_t c = 0; c < 256; ++c)
-    t[c] = plain[c] < 64 ? static_cast<uint32_t>(plain[c]) << shift
-                         : not_alphabet;
+    t[c] =
+        plain[c] < 64 ? static_cast<uint32_t>(plain[c]) << shift : not_alphabet;
   return t;
 }
 

@@ -250,9 +250,9 @@ decode_poll_wait(const std::optional<std::string>& wait,
   auto res = std::from_chars(first, last, secs);
   if (wait->empty() || res.ec != std::errc{} || res.ptr != last || secs < 0 ||
       secs > max.count())
-    return bad_option(fmt::format(
-        "wait must be whole seconds in 0..{} (got '{}')", max.count(),
-        excerpt(*wait)));
+    return bad_option(
+        fmt::format("wait must be whole seconds in 0..{} (got '{}')",
+                    max.count(), excerpt(*wait)));
   return std::chrono::milliseconds{secs * 1000};
 }
 

@@ -361,9 +361,9 @@ struct server::impl {
     // Hashed here, on the io threads, so the supervisor's one thread never
     // reads megabytes.
     auto key = content_key(image, opts.value());
-    auto decode_bytes = imaging::decode_estimate(*probe, image.size());
     submit_request sub{opts.value(), std::move(image), probe->format, ctx.id,
-                       std::move(key), decode_bytes};
+                       std::move(key)};
+    sub.decode_bytes = imaging::decode_estimate(*probe, sub.image.size());
     api.submit(std::move(sub),
                make_replier<outcome<std::string>>(
                    ctx, [this](const request_ctx& ctx, std::string token) {
