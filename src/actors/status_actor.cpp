@@ -9,6 +9,11 @@ namespace resized::actors {
 
 namespace {
 
+// When an entry cached now expires: the result TTL, as in Redis.
+int64_t expiry(const status_state& st) {
+  return now_ms() + st.ttl.count() * 1000;
+}
+
 void count_redis_error(status_actor_type* self) {
   ++self->state.redis_errors;
   metrics::redis_error();
@@ -43,7 +48,7 @@ outcome<std::optional<task_record>> find_record(status_actor_type* self,
   if (res.value()) {
     // Remaining TTL is not read back: cache it for at most the full TTL,
     // Redis stays the authority once the entry is evicted.
-    auto expires = now_ms() + st.ttl.count() * 1000;
+    auto expires = expiry(st);
     st.records.put(token, {*res.value(), expires});
   }
   return std::move(res).value();
@@ -65,8 +70,7 @@ find_image(status_actor_type* self, const std::string& token) {
   if (!img.value())
     return result{};
   auto bytes = std::make_shared<const std::string>(std::move(*img.value()));
-  st.images.put(token, {bytes, now_ms() + st.ttl.count() * 1000},
-                bytes->size());
+  st.images.put(token, {bytes, expiry(st)}, bytes->size());
   return result{std::move(bytes)};
 }
 
@@ -151,8 +155,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         }
         record_written(self, rec);
         auto token = rec.token;
-        st.records.put(token,
-                       {std::move(rec), now_ms() + st.ttl.count() * 1000});
+        st.records.put(token, {std::move(rec), expiry(st)});
         return true;
       },
       [=](recover_atom) -> caf::result<std::vector<store::pending_task>> {
@@ -165,7 +168,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
       },
       [=](update_atom, task_record& rec) {
         auto& st = self->state;
-        auto expires = now_ms() + st.ttl.count() * 1000;
+        auto expires = expiry(st);
         if (auto res = st.store->put_record(rec, st.ttl, st.node); !res)
           note_store_error(self, "put_record", rec.token, res.error());
         record_written(self, rec);
@@ -174,7 +177,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
       },
       [=](result_atom, task_record& rec, std::string& bytes) {
         auto& st = self->state;
-        auto expires = now_ms() + st.ttl.count() * 1000;
+        auto expires = expiry(st);
         if (auto res = st.store->put_result(rec, bytes, st.ttl, st.node); !res)
           note_store_error(self, "put_result", rec.token, res.error());
         auto token = rec.token;
@@ -203,7 +206,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
           note_store_error(self, "put_result", rec.token, res.error());
           return false;
         }
-        auto expires = now_ms() + st.ttl.count() * 1000;
+        auto expires = expiry(st);
         st.images.put(rec.token, {bytes, expires}, bytes->size());
         record_written(self, rec);
         auto token = rec.token;
@@ -269,8 +272,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         if (!fresh)
           count_redis_error(self);
         else if (fresh.value())
-          st.records.put(token,
-                         {*fresh.value(), now_ms() + st.ttl.count() * 1000});
+          st.records.put(token, {*fresh.value(), expiry(st)});
         if (fresh && fresh.value() && is_final(fresh.value()->status)) {
           answer_waiters(self, *fresh.value());
           return;

@@ -42,6 +42,13 @@ failure bad_option(std::string message) {
   return failure{error_code::invalid_option, std::move(message)};
 }
 
+// A whole decimal integer (optional '-', digits, nothing else).
+bool parse_integer(std::string_view text, int64_t& out) {
+  auto* last = text.data() + text.size();
+  auto res = std::from_chars(text.data(), last, out);
+  return !text.empty() && res.ec == std::errc{} && res.ptr == last;
+}
+
 } // namespace
 
 body_kind classify_content_type(std::string_view content_type) {
@@ -208,10 +215,7 @@ outcome<option_values> decode_query_options(
   auto integer = [](const std::string& name, const std::string& value,
                     std::optional<int64_t>& dst) -> std::optional<failure> {
     int64_t x = 0;
-    auto* first = value.data();
-    auto* last = value.data() + value.size();
-    auto res = std::from_chars(first, last, x);
-    if (value.empty() || res.ec != std::errc{} || res.ptr != last)
+    if (!parse_integer(value, x))
       return bad_option(fmt::format("{} must be an integer (got '{}')", name,
                                     excerpt(value)));
     dst = x;
@@ -245,11 +249,7 @@ decode_poll_wait(const std::optional<std::string>& wait,
   if (!wait)
     return std::chrono::milliseconds{0};
   int64_t secs = -1;
-  auto* first = wait->data();
-  auto* last = wait->data() + wait->size();
-  auto res = std::from_chars(first, last, secs);
-  if (wait->empty() || res.ec != std::errc{} || res.ptr != last || secs < 0 ||
-      secs > max.count())
+  if (!parse_integer(*wait, secs) || secs < 0 || secs > max.count())
     return bad_option(
         fmt::format("wait must be whole seconds in 0..{} (got '{}')",
                     max.count(), excerpt(*wait)));

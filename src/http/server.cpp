@@ -257,8 +257,9 @@ struct server::impl {
         extra);
   }
 
-  // ?wait=<seconds> of a status poll (long poll), 0 without it.
-  outcome<std::chrono::milliseconds> poll_wait(const req_handle& req) {
+  // The query string's parameters, in order (invalid_option if malformed).
+  static outcome<std::vector<std::pair<std::string, std::string>>>
+  query_params(const req_handle& req) {
     auto parsed = restinio::try_parse_query<
         restinio::parse_query_traits::javascript_compatible>(
         req->header().query());
@@ -266,10 +267,23 @@ struct server::impl {
       return failure{error_code::invalid_option,
                      "query string is malformed: " +
                          parsed.error().description()};
+    std::vector<std::pair<std::string, std::string>> params;
+    for (const auto& [name, value] : *parsed)
+      params.emplace_back(std::string{name.data(), name.size()},
+                          std::string{value.data(), value.size()});
+    return params;
+  }
+
+  // ?wait=<seconds> of a status poll (long poll), 0 without it. Other
+  // parameters are ignored, as before the long poll existed.
+  outcome<std::chrono::milliseconds> poll_wait(const req_handle& req) {
+    auto params = query_params(req);
+    if (!params)
+      return std::move(params).error();
     std::optional<std::string> wait;
-    if (parsed->has("wait"))
-      wait = std::string{parsed->get_param("wait")->data(),
-                         parsed->get_param("wait")->size()};
+    for (auto& [name, value] : params.value())
+      if (name == "wait" && !wait)
+        wait = std::move(value);
     return decode_poll_wait(wait, cfg.http.max_poll_wait);
   }
 
@@ -326,18 +340,10 @@ struct server::impl {
       given = std::move(dec->options);
       image = std::move(dec->image);
     } else {
-      std::vector<std::pair<std::string, std::string>> params;
-      auto parsed = restinio::try_parse_query<
-          restinio::parse_query_traits::javascript_compatible>(
-          req->header().query());
-      if (!parsed)
-        return reject(ctx, {error_code::invalid_option,
-                            "query string is malformed: " +
-                                parsed.error().description()});
-      for (const auto& [name, value] : *parsed)
-        params.emplace_back(std::string{name.data(), name.size()},
-                            std::string{value.data(), value.size()});
-      auto opts = decode_query_options(params);
+      auto params = query_params(req);
+      if (!params)
+        return reject(ctx, params.error());
+      auto opts = decode_query_options(params.value());
       if (!opts)
         return reject(ctx, opts.error());
       given = std::move(opts.value());
