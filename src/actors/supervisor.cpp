@@ -222,6 +222,14 @@ bool fits(const supervisor_config& cfg, const state_type::node_entry& node,
   return node.decoding + decode_bytes <= budget;
 }
 
+// Whether some node could take a task at all (memory aside).
+bool has_free_slot(self_ptr self) {
+  for (auto& [key, node] : self->state.nodes)
+    if (!node.saturated && node.busy < node.info.pool_size)
+      return true;
+  return false;
+}
+
 // The node with the most free slots that can also hold `decode_bytes`, or
 // nullptr.
 state_type::node_entry* pick_node(self_ptr self, std::string& name,
@@ -254,7 +262,7 @@ void dispatch(self_ptr self) {
   std::string name;
   // While draining, queued tasks stay queued: they are in Redis and the
   // next start (or another API node's recovery) runs them.
-  while (!st.queue.empty() && !st.draining) {
+  while (!st.queue.empty() && !st.draining && has_free_slot(self)) {
     // The queue's head, unless no node has the memory for its decode now
     // (a large progressive photo while another runs): then the first of the
     // next few tasks that fits passes it. The head starts as soon as memory
@@ -267,11 +275,8 @@ void dispatch(self_ptr self) {
       if (node != nullptr)
         break;
     }
-    if (pos != st.queue.begin() || node == nullptr) {
-      std::string any;
-      if (pick_node(self, any, 0) != nullptr) // a slot is free: memory waits
-        metrics::decode_budget_wait();
-    }
+    if (pos != st.queue.begin() || node == nullptr)
+      metrics::decode_budget_wait(); // a slot is free, the head's memory not
     if (node == nullptr)
       return;
     auto task = std::move(*pos);
