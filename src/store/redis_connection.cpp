@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <csignal>
 #include <ctime>
 #include <pthread.h>
 #include <sys/socket.h>
@@ -25,7 +25,8 @@ timeval to_timeval(std::chrono::milliseconds ms) {
   return tv;
 }
 
-/// hiredis 0.14 writes with write(2): a write to a socket the peer has
+/// hiredis 0.14 writes with write(2) (here: the connect handshake, AUTH and
+/// SELECT; commands go through send_frames): a write to a socket the peer has
 /// reset raises SIGPIPE, which kills the process unless someone ignores it.
 /// A library must not change the process' dispositions, so (as libpq does)
 /// block SIGPIPE on this thread for the duration of the I/O and swallow one
@@ -121,9 +122,9 @@ int send_frames(int fd, const std::vector<command>& cmds) {
   std::vector<iovec> iov;
   iov.reserve(pieces.size());
   for (const auto& p : pieces)
-    iov.push_back({const_cast<char*>(p.external ? p.external
-                                                : framing.data() + p.offset),
-                   p.size});
+    iov.push_back(
+        {const_cast<char*>(p.external ? p.external : framing.data() + p.offset),
+         p.size});
   size_t first = 0;
   while (first < iov.size()) {
     msghdr msg{};
@@ -235,8 +236,7 @@ redis_connection::exchange(const std::vector<command>& cmds,
       return io_result::timed_out;
     // Reported like hiredis' own I/O errors (see drop()).
     ctx_->err = REDIS_ERR_IO;
-    std::snprintf(ctx_->errstr, sizeof(ctx_->errstr), "%s",
-                  std::strerror(err));
+    std::snprintf(ctx_->errstr, sizeof(ctx_->errstr), "%s", std::strerror(err));
     return io_result::failed;
   }
   // hiredis' output buffer is empty: redisGetReply only reads.
@@ -260,11 +260,9 @@ redis_connection::run(const std::vector<command>& cmds) {
     if (!connect())
       return last_error_;
     std::vector<reply_ptr> replies;
-    io_result result;
-    {
-      sigpipe_guard guard;
-      result = exchange(cmds, replies);
-    }
+    // No SIGPIPE here: commands go out with send_frames (MSG_NOSIGNAL),
+    // hiredis only reads.
+    auto result = exchange(cmds, replies);
     if (result == io_result::ok)
       return replies;
     if (result == io_result::timed_out) {
