@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -479,14 +478,13 @@ BOOST_AUTO_TEST_CASE(probe_counts_gif_frames) {
 BOOST_AUTO_TEST_CASE(probe_rejects_pixel_bomb_from_header) {
   auto png = bomb_png(50000, 50000);
   BOOST_TEST(png.size() < 100u);
-  auto start = std::chrono::steady_clock::now();
+  // A probe that decoded pixels would need 7.5 GB here and never return
+  // within ctest's timeout; the answer comes from the header alone.
   auto info = probe(png.data(), png.size(), limits{});
-  auto took = std::chrono::steady_clock::now() - start;
   BOOST_REQUIRE(!info.ok());
   BOOST_TEST(info.error().code == error_code::image_too_large);
   BOOST_TEST(info.error().message ==
              "image is 50000x50000 = 2500.0 MP, limit is 50.0 MP");
-  BOOST_TEST(std::chrono::duration<double>(took).count() < 0.5);
 
   // resize stops at the same check, before any pixel is decoded
   require_error(run(png, opts_of(100, 100)), error_code::image_too_large);
@@ -594,14 +592,17 @@ BOOST_AUTO_TEST_CASE(tiny_and_extreme_inputs) {
   require_output(run(one, opts_of(100, 100, fit_mode::fit)), 100, 100,
                  output_format::jpeg);
 
-  // fill cuts the centre before enlarging: no 2000000x100 intermediate
+  // fill cuts the centre before enlarging: no 2000000x100 intermediate.
+  // libvips counts every pixel buffer it allocates; one strip of such an
+  // intermediate (2000000 x 16 rows x 3 bands) would be 96 MB, the crop
+  // first keeps the whole run to a few.
   auto strip = solid_png(20000, 1);
-  auto start = std::chrono::steady_clock::now();
   require_output(run(strip, opts_of(100, 100)), 100, 100, output_format::jpeg);
   auto tall = solid_png(1, 20000);
   require_output(run(tall, opts_of(100, 100)), 100, 100, output_format::jpeg);
-  auto took = std::chrono::steady_clock::now() - start;
-  BOOST_TEST(std::chrono::duration<double>(took).count() < 1.0);
+  BOOST_TEST_MESSAGE("libvips memory high-water mark: "
+                     << vips_tracked_get_mem_highwater() << " bytes");
+  BOOST_TEST(vips_tracked_get_mem_highwater() < 32u * 1024 * 1024);
   require_output(run(strip, opts_of(100, 0)), 100, 1, output_format::jpeg);
   // the derived side is capped at limits.max_dimension (4096)
   require_output(run(strip, opts_of(0, 100)), 4096, 1, output_format::jpeg);
