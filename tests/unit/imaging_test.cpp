@@ -459,8 +459,7 @@ BOOST_AUTO_TEST_CASE(probe_flags_progressive_inputs_for_the_memory_budget) {
       BOOST_REQUIRE(info.ok());
       BOOST_TEST(info->progressive == expect);
       auto estimate = decode_estimate(*info, bytes->size());
-      BOOST_TEST(estimate ==
-                 bytes->size() + (expect ? 6u * 320u * 200u : 0u));
+      BOOST_TEST(estimate == bytes->size() + (expect ? 6u * 320u * 200u : 0u));
     }
   }
 }
