@@ -58,7 +58,16 @@ std::string describe(unsigned char c) {
 base64_status base64_decode(std::string_view in, std::string& out) {
   out.clear();
   out.resize(base64_max_decoded(in.size()));
-  auto* dst = reinterpret_cast<unsigned char*>(out.data());
+  size_t n = 0;
+  auto st = base64_decode_to(in, out.data(), n);
+  out.resize(st.ok ? n : 0);
+  return st;
+}
+
+base64_status base64_decode_to(std::string_view in, char* out,
+                               size_t& written) {
+  written = 0;
+  auto* dst = reinterpret_cast<unsigned char*>(out);
   size_t n = 0;      // bytes written
   uint32_t acc = 0;  // accumulated sextets
   int count = 0;     // sextets in acc
@@ -123,7 +132,7 @@ base64_status base64_decode(std::string_view in, std::string& out) {
     dst[n++] = static_cast<unsigned char>(acc >> 2);
     break;
   }
-  out.resize(n);
+  written = n;
   return {};
 }
 

@@ -23,6 +23,13 @@ struct base64_status {
 /// (replacing its content). ASCII whitespace is ignored anywhere.
 base64_status base64_decode(std::string_view in, std::string& out);
 
+/// Decodes `in` into `dst`, which needs base64_max_decoded(in.size())
+/// bytes, and sets `written`. `dst` may point into `in` itself, at or
+/// before its first character (decoding in place): each group of input
+/// characters is read before its bytes are written, and the output never
+/// gets ahead of the input.
+base64_status base64_decode_to(std::string_view in, char* dst, size_t& written);
+
 /// Upper bound of the decoded size of `n` base64 characters.
 inline size_t base64_max_decoded(size_t n) {
   return (n / 4 + 1) * 3;

@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cstdint>
 
 #include <fmt/format.h>
+#include <rapidjson/error/en.h>
+#include <rapidjson/reader.h>
 #include <simdjson.h>
 
 #include "http/base64.hpp"
@@ -103,109 +106,258 @@ outcome<imaging::resize_options> resolve_options(
   return opts;
 }
 
-outcome<json_submission> decode_json_submission(const char* body, size_t size,
-                                                size_t capacity) {
-  using namespace simdjson;
-  padded_string copy;
-  padded_string_view input;
-  if (capacity >= size + SIMDJSON_PADDING) {
-    input = padded_string_view{body, size, capacity};
-  } else {
-    copy = padded_string{body, size};
-    input = padded_string_view{copy};
+namespace {
+
+/// The fields of a submission as RapidJSON's SAX reader meets them in the
+/// body, parsed in place: strings are unescaped inside the body itself and
+/// handed over as pointers into it, so imageData's base64 text is never
+/// copied. Only the root object's keys are read; values elsewhere are
+/// validated by the reader and skipped. A wrong type is remembered (the
+/// first one) and the parse goes on, so that a malformed document is
+/// reported as such whatever it holds.
+class submission_reader
+    : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>,
+                                          submission_reader> {
+public:
+  /// Deeper nesting is rejected. The reader recurses once per level (its
+  /// iterative mode does pointer arithmetic on a null stack, which UBSan
+  /// rejects), and the handler is called before each level is entered, so
+  /// this bounds the recursion too.
+  static constexpr int max_depth = 64;
+
+  explicit submission_reader(option_values& options) : options_(options) {}
+
+  std::optional<failure> error;
+  bool too_deep = false;
+  bool have_image = false;
+  std::string_view image; // imageData's text, inside the body (last one)
+
+  bool Null() { return value(kind::null); }
+  bool Bool(bool) { return value(kind::other); }
+  bool Int(int v) { return integer(v); }
+  bool Uint(unsigned v) { return integer(v); }
+  bool Int64(int64_t v) { return integer(v); }
+  bool Uint64(uint64_t v) {
+    return v > static_cast<uint64_t>(INT64_MAX)
+               ? value(kind::other)
+               : integer(static_cast<int64_t>(v));
   }
-  // The DOM parser validates the whole document (the on-demand API skips
-  // values it is not asked for, so malformed unknown keys would pass). One
-  // parser per io thread: its buffers are reused across requests, but not
-  // kept at the size of the largest body ever seen (its string buffer alone
-  // is as large as the document): after a document over `keep_capacity`,
-  // the buffers are freed.
-  constexpr size_t keep_capacity = 4u << 20;
-  thread_local dom::parser parser;
-  struct shrink_after {
-    dom::parser& p;
-    ~shrink_after() {
-      if (p.capacity() > keep_capacity)
-        p = dom::parser{};
+  bool Double(double) { return value(kind::other); }
+  bool String(const char* str, rapidjson::SizeType length, bool) {
+    if (depth_ != 1)
+      return depth_ == 0 ? value(kind::other) : true;
+    std::string_view text{str, length};
+    switch (key_) {
+    case field::image:
+      have_image = true;
+      image = text;
+      return true;
+    case field::mode:
+      options_.mode = std::string{text};
+      return true;
+    case field::format:
+      options_.format = std::string{text};
+      return true;
+    default:
+      return value(kind::other);
     }
-  } shrink{parser};
+  }
+  bool StartObject() {
+    if (depth_ == 0) {
+      ++depth_;
+      return true;
+    }
+    return open();
+  }
+  bool Key(const char* str, rapidjson::SizeType length, bool) {
+    if (depth_ == 1)
+      key_ = field_of({str, length});
+    return true;
+  }
+  bool EndObject(rapidjson::SizeType) { return close(); }
+  bool StartArray() { return open(); }
+  bool EndArray(rapidjson::SizeType) { return close(); }
+
+private:
+  enum class field { other, image, width, height, quality, mode, format };
+  enum class kind { null, other };
+
+  static field field_of(std::string_view key) {
+    if (key == "imageData")
+      return field::image;
+    if (key == "width")
+      return field::width;
+    if (key == "height")
+      return field::height;
+    if (key == "quality")
+      return field::quality;
+    if (key == "mode")
+      return field::mode;
+    if (key == "format")
+      return field::format;
+    return field::other; // unknown keys are ignored, as the original did
+  }
+
+  /// Remembers the first type error; the parse goes on.
+  bool fail(failure f) {
+    if (!error)
+      error = std::move(f);
+    return true;
+  }
+
+  /// An array anywhere, or an object below the root.
+  bool open() {
+    value(kind::other);
+    if (++depth_ > max_depth) {
+      too_deep = true;
+      return false; // stops the reader
+    }
+    return true;
+  }
+
+  bool close() {
+    --depth_;
+    return true;
+  }
+
+  /// A value other than a string or an integer (or one of those where it
+  /// does not belong) at the root's level: the known fields' type errors.
+  bool value(kind k) {
+    if (depth_ == 0)
+      return fail({error_code::invalid_json, "body must be a JSON object"});
+    if (depth_ != 1)
+      return true;
+    switch (key_) {
+    case field::image:
+      return fail({error_code::missing_image_data,
+                   "imageData must be a base64 string"});
+    case field::width:
+    case field::height:
+    case field::quality:
+      return k == kind::null ? true
+                             : fail(bad_option(fmt::format(
+                                   "{} must be an integer", name_of(key_))));
+    case field::mode:
+    case field::format:
+      return k == kind::null ? true
+                             : fail(bad_option(fmt::format(
+                                   "{} must be a string", name_of(key_))));
+    case field::other:
+      return true;
+    }
+    return true;
+  }
+
+  bool integer(int64_t v) {
+    if (depth_ == 0)
+      return value(kind::other);
+    if (depth_ != 1)
+      return true;
+    switch (key_) {
+    case field::width:
+      options_.width = v;
+      return true;
+    case field::height:
+      options_.height = v;
+      return true;
+    case field::quality:
+      options_.quality = v;
+      return true;
+    default:
+      return value(kind::other);
+    }
+  }
+
+  static const char* name_of(field f) {
+    switch (f) {
+    case field::width:
+      return "width";
+    case field::height:
+      return "height";
+    case field::quality:
+      return "quality";
+    case field::mode:
+      return "mode";
+    case field::format:
+      return "format";
+    default:
+      return "imageData";
+    }
+  }
+
+  option_values& options_;
+  int depth_ = 0;
+  field key_ = field::other;
+};
+
+bool json_whitespace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+} // namespace
+
+outcome<json_submission> decode_json_submission(std::string body) {
   auto invalid = [](std::string what) {
     return failure{error_code::invalid_json, std::move(what)};
   };
-  dom::element doc;
-  if (auto err = parser.parse(input).get(doc))
-    return invalid(std::string{"body is not valid JSON: "} +
-                   error_message(err));
-  dom::object obj;
-  if (doc.get_object().get(obj))
-    return invalid("body must be a JSON object");
+  // RapidJSON, unlike simdjson's parser, does not check UTF-8 at SIMD speed
+  // itself; simdjson's validator does, without needing padding.
+  if (!simdjson::validate_utf8(body.data(), body.size()))
+    return invalid("body is not valid JSON: it is not valid UTF-8");
+
   json_submission out;
-  bool have_image = false;
-  auto integer = [&](dom::element v, const char* name,
-                     std::optional<int64_t>& dst) -> std::optional<failure> {
-    if (v.is_null())
-      return std::nullopt;
-    int64_t x = 0;
-    if (!v.is_int64() || v.get_int64().get(x))
-      return bad_option(fmt::format("{} must be an integer", name));
-    dst = x;
-    return std::nullopt;
-  };
-  auto text = [&](dom::element v, const char* name,
-                  std::optional<std::string>& dst) -> std::optional<failure> {
-    if (v.is_null())
-      return std::nullopt;
-    std::string_view s;
-    if (v.get_string().get(s))
-      return bad_option(fmt::format("{} must be a string", name));
-    dst = std::string{s};
-    return std::nullopt;
-  };
-  // Unknown keys are ignored, as the original service did.
-  for (auto [key, v] : obj) {
-    std::optional<failure> err;
-    if (key == "imageData") {
-      std::string_view b64;
-      if (v.get_string().get(b64))
-        return failure{error_code::missing_image_data,
-                       "imageData must be a base64 string"};
-      auto skipped = size_t{0};
-      // Tolerate a data URL prefix: "data:image/png;base64,".
-      if (b64.compare(0, 5, "data:") == 0) {
-        auto comma = b64.find(',');
-        if (comma == std::string_view::npos ||
-            b64.substr(0, comma).find(";base64") == std::string_view::npos)
-          return failure{error_code::invalid_base64,
-                         "imageData is a data URL without ';base64,'"};
-        b64.remove_prefix(comma + 1);
-        skipped = comma + 1;
-      }
-      auto st = base64_decode(b64, out.image);
-      if (!st.ok)
-        return failure{error_code::invalid_base64,
-                       fmt::format("imageData is not valid base64 (offset {}: "
-                                   "{})",
-                                   skipped + st.offset, st.reason)};
-      have_image = true;
-    } else if (key == "width") {
-      err = integer(v, "width", out.options.width);
-    } else if (key == "height") {
-      err = integer(v, "height", out.options.height);
-    } else if (key == "quality") {
-      err = integer(v, "quality", out.options.quality);
-    } else if (key == "mode") {
-      err = text(v, "mode", out.options.mode);
-    } else if (key == "format") {
-      err = text(v, "format", out.options.format);
-    }
-    if (err)
-      return *err;
-  }
-  if (!have_image)
+  submission_reader handler{out.options};
+  // In place: the body is ours (moved in) and ends in '\0' like every
+  // std::string. StopWhenDone, then the rest is checked below, so that a
+  // '\0' inside the body cannot end the document early.
+  constexpr unsigned flags =
+      rapidjson::kParseInsituFlag | rapidjson::kParseStopWhenDoneFlag;
+  rapidjson::InsituStringStream stream{body.data()};
+  rapidjson::Reader reader;
+  auto parsed = reader.Parse<flags>(stream, handler);
+  if (handler.too_deep)
+    return invalid(fmt::format("body is not valid JSON: nested deeper than "
+                               "{} levels",
+                               submission_reader::max_depth));
+  if (parsed.IsError())
+    return invalid(fmt::format("body is not valid JSON: {} (offset {})",
+                               rapidjson::GetParseError_En(parsed.Code()),
+                               parsed.Offset()));
+  for (size_t i = stream.Tell(); i < body.size(); ++i)
+    if (!json_whitespace(body[i]))
+      return invalid(fmt::format("body is not valid JSON: data after the "
+                                 "document (offset {})",
+                                 i));
+  if (handler.error)
+    return std::move(*handler.error);
+  if (!handler.have_image)
     return failure{error_code::missing_image_data,
                    "imageData is required (base64 image bytes)"};
-  if (out.image.empty())
+
+  auto b64 = handler.image;
+  auto skipped = size_t{0};
+  // Tolerate a data URL prefix: "data:image/png;base64,".
+  if (b64.compare(0, 5, "data:") == 0) {
+    auto comma = b64.find(',');
+    if (comma == std::string_view::npos ||
+        b64.substr(0, comma).find(";base64") == std::string_view::npos)
+      return failure{error_code::invalid_base64,
+                     "imageData is a data URL without ';base64,'"};
+    b64.remove_prefix(comma + 1);
+    skipped = comma + 1;
+  }
+  // Decoded in place, to the front of the body, which then is the image:
+  // no buffer is allocated for it.
+  size_t n = 0;
+  auto st = base64_decode_to(b64, body.data(), n);
+  if (!st.ok)
+    return failure{error_code::invalid_base64,
+                   fmt::format("imageData is not valid base64 (offset {}: {})",
+                               skipped + st.offset, st.reason)};
+  if (n == 0)
     return failure{error_code::missing_image_data, "imageData is empty"};
+  body.resize(n);
+  out.image = std::move(body);
   return out;
 }
 

@@ -42,13 +42,13 @@ struct json_submission {
   std::string image; // decoded bytes of imageData
 };
 
-/// Decodes a JSON body {"imageData": base64, "width": .., ...}. `capacity`
-/// is the allocated size behind `body` (simdjson needs padding after the
-/// text; without it the body is copied once). Unknown keys are ignored, as
-/// the original service did. Errors: invalid_json, missing_image_data,
+/// Decodes a JSON body {"imageData": base64, "width": .., ...}, taking
+/// the body's buffer: it is parsed in place and imageData decoded to its
+/// front, so the decoded image is the body's own buffer (no copy of either).
+/// Unknown keys are ignored, as the original service did; a repeated key's
+/// last value counts. Errors: invalid_json, missing_image_data,
 /// invalid_base64, invalid_option (wrong JSON type of an option).
-outcome<json_submission> decode_json_submission(const char* body, size_t size,
-                                                size_t capacity);
+outcome<json_submission> decode_json_submission(std::string body);
 
 /// Reads options from query parameters (name, value). Unknown names and
 /// non-integer numbers are invalid_option.
