@@ -67,6 +67,9 @@ struct resize_job {
   std::string token;               // task id, for logs and the answer
   imaging::resize_options options; // as validated by the HTTP layer
   std::string input;               // encoded input image (moved, not copied)
+  /// imaging::probe of `input` on the API node; format unknown: not probed
+  /// (the worker reads the header itself).
+  imaging::probe_info header;
 };
 
 /// What a resize actor answers.
@@ -99,7 +102,8 @@ typename Inspector::result_type inspect(Inspector& f, node_info& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, resize_job& x) {
-  return f(caf::meta::type_name("resize_job"), x.token, x.options, x.input);
+  return f(caf::meta::type_name("resize_job"), x.token, x.options, x.input,
+           x.header);
 }
 
 template <class Inspector>
@@ -120,6 +124,12 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, resize_options& x) {
   return f(caf::meta::type_name("resize_options"), x.width, x.height, x.mode,
            x.format, x.quality);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, probe_info& x) {
+  return f(caf::meta::type_name("probe_info"), x.format, x.width, x.height,
+           x.pages, x.progressive, x.orientation_swap);
 }
 
 } // namespace resized::imaging

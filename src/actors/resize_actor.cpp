@@ -13,8 +13,8 @@ resize_done run_resize_job(const resize_job& job, const imaging::limits& lim,
   resize_done done;
   done.token = job.token;
   done.node = node;
-  auto res =
-      imaging::resize(job.input.data(), job.input.size(), job.options, lim);
+  auto res = imaging::resize(job.input.data(), job.input.size(), job.options,
+                             lim, &job.header);
   if (!res) {
     done.ok = false;
     done.error_code = std::string{to_string(res.error().code)};

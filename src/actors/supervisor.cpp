@@ -383,12 +383,13 @@ void recover(self_ptr self, std::vector<store::pending_task>& pending) {
     task.record = std::move(p.record);
     task.record.status = task_status::pending;
     task.record.started_at_ms = 0;
-    task.job = caf::make_message(resize_job{
-        task.record.token, task.record.options, std::move(*p.input)});
-    const auto& input = job_of(task).input;
-    auto head = imaging::probe(input.data(), input.size(), imaging::limits{});
-    task.decode_bytes =
-        head ? imaging::decode_estimate(*head, input.size()) : input.size();
+    auto head =
+        imaging::probe(p.input->data(), p.input->size(), imaging::limits{});
+    task.decode_bytes = head ? imaging::decode_estimate(*head, p.input->size())
+                             : p.input->size();
+    task.job = caf::make_message(
+        resize_job{task.record.token, task.record.options, std::move(*p.input),
+                   head ? *head : imaging::probe_info{}});
     st.queued_bytes += job_of(task).input.size();
     st.open.insert(task.record.token);
     st.queue.push_back(std::move(task));
@@ -536,8 +537,8 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
         task.record.input_bytes = size;
         task.record.submitted_at_ms = now_ms();
         task.decode_bytes = req.decode_bytes;
-        task.job = caf::make_message(
-            resize_job{task.record.token, req.options, std::move(req.image)});
+        task.job = caf::make_message(resize_job{
+            task.record.token, req.options, std::move(req.image), req.header});
         // Reserve the queue slot now; the task enters the queue once Redis
         // holds it (record + input): a 202 is a promise that survives a crash.
         ++st.accepting;

@@ -59,11 +59,11 @@ private:
 struct submit_request {
   imaging::resize_options options;
   std::string image;
-  imaging::input_format format = imaging::input_format::unknown;
-  std::string request_id;    // for logs
-  std::string content_key;   // common/content_key.hpp: same key, same result
-  uint64_t decode_bytes = 0; // imaging::decode_estimate: memory its resize
-                             // holds at its peak (0 = unknown)
+  imaging::probe_info header; // imaging::probe of `image`, on the io thread
+  std::string request_id;     // for logs
+  std::string content_key;    // common/content_key.hpp: same key, same result
+  uint64_t decode_bytes = 0;  // imaging::decode_estimate: memory its resize
+                              // holds at its peak (0 = unknown)
 };
 
 /// A result image as served by GET /api/v1/images/<token>.<ext>.

@@ -367,7 +367,7 @@ struct server::impl {
     // Hashed here, on the io threads, so the supervisor's one thread never
     // reads megabytes.
     auto key = content_key(image, opts.value());
-    submit_request sub{opts.value(), std::move(image), probe->format, ctx.id,
+    submit_request sub{opts.value(), std::move(image), *probe, ctx.id,
                        std::move(key)};
     sub.decode_bytes = imaging::decode_estimate(*probe, sub.image.size());
     api.submit(std::move(sub),

@@ -21,6 +21,21 @@ enum class output_format : uint8_t { jpeg, png, webp, avif };
 /// Input formats we recognise from their leading bytes.
 enum class input_format : uint8_t { unknown, jpeg, png, webp, gif, tiff, heif };
 
+/// What the header of an image says; nothing is decoded (imaging::probe).
+/// Plain data: it travels with a task, so the worker need not read the
+/// header again.
+struct probe_info {
+  input_format format = input_format::unknown; // unknown: not probed
+  int width = 0;
+  int height = 0;
+  int pages = 1;
+  /// Progressive JPEG or interlaced PNG: the decoder holds the whole image
+  /// (JPEG: every DCT coefficient) however small the thumbnail.
+  bool progressive = false;
+  /// EXIF orientation 5-8: the upright image is height x width.
+  bool orientation_swap = false;
+};
+
 struct resize_options {
   int width = 100;  // target box width in pixels; 0 = derive from height
   int height = 100; // target box height in pixels; 0 = derive from width

@@ -291,15 +291,20 @@ int open_header(input_format format, const void* data, size_t size,
   return -1;
 }
 
-/// What the pipeline needs from the header: the public probe, plus the
-/// size of one page once EXIF orientation is applied.
-struct header {
-  probe_info info;
-  int upright_width = 0;
-  int upright_height = 0;
-};
+/// image_too_large when the header's pixel count is over the limit.
+std::optional<failure> check_pixels(const probe_info& info, const limits& lim) {
+  auto pixels =
+      static_cast<uint64_t>(info.width) * static_cast<uint64_t>(info.height);
+  if (pixels <= lim.max_pixels)
+    return std::nullopt;
+  return failure{error_code::image_too_large,
+                 fmt::format("image is {}x{} = {:.1f} MP, limit is {:.1f} MP",
+                             info.width, info.height, pixels / 1e6,
+                             lim.max_pixels / 1e6)};
+}
 
-outcome<header> read_header(const void* data, size_t size, const limits& lim) {
+outcome<probe_info> read_header(const void* data, size_t size,
+                                const limits& lim) {
   probe_info info;
   info.format = sniff(data, size);
   if (info.format == input_format::unknown)
@@ -324,16 +329,10 @@ outcome<header> read_header(const void* data, size_t size, const limits& lim) {
         pages > 0)
       info.pages = pages;
   }
-  auto pixels =
-      static_cast<uint64_t>(info.width) * static_cast<uint64_t>(info.height);
-  if (pixels > lim.max_pixels)
-    return failure{error_code::image_too_large,
-                   fmt::format("image is {}x{} = {:.1f} MP, limit is {:.1f} MP",
-                               info.width, info.height, pixels / 1e6,
-                               lim.max_pixels / 1e6)};
-  bool swap = vips_image_get_orientation_swap(img.get());
-  return header{info, swap ? info.height : info.width,
-                swap ? info.width : info.height};
+  info.orientation_swap = vips_image_get_orientation_swap(img.get());
+  if (auto too_large = check_pixels(info, lim))
+    return std::move(*too_large);
+  return info;
 }
 
 // -- stage: thumbnail ---------------------------------------------------------
@@ -359,9 +358,9 @@ struct thumbnail_plan {
 /// from the aspect ratio, but capped at `max_dimension`, so a 20000x1 strip
 /// asked for height 100 gives 4096x1, not 2000000x100.
 thumbnail_plan plan_thumbnail(const resize_options& opts, const limits& lim,
-                              const header& head) {
+                              const probe_info& head) {
   thumbnail_plan plan;
-  plan.loader_options = loader_options(head.info.format, lim.fail_on_truncated);
+  plan.loader_options = loader_options(head.format, lim.fail_on_truncated);
   if (opts.width == 0 || opts.height == 0) {
     plan.width = opts.width == 0 ? lim.max_dimension : opts.width;
     plan.height = opts.height == 0 ? lim.max_dimension : opts.height;
@@ -374,8 +373,11 @@ thumbnail_plan plan_thumbnail(const resize_options& opts, const limits& lim,
     plan.crop = VIPS_INTERESTING_CENTRE;
     // thumbnail would first enlarge the whole image to cover the box:
     // 20000x1 to 100x100 becomes a 2000000x100 intermediate (1 GB, 5 s).
-    double cover = std::max(double(opts.width) / head.upright_width,
-                            double(opts.height) / head.upright_height);
+    // the size of one page once EXIF orientation is applied
+    int upright_width = head.orientation_swap ? head.height : head.width;
+    int upright_height = head.orientation_swap ? head.width : head.height;
+    double cover = std::max(double(opts.width) / upright_width,
+                            double(opts.height) / upright_height);
     plan.crop_first = cover > 1.0;
     break;
   }
@@ -723,10 +725,7 @@ outcome<probe_info> probe(const void* data, size_t size, const limits& lim) {
     return failure{error_code::internal_error, "imaging::startup has not run"};
   error_buffer_guard clear_errors;
   try {
-    auto head = read_header(data, size, lim);
-    if (!head)
-      return std::move(head).error();
-    return head->info;
+    return read_header(data, size, lim);
   } catch (const std::exception& ex) {
     return failure{error_code::internal_error, ex.what()};
   } catch (...) {
@@ -735,7 +734,8 @@ outcome<probe_info> probe(const void* data, size_t size, const limits& lim) {
 }
 
 outcome<resize_result> resize(const void* data, size_t size,
-                              const resize_options& opts, const limits& lim) {
+                              const resize_options& opts, const limits& lim,
+                              const probe_info* known) {
   if (!state().started)
     return failure{error_code::internal_error, "imaging::startup has not run"};
   error_buffer_guard clear_errors;
@@ -755,11 +755,20 @@ outcome<resize_result> resize(const void* data, size_t size,
                      fmt::format("processing took longer than {} ms",
                                  lim.max_processing_ms)};
     };
-    auto head = read_header(data, size, lim);
-    if (!head)
-      return std::move(head).error();
-    auto thumb = load_thumbnail(data, size, head->info.format,
-                                plan_thumbnail(opts, lim, *head));
+    probe_info head;
+    if (known != nullptr && known->format != input_format::unknown &&
+        known->format == sniff(data, size)) {
+      if (auto too_large = check_pixels(*known, lim))
+        return std::move(*too_large);
+      head = *known;
+    } else {
+      auto read = read_header(data, size, lim);
+      if (!read)
+        return std::move(read).error();
+      head = *read;
+    }
+    auto thumb = load_thumbnail(data, size, head.format,
+                                plan_thumbnail(opts, lim, head));
     if (!thumb)
       return std::move(thumb).error();
     result.timings.decode = seconds_since(start);

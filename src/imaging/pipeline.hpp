@@ -34,17 +34,6 @@ bool can_write(output_format format);
 /// Detects the input format from the leading bytes only (pure, no libvips).
 input_format sniff(const void* data, size_t size);
 
-/// What the header of an image says; nothing is decoded.
-struct probe_info {
-  input_format format = input_format::unknown;
-  int width = 0;
-  int height = 0;
-  int pages = 1;
-  /// Progressive JPEG or interlaced PNG: the decoder holds the whole image
-  /// (JPEG: every DCT coefficient) however small the thumbnail.
-  bool progressive = false;
-};
-
 /// Roughly the memory one resize of this input holds at its peak: the input
 /// bytes, plus for a progressive input the whole image in the decoder,
 /// 6 bytes a pixel (JPEG coefficients of three full-size components).
@@ -78,7 +67,12 @@ struct resize_result {
 /// alpha flattened onto white for JPEG. Errors: unsupported_format,
 /// corrupt_image, image_too_large, invalid_option, encode_failed.
 /// Clears the calling thread's libvips error buffer before returning.
+/// `known`: what `probe` said of these bytes earlier (a task carries it from
+/// the API node): the header is not read again, only its pixel count is
+/// checked against `lim`. Without it (or if its format is not what the
+/// bytes are), the header is read here.
 outcome<resize_result> resize(const void* data, size_t size,
-                              const resize_options& opts, const limits& lim);
+                              const resize_options& opts, const limits& lim,
+                              const probe_info* known = nullptr);
 
 } // namespace resized::imaging

@@ -18,13 +18,14 @@ BOOST_FIXTURE_TEST_SUITE(resize_actor_suite,
 namespace {
 
 resize_done run(caf::actor_system& sys, std::string input,
-                imaging::resize_options opts = {}) {
+                imaging::resize_options opts = {},
+                imaging::probe_info header = {}) {
   auto worker = sys.spawn<caf::detached>(resize_actor, imaging::limits{},
                                          std::string{"test-node"}, 0);
   caf::scoped_actor self{sys};
   resize_done out;
   bool answered = false;
-  self->request(worker, 30s, resize_job{"t-1", opts, std::move(input)})
+  self->request(worker, 30s, resize_job{"t-1", opts, std::move(input), header})
       .receive(
           [&](resize_done& done) {
             out = std::move(done);
@@ -53,6 +54,23 @@ BOOST_AUTO_TEST_CASE(resizes_a_photo) {
   BOOST_TEST(info.format == "jpeg");
   BOOST_TEST(info.width == 100);
   BOOST_TEST(info.height == 100);
+}
+
+BOOST_AUTO_TEST_CASE(header_from_the_api_node_is_used) {
+  // The API node's probe travels with the job; the worker checks its pixel
+  // count against its own limits without reading the header again.
+  auto photo = test::corpus_photo(test::small_photo);
+  auto head = imaging::probe(photo.data(), photo.size(), imaging::limits{});
+  BOOST_REQUIRE(head.ok());
+  auto done = run(sys, photo, {}, *head);
+  BOOST_TEST(done.ok);
+  BOOST_TEST(done.width == 100);
+  auto huge = *head;
+  huge.width = 100000;
+  huge.height = 100000;
+  auto refused = run(sys, photo, {}, huge);
+  BOOST_TEST(!refused.ok);
+  BOOST_TEST(refused.error_code == "image_too_large");
 }
 
 BOOST_AUTO_TEST_CASE(options_reach_the_pipeline) {

@@ -85,8 +85,9 @@ struct supervisor_fixture : test::actor_system_fixture {
                               imaging::resize_options opts = {},
                               uint64_t decode_bytes = 0) {
     test::answer<outcome<std::string>> ans;
-    submit_request req{opts, std::move(image), imaging::input_format::jpeg,
-                       "test", "", decode_bytes}; // no content key: unshared
+    // no header (the worker reads it), no content key (unshared)
+    submit_request req{opts, std::move(image), imaging::probe_info{}, "test",
+                       "",   decode_bytes};
     caf::anon_send(sup, submit_atom::value, std::move(req), ans.make());
     auto res = ans.wait();
     BOOST_REQUIRE(res.has_value());

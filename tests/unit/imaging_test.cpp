@@ -284,6 +284,12 @@ outcome<resize_result> run(const std::string& bytes, resize_options opts,
   return resize(bytes.data(), bytes.size(), opts, lim);
 }
 
+probe_info probe_of(const std::string& bytes) {
+  auto info = probe(bytes.data(), bytes.size(), limits{});
+  BOOST_REQUIRE(info.ok());
+  return *info;
+}
+
 resize_options opts_of(int w, int h, fit_mode mode = fit_mode::fill,
                        output_format format = output_format::jpeg,
                        int quality = 85) {
@@ -709,9 +715,42 @@ BOOST_AUTO_TEST_CASE(exif_orientation_is_applied) {
   BOOST_REQUIRE(info.ok());
   BOOST_TEST(info->width == 200); // probe reports the stored raster
   BOOST_TEST(info->height == 100);
+  BOOST_TEST(info->orientation_swap);
   // upright the picture is a 100x200 portrait: fit into 100x100 gives 50x100
   require_output(run(jpeg, opts_of(100, 100, fit_mode::fit)), 50, 100,
                  output_format::jpeg);
+  BOOST_TEST(!probe_of(photo_jpeg(40, 30)).orientation_swap);
+}
+
+BOOST_AUTO_TEST_CASE(a_known_header_is_not_read_again) {
+  // The probe from the API node gives the same picture as reading the header
+  // here, also where the upright size decides the plan (fill that enlarges).
+  for (auto& bytes :
+       {rotated_jpeg(), photo_jpeg(400, 300), solid_png(20000, 1)})
+    for (auto opts : {opts_of(100, 100), opts_of(300, 300),
+                      opts_of(100, 100, fit_mode::fit), opts_of(0, 50)}) {
+      auto head = probe_of(bytes);
+      auto read = run(bytes, opts);
+      auto known = resize(bytes.data(), bytes.size(), opts, limits{}, &head);
+      BOOST_REQUIRE(read.ok());
+      BOOST_REQUIRE(known.ok());
+      BOOST_TEST(read->bytes == known->bytes);
+    }
+  // its pixel count is still checked against this node's limits
+  auto jpeg = photo_jpeg(400, 300);
+  auto head = probe_of(jpeg);
+  limits small;
+  small.max_pixels = 400 * 300 - 1;
+  require_error(
+      resize(jpeg.data(), jpeg.size(), opts_of(100, 100), small, &head),
+      error_code::image_too_large);
+  // a header of another format than the bytes is not trusted: read again
+  auto other = head;
+  other.format = input_format::png;
+  other.width = other.height = 1000000;
+  require_output(
+      resize(jpeg.data(), jpeg.size(), opts_of(100, 100), limits{}, &other),
+      100, 100, output_format::jpeg);
 }
 
 BOOST_AUTO_TEST_CASE(cmyk_jpeg_becomes_srgb) {
