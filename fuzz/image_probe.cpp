@@ -1,5 +1,6 @@
 // Fuzzes the imaging header probe: imaging::sniff (pure) and imaging::probe
-// (the format's own libvips loader, header only) with the default limits.
+// (the format's own libvips loader, header only; libjpeg itself for JPEG,
+// checked against libvips' loader) with the default limits.
 // A probe must answer with one of its documented codes, and what it accepts
 // must be within the pixel limit.
 #include <cstddef>
@@ -10,6 +11,8 @@
 
 #include "fuzz_support.hpp"
 #include "imaging/pipeline.hpp"
+
+#include <vips/vips.h>
 
 using namespace resized;
 
@@ -45,5 +48,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::check(res->pages >= 1, "pages < 1");
   fuzz::check(uint64_t(res->width) * uint64_t(res->height) <= lim.max_pixels,
               "accepted an image over max_pixels");
+  if (res->format == imaging::input_format::jpeg) {
+    // JPEG headers are read with libjpeg directly (imaging/jpeg_header);
+    // where libvips' own loader reads the header too, they must agree.
+    VipsImage* img = nullptr;
+    if (vips_jpegload_buffer(const_cast<uint8_t*>(data), size, &img, "access",
+                             VIPS_ACCESS_SEQUENTIAL, nullptr) == 0) {
+      int interlaced = 0;
+      vips_image_get_int(img, "interlaced", &interlaced);
+      fuzz::check(res->width == vips_image_get_width(img) &&
+                      res->height == vips_image_get_height(img),
+                  "JPEG size differs from libvips' header");
+      fuzz::check(res->progressive == (interlaced != 0),
+                  "JPEG progressive flag differs from libvips'");
+      fuzz::check(res->orientation_swap ==
+                      static_cast<bool>(vips_image_get_orientation_swap(img)),
+                  "JPEG orientation differs from libvips'");
+      g_object_unref(img);
+    }
+    vips_error_clear();
+  }
   return 0;
 }

@@ -3,7 +3,8 @@
 // One resize is a chain of small stages, composed in `resize()` at the end of
 // this file:
 //
-//   check_options -> read_header (sniff + format loader, pixel limit)
+//   check_options -> read_header (sniff + format loader or, for JPEG,
+//                    libjpeg directly; pixel limit)
 //     -> plan_thumbnail -> load_thumbnail (shrink-on-load, orientation,
 //        colour import, fit/fill/force)
 //     -> to_srgb_8bit -> flatten_for (JPEG only) -> encode
@@ -26,6 +27,7 @@
 // may carry text from another thread's failure. Codes are always right.
 
 #include "imaging/pipeline.hpp"
+#include "imaging/jpeg_header.hpp"
 
 #include <algorithm>
 #include <array>
@@ -311,6 +313,17 @@ outcome<probe_info> read_header(const void* data, size_t size,
     return failure{error_code::unsupported_format,
                    "bytes are not a JPEG, PNG, WebP, GIF, TIFF or HEIF/AVIF "
                    "image"};
+  if (info.format == input_format::jpeg) {
+    // libjpeg directly: see jpeg_header.hpp for why not libvips' loader.
+    std::string why;
+    auto jpeg = read_jpeg_header(data, size, why);
+    if (!jpeg)
+      return failure{error_code::corrupt_image,
+                     fmt::format("cannot read the jpeg header: {}", why)};
+    if (auto too_large = check_pixels(*jpeg, lim))
+      return std::move(*too_large);
+    return *jpeg;
+  }
   VipsImage* raw = nullptr;
   if (open_header(info.format, data, size, &raw) != 0)
     return vips_failure(

@@ -20,6 +20,7 @@
 
 #include <vips/vips.h>
 
+#include "imaging/jpeg_header.hpp"
 #include "imaging/pipeline.hpp"
 
 namespace resized {
@@ -974,6 +975,82 @@ BOOST_AUTO_TEST_CASE(every_corpus_photo_resizes) {
     }
   }
   BOOST_TEST_MESSAGE("corpus photos resized: " << files.size());
+}
+
+// probe reads JPEG headers with libjpeg directly; libvips' loader must agree
+// on every corpus JPEG (size, progressive, EXIF orientation).
+BOOST_AUTO_TEST_CASE(jpeg_headers_agree_with_libvips_on_the_corpus) {
+  const char* dir = std::getenv("RESIZED_CORPUS_DIR");
+  if (dir == nullptr || !std::filesystem::is_directory(dir)) {
+    BOOST_TEST_MESSAGE("RESIZED_CORPUS_DIR not set or missing: skipped");
+    return;
+  }
+  int jpegs = 0;
+  for (const auto& entry : std::filesystem::directory_iterator{dir}) {
+    auto bytes = read_file(entry.path());
+    if (sniff(bytes.data(), bytes.size()) != input_format::jpeg)
+      continue;
+    ++jpegs;
+    BOOST_TEST_CONTEXT("photo " << entry.path().filename().string()) {
+      auto info = probe(bytes.data(), bytes.size(), limits{});
+      BOOST_REQUIRE_MESSAGE(info.ok(), describe(info));
+      image_ptr vips{
+          vips_image_new_from_buffer(bytes.data(), bytes.size(), "", nullptr)};
+      BOOST_REQUIRE(vips);
+      int interlaced = 0;
+      vips_image_get_int(vips.get(), "interlaced", &interlaced);
+      BOOST_TEST(info->width == vips_image_get_width(vips.get()));
+      BOOST_TEST(info->height == vips_image_get_height(vips.get()));
+      BOOST_TEST(info->progressive == (interlaced != 0));
+      BOOST_TEST(
+          info->orientation_swap ==
+          static_cast<bool>(vips_image_get_orientation_swap(vips.get())));
+    }
+  }
+  BOOST_TEST(jpegs > 0);
+}
+
+BOOST_AUTO_TEST_CASE(jpeg_header_errors_are_corrupt_image) {
+  auto jpeg = photo_jpeg(64, 48);
+  // cut inside the header, after the SOI only, and a bad marker after SOI
+  for (auto cut : {size_t{3}, size_t{20}, size_t{100}}) {
+    auto info = probe(jpeg.data(), cut, limits{});
+    BOOST_TEST_CONTEXT("cut at " << cut) {
+      BOOST_REQUIRE(!info.ok());
+      BOOST_TEST(info.error().code == error_code::corrupt_image);
+      BOOST_TEST(
+          info.error().message.rfind("cannot read the jpeg header: ", 0) == 0);
+    }
+  }
+  // a frame header (SOF0) that says 0 pixels wide
+  auto sof = jpeg.find("\xff\xc0");
+  BOOST_REQUIRE(sof != std::string::npos);
+  std::string bad = jpeg;
+  bad[sof + 7] = bad[sof + 8] = 0;
+  auto info = probe(bad.data(), bad.size(), limits{});
+  BOOST_REQUIRE(!info.ok());
+  BOOST_TEST(info.error().code == error_code::corrupt_image);
+}
+
+BOOST_AUTO_TEST_CASE(exif_orientation_from_app1) {
+  BOOST_TEST(exif_orientation(nullptr, 0) == 0);
+  const unsigned char not_exif[] = "XMP\0 data";
+  BOOST_TEST(exif_orientation(not_exif, sizeof not_exif) == 0);
+  // "Exif\0\0", little-endian TIFF header, IFD0 with one entry:
+  // tag 0x0112 (orientation), SHORT, count 1, value
+  auto app1 = [](unsigned char value) {
+    return std::vector<unsigned char>{
+        'E',  'x',  'i', 'f', 0, 0, 'I', 'I', 42,    0, 8, 0, 0, 0, 1, 0,
+        0x12, 0x01, 3,   0,   1, 0, 0,   0,   value, 0, 0, 0, 0, 0, 0, 0};
+  };
+  for (unsigned char v = 1; v <= 8; ++v) {
+    auto data = app1(v);
+    BOOST_TEST(exif_orientation(data.data(), data.size()) == v);
+  }
+  auto out_of_range = app1(9);
+  BOOST_TEST(exif_orientation(out_of_range.data(), out_of_range.size()) == 0);
+  auto cut = app1(6);
+  BOOST_TEST(exif_orientation(cut.data(), 12) == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,134 @@
+#include "imaging/jpeg_header.hpp"
+
+#include <algorithm>
+#include <csetjmp>
+#include <cstdio> // jpeglib.h needs FILE
+#include <cstring>
+
+#include <jerror.h>
+#include <jpeglib.h>
+#include <libexif/exif-data.h>
+
+namespace resized::imaging {
+
+namespace {
+
+// libjpeg reports fatal errors through error_exit, which must not return:
+// it jumps back to read_jpeg_header's setjmp. Only trivially destructible
+// objects live between the two.
+struct error_manager {
+  jpeg_error_mgr pub;
+  std::jmp_buf jump;
+  char message[JMSG_LENGTH_MAX];
+};
+
+void on_error(j_common_ptr cinfo) {
+  auto* err = reinterpret_cast<error_manager*>(cinfo->err);
+  (*cinfo->err->format_message)(cinfo, err->message);
+  std::longjmp(err->jump, 1);
+}
+
+void on_message(j_common_ptr, int) {} // warnings: the thumbnail reports them
+
+// Everything touched after setjmp is here, so nothing needs destroying when
+// libjpeg jumps back.
+struct header_reader {
+  jpeg_decompress_struct cinfo;
+  error_manager err;
+  // The first APP1 segment that starts "Exif", as libvips takes it: a view
+  // into the caller's bytes (jpeg_mem_src reads them in place).
+  const unsigned char* exif = nullptr;
+  size_t exif_size = 0;
+};
+
+// APP1 segments: EXIF (kept as a view, not copied) or XMP and others
+// (skipped without being read). Replaces libjpeg's save_marker, which
+// copies a byte at a time.
+boolean on_app1(j_decompress_ptr cinfo) {
+  auto* r = static_cast<header_reader*>(cinfo->client_data);
+  auto* src = cinfo->src;
+  auto next_byte = [&]() -> unsigned {
+    // jpeg_mem_src never suspends: at the end it supplies a fake EOI
+    if (src->bytes_in_buffer == 0)
+      (*src->fill_input_buffer)(cinfo);
+    --src->bytes_in_buffer;
+    return *src->next_input_byte++;
+  };
+  unsigned high = next_byte();
+  long length = static_cast<long>((high << 8) | next_byte()) - 2;
+  if (length < 0) {
+    cinfo->err->msg_code = JERR_BAD_LENGTH;
+    (*cinfo->err->error_exit)(reinterpret_cast<j_common_ptr>(cinfo));
+  }
+  auto available = std::min(static_cast<size_t>(length), src->bytes_in_buffer);
+  if (r->exif == nullptr && available > 4 &&
+      std::memcmp(src->next_input_byte, "Exif", 4) == 0) {
+    r->exif = src->next_input_byte;
+    r->exif_size = available;
+  }
+  if (length > 0)
+    (*src->skip_input_data)(cinfo, length);
+  return TRUE;
+}
+
+bool read(header_reader& r, const unsigned char* data, size_t size,
+          probe_info& out) {
+  r.cinfo.err = jpeg_std_error(&r.err.pub);
+  r.err.pub.error_exit = on_error;
+  r.err.pub.emit_message = on_message;
+  r.err.message[0] = '\0';
+  if (setjmp(r.err.jump) != 0) {
+    jpeg_destroy_decompress(&r.cinfo);
+    return false;
+  }
+  jpeg_create_decompress(&r.cinfo);
+  r.cinfo.client_data = &r;
+  jpeg_mem_src(&r.cinfo, data, static_cast<unsigned long>(size));
+  jpeg_set_marker_processor(&r.cinfo, JPEG_APP0 + 1, on_app1);
+  jpeg_read_header(&r.cinfo, TRUE);
+  out.format = input_format::jpeg;
+  out.width = static_cast<int>(r.cinfo.image_width);
+  out.height = static_cast<int>(r.cinfo.image_height);
+  out.pages = 1;
+  out.progressive = r.cinfo.progressive_mode != 0;
+  out.orientation_swap = exif_orientation(r.exif, r.exif_size) >= 5;
+  jpeg_destroy_decompress(&r.cinfo);
+  return true;
+}
+
+} // namespace
+
+int exif_orientation(const unsigned char* app1, size_t size) {
+  if (app1 == nullptr || size <= 4 || std::memcmp(app1, "Exif", 4) != 0)
+    return 0;
+  ExifData* exif = exif_data_new_from_data(app1, static_cast<unsigned>(size));
+  if (exif == nullptr)
+    return 0;
+  int orientation = 0;
+  if (ExifEntry* e =
+          exif_content_get_entry(exif->ifd[EXIF_IFD_0], EXIF_TAG_ORIENTATION);
+      e != nullptr && e->format == EXIF_FORMAT_SHORT && e->components >= 1 &&
+      e->data != nullptr && e->size >= 2) {
+    int value = exif_get_short(e->data, exif_data_get_byte_order(exif));
+    orientation = value >= 1 && value <= 8 ? value : 0;
+  }
+  exif_data_unref(exif);
+  return orientation;
+}
+
+std::optional<probe_info> read_jpeg_header(const void* data, size_t size,
+                                           std::string& error) {
+  if (data == nullptr || size == 0) {
+    error = "no data";
+    return std::nullopt;
+  }
+  header_reader r{};
+  probe_info out;
+  if (!read(r, static_cast<const unsigned char*>(data), size, out)) {
+    error = r.err.message[0] != '\0' ? r.err.message : "unreadable header";
+    return std::nullopt;
+  }
+  return out;
+}
+
+} // namespace resized::imaging
