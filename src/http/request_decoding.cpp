@@ -182,20 +182,24 @@ private:
   enum class field { other, image, width, height, quality, mode, format };
   enum class kind { null, other };
 
+  // The keys read, by name; the rest are ignored, as the original did.
+  static constexpr std::pair<std::string_view, field> fields_[] = {
+      {"imageData", field::image}, {"width", field::width},
+      {"height", field::height},   {"quality", field::quality},
+      {"mode", field::mode},       {"format", field::format}};
+
   static field field_of(std::string_view key) {
-    if (key == "imageData")
-      return field::image;
-    if (key == "width")
-      return field::width;
-    if (key == "height")
-      return field::height;
-    if (key == "quality")
-      return field::quality;
-    if (key == "mode")
-      return field::mode;
-    if (key == "format")
-      return field::format;
-    return field::other; // unknown keys are ignored, as the original did
+    for (const auto& [name, f] : fields_)
+      if (name == key)
+        return f;
+    return field::other;
+  }
+
+  static std::string_view name_of(field f) {
+    for (const auto& [name, known] : fields_)
+      if (known == f)
+        return name;
+    return "?";
   }
 
   /// Remembers the first type error; the parse goes on.
@@ -265,23 +269,6 @@ private:
       return true;
     default:
       return value(kind::other);
-    }
-  }
-
-  static const char* name_of(field f) {
-    switch (f) {
-    case field::width:
-      return "width";
-    case field::height:
-      return "height";
-    case field::quality:
-      return "quality";
-    case field::mode:
-      return "mode";
-    case field::format:
-      return "format";
-    default:
-      return "imageData";
     }
   }
 
