@@ -2,104 +2,92 @@
 
 namespace resized::imaging {
 
+namespace {
+
+// One row per value: every name, MIME type and extension lives here once.
+struct mode_row {
+  fit_mode mode;
+  std::string_view name;
+};
+constexpr mode_row modes[] = {{fit_mode::fill, "fill"},
+                              {fit_mode::fit, "fit"},
+                              {fit_mode::force, "force"}};
+
+struct output_row {
+  output_format format;
+  std::string_view name;
+  std::string_view mime;
+  std::string_view extension;
+};
+constexpr output_row outputs[] = {
+    {output_format::jpeg, "jpeg", "image/jpeg", "jpg"},
+    {output_format::png, "png", "image/png", "png"},
+    {output_format::webp, "webp", "image/webp", "webp"},
+    {output_format::avif, "avif", "image/avif", "avif"}};
+
+struct input_row {
+  input_format format;
+  std::string_view name;
+};
+constexpr input_row inputs[] = {
+    {input_format::jpeg, "jpeg"}, {input_format::png, "png"},
+    {input_format::webp, "webp"}, {input_format::gif, "gif"},
+    {input_format::tiff, "tiff"}, {input_format::heif, "heif"}};
+
+const output_row* row_of(output_format format) {
+  for (const auto& row : outputs)
+    if (row.format == format)
+      return &row;
+  return nullptr;
+}
+
+} // namespace
+
 std::string_view to_string(fit_mode mode) {
-  switch (mode) {
-  case fit_mode::fill:
-    return "fill";
-  case fit_mode::fit:
-    return "fit";
-  case fit_mode::force:
-    return "force";
-  }
+  for (const auto& row : modes)
+    if (row.mode == mode)
+      return row.name;
   return "fill";
 }
 
 std::string_view to_string(output_format format) {
-  switch (format) {
-  case output_format::jpeg:
-    return "jpeg";
-  case output_format::png:
-    return "png";
-  case output_format::webp:
-    return "webp";
-  case output_format::avif:
-    return "avif";
-  }
-  return "jpeg";
+  const auto* row = row_of(format);
+  return row != nullptr ? row->name : "jpeg";
 }
 
 std::string_view to_string(input_format format) {
-  switch (format) {
-  case input_format::jpeg:
-    return "jpeg";
-  case input_format::png:
-    return "png";
-  case input_format::webp:
-    return "webp";
-  case input_format::gif:
-    return "gif";
-  case input_format::tiff:
-    return "tiff";
-  case input_format::heif:
-    return "heif";
-  case input_format::unknown:
-    break;
-  }
+  for (const auto& row : inputs)
+    if (row.format == format)
+      return row.name;
   return "unknown";
 }
 
 bool parse(std::string_view text, fit_mode& out) {
-  if (text == "fill")
-    out = fit_mode::fill;
-  else if (text == "fit")
-    out = fit_mode::fit;
-  else if (text == "force")
-    out = fit_mode::force;
-  else
-    return false;
-  return true;
+  for (const auto& row : modes)
+    if (row.name == text) {
+      out = row.mode;
+      return true;
+    }
+  return false;
 }
 
 bool parse(std::string_view text, output_format& out) {
-  if (text == "jpeg" || text == "jpg")
-    out = output_format::jpeg;
-  else if (text == "png")
-    out = output_format::png;
-  else if (text == "webp")
-    out = output_format::webp;
-  else if (text == "avif")
-    out = output_format::avif;
-  else
-    return false;
-  return true;
+  for (const auto& row : outputs)
+    if (row.name == text || row.extension == text) {
+      out = row.format;
+      return true;
+    }
+  return false;
 }
 
 std::string_view mime_type(output_format format) {
-  switch (format) {
-  case output_format::jpeg:
-    return "image/jpeg";
-  case output_format::png:
-    return "image/png";
-  case output_format::webp:
-    return "image/webp";
-  case output_format::avif:
-    return "image/avif";
-  }
-  return "application/octet-stream";
+  const auto* row = row_of(format);
+  return row != nullptr ? row->mime : "application/octet-stream";
 }
 
 std::string_view extension(output_format format) {
-  switch (format) {
-  case output_format::jpeg:
-    return "jpg";
-  case output_format::png:
-    return "png";
-  case output_format::webp:
-    return "webp";
-  case output_format::avif:
-    return "avif";
-  }
-  return "bin";
+  const auto* row = row_of(format);
+  return row != nullptr ? row->extension : "bin";
 }
 
 bool from_extension(std::string_view ext, output_format& out) {
