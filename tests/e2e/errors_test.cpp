@@ -22,16 +22,6 @@ resized_server& srv() {
   return env::get().server;
 }
 
-const std::string& photo() {
-  static const std::string bytes = corpus_photo(small_photo);
-  return bytes;
-}
-
-const std::string& photo_b64() {
-  static const std::string text = base64_encode(photo());
-  return text;
-}
-
 http_response post_json_text(const std::string& body) {
   return http_post(srv().url("/api/v1/resize"), body, "application/json");
 }
@@ -76,7 +66,8 @@ BOOST_AUTO_TEST_CASE(image_data_not_a_string) {
 
 BOOST_AUTO_TEST_CASE(invalid_base64_names_the_offset) {
   // A valid prefix, then a character outside the alphabet.
-  auto b64 = photo_b64().substr(0, 1000) + "!!!!" + photo_b64().substr(1000);
+  auto b64 = small_photo_base64().substr(0, 1000) + "!!!!" +
+             small_photo_base64().substr(1000);
   auto message = check_error(submit_json(srv(), b64), 400, "invalid_base64");
   BOOST_TEST(message.find("offset") != std::string::npos);
   BOOST_TEST(message.find("1000") != std::string::npos);
@@ -94,7 +85,7 @@ BOOST_AUTO_TEST_CASE(invalid_json_options) {
         ", \"mode\": 1", ", \"format\": \"bmp\"", ", \"format\": \"gif\"",
         ", \"quality\": 0", ", \"quality\": 101", ", \"quality\": \"high\""}) {
     BOOST_TEST_CONTEXT("extra " << extra) {
-      check_error(submit_json(srv(), photo_b64(), extra), 400,
+      check_error(submit_json(srv(), small_photo_base64(), extra), 400,
                   "invalid_option");
     }
   }
@@ -105,8 +96,8 @@ BOOST_AUTO_TEST_CASE(invalid_query_options) {
                      "?height=0", "?mode=stretch", "?format=bmp", "?quality=0",
                      "?quality=101", "?width=12abc"}) {
     BOOST_TEST_CONTEXT("query " << query) {
-      check_error(submit_raw(srv(), photo(), "image/jpeg", query), 400,
-                  "invalid_option");
+      check_error(submit_raw(srv(), small_photo_bytes(), "image/jpeg", query),
+                  400, "invalid_option");
     }
   }
 }
@@ -114,8 +105,9 @@ BOOST_AUTO_TEST_CASE(invalid_query_options) {
 BOOST_AUTO_TEST_CASE(unsupported_media_type) {
   for (auto type : {"text/plain", "application/xml", "multipart/form-data"}) {
     BOOST_TEST_CONTEXT("content type " << type) {
-      check_error(http_post(srv().url("/api/v1/resize"), photo(), type), 415,
-                  "unsupported_media_type");
+      check_error(
+          http_post(srv().url("/api/v1/resize"), small_photo_bytes(), type),
+          415, "unsupported_media_type");
     }
   }
 }
@@ -234,7 +226,8 @@ BOOST_AUTO_TEST_CASE(payload_too_large) {
       check_error(huge, 413, "payload_too_large");
   }
   // Under the limit: accepted as usual.
-  auto token = accepted_token(submit_raw(small, photo(), "image/jpeg"));
+  auto token =
+      accepted_token(submit_raw(small, small_photo_bytes(), "image/jpeg"));
   BOOST_TEST_REQUIRE(!token.empty());
   finish(small, token);
 }
@@ -257,7 +250,8 @@ BOOST_AUTO_TEST_CASE(processing_timeout_fails_the_task) {
     BOOST_TEST(json_string(doc["error"], "code") == "processing_timeout");
   }
   // The worker is usable again afterwards.
-  auto next = accepted_token(submit_raw(hasty, photo(), "image/jpeg"));
+  auto next =
+      accepted_token(submit_raw(hasty, small_photo_bytes(), "image/jpeg"));
   BOOST_TEST_REQUIRE(!next.empty());
   finish(hasty, next);
 }

@@ -19,19 +19,9 @@ resized_server& srv() {
   return env::get().server;
 }
 
-const std::string& photo() {
-  static const std::string bytes = corpus_photo(small_photo);
-  return bytes;
-}
-
-const std::string& photo_b64() {
-  static const std::string text = base64_encode(photo());
-  return text;
-}
-
 /// Submits the small photo as JSON with `extra` members and waits for it.
 resize_outcome resize_json(const std::string& extra) {
-  auto token = accepted_token(submit_json(srv(), photo_b64(), extra));
+  auto token = accepted_token(submit_json(srv(), small_photo_base64(), extra));
   BOOST_TEST_REQUIRE(!token.empty());
   return finish(srv(), token);
 }
@@ -96,9 +86,10 @@ BOOST_AUTO_TEST_CASE(force_stretches) {
 }
 
 BOOST_AUTO_TEST_CASE(query_options_on_raw_bytes) {
-  auto token = accepted_token(submit_raw(srv(), photo(), "image/jpeg",
-                                         "?width=120&height=80&mode=force"
-                                         "&format=png"));
+  auto token =
+      accepted_token(submit_raw(srv(), small_photo_bytes(), "image/jpeg",
+                                "?width=120&height=80&mode=force"
+                                "&format=png"));
   BOOST_TEST_REQUIRE(!token.empty());
   auto out = finish(srv(), token);
   BOOST_TEST(out.info.format == "png");
@@ -128,7 +119,7 @@ BOOST_AUTO_TEST_CASE(webp_output) {
 BOOST_AUTO_TEST_CASE(avif_output_where_supported) {
   // "where the libvips build can write it": either a real AVIF, or a clean
   // refusal (400 invalid_option at submit, or FAILURE encode_failed).
-  auto res = submit_json(srv(), photo_b64(), ", \"format\": \"avif\"");
+  auto res = submit_json(srv(), small_photo_base64(), ", \"format\": \"avif\"");
   if (res.status == 400) {
     check_error(res, 400, "invalid_option");
     return;
@@ -167,7 +158,7 @@ BOOST_AUTO_TEST_CASE(extreme_but_valid_values) {
 }
 
 BOOST_AUTO_TEST_CASE(base64_without_padding) {
-  auto b64 = photo_b64();
+  auto b64 = small_photo_base64();
   BOOST_TEST_REQUIRE(b64.back() == '='); // 72937 bytes: two padding chars
   while (!b64.empty() && b64.back() == '=')
     b64.pop_back();
@@ -183,8 +174,8 @@ BOOST_AUTO_TEST_CASE(base64_wrapped_lines) {
   for (auto sep : {"\\n", "\\r\\n", " "}) {
     BOOST_TEST_CONTEXT("separator " << sep) {
       auto width = std::string(sep) == "\\n" ? 76 : 64;
-      auto token =
-          accepted_token(submit_json(srv(), wrap(photo_b64(), width, sep)));
+      auto token = accepted_token(
+          submit_json(srv(), wrap(small_photo_base64(), width, sep)));
       BOOST_TEST_REQUIRE(!token.empty());
       auto out = finish(srv(), token);
       BOOST_TEST(out.info.width == 100);
@@ -194,7 +185,7 @@ BOOST_AUTO_TEST_CASE(base64_wrapped_lines) {
 
 BOOST_AUTO_TEST_CASE(base64_data_url_prefix) {
   auto token = accepted_token(
-      submit_json(srv(), "data:image/jpeg;base64," + photo_b64()));
+      submit_json(srv(), "data:image/jpeg;base64," + small_photo_base64()));
   BOOST_TEST_REQUIRE(!token.empty());
   auto out = finish(srv(), token);
   BOOST_TEST(out.info.width == 100);
@@ -202,7 +193,7 @@ BOOST_AUTO_TEST_CASE(base64_data_url_prefix) {
 }
 
 BOOST_AUTO_TEST_CASE(json_content_type_with_charset) {
-  auto body = "{\"imageData\": \"" + photo_b64() + "\"}";
+  auto body = "{\"imageData\": \"" + small_photo_base64() + "\"}";
   auto token = accepted_token(http_post(srv().url("/api/v1/resize"), body,
                                         "application/json; charset=utf-8"));
   BOOST_TEST_REQUIRE(!token.empty());
@@ -210,8 +201,8 @@ BOOST_AUTO_TEST_CASE(json_content_type_with_charset) {
 }
 
 BOOST_AUTO_TEST_CASE(raw_octet_stream_and_png_input) {
-  auto token = accepted_token(
-      submit_raw(srv(), photo(), "application/octet-stream", "?width=50"));
+  auto token = accepted_token(submit_raw(
+      srv(), small_photo_bytes(), "application/octet-stream", "?width=50"));
   BOOST_TEST_REQUIRE(!token.empty());
   auto out = finish(srv(), token);
   BOOST_TEST(out.info.width == 50);

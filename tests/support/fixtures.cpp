@@ -191,6 +191,16 @@ std::string corpus_photo(const std::string& name) {
   return read_file(corpus_dir() + "/" + name);
 }
 
+const std::string& small_photo_bytes() {
+  static const std::string bytes = corpus_photo(small_photo);
+  return bytes;
+}
+
+const std::string& small_photo_base64() {
+  static const std::string text = base64_encode(small_photo_bytes());
+  return text;
+}
+
 // -- hand-made inputs --------------------------------------------------------
 
 std::string png_header_only(uint32_t width, uint32_t height) {

@@ -37,6 +37,9 @@ std::string corpus_photo(const std::string& name);
 inline constexpr const char* small_photo = "opencv__messi5.jpg";
 inline constexpr int small_photo_width = 548;
 inline constexpr int small_photo_height = 342;
+/// The small photo's bytes and their base64 text, read once per process.
+const std::string& small_photo_bytes();
+const std::string& small_photo_base64();
 
 // -- hand-made inputs --------------------------------------------------------
 
