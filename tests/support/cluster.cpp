@@ -10,12 +10,7 @@ namespace resized::test {
 
 namespace {
 
-constexpr std::chrono::milliseconds startup_timeout{20000};
 constexpr std::chrono::milliseconds poll_every{50};
-
-struct exited_early : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
 std::string source_dir() {
   return env_or("RESIZED_SOURCE_DIR", ".");
@@ -45,23 +40,21 @@ api_node::api_node(uint16_t redis_port, std::string name,
       name_(std::move(name)),
       args_(std::move(extra_args)),
       dir_(make_temp_dir(name_)) {
-  // Ports were free when asked; another process may still take one before
-  // resized binds it: a few fresh pairs before giving up.
-  for (int attempt = 0;; ++attempt) {
-    http_port_ = free_port();
-    do
-      cluster_port_ = free_port();
-    while (cluster_port_ == http_port_);
-    if (!start_now)
-      return;
-    try {
-      start();
-      return;
-    } catch (const exited_early&) {
-      if (attempt >= 2)
-        throw;
-    }
+  if (!start_now) {
+    pick_ports();
+    return;
   }
+  with_fresh_ports([this] {
+    pick_ports();
+    start();
+  });
+}
+
+void api_node::pick_ports() {
+  http_port_ = free_port();
+  do
+    cluster_port_ = free_port();
+  while (cluster_port_ == http_port_);
 }
 
 api_node::~api_node() {
@@ -90,30 +83,10 @@ void api_node::start() {
   for (auto& a : cluster_test_args())
     argv.push_back(a);
   argv.insert(argv.end(), args_.begin(), args_.end());
-  proc_ = child_process(argv, dir_ + "/" + name_ + ".log");
-  bool exited = false;
-  bool up = wait_until(
-      [&] {
-        if (!proc_.running()) {
-          exited = true;
-          return true;
-        }
-        return http_request("GET", url("/healthz"), {}, {},
-                            std::chrono::milliseconds{1000})
-                   .status == 200;
-      },
-      startup_timeout);
-  if (up && !exited)
-    return;
-  auto what = [&](const char* why) {
-    return "API node " + name_ + " (http " + std::to_string(http_port_) +
-           ", cluster " + std::to_string(cluster_port_) + ") " + why +
-           "; log " + proc_.log_path() + ":\n" + proc_.log();
-  };
-  if (exited)
-    throw exited_early(what("exited during start-up"));
-  proc_.kill9();
-  throw std::runtime_error(what("did not answer GET /healthz in time"));
+  proc_ = start_until_healthy(
+      argv, dir_ + "/" + name_ + ".log", url("/healthz"),
+      "API node " + name_ + " (http " + std::to_string(http_port_) +
+          ", cluster " + std::to_string(cluster_port_) + ")");
 }
 
 void api_node::restart() {

@@ -18,6 +18,7 @@
 #include "support/fixtures.hpp"
 #include "support/http_client.hpp"
 #include "support/process.hpp"
+#include "support/resized_server.hpp"
 
 namespace resized::test {
 
@@ -55,6 +56,7 @@ public:
   std::string log() const { return proc_.log(); }
 
 private:
+  void pick_ports(); // free http and cluster ports, distinct
   uint16_t redis_port_;
   std::string name_;
   std::vector<std::string> args_;

@@ -12,13 +12,48 @@ namespace {
 
 constexpr std::chrono::milliseconds startup_timeout{20000};
 
-// resized exited before answering /healthz (bad arguments, or the port was
-// taken between free_port() and bind): the only case worth a second try.
-struct exited_early : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
 } // namespace
+
+child_process start_until_healthy(const std::vector<std::string>& argv,
+                                  const std::string& log_path,
+                                  const std::string& health_url,
+                                  const std::string& label) {
+  child_process proc(argv, log_path);
+  bool exited = false;
+  bool up = wait_until(
+      [&] {
+        if (!proc.running()) {
+          exited = true;
+          return true;
+        }
+        return http_request("GET", health_url, {}, {},
+                            std::chrono::milliseconds{1000})
+                   .status == 200;
+      },
+      startup_timeout);
+  if (up && !exited)
+    return proc;
+  auto what = [&](const char* why) {
+    return label + " " + why + "; log " + proc.log_path() + ":\n" + proc.log();
+  };
+  if (exited)
+    throw exited_early(what("exited during start-up"));
+  proc.kill9();
+  throw std::runtime_error(
+      what("did not answer GET /healthz with 200 in time"));
+}
+
+void with_fresh_ports(const std::function<void()>& pick_ports_and_start) {
+  for (int attempt = 0;; ++attempt) {
+    try {
+      pick_ports_and_start();
+      return;
+    } catch (const exited_early&) {
+      if (attempt >= 2)
+        throw;
+    }
+  }
+}
 
 resized_server::resized_server(uint16_t redis_port,
                                std::vector<std::string> extra_args,
@@ -27,18 +62,10 @@ resized_server::resized_server(uint16_t redis_port,
       args_(std::move(extra_args)),
       name_(name),
       dir_(make_temp_dir(name)) {
-  // The port was free when asked, but another process may take it before
-  // resized binds it: try a few fresh ports before giving up.
-  for (int attempt = 0;; ++attempt) {
+  with_fresh_ports([this] {
     port_ = free_port();
-    try {
-      start();
-      return;
-    } catch (const exited_early&) {
-      if (attempt >= 2)
-        throw;
-    }
-  }
+    start();
+  });
 }
 
 resized_server::~resized_server() {
@@ -59,31 +86,9 @@ void resized_server::start() {
       "--redis.port=" + std::to_string(redis_port_),
   };
   argv.insert(argv.end(), args_.begin(), args_.end());
-  proc_ = child_process(argv, dir_ + "/" + name_ + ".log");
-  auto health = url("/healthz");
-  bool exited = false;
-  bool up = wait_until(
-      [&] {
-        if (!proc_.running()) {
-          exited = true;
-          return true;
-        }
-        auto res = http_request("GET", health, {}, {},
-                                std::chrono::milliseconds{1000});
-        return res.status == 200;
-      },
-      startup_timeout);
-  if (up && !exited)
-    return;
-  auto what = [&](const char* why) {
-    return "resized (" + name_ + ", port " + std::to_string(port_) + ") " +
-           why + "; log " + proc_.log_path() + ":\n" + proc_.log();
-  };
-  if (exited)
-    throw exited_early(what("exited during start-up"));
-  proc_.kill9();
-  throw std::runtime_error(
-      what("did not answer GET /healthz with 200 in time"));
+  proc_ = start_until_healthy(
+      argv, dir_ + "/" + name_ + ".log", url("/healthz"),
+      "resized (" + name_ + ", port " + std::to_string(port_) + ")");
 }
 
 void resized_server::restart() {

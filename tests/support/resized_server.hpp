@@ -4,12 +4,33 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "support/process.hpp"
 
 namespace resized::test {
+
+/// resized exited before answering /healthz (bad arguments, or a port taken
+/// between free_port() and bind): the only case worth another try.
+struct exited_early : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// Starts `argv` (its log at `log_path`) and waits up to 20 s until
+/// `health_url` answers 200. Throws exited_early if it exits first, else
+/// std::runtime_error on timeout (the process killed); messages start with
+/// `label` and carry the log.
+child_process start_until_healthy(const std::vector<std::string>& argv,
+                                  const std::string& log_path,
+                                  const std::string& health_url,
+                                  const std::string& label);
+
+/// Runs `pick_ports_and_start` up to three times while it throws
+/// exited_early: a port free when asked may be taken before resized binds it.
+void with_fresh_ports(const std::function<void()>& pick_ports_and_start);
 
 class resized_server {
 public:
