@@ -2,6 +2,9 @@
 
 #include <unistd.h>
 
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
 #include "common/task_record.hpp"
 
 namespace resized::log {
@@ -49,32 +52,14 @@ void set_format(format f) {
 }
 
 std::string logfmt_to_json(std::string_view line) {
-  std::string out = "{";
-  auto put = [&](std::string_view text) {
-    out += '"';
-    for (char c : text) {
-      switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20)
-          out += fmt::format("\\u{:04x}",
-                             static_cast<int>(static_cast<unsigned char>(c)));
-        else
-          out += c;
-      }
-    }
-    out += '"';
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> out{buf};
+  auto put = [&](std::string_view key, std::string_view value) {
+    out.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
+    out.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
   };
+  out.StartObject();
   size_t i = 0;
-  bool first = true;
   while (i < line.size()) {
     while (i < line.size() && line[i] == ' ')
       ++i;
@@ -105,15 +90,10 @@ std::string logfmt_to_json(std::string_view line) {
       value = std::string{key};
       key = "msg";
     }
-    if (!first)
-      out += ',';
-    first = false;
-    put(key);
-    out += ':';
-    put(value);
+    put(key, value);
   }
-  out += '}';
-  return out;
+  out.EndObject();
+  return {buf.GetString(), buf.GetSize()};
 }
 
 void write(level lvl, std::string_view line) {

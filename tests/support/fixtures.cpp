@@ -313,39 +313,6 @@ int64_t json_int(const rapidjson::Value& v, const char* key, int64_t fallback) {
   return i->value.GetInt64();
 }
 
-std::string json_escape(const std::string& text) {
-  std::string out;
-  out.reserve(text.size());
-  for (unsigned char ch : text) {
-    switch (ch) {
-    case '"':
-      out += "\\\"";
-      break;
-    case '\\':
-      out += "\\\\";
-      break;
-    case '\n':
-      out += "\\n";
-      break;
-    case '\r':
-      out += "\\r";
-      break;
-    case '\t':
-      out += "\\t";
-      break;
-    default:
-      if (ch < 0x20) {
-        char buf[8];
-        std::snprintf(buf, sizeof(buf), "\\u%04x", ch);
-        out += buf;
-      } else {
-        out.push_back(static_cast<char>(ch));
-      }
-    }
-  }
-  return out;
-}
-
 bool is_uuid(const std::string& text) {
   static const std::regex re{
       "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"

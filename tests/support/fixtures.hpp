@@ -89,9 +89,6 @@ std::string json_string(const rapidjson::Value& v, const char* key);
 int64_t json_int(const rapidjson::Value& v, const char* key,
                  int64_t fallback = -1);
 
-/// Escapes `text` as the contents of a JSON string literal (no quotes).
-std::string json_escape(const std::string& text);
-
 /// True for the canonical 8-4-4-4-12 hexadecimal UUID form.
 bool is_uuid(const std::string& text);
 

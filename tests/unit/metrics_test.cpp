@@ -203,6 +203,9 @@ BOOST_AUTO_TEST_CASE(logfmt_lines_become_json_objects) {
              "{\"msg\":\"task done\",\"reason\":\"say \\\"hi\\\" \\\\ "
              "x=1\"}");
   BOOST_TEST(logfmt_to_json("") == "{}");
+  // control characters in a value are escaped, never raw in the line
+  BOOST_TEST(logfmt_to_json("msg=\"a\tb\nc\x01\"") ==
+             "{\"msg\":\"a\\tb\\nc\\u0001\"}");
   resized::log::format f;
   BOOST_TEST(resized::log::parse_format("json", f));
   BOOST_TEST((f == resized::log::format::json));
