@@ -306,10 +306,17 @@ outcome<json_submission> decode_json_submission(std::string body) {
     return invalid(fmt::format("body is not valid JSON: nested deeper than "
                                "{} levels",
                                submission_reader::max_depth));
-  if (parsed.IsError())
-    return invalid(fmt::format("body is not valid JSON: {} (offset {})",
-                               rapidjson::GetParseError_En(parsed.Code()),
+  if (parsed.IsError()) {
+    // RapidJSON's words as a clause: "Missing a name." -> "missing a name"
+    std::string why = rapidjson::GetParseError_En(parsed.Code());
+    if (!why.empty() && why.back() == '.')
+      why.pop_back();
+    if (!why.empty())
+      why[0] =
+          static_cast<char>(std::tolower(static_cast<unsigned char>(why[0])));
+    return invalid(fmt::format("body is not valid JSON: {} (offset {})", why,
                                parsed.Offset()));
+  }
   for (size_t i = stream.Tell(); i < body.size(); ++i)
     if (!json_whitespace(body[i]))
       return invalid(fmt::format("body is not valid JSON: data after the "

@@ -585,6 +585,14 @@ BOOST_AUTO_TEST_CASE(json_invalid) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(json_syntax_error_names_what_and_where) {
+  auto res = decode_json_submission(R"({"imageData": "TWFu" "width": 5})");
+  BOOST_REQUIRE(code_of(res) == error_code::invalid_json);
+  BOOST_TEST(res.error().message ==
+             "body is not valid JSON: missing a comma or '}' after an object "
+             "member (offset 21)");
+}
+
 // Malformed values of unknown keys and trailing tokens are still invalid:
 // the whole document is validated, not only the keys we read.
 BOOST_AUTO_TEST_CASE(json_malformed_but_ignored_parts) {
