@@ -25,7 +25,9 @@
 #    once per allocator: the default (glibc, memory.arenas=2, malloc_trim
 #    every second, buffers >= 8 MiB mapped), glibc untuned, arenas=2
 #    only, jemalloc (LD_PRELOAD).
-# 4. --profile: perf record of resized during one JSON run; top entries.
+# 4. --profile: perf record of resized during one JSON run; top entries;
+#    then perf record -a during raw_pipeline and during a raw-bytes run,
+#    samples per thread name side by side (where the extra CPU goes).
 # 5. Appends a dated section to bench/RESULTS.md (unless --no-results).
 # Logs, CSVs and profiles go to build-bench/runs/<timestamp>/.
 #
@@ -294,7 +296,58 @@ if ((curve)); then
 fi
 
 # -- 4. profile ---------------------------------------------------------------------
-prof_top="" prof_dso="" prof_stages=""
+prof_top="" prof_dso="" prof_stages="" prof_system=""
+
+# Where the service's CPU beyond the raw pipeline goes: perf record -a (every
+# process on the machine) during raw_pipeline and during one raw-bytes
+# loadgen run, samples counted per thread name inside the busy window (first
+# to last sample of a libvips worker), side by side.
+busy_window() { # <perf.data> -> "start,end" in seconds
+  perf script -i "$1" -F comm,time 2>/dev/null |
+    awk '{ c = substr($0, 1, 16); gsub(/^ +/, "", c)
+           if (c != "libvips worker") next
+           t = $NF; sub(/:$/, "", t); if (first == "") first = t; last = t }
+         END { print first "," last }'
+}
+samples_by_comm() { # <perf.data> <window> -> "samples<TAB>comm" lines
+  perf report -i "$1" --time "$2" --sort comm -n --stdio 2>/dev/null |
+    awk '/^ +[0-9.]+%/ { n = $2; $1 = ""; $2 = ""; sub(/^ +/, ""); print n "\t" $0 }'
+}
+top_symbols() { # <perf.data> <window> <comm> -> "samples<TAB>symbol (dso)"
+  perf script -i "$1" --time "$2" -F comm,ip,sym,dso 2>/dev/null |
+    awk -v want="$3" '{ c = substr($0, 1, 16); gsub(/^ +/, "", c); if (c != want) next
+                        s = substr($0, 17); sub(/^ +[0-9a-f]+ /, "", s)
+                        gsub(/\+0x[0-9a-f]+/, "", s); n[s]++ }
+                      END { for (k in n) print n[k] "\t" k }' | sort -rn | head -12
+}
+span() { awk -F, '{ printf "%.2f", $2 - $1 }' <<<"$1"; }
+system_profile() {
+  perf record -a -F 999 -o "$out/sys-raw_pipeline.data" -- "$tools/raw_pipeline" \
+    --dir="$corpus" --threads="$pool" --count="$count" \
+    >"$out/sys-raw_pipeline.txt" 2>"$out/sys-raw_pipeline.err" || return 0
+  start_resized sysprof
+  perf record -a -F 999 -o "$out/sys-service.data" -- "$tools/loadgen" --url="$base" \
+    --mode=raw --label=sysprof --concurrency="$concurrency" --count="$count" \
+    --dir="$corpus" "${poll_args[@]}" >"$out/sys-service.txt" 2>"$out/sys-service.err" || true
+  stop_resized
+  local wr ws
+  wr=$(busy_window "$out/sys-raw_pipeline.data"); ws=$(busy_window "$out/sys-service.data")
+  samples_by_comm "$out/sys-raw_pipeline.data" "$wr" >"$out/sys-raw_pipeline-comm.txt"
+  samples_by_comm "$out/sys-service.data" "$ws" >"$out/sys-service-comm.txt"
+  top_symbols "$out/sys-service.data" "$ws" resized >"$out/sys-service-io.txt"
+  prof_system=$(
+    echo "samples (perf -F 999, all CPUs) per thread name while libvips works: raw_pipeline $(span "$wr") s, resized (raw bytes, $count images) $(span "$ws") s"
+    echo
+    printf '%-18s %14s %14s\n' "thread name" "raw_pipeline" "resized run"
+    awk -F '\t' 'FNR == NR { r[$2] = $1; names[$2] = 1; next } { s[$2] = $1; names[$2] = 1 }
+      END { for (n in names) printf "%-18s %14d %14d\n", n, r[n], s[n] }' \
+      "$out/sys-raw_pipeline-comm.txt" "$out/sys-service-comm.txt" | sort -k3,3nr -k2,2nr | head -12
+    echo "(\"resized\": its io threads; \"caf.actor\": resize actors, the status actor;"
+    echo " \"raw_pipeline\": the threads that call libvips there; \"swapper\": idle)"
+    echo
+    echo "resized's io threads, top symbols:"
+    cat "$out/sys-service-io.txt")
+}
 if ((profile)); then
   if perf stat -e instructions true >/dev/null 2>&1; then
     log "profiling resized (perf record) during a JSON run"
@@ -316,6 +369,7 @@ if ((profile)); then
       2>/dev/null | grep -E '^ +[0-9]' | head -15 >"$out/perf-comm.txt" || true
     prof_top=$(cat "$out/perf-top.txt"); prof_dso=$(cat "$out/perf-dso.txt")
     prof_stages=$(grep -E '^(stage|http|cpu) ' "$out/loadgen-profile.txt" || true)
+    system_profile
   else
     log "perf does not work here (perf_event_paranoid?); profile skipped"
   fi
@@ -375,6 +429,7 @@ fi
 stages=$(grep -hE '^(stage|http|cpu) ' "$out"/loadgen-*-all.txt 2>/dev/null || true)
 echo; echo "per-stage (from /metrics deltas):"; echo "$stages"
 [[ -n $prof_top ]] && { echo; echo "perf top (dso, symbol):"; echo "$prof_top" | head -20; }
+[[ -n $prof_system ]] && { echo; echo "$prof_system"; }
 
 # -- 5. RESULTS.md ----------------------------------------------------------------------
 if ((write_results)); then
@@ -419,6 +474,14 @@ if ((write_results)); then
       echo
       echo '```'
       echo "$prof_dso"
+      echo '```'
+    fi
+    if [[ -n $prof_system ]]; then
+      echo
+      echo "System-wide, raw_pipeline against one raw-bytes run of resized:"
+      echo
+      echo '```'
+      echo "$prof_system"
       echo '```'
     fi
     echo
