@@ -447,6 +447,130 @@ void reuse(self_ptr self, const std::string& original, state_type::queued task,
           });
 }
 
+// Queues a submission: its record and input are made durable in Redis
+// before the 202, then it joins an open identical task or the queue.
+void accept(self_ptr self, submit_request req, submit_replier reply) {
+  auto& st = self->state;
+  auto size = req.image.size();
+  auto waiting = st.queue.size() + st.accepting;
+  if (waiting >= st.cfg.queue_capacity) {
+    reply(failure{error_code::queue_full,
+                  fmt::format("queue is full ({} tasks waiting)", waiting)});
+    return;
+  }
+  if (st.queued_bytes + size > st.cfg.queue_max_bytes) {
+    reply(failure{error_code::queue_full,
+                  fmt::format("queue is full ({} bytes waiting, limit {})",
+                              st.queued_bytes, st.cfg.queue_max_bytes)});
+    return;
+  }
+  state_type::queued task;
+  task.record.token = make_token();
+  task.record.options = req.options;
+  task.record.input_bytes = size;
+  task.record.submitted_at_ms = now_ms();
+  task.decode_bytes = req.decode_bytes;
+  task.job = caf::make_message(resize_job{task.record.token, req.options,
+                                          std::move(req.image), req.header});
+  // Reserve the queue slot now; the task enters the queue once Redis
+  // holds it (record + input): a 202 is a promise that survives a crash.
+  ++st.accepting;
+  st.queued_bytes += size;
+  auto request_id = req.request_id;
+  auto content = std::move(req.content_key);
+  self->request(st.status, st.cfg.store_timeout, accept_atom::value,
+                task.record, task.job)
+      .then(
+          [=](bool stored) mutable {
+            auto& st = self->state;
+            --st.accepting;
+            if (!stored) {
+              st.queued_bytes -= size;
+              reply(failure{error_code::store_unavailable,
+                            "the task store (Redis) is unavailable: nothing "
+                            "was accepted, try again"});
+              return;
+            }
+            log::info("msg={} token={} request_id={} bytes={} format={} "
+                      "width={} height={} mode={} queued={}",
+                      log::quote("task accepted"), task.record.token,
+                      request_id, size,
+                      imaging::to_string(task.record.options.format),
+                      task.record.options.width, task.record.options.height,
+                      imaging::to_string(task.record.options.mode),
+                      st.queue.size() + 1);
+            metrics::task_accepted(size);
+            reply(task.record.token);
+            task.content = content;
+            if (!content.empty()) {
+              if (auto* original = st.by_content.get(content)) {
+                reuse(self, *original, std::move(task), size);
+                return;
+              }
+              st.by_content.put(content, task.record.token);
+            }
+            st.open.insert(task.record.token);
+            st.queue.push_back(std::move(task));
+            dispatch(self);
+          },
+          [=](caf::error& err) mutable {
+            auto& st = self->state;
+            --st.accepting;
+            st.queued_bytes -= size;
+            reply(failure{error_code::store_unavailable,
+                          "the task store did not answer: " +
+                              self->system().render(err)});
+          });
+}
+
+// A submission whose identical twin has finished: its result is copied
+// under the new token before the 202 (a final record, durable on its own),
+// so the input is never stored and nothing is queued. If the copy fails (the
+// result expired, Redis), the submission is accepted like any other.
+void reuse_finished(self_ptr self, const std::string& original,
+                    submit_request req, submit_replier reply) {
+  auto& st = self->state;
+  task_record rec;
+  rec.token = make_token();
+  rec.options = req.options;
+  rec.input_bytes = req.image.size();
+  rec.submitted_at_ms = now_ms();
+  // Kept for the fallback without copying the image; lambdas must copy.
+  auto held = std::make_shared<submit_request>(std::move(req));
+  auto fallback = [=] {
+    auto& st = self->state;
+    if (st.draining) {
+      reply(failure{error_code::shutting_down,
+                    "this node is shutting down: submit again (another "
+                    "node, or this one after its restart)"});
+      return;
+    }
+    // the twin's result is gone: this submission becomes the original
+    st.by_content.erase(held->content_key);
+    accept(self, std::move(*held), reply);
+  };
+  self->request(st.status, st.cfg.store_timeout, clone_atom::value, original,
+                rec)
+      .then(
+          [=](bool cloned) {
+            if (!cloned) {
+              fallback();
+              return;
+            }
+            auto& st = self->state;
+            ++st.reused;
+            ++st.succeeded;
+            metrics::task_accepted(rec.input_bytes);
+            metrics::task_finished("SUCCESS", -1, -1, -1, -1, 0,
+                                   rec.input_bytes, 0);
+            log::info("msg={} token={} request_id={} original={}",
+                      log::quote("identical task: finished result reused"),
+                      rec.token, held->request_id, original);
+            reply(rec.token);
+          },
+          [=](caf::error&) { fallback(); });
+}
+
 cluster_view make_view(self_ptr self) {
   auto& st = self->state;
   cluster_view view;
@@ -516,80 +640,13 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
                         "node, or this one after its restart)"});
           return;
         }
-        auto size = req.image.size();
-        auto waiting = st.queue.size() + st.accepting;
-        if (waiting >= st.cfg.queue_capacity) {
-          reply(failure{
-              error_code::queue_full,
-              fmt::format("queue is full ({} tasks waiting)", waiting)});
-          return;
-        }
-        if (st.queued_bytes + size > st.cfg.queue_max_bytes) {
-          reply(
-              failure{error_code::queue_full,
-                      fmt::format("queue is full ({} bytes waiting, limit {})",
-                                  st.queued_bytes, st.cfg.queue_max_bytes)});
-          return;
-        }
-        state_type::queued task;
-        task.record.token = make_token();
-        task.record.options = req.options;
-        task.record.input_bytes = size;
-        task.record.submitted_at_ms = now_ms();
-        task.decode_bytes = req.decode_bytes;
-        task.job = caf::make_message(resize_job{
-            task.record.token, req.options, std::move(req.image), req.header});
-        // Reserve the queue slot now; the task enters the queue once Redis
-        // holds it (record + input): a 202 is a promise that survives a crash.
-        ++st.accepting;
-        st.queued_bytes += size;
-        auto request_id = req.request_id;
-        auto content = std::move(req.content_key);
-        self->request(st.status, st.cfg.store_timeout, accept_atom::value,
-                      task.record, task.job)
-            .then(
-                [=](bool stored) mutable {
-                  auto& st = self->state;
-                  --st.accepting;
-                  if (!stored) {
-                    st.queued_bytes -= size;
-                    reply(failure{
-                        error_code::store_unavailable,
-                        "the task store (Redis) is unavailable: nothing "
-                        "was accepted, try again"});
-                    return;
-                  }
-                  log::info("msg={} token={} request_id={} bytes={} format={} "
-                            "width={} height={} mode={} queued={}",
-                            log::quote("task accepted"), task.record.token,
-                            request_id, size,
-                            imaging::to_string(task.record.options.format),
-                            task.record.options.width,
-                            task.record.options.height,
-                            imaging::to_string(task.record.options.mode),
-                            st.queue.size() + 1);
-                  metrics::task_accepted(size);
-                  reply(task.record.token);
-                  task.content = content;
-                  if (!content.empty()) {
-                    if (auto* original = st.by_content.get(content)) {
-                      reuse(self, *original, std::move(task), size);
-                      return;
-                    }
-                    st.by_content.put(content, task.record.token);
-                  }
-                  st.open.insert(task.record.token);
-                  st.queue.push_back(std::move(task));
-                  dispatch(self);
-                },
-                [=](caf::error& err) mutable {
-                  auto& st = self->state;
-                  --st.accepting;
-                  st.queued_bytes -= size;
-                  reply(failure{error_code::store_unavailable,
-                                "the task store did not answer: " +
-                                    self->system().render(err)});
-                });
+        if (!req.content_key.empty())
+          if (auto* original = st.by_content.get(req.content_key);
+              original != nullptr && st.open.count(*original) == 0) {
+            reuse_finished(self, *original, std::move(req), std::move(reply));
+            return;
+          }
+        accept(self, std::move(req), std::move(reply));
       },
       [=](join_atom, caf::actor& agent, node_info& info) {
         if (!agent || info.name.empty() || info.pool_size == 0)

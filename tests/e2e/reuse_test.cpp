@@ -24,6 +24,14 @@ int64_t cluster_total(const resized_server& srv, const char* name) {
   return json_int(doc["totals"], name);
 }
 
+// Redis' count of bytes received from clients (INFO stats).
+int64_t redis_bytes_in(redis_server& redis) {
+  auto info = redis.command("INFO stats");
+  auto at = info.find("total_net_input_bytes:");
+  BOOST_REQUIRE(at != std::string::npos);
+  return std::stoll(info.substr(at + 22));
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(reuse, *boost::unit_test::fixture<env>())
@@ -54,6 +62,27 @@ BOOST_AUTO_TEST_CASE(duplicates_share_one_resize) {
   auto out = finish(srv, late);
   BOOST_TEST((out.image.body == outs[0].image.body));
   BOOST_TEST(cluster_total(srv, "reused") - before == 3);
+}
+
+BOOST_AUTO_TEST_CASE(a_finished_twin_is_copied_before_the_202) {
+  auto& e = env::get();
+  auto photo = corpus_photo("ukui__rhythm.jpg"); // 8.9 MB
+  auto first =
+      finish(e.server, accepted_token(submit_raw(e.server, photo, "image/jpeg",
+                                                 "?width=90&height=90")));
+  BOOST_REQUIRE(first.info.width == 90);
+  auto before = redis_bytes_in(e.redis);
+  auto late = accepted_token(
+      submit_raw(e.server, photo, "image/jpeg", "?width=90&height=90"));
+  BOOST_REQUIRE(!late.empty());
+  // final at once: the first status request (no wait) is already SUCCESS
+  auto status = http_get(e.server.url("/api/v1/resize/" + late));
+  BOOST_REQUIRE(status.status == 200);
+  BOOST_TEST(json_string(parse_json(status.body), "status") == "SUCCESS");
+  // and its 8.9 MB input never went to Redis (only the result's copy did)
+  BOOST_TEST(redis_bytes_in(e.redis) - before < 1000000);
+  auto out = finish(e.server, late);
+  BOOST_TEST((out.image.body == first.image.body));
 }
 
 BOOST_AUTO_TEST_CASE(other_options_are_other_work) {
