@@ -63,6 +63,9 @@ using clock_type = std::chrono::steady_clock;
 namespace route {
 constexpr const char* submit = "/api/v1/resize";
 constexpr const char* status = "/api/v1/resize/:token";
+// A long poll (?wait=N, N > 0): its duration is mostly the wait, kept apart
+// so that the status route's histogram still shows service time.
+constexpr const char* status_wait = "/api/v1/resize/:token?wait";
 constexpr const char* image = "/api/v1/images/:name";
 constexpr const char* healthz = "/healthz";
 constexpr const char* readyz = "/readyz";
@@ -393,6 +396,8 @@ struct server::impl {
     auto wait = poll_wait(req);
     if (!wait)
       return reject(ctx, wait.error());
+    if (wait.value().count() > 0)
+      ctx.route = route::status_wait;
     api.status(normalize_token(token), wait.value(),
                make_replier<outcome<task_record>>(
                    ctx,
