@@ -90,7 +90,9 @@ bool read(header_reader& r, const unsigned char* data, size_t size,
   out.width = static_cast<int>(r.cinfo.image_width);
   out.height = static_cast<int>(r.cinfo.image_height);
   out.pages = 1;
-  out.progressive = r.cinfo.progressive_mode != 0;
+  // Progressive, or sequential in several scans: either way libjpeg holds
+  // every coefficient of the image (libvips' "interlaced" is the same test).
+  out.progressive = jpeg_has_multiple_scans(&r.cinfo) != 0;
   out.orientation_swap = exif_orientation(r.exif, r.exif_size) >= 5;
   jpeg_destroy_decompress(&r.cinfo);
   return true;

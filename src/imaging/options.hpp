@@ -29,8 +29,9 @@ struct probe_info {
   int width = 0;
   int height = 0;
   int pages = 1;
-  /// Progressive JPEG or interlaced PNG: the decoder holds the whole image
-  /// (JPEG: every DCT coefficient) however small the thumbnail.
+  /// Progressive (or multi-scan) JPEG or interlaced PNG: the decoder holds
+  /// the whole image (JPEG: every DCT coefficient) however small the
+  /// thumbnail.
   bool progressive = false;
   /// EXIF orientation 5-8: the upright image is height x width.
   bool orientation_swap = false;

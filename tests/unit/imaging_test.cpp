@@ -1010,6 +1010,29 @@ BOOST_AUTO_TEST_CASE(jpeg_headers_agree_with_libvips_on_the_corpus) {
   BOOST_TEST(jpegs > 0);
 }
 
+// A baseline JPEG whose first scan holds one of its three components: libjpeg
+// keeps every coefficient for it as for a progressive one, and libvips calls
+// it interlaced. (Found by the image_probe fuzzer; kept in its seed corpus.)
+BOOST_AUTO_TEST_CASE(a_multi_scan_baseline_jpeg_counts_as_progressive) {
+  const char* src = std::getenv("RESIZED_SOURCE_DIR");
+  BOOST_REQUIRE(src != nullptr);
+  auto bytes = read_file(std::filesystem::path{src} /
+                         "fuzz/corpus/image_probe/multiscan_baseline.jpg");
+  BOOST_REQUIRE(!bytes.empty());
+  auto info = probe(bytes.data(), bytes.size(), limits{});
+  BOOST_REQUIRE_MESSAGE(info.ok(), describe(info));
+  BOOST_TEST(info->progressive);
+  image_ptr vips{
+      vips_image_new_from_buffer(bytes.data(), bytes.size(), "", nullptr)};
+  BOOST_REQUIRE(vips);
+  int interlaced = 0;
+  vips_image_get_int(vips.get(), "interlaced", &interlaced);
+  BOOST_TEST(interlaced == 1);
+  // and a plain baseline one is not
+  auto plain = photo_jpeg(64, 48);
+  BOOST_TEST(!probe_of(plain).progressive);
+}
+
 BOOST_AUTO_TEST_CASE(jpeg_header_errors_are_corrupt_image) {
   auto jpeg = photo_jpeg(64, 48);
   // cut inside the header, after the SOI only, and a bad marker after SOI
