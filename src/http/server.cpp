@@ -134,7 +134,9 @@ struct server::impl {
         reason_phrase(status)};
   }
 
-  // Every answer ends here: one access log line and the HTTP metrics.
+  // Every answer ends here: one access log line and the HTTP metrics,
+  // recorded just before the response is handed to RESTinio — after it, the
+  // client could read the answer and scrape /metrics before they exist.
   void access_log(const request_ctx& ctx, int status, size_t bytes) {
     auto seconds =
         std::chrono::duration<double>(clock_type::now() - ctx.started).count();
@@ -164,8 +166,8 @@ struct server::impl {
     resp.append_header("X-Request-Id", ctx.id);
     auto size = body.size();
     resp.set_body(std::move(body));
-    resp.done();
     access_log(ctx, status, size);
+    resp.done();
   }
 
   void send_json(const request_ctx& ctx, int status, std::string body,
@@ -177,8 +179,8 @@ struct server::impl {
       resp.append_header(restinio::http_field::location, location);
     auto size = body.size();
     resp.set_body(std::move(body));
-    resp.done();
     access_log(ctx, status, size);
+    resp.done();
   }
 
   void send_error(const request_ctx& ctx, const failure& err) {
@@ -197,12 +199,12 @@ struct server::impl {
     auto body = error_body(err);
     auto size = body.size();
     resp.set_body(std::move(body));
-    resp.done();
     if (log::enabled(log::level::info) && status >= 500)
       log::warn("msg={} request_id={} code={} reason={}",
                 log::quote("request failed"), ctx.id, to_string(err.code),
                 log::quote(err.message));
     access_log(ctx, status, size);
+    resp.done();
   }
 
   static std::string allowed_methods(const request_ctx& ctx) {
@@ -450,8 +452,8 @@ struct server::impl {
       size = blob.bytes->size();
       resp.set_body(std::move(blob.bytes));
     }
-    resp.done();
     access_log(ctx, status, size);
+    resp.done();
   }
 
   handling on_health(const req_handle& req) {
@@ -537,8 +539,8 @@ struct server::impl {
       auto resp = req->create_response(status_line(304));
       resp.append_header(restinio::http_field::etag, etag);
       resp.append_header("X-Request-Id", ctx.id);
-      resp.done();
       access_log(ctx, 304, 0);
+      resp.done();
       return restinio::request_accepted();
     }
     auto resp = req->create_response(status_line(200));
@@ -549,8 +551,8 @@ struct server::impl {
     resp.append_header("X-Request-Id", ctx.id);
     // The bytes are static: no copy.
     resp.set_body(restinio::const_buffer(a->bytes.data(), a->bytes.size()));
-    resp.done();
     access_log(ctx, 200, a->bytes.size());
+    resp.done();
     return restinio::request_accepted();
   }
 

@@ -35,7 +35,8 @@ void on_message(j_common_ptr, int) {} // warnings: the thumbnail reports them
 struct header_reader {
   jpeg_decompress_struct cinfo;
   error_manager err;
-  // The first APP1 segment that starts "Exif", as libvips takes it: a view
+  // The last APP1 segment that starts "Exif", as libvips 8.14 takes it
+  // (each one replaces the one before in its jpeg2vips.c): a view
   // into the caller's bytes (jpeg_mem_src reads them in place).
   const unsigned char* exif = nullptr;
   size_t exif_size = 0;
@@ -61,8 +62,7 @@ boolean on_app1(j_decompress_ptr cinfo) {
     (*cinfo->err->error_exit)(reinterpret_cast<j_common_ptr>(cinfo));
   }
   auto available = std::min(static_cast<size_t>(length), src->bytes_in_buffer);
-  if (r->exif == nullptr && available > 4 &&
-      std::memcmp(src->next_input_byte, "Exif", 4) == 0) {
+  if (available > 4 && std::memcmp(src->next_input_byte, "Exif", 4) == 0) {
     r->exif = src->next_input_byte;
     r->exif_size = available;
   }
@@ -101,17 +101,39 @@ bool read(header_reader& r, const unsigned char* data, size_t size,
 } // namespace
 
 int exif_orientation(const unsigned char* app1, size_t size) {
-  if (app1 == nullptr || size <= 4 || std::memcmp(app1, "Exif", 4) != 0)
+  // Read as libvips 8.14 reads it (foreign/exif.c), so that both agree: the
+  // block loaded without libexif's defaults, then fixed; the last
+  // Orientation entry of IFD0; its first value if it is an integer type.
+  if (app1 == nullptr || size <= 4 || size > (1u << 20) ||
+      std::memcmp(app1, "Exif", 4) != 0)
     return 0;
-  ExifData* exif = exif_data_new_from_data(app1, static_cast<unsigned>(size));
+  ExifData* exif = exif_data_new();
   if (exif == nullptr)
     return 0;
+  exif_data_unset_option(exif, EXIF_DATA_OPTION_FOLLOW_SPECIFICATION);
+  exif_data_load_data(exif, app1, static_cast<unsigned>(size));
+  exif_data_fix(exif);
+  auto order = exif_data_get_byte_order(exif);
   int orientation = 0;
-  if (ExifEntry* e =
-          exif_content_get_entry(exif->ifd[EXIF_IFD_0], EXIF_TAG_ORIENTATION);
-      e != nullptr && e->format == EXIF_FORMAT_SHORT && e->components >= 1 &&
-      e->data != nullptr && e->size >= 2) {
-    int value = exif_get_short(e->data, exif_data_get_byte_order(exif));
+  ExifContent* ifd0 = exif->ifd[EXIF_IFD_0];
+  for (unsigned i = 0; ifd0 != nullptr && i < ifd0->count; ++i) {
+    const ExifEntry* e = ifd0->entries[i];
+    if (e == nullptr || e->tag != EXIF_TAG_ORIENTATION)
+      continue;
+    int value = 0;
+    if (e->components == 0 || e->components >= 10 || e->data == nullptr)
+      continue;
+    size_t width = e->size / e->components;
+    if (e->format == EXIF_FORMAT_SHORT && width >= 2)
+      value = exif_get_short(e->data, order);
+    else if (e->format == EXIF_FORMAT_SSHORT && width >= 2)
+      value = exif_get_sshort(e->data, order);
+    else if (e->format == EXIF_FORMAT_LONG && width >= 4)
+      value = static_cast<int>(exif_get_long(e->data, order));
+    else if (e->format == EXIF_FORMAT_SLONG && width >= 4)
+      value = exif_get_slong(e->data, order);
+    else
+      continue; // text or fractions: no orientation we rely on
     orientation = value >= 1 && value <= 8 ? value : 0;
   }
   exif_data_unref(exif);
