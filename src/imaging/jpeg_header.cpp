@@ -35,8 +35,8 @@ void on_message(j_common_ptr, int) {} // warnings: the thumbnail reports them
 struct header_reader {
   jpeg_decompress_struct cinfo;
   error_manager err;
-  // The last APP1 segment that starts "Exif", as libvips 8.14 takes it
-  // (each one replaces the one before in its jpeg2vips.c): a view
+  // The first APP1 segment that starts "Exif", as libvips 8.14 takes it
+  // (its jpeg2vips.c attaches only the first): a view
   // into the caller's bytes (jpeg_mem_src reads them in place).
   const unsigned char* exif = nullptr;
   size_t exif_size = 0;
@@ -62,7 +62,8 @@ boolean on_app1(j_decompress_ptr cinfo) {
     (*cinfo->err->error_exit)(reinterpret_cast<j_common_ptr>(cinfo));
   }
   auto available = std::min(static_cast<size_t>(length), src->bytes_in_buffer);
-  if (available > 4 && std::memcmp(src->next_input_byte, "Exif", 4) == 0) {
+  if (r->exif == nullptr && available > 4 &&
+      std::memcmp(src->next_input_byte, "Exif", 4) == 0) {
     r->exif = src->next_input_byte;
     r->exif_size = available;
   }

@@ -3,7 +3,7 @@
 // Why not libvips' loader, as for the other formats: it asks libjpeg to keep
 // every APPn segment (EXIF, XMP, ICC, ...), and libjpeg copies kept segments
 // one byte at a time — 6 ms for a photo with 7 MB of XMP, on the io thread of
-// every submission. Here the last APP1 that starts "Exif" (the one libvips
+// every submission. Here the first APP1 that starts "Exif" (the one libvips
 // takes) is read in place for its orientation tag (by libexif), and every
 // other segment is skipped unread.
 #pragma once

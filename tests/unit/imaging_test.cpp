@@ -16,6 +16,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include <vips/vips.h>
@@ -1031,6 +1032,34 @@ BOOST_AUTO_TEST_CASE(a_multi_scan_baseline_jpeg_counts_as_progressive) {
   // and a plain baseline one is not
   auto plain = photo_jpeg(64, 48);
   BOOST_TEST(!probe_of(plain).progressive);
+}
+
+// Of several EXIF blocks, libvips uses the first: so does the probe.
+BOOST_AUTO_TEST_CASE(the_first_exif_block_counts) {
+  auto app1 = [](unsigned char orientation) {
+    std::string exif{"Exif\0\0II*\0\x08\0\0\0\x01\0"
+                     "\x12\x01\x03\0\x01\0\0\0",
+                     24};
+    exif += static_cast<char>(orientation);
+    exif += std::string(7, '\0');
+    auto length = exif.size() + 2;
+    return std::string{"\xff\xe1", 2} + static_cast<char>(length >> 8) +
+           static_cast<char>(length & 0xff) + exif;
+  };
+  auto plain = photo_jpeg(64, 48);
+  for (auto [first, second, swap] :
+       {std::tuple{1, 6, false}, std::tuple{6, 1, true}}) {
+    auto jpeg = plain.substr(0, 2) + app1(static_cast<unsigned char>(first)) +
+                app1(static_cast<unsigned char>(second)) + plain.substr(2);
+    BOOST_TEST_CONTEXT("orientations " << first << ", " << second) {
+      BOOST_TEST(probe_of(jpeg).orientation_swap == swap);
+      image_ptr vips{
+          vips_image_new_from_buffer(jpeg.data(), jpeg.size(), "", nullptr)};
+      BOOST_REQUIRE(vips);
+      BOOST_TEST(static_cast<bool>(
+                     vips_image_get_orientation_swap(vips.get())) == swap);
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(jpeg_header_errors_are_corrupt_image) {
