@@ -35,6 +35,20 @@ const resize_job& job_of(const state_type::queued& task) {
   return task.job.get_as<resize_job>(0);
 }
 
+failure shutting_down() {
+  return failure{error_code::shutting_down,
+                 "this node is shutting down: submit again (another node, or "
+                 "this one after its restart)"};
+}
+
+// A task answered with its identical twin's result, copied under its token.
+void count_reused(self_ptr self, uint64_t input_bytes) {
+  auto& st = self->state;
+  ++st.reused;
+  ++st.succeeded;
+  metrics::task_finished("SUCCESS", -1, -1, -1, -1, 0, input_bytes, 0);
+}
+
 void fail(self_ptr self, task_record rec, failure err) {
   rec.status = task_status::failure;
   rec.error_code = std::string{to_string(err.code)};
@@ -423,11 +437,8 @@ void reuse(self_ptr self, const std::string& original, state_type::queued task,
           [=](bool cloned) mutable {
             auto& st = self->state;
             if (cloned) {
-              ++st.reused;
-              ++st.succeeded;
+              count_reused(self, task.record.input_bytes);
               st.queued_bytes -= size;
-              metrics::task_finished("SUCCESS", -1, -1, -1, -1, 0,
-                                     task.record.input_bytes, 0);
               log::info("msg={} token={} original={}",
                         log::quote("identical task: result reused"), token,
                         original);
@@ -540,9 +551,7 @@ void reuse_finished(self_ptr self, const std::string& original,
   auto fallback = [=] {
     auto& st = self->state;
     if (st.draining) {
-      reply(failure{error_code::shutting_down,
-                    "this node is shutting down: submit again (another "
-                    "node, or this one after its restart)"});
+      reply(shutting_down());
       return;
     }
     // the twin's result is gone: this submission becomes the original
@@ -557,12 +566,8 @@ void reuse_finished(self_ptr self, const std::string& original,
               fallback();
               return;
             }
-            auto& st = self->state;
-            ++st.reused;
-            ++st.succeeded;
             metrics::task_accepted(rec.input_bytes);
-            metrics::task_finished("SUCCESS", -1, -1, -1, -1, 0,
-                                   rec.input_bytes, 0);
+            count_reused(self, rec.input_bytes);
             log::info("msg={} token={} request_id={} original={}",
                       log::quote("identical task: finished result reused"),
                       rec.token, held->request_id, original);
@@ -635,9 +640,7 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
       [=](submit_atom, submit_request& req, submit_replier& reply) {
         auto& st = self->state;
         if (st.draining) {
-          reply(failure{error_code::shutting_down,
-                        "this node is shutting down: submit again (another "
-                        "node, or this one after its restart)"});
+          reply(shutting_down());
           return;
         }
         if (!req.content_key.empty())
