@@ -168,12 +168,12 @@ BOOST_AUTO_TEST_CASE(command_line_overrides_file) {
 }
 
 BOOST_AUTO_TEST_CASE(command_line_values) {
-  auto res = load({"--http.address=::1", "--http.public-url=https://img.x/",
-                   "--resize.pool-size=8", "--defaults.mode=fit",
-                   "--defaults.format=webp", "--defaults.width=0",
-                   "--log.level=debug", "--redis.key-prefix=t1:",
-                   "--memory.arenas=0", "--memory.trim-interval-ms=0",
-                   "--memory.mmap-threshold=0"});
+  auto res =
+      load({"--http.address=::1", "--http.public-url=https://img.x/",
+            "--resize.pool-size=8", "--defaults.mode=fit",
+            "--defaults.format=webp", "--defaults.width=0", "--log.level=debug",
+            "--redis.key-prefix=t1:", "--memory.arenas=0",
+            "--memory.trim-interval-ms=0", "--memory.mmap-threshold=0"});
   BOOST_REQUIRE_MESSAGE(res.errors.empty(), joined(res.errors));
   auto& s = res.settings;
   BOOST_TEST(s.http.address == "::1");
