@@ -305,31 +305,28 @@ std::optional<failure> check_pixels(const probe_info& info, const limits& lim) {
                              lim.max_pixels / 1e6)};
 }
 
-outcome<probe_info> read_header(const void* data, size_t size,
-                                const limits& lim) {
-  probe_info info;
-  info.format = sniff(data, size);
-  if (info.format == input_format::unknown)
-    return failure{error_code::unsupported_format,
-                   "bytes are not a JPEG, PNG, WebP, GIF, TIFF or HEIF/AVIF "
-                   "image"};
-  if (info.format == input_format::jpeg) {
-    // libjpeg directly: see jpeg_header.hpp for why not libvips' loader.
-    std::string why;
-    auto jpeg = read_jpeg_header(data, size, why);
-    if (!jpeg)
-      return failure{error_code::corrupt_image,
-                     fmt::format("cannot read the jpeg header: {}", why)};
-    if (auto too_large = check_pixels(*jpeg, lim))
-      return std::move(*too_large);
-    return *jpeg;
-  }
+/// A JPEG's header, read with libjpeg directly: see jpeg_header.hpp for why
+/// not libvips' loader.
+outcome<probe_info> read_jpeg(const void* data, size_t size) {
+  std::string why;
+  auto jpeg = read_jpeg_header(data, size, why);
+  if (!jpeg)
+    return failure{error_code::corrupt_image,
+                   fmt::format("cannot read the jpeg header: {}", why)};
+  return *jpeg;
+}
+
+/// Any other format's header, through its own libvips loader.
+outcome<probe_info> read_vips_header(input_format format, const void* data,
+                                     size_t size) {
   VipsImage* raw = nullptr;
-  if (open_header(info.format, data, size, &raw) != 0)
+  if (open_header(format, data, size, &raw) != 0)
     return vips_failure(
         error_code::corrupt_image,
-        fmt::format("cannot read the {} header", to_string(info.format)));
+        fmt::format("cannot read the {} header", to_string(format)));
   image_ptr img{raw};
+  probe_info info;
+  info.format = format;
   info.width = vips_image_get_width(img.get());
   info.height = vips_image_get_page_height(img.get());
   int interlaced = 0;
@@ -343,7 +340,22 @@ outcome<probe_info> read_header(const void* data, size_t size,
       info.pages = pages;
   }
   info.orientation_swap = vips_image_get_orientation_swap(img.get());
-  if (auto too_large = check_pixels(info, lim))
+  return info;
+}
+
+outcome<probe_info> read_header(const void* data, size_t size,
+                                const limits& lim) {
+  auto format = sniff(data, size);
+  if (format == input_format::unknown)
+    return failure{error_code::unsupported_format,
+                   "bytes are not a JPEG, PNG, WebP, GIF, TIFF or HEIF/AVIF "
+                   "image"};
+  auto info = format == input_format::jpeg
+                  ? read_jpeg(data, size)
+                  : read_vips_header(format, data, size);
+  if (!info)
+    return info;
+  if (auto too_large = check_pixels(*info, lim))
     return std::move(*too_large);
   return info;
 }
