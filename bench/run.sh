@@ -5,14 +5,19 @@
 #                [--passes=3] [--concurrency=8] [--pool-size=2] [--io-threads=2]
 #                [--curve-count=80] [--rounds=2] [--tune="<resized args>"] [--no-results]
 #                [--no-throughput] (only the RSS curve and/or the profile)
+#                [--corpus=DIR] (other photos; default ../shared/corpus/photos)
+#                [--variants] ("photos like them": make_variants writes one
+#                re-cropped, re-encoded variant of each corpus photo to
+#                build-bench/variants/, and every step runs on those)
 #                [--plain-poll] (resized polled like the original: GET every
 #                5-20 ms; default: its long poll, GET ...?wait=10)
 #
 # 1. Builds resized (Release, build-bench/service, tests off) and the bench
-#    tools (build-bench/tools: raw_pipeline, loadgen).
-# 2. Throughput, side by side in this run, on ../shared/corpus/photos
-#    (passes x 31 photos, default 100x100 fill JPEG q85; each pass asks a
-#    different quality, 85/84/83, so no pass can be served from a cache):
+#    tools (build-bench/tools: raw_pipeline, loadgen, make_variants).
+# 2. Throughput, side by side in this run, on ../shared/corpus/photos (or
+#    --corpus, or --variants): passes x 31 photos, default 100x100 fill JPEG
+#    q85; each pass asks a different quality, 85/84/83, so no pass can be
+#    served from a cache:
 #      raw_pipeline (in-process, pool-size threads) — before and after
 #      resized via base64 JSON, resized via raw bytes (fresh resized and a
 #      private redis-server each), concurrency 8
@@ -40,10 +45,11 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
-corpus=$(cd "$root/../shared/corpus/photos" && pwd)
+shared_corpus=$(cd "$root/../shared/corpus/photos" 2>/dev/null && pwd || true)
+corpus=$shared_corpus
 orig_dir=$(cd "$root/../shared/peers/original-stack" 2>/dev/null && pwd || true)
 
-with_original=0 profile=0 curve=1 build=1 write_results=1 throughput=1
+with_original=0 profile=0 curve=1 build=1 write_results=1 throughput=1 variants=0
 poll_args=(--wait-s=10)
 passes=3 concurrency=8 pool=2 io_threads=2 curve_count=80 rounds=2 tune=""
 lg_extra=()
@@ -55,6 +61,8 @@ for arg in "$@"; do
     --no-throughput) throughput=0 ;;
     --plain-poll) poll_args=() ;;
     --no-build) build=0 ;;
+    --corpus=*) corpus=$(cd "${arg#*=}" && pwd) ;;
+    --variants) variants=1 ;;
     --no-results) write_results=0 ;;
     --passes=*) passes=${arg#*=} ;;
     --concurrency=*) concurrency=${arg#*=} ;;
@@ -63,13 +71,11 @@ for arg in "$@"; do
     --curve-count=*) curve_count=${arg#*=} ;;
     --rounds=*) rounds=${arg#*=} ;;
     --tune=*) tune=${arg#*=} ;;
-    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
     *) echo "run.sh: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
 
-nfiles=$(find "$corpus" -maxdepth 1 -type f | wc -l)
-count=$((passes * nfiles))
 bin=$root/build-bench/service/resized
 tools=$root/build-bench/tools
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
@@ -89,8 +95,23 @@ if ((build)); then
   cmake -S "$here" -B "$tools" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release >>"$out/build.log"
   cmake --build "$tools" -j"$(nproc)" >>"$out/build.log"
 fi
-[[ -x $bin && -x $tools/loadgen && -x $tools/raw_pipeline ]] ||
+[[ -x $bin && -x $tools/loadgen && -x $tools/raw_pipeline && -x $tools/make_variants ]] ||
   { echo "run.sh: binaries missing (build failed? see $out/build.log)" >&2; exit 1; }
+if ((variants)); then
+  log "making variants of $corpus in build-bench/variants"
+  rm -rf "$root/build-bench/variants"
+  "$tools/make_variants" --dir="$corpus" --out="$root/build-bench/variants" \
+    >"$out/variants.log" 2>&1 || { echo "run.sh: make_variants failed, see $out/variants.log" >&2; exit 1; }
+  corpus=$root/build-bench/variants
+fi
+case $corpus in # how the results name it: relative to the repository
+  "$shared_corpus") corpus_shown=../shared/corpus/photos ;;
+  "$root"/*) corpus_shown=${corpus#"$root"/} ;;
+  *) corpus_shown=$corpus ;;
+esac
+nfiles=$(find "$corpus" -maxdepth 1 -type f | wc -l)
+((nfiles > 0)) || { echo "run.sh: no photos in $corpus" >&2; exit 1; }
+count=$((passes * nfiles))
 
 # -- processes (by pid only) ------------------------------------------------------
 redis_pid="" resized_pid="" orig_started=0 perf_pid=""
@@ -439,7 +460,7 @@ if ((write_results)); then
     echo
     echo "- machine: $machine"
     echo "- resized $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$root" diff --quiet -- src 2>/dev/null || echo ' + uncommitted src changes'), Release; pool-size $pool, io-threads $io_threads, vips-concurrency 1; private redis-server, persistence off"
-    echo "- corpus: $nfiles photos ($(du -sh "$corpus" | cut -f1)), $passes passes = $count submissions, concurrency $concurrency, 100x100 fill JPEG, quality 85/84/83 by pass"
+    echo "- corpus: $corpus_shown, $nfiles photos ($(du -sh "$corpus" | cut -f1)), $passes passes = $count submissions, concurrency $concurrency, 100x100 fill JPEG, quality 85/84/83 by pass"
     echo "- command: \`bench/run.sh $(printf "%q " "$@")\` (artefacts: build-bench/runs/$stamp/)"
     echo
     echo '```'
@@ -488,7 +509,7 @@ if ((write_results)); then
     echo "Commands:"
     echo
     echo '```'
-    printf '%s\n' "${cmds[@]}" | awk '!seen[$0]++' | sed "s#$root/##g; s#$corpus#../shared/corpus/photos#g"
+    printf '%s\n' "${cmds[@]}" | awk '!seen[$0]++' | sed "s#$corpus#$corpus_shown#g; s#$root/##g"
     echo '```'
   } >>"$here/RESULTS.md"
   log "appended to bench/RESULTS.md"
