@@ -95,8 +95,13 @@ if ((build)); then
   cmake -S "$here" -B "$tools" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release >>"$out/build.log"
   cmake --build "$tools" -j"$(nproc)" >>"$out/build.log"
 fi
-[[ -x $bin && -x $tools/loadgen && -x $tools/raw_pipeline && -x $tools/make_variants ]] ||
-  { echo "run.sh: binaries missing (build failed? see $out/build.log)" >&2; exit 1; }
+needed=("$bin" "$tools/loadgen" "$tools/raw_pipeline")
+((variants)) && needed+=("$tools/make_variants")
+for f in "${needed[@]}"; do [[ -x $f ]] || missing_bin=$f; done
+[[ -z ${missing_bin:-} ]] ||
+  { echo "run.sh: $missing_bin missing (build failed? see $out/build.log)" >&2; exit 1; }
+[[ -n $corpus && -d $corpus ]] ||
+  { echo "run.sh: no photo directory (../shared/corpus/photos missing? use --corpus=DIR)" >&2; exit 1; }
 if ((variants)); then
   log "making variants of $corpus in build-bench/variants"
   rm -rf "$root/build-bench/variants"
