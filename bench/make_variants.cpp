@@ -51,16 +51,16 @@ std::string extension(const std::string& name) {
 
 // The variant of photo number i (in name order) of `in`, written to `path`.
 void make_variant(const bench::photo& p, size_t i, const std::string& path) {
-  image_ref img{vips_image_new_from_buffer(p.bytes.data(), p.bytes.size(), "",
-                                           nullptr)};
+  image_ref img{
+      vips_image_new_from_buffer(p.bytes.data(), p.bytes.size(), "", nullptr)};
   if (!img.p)
     fail("load " + p.name);
   // A centred crop: 80-90 % of the width, 75-90 % of the height.
   int w = img.p->Xsize * (90 - 5 * static_cast<int>(i % 3)) / 100;
   int h = img.p->Ysize * (75 + 5 * static_cast<int>(i % 4)) / 100;
   VipsImage* out = nullptr;
-  if (vips_crop(img.p, &out, (img.p->Xsize - w) / 2, (img.p->Ysize - h) / 2,
-                w, h, nullptr))
+  if (vips_crop(img.p, &out, (img.p->Xsize - w) / 2, (img.p->Ysize - h) / 2, w,
+                h, nullptr))
     fail("crop " + p.name);
   img.reset(out);
   if (i % 4 == 3) {

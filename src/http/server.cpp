@@ -11,6 +11,7 @@
 #include "common/metrics.hpp"
 #include "http/assets.hpp"
 #include "http/auth.hpp"
+#include "http/expect_continue.hpp"
 #include "http/metrics_page.hpp"
 #include "http/request_decoding.hpp"
 #include "http/responses.hpp"
@@ -49,6 +50,7 @@ public:
 using router_type = restinio::router::express_router_t<>;
 
 struct traits : restinio::default_traits_t {
+  using stream_socket_t = continue_socket; // answers Expect: 100-continue
   using logger_t = restinio_logger;
   using request_handler_t = router_type;
   static constexpr bool use_connection_count_limiter = true;

@@ -75,6 +75,46 @@ BOOST_AUTO_TEST_CASE(raw_bytes_form) {
   BOOST_TEST(std::abs(out.info.height - 187) <= 1);
 }
 
+// curl (and other clients) ask "Expect: 100-continue" before a body over
+// 1 MiB and wait for the interim answer, which RESTinio 0.6 never sends:
+// src/http/expect_continue.hpp answers it. The test client waits 30 s for
+// it, so the status lines show whether it came.
+BOOST_AUTO_TEST_CASE(expect_100_continue_is_answered) {
+  auto& srv = env::get().server;
+  auto photo = corpus_photo("plasma__Volna_5120x2880.jpg"); // 4.6 MB
+  const std::vector<std::string> expect{"Expect: 100-continue"};
+  auto is_interim = [](const std::string& line) {
+    return line.rfind("HTTP/1.1 100", 0) == 0;
+  };
+  // Raw bytes, then JSON on the same keep-alive connection, then an answer
+  // that is an error: each gets its "100 Continue" before its own answer.
+  auto raw = http_post(srv.url("/api/v1/resize?quality=61"), photo,
+                       "image/jpeg", expect);
+  BOOST_TEST(raw.status == 202);
+  BOOST_TEST_REQUIRE(raw.status_lines.size() == 2u);
+  BOOST_TEST(is_interim(raw.status_lines[0]));
+  BOOST_TEST(!accepted_token(raw).empty());
+
+  auto json = http_post(srv.url("/api/v1/resize"),
+                        R"({"quality": 62, "imageData": ")" +
+                            base64_encode(photo) + R"("})",
+                        "application/json", expect);
+  BOOST_TEST(json.status == 202);
+  BOOST_TEST_REQUIRE(json.status_lines.size() == 2u);
+  BOOST_TEST(is_interim(json.status_lines[0]));
+
+  auto bad = http_post(srv.url("/api/v1/resize"), photo, "text/plain", expect);
+  BOOST_TEST(bad.status == 415);
+  BOOST_TEST_REQUIRE(bad.status_lines.size() == 2u);
+  BOOST_TEST(is_interim(bad.status_lines[0]));
+
+  // No expectation, no interim answer.
+  auto plain = http_post(srv.url("/api/v1/resize?quality=63"), photo,
+                         "image/jpeg");
+  BOOST_TEST(plain.status == 202);
+  BOOST_TEST(plain.status_lines.size() == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(status_record_right_after_submit) {
   // The record exists as soon as the 202 is out: the first GET is 200 with
   // one of the four statuses (a fast worker may already be done).

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <memory>
 #include <mutex>
+#include <strings.h> // strncasecmp
 
 #include <curl/curl.h>
 
@@ -34,10 +35,12 @@ std::string trim(std::string s) {
 // that ends the header block. A 100-continue or redirect would start a new
 // block: the status line resets what was collected before.
 size_t on_header(char* data, size_t size, size_t count, void* user) {
-  auto* headers = static_cast<std::map<std::string, std::string>*>(user);
+  auto* res = static_cast<http_response*>(user);
+  auto* headers = &res->headers;
   std::string line(data, size * count);
   if (line.rfind("HTTP/", 0) == 0) {
     headers->clear();
+    res->status_lines.push_back(trim(line));
     return size * count;
   }
   auto colon = line.find(':');
@@ -89,13 +92,17 @@ http_response http_request(const std::string& method, const std::string& url,
       list.reset(next);
     }
   };
-  for (const auto& line : headers)
+  bool asks_expect = false;
+  for (const auto& line : headers) {
     append(line);
+    if (line.size() >= 7 && strncasecmp(line.c_str(), "expect:", 7) == 0)
+      asks_expect = true;
+  }
   bool has_body =
       method == "POST" || method == "PUT" || method == "PATCH" || !body.empty();
-  // Without this curl sends "Expect: 100-continue" for bodies over 1 KiB and
+  // Without this curl sends "Expect: 100-continue" for bodies over 1 MiB and
   // waits up to a second for the interim answer.
-  if (has_body)
+  if (has_body && !asks_expect)
     append("Expect:");
   char errbuf[CURL_ERROR_SIZE] = {0};
   auto* c = h.get();
@@ -108,7 +115,10 @@ http_response http_request(const std::string& method, const std::string& url,
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &result.body);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, &result.headers);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, &result);
+  // Long enough that a missing "100 Continue" cannot pass unnoticed.
+  if (asks_expect)
+    curl_easy_setopt(c, CURLOPT_EXPECT_100_TIMEOUT_MS, 30000L);
   // Tests talk to 127.0.0.1 only: never go through an environment proxy.
   curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
   if (method == "GET") {

@@ -12,11 +12,14 @@ struct http_response {
   long status = 0; // 0 = transport error
   std::string body;
   std::map<std::string, std::string> headers; // keys lower-cased
+  std::vector<std::string> status_lines;      // every one, 1xx included
   std::string error;                          // curl's message on failure
   std::string header(const std::string& lower_name) const;
 };
 
-/// One request. `headers` like {"Content-Type: application/json"}.
+/// One request. `headers` like {"Content-Type: application/json"}. A body
+/// goes without `Expect: 100-continue` unless `headers` asks for it; then
+/// curl waits up to 30 s for the interim answer before sending the body.
 http_response http_request(
     const std::string& method, const std::string& url,
     const std::string& body = {}, const std::vector<std::string>& headers = {},

@@ -1,0 +1,50 @@
+// Fuzzes http::continue_tracker (src/http/expect_continue.hpp), which reads
+// every byte a client sends. The first input byte picks up to 7 cut points
+// (the next bytes, scaled to the rest); the rest is the byte stream. Fed
+// one byte at a time, the tracker marks the bytes at which an interim
+// "100 Continue" is due; fed in the pieces between the cuts, a piece must be
+// due exactly when it holds one of those bytes.
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "fuzz_support.hpp"
+#include "http/expect_continue.hpp"
+
+using resized::http::continue_tracker;
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size == 0)
+    return 0;
+  size_t ncuts = data[0] % 8;
+  if (size < 1 + ncuts)
+    return 0;
+  const char* stream = reinterpret_cast<const char*>(data + 1 + ncuts);
+  size_t n = size - 1 - ncuts;
+
+  std::vector<bool> due_at(n, false);
+  continue_tracker bytewise;
+  for (size_t i = 0; i < n; ++i)
+    due_at[i] = bytewise.feed(stream + i, 1);
+
+  std::vector<size_t> cuts;
+  for (size_t i = 0; i < ncuts; ++i)
+    cuts.push_back(n == 0 ? 0 : data[1 + i] * n / 256);
+  std::sort(cuts.begin(), cuts.end());
+  cuts.push_back(n);
+  continue_tracker pieces;
+  size_t from = 0;
+  for (size_t cut : cuts) {
+    if (cut < from)
+      continue;
+    bool due = pieces.feed(stream + from, cut - from);
+    bool expected = false;
+    for (size_t i = from; i < cut; ++i)
+      expected = expected || due_at[i];
+    resized::fuzz::check(due == expected,
+                         "a piece's answer differs from byte-by-byte feeding");
+    from = cut;
+  }
+  return 0;
+}

@@ -1,0 +1,156 @@
+// `Expect: 100-continue` for RESTinio 0.6, which never sends the interim
+// "100 Continue": a client that asks for it (curl does for every body over
+// 1 MiB) waits for it before sending the body, up to its own timeout (curl:
+// one second), so every large upload started a second late.
+//
+// Written here because no packaged library does it: RESTinio 0.6 has no hook
+// between a request's header block and its body. It does let the server
+// choose its socket type (traits::stream_socket_t, the hook its own TLS
+// support uses), so `continue_socket` wraps the TCP socket: every byte
+// RESTinio reads passes through a `continue_tracker`, which runs the same
+// HTTP parser RESTinio parses them with (libhttp-parser) to find the end of
+// each request's header block, and when that block asked for 100-continue
+// and announced a body, the socket writes "HTTP/1.1 100 Continue" before
+// RESTinio sees the bytes. The interim answer is only written while none of
+// RESTinio's writes is under way (asio serialises the connection's reads and
+// writes on its strand, and a response is written by one composed write), so
+// it never lands inside a response; a 1xx before an earlier request's final
+// answer is allowed (RFC 9110 §15.2: clients must accept unexpected 1xx).
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include <http_parser.h>
+#include <restinio/asio_include.hpp>
+#include <restinio/tls_fwd.hpp>
+
+namespace resized::http {
+
+/// Follows the requests of one connection's incoming byte stream.
+class continue_tracker {
+public:
+  continue_tracker();
+  continue_tracker(const continue_tracker&) = delete;
+  continue_tracker& operator=(const continue_tracker&) = delete;
+
+  /// Feeds the next received bytes; true when a request whose header block
+  /// ended in them asked `Expect: 100-continue` (HTTP/1.1, a body announced
+  /// by Content-Length > 0 or chunked transfer coding). After a parse error
+  /// or a protocol upgrade the tracker stops (RESTinio answers or closes
+  /// those connections itself) and always answers false.
+  bool feed(const char* data, size_t size);
+
+private:
+  static int on_message_begin(http_parser* p);
+  static int on_header_field(http_parser* p, const char* at, size_t n);
+  static int on_header_value(http_parser* p, const char* at, size_t n);
+  static int on_headers_complete(http_parser* p);
+  void header_done();
+
+  http_parser parser_{};
+  http_parser_settings settings_{};
+  // The header being read, cut at 32 bytes: only "Expect: 100-continue"
+  // matters, and both may arrive split over several reads.
+  std::string field_, value_;
+  bool in_value_ = false;
+  bool expects_continue_ = false;
+  bool due_ = false;
+  bool stopped_ = false;
+};
+
+/// RESTinio's stream socket (traits::stream_socket_t): a plain TCP socket
+/// that answers `Expect: 100-continue` (see the top of this file).
+class continue_socket {
+public:
+  using socket_type = asio::ip::tcp::socket;
+  using executor_type = socket_type::executor_type;
+
+  explicit continue_socket(asio::io_context& io);
+  continue_socket(const continue_socket&) = delete;
+  continue_socket& operator=(const continue_socket&) = delete;
+  // RESTinio's acceptor moves each accepted socket out and accepts the next
+  // connection on the moved-from one: it is left with a fresh socket.
+  continue_socket(continue_socket&& other);
+  continue_socket& operator=(continue_socket&& other);
+
+  socket_type::lowest_layer_type& lowest_layer() {
+    return state_->socket.lowest_layer();
+  }
+  const socket_type::lowest_layer_type& lowest_layer() const {
+    return state_->socket.lowest_layer();
+  }
+  executor_type get_executor() { return state_->socket.get_executor(); }
+  auto remote_endpoint() const { return state_->socket.remote_endpoint(); }
+  bool is_open() const { return state_->socket.is_open(); }
+  template <typename... Args>
+  void cancel(Args&&... args) {
+    state_->socket.cancel(std::forward<Args>(args)...);
+  }
+  template <typename... Args>
+  void shutdown(Args&&... args) {
+    state_->socket.shutdown(std::forward<Args>(args)...);
+  }
+  template <typename... Args>
+  void close(Args&&... args) {
+    state_->socket.close(std::forward<Args>(args)...);
+  }
+
+  template <typename Buffers, typename Handler>
+  void async_read_some(const Buffers& buffers, Handler&& handler) {
+    // RESTinio reads into one buffer; the tracker sees what arrived there.
+    asio::mutable_buffer first = *asio::buffer_sequence_begin(buffers);
+    auto ex = asio::get_associated_executor(handler, get_executor());
+    state* st = state_.get(); // lives as long as the connection owning this
+    state_->socket.async_read_some(
+        buffers, asio::bind_executor(
+                     ex, [st, first, h = std::forward<Handler>(handler)](
+                             const asio::error_code& ec, size_t n) mutable {
+                       if (!ec && n > 0)
+                         st->received(static_cast<const char*>(first.data()),
+                                      n);
+                       h(ec, n);
+                     }));
+  }
+
+  template <typename Buffers, typename Handler>
+  void async_write_some(const Buffers& buffers, Handler&& handler) {
+    auto ex = asio::get_associated_executor(handler, get_executor());
+    state* st = state_.get();
+    st->writing = true;
+    state_->socket.async_write_some(
+        buffers, asio::bind_executor(
+                     ex, [st, h = std::forward<Handler>(handler)](
+                             const asio::error_code& ec, size_t n) mutable {
+                       st->writing = false;
+                       h(ec, n);
+                     }));
+  }
+
+private:
+  struct state {
+    explicit state(asio::io_context& io) : socket(io) {}
+    socket_type socket;
+    continue_tracker tracker;
+    bool writing = false; // one of RESTinio's writes is under way
+    void received(const char* data, size_t size);
+  };
+  asio::io_context* io_;
+  std::unique_ptr<state> state_;
+};
+
+// RESTinio's connection calls these two for its socket type, unqualified
+// (found here by argument-dependent lookup): a plain TCP connection needs no
+// handshake and is no TLS socket.
+template <typename Connection, typename StartRead, typename Failed>
+void prepare_connection_and_start_read(continue_socket&, Connection&,
+                                       StartRead start_read, Failed) {
+  start_read();
+}
+inline restinio::tls_socket_t*
+make_tls_socket_pointer_for_state_listener(continue_socket&) noexcept {
+  return nullptr;
+}
+
+} // namespace resized::http

@@ -1,0 +1,132 @@
+// continue_tracker (src/http/expect_continue.hpp): which received bytes end
+// a request header block that asked `Expect: 100-continue` for a body.
+#include <boost/test/unit_test.hpp>
+
+#include <string>
+#include <vector>
+
+#include "http/expect_continue.hpp"
+
+using resized::http::continue_tracker;
+
+namespace {
+
+std::string post(const std::string& extra_headers, const std::string& body,
+                 const std::string& version = "HTTP/1.1") {
+  return "POST /api/v1/resize " + version +
+         "\r\nHost: x\r\nContent-Type: image/jpeg\r\n" + extra_headers +
+         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+// Feeds `stream` in pieces ending at `cuts`; the indexes of the pieces for
+// which the tracker said "answer 100 Continue now".
+std::vector<size_t> due_pieces(const std::string& stream,
+                               std::vector<size_t> cuts) {
+  continue_tracker t;
+  cuts.push_back(stream.size());
+  std::vector<size_t> due;
+  size_t from = 0;
+  for (size_t i = 0; i < cuts.size(); ++i) {
+    if (t.feed(stream.data() + from, cuts[i] - from))
+      due.push_back(i);
+    from = cuts[i];
+  }
+  return due;
+}
+
+bool due_at_once(const std::string& stream) {
+  return !due_pieces(stream, {}).empty();
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(expect_continue)
+
+BOOST_AUTO_TEST_CASE(a_body_that_asks_for_it) {
+  BOOST_TEST(due_at_once(post("Expect: 100-continue\r\n", "")) == false);
+  // Only the header block has arrived: that is when the client waits.
+  std::string headers_only =
+      "POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n";
+  BOOST_TEST(due_at_once(headers_only));
+  BOOST_TEST(due_at_once(post("Expect: 100-continue\r\n", "abcde")));
+  BOOST_TEST(due_at_once("POST / HTTP/1.1\r\nExpect: 100-continue\r\n"
+                         "Transfer-Encoding: chunked\r\n\r\n"));
+}
+
+BOOST_AUTO_TEST_CASE(names_and_values_are_case_insensitive_and_trimmed) {
+  BOOST_TEST(due_at_once(post("EXPECT:   100-Continue  \r\n", "abc")));
+  BOOST_TEST(due_at_once(post("expect:\t100-CONTINUE\r\n", "abc")));
+}
+
+BOOST_AUTO_TEST_CASE(other_headers_and_values_do_not_count) {
+  BOOST_TEST(!due_at_once(post("", "abc")));
+  BOOST_TEST(!due_at_once(post("X-Expect: 100-continue\r\n", "abc")));
+  BOOST_TEST(!due_at_once(post("Expectation: 100-continue\r\n", "abc")));
+  BOOST_TEST(!due_at_once(post("Expect: 100-continue-please\r\n", "abc")));
+  BOOST_TEST(!due_at_once(post("Expect: 100\r\n", "abc")));
+  BOOST_TEST(!due_at_once(
+      post("Expect: " + std::string(300, 'x') + "100-continue\r\n", "abc")));
+  // HTTP/1.0 has no interim answers.
+  BOOST_TEST(!due_at_once(post("Expect: 100-continue\r\n", "abc", "HTTP/1.0")));
+}
+
+BOOST_AUTO_TEST_CASE(split_anywhere_it_is_due_once_when_the_block_ends) {
+  auto stream = post("Expect: 100-continue\r\n", "0123456789");
+  auto block_end = stream.find("\r\n\r\n") + 4;
+  for (size_t cut = 1; cut < stream.size(); ++cut) {
+    auto due = due_pieces(stream, {cut});
+    BOOST_TEST_REQUIRE(due.size() == 1u, "cut at " << cut);
+    BOOST_TEST(due[0] == (cut < block_end ? 1u : 0u), "cut at " << cut);
+  }
+  // One byte at a time.
+  std::vector<size_t> every;
+  for (size_t i = 1; i < stream.size(); ++i)
+    every.push_back(i);
+  auto due = due_pieces(stream, every);
+  BOOST_TEST_REQUIRE(due.size() == 1u);
+  BOOST_TEST(due[0] == block_end - 1);
+}
+
+BOOST_AUTO_TEST_CASE(follows_keep_alive_requests_and_their_bodies) {
+  // The first body contains the text of an expectation: it is body, not a
+  // header. The second request asks for real.
+  std::string body = "Expect: 100-continue\r\n\r\n";
+  auto first = post("", body);
+  auto second = post("Expect: 100-continue\r\n", "xyz");
+  auto due = due_pieces(first + second, {first.size()});
+  BOOST_TEST_REQUIRE(due.size() == 1u);
+  BOOST_TEST(due[0] == 1u);
+  // After a chunked body too.
+  std::string chunked = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        "5\r\nhello\r\n0\r\n\r\n";
+  due = due_pieces(chunked + second, {chunked.size()});
+  BOOST_TEST_REQUIRE(due.size() == 1u);
+  BOOST_TEST(due[0] == 1u);
+  // Pipelined in one read: a GET, then the POST that asks.
+  BOOST_TEST(due_at_once("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + second));
+}
+
+BOOST_AUTO_TEST_CASE(an_empty_read_changes_nothing) {
+  // http_parser takes zero bytes for the end of the stream; the fuzzer
+  // found the tracker stopping there.
+  continue_tracker t;
+  auto stream = post("Expect: 100-continue\r\n", "abc");
+  BOOST_TEST(!t.feed(stream.data(), 10));
+  BOOST_TEST(!t.feed(stream.data() + 10, 0));
+  BOOST_TEST(t.feed(stream.data() + 10, stream.size() - 10));
+}
+
+BOOST_AUTO_TEST_CASE(stops_after_a_parse_error_or_an_upgrade) {
+  continue_tracker bad;
+  BOOST_TEST(!bad.feed("NOT HTTP AT ALL\r\n\r\n", 19));
+  auto later = post("Expect: 100-continue\r\n", "abc");
+  BOOST_TEST(!bad.feed(later.data(), later.size()));
+
+  continue_tracker upgraded;
+  std::string up = "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                   "Upgrade: websocket\r\n\r\n";
+  BOOST_TEST(!upgraded.feed(up.data(), up.size()));
+  BOOST_TEST(!upgraded.feed(later.data(), later.size()));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
