@@ -175,10 +175,13 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         auto token = rec.token;
         st.records.put(token, {std::move(rec), expires});
       },
-      [=](result_atom, task_record& rec, std::string& bytes) {
+      [=](result_atom, task_record& rec, std::string& bytes,
+          const std::string& content) {
         auto& st = self->state;
         auto expires = expiry(st);
-        if (auto res = st.store->put_result(rec, bytes, st.ttl, st.node); !res)
+        if (auto res =
+                st.store->put_result(rec, bytes, st.ttl, st.node, content);
+            !res)
           note_store_error(self, "put_result", rec.token, res.error());
         auto token = rec.token;
         auto weight = bytes.size();
@@ -189,7 +192,16 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         record_written(self, rec);
         st.records.put(token, {std::move(rec), expires});
       },
-      [=](clone_atom, const std::string& original, task_record& rec) -> bool {
+      [=](content_atom, const std::string& content) -> std::string {
+        auto found = self->state.store->find_content(content);
+        if (!found) {
+          count_redis_error(self);
+          return {}; // the caller accepts the task as new work
+        }
+        return found.value().value_or(std::string{});
+      },
+      [=](clone_atom, const std::string& original, task_record& rec,
+          const std::string& content) -> bool {
         auto& st = self->state;
         auto found = find_record(self, original);
         if (!found || !found.value() ||
@@ -201,7 +213,9 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         auto bytes = std::move(*img.value());
         copy_result(*found.value(), rec);
         rec.started_at_ms = rec.finished_at_ms = now_ms();
-        if (auto res = st.store->put_result(rec, *bytes, st.ttl, st.node);
+        // The index moves to the copy: it lives a full ttl from now.
+        if (auto res =
+                st.store->put_result(rec, *bytes, st.ttl, st.node, content);
             !res) {
           note_store_error(self, "put_result", rec.token, res.error());
           return false;

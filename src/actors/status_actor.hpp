@@ -8,7 +8,14 @@
 //                                           one transaction → true / false
 //   recover_atom                            this node's pending tasks
 //   (update_atom, task_record)              cache + HSET/EXPIRE
-//   (result_atom, task_record, bytes)       cache + SET image, HSET (MULTI)
+//   (result_atom, task_record, bytes, content key)
+//                                           cache + SET image, HSET, and
+//                                           the content index (MULTI)
+//   (content_atom, content key) → token     the content index ("": none)
+//   (clone_atom, original, task_record, content key) → bool
+//                                           the record becomes a copy of
+//                                           the original's SUCCESS; the
+//                                           content index moves to it
 //   (status_atom, token, wait_ms, status_replier)
 //                                           cache → Redis → unknown_token;
 //                                           wait_ms > 0 and not final: the

@@ -154,6 +154,7 @@ void on_done(self_ptr self, const std::string& token, uint32_t attempt,
   if (node != st.nodes.end())
     node->second.saturated = false; // it answered: it has room again
   auto rec = std::move(task->task.record);
+  auto content = std::move(task->task.content);
   rec.node = done.node.empty() ? task->node : done.node;
   if (!done.ok) {
     if (node != st.nodes.end())
@@ -199,12 +200,14 @@ void on_done(self_ptr self, const std::string& token, uint32_t attempt,
       log::info("msg={} token={} status=SUCCESS from={}",
                 log::quote("task finished (result shared)"), w.token,
                 rec.token);
-      self->send(st.status, result_atom::value, std::move(w), done.output);
+      self->send(st.status, result_atom::value, std::move(w), done.output,
+                 std::string{});
     }
     st.followers.erase(f);
   }
+  // The content index (Redis) then knows this result for every API node.
   self->send(st.status, result_atom::value, std::move(rec),
-             std::move(done.output));
+             std::move(done.output), std::move(content));
 }
 
 void on_error(self_ptr self, const std::string& token, uint32_t attempt,
@@ -432,7 +435,7 @@ void reuse(self_ptr self, const std::string& original, state_type::queued task,
   }
   auto token = task.record.token;
   self->request(st.status, st.cfg.store_timeout, clone_atom::value, original,
-                task.record)
+                task.record, task.content)
       .then(
           [=](bool cloned) mutable {
             auto& st = self->state;
@@ -559,7 +562,7 @@ void reuse_finished(self_ptr self, const std::string& original,
     accept(self, std::move(*held), reply);
   };
   self->request(st.status, st.cfg.store_timeout, clone_atom::value, original,
-                rec)
+                rec, held->content_key)
       .then(
           [=](bool cloned) {
             if (!cloned) {
@@ -574,6 +577,55 @@ void reuse_finished(self_ptr self, const std::string& original,
             reply(rec.token);
           },
           [=](caf::error&) { fallback(); });
+}
+
+void ask_content_index(self_ptr self, submit_request req, submit_replier reply);
+
+// Where a submission goes: its twin finished here → the result is copied
+// before the 202; its twin is still open here → accepted, and it waits for
+// the twin after the 202 (see accept); no twin known here → Redis' content
+// index is asked once (`ask_index`), as another API node, or this one before
+// a restart, may have done the work; otherwise it is new work.
+void route(self_ptr self, submit_request req, submit_replier reply,
+           bool ask_index) {
+  auto& st = self->state;
+  if (st.draining) {
+    reply(shutting_down());
+    return;
+  }
+  if (!req.content_key.empty()) {
+    if (auto* original = st.by_content.get(req.content_key)) {
+      if (st.open.count(*original) == 0)
+        reuse_finished(self, *original, std::move(req), std::move(reply));
+      else
+        accept(self, std::move(req), std::move(reply));
+      return;
+    }
+    if (ask_index) {
+      ask_content_index(self, std::move(req), std::move(reply));
+      return;
+    }
+  }
+  accept(self, std::move(req), std::move(reply));
+}
+
+void ask_content_index(self_ptr self, submit_request req,
+                       submit_replier reply) {
+  auto& st = self->state;
+  // Kept for the continuation without copying the image; lambdas must copy.
+  auto held = std::make_shared<submit_request>(std::move(req));
+  self->request(st.status, st.cfg.store_timeout, content_atom::value,
+                held->content_key)
+      .then(
+          [=](const std::string& token) {
+            if (!token.empty() && !self->state.draining)
+              reuse_finished(self, token, std::move(*held), reply);
+            else
+              route(self, std::move(*held), reply, false);
+          },
+          // No answer from the index: the submission is new work (accept
+          // reports Redis being down, if it is).
+          [=](caf::error&) { route(self, std::move(*held), reply, false); });
 }
 
 cluster_view make_view(self_ptr self) {
@@ -638,18 +690,7 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
         return st.running.size() + st.accepting;
       },
       [=](submit_atom, submit_request& req, submit_replier& reply) {
-        auto& st = self->state;
-        if (st.draining) {
-          reply(shutting_down());
-          return;
-        }
-        if (!req.content_key.empty())
-          if (auto* original = st.by_content.get(req.content_key);
-              original != nullptr && st.open.count(*original) == 0) {
-            reuse_finished(self, *original, std::move(req), std::move(reply));
-            return;
-          }
-        accept(self, std::move(req), std::move(reply));
+        route(self, std::move(req), std::move(reply), true);
       },
       [=](join_atom, caf::actor& agent, node_info& info) {
         if (!agent || info.name.empty() || info.pool_size == 0)

@@ -27,6 +27,11 @@ std::string pending_key(const std::string& prefix, const std::string& node) {
   return prefix + "pending:" + node;
 }
 
+std::string content_index_key(const std::string& prefix,
+                              const std::string& content) {
+  return prefix + "content:" + content;
+}
+
 struct task_store::impl {
   explicit impl(const redis_settings& settings) : conn(settings) {
     // nop
@@ -170,7 +175,8 @@ outcome<bool> task_store::put_record(const task_record& rec,
 outcome<bool> task_store::put_result(const task_record& rec,
                                      const std::string& image,
                                      std::chrono::seconds ttl,
-                                     const std::string& pending_node) {
+                                     const std::string& pending_node,
+                                     const std::string& content) {
   return guarded([&]() -> outcome<bool> {
     if (auto err = check_args(rec.token, ttl))
       return *err;
@@ -190,6 +196,11 @@ outcome<bool> task_store::put_result(const task_record& rec,
       inkey = input_key(settings_.key_prefix, rec.token);
       cmds.push_back({"DEL", inkey});
       cmds.push_back({"SREM", pkey, rec.token});
+    }
+    std::string ckey; // commands hold views: the key must outlive them
+    if (!content.empty() && rec.status == task_status::success) {
+      ckey = content_index_key(settings_.key_prefix, content);
+      cmds.push_back({"SET", ckey, rec.token, "EX", ttl_text});
     }
     return transaction(impl_->conn, std::move(cmds));
   });
@@ -285,9 +296,18 @@ task_store::get_record(const std::string& token) {
 
 outcome<std::optional<std::string>>
 task_store::get_image(const std::string& token) {
+  return get_string(image_key(settings_.key_prefix, token));
+}
+
+outcome<std::optional<std::string>>
+task_store::find_content(const std::string& content) {
+  return get_string(content_index_key(settings_.key_prefix, content));
+}
+
+outcome<std::optional<std::string>>
+task_store::get_string(const std::string& key) {
   using result = outcome<std::optional<std::string>>;
   return guarded([&]() -> result {
-    auto key = image_key(settings_.key_prefix, token);
     auto replies = impl_->conn.run({{"GET", key}});
     if (!replies)
       return std::move(replies).error();

@@ -41,6 +41,10 @@ std::string image_key(const std::string& prefix, const std::string& token);
 std::string input_key(const std::string& prefix, const std::string& token);
 /// "<prefix>pending:<node>"
 std::string pending_key(const std::string& prefix, const std::string& node);
+/// "<prefix>content:<content key>": the token whose SUCCESS answers that
+/// content (common/content_key.hpp), for every API node and after restarts.
+std::string content_index_key(const std::string& prefix,
+                              const std::string& content);
 
 /// A task accepted but not finished, as found in Redis at start-up.
 struct pending_task {
@@ -69,10 +73,16 @@ public:
                            const std::string& pending_node = {});
 
   /// Writes the result image and the (SUCCESS) record atomically
-  /// (MULTI/EXEC), both with `ttl`; `pending_node` as for put_record.
+  /// (MULTI/EXEC), both with `ttl`; `pending_node` as for put_record. With
+  /// a `content` key, the content index points at this token (same ttl).
   outcome<bool> put_result(const task_record& rec, const std::string& image,
                            std::chrono::seconds ttl,
-                           const std::string& pending_node = {});
+                           const std::string& pending_node = {},
+                           const std::string& content = {});
+
+  /// The token the content index holds for `content`; nullopt = none (never
+  /// indexed, or expired with its result). Errors: store_unavailable.
+  outcome<std::optional<std::string>> find_content(const std::string& content);
 
   /// Makes an accepted task durable before its 202 is sent: the PENDING
   /// record, its input bytes and its membership of `node`'s pending set, in
@@ -94,6 +104,8 @@ public:
   const redis_settings& settings() const { return settings_; }
 
 private:
+  outcome<std::optional<std::string>> get_string(const std::string& key);
+
   struct impl;
   redis_settings settings_;
   std::unique_ptr<impl> impl_;

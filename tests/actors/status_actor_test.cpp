@@ -50,9 +50,9 @@ struct status_fixture : test::actor_system_fixture {
   }
 
   // Starts a long poll; its answer arrives in the returned answer.
-  test::answer<outcome<task_record>>
-  long_poll(const caf::actor& st, const std::string& token,
-            std::chrono::milliseconds wait) {
+  test::answer<outcome<task_record>> long_poll(const caf::actor& st,
+                                               const std::string& token,
+                                               std::chrono::milliseconds wait) {
     test::answer<outcome<task_record>> ans;
     caf::anon_send(st, status_atom::value, token,
                    static_cast<int64_t>(wait.count()), ans.make());
@@ -98,7 +98,8 @@ BOOST_AUTO_TEST_CASE(a_cache_miss_is_served_from_redis) {
   rec.etag = "abc";
   {
     auto writer = start(config());
-    caf::anon_send(writer, result_atom::value, rec, std::string("\0img", 4));
+    caf::anon_send(writer, result_atom::value, rec, std::string("\0img", 4),
+                   std::string{});
     // Its answer to a lookup proves the write (same mailbox) happened.
     BOOST_REQUIRE(lookup(writer, rec.token).ok());
     caf::anon_send_exit(writer, caf::exit_reason::user_shutdown);
@@ -115,6 +116,37 @@ BOOST_AUTO_TEST_CASE(a_cache_miss_is_served_from_redis) {
   BOOST_TEST(*img->bytes == std::string("\0img", 4));
   BOOST_TEST(img->etag == "abc");
   caf::anon_send_exit(reader, caf::exit_reason::user_shutdown);
+}
+
+// The content index: what one status actor wrote with a content key,
+// another (another API node, or this one after a restart) finds in Redis;
+// a clone takes the index over.
+BOOST_AUTO_TEST_CASE(the_content_index_is_shared_through_redis) {
+  auto rec = make_record(task_status::success);
+  std::string content = "k" + test::random_uuid() + ":100x100:fill:jpeg:85";
+  caf::scoped_actor self{sys};
+  auto find = [&](const caf::actor& st) {
+    std::string token = "unanswered";
+    self->request(st, 5s, content_atom::value, content)
+        .receive([&](std::string& t) { token = t; },
+                 [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
+    return token;
+  };
+  auto a = start(config());
+  BOOST_TEST(find(a).empty());
+  caf::anon_send(a, result_atom::value, rec, std::string("img"), content);
+  BOOST_TEST(find(a) == rec.token); // same mailbox: after the write
+  auto b = start(config());
+  BOOST_TEST(find(b) == rec.token);
+  auto copy = make_record();
+  bool cloned = false;
+  self->request(b, 5s, clone_atom::value, rec.token, copy, content)
+      .receive([&](bool ok) { cloned = ok; },
+               [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
+  BOOST_TEST(cloned);
+  BOOST_TEST(find(a) == copy.token);
+  caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
 }
 
 BOOST_AUTO_TEST_CASE(an_unknown_token_is_unknown) {
@@ -171,7 +203,8 @@ BOOST_AUTO_TEST_CASE(a_redis_outage_does_not_lose_cached_state) {
   caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
 }
 
-// -- long polls (GET /api/v1/resize/<token>?wait=N) ----------------------------
+// -- long polls (GET /api/v1/resize/<token>?wait=N)
+// ----------------------------
 
 BOOST_AUTO_TEST_CASE(a_long_poll_is_answered_when_its_task_finishes) {
   auto st = start(config());
@@ -184,7 +217,8 @@ BOOST_AUTO_TEST_CASE(a_long_poll_is_answered_when_its_task_finishes) {
   BOOST_TEST(!poll.wait(0ms).has_value());
   rec.status = task_status::success;
   rec.width = rec.height = 100;
-  caf::anon_send(st, result_atom::value, rec, std::string("img"));
+  caf::anon_send(st, result_atom::value, rec, std::string("img"),
+                 std::string{});
   // Long before its 30 s deadline.
   auto got = poll.wait(10s);
   BOOST_REQUIRE(got.has_value());
@@ -240,7 +274,7 @@ BOOST_AUTO_TEST_CASE(a_long_poll_sees_another_nodes_result_in_redis) {
   BOOST_REQUIRE(lookup(b, rec.token).ok());
   BOOST_TEST(!poll.wait(0ms).has_value());
   rec.status = task_status::success;
-  caf::anon_send(a, result_atom::value, rec, std::string("img"));
+  caf::anon_send(a, result_atom::value, rec, std::string("img"), std::string{});
   auto got = poll.wait(10s);
   BOOST_REQUIRE(got.has_value());
   BOOST_REQUIRE(got->ok());

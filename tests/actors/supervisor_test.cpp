@@ -30,7 +30,8 @@ caf::behavior fake_status(caf::event_based_actor* self, caf::actor sink) {
       [=](update_atom, task_record& rec) {
         self->send(sink, update_atom::value, rec);
       },
-      [=](result_atom, task_record& rec, std::string& bytes) {
+      [=](result_atom, task_record& rec, std::string& bytes,
+          const std::string&) {
         self->send(sink, result_atom::value, rec, bytes);
       },
   };

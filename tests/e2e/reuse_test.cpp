@@ -85,6 +85,30 @@ BOOST_AUTO_TEST_CASE(a_finished_twin_is_copied_before_the_202) {
   BOOST_TEST((out.image.body == first.image.body));
 }
 
+// Another API node on the same Redis (or this one after a restart: an empty
+// memory either way) finds the finished twin through Redis' content index.
+BOOST_AUTO_TEST_CASE(a_twin_finished_on_another_api_node_is_reused) {
+  auto& e = env::get();
+  auto photo = corpus_photo("ukui__rhythm.jpg"); // 8.9 MB
+  auto first = finish(
+      e.server, accepted_token(submit_raw(e.server, photo, "image/jpeg",
+                                          "?width=80&height=70&format=webp")));
+  BOOST_REQUIRE(first.info.width == 80);
+  resized_server other(e.redis.port(), {"--resize.pool-size=1"}, "reuse-other");
+  auto before = redis_bytes_in(e.redis);
+  auto late = accepted_token(submit_raw(other, photo, "image/jpeg",
+                                        "?width=80&height=70&format=webp"));
+  BOOST_REQUIRE(!late.empty());
+  auto status = http_get(other.url("/api/v1/resize/" + late));
+  BOOST_REQUIRE(status.status == 200);
+  BOOST_TEST(json_string(parse_json(status.body), "status") == "SUCCESS");
+  BOOST_TEST(redis_bytes_in(e.redis) - before < 1000000);
+  BOOST_TEST(cluster_total(other, "reused") == 1);
+  auto out = finish(other, late);
+  BOOST_TEST((out.image.body == first.image.body));
+  BOOST_TEST(out.url != first.url);
+}
+
 BOOST_AUTO_TEST_CASE(other_options_are_other_work) {
   auto& srv = env::get().server;
   auto photo = corpus_photo(small_photo);

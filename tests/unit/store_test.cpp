@@ -4,8 +4,8 @@
 
 #include <chrono>
 #include <csignal>
-#include <ostream>
 #include <map>
+#include <ostream>
 #include <random>
 #include <string>
 
@@ -171,6 +171,8 @@ BOOST_AUTO_TEST_CASE(key_layout) {
   BOOST_TEST(image_key("resized:", "t1") == "resized:image:t1");
   BOOST_TEST(task_key("staging:resized:", "abc") == "staging:resized:task:abc");
   BOOST_TEST(image_key("x/", "abc") == "x/image:abc");
+  BOOST_TEST(content_index_key("resized:", "ab12:100x100:fill:jpeg:85") ==
+             "resized:content:ab12:100x100:fill:jpeg:85");
   BOOST_TEST(redis_settings{}.key_prefix == "resized:");
 }
 
@@ -399,6 +401,37 @@ BOOST_FIXTURE_TEST_CASE(result_round_trip_binary_safe, store_fixture) {
     BOOST_TEST(ttl >= 1);
     BOOST_TEST(ttl <= 90);
   }
+}
+
+// The content index: a SUCCESS written with its content key points at its
+// token, with the result's ttl; a FAILURE is never indexed.
+BOOST_FIXTURE_TEST_CASE(content_index, store_fixture) {
+  std::string content = "c" + random_token() + ":100x100:fill:jpeg:85";
+  auto none = store.find_content(content);
+  BOOST_TEST_REQUIRE(none.ok(), why(none));
+  BOOST_TEST(!none.value().has_value());
+
+  auto failed = full_record(random_token()); // full_record is a FAILURE
+  BOOST_TEST_REQUIRE(store.put_result(failed, "x", 90s, {}, content).ok());
+  BOOST_TEST(!store.find_content(content).value().has_value());
+
+  auto rec = full_record(token);
+  rec.status = task_status::success;
+  BOOST_TEST_REQUIRE(store.put_result(rec, "img", 90s, {}, content).ok());
+  auto found = store.find_content(content);
+  BOOST_TEST_REQUIRE(found.ok(), why(found));
+  BOOST_TEST_REQUIRE(found.value().has_value());
+  BOOST_TEST(*found.value() == token);
+  auto reply = redis.command("TTL resized:content:" + content);
+  BOOST_TEST_REQUIRE(reply[0] == ':');
+  auto ttl = std::stol(reply.substr(1));
+  BOOST_TEST(ttl >= 1);
+  BOOST_TEST(ttl <= 90);
+  // Without a content key, nothing is indexed.
+  auto other = full_record(random_token());
+  other.status = task_status::success;
+  BOOST_TEST_REQUIRE(store.put_result(other, "img", 90s).ok());
+  BOOST_TEST(*store.find_content(content).value() == token);
 }
 
 BOOST_FIXTURE_TEST_CASE(small_image_with_nuls, store_fixture) {
