@@ -8,15 +8,15 @@
 //                            is final or wait_ms has passed
 //   status     → status:     (wake_atom, token, waiter id)   long-poll timer
 //   backend    → status:     (image_atom, token, image_replier)
-//   supervisor → status:     (accept_atom, task_record, job message) → bool
-//                            store record + input before the 202 (durable)
+//   supervisor → status:     (accept_atom, task_record, job message,
+//                            content key) → (bool, twin token): store record
+//                            + input before the 202 (durable); the twin is
+//                            a finished result in Redis' content index
 //   supervisor → status:     recover_atom → pending_list   at start-up
 //   supervisor → status:     (clone_atom, original token, task_record,
 //                            content key) → bool: the record becomes a copy
 //                            of the original's SUCCESS (identical work done
 //                            once)
-//   supervisor → status:     (content_atom, content key) → token of a
-//                            finished twin in Redis' content index, or ""
 //   supervisor → status:     (update_atom, task_record)      record changed
 //   supervisor → status:     (result_atom, task_record, bytes, content key)
 //                            SUCCESS + image (+ content index entry)
@@ -60,7 +60,6 @@ using accept_atom = caf::atom_constant<caf::atom("accept")>;
 using recover_atom = caf::atom_constant<caf::atom("recover")>;
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using clone_atom = caf::atom_constant<caf::atom("clone")>;
-using content_atom = caf::atom_constant<caf::atom("content")>;
 using unsaturate_atom = caf::atom_constant<caf::atom("unsat")>;
 using join_atom = caf::atom_constant<caf::atom("join")>;
 using welcome_atom = caf::atom_constant<caf::atom("welcome")>;

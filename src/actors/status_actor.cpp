@@ -145,18 +145,19 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
               log::quote("redis not reachable at start, will retry"),
               cfg.redis.host, cfg.redis.port);
   return {
-      [=](accept_atom, task_record& rec, const caf::message& job) -> bool {
+      [=](accept_atom, task_record& rec, const caf::message& job,
+          const std::string& content) -> std::tuple<bool, std::string> {
         auto& st = self->state;
         const auto& input = job.get_as<resize_job>(0).input;
-        auto res = st.store->put_accepted(rec, input, st.node, st.ttl);
+        auto res = st.store->put_accepted(rec, input, st.node, st.ttl, content);
         if (!res) {
           note_store_error(self, "put_accepted", rec.token, res.error());
-          return false;
+          return {false, {}};
         }
         record_written(self, rec);
         auto token = rec.token;
         st.records.put(token, {std::move(rec), expiry(st)});
-        return true;
+        return {true, std::move(res).value()};
       },
       [=](recover_atom) -> caf::result<std::vector<store::pending_task>> {
         auto res = self->state.store->load_pending(self->state.node);
@@ -191,14 +192,6 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
             weight);
         record_written(self, rec);
         st.records.put(token, {std::move(rec), expires});
-      },
-      [=](content_atom, const std::string& content) -> std::string {
-        auto found = self->state.store->find_content(content);
-        if (!found) {
-          count_redis_error(self);
-          return {}; // the caller accepts the task as new work
-        }
-        return found.value().value_or(std::string{});
       },
       [=](clone_atom, const std::string& original, task_record& rec,
           const std::string& content) -> bool {

@@ -4,14 +4,16 @@
 // every change through to Redis; answers lookups from the cache, then Redis.
 //
 // Messages (see messages.hpp):
-//   (accept_atom, task_record, job)         record + input + pending set,
-//                                           one transaction → true / false
+//   (accept_atom, task_record, job, content key)
+//                                           record + input + pending set,
+//                                           one transaction, which also
+//                                           reads the content index →
+//                                           (stored, finished twin or "")
 //   recover_atom                            this node's pending tasks
 //   (update_atom, task_record)              cache + HSET/EXPIRE
 //   (result_atom, task_record, bytes, content key)
 //                                           cache + SET image, HSET, and
 //                                           the content index (MULTI)
-//   (content_atom, content key) → token     the content index ("": none)
 //   (clone_atom, original, task_record, content key) → bool
 //                                           the record becomes a copy of
 //                                           the original's SUCCESS; the

@@ -442,6 +442,9 @@ void reuse(self_ptr self, const std::string& original, state_type::queued task,
             if (cloned) {
               count_reused(self, task.record.input_bytes);
               st.queued_bytes -= size;
+              // The copy is final too, and the index's entry now: the next
+              // twin here is copied before its 202.
+              st.by_content.put(task.content, token);
               log::info("msg={} token={} original={}",
                         log::quote("identical task: result reused"), token,
                         original);
@@ -493,9 +496,9 @@ void accept(self_ptr self, submit_request req, submit_replier reply) {
   auto request_id = req.request_id;
   auto content = std::move(req.content_key);
   self->request(st.status, st.cfg.store_timeout, accept_atom::value,
-                task.record, task.job)
+                task.record, task.job, content)
       .then(
-          [=](bool stored) mutable {
+          [=](bool stored, std::string& indexed) mutable {
             auto& st = self->state;
             --st.accepting;
             if (!stored) {
@@ -519,6 +522,12 @@ void accept(self_ptr self, submit_request req, submit_replier reply) {
             if (!content.empty()) {
               if (auto* original = st.by_content.get(content)) {
                 reuse(self, *original, std::move(task), size);
+                return;
+              }
+              // Finished on another API node, or here before a restart:
+              // Redis' content index (read by the accepting transaction).
+              if (!indexed.empty()) {
+                reuse(self, indexed, std::move(task), size);
                 return;
               }
               st.by_content.put(content, task.record.token);
@@ -577,55 +586,6 @@ void reuse_finished(self_ptr self, const std::string& original,
             reply(rec.token);
           },
           [=](caf::error&) { fallback(); });
-}
-
-void ask_content_index(self_ptr self, submit_request req, submit_replier reply);
-
-// Where a submission goes: its twin finished here → the result is copied
-// before the 202; its twin is still open here → accepted, and it waits for
-// the twin after the 202 (see accept); no twin known here → Redis' content
-// index is asked once (`ask_index`), as another API node, or this one before
-// a restart, may have done the work; otherwise it is new work.
-void route(self_ptr self, submit_request req, submit_replier reply,
-           bool ask_index) {
-  auto& st = self->state;
-  if (st.draining) {
-    reply(shutting_down());
-    return;
-  }
-  if (!req.content_key.empty()) {
-    if (auto* original = st.by_content.get(req.content_key)) {
-      if (st.open.count(*original) == 0)
-        reuse_finished(self, *original, std::move(req), std::move(reply));
-      else
-        accept(self, std::move(req), std::move(reply));
-      return;
-    }
-    if (ask_index) {
-      ask_content_index(self, std::move(req), std::move(reply));
-      return;
-    }
-  }
-  accept(self, std::move(req), std::move(reply));
-}
-
-void ask_content_index(self_ptr self, submit_request req,
-                       submit_replier reply) {
-  auto& st = self->state;
-  // Kept for the continuation without copying the image; lambdas must copy.
-  auto held = std::make_shared<submit_request>(std::move(req));
-  self->request(st.status, st.cfg.store_timeout, content_atom::value,
-                held->content_key)
-      .then(
-          [=](const std::string& token) {
-            if (!token.empty() && !self->state.draining)
-              reuse_finished(self, token, std::move(*held), reply);
-            else
-              route(self, std::move(*held), reply, false);
-          },
-          // No answer from the index: the submission is new work (accept
-          // reports Redis being down, if it is).
-          [=](caf::error&) { route(self, std::move(*held), reply, false); });
 }
 
 cluster_view make_view(self_ptr self) {
@@ -690,7 +650,18 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
         return st.running.size() + st.accepting;
       },
       [=](submit_atom, submit_request& req, submit_replier& reply) {
-        route(self, std::move(req), std::move(reply), true);
+        auto& st = self->state;
+        if (st.draining) {
+          reply(shutting_down());
+          return;
+        }
+        if (!req.content_key.empty())
+          if (auto* original = st.by_content.get(req.content_key);
+              original != nullptr && st.open.count(*original) == 0) {
+            reuse_finished(self, *original, std::move(req), std::move(reply));
+            return;
+          }
+        accept(self, std::move(req), std::move(reply));
       },
       [=](join_atom, caf::actor& agent, node_info& info) {
         if (!agent || info.name.empty() || info.pool_size == 0)

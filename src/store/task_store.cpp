@@ -89,9 +89,11 @@ command hset_command(const std::string& key, const field_list& fields) {
   return cmd;
 }
 
-/// Runs `cmds` as MULTI ... EXEC in one round trip; the first error (a
-/// rejected command or an error inside EXEC) is the failure.
-outcome<bool> transaction(redis_connection& conn, std::vector<command> cmds) {
+/// Runs `cmds` as MULTI ... EXEC in one round trip and returns EXEC's
+/// reply (one element per command); the first error (a rejected command or
+/// an error inside EXEC) is the failure.
+outcome<reply_ptr> exec_transaction(redis_connection& conn,
+                                    std::vector<command> cmds) {
   cmds.insert(cmds.begin(), command{"MULTI"});
   cmds.push_back({"EXEC"});
   auto replies = conn.run(cmds);
@@ -105,6 +107,13 @@ outcome<bool> transaction(redis_connection& conn, std::vector<command> cmds) {
   for (size_t i = 0; i < exec.elements; ++i)
     if (exec.element[i]->type == REDIS_REPLY_ERROR)
       return reply_error(conn, *exec.element[i]);
+  return std::move(replies.value().back());
+}
+
+outcome<bool> transaction(redis_connection& conn, std::vector<command> cmds) {
+  auto exec = exec_transaction(conn, std::move(cmds));
+  if (!exec)
+    return std::move(exec).error();
   return true;
 }
 
@@ -206,11 +215,12 @@ outcome<bool> task_store::put_result(const task_record& rec,
   });
 }
 
-outcome<bool> task_store::put_accepted(const task_record& rec,
-                                       std::string_view input,
-                                       const std::string& node,
-                                       std::chrono::seconds ttl) {
-  return guarded([&]() -> outcome<bool> {
+outcome<std::string> task_store::put_accepted(const task_record& rec,
+                                              std::string_view input,
+                                              const std::string& node,
+                                              std::chrono::seconds ttl,
+                                              const std::string& content) {
+  return guarded([&]() -> outcome<std::string> {
     if (auto err = check_args(rec.token, ttl))
       return *err;
     auto tkey = task_key(settings_.key_prefix, rec.token);
@@ -218,12 +228,25 @@ outcome<bool> task_store::put_accepted(const task_record& rec,
     auto pkey = pending_key(settings_.key_prefix, node);
     auto fields = encode_fields(rec);
     auto ttl_text = std::to_string(ttl.count());
-    return transaction(impl_->conn, {
-                                        hset_command(tkey, fields),
-                                        {"EXPIRE", tkey, ttl_text},
-                                        {"SET", ikey, input, "EX", ttl_text},
-                                        {"SADD", pkey, rec.token},
-                                    });
+    std::vector<command> cmds{
+        hset_command(tkey, fields),
+        {"EXPIRE", tkey, ttl_text},
+        {"SET", ikey, input, "EX", ttl_text},
+        {"SADD", pkey, rec.token},
+    };
+    std::string ckey; // commands hold views: the key must outlive them
+    if (!content.empty()) {
+      ckey = content_index_key(settings_.key_prefix, content);
+      cmds.push_back({"GET", ckey});
+    }
+    auto exec = exec_transaction(impl_->conn, std::move(cmds));
+    if (!exec)
+      return std::move(exec).error();
+    const auto& replies = *exec.value();
+    if (content.empty() || replies.elements < 5 ||
+        replies.element[4]->type != REDIS_REPLY_STRING)
+      return std::string{};
+    return reply_text(*replies.element[4]);
   });
 }
 
@@ -296,18 +319,9 @@ task_store::get_record(const std::string& token) {
 
 outcome<std::optional<std::string>>
 task_store::get_image(const std::string& token) {
-  return get_string(image_key(settings_.key_prefix, token));
-}
-
-outcome<std::optional<std::string>>
-task_store::find_content(const std::string& content) {
-  return get_string(content_index_key(settings_.key_prefix, content));
-}
-
-outcome<std::optional<std::string>>
-task_store::get_string(const std::string& key) {
   using result = outcome<std::optional<std::string>>;
   return guarded([&]() -> result {
+    auto key = image_key(settings_.key_prefix, token);
     auto replies = impl_->conn.run({{"GET", key}});
     if (!replies)
       return std::move(replies).error();

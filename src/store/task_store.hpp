@@ -80,15 +80,16 @@ public:
                            const std::string& pending_node = {},
                            const std::string& content = {});
 
-  /// The token the content index holds for `content`; nullopt = none (never
-  /// indexed, or expired with its result). Errors: store_unavailable.
-  outcome<std::optional<std::string>> find_content(const std::string& content);
-
   /// Makes an accepted task durable before its 202 is sent: the PENDING
   /// record, its input bytes and its membership of `node`'s pending set, in
-  /// one transaction (all with `ttl`).
-  outcome<bool> put_accepted(const task_record& rec, std::string_view input,
-                             const std::string& node, std::chrono::seconds ttl);
+  /// one transaction (all with `ttl`). With a `content` key, the same
+  /// transaction reads the content index: the answer is the token of a
+  /// finished twin ("" = none).
+  outcome<std::string> put_accepted(const task_record& rec,
+                                    std::string_view input,
+                                    const std::string& node,
+                                    std::chrono::seconds ttl,
+                                    const std::string& content = {});
 
   /// Every task of `node`'s pending set, with its record and input. Tokens
   /// whose record expired are removed from the set.
@@ -104,8 +105,6 @@ public:
   const redis_settings& settings() const { return settings_; }
 
 private:
-  outcome<std::optional<std::string>> get_string(const std::string& key);
-
   struct impl;
   redis_settings settings_;
   std::unique_ptr<impl> impl_;

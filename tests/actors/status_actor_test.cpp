@@ -119,32 +119,43 @@ BOOST_AUTO_TEST_CASE(a_cache_miss_is_served_from_redis) {
 }
 
 // The content index: what one status actor wrote with a content key,
-// another (another API node, or this one after a restart) finds in Redis;
-// a clone takes the index over.
+// another (another API node, or this one after a restart) finds when it
+// accepts the same content; a clone takes the index over.
 BOOST_AUTO_TEST_CASE(the_content_index_is_shared_through_redis) {
   auto rec = make_record(task_status::success);
   std::string content = "k" + test::random_uuid() + ":100x100:fill:jpeg:85";
   caf::scoped_actor self{sys};
-  auto find = [&](const caf::actor& st) {
-    std::string token = "unanswered";
-    self->request(st, 5s, content_atom::value, content)
-        .receive([&](std::string& t) { token = t; },
-                 [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
-    return token;
+  // Accepts a new task with `content`: (stored, twin from the index).
+  auto accept = [&](const caf::actor& st) {
+    auto task = make_record();
+    auto job = caf::make_message(resize_job{task.token, {}, "input", {}});
+    std::pair<bool, std::string> out{false, "unanswered"};
+    self->request(st, 5s, accept_atom::value, task, job, content)
+        .receive(
+            [&](bool stored, std::string& twin) {
+              out = {stored, twin};
+            },
+            [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
+    return out;
   };
   auto a = start(config());
-  BOOST_TEST(find(a).empty());
+  BOOST_TEST((accept(a) == std::pair<bool, std::string>{true, ""}));
   caf::anon_send(a, result_atom::value, rec, std::string("img"), content);
-  BOOST_TEST(find(a) == rec.token); // same mailbox: after the write
+  BOOST_TEST(accept(a).second == rec.token); // same mailbox: after the write
   auto b = start(config());
-  BOOST_TEST(find(b) == rec.token);
+  BOOST_TEST(accept(b).second == rec.token);
   auto copy = make_record();
   bool cloned = false;
   self->request(b, 5s, clone_atom::value, rec.token, copy, content)
       .receive([&](bool ok) { cloned = ok; },
                [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
   BOOST_TEST(cloned);
-  BOOST_TEST(find(a) == copy.token);
+  BOOST_TEST(accept(a).second == copy.token);
+  // A record written without a content key indexes nothing.
+  auto other = make_record(task_status::success);
+  caf::anon_send(a, result_atom::value, other, std::string("img"),
+                 std::string{});
+  BOOST_TEST(accept(a).second == copy.token);
   caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
 }

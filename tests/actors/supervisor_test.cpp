@@ -22,9 +22,10 @@ namespace {
 // nothing to recover, and forwards every record change to `sink` in order.
 caf::behavior fake_status(caf::event_based_actor* self, caf::actor sink) {
   return {
-      [=](accept_atom, task_record& rec, const caf::message&) {
+      [=](accept_atom, task_record& rec, const caf::message&,
+          const std::string&) {
         self->send(sink, update_atom::value, rec);
-        return true;
+        return std::make_tuple(true, std::string{}); // no twin in an index
       },
       [=](recover_atom) { return std::vector<store::pending_task>{}; },
       [=](update_atom, task_record& rec) {

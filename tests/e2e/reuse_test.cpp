@@ -86,27 +86,37 @@ BOOST_AUTO_TEST_CASE(a_finished_twin_is_copied_before_the_202) {
 }
 
 // Another API node on the same Redis (or this one after a restart: an empty
-// memory either way) finds the finished twin through Redis' content index.
+// memory either way) finds the finished twin through Redis' content index,
+// read in the transaction that accepts the task: no second resize. From
+// then on it knows the twin itself: the next one is copied before its 202.
 BOOST_AUTO_TEST_CASE(a_twin_finished_on_another_api_node_is_reused) {
   auto& e = env::get();
   auto photo = corpus_photo("ukui__rhythm.jpg"); // 8.9 MB
-  auto first = finish(
-      e.server, accepted_token(submit_raw(e.server, photo, "image/jpeg",
-                                          "?width=80&height=70&format=webp")));
+  const std::string query = "?width=80&height=70&format=webp";
+  auto first =
+      finish(e.server,
+             accepted_token(submit_raw(e.server, photo, "image/jpeg", query)));
   BOOST_REQUIRE(first.info.width == 80);
   resized_server other(e.redis.port(), {"--resize.pool-size=1"}, "reuse-other");
-  auto before = redis_bytes_in(e.redis);
-  auto late = accepted_token(submit_raw(other, photo, "image/jpeg",
-                                        "?width=80&height=70&format=webp"));
+  auto late = accepted_token(submit_raw(other, photo, "image/jpeg", query));
   BOOST_REQUIRE(!late.empty());
-  auto status = http_get(other.url("/api/v1/resize/" + late));
-  BOOST_REQUIRE(status.status == 200);
-  BOOST_TEST(json_string(parse_json(status.body), "status") == "SUCCESS");
-  BOOST_TEST(redis_bytes_in(e.redis) - before < 1000000);
-  BOOST_TEST(cluster_total(other, "reused") == 1);
   auto out = finish(other, late);
   BOOST_TEST((out.image.body == first.image.body));
   BOOST_TEST(out.url != first.url);
+  BOOST_TEST(cluster_total(other, "reused") == 1);
+  auto view = parse_json(http_get(other.url("/api/v1/cluster")).body);
+  BOOST_REQUIRE(view["nodes"].IsArray() && view["nodes"].Size() == 1);
+  BOOST_TEST(json_int(view["nodes"][0], "tasks_done") == 0); // no resize
+  // Its stored input is gone with the copy.
+  BOOST_TEST(e.redis.command("EXISTS resized:input:" + late) == ":0\r\n");
+
+  auto before = redis_bytes_in(e.redis);
+  auto third = accepted_token(submit_raw(other, photo, "image/jpeg", query));
+  BOOST_REQUIRE(!third.empty());
+  auto status = http_get(other.url("/api/v1/resize/" + third));
+  BOOST_REQUIRE(status.status == 200);
+  BOOST_TEST(json_string(parse_json(status.body), "status") == "SUCCESS");
+  BOOST_TEST(redis_bytes_in(e.redis) - before < 1000000);
 }
 
 BOOST_AUTO_TEST_CASE(other_options_are_other_work) {
