@@ -191,7 +191,8 @@ void on_done(self_ptr self, const std::string& token, uint32_t attempt,
     // Duplicates submitted while this task ran get the same result.
     for (auto& w : f->second) {
       copy_result(rec, w);
-      w.started_at_ms = rec.started_at_ms;
+      // It waited from its own submission (the twin may have started first).
+      w.started_at_ms = std::max(rec.started_at_ms, w.submitted_at_ms);
       w.finished_at_ms = rec.finished_at_ms;
       ++st.succeeded;
       metrics::task_finished("SUCCESS", -1, -1, -1, -1,

@@ -56,6 +56,13 @@ BOOST_AUTO_TEST_CASE(duplicates_share_one_resize) {
     BOOST_TEST(o.image.header("etag") == outs[0].image.header("etag"));
   }
   BOOST_TEST(outs[1].url != outs[0].url); // own token, own URL
+  for (auto& t : tokens) { // a twin never starts before it was submitted
+    auto rec = parse_json(wait_final(srv, t).body);
+    BOOST_TEST(json_string(rec, "started_at") >=
+               json_string(rec, "submitted_at"));
+    BOOST_TEST(json_string(rec, "finished_at") >=
+               json_string(rec, "started_at"));
+  }
   BOOST_TEST(cluster_total(srv, "reused") - before == 2);
   // After the first finished: reused again, no new resize.
   auto late = accepted_token(submit_raw(srv, photo, "image/jpeg"));
