@@ -33,6 +33,9 @@
 //   link       → link:       try_connect_atom              (reconnect timer)
 //   supervisor → supervisor: (unsaturate_atom, node name)  retry a node that
 //                            answered node_busy
+//   supervisor → status:     (status_atom, twin token, wait_ms, replier) and
+//   replier → supervisor:    (twin_atom, task token, bool twin succeeded)
+//                            a task waits for a twin accepted first elsewhere
 #pragma once
 
 #include <string>
@@ -61,6 +64,7 @@ using recover_atom = caf::atom_constant<caf::atom("recover")>;
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using clone_atom = caf::atom_constant<caf::atom("clone")>;
 using unsaturate_atom = caf::atom_constant<caf::atom("unsat")>;
+using twin_atom = caf::atom_constant<caf::atom("twin")>;
 using join_atom = caf::atom_constant<caf::atom("join")>;
 using welcome_atom = caf::atom_constant<caf::atom("welcome")>;
 using try_connect_atom = caf::atom_constant<caf::atom("tryconn")>;

@@ -82,6 +82,7 @@ void fail(self_ptr self, task_record rec, failure err) {
 }
 
 void dispatch(self_ptr self);
+void enqueue(self_ptr self, state_type::queued task);
 
 // Removes `token` from the running set if `attempt` is its current attempt;
 // returns the task, or nullopt for a stale answer.
@@ -452,21 +453,65 @@ void reuse(self_ptr self, const std::string& original, state_type::queued task,
               return;
             }
             // The original's result expired: compute it again.
-            st.by_content.put(task.content, token);
-            st.open.insert(token);
-            st.queue.push_back(std::move(task));
-            dispatch(self);
+            enqueue(self, std::move(task));
           },
-          [=](caf::error&) mutable {
-            auto& st = self->state;
-            st.open.insert(token);
-            st.queue.push_back(std::move(task));
-            dispatch(self);
-          });
+          [=](caf::error&) mutable { enqueue(self, std::move(task)); });
 }
 
 // Queues a submission: its record and input are made durable in Redis
 // before the 202, then it joins an open identical task or the queue.
+// A task of this node's own to run: the one its twins here follow.
+void enqueue(self_ptr self, state_type::queued task) {
+  auto& st = self->state;
+  if (!task.content.empty())
+    st.by_content.put(task.content, task.record.token);
+  st.open.insert(task.record.token);
+  st.queue.push_back(std::move(task));
+  dispatch(self);
+}
+
+// `task`'s twin `original` was accepted first elsewhere: wait (at most one
+// task timeout, as one of the status actor's held lookups) for its final
+// record; its SUCCESS is copied, anything else (failed, expired, late) and
+// the task runs here.
+void await_twin(self_ptr self, const std::string& original,
+                state_type::queued task, uint64_t size) {
+  auto& st = self->state;
+  auto token = task.record.token;
+  log::info("msg={} token={} original={}",
+            log::quote("identical task: waiting for its twin elsewhere"), token,
+            original);
+  st.awaiting[token] = {std::move(task), size, original};
+  auto sup = caf::actor_cast<caf::actor>(self);
+  status_replier answer{[sup, token](outcome<task_record> rec) {
+                          caf::anon_send(sup, twin_atom::value, token,
+                                         rec && rec.value().status ==
+                                                    task_status::success);
+                        },
+                        failure{error_code::internal_error, "no answer"}};
+  self->send(st.status, status_atom::value, original,
+             static_cast<int64_t>(st.cfg.task_timeout.count()),
+             std::move(answer));
+}
+
+void on_twin_final(self_ptr self, const std::string& token, bool succeeded) {
+  auto& st = self->state;
+  auto i = st.awaiting.find(token);
+  if (i == st.awaiting.end())
+    return;
+  auto w = std::move(i->second);
+  st.awaiting.erase(i);
+  if (succeeded) {
+    reuse(self, w.original, std::move(w.task), w.size);
+    return;
+  }
+  log::info("msg={} token={} original={}",
+            log::quote("identical task: its twin elsewhere did not succeed, "
+                       "running it here"),
+            token, w.original);
+  enqueue(self, std::move(w.task));
+}
+
 void accept(self_ptr self, submit_request req, submit_replier reply) {
   auto& st = self->state;
   auto size = req.image.size();
@@ -525,17 +570,15 @@ void accept(self_ptr self, submit_request req, submit_replier reply) {
                 reuse(self, *original, std::move(task), size);
                 return;
               }
-              // Finished on another API node, or here before a restart:
-              // Redis' content index (read by the accepting transaction).
+              // Accepted first on another API node, or here before a
+              // restart: Redis' content index, read by the accepting
+              // transaction.
               if (!indexed.empty()) {
-                reuse(self, indexed, std::move(task), size);
+                await_twin(self, indexed, std::move(task), size);
                 return;
               }
-              st.by_content.put(content, task.record.token);
             }
-            st.open.insert(task.record.token);
-            st.queue.push_back(std::move(task));
-            dispatch(self);
+            enqueue(self, std::move(task));
           },
           [=](caf::error& err) mutable {
             auto& st = self->state;
@@ -671,6 +714,9 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
         return caf::make_message(welcome_atom::value);
       },
       [=](cluster_atom, cluster_replier& reply) { reply(make_view(self)); },
+      [=](twin_atom, const std::string& token, bool succeeded) {
+        on_twin_final(self, token, succeeded);
+      },
       [=](unsaturate_atom, const std::string& name) {
         if (auto i = self->state.nodes.find(name); i != self->state.nodes.end())
           i->second.saturated = false;

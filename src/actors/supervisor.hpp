@@ -89,6 +89,15 @@ struct supervisor_state {
   lru_cache<std::string, std::string> by_content{10000};
   std::unordered_map<std::string, std::vector<task_record>> followers;
   std::unordered_set<std::string> open; // tokens queued or in flight
+  // Accepted tasks whose twin another API node (or this one before a
+  // restart) accepted first, by token: they wait, at most one task timeout,
+  // for that twin's final record instead of being resized again.
+  struct awaiting_twin {
+    queued task;
+    uint64_t size = 0;    // its input, counted in queued_bytes
+    std::string original; // the twin's token
+  };
+  std::unordered_map<std::string, awaiting_twin> awaiting;
   uint64_t reused = 0;
   uint64_t succeeded = 0;
   uint64_t failed = 0;

@@ -236,8 +236,10 @@ outcome<std::string> task_store::put_accepted(const task_record& rec,
     };
     std::string ckey; // commands hold views: the key must outlive them
     if (!content.empty()) {
+      // The first task of this content becomes its entry; later ones read
+      // it (a SUCCESS overwrites it with its own token: put_result).
       ckey = content_index_key(settings_.key_prefix, content);
-      cmds.push_back({"GET", ckey});
+      cmds.push_back({"SET", ckey, rec.token, "NX", "GET", "EX", ttl_text});
     }
     auto exec = exec_transaction(impl_->conn, std::move(cmds));
     if (!exec)

@@ -41,8 +41,9 @@ std::string image_key(const std::string& prefix, const std::string& token);
 std::string input_key(const std::string& prefix, const std::string& token);
 /// "<prefix>pending:<node>"
 std::string pending_key(const std::string& prefix, const std::string& node);
-/// "<prefix>content:<content key>": the token whose SUCCESS answers that
-/// content (common/content_key.hpp), for every API node and after restarts.
+/// "<prefix>content:<content key>": the first task accepted with that
+/// content (common/content_key.hpp), then the last one to succeed with it,
+/// for every API node and after restarts.
 std::string content_index_key(const std::string& prefix,
                               const std::string& content);
 
@@ -83,8 +84,9 @@ public:
   /// Makes an accepted task durable before its 202 is sent: the PENDING
   /// record, its input bytes and its membership of `node`'s pending set, in
   /// one transaction (all with `ttl`). With a `content` key, the same
-  /// transaction reads the content index: the answer is the token of a
-  /// finished twin ("" = none).
+  /// transaction reads the content index, and makes this task its entry if
+  /// it has none: the answer is the token of an earlier twin, open or final
+  /// ("" = none).
   outcome<std::string> put_accepted(const task_record& rec,
                                     std::string_view input,
                                     const std::string& node,

@@ -126,6 +126,69 @@ BOOST_AUTO_TEST_CASE(a_twin_finished_on_another_api_node_is_reused) {
   BOOST_TEST(redis_bytes_in(e.redis) - before < 1000000);
 }
 
+// A twin sent to another API node while the first is still queued or
+// running on this one: it waits for the first's result (through Redis)
+// instead of being resized again.
+BOOST_AUTO_TEST_CASE(a_twin_open_on_another_api_node_is_awaited) {
+  auto& e = env::get();
+  resized_server other(e.redis.port(), {"--resize.pool-size=1"}, "reuse-wait");
+  // The suite's server has one worker: a 16 MP photo keeps it busy, so the
+  // first task is still open when its twin reaches the other node.
+  auto busy =
+      accepted_token(submit_raw(e.server, corpus_photo("gnome__pixels-l.webp"),
+                                "image/webp", "?width=71&quality=77"));
+  auto photo = corpus_photo("plasma__Volna_5120x2880.jpg");
+  const std::string query = "?width=70&height=60&quality=76";
+  auto first = accepted_token(submit_raw(e.server, photo, "image/jpeg", query));
+  auto late = accepted_token(submit_raw(other, photo, "image/jpeg", query));
+  BOOST_REQUIRE(!busy.empty());
+  BOOST_REQUIRE(!first.empty());
+  BOOST_REQUIRE(!late.empty());
+  auto a = finish(e.server, first);
+  auto b = finish(other, late);
+  BOOST_TEST(b.info.width == 70);
+  BOOST_TEST((b.image.body == a.image.body));
+  BOOST_TEST(cluster_total(other, "reused") == 1);
+  auto view = parse_json(http_get(other.url("/api/v1/cluster")).body);
+  BOOST_REQUIRE(view["nodes"].IsArray() && view["nodes"].Size() == 1);
+  BOOST_TEST(json_int(view["nodes"][0], "tasks_done") == 0); // no resize
+  finish(e.server, busy);
+}
+
+// The node that accepted the first twin is lost (kill -9) with it open: a
+// twin sent elsewhere waits one task timeout for it, then is resized there.
+BOOST_AUTO_TEST_CASE(a_twin_lost_with_its_node_is_resized_after_a_wait) {
+  auto& e = env::get();
+  auto photo = corpus_photo("plasma__Volna_5120x2880.jpg");
+  const std::string query = "?width=69&height=59&quality=75";
+  std::string lost;
+  {
+    resized_server doomed(e.redis.port(), {"--resize.pool-size=1"},
+                          "reuse-doomed");
+    auto busy =
+        accepted_token(submit_raw(doomed, corpus_photo("gnome__pixels-l.webp"),
+                                  "image/webp", "?width=72&quality=74"));
+    lost = accepted_token(submit_raw(doomed, photo, "image/jpeg", query));
+    BOOST_REQUIRE(!busy.empty());
+    BOOST_REQUIRE(!lost.empty());
+    doomed.kill9();
+  }
+  resized_server other(
+      e.redis.port(), {"--resize.pool-size=1", "--resize.task-timeout-ms=4000"},
+      "reuse-survivor");
+  auto late = accepted_token(submit_raw(other, photo, "image/jpeg", query));
+  BOOST_REQUIRE(!late.empty());
+  auto out = finish(other, late);
+  BOOST_TEST(out.info.width == 69);
+  BOOST_TEST(cluster_total(other, "reused") == 0);
+  auto view = parse_json(http_get(other.url("/api/v1/cluster")).body);
+  BOOST_REQUIRE(view["nodes"].IsArray() && view["nodes"].Size() == 1);
+  BOOST_TEST(json_int(view["nodes"][0], "tasks_done") == 1);
+  // The lost task is still PENDING: its node has not come back.
+  auto rec = http_get(other.url("/api/v1/resize/" + lost));
+  BOOST_TEST(json_string(parse_json(rec.body), "status") == "PENDING");
+}
+
 BOOST_AUTO_TEST_CASE(other_options_are_other_work) {
   auto& srv = env::get().server;
   auto photo = corpus_photo(small_photo);
