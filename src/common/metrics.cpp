@@ -411,7 +411,8 @@ struct service_metrics {
                                 "Redis commands or connections that failed.")
                          .unlabelled()),
         long_polls(r.gauges("resized_long_polls",
-                            "Status long polls (?wait=) held right now.")
+                            "Status long polls (?wait=) held right now, and "
+                            "tasks waiting for a twin on another API node.")
                        .unlabelled()),
         memory_waits(r.counters("resized_decode_budget_waits_total",
                                 "Times the queue's head had to wait because "
