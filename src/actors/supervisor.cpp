@@ -458,8 +458,6 @@ void reuse(self_ptr self, const std::string& original, state_type::queued task,
           [=](caf::error&) mutable { enqueue(self, std::move(task)); });
 }
 
-// Queues a submission: its record and input are made durable in Redis
-// before the 202, then it joins an open identical task or the queue.
 // A task of this node's own to run: the one its twins here follow.
 void enqueue(self_ptr self, state_type::queued task) {
   auto& st = self->state;
@@ -512,6 +510,9 @@ void on_twin_final(self_ptr self, const std::string& token, bool succeeded) {
   enqueue(self, std::move(w.task));
 }
 
+// Queues a submission: its record and input are made durable in Redis
+// before the 202, then it joins an identical task (open here, or accepted
+// first elsewhere) or the queue.
 void accept(self_ptr self, submit_request req, submit_replier reply) {
   auto& st = self->state;
   auto size = req.image.size();
