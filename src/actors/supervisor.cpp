@@ -477,7 +477,7 @@ void await_twin(self_ptr self, const std::string& original,
   auto& st = self->state;
   auto token = task.record.token;
   log::info("msg={} token={} original={}",
-            log::quote("identical task: waiting for its twin elsewhere"), token,
+            log::quote("identical task: waiting for an earlier twin"), token,
             original);
   st.awaiting[token] = {std::move(task), size, original};
   auto sup = caf::actor_cast<caf::actor>(self);
@@ -504,8 +504,8 @@ void on_twin_final(self_ptr self, const std::string& token, bool succeeded) {
     return;
   }
   log::info("msg={} token={} original={}",
-            log::quote("identical task: its twin elsewhere did not succeed, "
-                       "running it here"),
+            log::quote("identical task: its earlier twin did not succeed in "
+                       "time, running it here"),
             token, w.original);
   enqueue(self, std::move(w.task));
 }
@@ -516,7 +516,7 @@ void on_twin_final(self_ptr self, const std::string& token, bool succeeded) {
 void accept(self_ptr self, submit_request req, submit_replier reply) {
   auto& st = self->state;
   auto size = req.image.size();
-  auto waiting = st.queue.size() + st.accepting;
+  auto waiting = st.queue.size() + st.awaiting.size() + st.accepting;
   if (waiting >= st.cfg.queue_capacity) {
     reply(failure{error_code::queue_full,
                   fmt::format("queue is full ({} tasks waiting)", waiting)});
@@ -638,7 +638,7 @@ cluster_view make_view(self_ptr self) {
   cluster_view view;
   view.node = st.cfg.node;
   view.role = st.cfg.role;
-  view.queue_depth = st.queue.size();
+  view.queue_depth = st.queue.size() + st.awaiting.size();
   view.queued_bytes = st.queued_bytes;
   view.succeeded = st.succeeded;
   view.failed = st.failed;

@@ -18,7 +18,8 @@ namespace resized::http {
 namespace {
 
 void cluster_gauges(metrics::exposition& out, const cluster_view& view) {
-  out.gauge("resized_queue_depth", "Tasks waiting for a worker.",
+  out.gauge("resized_queue_depth",
+            "Tasks waiting for a worker (or for an earlier twin).",
             static_cast<double>(view.queue_depth));
   out.gauge("resized_queued_bytes", "Input bytes of the tasks waiting.",
             static_cast<double>(view.queued_bytes));
