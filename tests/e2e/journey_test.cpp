@@ -109,8 +109,8 @@ BOOST_AUTO_TEST_CASE(expect_100_continue_is_answered) {
   BOOST_TEST(is_interim(bad.status_lines[0]));
 
   // No expectation, no interim answer.
-  auto plain = http_post(srv.url("/api/v1/resize?quality=63"), photo,
-                         "image/jpeg");
+  auto plain =
+      http_post(srv.url("/api/v1/resize?quality=63"), photo, "image/jpeg");
   BOOST_TEST(plain.status == 202);
   BOOST_TEST(plain.status_lines.size() == 1u);
 }
@@ -150,8 +150,7 @@ BOOST_AUTO_TEST_CASE(long_poll_answers_when_the_task_is_done) {
               std::to_string(node == &srv ? 70 : 71)));
       BOOST_TEST_REQUIRE(!token.empty());
       auto start = std::chrono::steady_clock::now();
-      auto res =
-          http_get(node->url("/api/v1/resize/" + token + "?wait=20"));
+      auto res = http_get(node->url("/api/v1/resize/" + token + "?wait=20"));
       auto took = std::chrono::steady_clock::now() - start;
       BOOST_TEST(res.status == 200);
       auto doc = parse_json(res.body);
@@ -191,11 +190,12 @@ BOOST_AUTO_TEST_CASE(long_poll_wait_must_be_whole_seconds_in_range) {
   auto& srv = env::get().server;
   for (std::string wait : {"abc", "-1", "21", "2.5", ""}) {
     BOOST_TEST_CONTEXT("wait=" << wait) {
-      auto res =
-          http_get(srv.url("/api/v1/resize/" + random_uuid() + "?wait=" + wait));
+      auto res = http_get(
+          srv.url("/api/v1/resize/" + random_uuid() + "?wait=" + wait));
       auto msg = check_error(res, 400, "invalid_option");
       BOOST_TEST(msg.find("wait must be whole seconds in 0..20") !=
-                 std::string::npos, msg);
+                     std::string::npos,
+                 msg);
     }
   }
 }
