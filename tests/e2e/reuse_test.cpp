@@ -24,6 +24,22 @@ int64_t cluster_total(const resized_server& srv, const char* name) {
   return json_int(doc["totals"], name);
 }
 
+// Resizes run by the one node of a standalone or API node with its own pool.
+int64_t resizes_done(const resized_server& srv) {
+  auto res = http_get(srv.url("/api/v1/cluster"));
+  BOOST_REQUIRE(res.status == 200);
+  auto doc = parse_json(res.body);
+  BOOST_REQUIRE(doc["nodes"].IsArray() && doc["nodes"].Size() == 1);
+  return json_int(doc["nodes"][0], "tasks_done");
+}
+
+// The status of `token`'s record as the first request (no wait) sees it.
+std::string status_now(const resized_server& srv, const std::string& token) {
+  auto res = http_get(srv.url("/api/v1/resize/" + token));
+  BOOST_REQUIRE(res.status == 200);
+  return json_string(parse_json(res.body), "status");
+}
+
 // Redis' count of bytes received from clients (INFO stats).
 int64_t redis_bytes_in(redis_server& redis) {
   auto info = redis.command("INFO stats");
@@ -83,9 +99,7 @@ BOOST_AUTO_TEST_CASE(a_finished_twin_is_copied_before_the_202) {
       submit_raw(e.server, photo, "image/jpeg", "?width=90&height=90"));
   BOOST_REQUIRE(!late.empty());
   // final at once: the first status request (no wait) is already SUCCESS
-  auto status = http_get(e.server.url("/api/v1/resize/" + late));
-  BOOST_REQUIRE(status.status == 200);
-  BOOST_TEST(json_string(parse_json(status.body), "status") == "SUCCESS");
+  BOOST_TEST(status_now(e.server, late) == "SUCCESS");
   // and its 8.9 MB input never went to Redis (only the result's copy did)
   BOOST_TEST(redis_bytes_in(e.redis) - before < 1000000);
   auto out = finish(e.server, late);
@@ -111,18 +125,14 @@ BOOST_AUTO_TEST_CASE(a_twin_finished_on_another_api_node_is_reused) {
   BOOST_TEST((out.image.body == first.image.body));
   BOOST_TEST(out.url != first.url);
   BOOST_TEST(cluster_total(other, "reused") == 1);
-  auto view = parse_json(http_get(other.url("/api/v1/cluster")).body);
-  BOOST_REQUIRE(view["nodes"].IsArray() && view["nodes"].Size() == 1);
-  BOOST_TEST(json_int(view["nodes"][0], "tasks_done") == 0); // no resize
+  BOOST_TEST(resizes_done(other) == 0);
   // Its stored input is gone with the copy.
   BOOST_TEST(e.redis.command("EXISTS resized:input:" + late) == ":0\r\n");
 
   auto before = redis_bytes_in(e.redis);
   auto third = accepted_token(submit_raw(other, photo, "image/jpeg", query));
   BOOST_REQUIRE(!third.empty());
-  auto status = http_get(other.url("/api/v1/resize/" + third));
-  BOOST_REQUIRE(status.status == 200);
-  BOOST_TEST(json_string(parse_json(status.body), "status") == "SUCCESS");
+  BOOST_TEST(status_now(other, third) == "SUCCESS"); // copied before its 202
   BOOST_TEST(redis_bytes_in(e.redis) - before < 1000000);
 }
 
@@ -149,9 +159,7 @@ BOOST_AUTO_TEST_CASE(a_twin_open_on_another_api_node_is_awaited) {
   BOOST_TEST(b.info.width == 70);
   BOOST_TEST((b.image.body == a.image.body));
   BOOST_TEST(cluster_total(other, "reused") == 1);
-  auto view = parse_json(http_get(other.url("/api/v1/cluster")).body);
-  BOOST_REQUIRE(view["nodes"].IsArray() && view["nodes"].Size() == 1);
-  BOOST_TEST(json_int(view["nodes"][0], "tasks_done") == 0); // no resize
+  BOOST_TEST(resizes_done(other) == 0);
   finish(e.server, busy);
 }
 
@@ -181,12 +189,9 @@ BOOST_AUTO_TEST_CASE(a_twin_lost_with_its_node_is_resized_after_a_wait) {
   auto out = finish(other, late);
   BOOST_TEST(out.info.width == 69);
   BOOST_TEST(cluster_total(other, "reused") == 0);
-  auto view = parse_json(http_get(other.url("/api/v1/cluster")).body);
-  BOOST_REQUIRE(view["nodes"].IsArray() && view["nodes"].Size() == 1);
-  BOOST_TEST(json_int(view["nodes"][0], "tasks_done") == 1);
+  BOOST_TEST(resizes_done(other) == 1);
   // The lost task is still PENDING: its node has not come back.
-  auto rec = http_get(other.url("/api/v1/resize/" + lost));
-  BOOST_TEST(json_string(parse_json(rec.body), "status") == "PENDING");
+  BOOST_TEST(status_now(other, lost) == "PENDING");
 }
 
 BOOST_AUTO_TEST_CASE(other_options_are_other_work) {
