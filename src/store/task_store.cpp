@@ -244,11 +244,12 @@ outcome<std::string> task_store::put_accepted(const task_record& rec,
     auto exec = exec_transaction(impl_->conn, std::move(cmds));
     if (!exec)
       return std::move(exec).error();
+    // The index's answer is the last command's (nil: no earlier twin).
     const auto& replies = *exec.value();
-    if (content.empty() || replies.elements < 5 ||
-        replies.element[4]->type != REDIS_REPLY_STRING)
+    if (content.empty() || replies.elements == 0)
       return std::string{};
-    return reply_text(*replies.element[4]);
+    const auto& twin = *replies.element[replies.elements - 1];
+    return twin.type == REDIS_REPLY_STRING ? reply_text(twin) : std::string{};
   });
 }
 
