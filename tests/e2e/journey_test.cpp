@@ -83,30 +83,26 @@ BOOST_AUTO_TEST_CASE(expect_100_continue_is_answered) {
   auto& srv = env::get().server;
   auto photo = corpus_photo("plasma__Volna_5120x2880.jpg"); // 4.6 MB
   const std::vector<std::string> expect{"Expect: 100-continue"};
-  auto is_interim = [](const std::string& line) {
-    return line.rfind("HTTP/1.1 100", 0) == 0;
+  // `res` came after a "100 Continue" and is a `status`.
+  auto answered_after_interim = [](const http_response& res, long status) {
+    BOOST_TEST(res.status == status);
+    BOOST_TEST_REQUIRE(res.status_lines.size() == 2u);
+    BOOST_TEST(res.status_lines[0].rfind("HTTP/1.1 100", 0) == 0u);
   };
   // Raw bytes, then JSON on the same keep-alive connection, then an answer
   // that is an error: each gets its "100 Continue" before its own answer.
   auto raw = http_post(srv.url("/api/v1/resize?quality=61"), photo,
                        "image/jpeg", expect);
-  BOOST_TEST(raw.status == 202);
-  BOOST_TEST_REQUIRE(raw.status_lines.size() == 2u);
-  BOOST_TEST(is_interim(raw.status_lines[0]));
+  answered_after_interim(raw, 202);
   BOOST_TEST(!accepted_token(raw).empty());
 
-  auto json = http_post(srv.url("/api/v1/resize"),
-                        R"({"quality": 62, "imageData": ")" +
-                            base64_encode(photo) + R"("})",
-                        "application/json", expect);
-  BOOST_TEST(json.status == 202);
-  BOOST_TEST_REQUIRE(json.status_lines.size() == 2u);
-  BOOST_TEST(is_interim(json.status_lines[0]));
-
-  auto bad = http_post(srv.url("/api/v1/resize"), photo, "text/plain", expect);
-  BOOST_TEST(bad.status == 415);
-  BOOST_TEST_REQUIRE(bad.status_lines.size() == 2u);
-  BOOST_TEST(is_interim(bad.status_lines[0]));
+  answered_after_interim(http_post(srv.url("/api/v1/resize"),
+                                   R"({"quality": 62, "imageData": ")" +
+                                       base64_encode(photo) + R"("})",
+                                   "application/json", expect),
+                         202);
+  answered_after_interim(
+      http_post(srv.url("/api/v1/resize"), photo, "text/plain", expect), 415);
 
   // No expectation, no interim answer.
   auto plain =
