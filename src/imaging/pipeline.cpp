@@ -559,14 +559,23 @@ outcome<image_ptr> flatten_for(output_format format, image_ptr img) {
 // -- stage: encode
 // --------------------------------------------------------------
 
-/// Whether a failed save died in the loader (the pixels are decoded during
-/// the save) rather than in the encoder.
-/// libvips names the failing operation or library first ("jpegload_buffer:",
-/// "VipsForeignLoadPng...", "tiff2vips:"). "VipsJpeg" is libjpeg itself,
-/// shared by load and save, but its save errors are out-of-memory only.
-bool failed_in_loader(std::string_view message) {
-  for (std::string_view mark : {"load", "VipsJpeg", "2vips"})
-    if (message.find(mark) != std::string_view::npos)
+/// Whether a failed save died in the encoder rather than in the loader. The
+/// pixels are decoded during the save (libvips is lazy), so a cut or broken
+/// input fails there too. libvips' error buffer lists the first failure
+/// first: the loader's ("vipspng: libpng read error", "VipsJpeg: Premature
+/// end of input file"), then the saver's consequence ("vips2png: unable to
+/// write to target target"), which is also all there is when the loader
+/// fails silently (libpng's interlaced path). So the encoder is at fault
+/// only when the first entry names a saver ("heifsave: ...",
+/// "vips2webp: ...") for a reason of its own, not for the pixels it could
+/// not get. Everything else is the input's fault: our encoders are given
+/// valid pixels, broken inputs are what clients send.
+bool failed_in_encoder(std::string_view message) {
+  auto first = message.substr(0, message.find("; "));
+  if (first.find("unable to write to target") != std::string_view::npos)
+    return false;
+  for (std::string_view mark : {"save", "vips2"})
+    if (first.find(mark) != std::string_view::npos)
       return true;
   return false;
 }
@@ -612,14 +621,19 @@ outcome<std::string> encode(VipsImage* img, const resize_options& opts,
                                budget_ms)};
   }
   if (rc != 0) {
-    auto message = vips_message("unknown");
-    bool loader = failed_in_loader(message);
-    return failure{loader ? error_code::corrupt_image
-                          : error_code::encode_failed,
-                   fmt::format("{}: {}",
-                               loader ? "cannot decode the image"
-                                      : "cannot encode the image",
-                               message)};
+    auto message = vips_message("");
+    if (failed_in_encoder(message))
+      return failure{error_code::encode_failed,
+                     fmt::format("cannot encode the image: {}", message)};
+    // The saver's "unable to write to target" only echoes the loader.
+    auto echo = message.find("; vips2");
+    if (message.find("unable to write to target") != std::string::npos)
+      message.resize(echo == std::string::npos ? 0 : echo);
+    return failure{error_code::corrupt_image,
+                   message.empty()
+                       ? std::string{"cannot decode the image: its pixel data "
+                                     "is cut short or damaged"}
+                       : fmt::format("cannot decode the image: {}", message)};
   }
   return std::string{static_cast<const char*>(buf), len};
 }

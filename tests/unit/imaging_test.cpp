@@ -903,6 +903,38 @@ BOOST_AUTO_TEST_CASE(truncated_images_fail_by_default) {
                 error_code::corrupt_image);
 }
 
+BOOST_AUTO_TEST_CASE(truncated_images_are_corrupt_wherever_they_stop) {
+  // libvips decodes lazily: a cut inside the pixel data is only met while
+  // the result is being written. Whatever the format and wherever the cut,
+  // the failure is the input's (corrupt_image), never the encoder's.
+  auto img = photo_like(512, 512);
+  std::vector<std::pair<std::string, std::string>> inputs{
+      {"png", save(img.get(), ".png")},
+      {"interlaced png", save(img.get(), ".png[interlace]")},
+      {"progressive jpeg", save(img.get(), ".jpg[Q=90,interlace]")},
+      {"webp", save(img.get(), ".webp[Q=90]")},
+      {"gif", save(img.get(), ".gif")}};
+  // A small box fails inside thumbnail's shrink, one at or above the
+  // input's size only while the result is written.
+  std::vector<std::pair<std::string, resize_options>> boxes{
+      {"100x100 fill", opts_of(100, 100)},
+      {"500x500 fit", opts_of(500, 500, fit_mode::fit)},
+      {"512x512 force png",
+       opts_of(512, 512, fit_mode::force, output_format::png)},
+      {"1000x1000 fill", opts_of(1000, 1000)}};
+  for (auto& [name, bytes] : inputs)
+    for (auto& [box, opts] : boxes)
+      for (int percent : {30, 50, 75, 90, 99}) {
+        BOOST_TEST_CONTEXT(name << " cut at " << percent << " %, " << box) {
+          auto cut = bytes.substr(0, bytes.size() * percent / 100);
+          auto r = run(cut, opts);
+          require_error(r, error_code::corrupt_image);
+          BOOST_TEST(r.error().message.find("encode") == std::string::npos,
+                     r.error().message);
+        }
+      }
+}
+
 BOOST_AUTO_TEST_CASE(truncated_images_are_served_when_configured) {
   // limits.truncated = "serve": libvips decodes what is there and fills the
   // rest, as browsers do.
@@ -973,6 +1005,14 @@ BOOST_AUTO_TEST_CASE(every_corpus_photo_resizes) {
       BOOST_REQUIRE_MESSAGE(info.ok(), describe(info));
       require_output(run(bytes, opts_of(100, 100)), 100, 100,
                      output_format::jpeg);
+      // The same upload cut short: the input's fault, whatever the loader
+      // (libpng, libwebp, libjpeg) and wherever its decode stops.
+      for (int percent : {50, 90}) {
+        BOOST_TEST_CONTEXT("cut at " << percent << " %") {
+          auto cut = bytes.substr(0, bytes.size() * percent / 100);
+          require_error(run(cut, opts_of(100, 100)), error_code::corrupt_image);
+        }
+      }
     }
   }
   BOOST_TEST_MESSAGE("corpus photos resized: " << files.size());
