@@ -30,26 +30,37 @@ void note_store_error(status_actor_type* self, const char* op,
              op, token, log::quote(err.message));
 }
 
+// Whether the cached `rec` can answer for its task: a final record never
+// changes, and this actor writes every change of the tasks this node runs.
+// An open task of another API node moves on in Redis, not here.
+bool cache_answers(const status_state& st, const task_record& rec) {
+  return is_final(rec.status) || st.open_here.count(rec.token) != 0;
+}
+
 // Returns the record from the cache or Redis; nullopt when unknown.
 outcome<std::optional<task_record>> find_record(status_actor_type* self,
                                                 const std::string& token) {
   auto& st = self->state;
   if (auto* hit = st.records.get(token)) {
-    if (!expired(hit->expires_at_ms))
+    if (expired(hit->expires_at_ms)) {
+      st.records.erase(token);
+      return std::optional<task_record>{};
+    }
+    if (cache_answers(st, hit->record))
       return std::optional<task_record>{hit->record};
-    st.records.erase(token);
-    return std::optional<task_record>{};
   }
   auto res = st.store->get_record(token);
   if (!res) {
     count_redis_error(self);
     return std::move(res).error();
   }
-  if (res.value()) {
+  if (res.value() && cache_answers(st, *res.value())) {
     // Remaining TTL is not read back: cache it for at most the full TTL,
     // Redis stays the authority once the entry is evicted.
     auto expires = expiry(st);
     st.records.put(token, {*res.value(), expires});
+  } else {
+    st.records.erase(token);
   }
   return std::move(res).value();
 }

@@ -356,6 +356,36 @@ BOOST_AUTO_TEST_CASE(two_api_nodes_share_redis_and_a_worker) {
   }
 }
 
+// A client polling through a load balancer: the node it asks first may not
+// be the one running the task. That node must follow the task to its end
+// (plain GETs, no long poll) and serve the image once it is there.
+BOOST_AUTO_TEST_CASE(another_api_node_follows_a_task_to_its_end) {
+  redis_server redis;
+  resized_server runs(redis.port(), {"--resize.pool-size=1"}, "follow-runs");
+  resized_server asks(redis.port(), {"--resize.pool-size=1"}, "follow-asks");
+  // The 16 MP photo keeps the one worker busy: the next task stays open
+  // while the other node is asked about it.
+  auto busy =
+      accepted_token(submit_raw(runs, corpus_photo("gnome__pixels-l.webp"),
+                                "image/webp", "?width=73&quality=71"));
+  auto token = accepted_token(
+      submit_raw(runs, small_photo_bytes(), "image/jpeg", "?width=81"));
+  BOOST_REQUIRE(!busy.empty());
+  BOOST_REQUIRE(!token.empty());
+  auto status_on = [&](const resized_server& srv) {
+    auto res = http_get(srv.url("/api/v1/resize/" + token));
+    BOOST_REQUIRE(res.status == 200);
+    return json_string(parse_json(res.body), "status");
+  };
+  BOOST_TEST_REQUIRE(status_on(asks) == "PENDING");
+  auto done = finish(runs, token);
+  BOOST_TEST(status_on(asks) == "SUCCESS");
+  auto there = http_get(asks.url(url_path(done.url)));
+  BOOST_TEST(there.status == 200);
+  BOOST_TEST((there.body == done.image.body));
+  finish(runs, busy);
+}
+
 BOOST_AUTO_TEST_CASE(worker_started_before_api_node) {
   redis_server redis;
   api_node api(redis.port(), "api-late", {}, /*start_now=*/false);
