@@ -645,6 +645,7 @@ cluster_view make_view(self_ptr self) {
   view.retried = st.retried;
   view.reused = st.reused;
   view.up_since_ms = st.up_since_ms;
+  view.draining = st.draining;
   for (auto& [name, node] : st.nodes)
     view.nodes.push_back(cluster_node_view{
         name, node.role, node.info.address, node.info.pool_size, node.busy,

@@ -96,6 +96,7 @@ struct cluster_view {
   uint64_t retried = 0; // attempts re-queued after a node was lost
   uint64_t reused = 0;  // tasks answered with an identical task's result
   int64_t up_since_ms = 0;
+  bool draining = false; // stopping: accepts nothing new
 };
 
 using submit_replier = replier<outcome<std::string>>; // token

@@ -90,6 +90,40 @@ BOOST_AUTO_TEST_CASE(sigterm_exits_cleanly) {
   }
 }
 
+// From SIGTERM to exit: the node answers what it has, refuses new work, and
+// /readyz says so at once, so a load balancer stops sending it work.
+BOOST_AUTO_TEST_CASE(a_draining_node_is_not_ready) {
+  resized_server srv(env::get().redis.port(),
+                     {"--resize.pool-size=1", "--shutdown.grace=60"},
+                     "draining");
+  BOOST_TEST_REQUIRE(http_get(srv.url("/readyz")).status == 200);
+  // A 16 MP photo enlarged to a 4000 px PNG keeps the drain going.
+  auto token =
+      accepted_token(submit_raw(srv, corpus_photo("gnome__pixels-l.webp"),
+                                "image/webp", "?width=4000&format=png"));
+  BOOST_REQUIRE(!token.empty());
+  BOOST_REQUIRE(::kill(srv.process().pid(), SIGTERM) == 0);
+  http_response ready;
+  BOOST_TEST(wait_until(
+      [&] {
+        ready = http_get(srv.url("/readyz"));
+        return ready.status == 503;
+      },
+      std::chrono::seconds{10}));
+  check_error(ready, 503, "shutting_down");
+  check_error(submit_raw(srv, small_photo_bytes(), "image/jpeg"), 503,
+              "shutting_down");
+  // Its task is still answered, and finished before the exit.
+  BOOST_TEST(http_get(srv.url("/api/v1/resize/" + token)).status == 200);
+  int status = srv.process().stop(0, std::chrono::seconds{60});
+  BOOST_TEST_CONTEXT("waitpid status " << status) {
+    BOOST_TEST(WIFEXITED(status));
+    BOOST_TEST(WEXITSTATUS(status) == 0);
+  }
+  srv.start();
+  BOOST_TEST(finish(srv, token).info.width == 4000);
+}
+
 BOOST_AUTO_TEST_CASE(accepted_work_survives_a_crash) {
   // One worker and slow tasks, so most are still queued when resized is
   // killed (no shutdown code runs); the restarted process finds them in
