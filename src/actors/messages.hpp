@@ -7,6 +7,7 @@
 //                            wait_ms > 0: long poll, answered when the task
 //                            is final or wait_ms has passed
 //   status     → status:     (wake_atom, token, waiter id)   long-poll timer
+//   status     → status:     flush_atom   retry the writes Redis failed
 //   backend    → status:     (image_atom, token, image_replier)
 //   supervisor → status:     (accept_atom, task_record, job message,
 //                            content key) → (bool, twin token): store record
@@ -68,6 +69,7 @@ using twin_atom = caf::atom_constant<caf::atom("twin")>;
 using join_atom = caf::atom_constant<caf::atom("join")>;
 using welcome_atom = caf::atom_constant<caf::atom("welcome")>;
 using try_connect_atom = caf::atom_constant<caf::atom("tryconn")>;
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using wake_atom = caf::atom_constant<caf::atom("wake")>;
 
 /// One image to resize; the only thing sent to a resize actor.

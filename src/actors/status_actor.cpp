@@ -30,6 +30,83 @@ void note_store_error(status_actor_type* self, const char* op,
              op, token, log::quote(err.message));
 }
 
+// -- writes Redis failed
+// -------------------------------------------------------
+
+using unwritten_write = status_state::unwritten_write;
+
+const char* op_name(unwritten_write::kind what) {
+  switch (what) {
+  case unwritten_write::kind::record:
+    return "put_record";
+  case unwritten_write::kind::result:
+    return "put_result";
+  case unwritten_write::kind::forget:
+    return "forget_accepted";
+  }
+  return "?";
+}
+
+outcome<bool> write_now(status_actor_type* self, const unwritten_write& w) {
+  auto& st = self->state;
+  switch (w.what) {
+  case unwritten_write::kind::record:
+    return st.store->put_record(w.record, st.ttl, st.node);
+  case unwritten_write::kind::result:
+    return st.store->put_result(w.record, *w.image, st.ttl, st.node, w.content);
+  case unwritten_write::kind::forget:
+    return st.store->forget_accepted(w.record.token, st.node, w.content);
+  }
+  return true;
+}
+
+void schedule_flush(status_actor_type* self) {
+  auto& st = self->state;
+  if (st.flush_scheduled || st.unwritten.empty())
+    return;
+  st.flush_scheduled = true;
+  self->delayed_send(self, st.retry_interval, flush_atom::value);
+}
+
+// Makes the kept writes in order, stopping at the first that fails again
+// (Redis is still away). True when none is left.
+bool flush_unwritten(status_actor_type* self) {
+  auto& st = self->state;
+  while (!st.unwritten.empty()) {
+    const auto& w = st.unwritten.front();
+    if (auto res = write_now(self, w); !res) {
+      count_redis_error(self);
+      return false;
+    }
+    log::info("msg={} op={} token={} left={}",
+              log::quote("redis write made after a failure"), op_name(w.what),
+              w.record.token, st.unwritten.size() - 1);
+    st.unwritten.pop_front();
+  }
+  return true;
+}
+
+// Keeps `w` (whose write just failed with `err`) to be made later.
+void keep_for_retry(status_actor_type* self, unwritten_write w,
+                    const failure& err) {
+  auto& st = self->state;
+  count_redis_error(self);
+  if (st.unwritten.size() >= status_state::max_unwritten) {
+    // A bound on memory through a long outage. A final write given up here
+    // is not lost either: its task stays in this node's pending set and
+    // runs again at the node's next start.
+    log::error("msg={} op={} token={} error={}",
+               log::quote("redis write failed, retry list full: dropped"),
+               op_name(w.what), w.record.token, log::quote(err.message));
+    return;
+  }
+  log::warn("msg={} op={} token={} error={} queued={}",
+            log::quote("redis write failed, will retry"), op_name(w.what),
+            w.record.token, log::quote(err.message), st.unwritten.size() + 1);
+  st.unwritten.push_back(std::move(w));
+  schedule_flush(self);
+}
+
 // Whether the cached `rec` can answer for its task: a final record never
 // changes, and this actor writes every change of the tasks this node runs.
 // An open task of another API node moves on in Redis, not here.
@@ -150,6 +227,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
   st.node = cfg.node;
   st.recheck = cfg.recheck;
   st.max_waiters = cfg.max_waiters;
+  st.retry_interval = cfg.retry_interval;
   st.store = std::make_unique<store::task_store>(cfg.redis);
   if (!st.store->connect())
     log::warn("msg={} host={} port={}",
@@ -159,10 +237,19 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
       [=](accept_atom, task_record& rec, const caf::message& job,
           const std::string& content) -> std::tuple<bool, std::string> {
         auto& st = self->state;
+        // Writes kept from an outage go first (an undone accept must not
+        // be undone after a newer task took its content index entry);
+        // while they still fail, so would this one.
+        if (!flush_unwritten(self))
+          return {false, {}};
         const auto& input = job.get_as<resize_job>(0).input;
         auto res = st.store->put_accepted(rec, input, st.node, st.ttl, content);
         if (!res) {
-          note_store_error(self, "put_accepted", rec.token, res.error());
+          // The client gets a 503. Redis may still run the transaction (a
+          // timeout, not a refusal): undo it, now or once Redis is back.
+          keep_for_retry(self,
+                         {unwritten_write::kind::forget, rec, nullptr, content},
+                         res.error());
           return {false, {}};
         }
         record_written(self, rec);
@@ -181,8 +268,15 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
       [=](update_atom, task_record& rec) {
         auto& st = self->state;
         auto expires = expiry(st);
-        if (auto res = st.store->put_record(rec, st.ttl, st.node); !res)
-          note_store_error(self, "put_record", rec.token, res.error());
+        if (auto res = st.store->put_record(rec, st.ttl, st.node); !res) {
+          if (is_final(rec.status)) // a later change would supersede others
+            keep_for_retry(
+                self,
+                {unwritten_write::kind::record, rec, nullptr, std::string{}},
+                res.error());
+          else
+            note_store_error(self, "put_record", rec.token, res.error());
+        }
         record_written(self, rec);
         auto token = rec.token;
         st.records.put(token, {std::move(rec), expires});
@@ -191,16 +285,15 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
           const std::string& content) {
         auto& st = self->state;
         auto expires = expiry(st);
+        auto image = std::make_shared<const std::string>(std::move(bytes));
         if (auto res =
-                st.store->put_result(rec, bytes, st.ttl, st.node, content);
+                st.store->put_result(rec, *image, st.ttl, st.node, content);
             !res)
-          note_store_error(self, "put_result", rec.token, res.error());
+          keep_for_retry(self,
+                         {unwritten_write::kind::result, rec, image, content},
+                         res.error());
         auto token = rec.token;
-        auto weight = bytes.size();
-        st.images.put(
-            token,
-            {std::make_shared<const std::string>(std::move(bytes)), expires},
-            weight);
+        st.images.put(token, {image, expires}, image->size());
         record_written(self, rec);
         st.records.put(token, {std::move(rec), expires});
       },
@@ -231,9 +324,20 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         st.records.put(token, {std::move(rec), expires});
         return true;
       },
+      [=](flush_atom) {
+        self->state.flush_scheduled = false;
+        if (!flush_unwritten(self))
+          schedule_flush(self);
+      },
       [=](drain_atom) {
         auto& st = self->state;
         st.draining = true;
+        if (!flush_unwritten(self))
+          log::warn("msg={} left={}",
+                    log::quote("redis writes still failing at shutdown: their "
+                               "tasks stay in this node's pending set and run "
+                               "again at its next start"),
+                    st.unwritten.size());
         auto held = std::move(st.waiters);
         st.waiters.clear();
         st.waiter_count = 0;

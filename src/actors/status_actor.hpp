@@ -28,6 +28,10 @@
 //                                           every recheck interval), or
 //                                           until wait_ms → current record
 //   (wake_atom, token, waiter id)           a waiter's recheck or deadline
+//   flush_atom                              the writes Redis failed, tried
+//                                           again in order (final records,
+//                                           results, undone accepts) until
+//                                           they succeed
 //   drain_atom → true                       shutdown: held long polls get
 //                                           their current record, new ones
 //                                           are answered at once
@@ -35,6 +39,7 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <unordered_map>
 #include <unordered_set>
@@ -58,6 +63,8 @@ struct status_config {
   /// Long polls on a task this node does not run look at Redis this often.
   std::chrono::milliseconds recheck{250};
   size_t max_waiters = 4096; // long polls held at once; beyond: answered now
+  /// Writes Redis failed are tried again this often until they succeed.
+  std::chrono::milliseconds retry_interval{1000};
 };
 
 struct status_state {
@@ -89,6 +96,25 @@ struct status_state {
   /// record is written through this actor, so their waiters need no
   /// rechecks in Redis.
   std::unordered_set<std::string> open_here;
+  /// A write Redis failed (or did not confirm in time), kept to be made
+  /// when it answers again: nothing a client was told may be lost.
+  struct unwritten_write {
+    enum class kind {
+      record, // a final record (FAILURE)
+      result, // a SUCCESS record with its image
+      forget, // undo an accept whose client was told 503 (Redis may have
+              // run the transaction after the timeout all the same)
+    };
+    kind what;
+    task_record record; // forget: only the token
+    std::shared_ptr<const std::string> image;
+    std::string content; // content key (result, forget)
+  };
+  /// In the order they were to be made; bounded by max_unwritten.
+  std::deque<unwritten_write> unwritten;
+  static constexpr size_t max_unwritten = 100000;
+  bool flush_scheduled = false;
+  std::chrono::milliseconds retry_interval{1000};
   std::chrono::milliseconds recheck{250};
   size_t max_waiters = 4096;
   bool draining = false; // shutdown: long polls are not held any more

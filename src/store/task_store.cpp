@@ -253,6 +253,30 @@ outcome<std::string> task_store::put_accepted(const task_record& rec,
   });
 }
 
+outcome<bool> task_store::forget_accepted(const std::string& token,
+                                          const std::string& node,
+                                          const std::string& content) {
+  return guarded([&]() -> outcome<bool> {
+    if (auto err = check_args(token, std::chrono::seconds{1}))
+      return *err;
+    auto tkey = task_key(settings_.key_prefix, token);
+    auto ikey = input_key(settings_.key_prefix, token);
+    auto pkey = pending_key(settings_.key_prefix, node);
+    std::vector<command> cmds{{"DEL", tkey, ikey}, {"SREM", pkey, token}};
+    std::string ckey; // commands hold views: the key must outlive them
+    if (!content.empty()) {
+      // Only if the entry is still this task: another task may own it by
+      // now. Redis has no "delete if equal" command; a script is atomic.
+      ckey = content_index_key(settings_.key_prefix, content);
+      cmds.push_back({"EVAL",
+                      "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+                      "return redis.call('DEL', KEYS[1]) end return 0",
+                      "1", ckey, token});
+    }
+    return transaction(impl_->conn, std::move(cmds));
+  });
+}
+
 outcome<std::vector<pending_task>>
 task_store::load_pending(const std::string& node) {
   using result = outcome<std::vector<pending_task>>;

@@ -93,6 +93,15 @@ public:
                                     std::chrono::seconds ttl,
                                     const std::string& content = {});
 
+  /// Undoes put_accepted for a task whose client was told "not accepted"
+  /// (a 503 after the transaction failed or timed out, when Redis may still
+  /// have run it): deletes the record and the input, leaves `node`'s
+  /// pending set, and drops the content index entry if it is this token.
+  /// Keys that do not exist are no error.
+  outcome<bool> forget_accepted(const std::string& token,
+                                const std::string& node,
+                                const std::string& content);
+
   /// Every task of `node`'s pending set, with its record and input. Tokens
   /// whose record expired are removed from the set.
   outcome<std::vector<pending_task>> load_pending(const std::string& node);

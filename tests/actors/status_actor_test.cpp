@@ -218,6 +218,78 @@ BOOST_AUTO_TEST_CASE(a_redis_outage_does_not_lose_cached_state) {
   caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
 }
 
+// A task that finishes while Redis is away: its result and final record are
+// written once Redis is back, not dropped (other API nodes read Redis).
+BOOST_AUTO_TEST_CASE(final_writes_during_an_outage_land_when_redis_returns) {
+  auto cfg = config();
+  cfg.retry_interval = 100ms;
+  auto st = start(cfg);
+  auto ok = make_record(task_status::success);
+  auto bad = make_record(task_status::failure);
+  redis.stop();
+  caf::anon_send(st, result_atom::value, ok, std::string("img"), std::string{});
+  caf::anon_send(st, update_atom::value, bad);
+  BOOST_TEST(lookup(st, ok.token).ok()); // this node answers from memory
+  redis.start();
+  auto status_in_redis = [&](const task_record& rec) {
+    return redis.command("HGET " + prefix + "task:" + rec.token + " status");
+  };
+  BOOST_TEST(test::wait_until(
+      [&] {
+        return status_in_redis(ok).find("SUCCESS") != std::string::npos &&
+               status_in_redis(bad).find("FAILURE") != std::string::npos;
+      },
+      10s));
+  BOOST_TEST(redis.command("GET " + prefix + "image:" + ok.token) ==
+             "$3\r\nimg\r\n");
+  caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
+}
+
+// Redis hangs: the accept times out and the client is told 503, but Redis
+// runs the transaction when it wakes up. The actor undoes it, so no task
+// nobody knows of stays PENDING and holds the content index.
+BOOST_AUTO_TEST_CASE(an_accept_that_timed_out_is_undone) {
+  auto cfg = config();
+  cfg.retry_interval = 100ms;
+  cfg.redis.command_timeout = 300ms;
+  cfg.node = "undo-" + test::random_uuid().substr(0, 8);
+  auto st = start(cfg);
+  caf::scoped_actor self{sys};
+  std::string content = "k" + test::random_uuid() + ":100x100:fill:jpeg:85";
+  auto accept = [&](const task_record& task) {
+    auto job = caf::make_message(resize_job{task.token, {}, "input", {}});
+    bool stored = true;
+    self->request(st, 10s, accept_atom::value, task, job, content)
+        .receive([&](bool ok, std::string&) { stored = ok; },
+                 [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
+    return stored;
+  };
+  BOOST_REQUIRE(lookup(st, make_record().token).error().code ==
+                error_code::unknown_token); // connected
+  auto lost = make_record();
+  redis.pause();
+  BOOST_TEST(!accept(lost));
+  redis.resume();
+  BOOST_TEST(test::wait_until(
+      [&] {
+        return !redis_has(lost.token) &&
+               redis.command("EXISTS " + prefix + "content:" + content) ==
+                   ":0\r\n" &&
+               redis.command("EXISTS " + prefix + "input:" + lost.token) ==
+                   ":0\r\n";
+      },
+      10s));
+  BOOST_TEST(redis.command("SISMEMBER " + prefix + "pending:" + cfg.node + " " +
+                           lost.token) == ":0\r\n");
+  // The next task with that content is the first again, not a twin.
+  auto next = make_record();
+  BOOST_TEST(accept(next));
+  BOOST_TEST(
+      redis.command("GET " + prefix + "content:" + content).find(next.token) !=
+      std::string::npos);
+  caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
+}
+
 // -- long polls (GET /api/v1/resize/<token>?wait=N)
 // ----------------------------
 

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <netinet/in.h>
@@ -152,6 +153,14 @@ redis_server::~redis_server() {
 
 void redis_server::stop() {
   proc_.kill9();
+}
+
+void redis_server::pause() {
+  ::kill(proc_.pid(), SIGSTOP);
+}
+
+void redis_server::resume() {
+  ::kill(proc_.pid(), SIGCONT);
 }
 
 void redis_server::start() {

@@ -24,6 +24,10 @@ public:
   /// on the same port and directory, for outage tests.
   void stop();
   void start();
+  /// SIGSTOP / SIGCONT: a server that hangs (commands time out unanswered,
+  /// then run when it resumes).
+  void pause();
+  void resume();
 
   /// Runs one command through a fresh hiredis-free socket (RESP inline) and
   /// returns the raw reply; for assertions like "EXISTS resized:task:x".

@@ -443,6 +443,45 @@ BOOST_FIXTURE_TEST_CASE(content_index, store_fixture) {
   BOOST_TEST(accepted(content).second == token);
 }
 
+// forget_accepted undoes put_accepted: record, input and pending entry go;
+// the content index entry goes only while it is still this token's.
+BOOST_FIXTURE_TEST_CASE(forget_accepted_undoes_an_accept, store_fixture) {
+  std::string content = "c" + random_token() + ":100x100:fill:jpeg:85";
+  std::string node = "node-" + random_token();
+  auto accept = [&](const std::string& t) {
+    auto rec = full_record(t);
+    rec.status = task_status::pending;
+    BOOST_TEST_REQUIRE(
+        store.put_accepted(rec, "input", node, 90s, content).ok());
+  };
+  auto exists = [&](const std::string& key) {
+    return redis.command("EXISTS " + key) == ":1\r\n";
+  };
+  accept(token);
+  BOOST_TEST_REQUIRE(exists("resized:content:" + content));
+  auto forgot = store.forget_accepted(token, node, content);
+  BOOST_TEST_REQUIRE(forgot.ok(), why(forgot));
+  BOOST_TEST(!exists("resized:task:" + token));
+  BOOST_TEST(!exists("resized:input:" + token));
+  BOOST_TEST(!exists("resized:content:" + content));
+  BOOST_TEST(redis.command("SISMEMBER resized:pending:" + node + " " + token) ==
+             ":0\r\n");
+  auto res = store.get_record(token);
+  BOOST_TEST_REQUIRE(res.ok());
+  BOOST_TEST(!res.value().has_value());
+  // Twice, or for a task never written: nothing to do, no error.
+  BOOST_TEST(store.forget_accepted(token, node, content).ok());
+  // The index entry of another task stays.
+  auto owner = random_token();
+  accept(owner);
+  auto later = random_token();
+  accept(later); // told of `owner`, the entry stays owner's
+  BOOST_TEST(store.forget_accepted(later, node, content).ok());
+  BOOST_TEST(redis.command("GET resized:content:" + content) ==
+             fmt::format("${}\r\n{}\r\n", owner.size(), owner));
+  BOOST_TEST(exists("resized:task:" + owner));
+}
+
 BOOST_FIXTURE_TEST_CASE(small_image_with_nuls, store_fixture) {
   const std::string image{"\0\x01\xff\0\r\n$-1\r\n\0", 12};
   BOOST_TEST_REQUIRE(store.put_result(full_record(token), image, 60s).ok());
