@@ -1,13 +1,18 @@
 #include "config/service_config.hpp"
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <limits>
+#include <sstream>
 
 #include <caf/config_option_adder.hpp>
+#include <caf/settings.hpp>
 #include <fmt/format.h>
 
 #include "common/log.hpp"
+#include "config/ini_check.hpp"
 
 namespace resized::config {
 
@@ -211,19 +216,40 @@ bool parse_endpoint_list(const std::string& text,
 std::vector<std::string> service_config::load(int argc, char** argv,
                                               service_settings& out) {
   std::vector<std::string> errors;
-  // CAF silently ignores a --config-file it cannot open: refuse instead.
+  // The file CAF would read: the first --config-file=, else its default
+  // (caf-application.ini in the working directory, if there is one).
+  const std::string flag = "--config-file=";
+  std::string path = config_file_path;
+  int given = 0;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    const std::string flag = "--config-file=";
-    if (arg.compare(0, flag.size(), flag) == 0) {
-      auto path = arg.substr(flag.size());
-      if (!std::ifstream{path}.good())
-        errors.push_back(fmt::format("config-file: cannot read '{}'", path));
-    }
+    if (arg.compare(0, flag.size(), flag) == 0 && given++ == 0)
+      path = arg.substr(flag.size());
+  }
+  if (given > 1)
+    errors.push_back("config-file: given more than once (CAF reads only the "
+                     "first one)");
+  // Read once; CAF parses the same text below. CAF silently ignores a
+  // --config-file it cannot open: refuse instead.
+  std::string text;
+  std::error_code ec;
+  std::ifstream file{path};
+  if (!file || std::filesystem::is_directory(path, ec)) {
+    if (given > 0)
+      errors.push_back(fmt::format("config-file: cannot read '{}'", path));
+  } else {
+    text.assign(std::istreambuf_iterator<char>{file},
+                std::istreambuf_iterator<char>{});
+    if (file.bad())
+      errors.push_back(fmt::format("config-file: cannot read '{}'", path));
+    else
+      for (auto& problem : check_ini(path, text, custom_options_))
+        errors.push_back(std::move(problem));
   }
   if (!errors.empty())
     return errors;
-  if (auto err = parse(argc, argv)) {
+  std::istringstream ini{text};
+  if (auto err = parse(string_list{argv + 1, argv + argc}, ini)) {
     errors.push_back("invalid configuration: " + to_string(err));
     return errors;
   }
@@ -414,6 +440,19 @@ std::vector<std::string> service_config::load(int argc, char** argv,
                                  log_format_));
   out.log_format = log_format_;
   return errors;
+}
+
+caf::settings service_config::dump_content() const {
+  auto result = caf::actor_system_config::dump_content();
+  // config_option::get reads the variable an option stores into (none for
+  // CAF's options without one); CAF 0.17 offers no other generic read-back.
+  for (const auto& opt : custom_options_) {
+    if (opt.category() == "global")
+      continue;
+    if (auto value = opt.get())
+      caf::put_missing(result, opt.full_name(), std::move(*value));
+  }
+  return result;
 }
 
 } // namespace resized::config

@@ -1,6 +1,8 @@
 // CAF's actor_system_config extended with resized's keys. Parsing (INI file
-// from --config-file plus --section.key=value) is CAF's; `load` then copies
-// the values into a plain `service_settings` and validates every key.
+// from --config-file plus --section.key=value) is CAF's; `load` first checks
+// the INI file entry by entry (check_ini: CAF 0.17 ignores wrong types and
+// unknown keys there), then copies the values into a plain
+// `service_settings` and validates every key.
 #pragma once
 
 #include <string>
@@ -21,6 +23,10 @@ public:
   /// Parses argv (and the INI file it names), validates, fills `out`.
   /// Returns the problems found, each naming its key; empty = valid.
   std::vector<std::string> load(int argc, char** argv, service_settings& out);
+
+  /// What --dump-config prints: CAF's settings plus the value in effect of
+  /// every key of ours, set or not (CAF's own dump shows only keys given).
+  caf::settings dump_content() const override;
 
 private:
   // Raw values as CAF parses them; checked and converted by `load`.

@@ -4,6 +4,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <csignal>
+#include <fstream>
 #include <sys/wait.h>
 
 #include "support/fixtures.hpp"
@@ -73,6 +74,38 @@ BOOST_AUTO_TEST_CASE(unreadable_config_file_stops_the_start) {
     BOOST_TEST(rc != 0);
     BOOST_TEST(rc < 128);
     BOOST_TEST(output.find("/nonexistent/resized.ini") != std::string::npos);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(invalid_ini_file_stops_the_start) {
+  // CAF 0.17 alone starts with the defaults in place of these entries.
+  auto path = make_temp_dir("lifecycle_ini") + "/bad.ini";
+  struct bad {
+    const char* text;
+    const char* message;
+  };
+  for (auto [text, message] : {
+           bad{"[resize]\npool-size=\"two\"\n",
+               ":2: resize.pool-size = \"two\": expected an integer"},
+           bad{"[resize]\npoolsize=2\n", ":2: unknown key resize.poolsize"},
+           bad{"[auth]\nprotect-metrics=\"yes\"\n",
+               ":2: auth.protect-metrics = \"yes\""},
+           bad{"[http]\naddress=127.0.0.1\n", ":2:14: http.address"},
+       }) {
+    BOOST_TEST_CONTEXT("INI file:\n" << text) {
+      {
+        std::ofstream out{path, std::ios::trunc};
+        out << text;
+      }
+      auto argv = base_argv(env::get().redis.port());
+      argv[1] = "--config-file=" + path; // instead of development.ini
+      std::string output;
+      int rc = run_to_exit(argv, output, std::chrono::seconds{15});
+      BOOST_TEST_CONTEXT("exit " << rc << ", output:\n" << output) {
+        BOOST_TEST(rc == 2);
+        BOOST_TEST(output.find(path + message) != std::string::npos);
+      }
+    }
   }
 }
 

@@ -1,0 +1,253 @@
+#include "config/ini_check.hpp"
+
+#include <map>
+#include <utility>
+
+#include <caf/config_option.hpp>
+#include <caf/config_value.hpp>
+#include <caf/detail/ini_consumer.hpp>
+#include <caf/detail/parser/read_ini.hpp>
+#include <caf/parser_state.hpp>
+#include <caf/pec.hpp>
+#include <fmt/format.h>
+
+namespace resized::config {
+
+namespace {
+
+using text_state =
+    caf::parser_state<std::string::const_iterator, std::string::const_iterator>;
+
+/// One `key=value` of the file, where it stands.
+struct ini_entry {
+  std::string section;
+  std::string key;
+  int32_t line;
+  caf::config_value value;
+};
+
+/// One `[section]` header (or the implicit "global" before the first one).
+struct ini_section {
+  std::string name;
+  int32_t line;
+};
+
+/// 1-based line and column of `text[offset]`. Unlike caf::parser_state,
+/// which counts a '\n' as the start of the next line, a '\n' here ends its
+/// line: an error at the end of a line is reported on that line.
+std::pair<int32_t, int32_t> position(const std::string& text, size_t offset) {
+  int32_t line = 1;
+  size_t line_start = 0;
+  for (size_t i = 0; i < offset && i < text.size(); ++i)
+    if (text[i] == '\n') {
+      ++line;
+      line_start = i + 1;
+    }
+  return {line, static_cast<int32_t>(offset - line_start) + 1};
+}
+
+class ini_recorder;
+
+/// Receives the entries of one section from CAF's read_ini. Lists and maps
+/// inside a value go through CAF's own ini_list_consumer/ini_map_consumer
+/// (inherited begin_list/begin_map), which hand the finished value back to
+/// value_impl.
+class section_recorder : public caf::detail::abstract_ini_consumer {
+public:
+  section_recorder(ini_recorder* top, std::string section)
+      : top_(top), section_(std::move(section)) {
+    // nop
+  }
+
+  void key(std::string name);
+
+  void value_impl(caf::config_value&& x) override;
+
+  void end_map() {
+    // nop: entries are recorded one by one
+  }
+
+private:
+  ini_recorder* top_;
+  std::string section_;
+  std::string key_;
+  int32_t line_ = 0;
+};
+
+/// Consumer for caf::detail::parser::read_ini that only records. CAF's
+/// detail::ini_consumer would do the type checks but drops their result and
+/// keeps no positions: read_ini takes any consumer of this shape, and this
+/// one notes the parser's line for every section and key.
+class ini_recorder {
+public:
+  ini_recorder(const std::string& text, const text_state& ps)
+      : text_(text), ps_(ps) {
+    // nop
+  }
+
+  void key(std::string name) { section_ = std::move(name); }
+
+  section_recorder begin_map() {
+    sections.push_back(ini_section{section_, line()});
+    return section_recorder{this, section_};
+  }
+
+  /// Line of the parser's position (called after a key's '=' or a
+  /// section's ']').
+  int32_t line() const {
+    return position(text_, static_cast<size_t>(ps_.i - text_.cbegin())).first;
+  }
+
+  std::vector<ini_section> sections;
+  std::vector<ini_entry> entries;
+  // The key whose value is being read (names it in a parser error).
+  std::string current_key;
+  int32_t current_key_line = 0;
+
+private:
+  const std::string& text_;
+  const text_state& ps_;
+  std::string section_;
+};
+
+void section_recorder::key(std::string name) {
+  key_ = std::move(name);
+  line_ = top_->line();
+  top_->current_key = section_ + "." + key_;
+  top_->current_key_line = line_;
+}
+
+void section_recorder::value_impl(caf::config_value&& x) {
+  top_->entries.push_back(ini_entry{section_, key_, line_, std::move(x)});
+}
+
+/// What a value of an option of CAF type `type_name` looks like in INI.
+std::string expected_form(caf::string_view type_name) {
+  std::string name{type_name.begin(), type_name.end()};
+  if (name.rfind("uint", 0) == 0)
+    return "a non-negative integer";
+  if (name.rfind("int", 0) == 0)
+    return "an integer";
+  if (name == "boolean")
+    return "true or false (unquoted)";
+  if (name == "string")
+    return "a string in double quotes";
+  if (name == "atom")
+    return "an atom in single quotes, e.g. 'sharing'";
+  if (name == "timespan")
+    return "a duration, e.g. 500ms or 2s";
+  return "a value of type " + name;
+}
+
+/// The text of line `line` (1-based) of `text`, blanks trimmed.
+std::string line_text(const std::string& text, int32_t line) {
+  size_t begin = 0;
+  for (int32_t i = 1; i < line && begin != std::string::npos; ++i) {
+    begin = text.find('\n', begin);
+    if (begin != std::string::npos)
+      ++begin;
+  }
+  if (begin == std::string::npos || begin >= text.size())
+    return {};
+  auto end = text.find('\n', begin);
+  auto out = text.substr(begin, end == std::string::npos ? end : end - begin);
+  out.erase(0, out.find_first_not_of(" \t\r"));
+  out.erase(out.find_last_not_of(" \t\r") + 1);
+  return out;
+}
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (auto& item : items)
+    out += (out.empty() ? "" : ", ") + item;
+  return out;
+}
+
+} // namespace
+
+std::vector<std::string> check_ini(const std::string& path,
+                                   const std::string& text,
+                                   const caf::config_option_set& options) {
+  std::vector<std::string> errors;
+  text_state ps{text.begin(), text.end()};
+  ini_recorder rec{text, ps};
+  caf::detail::parser::read_ini(ps, rec);
+  // actor_system_config::parse_config tests only ps.i != ps.e, which misses
+  // an error on a last line without '\n' (ps.i is at the end then, the
+  // code says unexpected_eof): CAF would load the file without that entry.
+  if (ps.i != ps.e || ps.code != caf::pec::success) {
+    auto [line_no, column] =
+        position(text, static_cast<size_t>(ps.i - text.cbegin()));
+    auto where = fmt::format("{}:{}:{}", path, line_no, column);
+    auto code = to_string(ps.code);
+    auto line = line_text(text, line_no);
+    if (!rec.current_key.empty() && rec.current_key_line == line_no) {
+      auto opt = options.qualified_name_lookup(rec.current_key);
+      errors.push_back(fmt::format(
+          "{}: {}: cannot read the value in '{}' ({}); expected {}", where,
+          rec.current_key, line, code,
+          opt != nullptr ? expected_form(opt->type_name())
+                         : std::string{"a quoted string, a number, true or "
+                                       "false"}));
+    } else {
+      errors.push_back(
+          fmt::format("{}: cannot read '{}' ({}); expected [section] or "
+                      "key=value",
+                      where, line, code));
+    }
+    return errors;
+  }
+
+  // Sections and keys CAF declares (our opt_groups and CAF's own), in
+  // declaration order.
+  std::vector<std::string> known_sections;
+  std::map<std::string, std::vector<std::string>> keys_of;
+  for (const auto& opt : options) {
+    std::string category{opt.category().begin(), opt.category().end()};
+    if (keys_of.count(category) == 0)
+      known_sections.push_back(category);
+    keys_of[category].emplace_back(opt.long_name().begin(),
+                                   opt.long_name().end());
+  }
+
+  for (const auto& s : rec.sections)
+    if (keys_of.count(s.name) == 0)
+      errors.push_back(fmt::format(
+          "{}:{}: unknown section '{}'{}; known sections: {}", path, s.line,
+          line_text(text, s.line),
+          // CAF 0.18+ spells its sections [caf.scheduler] etc.; 0.17 does not.
+          s.name == "caf" ? " (CAF 0.17 has no caf. prefix: [scheduler], "
+                            "[middleman], [logger])"
+                          : "",
+          join(known_sections)));
+
+  std::map<std::string, int32_t> first_line;
+  for (const auto& e : rec.entries) {
+    auto name = e.section + "." + e.key;
+    auto where = fmt::format("{}:{}", path, e.line);
+    if (keys_of.count(e.section) == 0)
+      continue; // reported with its section
+    // CAF stores every occurrence into the option's variable (the last
+    // wins) but keeps the first of a section in its settings: they would
+    // disagree. Refuse rather than pick one.
+    auto [first, fresh] = first_line.emplace(name, e.line);
+    if (!fresh) {
+      errors.push_back(fmt::format("{}: {} is set twice (first on line {})",
+                                   where, name, first->second));
+      continue;
+    }
+    auto opt = options.qualified_name_lookup(e.section, e.key);
+    if (opt == nullptr) {
+      errors.push_back(fmt::format("{}: unknown key {}; [{}] has: {}", where,
+                                   name, e.section, join(keys_of[e.section])));
+      continue;
+    }
+    if (opt->check(e.value))
+      errors.push_back(fmt::format("{}: {} = {}: expected {}", where, name,
+                                   to_string(e.value),
+                                   expected_form(opt->type_name())));
+  }
+  return errors;
+}
+
+} // namespace resized::config

@@ -1,0 +1,29 @@
+// Checks an INI config file before CAF loads it.
+//
+// CAF 0.17's INI loader (actor_system_config::parse with its
+// detail::ini_consumer) keeps going past three kinds of mistakes without a
+// word: a value of the wrong type for a declared option (its type-mismatch
+// warnings go to a private list nothing reads), a key or a section no option
+// declares (stored in `content`, read by nobody), and a key set twice. Its
+// parser errors carry a line and column but neither the file nor the key.
+// `check_ini` reads the same text with CAF's own INI parser and checks every
+// entry against the declared options, so each mistake becomes one message
+// naming the file, the line and the section.key.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <caf/config_option_set.hpp>
+
+namespace resized::config {
+
+/// Problems in the INI text `text` read from `path` (named in every
+/// message), each entry checked against `options`: CAF's and ours alike,
+/// since CAF 0.17 reads no key it does not declare. Empty = CAF will load
+/// every entry of the file.
+std::vector<std::string> check_ini(const std::string& path,
+                                   const std::string& text,
+                                   const caf::config_option_set& options);
+
+} // namespace resized::config
