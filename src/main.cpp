@@ -3,9 +3,11 @@
 // Start-up: block SIGINT/SIGTERM (every thread inherits the mask), load and
 // validate the config, start libvips, the actor system (with the middleman:
 // BASP heartbeats on), the node's actors and, except on workers, the HTTP
-// server. Shutdown, in order: stop HTTP (no new requests), stop the actors
-// (pending answers are dropped and answered by their fallbacks), wait for
-// them, then destroy the server.
+// server. Shutdown, in order: drain (API/standalone: the supervisor takes
+// no new tasks; worker: the agent takes no new jobs and the API nodes are
+// told it leaves; both let running tasks finish within shutdown.grace),
+// stop HTTP (no new requests), stop the actors (pending answers are dropped
+// and answered by their fallbacks), wait for them, then destroy the server.
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
@@ -15,6 +17,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
 
 #include "actors/messages.hpp"
 #include "actors/node.hpp"
@@ -41,36 +44,90 @@ std::string default_node_name(const config::service_settings& cfg) {
   return fmt::format("{}:{}", hostname(), cfg.http.port);
 }
 
-// Graceful part of the shutdown: the supervisor refuses new tasks (503
-// shutting_down) and starts no queued ones, while the HTTP server still
-// answers polls; in-flight tasks get up to `grace` to finish. Whatever is
-// left stays in Redis and is recovered at the next start. A second signal
-// cuts the wait short.
-void drain(caf::actor_system& sys, const caf::actor& supervisor,
-           std::chrono::seconds grace, const sigset_t& signals) {
-  using clock = std::chrono::steady_clock;
-  auto deadline = clock::now() + grace;
+// Polls `target` with drain_atom (it stops taking work and answers how
+// many tasks it still has in flight) every 100 ms until none are left, the
+// deadline passes or a second signal arrives. Returns the tasks left; sets
+// `interrupted` on a second signal.
+size_t wait_drained(caf::actor_system& sys, const caf::actor& target,
+                    std::chrono::steady_clock::time_point deadline,
+                    const sigset_t& signals, bool& interrupted) {
   caf::scoped_actor self{sys};
   size_t in_flight = 0;
   for (;;) {
     bool answered = false;
-    self->request(supervisor, std::chrono::seconds{1},
-                  actors::drain_atom::value)
+    self->request(target, std::chrono::seconds{1}, actors::drain_atom::value)
         .receive([&](size_t n) { in_flight = n, answered = true; },
                  [&](caf::error&) {});
-    if (!answered || in_flight == 0 || clock::now() >= deadline)
-      break;
+    if (!answered || in_flight == 0 ||
+        std::chrono::steady_clock::now() >= deadline)
+      return in_flight;
     timespec poll{0, 100'000'000}; // a second signal ends the wait early
     if (sigtimedwait(&signals, nullptr, &poll) > 0) {
       log::warn("msg={}", log::quote("second signal: not waiting any more"));
-      break;
+      interrupted = true;
+      return in_flight;
     }
   }
+}
+
+// Graceful part of an API or standalone node's shutdown: the supervisor
+// refuses new tasks (503 shutting_down) and starts no queued ones, while the
+// HTTP server still answers polls; in-flight tasks get up to `grace` to
+// finish. Whatever is left stays in Redis and is recovered at the next
+// start. A second signal cuts the wait short.
+void drain(caf::actor_system& sys, const caf::actor& supervisor,
+           std::chrono::seconds grace, const sigset_t& signals) {
+  bool interrupted = false;
+  auto in_flight =
+      wait_drained(sys, supervisor, std::chrono::steady_clock::now() + grace,
+                   signals, interrupted);
   if (in_flight > 0)
     log::warn("msg={} in_flight={}",
               log::quote("grace period over: unfinished tasks stay in redis "
                          "and resume at the next start"),
               in_flight);
+}
+
+// Asks every link to tell its API node that this node leaves, and waits
+// for the answers (each at most `timeout`). Asked after the last task, an
+// answer also means the results sent before it have arrived.
+void tell_leaving(caf::actor_system& sys, const std::vector<caf::actor>& links,
+                  std::chrono::milliseconds timeout) {
+  caf::scoped_actor self{sys};
+  for (const auto& link : links)
+    self->request(link, timeout, actors::drain_atom::value)
+        .receive([](bool) {}, [](caf::error&) {});
+}
+
+// Graceful part of a worker node's shutdown, while its links stay open:
+// the agent turns new jobs away and every API node is told this node
+// leaves (it places nothing more here, and counts nothing running here as
+// lost); the jobs running get up to `grace` to finish and deliver their
+// results. Then each API node answers one more message, which it can only
+// do after the results sent before it, and the node disconnects. Past the
+// grace (or on a second signal) it goes anyway: the API nodes re-queue
+// what was unfinished.
+void drain_worker(caf::actor_system& sys, const actors::node_actors& node,
+                  std::chrono::seconds grace,
+                  std::chrono::milliseconds link_timeout,
+                  const sigset_t& signals) {
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  bool interrupted = false;
+  caf::anon_send(node.agent, actors::drain_atom::value); // no job starts now
+  for (const auto& link : node.links)
+    caf::anon_send(link, actors::drain_atom::value);
+  auto in_flight =
+      wait_drained(sys, node.agent, deadline, signals, interrupted);
+  if (in_flight > 0)
+    log::warn("msg={} in_flight={}",
+              log::quote(interrupted
+                             ? "leaving with unfinished tasks: their API "
+                               "nodes run them again"
+                             : "grace period over: unfinished tasks go back "
+                               "to their API nodes' queues"),
+              in_flight);
+  if (!interrupted)
+    tell_leaving(sys, node.links, link_timeout);
 }
 
 } // namespace
@@ -181,6 +238,10 @@ int main(int argc, char** argv) {
               cfg.shutdown_grace.count());
     if (node->supervisor)
       drain(sys, node->supervisor, cfg.shutdown_grace, signals);
+    else if (node->agent)
+      drain_worker(sys, *node, cfg.shutdown_grace,
+                   cl.connection_timeout + std::chrono::milliseconds{500},
+                   signals);
     if (node->status) {
       // Long polls still held get their record now, before the sockets go.
       caf::scoped_actor self{sys};

@@ -67,19 +67,34 @@ caf::behavior agent(agent_actor_type* self, agent_config cfg) {
   return {
       [=](const resize_job& job) -> caf::result<resize_done> {
         auto& st = self->state;
-        if (st.idle.empty()) {
+        if (st.idle.empty() || st.draining) {
           ++st.refused;
           resize_done busy;
           busy.token = job.token;
           busy.error_code = node_busy;
-          busy.error_message = "all resize workers of this node are busy";
+          busy.error_message = st.draining
+                                   ? "this node is shutting down"
+                                   : "all resize workers of this node are busy";
           busy.node = st.cfg.node;
           return busy;
         }
+        log::debug("msg={} token={} node={} running={}",
+                   log::quote("resize started"), job.token,
+                   log::quote(st.cfg.node), st.running() + 1);
         auto msg = self->current_mailbox_element()->move_content_to_message();
         auto promise = self->make_response_promise<resize_done>();
         run(self, std::move(msg), promise);
         return promise;
+      },
+      [=](drain_atom) -> size_t {
+        auto& st = self->state;
+        if (!st.draining)
+          log::info("msg={} node={} in_flight={}",
+                    log::quote("draining: no new tasks, finishing the "
+                               "running ones"),
+                    log::quote(st.cfg.node), st.running());
+        st.draining = true;
+        return st.running();
       },
   };
 }

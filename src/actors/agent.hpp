@@ -9,6 +9,12 @@
 //                     │                                  worker idle again
 //                     └─no──▶ answer resize_done{error_code = "node_busy"}
 //
+// On a worker node's graceful shutdown main sends drain_atom: from then on
+// every job is turned away as node_busy (the API nodes, told through
+// their links that this node leaves, place it elsewhere without counting
+// an attempt), while the jobs already running finish and answer; the
+// answer to drain_atom is how many still run.
+//
 // Workers are linked to the agent: a worker that dies is replaced (its job
 // answers with an error, so the supervisor runs it again); when the agent
 // goes, its workers go with it. The job message is passed on as is: its
@@ -42,6 +48,9 @@ struct agent_state {
   std::vector<caf::actor> idle;
   uint64_t done = 0;
   uint64_t refused = 0;
+  bool draining = false; // shutting down: no new jobs
+
+  size_t running() const { return workers.size() - idle.size(); }
 
   static inline const char* name = "agent";
 };

@@ -1,5 +1,7 @@
 #include "actors/cluster_link.hpp"
 
+#include <functional>
+
 #include <caf/io/middleman.hpp>
 
 #include "common/log.hpp"
@@ -19,6 +21,35 @@ void schedule_retry(link_actor_type* self, const std::string& why) {
   self->delayed_send(self, st.backoff, try_connect_atom::value);
 }
 
+// Tells the joined API node that this node leaves; `done` gets whether it
+// answered.
+void leave(link_actor_type* self, std::function<void(bool)> done) {
+  auto& st = self->state;
+  if (!st.joined || !st.api) {
+    done(false);
+    return;
+  }
+  self->request(st.api, st.cfg.connect_timeout, leave_atom::value, st.agent)
+      .then(
+          [=](uint64_t in_flight) {
+            auto& st = self->state;
+            if (!st.told)
+              log::info("msg={} api={}:{} in_flight={}",
+                        log::quote("told API node this node leaves"),
+                        st.cfg.host, st.cfg.port, in_flight);
+            st.told = true;
+            done(true);
+          },
+          [=](caf::error& err) {
+            auto& st = self->state;
+            log::warn("msg={} api={}:{} error={}",
+                      log::quote("API node did not acknowledge leaving"),
+                      st.cfg.host, st.cfg.port,
+                      log::quote(self->system().render(err)));
+            done(false);
+          });
+}
+
 void join(link_actor_type* self, caf::actor api) {
   auto& st = self->state;
   st.api = api;
@@ -33,6 +64,8 @@ void join(link_actor_type* self, caf::actor api) {
             log::info("msg={} api={}:{} node={} workers={}",
                       log::quote("joined API node"), st.cfg.host, st.cfg.port,
                       log::quote(st.info.name), st.info.pool_size);
+            if (st.leaving) // began shutting down while joining
+              leave(self, [](bool) {});
           },
           [=](caf::error& err) {
             auto& st = self->state;
@@ -50,6 +83,8 @@ void connect(link_actor_type* self) {
       .then(
           [=](const caf::node_id&, caf::strong_actor_ptr& ptr,
               const std::set<std::string>&) {
+            if (self->state.leaving)
+              return; // shutting down meanwhile: do not join
             if (!ptr) {
               schedule_retry(self, "no actor published on that port");
               return;
@@ -75,13 +110,28 @@ caf::behavior cluster_link(link_actor_type* self, link_config cfg,
       return;
     st.api = nullptr;
     st.joined = false;
+    if (st.leaving) {
+      log::info("msg={} api={}:{} reason={}",
+                log::quote("API node lost while leaving: not rejoining"),
+                st.cfg.host, st.cfg.port,
+                log::quote(self->system().render(msg.reason)));
+      return;
+    }
     schedule_retry(self, "API node lost: " + self->system().render(msg.reason));
   });
   self->send(self, try_connect_atom::value);
   return {
       [=](try_connect_atom) {
-        if (!self->state.api)
+        if (!self->state.api && !self->state.leaving)
           connect(self);
+      },
+      [=](drain_atom) -> caf::result<bool> {
+        self->state.leaving = true;
+        auto promise = self->make_response_promise<bool>();
+        leave(self, [=](bool acknowledged) mutable {
+          promise.deliver(acknowledged);
+        });
+        return promise;
       },
   };
 }

@@ -7,6 +7,11 @@
 //   connecting ──connected──▶ joining ──welcome──▶ joined
 //       ▲                         │                  │ down (API lost)
 //       └──── after backoff ◀─────┴──── failure ◀────┘
+//
+// drain_atom (graceful shutdown, from main): tell the API node this node
+// leaves (leave_atom), so it places nothing more here and does not count
+// the tasks running here as lost; never reconnect again. Answers true once
+// the API node acknowledged; false if not joined or it did not answer.
 #pragma once
 
 #include <chrono>
@@ -34,6 +39,8 @@ struct link_state {
   caf::actor api; // the API node's supervisor while joined
   std::chrono::milliseconds backoff{0};
   bool joined = false;
+  bool leaving = false; // the node shuts down: no more (re)joining
+  bool told = false;    // the API node acknowledged leave_atom once
 
   static inline const char* name = "cluster_link";
 };

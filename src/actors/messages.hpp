@@ -32,6 +32,21 @@
 //   link       → supervisor: (join_atom, agent, node_info) → welcome_atom
 //                            a worker node's agent joins an API node
 //   link       → link:       try_connect_atom              (reconnect timer)
+//   main       → agent:      drain_atom → size_t   (worker node shutting
+//                            down) take no more jobs: turn them away as
+//                            node_busy; answers the jobs still running
+//   main       → link:       drain_atom → bool   tell the API node this
+//                            node is leaving (leave_atom below), stop
+//                            rejoining; true once the API node answered.
+//                            Asked again after the last job: its answer
+//                            then also means every result sent before it
+//                            has reached the API node (one BASP connection
+//                            keeps the order)
+//   link       → supervisor: (leave_atom, agent) → uint64_t   the worker
+//                            node of `agent` is shutting down: place
+//                            nothing more there, let its tasks finish;
+//                            answers this API node's tasks still on it.
+//                            Only built-in types: nothing to announce
 //   supervisor → supervisor: (unsaturate_atom, node name)  retry a node that
 //                            answered node_busy
 //   supervisor → status:     (status_atom, twin token, wait_ms, replier) and
@@ -71,6 +86,7 @@ using welcome_atom = caf::atom_constant<caf::atom("welcome")>;
 using try_connect_atom = caf::atom_constant<caf::atom("tryconn")>;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using wake_atom = caf::atom_constant<caf::atom("wake")>;
+using leave_atom = caf::atom_constant<caf::atom("leave")>;
 
 /// One image to resize; the only thing sent to a resize actor.
 struct resize_job {

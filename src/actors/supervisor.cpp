@@ -244,7 +244,7 @@ bool fits(const supervisor_config& cfg, const state_type::node_entry& node,
 // Whether some node could take a task at all (memory aside).
 bool has_free_slot(self_ptr self) {
   for (auto& [key, node] : self->state.nodes)
-    if (!node.saturated && node.busy < node.info.pool_size)
+    if (!node.saturated && !node.leaving && node.busy < node.info.pool_size)
       return true;
   return false;
 }
@@ -257,7 +257,7 @@ state_type::node_entry* pick_node(self_ptr self, std::string& name,
   state_type::node_entry* best = nullptr;
   size_t best_free = 0;
   for (auto& [key, node] : st.nodes) {
-    if (node.saturated || !fits(st.cfg, node, decode_bytes))
+    if (node.saturated || node.leaving || !fits(st.cfg, node, decode_bytes))
       continue;
     auto free =
         node.info.pool_size > node.busy ? node.info.pool_size - node.busy : 0;
@@ -376,6 +376,13 @@ void on_node_down(self_ptr self, const caf::actor_addr& source,
   for (auto& [name, node] : st.nodes) {
     if (node.agent.address() == source) {
       auto key = name;
+      if (node.leaving && node.busy == 0) {
+        // A graceful shutdown that finished everything placed there.
+        log::info("msg={} node={} reason={}", log::quote("node left"),
+                  log::quote(key), log::quote(self->system().render(reason)));
+        st.nodes.erase(key);
+        return;
+      }
       drop_node(self, key, self->system().render(reason));
       dispatch(self);
       return;
@@ -714,6 +721,21 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
           return caf::make_message(caf::sec::invalid_argument);
         add_node(self, std::move(agent), std::move(info), "worker");
         return caf::make_message(welcome_atom::value);
+      },
+      [=](leave_atom, const caf::actor& agent) -> uint64_t {
+        auto& st = self->state;
+        for (auto& [name, node] : st.nodes) {
+          if (node.agent != agent)
+            continue;
+          if (!node.leaving)
+            log::info("msg={} node={} in_flight={}",
+                      log::quote("node leaving: no new tasks, waiting for "
+                                 "its tasks"),
+                      log::quote(name), node.busy);
+          node.leaving = true;
+          return node.busy;
+        }
+        return 0;
       },
       [=](cluster_atom, cluster_replier& reply) { reply(make_view(self)); },
       [=](twin_atom, const std::string& token, bool succeeded) {

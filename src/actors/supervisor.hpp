@@ -16,6 +16,11 @@
 //                                    attempt == max_attempts ─▶ FAILURE
 //                                    worker_lost
 //
+// A worker node that shuts down gracefully first says so (leave_atom): it
+// gets no new tasks, finishes and answers the ones it runs, then
+// disconnects. Only tasks still on it when it goes (its shutdown grace ran
+// out) count as lost.
+//
 // Every placement carries an attempt number; an answer for an attempt that
 // is no longer the current one (a late result from a node declared dead) is
 // dropped, so a task ends exactly once.
@@ -75,6 +80,10 @@ struct supervisor_state {
     // The node turned a task away (its slots are taken by other API nodes):
     // place nothing there until it answers a task or a short pause passes.
     bool saturated = false;
+    // The node is shutting down (leave_atom): place nothing more there; its
+    // tasks finish and answer as usual, and when it then disconnects with
+    // none left here it is gone without any task being re-queued.
+    bool leaving = false;
   };
 
   supervisor_config cfg;

@@ -467,4 +467,91 @@ BOOST_AUTO_TEST_CASE(large_decodes_wait_for_memory_and_small_ones_pass) {
     caf::anon_send_exit(*x, caf::exit_reason::user_shutdown);
 }
 
+// A worker node shutting down gracefully (its link sends leave_atom): it
+// gets nothing new, even in a free slot; the task it runs finishes there
+// and counts; when it then goes, nothing is re-queued.
+BOOST_AUTO_TEST_CASE(a_leaving_node_finishes_its_task_and_gets_no_new_ones) {
+  supervisor_config cfg;
+  auto sup = start(cfg, 0);
+  caf::scoped_actor dispatched{sys};
+  auto leaver =
+      sys.spawn(holding_agent, caf::actor_cast<caf::actor>(dispatched));
+  join(sup, leaver, "leaver", 2);
+  auto next = [&](std::chrono::milliseconds within) {
+    std::string token;
+    dispatched->receive([&](std::string& t) { token = t; },
+                        caf::after(within) >> [] {});
+    return token;
+  };
+  auto first = submit(sup, "a").value();
+  BOOST_TEST(next(10s) == first);
+  caf::scoped_actor self{sys};
+  uint64_t in_flight = 99;
+  self->request(sup, 5s, leave_atom::value, leaver)
+      .receive([&](uint64_t n) { in_flight = n; },
+               [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
+  BOOST_TEST(in_flight == 1u); // this API node's task on it
+  // New work waits for another node rather than take the free slot.
+  auto second = submit(sup, test::corpus_photo(test::small_photo)).value();
+  BOOST_TEST(next(300ms).empty());
+  auto other = sys.spawn(agent, agent_config{1, imaging::limits{}, "other"});
+  join(sup, other, "other", 1);
+  run_until_final({second});
+  BOOST_TEST((last[second].status == task_status::success));
+  BOOST_TEST(last[second].node == "other");
+  // The leaving node's task ends there, once.
+  caf::anon_send(leaver, first);
+  run_until_final({first});
+  BOOST_TEST((last[first].status == task_status::success));
+  BOOST_TEST(last[first].node == "held");
+  BOOST_TEST(successes(first) == 1);
+  // Then it goes: gone from the view, nothing re-queued or lost.
+  caf::anon_send_exit(leaver, caf::exit_reason::user_shutdown);
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (view(sup).nodes.size() != 1u)
+    BOOST_REQUIRE(std::chrono::steady_clock::now() < deadline);
+  auto v = view(sup);
+  BOOST_TEST(v.nodes.front().id == "other");
+  BOOST_TEST(v.retried == 0u);
+  BOOST_TEST(v.failed == 0u);
+  BOOST_TEST(v.succeeded == 2u);
+  BOOST_TEST(next(0ms).empty()); // nothing else was placed on it
+  for (auto* x : {&sup, &other})
+    caf::anon_send_exit(*x, caf::exit_reason::user_shutdown);
+}
+
+// The agent of a worker node shutting down (drain_atom from main): the job
+// it runs finishes and answers; a new one is turned away as node_busy (the
+// API node places it elsewhere without counting an attempt).
+BOOST_AUTO_TEST_CASE(
+    a_draining_agent_finishes_its_job_and_turns_new_ones_away) {
+  auto node = sys.spawn(agent, agent_config{2, imaging::limits{}, "w"});
+  caf::scoped_actor self{sys};
+  auto photo = test::corpus_photo(test::small_photo);
+  auto running = self->request(node, 30s, resize_job{"t1", {}, photo, {}});
+  // Queued behind the job: the agent has handed it to a worker by then.
+  size_t in_flight = 99;
+  self->request(node, 5s, drain_atom::value)
+      .receive([&](size_t n) { in_flight = n; },
+               [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
+  BOOST_TEST(in_flight == 1u);
+  resize_done refused;
+  self->request(node, 5s, resize_job{"t2", {}, photo, {}})
+      .receive([&](resize_done& d) { refused = std::move(d); },
+               [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
+  BOOST_TEST(refused.token == "t2");
+  BOOST_TEST(!refused.ok);
+  BOOST_TEST(refused.error_code == node_busy);
+  resize_done first;
+  running.receive([&](resize_done& d) { first = std::move(d); },
+                  [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
+  BOOST_TEST(first.token == "t1");
+  BOOST_TEST(first.ok);
+  self->request(node, 5s, drain_atom::value)
+      .receive([&](size_t n) { in_flight = n; },
+               [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
+  BOOST_TEST(in_flight == 0u);
+  caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

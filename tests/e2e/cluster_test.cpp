@@ -14,10 +14,21 @@
 //   two_api_nodes   one Redis, two API nodes, one worker joining both: any
 //                   node answers any token (status and bytes identical)
 //   worker_first    a worker started before its API node joins it later
+//   worker_sigterm  SIGTERM a worker mid-task: the API node places nothing
+//                   more there, the task ends SUCCESS on that worker
+//                   without a retry, the worker exits 0 and is gone
+//   cut_short       SIGTERM mid-task with shutdown.grace=0, or twice: the
+//                   worker exits 0 at once, the task is re-queued (one
+//                   attempt lost) and runs on another worker
+//   idle_sigterm    an idle worker exits 0 at once on SIGTERM and leaves
+//                   without being "lost"
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
+#include <csignal>
 #include <filesystem>
+#include <sstream>
+#include <sys/wait.h>
 
 #include "support/cluster.hpp"
 
@@ -121,6 +132,54 @@ void note_logs(const std::vector<const child_process*>& procs) {
 
 bool log_has(const std::string& log, const std::string& text) {
   return log.find(text) != std::string::npos;
+}
+
+/// Lines of `log` that contain every one of `parts`.
+size_t lines_with(const std::string& log,
+                  const std::vector<std::string>& parts) {
+  size_t count = 0;
+  std::istringstream in{log};
+  std::string line;
+  while (std::getline(in, line))
+    if (std::all_of(parts.begin(), parts.end(), [&](const std::string& p) {
+          return line.find(p) != std::string::npos;
+        }))
+      ++count;
+  return count;
+}
+
+/// Submits one long task (the largest box of the largest corpus photo, as
+/// PNG: seconds of work on one libvips thread) to `api`, which has only
+/// `worker` (started with --log.level=debug) to run it; waits until the
+/// worker runs it, not only until it is placed (its 8 MB may still be on
+/// the way). Returns its token ("" and a failed check on timeout).
+std::string start_long_task(const api_node& api, worker_process& worker) {
+  static int counter = 0;
+  auto big = photos_sized(7'000'000, 8'000'000); // gnome__pixels-l.webp
+  BOOST_TEST_REQUIRE(big.size() == 1u);
+  auto token = submit_to(api, big.front().bytes, big.front().type,
+                         "?width=" + std::to_string(4000 + counter++) +
+                             "&height=4096&mode=fill&format=png");
+  BOOST_TEST_REQUIRE(!token.empty());
+  bool running = wait_until(
+      [&] {
+        return lines_with(worker.log(), {"resize started", "token=" + token}) ==
+               1;
+      },
+      20s);
+  BOOST_TEST_REQUIRE(running, "the long task never started on "
+                                  << worker.name() << ": "
+                                  << get_cluster(api).body);
+  return token;
+}
+
+/// "exit 0", "exit 2" or "signal 9", from a waitpid status.
+std::string describe_exit(int status) {
+  if (WIFEXITED(status))
+    return "exit " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status))
+    return "signal " + std::to_string(WTERMSIG(status));
+  return "status " + std::to_string(status);
 }
 
 } // namespace
@@ -411,6 +470,164 @@ BOOST_AUTO_TEST_CASE(worker_started_before_api_node) {
   const auto* n = view.find("worker-early");
   BOOST_TEST_REQUIRE(n != nullptr, view.body);
   BOOST_TEST(n->tasks_done == 2);
+}
+
+// A rolling restart of a worker: SIGTERM while it runs a long task. The
+// worker tells the API node it leaves (nothing more is placed there, though
+// it has a free slot), finishes the task and delivers the result over the
+// still open link, then exits 0; the API node never counts the task as lost.
+BOOST_AUTO_TEST_CASE(worker_sigterm_finishes_its_task_then_exits) {
+  redis_server redis;
+  api_node api(redis.port(), "api-d");
+  // log.level=debug: the worker logs each resize it starts.
+  worker_process leaver("worker-leaver", {api.endpoint()},
+                        {"--log.level=debug"});
+  note_logs({&api.process(), &leaver.process()});
+  BOOST_TEST_REQUIRE(wait_listed(api, {"worker-leaver"}, join_timeout));
+
+  auto token = start_long_task(api, leaver);
+  std::vector<std::string> long_task{token};
+  leaver.process().signal(SIGTERM); // mid-task
+
+  // The API node learns that the worker leaves, while the worker still
+  // runs the task and has a free slot (pool-size=2) ...
+  BOOST_TEST(
+      wait_until([&] { return log_has(api.log(), "node leaving"); }, 10s),
+      "API node never heard the worker leave:\n"
+          << api.log() << "\nworker log:\n"
+          << leaver.log());
+  // ... so tasks submitted now wait for another node (none yet) instead of
+  // going there.
+  auto small = photos_sized(50'000, 200'000);
+  BOOST_TEST_REQUIRE(!small.empty());
+  auto later = submit_batch(api, small, 3);
+  auto view = get_cluster(api);
+  BOOST_TEST_CONTEXT("cluster right after the submissions: " << view.body) {
+    const auto* n = view.find("worker-leaver");
+    BOOST_TEST(n != nullptr); // still connected: it is draining
+    if (n != nullptr)
+      BOOST_TEST(n->busy == 1); // the long task only
+  }
+  worker_process stayer("worker-stayer", {api.endpoint()});
+  note_logs({&stayer.process()});
+  BOOST_TEST_REQUIRE(wait_listed(api, {"worker-stayer"}, join_timeout));
+  auto later_done = expect_all_success(api, later);
+  BOOST_TEST(later_done.size() == later.size());
+
+  int status = -1;
+  BOOST_TEST_REQUIRE(leaver.process().wait_exit(30s, status),
+                     "the worker did not exit: " << leaver.log());
+  BOOST_TEST(describe_exit(status) == "exit 0", leaver.log());
+  auto wlog = leaver.log();
+  // The signal came while the task ran.
+  BOOST_TEST(lines_with(wlog, {"draining", "in_flight=1"}) == 1u, wlog);
+
+  auto finals = expect_all_success(api, long_task);
+  BOOST_TEST(finals.size() == 1u);
+  // The record names the worker that was shut down: it ran the task.
+  BOOST_TEST(redis.command("HGET resized:task:" + token + " node")
+                 .find("worker-leaver") != std::string::npos);
+  BOOST_TEST(wait_unlisted(api, "worker-leaver", 10s),
+             "gone worker still listed: " << get_cluster(api).body);
+
+  auto after = get_cluster(api);
+  auto log = api.log();
+  BOOST_TEST_CONTEXT("cluster " << after.body << "\nAPI log:\n" << log) {
+    BOOST_TEST_REQUIRE(after.ok);
+    BOOST_TEST(after.totals.retried == 0); // no attempt counted as lost
+    BOOST_TEST(after.totals.failed == 0);
+    BOOST_TEST(after.totals.succeeded == 4);
+    const auto* s = after.find("worker-stayer");
+    BOOST_TEST_REQUIRE(s != nullptr);
+    BOOST_TEST(s->tasks_done == 3);
+    BOOST_TEST(!log_has(log, "task re-queued"));
+    BOOST_TEST(!log_has(log, "node lost"));
+    BOOST_TEST(log_has(log, "node left"));
+    // Placed once, on the leaving worker, and finished once; nothing else
+    // was placed there.
+    BOOST_TEST(lines_with(log, {"task started", "token=" + token}) == 1u);
+    BOOST_TEST(finished_lines(log, token) == 1u);
+    BOOST_TEST(lines_with(log, {"task started", "worker-leaver"}) == 1u);
+  }
+}
+
+// Past the grace (here shutdown.grace=0) or on a second signal a worker
+// goes without waiting for its task: the API node re-queues it, counting
+// the attempt as lost, and another worker runs it.
+BOOST_AUTO_TEST_CASE(worker_shutdown_cut_short_requeues_its_task) {
+  redis_server redis;
+  api_node api(redis.port(), "api-c");
+  note_logs({&api.process()});
+  for (bool second_signal : {false, true}) {
+    std::string name = second_signal ? "worker-twice" : "worker-nograce";
+    BOOST_TEST_CONTEXT(name) {
+      std::vector<std::string> args{"--log.level=debug"};
+      if (!second_signal)
+        args.push_back("--shutdown.grace=0");
+      worker_process leaver(name, {api.endpoint()}, args);
+      note_logs({&leaver.process()});
+      BOOST_TEST_REQUIRE(wait_listed(api, {name}, join_timeout));
+      auto token = start_long_task(api, leaver);
+      leaver.process().signal(SIGTERM);
+      if (second_signal) {
+        // Once it waits for its task, a second signal ends the wait.
+        BOOST_TEST(wait_until(
+            [&] {
+              return lines_with(api.log(), {"node leaving", name}) == 1;
+            },
+            10s));
+        leaver.process().signal(SIGTERM);
+      }
+      int status = -1;
+      BOOST_TEST_REQUIRE(leaver.process().wait_exit(10s, status),
+                         "the worker did not exit: " << leaver.log());
+      BOOST_TEST(describe_exit(status) == "exit 0", leaver.log());
+      auto wlog = leaver.log();
+      BOOST_TEST(
+          log_has(wlog, second_signal ? "second signal" : "grace period over"),
+          wlog);
+      BOOST_TEST(wait_unlisted(api, name, 10s));
+
+      worker_process stayer(name + "-stayer", {api.endpoint()});
+      note_logs({&stayer.process()});
+      auto finals = expect_all_success(api, {token});
+      BOOST_TEST(finals.size() == 1u);
+      auto log = api.log();
+      BOOST_TEST_CONTEXT("API log:\n" << log) {
+        BOOST_TEST(lines_with(log, {"node lost", name, "in_flight=1"}) == 1u);
+        BOOST_TEST(lines_with(log, {"task re-queued", token, "attempt=1"}) ==
+                   1u);
+        BOOST_TEST(finished_lines(log, token) == 1u);
+      }
+      BOOST_TEST(redis.command("HGET resized:task:" + token + " node")
+                     .find(name + "-stayer") != std::string::npos);
+    }
+  }
+}
+
+// An idle worker has nothing to wait for: SIGTERM and it is gone at once
+// (well inside shutdown.grace, 20 s), having told the API node first.
+BOOST_AUTO_TEST_CASE(idle_worker_sigterm_exits_at_once) {
+  redis_server redis;
+  api_node api(redis.port(), "api-i");
+  worker_process idle("worker-idle", {api.endpoint()});
+  note_logs({&api.process(), &idle.process()});
+  BOOST_TEST_REQUIRE(wait_listed(api, {"worker-idle"}, join_timeout));
+
+  auto t0 = std::chrono::steady_clock::now();
+  idle.process().signal(SIGTERM);
+  int status = -1;
+  BOOST_TEST_REQUIRE(idle.process().wait_exit(20s, status),
+                     "the worker did not exit: " << idle.log());
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - t0);
+  BOOST_TEST_MESSAGE("idle worker exited after " << took.count() << " ms");
+  BOOST_TEST(describe_exit(status) == "exit 0", idle.log());
+  BOOST_TEST(took.count() < 3000, "took " << took.count() << " ms");
+  BOOST_TEST(wait_unlisted(api, "worker-idle", 10s));
+  auto log = api.log();
+  BOOST_TEST(log_has(log, "node left"), log);
+  BOOST_TEST(!log_has(log, "node lost"), log);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

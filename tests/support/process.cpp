@@ -176,6 +176,34 @@ void child_process::kill9() {
   stop(SIGKILL, std::chrono::milliseconds{0});
 }
 
+void child_process::signal(int sig) {
+  if (pid_ > 0)
+    ::kill(pid_, sig);
+}
+
+bool child_process::wait_exit(std::chrono::milliseconds timeout, int& status) {
+  status = -1;
+  if (pid_ <= 0)
+    return false;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    int st = 0;
+    pid_t rc = waitpid(pid_, &st, WNOHANG);
+    if (rc == pid_) {
+      pid_ = -1;
+      status = st;
+      return true;
+    }
+    if (rc == -1 && errno != EINTR) {
+      pid_ = -1;
+      return false;
+    }
+    if (std::chrono::steady_clock::now() >= deadline)
+      return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds{10});
+  }
+}
+
 std::string child_process::log() const {
   std::ifstream in{log_path_, std::ios::binary};
   if (!in)

@@ -31,6 +31,12 @@ public:
   int stop(int sig = 15,
            std::chrono::milliseconds grace = std::chrono::milliseconds{10000});
   void kill9(); // SIGKILL and reap
+  /// Sends `sig` and returns at once (see wait_exit).
+  void signal(int sig);
+  /// Waits up to `timeout` for the process to exit; then true, the status
+  /// as from waitpid in `status`, and the process reaped. False if it still
+  /// runs (or was not running: status -1).
+  bool wait_exit(std::chrono::milliseconds timeout, int& status);
   const std::string& log_path() const { return log_path_; }
   std::string log() const; // contents of the log file
 
