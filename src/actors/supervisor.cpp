@@ -306,6 +306,7 @@ void dispatch(self_ptr self) {
     task.record.status = task_status::in_progress;
     task.record.started_at_ms = now_ms();
     task.record.node = name;
+    task.record.attempts = task.attempt + 1; // persisted: restarts count
     self->send(st.status, update_atom::value, task.record);
     log::info("msg={} token={} status=IN_PROGRESS node={} attempt={} "
               "queue_ms={}",
@@ -390,11 +391,17 @@ void on_node_down(self_ptr self, const caf::actor_addr& source,
   }
 }
 
-// Puts tasks accepted before a crash or restart back into the queue (they
-// keep their token and submission time), or ends them if their input is
-// gone.
+// Puts tasks accepted before a crash or restart back into the queue in the
+// order they were submitted (they keep their token and submission time), or
+// ends them if their input is gone or their node was lost under them
+// max_attempts times (a restart while one ran counts: it may be the input
+// that crashes the process).
 void recover(self_ptr self, std::vector<store::pending_task>& pending) {
   auto& st = self->state;
+  std::stable_sort(pending.begin(), pending.end(),
+                   [](const auto& a, const auto& b) {
+                     return a.record.submitted_at_ms < b.record.submitted_at_ms;
+                   });
   size_t resumed = 0;
   for (auto& p : pending) {
     if (st.running.count(p.record.token) != 0)
@@ -405,10 +412,24 @@ void recover(self_ptr self, std::vector<store::pending_task>& pending) {
                    "the node restarted and the task's input had expired"});
       continue;
     }
+    // Every attempt started and not finished was lost with its node.
+    auto lost = p.record.attempts;
+    if (lost >= st.cfg.max_attempts) {
+      auto where = p.record.node;
+      fail(self, std::move(p.record),
+           failure{error_code::worker_lost,
+                   fmt::format("lost the worker {} times, last on node {}: "
+                               "the node stopped while running it",
+                               lost, where)});
+      continue;
+    }
     state_type::queued task;
+    task.attempt = lost;
     task.record = std::move(p.record);
     task.record.status = task_status::pending;
     task.record.started_at_ms = 0;
+    // Redis showed IN_PROGRESS on a node that is gone: say it waits again.
+    self->send(st.status, update_atom::value, task.record);
     auto head =
         imaging::probe(p.input->data(), p.input->size(), imaging::limits{});
     task.decode_bytes = head ? imaging::decode_estimate(*head, p.input->size())

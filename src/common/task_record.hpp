@@ -43,6 +43,10 @@ struct task_record {
   int64_t started_at_ms = 0;
   int64_t finished_at_ms = 0;
   std::string node; // node that ran the resize
+  // Resize attempts started, kept with the record so that restarts count
+  // too: a task whose node keeps dying under it (an input that crashes
+  // the process, say) ends after resize.max-attempts instead of for ever.
+  uint32_t attempts = 0;
 };
 
 /// Makes `to` a SUCCESS carrying `from`'s result (size, bytes, ETag, node):

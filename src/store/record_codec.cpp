@@ -48,6 +48,7 @@ field_list encode_fields(const task_record& rec) {
       {"started_at", std::to_string(rec.started_at_ms)},
       {"finished_at", std::to_string(rec.finished_at_ms)},
       {"node", rec.node},
+      {"attempts", std::to_string(rec.attempts)},
   };
 }
 
@@ -96,6 +97,8 @@ outcome<task_record> decode_fields(const field_list& fields) {
       ok = parse_int(value, rec.finished_at_ms);
     } else if (name == "node") {
       rec.node = value;
+    } else if (name == "attempts") {
+      ok = parse_int(value, rec.attempts);
     } // else: a field from a newer writer, ignored
     if (!ok)
       return corrupt(name);

@@ -157,6 +157,52 @@ BOOST_AUTO_TEST_CASE(a_draining_node_is_not_ready) {
   BOOST_TEST(finish(srv, token).info.width == 4000);
 }
 
+// A task whose node dies under it every time (an input that crashes the
+// process would do this): each restart counts as a lost attempt, and after
+// resize.max-attempts the task ends FAILURE worker_lost instead of taking
+// the node down at every start for ever. Resumed tasks say PENDING again.
+BOOST_AUTO_TEST_CASE(a_task_that_keeps_killing_its_node_ends) {
+  resized_server srv(env::get().redis.port(),
+                     {"--resize.pool-size=1", "--resize.max-attempts=2"},
+                     "poison");
+  auto token = accepted_token(
+      submit_raw(srv, corpus_photo("gnome__pixels-l.webp"), "image/webp",
+                 "?width=4000&format=png&quality=61"));
+  BOOST_REQUIRE(!token.empty());
+  // (status, started_at) as a plain GET sees them now.
+  auto state = [&] {
+    auto res = http_get(srv.url("/api/v1/resize/" + token));
+    if (res.status != 200)
+      return std::make_pair(std::string{}, std::string{});
+    auto doc = parse_json(res.body);
+    return std::make_pair(json_string(doc, "status"),
+                          doc["started_at"].IsString()
+                              ? std::string{doc["started_at"].GetString()}
+                              : std::string{});
+  };
+  std::string started_before;
+  for (int crash = 1; crash <= 2; ++crash) {
+    BOOST_TEST_CONTEXT("crash " << crash) {
+      // Running again: a new start, not the record the dead node left.
+      BOOST_TEST_REQUIRE(wait_until(
+          [&] {
+            auto [status, started] = state();
+            if (status != "IN_PROGRESS" || started == started_before)
+              return false;
+            started_before = started;
+            return true;
+          },
+          std::chrono::seconds{20}));
+      srv.kill9();
+      srv.start();
+    }
+  }
+  auto final_state = wait_final(srv, token, std::chrono::seconds{20});
+  BOOST_TEST(final_state.status == "FAILURE");
+  BOOST_TEST(json_string(parse_json(final_state.body)["error"], "code") ==
+             "worker_lost");
+}
+
 BOOST_AUTO_TEST_CASE(accepted_work_survives_a_crash) {
   // One worker and slow tasks, so most are still queued when resized is
   // killed (no shutdown code runs); the restarted process finds them in

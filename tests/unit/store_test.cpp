@@ -69,6 +69,7 @@ task_record full_record(const std::string& token) {
   rec.started_at_ms = 1764394801200;
   rec.finished_at_ms = 1764394801999;
   rec.node = "worker-2@10.0.0.7";
+  rec.attempts = 2;
   return rec;
 }
 
@@ -91,6 +92,7 @@ void check_equal(const task_record& a, const task_record& b) {
   BOOST_TEST(a.started_at_ms == b.started_at_ms);
   BOOST_TEST(a.finished_at_ms == b.finished_at_ms);
   BOOST_TEST(a.node == b.node);
+  BOOST_TEST(a.attempts == b.attempts);
 }
 
 /// Replaces the value of `name` in `fields`.
@@ -181,7 +183,7 @@ BOOST_AUTO_TEST_CASE(key_layout) {
 BOOST_AUTO_TEST_CASE(codec_round_trip_every_field) {
   auto rec = full_record("6f1c2f7e-9a43-4b1a-8f3e-0c2d4e5f6a7b");
   auto fields = encode_fields(rec);
-  BOOST_TEST(fields.size() == 18u);
+  BOOST_TEST(fields.size() == 19u);
   auto decoded = decode_fields(fields);
   BOOST_TEST_REQUIRE(decoded.ok());
   check_equal(decoded.value(), rec);
@@ -212,6 +214,7 @@ BOOST_AUTO_TEST_CASE(codec_field_spelling) {
   BOOST_TEST(get("started_at") == "1764394801200");
   BOOST_TEST(get("finished_at") == "1764394801999");
   BOOST_TEST(get("node") == "worker-2@10.0.0.7");
+  BOOST_TEST(get("attempts") == "2");
 }
 
 BOOST_AUTO_TEST_CASE(codec_every_status_mode_format) {
