@@ -12,7 +12,9 @@
 #include <cstdlib>
 #include <iostream>
 #include <optional>
+#include <string_view>
 #include <unistd.h>
+#include <vector>
 
 #include <caf/actor_system.hpp>
 #include <caf/io/middleman.hpp>
@@ -143,8 +145,17 @@ int main(int argc, char** argv) {
   config::service_config caf_cfg;
   actors::announce_message_types(caf_cfg);
   caf_cfg.load<caf::io::middleman>();
+  // CAF's --help lists only its four global options; ours (every
+  // section.key) are in its --long-help. A user asking for help wants them.
+  std::vector<char*> args(argv, argv + argc);
+  static char long_help[] = "--long-help";
+  for (auto& arg : args) {
+    std::string_view a{arg};
+    if (a == "--help" || a == "-h" || a == "-?")
+      arg = long_help;
+  }
   config::service_settings cfg;
-  auto problems = caf_cfg.load(argc, argv, cfg);
+  auto problems = caf_cfg.load(static_cast<int>(args.size()), args.data(), cfg);
   if (caf_cfg.cli_helptext_printed)
     return EXIT_SUCCESS;
   if (!problems.empty()) {

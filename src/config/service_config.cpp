@@ -452,6 +452,13 @@ caf::settings service_config::dump_content() const {
     if (auto value = opt.get())
       caf::put_missing(result, opt.full_name(), std::move(*value));
   }
+  // Secrets are not printed: a dump ends up in tickets and chat.
+  for (const char* secret : {"redis.password", "auth.api-keys"}) {
+    auto value = caf::get_if(&result, secret);
+    if (value != nullptr && caf::to_string(*value) != R"("")" &&
+        caf::to_string(*value) != "[]")
+      caf::put(result, secret, std::string{"(set, not shown)"});
+  }
   return result;
 }
 
