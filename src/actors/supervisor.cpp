@@ -241,6 +241,15 @@ bool fits(const supervisor_config& cfg, const state_type::node_entry& node,
   return node.decoding + decode_bytes <= budget;
 }
 
+// Resize workers of the nodes that take tasks (leaving nodes take none).
+size_t workers_available(self_ptr self) {
+  size_t workers = 0;
+  for (auto& [key, node] : self->state.nodes)
+    if (!node.leaving)
+      workers += node.info.pool_size;
+  return workers;
+}
+
 // Whether some node could take a task at all (memory aside).
 bool has_free_slot(self_ptr self) {
   for (auto& [key, node] : self->state.nodes)
@@ -544,6 +553,16 @@ void on_twin_final(self_ptr self, const std::string& token, bool succeeded) {
 void accept(self_ptr self, submit_request req, submit_replier reply) {
   auto& st = self->state;
   auto size = req.image.size();
+  if (workers_available(self) == 0) {
+    // Accepting would park the task until some worker joins, maybe never:
+    // the client is better told to come back (or go to another node).
+    reply(failure{error_code::no_workers,
+                  fmt::format("no resize worker is available ({} nodes "
+                              "known, none taking tasks): nothing was "
+                              "accepted, try again",
+                              st.nodes.size())});
+    return;
+  }
   auto waiting = st.queue.size() + st.awaiting.size() + st.accepting;
   if (waiting >= st.cfg.queue_capacity) {
     reply(failure{error_code::queue_full,

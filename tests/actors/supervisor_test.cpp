@@ -371,10 +371,12 @@ BOOST_AUTO_TEST_CASE(a_task_losing_max_attempts_nodes_ends_worker_lost) {
   supervisor_config cfg;
   cfg.max_attempts = 2;
   auto sup = start(cfg, 0);
-  auto token = submit(sup, test::corpus_photo(test::small_photo)).value();
+  std::string token;
   for (int i = 0; i < 2; ++i) {
     auto hole = sys.spawn(black_hole);
     join(sup, hole, "doomed-" + std::to_string(i), 1);
+    if (i == 0) // with a worker there: no node at all is a 503 no_workers
+      token = submit(sup, test::corpus_photo(test::small_photo)).value();
     auto deadline = std::chrono::steady_clock::now() + 10s;
     while (view(sup).nodes.empty() || view(sup).nodes.front().busy == 0)
       BOOST_REQUIRE(std::chrono::steady_clock::now() < deadline);
@@ -491,11 +493,16 @@ BOOST_AUTO_TEST_CASE(a_leaving_node_finishes_its_task_and_gets_no_new_ones) {
       .receive([&](uint64_t n) { in_flight = n; },
                [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
   BOOST_TEST(in_flight == 1u); // this API node's task on it
-  // New work waits for another node rather than take the free slot.
-  auto second = submit(sup, test::corpus_photo(test::small_photo)).value();
+  // New work is not offered its free slot: with no other node there is no
+  // worker that takes tasks (503 no_workers) ...
+  auto refused = submit(sup, test::corpus_photo(test::small_photo));
+  BOOST_TEST_REQUIRE(!refused.ok());
+  BOOST_TEST((refused.error().code == error_code::no_workers));
   BOOST_TEST(next(300ms).empty());
+  // ... and once another node joins, new work goes there.
   auto other = sys.spawn(agent, agent_config{1, imaging::limits{}, "other"});
   join(sup, other, "other", 1);
+  auto second = submit(sup, test::corpus_photo(test::small_photo)).value();
   run_until_final({second});
   BOOST_TEST((last[second].status == task_status::success));
   BOOST_TEST(last[second].node == "other");

@@ -445,6 +445,24 @@ BOOST_AUTO_TEST_CASE(another_api_node_follows_a_task_to_its_end) {
   finish(runs, busy);
 }
 
+// API.md: 503 when no worker is available. An API node without a pool and
+// without workers takes nothing it could only park; once one joins, it does.
+BOOST_AUTO_TEST_CASE(an_api_node_without_workers_refuses_work) {
+  redis_server redis;
+  api_node api(redis.port(), "api-alone");
+  note_logs({&api.process()});
+  auto refused =
+      http_post(api.url("/api/v1/resize"), small_photo_bytes(), "image/jpeg");
+  check_error(refused, 503, "no_workers");
+  BOOST_TEST(!refused.header("retry-after").empty());
+  worker_process joins("worker-joins", {api.endpoint()});
+  note_logs({&joins.process()});
+  BOOST_TEST_REQUIRE(wait_listed(api, {"worker-joins"}, join_timeout));
+  auto accepted =
+      http_post(api.url("/api/v1/resize"), small_photo_bytes(), "image/jpeg");
+  BOOST_TEST(accepted.status == 202);
+}
+
 BOOST_AUTO_TEST_CASE(worker_started_before_api_node) {
   redis_server redis;
   api_node api(redis.port(), "api-late", {}, /*start_now=*/false);
@@ -496,11 +514,13 @@ BOOST_AUTO_TEST_CASE(worker_sigterm_finishes_its_task_then_exits) {
       "API node never heard the worker leave:\n"
           << api.log() << "\nworker log:\n"
           << leaver.log());
-  // ... so tasks submitted now wait for another node (none yet) instead of
-  // going there.
+  // ... so it is not offered new work: with no other worker, the API node
+  // has none that takes tasks and says so (503 no_workers) ...
   auto small = photos_sized(50'000, 200'000);
   BOOST_TEST_REQUIRE(!small.empty());
-  auto later = submit_batch(api, small, 3);
+  check_error(http_post(api.url("/api/v1/resize"), small.front().bytes,
+                        small.front().type),
+              503, "no_workers");
   auto view = get_cluster(api);
   BOOST_TEST_CONTEXT("cluster right after the submissions: " << view.body) {
     const auto* n = view.find("worker-leaver");
@@ -508,9 +528,12 @@ BOOST_AUTO_TEST_CASE(worker_sigterm_finishes_its_task_then_exits) {
     if (n != nullptr)
       BOOST_TEST(n->busy == 1); // the long task only
   }
+  // ... and once another worker joins, new tasks go there, not to the
+  // leaving one's free slot.
   worker_process stayer("worker-stayer", {api.endpoint()});
   note_logs({&stayer.process()});
   BOOST_TEST_REQUIRE(wait_listed(api, {"worker-stayer"}, join_timeout));
+  auto later = submit_batch(api, small, 3);
   auto later_done = expect_all_success(api, later);
   BOOST_TEST(later_done.size() == later.size());
 
