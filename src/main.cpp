@@ -234,15 +234,18 @@ int main(int argc, char** argv) {
         return EXIT_FAILURE;
       }
     }
-    log::info("msg={} node={} role={} http={} cluster={} pool_size={} "
-              "redis={}:{}",
-              log::quote("resized started"), log::quote(cl.node_name), cl.role,
-              srv ? fmt::format("{}:{}", cfg.http.address, cfg.http.port)
-                  : "off",
-              cl.role == "api" ? fmt::format("{}:{}", cl.bind_address, cl.port)
-              : cl.role == "worker" ? "joining"
-                                    : "off",
-              cfg.resize.pool_size, cfg.redis.store.host, cfg.redis.store.port);
+    log::info(
+        "msg={} node={} role={} http={} cluster={} pool_size={} "
+        "redis={}",
+        log::quote("resized started"), log::quote(cl.node_name), cl.role,
+        srv ? fmt::format("{}:{}", cfg.http.address, cfg.http.port) : "off",
+        cl.role == "api"      ? fmt::format("{}:{}", cl.bind_address, cl.port)
+        : cl.role == "worker" ? "joining"
+                              : "off",
+        cfg.resize.pool_size,
+        cl.role == "worker" // workers keep no records
+            ? std::string{"unused"}
+            : fmt::format("{}:{}", cfg.redis.store.host, cfg.redis.store.port));
     int sig = 0;
     sigwait(&signals, &sig);
     log::info("msg={} signal={} grace_s={}", log::quote("shutting down"), sig,

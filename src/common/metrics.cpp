@@ -385,7 +385,13 @@ struct service_metrics {
         task_duration(r.histograms("resized_task_duration_seconds",
                                    "Time a task spent in each stage: queue "
                                    "(accepted to started), decode, resize, "
-                                   "encode, and total (accepted to final).",
+                                   "encode, and total (accepted to final). "
+                                   "libvips computes pixels lazily: decode "
+                                   "(load with shrink-on-load) holds the "
+                                   "pixel work of small thumbnails, resize "
+                                   "mostly builds the graph, and encode "
+                                   "runs what is left (most of the work for "
+                                   "large outputs).",
                                    {"stage"}, task_buckets())),
         stage{&task_duration.with({"queue"}), &task_duration.with({"decode"}),
               &task_duration.with({"resize"}), &task_duration.with({"encode"}),

@@ -136,25 +136,36 @@ struct server::impl {
         reason_phrase(status)};
   }
 
+  // A client-chosen string for a log line: at most 200 bytes of it, so an
+  // 8 KB URL cannot make a 16 KB line.
+  static std::string clipped(std::string_view text) {
+    constexpr size_t max = 200;
+    if (text.size() <= max)
+      return std::string{text};
+    return fmt::format("{}...({} bytes)", text.substr(0, max), text.size());
+  }
+
   // Every answer ends here: one access log line and the HTTP metrics,
   // recorded just before the response is handed to RESTinio — after it, the
   // client could read the answer and scrape /metrics before they exist.
-  void access_log(const request_ctx& ctx, int status, size_t bytes) {
+  // Error answers name their code (4xx included: which bad input it was).
+  void access_log(const request_ctx& ctx, int status, size_t bytes,
+                  std::string_view code = {}) {
     auto seconds =
         std::chrono::duration<double>(clock_type::now() - ctx.started).count();
     metrics::http_request(ctx.route, status, seconds);
     if (!log::enabled(log::level::info))
       return;
     const auto& h = ctx.req->header();
-    auto token =
-        ctx.token.empty() ? std::string{} : " token=" + log::quote(ctx.token);
+    auto token = ctx.token.empty() ? std::string{}
+                                   : " token=" + log::quote(clipped(ctx.token));
+    auto error = code.empty() ? std::string{} : fmt::format(" code={}", code);
     log::write(log::level::info,
                fmt::format("msg=request request_id={} method={} path={} "
-                           "route={} status={} bytes={} ms={:.2f}{}",
+                           "route={} status={} bytes={} ms={:.2f}{}{}",
                            log::quote(ctx.id), h.method().c_str(),
-                           log::quote(std::string{h.path()}),
-                           log::quote(ctx.route), status, bytes, seconds * 1000,
-                           token));
+                           log::quote(clipped(h.path())), log::quote(ctx.route),
+                           status, bytes, seconds * 1000, error, token));
   }
 
   // A body that is not JSON (metrics text, embedded assets).
@@ -205,7 +216,7 @@ struct server::impl {
       log::warn("msg={} request_id={} code={} reason={}",
                 log::quote("request failed"), ctx.id, to_string(err.code),
                 log::quote(err.message));
-    access_log(ctx, status, size);
+    access_log(ctx, status, size, to_string(err.code));
     resp.done();
   }
 

@@ -509,6 +509,27 @@ BOOST_AUTO_TEST_CASE(request_id_is_echoed_and_logged) {
   // No image bytes in the log: the base64 of the photo never appears.
   auto b64 = base64_encode(corpus_photo(small_photo)).substr(100, 40);
   BOOST_TEST(srv().process().log().find(b64) == std::string::npos);
+  // An error answer names its code on its line (4xx too), and a client's
+  // long URL is cut short there.
+  auto eid = "obs-error-" + random_uuid();
+  auto bad = http_get(srv().url("/api/v1/resize/" + std::string(3000, 'z')),
+                      {"X-Request-Id: " + eid});
+  BOOST_TEST(bad.status == 400);
+  std::string error_line;
+  BOOST_TEST(wait_until(
+      [&] {
+        auto log = srv().process().log();
+        auto at = log.find("msg=request request_id=" + eid);
+        if (at == std::string::npos)
+          return false;
+        error_line = log.substr(at, log.find('\n', at) - at);
+        return true;
+      },
+      std::chrono::seconds{5}));
+  BOOST_TEST(error_line.find("status=400 ") != std::string::npos, error_line);
+  BOOST_TEST(error_line.find(" code=invalid_token") != std::string::npos,
+             error_line);
+  BOOST_TEST(error_line.size() < 800u, error_line.size());
 }
 
 BOOST_AUTO_TEST_CASE(readyz_answers_ready_then_store_unavailable) {
