@@ -3,7 +3,8 @@
 // (the next bytes, scaled to the rest); the rest is the byte stream. Fed
 // one byte at a time, the tracker marks the bytes at which an interim
 // "100 Continue" is due; fed in the pieces between the cuts, a piece must be
-// due exactly when it holds one of those bytes.
+// due exactly when it holds one of those bytes. Both trackers have a body
+// limit (from the first byte too) and must agree on "too large".
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -23,8 +24,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const char* stream = reinterpret_cast<const char*>(data + 1 + ncuts);
   size_t n = size - 1 - ncuts;
 
+  // 0 (no limit) or 512 bytes .. 15.5 KiB.
+  uint64_t limit = static_cast<uint64_t>(data[0] >> 3) << 9;
   std::vector<bool> due_at(n, false);
-  continue_tracker bytewise;
+  continue_tracker bytewise{limit};
   for (size_t i = 0; i < n; ++i)
     due_at[i] = bytewise.feed(stream + i, 1);
 
@@ -33,7 +36,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     cuts.push_back(n == 0 ? 0 : data[1 + i] * n / 256);
   std::sort(cuts.begin(), cuts.end());
   cuts.push_back(n);
-  continue_tracker pieces;
+  continue_tracker pieces{limit};
   size_t from = 0;
   for (size_t cut : cuts) {
     if (cut < from)
@@ -46,5 +49,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                          "a piece's answer differs from byte-by-byte feeding");
     from = cut;
   }
+  resized::fuzz::check(pieces.too_large() == bytewise.too_large(),
+                       "'too large' differs from byte-by-byte feeding");
   return 0;
 }

@@ -1,8 +1,13 @@
 #include "http/expect_continue.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <strings.h> // strncasecmp
+
+#include <fmt/format.h>
+
+#include "http/responses.hpp"
 
 namespace resized::http {
 
@@ -31,9 +36,13 @@ std::string trimmed(const std::string& s) {
   return s.substr(b, s.find_last_not_of(" \t") - b + 1);
 }
 
+std::atomic<uint64_t> socket_body_limit{0};
+std::atomic<uint64_t> stated_body_limit{0};
+
 } // namespace
 
-continue_tracker::continue_tracker() {
+continue_tracker::continue_tracker(uint64_t body_limit)
+    : body_limit_{body_limit} {
   http_parser_init(&parser_, HTTP_REQUEST);
   parser_.data = this;
   http_parser_settings_init(&settings_);
@@ -96,11 +105,26 @@ int continue_tracker::on_headers_complete(http_parser* p) {
   if (t.in_value_)
     t.header_done();
   bool http11 = p->http_major > 1 || (p->http_major == 1 && p->http_minor >= 1);
-  bool body = (p->flags & F_CHUNKED) != 0 ||
-              (p->content_length > 0 && p->content_length != ULLONG_MAX);
+  bool length_known = p->content_length != ULLONG_MAX;
+  if (length_known && t.body_limit_ > 0 && p->content_length > t.body_limit_) {
+    t.too_large_ = true;
+    t.announced_ = p->content_length;
+    return 1; // stop: the connection ends with the 413
+  }
+  bool body =
+      (p->flags & F_CHUNKED) != 0 || (p->content_length > 0 && length_known);
   if (t.expects_continue_ && http11 && body)
     t.due_ = true;
   return 0;
+}
+
+continue_socket::state::state(asio::io_context& io)
+    : socket(io), tracker(socket_body_limit.load()) {}
+
+void continue_socket::set_body_limit(uint64_t read_limit,
+                                     uint64_t stated_limit) {
+  socket_body_limit.store(read_limit);
+  stated_body_limit.store(stated_limit);
 }
 
 continue_socket::continue_socket(asio::io_context& io)
@@ -121,7 +145,28 @@ continue_socket& continue_socket::operator=(continue_socket&& other) {
 }
 
 void continue_socket::state::received(const char* data, size_t size) {
-  if (!tracker.feed(data, size) || writing)
+  bool interim_due = tracker.feed(data, size);
+  if (writing)
+    return;
+  if (tracker.too_large()) {
+    if (refused)
+      return;
+    refused = true;
+    // Before RESTinio sees the header block it will refuse by closing.
+    auto body = error_body(
+        {error_code::payload_too_large,
+         fmt::format("body is {} bytes, limit is {}", tracker.announced(),
+                     stated_body_limit.load())});
+    auto answer = fmt::format("HTTP/1.1 413 Payload Too Large\r\n"
+                              "Content-Type: application/json\r\n"
+                              "Content-Length: {}\r\n"
+                              "Connection: close\r\n\r\n{}",
+                              body.size(), body);
+    asio::error_code ignored;
+    asio::write(socket, asio::buffer(answer), ignored);
+    return;
+  }
+  if (!interim_due)
     return;
   // 25 bytes into an idle connection's empty send buffer: written at once.
   // On an error the connection is failing anyway; RESTinio's next read or

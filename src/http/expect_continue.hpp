@@ -16,6 +16,12 @@
 // writes on its strand, and a response is written by one composed write), so
 // it never lands inside a response; a 1xx before an earlier request's final
 // answer is allowed (RFC 9110 §15.2: clients must accept unexpected 1xx).
+//
+// The same header block also tells when a body will be more than RESTinio
+// reads (its max_body_size, `body_limit`): RESTinio would drop the
+// connection without a word, so the socket answers 413 payload_too_large
+// first — instead of "100 Continue" when the client asked, so it never sends
+// the body at all.
 #pragma once
 
 #include <cstddef>
@@ -31,7 +37,8 @@ namespace resized::http {
 /// Follows the requests of one connection's incoming byte stream.
 class continue_tracker {
 public:
-  continue_tracker();
+  /// `body_limit`: the most body bytes the server reads (0 = no limit).
+  explicit continue_tracker(uint64_t body_limit = 0);
   continue_tracker(const continue_tracker&) = delete;
   continue_tracker& operator=(const continue_tracker&) = delete;
 
@@ -41,6 +48,12 @@ public:
   /// or a protocol upgrade the tracker stops (RESTinio answers or closes
   /// those connections itself) and always answers false.
   bool feed(const char* data, size_t size);
+
+  /// True once a header block announced a Content-Length over the body
+  /// limit (no interim answer is due then, and the tracker stops).
+  bool too_large() const { return too_large_; }
+  /// The Content-Length that was too large.
+  uint64_t announced() const { return announced_; }
 
 private:
   static int on_message_begin(http_parser* p);
@@ -58,6 +71,9 @@ private:
   bool expects_continue_ = false;
   bool due_ = false;
   bool stopped_ = false;
+  bool too_large_ = false;
+  uint64_t body_limit_ = 0;
+  uint64_t announced_ = 0;
 };
 
 /// RESTinio's stream socket (traits::stream_socket_t): a plain TCP socket
@@ -68,6 +84,10 @@ public:
   using executor_type = socket_type::executor_type;
 
   explicit continue_socket(asio::io_context& io);
+  /// RESTinio's max_body_size (`read_limit`), for every socket made from
+  /// now on (RESTinio constructs them; it has no way to pass them
+  /// settings), and the limit the 413's message names (`stated_limit`).
+  static void set_body_limit(uint64_t read_limit, uint64_t stated_limit);
   continue_socket(const continue_socket&) = delete;
   continue_socket& operator=(const continue_socket&) = delete;
   // RESTinio's acceptor moves each accepted socket out and accepts the next
@@ -130,10 +150,11 @@ public:
 
 private:
   struct state {
-    explicit state(asio::io_context& io) : socket(io) {}
+    explicit state(asio::io_context& io);
     socket_type socket;
     continue_tracker tracker;
     bool writing = false; // one of RESTinio's writes is under way
+    bool refused = false; // the 413 was written
     void received(const char* data, size_t size);
   };
   asio::io_context* io_;

@@ -674,8 +674,11 @@ void server::start() {
   // RESTinio drops (closes without an answer) a request whose declared body
   // exceeds its cap before reading it. Bodies up to twice the configured
   // limit are read and answered 413 payload_too_large; larger ones are cut
-  // off at the header, so a hostile client cannot make us buffer them.
+  // off at the header, so a hostile client cannot make us buffer them — the
+  // socket (expect_continue.hpp) writes their 413 before RESTinio closes.
   impl_->raw_body_limit = impl_->cfg.max_body_bytes * 2;
+  continue_socket::set_body_limit(impl_->raw_body_limit,
+                                  impl_->cfg.max_body_bytes);
   auto settings = restinio::server_settings_t<traits>{}
                       .address(h.address)
                       .port(h.port)

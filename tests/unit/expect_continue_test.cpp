@@ -129,4 +129,35 @@ BOOST_AUTO_TEST_CASE(stops_after_a_parse_error_or_an_upgrade) {
   BOOST_TEST(!upgraded.feed(later.data(), later.size()));
 }
 
+// Over the body limit: no interim answer, the tracker says "too large"
+// (the socket answers 413) whether or not the client asked for 100, and
+// whether the header block arrives at once or byte by byte.
+BOOST_AUTO_TEST_CASE(a_body_over_the_limit_is_too_large) {
+  std::string big = "POST / HTTP/1.1\r\nExpect: 100-continue\r\n"
+                    "Content-Length: 1001\r\n\r\n";
+  for (const auto& stream :
+       {big, std::string{"POST / HTTP/1.1\r\nContent-Length: 5000\r\n\r\n"}}) {
+    continue_tracker at_once{1000};
+    BOOST_TEST(!at_once.feed(stream.data(), stream.size()));
+    BOOST_TEST(at_once.too_large());
+    continue_tracker bytewise{1000};
+    for (char c : stream)
+      BOOST_TEST(!bytewise.feed(&c, 1));
+    BOOST_TEST(bytewise.too_large());
+  }
+  // At the limit, or with no limit: as before.
+  continue_tracker at_limit{1001};
+  BOOST_TEST(at_limit.feed(big.data(), big.size()));
+  BOOST_TEST(!at_limit.too_large());
+  continue_tracker unlimited;
+  BOOST_TEST(unlimited.feed(big.data(), big.size()));
+  BOOST_TEST(!unlimited.too_large());
+  // Chunked bodies announce no length: RESTinio counts them as they come.
+  std::string chunked = "POST / HTTP/1.1\r\nExpect: 100-continue\r\n"
+                        "Transfer-Encoding: chunked\r\n\r\n";
+  continue_tracker limited{10};
+  BOOST_TEST(limited.feed(chunked.data(), chunked.size()));
+  BOOST_TEST(!limited.too_large());
+}
+
 BOOST_AUTO_TEST_SUITE_END()
