@@ -425,6 +425,16 @@ caf::behavior holding_agent(caf::stateful_actor<held_jobs>* self,
   };
 }
 
+// The next token a holding_agent reported to `observer`, or "" if none
+// comes within `within`.
+std::string next_dispatched(caf::scoped_actor& observer,
+                            std::chrono::milliseconds within) {
+  std::string token;
+  observer->receive([&](std::string& t) { token = t; },
+                    caf::after(within) >> [] {});
+  return token;
+}
+
 } // namespace
 
 // Memory budget (resize.decode-bytes-per-worker): a node of pool 2 with
@@ -440,10 +450,7 @@ BOOST_AUTO_TEST_CASE(large_decodes_wait_for_memory_and_small_ones_pass) {
   auto node = sys.spawn(holding_agent, caf::actor_cast<caf::actor>(dispatched));
   join(sup, node, "held", 2);
   auto next = [&](std::chrono::milliseconds within) {
-    std::string token;
-    dispatched->receive([&](std::string& t) { token = t; },
-                        caf::after(within) >> [] {});
-    return token;
+    return next_dispatched(dispatched, within);
   };
   auto big1 = submit(sup, "a", {}, 150).value();
   BOOST_TEST(next(10s) == big1);
@@ -480,10 +487,7 @@ BOOST_AUTO_TEST_CASE(a_leaving_node_finishes_its_task_and_gets_no_new_ones) {
       sys.spawn(holding_agent, caf::actor_cast<caf::actor>(dispatched));
   join(sup, leaver, "leaver", 2);
   auto next = [&](std::chrono::milliseconds within) {
-    std::string token;
-    dispatched->receive([&](std::string& t) { token = t; },
-                        caf::after(within) >> [] {});
-    return token;
+    return next_dispatched(dispatched, within);
   };
   auto first = submit(sup, "a").value();
   BOOST_TEST(next(10s) == first);

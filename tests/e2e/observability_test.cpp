@@ -310,6 +310,24 @@ resized_server& srv() {
   return env::get().server;
 }
 
+// The whole log line of request `id` (waits up to 5 s for it; "" if none).
+std::string access_line(const std::string& id) {
+  std::string line;
+  BOOST_TEST(wait_until(
+      [&] {
+        auto log = srv().process().log();
+        auto at = log.find("request_id=" + id);
+        if (at == std::string::npos)
+          return false;
+        auto begin = log.rfind('\n', at);
+        begin = begin == std::string::npos ? 0 : begin + 1;
+        line = log.substr(begin, log.find('\n', at) - begin);
+        return true;
+      },
+      std::chrono::seconds{5}));
+  return line;
+}
+
 // Each call asks for a different size: identical work would be answered
 // from the first result (no stages run, nothing to count).
 std::string submit_and_finish(resized_server& server) {
@@ -449,20 +467,7 @@ BOOST_AUTO_TEST_CASE(request_id_is_echoed_and_logged) {
                       {"X-Request-Id: " + given});
   BOOST_TEST(res.status == 200);
   BOOST_TEST(res.header("x-request-id") == given);
-  std::string line;
-  BOOST_TEST(wait_until(
-      [&] {
-        auto log = srv().process().log();
-        auto at = log.find("request_id=" + given);
-        if (at == std::string::npos)
-          return false;
-        auto begin = log.rfind('\n', at);
-        auto end = log.find('\n', at);
-        line = log.substr(begin == std::string::npos ? 0 : begin + 1,
-                          end - (begin == std::string::npos ? 0 : begin + 1));
-        return true;
-      },
-      std::chrono::seconds{5}));
+  auto line = access_line(given);
   BOOST_TEST_MESSAGE("access line: " << line);
   BOOST_TEST(line.find("msg=request") != std::string::npos);
   BOOST_TEST(line.find("token=" + token) != std::string::npos);
@@ -515,17 +520,7 @@ BOOST_AUTO_TEST_CASE(request_id_is_echoed_and_logged) {
   auto bad = http_get(srv().url("/api/v1/resize/" + std::string(3000, 'z')),
                       {"X-Request-Id: " + eid});
   BOOST_TEST(bad.status == 400);
-  std::string error_line;
-  BOOST_TEST(wait_until(
-      [&] {
-        auto log = srv().process().log();
-        auto at = log.find("msg=request request_id=" + eid);
-        if (at == std::string::npos)
-          return false;
-        error_line = log.substr(at, log.find('\n', at) - at);
-        return true;
-      },
-      std::chrono::seconds{5}));
+  auto error_line = access_line(eid);
   BOOST_TEST(error_line.find("status=400 ") != std::string::npos, error_line);
   BOOST_TEST(error_line.find(" code=invalid_token") != std::string::npos,
              error_line);

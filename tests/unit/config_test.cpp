@@ -25,18 +25,24 @@ struct loaded {
   service_settings settings;
 };
 
-/// Runs `resized <args...>` through a fresh service_config (CAF's config
-/// objects are meant to be parsed once).
-loaded load(std::vector<std::string> args) {
+/// Runs `resized <args...>` through `cfg`, which must be fresh (CAF's
+/// config objects are meant to be parsed once); the errors.
+std::vector<std::string> load_into(service_config& cfg,
+                                   std::vector<std::string> args,
+                                   service_settings& settings) {
   args.insert(args.begin(), "resized");
   std::vector<char*> argv;
   for (auto& arg : args)
     argv.push_back(arg.data());
   argv.push_back(nullptr);
+  return cfg.load(static_cast<int>(args.size()), argv.data(), settings);
+}
+
+/// Runs `resized <args...>` through a fresh service_config.
+loaded load(std::vector<std::string> args) {
   loaded out;
   service_config cfg;
-  out.errors =
-      cfg.load(static_cast<int>(args.size()), argv.data(), out.settings);
+  out.errors = load_into(cfg, std::move(args), out.settings);
   return out;
 }
 
@@ -456,15 +462,10 @@ BOOST_AUTO_TEST_CASE(config_file_given_twice) {
 BOOST_AUTO_TEST_CASE(dump_shows_every_value_in_effect) {
   temp_ini ini;
   ini.write("[http]\nport=6001\n");
-  std::vector<std::string> args{"resized", "--config-file=" + ini.path,
-                                "--redis.db=3"};
-  std::vector<char*> argv;
-  for (auto& arg : args)
-    argv.push_back(arg.data());
-  argv.push_back(nullptr);
   service_config cfg;
   service_settings settings;
-  auto errors = cfg.load(static_cast<int>(args.size()), argv.data(), settings);
+  auto errors =
+      load_into(cfg, {"--config-file=" + ini.path, "--redis.db=3"}, settings);
   BOOST_REQUIRE_MESSAGE(errors.empty(), joined(errors));
   auto dump = cfg.dump_content();
   // From the file, from the command line, and defaults never mentioned.
