@@ -13,7 +13,7 @@ struct entry {
 };
 
 // The single table from error code to name and HTTP status.
-constexpr std::array<entry, 24> table{{
+constexpr std::array<entry, 26> table{{
     {error_code::none, "none", 200},
     {error_code::invalid_json, "invalid_json", 400},
     {error_code::missing_image_data, "missing_image_data", 400},
@@ -26,8 +26,10 @@ constexpr std::array<entry, 24> table{{
     {error_code::method_not_allowed, "method_not_allowed", 405},
     {error_code::payload_too_large, "payload_too_large", 413},
     {error_code::image_too_large, "image_too_large", 413},
+    {error_code::uri_too_long, "uri_too_long", 414},
     {error_code::unsupported_media_type, "unsupported_media_type", 415},
     {error_code::unsupported_format, "unsupported_format", 415},
+    {error_code::headers_too_large, "headers_too_large", 431},
     {error_code::queue_full, "queue_full", 503},
     {error_code::no_workers, "no_workers", 503},
     {error_code::store_unavailable, "store_unavailable", 503},

@@ -23,8 +23,10 @@ enum class error_code : uint8_t {
   method_not_allowed,     // 405 route exists, method does not
   payload_too_large,      // 413 body or decoded bytes over limits
   image_too_large,        // 413 pixel count or dimension over limits
+  uri_too_long,           // 414 request target over http.max-url-bytes
   unsupported_media_type, // 415 Content-Type not accepted
   unsupported_format,     // 415 bytes are not an accepted image format
+  headers_too_large,      // 431 a header field, or their count, over limits
   queue_full,             // 503 queue count or bytes limit reached
   no_workers,             // 503 no resize worker available
   store_unavailable,      // 503 Redis unreachable

@@ -36,17 +36,23 @@ std::string trimmed(const std::string& s) {
   return s.substr(b, s.find_last_not_of(" \t") - b + 1);
 }
 
-std::atomic<uint64_t> socket_body_limit{0};
+// Set once before the server accepts connections (set_limits), read by each
+// new socket.
+request_limits socket_limits;
 std::atomic<uint64_t> stated_body_limit{0};
 
 } // namespace
 
 continue_tracker::continue_tracker(uint64_t body_limit)
-    : body_limit_{body_limit} {
+    : continue_tracker(request_limits{body_limit}) {}
+
+continue_tracker::continue_tracker(const request_limits& limits)
+    : limits_{limits} {
   http_parser_init(&parser_, HTTP_REQUEST);
   parser_.data = this;
   http_parser_settings_init(&settings_);
   settings_.on_message_begin = &continue_tracker::on_message_begin;
+  settings_.on_url = &continue_tracker::on_url;
   settings_.on_header_field = &continue_tracker::on_header_field;
   settings_.on_header_value = &continue_tracker::on_header_value;
   settings_.on_headers_complete = &continue_tracker::on_headers_complete;
@@ -70,17 +76,41 @@ int continue_tracker::on_message_begin(http_parser* p) {
   t.value_.clear();
   t.in_value_ = false;
   t.expects_continue_ = false;
+  t.url_bytes_ = t.name_bytes_ = t.value_bytes_ = t.fields_ = 0;
+  return 0;
+}
+
+int continue_tracker::on_url(http_parser* p, const char*, size_t n) {
+  auto& t = self(p);
+  t.url_bytes_ += n;
+  if (t.limits_.url > 0 && t.url_bytes_ > t.limits_.url) {
+    t.refused_ = refusal::url;
+    return 1;
+  }
   return 0;
 }
 
 int continue_tracker::on_header_field(http_parser* p, const char* at,
                                       size_t n) {
   auto& t = self(p);
-  if (t.in_value_) { // a new header begins: the previous one is complete
+  if (t.in_value_ || t.fields_ == 0) { // a new header begins
+    if (t.limits_.field_count > 0 && t.fields_ == t.limits_.field_count) {
+      t.refused_ = refusal::headers;
+      return 1;
+    }
+    ++t.fields_;
+    t.name_bytes_ = t.value_bytes_ = 0;
+  }
+  if (t.in_value_) { // the previous one is complete
     t.header_done();
     t.field_.clear();
     t.value_.clear();
     t.in_value_ = false;
+  }
+  t.name_bytes_ += n;
+  if (t.limits_.field_name > 0 && t.name_bytes_ > t.limits_.field_name) {
+    t.refused_ = refusal::headers;
+    return 1;
   }
   append_capped(t.field_, at, n);
   return 0;
@@ -90,6 +120,11 @@ int continue_tracker::on_header_value(http_parser* p, const char* at,
                                       size_t n) {
   auto& t = self(p);
   t.in_value_ = true;
+  t.value_bytes_ += n;
+  if (t.limits_.field_value > 0 && t.value_bytes_ >= t.limits_.field_value) {
+    t.refused_ = refusal::headers;
+    return 1;
+  }
   append_capped(t.value_, at, n);
   return 0;
 }
@@ -106,8 +141,9 @@ int continue_tracker::on_headers_complete(http_parser* p) {
     t.header_done();
   bool http11 = p->http_major > 1 || (p->http_major == 1 && p->http_minor >= 1);
   bool length_known = p->content_length != ULLONG_MAX;
-  if (length_known && t.body_limit_ > 0 && p->content_length > t.body_limit_) {
-    t.too_large_ = true;
+  if (length_known && t.limits_.body > 0 &&
+      p->content_length > t.limits_.body) {
+    t.refused_ = refusal::body;
     t.announced_ = p->content_length;
     return 1; // stop: the connection ends with the 413
   }
@@ -119,12 +155,12 @@ int continue_tracker::on_headers_complete(http_parser* p) {
 }
 
 continue_socket::state::state(asio::io_context& io)
-    : socket(io), tracker(socket_body_limit.load()) {}
+    : socket(io), tracker(socket_limits) {}
 
-void continue_socket::set_body_limit(uint64_t read_limit,
-                                     uint64_t stated_limit) {
-  socket_body_limit.store(read_limit);
-  stated_body_limit.store(stated_limit);
+void continue_socket::set_limits(const request_limits& limits,
+                                 uint64_t stated_body_limit_bytes) {
+  socket_limits = limits;
+  stated_body_limit.store(stated_body_limit_bytes);
 }
 
 continue_socket::continue_socket(asio::io_context& io)
@@ -148,20 +184,39 @@ void continue_socket::state::received(const char* data, size_t size) {
   bool interim_due = tracker.feed(data, size);
   if (writing)
     return;
-  if (tracker.too_large()) {
+  if (tracker.refused() != continue_tracker::refusal::none) {
     if (refused)
       return;
     refused = true;
-    // Before RESTinio sees the header block it will refuse by closing.
-    auto body = error_body(
-        {error_code::payload_too_large,
-         fmt::format("body is {} bytes, limit is {}", tracker.announced(),
-                     stated_body_limit.load())});
-    auto answer = fmt::format("HTTP/1.1 413 Payload Too Large\r\n"
+    // Before RESTinio sees the bytes it will refuse by closing.
+    failure why;
+    switch (tracker.refused()) {
+    case continue_tracker::refusal::body:
+      why = {error_code::payload_too_large,
+             fmt::format("body is {} bytes, limit is {}", tracker.announced(),
+                         stated_body_limit.load())};
+      break;
+    case continue_tracker::refusal::url:
+      why = {error_code::uri_too_long,
+             fmt::format("the request target is longer than {} bytes",
+                         socket_limits.url)};
+      break;
+    default:
+      why = {error_code::headers_too_large,
+             fmt::format("the request's header fields are over the limits: "
+                         "at most {} fields, names of at most {} bytes, "
+                         "values shorter than {} bytes",
+                         socket_limits.field_count, socket_limits.field_name,
+                         socket_limits.field_value)};
+      break;
+    }
+    auto status = http_status(why.code);
+    auto body = error_body(why);
+    auto answer = fmt::format("HTTP/1.1 {} {}\r\n"
                               "Content-Type: application/json\r\n"
                               "Content-Length: {}\r\n"
                               "Connection: close\r\n\r\n{}",
-                              body.size(), body);
+                              status, reason_phrase(status), body.size(), body);
     asio::error_code ignored;
     asio::write(socket, asio::buffer(answer), ignored);
     return;

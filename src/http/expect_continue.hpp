@@ -17,11 +17,13 @@
 // it never lands inside a response; a 1xx before an earlier request's final
 // answer is allowed (RFC 9110 §15.2: clients must accept unexpected 1xx).
 //
-// The same header block also tells when a body will be more than RESTinio
-// reads (its max_body_size, `body_limit`): RESTinio would drop the
-// connection without a word, so the socket answers 413 payload_too_large
-// first — instead of "100 Continue" when the client asked, so it never sends
-// the body at all.
+// The same parse also tells when a request breaks one of RESTinio's limits
+// (incoming_http_msg_limits: body, URL, header field sizes and count), which
+// RESTinio meets by dropping the connection without a word: the socket
+// answers first — 413 payload_too_large (instead of "100 Continue" when the
+// client asked, so it never sends the body), 414 uri_too_long, 431
+// headers_too_large — with the same limits and the same comparisons as
+// RESTinio's parser callbacks, so nothing RESTinio accepts is refused.
 #pragma once
 
 #include <cstddef>
@@ -34,11 +36,24 @@
 
 namespace resized::http {
 
+/// RESTinio's incoming_http_msg_limits as the tracker checks them (0: none).
+struct request_limits {
+  uint64_t body = 0;      // Content-Length over this: 413
+  size_t url = 0;         // request target over this: 414
+  size_t field_name = 0;  // a header name over this: 431
+  size_t field_value = 0; // a header value this long or longer: 431
+  size_t field_count = 0; // more header fields than this: 431
+};
+
 /// Follows the requests of one connection's incoming byte stream.
 class continue_tracker {
 public:
+  /// The limit that a request broke, if any.
+  enum class refusal { none, body, url, headers };
+
   /// `body_limit`: the most body bytes the server reads (0 = no limit).
   explicit continue_tracker(uint64_t body_limit = 0);
+  explicit continue_tracker(const request_limits& limits);
   continue_tracker(const continue_tracker&) = delete;
   continue_tracker& operator=(const continue_tracker&) = delete;
 
@@ -51,12 +66,17 @@ public:
 
   /// True once a header block announced a Content-Length over the body
   /// limit (no interim answer is due then, and the tracker stops).
-  bool too_large() const { return too_large_; }
+  bool too_large() const { return refused_ == refusal::body; }
+  /// Which limit a request broke (the tracker stops there), or none.
+  refusal refused() const { return refused_; }
+  /// Whether the tracker stopped (a limit, a parse error, an upgrade).
+  bool stopped() const { return stopped_; }
   /// The Content-Length that was too large.
   uint64_t announced() const { return announced_; }
 
 private:
   static int on_message_begin(http_parser* p);
+  static int on_url(http_parser* p, const char* at, size_t n);
   static int on_header_field(http_parser* p, const char* at, size_t n);
   static int on_header_value(http_parser* p, const char* at, size_t n);
   static int on_headers_complete(http_parser* p);
@@ -71,9 +91,11 @@ private:
   bool expects_continue_ = false;
   bool due_ = false;
   bool stopped_ = false;
-  bool too_large_ = false;
-  uint64_t body_limit_ = 0;
+  refusal refused_ = refusal::none;
+  request_limits limits_;
   uint64_t announced_ = 0;
+  // Sizes so far in the current request, as RESTinio counts them.
+  size_t url_bytes_ = 0, name_bytes_ = 0, value_bytes_ = 0, fields_ = 0;
 };
 
 /// RESTinio's stream socket (traits::stream_socket_t): a plain TCP socket
@@ -84,10 +106,11 @@ public:
   using executor_type = socket_type::executor_type;
 
   explicit continue_socket(asio::io_context& io);
-  /// RESTinio's max_body_size (`read_limit`), for every socket made from
-  /// now on (RESTinio constructs them; it has no way to pass them
-  /// settings), and the limit the 413's message names (`stated_limit`).
-  static void set_body_limit(uint64_t read_limit, uint64_t stated_limit);
+  /// RESTinio's limits, for every socket made from now on (RESTinio
+  /// constructs them; it has no way to pass them settings), and the body
+  /// limit the 413's message names (`stated_body_limit`).
+  static void set_limits(const request_limits& limits,
+                         uint64_t stated_body_limit);
   continue_socket(const continue_socket&) = delete;
   continue_socket& operator=(const continue_socket&) = delete;
   // RESTinio's acceptor moves each accepted socket out and accepts the next

@@ -173,10 +173,14 @@ const char* reason_phrase(int status) {
     return "Method Not Allowed";
   case 413:
     return "Payload Too Large";
+  case 414:
+    return "URI Too Long";
   case 415:
     return "Unsupported Media Type";
   case 422:
     return "Unprocessable Entity";
+  case 431:
+    return "Request Header Fields Too Large";
   case 500:
     return "Internal Server Error";
   case 503:

@@ -677,8 +677,11 @@ void server::start() {
   // off at the header, so a hostile client cannot make us buffer them — the
   // socket (expect_continue.hpp) writes their 413 before RESTinio closes.
   impl_->raw_body_limit = impl_->cfg.max_body_bytes * 2;
-  continue_socket::set_body_limit(impl_->raw_body_limit,
-                                  impl_->cfg.max_body_bytes);
+  // The same limits as incoming_http_msg_limits below.
+  continue_socket::set_limits(
+      request_limits{impl_->raw_body_limit, h.max_url_bytes, 1024,
+                     h.max_header_bytes, h.max_header_count},
+      impl_->cfg.max_body_bytes);
   auto settings = restinio::server_settings_t<traits>{}
                       .address(h.address)
                       .port(h.port)

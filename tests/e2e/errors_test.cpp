@@ -240,6 +240,25 @@ BOOST_AUTO_TEST_CASE(payload_too_large) {
   finish(small, token);
 }
 
+// Over http.max-url-bytes / max-header-bytes / max-header-count RESTinio
+// drops the connection; the socket layer answers first.
+BOOST_AUTO_TEST_CASE(oversized_request_heads_are_answered) {
+  check_error(http_get(srv().url("/api/v1/resize/" + std::string(9000, 'a'))),
+              414, "uri_too_long");
+  check_error(http_get(srv().url("/healthz"),
+                       {"X-Padding: " + std::string(17000, 'p')}),
+              431, "headers_too_large");
+  std::vector<std::string> many;
+  for (int i = 0; i < 120; ++i)
+    many.push_back("X-Field-" + std::to_string(i) + ": x");
+  check_error(http_get(srv().url("/healthz"), many), 431, "headers_too_large");
+  // Under the limits: answered as usual, and the service is still up.
+  BOOST_TEST(
+      http_get(srv().url("/api/v1/resize/" + std::string(8000, 'a'))).status ==
+      400);
+  BOOST_TEST(http_get(srv().url("/healthz")).status == 200);
+}
+
 BOOST_AUTO_TEST_CASE(processing_timeout_fails_the_task) {
   resized_server hasty(env::get().redis.port(),
                        {"--resize.task-timeout-ms=100"}, "hasty");

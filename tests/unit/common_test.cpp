@@ -5,8 +5,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <fstream>
 #include <cstdint>
+#include <fstream>
 #include <memory>
 #include <ostream>
 #include <set>
@@ -119,8 +119,10 @@ BOOST_AUTO_TEST_CASE(error_codes_http_status) {
       {error_code::method_not_allowed, 405},
       {error_code::payload_too_large, 413},
       {error_code::image_too_large, 413},
+      {error_code::uri_too_long, 414},
       {error_code::unsupported_media_type, 415},
       {error_code::unsupported_format, 415},
+      {error_code::headers_too_large, 431},
       {error_code::queue_full, 503},
       {error_code::no_workers, 503},
       {error_code::store_unavailable, 503},
@@ -507,8 +509,8 @@ BOOST_AUTO_TEST_CASE(trimmer_returns_free_heap_memory) {
     std::this_thread::sleep_for(std::chrono::milliseconds{5});
   BOOST_TEST(trim.trims() >= 1u);
   long after = rss_kib();
-  BOOST_TEST(before - after >= 16 * 1024, "RSS " << before << " KiB -> "
-                                                 << after << " KiB");
+  BOOST_TEST(before - after >= 16 * 1024,
+             "RSS " << before << " KiB -> " << after << " KiB");
 #endif
 }
 

@@ -160,4 +160,39 @@ BOOST_AUTO_TEST_CASE(a_body_over_the_limit_is_too_large) {
   BOOST_TEST(!limited.too_large());
 }
 
+// RESTinio's other limits, compared as RESTinio compares them: the target
+// over `url`, a name over `field_name`, a value of `field_value` or more,
+// more than `field_count` fields. At a limit nothing is refused.
+BOOST_AUTO_TEST_CASE(requests_over_restinio_limits_are_refused) {
+  using refusal = continue_tracker::refusal;
+  resized::http::request_limits lim{0, 20, 10, 8, 3};
+  auto refused = [&](const std::string& stream) {
+    continue_tracker at_once{lim};
+    at_once.feed(stream.data(), stream.size());
+    continue_tracker bytewise{lim};
+    for (char c : stream)
+      bytewise.feed(&c, 1);
+    BOOST_TEST((at_once.refused() == bytewise.refused()), stream);
+    return at_once.refused();
+  };
+  auto get = [](const std::string& target, const std::string& headers) {
+    return "GET " + target + " HTTP/1.1\r\n" + headers + "\r\n";
+  };
+  BOOST_TEST((refused(get("/" + std::string(19, 'a'), "")) == refusal::none));
+  BOOST_TEST((refused(get("/" + std::string(20, 'a'), "")) == refusal::url));
+  BOOST_TEST((refused(get("/", "abcdefghij: 1\r\n")) == refusal::none));
+  BOOST_TEST((refused(get("/", "abcdefghijk: 1\r\n")) == refusal::headers));
+  BOOST_TEST((refused(get("/", "a: 1234567\r\n")) == refusal::none));
+  BOOST_TEST((refused(get("/", "a: 12345678\r\n")) == refusal::headers));
+  BOOST_TEST((refused(get("/", "a: 1\r\nb: 2\r\nc: 3\r\n")) == refusal::none));
+  BOOST_TEST((refused(get("/", "a: 1\r\nb: 2\r\nc: 3\r\nd: 4\r\n")) ==
+              refusal::headers));
+  // Counted per request on a keep-alive connection.
+  continue_tracker two{lim};
+  auto three = get("/", "a: 1\r\nb: 2\r\nc: 3\r\n");
+  two.feed(three.data(), three.size());
+  two.feed(three.data(), three.size());
+  BOOST_TEST((two.refused() == refusal::none));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
