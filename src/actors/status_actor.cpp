@@ -114,6 +114,18 @@ bool cache_answers(const status_state& st, const task_record& rec) {
   return is_final(rec.status) || st.open_here.count(rec.token) != 0;
 }
 
+// Caches `rec`, just read from Redis, if it can answer later lookups;
+// otherwise drops what the cache held for its token. Remaining TTL is not
+// read back: it is cached for at most the full TTL, Redis stays the
+// authority once the entry is evicted.
+void remember_read(status_state& st, const std::string& token,
+                   const std::optional<task_record>& rec) {
+  if (rec && cache_answers(st, *rec))
+    st.records.put(token, {*rec, expiry(st)});
+  else
+    st.records.erase(token);
+}
+
 // Returns the record from the cache or Redis; nullopt when unknown.
 outcome<std::optional<task_record>> find_record(status_actor_type* self,
                                                 const std::string& token) {
@@ -131,14 +143,7 @@ outcome<std::optional<task_record>> find_record(status_actor_type* self,
     count_redis_error(self);
     return std::move(res).error();
   }
-  if (res.value() && cache_answers(st, *res.value())) {
-    // Remaining TTL is not read back: cache it for at most the full TTL,
-    // Redis stays the authority once the entry is evicted.
-    auto expires = expiry(st);
-    st.records.put(token, {*res.value(), expires});
-  } else {
-    st.records.erase(token);
-  }
+  remember_read(st, token, res.value());
   return std::move(res).value();
 }
 
@@ -394,7 +399,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         if (!fresh)
           count_redis_error(self);
         else if (fresh.value())
-          st.records.put(token, {*fresh.value(), expiry(st)});
+          remember_read(st, token, fresh.value());
         if (fresh && fresh.value() && is_final(fresh.value()->status)) {
           answer_waiters(self, *fresh.value());
           return;

@@ -503,23 +503,7 @@ struct server::impl {
     return restinio::request_accepted();
   }
 
-  static size_t busy_of(const cluster_view& view) {
-    size_t busy = 0;
-    for (const auto& n : view.nodes)
-      busy += n.busy;
-    return busy;
-  }
-
   void send_ready(const request_ctx& ctx, const cluster_view& view) {
-    if (view.draining) {
-      // A load balancer must stop sending work here as soon as the drain
-      // starts, not when the process is gone.
-      send_error(ctx, {error_code::shutting_down,
-                       fmt::format("not ready: this node is shutting down "
-                                   "({} tasks still running, {} queued)",
-                                   busy_of(view), view.queue_depth)});
-      return;
-    }
     size_t nodes = 0;
     size_t workers = 0;
     size_t busy = 0;
@@ -527,6 +511,15 @@ struct server::impl {
       nodes += n.workers > 0 ? 1 : 0;
       workers += n.workers;
       busy += n.busy;
+    }
+    if (view.draining) {
+      // A load balancer must stop sending work here as soon as the drain
+      // starts, not when the process is gone.
+      send_error(ctx, {error_code::shutting_down,
+                       fmt::format("not ready: this node is shutting down "
+                                   "({} tasks still running, {} queued)",
+                                   busy, view.queue_depth)});
+      return;
     }
     if (workers == 0) {
       send_error(ctx, {error_code::no_workers,
