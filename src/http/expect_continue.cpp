@@ -1,7 +1,6 @@
 #include "http/expect_continue.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <climits>
 #include <strings.h> // strncasecmp
 
@@ -39,7 +38,28 @@ std::string trimmed(const std::string& s) {
 // Set once before the server accepts connections (set_limits), read by each
 // new socket.
 request_limits socket_limits;
-std::atomic<uint64_t> stated_body_limit{0};
+uint64_t stated_body_limit = 0;
+
+// The answer to a request that broke one of the limits.
+failure refusal_of(const continue_tracker& tracker) {
+  switch (tracker.refused()) {
+  case continue_tracker::refusal::body:
+    return {error_code::payload_too_large,
+            fmt::format("body is {} bytes, limit is {}", tracker.announced(),
+                        stated_body_limit)};
+  case continue_tracker::refusal::url:
+    return {error_code::uri_too_long,
+            fmt::format("the request target is longer than {} bytes",
+                        socket_limits.url)};
+  default:
+    return {error_code::headers_too_large,
+            fmt::format("the request's header fields are over the limits: "
+                        "at most {} fields, names of at most {} bytes, "
+                        "values shorter than {} bytes",
+                        socket_limits.field_count, socket_limits.field_name,
+                        socket_limits.field_value)};
+  }
+}
 
 } // namespace
 
@@ -160,7 +180,7 @@ continue_socket::state::state(asio::io_context& io)
 void continue_socket::set_limits(const request_limits& limits,
                                  uint64_t stated_body_limit_bytes) {
   socket_limits = limits;
-  stated_body_limit.store(stated_body_limit_bytes);
+  stated_body_limit = stated_body_limit_bytes;
 }
 
 continue_socket::continue_socket(asio::io_context& io)
@@ -189,27 +209,7 @@ void continue_socket::state::received(const char* data, size_t size) {
       return;
     refused = true;
     // Before RESTinio sees the bytes it will refuse by closing.
-    failure why;
-    switch (tracker.refused()) {
-    case continue_tracker::refusal::body:
-      why = {error_code::payload_too_large,
-             fmt::format("body is {} bytes, limit is {}", tracker.announced(),
-                         stated_body_limit.load())};
-      break;
-    case continue_tracker::refusal::url:
-      why = {error_code::uri_too_long,
-             fmt::format("the request target is longer than {} bytes",
-                         socket_limits.url)};
-      break;
-    default:
-      why = {error_code::headers_too_large,
-             fmt::format("the request's header fields are over the limits: "
-                         "at most {} fields, names of at most {} bytes, "
-                         "values shorter than {} bytes",
-                         socket_limits.field_count, socket_limits.field_name,
-                         socket_limits.field_value)};
-      break;
-    }
+    auto why = refusal_of(tracker);
     auto status = http_status(why.code);
     auto body = error_body(why);
     auto answer = fmt::format("HTTP/1.1 {} {}\r\n"
