@@ -1,6 +1,8 @@
 #include "http/expect_continue.hpp"
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <climits>
 #include <strings.h> // strncasecmp
 
@@ -198,6 +200,74 @@ continue_socket& continue_socket::operator=(continue_socket&& other) {
     other.state_ = std::make_unique<state>(*other.io_);
   }
   return *this;
+}
+
+namespace {
+
+std::atomic<int> lingering{0};
+
+// One refused connection being drained: the socket, a timer bounding the
+// drain, a scratch buffer; its handlers run on one strand, so the timer's
+// close never overlaps a read.
+struct drain : std::enable_shared_from_this<drain> {
+  drain(asio::ip::tcp::socket s, asio::io_context& io)
+      : socket(std::move(s)), strand(asio::make_strand(io)), deadline(strand) {
+    ++lingering;
+  }
+  ~drain() { --lingering; }
+  void start() {
+    deadline.expires_after(linger_limit);
+    deadline.async_wait([self = shared_from_this()](const asio::error_code&) {
+      asio::error_code ignored;
+      self->socket.close(ignored);
+    });
+    read();
+  }
+  void read() {
+    socket.async_read_some(
+        asio::buffer(scratch),
+        asio::bind_executor(strand, [self = shared_from_this()](
+                                        const asio::error_code& ec, size_t) {
+          if (!ec)
+            return self->read();
+          // The client closed (or the deadline did): done.
+          asio::error_code ignored;
+          self->deadline.cancel(ignored);
+          self->socket.close(ignored);
+        }));
+  }
+  asio::ip::tcp::socket socket;
+  asio::strand<asio::io_context::executor_type> strand;
+  asio::steady_timer deadline;
+  std::array<char, 16384> scratch;
+};
+
+} // namespace
+
+int lingering_connections() {
+  return lingering.load();
+}
+
+void continue_socket::close(asio::error_code& ec) {
+  if (!state_->refused || !state_->socket.is_open()) {
+    state_->socket.close(ec);
+    return;
+  }
+  // RESTinio's own read is cancelled (it completes with operation_aborted);
+  // from here the drain owns the socket and RESTinio keeps a closed one.
+  linger(std::exchange(state_, std::make_unique<state>(*io_)), *io_);
+  ec = {};
+}
+
+void continue_socket::linger(std::unique_ptr<state> st, asio::io_context& io) {
+  asio::error_code ignored;
+  if (lingering.load() >= max_lingering) {
+    st->socket.close(ignored);
+    return;
+  }
+  st->socket.cancel(ignored);
+  auto d = std::make_shared<drain>(std::move(st->socket), io);
+  asio::post(d->strand, [d] { d->start(); });
 }
 
 void continue_socket::state::received(const char* data, size_t size) {

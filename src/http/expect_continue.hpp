@@ -26,6 +26,7 @@
 // RESTinio's parser callbacks, so nothing RESTinio accepts is refused.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -131,14 +132,26 @@ public:
   void cancel(Args&&... args) {
     state_->socket.cancel(std::forward<Args>(args)...);
   }
-  template <typename... Args>
-  void shutdown(Args&&... args) {
-    state_->socket.shutdown(std::forward<Args>(args)...);
+  // After a refusal (413, 414, 431) RESTinio closes the connection while
+  // the client may still be sending the request it refused. Closing a
+  // socket with unread bytes resets the connection (RST): a client that
+  // writes its whole body before reading (Python's http.client and
+  // requests, most simple clients) then fails with "broken pipe" or
+  // "connection reset" and never reads the answer. So a refused connection
+  // is closed the way web servers do it (nginx's lingering close): only the
+  // sending side is shut down, and the rest is read and thrown away until
+  // the client closes, for at most `linger_limit` (see linger()).
+  void shutdown(socket_type::shutdown_type what, asio::error_code& ec) {
+    state_->socket.shutdown(state_->refused ? socket_type::shutdown_send : what,
+                            ec);
   }
-  template <typename... Args>
-  void close(Args&&... args) {
-    state_->socket.close(std::forward<Args>(args)...);
+  void close() {
+    asio::error_code ec;
+    close(ec);
+    if (ec)
+      throw asio::system_error(ec);
   }
+  void close(asio::error_code& ec);
 
   template <typename Buffers, typename Handler>
   void async_read_some(const Buffers& buffers, Handler&& handler) {
@@ -180,9 +193,16 @@ private:
     bool refused = false; // the 413 was written
     void received(const char* data, size_t size);
   };
+  /// Reads and drops what a refused connection still sends, then closes it.
+  static void linger(std::unique_ptr<state> st, asio::io_context& io);
   asio::io_context* io_;
   std::unique_ptr<state> state_;
 };
+
+/// How long a refused connection is drained before it is closed anyway, and
+/// how many are drained at once (beyond that they are closed at once).
+inline constexpr std::chrono::seconds linger_limit{5};
+inline constexpr int max_lingering = 64;
 
 // RESTinio's connection calls these two for its socket type, unqualified
 // (found here by argument-dependent lookup): a plain TCP connection needs no

@@ -1,15 +1,14 @@
 #include "support/redis_server.hpp"
 
-#include <arpa/inet.h>
+#include "support/loopback.hpp"
+
 #include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstring>
 #include <filesystem>
-#include <netinet/in.h>
 #include <stdexcept>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 namespace resized::test {
@@ -17,15 +16,6 @@ namespace resized::test {
 namespace {
 
 constexpr auto startup_deadline = std::chrono::milliseconds{10000};
-
-/// Closes a socket descriptor on scope exit.
-struct socket_guard {
-  int fd;
-  ~socket_guard() {
-    if (fd >= 0)
-      ::close(fd);
-  }
-};
 
 /// Where the RESP2/3 value starting at `pos` ends, or npos while incomplete.
 size_t resp_end(const std::string& buf, size_t pos) {
@@ -68,25 +58,6 @@ size_t resp_end(const std::string& buf, size_t pos) {
   }
 }
 
-/// Connects to 127.0.0.1:port with 5 s send/receive timeouts; -1 on failure.
-int connect_loopback(uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return -1;
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 /// Sends one inline command and reads one full reply. Returns false (with
 /// `error` set) on connection or I/O failure.
 bool exchange(uint16_t port, const std::string& inline_cmd, std::string& reply,
@@ -96,19 +67,8 @@ bool exchange(uint16_t port, const std::string& inline_cmd, std::string& reply,
     error = std::string{"connect: "} + std::strerror(errno);
     return false;
   }
-  std::string out = inline_cmd + "\r\n";
-  size_t sent = 0;
-  while (sent < out.size()) {
-    auto n =
-        ::send(sock.fd, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      error = std::string{"send: "} + std::strerror(errno);
-      return false;
-    }
-    sent += static_cast<size_t>(n);
-  }
+  if (!send_all(sock.fd, inline_cmd + "\r\n", error))
+    return false;
   reply.clear();
   char buf[16384];
   while (resp_end(reply, 0) == std::string::npos) {
