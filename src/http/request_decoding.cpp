@@ -294,12 +294,16 @@ outcome<json_submission> decode_json_submission(std::string body) {
 
   json_submission out;
   submission_reader handler{out.options};
+  // A UTF-8 byte order mark is skipped (RFC 8259 §8.1 lets a parser ignore
+  // it): editors on Windows, PowerShell 5's Out-File among them, write one
+  // at the start of a saved request file.
+  size_t start = body.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0;
   // In place: the body is ours (moved in) and ends in '\0' like every
   // std::string. StopWhenDone, then the rest is checked below, so that a
   // '\0' inside the body cannot end the document early.
   constexpr unsigned flags =
       rapidjson::kParseInsituFlag | rapidjson::kParseStopWhenDoneFlag;
-  rapidjson::InsituStringStream stream{body.data()};
+  rapidjson::InsituStringStream stream{body.data() + start};
   rapidjson::Reader reader;
   auto parsed = reader.Parse<flags>(stream, handler);
   if (handler.too_deep)
@@ -315,9 +319,9 @@ outcome<json_submission> decode_json_submission(std::string body) {
       why[0] =
           static_cast<char>(std::tolower(static_cast<unsigned char>(why[0])));
     return invalid(fmt::format("body is not valid JSON: {} (offset {})", why,
-                               parsed.Offset()));
+                               start + parsed.Offset()));
   }
-  for (size_t i = stream.Tell(); i < body.size(); ++i)
+  for (size_t i = start + stream.Tell(); i < body.size(); ++i)
     if (!json_whitespace(body[i]))
       return invalid(fmt::format("body is not valid JSON: data after the "
                                  "document (offset {})",

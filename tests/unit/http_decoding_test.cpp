@@ -593,6 +593,24 @@ BOOST_AUTO_TEST_CASE(json_syntax_error_names_what_and_where) {
              "member (offset 21)");
 }
 
+// A UTF-8 byte order mark before the document is skipped (RFC 8259 §8.1);
+// anywhere else, or a UTF-16 one, it is not JSON.
+BOOST_AUTO_TEST_CASE(json_utf8_byte_order_mark_is_skipped) {
+  auto res = decode_json_submission("\xEF\xBB\xBF{\"imageData\": \"TWFu\"}");
+  BOOST_REQUIRE(res.ok());
+  BOOST_TEST(res.value().image == "Man");
+  auto late = decode_json_submission("\xEF\xBB\xBF{\"imageData\": \"TWFu\" x}");
+  BOOST_REQUIRE(code_of(late) == error_code::invalid_json);
+  BOOST_TEST(late.error().message ==
+             "body is not valid JSON: missing a comma or '}' after an object "
+             "member (offset 24)");
+  for (std::string body : {std::string{" \xEF\xBB\xBF{}"},
+                           std::string{"\xEF\xBB\xBF\xEF\xBB\xBF{}"},
+                           std::string{"\xFF\xFE{\0}\0", 6}})
+    BOOST_TEST(code_of(decode_json_submission(body)) ==
+               error_code::invalid_json);
+}
+
 // Malformed values of unknown keys and trailing tokens are still invalid:
 // the whole document is validated, not only the keys we read.
 BOOST_AUTO_TEST_CASE(json_malformed_but_ignored_parts) {
