@@ -164,6 +164,10 @@ int main(int argc, char** argv) {
     std::cerr << "resized: invalid configuration, not starting\n";
     return 2;
   }
+  if (caf_cfg.dump_requested()) {
+    std::cout << config::dump_text(caf_cfg.dump_content()) << std::flush;
+    return EXIT_SUCCESS;
+  }
   log::level lvl = log::level::info;
   log::parse(cfg.log_level, lvl);
   log::set_threshold(lvl);
