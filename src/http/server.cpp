@@ -28,22 +28,22 @@ public:
   template <class Builder>
   void trace(Builder&& mb) {
     if (log::enabled(log::level::trace))
-      log::write(log::level::trace, "msg=" + log::quote(mb()));
+      log::write(log::level::trace, mb());
   }
   template <class Builder>
   void info(Builder&& mb) {
     if (log::enabled(log::level::debug))
-      log::write(log::level::debug, "msg=" + log::quote(mb()));
+      log::write(log::level::debug, mb());
   }
   template <class Builder>
   void warn(Builder&& mb) {
     if (log::enabled(log::level::warn))
-      log::write(log::level::warn, "msg=" + log::quote(mb()));
+      log::write(log::level::warn, mb());
   }
   template <class Builder>
   void error(Builder&& mb) {
     if (log::enabled(log::level::error))
-      log::write(log::level::error, "msg=" + log::quote(mb()));
+      log::write(log::level::error, mb());
   }
 };
 
@@ -157,15 +157,18 @@ struct server::impl {
     if (!log::enabled(log::level::info))
       return;
     const auto& h = ctx.req->header();
-    auto token = ctx.token.empty() ? std::string{}
-                                   : " token=" + log::quote(clipped(ctx.token));
-    auto error = code.empty() ? std::string{} : fmt::format(" code={}", code);
-    log::write(log::level::info,
-               fmt::format("msg=request request_id={} method={} path={} "
-                           "route={} status={} bytes={} ms={:.2f}{}{}",
-                           log::quote(ctx.id), h.method().c_str(),
-                           log::quote(clipped(h.path())), log::quote(ctx.route),
-                           status, bytes, seconds * 1000, error, token));
+    auto path = clipped(h.path());
+    auto token = clipped(ctx.token);
+    std::vector<log::field> fs{
+        {"request_id", ctx.id}, {"method", h.method().c_str()},
+        {"path", path},         {"route", ctx.route},
+        {"status", status},     {"bytes", bytes},
+        {"ms", seconds * 1000}};
+    if (!code.empty())
+      fs.emplace_back("code", code);
+    if (!ctx.token.empty())
+      fs.emplace_back("token", token);
+    log::write(log::level::info, "request", fs);
   }
 
   // A body that is not JSON (metrics text, embedded assets).
@@ -213,9 +216,9 @@ struct server::impl {
     auto size = body.size();
     resp.set_body(std::move(body));
     if (log::enabled(log::level::info) && status >= 500)
-      log::warn("msg={} request_id={} code={} reason={}",
-                log::quote("request failed"), ctx.id, to_string(err.code),
-                log::quote(err.message));
+      log::warn("request failed", {{"request_id", ctx.id},
+                                   {"code", to_string(err.code)},
+                                   {"reason", err.message}});
     access_log(ctx, status, size, to_string(err.code));
     resp.done();
   }

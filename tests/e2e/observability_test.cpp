@@ -560,6 +560,71 @@ BOOST_AUTO_TEST_CASE(readyz_answers_ready_then_store_unavailable) {
       std::chrono::seconds{15}));
 }
 
+BOOST_AUTO_TEST_CASE(json_log_lines_carry_typed_values) {
+  // log.format = json: every line is one JSON object; counts, sizes and
+  // durations are numbers, flags booleans, and text stays a string even
+  // when it looks like a number (this request id).
+  redis_server redis;
+  resized_server json_srv{redis.port(), {"--log.format=json"}, "obs-json"};
+  auto token = submit_and_finish(json_srv);
+  BOOST_TEST_REQUIRE(!token.empty());
+  std::string id = "20261129";
+  BOOST_TEST(
+      http_get(json_srv.url("/api/v1/resize/" + token), {"X-Request-Id: " + id})
+          .status == 200);
+  // Each line by a marker it holds; "" if none within 5 s.
+  auto line_with = [&](const std::string& marker) {
+    std::string line;
+    wait_until(
+        [&] {
+          auto log = json_srv.process().log();
+          auto at = log.find(marker);
+          if (at == std::string::npos)
+            return false;
+          auto begin = log.rfind('\n', at);
+          begin = begin == std::string::npos ? 0 : begin + 1;
+          line = log.substr(begin, log.find('\n', at) - begin);
+          return true;
+        },
+        std::chrono::seconds{5});
+    return line;
+  };
+  auto access = line_with("\"request_id\":\"" + id + "\"");
+  BOOST_TEST_CONTEXT("access line " << access) {
+    auto doc = parse_json(access);
+    BOOST_TEST_REQUIRE(doc.IsObject());
+    BOOST_TEST(json_string(doc, "msg") == "request");
+    BOOST_TEST(json_string(doc, "request_id") == id); // a string
+    BOOST_TEST(json_string(doc, "token") == token);
+    BOOST_TEST((doc.HasMember("status") && doc["status"].IsInt()));
+    BOOST_TEST(json_int(doc, "status") == 200);
+    BOOST_TEST((doc.HasMember("bytes") && doc["bytes"].IsUint64()));
+    BOOST_TEST(json_int(doc, "bytes") > 0);
+    BOOST_TEST((doc.HasMember("ms") && doc["ms"].IsNumber()));
+  }
+  auto finished =
+      line_with("\"msg\":\"task finished\",\"token\":\"" + token + "\"");
+  BOOST_TEST_CONTEXT("task line " << finished) {
+    auto doc = parse_json(finished);
+    BOOST_TEST_REQUIRE(doc.IsObject());
+    BOOST_TEST(json_string(doc, "status") == "SUCCESS");
+    for (auto key : {"width", "height", "bytes", "queue_ms", "total_ms"})
+      BOOST_TEST_CONTEXT(key) {
+        BOOST_TEST((doc.HasMember(key) && doc[key].IsInt64()));
+      }
+    for (auto key : {"decode_ms", "resize_ms", "encode_ms"})
+      BOOST_TEST_CONTEXT(key) {
+        BOOST_TEST((doc.HasMember(key) && doc[key].IsNumber()));
+      }
+  }
+  auto formats = line_with("\"msg\":\"output formats\"");
+  BOOST_TEST_CONTEXT("formats line " << formats) {
+    auto doc = parse_json(formats);
+    BOOST_TEST_REQUIRE(doc.IsObject());
+    BOOST_TEST((doc.HasMember("jpeg") && doc["jpeg"].IsBool()));
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 // -- the OpenAPI document against the real service ----------------------------
