@@ -919,7 +919,7 @@ BOOST_AUTO_TEST_CASE(document_matches_the_real_answers) {
     auto r = http_request(method, s.url(path));
     api.check(path, method, r, 405, &api.common("MethodNotAllowed"));
     BOOST_TEST(r.header("allow") ==
-               (std::string{path} == "/api/v1/resize" ? "POST" : "GET"));
+               (std::string{path} == "/api/v1/resize" ? "POST" : "GET, HEAD"));
   }
   api.check("/nope", "get", http_get(s.url("/nope")), 404,
             &api.common("NotFound"));
