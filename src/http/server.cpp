@@ -127,6 +127,10 @@ struct server::impl {
   // Set when the server is being destroyed: late answers (replier fallbacks
   // run while pending timers are destroyed) must not touch RESTinio then.
   std::atomic<bool> closed{false};
+  // Readiness as /readyz last found it: the error_code of its 503, none
+  // when ready, -1 before the first probe. Only its changes are logged (a
+  // load balancer polls a node that is not ready every second or so).
+  std::atomic<int> readiness{-1};
 
   impl(const config::service_settings& c, backend& b) : cfg(c), api(b) {}
 
@@ -223,12 +227,18 @@ struct server::impl {
     });
   }
 
+  // An error answer; a 5xx is also logged as a warning (the access line
+  // alone is info).
   void send_error(const request_ctx& ctx, const failure& err) {
-    auto status = http_status(err.code);
-    if (log::enabled(log::level::info) && status >= 500)
+    if (log::enabled(log::level::info) && http_status(err.code) >= 500)
       log::warn("request failed", {{"request_id", ctx.id},
                                    {"code", to_string(err.code)},
                                    {"reason", err.message}});
+    answer_error(ctx, err);
+  }
+
+  void answer_error(const request_ctx& ctx, const failure& err) {
+    auto status = http_status(err.code);
     respond(
         ctx, status, error_body(err),
         [&](auto& resp) {
@@ -515,8 +525,9 @@ struct server::impl {
           if (!pong || !pong.value()) {
             auto why = pong ? std::string{"Redis did not answer PING"}
                             : pong.error().message;
-            send_error(ctx, {error_code::store_unavailable,
-                             "not ready: the store is unavailable: " + why});
+            send_not_ready(ctx,
+                           {error_code::store_unavailable,
+                            "not ready: the store is unavailable: " + why});
             return;
           }
           api.cluster(make_result_replier<outcome<cluster_view>>(
@@ -524,10 +535,10 @@ struct server::impl {
                 if (view)
                   send_ready(ctx, view.value());
                 else
-                  send_error(ctx,
-                             {error_code::no_workers,
-                              "not ready: the supervisor did not answer: " +
-                                  view.error().message});
+                  send_not_ready(ctx,
+                                 {error_code::no_workers,
+                                  "not ready: the supervisor did not answer: " +
+                                      view.error().message});
               }));
         }));
     return restinio::request_accepted();
@@ -545,20 +556,44 @@ struct server::impl {
     if (view.draining) {
       // A load balancer must stop sending work here as soon as the drain
       // starts, not when the process is gone.
-      send_error(ctx, {error_code::shutting_down,
-                       fmt::format("not ready: this node is shutting down "
-                                   "({} tasks still running, {} queued)",
-                                   busy, view.queue_depth)});
+      send_not_ready(ctx, {error_code::shutting_down,
+                           fmt::format("not ready: this node is shutting down "
+                                       "({} tasks still running, {} queued)",
+                                       busy, view.queue_depth)});
       return;
     }
     if (workers == 0) {
-      send_error(ctx, {error_code::no_workers,
-                       fmt::format("not ready: no resize worker is available "
-                                   "({} nodes known, none with workers)",
-                                   view.nodes.size())});
+      send_not_ready(ctx,
+                     {error_code::no_workers,
+                      fmt::format("not ready: no resize worker is available "
+                                  "({} nodes known, none with workers)",
+                                  view.nodes.size())});
       return;
     }
+    note_readiness(nullptr);
     send_json(ctx, 200, ready_body(nodes, workers, busy, view.queue_depth));
+  }
+
+  // A 503 of /readyz is the answer to "are you ready?", not a failed
+  // request: its access line is all it gets; a change of readiness is
+  // logged once, by note_readiness.
+  void send_not_ready(const request_ctx& ctx, const failure& why) {
+    note_readiness(&why);
+    answer_error(ctx, why);
+  }
+
+  // Logs readiness changes as probes observe them: to not ready (warn, with
+  // the code and reason; a change of reason is logged too), back to ready
+  // (info), and the first probe's finding.
+  void note_readiness(const failure* why) {
+    auto now = static_cast<int>(why != nullptr ? why->code : error_code::none);
+    if (readiness.exchange(now) == now)
+      return;
+    if (why != nullptr)
+      log::warn("readiness changed: not ready",
+                {{"code", to_string(why->code)}, {"reason", why->message}});
+    else
+      log::info("readiness changed: ready");
   }
 
   handling on_metrics(const req_handle& req) {

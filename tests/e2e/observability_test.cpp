@@ -560,6 +560,68 @@ BOOST_AUTO_TEST_CASE(readyz_answers_ready_then_store_unavailable) {
       std::chrono::seconds{15}));
 }
 
+BOOST_AUTO_TEST_CASE(readyz_logs_changes_not_every_probe) {
+  // A load balancer polls /readyz on a node that is not ready: one warning
+  // when it becomes not ready, one info line when it is ready again, and
+  // per probe only the access line (info), never a warning.
+  redis_server redis;
+  resized_server node{redis.port(), {}, "obs-readiness"};
+  BOOST_TEST(http_get(node.url("/readyz")).status == 200);
+  redis.stop();
+  BOOST_TEST(
+      wait_until([&] { return http_get(node.url("/readyz")).status == 503; },
+                 std::chrono::seconds{15}));
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    ids.push_back("probe-" + random_uuid());
+    auto r = http_get(node.url("/readyz"), {"X-Request-Id: " + ids.back()});
+    BOOST_TEST(r.status == 503);
+  }
+  redis.start();
+  BOOST_TEST(
+      wait_until([&] { return http_get(node.url("/readyz")).status == 200; },
+                 std::chrono::seconds{15}));
+  auto last = "probe-" + random_uuid();
+  BOOST_TEST(http_get(node.url("/readyz"), {"X-Request-Id: " + last}).status ==
+             200);
+  // Every probe's access line is in before the log is read.
+  BOOST_TEST(wait_until(
+      [&] {
+        return node.process().log().find("request_id=" + last) !=
+               std::string::npos;
+      },
+      std::chrono::seconds{5}));
+  std::vector<std::string> lines;
+  {
+    std::istringstream in{node.process().log()};
+    for (std::string line; std::getline(in, line);)
+      lines.push_back(line);
+  }
+  auto count = [&](const std::vector<std::string>& parts) {
+    return std::count_if(lines.begin(), lines.end(), [&](const auto& line) {
+      return std::all_of(parts.begin(), parts.end(), [&](const auto& part) {
+        return line.find(part) != std::string::npos;
+      });
+    });
+  };
+  auto log_text = node.process().log();
+  BOOST_TEST_CONTEXT("log:\n" << log_text) {
+    BOOST_TEST(count({"level=warn", "msg=\"readiness changed: not ready\"",
+                      "code=store_unavailable"}) == 1);
+    BOOST_TEST(count({"readiness changed: not ready"}) == 1);
+    // the first probe's finding, then the way back
+    BOOST_TEST(count({"level=info", "msg=\"readiness changed: ready\""}) == 2);
+    BOOST_TEST(count({"route=/readyz", "level=warn"}) == 0);
+    BOOST_TEST(count({"msg=\"request failed\""}) == 0);
+    for (const auto& id : ids)
+      BOOST_TEST_CONTEXT("probe " << id) {
+        BOOST_TEST(count({"level=info", "msg=request", "request_id=" + id,
+                          "route=/readyz", "status=503",
+                          "code=store_unavailable"}) == 1);
+      }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(json_log_lines_carry_typed_values) {
   // log.format = json: every line is one JSON object; counts, sizes and
   // durations are numbers, flags booleans, and text stays a string even
