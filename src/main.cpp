@@ -65,7 +65,7 @@ size_t wait_drained(caf::actor_system& sys, const caf::actor& target,
       return in_flight;
     timespec poll{0, 100'000'000}; // a second signal ends the wait early
     if (sigtimedwait(&signals, nullptr, &poll) > 0) {
-      log::warn("msg={}", log::quote("second signal: not waiting any more"));
+      log::warn("second signal: not waiting any more");
       interrupted = true;
       return in_flight;
     }
@@ -84,10 +84,9 @@ void drain(caf::actor_system& sys, const caf::actor& supervisor,
       wait_drained(sys, supervisor, std::chrono::steady_clock::now() + grace,
                    signals, interrupted);
   if (in_flight > 0)
-    log::warn("msg={} in_flight={}",
-              log::quote("grace period over: unfinished tasks stay in redis "
-                         "and resume at the next start"),
-              in_flight);
+    log::warn("grace period over: unfinished tasks stay in redis "
+              "and resume at the next start",
+              {{"in_flight", in_flight}});
 }
 
 // Asks every link to tell its API node that this node leaves, and waits
@@ -121,13 +120,11 @@ void drain_worker(caf::actor_system& sys, const actors::node_actors& node,
   auto in_flight =
       wait_drained(sys, node.agent, deadline, signals, interrupted);
   if (in_flight > 0)
-    log::warn("msg={} in_flight={}",
-              log::quote(interrupted
-                             ? "leaving with unfinished tasks: their API "
-                               "nodes run them again"
-                             : "grace period over: unfinished tasks go back "
-                               "to their API nodes' queues"),
-              in_flight);
+    log::warn(interrupted ? "leaving with unfinished tasks: their API "
+                            "nodes run them again"
+                          : "grace period over: unfinished tasks go back "
+                            "to their API nodes' queues",
+              {{"in_flight", in_flight}});
   if (!interrupted)
     tell_leaving(sys, node.links, link_timeout);
 }
@@ -164,6 +161,10 @@ int main(int argc, char** argv) {
     std::cerr << "resized: invalid configuration, not starting\n";
     return 2;
   }
+  if (caf_cfg.dump_requested()) {
+    std::cout << config::dump_text(caf_cfg.dump_content()) << std::flush;
+    return EXIT_SUCCESS;
+  }
   log::level lvl = log::level::info;
   log::parse(cfg.log_level, lvl);
   log::set_threshold(lvl);
@@ -182,16 +183,13 @@ int main(int argc, char** argv) {
 
   // Before libvips, CAF or RESTinio start a thread (arenas are per thread).
   if (!memory::set_heap_top_bytes(cfg.memory.heap_top_bytes))
-    log::warn("msg={} bytes={}",
-              log::quote("malloc refused memory.heap-top-bytes"),
-              cfg.memory.heap_top_bytes);
+    log::warn("malloc refused memory.heap-top-bytes",
+              {{"bytes", cfg.memory.heap_top_bytes}});
   if (!memory::set_mmap_threshold(cfg.memory.mmap_threshold))
-    log::warn("msg={} bytes={}",
-              log::quote("malloc refused memory.mmap-threshold"),
-              cfg.memory.mmap_threshold);
+    log::warn("malloc refused memory.mmap-threshold",
+              {{"bytes", cfg.memory.mmap_threshold}});
   if (!memory::limit_arenas(cfg.memory.arenas))
-    log::warn("msg={} arenas={}", log::quote("malloc refused memory.arenas"),
-              cfg.memory.arenas);
+    log::warn("malloc refused memory.arenas", {{"arenas", cfg.memory.arenas}});
   std::optional<memory::trimmer> trim;
   if (cfg.memory.trim_interval.count() > 0)
     trim.emplace(cfg.memory.trim_interval, cfg.memory.trim_threshold);
@@ -199,16 +197,14 @@ int main(int argc, char** argv) {
   std::string vips_err;
   if (!imaging::startup(argv[0], cfg.resize.vips_concurrency, vips_err,
                         cfg.resize.nice)) {
-    log::error("msg={} error={}", log::quote("libvips failed to start"),
-               log::quote(vips_err));
+    log::error("libvips failed to start", {{"error", vips_err}});
     return EXIT_FAILURE;
   }
-  log::info("msg={} jpeg={} png={} webp={} avif={}",
-            log::quote("output formats"),
-            imaging::can_write(imaging::output_format::jpeg),
-            imaging::can_write(imaging::output_format::png),
-            imaging::can_write(imaging::output_format::webp),
-            imaging::can_write(imaging::output_format::avif));
+  log::info("output formats",
+            {{"jpeg", imaging::can_write(imaging::output_format::jpeg)},
+             {"png", imaging::can_write(imaging::output_format::png)},
+             {"webp", imaging::can_write(imaging::output_format::webp)},
+             {"avif", imaging::can_write(imaging::output_format::avif)}});
 
   int rc = EXIT_SUCCESS;
   {
@@ -217,8 +213,7 @@ int main(int argc, char** argv) {
     try {
       node = actors::start_node(sys, cfg);
     } catch (const std::exception& e) {
-      log::error("msg={} error={}", log::quote("cannot start node"),
-                 log::quote(e.what()));
+      log::error("cannot start node", {{"error", e.what()}});
       return EXIT_FAILURE;
     }
     std::optional<http::server> srv;
@@ -227,29 +222,32 @@ int main(int argc, char** argv) {
       try {
         srv->start();
       } catch (const std::exception& e) {
-        log::error("msg={} address={} port={} error={}",
-                   log::quote("cannot start HTTP server"), cfg.http.address,
-                   cfg.http.port, log::quote(e.what()));
+        log::error("cannot start HTTP server", {{"address", cfg.http.address},
+                                                {"port", cfg.http.port},
+                                                {"error", e.what()}});
         actors::stop_node(*node);
         return EXIT_FAILURE;
       }
     }
     log::info(
-        "msg={} node={} role={} http={} cluster={} pool_size={} "
-        "redis={}",
-        log::quote("resized started"), log::quote(cl.node_name), cl.role,
-        srv ? fmt::format("{}:{}", cfg.http.address, cfg.http.port) : "off",
-        cl.role == "api"      ? fmt::format("{}:{}", cl.bind_address, cl.port)
-        : cl.role == "worker" ? "joining"
-                              : "off",
-        cfg.resize.pool_size,
-        cl.role == "worker" // workers keep no records
-            ? std::string{"unused"}
-            : fmt::format("{}:{}", cfg.redis.store.host, cfg.redis.store.port));
+        "resized started",
+        {{"node", cl.node_name},
+         {"role", cl.role},
+         {"http",
+          srv ? fmt::format("{}:{}", cfg.http.address, cfg.http.port) : "off"},
+         {"cluster", cl.role == "api"
+                         ? fmt::format("{}:{}", cl.bind_address, cl.port)
+                     : cl.role == "worker" ? "joining"
+                                           : "off"},
+         {"pool_size", cfg.resize.pool_size},
+         {"redis", cl.role == "worker" // workers keep no records
+                       ? std::string{"unused"}
+                       : fmt::format("{}:{}", cfg.redis.store.host,
+                                     cfg.redis.store.port)}});
     int sig = 0;
     sigwait(&signals, &sig);
-    log::info("msg={} signal={} grace_s={}", log::quote("shutting down"), sig,
-              cfg.shutdown_grace.count());
+    log::info("shutting down",
+              {{"signal", sig}, {"grace_s", cfg.shutdown_grace.count()}});
     if (node->supervisor)
       drain(sys, node->supervisor, cfg.shutdown_grace, signals);
     else if (node->agent)
@@ -270,6 +268,6 @@ int main(int argc, char** argv) {
     srv.reset();
   }
   imaging::shutdown();
-  log::info("msg={}", log::quote("stopped"));
+  log::info("stopped");
   return rc;
 }

@@ -52,10 +52,9 @@ caf::behavior agent(agent_actor_type* self, agent_config cfg) {
       self->quit(msg.reason); // the agent is told to stop: workers follow
       return;
     }
-    log::warn("msg={} node={} reason={}",
-              log::quote("resize worker died, replacing it"),
-              log::quote(st.cfg.node),
-              log::quote(self->system().render(msg.reason)));
+    log::warn(
+        "resize worker died, replacing it",
+        {{"node", st.cfg.node}, {"reason", self->system().render(msg.reason)}});
     auto dead = *i;
     st.workers.erase(i);
     st.idle.erase(std::remove(st.idle.begin(), st.idle.end(), dead),
@@ -78,9 +77,9 @@ caf::behavior agent(agent_actor_type* self, agent_config cfg) {
           busy.node = st.cfg.node;
           return busy;
         }
-        log::debug("msg={} token={} node={} running={}",
-                   log::quote("resize started"), job.token,
-                   log::quote(st.cfg.node), st.running() + 1);
+        log::debug("resize started", {{"token", job.token},
+                                      {"node", st.cfg.node},
+                                      {"running", st.running() + 1}});
         auto msg = self->current_mailbox_element()->move_content_to_message();
         auto promise = self->make_response_promise<resize_done>();
         run(self, std::move(msg), promise);
@@ -89,10 +88,9 @@ caf::behavior agent(agent_actor_type* self, agent_config cfg) {
       [=](drain_atom) -> size_t {
         auto& st = self->state;
         if (!st.draining)
-          log::info("msg={} node={} in_flight={}",
-                    log::quote("draining: no new tasks, finishing the "
-                               "running ones"),
-                    log::quote(st.cfg.node), st.running());
+          log::info("draining: no new tasks, finishing the "
+                    "running ones",
+                    {{"node", st.cfg.node}, {"in_flight", st.running()}});
         st.draining = true;
         return st.running();
       },

@@ -15,9 +15,10 @@ void schedule_retry(link_actor_type* self, const std::string& why) {
   st.backoff = st.backoff.count() == 0
                    ? st.cfg.backoff_min
                    : std::min(st.backoff * 2, st.cfg.backoff_max);
-  log::info("msg={} api={}:{} reason={} retry_ms={}",
-            log::quote("cluster link down"), st.cfg.host, st.cfg.port,
-            log::quote(why), st.backoff.count());
+  log::info("cluster link down",
+            {{"api", fmt::format("{}:{}", st.cfg.host, st.cfg.port)},
+             {"reason", why},
+             {"retry_ms", st.backoff.count()}});
   self->delayed_send(self, st.backoff, try_connect_atom::value);
 }
 
@@ -34,18 +35,18 @@ void leave(link_actor_type* self, std::function<void(bool)> done) {
           [=](uint64_t in_flight) {
             auto& st = self->state;
             if (!st.told)
-              log::info("msg={} api={}:{} in_flight={}",
-                        log::quote("told API node this node leaves"),
-                        st.cfg.host, st.cfg.port, in_flight);
+              log::info(
+                  "told API node this node leaves",
+                  {{"api", fmt::format("{}:{}", st.cfg.host, st.cfg.port)},
+                   {"in_flight", in_flight}});
             st.told = true;
             done(true);
           },
           [=](caf::error& err) {
             auto& st = self->state;
-            log::warn("msg={} api={}:{} error={}",
-                      log::quote("API node did not acknowledge leaving"),
-                      st.cfg.host, st.cfg.port,
-                      log::quote(self->system().render(err)));
+            log::warn("API node did not acknowledge leaving",
+                      {{"api", fmt::format("{}:{}", st.cfg.host, st.cfg.port)},
+                       {"error", self->system().render(err)}});
             done(false);
           });
 }
@@ -61,9 +62,10 @@ void join(link_actor_type* self, caf::actor api) {
             auto& st = self->state;
             st.joined = true;
             st.backoff = std::chrono::milliseconds{0};
-            log::info("msg={} api={}:{} node={} workers={}",
-                      log::quote("joined API node"), st.cfg.host, st.cfg.port,
-                      log::quote(st.info.name), st.info.pool_size);
+            log::info("joined API node",
+                      {{"api", fmt::format("{}:{}", st.cfg.host, st.cfg.port)},
+                       {"node", st.info.name},
+                       {"workers", st.info.pool_size}});
             if (st.leaving) // began shutting down while joining
               leave(self, [](bool) {});
           },
@@ -111,10 +113,9 @@ caf::behavior cluster_link(link_actor_type* self, link_config cfg,
     st.api = nullptr;
     st.joined = false;
     if (st.leaving) {
-      log::info("msg={} api={}:{} reason={}",
-                log::quote("API node lost while leaving: not rejoining"),
-                st.cfg.host, st.cfg.port,
-                log::quote(self->system().render(msg.reason)));
+      log::info("API node lost while leaving: not rejoining",
+                {{"api", fmt::format("{}:{}", st.cfg.host, st.cfg.port)},
+                 {"reason", self->system().render(msg.reason)}});
       return;
     }
     schedule_retry(self, "API node lost: " + self->system().render(msg.reason));

@@ -26,8 +26,8 @@ bool expired(int64_t expires_at_ms) {
 void note_store_error(status_actor_type* self, const char* op,
                       const std::string& token, const failure& err) {
   count_redis_error(self);
-  log::error("msg={} op={} token={} error={}", log::quote("redis write failed"),
-             op, token, log::quote(err.message));
+  log::error("redis write failed",
+             {{"op", op}, {"token", token}, {"error", err.message}});
 }
 
 // -- writes Redis failed
@@ -78,9 +78,10 @@ bool flush_unwritten(status_actor_type* self) {
       count_redis_error(self);
       return false;
     }
-    log::info("msg={} op={} token={} left={}",
-              log::quote("redis write made after a failure"), op_name(w.what),
-              w.record.token, st.unwritten.size() - 1);
+    log::info("redis write made after a failure",
+              {{"op", op_name(w.what)},
+               {"token", w.record.token},
+               {"left", st.unwritten.size() - 1}});
     st.unwritten.pop_front();
   }
   return true;
@@ -95,14 +96,17 @@ void keep_for_retry(status_actor_type* self, unwritten_write w,
     // A bound on memory through a long outage. A final write given up here
     // is not lost either: its task stays in this node's pending set and
     // runs again at the node's next start.
-    log::error("msg={} op={} token={} error={}",
-               log::quote("redis write failed, retry list full: dropped"),
-               op_name(w.what), w.record.token, log::quote(err.message));
+    log::error("redis write failed, retry list full: dropped",
+               {{"op", op_name(w.what)},
+                {"token", w.record.token},
+                {"error", err.message}});
     return;
   }
-  log::warn("msg={} op={} token={} error={} queued={}",
-            log::quote("redis write failed, will retry"), op_name(w.what),
-            w.record.token, log::quote(err.message), st.unwritten.size() + 1);
+  log::warn("redis write failed, will retry",
+            {{"op", op_name(w.what)},
+             {"token", w.record.token},
+             {"error", err.message},
+             {"queued", st.unwritten.size() + 1}});
   st.unwritten.push_back(std::move(w));
   schedule_flush(self);
 }
@@ -235,9 +239,8 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
   st.retry_interval = cfg.retry_interval;
   st.store = std::make_unique<store::task_store>(cfg.redis);
   if (!st.store->connect())
-    log::warn("msg={} host={} port={}",
-              log::quote("redis not reachable at start, will retry"),
-              cfg.redis.host, cfg.redis.port);
+    log::warn("redis not reachable at start, will retry",
+              {{"host", cfg.redis.host}, {"port", cfg.redis.port}});
   return {
       [=](accept_atom, task_record& rec, const caf::message& job,
           const std::string& content) -> std::tuple<bool, std::string> {
@@ -338,11 +341,10 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         auto& st = self->state;
         st.draining = true;
         if (!flush_unwritten(self))
-          log::warn("msg={} left={}",
-                    log::quote("redis writes still failing at shutdown: their "
-                               "tasks stay in this node's pending set and run "
-                               "again at its next start"),
-                    st.unwritten.size());
+          log::warn("redis writes still failing at shutdown: their "
+                    "tasks stay in this node's pending set and run "
+                    "again at its next start",
+                    {{"left", st.unwritten.size()}});
         auto held = std::move(st.waiters);
         st.waiters.clear();
         st.waiter_count = 0;

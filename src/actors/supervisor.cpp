@@ -61,11 +61,13 @@ void fail(self_ptr self, task_record rec, failure err) {
   metrics::task_finished(
       "FAILURE", seconds(rec.submitted_at_ms, rec.started_at_ms), -1, -1, -1,
       seconds(rec.submitted_at_ms, rec.finished_at_ms), rec.input_bytes, 0);
-  log::info("msg={} token={} status=FAILURE code={} reason={} node={} "
-            "total_ms={}",
-            log::quote("task finished"), rec.token, rec.error_code,
-            log::quote(rec.error_message), log::quote(rec.node),
-            rec.finished_at_ms - rec.submitted_at_ms);
+  log::info("task finished",
+            {{"token", rec.token},
+             {"status", "FAILURE"},
+             {"code", rec.error_code},
+             {"reason", rec.error_message},
+             {"node", rec.node},
+             {"total_ms", rec.finished_at_ms - rec.submitted_at_ms}});
   auto& st = self->state;
   st.open.erase(rec.token);
   auto f = st.followers.find(rec.token);
@@ -115,9 +117,10 @@ void retry(self_ptr self, state_type::in_flight task, const std::string& why) {
   }
   ++st.retried;
   metrics::task_retried();
-  log::warn("msg={} token={} node={} attempt={} reason={}",
-            log::quote("task re-queued"), task.task.record.token,
-            log::quote(task.node), task.task.attempt, log::quote(why));
+  log::warn("task re-queued", {{"token", task.task.record.token},
+                               {"node", task.node},
+                               {"attempt", task.task.attempt},
+                               {"reason", why}});
   task.task.record.status = task_status::pending;
   task.task.record.started_at_ms = 0;
   self->send(st.status, update_atom::value, task.task.record);
@@ -129,8 +132,8 @@ void on_done(self_ptr self, const std::string& token, uint32_t attempt,
              resize_done& done) {
   auto task = take(self, token, attempt);
   if (!task) {
-    log::debug("msg={} token={} attempt={}", log::quote("stale answer dropped"),
-               token, attempt);
+    log::debug("stale answer dropped",
+               {{"token", token}, {"attempt", attempt}});
     return;
   }
   auto& st = self->state;
@@ -144,8 +147,8 @@ void on_done(self_ptr self, const std::string& token, uint32_t attempt,
       self->delayed_send(self, std::chrono::milliseconds{50},
                          unsaturate_atom::value, task->node);
     }
-    log::debug("msg={} token={} node={}", log::quote("node busy, re-placing"),
-               task->task.record.token, log::quote(task->node));
+    log::debug("node busy, re-placing",
+               {{"token", task->task.record.token}, {"node", task->node}});
     auto& queued = task->task;
     queued.record.status = task_status::pending;
     st.queued_bytes += job_of(queued).input.size();
@@ -179,14 +182,18 @@ void on_done(self_ptr self, const std::string& token, uint32_t attempt,
                          done.decode_s, done.resize_s, done.encode_s,
                          (rec.finished_at_ms - rec.submitted_at_ms) / 1e3,
                          rec.input_bytes, rec.output_bytes);
-  log::info("msg={} token={} status=SUCCESS node={} width={} height={} "
-            "bytes={} queue_ms={} decode_ms={:.1f} resize_ms={:.1f} "
-            "encode_ms={:.1f} total_ms={}",
-            log::quote("task finished"), rec.token, log::quote(rec.node),
-            rec.width, rec.height, rec.output_bytes,
-            rec.started_at_ms - rec.submitted_at_ms, done.decode_s * 1e3,
-            done.resize_s * 1e3, done.encode_s * 1e3,
-            rec.finished_at_ms - rec.submitted_at_ms);
+  log::info("task finished",
+            {{"token", rec.token},
+             {"status", "SUCCESS"},
+             {"node", rec.node},
+             {"width", rec.width},
+             {"height", rec.height},
+             {"bytes", rec.output_bytes},
+             {"queue_ms", rec.started_at_ms - rec.submitted_at_ms},
+             {"decode_ms", done.decode_s * 1e3, 1},
+             {"resize_ms", done.resize_s * 1e3, 1},
+             {"encode_ms", done.encode_s * 1e3, 1},
+             {"total_ms", rec.finished_at_ms - rec.submitted_at_ms}});
   st.open.erase(rec.token);
   if (auto f = st.followers.find(rec.token); f != st.followers.end()) {
     // Duplicates submitted while this task ran get the same result.
@@ -199,9 +206,9 @@ void on_done(self_ptr self, const std::string& token, uint32_t attempt,
       metrics::task_finished("SUCCESS", -1, -1, -1, -1,
                              (w.finished_at_ms - w.submitted_at_ms) / 1e3,
                              w.input_bytes, w.output_bytes);
-      log::info("msg={} token={} status=SUCCESS from={}",
-                log::quote("task finished (result shared)"), w.token,
-                rec.token);
+      log::info(
+          "task finished (result shared)",
+          {{"token", w.token}, {"status", "SUCCESS"}, {"from", rec.token}});
       self->send(st.status, result_atom::value, std::move(w), done.output,
                  std::string{});
     }
@@ -317,11 +324,12 @@ void dispatch(self_ptr self) {
     task.record.node = name;
     task.record.attempts = task.attempt + 1; // persisted: restarts count
     self->send(st.status, update_atom::value, task.record);
-    log::info("msg={} token={} status=IN_PROGRESS node={} attempt={} "
-              "queue_ms={}",
-              log::quote("task started"), task.record.token, log::quote(name),
-              task.attempt,
-              task.record.started_at_ms - task.record.submitted_at_ms);
+    log::info("task started", {{"token", task.record.token},
+                               {"status", "IN_PROGRESS"},
+                               {"node", name},
+                               {"attempt", task.attempt},
+                               {"queue_ms", task.record.started_at_ms -
+                                                task.record.submitted_at_ms}});
     auto token = task.record.token;
     auto attempt = task.attempt;
     auto job = task.job; // shares the bytes with the copy kept for retries
@@ -347,8 +355,8 @@ void drop_node(self_ptr self, const std::string& name, const std::string& why) {
   auto i = st.nodes.find(name);
   if (i == st.nodes.end())
     return;
-  log::warn("msg={} node={} reason={} in_flight={}", log::quote("node lost"),
-            log::quote(name), log::quote(why), i->second.busy);
+  log::warn("node lost",
+            {{"node", name}, {"reason", why}, {"in_flight", i->second.busy}});
   self->demonitor(i->second.agent);
   st.nodes.erase(i);
   std::vector<std::string> lost;
@@ -374,9 +382,10 @@ void add_node(self_ptr self, caf::actor agent, node_info info,
   entry.role = std::move(role);
   entry.since_ms = now_ms();
   entry.info = std::move(info);
-  log::info("msg={} node={} role={} address={} workers={}",
-            log::quote("node joined"), log::quote(entry.info.name), entry.role,
-            log::quote(entry.info.address), entry.info.pool_size);
+  log::info("node joined", {{"node", entry.info.name},
+                            {"role", entry.role},
+                            {"address", entry.info.address},
+                            {"workers", entry.info.pool_size}});
   dispatch(self);
 }
 
@@ -388,8 +397,8 @@ void on_node_down(self_ptr self, const caf::actor_addr& source,
       auto key = name;
       if (node.leaving && node.busy == 0) {
         // A graceful shutdown that finished everything placed there.
-        log::info("msg={} node={} reason={}", log::quote("node left"),
-                  log::quote(key), log::quote(self->system().render(reason)));
+        log::info("node left",
+                  {{"node", key}, {"reason", self->system().render(reason)}});
         st.nodes.erase(key);
         return;
       }
@@ -452,9 +461,8 @@ void recover(self_ptr self, std::vector<store::pending_task>& pending) {
     ++resumed;
   }
   if (!pending.empty())
-    log::info("msg={} resumed={} failed={}",
-              log::quote("recovered tasks accepted before the restart"),
-              resumed, pending.size() - resumed);
+    log::info("recovered tasks accepted before the restart",
+              {{"resumed", resumed}, {"failed", pending.size() - resumed}});
   dispatch(self);
 }
 
@@ -466,9 +474,8 @@ void reuse(self_ptr self, const std::string& original, state_type::queued task,
   if (st.open.count(original) != 0) {
     ++st.reused;
     st.queued_bytes -= size; // its input is not needed any more
-    log::info("msg={} token={} original={}",
-              log::quote("identical task: waiting for its twin"),
-              task.record.token, original);
+    log::info("identical task: waiting for its twin",
+              {{"token", task.record.token}, {"original", original}});
     st.followers[original].push_back(std::move(task.record));
     return;
   }
@@ -484,9 +491,8 @@ void reuse(self_ptr self, const std::string& original, state_type::queued task,
               // The copy is final too, and the index's entry now: the next
               // twin here is copied before its 202.
               st.by_content.put(task.content, token);
-              log::info("msg={} token={} original={}",
-                        log::quote("identical task: result reused"), token,
-                        original);
+              log::info("identical task: result reused",
+                        {{"token", token}, {"original", original}});
               return;
             }
             // The original's result expired: compute it again.
@@ -513,9 +519,8 @@ void await_twin(self_ptr self, const std::string& original,
                 state_type::queued task, uint64_t size) {
   auto& st = self->state;
   auto token = task.record.token;
-  log::info("msg={} token={} original={}",
-            log::quote("identical task: waiting for an earlier twin"), token,
-            original);
+  log::info("identical task: waiting for an earlier twin",
+            {{"token", token}, {"original", original}});
   st.awaiting[token] = {std::move(task), size, original};
   auto sup = caf::actor_cast<caf::actor>(self);
   status_replier answer{[sup, token](outcome<task_record> rec) {
@@ -540,10 +545,9 @@ void on_twin_final(self_ptr self, const std::string& token, bool succeeded) {
     reuse(self, w.original, std::move(w.task), w.size);
     return;
   }
-  log::info("msg={} token={} original={}",
-            log::quote("identical task: its earlier twin did not succeed in "
-                       "time, running it here"),
-            token, w.original);
+  log::info("identical task: its earlier twin did not succeed in "
+            "time, running it here",
+            {{"token", token}, {"original", w.original}});
   enqueue(self, std::move(w.task));
 }
 
@@ -602,14 +606,16 @@ void accept(self_ptr self, submit_request req, submit_replier reply) {
                             "was accepted, try again"});
               return;
             }
-            log::info("msg={} token={} request_id={} bytes={} format={} "
-                      "width={} height={} mode={} queued={}",
-                      log::quote("task accepted"), task.record.token,
-                      request_id, size,
-                      imaging::to_string(task.record.options.format),
-                      task.record.options.width, task.record.options.height,
-                      imaging::to_string(task.record.options.mode),
-                      st.queue.size() + 1);
+            log::info(
+                "task accepted",
+                {{"token", task.record.token},
+                 {"request_id", request_id},
+                 {"bytes", size},
+                 {"format", imaging::to_string(task.record.options.format)},
+                 {"width", task.record.options.width},
+                 {"height", task.record.options.height},
+                 {"mode", imaging::to_string(task.record.options.mode)},
+                 {"queued", st.queue.size() + 1}});
             metrics::task_accepted(size);
             reply(task.record.token);
             task.content = content;
@@ -672,9 +678,10 @@ void reuse_finished(self_ptr self, const std::string& original,
             }
             metrics::task_accepted(rec.input_bytes);
             count_reused(self, rec.input_bytes);
-            log::info("msg={} token={} request_id={} original={}",
-                      log::quote("identical task: finished result reused"),
-                      rec.token, held->request_id, original);
+            log::info("identical task: finished result reused",
+                      {{"token", rec.token},
+                       {"request_id", held->request_id},
+                       {"original", original}});
             reply(rec.token);
           },
           [=](caf::error&) { fallback(); });
@@ -726,9 +733,9 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
                   recover(self, pending);
                 },
                 [=](caf::error& err) {
-                  log::error("msg={} error={} retry_s=2",
-                             log::quote("recovering pending tasks failed"),
-                             log::quote(self->system().render(err)));
+                  log::error(
+                      "recovering pending tasks failed",
+                      {{"error", self->system().render(err)}, {"retry_s", 2}});
                   self->delayed_send(self, std::chrono::seconds{2},
                                      recover_atom::value);
                 });
@@ -736,9 +743,8 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
       [=](drain_atom) -> size_t {
         auto& st = self->state;
         if (!st.draining)
-          log::info("msg={} in_flight={} queued={}",
-                    log::quote("draining: no new tasks"), st.running.size(),
-                    st.queue.size());
+          log::info("draining: no new tasks", {{"in_flight", st.running.size()},
+                                               {"queued", st.queue.size()}});
         st.draining = true;
         return st.running.size() + st.accepting;
       },
@@ -768,10 +774,9 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
           if (node.agent != agent)
             continue;
           if (!node.leaving)
-            log::info("msg={} node={} in_flight={}",
-                      log::quote("node leaving: no new tasks, waiting for "
-                                 "its tasks"),
-                      log::quote(name), node.busy);
+            log::info("node leaving: no new tasks, waiting for "
+                      "its tasks",
+                      {{"node", name}, {"in_flight", node.busy}});
           node.leaving = true;
           return node.busy;
         }

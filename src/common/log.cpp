@@ -1,6 +1,10 @@
 #include "common/log.hpp"
 
+#include <cmath>
+
 #include <unistd.h>
+
+#include <fmt/format.h>
 
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -51,58 +55,98 @@ void set_format(format f) {
   current_format.store(static_cast<int>(f), std::memory_order_relaxed);
 }
 
-std::string logfmt_to_json(std::string_view line) {
-  rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> out{buf};
-  auto put = [&](std::string_view key, std::string_view value) {
-    out.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
-    out.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
-  };
-  out.StartObject();
-  size_t i = 0;
-  while (i < line.size()) {
-    while (i < line.size() && line[i] == ' ')
-      ++i;
-    if (i >= line.size())
-      break;
-    size_t key_start = i;
-    while (i < line.size() && line[i] != '=' && line[i] != ' ')
-      ++i;
-    std::string_view key = line.substr(key_start, i - key_start);
-    std::string value;
-    if (i < line.size() && line[i] == '=') {
-      ++i;
-      if (i < line.size() && line[i] == '"') { // quoted: \" and \\ escapes
-        ++i;
-        while (i < line.size() && line[i] != '"') {
-          if (line[i] == '\\' && i + 1 < line.size())
-            ++i;
-          value += line[i++];
-        }
-        ++i;
-      } else {
-        size_t start = i;
-        while (i < line.size() && line[i] != ' ')
-          ++i;
-        value = std::string{line.substr(start, i - start)};
-      }
-    } else { // a bare word: part of the message
-      value = std::string{key};
-      key = "msg";
-    }
-    put(key, value);
-  }
-  out.EndObject();
-  return {buf.GetString(), buf.GetSize()};
+namespace {
+
+std::string real_text(const field& f) {
+  return fmt::format("{:.{}f}", f.real(), f.decimals());
 }
 
-void write(level lvl, std::string_view line) {
-  auto out = fmt::format("ts={} level={} {}\n", format_timestamp(now_ms()),
-                         names[static_cast<int>(lvl)], line);
-  if (current_format.load(std::memory_order_relaxed) ==
-      static_cast<int>(format::json))
-    out =
-        logfmt_to_json(std::string_view{out}.substr(0, out.size() - 1)) + '\n';
+void put_logfmt(std::string& out, const field& f) {
+  out += ' ';
+  out += f.key();
+  out += '=';
+  switch (f.type()) {
+  case field::kind::text:
+    out += quote(f.text());
+    break;
+  case field::kind::integer:
+    out += std::to_string(f.integer());
+    break;
+  case field::kind::unsigned_integer:
+    out += std::to_string(f.unsigned_integer());
+    break;
+  case field::kind::real:
+    out += real_text(f);
+    break;
+  case field::kind::boolean:
+    out += f.boolean() ? "true" : "false";
+    break;
+  }
+}
+
+using json_writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+void put_json_string(json_writer& out, std::string_view text) {
+  out.String(text.data(), static_cast<rapidjson::SizeType>(text.size()));
+}
+
+void put_json(json_writer& out, const field& f) {
+  out.Key(f.key().data(), static_cast<rapidjson::SizeType>(f.key().size()));
+  switch (f.type()) {
+  case field::kind::text:
+    put_json_string(out, f.text());
+    break;
+  case field::kind::integer:
+    out.Int64(f.integer());
+    break;
+  case field::kind::unsigned_integer:
+    out.Uint64(f.unsigned_integer());
+    break;
+  case field::kind::real:
+    if (std::isfinite(f.real())) {
+      auto text = real_text(f); // the same digits as in logfmt
+      out.RawValue(text.data(), text.size(), rapidjson::kNumberType);
+    } else {
+      out.Null();
+    }
+    break;
+  case field::kind::boolean:
+    out.Bool(f.boolean());
+    break;
+  }
+}
+
+} // namespace
+
+std::string format_line(format fmt, std::string_view ts, level lvl,
+                        std::string_view msg, fields fs) {
+  auto lvl_name = names[static_cast<int>(lvl)];
+  if (fmt == format::json) {
+    rapidjson::StringBuffer buf;
+    json_writer out{buf};
+    out.StartObject();
+    out.Key("ts");
+    put_json_string(out, ts);
+    out.Key("level");
+    put_json_string(out, lvl_name);
+    out.Key("msg");
+    put_json_string(out, msg);
+    for (const auto& f : fs)
+      put_json(out, f);
+    out.EndObject();
+    return {buf.GetString(), buf.GetSize()};
+  }
+  auto out = fmt::format("ts={} level={} msg={}", ts, lvl_name, quote(msg));
+  for (const auto& f : fs)
+    put_logfmt(out, f);
+  return out;
+}
+
+void write(level lvl, std::string_view msg, fields fs) {
+  auto fmt =
+      static_cast<format>(current_format.load(std::memory_order_relaxed));
+  auto out = format_line(fmt, format_timestamp(now_ms()), lvl, msg, fs);
+  out += '\n';
   // One write(2) per line keeps lines whole across threads without a lock.
   auto rc = ::write(STDERR_FILENO, out.data(), out.size());
   static_cast<void>(rc);

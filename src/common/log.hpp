@@ -1,12 +1,20 @@
-// The one logging adapter: logfmt lines built with fmt, level checked before
-// anything is formatted. Used by the actors, main and RESTinio's logger slot.
+// The one logging adapter: a message and typed fields per line, level
+// checked before anything is written, logfmt or JSON lines on stderr. Used
+// by the actors, main and RESTinio's logger slot.
 //
+//   log::info("task done", {{"token", token}, {"ms", 38}});
 //   ts=2026-11-29T05:40:01.123Z level=info msg="task done" token=... ms=38
+//   {"ts":"2026-11-29T05:40:01.123Z","level":"info","msg":"task done",
+//    "token":"...","ms":38}
 #pragma once
 
 #include <atomic>
+#include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -25,49 +33,117 @@ inline bool enabled(level lvl) {
   return static_cast<int>(lvl) >= static_cast<int>(threshold());
 }
 
-/// Output format: logfmt (default) or JSON lines. Callers always build
-/// logfmt; with json each line is converted field by field when written.
+/// Output format: logfmt (default) or JSON lines.
 enum class format : int { logfmt = 0, json };
 
 /// Parses "logfmt" or "json".
 bool parse_format(std::string_view text, format& out);
 void set_format(format fmt);
 
-/// Writes one line (adds ts= and level=); thread-safe, one write(2) per line.
-void write(level lvl, std::string_view line);
+/// One key=value of a line. The value keeps the type it was given, so JSON
+/// lines carry numbers and booleans as such and text always as a string
+/// (a token or a path that looks like a number stays a string). A field
+/// borrows its key and text: build fields in the call that writes them.
+class field {
+public:
+  enum class kind : uint8_t { text, integer, unsigned_integer, real, boolean };
 
-/// A logfmt line (key=value or key="quoted value" pairs) as one JSON object,
-/// keys in order, values as strings; a value without a key is kept under
-/// "msg".
-std::string logfmt_to_json(std::string_view line);
+  field(std::string_view key, std::string_view value)
+      : key_(key), kind_(kind::text), text_(value) {}
+  field(std::string_view key, const char* value)
+      : field(key, std::string_view{value}) {}
+  field(std::string_view key, const std::string& value)
+      : field(key, std::string_view{value}) {}
+  field(std::string_view key, bool value)
+      : key_(key), kind_(kind::boolean), b_(value) {}
+  template <class T,
+            std::enable_if_t<std::is_integral_v<T> && std::is_signed_v<T> &&
+                                 !std::is_same_v<T, bool>,
+                             int> = 0>
+  field(std::string_view key, T value)
+      : key_(key), kind_(kind::integer), i_(value) {}
+  template <class T,
+            std::enable_if_t<std::is_integral_v<T> && std::is_unsigned_v<T> &&
+                                 !std::is_same_v<T, bool>,
+                             int> = 0>
+  field(std::string_view key, T value)
+      : key_(key), kind_(kind::unsigned_integer), u_(value) {}
+  /// A real number written with `decimals` digits after the point.
+  field(std::string_view key, double value, int decimals = 2)
+      : key_(key), kind_(kind::real), d_(value), decimals_(decimals) {}
+
+  std::string_view key() const { return key_; }
+  kind type() const { return kind_; }
+  std::string_view text() const { return text_; } // kind::text
+  bool boolean() const { return b_; }
+  int64_t integer() const { return i_; }
+  uint64_t unsigned_integer() const { return u_; }
+  double real() const { return d_; }
+  int decimals() const { return decimals_; }
+
+private:
+  std::string_view key_;
+  kind kind_;
+  std::string_view text_;
+  union {
+    bool b_;
+    int64_t i_;
+    uint64_t u_;
+    double d_ = 0;
+  };
+  int decimals_ = 0;
+};
+
+/// The fields of one line, borrowed: a braced list written in the call, or
+/// a vector built when some fields are optional.
+class fields {
+public:
+  fields() = default;
+  fields(std::initializer_list<field> fs)
+      : begin_(fs.begin()), end_(fs.end()) {}
+  fields(const std::vector<field>& fs)
+      : begin_(fs.data()), end_(fs.data() + fs.size()) {}
+  const field* begin() const { return begin_; }
+  const field* end() const { return end_; }
+
+private:
+  const field* begin_ = nullptr;
+  const field* end_ = nullptr;
+};
+
+/// One line as written, without the newline: ts, level, msg, then `fs` in
+/// order. logfmt quotes text when needed; JSON writes text as strings
+/// (escaped), numbers as numbers (non-finite reals as null), booleans as
+/// true/false.
+std::string format_line(format fmt, std::string_view ts, level lvl,
+                        std::string_view msg, fields fs);
+
+/// Writes one line (now, in the current format); thread-safe, one write(2)
+/// per line. Does not check the level: the helpers below do.
+void write(level lvl, std::string_view msg, fields fs = {});
 
 /// Quotes a logfmt value when it contains spaces, quotes or '='.
 std::string quote(std::string_view value);
 
-template <class... Ts>
-void emit(level lvl, fmt::format_string<Ts...> format, Ts&&... xs) {
+inline void emit(level lvl, std::string_view msg, fields fs = {}) {
   if (enabled(lvl))
-    write(lvl, fmt::format(format, std::forward<Ts>(xs)...));
+    write(lvl, msg, fs);
 }
 
-template <class... Ts>
-void debug(fmt::format_string<Ts...> format, Ts&&... xs) {
-  emit(level::debug, format, std::forward<Ts>(xs)...);
+inline void debug(std::string_view msg, fields fs = {}) {
+  emit(level::debug, msg, fs);
 }
 
-template <class... Ts>
-void info(fmt::format_string<Ts...> format, Ts&&... xs) {
-  emit(level::info, format, std::forward<Ts>(xs)...);
+inline void info(std::string_view msg, fields fs = {}) {
+  emit(level::info, msg, fs);
 }
 
-template <class... Ts>
-void warn(fmt::format_string<Ts...> format, Ts&&... xs) {
-  emit(level::warn, format, std::forward<Ts>(xs)...);
+inline void warn(std::string_view msg, fields fs = {}) {
+  emit(level::warn, msg, fs);
 }
 
-template <class... Ts>
-void error(fmt::format_string<Ts...> format, Ts&&... xs) {
-  emit(level::error, format, std::forward<Ts>(xs)...);
+inline void error(std::string_view msg, fields fs = {}) {
+  emit(level::error, msg, fs);
 }
 
 } // namespace resized::log

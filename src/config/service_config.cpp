@@ -248,8 +248,16 @@ std::vector<std::string> service_config::load(int argc, char** argv,
   }
   if (!errors.empty())
     return errors;
+  string_list args;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--dump-config" || arg == "--dump-config=true")
+      dump_requested_ = true;
+    else if (arg != "--dump-config=false")
+      args.push_back(std::move(arg));
+  }
   std::istringstream ini{text};
-  if (auto err = parse(string_list{argv + 1, argv + argc}, ini)) {
+  if (auto err = parse(std::move(args), ini)) {
     errors.push_back("invalid configuration: " + to_string(err));
     return errors;
   }
@@ -460,6 +468,38 @@ caf::settings service_config::dump_content() const {
       caf::put(result, secret, std::string{"(set, not shown)"});
   }
   return result;
+}
+
+namespace {
+
+void dump_into(std::string& out, const caf::settings& xs, size_t indent) {
+  std::string pad(indent, ' ');
+  for (const auto& [key, value] : xs) {
+    if (auto section = caf::get_if<caf::settings>(&value)) {
+      out += fmt::format("{}{} {{\n", pad, key);
+      dump_into(out, *section, indent + 2);
+      out += pad + "}\n";
+    } else if (auto list = caf::get_if<caf::config_value::list>(&value)) {
+      if (list->empty()) {
+        out += fmt::format("{}{} = []\n", pad, key);
+        continue;
+      }
+      out += fmt::format("{}{} = [\n", pad, key);
+      for (const auto& x : *list)
+        out += fmt::format("{}  {},\n", pad, caf::to_string(x));
+      out += pad + "]\n";
+    } else {
+      out += fmt::format("{}{} = {}\n", pad, key, caf::to_string(value));
+    }
+  }
+}
+
+} // namespace
+
+std::string dump_text(const caf::settings& settings) {
+  std::string out;
+  dump_into(out, settings, 0);
+  return out;
 }
 
 } // namespace resized::config

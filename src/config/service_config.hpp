@@ -28,7 +28,13 @@ public:
   /// every key of ours, set or not (CAF's own dump shows only keys given).
   caf::settings dump_content() const override;
 
+  /// True when the command line asked for --dump-config. `load` takes the
+  /// flag away from CAF, which would print the dump while parsing, before
+  /// any value is validated: main prints it only for a valid configuration.
+  bool dump_requested() const { return dump_requested_; }
+
 private:
+  bool dump_requested_ = false;
   // Raw values as CAF parses them; checked and converted by `load`.
   std::string http_address_ = "0.0.0.0";
   int64_t http_port_ = 5000;
@@ -92,5 +98,9 @@ private:
   bool auth_protect_metrics_ = false;
   bool auth_protect_cluster_ = false;
 };
+
+/// `settings` as CAF 0.17's --dump-config prints them: `key = value`
+/// lines, a `name {` ... `}` block per section, two spaces per level.
+std::string dump_text(const caf::settings& settings);
 
 } // namespace resized::config

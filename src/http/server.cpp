@@ -28,22 +28,22 @@ public:
   template <class Builder>
   void trace(Builder&& mb) {
     if (log::enabled(log::level::trace))
-      log::write(log::level::trace, "msg=" + log::quote(mb()));
+      log::write(log::level::trace, mb());
   }
   template <class Builder>
   void info(Builder&& mb) {
     if (log::enabled(log::level::debug))
-      log::write(log::level::debug, "msg=" + log::quote(mb()));
+      log::write(log::level::debug, mb());
   }
   template <class Builder>
   void warn(Builder&& mb) {
     if (log::enabled(log::level::warn))
-      log::write(log::level::warn, "msg=" + log::quote(mb()));
+      log::write(log::level::warn, mb());
   }
   template <class Builder>
   void error(Builder&& mb) {
     if (log::enabled(log::level::error))
-      log::write(log::level::error, "msg=" + log::quote(mb()));
+      log::write(log::level::error, mb());
   }
 };
 
@@ -88,6 +88,7 @@ struct request_ctx {
   clock_type::time_point started;
   const char* route; // a route:: template
   std::string token; // for the access log, where the route has one
+  bool head;         // HEAD: GET's status and headers, no body
 };
 
 std::string new_request_id() {
@@ -112,7 +113,8 @@ request_ctx::request_ctx(req_handle r, const char* route_name, std::string tok)
       id(request_id_of(req)),
       started(clock_type::now()),
       route(route_name),
-      token(std::move(tok)) {}
+      token(std::move(tok)),
+      head(req->header().method() == restinio::http_method_head()) {}
 
 } // namespace
 
@@ -125,6 +127,10 @@ struct server::impl {
   // Set when the server is being destroyed: late answers (replier fallbacks
   // run while pending timers are destroyed) must not touch RESTinio then.
   std::atomic<bool> closed{false};
+  // Readiness as /readyz last found it: the error_code of its 503, none
+  // when ready, -1 before the first probe. Only its changes are logged (a
+  // load balancer polls a node that is not ready every second or so).
+  std::atomic<int> readiness{-1};
 
   impl(const config::service_settings& c, backend& b) : cfg(c), api(b) {}
 
@@ -157,72 +163,104 @@ struct server::impl {
     if (!log::enabled(log::level::info))
       return;
     const auto& h = ctx.req->header();
-    auto token = ctx.token.empty() ? std::string{}
-                                   : " token=" + log::quote(clipped(ctx.token));
-    auto error = code.empty() ? std::string{} : fmt::format(" code={}", code);
-    log::write(log::level::info,
-               fmt::format("msg=request request_id={} method={} path={} "
-                           "route={} status={} bytes={} ms={:.2f}{}{}",
-                           log::quote(ctx.id), h.method().c_str(),
-                           log::quote(clipped(h.path())), log::quote(ctx.route),
-                           status, bytes, seconds * 1000, error, token));
+    auto path = clipped(h.path());
+    auto token = clipped(ctx.token);
+    std::vector<log::field> fs{
+        {"request_id", ctx.id}, {"method", h.method().c_str()},
+        {"path", path},         {"route", ctx.route},
+        {"status", status},     {"bytes", bytes},
+        {"ms", seconds * 1000}};
+    if (!code.empty())
+      fs.emplace_back("code", code);
+    if (!ctx.token.empty())
+      fs.emplace_back("token", token);
+    log::write(log::level::info, "request", fs);
+  }
+
+  // Writes an answer: `add_headers(builder)` adds its header fields, `body`
+  // is what GET sends. A HEAD request gets the same status and fields,
+  // Content-Length the size of that body, and no body (RFC 9110, 9.3.2).
+  // RESTinio 0.6 knows nothing of HEAD: its default builder writes any body
+  // it is given and sets Content-Length from it, so HEAD answers go through
+  // the user-controlled builder, where Content-Length is ours to set.
+  template <class AddHeaders>
+  void respond(const request_ctx& ctx, int status,
+               restinio::writable_item_t body, AddHeaders add_headers,
+               std::string_view code = {}) {
+    auto size = body.size();
+    // bytes= in the log: the body bytes written (none for HEAD)
+    access_log(ctx, status, ctx.head ? 0 : size, code);
+    if (ctx.head) {
+      auto resp = ctx.req->create_response<restinio::user_controlled_output_t>(
+          status_line(status));
+      add_headers(resp);
+      resp.set_content_length(size);
+      resp.done();
+      return;
+    }
+    auto resp = ctx.req->create_response(status_line(status));
+    add_headers(resp);
+    resp.set_body(std::move(body));
+    resp.done();
   }
 
   // A body that is not JSON (metrics text, embedded assets).
   void send_text(const request_ctx& ctx, int status,
                  std::string_view content_type, std::string body,
                  const char* cache_control = "no-store") {
-    auto resp = ctx.req->create_response(status_line(status));
-    resp.append_header(restinio::http_field::content_type,
-                       std::string{content_type});
-    resp.append_header(restinio::http_field::cache_control, cache_control);
-    resp.append_header("X-Request-Id", ctx.id);
-    auto size = body.size();
-    resp.set_body(std::move(body));
-    access_log(ctx, status, size);
-    resp.done();
+    respond(ctx, status, std::move(body), [&](auto& resp) {
+      resp.append_header(restinio::http_field::content_type,
+                         std::string{content_type});
+      resp.append_header(restinio::http_field::cache_control, cache_control);
+      resp.append_header("X-Request-Id", ctx.id);
+    });
   }
 
   void send_json(const request_ctx& ctx, int status, std::string body,
                  const char* location = nullptr) {
-    auto resp = ctx.req->create_response(status_line(status));
-    resp.append_header(restinio::http_field::content_type, "application/json");
-    resp.append_header("X-Request-Id", ctx.id);
-    if (location != nullptr)
-      resp.append_header(restinio::http_field::location, location);
-    auto size = body.size();
-    resp.set_body(std::move(body));
-    access_log(ctx, status, size);
-    resp.done();
+    respond(ctx, status, std::move(body), [&](auto& resp) {
+      resp.append_header(restinio::http_field::content_type,
+                         "application/json");
+      resp.append_header("X-Request-Id", ctx.id);
+      if (location != nullptr)
+        resp.append_header(restinio::http_field::location, location);
+    });
   }
 
+  // An error answer; a 5xx is also logged as a warning (the access line
+  // alone is info).
   void send_error(const request_ctx& ctx, const failure& err) {
+    if (log::enabled(log::level::info) && http_status(err.code) >= 500)
+      log::warn("request failed", {{"request_id", ctx.id},
+                                   {"code", to_string(err.code)},
+                                   {"reason", err.message}});
+    answer_error(ctx, err);
+  }
+
+  void answer_error(const request_ctx& ctx, const failure& err) {
     auto status = http_status(err.code);
-    auto resp = ctx.req->create_response(status_line(status));
-    resp.append_header(restinio::http_field::content_type, "application/json");
-    resp.append_header("X-Request-Id", ctx.id);
-    if (status == 503)
-      resp.append_header(restinio::http_field::retry_after,
-                         std::to_string(cfg.http.retry_after));
-    if (status == 401)
-      resp.append_header(restinio::http_field::www_authenticate,
-                         "Bearer realm=\"resized\"");
-    if (err.code == error_code::method_not_allowed)
-      resp.append_header(restinio::http_field::allow, allowed_methods(ctx));
-    auto body = error_body(err);
-    auto size = body.size();
-    resp.set_body(std::move(body));
-    if (log::enabled(log::level::info) && status >= 500)
-      log::warn("msg={} request_id={} code={} reason={}",
-                log::quote("request failed"), ctx.id, to_string(err.code),
-                log::quote(err.message));
-    access_log(ctx, status, size, to_string(err.code));
-    resp.done();
+    respond(
+        ctx, status, error_body(err),
+        [&](auto& resp) {
+          resp.append_header(restinio::http_field::content_type,
+                             "application/json");
+          resp.append_header("X-Request-Id", ctx.id);
+          if (status == 503)
+            resp.append_header(restinio::http_field::retry_after,
+                               std::to_string(cfg.http.retry_after));
+          if (status == 401)
+            resp.append_header(restinio::http_field::www_authenticate,
+                               "Bearer realm=\"resized\"");
+          if (err.code == error_code::method_not_allowed)
+            resp.append_header(restinio::http_field::allow,
+                               allowed_methods(ctx));
+        },
+        to_string(err.code));
   }
 
   static std::string allowed_methods(const request_ctx& ctx) {
     auto path = ctx.req->header().path();
-    return path == "/api/v1/resize" ? "POST" : "GET";
+    return path == "/api/v1/resize" ? "POST" : "GET, HEAD";
   }
 
   handling reject(const request_ctx& ctx, failure err) {
@@ -411,6 +449,10 @@ struct server::impl {
     auto wait = poll_wait(req);
     if (!wait)
       return reject(ctx, wait.error());
+    // HEAD is a plain status lookup: the wait is checked as for GET, but
+    // not waited (a HEAD answer carries no record to wait for).
+    if (ctx.head)
+      wait = std::chrono::milliseconds{0};
     if (wait.value().count() > 0)
       ctx.route = route::status_wait;
     api.status(normalize_token(token), wait.value(),
@@ -453,20 +495,18 @@ struct server::impl {
                                     etag) != std::string_view::npos ||
                                 *inm == "*");
     auto status = not_modified ? 304 : 200;
-    auto resp = ctx.req->create_response(status_line(status));
-    resp.append_header(restinio::http_field::etag, etag);
-    resp.append_header(restinio::http_field::cache_control,
-                       "public, max-age=31536000, immutable");
-    resp.append_header("X-Request-Id", ctx.id);
-    size_t size = 0;
-    if (!not_modified) {
-      resp.append_header(restinio::http_field::content_type,
-                         std::string{imaging::mime_type(blob.format)});
-      size = blob.bytes->size();
-      resp.set_body(std::move(blob.bytes));
-    }
-    access_log(ctx, status, size);
-    resp.done();
+    restinio::writable_item_t body;
+    if (!not_modified)
+      body = std::move(blob.bytes);
+    respond(ctx, status, std::move(body), [&](auto& resp) {
+      resp.append_header(restinio::http_field::etag, etag);
+      resp.append_header(restinio::http_field::cache_control,
+                         "public, max-age=31536000, immutable");
+      resp.append_header("X-Request-Id", ctx.id);
+      if (!not_modified)
+        resp.append_header(restinio::http_field::content_type,
+                           std::string{imaging::mime_type(blob.format)});
+    });
   }
 
   handling on_health(const req_handle& req) {
@@ -485,8 +525,9 @@ struct server::impl {
           if (!pong || !pong.value()) {
             auto why = pong ? std::string{"Redis did not answer PING"}
                             : pong.error().message;
-            send_error(ctx, {error_code::store_unavailable,
-                             "not ready: the store is unavailable: " + why});
+            send_not_ready(ctx,
+                           {error_code::store_unavailable,
+                            "not ready: the store is unavailable: " + why});
             return;
           }
           api.cluster(make_result_replier<outcome<cluster_view>>(
@@ -494,10 +535,10 @@ struct server::impl {
                 if (view)
                   send_ready(ctx, view.value());
                 else
-                  send_error(ctx,
-                             {error_code::no_workers,
-                              "not ready: the supervisor did not answer: " +
-                                  view.error().message});
+                  send_not_ready(ctx,
+                                 {error_code::no_workers,
+                                  "not ready: the supervisor did not answer: " +
+                                      view.error().message});
               }));
         }));
     return restinio::request_accepted();
@@ -515,20 +556,44 @@ struct server::impl {
     if (view.draining) {
       // A load balancer must stop sending work here as soon as the drain
       // starts, not when the process is gone.
-      send_error(ctx, {error_code::shutting_down,
-                       fmt::format("not ready: this node is shutting down "
-                                   "({} tasks still running, {} queued)",
-                                   busy, view.queue_depth)});
+      send_not_ready(ctx, {error_code::shutting_down,
+                           fmt::format("not ready: this node is shutting down "
+                                       "({} tasks still running, {} queued)",
+                                       busy, view.queue_depth)});
       return;
     }
     if (workers == 0) {
-      send_error(ctx, {error_code::no_workers,
-                       fmt::format("not ready: no resize worker is available "
-                                   "({} nodes known, none with workers)",
-                                   view.nodes.size())});
+      send_not_ready(ctx,
+                     {error_code::no_workers,
+                      fmt::format("not ready: no resize worker is available "
+                                  "({} nodes known, none with workers)",
+                                  view.nodes.size())});
       return;
     }
+    note_readiness(nullptr);
     send_json(ctx, 200, ready_body(nodes, workers, busy, view.queue_depth));
+  }
+
+  // A 503 of /readyz is the answer to "are you ready?", not a failed
+  // request: its access line is all it gets; a change of readiness is
+  // logged once, by note_readiness.
+  void send_not_ready(const request_ctx& ctx, const failure& why) {
+    note_readiness(&why);
+    answer_error(ctx, why);
+  }
+
+  // Logs readiness changes as probes observe them: to not ready (warn, with
+  // the code and reason; a change of reason is logged too), back to ready
+  // (info), and the first probe's finding.
+  void note_readiness(const failure* why) {
+    auto now = static_cast<int>(why != nullptr ? why->code : error_code::none);
+    if (readiness.exchange(now) == now)
+      return;
+    if (why != nullptr)
+      log::warn("readiness changed: not ready",
+                {{"code", to_string(why->code)}, {"reason", why->message}});
+    else
+      log::info("readiness changed: ready");
   }
 
   handling on_metrics(const req_handle& req) {
@@ -556,25 +621,20 @@ struct server::impl {
                 fmt::format("no route {}", std::string{req->header().path()})});
     auto etag = "\"" + a->etag + "\"";
     auto inm = req->header().opt_value_of(restinio::http_field::if_none_match);
-    if (inm && std::string_view{inm->data(), inm->size()}.find(etag) !=
-                   std::string_view::npos) {
-      auto resp = req->create_response(status_line(304));
+    bool not_modified = inm && std::string_view{inm->data(), inm->size()}.find(
+                                   etag) != std::string_view::npos;
+    restinio::writable_item_t body;
+    if (!not_modified) // the bytes are static: no copy
+      body = restinio::const_buffer(a->bytes.data(), a->bytes.size());
+    respond(ctx, not_modified ? 304 : 200, std::move(body), [&](auto& resp) {
+      if (!not_modified)
+        resp.append_header(restinio::http_field::content_type,
+                           std::string{a->content_type});
       resp.append_header(restinio::http_field::etag, etag);
+      if (!not_modified)
+        resp.append_header(restinio::http_field::cache_control, "no-cache");
       resp.append_header("X-Request-Id", ctx.id);
-      access_log(ctx, 304, 0);
-      resp.done();
-      return restinio::request_accepted();
-    }
-    auto resp = req->create_response(status_line(200));
-    resp.append_header(restinio::http_field::content_type,
-                       std::string{a->content_type});
-    resp.append_header(restinio::http_field::etag, etag);
-    resp.append_header(restinio::http_field::cache_control, "no-cache");
-    resp.append_header("X-Request-Id", ctx.id);
-    // The bytes are static: no copy.
-    resp.set_body(restinio::const_buffer(a->bytes.data(), a->bytes.size()));
-    access_log(ctx, 200, a->bytes.size());
-    resp.done();
+    });
     return restinio::request_accepted();
   }
 
@@ -603,51 +663,64 @@ struct server::impl {
               fmt::format("no route {}", std::string{req->header().path()})});
   }
 
+  // Every route that answers GET answers HEAD alike (respond() leaves the
+  // body out); other methods get 405 with the Allow field.
   std::unique_ptr<router_type> make_router() {
     using namespace restinio::router;
+    auto get = [] {
+      return any_of_methods(restinio::http_method_get(),
+                            restinio::http_method_head());
+    };
+    auto not_get = [] {
+      return none_of_methods(restinio::http_method_get(),
+                             restinio::http_method_head());
+    };
     auto r = std::make_unique<router_type>();
     r->http_post("/api/v1/resize",
                  [this](auto req, auto) { return on_submit(req); });
     r->add_handler(
         none_of_methods(restinio::http_method_post()), "/api/v1/resize",
         [this](auto req, auto) { return on_not_allowed(req, route::submit); });
-    r->http_get("/api/v1/resize/:token", [this](auto req, auto params) {
-      auto t = params["token"];
-      return on_status(req, std::string_view{t.data(), t.size()});
+    r->add_handler(
+        get(), "/api/v1/resize/:token", [this](auto req, auto params) {
+          auto t = params["token"];
+          return on_status(req, std::string_view{t.data(), t.size()});
+        });
+    r->add_handler(not_get(), "/api/v1/resize/:token", [this](auto req, auto) {
+      return on_not_allowed(req, route::status);
     });
-    r->add_handler(
-        none_of_methods(restinio::http_method_get()), "/api/v1/resize/:token",
-        [this](auto req, auto) { return on_not_allowed(req, route::status); });
-    auto image = [this](auto req, auto params) {
-      auto n = params["name"];
-      return on_image(req, std::string_view{n.data(), n.size()});
-    };
-    r->http_get("/api/v1/images/:name", image);
-    r->add_handler(
-        none_of_methods(restinio::http_method_get()), "/api/v1/images/:name",
-        [this](auto req, auto) { return on_not_allowed(req, route::image); });
-    r->http_get("/healthz", [this](auto req, auto) { return on_health(req); });
-    r->http_get("/readyz", [this](auto req, auto) { return on_ready(req); });
-    r->http_get("/metrics", [this](auto req, auto) { return on_metrics(req); });
-    r->http_get("/api/v1/cluster",
-                [this](auto req, auto) { return on_cluster(req); });
-    r->http_get("/api/v1/openapi.json", [this](auto req, auto) {
+    r->add_handler(get(), "/api/v1/images/:name",
+                   [this](auto req, auto params) {
+                     auto n = params["name"];
+                     return on_image(req, std::string_view{n.data(), n.size()});
+                   });
+    r->add_handler(not_get(), "/api/v1/images/:name", [this](auto req, auto) {
+      return on_not_allowed(req, route::image);
+    });
+    r->add_handler(get(), "/healthz",
+                   [this](auto req, auto) { return on_health(req); });
+    r->add_handler(get(), "/readyz",
+                   [this](auto req, auto) { return on_ready(req); });
+    r->add_handler(get(), "/metrics",
+                   [this](auto req, auto) { return on_metrics(req); });
+    r->add_handler(get(), "/api/v1/cluster",
+                   [this](auto req, auto) { return on_cluster(req); });
+    r->add_handler(get(), "/api/v1/openapi.json", [this](auto req, auto) {
       return on_asset(req, route::openapi, "openapi.json");
     });
-    r->http_get("/", [this](auto req, auto) {
+    r->add_handler(get(), "/", [this](auto req, auto) {
       return on_asset(req, route::page, "index.html");
     });
-    r->http_get("/static/:name", [this](auto req, auto params) {
+    r->add_handler(get(), "/static/:name", [this](auto req, auto params) {
       auto n = params["name"];
       return on_asset(req, route::assets, std::string_view{n.data(), n.size()});
     });
-    // Every other method on the GET-only routes: 405 with Allow: GET.
     for (const char* path :
          {route::healthz, route::readyz, route::metrics, route::cluster,
           route::openapi, route::page, route::assets})
-      r->add_handler(
-          none_of_methods(restinio::http_method_get()), path,
-          [this, path](auto req, auto) { return on_not_allowed(req, path); });
+      r->add_handler(not_get(), path, [this, path](auto req, auto) {
+        return on_not_allowed(req, path);
+      });
     r->non_matched_request_handler(
         [this](auto req) { return on_not_found(req); });
     return r;

@@ -654,8 +654,7 @@ void forward_glib_log(const gchar* domain, GLogLevelFlags level,
                  ? log::level::warn
                  : log::level::debug;
   if (log::enabled(lvl))
-    log::write(lvl, fmt::format("msg={} domain={}", log::quote(message),
-                                domain != nullptr ? domain : "glib"));
+    log::write(lvl, message, {{"domain", domain != nullptr ? domain : "glib"}});
 }
 
 } // namespace

@@ -64,6 +64,52 @@ BOOST_AUTO_TEST_CASE(invalid_config_values_stop_the_start) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(dump_config_validates_like_a_start) {
+  // --dump-config with a value a start refuses: the start's messages and
+  // exit 2, and no dump (it would show values that are never in effect).
+  struct bad {
+    const char* arg;
+    const char* message;
+  };
+  for (auto [arg, message] : {
+           bad{"--resize.pool-size=0",
+               "resize.pool-size = 0 is out of range [1, 1024]"},
+           bad{"--limits.max-body-bytes=-5",
+               "limits.max-body-bytes = -5 is out of range"},
+           bad{"--queue.capacity=999999999999",
+               "queue.capacity = 999999999999 is out of range"},
+           bad{"--defaults.mode=sideways", "defaults.mode"},
+       }) {
+    BOOST_TEST_CONTEXT("argument " << arg) {
+      auto argv = base_argv(env::get().redis.port());
+      argv.push_back("--dump-config");
+      argv.push_back(arg);
+      std::string output;
+      int rc = run_to_exit(argv, output, std::chrono::seconds{15});
+      BOOST_TEST_CONTEXT("exit " << rc << ", output:\n" << output) {
+        BOOST_TEST(rc == 2);
+        BOOST_TEST(output.find(std::string{"resized: "} + message) !=
+                   std::string::npos);
+        BOOST_TEST(output.find("resized: invalid configuration, not "
+                               "starting") != std::string::npos);
+        BOOST_TEST(output.find("http {") == std::string::npos); // no dump
+      }
+    }
+  }
+  // Valid: the dump with the values in effect, exit 0, nothing started.
+  auto argv = base_argv(env::get().redis.port());
+  argv.push_back("--dump-config");
+  argv.push_back("--resize.pool-size=3");
+  std::string output;
+  int rc = run_to_exit(argv, output, std::chrono::seconds{15});
+  BOOST_TEST_CONTEXT("exit " << rc << ", output:\n" << output) {
+    BOOST_TEST(rc == 0);
+    BOOST_TEST(output.find("http {") != std::string::npos);
+    BOOST_TEST(output.find("  pool-size = 3\n") != std::string::npos);
+    BOOST_TEST(output.find("resized started") == std::string::npos);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(unreadable_config_file_stops_the_start) {
   std::vector<std::string> argv{env_or("RESIZED_BIN", "resized"),
                                 "--config-file=/nonexistent/resized.ini",

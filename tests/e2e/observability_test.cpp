@@ -560,6 +560,133 @@ BOOST_AUTO_TEST_CASE(readyz_answers_ready_then_store_unavailable) {
       std::chrono::seconds{15}));
 }
 
+BOOST_AUTO_TEST_CASE(readyz_logs_changes_not_every_probe) {
+  // A load balancer polls /readyz on a node that is not ready: one warning
+  // when it becomes not ready, one info line when it is ready again, and
+  // per probe only the access line (info), never a warning.
+  redis_server redis;
+  resized_server node{redis.port(), {}, "obs-readiness"};
+  BOOST_TEST(http_get(node.url("/readyz")).status == 200);
+  redis.stop();
+  BOOST_TEST(
+      wait_until([&] { return http_get(node.url("/readyz")).status == 503; },
+                 std::chrono::seconds{15}));
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    ids.push_back("probe-" + random_uuid());
+    auto r = http_get(node.url("/readyz"), {"X-Request-Id: " + ids.back()});
+    BOOST_TEST(r.status == 503);
+  }
+  redis.start();
+  BOOST_TEST(
+      wait_until([&] { return http_get(node.url("/readyz")).status == 200; },
+                 std::chrono::seconds{15}));
+  auto last = "probe-" + random_uuid();
+  BOOST_TEST(http_get(node.url("/readyz"), {"X-Request-Id: " + last}).status ==
+             200);
+  // Every probe's access line is in before the log is read.
+  BOOST_TEST(wait_until(
+      [&] {
+        return node.process().log().find("request_id=" + last) !=
+               std::string::npos;
+      },
+      std::chrono::seconds{5}));
+  std::vector<std::string> lines;
+  {
+    std::istringstream in{node.process().log()};
+    for (std::string line; std::getline(in, line);)
+      lines.push_back(line);
+  }
+  auto count = [&](const std::vector<std::string>& parts) {
+    return std::count_if(lines.begin(), lines.end(), [&](const auto& line) {
+      return std::all_of(parts.begin(), parts.end(), [&](const auto& part) {
+        return line.find(part) != std::string::npos;
+      });
+    });
+  };
+  auto log_text = node.process().log();
+  BOOST_TEST_CONTEXT("log:\n" << log_text) {
+    BOOST_TEST(count({"level=warn", "msg=\"readiness changed: not ready\"",
+                      "code=store_unavailable"}) == 1);
+    BOOST_TEST(count({"readiness changed: not ready"}) == 1);
+    // the first probe's finding, then the way back
+    BOOST_TEST(count({"level=info", "msg=\"readiness changed: ready\""}) == 2);
+    BOOST_TEST(count({"route=/readyz", "level=warn"}) == 0);
+    BOOST_TEST(count({"msg=\"request failed\""}) == 0);
+    for (const auto& id : ids)
+      BOOST_TEST_CONTEXT("probe " << id) {
+        BOOST_TEST(count({"level=info", "msg=request", "request_id=" + id,
+                          "route=/readyz", "status=503",
+                          "code=store_unavailable"}) == 1);
+      }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(json_log_lines_carry_typed_values) {
+  // log.format = json: every line is one JSON object; counts, sizes and
+  // durations are numbers, flags booleans, and text stays a string even
+  // when it looks like a number (this request id).
+  redis_server redis;
+  resized_server json_srv{redis.port(), {"--log.format=json"}, "obs-json"};
+  auto token = submit_and_finish(json_srv);
+  BOOST_TEST_REQUIRE(!token.empty());
+  std::string id = "20261129";
+  BOOST_TEST(
+      http_get(json_srv.url("/api/v1/resize/" + token), {"X-Request-Id: " + id})
+          .status == 200);
+  // Each line by a marker it holds; "" if none within 5 s.
+  auto line_with = [&](const std::string& marker) {
+    std::string line;
+    wait_until(
+        [&] {
+          auto log = json_srv.process().log();
+          auto at = log.find(marker);
+          if (at == std::string::npos)
+            return false;
+          auto begin = log.rfind('\n', at);
+          begin = begin == std::string::npos ? 0 : begin + 1;
+          line = log.substr(begin, log.find('\n', at) - begin);
+          return true;
+        },
+        std::chrono::seconds{5});
+    return line;
+  };
+  auto access = line_with("\"request_id\":\"" + id + "\"");
+  BOOST_TEST_CONTEXT("access line " << access) {
+    auto doc = parse_json(access);
+    BOOST_TEST_REQUIRE(doc.IsObject());
+    BOOST_TEST(json_string(doc, "msg") == "request");
+    BOOST_TEST(json_string(doc, "request_id") == id); // a string
+    BOOST_TEST(json_string(doc, "token") == token);
+    BOOST_TEST((doc.HasMember("status") && doc["status"].IsInt()));
+    BOOST_TEST(json_int(doc, "status") == 200);
+    BOOST_TEST((doc.HasMember("bytes") && doc["bytes"].IsUint64()));
+    BOOST_TEST(json_int(doc, "bytes") > 0);
+    BOOST_TEST((doc.HasMember("ms") && doc["ms"].IsNumber()));
+  }
+  auto finished =
+      line_with("\"msg\":\"task finished\",\"token\":\"" + token + "\"");
+  BOOST_TEST_CONTEXT("task line " << finished) {
+    auto doc = parse_json(finished);
+    BOOST_TEST_REQUIRE(doc.IsObject());
+    BOOST_TEST(json_string(doc, "status") == "SUCCESS");
+    for (auto key : {"width", "height", "bytes", "queue_ms", "total_ms"})
+      BOOST_TEST_CONTEXT(key) {
+        BOOST_TEST((doc.HasMember(key) && doc[key].IsInt64()));
+      }
+    for (auto key : {"decode_ms", "resize_ms", "encode_ms"})
+      BOOST_TEST_CONTEXT(key) {
+        BOOST_TEST((doc.HasMember(key) && doc[key].IsNumber()));
+      }
+  }
+  auto formats = line_with("\"msg\":\"output formats\"");
+  BOOST_TEST_CONTEXT("formats line " << formats) {
+    auto doc = parse_json(formats);
+    BOOST_TEST_REQUIRE(doc.IsObject());
+    BOOST_TEST((doc.HasMember("jpeg") && doc["jpeg"].IsBool()));
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 // -- the OpenAPI document against the real service ----------------------------
@@ -854,7 +981,7 @@ BOOST_AUTO_TEST_CASE(document_matches_the_real_answers) {
     auto r = http_request(method, s.url(path));
     api.check(path, method, r, 405, &api.common("MethodNotAllowed"));
     BOOST_TEST(r.header("allow") ==
-               (std::string{path} == "/api/v1/resize" ? "POST" : "GET"));
+               (std::string{path} == "/api/v1/resize" ? "POST" : "GET, HEAD"));
   }
   api.check("/nope", "get", http_get(s.url("/nope")), 404,
             &api.common("NotFound"));

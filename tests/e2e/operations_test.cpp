@@ -3,6 +3,9 @@
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <map>
 
 #include "support/fixtures.hpp"
 
@@ -21,6 +24,37 @@ resized_server& srv() {
   return env::get().server;
 }
 
+// The header fields that GET and HEAD must share: all but X-Request-Id
+// (generated per request).
+std::map<std::string, std::string> shared_fields(const http_response& r) {
+  auto fields = r.headers;
+  fields.erase("x-request-id");
+  return fields;
+}
+
+std::string fields_text(const std::map<std::string, std::string>& fields) {
+  std::string out;
+  for (const auto& [name, value] : fields)
+    out += name + ": " + value + "; ";
+  return out;
+}
+
+// HEAD `path` over a raw socket (curl would not show a body after the
+// header block): the bytes after the header block, "<no header end>" when
+// the block is incomplete.
+std::string raw_head_rest(const std::string& path,
+                          const std::vector<std::string>& headers) {
+  std::string request = "HEAD " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+  for (const auto& h : headers)
+    request += h + "\r\n";
+  request += "Connection: close\r\n\r\n";
+  auto answer = raw_http(srv().port(), request);
+  auto end = answer.find("\r\n\r\n");
+  if (end == std::string::npos)
+    return "<no header end>";
+  return answer.substr(end + 4);
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(operations, *boost::unit_test::fixture<env>())
@@ -31,6 +65,101 @@ BOOST_AUTO_TEST_CASE(healthz_answers_ok) {
   auto doc = parse_json(res.body);
   BOOST_TEST_REQUIRE(doc.IsObject());
   BOOST_TEST(json_string(doc, "status") == "ok");
+}
+
+// RFC 9110: HEAD wherever GET is answered, with GET's status and header
+// fields (Content-Length: the size of GET's body) and no body at all.
+BOOST_AUTO_TEST_CASE(head_answers_like_get_without_a_body) {
+  auto token = accepted_token(
+      submit_raw(srv(), corpus_photo(small_photo), "image/jpeg"));
+  BOOST_TEST_REQUIRE(!token.empty());
+  auto done = finish(srv(), token);
+  auto image = url_path(done.url);
+  auto etag = done.image.header("etag");
+  struct probe {
+    std::string path;
+    std::vector<std::string> headers;
+    long status;
+  };
+  for (const auto& [path, headers, status] : {
+           probe{"/healthz", {}, 200},
+           probe{"/readyz", {}, 200},
+           probe{"/", {}, 200},
+           probe{"/static/app.js", {}, 200},
+           probe{"/static/style.css", {}, 200},
+           probe{"/api/v1/openapi.json", {}, 200},
+           probe{"/api/v1/resize/" + token, {}, 200},
+           probe{"/api/v1/resize/" + token + "?wait=5", {}, 200},
+           probe{image, {}, 200},
+           probe{image, {"If-None-Match: " + etag}, 304},
+           probe{"/api/v1/resize/" + random_uuid(), {}, 404},
+           probe{"/api/v1/resize/not-a-token", {}, 400},
+           probe{"/api/v1/images/" + random_uuid() + ".jpg", {}, 404},
+           probe{"/static/nope.js", {}, 404},
+           probe{"/nope", {}, 404},
+       }) {
+    BOOST_TEST_CONTEXT("HEAD " << path) {
+      auto get = http_request("GET", srv().url(path), {}, headers);
+      auto head = http_request("HEAD", srv().url(path), {}, headers);
+      BOOST_TEST(get.status == status);
+      BOOST_TEST(head.status == get.status);
+      BOOST_TEST(head.header("content-length") ==
+                 std::to_string(get.body.size()));
+      BOOST_TEST(shared_fields(head) == shared_fields(get),
+                 "HEAD " << fields_text(shared_fields(head)) << "\nGET  "
+                         << fields_text(shared_fields(get)));
+      BOOST_TEST(head.header("x-request-id").size() == 16u);
+      BOOST_TEST(raw_head_rest(path, headers).empty());
+    }
+  }
+  // Bodies that change from one request to the next: the same fields, a
+  // length, no body.
+  for (std::string path : {"/metrics", "/api/v1/cluster"}) {
+    BOOST_TEST_CONTEXT("HEAD " << path) {
+      auto get = http_get(srv().url(path));
+      auto head = http_request("HEAD", srv().url(path));
+      BOOST_TEST(head.status == 200);
+      BOOST_TEST(head.header("content-type") == get.header("content-type"));
+      BOOST_TEST(std::atol(head.header("content-length").c_str()) > 0);
+      BOOST_TEST(raw_head_rest(path, {}).empty());
+    }
+  }
+  // HEAD where only POST is answered: 405 as for GET (its message names
+  // HEAD), Allow: POST, no body.
+  auto post_only = http_request("HEAD", srv().url("/api/v1/resize"));
+  BOOST_TEST(post_only.status == 405);
+  BOOST_TEST(post_only.header("allow") == "POST");
+  BOOST_TEST(std::atol(post_only.header("content-length").c_str()) > 0);
+  BOOST_TEST(raw_head_rest("/api/v1/resize", {}).empty());
+  // Other methods: 405, and Allow names HEAD beside GET.
+  auto del = http_request("DELETE", srv().url("/api/v1/resize/" + token));
+  BOOST_TEST(del.status == 405);
+  BOOST_TEST(del.header("allow") == "GET, HEAD");
+}
+
+// HEAD on a long poll is a plain lookup: the wait is not held.
+BOOST_AUTO_TEST_CASE(head_does_not_hold_a_long_poll) {
+  auto& e = env::get();
+  auto token = random_uuid();
+  // A record no node runs: GET ?wait=N holds it N seconds.
+  e.redis.command("HSET resized:task:" + token + " token " + token +
+                  " status PENDING submitted_at 1764400000000");
+  e.redis.command("EXPIRE resized:task:" + token + " 60");
+  auto path = "/api/v1/resize/" + token;
+  auto start = std::chrono::steady_clock::now();
+  auto held = http_get(srv().url(path + "?wait=1"));
+  auto held_for = std::chrono::steady_clock::now() - start;
+  BOOST_TEST(held.status == 200);
+  BOOST_TEST((held_for >= std::chrono::milliseconds{900}));
+  start = std::chrono::steady_clock::now();
+  auto head = http_request("HEAD", srv().url(path + "?wait=20"));
+  auto took = std::chrono::steady_clock::now() - start;
+  BOOST_TEST(head.status == 200);
+  BOOST_TEST((took < std::chrono::seconds{2}));
+  BOOST_TEST(head.header("content-length") == std::to_string(held.body.size()));
+  // The wait is still checked.
+  auto bad = http_request("HEAD", srv().url(path + "?wait=abc"));
+  BOOST_TEST(bad.status == 400);
 }
 
 BOOST_AUTO_TEST_CASE(readyz_with_redis_and_workers) {

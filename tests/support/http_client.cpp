@@ -4,7 +4,14 @@
 #include <cctype>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <strings.h> // strncasecmp
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -148,6 +155,46 @@ http_response http_request(const std::string& method, const std::string& url,
   }
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &result.status);
   return result;
+}
+
+std::string raw_http(uint16_t port, const std::string& request,
+                     std::chrono::milliseconds timeout) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    throw std::runtime_error("raw_http: socket failed");
+  struct closer {
+    int fd;
+    ~closer() { ::close(fd); }
+  } guard{fd};
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0)
+    throw std::runtime_error("raw_http: connect failed");
+  for (size_t sent = 0; sent < request.size();) {
+    auto n =
+        ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0)
+      throw std::runtime_error("raw_http: send failed");
+    sent += static_cast<size_t>(n);
+  }
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0)
+      return out; // the server kept the connection open
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0)
+      continue;
+    auto n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0)
+      return out; // closed (or reset)
+    out.append(buf, static_cast<size_t>(n));
+  }
 }
 
 std::string base64_encode(const std::string& bytes) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -37,6 +38,14 @@ inline http_response http_post(const std::string& url, const std::string& body,
   all.push_back("Content-Type: " + content_type);
   return http_request("POST", url, body, all);
 }
+
+/// Writes `request` as is to 127.0.0.1:`port` and returns every byte the
+/// server sends until it closes the connection (ask it to with
+/// `Connection: close`) or `timeout` passes. For what curl hides, e.g. a
+/// body after a HEAD answer.
+std::string
+raw_http(uint16_t port, const std::string& request,
+         std::chrono::milliseconds timeout = std::chrono::milliseconds{10000});
 
 /// Standard base64 with padding (test-side encoder, independent of src/).
 std::string base64_encode(const std::string& bytes);

@@ -478,4 +478,18 @@ BOOST_AUTO_TEST_CASE(dump_shows_every_value_in_effect) {
   BOOST_TEST(caf::get_or(dump, "scheduler.max-threads", int64_t{0}) > 0);
 }
 
+BOOST_AUTO_TEST_CASE(dump_text_has_cafs_layout) {
+  // What --dump-config prints once the configuration is valid: the layout
+  // of CAF 0.17's own dump (sections as blocks, two spaces a level).
+  caf::settings xs;
+  caf::put(xs, "http.port", int64_t{5000});
+  caf::put(xs, "http.address", std::string{"0.0.0.0"});
+  caf::put(xs, "verbose", true);
+  caf::put(xs, "nodes", caf::config_value::list{});
+  caf::put(xs, "ids", caf::config_value::list{caf::config_value{int64_t{1}}});
+  BOOST_TEST(resized::config::dump_text(xs) ==
+             "http {\n  address = \"0.0.0.0\"\n  port = 5000\n}\n"
+             "ids = [\n  1,\n]\nnodes = []\nverbose = true\n");
+}
+
 BOOST_AUTO_TEST_SUITE_END()

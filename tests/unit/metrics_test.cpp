@@ -191,21 +191,53 @@ BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(log_json)
 
-BOOST_AUTO_TEST_CASE(logfmt_lines_become_json_objects) {
-  using resized::log::logfmt_to_json;
-  BOOST_TEST(logfmt_to_json("ts=2026-11-29T05:40:01.123Z level=info "
-                            "msg=request request_id=ab12 status=200 ms=1.25") ==
+BOOST_AUTO_TEST_CASE(typed_fields_keep_their_type_in_json) {
+  using namespace resized::log;
+  constexpr auto ts = "2026-11-29T05:40:01.123Z";
+  // Numbers are JSON numbers, booleans booleans; text is always a string,
+  // even when it looks like a number (a request id, a path, a token).
+  BOOST_TEST(format_line(format::json, ts, level::info, "request",
+                         {{"request_id", "12345"},
+                          {"path", "/2024"},
+                          {"status", 200},
+                          {"bytes", size_t{3187}},
+                          {"ms", 1.25},
+                          {"delta", int64_t{-3}},
+                          {"stage_ms", 0.04, 1},
+                          {"avif", false},
+                          {"webp", true}}) ==
              "{\"ts\":\"2026-11-29T05:40:01.123Z\",\"level\":\"info\","
-             "\"msg\":\"request\",\"request_id\":\"ab12\","
-             "\"status\":\"200\",\"ms\":\"1.25\"}");
-  BOOST_TEST(logfmt_to_json("msg=\"task done\" reason=\"say \\\"hi\\\" \\\\ "
-                            "x=1\"") ==
-             "{\"msg\":\"task done\",\"reason\":\"say \\\"hi\\\" \\\\ "
-             "x=1\"}");
-  BOOST_TEST(logfmt_to_json("") == "{}");
-  // control characters in a value are escaped, never raw in the line
-  BOOST_TEST(logfmt_to_json("msg=\"a\tb\nc\x01\"") ==
-             "{\"msg\":\"a\\tb\\nc\\u0001\"}");
+             "\"msg\":\"request\",\"request_id\":\"12345\","
+             "\"path\":\"/2024\",\"status\":200,\"bytes\":3187,"
+             "\"ms\":1.25,\"delta\":-3,\"stage_ms\":0.0,\"avif\":false,"
+             "\"webp\":true}");
+  // The same line as logfmt: the same digits, text quoted where needed.
+  BOOST_TEST(format_line(format::logfmt, ts, level::info, "request",
+                         {{"request_id", "12345"},
+                          {"status", 200},
+                          {"ms", 1.25},
+                          {"ok", true},
+                          {"reason", "say \"hi\""}}) ==
+             "ts=2026-11-29T05:40:01.123Z level=info msg=request "
+             "request_id=12345 status=200 ms=1.25 ok=true "
+             "reason=\"say \\\"hi\\\"\"");
+  // Strings are escaped: quotes, backslashes, control characters.
+  BOOST_TEST(
+      format_line(format::json, ts, level::warn, "task done",
+                  {{"reason", "say \"hi\" \\ x=1"}, {"raw", "a\tb\nc\x01"}}) ==
+      "{\"ts\":\"2026-11-29T05:40:01.123Z\",\"level\":\"warn\","
+      "\"msg\":\"task done\",\"reason\":\"say \\\"hi\\\" \\\\ x=1\","
+      "\"raw\":\"a\\tb\\nc\\u0001\"}");
+  // A real that is not finite has no JSON number: null.
+  BOOST_TEST(
+      format_line(format::json, ts, level::info, "m", {{"x", std::nan("")}}) ==
+      "{\"ts\":\"2026-11-29T05:40:01.123Z\",\"level\":\"info\","
+      "\"msg\":\"m\",\"x\":null}");
+  // Optional fields: a vector.
+  std::vector<field> fs{{"a", 1}};
+  fs.emplace_back("b", "x y");
+  BOOST_TEST(format_line(format::logfmt, ts, level::debug, "m", fs) ==
+             "ts=2026-11-29T05:40:01.123Z level=debug msg=m a=1 b=\"x y\"");
   resized::log::format f;
   BOOST_TEST(resized::log::parse_format("json", f));
   BOOST_TEST((f == resized::log::format::json));
