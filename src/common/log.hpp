@@ -94,13 +94,14 @@ private:
   int decimals_ = 0;
 };
 
-/// The fields of one line, borrowed: a braced list written in the call, or
-/// a vector built when some fields are optional.
+/// The fields of one line, borrowed: a braced list written in the call
+/// (the overloads below take it as a std::initializer_list parameter, whose
+/// array lives until the call returns), or a vector built when some fields
+/// are optional.
 class fields {
 public:
   fields() = default;
-  fields(std::initializer_list<field> fs)
-      : begin_(fs.begin()), end_(fs.end()) {}
+  fields(const field* first, const field* last) : begin_(first), end_(last) {}
   fields(const std::vector<field>& fs)
       : begin_(fs.data()), end_(fs.data() + fs.size()) {}
   const field* begin() const { return begin_; }
@@ -111,38 +112,62 @@ private:
   const field* end_ = nullptr;
 };
 
+using field_list = std::initializer_list<field>;
+
 /// One line as written, without the newline: ts, level, msg, then `fs` in
 /// order. logfmt quotes text when needed; JSON writes text as strings
 /// (escaped), numbers as numbers (non-finite reals as null), booleans as
 /// true/false.
 std::string format_line(format fmt, std::string_view ts, level lvl,
                         std::string_view msg, fields fs);
+inline std::string format_line(format fmt, std::string_view ts, level lvl,
+                               std::string_view msg, field_list fs) {
+  return format_line(fmt, ts, lvl, msg, fields{fs.begin(), fs.end()});
+}
 
 /// Writes one line (now, in the current format); thread-safe, one write(2)
 /// per line. Does not check the level: the helpers below do.
-void write(level lvl, std::string_view msg, fields fs = {});
+void write(level lvl, std::string_view msg, fields fs);
+inline void write(level lvl, std::string_view msg, field_list fs = {}) {
+  write(lvl, msg, fields{fs.begin(), fs.end()});
+}
 
 /// Quotes a logfmt value when it contains spaces, quotes or '='.
 std::string quote(std::string_view value);
 
-inline void emit(level lvl, std::string_view msg, fields fs = {}) {
+inline void emit(level lvl, std::string_view msg, fields fs) {
   if (enabled(lvl))
     write(lvl, msg, fs);
 }
+inline void emit(level lvl, std::string_view msg, field_list fs = {}) {
+  emit(lvl, msg, fields{fs.begin(), fs.end()});
+}
 
-inline void debug(std::string_view msg, fields fs = {}) {
+inline void debug(std::string_view msg, field_list fs = {}) {
+  emit(level::debug, msg, fs);
+}
+inline void debug(std::string_view msg, fields fs) {
   emit(level::debug, msg, fs);
 }
 
-inline void info(std::string_view msg, fields fs = {}) {
+inline void info(std::string_view msg, field_list fs = {}) {
+  emit(level::info, msg, fs);
+}
+inline void info(std::string_view msg, fields fs) {
   emit(level::info, msg, fs);
 }
 
-inline void warn(std::string_view msg, fields fs = {}) {
+inline void warn(std::string_view msg, field_list fs = {}) {
+  emit(level::warn, msg, fs);
+}
+inline void warn(std::string_view msg, fields fs) {
   emit(level::warn, msg, fs);
 }
 
-inline void error(std::string_view msg, fields fs = {}) {
+inline void error(std::string_view msg, field_list fs = {}) {
+  emit(level::error, msg, fs);
+}
+inline void error(std::string_view msg, fields fs) {
   emit(level::error, msg, fs);
 }
 
