@@ -749,10 +749,13 @@ cluster_view make_view(self_ptr self) {
   view.reused = st.reused;
   view.up_since_ms = st.up_since_ms;
   view.draining = st.draining;
-  for (auto& [name, node] : st.nodes)
+  for (auto& [name, node] : st.nodes) {
+    // This node's own pool leaves with it: it starts nothing while draining.
+    bool leaving = node.leaving || (node.role == "local" && st.draining);
     view.nodes.push_back(cluster_node_view{
         name, node.role, node.info.address, node.info.pool_size, node.busy,
-        node.done, node.failed, node.since_ms});
+        node.done, node.failed, node.since_ms, leaving ? "leaving" : "ready"});
+  }
   return view;
 }
 

@@ -26,6 +26,7 @@
 //                   on both sides), the original keeps its task and place
 //   restarted       a worker restarted under its name after kill -9, or
 //                   while its silent old self is still connected, gets in
+//   shown_leaving   /api/v1/cluster: "state" leaving / ready per node
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
@@ -730,6 +731,54 @@ BOOST_AUTO_TEST_CASE(worker_sigterm_finishes_its_task_then_exits) {
     BOOST_TEST(finished_lines(log, token) == 1u);
     BOOST_TEST(lines_with(log, {"task started", "worker-leaver"}) == 1u);
   }
+}
+
+// GET /api/v1/cluster says which nodes are shutting down: a worker that got
+// SIGTERM is "leaving" while it finishes its task (it still counts its busy
+// slot), the others "ready"; once it is gone it is not listed.
+BOOST_AUTO_TEST_CASE(a_leaving_worker_shows_leaving_in_the_cluster_view) {
+  redis_server redis;
+  api_node api(redis.port(), "api-s");
+  worker_process leaver("worker-shown-leaving", {api.endpoint()},
+                        {"--log.level=debug"});
+  note_logs({&api.process(), &leaver.process()});
+  BOOST_TEST_REQUIRE(wait_listed(api, {"worker-shown-leaving"}, join_timeout));
+  // The long task runs on the leaver (the only worker yet), then a second
+  // worker joins that stays.
+  auto token = start_long_task(api, leaver);
+  worker_process stayer("worker-shown-ready", {api.endpoint()});
+  note_logs({&stayer.process()});
+  BOOST_TEST_REQUIRE(wait_listed(api, {"worker-shown-ready"}, join_timeout));
+  auto before = get_cluster(api);
+  BOOST_TEST_CONTEXT("cluster " << before.body) {
+    BOOST_TEST(before.nodes.size() == 2u);
+    for (const auto& n : before.nodes)
+      BOOST_TEST(n.state == "ready", n.id);
+  }
+
+  leaver.process().signal(SIGTERM);
+  cluster_snapshot seen;
+  bool shown = wait_until(
+      [&] {
+        seen = get_cluster(api);
+        const auto* n = seen.find("worker-shown-leaving");
+        return n != nullptr && n->state == "leaving";
+      },
+      10s);
+  BOOST_TEST_CONTEXT("cluster " << seen.body) {
+    BOOST_TEST_REQUIRE(shown, "never shown leaving");
+    const auto* n = seen.find("worker-shown-leaving");
+    BOOST_TEST(n->busy == 1); // still finishing its task
+    const auto* s = seen.find("worker-shown-ready");
+    BOOST_TEST_REQUIRE(s != nullptr);
+    BOOST_TEST(s->state == "ready");
+  }
+  expect_all_success(api, {token});
+  BOOST_TEST(wait_unlisted(api, "worker-shown-leaving", 30s),
+             "gone worker still listed: " << get_cluster(api).body);
+  auto after = get_cluster(api);
+  BOOST_TEST_REQUIRE(after.nodes.size() == 1u, after.body);
+  BOOST_TEST(after.nodes.front().state == "ready");
 }
 
 // Past the grace (here shutdown.grace=0) or on a second signal a worker
