@@ -39,6 +39,8 @@
 //   main       → agent:      drain_atom → size_t   (worker node shutting
 //                            down) take no more jobs: turn them away as
 //                            node_busy; answers the jobs still running
+//   main       → agent:      running_atom → std::vector<std::string>
+//                            tokens of the jobs running (local only)
 //   main       → link:       drain_atom → bool   tell the API node this
 //                            node is leaving (leave_atom below), stop
 //                            rejoining; true once the API node answered.
@@ -92,6 +94,7 @@ using try_connect_atom = caf::atom_constant<caf::atom("tryconn")>;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using wake_atom = caf::atom_constant<caf::atom("wake")>;
 using leave_atom = caf::atom_constant<caf::atom("leave")>;
+using running_atom = caf::atom_constant<caf::atom("running")>;
 
 /// Errors of the cluster protocol (category `cluster_error_category`),
 /// rendered alike on every node (announce_message_types).

@@ -18,7 +18,7 @@
 //                   more there, the task ends SUCCESS on that worker
 //                   without a retry, the worker exits 0 and is gone
 //   cut_short       SIGTERM mid-task with shutdown.grace=0, or twice: the
-//                   worker exits 0 at once, the task is re-queued (one
+//                   worker exits 3 at once, the task is re-queued (one
 //                   attempt lost) and runs on another worker
 //   idle_sigterm    an idle worker exits 0 at once on SIGTERM and leaves
 //                   without being "lost"
@@ -27,6 +27,8 @@
 //   restarted       a worker restarted under its name after kill -9, or
 //                   while its silent old self is still connected, gets in
 //   shown_leaving   /api/v1/cluster: "state" leaving / ready per node
+//   past_grace      a resize outlasting shutdown.grace: the worker exits 3
+//                   at the grace, the task runs again elsewhere
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
@@ -782,8 +784,8 @@ BOOST_AUTO_TEST_CASE(a_leaving_worker_shows_leaving_in_the_cluster_view) {
 }
 
 // Past the grace (here shutdown.grace=0) or on a second signal a worker
-// goes without waiting for its task: the API node re-queues it, counting
-// the attempt as lost, and another worker runs it.
+// goes without waiting for its task, exit status 3: the API node re-queues
+// it, counting the attempt as lost, and another worker runs it.
 BOOST_AUTO_TEST_CASE(worker_shutdown_cut_short_requeues_its_task) {
   redis_server redis;
   api_node api(redis.port(), "api-c");
@@ -811,11 +813,13 @@ BOOST_AUTO_TEST_CASE(worker_shutdown_cut_short_requeues_its_task) {
       int status = -1;
       BOOST_TEST_REQUIRE(leaver.process().wait_exit(10s, status),
                          "the worker did not exit: " << leaver.log());
-      BOOST_TEST(describe_exit(status) == "exit 0", leaver.log());
+      // It gave up on a task: not a clean exit.
+      BOOST_TEST(describe_exit(status) == "exit 3", leaver.log());
       auto wlog = leaver.log();
       BOOST_TEST(
           log_has(wlog, second_signal ? "second signal" : "grace period over"),
           wlog);
+      BOOST_TEST(lines_with(wlog, {"tasks abandoned", token}) == 1u, wlog);
       BOOST_TEST(wait_unlisted(api, name, 10s));
 
       worker_process stayer(name + "-stayer", {api.endpoint()});
@@ -833,6 +837,57 @@ BOOST_AUTO_TEST_CASE(worker_shutdown_cut_short_requeues_its_task) {
                      .find(name + "-stayer") != std::string::npos);
     }
   }
+}
+
+// libvips cannot be interrupted: a worker whose resize outlasts its grace
+// (1 s here; the AVIF task takes seconds more) exits when the grace is
+// over, not when the resize ends, with status 3 and the abandoned token in
+// its log; the API node runs the task again on another worker.
+BOOST_AUTO_TEST_CASE(
+    a_worker_past_its_grace_exits_without_waiting_for_libvips) {
+  redis_server redis;
+  api_node api(redis.port(), "api-g");
+  worker_process stuck("worker-stuck", {api.endpoint()},
+                       {"--log.level=debug", "--shutdown.grace=1"});
+  note_logs({&api.process(), &stuck.process()});
+  BOOST_TEST_REQUIRE(wait_listed(api, {"worker-stuck"}, join_timeout));
+  auto token = start_long_task(api, stuck, "avif");
+
+  auto t0 = std::chrono::steady_clock::now();
+  stuck.process().signal(SIGTERM);
+  int status = -1;
+  // grace + a margin for the scheduling of a loaded machine; the resize
+  // itself needs several seconds more.
+  bool exited = stuck.process().wait_exit(3s, status);
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - t0);
+  auto wlog = stuck.log();
+  BOOST_TEST_REQUIRE(exited, "still running 3 s after SIGTERM (grace 1 s):\n"
+                                 << wlog);
+  BOOST_TEST_MESSAGE("worker-stuck exited " << took.count()
+                                            << " ms after SIGTERM");
+  BOOST_TEST(took.count() >= 1000); // it did give the task its grace
+  BOOST_TEST(describe_exit(status) == "exit 3", wlog);
+  BOOST_TEST(lines_with(wlog, {"grace period over", "in_flight=1"}) == 1u,
+             wlog);
+  BOOST_TEST(lines_with(wlog, {"tasks abandoned", "tasks=1", token}) == 1u,
+             wlog);
+
+  // The API node saw it go and runs the task again on the next worker.
+  BOOST_TEST(wait_unlisted(api, "worker-stuck", 10s), get_cluster(api).body);
+  worker_process rescuer("worker-rescuer", {api.endpoint()});
+  note_logs({&rescuer.process()});
+  auto finals = expect_all_success(api, {token}, 120s);
+  BOOST_TEST(finals.size() == 1u);
+  auto log = api.log();
+  BOOST_TEST_CONTEXT("API log:\n" << log) {
+    BOOST_TEST(lines_with(log, {"node lost", "worker-stuck", "in_flight=1"}) ==
+               1u);
+    BOOST_TEST(lines_with(log, {"task re-queued", token, "attempt=1"}) == 1u);
+    BOOST_TEST(finished_lines(log, token) == 1u);
+  }
+  BOOST_TEST(redis.command("HGET resized:task:" + token + " node")
+                 .find("worker-rescuer") != std::string::npos);
 }
 
 // An idle worker has nothing to wait for: SIGTERM and it is gone at once
