@@ -8,6 +8,9 @@
 // told it leaves; both let running tasks finish within shutdown.grace),
 // stop HTTP (no new requests), stop the actors (pending answers are dropped
 // and answered by their fallbacks), wait for them, then destroy the server.
+// A worker whose tasks outlast the grace (or a second signal) exits at once
+// with exit_abandoned, not waiting for libvips.
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
@@ -100,18 +103,22 @@ void tell_leaving(caf::actor_system& sys, const std::vector<caf::actor>& links,
         .receive([](bool) {}, [](caf::error&) {});
 }
 
+// Exit status of a worker that gave up on running tasks (past its grace,
+// or on a second signal): the process did not finish its work.
+constexpr int exit_abandoned = 3;
+
 // Graceful part of a worker node's shutdown, while its links stay open:
 // the agent turns new jobs away and every API node is told this node
 // leaves (it places nothing more here, and counts nothing running here as
 // lost); the jobs running get up to `grace` to finish and deliver their
 // results. Then each API node answers one more message, which it can only
-// do after the results sent before it, and the node disconnects. Past the
-// grace (or on a second signal) it goes anyway: the API nodes re-queue
-// what was unfinished.
-void drain_worker(caf::actor_system& sys, const actors::node_actors& node,
-                  std::chrono::seconds grace,
-                  std::chrono::milliseconds link_timeout,
-                  const sigset_t& signals) {
+// do after the results sent before it, and the node disconnects. Returns
+// the jobs still running past the grace (or at a second signal): 0 when
+// all finished.
+size_t drain_worker(caf::actor_system& sys, const actors::node_actors& node,
+                    std::chrono::seconds grace,
+                    std::chrono::milliseconds link_timeout,
+                    const sigset_t& signals) {
   auto deadline = std::chrono::steady_clock::now() + grace;
   bool interrupted = false;
   caf::anon_send(node.agent, actors::drain_atom::value); // no job starts now
@@ -119,14 +126,41 @@ void drain_worker(caf::actor_system& sys, const actors::node_actors& node,
     caf::anon_send(link, actors::drain_atom::value);
   auto in_flight =
       wait_drained(sys, node.agent, deadline, signals, interrupted);
-  if (in_flight > 0)
-    log::warn(interrupted ? "leaving with unfinished tasks: their API "
-                            "nodes run them again"
-                          : "grace period over: unfinished tasks go back "
-                            "to their API nodes' queues",
-              {{"in_flight", in_flight}});
-  if (!interrupted)
+  if (in_flight == 0) {
     tell_leaving(sys, node.links, link_timeout);
+    return 0;
+  }
+  log::warn(interrupted ? "leaving with unfinished tasks: their API "
+                          "nodes run them again"
+                        : "grace period over: unfinished tasks go back "
+                          "to their API nodes' queues",
+            {{"in_flight", in_flight}});
+  return in_flight;
+}
+
+// A worker that gives up on its running jobs exits now: libvips cannot be
+// interrupted, and waiting for the resizes (up to resize.task-timeout-ms)
+// would hold the process past its grace. The API nodes see the connection
+// close and run those tasks again elsewhere, as for a lost worker.
+[[noreturn]] void abandon(caf::actor_system& sys, const caf::actor& agent,
+                          size_t in_flight) {
+  std::vector<std::string> tokens;
+  {
+    caf::scoped_actor self{sys};
+    self->request(agent, std::chrono::seconds{1}, actors::running_atom::value)
+        .receive([&](std::vector<std::string>& t) { tokens = std::move(t); },
+                 [](caf::error&) {});
+  }
+  std::string list;
+  for (const auto& t : tokens)
+    list += (list.empty() ? "" : ",") + t;
+  log::error("exiting without waiting for the resizes still running: "
+             "tasks abandoned",
+             {{"tasks", std::max(in_flight, tokens.size())},
+              {"tokens", list},
+              {"exit_code", exit_abandoned}});
+  // No destructors: they would wait for the resize threads.
+  std::_Exit(exit_abandoned);
 }
 
 } // namespace
@@ -250,10 +284,13 @@ int main(int argc, char** argv) {
               {{"signal", sig}, {"grace_s", cfg.shutdown_grace.count()}});
     if (node->supervisor)
       drain(sys, node->supervisor, cfg.shutdown_grace, signals);
-    else if (node->agent)
-      drain_worker(sys, *node, cfg.shutdown_grace,
-                   cl.connection_timeout + std::chrono::milliseconds{500},
-                   signals);
+    else if (node->agent) {
+      auto left = drain_worker(
+          sys, *node, cfg.shutdown_grace,
+          cl.connection_timeout + std::chrono::milliseconds{500}, signals);
+      if (left > 0)
+        abandon(sys, node->agent, left);
+    }
     if (node->status) {
       // Long polls still held get their record now, before the sockets go.
       caf::scoped_actor self{sys};

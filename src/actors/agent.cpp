@@ -19,20 +19,24 @@ void spawn_worker(self_ptr self) {
   st.idle.push_back(std::move(w));
 }
 
-void run(self_ptr self, caf::message job,
+void run(self_ptr self, caf::message job, std::string token,
          caf::typed_response_promise<resize_done> promise) {
   auto& st = self->state;
   auto worker = st.idle.back();
   st.idle.pop_back();
+  st.jobs[worker.address()] = std::move(token);
   self->request(worker, caf::infinite, std::move(job))
       .then(
           [=](resize_done& done) mutable {
             promise.deliver(std::move(done));
-            ++self->state.done;
-            self->state.idle.push_back(worker);
+            auto& st = self->state;
+            ++st.done;
+            st.jobs.erase(worker.address());
+            st.idle.push_back(worker);
           },
           [=](caf::error& err) mutable {
             // The worker died mid-job (it is replaced by the exit handler).
+            self->state.jobs.erase(worker.address());
             promise.deliver(std::move(err));
           });
 }
@@ -80,9 +84,10 @@ caf::behavior agent(agent_actor_type* self, agent_config cfg) {
         log::debug("resize started", {{"token", job.token},
                                       {"node", st.cfg.node},
                                       {"running", st.running() + 1}});
+        auto token = job.token;
         auto msg = self->current_mailbox_element()->move_content_to_message();
         auto promise = self->make_response_promise<resize_done>();
-        run(self, std::move(msg), promise);
+        run(self, std::move(msg), std::move(token), promise);
         return promise;
       },
       [=](drain_atom) -> size_t {
@@ -93,6 +98,12 @@ caf::behavior agent(agent_actor_type* self, agent_config cfg) {
                     {{"node", st.cfg.node}, {"in_flight", st.running()}});
         st.draining = true;
         return st.running();
+      },
+      [=](running_atom) {
+        std::vector<std::string> tokens;
+        for (auto& [worker, token] : self->state.jobs)
+          tokens.push_back(token);
+        return tokens;
       },
   };
 }

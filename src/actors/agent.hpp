@@ -13,7 +13,8 @@
 // every job is turned away as node_busy (the API nodes, told through
 // their links that this node leaves, place it elsewhere without counting
 // an attempt), while the jobs already running finish and answer; the
-// answer to drain_atom is how many still run.
+// answer to drain_atom is how many still run, running_atom's their tokens
+// (main logs them when it gives up on them).
 //
 // Workers are linked to the agent: a worker that dies is replaced (its job
 // answers with an error, so the supervisor runs it again); when the agent
@@ -21,6 +22,8 @@
 // bytes are never copied here.
 #pragma once
 
+#include <map>
+#include <string>
 #include <vector>
 
 #include <caf/event_based_actor.hpp>
@@ -46,6 +49,7 @@ struct agent_state {
   agent_config cfg;
   std::vector<caf::actor> workers; // all of them
   std::vector<caf::actor> idle;
+  std::map<caf::actor_addr, std::string> jobs; // running: worker → token
   uint64_t done = 0;
   uint64_t refused = 0;
   bool draining = false; // shutting down: no new jobs

@@ -10,16 +10,24 @@ namespace resized::actors {
 
 namespace {
 
-void schedule_retry(link_actor_type* self, const std::string& why) {
+// Doubles the backoff (from backoff_min up to backoff_max) and tries again
+// after it; returns the wait.
+std::chrono::milliseconds retry_later(link_actor_type* self) {
   auto& st = self->state;
   st.backoff = st.backoff.count() == 0
                    ? st.cfg.backoff_min
                    : std::min(st.backoff * 2, st.cfg.backoff_max);
+  self->delayed_send(self, st.backoff, try_connect_atom::value);
+  return st.backoff;
+}
+
+void schedule_retry(link_actor_type* self, const std::string& why) {
+  auto& st = self->state;
+  auto wait = retry_later(self);
   log::info("cluster link down",
             {{"api", fmt::format("{}:{}", st.cfg.host, st.cfg.port)},
              {"reason", why},
-             {"retry_ms", st.backoff.count()}});
-  self->delayed_send(self, st.backoff, try_connect_atom::value);
+             {"retry_ms", wait.count()}});
 }
 
 // Tells the joined API node that this node leaves; `done` gets whether it
@@ -73,6 +81,20 @@ void join(link_actor_type* self, caf::actor api) {
             auto& st = self->state;
             self->demonitor(st.api);
             st.api = nullptr;
+            std::string holder;
+            if (is_error(err, cluster_error::name_taken, holder)) {
+              // Another node uses this name: a misconfigured twin, or this
+              // node's own previous process, not yet known dead there. Keep
+              // asking: the name is ours once its holder is gone.
+              auto wait = retry_later(self);
+              log::error(
+                  "join refused: node name in use",
+                  {{"api", fmt::format("{}:{}", st.cfg.host, st.cfg.port)},
+                   {"node", st.info.name},
+                   {"reason", holder},
+                   {"retry_ms", wait.count()}});
+              return;
+            }
             schedule_retry(self, "join refused: " + self->system().render(err));
           });
 }

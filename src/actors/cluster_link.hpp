@@ -8,6 +8,11 @@
 //       ▲                         │                  │ down (API lost)
 //       └──── after backoff ◀─────┴──── failure ◀────┘
 //
+// A join refused because another connected node has this node's name
+// (cluster_error::name_taken) is logged as an error and retried like any
+// failure: if the holder is this node's own previous process (crashed, not
+// yet known dead there), the name is free once the API node notices.
+//
 // drain_atom (graceful shutdown, from main): tell the API node this node
 // leaves (leave_atom), so it places nothing more here and does not count
 // the tasks running here as lost; never reconnect again. Answers true once

@@ -30,11 +30,17 @@
 //   supervisor → agent:      resize_job → resize_done   (agent delegates to
 //                            a fresh detached resize actor; may cross nodes)
 //   link       → supervisor: (join_atom, agent, node_info) → welcome_atom
-//                            a worker node's agent joins an API node
+//                            a worker node's agent joins an API node; or
+//                            error cluster_error::name_taken: another
+//                            node, still connected, has that name (the
+//                            link retries with backoff: a restarted node
+//                            gets in once its old self is known dead)
 //   link       → link:       try_connect_atom              (reconnect timer)
 //   main       → agent:      drain_atom → size_t   (worker node shutting
 //                            down) take no more jobs: turn them away as
 //                            node_busy; answers the jobs still running
+//   main       → agent:      running_atom → std::vector<std::string>
+//                            tokens of the jobs running (local only)
 //   main       → link:       drain_atom → bool   tell the API node this
 //                            node is leaving (leave_atom below), stop
 //                            rejoining; true once the API node answered.
@@ -59,6 +65,7 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
+#include <caf/error.hpp>
 #include <caf/meta/type_name.hpp>
 
 #include "common/service.hpp"
@@ -87,6 +94,25 @@ using try_connect_atom = caf::atom_constant<caf::atom("tryconn")>;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using wake_atom = caf::atom_constant<caf::atom("wake")>;
 using leave_atom = caf::atom_constant<caf::atom("leave")>;
+using running_atom = caf::atom_constant<caf::atom("running")>;
+
+/// Errors of the cluster protocol (category `cluster_error_category`),
+/// rendered alike on every node (announce_message_types).
+enum class cluster_error : uint8_t {
+  /// join_atom refused: a node with this name is connected and alive. The
+  /// context is one string: who holds the name, for the newcomer's log.
+  name_taken = 1,
+};
+
+inline constexpr caf::atom_value cluster_error_category = caf::atom("resized");
+
+std::string to_string(cluster_error x);
+
+/// An error of `x` with a description for the peer's log as its context.
+caf::error make_error(cluster_error x, std::string what);
+
+/// Whether `err` is `x`; then `what` gets its context's description.
+bool is_error(const caf::error& err, cluster_error x, std::string& what);
 
 /// One image to resize; the only thing sent to a resize actor.
 struct resize_job {

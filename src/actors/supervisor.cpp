@@ -3,9 +3,11 @@
 #include "actors/agent.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <optional>
 #include <random>
 
+#include <caf/io/middleman.hpp>
 #include <caf/sec.hpp>
 #include <caf/send.hpp>
 
@@ -370,12 +372,11 @@ void drop_node(self_ptr self, const std::string& name, const std::string& why) {
   }
 }
 
+// Adds (or, same agent joining again, refreshes) node `info.name`; a name
+// held by another agent is refused before (join_atom).
 void add_node(self_ptr self, caf::actor agent, node_info info,
               std::string role) {
   auto& st = self->state;
-  if (auto i = st.nodes.find(info.name);
-      i != st.nodes.end() && i->second.agent != agent)
-    drop_node(self, info.name, "node rejoined with a new agent");
   self->monitor(agent);
   auto& entry = st.nodes[info.name];
   entry.agent = std::move(agent);
@@ -387,6 +388,62 @@ void add_node(self_ptr self, caf::actor agent, node_info info,
                             {"address", entry.info.address},
                             {"workers", entry.info.pool_size}});
   dispatch(self);
+}
+
+// Passes to `then` the network address of the BASP connection to the node
+// of `agent` ("host:port"), "local" for an actor of this node, or
+// "unknown" when the middleman does not know (any more).
+void peer_address(self_ptr self, const caf::actor& agent,
+                  std::function<void(std::string)> then) {
+  auto& sys = self->home_system();
+  if (!agent || agent.node() == self->node() || !sys.has_middleman()) {
+    then("local");
+    return;
+  }
+  self->request(sys.middleman().actor_handle(), std::chrono::seconds{1},
+                caf::get_atom::value, agent.node())
+      .then(
+          [=](const caf::node_id&, const std::string& host, uint16_t port) {
+            then(host.empty() ? std::string{"unknown"}
+                              : host + ":" + std::to_string(port));
+          },
+          [=](caf::error&) { then("unknown"); });
+}
+
+// A node's name is its identity (records, logs, /api/v1/cluster): while a
+// connected node holds it, a newcomer with the same name is turned away,
+// and the holder keeps its tasks and its place. The newcomer's link retries
+// with backoff, so a node restarted after a crash gets in as soon as its
+// old self is known dead: at once when its connection closed, after
+// cluster.connection-timeout-ms of silence when its machine was lost.
+void refuse_name(self_ptr self, const std::string& name,
+                 const state_type::node_entry& holder,
+                 const caf::actor& newcomer, const node_info& info,
+                 caf::response_promise promise) {
+  auto holder_agent = holder.agent;
+  auto holder_address = holder.info.address;
+  auto holder_role = holder.role;
+  auto since = now_ms() - holder.since_ms;
+  auto newcomer_address = info.address;
+  peer_address(self, holder_agent, [=](std::string holder_peer) mutable {
+    peer_address(self, newcomer, [=](std::string newcomer_peer) mutable {
+      log::error("node name taken: join refused",
+                 {{"node", name},
+                  {"holder_address", holder_address},
+                  {"holder_peer", holder_peer},
+                  {"holder_role", holder_role},
+                  {"holder_joined_ms_ago", since},
+                  {"newcomer_address", newcomer_address},
+                  {"newcomer_peer", newcomer_peer}});
+      promise.deliver(make_error(
+          cluster_error::name_taken,
+          fmt::format("node name {} is held by the {} node at {} (connected "
+                      "from {}, joined {} ms ago); this node is at {} "
+                      "(connected from {})",
+                      name, holder_role, holder_address, holder_peer, since,
+                      newcomer_address, newcomer_peer)));
+    });
+  });
 }
 
 void on_node_down(self_ptr self, const caf::actor_addr& source,
@@ -700,10 +757,13 @@ cluster_view make_view(self_ptr self) {
   view.reused = st.reused;
   view.up_since_ms = st.up_since_ms;
   view.draining = st.draining;
-  for (auto& [name, node] : st.nodes)
+  for (auto& [name, node] : st.nodes) {
+    // This node's own pool leaves with it: it starts nothing while draining.
+    bool leaving = node.leaving || (node.role == "local" && st.draining);
     view.nodes.push_back(cluster_node_view{
         name, node.role, node.info.address, node.info.pool_size, node.busy,
-        node.done, node.failed, node.since_ms});
+        node.done, node.failed, node.since_ms, leaving ? "leaving" : "ready"});
+  }
   return view;
 }
 
@@ -762,11 +822,22 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
           }
         accept(self, std::move(req), std::move(reply));
       },
-      [=](join_atom, caf::actor& agent, node_info& info) {
-        if (!agent || info.name.empty() || info.pool_size == 0)
-          return caf::make_message(caf::sec::invalid_argument);
+      [=](join_atom, caf::actor& agent,
+          node_info& info) -> caf::response_promise {
+        auto promise = self->make_response_promise();
+        if (!agent || info.name.empty() || info.pool_size == 0) {
+          promise.deliver(caf::make_error(caf::sec::invalid_argument));
+          return promise;
+        }
+        auto& st = self->state;
+        if (auto i = st.nodes.find(info.name);
+            i != st.nodes.end() && i->second.agent != agent) {
+          refuse_name(self, i->first, i->second, agent, info, promise);
+          return promise;
+        }
         add_node(self, std::move(agent), std::move(info), "worker");
-        return caf::make_message(welcome_atom::value);
+        promise.deliver(welcome_atom::value);
+        return promise;
       },
       [=](leave_atom, const caf::actor& agent) -> uint64_t {
         auto& st = self->state;

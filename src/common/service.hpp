@@ -83,6 +83,10 @@ struct cluster_node_view {
   uint64_t done = 0;    // tasks it finished for this API node (SUCCESS)
   uint64_t failed = 0;  // tasks it finished with FAILURE
   int64_t since_ms = 0; // connected (or started) since
+  // "ready": takes tasks; "leaving": shutting down (a worker that got
+  // SIGTERM, or this node's own pool while the node drains): takes no new
+  // tasks, finishes the ones it runs, then goes
+  std::string state = "ready";
 };
 
 struct cluster_view {

@@ -128,6 +128,7 @@ std::string cluster_body(const cluster_view& view) {
     count("tasks_done", n.done);
     count("tasks_failed", n.failed);
     put(w, "up_since", format_timestamp(n.since_ms));
+    put(w, "state", n.state);
     w.EndObject();
   }
   w.EndArray();

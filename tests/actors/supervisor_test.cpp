@@ -565,4 +565,69 @@ BOOST_AUTO_TEST_CASE(
   caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
 }
 
+// A node name is an identity: a second agent joining under a name held by
+// a live node is refused with cluster_error::name_taken (the holder's
+// description as context), the holder keeps its task and its entry; once
+// the holder is gone (down), the name is free for the newcomer.
+BOOST_AUTO_TEST_CASE(a_name_held_by_a_live_node_is_refused_until_it_goes) {
+  supervisor_config cfg;
+  auto sup = start(cfg, 0);
+  caf::scoped_actor dispatched{sys};
+  auto holder =
+      sys.spawn(holding_agent, caf::actor_cast<caf::actor>(dispatched));
+  join(sup, holder, "same", 2);
+  auto since = view(sup).nodes.at(0).since_ms;
+  auto first = submit(sup, "a").value();
+  BOOST_TEST(next_dispatched(dispatched, 10s) == first);
+
+  auto newcomer = sys.spawn(agent, agent_config{1, imaging::limits{}, "same"});
+  auto try_join = [&](const node_info& info) {
+    caf::scoped_actor self{sys};
+    caf::error refusal;
+    bool welcomed = false;
+    self->request(sup, 5s, join_atom::value, newcomer, info)
+        .receive([&](welcome_atom) { welcomed = true; },
+                 [&](caf::error& err) { refusal = std::move(err); });
+    return std::make_pair(welcomed, refusal);
+  };
+  for (int i = 0; i < 2; ++i) { // asked again: still refused
+    auto [welcomed, refusal] = try_join(node_info{"same", "elsewhere", 1});
+    BOOST_TEST(!welcomed);
+    std::string holder_text;
+    BOOST_TEST(is_error(refusal, cluster_error::name_taken, holder_text),
+               sys.render(refusal));
+    BOOST_TEST(holder_text.find("same") != std::string::npos, holder_text);
+    BOOST_TEST(holder_text.find("127.0.0.1") != std::string::npos,
+               holder_text); // the holder's address
+    BOOST_TEST(holder_text.find("elsewhere") != std::string::npos,
+               holder_text); // and the newcomer's
+  }
+  auto v = view(sup);
+  BOOST_TEST_REQUIRE(v.nodes.size() == 1u);
+  BOOST_TEST(v.nodes.front().address == "127.0.0.1");
+  BOOST_TEST(v.nodes.front().since_ms == since);
+  BOOST_TEST(v.nodes.front().busy == 1u);
+  // The holder's task is still its own and ends there, once.
+  caf::anon_send(holder, first);
+  run_until_final({first});
+  BOOST_TEST((last[first].status == task_status::success));
+  BOOST_TEST(last[first].node == "held");
+  BOOST_TEST(v.retried == 0u);
+
+  // The holder goes: the name is free, the newcomer gets in and works.
+  caf::anon_send_exit(holder, caf::exit_reason::kill);
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!try_join(node_info{"same", "elsewhere", 1}).first)
+    BOOST_REQUIRE(std::chrono::steady_clock::now() < deadline);
+  v = view(sup);
+  BOOST_TEST_REQUIRE(v.nodes.size() == 1u);
+  BOOST_TEST(v.nodes.front().address == "elsewhere");
+  auto second = submit(sup, test::corpus_photo(test::small_photo)).value();
+  run_until_final({second});
+  BOOST_TEST((last[second].status == task_status::success));
+  BOOST_TEST(last[second].node == "same");
+  for (auto* x : {&sup, &newcomer})
+    caf::anon_send_exit(*x, caf::exit_reason::user_shutdown);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

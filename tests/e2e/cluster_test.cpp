@@ -18,10 +18,17 @@
 //                   more there, the task ends SUCCESS on that worker
 //                   without a retry, the worker exits 0 and is gone
 //   cut_short       SIGTERM mid-task with shutdown.grace=0, or twice: the
-//                   worker exits 0 at once, the task is re-queued (one
+//                   worker exits 3 at once, the task is re-queued (one
 //                   attempt lost) and runs on another worker
 //   idle_sigterm    an idle worker exits 0 at once on SIGTERM and leaves
 //                   without being "lost"
+//   name_in_use     a second worker with a name in use is refused (logged
+//                   on both sides), the original keeps its task and place
+//   restarted       a worker restarted under its name after kill -9, or
+//                   while its silent old self is still connected, gets in
+//   shown_leaving   /api/v1/cluster: "state" leaving / ready per node
+//   past_grace      a resize outlasting shutdown.grace: the worker exits 3
+//                   at the grace, the task runs again elsewhere
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
@@ -149,17 +156,19 @@ size_t lines_with(const std::string& log,
 }
 
 /// Submits one long task (the largest box of the largest corpus photo, as
-/// PNG: seconds of work on one libvips thread) to `api`, which has only
-/// `worker` (started with --log.level=debug) to run it; waits until the
-/// worker runs it, not only until it is placed (its 8 MB may still be on
-/// the way). Returns its token ("" and a failed check on timeout).
-std::string start_long_task(const api_node& api, worker_process& worker) {
+/// PNG: seconds of work on one libvips thread; as AVIF: about 11 s on a
+/// 2.6 GHz EPYC core) to `api`, which has only `worker` (started with
+/// --log.level=debug) to run it; waits until the worker runs it, not only
+/// until it is placed (its 8 MB may still be on the way). Returns its token
+/// ("" and a failed check on timeout).
+std::string start_long_task(const api_node& api, worker_process& worker,
+                            const std::string& format = "png") {
   static int counter = 0;
   auto big = photos_sized(7'000'000, 8'000'000); // gnome__pixels-l.webp
   BOOST_TEST_REQUIRE(big.size() == 1u);
   auto token = submit_to(api, big.front().bytes, big.front().type,
                          "?width=" + std::to_string(4000 + counter++) +
-                             "&height=4096&mode=fill&format=png");
+                             "&height=4096&mode=fill&format=" + format);
   BOOST_TEST_REQUIRE(!token.empty());
   bool running = wait_until(
       [&] {
@@ -490,6 +499,156 @@ BOOST_AUTO_TEST_CASE(worker_started_before_api_node) {
   BOOST_TEST(n->tasks_done == 2);
 }
 
+// A node's name is its identity. A second worker started with a name in
+// use is turned away while the first one is connected: the API node logs
+// both addresses, the newcomer logs why and keeps asking (it may be the
+// restart of a crashed node that the API node has not yet noticed is dead),
+// and the original keeps its task, its place and its work.
+BOOST_AUTO_TEST_CASE(a_worker_with_a_name_in_use_is_refused) {
+  redis_server redis;
+  api_node api(redis.port(), "api-n");
+  worker_process original("worker-same", {api.endpoint()},
+                          {"--log.level=debug", "--cluster.advertise=first"});
+  note_logs({&api.process(), &original.process()});
+  BOOST_TEST_REQUIRE(wait_listed(api, {"worker-same"}, join_timeout));
+  auto before = get_cluster(api);
+  const auto* listed = before.find("worker-same");
+  BOOST_TEST_REQUIRE(listed != nullptr, before.body);
+  BOOST_TEST_REQUIRE(listed->address == "first");
+  // AVIF: seconds of work, still running while the twin is turned away.
+  auto token = start_long_task(api, original, "avif");
+
+  worker_process twin("worker-same", {api.endpoint()},
+                      {"--log.level=debug", "--cluster.advertise=second"});
+  note_logs({&twin.process()});
+  // Refused, and said so on both sides; asked again (backoff <= 500 ms).
+  // The twin logs each refusal after the API node does: wait for both.
+  auto refusals_logged = [&] {
+    return lines_with(api.log(),
+                      {"node name taken", "worker-same", "holder_address=first",
+                       "newcomer_address=second"}) >= 2 &&
+           lines_with(twin.log(), {"join refused: node name in use",
+                                   "level=error", "worker-same", "first"}) >= 2;
+  };
+  BOOST_TEST(wait_until(refusals_logged, join_timeout), "API log:\n"
+                                                            << api.log()
+                                                            << "\ntwin log:\n"
+                                                            << twin.log());
+  auto tlog = twin.log();
+  BOOST_TEST(!log_has(tlog, "joined API node"), tlog);
+  BOOST_TEST(twin.running()); // it keeps asking, in case the name frees up
+
+  // One entry, still the original's, since the same moment.
+  auto during = get_cluster(api);
+  BOOST_TEST_CONTEXT("cluster " << during.body) {
+    BOOST_TEST_REQUIRE(during.ok);
+    BOOST_TEST(during.nodes.size() == 1u);
+    const auto* n = during.find("worker-same");
+    BOOST_TEST_REQUIRE(n != nullptr);
+    BOOST_TEST(n->address == "first");
+    BOOST_TEST(n->up_since == listed->up_since);
+    BOOST_TEST(n->busy == 1); // its task is still its own
+  }
+
+  // The original finishes its task and takes new ones; the twin runs none.
+  auto small = photos_sized(50'000, 200'000);
+  BOOST_TEST_REQUIRE(!small.empty());
+  auto more = submit_batch(api, small, 3);
+  more.push_back(token);
+  auto done = expect_all_success(api, more);
+  BOOST_TEST(done.size() == 4u);
+  BOOST_TEST(lines_with(original.log(), {"resize started"}) == 4u);
+  BOOST_TEST(lines_with(twin.log(), {"resize started"}) == 0u);
+  auto after = get_cluster(api);
+  auto log = api.log();
+  BOOST_TEST_CONTEXT("cluster " << after.body << "\nAPI log:\n" << log) {
+    BOOST_TEST(after.nodes.size() == 1u);
+    const auto* n = after.find("worker-same");
+    BOOST_TEST_REQUIRE(n != nullptr);
+    BOOST_TEST(n->address == "first");
+    BOOST_TEST(n->tasks_done == 4);
+    BOOST_TEST(after.totals.retried == 0);
+    BOOST_TEST(!log_has(log, "node lost"));
+    BOOST_TEST(!log_has(log, "task re-queued"));
+    BOOST_TEST(finished_lines(log, token) == 1u);
+  }
+  BOOST_TEST(original.running());
+}
+
+// A worker restarted under its own name is not locked out by its old self:
+// after kill -9 (the API node sees the connection close) it is back at
+// once; when its old self is still connected but silent (a lost machine,
+// here SIGSTOP), it is refused until the API node's heartbeat timeout
+// (cluster.connection-timeout-ms, 1 s here) declares the old one dead,
+// and then gets in on its next try.
+BOOST_AUTO_TEST_CASE(a_worker_restarted_under_its_name_gets_back_in) {
+  redis_server redis;
+  api_node api(redis.port(), "api-p");
+  note_logs({&api.process()});
+  auto small = photos_sized(50'000, 200'000);
+  BOOST_TEST_REQUIRE(!small.empty());
+  auto listed_at = [&](const std::string& address) {
+    return wait_until(
+        [&] {
+          auto s = get_cluster(api);
+          const auto* n = s.find("worker-phoenix");
+          return n != nullptr && n->address == address && s.nodes.size() == 1;
+        },
+        join_timeout);
+  };
+  worker_process first("worker-phoenix", {api.endpoint()},
+                       {"--cluster.advertise=life-1"});
+  note_logs({&first.process()});
+  BOOST_TEST_REQUIRE(listed_at("life-1"), get_cluster(api).body);
+
+  // Crash and restart: the connection closed, so the name is free at once.
+  first.kill9();
+  worker_process second("worker-phoenix", {api.endpoint()},
+                        {"--cluster.advertise=life-2"});
+  note_logs({&second.process()});
+  BOOST_TEST_REQUIRE(listed_at("life-2"),
+                     "not back after kill -9: " << get_cluster(api).body
+                                                << "\nits log:\n"
+                                                << second.log());
+  BOOST_TEST(expect_all_success(api, submit_batch(api, small, 2)).size() == 2u);
+
+  // A lost machine: the old process still holds the connection but says
+  // nothing. Its restart is refused while the API node believes it alive
+  // (refused at least once: it knocked before the silence began) ...
+  worker_process third("worker-phoenix", {api.endpoint()},
+                       {"--cluster.advertise=life-3"});
+  note_logs({&third.process()});
+  BOOST_TEST_REQUIRE(wait_until(
+                         [&] {
+                           return lines_with(api.log(),
+                                             {"node name taken",
+                                              "holder_address=life-2",
+                                              "newcomer_address=life-3"}) >= 1;
+                         },
+                         join_timeout),
+                     api.log());
+  ::kill(second.process().pid(), SIGSTOP);
+  auto t0 = std::chrono::steady_clock::now();
+  // ... and gets in once the heartbeat timeout declared the old one dead.
+  bool back = listed_at("life-3");
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - t0);
+  second.kill9();
+  BOOST_TEST_REQUIRE(back, "not back after the old one went silent: "
+                               << get_cluster(api).body << "\nAPI log:\n"
+                               << api.log() << "\nits log:\n"
+                               << third.log());
+  BOOST_TEST_MESSAGE("the restarted worker got in " << took.count()
+                                                    << " ms after the silence");
+  BOOST_TEST(lines_with(api.log(), {"node lost", "worker-phoenix"}) >= 1u);
+  BOOST_TEST(lines_with(third.log(), {"joined API node"}) == 1u);
+  BOOST_TEST(expect_all_success(api, submit_batch(api, small, 2)).size() == 2u);
+  auto view = get_cluster(api);
+  const auto* n = view.find("worker-phoenix");
+  BOOST_TEST_REQUIRE(n != nullptr, view.body);
+  BOOST_TEST(n->tasks_done == 2); // the third life's
+}
+
 // A rolling restart of a worker: SIGTERM while it runs a long task. The
 // worker tells the API node it leaves (nothing more is placed there, though
 // it has a free slot), finishes the task and delivers the result over the
@@ -574,9 +733,57 @@ BOOST_AUTO_TEST_CASE(worker_sigterm_finishes_its_task_then_exits) {
   }
 }
 
+// GET /api/v1/cluster says which nodes are shutting down: a worker that got
+// SIGTERM is "leaving" while it finishes its task (it still counts its busy
+// slot), the others "ready"; once it is gone it is not listed.
+BOOST_AUTO_TEST_CASE(a_leaving_worker_shows_leaving_in_the_cluster_view) {
+  redis_server redis;
+  api_node api(redis.port(), "api-s");
+  worker_process leaver("worker-shown-leaving", {api.endpoint()},
+                        {"--log.level=debug"});
+  note_logs({&api.process(), &leaver.process()});
+  BOOST_TEST_REQUIRE(wait_listed(api, {"worker-shown-leaving"}, join_timeout));
+  // The long task runs on the leaver (the only worker yet), then a second
+  // worker joins that stays.
+  auto token = start_long_task(api, leaver);
+  worker_process stayer("worker-shown-ready", {api.endpoint()});
+  note_logs({&stayer.process()});
+  BOOST_TEST_REQUIRE(wait_listed(api, {"worker-shown-ready"}, join_timeout));
+  auto before = get_cluster(api);
+  BOOST_TEST_CONTEXT("cluster " << before.body) {
+    BOOST_TEST(before.nodes.size() == 2u);
+    for (const auto& n : before.nodes)
+      BOOST_TEST(n.state == "ready", n.id);
+  }
+
+  leaver.process().signal(SIGTERM);
+  cluster_snapshot seen;
+  bool shown = wait_until(
+      [&] {
+        seen = get_cluster(api);
+        const auto* n = seen.find("worker-shown-leaving");
+        return n != nullptr && n->state == "leaving";
+      },
+      10s);
+  BOOST_TEST_CONTEXT("cluster " << seen.body) {
+    BOOST_TEST_REQUIRE(shown, "never shown leaving");
+    const auto* n = seen.find("worker-shown-leaving");
+    BOOST_TEST(n->busy == 1); // still finishing its task
+    const auto* s = seen.find("worker-shown-ready");
+    BOOST_TEST_REQUIRE(s != nullptr);
+    BOOST_TEST(s->state == "ready");
+  }
+  expect_all_success(api, {token});
+  BOOST_TEST(wait_unlisted(api, "worker-shown-leaving", 30s),
+             "gone worker still listed: " << get_cluster(api).body);
+  auto after = get_cluster(api);
+  BOOST_TEST_REQUIRE(after.nodes.size() == 1u, after.body);
+  BOOST_TEST(after.nodes.front().state == "ready");
+}
+
 // Past the grace (here shutdown.grace=0) or on a second signal a worker
-// goes without waiting for its task: the API node re-queues it, counting
-// the attempt as lost, and another worker runs it.
+// goes without waiting for its task, exit status 3: the API node re-queues
+// it, counting the attempt as lost, and another worker runs it.
 BOOST_AUTO_TEST_CASE(worker_shutdown_cut_short_requeues_its_task) {
   redis_server redis;
   api_node api(redis.port(), "api-c");
@@ -604,11 +811,13 @@ BOOST_AUTO_TEST_CASE(worker_shutdown_cut_short_requeues_its_task) {
       int status = -1;
       BOOST_TEST_REQUIRE(leaver.process().wait_exit(10s, status),
                          "the worker did not exit: " << leaver.log());
-      BOOST_TEST(describe_exit(status) == "exit 0", leaver.log());
+      // It gave up on a task: not a clean exit.
+      BOOST_TEST(describe_exit(status) == "exit 3", leaver.log());
       auto wlog = leaver.log();
       BOOST_TEST(
           log_has(wlog, second_signal ? "second signal" : "grace period over"),
           wlog);
+      BOOST_TEST(lines_with(wlog, {"tasks abandoned", token}) == 1u, wlog);
       BOOST_TEST(wait_unlisted(api, name, 10s));
 
       worker_process stayer(name + "-stayer", {api.endpoint()});
@@ -626,6 +835,57 @@ BOOST_AUTO_TEST_CASE(worker_shutdown_cut_short_requeues_its_task) {
                      .find(name + "-stayer") != std::string::npos);
     }
   }
+}
+
+// libvips cannot be interrupted: a worker whose resize outlasts its grace
+// (1 s here; the AVIF task takes seconds more) exits when the grace is
+// over, not when the resize ends, with status 3 and the abandoned token in
+// its log; the API node runs the task again on another worker.
+BOOST_AUTO_TEST_CASE(
+    a_worker_past_its_grace_exits_without_waiting_for_libvips) {
+  redis_server redis;
+  api_node api(redis.port(), "api-g");
+  worker_process stuck("worker-stuck", {api.endpoint()},
+                       {"--log.level=debug", "--shutdown.grace=1"});
+  note_logs({&api.process(), &stuck.process()});
+  BOOST_TEST_REQUIRE(wait_listed(api, {"worker-stuck"}, join_timeout));
+  auto token = start_long_task(api, stuck, "avif");
+
+  auto t0 = std::chrono::steady_clock::now();
+  stuck.process().signal(SIGTERM);
+  int status = -1;
+  // grace + a margin for the scheduling of a loaded machine; the resize
+  // itself needs several seconds more.
+  bool exited = stuck.process().wait_exit(3s, status);
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - t0);
+  auto wlog = stuck.log();
+  BOOST_TEST_REQUIRE(exited, "still running 3 s after SIGTERM (grace 1 s):\n"
+                                 << wlog);
+  BOOST_TEST_MESSAGE("worker-stuck exited " << took.count()
+                                            << " ms after SIGTERM");
+  BOOST_TEST(took.count() >= 1000); // it did give the task its grace
+  BOOST_TEST(describe_exit(status) == "exit 3", wlog);
+  BOOST_TEST(lines_with(wlog, {"grace period over", "in_flight=1"}) == 1u,
+             wlog);
+  BOOST_TEST(lines_with(wlog, {"tasks abandoned", "tasks=1", token}) == 1u,
+             wlog);
+
+  // The API node saw it go and runs the task again on the next worker.
+  BOOST_TEST(wait_unlisted(api, "worker-stuck", 10s), get_cluster(api).body);
+  worker_process rescuer("worker-rescuer", {api.endpoint()});
+  note_logs({&rescuer.process()});
+  auto finals = expect_all_success(api, {token}, 120s);
+  BOOST_TEST(finals.size() == 1u);
+  auto log = api.log();
+  BOOST_TEST_CONTEXT("API log:\n" << log) {
+    BOOST_TEST(lines_with(log, {"node lost", "worker-stuck", "in_flight=1"}) ==
+               1u);
+    BOOST_TEST(lines_with(log, {"task re-queued", token, "attempt=1"}) == 1u);
+    BOOST_TEST(finished_lines(log, token) == 1u);
+  }
+  BOOST_TEST(redis.command("HGET resized:task:" + token + " node")
+                 .find("worker-rescuer") != std::string::npos);
 }
 
 // An idle worker has nothing to wait for: SIGTERM and it is gone at once

@@ -166,6 +166,7 @@ cluster_snapshot get_cluster(const api_node& api) {
     info.role = json_string(n, "role");
     info.address = json_string(n, "address");
     info.up_since = json_string(n, "up_since");
+    info.state = json_string(n, "state");
     info.workers = json_int(n, "workers");
     info.busy = json_int(n, "busy");
     info.tasks_done = json_int(n, "tasks_done");

@@ -94,6 +94,7 @@ private:
 
 struct cluster_node_info {
   std::string id, role, address, up_since;
+  std::string state; // "ready" or "leaving"
   int64_t workers = -1, busy = -1, tasks_done = -1, tasks_failed = -1;
 };
 

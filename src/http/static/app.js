@@ -291,7 +291,9 @@ function renderNodes(view) {
     const name = tr.insertCell();
     name.textContent = n.id;
     name.title = `${n.address} · up since ${n.up_since}`;
-    tr.insertCell().textContent = n.role;
+    // A node shutting down takes no new tasks: say so beside its role.
+    tr.insertCell().textContent =
+      n.state === 'leaving' ? `${n.role} · leaving` : n.role;
     const busy = tr.insertCell();
     busy.textContent = `${n.busy} / ${n.workers}`;
     const bar = document.createElement('div');
