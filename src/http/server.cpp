@@ -548,10 +548,17 @@ struct server::impl {
     size_t nodes = 0;
     size_t workers = 0;
     size_t busy = 0;
+    size_t leaving = 0;
     for (const auto& n : view.nodes) {
+      busy += n.busy;
+      // A leaving node takes no new task (POST answers no_workers when
+      // only such nodes are left): ready means someone takes the next one.
+      if (n.state == "leaving") {
+        leaving += n.workers > 0 ? 1 : 0;
+        continue;
+      }
       nodes += n.workers > 0 ? 1 : 0;
       workers += n.workers;
-      busy += n.busy;
     }
     if (view.draining) {
       // A load balancer must stop sending work here as soon as the drain
@@ -563,11 +570,13 @@ struct server::impl {
       return;
     }
     if (workers == 0) {
-      send_not_ready(ctx,
-                     {error_code::no_workers,
-                      fmt::format("not ready: no resize worker is available "
-                                  "({} nodes known, none with workers)",
-                                  view.nodes.size())});
+      send_not_ready(
+          ctx,
+          {error_code::no_workers,
+           fmt::format("not ready: no resize worker is available "
+                       "({} nodes known: none with workers taking tasks, {} "
+                       "leaving)",
+                       view.nodes.size(), leaving)});
       return;
     }
     note_readiness(nullptr);

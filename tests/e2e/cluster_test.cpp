@@ -772,6 +772,15 @@ BOOST_AUTO_TEST_CASE(a_leaving_worker_shows_leaving_in_the_cluster_view) {
     const auto* s = seen.find("worker-shown-ready");
     BOOST_TEST_REQUIRE(s != nullptr);
     BOOST_TEST(s->state == "ready");
+    // /readyz counts only the workers that take tasks, as POST does.
+    auto ready = http_get(api.url("/readyz"));
+    BOOST_TEST_CONTEXT("readyz " << ready.body) {
+      BOOST_TEST(ready.status == 200);
+      auto doc = parse_json(ready.body);
+      BOOST_TEST_REQUIRE(doc.IsObject());
+      BOOST_TEST(doc["workers"].GetUint64() == s->workers);
+      BOOST_TEST(doc["nodes"].GetUint64() == 1u);
+    }
   }
   expect_all_success(api, {token});
   BOOST_TEST(wait_unlisted(api, "worker-shown-leaving", 30s),
