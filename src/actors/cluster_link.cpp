@@ -1,6 +1,7 @@
 #include "actors/cluster_link.hpp"
 
 #include <functional>
+#include <utility>
 
 #include <caf/io/middleman.hpp>
 
@@ -34,6 +35,12 @@ void schedule_retry(link_actor_type* self, const std::string& why) {
 // answered.
 void leave(link_actor_type* self, std::function<void(bool)> done) {
   auto& st = self->state;
+  if (st.api && !st.joined) {
+    // Joining: the API node may have counted this node in already, and
+    // would take its going for a loss. Leave once the join is decided.
+    st.after_join.push_back(std::move(done));
+    return;
+  }
   if (!st.joined || !st.api) {
     done(false);
     return;
@@ -75,12 +82,18 @@ void join(link_actor_type* self, caf::actor api) {
                        {"node", st.info.name},
                        {"workers", st.info.pool_size}});
             if (st.leaving) // began shutting down while joining
-              leave(self, [](bool) {});
+              leave(self,
+                    [waiting = std::exchange(st.after_join, {})](bool told) {
+                      for (const auto& done : waiting)
+                        done(told);
+                    });
           },
           [=](caf::error& err) {
             auto& st = self->state;
             self->demonitor(st.api);
             st.api = nullptr;
+            for (const auto& done : std::exchange(st.after_join, {}))
+              done(false); // not joined: nothing to leave
             std::string holder;
             if (is_error(err, cluster_error::name_taken, holder)) {
               // Another node uses this name: a misconfigured twin, or this

@@ -16,11 +16,15 @@
 // drain_atom (graceful shutdown, from main): tell the API node this node
 // leaves (leave_atom), so it places nothing more here and does not count
 // the tasks running here as lost; never reconnect again. Answers true once
-// the API node acknowledged; false if not joined or it did not answer.
+// the API node acknowledged; false if not joined or it did not answer. A
+// drain that arrives while the join is under way waits for its answer: the
+// API node may already count this node as joined.
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
@@ -46,6 +50,8 @@ struct link_state {
   bool joined = false;
   bool leaving = false; // the node shuts down: no more (re)joining
   bool told = false;    // the API node acknowledged leave_atom once
+  // Drains that arrived while joining: answered once the join is decided.
+  std::vector<std::function<void(bool)>> after_join;
 
   static inline const char* name = "cluster_link";
 };
