@@ -1,6 +1,7 @@
 #include "common/log.hpp"
 
 #include <cmath>
+#include <utility>
 
 #include <unistd.h>
 
@@ -169,6 +170,16 @@ std::string quote(std::string_view value) {
   }
   out += '"';
   return out;
+}
+
+uint64_t throttle::note(int key, clock::time_point now) {
+  std::lock_guard<std::mutex> lock{mutex_};
+  auto& e = keys_[key];
+  ++e.held;
+  if (e.written != clock::time_point{} && now - e.written < every_)
+    return 0;
+  e.written = now;
+  return std::exchange(e.held, 0);
 }
 
 } // namespace resized::log

@@ -9,8 +9,11 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <initializer_list>
+#include <map>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -170,5 +173,30 @@ inline void error(std::string_view msg, field_list fs = {}) {
 inline void error(std::string_view msg, fields fs) {
   emit(level::error, msg, fs);
 }
+
+/// Lets one line per key through every `every`, for events that come in
+/// floods (a refusal per request under overload), and counts the ones held
+/// back in between. Thread-safe.
+class throttle {
+public:
+  using clock = std::chrono::steady_clock;
+  explicit throttle(clock::duration every) : every_(every) {}
+  /// Counts one event of `key` at `now`. Returns how many events of `key`
+  /// the line to write now stands for (this one and those held back since
+  /// the key's last line), or 0: hold this one back.
+  uint64_t note(int key, clock::time_point now);
+  int64_t every_seconds() const {
+    return std::chrono::duration_cast<std::chrono::seconds>(every_).count();
+  }
+
+private:
+  struct entry {
+    clock::time_point written{};
+    uint64_t held = 0;
+  };
+  clock::duration every_;
+  std::mutex mutex_;
+  std::map<int, entry> keys_;
+};
 
 } // namespace resized::log

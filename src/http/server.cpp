@@ -131,6 +131,12 @@ struct server::impl {
   // when ready, -1 before the first probe. Only its changes are logged (a
   // load balancer polls a node that is not ready every second or so).
   std::atomic<int> readiness{-1};
+  // 503 warnings (overload and outages: queue_full, no_workers,
+  // store_unavailable, shutting_down) come in floods, one per refused
+  // request: at most one line per code per 10 s, counting the refusals
+  // since that code's last line. The access log and the metrics still have
+  // each one.
+  log::throttle refusal_log{std::chrono::seconds{10}};
 
   impl(const config::service_settings& c, backend& b) : cfg(c), api(b) {}
 
@@ -228,13 +234,30 @@ struct server::impl {
   }
 
   // An error answer; a 5xx is also logged as a warning (the access line
-  // alone is info).
+  // alone is info), a 503 at most once per refusal_log_every and code.
   void send_error(const request_ctx& ctx, const failure& err) {
     if (log::enabled(log::level::info) && http_status(err.code) >= 500)
+      warn_failed(ctx, err);
+    answer_error(ctx, err);
+  }
+
+  void warn_failed(const request_ctx& ctx, const failure& err) {
+    if (http_status(err.code) != 503) {
       log::warn("request failed", {{"request_id", ctx.id},
                                    {"code", to_string(err.code)},
                                    {"reason", err.message}});
-    answer_error(ctx, err);
+      return;
+    }
+    auto count =
+        refusal_log.note(static_cast<int>(err.code), clock_type::now());
+    if (count == 0)
+      return;
+    log::warn("request failed",
+              {{"request_id", ctx.id},
+               {"code", to_string(err.code)},
+               {"reason", err.message},
+               {"refused", count}, // with this code since its last line
+               {"log_every_s", refusal_log.every_seconds()}});
   }
 
   void answer_error(const request_ctx& ctx, const failure& err) {

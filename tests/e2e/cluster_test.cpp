@@ -141,20 +141,6 @@ bool log_has(const std::string& log, const std::string& text) {
   return log.find(text) != std::string::npos;
 }
 
-/// Lines of `log` that contain every one of `parts`.
-size_t lines_with(const std::string& log,
-                  const std::vector<std::string>& parts) {
-  size_t count = 0;
-  std::istringstream in{log};
-  std::string line;
-  while (std::getline(in, line))
-    if (std::all_of(parts.begin(), parts.end(), [&](const std::string& p) {
-          return line.find(p) != std::string::npos;
-        }))
-      ++count;
-  return count;
-}
-
 /// Submits one long task (the largest box of the largest corpus photo, as
 /// PNG: seconds of work on one libvips thread; as AVIF: about 11 s on a
 /// 2.6 GHz EPYC core) to `api`, which has only `worker` (started with

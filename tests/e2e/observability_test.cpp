@@ -560,6 +560,41 @@ BOOST_AUTO_TEST_CASE(readyz_answers_ready_then_store_unavailable) {
       std::chrono::seconds{15}));
 }
 
+BOOST_AUTO_TEST_CASE(refusals_are_warned_once_per_burst) {
+  // A node without workers refuses every submission (503 no_workers): a
+  // burst of refusals is one warning, not one per request; each refusal
+  // still has its access line.
+  redis_server redis;
+  resized_server bare{redis.port(),
+                      {"--cluster.role=api", "--resize.pool-size=0",
+                       "--cluster.port=" + std::to_string(free_port())},
+                      "obs-refusals"};
+  std::vector<std::string> ids;
+  for (int i = 0; i < 20; ++i) {
+    ids.push_back("refused-" + random_uuid());
+    auto r = http_post(bare.url("/api/v1/resize"), small_photo_bytes(),
+                       "image/jpeg", {"X-Request-Id: " + ids.back()});
+    check_error(r, 503, "no_workers");
+  }
+  BOOST_TEST(wait_until(
+      [&] {
+        return bare.process().log().find("request_id=" + ids.back()) !=
+               std::string::npos;
+      },
+      std::chrono::seconds{5}));
+  auto log_text = bare.process().log();
+  BOOST_TEST_CONTEXT("log:\n" << log_text) {
+    BOOST_TEST(lines_with(log_text, {"level=warn", "msg=\"request failed\"",
+                                     "code=no_workers", "refused=1",
+                                     "log_every_s=10"}) == 1u);
+    BOOST_TEST(lines_with(log_text, {"msg=\"request failed\""}) == 1u);
+    for (const auto& id : ids)
+      BOOST_TEST(
+          lines_with(log_text, {"level=info", "msg=request", "request_id=" + id,
+                                "status=503", "code=no_workers"}) == 1u);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(readyz_logs_changes_not_every_probe) {
   // A load balancer polls /readyz on a node that is not ready: one warning
   // when it becomes not ready, one info line when it is ready again, and
@@ -591,20 +626,10 @@ BOOST_AUTO_TEST_CASE(readyz_logs_changes_not_every_probe) {
                std::string::npos;
       },
       std::chrono::seconds{5}));
-  std::vector<std::string> lines;
-  {
-    std::istringstream in{node.process().log()};
-    for (std::string line; std::getline(in, line);)
-      lines.push_back(line);
-  }
-  auto count = [&](const std::vector<std::string>& parts) {
-    return std::count_if(lines.begin(), lines.end(), [&](const auto& line) {
-      return std::all_of(parts.begin(), parts.end(), [&](const auto& part) {
-        return line.find(part) != std::string::npos;
-      });
-    });
-  };
   auto log_text = node.process().log();
+  auto count = [&](const std::vector<std::string>& parts) {
+    return lines_with(log_text, parts);
+  };
   BOOST_TEST_CONTEXT("log:\n" << log_text) {
     BOOST_TEST(count({"level=warn", "msg=\"readiness changed: not ready\"",
                       "code=store_unavailable"}) == 1);

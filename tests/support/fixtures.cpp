@@ -13,6 +13,7 @@
 #include <random>
 #include <regex>
 #include <spawn.h>
+#include <sstream>
 #include <stdexcept>
 #include <sys/wait.h>
 #include <thread>
@@ -576,6 +577,19 @@ int run_to_exit(const std::vector<std::string>& argv, std::string& output,
   if (WIFSIGNALED(status))
     return 128 + WTERMSIG(status);
   return -1;
+}
+
+size_t lines_with(const std::string& log,
+                  const std::vector<std::string>& parts) {
+  size_t count = 0;
+  std::istringstream in{log};
+  std::string line;
+  while (std::getline(in, line))
+    if (std::all_of(parts.begin(), parts.end(), [&](const std::string& p) {
+          return line.find(p) != std::string::npos;
+        }))
+      ++count;
+  return count;
 }
 
 } // namespace resized::test

@@ -210,4 +210,8 @@ struct suite_env {
   }
 };
 
+/// Lines of `log` that contain every one of `parts`.
+size_t lines_with(const std::string& log,
+                  const std::vector<std::string>& parts);
+
 } // namespace resized::test

@@ -244,4 +244,21 @@ BOOST_AUTO_TEST_CASE(typed_fields_keep_their_type_in_json) {
   BOOST_TEST(!resized::log::parse_format("xml", f));
 }
 
+// One line per key and period; the lines held back are counted into the
+// next one of the same key.
+BOOST_AUTO_TEST_CASE(log_throttle_lets_one_line_per_period_through) {
+  using namespace std::chrono_literals;
+  resized::log::throttle t{10s};
+  resized::log::throttle::clock::time_point t0{1h};
+  BOOST_TEST(t.every_seconds() == 10);
+  BOOST_TEST(t.note(1, t0) == 1u); // the first is written
+  BOOST_TEST(t.note(1, t0 + 1s) == 0u);
+  BOOST_TEST(t.note(1, t0 + 9s) == 0u);
+  BOOST_TEST(t.note(2, t0 + 9s) == 1u);  // another key: its own period
+  BOOST_TEST(t.note(1, t0 + 10s) == 3u); // itself and the 2 held back
+  BOOST_TEST(t.note(1, t0 + 19s) == 0u);
+  BOOST_TEST(t.note(1, t0 + 60s) == 2u);
+  BOOST_TEST(t.note(2, t0 + 60s) == 1u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
