@@ -14,7 +14,9 @@
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
+#include <map>
 #include <optional>
+#include <sstream>
 #include <string_view>
 #include <unistd.h>
 #include <vector>
@@ -186,18 +188,28 @@ int main(int argc, char** argv) {
       arg = long_help;
   }
   config::service_settings cfg;
+  // CAF prints the help to std::cout while it parses; it is caught here to
+  // correct CAF's line for --dump-config (ours prints to stdout, as INI).
+  std::ostringstream help;
+  auto* cout_buf = std::cout.rdbuf(help.rdbuf());
   auto problems = caf_cfg.load(static_cast<int>(args.size()), args.data(), cfg);
-  if (caf_cfg.cli_helptext_printed)
+  std::cout.rdbuf(cout_buf);
+  if (caf_cfg.cli_helptext_printed) {
+    auto text = help.str();
+    const std::string cafs = "print configuration to STDERR and exit";
+    if (auto at = text.find(cafs); at != std::string::npos)
+      text.replace(at, cafs.size(),
+                   "print every value in effect (an INI file) to stdout "
+                   "and exit");
+    std::cout << text << std::flush;
     return EXIT_SUCCESS;
+  }
+  std::cout << help.str();
   if (!problems.empty()) {
     for (const auto& p : problems)
       std::cerr << "resized: " << p << '\n';
     std::cerr << "resized: invalid configuration, not starting\n";
     return 2;
-  }
-  if (caf_cfg.dump_requested()) {
-    std::cout << config::dump_text(caf_cfg.dump_content()) << std::flush;
-    return EXIT_SUCCESS;
   }
   log::level lvl = log::level::info;
   log::parse(cfg.log_level, lvl);
@@ -206,7 +218,8 @@ int main(int argc, char** argv) {
   log::parse_format(cfg.log_format, log_fmt);
   log::set_format(log_fmt);
   auto& cl = cfg.cluster;
-  if (cl.node_name.empty())
+  bool default_name = cl.node_name.empty();
+  if (default_name)
     cl.node_name = default_node_name(cfg);
   // CAF 0.17 notices a silently dead peer only through BASP heartbeats,
   // which are off by default.
@@ -214,6 +227,23 @@ int main(int argc, char** argv) {
   caf_cfg.set("middleman.connection-timeout",
               caf::timespan{cl.connection_timeout});
   caf_cfg.set("logger.verbosity", caf::atom("quiet"));
+  if (caf_cfg.dump_requested()) {
+    // After the values main derives (the BASP heartbeat and timeout from
+    // cluster.*), so that the dump shows what a start would use.
+    std::map<std::string, std::string> notes;
+    if (default_name)
+      notes["cluster.node-name"] =
+          fmt::format("\"\": the default, here \"{}\"", cl.node_name);
+    if (cfg.cluster.advertise.empty())
+      notes["cluster.advertise"] = fmt::format(
+          "\"\": the default, this host's name (\"{}\")", hostname());
+    std::cout << "; resized --dump-config: every key with the value in effect "
+                 "(file, command line, environment or default).\n"
+                 "; An INI file: --config-file reads it back (secrets are not "
+                 "shown: set them again).\n"
+              << config::dump_text(caf_cfg.dump_content(), notes) << std::flush;
+    return EXIT_SUCCESS;
+  }
 
   // Before libvips, CAF or RESTinio start a thread (arenas are per thread).
   if (!memory::set_heap_top_bytes(cfg.memory.heap_top_bytes))

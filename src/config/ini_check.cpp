@@ -7,6 +7,7 @@
 #include <caf/config_value.hpp>
 #include <caf/detail/ini_consumer.hpp>
 #include <caf/detail/parser/read_ini.hpp>
+#include <caf/message.hpp>
 #include <caf/parser_state.hpp>
 #include <caf/pec.hpp>
 #include <fmt/format.h>
@@ -248,6 +249,32 @@ std::vector<std::string> check_ini(const std::string& path,
                                    expected_form(opt->type_name())));
   }
   return errors;
+}
+
+std::string command_line_error(const caf::error& err,
+                               const caf::config_option_set& options) {
+  std::string arg;
+  const auto& ctx = err.context();
+  if (ctx.size() == 1 && ctx.match_element<caf::settings>(0))
+    arg = caf::get_or(ctx.get_as<caf::settings>(0), "argument", std::string{});
+  if (err.category() != caf::atom("parser") || arg.empty())
+    return caf::to_string(err);
+  auto eq = arg.find('=');
+  auto name = arg.substr(0, eq);
+  switch (static_cast<caf::pec>(err.code())) {
+  case caf::pec::not_an_option:
+    return fmt::format("{}: no such option (resized --help lists them)", name);
+  case caf::pec::missing_argument:
+    return fmt::format("{}: the value is missing ({}=<value>)", name, name);
+  default: {
+    auto value = eq == std::string::npos ? std::string{} : arg.substr(eq + 1);
+    auto long_name = name.substr(name.find_first_not_of('-'));
+    const auto* opt = options.qualified_name_lookup(long_name);
+    return fmt::format("{} = '{}': expected {}", name, value,
+                       opt != nullptr ? expected_form(opt->type_name())
+                                      : std::string{"another value"});
+  }
+  }
 }
 
 } // namespace resized::config

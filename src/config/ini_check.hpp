@@ -15,6 +15,7 @@
 #include <vector>
 
 #include <caf/config_option_set.hpp>
+#include <caf/error.hpp>
 
 namespace resized::config {
 
@@ -25,5 +26,12 @@ namespace resized::config {
 std::vector<std::string> check_ini(const std::string& path,
                                    const std::string& text,
                                    const caf::config_option_set& options);
+
+/// A command-line mistake CAF 0.17's parser reported (`err`, category
+/// "parser", its context naming the argument) in words, e.g.
+/// "--resize.pool-size = 'two': expected an integer"; CAF's own rendering
+/// of anything else.
+std::string command_line_error(const caf::error& err,
+                               const caf::config_option_set& options);
 
 } // namespace resized::config

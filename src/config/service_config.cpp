@@ -258,7 +258,7 @@ std::vector<std::string> service_config::load(int argc, char** argv,
   }
   std::istringstream ini{text};
   if (auto err = parse(std::move(args), ini)) {
-    errors.push_back("invalid configuration: " + to_string(err));
+    errors.push_back(command_line_error(err, custom_options_));
     return errors;
   }
   checker c{errors};
@@ -467,38 +467,87 @@ caf::settings service_config::dump_content() const {
         caf::to_string(*value) != "[]")
       caf::put(result, secret, std::string{"(set, not shown)"});
   }
+  // Keys from the environment count too (they are added to the file's).
+  if (const char* env = std::getenv("RESIZED_API_KEYS");
+      env != nullptr && !split_list(env).empty()) {
+    bool in_file = caf::get_or(result, "auth.api-keys", std::string{}) != "";
+    caf::put(result, "auth.api-keys",
+             std::string{in_file ? "(set, and more in $RESIZED_API_KEYS; not "
+                                   "shown)"
+                                 : "(set in $RESIZED_API_KEYS, not shown)"});
+  }
   return result;
 }
 
 namespace {
 
-void dump_into(std::string& out, const caf::settings& xs, size_t indent) {
-  std::string pad(indent, ' ');
-  for (const auto& [key, value] : xs) {
-    if (auto section = caf::get_if<caf::settings>(&value)) {
-      out += fmt::format("{}{} {{\n", pad, key);
-      dump_into(out, *section, indent + 2);
-      out += pad + "}\n";
-    } else if (auto list = caf::get_if<caf::config_value::list>(&value)) {
-      if (list->empty()) {
-        out += fmt::format("{}{} = []\n", pad, key);
-        continue;
-      }
-      out += fmt::format("{}{} = [\n", pad, key);
-      for (const auto& x : *list)
-        out += fmt::format("{}  {},\n", pad, caf::to_string(x));
-      out += pad + "]\n";
-    } else {
-      out += fmt::format("{}{} = {}\n", pad, key, caf::to_string(value));
-    }
+// CAF 0.17 prints a duration in its largest whole unit, days included
+// ("0d"), which its own parser does not read; these units it does.
+std::string duration_text(caf::timespan t) {
+  auto ns = t.count();
+  if (ns % 1000000000 == 0)
+    return fmt::format("{}s", ns / 1000000000);
+  if (ns % 1000000 == 0)
+    return fmt::format("{}ms", ns / 1000000);
+  if (ns % 1000 == 0)
+    return fmt::format("{}us", ns / 1000);
+  return fmt::format("{}ns", ns);
+}
+
+std::string value_text(const caf::config_value& value) {
+  if (auto t = caf::get_if<caf::timespan>(&value))
+    return duration_text(*t);
+  if (auto list = caf::get_if<caf::config_value::list>(&value)) {
+    std::string out = "[";
+    for (const auto& x : *list)
+      out += (out.size() > 1 ? ", " : "") + value_text(x);
+    return out + "]";
   }
+  return caf::to_string(value);
+}
+
+void dump_section(std::string& out, const std::string& name,
+                  const caf::settings& xs,
+                  const std::map<std::string, std::string>& notes) {
+  auto full = [&](const std::string& key) {
+    return name.empty() ? key : name + "." + key;
+  };
+  // The section's own keys first: an INI section ends where the next
+  // header starts.
+  bool header = name.empty();
+  for (const auto& [key, value] : xs) {
+    if (caf::holds_alternative<caf::settings>(value))
+      continue;
+    if (!header) {
+      out += fmt::format("\n[{}]\n", name);
+      header = true;
+    }
+    if (auto note = notes.find(full(key)); note != notes.end())
+      out += fmt::format("; {}\n", note->second);
+    if (auto n = caf::get_if<int64_t>(&value);
+        full(key) == "scheduler.max-throughput" && n != nullptr && *n < 0) {
+      out += fmt::format("; {}: unlimited (CAF's default)\n", key);
+      continue;
+    }
+    if (full(key) == "config-file") { // read it with --config-file, not in it
+      out += fmt::format("; read from {}\n", value_text(value));
+      continue;
+    }
+    out += fmt::format("{}={}\n", key, value_text(value));
+  }
+  for (const auto& [key, value] : xs)
+    if (auto section = caf::get_if<caf::settings>(&value))
+      dump_section(out, full(key), *section, notes);
 }
 
 } // namespace
 
-std::string dump_text(const caf::settings& settings) {
+std::string dump_text(const caf::settings& settings,
+                      const std::map<std::string, std::string>& notes) {
   std::string out;
-  dump_into(out, settings, 0);
+  dump_section(out, "", settings, notes);
+  if (!out.empty() && out.front() == '\n')
+    out.erase(0, 1);
   return out;
 }
 

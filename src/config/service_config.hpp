@@ -5,6 +5,7 @@
 // `service_settings` and validates every key.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -99,8 +100,13 @@ private:
   bool auth_protect_cluster_ = false;
 };
 
-/// `settings` as CAF 0.17's --dump-config prints them: `key = value`
-/// lines, a `name {` ... `}` block per section, two spaces per level.
-std::string dump_text(const caf::settings& settings);
+/// `settings` as an INI file that --config-file reads back: a `[section]`
+/// per section (`[a.b]` below it), `key=value` lines in CAF's notation
+/// (strings in double quotes, atoms in single ones, lists in brackets,
+/// durations with a unit CAF's parser reads). `notes` (full key -> text) are
+/// written as `;` comments above their keys. A value no INI line can give
+/// (CAF's "unlimited" scheduler.max-throughput) is written as a comment.
+std::string dump_text(const caf::settings& settings,
+                      const std::map<std::string, std::string>& notes = {});
 
 } // namespace resized::config

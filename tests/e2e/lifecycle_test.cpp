@@ -4,6 +4,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <sys/wait.h>
 
@@ -92,7 +93,7 @@ BOOST_AUTO_TEST_CASE(dump_config_validates_like_a_start) {
                    std::string::npos);
         BOOST_TEST(output.find("resized: invalid configuration, not "
                                "starting") != std::string::npos);
-        BOOST_TEST(output.find("http {") == std::string::npos); // no dump
+        BOOST_TEST(output.find("[http]") == std::string::npos); // no dump
       }
     }
   }
@@ -104,10 +105,30 @@ BOOST_AUTO_TEST_CASE(dump_config_validates_like_a_start) {
   int rc = run_to_exit(argv, output, std::chrono::seconds{15});
   BOOST_TEST_CONTEXT("exit " << rc << ", output:\n" << output) {
     BOOST_TEST(rc == 0);
-    BOOST_TEST(output.find("http {") != std::string::npos);
-    BOOST_TEST(output.find("  pool-size = 3\n") != std::string::npos);
+    BOOST_TEST(output.find("\n[http]\n") != std::string::npos);
+    BOOST_TEST(output.find("\npool-size=3\n") != std::string::npos);
     BOOST_TEST(output.find("resized started") == std::string::npos);
   }
+  // The dump is an INI file the binary reads back as the same values.
+  auto dir = make_temp_dir("dump");
+  auto saved = dir + "/dumped.ini";
+  std::ofstream{saved} << output;
+  std::string again;
+  rc = run_to_exit({env_or("RESIZED_BIN", "resized"), "--config-file=" + saved,
+                    "--dump-config"},
+                   again, std::chrono::seconds{15});
+  BOOST_TEST_CONTEXT("exit " << rc << ", output:\n" << again) {
+    BOOST_TEST(rc == 0);
+    BOOST_TEST(again.find("\npool-size=3\n") != std::string::npos);
+  }
+  std::filesystem::remove_all(dir);
+  // --help lists every option, and says where the dump goes.
+  std::string help;
+  rc = run_to_exit({env_or("RESIZED_BIN", "resized"), "--help"}, help,
+                   std::chrono::seconds{15});
+  BOOST_TEST(rc == 0);
+  BOOST_TEST(help.find("--resize.pool-size") != std::string::npos, help);
+  BOOST_TEST(help.find("(an INI file) to stdout") != std::string::npos, help);
 }
 
 BOOST_AUTO_TEST_CASE(unreadable_config_file_stops_the_start) {
