@@ -56,9 +56,9 @@ caf::behavior agent(agent_actor_type* self, agent_config cfg) {
       self->quit(msg.reason); // the agent is told to stop: workers follow
       return;
     }
-    log::warn(
-        "resize worker died, replacing it",
-        {{"node", st.cfg.node}, {"reason", self->system().render(msg.reason)}});
+    log::warn("resize worker died, replacing it",
+              {{"node", st.cfg.node},
+               {"reason", describe(self->system(), msg.reason)}});
     auto dead = *i;
     st.workers.erase(i);
     st.idle.erase(std::remove(st.idle.begin(), st.idle.end(), dead),

@@ -61,7 +61,7 @@ void leave(link_actor_type* self, std::function<void(bool)> done) {
             auto& st = self->state;
             log::warn("API node did not acknowledge leaving",
                       {{"api", fmt::format("{}:{}", st.cfg.host, st.cfg.port)},
-                       {"error", self->system().render(err)}});
+                       {"error", describe(self->system(), err)}});
             done(false);
           });
 }
@@ -108,7 +108,8 @@ void join(link_actor_type* self, caf::actor api) {
                    {"retry_ms", wait.count()}});
               return;
             }
-            schedule_retry(self, "join refused: " + self->system().render(err));
+            schedule_retry(self,
+                           "join refused: " + describe(self->system(), err));
           });
 }
 
@@ -129,7 +130,7 @@ void connect(link_actor_type* self) {
             join(self, caf::actor_cast<caf::actor>(std::move(ptr)));
           },
           [=](caf::error& err) {
-            schedule_retry(self, self->system().render(err));
+            schedule_retry(self, describe(self->system(), err));
           });
 }
 
@@ -150,10 +151,11 @@ caf::behavior cluster_link(link_actor_type* self, link_config cfg,
     if (st.leaving) {
       log::info("API node lost while leaving: not rejoining",
                 {{"api", fmt::format("{}:{}", st.cfg.host, st.cfg.port)},
-                 {"reason", self->system().render(msg.reason)}});
+                 {"reason", describe(self->system(), msg.reason)}});
       return;
     }
-    schedule_retry(self, "API node lost: " + self->system().render(msg.reason));
+    schedule_retry(self,
+                   "API node lost: " + describe(self->system(), msg.reason));
   });
   self->send(self, try_connect_atom::value);
   return {

@@ -1,6 +1,11 @@
 #include "actors/messages.hpp"
 
+#include <caf/actor_system.hpp>
+#include <caf/exit_reason.hpp>
 #include <caf/make_message.hpp>
+#include <caf/message.hpp>
+#include <caf/sec.hpp>
+#include <fmt/format.h>
 
 namespace resized::actors {
 
@@ -26,6 +31,47 @@ bool is_error(const caf::error& err, cluster_error x, std::string& what) {
   const auto& ctx = err.context();
   what = ctx.match_elements<std::string>() ? ctx.get_as<std::string>(0) : "";
   return true;
+}
+
+std::string describe(caf::actor_system& sys, const caf::error& err) {
+  if (!err)
+    return "no error";
+  if (err.category() == cluster_error_category && err.context().size() == 1 &&
+      err.context().match_elements<std::string>())
+    return err.context().get_as<std::string>(0);
+  if (err.category() == caf::atom("exit")) {
+    switch (static_cast<caf::exit_reason>(err.code())) {
+    case caf::exit_reason::user_shutdown:
+      return "the node shut down";
+    case caf::exit_reason::remote_link_unreachable:
+      return "the connection to the node was lost";
+    case caf::exit_reason::unreachable:
+      return "the actor is unreachable";
+    case caf::exit_reason::kill:
+      return "the actor was killed";
+    default:
+      return sys.render(err);
+    }
+  }
+  if (err.category() == caf::atom("system")) {
+    const auto& ctx = err.context();
+    switch (static_cast<caf::sec>(err.code())) {
+    case caf::sec::cannot_connect_to_node:
+      // the middleman's context: (what failed, host, port)
+      if (ctx.size() == 3 &&
+          ctx.match_elements<std::string, std::string, uint16_t>())
+        return fmt::format("cannot connect to {}:{}",
+                           ctx.get_as<std::string>(1), ctx.get_as<uint16_t>(2));
+      return "cannot connect";
+    case caf::sec::request_timeout:
+      return "no answer in time";
+    case caf::sec::request_receiver_down:
+      return "the receiver is gone";
+    default:
+      return sys.render(err);
+    }
+  }
+  return sys.render(err);
 }
 
 void announce_message_types(caf::actor_system_config& cfg) {

@@ -114,6 +114,13 @@ caf::error make_error(cluster_error x, std::string what);
 /// Whether `err` is `x`; then `what` gets its context's description.
 bool is_error(const caf::error& err, cluster_error x, std::string& what);
 
+/// `err` in words for operators' logs ("the connection to the node was
+/// lost", "cannot connect to 127.0.0.1:5810") where CAF's rendering
+/// ("exit_reason(remote_link_unreachable)", "system_error(
+/// cannot_connect_to_node, ...)") names its internals; CAF's (the actor
+/// system's rendering) for anything else.
+std::string describe(caf::actor_system& sys, const caf::error& err);
+
 /// One image to resize; the only thing sent to a resize actor.
 struct resize_job {
   std::string token;               // task id, for logs and the answer

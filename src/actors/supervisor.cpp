@@ -236,7 +236,7 @@ void on_error(self_ptr self, const std::string& token, uint32_t attempt,
                              st.cfg.task_timeout.count())});
     return;
   }
-  retry(self, std::move(*task), self->system().render(err));
+  retry(self, std::move(*task), describe(self->system(), err));
 }
 
 // Whether `node` can start a task whose decode holds `decode_bytes` without
@@ -454,12 +454,12 @@ void on_node_down(self_ptr self, const caf::actor_addr& source,
       auto key = name;
       if (node.leaving && node.busy == 0) {
         // A graceful shutdown that finished everything placed there.
-        log::info("node left",
-                  {{"node", key}, {"reason", self->system().render(reason)}});
+        log::info("node left", {{"node", key},
+                                {"reason", describe(self->system(), reason)}});
         st.nodes.erase(key);
         return;
       }
-      drop_node(self, key, self->system().render(reason));
+      drop_node(self, key, describe(self->system(), reason));
       dispatch(self);
       return;
     }
@@ -697,7 +697,7 @@ void accept(self_ptr self, submit_request req, submit_replier reply) {
             st.queued_bytes -= size;
             reply(failure{error_code::store_unavailable,
                           "the task store did not answer: " +
-                              self->system().render(err)});
+                              describe(self->system(), err)});
           });
 }
 
@@ -793,9 +793,9 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
                   recover(self, pending);
                 },
                 [=](caf::error& err) {
-                  log::error(
-                      "recovering pending tasks failed",
-                      {{"error", self->system().render(err)}, {"retry_s", 2}});
+                  log::error("recovering pending tasks failed",
+                             {{"error", describe(self->system(), err)},
+                              {"retry_s", 2}});
                   self->delayed_send(self, std::chrono::seconds{2},
                                      recover_atom::value);
                 });

@@ -630,4 +630,26 @@ BOOST_AUTO_TEST_CASE(a_name_held_by_a_live_node_is_refused_until_it_goes) {
     caf::anon_send_exit(*x, caf::exit_reason::user_shutdown);
 }
 
+// Operators' logs and task messages name cluster failures in words; CAF's
+// rendering only for what has no words here.
+BOOST_AUTO_TEST_CASE(cluster_errors_are_described_in_words) {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  BOOST_TEST(describe(sys, caf::make_error(caf::exit_reason::user_shutdown)) ==
+             "the node shut down");
+  BOOST_TEST(describe(sys, caf::make_error(
+                               caf::exit_reason::remote_link_unreachable)) ==
+             "the connection to the node was lost");
+  // The middleman's context for a failed connect.
+  BOOST_TEST(describe(sys, caf::make_error(caf::sec::cannot_connect_to_node,
+                                           "ip_connect failed",
+                                           std::string{"127.0.0.1"},
+                                           uint16_t{5810})) ==
+             "cannot connect to 127.0.0.1:5810");
+  BOOST_TEST(describe(sys, make_error(cluster_error::name_taken, "held")) ==
+             "held");
+  auto other = caf::make_error(caf::sec::unexpected_message);
+  BOOST_TEST(describe(sys, other) == sys.render(other));
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -469,6 +469,11 @@ BOOST_AUTO_TEST_CASE(worker_started_before_api_node) {
                  10s),
       "worker log: " << early.log());
   BOOST_TEST_REQUIRE(early.running());
+  // Said in words, not as CAF's system_error(cannot_connect_to_node, ...).
+  BOOST_TEST(lines_with(early.log(),
+                        {"cluster link down", "reason=\"cannot connect to " +
+                                                  api.endpoint() + "\""}) >= 1u,
+             early.log());
 
   api.start();
   note_logs({&api.process()});
