@@ -1,6 +1,7 @@
 #include "actors/agent.hpp"
 
 #include <algorithm>
+#include <chrono>
 
 #include "actors/resize_actor.hpp"
 #include "common/log.hpp"
@@ -19,17 +20,36 @@ void spawn_worker(self_ptr self) {
   st.idle.push_back(std::move(w));
 }
 
+void log_job(const std::string& token, const resize_done& done,
+             std::chrono::steady_clock::duration took) {
+  auto ms = std::chrono::duration<double, std::milli>(took).count();
+  if (done.ok)
+    log::info("resize done", {{"token", token},
+                              {"width", done.width},
+                              {"height", done.height},
+                              {"bytes", done.output.size()},
+                              {"ms", ms, 1}});
+  else if (done.error_code != node_busy)
+    log::info("resize failed", {{"token", token},
+                                {"code", done.error_code},
+                                {"reason", done.error_message},
+                                {"ms", ms, 1}});
+}
+
 void run(self_ptr self, caf::message job, std::string token,
          caf::typed_response_promise<resize_done> promise) {
   auto& st = self->state;
   auto worker = st.idle.back();
   st.idle.pop_back();
-  st.jobs[worker.address()] = std::move(token);
+  st.jobs[worker.address()] = token;
+  auto started = std::chrono::steady_clock::now();
   self->request(worker, caf::infinite, std::move(job))
       .then(
           [=](resize_done& done) mutable {
-            promise.deliver(std::move(done));
             auto& st = self->state;
+            if (st.cfg.log_jobs)
+              log_job(token, done, std::chrono::steady_clock::now() - started);
+            promise.deliver(std::move(done));
             ++st.done;
             st.jobs.erase(worker.address());
             st.idle.push_back(worker);

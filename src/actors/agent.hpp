@@ -39,6 +39,10 @@ struct agent_config {
   imaging::limits limits;
   std::string node;
   int nice = 5; // resize.nice: CPU priority of resize threads (0 = as is)
+  // One info line per job it ran: on a worker node, whose API nodes log
+  // the tasks, its own log then says what ran there (a node with its own
+  // pool logs each task once, in the supervisor).
+  bool log_jobs = false;
 };
 
 /// error_code of a resize_done that means "no free slot here, place it

@@ -20,8 +20,9 @@ node_actors start_node(caf::actor_system& sys,
   const auto& cl = cfg.cluster;
   auto pool = static_cast<size_t>(cfg.resize.pool_size);
   if (pool > 0)
-    node.agent = sys.spawn(
-        agent, agent_config{pool, cfg.limits, cl.node_name, cfg.resize.nice});
+    node.agent =
+        sys.spawn(agent, agent_config{pool, cfg.limits, cl.node_name,
+                                      cfg.resize.nice, cl.role == "worker"});
   if (cl.role == "worker") {
     char host[256] = {};
     gethostname(host, sizeof(host) - 1);

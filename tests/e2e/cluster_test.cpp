@@ -453,9 +453,19 @@ BOOST_AUTO_TEST_CASE(an_api_node_without_workers_refuses_work) {
   worker_process joins("worker-joins", {api.endpoint()});
   note_logs({&joins.process()});
   BOOST_TEST_REQUIRE(wait_listed(api, {"worker-joins"}, join_timeout));
-  auto accepted =
-      http_post(api.url("/api/v1/resize"), small_photo_bytes(), "image/jpeg");
-  BOOST_TEST(accepted.status == 202);
+  auto token = accepted_token(
+      http_post(api.url("/api/v1/resize"), small_photo_bytes(), "image/jpeg"));
+  BOOST_TEST_REQUIRE(!token.empty());
+  expect_all_success(api, {token});
+  // The worker's own log says what it ran.
+  BOOST_TEST(wait_until(
+                 [&] {
+                   return lines_with(joins.log(),
+                                     {"level=info", "msg=\"resize done\"",
+                                      "token=" + token}) == 1;
+                 },
+                 10s),
+             joins.log());
 }
 
 BOOST_AUTO_TEST_CASE(worker_started_before_api_node) {
