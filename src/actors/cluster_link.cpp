@@ -95,13 +95,17 @@ void join(link_actor_type* self, caf::actor api) {
             for (const auto& done : std::exchange(st.after_join, {}))
               done(false); // not joined: nothing to leave
             std::string holder;
-            if (is_error(err, cluster_error::name_taken, holder)) {
+            bool leaving = is_error(err, cluster_error::name_leaving, holder);
+            if (leaving || is_error(err, cluster_error::name_taken, holder)) {
               // Another node uses this name: a misconfigured twin, or this
-              // node's own previous process, not yet known dead there. Keep
-              // asking: the name is ours once its holder is gone.
+              // node's own previous process, not yet known dead there, or
+              // (leaving) draining in a rolling restart. Keep asking: the
+              // name is ours once its holder is gone.
               auto wait = retry_later(self);
-              log::error(
-                  "join refused: node name in use",
+              log::emit(
+                  leaving ? log::level::info : log::level::error,
+                  leaving ? "join deferred: the node with this name is leaving"
+                          : "join refused: node name in use",
                   {{"api", fmt::format("{}:{}", st.cfg.host, st.cfg.port)},
                    {"node", st.info.name},
                    {"reason", holder},

@@ -13,6 +13,8 @@ std::string to_string(cluster_error x) {
   switch (x) {
   case cluster_error::name_taken:
     return "name_taken";
+  case cluster_error::name_leaving:
+    return "name_leaving";
   }
   return "unknown";
 }

@@ -102,6 +102,9 @@ enum class cluster_error : uint8_t {
   /// join_atom refused: a node with this name is connected and alive. The
   /// context is one string: who holds the name, for the newcomer's log.
   name_taken = 1,
+  /// As name_taken, but the holder is leaving (SIGTERM, draining): a
+  /// rolling restart's new process, which gets in once the old one is gone.
+  name_leaving = 2,
 };
 
 inline constexpr caf::atom_value cluster_error_category = caf::atom("resized");

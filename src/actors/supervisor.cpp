@@ -425,22 +425,31 @@ void refuse_name(self_ptr self, const std::string& name,
   auto holder_role = holder.role;
   auto since = now_ms() - holder.since_ms;
   auto newcomer_address = info.address;
+  // A holder that is leaving makes this a rolling restart, not a mistake:
+  // a warning, and the newcomer is told it gets in once the holder is gone.
+  bool leaving = holder.leaving;
   peer_address(self, holder_agent, [=](std::string holder_peer) mutable {
     peer_address(self, newcomer, [=](std::string newcomer_peer) mutable {
-      log::error("node name taken: join refused",
-                 {{"node", name},
-                  {"holder_address", holder_address},
-                  {"holder_peer", holder_peer},
-                  {"holder_role", holder_role},
-                  {"holder_joined_ms_ago", since},
-                  {"newcomer_address", newcomer_address},
-                  {"newcomer_peer", newcomer_peer}});
+      log::field fields[] = {{"node", name},
+                             {"holder_address", holder_address},
+                             {"holder_peer", holder_peer},
+                             {"holder_role", holder_role},
+                             {"holder_leaving", leaving},
+                             {"holder_joined_ms_ago", since},
+                             {"newcomer_address", newcomer_address},
+                             {"newcomer_peer", newcomer_peer}};
+      log::emit(leaving ? log::level::warn : log::level::error,
+                "node name taken: join refused",
+                log::fields{std::begin(fields), std::end(fields)});
       promise.deliver(make_error(
-          cluster_error::name_taken,
+          leaving ? cluster_error::name_leaving : cluster_error::name_taken,
           fmt::format("node name {} is held by the {} node at {} (connected "
-                      "from {}, joined {} ms ago); this node is at {} "
+                      "from {}, joined {} ms ago{}); this node is at {} "
                       "(connected from {})",
                       name, holder_role, holder_address, holder_peer, since,
+                      leaving ? ", leaving now: it gets the name once it has "
+                                "left"
+                              : "",
                       newcomer_address, newcomer_peer)));
     });
   });

@@ -791,6 +791,56 @@ BOOST_AUTO_TEST_CASE(a_leaving_worker_shows_leaving_in_the_cluster_view) {
   BOOST_TEST(after.nodes.front().state == "ready");
 }
 
+// A rolling restart: the old worker drains after SIGTERM while its
+// replacement, under the same name, knocks. That is no mistake: the API
+// node warns (not an error), the newcomer logs at info that it waits, and
+// it joins once the old one has left.
+BOOST_AUTO_TEST_CASE(a_rolling_restart_under_the_same_name_waits_quietly) {
+  redis_server redis;
+  api_node api(redis.port(), "api-r");
+  worker_process old_one("worker-rolling", {api.endpoint()},
+                         {"--log.level=debug"});
+  note_logs({&api.process(), &old_one.process()});
+  BOOST_TEST_REQUIRE(wait_listed(api, {"worker-rolling"}, join_timeout));
+  auto token = start_long_task(api, old_one);
+  old_one.process().signal(SIGTERM);
+  BOOST_TEST_REQUIRE(wait_until(
+      [&] {
+        auto view = get_cluster(api);
+        const auto* n = view.find("worker-rolling");
+        return n != nullptr && n->state == "leaving";
+      },
+      10s));
+  worker_process new_one("worker-rolling", {api.endpoint()},
+                         {"--log.level=debug"});
+  note_logs({&new_one.process()});
+  BOOST_TEST(wait_until(
+                 [&] {
+                   return lines_with(new_one.log(),
+                                     {"level=info", "join deferred",
+                                      "is leaving", "worker-rolling"}) >= 1;
+                 },
+                 join_timeout),
+             new_one.log());
+  expect_all_success(api, {token});
+  int status = -1;
+  BOOST_TEST_REQUIRE(old_one.process().wait_exit(30s, status));
+  BOOST_TEST(describe_exit(status) == "exit 0");
+  BOOST_TEST(wait_until(
+                 [&] {
+                   return log_has(new_one.log(), "joined API node") &&
+                          get_cluster(api).find("worker-rolling") != nullptr;
+                 },
+                 20s),
+             new_one.log());
+  auto alog = api.log();
+  BOOST_TEST(lines_with(alog, {"level=warn", "node name taken",
+                               "holder_leaving=true"}) >= 1u,
+             alog);
+  BOOST_TEST(lines_with(alog, {"level=error", "node name taken"}) == 0u, alog);
+  BOOST_TEST(lines_with(new_one.log(), {"level=error"}) == 0u, new_one.log());
+}
+
 // Past the grace (here shutdown.grace=0) or on a second signal a worker
 // goes without waiting for its task, exit status 3: the API node re-queues
 // it, counting the attempt as lost, and another worker runs it.
