@@ -46,6 +46,10 @@ uint64_t stated_body_limit = 0;
 failure refusal_of(const continue_tracker& tracker) {
   switch (tracker.refused()) {
   case continue_tracker::refusal::body:
+    if (tracker.chunked()) // its length is not known
+      return {error_code::payload_too_large,
+              fmt::format("body is over {} bytes, limit is {}",
+                          socket_limits.body, stated_body_limit)};
     return {error_code::payload_too_large,
             fmt::format("body is {} bytes, limit is {}", tracker.announced(),
                         stated_body_limit)};
@@ -78,6 +82,7 @@ continue_tracker::continue_tracker(const request_limits& limits)
   settings_.on_header_field = &continue_tracker::on_header_field;
   settings_.on_header_value = &continue_tracker::on_header_value;
   settings_.on_headers_complete = &continue_tracker::on_headers_complete;
+  settings_.on_body = &continue_tracker::on_body;
 }
 
 bool continue_tracker::feed(const char* data, size_t size) {
@@ -99,6 +104,7 @@ int continue_tracker::on_message_begin(http_parser* p) {
   t.in_value_ = false;
   t.expects_continue_ = false;
   t.url_bytes_ = t.name_bytes_ = t.value_bytes_ = t.fields_ = 0;
+  t.body_bytes_ = 0;
   return 0;
 }
 
@@ -173,6 +179,21 @@ int continue_tracker::on_headers_complete(http_parser* p) {
       (p->flags & F_CHUNKED) != 0 || (p->content_length > 0 && length_known);
   if (t.expects_continue_ && http11 && body)
     t.due_ = true;
+  return 0;
+}
+
+// RESTinio's restinio_body_cb: the body so far plus this piece, over the
+// limit, fails the parse. Only a chunked body gets there (a Content-Length
+// over the limit was refused at the header block).
+int continue_tracker::on_body(http_parser* p, const char*, size_t n) {
+  auto& t = self(p);
+  t.body_bytes_ += n;
+  if (t.limits_.body > 0 && t.body_bytes_ > t.limits_.body) {
+    t.refused_ = refusal::body;
+    t.announced_ = t.body_bytes_;
+    t.chunked_ = true;
+    return 1;
+  }
   return 0;
 }
 

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "http/expect_continue.hpp"
 
 using resized::http::continue_tracker;
@@ -158,6 +160,33 @@ BOOST_AUTO_TEST_CASE(a_body_over_the_limit_is_too_large) {
   continue_tracker limited{10};
   BOOST_TEST(limited.feed(chunked.data(), chunked.size()));
   BOOST_TEST(!limited.too_large());
+  // ... and drop the request when the chunks' data passes the limit
+  // (restinio_body_cb: total > limit): the tracker refuses it there.
+  auto chunks = [&](const std::vector<std::string>& data) {
+    std::string s = chunked;
+    for (const auto& d : data)
+      s += fmt::format("{:x}\r\n{}\r\n", d.size(), d);
+    return s + "0\r\n\r\n";
+  };
+  for (const auto& [stream, over] :
+       {std::pair{chunks({"abcd", "efghij"}), false},
+        std::pair{chunks({"abcd", "efghijk"}), true},
+        std::pair{chunks({std::string(11, 'x')}), true}}) {
+    continue_tracker at_once{10};
+    at_once.feed(stream.data(), stream.size());
+    BOOST_TEST(at_once.too_large() == over, stream);
+    BOOST_TEST(at_once.chunked() == over, stream);
+    continue_tracker bytewise{10};
+    for (char c : stream)
+      bytewise.feed(&c, 1);
+    BOOST_TEST(bytewise.too_large() == over, stream);
+  }
+  // Counted per request: two chunked requests of 10 bytes each are fine.
+  continue_tracker two{10};
+  auto ten = chunks({"abcd", "efghij"});
+  two.feed(ten.data(), ten.size());
+  two.feed(ten.data(), ten.size());
+  BOOST_TEST(!two.too_large());
 }
 
 // RESTinio's other limits, compared as RESTinio compares them: the target
