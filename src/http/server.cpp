@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <random>
 
 #include <restinio/all.hpp>
@@ -48,16 +49,43 @@ public:
 };
 
 using router_type = restinio::router::express_router_t<>;
+using req_handle = restinio::request_handle_t;
+using handling = restinio::request_handling_status_t;
+
+// The express router normalises a request's path (percent-decoding the
+// unreserved characters) before matching, and throws when the decoded
+// bytes are not UTF-8 (`/api/v1/images/%ff.jpg`) or an escape is malformed:
+// RESTinio then drops the connection without an answer. The path is checked
+// here first, with the router's own function, and such a request goes to
+// `bad_path`.
+class checked_router {
+public:
+  using bad_path_handler =
+      std::function<handling(const req_handle&, std::string_view why)>;
+  checked_router(std::unique_ptr<router_type> router, bad_path_handler bad)
+      : router_{std::move(router)}, bad_path_{std::move(bad)} {}
+  handling operator()(req_handle req) const {
+    try {
+      (void)restinio::utils::uri_normalization::unreserved_chars::
+          estimate_required_capacity(req->header().path());
+    } catch (const std::exception& e) {
+      return bad_path_(req, e.what());
+    }
+    return (*router_)(std::move(req));
+  }
+
+private:
+  std::unique_ptr<router_type> router_;
+  bad_path_handler bad_path_;
+};
 
 struct traits : restinio::default_traits_t {
   using stream_socket_t = continue_socket; // answers Expect: 100-continue
   using logger_t = restinio_logger;
-  using request_handler_t = router_type;
+  using request_handler_t = checked_router;
   static constexpr bool use_connection_count_limiter = true;
 };
 
-using req_handle = restinio::request_handle_t;
-using handling = restinio::request_handling_status_t;
 using clock_type = std::chrono::steady_clock;
 
 // Route templates: the `route` label of the HTTP metrics (low cardinality:
@@ -688,6 +716,16 @@ struct server::impl {
                                     req->header().method().c_str())});
   }
 
+  // A path whose percent-encoding is malformed or decodes to bytes that are
+  // not UTF-8 names nothing here: 404, as a raw non-UTF-8 byte gets.
+  handling on_bad_path(const req_handle& req, std::string_view why) {
+    request_ctx ctx{req, route::other};
+    return reject(ctx, {error_code::not_found,
+                        fmt::format("no route {}: its percent-encoding is "
+                                    "invalid ({})",
+                                    clipped(req->header().path()), why)});
+  }
+
   handling on_not_found(const req_handle& req) {
     request_ctx ctx{req, route::other};
     return reject(
@@ -697,7 +735,7 @@ struct server::impl {
 
   // Every route that answers GET answers HEAD alike (respond() leaves the
   // body out); other methods get 405 with the Allow field.
-  std::unique_ptr<router_type> make_router() {
+  std::unique_ptr<checked_router> make_router() {
     using namespace restinio::router;
     auto get = [] {
       return any_of_methods(restinio::http_method_get(),
@@ -755,7 +793,10 @@ struct server::impl {
       });
     r->non_matched_request_handler(
         [this](auto req) { return on_not_found(req); });
-    return r;
+    return std::make_unique<checked_router>(
+        std::move(r), [this](const req_handle& req, std::string_view why) {
+          return on_bad_path(req, why);
+        });
   }
 };
 

@@ -210,6 +210,26 @@ BOOST_AUTO_TEST_CASE(method_not_allowed) {
       "method_not_allowed");
 }
 
+// The router percent-decodes a path before matching and threw on an escape
+// that decodes to bytes that are not UTF-8 (or a malformed escape): the
+// connection was dropped without an answer. Such a path matches no route.
+BOOST_AUTO_TEST_CASE(paths_whose_escapes_are_not_utf8_are_not_found) {
+  for (const std::string path :
+       {"/api/v1/images/%ff.jpg", "/nope%22%0a%00%ff", "/api/v1/resize/%ff",
+        "/api/v1/resize/%c3", "/healthz%e2%82", "/static/%zz.css"}) {
+    BOOST_TEST_CONTEXT("path " << path) {
+      check_error(http_get(srv().url(path)), 404, "not_found");
+      auto head = http_request("HEAD", srv().url(path));
+      BOOST_TEST(head.status == 404);
+      BOOST_TEST(head.body.empty());
+    }
+  }
+  // Valid UTF-8 escapes are routed as before.
+  check_error(http_get(srv().url("/api/v1/resize/%c3%a9")), 400,
+              "invalid_token");
+  BOOST_TEST(http_get(srv().url("/healthz")).status == 200);
+}
+
 BOOST_AUTO_TEST_CASE(payload_too_large) {
   resized_server small(env::get().redis.port(),
                        {"--limits.max-body-bytes=100000"}, "small-body");
