@@ -309,9 +309,10 @@ struct server::impl {
         to_string(err.code));
   }
 
+  // By the route the request matched (the router also matches a path with
+  // a trailing slash: "/api/v1/resize/" is the submit route).
   static std::string allowed_methods(const request_ctx& ctx) {
-    auto path = ctx.req->header().path();
-    return path == "/api/v1/resize" ? "POST" : "GET, HEAD";
+    return std::string_view{ctx.route} == route::submit ? "POST" : "GET, HEAD";
   }
 
   handling reject(const request_ctx& ctx, failure err) {

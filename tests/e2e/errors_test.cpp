@@ -230,6 +230,25 @@ BOOST_AUTO_TEST_CASE(paths_whose_escapes_are_not_utf8_are_not_found) {
   BOOST_TEST(http_get(srv().url("/healthz")).status == 200);
 }
 
+// The router matches a path with a trailing slash as the route without it:
+// "/api/v1/resize/" is the submit route, and its 405 names POST.
+BOOST_AUTO_TEST_CASE(allow_names_the_methods_of_the_matched_route) {
+  for (const std::string path : {"/api/v1/resize", "/api/v1/resize/"}) {
+    BOOST_TEST_CONTEXT("path " << path) {
+      auto res = http_get(srv().url(path));
+      check_error(res, 405, "method_not_allowed");
+      BOOST_TEST(res.header("allow") == "POST");
+      auto posted =
+          http_post(srv().url(path), small_photo_bytes(), "image/jpeg");
+      BOOST_TEST(posted.status == 202);
+    }
+  }
+  auto res = http_request("DELETE",
+                          srv().url("/api/v1/resize/" + random_uuid() + "/"));
+  check_error(res, 405, "method_not_allowed");
+  BOOST_TEST(res.header("allow") == "GET, HEAD");
+}
+
 BOOST_AUTO_TEST_CASE(payload_too_large) {
   resized_server small(env::get().redis.port(),
                        {"--limits.max-body-bytes=100000"}, "small-body");
