@@ -303,11 +303,15 @@ void continue_socket::state::received(const char* data, size_t size) {
     auto why = refusal_of(tracker);
     auto status = http_status(why.code);
     auto body = error_body(why);
+    // HEAD: the same status and fields, Content-Length the size of the body
+    // GET would get, no body (RFC 9110 §9.3.2), as respond() answers HEAD.
     auto answer = fmt::format("HTTP/1.1 {} {}\r\n"
                               "Content-Type: application/json\r\n"
                               "Content-Length: {}\r\n"
                               "Connection: close\r\n\r\n{}",
-                              status, reason_phrase(status), body.size(), body);
+                              status, reason_phrase(status), body.size(),
+                              tracker.head() ? std::string_view{}
+                                             : std::string_view{body});
     asio::error_code ignored;
     asio::write(socket, asio::buffer(answer), ignored);
     return;

@@ -80,6 +80,8 @@ public:
   uint64_t announced() const { return announced_; }
   /// Whether the body that was too large was chunked (no length announced).
   bool chunked() const { return chunked_; }
+  /// Whether the current request is a HEAD request.
+  bool head() const { return parser_.method == HTTP_HEAD; }
 
 private:
   static int on_message_begin(http_parser* p);

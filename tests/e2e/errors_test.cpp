@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <thread>
 
 #include <sys/socket.h>
@@ -372,6 +373,27 @@ BOOST_AUTO_TEST_CASE(oversized_request_heads_are_answered) {
   for (int i = 0; i < 120; ++i)
     many.push_back("X-Field-" + std::to_string(i) + ": x");
   check_error(http_get(srv().url("/healthz"), many), 431, "headers_too_large");
+  // HEAD: the same status and fields, Content-Length the size of the body
+  // GET gets, and no body.
+  auto long_target = "/api/v1/resize/" + std::string(9000, 'a');
+  auto get = http_get(srv().url(long_target));
+  auto head = http_request("HEAD", srv().url(long_target));
+  BOOST_TEST(head.status == 414);
+  BOOST_TEST(head.header("content-length") == std::to_string(get.body.size()));
+  BOOST_TEST(head.header("content-type") == "application/json");
+  for (const std::string& request :
+       {"HEAD " + long_target + " HTTP/1.1\r\nHost: x\r\n\r\n",
+        "HEAD /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: " +
+            std::string(17000, 'p') + "\r\n\r\n"}) {
+    auto seen = send_whole_request(srv().port(), request);
+    BOOST_TEST(seen.recv_error.empty());
+    auto end = seen.answer.find("\r\n\r\n");
+    BOOST_TEST_REQUIRE(end != std::string::npos, seen.answer);
+    BOOST_TEST(seen.answer.substr(end + 4).empty(), seen.answer);
+    auto res = parse_http_answer(seen.answer);
+    BOOST_TEST((res.status == 414 || res.status == 431));
+    BOOST_TEST(std::atol(res.header("content-length").c_str()) > 0);
+  }
   // Under the limits: answered as usual, and the service is still up.
   BOOST_TEST(
       http_get(srv().url("/api/v1/resize/" + std::string(8000, 'a'))).status ==

@@ -224,4 +224,19 @@ BOOST_AUTO_TEST_CASE(requests_over_restinio_limits_are_refused) {
   BOOST_TEST((two.refused() == refusal::none));
 }
 
+// A refused request's method: a HEAD request's answer gets no body.
+BOOST_AUTO_TEST_CASE(a_refused_request_knows_it_is_head) {
+  resized::http::request_limits lim{1000, 300, 20, 8, 3};
+  continue_tracker head{lim};
+  std::string stream = "HEAD /a HTTP/1.1\r\nabcdefghijklmnopqrstu: 1\r\n\r\n";
+  head.feed(stream.data(), stream.size());
+  BOOST_TEST((head.refused() == continue_tracker::refusal::headers));
+  BOOST_TEST(head.head());
+  continue_tracker get{lim};
+  stream = "GET /" + std::string(400, 'a') + " HTTP/1.1\r\n\r\n";
+  get.feed(stream.data(), stream.size());
+  BOOST_TEST((get.refused() == continue_tracker::refusal::url));
+  BOOST_TEST(!get.head());
+}
+
 BOOST_AUTO_TEST_SUITE_END()
