@@ -48,6 +48,10 @@ struct request_limits {
   size_t field_count = 0; // more header fields than this: 431
 };
 
+/// The `route` label (metrics, access log) of a request the socket refused
+/// before RESTinio routed it.
+inline constexpr const char* refused_route = "(refused before routing)";
+
 /// Follows the requests of one connection's incoming byte stream.
 class continue_tracker {
 public:
@@ -80,8 +84,19 @@ public:
   uint64_t announced() const { return announced_; }
   /// Whether the body that was too large was chunked (no length announced).
   bool chunked() const { return chunked_; }
+  /// The current request's method ("GET", "HEAD"...), once its request
+  /// line has begun.
+  const char* method() const;
   /// Whether the current request is a HEAD request.
   bool head() const { return parser_.method == HTTP_HEAD; }
+  /// The first `kept_target_bytes` of the current request's target, and
+  /// how many bytes of it were read.
+  const std::string& target() const { return target_; }
+  size_t target_bytes() const { return url_bytes_; }
+  /// When the current request's first byte was read.
+  std::chrono::steady_clock::time_point started() const { return started_; }
+  /// Target bytes kept for the access log (its path is clipped there too).
+  static constexpr size_t kept_target_bytes = 200;
 
 private:
   static int on_message_begin(http_parser* p);
@@ -108,6 +123,8 @@ private:
   // Body bytes of the current request, as RESTinio counts them (the data
   // of all chunks of a chunked body).
   uint64_t body_bytes_ = 0;
+  std::string target_;
+  std::chrono::steady_clock::time_point started_{};
   // Sizes so far in the current request, as RESTinio counts them.
   size_t url_bytes_ = 0, name_bytes_ = 0, value_bytes_ = 0, fields_ = 0;
 };

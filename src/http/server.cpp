@@ -22,6 +22,20 @@ namespace resized::http {
 
 namespace {
 
+// The level of one of RESTinio's error lines. A parse error is the
+// client's: "HPE_CB_*" is one of RESTinio's limits, which the socket layer
+// has answered and logged (expect_continue.hpp), so debug; other ones are
+// malformed requests, closed without an answer, so info. Anyone can send
+// either: at error level they would fill the error log. The rest (socket,
+// handler and write errors) stay errors.
+log::level restinio_error_level(std::string_view line) {
+  auto at = line.find("] parser error ");
+  if (at == std::string_view::npos)
+    return log::level::error;
+  return line.substr(at).find("] parser error HPE_CB_") == 0 ? log::level::debug
+                                                             : log::level::info;
+}
+
 // RESTinio's logger slot, fed into the one logging adapter. RESTinio's info
 // lines are per-connection chatter: they go to debug.
 class restinio_logger {
@@ -43,8 +57,12 @@ public:
   }
   template <class Builder>
   void error(Builder&& mb) {
-    if (log::enabled(log::level::error))
-      log::write(log::level::error, mb());
+    if (!log::enabled(log::level::error))
+      return;
+    auto line = mb();
+    auto lvl = restinio_error_level(line);
+    if (log::enabled(lvl))
+      log::write(lvl, line);
   }
 };
 

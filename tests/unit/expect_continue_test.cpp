@@ -224,19 +224,35 @@ BOOST_AUTO_TEST_CASE(requests_over_restinio_limits_are_refused) {
   BOOST_TEST((two.refused() == refusal::none));
 }
 
-// A refused request's method: a HEAD request's answer gets no body.
-BOOST_AUTO_TEST_CASE(a_refused_request_knows_it_is_head) {
+// What the socket's answer and access line take from the refused request:
+// its method (HEAD gets no body), and the start of its target.
+BOOST_AUTO_TEST_CASE(a_refused_request_names_its_method_and_target) {
   resized::http::request_limits lim{1000, 300, 20, 8, 3};
+  auto fed = [&](const std::string& stream, continue_tracker& t) {
+    t.feed(stream.data(), stream.size());
+  };
   continue_tracker head{lim};
-  std::string stream = "HEAD /a HTTP/1.1\r\nabcdefghijklmnopqrstu: 1\r\n\r\n";
-  head.feed(stream.data(), stream.size());
+  fed("HEAD /a?b=c HTTP/1.1\r\nabcdefghijklmnopqrstu: 1\r\n\r\n", head);
   BOOST_TEST((head.refused() == continue_tracker::refusal::headers));
   BOOST_TEST(head.head());
+  BOOST_TEST(std::string{head.method()} == "HEAD");
+  BOOST_TEST(head.target() == "/a?b=c");
+  BOOST_TEST(head.target_bytes() == 6u);
   continue_tracker get{lim};
-  stream = "GET /" + std::string(400, 'a') + " HTTP/1.1\r\n\r\n";
-  get.feed(stream.data(), stream.size());
+  auto long_target = "/" + std::string(400, 'a');
+  fed("GET " + long_target + " HTTP/1.1\r\n\r\n", get);
   BOOST_TEST((get.refused() == continue_tracker::refusal::url));
   BOOST_TEST(!get.head());
+  BOOST_TEST(std::string{get.method()} == "GET");
+  BOOST_TEST(get.target() == long_target.substr(0, 200));
+  BOOST_TEST(get.target_bytes() > 300u);
+  // A second request on the connection starts afresh.
+  continue_tracker two{lim};
+  fed("HEAD /first HTTP/1.1\r\n\r\n", two);
+  fed("POST /second HTTP/1.1\r\nContent-Length: 1001\r\n\r\n", two);
+  BOOST_TEST(two.too_large());
+  BOOST_TEST(!two.head());
+  BOOST_TEST(two.target() == "/second");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
