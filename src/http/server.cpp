@@ -232,17 +232,20 @@ struct server::impl {
   // Writes an answer: `add_headers(builder)` adds its header fields, `body`
   // is what GET sends. A HEAD request gets the same status and fields,
   // Content-Length the size of that body, and no body (RFC 9110, 9.3.2).
+  // A 304 is sent alike: no body, and Content-Length the 200's (a 304 must
+  // not send another one, RFC 9110 §8.6), so its `body` is the 200's.
   // RESTinio 0.6 knows nothing of HEAD: its default builder writes any body
-  // it is given and sets Content-Length from it, so HEAD answers go through
-  // the user-controlled builder, where Content-Length is ours to set.
+  // it is given and sets Content-Length from it, so these answers go
+  // through the user-controlled builder, where Content-Length is ours.
   template <class AddHeaders>
   void respond(const request_ctx& ctx, int status,
                restinio::writable_item_t body, AddHeaders add_headers,
                std::string_view code = {}) {
     auto size = body.size();
-    // bytes= in the log: the body bytes written (none for HEAD)
-    access_log(ctx, status, ctx.head ? 0 : size, code);
-    if (ctx.head) {
+    bool no_body = ctx.head || status == 304;
+    // bytes= in the log: the body bytes written (none for HEAD and 304)
+    access_log(ctx, status, no_body ? 0 : size, code);
+    if (no_body) {
       auto resp = ctx.req->create_response<restinio::user_controlled_output_t>(
           status_line(status));
       add_headers(resp);
@@ -565,9 +568,8 @@ struct server::impl {
                                     etag) != std::string_view::npos ||
                                 *inm == "*");
     auto status = not_modified ? 304 : 200;
-    restinio::writable_item_t body;
-    if (!not_modified)
-      body = std::move(blob.bytes);
+    // (A 304 is sent without it: respond() takes its Content-Length.)
+    restinio::writable_item_t body{std::move(blob.bytes)};
     respond(ctx, status, std::move(body), [&](auto& resp) {
       resp.append_header(restinio::http_field::etag, etag);
       resp.append_header(restinio::http_field::cache_control,
@@ -702,9 +704,10 @@ struct server::impl {
     auto inm = req->header().opt_value_of(restinio::http_field::if_none_match);
     bool not_modified = inm && std::string_view{inm->data(), inm->size()}.find(
                                    etag) != std::string_view::npos;
-    restinio::writable_item_t body;
-    if (!not_modified) // the bytes are static: no copy
-      body = restinio::const_buffer(a->bytes.data(), a->bytes.size());
+    // The bytes are static: no copy. (A 304 is sent without them: respond()
+    // takes its Content-Length.)
+    restinio::writable_item_t body{
+        restinio::const_buffer(a->bytes.data(), a->bytes.size())};
     respond(ctx, not_modified ? 304 : 200, std::move(body), [&](auto& resp) {
       if (!not_modified)
         resp.append_header(restinio::http_field::content_type,
