@@ -4,10 +4,13 @@
 #include <array>
 #include <atomic>
 #include <climits>
+#include <random>
 #include <strings.h> // strncasecmp
 
 #include <fmt/format.h>
 
+#include "common/log.hpp"
+#include "common/metrics.hpp"
 #include "http/responses.hpp"
 
 namespace resized::http {
@@ -46,6 +49,10 @@ uint64_t stated_body_limit = 0;
 failure refusal_of(const continue_tracker& tracker) {
   switch (tracker.refused()) {
   case continue_tracker::refusal::body:
+    if (tracker.chunked()) // its length is not known
+      return {error_code::payload_too_large,
+              fmt::format("body is over {} bytes, limit is {}",
+                          socket_limits.body, stated_body_limit)};
     return {error_code::payload_too_large,
             fmt::format("body is {} bytes, limit is {}", tracker.announced(),
                         stated_body_limit)};
@@ -63,6 +70,43 @@ failure refusal_of(const continue_tracker& tracker) {
   }
 }
 
+std::string new_request_id() {
+  thread_local std::mt19937_64 gen{std::random_device{}()};
+  return fmt::format("{:016x}", gen());
+}
+
+// The access line and the HTTP metrics of a refused request, as the
+// server's access_log() writes them for the requests it answers. The
+// request never reached the router: its route label is refused_route. Its
+// path is what was read of the target (a 414's is cut at the limit), at
+// most kept_target_bytes of it, and its header fields were not all read,
+// so the request id is always a new one (sent back in X-Request-Id).
+void log_refusal(const continue_tracker& tracker, const std::string& id,
+                 int status, size_t bytes, error_code code) {
+  auto seconds = std::chrono::duration<double>(
+                     std::chrono::steady_clock::now() - tracker.started())
+                     .count();
+  metrics::http_request(refused_route, status, seconds);
+  if (!log::enabled(log::level::info))
+    return;
+  std::string_view kept = tracker.target();
+  auto query = kept.find('?');
+  auto path = query != std::string_view::npos
+                  ? std::string{kept.substr(0, query)}
+              : tracker.target_bytes() > kept.size()
+                  ? fmt::format("{}...({} bytes)", kept, tracker.target_bytes())
+                  : std::string{kept};
+  log::write(log::level::info, "request",
+             {{"request_id", id},
+              {"method", tracker.method()},
+              {"path", path},
+              {"route", refused_route},
+              {"status", status},
+              {"bytes", bytes},
+              {"ms", seconds * 1000},
+              {"code", to_string(code)}});
+}
+
 } // namespace
 
 continue_tracker::continue_tracker(uint64_t body_limit)
@@ -78,6 +122,7 @@ continue_tracker::continue_tracker(const request_limits& limits)
   settings_.on_header_field = &continue_tracker::on_header_field;
   settings_.on_header_value = &continue_tracker::on_header_value;
   settings_.on_headers_complete = &continue_tracker::on_headers_complete;
+  settings_.on_body = &continue_tracker::on_body;
 }
 
 bool continue_tracker::feed(const char* data, size_t size) {
@@ -99,11 +144,16 @@ int continue_tracker::on_message_begin(http_parser* p) {
   t.in_value_ = false;
   t.expects_continue_ = false;
   t.url_bytes_ = t.name_bytes_ = t.value_bytes_ = t.fields_ = 0;
+  t.body_bytes_ = 0;
+  t.target_.clear();
+  t.started_ = std::chrono::steady_clock::now();
   return 0;
 }
 
-int continue_tracker::on_url(http_parser* p, const char*, size_t n) {
+int continue_tracker::on_url(http_parser* p, const char* at, size_t n) {
   auto& t = self(p);
+  if (t.target_.size() < kept_target_bytes)
+    t.target_.append(at, std::min(n, kept_target_bytes - t.target_.size()));
   t.url_bytes_ += n;
   if (t.limits_.url > 0 && t.url_bytes_ > t.limits_.url) {
     t.refused_ = refusal::url;
@@ -173,6 +223,25 @@ int continue_tracker::on_headers_complete(http_parser* p) {
       (p->flags & F_CHUNKED) != 0 || (p->content_length > 0 && length_known);
   if (t.expects_continue_ && http11 && body)
     t.due_ = true;
+  return 0;
+}
+
+const char* continue_tracker::method() const {
+  return http_method_str(static_cast<http_method>(parser_.method));
+}
+
+// RESTinio's restinio_body_cb: the body so far plus this piece, over the
+// limit, fails the parse. Only a chunked body gets there (a Content-Length
+// over the limit was refused at the header block).
+int continue_tracker::on_body(http_parser* p, const char*, size_t n) {
+  auto& t = self(p);
+  t.body_bytes_ += n;
+  if (t.limits_.body > 0 && t.body_bytes_ > t.limits_.body) {
+    t.refused_ = refusal::body;
+    t.announced_ = t.body_bytes_;
+    t.chunked_ = true;
+    return 1;
+  }
   return 0;
 }
 
@@ -282,11 +351,20 @@ void continue_socket::state::received(const char* data, size_t size) {
     auto why = refusal_of(tracker);
     auto status = http_status(why.code);
     auto body = error_body(why);
+    auto id = new_request_id();
+    // HEAD: the same status and fields, Content-Length the size of the body
+    // GET would get, no body (RFC 9110 §9.3.2), as respond() answers HEAD.
     auto answer = fmt::format("HTTP/1.1 {} {}\r\n"
                               "Content-Type: application/json\r\n"
+                              "X-Request-Id: {}\r\n"
                               "Content-Length: {}\r\n"
                               "Connection: close\r\n\r\n{}",
-                              status, reason_phrase(status), body.size(), body);
+                              status, reason_phrase(status), id, body.size(),
+                              tracker.head() ? std::string_view{}
+                                             : std::string_view{body});
+    // Logged and counted before it is written, as every other answer is.
+    log_refusal(tracker, id, status, tracker.head() ? 0 : body.size(),
+                why.code);
     asio::error_code ignored;
     asio::write(socket, asio::buffer(answer), ignored);
     return;

@@ -21,7 +21,9 @@
 // (incoming_http_msg_limits: body, URL, header field sizes and count), which
 // RESTinio meets by dropping the connection without a word: the socket
 // answers first — 413 payload_too_large (instead of "100 Continue" when the
-// client asked, so it never sends the body), 414 uri_too_long, 431
+// client asked, so it never sends the body; for a chunked body, which
+// announces no length, as soon as the bytes received pass the limit), 414
+// uri_too_long, 431
 // headers_too_large — with the same limits and the same comparisons as
 // RESTinio's parser callbacks, so nothing RESTinio accepts is refused.
 #pragma once
@@ -39,12 +41,16 @@ namespace resized::http {
 
 /// RESTinio's incoming_http_msg_limits as the tracker checks them (0: none).
 struct request_limits {
-  uint64_t body = 0;      // Content-Length over this: 413
+  uint64_t body = 0;      // Content-Length, or body bytes read, over this: 413
   size_t url = 0;         // request target over this: 414
   size_t field_name = 0;  // a header name over this: 431
   size_t field_value = 0; // a header value this long or longer: 431
   size_t field_count = 0; // more header fields than this: 431
 };
+
+/// The `route` label (metrics, access log) of a request the socket refused
+/// before RESTinio routed it.
+inline constexpr const char* refused_route = "(refused before routing)";
 
 /// Follows the requests of one connection's incoming byte stream.
 class continue_tracker {
@@ -66,14 +72,31 @@ public:
   bool feed(const char* data, size_t size);
 
   /// True once a header block announced a Content-Length over the body
-  /// limit (no interim answer is due then, and the tracker stops).
+  /// limit (no interim answer is due then, and the tracker stops), or a
+  /// chunked body's bytes passed it.
   bool too_large() const { return refused_ == refusal::body; }
   /// Which limit a request broke (the tracker stops there), or none.
   refusal refused() const { return refused_; }
   /// Whether the tracker stopped (a limit, a parse error, an upgrade).
   bool stopped() const { return stopped_; }
-  /// The Content-Length that was too large.
+  /// The Content-Length that was too large, or for a chunked body the
+  /// bytes of it received when they passed the limit.
   uint64_t announced() const { return announced_; }
+  /// Whether the body that was too large was chunked (no length announced).
+  bool chunked() const { return chunked_; }
+  /// The current request's method ("GET", "HEAD"...), once its request
+  /// line has begun.
+  const char* method() const;
+  /// Whether the current request is a HEAD request.
+  bool head() const { return parser_.method == HTTP_HEAD; }
+  /// The first `kept_target_bytes` of the current request's target, and
+  /// how many bytes of it were read.
+  const std::string& target() const { return target_; }
+  size_t target_bytes() const { return url_bytes_; }
+  /// When the current request's first byte was read.
+  std::chrono::steady_clock::time_point started() const { return started_; }
+  /// Target bytes kept for the access log (its path is clipped there too).
+  static constexpr size_t kept_target_bytes = 200;
 
 private:
   static int on_message_begin(http_parser* p);
@@ -81,6 +104,7 @@ private:
   static int on_header_field(http_parser* p, const char* at, size_t n);
   static int on_header_value(http_parser* p, const char* at, size_t n);
   static int on_headers_complete(http_parser* p);
+  static int on_body(http_parser* p, const char* at, size_t n);
   void header_done();
 
   http_parser parser_{};
@@ -95,6 +119,12 @@ private:
   refusal refused_ = refusal::none;
   request_limits limits_;
   uint64_t announced_ = 0;
+  bool chunked_ = false;
+  // Body bytes of the current request, as RESTinio counts them (the data
+  // of all chunks of a chunked body).
+  uint64_t body_bytes_ = 0;
+  std::string target_;
+  std::chrono::steady_clock::time_point started_{};
   // Sizes so far in the current request, as RESTinio counts them.
   size_t url_bytes_ = 0, name_bytes_ = 0, value_bytes_ = 0, fields_ = 0;
 };

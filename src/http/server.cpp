@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <random>
 
 #include <restinio/all.hpp>
@@ -20,6 +21,20 @@
 namespace resized::http {
 
 namespace {
+
+// The level of one of RESTinio's error lines. A parse error is the
+// client's: "HPE_CB_*" is one of RESTinio's limits, which the socket layer
+// has answered and logged (expect_continue.hpp), so debug; other ones are
+// malformed requests, closed without an answer, so info. Anyone can send
+// either: at error level they would fill the error log. The rest (socket,
+// handler and write errors) stay errors.
+log::level restinio_error_level(std::string_view line) {
+  auto at = line.find("] parser error ");
+  if (at == std::string_view::npos)
+    return log::level::error;
+  return line.substr(at).find("] parser error HPE_CB_") == 0 ? log::level::debug
+                                                             : log::level::info;
+}
 
 // RESTinio's logger slot, fed into the one logging adapter. RESTinio's info
 // lines are per-connection chatter: they go to debug.
@@ -42,22 +57,53 @@ public:
   }
   template <class Builder>
   void error(Builder&& mb) {
-    if (log::enabled(log::level::error))
-      log::write(log::level::error, mb());
+    if (!log::enabled(log::level::error))
+      return;
+    auto line = mb();
+    auto lvl = restinio_error_level(line);
+    if (log::enabled(lvl))
+      log::write(lvl, line);
   }
 };
 
 using router_type = restinio::router::express_router_t<>;
+using req_handle = restinio::request_handle_t;
+using handling = restinio::request_handling_status_t;
+
+// The express router normalises a request's path (percent-decoding the
+// unreserved characters) before matching, and throws when the decoded
+// bytes are not UTF-8 (`/api/v1/images/%ff.jpg`) or an escape is malformed:
+// RESTinio then drops the connection without an answer. The path is checked
+// here first, with the router's own function, and such a request goes to
+// `bad_path`.
+class checked_router {
+public:
+  using bad_path_handler =
+      std::function<handling(const req_handle&, std::string_view why)>;
+  checked_router(std::unique_ptr<router_type> router, bad_path_handler bad)
+      : router_{std::move(router)}, bad_path_{std::move(bad)} {}
+  handling operator()(req_handle req) const {
+    try {
+      (void)restinio::utils::uri_normalization::unreserved_chars::
+          estimate_required_capacity(req->header().path());
+    } catch (const std::exception& e) {
+      return bad_path_(req, e.what());
+    }
+    return (*router_)(std::move(req));
+  }
+
+private:
+  std::unique_ptr<router_type> router_;
+  bad_path_handler bad_path_;
+};
 
 struct traits : restinio::default_traits_t {
   using stream_socket_t = continue_socket; // answers Expect: 100-continue
   using logger_t = restinio_logger;
-  using request_handler_t = router_type;
+  using request_handler_t = checked_router;
   static constexpr bool use_connection_count_limiter = true;
 };
 
-using req_handle = restinio::request_handle_t;
-using handling = restinio::request_handling_status_t;
 using clock_type = std::chrono::steady_clock;
 
 // Route templates: the `route` label of the HTTP metrics (low cardinality:
@@ -186,17 +232,20 @@ struct server::impl {
   // Writes an answer: `add_headers(builder)` adds its header fields, `body`
   // is what GET sends. A HEAD request gets the same status and fields,
   // Content-Length the size of that body, and no body (RFC 9110, 9.3.2).
+  // A 304 is sent alike: no body, and Content-Length the 200's (a 304 must
+  // not send another one, RFC 9110 §8.6), so its `body` is the 200's.
   // RESTinio 0.6 knows nothing of HEAD: its default builder writes any body
-  // it is given and sets Content-Length from it, so HEAD answers go through
-  // the user-controlled builder, where Content-Length is ours to set.
+  // it is given and sets Content-Length from it, so these answers go
+  // through the user-controlled builder, where Content-Length is ours.
   template <class AddHeaders>
   void respond(const request_ctx& ctx, int status,
                restinio::writable_item_t body, AddHeaders add_headers,
                std::string_view code = {}) {
     auto size = body.size();
-    // bytes= in the log: the body bytes written (none for HEAD)
-    access_log(ctx, status, ctx.head ? 0 : size, code);
-    if (ctx.head) {
+    bool no_body = ctx.head || status == 304;
+    // bytes= in the log: the body bytes written (none for HEAD and 304)
+    access_log(ctx, status, no_body ? 0 : size, code);
+    if (no_body) {
       auto resp = ctx.req->create_response<restinio::user_controlled_output_t>(
           status_line(status));
       add_headers(resp);
@@ -281,9 +330,10 @@ struct server::impl {
         to_string(err.code));
   }
 
+  // By the route the request matched (the router also matches a path with
+  // a trailing slash: "/api/v1/resize/" is the submit route).
   static std::string allowed_methods(const request_ctx& ctx) {
-    auto path = ctx.req->header().path();
-    return path == "/api/v1/resize" ? "POST" : "GET, HEAD";
+    return std::string_view{ctx.route} == route::submit ? "POST" : "GET, HEAD";
   }
 
   handling reject(const request_ctx& ctx, failure err) {
@@ -518,9 +568,8 @@ struct server::impl {
                                     etag) != std::string_view::npos ||
                                 *inm == "*");
     auto status = not_modified ? 304 : 200;
-    restinio::writable_item_t body;
-    if (!not_modified)
-      body = std::move(blob.bytes);
+    // (A 304 is sent without it: respond() takes its Content-Length.)
+    restinio::writable_item_t body{std::move(blob.bytes)};
     respond(ctx, status, std::move(body), [&](auto& resp) {
       resp.append_header(restinio::http_field::etag, etag);
       resp.append_header(restinio::http_field::cache_control,
@@ -655,9 +704,10 @@ struct server::impl {
     auto inm = req->header().opt_value_of(restinio::http_field::if_none_match);
     bool not_modified = inm && std::string_view{inm->data(), inm->size()}.find(
                                    etag) != std::string_view::npos;
-    restinio::writable_item_t body;
-    if (!not_modified) // the bytes are static: no copy
-      body = restinio::const_buffer(a->bytes.data(), a->bytes.size());
+    // The bytes are static: no copy. (A 304 is sent without them: respond()
+    // takes its Content-Length.)
+    restinio::writable_item_t body{
+        restinio::const_buffer(a->bytes.data(), a->bytes.size())};
     respond(ctx, not_modified ? 304 : 200, std::move(body), [&](auto& resp) {
       if (!not_modified)
         resp.append_header(restinio::http_field::content_type,
@@ -688,6 +738,16 @@ struct server::impl {
                                     req->header().method().c_str())});
   }
 
+  // A path whose percent-encoding is malformed or decodes to bytes that are
+  // not UTF-8 names nothing here: 404, as a raw non-UTF-8 byte gets.
+  handling on_bad_path(const req_handle& req, std::string_view why) {
+    request_ctx ctx{req, route::other};
+    return reject(ctx, {error_code::not_found,
+                        fmt::format("no route {}: its percent-encoding is "
+                                    "invalid ({})",
+                                    clipped(req->header().path()), why)});
+  }
+
   handling on_not_found(const req_handle& req) {
     request_ctx ctx{req, route::other};
     return reject(
@@ -697,7 +757,7 @@ struct server::impl {
 
   // Every route that answers GET answers HEAD alike (respond() leaves the
   // body out); other methods get 405 with the Allow field.
-  std::unique_ptr<router_type> make_router() {
+  std::unique_ptr<checked_router> make_router() {
     using namespace restinio::router;
     auto get = [] {
       return any_of_methods(restinio::http_method_get(),
@@ -755,7 +815,10 @@ struct server::impl {
       });
     r->non_matched_request_handler(
         [this](auto req) { return on_not_found(req); });
-    return r;
+    return std::make_unique<checked_router>(
+        std::move(r), [this](const req_handle& req, std::string_view why) {
+          return on_bad_path(req, why);
+        });
   }
 };
 

@@ -24,6 +24,7 @@
 #include <rapidjson/writer.h>
 
 #include "support/fixtures.hpp"
+#include "support/loopback.hpp"
 
 using namespace resized::test;
 
@@ -525,6 +526,78 @@ BOOST_AUTO_TEST_CASE(request_id_is_echoed_and_logged) {
   BOOST_TEST(error_line.find(" code=invalid_token") != std::string::npos,
              error_line);
   BOOST_TEST(error_line.size() < 800u, error_line.size());
+}
+
+// The socket layer's own answers (413, 414, 431: expect_continue.hpp) get
+// an access line and count in resized_http_requests_total like every other
+// answer, under route "(refused before routing)"; RESTinio's parse error
+// for them is not an error line (debug), and a malformed request's is info.
+BOOST_AUTO_TEST_CASE(early_refusals_are_logged_and_counted) {
+  const std::string route = "(refused before routing)";
+  auto counted = [&](const std::string& code) {
+    auto prom = parse_prometheus(http_get(srv().url("/metrics")).body);
+    BOOST_TEST(prom.problems.empty());
+    return prom.sum("resized_http_requests_total",
+                    {{"route", route}, {"code", code}});
+  };
+  std::map<std::string, double> before;
+  for (auto code : {"413", "414", "431"})
+    before[code] = counted(code);
+  struct refusal {
+    std::string request, method, path, code;
+    long status;
+  };
+  auto long_path = "/api/v1/resize/" + std::string(9000, 'a');
+  for (const auto& r : {
+           refusal{"GET " + long_path + "?x=1 HTTP/1.1\r\nHost: x\r\n\r\n",
+                   "GET", "\"" + long_path.substr(0, 200) + "...(",
+                   "uri_too_long", 414},
+           refusal{"HEAD /healthz?a=b HTTP/1.1\r\nHost: x\r\nX-Padding: " +
+                       std::string(17000, 'p') + "\r\n\r\n",
+                   "HEAD", "/healthz", "headers_too_large", 431},
+           refusal{"POST /api/v1/resize HTTP/1.1\r\nHost: x\r\n"
+                   "Content-Type: image/jpeg\r\n"
+                   "Content-Length: 999999999999\r\n\r\n",
+                   "POST", "/api/v1/resize", "payload_too_large", 413},
+       }) {
+    BOOST_TEST_CONTEXT(r.code) {
+      // Read to the end: RESTinio has logged its parse error by then (it
+      // logs, then closes).
+      auto seen = send_whole_request(srv().port(), r.request);
+      BOOST_TEST(seen.recv_error.empty());
+      auto res = parse_http_answer(seen.answer);
+      BOOST_TEST(res.status == r.status);
+      auto status = std::to_string(r.status);
+      BOOST_TEST(counted(status) == before[status] + 1);
+      auto id = res.header("x-request-id");
+      BOOST_TEST(id.size() == 16u);
+      if (id.empty())
+        continue;
+      auto line = access_line(id);
+      BOOST_TEST(line.find("level=info") != std::string::npos, line);
+      BOOST_TEST(line.find("msg=request") != std::string::npos, line);
+      BOOST_TEST(line.find(" method=" + r.method + " ") != std::string::npos,
+                 line);
+      BOOST_TEST(line.find(" path=" + r.path) != std::string::npos, line);
+      BOOST_TEST(line.find(" route=\"" + route + "\" ") != std::string::npos,
+                 line);
+      BOOST_TEST(line.find(" status=" + std::to_string(r.status) + " ") !=
+                     std::string::npos,
+                 line);
+      BOOST_TEST(line.find(" code=" + r.code) != std::string::npos, line);
+      BOOST_TEST(line.size() < 800u, line.size());
+    }
+  }
+  // A request that is not HTTP: closed without an answer, one info line.
+  auto garbage = send_whole_request(srv().port(), "HELLO\r\n\r\n");
+  BOOST_TEST(garbage.recv_error.empty());
+  auto log_text = srv().process().log();
+  BOOST_TEST_CONTEXT("log:\n" << log_text) {
+    BOOST_TEST(lines_with(log_text, {"parser error HPE_CB_"}) == 0u);
+    BOOST_TEST(lines_with(log_text, {"level=error", "parser error"}) == 0u);
+    BOOST_TEST(lines_with(log_text, {"level=info",
+                                     "parser error HPE_INVALID_METHOD"}) >= 1u);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(readyz_answers_ready_then_store_unavailable) {

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "http/expect_continue.hpp"
 
 using resized::http::continue_tracker;
@@ -158,6 +160,33 @@ BOOST_AUTO_TEST_CASE(a_body_over_the_limit_is_too_large) {
   continue_tracker limited{10};
   BOOST_TEST(limited.feed(chunked.data(), chunked.size()));
   BOOST_TEST(!limited.too_large());
+  // ... and drop the request when the chunks' data passes the limit
+  // (restinio_body_cb: total > limit): the tracker refuses it there.
+  auto chunks = [&](const std::vector<std::string>& data) {
+    std::string s = chunked;
+    for (const auto& d : data)
+      s += fmt::format("{:x}\r\n{}\r\n", d.size(), d);
+    return s + "0\r\n\r\n";
+  };
+  for (const auto& [stream, over] :
+       {std::pair{chunks({"abcd", "efghij"}), false},
+        std::pair{chunks({"abcd", "efghijk"}), true},
+        std::pair{chunks({std::string(11, 'x')}), true}}) {
+    continue_tracker at_once{10};
+    at_once.feed(stream.data(), stream.size());
+    BOOST_TEST(at_once.too_large() == over, stream);
+    BOOST_TEST(at_once.chunked() == over, stream);
+    continue_tracker bytewise{10};
+    for (char c : stream)
+      bytewise.feed(&c, 1);
+    BOOST_TEST(bytewise.too_large() == over, stream);
+  }
+  // Counted per request: two chunked requests of 10 bytes each are fine.
+  continue_tracker two{10};
+  auto ten = chunks({"abcd", "efghij"});
+  two.feed(ten.data(), ten.size());
+  two.feed(ten.data(), ten.size());
+  BOOST_TEST(!two.too_large());
 }
 
 // RESTinio's other limits, compared as RESTinio compares them: the target
@@ -193,6 +222,37 @@ BOOST_AUTO_TEST_CASE(requests_over_restinio_limits_are_refused) {
   two.feed(three.data(), three.size());
   two.feed(three.data(), three.size());
   BOOST_TEST((two.refused() == refusal::none));
+}
+
+// What the socket's answer and access line take from the refused request:
+// its method (HEAD gets no body), and the start of its target.
+BOOST_AUTO_TEST_CASE(a_refused_request_names_its_method_and_target) {
+  resized::http::request_limits lim{1000, 300, 20, 8, 3};
+  auto fed = [&](const std::string& stream, continue_tracker& t) {
+    t.feed(stream.data(), stream.size());
+  };
+  continue_tracker head{lim};
+  fed("HEAD /a?b=c HTTP/1.1\r\nabcdefghijklmnopqrstu: 1\r\n\r\n", head);
+  BOOST_TEST((head.refused() == continue_tracker::refusal::headers));
+  BOOST_TEST(head.head());
+  BOOST_TEST(std::string{head.method()} == "HEAD");
+  BOOST_TEST(head.target() == "/a?b=c");
+  BOOST_TEST(head.target_bytes() == 6u);
+  continue_tracker get{lim};
+  auto long_target = "/" + std::string(400, 'a');
+  fed("GET " + long_target + " HTTP/1.1\r\n\r\n", get);
+  BOOST_TEST((get.refused() == continue_tracker::refusal::url));
+  BOOST_TEST(!get.head());
+  BOOST_TEST(std::string{get.method()} == "GET");
+  BOOST_TEST(get.target() == long_target.substr(0, 200));
+  BOOST_TEST(get.target_bytes() > 300u);
+  // A second request on the connection starts afresh.
+  continue_tracker two{lim};
+  fed("HEAD /first HTTP/1.1\r\n\r\n", two);
+  fed("POST /second HTTP/1.1\r\nContent-Length: 1001\r\n\r\n", two);
+  BOOST_TEST(two.too_large());
+  BOOST_TEST(!two.head());
+  BOOST_TEST(two.target() == "/second");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
