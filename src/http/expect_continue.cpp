@@ -4,7 +4,6 @@
 #include <array>
 #include <atomic>
 #include <climits>
-#include <random>
 #include <strings.h> // strncasecmp
 
 #include <fmt/format.h>
@@ -68,11 +67,6 @@ failure refusal_of(const continue_tracker& tracker) {
                         socket_limits.field_count, socket_limits.field_name,
                         socket_limits.field_value)};
   }
-}
-
-std::string new_request_id() {
-  thread_local std::mt19937_64 gen{std::random_device{}()};
-  return fmt::format("{:016x}", gen());
 }
 
 // The access line and the HTTP metrics of a refused request, as the

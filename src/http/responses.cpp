@@ -1,5 +1,8 @@
 #include "http/responses.hpp"
 
+#include <random>
+
+#include <fmt/format.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -191,6 +194,11 @@ const char* reason_phrase(int status) {
   default:
     return "Unknown";
   }
+}
+
+std::string new_request_id() {
+  thread_local std::mt19937_64 gen{std::random_device{}()};
+  return fmt::format("{:016x}", gen());
 }
 
 } // namespace resized::http

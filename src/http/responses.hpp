@@ -32,4 +32,7 @@ std::string ready_body(size_t nodes, size_t workers, size_t busy,
 /// HTTP reason phrase of a status code.
 const char* reason_phrase(int status);
 
+/// A fresh request id (16 hex digits) for a request that brought none.
+std::string new_request_id();
+
 } // namespace resized::http

@@ -3,7 +3,6 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
-#include <random>
 
 #include <restinio/all.hpp>
 
@@ -136,11 +135,6 @@ struct request_ctx {
   std::string token; // for the access log, where the route has one
   bool head;         // HEAD: GET's status and headers, no body
 };
-
-std::string new_request_id() {
-  thread_local std::mt19937_64 gen{std::random_device{}()};
-  return fmt::format("{:016x}", gen());
-}
 
 std::string request_id_of(const req_handle& req) {
   auto given = req->header().opt_value_of("X-Request-Id");

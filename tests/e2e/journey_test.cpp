@@ -166,9 +166,7 @@ BOOST_AUTO_TEST_CASE(long_poll_answers_the_record_when_the_wait_is_over) {
   auto& env_ = env::get();
   auto token = random_uuid();
   // A record no node runs (as if its node were gone and not back yet).
-  env_.redis.command("HSET resized:task:" + token + " token " + token +
-                     " status PENDING submitted_at 1764400000000");
-  env_.redis.command("EXPIRE resized:task:" + token + " 60");
+  put_orphan_pending_record(env_.redis, token);
   auto start = std::chrono::steady_clock::now();
   auto res = http_get(env_.server.url("/api/v1/resize/" + token + "?wait=6"));
   auto took = std::chrono::steady_clock::now() - start;

@@ -313,19 +313,9 @@ resized_server& srv() {
 
 // The whole log line of request `id` (waits up to 5 s for it; "" if none).
 std::string access_line(const std::string& id) {
-  std::string line;
-  BOOST_TEST(wait_until(
-      [&] {
-        auto log = srv().process().log();
-        auto at = log.find("request_id=" + id);
-        if (at == std::string::npos)
-          return false;
-        auto begin = log.rfind('\n', at);
-        begin = begin == std::string::npos ? 0 : begin + 1;
-        line = log.substr(begin, log.find('\n', at) - begin);
-        return true;
-      },
-      std::chrono::seconds{5}));
+  auto line = wait_log_line(srv().process(), "request_id=" + id,
+                            std::chrono::seconds{5});
+  BOOST_TEST(!line.empty(), "no log line with request_id=" << id);
   return line;
 }
 
@@ -734,20 +724,7 @@ BOOST_AUTO_TEST_CASE(json_log_lines_carry_typed_values) {
           .status == 200);
   // Each line by a marker it holds; "" if none within 5 s.
   auto line_with = [&](const std::string& marker) {
-    std::string line;
-    wait_until(
-        [&] {
-          auto log = json_srv.process().log();
-          auto at = log.find(marker);
-          if (at == std::string::npos)
-            return false;
-          auto begin = log.rfind('\n', at);
-          begin = begin == std::string::npos ? 0 : begin + 1;
-          line = log.substr(begin, log.find('\n', at) - begin);
-          return true;
-        },
-        std::chrono::seconds{5});
-    return line;
+    return wait_log_line(json_srv.process(), marker, std::chrono::seconds{5});
   };
   auto access = line_with("\"request_id\":\"" + id + "\"");
   BOOST_TEST_CONTEXT("access line " << access) {

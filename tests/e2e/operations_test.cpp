@@ -181,9 +181,7 @@ BOOST_AUTO_TEST_CASE(head_does_not_hold_a_long_poll) {
   auto& e = env::get();
   auto token = random_uuid();
   // A record no node runs: GET ?wait=N holds it N seconds.
-  e.redis.command("HSET resized:task:" + token + " token " + token +
-                  " status PENDING submitted_at 1764400000000");
-  e.redis.command("EXPIRE resized:task:" + token + " 60");
+  put_orphan_pending_record(e.redis, token);
   auto path = "/api/v1/resize/" + token;
   auto start = std::chrono::steady_clock::now();
   auto held = http_get(srv().url(path + "?wait=1"));

@@ -592,4 +592,28 @@ size_t lines_with(const std::string& log,
   return count;
 }
 
+std::string wait_log_line(const child_process& proc, const std::string& marker,
+                          std::chrono::milliseconds timeout) {
+  std::string line;
+  wait_until(
+      [&] {
+        auto log = proc.log();
+        auto at = log.find(marker);
+        if (at == std::string::npos)
+          return false;
+        auto begin = log.rfind('\n', at);
+        begin = begin == std::string::npos ? 0 : begin + 1;
+        line = log.substr(begin, log.find('\n', at) - begin);
+        return true;
+      },
+      timeout);
+  return line;
+}
+
+void put_orphan_pending_record(redis_server& redis, const std::string& token) {
+  redis.command("HSET resized:task:" + token + " token " + token +
+                " status PENDING submitted_at 1764400000000");
+  redis.command("EXPIRE resized:task:" + token + " 60");
+}
+
 } // namespace resized::test

@@ -214,4 +214,13 @@ struct suite_env {
 size_t lines_with(const std::string& log,
                   const std::vector<std::string>& parts);
 
+/// The first whole line of `proc`'s log that holds `marker`, waiting up
+/// to `timeout` for it; "" if none came.
+std::string wait_log_line(const child_process& proc, const std::string& marker,
+                          std::chrono::milliseconds timeout);
+
+/// Writes a PENDING record for `token` straight into Redis, as if the node
+/// that accepted it were gone and not back yet (60 s TTL).
+void put_orphan_pending_record(redis_server& redis, const std::string& token);
+
 } // namespace resized::test
