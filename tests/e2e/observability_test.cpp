@@ -20,6 +20,7 @@
 #include <thread>
 #include <tuple>
 
+#include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -710,6 +711,37 @@ BOOST_AUTO_TEST_CASE(json_log_lines_carry_typed_values) {
     BOOST_TEST_REQUIRE(doc.IsObject());
     BOOST_TEST((doc.HasMember("jpeg") && doc["jpeg"].IsBool()));
   }
+  // A request line with bytes that are not UTF-8 (and a quote, a
+  // backslash): its access line is still valid JSON, the bytes replaced by
+  // U+FFFD.
+  auto bad_id = "bad-utf8-" + random_uuid();
+  raw_http(json_srv.port(), "GET /\xFF\xFE\"\\ HTTP/1.1\r\nHost: x\r\n"
+                            "X-Request-Id: " +
+                                bad_id + "\r\nConnection: close\r\n\r\n");
+  auto bad = line_with("\"request_id\":\"" + bad_id + "\"");
+  BOOST_TEST_CONTEXT("access line " << bad) {
+    BOOST_TEST_REQUIRE(!bad.empty());
+    rapidjson::Document doc;
+    doc.Parse<rapidjson::kParseValidateEncodingFlag>(bad.c_str(), bad.size());
+    BOOST_TEST_REQUIRE(!doc.HasParseError());
+    BOOST_TEST(json_string(doc, "path") == "/\xEF\xBF\xBD\xEF\xBF\xBD\"\\");
+  }
+  // Every line of the log: valid UTF-8 and JSON.
+  auto log = json_srv.process().log();
+  std::istringstream lines{log};
+  std::string line;
+  size_t n = 0;
+  while (std::getline(lines, line)) {
+    ++n;
+    BOOST_TEST_CONTEXT("line " << line) {
+      rapidjson::Document doc;
+      doc.Parse<rapidjson::kParseValidateEncodingFlag>(line.c_str(),
+                                                       line.size());
+      BOOST_TEST_REQUIRE(!doc.HasParseError());
+      BOOST_TEST(doc.IsObject());
+    }
+  }
+  BOOST_TEST(n > 5u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
