@@ -65,7 +65,7 @@ void fail(self_ptr self, task_record rec, failure err) {
       seconds(rec.submitted_at_ms, rec.finished_at_ms), rec.input_bytes, 0);
   log::info("task finished",
             {{"token", rec.token},
-             {"status", "FAILURE"},
+             {"task_status", "FAILURE"},
              {"code", rec.error_code},
              {"reason", rec.error_message},
              {"node", rec.node},
@@ -186,7 +186,7 @@ void on_done(self_ptr self, const std::string& token, uint32_t attempt,
                          rec.input_bytes, rec.output_bytes);
   log::info("task finished",
             {{"token", rec.token},
-             {"status", "SUCCESS"},
+             {"task_status", "SUCCESS"},
              {"node", rec.node},
              {"width", rec.width},
              {"height", rec.height},
@@ -208,9 +208,9 @@ void on_done(self_ptr self, const std::string& token, uint32_t attempt,
       metrics::task_finished("SUCCESS", -1, -1, -1, -1,
                              (w.finished_at_ms - w.submitted_at_ms) / 1e3,
                              w.input_bytes, w.output_bytes);
-      log::info(
-          "task finished (result shared)",
-          {{"token", w.token}, {"status", "SUCCESS"}, {"from", rec.token}});
+      log::info("task finished (result shared)", {{"token", w.token},
+                                                  {"task_status", "SUCCESS"},
+                                                  {"from", rec.token}});
       self->send(st.status, result_atom::value, std::move(w), done.output,
                  std::string{});
     }
@@ -327,7 +327,7 @@ void dispatch(self_ptr self) {
     task.record.attempts = task.attempt + 1; // persisted: restarts count
     self->send(st.status, update_atom::value, task.record);
     log::info("task started", {{"token", task.record.token},
-                               {"status", "IN_PROGRESS"},
+                               {"task_status", "IN_PROGRESS"},
                                {"node", name},
                                {"attempt", task.attempt},
                                {"queue_ms", task.record.started_at_ms -
