@@ -648,6 +648,49 @@ BOOST_AUTO_TEST_CASE(readyz_logs_changes_not_every_probe) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(redis_outage_is_logged_once_lost_and_once_back) {
+  // Redis goes away while the node is idle: the node says so once (not per
+  // retry, nor only when /readyz is probed), clients are told the store is
+  // unavailable (the cause stays in the log), and the node says when Redis
+  // is back and how long it was away.
+  redis_server redis;
+  resized_server srv{redis.port(), {}, "obs-outage"};
+  BOOST_TEST_REQUIRE(http_get(srv.url("/readyz")).status == 200);
+  auto log_has = [&](const std::vector<std::string>& parts) {
+    return wait_until(
+        [&] { return lines_with(srv.process().log(), parts) > 0; },
+        std::chrono::seconds{10});
+  };
+  redis.stop();
+  BOOST_TEST(
+      log_has({"level=warn", "msg=\"redis connection lost\"",
+               "redis=127.0.0.1:" + std::to_string(redis.port()), "error="}));
+  // Polls during the outage: 503 with a message for clients.
+  for (int i = 0; i < 3; ++i) {
+    auto res = http_get(srv.url("/api/v1/resize/" + random_uuid()));
+    auto message = check_error(res, 503, "store_unavailable");
+    BOOST_TEST(message.find("unavailable") != std::string::npos, message);
+    BOOST_TEST(message.find("try again") != std::string::npos, message);
+    BOOST_TEST(message.find("127.0.0.1") == std::string::npos, message);
+    BOOST_TEST(message.find("refused") == std::string::npos, message);
+  }
+  redis.start();
+  BOOST_TEST(
+      log_has({"level=info", "msg=\"redis connection back\"", "down_s="}));
+  BOOST_TEST(wait_until(
+      [&] {
+        return http_get(srv.url("/api/v1/resize/" + random_uuid())).status ==
+               404;
+      },
+      std::chrono::seconds{10}));
+  auto log_text = srv.process().log();
+  BOOST_TEST_CONTEXT("log:\n" << log_text) {
+    // Once each, though every poll and the node's watch retried meanwhile.
+    BOOST_TEST(lines_with(log_text, {"msg=\"redis connection lost\""}) == 1u);
+    BOOST_TEST(lines_with(log_text, {"msg=\"redis connection back\""}) == 1u);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(json_log_lines_carry_typed_values) {
   // log.format = json: every line is one JSON object; counts, sizes and
   // durations are numbers, flags booleans, and text stays a string even
