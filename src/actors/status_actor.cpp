@@ -359,11 +359,26 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
       [=](drain_atom) {
         auto& st = self->state;
         st.draining = true;
-        if (!flush_unwritten(self))
-          log::warn("redis writes still failing at shutdown: their "
-                    "tasks stay in this node's pending set and run "
-                    "again at its next start",
-                    {{"left", st.unwritten.size()}});
+        if (!flush_unwritten(self)) {
+          // Final writes of tasks that ran here, and undos of submissions
+          // that were refused (never accepted): what becomes of each
+          // differs, so they are counted apart.
+          auto undos = static_cast<size_t>(std::count_if(
+              st.unwritten.begin(), st.unwritten.end(), [](const auto& w) {
+                return w.what == unwritten_write::kind::forget;
+              }));
+          auto writes = st.unwritten.size() - undos;
+          if (writes > 0)
+            log::warn("redis writes still failing at shutdown: their "
+                      "tasks stay in this node's pending set and run "
+                      "again at its next start",
+                      {{"left", writes}});
+          if (undos > 0)
+            log::warn("refused submissions not undone at shutdown (redis "
+                      "still failing): none was accepted; one that redis "
+                      "stored all the same runs at this node's next start",
+                      {{"left", undos}});
+        }
         auto held = std::move(st.waiters);
         st.waiters.clear();
         st.waiter_count = 0;

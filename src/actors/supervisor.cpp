@@ -776,6 +776,19 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
   st.cfg = std::move(cfg);
   st.status = std::move(status);
   st.up_since_ms = now_ms();
+  // Stopped (after the drain at SIGTERM, or on any exit): the tasks still
+  // queued never started here. They are in this node's pending set in
+  // Redis and run at its next start; the last lines say how many.
+  self->set_exit_handler([=](caf::exit_msg& msg) {
+    if (!msg.reason)
+      return;
+    auto& st = self->state;
+    if (!st.queue.empty())
+      log::info("queued tasks not started: they stay in redis and run at "
+                "this node's next start",
+                {{"queued", st.queue.size()}});
+    self->quit(std::move(msg.reason));
+  });
   self->set_down_handler(
       [=](caf::down_msg& msg) { on_node_down(self, msg.source, msg.reason); });
   if (local_agent)
