@@ -663,16 +663,22 @@ void accept(self_ptr self, submit_request req, submit_replier reply) {
                             "was accepted, try again"});
               return;
             }
-            log::info(
-                "task accepted",
-                {{"token", task.record.token},
-                 {"request_id", request_id},
-                 {"bytes", size},
-                 {"format", imaging::to_string(task.record.options.format)},
-                 {"width", task.record.options.width},
-                 {"height", task.record.options.height},
-                 {"mode", imaging::to_string(task.record.options.mode)},
-                 {"queued", st.queue.size() + 1}});
+            if (log::enabled(log::level::info)) {
+              // A side of 0 follows the aspect ratio: left out, not "0".
+              const auto& opt = task.record.options;
+              std::vector<log::field> fs{
+                  {"token", task.record.token},
+                  {"request_id", request_id},
+                  {"bytes", size},
+                  {"format", imaging::to_string(opt.format)}};
+              if (opt.width > 0)
+                fs.emplace_back("width", opt.width);
+              if (opt.height > 0)
+                fs.emplace_back("height", opt.height);
+              fs.emplace_back("mode", imaging::to_string(opt.mode));
+              fs.emplace_back("queued", st.queue.size() + 1);
+              log::write(log::level::info, "task accepted", fs);
+            }
             metrics::task_accepted(size);
             reply(task.record.token);
             task.content = content;

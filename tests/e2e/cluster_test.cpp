@@ -666,6 +666,11 @@ BOOST_AUTO_TEST_CASE(worker_sigterm_finishes_its_task_then_exits) {
   check_error(http_post(api.url("/api/v1/resize"), small.front().bytes,
                         small.front().type),
               503, "no_workers");
+  // /readyz says why, in words that count right (1 node, not "1 nodes").
+  auto why = check_error(http_get(api.url("/readyz")), 503, "no_workers");
+  BOOST_TEST(why.find("(1 node known: none with workers taking tasks, 1 "
+                      "leaving)") != std::string::npos,
+             why);
   auto view = get_cluster(api);
   BOOST_TEST_CONTEXT("cluster right after the submissions: " << view.body) {
     const auto* n = view.find("worker-leaver");

@@ -194,7 +194,9 @@ BOOST_AUTO_TEST_CASE(a_draining_node_is_not_ready) {
         return ready.status == 503;
       },
       std::chrono::seconds{10}));
-  check_error(ready, 503, "shutting_down");
+  auto why = check_error(ready, 503, "shutting_down");
+  BOOST_TEST(why.find("(1 task still running, 1 queued)") != std::string::npos,
+             why);
   check_error(submit_raw(srv, small_photo_bytes(), "image/jpeg"), 503,
               "shutting_down");
   // Its task is still answered, and finished before the exit.
@@ -232,6 +234,28 @@ BOOST_AUTO_TEST_CASE(shutdown_with_redis_away_words_undos_apart) {
     BOOST_TEST(lines_with(log_text, {"level=warn", "refused submissions",
                                      "left=1"}) == 1u);
     BOOST_TEST(lines_with(log_text, {"redis writes still failing"}) == 0u);
+  }
+}
+
+// A side left out follows the aspect ratio: the accepted line leaves it out
+// too, rather than log it as 0 (and JSON lines keep height a number).
+BOOST_AUTO_TEST_CASE(an_auto_side_is_not_logged_as_zero) {
+  resized_server srv(env::get().redis.port(), {}, "auto-side");
+  auto token = accepted_token(submit_raw(srv, small_photo_bytes(), "image/jpeg",
+                                         "?width=120&mode=fit&quality=77"));
+  BOOST_TEST_REQUIRE(!token.empty());
+  BOOST_TEST(wait_until(
+      [&] {
+        return lines_with(srv.process().log(),
+                          {"msg=\"task accepted\"", "token=" + token}) == 1;
+      },
+      std::chrono::seconds{10}));
+  auto log_text = srv.process().log();
+  BOOST_TEST_CONTEXT("log:\n" << log_text) {
+    BOOST_TEST(lines_with(log_text, {"msg=\"task accepted\"", "token=" + token,
+                                     " width=120 "}) == 1u);
+    BOOST_TEST(lines_with(log_text, {"msg=\"task accepted\"", "token=" + token,
+                                     "height="}) == 0u);
   }
 }
 
