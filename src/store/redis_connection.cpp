@@ -184,6 +184,18 @@ failure redis_connection::drop(std::string_view during) {
   return last_error_;
 }
 
+namespace {
+
+// Stamps the end of a call (however it returns): the watch measures idle
+// time from there, so a call that timed out is not followed at once by a
+// PING that waits as long again.
+struct used_guard {
+  std::chrono::steady_clock::time_point& at;
+  ~used_guard() { at = std::chrono::steady_clock::now(); }
+};
+
+} // namespace
+
 void redis_connection::note_reached() {
   auto was = std::exchange(link_, link::up);
   if (was != link::down)
@@ -212,12 +224,15 @@ const failure& redis_connection::note_failed() {
 bool redis_connection::connect() {
   if (ctx_)
     return true;
-  last_used_ = std::chrono::steady_clock::now();
+  used_guard used{last_used_};
   if (!open()) {
     note_failed();
     return false;
   }
-  note_reached();
+  // Only a reply says Redis is back: a server that hangs still accepts
+  // connections (its kernel does), then lets the command time out.
+  if (link_ == link::unknown)
+    link_ = link::up;
   return true;
 }
 
@@ -293,7 +308,7 @@ redis_connection::exchange(const std::vector<command>& cmds,
 
 outcome<std::vector<reply_ptr>>
 redis_connection::run(const std::vector<command>& cmds) {
-  last_used_ = std::chrono::steady_clock::now();
+  used_guard used{last_used_};
   for (int attempt = 0;; ++attempt) {
     bool reused = connected();
     if (!connect())

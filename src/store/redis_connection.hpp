@@ -17,8 +17,8 @@
 // Redis' availability, as the calls find it, is logged on its changes only
 // (not per failed call or retry): `redis connection lost` (warn, with the
 // first error) when a call fails after Redis was reachable, `redis
-// connection back` (info, with how long it was down) at the first call
-// that succeeds again.
+// connection back` (info, with how long it was down) at the first reply
+// after that (a connection alone proves nothing: a hung server accepts it).
 #pragma once
 
 #include <chrono>
@@ -63,7 +63,7 @@ public:
   /// On failure `last_error()` says why.
   bool connect();
   bool connected() const { return ctx_ != nullptr; }
-  /// Since the last connect or run began.
+  /// Since the last connect or run ended.
   std::chrono::steady_clock::duration idle_for() const {
     return std::chrono::steady_clock::now() - last_used_;
   }

@@ -63,7 +63,7 @@ public:
   /// Connects if not connected (also after a failure); true when usable.
   bool connect();
   bool connected() const;
-  /// Time since the last call to Redis began.
+  /// Time since the last call to Redis ended.
   std::chrono::steady_clock::duration idle_for() const;
 
   /// PING. Errors: store_unavailable.

@@ -691,6 +691,38 @@ BOOST_AUTO_TEST_CASE(redis_outage_is_logged_once_lost_and_once_back) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(a_hung_redis_is_logged_lost_once_not_per_retry) {
+  // A server that hangs (SIGSTOP) still accepts connections: only a reply
+  // means it is back. Each retry (the node's watch, each poll) connects
+  // and times out; the log says lost once and back only after resume.
+  redis_server redis;
+  resized_server srv{redis.port(), {}, "obs-hang"};
+  BOOST_TEST_REQUIRE(http_get(srv.url("/readyz")).status == 200);
+  auto count = [&](const std::string& msg) {
+    return lines_with(srv.process().log(), {"msg=\"" + msg + "\""});
+  };
+  redis.pause();
+  BOOST_TEST(wait_until([&] { return count("redis connection lost") > 0; },
+                        std::chrono::seconds{15}));
+  // Two polls, each a retry that connects and times out (2 s, the
+  // development config's redis timeout); the node's watch retries too.
+  for (int i = 0; i < 2; ++i) {
+    auto res = http_get(srv.url("/api/v1/resize/" + random_uuid()));
+    BOOST_TEST(res.status >= 500, res.status);
+  }
+  BOOST_TEST_CONTEXT("log:\n" << srv.process().log()) {
+    BOOST_TEST(count("redis connection lost") == 1u);
+    BOOST_TEST(count("redis connection back") == 0u);
+  }
+  redis.resume();
+  BOOST_TEST(wait_until([&] { return count("redis connection back") > 0; },
+                        std::chrono::seconds{15}));
+  BOOST_TEST_CONTEXT("log:\n" << srv.process().log()) {
+    BOOST_TEST(count("redis connection lost") == 1u);
+    BOOST_TEST(count("redis connection back") == 1u);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(json_log_lines_carry_typed_values) {
   // log.format = json: every line is one JSON object; counts, sizes and
   // durations are numbers, flags booleans, and text stays a string even
