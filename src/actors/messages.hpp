@@ -93,6 +93,7 @@ using welcome_atom = caf::atom_constant<caf::atom("welcome")>;
 using try_connect_atom = caf::atom_constant<caf::atom("tryconn")>;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using wake_atom = caf::atom_constant<caf::atom("wake")>;
+using watch_atom = caf::atom_constant<caf::atom("watch")>;
 using leave_atom = caf::atom_constant<caf::atom("leave")>;
 using running_atom = caf::atom_constant<caf::atom("running")>;
 

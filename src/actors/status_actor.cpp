@@ -171,12 +171,20 @@ find_image(status_actor_type* self, const std::string& token) {
   return result{std::move(bytes)};
 }
 
-// Answers a status lookup: the record, unknown_token, or why Redis failed.
+// What a client is told when Redis failed: that the store is away and to
+// retry. The cause (host, port, errno text) is for the log, where the
+// connection writes it when Redis goes away (`redis connection lost`).
+failure unavailable() {
+  return failure{error_code::store_unavailable,
+                 "the task store is unavailable, try again later"};
+}
+
+// Answers a status lookup: the record, unknown_token, or that Redis failed.
 void answer_lookup(const std::string& token,
                    outcome<std::optional<task_record>> found,
                    const status_replier& reply) {
   if (!found)
-    reply(std::move(found).error());
+    reply(unavailable());
   else if (!found.value())
     reply(failure{error_code::unknown_token,
                   "no task " + token + " (unknown or expired)"});
@@ -237,10 +245,13 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
   st.recheck = cfg.recheck;
   st.max_waiters = cfg.max_waiters;
   st.retry_interval = cfg.retry_interval;
+  st.watch_interval = cfg.watch_interval;
   st.store = std::make_unique<store::task_store>(cfg.redis);
   if (!st.store->connect())
     log::warn("redis not reachable at start, will retry",
               {{"host", cfg.redis.host}, {"port", cfg.redis.port}});
+  if (st.watch_interval.count() > 0)
+    self->delayed_send(self, st.watch_interval, watch_atom::value);
   return {
       [=](accept_atom, task_record& rec, const caf::message& job,
           const std::string& content) -> std::tuple<bool, std::string> {
@@ -332,6 +343,14 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         st.records.put(token, {std::move(rec), expires});
         return true;
       },
+      [=](watch_atom) {
+        // The connection logs what this finds (lost / back); an idle node
+        // is not counted as failing requests (resized_redis_errors_total).
+        auto& st = self->state;
+        if (st.store->idle_for() >= st.watch_interval)
+          static_cast<void>(st.store->ping());
+        self->delayed_send(self, st.watch_interval, watch_atom::value);
+      },
       [=](flush_atom) {
         self->state.flush_scheduled = false;
         if (!flush_unwritten(self))
@@ -340,11 +359,26 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
       [=](drain_atom) {
         auto& st = self->state;
         st.draining = true;
-        if (!flush_unwritten(self))
-          log::warn("redis writes still failing at shutdown: their "
-                    "tasks stay in this node's pending set and run "
-                    "again at its next start",
-                    {{"left", st.unwritten.size()}});
+        if (!flush_unwritten(self)) {
+          // Final writes of tasks that ran here, and undos of submissions
+          // that were refused (never accepted): what becomes of each
+          // differs, so they are counted apart.
+          auto undos = static_cast<size_t>(std::count_if(
+              st.unwritten.begin(), st.unwritten.end(), [](const auto& w) {
+                return w.what == unwritten_write::kind::forget;
+              }));
+          auto writes = st.unwritten.size() - undos;
+          if (writes > 0)
+            log::warn("redis writes still failing at shutdown: their "
+                      "tasks stay in this node's pending set and run "
+                      "again at its next start",
+                      {{"left", writes}});
+          if (undos > 0)
+            log::warn("refused submissions not undone at shutdown (redis "
+                      "still failing): none was accepted; one that redis "
+                      "stored all the same runs at this node's next start",
+                      {{"left", undos}});
+        }
         auto held = std::move(st.waiters);
         st.waiters.clear();
         st.waiter_count = 0;
@@ -422,7 +456,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
       [=](image_atom, const std::string& token, image_replier& reply) {
         auto rec = find_record(self, token);
         if (!rec) {
-          reply(std::move(rec).error());
+          reply(unavailable());
           return;
         }
         if (!rec.value() || rec.value()->status != task_status::success) {
@@ -434,7 +468,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         }
         auto img = find_image(self, token);
         if (!img) {
-          reply(std::move(img).error());
+          reply(unavailable());
           return;
         }
         if (!img.value()) {

@@ -32,6 +32,10 @@
 //                                           again in order (final records,
 //                                           results, undone accepts) until
 //                                           they succeed
+//   watch_atom                              every watch interval: PING
+//                                           when no call reached Redis
+//                                           meanwhile, so an outage (and
+//                                           its end) is logged while idle
 //   drain_atom → true                       shutdown: held long polls get
 //                                           their current record, new ones
 //                                           are answered at once
@@ -65,6 +69,8 @@ struct status_config {
   size_t max_waiters = 4096; // long polls held at once; beyond: answered now
   /// Writes Redis failed are tried again this often until they succeed.
   std::chrono::milliseconds retry_interval{1000};
+  /// Redis is PINGed after this long without a call (0: never).
+  std::chrono::milliseconds watch_interval{1000};
 };
 
 struct status_state {
@@ -115,6 +121,7 @@ struct status_state {
   static constexpr size_t max_unwritten = 100000;
   bool flush_scheduled = false;
   std::chrono::milliseconds retry_interval{1000};
+  std::chrono::milliseconds watch_interval{1000};
   std::chrono::milliseconds recheck{250};
   size_t max_waiters = 4096;
   bool draining = false; // shutdown: long polls are not held any more

@@ -65,7 +65,7 @@ void fail(self_ptr self, task_record rec, failure err) {
       seconds(rec.submitted_at_ms, rec.finished_at_ms), rec.input_bytes, 0);
   log::info("task finished",
             {{"token", rec.token},
-             {"status", "FAILURE"},
+             {"task_status", "FAILURE"},
              {"code", rec.error_code},
              {"reason", rec.error_message},
              {"node", rec.node},
@@ -186,7 +186,7 @@ void on_done(self_ptr self, const std::string& token, uint32_t attempt,
                          rec.input_bytes, rec.output_bytes);
   log::info("task finished",
             {{"token", rec.token},
-             {"status", "SUCCESS"},
+             {"task_status", "SUCCESS"},
              {"node", rec.node},
              {"width", rec.width},
              {"height", rec.height},
@@ -208,9 +208,9 @@ void on_done(self_ptr self, const std::string& token, uint32_t attempt,
       metrics::task_finished("SUCCESS", -1, -1, -1, -1,
                              (w.finished_at_ms - w.submitted_at_ms) / 1e3,
                              w.input_bytes, w.output_bytes);
-      log::info(
-          "task finished (result shared)",
-          {{"token", w.token}, {"status", "SUCCESS"}, {"from", rec.token}});
+      log::info("task finished (result shared)", {{"token", w.token},
+                                                  {"task_status", "SUCCESS"},
+                                                  {"from", rec.token}});
       self->send(st.status, result_atom::value, std::move(w), done.output,
                  std::string{});
     }
@@ -327,7 +327,7 @@ void dispatch(self_ptr self) {
     task.record.attempts = task.attempt + 1; // persisted: restarts count
     self->send(st.status, update_atom::value, task.record);
     log::info("task started", {{"token", task.record.token},
-                               {"status", "IN_PROGRESS"},
+                               {"task_status", "IN_PROGRESS"},
                                {"node", name},
                                {"attempt", task.attempt},
                                {"queue_ms", task.record.started_at_ms -
@@ -672,16 +672,22 @@ void accept(self_ptr self, submit_request req, submit_replier reply) {
                             "was accepted, try again"});
               return;
             }
-            log::info(
-                "task accepted",
-                {{"token", task.record.token},
-                 {"request_id", request_id},
-                 {"bytes", size},
-                 {"format", imaging::to_string(task.record.options.format)},
-                 {"width", task.record.options.width},
-                 {"height", task.record.options.height},
-                 {"mode", imaging::to_string(task.record.options.mode)},
-                 {"queued", st.queue.size() + 1}});
+            if (log::enabled(log::level::info)) {
+              // A side of 0 follows the aspect ratio: left out, not "0".
+              const auto& opt = task.record.options;
+              std::vector<log::field> fs{
+                  {"token", task.record.token},
+                  {"request_id", request_id},
+                  {"bytes", size},
+                  {"format", imaging::to_string(opt.format)}};
+              if (opt.width > 0)
+                fs.emplace_back("width", opt.width);
+              if (opt.height > 0)
+                fs.emplace_back("height", opt.height);
+              fs.emplace_back("mode", imaging::to_string(opt.mode));
+              fs.emplace_back("queued", st.queue.size() + 1);
+              log::write(log::level::info, "task accepted", fs);
+            }
             metrics::task_accepted(size);
             reply(task.record.token);
             task.content = content;
@@ -785,6 +791,19 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
   st.cfg = std::move(cfg);
   st.status = std::move(status);
   st.up_since_ms = now_ms();
+  // Stopped (after the drain at SIGTERM, or on any exit): the tasks still
+  // queued never started here. They are in this node's pending set in
+  // Redis and run at its next start; the last lines say how many.
+  self->set_exit_handler([=](caf::exit_msg& msg) {
+    if (!msg.reason)
+      return;
+    auto& st = self->state;
+    if (!st.queue.empty())
+      log::info("queued tasks not started: they stay in redis and run at "
+                "this node's next start",
+                {{"queued", st.queue.size()}});
+    self->quit(std::move(msg.reason));
+  });
   self->set_down_handler(
       [=](caf::down_msg& msg) { on_node_down(self, msg.source, msg.reason); });
   if (local_agent)

@@ -58,6 +58,85 @@ void set_format(format f) {
 
 namespace {
 
+// The bytes a UTF-8 sequence may continue with after its lead byte `lead`
+// (Unicode 15, table 3-7): the second byte's range is narrower after E0,
+// ED, F0 and F4 (no overlongs, no surrogates, nothing above U+10FFFF).
+struct utf8_lead {
+  int length; // 0: not a lead byte
+  unsigned char second_lo, second_hi;
+};
+
+utf8_lead lead_of(unsigned char c) {
+  if (c < 0x80)
+    return {1, 0, 0};
+  if (c < 0xC2)
+    return {0, 0, 0}; // a continuation byte or an overlong lead C0/C1
+  if (c < 0xE0)
+    return {2, 0x80, 0xBF};
+  if (c == 0xE0)
+    return {3, 0xA0, 0xBF};
+  if (c == 0xED)
+    return {3, 0x80, 0x9F};
+  if (c < 0xF0)
+    return {3, 0x80, 0xBF};
+  if (c == 0xF0)
+    return {4, 0x90, 0xBF};
+  if (c < 0xF4)
+    return {4, 0x80, 0xBF};
+  if (c == 0xF4)
+    return {4, 0x80, 0x8F};
+  return {0, 0, 0}; // F5..FF: never in UTF-8
+}
+
+// The length of the well-formed sequence at `text[i]`, or 0 when it is
+// ill-formed; `bad` is then the length of its maximal subpart (the bytes
+// that one U+FFFD replaces: at least 1).
+size_t sequence_at(std::string_view text, size_t i, size_t& bad) {
+  auto c = static_cast<unsigned char>(text[i]);
+  auto lead = lead_of(c);
+  if (lead.length == 1)
+    return 1;
+  bad = 1;
+  if (lead.length == 0)
+    return 0;
+  for (int k = 1; k < lead.length; ++k) {
+    if (i + k >= text.size())
+      return 0;
+    auto b = static_cast<unsigned char>(text[i + k]);
+    auto lo = k == 1 ? lead.second_lo : 0x80;
+    auto hi = k == 1 ? lead.second_hi : 0xBF;
+    if (b < lo || b > hi)
+      return 0;
+    bad = k + 1;
+  }
+  return static_cast<size_t>(lead.length);
+}
+
+} // namespace
+
+std::string_view valid_utf8(std::string_view text, std::string& scratch) {
+  size_t i = 0;
+  size_t bad = 0;
+  size_t n = 0;
+  while (i < text.size() && (n = sequence_at(text, i, bad)) != 0)
+    i += n;
+  if (i == text.size())
+    return text; // the common case: nothing to copy
+  scratch.assign(text.data(), i);
+  while (i < text.size()) {
+    if ((n = sequence_at(text, i, bad)) != 0) {
+      scratch.append(text.data() + i, n);
+      i += n;
+    } else {
+      scratch += "\xEF\xBF\xBD"; // U+FFFD
+      i += bad;
+    }
+  }
+  return scratch;
+}
+
+namespace {
+
 std::string real_text(const field& f) {
   return fmt::format("{:.{}f}", f.real(), f.decimals());
 }
@@ -87,7 +166,11 @@ void put_logfmt(std::string& out, const field& f) {
 
 using json_writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
+// RapidJSON's writer copies bytes as they are: ill-formed UTF-8 (a raw
+// request line, a file name) would make the line invalid JSON.
 void put_json_string(json_writer& out, std::string_view text) {
+  std::string scratch;
+  text = valid_utf8(text, scratch);
   out.String(text.data(), static_cast<rapidjson::SizeType>(text.size()));
 }
 
@@ -154,6 +237,8 @@ void write(level lvl, std::string_view msg, fields fs) {
 }
 
 std::string quote(std::string_view value) {
+  std::string scratch;
+  value = valid_utf8(value, scratch);
   bool plain = !value.empty();
   for (char c : value)
     if (c == ' ' || c == '"' || c == '=' || c == '\n' || c == '\\')

@@ -135,7 +135,15 @@ inline void write(level lvl, std::string_view msg, field_list fs = {}) {
   write(lvl, msg, fields{fs.begin(), fs.end()});
 }
 
-/// Quotes a logfmt value when it contains spaces, quotes or '='.
+/// `text` itself when it is well-formed UTF-8; otherwise a copy of it in
+/// `scratch`, each ill-formed sequence (its maximal subpart: a stray byte,
+/// a truncated sequence, an overlong, a surrogate) replaced by U+FFFD.
+/// Every line goes through it: JSON lines stay valid JSON, logfmt lines
+/// valid UTF-8, whatever bytes a client sent.
+std::string_view valid_utf8(std::string_view text, std::string& scratch);
+
+/// Quotes a logfmt value when it contains spaces, quotes or '='; ill-formed
+/// UTF-8 in it becomes U+FFFD.
 std::string quote(std::string_view value);
 
 inline void emit(level lvl, std::string_view msg, fields fs) {

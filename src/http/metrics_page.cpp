@@ -26,14 +26,21 @@ void cluster_gauges(metrics::exposition& out, const cluster_view& view) {
   out.gauge("resized_nodes", "Nodes with resize workers known to this node.",
             static_cast<double>(view.nodes.size()));
   out.header("resized_workers",
-             "Resize workers per node, busy (a task in flight) or idle.",
+             "Resize workers per node: busy (a task in flight), idle (free, "
+             "takes tasks) or leaving (free, but its node drains: takes none).",
              "gauge");
+  // The three states part each node's workers; every node has all three
+  // series, so one does not vanish while a node leaves.
   for (const auto& n : view.nodes) {
     auto busy = std::min(n.busy, n.workers);
+    bool leaving = n.state == "leaving";
+    auto free = static_cast<double>(n.workers - busy);
     out.sample("resized_workers", {{"node", n.id}, {"state", "busy"}},
                static_cast<double>(busy));
     out.sample("resized_workers", {{"node", n.id}, {"state", "idle"}},
-               static_cast<double>(n.workers - busy));
+               leaving ? 0.0 : free);
+    out.sample("resized_workers", {{"node", n.id}, {"state", "leaving"}},
+               leaving ? free : 0.0);
   }
 }
 

@@ -629,10 +629,11 @@ struct server::impl {
     if (view.draining) {
       // A load balancer must stop sending work here as soon as the drain
       // starts, not when the process is gone.
-      send_not_ready(ctx, {error_code::shutting_down,
-                           fmt::format("not ready: this node is shutting down "
-                                       "({} tasks still running, {} queued)",
-                                       busy, view.queue_depth)});
+      send_not_ready(
+          ctx, {error_code::shutting_down,
+                fmt::format("not ready: this node is shutting down "
+                            "({} task{} still running, {} queued)",
+                            busy, busy == 1 ? "" : "s", view.queue_depth)});
       return;
     }
     if (workers == 0) {
@@ -640,9 +641,10 @@ struct server::impl {
           ctx,
           {error_code::no_workers,
            fmt::format("not ready: no resize worker is available "
-                       "({} nodes known: none with workers taking tasks, {} "
+                       "({} node{} known: none with workers taking tasks, {} "
                        "leaving)",
-                       view.nodes.size(), leaving)});
+                       view.nodes.size(), view.nodes.size() == 1 ? "" : "s",
+                       leaving)});
       return;
     }
     note_readiness(nullptr);

@@ -11,8 +11,11 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <utility>
 
 #include <fmt/format.h>
+
+#include "common/log.hpp"
 
 namespace resized::store {
 
@@ -181,9 +184,59 @@ failure redis_connection::drop(std::string_view during) {
   return last_error_;
 }
 
+namespace {
+
+// Stamps the end of a call (however it returns): the watch measures idle
+// time from there, so a call that timed out is not followed at once by a
+// PING that waits as long again.
+struct used_guard {
+  std::chrono::steady_clock::time_point& at;
+  ~used_guard() { at = std::chrono::steady_clock::now(); }
+};
+
+} // namespace
+
+void redis_connection::note_reached() {
+  auto was = std::exchange(link_, link::up);
+  if (was != link::down)
+    return;
+  std::chrono::duration<double> down =
+      std::chrono::steady_clock::now() - down_since_;
+  log::info("redis connection back",
+            {{"redis", fmt::format("{}:{}", settings_.host, settings_.port)},
+             {"down_s", down.count(), 1}});
+}
+
+const failure& redis_connection::note_failed() {
+  auto was = std::exchange(link_, link::down);
+  if (was == link::down)
+    return last_error_;
+  down_since_ = std::chrono::steady_clock::now();
+  // At start-up (never reached yet) the owner says it will retry; this is
+  // the news that a working store went away.
+  if (was == link::up)
+    log::warn("redis connection lost",
+              {{"redis", fmt::format("{}:{}", settings_.host, settings_.port)},
+               {"error", last_error_.message}});
+  return last_error_;
+}
+
 bool redis_connection::connect() {
   if (ctx_)
     return true;
+  used_guard used{last_used_};
+  if (!open()) {
+    note_failed();
+    return false;
+  }
+  // Only a reply says Redis is back: a server that hangs still accepts
+  // connections (its kernel does), then lets the command time out.
+  if (link_ == link::unknown)
+    link_ = link::up;
+  return true;
+}
+
+bool redis_connection::open() {
   sigpipe_guard guard;
   ctx_.reset(redisConnectWithTimeout(settings_.host.c_str(), settings_.port,
                                      to_timeval(settings_.connect_timeout)));
@@ -255,6 +308,7 @@ redis_connection::exchange(const std::vector<command>& cmds,
 
 outcome<std::vector<reply_ptr>>
 redis_connection::run(const std::vector<command>& cmds) {
+  used_guard used{last_used_};
   for (int attempt = 0;; ++attempt) {
     bool reused = connected();
     if (!connect())
@@ -263,17 +317,19 @@ redis_connection::run(const std::vector<command>& cmds) {
     // No SIGPIPE here: commands go out with send_frames (MSG_NOSIGNAL),
     // hiredis only reads.
     auto result = exchange(cmds, replies);
-    if (result == io_result::ok)
+    if (result == io_result::ok) {
+      note_reached();
       return replies;
+    }
     if (result == io_result::timed_out) {
       ctx_.reset();
       last_error_ = error(fmt::format("no reply within {} ms",
                                       settings_.command_timeout.count()));
-      return last_error_;
+      return note_failed();
     }
-    auto err = drop("");
+    drop("");
     if (!reused || attempt > 0)
-      return err;
+      return note_failed();
     // A connection from an earlier call died meanwhile: reconnect once.
   }
 }

@@ -13,8 +13,15 @@
 // the next call reconnects. `run` retries once on a *reused* connection
 // that turned out dead (e.g. Redis restarted since the last call), never on
 // a fresh one or after a timeout, so an outage costs one connect attempt.
+//
+// Redis' availability, as the calls find it, is logged on its changes only
+// (not per failed call or retry): `redis connection lost` (warn, with the
+// first error) when a call fails after Redis was reachable, `redis
+// connection back` (info, with how long it was down) at the first reply
+// after that (a connection alone proves nothing: a hung server accepts it).
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -56,6 +63,10 @@ public:
   /// On failure `last_error()` says why.
   bool connect();
   bool connected() const { return ctx_ != nullptr; }
+  /// Since the last connect or run ended.
+  std::chrono::steady_clock::duration idle_for() const {
+    return std::chrono::steady_clock::now() - last_used_;
+  }
   void disconnect() { ctx_.reset(); }
 
   /// Why the last connect or run failed.
@@ -76,10 +87,18 @@ private:
                      std::vector<reply_ptr>& replies);
   /// Fails with the context's error and drops the context.
   failure drop(std::string_view during);
+  bool open();
+  /// Availability changes, logged once each (see the top of this file).
+  void note_reached();
+  const failure& note_failed();
 
+  enum class link { unknown, up, down };
   redis_settings settings_;
   context_ptr ctx_;
   failure last_error_;
+  link link_ = link::unknown;
+  std::chrono::steady_clock::time_point down_since_{};
+  std::chrono::steady_clock::time_point last_used_{};
 };
 
 /// The text of a status, error or string reply ("" for other types).

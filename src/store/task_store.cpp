@@ -138,6 +138,10 @@ bool task_store::connected() const {
   return impl_->conn.connected();
 }
 
+std::chrono::steady_clock::duration task_store::idle_for() const {
+  return impl_->conn.idle_for();
+}
+
 outcome<bool> task_store::ping() {
   return guarded([&]() -> outcome<bool> {
     auto replies = impl_->conn.run({{"PING"}});

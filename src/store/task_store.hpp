@@ -63,6 +63,8 @@ public:
   /// Connects if not connected (also after a failure); true when usable.
   bool connect();
   bool connected() const;
+  /// Time since the last call to Redis ended.
+  std::chrono::steady_clock::duration idle_for() const;
 
   /// PING. Errors: store_unavailable.
   outcome<bool> ping();

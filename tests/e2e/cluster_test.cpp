@@ -681,6 +681,11 @@ BOOST_AUTO_TEST_CASE(worker_sigterm_finishes_its_task_then_exits) {
   check_error(http_post(api.url("/api/v1/resize"), small.front().bytes,
                         small.front().type),
               503, "no_workers");
+  // /readyz says why, in words that count right (1 node, not "1 nodes").
+  auto why = check_error(http_get(api.url("/readyz")), 503, "no_workers");
+  BOOST_TEST(why.find("(1 node known: none with workers taking tasks, 1 "
+                      "leaving)") != std::string::npos,
+             why);
   auto view = get_cluster(api);
   BOOST_TEST_CONTEXT("cluster right after the submissions: " << view.body) {
     const auto* n = view.find("worker-leaver");
@@ -773,6 +778,27 @@ BOOST_AUTO_TEST_CASE(a_leaving_worker_shows_leaving_in_the_cluster_view) {
     const auto* s = seen.find("worker-shown-ready");
     BOOST_TEST_REQUIRE(s != nullptr);
     BOOST_TEST(s->state == "ready");
+    // So does /metrics: the leaver's free workers are leaving, not idle
+    // capacity; a node that stays has no leaving workers.
+    auto metrics = http_get(api.url("/metrics")).body;
+    auto sample = [&](const std::string& node, const std::string& state) {
+      auto prefix =
+          "resized_workers{node=\"" + node + "\",state=\"" + state + "\"} ";
+      auto at = metrics.find(prefix);
+      if (at == std::string::npos)
+        return std::string{"absent"};
+      at += prefix.size();
+      return metrics.substr(at, metrics.find('\n', at) - at);
+    };
+    BOOST_TEST_CONTEXT("metrics " << metrics) {
+      auto free = std::to_string(n->workers - n->busy);
+      BOOST_TEST(sample("worker-shown-leaving", "busy") == "1");
+      BOOST_TEST(sample("worker-shown-leaving", "idle") == "0");
+      BOOST_TEST(sample("worker-shown-leaving", "leaving") == free);
+      BOOST_TEST(sample("worker-shown-ready", "idle") ==
+                 std::to_string(s->workers - s->busy));
+      BOOST_TEST(sample("worker-shown-ready", "leaving") == "0");
+    }
     // /readyz counts only the workers that take tasks, as POST does.
     auto ready = http_get(api.url("/readyz"));
     BOOST_TEST_CONTEXT("readyz " << ready.body) {

@@ -197,11 +197,16 @@ BOOST_AUTO_TEST_CASE(a_draining_node_is_not_ready) {
                      {"--resize.pool-size=1", "--shutdown.grace=60"},
                      "draining");
   BOOST_TEST_REQUIRE(http_get(srv.url("/readyz")).status == 200);
-  // A 16 MP photo enlarged to a 4000 px PNG keeps the drain going.
+  // A 16 MP photo enlarged to a 4000 px PNG keeps the drain going; a
+  // second one (other options: not a twin) waits in the queue behind it.
   auto token =
       accepted_token(submit_raw(srv, corpus_photo("gnome__pixels-l.webp"),
                                 "image/webp", "?width=4000&format=png"));
   BOOST_REQUIRE(!token.empty());
+  auto queued =
+      accepted_token(submit_raw(srv, corpus_photo("gnome__pixels-l.webp"),
+                                "image/webp", "?width=3999&format=png"));
+  BOOST_REQUIRE(!queued.empty());
   BOOST_REQUIRE(::kill(srv.process().pid(), SIGTERM) == 0);
   http_response ready;
   BOOST_TEST(wait_until(
@@ -210,18 +215,69 @@ BOOST_AUTO_TEST_CASE(a_draining_node_is_not_ready) {
         return ready.status == 503;
       },
       std::chrono::seconds{10}));
-  check_error(ready, 503, "shutting_down");
+  auto why = check_error(ready, 503, "shutting_down");
+  BOOST_TEST(why.find("(1 task still running, 1 queued)") != std::string::npos,
+             why);
   check_error(submit_raw(srv, small_photo_bytes(), "image/jpeg"), 503,
               "shutting_down");
   // Its task is still answered, and finished before the exit.
   BOOST_TEST(http_get(srv.url("/api/v1/resize/" + token)).status == 200);
   int status = srv.process().stop(0, std::chrono::seconds{60});
-  BOOST_TEST_CONTEXT("waitpid status " << status) {
+  auto log_text = srv.process().log();
+  BOOST_TEST_CONTEXT("waitpid status " << status << ", log:\n" << log_text) {
     BOOST_TEST(WIFEXITED(status));
     BOOST_TEST(WEXITSTATUS(status) == 0);
+    // The queued task was not started: the last lines say it waits in
+    // Redis for the next start.
+    BOOST_TEST(lines_with(log_text, {"draining: no new tasks", "queued=1"}) ==
+               1u);
+    BOOST_TEST(lines_with(log_text, {"level=info", "next start", "queued=1"}) ==
+               1u);
   }
   srv.start();
   BOOST_TEST(finish(srv, token).info.width == 4000);
+  BOOST_TEST(finish(srv, queued).info.width == 3999);
+}
+
+// At a shutdown with Redis away, the undo of a refused submission (its
+// client got 503; Redis may still have stored it) is not one of the
+// unfinished tasks' writes: the final lines count and word them apart.
+BOOST_AUTO_TEST_CASE(shutdown_with_redis_away_words_undos_apart) {
+  redis_server redis;
+  resized_server srv(redis.port(), {}, "shutdown-undo");
+  redis.stop();
+  check_error(submit_raw(srv, small_photo_bytes(), "image/jpeg"), 503,
+              "store_unavailable");
+  int status = srv.process().stop(SIGTERM, std::chrono::seconds{20});
+  auto log_text = srv.process().log();
+  BOOST_TEST_CONTEXT("waitpid status " << status << ", log:\n" << log_text) {
+    BOOST_TEST(WIFEXITED(status));
+    BOOST_TEST(lines_with(log_text, {"level=warn", "refused submissions",
+                                     "left=1"}) == 1u);
+    BOOST_TEST(lines_with(log_text, {"redis writes still failing"}) == 0u);
+  }
+}
+
+// A side left out follows the aspect ratio: the accepted line leaves it out
+// too, rather than log it as 0 (and JSON lines keep height a number).
+BOOST_AUTO_TEST_CASE(an_auto_side_is_not_logged_as_zero) {
+  resized_server srv(env::get().redis.port(), {}, "auto-side");
+  auto token = accepted_token(submit_raw(srv, small_photo_bytes(), "image/jpeg",
+                                         "?width=120&mode=fit&quality=77"));
+  BOOST_TEST_REQUIRE(!token.empty());
+  BOOST_TEST(wait_until(
+      [&] {
+        return lines_with(srv.process().log(),
+                          {"msg=\"task accepted\"", "token=" + token}) == 1;
+      },
+      std::chrono::seconds{10}));
+  auto log_text = srv.process().log();
+  BOOST_TEST_CONTEXT("log:\n" << log_text) {
+    BOOST_TEST(lines_with(log_text, {"msg=\"task accepted\"", "token=" + token,
+                                     " width=120 "}) == 1u);
+    BOOST_TEST(lines_with(log_text, {"msg=\"task accepted\"", "token=" + token,
+                                     "height="}) == 0u);
+  }
 }
 
 // A task whose node dies under it every time (an input that crashes the

@@ -20,6 +20,7 @@
 #include <thread>
 #include <tuple>
 
+#include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -710,6 +711,81 @@ BOOST_AUTO_TEST_CASE(readyz_logs_changes_not_every_probe) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(redis_outage_is_logged_once_lost_and_once_back) {
+  // Redis goes away while the node is idle: the node says so once (not per
+  // retry, nor only when /readyz is probed), clients are told the store is
+  // unavailable (the cause stays in the log), and the node says when Redis
+  // is back and how long it was away.
+  redis_server redis;
+  resized_server srv{redis.port(), {}, "obs-outage"};
+  BOOST_TEST_REQUIRE(http_get(srv.url("/readyz")).status == 200);
+  auto log_has = [&](const std::vector<std::string>& parts) {
+    return wait_until(
+        [&] { return lines_with(srv.process().log(), parts) > 0; },
+        std::chrono::seconds{10});
+  };
+  redis.stop();
+  BOOST_TEST(
+      log_has({"level=warn", "msg=\"redis connection lost\"",
+               "redis=127.0.0.1:" + std::to_string(redis.port()), "error="}));
+  // Polls during the outage: 503 with a message for clients.
+  for (int i = 0; i < 3; ++i) {
+    auto res = http_get(srv.url("/api/v1/resize/" + random_uuid()));
+    auto message = check_error(res, 503, "store_unavailable");
+    BOOST_TEST(message.find("unavailable") != std::string::npos, message);
+    BOOST_TEST(message.find("try again") != std::string::npos, message);
+    BOOST_TEST(message.find("127.0.0.1") == std::string::npos, message);
+    BOOST_TEST(message.find("refused") == std::string::npos, message);
+  }
+  redis.start();
+  BOOST_TEST(
+      log_has({"level=info", "msg=\"redis connection back\"", "down_s="}));
+  BOOST_TEST(wait_until(
+      [&] {
+        return http_get(srv.url("/api/v1/resize/" + random_uuid())).status ==
+               404;
+      },
+      std::chrono::seconds{10}));
+  auto log_text = srv.process().log();
+  BOOST_TEST_CONTEXT("log:\n" << log_text) {
+    // Once each, though every poll and the node's watch retried meanwhile.
+    BOOST_TEST(lines_with(log_text, {"msg=\"redis connection lost\""}) == 1u);
+    BOOST_TEST(lines_with(log_text, {"msg=\"redis connection back\""}) == 1u);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_hung_redis_is_logged_lost_once_not_per_retry) {
+  // A server that hangs (SIGSTOP) still accepts connections: only a reply
+  // means it is back. Each retry (the node's watch, each poll) connects
+  // and times out; the log says lost once and back only after resume.
+  redis_server redis;
+  resized_server srv{redis.port(), {}, "obs-hang"};
+  BOOST_TEST_REQUIRE(http_get(srv.url("/readyz")).status == 200);
+  auto count = [&](const std::string& msg) {
+    return lines_with(srv.process().log(), {"msg=\"" + msg + "\""});
+  };
+  redis.pause();
+  BOOST_TEST(wait_until([&] { return count("redis connection lost") > 0; },
+                        std::chrono::seconds{15}));
+  // Two polls, each a retry that connects and times out (2 s, the
+  // development config's redis timeout); the node's watch retries too.
+  for (int i = 0; i < 2; ++i) {
+    auto res = http_get(srv.url("/api/v1/resize/" + random_uuid()));
+    BOOST_TEST(res.status >= 500, res.status);
+  }
+  BOOST_TEST_CONTEXT("log:\n" << srv.process().log()) {
+    BOOST_TEST(count("redis connection lost") == 1u);
+    BOOST_TEST(count("redis connection back") == 0u);
+  }
+  redis.resume();
+  BOOST_TEST(wait_until([&] { return count("redis connection back") > 0; },
+                        std::chrono::seconds{15}));
+  BOOST_TEST_CONTEXT("log:\n" << srv.process().log()) {
+    BOOST_TEST(count("redis connection lost") == 1u);
+    BOOST_TEST(count("redis connection back") == 1u);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(json_log_lines_carry_typed_values) {
   // log.format = json: every line is one JSON object; counts, sizes and
   // durations are numbers, flags booleans, and text stays a string even
@@ -744,7 +820,10 @@ BOOST_AUTO_TEST_CASE(json_log_lines_carry_typed_values) {
   BOOST_TEST_CONTEXT("task line " << finished) {
     auto doc = parse_json(finished);
     BOOST_TEST_REQUIRE(doc.IsObject());
-    BOOST_TEST(json_string(doc, "status") == "SUCCESS");
+    // A task's state is `task_status`: `status` is the access lines'
+    // number, and a log store maps one key to one type.
+    BOOST_TEST(json_string(doc, "task_status") == "SUCCESS");
+    BOOST_TEST(!doc.HasMember("status"));
     for (auto key : {"width", "height", "bytes", "queue_ms", "total_ms"})
       BOOST_TEST_CONTEXT(key) {
         BOOST_TEST((doc.HasMember(key) && doc[key].IsInt64()));
@@ -760,6 +839,46 @@ BOOST_AUTO_TEST_CASE(json_log_lines_carry_typed_values) {
     BOOST_TEST_REQUIRE(doc.IsObject());
     BOOST_TEST((doc.HasMember("jpeg") && doc["jpeg"].IsBool()));
   }
+  auto started =
+      line_with("\"msg\":\"task started\",\"token\":\"" + token + "\"");
+  BOOST_TEST_CONTEXT("task line " << started) {
+    auto doc = parse_json(started);
+    BOOST_TEST(json_string(doc, "task_status") == "IN_PROGRESS");
+    BOOST_TEST(!doc.HasMember("status"));
+  }
+  // A request line with bytes that are not UTF-8 (and a quote, a
+  // backslash): its access line is still valid JSON, the bytes replaced by
+  // U+FFFD.
+  auto bad_id = "bad-utf8-" + random_uuid();
+  raw_http(json_srv.port(), "GET /\xFF\xFE\"\\ HTTP/1.1\r\nHost: x\r\n"
+                            "X-Request-Id: " +
+                                bad_id + "\r\nConnection: close\r\n\r\n");
+  auto bad = line_with("\"request_id\":\"" + bad_id + "\"");
+  BOOST_TEST_CONTEXT("access line " << bad) {
+    BOOST_TEST_REQUIRE(!bad.empty());
+    rapidjson::Document doc;
+    doc.Parse<rapidjson::kParseValidateEncodingFlag>(bad.c_str(), bad.size());
+    BOOST_TEST_REQUIRE(!doc.HasParseError());
+    BOOST_TEST(json_string(doc, "path") == "/\xEF\xBF\xBD\xEF\xBF\xBD\"\\");
+  }
+  // Every line of the log: valid UTF-8 and JSON, `status` only a number.
+  auto log = json_srv.process().log();
+  std::istringstream lines{log};
+  std::string line;
+  size_t n = 0;
+  while (std::getline(lines, line)) {
+    ++n;
+    BOOST_TEST_CONTEXT("line " << line) {
+      rapidjson::Document doc;
+      doc.Parse<rapidjson::kParseValidateEncodingFlag>(line.c_str(),
+                                                       line.size());
+      BOOST_TEST_REQUIRE(!doc.HasParseError());
+      BOOST_TEST_REQUIRE(doc.IsObject());
+      if (doc.HasMember("status"))
+        BOOST_TEST(doc["status"].IsInt());
+    }
+  }
+  BOOST_TEST(n > 5u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

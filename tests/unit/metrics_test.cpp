@@ -189,6 +189,8 @@ BOOST_AUTO_TEST_SUITE_END()
 // The JSON-lines alternative of the logging adapter (log.format = json).
 #include "common/log.hpp"
 
+#include <rapidjson/document.h>
+
 BOOST_AUTO_TEST_SUITE(log_json)
 
 BOOST_AUTO_TEST_CASE(typed_fields_keep_their_type_in_json) {
@@ -242,6 +244,65 @@ BOOST_AUTO_TEST_CASE(typed_fields_keep_their_type_in_json) {
   BOOST_TEST(resized::log::parse_format("json", f));
   BOOST_TEST((f == resized::log::format::json));
   BOOST_TEST(!resized::log::parse_format("xml", f));
+}
+
+// Text from clients (a raw request line, a header) may be any bytes: every
+// line stays valid UTF-8, so JSON lines stay valid JSON. Each ill-formed
+// sequence (its maximal subpart) becomes one U+FFFD; valid text is kept.
+BOOST_AUTO_TEST_CASE(ill_formed_utf8_becomes_replacement_characters) {
+  using namespace resized::log;
+  constexpr auto ts = "2026-11-29T05:40:01.123Z";
+  const std::string r = "\xEF\xBF\xBD"; // U+FFFD
+  auto fixed = [](std::string_view in) {
+    std::string scratch;
+    return std::string{valid_utf8(in, scratch)};
+  };
+  // Valid multibyte text is kept as is (2, 3 and 4 bytes, U+FFFD itself,
+  // the highest code point).
+  const std::string valid = "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 " + r +
+                            " \xF4\x8F\xBF\xBF \x7F";
+  BOOST_TEST(fixed(valid) == valid);
+  // Lone continuation bytes, bytes never in UTF-8.
+  BOOST_TEST(fixed("a\x80z") == "a" + r + "z");
+  BOOST_TEST(fixed("\xBF\x80") == r + r);
+  BOOST_TEST(fixed("/\xFF\xFE") == "/" + r + r);
+  // Truncated sequences: one U+FFFD for what was there, at the end or
+  // before the next character.
+  BOOST_TEST(fixed("\xE2\x82") == r);
+  BOOST_TEST(fixed("\xE2\x82z") == r + "z");
+  BOOST_TEST(fixed("\xF0\x9F\x98!") == r + "!");
+  BOOST_TEST(fixed("\xC3") == r);
+  BOOST_TEST(fixed("\xC3\xC3\xA9") == r + "\xC3\xA9");
+  // Overlongs ("/" as 2 and 3 bytes), surrogates (U+D800, U+DFFF), above
+  // U+10FFFF: each byte is its own ill-formed subpart.
+  BOOST_TEST(fixed("\xC0\xAF") == r + r);
+  BOOST_TEST(fixed("\xE0\x80\xAF") == r + r + r);
+  BOOST_TEST(fixed("\xED\xA0\x80") == r + r + r);
+  BOOST_TEST(fixed("\xED\xBF\xBF") == r + r + r);
+  BOOST_TEST(fixed("\xF4\x90\x80\x80") == r + r + r + r);
+  // The operator's case: a raw request line's path in an access line.
+  const std::string path = "/\xFF\xFE\"\\";
+  auto json = format_line(format::json, ts, level::info, "bad \xC3 msg",
+                          {{"path", path}, {"status", 404}});
+  BOOST_TEST(json == "{\"ts\":\"2026-11-29T05:40:01.123Z\",\"level\":\"info\","
+                     "\"msg\":\"bad " +
+                         r + " msg\",\"path\":\"/" + r + r +
+                         "\\\"\\\\\",\"status\":404}");
+  rapidjson::Document doc;
+  doc.Parse<rapidjson::kParseValidateEncodingFlag>(json.data(), json.size());
+  BOOST_TEST(!doc.HasParseError());
+  BOOST_TEST(format_line(format::logfmt, ts, level::info, "bad \xC3 msg",
+                         {{"path", path}, {"ok", valid}}) ==
+             "ts=2026-11-29T05:40:01.123Z level=info msg=\"bad " + r +
+                 " msg\" path=\"/" + r + r + "\\\"\\\\\" ok=\"" + valid + "\"");
+  // Every lone byte, as a whole line: valid JSON.
+  for (int b = 0; b < 256; ++b) {
+    std::string text(1, static_cast<char>(b));
+    auto line = format_line(format::json, ts, level::info, text, {{"t", text}});
+    rapidjson::Document d;
+    d.Parse<rapidjson::kParseValidateEncodingFlag>(line.data(), line.size());
+    BOOST_TEST(!d.HasParseError(), "byte " << b << ": " << line);
+  }
 }
 
 // One line per key and period; the lines held back are counted into the
