@@ -239,9 +239,12 @@ void write(level lvl, std::string_view msg, fields fs) {
 std::string quote(std::string_view value) {
   std::string scratch;
   value = valid_utf8(value, scratch);
+  auto control = [](char c) {
+    return static_cast<unsigned char>(c) < 0x20 || c == '\x7f';
+  };
   bool plain = !value.empty();
   for (char c : value)
-    if (c == ' ' || c == '"' || c == '=' || c == '\n' || c == '\\')
+    if (c == ' ' || c == '"' || c == '=' || c == '\\' || control(c))
       plain = false;
   if (plain)
     return std::string{value};
@@ -249,9 +252,20 @@ std::string quote(std::string_view value) {
   out.reserve(value.size() + 2);
   out += '"';
   for (char c : value) {
-    if (c == '"' || c == '\\')
+    if (c == '"' || c == '\\') {
       out += '\\';
-    out += c == '\n' ? ' ' : c;
+      out += c;
+    } else if (c == '\n') {
+      out += ' '; // a message's line break: the line stays one line
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (control(c)) {
+      // A carriage return or an escape sequence from a client (a path, a
+      // header) must not rewrite the terminal or fake a line in a viewer.
+      out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
+    } else {
+      out += c;
+    }
   }
   out += '"';
   return out;

@@ -455,6 +455,13 @@ BOOST_AUTO_TEST_CASE(log_quote) {
   BOOST_TEST(log::quote(R"(say "hi")") == R"("say \"hi\"")");
   BOOST_TEST(log::quote(R"(a\b)") == R"("a\\b")");
   BOOST_TEST(log::quote("line1\nline2") == R"("line1 line2")");
+  // Other control characters are escaped: a client's CR or escape sequence
+  // cannot fake a line or drive the terminal.
+  BOOST_TEST(log::quote("a\rb") == R"("a\x0db")");
+  BOOST_TEST(log::quote("\x1b[2Jx") == R"("\x1b[2Jx")");
+  BOOST_TEST(log::quote("a\tb") == R"("a\tb")");
+  BOOST_TEST(log::quote(std::string{"a\0b", 3}) == R"("a\x00b")");
+  BOOST_TEST(log::quote("del\x7f") == R"("del\x7f")");
 }
 
 BOOST_AUTO_TEST_CASE(log_levels) {
