@@ -277,9 +277,10 @@ struct server::impl {
   }
 
   // An error answer; a 5xx is also logged as a warning (the access line
-  // alone is info), a 503 at most once per refusal_log_every and code.
+  // alone is info, so at log.level=warn this is all that is left of it), a
+  // 503 at most once per 10 s and code.
   void send_error(const request_ctx& ctx, const failure& err) {
-    if (log::enabled(log::level::info) && http_status(err.code) >= 500)
+    if (log::enabled(log::level::warn) && http_status(err.code) >= 500)
       warn_failed(ctx, err);
     answer_error(ctx, err);
   }

@@ -659,6 +659,27 @@ BOOST_AUTO_TEST_CASE(refusals_are_warned_once_per_burst) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(failed_requests_are_warned_at_log_level_warn) {
+  // An operator who turns the access lines off (log.level=warn) still sees
+  // the failures: the warning does not depend on the info level.
+  redis_server redis;
+  resized_server quiet{redis.port(),
+                       {"--cluster.role=api", "--resize.pool-size=0",
+                        "--cluster.port=" + std::to_string(free_port()),
+                        "--log.level=warn"},
+                       "obs-warn-level"};
+  auto id = "quiet-" + random_uuid();
+  check_error(http_post(quiet.url("/api/v1/resize"), small_photo_bytes(),
+                        "image/jpeg", {"X-Request-Id: " + id}),
+              503, "no_workers");
+  auto line = wait_log_line(quiet.process(), "request_id=" + id,
+                            std::chrono::seconds{5});
+  BOOST_TEST(line.find("level=warn") != std::string::npos, line);
+  BOOST_TEST(line.find("msg=\"request failed\"") != std::string::npos, line);
+  BOOST_TEST(lines_with(quiet.process().log(), {"level=info"}) == 0u,
+             quiet.process().log());
+}
+
 BOOST_AUTO_TEST_CASE(readyz_logs_changes_not_every_probe) {
   // A load balancer polls /readyz on a node that is not ready: one warning
   // when it becomes not ready, one info line when it is ready again, and
