@@ -169,9 +169,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // it (the rule is the decoder's, not simdjson's).
   size_t bom = body.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0;
   size_t shift = size == 0 ? 1 : 1 + data[0] % 16;
-  auto b = http::decode_json_submission(body.substr(0, bom) +
-                                        std::string(shift, ' ') +
-                                        body.substr(bom));
+  auto b = http::decode_json_submission(
+      body.substr(0, bom) + std::string(shift, ' ') + body.substr(bom));
   fuzz::check(a.ok() == b.ok(), "decoding behind spaces disagrees");
   auto ref = reference(body.substr(bom));
   // RapidJSON rejects an exponent beyond its range even when the number is
