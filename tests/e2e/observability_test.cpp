@@ -312,6 +312,17 @@ resized_server& srv() {
   return env::get().server;
 }
 
+// Arguments of an API node without workers (no pool, none joined): every
+// submission is refused 503 no_workers. `extra` comes after them.
+std::vector<std::string>
+workerless_api_args(std::vector<std::string> extra = {}) {
+  std::vector<std::string> args{"--cluster.role=api", "--resize.pool-size=0",
+                                "--cluster.port=" +
+                                    std::to_string(free_port())};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
 // The whole log line of request `id` (waits up to 5 s for it; "" if none).
 std::string access_line(const std::string& id) {
   auto line = wait_log_line(srv().process(), "request_id=" + id,
@@ -629,10 +640,7 @@ BOOST_AUTO_TEST_CASE(refusals_are_warned_once_per_burst) {
   // burst of refusals is one warning, not one per request; each refusal
   // still has its access line.
   redis_server redis;
-  resized_server bare{redis.port(),
-                      {"--cluster.role=api", "--resize.pool-size=0",
-                       "--cluster.port=" + std::to_string(free_port())},
-                      "obs-refusals"};
+  resized_server bare{redis.port(), workerless_api_args(), "obs-refusals"};
   std::vector<std::string> ids;
   for (int i = 0; i < 20; ++i) {
     ids.push_back("refused-" + random_uuid());
@@ -663,10 +671,7 @@ BOOST_AUTO_TEST_CASE(failed_requests_are_warned_at_log_level_warn) {
   // An operator who turns the access lines off (log.level=warn) still sees
   // the failures: the warning does not depend on the info level.
   redis_server redis;
-  resized_server quiet{redis.port(),
-                       {"--cluster.role=api", "--resize.pool-size=0",
-                        "--cluster.port=" + std::to_string(free_port()),
-                        "--log.level=warn"},
+  resized_server quiet{redis.port(), workerless_api_args({"--log.level=warn"}),
                        "obs-warn-level"};
   auto id = "quiet-" + random_uuid();
   check_error(http_post(quiet.url("/api/v1/resize"), small_photo_bytes(),
@@ -1273,9 +1278,7 @@ BOOST_AUTO_TEST_CASE(document_matches_the_real_answers) {
   {
     redis_server redis;
     resized_server bare{redis.port(),
-                        {"--cluster.role=api", "--resize.pool-size=0",
-                         "--cluster.port=" + std::to_string(free_port()),
-                         "--limits.max-body-bytes=65536"},
+                        workerless_api_args({"--limits.max-body-bytes=65536"}),
                         "openapi-no-workers"};
     auto r = http_get(bare.url("/readyz"));
     api.check("/readyz", get, r, 503);
