@@ -77,28 +77,19 @@ failure refusal_of(const continue_tracker& tracker) {
 // so the request id is always a new one (sent back in X-Request-Id).
 void log_refusal(const continue_tracker& tracker, const std::string& id,
                  int status, size_t bytes, error_code code) {
-  auto seconds = std::chrono::duration<double>(
-                     std::chrono::steady_clock::now() - tracker.started())
-                     .count();
-  metrics::http_request(refused_route, status, seconds);
-  if (!log::enabled(log::level::info))
-    return;
+  // The path is the target up to its query; only the target's first
+  // kept_target_bytes were kept.
   std::string_view kept = tracker.target();
   auto query = kept.find('?');
-  auto path = query != std::string_view::npos
-                  ? std::string{kept.substr(0, query)}
-              : tracker.target_bytes() > kept.size()
-                  ? fmt::format("{}...({} bytes)", kept, tracker.target_bytes())
-                  : std::string{kept};
-  log::write(log::level::info, "request",
-             {{"request_id", id},
-              {"method", tracker.method()},
-              {"path", path},
-              {"route", refused_route},
-              {"status", status},
-              {"bytes", bytes},
-              {"ms", seconds * 1000},
-              {"code", to_string(code)}});
+  auto path = kept.substr(0, query);
+  record_access(
+      {id, tracker.method(), path,
+       query != std::string_view::npos ? path.size() : tracker.target_bytes(),
+       refused_route, status, bytes,
+       std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                     tracker.started())
+           .count(),
+       to_string(code)});
 }
 
 } // namespace

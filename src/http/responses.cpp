@@ -1,10 +1,14 @@
 #include "http/responses.hpp"
 
 #include <random>
+#include <vector>
 
 #include <fmt/format.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+
+#include "common/log.hpp"
+#include "common/metrics.hpp"
 
 namespace resized::http {
 
@@ -199,6 +203,30 @@ const char* reason_phrase(int status) {
 std::string new_request_id() {
   thread_local std::mt19937_64 gen{std::random_device{}()};
   return fmt::format("{:016x}", gen());
+}
+
+std::string clipped(std::string_view text, size_t size) {
+  constexpr size_t max = 200;
+  if (size <= max)
+    return std::string{text.substr(0, size)};
+  return fmt::format("{}...({} bytes)", text.substr(0, max), size);
+}
+
+void record_access(const access_entry& e) {
+  metrics::http_request(e.route, e.status, e.seconds);
+  if (!log::enabled(log::level::info))
+    return;
+  auto path = clipped(e.path, e.path_bytes);
+  auto token = clipped(e.token);
+  std::vector<log::field> fs{
+      {"request_id", e.request_id}, {"method", e.method}, {"path", path},
+      {"route", e.route},           {"status", e.status}, {"bytes", e.bytes},
+      {"ms", e.seconds * 1000}};
+  if (!e.code.empty())
+    fs.emplace_back("code", e.code);
+  if (!e.token.empty())
+    fs.emplace_back("token", token);
+  log::write(log::level::info, "request", fs);
 }
 
 } // namespace resized::http

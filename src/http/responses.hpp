@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "common/error_code.hpp"
 #include "common/service.hpp"
@@ -34,5 +35,34 @@ const char* reason_phrase(int status);
 
 /// A fresh request id (16 hex digits) for a request that brought none.
 std::string new_request_id();
+
+/// One answered request, as the access log and the HTTP metrics see it.
+/// `code` and `token` are left out of the line when empty. Client-chosen
+/// strings (path, token) are cut at 200 bytes in the line, so an 8 KB URL
+/// cannot make a 16 KB line.
+struct access_entry {
+  std::string_view request_id;
+  std::string_view method;
+  std::string_view path;
+  size_t path_bytes;      // the whole path's size (`path` may be its start)
+  std::string_view route; // a route template: the metrics' label
+  int status = 0;
+  size_t bytes = 0; // body bytes written
+  double seconds = 0;
+  std::string_view code = {};
+  std::string_view token = {};
+};
+
+/// A client-chosen string of `size` bytes that starts with `text`, for a
+/// log line or a message: at most 200 bytes of it, then "...(N bytes)".
+std::string clipped(std::string_view text, size_t size);
+inline std::string clipped(std::string_view text) {
+  return clipped(text, text.size());
+}
+
+/// Counts `e` in the HTTP metrics and, at info level, writes its access
+/// line: the one place both the router's answers and the socket layer's
+/// early ones go through.
+void record_access(const access_entry& e);
 
 } // namespace resized::http

@@ -188,39 +188,18 @@ struct server::impl {
         reason_phrase(status)};
   }
 
-  // A client-chosen string for a log line: at most 200 bytes of it, so an
-  // 8 KB URL cannot make a 16 KB line.
-  static std::string clipped(std::string_view text) {
-    constexpr size_t max = 200;
-    if (text.size() <= max)
-      return std::string{text};
-    return fmt::format("{}...({} bytes)", text.substr(0, max), text.size());
-  }
-
   // Every answer ends here: one access log line and the HTTP metrics,
   // recorded just before the response is handed to RESTinio — after it, the
   // client could read the answer and scrape /metrics before they exist.
   // Error answers name their code (4xx included: which bad input it was).
   void access_log(const request_ctx& ctx, int status, size_t bytes,
                   std::string_view code = {}) {
-    auto seconds =
-        std::chrono::duration<double>(clock_type::now() - ctx.started).count();
-    metrics::http_request(ctx.route, status, seconds);
-    if (!log::enabled(log::level::info))
-      return;
     const auto& h = ctx.req->header();
-    auto path = clipped(h.path());
-    auto token = clipped(ctx.token);
-    std::vector<log::field> fs{
-        {"request_id", ctx.id}, {"method", h.method().c_str()},
-        {"path", path},         {"route", ctx.route},
-        {"status", status},     {"bytes", bytes},
-        {"ms", seconds * 1000}};
-    if (!code.empty())
-      fs.emplace_back("code", code);
-    if (!ctx.token.empty())
-      fs.emplace_back("token", token);
-    log::write(log::level::info, "request", fs);
+    record_access(
+        {ctx.id, h.method().c_str(), h.path(), h.path().size(), ctx.route,
+         status, bytes,
+         std::chrono::duration<double>(clock_type::now() - ctx.started).count(),
+         code, ctx.token});
   }
 
   // Writes an answer: `add_headers(builder)` adds its header fields, `body`
