@@ -372,7 +372,14 @@ outcome<option_values> decode_query_options(
     dst = x;
     return std::nullopt;
   };
+  std::vector<std::string_view> seen; // at most the five known names
   for (const auto& [name, value] : params) {
+    // A repeated option is refused rather than one of its values picked:
+    // `?width=300&width=200` is a bug in the URL's builder, and frameworks
+    // disagree on which value wins (Flask's args.get takes the first).
+    if (std::find(seen.begin(), seen.end(), name) != seen.end())
+      return bad_option(
+          fmt::format("{} is given more than once", excerpt(name)));
     std::optional<failure> err;
     if (name == "width")
       err = integer(name, value, out.width);
@@ -390,6 +397,7 @@ outcome<option_values> decode_query_options(
                                    excerpt(name)));
     if (err)
       return *err;
+    seen.push_back(name);
   }
   return out;
 }

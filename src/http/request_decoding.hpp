@@ -50,8 +50,8 @@ struct json_submission {
 /// invalid_base64, invalid_option (wrong JSON type of an option).
 outcome<json_submission> decode_json_submission(std::string body);
 
-/// Reads options from query parameters (name, value). Unknown names and
-/// non-integer numbers are invalid_option.
+/// Reads options from query parameters (name, value). Unknown names,
+/// non-integer numbers and a name given twice are invalid_option.
 outcome<option_values> decode_query_options(
     const std::vector<std::pair<std::string, std::string>>& params);
 

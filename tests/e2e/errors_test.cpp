@@ -99,9 +99,10 @@ BOOST_AUTO_TEST_CASE(invalid_json_options) {
 }
 
 BOOST_AUTO_TEST_CASE(invalid_query_options) {
-  for (auto query : {"?width=0", "?width=-1", "?width=100000", "?width=abc",
-                     "?height=0", "?mode=stretch", "?format=bmp", "?quality=0",
-                     "?quality=101", "?width=12abc"}) {
+  for (auto query :
+       {"?width=0", "?width=-1", "?width=100000", "?width=abc", "?height=0",
+        "?mode=stretch", "?format=bmp", "?quality=0", "?quality=101",
+        "?width=12abc", "?width=300&width=200", "?mode=fit&mode=fit"}) {
     BOOST_TEST_CONTEXT("query " << query) {
       check_error(submit_raw(srv(), small_photo_bytes(), "image/jpeg", query),
                   400, "invalid_option");

@@ -955,6 +955,10 @@ BOOST_AUTO_TEST_CASE(query_options_invalid) {
   auto unknown = decode_query_options(params{{"width", "10"}, {"size", "1"}});
   BOOST_REQUIRE(code_of(unknown) == error_code::invalid_option);
   BOOST_TEST(contains(unknown.error().message, "size"));
+  auto twice = decode_query_options(
+      params{{"width", "300"}, {"mode", "fit"}, {"width", "200"}});
+  BOOST_REQUIRE(code_of(twice) == error_code::invalid_option);
+  BOOST_TEST(twice.error().message == "width is given more than once");
 }
 
 // -- tokens and image names
