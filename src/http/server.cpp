@@ -3,6 +3,8 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <stdexcept>
+#include <string>
 
 #include <restinio/all.hpp>
 
@@ -177,8 +179,36 @@ struct server::impl {
   // since that code's last line. The access log and the metrics still have
   // each one.
   log::throttle refusal_log{std::chrono::seconds{10}};
+  // The page at `/` (and /static/index.html): the embedded index.html
+  // rendered by start() with this node's limits and writable formats; its
+  // ETag is the rendered bytes'.
+  std::string page_bytes;
+  asset page;
 
   impl(const config::service_settings& c, backend& b) : cfg(c), api(b) {}
+
+  // Renders the page once: the config is validated and libvips probed
+  // (imaging::can_write) before the server starts.
+  void render_page_once() {
+    const auto* tmpl = find_asset("index.html");
+    if (tmpl == nullptr)
+      throw std::logic_error("index.html is not embedded");
+    page_facts facts;
+    facts.max_dimension = cfg.limits.max_dimension;
+    facts.max_upload_bytes = cfg.max_body_bytes;
+    using imaging::output_format;
+    for (auto f : {output_format::jpeg, output_format::webp, output_format::png,
+                   output_format::avif})
+      if (imaging::can_write(f))
+        facts.formats.push_back(f);
+    page_bytes = render_page(tmpl->bytes, facts);
+    page = make_asset(tmpl->name, page_bytes);
+  }
+
+  // An asset by name; the page's template is never served as it is.
+  const asset* asset_named(std::string_view name) const {
+    return name == page.name ? &page : find_asset(name);
+  }
 
   // -- answering --------------------------------------------------------------
 
@@ -671,7 +701,7 @@ struct server::impl {
   handling on_asset(const req_handle& req, const char* route_name,
                     std::string_view name) {
     request_ctx ctx{req, route_name};
-    const auto* a = find_asset(name);
+    const auto* a = asset_named(name);
     if (a == nullptr)
       return reject(
           ctx, {error_code::not_found,
@@ -680,8 +710,8 @@ struct server::impl {
     auto inm = req->header().opt_value_of(restinio::http_field::if_none_match);
     bool not_modified = inm && std::string_view{inm->data(), inm->size()}.find(
                                    etag) != std::string_view::npos;
-    // The bytes are static: no copy. (A 304 is sent without them: respond()
-    // takes its Content-Length.)
+    // The bytes live as long as the server: no copy. (A 304 is sent without
+    // them: respond() takes its Content-Length.)
     restinio::writable_item_t body{
         restinio::const_buffer(a->bytes.data(), a->bytes.size())};
     respond(ctx, not_modified ? 304 : 200, std::move(body), [&](auto& resp) {
@@ -808,6 +838,7 @@ server::~server() {
 
 void server::start() {
   auto& h = impl_->cfg.http;
+  impl_->render_page_once();
   // RESTinio drops (closes without an answer) a request whose declared body
   // exceeds its cap before reading it. Bodies up to twice the configured
   // limit are read and answered 413 payload_too_large; larger ones are cut

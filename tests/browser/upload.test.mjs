@@ -3,20 +3,27 @@
 // redis-server and resized and passes their URL.
 //
 //   node tests/browser/upload.test.mjs <base-url> <photo> <artifact-dir>
+//        <max-body-bytes> <max-dimension>
 //
-// Uploads <photo> through the page's file picker with width/height/mode
+// Checks the page shows the service's limits (the ones it was started with)
+// and refuses a file over the upload limit before sending anything. Uploads
+// <photo> through the page's file picker with width/height/mode
 // chosen in the form, waits for the result image, asserts its natural size
 // is the requested one, checks the cluster panel filled in, and saves
-// screenshots at laptop (1280 px) and phone (390 px) widths into
-// <artifact-dir>. Exits non-zero on any failure.
-import {mkdirSync, mkdtempSync, rmSync, statSync} from 'node:fs';
+// screenshots at laptop (1280 px) and phone (390 px) widths, and one of the
+// refused file, into <artifact-dir>. Exits non-zero on any failure.
+import {
+  mkdirSync, mkdtempSync, readFileSync, rmSync, statSync,
+} from 'node:fs';
 import {tmpdir} from 'node:os';
 import {join, resolve} from 'node:path';
 import {chromium} from 'playwright-core';
 
-const [baseUrl, photo, artifactDir] = process.argv.slice(2);
-if (!baseUrl || !photo || !artifactDir) {
-  console.error('usage: upload.test.mjs <base-url> <photo> <artifact-dir>');
+const [baseUrl, photo, artifactDir, maxBody, maxDimension] =
+  process.argv.slice(2);
+if (!baseUrl || !photo || !artifactDir || !maxBody || !maxDimension) {
+  console.error('usage: upload.test.mjs <base-url> <photo> <artifact-dir> ' +
+                '<max-body-bytes> <max-dimension>');
   process.exit(2);
 }
 
@@ -54,6 +61,10 @@ try {
   const page = context.pages()[0] || await context.newPage();
   const pageErrors = [];
   page.on('pageerror', (e) => pageErrors.push(String(e)));
+  let uploads = 0; // POSTs to /api/v1/resize
+  page.on('request', (r) => {
+    if (r.method() === 'POST' && r.url().includes('/api/v1/resize')) uploads++;
+  });
   page.on('console', (m) => {
     if (m.type() === 'error') pageErrors.push(m.text());
   });
@@ -73,8 +84,34 @@ try {
   await page.waitForSelector('#health[data-state="ready"]', {timeout: 10000});
   check(true, 'readiness badge says ready');
 
+  // The node's limits are in the page.
+  for (const id of ['width', 'height']) {
+    const max = await page.getAttribute(`#${id}`, 'max');
+    check(max === maxDimension, `#${id} max is ${maxDimension} (${max})`);
+  }
+  const hint = (await page.textContent('#dz-empty')).replace(/\s+/g, ' ');
+  check(hint.includes('up to 1 MiB'), `drop zone names the limit (${hint})`);
+
+  // A file over the upload limit is refused before it is sent: the photo
+  // with zeros after its end (a JPEG decoder stops at the end marker, so
+  // the preview still shows it).
+  const jpeg = readFileSync(photo);
+  const big = Math.round(Number(maxBody) * 1.5);
+  await page.setInputFiles('#file', {
+    name: 'big.jpg', mimeType: 'image/jpeg',
+    buffer: Buffer.concat([jpeg, Buffer.alloc(big - jpeg.length)]),
+  });
+  await page.waitForSelector('#file-error:not([hidden])', {timeout: 5000});
+  const tooBig = (await page.textContent('#file-error')).trim();
+  check(tooBig === "1.5 MiB is over this server's 1 MiB limit",
+        `says the file is too big: "${tooBig}"`);
+  check(await page.isDisabled('#submit'), 'Resize is off for that file');
+  check(uploads === 0, `nothing was uploaded (${uploads} POSTs)`);
+  await page.screenshot({path: resolve(artifactDir, 'browser-too-big.png')});
+
   // Choose the photo and the options, then submit.
   await page.setInputFiles('#file', photo);
+  check(await page.isHidden('#file-error'), 'a photo under the limit is fine');
   await page.fill('#width', String(want.width));
   await page.fill('#height', String(want.height));
   await page.selectOption('#mode', 'fill');

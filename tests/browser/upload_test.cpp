@@ -1,9 +1,10 @@
 // The browser test's ctest driver (label browser): starts a private
 // redis-server and the real resized (tests/support), then runs
 //   node tests/browser/upload.test.mjs <base-url> <photo> <artifact-dir>
-// which drives headless Chromium through playwright-core. Missing node,
-// Chromium or node_modules is a failure, not a skip: scripts/install-deps
-// installs all three.
+//        <max-body-bytes> <max-dimension>
+// (the limits the service is started with) which drives headless Chromium
+// through playwright-core. Missing node, Chromium or node_modules is a failure,
+// not a skip: scripts/install-deps installs all three.
 #include <boost/test/unit_test.hpp>
 
 #include <unistd.h>
@@ -40,12 +41,19 @@ BOOST_AUTO_TEST_CASE(upload_a_photo_and_see_the_thumbnail) {
   BOOST_TEST_REQUIRE(exists(modules),
                      modules << " is missing: run scripts/install-deps");
 
-  e2e_service svc{{}, "browser"};
+  // Limits other than the defaults, which the page must show: 1 MiB is
+  // above the photo's size, so the page refuses only a bigger file.
+  const std::string max_body = "1048576";
+  const std::string max_dimension = "2000";
+  e2e_service svc{{"--limits.max-body-bytes=" + max_body,
+                   "--limits.max-dimension=" + max_dimension},
+                  "browser"};
   auto photo = corpus_dir() + "/" + small_photo;
   auto artifacts = env_or("RESIZED_ARTIFACT_DIR", "artifacts");
   std::string output;
   int rc = run_to_exit({node, source + "/tests/browser/upload.test.mjs",
-                        svc.server.url(""), photo, artifacts},
+                        svc.server.url(""), photo, artifacts, max_body,
+                        max_dimension},
                        output, std::chrono::seconds{180});
   BOOST_TEST_MESSAGE(output);
   BOOST_TEST(rc == 0, "upload.test.mjs exited " << rc << ":\n" << output);

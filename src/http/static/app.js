@@ -1,6 +1,8 @@
 // resized web page: upload an image (raw bytes, options in the query),
 // long-poll its token (?wait=1), show the result; a cluster panel refreshed every
 // second from /api/v1/cluster and /metrics. Plain JS, no dependencies.
+// What depends on the node (the width/height max, the output formats it can
+// write, its upload limit) is in the page as the server rendered it.
 'use strict';
 
 const $ = (id) => document.getElementById(id);
@@ -21,6 +23,31 @@ function withThousands(n) {
   return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, '\u2009');
 }
 
+// A size in words for limits: "64 MiB", "97.7 KiB", "12.3 MiB".
+function formatSize(n) {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  const text = i === 0 ? String(v) : v.toFixed(1).replace(/\.0$/, '');
+  return `${text} ${units[i]}`;
+}
+
+// Why a file of `size` bytes cannot be sent to a server taking at most
+// `limit`; in exact bytes when the rounded sizes would read the same.
+function tooBigMessage(size, limit) {
+  let over = formatSize(size);
+  let max = formatSize(limit);
+  if (over === max) {
+    over = `${withThousands(size)} bytes`;
+    max = `${withThousands(limit)}-byte`;
+  }
+  return `${over} is over this server's ${max} limit`;
+}
+
 // -- upload -------------------------------------------------------------------
 
 let chosen = null;    // the File to send
@@ -28,19 +55,32 @@ let pollTimer = null; // the current poll loop
 let activeToken = null; // the task the page shows; older polls stop
 let startedAt = 0;
 
+// The largest upload this server takes (limits.max-body-bytes: the page
+// sends the file as the raw body), filled into the page by the server.
+function maxUploadBytes() {
+  const n = Number($('file').dataset.maxBytes);
+  return Number.isFinite(n) && n > 0 ? n : Infinity;
+}
+
 function chooseFile(file) {
   if (!file) return;
-  chosen = file;
+  // A file the server would refuse (413) is not uploaded: say so now.
+  const limit = maxUploadBytes();
+  const tooBig = file.size > limit;
+  chosen = tooBig ? null : file;
+  $('file-error').hidden = !tooBig;
+  $('file-error').textContent = tooBig ? tooBigMessage(file.size, limit) : '';
+  $('dropzone').classList.toggle('too-big', tooBig);
   $('dz-empty').hidden = true;
   $('dz-file').hidden = false;
   $('file-name').textContent = file.name;
   $('file-info').textContent =
-    `${file.type || 'unknown type'} · ${formatBytes(file.size)}`;
+    `${file.type || 'unknown type'} · ${formatSize(file.size)}`;
   const preview = $('source-preview');
   if (preview.dataset.url) URL.revokeObjectURL(preview.dataset.url);
   preview.dataset.url = URL.createObjectURL(file);
   preview.src = preview.dataset.url;
-  $('submit').disabled = false;
+  $('submit').disabled = tooBig;
 }
 
 function setupDropzone() {
@@ -152,7 +192,8 @@ async function submit(e) {
     showStep('ERROR');
     showError(`network error: ${err.message}`);
   } finally {
-    $('submit').disabled = false;
+    // (A file chosen meanwhile may be over the limit: then it stays off.)
+    $('submit').disabled = !chosen;
   }
 }
 
@@ -216,6 +257,16 @@ function showResult(rec) {
 }
 
 function setupOptions() {
+  // The node's limits, filled into the page by the server: a start value
+  // above this node's max-dimension would fail the form's own check.
+  for (const name of ['width', 'height']) {
+    const input = $(name);
+    if (Number(input.value) > Number(input.max)) input.value = input.max;
+  }
+  const limit = maxUploadBytes();
+  if (limit !== Infinity) {
+    $('size-limit').textContent = ` · up to ${formatSize(limit)}`;
+  }
   $('quality').addEventListener('input',
     () => { $('quality-out').textContent = $('quality').value; });
   const lossless = () => {
