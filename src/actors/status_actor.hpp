@@ -92,7 +92,8 @@ struct status_config {
   /// Long polls on a task this node does not run look at Redis this often.
   std::chrono::milliseconds recheck{250};
   size_t max_waiters = 4096; // long polls held at once; beyond: answered now
-  /// Writes Redis failed are tried again this often until they succeed.
+  /// Writes Redis failed are tried again this often until they succeed;
+  /// while the store is on hold, the probe PINGs Redis at most this often.
   std::chrono::milliseconds retry_interval{1000};
   /// Redis is PINGed after this long without a call (0: never).
   std::chrono::milliseconds watch_interval{1000};
