@@ -8,6 +8,9 @@
 //                            is final or wait_ms has passed
 //   status     → status:     (wake_atom, token, waiter id)   long-poll timer
 //   status     → status:     flush_atom   retry the writes Redis failed
+//   probe      → probe:      probe_atom   PING Redis again (paced)
+//   probe      → status:     back_atom    Redis answered the probe: the
+//                            status actor's held store may try again
 //   backend    → status:     (image_atom, token, image_replier)
 //   supervisor → status:     (accept_atom, task_record, job message,
 //                            content key) → (bool, twin token): store record
@@ -94,6 +97,8 @@ using try_connect_atom = caf::atom_constant<caf::atom("tryconn")>;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using wake_atom = caf::atom_constant<caf::atom("wake")>;
 using watch_atom = caf::atom_constant<caf::atom("watch")>;
+using probe_atom = caf::atom_constant<caf::atom("probe")>;
+using back_atom = caf::atom_constant<caf::atom("back")>;
 using leave_atom = caf::atom_constant<caf::atom("leave")>;
 using running_atom = caf::atom_constant<caf::atom("running")>;
 

@@ -232,6 +232,52 @@ void schedule_wake(status_actor_type* self, const std::string& token,
                      token, id);
 }
 
+// -- Redis availability (see status_actor.hpp) --------------------------------
+
+struct probe_state {
+  std::unique_ptr<store::task_store> store;
+  static inline const char* name = "redis-probe";
+};
+
+// PINGs Redis on a quiet connection of its own (the status actor logs lost
+// and back) until a PING is answered, then sends back_atom to `status` and
+// quits; quits too when `status` is gone. At most one PING per `pace`; one
+// that waited out the timeout (a hung server) is followed at once.
+caf::behavior redis_probe(caf::stateful_actor<probe_state>* self,
+                          store::redis_settings settings,
+                          std::chrono::milliseconds pace, caf::actor status) {
+  self->state.store =
+      std::make_unique<store::task_store>(std::move(settings), true);
+  self->monitor(status);
+  self->set_down_handler([=](caf::down_msg&) { self->quit(); });
+  self->send(self, probe_atom::value);
+  return {
+      [=](probe_atom) {
+        auto started = std::chrono::steady_clock::now();
+        if (self->state.store->ping()) {
+          self->send(status, back_atom::value);
+          self->quit();
+          return;
+        }
+        auto spent = std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - started);
+        self->delayed_send(self, std::max(pace - spent, pace.zero()),
+                           probe_atom::value);
+      },
+  };
+}
+
+// The store went on hold: starts the probe that ends it (one at a time).
+void start_probe(status_actor_type* self) {
+  auto& st = self->state;
+  if (st.probe)
+    return;
+  st.probe = self->spawn<caf::detached>(redis_probe, st.store->settings(),
+                                        st.retry_interval,
+                                        caf::actor_cast<caf::actor>(self));
+  self->monitor(st.probe);
+}
+
 } // namespace
 
 caf::behavior status_actor(status_actor_type* self, status_config cfg) {
@@ -247,6 +293,18 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
   st.retry_interval = cfg.retry_interval;
   st.watch_interval = cfg.watch_interval;
   st.store = std::make_unique<store::task_store>(cfg.redis);
+  st.store->hold_after_timeouts([self] { start_probe(self); });
+  self->set_down_handler([=](caf::down_msg& msg) {
+    // Only a probe is monitored. One that answered is forgotten already;
+    // one gone without an answer (it cannot fail, but if it did the store
+    // would stay on hold for good) is replaced.
+    auto& st = self->state;
+    if (!st.probe || msg.source != st.probe.address())
+      return;
+    st.probe = nullptr;
+    if (st.store->held())
+      start_probe(self);
+  });
   if (!st.store->connect())
     log::warn("redis not reachable at start, will retry",
               {{"host", cfg.redis.host}, {"port", cfg.redis.port}});
@@ -256,6 +314,11 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
       [=](accept_atom, task_record& rec, const caf::message& job,
           const std::string& content) -> std::tuple<bool, std::string> {
         auto& st = self->state;
+        if (st.store->held()) {
+          // Nothing reaches Redis: nothing to undo, the client gets a 503.
+          count_redis_error(self);
+          return {false, {}};
+        }
         // Writes kept from an outage go first (an undone accept must not
         // be undone after a newer task took its content index entry);
         // while they still fail, so would this one.
@@ -346,10 +409,21 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
       [=](watch_atom) {
         // The connection logs what this finds (lost / back); an idle node
         // is not counted as failing requests (resized_redis_errors_total).
+        // On hold, the probe watches instead.
         auto& st = self->state;
-        if (st.store->idle_for() >= st.watch_interval)
+        if (!st.store->held() && st.store->idle_for() >= st.watch_interval)
           static_cast<void>(st.store->ping());
         self->delayed_send(self, st.watch_interval, watch_atom::value);
+      },
+      [=](back_atom) {
+        // Redis answered the probe. This PING's reply logs `redis
+        // connection back`; the kept writes follow now, in order. If it
+        // fails, the store is on hold again, with a new probe.
+        auto& st = self->state;
+        st.probe = nullptr;
+        st.store->release();
+        if (st.store->ping() && !flush_unwritten(self))
+          schedule_flush(self);
       },
       [=](flush_atom) {
         self->state.flush_scheduled = false;

@@ -36,10 +36,34 @@
 //                                           when no call reached Redis
 //                                           meanwhile, so an outage (and
 //                                           its end) is logged while idle
+//   back_atom                               from the probe: Redis
+//                                           answered; the store is tried
+//                                           again (below)
 //   drain_atom → true                       shutdown: held long polls get
 //                                           their current record, new ones
 //                                           are answered at once
 //   (image_atom, token, image_replier)      cache → Redis → unknown_token
+//
+// Redis availability. A call that times out puts the store on hold until
+// Redis answers a probe:
+//
+//   up ──a call times out──▶ held ──back_atom──▶ PING here ──ok──▶ up
+//                             ▲                      │
+//                             └───── times out ──────┘
+//
+// While held, no call waits for Redis: each fails at once (the cache still
+// answers, the rest is told store_unavailable), and a probe actor, detached
+// with a connection of its own, PINGs Redis at most once per retry interval
+// until it gets a reply. A hung Redis (stopped, or a network black hole:
+// connects and commands time out rather than fail) thus costs this actor
+// one timeout, in the call that finds it, instead of one per watch tick,
+// retry and lookup; and its return is seen at the probe's first reply (the
+// PING a stopped server resumes to). Backing the attempts off here instead
+// would still block the actor a whole timeout per attempt, and see Redis
+// back only at the next one. A refusal (Redis stopped, port closed) holds
+// nothing: it costs no wait, so each call tries again and sees Redis back
+// at once. The PING after back_atom logs `redis connection back` (the probe
+// logs nothing); the kept writes follow at once.
 #pragma once
 
 #include <chrono>
@@ -49,6 +73,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include <caf/actor.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
 
@@ -67,7 +92,8 @@ struct status_config {
   /// Long polls on a task this node does not run look at Redis this often.
   std::chrono::milliseconds recheck{250};
   size_t max_waiters = 4096; // long polls held at once; beyond: answered now
-  /// Writes Redis failed are tried again this often until they succeed.
+  /// Writes Redis failed are tried again this often until they succeed;
+  /// while the store is on hold, the probe PINGs Redis at most this often.
   std::chrono::milliseconds retry_interval{1000};
   /// Redis is PINGed after this long without a call (0: never).
   std::chrono::milliseconds watch_interval{1000};
@@ -126,6 +152,8 @@ struct status_state {
   size_t max_waiters = 4096;
   bool draining = false; // shutdown: long polls are not held any more
   std::unique_ptr<store::task_store> store;
+  /// The probe while the store is on hold (see above); null otherwise.
+  caf::actor probe;
   std::chrono::seconds ttl{86400};
   std::string node;
   uint64_t redis_errors = 0;

@@ -163,8 +163,8 @@ std::string reply_text(const redisReply& reply) {
   }
 }
 
-redis_connection::redis_connection(redis_settings settings)
-    : settings_(std::move(settings)) {
+redis_connection::redis_connection(redis_settings settings, bool quiet)
+    : settings_(std::move(settings)), quiet_(quiet) {
   // Nothing to do until the first call: connecting is lazy.
 }
 
@@ -198,7 +198,7 @@ struct used_guard {
 
 void redis_connection::note_reached() {
   auto was = std::exchange(link_, link::up);
-  if (was != link::down)
+  if (was != link::down || quiet_)
     return;
   std::chrono::duration<double> down =
       std::chrono::steady_clock::now() - down_since_;
@@ -209,21 +209,29 @@ void redis_connection::note_reached() {
 
 const failure& redis_connection::note_failed() {
   auto was = std::exchange(link_, link::down);
-  if (was == link::down)
-    return last_error_;
-  down_since_ = std::chrono::steady_clock::now();
-  // At start-up (never reached yet) the owner says it will retry; this is
-  // the news that a working store went away.
-  if (was == link::up)
-    log::warn("redis connection lost",
-              {{"redis", fmt::format("{}:{}", settings_.host, settings_.port)},
-               {"error", last_error_.message}});
+  if (was != link::down) {
+    down_since_ = std::chrono::steady_clock::now();
+    // At start-up (never reached yet) the owner says it will retry; this
+    // is the news that a working store went away.
+    if (was == link::up && !quiet_)
+      log::warn(
+          "redis connection lost",
+          {{"redis", fmt::format("{}:{}", settings_.host, settings_.port)},
+           {"error", last_error_.message}});
+  }
+  if (hold_ && timed_out_ && !held_) {
+    held_ = true;
+    if (on_hold_)
+      on_hold_();
+  }
   return last_error_;
 }
 
 bool redis_connection::connect() {
   if (ctx_)
     return true;
+  if (held_)
+    return false;
   used_guard used{last_used_};
   if (!open()) {
     note_failed();
@@ -238,6 +246,8 @@ bool redis_connection::connect() {
 
 bool redis_connection::open() {
   sigpipe_guard guard;
+  timed_out_ = false;
+  errno = 0;
   ctx_.reset(redisConnectWithTimeout(settings_.host.c_str(), settings_.port,
                                      to_timeval(settings_.connect_timeout)));
   if (!ctx_) {
@@ -245,6 +255,8 @@ bool redis_connection::open() {
     return false;
   }
   if (ctx_->err != 0) {
+    // hiredis 0.14 sets ETIMEDOUT when its poll for the connect expires.
+    timed_out_ = errno == ETIMEDOUT;
     drop("");
     return false;
   }
@@ -257,8 +269,10 @@ bool redis_connection::open() {
   // AUTH and SELECT: a refusal is a configuration problem, reported with
   // Redis' own words; the context is dropped so nothing runs half-set-up.
   auto handshake = [this](const command& cmd, std::string_view what) {
+    errno = 0;
     auto reply = run_one(ctx_.get(), cmd);
     if (!reply) {
+      timed_out_ = errno == EAGAIN || errno == EWOULDBLOCK; // as exchange()
       drop(what);
       return false;
     }
@@ -308,6 +322,8 @@ redis_connection::exchange(const std::vector<command>& cmds,
 
 outcome<std::vector<reply_ptr>>
 redis_connection::run(const std::vector<command>& cmds) {
+  if (held_)
+    return last_error_; // no I/O: not a use either
   used_guard used{last_used_};
   for (int attempt = 0;; ++attempt) {
     bool reused = connected();
@@ -322,11 +338,13 @@ redis_connection::run(const std::vector<command>& cmds) {
       return replies;
     }
     if (result == io_result::timed_out) {
+      timed_out_ = true;
       ctx_.reset();
       last_error_ = error(fmt::format("no reply within {} ms",
                                       settings_.command_timeout.count()));
       return note_failed();
     }
+    timed_out_ = false;
     drop("");
     if (!reused || attempt > 0)
       return note_failed();

@@ -19,9 +19,26 @@
 // first error) when a call fails after Redis was reachable, `redis
 // connection back` (info, with how long it was down) at the first reply
 // after that (a connection alone proves nothing: a hung server accepts it).
+// A connection made `quiet` logs neither (a probe beside a connection that
+// does).
+//
+// Holding (off unless `hold_after_timeouts` is called): a call that times
+// out (a hung server, a network black hole: the connect or the reply does
+// not come within its timeout) puts the connection on hold, and while held
+// every call fails at once with that failure, without touching the network,
+// until `release()`:
+//
+//   connected ──a call times out──▶ held ──release()──▶ disconnected
+//                                (calls fail at once)  (next call connects)
+//
+// For an owner that must not wait out those timeouts call after call: it
+// learns from a probe elsewhere when Redis answers again, then releases. A
+// refusal (Redis stopped, the port closed) fails at once anyway: it holds
+// nothing, and the next call tries again and finds Redis back at once.
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -57,7 +74,7 @@ using command = std::vector<std::string_view>;
 
 class redis_connection {
 public:
-  explicit redis_connection(redis_settings settings);
+  explicit redis_connection(redis_settings settings, bool quiet = false);
 
   /// Connects (TCP, timeouts, keepalive, AUTH, SELECT) unless connected.
   /// On failure `last_error()` says why.
@@ -68,6 +85,17 @@ public:
     return std::chrono::steady_clock::now() - last_used_;
   }
   void disconnect() { ctx_.reset(); }
+
+  /// Holds from now on after each timeout (see the top of this file);
+  /// `on_hold` runs, inside the failing call, when a hold starts.
+  void hold_after_timeouts(std::function<void()> on_hold) {
+    hold_ = true;
+    on_hold_ = std::move(on_hold);
+  }
+  /// Whether calls fail at once, awaiting `release()`.
+  bool held() const { return held_; }
+  /// Ends a hold: the next call connects and tries Redis again.
+  void release() { held_ = false; }
 
   /// Why the last connect or run failed.
   const failure& last_error() const { return last_error_; }
@@ -97,6 +125,11 @@ private:
   context_ptr ctx_;
   failure last_error_;
   link link_ = link::unknown;
+  bool quiet_ = false;
+  bool hold_ = false;
+  bool held_ = false;
+  bool timed_out_ = false; // the last failure was a timeout
+  std::function<void()> on_hold_;
   std::chrono::steady_clock::time_point down_since_{};
   std::chrono::steady_clock::time_point last_used_{};
 };

@@ -33,7 +33,7 @@ std::string content_index_key(const std::string& prefix,
 }
 
 struct task_store::impl {
-  explicit impl(const redis_settings& settings) : conn(settings) {
+  impl(const redis_settings& settings, bool quiet) : conn(settings, quiet) {
     // nop
   }
   redis_connection conn;
@@ -119,8 +119,9 @@ outcome<bool> transaction(redis_connection& conn, std::vector<command> cmds) {
 
 } // namespace
 
-task_store::task_store(redis_settings settings)
-    : settings_(std::move(settings)), impl_(std::make_unique<impl>(settings_)) {
+task_store::task_store(redis_settings settings, bool quiet)
+    : settings_(std::move(settings)),
+      impl_(std::make_unique<impl>(settings_, quiet)) {
   // Connecting is lazy: the first operation (or connect()) does it.
 }
 
@@ -140,6 +141,18 @@ bool task_store::connected() const {
 
 std::chrono::steady_clock::duration task_store::idle_for() const {
   return impl_->conn.idle_for();
+}
+
+void task_store::hold_after_timeouts(std::function<void()> on_hold) {
+  impl_->conn.hold_after_timeouts(std::move(on_hold));
+}
+
+bool task_store::held() const {
+  return impl_->conn.held();
+}
+
+void task_store::release() {
+  impl_->conn.release();
 }
 
 outcome<bool> task_store::ping() {

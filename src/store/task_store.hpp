@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -55,7 +56,9 @@ struct pending_task {
 
 class task_store {
 public:
-  explicit task_store(redis_settings settings);
+  /// `quiet`: logs no availability changes (lost / back), for a probe of
+  /// Redis beside a store that does.
+  explicit task_store(redis_settings settings, bool quiet = false);
   ~task_store();
   task_store(const task_store&) = delete;
   task_store& operator=(const task_store&) = delete;
@@ -65,6 +68,18 @@ public:
   bool connected() const;
   /// Time since the last call to Redis ended.
   std::chrono::steady_clock::duration idle_for() const;
+
+  /// From now on, a call that times out (a hung Redis, a network black
+  /// hole; not a refusal, which costs nothing) puts the store on hold:
+  /// every call then fails at once with that failure, without I/O, until
+  /// `release()`. For an owner that must not wait out those timeouts call
+  /// after call, and probes Redis elsewhere. `on_hold` runs inside the
+  /// failing call when a hold starts.
+  void hold_after_timeouts(std::function<void()> on_hold);
+  /// Whether calls fail at once, awaiting `release()`.
+  bool held() const;
+  /// Ends a hold: the next call connects and tries Redis again.
+  void release();
 
   /// PING. Errors: store_unavailable.
   outcome<bool> ping();

@@ -290,6 +290,75 @@ BOOST_AUTO_TEST_CASE(an_accept_that_timed_out_is_undone) {
   caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
 }
 
+// Redis hangs: the call that finds it waits out the command timeout, and
+// that is all. Until Redis answers again nothing waits for it: cached records
+// are answered, lookups Redis must answer and PINGs (/readyz) are refused at
+// once, final writes are kept. Then the kept writes land in order and
+// lookups reach Redis again. (Before: each lookup and PING reconnected and
+// waited out the timeout, here 1 s apiece.)
+BOOST_AUTO_TEST_CASE(a_hung_redis_costs_one_timeout_not_one_per_call) {
+  auto cfg = config();
+  cfg.redis.command_timeout = 1s;
+  cfg.redis.connect_timeout = 1s;
+  cfg.retry_interval = 100ms;
+  cfg.watch_interval = 0ms; // only the calls below reach Redis
+  auto st = start(cfg);
+  auto cached = make_record(task_status::success);
+  caf::anon_send(st, result_atom::value, cached, std::string("img"),
+                 std::string{});
+  BOOST_REQUIRE(lookup(st, cached.token).ok()); // written
+  auto ping = [&] {
+    test::answer<outcome<bool>> ans;
+    caf::anon_send(st, ping_atom::value, ans.make());
+    auto res = ans.wait();
+    BOOST_REQUIRE(res.has_value());
+    return *res;
+  };
+  auto unavailable = [](const auto& res) {
+    return !res.ok() && res.error().code == error_code::store_unavailable;
+  };
+  redis.pause();
+  // The one wait.
+  BOOST_TEST(unavailable(lookup(st, test::random_uuid())));
+  auto ok = make_record(task_status::success);
+  auto bad = make_record(task_status::failure);
+  auto started = std::chrono::steady_clock::now();
+  caf::anon_send(st, result_atom::value, ok, std::string("img2"),
+                 std::string{});
+  caf::anon_send(st, update_atom::value, bad);
+  for (int i = 0; i < 5; ++i) {
+    BOOST_TEST(lookup(st, cached.token).ok());
+    BOOST_TEST(lookup(st, ok.token).ok());
+    BOOST_TEST(unavailable(lookup(st, test::random_uuid())));
+    BOOST_TEST(unavailable(ping()));
+  }
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
+  BOOST_TEST(took.count() < cfg.redis.command_timeout.count(),
+             "20 lookups and PINGs took " << took.count() << " ms");
+  redis.resume();
+  auto status_in_redis = [&](const task_record& rec) {
+    return redis.command("HGET " + prefix + "task:" + rec.token + " status");
+  };
+  BOOST_TEST(test::wait_until(
+      [&] {
+        return status_in_redis(ok).find("SUCCESS") != std::string::npos &&
+               status_in_redis(bad).find("FAILURE") != std::string::npos;
+      },
+      10s));
+  BOOST_TEST(redis.command("GET " + prefix + "image:" + ok.token) ==
+             "$4\r\nimg2\r\n");
+  auto unknown = test::random_uuid();
+  BOOST_TEST(test::wait_until(
+      [&] {
+        auto res = lookup(st, unknown);
+        return !res.ok() && res.error().code == error_code::unknown_token;
+      },
+      10s));
+  BOOST_TEST(ping().ok());
+  caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
+}
+
 // -- long polls (GET /api/v1/resize/<token>?wait=N)
 // ----------------------------
 

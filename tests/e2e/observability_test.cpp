@@ -782,8 +782,9 @@ BOOST_AUTO_TEST_CASE(redis_outage_is_logged_once_lost_and_once_back) {
 
 BOOST_AUTO_TEST_CASE(a_hung_redis_is_logged_lost_once_not_per_retry) {
   // A server that hangs (SIGSTOP) still accepts connections: only a reply
-  // means it is back. Each retry (the node's watch, each poll) connects
-  // and times out; the log says lost once and back only after resume.
+  // means it is back. The call that finds the hang times out; after it,
+  // the node's probe connects and times out again and again (the polls fail
+  // at once); the log says lost once and back only after resume.
   redis_server redis;
   resized_server srv{redis.port(), {}, "obs-hang"};
   BOOST_TEST_REQUIRE(http_get(srv.url("/readyz")).status == 200);
@@ -793,8 +794,7 @@ BOOST_AUTO_TEST_CASE(a_hung_redis_is_logged_lost_once_not_per_retry) {
   redis.pause();
   BOOST_TEST(wait_until([&] { return count("redis connection lost") > 0; },
                         std::chrono::seconds{15}));
-  // Two polls, each a retry that connects and times out (2 s, the
-  // development config's redis timeout); the node's watch retries too.
+  // Two polls during the hang, while the probe retries.
   for (int i = 0; i < 2; ++i) {
     auto res = http_get(srv.url("/api/v1/resize/" + random_uuid()));
     BOOST_TEST(res.status >= 500, res.status);

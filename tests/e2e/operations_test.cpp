@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <map>
+#include <thread>
 
 #include "support/fixtures.hpp"
 
@@ -301,6 +302,84 @@ BOOST_AUTO_TEST_CASE(status_lookups_during_a_redis_outage) {
       submit_raw(e.server, corpus_photo(small_photo), "image/jpeg"));
   BOOST_TEST_REQUIRE(!again.empty());
   finish(e.server, again);
+}
+
+// Redis hangs (SIGSTOP: its kernel still accepts connections, commands time
+// out after redis.timeout-ms, 2 s here). The call that finds the hang waits
+// that out once; from then on, what the status cache holds is answered at
+// once, and what needs Redis is refused at once, until Redis answers again.
+// (Before: every idle-watch PING and every reconnect blocked the status
+// actor for the whole timeout, so cached answers took up to 2 s.)
+BOOST_AUTO_TEST_CASE(a_hung_redis_does_not_delay_cached_answers) {
+  using namespace std::chrono;
+  redis_server redis;
+  resized_server node{redis.port(), {}, "operations-hang"};
+  auto token =
+      accepted_token(submit_raw(node, corpus_photo(small_photo), "image/jpeg"));
+  BOOST_TEST_REQUIRE(!token.empty());
+  BOOST_TEST_REQUIRE(finish(node, token).status.status == "SUCCESS");
+  auto count = [&](const std::string& msg) {
+    return lines_with(node.process().log(), {"msg=\"" + msg + "\""});
+  };
+  redis.pause();
+  // The node's idle watch finds the hang: one PING that times out.
+  BOOST_TEST_REQUIRE(wait_until(
+      [&] { return count("redis connection lost") > 0; }, seconds{15}));
+  // Each answer timed; a poll every 20 ms for 5 s.
+  milliseconds slowest{0};
+  auto timed = [&](auto&& request) {
+    auto start = steady_clock::now();
+    auto res = request();
+    slowest = std::max(
+        slowest, duration_cast<milliseconds>(steady_clock::now() - start));
+    return res;
+  };
+  int polls = 0;
+  for (auto end = steady_clock::now() + seconds{5}; steady_clock::now() < end;
+       ++polls) {
+    auto res =
+        timed([&] { return http_get(node.url("/api/v1/resize/" + token)); });
+    BOOST_TEST_REQUIRE(res.status == 200, res.status << " " << res.body);
+    BOOST_TEST(json_string(parse_json(res.body), "status") == "SUCCESS");
+    std::this_thread::sleep_for(milliseconds{20}); // poll pace
+  }
+  BOOST_TEST_MESSAGE("cached polls during the hang: "
+                     << polls << ", slowest " << slowest.count() << " ms");
+  BOOST_TEST(slowest.count() < 500,
+             "slowest poll " << slowest.count() << " ms");
+  // Not ready, with the documented reason; refused at once, not after the
+  // timeout, and so is what only Redis can answer.
+  slowest = milliseconds{0};
+  auto ready = timed([&] { return http_get(node.url("/readyz")); });
+  check_error(ready, 503, "store_unavailable");
+  auto unknown = timed(
+      [&] { return http_get(node.url("/api/v1/resize/" + random_uuid())); });
+  check_error(unknown, 503, "store_unavailable");
+  auto refused = timed([&] {
+    return submit_raw(node, corpus_photo(small_photo), "image/jpeg");
+  });
+  check_error(refused, 503, "store_unavailable");
+  BOOST_TEST(slowest.count() < 500,
+             "slowest refusal " << slowest.count() << " ms");
+  auto resumed = steady_clock::now();
+  redis.resume();
+  BOOST_TEST_REQUIRE(wait_until(
+      [&] { return count("redis connection back") > 0; }, seconds{10}));
+  BOOST_TEST_MESSAGE(
+      "redis connection back logged after "
+      << duration_cast<milliseconds>(steady_clock::now() - resumed).count()
+      << " ms");
+  BOOST_TEST(lines_with(node.process().log(),
+                        {"level=info", "msg=\"redis connection back\"",
+                         "down_s="}) == 1u);
+  BOOST_TEST(count("redis connection lost") == 1u);
+  auto again =
+      accepted_token(submit_raw(node, corpus_photo(small_photo), "image/jpeg"));
+  BOOST_TEST_REQUIRE(!again.empty());
+  BOOST_TEST(finish(node, again).status.status == "SUCCESS");
+  BOOST_TEST(
+      wait_until([&] { return http_get(node.url("/readyz")).status == 200; },
+                 seconds{10}));
 }
 
 // Last in the suite: stops and restarts the suite's Redis.

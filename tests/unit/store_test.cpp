@@ -691,4 +691,43 @@ BOOST_AUTO_TEST_CASE(command_timeout) {
   BOOST_TEST(again.ok());
 }
 
+BOOST_AUTO_TEST_CASE(a_timeout_holds_a_refusal_does_not) {
+  // hold_after_timeouts: a call that times out (a hung server) puts the
+  // store on hold; held, calls fail at once, with that error, until
+  // release(). A refused connection costs nothing and holds nothing.
+  test::redis_server redis;
+  auto settings = settings_for(redis.port());
+  settings.command_timeout = 300ms;
+  task_store store{settings};
+  int holds = 0;
+  store.hold_after_timeouts([&] { ++holds; });
+  BOOST_TEST_REQUIRE(store.ping().ok());
+  redis.pause();
+  auto timed_out = store.ping();
+  BOOST_TEST_REQUIRE(!timed_out.ok());
+  BOOST_TEST(store.held());
+  BOOST_TEST(holds == 1);
+  auto started = std::chrono::steady_clock::now();
+  for (int i = 0; i < 5; ++i) {
+    auto got = store.get_record(random_token());
+    BOOST_TEST_REQUIRE(!got.ok());
+    BOOST_TEST(got.error().code == error_code::store_unavailable);
+    BOOST_TEST(got.error().message == timed_out.error().message);
+  }
+  BOOST_TEST(!store.connect());
+  BOOST_TEST(ms(std::chrono::steady_clock::now() - started) < 250);
+  redis.resume();
+  BOOST_TEST(!store.ping().ok()); // still held: Redis is not asked
+  BOOST_TEST(holds == 1);
+  store.release();
+  BOOST_TEST(store.ping().ok());
+  BOOST_TEST(!store.held());
+  redis.stop();
+  BOOST_TEST(!store.ping().ok());
+  BOOST_TEST(!store.held());
+  BOOST_TEST(holds == 1);
+  redis.start();
+  BOOST_TEST(store.ping().ok());
+}
+
 BOOST_AUTO_TEST_SUITE_END() // store
