@@ -8,8 +8,11 @@
 // told it leaves; both let running tasks finish within shutdown.grace),
 // stop HTTP (no new requests), stop the actors (pending answers are dropped
 // and answered by their fallbacks), wait for them, then destroy the server.
-// A worker whose tasks outlast the grace (or a second signal) exits at once
-// with exit_abandoned, not waiting for libvips.
+// A node whose tasks outlast the grace (or a second signal) exits with
+// exit_abandoned, not waiting for libvips: a worker at once (its API nodes
+// run the tasks again); an API or standalone node once HTTP is stopped and
+// the status actor has written what it holds (the tasks' records stay in
+// Redis and the next start resumes them).
 #include <algorithm>
 #include <csignal>
 #include <cstdlib>
@@ -22,9 +25,11 @@
 #include <vector>
 
 #include <caf/actor_system.hpp>
+#include <caf/after.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
+#include <caf/system_messages.hpp>
 
 #include "actors/messages.hpp"
 #include "actors/node.hpp"
@@ -81,17 +86,52 @@ size_t wait_drained(caf::actor_system& sys, const caf::actor& target,
 // refuses new tasks (503 shutting_down) and starts no queued ones, while the
 // HTTP server still answers polls; in-flight tasks get up to `grace` to
 // finish. Whatever is left stays in Redis and is recovered at the next
-// start. A second signal cuts the wait short.
-void drain(caf::actor_system& sys, const caf::actor& supervisor,
-           std::chrono::seconds grace, const sigset_t& signals) {
+// start. A second signal cuts the wait short. Returns the tasks still in
+// flight (running, or being stored): 0 when all finished.
+size_t drain(caf::actor_system& sys, const caf::actor& supervisor,
+             std::chrono::seconds grace, const sigset_t& signals) {
   bool interrupted = false;
   auto in_flight =
       wait_drained(sys, supervisor, std::chrono::steady_clock::now() + grace,
                    signals, interrupted);
   if (in_flight > 0)
-    log::warn("grace period over: unfinished tasks stay in redis "
-              "and resume at the next start",
+    log::warn(interrupted ? "stopping with unfinished tasks: they stay in "
+                            "redis and resume at the next start"
+                          : "grace period over: unfinished tasks stay in "
+                            "redis and resume at the next start",
               {{"in_flight", in_flight}});
+  return in_flight;
+}
+
+// Past the grace the supervisor gives up on the tasks it still runs: it
+// drops their answers from now on, so their records stay in Redis as they
+// are (in this node's pending set: the next start resumes them, counting
+// the attempt). Returns their tokens; none when they finished meanwhile.
+std::vector<std::string> give_up(caf::actor_system& sys,
+                                 const caf::actor& supervisor) {
+  std::vector<std::string> tokens;
+  caf::scoped_actor self{sys};
+  self->request(supervisor, std::chrono::seconds{1},
+                actors::abandon_atom::value)
+      .receive([&](std::vector<std::string>& t) { tokens = std::move(t); },
+               [](caf::error&) {});
+  return tokens;
+}
+
+// Stops the status actor and waits, at most `timeout`, until it is gone.
+// It handles its mailbox in order, so everything sent to it before is
+// written first: records and results of the tasks that finished, the
+// writes it kept through a Redis outage (tried once more at its drain),
+// undos of refused submissions. False when it did not stop in time.
+bool stop_status(caf::actor_system& sys, const caf::actor& status,
+                 std::chrono::milliseconds timeout) {
+  caf::scoped_actor self{sys};
+  self->monitor(status);
+  caf::anon_send_exit(status, caf::exit_reason::user_shutdown);
+  bool stopped = false;
+  self->receive([&](const caf::down_msg&) { stopped = true; },
+                caf::after(timeout) >> [] {});
+  return stopped;
 }
 
 // Asks every link to tell its API node that this node leaves, and waits
@@ -105,9 +145,16 @@ void tell_leaving(caf::actor_system& sys, const std::vector<caf::actor>& links,
         .receive([](bool) {}, [](caf::error&) {});
 }
 
-// Exit status of a worker that gave up on running tasks (past its grace,
-// or on a second signal): the process did not finish its work.
+// Exit status of a node that gave up on running tasks (past its grace, or
+// on a second signal): the process did not finish its work.
 constexpr int exit_abandoned = 3;
+
+std::string comma_list(const std::vector<std::string>& items) {
+  std::string list;
+  for (const auto& i : items)
+    list += (list.empty() ? "" : ",") + i;
+  return list;
+}
 
 // Graceful part of a worker node's shutdown, while its links stay open:
 // the agent turns new jobs away and every API node is told this node
@@ -153,13 +200,35 @@ size_t drain_worker(caf::actor_system& sys, const actors::node_actors& node,
         .receive([&](std::vector<std::string>& t) { tokens = std::move(t); },
                  [](caf::error&) {});
   }
-  std::string list;
-  for (const auto& t : tokens)
-    list += (list.empty() ? "" : ",") + t;
   log::error("exiting without waiting for the resizes still running: "
              "tasks abandoned",
              {{"tasks", std::max(in_flight, tokens.size())},
-              {"tokens", list},
+              {"tokens", comma_list(tokens)},
+              {"exit_code", exit_abandoned}});
+  // No destructors: they would wait for the resize threads.
+  std::_Exit(exit_abandoned);
+}
+
+// An API or standalone node past its grace, once HTTP is stopped (held
+// long polls were answered before) and the status actor has written what
+// it holds: the tasks given up stay in Redis and run at this node's next
+// start. It exits now: a local resize cannot be interrupted (and could run
+// for up to resize.task-timeout-ms), a remote one sees the connection
+// close.
+[[noreturn]] void abandon_tasks(caf::actor_system& sys,
+                                const caf::actor& status,
+                                const std::vector<std::string>& tokens,
+                                std::chrono::milliseconds store_timeout) {
+  if (!stop_status(sys, status, store_timeout))
+    log::warn("exiting before every redis write was made (redis too "
+              "slow): tasks whose final record is not written run again "
+              "at the next start",
+              {{"waited_ms", store_timeout.count()}});
+  log::error("exiting without waiting for the tasks still running: tasks "
+             "abandoned, they stay in redis and resume at this node's next "
+             "start",
+             {{"tasks", tokens.size()},
+              {"tokens", comma_list(tokens)},
               {"exit_code", exit_abandoned}});
   // No destructors: they would wait for the resize threads.
   std::_Exit(exit_abandoned);
@@ -312,9 +381,11 @@ int main(int argc, char** argv) {
     sigwait(&signals, &sig);
     log::info("shutting down",
               {{"signal", sig}, {"grace_s", cfg.shutdown_grace.count()}});
-    if (node->supervisor)
-      drain(sys, node->supervisor, cfg.shutdown_grace, signals);
-    else if (node->agent) {
+    std::vector<std::string> abandoned; // tasks given up past the grace
+    if (node->supervisor) {
+      if (drain(sys, node->supervisor, cfg.shutdown_grace, signals) > 0)
+        abandoned = give_up(sys, node->supervisor);
+    } else if (node->agent) {
       auto left = drain_worker(
           sys, *node, cfg.shutdown_grace,
           cl.connection_timeout + std::chrono::milliseconds{500}, signals);
@@ -330,6 +401,11 @@ int main(int argc, char** argv) {
     }
     if (srv)
       srv->stop();
+    if (!abandoned.empty()) {
+      const auto& redis = cfg.redis.store; // one write's worst case
+      abandon_tasks(sys, node->status, abandoned,
+                    redis.connect_timeout + 2 * redis.command_timeout);
+    }
     actors::stop_node(*node);
     sys.await_all_actors_done();
     srv.reset();

@@ -28,6 +28,11 @@
 //   backend    → status:     (ping_atom, ping_replier)     Redis PING
 //   main       → supervisor: drain_atom → size_t           stop taking and
 //                            starting tasks; answers tasks still in flight
+//   main       → supervisor: abandon_atom → std::vector<std::string>
+//                            shutdown past the grace: the tokens of the
+//                            tasks in flight, given up (their answers are
+//                            dropped from now on; their records stay in
+//                            Redis for the next start)
 //   main       → status:     drain_atom → bool   answer held long polls now,
 //                            hold no more (shutdown)
 //   supervisor → agent:      resize_job → resize_done   (agent delegates to
@@ -101,6 +106,7 @@ using probe_atom = caf::atom_constant<caf::atom("probe")>;
 using back_atom = caf::atom_constant<caf::atom("back")>;
 using leave_atom = caf::atom_constant<caf::atom("leave")>;
 using running_atom = caf::atom_constant<caf::atom("running")>;
+using abandon_atom = caf::atom_constant<caf::atom("abandon")>;
 
 /// Errors of the cluster protocol (category `cluster_error_category`),
 /// rendered alike on every node (announce_message_types).

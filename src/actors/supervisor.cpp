@@ -341,10 +341,14 @@ void dispatch(self_ptr self) {
     self->request(node->agent, st.cfg.task_timeout + backstop, std::move(job))
         .then(
             [=](resize_done& done) {
+              if (self->state.abandoned)
+                return; // given up: the next start runs it
               on_done(self, token, attempt, done);
               dispatch(self); // a slot is free again
             },
             [=](caf::error& err) {
+              if (self->state.abandoned)
+                return;
               on_error(self, token, attempt, err);
               dispatch(self);
             });
@@ -759,6 +763,17 @@ void reuse_finished(self_ptr self, const std::string& original,
           [=](caf::error&) { fallback(); });
 }
 
+// The last line about the queue at a shutdown: the tasks still queued
+// never started here; they are in this node's pending set in Redis and run
+// at its next start.
+void note_queued_left(self_ptr self) {
+  auto& st = self->state;
+  if (!st.queue.empty())
+    log::info("queued tasks not started: they stay in redis and run at "
+              "this node's next start",
+              {{"queued", st.queue.size()}});
+}
+
 cluster_view make_view(self_ptr self) {
   auto& st = self->state;
   cluster_view view;
@@ -791,17 +806,13 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
   st.cfg = std::move(cfg);
   st.status = std::move(status);
   st.up_since_ms = now_ms();
-  // Stopped (after the drain at SIGTERM, or on any exit): the tasks still
-  // queued never started here. They are in this node's pending set in
-  // Redis and run at its next start; the last lines say how many.
+  // Stopped (after the drain at SIGTERM, or on any exit): the last lines
+  // say how many queued tasks wait for the next start.
   self->set_exit_handler([=](caf::exit_msg& msg) {
     if (!msg.reason)
       return;
-    auto& st = self->state;
-    if (!st.queue.empty())
-      log::info("queued tasks not started: they stay in redis and run at "
-                "this node's next start",
-                {{"queued", st.queue.size()}});
+    if (!self->state.abandoned) // said already
+      note_queued_left(self);
     self->quit(std::move(msg.reason));
   });
   self->set_down_handler(
@@ -835,6 +846,19 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
                                                {"queued", st.queue.size()}});
         st.draining = true;
         return st.running.size() + st.accepting;
+      },
+      [=](abandon_atom) {
+        // Past the grace: main exits without waiting for these tasks (it
+        // cannot interrupt libvips) and without stopping this actor.
+        auto& st = self->state;
+        st.draining = true;
+        st.abandoned = true;
+        std::vector<std::string> tokens;
+        for (auto& [token, task] : st.running)
+          tokens.push_back(token);
+        std::sort(tokens.begin(), tokens.end());
+        note_queued_left(self);
+        return tokens;
       },
       [=](submit_atom, submit_request& req, submit_replier& reply) {
         auto& st = self->state;

@@ -21,6 +21,11 @@
 // disconnects. Only tasks still on it when it goes (its shutdown grace ran
 // out) count as lost.
 //
+// At a shutdown past the grace (abandon_atom) the supervisor gives up on
+// the tasks in flight: it drops their answers from then on, so their
+// records stay as they are in Redis (IN_PROGRESS, in this node's pending
+// set) and the next start resumes them, and main exits without waiting.
+//
 // Every placement carries an attempt number; an answer for an attempt that
 // is no longer the current one (a late result from a node declared dead) is
 // dropped, so a task ends exactly once.
@@ -113,6 +118,9 @@ struct supervisor_state {
   uint64_t retried = 0;
   int64_t up_since_ms = 0;
   bool draining = false; // shutting down: no new tasks taken or started
+  // Past the shutdown grace: the tasks in flight were given up, their
+  // answers are dropped (main exits before they would be written).
+  bool abandoned = false;
 
   static inline const char* name = "supervisor";
 };

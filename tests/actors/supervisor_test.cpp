@@ -531,6 +531,45 @@ BOOST_AUTO_TEST_CASE(a_leaving_node_finishes_its_task_and_gets_no_new_ones) {
     caf::anon_send_exit(*x, caf::exit_reason::user_shutdown);
 }
 
+// A shutdown past its grace (abandon_atom from main, which then exits
+// without waiting): the supervisor names the tasks still running and gives
+// them up. An answer that comes after is not recorded (the record stays
+// IN_PROGRESS in Redis, for the next start), the queued task does not
+// start, new work is refused.
+BOOST_AUTO_TEST_CASE(abandoned_tasks_are_named_and_their_answers_dropped) {
+  supervisor_config cfg;
+  auto sup = start(cfg, 0);
+  caf::scoped_actor dispatched{sys};
+  auto node = sys.spawn(holding_agent, caf::actor_cast<caf::actor>(dispatched));
+  join(sup, node, "holder", 1);
+  auto running = submit(sup, "a").value();
+  auto queued = submit(sup, "b").value();
+  BOOST_TEST(next_dispatched(dispatched, 10s) == running);
+  caf::scoped_actor self{sys};
+  std::vector<std::string> tokens;
+  self->request(sup, 5s, abandon_atom::value)
+      .receive([&](std::vector<std::string>& t) { tokens = std::move(t); },
+               [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
+  BOOST_TEST(tokens == std::vector<std::string>{running});
+  auto refused = submit(sup, "c");
+  BOOST_TEST_REQUIRE(!refused.ok());
+  BOOST_TEST((refused.error().code == error_code::shutting_down));
+  caf::anon_send(node, running); // its result comes: too late
+  BOOST_TEST(next_dispatched(dispatched, 300ms).empty());
+  bool quiet = false;
+  while (!quiet)
+    status->receive(
+        [&](update_atom, task_record& rec) { record(rec); },
+        [&](result_atom, task_record& rec, std::string&) { record(rec); },
+        caf::after(std::chrono::milliseconds{300}) >> [&] { quiet = true; });
+  BOOST_TEST((last[running].status == task_status::in_progress));
+  BOOST_TEST(successes(running) == 0);
+  BOOST_TEST((last[queued].status == task_status::pending));
+  BOOST_TEST(view(sup).nodes.front().busy == 1u); // given up, not finished
+  for (auto* x : {&sup, &node})
+    caf::anon_send_exit(*x, caf::exit_reason::user_shutdown);
+}
+
 // The agent of a worker node shutting down (drain_atom from main): the job
 // it runs finishes and answers; a new one is turned away as node_busy (the
 // API node places it elsewhere without counting an attempt).

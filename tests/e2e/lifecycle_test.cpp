@@ -1,11 +1,13 @@
 // The process around the API: start-up validation of every config value
 // (a bad value stops resized with a message naming the key), a clean exit on
-// SIGTERM, accepted work finished after a crash.
+// SIGTERM, accepted work finished after a crash, a node past its shutdown
+// grace that exits 3 without waiting for libvips.
 #include <boost/test/unit_test.hpp>
 
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <sys/wait.h>
 
 #include "support/fixtures.hpp"
@@ -237,6 +239,117 @@ BOOST_AUTO_TEST_CASE(a_draining_node_is_not_ready) {
   srv.start();
   BOOST_TEST(finish(srv, token).info.width == 4000);
   BOOST_TEST(finish(srv, queued).info.width == 3999);
+}
+
+// libvips cannot be interrupted: a node whose resize outlasts its grace (1 s
+// here; the AVIF task takes seconds more), or that gets a second signal,
+// exits then with status 3, not when the resize ends, naming the abandoned
+// token; a long poll held on the task is answered before it goes. The
+// task's record stays in Redis: the next start on the same Redis (same
+// node name) resumes it as its second attempt and finishes it.
+BOOST_AUTO_TEST_CASE(a_node_past_its_grace_exits_without_waiting_for_libvips) {
+  using namespace std::chrono_literals;
+  int width = 4000;
+  for (bool second_signal : {false, true}) {
+    BOOST_TEST_CONTEXT((second_signal ? "second signal" : "grace over")) {
+      resized_server srv(
+          env::get().redis.port(),
+          {"--resize.pool-size=1", "--log.level=debug",
+           "--resize.task-timeout-ms=300000",
+           second_signal ? "--shutdown.grace=60" : "--shutdown.grace=1"},
+          second_signal ? "abandon-twice" : "abandon-grace");
+      // The largest box of a 16 MP photo as AVIF: about 11 s of libvips on
+      // one 2.6 GHz core.
+      ++width; // no twin of the other round's task
+      auto token = accepted_token(
+          submit_raw(srv, corpus_photo("gnome__pixels-l.webp"), "image/webp",
+                     "?width=" + std::to_string(width) +
+                         "&height=4096&mode=fill&format=avif"));
+      BOOST_TEST_REQUIRE(!token.empty());
+      BOOST_TEST_REQUIRE(
+          wait_until(
+              [&] {
+                return lines_with(srv.process().log(),
+                                  {"resize started", "token=" + token}) == 1;
+              },
+              20s),
+          srv.process().log());
+      // A long poll held on the task when the signal comes.
+      auto poll = std::async(std::launch::async, [&] {
+        return http_request("GET",
+                            srv.url("/api/v1/resize/" + token + "?wait=20"), {},
+                            {}, 30s);
+      });
+      BOOST_TEST_REQUIRE(wait_until(
+          [&] {
+            return http_get(srv.url("/metrics"))
+                       .body.find("\nresized_long_polls 1\n") !=
+                   std::string::npos;
+          },
+          10s));
+      auto t0 = std::chrono::steady_clock::now();
+      srv.process().signal(SIGTERM);
+      if (second_signal) {
+        // Once it waits for its task, a second signal ends the wait.
+        BOOST_TEST_REQUIRE(
+            !wait_log_line(srv.process(), "draining: no new tasks", 10s)
+                 .empty());
+        t0 = std::chrono::steady_clock::now();
+        srv.process().signal(SIGTERM);
+      }
+      int status = -1;
+      // The grace (or nothing) + a margin for a loaded machine; the resize
+      // itself needs several seconds more.
+      bool exited = srv.process().wait_exit(3s, status);
+      auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::steady_clock::now() - t0);
+      auto log_text = srv.process().log();
+      BOOST_TEST_REQUIRE(exited, "still running 3 s after the signal:\n"
+                                     << log_text);
+      BOOST_TEST_CONTEXT("waitpid status " << status << ", " << took.count()
+                                           << " ms, log:\n"
+                                           << log_text) {
+        if (!second_signal)
+          BOOST_TEST(took.count() >= 1000); // it did give the task its grace
+        BOOST_TEST(WIFEXITED(status));
+        BOOST_TEST(WEXITSTATUS(status) == 3);
+        if (second_signal)
+          BOOST_TEST(lines_with(log_text, {"second signal"}) == 1u);
+        BOOST_TEST(lines_with(log_text,
+                              {second_signal ? "stopping with unfinished tasks"
+                                             : "grace period over",
+                               "in_flight=1"}) == 1u);
+        BOOST_TEST(
+            lines_with(log_text, {"level=error", "tasks abandoned", "tasks=1",
+                                  "tokens=" + token, "exit_code=3"}) == 1u);
+        BOOST_TEST(lines_with(log_text, {"task finished"}) == 0u);
+      }
+      auto held = poll.get();
+      BOOST_TEST(held.status == 200, held.error);
+      BOOST_TEST(json_string(parse_json(held.body), "status") == "IN_PROGRESS",
+                 held.body);
+      // Its record stays as it was in Redis, for the next start.
+      BOOST_TEST(env::get()
+                     .redis.command("HGET resized:task:" + token + " status")
+                     .find("IN_PROGRESS") != std::string::npos);
+
+      srv.start(); // same port: same node name, same pending set
+      auto done = finish(srv, token, 240s);
+      BOOST_TEST(done.info.format == "avif");
+      BOOST_TEST(done.info.width == width);
+      log_text = srv.process().log();
+      BOOST_TEST_CONTEXT("log:\n" << log_text) {
+        BOOST_TEST(lines_with(log_text, {"recovered tasks accepted before the "
+                                         "restart",
+                                         "resumed=1"}) == 1u);
+        // The attempt given up counts, as for a lost node.
+        BOOST_TEST(lines_with(log_text, {"task started", "token=" + token,
+                                         "attempt=1"}) == 1u);
+        BOOST_TEST(lines_with(log_text, {"task finished", "token=" + token}) ==
+                   1u);
+      }
+    }
+  }
 }
 
 // At a shutdown with Redis away, the undo of a refused submission (its
