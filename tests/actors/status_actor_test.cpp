@@ -67,6 +67,20 @@ struct status_fixture : test::actor_system_fixture {
     return *res;
   }
 
+  // Waits (10 s at most) until Redis holds `ok`'s SUCCESS and `bad`'s
+  // FAILURE, the writes kept while it was away.
+  bool kept_writes_landed(const task_record& ok, const task_record& bad) {
+    auto status_in_redis = [&](const task_record& rec) {
+      return redis.command("HGET " + prefix + "task:" + rec.token + " status");
+    };
+    return test::wait_until(
+        [&] {
+          return status_in_redis(ok).find("SUCCESS") != std::string::npos &&
+                 status_in_redis(bad).find("FAILURE") != std::string::npos;
+        },
+        10s);
+  }
+
   bool redis_has(const std::string& token) {
     return redis.command("EXISTS " + prefix + "task:" + token).find(":1") !=
            std::string::npos;
@@ -231,15 +245,7 @@ BOOST_AUTO_TEST_CASE(final_writes_during_an_outage_land_when_redis_returns) {
   caf::anon_send(st, update_atom::value, bad);
   BOOST_TEST(lookup(st, ok.token).ok()); // this node answers from memory
   redis.start();
-  auto status_in_redis = [&](const task_record& rec) {
-    return redis.command("HGET " + prefix + "task:" + rec.token + " status");
-  };
-  BOOST_TEST(test::wait_until(
-      [&] {
-        return status_in_redis(ok).find("SUCCESS") != std::string::npos &&
-               status_in_redis(bad).find("FAILURE") != std::string::npos;
-      },
-      10s));
+  BOOST_TEST(kept_writes_landed(ok, bad));
   BOOST_TEST(redis.command("GET " + prefix + "image:" + ok.token) ==
              "$3\r\nimg\r\n");
   caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
@@ -337,15 +343,7 @@ BOOST_AUTO_TEST_CASE(a_hung_redis_costs_one_timeout_not_one_per_call) {
   BOOST_TEST(took.count() < cfg.redis.command_timeout.count(),
              "20 lookups and PINGs took " << took.count() << " ms");
   redis.resume();
-  auto status_in_redis = [&](const task_record& rec) {
-    return redis.command("HGET " + prefix + "task:" + rec.token + " status");
-  };
-  BOOST_TEST(test::wait_until(
-      [&] {
-        return status_in_redis(ok).find("SUCCESS") != std::string::npos &&
-               status_in_redis(bad).find("FAILURE") != std::string::npos;
-      },
-      10s));
+  BOOST_TEST(kept_writes_landed(ok, bad));
   BOOST_TEST(redis.command("GET " + prefix + "image:" + ok.token) ==
              "$4\r\nimg2\r\n");
   auto unknown = test::random_uuid();

@@ -31,14 +31,6 @@ resized_server& srv() {
   return env::get().server;
 }
 
-size_t count_of(const std::string& text, const std::string& part) {
-  size_t n = 0;
-  for (auto at = text.find(part); at != std::string::npos;
-       at = text.find(part, at + part.size()))
-    ++n;
-  return n;
-}
-
 // The values of the <option>s of the page's <select id="format">.
 std::set<std::string> offered_formats(const std::string& page) {
   std::set<std::string> out;
@@ -66,10 +58,11 @@ BOOST_AUTO_TEST_CASE(the_page_carries_this_nodes_limits) {
   const auto& page = res.body;
   // Both the width and the height input.
   auto max_attr = "max=\"" + std::to_string(max_dimension) + "\"";
-  BOOST_TEST(count_of(page, max_attr) == 2u);
-  BOOST_TEST(count_of(page, "max=\"4096\"") == 0u);
-  BOOST_TEST(count_of(page, "data-max-bytes=\"" +
-                                std::to_string(max_body_bytes) + "\"") == 1u);
+  BOOST_TEST(occurrences(page, max_attr) == 2u);
+  BOOST_TEST(occurrences(page, "max=\"4096\"") == 0u);
+  BOOST_TEST(occurrences(page, "data-max-bytes=\"" +
+                                   std::to_string(max_body_bytes) + "\"") ==
+             1u);
   BOOST_TEST(page.find("{{") == std::string::npos); // nothing left unfilled
   // /static/index.html is the same page, never the template.
   auto same = http_get(srv().url("/static/index.html"));

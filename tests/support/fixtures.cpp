@@ -579,6 +579,14 @@ int run_to_exit(const std::vector<std::string>& argv, std::string& output,
   return -1;
 }
 
+size_t occurrences(const std::string& text, const std::string& part) {
+  size_t n = 0;
+  for (auto at = text.find(part); at != std::string::npos;
+       at = text.find(part, at + part.size()))
+    ++n;
+  return n;
+}
+
 size_t lines_with(const std::string& log,
                   const std::vector<std::string>& parts) {
   size_t count = 0;

@@ -210,6 +210,9 @@ struct suite_env {
   }
 };
 
+/// How many times `part` occurs in `text`, not overlapping.
+size_t occurrences(const std::string& text, const std::string& part);
+
 /// Lines of `log` that contain every one of `parts`.
 size_t lines_with(const std::string& log,
                   const std::vector<std::string>& parts);

@@ -7,10 +7,12 @@
 #include <string>
 
 #include "http/assets.hpp"
+#include "support/fixtures.hpp"
 
 using namespace resized;
 using namespace resized::http;
 using imaging::output_format;
+using test::occurrences;
 
 namespace {
 
@@ -31,14 +33,6 @@ page_facts some_facts() {
   return f;
 }
 
-size_t count_of(const std::string& text, const std::string& part) {
-  size_t n = 0;
-  for (auto at = text.find(part); at != std::string::npos;
-       at = text.find(part, at + part.size()))
-    ++n;
-  return n;
-}
-
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(page)
@@ -46,11 +40,11 @@ BOOST_AUTO_TEST_SUITE(page)
 BOOST_AUTO_TEST_CASE(the_embedded_page_renders_with_the_nodes_values) {
   auto page = render_page(page_template(), some_facts());
   BOOST_TEST(page.find("{{") == std::string::npos);
-  BOOST_TEST(count_of(page, "max=\"777\"") == 2u); // width and height
-  BOOST_TEST(count_of(page, "data-max-bytes=\"123456\"") == 1u);
-  BOOST_TEST(count_of(page, "<option value=\"jpeg\">JPEG</option>") == 1u);
-  BOOST_TEST(count_of(page, "<option value=\"webp\">WebP</option>") == 1u);
-  BOOST_TEST(count_of(page, "<option value=\"png\">PNG</option>") == 1u);
+  BOOST_TEST(occurrences(page, "max=\"777\"") == 2u); // width and height
+  BOOST_TEST(occurrences(page, "data-max-bytes=\"123456\"") == 1u);
+  BOOST_TEST(occurrences(page, "<option value=\"jpeg\">JPEG</option>") == 1u);
+  BOOST_TEST(occurrences(page, "<option value=\"webp\">WebP</option>") == 1u);
+  BOOST_TEST(occurrences(page, "<option value=\"png\">PNG</option>") == 1u);
   BOOST_TEST(page.find("avif") == std::string::npos);
   // Menu order as given; each option on its own line, indented alike.
   BOOST_TEST(page.find("<option value=\"jpeg\">JPEG</option>\n"
@@ -59,8 +53,8 @@ BOOST_AUTO_TEST_CASE(the_embedded_page_renders_with_the_nodes_values) {
              std::string::npos);
   auto with_avif = some_facts();
   with_avif.formats.push_back(output_format::avif);
-  BOOST_TEST(count_of(render_page(page_template(), with_avif),
-                      "<option value=\"avif\">AVIF</option>") == 1u);
+  BOOST_TEST(occurrences(render_page(page_template(), with_avif),
+                         "<option value=\"avif\">AVIF</option>") == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(the_etag_follows_the_rendered_page) {
