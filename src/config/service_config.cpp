@@ -94,7 +94,8 @@ service_config::service_config() {
   opt_group{custom_options_, "queue"}
       .add(queue_capacity_, "capacity", "tasks waiting (default 256)")
       .add(queue_max_bytes_, "max-bytes",
-           "input bytes waiting (default 268435456)");
+           "input bytes waiting, at least limits.max-body-bytes (default "
+           "268435456)");
   opt_group{custom_options_, "status"}
       .add(status_cache_entries_, "cache-entries",
            "task records cached (default 10000)")
@@ -592,9 +593,20 @@ std::vector<std::string> service_config::load(int argc, char** argv,
   c.range("memory.heap-top-bytes", memory_heap_top_bytes_, 0, 1ll << 30,
           out.memory.heap_top_bytes);
 
-  c.range("limits.max-body-bytes", limits_max_body_bytes_, 1024, 1ll << 32,
-          out.max_body_bytes);
+  bool body_ok = c.range("limits.max-body-bytes", limits_max_body_bytes_, 1024,
+                         1ll << 32, out.max_body_bytes);
   out.limits.max_input_bytes = out.max_body_bytes;
+  // The supervisor counts an input's image bytes against queue.max-bytes
+  // and refuses one that would pass it, even into an empty queue. The
+  // largest image is a raw body of limits.max-body-bytes (a JSON body's
+  // decoded image is smaller than its body). Workers have no queue.
+  if (body_ok && queue_max_bytes_ >= 1024 && cluster_role_ != "worker" &&
+      queue_max_bytes_ < limits_max_body_bytes_)
+    errors.push_back(fmt::format(
+        "queue.max-bytes ({}) is below limits.max-body-bytes ({}): an "
+        "upload of the allowed size could never be queued (503 queue_full "
+        "even with an empty queue); lower limits.max-body-bytes too",
+        queue_max_bytes_, limits_max_body_bytes_));
   c.range("limits.max-pixels", limits_max_pixels_, 1, 1ll << 40,
           out.limits.max_pixels);
   c.range("limits.max-dimension", limits_max_dimension_, 1, 65535,

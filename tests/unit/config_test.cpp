@@ -640,6 +640,31 @@ BOOST_AUTO_TEST_CASE(api_nodes_listed_twice) {
   BOOST_TEST(ok.settings.cluster.api_nodes.size() == 3u);
 }
 
+BOOST_AUTO_TEST_CASE(queue_holds_at_least_one_upload) {
+  // The supervisor refuses an input that would pass queue.max-bytes even
+  // into an empty queue: below the largest upload (a raw body of
+  // limits.max-body-bytes), uploads near that size got 503 queue_full
+  // forever.
+  const std::string message =
+      "queue.max-bytes (1048576) is below limits.max-body-bytes (67108864): "
+      "an upload of the allowed size could never be queued (503 queue_full "
+      "even with an empty queue); lower limits.max-body-bytes too";
+  BOOST_TEST(only_error({"--queue.max-bytes=1048576"}) == message);
+  BOOST_TEST(only_error({}, "[queue]\nmax-bytes=1048576\n") == message);
+  BOOST_TEST(only_error({"--cluster.role=api", "--queue.max-bytes=1048576"}) ==
+             message);
+  // Room for exactly one upload of the limit is enough.
+  for (auto args : std::vector<std::vector<std::string>>{
+           {"--queue.max-bytes=67108864"},
+           {"--queue.max-bytes=1048576", "--limits.max-body-bytes=1048576"},
+           // A worker has no queue.
+           {"--cluster.role=worker", "--cluster.api-nodes=a:4000",
+            "--queue.max-bytes=1048576"}}) {
+    auto res = load(args);
+    BOOST_TEST(res.errors.empty(), joined(res.errors));
+  }
+}
+
 BOOST_AUTO_TEST_CASE(every_shipped_ini_loads) {
   size_t files = 0;
   for (auto& file :
