@@ -145,7 +145,7 @@ service_config::service_config() {
       "seconds in-flight tasks may finish after SIGTERM (default 20)");
   opt_group{custom_options_, "log"}
       .add(log_level_, "level",
-           "trace, debug, info, warn, error (default info)")
+           "trace, debug, info, warn, error or off (default info)")
       .add(log_format_, "format",
            "logfmt (default) or json (one JSON object per line)");
 }

@@ -136,6 +136,10 @@ BOOST_AUTO_TEST_CASE(dump_config_validates_like_a_start) {
   BOOST_TEST(rc == 0);
   BOOST_TEST(help.find("--resize.pool-size") != std::string::npos, help);
   BOOST_TEST(help.find("(an INI file) to stdout") != std::string::npos, help);
+  // Every log level the validation takes, off included (was left out).
+  BOOST_TEST(help.find("trace, debug, info, warn, error or off (default "
+                       "info)") != std::string::npos,
+             help);
 }
 
 BOOST_AUTO_TEST_CASE(queue_smaller_than_one_upload_stops_the_start) {

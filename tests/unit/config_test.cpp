@@ -7,7 +7,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <ostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -118,6 +120,24 @@ void expect_ini_rejected(const std::string& text, const std::string& where,
     for (auto& part : parts)
       BOOST_TEST(names(res.errors, part), joined(res.errors));
   }
+}
+
+/// The only problem of loading `args` (or of the INI `text`, if given):
+/// its message, or what went wrong instead.
+std::string only_error(std::vector<std::string> args,
+                       const std::string& text = {}) {
+  temp_ini ini;
+  if (!text.empty()) {
+    ini.write(text);
+    args.push_back("--config-file=" + ini.path);
+  }
+  auto res = load(std::move(args));
+  if (res.errors.size() != 1u)
+    return "expected one problem, got: " + joined(res.errors);
+  auto message = res.errors.front();
+  if (!text.empty() && message.rfind(ini.path + ":", 0) == 0)
+    message.erase(0, ini.path.size() + 1); // "<line>:<column>: ..."
+  return message;
 }
 
 } // namespace
@@ -283,6 +303,32 @@ BOOST_AUTO_TEST_CASE(cluster_roles) {
   BOOST_TEST(api.settings.cluster.role == "api");
 }
 
+BOOST_AUTO_TEST_CASE(help_lists_the_log_levels_the_validation_takes) {
+  // CAF prints --long-help (main's --help) to std::cout while it parses.
+  std::ostringstream help;
+  auto* cout_buf = std::cout.rdbuf(help.rdbuf());
+  auto res = load({"--long-help"});
+  std::cout.rdbuf(cout_buf);
+  BOOST_TEST(res.errors.empty(), joined(res.errors));
+  // It used to leave out "off", which the validation and the INI comments
+  // have.
+  auto text = help.str();
+  auto line = text.find("--log.level=<string>");
+  BOOST_REQUIRE_MESSAGE(line != std::string::npos, text);
+  BOOST_TEST(text.substr(line, text.find('\n', line) - line)
+                     .find(": trace, debug, info, warn, error or off (default "
+                           "info)") != std::string::npos,
+             text);
+  for (std::string level : {"trace", "debug", "info", "warn", "error", "off"})
+    BOOST_TEST_CONTEXT("level " << level) {
+      auto taken = load({"--log.level=" + level});
+      BOOST_TEST(taken.errors.empty(), joined(taken.errors));
+    }
+  BOOST_TEST(only_error({"--log.level=loud"}) ==
+             "log.level = 'loud' is not one of trace, debug, info, warn, "
+             "error, off");
+}
+
 BOOST_AUTO_TEST_CASE(every_problem_is_reported) {
   auto res =
       load({"--resize.pool-size=0", "--http.port=70000", "--log.level=loud"});
@@ -440,24 +486,6 @@ BOOST_AUTO_TEST_CASE(ini_caf_sections_are_checked_too) {
                       "2:", {"scheduler.max-threads", "non-negative integer"});
   expect_ini_rejected("[middleman]\nheartbeat=1s\n",
                       "2:", {"unknown key middleman.heartbeat"});
-}
-
-/// The only problem of loading `args` (or of the INI `text`, if given):
-/// its message, or what went wrong instead.
-std::string only_error(std::vector<std::string> args,
-                       const std::string& text = {}) {
-  temp_ini ini;
-  if (!text.empty()) {
-    ini.write(text);
-    args.push_back("--config-file=" + ini.path);
-  }
-  auto res = load(std::move(args));
-  if (res.errors.size() != 1u)
-    return "expected one problem, got: " + joined(res.errors);
-  auto message = res.errors.front();
-  if (!text.empty() && message.rfind(ini.path + ":", 0) == 0)
-    message.erase(0, ini.path.size() + 1); // "<line>:<column>: ..."
-  return message;
 }
 
 BOOST_AUTO_TEST_CASE(caf_keys_a_node_cannot_run_with) {
