@@ -122,8 +122,16 @@ void section_recorder::value_impl(caf::config_value&& x) {
   top_->entries.push_back(ini_entry{section_, key_, line_, std::move(x)});
 }
 
-/// What a value of an option of CAF type `type_name` looks like in INI.
-std::string expected_form(caf::string_view type_name) {
+/// "'a', 'b', 'c'".
+std::string join_atoms(const std::vector<std::string>& atoms) {
+  std::string out;
+  for (auto& atom : atoms)
+    out += (out.empty() ? "'" : ", '") + atom + "'";
+  return out;
+}
+
+/// What a value of option `key` (CAF type `type_name`) looks like in INI.
+std::string expected_form(const std::string& key, caf::string_view type_name) {
   std::string name{type_name.begin(), type_name.end()};
   if (name.rfind("uint", 0) == 0)
     return "a non-negative integer";
@@ -133,8 +141,12 @@ std::string expected_form(caf::string_view type_name) {
     return "true or false (unquoted)";
   if (name == "string")
     return "a string in double quotes";
-  if (name == "atom")
-    return "an atom in single quotes, e.g. 'sharing'";
+  if (name == "atom") {
+    auto choices = atom_choices(key);
+    if (choices.empty())
+      return "an atom in single quotes";
+    return "an atom in single quotes: one of " + join_atoms(choices);
+  }
   if (name == "timespan")
     return "a duration, e.g. 500ms or 2s";
   return "a value of type " + name;
@@ -166,6 +178,21 @@ std::string join(const std::vector<std::string>& items) {
 
 } // namespace
 
+std::vector<std::string> atom_choices(const std::string& key) {
+  // CAF 0.17.6: actor_system.cpp (scheduler), logger.cpp (to_level_int and
+  // the console setting), middleman.cpp (network backend).
+  if (key == "scheduler.policy")
+    return {"stealing", "sharing"};
+  if (key == "logger.verbosity" || key == "logger.file-verbosity" ||
+      key == "logger.console-verbosity")
+    return {"quiet", "error", "warning", "info", "debug", "trace"};
+  if (key == "logger.console")
+    return {"none", "colored", "uncolored"};
+  if (key == "middleman.network-backend")
+    return {"default"};
+  return {};
+}
+
 std::vector<std::string> check_ini(const std::string& path,
                                    const std::string& text,
                                    const caf::config_option_set& options) {
@@ -187,7 +214,7 @@ std::vector<std::string> check_ini(const std::string& path,
       errors.push_back(fmt::format(
           "{}: {}: cannot read the value in '{}' ({}); expected {}", where,
           rec.current_key, line, code,
-          opt != nullptr ? expected_form(opt->type_name())
+          opt != nullptr ? expected_form(rec.current_key, opt->type_name())
                          : std::string{"a quoted string, a number, true or "
                                        "false"}));
     } else {
@@ -246,7 +273,7 @@ std::vector<std::string> check_ini(const std::string& path,
     if (opt->check(e.value))
       errors.push_back(fmt::format("{}: {} = {}: expected {}", where, name,
                                    to_string(e.value),
-                                   expected_form(opt->type_name())));
+                                   expected_form(name, opt->type_name())));
   }
   return errors;
 }
@@ -271,8 +298,9 @@ std::string command_line_error(const caf::error& err,
     auto long_name = name.substr(name.find_first_not_of('-'));
     const auto* opt = options.qualified_name_lookup(long_name);
     return fmt::format("{} = '{}': expected {}", name, value,
-                       opt != nullptr ? expected_form(opt->type_name())
-                                      : std::string{"another value"});
+                       opt != nullptr
+                           ? expected_form(long_name, opt->type_name())
+                           : std::string{"another value"});
   }
   }
 }

@@ -27,6 +27,11 @@ std::vector<std::string> check_ini(const std::string& path,
                                    const std::string& text,
                                    const caf::config_option_set& options);
 
+/// The values CAF 0.17 understands for its atom option `key` (e.g.
+/// "scheduler.policy": stealing, sharing); empty for a key that is not
+/// one of CAF's atom options with a fixed set of values.
+std::vector<std::string> atom_choices(const std::string& key);
+
 /// A command-line mistake CAF 0.17's parser reported (`err`, category
 /// "parser", its context naming the argument) in words, e.g.
 /// "--resize.pool-size = 'two': expected an integer"; CAF's own rendering

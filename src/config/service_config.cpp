@@ -1,5 +1,7 @@
 #include "config/service_config.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -92,7 +94,8 @@ service_config::service_config() {
   opt_group{custom_options_, "queue"}
       .add(queue_capacity_, "capacity", "tasks waiting (default 256)")
       .add(queue_max_bytes_, "max-bytes",
-           "input bytes waiting (default 268435456)");
+           "input bytes waiting, at least limits.max-body-bytes (default "
+           "268435456)");
   opt_group{custom_options_, "status"}
       .add(status_cache_entries_, "cache-entries",
            "task records cached (default 10000)")
@@ -142,7 +145,7 @@ service_config::service_config() {
       "seconds in-flight tasks may finish after SIGTERM (default 20)");
   opt_group{custom_options_, "log"}
       .add(log_level_, "level",
-           "trace, debug, info, warn, error (default info)")
+           "trace, debug, info, warn, error or off (default info)")
       .add(log_format_, "format",
            "logfmt (default) or json (one JSON object per line)");
 }
@@ -166,6 +169,87 @@ struct checker {
 };
 
 constexpr int64_t max_i64 = std::numeric_limits<int64_t>::max();
+
+// What --dump-config writes in place of a secret (dump_content). Read back,
+// each would be taken for the secret itself.
+const std::string secret_placeholder = "(set, not shown)";
+const std::string keys_placeholder_env_too =
+    "(set, and more in $RESIZED_API_KEYS; not shown)";
+const std::string keys_placeholder_env =
+    "(set in $RESIZED_API_KEYS, not shown)";
+
+// CAF 0.17 prints a duration in its largest whole unit, days included
+// ("0d"), which its own parser does not read; these units it does.
+std::string duration_text(caf::timespan t) {
+  auto ns = t.count();
+  if (ns % 1000000000 == 0)
+    return fmt::format("{}s", ns / 1000000000);
+  if (ns % 1000000 == 0)
+    return fmt::format("{}ms", ns / 1000000);
+  if (ns % 1000 == 0)
+    return fmt::format("{}us", ns / 1000);
+  return fmt::format("{}ns", ns);
+}
+
+// http.public-url: scheme://host[:port][/path] with scheme http or https,
+// nothing in it a URL would have to percent-encode, no query or fragment
+// (result paths are appended to it). The problem, or "" if valid.
+std::string public_url_problem(const std::string& url) {
+  const char* form = "expected http(s)://host[:port][/path]";
+  size_t scheme = url.rfind("http://", 0) == 0    ? 7
+                  : url.rfind("https://", 0) == 0 ? 8
+                                                  : 0;
+  if (scheme == 0)
+    return fmt::format("must start with http:// or https:// ({})", form);
+  auto rest = url.substr(scheme);
+  for (unsigned char ch : url)
+    if (ch <= 0x20 || ch >= 0x7f)
+      return fmt::format("contains a space, a control character or a "
+                         "non-ASCII byte ({}; percent-encode the path)",
+                         form);
+  if (url.find_first_of("?#") != std::string::npos)
+    return fmt::format("must not have a query or a fragment: result paths "
+                       "are appended to it ({})",
+                       form);
+  auto slash = rest.find('/');
+  auto authority = rest.substr(0, slash);
+  if (authority.empty())
+    return fmt::format("has no host ({})", form);
+  std::string host = authority;
+  std::string port;
+  if (authority.front() == '[') { // [IPv6]
+    auto close = authority.find(']');
+    if (close == std::string::npos ||
+        authority.find_first_not_of("0123456789abcdefABCDEF:.", 1) != close)
+      return fmt::format("has a bad IPv6 host ({})", form);
+    host = authority.substr(0, close + 1);
+    if (close + 1 < authority.size()) {
+      if (authority[close + 1] != ':')
+        return fmt::format("has a bad host ({})", form);
+      port = authority.substr(close + 2);
+      if (port.empty())
+        return fmt::format("has an empty port ({})", form);
+    }
+  } else if (auto colon = authority.rfind(':'); colon != std::string::npos) {
+    host = authority.substr(0, colon);
+    port = authority.substr(colon + 1);
+    if (port.empty())
+      return fmt::format("has an empty port ({})", form);
+  }
+  if (host.empty())
+    return fmt::format("has no host ({})", form);
+  if (host.front() != '[' &&
+      host.find_first_not_of("abcdefghijklmnopqrstuvwxyz"
+                             "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._") !=
+          std::string::npos)
+    return fmt::format("has a bad host '{}' ({})", host, form);
+  if (!port.empty() &&
+      (port.size() > 5 ||
+       port.find_first_not_of("0123456789") != std::string::npos ||
+       std::stoi(port) < 1 || std::stoi(port) > 65535))
+    return fmt::format("has a bad port '{}' ({})", port, form);
+  return {};
+}
 
 // "a, b,c" → {"a", "b", "c"}: comma-separated, blanks trimmed, empty
 // entries skipped.
@@ -212,6 +296,65 @@ bool parse_endpoint_list(const std::string& text,
 }
 
 } // namespace
+
+void service_config::check_caf_keys(std::vector<std::string>& errors) const {
+  // CAF 0.17 checks none of these; each value refused here starts a node
+  // that logs "resized started", answers /healthz and then nothing else
+  // (no actor runs, no BASP message arrives), or crashes at its first work
+  // steal.
+  struct bound {
+    const char* key;
+    int64_t lo;
+    int64_t hi;
+    const char* why;
+  };
+  for (auto b : {
+           bound{"scheduler.max-threads", 1, 4096,
+                 "with no scheduler thread no actor would ever run"},
+           bound{"scheduler.max-throughput", 1, max_i64,
+                 "an actor would handle no message per run"},
+           bound{"middleman.max-consecutive-reads", 1, max_i64,
+                 "no connection between nodes would ever be read"},
+           bound{"work-stealing.aggressive-steal-interval", 1, max_i64,
+                 "CAF divides by it"},
+           bound{"work-stealing.moderate-steal-interval", 1, max_i64,
+                 "CAF divides by it"},
+           bound{"work-stealing.relaxed-steal-interval", 1, max_i64,
+                 "CAF divides by it"},
+       }) {
+    auto value = caf::get_if<int64_t>(&content, b.key);
+    if (!value || (*value >= b.lo && *value <= b.hi))
+      continue;
+    if (b.hi == max_i64)
+      errors.push_back(fmt::format("{} = {} must be at least {}: {}", b.key,
+                                   *value, b.lo, b.why));
+    else
+      errors.push_back(fmt::format("{} = {} is out of range [{}, {}]: {}",
+                                   b.key, *value, b.lo, b.hi, b.why));
+  }
+  // CAF 0.17 takes any atom: an unknown policy or backend falls back to the
+  // default (or, for 'testing', to a scheduler or network loop nothing
+  // drives); an unknown verbosity means quiet.
+  for (const char* key : {"scheduler.policy", "middleman.network-backend",
+                          "logger.verbosity", "logger.file-verbosity",
+                          "logger.console-verbosity", "logger.console"}) {
+    auto value = caf::get_if<caf::atom_value>(&content, key);
+    if (!value)
+      continue;
+    auto choices = atom_choices(key);
+    auto text = caf::to_string(*value);
+    if (std::find(choices.begin(), choices.end(), text) == choices.end()) {
+      std::string list;
+      for (auto& choice : choices)
+        list += (list.empty() ? "'" : ", '") + choice + "'";
+      errors.push_back(
+          fmt::format("{} = '{}' is not one of {}", key, text, list));
+    }
+  }
+  if (caf::get_or(content, "middleman.manual-multiplexing", false))
+    errors.push_back("middleman.manual-multiplexing = true: nothing would "
+                     "run CAF's network loop (no node could join another)");
+}
 
 std::vector<std::string> service_config::load(int argc, char** argv,
                                               service_settings& out) {
@@ -266,13 +409,12 @@ std::vector<std::string> service_config::load(int argc, char** argv,
   h.address = http_address_;
   c.range("http.port", http_port_, 0, 65535, h.port);
   h.public_url = http_public_url_;
+  if (!h.public_url.empty())
+    if (auto problem = public_url_problem(h.public_url); !problem.empty())
+      errors.push_back(
+          fmt::format("http.public-url = '{}' {}", http_public_url_, problem));
   while (!h.public_url.empty() && h.public_url.back() == '/')
     h.public_url.pop_back();
-  if (!h.public_url.empty() && h.public_url.rfind("http://", 0) != 0 &&
-      h.public_url.rfind("https://", 0) != 0)
-    errors.push_back(fmt::format(
-        "http.public-url = '{}' must start with http:// or https://",
-        http_public_url_));
   c.range("http.io-threads", http_io_threads_, 1, 256, h.io_threads);
   c.range("http.max-connections", http_max_connections_, 1, 1000000,
           h.max_connections);
@@ -315,6 +457,10 @@ std::vector<std::string> service_config::load(int argc, char** argv,
   c.range("redis.port", redis_port_, 1, 65535, r.store.port);
   c.range("redis.db", redis_db_, 0, 1024, r.store.db);
   r.store.password = redis_password_;
+  if (redis_password_ == secret_placeholder)
+    errors.push_back("redis.password is the placeholder --dump-config writes "
+                     "for a secret: set the real password here (or with "
+                     "--redis.password)");
   r.store.key_prefix = redis_key_prefix_;
   if (c.range("redis.result-ttl", redis_result_ttl_, 1, 365ll * 86400, secs))
     r.result_ttl = std::chrono::seconds{secs};
@@ -340,11 +486,66 @@ std::vector<std::string> service_config::load(int argc, char** argv,
     if (!parse_endpoint_list(cluster_api_nodes_, eps, bad))
       errors.push_back(
           fmt::format("cluster.api-nodes: '{}' is not host:port", bad));
-    for (auto& [host, port] : eps)
+    // Each entry is joined on its own: one named twice would be joined
+    // twice. Only the same spelling is caught here (two names of one host
+    // resolve alike only at connect time); host names ignore case.
+    std::vector<std::string> seen;
+    for (auto& [host, port] : eps) {
+      auto id = fmt::format("{}:{}", host, port);
+      std::transform(id.begin(), id.end(), id.begin(),
+                     [](unsigned char ch) { return std::tolower(ch); });
+      if (std::find(seen.begin(), seen.end(), id) != seen.end()) {
+        errors.push_back(fmt::format(
+            "cluster.api-nodes names {}:{} more than once: a worker would "
+            "join that API node once per entry; list each node once",
+            host, port));
+        continue;
+      }
+      seen.push_back(std::move(id));
       cl.api_nodes.push_back(endpoint{host, port});
+    }
     if (cl.role == "worker" && cl.api_nodes.empty())
       errors.push_back("cluster.api-nodes must name at least one API node "
                        "(host:port) for cluster.role = worker");
+  }
+  // CAF's middleman.heartbeat-interval and middleman.connection-timeout
+  // are the same settings as cluster.heartbeat-ms and
+  // cluster.connection-timeout-ms (main hands ours to CAF). Both given with
+  // different values, one would silently win: refuse. CAF's alone is taken
+  // as ours.
+  struct twin_key {
+    const char* ours;
+    int64_t& raw;
+    const char* cafs;
+    int64_t lo_ms;
+    int64_t hi_ms;
+  };
+  for (auto twin : {twin_key{"cluster.heartbeat-ms", cluster_heartbeat_ms_,
+                             "middleman.heartbeat-interval", 50, 600000},
+                    twin_key{"cluster.connection-timeout-ms",
+                             cluster_connection_timeout_ms_,
+                             "middleman.connection-timeout", 100, 3600000}}) {
+    auto cafs = caf::get_if<caf::timespan>(&content, twin.cafs);
+    if (!cafs)
+      continue;
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*cafs);
+    bool whole_ms = caf::timespan{ms} == *cafs;
+    if (caf::get_if(&content, twin.ours) != nullptr) {
+      if (!whole_ms || ms.count() != twin.raw)
+        errors.push_back(fmt::format(
+            "{} ({}) and {} ({}) disagree: both set the same BASP setting; "
+            "give only {}",
+            twin.ours, twin.raw, twin.cafs, duration_text(*cafs), twin.ours));
+    } else if (!whole_ms || ms.count() < twin.lo_ms ||
+               ms.count() > twin.hi_ms) {
+      errors.push_back(fmt::format(
+          "{} = {} is out of range [{}ms, {}ms] in whole milliseconds (it "
+          "stands for {}; 0 would turn off what resized relies on to "
+          "notice a lost node)",
+          twin.cafs, duration_text(*cafs), twin.lo_ms, twin.hi_ms, twin.ours));
+    } else {
+      twin.raw = ms.count();
+    }
   }
   if (c.range("cluster.heartbeat-ms", cluster_heartbeat_ms_, 50, 600000, secs))
     cl.heartbeat = std::chrono::milliseconds{secs};
@@ -357,6 +558,7 @@ std::vector<std::string> service_config::load(int argc, char** argv,
   if (c.range("cluster.reconnect-max-ms", cluster_reconnect_max_ms_, 100,
               600000, secs))
     cl.reconnect_max = std::chrono::milliseconds{secs};
+  check_caf_keys(errors);
   c.range("resize.max-attempts", resize_max_attempts_, 1, 100,
           out.resize.max_attempts);
   c.range("resize.nice", resize_nice_, 0, 19, out.resize.nice);
@@ -391,9 +593,20 @@ std::vector<std::string> service_config::load(int argc, char** argv,
   c.range("memory.heap-top-bytes", memory_heap_top_bytes_, 0, 1ll << 30,
           out.memory.heap_top_bytes);
 
-  c.range("limits.max-body-bytes", limits_max_body_bytes_, 1024, 1ll << 32,
-          out.max_body_bytes);
+  bool body_ok = c.range("limits.max-body-bytes", limits_max_body_bytes_, 1024,
+                         1ll << 32, out.max_body_bytes);
   out.limits.max_input_bytes = out.max_body_bytes;
+  // The supervisor counts an input's image bytes against queue.max-bytes
+  // and refuses one that would pass it, even into an empty queue. The
+  // largest image is a raw body of limits.max-body-bytes (a JSON body's
+  // decoded image is smaller than its body). Workers have no queue.
+  if (body_ok && queue_max_bytes_ >= 1024 && cluster_role_ != "worker" &&
+      queue_max_bytes_ < limits_max_body_bytes_)
+    errors.push_back(fmt::format(
+        "queue.max-bytes ({}) is below limits.max-body-bytes ({}): an "
+        "upload of the allowed size could never be queued (503 queue_full "
+        "even with an empty queue); lower limits.max-body-bytes too",
+        queue_max_bytes_, limits_max_body_bytes_));
   c.range("limits.max-pixels", limits_max_pixels_, 1, 1ll << 40,
           out.limits.max_pixels);
   c.range("limits.max-dimension", limits_max_dimension_, 1, 65535,
@@ -422,10 +635,27 @@ std::vector<std::string> service_config::load(int argc, char** argv,
   {
     // Keys come from the config and the environment (the safer place: not
     // on the command line, not in a file under version control).
-    out.auth.api_keys = split_list(auth_api_keys_);
+    std::vector<std::string> env_keys;
     if (const char* env = std::getenv("RESIZED_API_KEYS"))
-      for (auto& k : split_list(env))
-        out.auth.api_keys.push_back(k);
+      env_keys = split_list(env);
+    // A --dump-config read back: its placeholders are not keys (split at
+    // their comma, they would be refused as short keys).
+    if (auth_api_keys_ == secret_placeholder ||
+        auth_api_keys_ == keys_placeholder_env_too)
+      errors.push_back("auth.api-keys is the placeholder --dump-config "
+                       "writes for a secret: set the real value here or in "
+                       "$RESIZED_API_KEYS");
+    else if (auth_api_keys_ == keys_placeholder_env) {
+      // The dump's keys all came from the environment: so do these.
+      if (env_keys.empty())
+        errors.push_back("auth.api-keys is the placeholder --dump-config "
+                         "writes for keys from $RESIZED_API_KEYS, which is "
+                         "not set here: set the real value here or in "
+                         "$RESIZED_API_KEYS");
+    } else
+      out.auth.api_keys = split_list(auth_api_keys_);
+    for (auto& k : env_keys)
+      out.auth.api_keys.push_back(k);
     for (const auto& k : out.auth.api_keys)
       if (k.size() < 16)
         errors.push_back("auth.api-keys: every key must have at least 16 "
@@ -460,39 +690,31 @@ caf::settings service_config::dump_content() const {
     if (auto value = opt.get())
       caf::put_missing(result, opt.full_name(), std::move(*value));
   }
+  // CAF's heartbeat keys hold what main hands CAF, ours (load refuses the
+  // two disagreeing): CAF's default 0s here would contradict ours.
+  caf::put(result, "middleman.heartbeat-interval",
+           caf::timespan{std::chrono::milliseconds{cluster_heartbeat_ms_}});
+  caf::put(
+      result, "middleman.connection-timeout",
+      caf::timespan{std::chrono::milliseconds{cluster_connection_timeout_ms_}});
   // Secrets are not printed: a dump ends up in tickets and chat.
   for (const char* secret : {"redis.password", "auth.api-keys"}) {
     auto value = caf::get_if(&result, secret);
     if (value != nullptr && caf::to_string(*value) != R"("")" &&
         caf::to_string(*value) != "[]")
-      caf::put(result, secret, std::string{"(set, not shown)"});
+      caf::put(result, secret, secret_placeholder);
   }
   // Keys from the environment count too (they are added to the file's).
   if (const char* env = std::getenv("RESIZED_API_KEYS");
       env != nullptr && !split_list(env).empty()) {
     bool in_file = caf::get_or(result, "auth.api-keys", std::string{}) != "";
     caf::put(result, "auth.api-keys",
-             std::string{in_file ? "(set, and more in $RESIZED_API_KEYS; not "
-                                   "shown)"
-                                 : "(set in $RESIZED_API_KEYS, not shown)"});
+             in_file ? keys_placeholder_env_too : keys_placeholder_env);
   }
   return result;
 }
 
 namespace {
-
-// CAF 0.17 prints a duration in its largest whole unit, days included
-// ("0d"), which its own parser does not read; these units it does.
-std::string duration_text(caf::timespan t) {
-  auto ns = t.count();
-  if (ns % 1000000000 == 0)
-    return fmt::format("{}s", ns / 1000000000);
-  if (ns % 1000000 == 0)
-    return fmt::format("{}ms", ns / 1000000);
-  if (ns % 1000 == 0)
-    return fmt::format("{}us", ns / 1000);
-  return fmt::format("{}ns", ns);
-}
 
 std::string value_text(const caf::config_value& value) {
   if (auto t = caf::get_if<caf::timespan>(&value))

@@ -35,6 +35,10 @@ public:
   bool dump_requested() const { return dump_requested_; }
 
 private:
+  /// Checks CAF's own keys (scheduler, middleman, logger) a node cannot run
+  /// with: CAF 0.17 takes any value of the declared type.
+  void check_caf_keys(std::vector<std::string>& errors) const;
+
   bool dump_requested_ = false;
   // Raw values as CAF parses them; checked and converted by `load`.
   std::string http_address_ = "0.0.0.0";

@@ -57,6 +57,7 @@ struct resize_settings {
 struct queue_settings {
   size_t capacity = 256;             // queue.capacity: tasks waiting
   uint64_t max_bytes = 256ull << 20; // queue.max-bytes: input bytes waiting
+                                     // (>= limits.max-body-bytes)
 };
 
 struct status_settings {

@@ -51,6 +51,8 @@ BOOST_AUTO_TEST_CASE(invalid_config_values_stop_the_start) {
            bad{"--defaults.mode=sideways", "defaults.mode"},
            bad{"--defaults.format=bmp", "defaults.format"},
            bad{"--cluster.role=bogus", "cluster.role"},
+           // CAF alone starts, says "resized started", then never answers.
+           bad{"--scheduler.max-threads=0", "scheduler.max-threads"},
        }) {
     BOOST_TEST_CONTEXT("argument " << arg) {
       auto argv = base_argv(env::get().redis.port());
@@ -82,6 +84,9 @@ BOOST_AUTO_TEST_CASE(dump_config_validates_like_a_start) {
            bad{"--queue.capacity=999999999999",
                "queue.capacity = 999999999999 is out of range"},
            bad{"--defaults.mode=sideways", "defaults.mode"},
+           bad{"--queue.max-bytes=1048576",
+               "queue.max-bytes (1048576) is below limits.max-body-bytes "
+               "(67108864)"},
        }) {
     BOOST_TEST_CONTEXT("argument " << arg) {
       auto argv = base_argv(env::get().redis.port());
@@ -131,6 +136,42 @@ BOOST_AUTO_TEST_CASE(dump_config_validates_like_a_start) {
   BOOST_TEST(rc == 0);
   BOOST_TEST(help.find("--resize.pool-size") != std::string::npos, help);
   BOOST_TEST(help.find("(an INI file) to stdout") != std::string::npos, help);
+  // Every log level the validation takes, off included (was left out).
+  BOOST_TEST(help.find("trace, debug, info, warn, error or off (default "
+                       "info)") != std::string::npos,
+             help);
+}
+
+BOOST_AUTO_TEST_CASE(queue_smaller_than_one_upload_stops_the_start) {
+  // Such a node answered every upload near limits.max-body-bytes with 503
+  // queue_full and Retry-After, forever, even with an empty queue.
+  const std::string message =
+      "resized: queue.max-bytes (1048576) is below limits.max-body-bytes "
+      "(67108864): an upload of the allowed size could never be queued (503 "
+      "queue_full even with an empty queue); lower limits.max-body-bytes "
+      "too\n";
+  // Only stderr is kept: the refusal must be there.
+  std::vector<std::string> argv{"/bin/sh", "-c",
+                                "exec \"$0\" \"$@\" 2>&1 >/dev/null"};
+  for (auto& arg : base_argv(env::get().redis.port()))
+    argv.push_back(arg);
+  argv.push_back("--queue.max-bytes=1048576");
+  std::string errors;
+  int rc = run_to_exit(argv, errors, std::chrono::seconds{15});
+  BOOST_TEST_CONTEXT("exit " << rc << ", stderr:\n" << errors) {
+    BOOST_TEST(rc == 2);
+    BOOST_TEST(errors ==
+               message + "resized: invalid configuration, not starting\n");
+  }
+  // Lowered together, the two agree: the node starts and queues an upload
+  // (the photo is below 1 MiB).
+  resized_server srv(
+      env::get().redis.port(),
+      {"--queue.max-bytes=1048576", "--limits.max-body-bytes=1048576"},
+      "small_queue");
+  auto token =
+      accepted_token(submit_raw(srv, corpus_photo(small_photo), "image/jpeg"));
+  BOOST_TEST(!token.empty());
 }
 
 BOOST_AUTO_TEST_CASE(unreadable_config_file_stops_the_start) {

@@ -7,7 +7,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <ostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -118,6 +120,24 @@ void expect_ini_rejected(const std::string& text, const std::string& where,
     for (auto& part : parts)
       BOOST_TEST(names(res.errors, part), joined(res.errors));
   }
+}
+
+/// The only problem of loading `args` (or of the INI `text`, if given):
+/// its message, or what went wrong instead.
+std::string only_error(std::vector<std::string> args,
+                       const std::string& text = {}) {
+  temp_ini ini;
+  if (!text.empty()) {
+    ini.write(text);
+    args.push_back("--config-file=" + ini.path);
+  }
+  auto res = load(std::move(args));
+  if (res.errors.size() != 1u)
+    return "expected one problem, got: " + joined(res.errors);
+  auto message = res.errors.front();
+  if (!text.empty() && message.rfind(ini.path + ":", 0) == 0)
+    message.erase(0, ini.path.size() + 1); // "<line>:<column>: ..."
+  return message;
 }
 
 } // namespace
@@ -283,6 +303,32 @@ BOOST_AUTO_TEST_CASE(cluster_roles) {
   BOOST_TEST(api.settings.cluster.role == "api");
 }
 
+BOOST_AUTO_TEST_CASE(help_lists_the_log_levels_the_validation_takes) {
+  // CAF prints --long-help (main's --help) to std::cout while it parses.
+  std::ostringstream help;
+  auto* cout_buf = std::cout.rdbuf(help.rdbuf());
+  auto res = load({"--long-help"});
+  std::cout.rdbuf(cout_buf);
+  BOOST_TEST(res.errors.empty(), joined(res.errors));
+  // It used to leave out "off", which the validation and the INI comments
+  // have.
+  auto text = help.str();
+  auto line = text.find("--log.level=<string>");
+  BOOST_REQUIRE_MESSAGE(line != std::string::npos, text);
+  BOOST_TEST(text.substr(line, text.find('\n', line) - line)
+                     .find(": trace, debug, info, warn, error or off (default "
+                           "info)") != std::string::npos,
+             text);
+  for (std::string level : {"trace", "debug", "info", "warn", "error", "off"})
+    BOOST_TEST_CONTEXT("level " << level) {
+      auto taken = load({"--log.level=" + level});
+      BOOST_TEST(taken.errors.empty(), joined(taken.errors));
+    }
+  BOOST_TEST(only_error({"--log.level=loud"}) ==
+             "log.level = 'loud' is not one of trace, debug, info, warn, "
+             "error, off");
+}
+
 BOOST_AUTO_TEST_CASE(every_problem_is_reported) {
   auto res =
       load({"--resize.pool-size=0", "--http.port=70000", "--log.level=loud"});
@@ -440,6 +486,211 @@ BOOST_AUTO_TEST_CASE(ini_caf_sections_are_checked_too) {
                       "2:", {"scheduler.max-threads", "non-negative integer"});
   expect_ini_rejected("[middleman]\nheartbeat=1s\n",
                       "2:", {"unknown key middleman.heartbeat"});
+}
+
+BOOST_AUTO_TEST_CASE(caf_keys_a_node_cannot_run_with) {
+  // CAF 0.17 takes each of these: the node logs "resized started" and
+  // answers /healthz, then nothing else (no actor runs, no BASP message
+  // is read), or it crashes at its first work steal.
+  BOOST_TEST(only_error({"--scheduler.max-threads=0"}) ==
+             "scheduler.max-threads = 0 is out of range [1, 4096]: with no "
+             "scheduler thread no actor would ever run");
+  BOOST_TEST(only_error({}, "[scheduler]\nmax-threads=0\n") ==
+             "scheduler.max-threads = 0 is out of range [1, 4096]: with no "
+             "scheduler thread no actor would ever run");
+  BOOST_TEST(only_error({"--scheduler.max-throughput=0"}) ==
+             "scheduler.max-throughput = 0 must be at least 1: an actor "
+             "would handle no message per run");
+  BOOST_TEST(only_error({}, "[middleman]\nmax-consecutive-reads=0\n") ==
+             "middleman.max-consecutive-reads = 0 must be at least 1: no "
+             "connection between nodes would ever be read");
+  BOOST_TEST(only_error({"--work-stealing.relaxed-steal-interval=0"}) ==
+             "work-stealing.relaxed-steal-interval = 0 must be at least 1: "
+             "CAF divides by it");
+  BOOST_TEST(only_error({}, "[scheduler]\npolicy='testing'\n") ==
+             "scheduler.policy = 'testing' is not one of 'stealing', "
+             "'sharing'");
+  BOOST_TEST(only_error({"--middleman.network-backend=testing"}) ==
+             "middleman.network-backend = 'testing' is not one of "
+             "'default'");
+  BOOST_TEST(only_error({"--middleman.manual-multiplexing"}) ==
+             "middleman.manual-multiplexing = true: nothing would run CAF's "
+             "network loop (no node could join another)");
+  BOOST_TEST(only_error({}, "[logger]\nverbosity='loud'\n") ==
+             "logger.verbosity = 'loud' is not one of 'quiet', 'error', "
+             "'warning', 'info', 'debug', 'trace'");
+  // What the shipped files set, and the bounds themselves, are fine.
+  auto ok = load({"--scheduler.max-threads=1", "--scheduler.policy=sharing",
+                  "--scheduler.max-throughput=1",
+                  "--middleman.max-consecutive-reads=1",
+                  "--logger.file-verbosity=debug"});
+  BOOST_TEST(ok.errors.empty(), joined(ok.errors));
+}
+
+BOOST_AUTO_TEST_CASE(ini_atom_suggests_the_values_of_its_key) {
+  // It used to suggest "e.g. 'sharing'" for every atom.
+  BOOST_TEST(only_error({}, "[logger]\nverbosity=loud\n") ==
+             "2:11: logger.verbosity: cannot read the value in "
+             "'verbosity=loud' (unexpected_character); expected an atom in "
+             "single quotes: one of 'quiet', 'error', 'warning', 'info', "
+             "'debug', 'trace'");
+  BOOST_TEST(only_error({}, "[scheduler]\npolicy=\"sharing\"\n") ==
+             "2: scheduler.policy = \"sharing\": expected an atom in single "
+             "quotes: one of 'stealing', 'sharing'");
+}
+
+BOOST_AUTO_TEST_CASE(heartbeat_keys_of_caf_and_ours_must_agree) {
+  // cluster.heartbeat-ms is handed to CAF as middleman.heartbeat-interval:
+  // both given with different values, one of them would silently win.
+  BOOST_TEST(only_error({"--cluster.heartbeat-ms=2000",
+                         "--middleman.heartbeat-interval=500ms"}) ==
+             "cluster.heartbeat-ms (2000) and middleman.heartbeat-interval "
+             "(500ms) disagree: both set the same BASP setting; give only "
+             "cluster.heartbeat-ms");
+  BOOST_TEST(only_error({}, "[cluster]\nconnection-timeout-ms=8000\n"
+                            "[middleman]\nconnection-timeout=5s\n") ==
+             "cluster.connection-timeout-ms (8000) and "
+             "middleman.connection-timeout (5s) disagree: both set the same "
+             "BASP setting; give only cluster.connection-timeout-ms");
+  // Heartbeats off would leave a lost node unnoticed.
+  BOOST_TEST(only_error({"--middleman.heartbeat-interval=0s"}) ==
+             "middleman.heartbeat-interval = 0s is out of range [50ms, "
+             "600000ms] in whole milliseconds (it stands for "
+             "cluster.heartbeat-ms; 0 would turn off what resized relies on "
+             "to notice a lost node)");
+  // The same value twice is no contradiction; CAF's key alone is taken.
+  auto same = load(
+      {"--cluster.heartbeat-ms=2000", "--middleman.heartbeat-interval=2s"});
+  BOOST_TEST(same.errors.empty(), joined(same.errors));
+  BOOST_TEST(same.settings.cluster.heartbeat.count() == 2000);
+  auto cafs = load({"--middleman.heartbeat-interval=500ms",
+                    "--middleman.connection-timeout=3s"});
+  BOOST_TEST(cafs.errors.empty(), joined(cafs.errors));
+  BOOST_TEST(cafs.settings.cluster.heartbeat.count() == 500);
+  BOOST_TEST(cafs.settings.cluster.connection_timeout.count() == 3000);
+}
+
+BOOST_AUTO_TEST_CASE(dump_placeholders_are_not_secrets) {
+  // A dump made with secrets set, read back: the placeholders used to be
+  // split at their comma into "short keys", or used as the password.
+  BOOST_TEST(only_error({}, "[auth]\napi-keys=\"(set, not shown)\"\n") ==
+             "auth.api-keys is the placeholder --dump-config writes for a "
+             "secret: set the real value here or in $RESIZED_API_KEYS");
+  BOOST_TEST(only_error({}, "[redis]\npassword=\"(set, not shown)\"\n") ==
+             "redis.password is the placeholder --dump-config writes for a "
+             "secret: set the real password here (or with --redis.password)");
+  // Keys that came from the environment come from it again.
+  const std::string from_env =
+      "[auth]\napi-keys=\"(set in $RESIZED_API_KEYS, not shown)\"\n";
+  BOOST_TEST(only_error({}, from_env) ==
+             "auth.api-keys is the placeholder --dump-config writes for keys "
+             "from $RESIZED_API_KEYS, which is not set here: set the real "
+             "value here or in $RESIZED_API_KEYS");
+  ::setenv("RESIZED_API_KEYS", "0123456789abcdef0123", 1);
+  temp_ini ini;
+  ini.write(from_env);
+  auto res = load({"--config-file=" + ini.path});
+  ::unsetenv("RESIZED_API_KEYS");
+  BOOST_TEST(res.errors.empty(), joined(res.errors));
+  BOOST_TEST(res.settings.auth.api_keys ==
+                 std::vector<std::string>{"0123456789abcdef0123"},
+             boost::test_tools::per_element());
+  // The whole round trip: dump with both secrets set, read back.
+  service_config first;
+  service_settings s1;
+  auto errors = load_into(first,
+                          {"--redis.password=hunter2",
+                           "--auth.api-keys=0123456789abcdef0123,"
+                           "fedcba9876543210fedc"},
+                          s1);
+  BOOST_REQUIRE_MESSAGE(errors.empty(), joined(errors));
+  ini.write(resized::config::dump_text(first.dump_content()));
+  auto again = load({"--config-file=" + ini.path});
+  BOOST_TEST(again.errors.size() == 2u, joined(again.errors));
+  BOOST_TEST(names(again.errors, "auth.api-keys is the placeholder"),
+             joined(again.errors));
+  BOOST_TEST(names(again.errors, "redis.password is the placeholder"),
+             joined(again.errors));
+  BOOST_TEST(!names(again.errors, "16 characters"), joined(again.errors));
+}
+
+BOOST_AUTO_TEST_CASE(public_url_is_scheme_host_port_path) {
+  BOOST_TEST(only_error({"--http.public-url=http://"}) ==
+             "http.public-url = 'http://' has no host (expected "
+             "http(s)://host[:port][/path])");
+  BOOST_TEST(only_error({"--http.public-url=https:///x"}) ==
+             "http.public-url = 'https:///x' has no host (expected "
+             "http(s)://host[:port][/path])");
+  BOOST_TEST(only_error({"--http.public-url=http://a b"}) ==
+             "http.public-url = 'http://a b' contains a space, a control "
+             "character or a non-ASCII byte (expected "
+             "http(s)://host[:port][/path]; percent-encode the path)");
+  BOOST_TEST(only_error({"--http.public-url=http://img.x/a\tb"}) ==
+             "http.public-url = 'http://img.x/a\tb' contains a space, a "
+             "control character or a non-ASCII byte (expected "
+             "http(s)://host[:port][/path]; percent-encode the path)");
+  BOOST_TEST(only_error({"--http.public-url=http://img.x:0"}) ==
+             "http.public-url = 'http://img.x:0' has a bad port '0' "
+             "(expected http(s)://host[:port][/path])");
+  BOOST_TEST(only_error({"--http.public-url=http://img.x/?a=1"}) ==
+             "http.public-url = 'http://img.x/?a=1' must not have a query or "
+             "a fragment: result paths are appended to it (expected "
+             "http(s)://host[:port][/path])");
+  BOOST_TEST(only_error({"--http.public-url=ftp://img.x"}) ==
+             "http.public-url = 'ftp://img.x' must start with http:// or "
+             "https:// (expected http(s)://host[:port][/path])");
+  for (std::string url : {"https://img.x:8443/base/", "http://[::1]:5000",
+                          "http://10.0.0.1", "http://my_host.local/a/b"}) {
+    BOOST_TEST_CONTEXT("url " << url) {
+      auto res = load({"--http.public-url=" + url});
+      BOOST_TEST(res.errors.empty(), joined(res.errors));
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(api_nodes_listed_twice) {
+  // A worker joins every entry: the same node twice would be joined twice.
+  BOOST_TEST(only_error({"--cluster.role=worker",
+                         "--cluster.api-nodes=127.0.0.1:5711,localhost:5711,"
+                         "127.0.0.1:5711"}) ==
+             "cluster.api-nodes names 127.0.0.1:5711 more than once: a "
+             "worker would join that API node once per entry; list each "
+             "node once");
+  BOOST_TEST(only_error({"--cluster.role=worker",
+                         "--cluster.api-nodes=API1:4000, api1:4000"}) ==
+             "cluster.api-nodes names api1:4000 more than once: a worker "
+             "would join that API node once per entry; list each node once");
+  // Other spellings of one host cannot be told apart before connecting.
+  auto ok = load({"--cluster.role=worker",
+                  "--cluster.api-nodes=127.0.0.1:5711,localhost:5711,"
+                  "127.0.0.1:5712"});
+  BOOST_TEST(ok.errors.empty(), joined(ok.errors));
+  BOOST_TEST(ok.settings.cluster.api_nodes.size() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(queue_holds_at_least_one_upload) {
+  // The supervisor refuses an input that would pass queue.max-bytes even
+  // into an empty queue: below the largest upload (a raw body of
+  // limits.max-body-bytes), uploads near that size got 503 queue_full
+  // forever.
+  const std::string message =
+      "queue.max-bytes (1048576) is below limits.max-body-bytes (67108864): "
+      "an upload of the allowed size could never be queued (503 queue_full "
+      "even with an empty queue); lower limits.max-body-bytes too";
+  BOOST_TEST(only_error({"--queue.max-bytes=1048576"}) == message);
+  BOOST_TEST(only_error({}, "[queue]\nmax-bytes=1048576\n") == message);
+  BOOST_TEST(only_error({"--cluster.role=api", "--queue.max-bytes=1048576"}) ==
+             message);
+  // Room for exactly one upload of the limit is enough.
+  for (auto args : std::vector<std::vector<std::string>>{
+           {"--queue.max-bytes=67108864"},
+           {"--queue.max-bytes=1048576", "--limits.max-body-bytes=1048576"},
+           // A worker has no queue.
+           {"--cluster.role=worker", "--cluster.api-nodes=a:4000",
+            "--queue.max-bytes=1048576"}}) {
+    auto res = load(args);
+    BOOST_TEST(res.errors.empty(), joined(res.errors));
+  }
 }
 
 BOOST_AUTO_TEST_CASE(every_shipped_ini_loads) {
