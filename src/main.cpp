@@ -8,17 +8,25 @@
 // told it leaves; both let running tasks finish within shutdown.grace),
 // stop HTTP (no new requests), stop the actors (pending answers are dropped
 // and answered by their fallbacks), wait for them, then destroy the server.
+// An API or standalone node owns its cluster.node-name through a lease in
+// Redis (actors/lease_actor.hpp): HTTP starts only once the lease is taken,
+// or once Redis is found away (taken later); if another running instance
+// holds it the node exits with exit_name_taken before recovering anything,
+// and the same code ends a node that loses its lease while it runs. A
+// clean exit deletes the lease last, so a restart starts at once.
 // A node whose tasks outlast the grace (or a second signal) exits with
 // exit_abandoned, not waiting for libvips: a worker at once (its API nodes
 // run the tasks again); an API or standalone node once HTTP is stopped and
 // the status actor has written what it holds (the tasks' records stay in
 // Redis and the next start resumes them).
 #include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
 #include <map>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <string_view>
 #include <unistd.h>
@@ -38,6 +46,7 @@
 #include "config/service_config.hpp"
 #include "http/server.hpp"
 #include "imaging/pipeline.hpp"
+#include "store/task_store.hpp"
 
 using namespace resized;
 
@@ -118,16 +127,16 @@ std::vector<std::string> give_up(caf::actor_system& sys,
   return tokens;
 }
 
-// Stops the status actor and waits, at most `timeout`, until it is gone.
-// It handles its mailbox in order, so everything sent to it before is
+// Stops `target` and waits, at most `timeout`, until it is gone. The status
+// actor handles its mailbox in order, so everything sent to it before is
 // written first: records and results of the tasks that finished, the
 // writes it kept through a Redis outage (tried once more at its drain),
 // undos of refused submissions. False when it did not stop in time.
-bool stop_status(caf::actor_system& sys, const caf::actor& status,
-                 std::chrono::milliseconds timeout) {
+bool stop_actor(caf::actor_system& sys, const caf::actor& target,
+                std::chrono::milliseconds timeout) {
   caf::scoped_actor self{sys};
-  self->monitor(status);
-  caf::anon_send_exit(status, caf::exit_reason::user_shutdown);
+  self->monitor(target);
+  caf::anon_send_exit(target, caf::exit_reason::user_shutdown);
   bool stopped = false;
   self->receive([&](const caf::down_msg&) { stopped = true; },
                 caf::after(timeout) >> [] {});
@@ -148,6 +157,68 @@ void tell_leaving(caf::actor_system& sys, const std::vector<caf::actor>& links,
 // Exit status of a node that gave up on running tasks (past its grace, or
 // on a second signal): the process did not finish its work.
 constexpr int exit_abandoned = 3;
+
+// Exit status of an API or standalone node whose cluster.node-name is
+// another running instance's: refused at start-up (the other's lease was
+// still renewed past the wait), or lost while running.
+constexpr int exit_name_taken = 4;
+
+// Set (then SIGTERM raised) by the lease actor when this node's name turns
+// out to be another running instance's while it runs.
+std::atomic<bool> name_lost{false};
+
+// This process's id in the lease on its name: host, pid and 64 random
+// bits, so that a restart (same host, maybe the same pid) is another
+// instance and an operator can tell from the log which process holds it.
+std::string new_instance_id() {
+  std::random_device rd;
+  uint64_t r = (uint64_t{rd()} << 32) ^ rd();
+  return fmt::format("{}/{}/{:016x}", hostname(), getpid(), r);
+}
+
+// Waits until start-up may go on: the name's lease is this instance's, or
+// Redis is away (it is taken later, before any recovery). False: another
+// running instance holds the name (the lease actor logged it). The lease
+// actor answers within lease-ms + renew-ms + 500 ms of seeing another
+// holder, plus its Redis calls.
+bool settle_lease(caf::actor_system& sys, const caf::actor& lease,
+                  const config::service_settings& cfg) {
+  const auto& redis = cfg.redis.store;
+  auto timeout = cfg.cluster.lease + cfg.cluster.lease_renew +
+                 4 * (redis.connect_timeout + redis.command_timeout) +
+                 std::chrono::seconds{5};
+  bool ok = true;
+  caf::scoped_actor self{sys};
+  self->request(lease, timeout, actors::lease_atom::value)
+      .receive([&](bool answer) { ok = answer; },
+               [&](caf::error& err) {
+                 // Go on: the lease actor still takes the lease before
+                 // any recovery, or ends the node if it cannot.
+                 log::warn("no answer about the node name lease: starting",
+                           {{"error", sys.render(err)}});
+               });
+  return ok;
+}
+
+// Deletes the lease on this node's name if it is still this instance's,
+// once nothing of this process writes to the name's pending set any more:
+// a restart under the same name then starts at once.
+void release_name(const config::service_settings& cfg,
+                  const std::string& instance) {
+  store::task_store store{cfg.redis.store, true};
+  auto res = store.release_lease(cfg.cluster.node_name, instance);
+  if (!res)
+    log::warn("node name lease not released (redis away): a restart under "
+              "this name waits until it runs out",
+              {{"node", cfg.cluster.node_name},
+               {"lease_ms", cfg.cluster.lease.count()},
+               {"error", res.error().message}});
+  else if (res.value())
+    log::info("node name lease released", {{"node", cfg.cluster.node_name}});
+  else
+    log::warn("node name lease not this instance's any more: left alone",
+              {{"node", cfg.cluster.node_name}});
+}
 
 std::string comma_list(const std::vector<std::string>& items) {
   std::string list;
@@ -215,15 +286,23 @@ size_t drain_worker(caf::actor_system& sys, const actors::node_actors& node,
 // start. It exits now: a local resize cannot be interrupted (and could run
 // for up to resize.task-timeout-ms), a remote one sees the connection
 // close.
+// The name's lease is released after the status actor's last writes (and
+// once the lease actor renews it no more), so the next start resumes the
+// tasks at once.
 [[noreturn]] void abandon_tasks(caf::actor_system& sys,
-                                const caf::actor& status,
+                                const actors::node_actors& node,
                                 const std::vector<std::string>& tokens,
-                                std::chrono::milliseconds store_timeout) {
-  if (!stop_status(sys, status, store_timeout))
+                                std::chrono::milliseconds store_timeout,
+                                const config::service_settings& cfg,
+                                const std::string& instance) {
+  bool written = stop_actor(sys, node.status, store_timeout);
+  if (!written)
     log::warn("exiting before every redis write was made (redis too "
               "slow): tasks whose final record is not written run again "
               "at the next start",
               {{"waited_ms", store_timeout.count()}});
+  if (written && stop_actor(sys, node.lease, store_timeout))
+    release_name(cfg, instance);
   log::error("exiting without waiting for the tasks still running: tasks "
              "abandoned, they stay in redis and resume at this node's next "
              "start",
@@ -232,6 +311,41 @@ size_t drain_worker(caf::actor_system& sys, const actors::node_actors& node,
               {"exit_code", exit_abandoned}});
   // No destructors: they would wait for the resize threads.
   std::_Exit(exit_abandoned);
+}
+
+// This node's name turned out to be another running instance's while it
+// ran (the lease actor logged why): that instance owns the name's pending
+// set and may be running the same tasks. Nothing more is taken, started or
+// recorded here: the supervisor drops its running tasks' answers and
+// starts no queued one (they are the owner's to run), held long polls get
+// the record as it stands, HTTP stops, the status actor makes the writes
+// it holds, and the process exits with exit_name_taken without waiting for
+// libvips and without touching the lease.
+[[noreturn]] void lose_name(caf::actor_system& sys,
+                            const actors::node_actors& node,
+                            std::optional<http::server>& srv,
+                            const config::service_settings& cfg) {
+  auto tokens = give_up(sys, node.supervisor);
+  {
+    caf::scoped_actor self{sys};
+    self->request(node.status, std::chrono::seconds{2},
+                  actors::drain_atom::value)
+        .receive([](bool) {}, [](caf::error&) {});
+  }
+  if (srv)
+    srv->stop();
+  const auto& redis = cfg.redis.store;
+  stop_actor(sys, node.status,
+             redis.connect_timeout + 2 * redis.command_timeout);
+  log::error("stopped: this node's name belongs to another running "
+             "instance; the tasks running here were dropped (the name's "
+             "owner runs its pending tasks)",
+             {{"node", cfg.cluster.node_name},
+              {"tasks", tokens.size()},
+              {"tokens", comma_list(tokens)},
+              {"exit_code", exit_name_taken}});
+  // No destructors: they would wait for the resize threads.
+  std::_Exit(exit_name_taken);
 }
 
 } // namespace
@@ -340,14 +454,23 @@ int main(int argc, char** argv) {
              {"avif", imaging::can_write(imaging::output_format::avif)}});
 
   int rc = EXIT_SUCCESS;
+  auto instance = new_instance_id();
   {
     caf::actor_system sys{caf_cfg};
     std::optional<actors::node_actors> node;
     try {
-      node = actors::start_node(sys, cfg);
+      node = actors::start_node(sys, cfg, instance, [] {
+        name_lost = true;
+        kill(getpid(), SIGTERM); // main's sigwait below takes it
+      });
     } catch (const std::exception& e) {
       log::error("cannot start node", {{"error", e.what()}});
       return EXIT_FAILURE;
+    }
+    if (node->lease && !settle_lease(sys, node->lease, cfg)) {
+      actors::stop_node(*node);
+      sys.await_all_actors_done();
+      return exit_name_taken;
     }
     std::optional<http::server> srv;
     if (node->api) {
@@ -359,6 +482,9 @@ int main(int argc, char** argv) {
                                                 {"port", cfg.http.port},
                                                 {"error", e.what()}});
         actors::stop_node(*node);
+        sys.await_all_actors_done();
+        if (node->lease) // a restart need not wait for it
+          release_name(cfg, instance);
         return EXIT_FAILURE;
       }
     }
@@ -379,6 +505,8 @@ int main(int argc, char** argv) {
                                      cfg.redis.store.port)}});
     int sig = 0;
     sigwait(&signals, &sig);
+    if (name_lost)
+      lose_name(sys, *node, srv, cfg);
     log::info("shutting down",
               {{"signal", sig}, {"grace_s", cfg.shutdown_grace.count()}});
     std::vector<std::string> abandoned; // tasks given up past the grace
@@ -403,11 +531,14 @@ int main(int argc, char** argv) {
       srv->stop();
     if (!abandoned.empty()) {
       const auto& redis = cfg.redis.store; // one write's worst case
-      abandon_tasks(sys, node->status, abandoned,
-                    redis.connect_timeout + 2 * redis.command_timeout);
+      abandon_tasks(sys, *node, abandoned,
+                    redis.connect_timeout + 2 * redis.command_timeout, cfg,
+                    instance);
     }
     actors::stop_node(*node);
     sys.await_all_actors_done();
+    if (node->lease)
+      release_name(cfg, instance);
     srv.reset();
   }
   imaging::shutdown();

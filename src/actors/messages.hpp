@@ -66,6 +66,13 @@
 //   supervisor → status:     (status_atom, twin token, wait_ms, replier) and
 //   replier → supervisor:    (twin_atom, task token, bool twin succeeded)
 //                            a task waits for a twin accepted first elsewhere
+//   main       → lease:      lease_atom → bool   answered once start-up
+//                            may go on (the name's lease is taken, or Redis
+//                            is away and it is taken later: true) or must
+//                            not (another running instance holds it: false)
+//   lease      → lease:      renew_atom   take or renew the lease (timer)
+//   lease      → supervisor: recover_atom   the lease is this instance's:
+//                            recover the name's pending tasks now
 #pragma once
 
 #include <string>
@@ -107,6 +114,8 @@ using back_atom = caf::atom_constant<caf::atom("back")>;
 using leave_atom = caf::atom_constant<caf::atom("leave")>;
 using running_atom = caf::atom_constant<caf::atom("running")>;
 using abandon_atom = caf::atom_constant<caf::atom("abandon")>;
+using lease_atom = caf::atom_constant<caf::atom("lease")>;
+using renew_atom = caf::atom_constant<caf::atom("renew")>;
 
 /// Errors of the cluster protocol (category `cluster_error_category`),
 /// rendered alike on every node (announce_message_types).

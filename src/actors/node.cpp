@@ -9,13 +9,16 @@
 #include "actors/actor_backend.hpp"
 #include "actors/agent.hpp"
 #include "actors/cluster_link.hpp"
+#include "actors/lease_actor.hpp"
 #include "actors/status_actor.hpp"
 #include "actors/supervisor.hpp"
 
 namespace resized::actors {
 
 node_actors start_node(caf::actor_system& sys,
-                       const config::service_settings& cfg) {
+                       const config::service_settings& cfg,
+                       const std::string& instance,
+                       std::function<void()> on_lost) {
   node_actors node;
   const auto& cl = cfg.cluster;
   auto pool = static_cast<size_t>(cfg.resize.pool_size);
@@ -57,7 +60,17 @@ node_actors start_node(caf::actor_system& sys,
   sup.decode_bytes_per_worker = cfg.resize.decode_bytes_per_worker;
   sup.store_timeout =
       2 * cfg.redis.store.command_timeout + cfg.redis.store.connect_timeout;
+  sup.recover_at_start = false; // the lease actor says when
   node.supervisor = sys.spawn(supervisor, sup, node.status, node.agent, pool);
+  lease_config lc;
+  lc.redis = cfg.redis.store;
+  lc.node = cl.node_name;
+  lc.instance = instance;
+  lc.ttl = cl.lease;
+  lc.renew = cl.lease_renew;
+  lc.supervisor = node.supervisor;
+  lc.on_lost = std::move(on_lost);
+  node.lease = sys.spawn<caf::detached>(lease_actor, std::move(lc));
   node.api = std::make_unique<actor_backend>(node.supervisor, node.status);
   if (cl.role == "api") {
     auto port = sys.middleman().publish(node.supervisor, cl.port,
@@ -76,7 +89,7 @@ void stop_node(node_actors& node) {
   node.api.reset();
   for (auto& link : node.links)
     caf::anon_send_exit(link, caf::exit_reason::user_shutdown);
-  for (auto* a : {&node.supervisor, &node.status, &node.agent})
+  for (auto* a : {&node.supervisor, &node.status, &node.agent, &node.lease})
     if (*a)
       caf::anon_send_exit(*a, caf::exit_reason::user_shutdown);
 }

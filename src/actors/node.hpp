@@ -1,11 +1,16 @@
 // Wires the actors of one node from its settings, by role:
-//   standalone  status + supervisor + local agent
-//   api         status + supervisor (+ local agent if resize.pool-size > 0),
-//               supervisor published on cluster.port for workers to join
+//   standalone  status + supervisor + local agent + lease
+//   api         status + supervisor (+ local agent if resize.pool-size > 0)
+//               + lease, supervisor published on cluster.port for workers
+//               to join
+// The supervisor recovers the name's pending tasks only once the lease
+// actor holds the name (lease_actor.hpp).
 //   worker      agent + one cluster_link per API node
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <caf/actor.hpp>
@@ -21,13 +26,19 @@ struct node_actors {
   caf::actor supervisor;
   caf::actor agent;
   std::vector<caf::actor> links;
+  caf::actor lease;             // api, standalone: owns the node name in Redis
   std::unique_ptr<backend> api; // for the HTTP layer (not on workers)
 };
 
 /// Spawns the node's actors; on an api node also publishes the supervisor
 /// (throws std::runtime_error if the cluster port cannot be opened).
+/// `instance` is this process's unique id (the value of the name's lease);
+/// `on_lost` runs if the name turns out to be another running instance's
+/// after start-up went on (see lease_config).
 node_actors start_node(caf::actor_system& sys,
-                       const config::service_settings& cfg);
+                       const config::service_settings& cfg,
+                       const std::string& instance = {},
+                       std::function<void()> on_lost = {});
 
 /// Sends exit to the node's actors; the caller then awaits them.
 void stop_node(node_actors& node);

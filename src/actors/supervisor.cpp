@@ -822,7 +822,8 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
         self, std::move(local_agent),
         node_info{st.cfg.node, "local", static_cast<uint32_t>(local_pool_size)},
         "local");
-  self->send(self, recover_atom::value);
+  if (st.cfg.recover_at_start)
+    self->send(self, recover_atom::value);
   return {
       [=](recover_atom) {
         self->request(self->state.status, std::chrono::seconds{60},

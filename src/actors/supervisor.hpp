@@ -59,6 +59,9 @@ struct supervisor_config {
   /// while the decode estimates of its tasks in flight, this one included,
   /// stay within pool size x this (or when it runs nothing). 0 = no budget.
   uint64_t decode_bytes_per_worker = 256ull << 20;
+  /// Recovers the node's pending tasks at once (false: when told
+  /// recover_atom, i.e. once the lease actor holds the node's name).
+  bool recover_at_start = true;
 };
 
 struct supervisor_state {

@@ -75,7 +75,13 @@ service_config::service_config() {
       .add(cluster_connection_timeout_ms_, "connection-timeout-ms",
            "ms without traffic before a node is declared lost (default 5000)")
       .add(cluster_reconnect_max_ms_, "reconnect-max-ms",
-           "worker: longest wait between join attempts (default 5000)");
+           "worker: longest wait between join attempts (default 5000)")
+      .add(cluster_lease_ms_, "lease-ms",
+           "api, standalone: ms the lease on node-name in Redis lives "
+           "unless renewed (default 10000)")
+      .add(cluster_lease_renew_ms_, "lease-renew-ms",
+           "api, standalone: ms between renewals of that lease (default "
+           "3000; at most a third of lease-ms)");
   opt_group{custom_options_, "resize"}
       .add(resize_pool_size_, "pool-size",
            "resize actors running at once (default 2)")
@@ -559,6 +565,15 @@ std::vector<std::string> service_config::load(int argc, char** argv,
               600000, secs))
     cl.reconnect_max = std::chrono::milliseconds{secs};
   check_caf_keys(errors);
+  if (c.range("cluster.lease-ms", cluster_lease_ms_, 500, 600000, secs))
+    cl.lease = std::chrono::milliseconds{secs};
+  if (c.range("cluster.lease-renew-ms", cluster_lease_renew_ms_, 100, 200000,
+              secs))
+    cl.lease_renew = std::chrono::milliseconds{secs};
+  // Two renewals may fail (a Redis hiccup) before the lease runs out.
+  if (3 * cl.lease_renew > cl.lease)
+    errors.push_back("cluster.lease-renew-ms must be at most a third of "
+                     "cluster.lease-ms");
   c.range("resize.max-attempts", resize_max_attempts_, 1, 100,
           out.resize.max_attempts);
   c.range("resize.nice", resize_nice_, 0, 19, out.resize.nice);

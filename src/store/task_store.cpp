@@ -27,6 +27,10 @@ std::string pending_key(const std::string& prefix, const std::string& node) {
   return prefix + "pending:" + node;
 }
 
+std::string lease_key(const std::string& prefix, const std::string& node) {
+  return prefix + "node:" + node;
+}
+
 std::string content_index_key(const std::string& prefix,
                               const std::string& content) {
   return prefix + "content:" + content;
@@ -330,6 +334,71 @@ task_store::load_pending(const std::string& node) {
       out.push_back(std::move(task));
     }
     return out;
+  });
+}
+
+// KEYS[1] the lease, ARGV[1] this instance, ARGV[2] the TTL in ms. Answers
+// {1} renewed (it was ours), {2} taken (it was free), or {0, holder, ttl
+// left in ms}. A script is atomic: nobody can take the lease between the
+// read and the write, so an instance never renews another's lease.
+constexpr const char* claim_script =
+    "local v = redis.call('GET', KEYS[1]) "
+    "if v == ARGV[1] then "
+    "redis.call('PEXPIRE', KEYS[1], ARGV[2]) return {1} end "
+    "if not v then "
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return {2} end "
+    "return {0, v, redis.call('PTTL', KEYS[1])}";
+
+// KEYS[1] the lease, ARGV[1] this instance: deleted only if still ours.
+constexpr const char* release_script =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+    "return redis.call('DEL', KEYS[1]) end return 0";
+
+outcome<lease_claim> task_store::claim_lease(const std::string& node,
+                                             const std::string& instance,
+                                             std::chrono::milliseconds ttl) {
+  return guarded([&]() -> outcome<lease_claim> {
+    if (node.empty() || instance.empty() || ttl.count() <= 0)
+      return failure{error_code::internal_error,
+                     "task_store: a lease needs a node, an instance and a TTL"};
+    auto key = lease_key(settings_.key_prefix, node);
+    auto ttl_text = std::to_string(ttl.count());
+    auto replies =
+        impl_->conn.run({{"EVAL", claim_script, "1", key, instance, ttl_text}});
+    if (!replies)
+      return std::move(replies).error();
+    const auto& reply = *replies.value().front();
+    if (reply.type == REDIS_REPLY_ERROR)
+      return reply_error(impl_->conn, reply);
+    if (reply.type != REDIS_REPLY_ARRAY || reply.elements == 0 ||
+        reply.element[0]->type != REDIS_REPLY_INTEGER)
+      return failure{error_code::internal_error,
+                     "unexpected reply to the lease script on " + key};
+    lease_claim claim;
+    auto code = reply.element[0]->integer;
+    claim.ours = code != 0;
+    claim.taken = code == 2;
+    if (!claim.ours && reply.elements >= 3) {
+      claim.holder = reply_text(*reply.element[1]);
+      if (reply.element[2]->type == REDIS_REPLY_INTEGER)
+        claim.ttl_ms = reply.element[2]->integer;
+    }
+    return claim;
+  });
+}
+
+outcome<bool> task_store::release_lease(const std::string& node,
+                                        const std::string& instance) {
+  return guarded([&]() -> outcome<bool> {
+    auto key = lease_key(settings_.key_prefix, node);
+    auto replies =
+        impl_->conn.run({{"EVAL", release_script, "1", key, instance}});
+    if (!replies)
+      return std::move(replies).error();
+    const auto& reply = *replies.value().front();
+    if (reply.type == REDIS_REPLY_ERROR)
+      return reply_error(impl_->conn, reply);
+    return reply.type == REDIS_REPLY_INTEGER && reply.integer == 1;
   });
 }
 

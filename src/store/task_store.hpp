@@ -7,6 +7,10 @@
 //   <prefix>input:<token>  string — submitted bytes, until the task is final
 //   <prefix>pending:<node> set    — tokens accepted by API node <node> and
 //                                   not final yet (recovered at its restart)
+//   <prefix>node:<node>    string — the lease on the name <node>: the id of
+//                                   the running instance that owns it (and
+//                                   its pending set), with a TTL in ms that
+//                                   the instance keeps renewing
 #pragma once
 
 #include <chrono>
@@ -47,6 +51,17 @@ std::string pending_key(const std::string& prefix, const std::string& node);
 /// for every API node and after restarts.
 std::string content_index_key(const std::string& prefix,
                               const std::string& content);
+
+/// "<prefix>node:<node>": the lease on a node name (see claim_lease).
+std::string lease_key(const std::string& prefix, const std::string& node);
+
+/// What claim_lease found.
+struct lease_claim {
+  bool ours = false;  // the lease is `instance`'s now (taken or renewed)
+  bool taken = false; // ours: it was free (not a renewal of ours)
+  std::string holder; // not ours: the instance that holds it
+  int64_t ttl_ms = 0; // not ours: its time left (-1: no expiry)
+};
 
 /// A task accepted but not finished, as found in Redis at start-up.
 struct pending_task {
@@ -122,6 +137,20 @@ public:
   /// Every task of `node`'s pending set, with its record and input. Tokens
   /// whose record expired are removed from the set.
   outcome<std::vector<pending_task>> load_pending(const std::string& node);
+
+  /// Takes or renews the lease on `node`'s name for `instance`, for `ttl`,
+  /// in one script (compare-and-renew): a free lease is taken, one that is
+  /// `instance`'s gets its TTL back, one held by another instance is left
+  /// alone and named in the answer. Safe to repeat. Errors:
+  /// store_unavailable.
+  outcome<lease_claim> claim_lease(const std::string& node,
+                                   const std::string& instance,
+                                   std::chrono::milliseconds ttl);
+
+  /// Deletes the lease on `node`'s name if `instance` still holds it (true)
+  /// and leaves another instance's alone (false).
+  outcome<bool> release_lease(const std::string& node,
+                              const std::string& instance);
 
   /// Reads a record. nullopt = no such key (unknown or expired token).
   /// Errors: store_unavailable.

@@ -22,6 +22,9 @@
 //                   attempt lost) and runs on another worker
 //   idle_sigterm    an idle worker exits 0 at once on SIGTERM and leaves
 //                   without being "lost"
+//   api_name_in_use a second API node under a running one's name exits 4
+//                   before recovering anything; the first's pending tasks
+//                   and its lease are untouched
 //   name_in_use     a second worker with a name in use is refused (logged
 //                   on both sides), the original keeps its task and place
 //   restarted       a worker restarted under its name after kill -9, or
@@ -166,6 +169,15 @@ std::string start_long_task(const api_node& api, worker_process& worker,
                                   << worker.name() << ": "
                                   << get_cluster(api).body);
   return token;
+}
+
+/// The value of `key=` in a log line ("" when absent; no quoted values).
+std::string log_value(const std::string& line, const std::string& key) {
+  auto at = line.find(" " + key + "=");
+  if (at == std::string::npos)
+    return {};
+  at += key.size() + 2;
+  return line.substr(at, line.find_first_of(" \n", at) - at);
 }
 
 /// "exit 0", "exit 2" or "signal 9", from a waitpid status.
@@ -505,6 +517,91 @@ BOOST_AUTO_TEST_CASE(worker_started_before_api_node) {
 // both addresses, the newcomer logs why and keeps asking (it may be the
 // restart of a crashed node that the API node has not yet noticed is dead),
 // and the original keeps its task, its place and its work.
+// The operator's finding: a second API node started under a running one's
+// cluster.node-name adopted its pending set (resized:pending:<name>) and
+// ran its tasks again. Now the name's lease in Redis is the running node's:
+// the second one waits for it (at most cluster.lease-ms + lease-renew-ms,
+// 1 s + 0.3 s here, in case it is a crashed predecessor's), sees it still
+// renewed, and exits 4 with an error naming the holder, before it recovers
+// anything. The tasks in the first node's pending set stay as they were
+// (written straight into Redis after the first node started, so only an
+// impostor would recover them: without their input, recovery would end
+// them FAILURE), and the first node keeps its lease and its work.
+BOOST_AUTO_TEST_CASE(a_second_api_node_with_a_name_in_use_is_refused) {
+  redis_server redis;
+  api_node real(redis.port(), "api-dup");
+  worker_process worker("worker-dup", {real.endpoint()});
+  note_logs({&real.process(), &worker.process()});
+  BOOST_TEST_REQUIRE(wait_listed(real, {"worker-dup"}, join_timeout));
+  auto taken = wait_log_line(real.process(), "node name lease taken", 10s);
+  BOOST_TEST_REQUIRE(!taken.empty(), real.log());
+  auto instance = log_value(taken, "instance");
+  BOOST_TEST_REQUIRE(!instance.empty(), taken);
+  std::vector<std::string> pending;
+  for (int i = 0; i < 3; ++i) {
+    auto token = random_uuid();
+    put_orphan_pending_record(redis, token);
+    redis.command("SADD resized:pending:api-dup " + token);
+    pending.push_back(token);
+  }
+
+  api_node impostor(redis.port(), "api-dup", {}, false); // its own ports
+  std::vector<std::string> argv{
+      env_or("RESIZED_BIN", "resized"),
+      "--config-file=" + env_or("RESIZED_SOURCE_DIR", ".") +
+          "/config/cluster-api.ini",
+      "--http.port=" + std::to_string(impostor.http_port()),
+      "--cluster.port=" + std::to_string(impostor.cluster_port()),
+      "--cluster.bind-address=127.0.0.1",
+      "--redis.port=" + std::to_string(redis.port()),
+      "--cluster.node-name=api-dup"};
+  for (auto& a : cluster_test_args())
+    argv.push_back(a);
+  for (auto& a : short_lease_args())
+    argv.push_back(a);
+  std::string output;
+  auto t0 = std::chrono::steady_clock::now();
+  int rc = run_to_exit(argv, output, 20s);
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - t0);
+  BOOST_TEST_MESSAGE("the second api-dup exited " << rc << " after "
+                                                  << took.count() << " ms");
+  BOOST_TEST_CONTEXT("exit " << rc << ", output:\n" << output) {
+    BOOST_TEST(rc == 4);
+    BOOST_TEST(lines_with(output, {"level=warn",
+                                   "node name held by another "
+                                   "instance: waiting",
+                                   "holder=" + instance}) == 1u);
+    BOOST_TEST(lines_with(output, {"level=error",
+                                   "node name in use by a running instance",
+                                   "node=api-dup", "holder=" + instance,
+                                   "exit_code=4"}) == 1u);
+    BOOST_TEST(!log_has(output, "resized started"));
+    BOOST_TEST(!log_has(output, "recovered tasks"));
+    BOOST_TEST(!log_has(output, "task failed"));
+  }
+
+  // The first node's pending tasks: still in its set, still PENDING.
+  for (const auto& token : pending) {
+    BOOST_TEST_CONTEXT("token " << token) {
+      BOOST_TEST(redis.command("SISMEMBER resized:pending:api-dup " + token) ==
+                 ":1\r\n");
+      BOOST_TEST(redis.command("HGET resized:task:" + token + " status") ==
+                 "$7\r\nPENDING\r\n");
+    }
+  }
+  // Its lease is still its own, and it still works.
+  BOOST_TEST(redis.command("GET resized:node:api-dup") ==
+             "$" + std::to_string(instance.size()) + "\r\n" + instance +
+                 "\r\n");
+  BOOST_TEST(real.running());
+  BOOST_TEST(!log_has(real.log(), "lease on this node's name lost"));
+  auto small = photos_sized(50'000, 200'000);
+  BOOST_TEST_REQUIRE(!small.empty());
+  BOOST_TEST(expect_all_success(real, submit_batch(real, small, 2)).size() ==
+             2u);
+}
+
 BOOST_AUTO_TEST_CASE(a_worker_with_a_name_in_use_is_refused) {
   redis_server redis;
   api_node api(redis.port(), "api-n");

@@ -1,7 +1,9 @@
 // The process around the API: start-up validation of every config value
 // (a bad value stops resized with a message naming the key), a clean exit on
 // SIGTERM, accepted work finished after a crash, a node past its shutdown
-// grace that exits 3 without waiting for libvips.
+// grace that exits 3 without waiting for libvips, the lease on the node
+// name (a crash-restart waits for it, a clean exit releases it, a node that
+// loses it exits 4).
 #include <boost/test/unit_test.hpp>
 
 #include <csignal>
@@ -13,6 +15,7 @@
 #include "support/fixtures.hpp"
 
 using namespace resized::test;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -364,6 +367,8 @@ BOOST_AUTO_TEST_CASE(a_node_past_its_grace_exits_without_waiting_for_libvips) {
             lines_with(log_text, {"level=error", "tasks abandoned", "tasks=1",
                                   "tokens=" + token, "exit_code=3"}) == 1u);
         BOOST_TEST(lines_with(log_text, {"task finished"}) == 0u);
+        // Released after the last writes: the restart below starts at once.
+        BOOST_TEST(lines_with(log_text, {"node name lease released"}) == 1u);
       }
       auto held = poll.get();
       BOOST_TEST(held.status == 200, held.error);
@@ -494,8 +499,31 @@ BOOST_AUTO_TEST_CASE(accepted_work_survives_a_crash) {
     BOOST_TEST_REQUIRE(!token.empty());
     tokens.push_back(token);
   }
+  auto before_crash = srv.process().log().size();
   srv.kill9();
   srv.start();
+  // The dead process's lease on the node name (1 s here, test support's
+  // short lease) was never released: the new one waited for it to run out,
+  // then took it, then recovered the tasks.
+  wait_until(
+      [&] {
+        return srv.process().log().find("recovered tasks accepted",
+                                        before_crash) != std::string::npos;
+      },
+      10s);
+  auto restart_log = srv.process().log().substr(before_crash);
+  BOOST_TEST_CONTEXT("log after the restart:\n" << restart_log) {
+    BOOST_TEST(lines_with(restart_log,
+                          {"level=warn", "node name held by another instance: "
+                                         "waiting for its lease"}) == 1u);
+    auto taken = restart_log.find("node name lease taken");
+    auto recovered =
+        restart_log.find("recovered tasks accepted before the restart");
+    BOOST_TEST(taken != std::string::npos);
+    BOOST_TEST(recovered != std::string::npos);
+    BOOST_TEST(taken < recovered);
+    BOOST_TEST(lines_with(restart_log, {"level=error"}) == 0u);
+  }
   auto finals = wait_all_final(srv, tokens, std::chrono::seconds{90});
   for (const auto& token : tokens) {
     auto& st = finals[token];
@@ -507,6 +535,75 @@ BOOST_AUTO_TEST_CASE(accepted_work_survives_a_crash) {
   auto out = finish(srv, tokens.back());
   BOOST_TEST(out.info.width == 4000);
   BOOST_TEST(out.info.height == 2250);
+}
+
+// A clean shutdown (SIGTERM) deletes the node's lease on its name, so a
+// restart under the same name starts at once, though the lease here is a
+// minute long (a lease left behind would hold the restart for that minute).
+BOOST_AUTO_TEST_CASE(a_clean_shutdown_releases_the_node_name) {
+  resized_server srv(env::get().redis.port(),
+                     {"--cluster.node-name=lease-clean",
+                      "--cluster.lease-ms=60000",
+                      "--cluster.lease-renew-ms=1000"},
+                     "lease-clean");
+  BOOST_TEST(env::get().redis.command("PTTL resized:node:lease-clean") !=
+             ":-2\r\n");
+  auto before = srv.process().log().size();
+  auto t0 = std::chrono::steady_clock::now();
+  srv.restart(); // SIGTERM, wait for the exit, start again
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - t0);
+  auto log_text = srv.process().log().substr(before);
+  BOOST_TEST_MESSAGE("clean restart took " << took.count() << " ms");
+  BOOST_TEST_CONTEXT("log:\n" << log_text) {
+    BOOST_TEST(took.count() < 15000); // far below the 60 s lease
+    BOOST_TEST(lines_with(log_text, {"level=info", "node name lease released",
+                                     "node=lease-clean"}) == 1u);
+    BOOST_TEST(lines_with(log_text, {"waiting for its lease"}) == 0u);
+    BOOST_TEST(lines_with(log_text,
+                          {"node name lease taken", "node=lease-clean"}) == 1u);
+  }
+  int status = srv.process().stop(SIGTERM, std::chrono::seconds{10});
+  BOOST_TEST(WIFEXITED(status));
+  BOOST_TEST(WEXITSTATUS(status) == 0);
+  BOOST_TEST(env::get().redis.command("EXISTS resized:node:lease-clean") ==
+             ":0\r\n");
+}
+
+// A node whose lease on its name is found taken by another instance at a
+// renewal (two nodes under one name, or this one paused or cut off from
+// Redis for longer than the lease) stops at once with exit code 4: the
+// name and its pending set are the other instance's. It leaves the other
+// instance's lease alone.
+BOOST_AUTO_TEST_CASE(a_node_that_loses_its_name_exits_4) {
+  auto& redis = env::get().redis;
+  resized_server srv(redis.port(), {"--cluster.node-name=lease-lost"},
+                     "lease-lost");
+  BOOST_TEST_REQUIRE(
+      !wait_log_line(srv.process(), "node name lease taken", 5000ms).empty());
+  redis.command("SET resized:node:lease-lost another-instance PX 60000");
+  int status = -1;
+  // A renewal every 300 ms here; the margin is for a loaded machine.
+  bool exited = srv.process().wait_exit(10000ms, status);
+  auto log_text = srv.process().log();
+  BOOST_TEST_REQUIRE(exited, "still running:\n" << log_text);
+  BOOST_TEST_CONTEXT("waitpid status " << status << ", log:\n" << log_text) {
+    BOOST_TEST(WIFEXITED(status));
+    BOOST_TEST(WEXITSTATUS(status) == 4);
+    BOOST_TEST(
+        lines_with(log_text, {"level=error", "lease on this node's name lost",
+                              "node=lease-lost", "holder=another-instance"}) ==
+        1u);
+    BOOST_TEST(lines_with(log_text, {"level=error",
+                                     "stopped: this node's "
+                                     "name belongs to another running "
+                                     "instance",
+                                     "exit_code=4"}) == 1u);
+    BOOST_TEST(lines_with(log_text, {"node name lease released"}) == 0u);
+  }
+  BOOST_TEST(redis.command("GET resized:node:lease-lost") ==
+             "$16\r\nanother-instance\r\n");
+  redis.command("DEL resized:node:lease-lost");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

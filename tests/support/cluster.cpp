@@ -82,7 +82,8 @@ void api_node::start() {
   };
   for (auto& a : cluster_test_args())
     argv.push_back(a);
-  argv.insert(argv.end(), args_.begin(), args_.end());
+  for (auto& a : with_short_lease(args_))
+    argv.push_back(std::move(a));
   proc_ = start_until_healthy(
       argv, dir_ + "/" + name_ + ".log", url("/healthz"),
       "API node " + name_ + " (http " + std::to_string(http_port_) +

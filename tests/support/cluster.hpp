@@ -28,8 +28,9 @@ std::vector<std::string> cluster_test_args();
 /// An API node: `$RESIZED_BIN --config-file=<src>/config/cluster-api.ini
 /// --http.port=P --cluster.port=C --cluster.bind-address=127.0.0.1
 /// --redis.port=R --cluster.node-name=<name>` + cluster_test_args() +
-/// `extra_args`. Ports are chosen once and kept across restarts, so workers
-/// find the node again at the same address.
+/// `extra_args` (with short_lease_args() unless they set a lease). Ports are
+/// chosen once and kept across restarts, so workers find the node again at the
+/// same address.
 class api_node {
 public:
   /// With `start_now`, starts and waits for GET /healthz 200 (throws

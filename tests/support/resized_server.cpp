@@ -55,6 +55,19 @@ void with_fresh_ports(const std::function<void()>& pick_ports_and_start) {
   }
 }
 
+std::vector<std::string> short_lease_args() {
+  return {"--cluster.lease-ms=1000", "--cluster.lease-renew-ms=300"};
+}
+
+std::vector<std::string> with_short_lease(std::vector<std::string> args) {
+  for (const auto& a : args)
+    if (a.rfind("--cluster.lease-", 0) == 0)
+      return args;
+  auto out = short_lease_args();
+  out.insert(out.end(), args.begin(), args.end());
+  return out;
+}
+
 resized_server::resized_server(uint16_t redis_port,
                                std::vector<std::string> extra_args,
                                const std::string& name)
@@ -85,7 +98,8 @@ void resized_server::start() {
       "--http.port=" + std::to_string(port_),
       "--redis.port=" + std::to_string(redis_port_),
   };
-  argv.insert(argv.end(), args_.begin(), args_.end());
+  for (auto& a : with_short_lease(args_))
+    argv.push_back(std::move(a));
   proc_ = start_until_healthy(
       argv, dir_ + "/" + name_ + ".log", url("/healthz"),
       "resized (" + name_ + ", port " + std::to_string(port_) + ")");

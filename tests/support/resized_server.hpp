@@ -28,6 +28,16 @@ child_process start_until_healthy(const std::vector<std::string>& argv,
                                   const std::string& health_url,
                                   const std::string& label);
 
+/// A short lease on the node name (1 s, renewed every 300 ms) so that a
+/// test restarting a node after kill -9 waits about a second for its old
+/// lease, not the default 10 s. resized_server and api_node add these unless
+/// their extra arguments set cluster.lease-ms themselves.
+std::vector<std::string> short_lease_args();
+
+/// `args` with short_lease_args() in front, unless `args` sets
+/// cluster.lease-ms or cluster.lease-renew-ms.
+std::vector<std::string> with_short_lease(std::vector<std::string> args);
+
 /// Runs `pick_ports_and_start` up to three times while it throws
 /// exited_early: a port free when asked may be taken before resized binds it.
 void with_fresh_ports(const std::function<void()>& pick_ports_and_start);

@@ -164,6 +164,8 @@ BOOST_AUTO_TEST_CASE(defaults_without_arguments) {
   BOOST_TEST(s.redis.store.key_prefix == "resized:");
   BOOST_TEST(s.redis.result_ttl.count() == 86400);
   BOOST_TEST(s.cluster.role == "standalone");
+  BOOST_TEST(s.cluster.lease.count() == 10000);
+  BOOST_TEST(s.cluster.lease_renew.count() == 3000);
   BOOST_TEST(s.resize.pool_size == 2);
   BOOST_TEST(s.resize.vips_concurrency == 1);
   BOOST_TEST(s.resize.task_timeout.count() == 60000);
@@ -261,6 +263,17 @@ BOOST_AUTO_TEST_CASE(invalid_values_name_their_key) {
   expect_rejected("--memory.trim-threshold=-1", "memory.trim-threshold");
   expect_rejected("--memory.mmap-threshold=67108864", "memory.mmap-threshold");
   expect_rejected("--memory.heap-top-bytes=-1", "memory.heap-top-bytes");
+  expect_rejected("--cluster.lease-ms=100", "cluster.lease-ms");
+  expect_rejected("--cluster.lease-renew-ms=50", "cluster.lease-renew-ms");
+  // Renewed less often than three times a lease (10 s by default).
+  expect_rejected("--cluster.lease-renew-ms=4000", "cluster.lease-renew-ms");
+}
+
+BOOST_AUTO_TEST_CASE(lease_values) {
+  auto res = load({"--cluster.lease-ms=1000", "--cluster.lease-renew-ms=300"});
+  BOOST_REQUIRE_MESSAGE(res.errors.empty(), joined(res.errors));
+  BOOST_TEST(res.settings.cluster.lease.count() == 1000);
+  BOOST_TEST(res.settings.cluster.lease_renew.count() == 300);
 }
 
 BOOST_AUTO_TEST_CASE(max_dimension_bounds_the_defaults) {

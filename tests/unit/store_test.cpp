@@ -176,6 +176,7 @@ BOOST_AUTO_TEST_CASE(key_layout) {
   BOOST_TEST(content_index_key("resized:", "ab12:100x100:fill:jpeg:85") ==
              "resized:content:ab12:100x100:fill:jpeg:85");
   BOOST_TEST(redis_settings{}.key_prefix == "resized:");
+  BOOST_TEST(lease_key("resized:", "api-2") == "resized:node:api-2");
 }
 
 // -- record codec -------------------------------------------------------------
@@ -547,6 +548,96 @@ BOOST_FIXTURE_TEST_CASE(select_db, store_fixture) {
   auto got = db3.get_record(token);
   BOOST_TEST_REQUIRE(got.ok());
   BOOST_TEST(got.value().has_value());
+}
+
+// The lease on a node name: one instance holds it; a renewal by the holder
+// gives it its TTL back, another instance's claim leaves it alone and names
+// the holder; a release by another instance is a no-op; once released (or
+// run out) the next claim takes it.
+BOOST_FIXTURE_TEST_CASE(node_name_lease, store_fixture) {
+  std::string node = "node-" + random_token();
+  std::string key = "resized:node:" + node;
+  auto holder = [&] { return redis.command("GET " + key); };
+  auto bulk = [](const std::string& v) {
+    return fmt::format("${}\r\n{}\r\n", v.size(), v);
+  };
+  auto first = store.claim_lease(node, "instance-a", 60000ms);
+  BOOST_TEST_REQUIRE(first.ok(), why(first));
+  BOOST_TEST(first.value().ours);
+  BOOST_TEST(first.value().taken);
+  BOOST_TEST(holder() == bulk("instance-a"));
+  auto pttl = [&] {
+    auto reply = redis.command("PTTL " + key);
+    BOOST_TEST_REQUIRE(reply[0] == ':');
+    return std::stol(reply.substr(1));
+  };
+  BOOST_TEST(pttl() > 50000);
+  BOOST_TEST(pttl() <= 60000);
+
+  // Another instance (another connection alike): refused, told who holds it.
+  task_store other{settings_for(redis.port())};
+  auto refused = other.claim_lease(node, "instance-b", 60000ms);
+  BOOST_TEST_REQUIRE(refused.ok(), why(refused));
+  BOOST_TEST(!refused.value().ours);
+  BOOST_TEST(refused.value().holder == "instance-a");
+  BOOST_TEST(refused.value().ttl_ms > 50000);
+  BOOST_TEST(holder() == bulk("instance-a"));
+  BOOST_TEST(pttl() > 50000); // not shortened or renewed by the refusal
+
+  // The holder renews: same value, TTL back to the full lease.
+  BOOST_TEST_REQUIRE(redis.command("PEXPIRE " + key + " 5000") == ":1\r\n");
+  auto renewed = store.claim_lease(node, "instance-a", 60000ms);
+  BOOST_TEST_REQUIRE(renewed.ok(), why(renewed));
+  BOOST_TEST(renewed.value().ours);
+  BOOST_TEST(!renewed.value().taken);
+  BOOST_TEST(pttl() > 50000);
+
+  // A release by another instance leaves the lease alone.
+  auto not_ours = other.release_lease(node, "instance-b");
+  BOOST_TEST_REQUIRE(not_ours.ok(), why(not_ours));
+  BOOST_TEST(!not_ours.value());
+  BOOST_TEST(holder() == bulk("instance-a"));
+
+  // Released by its holder: gone, and the next claim takes it at once.
+  auto released = store.release_lease(node, "instance-a");
+  BOOST_TEST_REQUIRE(released.ok(), why(released));
+  BOOST_TEST(released.value());
+  BOOST_TEST(redis.command("EXISTS " + key) == ":0\r\n");
+  auto again = store.release_lease(node, "instance-a");
+  BOOST_TEST_REQUIRE(again.ok(), why(again));
+  BOOST_TEST(!again.value());
+  auto taken = other.claim_lease(node, "instance-b", 60000ms);
+  BOOST_TEST_REQUIRE(taken.ok(), why(taken));
+  BOOST_TEST(taken.value().ours);
+  BOOST_TEST(taken.value().taken);
+
+  // The old holder's renewal after losing it: refused, not renewed.
+  auto late = store.claim_lease(node, "instance-a", 60000ms);
+  BOOST_TEST_REQUIRE(late.ok(), why(late));
+  BOOST_TEST(!late.value().ours);
+  BOOST_TEST(late.value().holder == "instance-b");
+  BOOST_TEST(holder() == bulk("instance-b"));
+}
+
+// A lease that is not renewed runs out by itself (a crashed holder), and
+// the next claim takes it.
+BOOST_FIXTURE_TEST_CASE(node_name_lease_runs_out, store_fixture) {
+  std::string node = "node-" + random_token();
+  auto held = store.claim_lease(node, "dead", 200ms);
+  BOOST_TEST_REQUIRE(held.ok(), why(held));
+  BOOST_TEST(held.value().ours);
+  task_store next{settings_for(redis.port())};
+  bool taken = test::wait_until(
+      [&] {
+        auto c = next.claim_lease(node, "next", 60000ms);
+        return c.ok() && c.value().ours;
+      },
+      5000ms);
+  BOOST_TEST(taken);
+  auto claim = next.claim_lease(node, "next", 60000ms);
+  BOOST_TEST_REQUIRE(claim.ok(), why(claim));
+  BOOST_TEST(!claim.value().taken);                     // a renewal now
+  BOOST_TEST(!next.claim_lease(node, "", 1000ms).ok()); // no instance id
 }
 
 BOOST_AUTO_TEST_SUITE_END() // redis

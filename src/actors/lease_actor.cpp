@@ -1,0 +1,184 @@
+#include "actors/lease_actor.hpp"
+
+#include <algorithm>
+
+#include "common/log.hpp"
+
+namespace resized::actors {
+
+namespace {
+
+using phase = lease_state::phase;
+using clock = std::chrono::steady_clock;
+
+int64_t ms_since(clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - t)
+      .count();
+}
+
+// How often a node waiting for another instance's lease looks again: often
+// enough that a crash-restart starts soon after the old lease runs out.
+std::chrono::milliseconds poll_interval(const lease_config& cfg) {
+  return std::min(cfg.renew, std::chrono::milliseconds{200});
+}
+
+// Start-up may go on (true) or must not (false); answers main's lease_atom
+// now or when it asks.
+void decide(lease_actor_type* self, bool ok) {
+  auto& st = self->state;
+  if (st.start_ok)
+    return;
+  st.start_ok = ok;
+  for (auto& p : st.asking)
+    p.deliver(ok);
+  st.asking.clear();
+}
+
+// The name is another running instance's: stops here for good. Before
+// start-up went on main is told (it refuses to start); after, on_lost.
+void give_up_name(lease_actor_type* self) {
+  auto& st = self->state;
+  st.at = phase::lost;
+  if (!st.start_ok) {
+    decide(self, false);
+    return;
+  }
+  if (st.cfg.on_lost)
+    st.cfg.on_lost();
+}
+
+void tick_after(lease_actor_type* self, std::chrono::milliseconds delay) {
+  self->delayed_send(self, delay, renew_atom::value);
+}
+
+void on_claim_failed(lease_actor_type* self, const failure& err) {
+  auto& st = self->state;
+  if (st.at == phase::acquiring) {
+    if (!st.start_ok)
+      log::warn("redis not reachable: the lease on this node's name is not "
+                "taken yet; the node starts, and recovers its pending tasks "
+                "once the lease is taken",
+                {{"node", st.cfg.node}, {"error", err.message}});
+    decide(self, true); // as for every Redis outage at start-up
+    tick_after(self, poll_interval(st.cfg));
+    return;
+  }
+  if (!st.renew_failing)
+    log::warn("lease on this node's name not renewed (redis away): retrying",
+              {{"node", st.cfg.node},
+               {"error", err.message},
+               {"lease_ms", st.cfg.ttl.count()}});
+  st.renew_failing = true;
+  tick_after(self, poll_interval(st.cfg));
+}
+
+void on_claimed(lease_actor_type* self, const store::lease_claim& claim) {
+  auto& st = self->state;
+  if (st.at == phase::acquiring) {
+    log::info("node name lease taken", {{"node", st.cfg.node},
+                                        {"instance", st.cfg.instance},
+                                        {"lease_ms", st.cfg.ttl.count()},
+                                        {"waited_ms", ms_since(st.started)}});
+    st.at = phase::held;
+    if (st.cfg.supervisor)
+      self->send(st.cfg.supervisor, recover_atom::value);
+    decide(self, true);
+  } else {
+    if (claim.taken)
+      log::warn("lease on this node's name had run out (redis away for "
+                "longer than the lease?): taken again, no other instance "
+                "holds it",
+                {{"node", st.cfg.node}, {"instance", st.cfg.instance}});
+    else if (st.renew_failing)
+      log::info("lease on this node's name renewed again",
+                {{"node", st.cfg.node}});
+    st.renew_failing = false;
+  }
+  tick_after(self, st.cfg.renew);
+}
+
+void on_held_elsewhere(lease_actor_type* self,
+                       const store::lease_claim& claim) {
+  auto& st = self->state;
+  if (st.at == phase::held) {
+    log::error("lease on this node's name lost: another instance holds it "
+               "(two nodes started with the same cluster.node-name, or this "
+               "one paused or cut off from redis for longer than the "
+               "lease); this node stops taking and recovering tasks and "
+               "exits",
+               {{"node", st.cfg.node},
+                {"instance", st.cfg.instance},
+                {"holder", claim.holder},
+                {"exit_code", 4}});
+    give_up_name(self);
+    return;
+  }
+  auto left = std::chrono::milliseconds{
+      std::clamp<int64_t>(claim.ttl_ms, 0, st.cfg.ttl.count())};
+  if (claim.ttl_ms < 0)
+    left = st.cfg.ttl; // no expiry: set by hand; give it a lease's time
+  if (!st.waiting) {
+    st.waiting = true;
+    st.deadline =
+        clock::now() + left + st.cfg.renew + std::chrono::milliseconds{500};
+    log::warn(
+        "node name held by another instance: waiting for its lease "
+        "to run out (a previous process with this name that did not "
+        "shut down cleanly, e.g. kill -9, leaves it for up to "
+        "cluster.lease-ms); if it is still renewed then, this node "
+        "does not start",
+        {{"node", st.cfg.node},
+         {"holder", claim.holder},
+         {"expires_in_ms", claim.ttl_ms},
+         {"wait_max_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                             st.deadline - clock::now())
+                             .count()}});
+  } else if (clock::now() >= st.deadline) {
+    log::error("node name in use by a running instance (its lease is still "
+               "renewed): not starting; give this node another "
+               "cluster.node-name, or stop the other one",
+               {{"node", st.cfg.node},
+                {"holder", claim.holder},
+                {"waited_ms", ms_since(st.started)},
+                {"exit_code", 4}});
+    give_up_name(self);
+    return;
+  }
+  tick_after(self, poll_interval(st.cfg));
+}
+
+} // namespace
+
+caf::behavior lease_actor(lease_actor_type* self, lease_config cfg) {
+  auto& st = self->state;
+  st.cfg = std::move(cfg);
+  // Quiet: the status actor logs Redis going away and coming back.
+  st.store = std::make_unique<store::task_store>(st.cfg.redis, true);
+  st.started = clock::now();
+  self->send(self, renew_atom::value);
+  return {
+      [=](renew_atom) {
+        auto& st = self->state;
+        if (st.at == phase::lost)
+          return;
+        auto res =
+            st.store->claim_lease(st.cfg.node, st.cfg.instance, st.cfg.ttl);
+        if (!res)
+          on_claim_failed(self, res.error());
+        else if (res.value().ours)
+          on_claimed(self, res.value());
+        else
+          on_held_elsewhere(self, res.value());
+      },
+      [=](lease_atom) -> caf::result<bool> {
+        auto& st = self->state;
+        if (st.start_ok)
+          return *st.start_ok;
+        auto promise = self->make_response_promise<bool>();
+        st.asking.push_back(promise);
+        return promise;
+      },
+  };
+}
+
+} // namespace resized::actors

@@ -1,0 +1,163 @@
+// The lease actor against a real redis-server: a free name is taken and only
+// then is recovery asked for; a crashed holder's lease is waited for; a live
+// holder keeps the name (start-up refused, nothing recovered); a lease taken
+// by another instance while held ends in on_lost; with Redis away at start
+// the node may start and the lease is taken once Redis answers.
+#include <atomic>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "actor_fixture.hpp"
+#include "actors/lease_actor.hpp"
+#include "support/redis_server.hpp"
+
+using namespace resized;
+using namespace resized::actors;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct lease_fixture : test::actor_system_fixture {
+  test::redis_server redis;
+  std::string prefix = "t" + test::random_uuid().substr(0, 8) + ":";
+  std::string node = "node-" + test::random_uuid().substr(0, 8);
+  std::string key = prefix + "node:" + node;
+  caf::scoped_actor self{sys}; // stands in for the supervisor
+  std::atomic<int> lost{0};
+
+  lease_config config(std::chrono::milliseconds ttl = 1000ms,
+                      std::chrono::milliseconds renew = 300ms) {
+    lease_config cfg;
+    cfg.redis.port = redis.port();
+    cfg.redis.key_prefix = prefix;
+    cfg.redis.command_timeout = 500ms;
+    cfg.redis.connect_timeout = 500ms;
+    cfg.node = node;
+    cfg.instance = "me-" + test::random_uuid();
+    cfg.ttl = ttl;
+    cfg.renew = renew;
+    cfg.supervisor = caf::actor_cast<caf::actor>(self);
+    cfg.on_lost = [this] { ++lost; };
+    return cfg;
+  }
+
+  caf::actor start(lease_config cfg) {
+    started.push_back(sys.spawn<caf::detached>(lease_actor, std::move(cfg)));
+    return started.back();
+  }
+  std::vector<caf::actor> started;
+
+  /// main's question: may start-up go on? nullopt: no answer in `timeout`.
+  std::optional<bool> may_start(const caf::actor& lease,
+                                std::chrono::milliseconds timeout = 10s) {
+    std::optional<bool> out;
+    self->request(lease, timeout, lease_atom::value)
+        .receive([&](bool ok) { out = ok; }, [](caf::error&) {});
+    return out;
+  }
+
+  /// Whether the supervisor was told to recover within `timeout`.
+  bool recovery_asked(std::chrono::milliseconds timeout) {
+    bool asked = false;
+    self->receive([&](recover_atom) { asked = true; },
+                  caf::after(timeout) >> [] {});
+    return asked;
+  }
+
+  std::string holder() {
+    auto reply = redis.command("GET " + key);
+    if (reply.rfind("$-1", 0) == 0)
+      return {};
+    auto body = reply.find("\r\n");
+    return reply.substr(body + 2, reply.size() - body - 4);
+  }
+
+  ~lease_fixture() {
+    // Also after a failed check: the system waits for every actor.
+    for (auto& a : started)
+      caf::anon_send_exit(a, caf::exit_reason::kill);
+  }
+};
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(lease_actor_suite, lease_fixture)
+
+BOOST_AUTO_TEST_CASE(a_free_name_is_taken_then_recovery_is_asked_for) {
+  auto cfg = config();
+  auto instance = cfg.instance;
+  auto lease = start(cfg);
+  auto ok = may_start(lease);
+  BOOST_TEST_REQUIRE(ok.has_value());
+  BOOST_TEST(*ok);
+  BOOST_TEST(recovery_asked(5s));
+  BOOST_TEST(holder() == instance);
+  // Renewed: still ours well past one lease (1 s), never recovered twice.
+  BOOST_TEST(!recovery_asked(2500ms));
+  BOOST_TEST(holder() == instance);
+  BOOST_TEST(lost == 0);
+  caf::anon_send_exit(lease, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(a_crashed_holders_lease_is_waited_for) {
+  redis.command("SET " + key + " crashed-one PX 600");
+  auto cfg = config();
+  auto instance = cfg.instance;
+  auto t0 = std::chrono::steady_clock::now();
+  auto lease = start(cfg);
+  auto ok = may_start(lease);
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::steady_clock::now() - t0)
+                  .count();
+  BOOST_TEST_REQUIRE(ok.has_value());
+  BOOST_TEST(*ok);
+  BOOST_TEST(took >= 400); // ms: it did wait for the old lease
+  BOOST_TEST(recovery_asked(5s));
+  BOOST_TEST(holder() == instance);
+  caf::anon_send_exit(lease, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(a_live_holder_keeps_the_name) {
+  // A holder whose lease does not run out within the wait: one that renews.
+  redis.command("SET " + key + " alive-one PX 60000");
+  auto lease = start(config(500ms, 100ms));
+  auto ok = may_start(lease);
+  BOOST_TEST_REQUIRE(ok.has_value());
+  BOOST_TEST(!*ok);
+  BOOST_TEST(!recovery_asked(300ms));
+  BOOST_TEST(holder() == "alive-one");
+  BOOST_TEST(lost == 0); // refused before start-up went on: main's to say
+  caf::anon_send_exit(lease, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(a_lease_taken_while_held_is_lost) {
+  auto lease = start(config(1000ms, 100ms));
+  auto ok = may_start(lease);
+  BOOST_TEST_REQUIRE(ok.has_value());
+  BOOST_TEST_REQUIRE(*ok);
+  BOOST_TEST(recovery_asked(5s));
+  redis.command("SET " + key + " thief PX 60000");
+  BOOST_TEST(test::wait_until([&] { return lost == 1; }, 5000ms));
+  BOOST_TEST(holder() == "thief"); // left alone
+  BOOST_TEST(!recovery_asked(300ms));
+  BOOST_TEST(lost == 1); // once
+  caf::anon_send_exit(lease, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(redis_away_at_start_the_lease_is_taken_later) {
+  redis.stop();
+  auto cfg = config();
+  auto instance = cfg.instance;
+  auto lease = start(cfg);
+  auto ok = may_start(lease);
+  BOOST_TEST_REQUIRE(ok.has_value());
+  BOOST_TEST(*ok); // as for every Redis outage at start-up
+  BOOST_TEST(!recovery_asked(300ms));
+  redis.start();
+  BOOST_TEST(recovery_asked(10s));
+  BOOST_TEST(holder() == instance);
+  caf::anon_send_exit(lease, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
