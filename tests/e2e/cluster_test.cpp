@@ -31,9 +31,10 @@
 //                   at the grace, the task runs again elsewhere
 //   api_policy      the API node that accepted a task decides its policy:
 //                   its limits.truncated, max-dimension and max-pixels
-//                   apply on a worker configured otherwise, and its task
-//                   timeout stops the resize inside libvips on a worker
-//                   whose own timeout is long
+//                   apply on a worker configured otherwise (which warns
+//                   that its own are not used), and its task timeout
+//                   stops the resize inside libvips on a worker whose own
+//                   timeout is long
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
@@ -1017,6 +1018,13 @@ BOOST_AUTO_TEST_CASE(the_api_nodes_limits_apply_on_its_workers) {
                          "--limits.max-pixels=2000000"});
   note_logs({&api.process(), &strict.process()});
   BOOST_TEST_REQUIRE(wait_listed(api, {"worker-strict"}, join_timeout));
+  // The worker says at start-up that these keys are not its to decide.
+  auto warned = wait_log_line(strict.process(),
+                              "config keys not used on a worker node", 10s);
+  BOOST_TEST(warned.find("limits.truncated") != std::string::npos, warned);
+  BOOST_TEST(warned.find("limits.max-dimension") != std::string::npos, warned);
+  BOOST_TEST(warned.find("limits.max-pixels") != std::string::npos, warned);
+  BOOST_TEST(warned.find("level=warn") != std::string::npos, warned);
 
   // A JPEG cut short (its scans end early): the API node serves it.
   auto cut = read_file(corpus_dir() + "/opencv__aloeL.jpg").substr(0, 150000);
