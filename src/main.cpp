@@ -441,6 +441,12 @@ int main(int argc, char** argv) {
   if (cfg.memory.trim_interval.count() > 0)
     trim.emplace(cfg.memory.trim_interval, cfg.memory.trim_threshold);
 
+  if (!cfg.unused_on_worker.empty())
+    log::warn(
+        "config keys not used on a worker node: each task runs under "
+        "the settings of the API node that accepted it",
+        {{"keys", fmt::format("{}", fmt::join(cfg.unused_on_worker, ","))}});
+
   std::string vips_err;
   if (!imaging::startup(argv[0], cfg.resize.vips_concurrency, vips_err,
                         cfg.resize.nice)) {

@@ -14,8 +14,8 @@ using self_ptr = agent_actor_type*;
 
 void spawn_worker(self_ptr self) {
   auto& st = self->state;
-  auto w = self->spawn<caf::detached + caf::linked>(resize_actor, st.cfg.limits,
-                                                    st.cfg.node, st.cfg.nice);
+  auto w = self->spawn<caf::detached + caf::linked>(resize_actor, st.cfg.node,
+                                                    st.cfg.nice);
   st.workers.push_back(w);
   st.idle.push_back(std::move(w));
 }

@@ -34,9 +34,10 @@
 
 namespace resized::actors {
 
+// No limits here: each job carries the policy of the API node that
+// accepted it (resize_job::policy), on a worker node as on a standalone one.
 struct agent_config {
   size_t pool_size = 1;
-  imaging::limits limits;
   std::string node;
   int nice = 5; // resize.nice: CPU priority of resize threads (0 = as is)
   // One info line per job it ran: on a worker node, whose API nodes log

@@ -36,7 +36,8 @@
 //   main       → status:     drain_atom → bool   answer held long polls now,
 //                            hold no more (shutdown)
 //   supervisor → agent:      resize_job → resize_done   (agent delegates to
-//                            a fresh detached resize actor; may cross nodes)
+//                            a fresh detached resize actor; may cross nodes;
+//                            the job carries the API node's policy)
 //   link       → supervisor: (join_atom, agent, node_info) → welcome_atom
 //                            a worker node's agent joins an API node; or
 //                            error cluster_error::name_taken: another
@@ -146,6 +147,10 @@ bool is_error(const caf::error& err, cluster_error x, std::string& what);
 std::string describe(caf::actor_system& sys, const caf::error& err);
 
 /// One image to resize; the only thing sent to a resize actor.
+///
+/// The API node that accepted the task decides its policy, and the policy
+/// travels here: a worker node applies `policy`, never its own [limits] or
+/// resize.task-timeout-ms, so a task ends alike on whichever node runs it.
 struct resize_job {
   std::string token;               // task id, for logs and the answer
   imaging::resize_options options; // as validated by the HTTP layer
@@ -153,6 +158,12 @@ struct resize_job {
   /// imaging::probe of `input` on the API node; format unknown: not probed
   /// (the worker reads the header itself).
   imaging::probe_info header;
+  /// The accepting API node's limits.max-pixels, limits.max-dimension
+  /// (options are checked against it, and a side left to the aspect ratio
+  /// is capped by it), limits.truncated, and its resize.task-timeout-ms as
+  /// max_processing_ms: the deadline libvips enforces, which the API node's
+  /// backstop for the task follows (supervisor.cpp).
+  imaging::limits policy;
 };
 
 /// What a resize actor answers.
@@ -186,7 +197,7 @@ typename Inspector::result_type inspect(Inspector& f, node_info& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, resize_job& x) {
   return f(caf::meta::type_name("resize_job"), x.token, x.options, x.input,
-           x.header);
+           x.header, x.policy);
 }
 
 template <class Inspector>
@@ -207,6 +218,12 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, resize_options& x) {
   return f(caf::meta::type_name("resize_options"), x.width, x.height, x.mode,
            x.format, x.quality);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, limits& x) {
+  return f(caf::meta::type_name("limits"), x.max_pixels, x.max_dimension,
+           x.max_input_bytes, x.max_processing_ms, x.fail_on_truncated);
 }
 
 template <class Inspector>

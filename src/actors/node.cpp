@@ -24,8 +24,8 @@ node_actors start_node(caf::actor_system& sys,
   auto pool = static_cast<size_t>(cfg.resize.pool_size);
   if (pool > 0)
     node.agent =
-        sys.spawn(agent, agent_config{pool, cfg.limits, cl.node_name,
-                                      cfg.resize.nice, cl.role == "worker"});
+        sys.spawn(agent, agent_config{pool, cl.node_name, cfg.resize.nice,
+                                      cl.role == "worker"});
   if (cl.role == "worker") {
     char host[256] = {};
     gethostname(host, sizeof(host) - 1);
@@ -54,6 +54,7 @@ node_actors start_node(caf::actor_system& sys,
   sup.queue_capacity = cfg.queue.capacity;
   sup.queue_max_bytes = cfg.queue.max_bytes;
   sup.task_timeout = cfg.resize.task_timeout;
+  sup.limits = cfg.limits;
   sup.max_attempts = static_cast<uint32_t>(cfg.resize.max_attempts);
   sup.node = cl.node_name;
   sup.role = cl.role;

@@ -8,13 +8,14 @@
 
 namespace resized::actors {
 
-resize_done run_resize_job(const resize_job& job, const imaging::limits& lim,
-                           const std::string& node) {
+resize_done run_resize_job(const resize_job& job, const std::string& node) {
   resize_done done;
   done.token = job.token;
   done.node = node;
+  // The API node's policy, not this node's config: the options were
+  // validated there against the same max-dimension.
   auto res = imaging::resize(job.input.data(), job.input.size(), job.options,
-                             lim, &job.header);
+                             job.policy, &job.header);
   if (!res) {
     done.ok = false;
     done.error_code = std::string{to_string(res.error().code)};
@@ -33,8 +34,8 @@ resize_done run_resize_job(const resize_job& job, const imaging::limits& lim,
   return done;
 }
 
-caf::behavior resize_actor(caf::event_based_actor* self, imaging::limits lim,
-                           std::string node, int nice) {
+caf::behavior resize_actor(caf::event_based_actor* self, std::string node,
+                           int nice) {
   return {
       [=](const resize_job& job) -> resize_done {
         // Detached: this handler always runs on the worker's own thread.
@@ -45,7 +46,7 @@ caf::behavior resize_actor(caf::event_based_actor* self, imaging::limits lim,
           setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), nice);
           niced = true;
         }
-        return run_resize_job(job, lim, node);
+        return run_resize_job(job, node);
       },
   };
 }

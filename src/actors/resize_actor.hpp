@@ -1,7 +1,8 @@
 // A resize worker: spawned detached by a node's agent (its own thread, so
 // libvips never blocks CAF's scheduler); answers each resize_job with one
 // resize_done, one job at a time. It reads the job's bytes in place: the
-// message is shared with its sender, never copied.
+// message is shared with its sender, never copied. It has no limits of its
+// own: each job carries the policy of the API node that accepted it.
 //
 //   idle ──resize_job──▶ running libvips ──resize_done──▶ idle
 #pragma once
@@ -15,13 +16,13 @@
 
 namespace resized::actors {
 
-/// Runs the imaging pipeline for one job (plain function, no actor).
-resize_done run_resize_job(const resize_job& job, const imaging::limits& lim,
-                           const std::string& node);
+/// Runs the imaging pipeline for one job under the job's own policy
+/// (`job.policy`; plain function, no actor).
+resize_done run_resize_job(const resize_job& job, const std::string& node);
 
 /// `nice`: the worker thread's CPU priority is lowered by this much, so the
 /// HTTP io threads (parse, answer 202) win the cores under load.
-caf::behavior resize_actor(caf::event_based_actor* self, imaging::limits lim,
-                           std::string node, int nice);
+caf::behavior resize_actor(caf::event_based_actor* self, std::string node,
+                           int nice);
 
 } // namespace resized::actors

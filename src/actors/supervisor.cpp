@@ -33,6 +33,15 @@ namespace {
 using self_ptr = supervisor_actor_type*;
 using state_type = supervisor_state;
 
+// The policy this API node gives each task it accepted, wherever it runs:
+// its [limits], and its task timeout as the deadline inside libvips (the
+// one `dispatch` adds its backstop to).
+imaging::limits job_policy(const supervisor_config& cfg) {
+  auto policy = cfg.limits;
+  policy.max_processing_ms = static_cast<int64_t>(cfg.task_timeout.count());
+  return policy;
+}
+
 const resize_job& job_of(const state_type::queued& task) {
   return task.job.get_as<resize_job>(0);
 }
@@ -336,8 +345,9 @@ void dispatch(self_ptr self) {
     auto attempt = task.attempt;
     auto job = task.job; // shares the bytes with the copy kept for retries
     st.running.emplace(token, state_type::in_flight{std::move(task), name});
-    // The resize itself stops at task_timeout (inside libvips); this
-    // deadline is the backstop for a node that does not answer at all.
+    // The resize itself stops at task_timeout inside libvips, on any node:
+    // the job carries it (job_policy). This deadline is the backstop for a
+    // node that does not answer at all.
     self->request(node->agent, st.cfg.task_timeout + backstop, std::move(job))
         .then(
             [=](resize_done& done) {
@@ -524,7 +534,7 @@ void recover(self_ptr self, std::vector<store::pending_task>& pending) {
                              : p.input->size();
     task.job = caf::make_message(
         resize_job{task.record.token, task.record.options, std::move(*p.input),
-                   head ? *head : imaging::probe_info{}});
+                   head ? *head : imaging::probe_info{}, job_policy(st.cfg)});
     st.queued_bytes += job_of(task).input.size();
     st.open.insert(task.record.token);
     st.queue.push_back(std::move(task));
@@ -656,7 +666,8 @@ void accept(self_ptr self, submit_request req, submit_replier reply) {
   task.record.submitted_at_ms = now_ms();
   task.decode_bytes = req.decode_bytes;
   task.job = caf::make_message(resize_job{task.record.token, req.options,
-                                          std::move(req.image), req.header});
+                                          std::move(req.image), req.header,
+                                          job_policy(st.cfg)});
   // Reserve the queue slot now; the task enters the queue once Redis
   // holds it (record + input): a 202 is a promise that survives a crash.
   ++st.accepting;

@@ -50,7 +50,13 @@ namespace resized::actors {
 struct supervisor_config {
   size_t queue_capacity = 256;
   uint64_t queue_max_bytes = 256ull << 20;
+  /// resize.task-timeout-ms: every job carries it as its libvips deadline
+  /// (policy.max_processing_ms), on whichever node it runs; the answer is
+  /// awaited that long plus a backstop for a node that does not answer.
   std::chrono::milliseconds task_timeout{60000};
+  /// This node's [limits]: the policy every job it places carries
+  /// (resize_job::policy). Worker nodes apply it instead of their own.
+  imaging::limits limits;
   uint32_t max_attempts = 3;
   std::string node = "local"; // this node's name, recorded in task records
   std::string role = "standalone";

@@ -257,6 +257,24 @@ std::string public_url_problem(const std::string& url) {
   return {};
 }
 
+// Keys only the node that accepts a task uses: its HTTP layer checks the
+// request against them, its supervisor queues and places the task, and
+// every job carries the resulting policy to whichever node runs it.
+constexpr const char* task_policy_keys[] = {
+    "limits.max-body-bytes",
+    "limits.max-pixels",
+    "limits.max-dimension",
+    "limits.truncated",
+    "resize.task-timeout-ms",
+    "resize.max-attempts",
+    "resize.decode-bytes-per-worker",
+    "defaults.width",
+    "defaults.height",
+    "defaults.mode",
+    "defaults.format",
+    "defaults.quality",
+};
+
 // "a, b,c" → {"a", "b", "c"}: comma-separated, blanks trimmed, empty
 // entries skipped.
 std::vector<std::string> split_list(const std::string& text) {
@@ -692,6 +710,15 @@ std::vector<std::string> service_config::load(int argc, char** argv,
     errors.push_back(fmt::format("log.format = '{}' is not one of logfmt, json",
                                  log_format_));
   out.log_format = log_format_;
+
+  // A worker node runs each task under the policy of the API node that
+  // accepted it (actors/messages.hpp, resize_job::policy): these keys, set
+  // in its file or on its command line, change nothing there (still
+  // validated above, so the same file can serve any role).
+  if (cluster_role_ == "worker")
+    for (const char* key : task_policy_keys)
+      if (caf::get_if(&content, key) != nullptr)
+        out.unused_on_worker.emplace_back(key);
   return errors;
 }
 

@@ -126,6 +126,12 @@ struct service_settings {
   std::string log_format = "logfmt";       // log.format: logfmt or json
   std::chrono::seconds shutdown_grace{20}; // shutdown.grace: in-flight tasks
                                            // may finish for this long
+  /// cluster.role = worker: the keys of the task policy ([limits],
+  /// [defaults], resize.task-timeout-ms, resize.max-attempts,
+  /// resize.decode-bytes-per-worker) its config sets, which it does not use:
+  /// a task runs under the policy of the API node that accepted it. main
+  /// warns once at start-up.
+  std::vector<std::string> unused_on_worker;
 };
 
 } // namespace resized::config

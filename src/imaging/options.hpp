@@ -45,7 +45,10 @@ struct resize_options {
   int quality = 85; // 1..100, for lossy encoders
 };
 
-/// Bounds on any single image; every field is a config key (limits.*).
+/// Bounds on any single image; every field is a config key (limits.*,
+/// resize.task-timeout-ms). They are a task's policy: the node that accepts
+/// the task decides them, and they travel with it to the node that runs it
+/// (actors::resize_job::policy).
 struct limits {
   uint64_t max_pixels = 50'000'000; // input width*height (limits.max-pixels)
   int max_dimension = 4096; // output width/height (limits.max-dimension)

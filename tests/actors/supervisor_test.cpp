@@ -46,11 +46,10 @@ struct supervisor_fixture : test::actor_system_fixture {
   std::map<std::string, std::string> images;
 
   // A supervisor with a local agent of `pool` resize actors (0 = none).
-  caf::actor start(supervisor_config cfg, size_t pool = 2,
-                   imaging::limits lim = {}) {
+  caf::actor start(supervisor_config cfg, size_t pool = 2) {
     caf::actor local;
     if (pool > 0)
-      local = sys.spawn(agent, agent_config{pool, lim, cfg.node});
+      local = sys.spawn(agent, agent_config{pool, cfg.node});
     auto fake = sys.spawn(fake_status, caf::actor_cast<caf::actor>(status));
     return sys.spawn(supervisor, cfg, fake, local, pool);
   }
@@ -230,9 +229,9 @@ BOOST_AUTO_TEST_CASE(a_bad_image_ends_failure_and_the_pool_goes_on) {
 
 BOOST_AUTO_TEST_CASE(a_task_past_its_deadline_is_stopped_inside_libvips) {
   supervisor_config cfg;
-  imaging::limits lim;
-  lim.max_processing_ms = 1; // the worker's own deadline (inside libvips)
-  auto sup = start(cfg, 1, lim);
+  // The deadline every job carries, enforced by the worker inside libvips.
+  cfg.task_timeout = 1ms;
+  auto sup = start(cfg, 1);
   auto t = submit(sup, test::corpus_photo("ukui__rhythm.jpg"));
   BOOST_REQUIRE(t.ok());
   run_until_final({t.value()});
@@ -252,8 +251,8 @@ BOOST_AUTO_TEST_CASE(a_task_past_its_deadline_is_stopped_inside_libvips) {
 BOOST_AUTO_TEST_CASE(tasks_spread_over_joined_nodes) {
   supervisor_config cfg;
   auto sup = start(cfg, 0); // an api node without a local pool
-  auto a = sys.spawn(agent, agent_config{1, imaging::limits{}, "w1"});
-  auto b = sys.spawn(agent, agent_config{1, imaging::limits{}, "w2"});
+  auto a = sys.spawn(agent, agent_config{1, "w1"});
+  auto b = sys.spawn(agent, agent_config{1, "w2"});
   join(sup, a, "w1", 1);
   join(sup, b, "w2", 1);
   std::vector<std::string> tokens;
@@ -306,6 +305,87 @@ BOOST_AUTO_TEST_CASE(a_node_that_never_answers_hits_the_backstop) {
     caf::anon_send_exit(*x, caf::exit_reason::user_shutdown);
 }
 
+namespace {
+
+// Stands in for a worker node's agent: shows `sink` every job it is sent,
+// then lets `real` run it.
+caf::behavior job_spy(caf::event_based_actor* self, caf::actor sink,
+                      caf::actor real) {
+  return {
+      [=](const resize_job& job) {
+        self->send(sink, job);
+        return self->delegate(real, job);
+      },
+  };
+}
+
+} // namespace
+
+// The API node that accepted a task decides its policy: every job it sends
+// carries its limits, and its task timeout as the deadline in libvips (the
+// one its backstop follows), whatever the node that runs it is configured
+// with.
+BOOST_AUTO_TEST_CASE(every_job_carries_the_api_nodes_policy) {
+  supervisor_config cfg;
+  cfg.task_timeout = 7000ms;
+  cfg.limits.max_pixels = 1234567;
+  cfg.limits.max_dimension = 2345;
+  cfg.limits.fail_on_truncated = false;
+  cfg.limits.max_processing_ms = 99; // task_timeout is the one deadline
+  auto sup = start(cfg, 0);
+  caf::scoped_actor sink{sys};
+  auto node = sys.spawn(agent, agent_config{1, "w"});
+  auto spy = sys.spawn(job_spy, caf::actor_cast<caf::actor>(sink), node);
+  join(sup, spy, "w", 1);
+  auto t = submit(sup, test::corpus_photo(test::small_photo));
+  BOOST_REQUIRE(t.ok());
+  bool seen = false;
+  sink->receive(
+      [&](const resize_job& job) {
+        seen = true;
+        BOOST_TEST(job.token == t.value());
+        BOOST_TEST(job.policy.max_pixels == 1234567u);
+        BOOST_TEST(job.policy.max_dimension == 2345);
+        BOOST_TEST(!job.policy.fail_on_truncated);
+        BOOST_TEST(job.policy.max_processing_ms == 7000);
+      },
+      caf::after(10s) >> [] {});
+  BOOST_REQUIRE(seen);
+  run_until_final({t.value()});
+  BOOST_TEST((last[t.value()].status == task_status::success));
+  for (auto* x : {&sup, &spy, &node})
+    caf::anon_send_exit(*x, caf::exit_reason::user_shutdown);
+}
+
+// A joined node stops a task at the API node's deadline, inside libvips:
+// the answer comes from the node, well before the backstop (deadline + 2 s).
+BOOST_AUTO_TEST_CASE(a_joined_node_stops_at_the_api_nodes_deadline) {
+  supervisor_config cfg;
+  cfg.task_timeout = 300ms;
+  auto sup = start(cfg, 0);
+  auto node = sys.spawn(agent, agent_config{1, "w"});
+  join(sup, node, "w", 1);
+  // A 3840x2160 PNG re-encoded as a 3800-wide PNG: seconds of work.
+  imaging::resize_options slow;
+  slow.width = 3800;
+  slow.height = 0;
+  slow.mode = imaging::fit_mode::fit;
+  slow.format = imaging::output_format::png;
+  auto t =
+      submit(sup, test::corpus_photo("plasma__Canopee_3840x2160.png"), slow);
+  BOOST_REQUIRE(t.ok());
+  run_until_final({t.value()});
+  const auto& rec = last[t.value()];
+  BOOST_TEST((rec.status == task_status::failure));
+  BOOST_TEST(rec.error_code == "processing_timeout");
+  BOOST_TEST(rec.node == "w");
+  BOOST_TEST(rec.finished_at_ms - rec.started_at_ms < 2000,
+             "took " << rec.finished_at_ms - rec.started_at_ms
+                     << " ms: " << rec.error_message);
+  for (auto* x : {&sup, &node})
+    caf::anon_send_exit(*x, caf::exit_reason::user_shutdown);
+}
+
 BOOST_AUTO_TEST_CASE(a_lost_nodes_tasks_run_elsewhere_exactly_once) {
   supervisor_config cfg;
   auto sup = start(cfg, 1);
@@ -344,7 +424,7 @@ BOOST_AUTO_TEST_CASE(
   supervisor_config cfg;
   auto a = start(cfg, 0);
   auto b = start(cfg, 0);
-  auto shared = sys.spawn(agent, agent_config{1, imaging::limits{}, "shared"});
+  auto shared = sys.spawn(agent, agent_config{1, "shared"});
   join(a, shared, "shared", 1);
   join(b, shared, "shared", 1);
   auto big = test::corpus_photo("ukui__rhythm.jpg");
@@ -504,7 +584,7 @@ BOOST_AUTO_TEST_CASE(a_leaving_node_finishes_its_task_and_gets_no_new_ones) {
   BOOST_TEST((refused.error().code == error_code::no_workers));
   BOOST_TEST(next(300ms).empty());
   // ... and once another node joins, new work goes there.
-  auto other = sys.spawn(agent, agent_config{1, imaging::limits{}, "other"});
+  auto other = sys.spawn(agent, agent_config{1, "other"});
   join(sup, other, "other", 1);
   auto second = submit(sup, test::corpus_photo(test::small_photo)).value();
   run_until_final({second});
@@ -575,7 +655,7 @@ BOOST_AUTO_TEST_CASE(abandoned_tasks_are_named_and_their_answers_dropped) {
 // API node places it elsewhere without counting an attempt).
 BOOST_AUTO_TEST_CASE(
     a_draining_agent_finishes_its_job_and_turns_new_ones_away) {
-  auto node = sys.spawn(agent, agent_config{2, imaging::limits{}, "w"});
+  auto node = sys.spawn(agent, agent_config{2, "w"});
   caf::scoped_actor self{sys};
   auto photo = test::corpus_photo(test::small_photo);
   auto running = self->request(node, 30s, resize_job{"t1", {}, photo, {}});
@@ -619,7 +699,7 @@ BOOST_AUTO_TEST_CASE(a_name_held_by_a_live_node_is_refused_until_it_goes) {
   auto first = submit(sup, "a").value();
   BOOST_TEST(next_dispatched(dispatched, 10s) == first);
 
-  auto newcomer = sys.spawn(agent, agent_config{1, imaging::limits{}, "same"});
+  auto newcomer = sys.spawn(agent, agent_config{1, "same"});
   auto try_join = [&](const node_info& info) {
     caf::scoped_actor self{sys};
     caf::error refusal;

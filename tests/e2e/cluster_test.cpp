@@ -32,6 +32,12 @@
 //   shown_leaving   /api/v1/cluster: "state" leaving / ready per node
 //   past_grace      a resize outlasting shutdown.grace: the worker exits 3
 //                   at the grace, the task runs again elsewhere
+//   api_policy      the API node that accepted a task decides its policy:
+//                   its limits.truncated, max-dimension and max-pixels
+//                   apply on a worker configured otherwise (which warns
+//                   that its own are not used), and its task timeout
+//                   stops the resize inside libvips on a worker whose own
+//                   timeout is long
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
@@ -1094,6 +1100,119 @@ BOOST_AUTO_TEST_CASE(idle_worker_sigterm_exits_at_once) {
   auto log = api.log();
   BOOST_TEST(log_has(log, "node left"), log);
   BOOST_TEST(!log_has(log, "node lost"), log);
+}
+
+// A task runs under the policy of the API node that accepted it, on any
+// worker: here the worker's own [limits] say the opposite of the API
+// node's, and the tasks end as the API node's settings say (on a
+// standalone node with the API node's settings they end alike).
+BOOST_AUTO_TEST_CASE(the_api_nodes_limits_apply_on_its_workers) {
+  redis_server redis;
+  api_node api(redis.port(), "api-policy", {"--limits.truncated=serve"});
+  worker_process strict("worker-strict", {api.endpoint()},
+                        {"--limits.truncated=fail",
+                         "--limits.max-dimension=300",
+                         "--limits.max-pixels=2000000"});
+  note_logs({&api.process(), &strict.process()});
+  BOOST_TEST_REQUIRE(wait_listed(api, {"worker-strict"}, join_timeout));
+  // The worker says at start-up that these keys are not its to decide.
+  auto warned = wait_log_line(strict.process(),
+                              "config keys not used on a worker node", 10s);
+  BOOST_TEST(warned.find("limits.truncated") != std::string::npos, warned);
+  BOOST_TEST(warned.find("limits.max-dimension") != std::string::npos, warned);
+  BOOST_TEST(warned.find("limits.max-pixels") != std::string::npos, warned);
+  BOOST_TEST(warned.find("level=warn") != std::string::npos, warned);
+
+  // A JPEG cut short (its scans end early): the API node serves it.
+  auto cut = read_file(corpus_dir() + "/opencv__aloeL.jpg").substr(0, 150000);
+  auto truncated = submit_to(api, cut, "image/jpeg", "?width=120");
+  // Wider than the worker's max-dimension, within the API node's.
+  auto wide = submit_to(api, small_photo_bytes(), "image/jpeg", "?width=400");
+  // 16.8 MP, over the worker's max-pixels, within the API node's.
+  auto big = photos_sized(7'000'000, 8'000'000); // gnome__pixels-l.webp
+  BOOST_TEST_REQUIRE(big.size() == 1u);
+  auto many_pixels =
+      submit_to(api, big.front().bytes, big.front().type, "?width=140");
+  BOOST_TEST_REQUIRE(!truncated.empty());
+  BOOST_TEST_REQUIRE(!wide.empty());
+  BOOST_TEST_REQUIRE(!many_pixels.empty());
+  auto bodies = expect_all_success(api, {truncated, wide, many_pixels});
+  BOOST_TEST(bodies.size() == 3u);
+  BOOST_TEST(json_int(parse_json(bodies[wide]), "width") == 400);
+  BOOST_TEST(json_int(parse_json(bodies[truncated]), "width") == 120);
+  for (const auto& token : {truncated, wide, many_pixels})
+    BOOST_TEST(lines_with(strict.log(), {"resize done", "token=" + token}) ==
+                   1u,
+               strict.log());
+}
+
+// The API node's task timeout is the deadline the worker enforces inside
+// libvips: the worker (its own timeout 60 s) stops the resize at about the
+// API node's 300 ms and answers processing_timeout itself, before the API
+// node's backstop (deadline + 2 s), and does not run on for seconds.
+BOOST_AUTO_TEST_CASE(the_api_nodes_deadline_stops_the_worker_inside_libvips) {
+  redis_server redis;
+  api_node api(redis.port(), "api-hasty", {"--resize.task-timeout-ms=300"});
+  worker_process patient("worker-patient", {api.endpoint()},
+                         {"--resize.task-timeout-ms=60000"});
+  note_logs({&api.process(), &patient.process()});
+  BOOST_TEST_REQUIRE(wait_listed(api, {"worker-patient"}, join_timeout));
+  // A 14.7 MP photo as the largest AVIF box: seconds of work on one libvips
+  // thread (1.5-4.4 s measured on 2 shared cores), far past 300 ms.
+  auto token =
+      submit_to(api, read_file(corpus_dir() + "/plasma__Volna_5120x2880.jpg"),
+                "image/jpeg", "?width=4096&height=4096&mode=fill&format=avif");
+  BOOST_TEST_REQUIRE(!token.empty());
+  auto finals = wait_all_final(api, {token}, 30s);
+  auto st = finals[token];
+  BOOST_TEST_CONTEXT("status " << st.body) {
+    BOOST_TEST(st.status == "FAILURE");
+    auto doc = parse_json(st.body);
+    BOOST_TEST_REQUIRE(doc.IsObject());
+    BOOST_TEST_REQUIRE(doc.HasMember("error"));
+    BOOST_TEST(json_string(doc["error"], "code") == "processing_timeout");
+    // The worker's answer, with the API node's deadline in it.
+    BOOST_TEST(json_string(doc["error"], "message").find("300 ms") !=
+               std::string::npos);
+  }
+  // The worker's own line for the job: stopped at about 300 ms.
+  std::string line;
+  BOOST_TEST(wait_until(
+                 [&] {
+                   std::istringstream in{patient.log()};
+                   for (std::string l; std::getline(in, l);)
+                     if (l.find("token=" + token) != std::string::npos &&
+                         (l.find("resize failed") != std::string::npos ||
+                          l.find("resize done") != std::string::npos)) {
+                       line = l;
+                       return true;
+                     }
+                   return false;
+                 },
+                 10s),
+             "the worker logged no end of the job:\n"
+                 << patient.log());
+  BOOST_TEST_CONTEXT("worker line: " << line) {
+    BOOST_TEST(line.find("resize failed") != std::string::npos);
+    BOOST_TEST(line.find("code=processing_timeout") != std::string::npos);
+    BOOST_TEST(line.find("300 ms (stopped inside libvips)") !=
+               std::string::npos);
+    auto at = line.find(" ms=");
+    BOOST_TEST_REQUIRE(at != std::string::npos);
+    double ms = std::atof(line.c_str() + at + 4);
+    BOOST_TEST(ms >= 300.0);
+    BOOST_TEST(ms < 2000.0); // not the 60 s of its own config
+  }
+  // The API node got the worker's answer before its backstop (300 ms +
+  // 2 s after the task started) would have ended the task.
+  auto finished = wait_log_line(api.process(), "task finished", 1s);
+  BOOST_TEST_CONTEXT("API line: " << finished) {
+    BOOST_TEST(finished.find(token) != std::string::npos);
+    BOOST_TEST(finished.find("code=processing_timeout") != std::string::npos);
+    auto at = finished.find(" total_ms=");
+    BOOST_TEST_REQUIRE(at != std::string::npos);
+    BOOST_TEST(std::atol(finished.c_str() + at + 10) < 2300);
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -342,6 +342,39 @@ BOOST_AUTO_TEST_CASE(help_lists_the_log_levels_the_validation_takes) {
              "error, off");
 }
 
+// A task runs under the policy of the API node that accepted it: a worker
+// names the policy keys its config sets (main warns once), from the file or
+// the command line; other roles, and a worker's own keys, are not named.
+BOOST_AUTO_TEST_CASE(a_worker_names_the_policy_keys_it_does_not_use) {
+  temp_ini ini;
+  ini.write("[limits]\nmax-dimension=300\n[resize]\npool-size=3\n");
+  auto worker = load({"--config-file=" + ini.path, "--cluster.role=worker",
+                      "--cluster.api-nodes=a:4000", "--limits.truncated=serve",
+                      "--resize.task-timeout-ms=9000", "--defaults.width=50"});
+  BOOST_REQUIRE_MESSAGE(worker.errors.empty(), joined(worker.errors));
+  BOOST_TEST(worker.settings.unused_on_worker ==
+                 (std::vector<std::string>{
+                     "limits.max-dimension", "limits.truncated",
+                     "resize.task-timeout-ms", "defaults.width"}),
+             boost::test_tools::per_element());
+  auto quiet = load({"--cluster.role=worker", "--cluster.api-nodes=a:4000",
+                     "--resize.pool-size=4", "--shutdown.grace=5"});
+  BOOST_TEST(quiet.settings.unused_on_worker.empty());
+  auto api = load({"--config-file=" + ini.path, "--cluster.role=api",
+                   "--limits.truncated=serve"});
+  BOOST_TEST(api.settings.unused_on_worker.empty());
+  // Still validated: one file may serve every role.
+  auto bad = load({"--cluster.role=worker", "--cluster.api-nodes=a:4000",
+                   "--limits.truncated=maybe"});
+  BOOST_TEST(names(bad.errors, "limits.truncated"), joined(bad.errors));
+  // The shipped worker file sets none of them.
+  auto shipped =
+      load({"--config-file=" + source_dir() + "/config/cluster-worker.ini"});
+  BOOST_REQUIRE_MESSAGE(shipped.errors.empty(), joined(shipped.errors));
+  BOOST_TEST(shipped.settings.unused_on_worker.empty(),
+             shipped.settings.unused_on_worker.size() << " keys");
+}
+
 BOOST_AUTO_TEST_CASE(every_problem_is_reported) {
   auto res =
       load({"--resize.pool-size=0", "--http.port=70000", "--log.level=loud"});
