@@ -137,10 +137,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# Below the kernel's ephemeral range (32768 and up by default): a port from
+# it can be taken between this check and the bind by one of the run's own
+# client connections (a Flask start failed so once, "Address already in use").
 free_port() {
   local p
   for _ in $(seq 200); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((20000 + RANDOM % 12000))
     ss -Hltn "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return 0; }
   done
   echo "run.sh: no free port" >&2; return 1
