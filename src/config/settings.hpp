@@ -97,7 +97,9 @@ struct cluster_settings {
   std::chrono::milliseconds reconnect_max{5000}; // ...reconnect-max-ms
   // api, standalone: the lease on node-name in Redis (one running instance
   // per name). It lives lease-ms unless renewed, renewed every renew-ms; a
-  // restart after a crash waits at most about lease-ms for it.
+  // restart after a crash waits at most about lease-ms for it. Every
+  // lease-ms (plus jitter) a node adopts the pending sets of names with no
+  // lease (actors/lease_actor.hpp).
   std::chrono::milliseconds lease{10000};      // cluster.lease-ms
   std::chrono::milliseconds lease_renew{3000}; // cluster.lease-renew-ms
 };
