@@ -73,13 +73,13 @@ void on_claim_failed(lease_actor_type* self, const failure& err) {
   tick_after(self, poll_interval(st.cfg));
 }
 
-// When the next look for names with no lease is due: a lease-ms from now,
+// When the next look for names with no lease is due: cfg.adopt from now,
 // plus up to a renew interval at random so that peers do not all look at
 // once.
 clock::time_point next_adopt_time(const lease_config& cfg) {
   static thread_local std::minstd_rand rng{std::random_device{}()};
   std::uniform_int_distribution<int64_t> jitter(0, cfg.renew.count());
-  return clock::now() + cfg.ttl + std::chrono::milliseconds{jitter(rng)};
+  return clock::now() + cfg.adopt + std::chrono::milliseconds{jitter(rng)};
 }
 
 // Reads the adopted `tokens` (now in this name's pending set) and hands them
@@ -150,7 +150,8 @@ void on_claimed(lease_actor_type* self, const store::lease_claim& claim) {
       log::info("lease on this node's name renewed again",
                 {{"node", st.cfg.node}});
     st.renew_failing = false;
-    if (st.cfg.adopt && !st.draining && clock::now() >= st.next_adopt) {
+    if (st.cfg.adopt.count() > 0 && !st.draining &&
+        clock::now() >= st.next_adopt) {
       adopt_orphans(self);
       st.next_adopt = next_adopt_time(st.cfg);
     }

@@ -29,8 +29,9 @@
 // meanwhile and is free, it is taken again; if another instance took it,
 // the name is lost: on_lost runs once (main stops the node, exit code 4).
 //
-// Adoption (cfg.adopt): while held and not draining (drain_atom from main
-// at SIGTERM), every lease-ms plus a random part of a renew interval, the
+// Adoption (cfg.adopt, cluster.adopt-ms, by default lease-ms): while held
+// and not draining (drain_atom from main at SIGTERM), every cfg.adopt plus
+// a random part of a renew interval, the
 // pending sets of names that nobody holds a lease on (a node drained and
 // not restarted, or dead for longer than its lease) are moved into this
 // name's set, one atomic script per name (task_store::adopt_pending), and
@@ -74,8 +75,9 @@ struct lease_config {
   /// another holder, or the first claim after a Redis outage at start-up
   /// did past its deadline).
   std::function<void()> on_lost;
-  /// Adopts the pending tasks of names with no lease (see above).
-  bool adopt = true;
+  /// How often it adopts the pending tasks of names with no lease (see
+  /// above), plus up to `renew` at random; 0 = never.
+  std::chrono::milliseconds adopt{10000};
 };
 
 struct lease_state {
