@@ -515,6 +515,8 @@ int main(int argc, char** argv) {
       lose_name(sys, *node, srv, cfg);
     log::info("shutting down",
               {{"signal", sig}, {"grace_s", cfg.shutdown_grace.count()}});
+    if (node->lease) // adopts no other node's tasks from now on
+      caf::anon_send(node->lease, actors::drain_atom::value);
     std::vector<std::string> abandoned; // tasks given up past the grace
     if (node->supervisor) {
       if (drain(sys, node->supervisor, cfg.shutdown_grace, signals) > 0)

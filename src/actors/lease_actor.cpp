@@ -1,6 +1,7 @@
 #include "actors/lease_actor.hpp"
 
 #include <algorithm>
+#include <random>
 
 #include "common/log.hpp"
 
@@ -72,6 +73,61 @@ void on_claim_failed(lease_actor_type* self, const failure& err) {
   tick_after(self, poll_interval(st.cfg));
 }
 
+// When the next look for names with no lease is due: cfg.adopt from now,
+// plus up to a renew interval at random so that peers do not all look at
+// once.
+clock::time_point next_adopt_time(const lease_config& cfg) {
+  static thread_local std::minstd_rand rng{std::random_device{}()};
+  std::uniform_int_distribution<int64_t> jitter(0, cfg.renew.count());
+  return clock::now() + cfg.adopt + std::chrono::milliseconds{jitter(rng)};
+}
+
+// Reads the adopted `tokens` (now in this name's pending set) and hands them
+// to the supervisor; keeps them for the next pass if Redis fails.
+void hand_over(lease_actor_type* self, const std::string& from,
+               std::vector<std::string> tokens) {
+  auto& st = self->state;
+  auto tasks = st.store->load_pending(st.cfg.node, tokens);
+  if (!tasks) {
+    log::warn("adopted pending tasks not read (redis away): retrying",
+              {{"from", from},
+               {"tasks", tokens.size()},
+               {"error", tasks.error().message}});
+    st.unread.emplace_back(from, std::move(tokens));
+    return;
+  }
+  if (st.cfg.supervisor && !tasks.value().empty())
+    self->send(st.cfg.supervisor, adopt_atom::value, from,
+               std::move(tasks).value());
+}
+
+// Moves the pending sets of names nobody holds a lease on into this
+// name's, one name at a time, and hands their tasks to the supervisor.
+void adopt_orphans(lease_actor_type* self) {
+  auto& st = self->state;
+  auto unread = std::move(st.unread);
+  st.unread.clear();
+  for (auto& [from, tokens] : unread)
+    hand_over(self, from, std::move(tokens));
+  auto names = st.store->pending_names();
+  if (!names)
+    return; // Redis away: the renewal logs it; the next pass looks again
+  for (const auto& name : names.value()) {
+    if (name == st.cfg.node)
+      continue;
+    auto res = st.store->adopt_pending(name, st.cfg.node);
+    if (!res)
+      return;
+    if (res.value().held || res.value().tokens.empty())
+      continue;
+    log::info("adopted pending tasks of a node with no owner",
+              {{"node", st.cfg.node},
+               {"from", name},
+               {"tasks", res.value().tokens.size()}});
+    hand_over(self, name, std::move(res.value().tokens));
+  }
+}
+
 void on_claimed(lease_actor_type* self, const store::lease_claim& claim) {
   auto& st = self->state;
   if (st.at == phase::acquiring) {
@@ -83,6 +139,7 @@ void on_claimed(lease_actor_type* self, const store::lease_claim& claim) {
     if (st.cfg.supervisor)
       self->send(st.cfg.supervisor, recover_atom::value);
     decide(self, true);
+    st.next_adopt = next_adopt_time(st.cfg);
   } else {
     if (claim.taken)
       log::warn("lease on this node's name had run out (redis away for "
@@ -93,6 +150,11 @@ void on_claimed(lease_actor_type* self, const store::lease_claim& claim) {
       log::info("lease on this node's name renewed again",
                 {{"node", st.cfg.node}});
     st.renew_failing = false;
+    if (st.cfg.adopt.count() > 0 && !st.draining &&
+        clock::now() >= st.next_adopt) {
+      adopt_orphans(self);
+      st.next_adopt = next_adopt_time(st.cfg);
+    }
   }
   tick_after(self, st.cfg.renew);
 }
@@ -170,6 +232,7 @@ caf::behavior lease_actor(lease_actor_type* self, lease_config cfg) {
         else
           on_held_elsewhere(self, res.value());
       },
+      [=](drain_atom) { self->state.draining = true; },
       [=](lease_atom) -> caf::result<bool> {
         auto& st = self->state;
         if (st.start_ok)

@@ -29,6 +29,16 @@
 // meanwhile and is free, it is taken again; if another instance took it,
 // the name is lost: on_lost runs once (main stops the node, exit code 4).
 //
+// Adoption (cfg.adopt, cluster.adopt-ms, by default lease-ms): while held
+// and not draining (drain_atom from main at SIGTERM), every cfg.adopt plus
+// a random part of a renew interval, the
+// pending sets of names that nobody holds a lease on (a node drained and
+// not restarted, or dead for longer than its lease) are moved into this
+// name's set, one atomic script per name (task_store::adopt_pending), and
+// their tasks handed to the supervisor (adopt_atom), which resumes them as
+// recovered ones. Tasks moved but not read (Redis away) are read again at
+// the next pass.
+//
 // The lease is not released here: main deletes it (if still this
 // instance's) once every other actor has stopped, so a successor never
 // runs beside this process's last writes.
@@ -39,6 +49,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <caf/actor.hpp>
@@ -64,6 +75,9 @@ struct lease_config {
   /// another holder, or the first claim after a Redis outage at start-up
   /// did past its deadline).
   std::function<void()> on_lost;
+  /// How often it adopts the pending tasks of names with no lease (see
+  /// above), plus up to `renew` at random; 0 = never.
+  std::chrono::milliseconds adopt{10000};
 };
 
 struct lease_state {
@@ -80,6 +94,12 @@ struct lease_state {
   bool waiting = false; // the deadline is set
   std::chrono::steady_clock::time_point started{};
   bool renew_failing = false; // a renewal failed, not yet one that worked
+  bool draining = false;      // shutting down: adopts nothing more
+  /// held: the next look for names with no lease is due then.
+  std::chrono::steady_clock::time_point next_adopt{};
+  /// Tasks moved into this name's set but not handed over yet (reading
+  /// them failed), with the name they came from.
+  std::vector<std::pair<std::string, std::vector<std::string>>> unread;
   static inline const char* name = "lease";
 };
 

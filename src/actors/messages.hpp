@@ -74,6 +74,11 @@
 //   lease      → lease:      renew_atom   take or renew the lease (timer)
 //   lease      → supervisor: recover_atom   the lease is this instance's:
 //                            recover the name's pending tasks now
+//   main       → lease:      drain_atom   shutting down: adopt nothing more
+//   lease      → supervisor: (adopt_atom, from, pending_list)   tasks of
+//                            node `from` (no lease: stopped or dead) now in
+//                            this node's pending set: resume them as
+//                            recovered ones
 #pragma once
 
 #include <string>
@@ -117,6 +122,7 @@ using running_atom = caf::atom_constant<caf::atom("running")>;
 using abandon_atom = caf::atom_constant<caf::atom("abandon")>;
 using lease_atom = caf::atom_constant<caf::atom("lease")>;
 using renew_atom = caf::atom_constant<caf::atom("renew")>;
+using adopt_atom = caf::atom_constant<caf::atom("adopt")>;
 
 /// Errors of the cluster protocol (category `cluster_error_category`),
 /// rendered alike on every node (announce_message_types).

@@ -69,6 +69,7 @@ node_actors start_node(caf::actor_system& sys,
   lc.instance = instance;
   lc.ttl = cl.lease;
   lc.renew = cl.lease_renew;
+  lc.adopt = cl.adopt;
   lc.supervisor = node.supervisor;
   lc.on_lost = std::move(on_lost);
   node.lease = sys.spawn<caf::detached>(lease_actor, std::move(lc));

@@ -493,21 +493,30 @@ void on_node_down(self_ptr self, const caf::actor_addr& source,
 // order they were submitted (they keep their token and submission time), or
 // ends them if their input is gone or their node was lost under them
 // max_attempts times (a restart while one ran counts: it may be the input
-// that crashes the process).
-void recover(self_ptr self, std::vector<store::pending_task>& pending) {
+// that crashes the process). `from`: the tasks were adopted from that node
+// (stopped or dead, its lease gone) and are counted as at its restart.
+void recover(self_ptr self, std::vector<store::pending_task>& pending,
+             const std::string& from = {}) {
   auto& st = self->state;
   std::stable_sort(pending.begin(), pending.end(),
                    [](const auto& a, const auto& b) {
                      return a.record.submitted_at_ms < b.record.submitted_at_ms;
                    });
   size_t resumed = 0;
+  size_t known = 0; // already queued or running here
   for (auto& p : pending) {
-    if (st.running.count(p.record.token) != 0)
+    if (st.running.count(p.record.token) != 0 ||
+        st.open.count(p.record.token) != 0) {
+      ++known;
       continue;
+    }
     if (!p.input) {
       fail(self, std::move(p.record),
            failure{error_code::worker_lost,
-                   "the node restarted and the task's input had expired"});
+                   from.empty()
+                       ? "the node restarted and the task's input had expired"
+                       : "its node stopped and the task's input had "
+                         "expired"});
       continue;
     }
     // Every attempt started and not finished was lost with its node.
@@ -540,9 +549,15 @@ void recover(self_ptr self, std::vector<store::pending_task>& pending) {
     st.queue.push_back(std::move(task));
     ++resumed;
   }
-  if (!pending.empty())
-    log::info("recovered tasks accepted before the restart",
-              {{"resumed", resumed}, {"failed", pending.size() - resumed}});
+  if (!pending.empty() && from.empty())
+    log::info(
+        "recovered tasks accepted before the restart",
+        {{"resumed", resumed}, {"failed", pending.size() - resumed - known}});
+  else if (!pending.empty())
+    log::info("resumed tasks adopted from a node with no owner",
+              {{"from", from},
+               {"resumed", resumed},
+               {"failed", pending.size() - resumed - known}});
   dispatch(self);
 }
 
@@ -776,12 +791,14 @@ void reuse_finished(self_ptr self, const std::string& original,
 
 // The last line about the queue at a shutdown: the tasks still queued
 // never started here; they are in this node's pending set in Redis and run
-// at its next start.
+// at its next start, or on a live API node that adopts them first (once
+// this node's lease is gone).
 void note_queued_left(self_ptr self) {
   auto& st = self->state;
   if (!st.queue.empty())
     log::info("queued tasks not started: they stay in redis and run at "
-              "this node's next start",
+              "this node's next start, or on a live API node sharing "
+              "its redis that adopts them",
               {{"queued", st.queue.size()}});
 }
 
@@ -850,6 +867,12 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
                   self->delayed_send(self, std::chrono::seconds{2},
                                      recover_atom::value);
                 });
+      },
+      [=](adopt_atom, const std::string& from,
+          std::vector<store::pending_task>& pending) {
+        // Queued like recovered ones; while draining they stay queued, in
+        // this node's pending set, for whoever adopts or restarts it next.
+        recover(self, pending, from);
       },
       [=](drain_atom) -> size_t {
         auto& st = self->state;

@@ -81,7 +81,11 @@ service_config::service_config() {
            "unless renewed (default 10000)")
       .add(cluster_lease_renew_ms_, "lease-renew-ms",
            "api, standalone: ms between renewals of that lease (default "
-           "3000; at most a third of lease-ms)");
+           "3000; at most a third of lease-ms)")
+      .add(cluster_adopt_ms_, "adopt-ms",
+           "api, standalone: ms between looks for the pending tasks of "
+           "node names nobody holds a lease on, which this node then takes "
+           "over; 0 = never (default: lease-ms)");
   opt_group{custom_options_, "resize"}
       .add(resize_pool_size_, "pool-size",
            "resize actors running at once (default 2)")
@@ -588,6 +592,13 @@ std::vector<std::string> service_config::load(int argc, char** argv,
   if (c.range("cluster.lease-renew-ms", cluster_lease_renew_ms_, 100, 200000,
               secs))
     cl.lease_renew = std::chrono::milliseconds{secs};
+  if (cluster_adopt_ms_ == -1)
+    cl.adopt = cl.lease;
+  else if (cluster_adopt_ms_ != 0 &&
+           c.range("cluster.adopt-ms", cluster_adopt_ms_, 100, 3600000, secs))
+    cl.adopt = std::chrono::milliseconds{secs};
+  else if (cluster_adopt_ms_ == 0)
+    cl.adopt = std::chrono::milliseconds{0};
   // Two renewals may fail (a Redis hiccup) before the lease runs out.
   if (3 * cl.lease_renew > cl.lease)
     errors.push_back("cluster.lease-renew-ms must be at most a third of "

@@ -74,6 +74,7 @@ private:
   int64_t cluster_reconnect_max_ms_ = 5000;
   int64_t cluster_lease_ms_ = 10000;
   int64_t cluster_lease_renew_ms_ = 3000;
+  int64_t cluster_adopt_ms_ = -1; // -1: cluster.lease-ms
   int64_t resize_max_attempts_ = 3;
   int64_t resize_nice_ = 5;
   int64_t resize_decode_bytes_per_worker_ = 256ll << 20;

@@ -100,6 +100,10 @@ struct cluster_settings {
   // restart after a crash waits at most about lease-ms for it.
   std::chrono::milliseconds lease{10000};      // cluster.lease-ms
   std::chrono::milliseconds lease_renew{3000}; // cluster.lease-renew-ms
+  // api, standalone: every adopt (plus up to renew at random) a node adopts
+  // the pending sets of names with no lease; 0 = never (they wait for their
+  // own node's restart).
+  std::chrono::milliseconds adopt{10000}; // cluster.adopt-ms (= lease-ms)
 };
 
 struct auth_settings {

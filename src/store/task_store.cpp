@@ -1,5 +1,6 @@
 #include "store/task_store.hpp"
 
+#include <algorithm>
 #include <exception>
 #include <utility>
 #include <vector>
@@ -313,6 +314,16 @@ task_store::load_pending(const std::string& node) {
     for (size_t i = 0; reply.type == REDIS_REPLY_ARRAY && i < reply.elements;
          ++i)
       tokens.push_back(reply_text(*reply.element[i]));
+    return load_pending(node, tokens);
+  });
+}
+
+outcome<std::vector<pending_task>>
+task_store::load_pending(const std::string& node,
+                         const std::vector<std::string>& tokens) {
+  using result = outcome<std::vector<pending_task>>;
+  return guarded([&]() -> result {
+    auto pkey = pending_key(settings_.key_prefix, node);
     std::vector<pending_task> out;
     for (const auto& token : tokens) {
       auto rec = get_record(token);
@@ -332,6 +343,101 @@ task_store::load_pending(const std::string& node) {
       if (in.type == REDIS_REPLY_STRING)
         task.input = reply_text(in);
       out.push_back(std::move(task));
+    }
+    return out;
+  });
+}
+
+namespace {
+
+/// `text` with the glob characters of SCAN's MATCH escaped.
+std::string glob_escaped(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\')
+      out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+} // namespace
+
+outcome<std::vector<std::string>> task_store::pending_names(size_t max_names) {
+  using result = outcome<std::vector<std::string>>;
+  return guarded([&]() -> result {
+    auto prefix = pending_key(settings_.key_prefix, "");
+    auto pattern = glob_escaped(prefix) + "*";
+    std::vector<std::string> names;
+    std::string cursor = "0";
+    do {
+      auto replies =
+          impl_->conn.run({{"SCAN", cursor, "MATCH", pattern, "COUNT", "100"}});
+      if (!replies)
+        return std::move(replies).error();
+      const auto& reply = *replies.value().front();
+      if (reply.type == REDIS_REPLY_ERROR)
+        return reply_error(impl_->conn, reply);
+      if (reply.type != REDIS_REPLY_ARRAY || reply.elements != 2 ||
+          reply.element[1]->type != REDIS_REPLY_ARRAY)
+        return failure{error_code::internal_error, "unexpected reply to SCAN"};
+      cursor = reply_text(*reply.element[0]);
+      const auto& keys = *reply.element[1];
+      for (size_t i = 0; i < keys.elements; ++i) {
+        auto key = reply_text(*keys.element[i]);
+        if (key.size() > prefix.size() &&
+            key.compare(0, prefix.size(), prefix) == 0)
+          names.push_back(key.substr(prefix.size()));
+      }
+    } while (cursor != "0" && names.size() < max_names);
+    // SCAN may return a key twice.
+    std::sort(names.begin(), names.end());
+    names.erase(std::unique(names.begin(), names.end()), names.end());
+    return names;
+  });
+}
+
+// KEYS[1] the lease on the name adopted, KEYS[2] its pending set, KEYS[3]
+// the adopter's pending set. Answers {0} while the lease exists (its
+// owner runs or is starting: its set is its own), else {1, {tokens}} once
+// they are the adopter's. Atomic: an owner claiming its lease runs before
+// (and keeps its set) or after (and finds it empty), and of two adopters
+// only the first finds members. SADD in steps: unpack() has a stack limit.
+constexpr const char* adopt_script =
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end "
+    "local m = redis.call('SMEMBERS', KEYS[2]) "
+    "for i = 1, #m, 1000 do "
+    "redis.call('SADD', KEYS[3], unpack(m, i, math.min(i + 999, #m))) end "
+    "redis.call('DEL', KEYS[2]) "
+    "return {1, m}";
+
+outcome<adoption> task_store::adopt_pending(const std::string& from,
+                                            const std::string& into) {
+  return guarded([&]() -> outcome<adoption> {
+    if (from.empty() || into.empty() || from == into)
+      return failure{error_code::internal_error,
+                     "task_store: adopting needs two distinct node names"};
+    auto lkey = lease_key(settings_.key_prefix, from);
+    auto from_key = pending_key(settings_.key_prefix, from);
+    auto into_key = pending_key(settings_.key_prefix, into);
+    auto replies = impl_->conn.run(
+        {{"EVAL", adopt_script, "3", lkey, from_key, into_key}});
+    if (!replies)
+      return std::move(replies).error();
+    const auto& reply = *replies.value().front();
+    if (reply.type == REDIS_REPLY_ERROR)
+      return reply_error(impl_->conn, reply);
+    if (reply.type != REDIS_REPLY_ARRAY || reply.elements == 0 ||
+        reply.element[0]->type != REDIS_REPLY_INTEGER)
+      return failure{error_code::internal_error,
+                     "unexpected reply to the adoption script on " + from_key};
+    adoption out;
+    out.held = reply.element[0]->integer == 0;
+    if (!out.held && reply.elements >= 2 &&
+        reply.element[1]->type == REDIS_REPLY_ARRAY) {
+      const auto& m = *reply.element[1];
+      for (size_t i = 0; i < m.elements; ++i)
+        out.tokens.push_back(reply_text(*m.element[i]));
     }
     return out;
   });

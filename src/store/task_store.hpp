@@ -6,7 +6,9 @@
 //   <prefix>image:<token>  string — encoded result bytes, TTL = result_ttl
 //   <prefix>input:<token>  string — submitted bytes, until the task is final
 //   <prefix>pending:<node> set    — tokens accepted by API node <node> and
-//                                   not final yet (recovered at its restart)
+//                                   not final yet (recovered at its restart,
+//                                   or adopted by a live node while no lease
+//                                   holds <node>: adopt_pending)
 //   <prefix>node:<node>    string — the lease on the name <node>: the id of
 //                                   the running instance that owns it (and
 //                                   its pending set), with a TTL in ms that
@@ -67,6 +69,12 @@ struct lease_claim {
 struct pending_task {
   task_record record;
   std::optional<std::string> input; // nullopt: the input key is gone
+};
+
+/// What adopt_pending did.
+struct adoption {
+  bool held = false; // the name's lease exists: its set was left alone
+  std::vector<std::string> tokens; // moved into the adopter's pending set
 };
 
 class task_store {
@@ -137,6 +145,24 @@ public:
   /// Every task of `node`'s pending set, with its record and input. Tokens
   /// whose record expired are removed from the set.
   outcome<std::vector<pending_task>> load_pending(const std::string& node);
+
+  /// The tasks `tokens` of `node`'s pending set, as load_pending: tokens
+  /// whose record expired or is final are removed from the set.
+  outcome<std::vector<pending_task>>
+  load_pending(const std::string& node, const std::vector<std::string>& tokens);
+
+  /// The node names that have a pending set (SCAN <prefix>pending:*, COUNT
+  /// 100 a step, no KEYS), at most `max_names`. Errors: store_unavailable.
+  outcome<std::vector<std::string>> pending_names(size_t max_names = 10000);
+
+  /// Moves every member of `from`'s pending set into `into`'s and deletes
+  /// `from`'s, in one script, only if nobody holds the lease on `from`
+  /// (`<prefix>node:<from>` does not exist): a live or restarting owner
+  /// keeps its set, two adopters never both get a task, and an owner that
+  /// takes its lease afterwards finds its set empty. `from` == `into` is
+  /// refused. Errors: store_unavailable.
+  outcome<adoption> adopt_pending(const std::string& from,
+                                  const std::string& into);
 
   /// Takes or renews the lease on `node`'s name for `instance`, for `ttl`,
   /// in one script (compare-and-renew): a free lease is taken, one that is

@@ -38,6 +38,14 @@
 //                   that its own are not used), and its task timeout
 //                   stops the resize inside libvips on a worker whose own
 //                   timeout is long
+//   adopt_drained   an API node drained (SIGTERM) with queued tasks and not
+//                   restarted: a live peer adopts them (no lease on the
+//                   name) and runs them all
+//   adopt_killed    the same after kill -9: adopted once its lease ran out,
+//                   the interrupted task too (attempt 1)
+//   adopt_or_restart an API node restarted at once after a drain: its
+//                   queued tasks run once each, on it or on the peer that
+//                   adopted them, never both
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
@@ -1213,6 +1221,136 @@ BOOST_AUTO_TEST_CASE(the_api_nodes_deadline_stops_the_worker_inside_libvips) {
     BOOST_TEST_REQUIRE(at != std::string::npos);
     BOOST_TEST(std::atol(finished.c_str() + at + 10) < 2300);
   }
+}
+
+// -- adoption of the pending tasks of a name nobody holds ---------------------
+
+namespace {
+
+/// An API node with a local pool of one, for tasks that stay queued: one
+/// long task (as in start_long_task, on the local pool) holds the only slot
+/// while `count` small ones wait behind it. Returns the small ones' tokens;
+/// `long_token` gets the long one's.
+std::vector<std::string> queue_behind_a_long_task(api_node& api, size_t count,
+                                                  std::string& long_token) {
+  static int counter = 0;
+  auto big = photos_sized(7'000'000, 8'000'000); // gnome__pixels-l.webp
+  BOOST_TEST_REQUIRE(big.size() == 1u);
+  long_token = submit_to(api, big.front().bytes, big.front().type,
+                         "?width=" + std::to_string(4000 + counter++) +
+                             "&height=4096&mode=fill&format=png");
+  BOOST_TEST_REQUIRE(!long_token.empty());
+  bool running = wait_until(
+      [&] {
+        return lines_with(api.log(), {"task started", long_token}) == 1;
+      },
+      20s);
+  BOOST_TEST_REQUIRE(running, api.log());
+  auto small = photos_sized(50'000, 200'000);
+  BOOST_TEST_REQUIRE(!small.empty());
+  auto queued = submit_batch(api, small, count, 300);
+  auto view = get_cluster(api);
+  BOOST_TEST_REQUIRE(view.queue_depth == static_cast<int64_t>(count),
+                     view.body);
+  return queued;
+}
+
+/// The adoption line of `log` from node `from` ("" when there is none).
+std::string adoption_line(const std::string& log, const std::string& from) {
+  std::istringstream lines{log};
+  for (std::string line; std::getline(lines, line);)
+    if (line.find("adopted pending tasks of a node with no owner") !=
+            std::string::npos &&
+        line.find(" from=" + from) != std::string::npos)
+      return line;
+  return {};
+}
+
+} // namespace
+
+// A drained API node that is not restarted (a scale-down): its queued
+// tasks, left in its pending set, are adopted by the live peer sharing its
+// Redis, within about a lease, and all end SUCCESS there.
+BOOST_AUTO_TEST_CASE(a_drained_api_nodes_queued_tasks_are_adopted) {
+  redis_server redis;
+  api_node a(redis.port(), "adopt-a", {"--resize.pool-size=1"});
+  api_node b(redis.port(), "adopt-b", {"--resize.pool-size=1"});
+  note_logs({&a.process(), &b.process()});
+  std::string long_token;
+  auto queued = queue_behind_a_long_task(a, 4, long_token);
+  int status = a.process().stop(SIGTERM, 30000ms);
+  BOOST_TEST_REQUIRE(describe_exit(status) == "exit 0", a.log());
+  BOOST_TEST(lines_with(a.log(), {"queued tasks not started", "queued=4"}) ==
+             1u);
+  auto t0 = std::chrono::steady_clock::now();
+  expect_all_success(b, queued);
+  auto took = std::chrono::steady_clock::now() - t0;
+  BOOST_TEST_MESSAGE(
+      "adopted and ran in "
+      << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+      << " ms");
+  auto line = adoption_line(b.log(), "adopt-a");
+  BOOST_TEST(!line.empty(), b.log());
+  BOOST_TEST(log_value(line, "tasks") == "4", line);
+  for (const auto& token : queued) {
+    BOOST_TEST(lines_with(b.log(), {"task started", token, "attempt=0"}) == 1u);
+    BOOST_TEST(lines_with(a.log(), {"task started", token}) == 0u);
+  }
+  // Nothing is left in either pending set but what B is still doing.
+  BOOST_TEST(redis.command("EXISTS resized:pending:adopt-a") == ":0\r\n");
+  BOOST_TEST(wait_until(
+      [&] {
+        return redis.command("SCARD resized:pending:adopt-b") == ":0\r\n";
+      },
+      10s));
+}
+
+// kill -9 of an API node with queued tasks and one running: its lease runs
+// out (lease-ms), then the peer adopts every one, the interrupted one as
+// at a restart (one attempt lost).
+BOOST_AUTO_TEST_CASE(a_dead_api_nodes_tasks_are_adopted_after_its_lease) {
+  redis_server redis;
+  api_node a(redis.port(), "dead-a", {"--resize.pool-size=1"});
+  api_node b(redis.port(), "dead-b", {"--resize.pool-size=1"});
+  note_logs({&a.process(), &b.process()});
+  std::string long_token;
+  auto queued = queue_behind_a_long_task(a, 3, long_token);
+  a.kill9();
+  auto all = queued;
+  all.push_back(long_token);
+  expect_all_success(b, all, 90s);
+  auto line = adoption_line(b.log(), "dead-a");
+  BOOST_TEST(!line.empty(), b.log());
+  BOOST_TEST(log_value(line, "tasks") == "4", line);
+  BOOST_TEST(lines_with(b.log(), {"task started", long_token, "attempt=1"}) ==
+             1u);
+  for (const auto& token : queued)
+    BOOST_TEST(lines_with(b.log(), {"task started", token, "attempt=0"}) == 1u);
+}
+
+// An API node restarted at once after a drain gets its own queued tasks
+// back unless the peer adopted them first (whichever wins, the set moves
+// whole): every task runs once, on one of them.
+BOOST_AUTO_TEST_CASE(a_restarted_api_node_or_its_peer_runs_each_task_once) {
+  redis_server redis;
+  api_node a(redis.port(), "again-a", {"--resize.pool-size=1"});
+  api_node b(redis.port(), "again-b", {"--resize.pool-size=1"});
+  note_logs({&a.process(), &b.process()});
+  std::string long_token;
+  auto queued = queue_behind_a_long_task(a, 4, long_token);
+  a.restart(); // SIGTERM, then started again under its name
+  expect_all_success(a, queued);
+  auto adopted = adoption_line(b.log(), "again-a");
+  auto recovered = lines_with(
+      a.log(), {"recovered tasks accepted before the restart", "resumed=4"});
+  BOOST_TEST_MESSAGE((adopted.empty() ? "the restarted node recovered them"
+                                      : "the peer adopted them"));
+  BOOST_TEST((adopted.empty() ? recovered == 1u : recovered == 0u),
+             "adopted: " << adopted);
+  auto logs = a.log() + b.log();
+  for (const auto& token : queued)
+    BOOST_TEST(lines_with(logs, {"task started", token}) == 1u, token);
+  BOOST_TEST(lines_with(logs, {"task started", long_token}) == 1u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

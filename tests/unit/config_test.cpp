@@ -276,6 +276,22 @@ BOOST_AUTO_TEST_CASE(lease_values) {
   BOOST_TEST(res.settings.cluster.lease_renew.count() == 300);
 }
 
+// Adoption of pending sets with no lease: every lease-ms unless set; 0 = off.
+BOOST_AUTO_TEST_CASE(adopt_ms) {
+  auto by_default =
+      load({"--cluster.lease-ms=1000", "--cluster.lease-renew-ms=300"});
+  BOOST_REQUIRE_MESSAGE(by_default.errors.empty(), joined(by_default.errors));
+  BOOST_TEST(by_default.settings.cluster.adopt.count() == 1000);
+  auto off = load({"--cluster.adopt-ms=0"});
+  BOOST_REQUIRE_MESSAGE(off.errors.empty(), joined(off.errors));
+  BOOST_TEST(off.settings.cluster.adopt.count() == 0);
+  auto set = load({"--cluster.adopt-ms=2500"});
+  BOOST_REQUIRE_MESSAGE(set.errors.empty(), joined(set.errors));
+  BOOST_TEST(set.settings.cluster.adopt.count() == 2500);
+  expect_rejected("--cluster.adopt-ms=50", "cluster.adopt-ms");
+  expect_rejected("--cluster.adopt-ms=-5", "cluster.adopt-ms");
+}
+
 BOOST_AUTO_TEST_CASE(max_dimension_bounds_the_defaults) {
   auto zero = load({"--limits.max-dimension=0"});
   BOOST_TEST(names(zero.errors, "limits.max-dimension"), joined(zero.errors));

@@ -2,12 +2,14 @@
 // private redis-server (one per suite; destructive tests start their own).
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <map>
 #include <ostream>
 #include <random>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -638,6 +640,92 @@ BOOST_FIXTURE_TEST_CASE(node_name_lease_runs_out, store_fixture) {
   BOOST_TEST_REQUIRE(claim.ok(), why(claim));
   BOOST_TEST(!claim.value().taken);                     // a renewal now
   BOOST_TEST(!next.claim_lease(node, "", 1000ms).ok()); // no instance id
+}
+
+// Adoption: the pending set of a name nobody holds a lease on moves, whole
+// and at once, into the adopter's; a held name's set stays; the adopter's
+// own name and a name with no set are no adoption.
+BOOST_FIXTURE_TEST_CASE(adopting_a_pending_set_with_no_lease, store_fixture) {
+  std::string gone = "gone-" + random_token();
+  std::string live = "live-" + random_token();
+  std::string adopter = "adopter-" + random_token();
+  std::vector<std::string> gone_tokens, live_tokens;
+  auto accept = [&](const std::string& node, std::vector<std::string>& into) {
+    auto rec = full_record(random_token());
+    rec.status = task_status::pending;
+    auto put = store.put_accepted(rec, "input of " + rec.token, node, 60s);
+    BOOST_TEST_REQUIRE(put.ok(), why(put));
+    into.push_back(rec.token);
+  };
+  for (int i = 0; i < 3; ++i)
+    accept(gone, gone_tokens);
+  accept(live, live_tokens);
+  std::vector<std::string> own_tokens;
+  accept(adopter, own_tokens);
+  BOOST_TEST_REQUIRE(store.claim_lease(live, "live-instance", 60000ms).ok());
+  BOOST_TEST_REQUIRE(store.claim_lease(adopter, "me", 60000ms).ok());
+
+  // Both names with a set are found by the scan (with the adopter's own).
+  auto names = store.pending_names();
+  BOOST_TEST_REQUIRE(names.ok(), why(names));
+  auto listed = [&](const std::string& n) {
+    return std::find(names.value().begin(), names.value().end(), n) !=
+           names.value().end();
+  };
+  BOOST_TEST(listed(gone));
+  BOOST_TEST(listed(live));
+  BOOST_TEST(listed(adopter));
+
+  // A held name: nothing moves.
+  auto held = store.adopt_pending(live, adopter);
+  BOOST_TEST_REQUIRE(held.ok(), why(held));
+  BOOST_TEST(held.value().held);
+  BOOST_TEST(held.value().tokens.empty());
+  BOOST_TEST(redis.command("SCARD resized:pending:" + live) == ":1\r\n");
+
+  // One's own name: refused.
+  BOOST_TEST(!store.adopt_pending(adopter, adopter).ok());
+
+  // No lease: every member moves, the old set is gone.
+  auto moved = store.adopt_pending(gone, adopter);
+  BOOST_TEST_REQUIRE(moved.ok(), why(moved));
+  BOOST_TEST(!moved.value().held);
+  auto got = moved.value().tokens;
+  std::sort(got.begin(), got.end());
+  std::sort(gone_tokens.begin(), gone_tokens.end());
+  BOOST_TEST(got == gone_tokens, boost::test_tools::per_element());
+  BOOST_TEST(redis.command("EXISTS resized:pending:" + gone) == ":0\r\n");
+  BOOST_TEST(redis.command("SCARD resized:pending:" + adopter) == ":4\r\n");
+  for (const auto& t : gone_tokens)
+    BOOST_TEST(redis.command("SISMEMBER resized:pending:" + adopter + " " +
+                             t) == ":1\r\n");
+
+  // A second adopter (or a second pass) finds nothing left.
+  task_store peer{settings_for(redis.port())};
+  auto again = peer.adopt_pending(gone, "peer-" + random_token());
+  BOOST_TEST_REQUIRE(again.ok(), why(again));
+  BOOST_TEST(!again.value().held);
+  BOOST_TEST(again.value().tokens.empty());
+
+  // The adopted tokens read back like recovered ones; a final one is
+  // dropped from the adopter's set.
+  auto done = full_record(gone_tokens.front());
+  done.status = task_status::success;
+  BOOST_TEST_REQUIRE(store.put_record(done, 60s).ok());
+  auto tasks = store.load_pending(adopter, gone_tokens);
+  BOOST_TEST_REQUIRE(tasks.ok(), why(tasks));
+  BOOST_TEST(tasks.value().size() == 2u);
+  for (const auto& task : tasks.value()) {
+    BOOST_TEST(task.record.status == task_status::pending);
+    BOOST_TEST_REQUIRE(task.input.has_value());
+    BOOST_TEST(*task.input == "input of " + task.record.token);
+  }
+  BOOST_TEST(redis.command("SCARD resized:pending:" + adopter) == ":3\r\n");
+
+  // The owner coming back takes its lease and finds its set empty.
+  auto back = store.load_pending(gone);
+  BOOST_TEST_REQUIRE(back.ok(), why(back));
+  BOOST_TEST(back.value().empty());
 }
 
 BOOST_AUTO_TEST_SUITE_END() // redis
