@@ -20,7 +20,11 @@ using namespace std::chrono_literals;
 namespace {
 
 struct lifecycle_tag {
-  static std::vector<std::string> args() { return {}; }
+  // No adoption (cluster.adopt-ms=0): the crash tests restart a node under
+  // its name on this Redis and check that the restart itself recovers its
+  // tasks; this suite's node would otherwise adopt them while the restart
+  // waits out the dead process's lease (cluster_test covers adoption).
+  static std::vector<std::string> args() { return {"--cluster.adopt-ms=0"}; }
   static std::string name() { return "lifecycle"; }
 };
 
