@@ -750,6 +750,9 @@ caf::settings service_config::dump_content() const {
   caf::put(
       result, "middleman.connection-timeout",
       caf::timespan{std::chrono::milliseconds{cluster_connection_timeout_ms_}});
+  // adopt-ms unset is -1 inside ("as lease-ms"): the dump says what runs.
+  if (cluster_adopt_ms_ == -1)
+    caf::put(result, "cluster.adopt-ms", cluster_lease_ms_);
   // Secrets are not printed: a dump ends up in tickets and chat.
   for (const char* secret : {"redis.password", "auth.api-keys"}) {
     auto value = caf::get_if(&result, secret);

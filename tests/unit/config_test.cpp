@@ -845,6 +845,11 @@ BOOST_AUTO_TEST_CASE(dump_reads_back_as_the_same_configuration) {
         return text;
       };
       BOOST_TEST(without_source(redump) == without_source(dump));
+      // Keys whose default follows another key show the value in use.
+      BOOST_TEST(
+          dump.find("adopt-ms=" + std::to_string(s1.cluster.lease.count())) !=
+              std::string::npos,
+          dump);
     }
   }
 }
