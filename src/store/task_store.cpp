@@ -65,6 +65,24 @@ failure reply_error(const redis_connection& conn, const redisReply& reply) {
   return conn.error(reply_text(reply));
 }
 
+/// Runs one of the Lua scripts below (`call` is its EVAL) and answers its
+/// reply, which must be an array that starts with an integer (the script's
+/// status); an error reply or another shape is a failure naming `key`.
+outcome<reply_ptr> run_script(redis_connection& conn, const command& call,
+                              const std::string& key) {
+  auto replies = conn.run({call});
+  if (!replies)
+    return std::move(replies).error();
+  auto reply = std::move(replies.value().front());
+  if (reply->type == REDIS_REPLY_ERROR)
+    return reply_error(conn, *reply);
+  if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0 ||
+      reply->element[0]->type != REDIS_REPLY_INTEGER)
+    return failure{error_code::internal_error,
+                   "unexpected reply to a script on " + key};
+  return reply;
+}
+
 /// The first error reply among `replies`, if any.
 const redisReply* first_error(const std::vector<reply_ptr>& replies) {
   for (const auto& r : replies)
@@ -420,17 +438,12 @@ outcome<adoption> task_store::adopt_pending(const std::string& from,
     auto lkey = lease_key(settings_.key_prefix, from);
     auto from_key = pending_key(settings_.key_prefix, from);
     auto into_key = pending_key(settings_.key_prefix, into);
-    auto replies = impl_->conn.run(
-        {{"EVAL", adopt_script, "3", lkey, from_key, into_key}});
-    if (!replies)
-      return std::move(replies).error();
-    const auto& reply = *replies.value().front();
-    if (reply.type == REDIS_REPLY_ERROR)
-      return reply_error(impl_->conn, reply);
-    if (reply.type != REDIS_REPLY_ARRAY || reply.elements == 0 ||
-        reply.element[0]->type != REDIS_REPLY_INTEGER)
-      return failure{error_code::internal_error,
-                     "unexpected reply to the adoption script on " + from_key};
+    auto answer = run_script(
+        impl_->conn, {"EVAL", adopt_script, "3", lkey, from_key, into_key},
+        from_key);
+    if (!answer)
+      return std::move(answer).error();
+    const auto& reply = *answer.value();
     adoption out;
     out.held = reply.element[0]->integer == 0;
     if (!out.held && reply.elements >= 2 &&
@@ -469,17 +482,11 @@ outcome<lease_claim> task_store::claim_lease(const std::string& node,
                      "task_store: a lease needs a node, an instance and a TTL"};
     auto key = lease_key(settings_.key_prefix, node);
     auto ttl_text = std::to_string(ttl.count());
-    auto replies =
-        impl_->conn.run({{"EVAL", claim_script, "1", key, instance, ttl_text}});
-    if (!replies)
-      return std::move(replies).error();
-    const auto& reply = *replies.value().front();
-    if (reply.type == REDIS_REPLY_ERROR)
-      return reply_error(impl_->conn, reply);
-    if (reply.type != REDIS_REPLY_ARRAY || reply.elements == 0 ||
-        reply.element[0]->type != REDIS_REPLY_INTEGER)
-      return failure{error_code::internal_error,
-                     "unexpected reply to the lease script on " + key};
+    auto answer = run_script(
+        impl_->conn, {"EVAL", claim_script, "1", key, instance, ttl_text}, key);
+    if (!answer)
+      return std::move(answer).error();
+    const auto& reply = *answer.value();
     lease_claim claim;
     auto code = reply.element[0]->integer;
     claim.ours = code != 0;
