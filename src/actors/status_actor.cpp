@@ -223,13 +223,16 @@ void record_written(status_actor_type* self, const task_record& rec) {
 // this node runs (its final record comes through here), else after the
 // recheck interval (another API node runs it; Redis will show the result).
 void schedule_wake(status_actor_type* self, const std::string& token,
-                   uint64_t id, int64_t deadline_ms) {
+                   uint64_t id,
+                   std::chrono::steady_clock::time_point deadline) {
   auto& st = self->state;
-  auto left = std::max<int64_t>(deadline_ms - now_ms(), 0);
+  // Rounded up: the wake never comes before the deadline.
+  auto left = std::max(std::chrono::ceil<std::chrono::milliseconds>(
+                           deadline - std::chrono::steady_clock::now()),
+                       std::chrono::milliseconds{0});
   if (st.open_here.count(token) == 0)
-    left = std::min<int64_t>(left, st.recheck.count());
-  self->delayed_send(self, std::chrono::milliseconds{left}, wake_atom::value,
-                     token, id);
+    left = std::min(left, st.recheck);
+  self->delayed_send(self, left, wake_atom::value, token, id);
 }
 
 // -- Redis availability (see status_actor.hpp) --------------------------------
@@ -482,7 +485,8 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
           return;
         }
         auto id = st.next_waiter++;
-        auto deadline = now_ms() + wait_ms;
+        auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds{wait_ms};
         st.waiters[token].push_back({id, deadline, std::move(reply)});
         ++st.waiter_count;
         metrics::long_polls_held(st.waiter_count);
@@ -498,10 +502,10 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
                               [&](const auto& x) { return x.id == id; });
         if (w == list.end())
           return;
-        bool due = now_ms() >= w->deadline_ms;
+        bool due = std::chrono::steady_clock::now() >= w->deadline;
         if (!due && st.open_here.count(token) != 0) {
           // Became this node's task meanwhile (recovered, re-queued).
-          schedule_wake(self, token, id, w->deadline_ms);
+          schedule_wake(self, token, id, w->deadline);
           return;
         }
         // Another node may have finished it: Redis, not the cache, knows.
@@ -515,7 +519,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
           return;
         }
         if (!due) {
-          schedule_wake(self, token, id, w->deadline_ms);
+          schedule_wake(self, token, id, w->deadline);
           return;
         }
         // Deadline: the record as it stands (or why it cannot be read).

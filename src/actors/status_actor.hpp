@@ -114,7 +114,9 @@ struct status_state {
   /// A long poll waiting for its task to finish.
   struct waiter {
     uint64_t id;
-    int64_t deadline_ms;
+    /// Monotonic: a wall-clock deadline in whole ms ended a wait up to 1 ms
+    /// early (and would follow clock steps).
+    std::chrono::steady_clock::time_point deadline;
     status_replier reply;
   };
 
