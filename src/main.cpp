@@ -112,6 +112,23 @@ size_t drain(caf::actor_system& sys, const caf::actor& supervisor,
   return in_flight;
 }
 
+// Held long polls get their record as it stands now (the status actor's
+// drain), before HTTP stops and their sockets go.
+void answer_held_polls(caf::actor_system& sys, const caf::actor& status) {
+  caf::scoped_actor self{sys};
+  self->request(status, std::chrono::seconds{2}, actors::drain_atom::value)
+      .receive([](bool) {}, [](caf::error&) {});
+}
+
+// How long the status actor may take to make the writes it holds when it
+// is stopped: one write's worst case (a connect, then a command and its
+// retry).
+std::chrono::milliseconds
+status_write_bound(const config::service_settings& cfg) {
+  const auto& redis = cfg.redis.store;
+  return redis.connect_timeout + 2 * redis.command_timeout;
+}
+
 // Past the grace the supervisor gives up on the tasks it still runs: it
 // drops their answers from now on, so their records stay in Redis as they
 // are (in this node's pending set: the next start resumes them, counting
@@ -326,17 +343,10 @@ size_t drain_worker(caf::actor_system& sys, const actors::node_actors& node,
                             std::optional<http::server>& srv,
                             const config::service_settings& cfg) {
   auto tokens = give_up(sys, node.supervisor);
-  {
-    caf::scoped_actor self{sys};
-    self->request(node.status, std::chrono::seconds{2},
-                  actors::drain_atom::value)
-        .receive([](bool) {}, [](caf::error&) {});
-  }
+  answer_held_polls(sys, node.status);
   if (srv)
     srv->stop();
-  const auto& redis = cfg.redis.store;
-  stop_actor(sys, node.status,
-             redis.connect_timeout + 2 * redis.command_timeout);
+  stop_actor(sys, node.status, status_write_bound(cfg));
   log::error("stopped: this node's name belongs to another running "
              "instance; the tasks running here were dropped (the name's "
              "owner runs its pending tasks)",
@@ -528,21 +538,13 @@ int main(int argc, char** argv) {
       if (left > 0)
         abandon(sys, node->agent, left);
     }
-    if (node->status) {
-      // Long polls still held get their record now, before the sockets go.
-      caf::scoped_actor self{sys};
-      self->request(node->status, std::chrono::seconds{2},
-                    actors::drain_atom::value)
-          .receive([](bool) {}, [](caf::error&) {});
-    }
+    if (node->status)
+      answer_held_polls(sys, node->status);
     if (srv)
       srv->stop();
-    if (!abandoned.empty()) {
-      const auto& redis = cfg.redis.store; // one write's worst case
-      abandon_tasks(sys, *node, abandoned,
-                    redis.connect_timeout + 2 * redis.command_timeout, cfg,
+    if (!abandoned.empty())
+      abandon_tasks(sys, *node, abandoned, status_write_bound(cfg), cfg,
                     instance);
-    }
     actors::stop_node(*node);
     sys.await_all_actors_done();
     if (node->lease)
