@@ -35,6 +35,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/after.hpp>
 #include <caf/io/middleman.hpp>
+#include <caf/openssl/manager.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 #include <caf/system_messages.hpp>
@@ -457,6 +458,17 @@ int main(int argc, char** argv) {
         "the settings of the API node that accepted it",
         {{"keys", fmt::format("{}", fmt::join(cfg.unused_on_worker, ","))}});
 
+  if (!cfg.unused_on_standalone.empty())
+    log::warn("config keys not used on a standalone node: TLS is for the "
+              "cluster port (cluster.role = api or worker)",
+              {{"keys",
+                fmt::format("{}", fmt::join(cfg.unused_on_standalone, ","))}});
+  // TLS on the cluster port: CAF reads the openssl.* keys (checked by
+  // config::tls_problems) only with its OpenSSL module loaded.
+  bool cluster_tls = cl.role != "standalone" && cl.tls.on();
+  if (cluster_tls)
+    caf_cfg.load<caf::openssl::manager>();
+
   std::string vips_err;
   if (!imaging::startup(argv[0], cfg.resize.vips_concurrency, vips_err,
                         cfg.resize.nice)) {
@@ -514,6 +526,7 @@ int main(int argc, char** argv) {
                          ? fmt::format("{}:{}", cl.bind_address, cl.port)
                      : cl.role == "worker" ? "joining"
                                            : "off"},
+         {"cluster_tls", cluster_tls ? "on" : "off"},
          {"pool_size", cfg.resize.pool_size},
          {"redis", cl.role == "worker" // workers keep no records
                        ? std::string{"unused"}

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include <caf/io/middleman.hpp>
+#include <caf/openssl/manager.hpp>
 
 #include "common/log.hpp"
 
@@ -119,7 +120,9 @@ void join(link_actor_type* self, caf::actor api) {
 
 void connect(link_actor_type* self) {
   auto& st = self->state;
-  auto mm = self->home_system().middleman().actor_handle();
+  auto& sys = self->home_system();
+  auto mm = st.cfg.tls ? sys.openssl_manager().actor_handle()
+                       : sys.middleman().actor_handle();
   self->request(mm, st.cfg.connect_timeout, caf::connect_atom::value,
                 st.cfg.host, st.cfg.port)
       .then(

@@ -39,6 +39,7 @@ struct link_config {
   std::chrono::milliseconds backoff_min{250};
   std::chrono::milliseconds backoff_max{5000};
   std::chrono::milliseconds connect_timeout{5000};
+  bool tls = false; // through CAF's OpenSSL module (openssl.* keys)
 };
 
 struct link_state {

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <caf/io/middleman.hpp>
+#include <caf/openssl/publish.hpp>
 #include <caf/send.hpp>
 
 #include "actors/actor_backend.hpp"
@@ -37,6 +38,7 @@ node_actors start_node(caf::actor_system& sys,
       lc.port = ep.port;
       lc.backoff_max = cl.reconnect_max;
       lc.connect_timeout = cl.connection_timeout;
+      lc.tls = cl.tls.on();
       node.links.push_back(sys.spawn(cluster_link, lc, node.agent, info));
     }
     return node;
@@ -75,8 +77,11 @@ node_actors start_node(caf::actor_system& sys,
   node.lease = sys.spawn<caf::detached>(lease_actor, std::move(lc));
   node.api = std::make_unique<actor_backend>(node.supervisor, node.status);
   if (cl.role == "api") {
-    auto port = sys.middleman().publish(node.supervisor, cl.port,
-                                        cl.bind_address.c_str(), true);
+    auto port = cl.tls.on()
+                    ? caf::openssl::publish(node.supervisor, cl.port,
+                                            cl.bind_address.c_str(), true)
+                    : sys.middleman().publish(node.supervisor, cl.port,
+                                              cl.bind_address.c_str(), true);
     if (!port) {
       stop_node(node);
       throw std::runtime_error("cannot listen for workers on " +

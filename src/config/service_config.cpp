@@ -15,6 +15,7 @@
 
 #include "common/log.hpp"
 #include "config/ini_check.hpp"
+#include "config/tls_check.hpp"
 
 namespace resized::config {
 
@@ -722,6 +723,28 @@ std::vector<std::string> service_config::load(int argc, char** argv,
                                  log_format_));
   out.log_format = log_format_;
 
+  // TLS on the cluster port: CAF's openssl.* keys, which CAF only reads
+  // once its OpenSSL module is loaded (main does when they are set on an
+  // api or worker node). A standalone node has no cluster port.
+  cl.tls = {openssl_certificate, openssl_key, openssl_passphrase,
+            openssl_cafile, openssl_capath};
+  if (openssl_passphrase == secret_placeholder)
+    errors.push_back("openssl.passphrase is the placeholder --dump-config "
+                     "writes for a secret: set the real passphrase here (or "
+                     "with --openssl.passphrase)");
+  else if (cluster_role_ == "api" || cluster_role_ == "worker")
+    for (auto& problem : tls_problems(cl.tls, cluster_role_))
+      errors.push_back(std::move(problem));
+  if (cluster_role_ == "standalone")
+    for (auto [key, value] :
+         {std::pair{"openssl.certificate", &openssl_certificate},
+          std::pair{"openssl.key", &openssl_key},
+          std::pair{"openssl.passphrase", &openssl_passphrase},
+          std::pair{"openssl.cafile", &openssl_cafile},
+          std::pair{"openssl.capath", &openssl_capath}})
+      if (!value->empty())
+        out.unused_on_standalone.emplace_back(key);
+
   // A worker node runs each task under the policy of the API node that
   // accepted it (actors/messages.hpp, resize_job::policy): these keys, set
   // in its file or on its command line, change nothing there (still
@@ -754,7 +777,8 @@ caf::settings service_config::dump_content() const {
   if (cluster_adopt_ms_ == -1)
     caf::put(result, "cluster.adopt-ms", cluster_lease_ms_);
   // Secrets are not printed: a dump ends up in tickets and chat.
-  for (const char* secret : {"redis.password", "auth.api-keys"}) {
+  for (const char* secret :
+       {"redis.password", "auth.api-keys", "openssl.passphrase"}) {
     auto value = caf::get_if(&result, secret);
     if (value != nullptr && caf::to_string(*value) != R"("")" &&
         caf::to_string(*value) != "[]")

@@ -84,6 +84,21 @@ struct endpoint {
   uint16_t port = 0;
 };
 
+// openssl.* (CAF's own keys): TLS on the cluster port, each side checking
+// the other's certificate against the CA. On as soon as any key is set;
+// then certificate, key and cafile or capath are all needed (tls_problems).
+struct tls_files {
+  std::string certificate; // openssl.certificate: PEM, this node's chain
+  std::string key;         // openssl.key: PEM private key of the certificate
+  std::string passphrase;  // openssl.passphrase: of an encrypted key; secret
+  std::string cafile;      // openssl.cafile: PEM CA certificate(s) trusted
+  std::string capath;      // openssl.capath: directory of hashed CA files
+  bool on() const {
+    return !certificate.empty() || !key.empty() || !passphrase.empty() ||
+           !cafile.empty() || !capath.empty();
+  }
+};
+
 struct cluster_settings {
   std::string role = "standalone";      // cluster.role: standalone, api, worker
   std::string node_name;                // cluster.node-name: "" = host:port
@@ -104,6 +119,7 @@ struct cluster_settings {
   // the pending sets of names with no lease; 0 = never (they wait for their
   // own node's restart).
   std::chrono::milliseconds adopt{10000}; // cluster.adopt-ms (= lease-ms)
+  tls_files tls; // api, worker: TLS on the cluster port when tls.on()
 };
 
 struct auth_settings {
@@ -136,6 +152,9 @@ struct service_settings {
   /// a task runs under the policy of the API node that accepted it. main
   /// warns once at start-up.
   std::vector<std::string> unused_on_worker;
+  /// cluster.role = standalone: the openssl.* keys set (TLS is for the
+  /// cluster port, which a standalone node does not open).
+  std::vector<std::string> unused_on_standalone;
 };
 
 } // namespace resized::config

@@ -46,6 +46,11 @@
 //   adopt_or_restart an API node restarted at once after a drain: its
 //                   queued tasks run once each, on it or on the peer that
 //                   adopted them, never both
+//   tls             openssl.* set: a worker with a certificate from the CA
+//                   joins over TLS and runs every task; a plain worker,
+//                   one with another CA's certificate and plain bytes are
+//                   refused (logged on both sides) without disturbing it
+//   tls_files       a key that is not the certificate's: exit 2, named
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
@@ -53,8 +58,10 @@
 #include <filesystem>
 #include <sstream>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "support/cluster.hpp"
+#include "support/loopback.hpp"
 
 using namespace resized::test;
 using namespace std::chrono_literals;
@@ -1351,6 +1358,111 @@ BOOST_AUTO_TEST_CASE(a_restarted_api_node_or_its_peer_runs_each_task_once) {
   for (const auto& token : queued)
     BOOST_TEST(lines_with(logs, {"task started", token}) == 1u, token);
   BOOST_TEST(lines_with(logs, {"task started", long_token}) == 1u);
+}
+
+// -- TLS on the cluster port (openssl.*) -------------------------------------
+
+namespace {
+
+/// The openssl.* arguments for certificate `name` (with its key) and the
+/// CA `ca`, from test_certs_dir().
+std::vector<std::string> tls_args(const std::string& name,
+                                  const std::string& ca = "ca",
+                                  const std::string& key = {}) {
+  const auto& dir = test_certs_dir();
+  return {"--openssl.certificate=" + dir + "/" + name + ".pem",
+          "--openssl.key=" + dir + "/" + (key.empty() ? name + ".key" : key),
+          "--openssl.cafile=" + dir + "/" + ca + ".pem"};
+}
+
+/// Opens a TCP connection to `port`, writes `bytes` and closes it.
+void send_and_close(uint16_t port, const std::string& bytes) {
+  int fd = connect_loopback(port);
+  BOOST_TEST_REQUIRE(fd >= 0);
+  BOOST_TEST(::write(fd, bytes.data(), bytes.size()) ==
+             static_cast<ssize_t>(bytes.size()));
+  ::close(fd);
+}
+
+} // namespace
+
+// With openssl.* set, the cluster port speaks TLS and each side checks the
+// other's certificate against the CA: a worker holding a certificate from
+// it joins and runs tasks (its key encrypted, with openssl.passphrase); a
+// worker without TLS, one with another CA's certificate, and plain bytes
+// are refused and logged, and never disturb the joined worker (CAF's
+// OpenSSL module let a refused handshake close the next healthy connection:
+// src/openssl_calls.cpp).
+BOOST_AUTO_TEST_CASE(tls_lets_in_only_nodes_with_a_certificate_from_the_ca) {
+  redis_server redis;
+  api_node api(redis.port(), "tls-api", tls_args("node"));
+  auto good_args = tls_args("node", "ca", "node-encrypted.key");
+  good_args.push_back("--openssl.passphrase=test-passphrase");
+  worker_process good("tls-worker", {api.endpoint()}, good_args);
+  note_logs({&api.process(), &good.process()});
+  BOOST_TEST_REQUIRE(wait_listed(api, {"tls-worker"}, join_timeout));
+  BOOST_TEST(lines_with(api.log(), {"resized started", "cluster_tls=on"}) ==
+             1u);
+
+  worker_process plain("plain-worker", {api.endpoint()});
+  worker_process rogue("rogue-worker", {api.endpoint()},
+                       tls_args("rogue", "other-ca"));
+  note_logs({&plain.process(), &rogue.process()});
+  for (int i = 0; i < 3; ++i)
+    send_and_close(api.cluster_port(), "GET / HTTP/1.1\r\n\r\n");
+  // The rogue worker finds the API node's certificate unknown to its CA;
+  // the API node refuses the plain bytes, the plain worker's BASP and
+  // (had it got that far) the rogue's certificate.
+  auto failed = wait_log_line(rogue.process(), "cluster TLS handshake failed",
+                              join_timeout);
+  BOOST_TEST(failed.find("reason=\"the peer's certificate: ") !=
+                 std::string::npos,
+             failed);
+  auto refused = wait_log_line(api.process(), "cluster TLS handshake refused",
+                               join_timeout);
+  BOOST_TEST(!refused.empty());
+  BOOST_TEST(wait_until(
+      [&] {
+        return lines_with(plain.log(), {"cluster link down"}) >= 3 &&
+               lines_with(rogue.log(), {"cluster link down"}) >= 3;
+      },
+      join_timeout));
+
+  // While the refused ones keep knocking, the joined worker does the work.
+  auto photos = photos_sized(0, 2 << 20);
+  BOOST_TEST_REQUIRE(!photos.empty());
+  auto tokens = submit_batch(api, photos, 8);
+  expect_all_success(api, tokens);
+  auto view = get_cluster(api);
+  BOOST_TEST_CONTEXT("cluster " << view.body) {
+    BOOST_TEST_REQUIRE(view.ok);
+    BOOST_TEST(view.nodes.size() == 1u);
+    BOOST_TEST(view.find("tls-worker") != nullptr);
+    BOOST_TEST(view.totals.retried == 0);
+  }
+  BOOST_TEST(lines_with(api.log(), {"node lost"}) == 0u);
+  BOOST_TEST(lines_with(api.log(), {"node joined"}) == 1u);
+  BOOST_TEST(lines_with(plain.log(), {"joined API node"}) == 0u);
+  BOOST_TEST(lines_with(rogue.log(), {"joined API node"}) == 0u);
+}
+
+// A TLS file that cannot work stops the node at start-up (exit 2), named.
+BOOST_AUTO_TEST_CASE(a_node_with_unusable_tls_files_does_not_start) {
+  const auto& dir = test_certs_dir();
+  std::string output;
+  int rc = run_to_exit({env_or("RESIZED_BIN", "resized"),
+                        "--config-file=" + env_or("RESIZED_SOURCE_DIR", ".") +
+                            "/config/cluster-worker.ini",
+                        "--cluster.api-nodes=127.0.0.1:1",
+                        "--openssl.certificate=" + dir + "/node.pem",
+                        "--openssl.key=" + dir + "/rogue.key",
+                        "--openssl.cafile=" + dir + "/ca.pem"},
+                       output, 20s);
+  BOOST_TEST(rc == 2, output);
+  BOOST_TEST(output.find("openssl.key = '" + dir +
+                         "/rogue.key' is not the key of the certificate") !=
+                 std::string::npos,
+             output);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

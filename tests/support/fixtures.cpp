@@ -579,6 +579,25 @@ int run_to_exit(const std::vector<std::string>& argv, std::string& output,
   return -1;
 }
 
+const std::string& test_certs_dir() {
+  static std::mutex mutex;
+  static std::string dir;
+  std::lock_guard<std::mutex> lock{mutex};
+  if (!dir.empty())
+    return dir;
+  auto made = make_temp_dir("certs");
+  std::string output;
+  auto script =
+      env_or("RESIZED_SOURCE_DIR", ".") + "/tests/support/make_test_certs.sh";
+  int rc = run_to_exit({"/bin/bash", script, made}, output,
+                       std::chrono::seconds{60});
+  if (rc != 0)
+    throw std::runtime_error("make_test_certs.sh failed (" +
+                             std::to_string(rc) + "): " + output);
+  dir = made;
+  return dir;
+}
+
 size_t occurrences(const std::string& text, const std::string& part) {
   size_t n = 0;
   for (auto at = text.find(part); at != std::string::npos;

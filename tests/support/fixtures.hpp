@@ -177,6 +177,15 @@ std::string url_path(const std::string& url);
 int run_to_exit(const std::vector<std::string>& argv, std::string& output,
                 std::chrono::milliseconds timeout);
 
+/// A directory of TLS files for the cluster port, made once per test
+/// process by tests/support/make_test_certs.sh (the `openssl` command): a
+/// test CA (ca.pem) and node.pem / node.key it signed, node-encrypted.key
+/// (the same key under the passphrase "test-passphrase"), rogue.pem /
+/// rogue.key signed by another CA (other-ca.pem), and server-only.pem /
+/// server-only.key (extendedKeyUsage serverAuth only). Throws
+/// std::runtime_error with the script's output if it fails.
+const std::string& test_certs_dir();
+
 // -- per-suite environment ---------------------------------------------------
 
 /// One redis-server and one resized with Tag::args() as extra arguments.

@@ -880,3 +880,36 @@ BOOST_AUTO_TEST_CASE(command_line_mistakes_are_named_in_words) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// TLS on the cluster port (openssl.*): checked on api and worker nodes,
+// listed as unused on a standalone node, the passphrase kept out of the
+// dump and its placeholder refused.
+BOOST_AUTO_TEST_CASE(openssl_keys_by_role) {
+  auto worker =
+      load({"--cluster.role=worker", "--cluster.api-nodes=127.0.0.1:4000",
+            "--openssl.certificate=/nonexistent/node.pem"});
+  BOOST_TEST(names(worker.errors, "openssl.key is not set"),
+             joined(worker.errors));
+  auto standalone = load({"--openssl.certificate=/nonexistent/node.pem",
+                          "--openssl.cafile=/nonexistent/ca.pem"});
+  BOOST_TEST(standalone.errors.empty(), joined(standalone.errors));
+  BOOST_TEST(
+      standalone.settings.unused_on_standalone ==
+          (std::vector<std::string>{"openssl.certificate", "openssl.cafile"}),
+      boost::test_tools::per_element());
+  BOOST_TEST(standalone.settings.cluster.tls.on());
+  auto placeholder = load({"--openssl.passphrase=(set, not shown)"});
+  BOOST_TEST(names(placeholder.errors, "openssl.passphrase is the placeholder"),
+             joined(placeholder.errors));
+}
+
+BOOST_AUTO_TEST_CASE(dump_hides_the_key_passphrase) {
+  service_config cfg;
+  service_settings settings;
+  auto errors =
+      load_into(cfg, {"--openssl.passphrase=hunter2-secret"}, settings);
+  BOOST_TEST(errors.empty(), joined(errors));
+  auto dumped = caf::to_string(cfg.dump_content());
+  BOOST_TEST(dumped.find("hunter2-secret") == std::string::npos, dumped);
+  BOOST_TEST(dumped.find("(set, not shown)") != std::string::npos, dumped);
+}

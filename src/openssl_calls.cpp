@@ -1,0 +1,135 @@
+// The four OpenSSL calls CAF 0.17's OpenSSL module makes on a connection
+// (SSL_accept, SSL_connect, SSL_read, SSL_write), defined by resized's
+// executable in front of libssl's.
+//
+// Why by hand: CAF's module (libcaf_openssl in Debian's libcaf-dev) never
+// empties OpenSSL's per-thread error queue after a failed call: it reads
+// the queue only inside its log statements, which Debian's build compiles
+// out (CAF_LOG_LEVEL quiet). Every TLS connection of a node runs on CAF's
+// one network thread, and SSL_get_error reports a queued error as the
+// failure of whichever call comes next on that thread. So one refused
+// handshake (a port scanner, a worker holding another CA's certificate)
+// closed the next healthy connection to be read: a joined worker was
+// "lost" and rejoined once per refused attempt. OpenSSL asks callers to
+// clear the queue before each I/O call; these definitions do that and then
+// call libssl's own (found with dlsym(RTLD_NEXT): the executable comes first
+// in symbol lookup, so the module's calls land here). They also log a
+// handshake that fails, with the peer and OpenSSL's reason, which CAF does
+// not (throttled: a scanner could otherwise fill the log).
+//
+// This file is compiled into the executable itself (CMakeLists.txt), not
+// into a layer library: the linker would leave out an archive member that
+// only a shared library refers to.
+#include <dlfcn.h>
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <string>
+
+#include <fmt/format.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "common/log.hpp"
+
+namespace {
+
+/// libssl's definition of `name`, the one after the executable's.
+template <class Fn>
+Fn libssl(const char* name) {
+  auto* fn = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
+  if (fn == nullptr) {
+    resized::log::error("cannot find libssl's function", {{"name", name}});
+    std::abort();
+  }
+  return fn;
+}
+
+/// "host:port" of the socket's peer, or "unknown".
+std::string peer_of(const SSL* ssl) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof(addr);
+  int fd = SSL_get_fd(ssl);
+  if (fd < 0 || getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+    return "unknown";
+  char host[NI_MAXHOST];
+  char port[NI_MAXSERV];
+  if (getnameinfo(reinterpret_cast<sockaddr*>(&addr), len, host, sizeof(host),
+                  port, sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+    return "unknown";
+  return addr.ss_family == AF_INET6 ? fmt::format("[{}]:{}", host, port)
+                                    : fmt::format("{}:{}", host, port);
+}
+
+/// Why the handshake on `ssl` failed with `ret`, read from the queue
+/// (left in place: the caller's SSL_get_error reads it next).
+std::string handshake_failure(const SSL* ssl, int ret) {
+  auto verify = SSL_get_verify_result(ssl);
+  if (verify != X509_V_OK)
+    return fmt::format("the peer's certificate: {}",
+                       X509_verify_cert_error_string(verify));
+  if (auto code = ERR_peek_last_error(); code != 0)
+    if (const char* reason = ERR_reason_error_string(code))
+      return reason;
+  if (SSL_get_error(ssl, ret) == SSL_ERROR_SYSCALL)
+    return "the connection closed during the handshake";
+  return "no reason given";
+}
+
+resized::log::throttle handshake_log{std::chrono::seconds{10}};
+
+/// Logs a failed handshake (not one still in progress).
+void note_handshake(const SSL* ssl, int ret, bool accepting) {
+  auto err = SSL_get_error(ssl, ret);
+  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
+    return;
+  auto count = handshake_log.note(accepting ? 0 : 1,
+                                  resized::log::throttle::clock::now());
+  if (count == 0)
+    return;
+  resized::log::warn(accepting ? "cluster TLS handshake refused"
+                               : "cluster TLS handshake failed",
+                     {{"peer", peer_of(ssl)},
+                      {"reason", handshake_failure(ssl, ret)},
+                      {"failures", count}, // since the last line of its kind
+                      {"log_every_s", handshake_log.every_seconds()}});
+}
+
+} // namespace
+
+extern "C" {
+
+int SSL_accept(SSL* ssl) {
+  static auto real = libssl<int (*)(SSL*)>("SSL_accept");
+  ERR_clear_error();
+  int ret = real(ssl);
+  if (ret != 1)
+    note_handshake(ssl, ret, true);
+  return ret;
+}
+
+int SSL_connect(SSL* ssl) {
+  static auto real = libssl<int (*)(SSL*)>("SSL_connect");
+  ERR_clear_error();
+  int ret = real(ssl);
+  if (ret != 1)
+    note_handshake(ssl, ret, false);
+  return ret;
+}
+
+int SSL_read(SSL* ssl, void* buf, int num) {
+  static auto real = libssl<int (*)(SSL*, void*, int)>("SSL_read");
+  ERR_clear_error();
+  return real(ssl, buf, num);
+}
+
+int SSL_write(SSL* ssl, const void* buf, int num) {
+  static auto real = libssl<int (*)(SSL*, const void*, int)>("SSL_write");
+  ERR_clear_error();
+  return real(ssl, buf, num);
+}
+
+} // extern "C"
