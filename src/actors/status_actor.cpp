@@ -60,6 +60,39 @@ outcome<bool> write_now(status_actor_type* self, const unwritten_write& w) {
   return true;
 }
 
+// Whether Redis refused the write for lack of memory (store_full: -OOM at
+// maxmemory): it was not made, and a result may never fit (larger than
+// the memory Redis can have free). Other writes are kept and retried,
+// whatever stopped them.
+bool refused(const failure& err) {
+  return err.code == error_code::store_full;
+}
+
+// `rec` (SUCCESS) as the FAILURE it becomes when Redis refused to store its
+// `bytes` of result: a SUCCESS whose image is nowhere would answer its
+// image URL with 404. The client's message leaves Redis' address out (it is
+// in the log line that reports the refusal).
+task_record unstored(task_record rec, uint64_t bytes) {
+  rec.status = task_status::failure;
+  rec.error_code = std::string{to_string(error_code::result_not_stored)};
+  rec.error_message = fmt::format(
+      "the task store (Redis) refused to store the result ({} bytes): it "
+      "is out of memory (maxmemory); submit the task again later",
+      bytes);
+  rec.width = rec.height = 0;
+  rec.output_bytes = 0;
+  rec.etag.clear();
+  return rec;
+}
+
+void log_unstored(const task_record& rec, uint64_t bytes, const failure& err) {
+  log::error("redis refused a result: the task ends FAILURE",
+             {{"token", rec.token},
+              {"code", to_string(error_code::result_not_stored)},
+              {"bytes", bytes},
+              {"error", err.message}});
+}
+
 void schedule_flush(status_actor_type* self) {
   auto& st = self->state;
   if (st.flush_scheduled || st.unwritten.empty())
@@ -73,10 +106,22 @@ void schedule_flush(status_actor_type* self) {
 bool flush_unwritten(status_actor_type* self) {
   auto& st = self->state;
   while (!st.unwritten.empty()) {
-    const auto& w = st.unwritten.front();
+    auto& w = st.unwritten.front();
     if (auto res = write_now(self, w); !res) {
       count_redis_error(self);
-      return false;
+      if (!refused(res.error()) || w.what != unwritten_write::kind::result)
+        return false;
+      // A result Redis has no memory for (it may never have): its task's
+      // FAILURE record takes its place, tried next (a record is small: it
+      // lands once Redis has any room, and waits for it like the rest).
+      auto bytes = w.image->size();
+      log_unstored(w.record, bytes, res.error());
+      w = {unwritten_write::kind::record, unstored(std::move(w.record), bytes),
+           nullptr, std::string{}};
+      st.images.erase(w.record.token);
+      if (st.records.get(w.record.token) != nullptr)
+        st.records.put(w.record.token, {w.record, expiry(st)});
+      continue;
     }
     log::info("redis write made after a failure",
               {{"op", op_name(w.what)},
@@ -109,6 +154,16 @@ void keep_for_retry(status_actor_type* self, unwritten_write w,
              {"queued", st.unwritten.size() + 1}});
   st.unwritten.push_back(std::move(w));
   schedule_flush(self);
+}
+
+// Writes the final record `rec`, kept for a retry if Redis did not take it
+// (a later change would supersede it: made in order).
+void put_final(status_actor_type* self, const task_record& rec) {
+  auto& st = self->state;
+  if (auto res = st.store->put_record(rec, st.ttl, st.node); !res)
+    keep_for_retry(self,
+                   {unwritten_write::kind::record, rec, nullptr, std::string{}},
+                   res.error());
 }
 
 // Whether the cached `rec` can answer for its task: a final record never
@@ -353,15 +408,10 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
       [=](update_atom, task_record& rec) {
         auto& st = self->state;
         auto expires = expiry(st);
-        if (auto res = st.store->put_record(rec, st.ttl, st.node); !res) {
-          if (is_final(rec.status)) // a later change would supersede others
-            keep_for_retry(
-                self,
-                {unwritten_write::kind::record, rec, nullptr, std::string{}},
-                res.error());
-          else
-            note_store_error(self, "put_record", rec.token, res.error());
-        }
+        if (is_final(rec.status))
+          put_final(self, rec);
+        else if (auto res = st.store->put_record(rec, st.ttl, st.node); !res)
+          note_store_error(self, "put_record", rec.token, res.error());
         record_written(self, rec);
         auto token = rec.token;
         st.records.put(token, {std::move(rec), expires});
@@ -373,10 +423,21 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         auto image = std::make_shared<const std::string>(std::move(bytes));
         if (auto res =
                 st.store->put_result(rec, *image, st.ttl, st.node, content);
-            !res)
+            !res) {
+          if (refused(res.error())) {
+            count_redis_error(self);
+            log_unstored(rec, image->size(), res.error());
+            auto failed = unstored(std::move(rec), image->size());
+            put_final(self, failed);
+            record_written(self, failed);
+            auto token = failed.token;
+            st.records.put(token, {std::move(failed), expires});
+            return;
+          }
           keep_for_retry(self,
                          {unwritten_write::kind::result, rec, image, content},
                          res.error());
+        }
         auto token = rec.token;
         st.images.put(token, {image, expires}, image->size());
         record_written(self, rec);

@@ -38,6 +38,10 @@ enum class error_code : uint8_t {
   processing_timeout, // resize.task-timeout passed while processing
   worker_lost,        // the task's worker died resize.max-attempts times
   encode_failed,      // encoder failed (e.g. format not writable)
+  result_not_stored,  // Redis refused the result (e.g. maxmemory reached)
+  // -- store errors, inside the service -------------------------------------
+  store_full, // 503 Redis at maxmemory refused a write (-OOM): it was not
+              // made, and the same write again would be refused again
 };
 
 /// Stable snake_case name of `code`, e.g. "invalid_base64".

@@ -61,8 +61,17 @@ auto guarded(F&& f) -> decltype(f()) {
 }
 
 /// A Redis error reply (-ERR ..., -NOAUTH ..., -OOM ...) as a failure.
+/// -OOM (Redis at maxmemory with noeviction) is store_full: the command was
+/// not made (nor, in a MULTI, any of the others: EXECABORT) and the same
+/// write would be refused again. The others are store_unavailable, like a
+/// timeout: -LOADING, -READONLY, -BUSY or a wrong password pass, and a
+/// write kept for a retry lands once they do.
 failure reply_error(const redis_connection& conn, const redisReply& reply) {
-  return conn.error(reply_text(reply));
+  auto text = reply_text(reply);
+  auto out = conn.error(text);
+  if (text.rfind("OOM ", 0) == 0)
+    out.code = error_code::store_full;
+  return out;
 }
 
 /// Runs one of the Lua scripts below (`call` is its EVAL) and answers its

@@ -251,6 +251,47 @@ BOOST_AUTO_TEST_CASE(final_writes_during_an_outage_land_when_redis_returns) {
   caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
 }
 
+// A result kept while Redis hung, then refused for lack of memory when
+// Redis answers again (maxmemory): it may never fit, so its task ends
+// FAILURE result_not_stored instead, in Redis and in this node's cache,
+// and the kept write behind it lands too (the small records wait out any
+// moment Redis is over its limit).
+BOOST_AUTO_TEST_CASE(a_kept_result_redis_refuses_becomes_a_failure) {
+  BOOST_TEST(redis.command("CONFIG SET maxmemory 8388608").find("OK") !=
+             std::string::npos);
+  BOOST_TEST(
+      redis.command("CONFIG SET maxmemory-policy noeviction").find("OK") !=
+      std::string::npos);
+  auto cfg = config();
+  cfg.retry_interval = 100ms;
+  auto st = start(cfg);
+  auto big = make_record(task_status::success);
+  auto bad = make_record(task_status::failure);
+  redis.pause();
+  caf::anon_send(st, result_atom::value, big, std::string(6 << 20, 'x'),
+                 std::string{});
+  caf::anon_send(st, update_atom::value, bad);
+  BOOST_TEST(lookup(st, big.token).ok()); // both kept: answered from memory
+  redis.resume();
+  auto field = [&](const task_record& rec, const std::string& name) {
+    return redis.command("HGET " + prefix + "task:" + rec.token + " " + name);
+  };
+  BOOST_TEST(test::wait_until(
+      [&] {
+        return field(big, "status").find("FAILURE") != std::string::npos &&
+               field(bad, "status").find("FAILURE") != std::string::npos;
+      },
+      10s));
+  BOOST_TEST(field(big, "error_code").find("result_not_stored") !=
+             std::string::npos);
+  auto cached = lookup(st, big.token);
+  BOOST_TEST_REQUIRE(cached.ok());
+  BOOST_TEST((cached.value().status == task_status::failure));
+  BOOST_TEST(cached.value().error_code == "result_not_stored");
+  BOOST_TEST(!image(st, big.token).ok());
+  caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
+}
+
 // Redis hangs: the accept times out and the client is told 503, but Redis
 // runs the transaction when it wakes up. The actor undoes it, so no task
 // nobody knows of stays PENDING and holds the content index.

@@ -408,4 +408,46 @@ BOOST_AUTO_TEST_CASE(readyz_follows_redis) {
   finish(e.server, token);
 }
 
+// Redis at maxmemory (noeviction) refuses a 20 MB result (a 62 KB photo
+// asked for as a 4000x4000 PNG). The task ends FAILURE result_not_stored,
+// in the status cache and in Redis, instead of a SUCCESS whose image URL
+// answers 404; and the node goes on accepting work. (Before: the record
+// said SUCCESS, the image was "expired", and the refused write was kept
+// for retry, refusing every later submission with 503 store_unavailable.)
+BOOST_AUTO_TEST_CASE(a_result_redis_refuses_fails_its_task_and_nothing_else) {
+  redis_server redis;
+  BOOST_TEST(redis.command("CONFIG SET maxmemory 41943040").find("OK") !=
+             std::string::npos);
+  BOOST_TEST(
+      redis.command("CONFIG SET maxmemory-policy noeviction").find("OK") !=
+      std::string::npos);
+  resized_server srv(redis.port(), {}, "maxmemory");
+  auto photo = corpus_photo("opencv__squirrel_cls.jpg");
+  auto token = accepted_token(
+      submit_raw(srv, photo, "image/jpeg",
+                 "?width=4000&height=4000&mode=force&format=png"));
+  BOOST_TEST_REQUIRE(!token.empty());
+  auto st = wait_final(srv, token);
+  BOOST_TEST_REQUIRE(st.status == "FAILURE", st.body);
+  auto doc = parse_json(st.body);
+  BOOST_TEST(json_string(doc["error"], "code") == "result_not_stored");
+  BOOST_TEST(json_string(doc["error"], "message")
+                     .find("refused to store the result") != std::string::npos,
+             st.body);
+  BOOST_TEST(doc["resized_image_url"].IsNull());
+  BOOST_TEST(
+      redis.command("HGET resized:task:" + token + " status").find("FAILURE") !=
+      std::string::npos);
+  BOOST_TEST(lines_with(srv.process().log(), {"redis refused a result", token,
+                                              "OOM command not allowed"}) ==
+             1u);
+  check_error(http_get(srv.url("/api/v1/images/" + token + ".png")), 404,
+              "unknown_token");
+  // The node still takes and finishes work that fits.
+  auto next =
+      accepted_token(submit_raw(srv, corpus_photo(small_photo), "image/jpeg"));
+  BOOST_TEST_REQUIRE(!next.empty());
+  finish(srv, next);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

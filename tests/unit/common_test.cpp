@@ -38,7 +38,7 @@ using namespace resized;
 
 namespace {
 
-constexpr auto last_code = error_code::encode_failed;
+constexpr auto last_code = error_code::store_full;
 
 std::vector<error_code> all_codes() {
   std::vector<error_code> out;
