@@ -384,6 +384,13 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
           return {false, {}};
         const auto& input = job.get_as<resize_job>(0).input;
         auto res = st.store->put_accepted(rec, input, st.node, st.ttl, content);
+        if (!res && refused(res.error())) {
+          // Redis is out of memory: the transaction was not made (nothing
+          // to undo). The client's 503 says so.
+          count_redis_error(self);
+          return {false, "the task store (Redis) is out of memory: nothing "
+                         "was accepted, try again later"};
+        }
         if (!res) {
           // The client gets a 503. Redis may still run the transaction (a
           // timeout, not a refusal): undo it, now or once Redis is back.

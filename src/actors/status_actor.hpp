@@ -8,7 +8,9 @@
 //                                           record + input + pending set,
 //                                           one transaction, which also
 //                                           reads the content index →
-//                                           (stored, finished twin or "")
+//                                           (stored, finished twin or ""),
+//                                           or (false, why for the client
+//                                           or "")
 //   recover_atom                            this node's pending tasks
 //   (update_atom, task_record)              cache + HSET/EXPIRE
 //   (result_atom, task_record, bytes, content key)

@@ -698,8 +698,10 @@ void accept(self_ptr self, submit_request req, submit_replier reply) {
             if (!stored) {
               st.queued_bytes -= size;
               reply(failure{error_code::store_unavailable,
-                            "the task store (Redis) is unavailable: nothing "
-                            "was accepted, try again"});
+                            !indexed.empty()
+                                ? std::move(indexed)
+                                : "the task store (Redis) is unavailable: "
+                                  "nothing was accepted, try again"});
               return;
             }
             if (log::enabled(log::level::info)) {

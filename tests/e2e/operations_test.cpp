@@ -411,7 +411,8 @@ BOOST_AUTO_TEST_CASE(readyz_follows_redis) {
 // Redis at maxmemory (noeviction) refuses a 20 MB result (a 62 KB photo
 // asked for as a 4000x4000 PNG). The task ends FAILURE result_not_stored,
 // in the status cache and in Redis, instead of a SUCCESS whose image URL
-// answers 404; and the node goes on accepting work. (Before: the record
+// answers 404; and the node goes on accepting work (a submission Redis
+// has no room for is told so in its 503). (Before: the record
 // said SUCCESS, the image was "expired", and the refused write was kept
 // for retry, refusing every later submission with 503 store_unavailable.)
 BOOST_AUTO_TEST_CASE(a_result_redis_refuses_fails_its_task_and_nothing_else) {
@@ -443,6 +444,16 @@ BOOST_AUTO_TEST_CASE(a_result_redis_refuses_fails_its_task_and_nothing_else) {
              1u);
   check_error(http_get(srv.url("/api/v1/images/" + token + ".png")), 404,
               "unknown_token");
+  // A submission Redis has no room for at all: 503, saying why.
+  BOOST_TEST(redis.command("CONFIG SET maxmemory 1").find("OK") !=
+             std::string::npos);
+  auto full = submit_raw(srv, corpus_photo(small_photo), "image/jpeg");
+  BOOST_TEST(
+      check_error(full, 503, "store_unavailable").find("out of memory") !=
+          std::string::npos,
+      full.body);
+  BOOST_TEST(redis.command("CONFIG SET maxmemory 41943040").find("OK") !=
+             std::string::npos);
   // The node still takes and finishes work that fits.
   auto next =
       accepted_token(submit_raw(srv, corpus_photo(small_photo), "image/jpeg"));
