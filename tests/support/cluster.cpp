@@ -28,8 +28,20 @@ std::string join(const std::vector<std::string>& parts, const char* sep) {
 
 } // namespace
 
+bool cluster_tls_everywhere() {
+  return env_or("RESIZED_TEST_CLUSTER_TLS", "") == "1";
+}
+
 std::vector<std::string> cluster_test_args() {
-  return {"--cluster.heartbeat-ms=200", "--cluster.connection-timeout-ms=1000"};
+  std::vector<std::string> out{"--cluster.heartbeat-ms=200",
+                               "--cluster.connection-timeout-ms=1000"};
+  if (cluster_tls_everywhere()) {
+    const auto& dir = test_certs_dir();
+    out.push_back("--openssl.certificate=" + dir + "/node.pem");
+    out.push_back("--openssl.key=" + dir + "/node.key");
+    out.push_back("--openssl.cafile=" + dir + "/ca.pem");
+  }
+  return out;
 }
 
 // -- api_node ----------------------------------------------------------------

@@ -6,7 +6,8 @@
 //
 // Failure detection is shortened for tests (heartbeat 200 ms, connection
 // timeout 1 s, worker reconnect backoff at most 500 ms): see
-// cluster_test_args() / worker_test_args().
+// cluster_test_args() / worker_test_args(). RESIZED_TEST_CLUSTER_TLS=1 puts
+// every node's cluster port on TLS.
 #pragma once
 
 #include <chrono>
@@ -22,8 +23,14 @@
 
 namespace resized::test {
 
-/// Short heartbeats and timeouts shared by API and worker nodes in tests.
+/// Short heartbeats and timeouts shared by API and worker nodes in tests;
+/// with cluster_tls_everywhere(), also the openssl.* arguments of the test
+/// node certificate (test_certs_dir()), so every node speaks TLS.
 std::vector<std::string> cluster_test_args();
+
+/// $RESIZED_TEST_CLUSTER_TLS is "1": the cluster suite runs a second time
+/// (ctest e2e.cluster_test_tls) with TLS on every cluster port.
+bool cluster_tls_everywhere();
 
 /// An API node: `$RESIZED_BIN --config-file=<src>/config/cluster-api.ini
 /// --http.port=P --cluster.port=C --cluster.bind-address=127.0.0.1
