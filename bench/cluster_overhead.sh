@@ -5,6 +5,8 @@
 #   (b) cluster      API node with resize.pool-size=0 (config/cluster-api.ini)
 #                    + one worker with resize.pool-size=2
 #                    (config/cluster-worker.ini)
+#   (c) cluster-tls  the same with TLS on the cluster port (openssl.*, a test
+#                    CA made by tests/support/make_test_certs.sh)
 # Both use one private redis-server on a free port.
 #
 # For each setup, two phases with N tasks of one small photo (default
@@ -26,8 +28,8 @@
 #
 # Usage: bench/cluster_overhead.sh [N] [photo]
 #   RESIZED_BIN (default build/resized), REDIS_SERVER_BIN (redis-server).
-# Needs c++ and libcurl (dev), curl, jq, ss (iproute2), redis-server, redis-cli. Bounded: at most
-# 4 x N tasks, every wait has a deadline; processes it started are stopped
+# Needs c++ and libcurl (dev), curl, jq, ss (iproute2), redis-server, redis-cli,
+# openssl. Bounded: at most 6 x N tasks, every wait has a deadline; processes it started are stopped
 # on exit (by pid).
 set -euo pipefail
 
@@ -174,6 +176,10 @@ stats() {
 run_phases() {
   local label="$1" port="$2" cport="$3" pid_api="$4" pid_worker="${5:-}"
   local url="http://127.0.0.1:$port"
+  # Every setup runs the same sizes of the same photo, and identical work is
+  # done once (the content index in Redis): without this, the second setup
+  # would only copy the first one's results.
+  redis-cli -p "$redis_port" FLUSHALL >/dev/null
   # Warm-up (not measured): libvips caches, first BASP messages.
   "$client" seq "$url" "$photo" 4 99 >"$work/warm"
 
@@ -257,25 +263,41 @@ run_phases standalone "$http_a" "" "$pid_a"
 kill -TERM "$pid_a"
 wait "$pid_a" 2>/dev/null || true
 
-# -- (b) API node + one worker ---------------------------------------------------
-http_b=$(free_port)
-cport=$(free_port)
-"$bin" --config-file="$root/config/cluster-api.ini" --http.address=127.0.0.1 \
-  --http.port="$http_b" --cluster.port="$cport" \
-  --cluster.bind-address=127.0.0.1 --redis.port="$redis_port" \
-  --cluster.node-name=bench-api --log.level=warn >"$work/api.log" 2>&1 &
-pids+=($!)
-pid_api=$!
-wait_for "API /healthz" "$pid_api" curl -fsS "http://127.0.0.1:$http_b/healthz"
-"$bin" --config-file="$root/config/cluster-worker.ini" \
-  --cluster.api-nodes="127.0.0.1:$cport" --cluster.node-name=bench-worker \
-  --resize.pool-size=2 --log.level=warn >"$work/worker.log" 2>&1 &
-pids+=($!)
-pid_worker=$!
-wait_for "worker to join" "$pid_worker" \
-  bash -c "curl -fsS http://127.0.0.1:$http_b/api/v1/cluster |
-           jq -e '.nodes | map(.id) | index(\"bench-worker\") != null'"
-run_phases cluster "$http_b" "$cport" "$pid_api" "$pid_worker"
+# -- (b) API node + one worker, (c) the same with TLS on the cluster port ------
+# run_cluster <label> [openssl.* arguments for both nodes]
+run_cluster() {
+  local label="$1"
+  shift
+  local http_b cport pid_api pid_worker
+  http_b=$(free_port)
+  cport=$(free_port)
+  "$bin" --config-file="$root/config/cluster-api.ini" --http.address=127.0.0.1 \
+    --http.port="$http_b" --cluster.port="$cport" \
+    --cluster.bind-address=127.0.0.1 --redis.port="$redis_port" \
+    --cluster.node-name="bench-api-$label" --log.level=warn "$@" \
+    >"$work/api-$label.log" 2>&1 &
+  pids+=($!)
+  pid_api=$!
+  wait_for "API /healthz ($label)" "$pid_api" \
+    curl -fsS "http://127.0.0.1:$http_b/healthz"
+  "$bin" --config-file="$root/config/cluster-worker.ini" \
+    --cluster.api-nodes="127.0.0.1:$cport" --cluster.node-name=bench-worker \
+    --resize.pool-size=2 --log.level=warn "$@" \
+    >"$work/worker-$label.log" 2>&1 &
+  pids+=($!)
+  pid_worker=$!
+  wait_for "worker to join ($label)" "$pid_worker" \
+    bash -c "curl -fsS http://127.0.0.1:$http_b/api/v1/cluster |
+             jq -e '.nodes | map(.id) | index(\"bench-worker\") != null'"
+  run_phases "$label" "$http_b" "$cport" "$pid_api" "$pid_worker"
+  kill -TERM "$pid_worker" "$pid_api"
+  wait "$pid_worker" "$pid_api" 2>/dev/null || true
+}
+run_cluster cluster
+# A test CA and one node certificate for both (tests/support/make_test_certs.sh).
+bash "$root/tests/support/make_test_certs.sh" "$work/certs"
+run_cluster cluster-tls --openssl.certificate="$work/certs/node.pem" \
+  --openssl.key="$work/certs/node.key" --openssl.cafile="$work/certs/ca.pem"
 
 # -- report --------------------------------------------------------------------
 echo "# resized cluster overhead, $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
