@@ -28,9 +28,9 @@
 #
 # Usage: bench/cluster_overhead.sh [N] [photo]
 #   RESIZED_BIN (default build/resized), REDIS_SERVER_BIN (redis-server).
-# Needs c++ and libcurl (dev), curl, jq, ss (iproute2), redis-server, redis-cli,
-# openssl. Bounded: at most 6 x N tasks, every wait has a deadline; processes it started are stopped
-# on exit (by pid).
+# Needs c++ and libcurl (dev), curl, jq, ss (iproute2), redis-server,
+# redis-cli, openssl. Bounded: at most 6 x N tasks, every wait has a
+# deadline; processes it started are stopped on exit (by pid).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
