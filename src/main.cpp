@@ -45,6 +45,7 @@
 #include "common/log.hpp"
 #include "common/memory.hpp"
 #include "config/service_config.hpp"
+#include "config/tls_check.hpp"
 #include "http/server.hpp"
 #include "imaging/pipeline.hpp"
 #include "store/task_store.hpp"
@@ -466,8 +467,20 @@ int main(int argc, char** argv) {
   // TLS on the cluster port: CAF reads the openssl.* keys (checked by
   // config::tls_problems) only with its OpenSSL module loaded.
   bool cluster_tls = cl.role != "standalone" && cl.tls.on();
-  if (cluster_tls)
+  if (cluster_tls) {
+    // CAF reads the files for every connection: it gets the checked
+    // content, kept in memory (config::pin_tls_files).
+    std::string err;
+    auto pinned = cl.tls;
+    if (!config::pin_tls_files(pinned, err)) {
+      log::error("cannot keep the TLS files in memory", {{"error", err}});
+      return 2;
+    }
+    caf_cfg.openssl_certificate = pinned.certificate;
+    caf_cfg.openssl_key = pinned.key;
+    caf_cfg.openssl_cafile = pinned.cafile;
     caf_cfg.load<caf::openssl::manager>();
+  }
 
   std::string vips_err;
   if (!imaging::startup(argv[0], cfg.resize.vips_concurrency, vips_err,

@@ -4,7 +4,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <memory>
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 #include <openssl/err.h>
@@ -180,6 +184,43 @@ std::vector<std::string> tls_problems(const tls_files& tls,
         X509_verify_cert_error_string(code)));
   }
   return out;
+}
+
+bool pin_tls_files(tls_files& tls, std::string& error) {
+  for (auto [key, path] : {std::pair{"openssl.certificate", &tls.certificate},
+                           std::pair{"openssl.key", &tls.key},
+                           std::pair{"openssl.cafile", &tls.cafile}}) {
+    if (path->empty())
+      continue;
+    std::ifstream in{*path, std::ios::binary};
+    std::string content{std::istreambuf_iterator<char>{in},
+                        std::istreambuf_iterator<char>{}};
+    if (!in && !in.eof()) {
+      error = fmt::format("{} = '{}': cannot read it", key, *path);
+      return false;
+    }
+    int fd = memfd_create(key, MFD_CLOEXEC);
+    if (fd < 0) {
+      error = fmt::format("{}: memfd_create: {}", key, std::strerror(errno));
+      return false;
+    }
+    size_t done = 0;
+    while (done < content.size()) {
+      auto n = ::write(fd, content.data() + done, content.size() - done);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0) {
+        error =
+            fmt::format("{}: writing its copy: {}", key, std::strerror(errno));
+        ::close(fd);
+        return false;
+      }
+      done += static_cast<size_t>(n);
+    }
+    // Open for good: OpenSSL opens the /proc name anew for each connection.
+    *path = fmt::format("/proc/self/fd/{}", fd);
+  }
+  return true;
 }
 
 } // namespace resized::config

@@ -22,4 +22,15 @@ namespace resized::config {
 std::vector<std::string> tls_problems(const tls_files& tls,
                                       const std::string& role);
 
+/// `tls` with certificate, key and cafile each replaced by a copy of its
+/// content in memory, named "/proc/self/fd/<n>" (a memfd, open for the
+/// life of the process; capath stays as it is, a directory). CAF's OpenSSL
+/// module reads these files again for every connection, on its network
+/// thread, and throws there (aborting the process) when one cannot be
+/// read: a file removed or half-written at run time took the node down at
+/// the next connection to its cluster port. The copies are what
+/// tls_problems checked at start-up. False, with `error`, if a file cannot
+/// be read or copied.
+bool pin_tls_files(tls_files& tls, std::string& error);
+
 } // namespace resized::config

@@ -50,6 +50,8 @@
 //                   joins over TLS and runs every task; a plain worker,
 //                   one with another CA's certificate and plain bytes are
 //                   refused (logged on both sides) without disturbing it
+//   tls_read_once   the TLS files removed after the start: a new worker
+//                   still joins, the API node is unharmed
 //   tls_files       a key that is not the certificate's: exit 2, named
 #include <boost/test/unit_test.hpp>
 
@@ -1448,6 +1450,35 @@ BOOST_AUTO_TEST_CASE(tls_lets_in_only_nodes_with_a_certificate_from_the_ca) {
   BOOST_TEST(lines_with(api.log(), {"node joined"}) == 1u);
   BOOST_TEST(lines_with(plain.log(), {"joined API node"}) == 0u);
   BOOST_TEST(lines_with(rogue.log(), {"joined API node"}) == 0u);
+}
+
+// The TLS files are read once, at start-up: removing them afterwards (a
+// certificate renewal done carelessly) changes nothing. (CAF's module reads
+// them again for each connection; one it could not read threw on its
+// network thread and aborted the node at the next connection.)
+BOOST_AUTO_TEST_CASE(tls_files_removed_at_run_time_change_nothing) {
+  if (cluster_tls_everywhere()) {
+    BOOST_TEST_MESSAGE("not in the TLS-everywhere run: it sets its own");
+    return;
+  }
+  auto dir = make_temp_dir("tls-files");
+  for (const char* f : {"node.pem", "node.key", "ca.pem"})
+    std::filesystem::copy_file(test_certs_dir() + "/" + f, dir + "/" + f);
+  redis_server redis;
+  api_node api(redis.port(), "tls-files-api",
+               {"--openssl.certificate=" + dir + "/node.pem",
+                "--openssl.key=" + dir + "/node.key",
+                "--openssl.cafile=" + dir + "/ca.pem"});
+  std::filesystem::remove_all(dir);
+  send_and_close(api.cluster_port(), "GET / HTTP/1.1\r\n\r\n");
+  worker_process worker("tls-files-worker", {api.endpoint()}, tls_args("node"));
+  note_logs({&api.process(), &worker.process()});
+  BOOST_TEST_REQUIRE(wait_listed(api, {"tls-files-worker"}, join_timeout),
+                     api.log());
+  auto photos = photos_sized(0, 1 << 20);
+  BOOST_TEST_REQUIRE(!photos.empty());
+  expect_all_success(api, submit_batch(api, photos, 2));
+  BOOST_TEST(api.running());
 }
 
 // A TLS file that cannot work stops the node at start-up (exit 2), named.

@@ -155,3 +155,23 @@ BOOST_AUTO_TEST_CASE(a_certificate_the_peers_would_refuse) {
   p = problem(tls, "worker");
   BOOST_TEST(has(p, "(unsuitable certificate purpose)"), p);
 }
+
+BOOST_AUTO_TEST_CASE(pinned_files_are_copies_kept_in_memory) {
+  auto tls = good();
+  auto pinned = tls;
+  std::string error;
+  BOOST_TEST_REQUIRE(resized::config::pin_tls_files(pinned, error), error);
+  for (auto [original, copy] :
+       {std::pair{tls.certificate, pinned.certificate},
+        std::pair{tls.key, pinned.key}, std::pair{tls.cafile, pinned.cafile}}) {
+    BOOST_TEST(copy.rfind("/proc/self/fd/", 0) == 0u, copy);
+    BOOST_TEST(
+        (resized::test::read_file(copy) == resized::test::read_file(original)));
+  }
+  BOOST_TEST(tls_problems(pinned, "api").empty());
+  pinned = tls;
+  pinned.key = test_certs_dir() + "/missing.key";
+  BOOST_TEST(!resized::config::pin_tls_files(pinned, error));
+  BOOST_TEST(has(error, "openssl.key = '" + pinned.key + "': cannot read it"),
+             error);
+}
