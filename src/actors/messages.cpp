@@ -65,6 +65,10 @@ std::string describe(caf::actor_system& sys, const caf::error& err) {
         return fmt::format("cannot connect to {}:{}",
                            ctx.get_as<std::string>(1), ctx.get_as<uint16_t>(2));
       return "cannot connect";
+    case caf::sec::disconnect_during_handshake:
+      // The usual cause: one side speaks TLS (openssl.*), the other not.
+      return "the API node closed the connection during the handshake (is "
+             "openssl.* set on both nodes, or on neither?)";
     case caf::sec::request_timeout:
       return "no answer in time";
     case caf::sec::request_receiver_down:

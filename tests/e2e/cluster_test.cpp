@@ -1449,6 +1449,10 @@ BOOST_AUTO_TEST_CASE(tls_lets_in_only_nodes_with_a_certificate_from_the_ca) {
   BOOST_TEST(lines_with(api.log(), {"node lost"}) == 0u);
   BOOST_TEST(lines_with(api.log(), {"node joined"}) == 1u);
   BOOST_TEST(lines_with(plain.log(), {"joined API node"}) == 0u);
+  // The plain worker is told what is likely wrong.
+  BOOST_TEST(lines_with(plain.log(), {"cluster link down",
+                                      "is openssl.* set on both nodes"}) > 0u,
+             plain.log());
   BOOST_TEST(lines_with(rogue.log(), {"joined API node"}) == 0u);
 }
 
