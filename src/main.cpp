@@ -29,6 +29,7 @@
 #include <random>
 #include <sstream>
 #include <string_view>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <vector>
 
@@ -360,6 +361,26 @@ size_t drain_worker(caf::actor_system& sys, const actors::node_actors& node,
   std::_Exit(exit_name_taken);
 }
 
+// Files a node keeps open beside its HTTP connections: Redis connections
+// (status, lease, probe), cluster connections, CAF's and libvips' own.
+constexpr uint64_t open_files_reserve = 128;
+
+/// Raises the soft RLIMIT_NOFILE to the hard one; returns the limit now in
+/// force (UINT64_MAX when unlimited).
+uint64_t raise_open_files_limit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+    return UINT64_MAX; // cannot tell: not refused for it
+  if (rl.rlim_cur != rl.rlim_max) {
+    rlimit raised = rl;
+    raised.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+      rl = raised;
+  }
+  return rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX
+                                      : static_cast<uint64_t>(rl.rlim_cur);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -438,6 +459,27 @@ int main(int argc, char** argv) {
                  "shown: set them again).\n"
               << config::dump_text(caf_cfg.dump_content(), notes) << std::flush;
     return EXIT_SUCCESS;
+  }
+
+  // Open files. RESTinio 0.6 stops accepting for good once an accept fails
+  // (its acceptor does not accept again after an error such as EMFILE):
+  // idle connections up to the process's limit took the node off HTTP until
+  // it was restarted. So the soft limit goes up to the hard one, and a
+  // limit that cannot hold http.max-connections (RESTinio's own bound, which
+  // makes it wait rather than fail) plus the node's other files is refused.
+  uint64_t open_files = raise_open_files_limit();
+  if (cl.role != "worker") {
+    uint64_t needed = cfg.http.max_connections + open_files_reserve;
+    if (open_files < needed) {
+      std::cerr << fmt::format(
+          "resized: open files: the limit is {} (hard limit too), and "
+          "http.max-connections = {} needs at least {} (HTTP connections "
+          "plus {} for Redis, the cluster and the rest): raise it (ulimit "
+          "-n, systemd LimitNOFILE=, docker --ulimit nofile=) or lower "
+          "http.max-connections\n",
+          open_files, cfg.http.max_connections, needed, open_files_reserve);
+      return 2;
+    }
   }
 
   // Before libvips, CAF or RESTinio start a thread (arenas are per thread).
@@ -540,6 +582,8 @@ int main(int argc, char** argv) {
                      : cl.role == "worker" ? "joining"
                                            : "off"},
          {"cluster_tls", cluster_tls ? "on" : "off"},
+         {"open_files", open_files == UINT64_MAX ? std::string{"unlimited"}
+                                                 : std::to_string(open_files)},
          {"pool_size", cfg.resize.pool_size},
          {"redis", cl.role == "worker" // workers keep no records
                        ? std::string{"unused"}

@@ -21,7 +21,11 @@
 #include <system_error>
 #include <vector>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include "support/fixtures.hpp"
+#include "support/loopback.hpp"
 
 using namespace resized::test;
 using namespace std::chrono_literals;
@@ -700,6 +704,91 @@ BOOST_AUTO_TEST_CASE(service_still_serves) {
   BOOST_TEST(out.info.format == "jpeg");
   BOOST_TEST(out.info.width == 100);
   BOOST_TEST(out.info.height == 100);
+}
+
+// -- open files
+// ----------------------------------------------------------------
+
+namespace {
+
+/// argv running resized with `extra` under `sh -c "ulimit ...; exec"`.
+std::vector<std::string> under_ulimit(const std::string& ulimits,
+                                      std::vector<std::string> extra) {
+  std::vector<std::string> argv{
+      "/bin/sh",
+      "-c",
+      ulimits + "; exec \"$0\" \"$@\"",
+      env_or("RESIZED_BIN", "resized"),
+      "--config-file=" + env_or("RESIZED_SOURCE_DIR", ".") +
+          "/config/development.ini",
+      "--http.address=127.0.0.1"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return argv;
+}
+
+uint64_t hard_open_files() {
+  rlimit rl{};
+  getrlimit(RLIMIT_NOFILE, &rl);
+  return rl.rlim_max == RLIM_INFINITY ? UINT64_MAX : rl.rlim_max;
+}
+
+} // namespace
+
+// Idle connections up to the process's soft limit on open files (64 here):
+// the node raises that limit to the hard one at start-up, so HTTP keeps
+// answering. (Before: RESTinio 0.6 stops accepting for good once an accept
+// fails with EMFILE, and the node answered nothing more until restarted,
+// even after the connections closed.)
+BOOST_AUTO_TEST_CASE(idle_connections_past_the_soft_file_limit) {
+  if (hard_open_files() < 1024 + 128 + 256) {
+    BOOST_TEST_MESSAGE("hard limit on open files too low here: skipped");
+    return;
+  }
+  auto port = free_port();
+  child_process node(
+      under_ulimit("ulimit -Sn 64",
+                   {"--http.port=" + std::to_string(port),
+                    "--redis.port=" + std::to_string(env::get().redis.port()),
+                    "--cluster.node-name=ulimit-64"}),
+      make_temp_dir("ulimit") + "/node.log");
+  auto health = "http://127.0.0.1:" + std::to_string(port) + "/healthz";
+  BOOST_TEST_REQUIRE(
+      wait_until([&] { return http_get(health).status == 200; }, 20s),
+      node.log());
+  BOOST_TEST(lines_with(node.log(), {"resized started", "open_files="}) == 1u);
+  std::vector<int> idle;
+  for (int i = 0; i < 200; ++i) {
+    int fd = connect_loopback(port);
+    BOOST_TEST_REQUIRE(fd >= 0);
+    idle.push_back(fd);
+  }
+  // The node takes every one of them (past 64 open files).
+  auto open_files = [&] {
+    std::error_code ec;
+    auto it = std::filesystem::directory_iterator(
+        "/proc/" + std::to_string(node.pid()) + "/fd", ec);
+    return ec ? 0 : std::distance(it, std::filesystem::directory_iterator{});
+  };
+  BOOST_TEST(wait_until([&] { return open_files() > 200; }, 10s),
+             "open files: " << open_files());
+  BOOST_TEST(http_get(health).status == 200);
+  for (int fd : idle)
+    ::close(fd);
+  BOOST_TEST(http_get(health).status == 200);
+}
+
+// A limit that cannot hold http.max-connections is refused at start-up.
+BOOST_AUTO_TEST_CASE(a_file_limit_below_max_connections_is_refused) {
+  std::string output;
+  int rc =
+      run_to_exit(under_ulimit("ulimit -Sn 64 && ulimit -Hn 64",
+                               {"--http.port=" + std::to_string(free_port())}),
+                  output, 20s);
+  BOOST_TEST(rc == 2, output);
+  BOOST_TEST(output.find("open files: the limit is 64 (hard limit too), and "
+                         "http.max-connections = 1024 needs at least 1152") !=
+                 std::string::npos,
+             output);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
