@@ -49,6 +49,7 @@
 #include "config/tls_check.hpp"
 #include "http/server.hpp"
 #include "imaging/pipeline.hpp"
+#include "openssl_calls.hpp"
 #include "store/task_store.hpp"
 
 using namespace resized;
@@ -522,6 +523,9 @@ int main(int argc, char** argv) {
     caf_cfg.openssl_key = pinned.key;
     caf_cfg.openssl_cafile = pinned.cafile;
     caf_cfg.load<caf::openssl::manager>();
+    // A peer silent that long is dropped once joined (BASP heartbeats);
+    // one that never finishes its TLS handshake is cut off as soon.
+    set_tls_handshake_deadline(cl.connection_timeout);
   }
 
   std::string vips_err;

@@ -20,13 +20,20 @@
 // This file is compiled into the executable itself (CMakeLists.txt), not
 // into a layer library: the linker would leave out an archive member that
 // only a shared library refers to.
+#include "openssl_calls.hpp"
+
 #include <dlfcn.h>
 #include <netdb.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <unordered_map>
 
 #include <fmt/format.h>
 #include <openssl/err.h>
@@ -81,6 +88,89 @@ std::string handshake_failure(const SSL* ssl, int ret) {
 
 resized::log::throttle handshake_log{std::chrono::seconds{10}};
 
+// -- the handshake deadline -----------------------------------------------
+// Accepted handshakes not finished yet, by session. An entry leaves when its
+// handshake ends (either way), when its session is freed, or when the
+// watchdog cuts it off. The socket is identified by its peer as well as its
+// descriptor: a descriptor closed and reused meanwhile is left alone.
+
+struct pending_handshake {
+  int fd = -1;
+  sockaddr_storage peer{};
+  socklen_t peer_len = 0;
+  std::chrono::steady_clock::time_point since;
+};
+
+std::atomic<int64_t> deadline_ms{0};
+std::mutex pending_mutex;
+std::unordered_map<const SSL*, pending_handshake> pending;
+std::once_flag watchdog_started;
+
+bool same_peer(const pending_handshake& p) {
+  sockaddr_storage now{};
+  socklen_t len = sizeof(now);
+  return getpeername(p.fd, reinterpret_cast<sockaddr*>(&now), &len) == 0 &&
+         len == p.peer_len && std::memcmp(&now, &p.peer, len) == 0;
+}
+
+// Once a quarter of the deadline, shuts down the sockets of handshakes
+// past it. CAF's network thread then sees the connection end and closes it.
+void watchdog() {
+  for (;;) {
+    auto limit = std::chrono::milliseconds{deadline_ms.load()};
+    std::this_thread::sleep_for(
+        std::max(limit / 4, std::chrono::milliseconds{50}));
+    auto now = std::chrono::steady_clock::now();
+    std::lock_guard<std::mutex> lock{pending_mutex};
+    for (auto i = pending.begin(); i != pending.end();) {
+      if (now - i->second.since < limit) {
+        ++i;
+        continue;
+      }
+      if (same_peer(i->second)) {
+        ::shutdown(i->second.fd, SHUT_RDWR);
+        if (auto count = handshake_log.note(2, now); count > 0) {
+          char host[NI_MAXHOST] = "unknown";
+          char port[NI_MAXSERV] = "";
+          getnameinfo(reinterpret_cast<const sockaddr*>(&i->second.peer),
+                      i->second.peer_len, host, sizeof(host), port,
+                      sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
+          resized::log::warn(
+              "cluster TLS handshake cut off: not finished in time",
+              {{"peer", fmt::format("{}:{}", host, port)},
+               {"deadline_ms", limit.count()},
+               {"failures", count},
+               {"log_every_s", handshake_log.every_seconds()}});
+        }
+      }
+      i = pending.erase(i);
+    }
+  }
+}
+
+// Called before each SSL_accept on `ssl`: the first one starts its clock.
+void note_accepting(const SSL* ssl) {
+  if (deadline_ms.load() <= 0)
+    return;
+  std::lock_guard<std::mutex> lock{pending_mutex};
+  if (pending.count(ssl) != 0)
+    return;
+  pending_handshake p;
+  p.fd = SSL_get_fd(ssl);
+  p.peer_len = sizeof(p.peer);
+  if (p.fd < 0 ||
+      getpeername(p.fd, reinterpret_cast<sockaddr*>(&p.peer), &p.peer_len) != 0)
+    return;
+  p.since = std::chrono::steady_clock::now();
+  pending.emplace(ssl, p);
+  std::call_once(watchdog_started, [] { std::thread{watchdog}.detach(); });
+}
+
+void forget_handshake(const SSL* ssl) {
+  std::lock_guard<std::mutex> lock{pending_mutex};
+  pending.erase(ssl);
+}
+
 /// Logs a failed handshake (not one still in progress).
 void note_handshake(const SSL* ssl, int ret, bool accepting) {
   auto err = SSL_get_error(ssl, ret);
@@ -104,11 +194,21 @@ extern "C" {
 
 int SSL_accept(SSL* ssl) {
   static auto real = libssl<int (*)(SSL*)>("SSL_accept");
+  note_accepting(ssl);
   ERR_clear_error();
   int ret = real(ssl);
   if (ret != 1)
     note_handshake(ssl, ret, true);
+  auto err = ret == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl, ret);
+  if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE)
+    forget_handshake(ssl); // finished, or failed
   return ret;
+}
+
+void SSL_free(SSL* ssl) {
+  static auto real = libssl<void (*)(SSL*)>("SSL_free");
+  forget_handshake(ssl);
+  real(ssl);
 }
 
 int SSL_connect(SSL* ssl) {
@@ -133,3 +233,7 @@ int SSL_write(SSL* ssl, const void* buf, int num) {
 }
 
 } // extern "C"
+
+void resized::set_tls_handshake_deadline(std::chrono::milliseconds deadline) {
+  deadline_ms.store(deadline.count());
+}

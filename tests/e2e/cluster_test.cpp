@@ -50,6 +50,8 @@
 //                   joins over TLS and runs every task; a plain worker,
 //                   one with another CA's certificate and plain bytes are
 //                   refused (logged on both sides) without disturbing it
+//   tls_idle        connections to the TLS port that send nothing are cut
+//                   off after the connection timeout
 //   tls_read_once   the TLS files removed after the start: a new worker
 //                   still joins, the API node is unharmed
 //   tls_files       a key that is not the certificate's: exit 2, named
@@ -59,6 +61,7 @@
 #include <csignal>
 #include <filesystem>
 #include <sstream>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1454,6 +1457,38 @@ BOOST_AUTO_TEST_CASE(tls_lets_in_only_nodes_with_a_certificate_from_the_ca) {
                                       "is openssl.* set on both nodes"}) > 0u,
              plain.log());
   BOOST_TEST(lines_with(rogue.log(), {"joined API node"}) == 0u);
+}
+
+// A connection to the TLS port that never starts its handshake is cut off
+// after cluster.connection-timeout-ms (1 s here), as a joined peer that
+// falls silent is. (CAF keeps it, with a TLS context of its own, for as
+// long as the peer keeps it open.)
+BOOST_AUTO_TEST_CASE(a_tls_handshake_that_never_comes_is_cut_off) {
+  if (cluster_tls_everywhere()) {
+    BOOST_TEST_MESSAGE("not in the TLS-everywhere run: it sets its own");
+    return;
+  }
+  redis_server redis;
+  api_node api(redis.port(), "tls-idle-api", tls_args("node"));
+  note_logs({&api.process()});
+  std::vector<int> idle;
+  for (int i = 0; i < 3; ++i) {
+    int fd = connect_loopback(api.cluster_port()); // reads time out at 5 s
+    BOOST_TEST_REQUIRE(fd >= 0);
+    idle.push_back(fd);
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  for (int fd : idle) {
+    char byte = 0;
+    BOOST_TEST(::recv(fd, &byte, 1, 0) == 0); // closed, not timed out
+    ::close(fd);
+  }
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - t0);
+  BOOST_TEST_MESSAGE("cut off after " << took.count() << " ms");
+  BOOST_TEST(!wait_log_line(api.process(), "cluster TLS handshake cut off", 5s)
+                  .empty());
+  BOOST_TEST(api.running());
 }
 
 // The TLS files are read once, at start-up: removing them afterwards (a
