@@ -86,7 +86,11 @@ std::string handshake_failure(const SSL* ssl, int ret) {
   return "no reason given";
 }
 
-resized::log::throttle handshake_log{std::chrono::seconds{10}};
+// State shared with the watchdog thread (detached, it runs until the
+// process ends) is allocated once and never destroyed: static destructors
+// at exit must not pull it from under that thread.
+resized::log::throttle& handshake_log =
+    *new resized::log::throttle{std::chrono::seconds{10}};
 
 // -- the handshake deadline -----------------------------------------------
 // Accepted handshakes not finished yet, by session. An entry leaves when its
@@ -102,8 +106,9 @@ struct pending_handshake {
 };
 
 std::atomic<int64_t> deadline_ms{0};
-std::mutex pending_mutex;
-std::unordered_map<const SSL*, pending_handshake> pending;
+std::mutex& pending_mutex = *new std::mutex;
+std::unordered_map<const SSL*, pending_handshake>& pending =
+    *new std::unordered_map<const SSL*, pending_handshake>;
 std::once_flag watchdog_started;
 
 bool same_peer(const pending_handshake& p) {
