@@ -85,7 +85,8 @@ task_record unstored(task_record rec, uint64_t bytes) {
   return rec;
 }
 
-void log_unstored(const task_record& rec, uint64_t bytes, const failure& err) {
+void note_unstored(const task_record& rec, uint64_t bytes, const failure& err) {
+  metrics::result_refused();
   log::error("redis refused a result: the task ends FAILURE",
              {{"token", rec.token},
               {"code", to_string(error_code::result_not_stored)},
@@ -115,7 +116,7 @@ bool flush_unwritten(status_actor_type* self) {
       // FAILURE record takes its place, tried next (a record is small: it
       // lands once Redis has any room, and waits for it like the rest).
       auto bytes = w.image->size();
-      log_unstored(w.record, bytes, res.error());
+      note_unstored(w.record, bytes, res.error());
       w = {unwritten_write::kind::record, unstored(std::move(w.record), bytes),
            nullptr, std::string{}};
       st.images.erase(w.record.token);
@@ -433,7 +434,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
             !res) {
           if (refused(res.error())) {
             count_redis_error(self);
-            log_unstored(rec, image->size(), res.error());
+            note_unstored(rec, image->size(), res.error());
             auto failed = unstored(std::move(rec), image->size());
             put_final(self, failed);
             record_written(self, failed);

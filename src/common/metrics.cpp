@@ -364,6 +364,7 @@ struct service_metrics {
   counter& input_bytes;
   counter& output_bytes;
   counter& redis_errors;
+  counter& results_refused;
   gauge& long_polls;
   counter& memory_waits;
 
@@ -416,6 +417,13 @@ struct service_metrics {
         redis_errors(r.counters("resized_redis_errors_total",
                                 "Redis commands or connections that failed.")
                          .unlabelled()),
+        results_refused(r.counters("resized_results_refused_total",
+                                   "Results Redis refused to store for lack "
+                                   "of memory (maxmemory): their tasks ended "
+                                   "FAILURE result_not_stored (counted as "
+                                   "SUCCESS in resized_tasks_total: the "
+                                   "resize itself succeeded).")
+                            .unlabelled()),
         long_polls(r.gauges("resized_long_polls",
                             "Status long polls (?wait=) held right now, and "
                             "tasks waiting for a twin on another API node.")
@@ -469,6 +477,10 @@ void task_finished(std::string_view status, double queue_s, double decode_s,
 
 void redis_error() {
   service().redis_errors.inc();
+}
+
+void result_refused() {
+  service().results_refused.inc();
 }
 
 void long_polls_held(size_t n) {

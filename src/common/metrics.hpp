@@ -240,6 +240,10 @@ void task_finished(std::string_view status, double queue_s, double decode_s,
 /// A Redis command or connection failed: resized_redis_errors_total.
 void redis_error();
 
+/// Redis refused a result for lack of memory (its task ends FAILURE
+/// result_not_stored): resized_results_refused_total.
+void result_refused();
+
 /// Status long polls held now: resized_long_polls.
 void long_polls_held(size_t n);
 

@@ -444,6 +444,10 @@ BOOST_AUTO_TEST_CASE(a_result_redis_refuses_fails_its_task_and_nothing_else) {
              1u);
   check_error(http_get(srv.url("/api/v1/images/" + token + ".png")), 404,
               "unknown_token");
+  auto metrics = http_get(srv.url("/metrics")).body;
+  BOOST_TEST(metrics.find("\nresized_results_refused_total 1\n") !=
+                 std::string::npos,
+             metrics);
   // A submission Redis has no room for at all: 503, saying why.
   BOOST_TEST(redis.command("CONFIG SET maxmemory 1").find("OK") !=
              std::string::npos);
