@@ -877,7 +877,14 @@ void server::stop() {
   if (impl_ && impl_->running) {
     impl_->running->stop();
     impl_->running->wait();
-    impl_->running.reset();
+    // Kept, not freed: operations still queued on the io_context (a read on
+    // an idle keep-alive connection, say) hold connections, which tell
+    // RESTinio's connection limiter, inside the server instance, when the
+    // io_context destroys them with `impl`. Freeing the instance first made
+    // that a use after free (AddressSanitizer, at every shutdown with an
+    // open connection); its asio objects cannot outlive the io_context
+    // either. It is stopped, and the process is ending.
+    static_cast<void>(impl_->running.release());
   }
 }
 
