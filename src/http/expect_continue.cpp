@@ -117,8 +117,8 @@ bool continue_tracker::feed(const char* data, size_t size) {
   due_ = false;
   size_t parsed = http_parser_execute(&parser_, &settings_, data, size);
   if (parser_.upgrade || HTTP_PARSER_ERRNO(&parser_) != HPE_OK ||
-      parsed != size)
-    stopped_ = true;
+      parsed != size || refused_ != refusal::none)
+    stopped_ = true; // a refusal is final: the connection ends with it
   return due_;
 }
 
@@ -202,7 +202,10 @@ int continue_tracker::on_headers_complete(http_parser* p) {
       p->content_length > t.limits_.body) {
     t.refused_ = refusal::body;
     t.announced_ = p->content_length;
-    return 1; // stop: the connection ends with the 413
+    // Stop: the connection ends with the 413. (1 would only tell
+    // http_parser to skip the body: it went on with the bytes after it as
+    // the next request, whose own refusal then replaced this one.)
+    return -1;
   }
   bool body =
       (p->flags & F_CHUNKED) != 0 || (p->content_length > 0 && length_known);

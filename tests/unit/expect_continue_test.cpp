@@ -192,6 +192,25 @@ BOOST_AUTO_TEST_CASE(a_body_over_the_limit_is_too_large) {
 // RESTinio's other limits, compared as RESTinio compares them: the target
 // over `url`, a name over `field_name`, a value of `field_value` or more,
 // more than `field_count` fields. At a limit nothing is refused.
+// The first refusal is the one: bytes after a request refused for its
+// announced body (the next request of a pipelined read, or the body itself
+// parsed as one) change nothing. (Before, http_parser took the refusal for
+// "skip the body" and went on; a later request's header refusal replaced
+// the 413 with a 431. Found by fuzz/expect_continue.)
+BOOST_AUTO_TEST_CASE(the_first_refusal_stands) {
+  resized::http::request_limits lim{1000, 300, 20, 8, 3};
+  std::string stream = "POST / HTTP/1.1\r\nContent-Length: 5000\r\n\r\n"
+                       "GET / HTTP/1.1\r\nAn-over-long-header-name: x\r\n\r\n";
+  continue_tracker at_once{lim};
+  BOOST_TEST(!at_once.feed(stream.data(), stream.size()));
+  BOOST_TEST((at_once.refused() == continue_tracker::refusal::body));
+  BOOST_TEST(at_once.stopped());
+  continue_tracker bytewise{lim};
+  for (char c : stream)
+    bytewise.feed(&c, 1);
+  BOOST_TEST((bytewise.refused() == continue_tracker::refusal::body));
+}
+
 BOOST_AUTO_TEST_CASE(requests_over_restinio_limits_are_refused) {
   using refusal = continue_tracker::refusal;
   resized::http::request_limits lim{0, 20, 10, 8, 3};
