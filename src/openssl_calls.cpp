@@ -100,8 +100,8 @@ resized::log::throttle& handshake_log =
 
 struct pending_handshake {
   int fd = -1;
-  sockaddr_storage peer{};
-  socklen_t peer_len = 0;
+  sockaddr_storage peer{}, local{};
+  socklen_t peer_len = 0, local_len = 0;
   std::chrono::steady_clock::time_point since;
 };
 
@@ -111,11 +111,18 @@ std::unordered_map<const SSL*, pending_handshake>& pending =
     *new std::unordered_map<const SSL*, pending_handshake>;
 std::once_flag watchdog_started;
 
+// The same connection: both ends as noted (a client may use one source
+// port towards two of our ports, the HTTP one too).
 bool same_peer(const pending_handshake& p) {
-  sockaddr_storage now{};
-  socklen_t len = sizeof(now);
-  return getpeername(p.fd, reinterpret_cast<sockaddr*>(&now), &len) == 0 &&
-         len == p.peer_len && std::memcmp(&now, &p.peer, len) == 0;
+  sockaddr_storage peer{}, local{};
+  socklen_t peer_len = sizeof(peer), local_len = sizeof(local);
+  return getpeername(p.fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) ==
+             0 &&
+         getsockname(p.fd, reinterpret_cast<sockaddr*>(&local), &local_len) ==
+             0 &&
+         peer_len == p.peer_len && local_len == p.local_len &&
+         std::memcmp(&peer, &p.peer, peer_len) == 0 &&
+         std::memcmp(&local, &p.local, local_len) == 0;
 }
 
 // Once a quarter of the deadline, shuts down the sockets of handshakes
@@ -163,8 +170,12 @@ void note_accepting(const SSL* ssl) {
   pending_handshake p;
   p.fd = SSL_get_fd(ssl);
   p.peer_len = sizeof(p.peer);
+  p.local_len = sizeof(p.local);
   if (p.fd < 0 ||
-      getpeername(p.fd, reinterpret_cast<sockaddr*>(&p.peer), &p.peer_len) != 0)
+      getpeername(p.fd, reinterpret_cast<sockaddr*>(&p.peer), &p.peer_len) !=
+          0 ||
+      getsockname(p.fd, reinterpret_cast<sockaddr*>(&p.local), &p.local_len) !=
+          0)
     return;
   p.since = std::chrono::steady_clock::now();
   pending.emplace(ssl, p);
