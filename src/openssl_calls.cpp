@@ -55,6 +55,18 @@ Fn libssl(const char* name) {
   return fn;
 }
 
+/// "host:port" ("[host]:port" for IPv6) of `addr`, or "unknown".
+std::string address_text(const sockaddr_storage& addr, socklen_t len) {
+  char host[NI_MAXHOST];
+  char port[NI_MAXSERV];
+  if (getnameinfo(reinterpret_cast<const sockaddr*>(&addr), len, host,
+                  sizeof(host), port, sizeof(port),
+                  NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+    return "unknown";
+  return addr.ss_family == AF_INET6 ? fmt::format("[{}]:{}", host, port)
+                                    : fmt::format("{}:{}", host, port);
+}
+
 /// "host:port" of the socket's peer, or "unknown".
 std::string peer_of(const SSL* ssl) {
   sockaddr_storage addr{};
@@ -62,18 +74,21 @@ std::string peer_of(const SSL* ssl) {
   int fd = SSL_get_fd(ssl);
   if (fd < 0 || getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
     return "unknown";
-  char host[NI_MAXHOST];
-  char port[NI_MAXSERV];
-  if (getnameinfo(reinterpret_cast<sockaddr*>(&addr), len, host, sizeof(host),
-                  port, sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV) != 0)
-    return "unknown";
-  return addr.ss_family == AF_INET6 ? fmt::format("[{}]:{}", host, port)
-                                    : fmt::format("{}:{}", host, port);
+  return address_text(addr, len);
 }
 
-/// Why the handshake on `ssl` failed with `ret`, read from the queue
+/// SSL_get_error for a handshake call's `ret` (SSL_ERROR_NONE when done).
+int handshake_error(const SSL* ssl, int ret) {
+  return ret == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl, ret);
+}
+
+bool in_progress(int err) {
+  return err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE;
+}
+
+/// Why the handshake on `ssl` failed with `err`, read from the queue
 /// (left in place: the caller's SSL_get_error reads it next).
-std::string handshake_failure(const SSL* ssl, int ret) {
+std::string handshake_failure(const SSL* ssl, int err) {
   auto verify = SSL_get_verify_result(ssl);
   if (verify != X509_V_OK)
     return fmt::format("the peer's certificate: {}",
@@ -81,7 +96,7 @@ std::string handshake_failure(const SSL* ssl, int ret) {
   if (auto code = ERR_peek_last_error(); code != 0)
     if (const char* reason = ERR_reason_error_string(code))
       return reason;
-  if (SSL_get_error(ssl, ret) == SSL_ERROR_SYSCALL)
+  if (err == SSL_ERROR_SYSCALL)
     return "the connection closed during the handshake";
   return "no reason given";
 }
@@ -142,14 +157,9 @@ void watchdog() {
       if (same_peer(i->second)) {
         ::shutdown(i->second.fd, SHUT_RDWR);
         if (auto count = handshake_log.note(2, now); count > 0) {
-          char host[NI_MAXHOST] = "unknown";
-          char port[NI_MAXSERV] = "";
-          getnameinfo(reinterpret_cast<const sockaddr*>(&i->second.peer),
-                      i->second.peer_len, host, sizeof(host), port,
-                      sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
           resized::log::warn(
               "cluster TLS handshake cut off: not finished in time",
-              {{"peer", fmt::format("{}:{}", host, port)},
+              {{"peer", address_text(i->second.peer, i->second.peer_len)},
                {"deadline_ms", limit.count()},
                {"failures", count},
                {"log_every_s", handshake_log.every_seconds()}});
@@ -187,10 +197,10 @@ void forget_handshake(const SSL* ssl) {
   pending.erase(ssl);
 }
 
-/// Logs a failed handshake (not one still in progress).
-void note_handshake(const SSL* ssl, int ret, bool accepting) {
-  auto err = SSL_get_error(ssl, ret);
-  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
+/// Logs a failed handshake (`err` from handshake_error; not one done or
+/// still in progress).
+void note_handshake(const SSL* ssl, int err, bool accepting) {
+  if (err == SSL_ERROR_NONE || in_progress(err))
     return;
   auto count = handshake_log.note(accepting ? 0 : 1,
                                   resized::log::throttle::clock::now());
@@ -199,7 +209,7 @@ void note_handshake(const SSL* ssl, int ret, bool accepting) {
   resized::log::warn(accepting ? "cluster TLS handshake refused"
                                : "cluster TLS handshake failed",
                      {{"peer", peer_of(ssl)},
-                      {"reason", handshake_failure(ssl, ret)},
+                      {"reason", handshake_failure(ssl, err)},
                       {"failures", count}, // since the last line of its kind
                       {"log_every_s", handshake_log.every_seconds()}});
 }
@@ -213,10 +223,9 @@ int SSL_accept(SSL* ssl) {
   note_accepting(ssl);
   ERR_clear_error();
   int ret = real(ssl);
-  if (ret != 1)
-    note_handshake(ssl, ret, true);
-  auto err = ret == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl, ret);
-  if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE)
+  auto err = handshake_error(ssl, ret);
+  note_handshake(ssl, err, true);
+  if (!in_progress(err))
     forget_handshake(ssl); // finished, or failed
   return ret;
 }
@@ -231,8 +240,7 @@ int SSL_connect(SSL* ssl) {
   static auto real = libssl<int (*)(SSL*)>("SSL_connect");
   ERR_clear_error();
   int ret = real(ssl);
-  if (ret != 1)
-    note_handshake(ssl, ret, false);
+  note_handshake(ssl, handshake_error(ssl, ret), false);
   return ret;
 }
 
