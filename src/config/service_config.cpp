@@ -593,13 +593,12 @@ std::vector<std::string> service_config::load(int argc, char** argv,
   if (c.range("cluster.lease-renew-ms", cluster_lease_renew_ms_, 100, 200000,
               secs))
     cl.lease_renew = std::chrono::milliseconds{secs};
-  if (cluster_adopt_ms_ == -1)
+  if (cluster_adopt_ms_ == -1) // unset
     cl.adopt = cl.lease;
-  else if (cluster_adopt_ms_ != 0 &&
-           c.range("cluster.adopt-ms", cluster_adopt_ms_, 100, 3600000, secs))
-    cl.adopt = std::chrono::milliseconds{secs};
-  else if (cluster_adopt_ms_ == 0)
+  else if (cluster_adopt_ms_ == 0) // never
     cl.adopt = std::chrono::milliseconds{0};
+  else if (c.range("cluster.adopt-ms", cluster_adopt_ms_, 100, 3600000, secs))
+    cl.adopt = std::chrono::milliseconds{secs};
   // Two renewals may fail (a Redis hiccup) before the lease runs out.
   if (3 * cl.lease_renew > cl.lease)
     errors.push_back("cluster.lease-renew-ms must be at most a third of "
@@ -736,14 +735,7 @@ std::vector<std::string> service_config::load(int argc, char** argv,
     for (auto& problem : tls_problems(cl.tls, cluster_role_))
       errors.push_back(std::move(problem));
   if (cluster_role_ == "standalone")
-    for (auto [key, value] :
-         {std::pair{"openssl.certificate", &openssl_certificate},
-          std::pair{"openssl.key", &openssl_key},
-          std::pair{"openssl.passphrase", &openssl_passphrase},
-          std::pair{"openssl.cafile", &openssl_cafile},
-          std::pair{"openssl.capath", &openssl_capath}})
-      if (!value->empty())
-        out.unused_on_standalone.emplace_back(key);
+    out.unused_on_standalone = cl.tls.keys_set();
 
   // A worker node runs each task under the policy of the API node that
   // accepted it (actors/messages.hpp, resize_job::policy): these keys, set

@@ -93,10 +93,19 @@ struct tls_files {
   std::string passphrase;  // openssl.passphrase: of an encrypted key; secret
   std::string cafile;      // openssl.cafile: PEM CA certificate(s) trusted
   std::string capath;      // openssl.capath: directory of hashed CA files
-  bool on() const {
-    return !certificate.empty() || !key.empty() || !passphrase.empty() ||
-           !cafile.empty() || !capath.empty();
+  /// The openssl.* keys that are set, by name.
+  std::vector<std::string> keys_set() const {
+    std::vector<std::string> out;
+    for (auto [name, value] : {std::pair{"openssl.certificate", &certificate},
+                               std::pair{"openssl.key", &key},
+                               std::pair{"openssl.passphrase", &passphrase},
+                               std::pair{"openssl.cafile", &cafile},
+                               std::pair{"openssl.capath", &capath}})
+      if (!value->empty())
+        out.emplace_back(name);
+    return out;
   }
+  bool on() const { return !keys_set().empty(); }
 };
 
 struct cluster_settings {

@@ -1,5 +1,6 @@
 #include "config/tls_check.hpp"
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -59,6 +60,15 @@ int passphrase_callback(char* buf, int size, int, void* user) {
   return static_cast<int>(n);
 }
 
+/// The keys of `tls` that name a file (capath names a directory), each
+/// with a pointer to its path: const or not, as `tls` is.
+template <class Files>
+auto files_of(Files& tls) {
+  return std::array{std::pair{"openssl.certificate", &tls.certificate},
+                    std::pair{"openssl.key", &tls.key},
+                    std::pair{"openssl.cafile", &tls.cafile}};
+}
+
 struct ctx_free {
   void operator()(SSL_CTX* p) const { SSL_CTX_free(p); }
 };
@@ -87,9 +97,7 @@ std::vector<std::string> tls_problems(const tls_files& tls,
         needs));
   if (!out.empty())
     return out;
-  for (auto [key, path] : {std::pair{"openssl.certificate", &tls.certificate},
-                           std::pair{"openssl.key", &tls.key},
-                           std::pair{"openssl.cafile", &tls.cafile}}) {
+  for (auto [key, path] : files_of(tls)) {
     if (path->empty())
       continue;
     if (auto why = unreadable(*path); !why.empty())
@@ -187,9 +195,7 @@ std::vector<std::string> tls_problems(const tls_files& tls,
 }
 
 bool pin_tls_files(tls_files& tls, std::string& error) {
-  for (auto [key, path] : {std::pair{"openssl.certificate", &tls.certificate},
-                           std::pair{"openssl.key", &tls.key},
-                           std::pair{"openssl.cafile", &tls.cafile}}) {
+  for (auto [key, path] : files_of(tls)) {
     if (path->empty())
       continue;
     std::ifstream in{*path, std::ios::binary};
