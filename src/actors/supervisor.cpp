@@ -549,15 +549,15 @@ void recover(self_ptr self, std::vector<store::pending_task>& pending,
     st.queue.push_back(std::move(task));
     ++resumed;
   }
-  if (!pending.empty() && from.empty())
-    log::info(
-        "recovered tasks accepted before the restart",
-        {{"resumed", resumed}, {"failed", pending.size() - resumed - known}});
-  else if (!pending.empty())
-    log::info("resumed tasks adopted from a node with no owner",
-              {{"from", from},
-               {"resumed", resumed},
-               {"failed", pending.size() - resumed - known}});
+  if (!pending.empty()) {
+    auto failed = pending.size() - resumed - known;
+    if (from.empty())
+      log::info("recovered tasks accepted before the restart",
+                {{"resumed", resumed}, {"failed", failed}});
+    else
+      log::info("resumed tasks adopted from a node with no owner",
+                {{"from", from}, {"resumed", resumed}, {"failed", failed}});
+  }
   dispatch(self);
 }
 
