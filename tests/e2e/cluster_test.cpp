@@ -1369,6 +1369,16 @@ BOOST_AUTO_TEST_CASE(a_restarted_api_node_or_its_peer_runs_each_task_once) {
 
 namespace {
 
+/// True, with a message, in the run with TLS everywhere (ctest
+/// e2e.cluster_test_tls): a case that sets its own openssl.* arguments is
+/// left out of it.
+bool left_out_of_the_tls_everywhere_run() {
+  if (!cluster_tls_everywhere())
+    return false;
+  BOOST_TEST_MESSAGE("not in the TLS-everywhere run: it sets its own");
+  return true;
+}
+
 /// The openssl.* arguments for certificate `name` (with its key) and the
 /// CA `ca`, from test_certs_dir().
 std::vector<std::string> tls_args(const std::string& name,
@@ -1399,10 +1409,8 @@ void send_and_close(uint16_t port, const std::string& bytes) {
 // OpenSSL module let a refused handshake close the next healthy connection:
 // src/openssl_calls.cpp).
 BOOST_AUTO_TEST_CASE(tls_lets_in_only_nodes_with_a_certificate_from_the_ca) {
-  if (cluster_tls_everywhere()) {
-    BOOST_TEST_MESSAGE("not in the TLS-everywhere run: it sets its own");
+  if (left_out_of_the_tls_everywhere_run())
     return;
-  }
   redis_server redis;
   api_node api(redis.port(), "tls-api", tls_args("node"));
   auto good_args = tls_args("node", "ca", "node-encrypted.key");
@@ -1464,10 +1472,8 @@ BOOST_AUTO_TEST_CASE(tls_lets_in_only_nodes_with_a_certificate_from_the_ca) {
 // falls silent is. (CAF keeps it, with a TLS context of its own, for as
 // long as the peer keeps it open.)
 BOOST_AUTO_TEST_CASE(a_tls_handshake_that_never_comes_is_cut_off) {
-  if (cluster_tls_everywhere()) {
-    BOOST_TEST_MESSAGE("not in the TLS-everywhere run: it sets its own");
+  if (left_out_of_the_tls_everywhere_run())
     return;
-  }
   redis_server redis;
   api_node api(redis.port(), "tls-idle-api", tls_args("node"));
   note_logs({&api.process()});
@@ -1496,10 +1502,8 @@ BOOST_AUTO_TEST_CASE(a_tls_handshake_that_never_comes_is_cut_off) {
 // them again for each connection; one it could not read threw on its
 // network thread and aborted the node at the next connection.)
 BOOST_AUTO_TEST_CASE(tls_files_removed_at_run_time_change_nothing) {
-  if (cluster_tls_everywhere()) {
-    BOOST_TEST_MESSAGE("not in the TLS-everywhere run: it sets its own");
+  if (left_out_of_the_tls_everywhere_run())
     return;
-  }
   auto dir = make_temp_dir("tls-files");
   for (const char* f : {"node.pem", "node.key", "ca.pem"})
     std::filesystem::copy_file(test_certs_dir() + "/" + f, dir + "/" + f);
@@ -1522,10 +1526,8 @@ BOOST_AUTO_TEST_CASE(tls_files_removed_at_run_time_change_nothing) {
 
 // A TLS file that cannot work stops the node at start-up (exit 2), named.
 BOOST_AUTO_TEST_CASE(a_node_with_unusable_tls_files_does_not_start) {
-  if (cluster_tls_everywhere()) {
-    BOOST_TEST_MESSAGE("not in the TLS-everywhere run: it sets its own");
+  if (left_out_of_the_tls_everywhere_run())
     return;
-  }
   const auto& dir = test_certs_dir();
   std::string output;
   int rc = run_to_exit({env_or("RESIZED_BIN", "resized"),
