@@ -7,7 +7,11 @@
 //   raw_pipeline --dir=../shared/corpus/photos --threads=2 --count=93
 //                [--width=100 --height=100 --mode=fill --format=jpeg
 //                 --quality=85 --same-passes --vips-concurrency=1
-//                 --warmup=0 --per-file]
+//                 --warmup=0 --per-file --plain-libvips]
+//
+// --plain-libvips: progressive JPEGs decoded whole, as libvips' own
+// thumbnail does, instead of from their DC scans (imaging/jpeg_dc_scans):
+// what any service built on libvips 8.14 starts from.
 //
 // Prints one machine-readable line starting "result raw " (key=value).
 #include <atomic>
@@ -52,6 +56,7 @@ int main(int argc, char** argv) try {
     std::fprintf(stderr, "raw_pipeline: libvips: %s\n", err.c_str());
     return 1;
   }
+  const bool dc_scans = imaging::use_jpeg_dc_scans(!a.has("plain-libvips"));
 
   auto run = [&](size_t n, std::vector<double>* lat,
                  std::map<std::string, std::vector<double>>* per_file,
@@ -129,10 +134,11 @@ int main(int argc, char** argv) try {
     cpu_sum += s;
   std::printf(
       "result raw images=%zu ok=%zu failed=%zu threads=%d seconds=%.3f "
-      "images_per_s=%.2f p50_ms=%.1f p99_ms=%.1f mean_ms=%.1f cpu_s=%.3f\n",
+      "images_per_s=%.2f p50_ms=%.1f p99_ms=%.1f mean_ms=%.1f cpu_s=%.3f "
+      "dc_scans=%d\n",
       count, lat.size(), failed.load(), threads, wall, lat.size() / wall,
       1000 * bench::percentile(lat, 50), 1000 * bench::percentile(lat, 99),
-      lat.empty() ? 0.0 : 1000 * cpu_sum / lat.size(), cpu);
+      lat.empty() ? 0.0 : 1000 * cpu_sum / lat.size(), cpu, dc_scans ? 1 : 0);
   imaging::shutdown();
   return failed.load() == 0 ? 0 : 1;
 } catch (const std::exception& e) {

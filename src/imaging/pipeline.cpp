@@ -5,8 +5,10 @@
 //
 //   check_options -> read_header (sniff + format loader or, for JPEG,
 //                    libjpeg directly; pixel limit)
-//     -> plan_thumbnail -> load_thumbnail (shrink-on-load, orientation,
-//        colour import, fit/fill/force)
+//     -> plan_thumbnail -> [jpeg_dc_scans: a progressive JPEG that libvips
+//        will load at 1/8 scale is cut down to its DC scans]
+//     -> load_thumbnail (shrink-on-load, orientation, colour import,
+//        fit/fill/force)
 //     -> to_srgb_8bit -> flatten_for (JPEG only) -> encode
 //
 // libvips builds a lazy graph: every stage up to `encode` only reads headers
@@ -27,6 +29,7 @@
 // may carry text from another thread's failure. Codes are always right.
 
 #include "imaging/pipeline.hpp"
+#include "imaging/jpeg_dc_scans.hpp"
 #include "imaging/jpeg_header.hpp"
 
 #include <algorithm>
@@ -137,6 +140,10 @@ struct library_state {
   std::atomic<bool> started{false};
   bool stopped = false; // libvips cannot start again after vips_shutdown
   std::array<std::atomic<bool>, format_count> writable{};
+  /// jpeg_dc_scans in use: libvips is the version whose choice of JPEG
+  /// shrink-on-load `loads_at_one_eighth` mirrors, and no one turned it off.
+  std::atomic<bool> dc_scans{false};
+  bool dc_scans_wanted = true;
 };
 
 library_state& state() {
@@ -415,6 +422,39 @@ thumbnail_plan plan_thumbnail(const resize_options& opts, const limits& lim,
   return plan;
 }
 
+/// The JPEG shrink-on-load of libvips 8.14's thumbnail is a fixed function
+/// of the header and the box (thumbnail.c): `loads_at_one_eighth` mirrors
+/// it, so only that version gets the DC-scans stream.
+bool dc_scans_supported() {
+  return vips_version(0) == 8 && vips_version(1) == 14;
+}
+
+/// Whether libvips' thumbnail will load a `width` x `height` JPEG at 1/8
+/// scale for `plan`: vips_thumbnail_find_jpegshrink returns 8 when the
+/// common shrink of vips_thumbnail_calculate_shrink is 16 or more (never in
+/// linear mode, which we do not use). The same arithmetic, for both
+/// orientations: should libvips read the EXIF orientation otherwise than
+/// our header reader on some odd file, the answer still holds. Cropped
+/// enlargements (crop_first) load at 1:1.
+bool loads_at_one_eighth(const thumbnail_plan& plan, int width, int height) {
+  if (plan.crop_first || plan.size == VIPS_SIZE_UP)
+    return false;
+  auto common_shrink = [&](int box_w, int box_h) {
+    double h = double(width) / box_w;
+    double v = double(height) / box_h;
+    bool horizontal = plan.crop != VIPS_INTERESTING_NONE ? h < v : !(h < v);
+    if (plan.size != VIPS_SIZE_FORCE) {
+      if (horizontal)
+        v = h;
+      else
+        h = v;
+    }
+    return std::min(std::min(h, double(width)), std::min(v, double(height)));
+  };
+  return common_shrink(plan.width, plan.height) >= 16 &&
+         common_shrink(plan.height, plan.width) >= 16;
+}
+
 /// Loader options for vips_thumbnail_buffer: multi-page formats use their
 /// first page (frame) only; an animation becomes a still image. With
 /// `fail_on_truncated`, an image whose data ends early fails (corrupt_image)
@@ -684,6 +724,7 @@ bool startup(const char* argv0, int concurrency, std::string& err,
       vips_cache_set_max_mem(0);
       vips_cache_set_max_files(0);
       restrict_loaders();
+      st.dc_scans = st.dc_scans_wanted && dc_scans_supported();
       for (size_t i = 0; i < format_count; ++i)
         st.writable[i] = try_encode(static_cast<output_format>(i));
       vips_error_clear();
@@ -704,6 +745,15 @@ bool startup(const char* argv0, int concurrency, std::string& err,
   }
   vips_concurrency_set(concurrency > 0 ? concurrency : 1);
   return true;
+}
+
+bool use_jpeg_dc_scans(bool on) {
+  auto& st = state();
+  std::lock_guard<std::mutex> guard{st.mutex};
+  st.dc_scans_wanted = on;
+  if (st.started)
+    st.dc_scans = on && dc_scans_supported();
+  return st.dc_scans;
 }
 
 void shutdown() {
@@ -780,8 +830,6 @@ outcome<resize_result> resize(const void* data, size_t size,
   try {
     if (auto bad = check_options(opts, lim))
       return std::move(*bad);
-    resize_result result;
-    result.format = opts.format;
 
     // decode: header, limits, thumbnail graph with shrink-on-load
     auto start = clock_type::now();
@@ -805,35 +853,66 @@ outcome<resize_result> resize(const void* data, size_t size,
         return std::move(read).error();
       head = *read;
     }
-    auto thumb = load_thumbnail(data, size, head.format,
-                                plan_thumbnail(opts, lim, head));
-    if (!thumb)
-      return std::move(thumb).error();
-    result.timings.decode = seconds_since(start);
-    if (deadline && clock_type::now() >= *deadline)
-      return too_slow();
+    auto plan = plan_thumbnail(opts, lim, head);
 
-    // resize: the rest of the graph (colour, alpha)
-    start = clock_type::now();
-    auto srgb = to_srgb_8bit(std::move(thumb).value());
-    if (!srgb)
-      return std::move(srgb).error();
-    auto ready = flatten_for(opts.format, std::move(srgb).value());
-    if (!ready)
-      return std::move(ready).error();
-    result.timings.resize = seconds_since(start);
+    // The graph on `bytes`: thumbnail, colour, alpha, encode.
+    auto run = [&](const void* bytes, size_t n) -> outcome<resize_result> {
+      resize_result result;
+      result.format = opts.format;
+      auto thumb = load_thumbnail(bytes, n, head.format, plan);
+      if (!thumb)
+        return std::move(thumb).error();
+      result.timings.decode = seconds_since(start);
+      if (deadline && clock_type::now() >= *deadline)
+        return too_slow();
 
-    // encode: runs the pixels through the whole graph
-    start = clock_type::now();
-    auto bytes = encode(ready->get(), opts, deadline, lim.max_processing_ms);
-    if (!bytes)
-      return std::move(bytes).error();
-    result.timings.encode = seconds_since(start);
+      // resize: the rest of the graph (colour, alpha)
+      auto step = clock_type::now();
+      auto srgb = to_srgb_8bit(std::move(thumb).value());
+      if (!srgb)
+        return std::move(srgb).error();
+      auto ready = flatten_for(opts.format, std::move(srgb).value());
+      if (!ready)
+        return std::move(ready).error();
+      result.timings.resize = seconds_since(step);
 
-    result.bytes = std::move(bytes).value();
-    result.width = vips_image_get_width(ready->get());
-    result.height = vips_image_get_height(ready->get());
-    return result;
+      // encode: runs the pixels through the whole graph
+      step = clock_type::now();
+      auto encoded =
+          encode(ready->get(), opts, deadline, lim.max_processing_ms);
+      if (!encoded)
+        return std::move(encoded).error();
+      result.timings.encode = seconds_since(step);
+
+      result.bytes = std::move(encoded).value();
+      result.width = vips_image_get_width(ready->get());
+      result.height = vips_image_get_height(ready->get());
+      return result;
+    };
+
+    std::optional<std::string> dc;
+    if (head.format == input_format::jpeg && head.progressive &&
+        state().dc_scans && loads_at_one_eighth(plan, head.width, head.height))
+      dc = jpeg_dc_scans(data, size);
+    if (dc) {
+      auto done = run(dc->data(), dc->size());
+      if (done) {
+        done->jpeg_dc_scans = true;
+        return done;
+      }
+      if (done.error().code == error_code::processing_timeout)
+        return done;
+      // Not expected: the cut-down stream is the input's own DC scans and
+      // tables. The full stream decides; say so if it decodes.
+      auto full = run(data, size);
+      if (full)
+        log::write(log::level::warn,
+                   "progressive JPEG: its DC scans failed where the whole "
+                   "image decodes",
+                   {{"error", done.error().message}});
+      return full;
+    }
+    return run(data, size);
   } catch (const std::exception& ex) {
     return failure{error_code::internal_error, ex.what()};
   } catch (...) {

@@ -60,7 +60,18 @@ struct resize_result {
   int height = 0;
   output_format format = output_format::jpeg;
   stage_timings timings;
+  /// A progressive JPEG decoded from its DC scans only (jpeg_dc_scans.hpp):
+  /// the same pixels, most of the decode skipped.
+  bool jpeg_dc_scans = false;
 };
+
+/// Whether `resize` decodes a progressive JPEG that libvips loads at 1/8
+/// scale from its DC scans only. On by default where libvips is 8.14 (the
+/// version whose choice of scale the pipeline mirrors), always off
+/// elsewhere. Turning it off is for comparisons: the tests (same bytes out)
+/// and the benchmark (libvips' plain thumbnail). Call before `startup` or
+/// after it; returns whether it is in use (never before `startup`).
+bool use_jpeg_dc_scans(bool on);
 
 /// Resizes one image held in memory (`data` must stay alive during the call).
 /// Output: upright (EXIF orientation applied), sRGB, metadata stripped,

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <memory>
 #include <ostream>
@@ -21,6 +22,7 @@
 
 #include <vips/vips.h>
 
+#include "imaging/jpeg_dc_scans.hpp"
 #include "imaging/jpeg_header.hpp"
 #include "imaging/pipeline.hpp"
 
@@ -1143,6 +1145,254 @@ BOOST_AUTO_TEST_CASE(exif_orientation_from_app1) {
   BOOST_TEST(exif_orientation(out_of_range.data(), out_of_range.size()) == 0);
   auto cut = app1(6);
   BOOST_TEST(exif_orientation(cut.data(), 12) == 0);
+}
+
+// -- progressive JPEGs from their DC scans (imaging/jpeg_dc_scans)
+// -------------------------------------------------
+
+namespace {
+
+/// One scan of a JPEG: where it starts (its SOS marker) and ends (the next
+/// marker), its components and spectral band.
+struct scan_info {
+  size_t start = 0, end = 0;
+  std::vector<int> components;
+  int ss = 0, se = 0, ah = 0, al = 0;
+};
+
+/// The scans of a JPEG, read as T.81 lays them out (a test oracle, kept
+/// apart from the code under test).
+std::vector<scan_info> scans_of(const std::string& jpeg) {
+  std::vector<scan_info> scans;
+  auto byte = [&](size_t i) { return static_cast<uint8_t>(jpeg[i]); };
+  size_t pos = 2;
+  while (pos + 4 <= jpeg.size() && byte(pos) == 0xFF && byte(pos + 1) != 0xD9) {
+    size_t length = (byte(pos + 2) << 8) | byte(pos + 3);
+    if (byte(pos + 1) != 0xDA) {
+      pos += 2 + length;
+      continue;
+    }
+    scan_info scan;
+    scan.start = pos;
+    int count = byte(pos + 4);
+    for (int i = 0; i < count; ++i)
+      scan.components.push_back(byte(pos + 5 + 2 * i));
+    scan.ss = byte(pos + 5 + 2 * count);
+    scan.se = byte(pos + 6 + 2 * count);
+    scan.ah = byte(pos + 7 + 2 * count) >> 4;
+    scan.al = byte(pos + 7 + 2 * count) & 15;
+    pos += 2 + length;
+    while (pos + 1 < jpeg.size() &&
+           !(byte(pos) == 0xFF && byte(pos + 1) != 0 &&
+             (byte(pos + 1) < 0xD0 || byte(pos + 1) > 0xD7)))
+      ++pos;
+    scan.end = pos;
+    scans.push_back(scan);
+  }
+  return scans;
+}
+
+/// `jpeg` without the scans `drop` says to leave out.
+template <class Pred>
+std::string without_scans(const std::string& jpeg, Pred drop) {
+  std::string out;
+  size_t from = 0;
+  for (const auto& scan : scans_of(jpeg))
+    if (drop(scan)) {
+      out += jpeg.substr(from, scan.start - from);
+      from = scan.end;
+    }
+  return out + jpeg.substr(from);
+}
+
+/// The same request with the DC-scans path on and off: the same bytes out
+/// whichever runs; returns whether the DC scans were used.
+bool same_thumbnail_either_way(const std::string& bytes,
+                               const resize_options& opts) {
+  BOOST_REQUIRE(!use_jpeg_dc_scans(false));
+  auto whole = run(bytes, opts);
+  BOOST_REQUIRE(use_jpeg_dc_scans(true));
+  auto dc = run(bytes, opts);
+  BOOST_REQUIRE_MESSAGE(whole.ok(), describe(whole));
+  BOOST_REQUIRE_MESSAGE(dc.ok(), describe(dc));
+  BOOST_TEST(!whole->jpeg_dc_scans);
+  BOOST_TEST((dc->bytes == whole->bytes), "thumbnails differ");
+  BOOST_TEST(dc->width == whole->width);
+  BOOST_TEST(dc->height == whole->height);
+  return dc->jpeg_dc_scans;
+}
+
+image_ptr tagged(image_ptr img, int orientation) {
+  VipsImage* copy = nullptr;
+  BOOST_REQUIRE_EQUAL(vips_copy(img.get(), &copy, nullptr), 0);
+  image_ptr out{copy};
+  vips_image_set_int(out.get(), VIPS_META_ORIENTATION, orientation);
+  return out;
+}
+
+image_ptr converted(image_ptr img, VipsInterpretation space) {
+  VipsImage* out = nullptr;
+  BOOST_REQUIRE_EQUAL(vips_colourspace(img.get(), &out, space, nullptr), 0);
+  return image_ptr{out};
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(dc_scans_make_the_same_thumbnail_as_the_whole_jpeg) {
+  struct variant {
+    const char* name;
+    std::function<image_ptr()> image;
+    const char* save_as;
+    resize_options opts;
+    bool dc; // libvips loads it at 1/8 scale: the DC scans are used
+  };
+  auto photo = [](int w, int h) { return [=] { return photo_like(w, h); }; };
+  const variant variants[] = {
+      {"4:4:4", photo(1700, 1650), ".jpg[Q=90,interlace]", opts_of(100, 100),
+       true},
+      {"4:2:0: chroma AC kept", photo(1700, 1650),
+       ".jpg[Q=75,interlace,subsample_mode=on]", opts_of(100, 100), true},
+      {"restart markers", photo(1700, 1650),
+       ".jpg[Q=85,interlace,restart_interval=3]", opts_of(100, 100), true},
+      {"odd size, partial blocks", photo(1621, 1609),
+       ".jpg[Q=80,interlace,subsample_mode=on]", opts_of(100, 100), true},
+      {"shrink just under 16: loaded at 1/4", photo(1700, 1599),
+       ".jpg[Q=90,interlace]", opts_of(100, 100), false},
+      {"grey",
+       [] {
+         return converted(photo_like(1700, 1650), VIPS_INTERPRETATION_B_W);
+       },
+       ".jpg[Q=90,interlace]", opts_of(100, 100), true},
+      {"CMYK",
+       [] {
+         return converted(photo_like(1700, 1650), VIPS_INTERPRETATION_CMYK);
+       },
+       ".jpg[Q=90,interlace]", opts_of(100, 100), true},
+      {"EXIF orientation 6", [] { return tagged(photo_like(1800, 1650), 6); },
+       ".jpg[Q=90,interlace,strip=false]", opts_of(100, 100), true},
+      {"EXIF orientation 6, a box too wide once turned",
+       [] { return tagged(photo_like(3300, 1700), 6); },
+       ".jpg[Q=90,interlace,strip=false]", opts_of(200, 100), false},
+      {"fit", photo(3300, 1700), ".jpg[Q=90,interlace]",
+       opts_of(200, 100, fit_mode::fit), true},
+      {"force", photo(1700, 1650), ".jpg[Q=90,interlace]",
+       opts_of(100, 100, fit_mode::force), true},
+      {"width only", photo(1700, 1650), ".jpg[Q=90,interlace]", opts_of(100, 0),
+       true},
+      {"PNG out", photo(1700, 1650), ".jpg[Q=90,interlace]",
+       opts_of(100, 100, fit_mode::fill, output_format::png), true},
+  };
+  for (const auto& v : variants) {
+    BOOST_TEST_CONTEXT("variant " << v.name) {
+      auto img = v.image();
+      auto bytes = save(img.get(), v.save_as);
+      BOOST_REQUIRE(probe_of(bytes).progressive);
+      BOOST_TEST(same_thumbnail_either_way(bytes, v.opts) == v.dc);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(dc_scans_make_the_same_thumbnails_on_the_corpus) {
+  const char* dir = std::getenv("RESIZED_CORPUS_DIR");
+  if (dir == nullptr || !std::filesystem::is_directory(dir)) {
+    BOOST_TEST_MESSAGE("RESIZED_CORPUS_DIR not set or missing: skipped");
+    return;
+  }
+  int used = 0;
+  for (const auto& entry : std::filesystem::directory_iterator{dir}) {
+    auto bytes = read_file(entry.path());
+    if (sniff_str(bytes) != input_format::jpeg || !probe_of(bytes).progressive)
+      continue;
+    BOOST_TEST_CONTEXT("photo " << entry.path().filename().string()) {
+      for (const auto& opts : {opts_of(100, 100), opts_of(160, 90),
+                               opts_of(120, 120, fit_mode::fit)})
+        used += same_thumbnail_either_way(bytes, opts) ? 1 : 0;
+    }
+  }
+  // the four large progressive photos: 100x100 and fit 120 on each, 160x90
+  // on the one whose shorter side is 16 x 90 or more whichever way it is
+  // turned (the pipeline checks both orientations)
+  BOOST_TEST(used >= 9);
+}
+
+BOOST_AUTO_TEST_CASE(dc_scans_stream_holds_dc_scans_and_zero_ac_scans) {
+  auto img = photo_like(1700, 1650);
+  for (bool subsampled : {false, true}) {
+    BOOST_TEST_CONTEXT("4:2:0 " << subsampled) {
+      auto jpeg =
+          save(img.get(), subsampled ? ".jpg[Q=75,interlace,subsample_mode=on]"
+                                     : ".jpg[Q=90,interlace]");
+      auto dc = jpeg_dc_scans(jpeg.data(), jpeg.size());
+      BOOST_REQUIRE(dc.has_value());
+      BOOST_TEST(dc->size() < jpeg.size() / 2);
+      BOOST_TEST(dc->substr(dc->size() - 2) == "\xFF\xD9");
+      auto scans = scans_of(*dc);
+      int zero_ac = 0, kept_ac = 0;
+      for (const auto& scan : scans) {
+        if (scan.ss == 0)
+          continue;
+        BOOST_REQUIRE(scan.components.size() == 1u);
+        if (scan.ss == 1 && scan.se == 63 && scan.ah == 0 && scan.al == 0 &&
+            scan.end - scan.start < 64)
+          ++zero_ac; // all 7000-odd blocks in one end-of-band run
+        else {
+          ++kept_ac;
+          BOOST_TEST(scan.components[0] != 1); // luma AC is never read
+        }
+      }
+      BOOST_TEST(zero_ac == (subsampled ? 1 : 3));
+      BOOST_TEST((kept_ac > 0) == subsampled);
+      auto dc_scans = [](const std::vector<scan_info>& all) {
+        return std::count_if(all.begin(), all.end(),
+                             [](const scan_info& s) { return s.ss == 0; });
+      };
+      BOOST_TEST(dc_scans(scans) == dc_scans(scans_of(jpeg)));
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(dc_scans_leave_out_xmp_and_what_follows_eoi) {
+  auto img = photo_like(1700, 1650);
+  const std::string xmp = "<x:xmpmeta xmlns:x=\"adobe:ns:meta/\"/>";
+  vips_image_set_blob_copy(img.get(), VIPS_META_XMP_NAME, xmp.data(),
+                           xmp.size());
+  auto jpeg = save(img.get(), ".jpg[Q=90,interlace,strip=false]");
+  BOOST_REQUIRE(jpeg.find("http://ns.adobe.com/") != std::string::npos);
+  auto dc = jpeg_dc_scans(jpeg.data(), jpeg.size());
+  BOOST_REQUIRE(dc.has_value());
+  BOOST_TEST(dc->find("http://ns.adobe.com/") == std::string::npos);
+  auto trailed = jpeg + "trailing bytes, as some cameras append";
+  BOOST_TEST((jpeg_dc_scans(trailed.data(), trailed.size()) == dc));
+  BOOST_TEST(same_thumbnail_either_way(jpeg, opts_of(100, 100)));
+}
+
+BOOST_AUTO_TEST_CASE(dc_scans_refuse_what_they_cannot_reproduce) {
+  auto img = photo_like(1700, 1650);
+  auto progressive = save(img.get(), ".jpg[Q=90,interlace]");
+  auto none = [](const std::string& bytes) {
+    return !jpeg_dc_scans(bytes.data(), bytes.size()).has_value();
+  };
+  BOOST_TEST(!none(progressive));
+  BOOST_TEST(none(save(img.get(), ".jpg[Q=90]"))); // baseline
+  BOOST_TEST(none(""));
+  BOOST_TEST(none("\xFF\xD8\xFF\xD9"));
+  for (size_t cut : {progressive.size() / 10, progressive.size() / 2,
+                     progressive.size() - 2})
+    BOOST_TEST_CONTEXT("cut at " << cut) {
+      BOOST_TEST(none(progressive.substr(0, cut))); // no EOI
+    }
+  // every AC scan gone: nothing left to drop
+  BOOST_TEST(none(
+      without_scans(progressive, [](const scan_info& s) { return s.ss > 0; })));
+  // luma AC never sent at all: libjpeg estimates the missing coefficients
+  // from the DC values and smooths those too (change_dc in jdcoefct.c),
+  // which a stream that says "all zero" cannot reproduce
+  auto gap = without_scans(progressive, [](const scan_info& s) {
+    return s.ss > 0 && s.components[0] == 1;
+  });
+  BOOST_REQUIRE(gap.size() < progressive.size());
+  BOOST_TEST(none(gap));
+  BOOST_TEST(same_thumbnail_either_way(gap, opts_of(100, 100)) == false);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
