@@ -18,7 +18,9 @@
 #    --corpus, or --variants): passes x 31 photos, default 100x100 fill JPEG
 #    q85; each pass asks a different quality, 85/84/83, so no pass can be
 #    served from a cache:
-#      raw_pipeline (in-process, pool-size threads) — before and after
+#      raw_pipeline (in-process, pool-size threads) — before and after;
+#      raw_pipeline --plain-libvips (libvips' own thumbnail, progressive
+#      JPEGs decoded whole) after each raw run but the last
 #      resized via base64 JSON, resized via raw bytes (fresh resized and a
 #      private redis-server each), concurrency 8
 #      --tune="...": one more JSON run per round with extra resized args
@@ -208,11 +210,12 @@ log "output: $out"
 cmds=()
 
 # -- 2. throughput ---------------------------------------------------------------
-run_raw() {
-  local tag=$1
+run_raw() { # round [plain]: plain = libvips' own thumbnail, no DC-scan decode
+  local tag=$1 label=raw
   local cmd=("$tools/raw_pipeline" --dir="$corpus" --threads="$pool" --count="$count")
+  [[ ${2:-} == plain ]] && { cmd+=(--plain-libvips); label=plain; }
   cmds+=("${cmd[*]}")
-  "${cmd[@]}" 2>>"$out/raw.err" | sed "s/^result raw /result raw round=$tag /" | tee -a "$out/results.txt" | tail -1
+  "${cmd[@]}" 2>>"$out/raw.err" | sed "s/^result raw /result $label round=$tag /" | tee -a "$out/results.txt" | tail -1
 }
 
 run_service() { # mode [label suffix, resized args...] -> result line; fresh resized + redis
@@ -231,8 +234,9 @@ run_service() { # mode [label suffix, resized args...] -> result line; fresh res
 
 if ((throughput)); then
 for r in $(seq "$rounds"); do
-  log "round $r/$rounds: raw pipeline ($pool threads, $count images)"
+  log "round $r/$rounds: raw pipeline ($pool threads, $count images), then plain libvips"
   run_raw "$r" >/dev/null
+  run_raw "$r" plain >/dev/null
   log "round $r/$rounds: resized via base64 JSON (concurrency $concurrency)"
   run_service json >/dev/null
   log "round $r/$rounds: resized via raw bytes"
@@ -427,6 +431,8 @@ summary="throughput not measured (--no-throughput)"
   echo "resized bytes: $(svc_line service_raw)"
   echo "ratio service/raw  JSON : $(ratio "$json_ips" "$raw_ips")   (target >= 0.90)"
   echo "ratio service/raw  bytes: $(ratio "$bytes_ips" "$raw_ips")   (target >= 0.95)"
+  echo "plain libvips thumbnail ($pool threads; the raw pipeline without decoding progressive JPEGs from their DC scans, i.e. any service on libvips 8.14): $(agg plain images_per_s mean) images/s [$(agg plain images_per_s list)], CPU $(agg plain cpu_s mean) s"
+  echo "ratio service/plain libvips  JSON : $(ratio "$json_ips" "$(agg plain images_per_s mean)")   bytes: $(ratio "$bytes_ips" "$(agg plain images_per_s mean)")"
   echo "CPU seconds for the $count images (less noisy than wall time on a shared box): raw $(agg raw cpu_s mean), service JSON $(agg service_json cpu_s mean), bytes $(agg service_raw cpu_s mean)${tune:+, JSON tuned $(agg service_json_tuned cpu_s mean)}"
   echo "ratio raw CPU/service CPU  JSON : $(ratio "$(agg raw cpu_s mean)" "$(agg service_json cpu_s mean)")   bytes: $(ratio "$(agg raw cpu_s mean)" "$(agg service_raw cpu_s mean)")${tune:+   JSON tuned: $(ratio "$(agg raw cpu_s mean)" "$(agg service_json_tuned cpu_s mean)")}"
   echo "resized JSON, identical passes (hits after pass 1): $(svc_line service_json_same)"
