@@ -5,6 +5,7 @@
 #include <bitset>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace resized::imaging {
 
@@ -112,24 +113,343 @@ void append_zero_ac_scan(std::string& out, const component& c,
   bits.finish();
 }
 
+// -- the baseline form
+// ---------------------------------------------------------
+//
+// When every component decodes 1x1 at 1/8 (4:4:4, 4:2:2, grey, CMYK), the
+// DC values are all the decode needs, and they can travel in a baseline
+// (sequential) JPEG: each block its DC value and an end-of-block. libjpeg
+// decodes a baseline JPEG a row of blocks at a time, where a progressive
+// one needs every coefficient of the whole image in memory first (6 bytes a
+// pixel: 88 MB for a 14.7 MP photo, allocated and zeroed even when only DC
+// scans follow). So the DC scans are decoded here (Huffman, restart
+// intervals, successive approximation: T.81 G.1.2.1, G.2) and written again.
+
+/// A Huffman table as DHT defines it: codes per length, symbols in order.
+struct huffman_spec {
+  std::array<uint8_t, 17> bits{}; // bits[l]: codes of length l (1..16)
+  std::array<uint8_t, 256> values{};
+  bool defined = false;
+};
+
+/// Canonical decoding (T.81 F.2.2.3): the codes of each length are
+/// consecutive, from mincode to maxcode.
+class huffman_decoder {
+public:
+  /// False when the table is undefined or its code lengths overflow.
+  bool build(const huffman_spec& spec) {
+    if (!spec.defined)
+      return false;
+    values_ = spec.values.data();
+    int32_t code = 0, k = 0;
+    for (int l = 1; l <= 16; ++l) {
+      offset_[l] = k - code;
+      code += spec.bits[l];
+      k += spec.bits[l];
+      if (code > (int32_t{1} << l))
+        return false;
+      maxcode_[l] = spec.bits[l] != 0 ? code - 1 : -1;
+      code <<= 1;
+    }
+    count_ = k;
+    return true;
+  }
+  /// The next symbol from `next_bit`, or -1 for a code no table holds.
+  template <class Bits>
+  int decode(Bits& next_bit) const {
+    int32_t code = 0;
+    for (int l = 1; l <= 16; ++l) {
+      code = (code << 1) | next_bit();
+      if (code <= maxcode_[l]) {
+        int32_t index = code + offset_[l];
+        return index >= 0 && index < count_ ? values_[index] : -1;
+      }
+    }
+    return -1;
+  }
+
+private:
+  const uint8_t* values_ = nullptr;
+  std::array<int32_t, 17> maxcode_{};
+  std::array<int32_t, 17> offset_{};
+  int32_t count_ = 0;
+};
+
+/// Entropy-coded bytes read a bit at a time: stuffed zeros removed, restart
+/// markers only where `restart` expects them. Any other marker, or the end,
+/// sets `failed` (libjpeg would warn and make up zeros: the caller falls
+/// back to the progressive form instead).
+class bit_reader {
+public:
+  bit_reader(const unsigned char* p, size_t begin, size_t end)
+      : p_(p), pos_(begin), end_(end) {}
+  int operator()() {
+    if (left_ == 0) {
+      if (pos_ >= end_ ||
+          (p_[pos_] == 0xFF && (pos_ + 1 >= end_ || p_[pos_ + 1] != 0x00))) {
+        failed = true;
+        return 0;
+      }
+      byte_ = p_[pos_];
+      pos_ += byte_ == 0xFF ? 2 : 1;
+      left_ = 8;
+    }
+    --left_;
+    return (byte_ >> left_) & 1;
+  }
+  int bits(unsigned count) {
+    int v = 0;
+    while (count-- > 0)
+      v = (v << 1) | (*this)();
+    return v;
+  }
+  /// Drops the rest of the byte and reads the restart marker that must follow.
+  void restart() {
+    left_ = 0;
+    while (pos_ < end_ && p_[pos_] == 0xFF && pos_ + 1 < end_ &&
+           p_[pos_ + 1] == 0xFF)
+      ++pos_; // fill bytes
+    if (pos_ + 1 < end_ && p_[pos_] == 0xFF && p_[pos_ + 1] >= 0xD0 &&
+        p_[pos_ + 1] <= 0xD7)
+      pos_ += 2;
+    else
+      failed = true;
+  }
+  bool failed = false;
+
+private:
+  const unsigned char* p_;
+  size_t pos_, end_;
+  unsigned byte_ = 0;
+  unsigned left_ = 0;
+};
+
+/// One DC scan of the input, as needed to decode it again.
+struct dc_scan {
+  size_t begin = 0, end = 0;           // its entropy-coded bytes
+  unsigned count = 0;                  // components in it
+  std::array<unsigned, 4> component{}; // indexes into the frame's
+  std::array<unsigned, 4> table{};     // DC table per component
+  unsigned ah = 0, al = 0;
+  unsigned restart_interval = 0;
+  std::array<huffman_spec, 4> dc_tables; // as defined when the scan starts
+};
+
+/// The DC values of every block of every component, MCU-padded (an
+/// interleaved scan codes the padding blocks too).
+struct dc_image {
+  std::array<std::vector<int16_t>, 4> dc;
+  std::array<unsigned long, 4> stride{};
+};
+
+/// The frame's geometry (T.81 A.2).
+struct frame_geometry {
+  unsigned width = 0, height = 0, ncomps = 0, max_h = 1, max_v = 1;
+  std::array<component, 4>* comps = nullptr;
+  unsigned long mcus_across() const {
+    return (width + 8 * max_h - 1) / (8 * max_h);
+  }
+  unsigned long mcus_down() const {
+    return (height + 8 * max_v - 1) / (8 * max_v);
+  }
+  unsigned long blocks_across(const component& c) const {
+    return (width * c.h + max_h * 8 - 1) / (max_h * 8);
+  }
+  unsigned long blocks_down(const component& c) const {
+    return (height * c.v + max_v * 8 - 1) / (max_v * 8);
+  }
+};
+
+/// Visits the blocks of a scan of `comps` (indexes, in scan order) in the
+/// order they are coded: MCU by MCU, `on_block(component, row, column)`;
+/// `on_mcu(n)` before the n-th MCU (restart intervals count MCUs). A scan
+/// of one component codes its blocks row by row, without MCU padding.
+template <class McuFn, class BlockFn>
+bool for_each_block(const frame_geometry& f, const unsigned* comps,
+                    unsigned count, McuFn on_mcu, BlockFn on_block) {
+  unsigned long n = 0;
+  if (count == 1) {
+    const auto& c = (*f.comps)[comps[0]];
+    for (unsigned long row = 0; row < f.blocks_down(c); ++row)
+      for (unsigned long col = 0; col < f.blocks_across(c); ++col) {
+        if (!on_mcu(n++) || !on_block(comps[0], row, col))
+          return false;
+      }
+    return true;
+  }
+  for (unsigned long mrow = 0; mrow < f.mcus_down(); ++mrow)
+    for (unsigned long mcol = 0; mcol < f.mcus_across(); ++mcol) {
+      if (!on_mcu(n++))
+        return false;
+      for (unsigned i = 0; i < count; ++i) {
+        const auto& c = (*f.comps)[comps[i]];
+        for (unsigned y = 0; y < c.v; ++y)
+          for (unsigned x = 0; x < c.h; ++x)
+            if (!on_block(comps[i], mrow * c.v + y, mcol * c.h + x))
+              return false;
+      }
+    }
+  return true;
+}
+
+/// Decodes the DC scans into `img` (T.81 G.1.2.1: a first scan codes
+/// differences of the DC value shifted right by Al; a refinement scan, one
+/// bit per block). False on anything libjpeg would only warn about.
+bool decode_dc_scans(const unsigned char* p, const std::vector<dc_scan>& scans,
+                     const frame_geometry& f, dc_image& img) {
+  for (unsigned i = 0; i < f.ncomps; ++i) {
+    const auto& c = (*f.comps)[i];
+    img.stride[i] = f.mcus_across() * c.h;
+    img.dc[i].assign(img.stride[i] * f.mcus_down() * c.v, 0);
+  }
+  for (const auto& scan : scans) {
+    std::array<huffman_decoder, 4> tables;
+    for (unsigned i = 0; i < scan.count && scan.ah == 0; ++i)
+      if (!tables[i].build(scan.dc_tables[scan.table[i]]))
+        return false;
+    bit_reader bits{p, scan.begin, scan.end};
+    std::array<int32_t, 4> pred{};
+    auto on_mcu = [&](unsigned long n) {
+      if (scan.restart_interval != 0 && n != 0 &&
+          n % scan.restart_interval == 0) {
+        bits.restart();
+        pred.fill(0);
+      }
+      return !bits.failed;
+    };
+    auto on_block = [&](unsigned ci, unsigned long row, unsigned long col) {
+      unsigned slot = 0;
+      while (scan.component[slot] != ci)
+        ++slot;
+      int16_t& dc = img.dc[ci][row * img.stride[ci] + col];
+      if (scan.ah != 0) { // refinement: the next bit of every value
+        if (bits() != 0)
+          dc = static_cast<int16_t>(dc | (1 << scan.al));
+        return !bits.failed;
+      }
+      int size = tables[slot].decode(bits);
+      if (size < 0 || size > 11)
+        return false;
+      int32_t diff = 0;
+      if (size > 0) {
+        diff = bits.bits(static_cast<unsigned>(size));
+        if (diff < (1 << (size - 1)))
+          diff -= (1 << size) - 1; // T.81 F.2.2.1, EXTEND
+      }
+      pred[slot] += diff;
+      dc = static_cast<int16_t>(static_cast<uint32_t>(pred[slot]) << scan.al);
+      return !bits.failed;
+    };
+    if (!for_each_block(f, scan.component.data(), scan.count, on_mcu, on_block))
+      return false;
+  }
+  return true;
+}
+
+/// T.81 K.3's DC table (categories 0..11, every DC difference of 8-bit
+/// samples) and an AC table whose one code, "0", is end-of-block.
+constexpr unsigned char baseline_tables[] = {
+    0xFF, 0xC4, 0x00, 0x31,                                             // DHT
+    0x00, 0,    1,    5,    1, 1, 1, 1, 1, 1, 0,  0,  0,    0, 0, 0, 0, // DC 0
+    0,    1,    2,    3,    4, 5, 6, 7, 8, 9, 10, 11, 0x10, 1, 0, 0, 0,
+    0,    0,    0,    0,    0, 0, 0, 0, 0, 0, 0,  0, // AC 0
+    0x00};
+
+static_assert(sizeof baseline_tables == 2 + 0x31, "DHT length field");
+
+/// Codes and lengths of baseline_tables' DC table, by category.
+struct dc_codes {
+  std::array<unsigned, 12> code{}, length{};
+  dc_codes() {
+    unsigned c = 0, k = 0;
+    for (unsigned l = 1; l <= 16; ++l) {
+      for (unsigned n = 0; n < baseline_tables[4 + l]; ++n, ++k) {
+        code[baseline_tables[21 + k]] = c++;
+        length[baseline_tables[21 + k]] = l;
+      }
+      c <<= 1;
+    }
+  }
+};
+
+/// The baseline stream: `head` (SOI and the segments before the first scan,
+/// SOF0 in place of SOF2), the tables, one scan of every component with its
+/// DC values and end-of-block, EOI. nullopt for a DC difference no 8-bit
+/// baseline table codes (corrupt input).
+std::optional<std::string>
+write_baseline(std::string head, const frame_geometry& f, const dc_image& img) {
+  static const dc_codes codes;
+  std::string& out = head;
+  out.append(reinterpret_cast<const char*>(baseline_tables),
+             sizeof baseline_tables);
+  const unsigned char sos[] = {0xFF, 0xDA, 0x00,
+                               static_cast<unsigned char>(6 + 2 * f.ncomps),
+                               static_cast<unsigned char>(f.ncomps)};
+  out.append(reinterpret_cast<const char*>(sos), sizeof sos);
+  std::array<unsigned, 4> order{};
+  for (unsigned i = 0; i < f.ncomps; ++i) {
+    order[i] = i;
+    out.push_back(static_cast<char>((*f.comps)[i].id));
+    out.push_back('\0'); // DC table 0, AC table 0
+  }
+  out.append("\x00\x3F\x00", 3); // Ss 0, Se 63, Ah 0, Al 0
+  bit_writer bits{out};
+  std::array<int32_t, 4> pred{};
+  bool fits = for_each_block(
+      f, order.data(), f.ncomps, [](unsigned long) { return true; },
+      [&](unsigned ci, unsigned long row, unsigned long col) {
+        int32_t value = img.dc[ci][row * img.stride[ci] + col];
+        int32_t diff = value - pred[ci];
+        pred[ci] = value;
+        unsigned magnitude = static_cast<unsigned>(diff < 0 ? -diff : diff);
+        unsigned size = 0;
+        while ((magnitude >> size) != 0)
+          ++size;
+        if (size > 11)
+          return false;
+        bits.put(codes.code[size], codes.length[size]);
+        if (size > 0)
+          bits.put(static_cast<unsigned>(diff < 0 ? diff - 1 : diff) &
+                       ((1u << size) - 1),
+                   size);
+        bits.put(0, 1); // end of block
+        return true;
+      });
+  if (!fits)
+    return std::nullopt;
+  bits.finish();
+  out.append("\xFF\xD9", 2);
+  return std::move(out);
+}
+
 } // namespace
 
 std::optional<std::string> jpeg_dc_scans(const void* data, size_t size) {
   const auto* p = static_cast<const unsigned char*>(data);
   if (p == nullptr || size < 4 || p[0] != 0xFF || p[1] != 0xD8)
     return std::nullopt;
-  std::string out;
+  // Both forms are written as the segments go by: `out` the progressive
+  // one, `head` the start of the baseline one (up to the first scan).
+  std::string out, head;
   out.reserve(size / 8 + 1024);
   out.append(reinterpret_cast<const char*>(p), 2);
+  head.append(reinterpret_cast<const char*>(p), 2);
 
   std::array<component, 4> comps{};
-  unsigned ncomps = 0, width = 0, height = 0, max_h = 1, max_v = 1;
-  bool frame = false, dropped = false;
-  auto find = [&](unsigned id) -> component* {
-    for (unsigned i = 0; i < ncomps; ++i)
+  frame_geometry frame{};
+  frame.comps = &comps;
+  bool have_frame = false, dropped = false, in_scans = false;
+  // what the baseline form needs: the DC scans and the tables they used
+  std::vector<dc_scan> dc_scans;
+  std::array<huffman_spec, 4> dc_tables{};
+  unsigned restart_interval = 0;
+  bool baseline_ok = true; // no table or interval it cannot follow
+  size_t dc_bytes = 0;
+  auto find = [&](unsigned id) -> int {
+    for (unsigned i = 0; i < frame.ncomps; ++i)
       if (comps[i].id == id)
-        return &comps[i];
-    return nullptr;
+        return static_cast<int>(i);
+    return -1;
   };
 
   size_t pos = 2;
@@ -151,21 +471,30 @@ std::optional<std::string> jpeg_dc_scans(const void* data, size_t size) {
       return std::nullopt;
     const unsigned char* body = p + pos + 2;
     size_t body_size = length - 2;
+    size_t segment = pos; // the length field
     pos += length;
     auto keep = [&](size_t end) {
       out.append(reinterpret_cast<const char*>(p + start), end - start);
     };
+    auto keep_in_head = [&](unsigned as_marker) {
+      if (in_scans)
+        return; // libvips reads the segments before the first scan only
+      head.push_back('\xFF');
+      head.push_back(static_cast<char>(as_marker));
+      head.append(reinterpret_cast<const char*>(p + segment), length);
+    };
 
     if (marker == 0xC2) { // SOF2: progressive, Huffman
-      if (frame || body_size < 6)
+      if (have_frame || body_size < 6)
         return std::nullopt;
-      height = be16(body + 1);
-      width = be16(body + 3);
-      ncomps = body[5];
-      if (body[0] != 8 || width == 0 || height == 0 || ncomps == 0 ||
-          ncomps > 4 || body_size != 6 + 3 * size_t{ncomps})
+      frame.height = be16(body + 1);
+      frame.width = be16(body + 3);
+      frame.ncomps = body[5];
+      if (body[0] != 8 || frame.width == 0 || frame.height == 0 ||
+          frame.ncomps == 0 || frame.ncomps > 4 ||
+          body_size != 6 + 3 * size_t{frame.ncomps})
         return std::nullopt;
-      for (unsigned i = 0; i < ncomps; ++i) {
+      for (unsigned i = 0; i < frame.ncomps; ++i) {
         auto& c = comps[i];
         c.id = body[6 + 3 * i];
         c.h = body[7 + 3 * i] >> 4;
@@ -175,56 +504,114 @@ std::optional<std::string> jpeg_dc_scans(const void* data, size_t size) {
         for (unsigned j = 0; j < i; ++j)
           if (comps[j].id == c.id)
             return std::nullopt;
-        max_h = std::max(max_h, c.h);
-        max_v = std::max(max_v, c.v);
+        frame.max_h = std::max(frame.max_h, c.h);
+        frame.max_v = std::max(frame.max_v, c.v);
       }
-      for (unsigned i = 0; i < ncomps; ++i)
-        comps[i].keeps_ac = idct_larger_than_1x1(comps[i], max_h, max_v);
-      frame = true;
+      for (unsigned i = 0; i < frame.ncomps; ++i)
+        comps[i].keeps_ac =
+            idct_larger_than_1x1(comps[i], frame.max_h, frame.max_v);
+      have_frame = true;
       keep(pos);
+      keep_in_head(0xC0);        // the same frame, baseline
     } else if (marker == 0xDA) { // SOS
-      if (!frame || body_size < 1)
+      if (!have_frame || body_size < 1)
         return std::nullopt;
       unsigned count = body[0];
       if (count < 1 || count > 4 || body_size != 4 + 2 * size_t{count})
         return std::nullopt;
       unsigned ss = body[1 + 2 * count], se = body[2 + 2 * count];
-      unsigned ah = body[3 + 2 * count] >> 4;
+      unsigned ah = body[3 + 2 * count] >> 4, al = body[3 + 2 * count] & 15u;
       size_t end = entropy_end(p, pos, size);
       if (end == npos)
         return std::nullopt;
+      in_scans = true;
       if (ss == 0) { // DC scan, possibly interleaved
         if (se != 0)
           return std::nullopt;
+        dc_scan scan;
+        scan.begin = pos;
+        scan.end = end;
+        scan.count = count;
+        scan.ah = ah;
+        scan.al = al;
+        scan.restart_interval = restart_interval;
+        scan.dc_tables = dc_tables;
         for (unsigned i = 0; i < count; ++i) {
-          component* c = find(body[1 + 2 * i]);
-          if (c == nullptr)
+          // in the frame's order (T.81 B.2.3; libjpeg refuses others)
+          int ci = find(body[1 + 2 * i]);
+          if (ci < 0 ||
+              (i > 0 && ci <= static_cast<int>(scan.component[i - 1])))
             return std::nullopt;
-          c->has_dc = c->has_dc || ah == 0;
+          comps[ci].has_dc = comps[ci].has_dc || ah == 0;
+          scan.component[i] = static_cast<unsigned>(ci);
+          scan.table[i] = body[2 + 2 * i] >> 4;
+          if (scan.table[i] > 3)
+            baseline_ok = false;
         }
+        if (al > 13 || (ah != 0 && ah != al + 1))
+          baseline_ok = false; // libjpeg refuses or warns
+        dc_bytes += end - pos;
+        dc_scans.push_back(scan);
         keep(end);
       } else { // AC scan: one component (T.81 G.1.1.1.1)
-        component* c = count == 1 ? find(body[1]) : nullptr;
-        if (c == nullptr || se < ss || se > 63)
+        int ci = count == 1 ? find(body[1]) : -1;
+        if (ci < 0 || se < ss || se > 63)
           return std::nullopt;
+        auto& c = comps[ci];
         if (ah == 0)
           for (unsigned k = ss; k <= se; ++k)
-            c->ac_sent.set(k);
-        if (c->keeps_ac)
+            c.ac_sent.set(k);
+        if (c.keeps_ac)
           keep(end);
         else
           dropped = true;
       }
       pos = end;
-    } else if (marker == 0xC4 || marker == 0xDB || marker == 0xDD ||
-               marker == 0xFE || (marker >= 0xE0 && marker <= 0xEF)) {
-      // tables, restart interval, comments, APPn: kept, except XMP
+    } else if (marker == 0xC4) { // DHT: kept; DC tables noted
+      keep(pos);
+      size_t at = 0;
+      while (at < body_size) {
+        if (body_size - at < 17) {
+          baseline_ok = false;
+          break;
+        }
+        unsigned cls = body[at] >> 4, slot = body[at] & 15u;
+        huffman_spec spec;
+        size_t symbols = 0;
+        for (unsigned l = 1; l <= 16; ++l)
+          symbols += spec.bits[l] = body[at + l];
+        if (cls > 1 || slot > 3 || symbols > 256 ||
+            body_size - at - 17 < symbols) {
+          baseline_ok = false;
+          break;
+        }
+        std::memcpy(spec.values.data(), body + at + 17, symbols);
+        spec.defined = true;
+        if (cls == 0)
+          dc_tables[slot] = spec;
+        at += 17 + symbols;
+      }
+    } else if (marker == 0xDD) { // DRI
+      keep(pos);
+      if (body_size == 2)
+        restart_interval = be16(body);
+      else
+        baseline_ok = false;
+    } else if (marker == 0xDB || marker == 0xFE ||
+               (marker >= 0xE0 && marker <= 0xEF)) {
+      // quantisation tables, comments, APPn: kept, except XMP
       // (APP1 "http://ns.adobe.com/xap/1.0/", and its extension segments)
       constexpr char xmp[] = "http://ns.adobe.com/";
       bool is_xmp = marker == 0xE1 && body_size >= sizeof xmp - 1 &&
                     std::memcmp(body, xmp, sizeof xmp - 1) == 0;
-      if (!is_xmp)
+      if (!is_xmp) {
         keep(pos);
+        keep_in_head(marker);
+      }
+      // libjpeg takes a component's quantisation table when its first scan
+      // starts: one redefined later is not the baseline form's to follow
+      if (marker == 0xDB && in_scans)
+        baseline_ok = false;
     } else {
       // another frame type (baseline, arithmetic, lossless, hierarchical),
       // DNL, a second SOI, a stray restart marker: not for this rewrite
@@ -232,14 +619,31 @@ std::optional<std::string> jpeg_dc_scans(const void* data, size_t size) {
     }
   }
 
-  if (!frame || !dropped)
+  if (!have_frame || !dropped)
     return std::nullopt;
-  for (unsigned i = 0; i < ncomps; ++i) {
+  unsigned long blocks = 0;
+  unsigned blocks_per_mcu = 0;
+  for (unsigned i = 0; i < frame.ncomps; ++i) {
     const auto& c = comps[i];
     if (!c.has_dc)
       return std::nullopt;
     if (!c.keeps_ac && c.ac_sent.count() != 63) // every one of 1..63
       return std::nullopt;
+    baseline_ok = baseline_ok && !c.keeps_ac;
+    blocks += frame.mcus_across() * c.h * frame.mcus_down() * c.v;
+    blocks_per_mcu += c.h * c.v;
+  }
+
+  // The baseline form, when every component decodes 1x1: at most 10 blocks
+  // an MCU (libjpeg's limit), and no more blocks than the DC scans have
+  // bits (each block costs at least one), so that what is allocated here is
+  // bounded by the input's size.
+  if (baseline_ok && (frame.ncomps == 1 || blocks_per_mcu <= 10) &&
+      blocks <= 8 * dc_bytes + 64) {
+    dc_image img;
+    if (decode_dc_scans(p, dc_scans, frame, img))
+      if (auto baseline = write_baseline(std::move(head), frame, img))
+        return baseline;
   }
 
   // No restart markers in what follows; AC Huffman table 0 = EOBRUN codes.
@@ -251,14 +655,11 @@ std::optional<std::string> jpeg_dc_scans(const void* data, size_t size) {
       0x00, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, // EOBRUN r = 0..14
       0x80, 0x90, 0xA0, 0xB0, 0xC0, 0xD0, 0xE0};
   out.append(reinterpret_cast<const char*>(tables), sizeof tables);
-  for (unsigned i = 0; i < ncomps; ++i) {
+  for (unsigned i = 0; i < frame.ncomps; ++i) {
     const auto& c = comps[i];
-    if (c.keeps_ac)
-      continue;
-    // blocks of the component (libjpeg's width_in_blocks, height_in_blocks)
-    unsigned long across = (width * c.h + max_h * 8 - 1) / (max_h * 8);
-    unsigned long down = (height * c.v + max_v * 8 - 1) / (max_v * 8);
-    append_zero_ac_scan(out, c, across * down);
+    if (!c.keeps_ac) // every block of the component
+      append_zero_ac_scan(out, c,
+                          frame.blocks_across(c) * frame.blocks_down(c));
   }
   out.append("\xFF\xD9", 2);
   return out;

@@ -10,17 +10,27 @@
 // coefficients that are then never read. libjpeg has no way to be told to
 // skip them, so the stream handed to it leaves them out.
 //
-// What is kept, in order: every segment up to EOI except the AC scans of the
-// components that decode 1x1 and XMP (APP1 "http://ns.adobe.com/...", which
-// libvips only copies to metadata the output strips); every DC scan;
-// the AC scans of a subsampled chroma component that libjpeg decodes with a
-// 2x2 IDCT at 1/8 (4:2:0 chroma), which does read AC coefficients. After
-// them, one AC scan per dropped component that codes every coefficient as
-// zero (end-of-band runs): without it libjpeg, seeing AC coefficients never
-// sent, would estimate them and smooth the DC values (jdcoefct.c,
-// decompress_smooth_data), and the picture would differ. With it, the 1/8
-// decode is the same pixels as the full stream's (tests compare the
-// thumbnails byte for byte).
+// Two forms, both decoding at 1/8 to the same pixels as the whole stream
+// (tests compare the thumbnails byte for byte; a fuzzer compares libjpeg's
+// 1/8 decodes):
+//
+// - Baseline, when every component decodes 1x1 at 1/8 (4:4:4, 4:2:2, 4:4:0,
+//   4:1:1, grey, CMYK): the DC scans are decoded here and written again as
+//   one sequential scan, each block its DC value and an end-of-block, after
+//   the input's segments up to its first scan (SOF2 made SOF0, XMP left
+//   out). libjpeg decodes that a row of blocks at a time, where a
+//   progressive stream makes it allocate and zero every coefficient of the
+//   image first (6 bytes a pixel: 88 MB for a 14.7 MP photo).
+// - Progressive, otherwise (4:2:0: libjpeg decodes chroma 2x2 at 1/8, which
+//   reads AC coefficients): every segment up to EOI except XMP and the AC
+//   scans of the components that decode 1x1; every DC scan and the other
+//   components' AC scans; then one AC scan per dropped component that codes
+//   every coefficient as zero (end-of-band runs). Without it libjpeg, seeing
+//   AC coefficients never sent, would estimate them and smooth the DC values
+//   too (jdcoefct.c, decompress_smooth_data), and the picture would differ.
+//
+// XMP (APP1 "http://ns.adobe.com/...") is metadata libvips only copies to
+// the output, which strips it.
 //
 // Written by hand: no packaged library rewrites JPEG scans (jpegtran can
 // only drop whole scans, and leaves libjpeg smoothing what is missing).
@@ -33,11 +43,12 @@
 namespace resized::imaging {
 
 /// The cut-down stream of a progressive, Huffman-coded, 8-bit JPEG for a
-/// decode at 1/8 scale, or nullopt when it would not be the same pixels or
-/// would gain nothing: not SOF2, a segment or scan cut short or out of
-/// place, no EOI, a component without a DC scan or with AC coefficients
-/// that no scan sends, no AC scan to drop. Anything after EOI is dropped (as
-/// libjpeg ignores it). Pure; safe on any bytes.
+/// decode at 1/8 scale (baseline where it can be, else progressive), or
+/// nullopt when it would not be the same pixels or would gain nothing: not
+/// SOF2, a segment or scan cut short or out of place, no EOI, a component
+/// without a DC scan or with AC coefficients that no scan sends, no AC scan
+/// to drop. Anything after EOI is dropped (as libjpeg ignores it). Pure;
+/// safe on any bytes; allocates at most about 16 bytes per input byte.
 std::optional<std::string> jpeg_dc_scans(const void* data, size_t size);
 
 } // namespace resized::imaging

@@ -20,6 +20,8 @@
 #include <tuple>
 #include <vector>
 
+#include <cstdio> // jpeglib.h needs FILE
+#include <jpeglib.h>
 #include <vips/vips.h>
 
 #include "imaging/jpeg_dc_scans.hpp"
@@ -1222,6 +1224,45 @@ bool same_thumbnail_either_way(const std::string& bytes,
   return dc->jpeg_dc_scans;
 }
 
+/// A progressive JPEG written with libjpeg itself, for the sampling factors
+/// libvips' saver cannot ask for: luma `h` x `v`, chroma 1 x 1.
+std::string libjpeg_progressive(int w, int h, int luma_h, int luma_v) {
+  auto img = photo_like(w, h);
+  image_ptr memory{vips_image_copy_memory(img.get())};
+  BOOST_REQUIRE(memory);
+  auto* pixels =
+      static_cast<const unsigned char*>(vips_image_get_data(memory.get()));
+  jpeg_compress_struct cinfo{};
+  jpeg_error_mgr err{};
+  cinfo.err = jpeg_std_error(&err);
+  jpeg_create_compress(&cinfo);
+  unsigned char* buf = nullptr;
+  unsigned long len = 0;
+  jpeg_mem_dest(&cinfo, &buf, &len);
+  cinfo.image_width = static_cast<JDIMENSION>(w);
+  cinfo.image_height = static_cast<JDIMENSION>(h);
+  cinfo.input_components = 3;
+  cinfo.in_color_space = JCS_RGB;
+  jpeg_set_defaults(&cinfo);
+  jpeg_set_quality(&cinfo, 85, TRUE);
+  cinfo.comp_info[0].h_samp_factor = luma_h;
+  cinfo.comp_info[0].v_samp_factor = luma_v;
+  for (int c = 1; c < 3; ++c)
+    cinfo.comp_info[c].h_samp_factor = cinfo.comp_info[c].v_samp_factor = 1;
+  jpeg_simple_progression(&cinfo);
+  jpeg_start_compress(&cinfo, TRUE);
+  while (cinfo.next_scanline < cinfo.image_height) {
+    auto* row =
+        const_cast<JSAMPROW>(pixels + size_t{cinfo.next_scanline} * w * 3);
+    jpeg_write_scanlines(&cinfo, &row, 1);
+  }
+  jpeg_finish_compress(&cinfo);
+  jpeg_destroy_compress(&cinfo);
+  std::string out{reinterpret_cast<char*>(buf), len};
+  std::free(buf);
+  return out;
+}
+
 image_ptr tagged(image_ptr img, int orientation) {
   VipsImage* copy = nullptr;
   BOOST_REQUIRE_EQUAL(vips_copy(img.get(), &copy, nullptr), 0);
@@ -1254,6 +1295,9 @@ BOOST_AUTO_TEST_CASE(dc_scans_make_the_same_thumbnail_as_the_whole_jpeg) {
        ".jpg[Q=75,interlace,subsample_mode=on]", opts_of(100, 100), true},
       {"restart markers", photo(1700, 1650),
        ".jpg[Q=85,interlace,restart_interval=3]", opts_of(100, 100), true},
+      {"restart markers, 4:4:4: the baseline form", photo(1700, 1650),
+       ".jpg[Q=85,interlace,subsample_mode=off,restart_interval=5]",
+       opts_of(100, 100), true},
       {"odd size, partial blocks", photo(1621, 1609),
        ".jpg[Q=80,interlace,subsample_mode=on]", opts_of(100, 100), true},
       {"shrink just under 16: loaded at 1/4", photo(1700, 1599),
@@ -1290,6 +1334,24 @@ BOOST_AUTO_TEST_CASE(dc_scans_make_the_same_thumbnail_as_the_whole_jpeg) {
       BOOST_TEST(same_thumbnail_either_way(bytes, v.opts) == v.dc);
     }
   }
+  // Samplings libvips does not write, at odd sizes so that MCUs have
+  // padding blocks: 4:2:2, 4:4:0 and 4:1:1 (chroma 1x1 at 1/8: the baseline
+  // form); luma 4x2 (chroma 2x2 at 1/8, as in 4:2:0: its AC scans kept).
+  struct sampling {
+    int h, v;
+    bool baseline;
+  };
+  for (auto s : {sampling{2, 1, true}, sampling{1, 2, true},
+                 sampling{4, 1, true}, sampling{4, 2, false}}) {
+    BOOST_TEST_CONTEXT("luma sampling " << s.h << "x" << s.v) {
+      auto bytes = libjpeg_progressive(1651, 1637, s.h, s.v);
+      BOOST_REQUIRE(probe_of(bytes).progressive);
+      BOOST_TEST(same_thumbnail_either_way(bytes, opts_of(100, 100)));
+      auto dc = jpeg_dc_scans(bytes.data(), bytes.size());
+      BOOST_REQUIRE(dc.has_value());
+      BOOST_TEST((scans_of(*dc).size() == 1u) == s.baseline);
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(dc_scans_make_the_same_thumbnails_on_the_corpus) {
@@ -1315,40 +1377,67 @@ BOOST_AUTO_TEST_CASE(dc_scans_make_the_same_thumbnails_on_the_corpus) {
   BOOST_TEST(used >= 9);
 }
 
-BOOST_AUTO_TEST_CASE(dc_scans_stream_holds_dc_scans_and_zero_ac_scans) {
+// Every component 1x1 at 1/8 (here 4:4:4): the DC values travel in a
+// baseline JPEG, which libjpeg decodes a row at a time.
+BOOST_AUTO_TEST_CASE(dc_scans_of_a_444_jpeg_become_one_baseline_scan) {
   auto img = photo_like(1700, 1650);
-  for (bool subsampled : {false, true}) {
-    BOOST_TEST_CONTEXT("4:2:0 " << subsampled) {
-      auto jpeg =
-          save(img.get(), subsampled ? ".jpg[Q=75,interlace,subsample_mode=on]"
-                                     : ".jpg[Q=90,interlace]");
+  for (const char* save_as :
+       {".jpg[Q=90,interlace]",
+        ".jpg[Q=85,interlace,subsample_mode=off,restart_interval=3]"}) {
+    BOOST_TEST_CONTEXT(save_as) {
+      auto jpeg = save(img.get(), save_as);
       auto dc = jpeg_dc_scans(jpeg.data(), jpeg.size());
       BOOST_REQUIRE(dc.has_value());
-      BOOST_TEST(dc->size() < jpeg.size() / 2);
+      BOOST_TEST(dc->size() < jpeg.size() / 4);
+      BOOST_TEST(dc->find("\xFF\xC0") != std::string::npos); // SOF0
+      BOOST_TEST(dc->find("\xFF\xC2") == std::string::npos);
       BOOST_TEST(dc->substr(dc->size() - 2) == "\xFF\xD9");
       auto scans = scans_of(*dc);
-      int zero_ac = 0, kept_ac = 0;
-      for (const auto& scan : scans) {
-        if (scan.ss == 0)
-          continue;
-        BOOST_REQUIRE(scan.components.size() == 1u);
-        if (scan.ss == 1 && scan.se == 63 && scan.ah == 0 && scan.al == 0 &&
-            scan.end - scan.start < 64)
-          ++zero_ac; // all 7000-odd blocks in one end-of-band run
-        else {
-          ++kept_ac;
-          BOOST_TEST(scan.components[0] != 1); // luma AC is never read
-        }
-      }
-      BOOST_TEST(zero_ac == (subsampled ? 1 : 3));
-      BOOST_TEST((kept_ac > 0) == subsampled);
-      auto dc_scans = [](const std::vector<scan_info>& all) {
-        return std::count_if(all.begin(), all.end(),
-                             [](const scan_info& s) { return s.ss == 0; });
-      };
-      BOOST_TEST(dc_scans(scans) == dc_scans(scans_of(jpeg)));
+      BOOST_REQUIRE(scans.size() == 1u);
+      BOOST_TEST(scans[0].components.size() == 3u);
+      BOOST_TEST(scans[0].ss == 0);
+      BOOST_TEST(scans[0].se == 63);
+      auto info = probe_of(*dc);
+      BOOST_TEST(!info.progressive);
+      BOOST_TEST(info.width == 1700);
+      BOOST_TEST(info.height == 1650);
     }
   }
+}
+
+// 4:2:0: libjpeg decodes chroma 2x2 at 1/8, from AC coefficients too, so
+// the stream stays progressive: the DC scans, the chroma AC scans, and a
+// zero AC scan for luma.
+BOOST_AUTO_TEST_CASE(dc_scans_of_a_420_jpeg_keep_the_chroma_ac_scans) {
+  auto img = photo_like(1700, 1650);
+  auto jpeg = save(img.get(), ".jpg[Q=75,interlace,subsample_mode=on]");
+  auto dc = jpeg_dc_scans(jpeg.data(), jpeg.size());
+  BOOST_REQUIRE(dc.has_value());
+  BOOST_TEST(dc->size() < jpeg.size() / 2);
+  BOOST_TEST(dc->find("\xFF\xC2") != std::string::npos); // SOF2
+  BOOST_TEST(dc->substr(dc->size() - 2) == "\xFF\xD9");
+  auto scans = scans_of(*dc);
+  int zero_ac = 0, kept_ac = 0;
+  for (const auto& scan : scans) {
+    if (scan.ss == 0)
+      continue;
+    BOOST_REQUIRE(scan.components.size() == 1u);
+    if (scan.ss == 1 && scan.se == 63 && scan.ah == 0 && scan.al == 0 &&
+        scan.end - scan.start < 64) {
+      ++zero_ac; // all 40,000-odd luma blocks in two end-of-band runs
+      BOOST_TEST(scan.components[0] == 1);
+    } else {
+      ++kept_ac;
+      BOOST_TEST(scan.components[0] != 1); // luma AC is never read
+    }
+  }
+  BOOST_TEST(zero_ac == 1);
+  BOOST_TEST(kept_ac > 0);
+  auto dc_scans = [](const std::vector<scan_info>& all) {
+    return std::count_if(all.begin(), all.end(),
+                         [](const scan_info& s) { return s.ss == 0; });
+  };
+  BOOST_TEST(dc_scans(scans) == dc_scans(scans_of(jpeg)));
 }
 
 BOOST_AUTO_TEST_CASE(dc_scans_leave_out_xmp_and_what_follows_eoi) {
