@@ -186,6 +186,8 @@ struct resize_done {
   double resize_s = 0;
   double encode_s = 0;
   std::string node; // node that ran it
+  /// A progressive JPEG decoded from its DC scans (imaging::resize_result).
+  bool jpeg_dc_scans = false;
 };
 
 /// What a worker node tells an API node when it joins.
@@ -210,7 +212,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, resize_done& x) {
   return f(caf::meta::type_name("resize_done"), x.token, x.ok, x.output,
            x.width, x.height, x.etag, x.error_code, x.error_message, x.decode_s,
-           x.resize_s, x.encode_s, x.node);
+           x.resize_s, x.encode_s, x.node, x.jpeg_dc_scans);
 }
 
 /// Registers every type above with CAF (needed for remote nodes).

@@ -29,6 +29,7 @@ resize_done run_resize_job(const resize_job& job, const std::string& node) {
   done.decode_s = r.timings.decode;
   done.resize_s = r.timings.resize;
   done.encode_s = r.timings.encode;
+  done.jpeg_dc_scans = r.jpeg_dc_scans;
   done.etag = strong_etag(r.bytes);
   done.output = std::move(r.bytes);
   return done;

@@ -193,6 +193,8 @@ void on_done(self_ptr self, const std::string& token, uint32_t attempt,
                          done.decode_s, done.resize_s, done.encode_s,
                          (rec.finished_at_ms - rec.submitted_at_ms) / 1e3,
                          rec.input_bytes, rec.output_bytes);
+  if (done.jpeg_dc_scans)
+    metrics::jpeg_dc_scans();
   log::info("task finished",
             {{"token", rec.token},
              {"task_status", "SUCCESS"},
@@ -204,7 +206,8 @@ void on_done(self_ptr self, const std::string& token, uint32_t attempt,
              {"decode_ms", done.decode_s * 1e3, 1},
              {"resize_ms", done.resize_s * 1e3, 1},
              {"encode_ms", done.encode_s * 1e3, 1},
-             {"total_ms", rec.finished_at_ms - rec.submitted_at_ms}});
+             {"total_ms", rec.finished_at_ms - rec.submitted_at_ms},
+             {"jpeg_dc_scans", done.jpeg_dc_scans}});
   st.open.erase(rec.token);
   if (auto f = st.followers.find(rec.token); f != st.followers.end()) {
     // Duplicates submitted while this task ran get the same result.

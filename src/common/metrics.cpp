@@ -365,6 +365,7 @@ struct service_metrics {
   counter& output_bytes;
   counter& redis_errors;
   counter& results_refused;
+  counter& dc_scans;
   gauge& long_polls;
   counter& memory_waits;
 
@@ -424,6 +425,11 @@ struct service_metrics {
                                    "SUCCESS in resized_tasks_total: the "
                                    "resize itself succeeded).")
                             .unlabelled()),
+        dc_scans(r.counters("resized_jpeg_dc_scans_total",
+                            "Progressive JPEGs made into thumbnails from "
+                            "their DC scans only: the same pixels, most of "
+                            "the decode skipped.")
+                     .unlabelled()),
         long_polls(r.gauges("resized_long_polls",
                             "Status long polls (?wait=) held right now, and "
                             "tasks waiting for a twin on another API node.")
@@ -481,6 +487,10 @@ void redis_error() {
 
 void result_refused() {
   service().results_refused.inc();
+}
+
+void jpeg_dc_scans() {
+  service().dc_scans.inc();
 }
 
 void long_polls_held(size_t n) {

@@ -244,6 +244,10 @@ void redis_error();
 /// result_not_stored): resized_results_refused_total.
 void result_refused();
 
+/// A progressive JPEG was resized from its DC scans only (imaging/
+/// jpeg_dc_scans): resized_jpeg_dc_scans_total.
+void jpeg_dc_scans();
+
 /// Status long polls held now: resized_long_polls.
 void long_polls_held(size_t n);
 

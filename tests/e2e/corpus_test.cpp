@@ -1,6 +1,7 @@
 // Every photo of the shared corpus (JPEG, PNG, WebP; 0.3 to 20 megapixels),
 // submitted at once and polled together: each ends SUCCESS as a 100x100
-// JPEG (the defaults: fill, jpeg) without the inputs' Exif/XMP metadata.
+// JPEG (the defaults: fill, jpeg) without the inputs' Exif/XMP metadata; the
+// large progressive JPEGs are decoded from their DC scans.
 #include <boost/test/unit_test.hpp>
 
 #include "support/fixtures.hpp"
@@ -80,6 +81,14 @@ BOOST_AUTO_TEST_CASE(every_photo_resizes_to_100x100) {
       BOOST_TEST(!jpeg_has_metadata(out.image.body));
     }
   }
+  // The progressive photos 16 x the box or more (four in the corpus) were
+  // decoded from their DC scans (same pixels; imaging tests compare them).
+  auto metrics = http_get(srv.url("/metrics")).body;
+  auto at = metrics.find("\nresized_jpeg_dc_scans_total ");
+  BOOST_TEST_REQUIRE(at != std::string::npos, metrics);
+  BOOST_TEST(std::stoi(metrics.substr(at + 29)) >= 4, metrics);
+  BOOST_TEST(lines_with(srv.process().log(),
+                        {"task finished", "jpeg_dc_scans=true"}) >= 4u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
