@@ -63,29 +63,44 @@ size_t entropy_end(const unsigned char* p, size_t pos, size_t size) {
 class bit_writer {
 public:
   explicit bit_writer(std::string& out) : out_(out) {}
-  void put(unsigned value, unsigned bits) {
-    for (unsigned i = bits; i-- > 0;) {
-      byte_ = static_cast<unsigned char>((byte_ << 1) | ((value >> i) & 1u));
-      if (++filled_ == 8)
-        flush();
+  /// Appends the low `bits` (at most 32) of `value`.
+  void put(uint32_t value, unsigned bits) {
+    acc_ = (acc_ << bits) | (value & ((uint64_t{1} << bits) - 1));
+    filled_ += bits;
+    if (filled_ >= 32) {
+      filled_ -= 32;
+      write(static_cast<uint32_t>(acc_ >> filled_), 4);
     }
   }
   void finish() {
-    while (filled_ != 0)
-      put(1, 1);
+    if (filled_ % 8 != 0)
+      put((1u << (8 - filled_ % 8)) - 1, 8 - filled_ % 8);
+    write(static_cast<uint32_t>(acc_ << (32 - filled_)), filled_ / 8);
+    filled_ = 0;
   }
 
 private:
-  void flush() {
-    out_.push_back(static_cast<char>(byte_));
-    if (byte_ == 0xFF)
-      out_.push_back('\0');
-    byte_ = 0;
-    filled_ = 0;
+  /// The top `count` bytes of `word`, a 0x00 after each 0xFF.
+  void write(uint32_t word, unsigned count) {
+    uint32_t inverted = ~word; // a 0xFF byte is a zero byte here
+    bool has_ff = ((inverted - 0x01010101u) & ~inverted & 0x80808080u) != 0;
+    if (count == 4 && !has_ff) {
+      const char bytes[4] = {
+          static_cast<char>(word >> 24), static_cast<char>(word >> 16),
+          static_cast<char>(word >> 8), static_cast<char>(word)};
+      out_.append(bytes, 4);
+      return;
+    }
+    for (unsigned i = 0; i < count; ++i) {
+      auto byte = static_cast<unsigned char>(word >> (24 - 8 * i));
+      out_.push_back(static_cast<char>(byte));
+      if (byte == 0xFF)
+        out_.push_back('\0');
+    }
   }
   std::string& out_;
-  unsigned char byte_ = 0;
-  unsigned filled_ = 0;
+  uint64_t acc_ = 0;
+  unsigned filled_ = 0; // bits in acc_ not yet written (under 32)
 };
 
 /// One first-pass AC scan of a component (Ss 1, Se 63, Ah 0, Al 0) in
@@ -133,19 +148,28 @@ struct huffman_spec {
 };
 
 /// Canonical decoding (T.81 F.2.2.3): the codes of each length are
-/// consecutive, from mincode to maxcode.
+/// consecutive, from mincode to maxcode; codes of up to `lookahead` bits
+/// are found with one table read (as libjpeg does).
 class huffman_decoder {
 public:
+  static constexpr unsigned lookahead = 9;
+
   /// False when the table is undefined or its code lengths overflow.
   bool build(const huffman_spec& spec) {
     if (!spec.defined)
       return false;
-    values_ = spec.values.data();
+    values_ = spec.values;
+    fast_.fill(0);
     int32_t code = 0, k = 0;
-    for (int l = 1; l <= 16; ++l) {
+    for (unsigned l = 1; l <= 16; ++l) {
       offset_[l] = k - code;
-      code += spec.bits[l];
-      k += spec.bits[l];
+      for (unsigned n = 0; n < spec.bits[l]; ++n, ++code, ++k)
+        if (l <= lookahead && code < (int32_t{1} << l)) {
+          // every `lookahead`-bit string that starts with this code
+          uint32_t first = static_cast<uint32_t>(code) << (lookahead - l);
+          for (uint32_t x = 0; x < (1u << (lookahead - l)); ++x)
+            fast_[first + x] = static_cast<uint16_t>((l << 8) | values_[k]);
+        }
       if (code > (int32_t{1} << l))
         return false;
       maxcode_[l] = spec.bits[l] != 0 ? code - 1 : -1;
@@ -154,13 +178,18 @@ public:
     count_ = k;
     return true;
   }
-  /// The next symbol from `next_bit`, or -1 for a code no table holds.
+  /// The next symbol, or -1 for a code no table holds.
   template <class Bits>
-  int decode(Bits& next_bit) const {
-    int32_t code = 0;
-    for (int l = 1; l <= 16; ++l) {
-      code = (code << 1) | next_bit();
+  int decode(Bits& bits) const {
+    uint16_t hit = fast_[bits.peek(lookahead)];
+    if (hit != 0) {
+      bits.skip(hit >> 8);
+      return hit & 0xFF;
+    }
+    for (unsigned l = lookahead + 1; l <= 16; ++l) {
+      auto code = static_cast<int32_t>(bits.peek(l));
       if (code <= maxcode_[l]) {
+        bits.skip(l);
         int32_t index = code + offset_[l];
         return index >= 0 && index < count_ ? values_[index] : -1;
       }
@@ -169,59 +198,76 @@ public:
   }
 
 private:
-  const uint8_t* values_ = nullptr;
+  std::array<uint8_t, 256> values_{};
+  std::array<uint16_t, 1u << lookahead> fast_{}; // length << 8 | symbol
   std::array<int32_t, 17> maxcode_{};
   std::array<int32_t, 17> offset_{};
   int32_t count_ = 0;
 };
 
-/// Entropy-coded bytes read a bit at a time: stuffed zeros removed, restart
-/// markers only where `restart` expects them. Any other marker, or the end,
-/// sets `failed` (libjpeg would warn and make up zeros: the caller falls
-/// back to the progressive form instead).
+/// Entropy-coded bytes read through a 64-bit buffer: stuffed zeros
+/// removed; at a marker it stops and supplies zero bits, which `ok` then
+/// reports if they were used (libjpeg would warn and make up zeros: the
+/// caller falls back to the progressive form instead). Restart markers are
+/// consumed only where `restart` expects them.
 class bit_reader {
 public:
   bit_reader(const unsigned char* p, size_t begin, size_t end)
       : p_(p), pos_(begin), end_(end) {}
-  int operator()() {
-    if (left_ == 0) {
-      if (pos_ >= end_ ||
-          (p_[pos_] == 0xFF && (pos_ + 1 >= end_ || p_[pos_ + 1] != 0x00))) {
-        failed = true;
-        return 0;
-      }
-      byte_ = p_[pos_];
-      pos_ += byte_ == 0xFF ? 2 : 1;
-      left_ = 8;
-    }
-    --left_;
-    return (byte_ >> left_) & 1;
+  /// The next `n` (1..25) bits, not consumed.
+  uint32_t peek(unsigned n) {
+    if (bits_ < n)
+      fill();
+    return static_cast<uint32_t>(acc_ >> (bits_ - n)) & ((1u << n) - 1);
   }
-  int bits(unsigned count) {
-    int v = 0;
-    while (count-- > 0)
-      v = (v << 1) | (*this)();
+  void skip(unsigned n) { bits_ -= n; }
+  uint32_t get(unsigned n) {
+    uint32_t v = peek(n);
+    skip(n);
     return v;
   }
-  /// Drops the rest of the byte and reads the restart marker that must follow.
-  void restart() {
-    left_ = 0;
-    while (pos_ < end_ && p_[pos_] == 0xFF && pos_ + 1 < end_ &&
-           p_[pos_ + 1] == 0xFF)
+  /// No bit used past the data so far.
+  bool ok() const { return bits_ >= padding_; }
+  /// Drops the rest of the byte and reads the restart marker that must
+  /// follow; false if the interval's data did not end exactly there.
+  bool restart() {
+    bits_ -= bits_ % 8;
+    if (bits_ != padding_)
+      return false; // data left over
+    while (pos_ + 1 < end_ && p_[pos_] == 0xFF && p_[pos_ + 1] == 0xFF)
       ++pos_; // fill bytes
-    if (pos_ + 1 < end_ && p_[pos_] == 0xFF && p_[pos_ + 1] >= 0xD0 &&
-        p_[pos_ + 1] <= 0xD7)
-      pos_ += 2;
-    else
-      failed = true;
+    if (pos_ + 1 >= end_ || p_[pos_] != 0xFF || p_[pos_ + 1] < 0xD0 ||
+        p_[pos_ + 1] > 0xD7)
+      return false;
+    pos_ += 2;
+    acc_ = 0;
+    bits_ = padding_ = 0;
+    at_marker_ = false;
+    return true;
   }
-  bool failed = false;
 
 private:
+  void fill() {
+    while (bits_ <= 56) {
+      unsigned byte = 0;
+      if (!at_marker_ && pos_ < end_ &&
+          (p_[pos_] != 0xFF || (pos_ + 1 < end_ && p_[pos_ + 1] == 0x00))) {
+        byte = p_[pos_];
+        pos_ += byte == 0xFF ? 2 : 1;
+      } else {
+        at_marker_ = true; // pos_ stays on the marker
+        padding_ += 8;
+      }
+      acc_ = (acc_ << 8) | byte;
+      bits_ += 8;
+    }
+  }
   const unsigned char* p_;
   size_t pos_, end_;
-  unsigned byte_ = 0;
-  unsigned left_ = 0;
+  uint64_t acc_ = 0;
+  unsigned bits_ = 0;    // unread bits at the bottom of acc_
+  unsigned padding_ = 0; // how many of them are made-up zeros
+  bool at_marker_ = false;
 };
 
 /// One DC scan of the input, as needed to decode it again.
@@ -270,15 +316,17 @@ bool for_each_block(const frame_geometry& f, const unsigned* comps,
   unsigned long n = 0;
   if (count == 1) {
     const auto& c = (*f.comps)[comps[0]];
-    for (unsigned long row = 0; row < f.blocks_down(c); ++row)
-      for (unsigned long col = 0; col < f.blocks_across(c); ++col) {
+    const unsigned long rows = f.blocks_down(c), cols = f.blocks_across(c);
+    for (unsigned long row = 0; row < rows; ++row)
+      for (unsigned long col = 0; col < cols; ++col) {
         if (!on_mcu(n++) || !on_block(comps[0], row, col))
           return false;
       }
     return true;
   }
-  for (unsigned long mrow = 0; mrow < f.mcus_down(); ++mrow)
-    for (unsigned long mcol = 0; mcol < f.mcus_across(); ++mcol) {
+  const unsigned long mcu_rows = f.mcus_down(), mcu_cols = f.mcus_across();
+  for (unsigned long mrow = 0; mrow < mcu_rows; ++mrow)
+    for (unsigned long mcol = 0; mcol < mcu_cols; ++mcol) {
       if (!on_mcu(n++))
         return false;
       for (unsigned i = 0; i < count; ++i) {
@@ -312,10 +360,11 @@ bool decode_dc_scans(const unsigned char* p, const std::vector<dc_scan>& scans,
     auto on_mcu = [&](unsigned long n) {
       if (scan.restart_interval != 0 && n != 0 &&
           n % scan.restart_interval == 0) {
-        bits.restart();
+        if (!bits.restart())
+          return false;
         pred.fill(0);
       }
-      return !bits.failed;
+      return true;
     };
     auto on_block = [&](unsigned ci, unsigned long row, unsigned long col) {
       unsigned slot = 0;
@@ -323,22 +372,22 @@ bool decode_dc_scans(const unsigned char* p, const std::vector<dc_scan>& scans,
         ++slot;
       int16_t& dc = img.dc[ci][row * img.stride[ci] + col];
       if (scan.ah != 0) { // refinement: the next bit of every value
-        if (bits() != 0)
+        if (bits.get(1) != 0)
           dc = static_cast<int16_t>(dc | (1 << scan.al));
-        return !bits.failed;
+        return true;
       }
       int size = tables[slot].decode(bits);
       if (size < 0 || size > 11)
         return false;
       int32_t diff = 0;
       if (size > 0) {
-        diff = bits.bits(static_cast<unsigned>(size));
+        diff = static_cast<int32_t>(bits.get(static_cast<unsigned>(size)));
         if (diff < (1 << (size - 1)))
           diff -= (1 << size) - 1; // T.81 F.2.2.1, EXTEND
       }
       pred[slot] += diff;
       dc = static_cast<int16_t>(static_cast<uint32_t>(pred[slot]) << scan.al);
-      return !bits.failed;
+      return true;
     };
     if (!for_each_block(f, scan.component.data(), scan.count, on_mcu, on_block))
       return false;
@@ -395,24 +444,22 @@ write_baseline(std::string head, const frame_geometry& f, const dc_image& img) {
   out.append("\x00\x3F\x00", 3); // Ss 0, Se 63, Ah 0, Al 0
   bit_writer bits{out};
   std::array<int32_t, 4> pred{};
+  out.reserve(out.size() + img.dc[0].size() * f.ncomps / 2 + 64);
   bool fits = for_each_block(
       f, order.data(), f.ncomps, [](unsigned long) { return true; },
       [&](unsigned ci, unsigned long row, unsigned long col) {
         int32_t value = img.dc[ci][row * img.stride[ci] + col];
         int32_t diff = value - pred[ci];
         pred[ci] = value;
-        unsigned magnitude = static_cast<unsigned>(diff < 0 ? -diff : diff);
-        unsigned size = 0;
-        while ((magnitude >> size) != 0)
-          ++size;
+        auto magnitude = static_cast<unsigned>(diff < 0 ? -diff : diff);
+        unsigned size = magnitude == 0 ? 0 : 32 - __builtin_clz(magnitude);
         if (size > 11)
           return false;
-        bits.put(codes.code[size], codes.length[size]);
-        if (size > 0)
-          bits.put(static_cast<unsigned>(diff < 0 ? diff - 1 : diff) &
-                       ((1u << size) - 1),
-                   size);
-        bits.put(0, 1); // end of block
+        // the category's code, its bits, then end-of-block ("0")
+        uint32_t extra = static_cast<uint32_t>(diff < 0 ? diff - 1 : diff) &
+                         ((1u << size) - 1);
+        bits.put(((codes.code[size] << size) | extra) << 1,
+                 codes.length[size] + size + 1);
         return true;
       });
   if (!fits)
