@@ -248,6 +248,25 @@ public:
 
 private:
   void fill() {
+    // Fast path: the bytes that fit, read at once when none is 0xFF (a
+    // stuffed byte or a marker).
+    unsigned room = (64 - bits_) / 8;
+    if (!at_marker_ && end_ - pos_ >= 8) {
+      uint64_t word;
+      std::memcpy(&word, p_ + pos_, 8);
+      word = __builtin_bswap64(word); // the first byte on top
+      uint64_t inverted = ~word;      // a 0xFF byte is a zero byte here
+      uint64_t zero = (inverted - 0x0101010101010101ull) & ~inverted &
+                      0x8080808080808080ull;
+      uint64_t taken = ~uint64_t{0} << (64 - 8 * room);
+      if ((zero & taken) == 0) {
+        acc_ =
+            room == 8 ? word : (acc_ << (8 * room)) | (word >> (64 - 8 * room));
+        bits_ += 8 * room;
+        pos_ += room;
+        return;
+      }
+    }
     while (bits_ <= 56) {
       unsigned byte = 0;
       if (!at_marker_ && pos_ < end_ &&
@@ -307,7 +326,8 @@ struct frame_geometry {
 };
 
 /// Visits the blocks of a scan of `comps` (indexes, in scan order) in the
-/// order they are coded: MCU by MCU, `on_block(component, row, column)`;
+/// order they are coded: MCU by MCU, `on_block(index in the scan,
+/// component, row, column)`;
 /// `on_mcu(n)` before the n-th MCU (restart intervals count MCUs). A scan
 /// of one component codes its blocks row by row, without MCU padding.
 template <class McuFn, class BlockFn>
@@ -319,12 +339,23 @@ bool for_each_block(const frame_geometry& f, const unsigned* comps,
     const unsigned long rows = f.blocks_down(c), cols = f.blocks_across(c);
     for (unsigned long row = 0; row < rows; ++row)
       for (unsigned long col = 0; col < cols; ++col) {
-        if (!on_mcu(n++) || !on_block(comps[0], row, col))
+        if (!on_mcu(n++) || !on_block(0u, comps[0], row, col))
           return false;
       }
     return true;
   }
   const unsigned long mcu_rows = f.mcus_down(), mcu_cols = f.mcus_across();
+  if (f.max_h == 1 && f.max_v == 1) { // 4:4:4: one block of each an MCU
+    for (unsigned long row = 0; row < mcu_rows; ++row)
+      for (unsigned long col = 0; col < mcu_cols; ++col) {
+        if (!on_mcu(n++))
+          return false;
+        for (unsigned i = 0; i < count; ++i)
+          if (!on_block(i, comps[i], row, col))
+            return false;
+      }
+    return true;
+  }
   for (unsigned long mrow = 0; mrow < mcu_rows; ++mrow)
     for (unsigned long mcol = 0; mcol < mcu_cols; ++mcol) {
       if (!on_mcu(n++))
@@ -333,7 +364,7 @@ bool for_each_block(const frame_geometry& f, const unsigned* comps,
         const auto& c = (*f.comps)[comps[i]];
         for (unsigned y = 0; y < c.v; ++y)
           for (unsigned x = 0; x < c.h; ++x)
-            if (!on_block(comps[i], mrow * c.v + y, mcol * c.h + x))
+            if (!on_block(i, comps[i], mrow * c.v + y, mcol * c.h + x))
               return false;
       }
     }
@@ -366,10 +397,8 @@ bool decode_dc_scans(const unsigned char* p, const std::vector<dc_scan>& scans,
       }
       return true;
     };
-    auto on_block = [&](unsigned ci, unsigned long row, unsigned long col) {
-      unsigned slot = 0;
-      while (scan.component[slot] != ci)
-        ++slot;
+    auto on_block = [&](unsigned slot, unsigned ci, unsigned long row,
+                        unsigned long col) {
       int16_t& dc = img.dc[ci][row * img.stride[ci] + col];
       if (scan.ah != 0) { // refinement: the next bit of every value
         if (bits.get(1) != 0)
@@ -447,7 +476,7 @@ write_baseline(std::string head, const frame_geometry& f, const dc_image& img) {
   out.reserve(out.size() + img.dc[0].size() * f.ncomps / 2 + 64);
   bool fits = for_each_block(
       f, order.data(), f.ncomps, [](unsigned long) { return true; },
-      [&](unsigned ci, unsigned long row, unsigned long col) {
+      [&](unsigned, unsigned ci, unsigned long row, unsigned long col) {
         int32_t value = img.dc[ci][row * img.stride[ci] + col];
         int32_t diff = value - pred[ci];
         pred[ci] = value;
