@@ -11,6 +11,7 @@
 #include <string>
 
 #include "fuzz_support.hpp"
+#include "imaging/jpeg_header.hpp"
 #include "imaging/pipeline.hpp"
 
 #include <vips/vips.h>
@@ -50,6 +51,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::check(uint64_t(res->width) * uint64_t(res->height) <= lim.max_pixels,
               "accepted an image over max_pixels");
   if (res->format == imaging::input_format::jpeg) {
+    // The pipeline's second reading of the orientation (which decides
+    // whether a progressive JPEG is decoded from its DC scans), where it
+    // says it is certain, agrees with the probe's.
+    if (auto orientation = imaging::jpeg_exif_orientation(data, size))
+      fuzz::check((*orientation >= 5) == res->orientation_swap,
+                  "jpeg_exif_orientation and probe disagree");
     // JPEG headers are read with libjpeg directly (imaging/jpeg_header);
     // where libvips' own loader reads the header too, the sizes must agree
     // (the pixel limit rests on them). The progressive flag and the EXIF
@@ -84,6 +91,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         fuzz::check(res->orientation_swap ==
                         static_cast<bool>(vips_image_get_orientation_swap(img)),
                     "JPEG orientation differs from libvips'");
+      // Where jpeg_exif_orientation says it is certain, libvips must agree
+      // in every run: a progressive JPEG's DC-scan decode rests on it.
+      if (auto orientation = imaging::jpeg_exif_orientation(data, size))
+        fuzz::check((*orientation >= 5) ==
+                        static_cast<bool>(vips_image_get_orientation_swap(img)),
+                    "a certain orientation differs from libvips'");
       g_object_unref(img);
     }
     vips_error_clear();

@@ -101,44 +101,91 @@ bool read(header_reader& r, const unsigned char* data, size_t size,
 
 } // namespace
 
-int exif_orientation(const unsigned char* app1, size_t size) {
+namespace {
+
+/// libvips 8.14's orientation of an APP1 segment's data, as `value` (0: none
+/// or out of range) and whether it is certain: false when the last IFD0
+/// Orientation entry is of a type we do not read (libvips reads it through
+/// its text form: "6" or "6/1" would be 6 there).
+bool read_orientation(const unsigned char* app1, size_t size, int& value) {
   // Read as libvips 8.14 reads it (foreign/exif.c), so that both agree: the
   // block loaded without libexif's defaults, then fixed; the last
   // Orientation entry of IFD0; its first value if it is an integer type.
+  value = 0;
   if (app1 == nullptr || size <= 4 || size > (1u << 20) ||
       std::memcmp(app1, "Exif", 4) != 0)
-    return 0;
+    return true;
   ExifData* exif = exif_data_new();
   if (exif == nullptr)
-    return 0;
+    return false;
   exif_data_unset_option(exif, EXIF_DATA_OPTION_FOLLOW_SPECIFICATION);
   exif_data_load_data(exif, app1, static_cast<unsigned>(size));
   exif_data_fix(exif);
   auto order = exif_data_get_byte_order(exif);
-  int orientation = 0;
+  bool certain = true;
   ExifContent* ifd0 = exif->ifd[EXIF_IFD_0];
   for (unsigned i = 0; ifd0 != nullptr && i < ifd0->count; ++i) {
     const ExifEntry* e = ifd0->entries[i];
     if (e == nullptr || e->tag != EXIF_TAG_ORIENTATION)
       continue;
-    int value = 0;
+    int v = 0;
+    certain = false; // until read as an integer below
     if (e->components == 0 || e->components >= 10 || e->data == nullptr)
       continue;
     size_t width = e->size / e->components;
     if (e->format == EXIF_FORMAT_SHORT && width >= 2)
-      value = exif_get_short(e->data, order);
+      v = exif_get_short(e->data, order);
     else if (e->format == EXIF_FORMAT_SSHORT && width >= 2)
-      value = exif_get_sshort(e->data, order);
+      v = exif_get_sshort(e->data, order);
     else if (e->format == EXIF_FORMAT_LONG && width >= 4)
-      value = static_cast<int>(exif_get_long(e->data, order));
+      v = static_cast<int>(exif_get_long(e->data, order));
     else if (e->format == EXIF_FORMAT_SLONG && width >= 4)
-      value = exif_get_slong(e->data, order);
+      v = exif_get_slong(e->data, order);
     else
       continue; // text or fractions: no orientation we rely on
-    orientation = value >= 1 && value <= 8 ? value : 0;
+    value = v >= 1 && v <= 8 ? v : 0;
+    certain = true;
   }
   exif_data_unref(exif);
-  return orientation;
+  return certain;
+}
+
+} // namespace
+
+int exif_orientation(const unsigned char* app1, size_t size) {
+  int value = 0;
+  read_orientation(app1, size, value);
+  return value;
+}
+
+std::optional<int> jpeg_exif_orientation(const void* data, size_t size) {
+  // The segments before the first scan, as libjpeg reads them; the first
+  // APP1 that starts "Exif" is the one libvips takes.
+  const auto* p = static_cast<const unsigned char*>(data);
+  if (p == nullptr || size < 4 || p[0] != 0xFF || p[1] != 0xD8)
+    return std::nullopt;
+  size_t pos = 2;
+  while (pos + 4 <= size && p[pos] == 0xFF) {
+    unsigned marker = p[pos + 1];
+    if (marker == 0xFF) {
+      ++pos; // fill byte
+      continue;
+    }
+    if (marker == 0xDA || marker == 0xD9)
+      return 0; // no EXIF before the image data
+    size_t length = (size_t{p[pos + 2]} << 8) | p[pos + 3];
+    if (length < 2 || length > size - pos - 2)
+      return std::nullopt;
+    if (marker == 0xE1 && length - 2 > 4 &&
+        std::memcmp(p + pos + 4, "Exif", 4) == 0) {
+      int value = 0;
+      if (!read_orientation(p + pos + 4, length - 2, value))
+        return std::nullopt;
+      return value;
+    }
+    pos += 2 + length;
+  }
+  return std::nullopt; // not laid out as libjpeg expects: not ours to say
 }
 
 std::optional<probe_info> read_jpeg_header(const void* data, size_t size,

@@ -23,7 +23,15 @@ std::optional<probe_info> read_jpeg_header(const void* data, size_t size,
                                            std::string& error);
 
 /// The EXIF orientation (1-8) in an APP1 segment's data ("Exif\0\0..."),
-/// 0 when there is none, it is out of range or the data is not EXIF.
+/// 0 when there is none, it is out of range, of a type other than an
+/// integer, or the data is not EXIF.
 int exif_orientation(const unsigned char* app1, size_t size);
+
+/// A JPEG's EXIF orientation as libvips 8.14 will apply it, only when that
+/// is certain: 1-8, or 0 for none; nullopt when the Orientation entry is of
+/// a type libvips reads through its text form and we do not ("6", "6/1"),
+/// or the segments before the first scan are not laid out as expected.
+/// Pure; safe on any bytes.
+std::optional<int> jpeg_exif_orientation(const void* data, size_t size);
 
 } // namespace resized::imaging

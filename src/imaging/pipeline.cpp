@@ -432,11 +432,12 @@ bool dc_scans_supported() {
 /// Whether libvips' thumbnail will load a `width` x `height` JPEG at 1/8
 /// scale for `plan`: vips_thumbnail_find_jpegshrink returns 8 when the
 /// common shrink of vips_thumbnail_calculate_shrink is 16 or more (never in
-/// linear mode, which we do not use). The same arithmetic, for both
-/// orientations: should libvips read the EXIF orientation otherwise than
-/// our header reader on some odd file, the answer still holds. Cropped
-/// enlargements (crop_first) load at 1:1.
-bool loads_at_one_eighth(const thumbnail_plan& plan, int width, int height) {
+/// linear mode, which we do not use). The same arithmetic, with the box
+/// turned when the EXIF orientation turns the image (`swap`), or for both
+/// orientations when it is not certain how libvips reads the tag (nullopt).
+/// Cropped enlargements (crop_first) load at 1:1.
+bool loads_at_one_eighth(const thumbnail_plan& plan, int width, int height,
+                         std::optional<bool> swap) {
   if (plan.crop_first || plan.size == VIPS_SIZE_UP)
     return false;
   auto common_shrink = [&](int box_w, int box_h) {
@@ -451,8 +452,11 @@ bool loads_at_one_eighth(const thumbnail_plan& plan, int width, int height) {
     }
     return std::min(std::min(h, double(width)), std::min(v, double(height)));
   };
-  return common_shrink(plan.width, plan.height) >= 16 &&
-         common_shrink(plan.height, plan.width) >= 16;
+  bool upright = common_shrink(plan.width, plan.height) >= 16;
+  bool turned = common_shrink(plan.height, plan.width) >= 16;
+  if (!swap)
+    return upright && turned;
+  return *swap ? turned : upright;
 }
 
 /// Loader options for vips_thumbnail_buffer: multi-page formats use their
@@ -892,8 +896,13 @@ outcome<resize_result> resize(const void* data, size_t size,
 
     std::optional<std::string> dc;
     if (head.format == input_format::jpeg && head.progressive &&
-        state().dc_scans && loads_at_one_eighth(plan, head.width, head.height))
-      dc = jpeg_dc_scans(data, size);
+        state().dc_scans) {
+      std::optional<bool> swap;
+      if (auto orientation = jpeg_exif_orientation(data, size))
+        swap = *orientation >= 5;
+      if (loads_at_one_eighth(plan, head.width, head.height, swap))
+        dc = jpeg_dc_scans(data, size);
+    }
     if (dc) {
       auto done = run(dc->data(), dc->size());
       if (done) {
