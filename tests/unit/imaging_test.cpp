@@ -13,6 +13,7 @@
 #include <functional>
 #include <iterator>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <random>
 #include <string>
@@ -280,9 +281,32 @@ std::string without_quant_tables(const std::string& jpeg) {
   return out;
 }
 
+/// RESIZED_CORPUS_DIR, or nullopt with a message (the case is skipped).
+std::optional<std::filesystem::path> corpus_dir() {
+  const char* dir = std::getenv("RESIZED_CORPUS_DIR");
+  if (dir == nullptr || !std::filesystem::is_directory(dir)) {
+    BOOST_TEST_MESSAGE("RESIZED_CORPUS_DIR not set or missing: skipped");
+    return std::nullopt;
+  }
+  return std::filesystem::path{dir};
+}
+
 std::string read_file(const std::filesystem::path& path) {
   std::ifstream in{path, std::ios::binary};
   return std::string{std::istreambuf_iterator<char>{in}, {}};
+}
+
+/// The JPEGs in `dir`: file name and bytes, by name.
+std::vector<std::pair<std::string, std::string>>
+jpegs_in(const std::filesystem::path& dir) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& entry : std::filesystem::directory_iterator{dir}) {
+    auto bytes = read_file(entry.path());
+    if (sniff(bytes.data(), bytes.size()) == input_format::jpeg)
+      out.emplace_back(entry.path().filename().string(), std::move(bytes));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 outcome<resize_result> run(const std::string& bytes, resize_options opts,
@@ -991,13 +1015,11 @@ BOOST_AUTO_TEST_CASE(parallel_resizes_on_worker_threads) {
 // ---------------------------------------------------------------------------------
 
 BOOST_AUTO_TEST_CASE(every_corpus_photo_resizes) {
-  const char* dir = std::getenv("RESIZED_CORPUS_DIR");
-  if (dir == nullptr || !std::filesystem::is_directory(dir)) {
-    BOOST_TEST_MESSAGE("RESIZED_CORPUS_DIR not set or missing: skipped");
+  auto dir = corpus_dir();
+  if (!dir)
     return;
-  }
   std::vector<std::filesystem::path> files;
-  for (const auto& entry : std::filesystem::directory_iterator{dir})
+  for (const auto& entry : std::filesystem::directory_iterator{*dir})
     if (entry.is_regular_file())
       files.push_back(entry.path());
   std::sort(files.begin(), files.end());
@@ -1025,18 +1047,13 @@ BOOST_AUTO_TEST_CASE(every_corpus_photo_resizes) {
 // probe reads JPEG headers with libjpeg directly; libvips' loader must agree
 // on every corpus JPEG (size, progressive, EXIF orientation).
 BOOST_AUTO_TEST_CASE(jpeg_headers_agree_with_libvips_on_the_corpus) {
-  const char* dir = std::getenv("RESIZED_CORPUS_DIR");
-  if (dir == nullptr || !std::filesystem::is_directory(dir)) {
-    BOOST_TEST_MESSAGE("RESIZED_CORPUS_DIR not set or missing: skipped");
+  auto dir = corpus_dir();
+  if (!dir)
     return;
-  }
-  int jpegs = 0;
-  for (const auto& entry : std::filesystem::directory_iterator{dir}) {
-    auto bytes = read_file(entry.path());
-    if (sniff(bytes.data(), bytes.size()) != input_format::jpeg)
-      continue;
-    ++jpegs;
-    BOOST_TEST_CONTEXT("photo " << entry.path().filename().string()) {
+  auto jpegs = jpegs_in(*dir);
+  BOOST_TEST(!jpegs.empty());
+  for (const auto& [name, bytes] : jpegs) {
+    BOOST_TEST_CONTEXT("photo " << name) {
       auto info = probe(bytes.data(), bytes.size(), limits{});
       BOOST_REQUIRE_MESSAGE(info.ok(), describe(info));
       image_ptr vips{
@@ -1052,7 +1069,6 @@ BOOST_AUTO_TEST_CASE(jpeg_headers_agree_with_libvips_on_the_corpus) {
           static_cast<bool>(vips_image_get_orientation_swap(vips.get())));
     }
   }
-  BOOST_TEST(jpegs > 0);
 }
 
 // A baseline JPEG whose first scan holds one of its three components: libjpeg
@@ -1393,17 +1409,14 @@ BOOST_AUTO_TEST_CASE(dc_scans_make_the_same_thumbnail_as_the_whole_jpeg) {
 }
 
 BOOST_AUTO_TEST_CASE(dc_scans_make_the_same_thumbnails_on_the_corpus) {
-  const char* dir = std::getenv("RESIZED_CORPUS_DIR");
-  if (dir == nullptr || !std::filesystem::is_directory(dir)) {
-    BOOST_TEST_MESSAGE("RESIZED_CORPUS_DIR not set or missing: skipped");
+  auto dir = corpus_dir();
+  if (!dir)
     return;
-  }
   int used = 0;
-  for (const auto& entry : std::filesystem::directory_iterator{dir}) {
-    auto bytes = read_file(entry.path());
-    if (sniff_str(bytes) != input_format::jpeg || !probe_of(bytes).progressive)
+  for (const auto& [name, bytes] : jpegs_in(*dir)) {
+    if (!probe_of(bytes).progressive)
       continue;
-    BOOST_TEST_CONTEXT("photo " << entry.path().filename().string()) {
+    BOOST_TEST_CONTEXT("photo " << name) {
       for (const auto& opts : {opts_of(100, 100), opts_of(160, 90),
                                opts_of(120, 120, fit_mode::fit)})
         used += same_thumbnail_either_way(bytes, opts) ? 1 : 0;
