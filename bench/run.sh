@@ -372,9 +372,11 @@ system_profile() {
     echo "samples (perf -F 999, all CPUs) per thread name while libvips works: raw_pipeline $(span "$wr") s, resized (raw bytes, $count images) $(span "$ws") s"
     echo
     printf '%-18s %14s %14s\n' "thread name" "raw_pipeline" "resized run"
+    # busiest first, by the larger of the two counts (a thread of only one
+    # run, like raw_pipeline's own, must not fall off the end)
     awk -F '\t' 'FNR == NR { r[$2] = $1; names[$2] = 1; next } { s[$2] = $1; names[$2] = 1 }
-      END { for (n in names) printf "%-18s %14d %14d\n", n, r[n], s[n] }' \
-      "$out/sys-raw_pipeline-comm.txt" "$out/sys-service-comm.txt" | sort -k3,3nr -k2,2nr | head -12
+      END { for (n in names) printf "%d\t%-18s %14d %14d\n", (r[n] > s[n] ? r[n] : s[n]), n, r[n], s[n] }' \
+      "$out/sys-raw_pipeline-comm.txt" "$out/sys-service-comm.txt" | sort -t$'\t' -k1,1nr | cut -f2- | head -12
     echo "(\"resized\": its io threads; \"caf.actor\": resize actors, the status actor;"
     echo " \"raw_pipeline\": the threads that call libvips there; \"swapper\": idle)"
     echo
