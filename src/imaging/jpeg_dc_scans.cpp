@@ -22,6 +22,9 @@ struct component {
   bool keeps_ac = false;
   bool has_dc = false;     // a first DC scan (Ah = 0) was seen
   std::bitset<64> ac_sent; // coefficients 1..63 of first AC scans
+  /// The point transform each coefficient is known to so far (-1: not yet
+  /// sent; 0: every bit).
+  std::array<int, 64> known{};
 };
 
 /// libjpeg-turbo 2.1's choice of IDCT size for a component at scale 1/8
@@ -131,14 +134,15 @@ void append_zero_ac_scan(std::string& out, const component& c,
 // -- the baseline form
 // ---------------------------------------------------------
 //
-// When every component decodes 1x1 at 1/8 (4:4:4, 4:2:2, grey, CMYK), the
-// DC values are all the decode needs, and they can travel in a baseline
-// (sequential) JPEG: each block its DC value and an end-of-block. libjpeg
-// decodes a baseline JPEG a row of blocks at a time, where a progressive
-// one needs every coefficient of the whole image in memory first (6 bytes a
-// pixel: 88 MB for a 14.7 MP photo, allocated and zeroed even when only DC
-// scans follow). So the DC scans are decoded here (Huffman, restart
-// intervals, successive approximation: T.81 G.1.2.1, G.2) and written again.
+// What the 1/8 decode reads can travel in a baseline (sequential) JPEG:
+// each block its DC value, then an end-of-block, or for a component decoded
+// with a larger IDCT (4:2:0 chroma) its AC coefficients. libjpeg decodes a
+// baseline JPEG a row of blocks at a time, where a progressive one needs
+// every coefficient of the whole image in memory first (6 bytes a pixel: 88
+// MB for a 14.7 MP photo, allocated and zeroed even when only DC scans
+// follow). So those scans are decoded here (Huffman, restart intervals,
+// successive approximation, end-of-band runs: T.81 G.1.2, G.2) and written
+// again.
 
 /// A Huffman table as DHT defines it: codes per length, symbols in order.
 struct huffman_spec {
@@ -294,9 +298,11 @@ struct dc_scan {
   size_t begin = 0, end = 0;           // its entropy-coded bytes
   unsigned count = 0;                  // components in it
   std::array<unsigned, 4> component{}; // indexes into the frame's
-  std::array<unsigned, 4> table{};     // DC table per component
+  std::array<unsigned, 4> table{};     // DC (or AC) table per component
+  unsigned ss = 0, se = 0;             // spectral band: 0, 0 for DC
   unsigned ah = 0, al = 0;
   unsigned restart_interval = 0;
+  huffman_spec ac_table;                 // an AC first scan's table
   std::array<huffman_spec, 4> dc_tables; // as defined when the scan starts
 };
 
@@ -305,6 +311,9 @@ struct dc_scan {
 struct dc_image {
   std::array<std::vector<int16_t>, 4> dc;
   std::array<unsigned long, 4> stride{};
+  /// Components that keep their AC coefficients: 64 a block, in zigzag
+  /// order (index 0 unused: the DC value is in `dc`).
+  std::array<std::vector<int16_t>, 4> ac;
 };
 
 /// The frame's geometry (T.81 A.2).
@@ -371,6 +380,115 @@ bool for_each_block(const frame_geometry& f, const unsigned* comps,
   return true;
 }
 
+/// Decodes one AC scan of a component that keeps its AC coefficients into
+/// `img.ac` (T.81 G.1.2.2 first scans with end-of-band runs, G.1.2.3
+/// refinement; the same steps as libjpeg's jdphuff.c). False on anything
+/// libjpeg would only warn about.
+bool decode_ac_scan(const unsigned char* p, const dc_scan& scan,
+                    const frame_geometry& f, dc_image& img) {
+  huffman_decoder table; // refinement scans code their runs with it too
+  if (!table.build(scan.ac_table))
+    return false;
+  const unsigned ci = scan.component[0];
+  bit_reader bits{p, scan.begin, scan.end};
+  uint32_t eobrun = 0;
+  const int p1 = 1 << scan.al;    // 1 in the bit position being coded
+  const int m1 = -(1 << scan.al); // -1 in the bit position being coded
+  auto on_mcu = [&](unsigned long n) {
+    if (scan.restart_interval != 0 && n != 0 &&
+        n % scan.restart_interval == 0) {
+      if (!bits.restart())
+        return false;
+      eobrun = 0;
+    }
+    return true;
+  };
+  // a nonzero coefficient's correction bit (refinement)
+  auto correct = [&](int16_t& coef) {
+    if (bits.get(1) != 0 && (coef & p1) == 0)
+      coef = static_cast<int16_t>(coef + (coef >= 0 ? p1 : m1));
+  };
+  auto on_block = [&](unsigned, unsigned, unsigned long row,
+                      unsigned long col) {
+    int16_t* coef = &img.ac[ci][(row * img.stride[ci] + col) * 64];
+    unsigned k = scan.ss;
+    if (scan.ah == 0) { // first scan
+      if (eobrun > 0) {
+        --eobrun;
+        return true;
+      }
+      for (; k <= scan.se; ++k) {
+        int rs = table.decode(bits);
+        if (rs < 0)
+          return false;
+        unsigned r = static_cast<unsigned>(rs) >> 4, size = rs & 15u;
+        if (size != 0) {
+          k += r;
+          if (k > scan.se || size > 10)
+            return false;
+          int32_t v = static_cast<int32_t>(bits.get(size));
+          if (v < (1 << (size - 1)))
+            v -= (1 << size) - 1;
+          coef[k] = static_cast<int16_t>(static_cast<uint32_t>(v) << scan.al);
+        } else if (r == 15) {
+          k += 15; // sixteen zeros
+        } else {
+          eobrun = 1u << r;
+          if (r != 0)
+            eobrun += bits.get(r);
+          --eobrun;
+          break;
+        }
+      }
+      return true;
+    }
+    // refinement
+    if (eobrun == 0) {
+      for (; k <= scan.se; ++k) {
+        int rs = table.decode(bits);
+        if (rs < 0)
+          return false;
+        int r = rs >> 4, size = rs & 15;
+        int value = 0;
+        if (size != 0) {
+          if (size != 1)
+            return false;
+          value = bits.get(1) != 0 ? p1 : m1;
+        } else if (r != 15) {
+          eobrun = 1u << r;
+          if (r != 0)
+            eobrun += bits.get(static_cast<unsigned>(r));
+          break;
+        }
+        // skip r zero coefficients (correcting the nonzero ones passed),
+        // then set the new one
+        do {
+          int16_t& c = coef[k];
+          if (c != 0)
+            correct(c);
+          else if (--r < 0)
+            break;
+          ++k;
+        } while (k <= scan.se);
+        if (value != 0) {
+          if (k > scan.se)
+            return false;
+          coef[k] = static_cast<int16_t>(value);
+        }
+      }
+    }
+    if (eobrun > 0) {
+      for (; k <= scan.se; ++k)
+        if (coef[k] != 0)
+          correct(coef[k]);
+      --eobrun;
+    }
+    return true;
+  };
+  return for_each_block(f, scan.component.data(), 1, on_mcu, on_block) &&
+         bits.ok();
+}
+
 /// Decodes the DC scans into `img` (T.81 G.1.2.1: a first scan codes
 /// differences of the DC value shifted right by Al; a refinement scan, one
 /// bit per block). False on anything libjpeg would only warn about.
@@ -380,8 +498,15 @@ bool decode_dc_scans(const unsigned char* p, const std::vector<dc_scan>& scans,
     const auto& c = (*f.comps)[i];
     img.stride[i] = f.mcus_across() * c.h;
     img.dc[i].assign(img.stride[i] * f.mcus_down() * c.v, 0);
+    if (c.keeps_ac)
+      img.ac[i].assign(img.dc[i].size() * 64, 0);
   }
   for (const auto& scan : scans) {
+    if (scan.ss != 0) {
+      if (!decode_ac_scan(p, scan, f, img))
+        return false;
+      continue;
+    }
     std::array<huffman_decoder, 4> tables;
     for (unsigned i = 0; i < scan.count && scan.ah == 0; ++i)
       if (!tables[i].build(scan.dc_tables[scan.table[i]]))
@@ -425,7 +550,8 @@ bool decode_dc_scans(const unsigned char* p, const std::vector<dc_scan>& scans,
 }
 
 /// T.81 K.3's DC table (categories 0..11, every DC difference of 8-bit
-/// samples) and an AC table whose one code, "0", is end-of-block.
+/// samples) and AC table 0, whose one code, "0", is end-of-block (for the
+/// components that decode 1x1).
 constexpr unsigned char baseline_tables[] = {
     0xFF, 0xC4, 0x00, 0x31,                                             // DHT
     0x00, 0,    1,    5,    1, 1, 1, 1, 1, 1, 0,  0,  0,    0, 0, 0, 0, // DC 0
@@ -434,6 +560,36 @@ constexpr unsigned char baseline_tables[] = {
     0x00};
 
 static_assert(sizeof baseline_tables == 2 + 0x31, "DHT length field");
+
+/// AC table 1, for the components that keep their AC coefficients: every
+/// symbol of 8-bit baseline coding (end-of-block, sixteen zeros, and run r
+/// 0..15 with size 1..10) with a code of 8 bits, its index. Not optimal,
+/// and simple: the thumbnail's decode reads these few blocks quickly.
+struct ac_flat_table {
+  static constexpr unsigned symbols = 162;
+  std::array<unsigned char, 2 + 2 + 1 + 16 + symbols> dht{};
+  std::array<uint8_t, 256> code{}; // by symbol
+  ac_flat_table() {
+    unsigned length = 2 + 1 + 16 + symbols;
+    unsigned n = 0;
+    dht[n++] = 0xFF;
+    dht[n++] = 0xC4;
+    dht[n++] = static_cast<unsigned char>(length >> 8);
+    dht[n++] = static_cast<unsigned char>(length & 0xFF);
+    dht[n++] = 0x11; // AC, table 1
+    for (unsigned l = 1; l <= 16; ++l)
+      dht[n++] = l == 8 ? symbols : 0;
+    auto add = [&](unsigned symbol) {
+      code[symbol] = static_cast<uint8_t>(n - 21);
+      dht[n++] = static_cast<unsigned char>(symbol);
+    };
+    add(0x00); // end of block
+    add(0xF0); // sixteen zeros
+    for (unsigned r = 0; r < 16; ++r)
+      for (unsigned size = 1; size <= 10; ++size)
+        add(r << 4 | size);
+  }
+};
 
 /// Codes and lengths of baseline_tables' DC table, by category.
 struct dc_codes {
@@ -457,9 +613,16 @@ struct dc_codes {
 std::optional<std::string>
 write_baseline(std::string head, const frame_geometry& f, const dc_image& img) {
   static const dc_codes codes;
+  static const ac_flat_table ac_codes;
   std::string& out = head;
   out.append(reinterpret_cast<const char*>(baseline_tables),
              sizeof baseline_tables);
+  bool any_ac = false;
+  for (unsigned i = 0; i < f.ncomps; ++i)
+    any_ac = any_ac || !img.ac[i].empty();
+  if (any_ac)
+    out.append(reinterpret_cast<const char*>(ac_codes.dht.data()),
+               ac_codes.dht.size());
   const unsigned char sos[] = {0xFF, 0xDA, 0x00,
                                static_cast<unsigned char>(6 + 2 * f.ncomps),
                                static_cast<unsigned char>(f.ncomps)};
@@ -468,7 +631,8 @@ write_baseline(std::string head, const frame_geometry& f, const dc_image& img) {
   for (unsigned i = 0; i < f.ncomps; ++i) {
     order[i] = i;
     out.push_back(static_cast<char>((*f.comps)[i].id));
-    out.push_back('\0'); // DC table 0, AC table 0
+    // DC table 0; AC table 0 (end-of-block only), or 1
+    out.push_back(img.ac[i].empty() ? '\0' : '\1');
   }
   out.append("\x00\x3F\x00", 3); // Ss 0, Se 63, Ah 0, Al 0
   bit_writer bits{out};
@@ -484,11 +648,39 @@ write_baseline(std::string head, const frame_geometry& f, const dc_image& img) {
         unsigned size = magnitude == 0 ? 0 : 32 - __builtin_clz(magnitude);
         if (size > 11)
           return false;
-        // the category's code, its bits, then end-of-block ("0")
         uint32_t extra = static_cast<uint32_t>(diff < 0 ? diff - 1 : diff) &
                          ((1u << size) - 1);
-        bits.put(((codes.code[size] << size) | extra) << 1,
-                 codes.length[size] + size + 1);
+        if (img.ac[ci].empty()) {
+          // the category's code, its bits, then end-of-block ("0")
+          bits.put(((codes.code[size] << size) | extra) << 1,
+                   codes.length[size] + size + 1);
+          return true;
+        }
+        bits.put((codes.code[size] << size) | extra, codes.length[size] + size);
+        // AC in zigzag order: runs of zeros, sixteen at a time, then the
+        // value's size and bits (T.81 F.1.2.2)
+        const int16_t* ac = &img.ac[ci][(row * img.stride[ci] + col) * 64];
+        unsigned run = 0;
+        for (unsigned k = 1; k < 64; ++k) {
+          int32_t v = ac[k];
+          if (v == 0) {
+            ++run;
+            continue;
+          }
+          for (; run > 15; run -= 16)
+            bits.put(ac_codes.code[0xF0], 8);
+          auto m = static_cast<unsigned>(v < 0 ? -v : v);
+          unsigned s = 32 - __builtin_clz(m);
+          if (s > 10)
+            return false;
+          bits.put(
+              (uint32_t{ac_codes.code[run << 4 | s]} << s) |
+                  (static_cast<uint32_t>(v < 0 ? v - 1 : v) & ((1u << s) - 1)),
+              8 + s);
+          run = 0;
+        }
+        if (run > 0)
+          bits.put(ac_codes.code[0x00], 8); // end of block
         return true;
       });
   if (!fits)
@@ -517,10 +709,19 @@ std::optional<std::string> jpeg_dc_scans(const void* data, size_t size) {
   bool have_frame = false, dropped = false, in_scans = false;
   // what the baseline form needs: the DC scans and the tables they used
   std::vector<dc_scan> dc_scans;
-  std::array<huffman_spec, 4> dc_tables{};
+  std::array<huffman_spec, 4> dc_tables{}, ac_tables{};
   unsigned restart_interval = 0;
   bool baseline_ok = true; // no table or interval it cannot follow
   size_t dc_bytes = 0;
+  // T.81 G.1.1.1.2: a coefficient's first scan, then its refinements one
+  // bit at a time; anything else libjpeg warns about, and the baseline form
+  // is not attempted.
+  auto progress = [&](component& c, unsigned k, unsigned ah, unsigned al) {
+    int& known = c.known[k];
+    if (ah == 0 ? known != -1 : (known != static_cast<int>(ah) || al + 1 != ah))
+      baseline_ok = false;
+    known = static_cast<int>(al);
+  };
   auto find = [&](unsigned id) -> int {
     for (unsigned i = 0; i < frame.ncomps; ++i)
       if (comps[i].id == id)
@@ -583,9 +784,11 @@ std::optional<std::string> jpeg_dc_scans(const void* data, size_t size) {
         frame.max_h = std::max(frame.max_h, c.h);
         frame.max_v = std::max(frame.max_v, c.v);
       }
-      for (unsigned i = 0; i < frame.ncomps; ++i)
+      for (unsigned i = 0; i < frame.ncomps; ++i) {
         comps[i].keeps_ac =
             idct_larger_than_1x1(comps[i], frame.max_h, frame.max_v);
+        comps[i].known.fill(-1);
+      }
       have_frame = true;
       keep(pos);
       keep_in_head(0xC0);        // the same frame, baseline
@@ -619,6 +822,7 @@ std::optional<std::string> jpeg_dc_scans(const void* data, size_t size) {
               (i > 0 && ci <= static_cast<int>(scan.component[i - 1])))
             return std::nullopt;
           comps[ci].has_dc = comps[ci].has_dc || ah == 0;
+          progress(comps[ci], 0, ah, al);
           scan.component[i] = static_cast<unsigned>(ci);
           scan.table[i] = body[2 + 2 * i] >> 4;
           if (scan.table[i] > 3)
@@ -637,10 +841,29 @@ std::optional<std::string> jpeg_dc_scans(const void* data, size_t size) {
         if (ah == 0)
           for (unsigned k = ss; k <= se; ++k)
             c.ac_sent.set(k);
-        if (c.keeps_ac)
+        if (c.keeps_ac) {
           keep(end);
-        else
+          for (unsigned k = ss; k <= se; ++k)
+            progress(c, k, ah, al);
+          dc_scan scan; // for the baseline form: decoded like the DC scans
+          scan.begin = pos;
+          scan.end = end;
+          scan.count = 1;
+          scan.component[0] = static_cast<unsigned>(ci);
+          scan.ss = ss;
+          scan.se = se;
+          scan.ah = ah;
+          scan.al = al;
+          scan.restart_interval = restart_interval;
+          unsigned slot = body[2] & 15u;
+          if (slot > 3 || al > 13)
+            baseline_ok = false;
+          else
+            scan.ac_table = ac_tables[slot];
+          dc_scans.push_back(scan);
+        } else {
           dropped = true;
+        }
       }
       pos = end;
     } else if (marker == 0xC4) { // DHT: kept; DC tables noted
@@ -663,8 +886,7 @@ std::optional<std::string> jpeg_dc_scans(const void* data, size_t size) {
         }
         std::memcpy(spec.values.data(), body + at + 17, symbols);
         spec.defined = true;
-        if (cls == 0)
-          dc_tables[slot] = spec;
+        (cls == 0 ? dc_tables : ac_tables)[slot] = spec;
         at += 17 + symbols;
       }
     } else if (marker == 0xDD) { // DRI
@@ -697,7 +919,7 @@ std::optional<std::string> jpeg_dc_scans(const void* data, size_t size) {
 
   if (!have_frame || !dropped)
     return std::nullopt;
-  unsigned long blocks = 0;
+  unsigned long blocks = 0, ac_blocks = 0;
   unsigned blocks_per_mcu = 0;
   for (unsigned i = 0; i < frame.ncomps; ++i) {
     const auto& c = comps[i];
@@ -705,17 +927,21 @@ std::optional<std::string> jpeg_dc_scans(const void* data, size_t size) {
       return std::nullopt;
     if (!c.keeps_ac && c.ac_sent.count() != 63) // every one of 1..63
       return std::nullopt;
-    baseline_ok = baseline_ok && !c.keeps_ac;
+    if (c.keeps_ac) // every coefficient to its last bit, or libjpeg smooths
+      for (int known : c.known)
+        baseline_ok = baseline_ok && known == 0;
     blocks += frame.mcus_across() * c.h * frame.mcus_down() * c.v;
+    if (c.keeps_ac)
+      ac_blocks += frame.mcus_across() * c.h * frame.mcus_down() * c.v;
     blocks_per_mcu += c.h * c.v;
   }
 
-  // The baseline form, when every component decodes 1x1: at most 10 blocks
-  // an MCU (libjpeg's limit), and no more blocks than the DC scans have
-  // bits (each block costs at least one), so that what is allocated here is
-  // bounded by the input's size.
+  // The baseline form: at most 10 blocks an MCU (libjpeg's limit), and no
+  // more blocks than the DC scans have bits (each block costs at least
+  // one), so that what is allocated here is bounded by the input's size
+  // (the AC coefficients kept, 128 bytes a block, at most 16 times it).
   if (baseline_ok && (frame.ncomps == 1 || blocks_per_mcu <= 10) &&
-      blocks <= 8 * dc_bytes + 64) {
+      blocks <= 8 * dc_bytes + 64 && ac_blocks * 128 <= 16 * size) {
     dc_image img;
     if (decode_dc_scans(p, dc_scans, frame, img))
       if (auto baseline = write_baseline(std::move(head), frame, img))
