@@ -4,6 +4,7 @@
 #include <array>
 #include <bitset>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -36,6 +37,24 @@ bool idct_larger_than_1x1(const component& c, unsigned max_h, unsigned max_v) {
 
 unsigned be16(const unsigned char* p) {
   return (unsigned{p[0]} << 8) | p[1];
+}
+
+/// Bits needed to write `magnitude` (0 for 0): a coded value's size
+/// (T.81 F.1.2.1).
+unsigned bit_length(unsigned long magnitude) {
+  return magnitude == 0 ? 0 : 64 - __builtin_clzl(magnitude);
+}
+
+/// A coded value from its `size` extra bits (T.81 F.2.2.1, EXTEND).
+int32_t extend(uint32_t bits, unsigned size) {
+  auto v = static_cast<int32_t>(bits);
+  return size != 0 && v < (1 << (size - 1)) ? v - ((1 << size) - 1) : v;
+}
+
+/// The `size` extra bits that code `v` (T.81 F.1.2.1): the inverse of
+/// `extend`.
+uint32_t extra_bits(int32_t v, unsigned size) {
+  return static_cast<uint32_t>(v < 0 ? v - 1 : v) & ((1u << size) - 1);
 }
 
 /// Offset of the marker that ends the entropy-coded data starting at `pos`:
@@ -120,9 +139,7 @@ void append_zero_ac_scan(std::string& out, const component& c,
   bit_writer bits{out};
   while (blocks > 0) {
     unsigned long run = blocks < 32767 ? blocks : 32767;
-    unsigned r = 0;
-    while ((run >> (r + 1)) != 0)
-      ++r;
+    unsigned r = bit_length(run) - 1;
     bits.put(r, 4);
     if (r > 0)
       bits.put(static_cast<unsigned>(run - (1ul << r)), r);
@@ -293,22 +310,29 @@ private:
   bool at_marker_ = false;
 };
 
-/// One DC scan of the input, as needed to decode it again.
-struct dc_scan {
+/// One scan of the input the 1/8 decode reads (every DC scan, the AC scans
+/// of the components that keep theirs), as needed to decode it again.
+struct kept_scan {
   size_t begin = 0, end = 0;           // its entropy-coded bytes
   unsigned count = 0;                  // components in it
   std::array<unsigned, 4> component{}; // indexes into the frame's
-  std::array<unsigned, 4> table{};     // DC (or AC) table per component
+  std::array<unsigned, 4> table{};     // DC table per component
   unsigned ss = 0, se = 0;             // spectral band: 0, 0 for DC
   unsigned ah = 0, al = 0;
   unsigned restart_interval = 0;
-  huffman_spec ac_table;                 // an AC first scan's table
+  huffman_spec ac_table;                 // an AC scan's, first or refining
   std::array<huffman_spec, 4> dc_tables; // as defined when the scan starts
 };
 
-/// The DC values of every block of every component, MCU-padded (an
-/// interleaved scan codes the padding blocks too).
-struct dc_image {
+/// Whether the n-th MCU of `scan` starts a new restart interval.
+bool restart_due(const kept_scan& scan, unsigned long n) {
+  return scan.restart_interval != 0 && n != 0 && n % scan.restart_interval == 0;
+}
+
+/// The coefficients the 1/8 decode reads: the DC values of every block of
+/// every component, MCU-padded (an interleaved scan codes the padding blocks
+/// too), and the AC coefficients of the components that keep them.
+struct coefficients {
   std::array<std::vector<int16_t>, 4> dc;
   std::array<unsigned long, 4> stride{};
   /// Components that keep their AC coefficients: 64 a block, in zigzag
@@ -384,8 +408,8 @@ bool for_each_block(const frame_geometry& f, const unsigned* comps,
 /// `img.ac` (T.81 G.1.2.2 first scans with end-of-band runs, G.1.2.3
 /// refinement; the same steps as libjpeg's jdphuff.c). False on anything
 /// libjpeg would only warn about.
-bool decode_ac_scan(const unsigned char* p, const dc_scan& scan,
-                    const frame_geometry& f, dc_image& img) {
+bool decode_ac_scan(const unsigned char* p, const kept_scan& scan,
+                    const frame_geometry& f, coefficients& img) {
   huffman_decoder table; // refinement scans code their runs with it too
   if (!table.build(scan.ac_table))
     return false;
@@ -395,8 +419,7 @@ bool decode_ac_scan(const unsigned char* p, const dc_scan& scan,
   const int p1 = 1 << scan.al;    // 1 in the bit position being coded
   const int m1 = -(1 << scan.al); // -1 in the bit position being coded
   auto on_mcu = [&](unsigned long n) {
-    if (scan.restart_interval != 0 && n != 0 &&
-        n % scan.restart_interval == 0) {
+    if (restart_due(scan, n)) {
       if (!bits.restart())
         return false;
       eobrun = 0;
@@ -426,9 +449,7 @@ bool decode_ac_scan(const unsigned char* p, const dc_scan& scan,
           k += r;
           if (k > scan.se || size > 10)
             return false;
-          int32_t v = static_cast<int32_t>(bits.get(size));
-          if (v < (1 << (size - 1)))
-            v -= (1 << size) - 1;
+          int32_t v = extend(bits.get(size), size);
           coef[k] = static_cast<int16_t>(static_cast<uint32_t>(v) << scan.al);
         } else if (r == 15) {
           k += 15; // sixteen zeros
@@ -489,11 +510,13 @@ bool decode_ac_scan(const unsigned char* p, const dc_scan& scan,
          bits.ok();
 }
 
-/// Decodes the DC scans into `img` (T.81 G.1.2.1: a first scan codes
-/// differences of the DC value shifted right by Al; a refinement scan, one
-/// bit per block). False on anything libjpeg would only warn about.
-bool decode_dc_scans(const unsigned char* p, const std::vector<dc_scan>& scans,
-                     const frame_geometry& f, dc_image& img) {
+/// Decodes the kept scans into `img`: the AC ones with `decode_ac_scan`, the
+/// DC ones here (T.81 G.1.2.1: a first scan codes differences of the DC
+/// value shifted right by Al; a refinement scan, one bit per block). False
+/// on anything libjpeg would only warn about.
+bool decode_kept_scans(const unsigned char* p,
+                       const std::vector<kept_scan>& scans,
+                       const frame_geometry& f, coefficients& img) {
   for (unsigned i = 0; i < f.ncomps; ++i) {
     const auto& c = (*f.comps)[i];
     img.stride[i] = f.mcus_across() * c.h;
@@ -514,8 +537,7 @@ bool decode_dc_scans(const unsigned char* p, const std::vector<dc_scan>& scans,
     bit_reader bits{p, scan.begin, scan.end};
     std::array<int32_t, 4> pred{};
     auto on_mcu = [&](unsigned long n) {
-      if (scan.restart_interval != 0 && n != 0 &&
-          n % scan.restart_interval == 0) {
+      if (restart_due(scan, n)) {
         if (!bits.restart())
           return false;
         pred.fill(0);
@@ -533,13 +555,9 @@ bool decode_dc_scans(const unsigned char* p, const std::vector<dc_scan>& scans,
       int size = tables[slot].decode(bits);
       if (size < 0 || size > 11)
         return false;
-      int32_t diff = 0;
-      if (size > 0) {
-        diff = static_cast<int32_t>(bits.get(static_cast<unsigned>(size)));
-        if (diff < (1 << (size - 1)))
-          diff -= (1 << size) - 1; // T.81 F.2.2.1, EXTEND
-      }
-      pred[slot] += diff;
+      if (size > 0) // the difference from the previous block's value
+        pred[slot] += extend(bits.get(static_cast<unsigned>(size)),
+                             static_cast<unsigned>(size));
       dc = static_cast<int16_t>(static_cast<uint32_t>(pred[slot]) << scan.al);
       return true;
     };
@@ -608,10 +626,11 @@ struct dc_codes {
 
 /// The baseline stream: `head` (SOI and the segments before the first scan,
 /// SOF0 in place of SOF2), the tables, one scan of every component with its
-/// DC values and end-of-block, EOI. nullopt for a DC difference no 8-bit
-/// baseline table codes (corrupt input).
-std::optional<std::string>
-write_baseline(std::string head, const frame_geometry& f, const dc_image& img) {
+/// DC values and, for each block, an end-of-block or its AC coefficients,
+/// EOI. nullopt for a value no 8-bit baseline table codes (corrupt input).
+std::optional<std::string> write_baseline(std::string head,
+                                          const frame_geometry& f,
+                                          const coefficients& img) {
   static const dc_codes codes;
   static const ac_flat_table ac_codes;
   std::string& out = head;
@@ -644,12 +663,10 @@ write_baseline(std::string head, const frame_geometry& f, const dc_image& img) {
         int32_t value = img.dc[ci][row * img.stride[ci] + col];
         int32_t diff = value - pred[ci];
         pred[ci] = value;
-        auto magnitude = static_cast<unsigned>(diff < 0 ? -diff : diff);
-        unsigned size = magnitude == 0 ? 0 : 32 - __builtin_clz(magnitude);
+        unsigned size = bit_length(static_cast<unsigned>(std::abs(diff)));
         if (size > 11)
           return false;
-        uint32_t extra = static_cast<uint32_t>(diff < 0 ? diff - 1 : diff) &
-                         ((1u << size) - 1);
+        uint32_t extra = extra_bits(diff, size);
         if (img.ac[ci].empty()) {
           // the category's code, its bits, then end-of-block ("0")
           bits.put(((codes.code[size] << size) | extra) << 1,
@@ -669,14 +686,12 @@ write_baseline(std::string head, const frame_geometry& f, const dc_image& img) {
           }
           for (; run > 15; run -= 16)
             bits.put(ac_codes.code[0xF0], 8);
-          auto m = static_cast<unsigned>(v < 0 ? -v : v);
-          unsigned s = 32 - __builtin_clz(m);
+          unsigned s = bit_length(static_cast<unsigned>(std::abs(v)));
           if (s > 10)
             return false;
-          bits.put(
-              (uint32_t{ac_codes.code[run << 4 | s]} << s) |
-                  (static_cast<uint32_t>(v < 0 ? v - 1 : v) & ((1u << s) - 1)),
-              8 + s);
+          bits.put((uint32_t{ac_codes.code[run << 4 | s]} << s) |
+                       extra_bits(v, s),
+                   8 + s);
           run = 0;
         }
         if (run > 0)
@@ -707,8 +722,8 @@ std::optional<std::string> jpeg_dc_scans(const void* data, size_t size) {
   frame_geometry frame{};
   frame.comps = &comps;
   bool have_frame = false, dropped = false, in_scans = false;
-  // what the baseline form needs: the DC scans and the tables they used
-  std::vector<dc_scan> dc_scans;
+  // what the baseline form needs: the scans it decodes, with their tables
+  std::vector<kept_scan> kept_scans;
   std::array<huffman_spec, 4> dc_tables{}, ac_tables{};
   unsigned restart_interval = 0;
   bool baseline_ok = true; // no table or interval it cannot follow
@@ -804,16 +819,18 @@ std::optional<std::string> jpeg_dc_scans(const void* data, size_t size) {
       if (end == npos)
         return std::nullopt;
       in_scans = true;
+      kept_scan scan; // for the baseline form, if the scan is kept
+      scan.begin = pos;
+      scan.end = end;
+      scan.count = count;
+      scan.ss = ss;
+      scan.se = se;
+      scan.ah = ah;
+      scan.al = al;
+      scan.restart_interval = restart_interval;
       if (ss == 0) { // DC scan, possibly interleaved
         if (se != 0)
           return std::nullopt;
-        dc_scan scan;
-        scan.begin = pos;
-        scan.end = end;
-        scan.count = count;
-        scan.ah = ah;
-        scan.al = al;
-        scan.restart_interval = restart_interval;
         scan.dc_tables = dc_tables;
         for (unsigned i = 0; i < count; ++i) {
           // in the frame's order (T.81 B.2.3; libjpeg refuses others)
@@ -831,7 +848,7 @@ std::optional<std::string> jpeg_dc_scans(const void* data, size_t size) {
         if (al > 13 || (ah != 0 && ah != al + 1))
           baseline_ok = false; // libjpeg refuses or warns
         dc_bytes += end - pos;
-        dc_scans.push_back(scan);
+        kept_scans.push_back(scan);
         keep(end);
       } else { // AC scan: one component (T.81 G.1.1.1.1)
         int ci = count == 1 ? find(body[1]) : -1;
@@ -845,28 +862,19 @@ std::optional<std::string> jpeg_dc_scans(const void* data, size_t size) {
           keep(end);
           for (unsigned k = ss; k <= se; ++k)
             progress(c, k, ah, al);
-          dc_scan scan; // for the baseline form: decoded like the DC scans
-          scan.begin = pos;
-          scan.end = end;
-          scan.count = 1;
           scan.component[0] = static_cast<unsigned>(ci);
-          scan.ss = ss;
-          scan.se = se;
-          scan.ah = ah;
-          scan.al = al;
-          scan.restart_interval = restart_interval;
           unsigned slot = body[2] & 15u;
           if (slot > 3 || al > 13)
             baseline_ok = false;
           else
             scan.ac_table = ac_tables[slot];
-          dc_scans.push_back(scan);
+          kept_scans.push_back(scan);
         } else {
           dropped = true;
         }
       }
       pos = end;
-    } else if (marker == 0xC4) { // DHT: kept; DC tables noted
+    } else if (marker == 0xC4) { // DHT: kept; its tables noted
       keep(pos);
       size_t at = 0;
       while (at < body_size) {
@@ -930,9 +938,10 @@ std::optional<std::string> jpeg_dc_scans(const void* data, size_t size) {
     if (c.keeps_ac) // every coefficient to its last bit, or libjpeg smooths
       for (int known : c.known)
         baseline_ok = baseline_ok && known == 0;
-    blocks += frame.mcus_across() * c.h * frame.mcus_down() * c.v;
+    unsigned long padded = frame.mcus_across() * c.h * frame.mcus_down() * c.v;
+    blocks += padded;
     if (c.keeps_ac)
-      ac_blocks += frame.mcus_across() * c.h * frame.mcus_down() * c.v;
+      ac_blocks += padded;
     blocks_per_mcu += c.h * c.v;
   }
 
@@ -942,8 +951,8 @@ std::optional<std::string> jpeg_dc_scans(const void* data, size_t size) {
   // (the AC coefficients kept, 128 bytes a block, at most 16 times it).
   if (baseline_ok && (frame.ncomps == 1 || blocks_per_mcu <= 10) &&
       blocks <= 8 * dc_bytes + 64 && ac_blocks * 128 <= 16 * size) {
-    dc_image img;
-    if (decode_dc_scans(p, dc_scans, frame, img))
+    coefficients img;
+    if (decode_kept_scans(p, kept_scans, frame, img))
       if (auto baseline = write_baseline(std::move(head), frame, img))
         return baseline;
   }
