@@ -561,7 +561,10 @@ bool decode_kept_scans(const unsigned char* p,
       dc = static_cast<int16_t>(static_cast<uint32_t>(pred[slot]) << scan.al);
       return true;
     };
-    if (!for_each_block(f, scan.component.data(), scan.count, on_mcu, on_block))
+    // every bit it used was data (not zeros made up at a marker)
+    if (!for_each_block(f, scan.component.data(), scan.count, on_mcu,
+                        on_block) ||
+        !bits.ok())
       return false;
   }
   return true;
