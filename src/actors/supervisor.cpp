@@ -691,6 +691,7 @@ void accept(self_ptr self, submit_request req, submit_replier reply) {
   ++st.accepting;
   st.queued_bytes += size;
   auto request_id = req.request_id;
+  auto header = req.header;
   auto content = std::move(req.content_key);
   self->request(st.status, st.cfg.store_timeout, accept_atom::value,
                 task.record, task.job, content)
@@ -708,12 +709,17 @@ void accept(self_ptr self, submit_request req, submit_replier reply) {
               return;
             }
             if (log::enabled(log::level::info)) {
-              // A side of 0 follows the aspect ratio: left out, not "0".
+              // The input (its bytes, format and size as read from its
+              // header), then what was asked of it. A side of 0 follows
+              // the aspect ratio: left out, not "0".
               const auto& opt = task.record.options;
               std::vector<log::field> fs{
                   {"token", task.record.token},
                   {"request_id", request_id},
-                  {"bytes", size},
+                  {"input_bytes", size},
+                  {"input_format", imaging::to_string(header.format)},
+                  {"input_width", header.width},
+                  {"input_height", header.height},
                   {"format", imaging::to_string(opt.format)}};
               if (opt.width > 0)
                 fs.emplace_back("width", opt.width);

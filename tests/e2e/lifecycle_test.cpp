@@ -14,6 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
+
 #include "support/fixtures.hpp"
 #include "support/loopback.hpp"
 
@@ -459,7 +461,9 @@ BOOST_AUTO_TEST_CASE(shutdown_with_redis_away_words_undos_apart) {
 }
 
 // A side left out follows the aspect ratio: the accepted line leaves it out
-// too, rather than log it as 0 (and JSON lines keep height a number).
+// too, rather than log it as 0 (and JSON lines keep height a number). The
+// line names the input (bytes, format, pixel size from its header) apart
+// from the output asked for.
 BOOST_AUTO_TEST_CASE(an_auto_side_is_not_logged_as_zero) {
   resized_server srv(env::get().redis.port(), {}, "auto-side");
   auto token = accepted_token(submit_raw(srv, small_photo_bytes(), "image/jpeg",
@@ -476,7 +480,16 @@ BOOST_AUTO_TEST_CASE(an_auto_side_is_not_logged_as_zero) {
     BOOST_TEST(lines_with(log_text, {"msg=\"task accepted\"", "token=" + token,
                                      " width=120 "}) == 1u);
     BOOST_TEST(lines_with(log_text, {"msg=\"task accepted\"", "token=" + token,
-                                     "height="}) == 0u);
+                                     " height="}) == 0u);
+    image_info input;
+    BOOST_TEST_REQUIRE(probe_image(small_photo_bytes(), input));
+    BOOST_TEST(
+        lines_with(log_text,
+                   {"msg=\"task accepted\"", "token=" + token,
+                    fmt::format(" input_bytes={} input_format=jpeg "
+                                "input_width={} input_height={} format=jpeg ",
+                                small_photo_bytes().size(), input.width,
+                                input.height)}) == 1u);
   }
 }
 
