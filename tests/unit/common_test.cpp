@@ -24,15 +24,7 @@
 #include "common/service.hpp"
 #include "common/task_record.hpp"
 #include "http/request_decoding.hpp"
-
-namespace resized {
-static std::ostream& operator<<(std::ostream& out, error_code code) {
-  return out << to_string(code);
-}
-static std::ostream& operator<<(std::ostream& out, task_status status) {
-  return out << to_string(status);
-}
-} // namespace resized
+#include "support/printing.hpp"
 
 using namespace resized;
 

@@ -17,21 +17,7 @@
 #include "http/base64.hpp"
 #include "http/request_decoding.hpp"
 #include "http/responses.hpp"
-
-namespace resized {
-static std::ostream& operator<<(std::ostream& out, error_code code) {
-  return out << to_string(code);
-}
-} // namespace resized
-
-namespace resized::imaging {
-static std::ostream& operator<<(std::ostream& out, output_format format) {
-  return out << to_string(format);
-}
-static std::ostream& operator<<(std::ostream& out, fit_mode mode) {
-  return out << to_string(mode);
-}
-} // namespace resized::imaging
+#include "support/printing.hpp"
 
 namespace resized::http {
 static std::ostream& operator<<(std::ostream& out, body_kind kind) {

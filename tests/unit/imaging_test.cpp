@@ -28,21 +28,7 @@
 #include "imaging/jpeg_dc_scans.hpp"
 #include "imaging/jpeg_header.hpp"
 #include "imaging/pipeline.hpp"
-
-namespace resized {
-static std::ostream& operator<<(std::ostream& out, error_code code) {
-  return out << to_string(code);
-}
-} // namespace resized
-
-namespace resized::imaging {
-static std::ostream& operator<<(std::ostream& out, output_format format) {
-  return out << to_string(format);
-}
-static std::ostream& operator<<(std::ostream& out, input_format format) {
-  return out << to_string(format);
-}
-} // namespace resized::imaging
+#include "support/printing.hpp"
 
 using namespace resized;
 using namespace resized::imaging;

@@ -15,28 +15,9 @@
 
 #include "store/record_codec.hpp"
 #include "store/task_store.hpp"
+#include "support/printing.hpp"
 #include "support/process.hpp"
 #include "support/redis_server.hpp"
-
-// How Boost.Test prints our enums in failed assertions (found by ADL; not
-// operator<<, which the project may define one day).
-namespace resized {
-inline std::ostream& boost_test_print_type(std::ostream& out, task_status x) {
-  return out << to_string(x);
-}
-inline std::ostream& boost_test_print_type(std::ostream& out, error_code x) {
-  return out << to_string(x);
-}
-} // namespace resized
-
-namespace resized::imaging {
-inline std::ostream& boost_test_print_type(std::ostream& out, fit_mode x) {
-  return out << to_string(x);
-}
-inline std::ostream& boost_test_print_type(std::ostream& out, output_format x) {
-  return out << to_string(x);
-}
-} // namespace resized::imaging
 
 using namespace resized;
 using namespace resized::store;
