@@ -1418,8 +1418,13 @@ BOOST_AUTO_TEST_CASE(tls_lets_in_only_nodes_with_a_certificate_from_the_ca) {
   worker_process good("tls-worker", {api.endpoint()}, good_args);
   note_logs({&api.process(), &good.process()});
   BOOST_TEST_REQUIRE(wait_listed(api, {"tls-worker"}, join_timeout));
-  BOOST_TEST(lines_with(api.log(), {"resized started", "cluster_tls=on"}) ==
-             1u);
+  // Logged just after HTTP starts, which a worker's join need not wait for.
+  BOOST_TEST(wait_until(
+      [&] {
+        return lines_with(api.log(), {"resized started", "cluster_tls=on"}) ==
+               1u;
+      },
+      std::chrono::seconds{10}));
 
   worker_process plain("plain-worker", {api.endpoint()});
   worker_process rogue("rogue-worker", {api.endpoint()},

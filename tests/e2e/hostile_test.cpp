@@ -755,7 +755,14 @@ BOOST_AUTO_TEST_CASE(idle_connections_past_the_soft_file_limit) {
   BOOST_TEST_REQUIRE(
       wait_until([&] { return http_get(health).status == 200; }, 20s),
       node.log());
-  BOOST_TEST(lines_with(node.log(), {"resized started", "open_files="}) == 1u);
+  // Logged just after HTTP starts: /healthz may answer first.
+  BOOST_TEST(wait_until(
+                 [&] {
+                   return lines_with(node.log(),
+                                     {"resized started", "open_files="}) == 1u;
+                 },
+                 10s),
+             node.log());
   std::vector<int> idle;
   for (int i = 0; i < 200; ++i) {
     int fd = connect_loopback(port);
