@@ -47,10 +47,12 @@
 #include "common/memory.hpp"
 #include "config/service_config.hpp"
 #include "config/tls_check.hpp"
+#include "http/metrics_page.hpp"
 #include "http/server.hpp"
 #include "imaging/pipeline.hpp"
 #include "openssl_calls.hpp"
 #include "store/task_store.hpp"
+#include "version.hpp"
 
 using namespace resized;
 
@@ -403,6 +405,12 @@ int main(int argc, char** argv) {
     std::string_view a{arg};
     if (a == "--help" || a == "-h" || a == "-?")
       arg = long_help;
+    // Before the configuration is read: a version is asked for also (or
+    // especially) where the configuration does not load.
+    if (a == "--version") {
+      std::cout << version_text() << std::flush;
+      return EXIT_SUCCESS;
+    }
   }
   config::service_settings cfg;
   // CAF prints the help to std::cout while it parses; it is caught here to
@@ -413,11 +421,31 @@ int main(int argc, char** argv) {
   std::cout.rdbuf(cout_buf);
   if (caf_cfg.cli_helptext_printed) {
     auto text = help.str();
-    const std::string cafs = "print configuration to STDERR and exit";
-    if (auto at = text.find(cafs); at != std::string::npos)
-      text.replace(at, cafs.size(),
-                   "print every value in effect (an INI file) to stdout "
-                   "and exit");
+    // CAF's descriptions say STDERR; main prints all of it to stdout.
+    auto reword = [&text](const std::string& from, const std::string& to) {
+      if (auto at = text.find(from); at != std::string::npos)
+        text.replace(at, from.size(), to);
+    };
+    reword("print configuration to STDERR and exit",
+           "print every value in effect (an INI file) to stdout and exit");
+    reword("print long help text to STDERR and exit", "the same as --help");
+    reword("print help text to STDERR and exit",
+           "print this text to stdout and exit");
+    // --version is main's own (answered before CAF reads anything): listed
+    // after --dump-config, aligned with it.
+    const std::string dump = "  --dump-config";
+    if (auto at = text.find(dump); at != std::string::npos) {
+      auto colon = text.find(" : ", at);
+      auto end = text.find('\n', at);
+      if (colon != std::string::npos && end != std::string::npos &&
+          colon < end) {
+        std::string line = "  --version";
+        line.resize(colon - at, ' ');
+        line += " : print the version, the commit and the libraries' "
+                "versions to stdout and exit\n";
+        text.insert(end + 1, line);
+      }
+    }
     std::cout << text << std::flush;
     return EXIT_SUCCESS;
   }
@@ -540,6 +568,9 @@ int main(int argc, char** argv) {
              {"webp", imaging::can_write(imaging::output_format::webp)},
              {"avif", imaging::can_write(imaging::output_format::avif)}});
 
+  http::set_build_info({{"version", this_build().version},
+                        {"commit", this_build().commit},
+                        {"libvips", this_build().library("libvips")}});
   int rc = EXIT_SUCCESS;
   auto instance = new_instance_id();
   {
@@ -577,7 +608,10 @@ int main(int argc, char** argv) {
     }
     log::info(
         "resized started",
-        {{"node", cl.node_name},
+        {{"version", this_build().version},
+         {"commit", this_build().commit},
+         {"libvips", this_build().library("libvips")},
+         {"node", cl.node_name},
          {"role", cl.role},
          {"http",
           srv ? fmt::format("{}:{}", cfg.http.address, cfg.http.port) : "off"},

@@ -148,6 +148,17 @@ BOOST_AUTO_TEST_CASE(dump_config_validates_like_a_start) {
   BOOST_TEST(rc == 0);
   BOOST_TEST(help.find("--resize.pool-size") != std::string::npos, help);
   BOOST_TEST(help.find("(an INI file) to stdout") != std::string::npos, help);
+  BOOST_TEST(help.find("--version") != std::string::npos, help);
+  BOOST_TEST(help.find("STDERR") == std::string::npos, help); // it is stdout
+  // --version answers before the configuration is read: also where it
+  // would not load.
+  std::string version;
+  rc = run_to_exit({env_or("RESIZED_BIN", "resized"),
+                    "--config-file=/nonexistent/resized.ini", "--version"},
+                   version, std::chrono::seconds{15});
+  BOOST_TEST(rc == 0, version);
+  BOOST_TEST(version.rfind("resized ", 0) == 0u, version);
+  BOOST_TEST(version.find("libvips ") != std::string::npos, version);
   // Every log level the validation takes, off included (was left out).
   BOOST_TEST(help.find("trace, debug, info, warn, error or off (default "
                        "info)") != std::string::npos,

@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <map>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -440,6 +441,45 @@ BOOST_AUTO_TEST_CASE(metrics_parse_strictly_with_every_api_md_name) {
 }
 
 // Needs the actors to report finished tasks (metrics::task_finished).
+// One build, named the same three ways: `resized --version`, the
+// resized_build_info series of /metrics (version, commit and libvips as
+// labels, value 1) and the "resized started" line.
+BOOST_AUTO_TEST_CASE(build_info_names_the_same_build_everywhere) {
+  std::string text;
+  int rc = run_to_exit({env_or("RESIZED_BIN", "resized"), "--version"}, text,
+                       std::chrono::seconds{15});
+  BOOST_TEST_REQUIRE(rc == 0, text);
+  std::smatch m;
+  BOOST_TEST_REQUIRE(
+      std::regex_search(text, m,
+                        std::regex{"^resized ([0-9]+\\.[0-9]+\\.[0-9]+) "
+                                   "\\(commit ([A-Za-z0-9._+-]+)\\)\n"
+                                   "libvips ([0-9][0-9.]*), .*CAF 0\\.17\\."}),
+      text);
+  const std::string version = m[1], commit = m[2], libvips = m[3];
+  auto res = http_get(srv().url("/metrics"));
+  BOOST_TEST_REQUIRE(res.status == 200);
+  auto prom = parse_prometheus(res.body);
+  for (const auto& p : prom.problems)
+    BOOST_ERROR(p);
+  BOOST_TEST(prom.types["resized_build_info"] == "gauge");
+  BOOST_TEST(prom.sum("resized_build_info", {{"version", version},
+                                             {"commit", commit},
+                                             {"libvips", libvips}}) == 1.0,
+             res.body);
+  // Logged just after HTTP starts: wait for it rather than assume it.
+  BOOST_TEST(wait_until(
+                 [&] {
+                   return lines_with(srv().process().log(),
+                                     {"msg=\"resized started\"",
+                                      " version=" + version + " ",
+                                      " commit=" + commit + " ",
+                                      " libvips=" + libvips + " "}) == 1u;
+                 },
+                 std::chrono::seconds{10}),
+             srv().process().log());
+}
+
 BOOST_AUTO_TEST_CASE(task_metrics_count_finished_tasks) {
   auto before = parse_prometheus(http_get(srv().url("/metrics")).body);
   BOOST_TEST_REQUIRE(!submit_and_finish(srv()).empty());
