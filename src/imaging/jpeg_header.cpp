@@ -99,10 +99,6 @@ bool read(header_reader& r, const unsigned char* data, size_t size,
   return true;
 }
 
-} // namespace
-
-namespace {
-
 /// libvips 8.14's orientation of an APP1 segment's data, as `value` (0: none
 /// or out of range) and whether it is certain: false when the last IFD0
 /// Orientation entry is of a type we do not read (libvips reads it through
