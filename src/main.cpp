@@ -45,9 +45,9 @@
 #include "actors/node.hpp"
 #include "common/log.hpp"
 #include "common/memory.hpp"
+#include "common/metrics.hpp"
 #include "config/service_config.hpp"
 #include "config/tls_check.hpp"
-#include "http/metrics_page.hpp"
 #include "http/server.hpp"
 #include "imaging/pipeline.hpp"
 #include "openssl_calls.hpp"
@@ -568,9 +568,8 @@ int main(int argc, char** argv) {
              {"webp", imaging::can_write(imaging::output_format::webp)},
              {"avif", imaging::can_write(imaging::output_format::avif)}});
 
-  http::set_build_info({{"version", this_build().version},
-                        {"commit", this_build().commit},
-                        {"libvips", this_build().library("libvips")}});
+  metrics::build_info(this_build().version, this_build().commit,
+                      this_build().library("libvips"));
   int rc = EXIT_SUCCESS;
   auto instance = new_instance_id();
   {

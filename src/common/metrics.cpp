@@ -368,6 +368,7 @@ struct service_metrics {
   counter& dc_scans;
   gauge& long_polls;
   counter& memory_waits;
+  gauge_family& build;
 
   explicit service_metrics(registry& r)
       : reg(r),
@@ -438,7 +439,11 @@ struct service_metrics {
                                 "Times the queue's head had to wait because "
                                 "no node had the decode memory for it "
                                 "(resize.decode-bytes-per-worker).")
-                         .unlabelled()) {}
+                         .unlabelled()),
+        build(r.gauges("resized_build_info",
+                       "Always 1; its labels name the version and commit of "
+                       "this binary and the libvips it runs on.",
+                       {"version", "commit", "libvips"})) {}
 };
 
 service_metrics& service() {
@@ -499,6 +504,11 @@ void long_polls_held(size_t n) {
 
 void decode_budget_wait() {
   service().memory_waits.inc();
+}
+
+void build_info(std::string_view version, std::string_view commit,
+                std::string_view libvips) {
+  service().build.with({version, commit, libvips}).set(1);
 }
 
 void http_request(std::string_view route, int code, double seconds) {

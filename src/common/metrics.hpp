@@ -255,6 +255,11 @@ void long_polls_held(size_t n);
 /// resized_decode_budget_waits_total.
 void decode_budget_wait();
 
+/// This binary: resized_build_info{version,commit,libvips} 1, as
+/// Prometheus' *_build_info convention has it. Called once, at start-up.
+void build_info(std::string_view version, std::string_view commit,
+                std::string_view libvips);
+
 /// One HTTP request answered: resized_http_requests_total{route,code},
 /// resized_http_request_duration_seconds{route}. `route` is a route
 /// template ("/api/v1/resize/:token"), never a raw path.

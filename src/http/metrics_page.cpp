@@ -17,11 +17,6 @@ namespace resized::http {
 
 namespace {
 
-metrics::label_pairs& build_labels() {
-  static metrics::label_pairs labels;
-  return labels;
-}
-
 void cluster_gauges(metrics::exposition& out, const cluster_view& view) {
   out.gauge("resized_queue_depth",
             "Tasks waiting for a worker (or for an earlier twin).",
@@ -116,19 +111,8 @@ void vips_gauges(metrics::exposition& out) {
 
 } // namespace
 
-void set_build_info(metrics::label_pairs labels) {
-  build_labels() = std::move(labels);
-}
-
 std::string metrics_text(const cluster_view* view) {
   metrics::exposition out;
-  if (!build_labels().empty()) {
-    out.header("resized_build_info",
-               "Always 1; its labels name the version and commit of this "
-               "binary and the libvips it runs on.",
-               "gauge");
-    out.sample("resized_build_info", build_labels(), 1);
-  }
   metrics::global().write(out);
   if (view != nullptr)
     cluster_gauges(out, *view);

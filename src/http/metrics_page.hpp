@@ -5,7 +5,6 @@
 
 #include <string>
 
-#include "common/metrics.hpp"
 #include "common/service.hpp"
 
 namespace resized::http {
@@ -13,11 +12,6 @@ namespace resized::http {
 /// The whole exposition. `view` is null when the supervisor did not answer:
 /// the cluster gauges are left out then, everything else is still served.
 std::string metrics_text(const cluster_view* view);
-
-/// The labels of resized_build_info (version, commit, libvips), a gauge of
-/// 1 as Prometheus' *_build_info convention has it. Set once, before the
-/// HTTP server starts (it is read without a lock); unset: no such series.
-void set_build_info(metrics::label_pairs labels);
 
 /// Content-Type of the Prometheus text format.
 inline constexpr const char* metrics_content_type =
