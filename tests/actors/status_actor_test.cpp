@@ -143,7 +143,7 @@ BOOST_AUTO_TEST_CASE(the_content_index_is_shared_through_redis) {
   // Accepts a new task with `content`: (its token, the twin it was told).
   auto accept = [&](const caf::actor& st) {
     auto task = make_record();
-    auto job = caf::make_message(resize_job{task.token, {}, "input", {}});
+    auto job = caf::make_message(resize_job{task.token, {}, "input", {}, {}});
     std::pair<std::string, std::string> out{task.token, "unanswered"};
     self->request(st, 5s, accept_atom::value, task, job, content)
         .receive(
@@ -304,7 +304,7 @@ BOOST_AUTO_TEST_CASE(an_accept_that_timed_out_is_undone) {
   caf::scoped_actor self{sys};
   std::string content = "k" + test::random_uuid() + ":100x100:fill:jpeg:85";
   auto accept = [&](const task_record& task) {
-    auto job = caf::make_message(resize_job{task.token, {}, "input", {}});
+    auto job = caf::make_message(resize_job{task.token, {}, "input", {}, {}});
     bool stored = true;
     self->request(st, 10s, accept_atom::value, task, job, content)
         .receive([&](bool ok, std::string&) { stored = ok; },

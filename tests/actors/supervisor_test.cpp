@@ -658,7 +658,7 @@ BOOST_AUTO_TEST_CASE(
   auto node = sys.spawn(agent, agent_config{2, "w"});
   caf::scoped_actor self{sys};
   auto photo = test::corpus_photo(test::small_photo);
-  auto running = self->request(node, 30s, resize_job{"t1", {}, photo, {}});
+  auto running = self->request(node, 30s, resize_job{"t1", {}, photo, {}, {}});
   // Queued behind the job: the agent has handed it to a worker by then.
   size_t in_flight = 99;
   self->request(node, 5s, drain_atom::value)
@@ -666,7 +666,7 @@ BOOST_AUTO_TEST_CASE(
                [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
   BOOST_TEST(in_flight == 1u);
   resize_done refused;
-  self->request(node, 5s, resize_job{"t2", {}, photo, {}})
+  self->request(node, 5s, resize_job{"t2", {}, photo, {}, {}})
       .receive([&](resize_done& d) { refused = std::move(d); },
                [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
   BOOST_TEST(refused.token == "t2");
