@@ -40,6 +40,7 @@
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 #include <caf/system_messages.hpp>
+#include <fmt/format.h>
 
 #include "actors/messages.hpp"
 #include "actors/node.hpp"
@@ -576,7 +577,9 @@ int main(int argc, char** argv) {
     caf::actor_system sys{caf_cfg};
     std::optional<actors::node_actors> node;
     try {
-      node = actors::start_node(sys, cfg, instance, [] {
+      auto build =
+          fmt::format("{} ({})", this_build().version, this_build().commit);
+      node = actors::start_node(sys, cfg, build, instance, [] {
         name_lost = true;
         kill(getpid(), SIGTERM); // main's sigwait below takes it
       });

@@ -80,6 +80,7 @@ void join(link_actor_type* self, caf::actor api) {
             st.backoff = std::chrono::milliseconds{0};
             log::info("joined API node",
                       {{"api", fmt::format("{}:{}", st.cfg.host, st.cfg.port)},
+                       {"api_version", st.api_build},
                        {"node", st.info.name},
                        {"workers", st.info.pool_size}});
             if (st.leaving) // began shutting down while joining
@@ -118,6 +119,37 @@ void join(link_actor_type* self, caf::actor api) {
           });
 }
 
+// Before joining: both nodes must read each other's messages alike. The
+// API node answers with its build, or refuses one of another cluster
+// protocol; then this node keeps asking (backoff), so it gets in once
+// either side runs the other's version.
+void hello(link_actor_type* self, caf::actor api) {
+  auto& st = self->state;
+  self->request(api, st.cfg.connect_timeout, hello_atom::value,
+                cluster_protocol, st.info.build)
+      .then(
+          [=](hello_atom, std::string& api_build) {
+            if (self->state.leaving)
+              return; // shutting down meanwhile: do not join
+            self->state.api_build = std::move(api_build);
+            join(self, api);
+          },
+          [=](caf::error& err) {
+            auto& st = self->state;
+            std::string why;
+            if (!is_error(err, cluster_error::protocol_mismatch, why)) {
+              schedule_retry(self, describe(self->system(), err));
+              return;
+            }
+            auto wait = retry_later(self);
+            log::error("join refused: another cluster protocol",
+                       {{"api", fmt::format("{}:{}", st.cfg.host, st.cfg.port)},
+                        {"node", st.info.name},
+                        {"reason", why},
+                        {"retry_ms", wait.count()}});
+          });
+}
+
 void connect(link_actor_type* self) {
   auto& st = self->state;
   auto& sys = self->home_system();
@@ -134,7 +166,7 @@ void connect(link_actor_type* self) {
               schedule_retry(self, "no actor published on that port");
               return;
             }
-            join(self, caf::actor_cast<caf::actor>(std::move(ptr)));
+            hello(self, caf::actor_cast<caf::actor>(std::move(ptr)));
           },
           [=](caf::error& err) {
             schedule_retry(self, describe(self->system(), err));

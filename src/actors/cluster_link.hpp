@@ -46,7 +46,8 @@ struct link_state {
   link_config cfg;
   caf::actor agent;
   node_info info;
-  caf::actor api; // the API node's supervisor while joined
+  caf::actor api;        // the API node's supervisor while joined
+  std::string api_build; // its version and commit, from its hello answer
   std::chrono::milliseconds backoff{0};
   bool joined = false;
   bool leaving = false; // the node shuts down: no more (re)joining

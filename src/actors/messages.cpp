@@ -15,6 +15,8 @@ std::string to_string(cluster_error x) {
     return "name_taken";
   case cluster_error::name_leaving:
     return "name_leaving";
+  case cluster_error::protocol_mismatch:
+    return "protocol_mismatch";
   }
   return "unknown";
 }
@@ -73,6 +75,11 @@ std::string describe(caf::actor_system& sys, const caf::error& err) {
       return "no answer in time";
     case caf::sec::request_receiver_down:
       return "the receiver is gone";
+    case caf::sec::unexpected_message:
+      // A message the peer has no handler for: in a cluster, a peer of a
+      // build from before the message existed.
+      return "the peer did not understand the message (a different resized "
+             "build?)";
     default:
       return sys.render(err);
     }

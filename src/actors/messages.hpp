@@ -38,6 +38,14 @@
 //   supervisor → agent:      resize_job → resize_done   (agent delegates to
 //                            a fresh detached resize actor; may cross nodes;
 //                            the job carries the API node's policy)
+//   link       → supervisor: (hello_atom, uint32_t protocol, std::string
+//                            build) → (hello_atom, std::string build)
+//                            before every join: the worker's cluster
+//                            protocol and build ("0.1.0 (commit)"); error
+//                            cluster_error::protocol_mismatch when the API
+//                            node speaks another protocol. Built-in types
+//                            only, and never to change: nodes of any two
+//                            builds can always exchange it
 //   link       → supervisor: (join_atom, agent, node_info) → welcome_atom
 //                            a worker node's agent joins an API node; or
 //                            error cluster_error::name_taken: another
@@ -81,6 +89,7 @@
 //                            recovered ones
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include <caf/actor_system_config.hpp>
@@ -123,6 +132,17 @@ using abandon_atom = caf::atom_constant<caf::atom("abandon")>;
 using lease_atom = caf::atom_constant<caf::atom("lease")>;
 using renew_atom = caf::atom_constant<caf::atom("renew")>;
 using adopt_atom = caf::atom_constant<caf::atom("adopt")>;
+using hello_atom = caf::atom_constant<caf::atom("hello")>;
+
+/// The layout of every message between nodes, as a number: the API node
+/// refuses a worker whose hello names another one (protocol_mismatch),
+/// instead of failing on messages it cannot read. Bump it with any change to
+/// what crosses nodes: the types announced in announce_message_types and
+/// what they hold (resize_job, resize_done, node_info, resize_options,
+/// limits, probe_info, the enums in them), or a message's elements.
+/// tests/unit/wire_test.cpp holds the layout's fingerprint for each value
+/// and fails until both are updated.
+inline constexpr uint32_t cluster_protocol = 1;
 
 /// Errors of the cluster protocol (category `cluster_error_category`),
 /// rendered alike on every node (announce_message_types).
@@ -133,6 +153,9 @@ enum class cluster_error : uint8_t {
   /// As name_taken, but the holder is leaving (SIGTERM, draining): a
   /// rolling restart's new process, which gets in once the old one is gone.
   name_leaving = 2,
+  /// hello_atom refused: the worker speaks another cluster_protocol (a
+  /// different build). The context says both builds.
+  protocol_mismatch = 3,
 };
 
 inline constexpr caf::atom_value cluster_error_category = caf::atom("resized");
@@ -195,11 +218,13 @@ struct node_info {
   std::string name;       // cluster.node-name, unique per node
   std::string address;    // where it runs (host, for humans)
   uint32_t pool_size = 0; // resize actors it runs at once
+  std::string build;      // its version and commit ("0.1.0 (31c78c02d530)")
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, node_info& x) {
-  return f(caf::meta::type_name("node_info"), x.name, x.address, x.pool_size);
+  return f(caf::meta::type_name("node_info"), x.name, x.address, x.pool_size,
+           x.build);
 }
 
 template <class Inspector>

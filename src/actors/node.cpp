@@ -18,7 +18,7 @@ namespace resized::actors {
 
 node_actors start_node(caf::actor_system& sys,
                        const config::service_settings& cfg,
-                       const std::string& instance,
+                       const std::string& build, const std::string& instance,
                        std::function<void()> on_lost) {
   node_actors node;
   const auto& cl = cfg.cluster;
@@ -31,7 +31,7 @@ node_actors start_node(caf::actor_system& sys,
     char host[256] = {};
     gethostname(host, sizeof(host) - 1);
     node_info info{cl.node_name, cl.advertise.empty() ? host : cl.advertise,
-                   static_cast<uint32_t>(pool)};
+                   static_cast<uint32_t>(pool), build};
     for (const auto& ep : cl.api_nodes) {
       link_config lc;
       lc.host = ep.host;
@@ -60,6 +60,7 @@ node_actors start_node(caf::actor_system& sys,
   sup.max_attempts = static_cast<uint32_t>(cfg.resize.max_attempts);
   sup.node = cl.node_name;
   sup.role = cl.role;
+  sup.build = build;
   sup.decode_bytes_per_worker = cfg.resize.decode_bytes_per_worker;
   sup.store_timeout =
       2 * cfg.redis.store.command_timeout + cfg.redis.store.connect_timeout;

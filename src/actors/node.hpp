@@ -32,11 +32,13 @@ struct node_actors {
 
 /// Spawns the node's actors; on an api node also publishes the supervisor
 /// (throws std::runtime_error if the cluster port cannot be opened).
-/// `instance` is this process's unique id (the value of the name's lease);
-/// `on_lost` runs if the name turns out to be another running instance's
-/// after start-up went on (see lease_config).
+/// `build` names this build in the cluster ("0.1.0 (commit)": a worker's
+/// hello and join, /api/v1/cluster). `instance` is this process's unique id
+/// (the value of the name's lease); `on_lost` runs if the name turns out to be
+/// another running instance's after start-up went on (see lease_config).
 node_actors start_node(caf::actor_system& sys,
                        const config::service_settings& cfg,
+                       const std::string& build,
                        const std::string& instance = {},
                        std::function<void()> on_lost = {});
 

@@ -472,6 +472,29 @@ void refuse_name(self_ptr self, const std::string& name,
   });
 }
 
+// A worker of another build, whose messages this node could misread: it is
+// told why and keeps asking (its link backs off), so it gets in once one
+// of the two is upgraded.
+void refuse_protocol(self_ptr self, uint32_t protocol, std::string build,
+                     caf::response_promise promise) {
+  auto sender = caf::actor_cast<caf::actor>(self->current_sender());
+  peer_address(self, sender, [=](std::string peer) mutable {
+    const auto& st = self->state;
+    log::error("worker refused: another cluster protocol",
+               {{"peer", peer},
+                {"worker_build", build},
+                {"worker_protocol", protocol},
+                {"build", st.cfg.build},
+                {"protocol", cluster_protocol}});
+    promise.deliver(make_error(
+        cluster_error::protocol_mismatch,
+        fmt::format("the API node runs resized {} (cluster protocol {}), "
+                    "this node resized {} (cluster protocol {}): run the "
+                    "same version on both",
+                    st.cfg.build, cluster_protocol, build, protocol)));
+  });
+}
+
 void on_node_down(self_ptr self, const caf::actor_addr& source,
                   const caf::error& reason) {
   auto& st = self->state;
@@ -830,8 +853,9 @@ cluster_view make_view(self_ptr self) {
     // This node's own pool leaves with it: it starts nothing while draining.
     bool leaving = node.leaving || (node.role == "local" && st.draining);
     view.nodes.push_back(cluster_node_view{
-        name, node.role, node.info.address, node.info.pool_size, node.busy,
-        node.done, node.failed, node.since_ms, leaving ? "leaving" : "ready"});
+        name, node.role, node.info.address, node.info.build,
+        node.info.pool_size, node.busy, node.done, node.failed, node.since_ms,
+        leaving ? "leaving" : "ready"});
   }
   return view;
 }
@@ -857,10 +881,10 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
   self->set_down_handler(
       [=](caf::down_msg& msg) { on_node_down(self, msg.source, msg.reason); });
   if (local_agent)
-    add_node(
-        self, std::move(local_agent),
-        node_info{st.cfg.node, "local", static_cast<uint32_t>(local_pool_size)},
-        "local");
+    add_node(self, std::move(local_agent),
+             node_info{st.cfg.node, "local",
+                       static_cast<uint32_t>(local_pool_size), st.cfg.build},
+             "local");
   if (st.cfg.recover_at_start)
     self->send(self, recover_atom::value);
   return {
@@ -919,6 +943,15 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
             return;
           }
         accept(self, std::move(req), std::move(reply));
+      },
+      [=](hello_atom, uint32_t protocol,
+          std::string& build) -> caf::response_promise {
+        auto promise = self->make_response_promise();
+        if (protocol == cluster_protocol)
+          promise.deliver(hello_atom::value, self->state.cfg.build);
+        else
+          refuse_protocol(self, protocol, std::move(build), promise);
+        return promise;
       },
       [=](join_atom, caf::actor& agent,
           node_info& info) -> caf::response_promise {

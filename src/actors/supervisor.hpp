@@ -60,6 +60,9 @@ struct supervisor_config {
   uint32_t max_attempts = 3;
   std::string node = "local"; // this node's name, recorded in task records
   std::string role = "standalone";
+  /// This node's version and commit, "0.1.0 (31c78c02d530)": shown for its
+  /// own pool in /api/v1/cluster, and told to workers in answer to hello.
+  std::string build;
   std::chrono::milliseconds store_timeout{5000}; // accept / recover writes
   /// Memory budget per resize worker of a node: a node starts a task only
   /// while the decode estimates of its tasks in flight, this one included,

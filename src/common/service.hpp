@@ -78,6 +78,7 @@ struct cluster_node_view {
   std::string id;       // node name (cluster.node-name)
   std::string role;     // "local" (this node's own pool) or "worker"
   std::string address;  // where the worker says it runs
+  std::string build;    // its version and commit, "0.1.0 (31c78c02d530)"
   size_t workers = 0;   // its pool size
   size_t busy = 0;      // tasks this API node has in flight there
   uint64_t done = 0;    // tasks it finished for this API node (SUCCESS)

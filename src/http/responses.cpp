@@ -130,6 +130,7 @@ std::string cluster_body(const cluster_view& view) {
     put(w, "id", n.id);
     put(w, "role", n.role);
     put(w, "address", n.address);
+    put(w, "version", n.build);
     count("workers", n.workers);
     count("busy", n.busy);
     count("tasks_done", n.done);

@@ -60,7 +60,7 @@ struct supervisor_fixture : test::actor_system_fixture {
     caf::scoped_actor self{sys};
     bool welcomed = false;
     self->request(sup, 5s, join_atom::value, node_agent,
-                  node_info{name, "127.0.0.1", pool})
+                  node_info{name, "127.0.0.1", pool, "9.9.9 (" + name + ")"})
         .receive([&](welcome_atom) { welcomed = true; },
                  [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
     BOOST_REQUIRE(welcomed);
@@ -268,6 +268,7 @@ BOOST_AUTO_TEST_CASE(tasks_spread_over_joined_nodes) {
   BOOST_REQUIRE_EQUAL(v.nodes.size(), 2u);
   for (auto& n : v.nodes) {
     BOOST_TEST(n.role == "worker");
+    BOOST_TEST(n.build == "9.9.9 (" + n.id + ")"); // as each one joined
     BOOST_TEST(n.workers == 1u);
     BOOST_TEST(n.done > 0u); // both nodes did some
     BOOST_TEST(n.busy == 0u);
@@ -710,7 +711,8 @@ BOOST_AUTO_TEST_CASE(a_name_held_by_a_live_node_is_refused_until_it_goes) {
     return std::make_pair(welcomed, refusal);
   };
   for (int i = 0; i < 2; ++i) { // asked again: still refused
-    auto [welcomed, refusal] = try_join(node_info{"same", "elsewhere", 1});
+    auto [welcomed, refusal] =
+        try_join(node_info{"same", "elsewhere", 1, "9.9.9 (same)"});
     BOOST_TEST(!welcomed);
     std::string holder_text;
     BOOST_TEST(is_error(refusal, cluster_error::name_taken, holder_text),
@@ -736,7 +738,7 @@ BOOST_AUTO_TEST_CASE(a_name_held_by_a_live_node_is_refused_until_it_goes) {
   // The holder goes: the name is free, the newcomer gets in and works.
   caf::anon_send_exit(holder, caf::exit_reason::kill);
   auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (!try_join(node_info{"same", "elsewhere", 1}).first)
+  while (!try_join(node_info{"same", "elsewhere", 1, "9.9.9 (same)"}).first)
     BOOST_REQUIRE(std::chrono::steady_clock::now() < deadline);
   v = view(sup);
   BOOST_TEST_REQUIRE(v.nodes.size() == 1u);
@@ -751,6 +753,46 @@ BOOST_AUTO_TEST_CASE(a_name_held_by_a_live_node_is_refused_until_it_goes) {
 
 // Operators' logs and task messages name cluster failures in words; CAF's
 // rendering only for what has no words here.
+// Before joining, a worker says which cluster protocol it speaks: one of
+// another build is told why it cannot join, with both builds, and may ask
+// again; the same protocol gets the API node's build back.
+BOOST_AUTO_TEST_CASE(a_worker_of_another_cluster_protocol_is_refused) {
+  supervisor_config cfg;
+  cfg.node = "api";
+  cfg.build = "1.2.3 (abc)";
+  auto sup = start(cfg, 1);
+  caf::scoped_actor self{sys};
+  for (int i = 0; i < 2; ++i) { // asked again: refused again
+    caf::error refusal;
+    self->request(sup, 5s, hello_atom::value, cluster_protocol + 1,
+                  std::string{"7.0.0 (def)"})
+        .receive([&](hello_atom, const std::string&) {},
+                 [&](caf::error& err) { refusal = std::move(err); });
+    std::string why;
+    BOOST_TEST_REQUIRE(is_error(refusal, cluster_error::protocol_mismatch, why),
+                       sys.render(refusal));
+    BOOST_TEST(why.find("resized 1.2.3 (abc) (cluster protocol " +
+                        std::to_string(cluster_protocol) + ")") !=
+                   std::string::npos,
+               why);
+    BOOST_TEST(why.find("resized 7.0.0 (def) (cluster protocol " +
+                        std::to_string(cluster_protocol + 1) + ")") !=
+                   std::string::npos,
+               why);
+  }
+  std::string answered;
+  self->request(sup, 5s, hello_atom::value, cluster_protocol,
+                std::string{"1.2.3 (abc)"})
+      .receive([&](hello_atom, std::string& build) { answered = build; },
+               [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
+  BOOST_TEST(answered == "1.2.3 (abc)");
+  // Its own pool is listed with its build.
+  auto v = view(sup);
+  BOOST_TEST_REQUIRE(v.nodes.size() == 1u);
+  BOOST_TEST(v.nodes.front().build == "1.2.3 (abc)");
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}
+
 BOOST_AUTO_TEST_CASE(cluster_errors_are_described_in_words) {
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
@@ -767,7 +809,13 @@ BOOST_AUTO_TEST_CASE(cluster_errors_are_described_in_words) {
              "cannot connect to 127.0.0.1:5810");
   BOOST_TEST(describe(sys, make_error(cluster_error::name_taken, "held")) ==
              "held");
-  auto other = caf::make_error(caf::sec::unexpected_message);
+  BOOST_TEST(describe(sys, make_error(cluster_error::protocol_mismatch,
+                                      "runs 1.0, this 2.0")) ==
+             "runs 1.0, this 2.0");
+  // An old peer without a handler for a message (hello before it existed).
+  BOOST_TEST(describe(sys, caf::make_error(caf::sec::unexpected_message))
+                 .find("a different resized build") != std::string::npos);
+  auto other = caf::make_error(caf::sec::invalid_argument);
   BOOST_TEST(describe(sys, other) == sys.render(other));
 }
 

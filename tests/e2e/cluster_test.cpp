@@ -60,6 +60,7 @@
 #include <algorithm>
 #include <csignal>
 #include <filesystem>
+#include <regex>
 #include <sstream>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -227,6 +228,23 @@ BOOST_AUTO_TEST_CASE(spread_over_two_workers) {
   note_logs({&api.process(), &w1.process(), &w2.process()});
   BOOST_TEST_REQUIRE(wait_listed(api, {"worker-1", "worker-2"}, join_timeout));
 
+  // Each node's build, as `resized --version` names it: "0.1.0 (commit)".
+  std::string text;
+  BOOST_TEST_REQUIRE(
+      run_to_exit({env_or("RESIZED_BIN", "resized"), "--version"}, text,
+                  std::chrono::seconds{15}) == 0,
+      text);
+  std::smatch m;
+  BOOST_TEST_REQUIRE(
+      std::regex_search(text, m,
+                        std::regex{"^resized ([^ ]+) \\(commit ([^)]+)\\)"}),
+      text);
+  const std::string build = m[1].str() + " (" + m[2].str() + ")";
+  // The worker's hello was answered with the API node's build.
+  BOOST_TEST(wait_until(
+      [&] { return log_has(w1.log(), "api_version=\"" + build + "\""); },
+      join_timeout));
+
   auto before = get_cluster(api);
   BOOST_TEST_CONTEXT("cluster " << before.body) {
     BOOST_TEST_REQUIRE(before.ok);
@@ -240,6 +258,7 @@ BOOST_AUTO_TEST_CASE(spread_over_two_workers) {
       BOOST_TEST_REQUIRE(n != nullptr);
       BOOST_TEST(n->role == "worker");
       BOOST_TEST(n->workers == 2); // cluster-worker.ini: pool-size=2
+      BOOST_TEST(n->version == build);
       BOOST_TEST(n->tasks_done == 0);
       BOOST_TEST(!n->up_since.empty());
     }

@@ -178,6 +178,7 @@ cluster_snapshot get_cluster(const api_node& api) {
     info.id = json_string(n, "id");
     info.role = json_string(n, "role");
     info.address = json_string(n, "address");
+    info.version = json_string(n, "version");
     info.up_since = json_string(n, "up_since");
     info.state = json_string(n, "state");
     info.workers = json_int(n, "workers");

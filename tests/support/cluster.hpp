@@ -102,7 +102,8 @@ private:
 
 struct cluster_node_info {
   std::string id, role, address, up_since;
-  std::string state; // "ready" or "leaving"
+  std::string version; // "0.1.0 (31c78c02d530)"
+  std::string state;   // "ready" or "leaving"
   int64_t workers = -1, busy = -1, tasks_done = -1, tasks_failed = -1;
 };
 

@@ -341,7 +341,7 @@ function renderNodes(view) {
     const tr = rows.insertRow();
     const name = tr.insertCell();
     name.textContent = n.id;
-    name.title = `${n.address} · up since ${n.up_since}`;
+    name.title = `${n.address} · resized ${n.version} · up since ${n.up_since}`;
     // A node shutting down takes no new tasks: say so beside its role.
     tr.insertCell().textContent =
       n.state === 'leaving' ? `${n.role} · leaving` : n.role;

@@ -1,0 +1,136 @@
+// A worker node's link to an API node, against a stand-in API node published
+// on a loopback port through CAF's middleman (real BASP over a socket): it
+// says hello with its cluster protocol and build before it joins, and a
+// refusal for another protocol keeps it out, asking again with backoff.
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include "actor_fixture.hpp"
+#include "actors/cluster_link.hpp"
+#include "support/process.hpp"
+
+using namespace resized;
+using namespace resized::actors;
+using namespace std::chrono_literals;
+using resized::test::wait_until;
+
+namespace {
+
+struct middleman_config : caf::actor_system_config {
+  middleman_config() {
+    load<caf::io::middleman>();
+    actors::announce_message_types(*this);
+    set("scheduler.max-threads", 2);
+    set("logger.verbosity", caf::atom("quiet"));
+  }
+};
+
+// What the stand-in API node saw.
+struct seen {
+  std::atomic<int> hellos{0};
+  std::atomic<int> joins{0};
+  std::mutex mtx;
+  uint32_t protocol = 0;
+  std::string build;
+  std::string joined_build;
+};
+
+// An API node that refuses every hello (`refuse`) or welcomes the worker.
+caf::behavior api_stand_in(caf::event_based_actor*, std::shared_ptr<seen> s,
+                           bool refuse) {
+  return {
+      [=](hello_atom, uint32_t protocol,
+          const std::string& build) -> caf::result<hello_atom, std::string> {
+        {
+          std::lock_guard<std::mutex> lock{s->mtx};
+          s->protocol = protocol;
+          s->build = build;
+        }
+        ++s->hellos;
+        if (refuse)
+          return make_error(cluster_error::protocol_mismatch,
+                            "the API node runs resized 9.9.9 (other)");
+        return {hello_atom::value, std::string{"9.9.9 (same)"}};
+      },
+      [=](join_atom, const caf::actor&, const node_info& info) {
+        {
+          std::lock_guard<std::mutex> lock{s->mtx};
+          s->joined_build = info.build;
+        }
+        ++s->joins;
+        return welcome_atom::value;
+      },
+  };
+}
+
+// Something to stand for the worker's agent: the link only passes it on.
+caf::behavior idle_agent(caf::event_based_actor*) {
+  return {[](int) {}};
+}
+
+struct link_fixture {
+  middleman_config cfg;
+  caf::actor_system sys{cfg};
+  std::shared_ptr<seen> api_saw = std::make_shared<seen>();
+
+  // Publishes a stand-in API node on a free loopback port and links a
+  // worker of build "1.0.0 (mine)" to it.
+  void start(bool refuse) {
+    api = sys.spawn(api_stand_in, api_saw, refuse);
+    auto port = sys.middleman().publish(api, 0, "127.0.0.1", true);
+    if (!port)
+      BOOST_FAIL(sys.render(port.error()));
+    link_config lc;
+    lc.host = "127.0.0.1";
+    lc.port = *port;
+    lc.backoff_min = 20ms;
+    lc.backoff_max = 50ms;
+    lc.connect_timeout = 5s;
+    agent = sys.spawn(idle_agent);
+    link = sys.spawn(cluster_link, lc, agent,
+                     node_info{"w1", "here", 1, "1.0.0 (mine)"});
+  }
+
+  // The actor system waits for every actor when it goes.
+  ~link_fixture() {
+    for (auto* a : {&link, &agent, &api})
+      if (*a)
+        caf::anon_send_exit(*a, caf::exit_reason::user_shutdown);
+  }
+
+  caf::actor api, agent, link;
+};
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(cluster_link_suite, link_fixture)
+
+BOOST_AUTO_TEST_CASE(a_worker_says_hello_then_joins) {
+  start(false);
+  BOOST_TEST_REQUIRE(
+      wait_until([&] { return api_saw->joins.load() == 1; }, 10s));
+  BOOST_TEST(api_saw->hellos.load() == 1);
+  {
+    std::lock_guard<std::mutex> lock{api_saw->mtx};
+    BOOST_TEST(api_saw->protocol == cluster_protocol);
+    BOOST_TEST(api_saw->build == "1.0.0 (mine)");
+    BOOST_TEST(api_saw->joined_build == "1.0.0 (mine)");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_worker_refused_for_its_protocol_asks_again_never_joins) {
+  start(true);
+  // Backoff 20-50 ms: several refusals in a short while, each one a new
+  // connection attempt, and never a join.
+  BOOST_TEST_REQUIRE(
+      wait_until([&] { return api_saw->hellos.load() >= 3; }, 10s));
+  BOOST_TEST(api_saw->joins.load() == 0);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
