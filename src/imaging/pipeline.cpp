@@ -11,9 +11,10 @@
 //        fit/fill/force)
 //     -> to_srgb_8bit -> flatten_for (JPEG only) -> encode
 //
-// libvips builds a lazy graph: every stage up to `encode` only reads headers
-// and wires operations; the pixels are decoded, resized and encoded inside
-// the save call. Stage timings follow that split.
+// libvips builds a lazy graph: the pixels are decoded, shrunk and encoded
+// when the save pulls them, except that its thumbnail computes the shrunk
+// image itself when it crops (mode fill: it keeps it in memory for the
+// crop). Stage timings follow that split (stage_timings in pipeline.hpp).
 //
 // Safety: only six format-specific loaders can run. `startup` blocks every
 // other libvips loader (ImageMagick, PDF, SVG, ...), `read_header` opens the

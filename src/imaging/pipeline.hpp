@@ -47,11 +47,15 @@ uint64_t decode_estimate(const probe_info& info, size_t input_bytes);
 /// (header unreadable), image_too_large (pixels over `lim.max_pixels`).
 outcome<probe_info> probe(const void* data, size_t size, const limits& lim);
 
-/// Wall-clock seconds spent in each stage of one resize.
+/// Wall-clock seconds spent in each stage of one resize. libvips fuses
+/// decoding and shrinking into one pipeline, so the pixel work is counted
+/// where libvips runs it: with mode fill, inside its thumbnail call (it
+/// holds the shrunk image in memory for the centre crop), i.e. `decode`;
+/// with fit and force, inside the save, i.e. `encode`.
 struct stage_timings {
-  double decode = 0; // header + loader setup
-  double resize = 0; // thumbnail graph construction
-  double encode = 0; // pixel pipeline run + encoder
+  double decode = 0; // header, thumbnail (fill: the decode and the shrink)
+  double resize = 0; // colour and alpha steps wired (no pixels yet)
+  double encode = 0; // the save (fit, force: the decode and shrink too)
 };
 
 struct resize_result {
