@@ -137,7 +137,11 @@ void hello(link_actor_type* self, caf::actor api) {
           [=](caf::error& err) {
             auto& st = self->state;
             std::string why;
-            if (!is_error(err, cluster_error::protocol_mismatch, why)) {
+            if (err == caf::sec::unexpected_message)
+              // No handler for hello: a build from before it existed.
+              why = "the API node runs a resized build that predates cluster "
+                    "protocols";
+            else if (!is_error(err, cluster_error::protocol_mismatch, why)) {
               schedule_retry(self, describe(self->system(), err));
               return;
             }

@@ -69,6 +69,24 @@ caf::behavior api_stand_in(caf::event_based_actor*, std::shared_ptr<seen> s,
   };
 }
 
+// An API node of a build from before the hello: no handler for it.
+caf::behavior api_before_hello(caf::event_based_actor* self,
+                               std::shared_ptr<seen> s) {
+  self->set_default_handler(
+      [s](caf::scheduled_actor*,
+          caf::message_view& msg) -> caf::result<caf::message> {
+        if (msg.content().match_element<hello_atom>(0))
+          ++s->hellos;
+        return caf::sec::unexpected_message;
+      });
+  return {
+      [=](join_atom, const caf::actor&, const node_info&) {
+        ++s->joins;
+        return welcome_atom::value;
+      },
+  };
+}
+
 // Something to stand for the worker's agent: the link only passes it on.
 caf::behavior idle_agent(caf::event_based_actor*) {
   return {[](int) {}};
@@ -81,8 +99,9 @@ struct link_fixture {
 
   // Publishes a stand-in API node on a free loopback port and links a
   // worker of build "1.0.0 (mine)" to it.
-  void start(bool refuse) {
-    api = sys.spawn(api_stand_in, api_saw, refuse);
+  void start(bool refuse, bool before_hello = false) {
+    api = before_hello ? sys.spawn(api_before_hello, api_saw)
+                       : sys.spawn(api_stand_in, api_saw, refuse);
     auto port = sys.middleman().publish(api, 0, "127.0.0.1", true);
     if (!port)
       BOOST_FAIL(sys.render(port.error()));
@@ -128,6 +147,13 @@ BOOST_AUTO_TEST_CASE(a_worker_refused_for_its_protocol_asks_again_never_joins) {
   start(true);
   // Backoff 20-50 ms: several refusals in a short while, each one a new
   // connection attempt, and never a join.
+  BOOST_TEST_REQUIRE(
+      wait_until([&] { return api_saw->hellos.load() >= 3; }, 10s));
+  BOOST_TEST(api_saw->joins.load() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(an_api_node_that_does_not_know_hello_is_not_joined) {
+  start(false, true);
   BOOST_TEST_REQUIRE(
       wait_until([&] { return api_saw->hellos.load() >= 3; }, 10s));
   BOOST_TEST(api_saw->joins.load() == 0);
