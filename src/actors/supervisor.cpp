@@ -841,6 +841,7 @@ cluster_view make_view(self_ptr self) {
   cluster_view view;
   view.node = st.cfg.node;
   view.role = st.cfg.role;
+  view.build = st.cfg.build;
   view.queue_depth = st.queue.size() + st.awaiting.size();
   view.queued_bytes = st.queued_bytes;
   view.succeeded = st.succeeded;

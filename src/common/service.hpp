@@ -91,8 +91,9 @@ struct cluster_node_view {
 };
 
 struct cluster_view {
-  std::string node; // this API node's name
-  std::string role; // this API node's role
+  std::string node;  // this API node's name
+  std::string role;  // this API node's role
+  std::string build; // this API node's version and commit
   std::vector<cluster_node_view> nodes;
   size_t queue_depth = 0;    // tasks waiting for a worker
   uint64_t queued_bytes = 0; // their input bytes

@@ -104,6 +104,7 @@ std::string cluster_body(const cluster_view& view) {
   w.StartObject();
   put(w, "node", view.node);
   put(w, "role", view.role);
+  put(w, "version", view.build);
   put(w, "up_since", format_timestamp(view.up_since_ms));
   count("queue_depth", view.queue_depth);
   count("queued_bytes", view.queued_bytes);

@@ -790,6 +790,7 @@ BOOST_AUTO_TEST_CASE(a_worker_of_another_cluster_protocol_is_refused) {
   auto v = view(sup);
   BOOST_TEST_REQUIRE(v.nodes.size() == 1u);
   BOOST_TEST(v.nodes.front().build == "1.2.3 (abc)");
+  BOOST_TEST(v.build == "1.2.3 (abc)");
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
 }
 

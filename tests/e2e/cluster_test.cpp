@@ -250,6 +250,7 @@ BOOST_AUTO_TEST_CASE(spread_over_two_workers) {
     BOOST_TEST_REQUIRE(before.ok);
     BOOST_TEST(before.node == "api-1");
     BOOST_TEST(before.role == "api");
+    BOOST_TEST(before.version == build);
     // resize.pool-size=0 in cluster-api.ini: no local node, only workers.
     BOOST_TEST(before.totals.nodes == 2);
     BOOST_TEST(before.totals.workers == 4);

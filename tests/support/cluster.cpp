@@ -158,6 +158,7 @@ cluster_snapshot get_cluster(const api_node& api) {
     return s;
   s.node = json_string(doc, "node");
   s.role = json_string(doc, "role");
+  s.version = json_string(doc, "version");
   s.queue_depth = json_int(doc, "queue_depth");
   auto totals = doc.FindMember("totals");
   auto nodes = doc.FindMember("nodes");

@@ -111,7 +111,7 @@ struct cluster_snapshot {
   long http_status = 0;
   std::string body;
   bool ok = false; // 200 and the expected shape
-  std::string node, role;
+  std::string node, role, version;
   int64_t queue_depth = -1;
   struct {
     int64_t nodes = -1, workers = -1, busy = -1, succeeded = -1, failed = -1,
