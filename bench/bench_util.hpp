@@ -53,9 +53,13 @@ inline std::vector<photo> load_corpus(const std::string& dir,
   std::sort(names.begin(), names.end());
   std::vector<photo> out;
   for (auto& n : names) {
-    std::ifstream in(dir + "/" + n, std::ios::binary);
-    std::string bytes((std::istreambuf_iterator<char>(in)),
-                      std::istreambuf_iterator<char>());
+    // One read of the file's size (an istreambuf_iterator copies a byte at
+    // a time: 70 ms of the tools' start-up for the 38 MB corpus).
+    std::ifstream in(dir + "/" + n, std::ios::binary | std::ios::ate);
+    std::string bytes(static_cast<size_t>(in.tellg()), '\0');
+    in.seekg(0);
+    if (!in.read(bytes.data(), static_cast<std::streamsize>(bytes.size())))
+      throw std::runtime_error("cannot read " + dir + "/" + n);
     out.push_back({n, std::move(bytes)});
   }
   if (out.empty())
