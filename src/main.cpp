@@ -44,6 +44,7 @@
 
 #include "actors/messages.hpp"
 #include "actors/node.hpp"
+#include "cluster_guard.hpp"
 #include "common/log.hpp"
 #include "common/memory.hpp"
 #include "common/metrics.hpp"
@@ -556,6 +557,15 @@ int main(int argc, char** argv) {
     // one that never finishes its TLS handshake is cut off as soon.
     set_tls_handshake_deadline(cl.connection_timeout);
   }
+  // An API node's cluster port: only so many connections may wait for
+  // their peer's hello, and one silent past the deadline is cut off. With
+  // TLS the handshake's own deadline (above) comes first; this one then
+  // catches a peer that finished it and never says hello.
+  if (cl.role == "api" && cl.port != 0)
+    guard_cluster_port(cl.port,
+                       cl.tls.on() ? 2 * cl.connection_timeout
+                                   : cl.connection_timeout,
+                       cl.max_pending);
 
   std::string vips_err;
   if (!imaging::startup(argv[0], cfg.resize.vips_concurrency, vips_err,
@@ -579,10 +589,13 @@ int main(int argc, char** argv) {
     try {
       auto build =
           fmt::format("{} ({})", this_build().version, this_build().commit);
-      node = actors::start_node(sys, cfg, build, instance, [] {
-        name_lost = true;
-        kill(getpid(), SIGTERM); // main's sigwait below takes it
-      });
+      node = actors::start_node(
+          sys, cfg, build, instance,
+          [] {
+            name_lost = true;
+            kill(getpid(), SIGTERM); // main's sigwait below takes it
+          },
+          note_cluster_hello);
     } catch (const std::exception& e) {
       log::error("cannot start node", {{"error", e.what()}});
       return EXIT_FAILURE;

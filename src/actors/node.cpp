@@ -16,10 +16,11 @@
 
 namespace resized::actors {
 
-node_actors start_node(caf::actor_system& sys,
-                       const config::service_settings& cfg,
-                       const std::string& build, const std::string& instance,
-                       std::function<void()> on_lost) {
+node_actors
+start_node(caf::actor_system& sys, const config::service_settings& cfg,
+           const std::string& build, const std::string& instance,
+           std::function<void()> on_lost,
+           std::function<void(const std::string&, uint16_t)> on_hello) {
   node_actors node;
   const auto& cl = cfg.cluster;
   auto pool = static_cast<size_t>(cfg.resize.pool_size);
@@ -61,6 +62,7 @@ node_actors start_node(caf::actor_system& sys,
   sup.node = cl.node_name;
   sup.role = cl.role;
   sup.build = build;
+  sup.on_hello = std::move(on_hello);
   sup.decode_bytes_per_worker = cfg.resize.decode_bytes_per_worker;
   sup.store_timeout =
       2 * cfg.redis.store.command_timeout + cfg.redis.store.connect_timeout;

@@ -36,11 +36,13 @@ struct node_actors {
 /// hello and join, /api/v1/cluster). `instance` is this process's unique id
 /// (the value of the name's lease); `on_lost` runs if the name turns out to be
 /// another running instance's after start-up went on (see lease_config).
-node_actors start_node(caf::actor_system& sys,
-                       const config::service_settings& cfg,
-                       const std::string& build,
-                       const std::string& instance = {},
-                       std::function<void()> on_lost = {});
+/// `on_hello` gets the remote end (numeric host, port) of each worker
+/// connection whose peer said hello (supervisor_config::on_hello).
+node_actors
+start_node(caf::actor_system& sys, const config::service_settings& cfg,
+           const std::string& build, const std::string& instance = {},
+           std::function<void()> on_lost = {},
+           std::function<void(const std::string&, uint16_t)> on_hello = {});
 
 /// Sends exit to the node's actors; the caller then awaits them.
 void stop_node(node_actors& node);

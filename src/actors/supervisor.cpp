@@ -407,24 +407,34 @@ void add_node(self_ptr self, caf::actor agent, node_info info,
   dispatch(self);
 }
 
-// Passes to `then` the network address of the BASP connection to the node
-// of `agent` ("host:port"), "local" for an actor of this node, or
-// "unknown" when the middleman does not know (any more).
-void peer_address(self_ptr self, const caf::actor& agent,
-                  std::function<void(std::string)> then) {
+// Passes to `then` the remote end of the BASP connection to the node of
+// `agent` (numeric host, port); ("local", 0) for an actor of this node,
+// ("unknown", 0) when the middleman does not know (any more).
+void peer_endpoint(self_ptr self, const caf::actor& agent,
+                   std::function<void(std::string, uint16_t)> then) {
   auto& sys = self->home_system();
   if (!agent || agent.node() == self->node() || !sys.has_middleman()) {
-    then("local");
+    then("local", 0);
     return;
   }
   self->request(sys.middleman().actor_handle(), std::chrono::seconds{1},
                 caf::get_atom::value, agent.node())
       .then(
           [=](const caf::node_id&, const std::string& host, uint16_t port) {
-            then(host.empty() ? std::string{"unknown"}
-                              : host + ":" + std::to_string(port));
+            if (host.empty())
+              then("unknown", 0);
+            else
+              then(host, port);
           },
-          [=](caf::error&) { then("unknown"); });
+          [=](caf::error&) { then("unknown", 0); });
+}
+
+// The same as "host:port", "local" or "unknown".
+void peer_address(self_ptr self, const caf::actor& agent,
+                  std::function<void(std::string)> then) {
+  peer_endpoint(self, agent, [then](std::string host, uint16_t port) {
+    then(port == 0 ? host : host + ":" + std::to_string(port));
+  });
 }
 
 // A node's name is its identity (records, logs, /api/v1/cluster): while a
@@ -475,9 +485,8 @@ void refuse_name(self_ptr self, const std::string& name,
 // A worker of another build, whose messages this node could misread: it is
 // told why and keeps asking (its link backs off), so it gets in once one
 // of the two is upgraded.
-void refuse_protocol(self_ptr self, uint32_t protocol, std::string build,
-                     caf::response_promise promise) {
-  auto sender = caf::actor_cast<caf::actor>(self->current_sender());
+void refuse_protocol(self_ptr self, const caf::actor& sender, uint32_t protocol,
+                     std::string build, caf::response_promise promise) {
   peer_address(self, sender, [=](std::string peer) mutable {
     const auto& st = self->state;
     log::error("worker refused: another cluster protocol",
@@ -947,11 +956,21 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
       },
       [=](hello_atom, uint32_t protocol,
           std::string& build) -> caf::response_promise {
+        // (Before the promise, which takes the request's sender over.)
+        auto sender = caf::actor_cast<caf::actor>(self->current_sender());
         auto promise = self->make_response_promise();
-        if (protocol == cluster_protocol)
-          promise.deliver(hello_atom::value, self->state.cfg.build);
-        else
-          refuse_protocol(self, protocol, std::move(build), promise);
+        if (protocol != cluster_protocol) {
+          refuse_protocol(self, sender, protocol, std::move(build), promise);
+          return promise;
+        }
+        // The connection is a node's: tell the cluster port's guard
+        // before the worker can go on.
+        peer_endpoint(
+            self, sender, [=](std::string host, uint16_t port) mutable {
+              if (port != 0 && self->state.cfg.on_hello)
+                self->state.cfg.on_hello(host, port);
+              promise.deliver(hello_atom::value, self->state.cfg.build);
+            });
         return promise;
       },
       [=](join_atom, caf::actor& agent,

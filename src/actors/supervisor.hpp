@@ -33,6 +33,7 @@
 
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <map>
 #include <string>
 #include <unordered_map>
@@ -63,6 +64,10 @@ struct supervisor_config {
   /// This node's version and commit, "0.1.0 (31c78c02d530)": shown for its
   /// own pool in /api/v1/cluster, and told to workers in answer to hello.
   std::string build;
+  /// Called with the remote end of a worker's BASP connection (numeric
+  /// host, port) when it says hello in this node's protocol, before the
+  /// answer (main: the cluster port's guard, cluster_guard.hpp).
+  std::function<void(const std::string&, uint16_t)> on_hello;
   std::chrono::milliseconds store_timeout{5000}; // accept / recover writes
   /// Memory budget per resize worker of a node: a node starts a task only
   /// while the decode estimates of its tasks in flight, this one included,

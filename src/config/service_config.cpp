@@ -77,6 +77,9 @@ service_config::service_config() {
            "ms without traffic before a node is declared lost (default 5000)")
       .add(cluster_reconnect_max_ms_, "reconnect-max-ms",
            "worker: longest wait between join attempts (default 5000)")
+      .add(cluster_max_pending_, "max-pending-connections",
+           "api: connections to cluster.port that have not said hello yet, "
+           "at most; more are closed at once (default 64)")
       .add(cluster_lease_ms_, "lease-ms",
            "api, standalone: ms the lease on node-name in Redis lives "
            "unless renewed (default 10000)")
@@ -587,6 +590,8 @@ std::vector<std::string> service_config::load(int argc, char** argv,
   if (c.range("cluster.reconnect-max-ms", cluster_reconnect_max_ms_, 100,
               600000, secs))
     cl.reconnect_max = std::chrono::milliseconds{secs};
+  c.range("cluster.max-pending-connections", cluster_max_pending_, 1, 100000,
+          cl.max_pending);
   check_caf_keys(errors);
   if (c.range("cluster.lease-ms", cluster_lease_ms_, 500, 600000, secs))
     cl.lease = std::chrono::milliseconds{secs};

@@ -72,6 +72,7 @@ private:
   int64_t cluster_heartbeat_ms_ = 1000;
   int64_t cluster_connection_timeout_ms_ = 5000;
   int64_t cluster_reconnect_max_ms_ = 5000;
+  int64_t cluster_max_pending_ = 64;
   int64_t cluster_lease_ms_ = 10000;
   int64_t cluster_lease_renew_ms_ = 3000;
   int64_t cluster_adopt_ms_ = -1; // -1: cluster.lease-ms

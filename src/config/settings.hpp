@@ -119,6 +119,10 @@ struct cluster_settings {
   std::chrono::milliseconds connection_timeout{
       5000};                                     // ...connection-timeout-ms
   std::chrono::milliseconds reconnect_max{5000}; // ...reconnect-max-ms
+  // api: connections to `port` whose peer has not said hello (a worker
+  // does within milliseconds of connecting) at most; more are closed at
+  // once, and one still silent after connection_timeout is cut off.
+  size_t max_pending = 64; // cluster.max-pending-connections
   // api, standalone: the lease on node-name in Redis (one running instance
   // per name). It lives lease-ms unless renewed, renewed every renew-ms; a
   // restart after a crash waits at most about lease-ms for it.

@@ -1522,6 +1522,75 @@ BOOST_AUTO_TEST_CASE(a_tls_handshake_that_never_comes_is_cut_off) {
   BOOST_TEST(api.running());
 }
 
+/// Reads `fd` until the peer ends the connection (true: EOF or reset) or
+/// its 5 s receive timeout passes (false); bytes the peer sent first (BASP's
+/// handshake) are read and dropped.
+bool closed_by_peer(int fd) {
+  char buf[4096];
+  for (;;) {
+    auto n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n > 0)
+      continue;
+    return n == 0 || errno == ECONNRESET;
+  }
+}
+
+// The plain cluster port holds no connection that never says hello (a port
+// scanner, a stalled or hostile client): at most
+// cluster.max-pending-connections (2 here) wait for it, more are closed as
+// soon as accepted, and those still silent after
+// cluster.connection-timeout-ms (1 s) are cut off. A worker then joins and
+// works, and HTTP is unharmed.
+BOOST_AUTO_TEST_CASE(silent_connections_to_the_cluster_port_are_cut_off) {
+  if (left_out_of_the_tls_everywhere_run())
+    return;
+  redis_server redis;
+  api_node api(redis.port(), "guard-api",
+               {"--cluster.max-pending-connections=2"});
+  note_logs({&api.process()});
+  std::vector<int> idle;
+  for (int i = 0; i < 3; ++i) {
+    int fd = connect_loopback(api.cluster_port()); // reads time out at 5 s
+    BOOST_TEST_REQUIRE(fd >= 0);
+    idle.push_back(fd);
+  }
+  // The third is over the limit: closed at once, well before the deadline.
+  auto t0 = std::chrono::steady_clock::now();
+  BOOST_TEST(closed_by_peer(idle[2]));
+  BOOST_TEST((std::chrono::steady_clock::now() - t0 < 900ms));
+  BOOST_TEST(!wait_log_line(api.process(),
+                            "cluster connection refused: too many without a "
+                            "hello",
+                            5s)
+                  .empty());
+  // The first two: cut off at the deadline.
+  for (int i = 0; i < 2; ++i)
+    BOOST_TEST(closed_by_peer(idle[i]));
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - t0);
+  BOOST_TEST_MESSAGE("cut off after " << took.count() << " ms");
+  BOOST_TEST(!wait_log_line(api.process(),
+                            "cluster connection cut off: no hello in time", 5s)
+                  .empty());
+  for (int fd : idle)
+    ::close(fd);
+  BOOST_TEST(api.running());
+  BOOST_TEST(http_get(api.url("/healthz")).status == 200);
+
+  worker_process w("guard-worker", {api.endpoint()});
+  note_logs({&w.process()});
+  BOOST_TEST_REQUIRE(wait_listed(api, {"guard-worker"}, join_timeout));
+  auto joined = std::chrono::steady_clock::now();
+  // Its connection said hello, so it outlives the deadline: let twice the
+  // deadline pass (the time is what is tested), then it still works.
+  wait_until([&] { return std::chrono::steady_clock::now() - joined > 2s; },
+             3s);
+  auto tokens = submit_batch(api, all_photos(), 4);
+  BOOST_TEST(expect_all_success(api, tokens).size() == 4u);
+  BOOST_TEST(lines_with(w.log(), {"cluster link down"}) == 0u, w.log());
+  BOOST_TEST(lines_with(w.log(), {"joined API node"}) == 1u, w.log());
+}
+
 // The TLS files are read once, at start-up: removing them afterwards (a
 // certificate renewal done carelessly) changes nothing. (CAF's module reads
 // them again for each connection; one it could not read threw on its

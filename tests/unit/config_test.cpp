@@ -166,6 +166,7 @@ BOOST_AUTO_TEST_CASE(defaults_without_arguments) {
   BOOST_TEST(s.cluster.role == "standalone");
   BOOST_TEST(s.cluster.lease.count() == 10000);
   BOOST_TEST(s.cluster.lease_renew.count() == 3000);
+  BOOST_TEST(s.cluster.max_pending == 64u);
   BOOST_TEST(s.resize.pool_size == 2);
   BOOST_TEST(s.resize.vips_concurrency == 1);
   BOOST_TEST(s.resize.task_timeout.count() == 60000);
@@ -267,6 +268,14 @@ BOOST_AUTO_TEST_CASE(invalid_values_name_their_key) {
   expect_rejected("--cluster.lease-renew-ms=50", "cluster.lease-renew-ms");
   // Renewed less often than three times a lease (10 s by default).
   expect_rejected("--cluster.lease-renew-ms=4000", "cluster.lease-renew-ms");
+  expect_rejected("--cluster.max-pending-connections=0",
+                  "cluster.max-pending-connections");
+}
+
+BOOST_AUTO_TEST_CASE(max_pending_connections) {
+  auto res = load({"--cluster.max-pending-connections=2"});
+  BOOST_REQUIRE_MESSAGE(res.errors.empty(), joined(res.errors));
+  BOOST_TEST(res.settings.cluster.max_pending == 2u);
 }
 
 BOOST_AUTO_TEST_CASE(lease_values) {
