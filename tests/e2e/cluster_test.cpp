@@ -1392,6 +1392,18 @@ namespace {
 /// True, with a message, in the run with TLS everywhere (ctest
 /// e2e.cluster_test_tls): a case that sets its own openssl.* arguments is
 /// left out of it.
+/// `n` connections to `port` on 127.0.0.1 that send nothing (reads time
+/// out at 5 s); the caller closes them.
+std::vector<int> connect_silently(uint16_t port, int n) {
+  std::vector<int> fds;
+  for (int i = 0; i < n; ++i) {
+    int fd = connect_loopback(port);
+    BOOST_TEST_REQUIRE(fd >= 0);
+    fds.push_back(fd);
+  }
+  return fds;
+}
+
 bool left_out_of_the_tls_everywhere_run() {
   if (!cluster_tls_everywhere())
     return false;
@@ -1502,12 +1514,7 @@ BOOST_AUTO_TEST_CASE(a_tls_handshake_that_never_comes_is_cut_off) {
   redis_server redis;
   api_node api(redis.port(), "tls-idle-api", tls_args("node"));
   note_logs({&api.process()});
-  std::vector<int> idle;
-  for (int i = 0; i < 3; ++i) {
-    int fd = connect_loopback(api.cluster_port()); // reads time out at 5 s
-    BOOST_TEST_REQUIRE(fd >= 0);
-    idle.push_back(fd);
-  }
+  auto idle = connect_silently(api.cluster_port(), 3);
   auto t0 = std::chrono::steady_clock::now();
   for (int fd : idle) {
     char byte = 0;
@@ -1548,12 +1555,7 @@ BOOST_AUTO_TEST_CASE(silent_connections_to_the_cluster_port_are_cut_off) {
   api_node api(redis.port(), "guard-api",
                {"--cluster.max-pending-connections=2"});
   note_logs({&api.process()});
-  std::vector<int> idle;
-  for (int i = 0; i < 3; ++i) {
-    int fd = connect_loopback(api.cluster_port()); // reads time out at 5 s
-    BOOST_TEST_REQUIRE(fd >= 0);
-    idle.push_back(fd);
-  }
+  auto idle = connect_silently(api.cluster_port(), 3);
   // The third is over the limit: closed at once, well before the deadline.
   auto t0 = std::chrono::steady_clock::now();
   BOOST_TEST(closed_by_peer(idle[2]));
