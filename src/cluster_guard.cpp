@@ -14,13 +14,11 @@
 #include "cluster_guard.hpp"
 
 #include <dlfcn.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <atomic>
 #include <cstdlib>
-#include <cstring>
 #include <map>
 #include <mutex>
 #include <string>
@@ -29,6 +27,7 @@
 #include <utility>
 
 #include "common/log.hpp"
+#include "common/socket_ends.hpp"
 
 namespace {
 
@@ -42,18 +41,6 @@ accept_fn libc_accept() {
     std::abort();
   }
   return fn;
-}
-
-/// The numeric host and the port of `addr` (host "" if unknown).
-std::pair<std::string, uint16_t> endpoint_of(const sockaddr_storage& addr,
-                                             socklen_t len) {
-  char host[NI_MAXHOST];
-  char port[NI_MAXSERV];
-  if (getnameinfo(reinterpret_cast<const sockaddr*>(&addr), len, host,
-                  sizeof(host), port, sizeof(port),
-                  NI_NUMERICHOST | NI_NUMERICSERV) != 0)
-    return {"", 0};
-  return {host, static_cast<uint16_t>(std::atoi(port))};
 }
 
 uint16_t local_port(int fd) {
@@ -72,8 +59,7 @@ uint16_t local_port(int fd) {
 // The socket is identified by both ends as well as its descriptor: one
 // closed and reused meanwhile is left alone.
 struct pending_connection {
-  sockaddr_storage peer{}, local{};
-  socklen_t peer_len = 0, local_len = 0;
+  resized::socket_ends ends;
   std::pair<std::string, uint16_t> peer_endpoint;
   clock_type::time_point since;
 };
@@ -96,23 +82,6 @@ struct guard_state {
 
 guard_state& guard = *new guard_state;
 
-bool same_connection(int fd, const pending_connection& p) {
-  sockaddr_storage peer{}, local{};
-  socklen_t peer_len = sizeof(peer), local_len = sizeof(local);
-  return getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) == 0 &&
-         getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) ==
-             0 &&
-         peer_len == p.peer_len && local_len == p.local_len &&
-         std::memcmp(&peer, &p.peer, peer_len) == 0 &&
-         std::memcmp(&local, &p.local, local_len) == 0;
-}
-
-std::string text_of(const std::pair<std::string, uint16_t>& endpoint) {
-  return endpoint.first.find(':') != std::string::npos
-             ? "[" + endpoint.first + "]:" + std::to_string(endpoint.second)
-             : endpoint.first + ":" + std::to_string(endpoint.second);
-}
-
 // Once a quarter of the deadline: forgets connections whose peer said
 // hello, shuts down those past the deadline.
 void watchdog() {
@@ -133,14 +102,16 @@ void watchdog() {
         ++i;
         continue;
       }
-      if (same_connection(i->first, i->second)) {
+      if (resized::same_ends(i->first, i->second.ends)) {
         ::shutdown(i->first, SHUT_RDWR);
         if (auto count = guard.log.note(0, now); count > 0)
-          resized::log::warn("cluster connection cut off: no hello in time",
-                             {{"peer", text_of(i->second.peer_endpoint)},
-                              {"deadline_ms", limit.count()},
-                              {"connections", count},
-                              {"log_every_s", guard.log.every_seconds()}});
+          resized::log::warn(
+              "cluster connection cut off: no hello in time",
+              {{"peer", resized::address_text(i->second.ends.peer,
+                                              i->second.ends.peer_len)},
+               {"deadline_ms", limit.count()},
+               {"connections", count},
+               {"log_every_s", guard.log.every_seconds()}});
       }
       i = guard.pending.erase(i);
     }
@@ -153,23 +124,21 @@ void note_accepted(int listener, int fd) {
   if (local_port(listener) != guard.port.load())
     return;
   pending_connection p;
-  p.peer_len = sizeof(p.peer);
-  p.local_len = sizeof(p.local);
-  if (getpeername(fd, reinterpret_cast<sockaddr*>(&p.peer), &p.peer_len) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&p.local), &p.local_len) != 0)
+  if (!resized::read_ends(fd, p.ends))
     return;
-  p.peer_endpoint = endpoint_of(p.peer, p.peer_len);
+  p.peer_endpoint = resized::numeric_endpoint(p.ends.peer, p.ends.peer_len);
   p.since = clock_type::now();
   std::lock_guard<std::mutex> lock{guard.mutex};
   if (guard.pending.size() >= guard.max_pending.load()) {
     // CAF owns the descriptor: end the stream, CAF closes it.
     ::shutdown(fd, SHUT_RDWR);
     if (auto count = guard.log.note(1, p.since); count > 0)
-      resized::log::warn("cluster connection refused: too many without a hello",
-                         {{"peer", text_of(p.peer_endpoint)},
-                          {"max_pending", guard.max_pending.load()},
-                          {"connections", count},
-                          {"log_every_s", guard.log.every_seconds()}});
+      resized::log::warn(
+          "cluster connection refused: too many without a hello",
+          {{"peer", resized::address_text(p.ends.peer, p.ends.peer_len)},
+           {"max_pending", guard.max_pending.load()},
+           {"connections", count},
+           {"log_every_s", guard.log.every_seconds()}});
     return;
   }
   guard.pending[fd] = std::move(p);

@@ -23,13 +23,11 @@
 #include "openssl_calls.hpp"
 
 #include <dlfcn.h>
-#include <netdb.h>
 #include <sys/socket.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
-#include <cstring>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -41,6 +39,7 @@
 #include <openssl/x509.h>
 
 #include "common/log.hpp"
+#include "common/socket_ends.hpp"
 
 namespace {
 
@@ -55,26 +54,12 @@ Fn libssl(const char* name) {
   return fn;
 }
 
-/// "host:port" ("[host]:port" for IPv6) of `addr`, or "unknown".
-std::string address_text(const sockaddr_storage& addr, socklen_t len) {
-  char host[NI_MAXHOST];
-  char port[NI_MAXSERV];
-  if (getnameinfo(reinterpret_cast<const sockaddr*>(&addr), len, host,
-                  sizeof(host), port, sizeof(port),
-                  NI_NUMERICHOST | NI_NUMERICSERV) != 0)
-    return "unknown";
-  return addr.ss_family == AF_INET6 ? fmt::format("[{}]:{}", host, port)
-                                    : fmt::format("{}:{}", host, port);
-}
-
 /// "host:port" of the socket's peer, or "unknown".
 std::string peer_of(const SSL* ssl) {
-  sockaddr_storage addr{};
-  socklen_t len = sizeof(addr);
-  int fd = SSL_get_fd(ssl);
-  if (fd < 0 || getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+  resized::socket_ends ends;
+  if (!resized::read_ends(SSL_get_fd(ssl), ends))
     return "unknown";
-  return address_text(addr, len);
+  return resized::address_text(ends.peer, ends.peer_len);
 }
 
 /// SSL_get_error for a handshake call's `ret` (SSL_ERROR_NONE when done).
@@ -115,8 +100,7 @@ resized::log::throttle& handshake_log =
 
 struct pending_handshake {
   int fd = -1;
-  sockaddr_storage peer{}, local{};
-  socklen_t peer_len = 0, local_len = 0;
+  resized::socket_ends ends;
   std::chrono::steady_clock::time_point since;
 };
 
@@ -125,20 +109,6 @@ std::mutex& pending_mutex = *new std::mutex;
 std::unordered_map<const SSL*, pending_handshake>& pending =
     *new std::unordered_map<const SSL*, pending_handshake>;
 std::once_flag watchdog_started;
-
-// The same connection: both ends as noted (a client may use one source
-// port towards two of our ports, the HTTP one too).
-bool same_peer(const pending_handshake& p) {
-  sockaddr_storage peer{}, local{};
-  socklen_t peer_len = sizeof(peer), local_len = sizeof(local);
-  return getpeername(p.fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) ==
-             0 &&
-         getsockname(p.fd, reinterpret_cast<sockaddr*>(&local), &local_len) ==
-             0 &&
-         peer_len == p.peer_len && local_len == p.local_len &&
-         std::memcmp(&peer, &p.peer, peer_len) == 0 &&
-         std::memcmp(&local, &p.local, local_len) == 0;
-}
 
 // Once a quarter of the deadline, shuts down the sockets of handshakes
 // past it. CAF's network thread then sees the connection end and closes it.
@@ -154,12 +124,13 @@ void watchdog() {
         ++i;
         continue;
       }
-      if (same_peer(i->second)) {
+      if (resized::same_ends(i->second.fd, i->second.ends)) {
         ::shutdown(i->second.fd, SHUT_RDWR);
         if (auto count = handshake_log.note(2, now); count > 0) {
           resized::log::warn(
               "cluster TLS handshake cut off: not finished in time",
-              {{"peer", address_text(i->second.peer, i->second.peer_len)},
+              {{"peer", resized::address_text(i->second.ends.peer,
+                                              i->second.ends.peer_len)},
                {"deadline_ms", limit.count()},
                {"failures", count},
                {"log_every_s", handshake_log.every_seconds()}});
@@ -179,13 +150,7 @@ void note_accepting(const SSL* ssl) {
     return;
   pending_handshake p;
   p.fd = SSL_get_fd(ssl);
-  p.peer_len = sizeof(p.peer);
-  p.local_len = sizeof(p.local);
-  if (p.fd < 0 ||
-      getpeername(p.fd, reinterpret_cast<sockaddr*>(&p.peer), &p.peer_len) !=
-          0 ||
-      getsockname(p.fd, reinterpret_cast<sockaddr*>(&p.local), &p.local_len) !=
-          0)
+  if (!resized::read_ends(p.fd, p.ends))
     return;
   p.since = std::chrono::steady_clock::now();
   pending.emplace(ssl, p);

@@ -3,6 +3,11 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -22,6 +27,7 @@
 #include "common/log.hpp"
 #include "common/memory.hpp"
 #include "common/service.hpp"
+#include "common/socket_ends.hpp"
 #include "common/task_record.hpp"
 #include "http/request_decoding.hpp"
 #include "support/printing.hpp"
@@ -518,6 +524,79 @@ BOOST_AUTO_TEST_CASE(trimmer_waits_for_the_threshold) {
   memory::trimmer trim{std::chrono::milliseconds{1}, uint64_t{1} << 50};
   std::this_thread::sleep_for(std::chrono::milliseconds{20});
   BOOST_TEST(trim.trims() == 0u);
+}
+
+namespace {
+
+// A TCP connection on loopback: the listener, the client and the accepted
+// socket (-1 where a call failed).
+struct loopback_connection {
+  int listener = -1, client = -1, accepted = -1;
+  loopback_connection() {
+    listener = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (::bind(listener, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+        ::listen(listener, 4) != 0 ||
+        ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+      return;
+    client = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (::connect(client, reinterpret_cast<sockaddr*>(&addr), len) != 0)
+      return;
+    accepted = ::accept(listener, nullptr, nullptr);
+  }
+  ~loopback_connection() {
+    for (int fd : {accepted, client, listener})
+      if (fd >= 0)
+        ::close(fd);
+  }
+  uint16_t client_port() const {
+    sockaddr_in addr{};
+    socklen_t len = sizeof(addr);
+    ::getsockname(client, reinterpret_cast<sockaddr*>(&addr), &len);
+    return ntohs(addr.sin_port);
+  }
+};
+
+} // namespace
+
+// Both ends of a socket name its peer and tell a descriptor reused for
+// another connection from the one noted.
+BOOST_AUTO_TEST_CASE(socket_ends_name_the_peer_and_spot_a_reused_descriptor) {
+  socket_ends noted;
+  int fd = -1;
+  uint16_t first_port = 0;
+  {
+    loopback_connection c;
+    BOOST_TEST_REQUIRE(c.accepted >= 0);
+    BOOST_TEST_REQUIRE(read_ends(c.accepted, noted));
+    first_port = c.client_port();
+    BOOST_TEST(address_text(noted.peer, noted.peer_len) ==
+               "127.0.0.1:" + std::to_string(first_port));
+    auto [host, port] = numeric_endpoint(noted.peer, noted.peer_len);
+    BOOST_TEST(host == "127.0.0.1");
+    BOOST_TEST(port == first_port);
+    BOOST_TEST(same_ends(c.accepted, noted));
+    fd = c.accepted;
+  }
+  // Closed: no ends. Another connection, likely on the same descriptor
+  // numbers: not the same ends.
+  BOOST_TEST(!same_ends(fd, noted));
+  loopback_connection again;
+  BOOST_TEST_REQUIRE(again.accepted >= 0);
+  BOOST_TEST(!same_ends(again.accepted, noted));
+  socket_ends none;
+  BOOST_TEST(!read_ends(-1, none));
+
+  sockaddr_storage v6{};
+  auto& in6 = reinterpret_cast<sockaddr_in6&>(v6);
+  in6.sin6_family = AF_INET6;
+  in6.sin6_addr = in6addr_loopback;
+  in6.sin6_port = htons(4000);
+  BOOST_TEST(address_text(v6, sizeof(sockaddr_in6)) == "[::1]:4000");
+  BOOST_TEST(address_text(sockaddr_storage{}, 0) == "unknown");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
