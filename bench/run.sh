@@ -11,6 +11,9 @@
 #                build-bench/variants/, and every step runs on those)
 #                [--plain-poll] (resized polled like the original: GET every
 #                5-20 ms; default: its long poll, GET ...?wait=10)
+#                [--aof] (one more JSON and raw-bytes run per round with
+#                resized's Redis writing an AOF, appendfsync everysec, as
+#                scripts/run and docker-compose run it)
 #
 # 1. Builds resized (Release, build-bench/service, tests off) and the bench
 #    tools (build-bench/tools: raw_pipeline, loadgen, make_variants).
@@ -24,6 +27,7 @@
 #      resized via base64 JSON, resized via raw bytes (fresh resized and a
 #      private redis-server each), concurrency 8
 #      --tune="...": one more JSON run per round with extra resized args
+#      --aof: one more JSON and raw-bytes run per round, Redis with AOF
 #      then resized via JSON with identical passes (content-hash hit path)
 #      --with-original: the original Flask + Celery stack, same photos.
 #    Prints service ÷ raw, resized ÷ original, POST p99 and peak RSS ratios.
@@ -40,7 +44,8 @@
 #
 # Redis: a private redis-server per resized start, on a free loopback port,
 # with persistence off (--save '' --appendonly no): the benchmark measures
-# the service, not the disk. Production runs AOF (see README).
+# the service, not the disk. Production runs AOF (see README); --aof
+# measures that too, side by side (AOF files in the run's directory).
 # Everything started here is stopped by pid on exit (trap), every wait is
 # bounded.
 set -euo pipefail
@@ -52,6 +57,7 @@ corpus=$shared_corpus
 orig_dir=$(cd "$root/../shared/peers/original-stack" 2>/dev/null && pwd || true)
 
 with_original=0 profile=0 curve=1 build=1 write_results=1 throughput=1 variants=0
+aof=0 redis_aof=0
 poll_args=(--wait-s=10)
 passes=3 concurrency=8 pool=2 io_threads=2 curve_count=80 rounds=2 tune=""
 lg_extra=()
@@ -62,6 +68,7 @@ for arg in "$@"; do
     --no-curve) curve=0 ;;
     --no-throughput) throughput=0 ;;
     --plain-poll) poll_args=() ;;
+    --aof) aof=1 ;;
     --no-build) build=0 ;;
     --corpus=*) corpus=$(cd "${arg#*=}" && pwd) ;;
     --variants) variants=1 ;;
@@ -154,7 +161,12 @@ free_port() {
 start_redis() { # up to 3 ports: another process may take a free port first
   for _ in 1 2 3; do
     redis_port=$(free_port)
-    redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no \
+    local persist=(--appendonly no)
+    if ((redis_aof)); then
+      mkdir -p "$out/redis-aof-$redis_port"
+      persist=(--appendonly yes --appendfsync everysec --dir "$out/redis-aof-$redis_port")
+    fi
+    redis-server --bind 127.0.0.1 --port "$redis_port" --save '' "${persist[@]}" \
       --logfile "$out/redis-$redis_port.log" >/dev/null 2>&1 &
     redis_pid=$!
     for _ in $(seq 100); do
@@ -198,7 +210,10 @@ start_resized() {
   done
   echo "run.sh: resized did not start; see $out/resized-$name.log" >&2; return 1
 }
-stop_resized() { stop_pid "$resized_pid" 25; resized_pid=""; stop_pid "$redis_pid" 10; redis_pid=""; }
+stop_resized() {
+  stop_pid "$resized_pid" 25; resized_pid=""; stop_pid "$redis_pid" 10; redis_pid=""
+  rm -rf "$out"/redis-aof-* # --aof: the inputs, hundreds of MB
+}
 
 # field <line> <key> -> value of key=value in a result line
 field() { sed -nE "s/.*[ ]$2=([^ ]+).*/\1/p" <<<"$1" | head -1; }
@@ -245,6 +260,13 @@ for r in $(seq "$rounds"); do
     log "round $r/$rounds: resized via base64 JSON, tuned: $tune"
     # shellcheck disable=SC2086
     run_service json _tuned $tune >/dev/null
+  fi
+  if ((aof)); then
+    log "round $r/$rounds: resized via base64 JSON and raw bytes, Redis with AOF (everysec)"
+    redis_aof=1
+    run_service json _aof >/dev/null
+    run_service raw _aof >/dev/null
+    redis_aof=0
   fi
 done
 log "raw pipeline again (brackets the last service runs)"
@@ -442,6 +464,12 @@ summary="throughput not measured (--no-throughput)"
     echo "resized JSON, tuned ($tune): $(svc_line service_json_tuned)"
     echo "ratio service/raw  JSON tuned: $(ratio "$(agg service_json_tuned images_per_s mean)" "$raw_ips")"
   fi
+  if ((aof)); then
+    echo "resized JSON , Redis with AOF (appendfsync everysec): $(svc_line service_json_aof)"
+    echo "resized bytes, Redis with AOF (appendfsync everysec): $(svc_line service_raw_aof)"
+    echo "ratio AOF/no persistence  images/s JSON: $(ratio "$(agg service_json_aof images_per_s mean)" "$json_ips")  bytes: $(ratio "$(agg service_raw_aof images_per_s mean)" "$bytes_ips")   POST p99 JSON: $(ratio "$(agg service_json_aof post_p99_ms mean)" "$(agg service_json post_p99_ms mean)")  bytes: $(ratio "$(agg service_raw_aof post_p99_ms mean)" "$(agg service_raw post_p99_ms mean)")"
+    echo "ratio service/raw with AOF  JSON: $(ratio "$(agg service_json_aof images_per_s mean)" "$raw_ips")  bytes: $(ratio "$(agg service_raw_aof images_per_s mean)" "$raw_ips")"
+  fi
   if [[ -n $orig ]]; then
     orig_ips=$(agg original images_per_s mean)
     peak_resized=$(awk -v a="$(agg service_json peak_rss_kib max)" -v b="$(agg service_raw peak_rss_kib max)" 'BEGIN{print (a>b)?a:b}')
@@ -475,7 +503,7 @@ if ((write_results)); then
     echo "## Run $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo
     echo "- machine: $machine"
-    echo "- resized $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$root" diff --quiet -- src 2>/dev/null || echo ' + uncommitted src changes'), Release; pool-size $pool, io-threads $io_threads, vips-concurrency 1; private redis-server, persistence off"
+    echo "- resized $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$root" diff --quiet -- src 2>/dev/null || echo ' + uncommitted src changes'), Release; pool-size $pool, io-threads $io_threads, vips-concurrency 1; private redis-server, persistence off$( ((aof)) && echo ' (AOF everysec in the _aof runs)')"
     echo "- corpus: $corpus_shown, $nfiles photos ($(du -sh "$corpus" | cut -f1)), $passes passes = $count submissions, concurrency $concurrency, 100x100 fill JPEG, quality 85/84/83 by pass"
     echo "- command: \`bench/run.sh $(printf "%q " "$@")\` (artefacts: build-bench/runs/$stamp/)"
     echo
