@@ -11,15 +11,25 @@ void actor_backend::submit(submit_request req, submit_replier reply) {
                  std::move(reply));
 }
 
+// Clients' lookups reach the status actor as urgent messages. It makes its
+// Redis calls one at a time, and an accept carries the whole input (tens of
+// milliseconds for a large photo, more when Redis writes an AOF), so
+// lookups it could answer from its cache would otherwise wait behind every
+// accept and write queued before them. CAF's mailbox takes urgent messages
+// first in each round (twice the quantum of normal ones, so the writes are
+// never starved). Lookups only read: their order against the writes does
+// not matter (a client's 202 is sent after its accept was stored).
+constexpr auto urgent = caf::message_priority::high;
+
 void actor_backend::status(std::string token, std::chrono::milliseconds wait,
                            status_replier reply) {
-  caf::anon_send(status_, status_atom::value, std::move(token),
-                 static_cast<int64_t>(wait.count()), std::move(reply));
+  caf::anon_send<urgent>(status_, status_atom::value, std::move(token),
+                         static_cast<int64_t>(wait.count()), std::move(reply));
 }
 
 void actor_backend::image(std::string token, image_replier reply) {
-  caf::anon_send(status_, image_atom::value, std::move(token),
-                 std::move(reply));
+  caf::anon_send<urgent>(status_, image_atom::value, std::move(token),
+                         std::move(reply));
 }
 
 void actor_backend::cluster(cluster_replier reply) {
@@ -27,7 +37,7 @@ void actor_backend::cluster(cluster_replier reply) {
 }
 
 void actor_backend::ping_store(ping_replier reply) {
-  caf::anon_send(status_, ping_atom::value, std::move(reply));
+  caf::anon_send<urgent>(status_, ping_atom::value, std::move(reply));
 }
 
 } // namespace resized::actors

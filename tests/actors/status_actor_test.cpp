@@ -3,6 +3,7 @@
 #include <caf/all.hpp>
 
 #include "actor_fixture.hpp"
+#include "actors/actor_backend.hpp"
 #include "actors/status_actor.hpp"
 #include "support/redis_server.hpp"
 
@@ -395,6 +396,54 @@ BOOST_AUTO_TEST_CASE(a_hung_redis_costs_one_timeout_not_one_per_call) {
       },
       10s));
   BOOST_TEST(ping().ok());
+  caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
+}
+
+// The HTTP layer's lookups (actor_backend) are urgent messages: while the
+// actor is held in a Redis call, writes queue behind it, and a client's
+// lookup must not wait for all of them.
+BOOST_AUTO_TEST_CASE(clients_lookups_overtake_queued_writes) {
+  auto cfg = config();
+  cfg.redis.command_timeout = 1s;
+  cfg.redis.connect_timeout = 1s;
+  cfg.retry_interval = 100ms;
+  cfg.watch_interval = 0ms; // only the calls below reach Redis
+  auto st = start(cfg);
+  auto rec = make_record(task_status::in_progress);
+  caf::anon_send(st, update_atom::value, rec);
+  BOOST_REQUIRE(lookup(st, rec.token).ok()); // written
+  actor_backend backend{caf::actor{}, st};
+  constexpr uint32_t writes = 20;
+  redis.pause();
+  // A lookup only Redis can answer: the actor waits in it (the timeout, 1
+  // s) while the writes and the client's lookup below queue up.
+  test::answer<outcome<task_record>> held;
+  caf::anon_send(st, status_atom::value, test::random_uuid(), int64_t{0},
+                 held.make());
+  for (uint32_t i = 1; i <= writes; ++i) {
+    auto newer = rec;
+    newer.attempts = i;
+    caf::anon_send(st, update_atom::value, newer);
+  }
+  test::answer<outcome<task_record>> client;
+  backend.status(rec.token, 0ms, client.make());
+  test::answer<outcome<image_blob>> client_image;
+  backend.image(rec.token, client_image.make());
+  auto seen = client.wait();
+  BOOST_REQUIRE(seen.has_value());
+  BOOST_REQUIRE(seen->ok());
+  // In order it would have come after every write (attempts == writes);
+  // CAF's mailbox takes at most a few normal messages per round.
+  BOOST_TEST(seen->value().attempts < writes / 2,
+             "the lookup saw " << seen->value().attempts << " of " << writes
+                               << " writes queued before it");
+  auto image_seen = client_image.wait();
+  BOOST_REQUIRE(image_seen.has_value());
+  BOOST_TEST(!image_seen->ok()); // no result yet: answered, not held
+  BOOST_REQUIRE(held.wait().has_value());
+  redis.resume();
+  // The writes were all made, in order: the last one is the record.
+  BOOST_TEST(lookup(st, rec.token).value().attempts == writes);
   caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
 }
 
