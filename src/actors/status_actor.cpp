@@ -23,11 +23,49 @@ bool expired(int64_t expires_at_ms) {
   return expires_at_ms <= now_ms();
 }
 
+// A write Redis failed: the first since it last took every write is
+// logged (warn), later ones at debug; `kept` says whether it is retried.
+void note_write_failed(status_actor_type* self, const char* op,
+                       const std::string& token, const failure& err,
+                       bool kept) {
+  auto& f = self->state.failing;
+  ++(kept ? f.kept : f.skipped);
+  if (f.on) {
+    log::debug(kept ? "redis write failed, will retry"
+                    : "redis write failed, not retried",
+               {{"op", op}, {"token", token}, {"error", err.message}});
+    return;
+  }
+  f.on = true;
+  f.since = std::chrono::steady_clock::now();
+  log::warn("redis writes failing",
+            {{"op", op},
+             {"token", token},
+             {"error", err.message},
+             {"then", "progress records are skipped, final records and "
+                      "results kept and made once redis answers (counts "
+                      "follow in \"redis writes made again\")"}});
+}
+
+// Every kept write is made: the failures since the first are summed up.
+void note_writes_back(status_actor_type* self) {
+  auto& st = self->state;
+  if (!st.failing.on || !st.unwritten.empty())
+    return;
+  auto f = std::exchange(st.failing, {});
+  std::chrono::duration<double> failing_for =
+      std::chrono::steady_clock::now() - f.since;
+  log::info("redis writes made again", {{"failing_s", failing_for.count(), 1},
+                                        {"kept", f.kept},
+                                        {"made", f.made},
+                                        {"dropped", f.dropped},
+                                        {"skipped", f.skipped}});
+}
+
 void note_store_error(status_actor_type* self, const char* op,
                       const std::string& token, const failure& err) {
   count_redis_error(self);
-  log::error("redis write failed",
-             {{"op", op}, {"token", token}, {"error", err.message}});
+  note_write_failed(self, op, token, err, false);
 }
 
 // -- writes Redis failed
@@ -124,11 +162,14 @@ bool flush_unwritten(status_actor_type* self) {
         st.records.put(w.record.token, {w.record, expiry(st)});
       continue;
     }
-    log::info("redis write made after a failure",
-              {{"op", op_name(w.what)},
-               {"token", w.record.token},
-               {"left", st.unwritten.size() - 1}});
+    log::debug("redis write made after a failure",
+               {{"op", op_name(w.what)},
+                {"token", w.record.token},
+                {"left", st.unwritten.size() - 1}});
+    ++st.failing.made;
     st.unwritten.pop_front();
+    if (st.unwritten.empty())
+      note_writes_back(self); // this call made the last kept write
   }
   return true;
 }
@@ -142,17 +183,17 @@ void keep_for_retry(status_actor_type* self, unwritten_write w,
     // A bound on memory through a long outage. A final write given up here
     // is not lost either: its task stays in this node's pending set and
     // runs again at the node's next start.
-    log::error("redis write failed, retry list full: dropped",
-               {{"op", op_name(w.what)},
-                {"token", w.record.token},
-                {"error", err.message}});
+    if (st.failing.dropped++ == 0)
+      log::error("redis write failed, retry list full: dropped (the task "
+                 "runs again at this node's next start; the count follows "
+                 "in \"redis writes made again\")",
+                 {{"op", op_name(w.what)},
+                  {"token", w.record.token},
+                  {"error", err.message},
+                  {"kept", st.unwritten.size()}});
     return;
   }
-  log::warn("redis write failed, will retry",
-            {{"op", op_name(w.what)},
-             {"token", w.record.token},
-             {"error", err.message},
-             {"queued", st.unwritten.size() + 1}});
+  note_write_failed(self, op_name(w.what), w.record.token, err, true);
   st.unwritten.push_back(std::move(w));
   schedule_flush(self);
 }
@@ -165,6 +206,8 @@ void put_final(status_actor_type* self, const task_record& rec) {
     keep_for_retry(self,
                    {unwritten_write::kind::record, rec, nullptr, std::string{}},
                    res.error());
+  else
+    note_writes_back(self);
 }
 
 // Whether the cached `rec` can answer for its task: a final record never
@@ -400,6 +443,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
                          res.error());
           return {false, {}};
         }
+        note_writes_back(self);
         record_written(self, rec);
         auto token = rec.token;
         st.records.put(token, {std::move(rec), expiry(st)});
@@ -420,6 +464,8 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
           put_final(self, rec);
         else if (auto res = st.store->put_record(rec, st.ttl, st.node); !res)
           note_store_error(self, "put_record", rec.token, res.error());
+        else
+          note_writes_back(self);
         record_written(self, rec);
         auto token = rec.token;
         st.records.put(token, {std::move(rec), expires});
@@ -445,6 +491,8 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
           keep_for_retry(self,
                          {unwritten_write::kind::result, rec, image, content},
                          res.error());
+        } else {
+          note_writes_back(self);
         }
         auto token = rec.token;
         st.images.put(token, {image, expires}, image->size());

@@ -150,6 +150,18 @@ struct status_state {
   std::deque<unwritten_write> unwritten;
   static constexpr size_t max_unwritten = 100000;
   bool flush_scheduled = false;
+  /// The writes Redis failed since it last took them all: the first is
+  /// logged (`redis writes failing`), the rest counted, and the counts
+  /// logged once the kept ones are made (`redis writes made again`), so an
+  /// outage under load is a few lines, not a few per task.
+  struct failing_writes {
+    bool on = false;
+    std::chrono::steady_clock::time_point since;
+    uint64_t skipped = 0; // progress records, result copies: not retried
+    uint64_t kept = 0;    // final records, results, undos: kept to retry
+    uint64_t made = 0;    // kept ones made since
+    uint64_t dropped = 0; // kept ones given up (the retry list was full)
+  } failing;
   std::chrono::milliseconds retry_interval{1000};
   std::chrono::milliseconds watch_interval{1000};
   std::chrono::milliseconds recheck{250};

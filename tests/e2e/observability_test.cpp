@@ -820,6 +820,58 @@ BOOST_AUTO_TEST_CASE(redis_outage_is_logged_once_lost_and_once_back) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(writes_failing_under_load_are_logged_once_then_summed) {
+  // Tasks finish while Redis is away: each one's progress record is not
+  // written and its result is kept for later. The log says so once, and
+  // sums up when the kept writes are made, instead of a line or two per
+  // task through the whole outage.
+  redis_server redis{true}; // AOF: the accepted tasks survive the restart
+  resized_server srv{redis.port(), {"--resize.pool-size=1"}, "obs-writes"};
+  // 8.3 MP: about 100 ms per resize, so most of them run after the stop.
+  const auto photo = corpus_photo("plasma__Canopee_3840x2160.png");
+  constexpr size_t tasks = 6;
+  std::vector<std::string> tokens;
+  for (size_t i = 0; i < tasks; ++i) {
+    tokens.push_back(accepted_token(submit_raw(
+        srv, photo, "image/png", "?width=" + std::to_string(100 + i))));
+    BOOST_TEST_REQUIRE(!tokens.back().empty());
+  }
+  redis.stop();
+  auto log = [&] { return srv.process().log(); };
+  BOOST_TEST_REQUIRE(wait_until(
+      [&] { return lines_with(log(), {"msg=\"task finished\""}) == tasks; },
+      std::chrono::seconds{60}));
+  redis.start();
+  BOOST_TEST_REQUIRE(wait_until(
+      [&] {
+        return lines_with(log(), {"msg=\"redis writes made again\""}) > 0;
+      },
+      std::chrono::seconds{15}));
+  auto results = wait_all_final(srv, tokens, std::chrono::seconds{30});
+  for (const auto& token : tokens)
+    BOOST_TEST(results[token].status == "SUCCESS", token);
+  auto text = log();
+  BOOST_TEST_CONTEXT("log:\n" << text) {
+    BOOST_TEST(lines_with(text, {"level=warn", "msg=\"redis writes failing\"",
+                                 "error="}) == 1u);
+    BOOST_TEST(lines_with(text, {"msg=\"redis writes made again\""}) == 1u);
+    BOOST_TEST(lines_with(text, {"msg=\"redis write failed"}) == 0u);
+    BOOST_TEST(lines_with(text, {"msg=\"redis write made after"}) == 0u);
+    std::smatch m;
+    static const std::regex counts{
+        R"(msg="redis writes made again" failing_s=[0-9.]+ kept=([0-9]+) )"
+        R"(made=([0-9]+) dropped=0 skipped=([0-9]+))"};
+    BOOST_TEST_REQUIRE(std::regex_search(text, m, counts));
+    BOOST_TEST_MESSAGE(m.str(0));
+    auto kept = std::stoul(m[1]), made = std::stoul(m[2]);
+    // At least two results kept (several tasks ran in the outage), all
+    // of them made; their progress records were skipped.
+    BOOST_TEST(kept >= 2u);
+    BOOST_TEST(made == kept);
+    BOOST_TEST(std::stoul(m[3]) >= 1u);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(a_hung_redis_is_logged_lost_once_not_per_retry) {
   // A server that hangs (SIGSTOP) still accepts connections: only a reply
   // means it is back. The call that finds the hang times out; after it,
