@@ -325,7 +325,7 @@ if ((curve)); then
       jemalloc)
         [[ -e $jemalloc ]] || apt-get install -y -q libjemalloc2 >"$out/apt-jemalloc.log" 2>&1 || true
         [[ -e $jemalloc ]] || { log "libjemalloc2 missing and not installable; row skipped"; continue; }
-        envs=(LD_PRELOAD=$jemalloc) margs=(--memory.arenas=0 --memory.trim-interval-ms=0 --memory.mmap-threshold=0 --memory.heap-top-bytes=0) ;;
+        envs=("LD_PRELOAD=$jemalloc") margs=(--memory.arenas=0 --memory.trim-interval-ms=0 --memory.mmap-threshold=0 --memory.heap-top-bytes=0) ;;
     esac
     log "RSS curve, allocator $alloc (pool-size 1, photos >= 1 MB, $curve_count submissions)"
     pool_saved=$pool; pool=1
@@ -351,7 +351,7 @@ if ((curve)); then
 fi
 
 # -- 4. profile ---------------------------------------------------------------------
-prof_top="" prof_dso="" prof_stages="" prof_system=""
+prof_top="" prof_dso="" prof_system=""
 
 # Where the service's CPU beyond the raw pipeline goes: perf record -a (every
 # process on the machine) during raw_pipeline and during one raw-bytes
@@ -425,7 +425,6 @@ if ((profile)); then
     perf report -i "$out/perf.data" --no-children --sort comm --stdio -g none \
       2>/dev/null | grep -E '^ +[0-9]' | head -15 >"$out/perf-comm.txt" || true
     prof_top=$(cat "$out/perf-top.txt"); prof_dso=$(cat "$out/perf-dso.txt")
-    prof_stages=$(grep -E '^(stage|http|cpu) ' "$out/loadgen-profile.txt" || true)
     system_profile
   else
     log "perf does not work here (perf_event_paranoid?); profile skipped"
