@@ -35,6 +35,7 @@
 #include <fstream>
 #include <mutex>
 #include <optional>
+#include <string_view>
 #include <sys/resource.h>
 #include <thread>
 
@@ -145,6 +146,14 @@ std::optional<dims> image_dims(const std::string& b) {
           p[21] | (p[22] << 8) | (p[23] << 16) | (uint32_t(p[24]) << 24);
       return dims{int((v & 0x3FFF) + 1), int(((v >> 14) & 0x3FFF) + 1), "webp"};
     }
+  }
+  // AVIF (ISOBMFF): an "ftyp" box of brand avif, the size in the primary
+  // item's "ispe" property (version/flags, then width and height).
+  if (n >= 12 && std::memcmp(p + 4, "ftypavif", 8) == 0) {
+    std::string_view view{b};
+    auto at = view.find("ispe");
+    if (at != std::string_view::npos && at + 16 <= n)
+      return dims{int(be32(p + at + 8)), int(be32(p + at + 12)), "avif"};
   }
   return std::nullopt;
 }
