@@ -51,7 +51,8 @@
 
 #include <fmt/format.h>
 #include <vips/vips.h>
-#include <vips/vector.h> // vips_vector_set_enabled (vips.h leaves it out)
+
+#include <vips/vector.h> // after vips.h, which it needs; vips_vector_set_enabled
 
 #include "common/log.hpp"
 

@@ -25,6 +25,8 @@
 #include <jpeglib.h>
 #include <vips/vips.h>
 
+#include <vips/vector.h> // after vips.h, which it needs; vips_vector_isenabled
+
 #include "imaging/jpeg_dc_scans.hpp"
 #include "imaging/jpeg_header.hpp"
 #include "imaging/pipeline.hpp"
@@ -443,6 +445,12 @@ BOOST_AUTO_TEST_CASE(other_loaders_are_blocked) {
   if (img != nullptr)
     g_object_unref(img);
   vips_error_clear();
+}
+
+BOOST_AUTO_TEST_CASE(orc_is_off) {
+  // liborc 0.4.33 crashed resize threads compiling ORC programs at once
+  // (src/imaging/pipeline.cpp, startup): libvips' C paths only.
+  BOOST_TEST(!vips_vector_isenabled());
 }
 
 // -- probe
