@@ -29,6 +29,18 @@ struct status_fixture : test::actor_system_fixture {
     return cfg;
   }
 
+  // For tests that pause Redis: a call finds the hang after 1 s, the probe
+  // retries every 100 ms, and no idle PING reaches Redis (only the tests'
+  // own calls do).
+  status_config hung_redis_config() {
+    auto cfg = config();
+    cfg.redis.command_timeout = 1s;
+    cfg.redis.connect_timeout = 1s;
+    cfg.retry_interval = 100ms;
+    cfg.watch_interval = 0ms;
+    return cfg;
+  }
+
   caf::actor start(status_config cfg) {
     return sys.spawn<caf::detached>(status_actor, cfg);
   }
@@ -345,11 +357,7 @@ BOOST_AUTO_TEST_CASE(an_accept_that_timed_out_is_undone) {
 // lookups reach Redis again. (Before: each lookup and PING reconnected and
 // waited out the timeout, here 1 s apiece.)
 BOOST_AUTO_TEST_CASE(a_hung_redis_costs_one_timeout_not_one_per_call) {
-  auto cfg = config();
-  cfg.redis.command_timeout = 1s;
-  cfg.redis.connect_timeout = 1s;
-  cfg.retry_interval = 100ms;
-  cfg.watch_interval = 0ms; // only the calls below reach Redis
+  auto cfg = hung_redis_config();
   auto st = start(cfg);
   auto cached = make_record(task_status::success);
   caf::anon_send(st, result_atom::value, cached, std::string("img"),
@@ -403,11 +411,7 @@ BOOST_AUTO_TEST_CASE(a_hung_redis_costs_one_timeout_not_one_per_call) {
 // actor is held in a Redis call, writes queue behind it, and a client's
 // lookup must not wait for all of them.
 BOOST_AUTO_TEST_CASE(clients_lookups_overtake_queued_writes) {
-  auto cfg = config();
-  cfg.redis.command_timeout = 1s;
-  cfg.redis.connect_timeout = 1s;
-  cfg.retry_interval = 100ms;
-  cfg.watch_interval = 0ms; // only the calls below reach Redis
+  auto cfg = hung_redis_config();
   auto st = start(cfg);
   auto rec = make_record(task_status::in_progress);
   caf::anon_send(st, update_atom::value, rec);
