@@ -56,6 +56,8 @@ start_node(caf::actor_system& sys, const config::service_settings& cfg,
   supervisor_config sup;
   sup.queue_capacity = cfg.queue.capacity;
   sup.queue_max_bytes = cfg.queue.max_bytes;
+  sup.client_max_tasks = cfg.queue.max_per_client;
+  sup.client_max_bytes = cfg.queue.max_bytes_per_client;
   sup.task_timeout = cfg.resize.task_timeout;
   sup.limits = cfg.limits;
   sup.max_attempts = static_cast<uint32_t>(cfg.resize.max_attempts);

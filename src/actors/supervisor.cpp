@@ -60,6 +60,64 @@ void count_reused(self_ptr self, uint64_t input_bytes) {
   metrics::task_finished("SUCCESS", -1, -1, -1, -1, 0, input_bytes, 0);
 }
 
+// -- clients' shares of the queue ---------------------------------------------
+
+// Counts `token` (its input of `bytes`) against `client`'s share.
+void count_client(self_ptr self, const std::string& token,
+                  const std::string& client, uint64_t bytes) {
+  auto& st = self->state;
+  if (client.empty())
+    return;
+  auto& use = st.clients[client];
+  ++use.tasks;
+  use.bytes += bytes;
+  st.counted[token] = {client, bytes};
+}
+
+// `token` ended (final, or never accepted): its client's share is freed.
+// Every way a task ends passes here; a token not counted (recovered after
+// a restart, submitted without a client) is no-op.
+void counted_done(self_ptr self, const std::string& token) {
+  auto& st = self->state;
+  auto i = st.counted.find(token);
+  if (i == st.counted.end())
+    return;
+  auto c = st.clients.find(i->second.client);
+  if (c != st.clients.end()) {
+    --c->second.tasks;
+    c->second.bytes -= std::min(c->second.bytes, i->second.bytes);
+    if (c->second.tasks == 0)
+      st.clients.erase(c);
+  }
+  st.counted.erase(i);
+}
+
+// Why `req` exceeds its client's share; "" when it fits.
+std::string over_share(self_ptr self, const submit_request& req) {
+  auto& st = self->state;
+  if (req.client.empty())
+    return {};
+  auto i = st.clients.find(req.client);
+  if (i == st.clients.end())
+    return {}; // nothing open: one task is always allowed
+  const auto& use = i->second;
+  // The client is named as counted ("ip:..." or "key:<n>"): behind a proxy
+  // that is not trusted, every client shows as the proxy's address.
+  if (st.cfg.client_max_tasks > 0 && use.tasks >= st.cfg.client_max_tasks)
+    return fmt::format("client {} already has {} task{} open on this node "
+                       "(limit {} per client): submit more as they finish",
+                       req.client, use.tasks, use.tasks == 1 ? "" : "s",
+                       st.cfg.client_max_tasks);
+  if (st.cfg.client_max_bytes > 0 &&
+      use.bytes + req.image.size() > st.cfg.client_max_bytes)
+    return fmt::format("client {}'s open tasks on this node hold {} bytes "
+                       "of input, and this one {} more (limit {} per "
+                       "client): submit it as they finish",
+                       req.client, use.bytes, req.image.size(),
+                       st.cfg.client_max_bytes);
+  return {};
+}
+
 void fail(self_ptr self, task_record rec, failure err) {
   rec.status = task_status::failure;
   rec.error_code = std::string{to_string(err.code)};
@@ -81,6 +139,7 @@ void fail(self_ptr self, task_record rec, failure err) {
              {"total_ms", rec.finished_at_ms - rec.submitted_at_ms}});
   auto& st = self->state;
   st.open.erase(rec.token);
+  counted_done(self, rec.token);
   auto f = st.followers.find(rec.token);
   std::vector<task_record> waiting;
   if (f != st.followers.end()) {
@@ -209,9 +268,11 @@ void on_done(self_ptr self, const std::string& token, uint32_t attempt,
              {"total_ms", rec.finished_at_ms - rec.submitted_at_ms},
              {"jpeg_dc_scans", done.jpeg_dc_scans}});
   st.open.erase(rec.token);
+  counted_done(self, rec.token);
   if (auto f = st.followers.find(rec.token); f != st.followers.end()) {
     // Duplicates submitted while this task ran get the same result.
     for (auto& w : f->second) {
+      counted_done(self, w.token);
       copy_result(rec, w);
       // It waited from its own submission (the twin may have started first).
       w.started_at_ms = std::max(rec.started_at_ms, w.submitted_at_ms);
@@ -616,6 +677,7 @@ void reuse(self_ptr self, const std::string& original, state_type::queued task,
           [=](bool cloned) mutable {
             auto& st = self->state;
             if (cloned) {
+              counted_done(self, token);
               count_reused(self, task.record.input_bytes);
               st.queued_bytes -= size;
               // The copy is final too, and the index's entry now: the next
@@ -697,6 +759,12 @@ void accept(self_ptr self, submit_request req, submit_replier reply) {
                               st.nodes.size())});
     return;
   }
+  // A client past its share is told so first: a free queue would not
+  // take its task either.
+  if (auto why = over_share(self, req); !why.empty()) {
+    reply(failure{error_code::client_queue_full, std::move(why)});
+    return;
+  }
   auto waiting = st.queue.size() + st.awaiting.size() + st.accepting;
   if (waiting >= st.cfg.queue_capacity) {
     reply(failure{error_code::queue_full,
@@ -722,7 +790,9 @@ void accept(self_ptr self, submit_request req, submit_replier reply) {
   // holds it (record + input): a 202 is a promise that survives a crash.
   ++st.accepting;
   st.queued_bytes += size;
+  count_client(self, task.record.token, req.client, size);
   auto request_id = req.request_id;
+  auto client = req.client;
   auto header = req.header;
   auto content = std::move(req.content_key);
   self->request(st.status, st.cfg.store_timeout, accept_atom::value,
@@ -733,6 +803,7 @@ void accept(self_ptr self, submit_request req, submit_replier reply) {
             --st.accepting;
             if (!stored) {
               st.queued_bytes -= size;
+              counted_done(self, task.record.token);
               reply(failure{error_code::store_unavailable,
                             !indexed.empty()
                                 ? std::move(indexed)
@@ -748,6 +819,7 @@ void accept(self_ptr self, submit_request req, submit_replier reply) {
               std::vector<log::field> fs{
                   {"token", task.record.token},
                   {"request_id", request_id},
+                  {"client", client},
                   {"input_bytes", size},
                   {"input_format", imaging::to_string(header.format)},
                   {"input_width", header.width},
@@ -783,6 +855,7 @@ void accept(self_ptr self, submit_request req, submit_replier reply) {
             auto& st = self->state;
             --st.accepting;
             st.queued_bytes -= size;
+            counted_done(self, task.record.token);
             reply(failure{error_code::store_unavailable,
                           "the task store did not answer: " +
                               describe(self->system(), err)});
@@ -853,6 +926,7 @@ cluster_view make_view(self_ptr self) {
   view.build = st.cfg.build;
   view.queue_depth = st.queue.size() + st.awaiting.size();
   view.queued_bytes = st.queued_bytes;
+  view.clients = st.clients.size();
   view.succeeded = st.succeeded;
   view.failed = st.failed;
   view.retried = st.retried;

@@ -51,6 +51,11 @@ namespace resized::actors {
 struct supervisor_config {
   size_t queue_capacity = 256;
   uint64_t queue_max_bytes = 256ull << 20;
+  /// One client's share (submit_request::client): tasks, and their input
+  /// bytes, it may have open here (accepted, not final); 0 = no limit. A
+  /// client with nothing open may always submit one task.
+  size_t client_max_tasks = 0;
+  uint64_t client_max_bytes = 0;
   /// resize.task-timeout-ms: every job carries it as its libvips deadline
   /// (policy.max_processing_ms), on whichever node it runs; the answer is
   /// awaited that long plus a backstop for a node that does not answer.
@@ -129,6 +134,19 @@ struct supervisor_state {
     std::string original; // the twin's token
   };
   std::unordered_map<std::string, awaiting_twin> awaiting;
+  // Each client's share in use: its tasks accepted (or being accepted) and
+  // not final, and their input bytes; and whose each such task is, by
+  // token. Released once, when the task ends (counted_done).
+  struct client_use {
+    size_t tasks = 0;
+    uint64_t bytes = 0;
+  };
+  std::unordered_map<std::string, client_use> clients;
+  struct counted_task {
+    std::string client;
+    uint64_t bytes = 0;
+  };
+  std::unordered_map<std::string, counted_task> counted;
   uint64_t reused = 0;
   uint64_t succeeded = 0;
   uint64_t failed = 0;

@@ -42,6 +42,9 @@ enum class error_code : uint8_t {
   // -- store errors, inside the service -------------------------------------
   store_full, // 503 Redis at maxmemory refused a write (-OOM): it was not
               // made, and the same write again would be refused again
+  // -- request errors added later (appended: the numbering stays) ----------
+  client_queue_full, // 503 this client's share of the queue is taken
+                     // (queue.max-per-client, queue.max-bytes-per-client)
 };
 
 /// Stable snake_case name of `code`, e.g. "invalid_base64".

@@ -64,6 +64,8 @@ struct submit_request {
   std::string content_key;    // common/content_key.hpp: same key, same result
   uint64_t decode_bytes = 0;  // imaging::decode_estimate: memory its resize
                               // holds at its peak (0 = unknown)
+  std::string client; // common/client_identity.hpp: whose share it takes
+                      // ("" = nobody's: not counted)
 };
 
 /// A result image as served by GET /api/v1/images/<token>.<ext>.
@@ -97,7 +99,8 @@ struct cluster_view {
   std::vector<cluster_node_view> nodes;
   size_t queue_depth = 0;    // tasks waiting for a worker
   uint64_t queued_bytes = 0; // their input bytes
-  uint64_t succeeded = 0;    // totals since start
+  size_t clients = 0;     // clients with tasks open here (queue.max-per-client)
+  uint64_t succeeded = 0; // totals since start
   uint64_t failed = 0;
   uint64_t retried = 0; // attempts re-queued after a node was lost
   uint64_t reused = 0;  // tasks answered with an identical task's result

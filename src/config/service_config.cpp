@@ -47,6 +47,10 @@ service_config::service_config() {
            "seconds before an unanswered request is dropped (default 30)")
       .add(http_reply_timeout_ms_, "reply-timeout-ms",
            "ms the actors have to answer a request before 504 (default 5000)")
+      .add(http_trusted_proxies_, "trusted-proxies",
+           "reverse proxies whose X-Forwarded-For names the client, for its "
+           "share of the queue: addresses or ranges, \"10.0.0.0/8,::1\" "
+           "(default: none)")
       .add(http_retry_after_, "retry-after",
            "Retry-After seconds on 503 (default 2)");
   opt_group{custom_options_, "redis"}
@@ -109,7 +113,13 @@ service_config::service_config() {
       .add(queue_capacity_, "capacity", "tasks waiting (default 256)")
       .add(queue_max_bytes_, "max-bytes",
            "input bytes waiting, at least limits.max-body-bytes (default "
-           "268435456)");
+           "268435456)")
+      .add(queue_max_per_client_, "max-per-client",
+           "tasks one client (API key, else address) may have open on this "
+           "node; 0 = no limit (default 0)")
+      .add(queue_max_bytes_per_client_, "max-bytes-per-client",
+           "input bytes of the tasks one client may have open on this node; "
+           "0 = no limit (default 0)");
   opt_group{custom_options_, "status"}
       .add(status_cache_entries_, "cache-entries",
            "task records cached (default 10000)")
@@ -472,6 +482,15 @@ std::vector<std::string> service_config::load(int argc, char** argv,
     errors.push_back("http.reply-timeout-ms must be shorter than "
                      "http.handle-timeout (RESTinio drops the socket then)");
   c.range("http.retry-after", http_retry_after_, 1, 3600, h.retry_after);
+  for (const auto& item : split_list(http_trusted_proxies_)) {
+    if (auto net = parse_network(item))
+      h.trusted_proxies.push_back(*net);
+    else
+      errors.push_back(fmt::format(
+          "http.trusted-proxies: '{}' is not an IP address or range "
+          "(\"10.0.0.0/8\", \"fd00::/8\", \"192.0.2.10\")",
+          item));
+  }
   if (c.range("http.max-poll-wait", http_max_poll_wait_, 0, 3600, secs)) {
     h.max_poll_wait = std::chrono::seconds{secs};
     // A long poll is answered by wait + reply-timeout at the latest.
@@ -626,6 +645,10 @@ std::vector<std::string> service_config::load(int argc, char** argv,
   c.range("queue.capacity", queue_capacity_, 1, 1000000, out.queue.capacity);
   c.range("queue.max-bytes", queue_max_bytes_, 1024, max_i64,
           out.queue.max_bytes);
+  c.range("queue.max-per-client", queue_max_per_client_, 0, 1000000,
+          out.queue.max_per_client);
+  c.range("queue.max-bytes-per-client", queue_max_bytes_per_client_, 0, max_i64,
+          out.queue.max_bytes_per_client);
   c.range("status.cache-entries", status_cache_entries_, 1, 10000000,
           out.status.cache_entries);
   c.range("status.image-cache-bytes", status_image_cache_bytes_, 0, max_i64,

@@ -44,6 +44,7 @@ private:
   std::string http_address_ = "0.0.0.0";
   int64_t http_port_ = 5000;
   std::string http_public_url_;
+  std::string http_trusted_proxies_;
   int64_t http_io_threads_ = 2;
   int64_t http_max_connections_ = 1024;
   int64_t http_max_url_bytes_ = 8192;
@@ -84,6 +85,8 @@ private:
   int64_t resize_task_timeout_ms_ = 60000;
   int64_t queue_capacity_ = 256;
   int64_t queue_max_bytes_ = 256ll << 20;
+  int64_t queue_max_per_client_ = 0;
+  int64_t queue_max_bytes_per_client_ = 0;
   int64_t status_cache_entries_ = 10000;
   int64_t status_image_cache_bytes_ = 64ll << 20;
   int64_t memory_arenas_ = 2;

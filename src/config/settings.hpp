@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/client_identity.hpp"
 #include "imaging/options.hpp"
 #include "store/task_store.hpp"
 
@@ -34,6 +35,10 @@ struct http_settings {
   int retry_after = 2;                    // http.retry-after: seconds, on 503
   std::chrono::seconds max_poll_wait{20}; // http.max-poll-wait: longest
                                           // ?wait= of a status long poll
+  // http.trusted-proxies: addresses or ranges ("10.0.0.0/8") of reverse
+  // proxies whose X-Forwarded-For names the client (for its share of the
+  // queue); empty = the connection's peer is the client.
+  std::vector<ip_network> trusted_proxies;
 };
 
 struct redis_settings_ext {
@@ -58,6 +63,11 @@ struct queue_settings {
   size_t capacity = 256;             // queue.capacity: tasks waiting
   uint64_t max_bytes = 256ull << 20; // queue.max-bytes: input bytes waiting
                                      // (>= limits.max-body-bytes)
+  // queue.max-per-client, queue.max-bytes-per-client: tasks (and their
+  // input bytes) one client may have open (accepted, not final) on this API
+  // node; 0 = no limit. A client with nothing open may always submit one.
+  size_t max_per_client = 0;
+  uint64_t max_bytes_per_client = 0;
 };
 
 struct status_settings {

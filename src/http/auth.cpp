@@ -42,11 +42,13 @@ presented_key(std::optional<std::string_view> authorization,
   return std::nullopt;
 }
 
-bool key_accepted(std::string_view key, const std::vector<std::string>& keys) {
-  bool ok = false;
-  for (const auto& k : keys)
-    ok = constant_time_equal(key, k) || ok; // no early exit
-  return ok;
+std::optional<size_t> matching_key(std::string_view key,
+                                   const std::vector<std::string>& keys) {
+  std::optional<size_t> found;
+  for (size_t i = 0; i < keys.size(); ++i)
+    if (constant_time_equal(key, keys[i]) && !found) // no early exit
+      found = i;
+  return found;
 }
 
 } // namespace resized::http

@@ -19,8 +19,10 @@ std::optional<std::string_view>
 presented_key(std::optional<std::string_view> authorization,
               std::optional<std::string_view> x_api_key);
 
-/// True when `key` matches one of `keys`; every key is compared, so the
-/// time does not reveal which one matched.
-bool key_accepted(std::string_view key, const std::vector<std::string>& keys);
+/// Which of `keys` `key` is (its index), nullopt when none; every key is
+/// compared, so the time does not reveal which one matched. The index names
+/// the client for its share of the queue (common/client_identity.hpp).
+std::optional<size_t> matching_key(std::string_view key,
+                                   const std::vector<std::string>& keys);
 
 } // namespace resized::http

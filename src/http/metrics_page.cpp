@@ -23,6 +23,10 @@ void cluster_gauges(metrics::exposition& out, const cluster_view& view) {
             static_cast<double>(view.queue_depth));
   out.gauge("resized_queued_bytes", "Input bytes of the tasks waiting.",
             static_cast<double>(view.queued_bytes));
+  out.gauge("resized_clients",
+            "Clients (API keys, else addresses) with tasks open on this "
+            "node, each counted against queue.max-per-client.",
+            static_cast<double>(view.clients));
   out.gauge("resized_nodes", "Nodes with resize workers known to this node.",
             static_cast<double>(view.nodes.size()));
   out.header("resized_workers",

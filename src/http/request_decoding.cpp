@@ -10,6 +10,7 @@
 #include <rapidjson/reader.h>
 #include <simdjson.h>
 
+#include "common/text.hpp"
 #include "http/base64.hpp"
 
 namespace resized::http {
@@ -21,14 +22,6 @@ std::string lower(std::string_view s) {
   for (auto& c : out)
     c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
 }
 
 // A short, printable excerpt of a client-supplied value for messages.
@@ -55,7 +48,8 @@ bool parse_integer(std::string_view text, int64_t& out) {
 } // namespace
 
 body_kind classify_content_type(std::string_view content_type) {
-  auto media = lower(trim(content_type.substr(0, content_type.find(';'))));
+  auto media =
+      lower(trim_blanks(content_type.substr(0, content_type.find(';'))));
   if (media == "application/json")
     return body_kind::json;
   if (media == "application/octet-stream" ||

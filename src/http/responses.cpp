@@ -108,6 +108,7 @@ std::string cluster_body(const cluster_view& view) {
   put(w, "up_since", format_timestamp(view.up_since_ms));
   count("queue_depth", view.queue_depth);
   count("queued_bytes", view.queued_bytes);
+  count("clients", view.clients);
   uint64_t workers = 0;
   uint64_t busy = 0;
   for (const auto& n : view.nodes) {

@@ -8,6 +8,7 @@
 
 #include <restinio/all.hpp>
 
+#include "common/client_identity.hpp"
 #include "common/content_key.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
@@ -136,6 +137,7 @@ struct request_ctx {
   const char* route; // a route:: template
   std::string token; // for the access log, where the route has one
   bool head;         // HEAD: GET's status and headers, no body
+  std::optional<size_t> key_index; // the API key presented (check_key)
 };
 
 std::string request_id_of(const req_handle& req) {
@@ -424,7 +426,7 @@ struct server::impl {
 
   // True when the request may go on; otherwise it has been answered 401.
   // With no keys configured auth is off (development).
-  bool check_key(const request_ctx& ctx) {
+  bool check_key(request_ctx& ctx) {
     if (cfg.auth.api_keys.empty())
       return true;
     const auto& h = ctx.req->header();
@@ -436,13 +438,32 @@ struct server::impl {
     auto key =
         presented_key(view(h.opt_value_of(restinio::http_field::authorization)),
                       view(h.opt_value_of("X-API-Key")));
-    if (key && key_accepted(*key, cfg.auth.api_keys))
+    if (key)
+      ctx.key_index = matching_key(*key, cfg.auth.api_keys);
+    if (ctx.key_index)
       return true;
     send_error(ctx, {error_code::unauthorized,
                      key ? "the API key is not valid"
                          : "an API key is required: send Authorization: "
                            "Bearer <key> or X-API-Key: <key>"});
     return false;
+  }
+
+  // The client whose share of the queue a submission takes
+  // (common/client_identity.hpp).
+  std::string client_of(const request_ctx& ctx) const {
+    std::string forwarded; // read only when a proxy could have written it
+    if (!ctx.key_index && !cfg.http.trusted_proxies.empty())
+      ctx.req->header().for_each_value_of(
+          "X-Forwarded-For", [&](restinio::string_view_t v) {
+            if (!forwarded.empty())
+              forwarded += ',';
+            forwarded.append(v.data(), v.size());
+            return restinio::http_header_fields_t::continue_enumeration();
+          });
+    return client_identity(ctx.key_index,
+                           ctx.req->remote_endpoint().address().to_string(),
+                           forwarded, cfg.http.trusted_proxies);
   }
 
   // -- routes -----------------------------------------------------------------
@@ -500,8 +521,9 @@ struct server::impl {
     // Hashed here, on the io threads, so the supervisor's one thread never
     // reads megabytes.
     auto key = content_key(image, opts.value());
-    submit_request sub{opts.value(), std::move(image), *probe, ctx.id,
-                       std::move(key)};
+    submit_request sub{opts.value(),  std::move(image), *probe,
+                       ctx.id,        std::move(key),   0,
+                       client_of(ctx)};
     sub.decode_bytes = imaging::decode_estimate(*probe, sub.image.size());
     api.submit(std::move(sub),
                make_replier<outcome<std::string>>(

@@ -84,11 +84,12 @@ struct supervisor_fixture : test::actor_system_fixture {
 
   outcome<std::string> submit(const caf::actor& sup, std::string image,
                               imaging::resize_options opts = {},
-                              uint64_t decode_bytes = 0) {
+                              uint64_t decode_bytes = 0,
+                              std::string client = "") {
     test::answer<outcome<std::string>> ans;
     // no header (the worker reads it), no content key (unshared)
     submit_request req{opts, std::move(image), imaging::probe_info{}, "test",
-                       "",   decode_bytes};
+                       "",   decode_bytes,     std::move(client)};
     caf::anon_send(sup, submit_atom::value, std::move(req), ans.make());
     auto res = ans.wait();
     BOOST_REQUIRE(res.has_value());
@@ -210,6 +211,97 @@ BOOST_AUTO_TEST_CASE(queue_bytes_are_bounded_too) {
   BOOST_TEST((third.error().code == error_code::queue_full));
   BOOST_TEST(third.error().message.find("bytes") != std::string::npos);
   run_until_final({first.value(), second.value()});
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}
+
+// A photo whose resize takes a few hundred ms (16.7 MP WebP: no
+// shrink-on-load to speak of), so the tasks submitted after it are still
+// open when the share is checked.
+constexpr const char* slow_photo = "gnome__pixels-l.webp";
+
+BOOST_AUTO_TEST_CASE(each_client_has_its_share_of_the_queue) {
+  supervisor_config cfg;
+  cfg.client_max_tasks = 2;
+  auto sup = start(cfg, 1);
+  auto big = test::corpus_photo(slow_photo);
+  // Client A: a photo that runs, a corrupt one (its FAILURE frees the share
+  // too), then a third refused while both are open.
+  auto a1 = submit(sup, big, {}, 0, "ip:192.0.2.1");
+  auto a2 = submit(sup, test::corrupt_jpeg(), {}, 0, "ip:192.0.2.1");
+  auto a3 = submit(sup, big, {}, 0, "ip:192.0.2.1");
+  BOOST_REQUIRE(a1.ok());
+  BOOST_REQUIRE(a2.ok());
+  BOOST_REQUIRE(!a3.ok());
+  BOOST_TEST((a3.error().code == error_code::client_queue_full));
+  BOOST_TEST(a3.error().message.find("ip:192.0.2.1 already has 2 tasks open") !=
+                 std::string::npos,
+             a3.error().message);
+  // Client B and submissions counted against nobody still get in.
+  auto b1 = submit(sup, big, {}, 0, "key:1");
+  auto n1 = submit(sup, big);
+  BOOST_REQUIRE(b1.ok());
+  BOOST_REQUIRE(n1.ok());
+  BOOST_TEST(view(sup).clients == 2u);
+  run_until_final({a1.value(), a2.value(), b1.value(), n1.value()});
+  BOOST_TEST((last[a2.value()].status == task_status::failure));
+  // Every share is free once its tasks are final: A may submit again.
+  BOOST_TEST(view(sup).clients == 0u);
+  auto a4 = submit(sup, big, {}, 0, "ip:192.0.2.1");
+  BOOST_REQUIRE(a4.ok());
+  run_until_final({a4.value()});
+  BOOST_TEST(view(sup).clients == 0u);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(a_clients_share_of_input_bytes_is_bounded) {
+  supervisor_config cfg;
+  auto big = test::corpus_photo(slow_photo);
+  auto small = test::corpus_photo(test::small_photo);
+  cfg.client_max_bytes = big.size() + small.size();
+  auto sup = start(cfg, 1);
+  // One task is always allowed, however large; the limit counts from there.
+  auto huge = big + big;
+  auto first = submit(sup, huge, {}, 0, "ip:192.0.2.1");
+  BOOST_REQUIRE(first.ok());
+  auto second = submit(sup, small, {}, 0, "ip:192.0.2.1");
+  BOOST_REQUIRE(!second.ok());
+  BOOST_TEST((second.error().code == error_code::client_queue_full));
+  BOOST_TEST(second.error().message.find("bytes") != std::string::npos,
+             second.error().message);
+  run_until_final({first.value()});
+  auto third = submit(sup, big, {}, 0, "ip:192.0.2.1");
+  auto fourth = submit(sup, small, {}, 0, "ip:192.0.2.1");
+  BOOST_REQUIRE(third.ok());
+  BOOST_REQUIRE(fourth.ok()); // exactly at the limit
+  run_until_final({third.value(), fourth.value()});
+  BOOST_TEST(view(sup).clients == 0u);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(identical_tasks_free_their_clients_share_once_final) {
+  supervisor_config cfg;
+  cfg.client_max_tasks = 3;
+  auto sup = start(cfg, 1);
+  auto big = test::corpus_photo(slow_photo);
+  // Three submissions of the same work by one client: the first runs, the
+  // others follow it (one resize); each holds a place in the share until
+  // the result is theirs.
+  std::vector<std::string> tokens;
+  for (int i = 0; i < 3; ++i) {
+    test::answer<outcome<std::string>> ans;
+    submit_request req{{},     big, imaging::probe_info{}, "test",
+                       "same", 0,   "ip:192.0.2.1"};
+    caf::anon_send(sup, submit_atom::value, std::move(req), ans.make());
+    auto res = ans.wait();
+    BOOST_REQUIRE(res.has_value());
+    BOOST_REQUIRE(res->ok());
+    tokens.push_back(res->value());
+  }
+  BOOST_TEST(view(sup).clients == 1u);
+  run_until_final(tokens);
+  for (auto& t : tokens)
+    BOOST_TEST((last[t].status == task_status::success));
+  BOOST_TEST(view(sup).clients == 0u);
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
 }
 

@@ -88,6 +88,66 @@ BOOST_AUTO_TEST_CASE(operations_endpoints_follow_the_config) {
   BOOST_TEST(http_get(srv.url("/api/v1/cluster")).status == 200);
 }
 
+BOOST_AUTO_TEST_CASE(each_key_has_its_own_share_of_the_queue) {
+  // Both keys come from the same address: the key, not the address, names
+  // the client.
+  resized_server shared(env::get().redis.port(),
+                        {"--auth.api-keys=" + key_a + "," + key_b,
+                         "--resize.pool-size=1", "--queue.max-per-client=1"},
+                        "auth-share");
+  auto big = corpus_photo("plasma__Volna_5120x2880.jpg");
+  // Each submission other work (its own quality): none is answered with
+  // an identical task's result.
+  int quality = 90;
+  auto post_as = [&](const std::string& key) {
+    auto url =
+        shared.url("/api/v1/resize?width=4000&height=4000&mode=fit&quality=" +
+                   std::to_string(quality--));
+    return http_post(url, big, "image/jpeg", {"X-API-Key: " + key});
+  };
+  std::vector<std::pair<std::string, std::string>> tokens; // key, token
+  bool refused = false;
+  // The first task must still be open when the second arrives: a few tries.
+  for (int attempt = 0; attempt < 5 && !refused; ++attempt) {
+    auto first = post_as(key_a);
+    BOOST_TEST_REQUIRE(first.status == 202, first.body);
+    tokens.emplace_back(key_a, accepted_token(first));
+    auto second = post_as(key_a);
+    if (second.status == 202) {
+      tokens.emplace_back(key_a, accepted_token(second));
+      continue;
+    }
+    refused = true;
+    check_error(second, 503, "client_queue_full");
+    auto other = post_as(key_b);
+    BOOST_TEST_REQUIRE(other.status == 202, other.body);
+    tokens.emplace_back(key_b, accepted_token(other));
+  }
+  BOOST_TEST(refused);
+  // Every accepted task completes (any key may poll any token).
+  std::vector<std::string> all;
+  for (const auto& kt : tokens)
+    all.push_back(kt.second);
+  auto finals = poll_all_final(
+      [&](const std::string& token) {
+        task_status st;
+        auto res = http_get(shared.url("/api/v1/resize/" + token + "?wait=5"),
+                            {"X-API-Key: " + key_b});
+        st.http_status = res.status;
+        st.body = res.body;
+        if (res.status == 200)
+          st.status = json_string(parse_json(res.body), "status");
+        return st;
+      },
+      all, std::chrono::seconds{90}, std::chrono::milliseconds{0});
+  for (const auto& token : all)
+    BOOST_TEST(finals[token].status == "SUCCESS",
+               token << " " << finals[token].body);
+  // The key's index names the client in the log, never the key.
+  auto log = shared.process().log();
+  BOOST_TEST(log.find(key_a) == std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(keys_never_reach_the_log) {
   auto& srv = env::get().server;
   auto log = srv.process().log();

@@ -475,4 +475,69 @@ BOOST_AUTO_TEST_CASE(queue_full_answers_503_with_retry_after) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(a_clients_share_answers_503_client_queue_full) {
+  // One open task per client; the loopback address is a trusted proxy, so
+  // X-Forwarded-For names other clients.
+  resized_server shared(env::get().redis.port(),
+                        {"--resize.pool-size=1", "--queue.max-per-client=1",
+                         "--http.trusted-proxies=127.0.0.1"},
+                        "share");
+  auto big = corpus_photo("plasma__Volna_5120x2880.jpg");
+  // Each submission other work (its own quality), so none is answered
+  // with an identical task's result (other tests of this suite's Redis
+  // resized this photo).
+  int quality = 90;
+  auto post_as = [&](const std::vector<std::string>& headers) {
+    auto url = shared.url(
+        fmt::format("/api/v1/resize?width=4000&height=4000&mode=fit&quality={}",
+                    quality--));
+    return http_post(url, big, "image/jpeg", headers);
+  };
+  std::vector<std::string> tokens;
+  bool refused = false;
+  // The first task must still be open when the second arrives; on a quick
+  // machine it may not be: try a few times.
+  for (int attempt = 0; attempt < 5 && !refused; ++attempt) {
+    auto first = post_as({});
+    BOOST_TEST_REQUIRE(first.status == 202, first.body);
+    tokens.push_back(accepted_token(first));
+    auto second = post_as({});
+    if (second.status == 202) {
+      tokens.push_back(accepted_token(second));
+      continue;
+    }
+    refused = true;
+    auto message = check_error(second, 503, "client_queue_full");
+    BOOST_TEST(message.find("client ip:127.0.0.1 already has 1 task open") !=
+                   std::string::npos,
+               message);
+    BOOST_TEST(message.find("limit 1 per client") != std::string::npos,
+               message);
+    auto retry = second.header("retry-after");
+    BOOST_TEST(!retry.empty());
+    // Another client behind the proxy has its own share (its task waits
+    // behind the first on the one worker, so it is open below)...
+    auto other = post_as({"X-Forwarded-For: 198.51.100.7"});
+    BOOST_TEST_REQUIRE(other.status == 202, other.body);
+    tokens.push_back(accepted_token(other));
+    // ...and only one: the entries a client writes itself count for
+    // nothing, the proxy's rightmost one names it.
+    auto posing = post_as({"X-Forwarded-For: 203.0.113.9, 198.51.100.7"});
+    check_error(posing, 503, "client_queue_full");
+    auto cluster = parse_json(http_get(shared.url("/api/v1/cluster")).body);
+    BOOST_TEST(cluster["clients"].GetUint64() == 2u);
+  }
+  BOOST_TEST(refused);
+  // Everything accepted completes, and every share is free again.
+  auto finals = wait_all_final(shared, tokens, std::chrono::seconds{90});
+  for (const auto& token : tokens)
+    BOOST_TEST(finals[token].status == "SUCCESS", token);
+  auto cluster = parse_json(http_get(shared.url("/api/v1/cluster")).body);
+  BOOST_TEST(cluster["clients"].GetUint64() == 0u);
+  auto again = post_as({});
+  BOOST_TEST(again.status == 202, again.body);
+  if (again.status == 202)
+    wait_all_final(shared, {accepted_token(again)}, std::chrono::seconds{90});
+}
+
 BOOST_AUTO_TEST_SUITE_END()

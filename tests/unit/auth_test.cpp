@@ -34,13 +34,19 @@ BOOST_AUTO_TEST_CASE(bearer_and_x_api_key_are_read) {
   BOOST_TEST(!presented_key(std::nullopt, std::nullopt));
 }
 
-BOOST_AUTO_TEST_CASE(any_configured_key_is_accepted) {
+BOOST_AUTO_TEST_CASE(any_configured_key_is_accepted_and_named_by_its_index) {
   std::vector<std::string> keys{"first-key-0123456", "second-key-012345"};
-  BOOST_TEST(key_accepted("first-key-0123456", keys));
-  BOOST_TEST(key_accepted("second-key-012345", keys));
-  BOOST_TEST(!key_accepted("third-key-0123456", keys));
-  BOOST_TEST(!key_accepted("", keys));
-  BOOST_TEST(!key_accepted("first-key-0123456", {}));
+  BOOST_TEST(
+      (matching_key("first-key-0123456", keys) == std::optional<size_t>{0}));
+  BOOST_TEST(
+      (matching_key("second-key-012345", keys) == std::optional<size_t>{1}));
+  BOOST_TEST(!matching_key("third-key-0123456", keys));
+  BOOST_TEST(!matching_key("", keys));
+  BOOST_TEST(!matching_key("first-key-0123456", {}));
+  // A key listed twice is its first entry.
+  keys.push_back("first-key-0123456");
+  BOOST_TEST(
+      (matching_key("first-key-0123456", keys) == std::optional<size_t>{0}));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

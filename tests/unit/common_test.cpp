@@ -36,7 +36,7 @@ using namespace resized;
 
 namespace {
 
-constexpr auto last_code = error_code::store_full;
+constexpr auto last_code = error_code::client_queue_full;
 
 std::vector<error_code> all_codes() {
   std::vector<error_code> out;

@@ -270,6 +270,30 @@ BOOST_AUTO_TEST_CASE(invalid_values_name_their_key) {
   expect_rejected("--cluster.lease-renew-ms=4000", "cluster.lease-renew-ms");
   expect_rejected("--cluster.max-pending-connections=0",
                   "cluster.max-pending-connections");
+  expect_rejected("--queue.max-per-client=-1", "queue.max-per-client");
+  expect_rejected("--queue.max-bytes-per-client=-1",
+                  "queue.max-bytes-per-client");
+  expect_rejected("--http.trusted-proxies=10.0.0.0/33", "http.trusted-proxies");
+}
+
+BOOST_AUTO_TEST_CASE(client_shares_and_trusted_proxies) {
+  auto none = load({});
+  BOOST_REQUIRE_MESSAGE(none.errors.empty(), joined(none.errors));
+  BOOST_TEST(none.settings.queue.max_per_client == 0u); // no limit
+  BOOST_TEST(none.settings.queue.max_bytes_per_client == 0u);
+  BOOST_TEST(none.settings.http.trusted_proxies.empty());
+  auto res = load({"--queue.max-per-client=16",
+                   "--queue.max-bytes-per-client=67108864",
+                   "--http.trusted-proxies=10.0.0.0/8, ::1,192.0.2.10"});
+  BOOST_REQUIRE_MESSAGE(res.errors.empty(), joined(res.errors));
+  BOOST_TEST(res.settings.queue.max_per_client == 16u);
+  BOOST_TEST(res.settings.queue.max_bytes_per_client == 67108864u);
+  BOOST_TEST(res.settings.http.trusted_proxies.size() == 3u);
+  // Each bad entry is named, host names included (never resolved).
+  auto bad = load({"--http.trusted-proxies=10.0.0.1,proxy.example,fd00::/200"});
+  BOOST_TEST(bad.errors.size() == 2u, joined(bad.errors));
+  BOOST_TEST(names(bad.errors, "'proxy.example'"), joined(bad.errors));
+  BOOST_TEST(names(bad.errors, "'fd00::/200'"), joined(bad.errors));
 }
 
 BOOST_AUTO_TEST_CASE(max_pending_connections) {

@@ -1,0 +1,59 @@
+// Who a submission counts against for the per-client share of an API
+// node's queue (queue.max-per-client, queue.max-bytes-per-client): the API
+// key it presented, else the address it comes from, read through
+// X-Forwarded-For only when the connection is from a trusted proxy
+// (http.trusted-proxies). Pure functions, unit-tested without sockets.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace resized {
+
+/// An IP address. IPv4 is held as IPv4-mapped IPv6 (::ffff:a.b.c.d), so a
+/// single comparison serves both families, and an IPv4 client reaching a
+/// dual-stack socket is the same client as over IPv4.
+struct ip_address {
+  std::array<uint8_t, 16> bytes{};
+  bool v4() const;
+};
+
+/// A numeric IPv4 or IPv6 address (inet_pton: no host names). Also takes
+/// the forms proxies write with a port: "203.0.113.7:5123",
+/// "[2001:db8::1]:443". nullopt for anything else.
+std::optional<ip_address> parse_ip(std::string_view text);
+
+/// An address range, in the 128-bit space (an IPv4 /8 is a /104 here).
+struct ip_network {
+  ip_address base;
+  unsigned prefix = 128;
+  bool contains(const ip_address& a) const;
+};
+
+/// "10.0.0.0/8", "fd00::/8", or one address (a /32 or /128). nullopt when
+/// the address or the prefix length is not valid for its family.
+std::optional<ip_network> parse_network(std::string_view text);
+
+/// The client a request comes from, as the share counts it:
+/// - "key:<n>" when it presented the n-th configured API key (from 1; the
+///   key itself never appears in logs or errors);
+/// - otherwise "ip:<address>" of the connection's peer, or, when the peer
+///   is a trusted proxy, of the rightmost X-Forwarded-For entry that is not
+///   one (entries to the left of it were written by the client and prove
+///   nothing). An entry that is not an address stops the walk at the proxy
+///   that wrote it.
+/// - An IPv6 client counts as its /64 ("ip:2001:db8:1:2::/64"): one host is
+///   commonly given a whole /64, and could otherwise take a new share per
+///   address.
+/// `forwarded_for` is every X-Forwarded-For value joined by commas ("" when
+/// none). An unreadable peer is "ip:?" (all such requests share a share).
+std::string client_identity(std::optional<size_t> key_index,
+                            std::string_view peer,
+                            std::string_view forwarded_for,
+                            const std::vector<ip_network>& trusted_proxies);
+
+} // namespace resized

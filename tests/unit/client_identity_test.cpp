@@ -1,0 +1,117 @@
+// Who a submission counts against for its share of the queue: API key,
+// peer address, X-Forwarded-For behind trusted proxies only.
+#include <boost/test/unit_test.hpp>
+
+#include "common/client_identity.hpp"
+
+using namespace resized;
+
+namespace {
+
+std::vector<ip_network> nets(std::initializer_list<const char*> list) {
+  std::vector<ip_network> out;
+  for (auto* text : list) {
+    auto net = parse_network(text);
+    BOOST_REQUIRE_MESSAGE(net.has_value(), text);
+    out.push_back(*net);
+  }
+  return out;
+}
+
+std::string who(std::string_view peer, std::string_view xff = "",
+                const std::vector<ip_network>& trusted = {}) {
+  return client_identity(std::nullopt, peer, xff, trusted);
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(client_identity_rules)
+
+BOOST_AUTO_TEST_CASE(addresses_parse_in_the_forms_proxies_write) {
+  BOOST_TEST(parse_ip("203.0.113.7").has_value());
+  BOOST_TEST(parse_ip(" 203.0.113.7 ").has_value());
+  BOOST_TEST(parse_ip("203.0.113.7:5123").has_value());
+  BOOST_TEST(parse_ip("2001:db8::1").has_value());
+  BOOST_TEST(parse_ip("[2001:db8::1]:443").has_value());
+  BOOST_TEST(parse_ip("[2001:db8::1]").has_value());
+  for (auto* bad : {"", "unknown", "203.0.113", "203.0.113.7:", "203.0.113.7:x",
+                    "[203.0.113.7]", "[2001:db8::1", "2001:db8::1]:443",
+                    "host.example:80", "203.0.113.7:123456", "1.2.3.4/8"})
+    BOOST_TEST(!parse_ip(bad).has_value(), bad);
+  // IPv4 and its IPv4-mapped IPv6 form (a dual-stack socket) are one.
+  BOOST_TEST((parse_ip("::ffff:203.0.113.7")->bytes ==
+              parse_ip("203.0.113.7")->bytes));
+  BOOST_TEST(parse_ip("::ffff:203.0.113.7")->v4());
+  BOOST_TEST(!parse_ip("2001:db8::1")->v4());
+}
+
+BOOST_AUTO_TEST_CASE(networks_contain_what_their_prefix_says) {
+  auto ten = parse_network("10.0.0.0/8");
+  BOOST_REQUIRE(ten.has_value());
+  BOOST_TEST(ten->contains(*parse_ip("10.200.3.4")));
+  BOOST_TEST(ten->contains(*parse_ip("::ffff:10.1.1.1")));
+  BOOST_TEST(!ten->contains(*parse_ip("11.0.0.1")));
+  BOOST_TEST(!ten->contains(*parse_ip("::a00:1"))); // not IPv4-mapped
+  auto one = parse_network("192.0.2.10");
+  BOOST_REQUIRE(one.has_value());
+  BOOST_TEST(one->contains(*parse_ip("192.0.2.10")));
+  BOOST_TEST(!one->contains(*parse_ip("192.0.2.11")));
+  auto v6 = parse_network("fd00::/8");
+  BOOST_REQUIRE(v6.has_value());
+  BOOST_TEST(v6->contains(*parse_ip("fd12:3456::1")));
+  BOOST_TEST(!v6->contains(*parse_ip("fe80::1")));
+  BOOST_TEST(parse_network("0.0.0.0/0")->contains(*parse_ip("198.51.100.1")));
+  BOOST_TEST(!parse_network("0.0.0.0/0")->contains(*parse_ip("2001:db8::1")));
+  for (auto* bad :
+       {"10.0.0.0/33", "fd00::/129", "10.0.0.0/", "10.0.0.0/x", "10.0.0.0/8/8",
+        "10.0.0/8", "proxy.example", "", "10.0.0.0/-1", "10.0.0.0/ 8"})
+    BOOST_TEST(!parse_network(bad).has_value(), bad);
+}
+
+BOOST_AUTO_TEST_CASE(an_api_key_names_the_client) {
+  auto trusted = nets({"127.0.0.1"});
+  BOOST_TEST(client_identity(size_t{0}, "203.0.113.7", "", {}) == "key:1");
+  // Wherever it comes from, the key is the client.
+  BOOST_TEST(client_identity(size_t{2}, "127.0.0.1", "198.51.100.1", trusted) ==
+             "key:3");
+}
+
+BOOST_AUTO_TEST_CASE(without_trusted_proxies_the_peer_is_the_client) {
+  BOOST_TEST(who("203.0.113.7") == "ip:203.0.113.7");
+  BOOST_TEST(who("::ffff:203.0.113.7") == "ip:203.0.113.7");
+  // A client's own X-Forwarded-For proves nothing.
+  BOOST_TEST(who("203.0.113.7", "198.51.100.1") == "ip:203.0.113.7");
+  // IPv6 clients count by /64.
+  BOOST_TEST(who("2001:db8:1:2:aaaa::1") == "ip:2001:db8:1:2::/64");
+  BOOST_TEST(who("2001:db8:1:2:bbbb::9") == "ip:2001:db8:1:2::/64");
+  BOOST_TEST(who("2001:db8:1:3::1") == "ip:2001:db8:1:3::/64");
+  BOOST_TEST(who("") == "ip:?");
+}
+
+BOOST_AUTO_TEST_CASE(behind_trusted_proxies_the_rightmost_untrusted_hop) {
+  auto trusted = nets({"10.0.0.0/8", "::1"});
+  BOOST_TEST(who("10.0.0.5", "198.51.100.1", trusted) == "ip:198.51.100.1");
+  // Entries left of the first untrusted hop were written by the client.
+  BOOST_TEST(who("10.0.0.5", "1.1.1.1, 198.51.100.1", trusted) ==
+             "ip:198.51.100.1");
+  // Proxies in a chain are skipped, however the header was split.
+  BOOST_TEST(who("10.0.0.5", "1.1.1.1, 198.51.100.1, 10.2.3.4", trusted) ==
+             "ip:198.51.100.1");
+  BOOST_TEST(who("::1", "198.51.100.1:5123,10.2.3.4", trusted) ==
+             "ip:198.51.100.1");
+  BOOST_TEST(who("10.0.0.5", "[2001:db8:9::7]:443", trusted) ==
+             "ip:2001:db8:9::/64");
+  // No header, an empty one, or only proxies: the last proxy known.
+  BOOST_TEST(who("10.0.0.5", "", trusted) == "ip:10.0.0.5");
+  BOOST_TEST(who("10.0.0.5", " , ", trusted) == "ip:10.0.0.5");
+  BOOST_TEST(who("10.0.0.5", "10.9.9.9", trusted) == "ip:10.9.9.9");
+  // Not an address: the proxy that wrote it is as far as the walk goes.
+  BOOST_TEST(who("10.0.0.5", "198.51.100.1, unknown", trusted) ==
+             "ip:10.0.0.5");
+  BOOST_TEST(who("10.0.0.5", "198.51.100.1, 10.2.3.4, _hidden", trusted) ==
+             "ip:10.0.0.5");
+  // A peer that is not a trusted proxy: its header is not read.
+  BOOST_TEST(who("203.0.113.7", "198.51.100.1", trusted) == "ip:203.0.113.7");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
