@@ -11,6 +11,10 @@ void actor_backend::submit(submit_request req, submit_replier reply) {
                  std::move(reply));
 }
 
+// A final record or a result the status actor has cached is answered here,
+// on the io thread: it never changes, and the actor may be busy in a Redis
+// call (see lookup_cache.hpp). The rest reaches the actor.
+//
 // Clients' lookups reach the status actor as urgent messages. It makes its
 // Redis calls one at a time, and an accept carries the whole input (tens of
 // milliseconds for a large photo, more when Redis writes an AOF), so
@@ -23,11 +27,21 @@ constexpr auto urgent = caf::message_priority::high;
 
 void actor_backend::status(std::string token, std::chrono::milliseconds wait,
                            status_replier reply) {
+  if (cache_)
+    if (auto rec = cache_->final_record(token)) {
+      reply(std::move(*rec));
+      return;
+    }
   caf::anon_send<urgent>(status_, status_atom::value, std::move(token),
                          static_cast<int64_t>(wait.count()), std::move(reply));
 }
 
 void actor_backend::image(std::string token, image_replier reply) {
+  if (cache_)
+    if (auto blob = cache_->result(token)) {
+      reply(std::move(*blob));
+      return;
+    }
   caf::anon_send<urgent>(status_, image_atom::value, std::move(token),
                          std::move(reply));
 }

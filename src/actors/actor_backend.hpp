@@ -1,17 +1,27 @@
 // The actors' side of the HTTP boundary: implements `resized::backend` by
-// sending messages to the supervisor and the status actor. Never blocks.
+// sending messages to the supervisor and the status actor, and by reading
+// final records and results from the status actor's lookup_cache. Never
+// blocks (the cache's lock is held for a map lookup only).
 #pragma once
+
+#include <memory>
 
 #include <caf/actor.hpp>
 
+#include "actors/lookup_cache.hpp"
 #include "common/service.hpp"
 
 namespace resized::actors {
 
 class actor_backend : public backend {
 public:
-  actor_backend(caf::actor supervisor, caf::actor status)
-      : supervisor_(std::move(supervisor)), status_(std::move(status)) {}
+  /// `cache`: the status actor's (status_config::cache); null: every
+  /// lookup is the actor's.
+  actor_backend(caf::actor supervisor, caf::actor status,
+                std::shared_ptr<lookup_cache> cache = nullptr)
+      : supervisor_(std::move(supervisor)),
+        status_(std::move(status)),
+        cache_(std::move(cache)) {}
 
   void submit(submit_request req, submit_replier reply) override;
   void status(std::string token, std::chrono::milliseconds wait,
@@ -23,6 +33,7 @@ public:
 private:
   caf::actor supervisor_;
   caf::actor status_;
+  std::shared_ptr<lookup_cache> cache_;
 };
 
 } // namespace resized::actors

@@ -49,6 +49,8 @@ start_node(caf::actor_system& sys, const config::service_settings& cfg,
   scfg.result_ttl = cfg.redis.result_ttl;
   scfg.cache_entries = cfg.status.cache_entries;
   scfg.image_cache_bytes = cfg.status.image_cache_bytes;
+  scfg.cache = std::make_shared<lookup_cache>(scfg.cache_entries,
+                                              scfg.image_cache_bytes);
   scfg.node = cl.node_name;
   // Each long poll holds one connection: there cannot be more.
   scfg.max_waiters = cfg.http.max_connections;
@@ -80,7 +82,8 @@ start_node(caf::actor_system& sys, const config::service_settings& cfg,
   lc.supervisor = node.supervisor;
   lc.on_lost = std::move(on_lost);
   node.lease = sys.spawn<caf::detached>(lease_actor, std::move(lc));
-  node.api = std::make_unique<actor_backend>(node.supervisor, node.status);
+  node.api =
+      std::make_unique<actor_backend>(node.supervisor, node.status, scfg.cache);
   if (cl.role == "api") {
     auto port = cl.tls.on()
                     ? caf::openssl::publish(node.supervisor, cl.port,

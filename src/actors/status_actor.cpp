@@ -157,9 +157,9 @@ bool flush_unwritten(status_actor_type* self) {
       note_unstored(w.record, bytes, res.error());
       w = {unwritten_write::kind::record, unstored(std::move(w.record), bytes),
            nullptr, std::string{}};
-      st.images.erase(w.record.token);
-      if (st.records.get(w.record.token) != nullptr)
-        st.records.put(w.record.token, {w.record, expiry(st)});
+      st.cache->erase_image(w.record.token);
+      if (st.cache->record(w.record.token))
+        st.cache->put_record(w.record.token, {w.record, expiry(st)});
       continue;
     }
     log::debug("redis write made after a failure",
@@ -224,18 +224,18 @@ bool cache_answers(const status_state& st, const task_record& rec) {
 void remember_read(status_state& st, const std::string& token,
                    const std::optional<task_record>& rec) {
   if (rec && cache_answers(st, *rec))
-    st.records.put(token, {*rec, expiry(st)});
+    st.cache->put_record(token, {*rec, expiry(st)});
   else
-    st.records.erase(token);
+    st.cache->erase_record(token);
 }
 
 // Returns the record from the cache or Redis; nullopt when unknown.
 outcome<std::optional<task_record>> find_record(status_actor_type* self,
                                                 const std::string& token) {
   auto& st = self->state;
-  if (auto* hit = st.records.get(token)) {
+  if (auto hit = st.cache->record(token)) {
     if (expired(hit->expires_at_ms)) {
-      st.records.erase(token);
+      st.cache->erase_record(token);
       return std::optional<task_record>{};
     }
     if (cache_answers(st, hit->record))
@@ -256,7 +256,7 @@ outcome<std::optional<std::shared_ptr<const std::string>>>
 find_image(status_actor_type* self, const std::string& token) {
   using result = std::optional<std::shared_ptr<const std::string>>;
   auto& st = self->state;
-  if (auto* hit = st.images.get(token); hit && !expired(hit->expires_at_ms))
+  if (auto hit = st.cache->image(token); hit && !expired(hit->expires_at_ms))
     return result{hit->bytes};
   auto img = st.store->get_image(token);
   if (!img) {
@@ -266,7 +266,7 @@ find_image(status_actor_type* self, const std::string& token) {
   if (!img.value())
     return result{};
   auto bytes = std::make_shared<const std::string>(std::move(*img.value()));
-  st.images.put(token, {bytes, expiry(st)}, bytes->size());
+  st.cache->put_image(token, {bytes, expiry(st)});
   return result{std::move(bytes)};
 }
 
@@ -384,10 +384,9 @@ void start_probe(status_actor_type* self) {
 
 caf::behavior status_actor(status_actor_type* self, status_config cfg) {
   auto& st = self->state;
-  st.records =
-      lru_cache<std::string, status_state::cached_record>{cfg.cache_entries};
-  st.images = lru_cache<std::string, status_state::cached_image>{
-      cfg.cache_entries, cfg.image_cache_bytes};
+  st.cache = cfg.cache ? cfg.cache
+                       : std::make_shared<lookup_cache>(cfg.cache_entries,
+                                                        cfg.image_cache_bytes);
   st.ttl = cfg.result_ttl;
   st.node = cfg.node;
   st.recheck = cfg.recheck;
@@ -446,7 +445,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         note_writes_back(self);
         record_written(self, rec);
         auto token = rec.token;
-        st.records.put(token, {std::move(rec), expiry(st)});
+        st.cache->put_record(token, {std::move(rec), expiry(st)});
         return {true, std::move(res).value()};
       },
       [=](recover_atom) -> caf::result<std::vector<store::pending_task>> {
@@ -468,7 +467,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
           note_writes_back(self);
         record_written(self, rec);
         auto token = rec.token;
-        st.records.put(token, {std::move(rec), expires});
+        st.cache->put_record(token, {std::move(rec), expires});
       },
       [=](result_atom, task_record& rec, std::string& bytes,
           const std::string& content) {
@@ -485,7 +484,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
             put_final(self, failed);
             record_written(self, failed);
             auto token = failed.token;
-            st.records.put(token, {std::move(failed), expires});
+            st.cache->put_record(token, {std::move(failed), expires});
             return;
           }
           keep_for_retry(self,
@@ -495,9 +494,9 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
           note_writes_back(self);
         }
         auto token = rec.token;
-        st.images.put(token, {image, expires}, image->size());
+        st.cache->put_image(token, {image, expires});
         record_written(self, rec);
-        st.records.put(token, {std::move(rec), expires});
+        st.cache->put_record(token, {std::move(rec), expires});
       },
       [=](clone_atom, const std::string& original, task_record& rec,
           const std::string& content) -> bool {
@@ -520,10 +519,10 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
           return false;
         }
         auto expires = expiry(st);
-        st.images.put(rec.token, {bytes, expires}, bytes->size());
+        st.cache->put_image(rec.token, {bytes, expires});
         record_written(self, rec);
         auto token = rec.token;
-        st.records.put(token, {std::move(rec), expires});
+        st.cache->put_record(token, {std::move(rec), expires});
         return true;
       },
       [=](watch_atom) {

@@ -1,7 +1,9 @@
 // The status actor: one per API node, spawned detached because it does
 // blocking Redis I/O on its own hiredis connection. Holds task records in a
-// bounded LRU cache and result images in a byte-bounded LRU cache; writes
-// every change through to Redis; answers lookups from the cache, then Redis.
+// bounded LRU cache and result images in a byte-bounded LRU cache (a
+// lookup_cache, which the HTTP side reads final records and results from
+// without asking this actor); writes every change through to Redis; answers
+// lookups from the cache, then Redis.
 //
 // Messages (see messages.hpp):
 //   (accept_atom, task_record, job, content key)
@@ -79,7 +81,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
 
-#include "actors/lru_cache.hpp"
+#include "actors/lookup_cache.hpp"
 #include "actors/messages.hpp"
 #include "store/task_store.hpp"
 
@@ -90,6 +92,9 @@ struct status_config {
   std::chrono::seconds result_ttl{86400};
   size_t cache_entries = 10000;
   uint64_t image_cache_bytes = 64ull << 20;
+  /// The caches, shared with actor_backend; null: the actor makes its own
+  /// of cache_entries and image_cache_bytes.
+  std::shared_ptr<lookup_cache> cache;
   std::string node; // API node name: key of its pending set
   /// Long polls on a task this node does not run look at Redis this often.
   std::chrono::milliseconds recheck{250};
@@ -102,17 +107,6 @@ struct status_config {
 };
 
 struct status_state {
-  struct cached_record {
-    task_record record;
-    int64_t expires_at_ms; // result TTL, mirrored from Redis
-  };
-  struct cached_image {
-    std::shared_ptr<const std::string> bytes;
-    int64_t expires_at_ms;
-  };
-
-  status_state() : records(1), images(1) {}
-
   /// A long poll waiting for its task to finish.
   struct waiter {
     uint64_t id;
@@ -122,8 +116,7 @@ struct status_state {
     status_replier reply;
   };
 
-  lru_cache<std::string, cached_record> records;
-  lru_cache<std::string, cached_image> images;
+  std::shared_ptr<lookup_cache> cache; // records and result images
   /// Long polls by token.
   std::unordered_map<std::string, std::vector<waiter>> waiters;
   size_t waiter_count = 0;

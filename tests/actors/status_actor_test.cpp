@@ -1,5 +1,7 @@
 // The status actor against a real redis-server: cache hits, misses served
 // from Redis (e.g. after a restart), eviction, images, and a Redis outage.
+#include <thread>
+
 #include <caf/all.hpp>
 
 #include "actor_fixture.hpp"
@@ -448,6 +450,70 @@ BOOST_AUTO_TEST_CASE(clients_lookups_overtake_queued_writes) {
   redis.resume();
   // The writes were all made, in order: the last one is the record.
   BOOST_TEST(lookup(st, rec.token).value().attempts == writes);
+  caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
+}
+
+// A final record and its result are read from the shared cache by the HTTP
+// side (actor_backend): a client's lookup of a finished task does not wait
+// for the actor even while it is held in a Redis call.
+BOOST_AUTO_TEST_CASE(finished_tasks_are_answered_while_the_actor_waits) {
+  auto cfg = hung_redis_config();
+  cfg.cache = std::make_shared<lookup_cache>(100, 1 << 20);
+  auto st = start(cfg);
+  auto rec = make_record(task_status::success);
+  rec.width = rec.height = 100;
+  rec.etag = "e1";
+  caf::anon_send(st, result_atom::value, rec, std::string("img"),
+                 std::string{});
+  BOOST_REQUIRE(lookup(st, rec.token).ok()); // written and cached
+  auto open = make_record(task_status::in_progress);
+  caf::anon_send(st, update_atom::value, open);
+  BOOST_REQUIRE(lookup(st, open.token).ok());
+  actor_backend backend{caf::actor{}, st, cfg.cache};
+  redis.pause();
+  // A lookup only Redis can answer: the actor waits in it for the 1 s
+  // timeout.
+  test::answer<outcome<task_record>> held;
+  caf::anon_send(st, status_atom::value, test::random_uuid(), int64_t{0},
+                 held.make());
+  // Answered at once, on this thread (not the actor's), long before the
+  // hang ends.
+  const auto here = std::this_thread::get_id();
+  std::thread::id status_from, image_from;
+  test::answer<outcome<task_record>> status;
+  backend.status(rec.token, 10000ms,
+                 status_replier{[&, fwd = status.make()](auto v) mutable {
+                                  status_from = std::this_thread::get_id();
+                                  fwd(std::move(v));
+                                },
+                                failure{error_code::internal_error, "none"}});
+  test::answer<outcome<image_blob>> image;
+  backend.image(rec.token,
+                image_replier{[&, fwd = image.make()](auto v) mutable {
+                                image_from = std::this_thread::get_id();
+                                fwd(std::move(v));
+                              },
+                              failure{error_code::internal_error, "none"}});
+  BOOST_TEST((status_from == here));
+  BOOST_TEST((image_from == here));
+  auto seen = status.wait(0ms);
+  BOOST_REQUIRE(seen.has_value());
+  BOOST_REQUIRE(seen->ok());
+  BOOST_TEST((seen->value().status == task_status::success));
+  auto blob = image.wait(0ms);
+  BOOST_REQUIRE(blob.has_value());
+  BOOST_REQUIRE(blob->ok());
+  BOOST_TEST(*blob->value().bytes == "img");
+  BOOST_TEST(blob->value().etag == "e1");
+  // An open task is the actor's to answer (from its cache too, once it is
+  // out of the Redis call).
+  test::answer<outcome<task_record>> open_status;
+  backend.status(open.token, 0ms, open_status.make());
+  BOOST_REQUIRE(held.wait().has_value());
+  auto later = open_status.wait();
+  BOOST_REQUIRE(later.has_value());
+  BOOST_TEST((later->value().status == task_status::in_progress));
+  redis.resume();
   caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
 }
 

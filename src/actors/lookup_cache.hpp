@@ -1,0 +1,63 @@
+// The status actor's caches of task records and result images, shared with
+// the HTTP side. The status actor alone writes them (every record it writes
+// or reads from Redis, every result); clients' lookups of a final record or
+// of a result read them straight from the io threads (actor_backend), so
+// they never wait behind the actor's Redis calls (an accept carries the
+// whole input, tens of milliseconds for a large photo with Redis' AOF; a
+// hung Redis holds the actor for a whole timeout) or behind its mailbox. A
+// final record never changes, so an answer from here is the one the actor
+// would give; anything else (open tasks, long polls, misses) still goes to
+// the actor.
+//
+// One mutex around both LRU maps, held only to find, insert or drop an
+// entry: no I/O, and result bytes are shared, never copied, under it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "actors/lru_cache.hpp"
+#include "common/service.hpp"
+#include "common/task_record.hpp"
+
+namespace resized::actors {
+
+class lookup_cache {
+public:
+  struct record_entry {
+    task_record record;
+    int64_t expires_at_ms; // the result TTL, as in Redis
+  };
+  struct image_entry {
+    std::shared_ptr<const std::string> bytes;
+    int64_t expires_at_ms;
+  };
+
+  /// At most `entries` records and `entries` images of `image_bytes` in all.
+  lookup_cache(size_t entries, uint64_t image_bytes);
+
+  // -- the status actor's side: copies in and out, as its code reads best
+  std::optional<record_entry> record(const std::string& token);
+  void put_record(const std::string& token, record_entry entry);
+  void erase_record(const std::string& token);
+  std::optional<image_entry> image(const std::string& token);
+  void put_image(const std::string& token, image_entry entry);
+  void erase_image(const std::string& token);
+
+  // -- any thread's: what a client may be answered without the actor
+  /// `token`'s record if it is cached, final and not expired.
+  std::optional<task_record> final_record(const std::string& token);
+  /// `token`'s result if its record is cached as SUCCESS and the image is
+  /// cached too, neither expired.
+  std::optional<image_blob> result(const std::string& token);
+
+private:
+  std::mutex mutex_;
+  lru_cache<std::string, record_entry> records_;
+  lru_cache<std::string, image_entry> images_;
+};
+
+} // namespace resized::actors
