@@ -72,6 +72,10 @@ using router_type = restinio::router::express_router_t<>;
 using req_handle = restinio::request_handle_t;
 using handling = restinio::request_handling_status_t;
 
+// Set while RESTinio runs the request handler on this thread (see
+// impl::finish: an answer ready then is written after the handler returns).
+thread_local bool in_request_handler = false;
+
 // The express router normalises a request's path (percent-decoding the
 // unreserved characters) before matching, and throws when the decoded
 // bytes are not UTF-8 (`/api/v1/images/%ff.jpg`) or an escape is malformed:
@@ -85,6 +89,10 @@ public:
   checked_router(std::unique_ptr<router_type> router, bad_path_handler bad)
       : router_{std::move(router)}, bad_path_{std::move(bad)} {}
   handling operator()(req_handle req) const {
+    struct flag {
+      flag() { in_request_handler = true; }
+      ~flag() { in_request_handler = false; }
+    } handling_now;
     try {
       (void)restinio::utils::uri_normalization::unreserved_chars::
           estimate_required_capacity(req->header().path());
@@ -255,13 +263,34 @@ struct server::impl {
           status_line(status));
       add_headers(resp);
       resp.set_content_length(size);
-      resp.done();
+      finish(std::move(resp));
       return;
     }
     auto resp = ctx.req->create_response(status_line(status));
     add_headers(resp);
     resp.set_body(std::move(body));
-    resp.done();
+    finish(std::move(resp));
+  }
+
+  // Hands a built answer to RESTinio. One completed while RESTinio 0.6 still
+  // runs the request handler breaks the connection's next request: with
+  // one request at a time per connection (max_pipelined_requests 1),
+  // RESTinio starts reading the next request both when the handler returns
+  // (the answer already went out) and when the answer's write completes, so
+  // two reads share the connection's buffer and parser. Seen as
+  // `parser error HPE_INVALID_METHOD` in the log and a client's broken pipe
+  // on its next request over that keep-alive connection, about once in 400
+  // requests once finished polls were answered from the cache inside the
+  // handler (and rarely after a 4xx answered there). Such an answer is
+  // posted to the io_context instead, and written after the handler
+  // returned, as the actors' answers always are.
+  template <class Response>
+  void finish(Response&& resp) {
+    if (!in_request_handler) {
+      resp.done();
+      return;
+    }
+    asio::post(io, [r = std::forward<Response>(resp)]() mutable { r.done(); });
   }
 
   // A body that is not JSON (metrics text, embedded assets).

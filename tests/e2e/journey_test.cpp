@@ -6,6 +6,9 @@
 
 #include <cctype>
 #include <chrono>
+#include <thread>
+
+#include <fmt/format.h>
 
 #include "support/fixtures.hpp"
 
@@ -109,6 +112,50 @@ BOOST_AUTO_TEST_CASE(expect_100_continue_is_answered) {
       http_post(srv.url("/api/v1/resize?quality=63"), photo, "image/jpeg");
   BOOST_TEST(plain.status == 202);
   BOOST_TEST(plain.status_lines.size() == 1u);
+}
+
+// Answers ready while RESTinio still runs the request handler (a finished
+// task's poll and image, from the status actor's cache; a 400) are written
+// after it returns (server.cpp, finish()): written inside it, RESTinio 0.6
+// started reading the connection's next request twice, and a large upload
+// next on that keep-alive connection broke (a parse error and a dropped
+// connection, about once in 400 requests). Four clients, each on its own
+// keep-alive connection, alternate such answers with uploads.
+BOOST_AUTO_TEST_CASE(keep_alive_connections_survive_answers_given_at_once) {
+  auto& srv = env::get().server;
+  auto photo = corpus_photo("plasma__SafeLanding_1622x2880.jpg"); // 1.6 MB
+  const std::string query = "?width=80&height=80&quality=71";
+  auto token = accepted_token(submit_raw(srv, photo, "image/jpeg", query));
+  BOOST_TEST_REQUIRE(!token.empty());
+  auto first = finish(srv, token);
+  BOOST_TEST_REQUIRE(first.status.status == "SUCCESS");
+  constexpr int clients = 4, rounds = 100;
+  std::vector<std::vector<std::string>> problems(clients);
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c)
+    threads.emplace_back([&, c] {
+      // http_request keeps one curl handle, so one connection, per thread.
+      auto expect = [&](const http_response& res, long status, int round,
+                        const char* what) {
+        if (res.status != status)
+          problems[c].push_back(fmt::format("round {} {}: {} {} {}", round,
+                                            what, res.status, res.error,
+                                            res.body.substr(0, 200)));
+      };
+      for (int i = 0; i < rounds; ++i) {
+        expect(http_get(srv.url("/api/v1/resize/" + token)), 200, i, "poll");
+        expect(http_get(srv.url(first.url)), 200, i, "image");
+        // The same work again: answered with the first result.
+        expect(submit_raw(srv, photo, "image/jpeg", query), 202, i, "upload");
+        expect(http_get(srv.url("/api/v1/resize/not-a-token")), 400, i, "400");
+      }
+    });
+  for (auto& t : threads)
+    t.join();
+  for (const auto& list : problems)
+    for (const auto& p : list)
+      BOOST_ERROR(p);
+  BOOST_TEST(lines_with(srv.process().log(), {"parser error"}) == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(status_record_right_after_submit) {
