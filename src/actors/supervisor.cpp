@@ -76,7 +76,7 @@ void count_client(self_ptr self, const std::string& token,
 
 // `token` ended (final, or never accepted): its client's share is freed.
 // Every way a task ends passes here; a token not counted (recovered after
-// a restart, submitted without a client) is no-op.
+// a restart, submitted without a client) is a no-op.
 void counted_done(self_ptr self, const std::string& token) {
   auto& st = self->state;
   auto i = st.counted.find(token);
