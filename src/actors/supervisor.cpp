@@ -92,6 +92,28 @@ void counted_done(self_ptr self, const std::string& token) {
   st.counted.erase(i);
 }
 
+// Queues `task` in fair order: each client's tasks take rounds 1, 2, 3...
+// counted from the round now being started, and a task goes after every
+// task of its round or an earlier one. One client's tasks stay in their
+// order, but a client with one task waits behind one task of each other
+// client, not behind all that a busy client queued before it (a
+// round-robin of the clients with tasks waiting; start-time fair queuing).
+// Retries and tasks a busy node turned away keep going to the front.
+void enqueue_fair(self_ptr self, state_type::queued task) {
+  auto& st = self->state;
+  uint64_t* last = &st.anonymous_round;
+  if (auto c = st.counted.find(task.record.token); c != st.counted.end())
+    if (auto u = st.clients.find(c->second.client); u != st.clients.end())
+      last = &u->second.last_round;
+  task.round = std::max(st.round_now, *last) + 1;
+  *last = task.round;
+  // From the back: with one client (or rounds in step) it is the back.
+  auto pos = st.queue.end();
+  while (pos != st.queue.begin() && std::prev(pos)->round > task.round)
+    --pos;
+  st.queue.insert(pos, std::move(task));
+}
+
 // Why `req` exceeds its client's share; "" when it fits.
 std::string over_share(self_ptr self, const submit_request& req) {
   auto& st = self->state;
@@ -391,6 +413,7 @@ void dispatch(self_ptr self) {
       return;
     auto task = std::move(*pos);
     st.queue.erase(pos);
+    st.round_now = std::max(st.round_now, task.round);
     st.queued_bytes -= job_of(task).input.size();
     ++node->busy;
     node->decoding += task.decode_bytes;
@@ -642,7 +665,7 @@ void recover(self_ptr self, std::vector<store::pending_task>& pending,
                    head ? *head : imaging::probe_info{}, job_policy(st.cfg)});
     st.queued_bytes += job_of(task).input.size();
     st.open.insert(task.record.token);
-    st.queue.push_back(std::move(task));
+    enqueue_fair(self, std::move(task)); // one client: the recovered tasks
     ++resumed;
   }
   if (!pending.empty()) {
@@ -699,7 +722,7 @@ void enqueue(self_ptr self, state_type::queued task) {
   if (!task.content.empty())
     st.by_content.put(task.content, task.record.token);
   st.open.insert(task.record.token);
-  st.queue.push_back(std::move(task));
+  enqueue_fair(self, std::move(task));
   dispatch(self);
 }
 

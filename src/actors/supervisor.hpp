@@ -1,7 +1,9 @@
 // The supervisor: one per API node. Owns the bounded queue of accepted tasks
 // and places each task on a node with a free slot: its own local agent or
 // the agent of a worker node that joined over CAF's middleman. Never more
-// tasks in flight on a node than its pool size.
+// tasks in flight on a node than its pool size. The queue takes clients in
+// turn (enqueue_fair), and each client may hold only its share of it
+// (client_max_tasks, client_max_bytes).
 //
 // A task's life as the supervisor sees it:
 //
@@ -90,6 +92,7 @@ struct supervisor_state {
     uint32_t attempt = 0;
     std::string content;       // content key ("" = none, e.g. recovered tasks)
     uint64_t decode_bytes = 0; // imaging::decode_estimate of the input
+    uint64_t round = 0;        // its place in the fair order (enqueue_fair)
   };
   struct in_flight {
     queued task;
@@ -140,6 +143,7 @@ struct supervisor_state {
   struct client_use {
     size_t tasks = 0;
     uint64_t bytes = 0;
+    uint64_t last_round = 0; // the round of its task queued last
   };
   std::unordered_map<std::string, client_use> clients;
   struct counted_task {
@@ -147,6 +151,11 @@ struct supervisor_state {
     uint64_t bytes = 0;
   };
   std::unordered_map<std::string, counted_task> counted;
+  // The queue's fair order (enqueue_fair): the round of the task started
+  // last, and the last round given to tasks counted against no client
+  // (recovered after a restart).
+  uint64_t round_now = 0;
+  uint64_t anonymous_round = 0;
   uint64_t reused = 0;
   uint64_t succeeded = 0;
   uint64_t failed = 0;

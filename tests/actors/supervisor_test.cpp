@@ -305,6 +305,36 @@ BOOST_AUTO_TEST_CASE(identical_tasks_free_their_clients_share_once_final) {
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
 }
 
+// The queue is fair between clients: a client with one task waits behind
+// one task of a busy client, not behind everything it queued; each
+// client's own tasks keep their order.
+BOOST_AUTO_TEST_CASE(the_queue_takes_clients_in_turn) {
+  supervisor_config cfg;
+  auto sup = start(cfg, 1);
+  auto photo = test::corpus_photo(test::small_photo);
+  auto slow = test::corpus_photo(slow_photo);
+  // A's first task keeps the only worker busy while the rest queue up.
+  std::vector<std::string> a;
+  a.push_back(submit(sup, slow, {}, 0, "ip:192.0.2.1").value());
+  for (int i = 0; i < 3; ++i)
+    a.push_back(submit(sup, photo, {}, 0, "ip:192.0.2.1").value());
+  auto b1 = submit(sup, photo, {}, 0, "ip:192.0.2.2").value();
+  auto c1 = submit(sup, photo, {}, 0, "key:1").value();
+  auto b2 = submit(sup, photo, {}, 0, "ip:192.0.2.2").value();
+  std::vector<std::string> all = a;
+  all.insert(all.end(), {b1, c1, b2});
+  run_until_final(all);
+  std::vector<std::string> started;
+  for (auto& [t, s] : seen)
+    if (s == task_status::in_progress)
+      started.push_back(t);
+  // Rounds: a[0] runs; a[1] b1 c1 (round 2 of the clients waiting), a[2]
+  // b2, a[3].
+  std::vector<std::string> expected{a[0], a[1], b1, c1, a[2], b2, a[3]};
+  BOOST_TEST(started == expected, boost::test_tools::per_element());
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}
+
 BOOST_AUTO_TEST_CASE(a_bad_image_ends_failure_and_the_pool_goes_on) {
   supervisor_config cfg;
   auto sup = start(cfg, 1);
