@@ -46,8 +46,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   auto nl = in.find('\n');
   auto peer = in.substr(0, nl);
-  auto xff = nl == std::string_view::npos ? std::string_view{}
-                                          : in.substr(nl + 1);
+  auto xff =
+      nl == std::string_view::npos ? std::string_view{} : in.substr(nl + 1);
   auto id = client_identity(std::nullopt, peer, xff, proxies());
   fuzz::check(id.rfind("ip:", 0) == 0, "an identity not of an address");
   auto from_peer = client_identity(std::nullopt, peer, "", proxies());
