@@ -628,6 +628,33 @@ void sampler(shared_state& st, long* peak_kib) {
   }
 }
 
+/// The slowest POSTs, on stderr: a POST p99 over a few dozen submissions is
+/// their maximum, so which photo (and which submission: a pass starts every
+/// corpus-size submissions) it was says more than the figure alone.
+void print_slowest_posts(const shared_state& st, size_t n) {
+  std::vector<size_t> order;
+  for (size_t i = 0; i < st.rows.size(); ++i)
+    if (st.rows[i].post_s >= 0)
+      order.push_back(i);
+  n = std::min(n, order.size());
+  std::partial_sort(order.begin(),
+                    order.begin() + static_cast<std::ptrdiff_t>(n), order.end(),
+                    [&](size_t a, size_t b) {
+                      return st.rows[a].post_s > st.rows[b].post_s;
+                    });
+  std::string line;
+  for (size_t k = 0; k < n; ++k) {
+    const auto& p = (*st.corpus)[order[k] % st.corpus->size()];
+    char buf[256];
+    std::snprintf(buf, sizeof buf, " %s (#%zu, %zu bytes) %.1f ms",
+                  p.name.c_str(), order[k], p.bytes.size(),
+                  1000 * st.rows[order[k]].post_s);
+    line += buf;
+  }
+  if (!line.empty())
+    std::fprintf(stderr, "loadgen: slowest POSTs:%s\n", line.c_str());
+}
+
 } // namespace
 
 int main(int argc, char** argv) try {
@@ -772,6 +799,7 @@ int main(int argc, char** argv) try {
     }
   }
   size_t not_run = c.count - ok - failed;
+  print_slowest_posts(st, 3);
   for (auto& [f, n] : failures)
     std::fprintf(stderr, "loadgen: %dx %s\n", n, f.c_str());
   std::printf(
