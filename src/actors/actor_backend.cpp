@@ -11,9 +11,11 @@ void actor_backend::submit(submit_request req, submit_replier reply) {
                  std::move(reply));
 }
 
-// A final record or a result the status actor has cached is answered here,
-// on the io thread: it never changes, and the actor may be busy in a Redis
-// call (see lookup_cache.hpp). The rest reaches the actor.
+// What the status actor's cache holds as current (a final record, a result,
+// a plain poll of a task this node runs) is answered here, on the io
+// thread: the actor may be busy in a Redis call (see lookup_cache.hpp). The
+// rest reaches the actor, and so does a long poll of an open task (the
+// actor holds it until the task ends).
 //
 // Clients' lookups reach the status actor as urgent messages. It makes its
 // Redis calls one at a time, and an accept carries the whole input (tens of
@@ -28,7 +30,8 @@ constexpr auto urgent = caf::message_priority::high;
 void actor_backend::status(std::string token, std::chrono::milliseconds wait,
                            status_replier reply) {
   if (cache_)
-    if (auto rec = cache_->final_record(token)) {
+    if (auto rec = cache_->current_record(token);
+        rec && (wait.count() == 0 || is_final(rec->status))) {
       reply(std::move(*rec));
       return;
     }

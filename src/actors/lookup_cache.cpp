@@ -55,11 +55,10 @@ void lookup_cache::erase_image(const std::string& token) {
 }
 
 std::optional<task_record>
-lookup_cache::final_record(const std::string& token) {
+lookup_cache::current_record(const std::string& token) {
   std::lock_guard<std::mutex> lock{mutex_};
   auto* hit = records_.get(token);
-  if (hit == nullptr || !is_final(hit->record.status) ||
-      !live(hit->expires_at_ms))
+  if (hit == nullptr || !hit->current || !live(hit->expires_at_ms))
     return std::nullopt;
   return hit->record;
 }

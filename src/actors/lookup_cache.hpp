@@ -1,13 +1,18 @@
 // The status actor's caches of task records and result images, shared with
 // the HTTP side. The status actor alone writes them (every record it writes
-// or reads from Redis, every result); clients' lookups of a final record or
-// of a result read them straight from the io threads (actor_backend), so
-// they never wait behind the actor's Redis calls (an accept carries the
-// whole input, tens of milliseconds for a large photo with Redis' AOF; a
-// hung Redis holds the actor for a whole timeout) or behind its mailbox. A
-// final record never changes, so an answer from here is the one the actor
-// would give; anything else (open tasks, long polls, misses) still goes to
-// the actor.
+// or reads from Redis, every result); clients' lookups read them straight
+// from the io threads (actor_backend), so they never wait behind the
+// actor's Redis calls (an accept carries the whole input, tens of
+// milliseconds for a large photo with Redis' AOF; a hung Redis holds the
+// actor for a whole timeout) or behind its mailbox. Answered from here:
+// - a result, and a final record: they never change;
+// - a plain poll (no wait) of a task this node runs: every change of its
+//   record is written through the actor, which caches it after Redis took
+//   it, so the entry is the record as Redis has it, or one change behind
+//   while the actor writes the next (the actor itself answers lookups
+//   before the changes queued in its mailbox, so it would not do better).
+// Anything else (long polls of open tasks, another API node's open tasks,
+// misses) still goes to the actor.
 //
 // One mutex around both LRU maps, held only to find, insert or drop an
 // entry: no I/O, and result bytes are shared, never copied, under it.
@@ -30,6 +35,9 @@ public:
   struct record_entry {
     task_record record;
     int64_t expires_at_ms; // the result TTL, as in Redis
+    /// Whether the entry is the task's current record: it is final, or
+    /// this node runs the task (the status actor writes its every change).
+    bool current = false;
   };
   struct image_entry {
     std::shared_ptr<const std::string> bytes;
@@ -48,8 +56,9 @@ public:
   void erase_image(const std::string& token);
 
   // -- any thread's: what a client may be answered without the actor
-  /// `token`'s record if it is cached, final and not expired.
-  std::optional<task_record> final_record(const std::string& token);
+  /// `token`'s record if it is cached as current (see record_entry) and
+  /// not expired.
+  std::optional<task_record> current_record(const std::string& token);
   /// `token`'s result if its record is cached as SUCCESS and the image is
   /// cached too, neither expired.
   std::optional<image_blob> result(const std::string& token);

@@ -140,6 +140,23 @@ void schedule_flush(status_actor_type* self) {
   self->delayed_send(self, st.retry_interval, flush_atom::value);
 }
 
+// Whether the cached `rec` can answer for its task: a final record never
+// changes, and this actor writes every change of the tasks this node runs.
+// An open task of another API node moves on in Redis, not here.
+bool cache_answers(const status_state& st, const task_record& rec) {
+  return is_final(rec.status) || st.open_here.count(rec.token) != 0;
+}
+
+// Caches `rec` until `expires_at_ms`, marked current if it can answer for
+// its task (the io threads answer plain polls of it then: lookup_cache.hpp).
+// After record_written for a record this actor wrote: open_here is up to
+// date, and a token leaves it only with its final record, cached here too.
+void cache_record(status_state& st, task_record rec, int64_t expires_at_ms) {
+  bool current = cache_answers(st, rec);
+  auto token = rec.token;
+  st.cache->put_record(token, {std::move(rec), expires_at_ms, current});
+}
+
 // Makes the kept writes in order, stopping at the first that fails again
 // (Redis is still away). True when none is left.
 bool flush_unwritten(status_actor_type* self) {
@@ -159,7 +176,7 @@ bool flush_unwritten(status_actor_type* self) {
            nullptr, std::string{}};
       st.cache->erase_image(w.record.token);
       if (st.cache->record(w.record.token))
-        st.cache->put_record(w.record.token, {w.record, expiry(st)});
+        cache_record(st, w.record, expiry(st));
       continue;
     }
     log::debug("redis write made after a failure",
@@ -210,13 +227,6 @@ void put_final(status_actor_type* self, const task_record& rec) {
     note_writes_back(self);
 }
 
-// Whether the cached `rec` can answer for its task: a final record never
-// changes, and this actor writes every change of the tasks this node runs.
-// An open task of another API node moves on in Redis, not here.
-bool cache_answers(const status_state& st, const task_record& rec) {
-  return is_final(rec.status) || st.open_here.count(rec.token) != 0;
-}
-
 // Caches `rec`, just read from Redis, if it can answer later lookups;
 // otherwise drops what the cache held for its token. Remaining TTL is not
 // read back: it is cached for at most the full TTL, Redis stays the
@@ -224,7 +234,7 @@ bool cache_answers(const status_state& st, const task_record& rec) {
 void remember_read(status_state& st, const std::string& token,
                    const std::optional<task_record>& rec) {
   if (rec && cache_answers(st, *rec))
-    st.cache->put_record(token, {*rec, expiry(st)});
+    cache_record(st, *rec, expiry(st));
   else
     st.cache->erase_record(token);
 }
@@ -444,8 +454,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         }
         note_writes_back(self);
         record_written(self, rec);
-        auto token = rec.token;
-        st.cache->put_record(token, {std::move(rec), expiry(st)});
+        cache_record(st, std::move(rec), expiry(st));
         return {true, std::move(res).value()};
       },
       [=](recover_atom) -> caf::result<std::vector<store::pending_task>> {
@@ -466,8 +475,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         else
           note_writes_back(self);
         record_written(self, rec);
-        auto token = rec.token;
-        st.cache->put_record(token, {std::move(rec), expires});
+        cache_record(st, std::move(rec), expires);
       },
       [=](result_atom, task_record& rec, std::string& bytes,
           const std::string& content) {
@@ -483,8 +491,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
             auto failed = unstored(std::move(rec), image->size());
             put_final(self, failed);
             record_written(self, failed);
-            auto token = failed.token;
-            st.cache->put_record(token, {std::move(failed), expires});
+            cache_record(st, std::move(failed), expires);
             return;
           }
           keep_for_retry(self,
@@ -496,7 +503,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         auto token = rec.token;
         st.cache->put_image(token, {image, expires});
         record_written(self, rec);
-        st.cache->put_record(token, {std::move(rec), expires});
+        cache_record(st, std::move(rec), expires);
       },
       [=](clone_atom, const std::string& original, task_record& rec,
           const std::string& content) -> bool {
@@ -521,8 +528,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         auto expires = expiry(st);
         st.cache->put_image(rec.token, {bytes, expires});
         record_written(self, rec);
-        auto token = rec.token;
-        st.cache->put_record(token, {std::move(rec), expires});
+        cache_record(st, std::move(rec), expires);
         return true;
       },
       [=](watch_atom) {

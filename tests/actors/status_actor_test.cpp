@@ -453,10 +453,11 @@ BOOST_AUTO_TEST_CASE(clients_lookups_overtake_queued_writes) {
   caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
 }
 
-// A final record and its result are read from the shared cache by the HTTP
-// side (actor_backend): a client's lookup of a finished task does not wait
-// for the actor even while it is held in a Redis call.
-BOOST_AUTO_TEST_CASE(finished_tasks_are_answered_while_the_actor_waits) {
+// A final record, its result, and a plain poll of a task this node runs are
+// read from the shared cache by the HTTP side (actor_backend): they do not
+// wait for the actor even while it is held in a Redis call. A long poll of
+// an open task, and another node's open task, still go to the actor.
+BOOST_AUTO_TEST_CASE(current_records_are_answered_while_the_actor_waits) {
   auto cfg = hung_redis_config();
   cfg.cache = std::make_shared<lookup_cache>(100, 1 << 20);
   auto st = start(cfg);
@@ -469,6 +470,14 @@ BOOST_AUTO_TEST_CASE(finished_tasks_are_answered_while_the_actor_waits) {
   auto open = make_record(task_status::in_progress);
   caf::anon_send(st, update_atom::value, open);
   BOOST_REQUIRE(lookup(st, open.token).ok());
+  // A task another API node runs (its own status actor, same Redis).
+  auto other_cfg = config();
+  other_cfg.node = "other-node";
+  auto other = start(other_cfg);
+  auto elsewhere = make_record(task_status::in_progress);
+  caf::anon_send(other, update_atom::value, elsewhere);
+  BOOST_REQUIRE(lookup(other, elsewhere.token).ok());
+  BOOST_REQUIRE(lookup(st, elsewhere.token).ok()); // read from Redis
   actor_backend backend{caf::actor{}, st, cfg.cache};
   redis.pause();
   // A lookup only Redis can answer: the actor waits in it for the 1 s
@@ -505,15 +514,39 @@ BOOST_AUTO_TEST_CASE(finished_tasks_are_answered_while_the_actor_waits) {
   BOOST_REQUIRE(blob->ok());
   BOOST_TEST(*blob->value().bytes == "img");
   BOOST_TEST(blob->value().etag == "e1");
-  // An open task is the actor's to answer (from its cache too, once it is
-  // out of the Redis call).
+  // An open task this node runs: a plain poll is answered at once too (the
+  // actor writes its every change), on this thread.
+  std::thread::id open_from;
   test::answer<outcome<task_record>> open_status;
-  backend.status(open.token, 0ms, open_status.make());
+  backend.status(open.token, 0ms,
+                 status_replier{[&, fwd = open_status.make()](auto v) mutable {
+                                  open_from = std::this_thread::get_id();
+                                  fwd(std::move(v));
+                                },
+                                failure{error_code::internal_error, "none"}});
+  BOOST_TEST((open_from == here));
+  auto now = open_status.wait(0ms);
+  BOOST_REQUIRE(now.has_value());
+  BOOST_REQUIRE(now->ok());
+  BOOST_TEST((now->value().status == task_status::in_progress));
+  // Its long poll is the actor's to hold: answered at its deadline, once
+  // the actor is out of the Redis call.
+  test::answer<outcome<task_record>> open_wait;
+  backend.status(open.token, 200ms, open_wait.make());
+  BOOST_TEST(!open_wait.wait(0ms).has_value());
+  // Another API node's open task (read from Redis before the pause) moves
+  // on in Redis: only the actor answers for it.
+  test::answer<outcome<task_record>> elsewhere_status;
+  backend.status(elsewhere.token, 0ms, elsewhere_status.make());
+  BOOST_TEST(!elsewhere_status.wait(0ms).has_value());
   BOOST_REQUIRE(held.wait().has_value());
-  auto later = open_status.wait();
+  auto later = open_wait.wait();
   BOOST_REQUIRE(later.has_value());
+  BOOST_REQUIRE(later->ok());
   BOOST_TEST((later->value().status == task_status::in_progress));
+  BOOST_REQUIRE(elsewhere_status.wait().has_value());
   redis.resume();
+  caf::anon_send_exit(other, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
 }
 
