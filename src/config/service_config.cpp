@@ -51,6 +51,10 @@ service_config::service_config() {
            "reverse proxies whose X-Forwarded-For names the client, for its "
            "share of the queue: addresses or ranges, \"10.0.0.0/8,::1\" "
            "(default: none)")
+      .add(http_cors_origins_, "cors-origins",
+           "web origins whose pages may call the API from a browser (CORS): "
+           "\"https://app.example.com,http://localhost:3000\", or \"*\" "
+           "for any (default: none)")
       .add(http_retry_after_, "retry-after",
            "Retry-After seconds on 503 (default 2)");
   opt_group{custom_options_, "redis"}
@@ -491,6 +495,24 @@ std::vector<std::string> service_config::load(int argc, char** argv,
           "(\"10.0.0.0/8\", \"fd00::/8\", \"192.0.2.10\")",
           item));
   }
+  for (const auto& item : split_list(http_cors_origins_)) {
+    if (item == "*") {
+      h.cors.any = true;
+    } else if (auto origin = normalize_origin(item)) {
+      if (std::find(h.cors.origins.begin(), h.cors.origins.end(), *origin) ==
+          h.cors.origins.end())
+        h.cors.origins.push_back(*origin);
+    } else {
+      errors.push_back(fmt::format(
+          "http.cors-origins: '{}' is not a web origin: scheme, host and "
+          "optional port, no path (\"https://app.example.com\", "
+          "\"http://localhost:3000\"), or \"*\"",
+          item));
+    }
+  }
+  if (h.cors.any && !h.cors.origins.empty())
+    errors.push_back("http.cors-origins: \"*\" allows every origin; list "
+                     "origins or give \"*\" alone");
   if (c.range("http.max-poll-wait", http_max_poll_wait_, 0, 3600, secs)) {
     h.max_poll_wait = std::chrono::seconds{secs};
     // A long poll is answered by wait + reply-timeout at the latest.

@@ -45,6 +45,7 @@ private:
   int64_t http_port_ = 5000;
   std::string http_public_url_;
   std::string http_trusted_proxies_;
+  std::string http_cors_origins_;
   int64_t http_io_threads_ = 2;
   int64_t http_max_connections_ = 1024;
   int64_t http_max_url_bytes_ = 8192;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/client_identity.hpp"
+#include "common/cors.hpp"
 #include "imaging/options.hpp"
 #include "store/task_store.hpp"
 
@@ -39,6 +40,9 @@ struct http_settings {
   // proxies whose X-Forwarded-For names the client (for its share of the
   // queue); empty = the connection's peer is the client.
   std::vector<ip_network> trusted_proxies;
+  // http.cors-origins: web origins whose pages may call the API from a
+  // browser ("https://app.example.com", or "*"); empty = none (no CORS).
+  cors_policy cors;
 };
 
 struct redis_settings_ext {

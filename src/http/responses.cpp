@@ -178,6 +178,8 @@ const char* reason_phrase(int status) {
     return "Bad Request";
   case 401:
     return "Unauthorized";
+  case 403:
+    return "Forbidden";
   case 404:
     return "Not Found";
   case 405:
@@ -198,6 +200,8 @@ const char* reason_phrase(int status) {
     return "Service Unavailable";
   case 504:
     return "Gateway Timeout";
+  case 507:
+    return "Insufficient Storage";
   default:
     return "Unknown";
   }

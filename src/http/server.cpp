@@ -10,6 +10,7 @@
 
 #include "common/client_identity.hpp"
 #include "common/content_key.hpp"
+#include "common/cors.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "http/assets.hpp"
@@ -262,14 +263,39 @@ struct server::impl {
       auto resp = ctx.req->create_response<restinio::user_controlled_output_t>(
           status_line(status));
       add_headers(resp);
+      add_cors(ctx, resp);
       resp.set_content_length(size);
       finish(std::move(resp));
       return;
     }
     auto resp = ctx.req->create_response(status_line(status));
     add_headers(resp);
+    add_cors(ctx, resp);
     resp.set_body(std::move(body));
     finish(std::move(resp));
+  }
+
+  // CORS (http.cors-origins, common/cors.hpp): a page of a listed origin may
+  // read the answer, and the fields clients need (Location, Retry-After,
+  // ETag, X-Request-Id). Vary: the answer differs by Origin, and a shared
+  // cache (result images are cacheable for a year) must keep them apart.
+  template <class Response>
+  void add_cors(const request_ctx& ctx, Response& resp) const {
+    const auto& policy = cfg.http.cors;
+    if (!policy.enabled())
+      return;
+    if (!policy.any)
+      resp.append_header(restinio::http_field::vary, "Origin");
+    auto origin = ctx.req->header().opt_value_of(restinio::http_field::origin);
+    if (!origin)
+      return;
+    auto allow = allowed_origin(policy, {origin->data(), origin->size()});
+    if (!allow)
+      return;
+    resp.append_header(restinio::http_field::access_control_allow_origin,
+                       std::move(*allow));
+    resp.append_header("Access-Control-Expose-Headers",
+                       std::string{cors_exposed_headers});
   }
 
   // Hands a built answer to RESTinio. One completed while RESTinio 0.6 still
@@ -790,9 +816,51 @@ struct server::impl {
 
   handling on_not_allowed(const req_handle& req, const char* route_name) {
     request_ctx ctx{req, route_name};
+    if (req->header().method() == restinio::http_method_options() &&
+        cfg.http.cors.enabled()) {
+      auto origin = req->header().opt_value_of(restinio::http_field::origin);
+      auto asked = req->header().opt_value_of(
+          restinio::http_field::access_control_request_method);
+      if (origin && asked)
+        return on_preflight(ctx, {origin->data(), origin->size()},
+                            {asked->data(), asked->size()});
+    }
     return reject(ctx, {error_code::method_not_allowed,
                         fmt::format("method {} is not allowed here",
                                     req->header().method().c_str())});
+  }
+
+  // A browser asks whether a page of `origin` may send `method` here (a CORS
+  // preflight). Not checked for an API key: a preflight never carries one.
+  handling on_preflight(const request_ctx& ctx, std::string_view origin,
+                        std::string_view method) {
+    if (!allowed_origin(cfg.http.cors, origin))
+      return reject(ctx, {error_code::origin_not_allowed,
+                          fmt::format("origin {} may not call this API from "
+                                      "a browser (http.cors-origins lists "
+                                      "the origins that may)",
+                                      clipped(origin))});
+    auto methods = allowed_methods(ctx);
+    bool listed = std::string_view{ctx.route} == route::submit
+                      ? method == "POST"
+                      : method == "GET" || method == "HEAD";
+    if (!listed)
+      return reject(
+          ctx, {error_code::method_not_allowed,
+                fmt::format("method {} is not allowed here", clipped(method))});
+    // 200 with an empty body rather than 204: RESTinio 0.6 writes
+    // Content-Length on every answer, which a 204 must not carry (RFC 9110
+    // §8.6); any 2xx passes a preflight.
+    respond(ctx, 200, std::string{}, [&](auto& resp) {
+      resp.append_header("X-Request-Id", ctx.id);
+      resp.append_header(restinio::http_field::access_control_allow_methods,
+                         methods);
+      resp.append_header(restinio::http_field::access_control_allow_headers,
+                         std::string{cors_allowed_headers});
+      resp.append_header(restinio::http_field::access_control_max_age,
+                         std::to_string(cors_max_age_s));
+    });
+    return restinio::request_accepted();
   }
 
   // A path whose percent-encoding is malformed or decodes to bytes that are

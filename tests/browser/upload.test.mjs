@@ -11,7 +11,11 @@
 // chosen in the form, waits for the result image, asserts its natural size
 // is the requested one, checks the cluster panel filled in, and saves
 // screenshots at laptop (1280 px) and phone (390 px) widths, and one of the
-// refused file, into <artifact-dir>. Exits non-zero on any failure.
+// refused file, into <artifact-dir>. Then, from pages of other origins, calls
+// the API with fetch: the origin resized lists in http.cors-origins
+// (localhost:<port>, which upload_test.cpp starts it with) submits, polls and
+// fetches the result; another one is refused by the browser. Exits non-zero
+// on any failure.
 import {
   mkdirSync, mkdtempSync, readFileSync, rmSync, statSync,
 } from 'node:fs';
@@ -166,6 +170,52 @@ try {
   check(pageErrors.length === 0,
         `no script errors on the page${pageErrors.length
           ? ': ' + pageErrors.join(' | ') : ''}`);
+
+  // Pages of other origins calling the API, with the browser enforcing
+  // CORS. resized runs with http.cors-origins=http://localhost:<port>: the
+  // same server named localhost is that origin; named unlisted.localhost
+  // (loopback too, in Chromium) it is one not listed.
+  const apiPort = new URL(baseUrl).port;
+  const b64 = jpeg.toString('base64');
+  const crossOrigin = async (origin) => {
+    const other = await context.newPage();
+    try {
+      await other.goto(`${origin}/healthz`);
+      return await other.evaluate(async ([api, imageData]) => {
+        try {
+          const post = await fetch(`${api}/api/v1/resize`, {
+            method: 'POST',
+            headers: {'Content-Type': 'application/json'},
+            body: JSON.stringify({imageData, width: 32, height: 24}),
+          });
+          const token = (await post.json()).token;
+          const location = post.headers.get('Location');
+          let rec = {};
+          for (let i = 0; i < 100 && !/SUCCESS|FAILURE/.test(rec.status); i++)
+            rec = await (await fetch(`${api}/api/v1/resize/${token}?wait=5`))
+              .json();
+          const img = await fetch(`${api}${rec.resized_image_url}`);
+          const blob = await img.blob();
+          return {status: post.status, location, final: rec.status,
+                  etag: img.headers.get('ETag'), bytes: blob.size};
+        } catch (e) {
+          return {error: String(e)};
+        }
+      }, [baseUrl, b64]);
+    } finally {
+      await other.close();
+    }
+  };
+  const listed = await crossOrigin(`http://localhost:${apiPort}`);
+  check(listed.status === 202 && /^\/api\/v1\/resize\//.test(listed.location),
+        `a listed origin's page submits and reads the 202 and its Location ` +
+          `(${JSON.stringify(listed)})`);
+  check(listed.final === 'SUCCESS' && listed.bytes > 0 && listed.etag,
+        'it polls the task and fetches the thumbnail and its ETag');
+  const unlisted = await crossOrigin(`http://unlisted.localhost:${apiPort}`);
+  check(/TypeError/.test(unlisted.error || ''),
+        `an origin not listed is refused by the browser ` +
+          `(${JSON.stringify(unlisted)})`);
 } catch (err) {
   failed++;
   console.log(`not ok - ${err.stack || err}`);

@@ -45,8 +45,11 @@ BOOST_AUTO_TEST_CASE(upload_a_photo_and_see_the_thumbnail) {
   // above the photo's size, so the page refuses only a bigger file.
   const std::string max_body = "1048576";
   const std::string max_dimension = "2000";
+  // The page served under the name localhost is another origin than the
+  // API at 127.0.0.1: the one origin allowed to call it from a browser.
   e2e_service svc{{"--limits.max-body-bytes=" + max_body,
-                   "--limits.max-dimension=" + max_dimension},
+                   "--limits.max-dimension=" + max_dimension,
+                   "--http.cors-origins=http://localhost:{http-port}"},
                   "browser"};
   auto photo = corpus_dir() + "/" + small_photo;
   auto artifacts = env_or("RESIZED_ARTIFACT_DIR", "artifacts");

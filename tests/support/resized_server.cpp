@@ -98,8 +98,13 @@ void resized_server::start() {
       "--http.port=" + std::to_string(port_),
       "--redis.port=" + std::to_string(redis_port_),
   };
-  for (auto& a : with_short_lease(args_))
+  for (auto& a : with_short_lease(args_)) {
+    // An argument may name the port picked here: "{http-port}".
+    for (auto at = a.find("{http-port}"); at != std::string::npos;
+         at = a.find("{http-port}"))
+      a.replace(at, 11, std::to_string(port_));
     argv.push_back(std::move(a));
+  }
   proc_ = start_until_healthy(
       argv, dir_ + "/" + name_ + ".log", url("/healthz"),
       "resized (" + name_ + ", port " + std::to_string(port_) + ")");

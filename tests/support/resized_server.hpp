@@ -45,7 +45,8 @@ void with_fresh_ports(const std::function<void()>& pick_ports_and_start);
 class resized_server {
 public:
   /// Starts resized with --config-file=<source>/config/development.ini,
-  /// --http.port=<free>, --redis.port=<redis_port> and `extra_args`.
+  /// --http.port=<free>, --redis.port=<redis_port> and `extra_args`, in
+  /// which "{http-port}" stands for that port.
   /// Throws std::runtime_error (with the log) if /healthz is not 200 in 20 s.
   resized_server(uint16_t redis_port, std::vector<std::string> extra_args = {},
                  const std::string& name = "resized");

@@ -36,7 +36,7 @@ using namespace resized;
 
 namespace {
 
-constexpr auto last_code = error_code::client_queue_full;
+constexpr auto last_code = error_code::origin_not_allowed;
 
 std::vector<error_code> all_codes() {
   std::vector<error_code> out;
@@ -127,6 +127,8 @@ BOOST_AUTO_TEST_CASE(error_codes_http_status) {
       {error_code::shutting_down, 503},
       {error_code::timeout, 504},
       {error_code::internal_error, 500},
+      {error_code::client_queue_full, 503},
+      {error_code::origin_not_allowed, 403},
   };
   for (auto [code, status] : expected)
     BOOST_TEST_CONTEXT(to_string(code)) {

@@ -296,6 +296,32 @@ BOOST_AUTO_TEST_CASE(client_shares_and_trusted_proxies) {
   BOOST_TEST(names(bad.errors, "'fd00::/200'"), joined(bad.errors));
 }
 
+BOOST_AUTO_TEST_CASE(cors_origins) {
+  auto none = load({});
+  BOOST_REQUIRE_MESSAGE(none.errors.empty(), joined(none.errors));
+  BOOST_TEST(!none.settings.http.cors.enabled()); // off by default
+  auto res = load({"--http.cors-origins=https://App.example.com:443, "
+                   "http://localhost:3000,https://app.example.com"});
+  BOOST_REQUIRE_MESSAGE(res.errors.empty(), joined(res.errors));
+  const auto& origins = res.settings.http.cors.origins; // normalized, once
+  BOOST_TEST(origins.size() == 2u);
+  BOOST_TEST(origins.at(0) == "https://app.example.com");
+  BOOST_TEST(origins.at(1) == "http://localhost:3000");
+  BOOST_TEST(!res.settings.http.cors.any);
+  auto any = load({"--http.cors-origins=*"});
+  BOOST_REQUIRE_MESSAGE(any.errors.empty(), joined(any.errors));
+  BOOST_TEST(any.settings.http.cors.any);
+  // Each bad entry is named; "*" must stand alone.
+  auto bad = load({"--http.cors-origins=https://app.example.com/,"
+                   "app.example.com,http://localhost:3000"});
+  BOOST_TEST(bad.errors.size() == 2u, joined(bad.errors));
+  BOOST_TEST(names(bad.errors, "'https://app.example.com/'"),
+             joined(bad.errors));
+  BOOST_TEST(names(bad.errors, "'app.example.com'"), joined(bad.errors));
+  auto mixed = load({"--http.cors-origins=*,https://app.example.com"});
+  BOOST_TEST(names(mixed.errors, "alone"), joined(mixed.errors));
+}
+
 BOOST_AUTO_TEST_CASE(max_pending_connections) {
   auto res = load({"--cluster.max-pending-connections=2"});
   BOOST_REQUIRE_MESSAGE(res.errors.empty(), joined(res.errors));

@@ -1107,6 +1107,13 @@ BOOST_AUTO_TEST_CASE(reason_phrases) {
   BOOST_TEST(std::string{reason_phrase(413)} == "Payload Too Large");
   BOOST_TEST(std::string{reason_phrase(415)} == "Unsupported Media Type");
   BOOST_TEST(std::string{reason_phrase(503)} == "Service Unavailable");
+  // Every status an error code answers with, and the preflight's 200.
+  BOOST_TEST(std::string{reason_phrase(200)} == "OK");
+  for (int i = 1; i <= static_cast<int>(error_code::origin_not_allowed); ++i)
+    BOOST_TEST_CONTEXT(to_string(static_cast<error_code>(i))) {
+      BOOST_TEST(std::string{reason_phrase(
+                     http_status(static_cast<error_code>(i)))} != "Unknown");
+    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()
