@@ -61,6 +61,14 @@ BOOST_AUTO_TEST_CASE(what_is_not_an_origin_is_refused) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(an_address_with_a_nul_inside_is_refused) {
+  // inet_pton stops at a NUL: "[::0" would pass for the whole literal
+  // (found by fuzz/cors_origin.cpp).
+  using namespace std::string_literals;
+  BOOST_TEST(!normalize_origin("http://[::0\0\0]:8080"s).has_value());
+  BOOST_TEST(!normalize_origin("http://[::1%eth0]"s).has_value());
+}
+
 BOOST_AUTO_TEST_CASE(listed_origins_get_themselves_back) {
   cors_policy p;
   p.origins = {"https://app.example.com", "http://localhost:3000"};
