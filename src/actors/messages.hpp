@@ -11,6 +11,9 @@
 //   probe      → probe:      probe_atom   PING Redis again (paced)
 //   probe      → status:     back_atom    Redis answered the probe: the
 //                            status actor's held store may try again
+//   listener   → listener:   listen_atom  wait for Redis' next announcements
+//   listener   → status:     (finished_atom, token)  Redis announced the
+//                            task's final record (written by any node)
 //   backend    → status:     (image_atom, token, image_replier)
 //   supervisor → status:     (accept_atom, task_record, job message,
 //                            content key) → (bool, twin token): store record
@@ -126,6 +129,8 @@ using wake_atom = caf::atom_constant<caf::atom("wake")>;
 using watch_atom = caf::atom_constant<caf::atom("watch")>;
 using probe_atom = caf::atom_constant<caf::atom("probe")>;
 using back_atom = caf::atom_constant<caf::atom("back")>;
+using listen_atom = caf::atom_constant<caf::atom("listen")>;
+using finished_atom = caf::atom_constant<caf::atom("finished")>;
 using leave_atom = caf::atom_constant<caf::atom("leave")>;
 using running_atom = caf::atom_constant<caf::atom("running")>;
 using abandon_atom = caf::atom_constant<caf::atom("abandon")>;

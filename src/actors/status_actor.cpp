@@ -379,6 +379,40 @@ caf::behavior redis_probe(caf::stateful_actor<probe_state>* self,
   };
 }
 
+struct listener_state {
+  std::unique_ptr<store::finished_feed> feed;
+  static inline const char* name = "redis-listener";
+};
+
+// Hears which tasks reached their final record, written by any node
+// (store::finished_feed), and tells `status`, which answers the long polls
+// waiting here for another node's task at once instead of at their next
+// recheck. Waits at most 200 ms per turn, so that it quits soon after
+// `status` is gone; while Redis is away, tries again every `retry` (what is
+// announced meanwhile is lost: the rechecks find it).
+caf::behavior finished_listener(caf::stateful_actor<listener_state>* self,
+                                store::redis_settings settings,
+                                std::chrono::milliseconds retry,
+                                caf::actor status) {
+  self->state.feed =
+      std::make_unique<store::finished_feed>(std::move(settings));
+  self->monitor(status);
+  self->set_down_handler([=](caf::down_msg&) { self->quit(); });
+  self->send(self, listen_atom::value);
+  return {
+      [=](listen_atom) {
+        auto got = self->state.feed->next(std::chrono::milliseconds{200});
+        if (!got) {
+          self->delayed_send(self, retry, listen_atom::value);
+          return;
+        }
+        for (auto& token : got.value())
+          self->send(status, finished_atom::value, std::move(token));
+        self->send(self, listen_atom::value);
+      },
+  };
+}
+
 // The store went on hold: starts the probe that ends it (one at a time).
 void start_probe(status_actor_type* self) {
   auto& st = self->state;
@@ -419,6 +453,8 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
   if (!st.store->connect())
     log::warn("redis not reachable at start, will retry",
               {{"host", cfg.redis.host}, {"port", cfg.redis.port}});
+  self->spawn<caf::detached>(finished_listener, cfg.redis, st.retry_interval,
+                             caf::actor_cast<caf::actor>(self));
   if (st.watch_interval.count() > 0)
     self->delayed_send(self, st.watch_interval, watch_atom::value);
   return {
@@ -652,6 +688,21 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         if (list.empty())
           st.waiters.erase(i);
         answer_lookup(token, find_record(self, token), reply);
+      },
+      [=](finished_atom, const std::string& token) {
+        auto& st = self->state;
+        // Waiters of a task this node runs hear of its end where its final
+        // record is written (record_written); nobody else needs Redis now.
+        if (st.waiters.count(token) == 0 || st.open_here.count(token) != 0)
+          return;
+        auto fresh = st.store->get_record(token);
+        if (!fresh) {
+          count_redis_error(self); // the rechecks look again
+          return;
+        }
+        remember_read(st, token, fresh.value());
+        if (fresh.value() && is_final(fresh.value()->status))
+          answer_waiters(self, *fresh.value());
       },
       [=](image_atom, const std::string& token, image_replier& reply) {
         auto rec = find_record(self, token);

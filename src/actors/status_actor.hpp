@@ -28,10 +28,16 @@
 //                                           replier waits (long poll) until
 //                                           a final record is written here,
 //                                           or, for a task run by another
-//                                           API node, seen in Redis (checked
-//                                           every recheck interval), or
-//                                           until wait_ms → current record
+//                                           API node, seen in Redis (when
+//                                           Redis announces it, and every
+//                                           recheck interval), or until
+//                                           wait_ms → current record
 //   (wake_atom, token, waiter id)           a waiter's recheck or deadline
+//   (finished_atom, token)                  from the listener: Redis
+//                                           announced the token's final
+//                                           record; its waiters here (a
+//                                           task another node runs) get it
+//                                           from Redis at once
 //   flush_atom                              the writes Redis failed, tried
 //                                           again in order (final records,
 //                                           results, undone accepts) until
@@ -96,8 +102,10 @@ struct status_config {
   /// of cache_entries and image_cache_bytes.
   std::shared_ptr<lookup_cache> cache;
   std::string node; // API node name: key of its pending set
-  /// Long polls on a task this node does not run look at Redis this often.
-  std::chrono::milliseconds recheck{250};
+  /// Long polls on a task this node does not run look at Redis this often,
+  /// besides when Redis announces its end (a listener actor, detached with
+  /// a subscriber connection of its own, hears finished_channel).
+  std::chrono::milliseconds recheck{1000};
   size_t max_waiters = 4096; // long polls held at once; beyond: answered now
   /// Writes Redis failed are tried again this often until they succeed;
   /// while the store is on hold, the probe PINGs Redis at most this often.
@@ -157,7 +165,7 @@ struct status_state {
   } failing;
   std::chrono::milliseconds retry_interval{1000};
   std::chrono::milliseconds watch_interval{1000};
-  std::chrono::milliseconds recheck{250};
+  std::chrono::milliseconds recheck{1000};
   size_t max_waiters = 4096;
   bool draining = false; // shutdown: long polls are not held any more
   std::unique_ptr<store::task_store> store;

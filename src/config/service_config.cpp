@@ -128,7 +128,10 @@ service_config::service_config() {
       .add(status_cache_entries_, "cache-entries",
            "task records cached (default 10000)")
       .add(status_image_cache_bytes_, "image-cache-bytes",
-           "result bytes cached (default 67108864)");
+           "result bytes cached (default 67108864)")
+      .add(status_recheck_ms_, "recheck-ms",
+           "ms between looks in Redis for a long-polled task another API node "
+           "runs, besides Redis' announcement of its end (default 1000)");
   opt_group{custom_options_, "memory"}
       .add(memory_arenas_, "arenas",
            "glibc malloc arenas, 0 = glibc's default (default 2)")
@@ -675,6 +678,9 @@ std::vector<std::string> service_config::load(int argc, char** argv,
           out.status.cache_entries);
   c.range("status.image-cache-bytes", status_image_cache_bytes_, 0, max_i64,
           out.status.image_cache_bytes);
+  if (int64_t ms = 0;
+      c.range("status.recheck-ms", status_recheck_ms_, 10, 60000, ms))
+    out.status.recheck = std::chrono::milliseconds{ms};
   c.range("memory.arenas", memory_arenas_, 0, 1024, out.memory.arenas);
   if (c.range("memory.trim-interval-ms", memory_trim_interval_ms_, 0, 3600000,
               secs))

@@ -90,6 +90,7 @@ private:
   int64_t queue_max_bytes_per_client_ = 0;
   int64_t status_cache_entries_ = 10000;
   int64_t status_image_cache_bytes_ = 64ll << 20;
+  int64_t status_recheck_ms_ = 1000;
   int64_t memory_arenas_ = 2;
   int64_t memory_trim_interval_ms_ = 1000;
   int64_t memory_trim_threshold_ = 16ll << 20;

@@ -77,6 +77,9 @@ struct queue_settings {
 struct status_settings {
   size_t cache_entries = 10000;             // status.cache-entries: records
   uint64_t image_cache_bytes = 64ull << 20; // status.image-cache-bytes
+  // status.recheck-ms: how often a long poll of a task another API node
+  // runs looks in Redis, besides the end Redis announces (finished_feed)
+  std::chrono::milliseconds recheck{1000};
 };
 
 struct memory_settings {

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <poll.h>
 #include <pthread.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -293,6 +294,67 @@ bool redis_connection::open() {
       return false;
   }
   return true;
+}
+
+outcome<bool> redis_connection::subscribe(std::string_view channel) {
+  subscribed_ = false;
+  auto replies = run({{"SUBSCRIBE", channel}});
+  if (!replies)
+    return std::move(replies).error();
+  const auto& r = *replies.value().front();
+  if (r.type != REDIS_REPLY_ARRAY || r.elements < 1 ||
+      reply_text(*r.element[0]) != "subscribe") {
+    ctx_.reset();
+    return error(fmt::format("SUBSCRIBE failed: {}", reply_text(r)));
+  }
+  subscribed_ = true;
+  return true;
+}
+
+// hiredis 0.14's blocking redisGetReply cannot wait with a deadline and
+// keep the connection (a timeout leaves the context unusable): poll(2) the
+// socket, let hiredis read what is there, and take every whole reply.
+outcome<std::vector<std::string>>
+redis_connection::next_messages(std::chrono::milliseconds wait) {
+  std::vector<std::string> out;
+  if (!subscribed())
+    return error("not subscribed");
+  auto take = [&]() -> bool {
+    for (;;) {
+      void* raw = nullptr;
+      if (redisGetReplyFromReader(ctx_.get(), &raw) != REDIS_OK)
+        return false;
+      if (raw == nullptr)
+        return true;
+      reply_ptr r{static_cast<redisReply*>(raw)};
+      // ["message", channel, payload]; confirmations and pongs are not.
+      if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+          reply_text(*r->element[0]) == "message")
+        out.push_back(reply_text(*r->element[2]));
+    }
+  };
+  if (!take()) {
+    subscribed_ = false;
+    return drop("reading a message");
+  }
+  if (!out.empty())
+    return out;
+  pollfd pfd{ctx_->fd, POLLIN, 0};
+  int ready = ::poll(&pfd, 1, static_cast<int>(wait.count()));
+  if (ready < 0 && errno == EINTR)
+    return out;
+  if (ready == 0)
+    return out;
+  if (ready < 0 || redisBufferRead(ctx_.get()) != REDIS_OK || !take()) {
+    subscribed_ = false;
+    if (ctx_ && ctx_->err == 0) {
+      ctx_->err = REDIS_ERR_IO;
+      std::snprintf(ctx_->errstr, sizeof(ctx_->errstr), "%s",
+                    ready < 0 ? std::strerror(errno) : "connection closed");
+    }
+    return drop("reading a message");
+  }
+  return out;
 }
 
 redis_connection::io_result

@@ -109,6 +109,16 @@ public:
   /// failure{store_unavailable, "redis <host>:<port>: <what>"}.
   failure error(std::string_view what) const;
 
+  // -- subscriber mode (Redis pub/sub): after `subscribe` a connection takes
+  // no other commands; a failure drops it, and `subscribe` starts again.
+  /// Connects if needed and subscribes to `channel`.
+  outcome<bool> subscribe(std::string_view channel);
+  bool subscribed() const { return subscribed_ && connected(); }
+  /// The payloads published to the subscribed channel, waiting up to `wait`
+  /// for the first (none when nothing came).
+  outcome<std::vector<std::string>>
+  next_messages(std::chrono::milliseconds wait);
+
 private:
   enum class io_result { ok, failed, timed_out };
   io_result exchange(const std::vector<command>& cmds,
@@ -129,6 +139,7 @@ private:
   bool hold_ = false;
   bool held_ = false;
   bool timed_out_ = false; // the last failure was a timeout
+  bool subscribed_ = false;
   std::function<void()> on_hold_;
   std::chrono::steady_clock::time_point down_since_{};
   std::chrono::steady_clock::time_point last_used_{};

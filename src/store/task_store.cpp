@@ -32,6 +32,10 @@ std::string lease_key(const std::string& prefix, const std::string& node) {
   return prefix + "node:" + node;
 }
 
+std::string finished_channel(const std::string& prefix) {
+  return prefix + "finished";
+}
+
 std::string content_index_key(const std::string& prefix,
                               const std::string& content) {
   return prefix + "content:" + content;
@@ -208,15 +212,22 @@ outcome<bool> task_store::put_record(const task_record& rec,
     auto key = task_key(settings_.key_prefix, rec.token);
     auto fields = encode_fields(rec);
     auto ttl_text = std::to_string(ttl.count());
-    if (!pending_node.empty() && is_final(rec.status)) {
-      auto pkey = pending_key(settings_.key_prefix, pending_node);
-      auto ikey = input_key(settings_.key_prefix, rec.token);
-      return transaction(impl_->conn, {
-                                          hset_command(key, fields),
-                                          {"EXPIRE", key, ttl_text},
-                                          {"DEL", ikey},
-                                          {"SREM", pkey, rec.token},
-                                      });
+    if (is_final(rec.status)) {
+      auto channel = finished_channel(settings_.key_prefix);
+      std::vector<command> cmds{
+          hset_command(key, fields),
+          {"EXPIRE", key, ttl_text},
+      };
+      std::string pkey;
+      std::string ikey;
+      if (!pending_node.empty()) {
+        pkey = pending_key(settings_.key_prefix, pending_node);
+        ikey = input_key(settings_.key_prefix, rec.token);
+        cmds.push_back({"DEL", ikey});
+        cmds.push_back({"SREM", pkey, rec.token});
+      }
+      cmds.push_back({"PUBLISH", channel, rec.token});
+      return transaction(impl_->conn, std::move(cmds));
     }
     auto replies = impl_->conn.run({
         hset_command(key, fields),
@@ -260,6 +271,9 @@ outcome<bool> task_store::put_result(const task_record& rec,
       ckey = content_index_key(settings_.key_prefix, content);
       cmds.push_back({"SET", ckey, rec.token, "EX", ttl_text});
     }
+    auto channel = finished_channel(settings_.key_prefix);
+    if (is_final(rec.status))
+      cmds.push_back({"PUBLISH", channel, rec.token});
     return transaction(impl_->conn, std::move(cmds));
   });
 }
@@ -573,6 +587,28 @@ task_store::get_image(const std::string& token) {
                      "unexpected reply to GET " + key};
     }
   });
+}
+
+struct finished_feed::impl {
+  explicit impl(const redis_settings& settings) : conn(settings, true) {
+    // nop
+  }
+  redis_connection conn;
+};
+
+finished_feed::finished_feed(redis_settings settings)
+    : impl_(std::make_unique<impl>(settings)) {
+  channel_ = finished_channel(settings.key_prefix);
+}
+
+finished_feed::~finished_feed() = default;
+
+outcome<std::vector<std::string>>
+finished_feed::next(std::chrono::milliseconds wait) {
+  if (!impl_->conn.subscribed())
+    if (auto sub = impl_->conn.subscribe(channel_); !sub)
+      return std::move(sub).error();
+  return impl_->conn.next_messages(wait);
 }
 
 } // namespace resized::store

@@ -57,6 +57,11 @@ std::string content_index_key(const std::string& prefix,
 /// "<prefix>node:<node>": the lease on a node name (see claim_lease).
 std::string lease_key(const std::string& prefix, const std::string& node);
 
+/// "<prefix>finished": the pub/sub channel on which each final record is
+/// announced (its token) in the transaction that writes it, so that API
+/// nodes holding long polls of it hear of it at once (finished_feed).
+std::string finished_channel(const std::string& prefix);
+
 /// What claim_lease found.
 struct lease_claim {
   bool ours = false;  // the lease is `instance`'s now (taken or renewed)
@@ -191,6 +196,29 @@ private:
   struct impl;
   redis_settings settings_;
   std::unique_ptr<impl> impl_;
+};
+
+/// The tokens of tasks whose final record any node wrote to this Redis, as
+/// Redis publishes them on finished_channel: a connection of its own, in
+/// subscriber mode, made on the first call and again after a failure. What
+/// is published while it is not subscribed is lost (Redis keeps nothing):
+/// a hint to look sooner, never the only way to learn of a result.
+class finished_feed {
+public:
+  explicit finished_feed(redis_settings settings);
+  ~finished_feed();
+  finished_feed(const finished_feed&) = delete;
+  finished_feed& operator=(const finished_feed&) = delete;
+
+  /// Subscribes if not subscribed, then waits up to `wait` for tokens
+  /// (none when nothing came). Errors: store_unavailable (then call again
+  /// later: it subscribes anew).
+  outcome<std::vector<std::string>> next(std::chrono::milliseconds wait);
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+  std::string channel_;
 };
 
 } // namespace resized::store

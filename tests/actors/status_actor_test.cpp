@@ -630,6 +630,55 @@ BOOST_AUTO_TEST_CASE(a_long_poll_sees_another_nodes_result_in_redis) {
   caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
 }
 
+// Redis announces each final record (finished_channel): B answers its long
+// poll of A's task then, not at its next look in Redis, a minute away here.
+BOOST_AUTO_TEST_CASE(a_long_poll_hears_of_another_nodes_result_at_once) {
+  auto cfg_a = config();
+  cfg_a.node = "node-a";
+  auto cfg_b = config();
+  cfg_b.node = "node-b";
+  cfg_b.recheck = 60s;
+  auto a = start(cfg_a);
+  auto b = start(cfg_b);
+  // Both listeners subscribed: what is announced before that is lost.
+  auto subscribers = [&] {
+    return redis.command("PUBSUB NUMSUB " + prefix + "finished");
+  };
+  BOOST_REQUIRE_MESSAGE(
+      test::wait_until(
+          [&] { return subscribers().find(":2\r\n") != std::string::npos; },
+          10s),
+      subscribers());
+  auto rec = make_record();
+  caf::anon_send(a, update_atom::value, rec);
+  BOOST_REQUIRE(lookup(a, rec.token).ok()); // written to Redis
+  auto poll = long_poll(b, rec.token, 30s);
+  BOOST_REQUIRE(lookup(b, rec.token).ok()); // the poll is held
+  BOOST_TEST(!poll.wait(0ms).has_value());
+  rec.status = task_status::success;
+  caf::anon_send(a, result_atom::value, rec, std::string("img"), std::string{});
+  auto got = poll.wait(5s);
+  BOOST_REQUIRE(got.has_value());
+  BOOST_REQUIRE(got->ok());
+  BOOST_TEST(((*got)->status == task_status::success));
+  // A FAILURE record is announced too.
+  auto bad = make_record();
+  caf::anon_send(a, update_atom::value, bad);
+  BOOST_REQUIRE(lookup(a, bad.token).ok());
+  auto bad_poll = long_poll(b, bad.token, 30s);
+  BOOST_REQUIRE(lookup(b, bad.token).ok());
+  bad.status = task_status::failure;
+  bad.error_code = "corrupt_image";
+  bad.error_message = "broken";
+  caf::anon_send(a, update_atom::value, bad);
+  auto failed = bad_poll.wait(5s);
+  BOOST_REQUIRE(failed.has_value());
+  BOOST_REQUIRE(failed->ok());
+  BOOST_TEST(((*failed)->status == task_status::failure));
+  caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
+}
+
 // Held long polls are bounded: past max_waiters a poll is answered at once.
 BOOST_AUTO_TEST_CASE(long_polls_are_bounded) {
   auto cfg = config();

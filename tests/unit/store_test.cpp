@@ -160,6 +160,7 @@ BOOST_AUTO_TEST_CASE(key_layout) {
              "resized:content:ab12:100x100:fill:jpeg:85");
   BOOST_TEST(redis_settings{}.key_prefix == "resized:");
   BOOST_TEST(lease_key("resized:", "api-2") == "resized:node:api-2");
+  BOOST_TEST(finished_channel("resized:") == "resized:finished");
 }
 
 // -- record codec -------------------------------------------------------------
@@ -278,6 +279,81 @@ BOOST_FIXTURE_TEST_CASE(ping_connects_lazily, store_fixture) {
   BOOST_TEST_REQUIRE(pong.ok(), why(pong));
   BOOST_TEST(store.connected());
   BOOST_TEST(store.connect());
+}
+
+// Every final record is announced on finished_channel in the transaction
+// that writes it (the token): FAILURE records, results, with or without a
+// pending set; an open record is not.
+BOOST_FIXTURE_TEST_CASE(final_records_are_announced, store_fixture) {
+  auto s = settings_for(redis.port());
+  finished_feed feed{s};
+  // Subscribed by the first call (nothing published yet).
+  auto first = feed.next(0ms);
+  BOOST_TEST_REQUIRE(first.ok(), why(first));
+  BOOST_TEST(first.value().empty());
+  auto open = full_record(random_token());
+  open.status = task_status::in_progress;
+  BOOST_TEST_REQUIRE(store.put_record(open, 60s).ok());
+  auto failed = full_record(random_token()); // a FAILURE
+  BOOST_TEST_REQUIRE(store.put_record(failed, 60s).ok());
+  auto failed_here = full_record(random_token());
+  BOOST_TEST_REQUIRE(store.put_record(failed_here, 60s, "api-1").ok());
+  auto done = full_record(random_token());
+  done.status = task_status::success;
+  done.error_code.clear();
+  done.error_message.clear();
+  BOOST_TEST_REQUIRE(store.put_result(done, "img", 60s, "api-1", "k").ok());
+  std::vector<std::string> heard;
+  test::wait_until(
+      [&] {
+        auto got = feed.next(100ms);
+        BOOST_TEST_REQUIRE(got.ok(), why(got));
+        heard.insert(heard.end(), got.value().begin(), got.value().end());
+        return heard.size() >= 3;
+      },
+      5s);
+  BOOST_TEST_REQUIRE(heard.size() == 3u);
+  BOOST_TEST(heard[0] == failed.token);
+  BOOST_TEST(heard[1] == failed_here.token);
+  BOOST_TEST(heard[2] == done.token);
+  // Nothing more (the open record was not announced).
+  auto more = feed.next(50ms);
+  BOOST_TEST_REQUIRE(more.ok());
+  BOOST_TEST(more.value().empty());
+}
+
+// A feed whose connection is lost fails once, then subscribes again.
+BOOST_AUTO_TEST_CASE(a_feed_subscribes_again_after_redis_restarts) {
+  test::redis_server own;
+  auto s = settings_for(own.port());
+  finished_feed feed{s};
+  BOOST_TEST_REQUIRE(feed.next(0ms).ok());
+  own.stop();
+  bool failed = false;
+  test::wait_until(
+      [&] {
+        failed = !feed.next(100ms).ok();
+        return failed;
+      },
+      5s);
+  BOOST_TEST_REQUIRE(failed);
+  own.start();
+  task_store writer{s};
+  auto rec = full_record(random_token());
+  // Resubscribed by the next call; what is written after it is heard.
+  BOOST_TEST_REQUIRE(feed.next(0ms).ok());
+  BOOST_TEST_REQUIRE(writer.put_record(rec, 60s).ok());
+  std::vector<std::string> heard;
+  test::wait_until(
+      [&] {
+        auto more = feed.next(100ms);
+        if (more.ok())
+          heard.insert(heard.end(), more.value().begin(), more.value().end());
+        return !heard.empty();
+      },
+      5s);
+  BOOST_TEST_REQUIRE(heard.size() == 1u);
+  BOOST_TEST(heard[0] == rec.token);
 }
 
 BOOST_FIXTURE_TEST_CASE(record_round_trip, store_fixture) {
