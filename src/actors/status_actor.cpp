@@ -303,14 +303,17 @@ void answer_lookup(const std::string& token,
 
 // -- long polls ---------------------------------------------------------------
 
-// Answers and forgets every waiter of `token` with `rec`.
-void answer_waiters(status_actor_type* self, const task_record& rec) {
+// Answers and forgets every waiter of `token` with `rec`; `by` says what
+// answered them (metrics::long_polls_answered).
+void answer_waiters(status_actor_type* self, const task_record& rec,
+                    std::string_view by) {
   auto& st = self->state;
   auto i = st.waiters.find(rec.token);
   if (i == st.waiters.end())
     return;
   for (auto& w : i->second)
     w.reply(rec);
+  metrics::long_polls_answered(by, i->second.size());
   st.waiter_count -= i->second.size();
   st.waiters.erase(i);
   metrics::long_polls_held(st.waiter_count);
@@ -325,7 +328,7 @@ void record_written(status_actor_type* self, const task_record& rec) {
     return;
   }
   st.open_here.erase(rec.token);
-  answer_waiters(self, rec);
+  answer_waiters(self, rec, "result");
 }
 
 // When waiter `id` of `token` should look again: at its deadline for a task
@@ -622,6 +625,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
           auto res = find_record(self, token);
           for (auto& w : list)
             answer_lookup(token, res, w.reply);
+          metrics::long_polls_answered("shutdown", list.size());
         }
         return true;
       },
@@ -673,7 +677,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         else if (fresh.value())
           remember_read(st, token, fresh.value());
         if (fresh && fresh.value() && is_final(fresh.value()->status)) {
-          answer_waiters(self, *fresh.value());
+          answer_waiters(self, *fresh.value(), "recheck");
           return;
         }
         if (!due) {
@@ -688,6 +692,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         if (list.empty())
           st.waiters.erase(i);
         answer_lookup(token, find_record(self, token), reply);
+        metrics::long_polls_answered("deadline");
       },
       [=](finished_atom, const std::string& token) {
         auto& st = self->state;
@@ -702,7 +707,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         }
         remember_read(st, token, fresh.value());
         if (fresh.value() && is_final(fresh.value()->status))
-          answer_waiters(self, *fresh.value());
+          answer_waiters(self, *fresh.value(), "announcement");
       },
       [=](image_atom, const std::string& token, image_replier& reply) {
         auto rec = find_record(self, token);

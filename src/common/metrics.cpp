@@ -367,6 +367,7 @@ struct service_metrics {
   counter& results_refused;
   counter& dc_scans;
   gauge& long_polls;
+  counter_family& long_polls_answered;
   counter& memory_waits;
   gauge_family& build;
 
@@ -435,6 +436,14 @@ struct service_metrics {
                             "Status long polls (?wait=) held right now, and "
                             "tasks waiting for a twin on another API node.")
                        .unlabelled()),
+        long_polls_answered(r.counters(
+            "resized_long_polls_answered_total",
+            "Held status long polls answered, by what answered them: the "
+            "task's final record written here (result), Redis' announcement "
+            "of another node's (announcement), a look in Redis "
+            "(recheck: announcements missed), the wait running out "
+            "(deadline), or shutdown.",
+            {"by"})),
         memory_waits(r.counters("resized_decode_budget_waits_total",
                                 "Times the queue's head had to wait because "
                                 "no node had the decode memory for it "
@@ -500,6 +509,10 @@ void jpeg_dc_scans() {
 
 void long_polls_held(size_t n) {
   service().long_polls.set(static_cast<double>(n));
+}
+
+void long_polls_answered(std::string_view by, size_t n) {
+  service().long_polls_answered.with({std::string{by}}).inc(n);
 }
 
 void decode_budget_wait() {

@@ -251,6 +251,13 @@ void jpeg_dc_scans();
 /// Status long polls held now: resized_long_polls.
 void long_polls_held(size_t n);
 
+/// What answered `n` held long polls: resized_long_polls_answered_total{by}.
+/// `by`: "result" (the task's final record, written on this node),
+/// "announcement" (Redis announced another node's final record), "recheck"
+/// (found final in Redis at a recheck), "deadline" (the wait was over),
+/// "shutdown" (the node is stopping).
+void long_polls_answered(std::string_view by, size_t n = 1);
+
 /// The queue's head could not start for lack of decode memory on every node:
 /// resized_decode_budget_waits_total.
 void decode_budget_wait();

@@ -207,6 +207,12 @@ BOOST_AUTO_TEST_CASE(long_poll_answers_when_the_task_is_done) {
       BOOST_TEST((took < std::chrono::seconds{15}));
     }
   }
+  // And the other node says what answered its long poll.
+  auto metrics = http_get(other.url("/metrics")).body;
+  BOOST_TEST(metrics.find("\nresized_long_polls_answered_total{by="
+                          "\"announcement\"} 1\n") != std::string::npos,
+             metrics);
+  BOOST_TEST(metrics.find("by=\"recheck\"} ") == std::string::npos);
 }
 
 // A task that stays PENDING: the long poll answers its record when the wait

@@ -159,6 +159,8 @@ BOOST_AUTO_TEST_CASE(service_metrics_are_registered_before_use) {
   task_finished("SUCCESS", 0.01, 0.02, 0.03, 0.04, 0.1, 1000, 100);
   task_finished("FAILURE", 0.01, -1, -1, -1, 0.02, 500, 0);
   long_polls_held(3);
+  long_polls_answered("announcement", 2);
+  long_polls_answered("deadline");
   decode_budget_wait();
   http_request("/healthz", 200, 0.0001);
   redis_error();
@@ -177,6 +179,10 @@ BOOST_AUTO_TEST_CASE(service_metrics_are_registered_before_use) {
              std::string::npos);
   BOOST_TEST(text.find("# TYPE resized_long_polls gauge\nresized_long_polls "
                        "3\n") != std::string::npos);
+  BOOST_TEST(text.find("resized_long_polls_answered_total{by="
+                       "\"announcement\"} 2\n") != std::string::npos);
+  BOOST_TEST(text.find("resized_long_polls_answered_total{by=\"deadline\"} "
+                       "1\n") != std::string::npos);
   BOOST_TEST(text.find("resized_decode_budget_waits_total 1\n") !=
              std::string::npos);
   BOOST_TEST(text.find("resized_redis_errors_total 1\n") != std::string::npos);
