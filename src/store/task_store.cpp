@@ -153,6 +153,34 @@ outcome<bool> transaction(redis_connection& conn, std::vector<command> cmds) {
   return true;
 }
 
+/// What ends a task in the transaction that writes its final record (a
+/// FAILURE record or a result): its input and its entry in `pending_node`'s
+/// pending set go (when a node is given), and its token is announced on
+/// finished_channel. Holds the keys its commands view: it must outlive them.
+struct task_end {
+  task_end(const std::string& prefix, const std::string& token,
+           const std::string& pending_node)
+      : channel(finished_channel(prefix)) {
+    if (pending_node.empty())
+      return;
+    input = input_key(prefix, token);
+    pending = pending_key(prefix, pending_node);
+  }
+  /// Appends the commands; `announce`: the PUBLISH too.
+  void add_to(std::vector<command>& cmds, const std::string& token,
+              bool announce) const {
+    if (!pending.empty()) {
+      cmds.push_back({"DEL", input});
+      cmds.push_back({"SREM", pending, token});
+    }
+    if (announce)
+      cmds.push_back({"PUBLISH", channel, token});
+  }
+  std::string input;
+  std::string pending;
+  std::string channel;
+};
+
 } // namespace
 
 task_store::task_store(redis_settings settings, bool quiet)
@@ -213,20 +241,12 @@ outcome<bool> task_store::put_record(const task_record& rec,
     auto fields = encode_fields(rec);
     auto ttl_text = std::to_string(ttl.count());
     if (is_final(rec.status)) {
-      auto channel = finished_channel(settings_.key_prefix);
+      task_end end{settings_.key_prefix, rec.token, pending_node};
       std::vector<command> cmds{
           hset_command(key, fields),
           {"EXPIRE", key, ttl_text},
       };
-      std::string pkey;
-      std::string ikey;
-      if (!pending_node.empty()) {
-        pkey = pending_key(settings_.key_prefix, pending_node);
-        ikey = input_key(settings_.key_prefix, rec.token);
-        cmds.push_back({"DEL", ikey});
-        cmds.push_back({"SREM", pkey, rec.token});
-      }
-      cmds.push_back({"PUBLISH", channel, rec.token});
+      end.add_to(cmds, rec.token, true);
       return transaction(impl_->conn, std::move(cmds));
     }
     auto replies = impl_->conn.run({
@@ -253,27 +273,18 @@ outcome<bool> task_store::put_result(const task_record& rec,
     auto ikey = image_key(settings_.key_prefix, rec.token);
     auto fields = encode_fields(rec);
     auto ttl_text = std::to_string(ttl.count());
+    task_end end{settings_.key_prefix, rec.token, pending_node};
     std::vector<command> cmds{
         {"SET", ikey, image, "EX", ttl_text},
         hset_command(tkey, fields),
         {"EXPIRE", tkey, ttl_text},
     };
-    std::string pkey;
-    std::string inkey;
-    if (!pending_node.empty()) {
-      pkey = pending_key(settings_.key_prefix, pending_node);
-      inkey = input_key(settings_.key_prefix, rec.token);
-      cmds.push_back({"DEL", inkey});
-      cmds.push_back({"SREM", pkey, rec.token});
-    }
     std::string ckey; // commands hold views: the key must outlive them
     if (!content.empty() && rec.status == task_status::success) {
       ckey = content_index_key(settings_.key_prefix, content);
       cmds.push_back({"SET", ckey, rec.token, "EX", ttl_text});
     }
-    auto channel = finished_channel(settings_.key_prefix);
-    if (is_final(rec.status))
-      cmds.push_back({"PUBLISH", channel, rec.token});
+    end.add_to(cmds, rec.token, is_final(rec.status));
     return transaction(impl_->conn, std::move(cmds));
   });
 }

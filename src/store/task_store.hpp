@@ -113,14 +113,16 @@ public:
   outcome<bool> ping();
 
   /// Writes the whole record (HSET all fields, EXPIRE ttl) in one round trip.
-  /// With `pending_node` and a final record, also forgets the task's input
-  /// and its membership of that node's pending set, in one transaction.
+  /// A final record goes in one transaction that also announces it on
+  /// finished_channel and, with `pending_node`, forgets the task's input and
+  /// its membership of that node's pending set.
   outcome<bool> put_record(const task_record& rec, std::chrono::seconds ttl,
                            const std::string& pending_node = {});
 
   /// Writes the result image and the (SUCCESS) record atomically
-  /// (MULTI/EXEC), both with `ttl`; `pending_node` as for put_record. With
-  /// a `content` key, the content index points at this token (same ttl).
+  /// (MULTI/EXEC), both with `ttl`; `pending_node` and the announcement as
+  /// for put_record. With a `content` key, the content index points at this
+  /// token (same ttl).
   outcome<bool> put_result(const task_record& rec, const std::string& image,
                            std::chrono::seconds ttl,
                            const std::string& pending_node = {},
