@@ -58,7 +58,7 @@ std::optional<task_record>
 lookup_cache::current_record(const std::string& token) {
   std::lock_guard<std::mutex> lock{mutex_};
   auto* hit = records_.get(token);
-  if (hit == nullptr || !hit->current || !live(hit->expires_at_ms))
+  if (hit == nullptr || !live(hit->expires_at_ms))
     return std::nullopt;
   return hit->record;
 }

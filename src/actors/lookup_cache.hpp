@@ -1,6 +1,7 @@
 // The status actor's caches of task records and result images, shared with
 // the HTTP side. The status actor alone writes them (every record it writes
-// or reads from Redis, every result); clients' lookups read them straight
+// or reads from Redis that can answer for its task: a final one, or one of
+// a task this node runs; every result); clients' lookups read them straight
 // from the io threads (actor_backend), so they never wait behind the
 // actor's Redis calls (an accept carries the whole input, tens of
 // milliseconds for a large photo with Redis' AOF; a hung Redis holds the
@@ -35,9 +36,6 @@ public:
   struct record_entry {
     task_record record;
     int64_t expires_at_ms; // the result TTL, as in Redis
-    /// Whether the entry is the task's current record: it is final, or
-    /// this node runs the task (the status actor writes its every change).
-    bool current = false;
   };
   struct image_entry {
     std::shared_ptr<const std::string> bytes;
@@ -56,8 +54,8 @@ public:
   void erase_image(const std::string& token);
 
   // -- any thread's: what a client may be answered without the actor
-  /// `token`'s record if it is cached as current (see record_entry) and
-  /// not expired.
+  /// `token`'s record if it is cached (so current: see the top) and not
+  /// expired.
   std::optional<task_record> current_record(const std::string& token);
   /// `token`'s result if its record is cached as SUCCESS and the image is
   /// cached too, neither expired.

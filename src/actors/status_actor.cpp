@@ -147,14 +147,19 @@ bool cache_answers(const status_state& st, const task_record& rec) {
   return is_final(rec.status) || st.open_here.count(rec.token) != 0;
 }
 
-// Caches `rec` until `expires_at_ms`, marked current if it can answer for
-// its task (the io threads answer plain polls of it then: lookup_cache.hpp).
-// After record_written for a record this actor wrote: open_here is up to
-// date, and a token leaves it only with its final record, cached here too.
+// Caches `rec` until `expires_at_ms` if it can answer for its task, else
+// drops what the cache held for its token: the cache holds only records
+// that can answer, which the io threads rely on (lookup_cache.hpp). It
+// stays so: a token leaves open_here only with its final record, which
+// comes through here too. Called after record_written for a record this
+// actor wrote, so open_here is up to date.
 void cache_record(status_state& st, task_record rec, int64_t expires_at_ms) {
-  bool current = cache_answers(st, rec);
   auto token = rec.token;
-  st.cache->put_record(token, {std::move(rec), expires_at_ms, current});
+  if (!cache_answers(st, rec)) {
+    st.cache->erase_record(token);
+    return;
+  }
+  st.cache->put_record(token, {std::move(rec), expires_at_ms});
 }
 
 // Makes the kept writes in order, stopping at the first that fails again
@@ -233,7 +238,7 @@ void put_final(status_actor_type* self, const task_record& rec) {
 // authority once the entry is evicted.
 void remember_read(status_state& st, const std::string& token,
                    const std::optional<task_record>& rec) {
-  if (rec && cache_answers(st, *rec))
+  if (rec)
     cache_record(st, *rec, expiry(st));
   else
     st.cache->erase_record(token);
@@ -248,8 +253,7 @@ outcome<std::optional<task_record>> find_record(status_actor_type* self,
       st.cache->erase_record(token);
       return std::optional<task_record>{};
     }
-    if (cache_answers(st, hit->record))
-      return std::optional<task_record>{hit->record};
+    return std::optional<task_record>{hit->record}; // see cache_record
   }
   auto res = st.store->get_record(token);
   if (!res) {
@@ -329,6 +333,26 @@ void record_written(status_actor_type* self, const task_record& rec) {
   }
   st.open_here.erase(rec.token);
   answer_waiters(self, rec, "result");
+}
+
+// Reads `token`'s record from Redis for its waiters here (a task another
+// API node runs, whose changes this actor does not write) and answers them
+// if it is final; `by` as for answer_waiters. True when they were answered.
+bool answer_waiters_from_redis(status_actor_type* self,
+                               const std::string& token, std::string_view by) {
+  auto& st = self->state;
+  auto fresh = st.store->get_record(token);
+  if (!fresh) {
+    count_redis_error(self);
+    return false;
+  }
+  if (!fresh.value())
+    return false;
+  remember_read(st, token, fresh.value());
+  if (!is_final(fresh.value()->status))
+    return false;
+  answer_waiters(self, *fresh.value(), by);
+  return true;
 }
 
 // When waiter `id` of `token` should look again: at its deadline for a task
@@ -671,15 +695,8 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
           return;
         }
         // Another node may have finished it: Redis, not the cache, knows.
-        auto fresh = st.store->get_record(token);
-        if (!fresh)
-          count_redis_error(self);
-        else if (fresh.value())
-          remember_read(st, token, fresh.value());
-        if (fresh && fresh.value() && is_final(fresh.value()->status)) {
-          answer_waiters(self, *fresh.value(), "recheck");
+        if (answer_waiters_from_redis(self, token, "recheck"))
           return;
-        }
         if (!due) {
           schedule_wake(self, token, id, w->deadline);
           return;
@@ -698,16 +715,9 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         auto& st = self->state;
         // Waiters of a task this node runs hear of its end where its final
         // record is written (record_written); nobody else needs Redis now.
-        if (st.waiters.count(token) == 0 || st.open_here.count(token) != 0)
-          return;
-        auto fresh = st.store->get_record(token);
-        if (!fresh) {
-          count_redis_error(self); // the rechecks look again
-          return;
-        }
-        remember_read(st, token, fresh.value());
-        if (fresh.value() && is_final(fresh.value()->status))
-          answer_waiters(self, *fresh.value(), "announcement");
+        // A failed read is left to the rechecks.
+        if (st.waiters.count(token) != 0 && st.open_here.count(token) == 0)
+          answer_waiters_from_redis(self, token, "announcement");
       },
       [=](image_atom, const std::string& token, image_replier& reply) {
         auto rec = find_record(self, token);
