@@ -16,10 +16,13 @@ namespace {
 constexpr std::array<uint8_t, 12> v4_mapped_prefix{0, 0, 0, 0, 0,    0,
                                                    0, 0, 0, 0, 0xff, 0xff};
 
-// inet_pton wants a NUL-terminated string; addresses are short.
+// inet_pton wants a NUL-terminated string; addresses are short. A NUL
+// inside `text` would end it early ("::1\0junk" read as ::1), as
+// fuzz/cors_origin.cpp found in the CORS origin check: refused.
 std::optional<ip_address> parse_plain(std::string_view text) {
   char buf[INET6_ADDRSTRLEN + 1];
-  if (text.empty() || text.size() >= sizeof buf)
+  if (text.empty() || text.size() >= sizeof buf ||
+      text.find('\0') != std::string_view::npos)
     return std::nullopt;
   std::memcpy(buf, text.data(), text.size());
   buf[text.size()] = '\0';

@@ -43,6 +43,11 @@ BOOST_AUTO_TEST_CASE(addresses_parse_in_the_forms_proxies_write) {
               parse_ip("203.0.113.7")->bytes));
   BOOST_TEST(parse_ip("::ffff:203.0.113.7")->v4());
   BOOST_TEST(!parse_ip("2001:db8::1")->v4());
+  // A NUL inside is not the end of the address (inet_pton would stop there).
+  using namespace std::string_literals;
+  BOOST_TEST(!parse_ip("::1\0junk"s).has_value());
+  BOOST_TEST(!parse_ip("203.0.113.7\0"s).has_value());
+  BOOST_TEST(!parse_network("10.0.0.0\0/8"s).has_value());
 }
 
 BOOST_AUTO_TEST_CASE(networks_contain_what_their_prefix_says) {
