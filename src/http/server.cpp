@@ -13,6 +13,7 @@
 #include "common/cors.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
+#include "common/text.hpp"
 #include "http/assets.hpp"
 #include "http/auth.hpp"
 #include "http/expect_continue.hpp"
@@ -841,9 +842,13 @@ struct server::impl {
                                       "the origins that may)",
                                       clipped(origin))});
     auto methods = allowed_methods(ctx);
-    bool listed = std::string_view{ctx.route} == route::submit
-                      ? method == "POST"
-                      : method == "GET" || method == "HEAD";
+    bool listed = false; // one of the route's methods, as 405's Allow has them
+    for (std::string_view rest{methods}; !rest.empty() && !listed;) {
+      auto comma = rest.find(',');
+      listed = trim_blanks(rest.substr(0, comma)) == method;
+      rest = comma == std::string_view::npos ? std::string_view{}
+                                             : rest.substr(comma + 1);
+    }
     if (!listed)
       return reject(
           ctx, {error_code::method_not_allowed,
