@@ -66,20 +66,24 @@ std::string format_ip(const ip_address& a) {
   return buf;
 }
 
+} // namespace
+
+ip_address client_block(const ip_address& a) {
+  return a.v4() ? a : masked(a, 64);
+}
+
 std::string address_identity(const ip_address& a) {
   if (a.v4())
     return "ip:" + format_ip(a);
-  return "ip:" + format_ip(masked(a, 64)) + "/64";
+  return "ip:" + format_ip(client_block(a)) + "/64";
 }
 
-bool trusted(const std::vector<ip_network>& proxies, const ip_address& a) {
-  for (const auto& net : proxies)
+bool in_networks(const std::vector<ip_network>& networks, const ip_address& a) {
+  for (const auto& net : networks)
     if (net.contains(a))
       return true;
   return false;
 }
-
-} // namespace
 
 bool ip_address::v4() const {
   return std::equal(v4_mapped_prefix.begin(), v4_mapped_prefix.end(),
@@ -150,7 +154,7 @@ std::string client_identity(std::optional<size_t> key_index,
   // Right to left: each entry was appended by the hop after it, so an entry
   // is believed only while every hop to its right is a trusted proxy.
   auto rest = forwarded_for;
-  while (trusted(trusted_proxies, *from) && !trim_blanks(rest).empty()) {
+  while (in_networks(trusted_proxies, *from) && !trim_blanks(rest).empty()) {
     auto comma = rest.rfind(',');
     auto entry =
         comma == std::string_view::npos ? rest : rest.substr(comma + 1);

@@ -38,6 +38,18 @@ struct ip_network {
 /// the address or the prefix length is not valid for its family.
 std::optional<ip_network> parse_network(std::string_view text);
 
+/// The address as a client counts: an IPv4 address itself, an IPv6 one as
+/// its /64 (the rest of the address cleared): one host is commonly given a
+/// whole /64, and could otherwise count as a new client per address.
+ip_address client_block(const ip_address& a);
+
+/// "ip:203.0.113.7", or "ip:2001:db8:1:2::/64": client_block(a) as
+/// client_identity names it.
+std::string address_identity(const ip_address& a);
+
+/// Whether `a` is in one of `networks`.
+bool in_networks(const std::vector<ip_network>& networks, const ip_address& a);
+
 /// The client a request comes from, as the share counts it:
 /// - "key:<n>" when it presented the n-th configured API key (from 1; the
 ///   key itself never appears in logs or errors);

@@ -43,10 +43,13 @@ enum class error_code : uint8_t {
   store_full, // 503 Redis at maxmemory refused a write (-OOM): it was not
               // made, and the same write again would be refused again
   // -- request errors added later (appended: the numbering stays) ----------
-  client_queue_full,  // 503 this client's share of the queue is taken
-                      // (queue.max-per-client, queue.max-bytes-per-client)
-  origin_not_allowed, // 403 a CORS preflight from an origin not listed in
-                      // http.cors-origins
+  client_queue_full,    // 503 this client's share of the queue is taken
+                        // (queue.max-per-client, queue.max-bytes-per-client)
+  origin_not_allowed,   // 403 a CORS preflight from an origin not listed in
+                        // http.cors-origins
+  too_many_connections, // 503 the client's address holds
+                        // http.max-connections-per-client connections
+                        // already: answered before the request is read
 };
 
 /// Stable snake_case name of `code`, e.g. "invalid_base64".

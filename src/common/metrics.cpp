@@ -369,6 +369,8 @@ struct service_metrics {
   gauge& long_polls;
   counter_family& long_polls_answered;
   counter& memory_waits;
+  gauge& connections;
+  counter& connections_refused;
   gauge_family& build;
 
   explicit service_metrics(registry& r)
@@ -449,6 +451,16 @@ struct service_metrics {
                                 "no node had the decode memory for it "
                                 "(resize.decode-bytes-per-worker).")
                          .unlabelled()),
+        connections(
+            r.gauges("resized_http_connections", "HTTP connections open now.")
+                .unlabelled()),
+        connections_refused(
+            r.counters("resized_http_connections_refused_total",
+                       "HTTP connections answered 503 "
+                       "too_many_connections as they opened, and closed: "
+                       "their client address held "
+                       "http.max-connections-per-client already.")
+                .unlabelled()),
         build(r.gauges("resized_build_info",
                        "Always 1; its labels name the version and commit of "
                        "this binary and the libvips it runs on.",
@@ -522,6 +534,14 @@ void decode_budget_wait() {
 void build_info(std::string_view version, std::string_view commit,
                 std::string_view libvips) {
   service().build.with({version, commit, libvips}).set(1);
+}
+
+void http_connections(size_t open) {
+  service().connections.set(static_cast<double>(open));
+}
+
+void http_connection_refused() {
+  service().connections_refused.inc();
 }
 
 void http_request(std::string_view route, int code, double seconds) {

@@ -267,6 +267,14 @@ void decode_budget_wait();
 void build_info(std::string_view version, std::string_view commit,
                 std::string_view libvips);
 
+/// HTTP connections open now: resized_http_connections.
+void http_connections(size_t open);
+
+/// A connection answered 503 too_many_connections as it opened, and
+/// closed: its client held http.max-connections-per-client already.
+/// resized_http_connections_refused_total.
+void http_connection_refused();
+
 /// One HTTP request answered: resized_http_requests_total{route,code},
 /// resized_http_request_duration_seconds{route}. `route` is a route
 /// template ("/api/v1/resize/:token"), never a raw path.

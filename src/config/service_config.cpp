@@ -29,6 +29,9 @@ service_config::service_config() {
       .add(http_io_threads_, "io-threads", "RESTinio io threads (default 2)")
       .add(http_max_connections_, "max-connections",
            "parallel connections (default 1024)")
+      .add(http_max_connections_per_client_, "max-connections-per-client",
+           "parallel connections from one client address (an IPv6 /64); "
+           "trusted proxies are exempt; 0 = no limit (default 128)")
       .add(http_max_url_bytes_, "max-url-bytes", "URL length (default 8192)")
       .add(http_max_header_bytes_, "max-header-bytes",
            "header field length (default 16384)")
@@ -467,6 +470,8 @@ std::vector<std::string> service_config::load(int argc, char** argv,
   c.range("http.io-threads", http_io_threads_, 1, 256, h.io_threads);
   c.range("http.max-connections", http_max_connections_, 1, 1000000,
           h.max_connections);
+  c.range("http.max-connections-per-client", http_max_connections_per_client_,
+          0, 1000000, h.max_connections_per_client);
   c.range("http.max-url-bytes", http_max_url_bytes_, 256, 1 << 20,
           h.max_url_bytes);
   c.range("http.max-header-bytes", http_max_header_bytes_, 256, 1 << 20,

@@ -17,12 +17,15 @@
 namespace resized::config {
 
 struct http_settings {
-  std::string address = "0.0.0.0";  // http.address: listen address
-  uint16_t port = 5000;             // http.port
-  std::string public_url;           // http.public-url: "" = relative URLs
-  size_t io_threads = 2;            // http.io-threads: RESTinio asio threads
-  size_t max_connections = 1024;    // http.max-connections: parallel sockets
-  size_t max_url_bytes = 8192;      // http.max-url-bytes
+  std::string address = "0.0.0.0"; // http.address: listen address
+  uint16_t port = 5000;            // http.port
+  std::string public_url;          // http.public-url: "" = relative URLs
+  size_t io_threads = 2;           // http.io-threads: RESTinio asio threads
+  size_t max_connections = 1024;   // http.max-connections: parallel sockets
+  size_t max_connections_per_client = 128; // http.max-connections-per-
+                                           // client: from one address (an
+                                           // IPv6 /64); 0 = no limit
+  size_t max_url_bytes = 8192;             // http.max-url-bytes
   size_t max_header_bytes = 16384;  // http.max-header-bytes: per field value
   size_t max_header_count = 100;    // http.max-header-count
   size_t read_buffer_bytes = 65536; // http.read-buffer-bytes: per connection;

@@ -43,6 +43,26 @@ std::string trimmed(const std::string& s) {
 // new socket.
 request_limits socket_limits;
 uint64_t stated_body_limit = 0;
+// Likewise (set_connection_limit).
+std::shared_ptr<connection_limit> connection_cap;
+int cap_retry_after = 2;
+// Refusals for the cap come in floods (a client over it keeps opening
+// connections): one line per 10 s, counting the ones since the last.
+log::throttle cap_log{std::chrono::seconds{10}};
+
+ip_address to_ip_address(const asio::ip::address& addr) {
+  ip_address a;
+  if (addr.is_v4()) {
+    // As client_identity holds IPv4: mapped into IPv6 (::ffff:a.b.c.d).
+    a.bytes[10] = a.bytes[11] = 0xff;
+    auto v4 = addr.to_v4().to_bytes();
+    std::copy(v4.begin(), v4.end(), a.bytes.begin() + 12);
+  } else {
+    auto v6 = addr.to_v6().to_bytes();
+    std::copy(v6.begin(), v6.end(), a.bytes.begin());
+  }
+  return a;
+}
 
 // The answer to a request that broke one of the limits.
 failure refusal_of(const continue_tracker& tracker) {
@@ -303,6 +323,55 @@ struct drain : std::enable_shared_from_this<drain> {
 
 int lingering_connections() {
   return lingering.load();
+}
+
+void continue_socket::set_connection_limit(
+    std::shared_ptr<connection_limit> limit, int retry_after) {
+  connection_cap = std::move(limit);
+  cap_retry_after = retry_after;
+}
+
+bool continue_socket::admit(uint64_t id) {
+  if (!connection_cap)
+    return true;
+  asio::error_code ec;
+  auto peer_endpoint = state_->socket.remote_endpoint(ec);
+  if (ec)
+    return true; // gone already: RESTinio's first read finds out
+  auto peer = to_ip_address(peer_endpoint.address());
+  if (connection_cap->admit(id, peer)) {
+    metrics::http_connections(connection_cap->open_total());
+    return true;
+  }
+  metrics::http_connection_refused();
+  auto client = address_identity(peer);
+  auto limit = connection_cap->per_client();
+  if (auto count = cap_log.note(0, std::chrono::steady_clock::now()))
+    log::warn("connection refused: its client holds its share of "
+              "connections",
+              {{"client", client},
+               {"limit", static_cast<uint64_t>(limit)},
+               {"refused", count}, // since the last such line
+               {"log_every_s", cap_log.every_seconds()}});
+  // Written before anything is read: a client that sends its request
+  // first reads it after (the close lingers, see linger()).
+  failure why{error_code::too_many_connections,
+              fmt::format("{} has {} connections open to this node, the most "
+                          "one client may (http.max-connections-per-client); "
+                          "reuse one (keep-alive) or retry later",
+                          client, limit)};
+  auto body = error_body(why);
+  auto answer = fmt::format("HTTP/1.1 503 {}\r\n"
+                            "Content-Type: application/json\r\n"
+                            "X-Request-Id: {}\r\n"
+                            "Retry-After: {}\r\n"
+                            "Content-Length: {}\r\n"
+                            "Connection: close\r\n\r\n{}",
+                            reason_phrase(503), new_request_id(),
+                            cap_retry_after, body.size(), body);
+  state_->refused = true;
+  asio::write(state_->socket, asio::buffer(answer), ec);
+  return false;
 }
 
 void continue_socket::close(asio::error_code& ec) {

@@ -26,6 +26,16 @@
 // uri_too_long, 431
 // headers_too_large — with the same limits and the same comparisons as
 // RESTinio's parser callbacks, so nothing RESTinio accepts is refused.
+//
+// The socket is also where a connection starts (RESTinio calls
+// prepare_connection_and_start_read on it before its first read): a
+// connection from a client address that holds its share of connections
+// already (http.max-connections-per-client, connection_limit.hpp) is
+// answered 503 too_many_connections there and closed the way refusals are.
+// (RESTinio's own IP-blocker hook would close it unanswered, and in 0.6.16
+// its refusal leaks a slot of the max-connections count: the acceptor
+// counts an accept as under way until a connection is made of it, and none
+// is for a refused socket.)
 #pragma once
 
 #include <chrono>
@@ -36,6 +46,8 @@
 #include <http_parser.h>
 #include <restinio/asio_include.hpp>
 #include <restinio/tls_fwd.hpp>
+
+#include "http/connection_limit.hpp"
 
 namespace resized::http {
 
@@ -142,6 +154,14 @@ public:
   /// limit the 413's message names (`stated_body_limit`).
   static void set_limits(const request_limits& limits,
                          uint64_t stated_body_limit);
+  /// The per-client connection cap every connection made from now on
+  /// asks (null: none), and the Retry-After seconds of its 503.
+  static void set_connection_limit(std::shared_ptr<connection_limit> limit,
+                                   int retry_after);
+  /// Connection `id` on this socket is starting: true when its client may
+  /// have one more; else the socket has written 503 too_many_connections
+  /// and is to be closed (as a refused one: lingering).
+  bool admit(uint64_t id);
   continue_socket(const continue_socket&) = delete;
   continue_socket& operator=(const continue_socket&) = delete;
   // RESTinio's acceptor moves each accepted socket out and accepts the next
@@ -237,10 +257,16 @@ inline constexpr int max_lingering = 64;
 // RESTinio's connection calls these two for its socket type, unqualified
 // (found here by argument-dependent lookup): a plain TCP connection needs no
 // handshake and is no TLS socket.
+// A connection over its client's share is failed before its first read:
+// RESTinio closes it (and logs the error, at debug: server.cpp).
 template <typename Connection, typename StartRead, typename Failed>
-void prepare_connection_and_start_read(continue_socket&, Connection&,
-                                       StartRead start_read, Failed) {
-  start_read();
+void prepare_connection_and_start_read(continue_socket& socket,
+                                       Connection& connection,
+                                       StartRead start_read, Failed failed) {
+  if (socket.admit(connection.connection_id()))
+    start_read();
+  else
+    failed(asio::error::make_error_code(asio::error::connection_refused));
 }
 inline restinio::tls_socket_t*
 make_tls_socket_pointer_for_state_listener(continue_socket&) noexcept {

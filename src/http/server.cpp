@@ -16,6 +16,7 @@
 #include "common/text.hpp"
 #include "http/assets.hpp"
 #include "http/auth.hpp"
+#include "http/connection_limit.hpp"
 #include "http/expect_continue.hpp"
 #include "http/metrics_page.hpp"
 #include "http/request_decoding.hpp"
@@ -30,9 +31,13 @@ namespace {
 // client's: "HPE_CB_*" is one of RESTinio's limits, which the socket layer
 // has answered and logged (expect_continue.hpp), so debug; other ones are
 // malformed requests, closed without an answer, so info. Anyone can send
-// either: at error level they would fill the error log. The rest (socket,
-// handler and write errors) stay errors.
+// either: at error level they would fill the error log. A "prepare
+// connection error" is a connection the socket refused for its client's
+// share of connections (expect_continue.hpp), which it logs itself: debug.
+// The rest (socket, handler and write errors) stay errors.
 log::level restinio_error_level(std::string_view line) {
+  if (line.find("] prepare connection error: ") != std::string_view::npos)
+    return log::level::debug;
   auto at = line.find("] parser error ");
   if (at == std::string_view::npos)
     return log::level::error;
@@ -109,10 +114,31 @@ private:
   bad_path_handler bad_path_;
 };
 
+// RESTinio's connection-state-listener slot: a connection's close ends its
+// count against its client (http.max-connections-per-client; the socket
+// admits it, expect_continue.hpp).
+class connection_closes {
+public:
+  explicit connection_closes(std::shared_ptr<connection_limit> limit)
+      : limit_(std::move(limit)) {}
+
+  void state_changed(const restinio::connection_state::notice_t& n) noexcept {
+    const auto cause = n.cause();
+    if (!restinio::get_if<restinio::connection_state::closed_t>(&cause))
+      return;
+    limit_->closed(n.connection_id());
+    metrics::http_connections(limit_->open_total());
+  }
+
+private:
+  std::shared_ptr<connection_limit> limit_;
+};
+
 struct traits : restinio::default_traits_t {
   using stream_socket_t = continue_socket; // answers Expect: 100-continue
   using logger_t = restinio_logger;
   using request_handler_t = checked_router;
+  using connection_state_listener_t = connection_closes;
   static constexpr bool use_connection_count_limiter = true;
 };
 
@@ -974,6 +1000,9 @@ void server::start() {
       request_limits{impl_->raw_body_limit, h.max_url_bytes, 1024,
                      h.max_header_bytes, h.max_header_count},
       impl_->cfg.max_body_bytes);
+  auto limit = std::make_shared<connection_limit>(h.max_connections_per_client,
+                                                  h.trusted_proxies);
+  continue_socket::set_connection_limit(limit, h.retry_after);
   auto settings = restinio::server_settings_t<traits>{}
                       .address(h.address)
                       .port(h.port)
@@ -991,7 +1020,9 @@ void server::start() {
                               .max_body_size(impl_->raw_body_limit))
                       .buffer_size(h.read_buffer_bytes)
                       .concurrent_accepts_count(h.io_threads)
-                      .separate_accept_and_create_connect(true);
+                      .separate_accept_and_create_connect(true)
+                      .connection_state_listener(
+                          std::make_shared<connection_closes>(limit));
   impl_->running =
       restinio::run_async<traits>(restinio::external_io_context(impl_->io),
                                   std::move(settings), h.io_threads);

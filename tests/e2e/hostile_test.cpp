@@ -10,7 +10,9 @@
 // (`vips getpoint`): the e2e suites do not link libvips.
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <array>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -21,7 +23,10 @@
 #include <system_error>
 #include <vector>
 
+#include <poll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "support/fixtures.hpp"
@@ -749,7 +754,9 @@ BOOST_AUTO_TEST_CASE(idle_connections_past_the_soft_file_limit) {
       under_ulimit("ulimit -Sn 64",
                    {"--http.port=" + std::to_string(port),
                     "--redis.port=" + std::to_string(env::get().redis.port()),
-                    "--cluster.node-name=ulimit-64"}),
+                    "--cluster.node-name=ulimit-64",
+                    // 200 from 127.0.0.1: past the cap per client
+                    "--http.max-connections-per-client=0"}),
       make_temp_dir("ulimit") + "/node.log");
   auto health = "http://127.0.0.1:" + std::to_string(port) + "/healthz";
   BOOST_TEST_REQUIRE(
@@ -796,6 +803,175 @@ BOOST_AUTO_TEST_CASE(a_file_limit_below_max_connections_is_refused) {
                          "http.max-connections = 1024 needs at least 1152") !=
                  std::string::npos,
              output);
+}
+
+// -- connections per client (http.max-connections-per-client) -----------------
+
+namespace {
+
+/// A connection from `source` that has sent half a request and holds it
+/// open, as a "slowloris" client does: -1 if it could not connect.
+int half_request(uint16_t port, const std::string& source) {
+  int fd = connect_loopback(port, source);
+  std::string error;
+  if (fd >= 0 && !send_all(fd, "GET /healthz HTTP/1.1\r\nHost: t\r\n", error)) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/// `n` more half_request connections from `source` onto `fds`; false if
+/// one could not connect.
+bool open_half_requests(std::vector<int>& fds, uint16_t port,
+                        const std::string& source, int n) {
+  for (int i = 0; i < n; ++i) {
+    int fd = half_request(port, source);
+    if (fd < 0)
+      return false;
+    fds.push_back(fd);
+  }
+  return true;
+}
+
+/// Whether the server answered `fd`'s half request (it only answers one
+/// it refuses) or closed it, now.
+bool refused_by_server(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, 0) <= 0)
+    return false;
+  char c;
+  auto n = ::recv(fd, &c, 1, MSG_DONTWAIT | MSG_PEEK);
+  return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+size_t count_refused(const std::vector<int>& fds) {
+  return static_cast<size_t>(
+      std::count_if(fds.begin(), fds.end(), refused_by_server));
+}
+
+/// Everything the server sends on `fd` until it closes it.
+std::string read_to_end(int fd) {
+  std::string raw;
+  char buf[4096];
+  for (;;) {
+    auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0)
+      return raw;
+    raw.append(buf, static_cast<size_t>(n));
+  }
+}
+
+/// Ends `fd`'s request (see half_request) and reads the answer: its
+/// status, 0 if none came within `timeout`.
+long finish_request(int fd, std::chrono::seconds timeout = 5s) {
+  timeval tv{static_cast<time_t>(timeout.count()), 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  std::string error;
+  if (!send_all(fd, "Connection: close\r\n\r\n", error))
+    return 0;
+  return parse_http_answer(read_to_end(fd)).status;
+}
+
+/// GET /healthz from `source`: its status, 0 if no answer came in `timeout`.
+long healthz_from(uint16_t port, const std::string& source,
+                  std::chrono::seconds timeout = 5s) {
+  int fd = half_request(port, source);
+  if (fd < 0)
+    return 0;
+  socket_guard guard{fd};
+  return finish_request(fd, timeout);
+}
+
+/// The value of an unlabelled metric in `/metrics`; -1 if absent.
+double metric(resized_server& node, const std::string& name) {
+  auto body = "\n" + http_get(node.url("/metrics")).body;
+  auto at = body.find("\n" + name + " ");
+  if (at == std::string::npos)
+    return -1;
+  return std::stod(body.substr(at + name.size() + 2));
+}
+
+void close_all(std::vector<int>& fds) {
+  for (int fd : fds)
+    ::close(fd);
+  fds.clear();
+}
+
+} // namespace
+
+// One address opening connections and sending half a request on each holds
+// at most its share of them: the rest are answered 503 too_many_connections
+// at once and closed, and other clients (and a trusted proxy, exempt) are
+// answered. Closed connections count no more.
+BOOST_AUTO_TEST_CASE(one_address_holds_at_most_its_connections) {
+  resized_server node(env::get().redis.port(),
+                      {"--http.max-connections=64",
+                       "--http.max-connections-per-client=16",
+                       "--http.trusted-proxies=127.0.0.3"},
+                      "per-client");
+  std::vector<int> slow;
+  BOOST_TEST_REQUIRE(open_half_requests(slow, node.port(), "127.0.0.2", 64));
+  BOOST_TEST(wait_until([&] { return count_refused(slow) >= 48; }, 10s),
+             "refused: " << count_refused(slow));
+  BOOST_TEST(count_refused(slow) == 48u);
+  auto refused = std::find_if(slow.begin(), slow.end(), refused_by_server);
+  BOOST_TEST_REQUIRE((refused != slow.end()));
+  auto answer = parse_http_answer(read_to_end(*refused));
+  BOOST_TEST(answer.status == 503);
+  BOOST_TEST(answer.header("retry-after") == "2");
+  BOOST_TEST(answer.header("connection") == "close");
+  BOOST_TEST(json_string(parse_json(answer.body)["error"], "code") ==
+                 "too_many_connections",
+             answer.body);
+  BOOST_TEST(answer.body.find("ip:127.0.0.2 has 16 connections open") !=
+                 std::string::npos,
+             answer.body);
+  // Another client is answered at once.
+  BOOST_TEST(healthz_from(node.port(), "127.0.0.1") == 200);
+  // So is every connection of the trusted proxy, past 16 at once.
+  std::vector<int> proxy;
+  BOOST_TEST_REQUIRE(open_half_requests(proxy, node.port(), "127.0.0.3", 24));
+  int answered = 0;
+  for (int fd : proxy)
+    answered += finish_request(fd) == 200 ? 1 : 0;
+  close_all(proxy);
+  BOOST_TEST(answered == 24);
+  BOOST_TEST(metric(node, "resized_http_connections_refused_total") == 48);
+  BOOST_TEST(lines_with(node.process().log(),
+                        {"connection refused: its client holds its share of "
+                         "connections",
+                         "client=ip:127.0.0.2", "limit=16"}) == 1u,
+             node.process().log());
+  // Its connections closed, the address may open as many again.
+  close_all(slow);
+  BOOST_TEST(wait_until(
+      [&] { return metric(node, "resized_http_connections") <= 1; }, 10s));
+  BOOST_TEST_REQUIRE(open_half_requests(slow, node.port(), "127.0.0.2", 16));
+  answered = 0;
+  for (int fd : slow)
+    answered += finish_request(fd) == 200 ? 1 : 0;
+  close_all(slow);
+  BOOST_TEST(answered == 16);
+}
+
+// What the cap is for: with none, one address holding every connection
+// leaves other clients unanswered until it lets go.
+BOOST_AUTO_TEST_CASE(without_the_cap_one_address_can_hold_every_connection) {
+  resized_server node(
+      env::get().redis.port(),
+      {"--http.max-connections=64", "--http.max-connections-per-client=0"},
+      "no-cap");
+  std::vector<int> slow;
+  BOOST_TEST_REQUIRE(open_half_requests(slow, node.port(), "127.0.0.2", 63));
+  // 63 and the connection asking.
+  BOOST_TEST(wait_until(
+      [&] { return metric(node, "resized_http_connections") == 64; }, 10s));
+  BOOST_TEST_REQUIRE(open_half_requests(slow, node.port(), "127.0.0.2", 1));
+  BOOST_TEST(healthz_from(node.port(), "127.0.0.1", 2s) == 0);
+  BOOST_TEST(count_refused(slow) == 0u);
+  close_all(slow);
+  BOOST_TEST(healthz_from(node.port(), "127.0.0.1") == 200);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -18,7 +18,9 @@ struct socket_guard {
 };
 
 /// Connects to 127.0.0.1:port with 5 s send/receive timeouts; -1 on failure.
-int connect_loopback(uint16_t port);
+/// `source`: the local address to connect from (any of 127.0.0.0/8 on
+/// Linux, so that a test can be several clients); empty: the kernel's.
+int connect_loopback(uint16_t port, const std::string& source = {});
 
 /// Sends all of `bytes`; on failure returns false with `error` set.
 bool send_all(int fd, const std::string& bytes, std::string& error);

@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "common/client_identity.hpp"
+#include "http/connection_limit.hpp"
 
 using namespace resized;
 
@@ -117,6 +118,78 @@ BOOST_AUTO_TEST_CASE(behind_trusted_proxies_the_rightmost_untrusted_hop) {
              "ip:10.0.0.5");
   // A peer that is not a trusted proxy: its header is not read.
   BOOST_TEST(who("203.0.113.7", "198.51.100.1", trusted) == "ip:203.0.113.7");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// http.max-connections-per-client: the bookkeeping behind the socket's
+// admission (expect_continue.hpp), without sockets.
+BOOST_AUTO_TEST_SUITE(connection_limit_rules)
+
+ip_address ip(const char* text) {
+  auto a = parse_ip(text);
+  BOOST_REQUIRE_MESSAGE(a.has_value(), text);
+  return *a;
+}
+
+BOOST_AUTO_TEST_CASE(a_client_holds_at_most_its_share) {
+  http::connection_limit limit{3, {}};
+  BOOST_TEST(limit.admit(1, ip("203.0.113.7")));
+  BOOST_TEST(limit.admit(2, ip("203.0.113.7")));
+  BOOST_TEST(limit.admit(3, ip("203.0.113.7")));
+  BOOST_TEST(!limit.admit(4, ip("203.0.113.7")));
+  // Another address is another client.
+  BOOST_TEST(limit.admit(5, ip("203.0.113.8")));
+  BOOST_TEST(limit.held_by(ip("203.0.113.7")) == 3u);
+  BOOST_TEST(limit.open_total() == 4u);
+  // A refused connection's close changes nothing; a counted one's frees a
+  // place, once.
+  limit.closed(4);
+  BOOST_TEST(limit.held_by(ip("203.0.113.7")) == 3u);
+  limit.closed(2);
+  limit.closed(2);
+  BOOST_TEST(limit.held_by(ip("203.0.113.7")) == 2u);
+  BOOST_TEST(limit.admit(6, ip("203.0.113.7")));
+  BOOST_TEST(!limit.admit(7, ip("203.0.113.7")));
+  // An id admitted already is not counted twice.
+  BOOST_TEST(limit.admit(6, ip("203.0.113.7")));
+  BOOST_TEST(limit.held_by(ip("203.0.113.7")) == 3u);
+  for (uint64_t id : {1, 3, 5, 6})
+    limit.closed(id);
+  BOOST_TEST(limit.open_total() == 0u);
+  BOOST_TEST(limit.held_by(ip("203.0.113.7")) == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(an_ipv6_client_is_its_slash_64) {
+  http::connection_limit limit{2, {}};
+  BOOST_TEST(limit.admit(1, ip("2001:db8:1:2::1")));
+  BOOST_TEST(limit.admit(2, ip("2001:db8:1:2:ffff::9")));
+  BOOST_TEST(!limit.admit(3, ip("2001:db8:1:2:1234::")));
+  BOOST_TEST(limit.admit(4, ip("2001:db8:1:3::1")));
+  // IPv4 over a dual-stack socket is the same client as over IPv4.
+  BOOST_TEST(limit.admit(5, ip("::ffff:192.0.2.1")));
+  BOOST_TEST(limit.admit(6, ip("192.0.2.1")));
+  BOOST_TEST(!limit.admit(7, ip("192.0.2.1")));
+  BOOST_TEST(address_identity(client_block(ip("2001:db8:1:2:abcd::1"))) ==
+             "ip:2001:db8:1:2::/64");
+}
+
+BOOST_AUTO_TEST_CASE(trusted_proxies_are_counted_never_refused) {
+  http::connection_limit limit{2, nets({"10.0.0.0/8"})};
+  for (uint64_t id = 1; id <= 10; ++id)
+    BOOST_TEST(limit.admit(id, ip("10.1.2.3")));
+  BOOST_TEST(limit.held_by(ip("10.1.2.3")) == 10u);
+  BOOST_TEST(limit.open_total() == 10u);
+  BOOST_TEST(limit.admit(11, ip("192.0.2.1")));
+  BOOST_TEST(limit.admit(12, ip("192.0.2.1")));
+  BOOST_TEST(!limit.admit(13, ip("192.0.2.1")));
+}
+
+BOOST_AUTO_TEST_CASE(zero_is_no_limit) {
+  http::connection_limit limit{0, {}};
+  for (uint64_t id = 1; id <= 1000; ++id)
+    BOOST_TEST_REQUIRE(limit.admit(id, ip("192.0.2.1")));
+  BOOST_TEST(limit.open_total() == 1000u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

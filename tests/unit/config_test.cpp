@@ -153,6 +153,7 @@ BOOST_AUTO_TEST_CASE(defaults_without_arguments) {
   BOOST_TEST(s.http.public_url.empty());
   BOOST_TEST(s.http.io_threads == 2u);
   BOOST_TEST(s.http.max_connections == 1024u);
+  BOOST_TEST(s.http.max_connections_per_client == 128u);
   BOOST_TEST(s.http.read_buffer_bytes == 65536u);
   BOOST_TEST(s.http.max_poll_wait.count() == 20);
   BOOST_TEST(s.http.read_timeout.count() == 30);
@@ -274,6 +275,8 @@ BOOST_AUTO_TEST_CASE(invalid_values_name_their_key) {
   expect_rejected("--queue.max-bytes-per-client=-1",
                   "queue.max-bytes-per-client");
   expect_rejected("--http.trusted-proxies=10.0.0.0/33", "http.trusted-proxies");
+  expect_rejected("--http.max-connections-per-client=-1",
+                  "http.max-connections-per-client");
 }
 
 BOOST_AUTO_TEST_CASE(client_shares_and_trusted_proxies) {
@@ -284,8 +287,10 @@ BOOST_AUTO_TEST_CASE(client_shares_and_trusted_proxies) {
   BOOST_TEST(none.settings.http.trusted_proxies.empty());
   auto res = load({"--queue.max-per-client=16",
                    "--queue.max-bytes-per-client=67108864",
-                   "--http.trusted-proxies=10.0.0.0/8, ::1,192.0.2.10"});
+                   "--http.trusted-proxies=10.0.0.0/8, ::1,192.0.2.10",
+                   "--http.max-connections-per-client=0"});
   BOOST_REQUIRE_MESSAGE(res.errors.empty(), joined(res.errors));
+  BOOST_TEST(res.settings.http.max_connections_per_client == 0u); // no limit
   BOOST_TEST(res.settings.queue.max_per_client == 16u);
   BOOST_TEST(res.settings.queue.max_bytes_per_client == 67108864u);
   BOOST_TEST(res.settings.http.trusted_proxies.size() == 3u);
