@@ -43,6 +43,25 @@ std::string trimmed(const std::string& s) {
 // new socket.
 request_limits socket_limits;
 uint64_t stated_body_limit = 0;
+// Likewise (set_cors).
+cors_policy socket_cors;
+
+// The CORS fields of an answer written here for a request from `origin`
+// ("" when not read), as the server's add_cors() gives them: Vary whenever
+// origins are listed, the rest for an allowed origin.
+std::string cors_fields(const std::string& origin) {
+  if (!socket_cors.enabled())
+    return {};
+  std::string out = socket_cors.any ? "" : "Vary: Origin\r\n";
+  if (origin.empty())
+    return out;
+  if (auto allow = allowed_origin(socket_cors, origin))
+    out += fmt::format("Access-Control-Allow-Origin: {}\r\n"
+                       "Access-Control-Expose-Headers: {}\r\n",
+                       *allow, cors_exposed_headers);
+  return out;
+}
+
 // Likewise (set_connection_limit).
 std::shared_ptr<connection_limit> connection_cap;
 int cap_retry_after = 2;
@@ -151,6 +170,8 @@ int continue_tracker::on_message_begin(http_parser* p) {
   t.url_bytes_ = t.name_bytes_ = t.value_bytes_ = t.fields_ = 0;
   t.body_bytes_ = 0;
   t.target_.clear();
+  t.origin_value_.clear();
+  t.origin_.clear();
   t.started_ = std::chrono::steady_clock::now();
   return 0;
 }
@@ -182,6 +203,7 @@ int continue_tracker::on_header_field(http_parser* p, const char* at,
     t.header_done();
     t.field_.clear();
     t.value_.clear();
+    t.origin_value_.clear();
     t.in_value_ = false;
   }
   t.name_bytes_ += n;
@@ -203,6 +225,10 @@ int continue_tracker::on_header_value(http_parser* p, const char* at,
     return 1;
   }
   append_capped(t.value_, at, n);
+  if (equals_nocase(t.field_, "origin") &&
+      t.origin_value_.size() <= max_origin_bytes)
+    t.origin_value_.append(
+        at, std::min(n, max_origin_bytes + 1 - t.origin_value_.size()));
   return 0;
 }
 
@@ -210,6 +236,9 @@ void continue_tracker::header_done() {
   if (equals_nocase(field_, "expect") &&
       equals_nocase(trimmed(value_), "100-continue"))
     expects_continue_ = true;
+  if (equals_nocase(field_, "origin"))
+    origin_ = origin_value_.size() <= max_origin_bytes ? trimmed(origin_value_)
+                                                       : std::string{};
 }
 
 int continue_tracker::on_headers_complete(http_parser* p) {
@@ -255,6 +284,10 @@ int continue_tracker::on_body(http_parser* p, const char*, size_t n) {
 
 continue_socket::state::state(asio::io_context& io)
     : socket(io), tracker(socket_limits) {}
+
+void continue_socket::set_cors(const cors_policy& policy) {
+  socket_cors = policy;
+}
 
 void continue_socket::set_limits(const request_limits& limits,
                                  uint64_t stated_body_limit_bytes) {
@@ -361,14 +394,16 @@ bool continue_socket::admit(uint64_t id) {
                           "reuse one (keep-alive) or retry later",
                           client, limit)};
   auto body = error_body(why);
-  auto answer = fmt::format("HTTP/1.1 503 {}\r\n"
-                            "Content-Type: application/json\r\n"
-                            "X-Request-Id: {}\r\n"
-                            "Retry-After: {}\r\n"
-                            "Content-Length: {}\r\n"
-                            "Connection: close\r\n\r\n{}",
-                            reason_phrase(503), new_request_id(),
-                            cap_retry_after, body.size(), body);
+  auto answer =
+      fmt::format("HTTP/1.1 503 {}\r\n"
+                  "Content-Type: application/json\r\n"
+                  "X-Request-Id: {}\r\n"
+                  "Retry-After: {}\r\n"
+                  "{}"
+                  "Content-Length: {}\r\n"
+                  "Connection: close\r\n\r\n{}",
+                  reason_phrase(503), new_request_id(), cap_retry_after,
+                  cors_fields({}), body.size(), body);
   state_->refused = true;
   asio::write(state_->socket, asio::buffer(answer), ec);
   return false;
@@ -414,9 +449,11 @@ void continue_socket::state::received(const char* data, size_t size) {
     auto answer = fmt::format("HTTP/1.1 {} {}\r\n"
                               "Content-Type: application/json\r\n"
                               "X-Request-Id: {}\r\n"
+                              "{}"
                               "Content-Length: {}\r\n"
                               "Connection: close\r\n\r\n{}",
-                              status, reason_phrase(status), id, body.size(),
+                              status, reason_phrase(status), id,
+                              cors_fields(tracker.origin()), body.size(),
                               tracker.head() ? std::string_view{}
                                              : std::string_view{body});
     // Logged and counted before it is written, as every other answer is.

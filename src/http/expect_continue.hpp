@@ -26,6 +26,10 @@
 // uri_too_long, 431
 // headers_too_large — with the same limits and the same comparisons as
 // RESTinio's parser callbacks, so nothing RESTinio accepts is refused.
+// With CORS on (http.cors-origins) these answers carry the CORS fields the
+// server's own answers do, for the request's Origin when the refusal came
+// after it was read (a 413 does, the header block being whole): a page on
+// a listed origin reads the 413 instead of a network error.
 //
 // The socket is also where a connection starts (RESTinio calls
 // prepare_connection_and_start_read on it before its first read): a
@@ -47,6 +51,7 @@
 #include <restinio/asio_include.hpp>
 #include <restinio/tls_fwd.hpp>
 
+#include "common/cors.hpp"
 #include "http/connection_limit.hpp"
 
 namespace resized::http {
@@ -107,6 +112,10 @@ public:
   size_t target_bytes() const { return url_bytes_; }
   /// When the current request's first byte was read.
   std::chrono::steady_clock::time_point started() const { return started_; }
+  /// The current request's Origin field, once read whole ("" if none, or
+  /// if longer than max_origin_bytes: no such origin is ever allowed).
+  const std::string& origin() const { return origin_; }
+  static constexpr size_t max_origin_bytes = 512;
   /// Target bytes kept for the access log (its path is clipped there too).
   static constexpr size_t kept_target_bytes = 200;
 
@@ -124,6 +133,8 @@ private:
   // The header being read, cut at 32 bytes: only "Expect: 100-continue"
   // matters, and both may arrive split over several reads.
   std::string field_, value_;
+  // The Origin field's value as it arrives, then whole.
+  std::string origin_value_, origin_;
   bool in_value_ = false;
   bool expects_continue_ = false;
   bool due_ = false;
@@ -154,6 +165,8 @@ public:
   /// limit the 413's message names (`stated_body_limit`).
   static void set_limits(const request_limits& limits,
                          uint64_t stated_body_limit);
+  /// http.cors-origins, for the CORS fields of the answers written here.
+  static void set_cors(const cors_policy& policy);
   /// The per-client connection cap every connection made from now on
   /// asks (null: none), and the Retry-After seconds of its 503.
   static void set_connection_limit(std::shared_ptr<connection_limit> limit,

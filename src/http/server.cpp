@@ -1003,6 +1003,7 @@ void server::start() {
   auto limit = std::make_shared<connection_limit>(h.max_connections_per_client,
                                                   h.trusted_proxies);
   continue_socket::set_connection_limit(limit, h.retry_after);
+  continue_socket::set_cors(h.cors);
   auto settings = restinio::server_settings_t<traits>{}
                       .address(h.address)
                       .port(h.port)

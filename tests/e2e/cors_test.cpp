@@ -4,7 +4,10 @@
 // real browser enforcing the rules.
 #include <boost/test/unit_test.hpp>
 
+#include <sys/socket.h>
+
 #include "support/fixtures.hpp"
+#include "support/loopback.hpp"
 
 using namespace resized::test;
 
@@ -158,6 +161,43 @@ BOOST_AUTO_TEST_CASE(a_preflight_needs_no_key_and_a_401_is_readable) {
       {"Origin: " + app, "Authorization: Bearer cors-test-key-0123456789"});
   BOOST_TEST(ok.status == 202, ok.body);
   BOOST_TEST(ok.header("access-control-allow-origin") == app);
+}
+
+// An upload over twice limits.max-body-bytes is refused at its header
+// block by the socket, before RESTinio reads it: a page of a listed origin
+// still reads that 413 (and others do not get permission).
+BOOST_AUTO_TEST_CASE(a_413_before_the_body_is_read_is_readable) {
+  auto over_limit = [](const std::string& origin) {
+    socket_guard sock{connect_loopback(srv().port())};
+    BOOST_TEST_REQUIRE(sock.fd >= 0);
+    std::string error;
+    BOOST_TEST_REQUIRE(send_all(sock.fd,
+                                "POST /api/v1/resize HTTP/1.1\r\n"
+                                "Host: t\r\nOrigin: " +
+                                    origin +
+                                    "\r\nContent-Type: image/jpeg\r\n"
+                                    "Content-Length: 1000000000000\r\n\r\n",
+                                error),
+                       error);
+    // The answer, then the server lingers until this side closes.
+    std::string raw;
+    char buf[4096];
+    while (raw.find("}") == std::string::npos) {
+      auto n = ::recv(sock.fd, buf, sizeof buf, 0);
+      if (n <= 0)
+        break;
+      raw.append(buf, static_cast<size_t>(n));
+    }
+    return parse_http_answer(raw);
+  };
+  auto r = over_limit(app);
+  BOOST_TEST(r.status == 413, r.body);
+  BOOST_TEST(r.body.find("payload_too_large") != std::string::npos, r.body);
+  check_readable_by(r, app);
+  auto other = over_limit("https://elsewhere.example");
+  BOOST_TEST(other.status == 413, other.body);
+  BOOST_TEST(other.header("access-control-allow-origin").empty());
+  BOOST_TEST(other.header("vary") == "Origin");
 }
 
 BOOST_AUTO_TEST_CASE(without_cors_origins_nothing_changes) {

@@ -274,4 +274,44 @@ BOOST_AUTO_TEST_CASE(a_refused_request_names_its_method_and_target) {
   BOOST_TEST(two.target() == "/second");
 }
 
+// The Origin of a refused request, for its answer's CORS fields: read whole
+// however it arrives, trimmed, per request; none when too long to be one.
+BOOST_AUTO_TEST_CASE(the_origin_of_a_refused_request_is_kept) {
+  resized::http::request_limits lim{1000};
+  auto origin_of = [&](const std::string& stream, std::vector<size_t> cuts) {
+    continue_tracker t{lim};
+    cuts.push_back(stream.size());
+    size_t from = 0;
+    for (auto cut : cuts) {
+      t.feed(stream.data() + from, cut - from);
+      from = cut;
+    }
+    BOOST_TEST(t.too_large());
+    return t.origin();
+  };
+  auto over = [](const std::string& origin_field) {
+    return "POST /api/v1/resize HTTP/1.1\r\nHost: x\r\n" + origin_field +
+           "Content-Length: 5000\r\n\r\n";
+  };
+  const std::string app = "https://a-rather-long-application-name.example.com";
+  auto stream = over("oRiGiN:  " + app + " \r\n");
+  BOOST_TEST(origin_of(stream, {}) == app);
+  for (size_t cut = 1; cut < stream.size(); cut += 7)
+    BOOST_TEST(origin_of(stream, {cut}) == app, "cut at " << cut);
+  BOOST_TEST(origin_of(over(""), {}).empty());
+  BOOST_TEST(origin_of(over("Origin: null\r\n"), {}) == "null");
+  BOOST_TEST(
+      origin_of(over("Origin: https://" + std::string(600, 'a') + "\r\n"), {})
+          .empty());
+  // A second request's origin is its own.
+  continue_tracker two{lim};
+  std::string first = "GET / HTTP/1.1\r\nOrigin: " + app + "\r\n\r\n";
+  two.feed(first.data(), first.size());
+  BOOST_TEST(two.origin() == app);
+  auto second = over("");
+  two.feed(second.data(), second.size());
+  BOOST_TEST(two.too_large());
+  BOOST_TEST(two.origin().empty());
+}
+
 BOOST_AUTO_TEST_SUITE_END()
