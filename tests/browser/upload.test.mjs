@@ -212,6 +212,35 @@ try {
           `(${JSON.stringify(listed)})`);
   check(listed.final === 'SUCCESS' && listed.bytes > 0 && listed.etag,
         'it polls the task and fetches the thumbnail and its ETag');
+  // Uploads over limits.max-body-bytes, from the listed origin: one read
+  // and refused by the handler (under twice the limit), one refused by the
+  // socket at its header block (over twice): the page reads both 413s.
+  const tooLarge = async (origin, bytes) => {
+    const other = await context.newPage();
+    try {
+      await other.goto(`${origin}/healthz`);
+      return await other.evaluate(async ([api, size]) => {
+        try {
+          const r = await fetch(`${api}/api/v1/resize`, {
+            method: 'POST',
+            headers: {'Content-Type': 'image/jpeg'},
+            body: new Uint8Array(size),
+          });
+          return {status: r.status, code: (await r.json()).error.code};
+        } catch (e) {
+          return {error: String(e)};
+        }
+      }, [baseUrl, bytes]);
+    } finally {
+      await other.close();
+    }
+  };
+  for (const bytes of [Math.floor(Number(maxBody) * 1.5), Number(maxBody) * 3]) {
+    const r = await tooLarge(`http://localhost:${apiPort}`, bytes);
+    check(r.status === 413 && r.code === 'payload_too_large',
+          `a listed origin's page reads the 413 of a ${bytes}-byte upload ` +
+            `(${JSON.stringify(r)})`);
+  }
   const unlisted = await crossOrigin(`http://unlisted.localhost:${apiPort}`);
   check(/TypeError/.test(unlisted.error || ''),
         `an origin not listed is refused by the browser ` +
