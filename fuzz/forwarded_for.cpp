@@ -1,6 +1,7 @@
 // Fuzzes who a submission counts against (common/client_identity.hpp): the
 // input is "<peer>\n<X-Forwarded-For value>", read behind a fixed set of
-// trusted proxies; and the whole input as an address and as a range.
+// trusted proxies, and the same value read as an RFC 7239 Forwarded line;
+// and the whole input as an address and as a range.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -64,6 +65,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     trusted = trusted || net.contains(*p);
   if (!trusted)
     fuzz::check(id == from_peer, "an untrusted peer's header was read");
+  // The value as a Forwarded line: a list the walk reads, whose entries
+  // hold no comma, naming an address the same way.
+  auto list = forwarded_for_list(xff);
+  auto via_forwarded = client_identity(std::nullopt, peer, list, proxies());
+  fuzz::check(parse_ip(named(via_forwarded)).has_value(),
+              "Forwarded names no address");
+  if (!trusted)
+    fuzz::check(via_forwarded == from_peer,
+                "an untrusted peer's Forwarded was read");
   // With an API key the key is the client, whatever the header says.
   fuzz::check(client_identity(size_t{0}, peer, xff, proxies()) == "key:1",
               "a key did not name the client");

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <cctype>
 #include <charconv>
 #include <cstring>
 
@@ -76,6 +77,116 @@ std::string address_identity(const ip_address& a) {
   if (a.v4())
     return "ip:" + format_ip(a);
   return "ip:" + format_ip(client_block(a)) + "/64";
+}
+
+namespace {
+
+// RFC 9110 tchar.
+bool token_char(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+         (c >= 'A' && c <= 'Z') ||
+         std::string_view{"!#$%&'*+-.^_`|~"}.find(c) != std::string_view::npos;
+}
+
+bool blank(char c) {
+  return c == ' ' || c == '\t';
+}
+
+bool equals_nocase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size())
+    return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i])))
+      return false;
+  return true;
+}
+
+} // namespace
+
+// Written here: no Debian-packaged library parses RFC 7239 (RESTinio 0.6's
+// header helpers know neither it nor quoted-string values in general).
+std::string forwarded_for_list(std::string_view line) {
+  std::string out;
+  auto add = [&](std::string_view entry) {
+    if (!out.empty())
+      out += ',';
+    out.append(entry.data(), entry.size());
+  };
+  size_t i = 0;
+  const size_t n = line.size();
+  auto skip_blanks = [&] {
+    while (i < n && blank(line[i]))
+      ++i;
+  };
+  for (;;) { // one element per turn
+    std::string node = "unknown";
+    bool empty = true; // ", ," : list elements may be empty (RFC 9110 5.6.1)
+    for (;;) {         // one pair per turn, each may be empty
+      skip_blanks();
+      if (i < n && line[i] != ';' && line[i] != ',') {
+        empty = false;
+        size_t name_at = i;
+        while (i < n && token_char(line[i]))
+          ++i;
+        auto name = line.substr(name_at, i - name_at);
+        if (name.empty() || i >= n || line[i] != '=') {
+          add("unknown");
+          return out;
+        }
+        ++i;
+        std::string value;
+        bool quoted = i < n && line[i] == '"';
+        if (quoted) {
+          ++i;
+          bool closed = false;
+          while (i < n) {
+            char c = line[i++];
+            if (c == '"') {
+              closed = true;
+              break;
+            }
+            if (c == '\\' && i < n)
+              c = line[i++];
+            value += c;
+          }
+          if (!closed) {
+            add("unknown");
+            return out;
+          }
+        } else {
+          // A token; ':' and brackets too, for an IPv6 node left unquoted.
+          size_t value_at = i;
+          while (i < n && (token_char(line[i]) || line[i] == ':' ||
+                           line[i] == '[' || line[i] == ']'))
+            ++i;
+          value.assign(line.substr(value_at, i - value_at));
+          if (value.empty()) {
+            add("unknown");
+            return out;
+          }
+        }
+        if (equals_nocase(name, "for"))
+          node = value.find(',') == std::string::npos ? value : "unknown";
+        skip_blanks();
+      }
+      if (i < n && line[i] == ';') {
+        ++i;
+        empty = false;
+        continue;
+      }
+      break;
+    }
+    if (i < n && line[i] != ',') { // junk after a pair
+      add("unknown");
+      return out;
+    }
+    if (!empty)
+      add(node);
+    if (i >= n)
+      return out;
+    ++i; // ','
+  }
 }
 
 bool in_networks(const std::vector<ip_network>& networks, const ip_address& a) {

@@ -50,6 +50,17 @@ std::string address_identity(const ip_address& a);
 /// Whether `a` is in one of `networks`.
 bool in_networks(const std::vector<ip_network>& networks, const ip_address& a);
 
+/// The nodes one `Forwarded` field line (RFC 7239) names in its `for=`
+/// parameters, in order, as an X-Forwarded-For list ("192.0.2.60,
+/// [2001:db8:cafe::17]:4711") for client_identity. An element without
+/// `for=`, or whose value is no address form ("unknown", an obfuscated
+/// "_hidden"), is "unknown" there, which stops the walk as any entry that
+/// is not an address does. A syntax error ends the list with one "unknown"
+/// in place of the rest: the line's rightmost entry is then unknown, so a
+/// client cannot hide the element a proxy appended behind a quote it left
+/// open. Field lines are parsed one by one (a quote cannot span two).
+std::string forwarded_for_list(std::string_view field_line);
+
 /// The client a request comes from, as the share counts it:
 /// - "key:<n>" when it presented the n-th configured API key (from 1; the
 ///   key itself never appears in logs or errors);

@@ -54,6 +54,10 @@ service_config::service_config() {
            "reverse proxies whose X-Forwarded-For names the client, for its "
            "share of the queue: addresses or ranges, \"10.0.0.0/8,::1\" "
            "(default: none)")
+      .add(http_forwarded_header_, "forwarded-header",
+           "the header the trusted proxies name the client in: "
+           "X-Forwarded-For or Forwarded (RFC 7239) (default "
+           "X-Forwarded-For)")
       .add(http_cors_origins_, "cors-origins",
            "web origins whose pages may call the API from a browser (CORS): "
            "\"https://app.example.com,http://localhost:3000\", or \"*\" "
@@ -494,6 +498,20 @@ std::vector<std::string> service_config::load(int argc, char** argv,
     errors.push_back("http.reply-timeout-ms must be shorter than "
                      "http.handle-timeout (RESTinio drops the socket then)");
   c.range("http.retry-after", http_retry_after_, 1, 3600, h.retry_after);
+  {
+    auto lower = http_forwarded_header_;
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](char ch) {
+      return static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    });
+    if (lower == "forwarded")
+      h.forwarded_rfc7239 = true;
+    else if (lower != "x-forwarded-for")
+      errors.push_back(fmt::format(
+          "http.forwarded-header = '{}': must be X-Forwarded-For or Forwarded "
+          "(the header the proxies in http.trusted-proxies write; the other "
+          "one is then not read, since a client could write it)",
+          http_forwarded_header_));
+  }
   for (const auto& item : split_list(http_trusted_proxies_)) {
     if (auto net = parse_network(item))
       h.trusted_proxies.push_back(*net);

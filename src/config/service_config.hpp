@@ -46,6 +46,7 @@ private:
   std::string http_public_url_;
   std::string http_trusted_proxies_;
   std::string http_cors_origins_;
+  std::string http_forwarded_header_ = "X-Forwarded-For";
   int64_t http_io_threads_ = 2;
   int64_t http_max_connections_ = 1024;
   int64_t http_max_connections_per_client_ = 128;

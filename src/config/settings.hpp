@@ -43,6 +43,9 @@ struct http_settings {
   // proxies whose X-Forwarded-For names the client (for its share of the
   // queue); empty = the connection's peer is the client.
   std::vector<ip_network> trusted_proxies;
+  // http.forwarded-header: "Forwarded" (RFC 7239) instead of
+  // X-Forwarded-For is the header the trusted proxies write.
+  bool forwarded_rfc7239 = false;
   // http.cors-origins: web origins whose pages may call the API from a
   // browser ("https://app.example.com", or "*"); empty = none (no CORS).
   cors_policy cors;

@@ -534,13 +534,21 @@ struct server::impl {
   // The client whose share of the queue a submission takes
   // (common/client_identity.hpp).
   std::string client_of(const request_ctx& ctx) const {
-    std::string forwarded; // read only when a proxy could have written it
+    // Read only when a proxy could have written it, and only the header
+    // the proxies write (http.forwarded-header): a client can write either.
+    std::string forwarded;
+    const bool rfc7239 = cfg.http.forwarded_rfc7239;
     if (!ctx.key_index && !cfg.http.trusted_proxies.empty())
       ctx.req->header().for_each_value_of(
-          "X-Forwarded-For", [&](restinio::string_view_t v) {
+          rfc7239 ? "Forwarded" : "X-Forwarded-For",
+          [&](restinio::string_view_t v) {
             if (!forwarded.empty())
               forwarded += ',';
-            forwarded.append(v.data(), v.size());
+            std::string_view line{v.data(), v.size()};
+            if (rfc7239)
+              forwarded += forwarded_for_list(line);
+            else
+              forwarded.append(line);
             return restinio::http_header_fields_t::continue_enumeration();
           });
     return client_identity(ctx.key_index,

@@ -557,4 +557,40 @@ BOOST_AUTO_TEST_CASE(a_clients_share_answers_503_client_queue_full) {
     wait_all_final(shared, {accepted_token(again)}, std::chrono::seconds{90});
 }
 
+// http.forwarded-header=Forwarded: the trusted proxy's RFC 7239 element
+// names the client, X-Forwarded-For is not read (a client could write it).
+BOOST_AUTO_TEST_CASE(forwarded_names_the_client_behind_a_trusted_proxy) {
+  resized_server node(
+      env::get().redis.port(),
+      {"--http.trusted-proxies=127.0.0.1", "--http.forwarded-header=Forwarded"},
+      "forwarded");
+  auto photo = corpus_photo(small_photo);
+  int quality = 70;
+  auto client_named = [&](const std::vector<std::string>& headers,
+                          const std::string& client) {
+    auto r =
+        http_post(node.url(fmt::format("/api/v1/resize?quality={}", quality--)),
+                  photo, "image/jpeg", headers);
+    BOOST_TEST_REQUIRE(r.status == 202, r.body);
+    auto token = accepted_token(r);
+    return wait_until(
+        [&] {
+          return lines_with(node.process().log(),
+                            {"task accepted", "token=" + token,
+                             "client=" + client + " "}) == 1u;
+        },
+        std::chrono::seconds{10});
+  };
+  BOOST_TEST(client_named({"Forwarded: for=198.51.100.7;proto=https"},
+                          "ip:198.51.100.7"));
+  BOOST_TEST(client_named({"Forwarded: for=\"[2001:db8:cafe::17]:4711\""},
+                          "ip:2001:db8:cafe::/64"));
+  // The proxy's element is the rightmost; a client's own count for nothing.
+  BOOST_TEST(client_named(
+      {"Forwarded: for=203.0.113.9", "Forwarded: for=198.51.100.8"},
+      "ip:198.51.100.8"));
+  BOOST_TEST(client_named({"X-Forwarded-For: 198.51.100.9"}, "ip:127.0.0.1"));
+  BOOST_TEST(client_named({"Forwarded: for=_hidden"}, "ip:127.0.0.1"));
+}
+
 BOOST_AUTO_TEST_SUITE_END()

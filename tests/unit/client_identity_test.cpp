@@ -122,6 +122,60 @@ BOOST_AUTO_TEST_CASE(behind_trusted_proxies_the_rightmost_untrusted_hop) {
 
 BOOST_AUTO_TEST_SUITE_END()
 
+// http.forwarded-header=Forwarded: RFC 7239's for= nodes as the list the
+// identity walks, right to left as X-Forwarded-For.
+BOOST_AUTO_TEST_SUITE(forwarded_header)
+
+BOOST_AUTO_TEST_CASE(the_rfc_examples) {
+  BOOST_TEST(forwarded_for_list("for=\"_gazonk\"") == "_gazonk");
+  BOOST_TEST(forwarded_for_list("For=\"[2001:db8:cafe::17]:4711\"") ==
+             "[2001:db8:cafe::17]:4711");
+  BOOST_TEST(forwarded_for_list("for=192.0.2.60;proto=http;by=203.0.113.43") ==
+             "192.0.2.60");
+  BOOST_TEST(forwarded_for_list("for=192.0.2.43, for=198.51.100.17") ==
+             "192.0.2.43,198.51.100.17");
+  BOOST_TEST(forwarded_for_list("for=unknown, for=192.0.2.1 ;by=x") ==
+             "unknown,192.0.2.1");
+}
+
+BOOST_AUTO_TEST_CASE(what_names_no_node_is_unknown) {
+  // No for= in an element; an escaped quote inside a quoted value; empty
+  // list elements are skipped.
+  BOOST_TEST(forwarded_for_list("proto=https;host=x") == "unknown");
+  BOOST_TEST(forwarded_for_list("for=\"1.2.3.4, 5.6.7.8\"") == "unknown");
+  BOOST_TEST(forwarded_for_list("for=\"a\\\"b\"") == "a\"b");
+  BOOST_TEST(forwarded_for_list(", ,for=192.0.2.1,,") == "192.0.2.1");
+  BOOST_TEST(forwarded_for_list("").empty());
+  // A syntax error ends the list with one unknown, however far it got.
+  BOOST_TEST(forwarded_for_list("for=192.0.2.1, for=\"198.51.100.7") ==
+             "192.0.2.1,unknown");
+  BOOST_TEST(forwarded_for_list("for=192.0.2.1, for") == "192.0.2.1,unknown");
+  BOOST_TEST(forwarded_for_list("for=192.0.2.1 junk") == "unknown");
+  BOOST_TEST(forwarded_for_list("=x") == "unknown");
+  BOOST_TEST(forwarded_for_list("for=") == "unknown");
+}
+
+BOOST_AUTO_TEST_CASE(the_client_behind_trusted_proxies) {
+  auto trusted = nets({"10.0.0.0/8"});
+  auto via = [&](std::string_view line) {
+    return client_identity(std::nullopt, "10.0.0.5", forwarded_for_list(line),
+                           trusted);
+  };
+  BOOST_TEST(via("for=198.51.100.7;proto=https") == "ip:198.51.100.7");
+  BOOST_TEST(via("for=\"[2001:db8:cafe::17]:4711\"") ==
+             "ip:2001:db8:cafe::/64");
+  // What a client wrote to the left of the proxies' elements counts for
+  // nothing; the proxies' own are walked through.
+  BOOST_TEST(via("for=203.0.113.9, for=198.51.100.7, for=10.1.1.1") ==
+             "ip:198.51.100.7");
+  // An obfuscated or unknown node stops the walk at the proxy naming it.
+  BOOST_TEST(via("for=198.51.100.7, for=_hidden") == "ip:10.0.0.5");
+  // A quote the client left open hides nothing: the line ends unknown.
+  BOOST_TEST(via("for=\"198.51.100.7, for=192.0.2.1") == "ip:10.0.0.5");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
 // http.max-connections-per-client: the bookkeeping behind the socket's
 // admission (expect_continue.hpp), without sockets.
 BOOST_AUTO_TEST_SUITE(connection_limit_rules)

@@ -277,6 +277,7 @@ BOOST_AUTO_TEST_CASE(invalid_values_name_their_key) {
   expect_rejected("--http.trusted-proxies=10.0.0.0/33", "http.trusted-proxies");
   expect_rejected("--http.max-connections-per-client=-1",
                   "http.max-connections-per-client");
+  expect_rejected("--http.forwarded-header=X-Real-IP", "http.forwarded-header");
 }
 
 BOOST_AUTO_TEST_CASE(client_shares_and_trusted_proxies) {
@@ -291,6 +292,11 @@ BOOST_AUTO_TEST_CASE(client_shares_and_trusted_proxies) {
                    "--http.max-connections-per-client=0"});
   BOOST_REQUIRE_MESSAGE(res.errors.empty(), joined(res.errors));
   BOOST_TEST(res.settings.http.max_connections_per_client == 0u); // no limit
+  BOOST_TEST(!none.settings.http.forwarded_rfc7239);
+  BOOST_TEST(load({"--http.forwarded-header=forwarded"})
+                 .settings.http.forwarded_rfc7239);
+  BOOST_TEST(!load({"--http.forwarded-header=X-Forwarded-For"})
+                  .settings.http.forwarded_rfc7239);
   BOOST_TEST(res.settings.queue.max_per_client == 16u);
   BOOST_TEST(res.settings.queue.max_bytes_per_client == 67108864u);
   BOOST_TEST(res.settings.http.trusted_proxies.size() == 3u);
