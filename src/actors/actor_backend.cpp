@@ -14,8 +14,10 @@ void actor_backend::submit(submit_request req, submit_replier reply) {
 // What the status actor's cache holds as current (a final record, a result,
 // a plain poll of a task this node runs) is answered here, on the io
 // thread: the actor may be busy in a Redis call (see lookup_cache.hpp). The
-// rest reaches the actor, and so does a long poll of an open task (the
-// actor holds it until the task ends).
+// other plain polls and image fetches are read by the lookup reader, on a
+// Redis connection of its own (lookup_reader.hpp): they hold nothing. A
+// long poll of an open task reaches the status actor, which holds it until
+// the task ends.
 //
 // Clients' lookups reach the status actor as urgent messages. It makes its
 // Redis calls one at a time, and an accept carries the whole input (tens of
@@ -35,6 +37,11 @@ void actor_backend::status(std::string token, std::chrono::milliseconds wait,
       reply(std::move(*rec));
       return;
     }
+  if (wait.count() == 0 && reader_) {
+    caf::anon_send(reader_, status_atom::value, std::move(token), int64_t{0},
+                   std::move(reply));
+    return;
+  }
   caf::anon_send<urgent>(status_, status_atom::value, std::move(token),
                          static_cast<int64_t>(wait.count()), std::move(reply));
 }
@@ -45,6 +52,11 @@ void actor_backend::image(std::string token, image_replier reply) {
       reply(std::move(*blob));
       return;
     }
+  if (reader_) {
+    caf::anon_send(reader_, image_atom::value, std::move(token),
+                   std::move(reply));
+    return;
+  }
   caf::anon_send<urgent>(status_, image_atom::value, std::move(token),
                          std::move(reply));
 }

@@ -1,7 +1,9 @@
 // The status actor's caches of task records and result images, shared with
-// the HTTP side. The status actor alone writes them (every record it writes
-// or reads from Redis that can answer for its task: a final one, or one of
-// a task this node runs; every result); clients' lookups read them straight
+// the HTTP side. The status actor writes them (every record it writes or
+// reads from Redis that can answer for its task: a final one, or one of a
+// task this node runs; every result), and so does the lookup reader, only
+// what never changes (final records and results it read from Redis,
+// lookup_reader.hpp); clients' lookups read them straight
 // from the io threads (actor_backend), so they never wait behind the
 // actor's Redis calls (an accept carries the whole input, tens of
 // milliseconds for a large photo with Redis' AOF; a hung Redis holds the
@@ -12,13 +14,15 @@
 //   it, so the entry is the record as Redis has it, or one change behind
 //   while the actor writes the next (the actor itself answers lookups
 //   before the changes queued in its mailbox, so it would not do better).
-// Anything else (long polls of open tasks, another API node's open tasks,
-// misses) still goes to the actor.
+// Anything else goes to the lookup reader (plain polls of another API node's
+// open tasks, misses, image fetches) or to the actor (long polls of open
+// tasks, which it holds).
 //
 // One mutex around both LRU maps, held only to find, insert or drop an
 // entry: no I/O, and result bytes are shared, never copied, under it.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -61,10 +65,17 @@ public:
   /// cached too, neither expired.
   std::optional<image_blob> result(const std::string& token);
 
+  /// Whether the status actor's store is on hold (a call found Redis hung;
+  /// status_actor.hpp): set and cleared by the actor; the lookup reader
+  /// then refuses at once too, instead of waiting out a timeout per read.
+  void set_store_held(bool held) { store_held_.store(held); }
+  bool store_held() const { return store_held_.load(); }
+
 private:
   std::mutex mutex_;
   lru_cache<std::string, record_entry> records_;
   lru_cache<std::string, image_entry> images_;
+  std::atomic<bool> store_held_{false};
 };
 
 } // namespace resized::actors

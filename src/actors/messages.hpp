@@ -15,6 +15,11 @@
 //   listener   → status:     (finished_atom, token)  Redis announced the
 //                            task's final record (written by any node)
 //   backend    → status:     (image_atom, token, image_replier)
+//   backend    → reader:     (status_atom, token, 0, status_replier) and
+//                            (image_atom, token, image_replier): lookups
+//                            the cache cannot answer that hold nothing,
+//                            read on the lookup reader's own connection
+//   reader     → reader:     release_atom   its store's hold is over
 //   supervisor → status:     (accept_atom, task_record, job message,
 //                            content key) → (bool, twin token): store record
 //                            + input before the 202 (durable); the twin is
@@ -138,6 +143,7 @@ using lease_atom = caf::atom_constant<caf::atom("lease")>;
 using renew_atom = caf::atom_constant<caf::atom("renew")>;
 using adopt_atom = caf::atom_constant<caf::atom("adopt")>;
 using hello_atom = caf::atom_constant<caf::atom("hello")>;
+using release_atom = caf::atom_constant<caf::atom("release")>;
 
 /// The layout of every message between nodes, as a number: the API node
 /// refuses a worker whose hello names another one (protocol_mismatch),

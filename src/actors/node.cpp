@@ -11,6 +11,7 @@
 #include "actors/agent.hpp"
 #include "actors/cluster_link.hpp"
 #include "actors/lease_actor.hpp"
+#include "actors/lookup_reader.hpp"
 #include "actors/status_actor.hpp"
 #include "actors/supervisor.hpp"
 
@@ -56,6 +57,11 @@ start_node(caf::actor_system& sys, const config::service_settings& cfg,
   // Each long poll holds one connection: there cannot be more.
   scfg.max_waiters = cfg.http.max_connections;
   node.status = sys.spawn<caf::detached>(status_actor, scfg);
+  reader_config rcfg;
+  rcfg.redis = cfg.redis.store;
+  rcfg.result_ttl = cfg.redis.result_ttl;
+  rcfg.cache = scfg.cache;
+  node.reader = sys.spawn<caf::detached>(lookup_reader, rcfg);
   supervisor_config sup;
   sup.queue_capacity = cfg.queue.capacity;
   sup.queue_max_bytes = cfg.queue.max_bytes;
@@ -83,8 +89,8 @@ start_node(caf::actor_system& sys, const config::service_settings& cfg,
   lc.supervisor = node.supervisor;
   lc.on_lost = std::move(on_lost);
   node.lease = sys.spawn<caf::detached>(lease_actor, std::move(lc));
-  node.api =
-      std::make_unique<actor_backend>(node.supervisor, node.status, scfg.cache);
+  node.api = std::make_unique<actor_backend>(node.supervisor, node.status,
+                                             scfg.cache, node.reader);
   if (cl.role == "api") {
     auto port = cl.tls.on()
                     ? caf::openssl::publish(node.supervisor, cl.port,
@@ -105,7 +111,8 @@ void stop_node(node_actors& node) {
   node.api.reset();
   for (auto& link : node.links)
     caf::anon_send_exit(link, caf::exit_reason::user_shutdown);
-  for (auto* a : {&node.supervisor, &node.status, &node.agent, &node.lease})
+  for (auto* a :
+       {&node.supervisor, &node.status, &node.reader, &node.agent, &node.lease})
     if (*a)
       caf::anon_send_exit(*a, caf::exit_reason::user_shutdown);
 }

@@ -27,6 +27,7 @@ struct node_actors {
   caf::actor agent;
   std::vector<caf::actor> links;
   caf::actor lease;             // api, standalone: owns the node name in Redis
+  caf::actor reader;            // api, standalone: Redis reads of plain lookups
   std::unique_ptr<backend> api; // for the HTTP layer (not on workers)
 };
 

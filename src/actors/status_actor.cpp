@@ -465,7 +465,10 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
   st.retry_interval = cfg.retry_interval;
   st.watch_interval = cfg.watch_interval;
   st.store = std::make_unique<store::task_store>(cfg.redis);
-  st.store->hold_after_timeouts([self] { start_probe(self); });
+  st.store->hold_after_timeouts([self] {
+    self->state.cache->set_store_held(true);
+    start_probe(self);
+  });
   self->set_down_handler([=](caf::down_msg& msg) {
     // Only a probe is monitored. One that answered is forgotten already;
     // one gone without an answer (it cannot fail, but if it did the store
@@ -610,6 +613,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         auto& st = self->state;
         st.probe = nullptr;
         st.store->release();
+        st.cache->set_store_held(false);
         if (st.store->ping() && !flush_unwritten(self))
           schedule_flush(self);
       },

@@ -6,6 +6,7 @@
 
 #include "actor_fixture.hpp"
 #include "actors/actor_backend.hpp"
+#include "actors/lookup_reader.hpp"
 #include "actors/status_actor.hpp"
 #include "support/redis_server.hpp"
 
@@ -721,6 +722,68 @@ BOOST_AUTO_TEST_CASE(drain_answers_held_long_polls) {
   BOOST_REQUIRE(later.has_value());
   BOOST_TEST(((*later)->status == task_status::pending));
   caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
+}
+
+// Plain polls and image fetches the cache cannot answer (another API node's
+// open task, its result, an unknown token) hold nothing: the lookup reader
+// reads them on its own connection, so they are answered while the status
+// actor waits in a write (here: Redis' writes paused, its reads not).
+BOOST_AUTO_TEST_CASE(plain_lookups_are_read_while_the_actor_writes) {
+  auto cfg = config();
+  cfg.redis.command_timeout = 5s; // the write waits the pause out
+  cfg.cache = std::make_shared<lookup_cache>(100, 1 << 20);
+  auto st = start(cfg);
+  auto other_cfg = config();
+  other_cfg.node = "other-node";
+  auto other = start(other_cfg);
+  auto elsewhere = make_record(task_status::in_progress);
+  caf::anon_send(other, update_atom::value, elsewhere);
+  auto done = make_record(task_status::success);
+  done.width = done.height = 100;
+  done.etag = "e2";
+  caf::anon_send(other, result_atom::value, done, std::string("img2"),
+                 std::string{});
+  BOOST_REQUIRE(lookup(other, elsewhere.token).ok());
+  BOOST_REQUIRE(lookup(other, done.token).ok());
+  reader_config rcfg;
+  rcfg.redis = cfg.redis;
+  rcfg.result_ttl = cfg.result_ttl;
+  rcfg.cache = cfg.cache;
+  auto reader = sys.spawn<caf::detached>(lookup_reader, rcfg);
+  actor_backend backend{caf::actor{}, st, cfg.cache, reader};
+  BOOST_REQUIRE(redis.command("CLIENT PAUSE 3000 WRITE").find("OK") !=
+                std::string::npos);
+  caf::anon_send(st, update_atom::value, make_record(task_status::in_progress));
+  // The actor's own lookups come after that write.
+  test::answer<outcome<task_record>> behind;
+  caf::anon_send(st, status_atom::value, test::random_uuid(), int64_t{0},
+                 behind.make());
+  test::answer<outcome<task_record>> plain, missing;
+  test::answer<outcome<image_blob>> img;
+  backend.status(elsewhere.token, 0ms, plain.make());
+  backend.image(done.token, img.make());
+  backend.status(test::random_uuid(), 0ms, missing.make());
+  auto rec = plain.wait(1500ms);
+  BOOST_REQUIRE(rec.has_value());
+  BOOST_REQUIRE(rec->ok());
+  BOOST_TEST((rec->value().status == task_status::in_progress));
+  auto blob = img.wait(1500ms);
+  BOOST_REQUIRE(blob.has_value());
+  BOOST_REQUIRE(blob->ok());
+  BOOST_TEST(*blob->value().bytes == "img2");
+  BOOST_TEST(blob->value().etag == "e2");
+  auto none = missing.wait(1500ms);
+  BOOST_REQUIRE(none.has_value());
+  BOOST_TEST((!none->ok() && none->error().code == error_code::unknown_token));
+  // All while the actor was still in its write.
+  BOOST_TEST(!behind.wait(0ms).has_value());
+  BOOST_TEST(behind.wait(10s).has_value());
+  // What the reader read that never changes is cached: a SUCCESS and its
+  // image, not the open task.
+  BOOST_TEST(cfg.cache->result(done.token).has_value());
+  BOOST_TEST(!cfg.cache->current_record(elsewhere.token).has_value());
+  for (auto* a : {&reader, &other, &st})
+    caf::anon_send_exit(*a, caf::exit_reason::user_shutdown);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
