@@ -1,5 +1,6 @@
 #include "actors/lookup_reader.hpp"
 
+#include "actors/lookup_answers.hpp"
 #include "actors/messages.hpp"
 #include "common/metrics.hpp"
 
@@ -11,16 +12,6 @@ int64_t expiry(const reader_state& st) {
   return now_ms() + st.ttl.count() * 1000;
 }
 
-failure unavailable() {
-  return failure{error_code::store_unavailable,
-                 "the task store is unavailable, try again later"};
-}
-
-failure unknown(const std::string& token) {
-  return failure{error_code::unknown_token,
-                 "no task " + token + " (unknown or expired)"};
-}
-
 // `token`'s record: the cache's, else Redis' (cached when final); nullopt
 // when unknown.
 outcome<std::optional<task_record>> read_record(reader_actor_type* self,
@@ -29,7 +20,7 @@ outcome<std::optional<task_record>> read_record(reader_actor_type* self,
   if (auto hit = st.cache->record(token); hit && hit->expires_at_ms > now_ms())
     return std::optional<task_record>{hit->record};
   if (st.cache->store_held())
-    return unavailable();
+    return store_unavailable();
   auto res = st.store->get_record(token);
   if (!res) {
     metrics::redis_error();
@@ -38,6 +29,22 @@ outcome<std::optional<task_record>> read_record(reader_actor_type* self,
   if (res.value() && is_final(res.value()->status))
     st.cache->put_record(token, {*res.value(), expiry(st)});
   return std::move(res).value();
+}
+
+// `token`'s result image: the cache's, else Redis' (then cached); nullopt
+// when it is gone.
+outcome<image_found> read_image(reader_actor_type* self,
+                                const std::string& token) {
+  auto& st = self->state;
+  if (st.cache->store_held()) {
+    if (auto hit = st.cache->image(token); hit && hit->expires_at_ms > now_ms())
+      return image_found{hit->bytes};
+    return store_unavailable();
+  }
+  auto img = cached_or_stored_image(*st.store, *st.cache, token, expiry(st));
+  if (!img)
+    metrics::redis_error();
+  return img;
 }
 
 } // namespace
@@ -55,51 +62,12 @@ caf::behavior lookup_reader(reader_actor_type* self, reader_config cfg) {
   return {
       [=](status_atom, const std::string& token, int64_t,
           status_replier& reply) {
-        auto res = read_record(self, token);
-        if (!res)
-          reply(unavailable());
-        else if (!res.value())
-          reply(unknown(token));
-        else
-          reply(std::move(*res.value()));
+        answer_lookup(token, read_record(self, token), reply);
       },
       [=](image_atom, const std::string& token, image_replier& reply) {
-        auto& st = self->state;
-        auto rec = read_record(self, token);
-        if (!rec) {
-          reply(unavailable());
-          return;
-        }
-        if (!rec.value() || rec.value()->status != task_status::success) {
-          reply(failure{error_code::unknown_token,
-                        "no image for " + token +
-                            " (unknown, expired or not finished)"});
-          return;
-        }
-        std::shared_ptr<const std::string> bytes;
-        if (auto hit = st.cache->image(token);
-            hit && hit->expires_at_ms > now_ms()) {
-          bytes = hit->bytes;
-        } else if (st.cache->store_held()) {
-          reply(unavailable());
-          return;
-        } else {
-          auto img = st.store->get_image(token);
-          if (!img) {
-            metrics::redis_error();
-            reply(unavailable());
-            return;
-          }
-          if (!img.value()) {
-            reply(failure{error_code::unknown_token,
-                          "no image for " + token + " (expired)"});
-            return;
-          }
-          bytes = std::make_shared<const std::string>(std::move(*img.value()));
-          st.cache->put_image(token, {bytes, expiry(st)});
-        }
-        const auto& record = *rec.value();
-        reply(image_blob{std::move(bytes), record.options.format, record.etag});
+        answer_image(
+            token, read_record(self, token),
+            [&] { return read_image(self, token); }, reply);
       },
       [=](release_atom) { self->state.store->release(); },
   };

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "actors/lookup_answers.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 
@@ -266,43 +267,13 @@ outcome<std::optional<task_record>> find_record(status_actor_type* self,
 
 // A result image from the cache, else Redis (then cached); nullopt when it
 // is gone.
-outcome<std::optional<std::shared_ptr<const std::string>>>
-find_image(status_actor_type* self, const std::string& token) {
-  using result = std::optional<std::shared_ptr<const std::string>>;
+outcome<image_found> find_image(status_actor_type* self,
+                                const std::string& token) {
   auto& st = self->state;
-  if (auto hit = st.cache->image(token); hit && !expired(hit->expires_at_ms))
-    return result{hit->bytes};
-  auto img = st.store->get_image(token);
-  if (!img) {
+  auto img = cached_or_stored_image(*st.store, *st.cache, token, expiry(st));
+  if (!img)
     count_redis_error(self);
-    return std::move(img).error();
-  }
-  if (!img.value())
-    return result{};
-  auto bytes = std::make_shared<const std::string>(std::move(*img.value()));
-  st.cache->put_image(token, {bytes, expiry(st)});
-  return result{std::move(bytes)};
-}
-
-// What a client is told when Redis failed: that the store is away and to
-// retry. The cause (host, port, errno text) is for the log, where the
-// connection writes it when Redis goes away (`redis connection lost`).
-failure unavailable() {
-  return failure{error_code::store_unavailable,
-                 "the task store is unavailable, try again later"};
-}
-
-// Answers a status lookup: the record, unknown_token, or that Redis failed.
-void answer_lookup(const std::string& token,
-                   outcome<std::optional<task_record>> found,
-                   const status_replier& reply) {
-  if (!found)
-    reply(unavailable());
-  else if (!found.value())
-    reply(failure{error_code::unknown_token,
-                  "no task " + token + " (unknown or expired)"});
-  else
-    reply(std::move(*found.value()));
+  return img;
 }
 
 // -- long polls ---------------------------------------------------------------
@@ -724,31 +695,9 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
           answer_waiters_from_redis(self, token, "announcement");
       },
       [=](image_atom, const std::string& token, image_replier& reply) {
-        auto rec = find_record(self, token);
-        if (!rec) {
-          reply(unavailable());
-          return;
-        }
-        if (!rec.value() || rec.value()->status != task_status::success) {
-          reply(failure{error_code::unknown_token,
-                        "no image for " + token +
-                            " (unknown, expired or not "
-                            "finished)"});
-          return;
-        }
-        auto img = find_image(self, token);
-        if (!img) {
-          reply(unavailable());
-          return;
-        }
-        if (!img.value()) {
-          reply(failure{error_code::unknown_token,
-                        "no image for " + token + " (expired)"});
-          return;
-        }
-        const auto& record = *rec.value();
-        reply(image_blob{std::move(*img.value()), record.options.format,
-                         record.etag});
+        answer_image(
+            token, find_record(self, token),
+            [&] { return find_image(self, token); }, reply);
       },
   };
 }
