@@ -169,6 +169,12 @@ std::optional<int> jpeg_exif_orientation(const void* data, size_t size) {
     }
     if (marker == 0xDA || marker == 0xD9)
       return 0; // no EXIF before the image data
+    // A stuffed zero (FF 00) libjpeg skips as garbage, looking for the next
+    // marker; TEM, RSTn and SOI have no length. Where a segment starts
+    // after them is libjpeg's to say (the fuzzer found FF 00 read here as a
+    // segment whose length hid the EXIF libvips then read).
+    if (marker == 0x00 || marker == 0x01 || (marker >= 0xD0 && marker <= 0xD8))
+      return std::nullopt;
     size_t length = (size_t{p[pos + 2]} << 8) | p[pos + 3];
     if (length < 2 || length > size - pos - 2)
       return std::nullopt;

@@ -1169,6 +1169,12 @@ BOOST_AUTO_TEST_CASE(jpeg_exif_orientation_is_certain_for_integer_tags) {
   BOOST_TEST(orientation(std::string{"\xFF\xD8\xFF\xDA\x00\x08", 6}) == 0);
   BOOST_TEST(orientation(rotated_jpeg()) == 6); // written by libvips
   BOOST_TEST(orientation("garbage") == -1);
+  // A stuffed FF 00 before the EXIF, which libjpeg skips as garbage: not
+  // read as a segment whose "length" (here 38) would jump over the APP1 to
+  // the scan and call the orientation certainly 0 (libvips reads 6).
+  auto skipped = jpeg_with(app1(3, 1, {6, 0, 0, 0}));
+  skipped.insert(2, std::string{"\xFF\x00\x00\x26", 4});
+  BOOST_TEST(orientation(skipped) == -1);
 }
 
 BOOST_AUTO_TEST_CASE(exif_orientation_from_app1) {
