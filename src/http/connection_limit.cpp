@@ -3,8 +3,11 @@
 namespace resized::http {
 
 connection_limit::connection_limit(size_t per_client,
-                                   std::vector<ip_network> exempt)
-    : per_client_(per_client), exempt_(std::move(exempt)) {}
+                                   std::vector<ip_network> exempt,
+                                   std::function<void(size_t)> on_count)
+    : per_client_(per_client),
+      exempt_(std::move(exempt)),
+      on_count_(std::move(on_count)) {}
 
 connection_limit::key connection_limit::key_of(const ip_address& a) {
   auto block = client_block(a);
@@ -25,6 +28,8 @@ bool connection_limit::admit(uint64_t id, const ip_address& peer) {
     it = held_.emplace(k, 0).first;
   ++it->second;
   open_.emplace(id, std::move(k));
+  if (on_count_)
+    on_count_(open_.size());
   return true;
 }
 
@@ -37,6 +42,8 @@ void connection_limit::closed(uint64_t id) {
   open_.erase(at);
   if (it != held_.end() && --it->second == 0)
     held_.erase(it);
+  if (on_count_)
+    on_count_(open_.size());
 }
 
 size_t connection_limit::open_total() const {

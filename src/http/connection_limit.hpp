@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -29,7 +30,10 @@ namespace resized::http {
 class connection_limit {
 public:
   /// per_client 0: no limit (connections are counted all the same).
-  connection_limit(size_t per_client, std::vector<ip_network> exempt);
+  /// `on_count` is told the connections counted after each change, under
+  /// the lock, so that what it records (a gauge) ends on the last count.
+  connection_limit(size_t per_client, std::vector<ip_network> exempt,
+                   std::function<void(size_t)> on_count = {});
 
   /// Connection `id` from `peer` is starting: true when it may go on (its
   /// client holds fewer than per_client, or `peer` is exempt), and then it
@@ -52,6 +56,7 @@ private:
 
   const size_t per_client_;
   const std::vector<ip_network> exempt_;
+  const std::function<void(size_t)> on_count_;
   mutable std::mutex mutex_;
   std::unordered_map<key, size_t> held_;   // client -> connections
   std::unordered_map<uint64_t, key> open_; // connection id -> its client

@@ -372,10 +372,8 @@ bool continue_socket::admit(uint64_t id) {
   if (ec)
     return true; // gone already: RESTinio's first read finds out
   auto peer = to_ip_address(peer_endpoint.address());
-  if (connection_cap->admit(id, peer)) {
-    metrics::http_connections(connection_cap->open_total());
+  if (connection_cap->admit(id, peer))
     return true;
-  }
   metrics::http_connection_refused();
   auto client = address_identity(peer);
   auto limit = connection_cap->per_client();

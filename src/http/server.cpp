@@ -127,7 +127,6 @@ public:
     if (!restinio::get_if<restinio::connection_state::closed_t>(&cause))
       return;
     limit_->closed(n.connection_id());
-    metrics::http_connections(limit_->open_total());
   }
 
 private:
@@ -1008,8 +1007,9 @@ void server::start() {
       request_limits{impl_->raw_body_limit, h.max_url_bytes, 1024,
                      h.max_header_bytes, h.max_header_count},
       impl_->cfg.max_body_bytes);
-  auto limit = std::make_shared<connection_limit>(h.max_connections_per_client,
-                                                  h.trusted_proxies);
+  auto limit = std::make_shared<connection_limit>(
+      h.max_connections_per_client, h.trusted_proxies,
+      [](size_t open) { metrics::http_connections(open); });
   continue_socket::set_connection_limit(limit, h.retry_after);
   continue_socket::set_cors(h.cors);
   auto settings = restinio::server_settings_t<traits>{}

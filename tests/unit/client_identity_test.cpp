@@ -239,6 +239,17 @@ BOOST_AUTO_TEST_CASE(trusted_proxies_are_counted_never_refused) {
   BOOST_TEST(!limit.admit(13, ip("192.0.2.1")));
 }
 
+BOOST_AUTO_TEST_CASE(each_change_reports_the_count) {
+  std::vector<size_t> counts;
+  http::connection_limit limit{1, {}, [&](size_t n) { counts.push_back(n); }};
+  BOOST_TEST(limit.admit(1, ip("192.0.2.1")));
+  BOOST_TEST(!limit.admit(2, ip("192.0.2.1"))); // refused: no change
+  BOOST_TEST(limit.admit(3, ip("192.0.2.2")));
+  limit.closed(2); // never counted: no change
+  limit.closed(1);
+  BOOST_TEST(counts == (std::vector<size_t>{1, 2, 1}));
+}
+
 BOOST_AUTO_TEST_CASE(zero_is_no_limit) {
   http::connection_limit limit{0, {}};
   for (uint64_t id = 1; id <= 1000; ++id)
