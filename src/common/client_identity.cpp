@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 
-#include <cctype>
 #include <charconv>
 #include <cstring>
 
@@ -90,16 +89,6 @@ bool token_char(char c) {
 
 bool blank(char c) {
   return c == ' ' || c == '\t';
-}
-
-bool equals_nocase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size())
-    return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
-  return true;
 }
 
 } // namespace

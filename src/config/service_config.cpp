@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "common/log.hpp"
+#include "common/text.hpp"
 #include "config/ini_check.hpp"
 #include "config/tls_check.hpp"
 
@@ -498,20 +499,14 @@ std::vector<std::string> service_config::load(int argc, char** argv,
     errors.push_back("http.reply-timeout-ms must be shorter than "
                      "http.handle-timeout (RESTinio drops the socket then)");
   c.range("http.retry-after", http_retry_after_, 1, 3600, h.retry_after);
-  {
-    auto lower = http_forwarded_header_;
-    std::transform(lower.begin(), lower.end(), lower.begin(), [](char ch) {
-      return static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    });
-    if (lower == "forwarded")
-      h.forwarded_rfc7239 = true;
-    else if (lower != "x-forwarded-for")
-      errors.push_back(fmt::format(
-          "http.forwarded-header = '{}': must be X-Forwarded-For or Forwarded "
-          "(the header the proxies in http.trusted-proxies write; the other "
-          "one is then not read, since a client could write it)",
-          http_forwarded_header_));
-  }
+  if (equals_nocase(http_forwarded_header_, "forwarded"))
+    h.forwarded_rfc7239 = true;
+  else if (!equals_nocase(http_forwarded_header_, "x-forwarded-for"))
+    errors.push_back(fmt::format(
+        "http.forwarded-header = '{}': must be X-Forwarded-For or Forwarded "
+        "(the header the proxies in http.trusted-proxies write; the other "
+        "one is then not read, since a client could write it)",
+        http_forwarded_header_));
   for (const auto& item : split_list(http_trusted_proxies_)) {
     if (auto net = parse_network(item))
       h.trusted_proxies.push_back(*net);

@@ -1,6 +1,6 @@
 #include "http/auth.hpp"
 
-#include <cctype>
+#include "common/text.hpp"
 
 namespace resized::http {
 
@@ -21,20 +21,15 @@ presented_key(std::optional<std::string_view> authorization,
   if (authorization) {
     auto v = *authorization;
     constexpr std::string_view scheme = "bearer ";
-    if (v.size() > scheme.size()) {
-      bool match = true;
-      for (size_t i = 0; i < scheme.size(); ++i)
-        match = match &&
-                std::tolower(static_cast<unsigned char>(v[i])) == scheme[i];
-      if (match) {
-        v.remove_prefix(scheme.size());
-        while (!v.empty() && v.front() == ' ')
-          v.remove_prefix(1);
-        while (!v.empty() && v.back() == ' ')
-          v.remove_suffix(1);
-        if (!v.empty())
-          return v;
-      }
+    if (v.size() > scheme.size() &&
+        equals_nocase(v.substr(0, scheme.size()), scheme)) {
+      v.remove_prefix(scheme.size());
+      while (!v.empty() && v.front() == ' ')
+        v.remove_prefix(1);
+      while (!v.empty() && v.back() == ' ')
+        v.remove_suffix(1);
+      if (!v.empty())
+        return v;
     }
   }
   if (x_api_key && !x_api_key->empty())

@@ -4,12 +4,12 @@
 #include <array>
 #include <atomic>
 #include <climits>
-#include <strings.h> // strncasecmp
 
 #include <fmt/format.h>
 
 #include "common/log.hpp"
 #include "common/metrics.hpp"
+#include "common/text.hpp"
 #include "http/responses.hpp"
 
 namespace resized::http {
@@ -25,18 +25,6 @@ continue_tracker& self(http_parser* p) {
 void append_capped(std::string& s, const char* at, size_t n) {
   if (s.size() < kept_bytes)
     s.append(at, std::min(n, kept_bytes - s.size() + 1)); // +1: "too long"
-}
-
-bool equals_nocase(const std::string& s, const char* word) {
-  size_t n = std::char_traits<char>::length(word);
-  return s.size() == n && strncasecmp(s.data(), word, n) == 0;
-}
-
-std::string trimmed(const std::string& s) {
-  auto b = s.find_first_not_of(" \t");
-  if (b == std::string::npos)
-    return {};
-  return s.substr(b, s.find_last_not_of(" \t") - b + 1);
 }
 
 // Set once before the server accepts connections (set_limits), read by each
@@ -234,11 +222,12 @@ int continue_tracker::on_header_value(http_parser* p, const char* at,
 
 void continue_tracker::header_done() {
   if (equals_nocase(field_, "expect") &&
-      equals_nocase(trimmed(value_), "100-continue"))
+      equals_nocase(trim_blanks(value_), "100-continue"))
     expects_continue_ = true;
   if (equals_nocase(field_, "origin"))
-    origin_ = origin_value_.size() <= max_origin_bytes ? trimmed(origin_value_)
-                                                       : std::string{};
+    origin_ = origin_value_.size() <= max_origin_bytes
+                  ? std::string{trim_blanks(origin_value_)}
+                  : std::string{};
 }
 
 int continue_tracker::on_headers_complete(http_parser* p) {
