@@ -50,6 +50,24 @@ std::string cors_fields(const std::string& origin) {
   return out;
 }
 
+// An answer the socket writes itself, before RESTinio reads the request,
+// and then closes the connection: `status` with the JSON `body`, and
+// `fields` (each ending in CRLF) after X-Request-Id. For a HEAD request the
+// same status and fields, Content-Length the size of the body GET would
+// get, no body (RFC 9110 §9.3.2), as respond() answers HEAD.
+std::string refusal_answer(int status, const std::string& id,
+                           const std::string& fields, const std::string& body,
+                           bool head) {
+  return fmt::format("HTTP/1.1 {} {}\r\n"
+                     "Content-Type: application/json\r\n"
+                     "X-Request-Id: {}\r\n"
+                     "{}"
+                     "Content-Length: {}\r\n"
+                     "Connection: close\r\n\r\n{}",
+                     status, reason_phrase(status), id, fields, body.size(),
+                     head ? std::string_view{} : std::string_view{body});
+}
+
 // Likewise (set_connection_limit).
 std::shared_ptr<connection_limit> connection_cap;
 int cap_retry_after = 2;
@@ -380,17 +398,10 @@ bool continue_socket::admit(uint64_t id) {
                           "one client may (http.max-connections-per-client); "
                           "reuse one (keep-alive) or retry later",
                           client, limit)};
-  auto body = error_body(why);
-  auto answer =
-      fmt::format("HTTP/1.1 503 {}\r\n"
-                  "Content-Type: application/json\r\n"
-                  "X-Request-Id: {}\r\n"
-                  "Retry-After: {}\r\n"
-                  "{}"
-                  "Content-Length: {}\r\n"
-                  "Connection: close\r\n\r\n{}",
-                  reason_phrase(503), new_request_id(), cap_retry_after,
-                  cors_fields({}), body.size(), body);
+  auto answer = refusal_answer(
+      http_status(why.code), new_request_id(),
+      fmt::format("Retry-After: {}\r\n{}", cap_retry_after, cors_fields({})),
+      error_body(why), false);
   state_->refused = true;
   asio::write(state_->socket, asio::buffer(answer), ec);
   return false;
@@ -431,18 +442,8 @@ void continue_socket::state::received(const char* data, size_t size) {
     auto status = http_status(why.code);
     auto body = error_body(why);
     auto id = new_request_id();
-    // HEAD: the same status and fields, Content-Length the size of the body
-    // GET would get, no body (RFC 9110 §9.3.2), as respond() answers HEAD.
-    auto answer = fmt::format("HTTP/1.1 {} {}\r\n"
-                              "Content-Type: application/json\r\n"
-                              "X-Request-Id: {}\r\n"
-                              "{}"
-                              "Content-Length: {}\r\n"
-                              "Connection: close\r\n\r\n{}",
-                              status, reason_phrase(status), id,
-                              cors_fields(tracker.origin()), body.size(),
-                              tracker.head() ? std::string_view{}
-                                             : std::string_view{body});
+    auto answer = refusal_answer(status, id, cors_fields(tracker.origin()),
+                                 body, tracker.head());
     // Logged and counted before it is written, as every other answer is.
     log_refusal(tracker, id, status, tracker.head() ? 0 : body.size(),
                 why.code);
