@@ -30,8 +30,8 @@ inline outcome<image_found> cached_or_stored_image(store::task_store& store,
                                                    lookup_cache& cache,
                                                    const std::string& token,
                                                    int64_t expires_at_ms) {
-  if (auto hit = cache.image(token); hit && hit->expires_at_ms > now_ms())
-    return image_found{hit->bytes};
+  if (auto bytes = cache.live_image(token))
+    return image_found{std::move(bytes)};
   auto img = store.get_image(token);
   if (!img)
     return std::move(img).error();

@@ -63,6 +63,15 @@ lookup_cache::current_record(const std::string& token) {
   return hit->record;
 }
 
+std::shared_ptr<const std::string>
+lookup_cache::live_image(const std::string& token) {
+  std::lock_guard<std::mutex> lock{mutex_};
+  auto* hit = images_.get(token);
+  if (hit == nullptr || !live(hit->expires_at_ms))
+    return nullptr;
+  return hit->bytes;
+}
+
 std::optional<image_blob> lookup_cache::result(const std::string& token) {
   std::lock_guard<std::mutex> lock{mutex_};
   auto* rec = records_.get(token);

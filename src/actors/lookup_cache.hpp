@@ -64,6 +64,8 @@ public:
   /// `token`'s result if its record is cached as SUCCESS and the image is
   /// cached too, neither expired.
   std::optional<image_blob> result(const std::string& token);
+  /// `token`'s result image bytes if cached and not expired; null if not.
+  std::shared_ptr<const std::string> live_image(const std::string& token);
 
   /// Whether the status actor's store is on hold (a call found Redis hung;
   /// status_actor.hpp): set and cleared by the actor; the lookup reader

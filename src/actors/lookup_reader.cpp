@@ -17,8 +17,8 @@ int64_t expiry(const reader_state& st) {
 outcome<std::optional<task_record>> read_record(reader_actor_type* self,
                                                 const std::string& token) {
   auto& st = self->state;
-  if (auto hit = st.cache->record(token); hit && hit->expires_at_ms > now_ms())
-    return std::optional<task_record>{hit->record};
+  if (auto rec = st.cache->current_record(token))
+    return rec;
   if (st.cache->store_held())
     return store_unavailable();
   auto res = st.store->get_record(token);
@@ -37,8 +37,8 @@ outcome<image_found> read_image(reader_actor_type* self,
                                 const std::string& token) {
   auto& st = self->state;
   if (st.cache->store_held()) {
-    if (auto hit = st.cache->image(token); hit && hit->expires_at_ms > now_ms())
-      return image_found{hit->bytes};
+    if (auto bytes = st.cache->live_image(token))
+      return image_found{std::move(bytes)};
     return store_unavailable();
   }
   auto img = cached_or_stored_image(*st.store, *st.cache, token, expiry(st));
