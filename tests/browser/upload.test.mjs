@@ -177,35 +177,38 @@ try {
   // (loopback too, in Chromium) it is one not listed.
   const apiPort = new URL(baseUrl).port;
   const b64 = jpeg.toString('base64');
-  const crossOrigin = async (origin) => {
+  // Runs `script(arg)` in a page of `origin` (a fresh tab on its /healthz).
+  const onPageOf = async (origin, script, arg) => {
     const other = await context.newPage();
     try {
       await other.goto(`${origin}/healthz`);
-      return await other.evaluate(async ([api, imageData]) => {
-        try {
-          const post = await fetch(`${api}/api/v1/resize`, {
-            method: 'POST',
-            headers: {'Content-Type': 'application/json'},
-            body: JSON.stringify({imageData, width: 32, height: 24}),
-          });
-          const token = (await post.json()).token;
-          const location = post.headers.get('Location');
-          let rec = {};
-          for (let i = 0; i < 100 && !/SUCCESS|FAILURE/.test(rec.status); i++)
-            rec = await (await fetch(`${api}/api/v1/resize/${token}?wait=5`))
-              .json();
-          const img = await fetch(`${api}${rec.resized_image_url}`);
-          const blob = await img.blob();
-          return {status: post.status, location, final: rec.status,
-                  etag: img.headers.get('ETag'), bytes: blob.size};
-        } catch (e) {
-          return {error: String(e)};
-        }
-      }, [baseUrl, b64]);
+      return await other.evaluate(script, arg);
     } finally {
       await other.close();
     }
   };
+  const crossOrigin = (origin) =>
+    onPageOf(origin, async ([api, imageData]) => {
+      try {
+        const post = await fetch(`${api}/api/v1/resize`, {
+          method: 'POST',
+          headers: {'Content-Type': 'application/json'},
+          body: JSON.stringify({imageData, width: 32, height: 24}),
+        });
+        const token = (await post.json()).token;
+        const location = post.headers.get('Location');
+        let rec = {};
+        for (let i = 0; i < 100 && !/SUCCESS|FAILURE/.test(rec.status); i++)
+          rec = await (await fetch(`${api}/api/v1/resize/${token}?wait=5`))
+            .json();
+        const img = await fetch(`${api}${rec.resized_image_url}`);
+        const blob = await img.blob();
+        return {status: post.status, location, final: rec.status,
+                etag: img.headers.get('ETag'), bytes: blob.size};
+      } catch (e) {
+        return {error: String(e)};
+      }
+    }, [baseUrl, b64]);
   const listed = await crossOrigin(`http://localhost:${apiPort}`);
   check(listed.status === 202 && /^\/api\/v1\/resize\//.test(listed.location),
         `a listed origin's page submits and reads the 202 and its Location ` +
@@ -215,26 +218,19 @@ try {
   // Uploads over limits.max-body-bytes, from the listed origin: one read
   // and refused by the handler (under twice the limit), one refused by the
   // socket at its header block (over twice): the page reads both 413s.
-  const tooLarge = async (origin, bytes) => {
-    const other = await context.newPage();
-    try {
-      await other.goto(`${origin}/healthz`);
-      return await other.evaluate(async ([api, size]) => {
-        try {
-          const r = await fetch(`${api}/api/v1/resize`, {
-            method: 'POST',
-            headers: {'Content-Type': 'image/jpeg'},
-            body: new Uint8Array(size),
-          });
-          return {status: r.status, code: (await r.json()).error.code};
-        } catch (e) {
-          return {error: String(e)};
-        }
-      }, [baseUrl, bytes]);
-    } finally {
-      await other.close();
-    }
-  };
+  const tooLarge = (origin, bytes) =>
+    onPageOf(origin, async ([api, size]) => {
+      try {
+        const r = await fetch(`${api}/api/v1/resize`, {
+          method: 'POST',
+          headers: {'Content-Type': 'image/jpeg'},
+          body: new Uint8Array(size),
+        });
+        return {status: r.status, code: (await r.json()).error.code};
+      } catch (e) {
+        return {error: String(e)};
+      }
+    }, [baseUrl, bytes]);
   for (const bytes of [Math.floor(Number(maxBody) * 1.5), Number(maxBody) * 3]) {
     const r = await tooLarge(`http://localhost:${apiPort}`, bytes);
     check(r.status === 413 && r.code === 'payload_too_large',
