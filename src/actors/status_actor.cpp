@@ -152,8 +152,8 @@ bool cache_answers(const status_state& st, const task_record& rec) {
 // drops what the cache held for its token: the cache holds only records
 // that can answer, which the io threads rely on (lookup_cache.hpp). It
 // stays so: a token leaves open_here only with its final record, which
-// comes through here too. Called after record_written for a record this
-// actor wrote, so open_here is up to date.
+// comes through here too. For a record this actor wrote, record_written
+// calls it once open_here is up to date.
 void cache_record(status_state& st, task_record rec, int64_t expires_at_ms) {
   auto token = rec.token;
   if (!cache_answers(st, rec)) {
@@ -294,15 +294,22 @@ void answer_waiters(status_actor_type* self, const task_record& rec,
   metrics::long_polls_held(st.waiter_count);
 }
 
-// Keeps the bookkeeping of tasks this node runs and wakes their waiters
-// once a record is final. Called after every record this actor writes.
-void record_written(status_actor_type* self, const task_record& rec) {
+// Keeps the bookkeeping of tasks this node runs, caches `rec` until
+// `expires_at_ms` (cache_record) and wakes its waiters once it is final.
+// Called after every record this actor writes. The cache is updated first:
+// a client told SUCCESS fetches the image at once, and the io thread
+// (lookup_cache::result) or the lookup reader answers that from the cache,
+// which must not still hold the open record then.
+void record_written(status_actor_type* self, task_record rec,
+                    int64_t expires_at_ms) {
   auto& st = self->state;
   if (!is_final(rec.status)) {
     st.open_here.insert(rec.token);
+    cache_record(st, std::move(rec), expires_at_ms);
     return;
   }
   st.open_here.erase(rec.token);
+  cache_record(st, rec, expires_at_ms);
   answer_waiters(self, rec, "result");
 }
 
@@ -490,8 +497,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
           return {false, {}};
         }
         note_writes_back(self);
-        record_written(self, rec);
-        cache_record(st, std::move(rec), expiry(st));
+        record_written(self, std::move(rec), expiry(st));
         return {true, std::move(res).value()};
       },
       [=](recover_atom) -> caf::result<std::vector<store::pending_task>> {
@@ -511,8 +517,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
           note_store_error(self, "put_record", rec.token, res.error());
         else
           note_writes_back(self);
-        record_written(self, rec);
-        cache_record(st, std::move(rec), expires);
+        record_written(self, std::move(rec), expires);
       },
       [=](result_atom, task_record& rec, std::string& bytes,
           const std::string& content) {
@@ -527,8 +532,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
             note_unstored(rec, image->size(), res.error());
             auto failed = unstored(std::move(rec), image->size());
             put_final(self, failed);
-            record_written(self, failed);
-            cache_record(st, std::move(failed), expires);
+            record_written(self, std::move(failed), expires);
             return;
           }
           keep_for_retry(self,
@@ -539,8 +543,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         }
         auto token = rec.token;
         st.cache->put_image(token, {image, expires});
-        record_written(self, rec);
-        cache_record(st, std::move(rec), expires);
+        record_written(self, std::move(rec), expires);
       },
       [=](clone_atom, const std::string& original, task_record& rec,
           const std::string& content) -> bool {
@@ -564,8 +567,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         }
         auto expires = expiry(st);
         st.cache->put_image(rec.token, {bytes, expires});
-        record_written(self, rec);
-        cache_record(st, std::move(rec), expires);
+        record_written(self, std::move(rec), expires);
         return true;
       },
       [=](watch_atom) {

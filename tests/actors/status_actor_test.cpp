@@ -576,6 +576,44 @@ BOOST_AUTO_TEST_CASE(a_long_poll_is_answered_when_its_task_finishes) {
   caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
 }
 
+// A client told SUCCESS fetches the image at once, and the io thread
+// (lookup_cache::result) or the lookup reader answers that from the shared
+// cache: it must hold the final record and the image by the time the long
+// poll is answered, not the open record (found by the benchmark: one image
+// fetch in twenty answered 404 "not finished" once the reader existed).
+BOOST_AUTO_TEST_CASE(
+    a_finished_tasks_image_is_cached_before_its_poll_is_answered) {
+  auto cfg = config();
+  cfg.cache = std::make_shared<lookup_cache>(100, 1 << 20);
+  auto st = start(cfg);
+  auto rec = make_record();
+  caf::anon_send(st, update_atom::value, rec);
+  BOOST_REQUIRE(lookup(st, rec.token).ok());
+  test::answer<outcome<bool>> cached_at_answer;
+  auto seen = cached_at_answer.make();
+  auto cache = cfg.cache;
+  auto token = rec.token;
+  // Runs where the actor answers, before it handles anything else.
+  status_replier poll{
+      [cache, token, seen](outcome<task_record> got) {
+        seen(got.ok() && cache->result(token).has_value());
+      },
+      outcome<task_record>{failure{error_code::internal_error, "dropped"}}};
+  caf::anon_send(st, status_atom::value, rec.token, int64_t{30000},
+                 std::move(poll));
+  BOOST_REQUIRE(lookup(st, rec.token).ok()); // the poll is held
+  rec.status = task_status::success;
+  rec.width = rec.height = 100;
+  rec.etag = "e1";
+  caf::anon_send(st, result_atom::value, rec, std::string("img"),
+                 std::string{});
+  auto got = cached_at_answer.wait(10s);
+  BOOST_REQUIRE(got.has_value());
+  BOOST_REQUIRE(got->ok());
+  BOOST_TEST(got->value());
+  caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
+}
+
 BOOST_AUTO_TEST_CASE(a_long_poll_answers_the_current_record_at_its_deadline) {
   auto st = start(config());
   auto rec = make_record();
