@@ -14,6 +14,9 @@
 #                [--aof] (one more JSON and raw-bytes run per round with
 #                resized's Redis writing an AOF, appendfsync everysec, as
 #                scripts/run and docker-compose run it)
+#                [--service-bin=PATH] [--tools-dir=DIR] (a resized binary and
+#                the bench tools built elsewhere: nothing is built; scripts/test
+#                runs a short benchmark so on its own build)
 #
 # 1. Builds resized (Release, build-bench/service, tests off) and the bench
 #    tools (build-bench/tools: raw_pipeline, loadgen, make_variants).
@@ -59,6 +62,8 @@ orig_dir=$(cd "$root/../shared/peers/original-stack" 2>/dev/null && pwd || true)
 with_original=0 profile=0 curve=1 build=1 write_results=1 throughput=1 variants=0
 aof=0 redis_aof=0
 poll_args=(--wait-s=10)
+bin=$root/build-bench/service/resized
+tools=$root/build-bench/tools
 passes=3 concurrency=8 pool=2 io_threads=2 curve_count=80 rounds=2 tune=""
 lg_extra=()
 for arg in "$@"; do
@@ -70,6 +75,8 @@ for arg in "$@"; do
     --plain-poll) poll_args=() ;;
     --aof) aof=1 ;;
     --no-build) build=0 ;;
+    --service-bin=*) bin=$(realpath "${arg#*=}"); build=0 ;;
+    --tools-dir=*) tools=$(realpath "${arg#*=}"); build=0 ;;
     --corpus=*) corpus=$(cd "${arg#*=}" && pwd) ;;
     --variants) variants=1 ;;
     --no-results) write_results=0 ;;
@@ -85,8 +92,8 @@ for arg in "$@"; do
   esac
 done
 
-bin=$root/build-bench/service/resized
-tools=$root/build-bench/tools
+build_shown="Release"
+[[ $bin == "$root/build-bench/service/resized" ]] || build_shown="binary $bin"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 out=$root/build-bench/runs/$stamp
 mkdir -p "$out"; : >>"$out/results.txt"
@@ -533,7 +540,7 @@ if ((write_results)); then
     echo "## Run $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo
     echo "- machine: $machine"
-    echo "- resized $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$root" diff --quiet -- src 2>/dev/null || echo ' + uncommitted src changes'), Release; pool-size $pool, io-threads $io_threads, vips-concurrency 1; private redis-server, persistence off$( ((aof)) && echo ' (AOF everysec in the _aof runs)')"
+    echo "- resized $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$root" diff --quiet -- src 2>/dev/null || echo ' + uncommitted src changes'), $build_shown; pool-size $pool, io-threads $io_threads, vips-concurrency 1; private redis-server, persistence off$( ((aof)) && echo ' (AOF everysec in the _aof runs)')"
     echo "- corpus: $corpus_shown, $nfiles photos ($(du -sh "$corpus" | cut -f1)), $passes passes = $count submissions, concurrency $concurrency, 100x100 fill JPEG, quality 85/84/83 by pass"
     echo "- command: \`bench/run.sh $(printf "%q " "$@")\` (artefacts: build-bench/runs/$stamp/)"
     echo
