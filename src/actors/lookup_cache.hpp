@@ -14,9 +14,10 @@
 //   it, so the entry is the record as Redis has it, or one change behind
 //   while the actor writes the next (the actor itself answers lookups
 //   before the changes queued in its mailbox, so it would not do better).
-// Anything else goes to the lookup reader (plain polls of another API node's
-// open tasks, misses, image fetches) or to the actor (long polls of open
-// tasks, which it holds).
+// Anything else goes to the lookup reader (another API node's tasks,
+// misses, image fetches; it hands long polls of tasks still open on to the
+// actor) or to the actor (long polls of this node's open tasks, which it
+// holds).
 //
 // One mutex around both LRU maps, held only to find, insert or drop an
 // entry: no I/O, and result bytes are shared, never copied, under it.

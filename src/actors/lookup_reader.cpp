@@ -1,5 +1,7 @@
 #include "actors/lookup_reader.hpp"
 
+#include <caf/send.hpp>
+
 #include "actors/lookup_answers.hpp"
 #include "actors/messages.hpp"
 #include "common/metrics.hpp"
@@ -54,15 +56,26 @@ caf::behavior lookup_reader(reader_actor_type* self, reader_config cfg) {
   st.cache = cfg.cache;
   st.ttl = cfg.result_ttl;
   st.retry_interval = cfg.retry_interval;
+  st.status = cfg.status;
   // Quiet: the status actor's store logs Redis going away and coming back.
   st.store = std::make_unique<store::task_store>(cfg.redis, true);
   st.store->hold_after_timeouts([self] {
     self->delayed_send(self, self->state.retry_interval, release_atom::value);
   });
   return {
-      [=](status_atom, const std::string& token, int64_t,
+      [=](status_atom, std::string& token, int64_t wait_ms,
           status_replier& reply) {
-        answer_lookup(token, read_record(self, token), reply);
+        auto rec = read_record(self, token);
+        auto& status = self->state.status;
+        if (wait_ms > 0 && status && rec && rec.value() &&
+            !is_final(rec.value()->status)) {
+          // Open: the status actor holds the poll until the task ends.
+          caf::anon_send<lookup_priority>(status, status_atom::value,
+                                          std::move(token), wait_ms,
+                                          std::move(reply));
+          return;
+        }
+        answer_lookup(token, std::move(rec), reply);
       },
       [=](image_atom, const std::string& token, image_replier& reply) {
         answer_image(

@@ -1,12 +1,14 @@
 // The lookup reader: one per API node beside the status actor, spawned
 // detached because it reads Redis blocking, on a connection of its own.
-// Clients' lookups the cache cannot answer and that hold nothing (a plain
-// poll: another API node's open task, a record evicted from the cache, an
-// unknown token; an image fetch) are read here instead of by the status
-// actor, which makes every write one call at a time on its connection: an
-// accept carries the whole input (tens of milliseconds for a large photo
-// with Redis' AOF), and those lookups waited behind it. Long polls still go
-// to the status actor, which holds them until their task ends.
+// Clients' lookups the cache cannot answer (another API node's task, a
+// record evicted from the cache, an unknown token; an image fetch) are read
+// here instead of by the status actor, which makes every write one call at
+// a time on its connection: an accept carries the whole input (tens of
+// milliseconds for a large photo with Redis' AOF), and those lookups waited
+// behind it. A long poll is read here first too: a final or unknown task is
+// answered at once, and only an open one goes on to the status actor, which
+// holds it until its task ends (and reads the record again, so a task that
+// ended in between is answered at once there).
 //
 // What it reads that can answer later lookups it caches in the status
 // actor's lookup_cache: a final record, a result image. Both never change,
@@ -16,8 +18,8 @@
 //
 // Messages (see messages.hpp):
 //   (status_atom, token, wait_ms, status_replier)
-//                         cache → Redis → unknown_token; wait_ms is not
-//                         held (the backend sends only plain polls here)
+//                         cache → Redis → unknown_token; with wait_ms > 0
+//                         a task still open is handed to the status actor
 //   (image_atom, token, image_replier)
 //                         cache → Redis → unknown_token
 //   release_atom          the store's hold is over: try Redis again
@@ -33,6 +35,7 @@
 #include <chrono>
 #include <memory>
 
+#include <caf/actor.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
 
@@ -46,6 +49,7 @@ struct reader_config {
   std::chrono::seconds result_ttl{86400}; // how long it caches what it reads
   std::shared_ptr<lookup_cache> cache;    // the status actor's
   std::chrono::milliseconds retry_interval{1000};
+  caf::actor status; // holds the long polls of open tasks
 };
 
 struct reader_state {
@@ -53,6 +57,7 @@ struct reader_state {
   std::shared_ptr<lookup_cache> cache;
   std::chrono::seconds ttl{86400};
   std::chrono::milliseconds retry_interval{1000};
+  caf::actor status;
   static inline const char* name = "lookup-reader";
 };
 

@@ -104,6 +104,7 @@
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
 #include <caf/error.hpp>
+#include <caf/message_priority.hpp>
 #include <caf/meta/type_name.hpp>
 
 #include "common/service.hpp"
@@ -112,6 +113,16 @@
 #include "store/task_store.hpp"
 
 namespace resized::actors {
+
+/// The priority of clients' lookups sent to the status actor: it makes its
+/// Redis calls one at a time, and an accept carries the whole input (tens of
+/// milliseconds for a large photo, more when Redis writes an AOF), so
+/// lookups it could answer from its cache would otherwise wait behind every
+/// accept and write queued before them. CAF's mailbox takes urgent messages
+/// first in each round (twice the quantum of normal ones, so the writes are
+/// never starved). Lookups only read: their order against the writes does
+/// not matter (a client's 202 is sent after its accept was stored).
+constexpr auto lookup_priority = caf::message_priority::high;
 
 using submit_atom = caf::atom_constant<caf::atom("submit")>;
 using status_atom = caf::atom_constant<caf::atom("status")>;

@@ -61,6 +61,7 @@ start_node(caf::actor_system& sys, const config::service_settings& cfg,
   rcfg.redis = cfg.redis.store;
   rcfg.result_ttl = cfg.redis.result_ttl;
   rcfg.cache = scfg.cache;
+  rcfg.status = node.status;
   node.reader = sys.spawn<caf::detached>(lookup_reader, rcfg);
   supervisor_config sup;
   sup.queue_capacity = cfg.queue.capacity;

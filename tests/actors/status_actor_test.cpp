@@ -763,10 +763,13 @@ BOOST_AUTO_TEST_CASE(drain_answers_held_long_polls) {
 }
 
 // Plain polls and image fetches the cache cannot answer (another API node's
-// open task, its result, an unknown token) hold nothing: the lookup reader
-// reads them on its own connection, so they are answered while the status
-// actor waits in a write (here: Redis' writes paused, its reads not).
-BOOST_AUTO_TEST_CASE(plain_lookups_are_read_while_the_actor_writes) {
+// open task, its result, an unknown token) hold nothing, nor does a long
+// poll of a final or unknown task: the lookup reader reads them on its own
+// connection, so they are answered while the status actor waits in a write
+// (here: Redis' writes paused, its reads not). A long poll of an open task
+// goes on to the actor, which holds it.
+BOOST_AUTO_TEST_CASE(
+    lookups_that_hold_nothing_are_read_while_the_actor_writes) {
   auto cfg = config();
   cfg.redis.command_timeout = 5s; // the write waits the pause out
   cfg.cache = std::make_shared<lookup_cache>(100, 1 << 20);
@@ -781,12 +784,17 @@ BOOST_AUTO_TEST_CASE(plain_lookups_are_read_while_the_actor_writes) {
   done.etag = "e2";
   caf::anon_send(other, result_atom::value, done, std::string("img2"),
                  std::string{});
+  auto finished = make_record(task_status::failure);
+  finished.error_code = "corrupt_image";
+  caf::anon_send(other, update_atom::value, finished);
   BOOST_REQUIRE(lookup(other, elsewhere.token).ok());
   BOOST_REQUIRE(lookup(other, done.token).ok());
+  BOOST_REQUIRE(lookup(other, finished.token).ok());
   reader_config rcfg;
   rcfg.redis = cfg.redis;
   rcfg.result_ttl = cfg.result_ttl;
   rcfg.cache = cfg.cache;
+  rcfg.status = st;
   auto reader = sys.spawn<caf::detached>(lookup_reader, rcfg);
   actor_backend backend{caf::actor{}, st, cfg.cache, reader};
   BOOST_REQUIRE(redis.command("CLIENT PAUSE 3000 WRITE").find("OK") !=
@@ -796,11 +804,15 @@ BOOST_AUTO_TEST_CASE(plain_lookups_are_read_while_the_actor_writes) {
   test::answer<outcome<task_record>> behind;
   caf::anon_send(st, status_atom::value, test::random_uuid(), int64_t{0},
                  behind.make());
-  test::answer<outcome<task_record>> plain, missing;
+  test::answer<outcome<task_record>> plain, missing, final_wait, missing_wait,
+      open_wait;
   test::answer<outcome<image_blob>> img;
   backend.status(elsewhere.token, 0ms, plain.make());
   backend.image(done.token, img.make());
   backend.status(test::random_uuid(), 0ms, missing.make());
+  backend.status(finished.token, 20s, final_wait.make());
+  backend.status(test::random_uuid(), 20s, missing_wait.make());
+  backend.status(elsewhere.token, 1s, open_wait.make());
   auto rec = plain.wait(1500ms);
   BOOST_REQUIRE(rec.has_value());
   BOOST_REQUIRE(rec->ok());
@@ -813,9 +825,23 @@ BOOST_AUTO_TEST_CASE(plain_lookups_are_read_while_the_actor_writes) {
   auto none = missing.wait(1500ms);
   BOOST_REQUIRE(none.has_value());
   BOOST_TEST((!none->ok() && none->error().code == error_code::unknown_token));
-  // All while the actor was still in its write.
+  auto ended = final_wait.wait(1500ms);
+  BOOST_REQUIRE(ended.has_value());
+  BOOST_REQUIRE(ended->ok());
+  BOOST_TEST((ended->value().status == task_status::failure));
+  auto none_waited = missing_wait.wait(1500ms);
+  BOOST_REQUIRE(none_waited.has_value());
+  BOOST_TEST((!none_waited->ok() &&
+              none_waited->error().code == error_code::unknown_token));
+  // All while the actor was still in its write; the open task's long poll
+  // waits for it, then for its own second.
   BOOST_TEST(!behind.wait(0ms).has_value());
+  BOOST_TEST(!open_wait.wait(0ms).has_value());
   BOOST_TEST(behind.wait(10s).has_value());
+  auto still_open = open_wait.wait(10s);
+  BOOST_REQUIRE(still_open.has_value());
+  BOOST_REQUIRE(still_open->ok());
+  BOOST_TEST((still_open->value().status == task_status::in_progress));
   // What the reader read that never changes is cached: a SUCCESS and its
   // image, not the open task.
   BOOST_TEST(cfg.cache->result(done.token).has_value());
