@@ -163,6 +163,13 @@ void cache_record(status_state& st, task_record rec, int64_t expires_at_ms) {
   st.cache->put_record(token, {std::move(rec), expires_at_ms});
 }
 
+// Counts a task whose final record Redis has taken, by its status
+// (resized_tasks_total): a result Redis refused counts as the FAILURE that
+// took its place, and a write kept through an outage once it is made.
+void count_final(const task_record& rec) {
+  metrics::task_final(to_string(rec.status));
+}
+
 // Makes the kept writes in order, stopping at the first that fails again
 // (Redis is still away). True when none is left.
 bool flush_unwritten(status_actor_type* self) {
@@ -189,6 +196,8 @@ bool flush_unwritten(status_actor_type* self) {
                {{"op", op_name(w.what)},
                 {"token", w.record.token},
                 {"left", st.unwritten.size() - 1}});
+    if (w.what != unwritten_write::kind::forget)
+      count_final(w.record); // kept writes are final records and results
     ++st.failing.made;
     st.unwritten.pop_front();
     if (st.unwritten.empty())
@@ -223,14 +232,16 @@ void keep_for_retry(status_actor_type* self, unwritten_write w,
 
 // Writes the final record `rec`, kept for a retry if Redis did not take it
 // (a later change would supersede it: made in order).
-void put_final(status_actor_type* self, const task_record& rec) {
+bool put_final(status_actor_type* self, const task_record& rec) {
   auto& st = self->state;
-  if (auto res = st.store->put_record(rec, st.ttl, st.node); !res)
+  if (auto res = st.store->put_record(rec, st.ttl, st.node); !res) {
     keep_for_retry(self,
                    {unwritten_write::kind::record, rec, nullptr, std::string{}},
                    res.error());
-  else
-    note_writes_back(self);
+    return false;
+  }
+  note_writes_back(self);
+  return true;
 }
 
 // Caches `rec`, just read from Redis, if it can answer later lookups;
@@ -295,19 +306,22 @@ void answer_waiters(status_actor_type* self, const task_record& rec,
 }
 
 // Keeps the bookkeeping of tasks this node runs, caches `rec` until
-// `expires_at_ms` (cache_record) and wakes its waiters once it is final.
-// Called after every record this actor writes. The cache is updated first:
-// a client told SUCCESS fetches the image at once, and the io thread
-// (lookup_cache::result) or the lookup reader answers that from the cache,
-// which must not still hold the open record then.
+// `expires_at_ms` (cache_record) and wakes its waiters once it is final;
+// a final record Redis took (`stored`; else it is kept and counted once
+// made) is counted. Called after every record this actor writes. The cache
+// is updated first: a client told SUCCESS fetches the image at once, and
+// the io thread (lookup_cache::result) or the lookup reader answers that
+// from the cache, which must not still hold the open record then.
 void record_written(status_actor_type* self, task_record rec,
-                    int64_t expires_at_ms) {
+                    int64_t expires_at_ms, bool stored = true) {
   auto& st = self->state;
   if (!is_final(rec.status)) {
     st.open_here.insert(rec.token);
     cache_record(st, std::move(rec), expires_at_ms);
     return;
   }
+  if (stored)
+    count_final(rec);
   st.open_here.erase(rec.token);
   cache_record(st, rec, expires_at_ms);
   answer_waiters(self, rec, "result");
@@ -511,19 +525,21 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
       [=](update_atom, task_record& rec) {
         auto& st = self->state;
         auto expires = expiry(st);
+        bool stored = true;
         if (is_final(rec.status))
-          put_final(self, rec);
+          stored = put_final(self, rec);
         else if (auto res = st.store->put_record(rec, st.ttl, st.node); !res)
           note_store_error(self, "put_record", rec.token, res.error());
         else
           note_writes_back(self);
-        record_written(self, std::move(rec), expires);
+        record_written(self, std::move(rec), expires, stored);
       },
       [=](result_atom, task_record& rec, std::string& bytes,
           const std::string& content) {
         auto& st = self->state;
         auto expires = expiry(st);
         auto image = std::make_shared<const std::string>(std::move(bytes));
+        bool stored = true;
         if (auto res =
                 st.store->put_result(rec, *image, st.ttl, st.node, content);
             !res) {
@@ -531,19 +547,20 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
             count_redis_error(self);
             note_unstored(rec, image->size(), res.error());
             auto failed = unstored(std::move(rec), image->size());
-            put_final(self, failed);
-            record_written(self, std::move(failed), expires);
+            bool stored = put_final(self, failed);
+            record_written(self, std::move(failed), expires, stored);
             return;
           }
           keep_for_retry(self,
                          {unwritten_write::kind::result, rec, image, content},
                          res.error());
+          stored = false;
         } else {
           note_writes_back(self);
         }
         auto token = rec.token;
         st.cache->put_image(token, {image, expires});
-        record_written(self, std::move(rec), expires);
+        record_written(self, std::move(rec), expires, stored);
       },
       [=](clone_atom, const std::string& original, task_record& rec,
           const std::string& content) -> bool {

@@ -57,7 +57,7 @@ void count_reused(self_ptr self, uint64_t input_bytes) {
   auto& st = self->state;
   ++st.reused;
   ++st.succeeded;
-  metrics::task_finished("SUCCESS", -1, -1, -1, -1, 0, input_bytes, 0);
+  metrics::task_finished(-1, -1, -1, -1, 0, input_bytes, 0);
 }
 
 // -- clients' shares of the queue ---------------------------------------------
@@ -150,7 +150,7 @@ void fail(self_ptr self, task_record rec, failure err) {
     return from > 0 && to >= from ? (to - from) / 1e3 : -1.0;
   };
   metrics::task_finished(
-      "FAILURE", seconds(rec.submitted_at_ms, rec.started_at_ms), -1, -1, -1,
+      seconds(rec.submitted_at_ms, rec.started_at_ms), -1, -1, -1,
       seconds(rec.submitted_at_ms, rec.finished_at_ms), rec.input_bytes, 0);
   log::info("task finished",
             {{"token", rec.token},
@@ -269,8 +269,7 @@ void on_done(self_ptr self, const std::string& token, uint32_t attempt,
   rec.etag = std::move(done.etag);
   rec.finished_at_ms = now_ms();
   ++st.succeeded;
-  metrics::task_finished("SUCCESS",
-                         (rec.started_at_ms - rec.submitted_at_ms) / 1e3,
+  metrics::task_finished((rec.started_at_ms - rec.submitted_at_ms) / 1e3,
                          done.decode_s, done.resize_s, done.encode_s,
                          (rec.finished_at_ms - rec.submitted_at_ms) / 1e3,
                          rec.input_bytes, rec.output_bytes);
@@ -300,7 +299,7 @@ void on_done(self_ptr self, const std::string& token, uint32_t attempt,
       w.started_at_ms = std::max(rec.started_at_ms, w.submitted_at_ms);
       w.finished_at_ms = rec.finished_at_ms;
       ++st.succeeded;
-      metrics::task_finished("SUCCESS", -1, -1, -1, -1,
+      metrics::task_finished(-1, -1, -1, -1,
                              (w.finished_at_ms - w.submitted_at_ms) / 1e3,
                              w.input_bytes, w.output_bytes);
       log::info("task finished (result shared)", {{"token", w.token},

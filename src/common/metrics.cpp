@@ -384,7 +384,10 @@ struct service_metrics {
                                    "answer, by route template.",
                                    {"route"}, latency_buckets())),
         tasks(r.counters("resized_tasks_total",
-                         "Tasks that reached a final state, by status.",
+                         "Tasks whose final record the task store (Redis) "
+                         "took, by status: a result Redis refused counts as "
+                         "its FAILURE result_not_stored, a write kept "
+                         "through a Redis outage once it is made.",
                          {"status"})),
         tasks_success(tasks.with({"SUCCESS"})),
         tasks_failure(tasks.with({"FAILURE"})),
@@ -425,9 +428,7 @@ struct service_metrics {
         results_refused(r.counters("resized_results_refused_total",
                                    "Results Redis refused to store for lack "
                                    "of memory (maxmemory): their tasks ended "
-                                   "FAILURE result_not_stored (counted as "
-                                   "SUCCESS in resized_tasks_total: the "
-                                   "resize itself succeeded).")
+                                   "FAILURE result_not_stored.")
                             .unlabelled()),
         dc_scans(r.counters("resized_jpeg_dc_scans_total",
                             "Progressive JPEGs made into thumbnails from "
@@ -489,9 +490,19 @@ void task_retried() {
   service().retried.inc();
 }
 
-void task_finished(std::string_view status, double queue_s, double decode_s,
-                   double resize_s, double encode_s, double total_s,
-                   uint64_t input_bytes, uint64_t output_bytes) {
+void task_finished(double queue_s, double decode_s, double resize_s,
+                   double encode_s, double total_s, uint64_t input_bytes,
+                   uint64_t output_bytes) {
+  auto& m = service();
+  const double stages[5] = {queue_s, decode_s, resize_s, encode_s, total_s};
+  for (int i = 0; i < 5; ++i)
+    if (stages[i] >= 0)
+      m.stage[i]->observe(stages[i]);
+  m.input_bytes.inc(input_bytes);
+  m.output_bytes.inc(output_bytes);
+}
+
+void task_final(std::string_view status) {
   auto& m = service();
   if (status == "SUCCESS")
     m.tasks_success.inc();
@@ -499,12 +510,6 @@ void task_finished(std::string_view status, double queue_s, double decode_s,
     m.tasks_failure.inc();
   else
     m.tasks.with({status}).inc();
-  const double stages[5] = {queue_s, decode_s, resize_s, encode_s, total_s};
-  for (int i = 0; i < 5; ++i)
-    if (stages[i] >= 0)
-      m.stage[i]->observe(stages[i]);
-  m.input_bytes.inc(input_bytes);
-  m.output_bytes.inc(output_bytes);
 }
 
 void redis_error() {

@@ -228,14 +228,19 @@ void task_accepted(uint64_t input_bytes);
 /// resized_tasks_retried_total.
 void task_retried();
 
-/// A task reached a final state. `status` is "SUCCESS" or "FAILURE".
-/// resized_tasks_total{status}, resized_task_duration_seconds{stage} (stage
-/// = queue, decode, resize, encode, total; a negative duration means the
-/// stage was not reached and is not observed), resized_input_bytes_total,
+/// A task reached a final state (the supervisor's view, before its record
+/// is written): resized_task_duration_seconds{stage} (stage = queue,
+/// decode, resize, encode, total; a negative duration means the stage was
+/// not reached and is not observed), resized_input_bytes_total,
 /// resized_output_bytes_total.
-void task_finished(std::string_view status, double queue_s, double decode_s,
-                   double resize_s, double encode_s, double total_s,
-                   uint64_t input_bytes, uint64_t output_bytes);
+void task_finished(double queue_s, double decode_s, double resize_s,
+                   double encode_s, double total_s, uint64_t input_bytes,
+                   uint64_t output_bytes);
+
+/// A task's final record, "SUCCESS" or "FAILURE", was written (the status
+/// actor's view: a result Redis refused to store ends FAILURE
+/// result_not_stored): resized_tasks_total{status}.
+void task_final(std::string_view status);
 
 /// A Redis command or connection failed: resized_redis_errors_total.
 void redis_error();

@@ -8,6 +8,7 @@
 #include "actors/actor_backend.hpp"
 #include "actors/lookup_reader.hpp"
 #include "actors/status_actor.hpp"
+#include "common/metrics.hpp"
 #include "support/redis_server.hpp"
 
 using namespace resized;
@@ -95,6 +96,15 @@ struct status_fixture : test::actor_system_fixture {
                  status_in_redis(bad).find("FAILURE") != std::string::npos;
         },
         10s);
+  }
+
+  // resized_tasks_total{status=<status>} as this process counts it now.
+  static long tasks_total(const std::string& status) {
+    auto text = metrics::global().text();
+    auto series = "\nresized_tasks_total{status=\"" + status + "\"} ";
+    auto at = text.find(series);
+    return at == std::string::npos ? -1
+                                   : std::stol(text.substr(at + series.size()));
   }
 
   bool redis_has(const std::string& token) {
@@ -283,6 +293,7 @@ BOOST_AUTO_TEST_CASE(a_kept_result_redis_refuses_becomes_a_failure) {
   auto st = start(cfg);
   auto big = make_record(task_status::success);
   auto bad = make_record(task_status::failure);
+  auto succeeded = tasks_total("SUCCESS"), failed = tasks_total("FAILURE");
   redis.pause();
   caf::anon_send(st, result_atom::value, big, std::string(6 << 20, 'x'),
                  std::string{});
@@ -300,6 +311,10 @@ BOOST_AUTO_TEST_CASE(a_kept_result_redis_refuses_becomes_a_failure) {
       10s));
   BOOST_TEST(field(big, "error_code").find("result_not_stored") !=
              std::string::npos);
+  // Counted once written, as what Redis took: two failures, no success.
+  BOOST_TEST(test::wait_until(
+      [&] { return tasks_total("FAILURE") == failed + 2; }, 10s));
+  BOOST_TEST(tasks_total("SUCCESS") == succeeded);
   auto cached = lookup(st, big.token);
   BOOST_TEST_REQUIRE(cached.ok());
   BOOST_TEST((cached.value().status == task_status::failure));

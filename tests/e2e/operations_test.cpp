@@ -448,6 +448,13 @@ BOOST_AUTO_TEST_CASE(a_result_redis_refuses_fails_its_task_and_nothing_else) {
   BOOST_TEST(metrics.find("\nresized_results_refused_total 1\n") !=
                  std::string::npos,
              metrics);
+  // Counted as what its record says.
+  BOOST_TEST(metrics.find("\nresized_tasks_total{status=\"FAILURE\"} 1\n") !=
+                 std::string::npos,
+             metrics);
+  BOOST_TEST(metrics.find("\nresized_tasks_total{status=\"SUCCESS\"} 0\n") !=
+                 std::string::npos,
+             metrics);
   // A submission Redis has no room for at all: 503, saying why.
   BOOST_TEST(redis.command("CONFIG SET maxmemory 1").find("OK") !=
              std::string::npos);

@@ -156,8 +156,10 @@ BOOST_AUTO_TEST_CASE(service_metrics_are_registered_before_use) {
       BOOST_TEST(text.find(name) != std::string::npos);
     }
   }
-  task_finished("SUCCESS", 0.01, 0.02, 0.03, 0.04, 0.1, 1000, 100);
-  task_finished("FAILURE", 0.01, -1, -1, -1, 0.02, 500, 0);
+  task_finished(0.01, 0.02, 0.03, 0.04, 0.1, 1000, 100);
+  task_final("SUCCESS");
+  task_finished(0.01, -1, -1, -1, 0.02, 500, 0);
+  task_final("FAILURE");
   long_polls_held(3);
   long_polls_answered("announcement", 2);
   long_polls_answered("deadline");
