@@ -9,6 +9,7 @@
 #include "actors/lookup_reader.hpp"
 #include "actors/status_actor.hpp"
 #include "common/metrics.hpp"
+#include "support/fixtures.hpp"
 #include "support/redis_server.hpp"
 
 using namespace resized;
@@ -99,12 +100,9 @@ struct status_fixture : test::actor_system_fixture {
   }
 
   // resized_tasks_total{status=<status>} as this process counts it now.
-  static long tasks_total(const std::string& status) {
-    auto text = metrics::global().text();
-    auto series = "\nresized_tasks_total{status=\"" + status + "\"} ";
-    auto at = text.find(series);
-    return at == std::string::npos ? -1
-                                   : std::stol(text.substr(at + series.size()));
+  static double tasks_total(const std::string& status) {
+    return test::metric_value(metrics::global().text(),
+                              "resized_tasks_total{status=\"" + status + "\"}");
   }
 
   bool redis_has(const std::string& token) {

@@ -925,22 +925,16 @@ BOOST_AUTO_TEST_CASE(a_leaving_worker_shows_leaving_in_the_cluster_view) {
     // capacity; a node that stays has no leaving workers.
     auto metrics = http_get(api.url("/metrics")).body;
     auto sample = [&](const std::string& node, const std::string& state) {
-      auto prefix =
-          "resized_workers{node=\"" + node + "\",state=\"" + state + "\"} ";
-      auto at = metrics.find(prefix);
-      if (at == std::string::npos)
-        return std::string{"absent"};
-      at += prefix.size();
-      return metrics.substr(at, metrics.find('\n', at) - at);
+      return metric_value(metrics, "resized_workers{node=\"" + node +
+                                       "\",state=\"" + state + "\"}");
     };
     BOOST_TEST_CONTEXT("metrics " << metrics) {
-      auto free = std::to_string(n->workers - n->busy);
-      BOOST_TEST(sample("worker-shown-leaving", "busy") == "1");
-      BOOST_TEST(sample("worker-shown-leaving", "idle") == "0");
-      BOOST_TEST(sample("worker-shown-leaving", "leaving") == free);
-      BOOST_TEST(sample("worker-shown-ready", "idle") ==
-                 std::to_string(s->workers - s->busy));
-      BOOST_TEST(sample("worker-shown-ready", "leaving") == "0");
+      BOOST_TEST(sample("worker-shown-leaving", "busy") == 1);
+      BOOST_TEST(sample("worker-shown-leaving", "idle") == 0);
+      BOOST_TEST(sample("worker-shown-leaving", "leaving") ==
+                 n->workers - n->busy);
+      BOOST_TEST(sample("worker-shown-ready", "idle") == s->workers - s->busy);
+      BOOST_TEST(sample("worker-shown-ready", "leaving") == 0);
     }
     // /readyz counts only the workers that take tasks, as POST does.
     auto ready = http_get(api.url("/readyz"));

@@ -883,15 +883,6 @@ long healthz_from(uint16_t port, const std::string& source,
   return finish_request(fd, timeout);
 }
 
-/// The value of an unlabelled metric in `/metrics`; -1 if absent.
-double metric(resized_server& node, const std::string& name) {
-  auto body = "\n" + http_get(node.url("/metrics")).body;
-  auto at = body.find("\n" + name + " ");
-  if (at == std::string::npos)
-    return -1;
-  return std::stod(body.substr(at + name.size() + 2));
-}
-
 void close_all(std::vector<int>& fds) {
   for (int fd : fds)
     ::close(fd);

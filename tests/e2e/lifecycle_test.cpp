@@ -379,12 +379,7 @@ BOOST_AUTO_TEST_CASE(a_node_past_its_grace_exits_without_waiting_for_libvips) {
                             {}, 30s);
       });
       BOOST_TEST_REQUIRE(wait_until(
-          [&] {
-            return http_get(srv.url("/metrics"))
-                       .body.find("\nresized_long_polls 1\n") !=
-                   std::string::npos;
-          },
-          10s));
+          [&] { return metric(srv, "resized_long_polls") == 1; }, 10s));
       auto t0 = std::chrono::steady_clock::now();
       srv.process().signal(SIGTERM);
       if (second_signal) {

@@ -344,6 +344,17 @@ bool is_iso8601_ms(const std::string& text) {
   return std::regex_match(text, re);
 }
 
+double metric_value(const std::string& metrics, const std::string& series) {
+  auto at = ("\n" + metrics).find("\n" + series + " ");
+  if (at == std::string::npos)
+    return -1;
+  return std::stod(metrics.substr(at + series.size() + 1));
+}
+
+double metric(const resized_server& srv, const std::string& series) {
+  return metric_value(http_get(srv.url("/metrics")).body, series);
+}
+
 std::string check_error(const http_response& res, long status,
                         const std::string& code) {
   BOOST_TEST_CONTEXT("response " << res.status << " " << res.body) {

@@ -104,6 +104,14 @@ bool is_iso8601_ms(const std::string& text);
 std::string check_error(const http_response& res, long status,
                         const std::string& code);
 
+/// The value of `series` in the Prometheus text `metrics`: a metric's name,
+/// with its labels as /metrics writes them (`name{a="x",b="y"}`); -1 when
+/// it is absent.
+double metric_value(const std::string& metrics, const std::string& series);
+
+/// The same, read from `srv`'s /metrics now.
+double metric(const resized_server& srv, const std::string& series);
+
 // -- the client journey ------------------------------------------------------
 
 /// POST /api/v1/resize as JSON: {"imageData": "<b64>"<extra_members>}.
