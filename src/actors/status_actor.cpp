@@ -547,7 +547,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
             count_redis_error(self);
             note_unstored(rec, image->size(), res.error());
             auto failed = unstored(std::move(rec), image->size());
-            bool stored = put_final(self, failed);
+            stored = put_final(self, failed);
             record_written(self, std::move(failed), expires, stored);
             return;
           }
