@@ -15,17 +15,27 @@ int64_t expiry(const reader_state& st) {
 }
 
 // `token`'s record: the cache's, else Redis' (cached when final); nullopt
-// when unknown.
+// when unknown. With `final_wanted` (an image fetch), a cached record still
+// open is read again from Redis: the client has heard that the task ended,
+// perhaps from another API node, and this node's cache may be a moment
+// behind Redis (the status actor caches a result after Redis took it).
 outcome<std::optional<task_record>> read_record(reader_actor_type* self,
-                                                const std::string& token) {
+                                                const std::string& token,
+                                                bool final_wanted = false) {
   auto& st = self->state;
-  if (auto rec = st.cache->current_record(token))
-    return rec;
-  if (st.cache->store_held())
+  auto cached = st.cache->current_record(token);
+  if (cached && (!final_wanted || is_final(cached->status)))
+    return cached;
+  if (st.cache->store_held()) {
+    if (cached)
+      return cached;
     return store_unavailable();
+  }
   auto res = st.store->get_record(token);
   if (!res) {
     metrics::redis_error();
+    if (cached) // what this node knows, rather than nothing
+      return cached;
     return std::move(res).error();
   }
   if (res.value() && is_final(res.value()->status))
@@ -79,7 +89,7 @@ caf::behavior lookup_reader(reader_actor_type* self, reader_config cfg) {
       },
       [=](image_atom, const std::string& token, image_replier& reply) {
         answer_image(
-            token, read_record(self, token),
+            token, read_record(self, token, true),
             [&] { return read_image(self, token); }, reply);
       },
       [=](release_atom) { self->state.store->release(); },

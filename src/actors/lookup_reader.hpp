@@ -12,16 +12,20 @@
 //
 // What it reads that can answer later lookups it caches in the status
 // actor's lookup_cache: a final record, a result image. Both never change,
-// so writing them from here cannot disagree with the status actor. It never
-// drops an entry (the status actor's records of its own open tasks are
-// current; a miss here proves nothing about them).
+// so writing them from here cannot disagree with the status actor (a final
+// record read from Redis may replace this node's open record of the same
+// task a moment before the status actor does). It never drops an entry
+// (the status actor's records of its own open tasks are current; a miss
+// here proves nothing about them).
 //
 // Messages (see messages.hpp):
 //   (status_atom, token, wait_ms, status_replier)
 //                         cache → Redis → unknown_token; with wait_ms > 0
 //                         a task still open is handed to the status actor
 //   (image_atom, token, image_replier)
-//                         cache → Redis → unknown_token
+//                         cache → Redis → unknown_token; a cached record
+//                         still open is read again from Redis (the client
+//                         heard the task ended, the cache may be behind)
 //   release_atom          the store's hold is over: try Redis again
 //
 // While the status actor's store is on hold (a call of its found Redis hung:

@@ -863,4 +863,45 @@ BOOST_AUTO_TEST_CASE(
     caf::anon_send_exit(*a, caf::exit_reason::user_shutdown);
 }
 
+// A client that heard its task ended (from another API node, say) fetches
+// the image here while this node's cache still holds the open record: the
+// status actor caches a result only after Redis took it. The reader reads
+// Redis again instead of answering "not finished" from the cache.
+BOOST_AUTO_TEST_CASE(an_image_fetch_reads_past_a_cached_open_record) {
+  auto cfg = config();
+  cfg.cache = std::make_shared<lookup_cache>(100, 1 << 20);
+  auto other = start(config());
+  auto rec = make_record(task_status::success);
+  rec.width = rec.height = 100;
+  rec.etag = "e3";
+  caf::anon_send(other, result_atom::value, rec, std::string("img3"),
+                 std::string{});
+  BOOST_REQUIRE(lookup(other, rec.token).ok()); // in Redis now
+  auto open = rec;
+  open.status = task_status::in_progress;
+  cfg.cache->put_record(rec.token, {open, now_ms() + 60000});
+  reader_config rcfg;
+  rcfg.redis = cfg.redis;
+  rcfg.result_ttl = cfg.result_ttl;
+  rcfg.cache = cfg.cache;
+  auto reader = sys.spawn<caf::detached>(lookup_reader, rcfg);
+  actor_backend backend{caf::actor{}, caf::actor{}, cfg.cache, reader};
+  test::answer<outcome<image_blob>> img;
+  backend.image(rec.token, img.make());
+  auto blob = img.wait();
+  BOOST_REQUIRE(blob.has_value());
+  BOOST_REQUIRE(blob->ok());
+  BOOST_TEST(*blob->value().bytes == "img3");
+  BOOST_TEST(blob->value().etag == "e3");
+  // The final record it read replaced the open one in the cache.
+  test::answer<outcome<task_record>> poll;
+  backend.status(rec.token, 0ms, poll.make());
+  auto got = poll.wait();
+  BOOST_REQUIRE(got.has_value());
+  BOOST_REQUIRE(got->ok());
+  BOOST_TEST((got->value().status == task_status::success));
+  for (auto* a : {&reader, &other})
+    caf::anon_send_exit(*a, caf::exit_reason::user_shutdown);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
