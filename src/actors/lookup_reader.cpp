@@ -11,7 +11,7 @@ namespace resized::actors {
 namespace {
 
 int64_t expiry(const reader_state& st) {
-  return now_ms() + st.ttl.count() * 1000;
+  return now_ms() + st.cfg.result_ttl.count() * 1000;
 }
 
 // `token`'s record: the cache's, else Redis' (cached when final); nullopt
@@ -23,10 +23,10 @@ outcome<std::optional<task_record>> read_record(reader_actor_type* self,
                                                 const std::string& token,
                                                 bool final_wanted = false) {
   auto& st = self->state;
-  auto cached = st.cache->current_record(token);
+  auto cached = st.cfg.cache->current_record(token);
   if (cached && (!final_wanted || is_final(cached->status)))
     return cached;
-  if (st.cache->store_held()) {
+  if (st.cfg.cache->store_held()) {
     if (cached)
       return cached;
     return store_unavailable();
@@ -39,7 +39,7 @@ outcome<std::optional<task_record>> read_record(reader_actor_type* self,
     return std::move(res).error();
   }
   if (res.value() && is_final(res.value()->status))
-    st.cache->put_record(token, {*res.value(), expiry(st)});
+    st.cfg.cache->put_record(token, {*res.value(), expiry(st)});
   return std::move(res).value();
 }
 
@@ -48,12 +48,13 @@ outcome<std::optional<task_record>> read_record(reader_actor_type* self,
 outcome<image_found> read_image(reader_actor_type* self,
                                 const std::string& token) {
   auto& st = self->state;
-  if (st.cache->store_held()) {
-    if (auto bytes = st.cache->live_image(token))
+  if (st.cfg.cache->store_held()) {
+    if (auto bytes = st.cfg.cache->live_image(token))
       return image_found{std::move(bytes)};
     return store_unavailable();
   }
-  auto img = cached_or_stored_image(*st.store, *st.cache, token, expiry(st));
+  auto img =
+      cached_or_stored_image(*st.store, *st.cfg.cache, token, expiry(st));
   if (!img)
     metrics::redis_error();
   return img;
@@ -63,20 +64,18 @@ outcome<image_found> read_image(reader_actor_type* self,
 
 caf::behavior lookup_reader(reader_actor_type* self, reader_config cfg) {
   auto& st = self->state;
-  st.cache = cfg.cache;
-  st.ttl = cfg.result_ttl;
-  st.retry_interval = cfg.retry_interval;
-  st.status = cfg.status;
+  st.cfg = cfg;
   // Quiet: the status actor's store logs Redis going away and coming back.
   st.store = std::make_unique<store::task_store>(cfg.redis, true);
   st.store->hold_after_timeouts([self] {
-    self->delayed_send(self, self->state.retry_interval, release_atom::value);
+    self->delayed_send(self, self->state.cfg.retry_interval,
+                       release_atom::value);
   });
   return {
       [=](status_atom, std::string& token, int64_t wait_ms,
           status_replier& reply) {
         auto rec = read_record(self, token);
-        auto& status = self->state.status;
+        auto& status = self->state.cfg.status;
         if (wait_ms > 0 && status && rec && rec.value() &&
             !is_final(rec.value()->status)) {
           // Open: the status actor holds the poll until the task ends.

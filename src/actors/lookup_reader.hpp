@@ -58,10 +58,7 @@ struct reader_config {
 
 struct reader_state {
   std::unique_ptr<store::task_store> store;
-  std::shared_ptr<lookup_cache> cache;
-  std::chrono::seconds ttl{86400};
-  std::chrono::milliseconds retry_interval{1000};
-  caf::actor status;
+  reader_config cfg;
   static inline const char* name = "lookup-reader";
 };
 
