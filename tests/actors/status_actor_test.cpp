@@ -105,6 +105,17 @@ struct status_fixture : test::actor_system_fixture {
                               "resized_tasks_total{status=\"" + status + "\"}");
   }
 
+  // What `ans` was answered with within `timeout`; the test stops when no
+  // answer came or it was an error.
+  template <class T>
+  static T answered(test::answer<outcome<T>>& ans,
+                    std::chrono::milliseconds timeout = 10s) {
+    auto got = ans.wait(timeout);
+    BOOST_REQUIRE(got.has_value());
+    BOOST_REQUIRE(got->ok());
+    return std::move(got->value());
+  }
+
   bool redis_has(const std::string& token) {
     return redis.command("EXISTS " + prefix + "task:" + token).find(":1") !=
            std::string::npos;
@@ -449,13 +460,11 @@ BOOST_AUTO_TEST_CASE(clients_lookups_overtake_queued_writes) {
   backend.status(rec.token, 0ms, client.make());
   test::answer<outcome<image_blob>> client_image;
   backend.image(rec.token, client_image.make());
-  auto seen = client.wait();
-  BOOST_REQUIRE(seen.has_value());
-  BOOST_REQUIRE(seen->ok());
+  auto seen = answered(client);
   // In order it would have come after every write (attempts == writes);
   // CAF's mailbox takes at most a few normal messages per round.
-  BOOST_TEST(seen->value().attempts < writes / 2,
-             "the lookup saw " << seen->value().attempts << " of " << writes
+  BOOST_TEST(seen.attempts < writes / 2,
+             "the lookup saw " << seen.attempts << " of " << writes
                                << " writes queued before it");
   auto image_seen = client_image.wait();
   BOOST_REQUIRE(image_seen.has_value());
@@ -519,15 +528,11 @@ BOOST_AUTO_TEST_CASE(current_records_are_answered_while_the_actor_waits) {
                               failure{error_code::internal_error, "none"}});
   BOOST_TEST((status_from == here));
   BOOST_TEST((image_from == here));
-  auto seen = status.wait(0ms);
-  BOOST_REQUIRE(seen.has_value());
-  BOOST_REQUIRE(seen->ok());
-  BOOST_TEST((seen->value().status == task_status::success));
-  auto blob = image.wait(0ms);
-  BOOST_REQUIRE(blob.has_value());
-  BOOST_REQUIRE(blob->ok());
-  BOOST_TEST(*blob->value().bytes == "img");
-  BOOST_TEST(blob->value().etag == "e1");
+  auto seen = answered(status, 0ms);
+  BOOST_TEST((seen.status == task_status::success));
+  auto blob = answered(image, 0ms);
+  BOOST_TEST(*blob.bytes == "img");
+  BOOST_TEST(blob.etag == "e1");
   // An open task this node runs: a plain poll is answered at once too (the
   // actor writes its every change), on this thread.
   std::thread::id open_from;
@@ -539,10 +544,8 @@ BOOST_AUTO_TEST_CASE(current_records_are_answered_while_the_actor_waits) {
                                 },
                                 failure{error_code::internal_error, "none"}});
   BOOST_TEST((open_from == here));
-  auto now = open_status.wait(0ms);
-  BOOST_REQUIRE(now.has_value());
-  BOOST_REQUIRE(now->ok());
-  BOOST_TEST((now->value().status == task_status::in_progress));
+  auto now = answered(open_status, 0ms);
+  BOOST_TEST((now.status == task_status::in_progress));
   // Its long poll is the actor's to hold: answered at its deadline, once
   // the actor is out of the Redis call.
   test::answer<outcome<task_record>> open_wait;
@@ -554,10 +557,8 @@ BOOST_AUTO_TEST_CASE(current_records_are_answered_while_the_actor_waits) {
   backend.status(elsewhere.token, 0ms, elsewhere_status.make());
   BOOST_TEST(!elsewhere_status.wait(0ms).has_value());
   BOOST_REQUIRE(held.wait().has_value());
-  auto later = open_wait.wait();
-  BOOST_REQUIRE(later.has_value());
-  BOOST_REQUIRE(later->ok());
-  BOOST_TEST((later->value().status == task_status::in_progress));
+  auto later = answered(open_wait);
+  BOOST_TEST((later.status == task_status::in_progress));
   BOOST_REQUIRE(elsewhere_status.wait().has_value());
   redis.resume();
   caf::anon_send_exit(other, caf::exit_reason::user_shutdown);
@@ -581,11 +582,9 @@ BOOST_AUTO_TEST_CASE(a_long_poll_is_answered_when_its_task_finishes) {
   caf::anon_send(st, result_atom::value, rec, std::string("img"),
                  std::string{});
   // Long before its 30 s deadline.
-  auto got = poll.wait(10s);
-  BOOST_REQUIRE(got.has_value());
-  BOOST_REQUIRE(got->ok());
-  BOOST_TEST(((*got)->status == task_status::success));
-  BOOST_TEST((*got)->width == 100);
+  auto got = answered(poll, 10s);
+  BOOST_TEST((got.status == task_status::success));
+  BOOST_TEST(got.width == 100);
   caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
 }
 
@@ -620,10 +619,8 @@ BOOST_AUTO_TEST_CASE(
   rec.etag = "e1";
   caf::anon_send(st, result_atom::value, rec, std::string("img"),
                  std::string{});
-  auto got = cached_at_answer.wait(10s);
-  BOOST_REQUIRE(got.has_value());
-  BOOST_REQUIRE(got->ok());
-  BOOST_TEST(got->value());
+  auto got = answered(cached_at_answer, 10s);
+  BOOST_TEST(got);
   caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
 }
 
@@ -632,10 +629,8 @@ BOOST_AUTO_TEST_CASE(a_long_poll_answers_the_current_record_at_its_deadline) {
   auto rec = make_record();
   caf::anon_send(st, update_atom::value, rec);
   auto poll = long_poll(st, rec.token, 200ms);
-  auto got = poll.wait(10s);
-  BOOST_REQUIRE(got.has_value());
-  BOOST_REQUIRE(got->ok());
-  BOOST_TEST(((*got)->status == task_status::pending));
+  auto got = answered(poll, 10s);
+  BOOST_TEST((got.status == task_status::pending));
   caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
 }
 
@@ -674,10 +669,8 @@ BOOST_AUTO_TEST_CASE(a_long_poll_sees_another_nodes_result_in_redis) {
   BOOST_TEST(!poll.wait(0ms).has_value());
   rec.status = task_status::success;
   caf::anon_send(a, result_atom::value, rec, std::string("img"), std::string{});
-  auto got = poll.wait(10s);
-  BOOST_REQUIRE(got.has_value());
-  BOOST_REQUIRE(got->ok());
-  BOOST_TEST(((*got)->status == task_status::success));
+  auto got = answered(poll, 10s);
+  BOOST_TEST((got.status == task_status::success));
   caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
 }
@@ -709,10 +702,8 @@ BOOST_AUTO_TEST_CASE(a_long_poll_hears_of_another_nodes_result_at_once) {
   BOOST_TEST(!poll.wait(0ms).has_value());
   rec.status = task_status::success;
   caf::anon_send(a, result_atom::value, rec, std::string("img"), std::string{});
-  auto got = poll.wait(5s);
-  BOOST_REQUIRE(got.has_value());
-  BOOST_REQUIRE(got->ok());
-  BOOST_TEST(((*got)->status == task_status::success));
+  auto got = answered(poll, 5s);
+  BOOST_TEST((got.status == task_status::success));
   // A FAILURE record is announced too.
   auto bad = make_record();
   caf::anon_send(a, update_atom::value, bad);
@@ -723,10 +714,8 @@ BOOST_AUTO_TEST_CASE(a_long_poll_hears_of_another_nodes_result_at_once) {
   bad.error_code = "corrupt_image";
   bad.error_message = "broken";
   caf::anon_send(a, update_atom::value, bad);
-  auto failed = bad_poll.wait(5s);
-  BOOST_REQUIRE(failed.has_value());
-  BOOST_REQUIRE(failed->ok());
-  BOOST_TEST(((*failed)->status == task_status::failure));
+  auto failed = answered(bad_poll, 5s);
+  BOOST_TEST((failed.status == task_status::failure));
   caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
 }
@@ -826,22 +815,16 @@ BOOST_AUTO_TEST_CASE(
   backend.status(finished.token, 20s, final_wait.make());
   backend.status(test::random_uuid(), 20s, missing_wait.make());
   backend.status(elsewhere.token, 1s, open_wait.make());
-  auto rec = plain.wait(1500ms);
-  BOOST_REQUIRE(rec.has_value());
-  BOOST_REQUIRE(rec->ok());
-  BOOST_TEST((rec->value().status == task_status::in_progress));
-  auto blob = img.wait(1500ms);
-  BOOST_REQUIRE(blob.has_value());
-  BOOST_REQUIRE(blob->ok());
-  BOOST_TEST(*blob->value().bytes == "img2");
-  BOOST_TEST(blob->value().etag == "e2");
+  auto rec = answered(plain, 1500ms);
+  BOOST_TEST((rec.status == task_status::in_progress));
+  auto blob = answered(img, 1500ms);
+  BOOST_TEST(*blob.bytes == "img2");
+  BOOST_TEST(blob.etag == "e2");
   auto none = missing.wait(1500ms);
   BOOST_REQUIRE(none.has_value());
   BOOST_TEST((!none->ok() && none->error().code == error_code::unknown_token));
-  auto ended = final_wait.wait(1500ms);
-  BOOST_REQUIRE(ended.has_value());
-  BOOST_REQUIRE(ended->ok());
-  BOOST_TEST((ended->value().status == task_status::failure));
+  auto ended = answered(final_wait, 1500ms);
+  BOOST_TEST((ended.status == task_status::failure));
   auto none_waited = missing_wait.wait(1500ms);
   BOOST_REQUIRE(none_waited.has_value());
   BOOST_TEST((!none_waited->ok() &&
@@ -851,10 +834,8 @@ BOOST_AUTO_TEST_CASE(
   BOOST_TEST(!behind.wait(0ms).has_value());
   BOOST_TEST(!open_wait.wait(0ms).has_value());
   BOOST_TEST(behind.wait(10s).has_value());
-  auto still_open = open_wait.wait(10s);
-  BOOST_REQUIRE(still_open.has_value());
-  BOOST_REQUIRE(still_open->ok());
-  BOOST_TEST((still_open->value().status == task_status::in_progress));
+  auto still_open = answered(open_wait, 10s);
+  BOOST_TEST((still_open.status == task_status::in_progress));
   // What the reader read that never changes is cached: a SUCCESS and its
   // image, not the open task.
   BOOST_TEST(cfg.cache->result(done.token).has_value());
@@ -888,18 +869,14 @@ BOOST_AUTO_TEST_CASE(an_image_fetch_reads_past_a_cached_open_record) {
   actor_backend backend{caf::actor{}, caf::actor{}, cfg.cache, reader};
   test::answer<outcome<image_blob>> img;
   backend.image(rec.token, img.make());
-  auto blob = img.wait();
-  BOOST_REQUIRE(blob.has_value());
-  BOOST_REQUIRE(blob->ok());
-  BOOST_TEST(*blob->value().bytes == "img3");
-  BOOST_TEST(blob->value().etag == "e3");
+  auto blob = answered(img);
+  BOOST_TEST(*blob.bytes == "img3");
+  BOOST_TEST(blob.etag == "e3");
   // The final record it read replaced the open one in the cache.
   test::answer<outcome<task_record>> poll;
   backend.status(rec.token, 0ms, poll.make());
-  auto got = poll.wait();
-  BOOST_REQUIRE(got.has_value());
-  BOOST_REQUIRE(got->ok());
-  BOOST_TEST((got->value().status == task_status::success));
+  auto got = answered(poll);
+  BOOST_TEST((got.status == task_status::success));
   for (auto* a : {&reader, &other})
     caf::anon_send_exit(*a, caf::exit_reason::user_shutdown);
 }
