@@ -37,12 +37,6 @@ void lookup_cache::erase_record(const std::string& token) {
   records_.erase(token);
 }
 
-std::optional<lookup_cache::image_entry>
-lookup_cache::image(const std::string& token) {
-  std::lock_guard<std::mutex> lock{mutex_};
-  return copy_of(images_, token);
-}
-
 void lookup_cache::put_image(const std::string& token, image_entry entry) {
   auto weight = entry.bytes ? entry.bytes->size() : 0;
   std::lock_guard<std::mutex> lock{mutex_};

@@ -54,7 +54,6 @@ public:
   std::optional<record_entry> record(const std::string& token);
   void put_record(const std::string& token, record_entry entry);
   void erase_record(const std::string& token);
-  std::optional<image_entry> image(const std::string& token);
   void put_image(const std::string& token, image_entry entry);
   void erase_image(const std::string& token);
 
