@@ -24,6 +24,10 @@
 //                            content key) → (bool, twin token): store record
 //                            + input before the 202 (durable); the twin is
 //                            a finished result in Redis' content index
+//   supervisor → status:     (forget_atom, token, content key)  after
+//                            an accept the supervisor gave up on (its
+//                            request timed out, the client was told 503):
+//                            undone if the status actor stored it late
 //   supervisor → status:     recover_atom → pending_list   at start-up
 //   supervisor → status:     (clone_atom, original token, task_record,
 //                            content key) → bool: the record becomes a copy
@@ -155,6 +159,7 @@ using renew_atom = caf::atom_constant<caf::atom("renew")>;
 using adopt_atom = caf::atom_constant<caf::atom("adopt")>;
 using hello_atom = caf::atom_constant<caf::atom("hello")>;
 using release_atom = caf::atom_constant<caf::atom("release")>;
+using forget_atom = caf::atom_constant<caf::atom("forget")>;
 
 /// The layout of every message between nodes, as a number: the API node
 /// refuses a worker whose hello names another one (protocol_mismatch),

@@ -514,6 +514,29 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         record_written(self, std::move(rec), expiry(st));
         return {true, std::move(res).value()};
       },
+      [=](forget_atom, const std::string& token, const std::string& content) {
+        // The supervisor gave up waiting for this accept and its client was
+        // told 503 "nothing was accepted". Stored here after all (this
+        // actor got to it late): undo it, or it would wait in this node's
+        // pending set for a client that never got its token, and be the
+        // content index's entry its retry waits for. An accept that was not
+        // stored is not open here (a failed one keeps its own undo).
+        auto& st = self->state;
+        if (st.open_here.erase(token) == 0)
+          return;
+        st.cache->erase_record(token);
+        log::warn("accept undone: stored after its client was told 503 (the "
+                  "status actor answered too late)",
+                  {{"token", token}});
+        task_record rec;
+        rec.token = token;
+        unwritten_write w{unwritten_write::kind::forget, std::move(rec),
+                          nullptr, content};
+        if (auto res = write_now(self, w); !res)
+          keep_for_retry(self, std::move(w), res.error());
+        else
+          note_writes_back(self);
+      },
       [=](recover_atom) -> caf::result<std::vector<store::pending_task>> {
         auto res = self->state.store->load_pending(self->state.node);
         if (!res) {
@@ -526,12 +549,32 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         auto& st = self->state;
         auto expires = expiry(st);
         bool stored = true;
-        if (is_final(rec.status))
+        if (is_final(rec.status)) {
           stored = put_final(self, rec);
-        else if (auto res = st.store->put_record(rec, st.ttl, st.node); !res)
+        } else if (auto cached = st.cache->record(rec.token);
+                   cached && is_final(cached->record.status)) {
+          // A progress change that comes after its task's final record
+          // (a copy of a twin's result made after the supervisor had
+          // given up waiting for it and queued the task): the final
+          // record stands, here and in Redis.
+          log::debug("progress after a final record: dropped",
+                     {{"token", rec.token}, {"status", to_string(rec.status)}});
+          return;
+        } else if (auto res = st.store->put_record(rec, st.ttl, st.node);
+                   !res) {
           note_store_error(self, "put_record", rec.token, res.error());
-        else
+        } else {
           note_writes_back(self);
+          if (!res.value()) {
+            // Redis holds a final record: it stands (see above).
+            st.open_here.erase(rec.token);
+            st.cache->erase_record(rec.token);
+            log::debug(
+                "progress after a final record: Redis kept the final",
+                {{"token", rec.token}, {"status", to_string(rec.status)}});
+            return;
+          }
+        }
         record_written(self, std::move(rec), expires, stored);
       },
       [=](result_atom, task_record& rec, std::string& bytes,

@@ -13,8 +13,13 @@
 //                                           (stored, finished twin or ""),
 //                                           or (false, why for the client
 //                                           or "")
+//   (forget_atom, token, content key)       an accept its supervisor gave
+//                                           up on (the client got a 503):
+//                                           undone if it was stored
 //   recover_atom                            this node's pending tasks
-//   (update_atom, task_record)              cache + HSET/EXPIRE
+//   (update_atom, task_record)              cache + HSET/EXPIRE; a
+//                                           progress change after a
+//                                           final record is dropped
 //   (result_atom, task_record, bytes, content key)
 //                                           cache + SET image, HSET, and
 //                                           the content index (MULTI)

@@ -878,6 +878,12 @@ void accept(self_ptr self, submit_request req, submit_replier reply) {
             --st.accepting;
             st.queued_bytes -= size;
             counted_done(self, task.record.token);
+            // The status actor may still store it (a request that timed
+            // out stays in its mailbox): the client hears "not accepted",
+            // so it is undone then. Sent after the accept, it arrives
+            // after it.
+            self->send(st.status, forget_atom::value, task.record.token,
+                       content);
             reply(failure{error_code::store_unavailable,
                           "the task store did not answer: " +
                               describe(self->system(), err)});

@@ -231,6 +231,23 @@ outcome<bool> task_store::ping() {
   });
 }
 
+namespace {
+
+// KEYS[1] a task's record, ARGV[1] the TTL in seconds, ARGV[2..] its fields
+// and values (HSET's order). Writes them unless the stored record is final
+// (SUCCESS or FAILURE: record_codec's names): answers {1} written, {0} not.
+// HSET in steps: unpack() has a stack limit.
+constexpr const char* open_write_script =
+    "local s = redis.call('HGET', KEYS[1], 'status') "
+    "if s == 'SUCCESS' or s == 'FAILURE' then return {0} end "
+    "for i = 2, #ARGV, 1000 do "
+    "redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV))) "
+    "end "
+    "redis.call('EXPIRE', KEYS[1], ARGV[1]) "
+    "return {1}";
+
+} // namespace
+
 outcome<bool> task_store::put_record(const task_record& rec,
                                      std::chrono::seconds ttl,
                                      const std::string& pending_node) {
@@ -249,15 +266,20 @@ outcome<bool> task_store::put_record(const task_record& rec,
       end.add_to(cmds, rec.token, true);
       return transaction(impl_->conn, std::move(cmds));
     }
-    auto replies = impl_->conn.run({
-        hset_command(key, fields),
-        {"EXPIRE", key, ttl_text},
-    });
-    if (!replies)
-      return std::move(replies).error();
-    if (auto* err = first_error(replies.value()))
-      return reply_error(impl_->conn, *err);
-    return true;
+    // Only over an open record (or none): a final record never changes, and
+    // a late progress write (a write the status actor made after a result
+    // it was sent before, a copy made after its task was queued, a stale
+    // command of a connection given up) must not turn it back to open.
+    command call{"EVAL", open_write_script, "1", key, ttl_text};
+    call.reserve(call.size() + 2 * fields.size());
+    for (const auto& [name, value] : fields) {
+      call.emplace_back(name);
+      call.emplace_back(value);
+    }
+    auto answer = run_script(impl_->conn, call, key);
+    if (!answer)
+      return std::move(answer).error();
+    return answer.value()->element[0]->integer == 1;
   });
 }
 

@@ -115,7 +115,9 @@ public:
   /// Writes the whole record (HSET all fields, EXPIRE ttl) in one round trip.
   /// A final record goes in one transaction that also announces it on
   /// finished_channel and, with `pending_node`, forgets the task's input and
-  /// its membership of that node's pending set.
+  /// its membership of that node's pending set. An open record is written
+  /// only over an open one (or none): false when the stored record is
+  /// final already and was left as it is.
   outcome<bool> put_record(const task_record& rec, std::chrono::seconds ttl,
                            const std::string& pending_node = {});
 

@@ -9,6 +9,7 @@
 #include "actors/lookup_reader.hpp"
 #include "actors/status_actor.hpp"
 #include "common/metrics.hpp"
+#include "store/task_store.hpp"
 #include "support/fixtures.hpp"
 #include "support/redis_server.hpp"
 
@@ -374,6 +375,90 @@ BOOST_AUTO_TEST_CASE(an_accept_that_timed_out_is_undone) {
   BOOST_TEST(
       redis.command("GET " + prefix + "content:" + content).find(next.token) !=
       std::string::npos);
+  caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
+}
+
+// The supervisor gave up on an accept (its request timed out: the client
+// was told 503) that this actor stored later all the same: the forget that
+// follows it undoes it, so no task waits in the pending set for a client
+// that never got its token, and the content's next task is the first
+// again. A forget of an accept that was never stored changes nothing.
+BOOST_AUTO_TEST_CASE(an_accept_given_up_on_is_undone_when_stored_late) {
+  auto cfg = config();
+  cfg.node = "late-" + test::random_uuid().substr(0, 8);
+  auto st = start(cfg);
+  caf::scoped_actor self{sys};
+  std::string content = "k" + test::random_uuid() + ":100x100:fill:jpeg:85";
+  auto accept = [&](const task_record& task) {
+    auto job = caf::make_message(resize_job{task.token, {}, "input", {}, {}});
+    bool stored = false;
+    self->request(st, 10s, accept_atom::value, task, job, content)
+        .receive([&](bool ok, std::string&) { stored = ok; },
+                 [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
+    return stored;
+  };
+  auto late = make_record();
+  BOOST_REQUIRE(accept(late)); // stored: the supervisor had given up
+  BOOST_REQUIRE(redis_has(late.token));
+  caf::anon_send(st, forget_atom::value, late.token, content);
+  // Same mailbox: the lookup is answered after the undo.
+  auto gone = lookup(st, late.token);
+  BOOST_TEST(!gone.ok());
+  BOOST_TEST((!gone.ok() && gone.error().code == error_code::unknown_token));
+  BOOST_TEST(!redis_has(late.token));
+  BOOST_TEST(redis.command("EXISTS " + prefix + "input:" + late.token) ==
+             ":0\r\n");
+  BOOST_TEST(redis.command("EXISTS " + prefix + "content:" + content) ==
+             ":0\r\n");
+  BOOST_TEST(redis.command("SISMEMBER " + prefix + "pending:" + cfg.node + " " +
+                           late.token) == ":0\r\n");
+  // Never stored: nothing to undo, the content's entry stays.
+  auto kept = make_record();
+  BOOST_REQUIRE(accept(kept));
+  caf::anon_send(st, forget_atom::value, make_record().token, content);
+  BOOST_TEST(lookup(st, kept.token).ok());
+  BOOST_TEST(
+      redis.command("GET " + prefix + "content:" + content).find(kept.token) !=
+      std::string::npos);
+  caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
+}
+
+// A final record never changes: a progress change that comes after it (a
+// copy of a twin's result made after the supervisor gave up waiting for it
+// and queued the task) is dropped, whether this actor has the final record
+// cached or only Redis has it (written by another API node).
+BOOST_AUTO_TEST_CASE(a_progress_change_after_a_final_record_is_dropped) {
+  auto st = start(config());
+  auto failed = make_record(task_status::failure);
+  failed.error_code = "corrupt_image";
+  failed.error_message = "bad";
+  caf::anon_send(st, update_atom::value, failed);
+  auto late = failed;
+  late.status = task_status::in_progress;
+  late.error_code.clear();
+  late.error_message.clear();
+  caf::anon_send(st, update_atom::value, late);
+  auto got = lookup(st, failed.token);
+  BOOST_REQUIRE(got.ok());
+  BOOST_TEST((got->status == task_status::failure));
+  BOOST_TEST(
+      redis.command("HGET " + prefix + "task:" + failed.token + " status")
+          .find("FAILURE") != std::string::npos);
+  // Final in Redis only: another node's write.
+  auto other = make_record(task_status::success);
+  other.width = other.height = 100;
+  {
+    store::task_store writer{config().redis};
+    BOOST_REQUIRE(writer.put_result(other, "img", 60s).ok());
+  }
+  auto stale = other;
+  stale.status = task_status::in_progress;
+  caf::anon_send(st, update_atom::value, stale);
+  got = lookup(st, other.token);
+  BOOST_REQUIRE(got.ok());
+  BOOST_TEST((got->status == task_status::success));
+  BOOST_TEST(redis.command("HGET " + prefix + "task:" + other.token + " status")
+                 .find("SUCCESS") != std::string::npos);
   caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
 }
 

@@ -196,6 +196,59 @@ BOOST_AUTO_TEST_CASE(a_full_queue_answers_queue_full) {
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
 }
 
+// The status actor does not answer an accept in time (a backlog in its
+// mailbox, a slow Redis): the client is told 503 "not accepted", nothing is
+// queued, and the status actor is told to forget the task, after the accept
+// (so an accept it stores late is undone: status_actor_test).
+BOOST_AUTO_TEST_CASE(an_accept_not_answered_in_time_is_refused_and_forgotten) {
+  auto sink = caf::actor_cast<caf::actor>(status);
+  // Takes accepts without ever answering them; reports forgets.
+  auto slow = sys.spawn([sink](caf::event_based_actor* self) -> caf::behavior {
+    return {
+        [=](accept_atom, task_record& rec, const caf::message&,
+            const std::string& content) {
+          self->send(sink, accept_atom::value, rec.token, content);
+          return self->make_response_promise(); // never delivered
+        },
+        [=](forget_atom, std::string& token, std::string& content) {
+          self->send(sink, forget_atom::value, token, content);
+        },
+        [=](recover_atom) { return std::vector<store::pending_task>{}; },
+    };
+  });
+  supervisor_config cfg;
+  cfg.store_timeout = 200ms;
+  auto local = sys.spawn(agent, agent_config{1, cfg.node});
+  auto sup = sys.spawn(supervisor, cfg, slow, local, size_t{1});
+  test::answer<outcome<std::string>> ans;
+  submit_request req{{}, "img", imaging::probe_info{}, "test", "key-1", 0, ""};
+  caf::anon_send(sup, submit_atom::value, std::move(req), ans.make());
+  auto res = ans.wait();
+  BOOST_REQUIRE(res.has_value());
+  BOOST_REQUIRE(!res->ok());
+  BOOST_TEST((res->error().code == error_code::store_unavailable));
+  std::string accepted, forgotten, forgotten_content;
+  status->receive(
+      [&](accept_atom, std::string& token, std::string&) { accepted = token; },
+      caf::after(5s) >> [] {});
+  status->receive(
+      [&](forget_atom, std::string& token, std::string& content) {
+        forgotten = token;
+        forgotten_content = content;
+      },
+      caf::after(5s) >> [] {});
+  BOOST_TEST(!accepted.empty());
+  BOOST_TEST(forgotten == accepted);
+  BOOST_TEST(forgotten_content == "key-1");
+  // Nothing queued: the share and the queue are free again.
+  auto v = view(sup);
+  BOOST_TEST(v.queue_depth == 0u);
+  BOOST_TEST(v.queued_bytes == 0u);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(slow, caf::exit_reason::kill);
+  caf::anon_send_exit(local, caf::exit_reason::user_shutdown);
+}
+
 BOOST_AUTO_TEST_CASE(queue_bytes_are_bounded_too) {
   supervisor_config cfg;
   cfg.queue_capacity = 100;

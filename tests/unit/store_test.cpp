@@ -322,6 +322,47 @@ BOOST_FIXTURE_TEST_CASE(final_records_are_announced, store_fixture) {
   BOOST_TEST(more.value().empty());
 }
 
+// A final record never changes: an open record written after it (a late
+// progress change, a stale command) leaves it as it is, and says so; over
+// an open record or none it is written.
+BOOST_FIXTURE_TEST_CASE(an_open_record_never_overwrites_a_final_one,
+                        store_fixture) {
+  auto rec = full_record(random_token());
+  rec.status = task_status::pending;
+  auto put = store.put_record(rec, 60s);
+  BOOST_TEST_REQUIRE(put.ok(), why(put));
+  BOOST_TEST(put.value()); // none before: written
+  rec.status = task_status::in_progress;
+  put = store.put_record(rec, 60s);
+  BOOST_TEST_REQUIRE(put.ok(), why(put));
+  BOOST_TEST(put.value());              // over an open one: written
+  auto failed = full_record(rec.token); // a FAILURE
+  BOOST_TEST_REQUIRE(store.put_record(failed, 60s).ok());
+  rec.status = task_status::in_progress;
+  put = store.put_record(rec, 60s);
+  BOOST_TEST_REQUIRE(put.ok(), why(put));
+  BOOST_TEST(!put.value()); // over a final one: left as it is
+  auto got = store.get_record(rec.token);
+  BOOST_TEST_REQUIRE(got.ok(), why(got));
+  BOOST_TEST_REQUIRE(got.value().has_value());
+  BOOST_TEST(got.value()->status == task_status::failure);
+  BOOST_TEST(got.value()->error_code == failed.error_code);
+  // ... and so does a SUCCESS.
+  auto done = full_record(random_token());
+  done.status = task_status::success;
+  done.error_code.clear();
+  done.error_message.clear();
+  BOOST_TEST_REQUIRE(store.put_result(done, "img", 60s).ok());
+  auto late = done;
+  late.status = task_status::pending;
+  put = store.put_record(late, 60s);
+  BOOST_TEST_REQUIRE(put.ok(), why(put));
+  BOOST_TEST(!put.value());
+  got = store.get_record(done.token);
+  BOOST_TEST_REQUIRE(got.ok(), why(got));
+  BOOST_TEST(got.value()->status == task_status::success);
+}
+
 // A feed whose connection is lost fails once, then subscribes again.
 BOOST_AUTO_TEST_CASE(a_feed_subscribes_again_after_redis_restarts) {
   test::redis_server own;
