@@ -75,6 +75,22 @@ int cap_retry_after = 2;
 // connections): one line per 10 s, counting the ones since the last.
 log::throttle cap_log{std::chrono::seconds{10}};
 
+// Writes `bytes` on `socket` now, without waiting: what the socket's send
+// buffer does not take is dropped (a client that does not read its answers
+// gets no more of this one; its connection is ending). asio's synchronous
+// write would wait for a non-reading client with no time limit, holding an
+// io thread. (Non-blocking mode is asio's user flag: RESTinio's
+// asynchronous operations on the socket are not affected.)
+void write_without_waiting(asio::ip::tcp::socket& socket,
+                           std::string_view bytes) {
+  asio::error_code ec;
+  socket.non_blocking(true, ec);
+  while (!ec && !bytes.empty()) {
+    auto n = socket.write_some(asio::buffer(bytes.data(), bytes.size()), ec);
+    bytes.remove_prefix(std::min(n, bytes.size()));
+  }
+}
+
 ip_address to_ip_address(const asio::ip::address& addr) {
   ip_address a;
   if (addr.is_v4()) {
@@ -100,6 +116,11 @@ failure refusal_of(const continue_tracker& tracker) {
     return {error_code::payload_too_large,
             fmt::format("body is {} bytes, limit is {}", tracker.announced(),
                         stated_body_limit)};
+  case continue_tracker::refusal::chunks:
+    return {error_code::payload_too_large,
+            fmt::format("a chunked body in more than {} chunks: send it in "
+                        "fewer, larger chunks (or with a Content-Length)",
+                        socket_limits.chunks)};
   case continue_tracker::refusal::url:
     return {error_code::uri_too_long,
             fmt::format("the request target is longer than {} bytes",
@@ -153,6 +174,8 @@ continue_tracker::continue_tracker(const request_limits& limits)
   settings_.on_header_value = &continue_tracker::on_header_value;
   settings_.on_headers_complete = &continue_tracker::on_headers_complete;
   settings_.on_body = &continue_tracker::on_body;
+  settings_.on_chunk_header = &continue_tracker::on_chunk_header;
+  settings_.on_message_complete = &continue_tracker::on_message_complete;
 }
 
 bool continue_tracker::feed(const char* data, size_t size) {
@@ -160,10 +183,13 @@ bool continue_tracker::feed(const char* data, size_t size) {
   if (stopped_ || size == 0)
     return false;
   due_ = false;
+  ended_in_feed_ = 0;
   size_t parsed = http_parser_execute(&parser_, &settings_, data, size);
   if (parser_.upgrade || HTTP_PARSER_ERRNO(&parser_) != HPE_OK ||
       parsed != size || refused_ != refusal::none)
     stopped_ = true; // a refusal is final: the connection ends with it
+  if (refused_ != refusal::none)
+    refused_behind_ = ended_in_feed_ > 0;
   return due_;
 }
 
@@ -175,6 +201,7 @@ int continue_tracker::on_message_begin(http_parser* p) {
   t.expects_continue_ = false;
   t.url_bytes_ = t.name_bytes_ = t.value_bytes_ = t.fields_ = 0;
   t.body_bytes_ = 0;
+  t.chunks_ = 0;
   t.target_.clear();
   t.origin_value_.clear();
   t.origin_.clear();
@@ -289,6 +316,21 @@ int continue_tracker::on_body(http_parser* p, const char*, size_t n) {
   return 0;
 }
 
+int continue_tracker::on_chunk_header(http_parser* p) {
+  auto& t = self(p);
+  if (t.limits_.chunks > 0 && ++t.chunks_ > t.limits_.chunks) {
+    t.refused_ = refusal::chunks;
+    t.chunked_ = true;
+    return 1;
+  }
+  return 0;
+}
+
+int continue_tracker::on_message_complete(http_parser* p) {
+  ++self(p).ended_in_feed_;
+  return 0;
+}
+
 continue_socket::state::state(asio::io_context& io)
     : socket(io), tracker(socket_limits) {}
 
@@ -303,18 +345,18 @@ void continue_socket::set_limits(const request_limits& limits,
 }
 
 continue_socket::continue_socket(asio::io_context& io)
-    : io_{&io}, state_{std::make_unique<state>(io)} {}
+    : io_{&io}, state_{std::make_shared<state>(io)} {}
 
 continue_socket::continue_socket(continue_socket&& other)
     : io_{other.io_}, state_{std::move(other.state_)} {
-  other.state_ = std::make_unique<state>(*other.io_);
+  other.state_ = std::make_shared<state>(*other.io_);
 }
 
 continue_socket& continue_socket::operator=(continue_socket&& other) {
   if (this != &other) {
     io_ = other.io_;
     state_ = std::move(other.state_);
-    other.state_ = std::make_unique<state>(*other.io_);
+    other.state_ = std::make_shared<state>(*other.io_);
   }
   return *this;
 }
@@ -403,7 +445,7 @@ bool continue_socket::admit(uint64_t id) {
       fmt::format("Retry-After: {}\r\n{}", cap_retry_after, cors_fields({})),
       error_body(why), false);
   state_->refused = true;
-  asio::write(state_->socket, asio::buffer(answer), ec);
+  write_without_waiting(state_->socket, answer);
   return false;
 }
 
@@ -414,11 +456,11 @@ void continue_socket::close(asio::error_code& ec) {
   }
   // RESTinio's own read is cancelled (it completes with operation_aborted);
   // from here the drain owns the socket and RESTinio keeps a closed one.
-  linger(std::exchange(state_, std::make_unique<state>(*io_)), *io_);
+  linger(std::exchange(state_, std::make_shared<state>(*io_)), *io_);
   ec = {};
 }
 
-void continue_socket::linger(std::unique_ptr<state> st, asio::io_context& io) {
+void continue_socket::linger(std::shared_ptr<state> st, asio::io_context& io) {
   asio::error_code ignored;
   if (lingering.load() >= max_lingering) {
     st->socket.close(ignored);
@@ -429,15 +471,13 @@ void continue_socket::linger(std::unique_ptr<state> st, asio::io_context& io) {
   asio::post(d->strand, [d] { d->start(); });
 }
 
-void continue_socket::state::received(const char* data, size_t size) {
+bool continue_socket::state::received(const char* data, size_t size) {
   bool interim_due = tracker.feed(data, size);
-  if (writing)
-    return;
   if (tracker.refused() != continue_tracker::refusal::none) {
+    bool stop_restinio = tracker.refused() == continue_tracker::refusal::chunks;
     if (refused)
-      return;
+      return stop_restinio;
     refused = true;
-    // Before RESTinio sees the bytes it will refuse by closing.
     auto why = refusal_of(tracker);
     auto status = http_status(why.code);
     auto body = error_body(why);
@@ -447,18 +487,36 @@ void continue_socket::state::received(const char* data, size_t size) {
     // Logged and counted before it is written, as every other answer is.
     log_refusal(tracker, id, status, tracker.head() ? 0 : body.size(),
                 why.code);
-    asio::error_code ignored;
-    asio::write(socket, asio::buffer(answer), ignored);
-    return;
+    if (writing || tracker.refused_behind()) {
+      // Behind an answer still to be written: it would be taken for that
+      // request's answer. Written when RESTinio reaches this request and
+      // shuts the connection down (shutdown()). Unless RESTinio is to be
+      // stopped now: the answer before it is never written then, and the
+      // connection ends unanswered.
+      if (!stop_restinio)
+        waiting_answer = std::move(answer);
+      return stop_restinio;
+    }
+    // Before RESTinio sees the bytes it will refuse by closing.
+    write_without_waiting(socket, answer);
+    return stop_restinio;
   }
-  if (!interim_due)
-    return;
+  if (writing || !interim_due)
+    return false;
   // 25 bytes into an idle connection's empty send buffer: written at once.
   // On an error the connection is failing anyway; RESTinio's next read or
   // write reports it.
-  static constexpr char interim[] = "HTTP/1.1 100 Continue\r\n\r\n";
-  asio::error_code ignored;
-  asio::write(socket, asio::buffer(interim, sizeof interim - 1), ignored);
+  static constexpr std::string_view interim = "HTTP/1.1 100 Continue\r\n\r\n";
+  write_without_waiting(socket, interim);
+  return false;
+}
+
+void continue_socket::state::write_waiting_answer() {
+  if (waiting_answer.empty() || !socket.is_open())
+    return;
+  if (!writing) // else RESTinio is cutting an answer off (a timeout)
+    write_without_waiting(socket, waiting_answer);
+  waiting_answer.clear();
 }
 
 } // namespace resized::http

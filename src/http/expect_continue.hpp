@@ -63,6 +63,10 @@ struct request_limits {
   size_t field_name = 0;  // a header name over this: 431
   size_t field_value = 0; // a header value this long or longer: 431
   size_t field_count = 0; // more header fields than this: 431
+  // A chunked body in more chunks than this: 413. RESTinio has no such
+  // limit, and keeps a record of every chunk (16 bytes) however small:
+  // a body of one-byte chunks would cost 16 times its size (server.cpp).
+  uint64_t chunks = 0;
 };
 
 /// The `route` label (metrics, access log) of a request the socket refused
@@ -72,8 +76,9 @@ inline constexpr const char* refused_route = "(refused before routing)";
 /// Follows the requests of one connection's incoming byte stream.
 class continue_tracker {
 public:
-  /// The limit that a request broke, if any.
-  enum class refusal { none, body, url, headers };
+  /// The limit that a request broke, if any. `chunks` is the tracker's
+  /// own (request_limits::chunks): RESTinio would read on.
+  enum class refusal { none, body, url, headers, chunks };
 
   /// `body_limit`: the most body bytes the server reads (0 = no limit).
   explicit continue_tracker(uint64_t body_limit = 0);
@@ -96,6 +101,12 @@ public:
   refusal refused() const { return refused_; }
   /// Whether the tracker stopped (a limit, a parse error, an upgrade).
   bool stopped() const { return stopped_; }
+  /// Whether the refused request came after another request that ended in
+  /// the same bytes fed: pipelined behind a request RESTinio has not
+  /// answered yet (it reads a connection's next request only once the one
+  /// before is answered, max_pipelined_requests 1), so the refusal must
+  /// wait for that answer.
+  bool refused_behind() const { return refused_behind_; }
   /// The Content-Length that was too large, or for a chunked body the
   /// bytes of it received when they passed the limit.
   uint64_t announced() const { return announced_; }
@@ -126,6 +137,8 @@ private:
   static int on_header_value(http_parser* p, const char* at, size_t n);
   static int on_headers_complete(http_parser* p);
   static int on_body(http_parser* p, const char* at, size_t n);
+  static int on_chunk_header(http_parser* p);
+  static int on_message_complete(http_parser* p);
   void header_done();
 
   http_parser parser_{};
@@ -146,6 +159,10 @@ private:
   // Body bytes of the current request, as RESTinio counts them (the data
   // of all chunks of a chunked body).
   uint64_t body_bytes_ = 0;
+  uint64_t chunks_ = 0; // of the current request's chunked body
+  // Requests that ended in the bytes of the current feed().
+  size_t ended_in_feed_ = 0;
+  bool refused_behind_ = false;
   std::string target_;
   std::chrono::steady_clock::time_point started_{};
   // Sizes so far in the current request, as RESTinio counts them.
@@ -182,6 +199,10 @@ public:
   continue_socket(continue_socket&& other);
   continue_socket& operator=(continue_socket&& other);
 
+  // The state is shared with the callbacks of the reads and writes under
+  // way: a refused connection's socket is handed to its drain (linger())
+  // while RESTinio's operations on it still complete (aborted), and their
+  // callbacks must find the state they started with.
   socket_type::lowest_layer_type& lowest_layer() {
     return state_->socket.lowest_layer();
   }
@@ -204,7 +225,12 @@ public:
   // is closed the way web servers do it (nginx's lingering close): only the
   // sending side is shut down, and the rest is read and thrown away until
   // the client closes, for at most `linger_limit` (see linger()).
+  // A refusal that had to wait for an earlier request's answer is written
+  // here: RESTinio shuts the connection down when its own parser reaches
+  // the refused request, so after that answer (unless it is still writing
+  // one, cut off by a timeout: then the refusal would land inside it).
   void shutdown(socket_type::shutdown_type what, asio::error_code& ec) {
+    state_->write_waiting_answer();
     state_->socket.shutdown(state_->refused ? socket_type::shutdown_send : what,
                             ec);
   }
@@ -221,26 +247,29 @@ public:
     // RESTinio reads into one buffer; the tracker sees what arrived there.
     asio::mutable_buffer first = *asio::buffer_sequence_begin(buffers);
     auto ex = asio::get_associated_executor(handler, get_executor());
-    state* st = state_.get(); // lives as long as the connection owning this
     state_->socket.async_read_some(
-        buffers, asio::bind_executor(
-                     ex, [st, first, h = std::forward<Handler>(handler)](
-                             const asio::error_code& ec, size_t n) mutable {
-                       if (!ec && n > 0)
-                         st->received(static_cast<const char*>(first.data()),
-                                      n);
-                       h(ec, n);
-                     }));
+        buffers,
+        asio::bind_executor(
+            ex, [st = state_, first, h = std::forward<Handler>(handler)](
+                    const asio::error_code& ec, size_t n) mutable {
+              if (!ec && n > 0 &&
+                  st->received(static_cast<const char*>(first.data()), n)) {
+                // A limit RESTinio does not know: it ends the
+                // connection as if the client had gone.
+                h(asio::error::connection_aborted, 0);
+                return;
+              }
+              h(ec, n);
+            }));
   }
 
   template <typename Buffers, typename Handler>
   void async_write_some(const Buffers& buffers, Handler&& handler) {
     auto ex = asio::get_associated_executor(handler, get_executor());
-    state* st = state_.get();
-    st->writing = true;
+    state_->writing = true;
     state_->socket.async_write_some(
         buffers, asio::bind_executor(
-                     ex, [st, h = std::forward<Handler>(handler)](
+                     ex, [st = state_, h = std::forward<Handler>(handler)](
                              const asio::error_code& ec, size_t n) mutable {
                        st->writing = false;
                        h(ec, n);
@@ -253,13 +282,19 @@ private:
     socket_type socket;
     continue_tracker tracker;
     bool writing = false; // one of RESTinio's writes is under way
-    bool refused = false; // the 413 was written
-    void received(const char* data, size_t size);
+    bool refused = false; // a refusal was written, or waits (below)
+    // A refusal waiting for the answer to a request before it, written at
+    // shutdown (see shutdown()).
+    std::string waiting_answer;
+    /// Feeds the tracker and writes what is due; true when RESTinio must
+    /// be stopped (a limit only the tracker has: refusal::chunks).
+    bool received(const char* data, size_t size);
+    void write_waiting_answer();
   };
   /// Reads and drops what a refused connection still sends, then closes it.
-  static void linger(std::unique_ptr<state> st, asio::io_context& io);
+  static void linger(std::shared_ptr<state> st, asio::io_context& io);
   asio::io_context* io_;
-  std::unique_ptr<state> state_;
+  std::shared_ptr<state> state_;
 };
 
 /// How long a refused connection is drained before it is closed anyway, and

@@ -16,7 +16,11 @@ namespace {
 
 using writer_type = rapidjson::Writer<rapidjson::StringBuffer>;
 
+// A string member; bytes that are not UTF-8 (a client's path or field
+// quoted in a message) become U+FFFD, so that the body is JSON text.
 void put(writer_type& w, const char* key, std::string_view value) {
+  std::string scratch;
+  value = log::valid_utf8(value, scratch);
   w.Key(key);
   w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
 }

@@ -1002,10 +1002,15 @@ void server::start() {
   // off at the header, so a hostile client cannot make us buffer them — the
   // socket (expect_continue.hpp) writes their 413 before RESTinio closes.
   impl_->raw_body_limit = impl_->cfg.max_body_bytes * 2;
-  // The same limits as incoming_http_msg_limits below.
+  // The same limits as incoming_http_msg_limits below, and one of the
+  // socket's own: a chunked body may come in at most 1024 chunks plus one
+  // per KiB of the cap (RESTinio keeps 16 bytes per chunk: at most 1/64 of
+  // the body's bytes, instead of 16 times them for one-byte chunks; curl
+  // sends 64 KiB chunks, browsers' streams a few KiB).
   continue_socket::set_limits(
       request_limits{impl_->raw_body_limit, h.max_url_bytes, 1024,
-                     h.max_header_bytes, h.max_header_count},
+                     h.max_header_bytes, h.max_header_count,
+                     1024 + impl_->raw_body_limit / 1024},
       impl_->cfg.max_body_bytes);
   auto limit = std::make_shared<connection_limit>(
       h.max_connections_per_client, h.trusted_proxies,

@@ -370,6 +370,59 @@ BOOST_AUTO_TEST_CASE(chunked_bodies_over_the_limit_are_answered) {
   BOOST_TEST(http_get(small.url("/healthz")).status == 200);
 }
 
+// A chunked body in tiny chunks: RESTinio would keep a 16-byte record per
+// chunk (a memory cost 16 times the body's bytes for one-byte chunks). The
+// socket refuses a body in more than 1024 chunks plus one per KiB of the cap
+// (here 1024 + 195) with a 413 that says so.
+BOOST_AUTO_TEST_CASE(chunked_bodies_in_too_many_chunks_are_answered) {
+  resized_server small(env::get().redis.port(),
+                       {"--limits.max-body-bytes=100000"}, "tiny-chunks");
+  auto in_chunks = [](size_t count, size_t each) {
+    std::string req = "POST /api/v1/resize HTTP/1.1\r\nHost: test\r\n"
+                      "Content-Type: image/jpeg\r\nConnection: close\r\n"
+                      "Transfer-Encoding: chunked\r\n\r\n";
+    for (size_t i = 0; i < count; ++i)
+      req += fmt::format("{:x}\r\n{}\r\n", each, std::string(each, 'x'));
+    return req + "0\r\n\r\n";
+  };
+  auto seen = send_whole_request(small.port(), in_chunks(5000, 1));
+  BOOST_TEST(seen.recv_error.empty());
+  auto res = parse_http_answer(seen.answer);
+  check_error(res, 413, "payload_too_large");
+  BOOST_TEST(res.body.find("more than 1219 chunks") != std::string::npos,
+             res.body);
+  // As many chunks as allowed (the last, empty chunk counts too): read, and
+  // refused as what it is (no image).
+  seen = send_whole_request(small.port(), in_chunks(1218, 1));
+  BOOST_TEST(seen.recv_error.empty());
+  check_error(parse_http_answer(seen.answer), 415, "unsupported_format");
+  BOOST_TEST(http_get(small.url("/healthz")).status == 200);
+}
+
+// A request over a limit pipelined behind another (both in one write): the
+// first request's answer comes first, then the refusal. (The socket used to
+// write the refusal as soon as it read it, where a client takes it for the
+// first request's answer.)
+BOOST_AUTO_TEST_CASE(
+    a_refusal_pipelined_behind_a_request_comes_after_its_answer) {
+  std::string first = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  for (const std::string& refused :
+       {"GET /api/v1/resize/" + std::string(9000, 'a') +
+            " HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: " +
+            std::string(17000, 'p') + "\r\n\r\n"}) {
+    auto seen = send_whole_request(srv().port(), first + refused);
+    BOOST_TEST(seen.recv_error.empty());
+    BOOST_TEST_REQUIRE(seen.answer.rfind("HTTP/1.1 200 ", 0) == 0,
+                       seen.answer.substr(0, 200));
+    auto second = seen.answer.find("HTTP/1.1 4", 1);
+    BOOST_TEST_REQUIRE(second != std::string::npos, seen.answer);
+    auto res = parse_http_answer(seen.answer.substr(second));
+    BOOST_TEST((res.status == 414 || res.status == 431));
+  }
+  BOOST_TEST(http_get(srv().url("/healthz")).status == 200);
+}
+
 // Over http.max-url-bytes / max-header-bytes / max-header-count RESTinio
 // drops the connection; the socket layer answers first.
 BOOST_AUTO_TEST_CASE(oversized_request_heads_are_answered) {

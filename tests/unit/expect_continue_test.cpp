@@ -243,6 +243,46 @@ BOOST_AUTO_TEST_CASE(requests_over_restinio_limits_are_refused) {
   BOOST_TEST((two.refused() == refusal::none));
 }
 
+// Whether a refused request came behind another that ended in the same
+// bytes (pipelined: that one is not answered yet), or alone.
+BOOST_AUTO_TEST_CASE(a_refusal_knows_whether_it_is_pipelined_behind_a_request) {
+  resized::http::request_limits lim{0, 20, 100, 100, 10};
+  std::string ok = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  std::string bad = "GET /" + std::string(30, 'a') + " HTTP/1.1\r\n\r\n";
+  continue_tracker together{lim};
+  auto both = ok + bad;
+  together.feed(both.data(), both.size());
+  BOOST_TEST((together.refused() == continue_tracker::refusal::url));
+  BOOST_TEST(together.refused_behind());
+  continue_tracker apart{lim};
+  apart.feed(ok.data(), ok.size()); // answered before the next read
+  apart.feed(bad.data(), bad.size());
+  BOOST_TEST((apart.refused() == continue_tracker::refusal::url));
+  BOOST_TEST(!apart.refused_behind());
+}
+
+// A chunked body in more chunks than request_limits::chunks (a limit
+// RESTinio does not have) is refused, counted per request.
+BOOST_AUTO_TEST_CASE(a_chunked_body_in_too_many_chunks_is_refused) {
+  resized::http::request_limits lim{0, 100, 100, 100, 10, 3};
+  auto post = [](int chunks) {
+    std::string req = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+    for (int i = 0; i < chunks; ++i)
+      req += "1\r\nx\r\n";
+    return req + "0\r\n\r\n";
+  };
+  continue_tracker three{lim};
+  auto s3 = post(2) + post(2); // the last chunk (0) counts too
+  three.feed(s3.data(), s3.size());
+  BOOST_TEST((three.refused() == continue_tracker::refusal::none));
+  continue_tracker four{lim};
+  auto s4 = post(3);
+  four.feed(s4.data(), s4.size());
+  BOOST_TEST((four.refused() == continue_tracker::refusal::chunks));
+  BOOST_TEST(four.chunked());
+  BOOST_TEST(four.stopped());
+}
+
 // What the socket's answer and access line take from the refused request:
 // its method (HEAD gets no body), and the start of its target.
 BOOST_AUTO_TEST_CASE(a_refused_request_names_its_method_and_target) {

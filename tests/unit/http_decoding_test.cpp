@@ -1042,6 +1042,13 @@ BOOST_AUTO_TEST_CASE(error_body_exact) {
   BOOST_TEST(!contains(body, "\n"));
   auto doc = parse_json(body);
   BOOST_TEST(str(doc["error"]["message"]) == "a\nb\tc");
+  // Bytes that are not UTF-8 (a raw path "/\xff\xfe") become U+FFFD: the
+  // body is JSON text (RFC 8259 §8.1).
+  body = error_body(failure{error_code::not_found, "no route /\xff\xfe"});
+  BOOST_TEST(body.find('\xff') == std::string::npos);
+  doc = parse_json(body);
+  BOOST_TEST(str(doc["error"]["message"]) ==
+             "no route /\xef\xbf\xbd\xef\xbf\xbd");
 }
 
 BOOST_AUTO_TEST_CASE(accepted_body_shape) {
