@@ -54,6 +54,7 @@ void tick_after(lease_actor_type* self, std::chrono::milliseconds delay) {
 
 void on_claim_failed(lease_actor_type* self, const failure& err) {
   auto& st = self->state;
+  st.redis_away = true;
   if (st.at == phase::acquiring) {
     if (!st.start_ok)
       log::warn("redis not reachable: the lease on this node's name is not "
@@ -128,8 +129,20 @@ void adopt_orphans(lease_actor_type* self) {
   }
 }
 
+// After Redis was away, the first look for names with no lease waits a
+// lease and a renewal from now: the other nodes' leases may have run out
+// during the outage as this one's did, their owners alive, and each takes
+// its own again at its next renewal. Adopting before that would run their
+// tasks twice (here, and where they still are).
+void hold_adoption_after_outage(lease_state& st) {
+  st.next_adopt =
+      std::max(st.next_adopt, clock::now() + st.cfg.ttl + st.cfg.renew);
+}
+
 void on_claimed(lease_actor_type* self, const store::lease_claim& claim) {
   auto& st = self->state;
+  bool after_outage = st.redis_away;
+  st.redis_away = false;
   if (st.at == phase::acquiring) {
     log::info("node name lease taken", {{"node", st.cfg.node},
                                         {"instance", st.cfg.instance},
@@ -140,6 +153,8 @@ void on_claimed(lease_actor_type* self, const store::lease_claim& claim) {
       self->send(st.cfg.supervisor, recover_atom::value);
     decide(self, true);
     st.next_adopt = next_adopt_time(st.cfg);
+    if (after_outage)
+      hold_adoption_after_outage(st);
   } else {
     if (claim.taken)
       log::warn("lease on this node's name had run out (redis away for "
@@ -150,6 +165,8 @@ void on_claimed(lease_actor_type* self, const store::lease_claim& claim) {
       log::info("lease on this node's name renewed again",
                 {{"node", st.cfg.node}});
     st.renew_failing = false;
+    if (after_outage || claim.taken)
+      hold_adoption_after_outage(st);
     if (st.cfg.adopt.count() > 0 && !st.draining &&
         clock::now() >= st.next_adopt) {
       adopt_orphans(self);

@@ -94,6 +94,7 @@ struct lease_state {
   bool waiting = false; // the deadline is set
   std::chrono::steady_clock::time_point started{};
   bool renew_failing = false; // a renewal failed, not yet one that worked
+  bool redis_away = false;    // a claim failed, not yet one that worked
   bool draining = false;      // shutting down: adopts nothing more
   /// held: the next look for names with no lease is due then.
   std::chrono::steady_clock::time_point next_adopt{};

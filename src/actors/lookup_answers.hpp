@@ -3,6 +3,7 @@
 // both answer alike.
 #pragma once
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,20 +26,22 @@ inline failure store_unavailable() {
 using image_found = std::optional<std::shared_ptr<const std::string>>;
 
 /// `token`'s result image from `cache`, else from `store` (then cached until
-/// `expires_at_ms`); nullopt when it is gone. The caller counts a failure.
+/// `expires_at_ms`, or until Redis lets it expire if sooner); nullopt when
+/// it is gone. The caller counts a failure.
 inline outcome<image_found> cached_or_stored_image(store::task_store& store,
                                                    lookup_cache& cache,
                                                    const std::string& token,
                                                    int64_t expires_at_ms) {
   if (auto bytes = cache.live_image(token))
     return image_found{std::move(bytes)};
-  auto img = store.get_image(token);
+  int64_t stored_until = 0;
+  auto img = store.get_image(token, &stored_until);
   if (!img)
     return std::move(img).error();
   if (!img.value())
     return image_found{};
   auto bytes = std::make_shared<const std::string>(std::move(*img.value()));
-  cache.put_image(token, {bytes, expires_at_ms});
+  cache.put_image(token, {bytes, std::min(expires_at_ms, stored_until)});
   return image_found{std::move(bytes)};
 }
 

@@ -1,5 +1,7 @@
 #include "actors/lookup_reader.hpp"
 
+#include <algorithm>
+
 #include <caf/send.hpp>
 
 #include "actors/lookup_answers.hpp"
@@ -31,7 +33,8 @@ outcome<std::optional<task_record>> read_record(reader_actor_type* self,
       return cached;
     return store_unavailable();
   }
-  auto res = st.store->get_record(token);
+  int64_t stored_until = 0;
+  auto res = st.store->get_record(token, &stored_until);
   if (!res) {
     metrics::redis_error();
     if (cached) // what this node knows, rather than nothing
@@ -39,7 +42,8 @@ outcome<std::optional<task_record>> read_record(reader_actor_type* self,
     return std::move(res).error();
   }
   if (res.value() && is_final(res.value()->status))
-    st.cfg.cache->put_record(token, {*res.value(), expiry(st)});
+    st.cfg.cache->put_record(
+        token, {*res.value(), std::min(expiry(st), stored_until)});
   return std::move(res).value();
 }
 

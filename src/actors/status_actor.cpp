@@ -244,16 +244,21 @@ bool put_final(status_actor_type* self, const task_record& rec) {
   return true;
 }
 
-// Caches `rec`, just read from Redis, if it can answer later lookups;
-// otherwise drops what the cache held for its token. Remaining TTL is not
-// read back: it is cached for at most the full TTL, Redis stays the
-// authority once the entry is evicted.
+// Caches `rec`, just read from Redis, if it can answer later lookups,
+// until Redis lets it expire (`stored_until`, its PTTL read with it);
+// otherwise drops what the cache held for its token. An open record of a
+// task this node runs stays as this actor cached it: it wrote every change,
+// and Redis may be a change behind (a progress write that failed).
 void remember_read(status_state& st, const std::string& token,
-                   const std::optional<task_record>& rec) {
-  if (rec)
-    cache_record(st, *rec, expiry(st));
-  else
+                   const std::optional<task_record>& rec,
+                   int64_t stored_until) {
+  if (!rec) {
     st.cache->erase_record(token);
+    return;
+  }
+  if (!is_final(rec->status) && st.open_here.count(token) != 0)
+    return;
+  cache_record(st, *rec, std::min(expiry(st), stored_until));
 }
 
 // Returns the record from the cache or Redis; nullopt when unknown.
@@ -267,12 +272,13 @@ outcome<std::optional<task_record>> find_record(status_actor_type* self,
     }
     return std::optional<task_record>{hit->record}; // see cache_record
   }
-  auto res = st.store->get_record(token);
+  int64_t stored_until = 0;
+  auto res = st.store->get_record(token, &stored_until);
   if (!res) {
     count_redis_error(self);
     return std::move(res).error();
   }
-  remember_read(st, token, res.value());
+  remember_read(st, token, res.value(), stored_until);
   return std::move(res).value();
 }
 
@@ -291,18 +297,26 @@ outcome<image_found> find_image(status_actor_type* self,
 
 // Answers and forgets every waiter of `token` with `rec`; `by` says what
 // answered them (metrics::long_polls_answered).
-void answer_waiters(status_actor_type* self, const task_record& rec,
+// Answers and forgets every waiter of `token` with `found` (answer_lookup:
+// the record, or unknown_token for nullopt); `by` as above.
+void answer_waiters(status_actor_type* self, const std::string& token,
+                    const std::optional<task_record>& found,
                     std::string_view by) {
   auto& st = self->state;
-  auto i = st.waiters.find(rec.token);
+  auto i = st.waiters.find(token);
   if (i == st.waiters.end())
     return;
   for (auto& w : i->second)
-    w.reply(rec);
+    answer_lookup(token, found, w.reply);
   metrics::long_polls_answered(by, i->second.size());
   st.waiter_count -= i->second.size();
   st.waiters.erase(i);
   metrics::long_polls_held(st.waiter_count);
+}
+
+void answer_waiters(status_actor_type* self, const task_record& rec,
+                    std::string_view by) {
+  answer_waiters(self, rec.token, rec, by);
 }
 
 // Keeps the bookkeeping of tasks this node runs, caches `rec` until
@@ -333,14 +347,21 @@ void record_written(status_actor_type* self, task_record rec,
 bool answer_waiters_from_redis(status_actor_type* self,
                                const std::string& token, std::string_view by) {
   auto& st = self->state;
-  auto fresh = st.store->get_record(token);
+  int64_t stored_until = 0;
+  auto fresh = st.store->get_record(token, &stored_until);
   if (!fresh) {
     count_redis_error(self);
     return false;
   }
-  if (!fresh.value())
-    return false;
-  remember_read(st, token, fresh.value());
+  if (!fresh.value()) {
+    if (st.open_here.count(token) != 0)
+      return false; // runs here: its writes come through this actor
+    // Gone (expired, or an accept undone): its waiters would otherwise
+    // wait out their whole deadline for a record that never comes.
+    answer_waiters(self, token, std::nullopt, by);
+    return true;
+  }
+  remember_read(st, token, fresh.value(), stored_until);
   if (!is_final(fresh.value()->status))
     return false;
   answer_waiters(self, *fresh.value(), by);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <limits>
 #include <utility>
 #include <vector>
 
@@ -94,6 +95,15 @@ outcome<reply_ptr> run_script(redis_connection& conn, const command& call,
     return failure{error_code::internal_error,
                    "unexpected reply to a script on " + key};
   return reply;
+}
+
+/// When a key whose PTTL answered `reply` expires, in ms since the Unix
+/// epoch: INT64_MAX when it has no TTL (or the answer is not a number),
+/// now when it is gone already (it expired between the read and the PTTL).
+int64_t expiry_of(const redisReply& reply) {
+  if (reply.type != REDIS_REPLY_INTEGER || reply.integer == -1)
+    return std::numeric_limits<int64_t>::max();
+  return now_ms() + std::max<long long>(reply.integer, 0);
 }
 
 /// The first error reply among `replies`, if any.
@@ -572,13 +582,18 @@ outcome<bool> task_store::release_lease(const std::string& node,
 }
 
 outcome<std::optional<task_record>>
-task_store::get_record(const std::string& token) {
+task_store::get_record(const std::string& token, int64_t* expires_at_ms) {
   using result = outcome<std::optional<task_record>>;
   return guarded([&]() -> result {
     auto key = task_key(settings_.key_prefix, token);
-    auto replies = impl_->conn.run({{"HGETALL", key}});
+    std::vector<command> cmds{{"HGETALL", key}};
+    if (expires_at_ms != nullptr)
+      cmds.push_back({"PTTL", key});
+    auto replies = impl_->conn.run(cmds);
     if (!replies)
       return std::move(replies).error();
+    if (expires_at_ms != nullptr)
+      *expires_at_ms = expiry_of(*replies.value().back());
     const auto& reply = *replies.value().front();
     if (reply.type == REDIS_REPLY_ERROR)
       return reply_error(impl_->conn, reply);
@@ -600,13 +615,18 @@ task_store::get_record(const std::string& token) {
 }
 
 outcome<std::optional<std::string>>
-task_store::get_image(const std::string& token) {
+task_store::get_image(const std::string& token, int64_t* expires_at_ms) {
   using result = outcome<std::optional<std::string>>;
   return guarded([&]() -> result {
     auto key = image_key(settings_.key_prefix, token);
-    auto replies = impl_->conn.run({{"GET", key}});
+    std::vector<command> cmds{{"GET", key}};
+    if (expires_at_ms != nullptr)
+      cmds.push_back({"PTTL", key});
+    auto replies = impl_->conn.run(cmds);
     if (!replies)
       return std::move(replies).error();
+    if (expires_at_ms != nullptr)
+      *expires_at_ms = expiry_of(*replies.value().back());
     const auto& reply = *replies.value().front();
     switch (reply.type) {
     case REDIS_REPLY_NIL:

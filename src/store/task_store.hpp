@@ -188,11 +188,16 @@ public:
                               const std::string& instance);
 
   /// Reads a record. nullopt = no such key (unknown or expired token).
-  /// Errors: store_unavailable.
-  outcome<std::optional<task_record>> get_record(const std::string& token);
+  /// With `expires_at_ms`, also when the key expires (PTTL, same round
+  /// trip; ms since the Unix epoch, INT64_MAX without a TTL): a cache of
+  /// what was read must not outlive it. Errors: store_unavailable.
+  outcome<std::optional<task_record>>
+  get_record(const std::string& token, int64_t* expires_at_ms = nullptr);
 
-  /// Reads a result image. nullopt = no such key. Errors: store_unavailable.
-  outcome<std::optional<std::string>> get_image(const std::string& token);
+  /// Reads a result image. nullopt = no such key. `expires_at_ms` as for
+  /// get_record. Errors: store_unavailable.
+  outcome<std::optional<std::string>>
+  get_image(const std::string& token, int64_t* expires_at_ms = nullptr);
 
   const redis_settings& settings() const { return settings_; }
 

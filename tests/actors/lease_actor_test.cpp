@@ -3,13 +3,16 @@
 // holder keeps the name (start-up refused, nothing recovered); a lease taken
 // by another instance while held ends in on_lost; with Redis away at start
 // the node may start and the lease is taken once Redis answers.
+#include <algorithm>
 #include <atomic>
+#include <thread>
 #include <vector>
 
 #include <caf/all.hpp>
 
 #include "actor_fixture.hpp"
 #include "actors/lease_actor.hpp"
+#include "store/task_store.hpp"
 #include "support/redis_server.hpp"
 
 using namespace resized;
@@ -158,6 +161,62 @@ BOOST_AUTO_TEST_CASE(redis_away_at_start_the_lease_is_taken_later) {
   BOOST_TEST(recovery_asked(10s));
   BOOST_TEST(holder() == instance);
   caf::anon_send_exit(lease, caf::exit_reason::user_shutdown);
+}
+
+// Redis away for longer than the leases: every name's lease runs out, the
+// live nodes' with the rest. Once Redis is back, a node adopts nothing for
+// a lease and a renewal, in which each live owner takes its name again:
+// node b never adopts live node a's task (which a still has, and would run
+// twice), while the task of a node with no owner (c) is adopted after it.
+BOOST_AUTO_TEST_CASE(after_redis_was_away_live_nodes_keep_their_tasks) {
+  test::redis_server aof{true}; // the pending sets survive its restart
+  auto node_cfg = [&](const std::string& name, const caf::scoped_actor& sup,
+                      std::chrono::milliseconds renew) {
+    auto cfg = config(1000ms, renew);
+    cfg.redis.port = aof.port();
+    cfg.node = name;
+    cfg.instance = name + "-" + test::random_uuid();
+    cfg.adopt = 300ms;
+    cfg.supervisor = caf::actor_cast<caf::actor>(sup);
+    return cfg;
+  };
+  auto pending = [&](const std::string& name) {
+    store::task_store ts{node_cfg(name, self, 100ms).redis};
+    task_record rec;
+    rec.token = test::random_uuid();
+    rec.status = task_status::pending;
+    rec.submitted_at_ms = now_ms();
+    BOOST_REQUIRE(ts.put_accepted(rec, "input", name, 60s).ok());
+    return rec.token;
+  };
+  auto a_name = "a-" + test::random_uuid().substr(0, 8);
+  auto b_name = "b-" + test::random_uuid().substr(0, 8);
+  auto c_name = "c-" + test::random_uuid().substr(0, 8);
+  pending(a_name);
+  caf::scoped_actor sa{sys}, sb{sys};
+  start(node_cfg(a_name, sa, 300ms));
+  start(node_cfg(b_name, sb, 100ms)); // b renews, and so looks, first
+  for (auto* sup : {&sa, &sb}) {
+    bool asked = false;
+    (*sup)->receive([&](recover_atom) { asked = true; },
+                    caf::after(5s) >> [] {});
+    BOOST_REQUIRE(asked);
+  }
+  aof.stop();
+  std::this_thread::sleep_for(2500ms); // longer than the leases
+  aof.start();
+  pending(c_name); // a name with no owner
+  std::vector<std::string> adopted_from;
+  auto until = std::chrono::steady_clock::now() + 5s;
+  while (std::chrono::steady_clock::now() < until)
+    sb->receive(
+        [&](adopt_atom, std::string& from, std::vector<store::pending_task>&) {
+          adopted_from.push_back(from);
+        },
+        caf::after(200ms) >> [] {});
+  BOOST_TEST(std::count(adopted_from.begin(), adopted_from.end(), a_name) == 0);
+  BOOST_TEST(std::count(adopted_from.begin(), adopted_from.end(), c_name) == 1);
+  BOOST_TEST(lost == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

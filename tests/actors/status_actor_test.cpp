@@ -966,4 +966,74 @@ BOOST_AUTO_TEST_CASE(an_image_fetch_reads_past_a_cached_open_record) {
     caf::anon_send_exit(*a, caf::exit_reason::user_shutdown);
 }
 
+// What a node reads from Redis (another node's result, or its own after
+// an eviction or a restart) is cached no longer than Redis keeps it: once
+// Redis has let a task expire, every node answers it unknown, this one too,
+// through the status actor, the lookup reader and the io threads' cache.
+BOOST_AUTO_TEST_CASE(
+    what_is_read_from_redis_is_cached_no_longer_than_it_lives) {
+  auto cfg = config(); // result TTL 60 s here
+  cfg.cache = std::make_shared<lookup_cache>(100, 1 << 20);
+  auto st = start(cfg);
+  reader_config rcfg;
+  rcfg.redis = cfg.redis;
+  rcfg.result_ttl = cfg.result_ttl;
+  rcfg.cache = std::make_shared<lookup_cache>(100, 1 << 20);
+  auto reader = sys.spawn<caf::detached>(lookup_reader, rcfg);
+  actor_backend backend{caf::actor{}, caf::actor{}, rcfg.cache, reader};
+  auto rec = make_record(task_status::success);
+  rec.width = rec.height = 100;
+  rec.etag = "e4";
+  {
+    store::task_store other_node{cfg.redis}; // a TTL of 2 s there
+    BOOST_REQUIRE(other_node.put_result(rec, "img4", 2s).ok());
+  }
+  BOOST_TEST(lookup(st, rec.token).ok());
+  BOOST_TEST(image(st, rec.token).ok());
+  test::answer<outcome<image_blob>> img;
+  backend.image(rec.token, img.make());
+  BOOST_TEST(*answered(img).bytes == "img4");
+  BOOST_REQUIRE(test::wait_until([&] { return !redis_has(rec.token); }, 10s));
+  auto gone = lookup(st, rec.token);
+  BOOST_TEST((!gone.ok() && gone.error().code == error_code::unknown_token));
+  auto no_image = image(st, rec.token);
+  BOOST_TEST(!no_image.ok());
+  test::answer<outcome<task_record>> poll;
+  backend.status(rec.token, 0ms, poll.make());
+  auto polled = poll.wait(10s);
+  BOOST_REQUIRE(polled.has_value());
+  BOOST_TEST(!polled->ok());
+  test::answer<outcome<image_blob>> img2;
+  backend.image(rec.token, img2.make());
+  auto fetched = img2.wait(10s);
+  BOOST_REQUIRE(fetched.has_value());
+  BOOST_TEST(!fetched->ok());
+  for (auto* a : {&reader, &st})
+    caf::anon_send_exit(*a, caf::exit_reason::user_shutdown);
+}
+
+// A long poll of another node's task whose record leaves Redis while it
+// waits (it expired, or its accept was undone) is answered unknown_token at
+// the next recheck, not at its deadline.
+BOOST_AUTO_TEST_CASE(a_long_poll_of_a_task_that_leaves_redis_is_answered_then) {
+  auto cfg = config();
+  cfg.recheck = 200ms;
+  auto st = start(cfg);
+  auto rec = make_record(task_status::in_progress);
+  {
+    store::task_store other_node{cfg.redis};
+    BOOST_REQUIRE(other_node.put_record(rec, 60s).ok());
+  }
+  auto started = std::chrono::steady_clock::now();
+  auto poll = long_poll(st, rec.token, 20s);
+  BOOST_TEST(!poll.wait(300ms).has_value()); // held: the task is open
+  redis.command("DEL " + prefix + "task:" + rec.token);
+  auto got = poll.wait(5s);
+  BOOST_REQUIRE(got.has_value());
+  BOOST_TEST(!got->ok());
+  BOOST_TEST((!got->ok() && got->error().code == error_code::unknown_token));
+  BOOST_TEST((std::chrono::steady_clock::now() - started < 10s));
+  caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
