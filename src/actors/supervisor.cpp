@@ -607,6 +607,21 @@ void on_node_down(self_ptr self, const caf::actor_addr& source,
   }
 }
 
+// Whether this supervisor has `token` in hand already: queued or running,
+// waiting for an identical task here or a twin elsewhere, or getting a
+// copy of a twin's result. A recovery (retried after a timeout, or after
+// submissions were taken before the lease) must not start it again.
+bool handled_here(const state_type& st, const std::string& token) {
+  if (st.running.count(token) != 0 || st.open.count(token) != 0 ||
+      st.awaiting.count(token) != 0 || st.cloning.count(token) != 0)
+    return true;
+  for (const auto& [original, list] : st.followers)
+    for (const auto& rec : list)
+      if (rec.token == token)
+        return true;
+  return false;
+}
+
 // Puts tasks accepted before a crash or restart back into the queue in the
 // order they were submitted (they keep their token and submission time), or
 // ends them if their input is gone or their node was lost under them
@@ -621,10 +636,9 @@ void recover(self_ptr self, std::vector<store::pending_task>& pending,
                      return a.record.submitted_at_ms < b.record.submitted_at_ms;
                    });
   size_t resumed = 0;
-  size_t known = 0; // already queued or running here
+  size_t known = 0; // already handled here
   for (auto& p : pending) {
-    if (st.running.count(p.record.token) != 0 ||
-        st.open.count(p.record.token) != 0) {
+    if (handled_here(st, p.record.token)) {
       ++known;
       continue;
     }
@@ -693,11 +707,13 @@ void reuse(self_ptr self, const std::string& original, state_type::queued task,
     return;
   }
   auto token = task.record.token;
+  st.cloning.insert(token);
   self->request(st.status, st.cfg.store_timeout, clone_atom::value, original,
                 task.record, task.content)
       .then(
           [=](bool cloned) mutable {
             auto& st = self->state;
+            st.cloning.erase(token);
             if (cloned) {
               counted_done(self, token);
               count_reused(self, task.record.input_bytes);
@@ -712,7 +728,10 @@ void reuse(self_ptr self, const std::string& original, state_type::queued task,
             // The original's result expired: compute it again.
             enqueue(self, std::move(task));
           },
-          [=](caf::error&) mutable { enqueue(self, std::move(task)); });
+          [=](caf::error&) mutable {
+            self->state.cloning.erase(token);
+            enqueue(self, std::move(task));
+          });
 }
 
 // A task of this node's own to run: the one its twins here follow.

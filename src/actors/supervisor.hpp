@@ -137,6 +137,8 @@ struct supervisor_state {
     std::string original; // the twin's token
   };
   std::unordered_map<std::string, awaiting_twin> awaiting;
+  // Tasks whose twin's result is being copied to them (clone_atom asked).
+  std::unordered_set<std::string> cloning;
   // Each client's share in use: its tasks accepted (or being accepted) and
   // not final, and their input bytes; and whose each such task is, by
   // token. Released once, when the task ends (counted_done).

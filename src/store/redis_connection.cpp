@@ -69,6 +69,16 @@ private:
   bool was_pending_ = false;
 };
 
+/// Makes the close of `fd` drop what it has not sent yet (SO_LINGER 0: a
+/// reset). A command given up on after a timeout (a network that went
+/// black) must not reach Redis later from the kernel's retransmissions,
+/// after the writes made since on a new connection (a final record turned
+/// back to open, an undone accept made again).
+void discard_unsent(int fd) {
+  linger now{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &now, sizeof now);
+}
+
 /// Runs one command synchronously on `ctx`; nullptr on I/O error.
 reply_ptr run_one(redisContext* ctx, const command& cmd) {
   std::vector<const char*> argv;
@@ -401,6 +411,7 @@ redis_connection::run(const std::vector<command>& cmds) {
     }
     if (result == io_result::timed_out) {
       timed_out_ = true;
+      discard_unsent(ctx_->fd);
       ctx_.reset();
       last_error_ = error(fmt::format("no reply within {} ms",
                                       settings_.command_timeout.count()));

@@ -331,6 +331,47 @@ BOOST_AUTO_TEST_CASE(a_clients_share_of_input_bytes_is_bounded) {
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
 }
 
+// A recovery or adoption that names a task this supervisor has in hand
+// already (here: one following an identical task that runs) leaves it
+// alone: it is not started a second time.
+BOOST_AUTO_TEST_CASE(a_recovery_leaves_the_tasks_in_hand_alone) {
+  auto sup = start(supervisor_config{}, 1);
+  auto big = test::corpus_photo(slow_photo);
+  std::vector<std::string> tokens;
+  for (int i = 0; i < 2; ++i) {
+    test::answer<outcome<std::string>> ans;
+    submit_request req{{}, big, imaging::probe_info{}, "test", "same", 0, ""};
+    caf::anon_send(sup, submit_atom::value, std::move(req), ans.make());
+    auto res = ans.wait();
+    BOOST_REQUIRE(res.has_value());
+    BOOST_REQUIRE(res->ok());
+    tokens.push_back(res->value());
+  }
+  // The second follows the first, which runs for a while (a 16.7 MP WebP).
+  store::pending_task follower;
+  follower.record.token = tokens[1];
+  follower.record.status = task_status::pending;
+  follower.record.submitted_at_ms = now_ms();
+  follower.input = big;
+  caf::anon_send(sup, adopt_atom::value, std::string("elsewhere"),
+                 std::vector<store::pending_task>{follower});
+  run_until_final(tokens);
+  // A second start would follow at once (the pool is free now).
+  for (auto until = std::chrono::steady_clock::now() + 1500ms;
+       std::chrono::steady_clock::now() < until;)
+    status->receive(
+        [&](update_atom, task_record& rec) { record(rec); },
+        [&](result_atom, task_record& rec, std::string&) { record(rec); },
+        caf::after(100ms) >> [] {});
+  BOOST_TEST(successes(tokens[0]) == 1);
+  BOOST_TEST(successes(tokens[1]) == 1);
+  size_t started = 0;
+  for (auto& [token, status] : seen)
+    started += token == tokens[1] && status == task_status::in_progress;
+  BOOST_TEST(started == 0u); // its result is the first's, copied
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}
+
 BOOST_AUTO_TEST_CASE(identical_tasks_free_their_clients_share_once_final) {
   supervisor_config cfg;
   cfg.client_max_tasks = 3;
