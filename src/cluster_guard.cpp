@@ -1,6 +1,7 @@
-// accept(2) as CAF's middleman calls it, defined by resized's executable in
-// front of libc's, to watch the connections to the cluster port until their
-// peer says hello (cluster_guard.hpp).
+// accept(2), recv(2) and connect(2) as CAF's middleman calls them, defined
+// by resized's executable in front of libc's, to watch the connections to
+// the cluster port until their peer says hello, and to bound a worker's
+// connects (cluster_guard.hpp).
 //
 // Why by hand: CAF 0.17's middleman has no limit on connections waiting in
 // BASP's handshake and no deadline for it, and tells nothing about a
@@ -14,8 +15,12 @@
 #include "cluster_guard.hpp"
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
+
+#include <cerrno>
 
 #include <atomic>
 #include <cstdlib>
@@ -33,13 +38,31 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 using accept_fn = int (*)(int, sockaddr*, socklen_t*);
+using recv_fn = ssize_t (*)(int, void*, size_t, int);
+using connect_fn = int (*)(int, const sockaddr*, socklen_t);
 
-accept_fn libc_accept() {
-  static auto fn = reinterpret_cast<accept_fn>(dlsym(RTLD_NEXT, "accept"));
+template <class Fn>
+Fn libc(const char* name) {
+  auto fn = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
   if (fn == nullptr) {
-    resized::log::error("cannot find libc's accept", {});
+    resized::log::error("cannot find a libc function", {{"name", name}});
     std::abort();
   }
+  return fn;
+}
+
+accept_fn libc_accept() {
+  static auto fn = libc<accept_fn>("accept");
+  return fn;
+}
+
+recv_fn libc_recv() {
+  static auto fn = libc<recv_fn>("recv");
+  return fn;
+}
+
+connect_fn libc_connect() {
+  static auto fn = libc<connect_fn>("connect");
   return fn;
 }
 
@@ -62,7 +85,43 @@ struct pending_connection {
   resized::socket_ends ends;
   std::pair<std::string, uint16_t> peer_endpoint;
   clock_type::time_point since;
+  // Where the peer's byte stream is in BASP's framing: a 32-byte header
+  // (payload_len, big-endian, at bytes 4-7), then that many payload bytes.
+  uint8_t header[32];
+  size_t header_bytes = 0;
+  uint64_t payload_left = 0;
 };
+
+constexpr size_t basp_header_size = 32;
+
+// Follows `n` received bytes through `p`'s framing; false when a header
+// announces more than max_payload_before_hello.
+bool frames_ok(pending_connection& p, const uint8_t* data, size_t n) {
+  while (n > 0) {
+    if (p.payload_left > 0) {
+      auto skip = std::min<uint64_t>(p.payload_left, n);
+      p.payload_left -= skip;
+      data += skip;
+      n -= skip;
+      continue;
+    }
+    auto take = std::min(n, basp_header_size - p.header_bytes);
+    std::copy(data, data + take, p.header + p.header_bytes);
+    p.header_bytes += take;
+    data += take;
+    n -= take;
+    if (p.header_bytes < basp_header_size)
+      return true;
+    uint32_t len = (uint32_t{p.header[4]} << 24) |
+                   (uint32_t{p.header[5]} << 16) |
+                   (uint32_t{p.header[6]} << 8) | uint32_t{p.header[7]};
+    if (len > resized::max_payload_before_hello)
+      return false;
+    p.payload_left = len;
+    p.header_bytes = 0;
+  }
+  return true;
+}
 
 // Shared with the watchdog thread (detached, it runs until the process
 // ends): allocated once and never destroyed, so static destructors at exit
@@ -78,6 +137,9 @@ struct guard_state {
   std::map<std::pair<std::string, uint16_t>, clock_type::time_point> greeted;
   std::once_flag watchdog_started;
   resized::log::throttle log{std::chrono::seconds{10}};
+  std::atomic<bool> check_frames{false};
+  // limit_blocking_connects (0: none).
+  std::atomic<int64_t> connect_limit_ms{0};
 };
 
 guard_state& guard = *new guard_state;
@@ -120,6 +182,63 @@ void watchdog() {
   }
 }
 
+// `fd` received `n` bytes at `data`: if it is a connection waiting for its
+// peer's hello whose framing announces too large a payload, it is shut
+// down (and true is answered: the caller reports a reset).
+bool refuse_oversized(int fd, const void* data, size_t n) {
+  std::lock_guard<std::mutex> lock{guard.mutex};
+  auto i = guard.pending.find(fd);
+  if (i == guard.pending.end() ||
+      frames_ok(i->second, static_cast<const uint8_t*>(data), n))
+    return false;
+  ::shutdown(fd, SHUT_RDWR);
+  if (auto count = guard.log.note(2, clock_type::now()); count > 0)
+    resized::log::warn(
+        "cluster connection cut off: a message too large before its hello",
+        {{"peer",
+          resized::address_text(i->second.ends.peer, i->second.ends.peer_len)},
+         {"max_bytes",
+          static_cast<uint64_t>(resized::max_payload_before_hello)},
+         {"connections", count},
+         {"log_every_s", guard.log.every_seconds()}});
+  guard.pending.erase(i);
+  return true;
+}
+
+// connect(2) on blocking socket `fd`, waiting at most `limit_ms`.
+int connect_within(int fd, const sockaddr* addr, socklen_t len,
+                   int64_t limit_ms) {
+  int flags = fcntl(fd, F_GETFL, 0);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0)
+    return libc_connect()(fd, addr, len);
+  int rc = libc_connect()(fd, addr, len);
+  int err = rc == 0 ? 0 : errno;
+  if (rc != 0 && err == EINPROGRESS) {
+    pollfd p{fd, POLLOUT, 0};
+    auto deadline = clock_type::now() + std::chrono::milliseconds{limit_ms};
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      deadline - clock_type::now())
+                      .count();
+      int ready = left > 0 ? poll(&p, 1, static_cast<int>(left)) : 0;
+      if (ready < 0 && errno == EINTR)
+        continue;
+      if (ready <= 0) {
+        err = ready == 0 ? ETIMEDOUT : errno;
+        break;
+      }
+      socklen_t elen = sizeof err;
+      if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0)
+        err = errno;
+      break;
+    }
+    rc = err == 0 ? 0 : -1;
+  }
+  fcntl(fd, F_SETFL, flags);
+  errno = err;
+  return rc;
+}
+
 void note_accepted(int listener, int fd) {
   if (local_port(listener) != guard.port.load())
     return;
@@ -149,12 +268,17 @@ void note_accepted(int listener, int fd) {
 namespace resized {
 
 void guard_cluster_port(uint16_t port, std::chrono::milliseconds deadline,
-                        size_t max_pending) {
+                        size_t max_pending, bool plain) {
+  guard.check_frames = plain;
   guard.deadline_ms = deadline.count();
   guard.max_pending = max_pending;
   guard.port = port;
   std::call_once(guard.watchdog_started,
                  [] { std::thread{watchdog}.detach(); });
+}
+
+void limit_blocking_connects(std::chrono::milliseconds limit) {
+  guard.connect_limit_ms = limit.count();
 }
 
 void note_cluster_hello(const std::string& host, uint16_t port) {
@@ -173,6 +297,29 @@ int accept(int fd, sockaddr* addr, socklen_t* len) {
   if (s >= 0 && guard.port.load() != 0)
     note_accepted(fd, s);
   return s;
+}
+
+// CAF's BASP reads with recv (asio and hiredis do not: recvmsg, read).
+ssize_t recv(int fd, void* buf, size_t len, int flags) {
+  ssize_t n = libc_recv()(fd, buf, len, flags);
+  if (n > 0 && (flags & MSG_PEEK) == 0 && guard.check_frames.load() &&
+      refuse_oversized(fd, buf, static_cast<size_t>(n))) {
+    errno = ECONNRESET;
+    return -1;
+  }
+  return n;
+}
+
+// Only blocking sockets (CAF's middleman's) are bounded: asio, hiredis and
+// the resolver connect non-blocking and keep their own deadlines.
+int connect(int fd, const sockaddr* addr, socklen_t len) {
+  int64_t limit = guard.connect_limit_ms.load();
+  if (limit <= 0)
+    return libc_connect()(fd, addr, len);
+  int flags = fcntl(fd, F_GETFL, 0);
+  if (flags < 0 || (flags & O_NONBLOCK) != 0)
+    return libc_connect()(fd, addr, len);
+  return connect_within(fd, addr, len, limit);
 }
 
 } // extern "C"

@@ -565,7 +565,13 @@ int main(int argc, char** argv) {
     guard_cluster_port(cl.port,
                        cl.tls.on() ? 2 * cl.connection_timeout
                                    : cl.connection_timeout,
-                       cl.max_pending);
+                       cl.max_pending, !cl.tls.on());
+  // A worker's connects to its API nodes share one actor (CAF's
+  // middleman): each may take half a join's deadline, so that one API host
+  // that drops packets leaves the next connect time to finish within its
+  // own.
+  if (cl.role == "worker")
+    limit_blocking_connects(cl.connection_timeout / 2);
 
   std::string vips_err;
   if (!imaging::startup(argv[0], cfg.resize.vips_concurrency, vips_err,
@@ -598,6 +604,10 @@ int main(int argc, char** argv) {
           note_cluster_hello);
     } catch (const std::exception& e) {
       log::error("cannot start node", {{"error", e.what()}});
+      // The lease may be taken already (the cluster port is opened after
+      // it): a restart need not wait for it to run out.
+      if (cfg.cluster.role != "worker")
+        release_name(cfg, instance);
       return EXIT_FAILURE;
     }
     if (node->lease && !settle_lease(sys, node->lease, cfg)) {

@@ -54,7 +54,8 @@ void tick_after(lease_actor_type* self, std::chrono::milliseconds delay) {
 
 void on_claim_failed(lease_actor_type* self, const failure& err) {
   auto& st = self->state;
-  st.redis_away = true;
+  if (!st.away_since)
+    st.away_since = clock::now();
   if (st.at == phase::acquiring) {
     if (!st.start_ok)
       log::warn("redis not reachable: the lease on this node's name is not "
@@ -129,11 +130,13 @@ void adopt_orphans(lease_actor_type* self) {
   }
 }
 
-// After Redis was away, the first look for names with no lease waits a
-// lease and a renewal from now: the other nodes' leases may have run out
-// during the outage as this one's did, their owners alive, and each takes
-// its own again at its next renewal. Adopting before that would run their
-// tasks twice (here, and where they still are).
+// After Redis was away long enough for a live node's lease to run out (a
+// lease less the renewal interval: its last renewal may have come that
+// long before the outage began), the first look for names with no lease
+// waits a lease and a renewal from now: each live owner takes its own name
+// again at its next renewal. Adopting before that would run their tasks
+// twice (here, and where they still are). Shorter outages (a claim that
+// timed out now and then) delay nothing.
 void hold_adoption_after_outage(lease_state& st) {
   st.next_adopt =
       std::max(st.next_adopt, clock::now() + st.cfg.ttl + st.cfg.renew);
@@ -141,8 +144,9 @@ void hold_adoption_after_outage(lease_state& st) {
 
 void on_claimed(lease_actor_type* self, const store::lease_claim& claim) {
   auto& st = self->state;
-  bool after_outage = st.redis_away;
-  st.redis_away = false;
+  bool after_outage = st.away_since && clock::now() - *st.away_since >=
+                                           st.cfg.ttl - st.cfg.renew;
+  st.away_since.reset();
   if (st.at == phase::acquiring) {
     log::info("node name lease taken", {{"node", st.cfg.node},
                                         {"instance", st.cfg.instance},

@@ -94,8 +94,9 @@ struct lease_state {
   bool waiting = false; // the deadline is set
   std::chrono::steady_clock::time_point started{};
   bool renew_failing = false; // a renewal failed, not yet one that worked
-  bool redis_away = false;    // a claim failed, not yet one that worked
-  bool draining = false;      // shutting down: adopts nothing more
+  /// Since when claims fail (Redis away), if the last one did.
+  std::optional<std::chrono::steady_clock::time_point> away_since;
+  bool draining = false; // shutting down: adopts nothing more
   /// held: the next look for names with no lease is due then.
   std::chrono::steady_clock::time_point next_adopt{};
   /// Tasks moved into this name's set but not handed over yet (reading

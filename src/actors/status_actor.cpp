@@ -230,6 +230,24 @@ void keep_for_retry(status_actor_type* self, unwritten_write w,
   schedule_flush(self);
 }
 
+// Whether `rec` comes after its task's final record, cached here, and is
+// dropped: a final record never changes (caches and clients rely on it).
+// It happens when the supervisor gave up waiting for a copy of a twin's
+// result and queued the task, and the copy was made after all: the run's
+// progress and its own final record follow the copy's SUCCESS.
+bool dropped_after_final(status_actor_type* self, const task_record& rec) {
+  auto& st = self->state;
+  auto cached = st.cache->record(rec.token);
+  if (!cached || !is_final(cached->record.status))
+    return false;
+  st.open_here.erase(rec.token);
+  log::debug("change after a final record: dropped",
+             {{"token", rec.token},
+              {"status", to_string(rec.status)},
+              {"final", to_string(cached->record.status)}});
+  return true;
+}
+
 // Writes the final record `rec`, kept for a retry if Redis did not take it
 // (a later change would supersede it: made in order).
 bool put_final(status_actor_type* self, const task_record& rec) {
@@ -546,8 +564,9 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         if (st.open_here.erase(token) == 0)
           return;
         st.cache->erase_record(token);
-        log::warn("accept undone: stored after its client was told 503 (the "
-                  "status actor answered too late)",
+        log::warn("accept undone: stored after its client was answered "
+                  "without the token (503 or 504: this actor answered too "
+                  "late)",
                   {{"token", token}});
         task_record rec;
         rec.token = token;
@@ -568,19 +587,12 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
       },
       [=](update_atom, task_record& rec) {
         auto& st = self->state;
+        if (dropped_after_final(self, rec))
+          return;
         auto expires = expiry(st);
         bool stored = true;
         if (is_final(rec.status)) {
           stored = put_final(self, rec);
-        } else if (auto cached = st.cache->record(rec.token);
-                   cached && is_final(cached->record.status)) {
-          // A progress change that comes after its task's final record
-          // (a copy of a twin's result made after the supervisor had
-          // given up waiting for it and queued the task): the final
-          // record stands, here and in Redis.
-          log::debug("progress after a final record: dropped",
-                     {{"token", rec.token}, {"status", to_string(rec.status)}});
-          return;
         } else if (auto res = st.store->put_record(rec, st.ttl, st.node);
                    !res) {
           note_store_error(self, "put_record", rec.token, res.error());
@@ -601,6 +613,8 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
       [=](result_atom, task_record& rec, std::string& bytes,
           const std::string& content) {
         auto& st = self->state;
+        if (dropped_after_final(self, rec))
+          return;
         auto expires = expiry(st);
         auto image = std::make_shared<const std::string>(std::move(bytes));
         bool stored = true;

@@ -842,6 +842,21 @@ void accept(self_ptr self, submit_request req, submit_replier reply) {
           [=](bool stored, std::string& indexed) mutable {
             auto& st = self->state;
             --st.accepting;
+            if (stored && reply.answered()) {
+              // Stored after the client was answered without its token
+              // (504 at http.reply-timeout-ms): nobody will poll it, and
+              // the client may send it again. Undone like an accept given
+              // up on (below).
+              st.queued_bytes -= size;
+              counted_done(self, task.record.token);
+              self->send(st.status, forget_atom::value, task.record.token,
+                         content);
+              log::warn(
+                  "accept undone: stored after its client's answer "
+                  "went out (http.reply-timeout-ms)",
+                  {{"token", task.record.token}, {"request_id", request_id}});
+              return;
+            }
             if (!stored) {
               st.queued_bytes -= size;
               counted_done(self, task.record.token);

@@ -493,8 +493,10 @@ bool continue_socket::state::received(const char* data, size_t size) {
       // shuts the connection down (shutdown()). Unless RESTinio is to be
       // stopped now: the answer before it is never written then, and the
       // connection ends unanswered.
-      if (!stop_restinio)
+      if (!stop_restinio) {
         waiting_answer = std::move(answer);
+        writes_at_waiting = writes_done;
+      }
       return stop_restinio;
     }
     // Before RESTinio sees the bytes it will refuse by closing.
@@ -514,7 +516,9 @@ bool continue_socket::state::received(const char* data, size_t size) {
 void continue_socket::state::write_waiting_answer() {
   if (waiting_answer.empty() || !socket.is_open())
     return;
-  if (!writing) // else RESTinio is cutting an answer off (a timeout)
+  // Not while RESTinio is cutting an answer off (a write timeout), nor
+  // before the answer it waits behind was written (a handler timeout).
+  if (!writing && writes_done > writes_at_waiting)
     write_without_waiting(socket, waiting_answer);
   waiting_answer.clear();
 }

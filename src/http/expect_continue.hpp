@@ -272,6 +272,7 @@ public:
                      ex, [st = state_, h = std::forward<Handler>(handler)](
                              const asio::error_code& ec, size_t n) mutable {
                        st->writing = false;
+                       ++st->writes_done;
                        h(ec, n);
                      }));
   }
@@ -284,8 +285,11 @@ private:
     bool writing = false; // one of RESTinio's writes is under way
     bool refused = false; // a refusal was written, or waits (below)
     // A refusal waiting for the answer to a request before it, written at
-    // shutdown (see shutdown()).
+    // shutdown (see shutdown()) if RESTinio wrote since (that answer): a
+    // shutdown with no write since is a connection cut off before it.
     std::string waiting_answer;
+    uint64_t writes_done = 0;       // RESTinio's writes completed
+    uint64_t writes_at_waiting = 0; // ... when waiting_answer was set
     /// Feeds the tracker and writes what is due; true when RESTinio must
     /// be stopped (a limit only the tracker has: refusal::chunks).
     bool received(const char* data, size_t size);

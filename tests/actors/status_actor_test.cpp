@@ -444,6 +444,19 @@ BOOST_AUTO_TEST_CASE(a_progress_change_after_a_final_record_is_dropped) {
   BOOST_TEST(
       redis.command("HGET " + prefix + "task:" + failed.token + " status")
           .find("FAILURE") != std::string::npos);
+  // So is a second final record, or a result (a run that followed a copy
+  // of a twin's result it was queued for when the copy timed out).
+  auto again = failed;
+  again.status = task_status::success;
+  again.error_code.clear();
+  again.error_message.clear();
+  caf::anon_send(st, result_atom::value, again, std::string("img"),
+                 std::string{});
+  got = lookup(st, failed.token);
+  BOOST_REQUIRE(got.ok());
+  BOOST_TEST((got->status == task_status::failure));
+  BOOST_TEST(redis.command("EXISTS " + prefix + "image:" + failed.token) ==
+             ":0\r\n");
   // Final in Redis only: another node's write.
   auto other = make_record(task_status::success);
   other.width = other.height = 100;

@@ -249,6 +249,63 @@ BOOST_AUTO_TEST_CASE(an_accept_not_answered_in_time_is_refused_and_forgotten) {
   caf::anon_send_exit(local, caf::exit_reason::user_shutdown);
 }
 
+// The accept is stored, but only after the client's answer went out
+// without the token (the HTTP deadline's 504): the task is not queued (it
+// would run for nobody) and the status actor is told to forget it.
+BOOST_AUTO_TEST_CASE(an_accept_stored_after_the_clients_answer_is_forgotten) {
+  auto sink = caf::actor_cast<caf::actor>(status);
+  // Answers each accept "stored" 300 ms late; reports forgets.
+  auto late = sys.spawn([sink](caf::event_based_actor* self) -> caf::behavior {
+    return {
+        [=](accept_atom, task_record& rec, const caf::message&,
+            const std::string&) {
+          auto promise = self->make_response_promise();
+          self->delayed_send(self, 300ms, twin_atom::value, rec.token);
+          self->become(caf::keep_behavior,
+                       [=](twin_atom, std::string&) mutable {
+                         promise.deliver(true, std::string{});
+                         self->unbecome();
+                       });
+          return promise;
+        },
+        [=](forget_atom, std::string& token, std::string& content) {
+          self->send(sink, forget_atom::value, token, content);
+        },
+        [=](update_atom, task_record& rec) {
+          self->send(sink, update_atom::value, rec);
+        },
+        [=](recover_atom) { return std::vector<store::pending_task>{}; },
+    };
+  });
+  supervisor_config cfg;
+  auto local = sys.spawn(agent, agent_config{1, cfg.node});
+  auto sup = sys.spawn(supervisor, cfg, late, local, size_t{1});
+  test::answer<outcome<std::string>> ans;
+  auto reply = ans.make();
+  submit_request req{{}, "img", imaging::probe_info{}, "test", "key-2", 0, ""};
+  caf::anon_send(sup, submit_atom::value, std::move(req), reply);
+  reply(failure{error_code::timeout, "the service did not answer in time"});
+  std::string forgotten;
+  status->receive(
+      [&](forget_atom, std::string& token, std::string&) { forgotten = token; },
+      caf::after(5s) >> [] {});
+  BOOST_TEST(!forgotten.empty());
+  // Nothing queued, nothing started.
+  auto v = view(sup);
+  BOOST_TEST(v.queue_depth == 0u);
+  BOOST_TEST(v.queued_bytes == 0u);
+  bool changed = false;
+  status->receive([&](update_atom, task_record&) { changed = true; },
+                  caf::after(500ms) >> [] {});
+  BOOST_TEST(!changed);
+  auto got = ans.wait(1s);
+  BOOST_REQUIRE(got.has_value());
+  BOOST_TEST((!got->ok() && got->error().code == error_code::timeout));
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(late, caf::exit_reason::kill);
+  caf::anon_send_exit(local, caf::exit_reason::user_shutdown);
+}
+
 BOOST_AUTO_TEST_CASE(queue_bytes_are_bounded_too) {
   supervisor_config cfg;
   cfg.queue_capacity = 100;

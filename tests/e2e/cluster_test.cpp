@@ -60,10 +60,13 @@
 #include <algorithm>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
+#include <netinet/in.h>
 #include <regex>
 #include <sstream>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 
 #include "support/cluster.hpp"
@@ -1585,6 +1588,94 @@ BOOST_AUTO_TEST_CASE(silent_connections_to_the_cluster_port_are_cut_off) {
   BOOST_TEST(expect_all_success(api, tokens).size() == 4u);
   BOOST_TEST(lines_with(w.log(), {"cluster link down"}) == 0u, w.log());
   BOOST_TEST(lines_with(w.log(), {"joined API node"}) == 1u, w.log());
+}
+
+// 32 bytes from anyone on the plain cluster port: a BASP header announcing
+// a 4 GiB payload, before any hello. CAF would size its read buffer to it
+// (the node's memory went from 46 MB to 3.3 GB, or it aborted on
+// bad_alloc); the guard cuts the connection off at the header instead, and
+// the node goes on serving and taking workers.
+BOOST_AUTO_TEST_CASE(a_huge_message_before_hello_is_cut_off) {
+  if (left_out_of_the_tls_everywhere_run())
+    return;
+  redis_server redis;
+  api_node api(redis.port(), "bomb-api");
+  note_logs({&api.process()});
+  auto rss_mib = [&] {
+    std::ifstream in("/proc/" + std::to_string(api.process().pid()) +
+                     "/status");
+    std::string line;
+    while (std::getline(in, line))
+      if (line.rfind("VmRSS:", 0) == 0)
+        return std::atol(line.c_str() + 6) / 1024;
+    return 0L;
+  };
+  auto before = rss_mib();
+  int fd = connect_loopback(api.cluster_port());
+  BOOST_TEST_REQUIRE(fd >= 0);
+  unsigned char header[32] = {};
+  header[0] = 0x01; // any operation: the length is what counts
+  header[4] = 0xff;
+  header[5] = 0xff;
+  header[6] = 0xff;
+  header[7] = 0xf0;
+  BOOST_TEST_REQUIRE(::send(fd, header, sizeof header, MSG_NOSIGNAL) == 32);
+  BOOST_TEST(closed_by_peer(fd));
+  ::close(fd);
+  BOOST_TEST(!wait_log_line(api.process(),
+                            "cluster connection cut off: a message too large "
+                            "before its hello",
+                            5s)
+                  .empty());
+  BOOST_TEST(api.running());
+  BOOST_TEST(rss_mib() < before + 200,
+             "RSS " << before << " -> " << rss_mib() << " MiB");
+  BOOST_TEST(http_get(api.url("/healthz")).status == 200);
+  worker_process w("bomb-worker", {api.endpoint()});
+  note_logs({&w.process()});
+  BOOST_TEST(wait_listed(api, {"bomb-worker"}, join_timeout));
+}
+
+// A worker with two API nodes, one of whose hosts drops packets (here: a
+// listener whose accept queue is full, so the kernel drops the SYNs): it
+// joins the other within the usual time, and SIGTERM ends it at once. (CAF
+// connects on a blocking socket, in the one actor every link shares: the
+// dark host's connect held the other's, and the worker's exit, for the
+// kernel's SYN retries, about two minutes.)
+BOOST_AUTO_TEST_CASE(one_dark_api_host_does_not_keep_a_worker_from_the_other) {
+  redis_server redis;
+  api_node api(redis.port(), "dark-other-api");
+  note_logs({&api.process()});
+  int dark = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  BOOST_TEST_REQUIRE(dark >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  BOOST_TEST_REQUIRE(
+      ::bind(dark, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  BOOST_TEST_REQUIRE(::listen(dark, 0) == 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(dark, reinterpret_cast<sockaddr*>(&addr), &len);
+  // Fill its accept queue (never accepted): later SYNs are dropped.
+  std::vector<int> fillers;
+  for (int i = 0; i < 4; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    fillers.push_back(fd);
+  }
+  std::this_thread::sleep_for(200ms); // the handshakes of the first ones
+  auto dark_endpoint = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  worker_process w("dark-worker", {dark_endpoint, api.endpoint()});
+  note_logs({&w.process()});
+  BOOST_TEST(wait_listed(api, {"dark-worker"}, 3 * join_timeout));
+  auto t0 = std::chrono::steady_clock::now();
+  int status = w.process().stop(SIGTERM, 30000ms);
+  auto took = std::chrono::steady_clock::now() - t0;
+  BOOST_TEST(describe_exit(status) == "exit 0", w.log());
+  BOOST_TEST((took < 10s));
+  for (int fd : fillers)
+    ::close(fd);
+  ::close(dark);
 }
 
 // The TLS files are read once, at start-up: removing them afterwards (a
