@@ -188,8 +188,17 @@ void watchdog() {
 bool refuse_oversized(int fd, const void* data, size_t n) {
   std::lock_guard<std::mutex> lock{guard.mutex};
   auto i = guard.pending.find(fd);
-  if (i == guard.pending.end() ||
-      frames_ok(i->second, static_cast<const uint8_t*>(data), n))
+  if (i == guard.pending.end())
+    return false;
+  // Said hello since (the watchdog forgets it at its next round only): a
+  // node's, whose messages may be as large as results are.
+  if (auto hello = guard.greeted.find(i->second.peer_endpoint);
+      hello != guard.greeted.end()) {
+    guard.greeted.erase(hello);
+    guard.pending.erase(i);
+    return false;
+  }
+  if (frames_ok(i->second, static_cast<const uint8_t*>(data), n))
     return false;
   ::shutdown(fd, SHUT_RDWR);
   if (auto count = guard.log.note(2, clock_type::now()); count > 0)

@@ -1599,7 +1599,10 @@ BOOST_AUTO_TEST_CASE(a_huge_message_before_hello_is_cut_off) {
   if (left_out_of_the_tls_everywhere_run())
     return;
   redis_server redis;
-  api_node api(redis.port(), "bomb-api");
+  // A long hello deadline: the guard's watchdog forgets a greeted
+  // connection only every quarter of it (5 s here).
+  api_node api(redis.port(), "bomb-api",
+               {"--cluster.connection-timeout-ms=20000"});
   note_logs({&api.process()});
   auto rss_mib = [&] {
     std::ifstream in("/proc/" + std::to_string(api.process().pid()) +
@@ -1633,7 +1636,14 @@ BOOST_AUTO_TEST_CASE(a_huge_message_before_hello_is_cut_off) {
   BOOST_TEST(http_get(api.url("/healthz")).status == 200);
   worker_process w("bomb-worker", {api.endpoint()});
   note_logs({&w.process()});
-  BOOST_TEST(wait_listed(api, {"bomb-worker"}, join_timeout));
+  BOOST_TEST_REQUIRE(wait_listed(api, {"bomb-worker"}, join_timeout));
+  // Its results are larger than 64 KiB (1600-pixel PNGs), and come at once,
+  // before the watchdog's next round: the hello counts, not the round.
+  auto tokens = submit_batch(api, all_photos(), 2, 1600,
+                             "&height=1600&mode=fit&format=png");
+  BOOST_TEST(expect_all_success(api, tokens).size() == 2u);
+  BOOST_TEST(lines_with(api.log(), {"a message too large"}) == 1u, api.log());
+  BOOST_TEST(lines_with(w.log(), {"cluster link down"}) == 0u, w.log());
 }
 
 // A worker with two API nodes, one of whose hosts drops packets (here: a
