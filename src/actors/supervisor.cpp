@@ -607,13 +607,26 @@ void on_node_down(self_ptr self, const caf::actor_addr& source,
   }
 }
 
+// Tells the status actor to undo the accept of `token` (its client has no
+// token), and remembers it for recoveries (handled_here).
+void forget(self_ptr self, const std::string& token,
+            const std::string& content) {
+  auto& st = self->state;
+  if (st.forgotten.size() >= 10000)
+    st.forgotten.clear();
+  st.forgotten.insert(token);
+  self->send(st.status, forget_atom::value, token, content);
+}
+
 // Whether this supervisor has `token` in hand already: queued or running,
-// waiting for an identical task here or a twin elsewhere, or getting a
-// copy of a twin's result. A recovery (retried after a timeout, or after
-// submissions were taken before the lease) must not start it again.
+// waiting for an identical task here or a twin elsewhere, getting a copy
+// of a twin's result, or undone (its client has no token). A recovery (retried
+// after a timeout, or after submissions were taken before the lease) must not
+// start it again.
 bool handled_here(const state_type& st, const std::string& token) {
   if (st.running.count(token) != 0 || st.open.count(token) != 0 ||
-      st.awaiting.count(token) != 0 || st.cloning.count(token) != 0)
+      st.awaiting.count(token) != 0 || st.cloning.count(token) != 0 ||
+      st.forgotten.count(token) != 0)
     return true;
   for (const auto& [original, list] : st.followers)
     for (const auto& rec : list)
@@ -849,8 +862,7 @@ void accept(self_ptr self, submit_request req, submit_replier reply) {
               // up on (below).
               st.queued_bytes -= size;
               counted_done(self, task.record.token);
-              self->send(st.status, forget_atom::value, task.record.token,
-                         content);
+              forget(self, task.record.token, content);
               log::warn(
                   "accept undone: stored after its client's answer "
                   "went out (http.reply-timeout-ms)",
@@ -916,8 +928,7 @@ void accept(self_ptr self, submit_request req, submit_replier reply) {
             // out stays in its mailbox): the client hears "not accepted",
             // so it is undone then. Sent after the accept, it arrives
             // after it.
-            self->send(st.status, forget_atom::value, task.record.token,
-                       content);
+            forget(self, task.record.token, content);
             reply(failure{error_code::store_unavailable,
                           "the task store did not answer: " +
                               describe(self->system(), err)});

@@ -139,6 +139,10 @@ struct supervisor_state {
   std::unordered_map<std::string, awaiting_twin> awaiting;
   // Tasks whose twin's result is being copied to them (clone_atom asked).
   std::unordered_set<std::string> cloning;
+  // Accepts undone (forget_atom sent): their client has no token. A
+  // recovery that reads one before its undo lands must not run it.
+  // Cleared past 10000 (accepts undone are rare: Redis timeouts).
+  std::unordered_set<std::string> forgotten;
   // Each client's share in use: its tasks accepted (or being accepted) and
   // not final, and their input bytes; and whose each such task is, by
   // token. Released once, when the task ends (counted_done).

@@ -213,6 +213,9 @@ BOOST_AUTO_TEST_CASE(an_accept_not_answered_in_time_is_refused_and_forgotten) {
         [=](forget_atom, std::string& token, std::string& content) {
           self->send(sink, forget_atom::value, token, content);
         },
+        [=](update_atom, task_record& rec) {
+          self->send(sink, update_atom::value, rec);
+        },
         [=](recover_atom) { return std::vector<store::pending_task>{}; },
     };
   });
@@ -244,6 +247,20 @@ BOOST_AUTO_TEST_CASE(an_accept_not_answered_in_time_is_refused_and_forgotten) {
   auto v = view(sup);
   BOOST_TEST(v.queue_depth == 0u);
   BOOST_TEST(v.queued_bytes == 0u);
+  // A recovery that reads the task from Redis before the undo lands (the
+  // status actor stored it late) does not run it either.
+  store::pending_task ghost;
+  ghost.record.token = accepted;
+  ghost.record.status = task_status::pending;
+  ghost.record.submitted_at_ms = now_ms();
+  ghost.input = test::corpus_photo("opencv__fruits.jpg");
+  caf::anon_send(sup, adopt_atom::value, std::string("elsewhere"),
+                 std::vector<store::pending_task>{ghost});
+  bool ran = false;
+  status->receive([&](update_atom,
+                      task_record& rec) { ran = ran || rec.token == accepted; },
+                  caf::after(1s) >> [] {});
+  BOOST_TEST(!ran);
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(slow, caf::exit_reason::kill);
   caf::anon_send_exit(local, caf::exit_reason::user_shutdown);

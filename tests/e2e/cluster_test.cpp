@@ -1716,6 +1716,38 @@ BOOST_AUTO_TEST_CASE(tls_files_removed_at_run_time_change_nothing) {
 }
 
 // A TLS file that cannot work stops the node at start-up (exit 2), named.
+// An API node whose cluster port is taken exits 1, and releases the lease
+// on its name that it took first: started again under that name at once
+// (the port free by then), it does not wait cluster.lease-ms for it.
+BOOST_AUTO_TEST_CASE(a_node_that_cannot_open_its_cluster_port_frees_its_name) {
+  redis_server redis;
+  int taken = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  BOOST_TEST_REQUIRE(taken >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  BOOST_TEST_REQUIRE(
+      ::bind(taken, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  BOOST_TEST_REQUIRE(::listen(taken, 1) == 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(taken, reinterpret_cast<sockaddr*>(&addr), &len);
+  std::string output;
+  int rc =
+      run_to_exit({env_or("RESIZED_BIN", "resized"),
+                   "--config-file=" + env_or("RESIZED_SOURCE_DIR", ".") +
+                       "/config/cluster-api.ini",
+                   "--redis.port=" + std::to_string(redis.port()),
+                   "--http.port=" + std::to_string(free_port()),
+                   "--cluster.port=" + std::to_string(ntohs(addr.sin_port)),
+                   "--cluster.node-name=port-taken"},
+                  output, 30s);
+  ::close(taken);
+  BOOST_TEST(rc == 1, output);
+  BOOST_TEST(output.find("cannot start node") != std::string::npos, output);
+  BOOST_TEST(redis.command("EXISTS resized:node:port-taken") == ":0\r\n",
+             output);
+}
+
 BOOST_AUTO_TEST_CASE(a_node_with_unusable_tls_files_does_not_start) {
   if (left_out_of_the_tls_everywhere_run())
     return;
