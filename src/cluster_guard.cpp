@@ -144,6 +144,17 @@ struct guard_state {
 
 guard_state& guard = *new guard_state;
 
+// Whether the peer of pending connection `p` has said hello (its
+// connection is a node's: the caller forgets it); the hello is used up.
+// Under guard.mutex.
+bool take_hello(const pending_connection& p) {
+  auto hello = guard.greeted.find(p.peer_endpoint);
+  if (hello == guard.greeted.end())
+    return false;
+  guard.greeted.erase(hello);
+  return true;
+}
+
 // Once a quarter of the deadline: forgets connections whose peer said
 // hello, shuts down those past the deadline.
 void watchdog() {
@@ -154,9 +165,7 @@ void watchdog() {
     auto now = clock_type::now();
     std::lock_guard<std::mutex> lock{guard.mutex};
     for (auto i = guard.pending.begin(); i != guard.pending.end();) {
-      auto hello = guard.greeted.find(i->second.peer_endpoint);
-      if (hello != guard.greeted.end()) {
-        guard.greeted.erase(hello);
+      if (take_hello(i->second)) {
         i = guard.pending.erase(i);
         continue;
       }
@@ -192,9 +201,7 @@ bool refuse_oversized(int fd, const void* data, size_t n) {
     return false;
   // Said hello since (the watchdog forgets it at its next round only): a
   // node's, whose messages may be as large as results are.
-  if (auto hello = guard.greeted.find(i->second.peer_endpoint);
-      hello != guard.greeted.end()) {
-    guard.greeted.erase(hello);
+  if (take_hello(i->second)) {
     guard.pending.erase(i);
     return false;
   }

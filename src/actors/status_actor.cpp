@@ -248,18 +248,22 @@ bool dropped_after_final(status_actor_type* self, const task_record& rec) {
   return true;
 }
 
-// Writes the final record `rec`, kept for a retry if Redis did not take it
-// (a later change would supersede it: made in order).
-bool put_final(status_actor_type* self, const task_record& rec) {
-  auto& st = self->state;
-  if (auto res = st.store->put_record(rec, st.ttl, st.node); !res) {
-    keep_for_retry(self,
-                   {unwritten_write::kind::record, rec, nullptr, std::string{}},
-                   res.error());
+// Makes `w` now, or keeps it for a retry if Redis did not take it (made in
+// order with the others kept). True when it was made.
+bool write_or_keep(status_actor_type* self, unwritten_write w) {
+  if (auto res = write_now(self, w); !res) {
+    keep_for_retry(self, std::move(w), res.error());
     return false;
   }
   note_writes_back(self);
   return true;
+}
+
+// Writes the final record `rec`, kept for a retry if Redis did not take it
+// (a later change would supersede it: made in order).
+bool put_final(status_actor_type* self, const task_record& rec) {
+  return write_or_keep(
+      self, {unwritten_write::kind::record, rec, nullptr, std::string{}});
 }
 
 // Caches `rec`, just read from Redis, if it can answer later lookups,
@@ -313,10 +317,9 @@ outcome<image_found> find_image(status_actor_type* self,
 
 // -- long polls ---------------------------------------------------------------
 
-// Answers and forgets every waiter of `token` with `rec`; `by` says what
-// answered them (metrics::long_polls_answered).
 // Answers and forgets every waiter of `token` with `found` (answer_lookup:
-// the record, or unknown_token for nullopt); `by` as above.
+// the record, or unknown_token for nullopt); `by` says what answered them
+// (metrics::long_polls_answered).
 void answer_waiters(status_actor_type* self, const std::string& token,
                     const std::optional<task_record>& found,
                     std::string_view by) {
@@ -570,12 +573,8 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
                   {{"token", token}});
         task_record rec;
         rec.token = token;
-        unwritten_write w{unwritten_write::kind::forget, std::move(rec),
-                          nullptr, content};
-        if (auto res = write_now(self, w); !res)
-          keep_for_retry(self, std::move(w), res.error());
-        else
-          note_writes_back(self);
+        write_or_keep(self, {unwritten_write::kind::forget, std::move(rec),
+                             nullptr, content});
       },
       [=](recover_atom) -> caf::result<std::vector<store::pending_task>> {
         auto res = self->state.store->load_pending(self->state.node);

@@ -106,6 +106,21 @@ int64_t expiry_of(const redisReply& reply) {
   return now_ms() + std::max<long long>(reply.integer, 0);
 }
 
+/// Runs `read` on `key`, and with `expires_at_ms` a PTTL of it in the same
+/// round trip, stored there as expiry_of says; the read's reply comes first.
+outcome<std::vector<reply_ptr>> read_with_expiry(redis_connection& conn,
+                                                 command read,
+                                                 const std::string& key,
+                                                 int64_t* expires_at_ms) {
+  std::vector<command> cmds{std::move(read)};
+  if (expires_at_ms != nullptr)
+    cmds.push_back({"PTTL", key});
+  auto replies = conn.run(cmds);
+  if (replies && expires_at_ms != nullptr)
+    *expires_at_ms = expiry_of(*replies.value().back());
+  return replies;
+}
+
 /// The first error reply among `replies`, if any.
 const redisReply* first_error(const std::vector<reply_ptr>& replies) {
   for (const auto& r : replies)
@@ -586,14 +601,10 @@ task_store::get_record(const std::string& token, int64_t* expires_at_ms) {
   using result = outcome<std::optional<task_record>>;
   return guarded([&]() -> result {
     auto key = task_key(settings_.key_prefix, token);
-    std::vector<command> cmds{{"HGETALL", key}};
-    if (expires_at_ms != nullptr)
-      cmds.push_back({"PTTL", key});
-    auto replies = impl_->conn.run(cmds);
+    auto replies =
+        read_with_expiry(impl_->conn, {"HGETALL", key}, key, expires_at_ms);
     if (!replies)
       return std::move(replies).error();
-    if (expires_at_ms != nullptr)
-      *expires_at_ms = expiry_of(*replies.value().back());
     const auto& reply = *replies.value().front();
     if (reply.type == REDIS_REPLY_ERROR)
       return reply_error(impl_->conn, reply);
@@ -619,14 +630,10 @@ task_store::get_image(const std::string& token, int64_t* expires_at_ms) {
   using result = outcome<std::optional<std::string>>;
   return guarded([&]() -> result {
     auto key = image_key(settings_.key_prefix, token);
-    std::vector<command> cmds{{"GET", key}};
-    if (expires_at_ms != nullptr)
-      cmds.push_back({"PTTL", key});
-    auto replies = impl_->conn.run(cmds);
+    auto replies =
+        read_with_expiry(impl_->conn, {"GET", key}, key, expires_at_ms);
     if (!replies)
       return std::move(replies).error();
-    if (expires_at_ms != nullptr)
-      *expires_at_ms = expiry_of(*replies.value().back());
     const auto& reply = *replies.value().front();
     switch (reply.type) {
     case REDIS_REPLY_NIL:
