@@ -117,6 +117,24 @@ struct status_fixture : test::actor_system_fixture {
     return std::move(got->value());
   }
 
+  // Asks `st` to accept `task` (input "input") with `content`: whether it
+  // was stored, and the twin it was told; the test stops on an error.
+  std::pair<bool, std::string> accept(const caf::actor& st,
+                                      const task_record& task,
+                                      const std::string& content,
+                                      std::chrono::seconds timeout = 10s) {
+    caf::scoped_actor self{sys};
+    auto job = caf::make_message(resize_job{task.token, {}, "input", {}, {}});
+    std::pair<bool, std::string> out{false, "unanswered"};
+    self->request(st, timeout, accept_atom::value, task, job, content)
+        .receive(
+            [&](bool stored, std::string& twin) {
+              out = {stored, twin};
+            },
+            [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
+    return out;
+  }
+
   bool redis_has(const std::string& token) {
     return redis.command("EXISTS " + prefix + "task:" + token).find(":1") !=
            std::string::npos;
@@ -179,16 +197,9 @@ BOOST_AUTO_TEST_CASE(the_content_index_is_shared_through_redis) {
   // Accepts a new task with `content`: (its token, the twin it was told).
   auto accept = [&](const caf::actor& st) {
     auto task = make_record();
-    auto job = caf::make_message(resize_job{task.token, {}, "input", {}, {}});
-    std::pair<std::string, std::string> out{task.token, "unanswered"};
-    self->request(st, 5s, accept_atom::value, task, job, content)
-        .receive(
-            [&](bool stored, std::string& twin) {
-              BOOST_TEST(stored);
-              out.second = twin;
-            },
-            [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
-    return out;
+    auto [stored, twin] = this->accept(st, task, content, 5s);
+    BOOST_TEST(stored);
+    return std::make_pair(task.token, twin);
   };
   auto a = start(config());
   auto first = accept(a);
@@ -342,15 +353,9 @@ BOOST_AUTO_TEST_CASE(an_accept_that_timed_out_is_undone) {
   cfg.redis.command_timeout = 300ms;
   cfg.node = "undo-" + test::random_uuid().substr(0, 8);
   auto st = start(cfg);
-  caf::scoped_actor self{sys};
   std::string content = "k" + test::random_uuid() + ":100x100:fill:jpeg:85";
   auto accept = [&](const task_record& task) {
-    auto job = caf::make_message(resize_job{task.token, {}, "input", {}, {}});
-    bool stored = true;
-    self->request(st, 10s, accept_atom::value, task, job, content)
-        .receive([&](bool ok, std::string&) { stored = ok; },
-                 [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
-    return stored;
+    return this->accept(st, task, content).first;
   };
   BOOST_REQUIRE(lookup(st, make_record().token).error().code ==
                 error_code::unknown_token); // connected
@@ -387,15 +392,9 @@ BOOST_AUTO_TEST_CASE(an_accept_given_up_on_is_undone_when_stored_late) {
   auto cfg = config();
   cfg.node = "late-" + test::random_uuid().substr(0, 8);
   auto st = start(cfg);
-  caf::scoped_actor self{sys};
   std::string content = "k" + test::random_uuid() + ":100x100:fill:jpeg:85";
   auto accept = [&](const task_record& task) {
-    auto job = caf::make_message(resize_job{task.token, {}, "input", {}, {}});
-    bool stored = false;
-    self->request(st, 10s, accept_atom::value, task, job, content)
-        .receive([&](bool ok, std::string&) { stored = ok; },
-                 [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
-    return stored;
+    return this->accept(st, task, content).first;
   };
   auto late = make_record();
   BOOST_REQUIRE(accept(late)); // stored: the supervisor had given up

@@ -1,6 +1,7 @@
 // The supervisor with a scoped actor standing in for the status actor: every
 // record change it announces is received and checked here.
 #include <map>
+#include <optional>
 
 #include <caf/all.hpp>
 
@@ -35,6 +36,36 @@ caf::behavior fake_status(caf::event_based_actor* self, caf::actor sink) {
           const std::string&) {
         self->send(sink, result_atom::value, rec, bytes);
       },
+  };
+}
+
+// Stands in for a status actor slow to store: reports each accept (token,
+// content key), forget and record change to `sink`, has nothing to recover,
+// and answers an accept "stored" `delay` late, or never (nullopt).
+caf::behavior slow_status(caf::event_based_actor* self, caf::actor sink,
+                          std::optional<std::chrono::milliseconds> delay) {
+  return {
+      [=](accept_atom, task_record& rec, const caf::message&,
+          const std::string& content) {
+        self->send(sink, accept_atom::value, rec.token, content);
+        auto promise = self->make_response_promise();
+        if (delay) {
+          self->delayed_send(self, *delay, twin_atom::value, rec.token);
+          self->become(caf::keep_behavior,
+                       [=](twin_atom, std::string&) mutable {
+                         promise.deliver(true, std::string{});
+                         self->unbecome();
+                       });
+        }
+        return promise;
+      },
+      [=](forget_atom, std::string& token, std::string& content) {
+        self->send(sink, forget_atom::value, token, content);
+      },
+      [=](update_atom, task_record& rec) {
+        self->send(sink, update_atom::value, rec);
+      },
+      [=](recover_atom) { return std::vector<store::pending_task>{}; },
   };
 }
 
@@ -202,23 +233,9 @@ BOOST_AUTO_TEST_CASE(a_full_queue_answers_queue_full) {
 // (so an accept it stores late is undone: status_actor_test).
 BOOST_AUTO_TEST_CASE(an_accept_not_answered_in_time_is_refused_and_forgotten) {
   auto sink = caf::actor_cast<caf::actor>(status);
-  // Takes accepts without ever answering them; reports forgets.
-  auto slow = sys.spawn([sink](caf::event_based_actor* self) -> caf::behavior {
-    return {
-        [=](accept_atom, task_record& rec, const caf::message&,
-            const std::string& content) {
-          self->send(sink, accept_atom::value, rec.token, content);
-          return self->make_response_promise(); // never delivered
-        },
-        [=](forget_atom, std::string& token, std::string& content) {
-          self->send(sink, forget_atom::value, token, content);
-        },
-        [=](update_atom, task_record& rec) {
-          self->send(sink, update_atom::value, rec);
-        },
-        [=](recover_atom) { return std::vector<store::pending_task>{}; },
-    };
-  });
+  // Takes accepts without ever answering them.
+  auto slow =
+      sys.spawn(slow_status, sink, std::optional<std::chrono::milliseconds>{});
   supervisor_config cfg;
   cfg.store_timeout = 200ms;
   auto local = sys.spawn(agent, agent_config{1, cfg.node});
@@ -271,29 +288,9 @@ BOOST_AUTO_TEST_CASE(an_accept_not_answered_in_time_is_refused_and_forgotten) {
 // would run for nobody) and the status actor is told to forget it.
 BOOST_AUTO_TEST_CASE(an_accept_stored_after_the_clients_answer_is_forgotten) {
   auto sink = caf::actor_cast<caf::actor>(status);
-  // Answers each accept "stored" 300 ms late; reports forgets.
-  auto late = sys.spawn([sink](caf::event_based_actor* self) -> caf::behavior {
-    return {
-        [=](accept_atom, task_record& rec, const caf::message&,
-            const std::string&) {
-          auto promise = self->make_response_promise();
-          self->delayed_send(self, 300ms, twin_atom::value, rec.token);
-          self->become(caf::keep_behavior,
-                       [=](twin_atom, std::string&) mutable {
-                         promise.deliver(true, std::string{});
-                         self->unbecome();
-                       });
-          return promise;
-        },
-        [=](forget_atom, std::string& token, std::string& content) {
-          self->send(sink, forget_atom::value, token, content);
-        },
-        [=](update_atom, task_record& rec) {
-          self->send(sink, update_atom::value, rec);
-        },
-        [=](recover_atom) { return std::vector<store::pending_task>{}; },
-    };
-  });
+  // Answers each accept "stored" 300 ms late.
+  auto late = sys.spawn(slow_status, sink,
+                        std::optional<std::chrono::milliseconds>{300ms});
   supervisor_config cfg;
   auto local = sys.spawn(agent, agent_config{1, cfg.node});
   auto sup = sys.spawn(supervisor, cfg, late, local, size_t{1});

@@ -1656,16 +1656,13 @@ BOOST_AUTO_TEST_CASE(one_dark_api_host_does_not_keep_a_worker_from_the_other) {
   redis_server redis;
   api_node api(redis.port(), "dark-other-api");
   note_logs({&api.process()});
-  int dark = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  uint16_t dark_port = 0;
+  int dark = listen_loopback(0, dark_port);
   BOOST_TEST_REQUIRE(dark >= 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  BOOST_TEST_REQUIRE(
-      ::bind(dark, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  BOOST_TEST_REQUIRE(::listen(dark, 0) == 0);
-  socklen_t len = sizeof addr;
-  ::getsockname(dark, reinterpret_cast<sockaddr*>(&addr), &len);
+  addr.sin_port = htons(dark_port);
   // Fill its accept queue (never accepted): later SYNs are dropped.
   std::vector<int> fillers;
   for (int i = 0; i < 4; ++i) {
@@ -1674,7 +1671,7 @@ BOOST_AUTO_TEST_CASE(one_dark_api_host_does_not_keep_a_worker_from_the_other) {
     fillers.push_back(fd);
   }
   std::this_thread::sleep_for(200ms); // the handshakes of the first ones
-  auto dark_endpoint = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  auto dark_endpoint = "127.0.0.1:" + std::to_string(dark_port);
   worker_process w("dark-worker", {dark_endpoint, api.endpoint()});
   note_logs({&w.process()});
   BOOST_TEST(wait_listed(api, {"dark-worker"}, 3 * join_timeout));
@@ -1715,32 +1712,23 @@ BOOST_AUTO_TEST_CASE(tls_files_removed_at_run_time_change_nothing) {
   BOOST_TEST(api.running());
 }
 
-// A TLS file that cannot work stops the node at start-up (exit 2), named.
 // An API node whose cluster port is taken exits 1, and releases the lease
 // on its name that it took first: started again under that name at once
 // (the port free by then), it does not wait cluster.lease-ms for it.
 BOOST_AUTO_TEST_CASE(a_node_that_cannot_open_its_cluster_port_frees_its_name) {
   redis_server redis;
-  int taken = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  uint16_t taken_port = 0;
+  int taken = listen_loopback(1, taken_port);
   BOOST_TEST_REQUIRE(taken >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  BOOST_TEST_REQUIRE(
-      ::bind(taken, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  BOOST_TEST_REQUIRE(::listen(taken, 1) == 0);
-  socklen_t len = sizeof addr;
-  ::getsockname(taken, reinterpret_cast<sockaddr*>(&addr), &len);
   std::string output;
-  int rc =
-      run_to_exit({env_or("RESIZED_BIN", "resized"),
-                   "--config-file=" + env_or("RESIZED_SOURCE_DIR", ".") +
-                       "/config/cluster-api.ini",
-                   "--redis.port=" + std::to_string(redis.port()),
-                   "--http.port=" + std::to_string(free_port()),
-                   "--cluster.port=" + std::to_string(ntohs(addr.sin_port)),
-                   "--cluster.node-name=port-taken"},
-                  output, 30s);
+  int rc = run_to_exit({env_or("RESIZED_BIN", "resized"),
+                        "--config-file=" + env_or("RESIZED_SOURCE_DIR", ".") +
+                            "/config/cluster-api.ini",
+                        "--redis.port=" + std::to_string(redis.port()),
+                        "--http.port=" + std::to_string(free_port()),
+                        "--cluster.port=" + std::to_string(taken_port),
+                        "--cluster.node-name=port-taken"},
+                       output, 30s);
   ::close(taken);
   BOOST_TEST(rc == 1, output);
   BOOST_TEST(output.find("cannot start node") != std::string::npos, output);
@@ -1748,6 +1736,7 @@ BOOST_AUTO_TEST_CASE(a_node_that_cannot_open_its_cluster_port_frees_its_name) {
              output);
 }
 
+// A TLS file that cannot work stops the node at start-up (exit 2), named.
 BOOST_AUTO_TEST_CASE(a_node_with_unusable_tls_files_does_not_start) {
   if (left_out_of_the_tls_everywhere_run())
     return;

@@ -22,6 +22,10 @@ struct socket_guard {
 /// Linux, so that a test can be several clients); empty: the kernel's.
 int connect_loopback(uint16_t port, const std::string& source = {});
 
+/// A socket listening on 127.0.0.1, on a port the kernel picks (set in
+/// `port`), with `backlog`; -1 on failure.
+int listen_loopback(int backlog, uint16_t& port);
+
 /// Sends all of `bytes`; on failure returns false with `error` set.
 bool send_all(int fd, const std::string& bytes, std::string& error);
 
