@@ -232,23 +232,33 @@ void on_done(self_ptr self, const std::string& token, uint32_t attempt,
   auto node = st.nodes.find(task->node);
   if (!done.ok && done.error_code == node_busy) {
     // Not the task's failure: that node is full (shared with other API
-    // nodes). Back to the queue front, same attempt; try the node again
-    // after a pause.
+    // nodes, or still held by a resize given up on). Back to the queue
+    // front, same attempt; try the node again after a pause, 50 ms doubling
+    // up to 1.6 s while it keeps turning tasks away.
     if (node != st.nodes.end() && !node->second.saturated) {
-      node->second.saturated = true;
-      self->delayed_send(self, std::chrono::milliseconds{50},
-                         unsaturate_atom::value, task->node);
+      auto& n = node->second;
+      n.saturated = true;
+      auto pause =
+          std::chrono::milliseconds{50 << std::min<uint32_t>(n.turned_away, 5)};
+      ++n.turned_away;
+      self->delayed_send(self, pause, unsaturate_atom::value, task->node);
     }
     log::debug("node busy, re-placing",
                {{"token", task->task.record.token}, {"node", task->node}});
     auto& queued = task->task;
+    // Queued again: clients and Redis see PENDING, not a run that is not
+    // happening (the update follows the IN_PROGRESS one from dispatch).
     queued.record.status = task_status::pending;
+    queued.record.started_at_ms = 0;
+    self->send(st.status, update_atom::value, queued.record);
     st.queued_bytes += job_of(queued).input.size();
     st.queue.push_front(std::move(queued));
     return;
   }
-  if (node != st.nodes.end())
+  if (node != st.nodes.end()) {
     node->second.saturated = false; // it answered: it has room again
+    node->second.turned_away = 0;
+  }
   auto rec = std::move(task->task.record);
   auto content = std::move(task->task.content);
   rec.node = done.node.empty() ? task->node : done.node;

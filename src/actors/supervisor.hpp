@@ -110,6 +110,10 @@ struct supervisor_state {
     // The node turned a task away (its slots are taken by other API nodes):
     // place nothing there until it answers a task or a short pause passes.
     bool saturated = false;
+    // Turn-aways in a row: the pause before the next try doubles with each
+    // (a node held by a resize that outlived task_timeout answers node_busy
+    // until libvips lets go of it).
+    uint32_t turned_away = 0;
     // The node is shutting down (leave_atom): place nothing more there; its
     // tasks finish and answer as usual, and when it then disconnects with
     // none left here it is gone without any task being re-queued.

@@ -735,6 +735,82 @@ BOOST_AUTO_TEST_CASE(
     caf::anon_send_exit(*x, caf::exit_reason::user_shutdown);
 }
 
+namespace {
+
+// A node whose only slot is held (by a resize given up on, or by another
+// API node) for `held_for` after the first job it sees: it turns jobs away
+// as node_busy until then and counts them in `turned_away`, then resizes
+// nothing and answers success.
+struct held_slot {
+  std::optional<std::chrono::steady_clock::time_point> free_at;
+  int turned_away = 0;
+};
+
+caf::behavior held_slot_agent(caf::stateful_actor<held_slot>* self,
+                              std::chrono::milliseconds held_for) {
+  return {
+      [=](const resize_job& job) {
+        auto& st = self->state;
+        auto now = std::chrono::steady_clock::now();
+        if (!st.free_at)
+          st.free_at = now + held_for;
+        resize_done done;
+        done.token = job.token;
+        done.node = "held-slot";
+        if (now < *st.free_at) {
+          ++st.turned_away;
+          done.error_code = node_busy;
+          done.error_message = "all resize workers of this node are busy";
+          return done;
+        }
+        done.ok = true;
+        done.output = "out";
+        done.width = done.height = 1;
+        done.etag = "e";
+        return done;
+      },
+      [=](caf::get_atom) { return self->state.turned_away; },
+  };
+}
+
+} // namespace
+
+// A task turned away as node_busy is queued again: its record says PENDING
+// again (not IN_PROGRESS on a node that does not run it), and a node that
+// keeps turning tasks away is tried less and less often, not every 50 ms.
+BOOST_AUTO_TEST_CASE(a_task_turned_away_is_pending_again_and_retried_slower) {
+  supervisor_config cfg;
+  auto sup = start(cfg, 0);
+  auto node = sys.spawn(held_slot_agent, 1500ms);
+  join(sup, node, "held-slot", 1);
+  auto token = submit(sup, "a").value();
+  run_until_final({token});
+  BOOST_TEST((last[token].status == task_status::success));
+  BOOST_TEST(last[token].attempts == 1u); // turn-aways are not attempts
+  // 50, 100, 200, 400, 800 ms pauses fit in 1.5 s: at most six turn-aways
+  // (a pause of 50 ms each would be about thirty).
+  int turned_away = 0;
+  caf::scoped_actor self{sys};
+  self->request(node, 5s, caf::get_atom::value)
+      .receive([&](int n) { turned_away = n; },
+               [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
+  BOOST_TEST(turned_away >= 1);
+  BOOST_TEST(turned_away <= 6);
+  // Each turn-away put the record back to PENDING before the next start.
+  std::vector<task_status> changes;
+  for (auto& [t, s] : seen)
+    if (t == token)
+      changes.push_back(s);
+  BOOST_TEST_REQUIRE(changes.size() == 2u + 2u * turned_away + 1u);
+  for (size_t i = 0; i + 1 < changes.size(); ++i)
+    BOOST_TEST((changes[i] ==
+                (i % 2 == 0 ? task_status::pending : task_status::in_progress)),
+               "change " << i);
+  BOOST_TEST((changes.back() == task_status::success));
+  for (auto* x : {&sup, &node})
+    caf::anon_send_exit(*x, caf::exit_reason::user_shutdown);
+}
+
 BOOST_AUTO_TEST_CASE(a_task_losing_max_attempts_nodes_ends_worker_lost) {
   supervisor_config cfg;
   cfg.max_attempts = 2;
