@@ -645,6 +645,10 @@ int main(int argc, char** argv) {
                      : cl.role == "worker" ? "joining"
                                            : "off"},
          {"cluster_tls", cluster_tls ? "on" : "off"},
+         {"auth", cfg.auth.api_keys.empty()
+                      ? std::string{"off"}
+                      : fmt::format("on ({} key{})", cfg.auth.api_keys.size(),
+                                    cfg.auth.api_keys.size() == 1 ? "" : "s")},
          {"open_files", open_files == UINT64_MAX ? std::string{"unlimited"}
                                                  : std::to_string(open_files)},
          {"pool_size", cfg.resize.pool_size},

@@ -461,6 +461,20 @@ std::vector<std::string> service_config::load(int argc, char** argv,
     errors.push_back(command_line_error(err, custom_options_));
     return errors;
   }
+  // CAF stops at the first word that is not an option and leaves it and
+  // every word after it unread (`remainder`): refused, or a forgotten
+  // "--config-file=" would start the node on built-in defaults with the
+  // options after it (API keys among them) ignored.
+  if (!remainder.empty()) {
+    errors.push_back(fmt::format(
+        "unexpected argument '{}'{}: options are --section.key=value, a "
+        "config file is --config-file=PATH",
+        remainder.front().substr(0, 200),
+        remainder.size() > 1 ? fmt::format(" (and the {} after it, not read)",
+                                           remainder.size() - 1)
+                             : std::string{}));
+    return errors;
+  }
   checker c{errors};
   auto& h = out.http;
   h.address = http_address_;
@@ -754,8 +768,22 @@ std::vector<std::string> service_config::load(int argc, char** argv,
     // Keys come from the config and the environment (the safer place: not
     // on the command line, not in a file under version control).
     std::vector<std::string> env_keys;
-    if (const char* env = std::getenv("RESIZED_API_KEYS"))
+    // Text that names no key (commas and blanks only: "$K1,$K2" with both
+    // unset, say) is refused: taken as "no keys", it would turn auth off
+    // while whoever set it believes it on. Empty text is auth off.
+    auto names_no_key = [](const std::string& text) {
+      return text.find_first_not_of(" \t") != std::string::npos &&
+             split_list(text).empty();
+    };
+    if (const char* env = std::getenv("RESIZED_API_KEYS")) {
       env_keys = split_list(env);
+      if (names_no_key(env))
+        errors.push_back("$RESIZED_API_KEYS names no key (only commas and "
+                         "blanks): set keys, or leave it empty for auth off");
+    }
+    if (names_no_key(auth_api_keys_))
+      errors.push_back("auth.api-keys names no key (only commas and blanks): "
+                       "set keys, or leave it empty for auth off");
     // A --dump-config read back: its placeholders are not keys (split at
     // their comma, they would be refused as short keys).
     if (auth_api_keys_ == secret_placeholder ||
@@ -780,6 +808,17 @@ std::vector<std::string> service_config::load(int argc, char** argv,
                          "characters (one is shorter; keys are not shown)");
     out.auth.protect_metrics = auth_protect_metrics_;
     out.auth.protect_cluster = auth_protect_cluster_;
+    // Asked to close an endpoint with no key to open it: refused rather
+    // than left open without a word.
+    bool no_keys = out.auth.api_keys.empty();
+    if (no_keys && auth_protect_metrics_)
+      errors.push_back("auth.protect-metrics needs auth.api-keys (or "
+                       "$RESIZED_API_KEYS): no key is set, so /metrics "
+                       "would stay open");
+    if (no_keys && auth_protect_cluster_)
+      errors.push_back("auth.protect-cluster needs auth.api-keys (or "
+                       "$RESIZED_API_KEYS): no key is set, so "
+                       "/api/v1/cluster would stay open");
   }
   if (c.range("shutdown.grace", shutdown_grace_, 0, 3600, secs))
     out.shutdown_grace = std::chrono::seconds{secs};

@@ -486,11 +486,59 @@ BOOST_AUTO_TEST_CASE(unparsable_number) {
              joined(res.errors));
 }
 
-BOOST_AUTO_TEST_CASE(positional_arguments_are_ignored) {
-  // CAF 0.17 keeps arguments that are not options in args_remainder and
-  // load() does not look at them (documented, not necessarily desired).
-  auto res = load({"positional"});
-  BOOST_TEST(res.errors.empty(), joined(res.errors));
+BOOST_AUTO_TEST_CASE(a_word_that_is_not_an_option_is_refused) {
+  // CAF 0.17 stops at the first word that is not an option and leaves the
+  // rest unread: "resized production.ini --auth.api-keys=…" (a forgotten
+  // --config-file=) would run on built-in defaults with auth off.
+  BOOST_TEST(only_error({"positional"}) ==
+             "unexpected argument 'positional': options are "
+             "--section.key=value, a config file is --config-file=PATH");
+  auto res = load({"--http.port=5001", "config/production.ini",
+                   "--auth.api-keys=0123456789abcdef0123", "--http.port=7"});
+  BOOST_TEST(res.errors.size() == 1u, joined(res.errors));
+  BOOST_TEST(names(res.errors, "unexpected argument 'config/production.ini' "
+                               "(and the 2 after it, not read)"),
+             joined(res.errors));
+}
+
+BOOST_AUTO_TEST_CASE(api_keys_that_name_no_key_are_refused) {
+  // "$K1,$K2" with both unset: auth would be off while believed on.
+  for (std::string keys : {",", " , ", ",,,"})
+    BOOST_TEST(only_error({"--auth.api-keys=" + keys}) ==
+                   "auth.api-keys names no key (only commas and blanks): set "
+                   "keys, or leave it empty for auth off",
+               "keys '" << keys << "'");
+  ::setenv("RESIZED_API_KEYS", " ,", 1);
+  auto env = load({});
+  ::unsetenv("RESIZED_API_KEYS");
+  BOOST_TEST(env.errors.size() == 1u, joined(env.errors));
+  BOOST_TEST(names(env.errors, "$RESIZED_API_KEYS names no key"),
+             joined(env.errors));
+  // Empty is auth off, and an empty variable is no mistake.
+  ::setenv("RESIZED_API_KEYS", "", 1);
+  temp_ini ini;
+  ini.write("[auth]\napi-keys=\"\"\n");
+  auto off = load({"--config-file=" + ini.path});
+  ::unsetenv("RESIZED_API_KEYS");
+  BOOST_TEST(off.errors.empty(), joined(off.errors));
+  BOOST_TEST(off.settings.auth.api_keys.empty());
+}
+
+BOOST_AUTO_TEST_CASE(protecting_an_endpoint_needs_a_key) {
+  BOOST_TEST(only_error({"--auth.protect-metrics"}) ==
+             "auth.protect-metrics needs auth.api-keys (or $RESIZED_API_KEYS): "
+             "no key is set, so /metrics would stay open");
+  BOOST_TEST(only_error({"--auth.protect-cluster"}) ==
+             "auth.protect-cluster needs auth.api-keys (or "
+             "$RESIZED_API_KEYS): no key is set, so /api/v1/cluster would "
+             "stay open");
+  auto on = load({"--auth.protect-metrics", "--auth.protect-cluster",
+                  "--auth.api-keys=0123456789abcdef0123"});
+  BOOST_TEST(on.errors.empty(), joined(on.errors));
+  ::setenv("RESIZED_API_KEYS", "0123456789abcdef0123", 1);
+  auto env = load({"--auth.protect-metrics"});
+  ::unsetenv("RESIZED_API_KEYS");
+  BOOST_TEST(env.errors.empty(), joined(env.errors));
 }
 
 BOOST_AUTO_TEST_CASE(malformed_arguments) {
