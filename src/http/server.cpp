@@ -476,6 +476,24 @@ struct server::impl {
   // The query string's parameters, in order (invalid_option if malformed).
   static outcome<std::vector<std::pair<std::string, std::string>>>
   query_params(const req_handle& req) {
+    // RESTinio's parser takes ';' as a separator too and drops a name with
+    // no '=' ("?width" gave a 202 with the default width): refused here
+    // first, so that an option is never read other than as written.
+    auto query = req->header().query();
+    for (size_t start = 0; start <= query.size();) {
+      auto end = std::min(query.find('&', start), query.size());
+      auto part = query.substr(start, end - start);
+      if (part.find(';') != std::string_view::npos)
+        return failure{error_code::invalid_option,
+                       "query string is malformed: parameters are separated "
+                       "by '&', not ';'"};
+      if (!part.empty() && part.find('=') == std::string_view::npos)
+        return failure{
+            error_code::invalid_option,
+            fmt::format("query parameter '{}' has no value (name=value)",
+                        part.substr(0, 64))};
+      start = end + 1;
+    }
     auto parsed = restinio::try_parse_query<
         restinio::parse_query_traits::javascript_compatible>(
         req->header().query());
@@ -582,6 +600,13 @@ struct server::impl {
     option_values given;
     std::string image;
     if (kind == body_kind::json) {
+      // Options in the query would be silently ignored: a JSON submission
+      // carries them in its body.
+      if (!req->header().query().empty())
+        return reject(ctx, {error_code::invalid_option,
+                            "a JSON submission takes its options in the body "
+                            "(\"width\", \"format\", ...), not in the query "
+                            "string"});
       auto dec = decode_json_submission(std::move(body));
       if (!dec)
         return reject(ctx, dec.error());

@@ -110,12 +110,32 @@ BOOST_AUTO_TEST_CASE(invalid_query_options) {
   for (auto query :
        {"?width=0", "?width=-1", "?width=100000", "?width=abc", "?height=0",
         "?mode=stretch", "?format=bmp", "?quality=0", "?quality=101",
-        "?width=12abc", "?width=300&width=200", "?mode=fit&mode=fit"}) {
+        "?width=12abc", "?width=300&width=200", "?mode=fit&mode=fit",
+        // RESTinio's parser dropped a name without '=' (a 202 with the
+        // default width) and split at ';' (300x3)
+        "?width", "?widht", "?format=png&width", "?width=300;height=3"}) {
     BOOST_TEST_CONTEXT("query " << query) {
       check_error(submit_raw(srv(), small_photo_bytes(), "image/jpeg", query),
                   400, "invalid_option");
     }
   }
+  auto bare = submit_raw(srv(), small_photo_bytes(), "image/jpeg", "?width");
+  BOOST_TEST(bare.body.find("'width' has no value") != std::string::npos,
+             bare.body);
+  // An empty parameter (a trailing '&') is no mistake.
+  BOOST_TEST(submit_raw(srv(), small_photo_bytes(), "image/jpeg", "?width=50&")
+                 .status == 202);
+}
+
+BOOST_AUTO_TEST_CASE(a_json_submission_with_a_query_is_refused) {
+  // Its options go in the body: ?format=webp&width=33 was ignored (a
+  // 100x100 JPEG came back).
+  auto res = http_post(srv().url("/api/v1/resize?format=webp&width=33"),
+                       R"({"imageData": ")" + small_photo_base64() + R"("})",
+                       "application/json");
+  check_error(res, 400, "invalid_option");
+  BOOST_TEST(res.body.find("not in the query string") != std::string::npos,
+             res.body);
 }
 
 BOOST_AUTO_TEST_CASE(unsupported_media_type) {
