@@ -22,6 +22,7 @@
 #include "http/request_decoding.hpp"
 #include "http/responses.hpp"
 #include "imaging/pipeline.hpp"
+#include "imaging/png_text.hpp"
 
 namespace resized::http {
 
@@ -629,6 +630,8 @@ struct server::impl {
         resolve_options(given, cfg.defaults, cfg.limits, &imaging::can_write);
     if (!opts)
       return reject(ctx, opts.error());
+    // Before any decoder reads it: see png_text.hpp.
+    imaging::drop_compressed_png_text(image);
     auto probe = imaging::probe(image.data(), image.size(), cfg.limits);
     if (!probe)
       return reject(ctx, probe.error());

@@ -310,9 +310,9 @@ std::optional<failure> check_pixels(const probe_info& info, const limits& lim) {
   if (pixels <= lim.max_pixels)
     return std::nullopt;
   return failure{error_code::image_too_large,
-                 fmt::format("image is {}x{} = {:.1f} MP, limit is {:.1f} MP",
-                             info.width, info.height, pixels / 1e6,
-                             lim.max_pixels / 1e6)};
+                 fmt::format("image is {}x{} = {} pixels, limit is {} "
+                             "(limits.max-pixels)",
+                             info.width, info.height, pixels, lim.max_pixels)};
 }
 
 /// A JPEG's header, read with libjpeg directly: see jpeg_header.hpp for why

@@ -95,17 +95,20 @@ struct bit_writer {
   }
 };
 
-/// A zlib stream of `n` zero bytes: one fixed-Huffman block, a literal 0,
-/// then matches of 258 at distance 1 (13 bits per 258 bytes).
-std::string zlib_zeros(uint64_t n) {
+/// A zlib stream of `n` bytes of `value` (0..143): one fixed-Huffman
+/// block, a literal, then matches of 258 at distance 1 (13 bits per 258
+/// bytes).
+std::string zlib_repeated(uint64_t n, uint8_t value = 0) {
+  BOOST_TEST_REQUIRE(value < 144u); // one 8-bit literal code
   bit_writer w;
   w.out = std::string("\x78\x01", 2);
-  w.put(1, 1);                                 // BFINAL
-  w.put(1, 2);                                 // BTYPE = 01, fixed Huffman
-  auto literal0 = [&] { w.huffman(0x30, 8); }; // literals 0..143: 8 bits
+  w.put(1, 1); // BFINAL
+  w.put(1, 2); // BTYPE = 01, fixed Huffman
+  // literals 0..143: 8 bits from 0x30
+  auto literal = [&] { w.huffman(0x30 + value, 8); };
   uint64_t left = n;
   if (left > 0) {
-    literal0();
+    literal();
     --left;
   }
   while (left >= 258) {
@@ -114,13 +117,21 @@ std::string zlib_zeros(uint64_t n) {
     left -= 258;
   }
   while (left-- > 0)
-    literal0();
+    literal();
   w.huffman(0, 7); // end of block (256)
   w.flush();
-  uint32_t a = 1;
-  uint32_t b = static_cast<uint32_t>(n % 65521);
-  put_be32(w.out, (b << 16) | a);
+  // Adler-32: a = 1 + n v, b = sum over k = 1..n of (1 + k v).
+  constexpr uint64_t mod = 65521;
+  uint64_t a = (1 + (n % mod) * value) % mod;
+  uint64_t b =
+      (n % mod + (n % (2 * mod)) * ((n + 1) % (2 * mod)) / 2 % mod * value) %
+      mod;
+  put_be32(w.out, static_cast<uint32_t>((b << 16) | a));
   return w.out;
+}
+
+std::string zlib_zeros(uint64_t n) {
+  return zlib_repeated(n, 0);
 }
 
 /// A real, decodable PNG: `width` x `height` 1-bit greyscale, all black.
@@ -473,6 +484,44 @@ BOOST_AUTO_TEST_CASE(png_bomb_real_400_megapixels) {
   // The same construction at a legal size decodes: the bomb is a real PNG.
   resized_ok(png_all_black_1bit(2000, 1000), "image/png",
              "?width=100&height=100&mode=fit", 100, 50);
+}
+
+// A 64x64 PNG carrying 48 zTXt chunks that each inflate to 16 MiB (6 MB
+// uploaded, 768 MiB of text): libpng inflated them all while reading the
+// header, on an io thread, and again in the resize. They are dropped before
+// any decoder reads the image: the node stays small and the result comes.
+BOOST_AUTO_TEST_CASE(png_with_compressed_text_bombs) {
+  auto png = png_all_black_1bit(64, 64);
+  auto after_ihdr = size_t{8 + 12 + 13}; // read with the header, before IDAT
+  std::string text;
+  auto inflating = zlib_repeated(16u << 20, 'A');
+  for (int i = 0; i < 48; ++i)
+    png_chunk(text, "zTXt",
+              "k" + std::to_string(i) + std::string("\0\0", 2) + inflating);
+  png.insert(after_ihdr, text);
+  BOOST_TEST_MESSAGE("zTXt bomb: " << png.size() << " bytes");
+  redis_server redis;
+  resized_server fresh{redis.port(), {}, "ztxt-bomb"};
+  auto peak_mib = [&] {
+    std::ifstream in("/proc/" + std::to_string(fresh.process().pid()) +
+                     "/status");
+    std::string line;
+    while (std::getline(in, line))
+      if (line.rfind("VmHWM:", 0) == 0)
+        return std::atol(line.c_str() + 6) / 1024;
+    return 0L;
+  };
+  auto before = peak_mib();
+  auto token = accepted_token(
+      submit_raw(fresh, png, "image/png", "?width=100&height=100&mode=fit"));
+  BOOST_TEST_REQUIRE(!token.empty());
+  auto out = finish(fresh, token);
+  BOOST_TEST(out.info.width == 100);
+  BOOST_TEST(out.info.height == 100);
+  auto after = peak_mib();
+  BOOST_TEST_MESSAGE("peak RSS " << before << " -> " << after << " MiB");
+  BOOST_TEST(after - before < 200,
+             "peak RSS " << before << " -> " << after << " MiB");
 }
 
 BOOST_AUTO_TEST_CASE(jpeg_declaring_65000x65000) {

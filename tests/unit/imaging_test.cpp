@@ -30,6 +30,7 @@
 #include "imaging/jpeg_dc_scans.hpp"
 #include "imaging/jpeg_header.hpp"
 #include "imaging/pipeline.hpp"
+#include "imaging/png_text.hpp"
 #include "support/printing.hpp"
 
 using namespace resized;
@@ -513,10 +514,43 @@ BOOST_AUTO_TEST_CASE(probe_rejects_pixel_bomb_from_header) {
   BOOST_REQUIRE(!info.ok());
   BOOST_TEST(info.error().code == error_code::image_too_large);
   BOOST_TEST(info.error().message ==
-             "image is 50000x50000 = 2500.0 MP, limit is 50.0 MP");
+             "image is 50000x50000 = 2500000000 pixels, limit is 50000000 "
+             "(limits.max-pixels)");
 
   // resize stops at the same check, before any pixel is decoded
   require_error(run(png, opts_of(100, 100)), error_code::image_too_large);
+}
+
+// zTXt and iTXt chunks are cut out before a decoder sees the PNG (libpng
+// inflates them all, without limit); everything else stays, byte for byte.
+BOOST_AUTO_TEST_CASE(compressed_png_text_is_dropped_and_the_rest_kept) {
+  auto png = solid_png(8, 8);
+  auto iend = png.rfind("IEND") - 4; // its length field
+  std::string text;
+  put_chunk(text, "zTXt", std::string{"Comment\0\0", 9} + "not even zlib");
+  put_chunk(text, "iTXt", std::string{"XML:com.adobe.xmp\0\1\0\0\0", 22});
+  std::string kept;
+  put_chunk(kept, "tEXt", std::string{"Title\0", 6} + "stays");
+  auto with = png.substr(0, iend) + text + kept + text + png.substr(iend);
+  auto expected = png.substr(0, iend) + kept + png.substr(iend);
+  auto dropped = drop_compressed_png_text(with);
+  BOOST_TEST(dropped == 2 * text.size());
+  BOOST_TEST((with == expected));
+  BOOST_TEST(probe(with.data(), with.size(), limits{}).ok());
+  // Nothing to drop: nothing changes.
+  auto plain = png;
+  BOOST_TEST(drop_compressed_png_text(plain) == 0u);
+  BOOST_TEST((plain == png));
+  // Not a PNG, or a chunk that does not fit: left to the decoder.
+  std::string jpeg = "\xff\xd8\xff\xe0zTXtzTXt";
+  auto same = jpeg;
+  BOOST_TEST(drop_compressed_png_text(same) == 0u);
+  BOOST_TEST((same == jpeg));
+  auto cut = png.substr(0, iend) + text + kept;
+  cut.resize(cut.size() - 3); // the tEXt chunk's CRC cut short
+  auto cut_expected = png.substr(0, iend) + kept.substr(0, kept.size() - 3);
+  BOOST_TEST(drop_compressed_png_text(cut) == text.size());
+  BOOST_TEST((cut == cut_expected));
 }
 
 BOOST_AUTO_TEST_CASE(probe_honours_configured_pixel_limit) {
