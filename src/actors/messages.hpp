@@ -169,7 +169,7 @@ using forget_atom = caf::atom_constant<caf::atom("forget")>;
 /// limits, probe_info, the enums in them), or a message's elements.
 /// tests/unit/wire_test.cpp holds the layout's fingerprint for each value
 /// and fails until both are updated.
-inline constexpr uint32_t cluster_protocol = 1;
+inline constexpr uint32_t cluster_protocol = 2;
 
 /// Errors of the cluster protocol (category `cluster_error_category`),
 /// rendered alike on every node (announce_message_types).
@@ -283,13 +283,14 @@ typename Inspector::result_type inspect(Inspector& f, resize_options& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, limits& x) {
   return f(caf::meta::type_name("limits"), x.max_pixels, x.max_dimension,
-           x.max_input_bytes, x.max_processing_ms, x.fail_on_truncated);
+           x.max_avif_pixels, x.max_input_bytes, x.max_processing_ms,
+           x.fail_on_truncated);
 }
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, probe_info& x) {
   return f(caf::meta::type_name("probe_info"), x.format, x.width, x.height,
-           x.pages, x.progressive, x.orientation_swap);
+           x.pages, x.progressive, x.orientation_swap, x.bytes_per_pixel);
 }
 
 } // namespace resized::imaging

@@ -694,8 +694,10 @@ void recover(self_ptr self, std::vector<store::pending_task>& pending,
     self->send(st.status, update_atom::value, task.record);
     auto head =
         imaging::probe(p.input->data(), p.input->size(), imaging::limits{});
-    task.decode_bytes = head ? imaging::decode_estimate(*head, p.input->size())
-                             : p.input->size();
+    task.decode_bytes =
+        head ? imaging::decode_estimate(*head, p.input->size(),
+                                        task.record.options, job_policy(st.cfg))
+             : p.input->size();
     task.job = caf::make_message(
         resize_job{task.record.token, task.record.options, std::move(*p.input),
                    head ? *head : imaging::probe_info{}, job_policy(st.cfg)});

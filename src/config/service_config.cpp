@@ -162,6 +162,8 @@ service_config::service_config() {
            "input width*height (default 50000000)")
       .add(limits_max_dimension_, "max-dimension",
            "output width/height (default 4096)")
+      .add(limits_max_avif_pixels_, "max-avif-pixels",
+           "output width*height of an AVIF result (default 4194304)")
       .add(limits_truncated_, "truncated",
            "an image whose data ends early: fail (FAILURE corrupt_image, "
            "default) or serve (decoded part, rest grey)");
@@ -294,17 +296,12 @@ std::string public_url_problem(const std::string& url) {
 // request against them, its supervisor queues and places the task, and
 // every job carries the resulting policy to whichever node runs it.
 constexpr const char* task_policy_keys[] = {
-    "limits.max-body-bytes",
-    "limits.max-pixels",
-    "limits.max-dimension",
-    "limits.truncated",
-    "resize.task-timeout-ms",
-    "resize.max-attempts",
-    "resize.decode-bytes-per-worker",
-    "defaults.width",
-    "defaults.height",
-    "defaults.mode",
-    "defaults.format",
+    "limits.max-body-bytes", "limits.max-pixels",
+    "limits.max-dimension",  "limits.max-avif-pixels",
+    "limits.truncated",      "resize.task-timeout-ms",
+    "resize.max-attempts",   "resize.decode-bytes-per-worker",
+    "defaults.width",        "defaults.height",
+    "defaults.mode",         "defaults.format",
     "defaults.quality",
 };
 
@@ -743,6 +740,8 @@ std::vector<std::string> service_config::load(int argc, char** argv,
           out.limits.max_pixels);
   c.range("limits.max-dimension", limits_max_dimension_, 1, 65535,
           out.limits.max_dimension);
+  c.range("limits.max-avif-pixels", limits_max_avif_pixels_, 1, 1ll << 32,
+          out.limits.max_avif_pixels);
   if (limits_truncated_ != "fail" && limits_truncated_ != "serve")
     errors.push_back(
         fmt::format("limits.truncated = '{}' is not one of fail, serve",

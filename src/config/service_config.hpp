@@ -101,6 +101,7 @@ private:
   int64_t limits_max_body_bytes_ = 64ll << 20;
   int64_t limits_max_pixels_ = 50'000'000;
   int64_t limits_max_dimension_ = 4096;
+  int64_t limits_max_avif_pixels_ = 4194304;
   std::string limits_truncated_ = "fail";
   int64_t defaults_width_ = 100;
   int64_t defaults_height_ = 100;

@@ -635,13 +635,16 @@ struct server::impl {
     auto probe = imaging::probe(image.data(), image.size(), cfg.limits);
     if (!probe)
       return reject(ctx, probe.error());
+    if (auto bad = imaging::check_output(*probe, opts.value(), cfg.limits))
+      return reject(ctx, std::move(*bad));
     // Hashed here, on the io threads, so the supervisor's one thread never
     // reads megabytes.
     auto key = content_key(image, opts.value());
     submit_request sub{opts.value(),  std::move(image), *probe,
                        ctx.id,        std::move(key),   0,
                        client_of(ctx)};
-    sub.decode_bytes = imaging::decode_estimate(*probe, sub.image.size());
+    sub.decode_bytes = imaging::decode_estimate(*probe, sub.image.size(),
+                                                sub.options, cfg.limits);
     api.submit(std::move(sub),
                make_replier<outcome<std::string>>(
                    ctx, [this](const request_ctx& ctx, std::string token) {

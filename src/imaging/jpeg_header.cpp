@@ -90,6 +90,7 @@ bool read(header_reader& r, const unsigned char* data, size_t size,
   out.format = input_format::jpeg;
   out.width = static_cast<int>(r.cinfo.image_width);
   out.height = static_cast<int>(r.cinfo.image_height);
+  out.bytes_per_pixel = r.cinfo.num_components; // 8-bit samples
   out.pages = 1;
   // Progressive, or sequential in several scans: either way libjpeg holds
   // every coefficient of the image (libvips' "interlaced" is the same test).

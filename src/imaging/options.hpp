@@ -35,6 +35,9 @@ struct probe_info {
   bool progressive = false;
   /// EXIF orientation 5-8: the upright image is height x width.
   bool orientation_swap = false;
+  /// Bytes of one decoded pixel as the header says (bands x sample size:
+  /// 3 for 8-bit RGB, 8 for 16-bit RGBA); 0 when not read.
+  int bytes_per_pixel = 0;
 };
 
 struct resize_options {
@@ -52,6 +55,10 @@ struct resize_options {
 struct limits {
   uint64_t max_pixels = 50'000'000; // input width*height (limits.max-pixels)
   int max_dimension = 4096; // output width/height (limits.max-dimension)
+  /// Output pixels of an AVIF result (limits.max-avif-pixels): the AV1
+  /// encoder takes about 30 bytes and 0.25 us of a core per pixel, and
+  /// cannot be stopped once it runs.
+  uint64_t max_avif_pixels = 4'194'304;
   uint64_t max_input_bytes = 50u << 20;
   /// Longest a resize may compute (resize.task-timeout-ms); 0 = no limit.
   /// Enforced inside libvips: the pixel pipeline is killed through its eval

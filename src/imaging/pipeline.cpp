@@ -350,6 +350,9 @@ outcome<probe_info> read_vips_header(input_format format, const void* data,
       info.pages = pages;
   }
   info.orientation_swap = vips_image_get_orientation_swap(img.get());
+  info.bytes_per_pixel =
+      static_cast<int>(vips_image_get_bands(img.get()) *
+                       vips_format_sizeof(vips_image_get_format(img.get())));
   return info;
 }
 
@@ -817,11 +820,66 @@ input_format sniff(const void* data, size_t size) {
   return input_format::unknown;
 }
 
-uint64_t decode_estimate(const probe_info& info, size_t input_bytes) {
-  uint64_t bytes = input_bytes;
-  if (info.progressive)
-    bytes += 6ull * static_cast<uint64_t>(std::max(info.width, 0)) *
-             static_cast<uint64_t>(std::max(info.height, 0));
+uint64_t output_pixels(const probe_info& info, const resize_options& opts,
+                       const limits& lim) {
+  auto plan = plan_thumbnail(opts, lim, info);
+  uint64_t box = uint64_t(plan.width) * uint64_t(plan.height);
+  if (plan.size == VIPS_SIZE_FORCE || plan.crop != VIPS_INTERESTING_NONE)
+    return box; // the box exactly
+  // fit inside the box: the upright image scaled by the smaller ratio,
+  // rounded up (libvips rounds to the nearest pixel)
+  double w = info.orientation_swap ? info.height : info.width;
+  double h = info.orientation_swap ? info.width : info.height;
+  if (w < 1 || h < 1)
+    return box;
+  double scale = std::min(plan.width / w, plan.height / h);
+  auto side = [&](double x) {
+    return static_cast<uint64_t>(std::max(1.0, std::ceil(x * scale)));
+  };
+  return std::min(box, side(w) * side(h));
+}
+
+std::optional<failure> check_output(const probe_info& info,
+                                    const resize_options& opts,
+                                    const limits& lim) {
+  if (opts.format != output_format::avif)
+    return std::nullopt;
+  auto pixels = output_pixels(info, opts, lim);
+  if (pixels <= lim.max_avif_pixels)
+    return std::nullopt;
+  return failure{error_code::invalid_option,
+                 fmt::format("an AVIF result is at most {} pixels "
+                             "(limits.max-avif-pixels), this one would be {}: "
+                             "ask for a smaller size or another format",
+                             lim.max_avif_pixels, pixels)};
+}
+
+uint64_t decode_estimate(const probe_info& info, size_t input_bytes,
+                         const resize_options& opts, const limits& lim) {
+  uint64_t pixels = static_cast<uint64_t>(std::max(info.width, 0)) *
+                    static_cast<uint64_t>(std::max(info.height, 0));
+  uint64_t bpp = static_cast<uint64_t>(std::max(info.bytes_per_pixel, 0));
+  uint64_t per_pixel = 0; // what the decoder holds of the whole image
+  switch (info.format) {
+  case input_format::jpeg:
+    per_pixel = info.progressive ? 6 : 0; // every DCT coefficient
+    break;
+  case input_format::png:
+    per_pixel = info.progressive ? std::max<uint64_t>(6, bpp + 2) : 0;
+    break;
+  case input_format::gif:
+    per_pixel = 6; // the frame's whole canvas (measured 5.3)
+    break;
+  case input_format::heif:
+    // the whole decoded image (measured 6.4 at 8 bits)
+    per_pixel = std::max<uint64_t>(7, 2 * bpp);
+    break;
+  default:
+    break;
+  }
+  uint64_t bytes = input_bytes + per_pixel * pixels;
+  if (opts.format == output_format::avif)
+    bytes += 32 * output_pixels(info, opts, lim); // the AV1 encoder
   return bytes;
 }
 
@@ -870,6 +928,8 @@ outcome<resize_result> resize(const void* data, size_t size,
         return std::move(read).error();
       head = *read;
     }
+    if (auto bad = check_output(head, opts, lim))
+      return std::move(*bad);
     auto plan = plan_thumbnail(opts, lim, head);
 
     // The graph on `bytes`: thumbnail, colour, alpha, encode.

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 
 #include "common/outcome.hpp"
@@ -35,12 +36,26 @@ bool can_write(output_format format);
 input_format sniff(const void* data, size_t size);
 
 /// Roughly the memory one resize of this input holds at its peak: the input
-/// bytes, plus for a progressive input the whole image in the decoder,
-/// 6 bytes a pixel (JPEG coefficients of three full-size components).
-/// Measured alone per corpus photo (bench/RESULTS.md): 14.7 MP progressive
-/// +89 MiB, 9.2 MP progressive +75 MiB, 4.1 MP progressive +16-23 MiB,
-/// baseline JPEGs and PNGs +2-15 MiB.
-uint64_t decode_estimate(const probe_info& info, size_t input_bytes);
+/// bytes, plus what the decoder holds of the whole image: 6 bytes a pixel
+/// for a progressive JPEG (the coefficients of three full-size components)
+/// or an interlaced PNG (more at 16 bits), 6 for a GIF's canvas, 7 or more
+/// for HEIF/AVIF; plus 32 bytes per output pixel for an AVIF result (the
+/// AV1 encoder). Measured alone per corpus photo (bench/RESULTS.md): 14.7
+/// MP progressive +89 MiB, 9.2 MP progressive +75 MiB, 4.1 MP progressive
+/// +16-23 MiB, baseline JPEGs and PNGs +2-15 MiB.
+uint64_t decode_estimate(const probe_info& info, size_t input_bytes,
+                         const resize_options& opts, const limits& lim);
+
+/// Pixels of the result `opts` asks of this input, at most (a missing side
+/// derived from the aspect ratio and capped as the resize does).
+uint64_t output_pixels(const probe_info& info, const resize_options& opts,
+                       const limits& lim);
+
+/// invalid_option when the result would pass a limit on outputs
+/// (limits.max-avif-pixels); checked on submission and again in resize.
+std::optional<failure> check_output(const probe_info& info,
+                                    const resize_options& opts,
+                                    const limits& lim);
 
 /// Sniffs the format and reads the header (no pixel decode).
 /// Errors: unsupported_format (not an accepted format), corrupt_image

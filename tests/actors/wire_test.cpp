@@ -25,6 +25,8 @@ namespace {
 // add one with the new protocol number.
 const std::vector<std::pair<uint32_t, uint64_t>> known_layouts = {
     {1, 0x124a44262e79540e},
+    // limits.max_avif_pixels, probe_info.bytes_per_pixel
+    {2, 0x0ec7d5ac8b2e5d1c},
 };
 
 // FNV-1a, 64 bits: a checksum of test data, not a security boundary.

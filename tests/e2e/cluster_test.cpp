@@ -653,7 +653,8 @@ BOOST_AUTO_TEST_CASE(a_second_api_node_with_a_name_in_use_is_refused) {
 
 BOOST_AUTO_TEST_CASE(a_worker_with_a_name_in_use_is_refused) {
   redis_server redis;
-  api_node api(redis.port(), "api-n");
+  // AVIF results of 4096 x 4096 (limits.max-avif-pixels): long tasks
+  api_node api(redis.port(), "api-n", {"--limits.max-avif-pixels=16777216"});
   worker_process original("worker-same", {api.endpoint()},
                           {"--log.level=debug", "--cluster.advertise=first"});
   note_logs({&api.process(), &original.process()});
@@ -1070,7 +1071,7 @@ BOOST_AUTO_TEST_CASE(worker_shutdown_cut_short_requeues_its_task) {
 BOOST_AUTO_TEST_CASE(
     a_worker_past_its_grace_exits_without_waiting_for_libvips) {
   redis_server redis;
-  api_node api(redis.port(), "api-g");
+  api_node api(redis.port(), "api-g", {"--limits.max-avif-pixels=16777216"});
   worker_process stuck("worker-stuck", {api.endpoint()},
                        {"--log.level=debug", "--shutdown.grace=1"});
   note_logs({&api.process(), &stuck.process()});
@@ -1189,7 +1190,9 @@ BOOST_AUTO_TEST_CASE(the_api_nodes_limits_apply_on_its_workers) {
 // node's backstop (deadline + 2 s), and does not run on for seconds.
 BOOST_AUTO_TEST_CASE(the_api_nodes_deadline_stops_the_worker_inside_libvips) {
   redis_server redis;
-  api_node api(redis.port(), "api-hasty", {"--resize.task-timeout-ms=300"});
+  api_node api(
+      redis.port(), "api-hasty",
+      {"--resize.task-timeout-ms=300", "--limits.max-avif-pixels=16777216"});
   worker_process patient("worker-patient", {api.endpoint()},
                          {"--resize.task-timeout-ms=60000"});
   note_logs({&api.process(), &patient.process()});

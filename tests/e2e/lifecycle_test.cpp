@@ -354,6 +354,7 @@ BOOST_AUTO_TEST_CASE(a_node_past_its_grace_exits_without_waiting_for_libvips) {
           env::get().redis.port(),
           {"--resize.pool-size=1", "--log.level=debug",
            "--resize.task-timeout-ms=300000",
+           "--limits.max-avif-pixels=16777216",
            second_signal ? "--shutdown.grace=60" : "--shutdown.grace=1"},
           second_signal ? "abandon-twice" : "abandon-grace");
       // The largest box of a 16 MP photo as AVIF: about 11 s of libvips on

@@ -489,10 +489,107 @@ BOOST_AUTO_TEST_CASE(probe_flags_progressive_inputs_for_the_memory_budget) {
       auto info = probe(bytes->data(), bytes->size(), limits{});
       BOOST_REQUIRE(info.ok());
       BOOST_TEST(info->progressive == expect);
-      auto estimate = decode_estimate(*info, bytes->size());
+      auto estimate =
+          decode_estimate(*info, bytes->size(), resize_options{}, limits{});
       BOOST_TEST(estimate == bytes->size() + (expect ? 6u * 320u * 200u : 0u));
     }
   }
+}
+
+// Decoders that hold the whole image count it, by their pixel size; an
+// AVIF result counts its encoder.
+BOOST_AUTO_TEST_CASE(decode_estimates_count_whole_image_decoders) {
+  auto img = photo_like(320, 200);
+  const uint64_t px = 320 * 200;
+  auto estimate = [&](const std::string& bytes, resize_options opts = {}) {
+    auto info = probe(bytes.data(), bytes.size(), limits{});
+    BOOST_REQUIRE(info.ok());
+    return decode_estimate(*info, bytes.size(), opts, limits{});
+  };
+  auto gif = save(img.get(), ".gif");
+  BOOST_TEST(estimate(gif) == gif.size() + 6 * px); // the frame's canvas
+  VipsImage* wide = nullptr;
+  BOOST_REQUIRE(vips_cast(img.get(), &wide, VIPS_FORMAT_USHORT, nullptr) == 0);
+  image_ptr wide_ptr{wide};
+  VipsImage* rgb16 = nullptr;
+  BOOST_REQUIRE(vips_copy(wide, &rgb16, "interpretation",
+                          VIPS_INTERPRETATION_RGB16, nullptr) == 0);
+  image_ptr rgb16_ptr{rgb16};
+  VipsImage* alpha = nullptr;
+  BOOST_REQUIRE(vips_bandjoin_const1(rgb16, &alpha, 65535, nullptr) == 0);
+  image_ptr alpha_ptr{alpha};
+  auto png16 = save(alpha, ".png[interlace]"); // 16-bit RGBA: 8 B/px
+  BOOST_TEST(estimate(png16) == png16.size() + 10 * px);
+  auto png8 = save(img.get(), ".png[interlace]");
+  BOOST_TEST(estimate(png8) == png8.size() + 6 * px);
+  auto baseline = save(img.get(), ".jpg");
+  BOOST_TEST(estimate(baseline) == baseline.size());
+  resize_options avif;
+  avif.format = output_format::avif;
+  avif.width = 64;
+  avif.height = 0; // 64x40
+  BOOST_TEST(estimate(baseline, avif) == baseline.size() + 32 * 64 * 40);
+}
+
+BOOST_AUTO_TEST_CASE(output_pixels_follow_the_mode_and_the_aspect_ratio) {
+  probe_info wide;
+  wide.format = input_format::jpeg;
+  wide.width = 4000;
+  wide.height = 1000;
+  auto opts = [](int w, int h, fit_mode mode) {
+    resize_options o;
+    o.width = w;
+    o.height = h;
+    o.mode = mode;
+    return o;
+  };
+  limits lim;
+  BOOST_TEST(output_pixels(wide, opts(100, 100, fit_mode::fill), lim) ==
+             10000u);
+  BOOST_TEST(output_pixels(wide, opts(100, 100, fit_mode::force), lim) ==
+             10000u);
+  BOOST_TEST(output_pixels(wide, opts(100, 100, fit_mode::fit), lim) ==
+             100u * 25u);
+  BOOST_TEST(output_pixels(wide, opts(0, 1000, fit_mode::fill), lim) ==
+             4000u * 1000u);
+  BOOST_TEST(output_pixels(wide, opts(0, 2000, fit_mode::fill), lim) ==
+             4096u * 1024u);    // the derived side is capped
+  wide.orientation_swap = true; // upright it is 1000x4000
+  BOOST_TEST(output_pixels(wide, opts(100, 100, fit_mode::fit), lim) ==
+             25u * 100u);
+}
+
+// An AVIF result costs its encoder ~30 bytes and 0.25 us per pixel and
+// cannot be stopped: limits.max-avif-pixels bounds it, on submission and in
+// the resize (a task from another node).
+BOOST_AUTO_TEST_CASE(avif_results_are_bounded) {
+  auto tiny = save(photo_like(8, 8).get(), ".png");
+  auto info = probe(tiny.data(), tiny.size(), limits{});
+  BOOST_REQUIRE(info.ok());
+  resize_options big;
+  big.format = output_format::avif;
+  big.width = big.height = 4096;
+  big.mode = fit_mode::force;
+  auto bad = check_output(*info, big, limits{});
+  BOOST_REQUIRE(bad.has_value());
+  BOOST_TEST(bad->code == error_code::invalid_option);
+  BOOST_TEST(bad->message ==
+             "an AVIF result is at most 4194304 pixels "
+             "(limits.max-avif-pixels), this one would be 16777216: ask for "
+             "a smaller size or another format");
+  BOOST_TEST(!check_output(
+      *info,
+      [&] {
+        auto o = big;
+        o.width = o.height = 2048;
+        return o;
+      }(),
+      limits{}));
+  auto jpeg = big;
+  jpeg.format = output_format::jpeg;
+  BOOST_TEST(!check_output(*info, jpeg, limits{}));
+  if (can_write(output_format::avif))
+    require_error(run(tiny, big), error_code::invalid_option);
 }
 
 BOOST_AUTO_TEST_CASE(probe_counts_gif_frames) {
