@@ -170,13 +170,16 @@ void count_final(const task_record& rec) {
   metrics::task_final(to_string(rec.status));
 }
 
+void take_stored_final(status_actor_type* self, const std::string& token);
+
 // Makes the kept writes in order, stopping at the first that fails again
 // (Redis is still away). True when none is left.
 bool flush_unwritten(status_actor_type* self) {
   auto& st = self->state;
   while (!st.unwritten.empty()) {
     auto& w = st.unwritten.front();
-    if (auto res = write_now(self, w); !res) {
+    auto res = write_now(self, w);
+    if (!res) {
       count_redis_error(self);
       if (!refused(res.error()) || w.what != unwritten_write::kind::result)
         return false;
@@ -196,10 +199,16 @@ bool flush_unwritten(status_actor_type* self) {
                {{"op", op_name(w.what)},
                 {"token", w.record.token},
                 {"left", st.unwritten.size() - 1}});
-    if (w.what != unwritten_write::kind::forget)
-      count_final(w.record); // kept writes are final records and results
     ++st.failing.made;
+    auto done = std::move(w);
     st.unwritten.pop_front();
+    // Kept writes are final records and results (and undone accepts).
+    if (done.what != unwritten_write::kind::forget) {
+      if (res.value())
+        count_final(done.record);
+      else // another node's final record was there first
+        take_stored_final(self, done.record.token);
+    }
     if (st.unwritten.empty())
       note_writes_back(self); // this call made the last kept write
   }
@@ -248,20 +257,32 @@ bool dropped_after_final(status_actor_type* self, const task_record& rec) {
   return true;
 }
 
+// What became of a write.
+enum class written {
+  made,
+  kept,       // for a retry: Redis did not take it
+  superseded, // Redis held another final record, which stands
+};
+
 // Makes `w` now, or keeps it for a retry if Redis did not take it (made in
-// order with the others kept). True when it was made.
-bool write_or_keep(status_actor_type* self, unwritten_write w) {
-  if (auto res = write_now(self, w); !res) {
+// order with the others kept).
+written write_or_keep(status_actor_type* self, unwritten_write w) {
+  auto res = write_now(self, w);
+  if (!res) {
     keep_for_retry(self, std::move(w), res.error());
-    return false;
+    return written::kept;
   }
   note_writes_back(self);
-  return true;
+  if (!res.value() && w.what != unwritten_write::kind::forget) {
+    take_stored_final(self, w.record.token);
+    return written::superseded;
+  }
+  return written::made;
 }
 
 // Writes the final record `rec`, kept for a retry if Redis did not take it
 // (a later change would supersede it: made in order).
-bool put_final(status_actor_type* self, const task_record& rec) {
+written put_final(status_actor_type* self, const task_record& rec) {
   return write_or_keep(
       self, {unwritten_write::kind::record, rec, nullptr, std::string{}});
 }
@@ -387,6 +408,21 @@ bool answer_waiters_from_redis(status_actor_type* self,
     return false;
   answer_waiters(self, *fresh.value(), by);
   return true;
+}
+
+// Redis held another final record of `token` when this actor wrote one:
+// the first stands (a task that ran on two nodes: an API node paused past
+// its lease while a peer took its tasks over). What this actor cached and
+// had open of it goes, and its waiters get Redis' record.
+void take_stored_final(status_actor_type* self, const std::string& token) {
+  auto& st = self->state;
+  st.open_here.erase(token);
+  st.cache->erase_record(token);
+  st.cache->erase_image(token);
+  log::warn("final record not written: another one was stored first, and "
+            "stands (the task ran on two nodes)",
+            {{"token", token}});
+  answer_waiters_from_redis(self, token, "result");
 }
 
 // When waiter `id` of `token` should look again: at its deadline for a task
@@ -591,7 +627,10 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         auto expires = expiry(st);
         bool stored = true;
         if (is_final(rec.status)) {
-          stored = put_final(self, rec);
+          auto w = put_final(self, rec);
+          if (w == written::superseded)
+            return;
+          stored = w == written::made;
         } else if (auto res = st.store->put_record(rec, st.ttl, st.node);
                    !res) {
           note_store_error(self, "put_record", rec.token, res.error());
@@ -624,8 +663,10 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
             count_redis_error(self);
             note_unstored(rec, image->size(), res.error());
             auto failed = unstored(std::move(rec), image->size());
-            stored = put_final(self, failed);
-            record_written(self, std::move(failed), expires, stored);
+            auto w = put_final(self, failed);
+            if (w != written::superseded)
+              record_written(self, std::move(failed), expires,
+                             w == written::made);
             return;
           }
           keep_for_retry(self,
@@ -634,6 +675,10 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
           stored = false;
         } else {
           note_writes_back(self);
+          if (!res.value()) {
+            take_stored_final(self, rec.token);
+            return;
+          }
         }
         auto token = rec.token;
         st.cache->put_image(token, {image, expires});
@@ -658,6 +703,9 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
             !res) {
           note_store_error(self, "put_result", rec.token, res.error());
           return false;
+        } else if (!res.value()) {
+          take_stored_final(self, rec.token); // it ended meanwhile
+          return true;
         }
         auto expires = expiry(st);
         st.cache->put_image(rec.token, {bytes, expires});

@@ -178,34 +178,6 @@ outcome<bool> transaction(redis_connection& conn, std::vector<command> cmds) {
   return true;
 }
 
-/// What ends a task in the transaction that writes its final record (a
-/// FAILURE record or a result): its input and its entry in `pending_node`'s
-/// pending set go (when a node is given), and its token is announced on
-/// finished_channel. Holds the keys its commands view: it must outlive them.
-struct task_end {
-  task_end(const std::string& prefix, const std::string& token,
-           const std::string& pending_node)
-      : channel(finished_channel(prefix)) {
-    if (pending_node.empty())
-      return;
-    input = input_key(prefix, token);
-    pending = pending_key(prefix, pending_node);
-  }
-  /// Appends the commands; `announce`: the PUBLISH too.
-  void add_to(std::vector<command>& cmds, const std::string& token,
-              bool announce) const {
-    if (!pending.empty()) {
-      cmds.push_back({"DEL", input});
-      cmds.push_back({"SREM", pending, token});
-    }
-    if (announce)
-      cmds.push_back({"PUBLISH", channel, token});
-  }
-  std::string input;
-  std::string pending;
-  std::string channel;
-};
-
 } // namespace
 
 task_store::task_store(redis_settings settings, bool quiet)
@@ -271,7 +243,79 @@ constexpr const char* open_write_script =
     "redis.call('EXPIRE', KEYS[1], ARGV[1]) "
     "return {1}";
 
+// KEYS[1] a task's record, KEYS[2] its image ("": none), KEYS[3] the
+// content index entry ("": none), KEYS[4] its input and KEYS[5] the
+// pending set it leaves ("": none); ARGV[1] the TTL in seconds, ARGV[2]
+// the token, ARGV[3] the channel that announces final records, ARGV[4]
+// the image, ARGV[5..] the record's fields and values. A final record
+// over an open one (or none): written with the rest, answers {1}. Over a
+// final one: nothing is written but the task's input and membership
+// dropped, answers {0} (the first final record stands).
+constexpr const char* final_write_script =
+    "local s = redis.call('HGET', KEYS[1], 'status') "
+    "local ended = s == 'SUCCESS' or s == 'FAILURE' "
+    "if not ended then "
+    "if KEYS[2] ~= '' then "
+    "redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[1]) end "
+    "for i = 5, #ARGV, 1000 do "
+    "redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV))) "
+    "end "
+    "redis.call('EXPIRE', KEYS[1], ARGV[1]) "
+    "if KEYS[3] ~= '' then "
+    "redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[1]) end "
+    "end "
+    "if KEYS[5] ~= '' then "
+    "redis.call('DEL', KEYS[4]) redis.call('SREM', KEYS[5], ARGV[2]) end "
+    "if ended then return {0} end "
+    "redis.call('PUBLISH', ARGV[3], ARGV[2]) "
+    "return {1}";
+
 } // namespace
+
+outcome<bool> task_store::final_write(const task_record& rec,
+                                      std::chrono::seconds ttl,
+                                      const std::string& pending_node,
+                                      const std::string* image,
+                                      const std::string& content) {
+  auto tkey = task_key(settings_.key_prefix, rec.token);
+  std::string ikey;
+  if (image != nullptr)
+    ikey = image_key(settings_.key_prefix, rec.token);
+  std::string ckey;
+  if (!content.empty() && rec.status == task_status::success)
+    ckey = content_index_key(settings_.key_prefix, content);
+  std::string input;
+  std::string pending;
+  if (!pending_node.empty()) {
+    input = input_key(settings_.key_prefix, rec.token);
+    pending = pending_key(settings_.key_prefix, pending_node);
+  }
+  auto channel = finished_channel(settings_.key_prefix);
+  auto ttl_text = std::to_string(ttl.count());
+  auto fields = encode_fields(rec);
+  command call{
+      "EVAL",
+      final_write_script,
+      "5",
+      tkey,
+      ikey,
+      ckey,
+      input,
+      pending,
+      ttl_text,
+      rec.token,
+      channel,
+      image != nullptr ? std::string_view{*image} : std::string_view{}};
+  call.reserve(call.size() + 2 * fields.size());
+  for (const auto& [name, value] : fields) {
+    call.emplace_back(name);
+    call.emplace_back(value);
+  }
+  auto answer = run_script(impl_->conn, call, tkey);
+  if (!answer)
+    return std::move(answer).error();
+  return answer.value()->element[0]->integer == 1;
+}
 
 outcome<bool> task_store::put_record(const task_record& rec,
                                      std::chrono::seconds ttl,
@@ -282,15 +326,8 @@ outcome<bool> task_store::put_record(const task_record& rec,
     auto key = task_key(settings_.key_prefix, rec.token);
     auto fields = encode_fields(rec);
     auto ttl_text = std::to_string(ttl.count());
-    if (is_final(rec.status)) {
-      task_end end{settings_.key_prefix, rec.token, pending_node};
-      std::vector<command> cmds{
-          hset_command(key, fields),
-          {"EXPIRE", key, ttl_text},
-      };
-      end.add_to(cmds, rec.token, true);
-      return transaction(impl_->conn, std::move(cmds));
-    }
+    if (is_final(rec.status))
+      return final_write(rec, ttl, pending_node, nullptr, {});
     // Only over an open record (or none): a final record never changes, and
     // a late progress write (a write the status actor made after a result
     // it was sent before, a copy made after its task was queued, a stale
@@ -316,23 +353,7 @@ outcome<bool> task_store::put_result(const task_record& rec,
   return guarded([&]() -> outcome<bool> {
     if (auto err = check_args(rec.token, ttl))
       return *err;
-    auto tkey = task_key(settings_.key_prefix, rec.token);
-    auto ikey = image_key(settings_.key_prefix, rec.token);
-    auto fields = encode_fields(rec);
-    auto ttl_text = std::to_string(ttl.count());
-    task_end end{settings_.key_prefix, rec.token, pending_node};
-    std::vector<command> cmds{
-        {"SET", ikey, image, "EX", ttl_text},
-        hset_command(tkey, fields),
-        {"EXPIRE", tkey, ttl_text},
-    };
-    std::string ckey; // commands hold views: the key must outlive them
-    if (!content.empty() && rec.status == task_status::success) {
-      ckey = content_index_key(settings_.key_prefix, content);
-      cmds.push_back({"SET", ckey, rec.token, "EX", ttl_text});
-    }
-    end.add_to(cmds, rec.token, is_final(rec.status));
-    return transaction(impl_->conn, std::move(cmds));
+    return final_write(rec, ttl, pending_node, &image, content);
   });
 }
 

@@ -113,18 +113,19 @@ public:
   outcome<bool> ping();
 
   /// Writes the whole record (HSET all fields, EXPIRE ttl) in one round trip.
-  /// A final record goes in one transaction that also announces it on
+  /// A final record goes in one script that also announces it on
   /// finished_channel and, with `pending_node`, forgets the task's input and
-  /// its membership of that node's pending set. An open record is written
-  /// only over an open one (or none): false when the stored record is
-  /// final already and was left as it is.
+  /// its membership of that node's pending set. Any record is written only
+  /// over an open one (or none): false when the stored record is final
+  /// already and was left as it is (the first final record stands: two
+  /// nodes that both ran a task never flip its answer).
   outcome<bool> put_record(const task_record& rec, std::chrono::seconds ttl,
                            const std::string& pending_node = {});
 
-  /// Writes the result image and the (SUCCESS) record atomically
-  /// (MULTI/EXEC), both with `ttl`; `pending_node` and the announcement as
-  /// for put_record. With a `content` key, the content index points at this
-  /// token (same ttl).
+  /// Writes the result image and the (SUCCESS) record atomically (one
+  /// script), both with `ttl`; `pending_node`, the announcement and false
+  /// (a final record stood: nothing written) as for put_record. With a
+  /// `content` key, the content index points at this token (same ttl).
   outcome<bool> put_result(const task_record& rec, const std::string& image,
                            std::chrono::seconds ttl,
                            const std::string& pending_node = {},
@@ -202,6 +203,12 @@ public:
   const redis_settings& settings() const { return settings_; }
 
 private:
+  /// put_record of a final record, put_result (with `image`).
+  outcome<bool> final_write(const task_record& rec, std::chrono::seconds ttl,
+                            const std::string& pending_node,
+                            const std::string* image,
+                            const std::string& content);
+
   struct impl;
   redis_settings settings_;
   std::unique_ptr<impl> impl_;

@@ -474,6 +474,63 @@ BOOST_AUTO_TEST_CASE(a_progress_change_after_a_final_record_is_dropped) {
   caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
 }
 
+// A task this node runs that another node ended first (this API node was
+// paused past its lease, a peer took its tasks over and ended them): the
+// first final record stands in Redis and here, the later result writes
+// nothing, and the long poll held here gets the stored record. Before, the
+// result overwrote the FAILURE and the nodes answered differently for good.
+BOOST_AUTO_TEST_CASE(a_result_after_another_nodes_final_record_is_not_stored) {
+  auto st = start(config());
+  auto rec = make_record();
+  rec.status = task_status::in_progress;
+  caf::anon_send(st, update_atom::value, rec);
+  BOOST_REQUIRE(lookup(st, rec.token).ok()); // cached open here
+  auto poll = long_poll(st, rec.token, 30s);
+  auto lost = rec;
+  lost.status = task_status::failure;
+  lost.error_code = "worker_lost";
+  lost.error_message = "lost the worker 1 times";
+  {
+    store::task_store writer{config().redis};
+    BOOST_REQUIRE(writer.put_record(lost, 60s).value());
+  }
+  auto done = rec;
+  done.status = task_status::success;
+  done.width = done.height = 100;
+  caf::anon_send(st, result_atom::value, done, std::string("img"),
+                 std::string{});
+  auto got = answered(poll, 10s);
+  BOOST_TEST((got.status == task_status::failure));
+  BOOST_TEST(got.error_code == "worker_lost");
+  auto again = lookup(st, rec.token);
+  BOOST_REQUIRE(again.ok());
+  BOOST_TEST((again->status == task_status::failure));
+  BOOST_TEST(redis.command("HGET " + prefix + "task:" + rec.token + " status")
+                 .find("FAILURE") != std::string::npos);
+  BOOST_TEST(redis.command("EXISTS " + prefix + "image:" + rec.token) ==
+             ":0\r\n");
+  // A final record (not a result) likewise.
+  auto other = make_record();
+  other.status = task_status::in_progress;
+  caf::anon_send(st, update_atom::value, other);
+  BOOST_REQUIRE(lookup(st, other.token).ok());
+  auto first = other;
+  first.status = task_status::success;
+  first.width = first.height = 100;
+  {
+    store::task_store writer{config().redis};
+    BOOST_REQUIRE(writer.put_result(first, "img", 60s).value());
+  }
+  auto second = other;
+  second.status = task_status::failure;
+  second.error_code = "processing_timeout";
+  caf::anon_send(st, update_atom::value, second);
+  auto now = lookup(st, other.token);
+  BOOST_REQUIRE(now.ok());
+  BOOST_TEST((now->status == task_status::success));
+  caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
+}
+
 // Redis hangs: the call that finds it waits out the command timeout, and
 // that is all. Until Redis answers again nothing waits for it: cached records
 // are answered, lookups Redis must answer and PINGs (/readyz) are refused at

@@ -363,6 +363,53 @@ BOOST_FIXTURE_TEST_CASE(an_open_record_never_overwrites_a_final_one,
   BOOST_TEST(got.value()->status == task_status::success);
 }
 
+// The first final record stands: a second one (a task run on two nodes, an
+// API node paused past its lease whose work a peer took over) writes
+// nothing, not the record, not an image, not the content index; the task
+// still leaves the writer's pending set and its input goes.
+BOOST_FIXTURE_TEST_CASE(a_final_record_never_replaces_another, store_fixture) {
+  const std::string node = "first-wins";
+  auto rec = full_record(random_token());
+  rec.status = task_status::pending;
+  BOOST_TEST_REQUIRE(store.put_accepted(rec, "input", node, 60s).ok());
+  auto failed = full_record(rec.token); // FAILURE
+  auto put = store.put_record(failed, 60s);
+  BOOST_TEST_REQUIRE(put.ok(), why(put));
+  BOOST_TEST(put.value()); // the first final record
+  auto done = rec;
+  done.status = task_status::success;
+  done.error_code.clear();
+  done.error_message.clear();
+  put = store.put_result(done, "img", 60s, node, "content-key");
+  BOOST_TEST_REQUIRE(put.ok(), why(put));
+  BOOST_TEST(!put.value());
+  auto got = store.get_record(rec.token);
+  BOOST_TEST_REQUIRE(got.ok(), why(got));
+  BOOST_TEST_REQUIRE(got.value().has_value());
+  BOOST_TEST(got.value()->status == task_status::failure);
+  auto image = store.get_image(rec.token);
+  BOOST_TEST_REQUIRE(image.ok(), why(image));
+  BOOST_TEST(!image.value().has_value());
+  BOOST_TEST(redis.command("EXISTS resized:content:content-key") == ":0\r\n");
+  auto pending = store.load_pending(node);
+  BOOST_TEST_REQUIRE(pending.ok(), why(pending));
+  BOOST_TEST(pending.value().empty());
+  BOOST_TEST(redis.command("EXISTS resized:input:" + rec.token) == ":0\r\n");
+  // A FAILURE after a SUCCESS: the same.
+  auto first = full_record(random_token());
+  first.status = task_status::success;
+  first.error_code.clear();
+  first.error_message.clear();
+  BOOST_TEST_REQUIRE(store.put_result(first, "img", 60s).value());
+  auto second = full_record(first.token);
+  put = store.put_record(second, 60s);
+  BOOST_TEST_REQUIRE(put.ok(), why(put));
+  BOOST_TEST(!put.value());
+  got = store.get_record(first.token);
+  BOOST_TEST_REQUIRE(got.ok(), why(got));
+  BOOST_TEST(got.value()->status == task_status::success);
+}
+
 // A feed whose connection is lost fails once, then subscribes again.
 BOOST_AUTO_TEST_CASE(a_feed_subscribes_again_after_redis_restarts) {
   test::redis_server own;
@@ -405,7 +452,11 @@ BOOST_FIXTURE_TEST_CASE(record_round_trip, store_fixture) {
   BOOST_TEST_REQUIRE(got.ok(), why(got));
   BOOST_TEST_REQUIRE(got.value().has_value());
   check_equal(*got.value(), rec);
-  // Overwriting replaces every field (no stale FAILURE fields linger).
+  // Overwriting replaces every field (no stale error fields linger); only
+  // an open record can be overwritten (the first final one stands).
+  rec.token = token = random_token();
+  rec.status = task_status::in_progress;
+  BOOST_TEST_REQUIRE(store.put_record(rec, 60s).ok());
   rec.status = task_status::success;
   rec.error_code.clear();
   rec.error_message.clear();
