@@ -29,6 +29,10 @@ std::string pending_key(const std::string& prefix, const std::string& node) {
   return prefix + "pending:" + node;
 }
 
+std::string adoption_key(const std::string& prefix, const std::string& node) {
+  return prefix + "adopted:" + node;
+}
+
 std::string lease_key(const std::string& prefix, const std::string& node) {
   return prefix + "node:" + node;
 }
@@ -518,18 +522,26 @@ outcome<std::vector<std::string>> task_store::pending_names(size_t max_names) {
 }
 
 // KEYS[1] the lease on the name adopted, KEYS[2] its pending set, KEYS[3]
-// the adopter's pending set. Answers {0} while the lease exists (its
-// owner runs or is starting: its set is its own), else {1, {tokens}} once
-// they are the adopter's. Atomic: an owner claiming its lease runs before
-// (and keeps its set) or after (and finds it empty), and of two adopters
-// only the first finds members. SADD in steps: unpack() has a stack limit.
+// the adopter's pending set, KEYS[4] the name's adoption mark; ARGV[1] the
+// adopter, ARGV[2] the mark's TTL in ms. Answers {0} while the lease
+// exists (its owner runs or is starting: its set is its own), else {1,
+// {tokens}} once they are the adopter's, with the mark set: an owner that
+// was only paused (or cut off from Redis) past its lease must not take its
+// name again and run them too (claim_script). Atomic: an owner claiming
+// its lease runs before (and keeps its set) or after (and finds it empty,
+// or is told it was adopted), and of two adopters only the first finds
+// members. SADD in steps: unpack() has a stack limit.
 constexpr const char* adopt_script =
     "if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end "
     "local m = redis.call('SMEMBERS', KEYS[2]) "
     "for i = 1, #m, 1000 do "
     "redis.call('SADD', KEYS[3], unpack(m, i, math.min(i + 999, #m))) end "
     "redis.call('DEL', KEYS[2]) "
+    "redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[2]) "
     "return {1, m}";
+
+// How long an adoption mark stays: longer than any pause a node wakes from.
+constexpr const char* adoption_mark_ms = "604800000"; // a week
 
 outcome<adoption> task_store::adopt_pending(const std::string& from,
                                             const std::string& into) {
@@ -540,9 +552,11 @@ outcome<adoption> task_store::adopt_pending(const std::string& from,
     auto lkey = lease_key(settings_.key_prefix, from);
     auto from_key = pending_key(settings_.key_prefix, from);
     auto into_key = pending_key(settings_.key_prefix, into);
-    auto answer = run_script(
-        impl_->conn, {"EVAL", adopt_script, "3", lkey, from_key, into_key},
-        from_key);
+    auto mark = adoption_key(settings_.key_prefix, from);
+    auto answer = run_script(impl_->conn,
+                             {"EVAL", adopt_script, "4", lkey, from_key,
+                              into_key, mark, into, adoption_mark_ms},
+                             from_key);
     if (!answer)
       return std::move(answer).error();
     const auto& reply = *answer.value();
@@ -558,8 +572,11 @@ outcome<adoption> task_store::adopt_pending(const std::string& from,
   });
 }
 
-// KEYS[1] the lease, ARGV[1] this instance, ARGV[2] the TTL in ms. Answers
-// {1} renewed (it was ours), {2} taken (it was free), or {0, holder, ttl
+// KEYS[1] the lease, KEYS[2] the name's adoption mark, ARGV[1] this
+// instance, ARGV[2] the TTL in ms, ARGV[3] "renew" when this instance held
+// the lease (else it starts). Answers {1} renewed (it was ours), {2} taken
+// (it was free; a start clears the mark), {3, adopter} not taken: it ran
+// out and another node adopted the name's tasks since, or {0, holder, ttl
 // left in ms}. A script is atomic: nobody can take the lease between the
 // read and the write, so an instance never renews another's lease.
 constexpr const char* claim_script =
@@ -567,6 +584,10 @@ constexpr const char* claim_script =
     "if v == ARGV[1] then "
     "redis.call('PEXPIRE', KEYS[1], ARGV[2]) return {1} end "
     "if not v then "
+    "if ARGV[3] == 'renew' then "
+    "local by = redis.call('GET', KEYS[2]) "
+    "if by then return {3, by} end "
+    "else redis.call('DEL', KEYS[2]) end "
     "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return {2} end "
     "return {0, v, redis.call('PTTL', KEYS[1])}";
 
@@ -577,23 +598,29 @@ constexpr const char* release_script =
 
 outcome<lease_claim> task_store::claim_lease(const std::string& node,
                                              const std::string& instance,
-                                             std::chrono::milliseconds ttl) {
+                                             std::chrono::milliseconds ttl,
+                                             bool renewal) {
   return guarded([&]() -> outcome<lease_claim> {
     if (node.empty() || instance.empty() || ttl.count() <= 0)
       return failure{error_code::internal_error,
                      "task_store: a lease needs a node, an instance and a TTL"};
     auto key = lease_key(settings_.key_prefix, node);
+    auto mark = adoption_key(settings_.key_prefix, node);
     auto ttl_text = std::to_string(ttl.count());
-    auto answer = run_script(
-        impl_->conn, {"EVAL", claim_script, "1", key, instance, ttl_text}, key);
+    auto answer = run_script(impl_->conn,
+                             {"EVAL", claim_script, "2", key, mark, instance,
+                              ttl_text, renewal ? "renew" : "start"},
+                             key);
     if (!answer)
       return std::move(answer).error();
     const auto& reply = *answer.value();
     lease_claim claim;
     auto code = reply.element[0]->integer;
-    claim.ours = code != 0;
+    claim.ours = code == 1 || code == 2;
     claim.taken = code == 2;
-    if (!claim.ours && reply.elements >= 3) {
+    if (code == 3 && reply.elements >= 2)
+      claim.adopted_by = reply_text(*reply.element[1]);
+    if (code == 0 && reply.elements >= 3) {
       claim.holder = reply_text(*reply.element[1]);
       if (reply.element[2]->type == REDIS_REPLY_INTEGER)
         claim.ttl_ms = reply.element[2]->integer;

@@ -57,6 +57,10 @@ std::string content_index_key(const std::string& prefix,
 /// "<prefix>node:<node>": the lease on a node name (see claim_lease).
 std::string lease_key(const std::string& prefix, const std::string& node);
 
+/// "<prefix>adopted:<node>": set when another node adopts the name's
+/// pending tasks; its value is the adopter (see adopt_pending).
+std::string adoption_key(const std::string& prefix, const std::string& node);
+
 /// "<prefix>finished": the pub/sub channel on which each final record is
 /// announced (its token) in the transaction that writes it, so that API
 /// nodes holding long polls of it hear of it at once (finished_feed).
@@ -68,6 +72,9 @@ struct lease_claim {
   bool taken = false; // ours: it was free (not a renewal of ours)
   std::string holder; // not ours: the instance that holds it
   int64_t ttl_ms = 0; // not ours: its time left (-1: no expiry)
+  /// Not ours, held by nobody: the renewal of a lease that ran out after
+  /// this node (the adopter named here) adopted the name's tasks.
+  std::string adopted_by;
 };
 
 /// A task accepted but not finished, as found in Redis at start-up.
@@ -177,11 +184,14 @@ public:
   /// Takes or renews the lease on `node`'s name for `instance`, for `ttl`,
   /// in one script (compare-and-renew): a free lease is taken, one that is
   /// `instance`'s gets its TTL back, one held by another instance is left
-  /// alone and named in the answer. Safe to repeat. Errors:
-  /// store_unavailable.
+  /// alone and named in the answer. Safe to repeat. A `renewal` (the
+  /// instance held the lease) does not take it again once another node
+  /// adopted the name's tasks (adopted_by); a start takes a free lease and
+  /// clears that mark. Errors: store_unavailable.
   outcome<lease_claim> claim_lease(const std::string& node,
                                    const std::string& instance,
-                                   std::chrono::milliseconds ttl);
+                                   std::chrono::milliseconds ttl,
+                                   bool renewal = false);
 
   /// Deletes the lease on `node`'s name if `instance` still holds it (true)
   /// and leaves another instance's alone (false).

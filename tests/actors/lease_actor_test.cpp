@@ -148,6 +148,26 @@ BOOST_AUTO_TEST_CASE(a_lease_taken_while_held_is_lost) {
   caf::anon_send_exit(lease, caf::exit_reason::user_shutdown);
 }
 
+// This node was paused (or cut off from Redis) past its lease and a peer
+// adopted its tasks: its next renewal finds the adoption mark, does not
+// take the name again, and the node is lost (main exits 4). Before, it
+// took the name back and ran the adopted tasks alongside the peer.
+BOOST_AUTO_TEST_CASE(a_lease_whose_tasks_were_adopted_is_lost) {
+  auto lease = start(config(1000ms, 100ms));
+  auto ok = may_start(lease);
+  BOOST_TEST_REQUIRE(ok.has_value());
+  BOOST_TEST_REQUIRE(*ok);
+  BOOST_TEST(recovery_asked(5s));
+  // What the peer's adoption leaves: no lease, the mark.
+  redis.command("SET " + prefix + "adopted:" + node + " peer PX 60000");
+  redis.command("DEL " + key);
+  BOOST_TEST(test::wait_until([&] { return lost == 1; }, 5000ms));
+  BOOST_TEST(holder().empty()); // not taken again
+  BOOST_TEST(!recovery_asked(300ms));
+  BOOST_TEST(lost == 1);
+  caf::anon_send_exit(lease, caf::exit_reason::user_shutdown);
+}
+
 BOOST_AUTO_TEST_CASE(redis_away_at_start_the_lease_is_taken_later) {
   redis.stop();
   auto cfg = config();

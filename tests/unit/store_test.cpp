@@ -791,6 +791,49 @@ BOOST_FIXTURE_TEST_CASE(node_name_lease_runs_out, store_fixture) {
   BOOST_TEST(!next.claim_lease(node, "", 1000ms).ok()); // no instance id
 }
 
+// An owner whose lease ran out while a peer adopted its tasks (it was
+// paused, or cut off from Redis) does not take its name again on renewal:
+// the peer runs them. A new start of the name takes it and clears the mark;
+// a renewal with no adoption in between takes it again as before.
+BOOST_FIXTURE_TEST_CASE(an_adopted_name_is_not_renewed, store_fixture) {
+  std::string owner = "paused-" + random_token();
+  std::string peer = "peer-" + random_token();
+  auto rec = full_record(random_token());
+  rec.status = task_status::pending;
+  BOOST_TEST_REQUIRE(store.put_accepted(rec, "input", owner, 60s).ok());
+  BOOST_TEST_REQUIRE(store.claim_lease(owner, "zombie", 100ms).value().ours);
+  // No adoption yet: a renewal after the lease ran out takes it again.
+  BOOST_TEST(test::wait_until(
+      [&] { return redis.command("EXISTS resized:node:" + owner) == ":0\r\n"; },
+      5000ms));
+  auto again = store.claim_lease(owner, "zombie", 100ms, true);
+  BOOST_TEST_REQUIRE(again.ok(), why(again));
+  BOOST_TEST(again.value().ours);
+  BOOST_TEST(again.value().taken);
+  // It runs out again, and the peer adopts the tasks.
+  BOOST_TEST(test::wait_until(
+      [&] {
+        auto a = store.adopt_pending(owner, peer);
+        return a.ok() && !a.value().held;
+      },
+      5000ms));
+  auto renewal = store.claim_lease(owner, "zombie", 60000ms, true);
+  BOOST_TEST_REQUIRE(renewal.ok(), why(renewal));
+  BOOST_TEST(!renewal.value().ours);
+  BOOST_TEST(renewal.value().adopted_by == peer);
+  BOOST_TEST(redis.command("EXISTS resized:node:" + owner) == ":0\r\n");
+  // A new instance of the name starts: it takes the name, the mark goes.
+  auto start = store.claim_lease(owner, "restarted", 60000ms);
+  BOOST_TEST_REQUIRE(start.ok(), why(start));
+  BOOST_TEST(start.value().ours);
+  BOOST_TEST(redis.command("EXISTS resized:adopted:" + owner) == ":0\r\n");
+  // The paused one, awake: another instance holds its name.
+  auto late = store.claim_lease(owner, "zombie", 60000ms, true);
+  BOOST_TEST_REQUIRE(late.ok(), why(late));
+  BOOST_TEST(!late.value().ours);
+  BOOST_TEST(late.value().holder == "restarted");
+}
+
 // Adoption: the pending set of a name nobody holds a lease on moves, whole
 // and at once, into the adopter's; a held name's set stays; the adopter's
 // own name and a name with no set are no adoption.
