@@ -9,7 +9,8 @@
 //        will load at 1/8 scale is cut down to its DC scans]
 //     -> load_thumbnail (shrink-on-load, orientation, colour import,
 //        fit/fill/force)
-//     -> to_srgb_8bit -> flatten_for (JPEG only) -> encode
+//     -> to_srgb_8bit -> from_embedded_profile (tagged RGB to sRGB)
+//     -> flatten_for (JPEG only) -> encode
 //
 // libvips builds a lazy graph: the pixels are decoded, shrunk and encoded
 // when the save pulls them, except that its thumbnail computes the shrunk
@@ -486,6 +487,53 @@ std::string loader_options(input_format format, bool fail_on_truncated) {
   return out;
 }
 
+// -- stage: embedded profile
+// ---------------------------------------------------
+
+/// Whether `img` carries an ICC profile for RGB data: the colour space
+/// field of the profile's header (ICC.1, 7.2.6) is 'RGB '.
+bool has_rgb_profile(VipsImage* img) {
+  if (vips_image_get_typeof(img, VIPS_META_ICC_NAME) == 0)
+    return false;
+  const void* data = nullptr;
+  size_t length = 0;
+  if (vips_image_get_blob(img, VIPS_META_ICC_NAME, &data, &length) != 0) {
+    vips_error_clear();
+    return false;
+  }
+  return length >= 128 &&
+         std::memcmp(static_cast<const char*>(data) + 16, "RGB ", 4) == 0;
+}
+
+/// 8-bit RGB tagged with an embedded profile (Display P3, Adobe RGB, ...)
+/// converted from it to sRGB. libvips 8.14's thumbnail colour-manages CMYK
+/// (and tagged images in linear mode, which we do not use) but passes RGB
+/// values through as they are, profile ignored, unless it is given a profile
+/// to export to; and given one, it converts untagged images too, which
+/// would cost every input a transform. Here only tagged ones pay, on the
+/// resized image (one transform per output pixel, not per input pixel). The
+/// profile goes with the conversion: the pixels are sRGB now. A profile lcms
+/// cannot read stands for sRGB (libvips' fallback): nothing changes. CMYK
+/// (already imported by thumbnail, its profile still attached) and grey are
+/// left alone: their profiles do not describe RGB.
+outcome<image_ptr> from_embedded_profile(image_ptr img) {
+  if (vips_image_get_interpretation(img.get()) != VIPS_INTERPRETATION_sRGB ||
+      vips_image_get_bands(img.get()) < 3 || !has_rgb_profile(img.get()))
+    return img;
+  VipsImage* out = nullptr;
+  if (vips_icc_transform(img.get(), &out, "srgb", "embedded", TRUE, nullptr) !=
+      0)
+    return vips_failure(error_code::corrupt_image,
+                        "cannot convert the image from its ICC profile");
+  image_ptr converted{out};
+  if (vips_copy(converted.get(), &out, nullptr) != 0)
+    return vips_failure(error_code::corrupt_image,
+                        "cannot convert the image from its ICC profile");
+  image_ptr untagged{out};
+  vips_image_remove(untagged.get(), VIPS_META_ICC_NAME);
+  return untagged;
+}
+
 /// Fill when the box is larger than the image along some axis: no
 /// shrink-on-load is possible, so take the image upright at 1:1, cut the
 /// centre with the box's aspect ratio, and only then enlarge it to exactly
@@ -513,6 +561,11 @@ outcome<image_ptr> load_cropped_then_enlarged(const void* data, size_t size,
                         nullptr) != 0)
     return vips_failure(error_code::corrupt_image, "cannot crop the image");
   image_ptr centre{raw};
+  // colour-managed before the enlargement: fewer pixels to transform
+  auto managed = from_embedded_profile(std::move(centre));
+  if (!managed)
+    return std::move(managed).error();
+  centre = std::move(managed).value();
   if (vips_thumbnail_image(centre.get(), &raw, plan.width, "height",
                            plan.height, "size", VIPS_SIZE_FORCE, nullptr) != 0)
     return vips_failure(error_code::corrupt_image, "cannot enlarge the image");
@@ -521,7 +574,8 @@ outcome<image_ptr> load_cropped_then_enlarged(const void* data, size_t size,
 
 /// Shrink-on-load thumbnail. It reads the header and builds the graph;
 /// libvips applies the EXIF orientation (no_rotate defaults to false) and
-/// imports CMYK or tagged inputs through their profile into sRGB.
+/// imports CMYK through its profile into sRGB; tagged RGB keeps its values
+/// and its profile (from_embedded_profile converts them).
 outcome<image_ptr> load_thumbnail(const void* data, size_t size,
                                   input_format format,
                                   const thumbnail_plan& plan) {
@@ -556,8 +610,8 @@ outcome<image_ptr> load_thumbnail(const void* data, size_t size,
 // -- stage: colour ------------------------------------------------------------
 
 /// 8-bit sRGB (or 8-bit grey for grey inputs), alpha kept. Thumbnail has
-/// already imported CMYK and tagged images; this catches what it leaves
-/// (untagged CMYK, 16-bit RGB/grey, Lab, float ...).
+/// already imported CMYK; this catches what it leaves (16-bit RGB/grey,
+/// Lab, float ...). Tagged RGB is still in its own profile's space here.
 outcome<image_ptr> to_srgb_8bit(image_ptr img) {
   auto interp = vips_image_get_interpretation(img.get());
   bool grey =
@@ -948,7 +1002,10 @@ outcome<resize_result> resize(const void* data, size_t size,
       auto srgb = to_srgb_8bit(std::move(thumb).value());
       if (!srgb)
         return std::move(srgb).error();
-      auto ready = flatten_for(opts.format, std::move(srgb).value());
+      auto managed = from_embedded_profile(std::move(srgb).value());
+      if (!managed)
+        return std::move(managed).error();
+      auto ready = flatten_for(opts.format, std::move(managed).value());
       if (!ready)
         return std::move(ready).error();
       result.timings.resize = seconds_since(step);

@@ -938,6 +938,111 @@ BOOST_AUTO_TEST_CASE(cmyk_jpeg_becomes_srgb) {
   }
 }
 
+/// A w x h image of one colour, tagged with libvips' built-in profile
+/// `profile` ("p3": Display P3), or untagged when it is null.
+image_ptr solid_tagged(int w, int h, std::array<uint8_t, 3> rgb,
+                       const char* profile) {
+  std::vector<uint8_t> px(static_cast<size_t>(w) * h * 3);
+  for (size_t i = 0; i < px.size(); ++i)
+    px[i] = rgb[i % 3];
+  auto img = from_pixels(px, w, h, 3);
+  if (profile != nullptr) {
+    VipsBlob* blob = nullptr;
+    BOOST_REQUIRE_EQUAL(vips_profile_load(profile, &blob, nullptr), 0);
+    size_t length = 0;
+    const void* data = vips_blob_get(blob, &length);
+    vips_image_set_blob_copy(img.get(), VIPS_META_ICC_NAME, data, length);
+    vips_area_unref(VIPS_AREA(blob));
+  }
+  return img;
+}
+
+// API.md: the output is sRGB. A Display P3 (200,100,50) is about
+// (215,93,32) in sRGB; libvips 8.14's thumbnail passed tagged RGB values
+// through unchanged and dropped the profile, whatever the input format and
+// whichever path decoded it (libvips' thumbnail, the crop-then-enlarge of
+// fill, the DC scans of a progressive JPEG).
+BOOST_AUTO_TEST_CASE(embedded_rgb_profiles_are_converted_to_srgb) {
+  // libvips' own conversion of one tagged pixel: what every output must be
+  auto one = solid_tagged(1, 1, {200, 100, 50}, "p3");
+  VipsImage* out = nullptr;
+  BOOST_REQUIRE_EQUAL(
+      vips_icc_transform(one.get(), &out, "srgb", "embedded", TRUE, nullptr),
+      0);
+  image_ptr converted{out};
+  auto want = pixel(converted.get(), 0, 0);
+  BOOST_TEST_MESSAGE("P3 (200,100,50) in sRGB: " << want[0] << "," << want[1]
+                                                 << "," << want[2]);
+  BOOST_REQUIRE(std::abs(want[0] - 215) <= 2); // not (200,100,50)
+  BOOST_REQUIRE(std::abs(want[1] - 93) <= 2);
+  BOOST_REQUIRE(std::abs(want[2] - 32) <= 2);
+  auto near = [](const std::vector<double>& got, std::vector<double> ref) {
+    for (size_t i = 0; i < 3; ++i)
+      if (std::abs(got[i] - ref[i]) > 3)
+        return false;
+    return true;
+  };
+
+  // 3200x2400 to 100x100: 24 times smaller, so a progressive JPEG is
+  // decoded from its DC scans
+  auto big = solid_tagged(3200, 2400, {200, 100, 50}, "p3");
+  auto small = solid_tagged(60, 40, {200, 100, 50}, "p3");
+  struct input {
+    const char* name;
+    std::string bytes;
+    resize_options opts;
+    bool dc_scans;
+  };
+  const input inputs[] = {
+      {"baseline jpeg", save(big.get(), ".jpg[Q=95,strip=false]"),
+       opts_of(100, 100), false},
+      {"progressive jpeg (DC scans)",
+       save(big.get(), ".jpg[Q=95,interlace,strip=false]"), opts_of(100, 100),
+       true},
+      {"progressive jpeg (whole)",
+       save(big.get(), ".jpg[Q=95,interlace,strip=false]"), opts_of(400, 300),
+       false},
+      {"png", save(big.get(), ".png[strip=false]"), opts_of(100, 100), false},
+      {"webp", save(big.get(), ".webp[Q=95,strip=false]"), opts_of(100, 100),
+       false},
+      {"tiff", save(big.get(), ".tif[strip=false]"),
+       opts_of(100, 100, fit_mode::fit), false},
+      {"png, fill that enlarges", save(small.get(), ".png[strip=false]"),
+       opts_of(200, 200), false},
+  };
+  for (const auto& in : inputs) {
+    BOOST_TEST_CONTEXT(in.name) {
+      BOOST_REQUIRE(in.bytes.find("ICC_PROFILE") != std::string::npos ||
+                    in.bytes.find("iCCP") != std::string::npos ||
+                    in.bytes.find("ICCP") != std::string::npos ||
+                    sniff_str(in.bytes) == input_format::tiff);
+      for (auto format : {output_format::jpeg, output_format::png}) {
+        BOOST_TEST_CONTEXT("to " << to_string(format)) {
+          auto opts = in.opts;
+          opts.format = format;
+          auto r = run(in.bytes, opts);
+          BOOST_REQUIRE_MESSAGE(r.ok(), describe(r));
+          BOOST_TEST(r->jpeg_dc_scans == in.dc_scans);
+          auto img = decode(r->bytes);
+          BOOST_TEST(vips_image_get_typeof(img.get(), VIPS_META_ICC_NAME) ==
+                     0u); // stripped: sRGB is what a viewer assumes
+          auto got = pixel(img.get(), r->width / 2, r->height / 2);
+          BOOST_TEST(near(got, want),
+                     "got " << got[0] << "," << got[1] << "," << got[2]);
+        }
+      }
+    }
+  }
+
+  // untagged: the values are sRGB already and stay as they are
+  auto plain = solid_tagged(800, 600, {200, 100, 50}, nullptr);
+  auto r = run(save(plain.get(), ".png"), opts_of(100, 100));
+  BOOST_REQUIRE_MESSAGE(r.ok(), describe(r));
+  auto got = pixel(decode(r->bytes).get(), 50, 50);
+  BOOST_TEST(near(got, {200, 100, 50}),
+             "got " << got[0] << "," << got[1] << "," << got[2]);
+}
+
 BOOST_AUTO_TEST_CASE(sixteen_bit_png_becomes_8_bit) {
   auto png = png16(256, 64);
   for (auto format :
