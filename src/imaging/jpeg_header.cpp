@@ -4,6 +4,7 @@
 #include <csetjmp>
 #include <cstdio> // jpeglib.h needs FILE
 #include <cstring>
+#include <vector>
 
 #include <jerror.h>
 #include <jpeglib.h>
@@ -100,6 +101,58 @@ bool read(header_reader& r, const unsigned char* data, size_t size,
   return true;
 }
 
+// -- jpeg_data_ends_early
+// --------------------------------------------------------
+
+// Everything touched after setjmp, as in header_reader.
+struct end_checker {
+  jpeg_decompress_struct cinfo;
+  error_manager err;
+  bool ends_early = false;
+};
+
+// A warning that says the data ended early stops the decode: the answer is
+// known, the rest would be made-up blocks.
+void on_end_warning(j_common_ptr cinfo, int msg_level) {
+  if (msg_level >= 0)
+    return; // trace messages
+  int code = cinfo->err->msg_code;
+  if (code == JWRN_HIT_MARKER || code == JWRN_JPEG_EOF) {
+    auto* checker = static_cast<end_checker*>(cinfo->client_data);
+    checker->ends_early = true;
+    on_error(cinfo);
+  }
+}
+
+bool check_end(end_checker& c, const unsigned char* data, size_t size,
+               std::vector<JSAMPLE>& row) {
+  c.cinfo.err = jpeg_std_error(&c.err.pub);
+  c.err.pub.error_exit = on_error;
+  c.err.pub.emit_message = on_end_warning;
+  c.err.message[0] = '\0';
+  if (setjmp(c.err.jump) != 0) {
+    jpeg_destroy_decompress(&c.cinfo);
+    return c.ends_early;
+  }
+  jpeg_create_decompress(&c.cinfo);
+  c.cinfo.client_data = &c;
+  jpeg_mem_src(&c.cinfo, data, static_cast<unsigned long>(size));
+  jpeg_read_header(&c.cinfo, TRUE);
+  // the cheapest decode that still reads every scan: 1/8 scale (1x1 IDCT),
+  // no fancy upsampling
+  c.cinfo.scale_num = 1;
+  c.cinfo.scale_denom = 8;
+  c.cinfo.dct_method = JDCT_IFAST;
+  c.cinfo.do_fancy_upsampling = FALSE;
+  jpeg_start_decompress(&c.cinfo); // a progressive JPEG: every scan read here
+  row.resize(size_t{c.cinfo.output_width} * c.cinfo.output_components);
+  JSAMPROW rows[1] = {row.data()};
+  while (c.cinfo.output_scanline < c.cinfo.output_height)
+    jpeg_read_scanlines(&c.cinfo, rows, 1);
+  jpeg_destroy_decompress(&c.cinfo);
+  return false;
+}
+
 /// libvips 8.14's orientation of an APP1 segment's data, as `value` (0: none
 /// or out of range) and whether it is certain: false when the last IFD0
 /// Orientation entry is of a type we do not read (libvips reads it through
@@ -189,6 +242,14 @@ std::optional<int> jpeg_exif_orientation(const void* data, size_t size) {
     pos += 2 + length;
   }
   return std::nullopt; // not laid out as libjpeg expects: not ours to say
+}
+
+bool jpeg_data_ends_early(const void* data, size_t size) {
+  if (data == nullptr || size == 0)
+    return false;
+  end_checker checker{};
+  std::vector<JSAMPLE> row; // outside the setjmp: freed however it ends
+  return check_end(checker, static_cast<const unsigned char*>(data), size, row);
 }
 
 std::optional<probe_info> read_jpeg_header(const void* data, size_t size,

@@ -22,6 +22,19 @@ namespace resized::imaging {
 std::optional<probe_info> read_jpeg_header(const void* data, size_t size,
                                            std::string& error);
 
+/// Whether libjpeg, decoding `data`, runs out of entropy-coded data: it
+/// meets a marker (EOI, say, appended to a cut file) before the last block
+/// of a scan (JWRN_HIT_MARKER, "premature end of data segment"), or the
+/// bytes end without EOI (JWRN_JPEG_EOF). libjpeg only warns of either and
+/// makes up the missing blocks (grey); libvips 8.14's fail_on=truncated
+/// catches the second only. Other warnings (extraneous bytes before a
+/// marker, many camera files have them) do not count. Decodes at 1/8 scale
+/// (every scan's data is still read; a progressive JPEG holds its
+/// coefficients meanwhile, as libvips' own decode does) and stops at the
+/// first such warning; false as well when libjpeg fails outright. Safe on
+/// any bytes and on any thread.
+bool jpeg_data_ends_early(const void* data, size_t size);
+
 /// The EXIF orientation (1-8) in an APP1 segment's data ("Exif\0\0..."),
 /// 0 when there is none, it is out of range, of a type other than an
 /// integer, or the data is not EXIF.

@@ -155,6 +155,15 @@ library_state& state() {
   return instance;
 }
 
+/// libjpeg decodes that warned, counted on this thread (see
+/// `data_ended_early`): libvips 8.14's JPEG loader counts libjpeg's
+/// warnings and, when it frees its decoder, says "read gave N warnings"
+/// through GLib (jpeg2vips.c, readjpeg_free), which `forward_glib_log`
+/// receives. The decoder goes with the last reference to the graph, which
+/// the thread that ran the resize drops: with the operation cache off,
+/// nothing else holds one once the save has returned.
+thread_local unsigned long jpeg_warned_reads = 0;
+
 /// The only loaders allowed to run, by libvips nickname.
 constexpr std::array<const char*, 6> allowed_loaders{
     "jpegload_buffer", "pngload_buffer",  "webpload_buffer",
@@ -742,6 +751,34 @@ outcome<std::string> encode(VipsImage* img, const resize_options& opts,
   return std::string{static_cast<const char*>(buf), len};
 }
 
+// -- stage: data that ends early
+// ------------------------------------------------
+
+/// Whether a JPEG resize that succeeded decoded made-up blocks for data that
+/// ended early. libvips 8.14's fail_on=truncated fails a JPEG whose bytes
+/// run out (libjpeg asks for more), but libjpeg only warns when a scan's
+/// data stops at a marker before its last block, as it does in a file cut
+/// short that still ends with EOI (FF D9), or whose header claims more
+/// blocks than its scan codes: the rest came out grey and was served.
+/// libvips reports warnings into its process-wide error buffer (shared
+/// with concurrent resizes, and cleared by each of them), and fail_on=
+/// warning also fails harmless ones (extraneous bytes before a marker,
+/// common in camera files). So: a decode that warned (`warned_reads`, this
+/// thread's count before the resize) is decoded again here with libjpeg at
+/// 1/8 scale, whose warnings we read ourselves (jpeg_data_ends_early). An
+/// input without warnings costs nothing more.
+std::optional<failure> data_ended_early(const void* data, size_t size,
+                                        const probe_info& head,
+                                        const limits& lim,
+                                        unsigned long warned_reads) {
+  if (head.format != input_format::jpeg || !lim.fail_on_truncated ||
+      jpeg_warned_reads == warned_reads || !jpeg_data_ends_early(data, size))
+    return std::nullopt;
+  return failure{error_code::corrupt_image,
+                 "cannot decode the image: its data ends early (libjpeg: "
+                 "premature end of data segment)"};
+}
+
 } // namespace
 
 // -- public interface
@@ -754,6 +791,9 @@ namespace {
 // raw stderr.
 void forward_glib_log(const gchar* domain, GLogLevelFlags level,
                       const gchar* message, gpointer) {
+  // jpeg2vips.c's g_warning (untranslated: the process keeps the C locale)
+  if (message != nullptr && std::strncmp(message, "read gave ", 10) == 0)
+    ++jpeg_warned_reads;
   auto lvl = (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL)) != 0
                  ? log::level::warn
                  : log::level::debug;
@@ -1024,6 +1064,18 @@ outcome<resize_result> resize(const void* data, size_t size,
       return result;
     };
 
+    // `run`, then the check for data that ended early, which needs the
+    // graph released (its images are gone when `run` returns)
+    auto run_checked = [&](const void* bytes,
+                           size_t n) -> outcome<resize_result> {
+      auto warned = jpeg_warned_reads;
+      auto done = run(bytes, n);
+      if (done)
+        if (auto cut = data_ended_early(bytes, n, head, lim, warned))
+          return std::move(*cut);
+      return done;
+    };
+
     std::optional<std::string> dc;
     if (head.format == input_format::jpeg && head.progressive &&
         state().dc_scans) {
@@ -1034,7 +1086,7 @@ outcome<resize_result> resize(const void* data, size_t size,
         dc = jpeg_dc_scans(data, size);
     }
     if (dc) {
-      auto done = run(dc->data(), dc->size());
+      auto done = run_checked(dc->data(), dc->size());
       if (done) {
         done->jpeg_dc_scans = true;
         return done;
@@ -1043,7 +1095,7 @@ outcome<resize_result> resize(const void* data, size_t size,
         return done;
       // Not expected: the cut-down stream is the input's own DC scans and
       // tables. The full stream decides; say so if it decodes.
-      auto full = run(data, size);
+      auto full = run_checked(data, size);
       if (full)
         log::write(log::level::warn,
                    "progressive JPEG: its DC scans failed where the whole "
@@ -1051,7 +1103,7 @@ outcome<resize_result> resize(const void* data, size_t size,
                    {{"error", done.error().message}});
       return full;
     }
-    return run(data, size);
+    return run_checked(data, size);
   } catch (const std::exception& ex) {
     return failure{error_code::internal_error, ex.what()};
   } catch (...) {

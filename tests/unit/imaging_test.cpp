@@ -1193,6 +1193,94 @@ BOOST_AUTO_TEST_CASE(truncated_images_are_corrupt_wherever_they_stop) {
       }
 }
 
+/// `jpeg` with the width and height of its first frame header (SOF0/SOF2)
+/// replaced.
+std::string with_frame_size(std::string jpeg, int w, int h) {
+  size_t pos = 2;
+  while (pos + 9 <= jpeg.size()) {
+    auto marker = static_cast<uint8_t>(jpeg[pos + 1]);
+    size_t length = (static_cast<uint8_t>(jpeg[pos + 2]) << 8) |
+                    static_cast<uint8_t>(jpeg[pos + 3]);
+    if (marker == 0xC0 || marker == 0xC2) {
+      jpeg[pos + 5] = static_cast<char>(h >> 8);
+      jpeg[pos + 6] = static_cast<char>(h & 0xFF);
+      jpeg[pos + 7] = static_cast<char>(w >> 8);
+      jpeg[pos + 8] = static_cast<char>(w & 0xFF);
+      return jpeg;
+    }
+    pos += 2 + length;
+  }
+  BOOST_FAIL("no frame header");
+  return jpeg;
+}
+
+// A JPEG cut short that still ends with EOI: libjpeg meets the marker
+// before the scan's last block, warns "premature end of data segment" and
+// makes the rest up (grey). libvips' fail_on=truncated only sees bytes that
+// run out, so this was served. As the EOI-less cut above, it must fail.
+BOOST_AUTO_TEST_CASE(jpeg_cut_short_then_eoi_is_corrupt) {
+  auto img = photo_like(512, 512);
+  std::vector<std::pair<std::string, std::string>> inputs{
+      {"baseline", save(img.get(), ".jpg[Q=90]")},
+      {"baseline, restart markers",
+       save(img.get(), ".jpg[Q=90,restart_interval=4]")},
+      {"progressive (whole)", save(img.get(), ".jpg[Q=90,interlace]")}};
+  std::vector<std::pair<std::string, resize_options>> boxes{
+      {"100x100 fill", opts_of(100, 100)},
+      {"500x500 fit", opts_of(500, 500, fit_mode::fit)},
+      {"512x512 force png",
+       opts_of(512, 512, fit_mode::force, output_format::png)},
+      {"1000x1000 fill (crop, then enlarge)", opts_of(1000, 1000)}};
+  for (auto& [name, bytes] : inputs)
+    for (auto& [box, opts] : boxes)
+      for (int percent : {30, 50, 90, 99}) {
+        BOOST_TEST_CONTEXT(name << " cut at " << percent << " % + EOI, "
+                                << box) {
+          auto cut = bytes.substr(0, bytes.size() * percent / 100) +
+                     std::string{"\xFF\xD9"};
+          require_error(run(cut, opts), error_code::corrupt_image);
+        }
+      }
+  // a 16x16 scan under a header that says 7000x7000: 803 bytes, 49 MP
+  auto tiny = save(photo_like(16, 16).get(), ".jpg[Q=90]");
+  auto liar = with_frame_size(tiny, 7000, 7000);
+  BOOST_TEST(probe_of(liar).width == 7000);
+  require_error(run(liar, opts_of(100, 100)), error_code::corrupt_image);
+  // limits.truncated = "serve": served, as before
+  limits serve;
+  serve.fail_on_truncated = false;
+  auto cut = inputs[0].second.substr(0, inputs[0].second.size() / 2) +
+             std::string{"\xFF\xD9"};
+  require_output(resize(cut.data(), cut.size(), opts_of(100, 100), serve), 100,
+                 100, output_format::jpeg);
+  require_output(resize(liar.data(), liar.size(), opts_of(100, 100), serve),
+                 100, 100, output_format::jpeg);
+}
+
+// What libjpeg only warns about and is not data ending early (camera files
+// have such) is still served: bytes between segments in the header, bytes
+// between the last scan and EOI.
+BOOST_AUTO_TEST_CASE(jpeg_warnings_that_lose_no_data_are_served) {
+  auto img = photo_like(512, 512);
+  for (const char* save_as : {".jpg[Q=90]", ".jpg[Q=90,interlace]"}) {
+    BOOST_TEST_CONTEXT(save_as) {
+      auto jpeg = save(img.get(), save_as);
+      // garbage before the first DQT: "extraneous bytes before marker 0xdb"
+      auto dqt = jpeg.find("\xFF\xDB");
+      BOOST_REQUIRE(dqt != std::string::npos);
+      auto early = jpeg.substr(0, dqt) + "junk" + jpeg.substr(dqt);
+      // and before EOI (a progressive decode reads up to it)
+      auto late =
+          jpeg.substr(0, jpeg.size() - 2) + "junk" + std::string{"\xFF\xD9"};
+      for (const auto& bytes : {early, late})
+        for (const auto& opts :
+             {opts_of(100, 100), opts_of(500, 500, fit_mode::fit)})
+          require_output(run(bytes, opts), opts.width, opts.height,
+                         output_format::jpeg);
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(truncated_images_are_served_when_configured) {
   // limits.truncated = "serve": libvips decodes what is there and fills the
   // rest, as browsers do.
@@ -1778,6 +1866,35 @@ BOOST_AUTO_TEST_CASE(dc_scans_refuse_what_they_cannot_reproduce) {
   BOOST_REQUIRE(gap.size() < progressive.size());
   BOOST_TEST(none(gap));
   BOOST_TEST(same_thumbnail_either_way(gap, opts_of(100, 100)) == false);
+}
+
+// A progressive JPEG decoded from its DC scans (cut down by
+// jpeg_dc_scans), cut short inside a scan that stream keeps (DC, 4:2:0
+// chroma AC) and ended with EOI: corrupt_image, as the whole stream is.
+BOOST_AUTO_TEST_CASE(dc_scans_of_a_jpeg_cut_short_then_eoi_are_corrupt) {
+  auto img = photo_like(1700, 1650);
+  auto jpeg = save(img.get(), ".jpg[Q=75,interlace,subsample_mode=on]");
+  BOOST_REQUIRE(same_thumbnail_either_way(jpeg, opts_of(100, 100)));
+  int cuts = 0;
+  for (const auto& scan : scans_of(jpeg)) {
+    bool kept = scan.ss == 0 || scan.components[0] != 1; // not luma AC
+    if (!kept)
+      continue;
+    BOOST_TEST_CONTEXT("cut in the scan at " << scan.start << " (Ss " << scan.ss
+                                             << ", Ah " << scan.ah << ")") {
+      size_t middle = scan.start + (scan.end - scan.start) / 2;
+      auto cut = jpeg.substr(0, middle) + std::string{"\xFF\xD9"};
+      for (bool dc : {true, false}) {
+        BOOST_TEST_CONTEXT((dc ? "DC scans on" : "DC scans off")) {
+          use_jpeg_dc_scans(dc);
+          require_error(run(cut, opts_of(100, 100)), error_code::corrupt_image);
+        }
+      }
+      use_jpeg_dc_scans(true);
+      ++cuts;
+    }
+  }
+  BOOST_TEST(cuts >= 3);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
