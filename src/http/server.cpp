@@ -587,6 +587,16 @@ struct server::impl {
       return reject(ctx, {error_code::unsupported_media_type,
                           "Content-Type must be application/json, image/* or "
                           "application/octet-stream"});
+    // A coded body (gzip, ...) is not decoded here: refused as such, not
+    // as "invalid JSON" or "not an image".
+    if (auto coding = req->header().opt_value_of(
+            restinio::http_field::content_encoding)) {
+      auto c = trim_blanks({coding->data(), coding->size()});
+      if (!c.empty() && !equals_nocase(c, "identity"))
+        return reject(ctx, {error_code::unsupported_media_type,
+                            "Content-Encoding is not supported: send the "
+                            "body as it is (identity)"});
+    }
     // The body's buffer is taken instead of copying megabytes: RESTinio 0.6
     // only offers a const view of it, but the request object is ours from
     // here on (RESTinio never reads the body after handing the request to
@@ -741,11 +751,14 @@ struct server::impl {
     api.ping_store(make_result_replier<outcome<bool>>(
         ctx, [this](const request_ctx& ctx, outcome<bool> pong) {
           if (!pong || !pong.value()) {
+            // Redis' address and its words go to the log, not to whoever
+            // asks (/readyz is open): as for submissions and lookups.
             auto why = pong ? std::string{"Redis did not answer PING"}
                             : pong.error().message;
             send_not_ready(ctx,
                            {error_code::store_unavailable,
-                            "not ready: the store is unavailable: " + why});
+                            "not ready: the task store (Redis) is unavailable"},
+                           why);
             return;
           }
           api.cluster(make_result_replier<outcome<cluster_view>>(
@@ -806,21 +819,24 @@ struct server::impl {
   // A 503 of /readyz is the answer to "are you ready?", not a failed
   // request: its access line is all it gets; a change of readiness is
   // logged once, by note_readiness.
-  void send_not_ready(const request_ctx& ctx, const failure& why) {
-    note_readiness(&why);
+  void send_not_ready(const request_ctx& ctx, const failure& why,
+                      std::string_view detail = {}) {
+    note_readiness(&why, detail);
     answer_error(ctx, why);
   }
 
   // Logs readiness changes as probes observe them: to not ready (warn, with
   // the code and reason; a change of reason is logged too), back to ready
   // (info), and the first probe's finding.
-  void note_readiness(const failure* why) {
+  void note_readiness(const failure* why, std::string_view detail = {}) {
     auto now = static_cast<int>(why != nullptr ? why->code : error_code::none);
     if (readiness.exchange(now) == now)
       return;
     if (why != nullptr)
       log::warn("readiness changed: not ready",
-                {{"code", to_string(why->code)}, {"reason", why->message}});
+                {{"code", to_string(why->code)},
+                 {"reason", why->message},
+                 {"detail", detail.empty() ? std::string_view{"-"} : detail}});
     else
       log::info("readiness changed: ready");
   }

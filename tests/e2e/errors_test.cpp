@@ -127,6 +127,23 @@ BOOST_AUTO_TEST_CASE(invalid_query_options) {
                  .status == 202);
 }
 
+// A coded body is refused as such (gzip JSON was "invalid_json: not valid
+// UTF-8", a gzip image "unsupported_format"); identity is no coding.
+BOOST_AUTO_TEST_CASE(content_encoding_is_refused) {
+  for (std::string coding : {"gzip", "deflate", "br", "GZIP"}) {
+    BOOST_TEST_CONTEXT("coding " << coding) {
+      auto res = http_post(srv().url("/api/v1/resize"), small_photo_bytes(),
+                           "image/jpeg", {"Content-Encoding: " + coding});
+      check_error(res, 415, "unsupported_media_type");
+      BOOST_TEST(res.body.find("Content-Encoding") != std::string::npos,
+                 res.body);
+    }
+  }
+  auto plain = http_post(srv().url("/api/v1/resize"), small_photo_bytes(),
+                         "image/jpeg", {"Content-Encoding: identity"});
+  BOOST_TEST(plain.status == 202, plain.body);
+}
+
 BOOST_AUTO_TEST_CASE(a_json_submission_with_a_query_is_refused) {
   // Its options go in the body: ?format=webp&width=33 was ignored (a
   // 100x100 JPEG came back).
