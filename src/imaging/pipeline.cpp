@@ -126,7 +126,14 @@ std::string vips_message(std::string_view fallback) {
 }
 
 failure vips_failure(error_code code, std::string_view what) {
-  return failure{code, fmt::format("{}: {}", what, vips_message("unknown"))};
+  // libvips fails some reads without a word (a cut-short interlaced PNG
+  // read for a fill said "cannot decode the image: unknown")
+  return failure{
+      code, fmt::format("{}: {}", what,
+                        vips_message(code == error_code::corrupt_image
+                                         ? "its pixel data is cut short or "
+                                           "damaged (libvips gave no reason)"
+                                         : "libvips gave no reason"))};
 }
 
 using clock_type = std::chrono::steady_clock;

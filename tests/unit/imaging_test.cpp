@@ -1189,6 +1189,9 @@ BOOST_AUTO_TEST_CASE(truncated_images_are_corrupt_wherever_they_stop) {
           require_error(r, error_code::corrupt_image);
           BOOST_TEST(r.error().message.find("encode") == std::string::npos,
                      r.error().message);
+          // a reason, always ("cannot decode the image: unknown" was one)
+          BOOST_TEST(r.error().message.find("unknown") == std::string::npos,
+                     r.error().message);
         }
       }
 }
