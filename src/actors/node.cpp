@@ -50,6 +50,7 @@ start_node(caf::actor_system& sys, const config::service_settings& cfg,
   scfg.result_ttl = cfg.redis.result_ttl;
   scfg.cache_entries = cfg.status.cache_entries;
   scfg.image_cache_bytes = cfg.status.image_cache_bytes;
+  scfg.max_unwritten_bytes = cfg.queue.max_bytes; // results kept for Redis
   scfg.recheck = cfg.status.recheck;
   scfg.cache = std::make_shared<lookup_cache>(scfg.cache_entries,
                                               scfg.image_cache_bytes);

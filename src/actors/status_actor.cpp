@@ -187,6 +187,7 @@ bool flush_unwritten(status_actor_type* self) {
       // FAILURE record takes its place, tried next (a record is small: it
       // lands once Redis has any room, and waits for it like the rest).
       auto bytes = w.image->size();
+      st.unwritten_bytes -= bytes;
       note_unstored(w.record, bytes, res.error());
       w = {unwritten_write::kind::record, unstored(std::move(w.record), bytes),
            nullptr, std::string{}};
@@ -202,6 +203,8 @@ bool flush_unwritten(status_actor_type* self) {
     ++st.failing.made;
     auto done = std::move(w);
     st.unwritten.pop_front();
+    if (done.image)
+      st.unwritten_bytes -= done.image->size();
     // Kept writes are final records and results (and undone accepts).
     if (done.what != unwritten_write::kind::forget) {
       if (res.value())
@@ -215,10 +218,13 @@ bool flush_unwritten(status_actor_type* self) {
   return true;
 }
 
-// Keeps `w` (whose write just failed with `err`) to be made later.
-void keep_for_retry(status_actor_type* self, unwritten_write w,
-                    const failure& err) {
+// Keeps `w` (whose write just failed with `err`) to be made later. A result
+// past the bound on kept images is kept as its task's FAILURE record
+// instead, which is returned: the caller answers and caches that.
+std::optional<task_record>
+keep_for_retry(status_actor_type* self, unwritten_write w, const failure& err) {
   auto& st = self->state;
+  std::optional<task_record> replaced;
   count_redis_error(self);
   if (st.unwritten.size() >= status_state::max_unwritten) {
     // A bound on memory through a long outage. A final write given up here
@@ -232,11 +238,40 @@ void keep_for_retry(status_actor_type* self, unwritten_write w,
                   {"token", w.record.token},
                   {"error", err.message},
                   {"kept", st.unwritten.size()}});
-    return;
+    return replaced;
+  }
+  if (w.image &&
+      st.unwritten_bytes + w.image->size() > st.max_unwritten_bytes) {
+    // A bound on the images kept through an outage: the task ends FAILURE
+    // (a small record, kept like the others) rather than the node running
+    // out of memory with every result it makes meanwhile.
+    auto bytes = w.image->size();
+    log::error("redis away and results kept for it full: the task ends "
+               "FAILURE result_not_stored",
+               {{"token", w.record.token},
+                {"bytes", bytes},
+                {"kept_bytes", st.unwritten_bytes}});
+    metrics::result_refused();
+    auto rec = std::move(w.record);
+    rec.status = task_status::failure;
+    rec.error_code = std::string{to_string(error_code::result_not_stored)};
+    rec.error_message =
+        fmt::format("the task store (Redis) was unavailable and this node "
+                    "keeps at most {} bytes of results for it; submit the "
+                    "task again later",
+                    st.max_unwritten_bytes);
+    rec.width = rec.height = 0;
+    rec.output_bytes = 0;
+    rec.etag.clear();
+    replaced = rec;
+    w = {unwritten_write::kind::record, std::move(rec), nullptr, std::string{}};
   }
   note_write_failed(self, op_name(w.what), w.record.token, err, true);
+  if (w.image)
+    st.unwritten_bytes += w.image->size();
   st.unwritten.push_back(std::move(w));
   schedule_flush(self);
+  return replaced;
 }
 
 // Whether `rec` comes after its task's final record, cached here, and is
@@ -534,6 +569,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
   st.max_waiters = cfg.max_waiters;
   st.retry_interval = cfg.retry_interval;
   st.watch_interval = cfg.watch_interval;
+  st.max_unwritten_bytes = cfg.max_unwritten_bytes;
   st.store = std::make_unique<store::task_store>(cfg.redis);
   st.store->hold_after_timeouts([self] {
     self->state.cache->set_store_held(true);
@@ -669,9 +705,14 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
                              w == written::made);
             return;
           }
-          keep_for_retry(self,
-                         {unwritten_write::kind::result, rec, image, content},
-                         res.error());
+          if (auto failed = keep_for_retry(
+                  self, {unwritten_write::kind::result, rec, image, content},
+                  res.error())) {
+            // past the bound on kept images: the task ends FAILURE
+            st.cache->erase_image(failed->token);
+            record_written(self, std::move(*failed), expires, false);
+            return;
+          }
           stored = false;
         } else {
           note_writes_back(self);

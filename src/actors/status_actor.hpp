@@ -117,6 +117,10 @@ struct status_config {
   std::chrono::milliseconds retry_interval{1000};
   /// Redis is PINGed after this long without a call (0: never).
   std::chrono::milliseconds watch_interval{1000};
+  /// Result images kept for Redis while it is away, in bytes at most
+  /// (queue.max-bytes); a result beyond ends its task FAILURE
+  /// result_not_stored instead (a small record, kept like the others).
+  uint64_t max_unwritten_bytes = 256ull << 20;
 };
 
 struct status_state {
@@ -155,6 +159,8 @@ struct status_state {
   /// In the order they were to be made; bounded by max_unwritten.
   std::deque<unwritten_write> unwritten;
   static constexpr size_t max_unwritten = 100000;
+  uint64_t unwritten_bytes = 0; // their images' bytes
+  uint64_t max_unwritten_bytes = 256ull << 20;
   bool flush_scheduled = false;
   /// The writes Redis failed since it last took them all: the first is
   /// logged (`redis writes failing`), the rest counted, and the counts
