@@ -99,6 +99,10 @@ outcome<bool> write_now(status_actor_type* self, const unwritten_write& w) {
   return true;
 }
 
+// The answer to a submission Redis has no memory for.
+const std::string out_of_memory = "the task store (Redis) is out of memory: "
+                                  "nothing was accepted, try again later";
+
 // Whether Redis refused the write for lack of memory (store_full: -OOM at
 // maxmemory): it was not made, and a result may never fit (larger than
 // the memory Redis can have free). Other writes are kept and retried,
@@ -179,6 +183,7 @@ bool flush_unwritten(status_actor_type* self) {
   while (!st.unwritten.empty()) {
     auto& w = st.unwritten.front();
     auto res = write_now(self, w);
+    st.flush_refused = !res && refused(res.error());
     if (!res) {
       count_redis_error(self);
       if (!refused(res.error()) || w.what != unwritten_write::kind::result)
@@ -606,15 +611,14 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         // be undone after a newer task took its content index entry);
         // while they still fail, so would this one.
         if (!flush_unwritten(self))
-          return {false, {}};
+          return {false, st.flush_refused ? out_of_memory : std::string{}};
         const auto& input = job.get_as<resize_job>(0).input;
         auto res = st.store->put_accepted(rec, input, st.node, st.ttl, content);
         if (!res && refused(res.error())) {
           // Redis is out of memory: the transaction was not made (nothing
           // to undo). The client's 503 says so.
           count_redis_error(self);
-          return {false, "the task store (Redis) is out of memory: nothing "
-                         "was accepted, try again later"};
+          return {false, out_of_memory};
         }
         if (!res) {
           // The client gets a 503. Redis may still run the transaction (a

@@ -160,6 +160,9 @@ struct status_state {
   std::deque<unwritten_write> unwritten;
   static constexpr size_t max_unwritten = 100000;
   uint64_t unwritten_bytes = 0; // their images' bytes
+  /// The last kept write tried failed for lack of memory in Redis (a
+  /// submission refused behind it is told so, not "unavailable").
+  bool flush_refused = false;
   uint64_t max_unwritten_bytes = 256ull << 20;
   bool flush_scheduled = false;
   /// The writes Redis failed since it last took them all: the first is

@@ -377,6 +377,30 @@ BOOST_AUTO_TEST_CASE(a_kept_result_redis_refuses_becomes_a_failure) {
   caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
 }
 
+// Redis out of memory refuses a kept write: a submission behind it is told
+// Redis is out of memory, as one refused itself is (it was told "the store
+// is unavailable").
+BOOST_AUTO_TEST_CASE(a_submission_behind_a_write_refused_for_memory_says_so) {
+  BOOST_TEST(
+      redis.command("CONFIG SET maxmemory-policy noeviction").find("OK") !=
+      std::string::npos);
+  BOOST_TEST(redis.command("CONFIG SET maxmemory 1").find("OK") !=
+             std::string::npos);
+  auto cfg = config();
+  cfg.retry_interval = 100ms;
+  auto st = start(cfg);
+  auto bad = make_record(task_status::failure);
+  caf::anon_send(st, update_atom::value, bad); // refused: kept
+  auto [stored, why] = accept(st, make_record(), "");
+  BOOST_TEST(!stored);
+  BOOST_TEST(why.find("out of memory") != std::string::npos, why);
+  BOOST_TEST(redis.command("CONFIG SET maxmemory 0").find("OK") !=
+             std::string::npos);
+  BOOST_TEST(test::wait_until([&] { return redis_has(bad.token); },
+                              10s)); // the kept write lands
+  caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
+}
+
 // Redis hangs: the accept times out and the client is told 503, but Redis
 // runs the transaction when it wakes up. The actor undoes it, so no task
 // nobody knows of stays PENDING and holds the content index.
