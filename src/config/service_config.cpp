@@ -1,5 +1,7 @@
 #include "config/service_config.hpp"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
@@ -190,6 +192,17 @@ service_config::service_config() {
       .add(log_format_, "format",
            "logfmt (default) or json (one JSON object per line)");
 }
+
+namespace {
+
+/// Whether `text` is a literal IPv4 or IPv6 address (inet_pton's forms).
+bool is_ip_address(const std::string& text) {
+  unsigned char buf[sizeof(struct in6_addr)];
+  return inet_pton(AF_INET, text.c_str(), buf) == 1 ||
+         inet_pton(AF_INET6, text.c_str(), buf) == 1;
+}
+
+} // namespace
 
 namespace {
 
@@ -475,6 +488,13 @@ std::vector<std::string> service_config::load(int argc, char** argv,
   checker c{errors};
   auto& h = out.http;
   h.address = http_address_;
+  // RESTinio binds it as an IP address: anything else failed only at the
+  // bind (exit 1, "Invalid argument"), after --dump-config had taken it.
+  if (!is_ip_address(h.address))
+    errors.push_back(fmt::format(
+        "http.address = '{}' is not an IPv4 or IPv6 address (e.g. 0.0.0.0, "
+        "127.0.0.1, ::)",
+        http_address_));
   c.range("http.port", http_port_, 0, 65535, h.port);
   h.public_url = http_public_url_;
   if (!h.public_url.empty())

@@ -501,6 +501,16 @@ BOOST_AUTO_TEST_CASE(a_word_that_is_not_an_option_is_refused) {
              joined(res.errors));
 }
 
+BOOST_AUTO_TEST_CASE(http_address_is_an_ip_address) {
+  BOOST_TEST(only_error({"--http.address=not-an-ip"}) ==
+             "http.address = 'not-an-ip' is not an IPv4 or IPv6 address (e.g. "
+             "0.0.0.0, 127.0.0.1, ::)");
+  for (std::string ok : {"0.0.0.0", "127.0.0.1", "::", "::1"}) {
+    auto res = load({"--http.address=" + ok});
+    BOOST_TEST(res.errors.empty(), ok << ": " << joined(res.errors));
+  }
+}
+
 BOOST_AUTO_TEST_CASE(api_keys_that_name_no_key_are_refused) {
   // "$K1,$K2" with both unset: auth would be off while believed on.
   for (std::string keys : {",", " , ", ",,,"})
