@@ -101,6 +101,23 @@ outcome<reply_ptr> run_script(redis_connection& conn, const command& call,
   return reply;
 }
 
+/// Runs a script that writes a record (`call`, its EVAL up to the record's
+/// fields), with `fields` appended as its last arguments: whether it
+/// answered {1} (written), not {0}.
+outcome<bool> run_record_script(redis_connection& conn, command call,
+                                const field_list& fields,
+                                const std::string& key) {
+  call.reserve(call.size() + 2 * fields.size());
+  for (const auto& [name, value] : fields) {
+    call.emplace_back(name);
+    call.emplace_back(value);
+  }
+  auto answer = run_script(conn, call, key);
+  if (!answer)
+    return std::move(answer).error();
+  return answer.value()->element[0]->integer == 1;
+}
+
 /// When a key whose PTTL answered `reply` expires, in ms since the Unix
 /// epoch: INT64_MAX when it has no TTL (or the answer is not a number),
 /// now when it is gone already (it expired between the read and the PTTL).
@@ -310,15 +327,7 @@ outcome<bool> task_store::final_write(const task_record& rec,
       rec.token,
       channel,
       image != nullptr ? std::string_view{*image} : std::string_view{}};
-  call.reserve(call.size() + 2 * fields.size());
-  for (const auto& [name, value] : fields) {
-    call.emplace_back(name);
-    call.emplace_back(value);
-  }
-  auto answer = run_script(impl_->conn, call, tkey);
-  if (!answer)
-    return std::move(answer).error();
-  return answer.value()->element[0]->integer == 1;
+  return run_record_script(impl_->conn, std::move(call), fields, tkey);
 }
 
 outcome<bool> task_store::put_record(const task_record& rec,
@@ -337,15 +346,7 @@ outcome<bool> task_store::put_record(const task_record& rec,
     // it was sent before, a copy made after its task was queued, a stale
     // command of a connection given up) must not turn it back to open.
     command call{"EVAL", open_write_script, "1", key, ttl_text};
-    call.reserve(call.size() + 2 * fields.size());
-    for (const auto& [name, value] : fields) {
-      call.emplace_back(name);
-      call.emplace_back(value);
-    }
-    auto answer = run_script(impl_->conn, call, key);
-    if (!answer)
-      return std::move(answer).error();
-    return answer.value()->element[0]->integer == 1;
+    return run_record_script(impl_->conn, std::move(call), fields, key);
   });
 }
 

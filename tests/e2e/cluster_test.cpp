@@ -1607,15 +1607,7 @@ BOOST_AUTO_TEST_CASE(a_huge_message_before_hello_is_cut_off) {
   api_node api(redis.port(), "bomb-api",
                {"--cluster.connection-timeout-ms=20000"});
   note_logs({&api.process()});
-  auto rss_mib = [&] {
-    std::ifstream in("/proc/" + std::to_string(api.process().pid()) +
-                     "/status");
-    std::string line;
-    while (std::getline(in, line))
-      if (line.rfind("VmRSS:", 0) == 0)
-        return std::atol(line.c_str() + 6) / 1024;
-    return 0L;
-  };
+  auto rss_mib = [&] { return proc_memory_mib(api.process().pid(), "VmRSS"); };
   auto before = rss_mib();
   int fd = connect_loopback(api.cluster_port());
   BOOST_TEST_REQUIRE(fd >= 0);

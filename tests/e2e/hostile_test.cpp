@@ -503,13 +503,7 @@ BOOST_AUTO_TEST_CASE(png_with_compressed_text_bombs) {
   redis_server redis;
   resized_server fresh{redis.port(), {}, "ztxt-bomb"};
   auto peak_mib = [&] {
-    std::ifstream in("/proc/" + std::to_string(fresh.process().pid()) +
-                     "/status");
-    std::string line;
-    while (std::getline(in, line))
-      if (line.rfind("VmHWM:", 0) == 0)
-        return std::atol(line.c_str() + 6) / 1024;
-    return 0L;
+    return proc_memory_mib(fresh.process().pid(), "VmHWM");
   };
   auto before = peak_mib();
   auto token = accepted_token(

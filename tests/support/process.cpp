@@ -274,4 +274,14 @@ std::string env_or(const char* name, const std::string& fallback) {
   return value != nullptr && *value != '\0' ? std::string{value} : fallback;
 }
 
+long proc_memory_mib(pid_t pid, const std::string& field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  auto prefix = field + ":";
+  while (std::getline(in, line))
+    if (line.rfind(prefix, 0) == 0)
+      return std::atol(line.c_str() + prefix.size()) / 1024;
+  return 0;
+}
+
 } // namespace resized::test

@@ -61,4 +61,8 @@ std::string read_file(const std::string& path);
 /// Environment variable or `fallback`.
 std::string env_or(const char* name, const std::string& fallback);
 
+/// A memory figure of process `pid` from /proc/<pid>/status, in MiB:
+/// `field` "VmRSS" (now) or "VmHWM" (its peak); 0 if it cannot be read.
+long proc_memory_mib(pid_t pid, const std::string& field);
+
 } // namespace resized::test
