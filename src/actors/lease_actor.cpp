@@ -183,29 +183,25 @@ void on_claimed(lease_actor_type* self, const store::lease_claim& claim) {
 void on_held_elsewhere(lease_actor_type* self,
                        const store::lease_claim& claim) {
   auto& st = self->state;
-  if (st.at == phase::held && !claim.adopted_by.empty()) {
-    // Its tasks are another node's now, which runs them: taking the name
-    // again and going on would run them twice (and each would end twice).
-    log::error("lease on this node's name lost: it ran out (this node was "
-               "paused or cut off from redis for longer than the lease) and "
-               "another node adopted its tasks; this node stops taking and "
-               "recovering tasks and exits",
-               {{"node", st.cfg.node},
-                {"instance", st.cfg.instance},
-                {"adopted_by", claim.adopted_by},
-                {"exit_code", 4}});
-    give_up_name(self);
-    return;
-  }
   if (st.at == phase::held) {
-    log::error("lease on this node's name lost: another instance holds it "
-               "(two nodes started with the same cluster.node-name, or this "
-               "one paused or cut off from redis for longer than the "
-               "lease); this node stops taking and recovering tasks and "
-               "exits",
+    // Adopted: its tasks are another node's now, which runs them; taking
+    // the name again and going on would run them twice (and each would end
+    // twice).
+    bool adopted = !claim.adopted_by.empty();
+    log::error(adopted
+                   ? "lease on this node's name lost: it ran out (this node "
+                     "was paused or cut off from redis for longer than the "
+                     "lease) and another node adopted its tasks; this node "
+                     "stops taking and recovering tasks and exits"
+                   : "lease on this node's name lost: another instance holds "
+                     "it (two nodes started with the same cluster.node-name, "
+                     "or this one paused or cut off from redis for longer "
+                     "than the lease); this node stops taking and recovering "
+                     "tasks and exits",
                {{"node", st.cfg.node},
                 {"instance", st.cfg.instance},
-                {"holder", claim.holder},
+                {adopted ? "adopted_by" : "holder",
+                 adopted ? claim.adopted_by : claim.holder},
                 {"exit_code", 4}});
     give_up_name(self);
     return;

@@ -111,21 +111,29 @@ bool refused(const failure& err) {
   return err.code == error_code::store_full;
 }
 
-// `rec` (SUCCESS) as the FAILURE it becomes when Redis refused to store its
-// `bytes` of result: a SUCCESS whose image is nowhere would answer its
-// image URL with 404. The client's message leaves Redis' address out (it is
-// in the log line that reports the refusal).
-task_record unstored(task_record rec, uint64_t bytes) {
+// `rec` (SUCCESS) as the FAILURE result_not_stored it becomes when its
+// result cannot be stored, saying `why`: a SUCCESS whose image is nowhere
+// would answer its image URL with 404.
+task_record not_stored(task_record rec, std::string why) {
   rec.status = task_status::failure;
   rec.error_code = std::string{to_string(error_code::result_not_stored)};
-  rec.error_message = fmt::format(
-      "the task store (Redis) refused to store the result ({} bytes): it "
-      "is out of memory (maxmemory); submit the task again later",
-      bytes);
+  rec.error_message = std::move(why);
   rec.width = rec.height = 0;
   rec.output_bytes = 0;
   rec.etag.clear();
   return rec;
+}
+
+// `rec` when Redis refused to store its `bytes` of result. The client's
+// message leaves Redis' address out (it is in the log line that reports
+// the refusal).
+task_record unstored(task_record rec, uint64_t bytes) {
+  return not_stored(
+      std::move(rec),
+      fmt::format("the task store (Redis) refused to store the result ({} "
+                  "bytes): it is out of memory (maxmemory); submit the task "
+                  "again later",
+                  bytes));
 }
 
 void note_unstored(const task_record& rec, uint64_t bytes, const failure& err) {
@@ -257,17 +265,12 @@ keep_for_retry(status_actor_type* self, unwritten_write w, const failure& err) {
                 {"bytes", bytes},
                 {"kept_bytes", st.unwritten_bytes}});
     metrics::result_refused();
-    auto rec = std::move(w.record);
-    rec.status = task_status::failure;
-    rec.error_code = std::string{to_string(error_code::result_not_stored)};
-    rec.error_message =
+    auto rec = not_stored(
+        std::move(w.record),
         fmt::format("the task store (Redis) was unavailable and this node "
                     "keeps at most {} bytes of results for it; submit the "
                     "task again later",
-                    st.max_unwritten_bytes);
-    rec.width = rec.height = 0;
-    rec.output_bytes = 0;
-    rec.etag.clear();
+                    st.max_unwritten_bytes));
     replaced = rec;
     w = {unwritten_write::kind::record, std::move(rec), nullptr, std::string{}};
   }

@@ -336,11 +336,11 @@ outcome<bool> task_store::put_record(const task_record& rec,
   return guarded([&]() -> outcome<bool> {
     if (auto err = check_args(rec.token, ttl))
       return *err;
+    if (is_final(rec.status))
+      return final_write(rec, ttl, pending_node, nullptr, {});
     auto key = task_key(settings_.key_prefix, rec.token);
     auto fields = encode_fields(rec);
     auto ttl_text = std::to_string(ttl.count());
-    if (is_final(rec.status))
-      return final_write(rec, ttl, pending_node, nullptr, {});
     // Only over an open record (or none): a final record never changes, and
     // a late progress write (a write the status actor made after a result
     // it was sent before, a copy made after its task was queued, a stale
