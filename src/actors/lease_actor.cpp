@@ -160,12 +160,15 @@ void on_claimed(lease_actor_type* self, const store::lease_claim& claim) {
     if (after_outage)
       hold_adoption_after_outage(st);
   } else {
-    if (claim.taken)
+    if (claim.taken) {
       log::warn("lease on this node's name had run out (redis away for "
-                "longer than the lease?): taken again, no other instance "
-                "holds it",
+                "longer than the lease, or restarted empty?): taken again, "
+                "no other instance holds it",
                 {{"node", st.cfg.node}, {"instance", st.cfg.instance}});
-    else if (st.renew_failing)
+      // Redis may have lost this node's open tasks with the lease.
+      if (st.cfg.supervisor)
+        self->send(st.cfg.supervisor, restore_atom::value);
+    } else if (st.renew_failing)
       log::info("lease on this node's name renewed again",
                 {{"node", st.cfg.node}});
     st.renew_failing = false;

@@ -160,6 +160,7 @@ using adopt_atom = caf::atom_constant<caf::atom("adopt")>;
 using hello_atom = caf::atom_constant<caf::atom("hello")>;
 using release_atom = caf::atom_constant<caf::atom("release")>;
 using forget_atom = caf::atom_constant<caf::atom("forget")>;
+using restore_atom = caf::atom_constant<caf::atom("restore")>;
 
 /// The layout of every message between nodes, as a number: the API node
 /// refuses a worker whose hello names another one (protocol_mismatch),

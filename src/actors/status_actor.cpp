@@ -655,6 +655,25 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         write_or_keep(self, {unwritten_write::kind::forget, std::move(rec),
                              nullptr, content});
       },
+      [=](restore_atom, const task_record& rec, const caf::message& job) {
+        // See supervisor's restore_atom. Best effort: Redis away again
+        // leaves the task as the outage found it.
+        auto& st = self->state;
+        if (st.open_here.count(rec.token) == 0)
+          return; // ended meanwhile (its final write is made or kept)
+        const std::string* input = nullptr;
+        if (!job.empty() && job.match_element<resize_job>(0))
+          input = &job.get_as<resize_job>(0).input;
+        auto res = st.store->restore_open(rec, input, st.node, st.ttl);
+        if (!res) {
+          count_redis_error(self);
+          log::warn("open task not written to redis again",
+                    {{"token", rec.token}, {"error", res.error().message}});
+        } else {
+          log::debug("open task written to redis again",
+                     {{"token", rec.token}, {"written", res.value()}});
+        }
+      },
       [=](recover_atom) -> caf::result<std::vector<store::pending_task>> {
         auto res = self->state.store->load_pending(self->state.node);
         if (!res) {

@@ -1078,6 +1078,45 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
         // this node's pending set, for whoever adopts or restarts it next.
         recover(self, pending, from);
       },
+      [=](restore_atom) {
+        // The lease actor found this node's lease gone but not adopted:
+        // Redis may have restarted empty or been flushed, taking the
+        // records, inputs and pending set of the tasks open here. Each is
+        // written again where missing, so that a crash of this node from
+        // now on leaves them to a restart or a peer's adoption, not open
+        // for a day. Followers of an identical task gave up their input:
+        // they are written with their original's, the same bytes.
+        auto& st = self->state;
+        caf::message none;
+        auto job_of_token =
+            [&](const std::string& token) -> const caf::message& {
+          if (auto r = st.running.find(token); r != st.running.end())
+            return r->second.task.job;
+          if (auto a = st.awaiting.find(token); a != st.awaiting.end())
+            return a->second.task.job;
+          for (const auto& task : st.queue)
+            if (task.record.token == token)
+              return task.job;
+          return none; // record and membership only: a recovery fails it
+        };
+        size_t count = 0;
+        auto restore = [&](const task_record& rec, const caf::message& job) {
+          self->send(st.status, restore_atom::value, rec, job);
+          ++count;
+        };
+        for (const auto& task : st.queue)
+          restore(task.record, task.job);
+        for (const auto& [token, flight] : st.running)
+          restore(flight.task.record, flight.task.job);
+        for (const auto& [token, waiting] : st.awaiting)
+          restore(waiting.task.record, waiting.task.job);
+        for (const auto& [original, list] : st.followers)
+          for (const auto& rec : list)
+            restore(rec, job_of_token(original));
+        log::warn("writing this node's open tasks to redis again (its lease "
+                  "was gone: redis may have lost them)",
+                  {{"node", st.cfg.node}, {"tasks", count}});
+      },
       [=](drain_atom) -> size_t {
         auto& st = self->state;
         if (!st.draining)

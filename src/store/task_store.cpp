@@ -291,7 +291,56 @@ constexpr const char* final_write_script =
     "redis.call('PUBLISH', ARGV[3], ARGV[2]) "
     "return {1}";
 
+// KEYS[1] a task's record, KEYS[2] its input, KEYS[3] the pending set;
+// ARGV[1] the TTL in seconds, ARGV[2] the token, ARGV[3] "1" with the input
+// in ARGV[4] ("0": none), ARGV[5..] the record's fields and values. Over a
+// final record nothing is written ({0}); otherwise what is missing of the
+// record and the input is, and the token joins the set ({1}).
+constexpr const char* restore_script =
+    "local s = redis.call('HGET', KEYS[1], 'status') "
+    "if s == 'SUCCESS' or s == 'FAILURE' then return {0} end "
+    "if not s then "
+    "for i = 5, #ARGV, 1000 do "
+    "redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV))) "
+    "end "
+    "redis.call('EXPIRE', KEYS[1], ARGV[1]) "
+    "end "
+    "if ARGV[3] == '1' then "
+    "redis.call('SET', KEYS[2], ARGV[4], 'NX', 'EX', ARGV[1]) end "
+    "redis.call('SADD', KEYS[3], ARGV[2]) "
+    "return {1}";
+
 } // namespace
+
+outcome<bool> task_store::restore_open(const task_record& rec,
+                                       const std::string* input,
+                                       const std::string& node,
+                                       std::chrono::seconds ttl) {
+  return guarded([&]() -> outcome<bool> {
+    if (auto err = check_args(rec.token, ttl))
+      return *err;
+    if (is_final(rec.status))
+      return failure{error_code::internal_error,
+                     "task_store: restore_open is for open tasks"};
+    auto tkey = task_key(settings_.key_prefix, rec.token);
+    auto ikey = input_key(settings_.key_prefix, rec.token);
+    auto pkey = pending_key(settings_.key_prefix, node);
+    auto ttl_text = std::to_string(ttl.count());
+    command call{"EVAL",
+                 restore_script,
+                 "3",
+                 tkey,
+                 ikey,
+                 pkey,
+                 ttl_text,
+                 rec.token,
+                 input != nullptr ? "1" : "0",
+                 input != nullptr ? std::string_view{*input}
+                                  : std::string_view{}};
+    return run_record_script(impl_->conn, std::move(call), encode_fields(rec),
+                             tkey);
+  });
+}
 
 outcome<bool> task_store::final_write(const task_record& rec,
                                       std::chrono::seconds ttl,

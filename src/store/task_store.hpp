@@ -150,6 +150,17 @@ public:
                                     std::chrono::seconds ttl,
                                     const std::string& content = {});
 
+  /// Writes an open task again after Redis may have lost it (the lease on
+  /// `node`'s name was found gone, not adopted: Redis restarted empty, or
+  /// was flushed): its record unless Redis holds one (a progress write may
+  /// have made it again), its input unless Redis holds it (`input` null:
+  /// none to give, e.g. a task waiting for a twin's result) and its
+  /// membership of `node`'s pending set, all with `ttl`, so that a crash
+  /// of this node leaves it to whoever adopts or restarts the name instead
+  /// of open for a day. Over a final record it writes nothing: false.
+  outcome<bool> restore_open(const task_record& rec, const std::string* input,
+                             const std::string& node, std::chrono::seconds ttl);
+
   /// Undoes put_accepted for a task whose client was told "not accepted"
   /// (a 503 after the transaction failed or timed out, when Redis may still
   /// have run it): deletes the record and the input, leaves `node`'s

@@ -6,6 +6,7 @@
 // loses it exits 4).
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +19,7 @@
 
 #include "support/fixtures.hpp"
 #include "support/loopback.hpp"
+#include "support/redis_server.hpp"
 
 using namespace resized::test;
 using namespace std::chrono_literals;
@@ -596,6 +598,92 @@ BOOST_AUTO_TEST_CASE(accepted_work_survives_a_crash) {
   auto out = finish(srv, tokens.back());
   BOOST_TEST(out.info.width == 4000);
   BOOST_TEST(out.info.height == 2250);
+}
+
+// Redis restarts empty (no persistence) while tasks are open on a node: its
+// records, inputs and pending set are gone. At its next renewal the node
+// finds its lease gone (not adopted) and writes its open tasks again, so a
+// crash after that still leaves them to the restart, which finishes each;
+// before, the queued ones were unknown for good and the running one stayed
+// IN_PROGRESS for a day.
+BOOST_AUTO_TEST_CASE(open_tasks_survive_redis_restarting_empty_then_a_crash) {
+  redis_server redis;
+  resized_server srv(redis.port(),
+                     {"--resize.pool-size=1", "--cluster.node-name=restore"},
+                     "restore");
+  auto big = corpus_photo("plasma__Volna_5120x2880.jpg");
+  // Different sizes: identical tasks would wait for the first one's result
+  // (their input is not kept; see twins below).
+  std::vector<std::string> tokens;
+  for (int i = 0; i < 5; ++i) {
+    auto token = accepted_token(
+        submit_raw(srv, big, "image/jpeg",
+                   fmt::format("?width={}&height=4000&mode=fit", 4000 - i)));
+    BOOST_TEST_REQUIRE(!token.empty());
+    tokens.push_back(token);
+  }
+  // Two twins of the last one: they wait for its result and hold no input
+  // of their own; they are written again with its input.
+  for (int i = 0; i < 2; ++i) {
+    auto token = accepted_token(
+        submit_raw(srv, big, "image/jpeg", "?width=3996&height=4000&mode=fit"));
+    BOOST_TEST_REQUIRE(!token.empty());
+    tokens.push_back(token);
+  }
+  // The node is paused while Redis restarts, so that no task ends in
+  // between (its final record would be lost with the rest, and its token
+  // unknown after the crash below): the open ones are those open now.
+  srv.process().signal(SIGSTOP);
+  std::vector<std::string> open;
+  for (const auto& token : tokens)
+    if (redis.command("HGET resized:task:" + token + " status")
+            .find("SUCCESS") == std::string::npos)
+      open.push_back(token);
+  BOOST_TEST_REQUIRE(open.size() >= 4u);
+  auto before = srv.process().log().size();
+  redis.stop();
+  redis.start();
+  srv.process().signal(SIGCONT);
+  BOOST_TEST_REQUIRE(!wait_log_line(srv.process(),
+                                    "lease on this node's name had run out",
+                                    10000ms)
+                          .empty());
+  // Each task is final in Redis, or open there with its input and in the
+  // node's pending set.
+  auto in_redis = [&](const std::string& token) {
+    auto status = redis.command("HGET resized:task:" + token + " status");
+    if (status.find("SUCCESS") != std::string::npos)
+      return true;
+    return status.find("$-1") == std::string::npos &&
+           redis.command("EXISTS resized:input:" + token) == ":1\r\n" &&
+           redis.command("SISMEMBER resized:pending:restore " + token) ==
+               ":1\r\n";
+  };
+  bool restored = wait_until(
+      [&] { return std::all_of(open.begin(), open.end(), in_redis); }, 10s);
+  BOOST_TEST_REQUIRE(restored, "log:\n" << srv.process().log().substr(before));
+  // Some are still open (queued behind the one running): the crash comes
+  // before they end.
+  auto still_open = std::count_if(open.begin(), open.end(), [&](auto& token) {
+    return redis.command("HGET resized:task:" + token + " status")
+               .find("SUCCESS") == std::string::npos;
+  });
+  BOOST_TEST_REQUIRE(still_open >= 2);
+  BOOST_TEST(lines_with(srv.process().log().substr(before),
+                        {"level=warn",
+                         "writing this node's open tasks to "
+                         "redis again",
+                         "node=restore"}) == 1u);
+  srv.kill9();
+  srv.start();
+  auto finals = wait_all_final(srv, open, std::chrono::seconds{90});
+  for (const auto& token : open) {
+    auto& st = finals[token];
+    BOOST_TEST_CONTEXT("token " << token << " " << st.http_status << " "
+                                << st.error << " " << st.body) {
+      BOOST_TEST(st.status == "SUCCESS");
+    }
+  }
 }
 
 // A clean shutdown (SIGTERM) deletes the node's lease on its name, so a

@@ -410,6 +410,63 @@ BOOST_FIXTURE_TEST_CASE(a_final_record_never_replaces_another, store_fixture) {
   BOOST_TEST(got.value()->status == task_status::success);
 }
 
+// restore_open writes what Redis lost of an open task (record, input,
+// pending membership), keeps what it still holds, and leaves a final
+// record alone.
+BOOST_FIXTURE_TEST_CASE(restore_open_writes_back_what_is_missing,
+                        store_fixture) {
+  const std::string node = "restore-node";
+  auto rec = full_record(random_token());
+  rec.status = task_status::pending;
+  rec.error_code.clear();
+  rec.error_message.clear();
+  const std::string input = "input bytes";
+  auto put = store.restore_open(rec, &input, node, 60s);
+  BOOST_TEST_REQUIRE(put.ok(), why(put));
+  BOOST_TEST(put.value());
+  auto pending = store.load_pending(node);
+  BOOST_TEST_REQUIRE(pending.ok(), why(pending));
+  BOOST_TEST_REQUIRE(pending.value().size() == 1u);
+  BOOST_TEST(pending.value()[0].record.token == rec.token);
+  BOOST_TEST(pending.value()[0].record.status == task_status::pending);
+  BOOST_TEST(pending.value()[0].input.value_or("") == input);
+  BOOST_TEST(redis.command("TTL resized:task:" + rec.token) != ":-1\r\n");
+  BOOST_TEST(redis.command("TTL resized:input:" + rec.token) != ":-1\r\n");
+  // A record and an input Redis holds stay as they are.
+  auto moved = rec;
+  moved.status = task_status::in_progress;
+  BOOST_TEST_REQUIRE(store.put_record(moved, 60s).value());
+  const std::string other = "other bytes";
+  BOOST_TEST_REQUIRE(store.restore_open(rec, &other, node, 60s).value());
+  pending = store.load_pending(node);
+  BOOST_TEST_REQUIRE(pending.ok(), why(pending));
+  BOOST_TEST_REQUIRE(pending.value().size() == 1u);
+  BOOST_TEST(pending.value()[0].record.status == task_status::in_progress);
+  BOOST_TEST(pending.value()[0].input.value_or("") == input);
+  // No input to give: the record and the membership only.
+  auto bare = rec;
+  bare.token = random_token();
+  BOOST_TEST_REQUIRE(store.restore_open(bare, nullptr, node, 60s).value());
+  BOOST_TEST(redis.command("EXISTS resized:input:" + bare.token) == ":0\r\n");
+  BOOST_TEST(redis.command("SISMEMBER resized:pending:" + node + " " +
+                           bare.token) == ":1\r\n");
+  // Over a final record: nothing written.
+  auto done = full_record(random_token()); // FAILURE
+  BOOST_TEST_REQUIRE(store.put_record(done, 60s).value());
+  auto open = done;
+  open.status = task_status::pending;
+  put = store.restore_open(open, &input, node, 60s);
+  BOOST_TEST_REQUIRE(put.ok(), why(put));
+  BOOST_TEST(!put.value());
+  BOOST_TEST(redis.command("EXISTS resized:input:" + done.token) == ":0\r\n");
+  BOOST_TEST(redis.command("SISMEMBER resized:pending:" + node + " " +
+                           done.token) == ":0\r\n");
+  BOOST_TEST(store.get_record(done.token).value()->status ==
+             task_status::failure);
+  // A final record is not open: refused.
+  BOOST_TEST(!store.restore_open(done, &input, node, 60s).ok());
+}
+
 // A feed whose connection is lost fails once, then subscribes again.
 BOOST_AUTO_TEST_CASE(a_feed_subscribes_again_after_redis_restarts) {
   test::redis_server own;
