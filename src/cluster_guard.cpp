@@ -199,6 +199,12 @@ bool refuse_oversized(int fd, const void* data, size_t n) {
   auto i = guard.pending.find(fd);
   if (i == guard.pending.end())
     return false;
+  if (!resized::same_ends(fd, i->second.ends)) {
+    // Closed by CAF and the number reused (accept drops such notes; this is
+    // for a descriptor made otherwise, by socket(2)).
+    guard.pending.erase(i);
+    return false;
+  }
   // Said hello since (the watchdog forgets it at its next round only): a
   // node's, whose messages may be as large as results are.
   if (take_hello(i->second)) {
@@ -253,6 +259,11 @@ int connect_within(int fd, const sockaddr* addr, socklen_t len,
   fcntl(fd, F_SETFL, flags);
   errno = err;
   return rc;
+}
+
+void forget(int fd) {
+  std::lock_guard<std::mutex> lock{guard.mutex};
+  guard.pending.erase(fd);
 }
 
 void note_accepted(int listener, int fd) {
@@ -310,8 +321,13 @@ extern "C" {
 
 int accept(int fd, sockaddr* addr, socklen_t* len) {
   int s = libc_accept()(fd, addr, len);
-  if (s >= 0 && guard.port.load() != 0)
+  if (s >= 0 && guard.port.load() != 0) {
+    // A note on descriptor `s` is of a connection closed since (its peer
+    // left without a hello, and CAF closed it): whatever `s` is now, an
+    // HTTP connection too, it is not that one.
+    forget(s);
     note_accepted(fd, s);
+  }
   return s;
 }
 
