@@ -23,12 +23,31 @@ std::chrono::milliseconds retry_later(link_actor_type* self) {
   return st.backoff;
 }
 
+// Failed tries in a row after which a link is logged at warn: a worker that
+// cannot reach an API node it was pointed at (a wrong port, a firewall, a
+// node that is not up) says so at the level operators keep, once per
+// stretch down. With the default backoff (250 ms doubling to 5 s) the fifth
+// comes some 8 s after the first.
+constexpr uint32_t down_warn_after_tries = 5;
+
 void schedule_retry(link_actor_type* self, const std::string& why) {
   auto& st = self->state;
   auto wait = retry_later(self);
-  log::info("cluster link down",
+  auto now = std::chrono::steady_clock::now();
+  if (!st.down_since)
+    st.down_since = now;
+  ++st.failed_tries;
+  auto down_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     now - *st.down_since)
+                     .count();
+  bool warn = st.failed_tries == down_warn_after_tries;
+  log::emit(warn ? log::level::warn : log::level::info,
+            warn ? "cluster link still down: not joined to this API node"
+                 : "cluster link down",
             {{"api", fmt::format("{}:{}", st.cfg.host, st.cfg.port)},
              {"reason", why},
+             {"tries", st.failed_tries},
+             {"down_ms", down_ms},
              {"retry_ms", wait.count()}});
 }
 
@@ -78,6 +97,8 @@ void join(link_actor_type* self, caf::actor api) {
             auto& st = self->state;
             st.joined = true;
             st.backoff = std::chrono::milliseconds{0};
+            st.down_since.reset();
+            st.failed_tries = 0;
             log::info("joined API node",
                       {{"api", fmt::format("{}:{}", st.cfg.host, st.cfg.port)},
                        {"api_version", st.api_build},

@@ -23,6 +23,7 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,10 @@ struct link_state {
   bool joined = false;
   bool leaving = false; // the node shuts down: no more (re)joining
   bool told = false;    // the API node acknowledged leave_atom once
+  // Since when the link is down without a join (unset while joined), and
+  // the tries that failed since (schedule_retry).
+  std::optional<std::chrono::steady_clock::time_point> down_since;
+  uint32_t failed_tries = 0;
   // Drains that arrived while joining: answered once the join is decided.
   std::vector<std::function<void(bool)>> after_join;
 

@@ -64,13 +64,20 @@ std::string describe(caf::actor_system& sys, const caf::error& err) {
       // the middleman's context: (what failed, host, port)
       if (ctx.size() == 3 &&
           ctx.match_elements<std::string, std::string, uint16_t>())
-        return fmt::format("cannot connect to {}:{}",
+        return fmt::format("cannot connect to {}:{} (nothing listens there, "
+                           "or the host name does not resolve)",
                            ctx.get_as<std::string>(1), ctx.get_as<uint16_t>(2));
       return "cannot connect";
     case caf::sec::disconnect_during_handshake:
-      // The usual cause: one side speaks TLS (openssl.*), the other not.
-      return "the API node closed the connection during the handshake (is "
+      // One side speaks TLS (openssl.*) and the other not, or the address
+      // is not a cluster port (an HTTP port closes on BASP's bytes).
+      return "the peer closed the connection during the handshake (is that "
+             "address an API node's cluster.port, not its HTTP port? is "
              "openssl.* set on both nodes, or on neither?)";
+    case caf::sec::connection_timeout:
+      // Connected, but no BASP handshake came back: something else listens.
+      return "no cluster handshake in time (is that address an API node's "
+             "cluster.port? something else answers there)";
     case caf::sec::request_timeout:
       return "no answer in time";
     case caf::sec::request_receiver_down:

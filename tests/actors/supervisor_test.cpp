@@ -1170,7 +1170,10 @@ BOOST_AUTO_TEST_CASE(cluster_errors_are_described_in_words) {
                                            "ip_connect failed",
                                            std::string{"127.0.0.1"},
                                            uint16_t{5810})) ==
-             "cannot connect to 127.0.0.1:5810");
+             "cannot connect to 127.0.0.1:5810 (nothing listens there, or "
+             "the host name does not resolve)");
+  BOOST_TEST(describe(sys, caf::make_error(caf::sec::connection_timeout))
+                 .find("cluster.port") != std::string::npos);
   BOOST_TEST(describe(sys, make_error(cluster_error::name_taken, "held")) ==
              "held");
   BOOST_TEST(describe(sys, make_error(cluster_error::protocol_mismatch,
