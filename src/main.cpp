@@ -532,6 +532,17 @@ int main(int argc, char** argv) {
         "the settings of the API node that accepted it",
         {{"keys", fmt::format("{}", fmt::join(cfg.unused_on_worker, ","))}});
 
+  if (!cfg.unused_without_http.empty())
+    log::warn(
+        "config keys not used on a worker node: it has no HTTP server, "
+        "Redis connection or queue (its API nodes do)",
+        {{"keys", fmt::format("{}", fmt::join(cfg.unused_without_http, ","))}});
+  if (cl.role != "worker" && !cl.api_nodes.empty())
+    log::warn("cluster.api-nodes is set but only a worker joins API nodes: "
+              "this node runs as its role says and joins none (for a worker, "
+              "set cluster.role = worker)",
+              {{"role", cl.role}});
+
   if (!cfg.unused_on_standalone.empty())
     log::warn("config keys not used on a standalone node: TLS is for the "
               "cluster port (cluster.role = api or worker)",
@@ -645,7 +656,8 @@ int main(int argc, char** argv) {
                      : cl.role == "worker" ? "joining"
                                            : "off"},
          {"cluster_tls", cluster_tls ? "on" : "off"},
-         {"auth", cfg.auth.api_keys.empty()
+         {"auth", cl.role == "worker" ? std::string{"off (no HTTP)"}
+                  : cfg.auth.api_keys.empty()
                       ? std::string{"off"}
                       : fmt::format("on ({} key{})", cfg.auth.api_keys.size(),
                                     cfg.auth.api_keys.size() == 1 ? "" : "s")},

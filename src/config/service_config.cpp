@@ -873,10 +873,21 @@ std::vector<std::string> service_config::load(int argc, char** argv,
   // accepted it (actors/messages.hpp, resize_job::policy): these keys, set
   // in its file or on its command line, change nothing there (still
   // validated above, so the same file can serve any role).
-  if (cluster_role_ == "worker")
+  if (cluster_role_ == "worker") {
     for (const char* key : task_policy_keys)
       if (caf::get_if(&content, key) != nullptr)
         out.unused_on_worker.emplace_back(key);
+    for (const auto& opt : custom_options_) {
+      std::string category(opt.category().data(), opt.category().size());
+      if (category != "http" && category != "redis" && category != "queue" &&
+          category != "status" && category != "auth")
+        continue;
+      auto key = category + "." +
+                 std::string(opt.long_name().data(), opt.long_name().size());
+      if (caf::get_if(&content, key) != nullptr)
+        out.unused_without_http.push_back(std::move(key));
+    }
+  }
   return errors;
 }
 

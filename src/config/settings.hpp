@@ -191,6 +191,10 @@ struct service_settings {
   /// cluster.role = standalone: the openssl.* keys set (TLS is for the
   /// cluster port, which a standalone node does not open).
   std::vector<std::string> unused_on_standalone;
+  /// cluster.role = worker: the keys of the sections a worker has no use
+  /// for ([http], [redis], [queue], [status], [auth]: it has no HTTP
+  /// server, Redis connection or queue) its config sets. main warns once.
+  std::vector<std::string> unused_without_http;
 };
 
 } // namespace resized::config

@@ -2,6 +2,7 @@
 // service_config::load checks every entry of the INI file (check_ini),
 // validates every key and fills service_settings.
 
+#include <algorithm>
 #include <boost/test/unit_test.hpp>
 
 #include <cstdlib>
@@ -459,6 +460,29 @@ BOOST_AUTO_TEST_CASE(a_worker_names_the_policy_keys_it_does_not_use) {
   BOOST_REQUIRE_MESSAGE(shipped.errors.empty(), joined(shipped.errors));
   BOOST_TEST(shipped.settings.unused_on_worker.empty(),
              shipped.settings.unused_on_worker.size() << " keys");
+}
+
+// A worker has no HTTP server, Redis connection or queue: the keys of
+// those sections its config sets are named (main warns once); the shipped
+// worker file sets none, and other roles name none.
+BOOST_AUTO_TEST_CASE(a_worker_names_the_http_side_keys_it_does_not_use) {
+  auto worker =
+      load({"--cluster.role=worker", "--cluster.api-nodes=a:4000",
+            "--http.port=7000", "--redis.port=7001", "--queue.capacity=5",
+            "--auth.api-keys=0123456789abcdef", "--resize.pool-size=2"});
+  BOOST_REQUIRE_MESSAGE(worker.errors.empty(), joined(worker.errors));
+  auto unused = worker.settings.unused_without_http;
+  std::sort(unused.begin(), unused.end());
+  BOOST_TEST(unused ==
+                 (std::vector<std::string>{"auth.api-keys", "http.port",
+                                           "queue.capacity", "redis.port"}),
+             boost::test_tools::per_element());
+  auto shipped =
+      load({"--config-file=" + source_dir() + "/config/cluster-worker.ini"});
+  BOOST_REQUIRE_MESSAGE(shipped.errors.empty(), joined(shipped.errors));
+  BOOST_TEST(shipped.settings.unused_without_http.empty());
+  auto api = load({"--cluster.role=api", "--http.port=7000"});
+  BOOST_TEST(api.settings.unused_without_http.empty());
 }
 
 BOOST_AUTO_TEST_CASE(every_problem_is_reported) {
