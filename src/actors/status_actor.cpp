@@ -623,6 +623,11 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
           count_redis_error(self);
           return {false, out_of_memory};
         }
+        if (!res && st.store->last_call_unsent()) {
+          // No connection to Redis: it cannot run what it never got.
+          count_redis_error(self);
+          return {false, {}};
+        }
         if (!res) {
           // The client gets a 503. Redis may still run the transaction (a
           // timeout, not a refusal): undo it, now or once Redis is back.

@@ -394,13 +394,15 @@ redis_connection::exchange(const std::vector<command>& cmds,
 
 outcome<std::vector<reply_ptr>>
 redis_connection::run(const std::vector<command>& cmds) {
+  unsent_ = true;
   if (held_)
     return last_error_; // no I/O: not a use either
   used_guard used{last_used_};
   for (int attempt = 0;; ++attempt) {
     bool reused = connected();
     if (!connect())
-      return last_error_;
+      return last_error_; // unsent only if no attempt before this one
+    unsent_ = false;
     std::vector<reply_ptr> replies;
     // No SIGPIPE here: commands go out with send_frames (MSG_NOSIGNAL),
     // hiredis only reads.

@@ -96,6 +96,9 @@ public:
   bool held() const { return held_; }
   /// Ends a hold: the next call connects and tries Redis again.
   void release() { held_ = false; }
+  /// Whether the last run() failed before any byte of its commands left
+  /// (held, or no connection could be made): Redis cannot have run them.
+  bool last_run_unsent() const { return unsent_; }
 
   /// Why the last connect or run failed.
   const failure& last_error() const { return last_error_; }
@@ -138,6 +141,7 @@ private:
   bool quiet_ = false;
   bool hold_ = false;
   bool held_ = false;
+  bool unsent_ = false;    // see last_run_unsent()
   bool timed_out_ = false; // the last failure was a timeout
   bool subscribed_ = false;
   std::function<void()> on_hold_;

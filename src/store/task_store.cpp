@@ -237,6 +237,10 @@ void task_store::release() {
   impl_->conn.release();
 }
 
+bool task_store::last_call_unsent() const {
+  return impl_->conn.last_run_unsent();
+}
+
 outcome<bool> task_store::ping() {
   return guarded([&]() -> outcome<bool> {
     auto replies = impl_->conn.run({{"PING"}});

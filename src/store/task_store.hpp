@@ -115,6 +115,9 @@ public:
   bool held() const;
   /// Ends a hold: the next call connects and tries Redis again.
   void release();
+  /// Whether the last operation failed before any of it reached Redis
+  /// (held, or no connection could be made): nothing to undo.
+  bool last_call_unsent() const;
 
   /// PING. Errors: store_unavailable.
   outcome<bool> ping();

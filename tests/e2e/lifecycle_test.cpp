@@ -453,6 +453,23 @@ BOOST_AUTO_TEST_CASE(a_node_past_its_grace_exits_without_waiting_for_libvips) {
 // At a shutdown with Redis away, the undo of a refused submission (its
 // client got 503; Redis may still have stored it) is not one of the
 // unfinished tasks' writes: the final lines count and word them apart.
+// Redis never reachable (nothing listens on its port): a refused
+// submission never reached it, so there is nothing to undo, and neither
+// the undo nor its failure at shutdown is logged (both were, for a write
+// that could not have been made).
+BOOST_AUTO_TEST_CASE(a_submission_that_never_reached_redis_is_not_undone) {
+  resized_server srv(free_port(), {}, "never-reached");
+  check_error(submit_raw(srv, small_photo_bytes(), "image/jpeg"), 503,
+              "store_unavailable");
+  int status = srv.process().stop(SIGTERM, std::chrono::seconds{20});
+  auto log_text = srv.process().log();
+  BOOST_TEST_CONTEXT("waitpid status " << status << ", log:\n" << log_text) {
+    BOOST_TEST(WIFEXITED(status));
+    BOOST_TEST(lines_with(log_text, {"refused submissions"}) == 0u);
+    BOOST_TEST(lines_with(log_text, {"forget_accepted"}) == 0u);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(shutdown_with_redis_away_words_undos_apart) {
   redis_server redis;
   resized_server srv(redis.port(), {}, "shutdown-undo");
