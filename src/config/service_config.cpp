@@ -495,7 +495,7 @@ std::vector<std::string> service_config::load(int argc, char** argv,
         "http.address = '{}' is not an IPv4 or IPv6 address (e.g. 0.0.0.0, "
         "127.0.0.1, ::)",
         http_address_));
-  c.range("http.port", http_port_, 0, 65535, h.port);
+  c.range("http.port", http_port_, 1, 65535, h.port);
   h.public_url = http_public_url_;
   if (!h.public_url.empty())
     if (auto problem = public_url_problem(h.public_url); !problem.empty())
