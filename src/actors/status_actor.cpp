@@ -845,7 +845,8 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         return true;
       },
       [=](ping_atom, ping_replier& reply) {
-        auto res = self->state.store->ping();
+        // A write, not a PING: ready means submissions can be stored.
+        auto res = self->state.store->ping_writable();
         if (!res)
           count_redis_error(self);
         reply(std::move(res));

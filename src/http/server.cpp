@@ -743,7 +743,8 @@ struct server::impl {
     return restinio::request_accepted();
   }
 
-  // Ready: Redis answers PING and some node has resize workers. Otherwise
+  // Ready: Redis takes a write (a PING answers at maxmemory too, where
+  // every submission is refused) and some node has resize workers. Otherwise
   // 503 store_unavailable or no_workers, with the reason; never 504 (a
   // probe wants ready or not: a late answer is "not ready").
   handling on_ready(const req_handle& req) {
@@ -753,7 +754,7 @@ struct server::impl {
           if (!pong || !pong.value()) {
             // Redis' address and its words go to the log, not to whoever
             // asks (/readyz is open): as for submissions and lookups.
-            auto why = pong ? std::string{"Redis did not answer PING"}
+            auto why = pong ? std::string{"Redis did not take a write"}
                             : pong.error().message;
             send_not_ready(ctx,
                            {error_code::store_unavailable,

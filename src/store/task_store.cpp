@@ -253,6 +253,19 @@ outcome<bool> task_store::ping() {
   });
 }
 
+outcome<bool> task_store::ping_writable() {
+  return guarded([&]() -> outcome<bool> {
+    auto key = settings_.key_prefix + "readyz";
+    auto replies = impl_->conn.run({{"SET", key, "1", "PX", "10000"}});
+    if (!replies)
+      return std::move(replies).error();
+    const auto& reply = *replies.value().front();
+    if (reply.type == REDIS_REPLY_ERROR)
+      return reply_error(impl_->conn, reply);
+    return true;
+  });
+}
+
 namespace {
 
 // KEYS[1] a task's record, ARGV[1] the TTL in seconds, ARGV[2..] its fields

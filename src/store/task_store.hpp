@@ -122,6 +122,12 @@ public:
   /// PING. Errors: store_unavailable.
   outcome<bool> ping();
 
+  /// Whether Redis takes writes (for /readyz): a SET of `<prefix>readyz`
+  /// (kept 10 s), which Redis refuses at maxmemory (noeviction) or on a
+  /// read-only replica, where PING still answers. Errors: store_unavailable
+  /// with Redis' error.
+  outcome<bool> ping_writable();
+
   /// Writes the whole record (HSET all fields, EXPIRE ttl) in one round trip.
   /// A final record goes in one script that also announces it on
   /// finished_channel and, with `pending_node`, forgets the task's input and

@@ -465,8 +465,15 @@ BOOST_AUTO_TEST_CASE(a_result_redis_refuses_fails_its_task_and_nothing_else) {
       check_error(full, 503, "store_unavailable").find("out of memory") !=
           std::string::npos,
       full.body);
+  // Not ready meanwhile (Redis still answers PING): a load balancer sends
+  // the next submission elsewhere. Redis' words go to the log only.
+  check_error(http_get(srv.url("/readyz")), 503, "store_unavailable");
+  BOOST_TEST(lines_with(srv.process().log(),
+                        {"readiness changed", "OOM command not allowed"}) >= 1u,
+             srv.process().log());
   BOOST_TEST(redis.command("CONFIG SET maxmemory 41943040").find("OK") !=
              std::string::npos);
+  BOOST_TEST(http_get(srv.url("/readyz")).status == 200);
   // The node still takes and finishes work that fits.
   auto next =
       accepted_token(submit_raw(srv, corpus_photo(small_photo), "image/jpeg"));
