@@ -14,6 +14,7 @@
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "common/text.hpp"
+#include "http/accept_limiter.hpp"
 #include "http/assets.hpp"
 #include "http/auth.hpp"
 #include "http/connection_limit.hpp"
@@ -35,10 +36,18 @@ namespace {
 // either: at error level they would fill the error log. A "prepare
 // connection error" is a connection the socket refused for its client's
 // share of connections (expect_continue.hpp), which it logs itself: debug.
-// The rest (socket, handler and write errors) stay errors.
+// A connection its client reset or left (ECONNRESET, EPIPE, ENOTCONN: a
+// client that timed out, gave up a long poll or an upload, a TCP health
+// check or a port scan, which reset right after connecting) is the
+// client's doing, one line each: debug. The rest (other socket errors,
+// handler and write errors) stay errors.
 log::level restinio_error_level(std::string_view line) {
   if (line.find("] prepare connection error: ") != std::string_view::npos)
     return log::level::debug;
+  for (const char* client_gone : {"Connection reset by peer", "Broken pipe",
+                                  "Transport endpoint is not connected"})
+    if (line.find(client_gone) != std::string_view::npos)
+      return log::level::debug;
   auto at = line.find("] parser error ");
   if (at == std::string_view::npos)
     return log::level::error;
@@ -136,6 +145,8 @@ private:
 
 struct traits : restinio::default_traits_t {
   using stream_socket_t = continue_socket; // answers Expect: 100-continue
+  // Selects resized's limiter of parallel connections (accept_limiter.hpp).
+  using strand_t = accept_strand;
   using logger_t = restinio_logger;
   using request_handler_t = checked_router;
   using connection_state_listener_t = connection_closes;

@@ -834,6 +834,45 @@ BOOST_AUTO_TEST_CASE(idle_connections_past_the_soft_file_limit) {
   BOOST_TEST(http_get(health).status == 200);
 }
 
+// Clients that reset the connection right after connecting (a TCP health
+// check, `nmap -sT`): RESTinio's own limiter counted each such accept
+// against http.max-connections for good (asking the socket for its peer
+// threw), and after that many resets the node accepted nothing more. Now
+// the count is given back, and the resets are not logged as errors.
+BOOST_AUTO_TEST_CASE(connections_reset_at_once_do_not_use_up_the_limit) {
+  resized_server node(
+      env::get().redis.port(),
+      {"--http.max-connections=16", "--cluster.node-name=resets-at-once"},
+      "resets");
+  for (int i = 0; i < 200; ++i) {
+    int fd = connect_loopback(node.port());
+    BOOST_TEST_REQUIRE(fd >= 0);
+    linger reset{1, 0}; // close(2) sends RST
+    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    ::close(fd);
+  }
+  // On a new connection (behind the resets in the listen queue), with a
+  // deadline: a node past its limit never accepts it.
+  int fd = connect_loopback(node.port());
+  BOOST_TEST_REQUIRE(fd >= 0);
+  timeval limit{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  std::string request =
+      "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  BOOST_TEST_REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+                     static_cast<ssize_t>(request.size()));
+  std::string answer;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0)
+    answer.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  BOOST_TEST(answer.rfind("HTTP/1.1 200", 0) == 0,
+             "answer: " << answer << "\nlog:\n"
+                        << node.process().log().substr(0, 4000));
+  BOOST_TEST(lines_with(node.process().log(), {"level=error"}) == 0u);
+}
+
 // A limit that cannot hold http.max-connections is refused at start-up.
 BOOST_AUTO_TEST_CASE(a_file_limit_below_max_connections_is_refused) {
   std::string output;
