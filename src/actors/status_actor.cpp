@@ -145,6 +145,29 @@ void note_unstored(const task_record& rec, uint64_t bytes, const failure& err) {
               {"error", err.message}});
 }
 
+// Whether a result write can never be made, so that its task ends FAILURE
+// result_not_stored instead of being kept for a retry: Redis refused it for
+// memory (refused), or the image a twin's result points at is gone (the
+// store's result_not_stored: its twin's record expired meanwhile).
+bool never_stored(const failure& err) {
+  return refused(err) || err.code == error_code::result_not_stored;
+}
+
+// `rec`'s FAILURE when its result write can never be made (never_stored),
+// logged and counted.
+task_record result_failed(task_record rec, uint64_t bytes, const failure& err) {
+  if (err.code != error_code::result_not_stored) {
+    note_unstored(rec, bytes, err);
+    return unstored(std::move(rec), bytes);
+  }
+  log::warn("identical task's result gone before it was shared: the task "
+            "ends FAILURE",
+            {{"token", rec.token},
+             {"from", rec.image_token},
+             {"code", to_string(error_code::result_not_stored)}});
+  return not_stored(std::move(rec), err.message);
+}
+
 void schedule_flush(status_actor_type* self) {
   auto& st = self->state;
   if (st.flush_scheduled || st.unwritten.empty())
@@ -194,16 +217,17 @@ bool flush_unwritten(status_actor_type* self) {
     st.flush_refused = !res && refused(res.error());
     if (!res) {
       count_redis_error(self);
-      if (!refused(res.error()) || w.what != unwritten_write::kind::result)
+      if (!never_stored(res.error()) || w.what != unwritten_write::kind::result)
         return false;
-      // A result Redis has no memory for (it may never have): its task's
-      // FAILURE record takes its place, tried next (a record is small: it
-      // lands once Redis has any room, and waits for it like the rest).
+      // A result Redis has no memory for (it may never have), or a twin's
+      // whose image is gone: its task's FAILURE record takes its place,
+      // tried next (a record is small: it lands once Redis has any room,
+      // and waits for it like the rest).
       auto bytes = w.image->size();
       st.unwritten_bytes -= bytes;
-      note_unstored(w.record, bytes, res.error());
-      w = {unwritten_write::kind::record, unstored(std::move(w.record), bytes),
-           nullptr, std::string{}};
+      w = {unwritten_write::kind::record,
+           result_failed(std::move(w.record), bytes, res.error()), nullptr,
+           std::string{}};
       st.cache->erase_image(w.record.token);
       if (st.cache->record(w.record.token))
         cache_record(st, w.record, expiry(st));
@@ -726,10 +750,11 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         if (auto res =
                 st.store->put_result(rec, *image, st.ttl, st.node, content);
             !res) {
-          if (refused(res.error())) {
-            count_redis_error(self);
-            note_unstored(rec, image->size(), res.error());
-            auto failed = unstored(std::move(rec), image->size());
+          if (never_stored(res.error())) {
+            if (refused(res.error()))
+              count_redis_error(self);
+            auto failed =
+                result_failed(std::move(rec), image->size(), res.error());
             auto w = put_final(self, failed);
             if (w != written::superseded)
               record_written(self, std::move(failed), expires,
@@ -752,8 +777,10 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
             return;
           }
         }
-        auto token = rec.token;
-        st.cache->put_image(token, {image, expires});
+        // A twin's result is the image it points at (cached under that
+        // token if at all), not bytes of its own.
+        if (rec.image_token.empty())
+          st.cache->put_image(rec.token, {image, expires});
         record_written(self, std::move(rec), expires, stored);
       },
       [=](clone_atom, const std::string& original, task_record& rec,
@@ -763,25 +790,22 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         if (!found || !found.value() ||
             found.value()->status != task_status::success)
           return false;
-        auto img = find_image(self, original);
-        if (!img || !img.value())
-          return false;
-        auto bytes = std::move(*img.value());
+        // No copy of the image: the record points at it (copy_result), and
+        // the store keeps it a full ttl from now, or says it is gone (then
+        // the task runs after all). The index moves to this task's record.
         copy_result(*found.value(), rec);
         rec.started_at_ms = rec.finished_at_ms = now_ms();
-        // The index moves to the copy: it lives a full ttl from now.
-        if (auto res =
-                st.store->put_result(rec, *bytes, st.ttl, st.node, content);
+        if (auto res = st.store->put_result(rec, std::string{}, st.ttl, st.node,
+                                            content);
             !res) {
-          note_store_error(self, "put_result", rec.token, res.error());
+          if (res.error().code != error_code::result_not_stored)
+            note_store_error(self, "put_result", rec.token, res.error());
           return false;
         } else if (!res.value()) {
           take_stored_final(self, rec.token); // it ended meanwhile
           return true;
         }
-        auto expires = expiry(st);
-        st.cache->put_image(rec.token, {bytes, expires});
-        record_written(self, std::move(rec), expires);
+        record_written(self, std::move(rec), expiry(st));
         return true;
       },
       [=](watch_atom) {

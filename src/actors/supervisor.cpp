@@ -300,29 +300,34 @@ void on_done(self_ptr self, const std::string& token, uint32_t attempt,
              {"jpeg_dc_scans", done.jpeg_dc_scans}});
   st.open.erase(rec.token);
   counted_done(self, rec.token);
-  if (auto f = st.followers.find(rec.token); f != st.followers.end()) {
-    // Duplicates submitted while this task ran get the same result.
-    for (auto& w : f->second) {
-      counted_done(self, w.token);
-      copy_result(rec, w);
-      // It waited from its own submission (the twin may have started first).
-      w.started_at_ms = std::max(rec.started_at_ms, w.submitted_at_ms);
-      w.finished_at_ms = rec.finished_at_ms;
-      ++st.succeeded;
-      metrics::task_finished(-1, -1, -1, -1,
-                             (w.finished_at_ms - w.submitted_at_ms) / 1e3,
-                             w.input_bytes, w.output_bytes);
-      log::info("task finished (result shared)", {{"token", w.token},
-                                                  {"task_status", "SUCCESS"},
-                                                  {"from", rec.token}});
-      self->send(st.status, result_atom::value, std::move(w), done.output,
-                 std::string{});
-    }
+  auto f = st.followers.find(rec.token);
+  std::vector<task_record> followers;
+  if (f != st.followers.end()) {
+    followers = std::move(f->second);
     st.followers.erase(f);
   }
-  // The content index (Redis) then knows this result for every API node.
-  self->send(st.status, result_atom::value, std::move(rec),
-             std::move(done.output), std::move(content));
+  // The result first: the duplicates' records point at its image. The
+  // content index (Redis) then knows it for every API node.
+  self->send(st.status, result_atom::value, rec, std::move(done.output),
+             std::move(content));
+  // Duplicates submitted while this task ran get the same result: their
+  // records point at its image (copy_result), no bytes of their own.
+  for (auto& w : followers) {
+    counted_done(self, w.token);
+    copy_result(rec, w);
+    // It waited from its own submission (the twin may have started first).
+    w.started_at_ms = std::max(rec.started_at_ms, w.submitted_at_ms);
+    w.finished_at_ms = rec.finished_at_ms;
+    ++st.succeeded;
+    metrics::task_finished(-1, -1, -1, -1,
+                           (w.finished_at_ms - w.submitted_at_ms) / 1e3,
+                           w.input_bytes, w.output_bytes);
+    log::info(
+        "task finished (result shared)",
+        {{"token", w.token}, {"task_status", "SUCCESS"}, {"from", rec.token}});
+    self->send(st.status, result_atom::value, std::move(w), std::string{},
+               std::string{});
+  }
 }
 
 void on_error(self_ptr self, const std::string& token, uint32_t attempt,

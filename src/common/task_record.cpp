@@ -42,6 +42,7 @@ void copy_result(const task_record& from, task_record& to) {
   to.output_bytes = from.output_bytes;
   to.etag = from.etag;
   to.node = from.node;
+  to.image_token = from.image_token.empty() ? from.token : from.image_token;
 }
 
 std::string format_timestamp(int64_t unix_ms) {

@@ -35,6 +35,11 @@ struct task_record {
   int height = 0;            // actual output height
   uint64_t output_bytes = 0; // size of the encoded result
   std::string etag;          // strong ETag of the result bytes
+  // The token whose image is this task's result when identical work gave
+  // it (copy_result): the twin's record points at that image instead of
+  // storing its own copy ("" = its own image). Kept in Redis; not sent to
+  // other nodes (like `attempts`: records stay with API nodes and Redis).
+  std::string image_token;
   // -- set on FAILURE --
   std::string error_code; // snake_case, see error_code.hpp
   std::string error_message;
@@ -49,9 +54,10 @@ struct task_record {
   uint32_t attempts = 0;
 };
 
-/// Makes `to` a SUCCESS carrying `from`'s result (size, bytes, ETag, node):
-/// identical work answered by an earlier task. `to` keeps its own token,
-/// options and timestamps.
+/// Makes `to` a SUCCESS carrying `from`'s result (size, ETag, node, and
+/// the image: `from`'s own, or the one `from` points at): identical work
+/// answered by an earlier task. `to` keeps its own token, options and
+/// timestamps.
 void copy_result(const task_record& from, task_record& to);
 
 /// ISO-8601 UTC with milliseconds, e.g. "2026-11-29T05:40:01.123Z".

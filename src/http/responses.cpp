@@ -54,7 +54,9 @@ std::string accepted_body(const std::string& token) {
 }
 
 std::string image_path(const task_record& rec) {
-  return "/api/v1/images/" + rec.token + "." +
+  // A twin's result is the image of the task it shares it with.
+  const auto& owner = rec.image_token.empty() ? rec.token : rec.image_token;
+  return "/api/v1/images/" + owner + "." +
          std::string{imaging::extension(rec.options.format)};
 }
 

@@ -42,6 +42,7 @@ field_list encode_fields(const task_record& rec) {
       {"height", std::to_string(rec.height)},
       {"output_bytes", std::to_string(rec.output_bytes)},
       {"etag", rec.etag},
+      {"image_token", rec.image_token},
       {"error_code", rec.error_code},
       {"error_message", rec.error_message},
       {"submitted_at", std::to_string(rec.submitted_at_ms)},
@@ -85,6 +86,8 @@ outcome<task_record> decode_fields(const field_list& fields) {
       ok = parse_int(value, rec.output_bytes);
     } else if (name == "etag") {
       rec.etag = value;
+    } else if (name == "image_token") {
+      rec.image_token = value;
     } else if (name == "error_code") {
       rec.error_code = value;
     } else if (name == "error_message") {

@@ -424,7 +424,25 @@ outcome<bool> task_store::put_result(const task_record& rec,
   return guarded([&]() -> outcome<bool> {
     if (auto err = check_args(rec.token, ttl))
       return *err;
-    return final_write(rec, ttl, pending_node, &image, content);
+    if (rec.image_token.empty())
+      return final_write(rec, ttl, pending_node, &image, content);
+    // A twin's result: the image it points at lives as long as its record
+    // from now (and that image's record, which identical work reads).
+    auto source_image = image_key(settings_.key_prefix, rec.image_token);
+    auto source_record = task_key(settings_.key_prefix, rec.image_token);
+    auto ttl_text = std::to_string(ttl.count());
+    auto replies = impl_->conn.run({{"EXPIRE", source_image, ttl_text},
+                                    {"EXPIRE", source_record, ttl_text}});
+    if (!replies)
+      return std::move(replies).error();
+    if (auto* err = first_error(replies.value()))
+      return reply_error(impl_->conn, *err);
+    const auto& kept = *replies.value().front();
+    if (kept.type != REDIS_REPLY_INTEGER || kept.integer != 1)
+      return failure{error_code::result_not_stored,
+                     "the identical task's result expired before it could "
+                     "be shared: submit the image again"};
+    return final_write(rec, ttl, pending_node, nullptr, content);
   });
 }
 

@@ -142,6 +142,10 @@ public:
   /// script), both with `ttl`; `pending_node`, the announcement and false
   /// (a final record stood: nothing written) as for put_record. With a
   /// `content` key, the content index points at this token (same ttl).
+  /// A twin's record (rec.image_token set) is written without an image
+  /// (`image` is not read): the image it points at, and that image's
+  /// record, are kept `ttl` from now; if that image is gone the answer is
+  /// result_not_stored and nothing is written.
   outcome<bool> put_result(const task_record& rec, const std::string& image,
                            std::chrono::seconds ttl,
                            const std::string& pending_node = {},

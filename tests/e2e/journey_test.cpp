@@ -321,8 +321,12 @@ BOOST_AUTO_TEST_CASE(public_url_makes_absolute_urls) {
       submit_json(pub, base64_encode(corpus_photo(small_photo))));
   BOOST_TEST_REQUIRE(!token.empty());
   auto out = finish(pub, token);
-  BOOST_TEST(out.url ==
-             "http://example.test:5000/api/v1/images/" + token + ".jpg");
+  // Its own token, or the one of an earlier task of this suite with the
+  // same photo and options (identical work shares that task's image).
+  const std::string base = "http://example.test:5000/api/v1/images/";
+  BOOST_TEST(out.url.rfind(base, 0) == 0, out.url);
+  BOOST_TEST(out.url.size() == base.size() + 36 + 4, out.url);
+  BOOST_TEST(out.url.substr(out.url.size() - 4) == ".jpg", out.url);
   BOOST_TEST(out.info.width == 100);
   BOOST_TEST(out.info.height == 100);
 }

@@ -75,7 +75,13 @@ BOOST_AUTO_TEST_CASE(duplicates_share_one_resize) {
     BOOST_TEST((o.image.body == outs[0].image.body));
     BOOST_TEST(o.image.header("etag") == outs[0].image.header("etag"));
   }
-  BOOST_TEST(outs[1].url != outs[0].url); // own token, own URL
+  // One image: the twins' records point at the first one's, and Redis
+  // holds no copy under their tokens.
+  BOOST_TEST(outs[1].url == outs[0].url);
+  BOOST_TEST(outs[2].url == outs[0].url);
+  for (int i = 1; i < 3; ++i)
+    BOOST_TEST(env::get().redis.command("EXISTS resized:image:" + tokens[i]) ==
+               ":0\r\n");
   for (auto& t : tokens) { // a twin never starts before it was submitted
     auto rec = parse_json(wait_final(srv, t).body);
     BOOST_TEST(json_string(rec, "started_at") >=
@@ -108,6 +114,46 @@ BOOST_AUTO_TEST_CASE(a_finished_twin_is_copied_before_the_202) {
   BOOST_TEST(redis_bytes_in(e.redis) - before < 1000000);
   auto out = finish(e.server, late);
   BOOST_TEST((out.image.body == first.image.body));
+  BOOST_TEST(out.url == first.url); // the first one's image, not a copy
+  BOOST_TEST(e.redis.command("EXISTS resized:image:" + late) == ":0\r\n");
+}
+
+// A twin's record points at the first one's image (no copy), which then
+// lives a full result-ttl from the twin's submission. Fifty of them store
+// no image of their own (each was a full copy: 50 x 20 MB for a 62 KB
+// upload asked for as a 4096x4096 PNG). When that image is gone (expired,
+// evicted), the next twin is resized again and stores its own.
+BOOST_AUTO_TEST_CASE(twins_of_a_finished_task_store_no_copies) {
+  auto& e = env::get();
+  auto photo = corpus_photo("opencv__squirrel_cls.jpg");
+  const std::string query = "?width=1200&height=1200&mode=force&format=png";
+  auto first =
+      finish(e.server,
+             accepted_token(submit_raw(e.server, photo, "image/jpeg", query)));
+  auto first_token = url_path(first.url).substr(15, 36);
+  BOOST_TEST(e.redis.command("EXPIRE resized:image:" + first_token + " 100") ==
+             ":1\r\n");
+  std::vector<std::string> twins;
+  for (int i = 0; i < 50; ++i) {
+    auto token =
+        accepted_token(submit_raw(e.server, photo, "image/jpeg", query));
+    BOOST_TEST_REQUIRE(!token.empty());
+    twins.push_back(token);
+  }
+  for (const auto& token : twins) {
+    auto out = finish(e.server, token);
+    BOOST_TEST(out.url == first.url);
+    BOOST_TEST(e.redis.command("EXISTS resized:image:" + token) == ":0\r\n");
+  }
+  // The image lives as long as the twins' records now.
+  auto ttl = e.redis.command("TTL resized:image:" + first_token);
+  BOOST_TEST(std::stol(ttl.substr(1)) > 1000, ttl);
+  // Gone: the next twin is resized and keeps an image of its own.
+  e.redis.command("DEL resized:image:" + first_token);
+  auto again = accepted_token(submit_raw(e.server, photo, "image/jpeg", query));
+  auto out = finish(e.server, again);
+  BOOST_TEST(url_path(out.url).find(again) != std::string::npos, out.url);
+  BOOST_TEST((out.image.body == first.image.body));
 }
 
 // Another API node on the same Redis (or this one after a restart: an empty
@@ -127,7 +173,7 @@ BOOST_AUTO_TEST_CASE(a_twin_finished_on_another_api_node_is_reused) {
   BOOST_REQUIRE(!late.empty());
   auto out = finish(other, late);
   BOOST_TEST((out.image.body == first.image.body));
-  BOOST_TEST(out.url != first.url);
+  BOOST_TEST(out.url == first.url); // its image, not a copy
   BOOST_TEST(cluster_total(other, "reused") == 1);
   BOOST_TEST(resizes_done(other) == 0);
   // Its stored input is gone with the copy.

@@ -69,6 +69,7 @@ void check_equal(const task_record& a, const task_record& b) {
   BOOST_TEST(a.height == b.height);
   BOOST_TEST(a.output_bytes == b.output_bytes);
   BOOST_TEST(a.etag == b.etag);
+  BOOST_TEST(a.image_token == b.image_token);
   BOOST_TEST(a.error_code == b.error_code);
   BOOST_TEST(a.error_message == b.error_message);
   BOOST_TEST(a.submitted_at_ms == b.submitted_at_ms);
@@ -167,8 +168,9 @@ BOOST_AUTO_TEST_CASE(key_layout) {
 
 BOOST_AUTO_TEST_CASE(codec_round_trip_every_field) {
   auto rec = full_record("6f1c2f7e-9a43-4b1a-8f3e-0c2d4e5f6a7b");
+  rec.image_token = "0f1c2f7e-9a43-4b1a-8f3e-0c2d4e5f6a7b";
   auto fields = encode_fields(rec);
-  BOOST_TEST(fields.size() == 19u);
+  BOOST_TEST(fields.size() == 20u);
   auto decoded = decode_fields(fields);
   BOOST_TEST_REQUIRE(decoded.ok());
   check_equal(decoded.value(), rec);
