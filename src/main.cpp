@@ -50,6 +50,7 @@
 #include "common/metrics.hpp"
 #include "config/service_config.hpp"
 #include "config/tls_check.hpp"
+#include "http/responses.hpp"
 #include "http/server.hpp"
 #include "imaging/pipeline.hpp"
 #include "openssl_calls.hpp"
@@ -464,6 +465,7 @@ int main(int argc, char** argv) {
   log::format log_fmt = log::format::logfmt;
   log::parse_format(cfg.log_format, log_fmt);
   log::set_format(log_fmt);
+  http::set_access_lines(cfg.log_access);
   auto& cl = cfg.cluster;
   bool default_name = cl.node_name.empty();
   if (default_name)

@@ -190,7 +190,10 @@ service_config::service_config() {
       .add(log_level_, "level",
            "trace, debug, info, warn, error or off (default info)")
       .add(log_format_, "format",
-           "logfmt (default) or json (one JSON object per line)");
+           "logfmt (default) or json (one JSON object per line)")
+      .add(log_access_, "access",
+           "access lines (info): all (default), errors (4xx and 5xx "
+           "answers only) or off");
 }
 
 namespace {
@@ -853,6 +856,10 @@ std::vector<std::string> service_config::load(int argc, char** argv,
     errors.push_back(fmt::format("log.format = '{}' is not one of logfmt, json",
                                  log_format_));
   out.log_format = log_format_;
+  if (log_access_ != "all" && log_access_ != "errors" && log_access_ != "off")
+    errors.push_back(fmt::format(
+        "log.access = '{}' is not one of all, errors, off", log_access_));
+  out.log_access = log_access_;
 
   // TLS on the cluster port: CAF's openssl.* keys, which CAF only reads
   // once its OpenSSL module is loaded (main does when they are set on an

@@ -110,6 +110,7 @@ private:
   int64_t defaults_quality_ = 85;
   std::string log_level_ = "info";
   std::string log_format_ = "logfmt";
+  std::string log_access_ = "all";
   int64_t shutdown_grace_ = 20;
   std::string auth_api_keys_;
   bool auth_protect_metrics_ = false;

@@ -180,6 +180,7 @@ struct service_settings {
   imaging::resize_options defaults; // defaults.width/height/mode/format/quality
   std::string log_level = "info";   // log.level
   std::string log_format = "logfmt";       // log.format: logfmt or json
+  std::string log_access = "all";          // log.access: all, errors or off
   std::chrono::seconds shutdown_grace{20}; // shutdown.grace: in-flight tasks
                                            // may finish for this long
   /// cluster.role = worker: the keys of the task policy ([limits],

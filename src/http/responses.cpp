@@ -1,5 +1,6 @@
 #include "http/responses.hpp"
 
+#include <atomic>
 #include <random>
 #include <vector>
 
@@ -225,9 +226,20 @@ std::string clipped(std::string_view text, size_t size) {
   return fmt::format("{}...({} bytes)", text.substr(0, max), size);
 }
 
+namespace {
+// log.access, as a status floor: an answer below it gets no access line
+// (0 = all, 400 = errors only, 1000 = none).
+std::atomic<int> access_floor{0};
+} // namespace
+
+void set_access_lines(const std::string& which) {
+  access_floor = which == "off" ? 1000 : which == "errors" ? 400 : 0;
+}
+
 void record_access(const access_entry& e) {
   metrics::http_request(e.route, e.status, e.seconds);
-  if (!log::enabled(log::level::info))
+  if (e.status < access_floor.load(std::memory_order_relaxed) ||
+      !log::enabled(log::level::info))
     return;
   auto path = clipped(e.path, e.path_bytes);
   auto token = clipped(e.token);

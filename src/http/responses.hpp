@@ -61,8 +61,12 @@ inline std::string clipped(std::string_view text) {
 }
 
 /// Counts `e` in the HTTP metrics and, at info level, writes its access
-/// line: the one place both the router's answers and the socket layer's
-/// early ones go through.
+/// line (as set_access_lines says): the one place both the router's
+/// answers and the socket layer's early ones go through.
 void record_access(const access_entry& e);
+
+/// log.access: "all" (default), "errors" (4xx and 5xx answers only) or
+/// "off". Set once at start-up.
+void set_access_lines(const std::string& which);
 
 } // namespace resized::http

@@ -707,6 +707,41 @@ BOOST_AUTO_TEST_CASE(refusals_are_warned_once_per_burst) {
   }
 }
 
+// log.access=errors: access lines for 4xx and 5xx answers only (the rest
+// of the info lines stay); log.access=off: none. /metrics counts all.
+BOOST_AUTO_TEST_CASE(access_lines_can_be_limited_to_errors_or_off) {
+  redis_server redis;
+  for (std::string which : {"errors", "off"}) {
+    resized_server node{
+        redis.port(), {"--log.access=" + which}, "obs-access-" + which};
+    auto ok_id = "fine-" + random_uuid();
+    auto bad_id = "missing-" + random_uuid();
+    BOOST_TEST(
+        http_get(node.url("/healthz"), {"X-Request-Id: " + ok_id}).status ==
+        200);
+    BOOST_TEST(http_get(node.url("/api/v1/resize/" + random_uuid()),
+                        {"X-Request-Id: " + bad_id})
+                   .status == 404);
+    // A line after both: the access lines, if any, are written by then.
+    auto token =
+        accepted_token(submit_raw(node, small_photo_bytes(), "image/jpeg"));
+    BOOST_TEST_REQUIRE(!token.empty());
+    BOOST_TEST_REQUIRE(!wait_log_line(node.process(), "task accepted",
+                                      std::chrono::milliseconds{5000})
+                            .empty());
+    auto log_text = node.process().log();
+    BOOST_TEST_CONTEXT(which << " log:\n" << log_text) {
+      BOOST_TEST(lines_with(log_text, {"request_id=" + ok_id}) == 0u);
+      BOOST_TEST(lines_with(log_text, {"msg=request", "request_id=" + bad_id,
+                                       "status=404"}) ==
+                 (which == "errors" ? 1u : 0u));
+      BOOST_TEST(lines_with(log_text, {"level=info", "task accepted"}) >= 1u);
+    }
+    auto metrics = http_get(node.url("/metrics")).body;
+    BOOST_TEST(metrics.find("code=\"404\"") != std::string::npos);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(failed_requests_are_warned_at_log_level_warn) {
   // An operator who turns the access lines off (log.level=warn) still sees
   // the failures: the warning does not depend on the info level.

@@ -251,6 +251,7 @@ BOOST_AUTO_TEST_CASE(invalid_values_name_their_key) {
   expect_rejected("--defaults.quality=0", "defaults.quality");
   expect_rejected("--defaults.width=5000", "defaults.width");
   expect_rejected("--log.level=loud", "log.level");
+  expect_rejected("--log.access=some", "log.access");
   expect_rejected("--cluster.role=leader", "cluster.role");
   expect_rejected("--http.public-url=ftp://x", "http.public-url");
   expect_rejected("--queue.capacity=0", "queue.capacity");
