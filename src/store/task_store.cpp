@@ -241,28 +241,29 @@ bool task_store::last_call_unsent() const {
   return impl_->conn.last_run_unsent();
 }
 
+namespace {
+
+// Runs one command whose answer only says it worked: true, or the error.
+outcome<bool> run_answered(redis_connection& conn, const command& cmd) {
+  auto replies = conn.run({cmd});
+  if (!replies)
+    return std::move(replies).error();
+  const auto& reply = *replies.value().front();
+  if (reply.type == REDIS_REPLY_ERROR)
+    return reply_error(conn, reply);
+  return true;
+}
+
+} // namespace
+
 outcome<bool> task_store::ping() {
-  return guarded([&]() -> outcome<bool> {
-    auto replies = impl_->conn.run({{"PING"}});
-    if (!replies)
-      return std::move(replies).error();
-    const auto& reply = *replies.value().front();
-    if (reply.type == REDIS_REPLY_ERROR)
-      return reply_error(impl_->conn, reply);
-    return true;
-  });
+  return guarded([&] { return run_answered(impl_->conn, {"PING"}); });
 }
 
 outcome<bool> task_store::ping_writable() {
-  return guarded([&]() -> outcome<bool> {
+  return guarded([&] {
     auto key = settings_.key_prefix + "readyz";
-    auto replies = impl_->conn.run({{"SET", key, "1", "PX", "10000"}});
-    if (!replies)
-      return std::move(replies).error();
-    const auto& reply = *replies.value().front();
-    if (reply.type == REDIS_REPLY_ERROR)
-      return reply_error(impl_->conn, reply);
-    return true;
+    return run_answered(impl_->conn, {"SET", key, "1", "PX", "10000"});
   });
 }
 

@@ -10,6 +10,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -43,6 +44,24 @@ std::vector<std::string> base_argv(uint16_t redis_port) {
           "--config-file=" + source_dir + "/config/development.ini",
           "--http.port=" + std::to_string(free_port()),
           "--redis.port=" + std::to_string(redis_port)};
+}
+
+// Starts a node on `redis_port`, runs `before` (stops that Redis, say), has
+// one submission refused for the store (503), stops the node with SIGTERM
+// and hands its log to `check`.
+void check_refused_then_stop(
+    uint16_t redis_port, const std::function<void()>& before,
+    const std::function<void(const std::string&)>& check) {
+  resized_server srv(redis_port, {}, "refused-stop");
+  before();
+  check_error(submit_raw(srv, small_photo_bytes(), "image/jpeg"), 503,
+              "store_unavailable");
+  int status = srv.process().stop(SIGTERM, std::chrono::seconds{20});
+  auto log_text = srv.process().log();
+  BOOST_TEST_CONTEXT("waitpid status " << status << ", log:\n" << log_text) {
+    BOOST_TEST(WIFEXITED(status));
+    check(log_text);
+  }
 }
 
 } // namespace
@@ -458,32 +477,23 @@ BOOST_AUTO_TEST_CASE(a_node_past_its_grace_exits_without_waiting_for_libvips) {
 // the undo nor its failure at shutdown is logged (both were, for a write
 // that could not have been made).
 BOOST_AUTO_TEST_CASE(a_submission_that_never_reached_redis_is_not_undone) {
-  resized_server srv(free_port(), {}, "never-reached");
-  check_error(submit_raw(srv, small_photo_bytes(), "image/jpeg"), 503,
-              "store_unavailable");
-  int status = srv.process().stop(SIGTERM, std::chrono::seconds{20});
-  auto log_text = srv.process().log();
-  BOOST_TEST_CONTEXT("waitpid status " << status << ", log:\n" << log_text) {
-    BOOST_TEST(WIFEXITED(status));
-    BOOST_TEST(lines_with(log_text, {"refused submissions"}) == 0u);
-    BOOST_TEST(lines_with(log_text, {"forget_accepted"}) == 0u);
-  }
+  check_refused_then_stop(
+      free_port(), [] {},
+      [](const std::string& log_text) {
+        BOOST_TEST(lines_with(log_text, {"refused submissions"}) == 0u);
+        BOOST_TEST(lines_with(log_text, {"forget_accepted"}) == 0u);
+      });
 }
 
 BOOST_AUTO_TEST_CASE(shutdown_with_redis_away_words_undos_apart) {
   redis_server redis;
-  resized_server srv(redis.port(), {}, "shutdown-undo");
-  redis.stop();
-  check_error(submit_raw(srv, small_photo_bytes(), "image/jpeg"), 503,
-              "store_unavailable");
-  int status = srv.process().stop(SIGTERM, std::chrono::seconds{20});
-  auto log_text = srv.process().log();
-  BOOST_TEST_CONTEXT("waitpid status " << status << ", log:\n" << log_text) {
-    BOOST_TEST(WIFEXITED(status));
-    BOOST_TEST(lines_with(log_text, {"level=warn", "refused submissions",
-                                     "left=1"}) == 1u);
-    BOOST_TEST(lines_with(log_text, {"redis writes still failing"}) == 0u);
-  }
+  check_refused_then_stop(
+      redis.port(), [&] { redis.stop(); },
+      [](const std::string& log_text) {
+        BOOST_TEST(lines_with(log_text, {"level=warn", "refused submissions",
+                                         "left=1"}) == 1u);
+        BOOST_TEST(lines_with(log_text, {"redis writes still failing"}) == 0u);
+      });
 }
 
 // A side left out follows the aspect ratio: the accepted line leaves it out
