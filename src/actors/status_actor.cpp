@@ -154,12 +154,19 @@ bool never_stored(const failure& err) {
 }
 
 // `rec`'s FAILURE when its result write can never be made (never_stored),
-// logged and counted.
-task_record result_failed(task_record rec, uint64_t bytes, const failure& err) {
+// logged and counted. A twin whose shared image is missing because that
+// task's own result was not stored (its FAILURE is cached here) says why
+// that one failed.
+task_record result_failed(const status_state& st, task_record rec,
+                          uint64_t bytes, const failure& err) {
   if (err.code != error_code::result_not_stored) {
     note_unstored(rec, bytes, err);
     return unstored(std::move(rec), bytes);
   }
+  if (auto source = st.cache->record(rec.image_token);
+      source && source->record.status == task_status::failure &&
+      source->record.error_code == to_string(error_code::result_not_stored))
+    return not_stored(std::move(rec), source->record.error_message);
   log::warn("identical task's result gone before it was shared: the task "
             "ends FAILURE",
             {{"token", rec.token},
@@ -226,7 +233,7 @@ bool flush_unwritten(status_actor_type* self) {
       auto bytes = w.image->size();
       st.unwritten_bytes -= bytes;
       w = {unwritten_write::kind::record,
-           result_failed(std::move(w.record), bytes, res.error()), nullptr,
+           result_failed(st, std::move(w.record), bytes, res.error()), nullptr,
            std::string{}};
       st.cache->erase_image(w.record.token);
       if (st.cache->record(w.record.token))
@@ -754,7 +761,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
             if (refused(res.error()))
               count_redis_error(self);
             auto failed =
-                result_failed(std::move(rec), image->size(), res.error());
+                result_failed(st, std::move(rec), image->size(), res.error());
             auto w = put_final(self, failed);
             if (w != written::superseded)
               record_written(self, std::move(failed), expires,

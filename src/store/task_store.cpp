@@ -427,18 +427,21 @@ outcome<bool> task_store::put_result(const task_record& rec,
       return *err;
     if (rec.image_token.empty())
       return final_write(rec, ttl, pending_node, &image, content);
-    // A twin's result: the image it points at lives as long as its record
-    // from now (and that image's record, which identical work reads).
+    // A twin's result: the image it points at lives at least as long as
+    // its record from now (and that image's record, which identical work
+    // reads). GT: never shortened (another API node may keep results
+    // longer); then whether it is still there.
     auto source_image = image_key(settings_.key_prefix, rec.image_token);
     auto source_record = task_key(settings_.key_prefix, rec.image_token);
     auto ttl_text = std::to_string(ttl.count());
-    auto replies = impl_->conn.run({{"EXPIRE", source_image, ttl_text},
-                                    {"EXPIRE", source_record, ttl_text}});
+    auto replies = impl_->conn.run({{"EXPIRE", source_image, ttl_text, "GT"},
+                                    {"EXPIRE", source_record, ttl_text, "GT"},
+                                    {"EXISTS", source_image}});
     if (!replies)
       return std::move(replies).error();
     if (auto* err = first_error(replies.value()))
       return reply_error(impl_->conn, *err);
-    const auto& kept = *replies.value().front();
+    const auto& kept = *replies.value().back();
     if (kept.type != REDIS_REPLY_INTEGER || kept.integer != 1)
       return failure{error_code::result_not_stored,
                      "the identical task's result expired before it could "

@@ -469,6 +469,52 @@ BOOST_FIXTURE_TEST_CASE(restore_open_writes_back_what_is_missing,
   BOOST_TEST(!store.restore_open(done, &input, node, 60s).ok());
 }
 
+// A twin's result (image_token set) stores no image: the one it points at
+// is kept at least `ttl` from now, never shortened (another API node may
+// keep results longer), and a missing one is result_not_stored, with
+// nothing written.
+BOOST_FIXTURE_TEST_CASE(a_twins_result_points_at_the_shared_image,
+                        store_fixture) {
+  auto first = full_record(random_token());
+  first.status = task_status::success;
+  first.error_code.clear();
+  first.error_message.clear();
+  BOOST_TEST_REQUIRE(store.put_result(first, "the image", 100s).value());
+  auto ttl_of = [&](const std::string& key) {
+    return std::stol(redis.command("TTL " + key).substr(1));
+  };
+  auto twin = first;
+  twin.token = random_token();
+  copy_result(first, twin);
+  BOOST_TEST(twin.image_token == first.token);
+  auto put = store.put_result(twin, std::string{}, 5s);
+  BOOST_TEST_REQUIRE(put.ok(), why(put));
+  BOOST_TEST(put.value());
+  BOOST_TEST(redis.command("EXISTS resized:image:" + twin.token) == ":0\r\n");
+  BOOST_TEST(ttl_of("resized:image:" + first.token) > 50); // not 5
+  BOOST_TEST(ttl_of("resized:task:" + first.token) > 50);
+  auto stored = store.get_record(twin.token);
+  BOOST_TEST_REQUIRE(stored.ok(), why(stored));
+  BOOST_TEST(stored.value()->image_token == first.token);
+  // A longer ttl lengthens both.
+  auto later = first;
+  later.token = random_token();
+  copy_result(twin, later); // a twin of the twin: the same image
+  BOOST_TEST(later.image_token == first.token);
+  BOOST_TEST_REQUIRE(store.put_result(later, std::string{}, 1000s).value());
+  BOOST_TEST(ttl_of("resized:image:" + first.token) > 900);
+  BOOST_TEST(ttl_of("resized:task:" + first.token) > 900);
+  // The image gone: result_not_stored, nothing written.
+  redis.command("DEL resized:image:" + first.token);
+  auto orphan = first;
+  orphan.token = random_token();
+  copy_result(first, orphan);
+  put = store.put_result(orphan, std::string{}, 100s);
+  BOOST_TEST_REQUIRE(!put.ok());
+  BOOST_TEST(put.error().code == error_code::result_not_stored);
+  BOOST_TEST(redis.command("EXISTS resized:task:" + orphan.token) == ":0\r\n");
+}
+
 // A feed whose connection is lost fails once, then subscribes again.
 BOOST_AUTO_TEST_CASE(a_feed_subscribes_again_after_redis_restarts) {
   test::redis_server own;
