@@ -72,6 +72,27 @@ BOOST_AUTO_TEST_CASE(other_headers_and_values_do_not_count) {
   BOOST_TEST(!due_at_once(post("Expect: 100-continue\r\n", "abc", "HTTP/1.0")));
 }
 
+// An Expect value longer than the 32 bytes kept is not 100-continue, fed
+// at once or byte by byte (the fuzzer's find: "100-continue", a folded line
+// of blanks, then more; fed byte by byte, the kept part ended in blanks
+// and matched).
+BOOST_AUTO_TEST_CASE(a_long_expect_value_does_not_count_however_it_arrives) {
+  for (const std::string& value :
+       {"100-continue\r\n" + std::string(20, ' ') + "K ed",
+        "100-continue" + std::string(21, ' ') + "x",
+        "100-continue" + std::string(40, ' ') + "x"}) {
+    auto stream = post("Expect: " + value + "\r\n", "abc");
+    BOOST_TEST(!due_at_once(stream), value);
+    std::vector<size_t> every;
+    for (size_t i = 1; i < stream.size(); ++i)
+      every.push_back(i);
+    BOOST_TEST(due_pieces(stream, every).empty(), value);
+  }
+  // Blanks after it, within what is kept: still 100-continue.
+  BOOST_TEST(due_at_once(
+      post("Expect: 100-continue" + std::string(10, ' ') + "\r\n", "abc")));
+}
+
 BOOST_AUTO_TEST_CASE(split_anywhere_it_is_due_once_when_the_block_ends) {
   auto stream = post("Expect: 100-continue\r\n", "0123456789");
   auto block_end = stream.find("\r\n\r\n") + 4;
