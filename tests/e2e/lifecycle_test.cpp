@@ -46,6 +46,19 @@ std::vector<std::string> base_argv(uint16_t redis_port) {
           "--redis.port=" + std::to_string(redis_port)};
 }
 
+// Waits (up to 90 s) for each of `tokens` to end, and checks it succeeded.
+void expect_all_succeed(const resized_server& srv,
+                        const std::vector<std::string>& tokens) {
+  auto finals = wait_all_final(srv, tokens, std::chrono::seconds{90});
+  for (const auto& token : tokens) {
+    auto& st = finals[token];
+    BOOST_TEST_CONTEXT("token " << token << " " << st.http_status << " "
+                                << st.error << " " << st.body) {
+      BOOST_TEST(st.status == "SUCCESS");
+    }
+  }
+}
+
 // Starts a node on `redis_port`, runs `before` (stops that Redis, say), has
 // one submission refused for the store (503), stops the node with SIGTERM
 // and hands its log to `check`.
@@ -614,14 +627,7 @@ BOOST_AUTO_TEST_CASE(accepted_work_survives_a_crash) {
     BOOST_TEST(taken < recovered);
     BOOST_TEST(lines_with(restart_log, {"level=error"}) == 0u);
   }
-  auto finals = wait_all_final(srv, tokens, std::chrono::seconds{90});
-  for (const auto& token : tokens) {
-    auto& st = finals[token];
-    BOOST_TEST_CONTEXT("token " << token << " " << st.http_status << " "
-                                << st.error << " " << st.body) {
-      BOOST_TEST(st.status == "SUCCESS");
-    }
-  }
+  expect_all_succeed(srv, tokens);
   auto out = finish(srv, tokens.back());
   BOOST_TEST(out.info.width == 4000);
   BOOST_TEST(out.info.height == 2250);
@@ -703,14 +709,7 @@ BOOST_AUTO_TEST_CASE(open_tasks_survive_redis_restarting_empty_then_a_crash) {
                          "node=restore"}) == 1u);
   srv.kill9();
   srv.start();
-  auto finals = wait_all_final(srv, open, std::chrono::seconds{90});
-  for (const auto& token : open) {
-    auto& st = finals[token];
-    BOOST_TEST_CONTEXT("token " << token << " " << st.http_status << " "
-                                << st.error << " " << st.body) {
-      BOOST_TEST(st.status == "SUCCESS");
-    }
-  }
+  expect_all_succeed(srv, open);
 }
 
 // A clean shutdown (SIGTERM) deletes the node's lease on its name, so a

@@ -244,7 +244,8 @@ BOOST_AUTO_TEST_CASE(command_line_values) {
 BOOST_AUTO_TEST_CASE(invalid_values_name_their_key) {
   expect_rejected("--resize.pool-size=0", "resize.pool-size");
   expect_rejected("--http.port=70000", "http.port");
-  expect_rejected("--http.port=0", "http.port"); // the start line and node name would say 0
+  expect_rejected("--http.port=0",
+                  "http.port"); // the start line and node name would say 0
   expect_rejected("--http.port=-1", "http.port");
   expect_rejected("--defaults.mode=stretch", "defaults.mode");
   expect_rejected("--defaults.format=gif", "defaults.format");
