@@ -1,5 +1,6 @@
 #include "config/ini_check.hpp"
 
+#include <algorithm>
 #include <map>
 #include <utility>
 
@@ -176,6 +177,60 @@ std::string join(const std::vector<std::string>& items) {
   return out;
 }
 
+// Edits (insert, delete, replace a character) between two option names.
+// Written here: it is a dozen lines, and no packaged C++ library offers it
+// without far more than this needs.
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j)
+    row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t above = row[j];
+      row[j] = std::min({above + 1, row[j - 1] + 1,
+                         diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// The options a mistyped name most likely meant, at most three of the
+// closest: within two edits of the name ("--http.prot"), or, for a name
+// without a section, options whose key is it, starts with it, or is within
+// two edits of it ("--port", "--config", "--pool").
+std::vector<std::string>
+similar_options(const std::string& typed,
+                const caf::config_option_set& options) {
+  constexpr size_t far = 3;
+  auto bare = typed.find('.') == std::string::npos;
+  size_t best = far;
+  std::vector<std::pair<size_t, std::string>> found;
+  for (const auto& opt : options) {
+    std::string key{opt.long_name().begin(), opt.long_name().end()};
+    std::string category{opt.category().begin(), opt.category().end()};
+    auto full = category == "global" ? key : category + "." + key;
+    // 0: the key itself, 1: a key starting with it, else 1 + edits.
+    auto score = 1 + edit_distance(typed, full);
+    if (bare)
+      score = key == typed ? 0
+              : key.rfind(typed, 0) == 0
+                  ? 1
+                  : std::min(score, 1 + edit_distance(typed, key));
+    if (score <= far) {
+      best = std::min(best, score);
+      found.emplace_back(score, "--" + full);
+    }
+  }
+  std::vector<std::string> names;
+  for (auto& [score, name] : found)
+    if (score == best && names.size() < 3)
+      names.push_back(name);
+  return names;
+}
+
 } // namespace
 
 std::vector<std::string> atom_choices(const std::string& key) {
@@ -289,8 +344,18 @@ std::string command_line_error(const caf::error& err,
   auto eq = arg.find('=');
   auto name = arg.substr(0, eq);
   switch (static_cast<caf::pec>(err.code())) {
-  case caf::pec::not_an_option:
-    return fmt::format("{}: no such option (resized --help lists them)", name);
+  case caf::pec::not_an_option: {
+    auto similar =
+        similar_options(name.substr(name.find_first_not_of('-')), options);
+    std::string hint;
+    for (size_t i = 0; i < similar.size(); ++i)
+      hint += (i == 0                    ? "; did you mean "
+               : i + 1 == similar.size() ? " or "
+                                         : ", ") +
+              similar[i];
+    return fmt::format("{}: no such option{} (resized --help lists them)", name,
+                       hint.empty() ? hint : hint + "?");
+  }
   case caf::pec::missing_argument:
     return fmt::format("{}: the value is missing ({}=<value>)", name, name);
   default: {

@@ -1029,7 +1029,18 @@ BOOST_AUTO_TEST_CASE(command_line_mistakes_are_named_in_words) {
   BOOST_TEST(first_error({"--resize.pool-size=two"}) ==
              "--resize.pool-size = 'two': expected an integer");
   BOOST_TEST(first_error({"--http.prot=1"}) ==
-             "--http.prot: no such option (resized --help lists them)");
+             "--http.prot: no such option; did you mean --http.port? (resized "
+             "--help lists them)");
+  // The global option, and keys without their section: a key that starts
+  // with the name ranks above keys two edits away (--http.port).
+  BOOST_TEST(first_error({"--config=x.ini"}) ==
+             "--config: no such option; did you mean --config-file? (resized "
+             "--help lists them)");
+  BOOST_TEST(first_error({"--pool=2"}) ==
+             "--pool: no such option; did you mean --resize.pool-size? "
+             "(resized --help lists them)");
+  BOOST_TEST(first_error({"--nothing-like-it=1"}) ==
+             "--nothing-like-it: no such option (resized --help lists them)");
   BOOST_TEST(first_error({"--http.port"}) ==
              "--http.port: the value is missing (--http.port=<value>)");
 }
