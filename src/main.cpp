@@ -246,6 +246,13 @@ void release_name(const config::service_settings& cfg,
               {{"node", cfg.cluster.node_name}});
 }
 
+// Whether the cluster port bound to `address` is reachable from this host
+// only.
+bool loopback_address(const std::string& address) {
+  return address == "localhost" || address == "::1" || address == "[::1]" ||
+         address.rfind("127.", 0) == 0;
+}
+
 std::string comma_list(const std::vector<std::string>& items) {
   std::string list;
   for (const auto& i : items)
@@ -553,6 +560,12 @@ int main(int argc, char** argv) {
   // TLS on the cluster port: CAF reads the openssl.* keys (checked by
   // config::tls_problems) only with its OpenSSL module loaded.
   bool cluster_tls = cl.role != "standalone" && cl.tls.on();
+  if (cl.role == "api" && !cluster_tls && !loopback_address(cl.bind_address))
+    log::warn("the cluster port takes any node that connects: without "
+              "[openssl] it is neither authenticated nor encrypted, and a "
+              "worker that joins is sent uploads and returns results; keep "
+              "it on a private network, bind it to loopback, or set openssl.*",
+              {{"cluster", fmt::format("{}:{}", cl.bind_address, cl.port)}});
   if (cluster_tls) {
     // CAF reads the files for every connection: it gets the checked
     // content, kept in memory (config::pin_tls_files).

@@ -58,9 +58,10 @@ inline void answer_lookup(const std::string& token,
     reply(std::move(*found.value()));
 }
 
-/// Answers an image fetch from the task's record as found; `find_image()`
-/// (→ outcome<std::optional<std::shared_ptr<const std::string>>>) is asked
-/// for the bytes of a SUCCESS only.
+/// Answers an image fetch from the task's record as found;
+/// `find_image(record)` (→ outcome<std::optional<std::shared_ptr<const
+/// std::string>>>) is asked for the bytes of a SUCCESS only (a twin's are
+/// stored under another token: stored_image_token).
 template <class FindImage>
 void answer_image(const std::string& token,
                   outcome<std::optional<task_record>> rec,
@@ -75,7 +76,7 @@ void answer_image(const std::string& token,
                       " (unknown, expired or not finished)"});
     return;
   }
-  auto img = find_image();
+  auto img = find_image(*rec.value());
   if (!img) {
     reply(store_unavailable());
     return;

@@ -93,7 +93,10 @@ caf::behavior lookup_reader(reader_actor_type* self, reader_config cfg) {
       [=](image_atom, const std::string& token, image_replier& reply) {
         answer_image(
             token, read_record(self, token, true),
-            [&] { return read_image(self, token); }, reply);
+            [&](const task_record& rec) {
+              return read_image(self, stored_image_token(rec));
+            },
+            reply);
       },
       [=](release_atom) { self->state.store->release(); },
   };

@@ -945,7 +945,10 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
       [=](image_atom, const std::string& token, image_replier& reply) {
         answer_image(
             token, find_record(self, token),
-            [&] { return find_image(self, token); }, reply);
+            [&](const task_record& rec) {
+              return find_image(self, stored_image_token(rec));
+            },
+            reply);
       },
   };
 }

@@ -3,9 +3,12 @@
 #include "actors/agent.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <functional>
 #include <optional>
-#include <random>
+#include <system_error>
+
+#include <sys/random.h>
 
 #include <caf/io/middleman.hpp>
 #include <caf/sec.hpp>
@@ -18,9 +21,21 @@
 namespace resized::actors {
 
 std::string make_token() {
-  thread_local std::mt19937_64 gen{std::random_device{}()};
-  uint64_t hi = gen();
-  uint64_t lo = gen();
+  // A token is all that guards a result image (image URLs are open): its
+  // 122 random bits come from the kernel's CSPRNG for each token. (A
+  // seeded PRNG was here: std::mt19937_64 from one 32-bit seed, which a
+  // client recovered from a single token of its own in minutes, and then
+  // predicted every other client's tokens.)
+  uint64_t words[2];
+  auto* out = reinterpret_cast<unsigned char*>(words);
+  for (size_t got = 0; got < sizeof words;) {
+    auto n = ::getrandom(out + got, sizeof words - got, 0);
+    if (n < 0 && errno != EINTR)
+      throw std::system_error(errno, std::generic_category(), "getrandom");
+    got += n > 0 ? static_cast<size_t>(n) : 0;
+  }
+  uint64_t hi = words[0];
+  uint64_t lo = words[1];
   hi = (hi & 0xffffffffffff0fffull) | 0x0000000000004000ull; // version 4
   lo = (lo & 0x3fffffffffffffffull) | 0x8000000000000000ull; // variant 10
   return fmt::format("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", hi >> 32,

@@ -164,6 +164,29 @@ void put_logfmt(std::string& out, const field& f) {
   }
 }
 
+// Code points that break or disguise a line though they are no ASCII
+// control character, at `text[i]` of valid UTF-8: C1 controls (U+0080..
+// U+009F; U+0085 is a line break to many log tools, U+009B a terminal's
+// CSI), the line and paragraph separators U+2028/U+2029, and the
+// direction marks, embeddings and isolates (U+200E/F, U+202A..E,
+// U+2066..9), which reorder what a viewer shows. Their UTF-8 length, 0 for
+// anything else; `cp` the code point.
+size_t disguising_at(std::string_view text, size_t i, uint32_t& cp) {
+  auto at = [&](size_t k) {
+    return i + k < text.size() ? static_cast<unsigned char>(text[i + k]) : 0;
+  };
+  if (at(0) == 0xC2 && at(1) >= 0x80 && at(1) <= 0x9F) {
+    cp = at(1);
+    return 2;
+  }
+  if (at(0) != 0xE2 || (at(1) != 0x80 && at(1) != 0x81))
+    return 0;
+  cp = 0x2000u | ((at(1) & 0x3Fu) << 6) | (at(2) & 0x3Fu);
+  bool bad = cp == 0x200E || cp == 0x200F || (cp >= 0x2028 && cp <= 0x202E) ||
+             (cp >= 0x2066 && cp <= 0x2069);
+  return bad ? 3 : 0;
+}
+
 using json_writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
 // RapidJSON's writer copies bytes as they are: ill-formed UTF-8 (a raw
@@ -218,7 +241,21 @@ std::string format_line(format fmt, std::string_view ts, level lvl,
     for (const auto& f : fs)
       put_json(out, f);
     out.EndObject();
-    return {buf.GetString(), buf.GetSize()};
+    // RapidJSON writes those code points as they are (valid JSON, but a
+    // tool that splits lines at U+2028 or U+0085 breaks the line): as
+    // \uXXXX they are the same string. They are only ever in strings.
+    std::string_view line{buf.GetString(), buf.GetSize()};
+    std::string escaped;
+    uint32_t cp = 0;
+    for (size_t i = 0; i < line.size();) {
+      if (auto n = disguising_at(line, i, cp)) {
+        escaped += fmt::format("\\u{:04x}", cp);
+        i += n;
+      } else {
+        escaped += line[i++];
+      }
+    }
+    return escaped;
   }
   auto out = fmt::format("ts={} level={} msg={}", ts, lvl_name, quote(msg));
   for (const auto& f : fs)
@@ -242,17 +279,25 @@ std::string quote(std::string_view value) {
   auto control = [](char c) {
     return static_cast<unsigned char>(c) < 0x20 || c == '\x7f';
   };
+  uint32_t cp = 0;
   bool plain = !value.empty();
-  for (char c : value)
-    if (c == ' ' || c == '"' || c == '=' || c == '\\' || control(c))
+  for (size_t i = 0; i < value.size() && plain; ++i) {
+    char c = value[i];
+    if (c == ' ' || c == '"' || c == '=' || c == '\\' || control(c) ||
+        disguising_at(value, i, cp) != 0)
       plain = false;
+  }
   if (plain)
     return std::string{value};
   std::string out;
   out.reserve(value.size() + 2);
   out += '"';
-  for (char c : value) {
-    if (c == '"' || c == '\\') {
+  for (size_t i = 0; i < value.size(); ++i) {
+    char c = value[i];
+    if (auto n = disguising_at(value, i, cp)) {
+      out += fmt::format("\\u{:04x}", cp); // as a client cannot fake a line
+      i += n - 1;
+    } else if (c == '"' || c == '\\') {
       out += '\\';
       out += c;
     } else if (c == '\n') {

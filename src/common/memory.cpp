@@ -48,12 +48,18 @@ uint64_t trimmer::trims() const {
   return trims_;
 }
 
+uint64_t trimmer::checks() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return checks_;
+}
+
 void trimmer::run() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!wake_.wait_for(lock, interval_, [this] { return stop_; })) {
     lock.unlock();
     bool trimmed = free_heap_bytes() >= threshold_ && release_free_memory();
     lock.lock();
+    ++checks_;
     if (trimmed)
       ++trims_;
   }

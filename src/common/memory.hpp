@@ -58,6 +58,8 @@ public:
 
   /// Trims performed so far.
   uint64_t trims() const;
+  /// Looks at the free heap so far (each one a trim or not).
+  uint64_t checks() const;
 
 private:
   void run();
@@ -68,6 +70,7 @@ private:
   std::condition_variable wake_;
   bool stop_ = false;
   uint64_t trims_ = 0;
+  uint64_t checks_ = 0;
   std::thread thread_;
 };
 

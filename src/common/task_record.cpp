@@ -45,6 +45,10 @@ void copy_result(const task_record& from, task_record& to) {
   to.image_token = from.image_token.empty() ? from.token : from.image_token;
 }
 
+const std::string& stored_image_token(const task_record& rec) {
+  return rec.image_token.empty() ? rec.token : rec.image_token;
+}
+
 std::string format_timestamp(int64_t unix_ms) {
   auto secs = static_cast<std::time_t>(unix_ms / 1000);
   std::tm tm{};

@@ -60,6 +60,12 @@ struct task_record {
 /// timestamps.
 void copy_result(const task_record& from, task_record& to);
 
+/// The token under which `rec`'s result image is stored: its own, or for a
+/// twin the task's whose image it shares. Only ever used inside: clients
+/// fetch a twin's image by its own token (image_path), and never learn
+/// the other task's.
+const std::string& stored_image_token(const task_record& rec);
+
 /// ISO-8601 UTC with milliseconds, e.g. "2026-11-29T05:40:01.123Z".
 std::string format_timestamp(int64_t unix_ms);
 

@@ -4,12 +4,16 @@
 #include <array>
 #include <atomic>
 #include <climits>
+#include <optional>
+#include <string_view>
+#include <utility>
 
 #include <fmt/format.h>
 
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "common/text.hpp"
+#include "http/auth.hpp"
 #include "http/responses.hpp"
 
 namespace resized::http {
@@ -36,6 +40,8 @@ void append_capped(std::string& s, const char* at, size_t n) {
 // new socket.
 request_limits socket_limits;
 uint64_t stated_body_limit = 0;
+// Likewise (set_api_keys).
+std::vector<std::string> socket_api_keys;
 // Likewise (set_cors).
 cors_policy socket_cors;
 
@@ -126,6 +132,13 @@ failure refusal_of(const continue_tracker& tracker) {
             fmt::format("a chunked body in more than {} chunks: send it in "
                         "fewer, larger chunks (or with a Content-Length)",
                         socket_limits.chunks)};
+  case continue_tracker::refusal::unauthorized:
+    // The handler's words (server.cpp, check_key).
+    return {error_code::unauthorized,
+            tracker.key_presented()
+                ? "the API key is not valid"
+                : "an API key is required: send Authorization: Bearer <key> "
+                  "or X-API-Key: <key>"};
   case continue_tracker::refusal::url:
     return {error_code::uri_too_long,
             fmt::format("the request target is longer than {} bytes",
@@ -168,8 +181,15 @@ void log_refusal(const continue_tracker& tracker, const std::string& id,
 continue_tracker::continue_tracker(uint64_t body_limit)
     : continue_tracker(request_limits{body_limit}) {}
 
-continue_tracker::continue_tracker(const request_limits& limits)
-    : limits_{limits} {
+continue_tracker::continue_tracker(const request_limits& limits,
+                                   const std::vector<std::string>* api_keys)
+    : api_keys_{api_keys}, limits_{limits} {
+  // A field holding a key: "Bearer ", blanks and the longest key. A value
+  // cut at this size is longer than any key, blanks aside: never taken
+  // for one.
+  if (api_keys_ != nullptr)
+    for (const auto& key : *api_keys_)
+      key_field_bytes_ = std::max(key_field_bytes_, key.size() + 1024);
   http_parser_init(&parser_, HTTP_REQUEST);
   parser_.data = this;
   http_parser_settings_init(&settings_);
@@ -210,6 +230,11 @@ int continue_tracker::on_message_begin(http_parser* p) {
   t.target_.clear();
   t.origin_value_.clear();
   t.origin_.clear();
+  t.authorization_.clear();
+  t.x_api_key_.clear();
+  t.has_authorization_ = t.has_x_api_key_ = false;
+  t.key_value_ = nullptr;
+  t.key_presented_ = false;
   t.started_ = std::chrono::steady_clock::now();
   return 0;
 }
@@ -235,6 +260,7 @@ int continue_tracker::on_header_field(http_parser* p, const char* at,
     t.field_.clear();
     t.value_.clear();
     t.origin_value_.clear();
+    t.key_value_ = nullptr;
     t.in_value_ = false;
   }
   if (begins) {
@@ -257,6 +283,16 @@ int continue_tracker::on_header_field(http_parser* p, const char* at,
 int continue_tracker::on_header_value(http_parser* p, const char* at,
                                       size_t n) {
   auto& t = self(p);
+  if (!t.in_value_ && t.key_field_bytes_ > 0) {
+    // The first piece of this value: is it one that may hold a key?
+    if (equals_nocase(t.field_, "authorization") && !t.has_authorization_) {
+      t.has_authorization_ = true;
+      t.key_value_ = &t.authorization_;
+    } else if (equals_nocase(t.field_, "x-api-key") && !t.has_x_api_key_) {
+      t.has_x_api_key_ = true;
+      t.key_value_ = &t.x_api_key_;
+    }
+  }
   t.in_value_ = true;
   t.value_bytes_ += n;
   if (t.limits_.field_value > 0 && t.value_bytes_ >= t.limits_.field_value) {
@@ -264,6 +300,9 @@ int continue_tracker::on_header_value(http_parser* p, const char* at,
     return 1;
   }
   append_capped(t.value_, at, n);
+  if (t.key_value_ != nullptr && t.key_value_->size() <= t.key_field_bytes_)
+    t.key_value_->append(
+        at, std::min(n, t.key_field_bytes_ + 1 - t.key_value_->size()));
   if (equals_nocase(t.field_, "origin") &&
       t.origin_value_.size() <= max_origin_bytes)
     t.origin_value_.append(
@@ -300,9 +339,31 @@ int continue_tracker::on_headers_complete(http_parser* p) {
   }
   bool body =
       (p->flags & F_CHUNKED) != 0 || (p->content_length > 0 && length_known);
+  if (body && t.key_field_bytes_ > 0 && !t.valid_key()) {
+    // Every route that reads a body needs a key (POST /api/v1/resize; on
+    // the others a body is refused after it was read): refused before a
+    // byte of it is, so a client without a key cannot make the server
+    // hold bodies of up to twice the body limit on each of its
+    // connections. Stop, as for a body too large.
+    t.refused_ = refusal::unauthorized;
+    return -1;
+  }
   if (t.expects_continue_ && http11 && body)
     t.due_ = true;
   return 0;
+}
+
+bool continue_tracker::valid_key() {
+  auto view = [&](bool has,
+                  const std::string& value) -> std::optional<std::string_view> {
+    if (!has)
+      return std::nullopt;
+    return std::string_view{value};
+  };
+  auto key = presented_key(view(has_authorization_, authorization_),
+                           view(has_x_api_key_, x_api_key_));
+  key_presented_ = key.has_value();
+  return key && matching_key(*key, *api_keys_).has_value();
 }
 
 const char* continue_tracker::method() const {
@@ -340,10 +401,14 @@ int continue_tracker::on_message_complete(http_parser* p) {
 }
 
 continue_socket::state::state(asio::io_context& io)
-    : socket(io), tracker(socket_limits) {}
+    : socket(io), tracker(socket_limits, &socket_api_keys) {}
 
 void continue_socket::set_cors(const cors_policy& policy) {
   socket_cors = policy;
+}
+
+void continue_socket::set_api_keys(std::vector<std::string> keys) {
+  socket_api_keys = std::move(keys);
 }
 
 void continue_socket::set_limits(const request_limits& limits,
@@ -482,7 +547,9 @@ void continue_socket::linger(std::shared_ptr<state> st, asio::io_context& io) {
 bool continue_socket::state::received(const char* data, size_t size) {
   bool interim_due = tracker.feed(data, size);
   if (tracker.refused() != continue_tracker::refusal::none) {
-    bool stop_restinio = tracker.refused() == continue_tracker::refusal::chunks;
+    bool stop_restinio =
+        tracker.refused() == continue_tracker::refusal::chunks ||
+        tracker.refused() == continue_tracker::refusal::unauthorized;
     if (refused)
       return stop_restinio;
     refused = true;
@@ -490,8 +557,10 @@ bool continue_socket::state::received(const char* data, size_t size) {
     auto status = http_status(why.code);
     auto body = error_body(why);
     auto id = new_request_id();
-    auto answer = refusal_answer(status, id, cors_fields(tracker.origin()),
-                                 body, tracker.head());
+    auto fields = cors_fields(tracker.origin());
+    if (status == 401) // as the server's own 401 (server.cpp)
+      fields += "WWW-Authenticate: Bearer realm=\"resized\"\r\n";
+    auto answer = refusal_answer(status, id, fields, body, tracker.head());
     // Logged and counted before it is written, as every other answer is.
     log_refusal(tracker, id, status, tracker.head() ? 0 : body.size(),
                 why.code);

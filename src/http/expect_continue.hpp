@@ -46,6 +46,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <http_parser.h>
 #include <restinio/asio_include.hpp>
@@ -78,11 +79,16 @@ class continue_tracker {
 public:
   /// The limit that a request broke, if any. `chunks` is the tracker's
   /// own (request_limits::chunks): RESTinio would read on.
-  enum class refusal { none, body, url, headers, chunks };
+  /// `unauthorized` too: with API keys set, a request announced a body
+  /// without a valid key (RESTinio would read the whole body before the
+  /// handler refused it).
+  enum class refusal { none, body, url, headers, chunks, unauthorized };
 
   /// `body_limit`: the most body bytes the server reads (0 = no limit).
   explicit continue_tracker(uint64_t body_limit = 0);
-  explicit continue_tracker(const request_limits& limits);
+  /// `api_keys` (null or empty: auth off) must outlive the tracker.
+  explicit continue_tracker(const request_limits& limits,
+                            const std::vector<std::string>* api_keys = nullptr);
   continue_tracker(const continue_tracker&) = delete;
   continue_tracker& operator=(const continue_tracker&) = delete;
 
@@ -112,6 +118,8 @@ public:
   uint64_t announced() const { return announced_; }
   /// Whether the body that was too large was chunked (no length announced).
   bool chunked() const { return chunked_; }
+  /// Whether the request refused as unauthorized presented a key at all.
+  bool key_presented() const { return key_presented_; }
   /// The current request's method ("GET", "HEAD"...), once its request
   /// line has begun.
   const char* method() const;
@@ -140,6 +148,7 @@ private:
   static int on_chunk_header(http_parser* p);
   static int on_message_complete(http_parser* p);
   void header_done();
+  bool valid_key(); // of the current request (sets key_presented_)
 
   http_parser parser_{};
   http_parser_settings settings_{};
@@ -148,6 +157,15 @@ private:
   std::string field_, value_;
   // The Origin field's value as it arrives, then whole.
   std::string origin_value_, origin_;
+  // The first Authorization and X-API-Key fields' values, as RESTinio
+  // keeps them (the handler reads the first of each), up to
+  // key_field_bytes_; longer ones hold no configured key.
+  const std::vector<std::string>* api_keys_ = nullptr;
+  size_t key_field_bytes_ = 0;
+  std::string authorization_, x_api_key_;
+  bool has_authorization_ = false, has_x_api_key_ = false;
+  std::string* key_value_ = nullptr; // the one being read, if any
+  bool key_presented_ = false;
   bool in_value_ = false;
   bool expects_continue_ = false;
   bool due_ = false;
@@ -184,6 +202,9 @@ public:
                          uint64_t stated_body_limit);
   /// http.cors-origins, for the CORS fields of the answers written here.
   static void set_cors(const cors_policy& policy);
+  /// auth.api-keys (empty: auth off): a request that announces a body
+  /// without one of them is answered 401 before its body is read.
+  static void set_api_keys(std::vector<std::string> keys);
   /// The per-client connection cap every connection made from now on
   /// asks (null: none), and the Retry-After seconds of its 503.
   static void set_connection_limit(std::shared_ptr<connection_limit> limit,
@@ -291,7 +312,8 @@ private:
     uint64_t writes_done = 0;       // RESTinio's writes completed
     uint64_t writes_at_waiting = 0; // ... when waiting_answer was set
     /// Feeds the tracker and writes what is due; true when RESTinio must
-    /// be stopped (a limit only the tracker has: refusal::chunks).
+    /// be stopped (a refusal only the tracker makes: refusal::chunks and
+    /// refusal::unauthorized).
     bool received(const char* data, size_t size);
     void write_waiting_answer();
   };

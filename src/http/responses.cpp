@@ -55,9 +55,10 @@ std::string accepted_body(const std::string& token) {
 }
 
 std::string image_path(const task_record& rec) {
-  // A twin's result is the image of the task it shares it with.
-  const auto& owner = rec.image_token.empty() ? rec.token : rec.image_token;
-  return "/api/v1/images/" + owner + "." +
+  // A twin's own token too: the image route finds the image it shares
+  // through its record (stored_image_token). Naming the other task's token
+  // told one client another's (which any key could then poll).
+  return "/api/v1/images/" + rec.token + "." +
          std::string{imaging::extension(rec.options.format)};
 }
 
@@ -215,6 +216,8 @@ const char* reason_phrase(int status) {
 }
 
 std::string new_request_id() {
+  // Not a secret (it is echoed to the client and logged; tokens, which
+  // are, come from getrandom): a seeded PRNG is enough.
   thread_local std::mt19937_64 gen{std::random_device{}()};
   return fmt::format("{:016x}", gen());
 }

@@ -374,6 +374,9 @@ struct server::impl {
     respond(ctx, status, std::move(body), [&](auto& resp) {
       resp.append_header(restinio::http_field::content_type,
                          "application/json");
+      // Task records change, and may be a client's own (auth): no cache
+      // along the way keeps them.
+      resp.append_header(restinio::http_field::cache_control, "no-store");
       resp.append_header("X-Request-Id", ctx.id);
       if (location != nullptr)
         resp.append_header(restinio::http_field::location, location);
@@ -415,6 +418,7 @@ struct server::impl {
         [&](auto& resp) {
           resp.append_header(restinio::http_field::content_type,
                              "application/json");
+          resp.append_header(restinio::http_field::cache_control, "no-store");
           resp.append_header("X-Request-Id", ctx.id);
           if (status == 503)
             resp.append_header(restinio::http_field::retry_after,
@@ -1076,6 +1080,7 @@ void server::start() {
       [](size_t open) { metrics::http_connections(open); });
   continue_socket::set_connection_limit(limit, h.retry_after);
   continue_socket::set_cors(h.cors);
+  continue_socket::set_api_keys(impl_->cfg.auth.api_keys);
   auto settings = restinio::server_settings_t<traits>{}
                       .address(h.address)
                       .port(h.port)

@@ -2,7 +2,7 @@
 // config/cluster-api.ini and workers with config/cluster-worker.ini (the
 // files docker/docker-compose.yml uses), as real processes on loopback
 // ports with a real redis-server. Failure detection is shortened (heartbeat
-// 200 ms, connection timeout 1 s, reconnect backoff <= 500 ms).
+// 200 ms, connection timeout 3 s, reconnect backoff <= 500 ms).
 //
 //   spread          1 API (no local pool) + 2 workers: 60 corpus photos all
 //                   SUCCESS, both workers did some (/api/v1/cluster)
@@ -62,6 +62,7 @@
 #include <filesystem>
 #include <fstream>
 #include <netinet/in.h>
+#include <poll.h>
 #include <regex>
 #include <sstream>
 #include <sys/socket.h>
@@ -79,6 +80,18 @@ namespace {
 
 constexpr auto join_timeout = 10s;
 constexpr auto batch_timeout = 60s;
+
+/// Precondition of the cases that set their own openssl.* arguments: the
+/// TLS-everywhere run reports them as skipped (the plain run has them).
+boost::test_tools::assertion_result
+outside_the_tls_everywhere_run(boost::unit_test::test_unit_id) {
+  boost::test_tools::assertion_result ok{!cluster_tls_everywhere()};
+  ok.message() << "the TLS-everywhere run leaves it out: it sets its own "
+                  "openssl.* arguments";
+  return ok;
+}
+const auto sets_its_own_tls =
+    boost::unit_test::precondition(outside_the_tls_everywhere_run);
 
 struct photo {
   std::string name;
@@ -529,6 +542,26 @@ BOOST_AUTO_TEST_CASE(an_api_node_without_workers_refuses_work) {
              joins.log());
 }
 
+// An API node whose cluster port is open beyond this host without TLS is
+// warned of at start: any node that connects is sent uploads and returns
+// results. On loopback (as the other tests run) it is not.
+BOOST_AUTO_TEST_CASE(an_open_cluster_port_without_tls_is_warned_of,
+                     *sets_its_own_tls) {
+  redis_server redis;
+  const std::vector<std::string> warning{"level=warn",
+                                         "the cluster port takes any node"};
+  api_node open(redis.port(), "open-api", {"--cluster.bind-address=0.0.0.0"});
+  BOOST_TEST(
+      lines_with(open.log(), {warning[0], warning[1],
+                              "cluster=0.0.0.0:" +
+                                  std::to_string(open.cluster_port())}) == 1u,
+      open.log());
+  api_node local(redis.port(), "loopback-api");
+  BOOST_TEST(lines_with(local.log(), warning) == 0u, local.log());
+  BOOST_TEST(lines_with(local.log(), {"resized started", "cluster_tls=off"}) ==
+             1u);
+}
+
 BOOST_AUTO_TEST_CASE(worker_started_before_api_node) {
   redis_server redis;
   api_node api(redis.port(), "api-late", {}, /*start_now=*/false);
@@ -739,7 +772,7 @@ BOOST_AUTO_TEST_CASE(a_worker_with_a_name_in_use_is_refused) {
 // after kill -9 (the API node sees the connection close) it is back at
 // once; when its old self is still connected but silent (a lost machine,
 // here SIGSTOP), it is refused until the API node's heartbeat timeout
-// (cluster.connection-timeout-ms, 1 s here) declares the old one dead,
+// (cluster.connection-timeout-ms, 3 s here) declares the old one dead,
 // and then gets in on its next try.
 BOOST_AUTO_TEST_CASE(a_worker_restarted_under_its_name_gets_back_in) {
   redis_server redis;
@@ -1416,12 +1449,6 @@ std::vector<int> connect_silently(uint16_t port, int n) {
   return fds;
 }
 
-bool left_out_of_the_tls_everywhere_run() {
-  if (!cluster_tls_everywhere())
-    return false;
-  BOOST_TEST_MESSAGE("not in the TLS-everywhere run: it sets its own");
-  return true;
-}
 
 /// The openssl.* arguments for certificate `name` (with its key) and the
 /// CA `ca`, from test_certs_dir().
@@ -1452,9 +1479,8 @@ void send_and_close(uint16_t port, const std::string& bytes) {
 // are refused and logged, and never disturb the joined worker (CAF's
 // OpenSSL module let a refused handshake close the next healthy connection:
 // src/openssl_calls.cpp).
-BOOST_AUTO_TEST_CASE(tls_lets_in_only_nodes_with_a_certificate_from_the_ca) {
-  if (left_out_of_the_tls_everywhere_run())
-    return;
+BOOST_AUTO_TEST_CASE(tls_lets_in_only_nodes_with_a_certificate_from_the_ca,
+                     *sets_its_own_tls) {
   redis_server redis;
   api_node api(redis.port(), "tls-api", tls_args("node"));
   auto good_args = tls_args("node", "ca", "node-encrypted.key");
@@ -1520,11 +1546,12 @@ BOOST_AUTO_TEST_CASE(tls_lets_in_only_nodes_with_a_certificate_from_the_ca) {
 // after cluster.connection-timeout-ms (1 s here), as a joined peer that
 // falls silent is. (CAF keeps it, with a TLS context of its own, for as
 // long as the peer keeps it open.)
-BOOST_AUTO_TEST_CASE(a_tls_handshake_that_never_comes_is_cut_off) {
-  if (left_out_of_the_tls_everywhere_run())
-    return;
+BOOST_AUTO_TEST_CASE(a_tls_handshake_that_never_comes_is_cut_off,
+                     *sets_its_own_tls) {
   redis_server redis;
-  api_node api(redis.port(), "tls-idle-api", tls_args("node"));
+  auto args = tls_args("node");
+  args.push_back("--cluster.connection-timeout-ms=1000");
+  api_node api(redis.port(), "tls-idle-api", args);
   note_logs({&api.process()});
   auto idle = connect_silently(api.cluster_port(), 3);
   auto t0 = std::chrono::steady_clock::now();
@@ -1558,14 +1585,14 @@ bool closed_by_peer(int fd) {
 // scanner, a stalled or hostile client): at most
 // cluster.max-pending-connections (2 here) wait for it, more are closed as
 // soon as accepted, and those still silent after
-// cluster.connection-timeout-ms (1 s) are cut off. A worker then joins and
+// cluster.connection-timeout-ms (1 s here) are cut off. A worker then joins and
 // works, and HTTP is unharmed.
-BOOST_AUTO_TEST_CASE(silent_connections_to_the_cluster_port_are_cut_off) {
-  if (left_out_of_the_tls_everywhere_run())
-    return;
+BOOST_AUTO_TEST_CASE(silent_connections_to_the_cluster_port_are_cut_off,
+                     *sets_its_own_tls) {
   redis_server redis;
   api_node api(redis.port(), "guard-api",
-               {"--cluster.max-pending-connections=2"});
+               {"--cluster.max-pending-connections=2",
+                "--cluster.connection-timeout-ms=1000"});
   note_logs({&api.process()});
   auto idle = connect_silently(api.cluster_port(), 3);
   // The third is over the limit: closed at once, well before the deadline.
@@ -1610,9 +1637,8 @@ BOOST_AUTO_TEST_CASE(silent_connections_to_the_cluster_port_are_cut_off) {
 // (the node's memory went from 46 MB to 3.3 GB, or it aborted on
 // bad_alloc); the guard cuts the connection off at the header instead, and
 // the node goes on serving and taking workers.
-BOOST_AUTO_TEST_CASE(a_huge_message_before_hello_is_cut_off) {
-  if (left_out_of_the_tls_everywhere_run())
-    return;
+BOOST_AUTO_TEST_CASE(a_huge_message_before_hello_is_cut_off,
+                     *sets_its_own_tls) {
   redis_server redis;
   // A long hello deadline: the guard's watchdog forgets a greeted
   // connection only every quarter of it (5 s here).
@@ -1660,9 +1686,8 @@ BOOST_AUTO_TEST_CASE(a_huge_message_before_hello_is_cut_off) {
 // announcing gigabytes, and was cut off (9 of 10 requests, before the
 // fix). The note is dropped when the descriptor is accepted again, and
 // checked against the socket's ends before it is acted on.
-BOOST_AUTO_TEST_CASE(a_closed_probe_of_the_cluster_port_leaves_http_alone) {
-  if (left_out_of_the_tls_everywhere_run())
-    return;
+BOOST_AUTO_TEST_CASE(a_closed_probe_of_the_cluster_port_leaves_http_alone,
+                     *sets_its_own_tls) {
   redis_server redis;
   // A long hello deadline: the watchdog would not drop the note meanwhile.
   api_node api(redis.port(), "probe-api",
@@ -1745,14 +1770,19 @@ BOOST_AUTO_TEST_CASE(one_dark_api_host_does_not_keep_a_worker_from_the_other) {
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   addr.sin_port = htons(dark_port);
-  // Fill its accept queue (never accepted): later SYNs are dropped.
+  // Fill its accept queue (never accepted) until a connect goes unanswered
+  // for half a second: the host is dark, its SYNs are dropped.
   std::vector<int> fillers;
-  for (int i = 0; i < 4; ++i) {
+  bool dark_confirmed = false;
+  for (int i = 0; i < 16 && !dark_confirmed; ++i) {
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    BOOST_TEST_REQUIRE(fd >= 0);
     fillers.push_back(fd);
+    ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    pollfd connecting{fd, POLLOUT, 0};
+    dark_confirmed = ::poll(&connecting, 1, 500) == 0;
   }
-  std::this_thread::sleep_for(200ms); // the handshakes of the first ones
+  BOOST_TEST_REQUIRE(dark_confirmed);
   auto dark_endpoint = "127.0.0.1:" + std::to_string(dark_port);
   worker_process w("dark-worker", {dark_endpoint, api.endpoint()});
   note_logs({&w.process()});
@@ -1771,9 +1801,8 @@ BOOST_AUTO_TEST_CASE(one_dark_api_host_does_not_keep_a_worker_from_the_other) {
 // certificate renewal done carelessly) changes nothing. (CAF's module reads
 // them again for each connection; one it could not read threw on its
 // network thread and aborted the node at the next connection.)
-BOOST_AUTO_TEST_CASE(tls_files_removed_at_run_time_change_nothing) {
-  if (left_out_of_the_tls_everywhere_run())
-    return;
+BOOST_AUTO_TEST_CASE(tls_files_removed_at_run_time_change_nothing,
+                     *sets_its_own_tls) {
   auto dir = make_temp_dir("tls-files");
   for (const char* f : {"node.pem", "node.key", "ca.pem"})
     std::filesystem::copy_file(test_certs_dir() + "/" + f, dir + "/" + f);
@@ -1819,9 +1848,8 @@ BOOST_AUTO_TEST_CASE(a_node_that_cannot_open_its_cluster_port_frees_its_name) {
 }
 
 // A TLS file that cannot work stops the node at start-up (exit 2), named.
-BOOST_AUTO_TEST_CASE(a_node_with_unusable_tls_files_does_not_start) {
-  if (left_out_of_the_tls_everywhere_run())
-    return;
+BOOST_AUTO_TEST_CASE(a_node_with_unusable_tls_files_does_not_start,
+                     *sets_its_own_tls) {
   const auto& dir = test_certs_dir();
   std::string output;
   int rc = run_to_exit({env_or("RESIZED_BIN", "resized"),

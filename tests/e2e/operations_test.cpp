@@ -345,7 +345,9 @@ BOOST_AUTO_TEST_CASE(a_hung_redis_does_not_delay_cached_answers) {
   }
   BOOST_TEST_MESSAGE("cached polls during the hang: "
                      << polls << ", slowest " << slowest.count() << " ms");
-  BOOST_TEST(slowest.count() < 500,
+  // Well under redis.timeout-ms (2000): none waited for Redis. (Not
+  // tighter: one poll may lose the CPU for a while on a loaded machine.)
+  BOOST_TEST(slowest.count() < 1500,
              "slowest poll " << slowest.count() << " ms");
   // Not ready, with the documented reason; refused at once, not after the
   // timeout, and so is what only Redis can answer.
@@ -359,7 +361,7 @@ BOOST_AUTO_TEST_CASE(a_hung_redis_does_not_delay_cached_answers) {
     return submit_raw(node, corpus_photo(small_photo), "image/jpeg");
   });
   check_error(refused, 503, "store_unavailable");
-  BOOST_TEST(slowest.count() < 500,
+  BOOST_TEST(slowest.count() < 1500,
              "slowest refusal " << slowest.count() << " ms");
   auto resumed = steady_clock::now();
   redis.resume();

@@ -154,6 +154,7 @@ http_response http_request(const std::string& method, const std::string& url,
     return result;
   }
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &result.status);
+  curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &result.new_connections);
   return result;
 }
 

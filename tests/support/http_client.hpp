@@ -15,6 +15,7 @@ struct http_response {
   std::map<std::string, std::string> headers; // keys lower-cased
   std::vector<std::string> status_lines;      // every one, 1xx included
   std::string error;                          // curl's message on failure
+  long new_connections = 0; // connections opened for it (0: one reused)
   std::string header(const std::string& lower_name) const;
 };
 

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -31,6 +32,7 @@
 #include "common/task_record.hpp"
 #include "http/request_decoding.hpp"
 #include "support/printing.hpp"
+#include "support/process.hpp"
 
 using namespace resized;
 
@@ -444,6 +446,33 @@ BOOST_AUTO_TEST_CASE(tokens_are_random_v4_uuids) {
   BOOST_TEST(seen.size() == 1000u);
 }
 
+// No state in the process decides the next token: a forked copy of this
+// process makes other tokens than it does. (A seeded PRNG, as tokens once
+// came from, goes on identically in both, and its state can be recovered
+// from the tokens a client is given.)
+BOOST_AUTO_TEST_CASE(tokens_come_from_no_state_of_the_process) {
+  actors::make_token(); // whatever state there is, set up before the fork
+  int pipe_fds[2];
+  BOOST_TEST_REQUIRE(::pipe(pipe_fds) == 0);
+  pid_t child = ::fork();
+  BOOST_TEST_REQUIRE(child >= 0);
+  if (child == 0) {
+    auto token = actors::make_token();
+    auto wrote = ::write(pipe_fds[1], token.data(), token.size());
+    ::_exit(wrote == static_cast<ssize_t>(token.size()) ? 0 : 1);
+  }
+  auto mine = actors::make_token();
+  ::close(pipe_fds[1]);
+  std::string theirs(36, '\0');
+  auto got = ::read(pipe_fds[0], theirs.data(), theirs.size());
+  ::close(pipe_fds[0]);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  BOOST_TEST_REQUIRE(got == 36);
+  BOOST_TEST(http::is_uuid(theirs));
+  BOOST_TEST(mine != theirs);
+}
+
 // -- logging
 // ----------------------------------------------------------------------
 
@@ -463,6 +492,21 @@ BOOST_AUTO_TEST_CASE(log_quote) {
   BOOST_TEST(log::quote("a\tb") == R"("a\tb")");
   BOOST_TEST(log::quote(std::string{"a\0b", 3}) == R"("a\x00b")");
   BOOST_TEST(log::quote("del\x7f") == R"("del\x7f")");
+  // Code points that break or reorder a line in log tools and viewers,
+  // though no ASCII control character: NEL, C1 controls, the line and
+  // paragraph separators, direction overrides and isolates.
+  BOOST_TEST(log::quote("a\u2028level=error") == R"("a\u2028level=error")");
+  BOOST_TEST(log::quote("a\u2029b") == R"("a\u2029b")");
+  BOOST_TEST(log::quote("a\xc2\x85"
+                        "b") == R"("a\u0085b")");
+  BOOST_TEST(log::quote("\xc2\x9b"
+                        "2J") == R"("\u009b2J")");
+  BOOST_TEST(log::quote("file\u202egpj.exe") == R"("file\u202egpj.exe")");
+  BOOST_TEST(log::quote("\u2066x\u2069\u200f") == R"("\u2066x\u2069\u200f")");
+  // Other text outside ASCII stays as it is, and plain.
+  BOOST_TEST(log::quote("caf\u00e9") == "caf\u00e9");
+  BOOST_TEST(log::quote("a\u2014b\u00a0c") == "a\u2014b\u00a0c");
+  BOOST_TEST(log::quote("\u2030\u2065") == "\u2030\u2065");
 }
 
 BOOST_AUTO_TEST_CASE(log_levels) {
@@ -522,10 +566,11 @@ BOOST_AUTO_TEST_CASE(trimmer_returns_free_heap_memory) {
 #endif
 }
 
-// Below the threshold nothing is trimmed.
+// Below the threshold nothing is trimmed, however often it looks.
 BOOST_AUTO_TEST_CASE(trimmer_waits_for_the_threshold) {
   memory::trimmer trim{std::chrono::milliseconds{1}, uint64_t{1} << 50};
-  std::this_thread::sleep_for(std::chrono::milliseconds{20});
+  BOOST_TEST(resized::test::wait_until([&] { return trim.checks() >= 5; },
+                                       std::chrono::seconds{10}));
   BOOST_TEST(trim.trims() == 0u);
 }
 

@@ -2,7 +2,9 @@
 // a request header block that asked `Expect: 100-continue` for a body.
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -373,6 +375,82 @@ BOOST_AUTO_TEST_CASE(the_origin_of_a_refused_request_is_kept) {
   two.feed(second.data(), second.size());
   BOOST_TEST(two.too_large());
   BOOST_TEST(two.origin().empty());
+}
+
+// With API keys set, a request that announces a body without a valid key
+// is refused at its header block, before a byte of the body is read; the
+// key is read as the handler reads it (the first Authorization, else the
+// first X-API-Key), however the bytes arrive.
+BOOST_AUTO_TEST_CASE(a_body_without_a_valid_key_is_refused_unread) {
+  const std::vector<std::string> keys{"first-key-0123456789",
+                                      "second-key-0123456789"};
+  // The refusal after feeding `stream` in pieces of `step` bytes.
+  auto refusal = [&](const std::string& stream, size_t step,
+                     const std::vector<std::string>* with_keys) {
+    continue_tracker t{resized::http::request_limits{1 << 20}, with_keys};
+    for (size_t from = 0; from < stream.size(); from += step)
+      t.feed(stream.data() + from, std::min(step, stream.size() - from));
+    return std::make_pair(t.refused(), t.key_presented());
+  };
+  using refusal_kind = continue_tracker::refusal;
+  const std::string body(5000, 'x');
+  struct example {
+    std::string headers;
+    bool refused;
+    bool presented;
+  };
+  std::vector<example> examples{
+      {"", true, false},
+      {"Authorization: Bearer " + keys[0] + "\r\n", false, true},
+      {"authorization:   bearer   " + keys[1] + "  \r\n", false, true},
+      {"X-API-Key: " + keys[1] + "\r\n", false, true},
+      {"Authorization: Bearer " + keys[0] + "x\r\n", true, true},
+      {"X-API-Key: " + keys[1].substr(0, 10) + "\r\n", true, true},
+      {"Authorization: Basic dXNlcjpwYXNz\r\nX-API-Key: " + keys[0] + "\r\n",
+       false, true},
+      // The first of each field counts, as for the handler.
+      {"Authorization: Bearer wrong-key-0123456789\r\nAuthorization: "
+       "Bearer " +
+           keys[0] + "\r\n",
+       true, true},
+      {"Authorization: Bearer " + keys[0] + "\r\nAuthorization: Bearer no\r\n",
+       false, true},
+      // A value longer than any key can hold is none.
+      {"X-API-Key: " + keys[0] + std::string(3000, 'k') + "\r\n", true, true},
+  };
+  for (const auto& ex : examples)
+    for (size_t step : {size_t{1}, size_t{7}, size_t{100000}})
+      BOOST_TEST_CONTEXT("headers '" << ex.headers << "' fed " << step
+                                     << " bytes at a time") {
+        auto [kind, presented] = refusal(post(ex.headers, body), step, &keys);
+        BOOST_TEST((kind == (ex.refused ? refusal_kind::unauthorized
+                                        : refusal_kind::none)));
+        if (ex.refused)
+          BOOST_TEST(presented == ex.presented);
+      }
+  // No body, no refusal here (the handler answers what needs a key); no
+  // keys, auth off.
+  auto get = std::string{"GET /api/v1/resize/x HTTP/1.1\r\nHost: x\r\n\r\n"};
+  BOOST_TEST((refusal(get, 1000, &keys).first == refusal_kind::none));
+  const std::vector<std::string> none;
+  BOOST_TEST(
+      (refusal(post("", body), 1000, &none).first == refusal_kind::none));
+  BOOST_TEST(
+      (refusal(post("", body), 1000, nullptr).first == refusal_kind::none));
+  // A chunked body announces one too; the refusal stops the tracker.
+  auto chunked =
+      std::string{"POST /api/v1/resize HTTP/1.1\r\nHost: x\r\n"
+                  "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"};
+  BOOST_TEST((refusal(chunked, 3, &keys).first == refusal_kind::unauthorized));
+  // Each request of a connection shows its own key.
+  continue_tracker t{resized::http::request_limits{1 << 20}, &keys};
+  auto good = post("X-API-Key: " + keys[0] + "\r\n", "abc");
+  auto bad = post("", "abc");
+  t.feed(good.data(), good.size());
+  BOOST_TEST((t.refused() == refusal_kind::none));
+  t.feed(bad.data(), bad.size());
+  BOOST_TEST((t.refused() == refusal_kind::unauthorized));
+  BOOST_TEST(!t.key_presented());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

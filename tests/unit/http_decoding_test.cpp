@@ -1095,6 +1095,12 @@ BOOST_AUTO_TEST_CASE(status_body_success) {
              "https://img.example.com/api/v1/images/" + uuid + ".webp");
   BOOST_TEST(str(webp["format"]) == "webp");
   BOOST_TEST(image_path(rec) == "/api/v1/images/" + uuid + ".webp");
+  // A twin's URL names its own token, never the task's whose image it
+  // shares (the image route finds that one through the record).
+  rec.image_token = "0f1c2f7e-9a43-4b1a-8f3e-0c2d4e5f6a7b";
+  BOOST_TEST(image_path(rec) == "/api/v1/images/" + uuid + ".webp");
+  BOOST_TEST(str(parse_json(status_body(rec, ""))["resized_image_url"]) ==
+             "/api/v1/images/" + uuid + ".webp");
 }
 
 BOOST_AUTO_TEST_CASE(status_body_failure) {

@@ -201,6 +201,24 @@ BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(log_json)
 
+// A line break or direction override from a client (a path) is written
+// \uXXXX: the line splits nowhere, and still reads back as the same text.
+BOOST_AUTO_TEST_CASE(disguising_code_points_are_escaped_in_json) {
+  using namespace resized::log;
+  const std::string path = "/x\u2028level=error\xc2\x85msg=y\u202ez\u00e9";
+  auto line = format_line(format::json, "2026-11-29T05:40:01.123Z", level::info,
+                          "request", {{"path", path}});
+  BOOST_TEST(line.find("\\u2028level=error\\u0085msg=y\\u202ez\u00e9") !=
+                 std::string::npos,
+             line);
+  for (const char* raw : {"\u2028", "\xc2\x85", "\u202e"})
+    BOOST_TEST(line.find(raw) == std::string::npos, line);
+  rapidjson::Document doc;
+  doc.Parse(line.data(), line.size());
+  BOOST_TEST_REQUIRE(!doc.HasParseError());
+  BOOST_TEST(std::string{doc["path"].GetString()} == path);
+}
+
 BOOST_AUTO_TEST_CASE(typed_fields_keep_their_type_in_json) {
   using namespace resized::log;
   constexpr auto ts = "2026-11-29T05:40:01.123Z";
