@@ -17,8 +17,9 @@ constexpr std::chrono::milliseconds startup_timeout{20000};
 child_process start_until_healthy(const std::vector<std::string>& argv,
                                   const std::string& log_path,
                                   const std::string& health_url,
-                                  const std::string& label) {
-  child_process proc(argv, log_path);
+                                  const std::string& label,
+                                  const std::vector<std::string>& extra_env) {
+  child_process proc(argv, log_path, extra_env);
   bool exited = false;
   bool up = wait_until(
       [&] {
@@ -70,10 +71,12 @@ std::vector<std::string> with_short_lease(std::vector<std::string> args) {
 
 resized_server::resized_server(uint16_t redis_port,
                                std::vector<std::string> extra_args,
-                               const std::string& name)
+                               const std::string& name,
+                               std::vector<std::string> extra_env)
     : redis_port_(redis_port),
       args_(std::move(extra_args)),
       name_(name),
+      env_(std::move(extra_env)),
       dir_(make_temp_dir(name)) {
   with_fresh_ports([this] {
     port_ = free_port();
@@ -107,7 +110,7 @@ void resized_server::start() {
   }
   proc_ = start_until_healthy(
       argv, dir_ + "/" + name_ + ".log", url("/healthz"),
-      "resized (" + name_ + ", port " + std::to_string(port_) + ")");
+      "resized (" + name_ + ", port " + std::to_string(port_) + ")", env_);
 }
 
 void resized_server::restart() {

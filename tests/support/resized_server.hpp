@@ -19,14 +19,16 @@ struct exited_early : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// Starts `argv` (its log at `log_path`) and waits up to 20 s until
-/// `health_url` answers 200. Throws exited_early if it exits first, else
+/// Starts `argv` (its log at `log_path`, `extra_env` "KEY=value" entries
+/// added to its environment) and waits up to 20 s until `health_url`
+/// answers 200. Throws exited_early if it exits first, else
 /// std::runtime_error on timeout (the process killed); messages start with
 /// `label` and carry the log.
-child_process start_until_healthy(const std::vector<std::string>& argv,
-                                  const std::string& log_path,
-                                  const std::string& health_url,
-                                  const std::string& label);
+child_process
+start_until_healthy(const std::vector<std::string>& argv,
+                    const std::string& log_path, const std::string& health_url,
+                    const std::string& label,
+                    const std::vector<std::string>& extra_env = {});
 
 /// A short lease on the node name (1 s, renewed every 300 ms) so that a
 /// test restarting a node after kill -9 waits about a second for its old
@@ -46,10 +48,12 @@ class resized_server {
 public:
   /// Starts resized with --config-file=<source>/config/development.ini,
   /// --http.port=<free>, --redis.port=<redis_port> and `extra_args`, in
-  /// which "{http-port}" stands for that port.
+  /// which "{http-port}" stands for that port; `extra_env` ("KEY=value")
+  /// is added to its environment, at every start.
   /// Throws std::runtime_error (with the log) if /healthz is not 200 in 20 s.
   resized_server(uint16_t redis_port, std::vector<std::string> extra_args = {},
-                 const std::string& name = "resized");
+                 const std::string& name = "resized",
+                 std::vector<std::string> extra_env = {});
   ~resized_server();
 
   uint16_t port() const { return port_; }
@@ -63,6 +67,7 @@ private:
   uint16_t redis_port_;
   std::vector<std::string> args_;
   std::string name_;
+  std::vector<std::string> env_;
   std::string dir_;
   uint16_t port_ = 0;
   child_process proc_;
