@@ -4,11 +4,13 @@
 // one byte at a time, the tracker marks the bytes at which an interim
 // "100 Continue" is due; fed in the pieces between the cuts, a piece must be
 // due exactly when it holds one of those bytes. Both trackers have the same
-// limits (body, URL, header sizes and count, from the first byte too) and
-// must agree on which one a request broke.
+// limits (body, URL, header sizes and count, from the first byte too), the
+// same API keys (set for every other limit: auth on or off) and must agree
+// on which limit a request broke, or that it had no valid key.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "fuzz_support.hpp"
@@ -31,8 +33,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   resized::http::request_limits lim{};
   if (limit > 0)
     lim = {limit, limit / 16, limit / 64, limit / 32, limit / 512 + 2};
+  static const std::vector<std::string> keys{"fuzz-key-0123456789",
+                                             "other-key-0123456789"};
+  const auto* api_keys = (data[0] >> 3) % 2 == 1 ? &keys : nullptr;
   std::vector<bool> due_at(n, false);
-  continue_tracker bytewise{lim};
+  continue_tracker bytewise{lim, api_keys};
   for (size_t i = 0; i < n; ++i)
     due_at[i] = bytewise.feed(stream + i, 1);
 
@@ -41,7 +46,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     cuts.push_back(n == 0 ? 0 : data[1 + i] * n / 256);
   std::sort(cuts.begin(), cuts.end());
   cuts.push_back(n);
-  continue_tracker pieces{lim};
+  continue_tracker pieces{lim, api_keys};
   size_t from = 0;
   for (size_t cut : cuts) {
     if (cut < from)
@@ -64,5 +69,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         (pieces.refused() == refusal::none && pieces.stopped()) ||
             (bytewise.refused() == refusal::none && bytewise.stopped()),
         "the limit broken differs from byte-by-byte feeding");
+  if (pieces.refused() == refusal::unauthorized &&
+      bytewise.refused() == refusal::unauthorized)
+    resized::fuzz::check(pieces.key_presented() == bytewise.key_presented(),
+                         "whether a key was presented differs from "
+                         "byte-by-byte feeding");
   return 0;
 }

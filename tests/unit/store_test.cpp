@@ -8,6 +8,7 @@
 #include <map>
 #include <ostream>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -410,6 +411,50 @@ BOOST_FIXTURE_TEST_CASE(a_final_record_never_replaces_another, store_fixture) {
   got = store.get_record(first.token);
   BOOST_TEST_REQUIRE(got.ok(), why(got));
   BOOST_TEST(got.value()->status == task_status::success);
+}
+
+// A backlog larger than a batch of the pipelined load (500 records a round
+// trip): every open task comes back with its own input, in the set's
+// order, and the finished and the expired ones leave the set.
+BOOST_FIXTURE_TEST_CASE(a_large_backlog_loads_in_batches, store_fixture) {
+  const std::string node = "backlog-node";
+  std::vector<std::string> tokens;
+  std::map<std::string, std::string> input_of;
+  std::set<std::string> finished, expired;
+  for (int i = 0; i < 1203; ++i) {
+    auto rec = full_record(random_token());
+    rec.status = task_status::pending;
+    rec.error_code.clear();
+    rec.error_message.clear();
+    auto input = "input " + std::to_string(i) + std::string(i % 7, 'x');
+    BOOST_TEST_REQUIRE(store.restore_open(rec, &input, node, 60s).value());
+    tokens.push_back(rec.token);
+    input_of[rec.token] = input;
+    if (i % 97 == 5) {
+      rec.status = task_status::failure;
+      rec.error_code = "corrupt_image";
+      BOOST_TEST_REQUIRE(store.put_record(rec, 60s).value());
+      finished.insert(rec.token);
+    } else if (i % 89 == 7) {
+      redis.command("DEL resized:task:" + rec.token);
+      expired.insert(rec.token);
+    }
+  }
+  auto loaded = store.load_pending(node, tokens);
+  BOOST_TEST_REQUIRE(loaded.ok(), why(loaded));
+  BOOST_TEST(loaded.value().size() ==
+             tokens.size() - finished.size() - expired.size());
+  size_t at = 0;
+  for (const auto& token : tokens) {
+    if (finished.count(token) != 0 || expired.count(token) != 0)
+      continue;
+    BOOST_TEST_REQUIRE(at < loaded.value().size());
+    const auto& task = loaded.value()[at++];
+    BOOST_TEST(task.record.token == token);
+    BOOST_TEST(task.input.value_or("") == input_of[token]);
+  }
+  auto left = redis.command("SCARD resized:pending:" + node);
+  BOOST_TEST(left == ":" + std::to_string(loaded.value().size()) + "\r\n");
 }
 
 // restore_open writes what Redis lost of an open task (record, input,
