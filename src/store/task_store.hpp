@@ -192,9 +192,16 @@ public:
   outcome<std::vector<pending_task>>
   load_pending(const std::string& node, const std::vector<std::string>& tokens);
 
-  /// The node names that have a pending set (SCAN <prefix>pending:*, COUNT
-  /// 100 a step, no KEYS), at most `max_names`. Errors: store_unavailable.
+  /// The node names that may have a pending set, at most `max_names`: the
+  /// set <prefix>nodes (each node joins it at its lease claims, adoption
+  /// takes a name out). The first call on a Redis without
+  /// <prefix>nodes:indexed adds the names scan_pending_names finds (sets
+  /// of earlier builds) and sets it. Errors: store_unavailable.
   outcome<std::vector<std::string>> pending_names(size_t max_names = 10000);
+  /// The node names that have a pending set, by SCAN <prefix>pending:*
+  /// (COUNT 100 a step, no KEYS): a walk of the whole keyspace.
+  outcome<std::vector<std::string>>
+  scan_pending_names(size_t max_names = 10000);
 
   /// Moves every member of `from`'s pending set into `into`'s and deletes
   /// `from`'s, in one script, only if nobody holds the lease on `from`

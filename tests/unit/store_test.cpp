@@ -984,6 +984,61 @@ BOOST_FIXTURE_TEST_CASE(an_adopted_name_is_not_renewed, store_fixture) {
   BOOST_TEST(late.value().holder == "restarted");
 }
 
+// The names looked at for adoption come from the set of names, not from a
+// walk of the keyspace, once one walk has indexed the sets already there:
+// a name joins the set at its lease claims and leaves it when adopted; a
+// name with no pending set is taken out without an adoption mark.
+BOOST_FIXTURE_TEST_CASE(names_for_adoption_come_from_the_set_of_names,
+                        store_fixture) {
+  auto accept = [&](const std::string& node) {
+    auto rec = full_record(random_token());
+    rec.status = task_status::pending;
+    BOOST_TEST_REQUIRE(store.put_accepted(rec, "input", node, 60s).ok());
+  };
+  auto listed = [&](const std::string& name) {
+    auto names = store.pending_names();
+    BOOST_TEST_REQUIRE(names.ok(), why(names));
+    return std::find(names.value().begin(), names.value().end(), name) !=
+           names.value().end();
+  };
+  redis.command("DEL resized:nodes resized:nodes:indexed"); // not indexed
+  std::string earlier = "earlier-" + random_token(); // never claims
+  accept(earlier);
+  BOOST_TEST(listed(earlier)); // the first look walks the keyspace once
+  BOOST_TEST(redis.command("EXISTS resized:nodes:indexed") == ":1\r\n");
+  // From then on the set alone: a set no claim named is not seen...
+  std::string unclaimed = "unclaimed-" + random_token();
+  accept(unclaimed);
+  BOOST_TEST(!listed(unclaimed));
+  // ... a name that claims its lease is, at a start and at a renewal.
+  std::string node = "node-" + random_token();
+  accept(node);
+  BOOST_TEST_REQUIRE(store.claim_lease(node, "i1", 60000ms).ok());
+  BOOST_TEST(listed(node));
+  redis.command("SREM resized:nodes " + node);
+  BOOST_TEST_REQUIRE(store.claim_lease(node, "i1", 60000ms, true).ok());
+  BOOST_TEST(listed(node));
+  // Adopted once its lease is gone: out of the set until it claims again.
+  redis.command("DEL resized:node:" + node);
+  auto moved = store.adopt_pending(node, "adopter-" + random_token());
+  BOOST_TEST_REQUIRE(moved.ok(), why(moved));
+  BOOST_TEST(moved.value().tokens.size() == 1u);
+  BOOST_TEST(!listed(node));
+  BOOST_TEST_REQUIRE(store.claim_lease(node, "i2", 60000ms).ok());
+  BOOST_TEST(listed(node));
+  // No lease and no pending set: out of the set, and no mark that would
+  // tell the name's next renewal it was adopted.
+  std::string idle = "idle-" + random_token();
+  BOOST_TEST_REQUIRE(store.claim_lease(idle, "i3", 60000ms).ok());
+  redis.command("DEL resized:node:" + idle);
+  auto none = store.adopt_pending(idle, "adopter-" + random_token());
+  BOOST_TEST_REQUIRE(none.ok(), why(none));
+  BOOST_TEST(!none.value().held);
+  BOOST_TEST(none.value().tokens.empty());
+  BOOST_TEST(!listed(idle));
+  BOOST_TEST(redis.command("EXISTS resized:adopted:" + idle) == ":0\r\n");
+}
+
 // Adoption: the pending set of a name nobody holds a lease on moves, whole
 // and at once, into the adopter's; a held name's set stays; the adopter's
 // own name and a name with no set are no adoption.
@@ -1007,7 +1062,9 @@ BOOST_FIXTURE_TEST_CASE(adopting_a_pending_set_with_no_lease, store_fixture) {
   BOOST_TEST_REQUIRE(store.claim_lease(live, "live-instance", 60000ms).ok());
   BOOST_TEST_REQUIRE(store.claim_lease(adopter, "me", 60000ms).ok());
 
-  // Both names with a set are found by the scan (with the adopter's own).
+  // Both names with a set are found by the scan (with the adopter's own):
+  // the first look on a Redis not indexed yet.
+  redis.command("DEL resized:nodes resized:nodes:indexed");
   auto names = store.pending_names();
   BOOST_TEST_REQUIRE(names.ok(), why(names));
   auto listed = [&](const std::string& n) {
