@@ -103,6 +103,19 @@ void hand_over(lease_actor_type* self, const std::string& from,
                std::move(tasks).value());
 }
 
+// A renewal found the lease gone and took it again (nobody had adopted the
+// name's tasks).
+void lease_taken_again(lease_actor_type* self) {
+  auto& st = self->state;
+  log::warn("lease on this node's name had run out (redis away for "
+            "longer than the lease, or restarted empty?): taken again, "
+            "no other instance holds it",
+            {{"node", st.cfg.node}, {"instance", st.cfg.instance}});
+  // Redis may have lost this node's open tasks with the lease.
+  if (st.cfg.supervisor)
+    self->send(st.cfg.supervisor, restore_atom::value);
+}
+
 // Moves the pending sets of names nobody holds a lease on into this
 // name's, one name at a time, and hands their tasks to the supervisor.
 void adopt_orphans(lease_actor_type* self) {
@@ -111,9 +124,28 @@ void adopt_orphans(lease_actor_type* self) {
   st.unread.clear();
   for (auto& [from, tokens] : unread)
     hand_over(self, from, std::move(tokens));
-  auto names = st.store->pending_names();
+  // A look on a Redis not indexed yet walks the keyspace (seconds with
+  // millions of keys, and this actor renews nothing meanwhile): the lease
+  // is renewed on the way when due. A renewal that does not find it this
+  // instance's stops the pass; the next tick's says why.
+  auto last_claim = clock::now(); // on_claimed has just renewed it
+  auto keep_lease = [&] {
+    if (clock::now() - last_claim < st.cfg.renew)
+      return true;
+    auto res =
+        st.store->claim_lease(st.cfg.node, st.cfg.instance, st.cfg.ttl, true);
+    last_claim = clock::now();
+    if (res && res.value().taken) {
+      lease_taken_again(self);
+      // As after an outage (hold_adoption_after_outage): live owners take
+      // their names again first.
+      st.next_adopt = clock::now() + st.cfg.ttl + st.cfg.renew;
+    }
+    return res && res.value().ours && !res.value().taken;
+  };
+  auto names = st.store->pending_names(10000, keep_lease);
   if (!names)
-    return; // Redis away: the renewal logs it; the next pass looks again
+    return; // Redis away (the renewal logs it) or stopped: looks again
   for (const auto& name : names.value()) {
     if (name == st.cfg.node)
       continue;
@@ -161,13 +193,7 @@ void on_claimed(lease_actor_type* self, const store::lease_claim& claim) {
       hold_adoption_after_outage(st);
   } else {
     if (claim.taken) {
-      log::warn("lease on this node's name had run out (redis away for "
-                "longer than the lease, or restarted empty?): taken again, "
-                "no other instance holds it",
-                {{"node", st.cfg.node}, {"instance", st.cfg.instance}});
-      // Redis may have lost this node's open tasks with the lease.
-      if (st.cfg.supervisor)
-        self->send(st.cfg.supervisor, restore_atom::value);
+      lease_taken_again(self);
     } else if (st.renew_failing)
       log::info("lease on this node's name renewed again",
                 {{"node", st.cfg.node}});
@@ -177,7 +203,7 @@ void on_claimed(lease_actor_type* self, const store::lease_claim& claim) {
     if (st.cfg.adopt.count() > 0 && !st.draining &&
         clock::now() >= st.next_adopt) {
       adopt_orphans(self);
-      st.next_adopt = next_adopt_time(st.cfg);
+      st.next_adopt = std::max(st.next_adopt, next_adopt_time(st.cfg));
     }
   }
   tick_after(self, st.cfg.renew);

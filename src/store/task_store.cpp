@@ -655,7 +655,9 @@ std::string glob_escaped(const std::string& text) {
 
 } // namespace
 
-outcome<std::vector<std::string>> task_store::pending_names(size_t max_names) {
+outcome<std::vector<std::string>>
+task_store::pending_names(size_t max_names,
+                          const std::function<bool()>& between_steps) {
   using result = outcome<std::vector<std::string>>;
   return guarded([&]() -> result {
     auto registry = names_key(settings_.key_prefix);
@@ -674,9 +676,10 @@ outcome<std::vector<std::string>> task_store::pending_names(size_t max_names) {
       std::sort(names.begin(), names.end());
       return names;
     }
-    // Not indexed yet in this Redis (a first start of this build, or Redis
-    // lost its data): one scan, whose names join the set.
-    auto names = scan_pending_names(max_names);
+    // Not indexed in this Redis (a first start of this build, Redis lost
+    // its data, or an hour went by: nodes of earlier builds never join the
+    // set): one walk, whose names join it.
+    auto names = scan_pending_names(max_names, between_steps);
     if (!names)
       return names;
     std::vector<command> cmds;
@@ -686,7 +689,7 @@ outcome<std::vector<std::string>> task_store::pending_names(size_t max_names) {
         add.push_back(names.value()[j]);
       cmds.push_back(std::move(add));
     }
-    cmds.push_back({"SET", indexed, "1"});
+    cmds.push_back({"SET", indexed, "1", "EX", "3600"});
     auto added = impl_->conn.run(cmds);
     if (!added)
       return std::move(added).error();
@@ -695,7 +698,8 @@ outcome<std::vector<std::string>> task_store::pending_names(size_t max_names) {
 }
 
 outcome<std::vector<std::string>>
-task_store::scan_pending_names(size_t max_names) {
+task_store::scan_pending_names(size_t max_names,
+                               const std::function<bool()>& between_steps) {
   using result = outcome<std::vector<std::string>>;
   return guarded([&]() -> result {
     auto prefix = pending_key(settings_.key_prefix, "");
@@ -703,8 +707,8 @@ task_store::scan_pending_names(size_t max_names) {
     std::vector<std::string> names;
     std::string cursor = "0";
     do {
-      auto replies =
-          impl_->conn.run({{"SCAN", cursor, "MATCH", pattern, "COUNT", "100"}});
+      auto replies = impl_->conn.run(
+          {{"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"}});
       if (!replies)
         return std::move(replies).error();
       const auto& reply = *replies.value().front();
@@ -721,6 +725,9 @@ task_store::scan_pending_names(size_t max_names) {
             key.compare(0, prefix.size(), prefix) == 0)
           names.push_back(key.substr(prefix.size()));
       }
+      if (cursor != "0" && between_steps && !between_steps())
+        return failure{error_code::internal_error,
+                       "the walk for pending sets was stopped"};
     } while (cursor != "0" && names.size() < max_names);
     // SCAN may return a key twice.
     std::sort(names.begin(), names.end());

@@ -194,14 +194,20 @@ public:
 
   /// The node names that may have a pending set, at most `max_names`: the
   /// set <prefix>nodes (each node joins it at its lease claims, adoption
-  /// takes a name out). The first call on a Redis without
-  /// <prefix>nodes:indexed adds the names scan_pending_names finds (sets
-  /// of earlier builds) and sets it. Errors: store_unavailable.
-  outcome<std::vector<std::string>> pending_names(size_t max_names = 10000);
-  /// The node names that have a pending set, by SCAN <prefix>pending:*
-  /// (COUNT 100 a step, no KEYS): a walk of the whole keyspace.
+  /// takes a name out). A call on a Redis without <prefix>nodes:indexed
+  /// adds the names scan_pending_names finds (sets of earlier builds, which
+  /// never join) and sets it for an hour. `between_steps` as there.
+  /// Errors: store_unavailable; internal_error when the walk was stopped.
   outcome<std::vector<std::string>>
-  scan_pending_names(size_t max_names = 10000);
+  pending_names(size_t max_names = 10000,
+                const std::function<bool()>& between_steps = {});
+  /// The node names that have a pending set, by SCAN <prefix>pending:*
+  /// (COUNT 1000 a step, no KEYS): a walk of the whole keyspace, seconds
+  /// with millions of keys. `between_steps` (if set) runs after each step;
+  /// false stops the walk.
+  outcome<std::vector<std::string>>
+  scan_pending_names(size_t max_names = 10000,
+                     const std::function<bool()>& between_steps = {});
 
   /// Moves every member of `from`'s pending set into `into`'s and deletes
   /// `from`'s, in one script, only if nobody holds the lease on `from`

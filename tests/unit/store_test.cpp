@@ -1002,10 +1002,28 @@ BOOST_FIXTURE_TEST_CASE(names_for_adoption_come_from_the_set_of_names,
            names.value().end();
   };
   redis.command("DEL resized:nodes resized:nodes:indexed"); // not indexed
-  std::string earlier = "earlier-" + random_token(); // never claims
+  std::string earlier = "earlier-" + random_token();        // never claims
   accept(earlier);
-  BOOST_TEST(listed(earlier)); // the first look walks the keyspace once
-  BOOST_TEST(redis.command("EXISTS resized:nodes:indexed") == ":1\r\n");
+  // The walk runs `between_steps` after each step of it (the lease actor
+  // renews its lease there); false stops it, and nothing is indexed.
+  redis.command("EVAL \"for i = 1, 5000 do redis.call('SET', 'filler:' .. i, "
+                "'x') end\" 0");
+  int steps = 0;
+  auto stopped = store.pending_names(10000, [&] { return ++steps < 2; });
+  BOOST_TEST(!stopped.ok());
+  BOOST_TEST(steps == 2);
+  BOOST_TEST(redis.command("EXISTS resized:nodes:indexed") == ":0\r\n");
+  steps = 0;
+  auto walked = store.pending_names(10000, [&] { return ++steps > 0; });
+  BOOST_TEST_REQUIRE(walked.ok(), why(walked));
+  BOOST_TEST(steps >= 2);
+  BOOST_TEST(listed(earlier)); // found by the walk, now in the set
+  // Indexed for an hour: then walked again (nodes of earlier builds never
+  // join the set).
+  auto ttl = std::stol(redis.command("TTL resized:nodes:indexed").substr(1));
+  BOOST_TEST((ttl > 3500 && ttl <= 3600), ttl);
+  redis.command("EVAL \"for i = 1, 5000 do redis.call('DEL', 'filler:' .. i) "
+                "end\" 0");
   // From then on the set alone: a set no claim named is not seen...
   std::string unclaimed = "unclaimed-" + random_token();
   accept(unclaimed);
