@@ -50,6 +50,9 @@ enum class error_code : uint8_t {
   too_many_connections, // 503 the client's address holds
                         // http.max-connections-per-client connections
                         // already: answered before the request is read
+  malformed_request,    // 400 framing a proxy could read otherwise
+                        // (RFC 9112: blanks in a field name, Transfer-
+                        // Encoding on HTTP/1.0): refused at the header block
 };
 
 /// Stable snake_case name of `code`, e.g. "invalid_base64".

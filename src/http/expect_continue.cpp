@@ -139,6 +139,11 @@ failure refusal_of(const continue_tracker& tracker) {
                 ? "the API key is not valid"
                 : "an API key is required: send Authorization: Bearer <key> "
                   "or X-API-Key: <key>"};
+  case continue_tracker::refusal::malformed:
+    return {error_code::malformed_request,
+            fmt::format("the request's framing is ambiguous ({}): refused, "
+                        "as RFC 9112 asks",
+                        tracker.malformed_why())};
   case continue_tracker::refusal::url:
     return {error_code::uri_too_long,
             fmt::format("the request target is longer than {} bytes",
@@ -235,6 +240,7 @@ int continue_tracker::on_message_begin(http_parser* p) {
   t.has_authorization_ = t.has_x_api_key_ = false;
   t.key_value_ = nullptr;
   t.key_presented_ = false;
+  t.malformed_why_ = "";
   t.started_ = std::chrono::steady_clock::now();
   return 0;
 }
@@ -271,8 +277,23 @@ int continue_tracker::on_header_field(http_parser* p, const char* at,
     ++t.fields_;
     t.name_bytes_ = t.value_bytes_ = 0;
   }
+  // libhttp-parser, lenient, takes blanks as part of a name (and obeys
+  // "Content-Length " as Content-Length); RFC 9112 §5.1 says refuse. In
+  // byte order, as if fed a byte at a time: a blank before the name passes
+  // its limit is malformed, one after is over the limit.
+  auto before = t.name_bytes_;
   t.name_bytes_ += n;
-  if (t.limits_.field_name > 0 && t.name_bytes_ > t.limits_.field_name) {
+  auto blank = static_cast<size_t>(
+      std::find_if(at, at + n, [](char c) { return c == ' ' || c == '\t'; }) -
+      at);
+  bool over = t.limits_.field_name > 0 && t.name_bytes_ > t.limits_.field_name;
+  size_t over_at = over ? t.limits_.field_name - before : n;
+  if (blank < n && blank < over_at) {
+    t.refused_ = refusal::malformed;
+    t.malformed_why_ = "blanks in a header field name";
+    return 1;
+  }
+  if (over) {
     t.refused_ = refusal::headers;
     return 1;
   }
@@ -339,6 +360,13 @@ int continue_tracker::on_headers_complete(http_parser* p) {
   }
   bool body =
       (p->flags & F_CHUNKED) != 0 || (p->content_length > 0 && length_known);
+  // RFC 9112 §6.1: a Transfer-Encoding on HTTP/1.0 is faulty framing
+  // (libhttp-parser honours chunked there).
+  if ((p->flags & F_CHUNKED) != 0 && !http11) {
+    t.refused_ = refusal::malformed;
+    t.malformed_why_ = "Transfer-Encoding: chunked on an HTTP/1.0 request";
+    return -1;
+  }
   if (body && t.key_field_bytes_ > 0 && !t.valid_key()) {
     // Every route that reads a body needs a key (POST /api/v1/resize; on
     // the others a body is refused after it was read): refused before a
@@ -549,7 +577,8 @@ bool continue_socket::state::received(const char* data, size_t size) {
   if (tracker.refused() != continue_tracker::refusal::none) {
     bool stop_restinio =
         tracker.refused() == continue_tracker::refusal::chunks ||
-        tracker.refused() == continue_tracker::refusal::unauthorized;
+        tracker.refused() == continue_tracker::refusal::unauthorized ||
+        tracker.refused() == continue_tracker::refusal::malformed;
     if (refused)
       return stop_restinio;
     refused = true;

@@ -82,7 +82,20 @@ public:
   /// `unauthorized` too: with API keys set, a request announced a body
   /// without a valid key (RESTinio would read the whole body before the
   /// handler refused it).
-  enum class refusal { none, body, url, headers, chunks, unauthorized };
+  /// And `malformed`: framing RFC 9112 says to refuse, which libhttp-parser
+  /// (as RESTinio uses it) takes: blanks in a header field name
+  /// ("Content-Length : 5" is obeyed), Transfer-Encoding on HTTP/1.0. A
+  /// proxy in front that forwards such a request as it is may frame it
+  /// otherwise (request smuggling).
+  enum class refusal {
+    none,
+    body,
+    url,
+    headers,
+    chunks,
+    unauthorized,
+    malformed
+  };
 
   /// `body_limit`: the most body bytes the server reads (0 = no limit).
   explicit continue_tracker(uint64_t body_limit = 0);
@@ -120,6 +133,8 @@ public:
   bool chunked() const { return chunked_; }
   /// Whether the request refused as unauthorized presented a key at all.
   bool key_presented() const { return key_presented_; }
+  /// Why a request was refused as malformed.
+  const char* malformed_why() const { return malformed_why_; }
   /// The current request's method ("GET", "HEAD"...), once its request
   /// line has begun.
   const char* method() const;
@@ -166,6 +181,7 @@ private:
   bool has_authorization_ = false, has_x_api_key_ = false;
   std::string* key_value_ = nullptr; // the one being read, if any
   bool key_presented_ = false;
+  const char* malformed_why_ = "";
   bool in_value_ = false;
   bool expects_continue_ = false;
   bool due_ = false;

@@ -453,4 +453,50 @@ BOOST_AUTO_TEST_CASE(a_body_without_a_valid_key_is_refused_unread) {
   BOOST_TEST(!t.key_presented());
 }
 
+// Framing RFC 9112 says to refuse and libhttp-parser takes: blanks in a
+// header field name (it obeys "Content-Length : 5"), chunked on HTTP/1.0.
+// Refused whole or fed a byte at a time; a blank after a name passed its
+// limit is over the limit, as RESTinio would count it.
+BOOST_AUTO_TEST_CASE(ambiguous_framing_is_refused) {
+  using refusal_kind = continue_tracker::refusal;
+  auto refused = [](const std::string& stream, size_t step,
+                    resized::http::request_limits lim) {
+    continue_tracker t{lim};
+    for (size_t from = 0; from < stream.size(); from += step)
+      t.feed(stream.data() + from, std::min(step, stream.size() - from));
+    return t.refused();
+  };
+  const resized::http::request_limits lim{1 << 20, 8192, 64, 8192, 100};
+  struct example {
+    std::string stream;
+    refusal_kind kind;
+  };
+  const std::vector<example> examples{
+      {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length : 5\r\n\r\nhello",
+       refusal_kind::malformed},
+      {"POST / HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n",
+       refusal_kind::malformed},
+      {"GET / HTTP/1.1\r\nX Foo: bar\r\n\r\n", refusal_kind::malformed},
+      {"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello"
+       "\r\n0\r\n\r\n",
+       refusal_kind::malformed},
+      {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello"
+       "\r\n0\r\n\r\n",
+       refusal_kind::none},
+      {"POST / HTTP/1.0\r\nContent-Length: 5\r\n\r\nhello", refusal_kind::none},
+      {"GET / HTTP/1.1\r\nX-Foo:  bar  \r\n\r\n", refusal_kind::none},
+      // A name over the limit (64) before its blank: over the limit.
+      {"GET / HTTP/1.1\r\n" + std::string(70, 'x') + " : y\r\n\r\n",
+       refusal_kind::headers},
+      {"GET / HTTP/1.1\r\n" + std::string(60, 'x') + " : y\r\n\r\n",
+       refusal_kind::malformed},
+  };
+  for (const auto& ex : examples)
+    for (size_t step : {size_t{1}, size_t{5}, size_t{100000}})
+      BOOST_TEST_CONTEXT("'" << ex.stream.substr(0, 60) << "' fed " << step
+                             << " bytes at a time") {
+        BOOST_TEST((refused(ex.stream, step, lim) == ex.kind));
+      }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
