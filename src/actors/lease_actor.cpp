@@ -103,6 +103,18 @@ void hand_over(lease_actor_type* self, const std::string& from,
                std::move(tasks).value());
 }
 
+// After Redis was away long enough for a live node's lease to run out (a
+// lease less the renewal interval: its last renewal may have come that
+// long before the outage began), the first look for names with no lease
+// waits a lease and a renewal from now: each live owner takes its own name
+// again at its next renewal. Adopting before that would run their tasks
+// twice (here, and where they still are). Shorter outages (a claim that
+// timed out now and then) delay nothing.
+void hold_adoption_after_outage(lease_state& st) {
+  st.next_adopt =
+      std::max(st.next_adopt, clock::now() + st.cfg.ttl + st.cfg.renew);
+}
+
 // A renewal found the lease gone and took it again (nobody had adopted the
 // name's tasks).
 void lease_taken_again(lease_actor_type* self) {
@@ -137,9 +149,7 @@ void adopt_orphans(lease_actor_type* self) {
     last_claim = clock::now();
     if (res && res.value().taken) {
       lease_taken_again(self);
-      // As after an outage (hold_adoption_after_outage): live owners take
-      // their names again first.
-      st.next_adopt = clock::now() + st.cfg.ttl + st.cfg.renew;
+      hold_adoption_after_outage(st); // as on_claimed does
     }
     return res && res.value().ours && !res.value().taken;
   };
@@ -160,18 +170,6 @@ void adopt_orphans(lease_actor_type* self) {
                {"tasks", res.value().tokens.size()}});
     hand_over(self, name, std::move(res.value().tokens));
   }
-}
-
-// After Redis was away long enough for a live node's lease to run out (a
-// lease less the renewal interval: its last renewal may have come that
-// long before the outage began), the first look for names with no lease
-// waits a lease and a renewal from now: each live owner takes its own name
-// again at its next renewal. Adopting before that would run their tasks
-// twice (here, and where they still are). Shorter outages (a claim that
-// timed out now and then) delay nothing.
-void hold_adoption_after_outage(lease_state& st) {
-  st.next_adopt =
-      std::max(st.next_adopt, clock::now() + st.cfg.ttl + st.cfg.renew);
 }
 
 void on_claimed(lease_actor_type* self, const store::lease_claim& claim) {

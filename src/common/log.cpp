@@ -244,17 +244,24 @@ std::string format_line(format fmt, std::string_view ts, level lvl,
     // RapidJSON writes those code points as they are (valid JSON, but a
     // tool that splits lines at U+2028 or U+0085 breaks the line): as
     // \uXXXX they are the same string. They are only ever in strings.
+    // Copied a run at a time, and only when there is one to escape.
     std::string_view line{buf.GetString(), buf.GetSize()};
     std::string escaped;
+    size_t copied = 0;
     uint32_t cp = 0;
     for (size_t i = 0; i < line.size();) {
       if (auto n = disguising_at(line, i, cp)) {
+        escaped.append(line.substr(copied, i - copied));
         escaped += fmt::format("\\u{:04x}", cp);
         i += n;
+        copied = i;
       } else {
-        escaped += line[i++];
+        ++i;
       }
     }
+    if (copied == 0)
+      return std::string{line};
+    escaped.append(line.substr(copied));
     return escaped;
   }
   auto out = fmt::format("ts={} level={} msg={}", ts, lvl_name, quote(msg));

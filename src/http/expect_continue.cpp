@@ -26,14 +26,15 @@ continue_tracker& self(http_parser* p) {
   return *static_cast<continue_tracker*>(p->data);
 }
 
-// Keeps up to kept_bytes + 1 bytes of a text however it arrives (one byte
-// more than kept says "too long"): byte by byte or in one piece, the same.
+// Keeps up to `cap` + 1 bytes of a text however it arrives (one byte more
+// than kept says "too long"): byte by byte or in one piece, the same.
 // (It kept 32 bytes of a value fed byte by byte and 33 fed at once, and a
 // longer Expect value whose 33rd byte was not blank then matched one way
 // only; the fuzzer found it.)
-void append_capped(std::string& s, const char* at, size_t n) {
-  if (s.size() <= kept_bytes)
-    s.append(at, std::min(n, kept_bytes + 1 - s.size()));
+void append_capped(std::string& s, const char* at, size_t n,
+                   size_t cap = kept_bytes) {
+  if (s.size() <= cap)
+    s.append(at, std::min(n, cap + 1 - s.size()));
 }
 
 // Set once before the server accepts connections (set_limits), read by each
@@ -321,13 +322,10 @@ int continue_tracker::on_header_value(http_parser* p, const char* at,
     return 1;
   }
   append_capped(t.value_, at, n);
-  if (t.key_value_ != nullptr && t.key_value_->size() <= t.key_field_bytes_)
-    t.key_value_->append(
-        at, std::min(n, t.key_field_bytes_ + 1 - t.key_value_->size()));
-  if (equals_nocase(t.field_, "origin") &&
-      t.origin_value_.size() <= max_origin_bytes)
-    t.origin_value_.append(
-        at, std::min(n, max_origin_bytes + 1 - t.origin_value_.size()));
+  if (t.key_value_ != nullptr)
+    append_capped(*t.key_value_, at, n, t.key_field_bytes_);
+  if (equals_nocase(t.field_, "origin"))
+    append_capped(t.origin_value_, at, n, max_origin_bytes);
   return 0;
 }
 

@@ -328,8 +328,8 @@ private:
     uint64_t writes_done = 0;       // RESTinio's writes completed
     uint64_t writes_at_waiting = 0; // ... when waiting_answer was set
     /// Feeds the tracker and writes what is due; true when RESTinio must
-    /// be stopped (a refusal only the tracker makes: refusal::chunks and
-    /// refusal::unauthorized).
+    /// be stopped (a refusal only the tracker makes: refusal::chunks,
+    /// refusal::unauthorized and refusal::malformed).
     bool received(const char* data, size_t size);
     void write_waiting_answer();
   };

@@ -1449,7 +1449,6 @@ std::vector<int> connect_silently(uint16_t port, int n) {
   return fds;
 }
 
-
 /// The openssl.* arguments for certificate `name` (with its key) and the
 /// CA `ca`, from test_certs_dir().
 std::vector<std::string> tls_args(const std::string& name,
