@@ -631,9 +631,14 @@ int main(int argc, char** argv) {
     } catch (const std::exception& e) {
       log::error("cannot start node", {{"error", e.what()}});
       // The lease may be taken already (the cluster port is opened after
-      // it): a restart need not wait for it to run out.
-      if (cfg.cluster.role != "worker")
+      // it): a restart need not wait for it to run out. Released once the
+      // lease actor is gone (start_node stopped the node's actors before
+      // it threw): its first claim may still be under way, and one made
+      // after the release kept the name for cluster.lease-ms.
+      if (cfg.cluster.role != "worker") {
+        sys.await_all_actors_done();
         release_name(cfg, instance);
+      }
       return EXIT_FAILURE;
     }
     if (node->lease && !settle_lease(sys, node->lease, cfg)) {
