@@ -4,6 +4,7 @@
 #include <array>
 #include <atomic>
 #include <climits>
+#include <cstring>
 #include <optional>
 #include <string_view>
 #include <utility>
@@ -35,6 +36,44 @@ void append_capped(std::string& s, const char* at, size_t n,
                    size_t cap = kept_bytes) {
   if (s.size() <= cap)
     s.append(at, std::min(n, cap + 1 - s.size()));
+}
+
+bool ascii_alnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         (c >= '0' && c <= '9');
+}
+
+// A Host field's value as RFC 9112 §3.2 takes it: uri-host [":" port] of
+// RFC 3986 (an IP literal in brackets, or a name or IPv4 address of
+// unreserved, sub-delims and %-escapes), or empty (a target without an
+// authority). Written here: neither libhttp-parser nor RESTinio checks it.
+bool valid_host(std::string_view v) {
+  auto name_char = [](char c) {
+    return ascii_alnum(c) || std::string_view{"-._~!$&'()*+,;=%"}.find(c) !=
+                                 std::string_view::npos;
+  };
+  size_t i = 0;
+  if (!v.empty() && v.front() == '[') {
+    auto close = v.find(']');
+    if (close == std::string_view::npos || close == 1)
+      return false;
+    for (i = 1; i < close; ++i)
+      if (!name_char(v[i]) && v[i] != ':')
+        return false;
+    i = close + 1;
+  } else {
+    for (; i < v.size() && v[i] != ':'; ++i)
+      if (!name_char(v[i]))
+        return false;
+  }
+  if (i == v.size())
+    return true;
+  if (v[i] != ':')
+    return false;
+  for (++i; i < v.size(); ++i)
+    if (v[i] < '0' || v[i] > '9')
+      return false;
+  return true;
 }
 
 // Set once before the server accepts connections (set_limits), read by each
@@ -142,8 +181,8 @@ failure refusal_of(const continue_tracker& tracker) {
                   "or X-API-Key: <key>"};
   case continue_tracker::refusal::malformed:
     return {error_code::malformed_request,
-            fmt::format("the request's framing is ambiguous ({}): refused, "
-                        "as RFC 9112 asks",
+            fmt::format("the request is malformed ({}): refused, as RFC "
+                        "9112 asks",
                         tracker.malformed_why())};
   case continue_tracker::refusal::url:
     return {error_code::uri_too_long,
@@ -207,6 +246,8 @@ continue_tracker::continue_tracker(const request_limits& limits,
   settings_.on_body = &continue_tracker::on_body;
   settings_.on_chunk_header = &continue_tracker::on_chunk_header;
   settings_.on_message_complete = &continue_tracker::on_message_complete;
+  http_parser_settings_init(&ahead_settings_);
+  ahead_settings_.on_body = &continue_tracker::on_body_ahead;
 }
 
 bool continue_tracker::feed(const char* data, size_t size) {
@@ -215,7 +256,23 @@ bool continue_tracker::feed(const char* data, size_t size) {
     return false;
   due_ = false;
   ended_in_feed_ = 0;
-  size_t parsed = http_parser_execute(&parser_, &settings_, data, size);
+  // A copy of the parser finds where the bodies are, then the framing's
+  // line ends are checked; the parser itself reads up to a bad one only:
+  // a refusal there comes in byte order, and requests after it are not
+  // seen (it would read on).
+  body_runs_.clear();
+  http_parser ahead = parser_;
+  size_t seen = http_parser_execute(&ahead, &ahead_settings_, data, size);
+  size_t bad = bad_line_end(data, seen);
+  size_t parsed = 0;
+  if (bad > 0)
+    parsed =
+        http_parser_execute(&parser_, &settings_, data, std::min(bad, size));
+  if (bad < size && parsed == bad && refused_ == refusal::none &&
+      HTTP_PARSER_ERRNO(&parser_) == HPE_OK && !parser_.upgrade) {
+    refused_ = refusal::malformed;
+    malformed_why_ = bad_line_end_why_;
+  }
   if (parser_.upgrade || HTTP_PARSER_ERRNO(&parser_) != HPE_OK ||
       parsed != size || refused_ != refusal::none)
     stopped_ = true; // a refusal is final: the connection ends with it
@@ -234,6 +291,8 @@ int continue_tracker::on_message_begin(http_parser* p) {
   t.body_bytes_ = 0;
   t.chunks_ = 0;
   t.target_.clear();
+  t.hosts_ = 0;
+  t.host_value_.clear();
   t.origin_value_.clear();
   t.origin_.clear();
   t.authorization_.clear();
@@ -263,10 +322,12 @@ int continue_tracker::on_header_field(http_parser* p, const char* at,
   auto& t = self(p);
   bool begins = t.in_value_ || t.fields_ == 0; // a new header begins
   if (t.in_value_) { // the previous one is complete (before its counts go)
-    t.header_done();
+    if (t.header_done() != 0)
+      return 1;
     t.field_.clear();
     t.value_.clear();
     t.origin_value_.clear();
+    t.host_value_.clear();
     t.key_value_ = nullptr;
     t.in_value_ = false;
   }
@@ -326,10 +387,12 @@ int continue_tracker::on_header_value(http_parser* p, const char* at,
     append_capped(*t.key_value_, at, n, t.key_field_bytes_);
   if (equals_nocase(t.field_, "origin"))
     append_capped(t.origin_value_, at, n, max_origin_bytes);
+  if (equals_nocase(t.field_, "host"))
+    append_capped(t.host_value_, at, n, max_host_bytes);
   return 0;
 }
 
-void continue_tracker::header_done() {
+int continue_tracker::header_done() {
   // A value longer than what is kept is not 100-continue, whatever blanks
   // end the part kept.
   if (equals_nocase(field_, "expect") && value_bytes_ <= kept_bytes &&
@@ -339,12 +402,26 @@ void continue_tracker::header_done() {
     origin_ = origin_value_.size() <= max_origin_bytes
                   ? std::string{trim_blanks(origin_value_)}
                   : std::string{};
+  if (equals_nocase(field_, "host")) {
+    if (++hosts_ > 1) {
+      refused_ = refusal::malformed;
+      malformed_why_ = "more than one Host header field";
+      return 1;
+    }
+    if (host_value_.size() > max_host_bytes ||
+        !valid_host(trim_blanks(host_value_))) {
+      refused_ = refusal::malformed;
+      malformed_why_ = "a Host header field that is not host[:port]";
+      return 1;
+    }
+  }
+  return 0;
 }
 
 int continue_tracker::on_headers_complete(http_parser* p) {
   auto& t = self(p);
-  if (t.in_value_)
-    t.header_done();
+  if (t.in_value_ && t.header_done() != 0)
+    return -1;
   bool http11 = p->http_major > 1 || (p->http_major == 1 && p->http_minor >= 1);
   bool length_known = p->content_length != ULLONG_MAX;
   if (length_known && t.limits_.body > 0 &&
@@ -363,6 +440,11 @@ int continue_tracker::on_headers_complete(http_parser* p) {
   if ((p->flags & F_CHUNKED) != 0 && !http11) {
     t.refused_ = refusal::malformed;
     t.malformed_why_ = "Transfer-Encoding: chunked on an HTTP/1.0 request";
+    return -1;
+  }
+  if (http11 && t.hosts_ == 0) {
+    t.refused_ = refusal::malformed;
+    t.malformed_why_ = "an HTTP/1.1 request without a Host header field";
     return -1;
   }
   if (body && t.key_field_bytes_ > 0 && !t.valid_key()) {
@@ -424,6 +506,66 @@ int continue_tracker::on_chunk_header(http_parser* p) {
 int continue_tracker::on_message_complete(http_parser* p) {
   ++self(p).ended_in_feed_;
   return 0;
+}
+
+// The parser's copy that runs ahead: where the bodies are. In chunked
+// transfer coding, content_length is what is left of the chunk.
+int continue_tracker::on_body_ahead(http_parser* p, const char* at, size_t n) {
+  self(p).body_runs_.push_back(
+      {at, n, (p->flags & F_CHUNKED) != 0 && p->content_length == 0});
+  return 0;
+}
+
+// libhttp-parser, built lenient as Debian ships it, takes any byte after
+// the CR that ends the header block, a chunk-size line or a trailer for
+// its LF, and any two bytes after a chunk's data for its CRLF (a bare CR
+// inside a header line it does refuse). A proxy that reads those bytes
+// otherwise frames the stream otherwise: RFC 9112 §2.2 and §7.1 make
+// them invalid. Only the framing bytes are checked, as they arrive;
+// bodies may hold any byte.
+size_t continue_tracker::bad_line_end(const char* data, size_t seen) {
+  const char* p = data;
+  const char* end = data + seen;
+  for (size_t r = 0; p < end; ++r) {
+    const char* stop =
+        r < body_runs_.size() ? std::min(body_runs_[r].at, end) : end;
+    while (p < stop) {
+      if (!lf_due_ && !cr_due_) { // to the next CR
+        auto cr = static_cast<const char*>(
+            std::memchr(p, '\r', static_cast<size_t>(stop - p)));
+        if (cr == nullptr) {
+          p = stop;
+          break;
+        }
+        p = cr;
+      }
+      if (!framing_byte(*p))
+        return static_cast<size_t>(p - data);
+      ++p;
+    }
+    if (r >= body_runs_.size())
+      break;
+    p = std::max(p, std::min(body_runs_[r].at + body_runs_[r].size, end));
+    if (body_runs_[r].ends_chunk)
+      cr_due_ = true;
+  }
+  return SIZE_MAX;
+}
+
+bool continue_tracker::framing_byte(char c) {
+  if (lf_due_) {
+    lf_due_ = false;
+    bad_line_end_why_ = "a CR not followed by LF";
+    return c == '\n';
+  }
+  if (cr_due_) {
+    cr_due_ = false;
+    lf_due_ = c == '\r';
+    bad_line_end_why_ = "a chunk's data not followed by CRLF";
+    return c == '\r';
+  }
+  lf_due_ = c == '\r';
+  return true;
 }
 
 continue_socket::state::state(asio::io_context& io)

@@ -82,11 +82,15 @@ public:
   /// `unauthorized` too: with API keys set, a request announced a body
   /// without a valid key (RESTinio would read the whole body before the
   /// handler refused it).
-  /// And `malformed`: framing RFC 9112 says to refuse, which libhttp-parser
-  /// (as RESTinio uses it) takes: blanks in a header field name
-  /// ("Content-Length : 5" is obeyed), Transfer-Encoding on HTTP/1.0. A
-  /// proxy in front that forwards such a request as it is may frame it
-  /// otherwise (request smuggling).
+  /// And `malformed`: what RFC 9112 says to refuse and libhttp-parser (as
+  /// RESTinio uses it) takes: blanks in a header field name
+  /// ("Content-Length : 5" is obeyed), Transfer-Encoding on HTTP/1.0, a CR
+  /// in the framing not followed by LF (the byte after it is taken for the
+  /// LF), a chunk's data not followed by CRLF (any two bytes are skipped).
+  /// A proxy in front that forwards such a request as it is may frame it
+  /// otherwise (request smuggling). And an HTTP/1.1 request without a
+  /// Host field, with more than one, or with one that is not host[:port]
+  /// (RFC 9112 §3.2).
   enum class refusal {
     none,
     body,
@@ -152,6 +156,8 @@ public:
   static constexpr size_t max_origin_bytes = 512;
   /// Target bytes kept for the access log (its path is clipped there too).
   static constexpr size_t kept_target_bytes = 200;
+  /// The longest Host value taken (a longer one is refused as malformed).
+  static constexpr size_t max_host_bytes = 1024;
 
 private:
   static int on_message_begin(http_parser* p);
@@ -162,11 +168,20 @@ private:
   static int on_body(http_parser* p, const char* at, size_t n);
   static int on_chunk_header(http_parser* p);
   static int on_message_complete(http_parser* p);
-  void header_done();
+  // Returns 1 (stop) when the header just read makes the request
+  // malformed.
+  int header_done();
   bool valid_key(); // of the current request (sets key_presented_)
+  static int on_body_ahead(http_parser* p, const char* at, size_t n);
+  // The offset of the first line end among the framing bytes of the
+  // first `seen` of `data` (every byte no body run holds) that
+  // libhttp-parser takes leniently and RFC 9112 refuses, or SIZE_MAX.
+  size_t bad_line_end(const char* data, size_t seen);
+  bool framing_byte(char c); // false: a bad line end (why in ..._why_)
 
   http_parser parser_{};
   http_parser_settings settings_{};
+  http_parser_settings ahead_settings_{}; // on_body_ahead only
   // The header being read, cut at 32 bytes: only "Expect: 100-continue"
   // matters, and both may arrive split over several reads.
   std::string field_, value_;
@@ -198,6 +213,23 @@ private:
   size_t ended_in_feed_ = 0;
   bool refused_behind_ = false;
   std::string target_;
+  // The Host fields of the current request, and the value of the one
+  // being read (up to max_host_bytes + 1).
+  size_t hosts_ = 0;
+  std::string host_value_;
+  // The body bytes of the current feed (as the parser's copy running
+  // ahead finds them), and whether a run ends a chunk's data: the framing
+  // bytes are the others.
+  struct body_run {
+    const char* at;
+    size_t size;
+    bool ends_chunk;
+  };
+  std::vector<body_run> body_runs_;
+  // What the next framing byte must be: LF after a CR, CR after a chunk's
+  // data (across feeds: a line end may arrive split).
+  bool lf_due_ = false, cr_due_ = false;
+  const char* bad_line_end_why_ = "";
   std::chrono::steady_clock::time_point started_{};
   // Sizes so far in the current request, as RESTinio counts them.
   size_t url_bytes_ = 0, name_bytes_ = 0, value_bytes_ = 0, fields_ = 0;

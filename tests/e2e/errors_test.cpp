@@ -495,18 +495,26 @@ BOOST_AUTO_TEST_CASE(oversized_request_heads_are_answered) {
 }
 
 // Framing a proxy in front could read otherwise (RFC 9112: blanks before a
-// field's colon, chunked on HTTP/1.0) is answered 400 malformed_request at
-// its header block, and the connection closed: the bytes after it are
-// never read as a request of their own. (libhttp-parser obeyed both: the
-// "body" below was read as a second request and answered 404.)
+// field's colon, chunked on HTTP/1.0, a CR not followed by LF, a chunk's
+// data not followed by CRLF) is answered 400 malformed_request where it
+// is read, and the connection closed: the bytes after it are never read
+// as a request of their own. (libhttp-parser took each: the request
+// hidden behind was answered 404.)
 BOOST_AUTO_TEST_CASE(ambiguous_framing_is_answered_400) {
   const std::string hidden = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::string chunked = "POST /api/v1/resize HTTP/1.1\r\nHost: "
+                              "x\r\nContent-Type: image/jpeg\r\n"
+                              "Transfer-Encoding: chunked\r\n\r\n";
   for (const std::string& request :
        {"POST /api/v1/resize HTTP/1.1\r\nHost: x\r\nContent-Type: "
         "image/jpeg\r\nContent-Length : 0\r\n\r\n" +
             hidden,
         "POST /api/v1/resize HTTP/1.0\r\nHost: x\r\nContent-Type: "
         "image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" +
+            hidden,
+        chunked + "1\r\nAXX0\r\n\r\n" + hidden, chunked + "0\r\n\rX" + hidden,
+        "POST /api/v1/resize HTTP/1.1\r\nHost: x\r\nContent-Type: "
+        "image/jpeg\r\nContent-Length: 0\r\n\rX" +
             hidden})
     BOOST_TEST_CONTEXT("request " << request) {
       auto seen = send_whole_request(srv().port(), request);
@@ -519,6 +527,35 @@ BOOST_AUTO_TEST_CASE(ambiguous_framing_is_answered_400) {
                  seen.answer);
     }
   BOOST_TEST(http_get(srv().url("/healthz")).status == 200);
+}
+
+// RFC 9112 §3.2: an HTTP/1.1 request without Host, or one with two Host
+// fields, is answered 400 malformed_request, and the connection closed.
+// HTTP/1.0 needs none.
+BOOST_AUTO_TEST_CASE(a_request_without_one_host_is_answered_400) {
+  struct example {
+    std::string request;
+    std::string words; // in the message
+  };
+  for (const auto& ex :
+       {example{"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n",
+                "without a Host header field"},
+        example{"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+                "more than one Host header field"},
+        example{"GET /healthz HTTP/1.1\r\nHost: a/b\r\n\r\n",
+                "not host[:port]"}})
+    BOOST_TEST_CONTEXT("request " << ex.request) {
+      auto seen = send_whole_request(srv().port(), ex.request);
+      auto res = parse_http_answer(seen.answer);
+      BOOST_TEST(res.status == 400, seen.answer);
+      auto doc = parse_json(res.body);
+      BOOST_TEST(json_string(doc["error"], "code") == "malformed_request");
+      BOOST_TEST(json_string(doc["error"], "message").find(ex.words) !=
+                     std::string::npos,
+                 res.body);
+    }
+  auto old = send_whole_request(srv().port(), "GET /healthz HTTP/1.0\r\n\r\n");
+  BOOST_TEST(parse_http_answer(old.answer).status == 200, old.answer);
 }
 
 BOOST_AUTO_TEST_CASE(processing_timeout_fails_the_task) {
