@@ -40,12 +40,18 @@ namespace {
 // client that timed out, gave up a long poll or an upload, a TCP health
 // check or a port scan, which reset right after connecting) is the
 // client's doing, one line each: debug. The rest (other socket errors,
-// handler and write errors) stay errors.
+// handler and write errors) stay errors. "Software caused connection
+// abort" (ECONNABORTED) is what the socket hands RESTinio's read when it
+// has refused a request itself, answered and logged it (a body without a
+// key, malformed framing, too many chunks; expect_continue.hpp), or the
+// network aborted the connection: debug too. (Each such 400 or 401 wrote
+// an error line.)
 log::level restinio_error_level(std::string_view line) {
   if (line.find("] prepare connection error: ") != std::string_view::npos)
     return log::level::debug;
   for (const char* client_gone : {"Connection reset by peer", "Broken pipe",
-                                  "Transport endpoint is not connected"})
+                                  "Transport endpoint is not connected",
+                                  "Software caused connection abort"})
     if (line.find(client_gone) != std::string_view::npos)
       return log::level::debug;
   auto at = line.find("] parser error ");

@@ -570,10 +570,11 @@ BOOST_AUTO_TEST_CASE(request_id_is_echoed_and_logged) {
   BOOST_TEST(error_line.size() < 800u, error_line.size());
 }
 
-// The socket layer's own answers (413, 414, 431: expect_continue.hpp) get
+// The socket layer's own answers (400, 413, 414, 431: expect_continue.hpp) get
 // an access line and count in resized_http_requests_total like every other
 // answer, under route "(refused before routing)"; RESTinio's parse error
-// for them is not an error line (debug), and a malformed request's is info.
+// for them is not an error line (debug), nor the read the socket stops
+// after a refusal of its own, and a malformed request's is info.
 BOOST_AUTO_TEST_CASE(early_refusals_are_logged_and_counted) {
   const std::string route = "(refused before routing)";
   auto counted = [&](const std::string& code) {
@@ -583,7 +584,7 @@ BOOST_AUTO_TEST_CASE(early_refusals_are_logged_and_counted) {
                     {{"route", route}, {"code", code}});
   };
   std::map<std::string, double> before;
-  for (auto code : {"413", "414", "431"})
+  for (auto code : {"400", "413", "414", "431"})
     before[code] = counted(code);
   struct refusal {
     std::string request, method, path, code;
@@ -601,6 +602,9 @@ BOOST_AUTO_TEST_CASE(early_refusals_are_logged_and_counted) {
                    "Content-Type: image/jpeg\r\n"
                    "Content-Length: 999999999999\r\n\r\n",
                    "POST", "/api/v1/resize", "payload_too_large", 413},
+           // Refused by the socket, which stops RESTinio's read.
+           refusal{"GET /healthz?a=b HTTP/1.1\r\nX: y\r\n\r\n", "GET",
+                   "/healthz", "malformed_request", 400},
        }) {
     BOOST_TEST_CONTEXT(r.code) {
       // Read to the end: RESTinio has logged its parse error by then (it
@@ -637,6 +641,8 @@ BOOST_AUTO_TEST_CASE(early_refusals_are_logged_and_counted) {
   BOOST_TEST_CONTEXT("log:\n" << log_text) {
     BOOST_TEST(lines_with(log_text, {"parser error HPE_CB_"}) == 0u);
     BOOST_TEST(lines_with(log_text, {"level=error", "parser error"}) == 0u);
+    BOOST_TEST(lines_with(log_text, {"level=error", "read socket error"}) ==
+               0u);
     BOOST_TEST(lines_with(log_text, {"level=info",
                                      "parser error HPE_INVALID_METHOD"}) >= 1u);
   }
