@@ -13,7 +13,7 @@ struct entry {
 };
 
 // The single table from error code to name and HTTP status.
-constexpr std::array<entry, 32> table{{
+constexpr std::array<entry, 33> table{{
     {error_code::none, "none", 200},
     {error_code::invalid_json, "invalid_json", 400},
     {error_code::missing_image_data, "missing_image_data", 400},
@@ -46,6 +46,7 @@ constexpr std::array<entry, 32> table{{
     {error_code::origin_not_allowed, "origin_not_allowed", 403},
     {error_code::too_many_connections, "too_many_connections", 503},
     {error_code::malformed_request, "malformed_request", 400},
+    {error_code::request_timeout, "request_timeout", 408},
 }};
 
 const entry& lookup(error_code code) {

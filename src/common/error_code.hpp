@@ -53,6 +53,8 @@ enum class error_code : uint8_t {
   malformed_request,    // 400 framing a proxy could read otherwise
                         // (RFC 9112: blanks in a field name, Transfer-
                         // Encoding on HTTP/1.0): refused at the header block
+  request_timeout,      // 408 a request not received whole within
+                        // http.read-timeout: answered, then closed
 };
 
 /// Stable snake_case name of `code`, e.g. "invalid_base64".

@@ -84,6 +84,8 @@ uint64_t stated_body_limit = 0;
 std::vector<std::string> socket_api_keys;
 // Likewise (set_cors).
 cors_policy socket_cors;
+// Likewise (set_read_timeout).
+std::chrono::seconds socket_read_timeout{30};
 
 // The CORS fields of an answer written here for a request from `origin`
 // ("" when not read), as the server's add_cors() gives them: Vary whenever
@@ -301,6 +303,7 @@ int continue_tracker::on_message_begin(http_parser* p) {
   t.key_value_ = nullptr;
   t.key_presented_ = false;
   t.malformed_why_ = "";
+  t.in_request_ = true;
   t.started_ = std::chrono::steady_clock::now();
   return 0;
 }
@@ -505,6 +508,7 @@ int continue_tracker::on_chunk_header(http_parser* p) {
 
 int continue_tracker::on_message_complete(http_parser* p) {
   ++self(p).ended_in_feed_;
+  self(p).in_request_ = false;
   return 0;
 }
 
@@ -573,6 +577,10 @@ continue_socket::state::state(asio::io_context& io)
 
 void continue_socket::set_cors(const cors_policy& policy) {
   socket_cors = policy;
+}
+
+void continue_socket::set_read_timeout(std::chrono::seconds timeout) {
+  socket_read_timeout = timeout;
 }
 
 void continue_socket::set_api_keys(std::vector<std::string> keys) {
@@ -757,6 +765,31 @@ bool continue_socket::state::received(const char* data, size_t size) {
   static constexpr std::string_view interim = "HTTP/1.1 100 Continue\r\n\r\n";
   write_without_waiting(socket, interim);
   return false;
+}
+
+// RESTinio reads a connection's next request only once the one before is
+// answered, and then only http.read-timeout runs: a shutdown while one of
+// its reads is under way and a request has begun arriving is that timeout
+// (a client that leaves ends the read first, with an error; a request the
+// parser cannot take stops the tracker too). The client is told why, as
+// RFC 9110 §15.5.9 has it, instead of finding the connection closed; the
+// request gets its access line and is counted.
+void continue_socket::state::answer_cut_off_request() {
+  if (refused || !reading || writing || !tracker.in_request() ||
+      tracker.stopped() || !socket.is_open())
+    return;
+  refused = true; // the close lingers: the client reads the answer
+  failure why{error_code::request_timeout,
+              fmt::format("the request was not received whole within {} s "
+                          "(http.read-timeout): send it at once, or faster",
+                          socket_read_timeout.count())};
+  auto status = http_status(why.code);
+  auto body = error_body(why);
+  auto id = new_request_id();
+  log_refusal(tracker, id, status, tracker.head() ? 0 : body.size(), why.code);
+  write_without_waiting(socket, refusal_answer(status, id,
+                                               cors_fields(tracker.origin()),
+                                               body, tracker.head()));
 }
 
 void continue_socket::state::write_waiting_answer() {

@@ -142,6 +142,8 @@ public:
   /// The current request's method ("GET", "HEAD"...), once its request
   /// line has begun.
   const char* method() const;
+  /// Whether a request has begun and not ended (its bytes are arriving).
+  bool in_request() const { return in_request_; }
   /// Whether the current request is a HEAD request.
   bool head() const { return parser_.method == HTTP_HEAD; }
   /// The first `kept_target_bytes` of the current request's target, and
@@ -198,6 +200,7 @@ private:
   bool key_presented_ = false;
   const char* malformed_why_ = "";
   bool in_value_ = false;
+  bool in_request_ = false;
   bool expects_continue_ = false;
   bool due_ = false;
   bool stopped_ = false;
@@ -250,6 +253,8 @@ public:
                          uint64_t stated_body_limit);
   /// http.cors-origins, for the CORS fields of the answers written here.
   static void set_cors(const cors_policy& policy);
+  /// http.read-timeout, which the 408 of a request cut off names.
+  static void set_read_timeout(std::chrono::seconds timeout);
   /// auth.api-keys (empty: auth off): a request that announces a body
   /// without one of them is answered 401 before its body is read.
   static void set_api_keys(std::vector<std::string> keys);
@@ -299,6 +304,7 @@ public:
   // the refused request, so after that answer (unless it is still writing
   // one, cut off by a timeout: then the refusal would land inside it).
   void shutdown(socket_type::shutdown_type what, asio::error_code& ec) {
+    state_->answer_cut_off_request();
     state_->write_waiting_answer();
     state_->socket.shutdown(state_->refused ? socket_type::shutdown_send : what,
                             ec);
@@ -316,11 +322,13 @@ public:
     // RESTinio reads into one buffer; the tracker sees what arrived there.
     asio::mutable_buffer first = *asio::buffer_sequence_begin(buffers);
     auto ex = asio::get_associated_executor(handler, get_executor());
+    state_->reading = true;
     state_->socket.async_read_some(
         buffers,
         asio::bind_executor(
             ex, [st = state_, first, h = std::forward<Handler>(handler)](
                     const asio::error_code& ec, size_t n) mutable {
+              st->reading = false;
               if (!ec && n > 0 &&
                   st->received(static_cast<const char*>(first.data()), n)) {
                 // A limit RESTinio does not know: it ends the
@@ -352,6 +360,7 @@ private:
     socket_type socket;
     continue_tracker tracker;
     bool writing = false; // one of RESTinio's writes is under way
+    bool reading = false; // one of RESTinio's reads is under way
     bool refused = false; // a refusal was written, or waits (below)
     // A refusal waiting for the answer to a request before it, written at
     // shutdown (see shutdown()) if RESTinio wrote since (that answer): a
@@ -364,6 +373,9 @@ private:
     /// refusal::unauthorized and refusal::malformed).
     bool received(const char* data, size_t size);
     void write_waiting_answer();
+    // At RESTinio's shutdown of the connection: a request cut off while
+    // its bytes were arriving is answered 408 (see the definition).
+    void answer_cut_off_request();
   };
   /// Reads and drops what a refused connection still sends, then closes it.
   static void linger(std::shared_ptr<state> st, asio::io_context& io);

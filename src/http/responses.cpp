@@ -190,6 +190,8 @@ const char* reason_phrase(int status) {
     return "Forbidden";
   case 404:
     return "Not Found";
+  case 408:
+    return "Request Timeout";
   case 405:
     return "Method Not Allowed";
   case 413:

@@ -1087,6 +1087,7 @@ void server::start() {
   continue_socket::set_connection_limit(limit, h.retry_after);
   continue_socket::set_cors(h.cors);
   continue_socket::set_api_keys(impl_->cfg.auth.api_keys);
+  continue_socket::set_read_timeout(h.read_timeout);
   auto settings = restinio::server_settings_t<traits>{}
                       .address(h.address)
                       .port(h.port)

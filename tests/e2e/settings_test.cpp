@@ -193,7 +193,8 @@ BOOST_AUTO_TEST_CASE(records_and_images_expire_after_the_result_ttl) {
 
 // http.read-timeout (seconds): a client has that long to send a whole
 // request. One that sends its head and part of the body it declared is
-// cut off then (the connection closed, no answer).
+// cut off then: answered 408 request_timeout (it found the connection
+// closed, no answer, before), logged and counted, the connection closed.
 BOOST_AUTO_TEST_CASE(a_request_not_read_within_the_read_timeout_is_cut_off) {
   socket_guard slow{connect_loopback(srv().port())};
   BOOST_TEST_REQUIRE(slow.fd >= 0);
@@ -212,8 +213,21 @@ BOOST_AUTO_TEST_CASE(a_request_not_read_within_the_read_timeout_is_cut_off) {
                                      << closed->count() << " ms");
   BOOST_TEST(closed->count() >= read_timeout_s * 1000 / 2);
   BOOST_TEST(closed->count() <= 15000);
-  if (!received.empty())
-    BOOST_TEST_MESSAGE("answered before the close: " << received);
+  auto res = parse_http_answer(received);
+  BOOST_TEST(res.status == 408, received);
+  BOOST_TEST(res.header("connection") == "close");
+  auto doc = parse_json(res.body);
+  BOOST_TEST(json_string(doc["error"], "code") == "request_timeout");
+  BOOST_TEST(json_string(doc["error"], "message")
+                     .find("within " + std::to_string(read_timeout_s) +
+                           " s (http.read-timeout)") != std::string::npos,
+             res.body);
+  auto id = res.header("x-request-id");
+  BOOST_TEST_REQUIRE(!id.empty());
+  BOOST_TEST(lines_with(srv().process().log(),
+                        {"msg=request", "request_id=" + id, "method=POST",
+                         "status=408", "code=request_timeout"}) == 1u,
+             srv().process().log());
   BOOST_TEST(http_get(srv().url("/healthz")).status == 200);
 }
 

@@ -38,7 +38,7 @@ using namespace resized;
 
 namespace {
 
-constexpr auto last_code = error_code::malformed_request;
+constexpr auto last_code = error_code::request_timeout;
 
 std::vector<error_code> all_codes() {
   std::vector<error_code> out;
@@ -133,6 +133,7 @@ BOOST_AUTO_TEST_CASE(error_codes_http_status) {
       {error_code::origin_not_allowed, 403},
       {error_code::too_many_connections, 503},
       {error_code::malformed_request, 400},
+      {error_code::request_timeout, 408},
   };
   for (auto [code, status] : expected)
     BOOST_TEST_CONTEXT(to_string(code)) {
