@@ -223,6 +223,21 @@ void log_refusal(const continue_tracker& tracker, const std::string& id,
        to_string(code)});
 }
 
+// The answer the socket writes for the tracker's current request, refused
+// for `why`: logged and counted before it is written, as every other
+// answer is.
+std::string logged_refusal(const continue_tracker& tracker,
+                           const failure& why) {
+  auto status = http_status(why.code);
+  auto body = error_body(why);
+  auto id = new_request_id();
+  auto fields = cors_fields(tracker.origin());
+  if (status == 401) // as the server's own 401 (server.cpp)
+    fields += "WWW-Authenticate: Bearer realm=\"resized\"\r\n";
+  log_refusal(tracker, id, status, tracker.head() ? 0 : body.size(), why.code);
+  return refusal_answer(status, id, fields, body, tracker.head());
+}
+
 } // namespace
 
 continue_tracker::continue_tracker(uint64_t body_limit)
@@ -557,19 +572,22 @@ size_t continue_tracker::bad_line_end(const char* data, size_t seen) {
 }
 
 bool continue_tracker::framing_byte(char c) {
+  const char* why = nullptr;
   if (lf_due_) {
+    if (c != '\n')
+      why = "a CR not followed by LF";
     lf_due_ = false;
-    bad_line_end_why_ = "a CR not followed by LF";
-    return c == '\n';
-  }
-  if (cr_due_) {
+  } else if (cr_due_) {
+    if (c != '\r')
+      why = "a chunk's data not followed by CRLF";
     cr_due_ = false;
     lf_due_ = c == '\r';
-    bad_line_end_why_ = "a chunk's data not followed by CRLF";
-    return c == '\r';
+  } else {
+    lf_due_ = c == '\r';
   }
-  lf_due_ = c == '\r';
-  return true;
+  if (why != nullptr)
+    bad_line_end_why_ = why;
+  return why == nullptr;
 }
 
 continue_socket::state::state(asio::io_context& io)
@@ -730,17 +748,7 @@ bool continue_socket::state::received(const char* data, size_t size) {
     if (refused)
       return stop_restinio;
     refused = true;
-    auto why = refusal_of(tracker);
-    auto status = http_status(why.code);
-    auto body = error_body(why);
-    auto id = new_request_id();
-    auto fields = cors_fields(tracker.origin());
-    if (status == 401) // as the server's own 401 (server.cpp)
-      fields += "WWW-Authenticate: Bearer realm=\"resized\"\r\n";
-    auto answer = refusal_answer(status, id, fields, body, tracker.head());
-    // Logged and counted before it is written, as every other answer is.
-    log_refusal(tracker, id, status, tracker.head() ? 0 : body.size(),
-                why.code);
+    auto answer = logged_refusal(tracker, refusal_of(tracker));
     if (writing || tracker.refused_behind()) {
       // Behind an answer still to be written: it would be taken for that
       // request's answer. Written when RESTinio reaches this request and
@@ -779,17 +787,14 @@ void continue_socket::state::answer_cut_off_request() {
       tracker.stopped() || !socket.is_open())
     return;
   refused = true; // the close lingers: the client reads the answer
-  failure why{error_code::request_timeout,
-              fmt::format("the request was not received whole within {} s "
-                          "(http.read-timeout): send it at once, or faster",
-                          socket_read_timeout.count())};
-  auto status = http_status(why.code);
-  auto body = error_body(why);
-  auto id = new_request_id();
-  log_refusal(tracker, id, status, tracker.head() ? 0 : body.size(), why.code);
-  write_without_waiting(socket, refusal_answer(status, id,
-                                               cors_fields(tracker.origin()),
-                                               body, tracker.head()));
+  write_without_waiting(
+      socket,
+      logged_refusal(
+          tracker,
+          {error_code::request_timeout,
+           fmt::format("the request was not received whole within {} s "
+                       "(http.read-timeout): send it at once, or faster",
+                       socket_read_timeout.count())}));
 }
 
 void continue_socket::state::write_waiting_answer() {

@@ -42,11 +42,12 @@ bool due_at_once(const std::string& stream) {
   return !due_pieces(stream, {}).empty();
 }
 
-// What a tracker with a 1 MiB body limit refused, and why if malformed,
-// fed `stream` `step` bytes at a time.
+// What a tracker with `limits` (by default a 1 MiB body limit) refused, and
+// why if malformed, fed `stream` `step` bytes at a time.
 std::pair<continue_tracker::refusal, std::string>
-refusal_fed(const std::string& stream, size_t step) {
-  continue_tracker t{resized::http::request_limits{1 << 20}};
+refusal_fed(const std::string& stream, size_t step,
+            const resized::http::request_limits& limits = {1 << 20}) {
+  continue_tracker t{limits};
   for (size_t from = 0; from < stream.size(); from += step)
     t.feed(stream.data() + from, std::min(step, stream.size() - from));
   return {t.refused(), t.malformed_why()};
@@ -479,13 +480,6 @@ BOOST_AUTO_TEST_CASE(a_body_without_a_valid_key_is_refused_unread) {
 // limit is over the limit, as RESTinio would count it.
 BOOST_AUTO_TEST_CASE(ambiguous_framing_is_refused) {
   using refusal_kind = continue_tracker::refusal;
-  auto refused = [](const std::string& stream, size_t step,
-                    resized::http::request_limits lim) {
-    continue_tracker t{lim};
-    for (size_t from = 0; from < stream.size(); from += step)
-      t.feed(stream.data() + from, std::min(step, stream.size() - from));
-    return t.refused();
-  };
   const resized::http::request_limits lim{1 << 20, 8192, 64, 8192, 100};
   struct example {
     std::string stream;
@@ -518,7 +512,7 @@ BOOST_AUTO_TEST_CASE(ambiguous_framing_is_refused) {
     for (size_t step : {size_t{1}, size_t{5}, size_t{100000}})
       BOOST_TEST_CONTEXT("'" << ex.stream.substr(0, 60) << "' fed " << step
                              << " bytes at a time") {
-        BOOST_TEST((refused(ex.stream, step, lim) == ex.kind));
+        BOOST_TEST((refusal_fed(ex.stream, step, lim).first == ex.kind));
       }
 }
 
