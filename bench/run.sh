@@ -177,6 +177,8 @@ start_redis() { # up to 3 ports: another process may take a free port first
       mkdir -p "$out/redis-aof-$redis_port"
       persist=(--appendonly yes --appendfsync everysec --dir "$out/redis-aof-$redis_port")
     fi
+    # As scripts/run and docker-compose start it (README, "Redis").
+    MALLOC_CONF=dirty_decay_ms:-1 \
     redis-server --bind 127.0.0.1 --port "$redis_port" --save '' "${persist[@]}" \
       --logfile "$out/redis-$redis_port.log" >/dev/null 2>&1 &
     redis_pid=$!

@@ -533,7 +533,8 @@ int main(int argc, char** argv) {
     log::warn("malloc refused memory.arenas", {{"arenas", cfg.memory.arenas}});
   std::optional<memory::trimmer> trim;
   if (cfg.memory.trim_interval.count() > 0)
-    trim.emplace(cfg.memory.trim_interval, cfg.memory.trim_threshold);
+    trim.emplace(cfg.memory.trim_interval, cfg.memory.trim_threshold,
+                 cfg.memory.busy_trim_threshold, memory::work_count);
 
   if (!cfg.unused_on_worker.empty())
     log::warn(

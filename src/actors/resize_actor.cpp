@@ -4,11 +4,13 @@
 #include <unistd.h>
 
 #include "common/etag.hpp"
+#include "common/memory.hpp"
 #include "imaging/pipeline.hpp"
 
 namespace resized::actors {
 
 resize_done run_resize_job(const resize_job& job, const std::string& node) {
+  memory::note_work();
   resize_done done;
   done.token = job.token;
   done.node = node;

@@ -2,7 +2,22 @@
 
 #include <malloc.h>
 
+#include <atomic>
+#include <utility>
+
 namespace resized::memory {
+
+namespace {
+std::atomic<uint64_t> work_done{0};
+} // namespace
+
+void note_work() {
+  work_done.fetch_add(1, std::memory_order_relaxed);
+}
+
+uint64_t work_count() {
+  return work_done.load(std::memory_order_relaxed);
+}
 
 bool limit_arenas(int arenas) {
   if (arenas <= 0)
@@ -31,8 +46,18 @@ bool release_free_memory() {
   return malloc_trim(0) == 1;
 }
 
-trimmer::trimmer(std::chrono::milliseconds interval, uint64_t threshold)
-    : interval_(interval), threshold_(threshold), thread_([this] { run(); }) {}
+trimmer::trimmer(std::chrono::milliseconds interval, uint64_t threshold,
+                 uint64_t busy_threshold, std::function<uint64_t()> activity)
+    : interval_(interval),
+      threshold_(threshold),
+      busy_threshold_(busy_threshold),
+      activity_(std::move(activity)),
+      thread_([this] { run(); }) {}
+
+uint64_t trimmer::threshold_for(uint64_t threshold, uint64_t busy_threshold,
+                                bool busy) {
+  return busy && busy_threshold != 0 ? busy_threshold : threshold;
+}
 
 trimmer::~trimmer() {
   {
@@ -53,13 +78,26 @@ uint64_t trimmer::checks() const {
   return checks_;
 }
 
+uint64_t trimmer::busy_checks() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return busy_checks_;
+}
+
 void trimmer::run() {
+  uint64_t seen = activity_ ? activity_() : 0;
   std::unique_lock<std::mutex> lock(mu_);
   while (!wake_.wait_for(lock, interval_, [this] { return stop_; })) {
     lock.unlock();
-    bool trimmed = free_heap_bytes() >= threshold_ && release_free_memory();
+    uint64_t now = activity_ ? activity_() : 0;
+    bool busy = now != seen;
+    seen = now;
+    bool trimmed =
+        free_heap_bytes() >= threshold_for(threshold_, busy_threshold_, busy) &&
+        release_free_memory();
     lock.lock();
     ++checks_;
+    if (busy)
+      ++busy_checks_;
     if (trimmed)
       ++trims_;
   }

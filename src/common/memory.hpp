@@ -16,6 +16,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -47,11 +48,26 @@ uint64_t free_heap_bytes();
 /// memory was released.
 bool release_free_memory();
 
+/// Counts a piece of work done (an HTTP answer written, a resize run): the
+/// default activity a trimmer watches.
+void note_work();
+/// The work counted so far.
+uint64_t work_count();
+
 /// A thread that, every `interval`, releases free heap memory when at least
-/// `threshold` bytes are free. Stops (and joins) on destruction.
+/// `threshold` bytes are free; or, while the process is busy, at least
+/// `busy_threshold`. Busy: `activity` (a count that grows with the work
+/// done: requests answered, tasks finished) moved since the last look.
+/// Under load the bodies and inputs freed a moment ago are allocated again
+/// at once, and pages given back are faulted in again, zeroed, one by one:
+/// that cost resized 10 % of its throughput where a page fault is dear
+/// (bench/RESULTS.md, session 22). Once the work stops, the next look
+/// returns them. Stops (and joins) on destruction.
 class trimmer {
 public:
-  trimmer(std::chrono::milliseconds interval, uint64_t threshold);
+  trimmer(std::chrono::milliseconds interval, uint64_t threshold,
+          uint64_t busy_threshold = 0,
+          std::function<uint64_t()> activity = nullptr);
   ~trimmer();
   trimmer(const trimmer&) = delete;
   trimmer& operator=(const trimmer&) = delete;
@@ -60,17 +76,27 @@ public:
   uint64_t trims() const;
   /// Looks at the free heap so far (each one a trim or not).
   uint64_t checks() const;
+  /// Of those, the looks that found the process busy.
+  uint64_t busy_checks() const;
+
+  /// The threshold of one look: `busy_threshold` (if not 0) when the
+  /// activity count moved since the look before, else `threshold`.
+  static uint64_t threshold_for(uint64_t threshold, uint64_t busy_threshold,
+                                bool busy);
 
 private:
   void run();
 
   std::chrono::milliseconds interval_;
   uint64_t threshold_;
+  uint64_t busy_threshold_;
+  std::function<uint64_t()> activity_;
   mutable std::mutex mu_;
   std::condition_variable wake_;
   bool stop_ = false;
   uint64_t trims_ = 0;
   uint64_t checks_ = 0;
+  uint64_t busy_checks_ = 0;
   std::thread thread_;
 };
 

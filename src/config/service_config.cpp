@@ -150,13 +150,16 @@ service_config::service_config() {
            "0 = never (default 1000)")
       .add(memory_trim_threshold_, "trim-threshold",
            "free heap bytes before a trim (default 16777216)")
+      .add(memory_busy_trim_threshold_, "busy-trim-threshold",
+           "free heap bytes before a trim while requests or tasks keep "
+           "coming, 0 = trim-threshold (default 134217728)")
       .add(memory_mmap_threshold_, "mmap-threshold",
            "allocations of this many bytes or more are mapped and unmapped "
-           "when freed, 0 = glibc's dynamic threshold (default 8388608)")
+           "when freed, 0 = glibc's dynamic threshold (default 33554432)")
       .add(memory_heap_top_bytes_, "heap-top-bytes",
            "free bytes at the top of a heap that free() keeps for reuse; "
            "the periodic trim returns them, 0 = glibc's default (default "
-           "16777216)");
+           "67108864)");
   opt_group{custom_options_, "limits"}
       .add(limits_max_body_bytes_, "max-body-bytes",
            "request body bytes (default 67108864)")
@@ -739,6 +742,8 @@ std::vector<std::string> service_config::load(int argc, char** argv,
     out.memory.trim_interval = std::chrono::milliseconds{secs};
   c.range("memory.trim-threshold", memory_trim_threshold_, 0, max_i64,
           out.memory.trim_threshold);
+  c.range("memory.busy-trim-threshold", memory_busy_trim_threshold_, 0, max_i64,
+          out.memory.busy_trim_threshold);
   // glibc caps the threshold at 32 MiB (HEAP_MAX/2 on 64-bit).
   c.range("memory.mmap-threshold", memory_mmap_threshold_, 0, 32ll << 20,
           out.memory.mmap_threshold);

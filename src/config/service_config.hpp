@@ -96,8 +96,9 @@ private:
   int64_t memory_arenas_ = 2;
   int64_t memory_trim_interval_ms_ = 1000;
   int64_t memory_trim_threshold_ = 16ll << 20;
-  int64_t memory_mmap_threshold_ = 8ll << 20;
-  int64_t memory_heap_top_bytes_ = 16ll << 20;
+  int64_t memory_busy_trim_threshold_ = 128ll << 20;
+  int64_t memory_mmap_threshold_ = 32ll << 20;
+  int64_t memory_heap_top_bytes_ = 64ll << 20;
   int64_t limits_max_body_bytes_ = 64ll << 20;
   int64_t limits_max_pixels_ = 50'000'000;
   int64_t limits_max_dimension_ = 4096;

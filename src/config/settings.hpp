@@ -95,10 +95,13 @@ struct memory_settings {
                                                  // 0 = never trim
   uint64_t trim_threshold = 16ull << 20; // memory.trim-threshold: free heap
                                          // bytes before a trim is worth it
-  size_t mmap_threshold = 8u << 20;  // memory.mmap-threshold: allocations this
+  uint64_t busy_trim_threshold = 128ull << 20; // memory.busy-trim-threshold:
+                                               // the same while work goes on
+                                               // (0 = trim-threshold)
+  size_t mmap_threshold = 32u << 20; // memory.mmap-threshold: allocations this
                                      // big are mapped, and unmapped when freed
                                      // (0 = glibc's dynamic threshold)
-  size_t heap_top_bytes = 16u << 20; // memory.heap-top-bytes: free bytes at
+  size_t heap_top_bytes = 64u << 20; // memory.heap-top-bytes: free bytes at
                                      // a heap's top that free() keeps
 };
 

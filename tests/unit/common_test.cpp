@@ -568,6 +568,41 @@ BOOST_AUTO_TEST_CASE(trimmer_returns_free_heap_memory) {
 #endif
 }
 
+// While the work count moves, the busy threshold applies: 30 MiB of free
+// holes stay (the next bodies reuse them) until the work stops; then the
+// next look trims them.
+BOOST_AUTO_TEST_CASE(trimmer_keeps_free_memory_while_busy) {
+  BOOST_TEST(memory::trimmer::threshold_for(16, 128, true) == 128u);
+  BOOST_TEST(memory::trimmer::threshold_for(16, 128, false) == 16u);
+  BOOST_TEST(memory::trimmer::threshold_for(16, 0, true) == 16u);
+#if defined(__SANITIZE_ADDRESS__)
+  BOOST_TEST_MESSAGE("skipped: AddressSanitizer replaces glibc's malloc");
+#else
+  std::vector<std::unique_ptr<char[]>> blocks(2048);
+  for (auto& b : blocks) {
+    b.reset(new char[32768]);
+    std::fill_n(b.get(), 32768, 'x');
+  }
+  for (size_t i = 0; i < blocks.size(); i += 2)
+    blocks[i].reset();
+  BOOST_TEST(memory::free_heap_bytes() >= (30ull << 20));
+  std::atomic<uint64_t> work{0};
+  std::atomic<bool> busy{true};
+  memory::trimmer trim{std::chrono::milliseconds{5}, 16ull << 20, 1ull << 50,
+                       [&] {
+                         // Every look while busy sees new work.
+                         return busy ? work.fetch_add(1) + 1 : work.load();
+                       }};
+  BOOST_TEST(resized::test::wait_until([&] { return trim.busy_checks() >= 5; },
+                                       std::chrono::seconds{10}));
+  BOOST_TEST(trim.trims() == 0u);
+  busy = false;
+  BOOST_TEST(resized::test::wait_until([&] { return trim.trims() >= 1; },
+                                       std::chrono::seconds{10}));
+  BOOST_TEST(trim.checks() > trim.busy_checks());
+#endif
+}
+
 // Below the threshold nothing is trimmed, however often it looks.
 BOOST_AUTO_TEST_CASE(trimmer_waits_for_the_threshold) {
   memory::trimmer trim{std::chrono::milliseconds{1}, uint64_t{1} << 50};

@@ -179,8 +179,9 @@ BOOST_AUTO_TEST_CASE(defaults_without_arguments) {
   BOOST_TEST(s.memory.arenas == 2);
   BOOST_TEST(s.memory.trim_interval.count() == 1000);
   BOOST_TEST(s.memory.trim_threshold == 16ull << 20);
-  BOOST_TEST(s.memory.mmap_threshold == 8u << 20);
-  BOOST_TEST(s.memory.heap_top_bytes == 16u << 20);
+  BOOST_TEST(s.memory.busy_trim_threshold == 128ull << 20);
+  BOOST_TEST(s.memory.mmap_threshold == 32u << 20);
+  BOOST_TEST(s.memory.heap_top_bytes == 64u << 20);
   BOOST_TEST(s.max_body_bytes == 64ull << 20);
   BOOST_TEST(s.limits.max_input_bytes == s.max_body_bytes);
   BOOST_TEST(s.limits.max_pixels == 50'000'000u);
@@ -267,6 +268,8 @@ BOOST_AUTO_TEST_CASE(invalid_values_name_their_key) {
   expect_rejected("--http.max-poll-wait=26", "http.max-poll-wait");
   expect_rejected("--memory.trim-interval-ms=-5", "memory.trim-interval-ms");
   expect_rejected("--memory.trim-threshold=-1", "memory.trim-threshold");
+  expect_rejected("--memory.busy-trim-threshold=-1",
+                  "memory.busy-trim-threshold");
   expect_rejected("--memory.mmap-threshold=67108864", "memory.mmap-threshold");
   expect_rejected("--memory.heap-top-bytes=-1", "memory.heap-top-bytes");
   expect_rejected("--cluster.lease-ms=100", "cluster.lease-ms");
