@@ -37,7 +37,7 @@
 # 3. RSS against queued bytes (unless --no-curve): pool-size 1, the photos
 #    >= 1 MB submitted raw as fast as possible (503 -> retry), then drained;
 #    once per allocator: the default (glibc, memory.arenas=2, malloc_trim
-#    every second, buffers >= 8 MiB mapped), glibc untuned, arenas=2
+#    every second, buffers >= 32 MiB mapped), glibc untuned, arenas=2
 #    only, jemalloc (LD_PRELOAD).
 # 4. --profile: perf record of resized during one JSON run; top entries;
 #    then perf record -a during raw_pipeline and during a raw-bytes run,
@@ -343,8 +343,9 @@ fi
 # -- 3. RSS against queued bytes, per allocator -----------------------------------
 curve_rows=()
 if ((curve)); then
-  # default = what resized ships (memory.arenas=2, malloc_trim every second,
-  # buffers >= 8 MiB in their own mappings); the others switch all that off:
+  # default = what resized ships (memory.arenas=2, malloc_trim every second
+  # of what lies free beyond 16 MiB, 128 MiB while work goes on, buffers
+  # >= 32 MiB in their own mappings); the others switch all that off:
   # glibc untuned, arenas only, jemalloc.
   for alloc in default glibc arena2 jemalloc; do
     envs=() margs=()
@@ -366,7 +367,9 @@ if ((curve)); then
          "${poll_args[@]}")
     cmds+=("${envs[*]} ${cmd[*]/--pid=$resized_pid/--pid=<resized pid>} (resized ${margs[*]})")
     "${cmd[@]}" >"$out/loadgen-curve-$alloc.txt" 2>"$out/loadgen-curve-$alloc.err" || true
-    sleep 2 # longer than memory.trim-interval-ms
+    # Three trim intervals (memory.trim-interval-ms): the first look after
+    # the last request still sees work and keeps up to busy-trim-threshold.
+    sleep 3
     idle=$(awk '/^VmRSS/{print $2}' "/proc/$resized_pid/status")
     stop_resized
     line=$(grep '^result ' "$out/loadgen-curve-$alloc.txt" || true)
