@@ -3,7 +3,8 @@
 #
 #   bench/run.sh [--with-original] [--profile] [--no-curve] [--no-build]
 #                [--passes=3] [--concurrency=8] [--pool-size=2] [--io-threads=2]
-#                [--curve-count=80] [--rounds=2] [--tune="<resized args>"] [--no-results]
+#                [--curve-count=80] [--rounds=2] [--tune="<resized args>"]
+#                [--tune-env="VAR=value ..."] [--no-results]
 #                [--no-throughput] (only the RSS curve and/or the profile)
 #                [--corpus=DIR] (other photos; default ../shared/corpus/photos)
 #                [--variants] ("photos like them": make_variants writes one
@@ -30,6 +31,8 @@
 #      resized via base64 JSON, resized via raw bytes (fresh resized and a
 #      private redis-server each), concurrency 8
 #      --tune="...": one more JSON run per round with extra resized args
+#      --tune-env="...": the same with resized's environment extended (both
+#      may be given), e.g. GLIBC_TUNABLES=glibc.malloc.hugetlb=1
 #      --aof: one more JSON and raw-bytes run per round, Redis with AOF
 #      then resized via JSON with identical passes (content-hash hit path)
 #      --with-original: the original Flask + Celery stack, same photos.
@@ -64,7 +67,8 @@ aof=0 redis_aof=0
 poll_args=(--wait-s=10)
 bin=$root/build-bench/service/resized
 tools=$root/build-bench/tools
-passes=3 concurrency=8 pool=2 io_threads=2 curve_count=80 rounds=2 tune=""
+passes=3 concurrency=8 pool=2 io_threads=2 curve_count=80 rounds=2 tune="" tune_env=""
+svc_env=()
 lg_extra=()
 for arg in "$@"; do
   case $arg in
@@ -87,10 +91,12 @@ for arg in "$@"; do
     --curve-count=*) curve_count=${arg#*=} ;;
     --rounds=*) rounds=${arg#*=} ;;
     --tune=*) tune=${arg#*=} ;;
+    --tune-env=*) tune_env=${arg#*=} ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
     *) echo "run.sh: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
+tuned_label="${tune_env}${tune_env:+ }${tune}"
 
 build_shown="Release"
 [[ $bin == "$root/build-bench/service/resized" ]] || build_shown="binary $bin"
@@ -248,11 +254,11 @@ run_raw() { # round [plain]: plain = libvips' own thumbnail, no DC-scan decode
 
 run_service() { # mode [label suffix, resized args...] -> result line; fresh resized + redis
   local mode=$1 suffix=${2:-}; shift; shift || true
-  start_resized "$mode$suffix" -- "$@"
+  start_resized "$mode$suffix" "${svc_env[@]}" -- "$@"
   local cmd=("$tools/loadgen" --url="$base" --mode="$mode" --label="service_$mode$suffix"
              --concurrency="$concurrency" --count="$count" --dir="$corpus"
              --pid="$resized_pid" --metrics "${poll_args[@]}" "${lg_extra[@]}")
-  cmds+=("${cmd[*]/--pid=$resized_pid/--pid=<resized pid>}${*:+ (resized $*)}")
+  cmds+=("${cmd[*]/--pid=$resized_pid/--pid=<resized pid>}${*:+ (resized $*)}${svc_env[*]:+ (environment of resized: ${svc_env[*]})}")
   "${cmd[@]}" >"$out/loadgen-$mode$suffix.txt" 2>"$out/loadgen-$mode$suffix.err" || true
   grep -h '' "$out/loadgen-$mode$suffix.txt" >>"$out/results.txt"
   stop_resized
@@ -269,10 +275,12 @@ for r in $(seq "$rounds"); do
   run_service json >/dev/null
   log "round $r/$rounds: resized via raw bytes"
   run_service raw >/dev/null
-  if [[ -n $tune ]]; then
-    log "round $r/$rounds: resized via base64 JSON, tuned: $tune"
+  if [[ -n $tune || -n $tune_env ]]; then
+    log "round $r/$rounds: resized via base64 JSON, tuned: $tune_env $tune"
+    read -r -a svc_env <<<"$tune_env"
     # shellcheck disable=SC2086
     run_service json _tuned $tune >/dev/null
+    svc_env=()
   fi
   if ((aof)); then
     log "round $r/$rounds: resized via base64 JSON and raw bytes, Redis with AOF (everysec)"
@@ -488,11 +496,11 @@ summary="throughput not measured (--no-throughput)"
   echo "ratio service/raw  bytes: $(ratio "$bytes_ips" "$raw_ips")   (target >= 0.95)"
   echo "plain libvips thumbnail ($pool threads; the raw pipeline without decoding progressive JPEGs from their DC scans, i.e. any service on libvips 8.14): $(agg plain images_per_s mean) images/s [$(agg plain images_per_s list)], CPU $(agg plain cpu_s mean) s"
   echo "ratio service/plain libvips  JSON : $(ratio "$json_ips" "$(agg plain images_per_s mean)")   bytes: $(ratio "$bytes_ips" "$(agg plain images_per_s mean)")"
-  echo "CPU seconds for the $count images (less noisy than wall time on a shared box): raw $(agg raw cpu_s mean), service JSON $(agg service_json cpu_s mean), bytes $(agg service_raw cpu_s mean)${tune:+, JSON tuned $(agg service_json_tuned cpu_s mean)}"
-  echo "ratio raw CPU/service CPU  JSON : $(ratio "$(agg raw cpu_s mean)" "$(agg service_json cpu_s mean)")   bytes: $(ratio "$(agg raw cpu_s mean)" "$(agg service_raw cpu_s mean)")${tune:+   JSON tuned: $(ratio "$(agg raw cpu_s mean)" "$(agg service_json_tuned cpu_s mean)")}"
+  echo "CPU seconds for the $count images (less noisy than wall time on a shared box): raw $(agg raw cpu_s mean), service JSON $(agg service_json cpu_s mean), bytes $(agg service_raw cpu_s mean)${tuned_label:+, JSON tuned $(agg service_json_tuned cpu_s mean)}"
+  echo "ratio raw CPU/service CPU  JSON : $(ratio "$(agg raw cpu_s mean)" "$(agg service_json cpu_s mean)")   bytes: $(ratio "$(agg raw cpu_s mean)" "$(agg service_raw cpu_s mean)")${tuned_label:+   JSON tuned: $(ratio "$(agg raw cpu_s mean)" "$(agg service_json_tuned cpu_s mean)")}"
   echo "resized JSON, identical passes (hits after pass 1): $(svc_line service_json_same)"
-  if [[ -n $tune ]]; then
-    echo "resized JSON, tuned ($tune): $(svc_line service_json_tuned)"
+  if [[ -n $tuned_label ]]; then
+    echo "resized JSON, tuned ($tuned_label): $(svc_line service_json_tuned)"
     echo "ratio service/raw  JSON tuned: $(ratio "$(agg service_json_tuned images_per_s mean)" "$raw_ips")"
   fi
   if ((aof)); then
