@@ -96,7 +96,7 @@ for arg in "$@"; do
     *) echo "run.sh: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
-tuned_label="${tune_env}${tune_env:+ }${tune}"
+tuned_label="${tune_env}${tune_env:+${tune:+ }}${tune}"
 
 build_shown="Release"
 [[ $bin == "$root/build-bench/service/resized" ]] || build_shown="binary $bin"
