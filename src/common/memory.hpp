@@ -9,8 +9,10 @@
 // free heap pages back (malloc_trim) once there is enough free space to be
 // worth it. bench/RESULTS.md has the measurements against jemalloc, which
 // holds RSS as well but costs the pipeline ~5 % CPU on this workload, and
-// against transparent huge pages for the mappings (fewer page faults, but
-// twice the POST p99 for the largest uploads).
+// against transparent huge pages (glibc.malloc.hugetlb=1 in
+// GLIBC_TUNABLES): fewer page faults everywhere, but twice the POST p99 of
+// the largest uploads on one machine and a few per cent better on another,
+// so an operator's choice, not a default.
 #pragma once
 
 #include <chrono>
