@@ -43,15 +43,15 @@ void note_write_failed(status_actor_type* self, const char* op,
             {{"op", op},
              {"token", token},
              {"error", err.message},
-             {"then", "progress records are skipped, final records and "
-                      "results kept and made once redis answers (counts "
+             {"then", "final records, results and each open task's latest "
+                      "progress kept and made once redis answers (counts "
                       "follow in \"redis writes made again\")"}});
 }
 
 // Every kept write is made: the failures since the first are summed up.
 void note_writes_back(status_actor_type* self) {
   auto& st = self->state;
-  if (!st.failing.on || !st.unwritten.empty())
+  if (!st.failing.on || !st.unwritten.empty() || !st.unwritten_progress.empty())
     return;
   auto f = std::exchange(st.failing, {});
   std::chrono::duration<double> failing_for =
@@ -59,6 +59,7 @@ void note_writes_back(status_actor_type* self) {
   log::info("redis writes made again", {{"failing_s", failing_for.count(), 1},
                                         {"kept", f.kept},
                                         {"made", f.made},
+                                        {"superseded", f.superseded},
                                         {"dropped", f.dropped},
                                         {"skipped", f.skipped}});
 }
@@ -177,7 +178,8 @@ task_record result_failed(const status_state& st, task_record rec,
 
 void schedule_flush(status_actor_type* self) {
   auto& st = self->state;
-  if (st.flush_scheduled || st.unwritten.empty())
+  if (st.flush_scheduled ||
+      (st.unwritten.empty() && st.unwritten_progress.empty()))
     return;
   st.flush_scheduled = true;
   self->delayed_send(self, st.retry_interval, flush_atom::value);
@@ -214,8 +216,61 @@ void count_final(const task_record& rec) {
 
 void take_stored_final(status_actor_type* self, const std::string& token);
 
+// Makes the kept progress records, after the other kept writes, stopping
+// at the first that fails again. A task's final record replaced its kept
+// progress when it came, and Redis refuses a progress record over a final
+// one (another node's), so none can overwrite where a task ended.
+bool flush_progress(status_actor_type* self) {
+  auto& st = self->state;
+  while (!st.unwritten_progress.empty()) {
+    auto pos = st.unwritten_progress.begin();
+    auto res = st.store->put_record(pos->second, st.ttl, st.node);
+    if (!res) {
+      count_redis_error(self);
+      return false;
+    }
+    log::debug("redis write made after a failure",
+               {{"op", "put_record"},
+                {"token", pos->first},
+                {"left", st.unwritten_progress.size() - 1}});
+    ++st.failing.made;
+    st.unwritten_progress.erase(pos);
+  }
+  note_writes_back(self);
+  return true;
+}
+
+// Forgets the kept progress record of `token`, which a later change of its
+// task replaces (a final record, or a progress record Redis took).
+void supersede_progress(status_state& st, const std::string& token) {
+  if (st.unwritten_progress.erase(token) != 0) {
+    ++st.failing.superseded;
+  }
+}
+
+// Keeps the progress record `rec`, whose write just failed with `err`, in
+// place of any kept before for its task.
+void keep_progress(status_actor_type* self, const task_record& rec,
+                   const failure& err) {
+  auto& st = self->state;
+  count_redis_error(self);
+  auto pos = st.unwritten_progress.find(rec.token);
+  if (pos != st.unwritten_progress.end()) {
+    pos->second = rec;
+    ++st.failing.superseded;
+  } else if (st.unwritten_progress.size() >= status_state::max_unwritten) {
+    note_write_failed(self, "put_record", rec.token, err, false); // skipped
+    return;
+  } else {
+    st.unwritten_progress.emplace(rec.token, rec);
+  }
+  note_write_failed(self, "put_record", rec.token, err, true);
+  schedule_flush(self);
+}
+
 // Makes the kept writes in order, stopping at the first that fails again
-// (Redis is still away). True when none is left.
+// (Redis is still away), then the kept progress records. True when none is
+// left.
 bool flush_unwritten(status_actor_type* self) {
   auto& st = self->state;
   while (!st.unwritten.empty()) {
@@ -259,7 +314,7 @@ bool flush_unwritten(status_actor_type* self) {
     if (st.unwritten.empty())
       note_writes_back(self); // this call made the last kept write
   }
-  return true;
+  return flush_progress(self);
 }
 
 // Keeps `w` (whose write just failed with `err`) to be made later. A result
@@ -725,14 +780,16 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         auto expires = expiry(st);
         bool stored = true;
         if (is_final(rec.status)) {
+          supersede_progress(st, rec.token);
           auto w = put_final(self, rec);
           if (w == written::superseded)
             return;
           stored = w == written::made;
         } else if (auto res = st.store->put_record(rec, st.ttl, st.node);
                    !res) {
-          note_store_error(self, "put_record", rec.token, res.error());
+          keep_progress(self, rec, res.error());
         } else {
+          supersede_progress(st, rec.token);
           note_writes_back(self);
           if (!res.value()) {
             // Redis holds a final record: it stands (see above).
@@ -751,6 +808,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         auto& st = self->state;
         if (dropped_after_final(self, rec))
           return;
+        supersede_progress(st, rec.token);
         auto expires = expiry(st);
         auto image = std::make_shared<const std::string>(std::move(bytes));
         bool stored = true;
@@ -851,7 +909,8 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
               st.unwritten.begin(), st.unwritten.end(), [](const auto& w) {
                 return w.what == unwritten_write::kind::forget;
               }));
-          auto writes = st.unwritten.size() - undos;
+          auto writes =
+              st.unwritten.size() - undos + st.unwritten_progress.size();
           if (writes > 0)
             log::warn("redis writes still failing at shutdown: their "
                       "tasks stay in this node's pending set and run "

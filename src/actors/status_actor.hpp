@@ -83,6 +83,7 @@
 
 #include <chrono>
 #include <deque>
+#include <map>
 #include <memory>
 #include <unordered_map>
 #include <unordered_set>
@@ -158,6 +159,12 @@ struct status_state {
   };
   /// In the order they were to be made; bounded by max_unwritten.
   std::deque<unwritten_write> unwritten;
+  /// The latest progress record (IN_PROGRESS with its node and attempts,
+  /// or PENDING again) of each open task whose write Redis failed, made
+  /// after the kept writes: other API nodes then see where the task is, and
+  /// a restart counts the attempts a crashing input has used. Its task's
+  /// final record replaces it. Bounded by max_unwritten.
+  std::map<std::string, task_record> unwritten_progress;
   static constexpr size_t max_unwritten = 100000;
   uint64_t unwritten_bytes = 0; // their images' bytes
   /// The last kept write tried failed for lack of memory in Redis (a
@@ -172,10 +179,12 @@ struct status_state {
   struct failing_writes {
     bool on = false;
     std::chrono::steady_clock::time_point since;
-    uint64_t skipped = 0; // progress records, result copies: not retried
-    uint64_t kept = 0;    // final records, results, undos: kept to retry
-    uint64_t made = 0;    // kept ones made since
-    uint64_t dropped = 0; // kept ones given up (the retry list was full)
+    uint64_t skipped = 0;    // progress records, result copies: not retried
+    uint64_t kept = 0;       // final records, results, undos: kept to retry
+    uint64_t made = 0;       // kept ones made since
+    uint64_t superseded = 0; // kept progress records a later change of
+                             // their task replaced before they were made
+    uint64_t dropped = 0;    // kept ones given up (the retry list was full)
   } failing;
   std::chrono::milliseconds retry_interval{1000};
   std::chrono::milliseconds watch_interval{1000};

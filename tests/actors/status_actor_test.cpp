@@ -298,6 +298,54 @@ BOOST_AUTO_TEST_CASE(final_writes_during_an_outage_land_when_redis_returns) {
   caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
 }
 
+// A task that starts while Redis is away: its IN_PROGRESS record, with
+// the node and the attempts it has used, is written once Redis is back (a
+// restart counts those attempts against a crashing input; other API nodes
+// see where it runs). The latest change wins, and a task that ended
+// meanwhile gets its final record. Before, progress writes were dropped:
+// Redis showed PENDING, attempts 0.
+BOOST_AUTO_TEST_CASE(progress_during_an_outage_lands_when_redis_returns) {
+  auto cfg = config();
+  cfg.retry_interval = 100ms;
+  auto st = start(cfg);
+  auto running = make_record();
+  auto ended = make_record();
+  caf::anon_send(st, update_atom::value, running);
+  caf::anon_send(st, update_atom::value, ended);
+  BOOST_REQUIRE(test::wait_until(
+      [&] { return redis_has(running.token) && redis_has(ended.token); }, 10s));
+  redis.stop();
+  running.status = task_status::in_progress;
+  running.node = "node-a";
+  running.attempts = 1;
+  caf::anon_send(st, update_atom::value, running);
+  running.node = "node-b"; // lost with node-a, started again
+  running.attempts = 2;
+  caf::anon_send(st, update_atom::value, running);
+  ended.status = task_status::in_progress;
+  ended.node = "node-a";
+  ended.attempts = 1;
+  caf::anon_send(st, update_atom::value, ended);
+  ended.status = task_status::failure;
+  ended.error_code = "corrupt_image";
+  caf::anon_send(st, update_atom::value, ended);
+  BOOST_TEST(lookup(st, running.token)->node == "node-b");
+  redis.start();
+  auto field = [&](const task_record& rec, const std::string& name) {
+    return redis.command("HGET " + prefix + "task:" + rec.token + " " + name);
+  };
+  BOOST_TEST(test::wait_until(
+      [&] {
+        return field(running, "status").find("IN_PROGRESS") !=
+                   std::string::npos &&
+               field(ended, "status").find("FAILURE") != std::string::npos;
+      },
+      10s));
+  BOOST_TEST(field(running, "node") == "$6\r\nnode-b\r\n");
+  BOOST_TEST(field(running, "attempts") == "$1\r\n2\r\n");
+  caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
+}
+
 // Results kept through an outage are bounded in bytes (queue.max-bytes on
 // a node): one past the bound ends its task FAILURE result_not_stored, here
 // at once and in Redis once it returns; those within it land as SUCCESS.
