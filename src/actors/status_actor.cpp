@@ -234,6 +234,12 @@ bool flush_progress(status_actor_type* self) {
                 {"token", pos->first},
                 {"left", st.unwritten_progress.size() - 1}});
     ++st.failing.made;
+    if (!res.value()) {
+      // Redis holds a final record (another node's run): it stands, and
+      // the cache answers from Redis from now on, as in update_atom.
+      st.open_here.erase(pos->first);
+      st.cache->erase_record(pos->first);
+    }
     st.unwritten_progress.erase(pos);
   }
   note_writes_back(self);
