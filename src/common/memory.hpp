@@ -50,8 +50,9 @@ uint64_t free_heap_bytes();
 /// memory was released.
 bool release_free_memory();
 
-/// Counts a piece of work done (an HTTP answer written, a resize run): the
-/// default activity a trimmer watches.
+/// Counts a piece of work done (a submission read, a resize run): the
+/// activity main's trimmer watches. Health probes, metrics scrapes and
+/// polls do not count: they free next to nothing.
 void note_work();
 /// The work counted so far.
 uint64_t work_count();
@@ -59,12 +60,13 @@ uint64_t work_count();
 /// A thread that, every `interval`, releases free heap memory when at least
 /// `threshold` bytes are free; or, while the process is busy, at least
 /// `busy_threshold`. Busy: `activity` (a count that grows with the work
-/// done: requests answered, tasks finished) moved since the last look.
-/// Under load the bodies and inputs freed a moment ago are allocated again
-/// at once, and pages given back are faulted in again, zeroed, one by one:
-/// that cost resized 10 % of its throughput where a page fault is dear
-/// (bench/RESULTS.md, session 22). Once the work stops, the next look
-/// returns them. Stops (and joins) on destruction.
+/// done: submissions read, resizes run) moved since the last look. Under
+/// load the bodies and inputs freed a moment ago are allocated again at
+/// once, and pages given back are faulted in again, zeroed, one by one:
+/// where a page fault is dear, keeping them (with the larger mmap
+/// threshold and heap top) gave 6-15 % more throughput (bench/RESULTS.md,
+/// session 22). Once the work stops, the next look returns them. Stops (and
+/// joins) on destruction.
 class trimmer {
 public:
   trimmer(std::chrono::milliseconds interval, uint64_t threshold,

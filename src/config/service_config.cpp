@@ -151,7 +151,7 @@ service_config::service_config() {
       .add(memory_trim_threshold_, "trim-threshold",
            "free heap bytes before a trim (default 16777216)")
       .add(memory_busy_trim_threshold_, "busy-trim-threshold",
-           "free heap bytes before a trim while requests or tasks keep "
+           "free heap bytes before a trim while submissions or resizes keep "
            "coming, 0 = trim-threshold (default 134217728)")
       .add(memory_mmap_threshold_, "mmap-threshold",
            "allocations of this many bytes or more are mapped and unmapped "

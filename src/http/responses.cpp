@@ -9,7 +9,6 @@
 #include <rapidjson/writer.h>
 
 #include "common/log.hpp"
-#include "common/memory.hpp"
 #include "common/metrics.hpp"
 
 namespace resized::http {
@@ -244,7 +243,6 @@ void set_access_lines(const std::string& which) {
 
 void record_access(const access_entry& e) {
   metrics::http_request(e.route, e.status, e.seconds);
-  memory::note_work();
   if (e.status < access_floor.load(std::memory_order_relaxed) ||
       !log::enabled(log::level::info))
     return;

@@ -12,6 +12,7 @@
 #include "common/content_key.hpp"
 #include "common/cors.hpp"
 #include "common/log.hpp"
+#include "common/memory.hpp"
 #include "common/metrics.hpp"
 #include "common/text.hpp"
 #include "http/accept_limiter.hpp"
@@ -598,6 +599,9 @@ struct server::impl {
   // -- routes -----------------------------------------------------------------
 
   handling on_submit(const req_handle& req) {
+    // A body was read: the heap trimmer keeps freed memory for the next
+    // one while submissions keep coming (probes and polls do not count).
+    memory::note_work();
     request_ctx ctx{req, route::submit};
     if (!check_key(ctx))
       return restinio::request_accepted();
