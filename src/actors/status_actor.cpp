@@ -216,6 +216,16 @@ void count_final(const task_record& rec) {
 
 void take_stored_final(status_actor_type* self, const std::string& token);
 
+// A progress record of `rec`'s task was refused: Redis holds a final record
+// (another node's run), which stands. This node stops answering for the
+// task from its cache; lookups read Redis from now on.
+void final_in_redis_stands(status_state& st, const task_record& rec) {
+  st.open_here.erase(rec.token);
+  st.cache->erase_record(rec.token);
+  log::debug("progress after a final record: Redis kept the final",
+             {{"token", rec.token}, {"status", to_string(rec.status)}});
+}
+
 // Makes the kept progress records, after the other kept writes, stopping
 // at the first that fails again. A task's final record replaced its kept
 // progress when it came, and Redis refuses a progress record over a final
@@ -234,12 +244,8 @@ bool flush_progress(status_actor_type* self) {
                 {"token", pos->first},
                 {"left", st.unwritten_progress.size() - 1}});
     ++st.failing.made;
-    if (!res.value()) {
-      // Redis holds a final record (another node's run): it stands, and
-      // the cache answers from Redis from now on, as in update_atom.
-      st.open_here.erase(pos->first);
-      st.cache->erase_record(pos->first);
-    }
+    if (!res.value())
+      final_in_redis_stands(st, pos->second);
     st.unwritten_progress.erase(pos);
   }
   note_writes_back(self);
@@ -798,12 +804,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
           supersede_progress(st, rec.token);
           note_writes_back(self);
           if (!res.value()) {
-            // Redis holds a final record: it stands (see above).
-            st.open_here.erase(rec.token);
-            st.cache->erase_record(rec.token);
-            log::debug(
-                "progress after a final record: Redis kept the final",
-                {{"token", rec.token}, {"status", to_string(rec.status)}});
+            final_in_redis_stands(st, rec); // (see above)
             return;
           }
         }
