@@ -84,12 +84,14 @@ clock::time_point next_adopt_time(const lease_config& cfg) {
   return clock::now() + cfg.adopt + std::chrono::milliseconds{jitter(rng)};
 }
 
-// Reads the adopted `tokens` (now in this name's pending set) and hands them
-// to the supervisor; keeps them for the next pass if Redis fails.
+// Reads the records of the adopted `tokens` (now in this name's pending set)
+// and hands them to the supervisor, which reads their inputs as its queue
+// has room; keeps them for the next pass if Redis fails.
 void hand_over(lease_actor_type* self, const std::string& from,
                std::vector<std::string> tokens) {
   auto& st = self->state;
-  auto tasks = st.store->load_pending(st.cfg.node, tokens);
+  auto tasks =
+      st.store->load_pending(st.cfg.node, tokens, store::pending_inputs::skip);
   if (!tasks) {
     log::warn("adopted pending tasks not read (redis away): retrying",
               {{"from", from},

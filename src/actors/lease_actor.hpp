@@ -35,8 +35,8 @@
 // pending sets of names that nobody holds a lease on (a node drained and
 // not restarted, or dead for longer than its lease) are moved into this
 // name's set, one atomic script per name (task_store::adopt_pending), and
-// their tasks handed to the supervisor (adopt_atom), which resumes them as
-// recovered ones. Tasks moved but not read (Redis away) are read again at
+// their records handed to the supervisor (adopt_atom), which resumes them
+// as recovered ones. Tasks moved but not read (Redis away) are read again at
 // the next pass.
 //
 // The lease is not released here: main deletes it (if still this

@@ -28,7 +28,12 @@
 //                            an accept the supervisor gave up on (its
 //                            request timed out, the client was told 503):
 //                            undone if the status actor stored it late
-//   supervisor → status:     recover_atom → pending_list   at start-up
+//   supervisor → status:     recover_atom → pending_list   at start-up:
+//                            the records of this node's pending tasks,
+//                            without their inputs
+//   supervisor → status:     (inputs_atom, tokens) → pending_list   the
+//                            records and inputs of these recovered or
+//                            adopted tasks, read as the queue has room
 //   supervisor → status:     (clone_atom, original token, task_record,
 //                            content key) → bool: the record becomes a copy
 //                            of the original's SUCCESS (identical work done
@@ -95,10 +100,10 @@
 //   lease      → supervisor: recover_atom   the lease is this instance's:
 //                            recover the name's pending tasks now
 //   main       → lease:      drain_atom   shutting down: adopt nothing more
-//   lease      → supervisor: (adopt_atom, from, pending_list)   tasks of
-//                            node `from` (no lease: stopped or dead) now in
-//                            this node's pending set: resume them as
-//                            recovered ones
+//   lease      → supervisor: (adopt_atom, from, pending_list)   records
+//                            (no inputs) of tasks of node `from` (no lease:
+//                            stopped or dead) now in this node's pending
+//                            set: resume them as recovered ones
 #pragma once
 
 #include <cstdint>
@@ -161,6 +166,7 @@ using hello_atom = caf::atom_constant<caf::atom("hello")>;
 using release_atom = caf::atom_constant<caf::atom("release")>;
 using forget_atom = caf::atom_constant<caf::atom("forget")>;
 using restore_atom = caf::atom_constant<caf::atom("restore")>;
+using inputs_atom = caf::atom_constant<caf::atom("inputs")>;
 
 /// The layout of every message between nodes, as a number: the API node
 /// refuses a worker whose hello names another one (protocol_mismatch),

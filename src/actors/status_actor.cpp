@@ -778,7 +778,17 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         }
       },
       [=](recover_atom) -> caf::result<std::vector<store::pending_task>> {
-        auto res = self->state.store->load_pending(self->state.node);
+        auto res = self->state.store->load_pending(self->state.node,
+                                                   store::pending_inputs::skip);
+        if (!res) {
+          count_redis_error(self);
+          return caf::make_error(caf::sec::runtime_error, res.error().message);
+        }
+        return std::move(res).value();
+      },
+      [=](inputs_atom, const std::vector<std::string>& tokens)
+          -> caf::result<std::vector<store::pending_task>> {
+        auto res = self->state.store->load_pending(self->state.node, tokens);
         if (!res) {
           count_redis_error(self);
           return caf::make_error(caf::sec::runtime_error, res.error().message);

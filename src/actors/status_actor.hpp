@@ -16,7 +16,10 @@
 //   (forget_atom, token, content key)       an accept its supervisor gave
 //                                           up on (the client got a 503):
 //                                           undone if it was stored
-//   recover_atom                            this node's pending tasks
+//   recover_atom                            this node's pending tasks'
+//                                           records (no inputs)
+//   (inputs_atom, tokens)                   records and inputs of these
+//                                           of this node's pending tasks
 //   (update_atom, task_record)              cache + HSET/EXPIRE; a
 //                                           progress change after a
 //                                           final record is dropped

@@ -418,6 +418,8 @@ constexpr std::chrono::milliseconds backstop{2000};
 // How far down the queue dispatch looks for a task that fits in memory.
 constexpr size_t skip_ahead = 16;
 
+void read_deferred_inputs(self_ptr self);
+
 void dispatch(self_ptr self) {
   auto& st = self->state;
   std::string name;
@@ -439,7 +441,7 @@ void dispatch(self_ptr self) {
     if (pos != st.queue.begin() || node == nullptr)
       metrics::decode_budget_wait(); // a slot is free, the head's memory not
     if (node == nullptr)
-      return;
+      break;
     auto task = std::move(*pos);
     st.queue.erase(pos);
     st.round_now = std::max(st.round_now, task.round);
@@ -479,6 +481,7 @@ void dispatch(self_ptr self) {
               dispatch(self);
             });
   }
+  read_deferred_inputs(self); // the next recovered tasks, if there is room
 }
 
 // Forgets node `name`; its in-flight tasks go back to the queue.
@@ -665,12 +668,12 @@ bool handled_here(const state_type& st, const std::string& token) {
   return false;
 }
 
-// Puts tasks accepted before a crash or restart back into the queue in the
-// order they were submitted (they keep their token and submission time), or
-// ends them if their input is gone or their node was lost under them
-// max_attempts times (a restart while one ran counts: it may be the input
-// that crashes the process). `from`: the tasks were adopted from that node
-// (stopped or dead, its lease gone) and are counted as at its restart.
+// Takes back tasks accepted before a crash or restart (or adopted from a
+// node with no owner: `from`), in the order they were submitted: they keep
+// their token and submission time. A task whose node was lost under it
+// max_attempts times ends here (a restart while one ran counts: it may be
+// the input that crashes the process); the others wait, records only, in
+// deferred_tasks until read_deferred_inputs reads their inputs.
 void recover(self_ptr self, std::vector<store::pending_task>& pending,
              const std::string& from = {}) {
   auto& st = self->state;
@@ -685,15 +688,6 @@ void recover(self_ptr self, std::vector<store::pending_task>& pending,
       ++known;
       continue;
     }
-    if (!p.input) {
-      fail(self, std::move(p.record),
-           failure{error_code::worker_lost,
-                   from.empty()
-                       ? "the node restarted and the task's input had expired"
-                       : "its node stopped and the task's input had "
-                         "expired"});
-      continue;
-    }
     // Every attempt started and not finished was lost with its node.
     auto lost = p.record.attempts;
     if (lost >= st.cfg.max_attempts) {
@@ -705,13 +699,61 @@ void recover(self_ptr self, std::vector<store::pending_task>& pending,
                                lost, where)});
       continue;
     }
-    state_type::queued task;
-    task.attempt = lost;
-    task.record = std::move(p.record);
-    task.record.status = task_status::pending;
-    task.record.started_at_ms = 0;
+    p.record.status = task_status::pending;
+    p.record.started_at_ms = 0;
     // Redis showed IN_PROGRESS on a node that is gone: say it waits again.
-    self->send(st.status, update_atom::value, task.record);
+    self->send(st.status, update_atom::value, p.record);
+    st.open.insert(p.record.token);
+    st.deferred_tasks.push_back({std::move(p.record), lost, from});
+    ++resumed;
+  }
+  if (!pending.empty()) {
+    auto failed = pending.size() - resumed - known;
+    if (from.empty())
+      log::info("recovered tasks accepted before the restart",
+                {{"resumed", resumed},
+                 {"failed", failed},
+                 {"waiting_in_redis", st.deferred_tasks.size()}});
+    else
+      log::info("resumed tasks adopted from a node with no owner",
+                {{"from", from},
+                 {"resumed", resumed},
+                 {"failed", failed},
+                 {"waiting_in_redis", st.deferred_tasks.size()}});
+  }
+  dispatch(self);
+}
+
+// Queues the recovered tasks whose inputs were read (`loaded`, from the
+// batch `asked`); a task with no input any more fails, and one Redis no
+// longer lists (its record expired, or final) is no longer open here.
+void resume_read(self_ptr self, std::vector<state_type::deferred> asked,
+                 std::vector<store::pending_task>& loaded) {
+  auto& st = self->state;
+  std::unordered_map<std::string, store::pending_task*> by_token;
+  for (auto& p : loaded)
+    by_token.emplace(p.record.token, &p);
+  for (auto& d : asked) {
+    auto i = by_token.find(d.record.token);
+    if (i == by_token.end()) {
+      st.open.erase(d.record.token);
+      log::debug("recovered task no longer pending in redis",
+                 {{"token", d.record.token}});
+      continue;
+    }
+    auto& p = *i->second;
+    if (!p.input) {
+      fail(self, std::move(d.record),
+           failure{error_code::worker_lost,
+                   d.from.empty()
+                       ? "the node restarted and the task's input had expired"
+                       : "its node stopped and the task's input had "
+                         "expired"});
+      continue;
+    }
+    state_type::queued task;
+    task.attempt = d.attempt;
+    task.record = std::move(d.record);
     auto head =
         imaging::probe(p.input->data(), p.input->size(), imaging::limits{});
     task.decode_bytes =
@@ -722,20 +764,65 @@ void recover(self_ptr self, std::vector<store::pending_task>& pending,
         resize_job{task.record.token, task.record.options, std::move(*p.input),
                    head ? *head : imaging::probe_info{}, job_policy(st.cfg)});
     st.queued_bytes += job_of(task).input.size();
-    st.open.insert(task.record.token);
     enqueue_fair(self, std::move(task)); // one client: the recovered tasks
-    ++resumed;
   }
-  if (!pending.empty()) {
-    auto failed = pending.size() - resumed - known;
-    if (from.empty())
-      log::info("recovered tasks accepted before the restart",
-                {{"resumed", resumed}, {"failed", failed}});
-    else
-      log::info("resumed tasks adopted from a node with no owner",
-                {{"from", from}, {"resumed", resumed}, {"failed", failed}});
+}
+
+// Reads the inputs of the next recovered tasks once the queue runs low:
+// fewer tasks than two per worker, and under half of queue_max_bytes, so
+// the workers never wait for Redis and submissions keep room beside them.
+// One batch at a time, at most 16 tasks, within that half of the bytes
+// with what is queued (their records give the input sizes); a larger input
+// only into an empty queue. While draining nothing is read: the tasks stay
+// in Redis for the next start or an adopter.
+void read_deferred_inputs(self_ptr self) {
+  auto& st = self->state;
+  constexpr size_t max_batch = 16;
+  auto half = st.cfg.queue_max_bytes / 2;
+  auto low_water = std::max<size_t>(4, 2 * workers_available(self));
+  if (st.deferred_tasks.empty() || !st.reading.empty() || st.draining ||
+      st.queue.size() >= low_water || st.queued_bytes >= half)
+    return;
+  uint64_t bytes = st.queued_bytes;
+  std::vector<std::string> tokens;
+  while (!st.deferred_tasks.empty() && st.reading.size() < max_batch) {
+    // Past half only for a task alone in an empty queue (its input is
+    // within limits.max-body-bytes, itself within queue_max_bytes).
+    auto size = st.deferred_tasks.front().record.input_bytes;
+    if (bytes + size > half && !(bytes == 0 && st.reading.empty()))
+      break;
+    bytes += size;
+    tokens.push_back(st.deferred_tasks.front().record.token);
+    st.reading.push_back(std::move(st.deferred_tasks.front()));
+    st.deferred_tasks.pop_front();
   }
-  dispatch(self);
+  if (tokens.empty())
+    return;
+  self->request(st.status, std::chrono::seconds{60}, inputs_atom::value,
+                std::move(tokens))
+      .then(
+          [=](std::vector<store::pending_task>& loaded) {
+            auto& st = self->state;
+            auto asked = std::move(st.reading);
+            st.reading.clear();
+            resume_read(self, std::move(asked), loaded);
+            dispatch(self);
+          },
+          [=](caf::error& err) {
+            // Back to the front, in their order; read again shortly.
+            auto& st = self->state;
+            log::error("reading the inputs of recovered tasks failed",
+                       {{"error", describe(self->system(), err)},
+                        {"tasks", st.reading.size()},
+                        {"retry_s", 2}});
+            st.deferred_tasks.insert(
+                st.deferred_tasks.begin(),
+                std::make_move_iterator(st.reading.begin()),
+                std::make_move_iterator(st.reading.end()));
+            st.reading.clear();
+            self->delayed_send(self, std::chrono::seconds{2},
+                               inputs_atom::value);
+          });
 }
 
 // A task whose content key matches `original`'s: wait for the open original,
@@ -851,7 +938,9 @@ void accept(self_ptr self, submit_request req, submit_replier reply) {
     reply(failure{error_code::client_queue_full, std::move(why)});
     return;
   }
-  auto waiting = st.queue.size() + st.awaiting.size() + st.accepting;
+  // Recovered tasks still in Redis count: they are older, and go first.
+  auto waiting = st.queue.size() + st.awaiting.size() + st.accepting +
+                 st.deferred_tasks.size() + st.reading.size();
   if (waiting >= st.cfg.queue_capacity) {
     reply(failure{error_code::queue_full,
                   fmt::format("queue is full ({} tasks waiting)", waiting)});
@@ -1016,11 +1105,12 @@ void reuse_finished(self_ptr self, const std::string& original,
 // this node's lease is gone).
 void note_queued_left(self_ptr self) {
   auto& st = self->state;
-  if (!st.queue.empty())
+  auto queued = st.queue.size() + st.deferred_tasks.size() + st.reading.size();
+  if (queued > 0)
     log::info("queued tasks not started: they stay in redis and run at "
               "this node's next start, or on a live API node sharing "
               "its redis that adopts them",
-              {{"queued", st.queue.size()}});
+              {{"queued", queued}});
 }
 
 cluster_view make_view(self_ptr self) {
@@ -1029,7 +1119,8 @@ cluster_view make_view(self_ptr self) {
   view.node = st.cfg.node;
   view.role = st.cfg.role;
   view.build = st.cfg.build;
-  view.queue_depth = st.queue.size() + st.awaiting.size();
+  view.queue_depth = st.queue.size() + st.awaiting.size() +
+                     st.deferred_tasks.size() + st.reading.size();
   view.queued_bytes = st.queued_bytes;
   view.clients = st.clients.size();
   view.succeeded = st.succeeded;
@@ -1092,6 +1183,10 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
                                      recover_atom::value);
                 });
       },
+      [=](inputs_atom) {
+        // Reading recovered tasks' inputs failed a moment ago: again.
+        dispatch(self);
+      },
       [=](adopt_atom, const std::string& from,
           std::vector<store::pending_task>& pending) {
         // Queued like recovered ones; while draining they stay queued, in
@@ -1133,6 +1228,13 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
         for (const auto& [original, list] : st.followers)
           for (const auto& rec : list)
             restore(rec, job_of_token(original));
+        // Recovered tasks whose inputs are still only in Redis: the record
+        // and membership where missing (their reading fails them if their
+        // inputs went too).
+        for (const auto& d : st.deferred_tasks)
+          restore(d.record, none);
+        for (const auto& d : st.reading)
+          restore(d.record, none);
         log::warn("writing this node's open tasks to redis again (its lease "
                   "was gone: redis may have lost them)",
                   {{"node", st.cfg.node}, {"tasks", count}});
@@ -1140,8 +1242,10 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
       [=](drain_atom) -> size_t {
         auto& st = self->state;
         if (!st.draining)
-          log::info("draining: no new tasks", {{"in_flight", st.running.size()},
-                                               {"queued", st.queue.size()}});
+          log::info("draining: no new tasks",
+                    {{"in_flight", st.running.size()},
+                     {"queued", st.queue.size() + st.deferred_tasks.size() +
+                                    st.reading.size()}});
         st.draining = true;
         return st.running.size() + st.accepting;
       },

@@ -120,18 +120,33 @@ struct supervisor_state {
     bool leaving = false;
   };
 
+  // A task recovered at start-up or adopted whose input is still only in
+  // Redis: inputs are read a batch at a time as the queue has room
+  // (read_deferred_inputs), so that a backlog larger than queue_max_bytes
+  // (adopted from other nodes, or left by a run with a larger bound) never
+  // sits in memory at once.
+  struct deferred {
+    task_record record;
+    uint32_t attempt = 0; // attempts lost with their node so far
+    std::string from;     // adopted from that node ("": this one's restart)
+  };
+
   supervisor_config cfg;
   caf::actor status;
   std::deque<queued> queue;
-  uint64_t queued_bytes = 0; // includes tasks being accepted
-  size_t accepting = 0;      // submissions waiting for Redis to store them
+  std::deque<deferred> deferred_tasks; // oldest first; tokens are in `open`
+  std::vector<deferred> reading;       // their inputs asked of the status
+                                       // actor (one batch at a time)
+  uint64_t queued_bytes = 0;           // includes tasks being accepted
+  size_t accepting = 0; // submissions waiting for Redis to store them
   std::unordered_map<std::string, in_flight> running; // by token
   std::map<std::string, node_entry> nodes;            // by node name
   // Identical work done once: content key → the token that computes (or
   // computed) it; duplicates of a task still open wait for its result.
   lru_cache<std::string, std::string> by_content{10000};
   std::unordered_map<std::string, std::vector<task_record>> followers;
-  std::unordered_set<std::string> open; // tokens queued or in flight
+  std::unordered_set<std::string> open; // tokens queued, deferred or in
+                                        // flight
   // Accepted tasks whose twin another API node (or this one before a
   // restart) accepted first, by token: they wait, at most one task timeout,
   // for that twin's final record instead of being resized again.

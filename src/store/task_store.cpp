@@ -548,7 +548,7 @@ outcome<bool> task_store::forget_accepted(const std::string& token,
 }
 
 outcome<std::vector<pending_task>>
-task_store::load_pending(const std::string& node) {
+task_store::load_pending(const std::string& node, pending_inputs inputs) {
   using result = outcome<std::vector<pending_task>>;
   return guarded([&]() -> result {
     auto pkey = pending_key(settings_.key_prefix, node);
@@ -562,13 +562,14 @@ task_store::load_pending(const std::string& node) {
     for (size_t i = 0; reply.type == REDIS_REPLY_ARRAY && i < reply.elements;
          ++i)
       tokens.push_back(reply_text(*reply.element[i]));
-    return load_pending(node, tokens);
+    return load_pending(node, tokens, inputs);
   });
 }
 
 outcome<std::vector<pending_task>>
 task_store::load_pending(const std::string& node,
-                         const std::vector<std::string>& tokens) {
+                         const std::vector<std::string>& tokens,
+                         pending_inputs inputs) {
   using result = outcome<std::vector<pending_task>>;
   return guarded([&]() -> result {
     // Pipelined: a batch's records in one round trip, then their inputs in
@@ -608,7 +609,7 @@ task_store::load_pending(const std::string& node,
         open.push_back({std::move(*rec.value()), std::nullopt});
         open_at.push_back(from + i);
       }
-      for (size_t k = 0; k < open.size();) {
+      for (size_t k = 0; inputs == pending_inputs::read && k < open.size();) {
         size_t first = k;
         uint64_t bytes = 0;
         std::vector<std::string> ikeys;

@@ -80,8 +80,15 @@ struct lease_claim {
 /// A task accepted but not finished, as found in Redis at start-up.
 struct pending_task {
   task_record record;
-  std::optional<std::string> input; // nullopt: the input key is gone
+  std::optional<std::string> input; // nullopt: the input key is gone (or
+                                    // not read: pending_inputs::skip)
 };
+
+/// Whether load_pending reads the tasks' inputs too. A restart or an
+/// adoption reads the records alone (skip) and the inputs later, a few at
+/// a time as the queue has room (read): a backlog above queue.max-bytes
+/// would otherwise be in memory all at once.
+enum class pending_inputs { read, skip };
 
 /// What adopt_pending did.
 struct adoption {
@@ -183,14 +190,17 @@ public:
                                 const std::string& node,
                                 const std::string& content);
 
-  /// Every task of `node`'s pending set, with its record and input. Tokens
-  /// whose record expired are removed from the set.
-  outcome<std::vector<pending_task>> load_pending(const std::string& node);
+  /// Every task of `node`'s pending set, with its record and (`inputs`)
+  /// its input. Tokens whose record expired are removed from the set.
+  outcome<std::vector<pending_task>>
+  load_pending(const std::string& node,
+               pending_inputs inputs = pending_inputs::read);
 
   /// The tasks `tokens` of `node`'s pending set, as load_pending: tokens
   /// whose record expired or is final are removed from the set.
   outcome<std::vector<pending_task>>
-  load_pending(const std::string& node, const std::vector<std::string>& tokens);
+  load_pending(const std::string& node, const std::vector<std::string>& tokens,
+               pending_inputs inputs = pending_inputs::read);
 
   /// The node names that may have a pending set, at most `max_names`: the
   /// set <prefix>nodes (each node joins it at its lease claims, adoption

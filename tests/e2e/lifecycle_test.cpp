@@ -641,6 +641,73 @@ BOOST_AUTO_TEST_CASE(accepted_work_survives_a_crash) {
   BOOST_TEST(out.info.height == 2250);
 }
 
+// A crash leaves a backlog in Redis, and the node comes back with a smaller
+// queue.max-bytes than that backlog (its memory turned down after the
+// crash): it reads the inputs back a few at a time as its queue has room,
+// so its queued bytes stay within the new bound, and every task finishes.
+BOOST_AUTO_TEST_CASE(a_backlog_above_the_queue_bound_is_read_as_room_frees) {
+  std::vector<std::string> args{"--resize.pool-size=1",
+                                "--cluster.node-name=backlog"};
+  resized_server srv(env::get().redis.port(), args, "backlog");
+  // The first (a 4000 px PNG) holds the one worker for seconds; the others,
+  // thumbnails of the same 4.6 MB photo in distinct qualities (no two are
+  // the same work), wait behind it: 27 MB in all.
+  std::vector<std::string> tokens;
+  auto photo = corpus_photo("plasma__Volna_5120x2880.jpg");
+  tokens.push_back(accepted_token(
+      submit_raw(srv, photo, "image/jpeg",
+                 "?width=4000&height=4000&mode=fit&format=png")));
+  for (int i = 0; i < 5; ++i)
+    tokens.push_back(accepted_token(submit_raw(
+        srv, photo, "image/jpeg", "?quality=" + std::to_string(70 + i))));
+  for (const auto& token : tokens)
+    BOOST_TEST_REQUIRE(!token.empty());
+  auto before_crash = srv.process().log().size();
+  srv.kill9();
+  constexpr uint64_t bound = 6u << 20; // above the largest input alone
+  args.push_back("--queue.max-bytes=" + std::to_string(bound));
+  args.push_back("--limits.max-body-bytes=" + std::to_string(bound));
+  srv.start(args);
+  // (The process before the crash had nothing to recover: no such line.)
+  auto recovered = wait_log_line(
+      srv.process(), "recovered tasks accepted before the restart", 10s);
+  auto field = [&](const std::string& key) {
+    auto at = recovered.find(" " + key + "=");
+    return at == std::string::npos
+               ? -1
+               : std::atoi(recovered.c_str() + at + key.size() + 2);
+  };
+  // Sampled until the node has nothing waiting or running.
+  double most = 0;
+  int samples = 0;
+  bool idle = wait_until(
+      [&] {
+        auto page = http_get(srv.url("/metrics")).body;
+        auto queued = metric_value(page, "resized_queued_bytes");
+        most = std::max(most, queued);
+        ++samples;
+        return metric_value(page, "resized_queue_depth") == 0 &&
+               metric_value(
+                   page, "resized_workers{node=\"backlog\",state=\"busy\"}") ==
+                   0;
+      },
+      60s);
+  BOOST_TEST(idle);
+  BOOST_TEST_MESSAGE("queued bytes at most " << most << " over " << samples
+                                             << " samples");
+  BOOST_TEST(most > 0);
+  BOOST_TEST(most <= static_cast<double>(bound));
+  auto restart_log = srv.process().log().substr(before_crash);
+  BOOST_TEST_CONTEXT("log after the restart:\n" << restart_log) {
+    // All of them, unless a busy machine let the first end before the
+    // kill; at least two (9.2 MB, over the bound) waited in Redis.
+    BOOST_TEST(field("resumed") >= 2);
+    BOOST_TEST(field("waiting_in_redis") == field("resumed"));
+    BOOST_TEST(lines_with(restart_log, {"level=error"}) == 0u);
+  }
+  expect_all_succeed(srv, tokens);
+}
+
 // Redis restarts empty (no persistence) while tasks are open on a node: its
 // records, inputs and pending set are gone. At its next renewal the node
 // finds its lease gone (not adopted) and writes its open tasks again, so a

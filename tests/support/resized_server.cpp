@@ -119,6 +119,11 @@ void resized_server::restart() {
   start();
 }
 
+void resized_server::start(std::vector<std::string> extra_args) {
+  args_ = std::move(extra_args);
+  start();
+}
+
 void resized_server::kill9() {
   proc_.kill9();
 }

@@ -62,6 +62,9 @@ public:
   void restart(); // SIGTERM, wait, start again with the same arguments
   void kill9();   // SIGKILL
   void start();   // after kill9/stop
+  /// After kill9/stop: starts with `extra_args` in place of the ones given
+  /// so far (and keeps them for later starts).
+  void start(std::vector<std::string> extra_args);
 
 private:
   uint16_t redis_port_;

@@ -455,6 +455,22 @@ BOOST_FIXTURE_TEST_CASE(a_large_backlog_loads_in_batches, store_fixture) {
   }
   auto left = redis.command("SCARD resized:pending:" + node);
   BOOST_TEST(left == ":" + std::to_string(loaded.value().size()) + "\r\n");
+  // Records alone (a restart's first look): the same tasks in the same
+  // order, no inputs read, and the inputs stay in Redis for the later read.
+  auto records = store.load_pending(node, pending_inputs::skip);
+  BOOST_TEST_REQUIRE(records.ok(), why(records));
+  BOOST_TEST_REQUIRE(records.value().size() == loaded.value().size());
+  std::set<std::string> listed;
+  for (const auto& task : records.value()) {
+    BOOST_TEST(!task.input.has_value());
+    BOOST_TEST(task.record.input_bytes == full_record("").input_bytes);
+    listed.insert(task.record.token);
+  }
+  for (const auto& task : loaded.value())
+    BOOST_TEST(listed.count(task.record.token) == 1u);
+  auto first = loaded.value().front().record.token;
+  BOOST_TEST(redis.command("STRLEN resized:input:" + first) ==
+             ":" + std::to_string(input_of[first].size()) + "\r\n");
 }
 
 // restore_open writes what Redis lost of an open task (record, input,
