@@ -803,6 +803,10 @@ void read_deferred_inputs(self_ptr self) {
       .then(
           [=](std::vector<store::pending_task>& loaded) {
             auto& st = self->state;
+            if (st.reads_failed > 0)
+              log::info("inputs of recovered tasks read again",
+                        {{"failed_tries", st.reads_failed}});
+            st.reads_failed = 0;
             auto asked = std::move(st.reading);
             st.reading.clear();
             resume_read(self, std::move(asked), loaded);
@@ -810,11 +814,14 @@ void read_deferred_inputs(self_ptr self) {
           },
           [=](caf::error& err) {
             // Back to the front, in their order; read again shortly.
+            // Logged once (Redis away: every try fails until it is back).
             auto& st = self->state;
-            log::error("reading the inputs of recovered tasks failed",
-                       {{"error", describe(self->system(), err)},
-                        {"tasks", st.reading.size()},
-                        {"retry_s", 2}});
+            if (st.reads_failed++ == 0)
+              log::warn(
+                  "inputs of recovered tasks not read: retrying every "
+                  "2 s",
+                  {{"error", describe(self->system(), err)},
+                   {"tasks", st.reading.size() + st.deferred_tasks.size()}});
             st.deferred_tasks.insert(
                 st.deferred_tasks.begin(),
                 std::make_move_iterator(st.reading.begin()),

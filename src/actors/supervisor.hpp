@@ -137,6 +137,7 @@ struct supervisor_state {
   std::deque<deferred> deferred_tasks; // oldest first; tokens are in `open`
   std::vector<deferred> reading;       // their inputs asked of the status
                                        // actor (one batch at a time)
+  uint32_t reads_failed = 0;           // those asks failed in a row
   uint64_t queued_bytes = 0;           // includes tasks being accepted
   size_t accepting = 0; // submissions waiting for Redis to store them
   std::unordered_map<std::string, in_flight> running; // by token

@@ -1,6 +1,8 @@
 // The supervisor with a scoped actor standing in for the status actor: every
 // record change it announces is received and checked here.
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 
 #include <caf/all.hpp>
@@ -66,6 +68,54 @@ caf::behavior slow_status(caf::event_based_actor* self, caf::actor sink,
         self->send(sink, update_atom::value, rec);
       },
       [=](recover_atom) { return std::vector<store::pending_task>{}; },
+  };
+}
+
+// What a status actor standing in for Redis was asked for inputs.
+struct input_asks {
+  std::mutex mutex;
+  std::vector<std::vector<std::string>> asks; // tokens of each ask, in order
+};
+
+// Stands in for the status actor over a Redis holding a backlog: recovery
+// gets `listed`'s records (no inputs); an ask for inputs (recorded in
+// `seen`) fails the first time (Redis away), then returns the asked tasks
+// with their inputs, those of them still `pending` (the others' records
+// expired meanwhile). Record changes are forwarded to `sink`.
+caf::behavior backlog_status(caf::event_based_actor* self, caf::actor sink,
+                             std::vector<store::pending_task> listed,
+                             std::vector<store::pending_task> pending,
+                             std::shared_ptr<input_asks> seen) {
+  auto asked = std::make_shared<int>(0);
+  return {
+      [=](recover_atom) {
+        auto records = listed;
+        for (auto& p : records)
+          p.input.reset();
+        return records;
+      },
+      [=](inputs_atom, const std::vector<std::string>& tokens)
+          -> caf::result<std::vector<store::pending_task>> {
+        {
+          std::lock_guard<std::mutex> lock{seen->mutex};
+          seen->asks.push_back(tokens);
+        }
+        if ((*asked)++ == 0)
+          return caf::make_error(caf::sec::runtime_error, "redis away");
+        std::vector<store::pending_task> out;
+        for (const auto& token : tokens)
+          for (const auto& p : pending)
+            if (p.record.token == token)
+              out.push_back(p);
+        return out;
+      },
+      [=](update_atom, task_record& rec) {
+        self->send(sink, update_atom::value, rec);
+      },
+      [=](result_atom, task_record& rec, std::string& bytes,
+          const std::string&) {
+        self->send(sink, result_atom::value, rec, bytes);
+      },
   };
 }
 
@@ -1214,6 +1264,68 @@ BOOST_AUTO_TEST_CASE(cluster_errors_are_described_in_words) {
                  .find("a different resized build") != std::string::npos);
   auto other = caf::make_error(caf::sec::invalid_argument);
   BOOST_TEST(describe(sys, other) == sys.render(other));
+}
+
+// A restart finds a backlog three times the queue's byte bound: the
+// supervisor reads the inputs a batch at a time as the queue has room (here
+// one task per batch: two inputs would pass half the bound), reads again
+// after a failed read, runs every task, leaves alone the one whose record
+// expired before its read, and ends the one that lost its node
+// max_attempts times without reading its input.
+BOOST_AUTO_TEST_CASE(
+    a_backlog_is_read_a_batch_at_a_time_as_the_queue_has_room) {
+  auto photo = test::corpus_photo(test::small_photo);
+  std::vector<store::pending_task> pending;
+  std::vector<std::string> runs;
+  for (int i = 0; i < 7; ++i) {
+    store::pending_task p;
+    p.record.token = make_token();
+    p.record.status = task_status::pending;
+    p.record.submitted_at_ms = now_ms() - 1000 + i;
+    p.record.input_bytes = photo.size();
+    p.record.options.quality = 70 + i;
+    p.input = photo;
+    pending.push_back(p);
+    runs.push_back(p.record.token);
+  }
+  auto lost = pending.back();
+  lost.record.attempts = 3; // max_attempts
+  lost.record.node = "gone";
+  runs.back() = lost.record.token = make_token();
+  pending.back() = lost;
+  runs.pop_back();
+  auto expired = pending.front();
+  runs.erase(runs.begin());
+  supervisor_config cfg;
+  cfg.queue_max_bytes = 5 * photo.size() / 2; // half: 1.25 inputs
+  auto caf_sink = caf::actor_cast<caf::actor>(status);
+  auto seen_asks = std::make_shared<input_asks>();
+  auto local = sys.spawn(agent, agent_config{1, cfg.node});
+  // The recovery lists the expired task too: its record went between.
+  std::vector<store::pending_task> in_redis(pending.begin() + 1, pending.end());
+  auto store_actor =
+      sys.spawn(backlog_status, caf_sink, pending, in_redis, seen_asks);
+  auto sup = sys.spawn(supervisor, cfg, store_actor, local, size_t{1});
+  std::vector<std::string> finals = runs;
+  finals.push_back(lost.record.token);
+  run_until_final(finals);
+  for (const auto& token : runs)
+    BOOST_TEST(successes(token) == 1);
+  BOOST_TEST((last[lost.record.token].status == task_status::failure));
+  BOOST_TEST(last[lost.record.token].error_code == "worker_lost");
+  BOOST_TEST(last.count(expired.record.token) == 1u); // set back to PENDING
+  BOOST_TEST(!is_final(last[expired.record.token].status));
+  std::lock_guard<std::mutex> lock{seen_asks->mutex};
+  // One failed read, the expired task, five to run: one at a time.
+  BOOST_TEST(seen_asks->asks.size() == 7u);
+  for (const auto& ask : seen_asks->asks) {
+    BOOST_TEST(ask.size() == 1u);
+    for (const auto& token : ask)
+      BOOST_TEST(token != lost.record.token);
+  }
+  BOOST_TEST(view(sup).queue_depth == 0u);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(local, caf::exit_reason::user_shutdown);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
