@@ -39,8 +39,11 @@ bool set_mmap_threshold(size_t bytes);
 /// free() gives the top of a heap back to the OS at once only when more
 /// than `bytes` lie free there (M_TRIM_THRESHOLD). glibc's default, 128 KiB
 /// once the mmap threshold is set, returns and re-faults the same pages for
-/// every request body; the periodic trim returns what stays free. 0 keeps
-/// glibc's default.
+/// every request body; the periodic trim returns what stays free, except
+/// at the top of a heap of a non-main arena: malloc_trim (glibc 2.36's
+/// mtrim) releases free chunks in every arena but shrinks only the main
+/// arena's top, so up to `bytes` of the second arena's top stays resident
+/// until the next burst reuses it. 0 keeps glibc's default.
 bool set_heap_top_bytes(size_t bytes);
 
 /// Bytes malloc holds free inside its heaps (not returned to the OS).
