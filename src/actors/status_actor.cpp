@@ -216,6 +216,18 @@ void count_final(const task_record& rec) {
 
 void take_stored_final(status_actor_type* self, const std::string& token);
 
+// The answer to a read of this node's pending tasks: the tasks, or the
+// error (counted) for the supervisor to try again.
+caf::result<std::vector<store::pending_task>>
+pending_answer(status_actor_type* self,
+               outcome<std::vector<store::pending_task>> res) {
+  if (!res) {
+    count_redis_error(self);
+    return caf::make_error(caf::sec::runtime_error, res.error().message);
+  }
+  return std::move(res).value();
+}
+
 // A progress record of `rec`'s task was refused: Redis holds a final record
 // (another node's run), which stands. This node stops answering for the
 // task from its cache; lookups read Redis from now on.
@@ -777,23 +789,14 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
                      {{"token", rec.token}, {"written", res.value()}});
         }
       },
-      [=](recover_atom) -> caf::result<std::vector<store::pending_task>> {
-        auto res = self->state.store->load_pending(self->state.node,
-                                                   store::pending_inputs::skip);
-        if (!res) {
-          count_redis_error(self);
-          return caf::make_error(caf::sec::runtime_error, res.error().message);
-        }
-        return std::move(res).value();
+      [=](recover_atom) {
+        return pending_answer(
+            self, self->state.store->load_pending(self->state.node,
+                                                  store::pending_inputs::skip));
       },
-      [=](inputs_atom, const std::vector<std::string>& tokens)
-          -> caf::result<std::vector<store::pending_task>> {
-        auto res = self->state.store->load_pending(self->state.node, tokens);
-        if (!res) {
-          count_redis_error(self);
-          return caf::make_error(caf::sec::runtime_error, res.error().message);
-        }
-        return std::move(res).value();
+      [=](inputs_atom, const std::vector<std::string>& tokens) {
+        return pending_answer(
+            self, self->state.store->load_pending(self->state.node, tokens));
       },
       [=](update_atom, task_record& rec) {
         auto& st = self->state;

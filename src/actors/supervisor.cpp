@@ -420,6 +420,12 @@ constexpr size_t skip_ahead = 16;
 
 void read_deferred_inputs(self_ptr self);
 
+// Recovered or adopted tasks whose inputs are still only in Redis (deferred,
+// or being read): they wait like queued ones.
+size_t waiting_in_redis(const state_type& st) {
+  return st.deferred_tasks.size() + st.reading.size();
+}
+
 void dispatch(self_ptr self) {
   auto& st = self->state;
   std::string name;
@@ -817,11 +823,10 @@ void read_deferred_inputs(self_ptr self) {
             // Logged once (Redis away: every try fails until it is back).
             auto& st = self->state;
             if (st.reads_failed++ == 0)
-              log::warn(
-                  "inputs of recovered tasks not read: retrying every "
-                  "2 s",
-                  {{"error", describe(self->system(), err)},
-                   {"tasks", st.reading.size() + st.deferred_tasks.size()}});
+              log::warn("inputs of recovered tasks not read: retrying every "
+                        "2 s",
+                        {{"error", describe(self->system(), err)},
+                         {"tasks", waiting_in_redis(st)}});
             st.deferred_tasks.insert(
                 st.deferred_tasks.begin(),
                 std::make_move_iterator(st.reading.begin()),
@@ -947,7 +952,7 @@ void accept(self_ptr self, submit_request req, submit_replier reply) {
   }
   // Recovered tasks still in Redis count: they are older, and go first.
   auto waiting = st.queue.size() + st.awaiting.size() + st.accepting +
-                 st.deferred_tasks.size() + st.reading.size();
+                 waiting_in_redis(st);
   if (waiting >= st.cfg.queue_capacity) {
     reply(failure{error_code::queue_full,
                   fmt::format("queue is full ({} tasks waiting)", waiting)});
@@ -1112,7 +1117,7 @@ void reuse_finished(self_ptr self, const std::string& original,
 // this node's lease is gone).
 void note_queued_left(self_ptr self) {
   auto& st = self->state;
-  auto queued = st.queue.size() + st.deferred_tasks.size() + st.reading.size();
+  auto queued = st.queue.size() + waiting_in_redis(st);
   if (queued > 0)
     log::info("queued tasks not started: they stay in redis and run at "
               "this node's next start, or on a live API node sharing "
@@ -1126,8 +1131,8 @@ cluster_view make_view(self_ptr self) {
   view.node = st.cfg.node;
   view.role = st.cfg.role;
   view.build = st.cfg.build;
-  view.queue_depth = st.queue.size() + st.awaiting.size() +
-                     st.deferred_tasks.size() + st.reading.size();
+  view.queue_depth =
+      st.queue.size() + st.awaiting.size() + waiting_in_redis(st);
   view.queued_bytes = st.queued_bytes;
   view.clients = st.clients.size();
   view.succeeded = st.succeeded;
@@ -1251,8 +1256,7 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
         if (!st.draining)
           log::info("draining: no new tasks",
                     {{"in_flight", st.running.size()},
-                     {"queued", st.queue.size() + st.deferred_tasks.size() +
-                                    st.reading.size()}});
+                     {"queued", st.queue.size() + waiting_in_redis(st)}});
         st.draining = true;
         return st.running.size() + st.accepting;
       },

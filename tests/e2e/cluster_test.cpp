@@ -214,15 +214,6 @@ std::string start_long_task(const api_node& api, worker_process& worker,
   return token;
 }
 
-/// The value of `key=` in a log line ("" when absent; no quoted values).
-std::string log_value(const std::string& line, const std::string& key) {
-  auto at = line.find(" " + key + "=");
-  if (at == std::string::npos)
-    return {};
-  at += key.size() + 2;
-  return line.substr(at, line.find_first_of(" \n", at) - at);
-}
-
 /// "exit 0", "exit 2" or "signal 9", from a waitpid status.
 std::string describe_exit(int status) {
   if (WIFEXITED(status))

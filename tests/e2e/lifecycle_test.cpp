@@ -672,10 +672,7 @@ BOOST_AUTO_TEST_CASE(a_backlog_above_the_queue_bound_is_read_as_room_frees) {
   auto recovered = wait_log_line(
       srv.process(), "recovered tasks accepted before the restart", 10s);
   auto field = [&](const std::string& key) {
-    auto at = recovered.find(" " + key + "=");
-    return at == std::string::npos
-               ? -1
-               : std::atoi(recovered.c_str() + at + key.size() + 2);
+    return std::atoi(log_value(recovered, key).c_str());
   };
   // Sampled until the node has nothing waiting or running.
   double most = 0;

@@ -650,6 +650,14 @@ std::string wait_log_line(const child_process& proc, const std::string& marker,
   return line;
 }
 
+std::string log_value(const std::string& line, const std::string& key) {
+  auto at = line.find(" " + key + "=");
+  if (at == std::string::npos)
+    return {};
+  at += key.size() + 2;
+  return line.substr(at, line.find_first_of(" \n", at) - at);
+}
+
 void put_orphan_pending_record(redis_server& redis, const std::string& token) {
   redis.command("HSET resized:task:" + token + " token " + token +
                 " status PENDING submitted_at 1764400000000");

@@ -239,6 +239,9 @@ size_t lines_with(const std::string& log,
 std::string wait_log_line(const child_process& proc, const std::string& marker,
                           std::chrono::milliseconds timeout);
 
+/// The value of `key=` in a log line ("" when absent; no quoted values).
+std::string log_value(const std::string& line, const std::string& key);
+
 /// Writes a PENDING record for `token` straight into Redis, as if the node
 /// that accepted it were gone and not back yet (60 s TTL).
 void put_orphan_pending_record(redis_server& redis, const std::string& token);
