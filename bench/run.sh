@@ -39,9 +39,10 @@
 #    Prints service ÷ raw, resized ÷ original, POST p99 and peak RSS ratios.
 # 3. RSS against queued bytes (unless --no-curve): pool-size 1, the photos
 #    >= 1 MB submitted raw as fast as possible (503 -> retry), then drained;
-#    once per allocator: the default (glibc, memory.arenas=2, malloc_trim
+#    once per allocator: the default (glibc, memory.arenas=1, malloc_trim
 #    every second, buffers >= 32 MiB mapped), glibc untuned, arenas=2
-#    only, jemalloc (LD_PRELOAD).
+#    only, jemalloc (LD_PRELOAD); with --tune/--tune-env, one more row:
+#    the shipped settings plus those.
 # 4. --profile: perf record of resized during one JSON run; top entries;
 #    then perf record -a during raw_pipeline and during a raw-bytes run,
 #    samples per thread name side by side (where the extra CPU goes).
@@ -351,13 +352,17 @@ fi
 # -- 3. RSS against queued bytes, per allocator -----------------------------------
 curve_rows=()
 if ((curve)); then
-  # default = what resized ships (memory.arenas=2, malloc_trim every second
+  # default = what resized ships (memory.arenas=1, malloc_trim every second
   # of what lies free beyond 16 MiB, 128 MiB while work goes on, buffers
   # >= 32 MiB in their own mappings); the others switch all that off:
   # glibc untuned, arenas only, jemalloc.
-  for alloc in default glibc arena2 jemalloc; do
+  # --tune / --tune-env: one more row, the shipped settings plus those.
+  allocs=(default glibc arena2 jemalloc)
+  [[ -n $tune || -n $tune_env ]] && allocs+=(tuned)
+  for alloc in "${allocs[@]}"; do
     envs=() margs=()
     case $alloc in
+      tuned) read -r -a envs <<<"$tune_env"; read -r -a margs <<<"$tune" ;;
       glibc) margs=(--memory.arenas=0 --memory.trim-interval-ms=0 --memory.mmap-threshold=0 --memory.heap-top-bytes=0) ;;
       arena2) margs=(--memory.arenas=2 --memory.trim-interval-ms=0 --memory.mmap-threshold=0 --memory.heap-top-bytes=0) ;;
       jemalloc)

@@ -42,8 +42,9 @@ bool set_mmap_threshold(size_t bytes);
 /// every request body; the periodic trim returns what stays free, except
 /// at the top of a heap of a non-main arena: malloc_trim (glibc 2.36's
 /// mtrim) releases free chunks in every arena but shrinks only the main
-/// arena's top, so up to `bytes` of the second arena's top stays resident
-/// until the next burst reuses it. 0 keeps glibc's default.
+/// arena's top, so up to `bytes` of each other arena's top stays resident
+/// until the next burst reuses it (why memory.arenas defaults to 1: the
+/// main arena alone). 0 keeps glibc's default.
 bool set_heap_top_bytes(size_t bytes);
 
 /// Bytes malloc holds free inside its heaps (not returned to the OS).

@@ -144,7 +144,7 @@ service_config::service_config() {
            "runs, besides Redis' announcement of its end (default 1000)");
   opt_group{custom_options_, "memory"}
       .add(memory_arenas_, "arenas",
-           "glibc malloc arenas, 0 = glibc's default (default 2)")
+           "glibc malloc arenas, 0 = glibc's default (default 1)")
       .add(memory_trim_interval_ms_, "trim-interval-ms",
            "ms between checks that give free heap memory back to the OS, "
            "0 = never (default 1000)")

@@ -93,7 +93,7 @@ private:
   int64_t status_cache_entries_ = 10000;
   int64_t status_image_cache_bytes_ = 64ll << 20;
   int64_t status_recheck_ms_ = 1000;
-  int64_t memory_arenas_ = 2;
+  int64_t memory_arenas_ = 1;
   int64_t memory_trim_interval_ms_ = 1000;
   int64_t memory_trim_threshold_ = 16ll << 20;
   int64_t memory_busy_trim_threshold_ = 128ll << 20;

@@ -89,8 +89,9 @@ struct status_settings {
 };
 
 struct memory_settings {
-  int arenas = 2; // memory.arenas: glibc malloc arenas (0 = glibc default,
-                  // 8 x cores): fewer arenas, less fragmentation
+  int arenas = 1; // memory.arenas: glibc malloc arenas (0 = glibc default,
+                  // 8 x cores): fewer arenas, less fragmentation; 1, the
+                  // main heap only, is the one malloc_trim empties whole
   std::chrono::milliseconds trim_interval{1000}; // memory.trim-interval-ms:
                                                  // 0 = never trim
   uint64_t trim_threshold = 16ull << 20; // memory.trim-threshold: free heap

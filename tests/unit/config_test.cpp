@@ -176,7 +176,7 @@ BOOST_AUTO_TEST_CASE(defaults_without_arguments) {
   BOOST_TEST(s.queue.capacity == 256u);
   BOOST_TEST(s.queue.max_bytes == 256ull << 20);
   BOOST_TEST(s.status.cache_entries == 10000u);
-  BOOST_TEST(s.memory.arenas == 2);
+  BOOST_TEST(s.memory.arenas == 1);
   BOOST_TEST(s.memory.trim_interval.count() == 1000);
   BOOST_TEST(s.memory.trim_threshold == 16ull << 20);
   BOOST_TEST(s.memory.busy_trim_threshold == 128ull << 20);
