@@ -12,6 +12,10 @@
 #                build-bench/variants/, and every step runs on those)
 #                [--plain-poll] (resized polled like the original: GET every
 #                5-20 ms; default: its long poll, GET ...?wait=10)
+#                [--warm] (every measured run follows one untimed pass over
+#                the photos on the same processes: raw_pipeline --warmup,
+#                resized and the original at other qualities, 95/94/93, so
+#                no result can be reused; default: fresh processes, cold)
 #                [--aof] (one more JSON and raw-bytes run per round with
 #                resized's Redis writing an AOF, appendfsync everysec, as
 #                scripts/run and docker-compose run it)
@@ -64,7 +68,7 @@ corpus=$shared_corpus
 orig_dir=$(cd "$root/../shared/peers/original-stack" 2>/dev/null && pwd || true)
 
 with_original=0 profile=0 curve=1 build=1 write_results=1 throughput=1 variants=0
-aof=0 redis_aof=0
+aof=0 redis_aof=0 warm=0
 poll_args=(--wait-s=10)
 bin=$root/build-bench/service/resized
 tools=$root/build-bench/tools
@@ -79,6 +83,7 @@ for arg in "$@"; do
     --no-throughput) throughput=0 ;;
     --plain-poll) poll_args=() ;;
     --aof) aof=1 ;;
+    --warm) warm=1 ;;
     --no-build) build=0 ;;
     --service-bin=*) bin=$(realpath "${arg#*=}"); build=0 ;;
     --tools-dir=*) tools=$(realpath "${arg#*=}"); build=0 ;;
@@ -248,9 +253,22 @@ cmds=()
 run_raw() { # round [plain]: plain = libvips' own thumbnail, no DC-scan decode
   local tag=$1 label=raw
   local cmd=("$tools/raw_pipeline" --dir="$corpus" --threads="$pool" --count="$count")
+  ((warm)) && cmd+=(--warmup="$nfiles")
   [[ ${2:-} == plain ]] && { cmd+=(--plain-libvips); label=plain; }
   cmds+=("${cmd[*]}")
   "${cmd[@]}" 2>>"$out/raw.err" | sed "s/^result raw /result $label round=$tag /" | tee -a "$out/results.txt" | tail -1
+}
+
+# --warm: one untimed pass of loadgen command "$@" (less its pid and
+# metrics reading) at qualities 95/94/93 first, output to $1.txt/.err.
+warm_up() {
+  ((warm)) || return 0
+  local to=$1; shift
+  local args=() a
+  for a in "$@"; do
+    case $a in --pid=*|--metrics|--curve=*|--label=*) ;; *) args+=("$a") ;; esac
+  done
+  "${args[@]}" --label=warmup --quality=95 >"$to.txt" 2>"$to.err" || true
 }
 
 run_service() { # mode [label suffix, resized args...] -> result line; fresh resized + redis
@@ -260,6 +278,7 @@ run_service() { # mode [label suffix, resized args...] -> result line; fresh res
              --concurrency="$concurrency" --count="$count" --dir="$corpus"
              --pid="$resized_pid" --metrics "${poll_args[@]}" "${lg_extra[@]}")
   cmds+=("${cmd[*]/--pid=$resized_pid/--pid=<resized pid>}${*:+ (resized $*)}${svc_env[*]:+ (environment of resized: ${svc_env[*]})}")
+  warm_up "$out/loadgen-$mode$suffix-warmup" "${cmd[@]}"
   "${cmd[@]}" >"$out/loadgen-$mode$suffix.txt" 2>"$out/loadgen-$mode$suffix.err" || true
   grep -h '' "$out/loadgen-$mode$suffix.txt" >>"$out/results.txt"
   stop_resized
@@ -331,6 +350,7 @@ if ((with_original)); then
          --result-dir="$ORIG_STATE/out/resized" --pid="$fpid" --pid="$cpid"
          --pid-children --timeout-s=600)
     cmds+=("${cmd[*]}")
+    warm_up "$out/loadgen-original-warmup" "${cmd[@]}"
     "${cmd[@]}" >"$out/loadgen-original.txt" 2>"$out/loadgen-original.err" || true
     cat "$out/loadgen-original.txt" >>"$out/results.txt"
     if ((throughput)); then
@@ -559,7 +579,7 @@ if ((write_results)); then
     echo
     echo "- machine: $machine"
     echo "- resized $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$root" diff --quiet -- src 2>/dev/null || echo ' + uncommitted src changes'), $build_shown; pool-size $pool, io-threads $io_threads, vips-concurrency 1; private redis-server, persistence off$( ((aof)) && echo ' (AOF everysec in the _aof runs)')"
-    echo "- corpus: $corpus_shown, $nfiles photos ($(du -sh "$corpus" | cut -f1)), $passes passes = $count submissions, concurrency $concurrency, 100x100 fill JPEG, quality 85/84/83 by pass"
+    echo "- corpus: $corpus_shown, $nfiles photos ($(du -sh "$corpus" | cut -f1)), $passes passes = $count submissions, concurrency $concurrency, 100x100 fill JPEG, quality 85/84/83 by pass$( ((warm)) && echo '; warm: every measured run after one untimed pass at 95/94/93 on the same processes (raw_pipeline: --warmup)')"
     echo "- command: \`bench/run.sh $(printf "%q " "$@")\` (artefacts: build-bench/runs/$stamp/)"
     echo
     echo '```'
