@@ -493,7 +493,8 @@ outcome<image_found> find_image(status_actor_type* self,
 
 // Answers and forgets every waiter of `token` with `found` (answer_lookup:
 // the record, or unknown_token for nullopt); `by` says what answered them
-// (metrics::long_polls_answered).
+// (metrics::long_polls_answered). Counted before the answers go out: a
+// client that reads /metrics once answered must find its poll counted.
 void answer_waiters(status_actor_type* self, const std::string& token,
                     const std::optional<task_record>& found,
                     std::string_view by) {
@@ -501,12 +502,13 @@ void answer_waiters(status_actor_type* self, const std::string& token,
   auto i = st.waiters.find(token);
   if (i == st.waiters.end())
     return;
-  for (auto& w : i->second)
-    answer_lookup(token, found, w.reply);
-  metrics::long_polls_answered(by, i->second.size());
-  st.waiter_count -= i->second.size();
+  auto waiters = std::move(i->second);
   st.waiters.erase(i);
+  st.waiter_count -= waiters.size();
+  metrics::long_polls_answered(by, waiters.size());
   metrics::long_polls_held(st.waiter_count);
+  for (auto& w : waiters)
+    answer_lookup(token, found, w.reply);
 }
 
 void answer_waiters(status_actor_type* self, const task_record& rec,
@@ -948,9 +950,9 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         metrics::long_polls_held(0);
         for (auto& [token, list] : held) {
           auto res = find_record(self, token);
+          metrics::long_polls_answered("shutdown", list.size());
           for (auto& w : list)
             answer_lookup(token, res, w.reply);
-          metrics::long_polls_answered("shutdown", list.size());
         }
         return true;
       },
@@ -1010,8 +1012,8 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         metrics::long_polls_held(st.waiter_count);
         if (list.empty())
           st.waiters.erase(i);
+        metrics::long_polls_answered("deadline"); // before the answer, as above
         answer_lookup(token, find_record(self, token), reply);
-        metrics::long_polls_answered("deadline");
       },
       [=](finished_atom, const std::string& token) {
         auto& st = self->state;
