@@ -412,7 +412,7 @@ BOOST_AUTO_TEST_CASE(resize_threads_run_at_the_configured_nice) {
 // pages in); once they stop, the trimmer's next looks give it back, though
 // health probes keep coming (probes, scrapes and polls are not work). A
 // node that counted every answer as work, or never trimmed below the busy
-// threshold, stayed at its peak (~100 MiB here) instead of 51-82.
+// threshold, stayed at its peak (~100 MiB here) instead of ~46.
 BOOST_AUTO_TEST_CASE(freed_memory_goes_back_once_uploads_stop) {
   redis_server redis;
   resized_server own{redis.port(), {"--resize.pool-size=1"}, "settings-trim"};
