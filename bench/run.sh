@@ -256,7 +256,9 @@ run_raw() { # round [plain]: plain = libvips' own thumbnail, no DC-scan decode
   ((warm)) && cmd+=(--warmup="$nfiles")
   [[ ${2:-} == plain ]] && { cmd+=(--plain-libvips); label=plain; }
   cmds+=("${cmd[*]}")
-  "${cmd[@]}" 2>>"$out/raw.err" | sed "s/^result raw /result $label round=$tag /" | tee -a "$out/results.txt" | tail -1
+  local stat0 res; stat0=$(head -1 /proc/stat)
+  res=$("${cmd[@]}" 2>>"$out/raw.err" | sed "s/^result raw /result $label round=$tag /")
+  sed -E "s/^(result .*)$/\1 machine_busy=$(busy_since "$stat0")/" <<<"$res" | tee -a "$out/results.txt" | tail -1
 }
 
 # --warm: one untimed pass of loadgen command "$@" (less its pid and
@@ -271,6 +273,19 @@ warm_up() {
   "${args[@]}" --label=warmup --quality=95 >"$to.txt" 2>"$to.err" || true
 }
 
+# busy_since <first line of /proc/stat earlier> -> the share of the
+# machine's CPU time since then that was not idle (every process's).
+busy_since() {
+  printf '%s\n%s\n' "$1" "$(head -1 /proc/stat)" | awk '
+    { t = 0; for (i = 2; i <= NF; i++) t += $i; idle[NR] = $5 + $6; tot[NR] = t }
+    END { d = tot[2] - tot[1]; printf "%.3f", (d > 0 ? 1 - (idle[2] - idle[1]) / d : 0) }'
+}
+
+# proc_cpu_s <pid> -> user + system CPU seconds of a running process
+proc_cpu_s() {
+  awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.3f", ($12 + $13) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
 run_service() { # mode [label suffix, resized args...] -> result line; fresh resized + redis
   local mode=$1 suffix=${2:-}; shift; shift || true
   start_resized "$mode$suffix" "${svc_env[@]}" -- "$@"
@@ -279,7 +294,15 @@ run_service() { # mode [label suffix, resized args...] -> result line; fresh res
              --pid="$resized_pid" --metrics "${poll_args[@]}" "${lg_extra[@]}")
   cmds+=("${cmd[*]/--pid=$resized_pid/--pid=<resized pid>}${*:+ (resized $*)}${svc_env[*]:+ (environment of resized: ${svc_env[*]})}")
   warm_up "$out/loadgen-$mode$suffix-warmup" "${cmd[@]}"
+  local redis_cpu0 stat0; redis_cpu0=$(proc_cpu_s "$redis_pid"); stat0=$(head -1 /proc/stat)
   "${cmd[@]}" >"$out/loadgen-$mode$suffix.txt" 2>"$out/loadgen-$mode$suffix.err" || true
+  # Redis' CPU over the measured pass (its share of the cores is part of
+  # what the service costs: it receives every input before the 202), and
+  # how busy the machine's cores were: idle cores mean waits, not work.
+  local redis_cpu busy
+  redis_cpu=$(awk -v a="$redis_cpu0" -v b="$(proc_cpu_s "$redis_pid")" 'BEGIN{printf "%.3f", b-a}')
+  busy=$(busy_since "$stat0")
+  sed -i -E "s/^(result .*)$/\1 redis_cpu_s=$redis_cpu machine_busy=$busy/" "$out/loadgen-$mode$suffix.txt"
   grep -h '' "$out/loadgen-$mode$suffix.txt" >>"$out/results.txt"
   stop_resized
   grep '^result ' "$out/loadgen-$mode$suffix.txt"
@@ -522,7 +545,9 @@ summary="throughput not measured (--no-throughput)"
   echo "plain libvips thumbnail ($pool threads; the raw pipeline without decoding progressive JPEGs from their DC scans, i.e. any service on libvips 8.14): $(agg plain images_per_s mean) images/s [$(agg plain images_per_s list)], CPU $(agg plain cpu_s mean) s"
   echo "ratio service/plain libvips  JSON : $(ratio "$json_ips" "$(agg plain images_per_s mean)")   bytes: $(ratio "$bytes_ips" "$(agg plain images_per_s mean)")"
   echo "CPU seconds for the $count images (less noisy than wall time on a shared box): raw $(agg raw cpu_s mean), service JSON $(agg service_json cpu_s mean), bytes $(agg service_raw cpu_s mean)${tuned_label:+, JSON tuned $(agg service_json_tuned cpu_s mean)}"
+  echo "the machine's cores busy (all processes, /proc/stat): raw pipeline $(agg raw machine_busy mean), service JSON $(agg service_json machine_busy mean), bytes $(agg service_raw machine_busy mean)${tuned_label:+, JSON tuned $(agg service_json_tuned machine_busy mean)}"
   echo "ratio raw CPU/service CPU  JSON : $(ratio "$(agg raw cpu_s mean)" "$(agg service_json cpu_s mean)")   bytes: $(ratio "$(agg raw cpu_s mean)" "$(agg service_raw cpu_s mean)")${tuned_label:+   JSON tuned: $(ratio "$(agg raw cpu_s mean)" "$(agg service_json_tuned cpu_s mean)")}"
+  echo "Redis' CPU seconds over the same passes (not in the ratio above; it shares the two cores): JSON $(agg service_json redis_cpu_s mean), bytes $(agg service_raw redis_cpu_s mean)${tuned_label:+, JSON tuned $(agg service_json_tuned redis_cpu_s mean)}"
   echo "resized JSON, identical passes (hits after pass 1): $(svc_line service_json_same)"
   if [[ -n $tuned_label ]]; then
     echo "resized JSON, tuned ($tuned_label): $(svc_line service_json_tuned)"

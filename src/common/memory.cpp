@@ -37,6 +37,46 @@ bool set_heap_top_bytes(size_t bytes) {
   return mallopt(M_TRIM_THRESHOLD, static_cast<int>(bytes)) == 1;
 }
 
+namespace {
+constexpr std::string_view hugetlb_name = "glibc.malloc.hugetlb=";
+
+/// The value glibc.malloc.hugetlb has in a GLIBC_TUNABLES string
+/// ("name=value:name=value"), or nullopt. glibc takes the last one.
+std::optional<std::string_view> hugetlb_value(std::string_view tunables) {
+  std::optional<std::string_view> value;
+  while (!tunables.empty()) {
+    auto end = tunables.find(':');
+    auto item = tunables.substr(0, end);
+    if (item.substr(0, hugetlb_name.size()) == hugetlb_name)
+      value = item.substr(hugetlb_name.size());
+    if (end == std::string_view::npos)
+      break;
+    tunables.remove_prefix(end + 1);
+  }
+  return value;
+}
+} // namespace
+
+std::optional<std::string> tunables_with_huge_pages(const char* current) {
+  if (current == nullptr || *current == '\0')
+    return std::string{hugetlb_name} + "1";
+  if (hugetlb_value(current))
+    return std::nullopt;
+  return std::string{current} + ":" + std::string{hugetlb_name} + "1";
+}
+
+bool huge_pages_tuned(const char* current) {
+  if (current == nullptr)
+    return false;
+  auto value = hugetlb_value(current);
+  return value && (*value == "1" || *value == "2");
+}
+
+bool thp_usable(std::string_view mode) {
+  return mode.find("[always]") != std::string_view::npos ||
+         mode.find("[madvise]") != std::string_view::npos;
+}
+
 uint64_t free_heap_bytes() {
   struct mallinfo2 info = mallinfo2();
   return static_cast<uint64_t>(info.fordblks);

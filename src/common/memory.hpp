@@ -10,9 +10,10 @@
 // worth it. bench/RESULTS.md has the measurements against jemalloc, which
 // holds RSS as well but costs the pipeline ~5 % CPU on this workload, and
 // against transparent huge pages (glibc.malloc.hugetlb=1 in
-// GLIBC_TUNABLES): fewer page faults everywhere, but twice the POST p99 of
-// the largest uploads on one machine and a few per cent better on another,
-// so an operator's choice, not a default.
+// GLIBC_TUNABLES, memory.huge-pages): a 2 MiB page faulted in at once
+// instead of 512 small ones, where a fault is dear 5-8 % less CPU and a
+// lower POST p99 (session 25); on one older guest the largest uploads'
+// POST p99 doubled, so it can be switched off.
 #pragma once
 
 #include <chrono>
@@ -20,6 +21,9 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
 #include <thread>
 
 namespace resized::memory {
@@ -46,6 +50,23 @@ bool set_mmap_threshold(size_t bytes);
 /// until the next burst reuses it (why memory.arenas defaults to 1: the
 /// main arena alone). 0 keeps glibc's default.
 bool set_heap_top_bytes(size_t bytes);
+
+/// The GLIBC_TUNABLES value that also asks glibc's malloc to advise its
+/// heap and mappings to transparent huge pages (glibc.malloc.hugetlb=1),
+/// given the value the process has (`current`, nullptr: unset). nullopt
+/// when `current` already sets glibc.malloc.hugetlb: the environment's
+/// choice stands. glibc reads its tunables once, when a program starts
+/// (there is no mallopt for this one), hence a value for a new exec.
+std::optional<std::string> tunables_with_huge_pages(const char* current);
+
+/// Whether `current` (a GLIBC_TUNABLES value, nullptr: unset) turns
+/// glibc.malloc.hugetlb on (1: madvise; 2: hugetlbfs pages).
+bool huge_pages_tuned(const char* current);
+
+/// Whether the kernel gives transparent huge pages to memory that asks for
+/// them: `mode` is /sys/kernel/mm/transparent_hugepage/enabled, e.g.
+/// "always [madvise] never" (empty: no such file, no THP).
+bool thp_usable(std::string_view mode);
 
 /// Bytes malloc holds free inside its heaps (not returned to the OS).
 uint64_t free_heap_bytes();

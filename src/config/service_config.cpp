@@ -159,7 +159,12 @@ service_config::service_config() {
       .add(memory_heap_top_bytes_, "heap-top-bytes",
            "free bytes at the top of a heap that free() keeps for reuse; "
            "the periodic trim returns them, 0 = glibc's default (default "
-           "67108864)");
+           "67108864)")
+      .add(memory_huge_pages_, "huge-pages",
+           "\"on\" or \"off\": malloc's heap and large buffers in "
+           "transparent huge pages (glibc.malloc.hugetlb=1; resized runs "
+           "itself again with it in GLIBC_TUNABLES unless that sets it "
+           "already) (default \"on\")");
   opt_group{custom_options_, "limits"}
       .add(limits_max_body_bytes_, "max-body-bytes",
            "request body bytes (default 67108864)")
@@ -749,6 +754,11 @@ std::vector<std::string> service_config::load(int argc, char** argv,
           out.memory.mmap_threshold);
   c.range("memory.heap-top-bytes", memory_heap_top_bytes_, 0, 1ll << 30,
           out.memory.heap_top_bytes);
+  if (memory_huge_pages_ == "on" || memory_huge_pages_ == "off")
+    out.memory.huge_pages = memory_huge_pages_ == "on";
+  else
+    errors.push_back(fmt::format(
+        "memory.huge-pages = '{}' is not one of on, off", memory_huge_pages_));
 
   bool body_ok = c.range("limits.max-body-bytes", limits_max_body_bytes_, 1024,
                          1ll << 32, out.max_body_bytes);

@@ -99,6 +99,9 @@ private:
   int64_t memory_busy_trim_threshold_ = 128ll << 20;
   int64_t memory_mmap_threshold_ = 32ll << 20;
   int64_t memory_heap_top_bytes_ = 64ll << 20;
+  // A string, not a bool: CAF 0.17 takes a bool on the command line as a
+  // bare flag (--key, no value), which could never turn this one off.
+  std::string memory_huge_pages_ = "on";
   int64_t limits_max_body_bytes_ = 64ll << 20;
   int64_t limits_max_pixels_ = 50'000'000;
   int64_t limits_max_dimension_ = 4096;

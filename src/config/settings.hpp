@@ -104,6 +104,8 @@ struct memory_settings {
                                      // (0 = glibc's dynamic threshold)
   size_t heap_top_bytes = 64u << 20; // memory.heap-top-bytes: free bytes at
                                      // a heap's top that free() keeps
+  bool huge_pages = true; // memory.huge-pages: malloc's heap and mappings in
+                          // transparent huge pages (glibc.malloc.hugetlb=1)
 };
 
 struct endpoint {

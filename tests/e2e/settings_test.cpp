@@ -12,6 +12,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <map>
 #include <optional>
@@ -134,6 +135,28 @@ std::string describe(const std::vector<thread_info>& threads) {
   for (const auto& t : threads)
     out += t.tid + " [" + t.name + "] nice " + std::to_string(t.nice) + "; ";
   return out;
+}
+
+/// The environment `pid` was exec'ed with (/proc/<pid>/environ), as one
+/// string. Not split into variables: glibc 2.36 ends each tunable's value
+/// of GLIBC_TUNABLES with a NUL written into that very memory as it reads
+/// them, so "a=1:b=2" reads back as "a=1", NUL, "b=2".
+std::string environment_of(pid_t pid) {
+  std::ifstream in{"/proc/" + std::to_string(pid) + "/environ"};
+  return {std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
+}
+
+bool holds(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+/// Whether this kernel gives transparent huge pages to memory that asks.
+bool thp_usable_here() {
+  std::string mode;
+  std::ifstream in{"/sys/kernel/mm/transparent_hugepage/enabled"};
+  std::getline(in, mode);
+  return mode.find("[always]") != std::string::npos ||
+         mode.find("[madvise]") != std::string::npos;
 }
 
 } // namespace
@@ -404,6 +427,69 @@ BOOST_AUTO_TEST_CASE(resize_threads_run_at_the_configured_nice) {
           BOOST_TEST((name == "caf.actor" || name == "libvips worker"),
                      n << " thread(s) [" << name << "] at nice " << nice);
     BOOST_TEST(count["resized"].size() == 1u); // all at 0
+  }
+}
+
+// memory.huge-pages: glibc reads GLIBC_TUNABLES only when a program
+// starts, so resized runs itself again (execv, the same pid) with
+// glibc.malloc.hugetlb=1 added to what the variable held. "off" leaves the
+// environment alone, and so does a GLIBC_TUNABLES that sets the tunable
+// itself: the operator's choice stands. Each start line says what holds.
+BOOST_AUTO_TEST_CASE(huge_pages_run_resized_again_with_the_glibc_tunable) {
+  redis_server redis;
+  const std::string other = "glibc.malloc.tcache_count=7"; // glibc's default
+  auto started = [](resized_server& s) {
+    return wait_log_line(s.process(), "resized started", 10s);
+  };
+  {
+    resized_server on{
+        redis.port(), {}, "settings-huge-on", {"GLIBC_TUNABLES=" + other}};
+    const auto line = started(on);
+    const auto env = environment_of(on.process().pid());
+    BOOST_TEST(holds(env, "GLIBC_TUNABLES=" + other));
+    if (thp_usable_here()) {
+      BOOST_TEST(log_value(line, "huge_pages") == "on", line);
+      BOOST_TEST(holds(env, "glibc.malloc.hugetlb=1"));
+    } else {
+      BOOST_TEST(holds(line, "huge_pages=\"off (the kernel has no "
+                             "transparent huge pages)\""),
+                 line);
+      BOOST_TEST(!holds(env, "glibc.malloc.hugetlb"));
+    }
+    // It serves as before: one of the largest photos, resized.
+    auto token = accepted_token(submit_raw(
+        on, corpus_photo("plasma__Volna_5120x2880.jpg"), "image/jpeg", ""));
+    BOOST_TEST_REQUIRE(!token.empty());
+    BOOST_TEST(wait_all_final(on, {token}, 60s)[token].status == "SUCCESS");
+    // Not asserted: whether the kernel had a free 2 MiB page to give.
+    std::ifstream rollup{"/proc/" + std::to_string(on.process().pid()) +
+                         "/smaps_rollup"};
+    for (std::string l; std::getline(rollup, l);)
+      if (holds(l, "AnonHugePages"))
+        BOOST_TEST_MESSAGE("huge pages on: " << l);
+  }
+  {
+    resized_server off{redis.port(),
+                       {"--memory.huge-pages=off"},
+                       "settings-huge-off",
+                       {"GLIBC_TUNABLES=" + other}};
+    const auto line = started(off);
+    BOOST_TEST(log_value(line, "huge_pages") == "off", line);
+    const auto env = environment_of(off.process().pid());
+    BOOST_TEST(holds(env, "GLIBC_TUNABLES=" + other));
+    BOOST_TEST(!holds(env, "glibc.malloc.hugetlb"));
+  }
+  {
+    const std::string theirs = "glibc.malloc.hugetlb=0";
+    resized_server env_set{
+        redis.port(), {}, "settings-huge-env", {"GLIBC_TUNABLES=" + theirs}};
+    const auto line = started(env_set);
+    BOOST_TEST(holds(line, "huge_pages=\"off (GLIBC_TUNABLES sets "
+                           "glibc.malloc.hugetlb)\""),
+               line);
+    const auto env = environment_of(env_set.process().pid());
+    BOOST_TEST(holds(env, "GLIBC_TUNABLES=" + theirs));
+    BOOST_TEST(!holds(env, "glibc.malloc.hugetlb=1"));
   }
 }
 

@@ -549,6 +549,36 @@ namespace {
 }
 } // namespace
 
+// memory.huge-pages: the GLIBC_TUNABLES value resized runs itself again
+// with, and when it would not (the variable sets the tunable already).
+BOOST_AUTO_TEST_CASE(huge_pages_tunable_joins_what_glibc_tunables_holds) {
+  BOOST_TEST(*memory::tunables_with_huge_pages(nullptr) ==
+             "glibc.malloc.hugetlb=1");
+  BOOST_TEST(*memory::tunables_with_huge_pages("") == "glibc.malloc.hugetlb=1");
+  BOOST_TEST(*memory::tunables_with_huge_pages("glibc.malloc.arena_max=2") ==
+             "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1");
+  BOOST_TEST(!memory::tunables_with_huge_pages("glibc.malloc.hugetlb=0"));
+  BOOST_TEST(!memory::tunables_with_huge_pages(
+      "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"));
+  // A name that only starts the same is another tunable.
+  BOOST_TEST(*memory::tunables_with_huge_pages("glibc.malloc.hugetlbx=0") ==
+             "glibc.malloc.hugetlbx=0:glibc.malloc.hugetlb=1");
+
+  BOOST_TEST(!memory::huge_pages_tuned(nullptr));
+  BOOST_TEST(!memory::huge_pages_tuned(""));
+  BOOST_TEST(memory::huge_pages_tuned("glibc.malloc.hugetlb=1"));
+  BOOST_TEST(memory::huge_pages_tuned("a=1:glibc.malloc.hugetlb=2"));
+  BOOST_TEST(!memory::huge_pages_tuned("glibc.malloc.hugetlb=0"));
+  // glibc takes the last setting.
+  BOOST_TEST(!memory::huge_pages_tuned(
+      "glibc.malloc.hugetlb=1:glibc.malloc.hugetlb=0"));
+
+  BOOST_TEST(memory::thp_usable("always [madvise] never"));
+  BOOST_TEST(memory::thp_usable("[always] madvise never"));
+  BOOST_TEST(!memory::thp_usable("always madvise [never]"));
+  BOOST_TEST(!memory::thp_usable(""));
+}
+
 // memory::trimmer gives free heap pages back: a heap with 32 MiB of free
 // holes (every other 32 KiB block freed, so nothing coalesces into the top of
 // the heap where free() would trim by itself) shrinks once the trimmer runs.

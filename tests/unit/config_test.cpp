@@ -182,6 +182,7 @@ BOOST_AUTO_TEST_CASE(defaults_without_arguments) {
   BOOST_TEST(s.memory.busy_trim_threshold == 128ull << 20);
   BOOST_TEST(s.memory.mmap_threshold == 32u << 20);
   BOOST_TEST(s.memory.heap_top_bytes == 64u << 20);
+  BOOST_TEST(s.memory.huge_pages);
   BOOST_TEST(s.max_body_bytes == 64ull << 20);
   BOOST_TEST(s.limits.max_input_bytes == s.max_body_bytes);
   BOOST_TEST(s.limits.max_pixels == 50'000'000u);
@@ -225,7 +226,8 @@ BOOST_AUTO_TEST_CASE(command_line_values) {
             "--resize.pool-size=8", "--defaults.mode=fit",
             "--defaults.format=webp", "--defaults.width=0", "--log.level=debug",
             "--redis.key-prefix=t1:", "--memory.arenas=0",
-            "--memory.trim-interval-ms=0", "--memory.mmap-threshold=0"});
+            "--memory.trim-interval-ms=0", "--memory.mmap-threshold=0",
+            "--memory.huge-pages=off"});
   BOOST_REQUIRE_MESSAGE(res.errors.empty(), joined(res.errors));
   auto& s = res.settings;
   BOOST_TEST(s.http.address == "::1");
@@ -240,6 +242,7 @@ BOOST_AUTO_TEST_CASE(command_line_values) {
   BOOST_TEST(s.memory.arenas == 0);
   BOOST_TEST(s.memory.trim_interval.count() == 0);
   BOOST_TEST(s.memory.mmap_threshold == 0u);
+  BOOST_TEST(!s.memory.huge_pages);
 }
 
 BOOST_AUTO_TEST_CASE(invalid_values_name_their_key) {
@@ -248,6 +251,7 @@ BOOST_AUTO_TEST_CASE(invalid_values_name_their_key) {
   expect_rejected("--http.port=0",
                   "http.port"); // the start line and node name would say 0
   expect_rejected("--http.port=-1", "http.port");
+  expect_rejected("--memory.huge-pages=yes", "memory.huge-pages");
   expect_rejected("--defaults.mode=stretch", "defaults.mode");
   expect_rejected("--defaults.format=gif", "defaults.format");
   expect_rejected("--defaults.quality=0", "defaults.quality");
