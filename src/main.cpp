@@ -25,7 +25,6 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -407,12 +406,7 @@ std::string apply_huge_pages(bool wanted, char** argv) {
   constexpr const char* marker = "RESIZED_HUGE_PAGES_EXEC";
   const bool again = std::getenv(marker) != nullptr;
   unsetenv(marker);
-  std::string mode;
-  {
-    std::ifstream in{"/sys/kernel/mm/transparent_hugepage/enabled"};
-    std::getline(in, mode);
-  }
-  const bool usable = memory::thp_usable(mode);
+  const bool usable = memory::thp_usable(memory::thp_mode());
   const char* now = std::getenv("GLIBC_TUNABLES");
   const std::optional<std::string> before =
       now ? std::optional<std::string>{now} : std::nullopt;

@@ -3,6 +3,7 @@
 #include <malloc.h>
 
 #include <atomic>
+#include <fstream>
 #include <utility>
 
 namespace resized::memory {
@@ -70,6 +71,13 @@ bool huge_pages_tuned(const char* current) {
     return false;
   auto value = hugetlb_value(current);
   return value && (*value == "1" || *value == "2");
+}
+
+std::string thp_mode() {
+  std::string mode;
+  std::ifstream in{"/sys/kernel/mm/transparent_hugepage/enabled"};
+  std::getline(in, mode);
+  return mode;
 }
 
 bool thp_usable(std::string_view mode) {

@@ -63,9 +63,13 @@ std::optional<std::string> tunables_with_huge_pages(const char* current);
 /// glibc.malloc.hugetlb on (1: madvise; 2: hugetlbfs pages).
 bool huge_pages_tuned(const char* current);
 
+/// The kernel's transparent huge page mode: the first line of
+/// /sys/kernel/mm/transparent_hugepage/enabled, e.g. "always [madvise]
+/// never"; empty if there is no such file (no THP).
+std::string thp_mode();
+
 /// Whether the kernel gives transparent huge pages to memory that asks for
-/// them: `mode` is /sys/kernel/mm/transparent_hugepage/enabled, e.g.
-/// "always [madvise] never" (empty: no such file, no THP).
+/// them, given its `mode` (thp_mode()).
 bool thp_usable(std::string_view mode);
 
 /// Bytes malloc holds free inside its heaps (not returned to the OS).

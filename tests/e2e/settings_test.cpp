@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <thread>
 
+#include "common/memory.hpp"
 #include "support/fixtures.hpp"
 #include "support/loopback.hpp"
 
@@ -146,17 +147,9 @@ std::string environment_of(pid_t pid) {
   return {std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
 }
 
+/// Whether `text` holds `part` (fixtures' occurrences).
 bool holds(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
-/// Whether this kernel gives transparent huge pages to memory that asks.
-bool thp_usable_here() {
-  std::string mode;
-  std::ifstream in{"/sys/kernel/mm/transparent_hugepage/enabled"};
-  std::getline(in, mode);
-  return mode.find("[always]") != std::string::npos ||
-         mode.find("[madvise]") != std::string::npos;
+  return occurrences(text, part) != 0;
 }
 
 } // namespace
@@ -447,7 +440,7 @@ BOOST_AUTO_TEST_CASE(huge_pages_run_resized_again_with_the_glibc_tunable) {
     const auto line = started(on);
     const auto env = environment_of(on.process().pid());
     BOOST_TEST(holds(env, "GLIBC_TUNABLES=" + other));
-    if (thp_usable_here()) {
+    if (resized::memory::thp_usable(resized::memory::thp_mode())) {
       BOOST_TEST(log_value(line, "huge_pages") == "on", line);
       BOOST_TEST(holds(env, "glibc.malloc.hugetlb=1"));
     } else {
