@@ -82,6 +82,9 @@ struct resize_result {
   /// A progressive JPEG decoded from its DC scans only (jpeg_dc_scans.hpp):
   /// the same pixels, most of the decode skipped.
   bool jpeg_dc_scans = false;
+  /// Converted from an embedded RGB profile to sRGB. False when there was
+  /// none, or it was an sRGB profile (icc_profile.hpp), which is dropped.
+  bool profile_converted = false;
 };
 
 /// Whether `resize` decodes a progressive JPEG that libvips loads at 1/8

@@ -27,6 +27,7 @@
 
 #include <vips/vector.h> // after vips.h, which it needs; vips_vector_isenabled
 
+#include "imaging/icc_profile.hpp"
 #include "imaging/jpeg_dc_scans.hpp"
 #include "imaging/jpeg_header.hpp"
 #include "imaging/pipeline.hpp"
@@ -1023,6 +1024,7 @@ BOOST_AUTO_TEST_CASE(embedded_rgb_profiles_are_converted_to_srgb) {
           auto r = run(in.bytes, opts);
           BOOST_REQUIRE_MESSAGE(r.ok(), describe(r));
           BOOST_TEST(r->jpeg_dc_scans == in.dc_scans);
+          BOOST_TEST(r->profile_converted);
           auto img = decode(r->bytes);
           BOOST_TEST(vips_image_get_typeof(img.get(), VIPS_META_ICC_NAME) ==
                      0u); // stripped: sRGB is what a viewer assumes
@@ -1041,6 +1043,103 @@ BOOST_AUTO_TEST_CASE(embedded_rgb_profiles_are_converted_to_srgb) {
   auto got = pixel(decode(r->bytes).get(), 50, 50);
   BOOST_TEST(near(got, {200, 100, 50}),
              "got " << got[0] << "," << got[1] << "," << got[2]);
+}
+
+/// The ICC profile of `img` as bytes ("" when it has none).
+std::string profile_of(VipsImage* img) {
+  const void* data = nullptr;
+  size_t length = 0;
+  if (vips_image_get_typeof(img, VIPS_META_ICC_NAME) == 0 ||
+      vips_image_get_blob(img, VIPS_META_ICC_NAME, &data, &length) != 0)
+    return {};
+  return {static_cast<const char*>(data), length};
+}
+
+/// libvips' built-in profile `name` ("srgb", "p3", "cmyk") as bytes.
+std::string builtin_profile(const char* name) {
+  VipsBlob* blob = nullptr;
+  BOOST_REQUIRE_EQUAL(vips_profile_load(name, &blob, nullptr), 0);
+  size_t length = 0;
+  const void* data = vips_blob_get(blob, &length);
+  std::string out{static_cast<const char*>(data), length};
+  vips_area_unref(VIPS_AREA(blob));
+  return out;
+}
+
+// icc_profile.hpp: a profile whose conversion to sRGB changes nothing is
+// recognised (libvips' own, and the 1998 HP profile most tagged photos
+// carry, here from a corpus photo); others and junk are not.
+BOOST_AUTO_TEST_CASE(srgb_profiles_are_recognised) {
+  auto srgb = builtin_profile("srgb");
+  BOOST_TEST(converts_to_srgb_unchanged(srgb));
+  BOOST_TEST(!converts_to_srgb_unchanged(builtin_profile("p3")));
+  BOOST_TEST(!converts_to_srgb_unchanged(builtin_profile("cmyk")));
+  BOOST_TEST(!converts_to_srgb_unchanged(""));
+  BOOST_TEST(!converts_to_srgb_unchanged(std::string(512, 'x')));
+  auto truncated = srgb.substr(0, srgb.size() / 2);
+  BOOST_TEST(!converts_to_srgb_unchanged(truncated));
+
+  auto kite = read_file(corpus_dir() / "plasma__Kite.jpg");
+  auto header = decode(kite);
+  auto hp = profile_of(header.get());
+  BOOST_REQUIRE(hp.find("sRGB IEC61966-2.1") != std::string::npos);
+  BOOST_TEST(converts_to_srgb_unchanged(hp));
+
+  // the remembered answer: the same, for more distinct profiles than are
+  // kept (the header's date field tells them apart), then P3 again
+  for (int round = 0; round < 2; ++round)
+    for (int i = 0; i < 40; ++i) {
+      auto variant = srgb;
+      variant[24 + 5] = static_cast<char>(i); // the day in dateTimeNumber
+      BOOST_TEST_CONTEXT("variant " << i) {
+        BOOST_TEST(srgb_profile(variant));
+      }
+    }
+  BOOST_TEST(!srgb_profile(builtin_profile("p3")));
+  BOOST_TEST(!srgb_profile(builtin_profile("p3")));
+  BOOST_TEST(!srgb_profile(std::string(80 * 1024, 'x'))); // never kept
+}
+
+// An sRGB-tagged image is not converted: its pixels come out as the same
+// image untagged gives, to the value, and without the profile.
+BOOST_AUTO_TEST_CASE(srgb_tagged_images_keep_their_values) {
+  // the 1998 HP profile: libvips' transform from it to its own sRGB moves
+  // some values by one level
+  auto hp =
+      profile_of(decode(read_file(corpus_dir() / "plasma__Kite.jpg")).get());
+  BOOST_REQUIRE(!hp.empty());
+  auto gradient = [&](bool tagged) {
+    std::vector<uint8_t> px(static_cast<size_t>(640) * 480 * 3);
+    for (int y = 0; y < 480; ++y)
+      for (int x = 0; x < 640; ++x) {
+        auto* p = &px[(static_cast<size_t>(y) * 640 + x) * 3];
+        p[0] = static_cast<uint8_t>(x * 255 / 639);
+        p[1] = static_cast<uint8_t>(y * 255 / 479);
+        p[2] = static_cast<uint8_t>(255 - x * 255 / 639);
+      }
+    auto img = from_pixels(px, 640, 480, 3);
+    if (tagged)
+      vips_image_set_blob_copy(img.get(), VIPS_META_ICC_NAME, hp.data(),
+                               hp.size());
+    return save(img.get(), ".png[strip=false]");
+  };
+  auto plain = run(gradient(false),
+                   opts_of(100, 100, fit_mode::fill, output_format::png));
+  auto tagged = run(gradient(true),
+                    opts_of(100, 100, fit_mode::fill, output_format::png));
+  BOOST_REQUIRE_MESSAGE(plain.ok(), describe(plain));
+  BOOST_REQUIRE_MESSAGE(tagged.ok(), describe(tagged));
+  auto a = decode(plain->bytes);
+  auto b = decode(tagged->bytes);
+  BOOST_TEST(profile_of(b.get()).empty());
+  BOOST_TEST(!tagged->profile_converted);
+  BOOST_TEST(!plain->profile_converted);
+  int differ = 0;
+  for (int y = 0; y < 100; ++y)
+    for (int x = 0; x < 100; ++x)
+      if (pixel(a.get(), x, y) != pixel(b.get(), x, y))
+        ++differ;
+  BOOST_TEST(differ == 0);
 }
 
 BOOST_AUTO_TEST_CASE(sixteen_bit_png_becomes_8_bit) {
