@@ -1,17 +1,15 @@
 #include "imaging/icc_profile.hpp"
 
 #include <algorithm>
-#include <array>
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <list>
-#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include <lcms2.h>
-#include <vips/vips.h>
 
 namespace resized::imaging {
 
@@ -22,14 +20,9 @@ struct profile_close {
 };
 using profile_ptr = std::unique_ptr<void, profile_close>;
 
-struct transform_delete {
-  void operator()(void* t) const noexcept { cmsDeleteTransform(t); }
-};
-using transform_ptr = std::unique_ptr<void, transform_delete>;
-
 /// libvips' own sRGB profile, the one `vips_icc_transform(..., "srgb")`
-/// converts to, opened for lcms (a new handle per call: lcms handles are
-/// not meant to be shared between threads building transforms).
+/// converts to, opened for lcms (a new handle per call: lcms profile
+/// handles are not meant to be shared between threads).
 profile_ptr libvips_srgb() {
   VipsBlob* blob = nullptr;
   if (vips_profile_load("srgb", &blob, nullptr) != 0 || blob == nullptr) {
@@ -44,36 +37,33 @@ profile_ptr libvips_srgb() {
   return p;
 }
 
-constexpr size_t cache_entries = 32;
-constexpr size_t cache_max_profile_bytes = 64 * 1024;
-
-struct cache_entry {
-  std::string profile;
-  bool srgb;
-};
-
-std::mutex cache_mutex;
-std::list<cache_entry> cache; // most recently used first
-
-} // namespace
-
-bool converts_to_srgb_unchanged(std::string_view profile) {
-  if (profile.size() < 128 || profile.size() > UINT32_MAX)
-    return false;
+/// The transform from `profile` to libvips' sRGB for 3 or 4 bands; null if
+/// lcms cannot build it. (libvips routes lcms' complaints into its error
+/// buffer; a refusal here is an answer, not an error, so they are cleared.)
+std::shared_ptr<void> make_transform(std::string_view profile, int bands) {
+  auto refused = [] {
+    vips_error_clear();
+    return nullptr;
+  };
   profile_ptr in{cmsOpenProfileFromMem(
       profile.data(), static_cast<cmsUInt32Number>(profile.size()))};
   if (!in || cmsGetColorSpace(in.get()) != cmsSigRgbData)
-    return false;
+    return refused();
   auto out = libvips_srgb();
   if (!out)
-    return false;
-  transform_ptr t{cmsCreateTransform(in.get(), TYPE_RGB_8, out.get(),
-                                     TYPE_RGB_8, INTENT_RELATIVE_COLORIMETRIC,
-                                     cmsFLAGS_NOCACHE)};
-  if (!t)
-    return false;
+    return refused();
+  auto format = bands == 4 ? TYPE_RGBA_8 : TYPE_RGB_8;
+  auto flags = cmsFLAGS_NOCACHE | (bands == 4 ? cmsFLAGS_COPY_ALPHA : 0);
+  void* t = cmsCreateTransform(in.get(), format, out.get(), format,
+                               INTENT_RELATIVE_COLORIMETRIC, flags);
+  if (t == nullptr)
+    return refused();
+  return std::shared_ptr<void>{t, [](void* p) { cmsDeleteTransform(p); }};
+}
 
-  // 17 levels per channel, 0 to 255 in steps of 16 and 255, then every grey
+/// Whether the RGB transform `t` moves none of 17x17x17 colours (0 to 255
+/// in steps of 16, and 255) and 256 greys by more than one level.
+bool changes_nothing(void* t) {
   std::vector<uint8_t> colours;
   colours.reserve((17 * 17 * 17 + 256) * 3);
   auto level = [](int i) {
@@ -86,7 +76,7 @@ bool converts_to_srgb_unchanged(std::string_view profile) {
   for (int v = 0; v < 256; ++v)
     colours.insert(colours.end(), 3, static_cast<uint8_t>(v));
   std::vector<uint8_t> converted(colours.size());
-  cmsDoTransform(t.get(), colours.data(), converted.data(),
+  cmsDoTransform(t, colours.data(), converted.data(),
                  static_cast<cmsUInt32Number>(colours.size() / 3));
   for (size_t i = 0; i < colours.size(); ++i)
     if (std::abs(int{colours[i]} - int{converted[i]}) > 1)
@@ -94,30 +84,151 @@ bool converts_to_srgb_unchanged(std::string_view profile) {
   return true;
 }
 
-bool srgb_profile(std::string_view profile) {
-  if (profile.size() > cache_max_profile_bytes)
-    return false;
+constexpr size_t cache_entries = 16;
+constexpr size_t cache_max_profile_bytes = 64 * 1024;
+
+/// One profile: dropped, or its transforms (the RGBA one made when first
+/// asked for), or unusable by lcms.
+struct cache_entry {
+  std::string profile;
+  bool srgb = false;
+  std::shared_ptr<void> rgb;  // null: lcms could not build it
+  std::shared_ptr<void> rgba; // made on first use
+  bool rgba_tried = false;
+};
+
+std::mutex cache_mutex;
+std::list<cache_entry> cache; // most recently used first
+std::atomic<size_t> worked_out{0};
+
+profile_conversion answer(const cache_entry& e, int bands) {
+  profile_conversion c;
+  if (e.srgb) {
+    c.what = profile_conversion::kind::drop;
+    return c;
+  }
+  auto& t = bands == 4 ? e.rgba : e.rgb;
+  if (t) {
+    c.what = profile_conversion::kind::convert;
+    c.transform = t;
+  }
+  return c;
+}
+
+/// The entry for `profile`, moved to the front; nullptr if none.
+cache_entry* find_locked(std::string_view profile) {
+  for (auto it = cache.begin(); it != cache.end(); ++it)
+    if (it->profile == profile) {
+      cache.splice(cache.begin(), cache, it);
+      return &cache.front();
+    }
+  return nullptr;
+}
+
+} // namespace
+
+profile_conversion conversion_for(std::string_view profile, int bands) {
+  if ((bands != 3 && bands != 4) || profile.size() < 128 ||
+      profile.size() > cache_max_profile_bytes)
+    return {};
   {
     std::lock_guard<std::mutex> lock(cache_mutex);
-    for (auto it = cache.begin(); it != cache.end(); ++it)
-      if (it->profile == profile) {
-        cache.splice(cache.begin(), cache, it);
-        return it->srgb;
-      }
+    if (auto* e = find_locked(profile);
+        e != nullptr && (bands == 3 || e->srgb || e->rgba_tried))
+      return answer(*e, bands);
   }
-  // Worked out without the lock: two threads meeting a new profile at once
-  // both work it out, and one answer is kept.
-  bool srgb = converts_to_srgb_unchanged(profile);
+  // Worked out without the lock (a few ms): two threads meeting a new
+  // profile at once both work it out, and the first answer is kept.
+  cache_entry fresh;
+  fresh.profile = std::string{profile};
+  fresh.rgb = make_transform(profile, 3);
+  fresh.srgb = fresh.rgb && changes_nothing(fresh.rgb.get());
+  if (bands == 4 && !fresh.srgb && fresh.rgb) {
+    fresh.rgba = make_transform(profile, 4);
+    fresh.rgba_tried = true;
+  }
+  ++worked_out;
   std::lock_guard<std::mutex> lock(cache_mutex);
-  auto known =
-      std::find_if(cache.begin(), cache.end(),
-                   [&](const cache_entry& e) { return e.profile == profile; });
-  if (known == cache.end()) {
-    cache.push_front({std::string{profile}, srgb});
+  auto* e = find_locked(profile);
+  if (e == nullptr) {
+    cache.push_front(std::move(fresh));
     if (cache.size() > cache_entries)
       cache.pop_back();
+    e = &cache.front();
+  } else if (bands == 4 && !e->rgba_tried) {
+    e->rgba = fresh.rgba;
+    e->rgba_tried = true;
   }
-  return srgb;
+  return answer(*e, bands);
+}
+
+void forget_conversions() {
+  std::lock_guard<std::mutex> lock(cache_mutex);
+  cache.clear();
+}
+
+size_t conversions_worked_out() {
+  return worked_out.load();
+}
+
+// -- the lazy stage
+// ------------------------------------------------------------
+
+namespace {
+
+/// Each output region: the same region of the input, transformed a row at
+/// a time.
+int convert_region(VipsRegion* out, void* seq, void* a, void* b,
+                   gboolean* stop) {
+  (void)a;
+  (void)stop;
+  auto* in = static_cast<VipsRegion*>(seq);
+  auto* transform = static_cast<std::shared_ptr<void>*>(b)->get();
+  const VipsRect* r = &out->valid;
+  if (vips_region_prepare(in, r) != 0)
+    return -1;
+  for (int y = 0; y < r->height; ++y)
+    cmsDoTransform(transform, VIPS_REGION_ADDR(in, r->left, r->top + y),
+                   VIPS_REGION_ADDR(out, r->left, r->top + y),
+                   static_cast<cmsUInt32Number>(r->width));
+  return 0;
+}
+
+void release_transform(VipsImage*, void* holder) {
+  delete static_cast<std::shared_ptr<void>*>(holder);
+}
+
+void release_input(VipsImage*, void* in) {
+  g_object_unref(in);
+}
+
+} // namespace
+
+VipsImage* apply_conversion(VipsImage* in, const profile_conversion& c) {
+  int bands = vips_image_get_bands(in);
+  if (c.what != profile_conversion::kind::convert || !c.transform ||
+      vips_image_get_format(in) != VIPS_FORMAT_UCHAR ||
+      (bands != 3 && bands != 4)) {
+    vips_error("resized", "%s", "no conversion for this image");
+    return nullptr;
+  }
+  VipsImage* out = vips_image_new();
+  if (vips_image_pipelinev(out, VIPS_DEMAND_STYLE_THINSTRIP, in, nullptr) !=
+      0) {
+    g_object_unref(out);
+    return nullptr;
+  }
+  // `in` and the transform live as long as `out` does
+  g_object_ref(in);
+  g_signal_connect(out, "close", G_CALLBACK(release_input), in);
+  auto* holder = new std::shared_ptr<void>{c.transform};
+  g_signal_connect(out, "close", G_CALLBACK(release_transform), holder);
+  if (vips_image_generate(out, vips_start_one, convert_region, vips_stop_one,
+                          in, holder) != 0) {
+    g_object_unref(out);
+    return nullptr;
+  }
+  return out;
 }
 
 } // namespace resized::imaging

@@ -542,12 +542,16 @@ outcome<image_ptr> without_profile(VipsImage* img) {
 /// to export to; and given one, it converts untagged images too, which
 /// would cost every input a transform. Here only tagged ones pay, on the
 /// resized image (one transform per output pixel, not per input pixel). The
-/// profile goes with the conversion: the pixels are sRGB now. A profile lcms
-/// cannot read stands for sRGB (libvips' fallback): nothing changes. CMYK
-/// (already imported by thumbnail, its profile still attached) and grey are
-/// left alone: their profiles do not describe RGB. An sRGB profile
-/// (icc_profile.hpp: its conversion would move no value by more than one
-/// level) is only dropped, which saves building the transform (3.5-5 ms).
+/// profile goes with the conversion: the pixels are sRGB now. CMYK (already
+/// imported by thumbnail, its profile still attached) and grey are left
+/// alone: their profiles do not describe RGB.
+///
+/// The lcms transform is built once per profile and kept (icc_profile.hpp:
+/// building it is 3.5-5 ms, more than the rest of a 100x100 thumbnail); an
+/// sRGB profile, whose conversion would move no value by more than one
+/// level, is only dropped. What lcms cannot use here is left to libvips'
+/// vips_icc_transform as before (a profile lcms cannot read stands for
+/// sRGB there, libvips' fallback: nothing changes).
 outcome<image_ptr> from_embedded_profile(image_ptr img, bool& converted) {
   if (vips_image_get_interpretation(img.get()) != VIPS_INTERPRETATION_sRGB ||
       vips_image_get_bands(img.get()) < 3)
@@ -555,11 +559,17 @@ outcome<image_ptr> from_embedded_profile(image_ptr img, bool& converted) {
   auto profile = rgb_profile(img.get());
   if (profile.empty())
     return img;
-  if (srgb_profile(profile))
+  auto how = conversion_for(profile, vips_image_get_bands(img.get()));
+  if (how.what == profile_conversion::kind::drop)
     return without_profile(img.get());
   VipsImage* out = nullptr;
-  if (vips_icc_transform(img.get(), &out, "srgb", "embedded", TRUE, nullptr) !=
-      0)
+  if (how.what == profile_conversion::kind::convert &&
+      vips_image_get_format(img.get()) == VIPS_FORMAT_UCHAR)
+    out = apply_conversion(img.get(), how);
+  else if (vips_icc_transform(img.get(), &out, "srgb", "embedded", TRUE,
+                              nullptr) != 0)
+    out = nullptr;
+  if (out == nullptr)
     return vips_failure(error_code::corrupt_image,
                         "cannot convert the image from its ICC profile");
   image_ptr result{out};

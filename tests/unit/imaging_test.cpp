@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -1067,37 +1068,111 @@ std::string builtin_profile(const char* name) {
 }
 
 // icc_profile.hpp: a profile whose conversion to sRGB changes nothing is
-// recognised (libvips' own, and the 1998 HP profile most tagged photos
-// carry, here from a corpus photo); others and junk are not.
-BOOST_AUTO_TEST_CASE(srgb_profiles_are_recognised) {
+// dropped (libvips' own, and the 1998 HP profile most tagged photos carry,
+// here from a corpus photo); P3 is converted; what lcms cannot use as RGB
+// is left to libvips. Each profile is worked out once while remembered.
+BOOST_AUTO_TEST_CASE(profiles_are_worked_out_once) {
+  using kind = profile_conversion::kind;
+  forget_conversions();
   auto srgb = builtin_profile("srgb");
-  BOOST_TEST(converts_to_srgb_unchanged(srgb));
-  BOOST_TEST(!converts_to_srgb_unchanged(builtin_profile("p3")));
-  BOOST_TEST(!converts_to_srgb_unchanged(builtin_profile("cmyk")));
-  BOOST_TEST(!converts_to_srgb_unchanged(""));
-  BOOST_TEST(!converts_to_srgb_unchanged(std::string(512, 'x')));
-  auto truncated = srgb.substr(0, srgb.size() / 2);
-  BOOST_TEST(!converts_to_srgb_unchanged(truncated));
+  auto p3 = builtin_profile("p3");
+  BOOST_TEST((conversion_for(srgb, 3).what == kind::drop));
+  BOOST_TEST((conversion_for(srgb, 4).what == kind::drop));
+  auto n = conversions_worked_out();
+  auto rgb = conversion_for(p3, 3);
+  BOOST_TEST((rgb.what == kind::convert));
+  BOOST_TEST(rgb.transform != nullptr);
+  BOOST_TEST(conversions_worked_out() == n + 1);
+  BOOST_TEST(conversion_for(p3, 3).transform == rgb.transform); // kept
+  BOOST_TEST(conversions_worked_out() == n + 1);
+  auto rgba = conversion_for(p3, 4); // its RGBA transform, made once
+  BOOST_TEST((rgba.what == kind::convert));
+  BOOST_TEST(rgba.transform != rgb.transform);
+  BOOST_TEST(conversion_for(p3, 4).transform == rgba.transform);
+  BOOST_TEST((conversion_for(p3, 2).what == kind::libvips));
+  BOOST_TEST(
+      (conversion_for(builtin_profile("cmyk"), 3).what == kind::libvips));
+  BOOST_TEST((conversion_for("", 3).what == kind::libvips));
+  BOOST_TEST((conversion_for(std::string(512, 'x'), 3).what == kind::libvips));
+  BOOST_TEST((conversion_for(srgb.substr(0, srgb.size() / 2), 3).what ==
+              kind::libvips));
+  BOOST_TEST((conversion_for(std::string(80 * 1024, 'x'), 3).what ==
+              kind::libvips)); // never worked out
 
   auto kite = read_file(corpus_dir() / "plasma__Kite.jpg");
-  auto header = decode(kite);
-  auto hp = profile_of(header.get());
+  auto hp = profile_of(decode(kite).get());
   BOOST_REQUIRE(hp.find("sRGB IEC61966-2.1") != std::string::npos);
-  BOOST_TEST(converts_to_srgb_unchanged(hp));
+  BOOST_TEST((conversion_for(hp, 3).what == kind::drop));
 
-  // the remembered answer: the same, for more distinct profiles than are
-  // kept (the header's date field tells them apart), then P3 again
-  for (int round = 0; round < 2; ++round)
-    for (int i = 0; i < 40; ++i) {
-      auto variant = srgb;
-      variant[24 + 5] = static_cast<char>(i); // the day in dateTimeNumber
-      BOOST_TEST_CONTEXT("variant " << i) {
-        BOOST_TEST(srgb_profile(variant));
+  // more distinct profiles than are kept (the header's date field tells
+  // them apart): P3 is forgotten and worked out again
+  for (int i = 0; i < 20; ++i) {
+    auto variant = srgb;
+    variant[24 + 5] = static_cast<char>(i); // the day in dateTimeNumber
+    BOOST_TEST_CONTEXT("variant " << i) {
+      BOOST_TEST((conversion_for(variant, 3).what == kind::drop));
+    }
+  }
+  n = conversions_worked_out();
+  BOOST_TEST((conversion_for(p3, 3).what == kind::convert));
+  BOOST_TEST(conversions_worked_out() == n + 1);
+}
+
+// The kept transform gives what libvips' vips_icc_transform gives, to the
+// value, for RGB and for RGBA (alpha as it was), on every pixel.
+BOOST_AUTO_TEST_CASE(kept_transforms_match_libvips) {
+  auto p3 = builtin_profile("p3");
+  for (int bands : {3, 4}) {
+    BOOST_TEST_CONTEXT(bands << " bands") {
+      const int w = 256, h = 256;
+      std::vector<uint8_t> px(static_cast<size_t>(w) * h * bands);
+      for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x) {
+          auto* p = &px[(static_cast<size_t>(y) * w + x) * bands];
+          p[0] = static_cast<uint8_t>(x);
+          p[1] = static_cast<uint8_t>(y);
+          p[2] = static_cast<uint8_t>((x * 7 + y * 3) & 255);
+          if (bands == 4)
+            p[3] = static_cast<uint8_t>((x + y) & 255);
+        }
+      auto img = from_pixels(px, w, h, bands);
+      vips_image_set_blob_copy(img.get(), VIPS_META_ICC_NAME, p3.data(),
+                               p3.size());
+      auto how = conversion_for(p3, bands);
+      BOOST_REQUIRE((how.what == profile_conversion::kind::convert));
+      image_ptr ours{apply_conversion(img.get(), how)};
+      BOOST_REQUIRE(ours.get() != nullptr);
+      VipsImage* raw = nullptr;
+      BOOST_REQUIRE_EQUAL(vips_icc_transform(img.get(), &raw, "srgb",
+                                             "embedded", TRUE, nullptr),
+                          0);
+      image_ptr theirs{raw};
+      size_t a_len = 0, b_len = 0;
+      std::unique_ptr<void, g_free_deleter> a{
+          vips_image_write_to_memory(ours.get(), &a_len)};
+      std::unique_ptr<void, g_free_deleter> b{
+          vips_image_write_to_memory(theirs.get(), &b_len)};
+      BOOST_REQUIRE(a != nullptr);
+      BOOST_REQUIRE(b != nullptr);
+      BOOST_REQUIRE_EQUAL(a_len, b_len);
+      BOOST_REQUIRE_EQUAL(a_len, px.size());
+      BOOST_TEST(std::memcmp(a.get(), b.get(), a_len) == 0);
+      BOOST_TEST(std::memcmp(a.get(), px.data(), a_len) != 0); // converted
+      if (bands == 4) {
+        auto* out = static_cast<const uint8_t*>(a.get());
+        bool alpha_kept = true;
+        for (size_t i = 3; i < a_len; i += 4)
+          alpha_kept = alpha_kept && out[i] == px[i];
+        BOOST_TEST(alpha_kept);
       }
     }
-  BOOST_TEST(!srgb_profile(builtin_profile("p3")));
-  BOOST_TEST(!srgb_profile(builtin_profile("p3")));
-  BOOST_TEST(!srgb_profile(std::string(80 * 1024, 'x'))); // never kept
+  }
+  // one that lcms does not convert here is refused, not guessed at
+  image_ptr none{
+      apply_conversion(from_pixels(std::vector<uint8_t>(12), 2, 2, 3).get(),
+                       profile_conversion{})};
+  BOOST_TEST(none.get() == nullptr);
+  vips_error_clear();
 }
 
 // An sRGB-tagged image is not converted: its pixels come out as the same
