@@ -134,7 +134,7 @@ profile_conversion conversion_for(std::string_view profile, int bands) {
   {
     std::lock_guard<std::mutex> lock(cache_mutex);
     if (auto* e = find_locked(profile);
-        e != nullptr && (bands == 3 || e->srgb || e->rgba_tried))
+        e != nullptr && (bands == 3 || e->srgb || !e->rgb || e->rgba_tried))
       return answer(*e, bands);
   }
   // Worked out without the lock (a few ms): two threads meeting a new
@@ -143,10 +143,9 @@ profile_conversion conversion_for(std::string_view profile, int bands) {
   fresh.profile = std::string{profile};
   fresh.rgb = make_transform(profile, 3);
   fresh.srgb = fresh.rgb && changes_nothing(fresh.rgb.get());
-  if (bands == 4 && !fresh.srgb && fresh.rgb) {
+  if (bands == 4 && !fresh.srgb && fresh.rgb)
     fresh.rgba = make_transform(profile, 4);
-    fresh.rgba_tried = true;
-  }
+  fresh.rgba_tried = bands == 4;
   ++worked_out;
   std::lock_guard<std::mutex> lock(cache_mutex);
   auto* e = find_locked(profile);
