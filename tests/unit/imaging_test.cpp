@@ -941,6 +941,23 @@ BOOST_AUTO_TEST_CASE(cmyk_jpeg_becomes_srgb) {
   }
 }
 
+/// libvips' built-in profile `name` ("srgb", "p3", "cmyk") as bytes.
+std::string builtin_profile(const char* name) {
+  VipsBlob* blob = nullptr;
+  BOOST_REQUIRE_EQUAL(vips_profile_load(name, &blob, nullptr), 0);
+  size_t length = 0;
+  const void* data = vips_blob_get(blob, &length);
+  std::string out{static_cast<const char*>(data), length};
+  vips_area_unref(VIPS_AREA(blob));
+  return out;
+}
+
+/// Attaches `profile` (ICC bytes) to `img` as its embedded profile.
+void tag_with(VipsImage* img, const std::string& profile) {
+  vips_image_set_blob_copy(img, VIPS_META_ICC_NAME, profile.data(),
+                           profile.size());
+}
+
 /// A w x h image of one colour, tagged with libvips' built-in profile
 /// `profile` ("p3": Display P3), or untagged when it is null.
 image_ptr solid_tagged(int w, int h, std::array<uint8_t, 3> rgb,
@@ -949,14 +966,8 @@ image_ptr solid_tagged(int w, int h, std::array<uint8_t, 3> rgb,
   for (size_t i = 0; i < px.size(); ++i)
     px[i] = rgb[i % 3];
   auto img = from_pixels(px, w, h, 3);
-  if (profile != nullptr) {
-    VipsBlob* blob = nullptr;
-    BOOST_REQUIRE_EQUAL(vips_profile_load(profile, &blob, nullptr), 0);
-    size_t length = 0;
-    const void* data = vips_blob_get(blob, &length);
-    vips_image_set_blob_copy(img.get(), VIPS_META_ICC_NAME, data, length);
-    vips_area_unref(VIPS_AREA(blob));
-  }
+  if (profile != nullptr)
+    tag_with(img.get(), builtin_profile(profile));
   return img;
 }
 
@@ -1057,17 +1068,6 @@ std::string profile_of(VipsImage* img) {
   return {static_cast<const char*>(data), length};
 }
 
-/// libvips' built-in profile `name` ("srgb", "p3", "cmyk") as bytes.
-std::string builtin_profile(const char* name) {
-  VipsBlob* blob = nullptr;
-  BOOST_REQUIRE_EQUAL(vips_profile_load(name, &blob, nullptr), 0);
-  size_t length = 0;
-  const void* data = vips_blob_get(blob, &length);
-  std::string out{static_cast<const char*>(data), length};
-  vips_area_unref(VIPS_AREA(blob));
-  return out;
-}
-
 /// A grey ICC profile (gamma 2.2), made by lcms.
 std::string grey_profile() {
   cmsToneCurve* gamma = cmsBuildGamma(nullptr, 2.2);
@@ -1160,8 +1160,7 @@ BOOST_AUTO_TEST_CASE(kept_transforms_match_libvips) {
             p[3] = static_cast<uint8_t>((x + y) & 255);
         }
       auto img = from_pixels(px, w, h, bands);
-      vips_image_set_blob_copy(img.get(), VIPS_META_ICC_NAME, p3.data(),
-                               p3.size());
+      tag_with(img.get(), p3);
       auto how = conversion_for(p3, bands);
       BOOST_REQUIRE((how.what == profile_conversion::kind::convert));
       image_ptr ours{apply_conversion(img.get(), how)};
@@ -1218,8 +1217,7 @@ BOOST_AUTO_TEST_CASE(srgb_tagged_images_keep_their_values) {
       }
     auto img = from_pixels(px, 640, 480, 3);
     if (tagged)
-      vips_image_set_blob_copy(img.get(), VIPS_META_ICC_NAME, hp.data(),
-                               hp.size());
+      tag_with(img.get(), hp);
     return save(img.get(), ".png[strip=false]");
   };
   auto plain = run(gradient(false),
