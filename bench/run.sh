@@ -532,6 +532,16 @@ agg() {
 mib() { awk -v k="$1" 'BEGIN{ if (k=="n/a") print k; else printf "%.0f", k/1024 }'; }
 raw_ips=$(agg raw images_per_s mean)
 json_ips=$(agg service_json images_per_s mean); bytes_ips=$(agg service_raw images_per_s mean)
+# all_cpu <label> [total] -> "resized + Redis + client = sum" CPU seconds
+# of the measured passes (means), or only the sum; n/a if one is missing
+all_cpu() {
+  local r d c
+  r=$(agg "$1" cpu_s mean); d=$(agg "$1" redis_cpu_s mean); c=$(agg "$1" client_cpu_s mean)
+  awk -v r="$r" -v d="$d" -v c="$c" -v only="${2:-}" 'BEGIN {
+    if (r == "n/a" || d == "n/a" || c == "n/a") { print "n/a"; exit }
+    if (only != "") printf "%.2f\n", r + d + c
+    else printf "%s + %s + %s = %.2f\n", r, d, c, r + d + c }'
+}
 svc_line() { # label
   echo "$(agg "$1" images_per_s mean) images/s [$(agg "$1" images_per_s list)], POST p50/p99 $(agg "$1" post_p50_ms mean)/$(agg "$1" post_p99_ms mean) ms, done p50/p99 $(agg "$1" done_p50_ms mean)/$(agg "$1" done_p99_ms mean) ms, failed $(agg "$1" failed max), peak RSS $(mib "$(agg "$1" peak_rss_kib max)") MiB"
 }
@@ -548,6 +558,8 @@ summary="throughput not measured (--no-throughput)"
   echo "the machine's cores busy (all processes, /proc/stat): raw pipeline $(agg raw machine_busy mean), service JSON $(agg service_json machine_busy mean), bytes $(agg service_raw machine_busy mean)${tuned_label:+, JSON tuned $(agg service_json_tuned machine_busy mean)}"
   echo "ratio raw CPU/service CPU  JSON : $(ratio "$(agg raw cpu_s mean)" "$(agg service_json cpu_s mean)")   bytes: $(ratio "$(agg raw cpu_s mean)" "$(agg service_raw cpu_s mean)")${tuned_label:+   JSON tuned: $(ratio "$(agg raw cpu_s mean)" "$(agg service_json_tuned cpu_s mean)")}"
   echo "Redis' CPU seconds over the same passes (not in the ratio above; it shares the two cores): JSON $(agg service_json redis_cpu_s mean), bytes $(agg service_raw redis_cpu_s mean)${tuned_label:+, JSON tuned $(agg service_json_tuned redis_cpu_s mean)}"
+  echo "everything on the cores during the passes, resized + Redis + load generator (CPU s): JSON $(all_cpu service_json), bytes $(all_cpu service_raw)"
+  echo "ratio raw CPU/all that CPU  JSON : $(ratio "$(agg raw cpu_s mean)" "$(all_cpu service_json total)")   bytes: $(ratio "$(agg raw cpu_s mean)" "$(all_cpu service_raw total)")   (the raw pipeline has the cores to itself; the throughput ratios follow these)"
   echo "resized JSON, identical passes (hits after pass 1): $(svc_line service_json_same)"
   if [[ -n $tuned_label ]]; then
     echo "resized JSON, tuned ($tuned_label): $(svc_line service_json_tuned)"
