@@ -883,15 +883,22 @@ caf::behavior holding_agent(caf::stateful_actor<held_jobs>* self,
   };
 }
 
-// The next token a holding_agent reported to `observer`, or "" if none
-// comes within `within`.
-std::string next_dispatched(caf::scoped_actor& observer,
-                            std::chrono::milliseconds within) {
-  std::string token;
-  observer->receive([&](std::string& t) { token = t; },
-                    caf::after(within) >> [] {});
-  return token;
-}
+// A holding_agent and the scoped actor it reports to.
+struct held_node {
+  explicit held_node(caf::actor_system& sys)
+      : dispatched{sys},
+        actor{sys.spawn(holding_agent,
+                        caf::actor_cast<caf::actor>(dispatched))} {}
+  // The next token it received, or "" if none comes within `within`.
+  std::string next(std::chrono::milliseconds within) {
+    std::string token;
+    dispatched->receive([&](std::string& t) { token = t; },
+                        caf::after(within) >> [] {});
+    return token;
+  }
+  caf::scoped_actor dispatched;
+  caf::actor actor;
+};
 
 } // namespace
 
@@ -902,12 +909,12 @@ BOOST_AUTO_TEST_CASE(a_full_queue_answers_queue_full) {
   supervisor_config cfg;
   cfg.queue_capacity = 1;
   auto sup = start(cfg, 0);
-  caf::scoped_actor dispatched{sys};
-  auto node = sys.spawn(holding_agent, caf::actor_cast<caf::actor>(dispatched));
+  held_node held{sys};
+  auto& node = held.actor;
   join(sup, node, "held", 1);
   auto first = submit(sup, "a");
   BOOST_REQUIRE(first.ok());
-  BOOST_TEST(next_dispatched(dispatched, 10s) == first.value());
+  BOOST_TEST(held.next(10s) == first.value());
   auto second = submit(sup, "b");
   BOOST_REQUIRE(second.ok());
   auto third = submit(sup, "c");
@@ -915,13 +922,13 @@ BOOST_AUTO_TEST_CASE(a_full_queue_answers_queue_full) {
   BOOST_TEST((third.error().code == error_code::queue_full));
   BOOST_TEST(third.error().message == "queue is full (1 tasks waiting)");
   caf::anon_send(node, first.value());
-  BOOST_TEST(next_dispatched(dispatched, 10s) == second.value());
+  BOOST_TEST(held.next(10s) == second.value());
   caf::anon_send(node, second.value());
   run_until_final({first.value(), second.value()});
   // Room again.
   auto fourth = submit(sup, "d");
   BOOST_TEST(fourth.ok());
-  BOOST_TEST(next_dispatched(dispatched, 10s) == fourth.value());
+  BOOST_TEST(held.next(10s) == fourth.value());
   caf::anon_send(node, fourth.value());
   run_until_final({fourth.value()});
   for (auto* x : {&sup, &node})
@@ -934,13 +941,13 @@ BOOST_AUTO_TEST_CASE(queue_bytes_are_bounded_too) {
   cfg.queue_capacity = 100;
   cfg.queue_max_bytes = 1500;
   auto sup = start(cfg, 0);
-  caf::scoped_actor dispatched{sys};
-  auto node = sys.spawn(holding_agent, caf::actor_cast<caf::actor>(dispatched));
+  held_node held{sys};
+  auto& node = held.actor;
   join(sup, node, "held", 1);
   const std::string input(1000, 'x');
   auto first = submit(sup, input); // runs at once
   BOOST_REQUIRE(first.ok());
-  BOOST_TEST(next_dispatched(dispatched, 10s) == first.value());
+  BOOST_TEST(held.next(10s) == first.value());
   auto second = submit(sup, input); // waits
   BOOST_REQUIRE(second.ok());
   auto third = submit(sup, input); // over the byte limit
@@ -952,9 +959,9 @@ BOOST_AUTO_TEST_CASE(queue_bytes_are_bounded_too) {
   auto small = submit(sup, std::string(500, 'y'));
   BOOST_TEST(small.ok());
   caf::anon_send(node, first.value());
-  BOOST_TEST(next_dispatched(dispatched, 10s) == second.value());
+  BOOST_TEST(held.next(10s) == second.value());
   caf::anon_send(node, second.value());
-  BOOST_TEST(next_dispatched(dispatched, 10s) == small.value());
+  BOOST_TEST(held.next(10s) == small.value());
   caf::anon_send(node, small.value());
   run_until_final({first.value(), second.value(), small.value()});
   for (auto* x : {&sup, &node})
@@ -970,29 +977,26 @@ BOOST_AUTO_TEST_CASE(large_decodes_wait_for_memory_and_small_ones_pass) {
   supervisor_config cfg;
   cfg.decode_bytes_per_worker = 100;
   auto sup = start(cfg, 0);
-  caf::scoped_actor dispatched{sys};
-  auto node = sys.spawn(holding_agent, caf::actor_cast<caf::actor>(dispatched));
+  held_node held{sys};
+  auto& node = held.actor;
   join(sup, node, "held", 2);
-  auto next = [&](std::chrono::milliseconds within) {
-    return next_dispatched(dispatched, within);
-  };
   auto big1 = submit(sup, "a", {}, 150).value();
-  BOOST_TEST(next(10s) == big1);
+  BOOST_TEST(held.next(10s) == big1);
   auto big2 = submit(sup, "b", {}, 150).value();
   auto small = submit(sup, "c", {}, 10).value();
-  BOOST_TEST(next(10s) == small);
+  BOOST_TEST(held.next(10s) == small);
   // big2 stays queued while big1 runs (a bounded wait for nothing), and
   // the wait is counted.
-  BOOST_TEST(next(300ms).empty());
+  BOOST_TEST(held.next(300ms).empty());
   BOOST_TEST(metrics::global().text().find(
                  "resized_decode_budget_waits_total 0\n") == std::string::npos);
   caf::anon_send(node, big1);
-  BOOST_TEST(next(10s) == big2);
+  BOOST_TEST(held.next(10s) == big2);
   caf::anon_send(node, small);
   caf::anon_send(node, big2);
   run_until_final({big1, big2, small});
   auto huge = submit(sup, "d", {}, 1000).value();
-  BOOST_TEST(next(10s) == huge);
+  BOOST_TEST(held.next(10s) == huge);
   caf::anon_send(node, huge);
   run_until_final({huge});
   BOOST_TEST((last[huge].status == task_status::success));
@@ -1006,15 +1010,11 @@ BOOST_AUTO_TEST_CASE(large_decodes_wait_for_memory_and_small_ones_pass) {
 BOOST_AUTO_TEST_CASE(a_leaving_node_finishes_its_task_and_gets_no_new_ones) {
   supervisor_config cfg;
   auto sup = start(cfg, 0);
-  caf::scoped_actor dispatched{sys};
-  auto leaver =
-      sys.spawn(holding_agent, caf::actor_cast<caf::actor>(dispatched));
+  held_node held{sys};
+  auto& leaver = held.actor;
   join(sup, leaver, "leaver", 2);
-  auto next = [&](std::chrono::milliseconds within) {
-    return next_dispatched(dispatched, within);
-  };
   auto first = submit(sup, "a").value();
-  BOOST_TEST(next(10s) == first);
+  BOOST_TEST(held.next(10s) == first);
   caf::scoped_actor self{sys};
   uint64_t in_flight = 99;
   self->request(sup, 5s, leave_atom::value, leaver)
@@ -1026,7 +1026,7 @@ BOOST_AUTO_TEST_CASE(a_leaving_node_finishes_its_task_and_gets_no_new_ones) {
   auto refused = submit(sup, test::corpus_photo(test::small_photo));
   BOOST_TEST_REQUIRE(!refused.ok());
   BOOST_TEST((refused.error().code == error_code::no_workers));
-  BOOST_TEST(next(300ms).empty());
+  BOOST_TEST(held.next(300ms).empty());
   // ... and once another node joins, new work goes there.
   auto other = sys.spawn(agent, agent_config{1, "other"});
   join(sup, other, "other", 1);
@@ -1050,7 +1050,7 @@ BOOST_AUTO_TEST_CASE(a_leaving_node_finishes_its_task_and_gets_no_new_ones) {
   BOOST_TEST(v.retried == 0u);
   BOOST_TEST(v.failed == 0u);
   BOOST_TEST(v.succeeded == 2u);
-  BOOST_TEST(next(0ms).empty()); // nothing else was placed on it
+  BOOST_TEST(held.next(0ms).empty()); // nothing else was placed on it
   for (auto* x : {&sup, &other})
     caf::anon_send_exit(*x, caf::exit_reason::user_shutdown);
 }
@@ -1063,12 +1063,12 @@ BOOST_AUTO_TEST_CASE(a_leaving_node_finishes_its_task_and_gets_no_new_ones) {
 BOOST_AUTO_TEST_CASE(abandoned_tasks_are_named_and_their_answers_dropped) {
   supervisor_config cfg;
   auto sup = start(cfg, 0);
-  caf::scoped_actor dispatched{sys};
-  auto node = sys.spawn(holding_agent, caf::actor_cast<caf::actor>(dispatched));
+  held_node held{sys};
+  auto& node = held.actor;
   join(sup, node, "holder", 1);
   auto running = submit(sup, "a").value();
   auto queued = submit(sup, "b").value();
-  BOOST_TEST(next_dispatched(dispatched, 10s) == running);
+  BOOST_TEST(held.next(10s) == running);
   caf::scoped_actor self{sys};
   std::vector<std::string> tokens;
   self->request(sup, 5s, abandon_atom::value)
@@ -1079,7 +1079,7 @@ BOOST_AUTO_TEST_CASE(abandoned_tasks_are_named_and_their_answers_dropped) {
   BOOST_TEST_REQUIRE(!refused.ok());
   BOOST_TEST((refused.error().code == error_code::shutting_down));
   caf::anon_send(node, running); // its result comes: too late
-  BOOST_TEST(next_dispatched(dispatched, 300ms).empty());
+  BOOST_TEST(held.next(300ms).empty());
   bool quiet = false;
   while (!quiet)
     status->receive(
@@ -1135,13 +1135,12 @@ BOOST_AUTO_TEST_CASE(
 BOOST_AUTO_TEST_CASE(a_name_held_by_a_live_node_is_refused_until_it_goes) {
   supervisor_config cfg;
   auto sup = start(cfg, 0);
-  caf::scoped_actor dispatched{sys};
-  auto holder =
-      sys.spawn(holding_agent, caf::actor_cast<caf::actor>(dispatched));
+  held_node held{sys};
+  auto& holder = held.actor;
   join(sup, holder, "same", 2);
   auto since = view(sup).nodes.at(0).since_ms;
   auto first = submit(sup, "a").value();
-  BOOST_TEST(next_dispatched(dispatched, 10s) == first);
+  BOOST_TEST(held.next(10s) == first);
 
   auto newcomer = sys.spawn(agent, agent_config{1, "same"});
   auto try_join = [&](const node_info& info) {
