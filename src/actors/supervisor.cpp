@@ -265,6 +265,9 @@ void on_done(self_ptr self, const std::string& token, uint32_t attempt,
     // happening (the update follows the IN_PROGRESS one from dispatch).
     queued.record.status = task_status::pending;
     queued.record.started_at_ms = 0;
+    // Nor an attempt: dispatch counted this one (persisted, a restart
+    // reads it as lost), and it never ran.
+    queued.record.attempts = queued.attempt;
     self->send(st.status, update_atom::value, queued.record);
     st.queued_bytes += job_of(queued).input.size();
     st.queue.push_front(std::move(queued));
@@ -837,6 +840,16 @@ void read_deferred_inputs(self_ptr self) {
           });
 }
 
+// Gives back the queue bytes held for a task that is not queued after all
+// (not stored, given up on, following or copying a twin). Recovered tasks
+// waiting in Redis for that room are read now: otherwise only a dispatch
+// reads them, and none may come (no task running, and a backlog as large
+// as the queue's capacity refuses every submission).
+void release_bytes(self_ptr self, uint64_t size) {
+  self->state.queued_bytes -= size;
+  read_deferred_inputs(self);
+}
+
 // A task whose content key matches `original`'s: wait for the open original,
 // or copy its finished result; run it normally if that result is gone.
 void reuse(self_ptr self, const std::string& original, state_type::queued task,
@@ -844,7 +857,7 @@ void reuse(self_ptr self, const std::string& original, state_type::queued task,
   auto& st = self->state;
   if (st.open.count(original) != 0) {
     ++st.reused;
-    st.queued_bytes -= size; // its input is not needed any more
+    release_bytes(self, size); // its input is not needed any more
     log::info("identical task: waiting for its twin",
               {{"token", task.record.token}, {"original", original}});
     st.followers[original].push_back(std::move(task.record));
@@ -861,7 +874,7 @@ void reuse(self_ptr self, const std::string& original, state_type::queued task,
             if (cloned) {
               counted_done(self, token);
               count_reused(self, task.record.input_bytes);
-              st.queued_bytes -= size;
+              release_bytes(self, size);
               // The copy is final too, and the index's entry now: the next
               // twin here is copied before its 202.
               st.by_content.put(task.content, token);
@@ -993,7 +1006,7 @@ void accept(self_ptr self, submit_request req, submit_replier reply) {
               // (504 at http.reply-timeout-ms): nobody will poll it, and
               // the client may send it again. Undone like an accept given
               // up on (below).
-              st.queued_bytes -= size;
+              release_bytes(self, size);
               counted_done(self, task.record.token);
               forget(self, task.record.token, content);
               log::warn(
@@ -1003,7 +1016,7 @@ void accept(self_ptr self, submit_request req, submit_replier reply) {
               return;
             }
             if (!stored) {
-              st.queued_bytes -= size;
+              release_bytes(self, size);
               counted_done(self, task.record.token);
               reply(failure{error_code::store_unavailable,
                             !indexed.empty()
@@ -1055,7 +1068,7 @@ void accept(self_ptr self, submit_request req, submit_replier reply) {
           [=](caf::error& err) mutable {
             auto& st = self->state;
             --st.accepting;
-            st.queued_bytes -= size;
+            release_bytes(self, size);
             counted_done(self, task.record.token);
             // The status actor may still store it (a request that timed
             // out stays in its mailbox): the client hears "not accepted",

@@ -77,6 +77,18 @@ struct input_asks {
   std::vector<std::vector<std::string>> asks; // tokens of each ask, in order
 };
 
+// The tasks of `pending` whose tokens are asked for, in the asked order.
+std::vector<store::pending_task>
+asked_for(const std::vector<std::string>& tokens,
+          const std::vector<store::pending_task>& pending) {
+  std::vector<store::pending_task> out;
+  for (const auto& token : tokens)
+    for (const auto& p : pending)
+      if (p.record.token == token)
+        out.push_back(p);
+  return out;
+}
+
 // Stands in for the status actor over a Redis holding a backlog: recovery
 // gets `listed`'s records (no inputs); an ask for inputs (recorded in
 // `seen`) fails the first time (Redis away), then returns the asked tasks
@@ -102,12 +114,48 @@ caf::behavior backlog_status(caf::event_based_actor* self, caf::actor sink,
         }
         if ((*asked)++ == 0)
           return caf::make_error(caf::sec::runtime_error, "redis away");
-        std::vector<store::pending_task> out;
-        for (const auto& token : tokens)
-          for (const auto& p : pending)
-            if (p.record.token == token)
-              out.push_back(p);
-        return out;
+        return asked_for(tokens, pending);
+      },
+      [=](update_atom, task_record& rec) {
+        self->send(sink, update_atom::value, rec);
+      },
+      [=](result_atom, task_record& rec, std::string& bytes,
+          const std::string&) {
+        self->send(sink, result_atom::value, rec, bytes);
+      },
+  };
+}
+
+// Stands in for the status actor: holds every accept until the test
+// answers it "not stored" (a twin_atom with its token; Redis failed),
+// reports each accept's token to `sink`, recovers nothing at start, gives
+// the inputs of `backlog` when asked for them, and forwards record changes
+// to `sink`.
+struct held_accepts {
+  std::map<std::string, caf::response_promise> held;
+};
+caf::behavior held_accept_status(caf::stateful_actor<held_accepts>* self,
+                                 caf::actor sink,
+                                 std::vector<store::pending_task> backlog) {
+  return {
+      [=](accept_atom, task_record& rec, const caf::message&,
+          const std::string&) {
+        auto promise = self->make_response_promise();
+        self->state.held.emplace(rec.token, promise);
+        self->send(sink, accept_atom::value, rec.token, std::string{});
+        return promise;
+      },
+      [=](twin_atom, const std::string& token) {
+        auto i = self->state.held.find(token);
+        if (i == self->state.held.end())
+          return;
+        i->second.deliver(false, std::string{});
+        self->state.held.erase(i);
+      },
+      [=](forget_atom, std::string&, std::string&) {},
+      [=](recover_atom) { return std::vector<store::pending_task>{}; },
+      [=](inputs_atom, const std::vector<std::string>& tokens) {
+        return asked_for(tokens, backlog);
       },
       [=](update_atom, task_record& rec) {
         self->send(sink, update_atom::value, rec);
@@ -121,8 +169,9 @@ caf::behavior backlog_status(caf::event_based_actor* self, caf::actor sink,
 
 struct supervisor_fixture : test::actor_system_fixture {
   caf::scoped_actor status{sys};
-  // Every record change seen, in order: (token, status).
+  // Every record change seen, in order: (token, status), and in full.
   std::vector<std::pair<std::string, task_status>> seen;
+  std::vector<task_record> history;
   std::map<std::string, task_record> last;
   std::map<std::string, std::string> images;
 
@@ -179,6 +228,7 @@ struct supervisor_fixture : test::actor_system_fixture {
 
   void record(task_record& rec) {
     seen.emplace_back(rec.token, rec.status);
+    history.push_back(rec);
     last[rec.token] = rec;
   }
 
@@ -821,6 +871,12 @@ BOOST_AUTO_TEST_CASE(a_task_turned_away_is_pending_again_and_retried_slower) {
                 (i % 2 == 0 ? task_status::pending : task_status::in_progress)),
                "change " << i);
   BOOST_TEST((changes.back() == task_status::success));
+  // Nor are they attempts in Redis, where a restart counts the attempts of
+  // an open record as lost (with max-attempts 1, one turn-away would fail
+  // the task as worker_lost there).
+  for (const auto& rec : history)
+    if (rec.token == token && rec.status == task_status::pending)
+      BOOST_TEST(rec.attempts == 0u);
   for (auto* x : {&sup, &node})
     caf::anon_send_exit(*x, caf::exit_reason::user_shutdown);
 }
@@ -1325,6 +1381,53 @@ BOOST_AUTO_TEST_CASE(
   BOOST_TEST(view(sup).queue_depth == 0u);
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(local, caf::exit_reason::user_shutdown);
+}
+
+// Adopted tasks wait in Redis while the queue's bytes are held, here by a
+// submission Redis has not stored yet. When that accept fails (Redis), the
+// bytes come back without any dispatch, no task running: the adopted task
+// is read then all the same, and runs.
+BOOST_AUTO_TEST_CASE(an_adopted_task_is_read_when_a_failed_accept_frees_room) {
+  auto photo = test::corpus_photo(test::small_photo);
+  store::pending_task adopted;
+  adopted.record.token = make_token();
+  adopted.record.status = task_status::pending;
+  adopted.record.submitted_at_ms = now_ms();
+  adopted.record.input_bytes = photo.size();
+  adopted.input = photo;
+  supervisor_config cfg;
+  cfg.queue_max_bytes = 2 * photo.size(); // half: one input
+  auto caf_sink = caf::actor_cast<caf::actor>(status);
+  auto store_actor = sys.spawn(held_accept_status, caf_sink,
+                               std::vector<store::pending_task>{adopted});
+  auto local = sys.spawn(agent, agent_config{1, cfg.node});
+  auto sup = sys.spawn(supervisor, cfg, store_actor, local, size_t{1});
+  // A submission as large as half the bound, its accept held.
+  test::answer<outcome<std::string>> ans;
+  submit_request req{{}, photo, imaging::probe_info{}, "test", "", 0, ""};
+  caf::anon_send(sup, submit_atom::value, std::move(req), ans.make());
+  std::string held;
+  status->receive(
+      [&](accept_atom, std::string& token, std::string&) { held = token; },
+      caf::after(10s) >> [] {});
+  BOOST_TEST_REQUIRE(!held.empty());
+  // Another node's task is adopted meanwhile: no room to read its input.
+  caf::anon_send(sup, adopt_atom::value, std::string("gone"),
+                 std::vector<store::pending_task>{adopted});
+  // Redis fails the held accept: the client hears so, and the room is free.
+  caf::anon_send(store_actor, twin_atom::value, held);
+  auto res = ans.wait();
+  BOOST_REQUIRE(res.has_value());
+  BOOST_REQUIRE(!res->ok());
+  BOOST_TEST((res->error().code == error_code::store_unavailable));
+  run_until_final({adopted.record.token}, 20s);
+  BOOST_TEST((last[adopted.record.token].status == task_status::success));
+  BOOST_TEST(last.count(held) == 0u); // the refused one never started
+  auto v = view(sup);
+  BOOST_TEST(v.queue_depth == 0u);
+  BOOST_TEST(v.queued_bytes == 0u);
+  for (auto* x : {&sup, &local, &store_actor})
+    caf::anon_send_exit(*x, caf::exit_reason::user_shutdown);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
