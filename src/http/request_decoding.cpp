@@ -396,6 +396,21 @@ outcome<option_values> decode_query_options(
   return out;
 }
 
+std::optional<std::string> poll_wait_value(std::string_view query) {
+  constexpr std::string_view name = "wait";
+  for (size_t start = 0; start <= query.size();) {
+    auto end = std::min(query.find('&', start), query.size());
+    auto part = query.substr(start, end - start);
+    if (part == name)
+      return std::string{};
+    if (part.size() > name.size() && part.substr(0, name.size()) == name &&
+        part[name.size()] == '=')
+      return std::string{part.substr(name.size() + 1)};
+    start = end + 1;
+  }
+  return std::nullopt;
+}
+
 outcome<std::chrono::milliseconds>
 decode_poll_wait(const std::optional<std::string>& wait,
                  std::chrono::seconds max) {

@@ -55,6 +55,14 @@ outcome<json_submission> decode_json_submission(std::string body);
 outcome<option_values> decode_query_options(
     const std::vector<std::pair<std::string, std::string>>& params);
 
+/// The raw value of the first `wait` parameter of a status poll's query
+/// string (`wait=<value>`; a bare `wait` gives ""), nullopt if there is
+/// none. Nothing else of the query is read: whatever a client or a proxy
+/// adds to a poll (a cache buster, a name with no value, characters a
+/// strict query parser refuses) is ignored, as the original stack ignored
+/// every query of a poll. Parameters are separated by '&'.
+std::optional<std::string> poll_wait_value(std::string_view query);
+
 /// The `wait` parameter of a status poll: whole seconds, 0..`max`; none
 /// means 0 (answer at once). Errors: invalid_option.
 outcome<std::chrono::milliseconds>

@@ -531,17 +531,12 @@ struct server::impl {
     return params;
   }
 
-  // ?wait=<seconds> of a status poll (long poll), 0 without it. Other
-  // parameters are ignored, as before the long poll existed.
+  // ?wait=<seconds> of a status poll (long poll), 0 without it. The rest
+  // of the query is not read (poll_wait_value), as before the long poll
+  // existed.
   outcome<std::chrono::milliseconds> poll_wait(const req_handle& req) {
-    auto params = query_params(req);
-    if (!params)
-      return std::move(params).error();
-    std::optional<std::string> wait;
-    for (auto& [name, value] : params.value())
-      if (name == "wait" && !wait)
-        wait = std::move(value);
-    return decode_poll_wait(wait, cfg.http.max_poll_wait);
+    return decode_poll_wait(poll_wait_value(req->header().query()),
+                            cfg.http.max_poll_wait);
   }
 
   // -- auth -------------------------------------------------------------------

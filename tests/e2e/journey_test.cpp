@@ -318,6 +318,30 @@ BOOST_AUTO_TEST_CASE(long_poll_wait_must_be_whole_seconds_in_range) {
   }
 }
 
+// A poll reads only its wait parameter: what a client or a proxy adds (a
+// cache buster, a name with no value, characters a strict query parser
+// refuses) is ignored, as the original stack ignored a poll's query.
+BOOST_AUTO_TEST_CASE(a_status_poll_ignores_other_query_parameters) {
+  auto& env_ = env::get();
+  auto token = random_uuid();
+  put_orphan_pending_record(env_.redis, token);
+  auto poll = env_.server.url("/api/v1/resize/" + token + "?");
+  for (std::string q : {"nocache", "t=12:00", "q=a+b", "cb=1,2", "a=1;b=2",
+                        "_=1700000000000", "&wait=0", "x=1&&wait=0", "%zz"}) {
+    BOOST_TEST_CONTEXT("?" << q) {
+      auto res = http_get(poll + q);
+      BOOST_TEST(res.status == 200);
+      BOOST_TEST(json_string(parse_json(res.body), "status") == "PENDING");
+    }
+  }
+  // wait among them still holds the poll.
+  auto start = std::chrono::steady_clock::now();
+  auto res = http_get(poll + "nocache&wait=1&t=12:00");
+  BOOST_TEST(res.status == 200);
+  BOOST_TEST(
+      (std::chrono::steady_clock::now() - start >= std::chrono::seconds{1}));
+}
+
 BOOST_AUTO_TEST_CASE(unknown_image_is_404) {
   auto& srv = env::get().server;
   check_error(http_get(srv.url("/api/v1/images/" + random_uuid() + ".jpg")),

@@ -974,6 +974,28 @@ BOOST_AUTO_TEST_CASE(poll_wait_parameter) {
   }
 }
 
+// Only wait is read from a poll's query; the rest may be anything.
+BOOST_AUTO_TEST_CASE(poll_wait_value_reads_only_wait) {
+  auto value = [](std::string_view q) {
+    auto v = poll_wait_value(q);
+    return v ? "[" + *v + "]" : std::string{"none"};
+  };
+  BOOST_TEST(value("") == "none");
+  BOOST_TEST(value("wait=5") == "[5]");
+  BOOST_TEST(value("wait=") == "[]");
+  BOOST_TEST(value("wait") == "[]");
+  BOOST_TEST(value("wait=1&wait=2") == "[1]"); // the first
+  BOOST_TEST(value("t=12:00&wait=3") == "[3]");
+  BOOST_TEST(value("nocache&wait=3&q=a+b") == "[3]");
+  BOOST_TEST(value("&wait=1") == "[1]");
+  BOOST_TEST(value("x=1&&wait=20&") == "[20]");
+  BOOST_TEST(value("wait=abc") == "[abc]"); // refused by decode_poll_wait
+  for (std::string_view other :
+       {"nocache", "t=12:00", "q=a+b", "cb=1,2", "a=1;wait=2", "awaits=3",
+        "waiting=3", "Wait=3", "%zz", "_=1700000000000"})
+    BOOST_TEST(value(other) == "none", other);
+}
+
 BOOST_AUTO_TEST_CASE(uuid_syntax) {
   BOOST_TEST(is_uuid(uuid));
   BOOST_TEST(is_uuid(uuid_upper));
