@@ -442,8 +442,10 @@ int continue_tracker::on_headers_complete(http_parser* p) {
     return -1;
   bool http11 = p->http_major > 1 || (p->http_major == 1 && p->http_minor >= 1);
   bool length_known = p->content_length != ULLONG_MAX;
-  if (length_known && t.limits_.body > 0 &&
-      p->content_length > t.limits_.body) {
+  auto declared_limit =
+      t.limits_.declared_body > 0 ? t.limits_.declared_body : t.limits_.body;
+  if (length_known && declared_limit > 0 &&
+      p->content_length > declared_limit) {
     t.refused_ = refusal::body;
     t.announced_ = p->content_length;
     // Stop: the connection ends with the 413. (1 would only tell
@@ -469,7 +471,7 @@ int continue_tracker::on_headers_complete(http_parser* p) {
     // Every route that reads a body needs a key (POST /api/v1/resize; on
     // the others a body is refused after it was read): refused before a
     // byte of it is, so a client without a key cannot make the server
-    // hold bodies of up to twice the body limit on each of its
+    // hold bodies (a chunked one up to twice the body limit) on each of its
     // connections. Stop, as for a body too large.
     t.refused_ = refusal::unauthorized;
     return -1;

@@ -68,6 +68,9 @@ struct request_limits {
   // limit, and keeps a record of every chunk (16 bytes) however small:
   // a body of one-byte chunks would cost 16 times its size (server.cpp).
   uint64_t chunks = 0;
+  // A declared Content-Length over this: 413 at the header block, before
+  // a byte of the body (and instead of "100 Continue"); 0: `body`.
+  uint64_t declared_body = 0;
 };
 
 /// The `route` label (metrics, access log) of a request the socket refused

@@ -1065,10 +1065,12 @@ void server::start() {
   auto& h = impl_->cfg.http;
   impl_->render_page_once();
   // RESTinio drops (closes without an answer) a request whose declared body
-  // exceeds its cap before reading it. Bodies up to twice the configured
-  // limit are read and answered 413 payload_too_large; larger ones are cut
-  // off at the header, so a hostile client cannot make us buffer them — the
-  // socket (expect_continue.hpp) writes their 413 before RESTinio closes.
+  // exceeds its cap before reading it. A body that declares more than the
+  // configured limit is refused at its header block: the socket
+  // (expect_continue.hpp) writes its 413 (instead of "100 Continue") before
+  // a byte of it is read. A chunked body declares nothing: it is read up
+  // to twice the limit and answered 413 payload_too_large by the handler
+  // past the limit; past twice, the socket answers before RESTinio closes.
   impl_->raw_body_limit = impl_->cfg.max_body_bytes * 2;
   // The same limits as incoming_http_msg_limits below, and one of the
   // socket's own: a chunked body may come in at most 1024 chunks plus one
@@ -1078,7 +1080,8 @@ void server::start() {
   continue_socket::set_limits(
       request_limits{impl_->raw_body_limit, h.max_url_bytes, 1024,
                      h.max_header_bytes, h.max_header_count,
-                     1024 + impl_->raw_body_limit / 1024},
+                     1024 + impl_->raw_body_limit / 1024,
+                     impl_->cfg.max_body_bytes},
       impl_->cfg.max_body_bytes);
   auto limit = std::make_shared<connection_limit>(
       h.max_connections_per_client, h.trusted_proxies,

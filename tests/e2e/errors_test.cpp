@@ -300,8 +300,8 @@ BOOST_AUTO_TEST_CASE(payload_too_large) {
   check_error(
       submit_json(small, base64_encode(corpus_photo("opencv__building.jpg"))),
       413, "payload_too_large");
-  // Far over the limit (here 16 MB, past the 200000 bytes the service reads
-  // at most): the answer comes after the header block, and the rest of the
+  // Over the limit (here 16 MB; a body that declares more than the limit is
+  // never read): the answer comes after the header block, and the rest of the
   // body is read and dropped until the client closes, so a client that
   // writes its whole request before reading (most simple clients do) is
   // not reset mid-send and reads its 413. Several times: a reset is a race.
@@ -355,6 +355,16 @@ BOOST_AUTO_TEST_CASE(payload_too_large) {
                          "image/jpeg", {"Expect: 100-continue"});
   check_error(asked, 413, "payload_too_large");
   BOOST_TEST(asked.status_lines.size() == 1u);
+  // Also between the limit and twice it (once read whole, after a "100
+  // Continue", and only then refused).
+  auto between =
+      http_post(small.url("/api/v1/resize"), std::string(150000, 'x'),
+                "image/jpeg", {"Expect: 100-continue"});
+  check_error(between, 413, "payload_too_large");
+  BOOST_TEST(between.status_lines.size() == 1u);
+  BOOST_TEST(between.body.find("body is 150000 bytes, limit is 100000") !=
+                 std::string::npos,
+             between.body);
   // Under the limit: accepted as usual.
   auto token =
       accepted_token(submit_raw(small, small_photo_bytes(), "image/jpeg"));

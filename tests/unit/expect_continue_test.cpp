@@ -227,6 +227,33 @@ BOOST_AUTO_TEST_CASE(a_body_over_the_limit_is_too_large) {
   BOOST_TEST(!two.too_large());
 }
 
+// A declared length is held to declared_body when set (the service's own
+// limit), a chunked body to body (twice it): 1500 bytes declared are
+// refused at the header block, 1500 bytes in chunks are read.
+BOOST_AUTO_TEST_CASE(a_declared_length_is_held_to_its_own_limit) {
+  resized::http::request_limits lim{2000, 0, 0, 0, 0, 0, 1000};
+  std::string declared =
+      "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+      "Content-Length: 1500\r\n\r\n";
+  continue_tracker refused{lim};
+  BOOST_TEST(!refused.feed(declared.data(), declared.size())); // no 100
+  BOOST_TEST(refused.too_large());
+  BOOST_TEST(refused.announced() == 1500u);
+  std::string at_limit =
+      "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+      "Content-Length: 1000\r\n\r\n";
+  continue_tracker taken{lim};
+  BOOST_TEST(taken.feed(at_limit.data(), at_limit.size()));
+  BOOST_TEST(!taken.too_large());
+  std::string chunked =
+      "POST / HTTP/1.1\r\nHost: x\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n" +
+      fmt::format("{:x}\r\n{}\r\n0\r\n\r\n", 1500, std::string(1500, 'x'));
+  continue_tracker read{lim};
+  read.feed(chunked.data(), chunked.size());
+  BOOST_TEST(!read.too_large());
+}
+
 // RESTinio's other limits, compared as RESTinio compares them: the target
 // over `url`, a name over `field_name`, a value of `field_value` or more,
 // more than `field_count` fields. At a limit nothing is refused.
