@@ -1,6 +1,7 @@
 #include "actors/lease_actor.hpp"
 
 #include <algorithm>
+#include <map>
 #include <random>
 
 #include "common/log.hpp"
@@ -86,9 +87,12 @@ clock::time_point next_adopt_time(const lease_config& cfg) {
 
 // Reads the records of the adopted `tokens` (now in this name's pending set)
 // and hands them to the supervisor, which reads their inputs as its queue
-// has room; keeps them for the next pass if Redis fails.
-void hand_over(lease_actor_type* self, const std::string& from,
-               std::vector<std::string> tokens) {
+// has room, then crosses them off the handover hash. If Redis fails they
+// stay there, and the next pass hands them over (the supervisor takes a
+// task it has already once: recover() skips what it handles). Returns
+// false if Redis failed.
+bool hand_over(lease_actor_type* self, const std::string& from,
+               const std::vector<std::string>& tokens) {
   auto& st = self->state;
   auto tasks =
       st.store->load_pending(st.cfg.node, tokens, store::pending_inputs::skip);
@@ -97,12 +101,34 @@ void hand_over(lease_actor_type* self, const std::string& from,
               {{"from", from},
                {"tasks", tokens.size()},
                {"error", tasks.error().message}});
-    st.unread.emplace_back(from, std::move(tokens));
-    return;
+    return false;
   }
   if (st.cfg.supervisor && !tasks.value().empty())
     self->send(st.cfg.supervisor, adopt_atom::value, from,
                std::move(tasks).value());
+  return st.store->handed_over(st.cfg.node, tokens).ok();
+}
+
+// Hands over what an earlier pass adopted and did not: its reading failed,
+// or the adoption's answer was lost after Redis ran it (a timeout, a
+// dropped connection), when this actor did not even know the tokens.
+// Returns false if Redis failed.
+bool hand_over_leftovers(lease_actor_type* self) {
+  auto& st = self->state;
+  auto left = st.store->adopted_not_handed(st.cfg.node);
+  if (!left)
+    return false;
+  std::map<std::string, std::vector<std::string>> by_name;
+  for (auto& [token, from] : left.value())
+    by_name[from].push_back(std::move(token));
+  for (const auto& [from, tokens] : by_name) {
+    log::info(
+        "handing over pending tasks adopted earlier",
+        {{"node", st.cfg.node}, {"from", from}, {"tasks", tokens.size()}});
+    if (!hand_over(self, from, tokens))
+      return false;
+  }
+  return true;
 }
 
 // After Redis was away long enough for a live node's lease to run out (a
@@ -134,10 +160,8 @@ void lease_taken_again(lease_actor_type* self) {
 // name's, one name at a time, and hands their tasks to the supervisor.
 void adopt_orphans(lease_actor_type* self) {
   auto& st = self->state;
-  auto unread = std::move(st.unread);
-  st.unread.clear();
-  for (auto& [from, tokens] : unread)
-    hand_over(self, from, std::move(tokens));
+  if (!hand_over_leftovers(self))
+    return; // Redis away: the next pass
   // A look on a Redis not indexed yet walks the keyspace (seconds with
   // millions of keys, and this actor renews nothing meanwhile): the lease
   // is renewed on the way when due. A renewal that does not find it this
@@ -163,14 +187,15 @@ void adopt_orphans(lease_actor_type* self) {
       continue;
     auto res = st.store->adopt_pending(name, st.cfg.node);
     if (!res)
-      return;
+      return; // if Redis ran it after all: the next pass's leftovers
     if (res.value().held || res.value().tokens.empty())
       continue;
     log::info("adopted pending tasks of a node with no owner",
               {{"node", st.cfg.node},
                {"from", name},
                {"tasks", res.value().tokens.size()}});
-    hand_over(self, name, std::move(res.value().tokens));
+    if (!hand_over(self, name, res.value().tokens))
+      return;
   }
 }
 

@@ -99,9 +99,6 @@ struct lease_state {
   bool draining = false; // shutting down: adopts nothing more
   /// held: the next look for names with no lease is due then.
   std::chrono::steady_clock::time_point next_adopt{};
-  /// Tasks moved into this name's set but not handed over yet (reading
-  /// them failed), with the name they came from.
-  std::vector<std::pair<std::string, std::vector<std::string>>> unread;
   static inline const char* name = "lease";
 };
 

@@ -33,6 +33,10 @@ std::string adoption_key(const std::string& prefix, const std::string& node) {
   return prefix + "adopted:" + node;
 }
 
+std::string handover_key(const std::string& prefix, const std::string& node) {
+  return prefix + "handover:" + node;
+}
+
 // The names of the nodes that may have a pending set: each live node adds
 // its own at every lease claim, an adoption takes the adopted one out.
 // Looking for names with no owner reads this set instead of scanning the
@@ -739,17 +743,18 @@ task_store::scan_pending_names(size_t max_names,
 
 // KEYS[1] the lease on the name adopted, KEYS[2] its pending set, KEYS[3]
 // the adopter's pending set, KEYS[4] the name's adoption mark, KEYS[5] the
-// set of names (names_key); ARGV[1] the adopter, ARGV[2] the mark's TTL in
-// ms, ARGV[3] the name adopted. Answers {0} while the lease exists (its
-// owner runs or is starting: its set is its own), else takes the name out
-// of the set of names (its owner puts it back when it claims its lease)
-// and answers {1, {}} if it has no pending set, or {1, {tokens}} once they
-// are the adopter's, with the mark set: an owner that
-// was only paused (or cut off from Redis) past its lease must not take its
-// name again and run them too (claim_script). Atomic: an owner claiming
-// its lease runs before (and keeps its set) or after (and finds it empty,
-// or is told it was adopted), and of two adopters only the first finds
-// members. SADD in steps: unpack() has a stack limit.
+// set of names (names_key), KEYS[6] the adopter's handover hash
+// (handover_key); ARGV[1] the adopter, ARGV[2] the mark's TTL in ms, also
+// the handover hash's, ARGV[3] the name adopted. Answers {0} while the lease
+// exists (its owner runs or is starting: its set is its own), else takes the
+// name out of the set of names (its owner puts it back when it claims its
+// lease) and answers {1, {}} if it has no pending set, or {1, {tokens}} once
+// they are the adopter's, with the mark set: an owner that was only paused (or
+// cut off from Redis) past its lease must not take its name again and run them
+// too (claim_script). Atomic: an owner claiming its lease runs before (and
+// keeps its set) or after (and finds it empty, or is told it was adopted), and
+// of two adopters only the first finds members. SADD in steps: unpack() has a
+// stack limit.
 constexpr const char* adopt_script =
     "if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end "
     "redis.call('SREM', KEYS[5], ARGV[3]) "
@@ -757,6 +762,8 @@ constexpr const char* adopt_script =
     "local m = redis.call('SMEMBERS', KEYS[2]) "
     "for i = 1, #m, 1000 do "
     "redis.call('SADD', KEYS[3], unpack(m, i, math.min(i + 999, #m))) end "
+    "for i = 1, #m do redis.call('HSET', KEYS[6], m[i], ARGV[3]) end "
+    "redis.call('PEXPIRE', KEYS[6], ARGV[2]) "
     "redis.call('DEL', KEYS[2]) "
     "redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[2]) "
     "return {1, m}";
@@ -775,10 +782,11 @@ outcome<adoption> task_store::adopt_pending(const std::string& from,
     auto into_key = pending_key(settings_.key_prefix, into);
     auto mark = adoption_key(settings_.key_prefix, from);
     auto registry = names_key(settings_.key_prefix);
+    auto inbox = handover_key(settings_.key_prefix, into);
     auto answer =
         run_script(impl_->conn,
-                   {"EVAL", adopt_script, "5", lkey, from_key, into_key, mark,
-                    registry, into, adoption_mark_ms, from},
+                   {"EVAL", adopt_script, "6", lkey, from_key, into_key, mark,
+                    registry, inbox, into, adoption_mark_ms, from},
                    from_key);
     if (!answer)
       return std::move(answer).error();
@@ -792,6 +800,42 @@ outcome<adoption> task_store::adopt_pending(const std::string& from,
         out.tokens.push_back(reply_text(*m.element[i]));
     }
     return out;
+  });
+}
+
+outcome<std::vector<std::pair<std::string, std::string>>>
+task_store::adopted_not_handed(const std::string& into) {
+  using result = outcome<std::vector<std::pair<std::string, std::string>>>;
+  return guarded([&]() -> result {
+    auto replies = impl_->conn.run(
+        {{"HGETALL", handover_key(settings_.key_prefix, into)}});
+    if (!replies)
+      return std::move(replies).error();
+    const auto& reply = *replies.value().front();
+    if (reply.type == REDIS_REPLY_ERROR)
+      return reply_error(impl_->conn, reply);
+    std::vector<std::pair<std::string, std::string>> out;
+    for (size_t i = 0;
+         reply.type == REDIS_REPLY_ARRAY && i + 1 < reply.elements; i += 2)
+      out.emplace_back(reply_text(*reply.element[i]),
+                       reply_text(*reply.element[i + 1]));
+    return out;
+  });
+}
+
+outcome<bool> task_store::handed_over(const std::string& into,
+                                      const std::vector<std::string>& tokens) {
+  return guarded([&]() -> outcome<bool> {
+    auto key = handover_key(settings_.key_prefix, into);
+    constexpr size_t step = 1000;
+    for (size_t from = 0; from < tokens.size(); from += step) {
+      command hdel{"HDEL", key};
+      for (size_t i = from; i < std::min(tokens.size(), from + step); ++i)
+        hdel.push_back(tokens[i]);
+      if (auto done = run_answered(impl_->conn, hdel); !done)
+        return done;
+    }
+    return true;
   });
 }
 

@@ -13,6 +13,9 @@
 //                                   the running instance that owns it (and
 //                                   its pending set), with a TTL in ms that
 //                                   the instance keeps renewing
+//   <prefix>handover:<node> hash  — tasks <node> adopted and has not handed
+//                                   to its supervisor yet: token -> the name
+//                                   adopted from (adopt_pending)
 #pragma once
 
 #include <chrono>
@@ -60,6 +63,12 @@ std::string lease_key(const std::string& prefix, const std::string& node);
 /// "<prefix>adopted:<node>": set when another node adopts the name's
 /// pending tasks; its value is the adopter (see adopt_pending).
 std::string adoption_key(const std::string& prefix, const std::string& node);
+
+/// "<prefix>handover:<node>": a hash of the tasks node <node> adopted and
+/// has not handed to its supervisor yet, token -> the name adopted from
+/// (adopt_pending writes it in the same script; adopted_not_handed,
+/// handed_over).
+std::string handover_key(const std::string& prefix, const std::string& node);
 
 /// "<prefix>finished": the pub/sub channel on which each final record is
 /// announced (its token) in the transaction that writes it, so that API
@@ -225,8 +234,21 @@ public:
   /// keeps its set, two adopters never both get a task, and an owner that
   /// takes its lease afterwards finds its set empty. `from` == `into` is
   /// refused. Errors: store_unavailable.
+  /// The moved tokens are also noted in `into`'s handover hash with
+  /// `from`, so that an adoption whose answer was lost (a timeout after
+  /// Redis ran the script, a dropped connection) is still handed over.
   outcome<adoption> adopt_pending(const std::string& from,
                                   const std::string& into);
+
+  /// The tasks `into` adopted and has not handed over yet: (token, the
+  /// name adopted from), in no particular order. Errors: store_unavailable.
+  outcome<std::vector<std::pair<std::string, std::string>>>
+  adopted_not_handed(const std::string& into);
+
+  /// Crosses `tokens` off `into`'s handover hash (they were handed to its
+  /// supervisor). Errors: store_unavailable.
+  outcome<bool> handed_over(const std::string& into,
+                            const std::vector<std::string>& tokens);
 
   /// Takes or renews the lease on `node`'s name for `instance`, for `ttl`,
   /// in one script (compare-and-renew): a free lease is taken, one that is

@@ -240,4 +240,49 @@ BOOST_AUTO_TEST_CASE(after_redis_was_away_live_nodes_keep_their_tasks) {
   BOOST_TEST(lost == 0);
 }
 
+// An adoption Redis ran whose answer never reached the adopter (a timeout
+// after the script ran, a dropped connection): the tasks are in the
+// adopter's pending set, the name they came from is gone from the set of
+// names, and a second adoption finds nothing. The next pass hands them
+// over all the same (before, they waited for the adopter's restart).
+BOOST_AUTO_TEST_CASE(an_adoption_whose_answer_was_lost_is_handed_over) {
+  auto cfg = config(1000ms, 100ms);
+  cfg.adopt = 200ms;
+  cfg.supervisor = caf::actor_cast<caf::actor>(self);
+  store::task_store ts{cfg.redis};
+  auto orphan = "orphan-" + test::random_uuid().substr(0, 8);
+  task_record rec;
+  rec.token = test::random_uuid();
+  rec.status = task_status::pending;
+  rec.submitted_at_ms = now_ms();
+  BOOST_REQUIRE(ts.put_accepted(rec, "input", orphan, 60s).ok());
+  // The adoption as this node ran it, its answer lost (done before the
+  // actor starts, so that its own pass cannot adopt the name first).
+  auto ran = ts.adopt_pending(orphan, cfg.node);
+  BOOST_REQUIRE(ran.ok());
+  BOOST_REQUIRE(ran.value().tokens == std::vector<std::string>{rec.token});
+  BOOST_REQUIRE(ts.adopt_pending(orphan, cfg.node).value().tokens.empty());
+  start(cfg);
+  BOOST_REQUIRE(recovery_asked(5s));
+  std::vector<std::string> handed;
+  std::string from;
+  self->receive(
+      [&](adopt_atom, std::string& f, std::vector<store::pending_task>& tasks) {
+        from = f;
+        for (const auto& t : tasks)
+          handed.push_back(t.record.token);
+      },
+      caf::after(5s) >> [] {});
+  BOOST_TEST(from == orphan);
+  BOOST_TEST(handed == std::vector<std::string>{rec.token},
+             boost::test_tools::per_element());
+  // Once: crossed off.
+  bool again = false;
+  self->receive([&](adopt_atom, std::string&,
+                    std::vector<store::pending_task>&) { again = true; },
+                caf::after(1s) >> [] {});
+  BOOST_TEST(!again);
+  BOOST_TEST(ts.adopted_not_handed(cfg.node).value().empty());
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -1133,6 +1133,26 @@ BOOST_FIXTURE_TEST_CASE(adopting_a_pending_set_with_no_lease, store_fixture) {
     BOOST_TEST(redis.command("SISMEMBER resized:pending:" + adopter + " " +
                              t) == ":1\r\n");
 
+  // They are noted for handing over too, with the name they came from,
+  // until crossed off (an adoption whose answer was lost is still found).
+  auto noted = store.adopted_not_handed(adopter);
+  BOOST_TEST_REQUIRE(noted.ok(), why(noted));
+  std::vector<std::string> noted_tokens;
+  for (const auto& [token, from] : noted.value()) {
+    noted_tokens.push_back(token);
+    BOOST_TEST(from == gone);
+  }
+  std::sort(noted_tokens.begin(), noted_tokens.end());
+  BOOST_TEST(noted_tokens == gone_tokens, boost::test_tools::per_element());
+  auto ttl = redis.command("PTTL resized:handover:" + adopter);
+  BOOST_TEST(ttl.rfind(":", 0) == 0u);
+  BOOST_TEST(std::stoll(ttl.substr(1)) > 0); // not kept forever
+  BOOST_TEST_REQUIRE(store.handed_over(adopter, {gone_tokens.front()}).ok());
+  BOOST_TEST(store.adopted_not_handed(adopter).value().size() ==
+             gone_tokens.size() - 1);
+  BOOST_TEST_REQUIRE(store.handed_over(adopter, gone_tokens).ok());
+  BOOST_TEST(store.adopted_not_handed(adopter).value().empty());
+
   // A second adopter (or a second pass) finds nothing left.
   task_store peer{settings_for(redis.port())};
   auto again = peer.adopt_pending(gone, "peer-" + random_token());
