@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "common/log.hpp"
 #include "store/record_codec.hpp"
 #include "store/redis_connection.hpp"
 
@@ -603,8 +604,18 @@ task_store::load_pending(const std::string& node,
       std::vector<size_t> open_at; // index into tokens
       for (size_t i = 0; i < keys.size(); ++i) {
         auto rec = record_from(impl_->conn, *replies.value()[i], keys[i]);
-        if (!rec)
-          return std::move(rec).error();
+        if (!rec) {
+          // A record this build cannot read (a newer build's option value
+          // in a rolling upgrade, a key overwritten by hand): skipped and
+          // left in the set, for a build that can; the batch's others go
+          // on (before, one such record failed every recovery, adoption
+          // and read of the node's tasks, again at each retry).
+          log::warn("pending task skipped: its record cannot be read",
+                    {{"token", tokens[from + i]},
+                     {"node", node},
+                     {"error", rec.error().message}});
+          continue;
+        }
         if (!rec.value() || is_final(rec.value()->status)) {
           // Expired, or finished but not yet forgotten: nothing to resume.
           gone.push_back(tokens[from + i]);

@@ -200,7 +200,9 @@ public:
                                 const std::string& content);
 
   /// Every task of `node`'s pending set, with its record and (`inputs`)
-  /// its input. Tokens whose record expired are removed from the set.
+  /// its input. Tokens whose record expired are removed from the set; a
+  /// record that cannot be read is logged and skipped (it stays in the
+  /// set).
   outcome<std::vector<pending_task>>
   load_pending(const std::string& node,
                pending_inputs inputs = pending_inputs::read);

@@ -838,6 +838,40 @@ BOOST_FIXTURE_TEST_CASE(corrupt_record_is_internal_error, store_fixture) {
              std::string::npos);
 }
 
+// A pending record this build cannot read (a newer build's value, in a
+// rolling upgrade) is skipped: the node's other tasks recover, and it
+// stays in the set for a build that can read it.
+BOOST_FIXTURE_TEST_CASE(an_unreadable_pending_record_is_skipped,
+                        store_fixture) {
+  auto node = "node-" + random_token();
+  std::vector<std::string> tokens;
+  for (int i = 0; i < 3; ++i) {
+    auto rec = full_record(random_token());
+    rec.status = task_status::pending;
+    rec.error_code.clear();
+    rec.error_message.clear();
+    std::string input = "input";
+    BOOST_TEST_REQUIRE(store.restore_open(rec, &input, node, 60s).value());
+    tokens.push_back(rec.token);
+  }
+  redis.command("HSET resized:task:" + tokens[1] + " format jxl");
+  for (auto inputs : {pending_inputs::read, pending_inputs::skip}) {
+    auto loaded = store.load_pending(node, inputs);
+    BOOST_TEST_REQUIRE(loaded.ok(), why(loaded));
+    std::set<std::string> got;
+    for (const auto& task : loaded.value())
+      got.insert(task.record.token);
+    BOOST_TEST(got == (std::set<std::string>{tokens[0], tokens[2]}),
+               boost::test_tools::per_element());
+  }
+  auto some = store.load_pending(node, {tokens[1], tokens[2]});
+  BOOST_TEST_REQUIRE(some.ok(), why(some));
+  BOOST_TEST_REQUIRE(some.value().size() == 1u);
+  BOOST_TEST(some.value().front().record.token == tokens[2]);
+  BOOST_TEST(redis.command("SISMEMBER resized:pending:" + node + " " +
+                           tokens[1]) == ":1\r\n");
+}
+
 BOOST_FIXTURE_TEST_CASE(wrong_type_is_an_error_not_a_crash, store_fixture) {
   redis.command("SET resized:task:" + token + " plain");
   auto rec = store.get_record(token);
