@@ -216,6 +216,20 @@ void count_final(const task_record& rec) {
 
 void take_stored_final(status_actor_type* self, const std::string& token);
 
+// Whether the final record Redis holds for `rec`'s task is `rec` itself:
+// an earlier try of this very write that failed on the way back (a
+// timeout after Redis ran it, a connection lost before its answer), not
+// another node's. Redis away again: no (as before, another's).
+bool stored_already(status_actor_type* self, const task_record& rec) {
+  auto got = self->state.store->get_record(rec.token);
+  if (!got || !got.value())
+    return false;
+  const auto& s = *got.value();
+  return s.status == rec.status && s.node == rec.node &&
+         s.finished_at_ms == rec.finished_at_ms && s.etag == rec.etag &&
+         s.error_code == rec.error_code;
+}
+
 // The answer to a read of this node's pending tasks: the tasks, or the
 // error (counted) for the supervisor to try again.
 caf::result<std::vector<store::pending_task>>
@@ -330,7 +344,7 @@ bool flush_unwritten(status_actor_type* self) {
       st.unwritten_bytes -= done.image->size();
     // Kept writes are final records and results (and undone accepts).
     if (done.what != unwritten_write::kind::forget) {
-      if (res.value())
+      if (res.value() || stored_already(self, done.record))
         count_final(done.record);
       else // another node's final record was there first
         take_stored_final(self, done.record.token);

@@ -298,6 +298,33 @@ BOOST_AUTO_TEST_CASE(final_writes_during_an_outage_land_when_redis_returns) {
   caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
 }
 
+// A kept final write whose earlier try Redis ran after all (its answer
+// lost: a timeout, a dropped connection): the retry finds that record, its
+// own, and counts the task, without the "ran on two nodes" warning (before,
+// the task went uncounted in resized_tasks_total).
+BOOST_AUTO_TEST_CASE(a_kept_write_that_had_landed_is_counted_once) {
+  auto cfg = config();
+  cfg.retry_interval = 1500ms;
+  auto st = start(cfg);
+  auto ok = make_record(task_status::success);
+  auto before = tasks_total("SUCCESS");
+  redis.stop();
+  caf::anon_send(st, result_atom::value, ok, std::string("img"), std::string{});
+  BOOST_TEST(lookup(st, ok.token).ok()); // kept, answered from memory
+  redis.start();
+  {
+    // What the lost try wrote (the actor retries only after 1.5 s).
+    store::task_store writer{config().redis};
+    BOOST_REQUIRE(writer.put_result(ok, "img", 60s).value());
+  }
+  BOOST_TEST(test::wait_until(
+      [&] { return tasks_total("SUCCESS") == before + 1; }, 10s));
+  auto got = lookup(st, ok.token);
+  BOOST_REQUIRE(got.ok());
+  BOOST_TEST((got->status == task_status::success));
+  caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
+}
+
 // A task that starts while Redis is away: its IN_PROGRESS record, with
 // the node and the attempts it has used, is written once Redis is back (a
 // restart counts those attempts against a crashing input; other API nodes
