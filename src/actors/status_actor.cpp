@@ -242,14 +242,21 @@ pending_answer(status_actor_type* self,
   return std::move(res).value();
 }
 
+bool answer_waiters_from_redis(status_actor_type* self,
+                               const std::string& token, std::string_view by);
+
 // A progress record of `rec`'s task was refused: Redis holds a final record
 // (another node's run), which stands. This node stops answering for the
-// task from its cache; lookups read Redis from now on.
-void final_in_redis_stands(status_state& st, const task_record& rec) {
+// task from its cache; lookups read Redis from now on, and the long polls
+// held for it are answered with that record now (not at their deadline:
+// the other node's announcement was ignored while the task was open here).
+void final_in_redis_stands(status_actor_type* self, const task_record& rec) {
+  auto& st = self->state;
   st.open_here.erase(rec.token);
   st.cache->erase_record(rec.token);
   log::debug("progress after a final record: Redis kept the final",
              {{"token", rec.token}, {"status", to_string(rec.status)}});
+  answer_waiters_from_redis(self, rec.token, "result");
 }
 
 // Makes the kept progress records, after the other kept writes, stopping
@@ -271,7 +278,7 @@ bool flush_progress(status_actor_type* self) {
                 {"left", st.unwritten_progress.size() - 1}});
     ++st.failing.made;
     if (!res.value())
-      final_in_redis_stands(st, pos->second);
+      final_in_redis_stands(self, pos->second);
     st.unwritten_progress.erase(pos);
   }
   note_writes_back(self);
@@ -833,7 +840,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
           supersede_progress(st, rec.token);
           note_writes_back(self);
           if (!res.value()) {
-            final_in_redis_stands(st, rec); // (see above)
+            final_in_redis_stands(self, rec); // (see above)
             return;
           }
         }

@@ -663,6 +663,31 @@ BOOST_AUTO_TEST_CASE(a_result_after_another_nodes_final_record_is_not_stored) {
   caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
 }
 
+// A task open here whose final record another node wrote (it ran on two
+// nodes): the next progress write here is refused, and a long poll held
+// for the task gets Redis' final record then, not at its deadline (the
+// other node's announcement was ignored while the task was open here).
+BOOST_AUTO_TEST_CASE(
+    a_long_poll_is_answered_when_progress_finds_a_final_record) {
+  auto st = start(config());
+  auto rec = make_record();
+  rec.status = task_status::in_progress;
+  caf::anon_send(st, update_atom::value, rec);
+  BOOST_REQUIRE(lookup(st, rec.token).ok()); // cached open here
+  auto poll = long_poll(st, rec.token, 30s);
+  // The other node's final record, written without its announcement (a
+  // message this node may miss: it would answer the poll by itself).
+  redis.command("HSET " + prefix + "task:" + rec.token +
+                " status FAILURE error_code worker_lost");
+  auto again = rec; // started again here: a progress change
+  again.attempts = rec.attempts + 1;
+  caf::anon_send(st, update_atom::value, again);
+  auto got = answered(poll, 5s);
+  BOOST_TEST((got.status == task_status::failure));
+  BOOST_TEST(got.error_code == "worker_lost");
+  caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
+}
+
 // Redis hangs: the call that finds it waits out the command timeout, and
 // that is all. Until Redis answers again nothing waits for it: cached records
 // are answered, lookups Redis must answer and PINGs (/readyz) are refused at
