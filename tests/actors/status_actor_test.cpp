@@ -100,6 +100,16 @@ struct status_fixture : test::actor_system_fixture {
         10s);
   }
 
+  // A new task's IN_PROGRESS record, sent to `st` and cached there (open
+  // here, as when this node runs it).
+  task_record running_here(const caf::actor& st) {
+    auto rec = make_record();
+    rec.status = task_status::in_progress;
+    caf::anon_send(st, update_atom::value, rec);
+    BOOST_REQUIRE(lookup(st, rec.token).ok());
+    return rec;
+  }
+
   // resized_tasks_total{status=<status>} as this process counts it now.
   static double tasks_total(const std::string& status) {
     return test::metric_value(metrics::global().text(),
@@ -613,10 +623,7 @@ BOOST_AUTO_TEST_CASE(a_progress_change_after_a_final_record_is_dropped) {
 // result overwrote the FAILURE and the nodes answered differently for good.
 BOOST_AUTO_TEST_CASE(a_result_after_another_nodes_final_record_is_not_stored) {
   auto st = start(config());
-  auto rec = make_record();
-  rec.status = task_status::in_progress;
-  caf::anon_send(st, update_atom::value, rec);
-  BOOST_REQUIRE(lookup(st, rec.token).ok()); // cached open here
+  auto rec = running_here(st);
   auto poll = long_poll(st, rec.token, 30s);
   auto lost = rec;
   lost.status = task_status::failure;
@@ -670,10 +677,7 @@ BOOST_AUTO_TEST_CASE(a_result_after_another_nodes_final_record_is_not_stored) {
 BOOST_AUTO_TEST_CASE(
     a_long_poll_is_answered_when_progress_finds_a_final_record) {
   auto st = start(config());
-  auto rec = make_record();
-  rec.status = task_status::in_progress;
-  caf::anon_send(st, update_atom::value, rec);
-  BOOST_REQUIRE(lookup(st, rec.token).ok()); // cached open here
+  auto rec = running_here(st);
   auto poll = long_poll(st, rec.token, 30s);
   // The other node's final record, written without its announcement (a
   // message this node may miss: it would answer the poll by itself).
