@@ -524,7 +524,13 @@ outcome<std::string> task_store::put_accepted(const task_record& rec,
     if (content.empty() || replies.elements == 0)
       return std::string{};
     const auto& twin = *replies.element[replies.elements - 1];
-    return twin.type == REDIS_REPLY_STRING ? reply_text(twin) : std::string{};
+    if (twin.type != REDIS_REPLY_STRING)
+      return std::string{};
+    // Its own token: the transaction ran twice (the connection dropped
+    // after Redis ran it, and the retry ran it again): no earlier twin.
+    // (Taken for one, the task waited out a task timeout for itself.)
+    auto token = reply_text(twin);
+    return token == rec.token ? std::string{} : token;
   });
 }
 

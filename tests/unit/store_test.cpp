@@ -742,6 +742,15 @@ BOOST_FIXTURE_TEST_CASE(content_index, store_fixture) {
   auto [first, none] = accepted(content);
   BOOST_TEST(none.empty());
   BOOST_TEST(accepted(content).second == first);
+  // The same accept run again (the retry of a transaction Redis ran before
+  // its connection dropped) finds itself in the index: that is no twin.
+  {
+    auto again = full_record(first);
+    again.status = task_status::pending;
+    auto twin = store.put_accepted(again, "input", node, 90s, content);
+    BOOST_TEST_REQUIRE(twin.ok(), why(twin));
+    BOOST_TEST(twin.value().empty());
+  }
 
   auto failed = full_record(random_token()); // full_record is a FAILURE
   BOOST_TEST_REQUIRE(store.put_result(failed, "x", 90s, {}, content).ok());
