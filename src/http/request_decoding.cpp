@@ -396,17 +396,24 @@ outcome<option_values> decode_query_options(
   return out;
 }
 
-std::optional<std::string> poll_wait_value(std::string_view query) {
-  constexpr std::string_view name = "wait";
+std::vector<std::string_view> query_parts(std::string_view query) {
+  std::vector<std::string_view> parts;
   for (size_t start = 0; start <= query.size();) {
     auto end = std::min(query.find('&', start), query.size());
-    auto part = query.substr(start, end - start);
+    parts.push_back(query.substr(start, end - start));
+    start = end + 1;
+  }
+  return parts;
+}
+
+std::optional<std::string> poll_wait_value(std::string_view query) {
+  constexpr std::string_view name = "wait";
+  for (auto part : query_parts(query)) {
     if (part == name)
       return std::string{};
     if (part.size() > name.size() && part.substr(0, name.size()) == name &&
         part[name.size()] == '=')
       return std::string{part.substr(name.size() + 1)};
-    start = end + 1;
   }
   return std::nullopt;
 }

@@ -55,6 +55,10 @@ outcome<json_submission> decode_json_submission(std::string body);
 outcome<option_values> decode_query_options(
     const std::vector<std::pair<std::string, std::string>>& params);
 
+/// A query string's parameters as written, split at each '&' (empty ones
+/// too: "a=1&&b" gives "a=1", "", "b"; "" gives one empty part).
+std::vector<std::string_view> query_parts(std::string_view query);
+
 /// The raw value of the first `wait` parameter of a status poll's query
 /// string (`wait=<value>`; a bare `wait` gives ""), nullopt if there is
 /// none. Nothing else of the query is read: whatever a client or a proxy

@@ -502,10 +502,7 @@ struct server::impl {
     // RESTinio's parser takes ';' as a separator too and drops a name with
     // no '=' ("?width" gave a 202 with the default width): refused here
     // first, so that an option is never read other than as written.
-    auto query = req->header().query();
-    for (size_t start = 0; start <= query.size();) {
-      auto end = std::min(query.find('&', start), query.size());
-      auto part = query.substr(start, end - start);
+    for (auto part : query_parts(req->header().query())) {
       if (part.find(';') != std::string_view::npos)
         return failure{error_code::invalid_option,
                        "query string is malformed: parameters are separated "
@@ -515,7 +512,6 @@ struct server::impl {
             error_code::invalid_option,
             fmt::format("query parameter '{}' has no value (name=value)",
                         part.substr(0, 64))};
-      start = end + 1;
     }
     auto parsed = restinio::try_parse_query<
         restinio::parse_query_traits::javascript_compatible>(

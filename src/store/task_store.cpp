@@ -160,6 +160,18 @@ outcome<std::vector<reply_ptr>> read_with_expiry(redis_connection& conn,
   return replies;
 }
 
+/// An HGETALL reply (an array of names and values) as (name, value) pairs.
+field_list hash_fields(const redisReply& reply) {
+  field_list fields;
+  if (reply.type != REDIS_REPLY_ARRAY)
+    return fields;
+  fields.reserve(reply.elements / 2);
+  for (size_t i = 0; i + 1 < reply.elements; i += 2)
+    fields.emplace_back(reply_text(*reply.element[i]),
+                        reply_text(*reply.element[i + 1]));
+  return fields;
+}
+
 /// HGETALL `key`'s `reply` as a record; nullopt when there is no such key.
 outcome<std::optional<task_record>> record_from(redis_connection& conn,
                                                 const redisReply& reply,
@@ -171,12 +183,7 @@ outcome<std::optional<task_record>> record_from(redis_connection& conn,
                    "unexpected reply to HGETALL " + key};
   if (reply.elements == 0)
     return std::optional<task_record>{}; // no such key
-  field_list fields;
-  fields.reserve(reply.elements / 2);
-  for (size_t i = 0; i < reply.elements; i += 2)
-    fields.emplace_back(reply_text(*reply.element[i]),
-                        reply_text(*reply.element[i + 1]));
-  auto rec = decode_fields(fields);
+  auto rec = decode_fields(hash_fields(reply));
   if (!rec)
     return failure{rec.error().code, rec.error().message + " in " + key};
   return std::optional<task_record>{std::move(rec).value()};
@@ -831,12 +838,7 @@ task_store::adopted_not_handed(const std::string& into) {
     const auto& reply = *replies.value().front();
     if (reply.type == REDIS_REPLY_ERROR)
       return reply_error(impl_->conn, reply);
-    std::vector<std::pair<std::string, std::string>> out;
-    for (size_t i = 0;
-         reply.type == REDIS_REPLY_ARRAY && i + 1 < reply.elements; i += 2)
-      out.emplace_back(reply_text(*reply.element[i]),
-                       reply_text(*reply.element[i + 1]));
-    return out;
+    return hash_fields(reply); // token -> the name adopted from
   });
 }
 

@@ -974,6 +974,14 @@ BOOST_AUTO_TEST_CASE(poll_wait_parameter) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(query_parts_split_at_each_ampersand) {
+  using parts = std::vector<std::string_view>;
+  BOOST_TEST((query_parts("") == parts{""}));
+  BOOST_TEST((query_parts("a=1") == parts{"a=1"}));
+  BOOST_TEST((query_parts("a=1&&b") == parts{"a=1", "", "b"}));
+  BOOST_TEST((query_parts("a=1;b=2&") == parts{"a=1;b=2", ""}));
+}
+
 // Only wait is read from a poll's query; the rest may be anything.
 BOOST_AUTO_TEST_CASE(poll_wait_value_reads_only_wait) {
   auto value = [](std::string_view q) {
