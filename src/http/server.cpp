@@ -894,8 +894,9 @@ struct server::impl {
         resp.append_header(restinio::http_field::content_type,
                            std::string{a->content_type});
       resp.append_header(restinio::http_field::etag, etag);
-      if (!not_modified)
-        resp.append_header(restinio::http_field::cache_control, "no-cache");
+      // On a 304 too (RFC 9110 §15.4.5): a cache updates its copy's
+      // headers from the 304.
+      resp.append_header(restinio::http_field::cache_control, "no-cache");
       resp.append_header("X-Request-Id", ctx.id);
     });
     return restinio::request_accepted();

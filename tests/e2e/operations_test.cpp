@@ -148,7 +148,8 @@ BOOST_AUTO_TEST_CASE(head_answers_like_get_without_a_body) {
 
 // RFC 9110 §8.6: a 304 sends no Content-Length but the 200's (curl hides
 // what a 304 says; RESTinio wrote "Content-Length: 0"). Results, the page
-// and its assets: the 304 has the 200's length and no body, GET and HEAD.
+// and its assets: the 304 has the 200's length, its Cache-Control and no
+// body, GET and HEAD.
 BOOST_AUTO_TEST_CASE(not_modified_carries_the_200s_length) {
   auto token = accepted_token(
       submit_raw(srv(), corpus_photo(small_photo), "image/jpeg"));
@@ -170,6 +171,10 @@ BOOST_AUTO_TEST_CASE(not_modified_carries_the_200s_length) {
           BOOST_TEST(res.body.empty());
           BOOST_TEST(res.header("content-length") == length);
           BOOST_TEST(res.header("etag") == full.header("etag"));
+          // RFC 9111 §4.3.4: the stored response takes the 304's
+          // Cache-Control; without it a cache keeps what the 200 said.
+          BOOST_TEST(res.header("cache-control") ==
+                     full.header("cache-control"));
           BOOST_TEST(raw_rest(method, path, cond).empty());
         }
       }
