@@ -1,7 +1,7 @@
 // accept(2), recv(2) and connect(2) as CAF's middleman calls them, defined
 // by resized's executable in front of libc's, to watch the connections to
-// the cluster port until their peer says hello, and to bound a worker's
-// connects (cluster_guard.hpp).
+// the cluster port until their peer has joined as a node, and to bound a
+// worker's connects (cluster_guard.hpp).
 //
 // Why by hand: CAF 0.17's middleman has no limit on connections waiting in
 // BASP's handshake and no deadline for it, and tells nothing about a
@@ -95,7 +95,7 @@ struct pending_connection {
 constexpr size_t basp_header_size = 32;
 
 // Follows `n` received bytes through `p`'s framing; false when a header
-// announces more than max_payload_before_hello.
+// announces more than max_payload_before_join.
 bool frames_ok(pending_connection& p, const uint8_t* data, size_t n) {
   while (n > 0) {
     if (p.payload_left > 0) {
@@ -115,7 +115,7 @@ bool frames_ok(pending_connection& p, const uint8_t* data, size_t n) {
     uint32_t len = (uint32_t{p.header[4]} << 24) |
                    (uint32_t{p.header[5]} << 16) |
                    (uint32_t{p.header[6]} << 8) | uint32_t{p.header[7]};
-    if (len > resized::max_payload_before_hello)
+    if (len > resized::max_payload_before_join)
       return false;
     p.payload_left = len;
     p.header_bytes = 0;
@@ -132,9 +132,9 @@ struct guard_state {
   std::atomic<size_t> max_pending{0};
   std::mutex mutex;
   std::unordered_map<int, pending_connection> pending; // by descriptor
-  // Peers that said hello, until their connection is found (or for two
-  // deadlines: a hello on a connection accepted before the guard).
-  std::map<std::pair<std::string, uint16_t>, clock_type::time_point> greeted;
+  // Peers that joined, until their connection is found (or for two
+  // deadlines: a join on a connection accepted before the guard).
+  std::map<std::pair<std::string, uint16_t>, clock_type::time_point> joined;
   std::once_flag watchdog_started;
   resized::log::throttle log{std::chrono::seconds{10}};
   std::atomic<bool> check_frames{false};
@@ -144,19 +144,19 @@ struct guard_state {
 
 guard_state& guard = *new guard_state;
 
-// Whether the peer of pending connection `p` has said hello (its
-// connection is a node's: the caller forgets it); the hello is used up.
+// Whether the peer of pending connection `p` has joined (its connection is
+// a node's: the caller forgets it); the note is used up.
 // Under guard.mutex.
-bool take_hello(const pending_connection& p) {
-  auto hello = guard.greeted.find(p.peer_endpoint);
-  if (hello == guard.greeted.end())
+bool take_join(const pending_connection& p) {
+  auto join = guard.joined.find(p.peer_endpoint);
+  if (join == guard.joined.end())
     return false;
-  guard.greeted.erase(hello);
+  guard.joined.erase(join);
   return true;
 }
 
 // Once a quarter of the deadline: forgets connections whose peer said
-// hello, shuts down those past the deadline.
+// joined, shuts down those past the deadline.
 void watchdog() {
   for (;;) {
     auto limit = std::chrono::milliseconds{guard.deadline_ms.load()};
@@ -165,7 +165,7 @@ void watchdog() {
     auto now = clock_type::now();
     std::lock_guard<std::mutex> lock{guard.mutex};
     for (auto i = guard.pending.begin(); i != guard.pending.end();) {
-      if (take_hello(i->second)) {
+      if (take_join(i->second)) {
         i = guard.pending.erase(i);
         continue;
       }
@@ -177,7 +177,7 @@ void watchdog() {
         ::shutdown(i->first, SHUT_RDWR);
         if (auto count = guard.log.note(0, now); count > 0)
           resized::log::warn(
-              "cluster connection cut off: no hello in time",
+              "cluster connection cut off: not joined in time",
               {{"peer", resized::address_text(i->second.ends.peer,
                                               i->second.ends.peer_len)},
                {"deadline_ms", limit.count()},
@@ -186,13 +186,13 @@ void watchdog() {
       }
       i = guard.pending.erase(i);
     }
-    for (auto i = guard.greeted.begin(); i != guard.greeted.end();)
-      i = now - i->second > 2 * limit ? guard.greeted.erase(i) : std::next(i);
+    for (auto i = guard.joined.begin(); i != guard.joined.end();)
+      i = now - i->second > 2 * limit ? guard.joined.erase(i) : std::next(i);
   }
 }
 
 // `fd` received `n` bytes at `data`: if it is a connection waiting for its
-// peer's hello whose framing announces too large a payload, it is shut
+// peer's join whose framing announces too large a payload, it is shut
 // down (and true is answered: the caller reports a reset).
 bool refuse_oversized(int fd, const void* data, size_t n) {
   std::lock_guard<std::mutex> lock{guard.mutex};
@@ -205,9 +205,9 @@ bool refuse_oversized(int fd, const void* data, size_t n) {
     guard.pending.erase(i);
     return false;
   }
-  // Said hello since (the watchdog forgets it at its next round only): a
+  // Joined since (the watchdog forgets it at its next round only): a
   // node's, whose messages may be as large as results are.
-  if (take_hello(i->second)) {
+  if (take_join(i->second)) {
     guard.pending.erase(i);
     return false;
   }
@@ -216,11 +216,10 @@ bool refuse_oversized(int fd, const void* data, size_t n) {
   ::shutdown(fd, SHUT_RDWR);
   if (auto count = guard.log.note(2, clock_type::now()); count > 0)
     resized::log::warn(
-        "cluster connection cut off: a message too large before its hello",
+        "cluster connection cut off: a message too large before it joined",
         {{"peer",
           resized::address_text(i->second.ends.peer, i->second.ends.peer_len)},
-         {"max_bytes",
-          static_cast<uint64_t>(resized::max_payload_before_hello)},
+         {"max_bytes", static_cast<uint64_t>(resized::max_payload_before_join)},
          {"connections", count},
          {"log_every_s", guard.log.every_seconds()}});
   guard.pending.erase(i);
@@ -280,7 +279,7 @@ void note_accepted(int listener, int fd) {
     ::shutdown(fd, SHUT_RDWR);
     if (auto count = guard.log.note(1, p.since); count > 0)
       resized::log::warn(
-          "cluster connection refused: too many without a hello",
+          "cluster connection refused: too many not joined",
           {{"peer", resized::address_text(p.ends.peer, p.ends.peer_len)},
            {"max_pending", guard.max_pending.load()},
            {"connections", count},
@@ -308,11 +307,11 @@ void limit_blocking_connects(std::chrono::milliseconds limit) {
   guard.connect_limit_ms = limit.count();
 }
 
-void note_cluster_hello(const std::string& host, uint16_t port) {
+void note_cluster_join(const std::string& host, uint16_t port) {
   if (guard.port.load() == 0)
     return;
   std::lock_guard<std::mutex> lock{guard.mutex};
-  guard.greeted[{host, port}] = clock_type::now();
+  guard.joined[{host, port}] = clock_type::now();
 }
 
 } // namespace resized
@@ -323,7 +322,7 @@ int accept(int fd, sockaddr* addr, socklen_t* len) {
   int s = libc_accept()(fd, addr, len);
   if (s >= 0 && guard.port.load() != 0) {
     // A note on descriptor `s` is of a connection closed since (its peer
-    // left without a hello, and CAF closed it): whatever `s` is now, an
+    // left without joining, and CAF closed it): whatever `s` is now, an
     // HTTP connection too, it is not that one.
     forget(s);
     note_accepted(fd, s);

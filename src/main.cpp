@@ -638,9 +638,9 @@ int main(int argc, char** argv) {
     set_tls_handshake_deadline(cl.connection_timeout);
   }
   // An API node's cluster port: only so many connections may wait for
-  // their peer's hello, and one silent past the deadline is cut off. With
+  // their peer's join, and one silent past the deadline is cut off. With
   // TLS the handshake's own deadline (above) comes first; this one then
-  // catches a peer that finished it and never says hello.
+  // catches a peer that finished it and never joins.
   if (cl.role == "api" && cl.port != 0)
     guard_cluster_port(cl.port,
                        cl.tls.on() ? 2 * cl.connection_timeout
@@ -681,7 +681,7 @@ int main(int argc, char** argv) {
             name_lost = true;
             kill(getpid(), SIGTERM); // main's sigwait below takes it
           },
-          note_cluster_hello);
+          note_cluster_join);
     } catch (const std::exception& e) {
       log::error("cannot start node", {{"error", e.what()}});
       // The lease may be taken already (the cluster port is opened after

@@ -21,7 +21,7 @@ node_actors
 start_node(caf::actor_system& sys, const config::service_settings& cfg,
            const std::string& build, const std::string& instance,
            std::function<void()> on_lost,
-           std::function<void(const std::string&, uint16_t)> on_hello) {
+           std::function<void(const std::string&, uint16_t)> on_joined) {
   node_actors node;
   const auto& cl = cfg.cluster;
   auto pool = static_cast<size_t>(cfg.resize.pool_size);
@@ -75,7 +75,7 @@ start_node(caf::actor_system& sys, const config::service_settings& cfg,
   sup.node = cl.node_name;
   sup.role = cl.role;
   sup.build = build;
-  sup.on_hello = std::move(on_hello);
+  sup.on_joined = std::move(on_joined);
   sup.decode_bytes_per_worker = cfg.resize.decode_bytes_per_worker;
   sup.store_timeout =
       2 * cfg.redis.store.command_timeout + cfg.redis.store.connect_timeout;
@@ -94,10 +94,13 @@ start_node(caf::actor_system& sys, const config::service_settings& cfg,
   node.api = std::make_unique<actor_backend>(node.supervisor, node.status,
                                              scfg.cache, node.reader);
   if (cl.role == "api") {
+    // Peers reach the supervisor only through its gateway: hello, join and
+    // leave (anything of a peer's is taken for a worker's).
+    auto gateway = sys.spawn(cluster_gateway, node.supervisor);
     auto port = cl.tls.on()
-                    ? caf::openssl::publish(node.supervisor, cl.port,
+                    ? caf::openssl::publish(gateway, cl.port,
                                             cl.bind_address.c_str(), true)
-                    : sys.middleman().publish(node.supervisor, cl.port,
+                    : sys.middleman().publish(gateway, cl.port,
                                               cl.bind_address.c_str(), true);
     if (!port) {
       stop_node(node);

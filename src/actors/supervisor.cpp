@@ -1305,18 +1305,14 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
         // (Before the promise, which takes the request's sender over.)
         auto sender = caf::actor_cast<caf::actor>(self->current_sender());
         auto promise = self->make_response_promise();
+        const auto& st = self->state;
         if (protocol != cluster_protocol) {
           refuse_protocol(self, sender, protocol, std::move(build), promise);
           return promise;
         }
-        // The connection is a node's: tell the cluster port's guard
-        // before the worker can go on.
-        peer_endpoint(
-            self, sender, [=](std::string host, uint16_t port) mutable {
-              if (port != 0 && self->state.cfg.on_hello)
-                self->state.cfg.on_hello(host, port);
-              promise.deliver(hello_atom::value, self->state.cfg.build);
-            });
+        // (The cluster port's guard keeps its limits on the connection
+        // until the worker has joined: a hello proves nothing.)
+        promise.deliver(hello_atom::value, st.cfg.build);
         return promise;
       },
       [=](join_atom, caf::actor& agent,
@@ -1327,13 +1323,31 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
           return promise;
         }
         auto& st = self->state;
-        if (auto i = st.nodes.find(info.name);
-            i != st.nodes.end() && i->second.agent != agent) {
-          refuse_name(self, i->first, i->second, agent, info, promise);
-          return promise;
+        if (auto i = st.nodes.find(info.name); i != st.nodes.end()) {
+          if (i->second.agent != agent) {
+            refuse_name(self, i->first, i->second, agent, info, promise);
+            return promise;
+          }
+          // The same worker joins again: its link lost this node and
+          // connected anew, maybe before this node saw the old connection
+          // go (CAF then routes to the worker over the new one and never
+          // reports the old one down). The answers of what ran there went
+          // with the old connection: those tasks run again now, not when
+          // the backstop expires.
+          if (i->second.busy > 0)
+            drop_node(self, info.name,
+                      "joined again: its connection to this node was lost");
         }
+        // The connection is a node's now: the cluster port's guard lets it
+        // carry results, before the worker hears it is in.
+        auto agent_handle = agent;
         add_node(self, std::move(agent), std::move(info), "worker");
-        promise.deliver(welcome_atom::value);
+        peer_endpoint(self, agent_handle,
+                      [=](std::string host, uint16_t port) mutable {
+                        if (port != 0 && self->state.cfg.on_joined)
+                          self->state.cfg.on_joined(host, port);
+                        promise.deliver(welcome_atom::value);
+                      });
         return promise;
       },
       [=](leave_atom, const caf::actor& agent) -> uint64_t {
@@ -1358,6 +1372,27 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
         if (auto i = self->state.nodes.find(name); i != self->state.nodes.end())
           i->second.saturated = false;
         dispatch(self);
+      },
+  };
+}
+
+caf::behavior cluster_gateway(caf::event_based_actor* self,
+                              caf::actor supervisor) {
+  // Gone with the supervisor: workers monitor this actor for the API node.
+  self->link_to(supervisor);
+  // Forwarded with their sender and request: the supervisor answers the
+  // worker itself (and sees which connection asked).
+  return {
+      [=](hello_atom, uint32_t protocol, std::string& build) {
+        return self->delegate(supervisor, hello_atom::value, protocol,
+                              std::move(build));
+      },
+      [=](join_atom, caf::actor& agent, node_info& info) {
+        return self->delegate(supervisor, join_atom::value, std::move(agent),
+                              std::move(info));
+      },
+      [=](leave_atom, caf::actor& agent) {
+        return self->delegate(supervisor, leave_atom::value, std::move(agent));
       },
   };
 }

@@ -72,9 +72,9 @@ struct supervisor_config {
   /// own pool in /api/v1/cluster, and told to workers in answer to hello.
   std::string build;
   /// Called with the remote end of a worker's BASP connection (numeric
-  /// host, port) when it says hello in this node's protocol, before the
-  /// answer (main: the cluster port's guard, cluster_guard.hpp).
-  std::function<void(const std::string&, uint16_t)> on_hello;
+  /// host, port) when it has joined, before it is told so (main: the
+  /// cluster port's guard, cluster_guard.hpp).
+  std::function<void(const std::string&, uint16_t)> on_joined;
   std::chrono::milliseconds store_timeout{5000}; // accept / recover writes
   /// Memory budget per resize worker of a node: a node starts a task only
   /// while the decode estimates of its tasks in flight, this one included,
@@ -201,6 +201,13 @@ using supervisor_actor_type = caf::stateful_actor<supervisor_state>;
 caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
                          caf::actor status, caf::actor local_agent,
                          size_t local_pool_size);
+
+/// What the cluster port publishes in front of `supervisor`: a worker's
+/// hello, join and leave are passed on; anything else a peer sends (drain,
+/// abandon, submit, ...: the supervisor's own, from this process) is
+/// refused as an unexpected message.
+caf::behavior cluster_gateway(caf::event_based_actor* self,
+                              caf::actor supervisor);
 
 /// A random (version 4) UUID, lower-case, 36 characters.
 std::string make_token();

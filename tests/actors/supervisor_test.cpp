@@ -918,7 +918,8 @@ caf::behavior holding_agent(caf::stateful_actor<held_jobs>* self,
   return {
       [=](const resize_job& job) {
         auto promise = self->make_response_promise();
-        self->state.held.emplace(job.token, promise);
+        // The latest dispatch of a token is the one answered.
+        self->state.held.insert_or_assign(job.token, promise);
         self->send(observer, job.token);
         return promise;
       },
@@ -1290,6 +1291,75 @@ BOOST_AUTO_TEST_CASE(a_worker_of_another_cluster_protocol_is_refused) {
   BOOST_TEST(v.nodes.front().build == "1.2.3 (abc)");
   BOOST_TEST(v.build == "1.2.3 (abc)");
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}
+
+// The cluster port publishes the gateway, not the supervisor: a peer's
+// hello, join and leave pass; the supervisor's other messages (drain,
+// abandon, ...) do not, so no peer can stop the node taking tasks.
+BOOST_AUTO_TEST_CASE(the_gateway_passes_only_a_workers_messages) {
+  supervisor_config cfg;
+  cfg.build = "1.2.3 (abc)";
+  auto sup = start(cfg, 0);
+  auto gate = sys.spawn(cluster_gateway, sup);
+  caf::scoped_actor self{sys};
+  for (auto refused : {caf::make_message(drain_atom::value),
+                       caf::make_message(abandon_atom::value),
+                       caf::make_message(recover_atom::value),
+                       caf::make_message(restore_atom::value)}) {
+    caf::error err;
+    self->request(gate, 5s, refused)
+        .receive([&](caf::message&) {},
+                 [&](caf::error& e) { err = std::move(e); });
+    BOOST_TEST((err == caf::sec::unexpected_message), sys.render(err));
+  }
+  std::string answered;
+  self->request(gate, 5s, hello_atom::value, cluster_protocol,
+                std::string{"1.2.3 (abc)"})
+      .receive([&](hello_atom, std::string& build) { answered = build; },
+               [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
+  BOOST_TEST(answered == "1.2.3 (abc)");
+  held_node held{sys};
+  join(gate, held.actor, "through-the-gate", 1);
+  // Still taking tasks: none of the above drained it.
+  auto token = submit(sup, "a");
+  BOOST_TEST_REQUIRE(token.ok());
+  BOOST_TEST(held.next(10s) == token.value());
+  uint64_t in_flight = 0;
+  self->request(gate, 5s, leave_atom::value, held.actor)
+      .receive([&](uint64_t n) { in_flight = n; },
+               [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
+  BOOST_TEST(in_flight == 1u);
+  caf::anon_send(held.actor, token.value());
+  run_until_final({token.value()});
+  BOOST_TEST((last[token.value()].status == task_status::success));
+  for (auto* x : {&sup, &held.actor})
+    caf::anon_send_exit(*x, caf::exit_reason::user_shutdown);
+}
+
+// A worker whose connection to this node broke joins again with the same
+// agent, possibly before this node saw the old connection go (then CAF
+// never reports it down). What it ran answers over the old connection, that
+// is never: it runs again at once instead of failing at the backstop.
+BOOST_AUTO_TEST_CASE(a_worker_joining_again_gets_its_tasks_again) {
+  supervisor_config cfg;
+  cfg.task_timeout = 60s; // the backstop is far off
+  auto sup = start(cfg, 0);
+  held_node held{sys};
+  join(sup, held.actor, "flaky", 1);
+  auto token = submit(sup, "a").value();
+  BOOST_TEST_REQUIRE(held.next(10s) == token);
+  join(sup, held.actor, "flaky", 1);
+  BOOST_TEST_REQUIRE(held.next(10s) == token); // sent again
+  caf::anon_send(held.actor, token);
+  run_until_final({token});
+  BOOST_TEST((last[token].status == task_status::success));
+  BOOST_TEST(last[token].attempts == 2u);
+  auto v = view(sup);
+  BOOST_TEST(v.retried == 1u);
+  BOOST_TEST_REQUIRE(v.nodes.size() == 1u);
+  BOOST_TEST(v.nodes.front().busy == 0u);
+  for (auto* x : {&sup, &held.actor})
+    caf::anon_send_exit(*x, caf::exit_reason::user_shutdown);
 }
 
 BOOST_AUTO_TEST_CASE(cluster_errors_are_described_in_words) {

@@ -1590,8 +1590,8 @@ BOOST_AUTO_TEST_CASE(silent_connections_to_the_cluster_port_are_cut_off,
   BOOST_TEST(closed_by_peer(idle[2]));
   BOOST_TEST((std::chrono::steady_clock::now() - t0 < 900ms));
   BOOST_TEST(!wait_log_line(api.process(),
-                            "cluster connection refused: too many without a "
-                            "hello",
+                            "cluster connection refused: too many not "
+                            "joined",
                             5s)
                   .empty());
   // The first two: cut off at the deadline.
@@ -1601,7 +1601,8 @@ BOOST_AUTO_TEST_CASE(silent_connections_to_the_cluster_port_are_cut_off,
       std::chrono::steady_clock::now() - t0);
   BOOST_TEST_MESSAGE("cut off after " << took.count() << " ms");
   BOOST_TEST(!wait_log_line(api.process(),
-                            "cluster connection cut off: no hello in time", 5s)
+                            "cluster connection cut off: not joined in time",
+                            5s)
                   .empty());
   for (int fd : idle)
     ::close(fd);
@@ -1650,7 +1651,7 @@ BOOST_AUTO_TEST_CASE(a_huge_message_before_hello_is_cut_off,
   ::close(fd);
   BOOST_TEST(!wait_log_line(api.process(),
                             "cluster connection cut off: a message too large "
-                            "before its hello",
+                            "before it joined",
                             5s)
                   .empty());
   BOOST_TEST(api.running());
