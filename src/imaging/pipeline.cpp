@@ -413,8 +413,11 @@ struct thumbnail_plan {
 /// the API promises the requested dimensions. A missing side (0) is derived
 /// from the aspect ratio, but capped at `max_dimension`, so a 20000x1 strip
 /// asked for height 100 gives 4096x1, not 2000000x100.
+/// `swap`: whether libvips will turn the image (EXIF orientation 5-8);
+/// nullopt when that is not certain (jpeg_exif_orientation).
 thumbnail_plan plan_thumbnail(const resize_options& opts, const limits& lim,
-                              const probe_info& head) {
+                              const probe_info& head,
+                              std::optional<bool> swap) {
   thumbnail_plan plan;
   plan.loader_options = loader_options(head.format, lim.fail_on_truncated);
   if (opts.width == 0 || opts.height == 0) {
@@ -429,12 +432,17 @@ thumbnail_plan plan_thumbnail(const resize_options& opts, const limits& lim,
     plan.crop = VIPS_INTERESTING_CENTRE;
     // thumbnail would first enlarge the whole image to cover the box:
     // 20000x1 to 100x100 becomes a 2000000x100 intermediate (1 GB, 5 s).
-    // the size of one page once EXIF orientation is applied
-    int upright_width = head.orientation_swap ? head.height : head.width;
-    int upright_height = head.orientation_swap ? head.width : head.height;
-    double cover = std::max(double(opts.width) / upright_width,
-                            double(opts.height) / upright_height);
-    plan.crop_first = cover > 1.0;
+    // the size of one page once EXIF orientation is applied; either way
+    // when that is not certain (cropping first is right for both, only
+    // slower where the other way would shrink)
+    auto enlarges = [&](bool turned) {
+      int upright_width = turned ? head.height : head.width;
+      int upright_height = turned ? head.width : head.height;
+      return std::max(double(opts.width) / upright_width,
+                      double(opts.height) / upright_height) > 1.0;
+    };
+    plan.crop_first =
+        swap ? enlarges(*swap) : enlarges(false) || enlarges(true);
     break;
   }
   case fit_mode::fit:
@@ -484,7 +492,11 @@ bool loads_at_one_eighth(const thumbnail_plan& plan, int width, int height,
 }
 
 /// Loader options for vips_thumbnail_buffer: multi-page formats use their
-/// first page (frame) only; an animation becomes a still image. With
+/// first page (frame) only; an animation becomes a still image. A HEIF's
+/// is its primary image, as the header read (open_header) measured it:
+/// heifload takes the primary (one) only when neither page= nor n= is
+/// given; page=0, or n=1 alone, is the first image in the file, which may
+/// be another (and larger than the pixel limit). With
 /// `fail_on_truncated`, an image whose data ends early fails (corrupt_image)
 /// instead of being served with its missing part grey.
 std::string loader_options(input_format format, bool fail_on_truncated) {
@@ -493,8 +505,9 @@ std::string loader_options(input_format format, bool fail_on_truncated) {
   case input_format::gif:
   case input_format::webp:
   case input_format::tiff:
-  case input_format::heif:
     out = "page=0,n=1";
+    break;
+  case input_format::heif: // the primary: nothing to say
     break;
   default:
     break;
@@ -952,7 +965,7 @@ input_format sniff(const void* data, size_t size) {
 
 uint64_t output_pixels(const probe_info& info, const resize_options& opts,
                        const limits& lim) {
-  auto plan = plan_thumbnail(opts, lim, info);
+  auto plan = plan_thumbnail(opts, lim, info, info.orientation_swap);
   uint64_t box = uint64_t(plan.width) * uint64_t(plan.height);
   if (plan.size == VIPS_SIZE_FORCE || plan.crop != VIPS_INTERESTING_NONE)
     return box; // the box exactly
@@ -1060,7 +1073,15 @@ outcome<resize_result> resize(const void* data, size_t size,
     }
     if (auto bad = check_output(head, opts, lim))
       return std::move(*bad);
-    auto plan = plan_thumbnail(opts, lim, head);
+    // How libvips will turn the image: a JPEG's orientation is certain only
+    // for an integer Orientation entry (libvips reads "6" and 6/1 too).
+    std::optional<bool> swap = head.orientation_swap;
+    if (head.format == input_format::jpeg) {
+      swap.reset();
+      if (auto orientation = jpeg_exif_orientation(data, size))
+        swap = *orientation >= 5;
+    }
+    auto plan = plan_thumbnail(opts, lim, head, swap);
 
     // The graph on `bytes`: thumbnail, colour, alpha, encode.
     auto run = [&](const void* bytes, size_t n) -> outcome<resize_result> {
@@ -1117,9 +1138,6 @@ outcome<resize_result> resize(const void* data, size_t size,
     std::optional<std::string> dc;
     if (head.format == input_format::jpeg && head.progressive &&
         state().dc_scans) {
-      std::optional<bool> swap;
-      if (auto orientation = jpeg_exif_orientation(data, size))
-        swap = *orientation >= 5;
       if (loads_at_one_eighth(plan, head.width, head.height, swap))
         dc = jpeg_dc_scans(data, size);
     }

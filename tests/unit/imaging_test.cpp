@@ -439,6 +439,46 @@ BOOST_AUTO_TEST_CASE(common_formats_are_writable) {
   BOOST_TEST(!can_write(static_cast<output_format>(9)));
 }
 
+// A HEIF whose primary image is not its first: libvips' heifload reads the
+// primary without page=, the first with page=0. Here the first is 512x512
+// and the primary declares 10x10 (its ispe; its pixels are 512x512 too).
+// The pixel limit must measure the image that is decoded: the primary,
+// which then fails for its false size, instead of the first, which would
+// pass unmeasured.
+BOOST_AUTO_TEST_CASE(a_heif_is_decoded_as_the_image_its_header_measured) {
+  if (!can_write(output_format::avif))
+    return; // no AV1 encoder to make the file with
+  VipsImage* black = nullptr;
+  BOOST_REQUIRE_EQUAL(vips_black(&black, 512, 1024, "bands", 3, nullptr), 0);
+  image_ptr pages{black};
+  VipsImage* copy = nullptr;
+  BOOST_REQUIRE_EQUAL(vips_copy(pages.get(), &copy, nullptr), 0);
+  image_ptr two{copy};
+  vips_image_set_int(two.get(), VIPS_META_PAGE_HEIGHT, 512);
+  vips_image_set_int(two.get(), VIPS_META_N_PAGES, 2);
+  auto heif = save(two.get(), ".avif[effort=0,strip=true]");
+  // item ids of the two images (infe version 2: id at +8, type at +12)
+  std::vector<unsigned char> images;
+  for (auto at = heif.find("infe"); at != std::string::npos;
+       at = heif.find("infe", at + 4))
+    if (heif.compare(at + 12, 4, "av01") == 0)
+      images.push_back(static_cast<unsigned char>(heif[at + 9]));
+  BOOST_REQUIRE_EQUAL(images.size(), 2u);
+  auto pitm = heif.find("pitm"); // version 0: a 16-bit item id at +8
+  auto first_ispe = heif.find("ispe");
+  auto second_ispe = heif.find("ispe", first_ispe + 4);
+  BOOST_REQUIRE(pitm != std::string::npos && second_ispe != std::string::npos);
+  heif[pitm + 9] = static_cast<char>(images[1]);
+  heif.replace(second_ispe + 8, 8, std::string{"\0\0\0\x0a\0\0\0\x0a", 8});
+  auto info = probe_of(heif);
+  BOOST_REQUIRE_EQUAL(info.width, 10);
+  BOOST_REQUIRE_EQUAL(info.height, 10);
+  limits lim;
+  lim.max_pixels = 100 * 100;
+  auto r = run(heif, opts_of(100, 100), lim);
+  BOOST_TEST(!r.ok(), "the first image, 512x512, was resized");
+}
+
 BOOST_AUTO_TEST_CASE(other_loaders_are_blocked) {
   // Even libvips' own generic loader can no longer reach SVG or PPM.
   std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"10\" "
@@ -1694,6 +1734,30 @@ BOOST_AUTO_TEST_CASE(jpeg_exif_orientation_is_certain_for_integer_tags) {
   auto skipped = jpeg_with(app1(3, 1, {6, 0, 0, 0}));
   skipped.insert(2, std::string{"\xFF\x00\x00\x26", 4});
   BOOST_TEST(orientation(skipped) == -1);
+}
+
+// An Orientation entry written as text ("6") is one libvips applies and
+// ours does not read: fill must then plan for either orientation. Planned
+// as upright, a 2000x100 strip asked for 2000x100 was turned by libvips to
+// 100x2000 and enlarged whole to 2000x40000 before the crop (6 s, 500 MB,
+// inside the thumbnail where the deadline cannot stop it); cropped first
+// it takes a fraction of a second.
+BOOST_AUTO_TEST_CASE(fill_plans_for_either_orientation_when_unsure) {
+  // "Exif\0\0", little-endian TIFF header, IFD0: Orientation, ASCII, "6"
+  const unsigned char exif[] = {
+      'E',  'x',  'i', 'f', 0, 0, 'I', 'I', 42,  0, 8, 0, 0, 0, 1, 0,
+      0x12, 0x01, 2,   0,   2, 0, 0,   0,   '6', 0, 0, 0, 0, 0, 0, 0};
+  std::string app1 = "\xFF\xE1";
+  app1 += static_cast<char>(0);
+  app1 += static_cast<char>(sizeof exif + 2);
+  app1.append(reinterpret_cast<const char*>(exif), sizeof exif);
+  auto strip = photo_jpeg(2000, 100);
+  strip.insert(2, app1);
+  BOOST_REQUIRE(!jpeg_exif_orientation(strip.data(), strip.size()));
+  limits lim;
+  lim.max_processing_ms = 3000;
+  auto r = run(strip, opts_of(2000, 100), lim);
+  require_output(r, 2000, 100, output_format::jpeg);
 }
 
 BOOST_AUTO_TEST_CASE(exif_orientation_from_app1) {
