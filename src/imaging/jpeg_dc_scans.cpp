@@ -250,16 +250,19 @@ public:
   /// No bit used past the data so far.
   bool ok() const { return bits_ >= padding_; }
   /// Drops the rest of the byte and reads the restart marker that must
-  /// follow; false if the interval's data did not end exactly there.
+  /// follow, the next in RST0-RST7's cycle; false if the interval's data did
+  /// not end exactly there or the marker is another (libjpeg would warn,
+  /// resynchronise and make up blocks: the whole stream then decides).
   bool restart() {
     bits_ -= bits_ % 8;
     if (bits_ != padding_)
       return false; // data left over
     while (pos_ + 1 < end_ && p_[pos_] == 0xFF && p_[pos_ + 1] == 0xFF)
       ++pos_; // fill bytes
-    if (pos_ + 1 >= end_ || p_[pos_] != 0xFF || p_[pos_ + 1] < 0xD0 ||
-        p_[pos_ + 1] > 0xD7)
+    if (pos_ + 1 >= end_ || p_[pos_] != 0xFF ||
+        p_[pos_ + 1] != 0xD0 + next_rst_)
       return false;
+    next_rst_ = (next_rst_ + 1) % 8;
     pos_ += 2;
     acc_ = 0;
     bits_ = padding_ = 0;
@@ -308,6 +311,7 @@ private:
   unsigned bits_ = 0;    // unread bits at the bottom of acc_
   unsigned padding_ = 0; // how many of them are made-up zeros
   bool at_marker_ = false;
+  unsigned next_rst_ = 0; // the restart marker due next, 0-7
 };
 
 /// One scan of the input the 1/8 decode reads (every DC scan, the AC scans

@@ -1760,6 +1760,32 @@ BOOST_AUTO_TEST_CASE(fill_plans_for_either_orientation_when_unsure) {
   require_output(r, 2000, 100, output_format::jpeg);
 }
 
+// A restart marker out of its RST0-RST7 cycle in a progressive JPEG's DC
+// scan: libjpeg warns and makes up blocks (corrupt_image by default), and
+// the DC-scans stream must not read past it as if the marker were right,
+// or a small thumbnail succeeds where a large one fails.
+BOOST_AUTO_TEST_CASE(restart_markers_must_come_in_turn) {
+  auto jpeg = save(photo_like(256, 256).get(),
+                   ".jpg[Q=90,interlace,restart-interval=2]");
+  auto scan = jpeg.find("\xFF\xDA"); // the first scan: DC
+  BOOST_REQUIRE(scan != std::string::npos);
+  size_t seen = 0;
+  for (size_t i = scan + 2; i + 1 < jpeg.size(); ++i)
+    if (static_cast<unsigned char>(jpeg[i]) == 0xFF &&
+        (static_cast<unsigned char>(jpeg[i + 1]) & 0xF8) == 0xD0 &&
+        ++seen == 4) {
+      jpeg[i + 1] = static_cast<char>(0xD0 | ((jpeg[i + 1] + 1) & 7));
+      break;
+    }
+  BOOST_REQUIRE_EQUAL(seen, 4u);
+  for (int side : {16, 200})
+    BOOST_TEST_CONTEXT(side << "x" << side) {
+      auto r = run(jpeg, opts_of(side, side));
+      BOOST_TEST_REQUIRE(!r.ok());
+      BOOST_TEST((r.error().code == error_code::corrupt_image));
+    }
+}
+
 BOOST_AUTO_TEST_CASE(exif_orientation_from_app1) {
   BOOST_TEST(exif_orientation(nullptr, 0) == 0);
   const unsigned char not_exif[] = "XMP\0 data";
