@@ -101,6 +101,56 @@ bool read(header_reader& r, const unsigned char* data, size_t size,
   return true;
 }
 
+} // namespace
+
+size_t count_jpeg_scans(const void* data, size_t size, size_t stop_after) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  size_t scans = 0;
+  size_t pos = 2; // after SOI
+  while (pos + 1 < size && scans <= stop_after) {
+    if (p[pos] != 0xFF) {
+      ++pos; // not at a marker: libjpeg skips such bytes too
+      continue;
+    }
+    unsigned marker = p[pos + 1];
+    if (marker == 0xFF || marker == 0x00) { // fill byte, or stray stuffing
+      ++pos;
+      continue;
+    }
+    pos += 2;
+    if (marker == 0xD9) // EOI
+      break;
+    if ((marker >= 0xD0 && marker <= 0xD7) || marker == 0x01)
+      continue; // no length
+    if (pos + 1 >= size)
+      break;
+    size_t length = (size_t{p[pos]} << 8) | p[pos + 1];
+    if (length < 2)
+      break;
+    pos += length;
+    if (marker != 0xDA)
+      continue;
+    ++scans;
+    // the scan's data: up to a marker that is neither stuffing nor RSTn
+    // (memchr: this runs on every progressive upload, megabytes)
+    while (pos + 1 < size) {
+      const void* ff = std::memchr(p + pos, 0xFF, size - pos - 1);
+      if (ff == nullptr) {
+        pos = size;
+        break;
+      }
+      pos = static_cast<size_t>(static_cast<const unsigned char*>(ff) - p);
+      unsigned next = p[pos + 1];
+      if (next != 0x00 && !(next >= 0xD0 && next <= 0xD7))
+        break; // a marker: the outer loop reads it
+      pos += 2;
+    }
+  }
+  return scans;
+}
+
+namespace {
+
 // -- jpeg_data_ends_early
 // --------------------------------------------------------
 

@@ -35,6 +35,13 @@ std::optional<probe_info> read_jpeg_header(const void* data, size_t size,
 /// any bytes and on any thread.
 bool jpeg_data_ends_early(const void* data, size_t size);
 
+/// How many scans (SOS markers) a JPEG has, counting no further than
+/// `stop_after` + 1: each marker's segment is skipped by its length, each
+/// scan's entropy-coded data up to the next marker (stuffed FF 00 and
+/// restart markers are data). Stops at EOI or where the bytes end. Pure;
+/// safe on any bytes.
+size_t count_jpeg_scans(const void* data, size_t size, size_t stop_after);
+
 /// The EXIF orientation (1-8) in an APP1 segment's data ("Exif\0\0..."),
 /// 0 when there is none, it is out of range, of a type other than an
 /// integer, or the data is not EXIF.

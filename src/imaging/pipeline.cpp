@@ -333,6 +333,14 @@ std::optional<failure> check_pixels(const probe_info& info, const limits& lim) {
                              info.width, info.height, pixels, lim.max_pixels)};
 }
 
+/// Scans a progressive JPEG may have. libjpeg decodes every scan over the
+/// whole image before the first row comes out (where neither the task
+/// deadline nor anything else can stop it), so a crafted file of thousands
+/// of tiny scans costs minutes of CPU; encoders write about 10 (libjpeg's
+/// progressive script: 10 for colour, 6 for grey), and djpeg's -maxscans
+/// and libjpeg-turbo 3's scan limit guard against the same.
+constexpr size_t max_jpeg_scans = 500;
+
 /// A JPEG's header, read with libjpeg directly: see jpeg_header.hpp for why
 /// not libvips' loader.
 outcome<probe_info> read_jpeg(const void* data, size_t size) {
@@ -341,6 +349,13 @@ outcome<probe_info> read_jpeg(const void* data, size_t size) {
   if (!jpeg)
     return failure{error_code::corrupt_image,
                    fmt::format("cannot read the jpeg header: {}", why)};
+  if (jpeg->progressive &&
+      count_jpeg_scans(data, size, max_jpeg_scans) > max_jpeg_scans)
+    return failure{error_code::image_too_large,
+                   fmt::format("the progressive JPEG has more than {} scans "
+                               "(encoders write about 10): decoding it would "
+                               "cost that many passes over the image",
+                               max_jpeg_scans)};
   return *jpeg;
 }
 

@@ -1786,6 +1786,51 @@ BOOST_AUTO_TEST_CASE(restart_markers_must_come_in_turn) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(jpeg_scans_are_counted) {
+  auto scans = [](const std::string& jpeg, size_t stop_after = 1000) {
+    return count_jpeg_scans(jpeg.data(), jpeg.size(), stop_after);
+  };
+  BOOST_TEST(scans(photo_jpeg(64, 48)) == 1u);
+  auto progressive = save(photo_like(64, 48).get(), ".jpg[interlace]");
+  BOOST_TEST(scans(progressive) == 10u);   // libjpeg's script for colour
+  BOOST_TEST(scans(progressive, 3) == 4u); // stops past the limit
+  // restart markers and stuffed bytes are a scan's data
+  BOOST_TEST(scans(save(photo_like(256, 256).get(),
+                        ".jpg[interlace,restart-interval=1]")) == 10u);
+  BOOST_TEST(scans("") == 0u);
+  BOOST_TEST(scans(std::string{"\xFF\xD8\xFF\xDA\x00", 5}) == 0u);
+  BOOST_TEST(scans(std::string{"\xFF\xD8\xFF\xDA\x00\x02", 6}) == 1u);
+}
+
+// libjpeg decodes every scan of a progressive JPEG over the whole image
+// before the first row, out of the deadline's reach: a file of more than
+// 500 scans is refused from its header, before anything is decoded.
+BOOST_AUTO_TEST_CASE(a_progressive_jpeg_of_too_many_scans_is_refused) {
+  auto jpeg = save(photo_like(64, 48).get(), ".jpg[interlace]");
+  // the last scan (an AC refinement), repeated before EOI
+  auto last = jpeg.rfind("\xFF\xDA");
+  BOOST_REQUIRE(last != std::string::npos && jpeg.size() >= last + 2);
+  auto scan = jpeg.substr(last, jpeg.size() - 2 - last);
+  std::string many = jpeg.substr(0, jpeg.size() - 2);
+  for (int i = 0; i < 495; ++i)
+    many += scan;
+  BOOST_REQUIRE_EQUAL(count_jpeg_scans(many.data(), many.size() + 0, 1000),
+                      505u);
+  many += "\xFF\xD9";
+  auto info = probe(many.data(), many.size(), limits{});
+  BOOST_TEST_REQUIRE(!info.ok());
+  BOOST_TEST((info.error().code == error_code::image_too_large));
+  BOOST_TEST(info.error().message.find("more than 500 scans") !=
+                 std::string::npos,
+             info.error().message);
+  // 500 pass the header (what libjpeg makes of the repeats is its own)
+  std::string fewer = jpeg.substr(0, jpeg.size() - 2);
+  for (int i = 0; i < 490; ++i)
+    fewer += scan;
+  fewer += "\xFF\xD9";
+  BOOST_TEST(probe(fewer.data(), fewer.size(), limits{}).ok());
+}
+
 BOOST_AUTO_TEST_CASE(exif_orientation_from_app1) {
   BOOST_TEST(exif_orientation(nullptr, 0) == 0);
   const unsigned char not_exif[] = "XMP\0 data";
