@@ -1670,6 +1670,73 @@ BOOST_AUTO_TEST_CASE(a_huge_message_before_hello_is_cut_off,
   BOOST_TEST(lines_with(w.log(), {"cluster link down"}) == 0u, w.log());
 }
 
+// Runs tests/tools/cluster_peer (a CAF node of its own) against `port`
+// with `args`; its output once it has exited.
+std::string run_cluster_peer(uint16_t port, std::vector<std::string> args) {
+  auto dir = make_temp_dir("cluster-peer");
+  std::vector<std::string> argv{env_or("CLUSTER_PEER_BIN", "cluster_peer"),
+                                std::to_string(port)};
+  argv.insert(argv.end(), args.begin(), args.end());
+  child_process peer(argv, dir + "/peer.log");
+  int status = 0;
+  BOOST_TEST(peer.wait_exit(30s, status));
+  return peer.log();
+}
+
+// The cluster port publishes a gateway: a stranger that says hello like a
+// worker and then asks the node to drain (or, without the hello, to do
+// anything but hello, join or leave) is refused, and the node goes on
+// taking tasks. It was the supervisor itself: one drain from anyone who
+// could reach the port made every POST 503 shutting_down.
+BOOST_AUTO_TEST_CASE(a_stranger_on_the_cluster_port_cannot_drain_the_node,
+                     *sets_its_own_tls) {
+  redis_server redis;
+  api_node api(redis.port(), "gate-api");
+  note_logs({&api.process()});
+  worker_process w("gate-worker", {api.endpoint()});
+  note_logs({&w.process()});
+  BOOST_TEST_REQUIRE(wait_listed(api, {"gate-worker"}, join_timeout));
+  for (bool hello : {true, false}) {
+    std::vector<std::string> args;
+    if (hello)
+      args.push_back("--hello");
+    args.push_back("drain");
+    auto out = run_cluster_peer(api.cluster_port(), args);
+    BOOST_TEST_CONTEXT("hello " << hello << ": " << out) {
+      BOOST_TEST(out.find("drain refused") != std::string::npos);
+      BOOST_TEST(out.find("drain answered") == std::string::npos);
+    }
+  }
+  BOOST_TEST(http_get(api.url("/readyz")).status == 200);
+  auto tokens = submit_batch(api, all_photos(), 2);
+  BOOST_TEST(expect_all_success(api, tokens).size() == 2u);
+}
+
+// A hello proves nothing: the guard holds a connection to 64 KiB messages
+// until its peer has joined. A stranger that said hello and then announced
+// a 1 GiB message is cut off at the header (it made the node allocate the
+// gigabyte when the hello lifted the guard).
+BOOST_AUTO_TEST_CASE(a_hello_alone_does_not_lift_the_guard, *sets_its_own_tls) {
+  redis_server redis;
+  api_node api(redis.port(), "hello-api",
+               {"--cluster.connection-timeout-ms=20000"});
+  note_logs({&api.process()});
+  auto rss_mib = [&] { return proc_memory_mib(api.process().pid(), "VmRSS"); };
+  auto before = rss_mib();
+  auto out = run_cluster_peer(api.cluster_port(), {"--hello", "oversized"});
+  BOOST_TEST(out.find("hello answered") != std::string::npos, out);
+  BOOST_TEST(out.find("closed after") != std::string::npos, out);
+  BOOST_TEST(!wait_log_line(api.process(),
+                            "cluster connection cut off: a message too large "
+                            "before it joined",
+                            5s)
+                  .empty());
+  BOOST_TEST(api.running());
+  BOOST_TEST(rss_mib() < before + 200,
+             "RSS " << before << " -> " << rss_mib() << " MiB");
+  BOOST_TEST(http_get(api.url("/healthz")).status == 200);
+}
+
 // A connection to the plain cluster port that closes without a word (a
 // TCP health check, a port scan) left the guard's note of its descriptor
 // behind until the hello deadline; the HTTP connection accepted next on the
