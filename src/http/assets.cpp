@@ -92,7 +92,8 @@ std::string render_page(std::string_view page_template,
   const std::pair<std::string_view, std::string> values[] = {
       {"max-dimension", std::to_string(facts.max_dimension)},
       {"max-upload-bytes", std::to_string(facts.max_upload_bytes)},
-      {"format-options", std::move(options)}};
+      {"format-options", std::move(options)},
+      {"max-poll-wait", std::to_string(facts.max_poll_wait)}};
   bool used[std::size(values)] = {};
   std::string out;
   out.reserve(page_template.size() + 256);

@@ -51,12 +51,15 @@ struct page_facts {
   uint64_t max_upload_bytes = 0; // limits.max-body-bytes: the page uploads
                                  // raw bytes, so this bounds the file
   std::vector<imaging::output_format> formats; // writable here, menu order
+  int max_poll_wait = 0; // http.max-poll-wait: the page's long-poll ?wait=
+                         // must not exceed it (0: the node takes no wait)
 };
 
 /// The placeholders of `page_template` filled in from `facts`:
 ///   {{max-dimension}}     the number, for the width/height inputs' max
 ///   {{max-upload-bytes}}  the number, for app.js's size check
 ///   {{format-options}}    one <option> per format of facts.formats
+///   {{max-poll-wait}}     the number, for app.js's long-poll wait
 /// Throws std::invalid_argument when the template holds a placeholder not
 /// listed here or lacks one of them (the page would lie about the node).
 std::string render_page(std::string_view page_template,

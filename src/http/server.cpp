@@ -252,6 +252,7 @@ struct server::impl {
     page_facts facts;
     facts.max_dimension = cfg.limits.max_dimension;
     facts.max_upload_bytes = cfg.max_body_bytes;
+    facts.max_poll_wait = static_cast<int>(cfg.http.max_poll_wait.count());
     using imaging::output_format;
     for (auto f : {output_format::jpeg, output_format::webp, output_format::png,
                    output_format::avif})

@@ -137,4 +137,29 @@ BOOST_AUTO_TEST_CASE(another_config_gives_another_etag) {
   BOOST_TEST(again.status == 304);
 }
 
+// The page's long poll asks for ?wait= at most the node's http.max-poll-wait,
+// which the page carries (app.js takes min(1, it), and polls plainly at 0):
+// a wait over the node's maximum is refused, and a page that sent one saw
+// "Rejected" for a task that succeeded.
+BOOST_AUTO_TEST_CASE(the_page_carries_the_nodes_longest_poll_wait) {
+  auto ours = http_get(srv().url("/"));
+  BOOST_TEST_REQUIRE(ours.status == 200);
+  BOOST_TEST(occurrences(ours.body, "data-max-poll-wait=\"20\"") == 1u);
+  resized_server no_wait{
+      env::get().redis.port(), {"--http.max-poll-wait=0"}, "page-no-wait"};
+  auto page = http_get(no_wait.url("/"));
+  BOOST_TEST_REQUIRE(page.status == 200);
+  BOOST_TEST(occurrences(page.body, "data-max-poll-wait=\"0\"") == 1u);
+  BOOST_TEST(page.body.find("{{") == std::string::npos);
+  // What the page would send there: ?wait=1 is refused, a plain poll is
+  // answered and reaches SUCCESS.
+  auto token = accepted_token(
+      submit_raw(no_wait, small_photo_bytes(), "image/jpeg", "?width=60"));
+  BOOST_TEST_REQUIRE(!token.empty());
+  check_error(http_get(no_wait.url("/api/v1/resize/" + token + "?wait=1")), 400,
+              "invalid_option");
+  auto last = wait_final(no_wait, token, std::chrono::seconds{60});
+  BOOST_TEST(last.status == "SUCCESS");
+}
+
 BOOST_AUTO_TEST_SUITE_END()

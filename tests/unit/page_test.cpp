@@ -30,6 +30,7 @@ page_facts some_facts() {
   f.max_dimension = 777;
   f.max_upload_bytes = 123456;
   f.formats = {output_format::jpeg, output_format::webp, output_format::png};
+  f.max_poll_wait = 9;
   return f;
 }
 
@@ -42,6 +43,7 @@ BOOST_AUTO_TEST_CASE(the_embedded_page_renders_with_the_nodes_values) {
   BOOST_TEST(page.find("{{") == std::string::npos);
   BOOST_TEST(occurrences(page, "max=\"777\"") == 2u); // width and height
   BOOST_TEST(occurrences(page, "data-max-bytes=\"123456\"") == 1u);
+  BOOST_TEST(occurrences(page, "data-max-poll-wait=\"9\"") == 1u);
   BOOST_TEST(occurrences(page, "<option value=\"jpeg\">JPEG</option>") == 1u);
   BOOST_TEST(occurrences(page, "<option value=\"webp\">WebP</option>") == 1u);
   BOOST_TEST(occurrences(page, "<option value=\"png\">PNG</option>") == 1u);
@@ -75,10 +77,11 @@ BOOST_AUTO_TEST_CASE(the_etag_follows_the_rendered_page) {
 
 BOOST_AUTO_TEST_CASE(a_template_that_disagrees_is_refused) {
   auto facts = some_facts();
-  const std::string all = "{{max-dimension}} {{max-upload-bytes}}\n"
+  const std::string all = "{{max-dimension}} {{max-upload-bytes}} "
+                          "{{max-poll-wait}}\n"
                           "  {{format-options}}";
   BOOST_TEST(render_page(all, facts) ==
-             "777 123456\n  <option value=\"jpeg\">JPEG</option>\n"
+             "777 123456 9\n  <option value=\"jpeg\">JPEG</option>\n"
              "  <option value=\"webp\">WebP</option>\n"
              "  <option value=\"png\">PNG</option>");
   BOOST_CHECK_THROW(render_page(all + " {{max-width}}", facts),

@@ -1,14 +1,16 @@
 // resized web page: upload an image (raw bytes, options in the query),
-// long-poll its token (?wait=1), show the result; a cluster panel refreshed every
-// second from /api/v1/cluster and /metrics. Plain JS, no dependencies.
+// long-poll its token (?wait=1, or less when the node allows less), show the
+// result; a cluster panel refreshed every second from /api/v1/cluster and
+// /metrics. Plain JS, no dependencies.
 // What depends on the node (the width/height max, the output formats it can
-// write, its upload limit) is in the page as the server rendered it.
+// write, its upload limit, its longest poll wait) is in the page as the server
+// rendered it.
 'use strict';
 
 const $ = (id) => document.getElementById(id);
 
-const POLL_MS = 300; // pause after a failed poll
-const WAIT_S = 1;    // long-poll wait of each status GET
+const POLL_MS = 300; // pause after a failed poll, or between plain polls
+const WAIT_S = 1;    // long-poll wait of each status GET, at most
 const CLUSTER_MS = 1000;
 
 // -- formatting ---------------------------------------------------------------
@@ -197,6 +199,15 @@ async function submit(e) {
   }
 }
 
+// The ?wait= of a status GET: WAIT_S, or less when this node's
+// http.max-poll-wait (filled into the page by the server) is less, since a
+// wait over it is refused (400 invalid_option). 0: plain polling.
+function pollWaitSeconds() {
+  const max = Number($('result').dataset.maxPollWait);
+  return Number.isFinite(max) && max >= 0 ? Math.min(WAIT_S, Math.floor(max))
+                                          : 0;
+}
+
 // Auth headers for the API (X-API-Key) when the user gave a key; the key is
 // kept in localStorage so a reload does not lose it.
 function authHeaders() {
@@ -205,14 +216,18 @@ function authHeaders() {
   return key ? {'X-API-Key': key} : {};
 }
 
-// Long poll: the server holds each GET up to WAIT_S seconds and answers as
-// soon as the task is final, so the result shows without delay; in between
-// the page still sees PENDING -> IN_PROGRESS at least every WAIT_S.
+// Long poll: the server holds each GET up to pollWaitSeconds() and answers
+// as soon as the task is final, so the result shows without delay; in
+// between the page still sees PENDING -> IN_PROGRESS at least every WAIT_S.
+// On a node that takes no wait (http.max-poll-wait=0) it polls plainly,
+// POLL_MS apart.
 async function poll(token) {
   if (token !== activeToken) return;
+  const wait = pollWaitSeconds();
   let rec = null;
   try {
-    const res = await fetch(`/api/v1/resize/${token}?wait=${WAIT_S}`,
+    const query = wait > 0 ? `?wait=${wait}` : '';
+    const res = await fetch(`/api/v1/resize/${token}${query}`,
                             {cache: 'no-store', headers: authHeaders()});
     rec = await res.json();
     if (token !== activeToken) return;
@@ -235,8 +250,8 @@ async function poll(token) {
     }
   }
   // The server already waited: ask again at once; after a network error,
-  // after a pause.
-  pollTimer = setTimeout(() => poll(token), rec ? 0 : POLL_MS);
+  // or when it did not wait, after a pause.
+  pollTimer = setTimeout(() => poll(token), rec && wait > 0 ? 0 : POLL_MS);
 }
 
 function showResult(rec) {
