@@ -9,8 +9,11 @@
 
 const $ = (id) => document.getElementById(id);
 
-const POLL_MS = 300; // pause after a failed poll, or between plain polls
+const POLL_MS = 300; // pause between plain polls
 const WAIT_S = 1;    // long-poll wait of each status GET, at most
+const RETRY_MS = 1000;     // pause after a transient failure without Retry-After
+const RETRY_MAX_MS = 10000; // longest Retry-After followed
+const GIVE_UP_MS = 120000;  // transient failures this long in a row: stop
 const CLUSTER_MS = 1000;
 
 // -- formatting ---------------------------------------------------------------
@@ -121,7 +124,8 @@ function optionQuery() {
 
 function showStep(status) {
   const order = ['UPLOAD', 'PENDING', 'IN_PROGRESS', 'SUCCESS'];
-  const failed = status === 'FAILURE' || status === 'ERROR';
+  const failed =
+      status === 'FAILURE' || status === 'ERROR' || status === 'STOPPED';
   const at = failed ? -1 : order.indexOf(status);
   for (const li of $('steps').children) {
     const i = order.indexOf(li.dataset.step);
@@ -136,8 +140,8 @@ function showStep(status) {
     }
   }
   if (failed) {
-    $('steps').lastElementChild.textContent =
-      status === 'FAILURE' ? 'Failed' : 'Rejected';
+    $('steps').lastElementChild.textContent = status === 'FAILURE' ? 'Failed'
+      : status === 'STOPPED' ? 'No answer' : 'Rejected';
   } else {
     $('steps').lastElementChild.textContent = 'Done';
   }
@@ -165,7 +169,10 @@ async function submit(e) {
   $('output').hidden = true;
   $('error').hidden = true;
   $('token').textContent = '';
-  $('result-img').removeAttribute('src');
+  const img = $('result-img');
+  img.onload = null;
+  img.onerror = null;
+  img.removeAttribute('src');
   $('submit').disabled = true;
   startedAt = performance.now();
   showStep('UPLOAD');
@@ -216,42 +223,88 @@ function authHeaders() {
   return key ? {'X-API-Key': key} : {};
 }
 
+// Answers after which the task may still finish: the node, or a proxy in
+// front of it, could not answer this time (502; 503 store_unavailable,
+// shutting_down; 504 timeout). Polling goes on after them, as after a
+// network error; a 4xx (unknown_token, unauthorized, ...) or another 5xx
+// is final.
+function transient(status) {
+  return status === 502 || status === 503 || status === 504;
+}
+
+// The pause before asking again after a transient answer: its Retry-After
+// (seconds), within [POLL_MS, RETRY_MAX_MS], else RETRY_MS.
+function retryDelay(res) {
+  const value = res ? res.headers.get('Retry-After') : null;
+  const s = value === null || value.trim() === '' ? NaN : Number(value);
+  if (!Number.isFinite(s) || s < 0) return RETRY_MS;
+  return Math.min(Math.max(s * 1000, POLL_MS), RETRY_MAX_MS);
+}
+
 // Long poll: the server holds each GET up to pollWaitSeconds() and answers
 // as soon as the task is final, so the result shows without delay; in
 // between the page still sees PENDING -> IN_PROGRESS at least every WAIT_S.
 // On a node that takes no wait (http.max-poll-wait=0) it polls plainly,
-// POLL_MS apart.
-async function poll(token) {
+// POLL_MS apart. `troubleSince` is when the transient failures in a row
+// began (0: the last poll was answered): after GIVE_UP_MS of them the page
+// stops and says so.
+async function poll(token, troubleSince = 0) {
   if (token !== activeToken) return;
   const wait = pollWaitSeconds();
+  let res = null;
   let rec = null;
+  let problem = null; // why this poll has no record to show
   try {
     const query = wait > 0 ? `?wait=${wait}` : '';
-    const res = await fetch(`/api/v1/resize/${token}${query}`,
-                            {cache: 'no-store', headers: authHeaders()});
-    rec = await res.json();
-    if (token !== activeToken) return;
-    if (!res.ok) {
+    res = await fetch(`/api/v1/resize/${token}${query}`,
+                      {cache: 'no-store', headers: authHeaders()});
+    // A proxy's error page is not JSON.
+    rec = await res.json().catch(() => null);
+  } catch (err) {
+    problem = `network error: ${err.message}`;
+  }
+  if (token !== activeToken) return;
+  if (res && !res.ok) {
+    const err = rec && rec.error;
+    const text = err ? `${res.status} ${err.code}: ${err.message}`
+                     : `HTTP ${res.status}`;
+    if (!transient(res.status)) {
       showStep('ERROR');
-      showError(rec.error ? `${res.status} ${rec.error.code}: ${rec.error.message}`
-                          : `HTTP ${res.status}`);
+      showError(text);
       return;
     }
-  } catch (err) {
-    rec = null; // transient: try again
+    problem = text;
+    rec = null;
+  } else if (res && !(rec && rec.status)) {
+    problem = `HTTP ${res.status}: not a status record`;
+    rec = null;
   }
   tickElapsed();
-  if (rec) {
-    showStep(rec.status);
-    if (rec.status === 'SUCCESS') return showResult(rec);
-    if (rec.status === 'FAILURE') {
-      const err = rec.error || {};
-      return showError(`${err.code || 'failed'}: ${err.message || ''}`);
+  if (problem) {
+    const now = performance.now();
+    const since = troubleSince || now;
+    if (now - since >= GIVE_UP_MS) {
+      showStep('STOPPED');
+      showError(`no answer for ${Math.round((now - since) / 1000)} s ` +
+                `(last: ${problem}): stopped following the task, which ` +
+                `may still finish; its status: /api/v1/resize/${token}`);
+      return;
     }
+    const delay = retryDelay(res);
+    showError(`${problem}: asking again in ${(delay / 1000).toFixed(1)} s`);
+    pollTimer = setTimeout(() => poll(token, since), delay);
+    return;
   }
-  // The server already waited: ask again at once; after a network error,
-  // or when it did not wait, after a pause.
-  pollTimer = setTimeout(() => poll(token), rec && wait > 0 ? 0 : POLL_MS);
+  $('error').hidden = true; // a retry's note, if any
+  showStep(rec.status);
+  if (rec.status === 'SUCCESS') return showResult(rec);
+  if (rec.status === 'FAILURE') {
+    const err = rec.error || {};
+    return showError(`${err.code || 'failed'}: ${err.message || ''}`);
+  }
+  // The server already waited: ask again at once; when it did not wait,
+  // after a pause.
+  pollTimer = setTimeout(() => poll(token), wait > 0 ? 0 : POLL_MS);
 }
 
 function showResult(rec) {
@@ -259,6 +312,13 @@ function showResult(rec) {
   img.onload = () => {
     $('output').hidden = false;
     img.dataset.loaded = 'true';
+  };
+  // The task succeeded but its image did not come (expired, or the
+  // connection failed): say so rather than show nothing.
+  img.onerror = () => {
+    img.dataset.loaded = 'error';
+    showError(`the result could not be loaded from ${rec.resized_image_url}` +
+              ' (expired, or the connection failed)');
   };
   img.dataset.loaded = 'false';
   img.width = rec.width;
