@@ -194,7 +194,7 @@ failure refusal_of(const continue_tracker& tracker) {
     return {error_code::headers_too_large,
             fmt::format("the request's header fields are over the limits: "
                         "at most {} fields, names of at most {} bytes, "
-                        "values shorter than {} bytes",
+                        "values of at most {} bytes",
                         socket_limits.field_count, socket_limits.field_name,
                         socket_limits.field_value)};
   }
@@ -396,7 +396,7 @@ int continue_tracker::on_header_value(http_parser* p, const char* at,
   }
   t.in_value_ = true;
   t.value_bytes_ += n;
-  if (t.limits_.field_value > 0 && t.value_bytes_ >= t.limits_.field_value) {
+  if (t.limits_.field_value > 0 && t.value_bytes_ > t.limits_.field_value) {
     t.refused_ = refusal::headers;
     return 1;
   }

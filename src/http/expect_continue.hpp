@@ -62,7 +62,9 @@ struct request_limits {
   uint64_t body = 0;      // Content-Length, or body bytes read, over this: 413
   size_t url = 0;         // request target over this: 414
   size_t field_name = 0;  // a header name over this: 431
-  size_t field_value = 0; // a header value this long or longer: 431
+  size_t field_value = 0; // a header value over this: 431 (RESTinio
+                          // refuses one of its limit or more: give it
+                          // this + 1)
   size_t field_count = 0; // more header fields than this: 431
   // A chunked body in more chunks than this: 413. RESTinio has no such
   // limit, and keeps a record of every chunk (16 bytes) however small:

@@ -1100,7 +1100,10 @@ void server::start() {
                           restinio::incoming_http_msg_limits_t{}
                               .max_url_size(h.max_url_bytes)
                               .max_field_name_size(1024)
-                              .max_field_value_size(h.max_header_bytes)
+                              // RESTinio refuses a value of its limit or
+                              // more; http.max-header-bytes is inclusive,
+                              // as max-url-bytes is.
+                              .max_field_value_size(h.max_header_bytes + 1)
                               .max_field_count(h.max_header_count)
                               .max_body_size(impl_->raw_body_limit))
                       .buffer_size(h.read_buffer_bytes)

@@ -501,6 +501,21 @@ BOOST_AUTO_TEST_CASE(oversized_request_heads_are_answered) {
   BOOST_TEST(
       http_get(srv().url("/api/v1/resize/" + std::string(8000, 'a'))).status ==
       400);
+  // The limits are inclusive: a target of exactly http.max-url-bytes
+  // (8192) and a field value of exactly http.max-header-bytes (16384) are
+  // read; a byte more is refused.
+  auto target = [](size_t size) {
+    auto prefix = std::string{"/api/v1/resize/"};
+    return prefix + std::string(size - prefix.size(), 'a');
+  };
+  BOOST_TEST(http_get(srv().url(target(8192))).status == 400);
+  check_error(http_get(srv().url(target(8193))), 414, "uri_too_long");
+  BOOST_TEST(
+      http_get(srv().url("/healthz"), {"X-Padding: " + std::string(16384, 'p')})
+          .status == 200);
+  check_error(http_get(srv().url("/healthz"),
+                       {"X-Padding: " + std::string(16385, 'p')}),
+              431, "headers_too_large");
   BOOST_TEST(http_get(srv().url("/healthz")).status == 200);
 }
 
