@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <ostream>
 #include <sstream>
 #include <string>
@@ -203,6 +204,36 @@ BOOST_AUTO_TEST_CASE(development_ini_loads) {
   BOOST_TEST(res.settings.redis.store.key_prefix == "resized:");
   BOOST_TEST(res.settings.resize.pool_size == 2);
   BOOST_TEST(res.settings.queue.max_bytes == 268435456u);
+}
+
+// README: "every key is commented with its default in
+// config/development.ini": each of resized's own keys has a line there,
+// `key=` or, for a key left unset, `; key=`, in its section.
+BOOST_AUTO_TEST_CASE(development_ini_lists_every_key) {
+  service_config cfg;
+  service_settings settings;
+  auto errors =
+      load_into(cfg, {"--config-file=" + development_ini()}, settings);
+  BOOST_REQUIRE_MESSAGE(errors.empty(), joined(errors));
+  std::ifstream in{development_ini()};
+  const std::string text{std::istreambuf_iterator<char>{in},
+                         std::istreambuf_iterator<char>{}};
+  auto dump = cfg.dump_content();
+  for (std::string category :
+       {"http", "redis", "cluster", "resize", "queue", "status", "memory",
+        "limits", "defaults", "auth", "shutdown", "log"}) {
+    auto begin = text.find("\n[" + category + "]\n");
+    BOOST_TEST_REQUIRE(begin != std::string::npos, "[" << category << "]");
+    auto section = text.substr(begin, text.find("\n[", begin + 1) - begin);
+    auto found = dump.find(category);
+    BOOST_TEST_REQUIRE((found != dump.end()), category);
+    for (const auto& entry : found->second.as_dictionary()) {
+      const std::string key{entry.first.begin(), entry.first.end()};
+      BOOST_TEST((section.find("\n" + key + "=") != std::string::npos ||
+                  section.find("\n; " + key + "=") != std::string::npos),
+                 category << "." << key << " is not in development.ini");
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(command_line_overrides_file) {
