@@ -362,6 +362,11 @@ std::string command_line_error(const caf::error& err,
     auto value = eq == std::string::npos ? std::string{} : arg.substr(eq + 1);
     auto long_name = name.substr(name.find_first_not_of('-'));
     const auto* opt = options.qualified_name_lookup(long_name);
+    // A boolean on the command line: no quotes there to speak of.
+    if (opt != nullptr && opt->is_flag())
+      return fmt::format("{} = '{}': expected true or false ({}=true, "
+                         "{}=false, or {} alone for true)",
+                         name, value, name, name, name);
     return fmt::format("{} = '{}': expected {}", name, value,
                        opt != nullptr
                            ? expected_form(long_name, opt->type_name())

@@ -470,17 +470,54 @@ std::vector<std::string> service_config::load(int argc, char** argv,
   if (!errors.empty())
     return errors;
   string_list args;
+  // CAF 0.17 takes a boolean on the command line only as a bare flag
+  // (--auth.protect-metrics) and refuses --key=true and --key=false, though
+  // every key can be given as --section.key=value: =true becomes the bare
+  // flag, =false is set after CAF's parse (over the file's value), the last
+  // of a key's arguments counting.
+  std::vector<std::pair<std::string, bool>> flags_given;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    if (arg == "--dump-config" || arg == "--dump-config=true")
+    auto eq = arg.find('=');
+    auto value = eq == std::string::npos ? std::string{} : arg.substr(eq + 1);
+    const caf::config_option* opt = nullptr;
+    if (arg.compare(0, 2, "--") == 0)
+      opt = custom_options_.cli_long_name_lookup(arg.substr(2, eq - 2));
+    bool flag =
+        opt != nullptr && opt->is_flag() &&
+        (eq == std::string::npos || value == "true" || value == "false");
+    if (arg == "--dump-config" || arg == "--dump-config=true") {
       dump_requested_ = true;
-    else if (arg != "--dump-config=false")
+    } else if (arg == "--dump-config=false") {
+      // nop
+    } else if (flag) {
+      auto name = arg.substr(2, eq - 2);
+      flags_given.emplace_back(name, value != "false");
+      if (value != "false")
+        args.push_back("--" + name);
+    } else {
       args.push_back(std::move(arg));
+    }
   }
   std::istringstream ini{text};
   if (auto err = parse(std::move(args), ini)) {
     errors.push_back(command_line_error(err, custom_options_));
     return errors;
+  }
+  for (size_t i = 0; i < flags_given.size(); ++i) {
+    const auto& [name, on] = flags_given[i];
+    bool later = std::any_of(flags_given.begin() + i + 1, flags_given.end(),
+                             [&](const auto& f) { return f.first == name; });
+    if (on || later)
+      continue;
+    const auto* opt = custom_options_.cli_long_name_lookup(name);
+    caf::config_value off{false};
+    opt->store(off);
+    std::string key{opt->long_name().begin(), opt->long_name().end()};
+    if (opt->category() != "global")
+      key = std::string{opt->category().begin(), opt->category().end()} + "." +
+            key;
+    caf::put(content, key, false);
   }
   // CAF stops at the first word that is not an option and leaves it and
   // every word after it unread (`remainder`): refused, or a forgotten

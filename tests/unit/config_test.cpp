@@ -616,6 +616,38 @@ BOOST_AUTO_TEST_CASE(protecting_an_endpoint_needs_a_key) {
   BOOST_TEST(env.errors.empty(), joined(env.errors));
 }
 
+// Every key can be given as --section.key=value, booleans too: =true and
+// =false (CAF 0.17 itself takes only the bare flag), the command line over
+// the file, the last of a key's arguments counting.
+BOOST_AUTO_TEST_CASE(booleans_on_the_command_line) {
+  const std::string key = "--auth.api-keys=0123456789abcdef0123";
+  auto on = load({"--auth.protect-metrics=true", key});
+  BOOST_TEST(on.errors.empty(), joined(on.errors));
+  BOOST_TEST(on.settings.auth.protect_metrics);
+  auto off = load({"--auth.protect-metrics=false", key});
+  BOOST_TEST(off.errors.empty(), joined(off.errors));
+  BOOST_TEST(!off.settings.auth.protect_metrics);
+  temp_ini ini;
+  ini.write("[auth]\napi-keys=\"0123456789abcdef0123\"\n"
+            "protect-metrics=true\nprotect-cluster=true\n");
+  auto over_file =
+      load({"--config-file=" + ini.path, "--auth.protect-metrics=false"});
+  BOOST_TEST(over_file.errors.empty(), joined(over_file.errors));
+  BOOST_TEST(!over_file.settings.auth.protect_metrics);
+  BOOST_TEST(over_file.settings.auth.protect_cluster); // from the file
+  auto last =
+      load({"--auth.protect-metrics=false", "--auth.protect-metrics",
+            "--auth.protect-cluster", "--auth.protect-cluster=false", key});
+  BOOST_TEST(last.errors.empty(), joined(last.errors));
+  BOOST_TEST(last.settings.auth.protect_metrics);
+  BOOST_TEST(!last.settings.auth.protect_cluster);
+  // Anything else is refused, in words that fit the command line.
+  BOOST_TEST(only_error({"--auth.protect-metrics=yes"}) ==
+             "--auth.protect-metrics = 'yes': expected true or false "
+             "(--auth.protect-metrics=true, --auth.protect-metrics=false, or "
+             "--auth.protect-metrics alone for true)");
+}
+
 BOOST_AUTO_TEST_CASE(malformed_arguments) {
   // CAF's parser errors, in words, name the option.
   for (std::string arg : {"--http.port=5000x", "--http.port"})
