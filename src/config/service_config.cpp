@@ -348,7 +348,9 @@ std::vector<std::string> split_list(const std::string& text) {
   return items;
 }
 
-// "host:port,host:port" (spaces allowed, empty entries skipped).
+// "host:port,host:port" (spaces allowed, empty entries skipped); an IPv6
+// address in brackets, "[::1]:4000", gives the host without them (CAF
+// connects to the address as written: "[::1]" resolves to nothing).
 bool parse_endpoint_list(const std::string& text,
                          std::vector<std::pair<std::string, uint16_t>>& out,
                          std::string& bad) {
@@ -364,11 +366,24 @@ bool parse_endpoint_list(const std::string& text,
     } catch (const std::exception&) {
       port = 0;
     }
+    auto host = colon == std::string::npos ? item : item.substr(0, colon);
+    bool bracketed = !host.empty() && host.front() == '[';
+    if (bracketed) {
+      unsigned char buf[sizeof(struct in6_addr)];
+      if (host.size() < 3 || host.back() != ']' ||
+          inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), buf) !=
+              1)
+        port = 0; // "[" without "]", or not an IPv6 address inside
+      else
+        host = host.substr(1, host.size() - 2);
+    } else if (host.find_first_of("[]") != std::string::npos) {
+      port = 0;
+    }
     if (port < 1 || port > 65535) {
       bad = item;
       return false;
     }
-    out.emplace_back(item.substr(0, colon), static_cast<uint16_t>(port));
+    out.emplace_back(std::move(host), static_cast<uint16_t>(port));
   }
   return true;
 }
@@ -651,14 +666,23 @@ std::vector<std::string> service_config::load(int argc, char** argv,
   cl.role = cluster_role_;
   cl.node_name = cluster_node_name_;
   cl.bind_address = cluster_bind_address_;
+  // An API node listens there (CAF's publish): anything but an address
+  // failed only then, after the HTTP side had started.
+  if (cl.role == "api" && !is_ip_address(cl.bind_address))
+    errors.push_back(fmt::format(
+        "cluster.bind-address = '{}' is not an IPv4 or IPv6 address (e.g. "
+        "0.0.0.0, 127.0.0.1, ::)",
+        cluster_bind_address_));
   c.range("cluster.port", cluster_port_, 1, 65535, cl.port);
   cl.advertise = cluster_advertise_;
   {
     std::vector<std::pair<std::string, uint16_t>> eps;
     std::string bad;
     if (!parse_endpoint_list(cluster_api_nodes_, eps, bad))
-      errors.push_back(
-          fmt::format("cluster.api-nodes: '{}' is not host:port", bad));
+      errors.push_back(fmt::format("cluster.api-nodes: '{}' is not host:port "
+                                   "(an IPv6 address in brackets: "
+                                   "[::1]:4000)",
+                                   bad));
     // Each entry is joined on its own: one named twice would be joined
     // twice. Only the same spelling is caught here (two names of one host
     // resolve alike only at connect time); host names ignore case.

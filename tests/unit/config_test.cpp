@@ -420,6 +420,21 @@ BOOST_AUTO_TEST_CASE(max_dimension_bounds_the_defaults) {
   BOOST_TEST(names(both_zero.errors, "defaults.width"));
 }
 
+// An API node listens for workers on cluster.bind-address: an IPv4 or IPv6
+// address, as http.address (anything else failed only at CAF's publish,
+// after the HTTP side had started).
+BOOST_AUTO_TEST_CASE(cluster_bind_address_is_an_address) {
+  BOOST_TEST(
+      only_error({"--cluster.role=api", "--cluster.bind-address=localhost"}) ==
+      "cluster.bind-address = 'localhost' is not an IPv4 or IPv6 "
+      "address (e.g. 0.0.0.0, 127.0.0.1, ::)");
+  for (std::string ok : {"::", "::1", "10.0.0.5"}) {
+    auto api = load({"--cluster.role=api", "--cluster.bind-address=" + ok});
+    BOOST_TEST(api.errors.empty(), ok << ": " << joined(api.errors));
+    BOOST_TEST(api.settings.cluster.bind_address == ok);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(cluster_roles) {
   // A worker must know the API nodes it joins.
   auto lonely = load({"--cluster.role=worker"});
@@ -437,6 +452,29 @@ BOOST_AUTO_TEST_CASE(cluster_roles) {
   BOOST_TEST(cl.api_nodes[1].port == 4001);
   auto bad_ep = load({"--cluster.role=worker", "--cluster.api-nodes=a:x"});
   BOOST_TEST(names(bad_ep.errors, "cluster.api-nodes"), joined(bad_ep.errors));
+  // An IPv6 API node in brackets: the host is the address without them
+  // (with them the worker resolved nothing and never joined).
+  auto v6 = load({"--cluster.role=worker",
+                  "--cluster.api-nodes=[::1]:4000, [fd00::7]:4001,a:4002"});
+  BOOST_REQUIRE_MESSAGE(v6.errors.empty(), joined(v6.errors));
+  BOOST_REQUIRE(v6.settings.cluster.api_nodes.size() == 3u);
+  BOOST_TEST(v6.settings.cluster.api_nodes[0].host == "::1");
+  BOOST_TEST(v6.settings.cluster.api_nodes[0].port == 4000);
+  BOOST_TEST(v6.settings.cluster.api_nodes[1].host == "fd00::7");
+  BOOST_TEST(v6.settings.cluster.api_nodes[1].port == 4001);
+  BOOST_TEST(v6.settings.cluster.api_nodes[2].host == "a");
+  for (std::string bad : {"[::1]", "[::1:4000", "::1]:4000", "[nohost]:4000",
+                          "[]:4000", "[127.0.0.1]:4000", "[::1]x:4000"})
+    BOOST_TEST_CONTEXT("cluster.api-nodes=" << bad) {
+      // (Also "must name at least one API node": none was read.)
+      auto res = load({"--cluster.role=worker", "--cluster.api-nodes=" + bad});
+      BOOST_TEST(!res.errors.empty());
+      if (!res.errors.empty())
+        BOOST_TEST(res.errors.front() ==
+                   "cluster.api-nodes: '" + bad +
+                       "' is not host:port (an IPv6 address in brackets: "
+                       "[::1]:4000)");
+    }
   // An API node may run without a local pool; others need one.
   auto api = load({"--cluster.role=api", "--resize.pool-size=0"});
   BOOST_TEST(api.errors.empty(), joined(api.errors));
