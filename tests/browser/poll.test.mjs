@@ -13,29 +13,14 @@
 // transient failures for two minutes in a row (the page's clock run
 // ahead) make it stop and say so; a result image that does not load is
 // reported. Exits non-zero on any failure.
-import {mkdirSync, mkdtempSync, rmSync} from 'node:fs';
-import {tmpdir} from 'node:os';
-import {join, resolve} from 'node:path';
-import {chromium} from 'playwright-core';
+import {resolve} from 'node:path';
+
+import {check, fail, launch, report} from './harness.mjs';
 
 const [baseUrl, photo, artifactDir] = process.argv.slice(2);
 if (!baseUrl || !photo || !artifactDir) {
   console.error('usage: poll.test.mjs <base-url> <photo> <artifact-dir>');
   process.exit(2);
-}
-
-const executablePath = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
-let passed = 0;
-let failed = 0;
-
-function check(cond, what) {
-  if (cond) {
-    passed++;
-    console.log(`ok - ${what}`);
-  } else {
-    failed++;
-    console.log(`not ok - ${what}`);
-  }
 }
 
 const pollPath = /\/api\/v1\/resize\/[0-9a-f-]{36}/;
@@ -54,19 +39,8 @@ async function until(cond, ms) {
 const apiError = (code, message) =>
   JSON.stringify({success: false, error: {code, message}});
 
-mkdirSync(artifactDir, {recursive: true});
-const profile = mkdtempSync(join(tmpdir(), 'resized-chromium-'));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath,
-  headless: true,
-  args: [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic',
-    '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync',
-  ],
-  viewport: {width: 1280, height: 900},
-  timeout: 60000,
-});
+const browser = await launch(artifactDir);
+const {context} = browser;
 
 // A fresh page of the service, the photo chosen; `polls` collects the
 // status GETs it makes and their answers' codes. With `clock`, the page's
@@ -222,12 +196,8 @@ try {
     await page.close();
   }
 } catch (err) {
-  failed++;
-  console.log(`not ok - ${err.stack || err}`);
+  fail(err);
 } finally {
-  await context.close();
-  rmSync(profile, {recursive: true, force: true});
+  await browser.close();
 }
-
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed === 0 ? 0 : 1);
+report();

@@ -16,12 +16,10 @@
 // (localhost:<port>, which upload_test.cpp starts it with) submits, polls and
 // fetches the result; another one is refused by the browser. Exits non-zero
 // on any failure.
-import {
-  mkdirSync, mkdtempSync, readFileSync, rmSync, statSync,
-} from 'node:fs';
-import {tmpdir} from 'node:os';
-import {join, resolve} from 'node:path';
-import {chromium} from 'playwright-core';
+import {readFileSync, statSync} from 'node:fs';
+import {resolve} from 'node:path';
+
+import {check, fail, launch, report} from './harness.mjs';
 
 const [baseUrl, photo, artifactDir, maxBody, maxDimension] =
   process.argv.slice(2);
@@ -31,35 +29,10 @@ if (!baseUrl || !photo || !artifactDir || !maxBody || !maxDimension) {
   process.exit(2);
 }
 
-const executablePath = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const want = {width: 240, height: 180};
-let passed = 0;
-let failed = 0;
 
-function check(cond, what) {
-  if (cond) {
-    passed++;
-    console.log(`ok - ${what}`);
-  } else {
-    failed++;
-    console.log(`not ok - ${what}`);
-  }
-}
-
-mkdirSync(artifactDir, {recursive: true});
-const profile = mkdtempSync(join(tmpdir(), 'resized-chromium-'));
-// A fresh profile directory (--user-data-dir) for every run.
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath,
-  headless: true,
-  args: [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic',
-    '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync',
-  ],
-  viewport: {width: 1280, height: 900},
-  timeout: 60000,
-});
+const browser = await launch(artifactDir);
+const {context} = browser;
 
 try {
   const page = context.pages()[0] || await context.newPage();
@@ -257,12 +230,8 @@ try {
           `refused its preflight (${JSON.stringify(unlisted)}, ` +
           `${refused} refusal(s) counted)`);
 } catch (err) {
-  failed++;
-  console.log(`not ok - ${err.stack || err}`);
+  fail(err);
 } finally {
-  await context.close();
-  rmSync(profile, {recursive: true, force: true});
+  await browser.close();
 }
-
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed === 0 ? 0 : 1);
+report();

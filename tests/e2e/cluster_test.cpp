@@ -1623,6 +1623,21 @@ BOOST_AUTO_TEST_CASE(silent_connections_to_the_cluster_port_are_cut_off,
   BOOST_TEST(lines_with(w.log(), {"joined API node"}) == 1u, w.log());
 }
 
+// A connection to `api`'s cluster port was cut off for announcing too large
+// a message: the node says so, runs on with its memory (VmRSS, MiB) where it
+// was `before`, and answers HTTP.
+void expect_cut_off_for_its_size(api_node& api, long before) {
+  BOOST_TEST(!wait_log_line(api.process(),
+                            "cluster connection cut off: a message too large "
+                            "before it joined",
+                            5s)
+                  .empty());
+  BOOST_TEST(api.running());
+  auto now = proc_memory_mib(api.process().pid(), "VmRSS");
+  BOOST_TEST(now < before + 200, "RSS " << before << " -> " << now << " MiB");
+  BOOST_TEST(http_get(api.url("/healthz")).status == 200);
+}
+
 // 32 bytes from anyone on the plain cluster port: a BASP header announcing
 // a 4 GiB payload, before any hello. CAF would size its read buffer to it
 // (the node's memory went from 46 MB to 3.3 GB, or it aborted on
@@ -1636,8 +1651,7 @@ BOOST_AUTO_TEST_CASE(a_huge_message_before_hello_is_cut_off,
   api_node api(redis.port(), "bomb-api",
                {"--cluster.connection-timeout-ms=20000"});
   note_logs({&api.process()});
-  auto rss_mib = [&] { return proc_memory_mib(api.process().pid(), "VmRSS"); };
-  auto before = rss_mib();
+  auto before = proc_memory_mib(api.process().pid(), "VmRSS");
   int fd = connect_loopback(api.cluster_port());
   BOOST_TEST_REQUIRE(fd >= 0);
   unsigned char header[32] = {};
@@ -1649,15 +1663,7 @@ BOOST_AUTO_TEST_CASE(a_huge_message_before_hello_is_cut_off,
   BOOST_TEST_REQUIRE(::send(fd, header, sizeof header, MSG_NOSIGNAL) == 32);
   BOOST_TEST(closed_by_peer(fd));
   ::close(fd);
-  BOOST_TEST(!wait_log_line(api.process(),
-                            "cluster connection cut off: a message too large "
-                            "before it joined",
-                            5s)
-                  .empty());
-  BOOST_TEST(api.running());
-  BOOST_TEST(rss_mib() < before + 200,
-             "RSS " << before << " -> " << rss_mib() << " MiB");
-  BOOST_TEST(http_get(api.url("/healthz")).status == 200);
+  expect_cut_off_for_its_size(api, before);
   worker_process w("bomb-worker", {api.endpoint()});
   note_logs({&w.process()});
   BOOST_TEST_REQUIRE(wait_listed(api, {"bomb-worker"}, join_timeout));
@@ -1721,20 +1727,11 @@ BOOST_AUTO_TEST_CASE(a_hello_alone_does_not_lift_the_guard, *sets_its_own_tls) {
   api_node api(redis.port(), "hello-api",
                {"--cluster.connection-timeout-ms=20000"});
   note_logs({&api.process()});
-  auto rss_mib = [&] { return proc_memory_mib(api.process().pid(), "VmRSS"); };
-  auto before = rss_mib();
+  auto before = proc_memory_mib(api.process().pid(), "VmRSS");
   auto out = run_cluster_peer(api.cluster_port(), {"--hello", "oversized"});
   BOOST_TEST(out.find("hello answered") != std::string::npos, out);
   BOOST_TEST(out.find("closed after") != std::string::npos, out);
-  BOOST_TEST(!wait_log_line(api.process(),
-                            "cluster connection cut off: a message too large "
-                            "before it joined",
-                            5s)
-                  .empty());
-  BOOST_TEST(api.running());
-  BOOST_TEST(rss_mib() < before + 200,
-             "RSS " << before << " -> " << rss_mib() << " MiB");
-  BOOST_TEST(http_get(api.url("/healthz")).status == 200);
+  expect_cut_off_for_its_size(api, before);
 }
 
 // A connection to the plain cluster port that closes without a word (a
