@@ -95,6 +95,8 @@ void join(link_actor_type* self, caf::actor api) {
       .then(
           [=](welcome_atom) {
             auto& st = self->state;
+            if (st.api != api)
+              return; // a session that is gone (see below)
             st.joined = true;
             st.backoff = std::chrono::milliseconds{0};
             st.down_since.reset();
@@ -113,6 +115,11 @@ void join(link_actor_type* self, caf::actor api) {
           },
           [=](caf::error& err) {
             auto& st = self->state;
+            // The API node went down while this join was unanswered and
+            // the link has joined another since (or is joining): this
+            // answer, its timeout, is about a session that is gone.
+            if (st.api != api)
+              return;
             self->demonitor(st.api);
             st.api = nullptr;
             for (const auto& done : std::exchange(st.after_join, {}))

@@ -87,6 +87,27 @@ caf::behavior api_before_hello(caf::event_based_actor* self,
   };
 }
 
+// An API node that takes the first join and never answers it (its answer
+// lost with the node); later joins are welcomed.
+caf::behavior api_losing_first_join(caf::event_based_actor* self,
+                                    std::shared_ptr<seen> s) {
+  auto held = std::make_shared<std::vector<caf::response_promise>>();
+  return {
+      [=](hello_atom, uint32_t, const std::string&) {
+        ++s->hellos;
+        return caf::make_message(hello_atom::value, std::string{"9.9.9"});
+      },
+      [=](join_atom, const caf::actor&,
+          const node_info&) -> caf::result<welcome_atom> {
+        if (++s->joins == 1) {
+          held->push_back(self->make_response_promise());
+          return caf::delegated<welcome_atom>{};
+        }
+        return welcome_atom::value;
+      },
+  };
+}
+
 // Something to stand for the worker's agent: the link only passes it on.
 caf::behavior idle_agent(caf::event_based_actor*) {
   return {[](int) {}};
@@ -157,6 +178,39 @@ BOOST_AUTO_TEST_CASE(an_api_node_that_does_not_know_hello_is_not_joined) {
   BOOST_TEST_REQUIRE(
       wait_until([&] { return api_saw->hellos.load() >= 3; }, 10s));
   BOOST_TEST(api_saw->joins.load() == 0);
+}
+
+// The API node went down while the link's join to it was unanswered; the
+// link joined its successor on the same port. The first join's timeout,
+// when it fires, is about a session that is gone: it must leave the new
+// one alone (it cleared it, and the link joined again).
+BOOST_AUTO_TEST_CASE(a_late_answer_to_a_lost_join_leaves_the_new_session_be) {
+  auto first_saw = std::make_shared<seen>();
+  auto first = sys.spawn(api_losing_first_join, first_saw);
+  auto port = sys.middleman().publish(first, 0, "127.0.0.1", true);
+  BOOST_REQUIRE(port);
+  link_config lc;
+  lc.host = "127.0.0.1";
+  lc.port = *port;
+  lc.backoff_min = 20ms;
+  lc.backoff_max = 50ms;
+  lc.connect_timeout = 2s; // the first join's timeout
+  agent = sys.spawn(idle_agent);
+  link = sys.spawn(cluster_link, lc, agent,
+                   node_info{"w1", "here", 1, "1.0.0 (mine)"});
+  BOOST_TEST_REQUIRE(
+      wait_until([&] { return first_saw->joins.load() == 1; }, 10s));
+  // The API node goes; another takes its port.
+  BOOST_REQUIRE(sys.middleman().unpublish(first, *port));
+  caf::anon_send_exit(first, caf::exit_reason::kill);
+  api = sys.spawn(api_stand_in, api_saw, false);
+  auto again = sys.middleman().publish(api, *port, "127.0.0.1", true);
+  BOOST_REQUIRE(again);
+  BOOST_TEST_REQUIRE(
+      wait_until([&] { return api_saw->joins.load() == 1; }, 10s));
+  // Past the first join's timeout (2 s from it), and a retry's backoff:
+  // still the one join.
+  BOOST_TEST(!wait_until([&] { return api_saw->joins.load() > 1; }, 4s));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
