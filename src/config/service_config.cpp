@@ -861,6 +861,22 @@ std::vector<std::string> service_config::load(int argc, char** argv,
         "defaults.format = '{}' is not one of jpeg, png, webp, avif",
         defaults_format_));
   c.range("defaults.quality", defaults_quality_, 1, 100, d.quality);
+  // A default AVIF box over the AVIF pixel limit would refuse every request
+  // that leaves the size out (invalid_option, for options it did not give).
+  if (d.format == imaging::output_format::avif &&
+      defaults_width_ <= limits_max_dimension_ &&
+      defaults_height_ <= limits_max_dimension_) {
+    auto side = [&](int64_t v) { return v == 0 ? limits_max_dimension_ : v; };
+    auto box = side(defaults_width_) * side(defaults_height_);
+    if (box > limits_max_avif_pixels_)
+      errors.push_back(fmt::format(
+          "defaults.format = avif with a box of {} x {} = {} pixels is over "
+          "limits.max-avif-pixels ({}): every request that leaves its size "
+          "out would be refused; give a smaller default size or raise the "
+          "limit",
+          side(defaults_width_), side(defaults_height_), box,
+          limits_max_avif_pixels_));
+  }
 
   {
     // Keys come from the config and the environment (the safer place: not

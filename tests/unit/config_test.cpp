@@ -420,6 +420,25 @@ BOOST_AUTO_TEST_CASE(max_dimension_bounds_the_defaults) {
   BOOST_TEST(names(both_zero.errors, "defaults.width"));
 }
 
+// A default AVIF box over limits.max-avif-pixels would refuse every request
+// that leaves its size out: refused at start-up instead.
+BOOST_AUTO_TEST_CASE(a_default_avif_box_fits_the_avif_pixel_limit) {
+  auto big = load({"--defaults.format=avif", "--defaults.width=4096",
+                   "--defaults.height=4096"});
+  BOOST_TEST(names(big.errors, "limits.max-avif-pixels"), joined(big.errors));
+  BOOST_TEST(names(big.errors, "4096 x 4096 = 16777216"), joined(big.errors));
+  // a missing side counts as limits.max-dimension
+  auto open_side = load({"--defaults.format=avif", "--defaults.width=2048",
+                         "--defaults.height=0"});
+  BOOST_TEST(names(open_side.errors, "2048 x 4096"), joined(open_side.errors));
+  for (auto ok :
+       {load({"--defaults.format=avif"}),
+        load({"--defaults.format=avif", "--defaults.width=4096",
+              "--defaults.height=4096", "--limits.max-avif-pixels=16777216"}),
+        load({"--defaults.width=4096", "--defaults.height=4096"})})
+    BOOST_TEST(ok.errors.empty(), joined(ok.errors));
+}
+
 // An API node listens for workers on cluster.bind-address: an IPv4 or IPv6
 // address, as http.address (anything else failed only at CAF's publish,
 // after the HTTP side had started).
