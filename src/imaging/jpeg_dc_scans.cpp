@@ -1,4 +1,5 @@
 #include "imaging/jpeg_dc_scans.hpp"
+#include "imaging/jpeg_header.hpp"
 
 #include <algorithm>
 #include <array>
@@ -11,8 +12,6 @@
 namespace resized::imaging {
 
 namespace {
-
-constexpr size_t npos = static_cast<size_t>(-1);
 
 struct component {
   unsigned id = 0;
@@ -55,29 +54,6 @@ int32_t extend(uint32_t bits, unsigned size) {
 /// `extend`.
 uint32_t extra_bits(int32_t v, unsigned size) {
   return static_cast<uint32_t>(v < 0 ? v - 1 : v) & ((1u << size) - 1);
-}
-
-/// Offset of the marker that ends the entropy-coded data starting at `pos`:
-/// the first 0xFF not followed by a stuffed 0x00, a restart marker or
-/// another 0xFF (fill). npos when the data runs to the end.
-size_t entropy_end(const unsigned char* p, size_t pos, size_t size) {
-  while (pos < size) {
-    auto* ff = static_cast<const unsigned char*>(
-        std::memchr(p + pos, 0xFF, size - pos));
-    if (ff == nullptr)
-      return npos;
-    size_t at = static_cast<size_t>(ff - p);
-    if (at + 1 >= size)
-      return npos;
-    unsigned next = p[at + 1];
-    if (next == 0x00 || (next >= 0xD0 && next <= 0xD7))
-      pos = at + 2;
-    else if (next == 0xFF)
-      pos = at + 1;
-    else
-      return at;
-  }
-  return npos;
 }
 
 /// Bits written most significant first, with a 0x00 stuffed after every
@@ -822,8 +798,8 @@ std::optional<std::string> jpeg_dc_scans(const void* data, size_t size) {
         return std::nullopt;
       unsigned ss = body[1 + 2 * count], se = body[2 + 2 * count];
       unsigned ah = body[3 + 2 * count] >> 4, al = body[3 + 2 * count] & 15u;
-      size_t end = entropy_end(p, pos, size);
-      if (end == npos)
+      size_t end = jpeg_entropy_end(p, pos, size);
+      if (end == jpeg_data_runs_on)
         return std::nullopt;
       in_scans = true;
       kept_scan scan; // for the baseline form, if the scan is kept

@@ -103,6 +103,27 @@ bool read(header_reader& r, const unsigned char* data, size_t size,
 
 } // namespace
 
+size_t jpeg_entropy_end(const void* data, size_t pos, size_t size) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  while (pos < size) {
+    auto* ff = static_cast<const unsigned char*>(
+        std::memchr(p + pos, 0xFF, size - pos));
+    if (ff == nullptr)
+      return jpeg_data_runs_on;
+    size_t at = static_cast<size_t>(ff - p);
+    if (at + 1 >= size)
+      return jpeg_data_runs_on;
+    unsigned next = p[at + 1];
+    if (next == 0x00 || (next >= 0xD0 && next <= 0xD7))
+      pos = at + 2;
+    else if (next == 0xFF)
+      pos = at + 1;
+    else
+      return at;
+  }
+  return jpeg_data_runs_on;
+}
+
 size_t count_jpeg_scans(const void* data, size_t size, size_t stop_after) {
   const auto* p = static_cast<const unsigned char*>(data);
   size_t scans = 0;
@@ -131,20 +152,10 @@ size_t count_jpeg_scans(const void* data, size_t size, size_t stop_after) {
     if (marker != 0xDA)
       continue;
     ++scans;
-    // the scan's data: up to a marker that is neither stuffing nor RSTn
-    // (memchr: this runs on every progressive upload, megabytes)
-    while (pos + 1 < size) {
-      const void* ff = std::memchr(p + pos, 0xFF, size - pos - 1);
-      if (ff == nullptr) {
-        pos = size;
-        break;
-      }
-      pos = static_cast<size_t>(static_cast<const unsigned char*>(ff) - p);
-      unsigned next = p[pos + 1];
-      if (next != 0x00 && !(next >= 0xD0 && next <= 0xD7))
-        break; // a marker: the outer loop reads it
-      pos += 2;
-    }
+    // the scan's data, up to the marker the outer loop reads next
+    pos = jpeg_entropy_end(p, pos, size);
+    if (pos == jpeg_data_runs_on)
+      break;
   }
   return scans;
 }

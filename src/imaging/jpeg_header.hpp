@@ -35,6 +35,13 @@ std::optional<probe_info> read_jpeg_header(const void* data, size_t size,
 /// any bytes and on any thread.
 bool jpeg_data_ends_early(const void* data, size_t size);
 
+/// Offset of the marker that ends the entropy-coded data starting at `pos`
+/// in `data`: the first 0xFF not followed by a stuffed 0x00, a restart
+/// marker or another 0xFF (fill). jpeg_data_runs_on when the data runs to
+/// the end. Pure; safe on any bytes.
+inline constexpr size_t jpeg_data_runs_on = static_cast<size_t>(-1);
+size_t jpeg_entropy_end(const void* data, size_t pos, size_t size);
+
 /// How many scans (SOS markers) a JPEG has, counting no further than
 /// `stop_after` + 1: each marker's segment is skipped by its length, each
 /// scan's entropy-coded data up to the next marker (stuffed FF 00 and
