@@ -1679,14 +1679,13 @@ BOOST_AUTO_TEST_CASE(a_huge_message_before_hello_is_cut_off,
 // Runs tests/tools/cluster_peer (a CAF node of its own) against `port`
 // with `args`; its output once it has exited.
 std::string run_cluster_peer(uint16_t port, std::vector<std::string> args) {
-  auto dir = make_temp_dir("cluster-peer");
   std::vector<std::string> argv{env_or("CLUSTER_PEER_BIN", "cluster_peer"),
                                 std::to_string(port)};
   argv.insert(argv.end(), args.begin(), args.end());
-  child_process peer(argv, dir + "/peer.log");
-  int status = 0;
-  BOOST_TEST(peer.wait_exit(30s, status));
-  return peer.log();
+  std::string output;
+  int rc = run_to_exit(argv, output, 30s);
+  BOOST_TEST(rc == 0, "cluster_peer exited " << rc << ":\n" << output);
+  return output;
 }
 
 // The cluster port publishes a gateway: a stranger that says hello like a
