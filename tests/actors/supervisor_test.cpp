@@ -196,6 +196,17 @@ struct supervisor_fixture : test::actor_system_fixture {
     BOOST_REQUIRE(welcomed);
   }
 
+  // Says hello to `to` in this build's protocol, as build `build`, as a
+  // cluster_link would; the build it answers with.
+  std::string hello(const caf::actor& to, const std::string& build) {
+    caf::scoped_actor self{sys};
+    std::string answered;
+    self->request(to, 5s, hello_atom::value, cluster_protocol, build)
+        .receive([&](hello_atom, std::string& theirs) { answered = theirs; },
+                 [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
+    return answered;
+  }
+
   cluster_view view(const caf::actor& sup) {
     test::answer<outcome<cluster_view>> ans;
     caf::anon_send(sup, cluster_atom::value, ans.make());
@@ -1279,12 +1290,7 @@ BOOST_AUTO_TEST_CASE(a_worker_of_another_cluster_protocol_is_refused) {
                    std::string::npos,
                why);
   }
-  std::string answered;
-  self->request(sup, 5s, hello_atom::value, cluster_protocol,
-                std::string{"1.2.3 (abc)"})
-      .receive([&](hello_atom, std::string& build) { answered = build; },
-               [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
-  BOOST_TEST(answered == "1.2.3 (abc)");
+  BOOST_TEST(hello(sup, "1.2.3 (abc)") == "1.2.3 (abc)");
   // Its own pool is listed with its build.
   auto v = view(sup);
   BOOST_TEST_REQUIRE(v.nodes.size() == 1u);
@@ -1312,12 +1318,7 @@ BOOST_AUTO_TEST_CASE(the_gateway_passes_only_a_workers_messages) {
                  [&](caf::error& e) { err = std::move(e); });
     BOOST_TEST((err == caf::sec::unexpected_message), sys.render(err));
   }
-  std::string answered;
-  self->request(gate, 5s, hello_atom::value, cluster_protocol,
-                std::string{"1.2.3 (abc)"})
-      .receive([&](hello_atom, std::string& build) { answered = build; },
-               [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
-  BOOST_TEST(answered == "1.2.3 (abc)");
+  BOOST_TEST(hello(gate, "1.2.3 (abc)") == "1.2.3 (abc)");
   held_node held{sys};
   join(gate, held.actor, "through-the-gate", 1);
   // Still taking tasks: none of the above drained it.
