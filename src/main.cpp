@@ -50,6 +50,7 @@
 #include "common/log.hpp"
 #include "common/memory.hpp"
 #include "common/metrics.hpp"
+#include "common/socket_ends.hpp"
 #include "config/service_config.hpp"
 #include "config/tls_check.hpp"
 #include "http/responses.hpp"
@@ -619,7 +620,7 @@ int main(int argc, char** argv) {
               "[openssl] it is neither authenticated nor encrypted, and a "
               "worker that joins is sent uploads and returns results; keep "
               "it on a private network, bind it to loopback, or set openssl.*",
-              {{"cluster", fmt::format("{}:{}", cl.bind_address, cl.port)}});
+              {{"cluster", endpoint_text(cl.bind_address, cl.port)}});
   if (cluster_tls) {
     // CAF reads the files for every connection: it gets the checked
     // content, kept in memory (config::pin_tls_files).
@@ -723,10 +724,8 @@ int main(int argc, char** argv) {
          {"libvips", this_build().library("libvips")},
          {"node", cl.node_name},
          {"role", cl.role},
-         {"http",
-          srv ? fmt::format("{}:{}", cfg.http.address, cfg.http.port) : "off"},
-         {"cluster", cl.role == "api"
-                         ? fmt::format("{}:{}", cl.bind_address, cl.port)
+         {"http", srv ? endpoint_text(cfg.http.address, cfg.http.port) : "off"},
+         {"cluster", cl.role == "api" ? endpoint_text(cl.bind_address, cl.port)
                      : cl.role == "worker" ? "joining"
                                            : "off"},
          {"cluster_tls", cluster_tls ? "on" : "off"},
@@ -739,10 +738,10 @@ int main(int argc, char** argv) {
                                                  : std::to_string(open_files)},
          {"pool_size", cfg.resize.pool_size},
          {"huge_pages", huge_pages},
-         {"redis", cl.role == "worker" // workers keep no records
-                       ? std::string{"unused"}
-                       : fmt::format("{}:{}", cfg.redis.store.host,
-                                     cfg.redis.store.port)}});
+         {"redis",
+          cl.role == "worker" // workers keep no records
+              ? std::string{"unused"}
+              : endpoint_text(cfg.redis.store.host, cfg.redis.store.port)}});
     int sig = 0;
     sigwait(&signals, &sig);
     if (name_lost)

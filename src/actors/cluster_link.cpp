@@ -7,6 +7,7 @@
 #include <caf/openssl/manager.hpp>
 
 #include "common/log.hpp"
+#include "common/socket_ends.hpp"
 
 namespace resized::actors {
 
@@ -44,7 +45,7 @@ void schedule_retry(link_actor_type* self, const std::string& why) {
   log::emit(warn ? log::level::warn : log::level::info,
             warn ? "cluster link still down: not joined to this API node"
                  : "cluster link down",
-            {{"api", fmt::format("{}:{}", st.cfg.host, st.cfg.port)},
+            {{"api", endpoint_text(st.cfg.host, st.cfg.port)},
              {"reason", why},
              {"tries", st.failed_tries},
              {"down_ms", down_ms},
@@ -70,17 +71,16 @@ void leave(link_actor_type* self, std::function<void(bool)> done) {
           [=](uint64_t in_flight) {
             auto& st = self->state;
             if (!st.told)
-              log::info(
-                  "told API node this node leaves",
-                  {{"api", fmt::format("{}:{}", st.cfg.host, st.cfg.port)},
-                   {"in_flight", in_flight}});
+              log::info("told API node this node leaves",
+                        {{"api", endpoint_text(st.cfg.host, st.cfg.port)},
+                         {"in_flight", in_flight}});
             st.told = true;
             done(true);
           },
           [=](caf::error& err) {
             auto& st = self->state;
             log::warn("API node did not acknowledge leaving",
-                      {{"api", fmt::format("{}:{}", st.cfg.host, st.cfg.port)},
+                      {{"api", endpoint_text(st.cfg.host, st.cfg.port)},
                        {"error", describe(self->system(), err)}});
             done(false);
           });
@@ -102,7 +102,7 @@ void join(link_actor_type* self, caf::actor api) {
             st.down_since.reset();
             st.failed_tries = 0;
             log::info("joined API node",
-                      {{"api", fmt::format("{}:{}", st.cfg.host, st.cfg.port)},
+                      {{"api", endpoint_text(st.cfg.host, st.cfg.port)},
                        {"api_version", st.api_build},
                        {"node", st.info.name},
                        {"workers", st.info.pool_size}});
@@ -136,7 +136,7 @@ void join(link_actor_type* self, caf::actor api) {
                   leaving ? log::level::info : log::level::error,
                   leaving ? "join deferred: the node with this name is leaving"
                           : "join refused: node name in use",
-                  {{"api", fmt::format("{}:{}", st.cfg.host, st.cfg.port)},
+                  {{"api", endpoint_text(st.cfg.host, st.cfg.port)},
                    {"node", st.info.name},
                    {"reason", holder},
                    {"retry_ms", wait.count()}});
@@ -175,7 +175,7 @@ void hello(link_actor_type* self, caf::actor api) {
             }
             auto wait = retry_later(self);
             log::error("join refused: another cluster protocol",
-                       {{"api", fmt::format("{}:{}", st.cfg.host, st.cfg.port)},
+                       {{"api", endpoint_text(st.cfg.host, st.cfg.port)},
                         {"node", st.info.name},
                         {"reason", why},
                         {"retry_ms", wait.count()}});
@@ -221,7 +221,7 @@ caf::behavior cluster_link(link_actor_type* self, link_config cfg,
     st.joined = false;
     if (st.leaving) {
       log::info("API node lost while leaving: not rejoining",
-                {{"api", fmt::format("{}:{}", st.cfg.host, st.cfg.port)},
+                {{"api", endpoint_text(st.cfg.host, st.cfg.port)},
                  {"reason", describe(self->system(), msg.reason)}});
       return;
     }

@@ -7,6 +7,8 @@
 #include <caf/sec.hpp>
 #include <fmt/format.h>
 
+#include "common/socket_ends.hpp"
+
 namespace resized::actors {
 
 std::string to_string(cluster_error x) {
@@ -64,9 +66,10 @@ std::string describe(caf::actor_system& sys, const caf::error& err) {
       // the middleman's context: (what failed, host, port)
       if (ctx.size() == 3 &&
           ctx.match_elements<std::string, std::string, uint16_t>())
-        return fmt::format("cannot connect to {}:{} (nothing listens there, "
-                           "or the host name does not resolve)",
-                           ctx.get_as<std::string>(1), ctx.get_as<uint16_t>(2));
+        return fmt::format(
+            "cannot connect to {} (nothing listens there, "
+            "or the host name does not resolve)",
+            endpoint_text(ctx.get_as<std::string>(1), ctx.get_as<uint16_t>(2)));
       return "cannot connect";
     case caf::sec::disconnect_during_handshake:
       // One side speaks TLS (openssl.*) and the other not, or the address

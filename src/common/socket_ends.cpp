@@ -41,8 +41,13 @@ std::string address_text(const sockaddr_storage& addr, socklen_t len) {
   auto [host, port] = numeric_endpoint(addr, len);
   if (host.empty())
     return "unknown";
-  return addr.ss_family == AF_INET6 ? fmt::format("[{}]:{}", host, port)
-                                    : fmt::format("{}:{}", host, port);
+  return endpoint_text(host, port);
+}
+
+std::string endpoint_text(const std::string& host, unsigned port) {
+  return host.find(':') != std::string::npos && host.front() != '['
+             ? fmt::format("[{}]:{}", host, port)
+             : fmt::format("{}:{}", host, port);
 }
 
 } // namespace resized

@@ -33,4 +33,8 @@ std::pair<std::string, uint16_t> numeric_endpoint(const sockaddr_storage& addr,
 /// "host:port", "[host]:port" for IPv6, or "unknown".
 std::string address_text(const sockaddr_storage& addr, socklen_t len);
 
+/// "host:port" for a configured host (a name or a literal), "[host]:port"
+/// when it is an IPv6 literal (it has a ':'), as one would type it back.
+std::string endpoint_text(const std::string& host, unsigned port);
+
 } // namespace resized

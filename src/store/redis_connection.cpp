@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "common/log.hpp"
+#include "common/socket_ends.hpp"
 
 namespace resized::store {
 
@@ -214,7 +215,7 @@ void redis_connection::note_reached() {
   std::chrono::duration<double> down =
       std::chrono::steady_clock::now() - down_since_;
   log::info("redis connection back",
-            {{"redis", fmt::format("{}:{}", settings_.host, settings_.port)},
+            {{"redis", endpoint_text(settings_.host, settings_.port)},
              {"down_s", down.count(), 1}});
 }
 
@@ -225,10 +226,9 @@ const failure& redis_connection::note_failed() {
     // At start-up (never reached yet) the owner says it will retry; this
     // is the news that a working store went away.
     if (was == link::up && !quiet_)
-      log::warn(
-          "redis connection lost",
-          {{"redis", fmt::format("{}:{}", settings_.host, settings_.port)},
-           {"error", last_error_.message}});
+      log::warn("redis connection lost",
+                {{"redis", endpoint_text(settings_.host, settings_.port)},
+                 {"error", last_error_.message}});
   }
   if (hold_ && timed_out_ && !held_) {
     held_ = true;

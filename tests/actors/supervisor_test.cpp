@@ -1378,6 +1378,12 @@ BOOST_AUTO_TEST_CASE(cluster_errors_are_described_in_words) {
                                            uint16_t{5810})) ==
              "cannot connect to 127.0.0.1:5810 (nothing listens there, or "
              "the host name does not resolve)");
+  BOOST_TEST(describe(sys, caf::make_error(caf::sec::cannot_connect_to_node,
+                                           "ip_connect failed",
+                                           std::string{"fd00::2"},
+                                           uint16_t{5810})) ==
+             "cannot connect to [fd00::2]:5810 (nothing listens there, or "
+             "the host name does not resolve)");
   BOOST_TEST(describe(sys, caf::make_error(caf::sec::connection_timeout))
                  .find("cluster.port") != std::string::npos);
   BOOST_TEST(describe(sys, make_error(cluster_error::name_taken, "held")) ==

@@ -719,4 +719,11 @@ BOOST_AUTO_TEST_CASE(socket_ends_name_the_peer_and_spot_a_reused_descriptor) {
   BOOST_TEST(address_text(sockaddr_storage{}, 0) == "unknown");
 }
 
+BOOST_AUTO_TEST_CASE(configured_endpoints_are_named_as_one_types_them) {
+  BOOST_TEST(endpoint_text("10.0.0.2", 4242) == "10.0.0.2:4242");
+  BOOST_TEST(endpoint_text("api-1.internal", 4242) == "api-1.internal:4242");
+  BOOST_TEST(endpoint_text("fd00::2", 4242) == "[fd00::2]:4242");
+  BOOST_TEST(endpoint_text("::", 5000) == "[::]:5000");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
