@@ -94,6 +94,11 @@ void count_client(self_ptr self, const std::string& token,
 // a restart, submitted without a client) is a no-op.
 void counted_done(self_ptr self, const std::string& token) {
   auto& st = self->state;
+  if (st.ended.size() >= 10000) {
+    st.ended_before = std::move(st.ended);
+    st.ended.clear();
+  }
+  st.ended.insert(token);
   auto i = st.counted.find(token);
   if (i == st.counted.end())
     return;
@@ -662,13 +667,15 @@ void forget(self_ptr self, const std::string& token,
 
 // Whether this supervisor has `token` in hand already: queued or running,
 // waiting for an identical task here or a twin elsewhere, getting a copy
-// of a twin's result, or undone (its client has no token). A recovery (retried
+// of a twin's result, undone (its client has no token), or ended here
+// lately. A recovery (retried
 // after a timeout, or after submissions were taken before the lease) must not
 // start it again.
 bool handled_here(const state_type& st, const std::string& token) {
   if (st.running.count(token) != 0 || st.open.count(token) != 0 ||
       st.awaiting.count(token) != 0 || st.cloning.count(token) != 0 ||
-      st.forgotten.count(token) != 0)
+      st.forgotten.count(token) != 0 || st.ended.count(token) != 0 ||
+      st.ended_before.count(token) != 0)
     return true;
   for (const auto& [original, list] : st.followers)
     for (const auto& rec : list)
@@ -748,6 +755,16 @@ void resume_read(self_ptr self, std::vector<state_type::deferred> asked,
       st.open.erase(d.record.token);
       log::debug("recovered task no longer pending in redis",
                  {{"token", d.record.token}});
+      // Twins that came to follow it here (it was open) run themselves:
+      // their own inputs are in Redis, and nothing else would answer them.
+      if (auto f = st.followers.find(d.record.token); f != st.followers.end()) {
+        auto waiting = std::move(f->second);
+        st.followers.erase(f);
+        for (auto& w : waiting) {
+          st.open.insert(w.token);
+          st.deferred_tasks.push_back({std::move(w), 0, std::string{}});
+        }
+      }
       continue;
     }
     auto& p = *i->second;

@@ -163,6 +163,12 @@ struct supervisor_state {
   // recovery that reads one before its undo lands must not run it.
   // Cleared past 10000 (accepts undone are rare: Redis timeouts).
   std::unordered_set<std::string> forgotten;
+  // Tokens that ended here lately (final, or never accepted), in two
+  // generations of up to 10000 each: a recovery works from a snapshot of
+  // the pending set read before they ended, and must not open one again
+  // (its input is gone from Redis by then, and twins following it here
+  // would never be answered).
+  std::unordered_set<std::string> ended, ended_before;
   // Each client's share in use: its tasks accepted (or being accepted) and
   // not final, and their input bytes; and whose each such task is, by
   // token. Released once, when the task ends (counted_done).

@@ -167,6 +167,76 @@ caf::behavior held_accept_status(caf::stateful_actor<held_accepts>* self,
   };
 }
 
+// Stands in for the status actor over a Redis that keeps each accepted
+// task's input until the task is final, as the pending set does: accepts
+// everything (no twin), copies no result (clone_atom: false), recovers
+// nothing at start, and answers an ask for inputs with the asked tasks
+// still pending there. The first ask is held until the test sends
+// twin_atom (Redis slow); every ask's tokens go to `seen`. Record changes
+// are forwarded to `sink`.
+struct kept_inputs {
+  std::map<std::string, store::pending_task> pending;
+  std::optional<std::pair<caf::response_promise, std::vector<std::string>>>
+      held;
+  bool asked = false;
+};
+caf::behavior kept_inputs_status(caf::stateful_actor<kept_inputs>* self,
+                                 caf::actor sink,
+                                 std::shared_ptr<input_asks> seen) {
+  auto still_pending = [self](const std::vector<std::string>& tokens) {
+    std::vector<store::pending_task> out;
+    for (const auto& t : tokens)
+      if (auto i = self->state.pending.find(t); i != self->state.pending.end())
+        out.push_back(i->second);
+    return out;
+  };
+  return {
+      [=](accept_atom, task_record& rec, const caf::message& job,
+          const std::string&) {
+        store::pending_task p;
+        p.record = rec;
+        if (job.match_elements<resize_job>())
+          p.input = job.get_as<resize_job>(0).input;
+        self->state.pending[rec.token] = std::move(p);
+        self->send(sink, update_atom::value, rec);
+        return std::make_tuple(true, std::string{});
+      },
+      [=](recover_atom) { return std::vector<store::pending_task>{}; },
+      [=](clone_atom, const std::string&, task_record&, const std::string&) {
+        return false;
+      },
+      [=](inputs_atom, const std::vector<std::string>& tokens)
+          -> caf::result<std::vector<store::pending_task>> {
+        {
+          std::lock_guard<std::mutex> lock{seen->mutex};
+          seen->asks.push_back(tokens);
+        }
+        if (!std::exchange(self->state.asked, true)) {
+          auto promise = self->make_response_promise();
+          self->state.held.emplace(promise, tokens);
+          return promise;
+        }
+        return still_pending(tokens);
+      },
+      [=](twin_atom) {
+        if (auto& h = self->state.held) {
+          h->first.deliver(still_pending(h->second));
+          h.reset();
+        }
+      },
+      [=](update_atom, task_record& rec) {
+        if (is_final(rec.status))
+          self->state.pending.erase(rec.token);
+        self->send(sink, update_atom::value, rec);
+      },
+      [=](result_atom, task_record& rec, std::string& bytes,
+          const std::string&) {
+        self->state.pending.erase(rec.token);
+        self->send(sink, result_atom::value, rec, bytes);
+      },
+  };
+}
+
 struct supervisor_fixture : test::actor_system_fixture {
   caf::scoped_actor status{sys};
   // Every record change seen, in order: (token, status), and in full.
@@ -516,6 +586,55 @@ BOOST_AUTO_TEST_CASE(a_recovery_leaves_the_tasks_in_hand_alone) {
     started += token == tokens[1] && status == task_status::in_progress;
   BOOST_TEST(started == 0u); // its result is the first's, copied
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}
+
+// A recovery works from a snapshot of the pending set, which may list a
+// task that ended here since it was read. That task is not opened again:
+// an identical submission made meanwhile would follow it, and then nothing
+// would answer it once the task's input turned out to be gone.
+BOOST_AUTO_TEST_CASE(a_recovery_does_not_reopen_a_task_ended_since_its_read) {
+  auto photo = test::corpus_photo(test::small_photo);
+  auto asks = std::make_shared<input_asks>();
+  auto store_actor =
+      sys.spawn(kept_inputs_status, caf::actor_cast<caf::actor>(status), asks);
+  supervisor_config cfg;
+  auto local = sys.spawn(agent, agent_config{1, cfg.node});
+  auto sup = sys.spawn(supervisor, cfg, store_actor, local, size_t{1});
+  auto submit_same = [&] {
+    test::answer<outcome<std::string>> ans;
+    submit_request req{{},     photo, imaging::probe_info{}, "test",
+                       "same", 0,     "ip:192.0.2.1"};
+    caf::anon_send(sup, submit_atom::value, std::move(req), ans.make());
+    auto res = ans.wait();
+    BOOST_REQUIRE(res.has_value());
+    BOOST_REQUIRE(res->ok());
+    return res->value();
+  };
+  auto first = submit_same();
+  run_until_final({first});
+  BOOST_TEST((last[first].status == task_status::success));
+  // The snapshot read before it ended, as an adoption or a recovery
+  // retried after a timeout delivers it.
+  store::pending_task stale;
+  stale.record = last[first];
+  stale.record.status = task_status::in_progress;
+  caf::anon_send(sup, adopt_atom::value, std::string{},
+                 std::vector<store::pending_task>{stale});
+  auto second = submit_same();
+  caf::anon_send(store_actor, twin_atom::value); // Redis answers now
+  run_until_final({second}, 20s);
+  BOOST_TEST((last[second].status == task_status::success));
+  {
+    std::lock_guard<std::mutex> lock{asks->mutex};
+    for (const auto& ask : asks->asks)
+      for (const auto& token : ask)
+        BOOST_TEST(token != first); // never opened again
+  }
+  auto v = view(sup);
+  BOOST_TEST(v.clients == 0u);
+  BOOST_TEST(v.queue_depth == 0u);
+  for (auto* x : {&sup, &local, &store_actor})
+    caf::anon_send_exit(*x, caf::exit_reason::user_shutdown);
 }
 
 BOOST_AUTO_TEST_CASE(identical_tasks_free_their_clients_share_once_final) {
@@ -1378,12 +1497,12 @@ BOOST_AUTO_TEST_CASE(cluster_errors_are_described_in_words) {
                                            uint16_t{5810})) ==
              "cannot connect to 127.0.0.1:5810 (nothing listens there, or "
              "the host name does not resolve)");
-  BOOST_TEST(describe(sys, caf::make_error(caf::sec::cannot_connect_to_node,
-                                           "ip_connect failed",
-                                           std::string{"fd00::2"},
-                                           uint16_t{5810})) ==
-             "cannot connect to [fd00::2]:5810 (nothing listens there, or "
-             "the host name does not resolve)");
+  BOOST_TEST(
+      describe(sys, caf::make_error(caf::sec::cannot_connect_to_node,
+                                    "ip_connect failed", std::string{"fd00::2"},
+                                    uint16_t{5810})) ==
+      "cannot connect to [fd00::2]:5810 (nothing listens there, or "
+      "the host name does not resolve)");
   BOOST_TEST(describe(sys, caf::make_error(caf::sec::connection_timeout))
                  .find("cluster.port") != std::string::npos);
   BOOST_TEST(describe(sys, make_error(cluster_error::name_taken, "held")) ==
