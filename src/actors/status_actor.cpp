@@ -483,11 +483,11 @@ outcome<std::optional<task_record>> find_record(status_actor_type* self,
                                                 const std::string& token) {
   auto& st = self->state;
   if (auto hit = st.cache->record(token)) {
-    if (expired(hit->expires_at_ms)) {
-      st.cache->erase_record(token);
-      return std::optional<task_record>{};
-    }
-    return std::optional<task_record>{hit->record}; // see cache_record
+    if (!expired(hit->expires_at_ms))
+      return std::optional<task_record>{hit->record}; // see cache_record
+    // Redis may keep it longer: a twin's copy lengthens the record it
+    // points at (EXPIRE GT), and so may another API node's result-ttl.
+    st.cache->erase_record(token);
   }
   int64_t stored_until = 0;
   auto res = st.store->get_record(token, &stored_until);
@@ -851,6 +851,16 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         auto& st = self->state;
         if (dropped_after_final(self, rec))
           return;
+        // A twin's result points at the image of the task it followed.
+        // That task may have ended as a copy of an earlier twin's result
+        // (queued when the copy was not answered in time, and the copy made
+        // after all: its own run's result was then dropped, above, and its
+        // image never stored): point where that copy points.
+        if (!rec.image_token.empty())
+          if (auto source = st.cache->record(rec.image_token);
+              source && source->record.status == task_status::success &&
+              !source->record.image_token.empty())
+            rec.image_token = source->record.image_token;
         supersede_progress(st, rec.token);
         auto expires = expiry(st);
         auto image = std::make_shared<const std::string>(std::move(bytes));

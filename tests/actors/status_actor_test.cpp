@@ -235,6 +235,80 @@ BOOST_AUTO_TEST_CASE(the_content_index_is_shared_through_redis) {
   caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
 }
 
+// A task was queued when the copy of its twin's result was not answered
+// in time, and the copy was made after all: the task is that copy, its own
+// run's result is dropped and its image never stored. A duplicate that
+// followed the run points at the image the copy points at, not at one that
+// never existed (it ended FAILURE result_not_stored).
+BOOST_AUTO_TEST_CASE(a_twin_of_a_copy_points_where_the_copy_points) {
+  auto st = start(config());
+  std::string content = "k" + test::random_uuid() + ":100x100:fill:jpeg:85";
+  auto first = make_record(task_status::success);
+  first.width = first.height = 100;
+  caf::anon_send(st, result_atom::value, first, std::string("img"), content);
+  auto queued = make_record();
+  caf::scoped_actor self{sys};
+  bool cloned = false;
+  self->request(st, 5s, clone_atom::value, first.token, queued, content)
+      .receive([&](bool ok) { cloned = ok; },
+               [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
+  BOOST_REQUIRE(cloned);
+  auto run = queued; // its own run, ended after the copy
+  run.status = task_status::success;
+  run.width = run.height = 100;
+  caf::anon_send(st, result_atom::value, run, std::string("img2"), content);
+  auto follower = make_record();
+  copy_result(run, follower);
+  BOOST_TEST(follower.image_token == queued.token);
+  caf::anon_send(st, result_atom::value, follower, std::string{},
+                 std::string{});
+  auto got = lookup(st, follower.token);
+  BOOST_REQUIRE(got.ok());
+  BOOST_TEST((got->status == task_status::success));
+  BOOST_TEST(got->image_token == first.token);
+  BOOST_TEST(image(st, got->image_token).ok());
+  BOOST_TEST(
+      redis
+          .command("HGET " + prefix + "task:" + follower.token + " image_token")
+          .find(first.token) != std::string::npos);
+  caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
+}
+
+// A cached record past its time here may still be in Redis: a twin's copy
+// lengthened it there (EXPIRE GT). Another twin then copies it too instead
+// of being resized again.
+BOOST_AUTO_TEST_CASE(a_record_expired_here_is_looked_for_in_redis) {
+  auto cfg = config();
+  cfg.result_ttl = 2s;
+  auto st = start(cfg);
+  std::string content = "k" + test::random_uuid() + ":100x100:fill:jpeg:85";
+  auto first = make_record(task_status::success);
+  first.width = first.height = 100;
+  auto written = std::chrono::steady_clock::now();
+  caf::anon_send(st, result_atom::value, first, std::string("img"), content);
+  BOOST_REQUIRE(lookup(st, first.token).ok());
+  caf::scoped_actor self{sys};
+  auto clone = [&] {
+    bool cloned = false;
+    self->request(st, 5s, clone_atom::value, first.token, make_record(),
+                  content)
+        .receive([&](bool ok) { cloned = ok; },
+                 [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
+    return cloned;
+  };
+  // A second later a copy keeps the first's record 2 s from then...
+  BOOST_REQUIRE(test::wait_until(
+      [&] { return std::chrono::steady_clock::now() >= written + 1s; }, 5s));
+  BOOST_TEST(clone());
+  // ...past the time its cache entry here ends.
+  BOOST_REQUIRE(test::wait_until(
+      [&] { return std::chrono::steady_clock::now() >= written + 2200ms; },
+      5s));
+  BOOST_TEST_REQUIRE(redis_has(first.token));
+  BOOST_TEST(clone());
+  caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
+}
+
 BOOST_AUTO_TEST_CASE(an_unknown_token_is_unknown) {
   auto st = start(config());
   auto got = lookup(st, test::random_uuid());
