@@ -413,6 +413,19 @@ keep_for_retry(status_actor_type* self, unwritten_write w, const failure& err) {
   return replaced;
 }
 
+// Whether `rec`, a twin's result, points at an image whose own result
+// write is kept for a retry: it is kept behind that one (kept writes are
+// made in order).
+bool waits_for_its_image(const status_state& st, const task_record& rec) {
+  return !rec.image_token.empty() &&
+         st.unwritten.size() < status_state::max_unwritten &&
+         std::any_of(st.unwritten.begin(), st.unwritten.end(),
+                     [&](const unwritten_write& w) {
+                       return w.what == unwritten_write::kind::result &&
+                              w.record.token == rec.image_token;
+                     });
+}
+
 // Whether `rec` comes after its task's final record, cached here, and is
 // dropped: a final record never changes (caches and clients rely on it).
 // It happens when the supervisor gave up waiting for a copy of a twin's
@@ -865,9 +878,17 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         auto expires = expiry(st);
         auto image = std::make_shared<const std::string>(std::move(bytes));
         bool stored = true;
-        if (auto res =
-                st.store->put_result(rec, *image, st.ttl, st.node, content);
-            !res) {
+        if (waits_for_its_image(st, rec)) {
+          // Written now, it would find no image and end FAILURE while the
+          // task it points at ends SUCCESS once Redis takes that result.
+          st.unwritten_bytes += image->size();
+          st.unwritten.push_back(
+              {unwritten_write::kind::result, rec, image, content});
+          schedule_flush(self);
+          stored = false;
+        } else if (auto res = st.store->put_result(rec, *image, st.ttl, st.node,
+                                                   content);
+                   !res) {
           if (never_stored(res.error())) {
             if (refused(res.error()))
               count_redis_error(self);

@@ -457,6 +457,38 @@ BOOST_AUTO_TEST_CASE(progress_during_an_outage_lands_when_redis_returns) {
   caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
 }
 
+// A result Redis did not take is kept for a retry; a twin's result that
+// points at it comes after it, not before (it would find no image there and
+// end FAILURE while its twin ends SUCCESS). Redis here resets the
+// connection of a request past 1 MB, so only the large result fails.
+BOOST_AUTO_TEST_CASE(a_twins_result_waits_behind_its_images_kept_write) {
+  auto cfg = hung_redis_config();
+  auto st = start(cfg);
+  BOOST_REQUIRE(lookup(st, running_here(st).token).ok()); // connected
+  redis.command("CONFIG SET client-query-buffer-limit 1mb");
+  auto first = make_record(task_status::success);
+  first.width = first.height = 100;
+  caf::anon_send(st, result_atom::value, first, std::string(3u << 20, 'x'),
+                 std::string{});
+  auto twin = make_record();
+  copy_result(first, twin);
+  caf::anon_send(st, result_atom::value, twin, std::string{}, std::string{});
+  BOOST_TEST((lookup(st, twin.token)->status == task_status::success));
+  BOOST_TEST(!redis_has(first.token));
+  redis.command("CONFIG SET client-query-buffer-limit 1gb");
+  auto status_in_redis = [&](const task_record& rec) {
+    return redis.command("HGET " + prefix + "task:" + rec.token + " status");
+  };
+  BOOST_TEST(test::wait_until(
+      [&] {
+        return status_in_redis(first).find("SUCCESS") != std::string::npos &&
+               status_in_redis(twin).find("SUCCESS") != std::string::npos;
+      },
+      10s));
+  BOOST_TEST((lookup(st, twin.token)->status == task_status::success));
+  caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
+}
+
 // Results kept through an outage are bounded in bytes (queue.max-bytes on
 // a node): one past the bound ends its task FAILURE result_not_stored, here
 // at once and in Redis once it returns; those within it land as SUCCESS.
