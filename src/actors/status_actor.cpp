@@ -176,6 +176,31 @@ task_record result_failed(const status_state& st, task_record rec,
   return not_stored(std::move(rec), err.message);
 }
 
+// Tries of a kept result, each failed while Redis answered, before it is
+// given up (result_rejected).
+constexpr uint32_t max_result_tries = 3;
+
+// `rec`'s FAILURE when Redis failed its result `max_result_tries` times
+// while answering otherwise; logged and counted.
+task_record result_rejected(task_record rec, uint64_t bytes,
+                            const failure& err) {
+  metrics::result_refused();
+  log::error("redis fails one result while it answers otherwise: the task "
+             "ends FAILURE",
+             {{"token", rec.token},
+              {"code", to_string(error_code::result_not_stored)},
+              {"bytes", bytes},
+              {"tries", max_result_tries},
+              {"error", err.message}});
+  return not_stored(
+      std::move(rec),
+      fmt::format("the task store (Redis) failed to store the result ({} "
+                  "bytes) {} times while it answered other requests (is the "
+                  "result past its client-query-buffer-limit or "
+                  "proto-max-bulk-len?); submit the task again later",
+                  bytes, max_result_tries));
+}
+
 void schedule_flush(status_actor_type* self) {
   auto& st = self->state;
   if (st.flush_scheduled ||
@@ -324,17 +349,27 @@ bool flush_unwritten(status_actor_type* self) {
     st.flush_refused = !res && refused(res.error());
     if (!res) {
       count_redis_error(self);
-      if (!never_stored(res.error()) || w.what != unwritten_write::kind::result)
+      if (w.what != unwritten_write::kind::result)
         return false;
-      // A result Redis has no memory for (it may never have), or a twin's
-      // whose image is gone: its task's FAILURE record takes its place,
-      // tried next (a record is small: it lands once Redis has any room,
-      // and waits for it like the rest).
+      // A result Redis fails again and again while it answers a PING is
+      // the write itself (past the server's client-query-buffer-limit or
+      // proto-max-bulk-len, say): kept, it would refuse every submission
+      // behind it for good.
+      bool rejected = !never_stored(res.error()) &&
+                      ++w.tries >= max_result_tries && st.store->ping();
+      if (!never_stored(res.error()) && !rejected)
+        return false;
+      // A result Redis has no memory for (it may never have), rejects, or
+      // a twin's whose image is gone: its task's FAILURE record takes its
+      // place, tried next (a record is small: it lands once Redis has any
+      // room, and waits for it like the rest).
       auto bytes = w.image->size();
       st.unwritten_bytes -= bytes;
       w = {unwritten_write::kind::record,
-           result_failed(st, std::move(w.record), bytes, res.error()), nullptr,
-           std::string{}};
+           rejected
+               ? result_rejected(std::move(w.record), bytes, res.error())
+               : result_failed(st, std::move(w.record), bytes, res.error()),
+           nullptr, std::string{}};
       st.cache->erase_image(w.record.token);
       if (st.cache->record(w.record.token))
         cache_record(st, w.record, expiry(st));

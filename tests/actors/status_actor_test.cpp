@@ -489,6 +489,35 @@ BOOST_AUTO_TEST_CASE(a_twins_result_waits_behind_its_images_kept_write) {
   caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
 }
 
+// A result Redis fails every time while it answers otherwise (here: past
+// its client-query-buffer-limit) is given up after a few tries: its task
+// ends FAILURE result_not_stored, and submissions, refused while a kept
+// write fails, are taken again.
+BOOST_AUTO_TEST_CASE(a_result_redis_keeps_failing_alone_is_given_up) {
+  auto st = start(hung_redis_config());
+  BOOST_REQUIRE(lookup(st, running_here(st).token).ok()); // connected
+  redis.command("CONFIG SET client-query-buffer-limit 1mb");
+  auto first = make_record(task_status::success);
+  first.width = first.height = 100;
+  caf::anon_send(st, result_atom::value, first, std::string(3u << 20, 'x'),
+                 std::string{});
+  auto status_in_redis = [&](const task_record& rec) {
+    return redis.command("HGET " + prefix + "task:" + rec.token + " status");
+  };
+  BOOST_TEST_REQUIRE(test::wait_until(
+      [&] {
+        return status_in_redis(first).find("FAILURE") != std::string::npos;
+      },
+      10s));
+  auto got = lookup(st, first.token);
+  BOOST_REQUIRE(got.ok());
+  BOOST_TEST(got->error_code == "result_not_stored");
+  BOOST_TEST(got->error_message.find("client-query-buffer-limit") !=
+             std::string::npos);
+  BOOST_TEST(accept(st, make_record(), std::string{}).first);
+  caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
+}
+
 // Results kept through an outage are bounded in bytes (queue.max-bytes on
 // a node): one past the bound ends its task FAILURE result_not_stored, here
 // at once and in Redis once it returns; those within it land as SUCCESS.
