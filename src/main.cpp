@@ -116,10 +116,13 @@ size_t drain(caf::actor_system& sys, const caf::actor& supervisor,
       wait_drained(sys, supervisor, std::chrono::steady_clock::now() + grace,
                    signals, interrupted);
   if (in_flight > 0)
-    log::warn(interrupted ? "stopping with unfinished tasks: they stay in "
-                            "redis and resume at the next start"
-                          : "grace period over: unfinished tasks stay in "
-                            "redis and resume at the next start",
+    log::warn(interrupted
+                  ? "stopping with unfinished tasks: they stay in redis and "
+                    "resume at this node's next start, or on a live API "
+                    "node sharing its redis that adopts them"
+                  : "grace period over: unfinished tasks stay in redis and "
+                    "resume at this node's next start, or on a live API "
+                    "node sharing its redis that adopts them",
               {{"in_flight", in_flight}});
   return in_flight;
 }
@@ -341,7 +344,8 @@ size_t drain_worker(caf::actor_system& sys, const actors::node_actors& node,
     release_name(cfg, instance);
   log::error("exiting without waiting for the tasks still running: tasks "
              "abandoned, they stay in redis and resume at this node's next "
-             "start",
+             "start, or on a live API node sharing its redis that adopts "
+             "them",
              {{"tasks", tokens.size()},
               {"tokens", comma_list(tokens)},
               {"exit_code", exit_abandoned}});

@@ -28,8 +28,11 @@ std::chrono::milliseconds retry_later(link_actor_type* self) {
 // cannot reach an API node it was pointed at (a wrong port, a firewall, a
 // node that is not up) says so at the level operators keep, once per
 // stretch down. With the default backoff (250 ms doubling to 5 s) the fifth
-// comes some 8 s after the first.
+// comes some 4 s after the first. Later tries are logged at debug, and at
+// info once a minute: an API node gone for good would otherwise fill the
+// log with a line every 5 s.
 constexpr uint32_t down_warn_after_tries = 5;
+constexpr std::chrono::minutes down_info_every{1};
 
 void schedule_retry(link_actor_type* self, const std::string& why) {
   auto& st = self->state;
@@ -42,7 +45,17 @@ void schedule_retry(link_actor_type* self, const std::string& why) {
                      now - *st.down_since)
                      .count();
   bool warn = st.failed_tries == down_warn_after_tries;
-  log::emit(warn ? log::level::warn : log::level::info,
+  auto level = log::level::info;
+  if (warn) {
+    level = log::level::warn;
+    st.down_noted = now;
+  } else if (st.failed_tries > down_warn_after_tries) {
+    if (now - *st.down_noted >= down_info_every)
+      st.down_noted = now;
+    else
+      level = log::level::debug;
+  }
+  log::emit(level,
             warn ? "cluster link still down: not joined to this API node"
                  : "cluster link down",
             {{"api", endpoint_text(st.cfg.host, st.cfg.port)},
@@ -100,6 +113,7 @@ void join(link_actor_type* self, caf::actor api) {
             st.joined = true;
             st.backoff = std::chrono::milliseconds{0};
             st.down_since.reset();
+            st.down_noted.reset();
             st.failed_tries = 0;
             log::info("joined API node",
                       {{"api", endpoint_text(st.cfg.host, st.cfg.port)},

@@ -57,6 +57,8 @@ struct link_state {
   // the tries that failed since (schedule_retry).
   std::optional<std::chrono::steady_clock::time_point> down_since;
   uint32_t failed_tries = 0;
+  // When a try past the warning was last logged at info (once a minute).
+  std::optional<std::chrono::steady_clock::time_point> down_noted;
   // Drains that arrived while joining: answered once the join is decided.
   std::vector<std::function<void(bool)>> after_join;
 

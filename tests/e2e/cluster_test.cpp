@@ -556,7 +556,8 @@ BOOST_AUTO_TEST_CASE(an_open_cluster_port_without_tls_is_warned_of,
 BOOST_AUTO_TEST_CASE(worker_started_before_api_node) {
   redis_server redis;
   api_node api(redis.port(), "api-late", {}, /*start_now=*/false);
-  worker_process early("worker-early", {api.endpoint()});
+  // At debug: the tries past the warning are logged there.
+  worker_process early("worker-early", {api.endpoint()}, {"--log.level=debug"});
   note_logs({&early.process()});
   // The worker tried, failed (nothing listens yet) and keeps trying.
   BOOST_TEST_REQUIRE(
@@ -580,6 +581,14 @@ BOOST_AUTO_TEST_CASE(worker_started_before_api_node) {
       "worker log: " << early.log());
   BOOST_TEST(lines_with(early.log(), {"level=warn", "cluster link still down",
                                       "tries=5"}) == 1u,
+             early.log());
+  // The next at debug: a node gone for good would fill the log (once a
+  // minute at info).
+  BOOST_TEST_REQUIRE(
+      wait_until([&] { return log_has(early.log(), "tries=6"); }, 15s),
+      "worker log: " << early.log());
+  BOOST_TEST(lines_with(early.log(),
+                        {"level=debug", "cluster link down", "tries=6"}) == 1u,
              early.log());
 
   api.start();
