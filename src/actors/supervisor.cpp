@@ -266,6 +266,7 @@ void on_done(self_ptr self, const std::string& token, uint32_t attempt,
     log::debug("node busy, re-placing",
                {{"token", task->task.record.token}, {"node", task->node}});
     auto& queued = task->task;
+    ++queued.turned_away;
     // Queued again: clients and Redis see PENDING, not a run that is not
     // happening (the update follows the IN_PROGRESS one from dispatch).
     queued.record.status = task_status::pending;
@@ -467,12 +468,17 @@ void dispatch(self_ptr self) {
     task.record.node = name;
     task.record.attempts = task.attempt + 1; // persisted: restarts count
     self->send(st.status, update_atom::value, task.record);
-    log::info("task started", {{"token", task.record.token},
-                               {"task_status", "IN_PROGRESS"},
-                               {"node", name},
-                               {"attempt", task.attempt},
-                               {"queue_ms", task.record.started_at_ms -
-                                                task.record.submitted_at_ms}});
+    // Placed again after a busy node turned it away (routine when API
+    // nodes share workers): at debug, or the log has a line per bounce.
+    log::emit(task.turned_away == 0 ? log::level::info : log::level::debug,
+              "task started",
+              {{"token", task.record.token},
+               {"task_status", "IN_PROGRESS"},
+               {"node", name},
+               {"attempt", task.attempt},
+               {"turned_away", task.turned_away},
+               {"queue_ms",
+                task.record.started_at_ms - task.record.submitted_at_ms}});
     auto token = task.record.token;
     auto attempt = task.attempt;
     auto job = task.job; // shares the bytes with the copy kept for retries

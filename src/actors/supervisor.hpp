@@ -93,6 +93,7 @@ struct supervisor_state {
     std::string content;       // content key ("" = none, e.g. recovered tasks)
     uint64_t decode_bytes = 0; // imaging::decode_estimate of the input
     uint64_t round = 0;        // its place in the fair order (enqueue_fair)
+    uint32_t turned_away = 0;  // times a busy node turned this attempt away
   };
   struct in_flight {
     queued task;
