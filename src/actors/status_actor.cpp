@@ -24,12 +24,20 @@ bool expired(int64_t expires_at_ms) {
   return expires_at_ms <= now_ms();
 }
 
-// A write Redis failed: the first since it last took every write is
-// logged (warn), later ones at debug; `kept` says whether it is retried.
+// A write Redis failed: the first kept for a retry since Redis last took
+// every write is logged (warn) and opens the stretch that "redis writes
+// made again" sums up; later ones, and one not retried outside such a
+// stretch (its caller answers for it: a submission refused, a copy of a
+// twin's result not made), at debug. `kept` says whether it is retried.
 void note_write_failed(status_actor_type* self, const char* op,
                        const std::string& token, const failure& err,
                        bool kept) {
   auto& f = self->state.failing;
+  if (!kept && !f.on) {
+    log::debug("redis write failed, not retried",
+               {{"op", op}, {"token", token}, {"error", err.message}});
+    return;
+  }
   ++(kept ? f.kept : f.skipped);
   if (f.on) {
     log::debug(kept ? "redis write failed, will retry"

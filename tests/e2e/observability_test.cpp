@@ -861,6 +861,30 @@ BOOST_AUTO_TEST_CASE(redis_outage_is_logged_once_lost_and_once_back) {
   }
 }
 
+// A write that is not retried (here: the copy of a finished twin's result
+// for a second submission of the same image, refused 503 since Redis is
+// away) says nothing of kept writes: no "redis writes failing" stretch,
+// and no "made again" while Redis is still down.
+BOOST_AUTO_TEST_CASE(a_write_not_retried_opens_no_stretch_of_failing_writes) {
+  redis_server redis;
+  resized_server srv{redis.port(), {}, "obs-skipped"};
+  const auto photo = corpus_photo(small_photo);
+  auto token = accepted_token(submit_raw(srv, photo, "image/jpeg"));
+  BOOST_TEST_REQUIRE(!token.empty());
+  BOOST_TEST_REQUIRE(
+      wait_all_final(srv, {token}, std::chrono::seconds{30}).at(token).status ==
+      "SUCCESS");
+  redis.stop();
+  check_error(submit_raw(srv, photo, "image/jpeg"), 503, "store_unavailable");
+  auto text = srv.process().log();
+  BOOST_TEST_CONTEXT("log:\n" << text) {
+    BOOST_TEST(lines_with(text, {"msg=\"request failed\"",
+                                 "code=store_unavailable"}) == 1u);
+    BOOST_TEST(lines_with(text, {"msg=\"redis writes failing\""}) == 0u);
+    BOOST_TEST(lines_with(text, {"msg=\"redis writes made again\""}) == 0u);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(writes_failing_under_load_are_logged_once_then_summed) {
   // Tasks finish while Redis is away: each one's progress record and
   // result are kept for later, and the result supersedes the progress
