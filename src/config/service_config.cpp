@@ -1007,9 +1007,11 @@ caf::settings service_config::dump_content() const {
   caf::put(
       result, "middleman.connection-timeout",
       caf::timespan{std::chrono::milliseconds{cluster_connection_timeout_ms_}});
-  // adopt-ms unset is -1 inside ("as lease-ms"): the dump says what runs.
+  // adopt-ms unset is -1 inside ("as lease-ms"): dump_text says so, with
+  // the value that runs, and leaves the key out, so that a file made from
+  // the dump still follows lease-ms.
   if (cluster_adopt_ms_ == -1)
-    caf::put(result, "cluster.adopt-ms", cluster_lease_ms_);
+    caf::put(result, "cluster.adopt-ms", int64_t{-1});
   // Secrets are not printed: a dump ends up in tickets and chat.
   for (const char* secret :
        {"redis.password", "auth.api-keys", "openssl.passphrase"}) {
@@ -1063,6 +1065,15 @@ void dump_section(std::string& out, const std::string& name,
     if (auto n = caf::get_if<int64_t>(&value);
         full(key) == "scheduler.max-throughput" && n != nullptr && *n < 0) {
       out += fmt::format("; {}: unlimited (CAF's default)\n", key);
+      continue;
+    }
+    if (auto n = caf::get_if<int64_t>(&value);
+        full(key) == "cluster.adopt-ms" && n != nullptr && *n < 0) {
+      auto lease = xs.find("lease-ms");
+      out += fmt::format("; {}: left out, so it follows lease-ms{}\n", key,
+                         lease != xs.end()
+                             ? " (here " + value_text(lease->second) + ")"
+                             : std::string{});
       continue;
     }
     if (full(key) == "config-file") { // read it with --config-file, not in it

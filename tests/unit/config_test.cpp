@@ -1127,12 +1127,34 @@ BOOST_AUTO_TEST_CASE(dump_reads_back_as_the_same_configuration) {
         return text;
       };
       BOOST_TEST(without_source(redump) == without_source(dump));
-      // Keys whose default follows another key show the value in use.
-      BOOST_TEST(
-          dump.find("adopt-ms=" + std::to_string(s1.cluster.lease.count())) !=
-              std::string::npos,
-          dump);
+      // A key whose default follows another is left out, so that the file
+      // follows it too, and the value in use is said.
+      BOOST_TEST(dump.find("; adopt-ms: left out, so it follows lease-ms "
+                           "(here " +
+                           std::to_string(s1.cluster.lease.count()) + ")\n") !=
+                     std::string::npos,
+                 dump);
+      BOOST_TEST(dump.find("\nadopt-ms=") == std::string::npos, dump);
     }
+  }
+  // Read back, a dump of a lease-ms left to adoption follows a new lease-ms
+  // (it used to write adopt-ms=10000 down).
+  {
+    service_config first;
+    service_settings s1;
+    BOOST_REQUIRE(load_into(first, {}, s1).empty());
+    temp_ini again;
+    again.write(resized::config::dump_text(first.dump_content()));
+    auto later =
+        load({"--config-file=" + again.path, "--cluster.lease-ms=30000"});
+    BOOST_REQUIRE_MESSAGE(later.errors.empty(), joined(later.errors));
+    BOOST_TEST(later.settings.cluster.adopt.count() == 30000);
+    // Set, it is written down as any key.
+    service_config set;
+    service_settings s2;
+    BOOST_REQUIRE(load_into(set, {"--cluster.adopt-ms=2500"}, s2).empty());
+    BOOST_TEST(resized::config::dump_text(set.dump_content())
+                   .find("\nadopt-ms=2500\n") != std::string::npos);
   }
 }
 
