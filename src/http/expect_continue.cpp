@@ -442,17 +442,6 @@ int continue_tracker::on_headers_complete(http_parser* p) {
     return -1;
   bool http11 = p->http_major > 1 || (p->http_major == 1 && p->http_minor >= 1);
   bool length_known = p->content_length != ULLONG_MAX;
-  auto declared_limit =
-      t.limits_.declared_body > 0 ? t.limits_.declared_body : t.limits_.body;
-  if (length_known && declared_limit > 0 &&
-      p->content_length > declared_limit) {
-    t.refused_ = refusal::body;
-    t.announced_ = p->content_length;
-    // Stop: the connection ends with the 413. (1 would only tell
-    // http_parser to skip the body: it went on with the bytes after it as
-    // the next request, whose own refusal then replaced this one.)
-    return -1;
-  }
   bool body =
       (p->flags & F_CHUNKED) != 0 || (p->content_length > 0 && length_known);
   // RFC 9112 §6.1: a Transfer-Encoding on HTTP/1.0 is faulty framing
@@ -474,6 +463,18 @@ int continue_tracker::on_headers_complete(http_parser* p) {
     // hold bodies (a chunked one up to twice the body limit) on each of its
     // connections. Stop, as for a body too large.
     t.refused_ = refusal::unauthorized;
+    return -1;
+  }
+  // After the key: a client without one learns nothing of the limits.
+  auto declared_limit =
+      t.limits_.declared_body > 0 ? t.limits_.declared_body : t.limits_.body;
+  if (length_known && declared_limit > 0 &&
+      p->content_length > declared_limit) {
+    t.refused_ = refusal::body;
+    t.announced_ = p->content_length;
+    // Stop: the connection ends with the 413. (1 would only tell
+    // http_parser to skip the body: it went on with the bytes after it as
+    // the next request, whose own refusal then replaced this one.)
     return -1;
   }
   if (t.expects_continue_ && http11 && body)
