@@ -406,16 +406,23 @@ std::vector<std::string_view> query_parts(std::string_view query) {
   return parts;
 }
 
-std::optional<std::string> poll_wait_value(std::string_view query) {
+outcome<std::optional<std::string>> poll_wait_value(std::string_view query) {
   constexpr std::string_view name = "wait";
+  std::optional<std::string> found;
   for (auto part : query_parts(query)) {
+    std::optional<std::string> value;
     if (part == name)
-      return std::string{};
-    if (part.size() > name.size() && part.substr(0, name.size()) == name &&
-        part[name.size()] == '=')
-      return std::string{part.substr(name.size() + 1)};
+      value = std::string{};
+    else if (part.size() > name.size() && part.substr(0, name.size()) == name &&
+             part[name.size()] == '=')
+      value = std::string{part.substr(name.size() + 1)};
+    if (!value)
+      continue;
+    if (found)
+      return bad_option("wait is given more than once");
+    found = std::move(value);
   }
-  return std::nullopt;
+  return found;
 }
 
 outcome<std::chrono::milliseconds>

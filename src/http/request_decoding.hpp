@@ -59,13 +59,15 @@ outcome<option_values> decode_query_options(
 /// too: "a=1&&b" gives "a=1", "", "b"; "" gives one empty part).
 std::vector<std::string_view> query_parts(std::string_view query);
 
-/// The raw value of the first `wait` parameter of a status poll's query
-/// string (`wait=<value>`; a bare `wait` gives ""), nullopt if there is
-/// none. Nothing else of the query is read: whatever a client or a proxy
-/// adds to a poll (a cache buster, a name with no value, characters a
-/// strict query parser refuses) is ignored, as the original stack ignored
-/// every query of a poll. Parameters are separated by '&'.
-std::optional<std::string> poll_wait_value(std::string_view query);
+/// The raw value of the `wait` parameter of a status poll's query string
+/// (`wait=<value>`; a bare `wait` gives ""), nullopt if there is none;
+/// invalid_option if it is given more than once (as a submission's
+/// options: which one a client meant is anyone's guess). Nothing else of
+/// the query is read: whatever a client or a proxy adds to a poll (a cache
+/// buster, a name with no value, characters a strict query parser refuses)
+/// is ignored, as the original stack ignored every query of a poll.
+/// Parameters are separated by '&'.
+outcome<std::optional<std::string>> poll_wait_value(std::string_view query);
 
 /// The `wait` parameter of a status poll: whole seconds, 0..`max`; none
 /// means 0 (answer at once). Errors: invalid_option.

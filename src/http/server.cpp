@@ -532,8 +532,10 @@ struct server::impl {
   // of the query is not read (poll_wait_value), as before the long poll
   // existed.
   outcome<std::chrono::milliseconds> poll_wait(const req_handle& req) {
-    return decode_poll_wait(poll_wait_value(req->header().query()),
-                            cfg.http.max_poll_wait);
+    auto wait = poll_wait_value(req->header().query());
+    if (!wait)
+      return std::move(wait).error();
+    return decode_poll_wait(wait.value(), cfg.http.max_poll_wait);
   }
 
   // -- auth -------------------------------------------------------------------

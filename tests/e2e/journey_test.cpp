@@ -316,6 +316,14 @@ BOOST_AUTO_TEST_CASE(long_poll_wait_must_be_whole_seconds_in_range) {
                  msg);
     }
   }
+  // Twice: refused, whichever comes first (the first was taken).
+  for (std::string query : {"?wait=1&wait=abc", "?wait=abc&wait=1"}) {
+    BOOST_TEST_CONTEXT(query) {
+      auto res = http_get(srv.url("/api/v1/resize/" + random_uuid() + query));
+      auto msg = check_error(res, 400, "invalid_option");
+      BOOST_TEST(msg == "wait is given more than once");
+    }
+  }
 }
 
 // A poll reads only its wait parameter: what a client or a proxy adds (a

@@ -986,13 +986,21 @@ BOOST_AUTO_TEST_CASE(query_parts_split_at_each_ampersand) {
 BOOST_AUTO_TEST_CASE(poll_wait_value_reads_only_wait) {
   auto value = [](std::string_view q) {
     auto v = poll_wait_value(q);
-    return v ? "[" + *v + "]" : std::string{"none"};
+    if (!v.ok())
+      return v.error().code == error_code::invalid_option
+                 ? "refused: " + v.error().message
+                 : std::string{"other error"};
+    return v.value() ? "[" + *v.value() + "]" : std::string{"none"};
   };
   BOOST_TEST(value("") == "none");
   BOOST_TEST(value("wait=5") == "[5]");
   BOOST_TEST(value("wait=") == "[]");
   BOOST_TEST(value("wait") == "[]");
-  BOOST_TEST(value("wait=1&wait=2") == "[1]"); // the first
+  // Twice, even with the same value: refused, as a submission's options.
+  BOOST_TEST(value("wait=1&wait=2") == "refused: wait is given more than once");
+  BOOST_TEST(value("wait=1&x&wait=1") ==
+             "refused: wait is given more than once");
+  BOOST_TEST(value("wait&wait=3") == "refused: wait is given more than once");
   BOOST_TEST(value("t=12:00&wait=3") == "[3]");
   BOOST_TEST(value("nocache&wait=3&q=a+b") == "[3]");
   BOOST_TEST(value("&wait=1") == "[1]");
