@@ -89,9 +89,6 @@ struct status_fixture : test::actor_system_fixture {
   // Waits (10 s at most) until Redis holds `ok`'s SUCCESS and `bad`'s
   // FAILURE, the writes kept while it was away.
   bool kept_writes_landed(const task_record& ok, const task_record& bad) {
-    auto status_in_redis = [&](const task_record& rec) {
-      return redis.command("HGET " + prefix + "task:" + rec.token + " status");
-    };
     return test::wait_until(
         [&] {
           return status_in_redis(ok).find("SUCCESS") != std::string::npos &&
@@ -143,6 +140,24 @@ struct status_fixture : test::actor_system_fixture {
             },
             [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
     return out;
+  }
+
+  // `rec`'s status field in Redis (RESP), "" if none.
+  std::string status_in_redis(const task_record& rec) {
+    return redis.command("HGET " + prefix + "task:" + rec.token + " status");
+  }
+
+  // A SUCCESS whose 3 MB result the status actor `st` (connected) cannot
+  // write: Redis resets the connection of a request past 1 MB from now on
+  // (client-query-buffer-limit), so only such a write fails.
+  task_record result_past_the_query_limit(const caf::actor& st) {
+    BOOST_REQUIRE(lookup(st, running_here(st).token).ok()); // connected
+    redis.command("CONFIG SET client-query-buffer-limit 1mb");
+    auto rec = make_record(task_status::success);
+    rec.width = rec.height = 100;
+    caf::anon_send(st, result_atom::value, rec, std::string(3u << 20, 'x'),
+                   std::string{});
+    return rec;
   }
 
   bool redis_has(const std::string& token) {
@@ -462,23 +477,14 @@ BOOST_AUTO_TEST_CASE(progress_during_an_outage_lands_when_redis_returns) {
 // end FAILURE while its twin ends SUCCESS). Redis here resets the
 // connection of a request past 1 MB, so only the large result fails.
 BOOST_AUTO_TEST_CASE(a_twins_result_waits_behind_its_images_kept_write) {
-  auto cfg = hung_redis_config();
-  auto st = start(cfg);
-  BOOST_REQUIRE(lookup(st, running_here(st).token).ok()); // connected
-  redis.command("CONFIG SET client-query-buffer-limit 1mb");
-  auto first = make_record(task_status::success);
-  first.width = first.height = 100;
-  caf::anon_send(st, result_atom::value, first, std::string(3u << 20, 'x'),
-                 std::string{});
+  auto st = start(hung_redis_config());
+  auto first = result_past_the_query_limit(st);
   auto twin = make_record();
   copy_result(first, twin);
   caf::anon_send(st, result_atom::value, twin, std::string{}, std::string{});
   BOOST_TEST((lookup(st, twin.token)->status == task_status::success));
   BOOST_TEST(!redis_has(first.token));
   redis.command("CONFIG SET client-query-buffer-limit 1gb");
-  auto status_in_redis = [&](const task_record& rec) {
-    return redis.command("HGET " + prefix + "task:" + rec.token + " status");
-  };
   BOOST_TEST(test::wait_until(
       [&] {
         return status_in_redis(first).find("SUCCESS") != std::string::npos &&
@@ -495,15 +501,7 @@ BOOST_AUTO_TEST_CASE(a_twins_result_waits_behind_its_images_kept_write) {
 // write fails, are taken again.
 BOOST_AUTO_TEST_CASE(a_result_redis_keeps_failing_alone_is_given_up) {
   auto st = start(hung_redis_config());
-  BOOST_REQUIRE(lookup(st, running_here(st).token).ok()); // connected
-  redis.command("CONFIG SET client-query-buffer-limit 1mb");
-  auto first = make_record(task_status::success);
-  first.width = first.height = 100;
-  caf::anon_send(st, result_atom::value, first, std::string(3u << 20, 'x'),
-                 std::string{});
-  auto status_in_redis = [&](const task_record& rec) {
-    return redis.command("HGET " + prefix + "task:" + rec.token + " status");
-  };
+  auto first = result_past_the_query_limit(st);
   BOOST_TEST_REQUIRE(test::wait_until(
       [&] {
         return status_in_redis(first).find("FAILURE") != std::string::npos;

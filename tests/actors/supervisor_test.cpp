@@ -307,6 +307,20 @@ struct supervisor_fixture : test::actor_system_fixture {
     return *res;
   }
 
+  // Submits `image` with the content key "same" (identical work) for
+  // `client`; the token, or the test stops if it was refused.
+  std::string submit_same(const caf::actor& sup, const std::string& image,
+                          const std::string& client) {
+    test::answer<outcome<std::string>> ans;
+    submit_request req{{}, image, imaging::probe_info{}, "test", "same",
+                       0,  client};
+    caf::anon_send(sup, submit_atom::value, std::move(req), ans.make());
+    auto res = ans.wait();
+    BOOST_REQUIRE(res.has_value());
+    BOOST_REQUIRE(res->ok());
+    return res->value();
+  }
+
   void record(task_record& rec) {
     seen.emplace_back(rec.token, rec.status);
     history.push_back(rec);
@@ -554,15 +568,8 @@ BOOST_AUTO_TEST_CASE(a_recovery_leaves_the_tasks_in_hand_alone) {
   auto sup = start(supervisor_config{}, 1);
   auto big = test::corpus_photo(slow_photo);
   std::vector<std::string> tokens;
-  for (int i = 0; i < 2; ++i) {
-    test::answer<outcome<std::string>> ans;
-    submit_request req{{}, big, imaging::probe_info{}, "test", "same", 0, ""};
-    caf::anon_send(sup, submit_atom::value, std::move(req), ans.make());
-    auto res = ans.wait();
-    BOOST_REQUIRE(res.has_value());
-    BOOST_REQUIRE(res->ok());
-    tokens.push_back(res->value());
-  }
+  for (int i = 0; i < 2; ++i)
+    tokens.push_back(submit_same(sup, big, ""));
   // The second follows the first, which runs for a while (a 16.7 MP WebP).
   store::pending_task follower;
   follower.record.token = tokens[1];
@@ -600,17 +607,7 @@ BOOST_AUTO_TEST_CASE(a_recovery_does_not_reopen_a_task_ended_since_its_read) {
   supervisor_config cfg;
   auto local = sys.spawn(agent, agent_config{1, cfg.node});
   auto sup = sys.spawn(supervisor, cfg, store_actor, local, size_t{1});
-  auto submit_same = [&] {
-    test::answer<outcome<std::string>> ans;
-    submit_request req{{},     photo, imaging::probe_info{}, "test",
-                       "same", 0,     "ip:192.0.2.1"};
-    caf::anon_send(sup, submit_atom::value, std::move(req), ans.make());
-    auto res = ans.wait();
-    BOOST_REQUIRE(res.has_value());
-    BOOST_REQUIRE(res->ok());
-    return res->value();
-  };
-  auto first = submit_same();
+  auto first = submit_same(sup, photo, "ip:192.0.2.1");
   run_until_final({first});
   BOOST_TEST((last[first].status == task_status::success));
   // The snapshot read before it ended, as an adoption or a recovery
@@ -620,7 +617,7 @@ BOOST_AUTO_TEST_CASE(a_recovery_does_not_reopen_a_task_ended_since_its_read) {
   stale.record.status = task_status::in_progress;
   caf::anon_send(sup, adopt_atom::value, std::string{},
                  std::vector<store::pending_task>{stale});
-  auto second = submit_same();
+  auto second = submit_same(sup, photo, "ip:192.0.2.1");
   caf::anon_send(store_actor, twin_atom::value); // Redis answers now
   run_until_final({second}, 20s);
   BOOST_TEST((last[second].status == task_status::success));
@@ -646,16 +643,8 @@ BOOST_AUTO_TEST_CASE(identical_tasks_free_their_clients_share_once_final) {
   // others follow it (one resize); each holds a place in the share until
   // the result is theirs.
   std::vector<std::string> tokens;
-  for (int i = 0; i < 3; ++i) {
-    test::answer<outcome<std::string>> ans;
-    submit_request req{{},     big, imaging::probe_info{}, "test",
-                       "same", 0,   "ip:192.0.2.1"};
-    caf::anon_send(sup, submit_atom::value, std::move(req), ans.make());
-    auto res = ans.wait();
-    BOOST_REQUIRE(res.has_value());
-    BOOST_REQUIRE(res->ok());
-    tokens.push_back(res->value());
-  }
+  for (int i = 0; i < 3; ++i)
+    tokens.push_back(submit_same(sup, big, "ip:192.0.2.1"));
   BOOST_TEST(view(sup).clients == 1u);
   run_until_final(tokens);
   for (auto& t : tokens)
