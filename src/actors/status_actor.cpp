@@ -184,29 +184,31 @@ task_record result_failed(const status_state& st, task_record rec,
   return not_stored(std::move(rec), err.message);
 }
 
-// Tries of a kept result, each failed while Redis answered, before it is
-// given up (result_rejected).
+// Writes of a kept result in a row that Redis cut off while it answered
+// the PING sent right after, before the result is given up
+// (result_rejected).
 constexpr uint32_t max_result_tries = 3;
 
-// `rec`'s FAILURE when Redis failed its result `max_result_tries` times
-// while answering otherwise; logged and counted.
-task_record result_rejected(task_record rec, uint64_t bytes,
+// `rec`'s FAILURE when Redis cut off its result's write `tries` times in a
+// row while it answered a PING each time; logged and counted.
+task_record result_rejected(task_record rec, uint64_t bytes, uint32_t tries,
                             const failure& err) {
   metrics::result_refused();
-  log::error("redis fails one result while it answers otherwise: the task "
-             "ends FAILURE",
+  log::error("redis cuts off one result while it answers otherwise: the "
+             "task ends FAILURE",
              {{"token", rec.token},
               {"code", to_string(error_code::result_not_stored)},
               {"bytes", bytes},
-              {"tries", max_result_tries},
+              {"tries", tries},
               {"error", err.message}});
   return not_stored(
       std::move(rec),
-      fmt::format("the task store (Redis) failed to store the result ({} "
-                  "bytes) {} times while it answered other requests (is the "
-                  "result past its client-query-buffer-limit or "
-                  "proto-max-bulk-len?); submit the task again later",
-                  bytes, max_result_tries));
+      fmt::format("the task store (Redis) closed the connection on the "
+                  "result's write ({} bytes) {} times in a row while it "
+                  "answered other requests (is the result past its "
+                  "client-query-buffer-limit or proto-max-bulk-len?); submit "
+                  "the task again later",
+                  bytes, tries));
 }
 
 void schedule_flush(status_actor_type* self) {
@@ -359,14 +361,23 @@ bool flush_unwritten(status_actor_type* self) {
       count_redis_error(self);
       if (w.what != unwritten_write::kind::result)
         return false;
-      // A result Redis fails again and again while it answers a PING is
-      // the write itself (past the server's client-query-buffer-limit or
-      // proto-max-bulk-len, say): kept, it would refuse every submission
-      // behind it for good.
-      bool rejected = !never_stored(res.error()) &&
-                      ++w.tries >= max_result_tries && st.store->ping();
-      if (!never_stored(res.error()) && !rejected)
-        return false;
+      // A result whose write Redis cuts off (the connection closed under
+      // it: no timeout, no error reply) while it answers the PING sent
+      // right after, max_result_tries times in a row, is the write itself
+      // (past the server's client-query-buffer-limit or proto-max-bulk-len,
+      // say): kept, it would refuse every submission behind it for good.
+      // An outage (the PING fails, or the call timed out and the store is
+      // held) or an error reply of Redis' state (READONLY in a failover,
+      // LOADING, NOREPLICAS: Redis answers PING meanwhile) starts the count
+      // again: those writes are kept until Redis takes them.
+      bool rejected = false;
+      if (!never_stored(res.error())) {
+        bool cut_off = !st.store->connected() && !st.store->held();
+        w.tries = cut_off && st.store->ping() ? w.tries + 1 : 0;
+        rejected = w.tries >= max_result_tries;
+        if (!rejected)
+          return false;
+      }
       // A result Redis has no memory for (it may never have), rejects, or
       // a twin's whose image is gone: its task's FAILURE record takes its
       // place, tried next (a record is small: it lands once Redis has any
@@ -375,7 +386,8 @@ bool flush_unwritten(status_actor_type* self) {
       st.unwritten_bytes -= bytes;
       w = {unwritten_write::kind::record,
            rejected
-               ? result_rejected(std::move(w.record), bytes, res.error())
+               ? result_rejected(std::move(w.record), bytes, w.tries,
+                                 res.error())
                : result_failed(st, std::move(w.record), bytes, res.error()),
            nullptr, std::string{}};
       st.cache->erase_image(w.record.token);
@@ -913,10 +925,11 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         // after all: its own run's result was then dropped, above, and its
         // image never stored): point where that copy points.
         if (!rec.image_token.empty())
-          if (auto source = st.cache->record(rec.image_token);
-              source && source->record.status == task_status::success &&
-              !source->record.image_token.empty())
-            rec.image_token = source->record.image_token;
+          if (auto source = find_record(self, rec.image_token);
+              source && source.value() &&
+              source.value()->status == task_status::success &&
+              !source.value()->image_token.empty())
+            rec.image_token = source.value()->image_token;
         supersede_progress(st, rec.token);
         auto expires = expiry(st);
         auto image = std::make_shared<const std::string>(std::move(bytes));
@@ -927,6 +940,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
           st.unwritten_bytes += image->size();
           st.unwritten.push_back(
               {unwritten_write::kind::result, rec, image, content});
+          ++st.failing.kept; // summed up with the others once made
           schedule_flush(self);
           stored = false;
         } else if (auto res = st.store->put_result(rec, *image, st.ttl, st.node,

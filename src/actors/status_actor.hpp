@@ -159,7 +159,8 @@ struct status_state {
     task_record record; // forget: only the token
     std::shared_ptr<const std::string> image;
     std::string content; // content key (result, forget)
-    uint32_t tries = 0;  // failed retries while Redis answered a PING
+    uint32_t tries = 0;  // result writes in a row Redis cut off while it
+                         // answered a PING (flush_unwritten)
   };
   /// In the order they were to be made; bounded by max_unwritten.
   std::deque<unwritten_write> unwritten;

@@ -235,6 +235,7 @@ void retry(self_ptr self, state_type::in_flight task, const std::string& why) {
                                {"reason", why}});
   task.task.record.status = task_status::pending;
   task.task.record.started_at_ms = 0;
+  task.task.turned_away = 0; // a new attempt: its first start is logged
   self->send(st.status, update_atom::value, task.task.record);
   st.queued_bytes += job_of(task.task).input.size();
   st.queue.push_front(std::move(task.task));
@@ -746,6 +747,21 @@ void recover(self_ptr self, std::vector<store::pending_task>& pending,
   dispatch(self);
 }
 
+// Twins that came to follow `token` here while it was open run
+// themselves, once their inputs are read: `token` will not run (no longer
+// pending, or its input is gone), and their own inputs are in Redis.
+void hand_on_followers(state_type& st, const std::string& token) {
+  auto f = st.followers.find(token);
+  if (f == st.followers.end())
+    return;
+  auto waiting = std::move(f->second);
+  st.followers.erase(f);
+  for (auto& w : waiting) {
+    st.open.insert(w.token);
+    st.deferred_tasks.push_back({std::move(w), 0, std::string{}});
+  }
+}
+
 // Queues the recovered tasks whose inputs were read (`loaded`, from the
 // batch `asked`); a task with no input any more fails, and one Redis no
 // longer lists (its record expired, or final) is no longer open here.
@@ -761,20 +777,12 @@ void resume_read(self_ptr self, std::vector<state_type::deferred> asked,
       st.open.erase(d.record.token);
       log::debug("recovered task no longer pending in redis",
                  {{"token", d.record.token}});
-      // Twins that came to follow it here (it was open) run themselves:
-      // their own inputs are in Redis, and nothing else would answer them.
-      if (auto f = st.followers.find(d.record.token); f != st.followers.end()) {
-        auto waiting = std::move(f->second);
-        st.followers.erase(f);
-        for (auto& w : waiting) {
-          st.open.insert(w.token);
-          st.deferred_tasks.push_back({std::move(w), 0, std::string{}});
-        }
-      }
+      hand_on_followers(st, d.record.token);
       continue;
     }
     auto& p = *i->second;
     if (!p.input) {
+      hand_on_followers(st, d.record.token); // not failed with it
       fail(self, std::move(d.record),
            failure{error_code::worker_lost,
                    d.from.empty()

@@ -426,8 +426,9 @@ struct service_metrics {
                                 "Redis commands or connections that failed.")
                          .unlabelled()),
         results_refused(r.counters("resized_results_refused_total",
-                                   "Results Redis refused to store for lack "
-                                   "of memory (maxmemory): their tasks ended "
+                                   "Results Redis refused to store, for "
+                                   "lack of memory (maxmemory) or by cutting "
+                                   "off their writes: their tasks ended "
                                    "FAILURE result_not_stored.")
                             .unlabelled()),
         dc_scans(r.counters("resized_jpeg_dc_scans_total",

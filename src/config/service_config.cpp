@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "common/log.hpp"
+#include "common/socket_ends.hpp"
 #include "common/text.hpp"
 #include "config/ini_check.hpp"
 #include "config/tls_check.hpp"
@@ -693,9 +694,9 @@ std::vector<std::string> service_config::load(int argc, char** argv,
                      [](unsigned char ch) { return std::tolower(ch); });
       if (std::find(seen.begin(), seen.end(), id) != seen.end()) {
         errors.push_back(fmt::format(
-            "cluster.api-nodes names {}:{} more than once: a worker would "
+            "cluster.api-nodes names {} more than once: a worker would "
             "join that API node once per entry; list each node once",
-            host, port));
+            endpoint_text(host, port)));
         continue;
       }
       seen.push_back(std::move(id));

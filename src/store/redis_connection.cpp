@@ -181,9 +181,10 @@ redis_connection::redis_connection(redis_settings settings, bool quiet)
 }
 
 failure redis_connection::error(std::string_view what) const {
-  return failure{
-      error_code::store_unavailable,
-      fmt::format("redis {}:{}: {}", settings_.host, settings_.port, what)};
+  return failure{error_code::store_unavailable,
+                 fmt::format("redis {}: {}",
+                             endpoint_text(settings_.host, settings_.port),
+                             what)};
 }
 
 failure redis_connection::drop(std::string_view during) {
