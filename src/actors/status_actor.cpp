@@ -372,8 +372,17 @@ bool flush_unwritten(status_actor_type* self) {
       // again: those writes are kept until Redis takes them.
       bool rejected = false;
       if (!never_stored(res.error())) {
+        // Tries count a retry interval apart at least: each submission
+        // flushes too, and three of them in a few milliseconds prove less
+        // than a write cut off for seconds.
         bool cut_off = !st.store->connected() && !st.store->held();
-        w.tries = cut_off && st.store->ping() ? w.tries + 1 : 0;
+        auto now = std::chrono::steady_clock::now();
+        if (!cut_off || !st.store->ping())
+          w.tries = 0;
+        else if (w.tries == 0 || now - w.counted_at >= st.retry_interval) {
+          ++w.tries;
+          w.counted_at = now;
+        }
         rejected = w.tries >= max_result_tries;
         if (!rejected)
           return false;

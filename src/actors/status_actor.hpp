@@ -160,7 +160,9 @@ struct status_state {
     std::shared_ptr<const std::string> image;
     std::string content; // content key (result, forget)
     uint32_t tries = 0;  // result writes in a row Redis cut off while it
-                         // answered a PING (flush_unwritten)
+                         // answered a PING (flush_unwritten), counted a
+                         // retry interval apart
+    std::chrono::steady_clock::time_point counted_at{}; // the last counted
   };
   /// In the order they were to be made; bounded by max_unwritten.
   std::deque<unwritten_write> unwritten;
