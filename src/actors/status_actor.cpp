@@ -426,6 +426,15 @@ bool flush_unwritten(status_actor_type* self) {
   return flush_progress(self);
 }
 
+// Appends `w` to the kept writes, made in order by the next flush.
+void keep(status_actor_type* self, unwritten_write w) {
+  auto& st = self->state;
+  if (w.image)
+    st.unwritten_bytes += w.image->size();
+  st.unwritten.push_back(std::move(w));
+  schedule_flush(self);
+}
+
 // Keeps `w` (whose write just failed with `err`) to be made later. A result
 // past the bound on kept images is kept as its task's FAILURE record
 // instead, which is returned: the caller answers and caches that.
@@ -470,10 +479,7 @@ keep_for_retry(status_actor_type* self, unwritten_write w, const failure& err) {
     w = {unwritten_write::kind::record, std::move(rec), nullptr, std::string{}};
   }
   note_write_failed(self, op_name(w.what), w.record.token, err, true);
-  if (w.image)
-    st.unwritten_bytes += w.image->size();
-  st.unwritten.push_back(std::move(w));
-  schedule_flush(self);
+  keep(self, std::move(w));
   return replaced;
 }
 
@@ -946,11 +952,8 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         if (waits_for_its_image(st, rec)) {
           // Written now, it would find no image and end FAILURE while the
           // task it points at ends SUCCESS once Redis takes that result.
-          st.unwritten_bytes += image->size();
-          st.unwritten.push_back(
-              {unwritten_write::kind::result, rec, image, content});
           ++st.failing.kept; // summed up with the others once made
-          schedule_flush(self);
+          keep(self, {unwritten_write::kind::result, rec, image, content});
           stored = false;
         } else if (auto res = st.store->put_result(rec, *image, st.ttl, st.node,
                                                    content);
