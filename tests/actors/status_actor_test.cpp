@@ -91,8 +91,8 @@ struct status_fixture : test::actor_system_fixture {
   bool kept_writes_landed(const task_record& ok, const task_record& bad) {
     return test::wait_until(
         [&] {
-          return status_in_redis(ok).find("SUCCESS") != std::string::npos &&
-                 status_in_redis(bad).find("FAILURE") != std::string::npos;
+          return redis_status_is(ok, "SUCCESS") &&
+                 redis_status_is(bad, "FAILURE");
         },
         10s);
   }
@@ -142,9 +142,10 @@ struct status_fixture : test::actor_system_fixture {
     return out;
   }
 
-  // `rec`'s status field in Redis (RESP), "" if none.
-  std::string status_in_redis(const task_record& rec) {
-    return redis.command("HGET " + prefix + "task:" + rec.token + " status");
+  // Whether Redis holds `rec`'s record with status `status` (SUCCESS...).
+  bool redis_status_is(const task_record& rec, const std::string& status) {
+    return redis.command("HGET " + prefix + "task:" + rec.token + " status")
+               .find(status) != std::string::npos;
   }
 
   // A SUCCESS whose 3 MB result the status actor `st` (connected) cannot
@@ -489,8 +490,8 @@ BOOST_AUTO_TEST_CASE(a_twins_result_waits_behind_its_images_kept_write) {
   redis.command("CONFIG SET client-query-buffer-limit 1gb");
   BOOST_TEST(test::wait_until(
       [&] {
-        return status_in_redis(first).find("SUCCESS") != std::string::npos &&
-               status_in_redis(twin).find("SUCCESS") != std::string::npos;
+        return redis_status_is(first, "SUCCESS") &&
+               redis_status_is(twin, "SUCCESS");
       },
       10s));
   BOOST_TEST((lookup(st, twin.token)->status == task_status::success));
@@ -510,13 +511,10 @@ BOOST_AUTO_TEST_CASE(a_result_redis_keeps_failing_alone_is_given_up) {
   // count once (tries are a retry interval apart), not three times.
   for (int i = 0; i < 3; ++i)
     BOOST_TEST(!accept(st, make_record(), std::string{}).first);
-  BOOST_TEST(status_in_redis(first).find("FAILURE") == std::string::npos);
+  BOOST_TEST(!redis_status_is(first, "FAILURE"));
   BOOST_TEST((lookup(st, first.token)->status == task_status::success));
-  BOOST_TEST_REQUIRE(test::wait_until(
-      [&] {
-        return status_in_redis(first).find("FAILURE") != std::string::npos;
-      },
-      10s));
+  BOOST_TEST_REQUIRE(
+      test::wait_until([&] { return redis_status_is(first, "FAILURE"); }, 10s));
   auto got = lookup(st, first.token);
   BOOST_REQUIRE(got.ok());
   BOOST_TEST(got->error_code == "result_not_stored");
@@ -543,9 +541,8 @@ BOOST_AUTO_TEST_CASE(a_result_kept_through_a_failover_is_not_given_up) {
       [&] { return std::chrono::steady_clock::now() >= sent + 1500ms; }, 5s));
   BOOST_TEST(!redis_has(rec.token)); // refused all along
   redis.command("REPLICAOF NO ONE");
-  BOOST_TEST(test::wait_until(
-      [&] { return status_in_redis(rec).find("SUCCESS") != std::string::npos; },
-      10s));
+  BOOST_TEST(
+      test::wait_until([&] { return redis_status_is(rec, "SUCCESS"); }, 10s));
   BOOST_TEST((lookup(st, rec.token)->status == task_status::success));
   caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
 }
@@ -749,9 +746,7 @@ BOOST_AUTO_TEST_CASE(a_progress_change_after_a_final_record_is_dropped) {
   auto got = lookup(st, failed.token);
   BOOST_REQUIRE(got.ok());
   BOOST_TEST((got->status == task_status::failure));
-  BOOST_TEST(
-      redis.command("HGET " + prefix + "task:" + failed.token + " status")
-          .find("FAILURE") != std::string::npos);
+  BOOST_TEST(redis_status_is(failed, "FAILURE"));
   // So is a second final record, or a result (a run that followed a copy
   // of a twin's result it was queued for when the copy timed out).
   auto again = failed;
@@ -778,8 +773,7 @@ BOOST_AUTO_TEST_CASE(a_progress_change_after_a_final_record_is_dropped) {
   got = lookup(st, other.token);
   BOOST_REQUIRE(got.ok());
   BOOST_TEST((got->status == task_status::success));
-  BOOST_TEST(redis.command("HGET " + prefix + "task:" + other.token + " status")
-                 .find("SUCCESS") != std::string::npos);
+  BOOST_TEST(redis_status_is(other, "SUCCESS"));
   caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
 }
 
@@ -811,8 +805,7 @@ BOOST_AUTO_TEST_CASE(a_result_after_another_nodes_final_record_is_not_stored) {
   auto again = lookup(st, rec.token);
   BOOST_REQUIRE(again.ok());
   BOOST_TEST((again->status == task_status::failure));
-  BOOST_TEST(redis.command("HGET " + prefix + "task:" + rec.token + " status")
-                 .find("FAILURE") != std::string::npos);
+  BOOST_TEST(redis_status_is(rec, "FAILURE"));
   BOOST_TEST(redis.command("EXISTS " + prefix + "image:" + rec.token) ==
              ":0\r\n");
   // A final record (not a result) likewise.
