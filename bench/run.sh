@@ -190,8 +190,9 @@ start_redis() { # up to 3 ports: another process may take a free port first
       persist=(--appendonly yes --appendfsync everysec --dir "$out/redis-aof-$redis_port")
     fi
     # As scripts/run and docker-compose start it (README, "Redis").
-    MALLOC_CONF=dirty_decay_ms:-1 \
+    MALLOC_CONF=dirty_decay_ms:-1,thp:always \
     redis-server --bind 127.0.0.1 --port "$redis_port" --save '' "${persist[@]}" \
+      --disable-thp no \
       --logfile "$out/redis-$redis_port.log" >/dev/null 2>&1 &
     redis_pid=$!
     for _ in $(seq 100); do
