@@ -380,7 +380,11 @@ bool fits(const supervisor_config& cfg, const state_type::node_entry& node,
           uint64_t decode_bytes) {
   if (cfg.decode_bytes_per_worker == 0 || node.busy == 0)
     return true;
-  auto budget = cfg.decode_bytes_per_worker * node.info.pool_size;
+  // Saturated: a node's pool size comes over the wire.
+  auto per = cfg.decode_bytes_per_worker;
+  auto budget = node.info.pool_size > UINT64_MAX / per
+                    ? UINT64_MAX
+                    : per * node.info.pool_size;
   return node.decoding + decode_bytes <= budget;
 }
 

@@ -170,6 +170,14 @@ std::string line_text(const std::string& text, int32_t line) {
   return out;
 }
 
+/// A value's text up to a comment or the end, blanks trimmed.
+std::string trim_value(const std::string& written) {
+  auto out = written.substr(0, written.find_first_of(";#"));
+  out.erase(0, out.find_first_not_of(" \t"));
+  out.erase(out.find_last_not_of(" \t") + 1);
+  return out;
+}
+
 std::string join(const std::vector<std::string>& items) {
   std::string out;
   for (auto& item : items)
@@ -248,10 +256,42 @@ std::vector<std::string> atom_choices(const std::string& key) {
   return {};
 }
 
+std::string non_decimal_integer(std::string_view value) {
+  auto v = value;
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
+    v.remove_prefix(1);
+  if (!v.empty() && (v.front() == '-' || v.front() == '+'))
+    v.remove_prefix(1);
+  if (v.size() < 2 || v[0] != '0')
+    return {};
+  char next = v[1];
+  if (next >= '0' && next <= '9')
+    return "write integers in decimal: a leading 0 reads as octal";
+  if (next == 'x' || next == 'X' || next == 'b' || next == 'B')
+    return "write integers in decimal, not in hex or binary";
+  return {};
+}
+
 std::vector<std::string> check_ini(const std::string& path,
                                    const std::string& text,
                                    const caf::config_option_set& options) {
   std::vector<std::string> errors;
+  // CAF's reader stops at a byte order mark or a carriage return and names
+  // neither: a CRLF file was refused for a "blank line it cannot read".
+  if (text.compare(0, 3, "\xEF\xBB\xBF") == 0)
+    return {fmt::format("{}:1:1: the file starts with a UTF-8 byte order "
+                        "mark: save it without one (plain UTF-8)",
+                        path)};
+  if (auto cr = text.find('\r'); cr != std::string::npos) {
+    auto [line_no, column] = position(text, cr);
+    bool crlf = cr + 1 < text.size() && text[cr + 1] == '\n';
+    return {fmt::format(
+        "{}:{}:{}: {}: the reader takes LF line endings only; save the file "
+        "with them (e.g. dos2unix, or sed -i 's/\\r$//')",
+        path, line_no, column,
+        crlf ? "the line ends in CR LF (Windows line endings)"
+             : "a carriage return (CR) character")};
+  }
   text_state ps{text.begin(), text.end()};
   ini_recorder rec{text, ps};
   caf::detail::parser::read_ini(ps, rec);
@@ -264,7 +304,14 @@ std::vector<std::string> check_ini(const std::string& path,
     auto where = fmt::format("{}:{}:{}", path, line_no, column);
     auto code = to_string(ps.code);
     auto line = line_text(text, line_no);
-    if (!rec.current_key.empty() && rec.current_key_line == line_no) {
+    auto written = line.substr(line.find('=') + 1);
+    if (!rec.current_key.empty() && rec.current_key_line == line_no &&
+        !non_decimal_integer(written).empty()) {
+      // "09": CAF's octal reading fails on the 9.
+      errors.push_back(fmt::format("{}: {} = {}: {}", where, rec.current_key,
+                                   trim_value(written),
+                                   non_decimal_integer(written)));
+    } else if (!rec.current_key.empty() && rec.current_key_line == line_no) {
       auto opt = options.qualified_name_lookup(rec.current_key);
       errors.push_back(fmt::format(
           "{}: {}: cannot read the value in '{}' ({}); expected {}", where,
@@ -320,15 +367,34 @@ std::vector<std::string> check_ini(const std::string& path,
       continue;
     }
     auto opt = options.qualified_name_lookup(e.section, e.key);
+    // help, dump-config, config-file, ...: read from a file, dump-config
+    // or help made a start exit 0 without starting (or validating), and a
+    // config-file there was not read.
+    if (opt != nullptr && e.section == "global") {
+      errors.push_back(fmt::format(
+          "{}: {} is a command-line option (--{}), not a config file setting",
+          where, e.key, e.key));
+      continue;
+    }
     if (opt == nullptr) {
       errors.push_back(fmt::format("{}: unknown key {}; [{}] has: {}", where,
                                    name, e.section, join(keys_of[e.section])));
       continue;
     }
-    if (opt->check(e.value))
+    if (opt->check(e.value)) {
       errors.push_back(fmt::format("{}: {} = {}: expected {}", where, name,
                                    to_string(e.value),
                                    expected_form(name, opt->type_name())));
+      continue;
+    }
+    if (caf::holds_alternative<caf::config_value::integer>(e.value)) {
+      // The value as written: the text after the line's '='.
+      auto line = line_text(text, e.line);
+      auto written = line.substr(line.find('=') + 1);
+      if (auto why = non_decimal_integer(written); !why.empty())
+        errors.push_back(fmt::format("{}: {} = {}: {}", where, name,
+                                     trim_value(written), why));
+    }
   }
   return errors;
 }

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <caf/config_option_set.hpp>
@@ -26,6 +27,12 @@ namespace resized::config {
 std::vector<std::string> check_ini(const std::string& path,
                                    const std::string& text,
                                    const caf::config_option_set& options);
+
+/// Why the integer written `value` (a file's or a command line's text)
+/// is refused: CAF 0.17 reads a leading 0 as octal ("027110" is 11848,
+/// "09" fails) and 0x / 0b as hex / binary, which nobody writes in a port
+/// or a size meaning that. Empty for a plain decimal.
+std::string non_decimal_integer(std::string_view value);
 
 /// The values CAF 0.17 understands for its atom option `key` (e.g.
 /// "scheduler.policy": stealing, sharing); empty for a key that is not

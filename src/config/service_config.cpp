@@ -377,7 +377,12 @@ bool parse_endpoint_list(const std::string& text,
         port = 0; // "[" without "]", or not an IPv6 address inside
       else
         host = host.substr(1, host.size() - 2);
-    } else if (host.find_first_of("[]") != std::string::npos) {
+    } else if (host.find_first_not_of(
+                   "abcdefghijklmnopqrstuvwxyz"
+                   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") !=
+               std::string::npos) {
+      // A host name or IPv4 address: "fd00::1" (IPv6 without brackets, read
+      // as host "fd00:" port 1), "http://x:4000" or "a b:4000" is refused.
       port = 0;
     }
     if (port < 1 || port > 65535) {
@@ -502,6 +507,14 @@ std::vector<std::string> service_config::load(int argc, char** argv,
     bool flag =
         opt != nullptr && opt->is_flag() &&
         (eq == std::string::npos || value == "true" || value == "false");
+    if (opt != nullptr && eq != std::string::npos) {
+      std::string type{opt->type_name().begin(), opt->type_name().end()};
+      bool integer = type.rfind("int", 0) == 0 || type.rfind("uint", 0) == 0;
+      if (auto why = integer ? non_decimal_integer(value) : std::string{};
+          !why.empty())
+        errors.push_back(
+            fmt::format("{} = {}: {}", arg.substr(2, eq - 2), value, why));
+    }
     if (arg == "--dump-config" || arg == "--dump-config=true") {
       dump_requested_ = true;
     } else if (arg == "--dump-config=false") {
@@ -777,8 +790,10 @@ std::vector<std::string> service_config::load(int argc, char** argv,
   c.range("resize.max-attempts", resize_max_attempts_, 1, 100,
           out.resize.max_attempts);
   c.range("resize.nice", resize_nice_, 0, 19, out.resize.nice);
+  // Up to 1 TiB a worker: times a pool of up to 1024 it still fits in 64
+  // bits (INT64_MAX wrapped the budget to 0, one task at a time).
   c.range("resize.decode-bytes-per-worker", resize_decode_bytes_per_worker_, 0,
-          max_i64, out.resize.decode_bytes_per_worker);
+          int64_t{1} << 40, out.resize.decode_bytes_per_worker);
 
   // An api node may run no local pool: workers join it.
   c.range("resize.pool-size", resize_pool_size_, cluster_role_ == "api" ? 0 : 1,

@@ -482,8 +482,12 @@ BOOST_AUTO_TEST_CASE(cluster_roles) {
   BOOST_TEST(v6.settings.cluster.api_nodes[1].host == "fd00::7");
   BOOST_TEST(v6.settings.cluster.api_nodes[1].port == 4001);
   BOOST_TEST(v6.settings.cluster.api_nodes[2].host == "a");
-  for (std::string bad : {"[::1]", "[::1:4000", "::1]:4000", "[nohost]:4000",
-                          "[]:4000", "[127.0.0.1]:4000", "[::1]x:4000"})
+  // An unbracketed IPv6 address was read as host "fd00:" port 1, a URL as
+  // host "http://x".
+  for (std::string bad :
+       {"[::1]", "[::1:4000", "::1]:4000", "[nohost]:4000", "[]:4000",
+        "[127.0.0.1]:4000", "[::1]x:4000", "fd00::1", "fd00::1:4000",
+        "http://x:4000", "a b:4000", "x/y:4000"})
     BOOST_TEST_CONTEXT("cluster.api-nodes=" << bad) {
       // (Also "must name at least one API node": none was read.)
       auto res = load({"--cluster.role=worker", "--cluster.api-nodes=" + bad});
@@ -796,6 +800,59 @@ BOOST_AUTO_TEST_CASE(ini_syntax_errors) {
                       "2:11:", {"http.port", "an integer"});
   expect_ini_rejected("[http\nport=5000\n", "1:6:", {"'[http'"});
   expect_ini_rejected("[http]\npo rt=1\n", "2:4:", {"'po rt=1'"});
+}
+
+BOOST_AUTO_TEST_CASE(ini_line_endings_and_byte_order_mark_are_named) {
+  // CAF's reader refused them as "cannot read ''" on a blank line, or a
+  // value that looks right.
+  expect_ini_rejected("[http]\r\nport=5000\r\n",
+                      "1:7:", {"CR LF (Windows line endings)", "dos2unix"});
+  expect_ini_rejected("[http]\nport=5000\rx\n",
+                      "2:10:", {"a carriage return (CR) character"});
+  expect_ini_rejected("\xEF\xBB\xBF; comment\n[http]\nport=5000\n",
+                      "1:1:", {"byte order mark"});
+}
+
+BOOST_AUTO_TEST_CASE(ini_command_line_options_are_refused_in_a_file) {
+  // dump-config=true or help=true in a file made a start exit 0 without
+  // starting or validating; config-file= there was not read.
+  for (std::string key : {"dump-config=true", "help=true", "long-help=true",
+                          "config-file=\"other.ini\""})
+    expect_ini_rejected(key + "\n[http]\nport=5000\n", "1:",
+                        {"is a command-line option (--", "not a config file"});
+}
+
+BOOST_AUTO_TEST_CASE(integers_are_written_in_decimal) {
+  // CAF reads a leading 0 as octal: port=027110 listened on 11848.
+  BOOST_TEST(only_error({"--http.port=027110"}) ==
+             "http.port = 027110: write integers in decimal: a leading 0 "
+             "reads as octal");
+  BOOST_TEST(only_error({"--resize.nice=0x5"}) ==
+             "resize.nice = 0x5: write integers in decimal, not in hex or "
+             "binary");
+  expect_ini_rejected("[resize]\nnice=010 ; ten?\n",
+                      "2:", {"resize.nice = 010: write integers in decimal"});
+  expect_ini_rejected("[resize]\nnice=09\n",
+                      "2:", {"resize.nice = 09: write integers in decimal"});
+  // 0 and plain decimals, also negative ones and with blanks, are fine.
+  auto ok = load({"--resize.nice=0", "--http.port=5010"});
+  BOOST_TEST(ok.errors.empty(), joined(ok.errors));
+  BOOST_TEST(ok.settings.http.port == 5010);
+  temp_ini ini;
+  ini.write("[resize]\nnice = 0\n[cluster]\nadopt-ms = -1\n");
+  auto file = load({"--config-file=" + ini.path});
+  BOOST_TEST(file.errors.empty(), joined(file.errors));
+}
+
+BOOST_AUTO_TEST_CASE(decode_budget_fits_in_64_bits) {
+  // 2^62 times a pool of 4 wrapped to a budget of 0: one task at a time.
+  auto huge = load({"--resize.decode-bytes-per-worker=4611686018427387904"});
+  BOOST_TEST(names(huge.errors, "resize.decode-bytes-per-worker"),
+             joined(huge.errors));
+  auto tib = load({"--resize.decode-bytes-per-worker=1099511627776",
+                   "--resize.pool-size=1024"});
+  BOOST_TEST(tib.errors.empty(), joined(tib.errors));
+  BOOST_TEST(tib.settings.resize.decode_bytes_per_worker == 1099511627776u);
 }
 
 BOOST_AUTO_TEST_CASE(ini_key_set_twice) {
