@@ -214,6 +214,24 @@ bool is_ip_address(const std::string& text) {
          inet_pton(AF_INET6, text.c_str(), buf) == 1;
 }
 
+/// Whether listening on `a` and on `b` (literal addresses) at one port
+/// collides: the same address, or either is the wildcard (0.0.0.0, ::).
+bool addresses_overlap(const std::string& a, const std::string& b) {
+  auto bytes = [](const std::string& text) {
+    std::string out(sizeof(struct in6_addr), '\0');
+    if (inet_pton(AF_INET, text.c_str(), out.data()) == 1)
+      out.resize(sizeof(struct in_addr));
+    else if (inet_pton(AF_INET6, text.c_str(), out.data()) != 1)
+      out = text; // not an address: refused on its own
+    return out;
+  };
+  auto wildcard = [](const std::string& raw) {
+    return raw.find_first_not_of('\0') == std::string::npos;
+  };
+  auto x = bytes(a), y = bytes(b);
+  return x == y || wildcard(x) || wildcard(y);
+}
+
 } // namespace
 
 namespace {
@@ -688,6 +706,15 @@ std::vector<std::string> service_config::load(int argc, char** argv,
         "0.0.0.0, 127.0.0.1, ::)",
         cluster_bind_address_));
   c.range("cluster.port", cluster_port_, 1, 65535, cl.port);
+  // An API node listens on both: one port for both failed only at the HTTP
+  // bind, after the node had taken its name's lease.
+  if (cl.role == "api" && http_port_ == cluster_port_ &&
+      addresses_overlap(http_address_, cluster_bind_address_))
+    errors.push_back(fmt::format(
+        "http.port and cluster.port are both {} on overlapping addresses "
+        "({} and {}): an API node listens on both, give them different "
+        "ports",
+        http_port_, http_address_, cluster_bind_address_));
   cl.advertise = cluster_advertise_;
   {
     std::vector<std::pair<std::string, uint16_t>> eps;
@@ -932,10 +959,19 @@ std::vector<std::string> service_config::load(int argc, char** argv,
       out.auth.api_keys = split_list(auth_api_keys_);
     for (auto& k : env_keys)
       out.auth.api_keys.push_back(k);
-    for (const auto& k : out.auth.api_keys)
-      if (k.size() < 16)
-        errors.push_back("auth.api-keys: every key must have at least 16 "
-                         "characters (one is shorter; keys are not shown)");
+    // Named by where the short key came from: the file or command line,
+    // or the environment.
+    auto configured = out.auth.api_keys.size() - env_keys.size();
+    bool short_in[2] = {false, false}; // configured, environment
+    for (size_t i = 0; i < out.auth.api_keys.size(); ++i)
+      if (out.auth.api_keys[i].size() < 16)
+        short_in[i < configured ? 0 : 1] = true;
+    for (int from = 0; from < 2; ++from)
+      if (short_in[from])
+        errors.push_back(fmt::format(
+            "{}: every key must have at least 16 characters (one is "
+            "shorter; keys are not shown)",
+            from == 0 ? "auth.api-keys" : "$RESIZED_API_KEYS"));
     out.auth.protect_metrics = auth_protect_metrics_;
     out.auth.protect_cluster = auth_protect_cluster_;
     // Asked to close an endpoint with no key to open it: refused rather

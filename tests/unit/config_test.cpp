@@ -650,6 +650,17 @@ BOOST_AUTO_TEST_CASE(api_keys_that_name_no_key_are_refused) {
   BOOST_TEST(env.errors.size() == 1u, joined(env.errors));
   BOOST_TEST(names(env.errors, "$RESIZED_API_KEYS names no key"),
              joined(env.errors));
+  // A short key is named by where it came from.
+  ::setenv("RESIZED_API_KEYS", "short", 1);
+  auto short_env = load({"--auth.api-keys=0123456789abcdef0123"});
+  ::unsetenv("RESIZED_API_KEYS");
+  BOOST_TEST(short_env.errors.size() == 1u, joined(short_env.errors));
+  BOOST_TEST(names(short_env.errors,
+                   "$RESIZED_API_KEYS: every key must have at least 16"),
+             joined(short_env.errors));
+  BOOST_TEST(only_error({"--auth.api-keys=short,0123456789abcdef0123"}) ==
+             "auth.api-keys: every key must have at least 16 characters (one "
+             "is shorter; keys are not shown)");
   // Empty is auth off, and an empty variable is no mistake.
   ::setenv("RESIZED_API_KEYS", "", 1);
   temp_ini ini;
@@ -842,6 +853,24 @@ BOOST_AUTO_TEST_CASE(integers_are_written_in_decimal) {
   ini.write("[resize]\nnice = 0\n[cluster]\nadopt-ms = -1\n");
   auto file = load({"--config-file=" + ini.path});
   BOOST_TEST(file.errors.empty(), joined(file.errors));
+}
+
+BOOST_AUTO_TEST_CASE(an_api_node_needs_two_ports) {
+  // The same port for both passed --dump-config and failed at the HTTP
+  // bind, after the lease was taken.
+  auto same =
+      load({"--cluster.role=api", "--http.port=4100", "--cluster.port=4100",
+            "--http.address=127.0.0.1", "--cluster.bind-address=0.0.0.0"});
+  BOOST_TEST(names(same.errors, "http.port and cluster.port are both 4100"),
+             joined(same.errors));
+  // Different addresses (neither the wildcard) may share a port number.
+  auto apart =
+      load({"--cluster.role=api", "--http.port=4100", "--cluster.port=4100",
+            "--http.address=127.0.0.1", "--cluster.bind-address=127.0.0.2"});
+  BOOST_TEST(apart.errors.empty(), joined(apart.errors));
+  // A standalone node binds no cluster port.
+  auto alone = load({"--http.port=4000", "--cluster.port=4000"});
+  BOOST_TEST(alone.errors.empty(), joined(alone.errors));
 }
 
 BOOST_AUTO_TEST_CASE(decode_budget_fits_in_64_bits) {
