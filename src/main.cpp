@@ -551,11 +551,19 @@ int main(int argc, char** argv) {
     if (cfg.cluster.advertise.empty())
       notes["cluster.advertise"] = fmt::format(
           "\"\": the default, this host's name (\"{}\")", hostname());
-    std::cout << "; resized --dump-config: every key with the value in effect "
-                 "(file, command line, environment or default).\n"
-                 "; An INI file: --config-file reads it back (secrets are not "
-                 "shown: set them again).\n"
-              << config::dump_text(caf_cfg.dump_content(), notes) << std::flush;
+    std::cout
+        << "; resized --dump-config: every key with the value in effect "
+           "(file, command line, environment or default).\n"
+           "; An INI file: --config-file reads it back (secrets are not "
+           "shown: set them again).\n"
+        << (cl.role == "worker"
+                ? "; A worker: limits.*, defaults.*, resize.max-attempts, "
+                  "resize.task-timeout-ms and resize.decode-bytes-per-worker "
+                  "are left out (each task runs under its API node's), and "
+                  "so are [http], [redis], [queue], [status] and [auth] (a "
+                  "worker has no HTTP server, Redis connection or queue).\n"
+                : "")
+        << config::dump_text(caf_cfg.dump_content(), notes) << std::flush;
     return EXIT_SUCCESS;
   }
 

@@ -1079,6 +1079,35 @@ caf::settings service_config::dump_content() const {
     caf::put(result, "auth.api-keys",
              in_file ? keys_placeholder_env_too : keys_placeholder_env);
   }
+  // A worker uses neither its task policy (its API nodes' applies) nor the
+  // HTTP side's sections: left out, or a worker started from its own dump
+  // warned about some 45 keys it does not use.
+  if (cluster_role_ == "worker") {
+    // (caf::dictionary has no erase: copied without them.)
+    auto unused = [](const std::string& key) {
+      for (const char* k : task_policy_keys)
+        if (key == k)
+          return true;
+      auto section = key.substr(0, key.find('.'));
+      return section == "http" || section == "redis" || section == "queue" ||
+             section == "status" || section == "auth";
+    };
+    caf::settings kept;
+    for (const auto& [name, value] : result) {
+      auto section = caf::get_if<caf::settings>(&value);
+      if (section == nullptr) {
+        kept[name] = value;
+        continue;
+      }
+      caf::settings keys;
+      for (const auto& [key, x] : *section)
+        if (!unused(name + "." + key))
+          keys[key] = x;
+      if (!keys.empty())
+        kept[name] = std::move(keys);
+    }
+    result = std::move(kept);
+  }
   return result;
 }
 

@@ -873,6 +873,28 @@ BOOST_AUTO_TEST_CASE(an_api_node_needs_two_ports) {
   BOOST_TEST(alone.errors.empty(), joined(alone.errors));
 }
 
+BOOST_AUTO_TEST_CASE(a_workers_dump_leaves_out_what_it_does_not_use) {
+  // Started from its own dump, a worker warned about some 45 keys.
+  service_config cfg;
+  service_settings settings;
+  auto errors = load_into(
+      cfg, {"--cluster.role=worker", "--cluster.api-nodes=127.0.0.1:4000"},
+      settings);
+  BOOST_REQUIRE_MESSAGE(errors.empty(), joined(errors));
+  auto text = resized::config::dump_text(cfg.dump_content(), {});
+  for (std::string gone : {"[http]", "[redis]", "[queue]", "[status]", "[auth]",
+                           "max-dimension=", "max-attempts=", "quality="})
+    BOOST_TEST(text.find(gone) == std::string::npos, gone << " in\n" << text);
+  BOOST_TEST(text.find("pool-size=") != std::string::npos, text);
+  temp_ini ini;
+  ini.write(text);
+  auto back = load({"--config-file=" + ini.path});
+  BOOST_TEST(back.errors.empty(), joined(back.errors));
+  BOOST_TEST(back.settings.unused_on_worker.empty());
+  BOOST_TEST(back.settings.unused_without_http.empty());
+  BOOST_TEST(back.settings.cluster.role == "worker");
+}
+
 BOOST_AUTO_TEST_CASE(decode_budget_fits_in_64_bits) {
   // 2^62 times a pool of 4 wrapped to a budget of 0: one task at a time.
   auto huge = load({"--resize.decode-bytes-per-worker=4611686018427387904"});
