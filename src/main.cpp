@@ -541,6 +541,28 @@ int main(int argc, char** argv) {
   caf_cfg.set("middleman.connection-timeout",
               caf::timespan{cl.connection_timeout});
   caf_cfg.set("logger.verbosity", caf::atom("quiet"));
+  // Open files. RESTinio 0.6 stops accepting for good once an accept fails
+  // (its acceptor does not accept again after an error such as EMFILE):
+  // idle connections up to the process's limit took the node off HTTP until
+  // it was restarted. So the soft limit goes up to the hard one, and a
+  // limit that cannot hold http.max-connections (RESTinio's own bound, which
+  // makes it wait rather than fail) plus the node's other files is refused,
+  // before --dump-config (which validates like a start).
+  uint64_t open_files = raise_open_files_limit();
+  if (cl.role != "worker") {
+    uint64_t needed = cfg.http.max_connections + open_files_reserve;
+    if (open_files < needed) {
+      std::cerr << fmt::format(
+          "resized: open files: the limit is {} (hard limit too), and "
+          "http.max-connections = {} needs at least {} (HTTP connections "
+          "plus {} for Redis, the cluster and the rest): raise it (ulimit "
+          "-n, systemd LimitNOFILE=, docker --ulimit nofile=) or lower "
+          "http.max-connections\n",
+          open_files, cfg.http.max_connections, needed, open_files_reserve);
+      return 2;
+    }
+  }
+
   if (caf_cfg.dump_requested()) {
     // After the values main derives (the BASP heartbeat and timeout from
     // cluster.*), so that the dump shows what a start would use.
@@ -565,27 +587,6 @@ int main(int argc, char** argv) {
                 : "")
         << config::dump_text(caf_cfg.dump_content(), notes) << std::flush;
     return EXIT_SUCCESS;
-  }
-
-  // Open files. RESTinio 0.6 stops accepting for good once an accept fails
-  // (its acceptor does not accept again after an error such as EMFILE):
-  // idle connections up to the process's limit took the node off HTTP until
-  // it was restarted. So the soft limit goes up to the hard one, and a
-  // limit that cannot hold http.max-connections (RESTinio's own bound, which
-  // makes it wait rather than fail) plus the node's other files is refused.
-  uint64_t open_files = raise_open_files_limit();
-  if (cl.role != "worker") {
-    uint64_t needed = cfg.http.max_connections + open_files_reserve;
-    if (open_files < needed) {
-      std::cerr << fmt::format(
-          "resized: open files: the limit is {} (hard limit too), and "
-          "http.max-connections = {} needs at least {} (HTTP connections "
-          "plus {} for Redis, the cluster and the rest): raise it (ulimit "
-          "-n, systemd LimitNOFILE=, docker --ulimit nofile=) or lower "
-          "http.max-connections\n",
-          open_files, cfg.http.max_connections, needed, open_files_reserve);
-      return 2;
-    }
   }
 
   // Before libvips, CAF or RESTinio start a thread (arenas are per thread).

@@ -891,6 +891,14 @@ BOOST_AUTO_TEST_CASE(a_file_limit_below_max_connections_is_refused) {
                          "http.max-connections = 1024 needs at least 1152") !=
                  std::string::npos,
              output);
+  // --dump-config validates like a start: it said 0 and printed a dump.
+  output.clear();
+  rc = run_to_exit(
+      under_ulimit("ulimit -Sn 64 && ulimit -Hn 64", {"--dump-config"}), output,
+      20s);
+  BOOST_TEST(rc == 2, output);
+  BOOST_TEST(output.find("open files: the limit is 64") != std::string::npos,
+             output);
 }
 
 // -- connections per client (http.max-connections-per-client) -----------------
