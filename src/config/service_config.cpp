@@ -808,8 +808,14 @@ std::vector<std::string> service_config::load(int argc, char** argv,
     cl.adopt = cl.lease;
   else if (cluster_adopt_ms_ == 0) // never
     cl.adopt = std::chrono::milliseconds{0};
-  else if (c.range("cluster.adopt-ms", cluster_adopt_ms_, 100, 3600000, secs))
-    cl.adopt = std::chrono::milliseconds{secs};
+  else if (cluster_adopt_ms_ < 100 || cluster_adopt_ms_ > 3600000)
+    // (0 is valid too: a range [100, ...] alone told otherwise.)
+    errors.push_back(fmt::format(
+        "cluster.adopt-ms = {} is out of range: 0 (never adopt), or 100 to "
+        "3600000; leave it out to follow cluster.lease-ms",
+        cluster_adopt_ms_));
+  else
+    cl.adopt = std::chrono::milliseconds{cluster_adopt_ms_};
   // Two renewals may fail (a Redis hiccup) before the lease runs out.
   if (3 * cl.lease_renew > cl.lease)
     errors.push_back("cluster.lease-renew-ms must be at most a third of "

@@ -402,6 +402,9 @@ BOOST_AUTO_TEST_CASE(adopt_ms) {
   BOOST_TEST(set.settings.cluster.adopt.count() == 2500);
   expect_rejected("--cluster.adopt-ms=50", "cluster.adopt-ms");
   expect_rejected("--cluster.adopt-ms=-5", "cluster.adopt-ms");
+  BOOST_TEST(only_error({"--cluster.adopt-ms=50"}) ==
+             "cluster.adopt-ms = 50 is out of range: 0 (never adopt), or 100 "
+             "to 3600000; leave it out to follow cluster.lease-ms");
 }
 
 BOOST_AUTO_TEST_CASE(max_dimension_bounds_the_defaults) {
