@@ -791,8 +791,10 @@ std::vector<std::string> service_config::load(int argc, char** argv,
               100, 3600000, secs))
     cl.connection_timeout = std::chrono::milliseconds{secs};
   if (cl.connection_timeout <= cl.heartbeat)
-    errors.push_back("cluster.connection-timeout-ms must be longer than "
-                     "cluster.heartbeat-ms");
+    errors.push_back(
+        fmt::format("cluster.connection-timeout-ms ({}) must be longer than "
+                    "cluster.heartbeat-ms ({})",
+                    cl.connection_timeout.count(), cl.heartbeat.count()));
   if (c.range("cluster.reconnect-max-ms", cluster_reconnect_max_ms_, 100,
               600000, secs))
     cl.reconnect_max = std::chrono::milliseconds{secs};
@@ -818,8 +820,10 @@ std::vector<std::string> service_config::load(int argc, char** argv,
     cl.adopt = std::chrono::milliseconds{cluster_adopt_ms_};
   // Two renewals may fail (a Redis hiccup) before the lease runs out.
   if (3 * cl.lease_renew > cl.lease)
-    errors.push_back("cluster.lease-renew-ms must be at most a third of "
-                     "cluster.lease-ms");
+    errors.push_back(
+        fmt::format("cluster.lease-renew-ms ({}) must be at most a third of "
+                    "cluster.lease-ms ({})",
+                    cl.lease_renew.count(), cl.lease.count()));
   c.range("resize.max-attempts", resize_max_attempts_, 1, 100,
           out.resize.max_attempts);
   c.range("resize.nice", resize_nice_, 0, 19, out.resize.nice);

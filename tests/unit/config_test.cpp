@@ -386,6 +386,15 @@ BOOST_AUTO_TEST_CASE(lease_values) {
   BOOST_REQUIRE_MESSAGE(res.errors.empty(), joined(res.errors));
   BOOST_TEST(res.settings.cluster.lease.count() == 1000);
   BOOST_TEST(res.settings.cluster.lease_renew.count() == 300);
+  // Cross-key refusals give both values.
+  BOOST_TEST(
+      only_error({"--cluster.lease-ms=1000", "--cluster.lease-renew-ms=400"}) ==
+      "cluster.lease-renew-ms (400) must be at most a third of "
+      "cluster.lease-ms (1000)");
+  BOOST_TEST(only_error({"--cluster.heartbeat-ms=2000",
+                         "--cluster.connection-timeout-ms=2000"}) ==
+             "cluster.connection-timeout-ms (2000) must be longer than "
+             "cluster.heartbeat-ms (2000)");
 }
 
 // Adoption of pending sets with no lease: every lease-ms unless set; 0 = off.
