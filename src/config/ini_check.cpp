@@ -172,8 +172,19 @@ std::string line_text(const std::string& text, int32_t line) {
 
 /// A value's text up to a comment or the end, blanks trimmed.
 std::string trim_value(const std::string& written) {
-  auto out = written.substr(0, written.find_first_of(";#"));
+  auto out = written;
   out.erase(0, out.find_first_not_of(" \t"));
+  // A quoted value ends at its closing quote (';' may be inside it).
+  if (!out.empty() && (out.front() == '"' || out.front() == '\'')) {
+    for (size_t i = 1; i < out.size(); ++i) {
+      if (out[i] == '\\')
+        ++i;
+      else if (out[i] == out.front())
+        return out.substr(0, i + 1);
+    }
+    return out;
+  }
+  out = out.substr(0, out.find_first_of(";#"));
   out.erase(out.find_last_not_of(" \t") + 1);
   return out;
 }
@@ -381,16 +392,18 @@ std::vector<std::string> check_ini(const std::string& path,
                                    name, e.section, join(keys_of[e.section])));
       continue;
     }
+    // The value as written: the text after the line's '=' (CAF's rendering
+    // turned "60s" into "1min" and "1e3" into "1000.000000").
+    auto line = line_text(text, e.line);
+    auto written = line.substr(line.find('=') + 1);
     if (opt->check(e.value)) {
+      auto shown = trim_value(written);
       errors.push_back(fmt::format("{}: {} = {}: expected {}", where, name,
-                                   to_string(e.value),
+                                   shown.empty() ? to_string(e.value) : shown,
                                    expected_form(name, opt->type_name())));
       continue;
     }
     if (caf::holds_alternative<caf::config_value::integer>(e.value)) {
-      // The value as written: the text after the line's '='.
-      auto line = line_text(text, e.line);
-      auto written = line.substr(line.find('=') + 1);
       if (auto why = non_decimal_integer(written); !why.empty())
         errors.push_back(fmt::format("{}: {} = {}: {}", where, name,
                                      trim_value(written), why));

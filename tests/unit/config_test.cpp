@@ -784,6 +784,13 @@ BOOST_AUTO_TEST_CASE(ini_value_of_the_wrong_type) {
                       "3:", {"http.io-threads = 2.5", "expected an integer"});
   expect_ini_rejected("[redis]\nhost=127\n",
                       "2:", {"redis.host = 127", "string in double quotes"});
+  // As written, not as CAF renders it ("1min", "1000.000000").
+  expect_ini_rejected("[resize]\ntask-timeout-ms=60s ; a minute\n", "2:",
+                      {"resize.task-timeout-ms = 60s: expected an integer"});
+  expect_ini_rejected("[resize]\npool-size=1e3\n",
+                      "2:", {"resize.pool-size = 1e3: expected an integer"});
+  expect_ini_rejected("[resize]\npool-size=\"a;b\" ; c\n", "2:",
+                      {"resize.pool-size = \"a;b\": expected an integer"});
 }
 
 BOOST_AUTO_TEST_CASE(ini_unknown_key) {
