@@ -435,8 +435,20 @@ std::string command_line_error(const caf::error& err,
     return fmt::format("{}: no such option{} (resized --help lists them)", name,
                        hint.empty() ? hint : hint + "?");
   }
-  case caf::pec::missing_argument:
+  case caf::pec::missing_argument: {
+    // "--redis.key-prefix=": CAF takes no empty value; an empty string is
+    // written in quotes.
+    const auto* opt =
+        options.qualified_name_lookup(name.substr(name.find_first_not_of('-')));
+    std::string type = opt != nullptr ? std::string{opt->type_name().begin(),
+                                                    opt->type_name().end()}
+                                      : std::string{};
+    if (type == "string" && eq != std::string::npos)
+      return fmt::format("{}: the value is missing; for an empty string write "
+                         "{}='\"\"' (quotes the shell passes on)",
+                         name, name);
     return fmt::format("{}: the value is missing ({}=<value>)", name, name);
+  }
   default: {
     auto value = eq == std::string::npos ? std::string{} : arg.substr(eq + 1);
     auto long_name = name.substr(name.find_first_not_of('-'));

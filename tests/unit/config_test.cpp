@@ -1319,6 +1319,12 @@ BOOST_AUTO_TEST_CASE(command_line_mistakes_are_named_in_words) {
              "--nothing-like-it: no such option (resized --help lists them)");
   BOOST_TEST(first_error({"--http.port"}) ==
              "--http.port: the value is missing (--http.port=<value>)");
+  BOOST_TEST(first_error({"--redis.key-prefix="}) ==
+             "--redis.key-prefix: the value is missing; for an empty string "
+             "write --redis.key-prefix='\"\"' (quotes the shell passes on)");
+  // Written so, it is taken.
+  auto empty = load({"--redis.key-prefix=\"\""});
+  BOOST_TEST(empty.errors.empty(), joined(empty.errors));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
