@@ -578,6 +578,11 @@ int main(int argc, char** argv) {
            "(file, command line, environment or default).\n"
            "; An INI file: --config-file reads it back (secrets are not "
            "shown: set them again).\n"
+        << (cfg.config_file_implicit
+                ? fmt::format("; read from {} (CAF's default, found in the "
+                              "working directory: no --config-file given)\n",
+                              cfg.config_file)
+                : std::string{})
         << (cl.role == "worker"
                 ? "; A worker: limits.*, defaults.*, resize.max-attempts, "
                   "resize.task-timeout-ms and resize.decode-bytes-per-worker "
@@ -737,6 +742,13 @@ int main(int argc, char** argv) {
          {"libvips", this_build().library("libvips")},
          {"node", cl.node_name},
          {"role", cl.role},
+         // Named: without --config-file, CAF's caf-application.ini in the
+         // working directory is read when there is one.
+         {"config", cfg.config_file.empty() ? std::string{"none (defaults)"}
+                    : cfg.config_file_implicit
+                        ? cfg.config_file + " (CAF's default, found in the "
+                                            "working directory)"
+                        : cfg.config_file},
          {"http", srv ? endpoint_text(cfg.http.address, cfg.http.port) : "off"},
          {"cluster", cl.role == "api" ? endpoint_text(cl.bind_address, cl.port)
                      : cl.role == "worker" ? "joining"

@@ -500,6 +500,8 @@ std::vector<std::string> service_config::load(int argc, char** argv,
   } else {
     text.assign(std::istreambuf_iterator<char>{file},
                 std::istreambuf_iterator<char>{});
+    out.config_file = path;
+    out.config_file_implicit = given == 0;
     if (file.bad())
       errors.push_back(fmt::format("config-file: cannot read '{}'", path));
     else

@@ -184,7 +184,11 @@ struct service_settings {
   uint64_t max_body_bytes = 64ull << 20; // limits.max-body-bytes
   imaging::limits limits;           // limits.max-pixels, limits.max-dimension
   imaging::resize_options defaults; // defaults.width/height/mode/format/quality
-  std::string log_level = "info";   // log.level
+  // The config file read: --config-file's, or CAF's default
+  // caf-application.ini found in the working directory; "" = none.
+  std::string config_file;
+  bool config_file_implicit = false;       // CAF's default, not --config-file
+  std::string log_level = "info";          // log.level
   std::string log_format = "logfmt";       // log.format: logfmt or json
   std::string log_access = "all";          // log.access: all, errors or off
   std::chrono::seconds shutdown_grace{20}; // shutdown.grace: in-flight tasks

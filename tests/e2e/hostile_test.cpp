@@ -815,7 +815,8 @@ BOOST_AUTO_TEST_CASE(
   BOOST_TEST(wait_until(
                  [&] {
                    return lines_with(node.log(),
-                                     {"resized started", "open_files="}) == 1u;
+                                     {"resized started", "open_files=",
+                                      "/config/development.ini "}) == 1u;
                  },
                  10s),
              node.log());

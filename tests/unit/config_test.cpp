@@ -914,6 +914,32 @@ BOOST_AUTO_TEST_CASE(a_workers_dump_leaves_out_what_it_does_not_use) {
   BOOST_TEST(back.settings.cluster.role == "worker");
 }
 
+BOOST_AUTO_TEST_CASE(the_file_read_is_named) {
+  // Without --config-file CAF reads caf-application.ini from the working
+  // directory: the start line and the dump name it.
+  auto dir = std::filesystem::temp_directory_path() /
+             ("resized_cwd_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto before = std::filesystem::current_path();
+  std::filesystem::current_path(dir);
+  { std::ofstream{"caf-application.ini"} << "[resize]\npool-size=3\n"; }
+  auto implicit = load({});
+  std::filesystem::remove("caf-application.ini");
+  auto none = load({});
+  std::filesystem::current_path(before);
+  std::filesystem::remove_all(dir);
+  BOOST_TEST(implicit.errors.empty(), joined(implicit.errors));
+  BOOST_TEST(implicit.settings.config_file == "caf-application.ini");
+  BOOST_TEST(implicit.settings.config_file_implicit);
+  BOOST_TEST(implicit.settings.resize.pool_size == 3);
+  BOOST_TEST(none.settings.config_file.empty());
+  temp_ini ini;
+  ini.write("[resize]\npool-size=2\n");
+  auto given = load({"--config-file=" + ini.path});
+  BOOST_TEST(given.settings.config_file == ini.path);
+  BOOST_TEST(!given.settings.config_file_implicit);
+}
+
 BOOST_AUTO_TEST_CASE(decode_budget_fits_in_64_bits) {
   // 2^62 times a pool of 4 wrapped to a budget of 0: one task at a time.
   auto huge = load({"--resize.decode-bytes-per-worker=4611686018427387904"});
