@@ -811,8 +811,8 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
       start_probe(self);
   });
   if (!st.store->connect())
-    log::warn("redis not reachable at start, will retry",
-              {{"host", cfg.redis.host}, {"port", cfg.redis.port}});
+    log::warn("redis not usable at start, will retry",
+              {{"error", st.store->last_error()}}); // names the endpoint
   self->spawn<caf::detached>(finished_listener, cfg.redis, st.retry_interval,
                              caf::actor_cast<caf::actor>(self));
   if (st.watch_interval.count() > 0)

@@ -268,6 +268,10 @@ bool task_store::connected() const {
   return impl_->conn.connected();
 }
 
+std::string task_store::last_error() const {
+  return impl_->conn.last_error().message;
+}
+
 std::chrono::steady_clock::duration task_store::idle_for() const {
   return impl_->conn.idle_for();
 }

@@ -117,6 +117,9 @@ public:
   /// Connects if not connected (also after a failure); true when usable.
   bool connect();
   bool connected() const;
+  /// Why the last connect() or command failed (Redis' own words where it
+  /// answered, e.g. "SELECT failed: ERR DB index is out of range").
+  std::string last_error() const;
   /// Time since the last call to Redis ended.
   std::chrono::steady_clock::duration idle_for() const;
 
