@@ -59,7 +59,7 @@ void on_claim_failed(lease_actor_type* self, const failure& err) {
     st.away_since = clock::now();
   if (st.at == phase::acquiring) {
     if (!st.start_ok)
-      log::warn("redis not reachable: the lease on this node's name is not "
+      log::warn("redis not usable: the lease on this node's name is not "
                 "taken yet; the node starts, and recovers its pending tasks "
                 "once the lease is taken",
                 {{"node", st.cfg.node}, {"error", err.message}});

@@ -287,22 +287,6 @@ std::vector<std::string> check_ini(const std::string& path,
                                    const std::string& text,
                                    const caf::config_option_set& options) {
   std::vector<std::string> errors;
-  // CAF's reader stops at a byte order mark or a carriage return and names
-  // neither: a CRLF file was refused for a "blank line it cannot read".
-  if (text.compare(0, 3, "\xEF\xBB\xBF") == 0)
-    return {fmt::format("{}:1:1: the file starts with a UTF-8 byte order "
-                        "mark: save it without one (plain UTF-8)",
-                        path)};
-  if (auto cr = text.find('\r'); cr != std::string::npos) {
-    auto [line_no, column] = position(text, cr);
-    bool crlf = cr + 1 < text.size() && text[cr + 1] == '\n';
-    return {fmt::format(
-        "{}:{}:{}: {}: the reader takes LF line endings only; save the file "
-        "with them (e.g. dos2unix, or sed -i 's/\\r$//')",
-        path, line_no, column,
-        crlf ? "the line ends in CR LF (Windows line endings)"
-             : "a carriage return (CR) character")};
-  }
   text_state ps{text.begin(), text.end()};
   ini_recorder rec{text, ps};
   caf::detail::parser::read_ini(ps, rec);
@@ -310,8 +294,26 @@ std::vector<std::string> check_ini(const std::string& path,
   // an error on a last line without '\n' (ps.i is at the end then, the
   // code says unexpected_eof): CAF would load the file without that entry.
   if (ps.i != ps.e || ps.code != caf::pec::success) {
-    auto [line_no, column] =
-        position(text, static_cast<size_t>(ps.i - text.cbegin()));
+    auto offset = static_cast<size_t>(ps.i - text.cbegin());
+    auto [line_no, column] = position(text, offset);
+    // CAF's reader stops at a byte order mark, or at a carriage return
+    // outside a comment or a string, and names neither: a CRLF file was
+    // refused for a "blank line it cannot read".
+    if (text.compare(0, 3, "\xEF\xBB\xBF") == 0)
+      return {fmt::format("{}:1:1: the file starts with a UTF-8 byte order "
+                          "mark: save it without one (plain UTF-8)",
+                          path)};
+    if (auto cr = text.rfind('\r', offset);
+        cr != std::string::npos && offset - cr <= 1) {
+      auto [cr_line, cr_column] = position(text, cr);
+      bool crlf = cr + 1 < text.size() && text[cr + 1] == '\n';
+      return {fmt::format(
+          "{}:{}:{}: {}: the reader takes LF line endings only; save the "
+          "file with them (e.g. dos2unix, or sed -i 's/\\r$//')",
+          path, cr_line, cr_column,
+          crlf ? "the line ends in CR LF (Windows line endings)"
+               : "a carriage return (CR) character")};
+    }
     auto where = fmt::format("{}:{}:{}", path, line_no, column);
     auto code = to_string(ps.code);
     auto line = line_text(text, line_no);
@@ -385,6 +387,14 @@ std::vector<std::string> check_ini(const std::string& path,
       errors.push_back(fmt::format(
           "{}: {} is a command-line option (--{}), not a config file setting",
           where, e.key, e.key));
+      continue;
+    }
+    if (opt == nullptr && e.section == "global") {
+      // Before any [section]: its keys are command-line options only.
+      errors.push_back(fmt::format(
+          "{}: {} is outside any [section]: put it under its section (e.g. "
+          "pool-size under [resize]; resized --help lists every key)",
+          where, e.key));
       continue;
     }
     if (opt == nullptr) {

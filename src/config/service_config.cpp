@@ -215,21 +215,38 @@ bool is_ip_address(const std::string& text) {
 }
 
 /// Whether listening on `a` and on `b` (literal addresses) at one port
-/// collides: the same address, or either is the wildcard (0.0.0.0, ::).
+/// collides: the same address (an IPv4-mapped IPv6 address is its IPv4
+/// one), 0.0.0.0 and any IPv4 address, or :: (dual-stack) and anything.
 bool addresses_overlap(const std::string& a, const std::string& b) {
-  auto bytes = [](const std::string& text) {
-    std::string out(sizeof(struct in6_addr), '\0');
-    if (inet_pton(AF_INET, text.c_str(), out.data()) == 1)
-      out.resize(sizeof(struct in_addr));
-    else if (inet_pton(AF_INET6, text.c_str(), out.data()) != 1)
-      out = text; // not an address: refused on its own
+  struct parsed {
+    bool v4 = false;
+    std::string bytes;
+  };
+  auto parse = [](const std::string& text) {
+    parsed out;
+    unsigned char buf[sizeof(struct in6_addr)] = {};
+    if (inet_pton(AF_INET, text.c_str(), buf) == 1) {
+      out.v4 = true;
+      out.bytes.assign(reinterpret_cast<char*>(buf), sizeof(struct in_addr));
+    } else if (inet_pton(AF_INET6, text.c_str(), buf) == 1) {
+      const auto* v6 = reinterpret_cast<const struct in6_addr*>(buf);
+      out.v4 = IN6_IS_ADDR_V4MAPPED(v6);
+      out.bytes = out.v4 ? std::string(reinterpret_cast<char*>(buf) + 12, 4)
+                         : std::string(reinterpret_cast<char*>(buf), 16);
+    } else {
+      out.bytes = text; // not an address: refused on its own
+    }
     return out;
   };
-  auto wildcard = [](const std::string& raw) {
-    return raw.find_first_not_of('\0') == std::string::npos;
+  auto any = [](const parsed& p) {
+    return p.bytes.find_first_not_of('\0') == std::string::npos;
   };
-  auto x = bytes(a), y = bytes(b);
-  return x == y || wildcard(x) || wildcard(y);
+  auto x = parse(a), y = parse(b);
+  if (x.v4 == y.v4 && x.bytes == y.bytes)
+    return true;
+  if ((!x.v4 && any(x)) || (!y.v4 && any(y)))
+    return true; // :: takes IPv4 too (Linux' default bindv6only=0)
+  return x.v4 && y.v4 && (any(x) || any(y));
 }
 
 } // namespace

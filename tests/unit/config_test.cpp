@@ -13,6 +13,7 @@
 #include <ostream>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <unistd.h>
@@ -799,8 +800,10 @@ BOOST_AUTO_TEST_CASE(ini_unknown_key) {
                       "2:", {"unknown key resize.poolsize", "pool-size"});
   expect_ini_rejected("; comment\n[http]\nport=6001\nbogus=1\n",
                       "4:", {"unknown key http.bogus"});
-  // Before the first [section], only CAF's global options exist.
-  expect_ini_rejected("port=5000\n[http]\n", "1:", {"global.port"});
+  // Before the first [section] only command-line options exist, and a
+  // file takes none of them.
+  expect_ini_rejected("port=5000\n[http]\n",
+                      "1:", {"port is outside any [section]"});
 }
 
 BOOST_AUTO_TEST_CASE(ini_unknown_section) {
@@ -841,6 +844,21 @@ BOOST_AUTO_TEST_CASE(ini_line_endings_and_byte_order_mark_are_named) {
                       "2:10:", {"a carriage return (CR) character"});
   expect_ini_rejected("\xEF\xBB\xBF; comment\n[http]\nport=5000\n",
                       "1:1:", {"byte order mark"});
+}
+
+BOOST_AUTO_TEST_CASE(ini_a_key_before_any_section_is_named_so) {
+  expect_ini_rejected("pool-size=3\n[resize]\n",
+                      "1:", {"pool-size is outside any [section]"});
+}
+
+BOOST_AUTO_TEST_CASE(ini_a_carriage_return_caf_reads_is_no_mistake) {
+  // In a comment or a string CAF takes it: such files loaded before.
+  temp_ini ini;
+  ini.write("; written on Windows\r\n[resize]\npool-size=3 ; x\r\n"
+            "[redis]\nkey-prefix=\"a\rb\"\n");
+  auto res = load({"--config-file=" + ini.path});
+  BOOST_TEST(res.errors.empty(), joined(res.errors));
+  BOOST_TEST(res.settings.resize.pool_size == 3);
 }
 
 BOOST_AUTO_TEST_CASE(ini_command_line_options_are_refused_in_a_file) {
@@ -887,6 +905,22 @@ BOOST_AUTO_TEST_CASE(an_api_node_needs_two_ports) {
       load({"--cluster.role=api", "--http.port=4100", "--cluster.port=4100",
             "--http.address=127.0.0.1", "--cluster.bind-address=127.0.0.2"});
   BOOST_TEST(apart.errors.empty(), joined(apart.errors));
+  // 0.0.0.0 is IPv4's wildcard only; :: takes both; a mapped address is
+  // its IPv4 one.
+  for (auto [http, cluster, clash] :
+       std::vector<std::tuple<std::string, std::string, bool>>{
+           {"0.0.0.0", "::1", false},
+           {"::", "127.0.0.1", true},
+           {"::ffff:127.0.0.1", "127.0.0.1", true},
+           {"0.0.0.0", "127.0.0.5", true},
+           {"::1", "::1", true}})
+    BOOST_TEST_CONTEXT(http << " and " << cluster) {
+      auto res =
+          load({"--cluster.role=api", "--http.port=4100", "--cluster.port=4100",
+                "--http.address=" + http, "--cluster.bind-address=" + cluster});
+      BOOST_TEST(names(res.errors, "http.port and cluster.port") == clash,
+                 joined(res.errors));
+    }
   // A standalone node binds no cluster port.
   auto alone = load({"--http.port=4000", "--cluster.port=4000"});
   BOOST_TEST(alone.errors.empty(), joined(alone.errors));
