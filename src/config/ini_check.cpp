@@ -170,9 +170,10 @@ std::string line_text(const std::string& text, int32_t line) {
   return out;
 }
 
-/// A value's text up to a comment or the end, blanks trimmed.
-std::string trim_value(const std::string& written) {
-  auto out = written;
+/// The value of a `key=value` line as written: up to a comment or the
+/// end, blanks trimmed (a quoted value up to its closing quote).
+std::string written_value(const std::string& line) {
+  auto out = line.substr(line.find('=') + 1);
   out.erase(0, out.find_first_not_of(" \t"));
   // A quoted value ends at its closing quote (';' may be inside it).
   if (!out.empty() && (out.front() == '"' || out.front() == '\'')) {
@@ -317,13 +318,13 @@ std::vector<std::string> check_ini(const std::string& path,
     auto where = fmt::format("{}:{}:{}", path, line_no, column);
     auto code = to_string(ps.code);
     auto line = line_text(text, line_no);
-    auto written = line.substr(line.find('=') + 1);
+    auto written = written_value(line);
+    auto not_decimal = non_decimal_integer(written);
     if (!rec.current_key.empty() && rec.current_key_line == line_no &&
-        !non_decimal_integer(written).empty()) {
+        !not_decimal.empty()) {
       // "09": CAF's octal reading fails on the 9.
       errors.push_back(fmt::format("{}: {} = {}: {}", where, rec.current_key,
-                                   trim_value(written),
-                                   non_decimal_integer(written)));
+                                   written, not_decimal));
     } else if (!rec.current_key.empty() && rec.current_key_line == line_no) {
       auto opt = options.qualified_name_lookup(rec.current_key);
       errors.push_back(fmt::format(
@@ -404,19 +405,18 @@ std::vector<std::string> check_ini(const std::string& path,
     }
     // The value as written: the text after the line's '=' (CAF's rendering
     // turned "60s" into "1min" and "1e3" into "1000.000000").
-    auto line = line_text(text, e.line);
-    auto written = line.substr(line.find('=') + 1);
+    auto written = written_value(line_text(text, e.line));
     if (opt->check(e.value)) {
-      auto shown = trim_value(written);
-      errors.push_back(fmt::format("{}: {} = {}: expected {}", where, name,
-                                   shown.empty() ? to_string(e.value) : shown,
-                                   expected_form(name, opt->type_name())));
+      errors.push_back(
+          fmt::format("{}: {} = {}: expected {}", where, name,
+                      written.empty() ? to_string(e.value) : written,
+                      expected_form(name, opt->type_name())));
       continue;
     }
     if (caf::holds_alternative<caf::config_value::integer>(e.value)) {
       if (auto why = non_decimal_integer(written); !why.empty())
-        errors.push_back(fmt::format("{}: {} = {}: {}", where, name,
-                                     trim_value(written), why));
+        errors.push_back(
+            fmt::format("{}: {} = {}: {}", where, name, written, why));
     }
   }
   return errors;

@@ -365,6 +365,21 @@ constexpr const char* task_policy_keys[] = {
     "defaults.quality",
 };
 
+// A worker has no HTTP server, Redis connection or queue: its API nodes do.
+bool http_side_section(const std::string& section) {
+  return section == "http" || section == "redis" || section == "queue" ||
+         section == "status" || section == "auth";
+}
+
+// A key (section.name) a worker node does not use: the task policy or the
+// HTTP side. Warned about at a worker's start, left out of its dump.
+bool unused_on_a_worker(const std::string& key) {
+  for (const char* k : task_policy_keys)
+    if (key == k)
+      return true;
+  return http_side_section(key.substr(0, key.find('.')));
+}
+
 // "a, b,c" → {"a", "b", "c"}: comma-separated, blanks trimmed, empty
 // entries skipped.
 std::vector<std::string> split_list(const std::string& text) {
@@ -1059,8 +1074,7 @@ std::vector<std::string> service_config::load(int argc, char** argv,
         out.unused_on_worker.emplace_back(key);
     for (const auto& opt : custom_options_) {
       std::string category(opt.category().data(), opt.category().size());
-      if (category != "http" && category != "redis" && category != "queue" &&
-          category != "status" && category != "auth")
+      if (!http_side_section(category))
         continue;
       auto key = category + "." +
                  std::string(opt.long_name().data(), opt.long_name().size());
@@ -1113,14 +1127,6 @@ caf::settings service_config::dump_content() const {
   // warned about some 45 keys it does not use.
   if (cluster_role_ == "worker") {
     // (caf::dictionary has no erase: copied without them.)
-    auto unused = [](const std::string& key) {
-      for (const char* k : task_policy_keys)
-        if (key == k)
-          return true;
-      auto section = key.substr(0, key.find('.'));
-      return section == "http" || section == "redis" || section == "queue" ||
-             section == "status" || section == "auth";
-    };
     caf::settings kept;
     for (const auto& [name, value] : result) {
       auto section = caf::get_if<caf::settings>(&value);
@@ -1130,7 +1136,7 @@ caf::settings service_config::dump_content() const {
       }
       caf::settings keys;
       for (const auto& [key, x] : *section)
-        if (!unused(name + "." + key))
+        if (!unused_on_a_worker(name + "." + key))
           keys[key] = x;
       if (!keys.empty())
         kept[name] = std::move(keys);
