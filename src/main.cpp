@@ -625,6 +625,13 @@ int main(int argc, char** argv) {
               "set cluster.role = worker)",
               {{"role", cl.role}});
 
+  if (!cfg.caf_logger_keys.empty())
+    log::warn(
+        "config keys that change nothing: CAF's own logger is compiled "
+        "out of this libcaf (Debian builds 0.17 at log level quiet); "
+        "resized's log is set with log.level, log.format and log.access",
+        {{"keys", fmt::format("{}", fmt::join(cfg.caf_logger_keys, ","))}});
+
   if (!cfg.unused_on_standalone.empty())
     log::warn("config keys not used on a standalone node: TLS is for the "
               "cluster port (cluster.role = api or worker)",

@@ -284,6 +284,18 @@ std::string non_decimal_integer(std::string_view value) {
   return {};
 }
 
+std::map<std::string, int32_t> ini_key_lines(const std::string& text) {
+  text_state ps{text.begin(), text.end()};
+  ini_recorder rec{text, ps};
+  caf::detail::parser::read_ini(ps, rec);
+  std::map<std::string, int32_t> lines;
+  if (ps.i != ps.e || ps.code != caf::pec::success)
+    return lines;
+  for (const auto& e : rec.entries)
+    lines.emplace(e.section + "." + e.key, e.line);
+  return lines;
+}
+
 std::vector<std::string> check_ini(const std::string& path,
                                    const std::string& text,
                                    const caf::config_option_set& options) {

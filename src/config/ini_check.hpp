@@ -11,6 +11,8 @@
 // naming the file, the line and the section.key.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,6 +29,11 @@ namespace resized::config {
 std::vector<std::string> check_ini(const std::string& path,
                                    const std::string& text,
                                    const caf::config_option_set& options);
+
+/// The line (1-based) each `section.key` of the INI text `text` is first
+/// set on, read with CAF's own INI parser as check_ini reads it. Empty when
+/// the text does not parse (check_ini says why).
+std::map<std::string, int32_t> ini_key_lines(const std::string& text);
 
 /// Why the integer written `value` (a file's or a command line's text)
 /// is refused: CAF 0.17 reads a leading 0 as octal ("027110" is 11848,

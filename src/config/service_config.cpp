@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <set>
 #include <sstream>
 
 #include <caf/config_option_adder.hpp>
@@ -365,6 +366,13 @@ constexpr const char* task_policy_keys[] = {
     "defaults.quality",
 };
 
+// CAF's own logger is compiled out of Debian's libcaf 0.17 (its
+// caf/detail/build_config.hpp sets CAF_LOG_LEVEL_QUIET): the keys of this
+// section are read and checked, but change nothing on any node. A key set
+// is warned about at start; the dump leaves the section out. resized's own
+// log is set in [log].
+constexpr const char* caf_logger_section = "logger";
+
 // A worker has no HTTP server, Redis connection or queue: its API nodes do.
 bool http_side_section(const std::string& section) {
   return section == "http" || section == "redis" || section == "queue" ||
@@ -378,6 +386,33 @@ bool unused_on_a_worker(const std::string& key) {
     if (key == k)
       return true;
   return http_side_section(key.substr(0, key.find('.')));
+}
+
+// The keys the command line sets (--section.key=value or a bare flag).
+std::set<std::string> command_line_keys(int argc, char** argv) {
+  std::set<std::string> keys;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg.compare(0, 2, "--") == 0)
+      keys.insert(arg.substr(2, arg.find('=') - 2));
+  }
+  return keys;
+}
+
+// A value refused after CAF read it (a range, a cross-key check) is named
+// with the file and line it came from, as check_ini names a type mistake:
+// "prod.ini:12: resize.pool-size = 0 is out of range [1, 1024]". A
+// message's first word is the key it is about; one the command line sets
+// (over the file's) or that the file does not set is left as it is.
+void name_file_lines(std::vector<std::string>& errors, const std::string& path,
+                     const std::map<std::string, int32_t>& lines,
+                     const std::set<std::string>& on_command_line) {
+  for (auto& e : errors) {
+    auto key = e.substr(0, e.find_first_of(" :"));
+    auto line = lines.find(key);
+    if (line != lines.end() && on_command_line.count(key) == 0)
+      e = fmt::format("{}:{}: {}", path, line->second, e);
+  }
 }
 
 // "a, b,c" → {"a", "b", "c"}: comma-separated, blanks trimmed, empty
@@ -1068,6 +1103,10 @@ std::vector<std::string> service_config::load(int argc, char** argv,
   // accepted it (actors/messages.hpp, resize_job::policy): these keys, set
   // in its file or on its command line, change nothing there (still
   // validated above, so the same file can serve any role).
+  if (auto logger = caf::get_if<caf::settings>(&content, caf_logger_section))
+    for (const auto& [key, value] : *logger)
+      out.caf_logger_keys.push_back(
+          fmt::format("{}.{}", caf_logger_section, key));
   if (cluster_role_ == "worker") {
     for (const char* key : task_policy_keys)
       if (caf::get_if(&content, key) != nullptr)
@@ -1082,6 +1121,9 @@ std::vector<std::string> service_config::load(int argc, char** argv,
         out.unused_without_http.push_back(std::move(key));
     }
   }
+  if (!out.config_file.empty())
+    name_file_lines(errors, out.config_file, ini_key_lines(text),
+                    command_line_keys(argc, argv));
   return errors;
 }
 
@@ -1122,28 +1164,29 @@ caf::settings service_config::dump_content() const {
     caf::put(result, "auth.api-keys",
              in_file ? keys_placeholder_env_too : keys_placeholder_env);
   }
-  // A worker uses neither its task policy (its API nodes' applies) nor the
-  // HTTP side's sections: left out, or a worker started from its own dump
-  // warned about some 45 keys it does not use.
-  if (cluster_role_ == "worker") {
-    // (caf::dictionary has no erase: copied without them.)
-    caf::settings kept;
-    for (const auto& [name, value] : result) {
-      auto section = caf::get_if<caf::settings>(&value);
-      if (section == nullptr) {
-        kept[name] = value;
-        continue;
-      }
-      caf::settings keys;
-      for (const auto& [key, x] : *section)
-        if (!unused_on_a_worker(name + "." + key))
-          keys[key] = x;
-      if (!keys.empty())
-        kept[name] = std::move(keys);
+  // Left out: [logger] on every node (caf_logger_section: it changes
+  // nothing), and on a worker its task policy (its API nodes' applies) and
+  // the HTTP side's sections, or a worker started from its own dump warned
+  // about some 45 keys it does not use. (caf::dictionary has no erase:
+  // copied without them.)
+  bool worker = cluster_role_ == "worker";
+  caf::settings kept;
+  for (const auto& [name, value] : result) {
+    auto section = caf::get_if<caf::settings>(&value);
+    if (section == nullptr) {
+      kept[name] = value;
+      continue;
     }
-    result = std::move(kept);
+    if (name == caf_logger_section)
+      continue;
+    caf::settings keys;
+    for (const auto& [key, x] : *section)
+      if (!worker || !unused_on_a_worker(name + "." + key))
+        keys[key] = x;
+    if (!keys.empty())
+      kept[name] = std::move(keys);
   }
-  return result;
+  return kept;
 }
 
 namespace {

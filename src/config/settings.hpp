@@ -206,6 +206,9 @@ struct service_settings {
   /// for ([http], [redis], [queue], [status], [auth]: it has no HTTP
   /// server, Redis connection or queue) its config sets. main warns once.
   std::vector<std::string> unused_without_http;
+  /// [logger] keys set in the file or on the command line: CAF's logger is
+  /// compiled out of the libcaf built against, so they change nothing.
+  std::vector<std::string> caf_logger_keys;
 };
 
 } // namespace resized::config

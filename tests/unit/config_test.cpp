@@ -600,6 +600,61 @@ BOOST_AUTO_TEST_CASE(a_worker_names_the_http_side_keys_it_does_not_use) {
   BOOST_TEST(api.settings.unused_without_http.empty());
 }
 
+// A value refused after CAF read it (a range, a cross-key check) is named
+// with the file and line it came from, as a type mistake is; a value from
+// the command line, over the file's or not, is named as written there.
+BOOST_AUTO_TEST_CASE(a_value_refused_is_named_with_its_file_and_line) {
+  temp_ini ini;
+  ini.write("; tuning\n[resize]\npool-size=2000\n[http]\nport=4100\n"
+            "[cluster]\nrole=\"api\"\nport=4100\n");
+  auto res = load({"--config-file=" + ini.path});
+  BOOST_TEST(res.errors.size() == 2u, joined(res.errors));
+  BOOST_TEST(names(res.errors, ini.path + ":3: resize.pool-size = 2000 is "
+                                          "out of range"),
+             joined(res.errors));
+  BOOST_TEST(names(res.errors, ini.path + ":5: http.port and cluster.port "
+                                          "are both 4100"),
+             joined(res.errors));
+  auto cli = load({"--config-file=" + ini.path, "--resize.pool-size=3000",
+                   "--http.port=4200"});
+  BOOST_TEST(cli.errors.size() == 1u, joined(cli.errors));
+  BOOST_TEST(names(cli.errors, "resize.pool-size = 3000 is out of range"),
+             joined(cli.errors));
+  BOOST_TEST(!names(cli.errors, ini.path), joined(cli.errors));
+}
+
+// CAF's own logger is compiled out of Debian's libcaf 0.17: [logger] keys
+// set in a file or on the command line are named (main warns once, on any
+// role), a wrong value is still refused, and no node's dump (an API node's
+// here; a worker's below) writes the section.
+BOOST_AUTO_TEST_CASE(caf_logger_keys_are_named_as_changing_nothing) {
+  temp_ini ini;
+  ini.write("[logger]\nfile-verbosity='trace'\n");
+  auto set = load({"--config-file=" + ini.path, "--logger.console='colored'"});
+  BOOST_REQUIRE_MESSAGE(set.errors.empty(), joined(set.errors));
+  auto keys = set.settings.caf_logger_keys;
+  std::sort(keys.begin(), keys.end());
+  BOOST_TEST(keys == (std::vector<std::string>{"logger.console",
+                                               "logger.file-verbosity"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(load({}).settings.caf_logger_keys.empty());
+  auto bad = load({"--logger.verbosity='loud'"});
+  BOOST_TEST(names(bad.errors, "logger.verbosity"), joined(bad.errors));
+  service_config cfg;
+  service_settings settings;
+  auto errors = load_into(cfg, {"--cluster.role=api"}, settings);
+  BOOST_REQUIRE_MESSAGE(errors.empty(), joined(errors));
+  auto text = resized::config::dump_text(cfg.dump_content(), {});
+  BOOST_TEST(text.find("[logger]") == std::string::npos, text);
+  BOOST_TEST(text.find("verbosity=") == std::string::npos, text);
+  BOOST_TEST(text.find("[http]") != std::string::npos, text);
+  temp_ini back_ini;
+  back_ini.write(text);
+  auto back = load({"--config-file=" + back_ini.path});
+  BOOST_TEST(back.errors.empty(), joined(back.errors));
+  BOOST_TEST(back.settings.caf_logger_keys.empty());
+}
+
 BOOST_AUTO_TEST_CASE(every_problem_is_reported) {
   auto res =
       load({"--resize.pool-size=0", "--http.port=70000", "--log.level=loud"});
@@ -935,8 +990,9 @@ BOOST_AUTO_TEST_CASE(a_workers_dump_leaves_out_what_it_does_not_use) {
       settings);
   BOOST_REQUIRE_MESSAGE(errors.empty(), joined(errors));
   auto text = resized::config::dump_text(cfg.dump_content(), {});
-  for (std::string gone : {"[http]", "[redis]", "[queue]", "[status]", "[auth]",
-                           "max-dimension=", "max-attempts=", "quality="})
+  for (std::string gone :
+       {"[http]", "[redis]", "[queue]", "[status]", "[auth]", "[logger]",
+        "max-dimension=", "max-attempts=", "quality="})
     BOOST_TEST(text.find(gone) == std::string::npos, gone << " in\n" << text);
   BOOST_TEST(text.find("pool-size=") != std::string::npos, text);
   temp_ini ini;
@@ -945,6 +1001,7 @@ BOOST_AUTO_TEST_CASE(a_workers_dump_leaves_out_what_it_does_not_use) {
   BOOST_TEST(back.errors.empty(), joined(back.errors));
   BOOST_TEST(back.settings.unused_on_worker.empty());
   BOOST_TEST(back.settings.unused_without_http.empty());
+  BOOST_TEST(back.settings.caf_logger_keys.empty());
   BOOST_TEST(back.settings.cluster.role == "worker");
 }
 
@@ -1027,19 +1084,19 @@ BOOST_AUTO_TEST_CASE(caf_keys_a_node_cannot_run_with) {
              "scheduler.max-threads = 0 is out of range [1, 4096]: with no "
              "scheduler thread no actor would ever run");
   BOOST_TEST(only_error({}, "[scheduler]\nmax-threads=0\n") ==
-             "scheduler.max-threads = 0 is out of range [1, 4096]: with no "
+             "2: scheduler.max-threads = 0 is out of range [1, 4096]: with no "
              "scheduler thread no actor would ever run");
   BOOST_TEST(only_error({"--scheduler.max-throughput=0"}) ==
              "scheduler.max-throughput = 0 must be at least 1: an actor "
              "would handle no message per run");
   BOOST_TEST(only_error({}, "[middleman]\nmax-consecutive-reads=0\n") ==
-             "middleman.max-consecutive-reads = 0 must be at least 1: no "
+             "2: middleman.max-consecutive-reads = 0 must be at least 1: no "
              "connection between nodes would ever be read");
   BOOST_TEST(only_error({"--work-stealing.relaxed-steal-interval=0"}) ==
              "work-stealing.relaxed-steal-interval = 0 must be at least 1: "
              "CAF divides by it");
   BOOST_TEST(only_error({}, "[scheduler]\npolicy='testing'\n") ==
-             "scheduler.policy = 'testing' is not one of 'stealing', "
+             "2: scheduler.policy = 'testing' is not one of 'stealing', "
              "'sharing'");
   BOOST_TEST(only_error({"--middleman.network-backend=testing"}) ==
              "middleman.network-backend = 'testing' is not one of "
@@ -1048,7 +1105,7 @@ BOOST_AUTO_TEST_CASE(caf_keys_a_node_cannot_run_with) {
              "middleman.manual-multiplexing = true: nothing would run CAF's "
              "network loop (no node could join another)");
   BOOST_TEST(only_error({}, "[logger]\nverbosity='loud'\n") ==
-             "logger.verbosity = 'loud' is not one of 'quiet', 'error', "
+             "2: logger.verbosity = 'loud' is not one of 'quiet', 'error', "
              "'warning', 'info', 'debug', 'trace'");
   // What the shipped files set, and the bounds themselves, are fine.
   auto ok = load({"--scheduler.max-threads=1", "--scheduler.policy=sharing",
@@ -1080,7 +1137,7 @@ BOOST_AUTO_TEST_CASE(heartbeat_keys_of_caf_and_ours_must_agree) {
              "cluster.heartbeat-ms");
   BOOST_TEST(only_error({}, "[cluster]\nconnection-timeout-ms=8000\n"
                             "[middleman]\nconnection-timeout=5s\n") ==
-             "cluster.connection-timeout-ms (8000) and "
+             "2: cluster.connection-timeout-ms (8000) and "
              "middleman.connection-timeout (5s) disagree: both set the same "
              "BASP setting; give only cluster.connection-timeout-ms");
   // Heartbeats off would leave a lost node unnoticed.
@@ -1105,18 +1162,19 @@ BOOST_AUTO_TEST_CASE(dump_placeholders_are_not_secrets) {
   // A dump made with secrets set, read back: the placeholders used to be
   // split at their comma into "short keys", or used as the password.
   BOOST_TEST(only_error({}, "[auth]\napi-keys=\"(set, not shown)\"\n") ==
-             "auth.api-keys is the placeholder --dump-config writes for a "
+             "2: auth.api-keys is the placeholder --dump-config writes for a "
              "secret: set the real value here or in $RESIZED_API_KEYS");
   BOOST_TEST(only_error({}, "[redis]\npassword=\"(set, not shown)\"\n") ==
-             "redis.password is the placeholder --dump-config writes for a "
+             "2: redis.password is the placeholder --dump-config writes for a "
              "secret: set the real password here (or with --redis.password)");
   // Keys that came from the environment come from it again.
   const std::string from_env =
       "[auth]\napi-keys=\"(set in $RESIZED_API_KEYS, not shown)\"\n";
-  BOOST_TEST(only_error({}, from_env) ==
-             "auth.api-keys is the placeholder --dump-config writes for keys "
-             "from $RESIZED_API_KEYS, which is not set here: set the real "
-             "value here or in $RESIZED_API_KEYS");
+  BOOST_TEST(
+      only_error({}, from_env) ==
+      "2: auth.api-keys is the placeholder --dump-config writes for keys "
+      "from $RESIZED_API_KEYS, which is not set here: set the real "
+      "value here or in $RESIZED_API_KEYS");
   ::setenv("RESIZED_API_KEYS", "0123456789abcdef0123", 1);
   temp_ini ini;
   ini.write(from_env);
@@ -1209,7 +1267,7 @@ BOOST_AUTO_TEST_CASE(queue_holds_at_least_one_upload) {
       "an upload of the allowed size could never be queued (503 queue_full "
       "even with an empty queue); lower limits.max-body-bytes too";
   BOOST_TEST(only_error({"--queue.max-bytes=1048576"}) == message);
-  BOOST_TEST(only_error({}, "[queue]\nmax-bytes=1048576\n") == message);
+  BOOST_TEST(only_error({}, "[queue]\nmax-bytes=1048576\n") == "2: " + message);
   BOOST_TEST(only_error({"--cluster.role=api", "--queue.max-bytes=1048576"}) ==
              message);
   // Room for exactly one upload of the limit is enough.
