@@ -578,6 +578,8 @@ int main(int argc, char** argv) {
            "(file, command line, environment or default).\n"
            "; An INI file: --config-file reads it back (secrets are not "
            "shown: set them again).\n"
+           "; [logger] is left out: CAF's own logger is compiled out of this "
+           "libcaf (log.* sets resized's log).\n"
         << (cfg.config_file_implicit
                 ? fmt::format("; read from {} (CAF's default, found in the "
                               "working directory: no --config-file given)\n",

@@ -1099,14 +1099,15 @@ std::vector<std::string> service_config::load(int argc, char** argv,
   if (cluster_role_ == "standalone")
     out.unused_on_standalone = cl.tls.keys_set();
 
-  // A worker node runs each task under the policy of the API node that
-  // accepted it (actors/messages.hpp, resize_job::policy): these keys, set
-  // in its file or on its command line, change nothing there (still
-  // validated above, so the same file can serve any role).
+  // Read and checked, but nothing reads them (caf_logger_section).
   if (auto logger = caf::get_if<caf::settings>(&content, caf_logger_section))
     for (const auto& [key, value] : *logger)
       out.caf_logger_keys.push_back(
           fmt::format("{}.{}", caf_logger_section, key));
+  // A worker node runs each task under the policy of the API node that
+  // accepted it (actors/messages.hpp, resize_job::policy): these keys, set
+  // in its file or on its command line, change nothing there (still
+  // validated above, so the same file can serve any role).
   if (cluster_role_ == "worker") {
     for (const char* key : task_policy_keys)
       if (caf::get_if(&content, key) != nullptr)
