@@ -106,9 +106,11 @@ namespace {
 /// body, parsed in place: strings are unescaped inside the body itself and
 /// handed over as pointers into it, so imageData's base64 text is never
 /// copied. Only the root object's keys are read; values elsewhere are
-/// validated by the reader and skipped. A wrong type is remembered (the
-/// first one) and the parse goes on, so that a malformed document is
-/// reported as such whatever it holds.
+/// validated by the reader and skipped. A wrong type is remembered and the
+/// parse goes on, so that a malformed document is reported as such whatever
+/// it holds. A repeated key's last value counts (README): a later value of
+/// the same key, null (the default) among them, replaces a wrong type or a
+/// value met before it; the first wrong type left is reported.
 class submission_reader
     : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>,
                                           submission_reader> {
@@ -121,7 +123,6 @@ public:
 
   explicit submission_reader(option_values& options) : options_(options) {}
 
-  std::optional<failure> error;
   bool too_deep = false;
   bool have_image = false;
   std::string_view image; // imageData's text, inside the body (last one)
@@ -145,13 +146,13 @@ public:
     case field::image:
       have_image = true;
       image = text;
-      return true;
+      return set(key_);
     case field::mode:
       options_.mode = std::string{text};
-      return true;
+      return set(key_);
     case field::format:
       options_.format = std::string{text};
-      return true;
+      return set(key_);
     default:
       return value(kind::other);
     }
@@ -172,9 +173,28 @@ public:
   bool StartArray() { return open(); }
   bool EndArray(rapidjson::SizeType) { return close(); }
 
+  /// The first wrong type left when the parse is done: the body's own
+  /// (not an object), else the earliest among the fields' last values.
+  std::optional<failure> error() const {
+    if (body_error_)
+      return body_error_;
+    const field_error* first = nullptr;
+    for (const auto& e : field_errors_)
+      if (e && (first == nullptr || e->order < first->order))
+        first = &*e;
+    if (first == nullptr)
+      return std::nullopt;
+    return first->why;
+  }
+
 private:
   enum class field { other, image, width, height, quality, mode, format };
   enum class kind { null, other };
+
+  struct field_error {
+    int order; // when it was met
+    failure why;
+  };
 
   // The keys read, by name; the rest are ignored, as the original did.
   static constexpr std::pair<std::string_view, field> fields_[] = {
@@ -196,11 +216,42 @@ private:
     return "?";
   }
 
-  /// Remembers the first type error; the parse goes on.
-  bool fail(failure f) {
-    if (!error)
-      error = std::move(f);
+  /// Field `f` got a value of the right type: any wrong type met before
+  /// for the same key no longer counts.
+  bool set(field f) {
+    field_errors_[static_cast<size_t>(f)].reset();
     return true;
+  }
+
+  /// Field `f` got a value of the wrong type; the parse goes on.
+  bool fail(field f, failure why) {
+    field_errors_[static_cast<size_t>(f)] =
+        field_error{errors_met_++, std::move(why)};
+    return true;
+  }
+
+  /// null: the default applies, as if the key were not there.
+  bool unset(field f) {
+    switch (f) {
+    case field::width:
+      options_.width.reset();
+      break;
+    case field::height:
+      options_.height.reset();
+      break;
+    case field::quality:
+      options_.quality.reset();
+      break;
+    case field::mode:
+      options_.mode.reset();
+      break;
+    case field::format:
+      options_.format.reset();
+      break;
+    default:
+      break;
+    }
+    return set(f);
   }
 
   /// An array anywhere, or an object below the root.
@@ -221,25 +272,31 @@ private:
   /// A value other than a string or an integer (or one of those where it
   /// does not belong) at the root's level: the known fields' type errors.
   bool value(kind k) {
-    if (depth_ == 0)
-      return fail({error_code::invalid_json, "body must be a JSON object"});
+    if (depth_ == 0) {
+      if (!body_error_)
+        body_error_ =
+            failure{error_code::invalid_json, "body must be a JSON object"};
+      return true;
+    }
     if (depth_ != 1)
       return true;
     switch (key_) {
     case field::image:
-      return fail({error_code::missing_image_data,
-                   "imageData must be a base64 string"});
+      return fail(key_, {error_code::missing_image_data,
+                         "imageData must be a base64 string"});
     case field::width:
     case field::height:
     case field::quality:
-      return k == kind::null ? true
-                             : fail(bad_option(fmt::format(
-                                   "{} must be an integer", name_of(key_))));
+      return k == kind::null
+                 ? unset(key_)
+                 : fail(key_, bad_option(fmt::format("{} must be an integer",
+                                                     name_of(key_))));
     case field::mode:
     case field::format:
-      return k == kind::null ? true
-                             : fail(bad_option(fmt::format(
-                                   "{} must be a string", name_of(key_))));
+      return k == kind::null
+                 ? unset(key_)
+                 : fail(key_, bad_option(fmt::format("{} must be a string",
+                                                     name_of(key_))));
     case field::other:
       return true;
     }
@@ -254,13 +311,13 @@ private:
     switch (key_) {
     case field::width:
       options_.width = v;
-      return true;
+      return set(key_);
     case field::height:
       options_.height = v;
-      return true;
+      return set(key_);
     case field::quality:
       options_.quality = v;
-      return true;
+      return set(key_);
     default:
       return value(kind::other);
     }
@@ -269,6 +326,9 @@ private:
   option_values& options_;
   int depth_ = 0;
   field key_ = field::other;
+  std::optional<failure> body_error_;
+  std::optional<field_error> field_errors_[7]; // by field
+  int errors_met_ = 0;
 };
 
 bool json_whitespace(char c) {
@@ -320,8 +380,8 @@ outcome<json_submission> decode_json_submission(std::string body) {
       return invalid(fmt::format("body is not valid JSON: data after the "
                                  "document (offset {})",
                                  i));
-  if (handler.error)
-    return std::move(*handler.error);
+  if (auto error = handler.error())
+    return std::move(*error);
   if (!handler.have_image)
     return failure{error_code::missing_image_data,
                    "imageData is required (base64 image bytes)"};

@@ -694,6 +694,28 @@ BOOST_AUTO_TEST_CASE(json_duplicate_keys_last_wins) {
   BOOST_REQUIRE(res.ok());
   BOOST_TEST(res->image == "M");
   BOOST_TEST((res->options.width == 2));
+  // Whatever came before: a wrong type is replaced by a later value, and
+  // a later null is the default again (both used to stick: the first
+  // wrong type was reported, a null left the earlier value).
+  auto mended = decode_json(R"({"imageData": 5, "imageData": "TWFu",
+    "width": "x", "width": 30, "mode": 7, "mode": null})");
+  BOOST_REQUIRE(mended.ok());
+  BOOST_TEST((mended->options.width == 30));
+  BOOST_TEST(!mended->options.mode);
+  auto reset = decode_json(R"({"imageData": "TWFu", "width": 300,
+    "width": null, "quality": 50, "quality": null, "format": "png",
+    "format": null})");
+  BOOST_REQUIRE(reset.ok());
+  BOOST_TEST(!reset->options.width);
+  BOOST_TEST(!reset->options.quality);
+  BOOST_TEST(!reset->options.format);
+  // A wrong type as the last value counts; of several, the first met.
+  auto broken = decode_json(R"({"imageData": "TWFu", "width": 30,
+    "height": true, "width": "x", "height": 40, "quality": [1]})");
+  BOOST_REQUIRE(code_of(broken) == error_code::invalid_option);
+  BOOST_TEST(broken.error().message == "width must be an integer");
+  auto image = decode_json(R"({"imageData": "TWFu", "imageData": null})");
+  BOOST_TEST(code_of(image) == error_code::missing_image_data);
 }
 
 BOOST_AUTO_TEST_CASE(json_decoded_in_the_body_buffer) {
