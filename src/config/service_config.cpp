@@ -11,6 +11,7 @@
 #include <limits>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include <caf/config_option_adder.hpp>
 #include <caf/settings.hpp>
@@ -970,9 +971,24 @@ std::vector<std::string> service_config::load(int argc, char** argv,
   out.limits.fail_on_truncated = limits_truncated_ == "fail";
 
   auto& d = out.defaults;
-  c.range("defaults.width", defaults_width_, 0, limits_max_dimension_, d.width);
-  c.range("defaults.height", defaults_height_, 0, limits_max_dimension_,
-          d.height);
+  // The default box within limits.max-dimension (or every request leaving
+  // its size out would be refused), said with both keys: lowering the
+  // limit alone used to be answered as the default side's own range, e.g.
+  // "defaults.width = 100 is out of range [0, 50]", for a 100 set nowhere.
+  for (auto [key, value, side] :
+       {std::tuple{"defaults.width", defaults_width_, &d.width},
+        std::tuple{"defaults.height", defaults_height_, &d.height}}) {
+    if (!c.range(key, value, 0, 65535, *side))
+      continue;
+    if (value > limits_max_dimension_)
+      errors.push_back(fmt::format(
+          "{} = {}{} is above limits.max-dimension = {}: every request that "
+          "leaves its size out would be refused; lower {} too, or raise the "
+          "limit",
+          key, value,
+          caf::get_if(&content, key) == nullptr ? " (its default)" : "",
+          limits_max_dimension_, key));
+  }
   if (defaults_width_ == 0 && defaults_height_ == 0)
     errors.push_back("defaults.width and defaults.height cannot both be 0");
   if (!imaging::parse(defaults_mode_, d.mode))

@@ -623,6 +623,34 @@ BOOST_AUTO_TEST_CASE(a_value_refused_is_named_with_its_file_and_line) {
   BOOST_TEST(!names(cli.errors, ini.path), joined(cli.errors));
 }
 
+// Lowering limits.max-dimension below the default box names both keys
+// and says whether the default side was set or is the built-in one (it
+// was "defaults.width = 100 is out of range [0, 50]", for a 100 set
+// nowhere); on a worker too, which validates the policy it does not use.
+BOOST_AUTO_TEST_CASE(a_limit_below_the_default_box_names_both_keys) {
+  for (std::string role : {"standalone", "worker"})
+    BOOST_TEST_CONTEXT(role) {
+      auto res =
+          load({"--cluster.role=" + role, "--cluster.api-nodes=127.0.0.1:4000",
+                "--limits.max-dimension=50", "--defaults.height=60"});
+      BOOST_TEST(res.errors.size() == 2u, joined(res.errors));
+      BOOST_TEST(names(res.errors,
+                       "defaults.width = 100 (its default) is above "
+                       "limits.max-dimension = 50: every request that leaves "
+                       "its size out would be refused; lower defaults.width "
+                       "too, or raise the limit"),
+                 joined(res.errors));
+      BOOST_TEST(names(res.errors, "defaults.height = 60 is above "
+                                   "limits.max-dimension = 50"),
+                 joined(res.errors));
+    }
+  BOOST_TEST(only_error({"--defaults.width=70000"}) ==
+             "defaults.width = 70000 is out of range [0, 65535]");
+  BOOST_TEST(load({"--limits.max-dimension=50", "--defaults.width=50",
+                   "--defaults.height=0"})
+                 .errors.empty());
+}
+
 // CAF's own logger is compiled out of Debian's libcaf 0.17: [logger] keys
 // set in a file or on the command line are named (main warns once, on any
 // role), a wrong value is still refused, and no node's dump (an API node's
