@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <rapidjson/error/en.h>
 #include <rapidjson/reader.h>
+#include <restinio/uri_helpers.hpp>
 #include <simdjson.h>
 
 #include "common/text.hpp"
@@ -464,6 +465,57 @@ std::vector<std::string_view> query_parts(std::string_view query) {
     start = end + 1;
   }
   return parts;
+}
+
+outcome<std::vector<std::pair<std::string, std::string>>>
+parse_query_params(std::string_view query) {
+  std::vector<std::pair<std::string, std::string>> params;
+  for (auto part : query_parts(query)) {
+    if (part.empty())
+      continue;
+    auto malformed = [&](std::string_view why) {
+      return bad_option(fmt::format("query parameter '{}' is malformed: {}",
+                                    excerpt(part), why));
+    };
+    if (part.find(';') != std::string_view::npos)
+      return bad_option("query string is malformed: parameters are separated "
+                        "by '&', not ';'");
+    auto eq = part.find('=');
+    if (eq == std::string_view::npos)
+      return bad_option(fmt::format(
+          "query parameter '{}' has no value (name=value)", excerpt(part)));
+    if (part.find('=', eq + 1) != std::string_view::npos)
+      return malformed("a '=' in a value is written %3D");
+    for (size_t i = part.find('%'); i != std::string_view::npos;
+         i = part.find('%', i + 1))
+      if (i + 2 >= part.size() ||
+          !std::isxdigit(static_cast<unsigned char>(part[i + 1])) ||
+          !std::isxdigit(static_cast<unsigned char>(part[i + 2])))
+        return malformed("'%' starts a percent-encoded byte (%XX); a '%' "
+                         "itself is written %25");
+    // One parameter at a time, so that a position in RESTinio's words is
+    // one in the parameter named.
+    auto parsed = restinio::try_parse_query<
+        restinio::parse_query_traits::javascript_compatible>(
+        restinio::string_view_t{part.data(), part.size()});
+    if (!parsed)
+      return malformed(parsed.error().description());
+    for (const auto& [name, value] : *parsed)
+      params.emplace_back(std::string{name.data(), name.size()},
+                          std::string{value.data(), value.size()});
+  }
+  return params;
+}
+
+bool names_an_option(std::string_view query) {
+  for (auto part : query_parts(query)) {
+    auto name = part.substr(0, part.find('='));
+    for (std::string_view option :
+         {"width", "height", "mode", "format", "quality"})
+      if (name == option)
+        return true;
+  }
+  return false;
 }
 
 outcome<std::optional<std::string>> poll_wait_value(std::string_view query) {

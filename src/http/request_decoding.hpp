@@ -55,6 +55,21 @@ outcome<json_submission> decode_json_submission(std::string body);
 outcome<option_values> decode_query_options(
     const std::vector<std::pair<std::string, std::string>>& params);
 
+/// A submission's query string as (name, value) parameters, in order,
+/// percent-decoded. Separated by '&'; an empty one ("?&width=1",
+/// "a=1&&b=2", a trailing '&') is skipped. invalid_option, naming the
+/// parameter: a ';' between parameters (RESTinio's parser would split
+/// there), a name without '=' (it would drop it), a bare '=' or '%' that is
+/// not a percent-encoded byte, or anything else RESTinio's parser refuses.
+outcome<std::vector<std::pair<std::string, std::string>>>
+parse_query_params(std::string_view query);
+
+/// Whether a query string has one of the options' names (width, height,
+/// mode, format, quality) as a parameter: in a JSON submission's URL it
+/// would be ignored, so it is refused; other parameters are ignored there,
+/// as the original stack ignored every query.
+bool names_an_option(std::string_view query);
+
 /// A query string's parameters as written, split at each '&' (empty ones
 /// too: "a=1&&b" gives "a=1", "", "b"; "" gives one empty part).
 std::vector<std::string_view> query_parts(std::string_view query);

@@ -497,37 +497,6 @@ struct server::impl {
         extra);
   }
 
-  // The query string's parameters, in order (invalid_option if malformed).
-  static outcome<std::vector<std::pair<std::string, std::string>>>
-  query_params(const req_handle& req) {
-    // RESTinio's parser takes ';' as a separator too and drops a name with
-    // no '=' ("?width" gave a 202 with the default width): refused here
-    // first, so that an option is never read other than as written.
-    for (auto part : query_parts(req->header().query())) {
-      if (part.find(';') != std::string_view::npos)
-        return failure{error_code::invalid_option,
-                       "query string is malformed: parameters are separated "
-                       "by '&', not ';'"};
-      if (!part.empty() && part.find('=') == std::string_view::npos)
-        return failure{
-            error_code::invalid_option,
-            fmt::format("query parameter '{}' has no value (name=value)",
-                        part.substr(0, 64))};
-    }
-    auto parsed = restinio::try_parse_query<
-        restinio::parse_query_traits::javascript_compatible>(
-        req->header().query());
-    if (!parsed)
-      return failure{error_code::invalid_option,
-                     "query string is malformed: " +
-                         parsed.error().description()};
-    std::vector<std::pair<std::string, std::string>> params;
-    for (const auto& [name, value] : *parsed)
-      params.emplace_back(std::string{name.data(), name.size()},
-                          std::string{value.data(), value.size()});
-    return params;
-  }
-
   // ?wait=<seconds> of a status poll (long poll), 0 without it. The rest
   // of the query is not read (poll_wait_value), as before the long poll
   // existed.
@@ -631,8 +600,9 @@ struct server::impl {
     std::string image;
     if (kind == body_kind::json) {
       // Options in the query would be silently ignored: a JSON submission
-      // carries them in its body.
-      if (!req->header().query().empty())
+      // carries them in its body. Anything else there is ignored, as the
+      // original stack did (a cache buster, a tracking parameter).
+      if (names_an_option(req->header().query()))
         return reject(ctx, {error_code::invalid_option,
                             "a JSON submission takes its options in the body "
                             "(\"width\", \"format\", ...), not in the query "
@@ -643,7 +613,7 @@ struct server::impl {
       given = std::move(dec->options);
       image = std::move(dec->image);
     } else {
-      auto params = query_params(req);
+      auto params = parse_query_params(req->header().query());
       if (!params)
         return reject(ctx, params.error());
       auto opts = decode_query_options(params.value());

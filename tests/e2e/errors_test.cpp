@@ -122,9 +122,19 @@ BOOST_AUTO_TEST_CASE(invalid_query_options) {
   auto bare = submit_raw(srv(), small_photo_bytes(), "image/jpeg", "?width");
   BOOST_TEST(bare.body.find("'width' has no value") != std::string::npos,
              bare.body);
-  // An empty parameter (a trailing '&') is no mistake.
-  BOOST_TEST(submit_raw(srv(), small_photo_bytes(), "image/jpeg", "?width=50&")
-                 .status == 202);
+  // An empty parameter (a trailing, leading or doubled '&') is no mistake
+  // (a leading or doubled one was refused in RESTinio's words).
+  for (auto query : {"?width=50&", "?&width=50", "?width=50&&height=40"})
+    BOOST_TEST(
+        submit_raw(srv(), small_photo_bytes(), "image/jpeg", query).status ==
+            202,
+        query);
+  auto doubled =
+      submit_raw(srv(), small_photo_bytes(), "image/jpeg", "?width==5");
+  BOOST_TEST(doubled.body.find("query parameter 'width==5' is malformed: a "
+                               "'=' in a value is written %3D") !=
+                 std::string::npos,
+             doubled.body);
 }
 
 // A coded body is refused as such (gzip JSON was "invalid_json: not valid
@@ -144,7 +154,7 @@ BOOST_AUTO_TEST_CASE(content_encoding_is_refused) {
   BOOST_TEST(plain.status == 202, plain.body);
 }
 
-BOOST_AUTO_TEST_CASE(a_json_submission_with_a_query_is_refused) {
+BOOST_AUTO_TEST_CASE(a_json_submission_with_options_in_its_query_is_refused) {
   // Its options go in the body: ?format=webp&width=33 was ignored (a
   // 100x100 JPEG came back).
   auto res = http_post(srv().url("/api/v1/resize?format=webp&width=33"),
@@ -153,6 +163,12 @@ BOOST_AUTO_TEST_CASE(a_json_submission_with_a_query_is_refused) {
   check_error(res, 400, "invalid_option");
   BOOST_TEST(res.body.find("not in the query string") != std::string::npos,
              res.body);
+  // Other parameters are ignored, as the original stack did (a cache
+  // buster was refused).
+  auto buster = http_post(srv().url("/api/v1/resize?_=1712345&utm_source=x"),
+                          R"({"imageData": ")" + small_photo_base64() + R"("})",
+                          "application/json");
+  BOOST_TEST(buster.status == 202, buster.body);
 }
 
 BOOST_AUTO_TEST_CASE(unsupported_media_type) {

@@ -949,6 +949,56 @@ BOOST_AUTO_TEST_CASE(query_options) {
   BOOST_TEST((neg->width == -1));
 }
 
+BOOST_AUTO_TEST_CASE(query_string_parameters) {
+  auto res = parse_query_params("width=300&format=web%70&mode=f%69t");
+  BOOST_REQUIRE(res.ok());
+  BOOST_TEST((res.value() ==
+              params{{"width", "300"}, {"format", "webp"}, {"mode", "fit"}}));
+  // Empty parameters are nothing: RESTinio's parser refused a leading or
+  // doubled '&' in its words ("invalid non-escaped char with code 0X26 at
+  // pos: 0") while a trailing one passed.
+  for (std::string_view query :
+       {"", "&", "&width=300", "width=300&&height=5", "width=300&"})
+    BOOST_TEST_CONTEXT("query '" << query << "'") {
+      BOOST_TEST(parse_query_params(query).ok());
+    }
+  BOOST_TEST(parse_query_params("&&width=300&&").value().size() == 1u);
+  // Each mistake named with its parameter, in words.
+  for (auto [query, message] : std::vector<std::pair<std::string, std::string>>{
+           {"width=300;height=3",
+            "query string is malformed: parameters are separated by '&', not "
+            "';'"},
+           {"format=png&width", "query parameter 'width' has no value "
+                                "(name=value)"},
+           {"width==5", "query parameter 'width==5' is malformed: a '=' in a "
+                        "value is written %3D"},
+           {"mode=fit&width=%zz", "query parameter 'width=%zz' is malformed: "
+                                  "'%' starts a percent-encoded byte (%XX); a "
+                                  "'%' itself is written %25"},
+           {"width=5%", "query parameter 'width=5%' is malformed: '%' starts "
+                        "a percent-encoded byte (%XX); a '%' itself is "
+                        "written %25"}})
+    BOOST_TEST_CONTEXT("query '" << query << "'") {
+      auto bad = parse_query_params(query);
+      BOOST_REQUIRE(code_of(bad) == error_code::invalid_option);
+      BOOST_TEST(bad.error().message == message);
+    }
+  // Whatever else RESTinio's parser refuses is still refused, named.
+  auto other = parse_query_params("width=3 00");
+  BOOST_REQUIRE(code_of(other) == error_code::invalid_option);
+  BOOST_TEST(contains(other.error().message,
+                      "query parameter 'width=3 00' is malformed: "));
+}
+
+BOOST_AUTO_TEST_CASE(a_query_naming_an_option) {
+  for (std::string_view query :
+       {"width=5", "_=1&format=png", "quality", "mode=&x=1", "height=1&"})
+    BOOST_TEST(names_an_option(query), query);
+  for (std::string_view query :
+       {"", "_=1712345", "widths=5", "utm_source=x&y", "x=width"})
+    BOOST_TEST(!names_an_option(query), query);
+}
+
 BOOST_AUTO_TEST_CASE(query_options_invalid) {
   for (const char* value :
        {"abc", "12x", "", " 12", "1.5", "0x10", "99999999999999999999"}) {
