@@ -113,6 +113,7 @@ std::string refusal_answer(int status, const std::string& id,
                            bool head) {
   return fmt::format("HTTP/1.1 {} {}\r\n"
                      "Content-Type: application/json\r\n"
+                     "Cache-Control: no-store\r\n"
                      "X-Request-Id: {}\r\n"
                      "{}"
                      "Content-Length: {}\r\n"
@@ -204,8 +205,9 @@ failure refusal_of(const continue_tracker& tracker) {
 // server's access_log() writes them for the requests it answers. The
 // request never reached the router: its route label is refused_route. Its
 // path is what was read of the target (a 414's is cut at the limit), at
-// most kept_target_bytes of it, and its header fields were not all read,
-// so the request id is always a new one (sent back in X-Request-Id).
+// most kept_target_bytes of it. Its request id is the client's
+// X-Request-Id when that field was read before the refusal (and is usable,
+// as the server's own answers take it), else a new one.
 void log_refusal(const continue_tracker& tracker, const std::string& id,
                  int status, size_t bytes, error_code code) {
   // The path is the target up to its query; only the target's first
@@ -230,7 +232,8 @@ std::string logged_refusal(const continue_tracker& tracker,
                            const failure& why) {
   auto status = http_status(why.code);
   auto body = error_body(why);
-  auto id = new_request_id();
+  auto id =
+      tracker.request_id().empty() ? new_request_id() : tracker.request_id();
   auto fields = cors_fields(tracker.origin());
   if (status == 401) // as the server's own 401 (server.cpp)
     fields += "WWW-Authenticate: Bearer realm=\"resized\"\r\n";
@@ -312,6 +315,9 @@ int continue_tracker::on_message_begin(http_parser* p) {
   t.host_value_.clear();
   t.origin_value_.clear();
   t.origin_.clear();
+  t.request_id_value_.clear();
+  t.request_id_.clear();
+  t.request_ids_ = 0;
   t.authorization_.clear();
   t.x_api_key_.clear();
   t.has_authorization_ = t.has_x_api_key_ = false;
@@ -345,6 +351,7 @@ int continue_tracker::on_header_field(http_parser* p, const char* at,
     t.field_.clear();
     t.value_.clear();
     t.origin_value_.clear();
+    t.request_id_value_.clear();
     t.host_value_.clear();
     t.key_value_ = nullptr;
     t.in_value_ = false;
@@ -407,6 +414,8 @@ int continue_tracker::on_header_value(http_parser* p, const char* at,
     append_capped(t.origin_value_, at, n, max_origin_bytes);
   if (equals_nocase(t.field_, "host"))
     append_capped(t.host_value_, at, n, max_host_bytes);
+  if (equals_nocase(t.field_, "x-request-id"))
+    append_capped(t.request_id_value_, at, n, max_request_id_bytes);
   return 0;
 }
 
@@ -420,6 +429,12 @@ int continue_tracker::header_done() {
     origin_ = origin_value_.size() <= max_origin_bytes
                   ? std::string{trim_blanks(origin_value_)}
                   : std::string{};
+  // The first one, as the server reads it (opt_value_of).
+  if (equals_nocase(field_, "x-request-id") && request_ids_++ == 0) {
+    auto id = trim_blanks(request_id_value_);
+    if (usable_request_id(id))
+      request_id_ = std::string{id};
+  }
   if (equals_nocase(field_, "host")) {
     if (++hosts_ > 1) {
       refused_ = refusal::malformed;

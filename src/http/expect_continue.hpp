@@ -161,6 +161,9 @@ public:
   /// if longer than max_origin_bytes: no such origin is ever allowed).
   const std::string& origin() const { return origin_; }
   static constexpr size_t max_origin_bytes = 512;
+  /// The current request's X-Request-Id, once read whole and if usable
+  /// (usable_request_id); "" otherwise.
+  const std::string& request_id() const { return request_id_; }
   /// Target bytes kept for the access log (its path is clipped there too).
   static constexpr size_t kept_target_bytes = 200;
   /// The longest Host value taken (a longer one is refused as malformed).
@@ -194,6 +197,9 @@ private:
   std::string field_, value_;
   // The Origin field's value as it arrives, then whole.
   std::string origin_value_, origin_;
+  // The first X-Request-Id field's value as it arrives, then whole.
+  std::string request_id_value_, request_id_;
+  int request_ids_ = 0;
   // The first Authorization and X-API-Key fields' values, as RESTinio
   // keeps them (the handler reads the first of each), up to
   // key_field_bytes_; longer ones hold no configured key.

@@ -1,5 +1,6 @@
 #include "http/responses.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <random>
 #include <vector>
@@ -222,6 +223,12 @@ std::string new_request_id() {
   // are, come from getrandom): a seeded PRNG is enough.
   thread_local std::mt19937_64 gen{std::random_device{}()};
   return fmt::format("{:016x}", gen());
+}
+
+bool usable_request_id(std::string_view id) {
+  return !id.empty() && id.size() <= max_request_id_bytes &&
+         std::all_of(id.begin(), id.end(),
+                     [](char c) { return c > 0x20 && c < 0x7f; });
 }
 
 std::string clipped(std::string_view text, size_t size) {

@@ -36,6 +36,11 @@ const char* reason_phrase(int status);
 /// A fresh request id (16 hex digits) for a request that brought none.
 std::string new_request_id();
 
+/// Whether a client's X-Request-Id value is echoed (else a fresh one is
+/// made): 1..max_request_id_bytes printable ASCII characters, no blanks.
+bool usable_request_id(std::string_view id);
+constexpr size_t max_request_id_bytes = 128;
+
 /// One answered request, as the access log and the HTTP metrics see it.
 /// `code` and `token` are left out of the line when empty. Client-chosen
 /// strings (path, token) are cut at 200 bytes in the line, so an 8 KB URL

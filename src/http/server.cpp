@@ -196,13 +196,8 @@ struct request_ctx {
 
 std::string request_id_of(const req_handle& req) {
   auto given = req->header().opt_value_of("X-Request-Id");
-  if (given && !given->empty() && given->size() <= 128) {
-    bool printable = true;
-    for (char c : *given)
-      printable = printable && c > 0x20 && c < 0x7f;
-    if (printable)
-      return std::string{given->data(), given->size()};
-  }
+  if (given && usable_request_id({given->data(), given->size()}))
+    return std::string{given->data(), given->size()};
   return new_request_id();
 }
 

@@ -615,6 +615,7 @@ BOOST_AUTO_TEST_CASE(early_refusals_are_logged_and_counted) {
       BOOST_TEST(res.status == r.status);
       auto status = std::to_string(r.status);
       BOOST_TEST(counted(status) == before[status] + 1);
+      BOOST_TEST(res.header("cache-control") == "no-store");
       auto id = res.header("x-request-id");
       BOOST_TEST(id.size() == 16u);
       if (id.empty())
@@ -634,6 +635,20 @@ BOOST_AUTO_TEST_CASE(early_refusals_are_logged_and_counted) {
       BOOST_TEST(line.size() < 800u, line.size());
     }
   }
+  // A client's X-Request-Id read before the refusal is echoed and on the
+  // access line, as the server's own answers do (a new one was sent).
+  auto given = "obs-early-" + random_uuid();
+  auto early = parse_http_answer(
+      send_whole_request(srv().port(),
+                         "POST /api/v1/resize HTTP/1.1\r\nHost: x\r\n"
+                         "X-Request-Id: " +
+                             given +
+                             "\r\nContent-Type: image/jpeg\r\n"
+                             "Content-Length: 999999999999\r\n\r\n")
+          .answer);
+  BOOST_TEST(early.status == 413);
+  BOOST_TEST(early.header("x-request-id") == given);
+  BOOST_TEST(access_line(given).find(" status=413 ") != std::string::npos);
   // A request that is not HTTP: closed without an answer, one info line.
   auto garbage = send_whole_request(srv().port(), "HELLO\r\n\r\n");
   BOOST_TEST(garbage.recv_error.empty());
