@@ -112,13 +112,15 @@ std::string refusal_answer(int status, const std::string& id,
                            const std::string& fields, const std::string& body,
                            bool head) {
   return fmt::format("HTTP/1.1 {} {}\r\n"
+                     "Date: {}\r\n"
                      "Content-Type: application/json\r\n"
                      "Cache-Control: no-store\r\n"
                      "X-Request-Id: {}\r\n"
                      "{}"
                      "Content-Length: {}\r\n"
                      "Connection: close\r\n\r\n{}",
-                     status, reason_phrase(status), id, fields, body.size(),
+                     status, reason_phrase(status), http_date_now(), id, fields,
+                     body.size(),
                      head ? std::string_view{} : std::string_view{body});
 }
 

@@ -225,6 +225,28 @@ std::string new_request_id() {
   return fmt::format("{:016x}", gen());
 }
 
+// By hand rather than RESTinio's make_date_field_value: that is strftime,
+// whose %a and %b follow the process's locale, and the field's day and
+// month names are English whatever the locale.
+std::string http_date(std::time_t t) {
+  static constexpr const char* days[] = {"Sun", "Mon", "Tue", "Wed",
+                                         "Thu", "Fri", "Sat"};
+  static constexpr const char* months[] = {"Jan", "Feb", "Mar", "Apr",
+                                           "May", "Jun", "Jul", "Aug",
+                                           "Sep", "Oct", "Nov", "Dec"};
+  thread_local std::time_t cached_at = -1;
+  thread_local std::string cached;
+  if (t == cached_at)
+    return cached;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  cached = fmt::format("{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
+                       days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
+                       tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  cached_at = t;
+  return cached;
+}
+
 bool usable_request_id(std::string_view id) {
   return !id.empty() && id.size() <= max_request_id_bytes &&
          std::all_of(id.begin(), id.end(),

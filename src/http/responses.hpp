@@ -1,6 +1,7 @@
 // JSON bodies of the API (RapidJSON writer: correct escaping for free).
 #pragma once
 
+#include <ctime>
 #include <string>
 #include <string_view>
 
@@ -35,6 +36,15 @@ const char* reason_phrase(int status);
 
 /// A fresh request id (16 hex digits) for a request that brought none.
 std::string new_request_id();
+
+/// The Date field's value for an answer sent at `t` (RFC 9110 §5.6.7
+/// IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT"): every answer carries one
+/// (RFC 9110 §6.6.1, an origin server with a clock). Made once a second per
+/// thread.
+std::string http_date(std::time_t t);
+inline std::string http_date_now() {
+  return http_date(std::time(nullptr));
+}
 
 /// Whether a client's X-Request-Id value is echoed (else a fresh one is
 /// made): 1..max_request_id_bytes printable ASCII characters, no blanks.

@@ -303,6 +303,7 @@ struct server::impl {
     if (no_body) {
       auto resp = ctx.req->create_response<restinio::user_controlled_output_t>(
           status_line(status));
+      resp.append_header(restinio::http_field::date, http_date_now());
       add_headers(resp);
       add_cors(ctx, resp);
       resp.set_content_length(size);
@@ -310,6 +311,7 @@ struct server::impl {
       return;
     }
     auto resp = ctx.req->create_response(status_line(status));
+    resp.append_header(restinio::http_field::date, http_date_now());
     add_headers(resp);
     add_cors(ctx, resp);
     resp.set_body(std::move(body));

@@ -524,6 +524,9 @@ BOOST_AUTO_TEST_CASE(request_id_is_echoed_and_logged) {
                     "/api/v1/openapi.json"}) {
     auto r = http_get(srv().url(path));
     BOOST_TEST_CONTEXT(path) {
+      // Every answer is dated (RFC 9110 §6.6.1; there was none).
+      BOOST_TEST(r.header("date").size() == 29u, r.header("date"));
+      BOOST_TEST(r.header("date").substr(25) == " GMT");
       auto id = r.header("x-request-id");
       BOOST_TEST(id.size() == 16u);
       BOOST_TEST(seen.insert(id).second);
@@ -648,6 +651,7 @@ BOOST_AUTO_TEST_CASE(early_refusals_are_logged_and_counted) {
           .answer);
   BOOST_TEST(early.status == 413);
   BOOST_TEST(early.header("x-request-id") == given);
+  BOOST_TEST(early.header("date").size() == 29u);
   BOOST_TEST(access_line(given).find(" status=413 ") != std::string::npos);
   // A request that is not HTTP: closed without an answer, one info line.
   auto garbage = send_whole_request(srv().port(), "HELLO\r\n\r\n");

@@ -1225,6 +1225,16 @@ BOOST_AUTO_TEST_CASE(status_body_failure) {
   BOOST_TEST(!doc.HasMember("width"));
 }
 
+BOOST_AUTO_TEST_CASE(date_fields) {
+  // RFC 9110's own example, and English names whatever the locale.
+  BOOST_TEST(http_date(784111777) == "Sun, 06 Nov 1994 08:49:37 GMT");
+  BOOST_TEST(http_date(784111777) == "Sun, 06 Nov 1994 08:49:37 GMT");
+  BOOST_TEST(http_date(0) == "Thu, 01 Jan 1970 00:00:00 GMT");
+  BOOST_TEST(http_date(951782400) == "Tue, 29 Feb 2000 00:00:00 GMT");
+  BOOST_TEST(http_date(1796256000) == "Thu, 03 Dec 2026 00:00:00 GMT");
+  BOOST_TEST(http_date_now().size() == 29u);
+}
+
 BOOST_AUTO_TEST_CASE(reason_phrases) {
   BOOST_TEST(std::string{reason_phrase(202)} == "Accepted");
   BOOST_TEST(std::string{reason_phrase(413)} == "Payload Too Large");
