@@ -366,6 +366,26 @@ outcome<json_submission> decode_json_submission(std::string body) {
                                "{} levels",
                                submission_reader::max_depth));
   if (parsed.IsError()) {
+    // A raw control character in a string is RapidJSON's "invalid escape
+    // character": most often a client's base64 wrapped at 76 columns with
+    // real line breaks, which JSON writes as \n.
+    auto at = start + parsed.Offset();
+    if (parsed.Code() == rapidjson::kParseErrorStringEscapeInvalid &&
+        at < body.size() && static_cast<unsigned char>(body[at]) < 0x20) {
+      auto c = body[at];
+      return invalid(fmt::format(
+          "body is not valid JSON: a raw {} inside a string (offset {}); "
+          "JSON writes it escaped ({})",
+          c == '\n'   ? "line break"
+          : c == '\r' ? "carriage return"
+          : c == '\t' ? "tab"
+                      : fmt::format("control character 0x{:02X}", c),
+          at,
+          c == '\n'   ? "\\n"
+          : c == '\r' ? "\\r"
+          : c == '\t' ? "\\t"
+                      : fmt::format("\\u{:04X}", c)));
+    }
     // RapidJSON's words as a clause: "Missing a name." -> "missing a name"
     std::string why = rapidjson::GetParseError_En(parsed.Code());
     if (!why.empty() && why.back() == '.')

@@ -581,6 +581,29 @@ BOOST_AUTO_TEST_CASE(json_syntax_error_names_what_and_where) {
 
 // A UTF-8 byte order mark before the document is skipped (RFC 8259 §8.1);
 // anywhere else, or a UTF-16 one, it is not JSON.
+BOOST_AUTO_TEST_CASE(json_raw_control_characters_are_named) {
+  // Base64 wrapped with real line breaks: it was "invalid escape character
+  // in string".
+  auto wrapped = decode_json("{\"imageData\": \"TWFu\nTWFu\"}");
+  BOOST_REQUIRE(code_of(wrapped) == error_code::invalid_json);
+  BOOST_TEST(wrapped.error().message ==
+             "body is not valid JSON: a raw line break inside a string "
+             "(offset 19); JSON writes it escaped (\\n)");
+  auto crlf = decode_json("{\"imageData\": \"TWFu\r\nTWFu\"}");
+  BOOST_TEST(contains(crlf.error().message, "a raw carriage return inside "
+                                            "a string (offset 19)"));
+  auto tab = decode_json("{\"imageData\": \"TW\tFu\"}");
+  BOOST_TEST(contains(tab.error().message, "a raw tab inside a string"));
+  auto bell = decode_json("{\"imageData\": \"TW\x07"
+                          "Fu\"}");
+  BOOST_TEST(contains(bell.error().message,
+                      "a raw control character 0x07 inside a string "
+                      "(offset 17); JSON writes it escaped (\\u0007)"));
+  // A real bad escape keeps RapidJSON's words.
+  auto escape = decode_json(R"({"imageData": "TW\qFu"})");
+  BOOST_TEST(contains(escape.error().message, "invalid escape character"));
+}
+
 BOOST_AUTO_TEST_CASE(json_utf8_byte_order_mark_is_skipped) {
   auto res = decode_json_submission("\xEF\xBB\xBF{\"imageData\": \"TWFu\"}");
   BOOST_REQUIRE(res.ok());
