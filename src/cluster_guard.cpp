@@ -90,7 +90,16 @@ struct pending_connection {
   uint8_t header[32];
   size_t header_bytes = 0;
   uint64_t payload_left = 0;
+  bool heard = false; // any byte received yet
 };
+
+// Whether a connection's first bytes are a TLS record's header (type 22,
+// a handshake; version 3.x): a node with openssl.* set knocking on a plain
+// cluster port. No BASP message starts so (its first byte is the
+// operation, 0 to 6 in CAF 0.17).
+bool tls_record_start(const uint8_t* data, size_t n) {
+  return n >= 3 && data[0] == 0x16 && data[1] == 0x03 && data[2] <= 0x04;
+}
 
 constexpr size_t basp_header_size = 32;
 
@@ -211,7 +220,25 @@ bool refuse_oversized(int fd, const void* data, size_t n) {
     guard.pending.erase(i);
     return false;
   }
-  if (frames_ok(i->second, static_cast<const uint8_t*>(data), n))
+  auto bytes = static_cast<const uint8_t*>(data);
+  bool first = !std::exchange(i->second.heard, true);
+  if (first && tls_record_start(bytes, n)) {
+    // Cut off at once (its record header read as BASP's announced some
+    // 64 KiB or more, and was logged as "a message too large").
+    ::shutdown(fd, SHUT_RDWR);
+    if (auto count = guard.log.note(3, clock_type::now()); count > 0)
+      resized::log::warn(
+          "cluster connection cut off: it began a TLS handshake, and this "
+          "node's cluster port is plain (set openssl.* on both nodes, or on "
+          "neither)",
+          {{"peer", resized::address_text(i->second.ends.peer,
+                                          i->second.ends.peer_len)},
+           {"connections", count},
+           {"log_every_s", guard.log.every_seconds()}});
+    guard.pending.erase(i);
+    return true;
+  }
+  if (frames_ok(i->second, bytes, n))
     return false;
   ::shutdown(fd, SHUT_RDWR);
   if (auto count = guard.log.note(2, clock_type::now()); count > 0)

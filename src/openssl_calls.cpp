@@ -73,16 +73,34 @@ bool in_progress(int err) {
 
 /// Why the handshake on `ssl` failed with `err`, read from the queue
 /// (left in place: the caller's SSL_get_error reads it next).
-std::string handshake_failure(const SSL* ssl, int err) {
+std::string handshake_failure(const SSL* ssl, int err, bool accepting) {
   auto verify = SSL_get_verify_result(ssl);
   if (verify != X509_V_OK)
     return fmt::format("the peer's certificate: {}",
                        X509_verify_cert_error_string(verify));
   if (auto code = ERR_peek_last_error(); code != 0)
-    if (const char* reason = ERR_reason_error_string(code))
+    if (const char* reason = ERR_reason_error_string(code)) {
+      // What OpenSSL says when the other end answers in anything but TLS
+      // (a plain node's BASP), or, connecting, when it closes at once (a
+      // plain API node cuts a TLS handshake off, cluster_guard.cpp): the
+      // likely cause, in words.
+      auto why = ERR_GET_LIB(code) == ERR_LIB_SSL ? ERR_GET_REASON(code) : 0;
+      if (why == SSL_R_WRONG_VERSION_NUMBER)
+        return fmt::format("{}: the peer does not speak TLS (set openssl.* "
+                           "on both nodes, or on neither)",
+                           reason);
+      if (why == SSL_R_UNEXPECTED_EOF_WHILE_READING && !accepting)
+        return fmt::format("{}: the API node closed the connection during "
+                           "the handshake (a plain cluster port does so: set "
+                           "openssl.* on both nodes, or on neither)",
+                           reason);
       return reason;
+    }
   if (err == SSL_ERROR_SYSCALL)
-    return "the connection closed during the handshake";
+    return accepting ? "the connection closed during the handshake"
+                     : "the connection closed during the handshake (a plain "
+                       "cluster port does so: set openssl.* on both nodes, "
+                       "or on neither)";
   return "no reason given";
 }
 
@@ -174,7 +192,7 @@ void note_handshake(const SSL* ssl, int err, bool accepting) {
   resized::log::warn(accepting ? "cluster TLS handshake refused"
                                : "cluster TLS handshake failed",
                      {{"peer", peer_of(ssl)},
-                      {"reason", handshake_failure(ssl, err)},
+                      {"reason", handshake_failure(ssl, err, accepting)},
                       {"failures", count}, // since the last line of its kind
                       {"log_every_s", handshake_log.every_seconds()}});
 }

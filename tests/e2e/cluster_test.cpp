@@ -1694,6 +1694,32 @@ BOOST_AUTO_TEST_CASE(a_huge_message_before_hello_is_cut_off,
   BOOST_TEST(lines_with(w.log(), {"cluster link down"}) == 0u, w.log());
 }
 
+// A worker with openssl.* set, pointed at a plain API node: each side says
+// that TLS is on one side only. (The API node read the TLS record header as
+// a BASP one and logged "a message too large before it joined"; the worker
+// had OpenSSL's bare "wrong version number".)
+BOOST_AUTO_TEST_CASE(a_tls_worker_at_a_plain_api_node_is_told_so,
+                     *sets_its_own_tls) {
+  redis_server redis;
+  api_node api(redis.port(), "plain-api");
+  worker_process w("tls-at-plain", {api.endpoint()}, tls_args("node"));
+  note_logs({&api.process(), &w.process()});
+  auto cut = wait_log_line(
+      api.process(), "cluster connection cut off: it began a TLS handshake",
+      join_timeout);
+  BOOST_TEST(cut.find("set openssl.* on both nodes, or on neither") !=
+                 std::string::npos,
+             cut);
+  auto failed =
+      wait_log_line(w.process(), "cluster TLS handshake failed", join_timeout);
+  BOOST_TEST(failed.find("set openssl.* on both nodes, or on neither") !=
+                 std::string::npos,
+             failed);
+  BOOST_TEST(lines_with(api.log(), {"a message too large"}) == 0u, api.log());
+  BOOST_TEST(lines_with(w.log(), {"joined API node"}) == 0u);
+  BOOST_TEST(http_get(api.url("/healthz")).status == 200);
+}
+
 // Runs tests/tools/cluster_peer (a CAF node of its own) against `port`
 // with `args`; its output once it has exited.
 std::string run_cluster_peer(uint16_t port, std::vector<std::string> args) {
