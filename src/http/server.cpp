@@ -765,27 +765,31 @@ struct server::impl {
   void send_ready(const request_ctx& ctx, const cluster_view& view) {
     size_t nodes = 0;
     size_t workers = 0;
-    size_t busy = 0;
+    size_t busy = 0;    // of the workers counted
+    size_t running = 0; // every task running, a leaving node's too
     size_t leaving = 0;
     for (const auto& n : view.nodes) {
-      busy += n.busy;
+      running += n.busy;
       // A leaving node takes no new task (POST answers no_workers when
       // only such nodes are left): ready means someone takes the next one.
+      // Its busy slots are not counted with the workers either (the answer
+      // said "workers":2,"busy":4 while one drained).
       if (n.state == "leaving") {
         leaving += n.workers > 0 ? 1 : 0;
         continue;
       }
       nodes += n.workers > 0 ? 1 : 0;
       workers += n.workers;
+      busy += n.busy;
     }
     if (view.draining) {
       // A load balancer must stop sending work here as soon as the drain
       // starts, not when the process is gone.
-      send_not_ready(
-          ctx, {error_code::shutting_down,
-                fmt::format("not ready: this node is shutting down "
-                            "({} task{} still running, {} queued)",
-                            busy, busy == 1 ? "" : "s", view.queue_depth)});
+      send_not_ready(ctx, {error_code::shutting_down,
+                           fmt::format("not ready: this node is shutting down "
+                                       "({} task{} still running, {} queued)",
+                                       running, running == 1 ? "" : "s",
+                                       view.queue_depth)});
       return;
     }
     if (workers == 0) {

@@ -1002,6 +1002,9 @@ BOOST_AUTO_TEST_CASE(a_leaving_worker_shows_leaving_in_the_cluster_view) {
       BOOST_TEST_REQUIRE(doc.IsObject());
       BOOST_TEST(doc["workers"].GetUint64() == s->workers);
       BOOST_TEST(doc["nodes"].GetUint64() == 1u);
+      // ... and their busy slots only (the leaver's counted: busy 1 of
+      // the stayer's 2 workers, with none running there).
+      BOOST_TEST(doc["busy"].GetUint64() == s->busy);
     }
   }
   expect_all_success(api, {token});
