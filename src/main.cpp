@@ -772,10 +772,18 @@ int main(int argc, char** argv) {
                                                  : std::to_string(open_files)},
          {"pool_size", cfg.resize.pool_size},
          {"huge_pages", huge_pages},
+         // With the database and the key prefix: API nodes that are to
+         // share tasks (lookups, adoption) need all three the same.
          {"redis",
           cl.role == "worker" // workers keep no records
               ? std::string{"unused"}
-              : endpoint_text(cfg.redis.store.host, cfg.redis.store.port)}});
+              : fmt::format(
+                    "{} db={} key_prefix={}",
+                    endpoint_text(cfg.redis.store.host, cfg.redis.store.port),
+                    cfg.redis.store.db,
+                    cfg.redis.store.key_prefix.empty()
+                        ? std::string{"\"\""}
+                        : cfg.redis.store.key_prefix)}});
     int sig = 0;
     sigwait(&signals, &sig);
     if (name_lost)

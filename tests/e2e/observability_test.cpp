@@ -468,16 +468,19 @@ BOOST_AUTO_TEST_CASE(build_info_names_the_same_build_everywhere) {
                                              {"libvips", libvips}}) == 1.0,
              res.body);
   // Logged just after HTTP starts: wait for it rather than assume it.
-  BOOST_TEST(wait_until(
-                 [&] {
-                   return lines_with(srv().process().log(),
-                                     {"msg=\"resized started\"",
-                                      " version=" + version + " ",
-                                      " commit=" + commit + " ",
-                                      " libvips=" + libvips + " "}) == 1u;
-                 },
-                 std::chrono::seconds{10}),
-             srv().process().log());
+  BOOST_TEST(
+      wait_until(
+          [&] {
+            return lines_with(
+                       srv().process().log(),
+                       {"msg=\"resized started\"", " version=" + version + " ",
+                        " commit=" + commit + " ", " libvips=" + libvips + " ",
+                        // what API nodes sharing tasks
+                        // need the same
+                        " redis=\"127.0.0.1:", " db=0", " key_prefix="}) == 1u;
+          },
+          std::chrono::seconds{10}),
+      srv().process().log());
 }
 
 BOOST_AUTO_TEST_CASE(task_metrics_count_finished_tasks) {
