@@ -709,7 +709,8 @@ void recover(self_ptr self, std::vector<store::pending_task>& pending,
                      return a.record.submitted_at_ms < b.record.submitted_at_ms;
                    });
   size_t resumed = 0;
-  size_t known = 0; // already handled here
+  size_t known = 0;   // already handled here
+  size_t retried = 0; // resumed with an attempt lost
   for (auto& p : pending) {
     if (handled_here(st, p.record.token)) {
       ++known;
@@ -733,9 +734,13 @@ void recover(self_ptr self, std::vector<store::pending_task>& pending,
     st.open.insert(p.record.token);
     st.deferred_tasks.push_back({std::move(p.record), lost, from});
     ++resumed;
+    retried += lost > 0 ? 1 : 0;
   }
   if (!pending.empty()) {
     auto failed = pending.size() - resumed - known;
+    metrics::tasks_recovered(from.empty() ? "restart" : "adoption",
+                             resumed + failed);
+    metrics::task_retried(retried);
     if (from.empty())
       log::info("recovered tasks accepted before the restart",
                 {{"resumed", resumed},

@@ -361,6 +361,7 @@ struct service_metrics {
   counter& accepted;
   counter& accepted_bytes;
   counter& retried;
+  counter_family& recovered;
   counter& input_bytes;
   counter& output_bytes;
   counter& redis_errors;
@@ -413,8 +414,15 @@ struct service_metrics {
                            .unlabelled()),
         retried(r.counters("resized_tasks_retried_total",
                            "Task attempts re-queued after their worker node "
-                           "was lost.")
+                           "was lost (an adopted or restarted node's "
+                           "included).")
                     .unlabelled()),
+        recovered(r.counters("resized_tasks_recovered_total",
+                             "Unfinished tasks taken up from Redis that this "
+                             "process did not accept: its own name's at "
+                             "start (restart), or those of a node whose name "
+                             "has no owner (adoption).",
+                             {"how"})),
         input_bytes(r.counters("resized_input_bytes_total",
                                "Input image bytes of tasks that reached a "
                                "final state.")
@@ -487,8 +495,12 @@ void task_accepted(uint64_t input_bytes) {
   m.accepted_bytes.inc(input_bytes);
 }
 
-void task_retried() {
-  service().retried.inc();
+void task_retried(size_t n) {
+  service().retried.inc(n);
+}
+
+void tasks_recovered(std::string_view how, size_t n) {
+  service().recovered.with({std::string{how}}).inc(n);
 }
 
 void task_finished(double queue_s, double decode_s, double resize_s,

@@ -226,7 +226,14 @@ void task_accepted(uint64_t input_bytes);
 
 /// An attempt was re-queued after its node was lost:
 /// resized_tasks_retried_total.
-void task_retried();
+void task_retried(size_t n = 1);
+
+/// Unfinished tasks this node took up from Redis, which it had not
+/// accepted in this run: resized_tasks_recovered_total{how} (how =
+/// restart: its own name's, at start; adoption: another node's, whose name
+/// has no owner). Without it, a node's final counts exceed what it
+/// accepted with nothing to say why.
+void tasks_recovered(std::string_view how, size_t n);
 
 /// A task reached a final state (the supervisor's view, before its record
 /// is written): resized_task_duration_seconds{stage} (stage = queue,

@@ -1381,6 +1381,13 @@ BOOST_AUTO_TEST_CASE(a_drained_api_nodes_queued_tasks_are_adopted) {
   auto line = adoption_line(b.log(), "adopt-a");
   BOOST_TEST(!line.empty(), b.log());
   BOOST_TEST(log_value(line, "tasks") == "4", line);
+  // Counted, or B's final counts exceeded what it accepted unexplained.
+  auto metrics = http_get(b.url("/metrics")).body;
+  BOOST_TEST(metric_value(metrics,
+                          "resized_tasks_recovered_total{how=\"adoption\"}") ==
+                 4,
+             metrics);
+  BOOST_TEST(metric_value(metrics, "resized_tasks_retried_total") == 0);
   for (const auto& token : queued) {
     BOOST_TEST(lines_with(b.log(), {"task started", token, "attempt=0"}) == 1u);
     BOOST_TEST(lines_with(a.log(), {"task started", token}) == 0u);
