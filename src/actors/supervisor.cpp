@@ -652,9 +652,14 @@ void on_node_down(self_ptr self, const caf::actor_addr& source,
     if (node.agent.address() == source) {
       auto key = name;
       if (node.leaving && node.busy == 0) {
-        // A graceful shutdown that finished everything placed there.
-        log::info("node left", {{"node", key},
-                                {"reason", describe(self->system(), reason)}});
+        // A graceful shutdown that finished everything placed there: said
+        // so (its link's end reads "the connection to the node was lost"
+        // when the process exits after its last task, as after a crash).
+        log::info("node left",
+                  {{"node", key},
+                   {"reason", "it shut down after leaving, its tasks here "
+                              "done"},
+                   {"link", describe(self->system(), reason)}});
         st.nodes.erase(key);
         return;
       }

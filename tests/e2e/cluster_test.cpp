@@ -932,6 +932,8 @@ BOOST_AUTO_TEST_CASE(worker_sigterm_finishes_its_task_then_exits) {
     BOOST_TEST(!log_has(log, "task re-queued"));
     BOOST_TEST(!log_has(log, "node lost"));
     BOOST_TEST(log_has(log, "node left"));
+    // Said as what it was, not as a lost connection.
+    BOOST_TEST(lines_with(log, {"node left", "shut down after leaving"}) == 1u);
     // Placed once, on the leaving worker, and finished once; nothing else
     // was placed there.
     BOOST_TEST(lines_with(log, {"task started", "token=" + token}) == 1u);
