@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -98,43 +99,61 @@ reference_answer reference(const std::string& body) {
   object obj;
   if (doc.get_object().get(obj))
     return fail(error_code::invalid_json);
-  std::optional<resized::error_code> type_error;
+  // Per key, the last value counts (README): a wrong type met before is
+  // replaced by a later value, null is the default again; of the wrong
+  // types left, the first met is reported.
+  std::map<std::string, std::pair<int, resized::error_code>> type_errors;
+  int met = 0;
+  auto wrong = [&](std::string_view k, resized::error_code c) {
+    type_errors[std::string{k}] = {met++, c};
+  };
+  auto right = [&](std::string_view k) { type_errors.erase(std::string{k}); };
   std::optional<std::string_view> image;
   for (auto [key, v] : obj) {
-    auto first = [&](resized::error_code c) {
-      if (!type_error)
-        type_error = c;
-    };
     if (key == "imageData") {
       std::string_view s;
-      if (v.get_string().get(s))
-        first(error_code::missing_image_data);
-      else
+      if (v.get_string().get(s)) {
+        wrong(key, error_code::missing_image_data);
+      } else {
         image = s;
+        right(key);
+      }
     } else if (key == "width" || key == "height" || key == "quality") {
+      auto& option = key == "width"    ? out.sub.options.width
+                     : key == "height" ? out.sub.options.height
+                                       : out.sub.options.quality;
       int64_t x = 0;
-      if (v.is_null())
-        continue;
-      if (!v.is_int64() || v.get_int64().get(x))
-        first(error_code::invalid_option);
-      else if (key == "width")
-        out.sub.options.width = x;
-      else if (key == "height")
-        out.sub.options.height = x;
-      else
-        out.sub.options.quality = x;
+      if (v.is_null()) {
+        option.reset();
+        right(key);
+      } else if (!v.is_int64() || v.get_int64().get(x)) {
+        wrong(key, error_code::invalid_option);
+      } else {
+        option = x;
+        right(key);
+      }
     } else if (key == "mode" || key == "format") {
+      auto& option =
+          key == "mode" ? out.sub.options.mode : out.sub.options.format;
       std::string_view s;
-      if (v.is_null())
-        continue;
-      if (v.get_string().get(s))
-        first(error_code::invalid_option);
-      else if (key == "mode")
-        out.sub.options.mode = std::string{s};
-      else
-        out.sub.options.format = std::string{s};
+      if (v.is_null()) {
+        option.reset();
+        right(key);
+      } else if (v.get_string().get(s)) {
+        wrong(key, error_code::invalid_option);
+      } else {
+        option = std::string{s};
+        right(key);
+      }
     }
   }
+  std::optional<resized::error_code> type_error;
+  int first_met = met;
+  for (const auto& [k, e] : type_errors)
+    if (e.first < first_met) {
+      first_met = e.first;
+      type_error = e.second;
+    }
   if (type_error)
     return fail(*type_error);
   if (!image)

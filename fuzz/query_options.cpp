@@ -1,6 +1,8 @@
-// Fuzzes the query-string option path: the input is split on '&' and '='
-// into (name, value) pairs as a query string would be, then decoded and
-// resolved against the default options and limits.
+// Fuzzes the query-string option path as a submission takes it: the input
+// is a query string, parsed (parse_query_params: split at '&', each
+// parameter through RESTinio's parser), then decoded and resolved against
+// the default options and limits. names_an_option (a JSON submission's
+// check) reads the same text.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -15,21 +17,15 @@ using namespace resized;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view in{reinterpret_cast<const char*>(data), size};
-  std::vector<std::pair<std::string, std::string>> params;
-  while (!in.empty()) {
-    auto amp = in.find('&');
-    auto item = in.substr(0, amp);
-    auto eq = item.find('=');
-    if (eq == std::string_view::npos)
-      params.emplace_back(std::string{item}, std::string{});
-    else
-      params.emplace_back(std::string{item.substr(0, eq)},
-                          std::string{item.substr(eq + 1)});
-    if (amp == std::string_view::npos)
-      break;
-    in.remove_prefix(amp + 1);
+  (void)http::names_an_option(in);
+  auto params = http::parse_query_params(in);
+  if (!params) {
+    fuzz::check(params.error().code == error_code::invalid_option,
+                "query parsing failed with a code other than invalid_option");
+    fuzz::check(!params.error().message.empty(), "error without a message");
+    return 0;
   }
-  auto given = http::decode_query_options(params);
+  auto given = http::decode_query_options(*params);
   if (!given) {
     fuzz::check(given.error().code == error_code::invalid_option,
                 "query decoding failed with a code other than invalid_option");

@@ -91,16 +91,19 @@ std::string handshake_failure(const SSL* ssl, int err, bool accepting) {
                            reason);
       if (why == SSL_R_UNEXPECTED_EOF_WHILE_READING && !accepting)
         return fmt::format("{}: the API node closed the connection during "
-                           "the handshake (a plain cluster port does so: set "
-                           "openssl.* on both nodes, or on neither)",
+                           "the handshake (a plain cluster port does so: is "
+                           "openssl.* set on both nodes? Else it may be "
+                           "restarting, or holding its most connections not "
+                           "joined yet)",
                            reason);
       return reason;
     }
   if (err == SSL_ERROR_SYSCALL)
     return accepting ? "the connection closed during the handshake"
                      : "the connection closed during the handshake (a plain "
-                       "cluster port does so: set openssl.* on both nodes, "
-                       "or on neither)";
+                       "cluster port does so: is openssl.* set on both "
+                       "nodes? Else the API node may be restarting, or "
+                       "holding its most connections not joined yet)";
   return "no reason given";
 }
 

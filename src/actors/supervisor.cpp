@@ -746,6 +746,7 @@ void recover(self_ptr self, std::vector<store::pending_task>& pending,
     metrics::tasks_recovered(from.empty() ? "restart" : "adoption",
                              resumed + failed);
     metrics::task_retried(retried);
+    st.retried += retried; // /api/v1/cluster's totals, as retry() counts
     if (from.empty())
       log::info("recovered tasks accepted before the restart",
                 {{"resumed", resumed},

@@ -394,8 +394,13 @@ std::set<std::string> command_line_keys(int argc, char** argv) {
   std::set<std::string> keys;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    if (arg.compare(0, 2, "--") == 0)
-      keys.insert(arg.substr(2, arg.find('=') - 2));
+    if (arg.compare(0, 2, "--") != 0)
+      continue;
+    auto key = arg.substr(2, arg.find('=') - 2);
+    // CAF 0.17 takes --caf#section.key for its own and our options alike.
+    if (key.compare(0, 4, "caf#") == 0)
+      key.erase(0, 4);
+    keys.insert(std::move(key));
   }
   return keys;
 }
@@ -980,7 +985,9 @@ std::vector<std::string> service_config::load(int argc, char** argv,
         std::tuple{"defaults.height", defaults_height_, &d.height}}) {
     if (!c.range(key, value, 0, 65535, *side))
       continue;
-    if (value > limits_max_dimension_)
+    // (A limit out of its own range is said once, above.)
+    if (value > limits_max_dimension_ && limits_max_dimension_ >= 1 &&
+        limits_max_dimension_ <= 65535)
       errors.push_back(fmt::format(
           "{} = {}{} is above limits.max-dimension = {}: every request that "
           "leaves its size out would be refused; lower {} too, or raise the "

@@ -528,6 +528,14 @@ parse_query_params(std::string_view query) {
 }
 
 bool names_an_option(std::string_view query) {
+  // As the raw-bytes path reads the names (percent-decoded: ?wi%64th=3 is
+  // width there), when the query parses; else as written.
+  if (auto params = parse_query_params(query))
+    for (const auto& [name, value] : *params)
+      for (std::string_view option :
+           {"width", "height", "mode", "format", "quality"})
+        if (name == option)
+          return true;
   for (auto part : query_parts(query)) {
     auto name = part.substr(0, part.find('='));
     for (std::string_view option :

@@ -196,9 +196,12 @@ struct request_ctx {
 
 std::string request_id_of(const req_handle& req) {
   auto given = req->header().opt_value_of("X-Request-Id");
-  if (given && usable_request_id({given->data(), given->size()}))
-    return std::string{given->data(), given->size()};
-  return new_request_id();
+  if (!given)
+    return new_request_id();
+  // Blanks around a field's value are not part of it (RFC 9110 §5.5), as
+  // the socket's own refusals read it (expect_continue.cpp).
+  auto id = trim_blanks(std::string_view{given->data(), given->size()});
+  return usable_request_id(id) ? std::string{id} : new_request_id();
 }
 
 request_ctx::request_ctx(req_handle r, const char* route_name, std::string tok)

@@ -723,8 +723,7 @@ BOOST_AUTO_TEST_CASE(a_backlog_above_the_queue_bound_is_read_as_room_frees) {
                             "resized_tasks_recovered_total{how=\"restart\"}") ==
                    field("resumed"),
                metrics);
-    // The one running at the kill lost an attempt (unless it had ended).
-    BOOST_TEST(metric_value(metrics, "resized_tasks_retried_total") <= 1);
+
     BOOST_TEST(lines_with(restart_log, {"level=error"}) == 0u);
   }
   expect_all_succeed(srv, tokens);

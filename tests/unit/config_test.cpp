@@ -621,6 +621,15 @@ BOOST_AUTO_TEST_CASE(a_value_refused_is_named_with_its_file_and_line) {
   BOOST_TEST(names(cli.errors, "resize.pool-size = 3000 is out of range"),
              joined(cli.errors));
   BOOST_TEST(!names(cli.errors, ini.path), joined(cli.errors));
+  // CAF's own spelling of a command-line key counts as the command line.
+  auto prefixed = load({"--config-file=" + ini.path,
+                        "--caf#resize.pool-size=3000", "--http.port=4200"});
+  BOOST_TEST(names(prefixed.errors, "resize.pool-size = 3000 is out of range"),
+             joined(prefixed.errors));
+  BOOST_TEST(!names(prefixed.errors, ini.path), joined(prefixed.errors));
+  // A limit out of its own range is said once, not again for the box.
+  auto limit = load({"--limits.max-dimension=0"});
+  BOOST_TEST(limit.errors.size() == 1u, joined(limit.errors));
 }
 
 // Lowering limits.max-dimension below the default box names both keys

@@ -579,8 +579,6 @@ BOOST_AUTO_TEST_CASE(json_syntax_error_names_what_and_where) {
              "member (offset 21)");
 }
 
-// A UTF-8 byte order mark before the document is skipped (RFC 8259 §8.1);
-// anywhere else, or a UTF-16 one, it is not JSON.
 BOOST_AUTO_TEST_CASE(json_raw_control_characters_are_named) {
   // Base64 wrapped with real line breaks: it was "invalid escape character
   // in string".
@@ -604,6 +602,8 @@ BOOST_AUTO_TEST_CASE(json_raw_control_characters_are_named) {
   BOOST_TEST(contains(escape.error().message, "invalid escape character"));
 }
 
+// A UTF-8 byte order mark before the document is skipped (RFC 8259 §8.1);
+// anywhere else, or a UTF-16 one, it is not JSON.
 BOOST_AUTO_TEST_CASE(json_utf8_byte_order_mark_is_skipped) {
   auto res = decode_json_submission("\xEF\xBB\xBF{\"imageData\": \"TWFu\"}");
   BOOST_REQUIRE(res.ok());
@@ -1017,6 +1017,8 @@ BOOST_AUTO_TEST_CASE(a_query_naming_an_option) {
   for (std::string_view query :
        {"width=5", "_=1&format=png", "quality", "mode=&x=1", "height=1&"})
     BOOST_TEST(names_an_option(query), query);
+  // Read as the raw-bytes path reads names (percent-decoded).
+  BOOST_TEST(names_an_option("wi%64th=3"));
   for (std::string_view query :
        {"", "_=1712345", "widths=5", "utm_source=x&y", "x=width"})
     BOOST_TEST(!names_an_option(query), query);

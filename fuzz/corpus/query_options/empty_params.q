@@ -1,0 +1,1 @@
+&width=300&&format=web%70&

@@ -1,0 +1,1 @@
+width==5&mode=%zz
