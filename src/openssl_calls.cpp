@@ -71,6 +71,13 @@ bool in_progress(int err) {
   return err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE;
 }
 
+/// Said after a connecting node's handshake ends with the connection
+/// closed: a plain API node cuts a TLS handshake off (cluster_guard.cpp).
+constexpr const char* closed_during_handshake_hint =
+    "a plain cluster port does so: is openssl.* set on both nodes? Else the "
+    "API node may be restarting, or holding its most connections not joined "
+    "yet";
+
 /// Why the handshake on `ssl` failed with `err`, read from the queue
 /// (left in place: the caller's SSL_get_error reads it next).
 std::string handshake_failure(const SSL* ssl, int err, bool accepting) {
@@ -91,19 +98,15 @@ std::string handshake_failure(const SSL* ssl, int err, bool accepting) {
                            reason);
       if (why == SSL_R_UNEXPECTED_EOF_WHILE_READING && !accepting)
         return fmt::format("{}: the API node closed the connection during "
-                           "the handshake (a plain cluster port does so: is "
-                           "openssl.* set on both nodes? Else it may be "
-                           "restarting, or holding its most connections not "
-                           "joined yet)",
-                           reason);
+                           "the handshake ({})",
+                           reason, closed_during_handshake_hint);
       return reason;
     }
   if (err == SSL_ERROR_SYSCALL)
-    return accepting ? "the connection closed during the handshake"
-                     : "the connection closed during the handshake (a plain "
-                       "cluster port does so: is openssl.* set on both "
-                       "nodes? Else the API node may be restarting, or "
-                       "holding its most connections not joined yet)";
+    return accepting ? std::string{"the connection closed during the handshake"}
+                     : fmt::format("the connection closed during the "
+                                   "handshake ({})",
+                                   closed_during_handshake_hint);
   return "no reason given";
 }
 

@@ -528,21 +528,22 @@ parse_query_params(std::string_view query) {
 }
 
 bool names_an_option(std::string_view query) {
-  // As the raw-bytes path reads the names (percent-decoded: ?wi%64th=3 is
-  // width there), when the query parses; else as written.
-  if (auto params = parse_query_params(query))
-    for (const auto& [name, value] : *params)
-      for (std::string_view option :
-           {"width", "height", "mode", "format", "quality"})
-        if (name == option)
-          return true;
-  for (auto part : query_parts(query)) {
-    auto name = part.substr(0, part.find('='));
+  auto is_option = [](std::string_view name) {
     for (std::string_view option :
          {"width", "height", "mode", "format", "quality"})
       if (name == option)
         return true;
-  }
+    return false;
+  };
+  // As the raw-bytes path reads the names (percent-decoded: ?wi%64th=3 is
+  // width there), when the query parses; else as written.
+  if (auto params = parse_query_params(query))
+    for (const auto& [name, value] : *params)
+      if (is_option(name))
+        return true;
+  for (auto part : query_parts(query))
+    if (is_option(part.substr(0, part.find('='))))
+      return true;
   return false;
 }
 
