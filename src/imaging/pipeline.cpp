@@ -773,11 +773,47 @@ void on_eval(VipsImage* image, VipsProgress*, void* data) {
   }
 }
 
+/// Whether the header field `name` carries metadata of the input (Exif,
+/// XMP, IPTC, a colour profile, text chunks) rather than how its pixels are
+/// laid out.
+bool is_metadata_field(std::string_view name) {
+  for (std::string_view prefix :
+       {"exif-", "xmp-", "iptc-", "icc-", "png-comment-", "gif-comment",
+        "photoshop-", "heif-", "orientation"})
+    if (name.substr(0, prefix.size()) == prefix)
+      return true;
+  return false;
+}
+
+/// A copy of `img` (a header copy: the pixels stay lazy) without the input's
+/// metadata. Every saver is asked to strip, but libvips 8.14.1's webpsave
+/// ignores it: it rebuilds the Exif block from the exif-* fields (GPS
+/// position included) and writes it, the XMP packet and the colour profile.
+/// Without the fields there is nothing any saver could write.
+outcome<image_ptr> without_metadata(VipsImage* img) {
+  VipsImage* copy = nullptr;
+  if (vips_copy(img, &copy, nullptr) != 0)
+    return failure{error_code::internal_error,
+                   fmt::format("cannot copy the image header: {}",
+                               vips_message("libvips gave no reason"))};
+  image_ptr bare{copy};
+  gchar** fields = vips_image_get_fields(bare.get());
+  for (gchar** f = fields; *f != nullptr; ++f)
+    if (is_metadata_field(*f))
+      vips_image_remove(bare.get(), *f);
+  g_strfreev(fields);
+  return bare;
+}
+
 /// Runs the whole graph: decodes, resizes and encodes the pixels, within
 /// `deadline` when it is set.
-outcome<std::string> encode(VipsImage* img, const resize_options& opts,
+outcome<std::string> encode(VipsImage* input, const resize_options& opts,
                             std::optional<clock_type::time_point> deadline,
                             int64_t budget_ms) {
+  auto bare = without_metadata(input);
+  if (!bare)
+    return bare.error();
+  VipsImage* img = bare->get();
   void* buf = nullptr;
   size_t len = 0;
   eval_deadline watch{deadline.value_or(clock_type::time_point::max())};
