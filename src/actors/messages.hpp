@@ -174,9 +174,9 @@ using inputs_atom = caf::atom_constant<caf::atom("inputs")>;
 /// what crosses nodes: the types announced in announce_message_types and
 /// what they hold (resize_job, resize_done, node_info, resize_options,
 /// limits, probe_info, the enums in them), or a message's elements.
-/// tests/unit/wire_test.cpp holds the layout's fingerprint for each value
+/// tests/actors/wire_test.cpp holds the layout's fingerprint for each value
 /// and fails until both are updated.
-inline constexpr uint32_t cluster_protocol = 2;
+inline constexpr uint32_t cluster_protocol = 3;
 
 /// Errors of the cluster protocol (category `cluster_error_category`),
 /// rendered alike on every node (announce_message_types).
@@ -297,7 +297,8 @@ typename Inspector::result_type inspect(Inspector& f, limits& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, probe_info& x) {
   return f(caf::meta::type_name("probe_info"), x.format, x.width, x.height,
-           x.pages, x.progressive, x.orientation_swap, x.bytes_per_pixel);
+           x.pages, x.progressive, x.orientation_swap, x.orientation_certain,
+           x.bytes_per_pixel);
 }
 
 } // namespace resized::imaging

@@ -73,6 +73,8 @@ boolean on_app1(j_decompress_ptr cinfo) {
   return TRUE;
 }
 
+bool read_orientation(const unsigned char* app1, size_t size, int& value);
+
 bool read(header_reader& r, const unsigned char* data, size_t size,
           probe_info& out) {
   r.cinfo.err = jpeg_std_error(&r.err.pub);
@@ -96,7 +98,9 @@ bool read(header_reader& r, const unsigned char* data, size_t size,
   // Progressive, or sequential in several scans: either way libjpeg holds
   // every coefficient of the image (libvips' "interlaced" is the same test).
   out.progressive = jpeg_has_multiple_scans(&r.cinfo) != 0;
-  out.orientation_swap = exif_orientation(r.exif, r.exif_size) >= 5;
+  int orientation = 0;
+  out.orientation_certain = read_orientation(r.exif, r.exif_size, orientation);
+  out.orientation_swap = orientation >= 5;
   jpeg_destroy_decompress(&r.cinfo);
   return true;
 }

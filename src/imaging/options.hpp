@@ -35,6 +35,11 @@ struct probe_info {
   bool progressive = false;
   /// EXIF orientation 5-8: the upright image is height x width.
   bool orientation_swap = false;
+  /// False when the header's orientation may turn out either way: a JPEG
+  /// Orientation entry stored as text or a fraction, which libvips reads
+  /// ("6", 6/1) and the header reader does not. Limits then hold for both
+  /// shapes.
+  bool orientation_certain = true;
   /// Bytes of one decoded pixel as the header says (bands x sample size:
   /// 3 for 8-bit RGB, 8 for 16-bit RGBA); 0 when not read.
   int bytes_per_pixel = 0;

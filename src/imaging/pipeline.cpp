@@ -1014,16 +1014,20 @@ input_format sniff(const void* data, size_t size) {
   return input_format::unknown;
 }
 
-uint64_t output_pixels(const probe_info& info, const resize_options& opts,
-                       const limits& lim) {
-  auto plan = plan_thumbnail(opts, lim, info, info.orientation_swap);
+namespace {
+
+/// output_pixels() of the image upright as `swap` says.
+uint64_t output_pixels_turned(const probe_info& info,
+                              const resize_options& opts, const limits& lim,
+                              bool swap) {
+  auto plan = plan_thumbnail(opts, lim, info, swap);
   uint64_t box = uint64_t(plan.width) * uint64_t(plan.height);
   if (plan.size == VIPS_SIZE_FORCE || plan.crop != VIPS_INTERESTING_NONE)
     return box; // the box exactly
   // fit inside the box: the upright image scaled by the smaller ratio,
   // rounded up (libvips rounds to the nearest pixel)
-  double w = info.orientation_swap ? info.height : info.width;
-  double h = info.orientation_swap ? info.width : info.height;
+  double w = swap ? info.height : info.width;
+  double h = swap ? info.width : info.height;
   if (w < 1 || h < 1)
     return box;
   double scale = std::min(plan.width / w, plan.height / h);
@@ -1031,6 +1035,17 @@ uint64_t output_pixels(const probe_info& info, const resize_options& opts,
     return static_cast<uint64_t>(std::max(1.0, std::ceil(x * scale)));
   };
   return std::min(box, side(w) * side(h));
+}
+
+} // namespace
+
+uint64_t output_pixels(const probe_info& info, const resize_options& opts,
+                       const limits& lim) {
+  if (info.orientation_certain)
+    return output_pixels_turned(info, opts, lim, info.orientation_swap);
+  // libvips may turn it or not: the larger of the two
+  return std::max(output_pixels_turned(info, opts, lim, false),
+                  output_pixels_turned(info, opts, lim, true));
 }
 
 std::optional<failure> check_output(const probe_info& info,

@@ -47,7 +47,8 @@ uint64_t decode_estimate(const probe_info& info, size_t input_bytes,
                          const resize_options& opts, const limits& lim);
 
 /// Pixels of the result `opts` asks of this input, at most (a missing side
-/// derived from the aspect ratio and capped as the resize does).
+/// derived from the aspect ratio and capped as the resize does; the larger
+/// of the two shapes when the orientation is not certain).
 uint64_t output_pixels(const probe_info& info, const resize_options& opts,
                        const limits& lim);
 

@@ -27,6 +27,8 @@ const std::vector<std::pair<uint32_t, uint64_t>> known_layouts = {
     {1, 0x124a44262e79540e},
     // limits.max_avif_pixels, probe_info.bytes_per_pixel
     {2, 0x0ec7d5ac8b2e5d1c},
+    // probe_info.orientation_certain
+    {3, 0xbba3567739544960},
 };
 
 // FNV-1a, 64 bits: a checksum of test data, not a security boundary.

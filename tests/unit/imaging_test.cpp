@@ -1790,7 +1790,8 @@ BOOST_AUTO_TEST_CASE(jpeg_exif_orientation_is_certain_for_integer_tags) {
 // 100x2000 and enlarged whole to 2000x40000 before the crop (6 s, 500 MB,
 // inside the thumbnail where the deadline cannot stop it); cropped first
 // it takes a fraction of a second.
-BOOST_AUTO_TEST_CASE(fill_plans_for_either_orientation_when_unsure) {
+/// `jpeg` with an APP1 whose IFD0 Orientation entry is the text "6".
+std::string with_text_orientation(std::string jpeg) {
   // "Exif\0\0", little-endian TIFF header, IFD0: Orientation, ASCII, "6"
   const unsigned char exif[] = {
       'E',  'x',  'i', 'f', 0, 0, 'I', 'I', 42,  0, 8, 0, 0, 0, 1, 0,
@@ -1799,13 +1800,46 @@ BOOST_AUTO_TEST_CASE(fill_plans_for_either_orientation_when_unsure) {
   app1 += static_cast<char>(0);
   app1 += static_cast<char>(sizeof exif + 2);
   app1.append(reinterpret_cast<const char*>(exif), sizeof exif);
-  auto strip = photo_jpeg(2000, 100);
-  strip.insert(2, app1);
+  jpeg.insert(2, app1);
+  return jpeg;
+}
+
+BOOST_AUTO_TEST_CASE(fill_plans_for_either_orientation_when_unsure) {
+  auto strip = with_text_orientation(photo_jpeg(2000, 100));
   BOOST_REQUIRE(!jpeg_exif_orientation(strip.data(), strip.size()));
   limits lim;
   lim.max_processing_ms = 3000;
   auto r = run(strip, opts_of(2000, 100), lim);
   require_output(r, 2000, 100, output_format::jpeg);
+}
+
+// The AVIF cap on an image libvips may turn: fit into 200x400, a 200x100
+// JPEG stays 200x100 (20,000 pixels), turned it becomes 200x400 (80,000).
+// Checked as upright only, an Orientation stored as text or as 6/1 let
+// results of 2.5 times limits.max-avif-pixels through to the AV1 encoder.
+BOOST_AUTO_TEST_CASE(the_avif_cap_holds_for_either_orientation_when_unsure) {
+  limits lim;
+  lim.max_avif_pixels = 40000;
+  auto opts = opts_of(200, 400, fit_mode::fit, output_format::avif);
+  auto plain = photo_jpeg(200, 100);
+  auto unsure = with_text_orientation(plain);
+  auto plain_info = probe_of(plain);
+  auto unsure_info = probe_of(unsure);
+  BOOST_TEST(plain_info.orientation_certain);
+  BOOST_TEST(!unsure_info.orientation_certain);
+  BOOST_TEST(output_pixels(plain_info, opts, lim) == 20000u);
+  BOOST_TEST(output_pixels(unsure_info, opts, lim) == 80000u);
+  BOOST_TEST(!check_output(plain_info, opts, lim));
+  auto refused = check_output(unsure_info, opts, lim);
+  BOOST_REQUIRE(refused);
+  BOOST_TEST((refused->code == error_code::invalid_option));
+  BOOST_TEST(refused->message.find("would be 80000") != std::string::npos);
+  if (can_write(output_format::avif)) {
+    // and in resize itself, where the probe runs again
+    auto r = run(unsure, opts, lim);
+    BOOST_REQUIRE(!r.ok());
+    BOOST_TEST((r.error().code == error_code::invalid_option));
+  }
 }
 
 // A restart marker out of its RST0-RST7 cycle in a progressive JPEG's DC
