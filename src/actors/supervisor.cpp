@@ -778,14 +778,15 @@ void hand_on_followers(state_type& st, const std::string& token) {
 }
 
 // Queues the recovered tasks whose inputs were read (`loaded`, from the
-// batch `asked`); a task with no input any more fails, and one Redis no
-// longer lists (its record expired, or final) is no longer open here.
+// batch `asked`); a task with no input or no record any more fails, and one
+// Redis no longer lists (another node ended it) is no longer open here.
 void resume_read(self_ptr self, std::vector<state_type::deferred> asked,
                  std::vector<store::pending_task>& loaded) {
   auto& st = self->state;
   std::unordered_map<std::string, store::pending_task*> by_token;
   for (auto& p : loaded)
     by_token.emplace(p.record.token, &p);
+  size_t gone = 0;
   for (auto& d : asked) {
     auto i = by_token.find(d.record.token);
     if (i == by_token.end()) {
@@ -796,6 +797,20 @@ void resume_read(self_ptr self, std::vector<state_type::deferred> asked,
       continue;
     }
     auto& p = *i->second;
+    if (p.gone) {
+      // Its record went from Redis between the recovery and this read
+      // (Redis restarted without it, or it expired): the input with it.
+      // Dropped quietly, the task stayed PENDING here for good and unknown
+      // everywhere else; ended, its client hears why.
+      ++gone;
+      hand_on_followers(st, d.record.token);
+      fail(self, std::move(d.record),
+           failure{error_code::worker_lost,
+                   "its record and input were gone from redis when it was "
+                   "to run (redis restarted without them, or they "
+                   "expired)"});
+      continue;
+    }
     if (!p.input) {
       hand_on_followers(st, d.record.token); // not failed with it
       fail(self, std::move(d.record),
@@ -821,6 +836,11 @@ void resume_read(self_ptr self, std::vector<state_type::deferred> asked,
     st.queued_bytes += job_of(task).input.size();
     enqueue_fair(self, std::move(task)); // one client: the recovered tasks
   }
+  if (gone > 0)
+    log::warn("recovered tasks lost: their records were gone from redis "
+              "when their inputs were read (redis restarted without them?); "
+              "they end as FAILURE worker_lost",
+              {{"tasks", gone}});
 }
 
 // Reads the inputs of the next recovered tasks once the queue runs low:

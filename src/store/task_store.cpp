@@ -618,6 +618,7 @@ task_store::load_pending(const std::string& node,
         return std::move(replies).error();
       std::vector<std::string_view> gone{"SREM", pkey};
       std::vector<pending_task> open;
+      std::vector<pending_task> lost_records;
       std::vector<size_t> open_at; // index into tokens
       for (size_t i = 0; i < keys.size(); ++i) {
         auto rec = record_from(impl_->conn, *replies.value()[i], keys[i]);
@@ -636,6 +637,12 @@ task_store::load_pending(const std::string& node,
         if (!rec.value() || is_final(rec.value()->status)) {
           // Expired, or finished but not yet forgotten: nothing to resume.
           gone.push_back(tokens[from + i]);
+          if (!rec.value() && inputs == pending_inputs::read) {
+            pending_task lost;
+            lost.record.token = tokens[from + i];
+            lost.gone = true;
+            lost_records.push_back(std::move(lost));
+          }
           continue;
         }
         open.push_back({std::move(*rec.value()), std::nullopt});
@@ -667,6 +674,8 @@ task_store::load_pending(const std::string& node,
       if (gone.size() > 2)
         impl_->conn.run({gone});
       for (auto& task : open)
+        out.push_back(std::move(task));
+      for (auto& task : lost_records)
         out.push_back(std::move(task));
     }
     return out;

@@ -91,6 +91,10 @@ struct pending_task {
   task_record record;
   std::optional<std::string> input; // nullopt: the input key is gone (or
                                     // not read: pending_inputs::skip)
+  /// The record is not in Redis any more (it expired, or Redis restarted
+  /// without it): only `record.token` is set. Reported only to a caller
+  /// that reads inputs, which holds the tasks it asks for.
+  bool gone = false;
 };
 
 /// Whether load_pending reads the tasks' inputs too. A restart or an
@@ -211,7 +215,9 @@ public:
                pending_inputs inputs = pending_inputs::read);
 
   /// The tasks `tokens` of `node`'s pending set, as load_pending: tokens
-  /// whose record expired or is final are removed from the set.
+  /// whose record expired or is final are removed from the set. With
+  /// `inputs` read, a token whose record is gone comes back `gone`; one
+  /// whose record is final is left out (another node ended it).
   outcome<std::vector<pending_task>>
   load_pending(const std::string& node, const std::vector<std::string>& tokens,
                pending_inputs inputs = pending_inputs::read);

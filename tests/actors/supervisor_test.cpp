@@ -92,8 +92,9 @@ asked_for(const std::vector<std::string>& tokens,
 // Stands in for the status actor over a Redis holding a backlog: recovery
 // gets `listed`'s records (no inputs); an ask for inputs (recorded in
 // `seen`) fails the first time (Redis away), then returns the asked tasks
-// with their inputs, those of them still `pending` (the others' records
-// expired meanwhile). Record changes are forwarded to `sink`.
+// with their inputs, those of them still `pending`, and the others as
+// `gone` (their records expired meanwhile), as task_store::load_pending
+// does. Record changes are forwarded to `sink`.
 caf::behavior backlog_status(caf::event_based_actor* self, caf::actor sink,
                              std::vector<store::pending_task> listed,
                              std::vector<store::pending_task> pending,
@@ -114,7 +115,17 @@ caf::behavior backlog_status(caf::event_based_actor* self, caf::actor sink,
         }
         if ((*asked)++ == 0)
           return caf::make_error(caf::sec::runtime_error, "redis away");
-        return asked_for(tokens, pending);
+        auto out = asked_for(tokens, pending);
+        for (const auto& token : tokens)
+          if (std::none_of(out.begin(), out.end(), [&](const auto& p) {
+                return p.record.token == token;
+              })) {
+            store::pending_task gone;
+            gone.record.token = token;
+            gone.gone = true;
+            out.push_back(std::move(gone));
+          }
+        return out;
       },
       [=](update_atom, task_record& rec) {
         self->send(sink, update_atom::value, rec);
@@ -1509,9 +1520,9 @@ BOOST_AUTO_TEST_CASE(cluster_errors_are_described_in_words) {
 // A restart finds a backlog three times the queue's byte bound: the
 // supervisor reads the inputs a batch at a time as the queue has room (here
 // one task per batch: two inputs would pass half the bound), reads again
-// after a failed read, runs every task, leaves alone the one whose record
-// expired before its read, and ends the one that lost its node
-// max_attempts times without reading its input.
+// after a failed read, runs every task, ends the one whose record expired
+// before its read (before, it stayed PENDING here for good), and ends the
+// one that lost its node max_attempts times without reading its input.
 BOOST_AUTO_TEST_CASE(
     a_backlog_is_read_a_batch_at_a_time_as_the_queue_has_room) {
   auto photo = test::corpus_photo(test::small_photo);
@@ -1553,8 +1564,14 @@ BOOST_AUTO_TEST_CASE(
     BOOST_TEST(successes(token) == 1);
   BOOST_TEST((last[lost.record.token].status == task_status::failure));
   BOOST_TEST(last[lost.record.token].error_code == "worker_lost");
-  BOOST_TEST(last.count(expired.record.token) == 1u); // set back to PENDING
-  BOOST_TEST(!is_final(last[expired.record.token].status));
+  run_until_final({expired.record.token});
+  BOOST_TEST((last[expired.record.token].status == task_status::failure));
+  BOOST_TEST(last[expired.record.token].error_code == "worker_lost");
+  BOOST_TEST(last[expired.record.token].error_message.find("gone from redis") !=
+             std::string::npos);
+  // the record it ended with is the recovered one, not a blank
+  BOOST_TEST(last[expired.record.token].submitted_at_ms ==
+             expired.record.submitted_at_ms);
   std::lock_guard<std::mutex> lock{seen_asks->mutex};
   // One failed read, the expired task, five to run: one at a time.
   BOOST_TEST(seen_asks->asks.size() == 7u);
