@@ -34,6 +34,7 @@
 #include "imaging/icc_profile.hpp"
 #include "imaging/jpeg_dc_scans.hpp"
 #include "imaging/jpeg_header.hpp"
+#include "imaging/png_data.hpp"
 
 #include <algorithm>
 #include <array>
@@ -1148,6 +1149,14 @@ outcome<resize_result> resize(const void* data, size_t size,
         swap = *orientation >= 5;
     }
     auto plan = plan_thumbnail(opts, lim, head, swap);
+    if (head.format == input_format::png) {
+      // See png_data.hpp. An encoder's output is exact; 1 MiB over it costs
+      // nothing to inflate and lets an odd one through.
+      constexpr uint64_t png_slack = uint64_t{1} << 20;
+      if (auto overrun = png_data_overrun(data, size, png_slack))
+        return failure{error_code::corrupt_image,
+                       fmt::format("cannot decode the image: {}", *overrun)};
+    }
 
     // The graph on `bytes`: thumbnail, colour, alpha, encode.
     auto run = [&](const void* bytes, size_t n) -> outcome<resize_result> {

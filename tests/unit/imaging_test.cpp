@@ -26,6 +26,7 @@
 #include <jpeglib.h>
 #include <lcms2.h>
 #include <vips/vips.h>
+#include <zlib.h>
 
 #include <vips/vector.h> // after vips.h, which it needs; vips_vector_isenabled
 
@@ -33,6 +34,7 @@
 #include "imaging/jpeg_dc_scans.hpp"
 #include "imaging/jpeg_header.hpp"
 #include "imaging/pipeline.hpp"
+#include "imaging/png_data.hpp"
 #include "imaging/png_text.hpp"
 #include "support/printing.hpp"
 
@@ -691,6 +693,81 @@ BOOST_AUTO_TEST_CASE(compressed_png_text_is_dropped_and_the_rest_kept) {
   auto cut_expected = png.substr(0, iend) + kept.substr(0, kept.size() - 3);
   BOOST_TEST(drop_compressed_png_text(cut) == text.size());
   BOOST_TEST((cut == cut_expected));
+}
+
+// A PNG whose data inflates to far more than its header calls for is
+// refused before libpng inflates all of it at the image's end, out of the
+// deadline's reach (a 42 MB 1x1 PNG held a worker 84 s); what encoders
+// write, interlaced or not, is exactly what the header calls for.
+BOOST_AUTO_TEST_CASE(png_data_inflating_past_its_image_is_refused) {
+  BOOST_TEST(png_image_data_bytes(8, 8, 8, 2, false).value() == 200u);
+  BOOST_TEST(png_image_data_bytes(8, 8, 8, 2, true).value() == 207u);
+  BOOST_TEST(png_image_data_bytes(10, 3, 1, 0, false).value() == 9u);
+  BOOST_TEST(png_image_data_bytes(1, 1, 16, 6, false).value() == 9u);
+  BOOST_TEST(png_image_data_bytes(1, 1, 8, 0, true).value() == 2u);
+  BOOST_TEST(!png_image_data_bytes(8, 8, 16, 3, false)); // 16-bit palette
+  BOOST_TEST(!png_image_data_bytes(8, 8, 8, 5, false));  // no such type
+  // 1x1 8-bit grey: a filter byte and a pixel, then 4 MiB of zeros in the
+  // same zlib stream, over three IDAT chunks.
+  std::string raw(2 + (size_t{4} << 20), '\0');
+  raw[1] = '\x80';
+  uLongf length = compressBound(static_cast<uLong>(raw.size()));
+  std::string z(length, '\0');
+  BOOST_REQUIRE(compress2(reinterpret_cast<Bytef*>(z.data()), &length,
+                          reinterpret_cast<const Bytef*>(raw.data()),
+                          static_cast<uLong>(raw.size()), 9) == Z_OK);
+  z.resize(length);
+  std::string png = "\x89PNG\r\n\x1A\n";
+  std::string ihdr;
+  put_be32(ihdr, 1);
+  put_be32(ihdr, 1);
+  ihdr += std::string{"\x08\x00\x00\x00\x00", 5}; // 8-bit grey
+  put_chunk(png, "IHDR", ihdr);
+  auto third = z.size() / 3;
+  put_chunk(png, "IDAT", z.substr(0, third));
+  put_chunk(png, "IDAT", z.substr(third, third));
+  put_chunk(png, "IDAT", z.substr(2 * third));
+  put_chunk(png, "IEND", "");
+  BOOST_TEST(png.size() < 10000u);
+  auto overrun = png_data_overrun(png.data(), png.size(), uint64_t{1} << 20);
+  BOOST_REQUIRE(overrun);
+  BOOST_TEST(*overrun == "its compressed pixel data inflates to more than "
+                         "the 2 bytes its 1x1 header calls for (refused "
+                         "before decoding: the decoder would inflate all of "
+                         "it)");
+  auto r = run(png, opts_of(10, 10));
+  require_error(r, error_code::corrupt_image);
+  BOOST_TEST(r.error().message == "cannot decode the image: " + *overrun);
+  // Within the slack it is the decoder's (libpng warns and decodes it).
+  BOOST_TEST(!png_data_overrun(png.data(), png.size(), uint64_t{8} << 20));
+  // Not a PNG, or cut short: the decoder's to judge.
+  BOOST_TEST(!png_data_overrun("GIF89a", 6, 0));
+  BOOST_TEST(!png_data_overrun(png.data(), 40, 0));
+  // Encoders' PNGs need no slack at all.
+  auto photo = photo_like(300, 200);
+  for (const auto& [name, file] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"rgb", save(photo.get(), ".png")},
+           {"rgb interlaced", save(photo.get(), ".png[interlace]")},
+           {"rgba", transparent_png(201, 99)},
+           {"16-bit", png16(97, 31)},
+           {"grey 1x1", solid_png(1, 1)},
+           {"palette", save(photo.get(), ".png[palette,bitdepth=4]")}})
+    BOOST_TEST_CONTEXT(name) {
+      BOOST_TEST(sniff(file.data(), file.size()) == input_format::png);
+      BOOST_TEST(!png_data_overrun(file.data(), file.size(), 0));
+    }
+  size_t corpus_pngs = 0;
+  for (const auto& entry : std::filesystem::directory_iterator{corpus_dir()}) {
+    auto bytes = read_file(entry.path());
+    if (sniff(bytes.data(), bytes.size()) != input_format::png)
+      continue;
+    ++corpus_pngs;
+    BOOST_TEST_CONTEXT(entry.path().filename()) {
+      BOOST_TEST(!png_data_overrun(bytes.data(), bytes.size(), 0));
+    }
+  }
+  BOOST_TEST(corpus_pngs > 0u);
 }
 
 BOOST_AUTO_TEST_CASE(probe_honours_configured_pixel_limit) {

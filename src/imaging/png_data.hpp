@@ -1,0 +1,37 @@
+// A PNG whose compressed image data inflates to more than its header's
+// image needs, found before any decoder reads it.
+//
+// Why: libpng, as libvips 8.14 drives it, reads the rows the header calls
+// for and then, at the image's end, inflates whatever compressed data is
+// left to find the stream's end ("IDAT: Too much image data" is only a
+// warning). That tail is out of the task deadline's reach (libvips checks
+// it between regions, libpng does not return meanwhile): a 42 MB upload of
+// a 1x1 PNG whose data inflates to 43 GB held a worker for 84 s of CPU,
+// 20 s past its deadline. zlib inflates the stream here first into a small
+// scratch buffer and stops as soon as the output passes what the header
+// calls for. It costs one inflate of a PNG's data (about 40 ms for the
+// corpus' 8.3 MP PNG). No library bounds this, hence the chunk walk.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace resized::imaging {
+
+/// Bytes of filtered image data (a filter byte per row, Adam7's passes
+/// each in full) a PNG of this header holds; nullopt for a colour type or
+/// bit depth the PNG standard does not define. Pure.
+std::optional<uint64_t> png_image_data_bytes(uint32_t width, uint32_t height,
+                                             int bit_depth, int colour_type,
+                                             bool interlaced);
+
+/// A message when the IDAT stream of `png` inflates to more than its IHDR
+/// calls for plus `slack` bytes (inflating no further than that), nullopt
+/// otherwise: less (cut short), damaged, or not a PNG at all are the
+/// decoder's to judge.
+std::optional<std::string> png_data_overrun(const void* png, size_t size,
+                                            uint64_t slack);
+
+} // namespace resized::imaging
