@@ -1,4 +1,5 @@
-// Fuzzes the imaging header probe: imaging::sniff (pure) and imaging::probe
+// Fuzzes the imaging header probe: imaging::png_data_overrun (the resize's
+// first look at a PNG), imaging::sniff (pure) and imaging::probe
 // (the format's own libvips loader, header only; libjpeg itself for JPEG,
 // checked against libvips' loader) with the default limits.
 // A probe must answer with one of its documented codes, and what it accepts
@@ -13,6 +14,7 @@
 #include "fuzz_support.hpp"
 #include "imaging/jpeg_header.hpp"
 #include "imaging/pipeline.hpp"
+#include "imaging/png_data.hpp"
 
 #include <vips/vips.h>
 
@@ -28,6 +30,12 @@ extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  // The PNG data check the resize runs first (imaging/png_data): safe on
+  // any bytes, and a larger slack never refuses what a smaller one takes.
+  auto tight = imaging::png_data_overrun(data, size, 0);
+  auto loose = imaging::png_data_overrun(data, size, 1024);
+  fuzz::check(!loose || tight, "png_data_overrun: more slack refused more");
+  fuzz::check(!tight || !tight->empty(), "png_data_overrun: empty message");
   auto sniffed = imaging::sniff(data, size);
   const auto& lim = fuzz::default_limits();
   auto res = imaging::probe(data, size, lim);

@@ -768,8 +768,8 @@ int main(int argc, char** argv) {
                       ? std::string{"off"}
                       : fmt::format("on ({} key{})", cfg.auth.api_keys.size(),
                                     cfg.auth.api_keys.size() == 1 ? "" : "s")},
-         {"open_files", open_files == UINT64_MAX ? std::string{"unlimited"}
-                                                 : std::to_string(open_files)},
+         open_files == UINT64_MAX ? log::field{"open_files", "unlimited"}
+                                  : log::field{"open_files", open_files},
          {"pool_size", cfg.resize.pool_size},
          {"huge_pages", huge_pages},
          // With the database and the key prefix: API nodes that are to

@@ -346,10 +346,12 @@ std::vector<std::string> check_ini(const std::string& path,
                          : std::string{"a quoted string, a number, true or "
                                        "false"}));
     } else {
-      errors.push_back(
-          fmt::format("{}: cannot read '{}' ({}); expected [section] or "
-                      "key=value",
-                      where, line, code));
+      errors.push_back(fmt::format(
+          "{}: cannot read '{}' ({}); expected [section] or key=value{}", where,
+          line, code,
+          !line.empty() && line.front() == '#'
+              ? " (comments start with ';' in CAF's INI, not '#')"
+              : ""));
     }
     return errors;
   }

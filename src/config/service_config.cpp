@@ -99,8 +99,8 @@ service_config::service_config() {
       .add(cluster_reconnect_max_ms_, "reconnect-max-ms",
            "worker: longest wait between join attempts (default 5000)")
       .add(cluster_max_pending_, "max-pending-connections",
-           "api: connections to cluster.port that have not said hello yet, "
-           "at most; more are closed at once (default 64)")
+           "api: connections to cluster.port that have not joined as a "
+           "worker yet, at most; more are closed at once (default 64)")
       .add(cluster_lease_ms_, "lease-ms",
            "api, standalone: ms the lease on node-name in Redis lives "
            "unless renewed (default 10000)")
@@ -697,8 +697,10 @@ std::vector<std::string> service_config::load(int argc, char** argv,
               secs))
     h.reply_timeout = std::chrono::milliseconds{secs};
   if (h.reply_timeout >= h.handle_timeout)
-    errors.push_back("http.reply-timeout-ms must be shorter than "
-                     "http.handle-timeout (RESTinio drops the socket then)");
+    errors.push_back(fmt::format(
+        "http.reply-timeout-ms ({} ms) must be shorter than "
+        "http.handle-timeout ({} s; RESTinio drops the socket then)",
+        h.reply_timeout.count(), h.handle_timeout.count()));
   c.range("http.retry-after", http_retry_after_, 1, 3600, h.retry_after);
   if (equals_nocase(http_forwarded_header_, "forwarded"))
     h.forwarded_rfc7239 = true;
@@ -740,9 +742,12 @@ std::vector<std::string> service_config::load(int argc, char** argv,
     // A long poll is answered by wait + reply-timeout at the latest.
     if (h.reply_timeout < h.handle_timeout &&
         h.max_poll_wait + h.reply_timeout >= h.handle_timeout)
-      errors.push_back("http.max-poll-wait plus http.reply-timeout-ms must be "
-                       "shorter than http.handle-timeout (RESTinio drops the "
-                       "socket then)");
+      errors.push_back(fmt::format(
+          "http.max-poll-wait ({} s) plus http.reply-timeout-ms ({} ms) "
+          "must be shorter than http.handle-timeout ({} s; RESTinio drops "
+          "the socket then): lower either, or raise http.handle-timeout",
+          h.max_poll_wait.count(), h.reply_timeout.count(),
+          h.handle_timeout.count()));
   }
 
   auto& r = out.redis;

@@ -40,7 +40,9 @@ namespace {
 // A connection its client reset or left (ECONNRESET, EPIPE, ENOTCONN: a
 // client that timed out, gave up a long poll or an upload, a TCP health
 // check or a port scan, which reset right after connecting) is the
-// client's doing, one line each: debug. The rest (other socket errors,
+// client's doing, one line each: debug; so is one that closed inside its
+// request's head (EOF on the read: a client that gave up, a probe that
+// sent a byte). The rest (other socket errors,
 // handler and write errors) stay errors. "Software caused connection
 // abort" (ECONNABORTED) is what the socket hands RESTinio's read when it
 // has refused a request itself, answered and logged it (a body without a
@@ -50,9 +52,10 @@ namespace {
 log::level restinio_error_level(std::string_view line) {
   if (line.find("] prepare connection error: ") != std::string_view::npos)
     return log::level::debug;
-  for (const char* client_gone : {"Connection reset by peer", "Broken pipe",
-                                  "Transport endpoint is not connected",
-                                  "Software caused connection abort"})
+  for (const char* client_gone :
+       {"Connection reset by peer", "Broken pipe",
+        "Transport endpoint is not connected",
+        "Software caused connection abort", "read socket error: End of file"})
     if (line.find(client_gone) != std::string_view::npos)
       return log::level::debug;
   auto at = line.find("] parser error ");

@@ -858,6 +858,14 @@ BOOST_AUTO_TEST_CASE(connections_reset_at_once_do_not_use_up_the_limit) {
     ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
     ::close(fd);
   }
+  // And clients that close (FIN) inside their request's head: each wrote
+  // "read socket error: End of file" at error level.
+  for (int i = 0; i < 20; ++i) {
+    int fd = connect_loopback(node.port());
+    BOOST_TEST_REQUIRE(fd >= 0);
+    BOOST_TEST_REQUIRE(::send(fd, "G", 1, MSG_NOSIGNAL) == 1);
+    ::close(fd);
+  }
   // On a new connection (behind the resets in the listen queue), with a
   // deadline: a node past its limit never accepts it.
   int fd = connect_loopback(node.port());

@@ -925,6 +925,23 @@ BOOST_AUTO_TEST_CASE(ini_syntax_errors) {
                       "2:11:", {"http.port", "an integer"});
   expect_ini_rejected("[http\nport=5000\n", "1:6:", {"'[http'"});
   expect_ini_rejected("[http]\npo rt=1\n", "2:4:", {"'po rt=1'"});
+  // '#' is the comment of many INI dialects; CAF's is ';'.
+  expect_ini_rejected("# listen\n[http]\nport=5000\n",
+                      "1:", {"'# listen'", "comments start with ';'"});
+}
+
+// The timeouts that must add up say what they add up to.
+BOOST_AUTO_TEST_CASE(timeout_sums_quote_their_values) {
+  auto res = load({"--http.reply-timeout-ms=29999"});
+  BOOST_TEST_REQUIRE(res.errors.size() == 1u, joined(res.errors));
+  BOOST_TEST(res.errors[0] ==
+             "http.max-poll-wait (20 s) plus http.reply-timeout-ms (29999 ms) "
+             "must be shorter than http.handle-timeout (30 s; RESTinio drops "
+             "the socket then): lower either, or raise http.handle-timeout");
+  res = load({"--http.reply-timeout-ms=31000"});
+  BOOST_TEST_REQUIRE(res.errors.size() == 1u, joined(res.errors));
+  BOOST_TEST(res.errors[0].find("(31000 ms)") != std::string::npos);
+  BOOST_TEST(res.errors[0].find("(30 s;") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(ini_line_endings_and_byte_order_mark_are_named) {
