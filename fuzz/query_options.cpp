@@ -2,7 +2,8 @@
 // is a query string, parsed (parse_query_params: split at '&', each
 // parameter through RESTinio's parser), then decoded and resolved against
 // the default options and limits. names_an_option (a JSON submission's
-// check) reads the same text.
+// check) and poll_wait_value (a status poll's) read the same text.
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -18,6 +19,13 @@ using namespace resized;
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view in{reinterpret_cast<const char*>(data), size};
   (void)http::names_an_option(in);
+  // A status poll's query: only wait is read, percent-decoded where the
+  // parameter parses; anything else is no error.
+  auto wait = http::poll_wait_value(in);
+  fuzz::check(wait.ok() || wait.error().code == error_code::invalid_option,
+              "poll_wait_value failed with a code other than invalid_option");
+  if (wait.ok())
+    (void)http::decode_poll_wait(*wait, std::chrono::seconds{20});
   auto params = http::parse_query_params(in);
   if (!params) {
     fuzz::check(params.error().code == error_code::invalid_option,

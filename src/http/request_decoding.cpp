@@ -551,14 +551,29 @@ outcome<std::optional<std::string>> poll_wait_value(std::string_view query) {
   constexpr std::string_view name = "wait";
   std::optional<std::string> found;
   for (auto part : query_parts(query)) {
-    std::optional<std::string> value;
-    if (part == name)
-      value = std::string{};
-    else if (part.size() > name.size() && part.substr(0, name.size()) == name &&
-             part[name.size()] == '=')
-      value = std::string{part.substr(name.size() + 1)};
-    if (!value)
+    auto eq = part.find('=');
+    std::string key{part.substr(0, eq)};
+    std::string written = eq == std::string_view::npos
+                              ? std::string{}
+                              : std::string{part.substr(eq + 1)};
+    // Percent-decoded as an upload's options are (?w%61it=%35 is wait=5)
+    // when the parameter parses; one that does not is left as written (the
+    // rest of a poll's query is not read: a malformed cache buster is no
+    // error).
+    if (eq != std::string_view::npos &&
+        part.find('%') != std::string_view::npos) {
+      auto parsed = restinio::try_parse_query<
+          restinio::parse_query_traits::javascript_compatible>(
+          restinio::string_view_t{part.data(), part.size()});
+      if (parsed && parsed->size() == 1u) {
+        const auto& [n, v] = *parsed->begin();
+        key.assign(n.data(), n.size());
+        written.assign(v.data(), v.size());
+      }
+    }
+    if (key != name)
       continue;
+    std::optional<std::string> value = std::move(written);
     if (found)
       return bad_option("wait is given more than once");
     found = std::move(value);

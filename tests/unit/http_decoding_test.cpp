@@ -1103,6 +1103,14 @@ BOOST_AUTO_TEST_CASE(poll_wait_value_reads_only_wait) {
   BOOST_TEST(value("&wait=1") == "[1]");
   BOOST_TEST(value("x=1&&wait=20&") == "[20]");
   BOOST_TEST(value("wait=abc") == "[abc]"); // refused by decode_poll_wait
+  // Percent-decoded as an upload's options are; a malformed escape is left
+  // as written (refused by decode_poll_wait if it is wait's).
+  BOOST_TEST(value("wait=%35") == "[5]");
+  BOOST_TEST(value("w%61it=5") == "[5]");
+  BOOST_TEST(value("w%61it=%31%30&x=%zz") == "[10]");
+  BOOST_TEST(value("wait=%3") == "[%3]");
+  BOOST_TEST(value("wait=5&w%61it=6") ==
+             "refused: wait is given more than once");
   for (std::string_view other :
        {"nocache", "t=12:00", "q=a+b", "cb=1,2", "a=1;wait=2", "awaits=3",
         "waiting=3", "Wait=3", "%zz", "_=1700000000000"})
