@@ -149,11 +149,12 @@ status_write_bound(const config::service_settings& cfg) {
 // are (in this node's pending set: the next start resumes them, counting
 // the attempt). Returns their tokens; none when they finished meanwhile.
 std::vector<std::string> give_up(caf::actor_system& sys,
-                                 const caf::actor& supervisor) {
+                                 const caf::actor& supervisor,
+                                 bool name_lost = false) {
   std::vector<std::string> tokens;
   caf::scoped_actor self{sys};
   self->request(supervisor, std::chrono::seconds{1},
-                actors::abandon_atom::value)
+                actors::abandon_atom::value, name_lost)
       .receive([&](std::vector<std::string>& t) { tokens = std::move(t); },
                [](caf::error&) {});
   return tokens;
@@ -365,14 +366,15 @@ size_t drain_worker(caf::actor_system& sys, const actors::node_actors& node,
                             const actors::node_actors& node,
                             std::optional<http::server>& srv,
                             const config::service_settings& cfg) {
-  auto tokens = give_up(sys, node.supervisor);
+  auto tokens = give_up(sys, node.supervisor, true);
   answer_held_polls(sys, node.status);
   if (srv)
     srv->stop();
   stop_actor(sys, node.status, status_write_bound(cfg));
-  log::error("stopped: this node's name belongs to another running "
-             "instance; the tasks running here were dropped (the name's "
-             "owner runs its pending tasks)",
+  log::error("stopped: this node lost its name (the lease line before says "
+             "to whom: another instance holding it, or a live API node that "
+             "adopted its tasks); the tasks running here were dropped, and "
+             "that instance or the adopter runs them",
              {{"node", cfg.cluster.node_name},
               {"tasks", tokens.size()},
               {"tokens", comma_list(tokens)},

@@ -45,7 +45,8 @@
 //   backend    → status:     (ping_atom, ping_replier)     Redis PING
 //   main       → supervisor: drain_atom → size_t           stop taking and
 //                            starting tasks; answers tasks still in flight
-//   main       → supervisor: abandon_atom → std::vector<std::string>
+//   main       → supervisor: (abandon_atom, bool name_lost)
+//                            → std::vector<std::string>
 //                            shutdown past the grace: the tokens of the
 //                            tasks in flight, given up (their answers are
 //                            dropped from now on; their records stay in

@@ -1193,11 +1193,12 @@ void reuse_finished(self_ptr self, const std::string& original,
 // The last line about the queue at a shutdown: the tasks still queued
 // never started here; they are in this node's pending set in Redis and run
 // at its next start, or on a live API node that adopts them first (once
-// this node's lease is gone).
+// this node's lease is gone). Not said when the name was lost (the lease
+// actor logged it): they are another instance's or an adopter's then.
 void note_queued_left(self_ptr self) {
   auto& st = self->state;
   auto queued = st.queue.size() + waiting_in_redis(st);
-  if (queued > 0)
+  if (queued > 0 && !st.name_lost)
     log::info("queued tasks not started: they stay in redis and run at "
               "this node's next start, or on a live API node sharing "
               "its redis that adopts them",
@@ -1339,10 +1340,12 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
         st.draining = true;
         return st.running.size() + st.accepting;
       },
-      [=](abandon_atom) {
-        // Past the grace: main exits without waiting for these tasks (it
-        // cannot interrupt libvips) and without stopping this actor.
+      [=](abandon_atom, bool name_lost) {
+        // Past the grace, or the name lost: main exits without waiting for
+        // these tasks (it cannot interrupt libvips) and without stopping
+        // this actor.
         auto& st = self->state;
+        st.name_lost = name_lost;
         st.draining = true;
         st.abandoned = true;
         std::vector<std::string> tokens;

@@ -198,6 +198,9 @@ struct supervisor_state {
   // Past the shutdown grace: the tasks in flight were given up, their
   // answers are dropped (main exits before they would be written).
   bool abandoned = false;
+  // Given up because this node lost its name: its queued tasks are another
+  // instance's or an adopter's, not left for this node's next start.
+  bool name_lost = false;
 
   static inline const char* name = "supervisor";
 };

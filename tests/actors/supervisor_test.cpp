@@ -1258,7 +1258,7 @@ BOOST_AUTO_TEST_CASE(abandoned_tasks_are_named_and_their_answers_dropped) {
   BOOST_TEST(held.next(10s) == running);
   caf::scoped_actor self{sys};
   std::vector<std::string> tokens;
-  self->request(sup, 5s, abandon_atom::value)
+  self->request(sup, 5s, abandon_atom::value, false)
       .receive([&](std::vector<std::string>& t) { tokens = std::move(t); },
                [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
   BOOST_TEST(tokens == std::vector<std::string>{running});
@@ -1428,7 +1428,7 @@ BOOST_AUTO_TEST_CASE(the_gateway_passes_only_a_workers_messages) {
   auto gate = sys.spawn(cluster_gateway, sup);
   caf::scoped_actor self{sys};
   for (auto refused : {caf::make_message(drain_atom::value),
-                       caf::make_message(abandon_atom::value),
+                       caf::make_message(abandon_atom::value, false),
                        caf::make_message(recover_atom::value),
                        caf::make_message(restore_atom::value)}) {
     caf::error err;

@@ -865,11 +865,9 @@ BOOST_AUTO_TEST_CASE(a_node_that_loses_its_name_exits_4) {
         lines_with(log_text, {"level=error", "lease on this node's name lost",
                               "node=lease-lost", "holder=another-instance"}) ==
         1u);
-    BOOST_TEST(lines_with(log_text, {"level=error",
-                                     "stopped: this node's "
-                                     "name belongs to another running "
-                                     "instance",
-                                     "exit_code=4"}) == 1u);
+    BOOST_TEST(
+        lines_with(log_text, {"level=error", "stopped: this node lost its name",
+                              "exit_code=4"}) == 1u);
     BOOST_TEST(lines_with(log_text, {"node name lease released"}) == 0u);
   }
   BOOST_TEST(redis.command("GET resized:node:lease-lost") ==
