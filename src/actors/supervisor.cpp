@@ -816,9 +816,11 @@ void resume_read(self_ptr self, std::vector<state_type::deferred> asked,
       fail(self, std::move(d.record),
            failure{error_code::worker_lost,
                    d.from.empty()
-                       ? "the node restarted and the task's input had expired"
-                       : "its node stopped and the task's input had "
-                         "expired"});
+                       ? "its input was gone from redis when it was to run "
+                         "here (it expired, or redis restarted without it)"
+                       : "its node stopped and its input was gone from "
+                         "redis when it was to run here (it expired, or "
+                         "redis restarted without it)"});
       continue;
     }
     state_type::queued task;

@@ -318,7 +318,10 @@ bool jpeg_data_ends_early(const void* data, size_t size) {
 }
 
 std::optional<probe_info> read_jpeg_header(const void* data, size_t size,
-                                           std::string& error) {
+                                           std::string& error,
+                                           bool* unsupported) {
+  if (unsupported != nullptr)
+    *unsupported = false;
   if (data == nullptr || size == 0) {
     error = "no data";
     return std::nullopt;
@@ -327,6 +330,12 @@ std::optional<probe_info> read_jpeg_header(const void* data, size_t size,
   probe_info out;
   if (!read(r, static_cast<const unsigned char*>(data), size, out)) {
     error = r.err.message[0] != '\0' ? r.err.message : "unreadable header";
+    // A frame type or sample precision this libjpeg build has no decoder
+    // for (libjpeg-turbo 2.1: 8-bit baseline, extended, progressive and
+    // arithmetic only).
+    if (unsupported != nullptr)
+      *unsupported = r.err.pub.msg_code == JERR_SOF_UNSUPPORTED ||
+                     r.err.pub.msg_code == JERR_BAD_PRECISION;
     return std::nullopt;
   }
   return out;

@@ -17,10 +17,13 @@
 namespace resized::imaging {
 
 /// Size, progressive mode and EXIF orientation of a JPEG, or nullopt and a
-/// message (libjpeg's words) when the header cannot be read. Safe on any
-/// bytes and on any thread.
+/// message (libjpeg's words) when the header cannot be read; `unsupported`
+/// (when given) says whether it is a JPEG libjpeg does not decode (12- or
+/// 16-bit samples, lossless or hierarchical) rather than a damaged one.
+/// Safe on any bytes and on any thread.
 std::optional<probe_info> read_jpeg_header(const void* data, size_t size,
-                                           std::string& error);
+                                           std::string& error,
+                                           bool* unsupported = nullptr);
 
 /// Whether libjpeg, decoding `data`, runs out of entropy-coded data: it
 /// meets a marker (EOI, say, appended to a cut file) before the last block

@@ -346,7 +346,14 @@ constexpr size_t max_jpeg_scans = 500;
 /// not libvips' loader.
 outcome<probe_info> read_jpeg(const void* data, size_t size) {
   std::string why;
-  auto jpeg = read_jpeg_header(data, size, why);
+  bool unsupported = false;
+  auto jpeg = read_jpeg_header(data, size, why, &unsupported);
+  if (!jpeg && unsupported)
+    return failure{error_code::unsupported_format,
+                   fmt::format("a JPEG of a kind libjpeg does not decode: {} "
+                               "(8-bit baseline, progressive and "
+                               "arithmetic-coded JPEGs are)",
+                               why)};
   if (!jpeg)
     return failure{error_code::corrupt_image,
                    fmt::format("cannot read the jpeg header: {}", why)};
@@ -397,6 +404,26 @@ outcome<probe_info> read_header(const void* data, size_t size,
     return failure{error_code::unsupported_format,
                    "bytes are not a JPEG, PNG, WebP, GIF, TIFF or HEIF/AVIF "
                    "image"};
+  if (format == input_format::png) {
+    // libvips loads no image with a side over VIPS_MAX_COORD (10,000,000
+    // pixels): its PNG loader fails such a header as if the data were
+    // damaged. Said from the IHDR here, after the pixel limit's own words.
+    if (auto dims = png_dimensions(data, size)) {
+      probe_info declared;
+      declared.width =
+          static_cast<int>(std::min<uint32_t>(dims->first, INT32_MAX));
+      declared.height =
+          static_cast<int>(std::min<uint32_t>(dims->second, INT32_MAX));
+      if (auto too_large = check_pixels(declared, lim))
+        return std::move(*too_large);
+      constexpr uint32_t max_side = 10000000;
+      if (dims->first > max_side || dims->second > max_side)
+        return failure{error_code::image_too_large,
+                       fmt::format("image is {}x{}: a side over {} pixels, "
+                                   "which libvips does not load",
+                                   dims->first, dims->second, max_side)};
+    }
+  }
   auto info = format == input_format::jpeg
                   ? read_jpeg(data, size)
                   : read_vips_header(format, data, size);

@@ -85,6 +85,18 @@ std::optional<uint64_t> png_image_data_bytes(uint32_t width, uint32_t height,
   return static_cast<uint64_t>(total);
 }
 
+std::optional<std::pair<uint32_t, uint32_t>> png_dimensions(const void* png,
+                                                            size_t size) {
+  const auto* p = static_cast<const unsigned char*>(png);
+  if (p == nullptr || size < signature_size + chunk_overhead + ihdr_size ||
+      std::memcmp(p, signature, signature_size) != 0)
+    return std::nullopt;
+  const unsigned char* ihdr = p + signature_size;
+  if (be32(ihdr) != ihdr_size || std::memcmp(ihdr + 4, "IHDR", 4) != 0)
+    return std::nullopt;
+  return std::make_pair(be32(ihdr + 8), be32(ihdr + 12));
+}
+
 std::optional<std::string> png_data_overrun(const void* png, size_t size,
                                             uint64_t slack) {
   const auto* p = static_cast<const unsigned char*>(png);
@@ -116,8 +128,12 @@ std::optional<std::string> png_data_overrun(const void* png, size_t size,
   size_t pos = signature_size;
   while (size - pos >= chunk_overhead) {
     uint64_t length = be32(p + pos);
-    if (length > size - pos - chunk_overhead)
-      break; // does not fit: the decoder's to judge
+    // A chunk cut short (no CRC, or a length past the end): libpng reads
+    // and inflates the data that is there before it finds out, so that
+    // data counts; nothing after it does.
+    bool cut = length > size - pos - chunk_overhead;
+    if (cut)
+      length = size - pos - 8;
     const unsigned char* type = p + pos + 4;
     if (std::memcmp(type, "IEND", 4) == 0)
       break;
@@ -141,6 +157,8 @@ std::optional<std::string> png_data_overrun(const void* png, size_t size,
           return std::nullopt; // damaged: the decoder says how
       }
     }
+    if (cut)
+      break;
     pos += static_cast<size_t>(length) + chunk_overhead;
   }
   return std::nullopt;

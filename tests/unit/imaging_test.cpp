@@ -663,6 +663,29 @@ BOOST_AUTO_TEST_CASE(probe_rejects_pixel_bomb_from_header) {
   require_error(run(png, opts_of(100, 100)), error_code::image_too_large);
 }
 
+// libvips loads no image with a side over 10,000,000 pixels, and its PNG
+// loader failed such a header as damaged data ("corrupt_image ... cut short
+// or damaged") even within limits.max-pixels.
+BOOST_AUTO_TEST_CASE(a_png_side_libvips_cannot_load_is_too_large) {
+  auto tall = bomb_png(1, 12000000);
+  auto info = probe(tall.data(), tall.size(), limits{});
+  BOOST_REQUIRE(!info.ok());
+  BOOST_TEST((info.error().code == error_code::image_too_large));
+  BOOST_TEST(info.error().message ==
+             "image is 1x12000000: a side over 10000000 pixels, which libvips "
+             "does not load");
+  // Over the pixel limit too: that limit's words come first.
+  auto taller = bomb_png(2, 30000000);
+  info = probe(taller.data(), taller.size(), limits{});
+  BOOST_REQUIRE(!info.ok());
+  BOOST_TEST(info.error().message.find("(limits.max-pixels)") !=
+             std::string::npos);
+  // At the side limit the header is libvips' to read, as before.
+  auto at = bomb_png(1, 10000000);
+  info = probe(at.data(), at.size(), limits{});
+  BOOST_TEST(info.ok(), describe(info));
+}
+
 // zTXt and iTXt chunks are cut out before a decoder sees the PNG (libpng
 // inflates them all, without limit); everything else stays, byte for byte.
 BOOST_AUTO_TEST_CASE(compressed_png_text_is_dropped_and_the_rest_kept) {
@@ -740,6 +763,22 @@ BOOST_AUTO_TEST_CASE(png_data_inflating_past_its_image_is_refused) {
   BOOST_TEST(r.error().message == "cannot decode the image: " + *overrun);
   // Within the slack it is the decoder's (libpng warns and decodes it).
   BOOST_TEST(!png_data_overrun(png.data(), png.size(), uint64_t{8} << 20));
+  // The bomb in a last IDAT cut short, which libpng inflates before it
+  // finds the chunk incomplete: without its CRC (and IEND), or with a
+  // length past the end. Both passed the check at first.
+  std::string head = "\x89PNG\r\n\x1A\n";
+  put_chunk(head, "IHDR", ihdr);
+  std::string no_crc = head;
+  put_be32(no_crc, static_cast<uint32_t>(z.size()));
+  no_crc += "IDAT" + z;
+  std::string too_long = head;
+  put_be32(too_long, static_cast<uint32_t>(z.size() + 1000000));
+  too_long += "IDAT" + z;
+  for (const auto* cut : {&no_crc, &too_long}) {
+    BOOST_TEST(png_data_overrun(cut->data(), cut->size(), uint64_t{1} << 20)
+                   .has_value());
+    require_error(run(*cut, opts_of(10, 10)), error_code::corrupt_image);
+  }
   // Not a PNG, or cut short: the decoder's to judge.
   BOOST_TEST(!png_data_overrun("GIF89a", 6, 0));
   BOOST_TEST(!png_data_overrun(png.data(), 40, 0));
@@ -1796,6 +1835,38 @@ BOOST_AUTO_TEST_CASE(the_first_exif_block_counts) {
       BOOST_REQUIRE(vips);
       BOOST_TEST(static_cast<bool>(
                      vips_image_get_orientation_swap(vips.get())) == swap);
+    }
+  }
+}
+
+// JPEGs libjpeg-turbo 2.1 has no decoder for are a format not accepted,
+// not damaged files: unsupported_format, with libjpeg's reason.
+BOOST_AUTO_TEST_CASE(jpeg_kinds_libjpeg_does_not_decode_are_unsupported) {
+  auto jpeg = photo_jpeg(64, 48);
+  auto sof = jpeg.find("\xff\xc0");
+  BOOST_REQUIRE(sof != std::string::npos);
+  struct variant {
+    const char* name;
+    char marker;
+    char precision;
+    const char* says;
+  };
+  for (auto v : {variant{"lossless (SOF3)", '\xc3', 8, "SOF type 0xc3"},
+                 variant{"hierarchical (SOF5)", '\xc5', 8, "SOF type 0xc5"},
+                 variant{"12-bit extended (SOF1)", '\xc1', 12, "precision 12"},
+                 variant{"16-bit", '\xc0', 16, "precision 16"}}) {
+    BOOST_TEST_CONTEXT(v.name) {
+      auto bad = jpeg;
+      bad[sof + 1] = v.marker;
+      bad[sof + 4] = v.precision;
+      auto info = probe(bad.data(), bad.size(), limits{});
+      BOOST_REQUIRE(!info.ok());
+      BOOST_TEST((info.error().code == error_code::unsupported_format));
+      BOOST_TEST(info.error().message.rfind("a JPEG of a kind libjpeg does "
+                                            "not decode: ",
+                                            0) == 0);
+      BOOST_TEST(info.error().message.find(v.says) != std::string::npos,
+                 info.error().message);
     }
   }
 }
