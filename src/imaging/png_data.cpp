@@ -31,6 +31,18 @@ unsigned __int128 rows_bytes(uint64_t width, uint64_t rows, uint64_t bits) {
   return (row + 1) * rows;
 }
 
+/// The IHDR chunk (its length field) of a PNG that starts with one, as the
+/// standard has it; nullptr otherwise.
+const unsigned char* ihdr_of(const unsigned char* p, size_t size) {
+  if (p == nullptr || size < signature_size + chunk_overhead + ihdr_size ||
+      std::memcmp(p, signature, signature_size) != 0)
+    return nullptr;
+  const unsigned char* ihdr = p + signature_size;
+  if (be32(ihdr) != ihdr_size || std::memcmp(ihdr + 4, "IHDR", 4) != 0)
+    return nullptr;
+  return ihdr;
+}
+
 } // namespace
 
 std::optional<uint64_t> png_image_data_bytes(uint32_t width, uint32_t height,
@@ -87,12 +99,8 @@ std::optional<uint64_t> png_image_data_bytes(uint32_t width, uint32_t height,
 
 std::optional<std::pair<uint32_t, uint32_t>> png_dimensions(const void* png,
                                                             size_t size) {
-  const auto* p = static_cast<const unsigned char*>(png);
-  if (p == nullptr || size < signature_size + chunk_overhead + ihdr_size ||
-      std::memcmp(p, signature, signature_size) != 0)
-    return std::nullopt;
-  const unsigned char* ihdr = p + signature_size;
-  if (be32(ihdr) != ihdr_size || std::memcmp(ihdr + 4, "IHDR", 4) != 0)
+  const auto* ihdr = ihdr_of(static_cast<const unsigned char*>(png), size);
+  if (ihdr == nullptr)
     return std::nullopt;
   return std::make_pair(be32(ihdr + 8), be32(ihdr + 12));
 }
@@ -100,11 +108,8 @@ std::optional<std::pair<uint32_t, uint32_t>> png_dimensions(const void* png,
 std::optional<std::string> png_data_overrun(const void* png, size_t size,
                                             uint64_t slack) {
   const auto* p = static_cast<const unsigned char*>(png);
-  if (p == nullptr || size < signature_size + chunk_overhead + ihdr_size ||
-      std::memcmp(p, signature, signature_size) != 0)
-    return std::nullopt;
-  const unsigned char* ihdr = p + signature_size;
-  if (be32(ihdr) != ihdr_size || std::memcmp(ihdr + 4, "IHDR", 4) != 0)
+  const auto* ihdr = ihdr_of(p, size);
+  if (ihdr == nullptr)
     return std::nullopt;
   uint32_t width = be32(ihdr + 8);
   uint32_t height = be32(ihdr + 12);

@@ -855,14 +855,11 @@ BOOST_FIXTURE_TEST_CASE(corrupt_record_is_internal_error, store_fixture) {
              std::string::npos);
 }
 
-// A pending record this build cannot read (a newer build's value, in a
-// rolling upgrade) is skipped: the node's other tasks recover, and it
-// stays in the set for a build that can read it.
-BOOST_FIXTURE_TEST_CASE(an_unreadable_pending_record_is_skipped,
-                        store_fixture) {
-  auto node = "node-" + random_token();
+/// `n` open tasks in `node`'s pending set, each with the input "input".
+std::vector<std::string> open_tasks(task_store& store, const std::string& node,
+                                    int n) {
   std::vector<std::string> tokens;
-  for (int i = 0; i < 3; ++i) {
+  for (int i = 0; i < n; ++i) {
     auto rec = full_record(random_token());
     rec.status = task_status::pending;
     rec.error_code.clear();
@@ -871,6 +868,16 @@ BOOST_FIXTURE_TEST_CASE(an_unreadable_pending_record_is_skipped,
     BOOST_TEST_REQUIRE(store.restore_open(rec, &input, node, 60s).value());
     tokens.push_back(rec.token);
   }
+  return tokens;
+}
+
+// A pending record this build cannot read (a newer build's value, in a
+// rolling upgrade) is skipped: the node's other tasks recover, and it
+// stays in the set for a build that can read it.
+BOOST_FIXTURE_TEST_CASE(an_unreadable_pending_record_is_skipped,
+                        store_fixture) {
+  auto node = "node-" + random_token();
+  auto tokens = open_tasks(store, node, 3);
   redis.command("HSET resized:task:" + tokens[1] + " format jxl");
   for (auto inputs : {pending_inputs::read, pending_inputs::skip}) {
     auto loaded = store.load_pending(node, inputs);
@@ -898,16 +905,7 @@ BOOST_FIXTURE_TEST_CASE(an_unreadable_pending_record_is_skipped,
 BOOST_FIXTURE_TEST_CASE(a_pending_task_whose_record_is_gone_is_reported,
                         store_fixture) {
   auto node = "node-" + random_token();
-  std::vector<std::string> tokens;
-  for (int i = 0; i < 3; ++i) {
-    auto rec = full_record(random_token());
-    rec.status = task_status::pending;
-    rec.error_code.clear();
-    rec.error_message.clear();
-    std::string input = "input";
-    BOOST_TEST_REQUIRE(store.restore_open(rec, &input, node, 60s).value());
-    tokens.push_back(rec.token);
-  }
+  auto tokens = open_tasks(store, node, 3);
   auto skip = [&] {
     auto listed = store.load_pending(node, tokens, pending_inputs::skip);
     BOOST_TEST_REQUIRE(listed.ok(), why(listed));
