@@ -197,9 +197,9 @@ failure refusal_of(const continue_tracker& tracker) {
     return {error_code::headers_too_large,
             fmt::format("the request's header fields are over the limits: "
                         "at most {} fields, names of at most {} bytes, "
-                        "values of at most {} bytes",
+                        "values of at most {} bytes, {} bytes in all",
                         socket_limits.field_count, socket_limits.field_name,
-                        socket_limits.field_value)};
+                        socket_limits.field_value, max_head_bytes)};
   }
 }
 
@@ -310,6 +310,7 @@ int continue_tracker::on_message_begin(http_parser* p) {
   t.in_value_ = false;
   t.expects_continue_ = false;
   t.url_bytes_ = t.name_bytes_ = t.value_bytes_ = t.fields_ = 0;
+  t.head_bytes_ = 0;
   t.body_bytes_ = 0;
   t.chunks_ = 0;
   t.target_.clear();
@@ -336,8 +337,13 @@ int continue_tracker::on_url(http_parser* p, const char* at, size_t n) {
   if (t.target_.size() < kept_target_bytes)
     t.target_.append(at, std::min(n, kept_target_bytes - t.target_.size()));
   t.url_bytes_ += n;
+  t.head_bytes_ += n;
   if (t.limits_.url > 0 && t.url_bytes_ > t.limits_.url) {
     t.refused_ = refusal::url;
+    return 1;
+  }
+  if (t.head_bytes_ > max_head_bytes) {
+    t.refused_ = refusal::headers;
     return 1;
   }
   return 0;
@@ -382,7 +388,8 @@ int continue_tracker::on_header_field(http_parser* p, const char* at,
     t.malformed_why_ = "blanks in a header field name";
     return 1;
   }
-  if (over) {
+  t.head_bytes_ += n;
+  if (over || t.head_bytes_ > max_head_bytes) {
     t.refused_ = refusal::headers;
     return 1;
   }
@@ -405,7 +412,9 @@ int continue_tracker::on_header_value(http_parser* p, const char* at,
   }
   t.in_value_ = true;
   t.value_bytes_ += n;
-  if (t.limits_.field_value > 0 && t.value_bytes_ > t.limits_.field_value) {
+  t.head_bytes_ += n;
+  if ((t.limits_.field_value > 0 && t.value_bytes_ > t.limits_.field_value) ||
+      t.head_bytes_ > max_head_bytes) {
     t.refused_ = refusal::headers;
     return 1;
   }

@@ -79,6 +79,13 @@ struct request_limits {
 /// before RESTinio routed it.
 inline constexpr const char* refused_route = "(refused before routing)";
 
+/// A request's head (target, header names and values) over this: 431.
+/// libhttp-parser fails a head over 80 KiB (HTTP_MAX_HEADER_SIZE, counting
+/// the line ends and separators too) as a parse error, and RESTinio closes
+/// the connection without an answer: whatever the per-field limits allow,
+/// the tracker refuses first, with room for 100 fields' separators.
+inline constexpr size_t max_head_bytes = 64 * 1024;
+
 /// Follows the requests of one connection's incoming byte stream.
 class continue_tracker {
 public:
@@ -245,8 +252,10 @@ private:
   bool lf_due_ = false, cr_due_ = false;
   const char* bad_line_end_why_ = "";
   std::chrono::steady_clock::time_point started_{};
-  // Sizes so far in the current request, as RESTinio counts them.
+  // Sizes so far in the current request, as RESTinio counts them, and the
+  // head's in all (max_head_bytes).
   size_t url_bytes_ = 0, name_bytes_ = 0, value_bytes_ = 0, fields_ = 0;
+  size_t head_bytes_ = 0;
 };
 
 /// RESTinio's stream socket (traits::stream_socket_t): a plain TCP socket

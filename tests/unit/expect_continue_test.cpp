@@ -278,6 +278,31 @@ BOOST_AUTO_TEST_CASE(the_first_refusal_stands) {
   BOOST_TEST((bytewise.refused() == continue_tracker::refusal::body));
 }
 
+// A head within every per-field limit but over max_head_bytes in all, which
+// libhttp-parser would fail as a parse error (closed unanswered): 431.
+BOOST_AUTO_TEST_CASE(a_head_over_its_total_is_refused) {
+  using refusal = continue_tracker::refusal;
+  resized::http::request_limits lim{0, 100000, 1000, 100000, 1000};
+  auto with_fields = [](int n) {
+    std::string out = "GET / HTTP/1.1\r\nHost: x\r\n";
+    for (int i = 0; i < n; ++i)
+      out += "X-" + std::to_string(i) + ": " + std::string(8000, 'v') + "\r\n";
+    return out + "\r\n";
+  };
+  for (auto [fields, expected] :
+       {std::pair{7, refusal::none}, std::pair{9, refusal::headers}}) {
+    auto stream = with_fields(fields);
+    continue_tracker at_once{lim};
+    at_once.feed(stream.data(), stream.size());
+    BOOST_TEST((at_once.refused() == expected), fields << " fields");
+    continue_tracker in_pieces{lim};
+    for (size_t at = 0; at < stream.size(); at += 1000)
+      in_pieces.feed(stream.data() + at,
+                     std::min<size_t>(1000, stream.size() - at));
+    BOOST_TEST((in_pieces.refused() == expected), fields << " fields");
+  }
+}
+
 BOOST_AUTO_TEST_CASE(requests_over_restinio_limits_are_refused) {
   using refusal = continue_tracker::refusal;
   resized::http::request_limits lim{0, 20, 10, 8, 3};
