@@ -408,6 +408,7 @@ outcome<probe_info> read_header(const void* data, size_t size,
     // libvips loads no image with a side over VIPS_MAX_COORD (10,000,000
     // pixels): its PNG loader fails such a header as if the data were
     // damaged. Said from the IHDR here, after the pixel limit's own words.
+    constexpr uint32_t max_side = VIPS_MAX_COORD;
     if (auto dims = png_dimensions(data, size)) {
       probe_info declared;
       declared.width =
@@ -416,7 +417,6 @@ outcome<probe_info> read_header(const void* data, size_t size,
           static_cast<int>(std::min<uint32_t>(dims->second, INT32_MAX));
       if (auto too_large = check_pixels(declared, lim))
         return std::move(*too_large);
-      constexpr uint32_t max_side = 10000000;
       if (dims->first > max_side || dims->second > max_side)
         return failure{error_code::image_too_large,
                        fmt::format("image is {}x{}: a side over {} pixels, "

@@ -7,20 +7,16 @@
 #include <fmt/format.h>
 #include <zlib.h>
 
+#include "imaging/png_chunks.hpp"
+
 namespace resized::imaging {
 
 namespace {
 
-constexpr char signature[] = "\x89PNG\r\n\x1a\n";
-constexpr size_t signature_size = 8;
-// length, type, CRC
-constexpr size_t chunk_overhead = 12;
+using png::be32;
+using png::chunk_overhead;
+using png::signature_size;
 constexpr size_t ihdr_size = 13;
-
-uint32_t be32(const unsigned char* b) {
-  return (uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16) |
-         (uint32_t{b[2]} << 8) | uint32_t{b[3]};
-}
 
 /// Bytes of `rows` filtered rows of `width` pixels of `bits` bits each.
 unsigned __int128 rows_bytes(uint64_t width, uint64_t rows, uint64_t bits) {
@@ -34,8 +30,8 @@ unsigned __int128 rows_bytes(uint64_t width, uint64_t rows, uint64_t bits) {
 /// The IHDR chunk (its length field) of a PNG that starts with one, as the
 /// standard has it; nullptr otherwise.
 const unsigned char* ihdr_of(const unsigned char* p, size_t size) {
-  if (p == nullptr || size < signature_size + chunk_overhead + ihdr_size ||
-      std::memcmp(p, signature, signature_size) != 0)
+  if (size < signature_size + chunk_overhead + ihdr_size ||
+      !png::has_signature(p, size))
     return nullptr;
   const unsigned char* ihdr = p + signature_size;
   if (be32(ihdr) != ihdr_size || std::memcmp(ihdr + 4, "IHDR", 4) != 0)

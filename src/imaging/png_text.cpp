@@ -3,26 +3,16 @@
 #include <cstdint>
 #include <cstring>
 
+#include "imaging/png_chunks.hpp"
+
 namespace resized::imaging {
 
-namespace {
-
-constexpr char signature[] = "\x89PNG\r\n\x1a\n";
-constexpr size_t signature_size = 8;
-// length, type, CRC
-constexpr size_t chunk_overhead = 12;
-
-uint32_t be32(const char* p) {
-  auto b = reinterpret_cast<const unsigned char*>(p);
-  return (uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16) |
-         (uint32_t{b[2]} << 8) | uint32_t{b[3]};
-}
-
-} // namespace
+using png::be32;
+using png::chunk_overhead;
+using png::signature_size;
 
 size_t drop_compressed_png_text(std::string& png) {
-  if (png.size() < signature_size ||
-      std::memcmp(png.data(), signature, signature_size) != 0)
+  if (!png::has_signature(png.data(), png.size()))
     return 0;
   size_t read = signature_size;
   size_t write = signature_size;
