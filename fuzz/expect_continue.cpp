@@ -6,10 +6,14 @@
 // due exactly when it holds one of those bytes. Both trackers have the same
 // limits (body, URL, header sizes and count, from the first byte too), the
 // same API keys (set for every other limit: auth on or off) and must agree
-// on which limit a request broke, or that it had no valid key.
+// on which limit a request broke, or that it had no valid key. With a body
+// limit each takes its bodies from an upload budget of its own, three
+// quarters of that limit (a body between the two is refused busy): once
+// the trackers end, their budgets must hold nothing.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -36,8 +40,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::vector<std::string> keys{"fuzz-key-0123456789",
                                              "other-key-0123456789"};
   const auto* api_keys = (data[0] >> 3) % 2 == 1 ? &keys : nullptr;
+  auto budget = [&]() -> std::shared_ptr<resized::http::upload_budget> {
+    if (limit == 0)
+      return nullptr;
+    return std::make_shared<resized::http::upload_budget>(limit * 3 / 4);
+  };
+  auto bytewise_budget = budget();
+  auto pieces_budget = budget();
   std::vector<bool> due_at(n, false);
-  continue_tracker bytewise{lim, api_keys};
+  auto bytewise_owner =
+      std::make_unique<continue_tracker>(lim, api_keys, bytewise_budget);
+  auto& bytewise = *bytewise_owner;
   for (size_t i = 0; i < n; ++i)
     due_at[i] = bytewise.feed(stream + i, 1);
 
@@ -46,7 +59,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     cuts.push_back(n == 0 ? 0 : data[1 + i] * n / 256);
   std::sort(cuts.begin(), cuts.end());
   cuts.push_back(n);
-  continue_tracker pieces{lim, api_keys};
+  auto pieces_owner =
+      std::make_unique<continue_tracker>(lim, api_keys, pieces_budget);
+  auto& pieces = *pieces_owner;
   size_t from = 0;
   for (size_t cut : cuts) {
     if (cut < from)
@@ -74,5 +89,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     resized::fuzz::check(pieces.key_presented() == bytewise.key_presented(),
                          "whether a key was presented differs from "
                          "byte-by-byte feeding");
+  if (bytewise_budget) {
+    resized::fuzz::check(bytewise_budget->held() == bytewise.budget_held() &&
+                             pieces_budget->held() == pieces.budget_held(),
+                         "a budget holds other bytes than its tracker");
+    bytewise_owner.reset();
+    pieces_owner.reset();
+    resized::fuzz::check(bytewise_budget->held() == 0 &&
+                             pieces_budget->held() == 0,
+                         "an ended tracker's body bytes were not given back");
+  }
   return 0;
 }

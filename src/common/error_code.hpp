@@ -55,6 +55,9 @@ enum class error_code : uint8_t {
                         // Encoding on HTTP/1.0): refused at the header block
   request_timeout,      // 408 a request not received whole within
                         // http.read-timeout: answered, then closed
+  too_many_uploads,     // 503 the request bodies being received hold
+                        // http.max-receiving-bytes: refused at the header
+                        // block, or as the body's bytes arrive
 };
 
 /// Stable snake_case name of `code`, e.g. "invalid_base64".

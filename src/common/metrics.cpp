@@ -372,6 +372,8 @@ struct service_metrics {
   counter& memory_waits;
   gauge& connections;
   counter& connections_refused;
+  gauge& receiving_bytes;
+  counter& uploads_refused;
   gauge_family& build;
 
   explicit service_metrics(registry& r)
@@ -471,6 +473,16 @@ struct service_metrics {
                        "their client address held "
                        "http.max-connections-per-client already.")
                 .unlabelled()),
+        receiving_bytes(r.gauges("resized_http_receiving_bytes",
+                                 "Request body bytes being received now, all "
+                                 "connections together (at most "
+                                 "http.max-receiving-bytes).")
+                            .unlabelled()),
+        uploads_refused(r.counters("resized_http_uploads_refused_total",
+                                   "Requests answered 503 too_many_uploads: "
+                                   "their body did not fit in "
+                                   "http.max-receiving-bytes.")
+                            .unlabelled()),
         build(r.gauges("resized_build_info",
                        "Always 1; its labels name the version and commit of "
                        "this binary and the libvips it runs on.",
@@ -560,6 +572,14 @@ void http_connections(size_t open) {
 
 void http_connection_refused() {
   service().connections_refused.inc();
+}
+
+void http_receiving_bytes(uint64_t held) {
+  service().receiving_bytes.set(static_cast<double>(held));
+}
+
+void http_upload_refused() {
+  service().uploads_refused.inc();
 }
 
 void http_request(std::string_view route, int code, double seconds) {

@@ -287,6 +287,14 @@ void http_connections(size_t open);
 /// resized_http_connections_refused_total.
 void http_connection_refused();
 
+/// Request body bytes being received now (http.max-receiving-bytes):
+/// resized_http_receiving_bytes.
+void http_receiving_bytes(uint64_t held);
+
+/// A request answered 503 too_many_uploads: its body did not fit in
+/// http.max-receiving-bytes. resized_http_uploads_refused_total.
+void http_upload_refused();
+
 /// One HTTP request answered: resized_http_requests_total{route,code},
 /// resized_http_request_duration_seconds{route}. `route` is a route
 /// template ("/api/v1/resize/:token"), never a raw path.

@@ -38,6 +38,11 @@ service_config::service_config() {
       .add(http_max_connections_per_client_, "max-connections-per-client",
            "parallel connections from one client address (an IPv6 /64); "
            "trusted proxies are exempt; 0 = no limit (default 128)")
+      .add(http_max_receiving_bytes_, "max-receiving-bytes",
+           "request body bytes being received at once, all connections "
+           "together; a body that does not fit is answered 503 "
+           "too_many_uploads; at least limits.max-body-bytes (default "
+           "268435456)")
       .add(http_max_url_bytes_, "max-url-bytes", "URL length (default 8192)")
       .add(http_max_header_bytes_, "max-header-bytes",
            "header field length (default 16384)")
@@ -678,6 +683,8 @@ std::vector<std::string> service_config::load(int argc, char** argv,
           h.max_connections);
   c.range("http.max-connections-per-client", http_max_connections_per_client_,
           0, 1000000, h.max_connections_per_client);
+  c.range("http.max-receiving-bytes", http_max_receiving_bytes_, 1024,
+          1ll << 40, h.max_receiving_bytes);
   c.range("http.max-url-bytes", http_max_url_bytes_, 256, 1 << 20,
           h.max_url_bytes);
   c.range("http.max-header-bytes", http_max_header_bytes_, 256, 1 << 20,
@@ -968,6 +975,16 @@ std::vector<std::string> service_config::load(int argc, char** argv,
         "upload of the allowed size could never be queued (503 queue_full "
         "even with an empty queue); lower limits.max-body-bytes too",
         queue_max_bytes_, limits_max_body_bytes_));
+  // A body of the allowed size must fit alone, or it is refused 503
+  // too_many_uploads however idle the node.
+  if (body_ok && http_max_receiving_bytes_ >= 1024 &&
+      http_max_receiving_bytes_ < limits_max_body_bytes_)
+    errors.push_back(fmt::format(
+        "http.max-receiving-bytes ({}) is below limits.max-body-bytes ({}): "
+        "an upload of the allowed size would never fit (503 "
+        "too_many_uploads even with no other upload under way); lower "
+        "limits.max-body-bytes too",
+        http_max_receiving_bytes_, limits_max_body_bytes_));
   c.range("limits.max-pixels", limits_max_pixels_, 1, 1ll << 40,
           out.limits.max_pixels);
   c.range("limits.max-dimension", limits_max_dimension_, 1, 65535,

@@ -50,6 +50,7 @@ private:
   int64_t http_io_threads_ = 2;
   int64_t http_max_connections_ = 1024;
   int64_t http_max_connections_per_client_ = 128;
+  int64_t http_max_receiving_bytes_ = 256ll << 20;
   int64_t http_max_url_bytes_ = 8192;
   int64_t http_max_header_bytes_ = 16384;
   int64_t http_max_header_count_ = 100;

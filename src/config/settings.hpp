@@ -25,7 +25,11 @@ struct http_settings {
   size_t max_connections_per_client = 128; // http.max-connections-per-
                                            // client: from one address (an
                                            // IPv6 /64); 0 = no limit
-  size_t max_url_bytes = 8192;             // http.max-url-bytes
+  // http.max-receiving-bytes: request body bytes being received, all
+  // connections together (upload_budget.hpp); at least
+  // limits.max-body-bytes.
+  uint64_t max_receiving_bytes = 256ull << 20;
+  size_t max_url_bytes = 8192;      // http.max-url-bytes
   size_t max_header_bytes = 16384;  // http.max-header-bytes: per field value
   size_t max_header_count = 100;    // http.max-header-count
   size_t read_buffer_bytes = 65536; // http.read-buffer-bytes: per connection;

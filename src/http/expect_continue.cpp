@@ -86,6 +86,8 @@ std::vector<std::string> socket_api_keys;
 cors_policy socket_cors;
 // Likewise (set_read_timeout).
 std::chrono::seconds socket_read_timeout{30};
+// Likewise (set_upload_budget).
+std::shared_ptr<upload_budget> socket_budget;
 
 // The CORS fields of an answer written here for a request from `origin`
 // ("" when not read), as the server's add_cors() gives them: Vary whenever
@@ -130,6 +132,8 @@ int cap_retry_after = 2;
 // Refusals for the cap come in floods (a client over it keeps opening
 // connections): one line per 10 s, counting the ones since the last.
 log::throttle cap_log{std::chrono::seconds{10}};
+// Likewise for bodies refused for the upload budget.
+log::throttle budget_log{std::chrono::seconds{10}};
 
 // Writes `bytes` on `socket` now, without waiting: what the socket's send
 // buffer does not take is dropped (a client that does not read its answers
@@ -189,6 +193,22 @@ failure refusal_of(const continue_tracker& tracker) {
             fmt::format("the request is malformed ({}): refused, as RFC "
                         "9112 asks",
                         tracker.malformed_why())};
+  case continue_tracker::refusal::busy: {
+    uint64_t capacity = socket_budget ? socket_budget->capacity() : 0;
+    if (tracker.busy_midway())
+      return {error_code::too_many_uploads,
+              fmt::format("this node holds the most request body bytes it "
+                          "takes at once, {} (http.max-receiving-bytes), in "
+                          "uploads under way: this body was refused after {} "
+                          "bytes; send it again after Retry-After",
+                          capacity, tracker.announced())};
+    return {error_code::too_many_uploads,
+            fmt::format("a body of {} bytes does not fit now in the {} bytes "
+                        "of request bodies this node takes at once "
+                        "(http.max-receiving-bytes), held by uploads under "
+                        "way; send it again after Retry-After",
+                        tracker.announced(), capacity)};
+  }
   case continue_tracker::refusal::url:
     return {error_code::uri_too_long,
             fmt::format("the request target is longer than {} bytes",
@@ -237,6 +257,8 @@ std::string logged_refusal(const continue_tracker& tracker,
   auto id =
       tracker.request_id().empty() ? new_request_id() : tracker.request_id();
   auto fields = cors_fields(tracker.origin());
+  if (status == 503) // as every 503 of the server's (responses.cpp)
+    fields += fmt::format("Retry-After: {}\r\n", cap_retry_after);
   if (status == 401) // as the server's own 401 (server.cpp)
     fields += "WWW-Authenticate: Bearer realm=\"resized\"\r\n";
   log_refusal(tracker, id, status, tracker.head() ? 0 : body.size(), why.code);
@@ -249,8 +271,9 @@ continue_tracker::continue_tracker(uint64_t body_limit)
     : continue_tracker(request_limits{body_limit}) {}
 
 continue_tracker::continue_tracker(const request_limits& limits,
-                                   const std::vector<std::string>* api_keys)
-    : api_keys_{api_keys}, limits_{limits} {
+                                   const std::vector<std::string>* api_keys,
+                                   std::shared_ptr<upload_budget> budget)
+    : api_keys_{api_keys}, budget_{std::move(budget)}, limits_{limits} {
   // A field holding a key: "Bearer ", blanks and the longest key. A value
   // cut at this size is longer than any key, blanks aside: never taken
   // for one.
@@ -270,6 +293,16 @@ continue_tracker::continue_tracker(const request_limits& limits,
   settings_.on_message_complete = &continue_tracker::on_message_complete;
   http_parser_settings_init(&ahead_settings_);
   ahead_settings_.on_body = &continue_tracker::on_body_ahead;
+}
+
+continue_tracker::~continue_tracker() {
+  give_back_body();
+}
+
+void continue_tracker::give_back_body() {
+  if (budget_ && held_ > 0)
+    budget_->give_back(held_);
+  held_ = 0;
 }
 
 bool continue_tracker::feed(const char* data, size_t size) {
@@ -503,6 +536,16 @@ int continue_tracker::on_headers_complete(http_parser* p) {
     // the next request, whose own refusal then replaced this one.)
     return -1;
   }
+  // A body that cannot fit in the upload budget now is not read: 503 and
+  // Retry-After instead of "100 Continue". A chunked one must find room
+  // for its first byte. (Its bytes are taken as they arrive, on_body.)
+  if (body && t.budget_ &&
+      !t.budget_->fits(length_known ? p->content_length : 1)) {
+    t.refused_ = refusal::busy;
+    t.announced_ = length_known ? p->content_length : 0;
+    t.chunked_ = !length_known;
+    return -1;
+  }
   if (t.expects_continue_ && http11 && body)
     t.due_ = true;
   return 0;
@@ -537,6 +580,17 @@ int continue_tracker::on_body(http_parser* p, const char*, size_t n) {
     t.chunked_ = true;
     return 1;
   }
+  // The bytes RESTinio is about to append to the request's body.
+  if (t.budget_) {
+    if (!t.budget_->take(n)) {
+      t.refused_ = refusal::busy;
+      t.announced_ = t.body_bytes_ - n;
+      t.chunked_ = (p->flags & F_CHUNKED) != 0;
+      t.busy_midway_ = true;
+      return 1;
+    }
+    t.held_ += n;
+  }
   return 0;
 }
 
@@ -553,6 +607,9 @@ int continue_tracker::on_chunk_header(http_parser* p) {
 int continue_tracker::on_message_complete(http_parser* p) {
   ++self(p).ended_in_feed_;
   self(p).in_request_ = false;
+  // The body is whole: RESTinio hands it to the handler, which decodes it
+  // into the queue (queue.max-bytes counts it from there) or refuses it.
+  self(p).give_back_body();
   return 0;
 }
 
@@ -620,10 +677,14 @@ bool continue_tracker::framing_byte(char c) {
 }
 
 continue_socket::state::state(asio::io_context& io)
-    : socket(io), tracker(socket_limits, &socket_api_keys) {}
+    : socket(io), tracker(socket_limits, &socket_api_keys, socket_budget) {}
 
 void continue_socket::set_cors(const cors_policy& policy) {
   socket_cors = policy;
+}
+
+void continue_socket::set_upload_budget(std::shared_ptr<upload_budget> budget) {
+  socket_budget = std::move(budget);
 }
 
 void continue_socket::set_read_timeout(std::chrono::seconds timeout) {
@@ -773,10 +834,21 @@ bool continue_socket::state::received(const char* data, size_t size) {
     bool stop_restinio =
         tracker.refused() == continue_tracker::refusal::chunks ||
         tracker.refused() == continue_tracker::refusal::unauthorized ||
-        tracker.refused() == continue_tracker::refusal::malformed;
+        tracker.refused() == continue_tracker::refusal::malformed ||
+        tracker.refused() == continue_tracker::refusal::busy;
     if (refused)
       return stop_restinio;
     refused = true;
+    if (tracker.refused() == continue_tracker::refusal::busy) {
+      metrics::http_upload_refused();
+      if (auto count = budget_log.note(0, std::chrono::steady_clock::now()))
+        log::warn("upload refused: the node holds its most request body "
+                  "bytes at once",
+                  {{"held", socket_budget ? socket_budget->held() : 0},
+                   {"limit", socket_budget ? socket_budget->capacity() : 0},
+                   {"refused", count}, // since the last such line
+                   {"log_every_s", budget_log.every_seconds()}});
+    }
     auto answer = logged_refusal(tracker, refusal_of(tracker));
     if (writing || tracker.refused_behind()) {
       // Behind an answer still to be written: it would be taken for that

@@ -54,6 +54,7 @@
 
 #include "common/cors.hpp"
 #include "http/connection_limit.hpp"
+#include "http/upload_budget.hpp"
 
 namespace resized::http {
 
@@ -103,6 +104,9 @@ public:
   /// otherwise (request smuggling). And an HTTP/1.1 request without a
   /// Host field, with more than one, or with one that is not host[:port]
   /// (RFC 9112 §3.2).
+  /// And `busy`: a body that does not fit in the node's upload budget
+  /// (upload_budget.hpp), at its header block (its Content-Length does not
+  /// fit now) or as its bytes arrive.
   enum class refusal {
     none,
     body,
@@ -110,14 +114,19 @@ public:
     headers,
     chunks,
     unauthorized,
-    malformed
+    malformed,
+    busy
   };
 
   /// `body_limit`: the most body bytes the server reads (0 = no limit).
   explicit continue_tracker(uint64_t body_limit = 0);
   /// `api_keys` (null or empty: auth off) must outlive the tracker.
+  /// `budget` (null: none): every body byte read is taken from it, and
+  /// given back when the body is whole or the tracker ends.
   explicit continue_tracker(const request_limits& limits,
-                            const std::vector<std::string>* api_keys = nullptr);
+                            const std::vector<std::string>* api_keys = nullptr,
+                            std::shared_ptr<upload_budget> budget = nullptr);
+  ~continue_tracker();
   continue_tracker(const continue_tracker&) = delete;
   continue_tracker& operator=(const continue_tracker&) = delete;
 
@@ -143,8 +152,13 @@ public:
   /// wait for that answer.
   bool refused_behind() const { return refused_behind_; }
   /// The Content-Length that was too large, or for a chunked body the
-  /// bytes of it received when they passed the limit.
+  /// bytes of it received when they passed the limit. For `busy`: the
+  /// Content-Length refused at the header block, or the body bytes read
+  /// when the next ones did not fit (then `busy_midway()`).
   uint64_t announced() const { return announced_; }
+  bool busy_midway() const { return busy_midway_; }
+  /// The body bytes of the current request taken from the budget.
+  uint64_t budget_held() const { return held_; }
   /// Whether the body that was too large was chunked (no length announced).
   bool chunked() const { return chunked_; }
   /// Whether the request refused as unauthorized presented a key at all.
@@ -188,7 +202,8 @@ private:
   // Returns 1 (stop) when the header just read makes the request
   // malformed.
   int header_done();
-  bool valid_key(); // of the current request (sets key_presented_)
+  bool valid_key();      // of the current request (sets key_presented_)
+  void give_back_body(); // the budget held for the current body
   static int on_body_ahead(http_parser* p, const char* at, size_t n);
   // The offset of the first line end among the framing bytes of the
   // first `seen` of `data` (every byte no body run holds) that
@@ -230,6 +245,9 @@ private:
   // of all chunks of a chunked body).
   uint64_t body_bytes_ = 0;
   uint64_t chunks_ = 0; // of the current request's chunked body
+  std::shared_ptr<upload_budget> budget_;
+  uint64_t held_ = 0; // taken from budget_ for the current body
+  bool busy_midway_ = false;
   // Requests that ended in the bytes of the current feed().
   size_t ended_in_feed_ = 0;
   bool refused_behind_ = false;
@@ -273,6 +291,9 @@ public:
                          uint64_t stated_body_limit);
   /// http.cors-origins, for the CORS fields of the answers written here.
   static void set_cors(const cors_policy& policy);
+  /// The upload budget (http.max-receiving-bytes) every socket made from
+  /// now on takes its bodies' bytes from (null: none).
+  static void set_upload_budget(std::shared_ptr<upload_budget> budget);
   /// http.read-timeout, which the 408 of a request cut off names.
   static void set_read_timeout(std::chrono::seconds timeout);
   /// auth.api-keys (empty: auth off): a request that announces a body
@@ -390,7 +411,7 @@ private:
     uint64_t writes_at_waiting = 0; // ... when waiting_answer was set
     /// Feeds the tracker and writes what is due; true when RESTinio must
     /// be stopped (a refusal only the tracker makes: refusal::chunks,
-    /// refusal::unauthorized and refusal::malformed).
+    /// refusal::unauthorized, refusal::malformed and refusal::busy).
     bool received(const char* data, size_t size);
     void write_waiting_answer();
     // At RESTinio's shutdown of the connection: a request cut off while

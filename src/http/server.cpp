@@ -1064,6 +1064,10 @@ void server::start() {
       h.max_connections_per_client, h.trusted_proxies,
       [](size_t open) { metrics::http_connections(open); });
   continue_socket::set_connection_limit(limit, h.retry_after);
+  continue_socket::set_upload_budget(
+      std::make_shared<upload_budget>(h.max_receiving_bytes, [](uint64_t held) {
+        metrics::http_receiving_bytes(held);
+      }));
   continue_socket::set_cors(h.cors);
   continue_socket::set_api_keys(impl_->cfg.auth.api_keys);
   continue_socket::set_read_timeout(h.read_timeout);

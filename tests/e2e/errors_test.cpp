@@ -427,6 +427,107 @@ BOOST_AUTO_TEST_CASE(chunked_bodies_over_the_limit_are_answered) {
   BOOST_TEST(http_get(small.url("/healthz")).status == 200);
 }
 
+// http.max-receiving-bytes bounds the request body bytes all connections
+// hold while they arrive. A body whose Content-Length does not fit in
+// what is left is answered 503 too_many_uploads at its header block (with
+// "Expect: 100-continue" before a byte of it is sent); a chunked one is
+// refused where its bytes stop fitting. Once the upload holding the room
+// is whole, the same uploads are accepted.
+BOOST_AUTO_TEST_CASE(uploads_past_the_receiving_budget_wait_for_room) {
+  resized_server node(env::get().redis.port(),
+                      {"--limits.max-body-bytes=1048576",
+                       "--http.max-receiving-bytes=1048576",
+                       "--queue.max-bytes=16777216"},
+                      "receiving");
+  auto path = corpus_photo("plasma__Path.jpg");     // 910087 bytes
+  auto autumn = corpus_photo("plasma__Autumn.jpg"); // 744777 bytes
+  auto head = [](size_t length, const std::string& extra) {
+    return fmt::format("POST /api/v1/resize HTTP/1.1\r\nHost: test\r\n"
+                       "Content-Type: image/jpeg\r\nConnection: close\r\n{}"
+                       "Content-Length: {}\r\n\r\n",
+                       extra, length);
+  };
+  auto read_all = [](int fd) {
+    std::string raw;
+    char buf[4096];
+    for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) != 0;) {
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        break;
+      raw.append(buf, static_cast<size_t>(n));
+    }
+    return raw;
+  };
+  // One upload holds 600,000 of the 1,048,576 bytes while it arrives.
+  socket_guard holder{connect_loopback(node.port())};
+  std::string error;
+  BOOST_TEST_REQUIRE(send_all(holder.fd,
+                              head(path.size(), "") + path.substr(0, 600000),
+                              error),
+                     error);
+  BOOST_TEST_REQUIRE(wait_until(
+      [&] { return metric(node, "resized_http_receiving_bytes") == 600000; },
+      std::chrono::seconds{10}));
+  // 744,777 more do not fit: refused unread, instead of "100 Continue".
+  auto refused = send_whole_request(
+      node.port(), head(autumn.size(), "Expect: 100-continue\r\n"));
+  BOOST_TEST(refused.recv_error.empty(), refused.recv_error);
+  auto answer = parse_http_answer(refused.answer);
+  check_error(answer, 503, "too_many_uploads");
+  BOOST_TEST(answer.header("retry-after") == "2");
+  BOOST_TEST(answer.header("connection") == "close");
+  BOOST_TEST(answer.body.find("a body of 744777 bytes does not fit now in "
+                              "the 1048576 bytes") != std::string::npos,
+             answer.body);
+  // A chunked body is admitted (room for its first byte) and refused where
+  // its bytes pass what is left; its client, sending everything before
+  // reading, reads the answer.
+  std::string chunked = "POST /api/v1/resize HTTP/1.1\r\nHost: test\r\n"
+                        "Content-Type: image/jpeg\r\nConnection: close\r\n"
+                        "Transfer-Encoding: chunked\r\n\r\n";
+  for (size_t at = 0; at < 500000; at += 7000) {
+    auto piece = autumn.substr(at, 7000);
+    chunked += fmt::format("{:x}\r\n{}\r\n", piece.size(), piece);
+  }
+  chunked += "0\r\n\r\n";
+  auto cut = send_whole_request(node.port(), chunked);
+  BOOST_TEST(cut.send_error.empty(), cut.send_error);
+  auto cut_answer = parse_http_answer(cut.answer);
+  check_error(cut_answer, 503, "too_many_uploads");
+  BOOST_TEST(cut_answer.header("retry-after") == "2");
+  BOOST_TEST(cut_answer.body.find("this body was refused after") !=
+                 std::string::npos,
+             cut_answer.body);
+  // What the refused chunked body took is given back; the holder's stays.
+  BOOST_TEST(wait_until(
+      [&] { return metric(node, "resized_http_receiving_bytes") == 600000; },
+      std::chrono::seconds{10}));
+  // The holder's upload completes and is accepted; its room is free again.
+  BOOST_TEST_REQUIRE(send_all(holder.fd, path.substr(600000), error), error);
+  auto held = parse_http_answer(read_all(holder.fd));
+  auto first = accepted_token(held);
+  BOOST_TEST_REQUIRE(!first.empty(), held.status << " " << held.body);
+  BOOST_TEST(wait_until(
+      [&] { return metric(node, "resized_http_receiving_bytes") == 0; },
+      std::chrono::seconds{10}));
+  // The upload refused before is accepted now.
+  auto again = http_post(node.url("/api/v1/resize"), autumn, "image/jpeg",
+                         {"Expect: 100-continue"});
+  auto second = accepted_token(again);
+  BOOST_TEST_REQUIRE(!second.empty(), again.status << " " << again.body);
+  finish(node, first);
+  finish(node, second);
+  BOOST_TEST(metric(node, "resized_http_uploads_refused_total") == 2);
+  // One warn line for both (one per 10 s, with a count).
+  BOOST_TEST(lines_with(node.process().log(),
+                        {"upload refused: the node holds its most request "
+                         "body bytes at once",
+                         "limit=1048576"}) == 1u,
+             node.process().log());
+  BOOST_TEST(http_get(node.url("/healthz")).status == 200);
+}
+
 // A chunked body in tiny chunks: RESTinio would keep a 16-byte record per
 // chunk (a memory cost 16 times the body's bytes for one-byte chunks). The
 // socket refuses a body in more than 1024 chunks plus one per KiB of the cap

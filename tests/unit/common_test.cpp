@@ -38,7 +38,7 @@ using namespace resized;
 
 namespace {
 
-constexpr auto last_code = error_code::request_timeout;
+constexpr auto last_code = error_code::too_many_uploads;
 
 std::vector<error_code> all_codes() {
   std::vector<error_code> out;
@@ -134,6 +134,7 @@ BOOST_AUTO_TEST_CASE(error_codes_http_status) {
       {error_code::too_many_connections, 503},
       {error_code::malformed_request, 400},
       {error_code::request_timeout, 408},
+      {error_code::too_many_uploads, 503},
   };
   for (auto [code, status] : expected)
     BOOST_TEST_CONTEXT(to_string(code)) {

@@ -1336,6 +1336,26 @@ BOOST_AUTO_TEST_CASE(queue_holds_at_least_one_upload) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(uploads_under_way_hold_at_least_one_upload) {
+  // A body of limits.max-body-bytes must fit in http.max-receiving-bytes
+  // alone, or it is refused 503 too_many_uploads on an idle node.
+  const std::string message =
+      "http.max-receiving-bytes (1048576) is below limits.max-body-bytes "
+      "(67108864): an upload of the allowed size would never fit (503 "
+      "too_many_uploads even with no other upload under way); lower "
+      "limits.max-body-bytes too";
+  BOOST_TEST(only_error({"--http.max-receiving-bytes=1048576"}) == message);
+  BOOST_TEST(only_error({"--http.max-receiving-bytes=100"}) ==
+             "http.max-receiving-bytes = 100 is out of range [1024, "
+             "1099511627776]");
+  auto at_limit =
+      load({"--http.max-receiving-bytes=1048576",
+            "--limits.max-body-bytes=1048576", "--queue.max-bytes=1048576"});
+  BOOST_TEST(at_limit.errors.empty(), joined(at_limit.errors));
+  BOOST_TEST(at_limit.settings.http.max_receiving_bytes == 1048576u);
+  BOOST_TEST(load({}).settings.http.max_receiving_bytes == 256u << 20);
+}
+
 BOOST_AUTO_TEST_CASE(every_shipped_ini_loads) {
   size_t files = 0;
   for (auto& file :

@@ -254,6 +254,112 @@ BOOST_AUTO_TEST_CASE(a_declared_length_is_held_to_its_own_limit) {
   BOOST_TEST(!read.too_large());
 }
 
+// The upload budget (http.max-receiving-bytes): bytes taken as they fit,
+// given back, never more than the capacity; the gauge sees every change.
+BOOST_AUTO_TEST_CASE(an_upload_budget_holds_at_most_its_capacity) {
+  std::vector<uint64_t> seen;
+  resized::http::upload_budget b{100, [&](uint64_t h) { seen.push_back(h); }};
+  BOOST_TEST(b.fits(100));
+  BOOST_TEST(!b.fits(101));
+  BOOST_TEST(b.take(60));
+  BOOST_TEST(!b.take(41)); // nothing taken
+  BOOST_TEST(b.held() == 60u);
+  BOOST_TEST(b.take(40));
+  BOOST_TEST(!b.fits(1));
+  BOOST_TEST(b.fits(0));
+  b.give_back(70);
+  BOOST_TEST(b.held() == 30u);
+  b.give_back(1000); // more than held: none left, not a wrap-around
+  BOOST_TEST(b.held() == 0u);
+  BOOST_TEST((seen == std::vector<uint64_t>{60, 100, 30, 0}));
+}
+
+// A body is taken from the budget as its bytes are read and given back
+// when it is whole: the next request, or another connection, finds room.
+// A declared length that does not fit now is refused at its header block
+// (no "100 Continue"); bytes that stop fitting are refused where they
+// arrive; the tracker's end gives back what its request held.
+BOOST_AUTO_TEST_CASE(bodies_take_their_bytes_from_the_upload_budget) {
+  auto budget = std::make_shared<resized::http::upload_budget>(1000);
+  resized::http::request_limits lim{1 << 20};
+  auto head = [](size_t length) {
+    return fmt::format("POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue"
+                       "\r\nContent-Length: {}\r\n\r\n",
+                       length);
+  };
+  {
+    continue_tracker a{lim, nullptr, budget};
+    auto h = head(800);
+    BOOST_TEST(a.feed(h.data(), h.size())); // fits: 100 Continue
+    std::string part(600, 'x');
+    a.feed(part.data(), part.size());
+    BOOST_TEST(budget->held() == 600u);
+    BOOST_TEST(a.budget_held() == 600u);
+    // Another connection declaring 500: 400 are left, refused unread.
+    continue_tracker b{lim, nullptr, budget};
+    auto hb = head(500);
+    BOOST_TEST(!b.feed(hb.data(), hb.size()));
+    BOOST_TEST((b.refused() == continue_tracker::refusal::busy));
+    BOOST_TEST(b.announced() == 500u);
+    BOOST_TEST(!b.busy_midway());
+    BOOST_TEST(b.stopped());
+    // The rest of a's body: whole, given back.
+    std::string rest(200, 'x');
+    a.feed(rest.data(), rest.size());
+    BOOST_TEST(budget->held() == 0u);
+    BOOST_TEST((a.refused() == continue_tracker::refusal::none));
+    // Its next request holds its bytes until it ends with the tracker.
+    auto h2 = head(300);
+    BOOST_TEST(a.feed(h2.data(), h2.size()));
+    a.feed(part.data(), 100);
+    BOOST_TEST(budget->held() == 100u);
+  }
+  BOOST_TEST(budget->held() == 0u);
+  // Two bodies admitted together: the one whose bytes stop fitting is
+  // refused there, and what it took is given back at its end.
+  continue_tracker c{lim, nullptr, budget};
+  {
+    continue_tracker d{lim, nullptr, budget};
+    auto h = head(700);
+    BOOST_TEST(c.feed(h.data(), h.size()));
+    BOOST_TEST(d.feed(h.data(), h.size()));
+    std::string piece(400, 'x');
+    c.feed(piece.data(), piece.size());
+    d.feed(piece.data(), piece.size());
+    BOOST_TEST((d.refused() == continue_tracker::refusal::none));
+    d.feed(piece.data(), 250); // 800 held and 250 more: over
+    BOOST_TEST((d.refused() == continue_tracker::refusal::busy));
+    BOOST_TEST(d.busy_midway());
+    BOOST_TEST(d.announced() == 400u);
+    BOOST_TEST(budget->held() == 800u);
+  }
+  BOOST_TEST(budget->held() == 400u);
+  // A chunked body needs room for its first byte at its header block.
+  std::string full(600, 'x');
+  c.feed(full.data(), 300); // c's body whole: nothing held
+  BOOST_TEST(budget->held() == 0u);
+  BOOST_TEST(budget->take(1000));
+  continue_tracker e{lim, nullptr, budget};
+  std::string chunked = "POST / HTTP/1.1\r\nHost: x\r\n"
+                        "Transfer-Encoding: chunked\r\n\r\n";
+  e.feed(chunked.data(), chunked.size());
+  BOOST_TEST((e.refused() == continue_tracker::refusal::busy));
+  BOOST_TEST(e.chunked());
+  budget->give_back(1000);
+  // A request without a body needs no room.
+  BOOST_TEST(budget->take(1000));
+  continue_tracker g{lim, nullptr, budget};
+  std::string get = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  g.feed(get.data(), get.size());
+  BOOST_TEST((g.refused() == continue_tracker::refusal::none));
+  // The body limit's 413 comes before the budget's 503.
+  continue_tracker f{resized::http::request_limits{100}, nullptr, budget};
+  auto hf = head(500);
+  f.feed(hf.data(), hf.size());
+  BOOST_TEST((f.refused() == continue_tracker::refusal::body));
+  budget->give_back(1000);
+}
+
 // RESTinio's other limits: the target over `url`, a name over
 // `field_name`, a value over `field_value` (RESTinio, which refuses one of
 // its limit or more, is given field_value + 1), more than `field_count`
