@@ -372,6 +372,7 @@ struct service_metrics {
   counter& memory_waits;
   gauge& connections;
   counter& connections_refused;
+  counter& connections_shed;
   gauge& receiving_bytes;
   counter& uploads_refused;
   gauge_family& build;
@@ -473,6 +474,13 @@ struct service_metrics {
                        "their client address held "
                        "http.max-connections-per-client already.")
                 .unlabelled()),
+        connections_shed(
+            r.counters("resized_http_connections_shed_total",
+                       "Stalled HTTP connections closed to make room while "
+                       "the node held http.max-connections (nothing "
+                       "received for 2 s, or a header block unfinished "
+                       "after 10 s).")
+                .unlabelled()),
         receiving_bytes(r.gauges("resized_http_receiving_bytes",
                                  "Request body bytes being received now, all "
                                  "connections together (at most "
@@ -572,6 +580,10 @@ void http_connections(size_t open) {
 
 void http_connection_refused() {
   service().connections_refused.inc();
+}
+
+void http_connection_shed() {
+  service().connections_shed.inc();
 }
 
 void http_receiving_bytes(uint64_t held) {

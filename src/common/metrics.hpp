@@ -287,6 +287,10 @@ void http_connections(size_t open);
 /// resized_http_connections_refused_total.
 void http_connection_refused();
 
+/// A stalled connection closed to make room while the node held
+/// http.max-connections: resized_http_connections_shed_total.
+void http_connection_shed();
+
 /// Request body bytes being received now (http.max-receiving-bytes):
 /// resized_http_receiving_bytes.
 void http_receiving_bytes(uint64_t held);

@@ -8,6 +8,8 @@ namespace {
 // it on the same thread (the acceptor's handler of that accept).
 thread_local bool made_here = false;
 
+std::atomic<bool> any_full{false};
+
 } // namespace
 
 bool accept_counter::want_accept(size_t index) noexcept {
@@ -25,6 +27,7 @@ bool accept_counter::want_accept(size_t index) noexcept {
   }
   if (!has_room()) {
     waiting_.push_back(index);
+    any_full = true;
     return false;
   }
   counted_[index] = true;
@@ -49,7 +52,17 @@ bool accept_counter::connection_closed(size_t& index) noexcept {
   // Not counted yet: the acceptor asks for it again (want_accept).
   index = waiting_.back();
   waiting_.pop_back();
+  any_full = !waiting_.empty();
   return true;
+}
+
+bool accept_counter::full() const noexcept {
+  std::lock_guard<std::mutex> lock{lock_};
+  return !waiting_.empty();
+}
+
+bool acceptor_full() noexcept {
+  return any_full.load();
 }
 
 size_t accept_counter::connections() const noexcept {

@@ -21,6 +21,7 @@
 // made into a connection nor given back then was lost, and is given back.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <mutex>
 #include <vector>
@@ -55,6 +56,8 @@ public:
 
   size_t connections() const noexcept;
   size_t accepting() const noexcept;
+  /// Whether a slot waits for room (the node holds http.max-connections).
+  bool full() const noexcept;
 
 private:
   bool has_room() const noexcept { return accepting_ + connections_ < max_; }
@@ -66,6 +69,11 @@ private:
   std::vector<bool> counted_;   // by slot: an accept of it is counted
   std::vector<size_t> waiting_; // slots waiting for room
 };
+
+/// Whether the server's acceptor waits for room now (its accept_counter is
+/// full): the socket layer then closes stalled connections to make some
+/// (continue_socket::shed_stalled). One server per process.
+bool acceptor_full() noexcept;
 
 } // namespace resized::http
 

@@ -134,6 +134,8 @@ int cap_retry_after = 2;
 log::throttle cap_log{std::chrono::seconds{10}};
 // Likewise for bodies refused for the upload budget.
 log::throttle budget_log{std::chrono::seconds{10}};
+// And for connections closed to make room (shed_stalled).
+log::throttle shed_log{std::chrono::seconds{10}};
 
 // Writes `bytes` on `socket` now, without waiting: what the socket's send
 // buffer does not take is dropped (a client that does not read its answers
@@ -361,6 +363,7 @@ int continue_tracker::on_message_begin(http_parser* p) {
   t.key_presented_ = false;
   t.malformed_why_ = "";
   t.in_request_ = true;
+  t.head_complete_ = false;
   t.started_ = std::chrono::steady_clock::now();
   return 0;
 }
@@ -497,6 +500,7 @@ int continue_tracker::header_done() {
 
 int continue_tracker::on_headers_complete(http_parser* p) {
   auto& t = self(p);
+  t.head_complete_ = true;
   if (t.in_value_ && t.header_done() != 0)
     return -1;
   bool http11 = p->http_major > 1 || (p->http_major == 1 && p->http_minor >= 1);
@@ -679,6 +683,97 @@ bool continue_tracker::framing_byte(char c) {
 continue_socket::state::state(asio::io_context& io)
     : socket(io), tracker(socket_limits, &socket_api_keys, socket_budget) {}
 
+namespace {
+
+// The admitted connections, for shed_stalled: entries are added by admit()
+// and removed by the state's destructor. Its lock also guards each state's
+// `strand` and `has_strand`.
+std::mutex registry_mutex;
+
+} // namespace
+
+std::list<std::weak_ptr<continue_socket::state>>& continue_socket::registry() {
+  static std::list<std::weak_ptr<state>> entries;
+  return entries;
+}
+
+continue_socket::state::~state() {
+  if (!enlisted)
+    return;
+  std::lock_guard<std::mutex> lock{registry_mutex};
+  registry().erase(entry);
+}
+
+void continue_socket::state::note_executor(const asio::any_io_executor& ex) {
+  if (has_strand || !enlisted)
+    return;
+  std::lock_guard<std::mutex> lock{registry_mutex};
+  strand = ex;
+  has_strand = true;
+}
+
+bool continue_socket::stalled(const state& st, int64_t now) {
+  if (!st.reading || st.writing || st.shed)
+    return false;
+  if (now - st.quiet_since.load() >= ns_of_duration(shed_quiet))
+    return true;
+  int64_t head = st.head_since.load();
+  return head != 0 && now - head >= ns_of_duration(shed_slow_head);
+}
+
+size_t continue_socket::shed_stalled(std::chrono::steady_clock::time_point t) {
+  int64_t now = ns_of(t);
+  // Every state locked here is released after the lock is: the last
+  // reference's release runs the state's destructor, which takes the lock.
+  std::vector<std::shared_ptr<state>> seen;
+  std::vector<std::pair<std::shared_ptr<state>, asio::any_io_executor>> due;
+  {
+    std::lock_guard<std::mutex> lock{registry_mutex};
+    seen.reserve(registry().size());
+    for (auto& weak : registry()) {
+      seen.push_back(weak.lock());
+      auto& st = seen.back();
+      if (st && st->has_strand && stalled(*st, now))
+        due.emplace_back(st, st->strand);
+    }
+  }
+  for (auto& [st, strand] : due)
+    asio::post(strand, [st = st, now] { st->shed_if_stalled(now); });
+  return due.size();
+}
+
+void continue_socket::state::shed_if_stalled(int64_t now) {
+  // On the connection's strand: nothing of RESTinio's runs meanwhile.
+  if (refused || !socket.is_open() || !stalled(*this, now))
+    return;
+  bool in_request = tracker.in_request() && !tracker.stopped();
+  metrics::http_connection_shed();
+  if (auto count = shed_log.note(0, std::chrono::steady_clock::now()))
+    log::warn("connections closed to make room: the node holds "
+              "http.max-connections and these were stalled",
+              {{"closed", count}, // since the last such line
+               {"quiet_s", static_cast<int64_t>(shed_quiet.count())},
+               {"slow_head_s", static_cast<int64_t>(shed_slow_head.count())},
+               {"log_every_s", shed_log.every_seconds()}});
+  if (in_request) {
+    refused = true; // the close lingers: the client reads the answer
+    write_without_waiting(
+        socket,
+        logged_refusal(
+            tracker,
+            {error_code::request_timeout,
+             fmt::format("the node holds its most connections "
+                         "(http.max-connections) and this request was "
+                         "stalled (nothing for {} s, or its header block "
+                         "unfinished after {} s): closed to make room; send "
+                         "it again, at once",
+                         shed_quiet.count(), shed_slow_head.count())}));
+  }
+  shed = true;
+  asio::error_code ignored;
+  socket.cancel(ignored); // RESTinio's read ends, aborted: it closes
+}
+
 void continue_socket::set_cors(const cors_policy& policy) {
   socket_cors = policy;
 }
@@ -770,16 +865,29 @@ void continue_socket::set_connection_limit(
   cap_retry_after = retry_after;
 }
 
+void continue_socket::enlist() {
+  std::lock_guard<std::mutex> lock{registry_mutex};
+  if (state_->enlisted)
+    return;
+  state_->entry = registry().insert(registry().end(), state_);
+  state_->enlisted = true;
+  state_->quiet_since = now_ns();
+}
+
 bool continue_socket::admit(uint64_t id) {
-  if (!connection_cap)
+  if (!connection_cap) {
+    enlist();
     return true;
+  }
   asio::error_code ec;
   auto peer_endpoint = state_->socket.remote_endpoint(ec);
   if (ec)
     return true; // gone already: RESTinio's first read finds out
   auto peer = to_ip_address(peer_endpoint.address());
-  if (connection_cap->admit(id, peer))
+  if (connection_cap->admit(id, peer)) {
+    enlist();
     return true;
+  }
   metrics::http_connection_refused();
   auto client = address_identity(peer);
   auto limit = connection_cap->per_client();
@@ -829,7 +937,10 @@ void continue_socket::linger(std::shared_ptr<state> st, asio::io_context& io) {
 }
 
 bool continue_socket::state::received(const char* data, size_t size) {
+  quiet_since = now_ns();
   bool interim_due = tracker.feed(data, size);
+  head_since =
+      tracker.in_head() && !tracker.stopped() ? ns_of(tracker.started()) : 0;
   if (tracker.refused() != continue_tracker::refusal::none) {
     bool stop_restinio =
         tracker.refused() == continue_tracker::refusal::chunks ||

@@ -42,8 +42,10 @@
 // is for a refused socket.)
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -170,6 +172,8 @@ public:
   const char* method() const;
   /// Whether a request has begun and not ended (its bytes are arriving).
   bool in_request() const { return in_request_; }
+  /// Whether a request has begun and its header block has not ended.
+  bool in_head() const { return in_request_ && !head_complete_; }
   /// Whether the current request is a HEAD request.
   bool head() const { return parser_.method == HTTP_HEAD; }
   /// The first `kept_target_bytes` of the current request's target, and
@@ -234,6 +238,7 @@ private:
   const char* malformed_why_ = "";
   bool in_value_ = false;
   bool in_request_ = false;
+  bool head_complete_ = false;
   bool expects_continue_ = false;
   bool due_ = false;
   bool stopped_ = false;
@@ -307,6 +312,18 @@ public:
   /// have one more; else the socket has written 503 too_many_connections
   /// and is to be closed (as a refused one: lingering).
   bool admit(uint64_t id);
+
+  /// While the node holds http.max-connections (acceptor_full()), the
+  /// server calls this a few times a second: every admitted connection
+  /// that is stalled at `now` is closed, to make room for the connections
+  /// waiting to be accepted. Stalled: RESTinio waits for its bytes (no
+  /// answer being written or awaited) and none came for shed_quiet, or
+  /// its request's header block began shed_slow_head ago and is not
+  /// whole. A connection idle between requests is closed as a keep-alive
+  /// connection may be (RFC 9112 §9.3); one inside a request is answered
+  /// 408 request_timeout first. Returns how many it closes. Each is closed
+  /// on its own strand, after its state is checked again there.
+  static size_t shed_stalled(std::chrono::steady_clock::time_point now);
   continue_socket(const continue_socket&) = delete;
   continue_socket& operator=(const continue_socket&) = delete;
   // RESTinio's acceptor moves each accepted socket out and accepts the next
@@ -364,12 +381,18 @@ public:
     asio::mutable_buffer first = *asio::buffer_sequence_begin(buffers);
     auto ex = asio::get_associated_executor(handler, get_executor());
     state_->reading = true;
+    state_->note_executor(ex);
     state_->socket.async_read_some(
         buffers,
         asio::bind_executor(
             ex, [st = state_, first, h = std::forward<Handler>(handler)](
                     const asio::error_code& ec, size_t n) mutable {
               st->reading = false;
+              if (st->shed) {
+                // Closed to make room (shed_stalled): RESTinio ends it.
+                h(asio::error::connection_aborted, 0);
+                return;
+              }
               if (!ec && n > 0 &&
                   st->received(static_cast<const char*>(first.data()), n)) {
                 // A limit RESTinio does not know: it ends the
@@ -390,18 +413,44 @@ public:
                      ex, [st = state_, h = std::forward<Handler>(handler)](
                              const asio::error_code& ec, size_t n) mutable {
                        st->writing = false;
+                       st->quiet_since = now_ns();
                        ++st->writes_done;
                        h(ec, n);
                      }));
   }
 
 private:
+  static int64_t ns_of(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               t.time_since_epoch())
+        .count();
+  }
+  static int64_t now_ns() { return ns_of(std::chrono::steady_clock::now()); }
+
   struct state {
     explicit state(asio::io_context& io);
+    ~state();
     socket_type socket;
     continue_tracker tracker;
-    bool writing = false; // one of RESTinio's writes is under way
-    bool reading = false; // one of RESTinio's reads is under way
+    // Read without the strand by shed_stalled, hence atomic.
+    std::atomic<bool> writing{false}; // one of RESTinio's writes is under way
+    std::atomic<bool> reading{false}; // one of RESTinio's reads is under way
+    // Since when no bytes arrived and none were written (steady clock, ns).
+    std::atomic<int64_t> quiet_since{now_ns()};
+    // When the current request's header block began, while it is not whole
+    // (0: none).
+    std::atomic<int64_t> head_since{0};
+    std::atomic<bool> shed{false}; // closed to make room: end RESTinio's read
+    // The executor of RESTinio's reads (the connection's strand), for
+    // shed_stalled; set at the first read, under the registry's lock.
+    asio::any_io_executor strand;
+    bool has_strand = false;
+    // Its entry among the admitted connections (shed_stalled's registry).
+    std::list<std::weak_ptr<state>>::iterator entry;
+    bool enlisted = false;
+    void note_executor(const asio::any_io_executor& ex);
+    // On the strand: closes the connection if it is still stalled.
+    void shed_if_stalled(int64_t now);
     bool refused = false; // a refusal was written, or waits (below)
     // A refusal waiting for the answer to a request before it, written at
     // shutdown (see shutdown()) if RESTinio wrote since (that answer): a
@@ -420,6 +469,15 @@ private:
   };
   /// Reads and drops what a refused connection still sends, then closes it.
   static void linger(std::shared_ptr<state> st, asio::io_context& io);
+  /// Whether `st` is stalled at `now` (see shed_stalled).
+  static bool stalled(const state& st, int64_t now);
+  static std::list<std::weak_ptr<state>>& registry();
+  /// Adds this socket's connection to the registry (admit()).
+  void enlist();
+  template <class Rep, class Period>
+  static int64_t ns_of_duration(std::chrono::duration<Rep, Period> d) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+  }
   asio::io_context* io_;
   std::shared_ptr<state> state_;
 };
@@ -428,6 +486,14 @@ private:
 /// how many are drained at once (beyond that they are closed at once).
 inline constexpr std::chrono::seconds linger_limit{5};
 inline constexpr int max_lingering = 64;
+
+/// When the node holds http.max-connections, a connection that sent
+/// nothing for this long while RESTinio waited for its bytes is closed to
+/// make room (continue_socket::shed_stalled)...
+inline constexpr std::chrono::seconds shed_quiet{2};
+/// ... and so is one whose request's header block began this long ago and
+/// is not whole (a client sending it a byte at a time: "slowloris").
+inline constexpr std::chrono::seconds shed_slow_head{10};
 
 // RESTinio's connection calls these two for its socket type, unqualified
 // (found here by argument-dependent lookup): a plain TCP connection needs no

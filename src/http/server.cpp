@@ -241,8 +241,24 @@ struct server::impl {
   // ETag is the rendered bytes'.
   std::string page_bytes;
   asset page;
+  // Every shed_every while the acceptor waits for room (the node holds
+  // http.max-connections): stalled connections are closed to make it
+  // (continue_socket::shed_stalled). Runs on `io` until `closed`.
+  static constexpr std::chrono::milliseconds shed_every{250};
+  asio::steady_timer shed_timer{io};
 
   impl(const config::service_settings& c, backend& b) : cfg(c), api(b) {}
+
+  void shed_stalled_connections_every_while() {
+    shed_timer.expires_after(shed_every);
+    shed_timer.async_wait([this](const asio::error_code& ec) {
+      if (ec || closed.load())
+        return;
+      if (acceptor_full())
+        continue_socket::shed_stalled(clock_type::now());
+      shed_stalled_connections_every_while();
+    });
+  }
 
   // Renders the page once: the config is validated and libvips probed
   // (imaging::can_write) before the server starts.
@@ -1097,10 +1113,16 @@ void server::start() {
   impl_->running =
       restinio::run_async<traits>(restinio::external_io_context(impl_->io),
                                   std::move(settings), h.io_threads);
+  asio::post(impl_->io,
+             [i = impl_.get()] { i->shed_stalled_connections_every_while(); });
 }
 
 void server::stop() {
   if (impl_ && impl_->running) {
+    asio::post(impl_->io, [i = impl_.get()] {
+      asio::error_code ignored;
+      i->shed_timer.cancel(ignored);
+    });
     impl_->running->stop();
     impl_->running->wait();
     // Kept, not freed: operations still queued on the io_context (a read on

@@ -1056,23 +1056,83 @@ BOOST_AUTO_TEST_CASE(one_address_holds_at_most_its_connections) {
   BOOST_TEST(answered == 16);
 }
 
-// What the cap is for: with none, one address holding every connection
-// leaves other clients unanswered until it lets go.
-BOOST_AUTO_TEST_CASE(without_the_cap_one_address_can_hold_every_connection) {
+// Without the per-client cap one address can fill every connection slot
+// (as eight addresses can with it). While the node holds
+// http.max-connections, connections that are stalled (nothing received
+// for 2 s, or a header block unfinished after 10 s) are closed to make
+// room: a request inside one is answered 408 first, an idle keep-alive
+// connection is closed as such. The client waiting is then answered.
+BOOST_AUTO_TEST_CASE(a_node_full_of_stalled_connections_makes_room) {
   resized_server node(
       env::get().redis.port(),
-      {"--http.max-connections=64", "--http.max-connections-per-client=0"},
+      {"--http.max-connections=32", "--http.max-connections-per-client=0"},
       "no-cap");
+  // Half the slots: half requests ("slowloris"); the other half: idle
+  // keep-alive connections whose request was answered.
   std::vector<int> slow;
-  BOOST_TEST_REQUIRE(open_half_requests(slow, node.port(), "127.0.0.2", 63));
-  // 63 and the connection asking.
-  BOOST_TEST(wait_until(
-      [&] { return metric(node, "resized_http_connections") == 64; }, 10s));
+  BOOST_TEST_REQUIRE(open_half_requests(slow, node.port(), "127.0.0.2", 16));
+  std::vector<int> idle;
+  for (int i = 0; i < 15; ++i) {
+    int fd = connect_loopback(node.port(), "127.0.0.3");
+    BOOST_TEST_REQUIRE(fd >= 0);
+    idle.push_back(fd);
+    std::string error;
+    BOOST_TEST_REQUIRE(
+        send_all(fd, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n", error));
+    std::string got;
+    char buf[4096];
+    while (got.find("\r\n\r\n") == std::string::npos ||
+           got.find("\"ok\"") == std::string::npos) {
+      auto n = ::recv(fd, buf, sizeof buf, 0);
+      BOOST_TEST_REQUIRE(n > 0);
+      got.append(buf, static_cast<size_t>(n));
+    }
+    BOOST_TEST_REQUIRE(parse_http_answer(got).status == 200);
+  }
+  // 31 and the connection asking: full.
+  BOOST_TEST_REQUIRE(wait_until(
+      [&] { return metric(node, "resized_http_connections") == 32; }, 10s));
   BOOST_TEST_REQUIRE(open_half_requests(slow, node.port(), "127.0.0.2", 1));
-  BOOST_TEST(healthz_from(node.port(), "127.0.0.1", 2s) == 0);
-  BOOST_TEST(count_refused(slow) == 0u);
+  // Another client is answered once the stalled ones are closed.
+  auto asked = std::chrono::steady_clock::now();
+  BOOST_TEST(healthz_from(node.port(), "127.0.0.1", 15s) == 200);
+  auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - asked)
+                    .count();
+  BOOST_TEST_MESSAGE("answered after " << waited << " ms");
+  // The half requests were answered 408, saying why.
+  BOOST_TEST(wait_until([&] { return count_refused(slow) >= 16; }, 10s),
+             "closed: " << count_refused(slow));
+  auto answer = parse_http_answer(read_to_end(slow.front()));
+  BOOST_TEST(answer.status == 408);
+  BOOST_TEST(json_string(parse_json(answer.body)["error"], "code") ==
+                 "request_timeout",
+             answer.body);
+  BOOST_TEST(answer.body.find("closed to make room") != std::string::npos,
+             answer.body);
+  // The idle keep-alive connections were closed without an answer.
+  BOOST_TEST(
+      wait_until([&] { return count_refused(idle) == idle.size(); }, 10s));
+  BOOST_TEST(read_to_end(idle.front()).empty());
+  BOOST_TEST(metric(node, "resized_http_connections_shed_total") >= 31);
+  BOOST_TEST(lines_with(node.process().log(),
+                        {"connections closed to make room"}) >= 1u,
+             node.process().log());
   close_all(slow);
-  BOOST_TEST(healthz_from(node.port(), "127.0.0.1") == 200);
+  close_all(idle);
+  // Not full, nothing is closed: a connection quiet for longer than 2 s
+  // keeps its slot and is answered when its request ends.
+  int patient = half_request(node.port(), "127.0.0.2");
+  BOOST_TEST_REQUIRE(patient >= 0);
+  socket_guard guard{patient};
+  BOOST_TEST(wait_until(
+      [&] {
+        auto open = metric(node, "resized_http_connections");
+        return open >= 0 && open <= 2;
+      },
+      10s));
+  BOOST_TEST(!wait_until([&] { return refused_by_server(patient); }, 3s));
+  BOOST_TEST(finish_request(patient) == 200);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
