@@ -13,7 +13,7 @@ struct entry {
 };
 
 // The single table from error code to name and HTTP status.
-constexpr std::array<entry, 34> table{{
+constexpr std::array<entry, 35> table{{
     {error_code::none, "none", 200},
     {error_code::invalid_json, "invalid_json", 400},
     {error_code::missing_image_data, "missing_image_data", 400},
@@ -48,6 +48,7 @@ constexpr std::array<entry, 34> table{{
     {error_code::malformed_request, "malformed_request", 400},
     {error_code::request_timeout, "request_timeout", 408},
     {error_code::too_many_uploads, "too_many_uploads", 503},
+    {error_code::method_not_implemented, "method_not_implemented", 501},
 }};
 
 const entry& lookup(error_code code) {

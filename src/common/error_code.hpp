@@ -43,21 +43,22 @@ enum class error_code : uint8_t {
   store_full, // 503 Redis at maxmemory refused a write (-OOM): it was not
               // made, and the same write again would be refused again
   // -- request errors added later (appended: the numbering stays) ----------
-  client_queue_full,    // 503 this client's share of the queue is taken
-                        // (queue.max-per-client, queue.max-bytes-per-client)
-  origin_not_allowed,   // 403 a CORS preflight from an origin not listed in
-                        // http.cors-origins
-  too_many_connections, // 503 the client's address holds
-                        // http.max-connections-per-client connections
-                        // already: answered before the request is read
-  malformed_request,    // 400 framing a proxy could read otherwise
-                        // (RFC 9112: blanks in a field name, Transfer-
-                        // Encoding on HTTP/1.0): refused at the header block
-  request_timeout,      // 408 a request not received whole within
-                        // http.read-timeout: answered, then closed
-  too_many_uploads,     // 503 the request bodies being received hold
-                        // http.max-receiving-bytes: refused at the header
-                        // block, or as the body's bytes arrive
+  client_queue_full,      // 503 this client's share of the queue is taken
+                          // (queue.max-per-client, queue.max-bytes-per-client)
+  origin_not_allowed,     // 403 a CORS preflight from an origin not listed in
+                          // http.cors-origins
+  too_many_connections,   // 503 the client's address holds
+                          // http.max-connections-per-client connections
+                          // already: answered before the request is read
+  malformed_request,      // 400 framing a proxy could read otherwise
+                          // (RFC 9112: blanks in a field name, Transfer-
+                          // Encoding on HTTP/1.0): refused at the header block
+  request_timeout,        // 408 a request not received whole within
+                          // http.read-timeout: answered, then closed
+  too_many_uploads,       // 503 the request bodies being received hold
+                          // http.max-receiving-bytes: refused at the header
+                          // block, or as the body's bytes arrive
+  method_not_implemented, // 501 a method the HTTP parser does not know
 };
 
 /// Stable snake_case name of `code`, e.g. "invalid_base64".

@@ -211,6 +211,15 @@ failure refusal_of(const continue_tracker& tracker) {
                         "way; send it again after Retry-After",
                         tracker.announced(), capacity)};
   }
+  case continue_tracker::refusal::unknown_method:
+    return {error_code::method_not_implemented,
+            "the request's method is not one HTTP/1.1 defines (this server "
+            "answers GET, HEAD, POST and OPTIONS), or the bytes are not an "
+            "HTTP request"};
+  case continue_tracker::refusal::unparsable:
+    return {error_code::malformed_request,
+            fmt::format("the request cannot be read as HTTP/1.1: {}",
+                        tracker.parse_error())};
   case continue_tracker::refusal::url:
     return {error_code::uri_too_long,
             fmt::format("the request target is longer than {} bytes",
@@ -330,6 +339,17 @@ bool continue_tracker::feed(const char* data, size_t size) {
     refused_ = refusal::malformed;
     malformed_why_ = bad_line_end_why_;
   }
+  // A parse error of the parser's own (the callbacks' errors, HPE_CB_*,
+  // come with a refusal set): RESTinio's parser fails on the same bytes
+  // and closes the connection unanswered; answered here. Bytes after a
+  // request that closed the connection (HPE_CLOSED_CONNECTION) are not a
+  // request: RESTinio closes after that request's answer anyway.
+  auto err = HTTP_PARSER_ERRNO(&parser_);
+  if (refused_ == refusal::none && err != HPE_OK && err != HPE_PAUSED &&
+      err != HPE_CLOSED_CONNECTION &&
+      !(err >= HPE_CB_message_begin && err <= HPE_CB_chunk_complete))
+    refused_ = err == HPE_INVALID_METHOD ? refusal::unknown_method
+                                         : refusal::unparsable;
   if (parser_.upgrade || HTTP_PARSER_ERRNO(&parser_) != HPE_OK ||
       parsed != size || refused_ != refusal::none)
     stopped_ = true; // a refusal is final: the connection ends with it
@@ -364,12 +384,14 @@ int continue_tracker::on_message_begin(http_parser* p) {
   t.malformed_why_ = "";
   t.in_request_ = true;
   t.head_complete_ = false;
+  t.method_known_ = false;
   t.started_ = std::chrono::steady_clock::now();
   return 0;
 }
 
 int continue_tracker::on_url(http_parser* p, const char* at, size_t n) {
   auto& t = self(p);
+  t.method_known_ = true;
   if (t.target_.size() < kept_target_bytes)
     t.target_.append(at, std::min(n, kept_target_bytes - t.target_.size()));
   t.url_bytes_ += n;
@@ -569,7 +591,13 @@ bool continue_tracker::valid_key() {
 }
 
 const char* continue_tracker::method() const {
+  if (!method_known_)
+    return "-";
   return http_method_str(static_cast<http_method>(parser_.method));
+}
+
+const char* continue_tracker::parse_error() const {
+  return http_errno_description(HTTP_PARSER_ERRNO(&parser_));
 }
 
 // RESTinio's restinio_body_cb: the body so far plus this piece, over the

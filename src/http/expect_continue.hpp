@@ -109,6 +109,11 @@ public:
   /// And `busy`: a body that does not fit in the node's upload budget
   /// (upload_budget.hpp), at its header block (its Content-Length does not
   /// fit now) or as its bytes arrive.
+  /// And what libhttp-parser cannot parse, which RESTinio meets by closing
+  /// the connection unanswered: `unknown_method` (a method it does not
+  /// know: 501), `unparsable` (any other parse error: 400; which one in
+  /// parse_error()). Not a connection's bytes after a request that ended
+  /// it ("Connection: close").
   enum class refusal {
     none,
     body,
@@ -117,7 +122,9 @@ public:
     chunks,
     unauthorized,
     malformed,
-    busy
+    busy,
+    unknown_method,
+    unparsable
   };
 
   /// `body_limit`: the most body bytes the server reads (0 = no limit).
@@ -167,15 +174,17 @@ public:
   bool key_presented() const { return key_presented_; }
   /// Why a request was refused as malformed.
   const char* malformed_why() const { return malformed_why_; }
-  /// The current request's method ("GET", "HEAD"...), once its request
-  /// line has begun.
+  /// The parse error of an `unparsable` request (libhttp-parser's words).
+  const char* parse_error() const;
+  /// The current request's method ("GET", "HEAD"...) once read, "-" before
+  /// (or when it is not one libhttp-parser knows).
   const char* method() const;
   /// Whether a request has begun and not ended (its bytes are arriving).
   bool in_request() const { return in_request_; }
   /// Whether a request has begun and its header block has not ended.
   bool in_head() const { return in_request_ && !head_complete_; }
   /// Whether the current request is a HEAD request.
-  bool head() const { return parser_.method == HTTP_HEAD; }
+  bool head() const { return method_known_ && parser_.method == HTTP_HEAD; }
   /// The first `kept_target_bytes` of the current request's target, and
   /// how many bytes of it were read.
   const std::string& target() const { return target_; }
@@ -239,6 +248,7 @@ private:
   bool in_value_ = false;
   bool in_request_ = false;
   bool head_complete_ = false;
+  bool method_known_ = false; // of the current request (its target began)
   bool expects_continue_ = false;
   bool due_ = false;
   bool stopped_ = false;

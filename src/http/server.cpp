@@ -31,10 +31,11 @@ namespace resized::http {
 namespace {
 
 // The level of one of RESTinio's error lines. A parse error is the
-// client's: "HPE_CB_*" is one of RESTinio's limits, which the socket layer
-// has answered and logged (expect_continue.hpp), so debug; other ones are
-// malformed requests, closed without an answer, so info. Anyone can send
-// either: at error level they would fill the error log. A "prepare
+// client's, and the socket layer has answered and logged it (400
+// malformed_request, 501 method_not_implemented, or one of RESTinio's
+// limits, "HPE_CB_*"; expect_continue.hpp), or it is bytes after a
+// request that closed the connection: debug. Anyone can send one: at
+// error level they would fill the error log. A "prepare
 // connection error" is a connection the socket refused for its client's
 // share of connections (expect_continue.hpp), which it logs itself: debug.
 // A connection its client reset or left (ECONNRESET, EPIPE, ENOTCONN: a
@@ -58,11 +59,9 @@ log::level restinio_error_level(std::string_view line) {
         "Software caused connection abort", "read socket error: End of file"})
     if (line.find(client_gone) != std::string_view::npos)
       return log::level::debug;
-  auto at = line.find("] parser error ");
-  if (at == std::string_view::npos)
-    return log::level::error;
-  return line.substr(at).find("] parser error HPE_CB_") == 0 ? log::level::debug
-                                                             : log::level::info;
+  if (line.find("] parser error ") != std::string_view::npos)
+    return log::level::debug;
+  return log::level::error;
 }
 
 // RESTinio's logger slot, fed into the one logging adapter. RESTinio's info

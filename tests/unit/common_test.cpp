@@ -38,7 +38,7 @@ using namespace resized;
 
 namespace {
 
-constexpr auto last_code = error_code::too_many_uploads;
+constexpr auto last_code = error_code::method_not_implemented;
 
 std::vector<error_code> all_codes() {
   std::vector<error_code> out;
@@ -135,6 +135,7 @@ BOOST_AUTO_TEST_CASE(error_codes_http_status) {
       {error_code::malformed_request, 400},
       {error_code::request_timeout, 408},
       {error_code::too_many_uploads, 503},
+      {error_code::method_not_implemented, 501},
   };
   for (auto [code, status] : expected)
     BOOST_TEST_CONTEXT(to_string(code)) {

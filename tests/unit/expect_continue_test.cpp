@@ -159,12 +159,59 @@ BOOST_AUTO_TEST_CASE(stops_after_a_parse_error_or_an_upgrade) {
   BOOST_TEST(!bad.feed("NOT HTTP AT ALL\r\n\r\n", 19));
   auto later = post("Expect: 100-continue\r\n", "abc");
   BOOST_TEST(!bad.feed(later.data(), later.size()));
+  BOOST_TEST(bad.stopped());
 
   continue_tracker upgraded;
   std::string up = "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
                    "Upgrade: websocket\r\n\r\n";
   BOOST_TEST(!upgraded.feed(up.data(), up.size()));
   BOOST_TEST(!upgraded.feed(later.data(), later.size()));
+}
+
+// What libhttp-parser cannot parse, which RESTinio closes unanswered, is
+// refused (the socket answers it): a method it does not know (501), any
+// other parse error (400, with the parser's words), fed at once or byte by
+// byte.
+BOOST_AUTO_TEST_CASE(what_the_parser_cannot_parse_is_refused) {
+  using refusal = continue_tracker::refusal;
+  for (size_t step : {size_t{1}, size_t{1000}}) {
+    BOOST_TEST_CONTEXT("fed " << step << " bytes at a time") {
+      BOOST_TEST((refusal_fed("HELLO\r\n\r\n", step).first ==
+                  refusal::unknown_method));
+      BOOST_TEST(
+          (refusal_fed("BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n", step).first ==
+           refusal::unknown_method));
+      BOOST_TEST((refusal_fed("\x16\x03\x01\x02\x00\x01", step).first ==
+                  refusal::unknown_method)); // a TLS ClientHello
+      for (const char* bad :
+           {"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+            "Content-Length: 2\r\n\r\n",
+            "GET / HTTP/9.9.9\r\nHost: x\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nBad\x01Name: 1\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+            "\r\nzz\r\n"})
+        BOOST_TEST((refusal_fed(bad, step).first == refusal::unparsable), bad);
+      // A request after one that closes the connection is parsed as any
+      // (RESTinio answers the first and closes).
+      BOOST_TEST((refusal_fed("GET / HTTP/1.1\r\nHost: x\r\nConnection: "
+                              "close\r\n\r\nGET / HTTP/1.1\r\nHost: x"
+                              "\r\n\r\n",
+                              step)
+                      .first == refusal::none));
+    }
+  }
+  continue_tracker t;
+  std::string cl = "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n";
+  t.feed(cl.data(), cl.size());
+  BOOST_TEST(std::string{t.parse_error()} ==
+             "invalid character in content-length header");
+  BOOST_TEST(std::string{t.method()} == "GET");
+  BOOST_TEST(t.stopped());
+  continue_tracker m;
+  m.feed("BREW /pot HTTP/1.1\r\n", 20);
+  BOOST_TEST(std::string{m.method()} == "-");
+  BOOST_TEST(!m.head());
 }
 
 // Over the body limit: no interim answer, the tracker says "too large"
