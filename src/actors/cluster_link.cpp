@@ -156,6 +156,19 @@ void join(link_actor_type* self, caf::actor api) {
                    {"retry_ms", wait.count()}});
               return;
             }
+            std::string why;
+            if (is_error(err, cluster_error::heartbeat_too_slow, why)) {
+              // A setting to change here (or there): asked again with
+              // backoff, in case the API node is restarted with another.
+              auto wait = retry_later(self);
+              log::error("join refused: heartbeats too far apart for the API "
+                         "node",
+                         {{"api", endpoint_text(st.cfg.host, st.cfg.port)},
+                          {"node", st.info.name},
+                          {"reason", why},
+                          {"retry_ms", wait.count()}});
+              return;
+            }
             schedule_retry(self,
                            "join refused: " + describe(self->system(), err));
           });

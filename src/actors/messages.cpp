@@ -19,6 +19,8 @@ std::string to_string(cluster_error x) {
     return "name_leaving";
   case cluster_error::protocol_mismatch:
     return "protocol_mismatch";
+  case cluster_error::heartbeat_too_slow:
+    return "heartbeat_too_slow";
   }
   return "unknown";
 }

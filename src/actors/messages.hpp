@@ -177,7 +177,7 @@ using inputs_atom = caf::atom_constant<caf::atom("inputs")>;
 /// limits, probe_info, the enums in them), or a message's elements.
 /// tests/actors/wire_test.cpp holds the layout's fingerprint for each value
 /// and fails until both are updated.
-inline constexpr uint32_t cluster_protocol = 3;
+inline constexpr uint32_t cluster_protocol = 4;
 
 /// Errors of the cluster protocol (category `cluster_error_category`),
 /// rendered alike on every node (announce_message_types).
@@ -191,6 +191,11 @@ enum class cluster_error : uint8_t {
   /// hello_atom refused: the worker speaks another cluster_protocol (a
   /// different build). The context says both builds.
   protocol_mismatch = 3,
+  /// join_atom refused: the worker's heartbeats (cluster.heartbeat-ms)
+  /// are not closer together than the API node's
+  /// cluster.connection-timeout-ms, which would cut its connection again
+  /// and again. The context says both values.
+  heartbeat_too_slow = 4,
 };
 
 inline constexpr caf::atom_value cluster_error_category = caf::atom("resized");
@@ -254,12 +259,16 @@ struct node_info {
   std::string address;    // where it runs (host, for humans)
   uint32_t pool_size = 0; // resize actors it runs at once
   std::string build;      // its version and commit ("0.1.0 (31c78c02d530)")
+  // Its cluster.heartbeat-ms (0: not said): the API node refuses a worker
+  // whose heartbeats are not closer together than its own
+  // cluster.connection-timeout-ms (cluster protocol 4).
+  uint32_t heartbeat_ms = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, node_info& x) {
   return f(caf::meta::type_name("node_info"), x.name, x.address, x.pool_size,
-           x.build);
+           x.build, x.heartbeat_ms);
 }
 
 template <class Inspector>

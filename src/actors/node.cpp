@@ -33,7 +33,8 @@ start_node(caf::actor_system& sys, const config::service_settings& cfg,
     char host[256] = {};
     gethostname(host, sizeof(host) - 1);
     node_info info{cl.node_name, cl.advertise.empty() ? host : cl.advertise,
-                   static_cast<uint32_t>(pool), build};
+                   static_cast<uint32_t>(pool), build,
+                   static_cast<uint32_t>(cl.heartbeat.count())};
     for (const auto& ep : cl.api_nodes) {
       link_config lc;
       lc.host = ep.host;
@@ -79,6 +80,7 @@ start_node(caf::actor_system& sys, const config::service_settings& cfg,
   sup.decode_bytes_per_worker = cfg.resize.decode_bytes_per_worker;
   sup.store_timeout =
       2 * cfg.redis.store.command_timeout + cfg.redis.store.connect_timeout;
+  sup.connection_timeout = cl.connection_timeout;
   sup.recover_at_start = false; // the lease actor says when
   node.supervisor = sys.spawn(supervisor, sup, node.status, node.agent, pool);
   lease_config lc;

@@ -645,6 +645,28 @@ void refuse_protocol(self_ptr self, const caf::actor& sender, uint32_t protocol,
   });
 }
 
+// A worker whose heartbeats are as far apart as this node's connection
+// timeout, or further: CAF's middleman here would cut its connection each
+// time the timeout passes between two heartbeats, and it would join, lose
+// its tasks and join again, with nothing naming the cause. Refused with
+// both values, on both nodes' logs.
+void refuse_heartbeat(self_ptr self, const node_info& info,
+                      caf::response_promise promise) {
+  auto timeout_ms = self->state.cfg.connection_timeout.count();
+  log::error("worker refused: its heartbeats are too far apart",
+             {{"worker", info.name},
+              {"worker_heartbeat_ms", static_cast<int64_t>(info.heartbeat_ms)},
+              {"connection_timeout_ms", static_cast<int64_t>(timeout_ms)}});
+  promise.deliver(make_error(
+      cluster_error::heartbeat_too_slow,
+      fmt::format("this node sends a heartbeat every {} ms "
+                  "(cluster.heartbeat-ms) and the API node cuts a connection "
+                  "silent for {} ms (its cluster.connection-timeout-ms): set "
+                  "this node's cluster.heartbeat-ms below {} (a third of it "
+                  "or less is safe)",
+                  info.heartbeat_ms, timeout_ms, timeout_ms)));
+}
+
 void on_node_down(self_ptr self, const caf::actor_addr& source,
                   const caf::error& reason) {
   auto& st = self->state;
@@ -1394,6 +1416,12 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
           return promise;
         }
         auto& st = self->state;
+        if (info.heartbeat_ms > 0 &&
+            std::chrono::milliseconds{info.heartbeat_ms} >=
+                st.cfg.connection_timeout) {
+          refuse_heartbeat(self, info, promise);
+          return promise;
+        }
         if (auto i = st.nodes.find(info.name); i != st.nodes.end()) {
           if (i->second.agent != agent) {
             refuse_name(self, i->first, i->second, agent, info, promise);

@@ -76,6 +76,9 @@ struct supervisor_config {
   /// cluster port's guard, cluster_guard.hpp).
   std::function<void(const std::string&, uint16_t)> on_joined;
   std::chrono::milliseconds store_timeout{5000}; // accept / recover writes
+  /// cluster.connection-timeout-ms: a worker whose heartbeats are not
+  /// closer together than this is refused at join (heartbeat_too_slow).
+  std::chrono::milliseconds connection_timeout{5000};
   /// Memory budget per resize worker of a node: a node starts a task only
   /// while the decode estimates of its tasks in flight, this one included,
   /// stay within pool size x this (or when it runs nothing). 0 = no budget.

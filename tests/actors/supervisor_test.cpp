@@ -1315,6 +1315,44 @@ BOOST_AUTO_TEST_CASE(
   caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
 }
 
+// A worker whose heartbeats are as far apart as the API node's connection
+// timeout, or further, would be cut off between two of them again and
+// again: refused at join with cluster_error::heartbeat_too_slow naming both
+// values; one whose heartbeats come closer joins, and so does one that
+// does not say (0).
+BOOST_AUTO_TEST_CASE(a_worker_whose_heartbeats_are_too_far_apart_is_refused) {
+  supervisor_config cfg;
+  cfg.connection_timeout = std::chrono::milliseconds{2000};
+  auto sup = start(cfg, 0);
+  auto try_join = [&](const std::string& name, uint32_t heartbeat_ms) {
+    auto worker = sys.spawn(agent, agent_config{1, name});
+    caf::scoped_actor self{sys};
+    caf::error refusal;
+    bool welcomed = false;
+    self->request(sup, 5s, join_atom::value, worker,
+                  node_info{name, "elsewhere", 1, "9.9.9 (x)", heartbeat_ms})
+        .receive([&](welcome_atom) { welcomed = true; },
+                 [&](caf::error& err) { refusal = std::move(err); });
+    return std::make_pair(welcomed, refusal);
+  };
+  for (uint32_t slow : {2000u, 5000u}) {
+    auto [welcomed, refusal] = try_join("slow", slow);
+    BOOST_TEST(!welcomed);
+    std::string why;
+    BOOST_TEST(is_error(refusal, cluster_error::heartbeat_too_slow, why),
+               sys.render(refusal));
+    BOOST_TEST(why.find("a heartbeat every " + std::to_string(slow) + " ms") !=
+                   std::string::npos,
+               why);
+    BOOST_TEST(why.find("silent for 2000 ms") != std::string::npos, why);
+  }
+  BOOST_TEST(view(sup).nodes.empty());
+  BOOST_TEST(try_join("quick", 1999).first);
+  BOOST_TEST(try_join("unsaid", 0).first);
+  BOOST_TEST(view(sup).nodes.size() == 2u);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}
+
 // A node name is an identity: a second agent joining under a name held by
 // a live node is refused with cluster_error::name_taken (the holder's
 // description as context), the holder keeps its task and its entry; once

@@ -29,6 +29,8 @@ const std::vector<std::pair<uint32_t, uint64_t>> known_layouts = {
     {2, 0x0ec7d5ac8b2e5d1c},
     // probe_info.orientation_certain
     {3, 0xbba3567739544960},
+    // node_info.heartbeat_ms, cluster_error::heartbeat_too_slow
+    {4, 0x25e12a4682c941b7},
 };
 
 // FNV-1a, 64 bits: a checksum of test data, not a security boundary.
@@ -89,7 +91,7 @@ std::vector<caf::message> samples() {
   rec.finished_at_ms = 3;
   rec.node = "worker-1";
   rec.attempts = 2;
-  node_info info{"worker-1", "10.0.0.7", 4, "0.1.0 (31c78c02d530)"};
+  node_info info{"worker-1", "10.0.0.7", 4, "0.1.0 (31c78c02d530)", 1000};
   return {
       caf::make_message(hello_atom::value, cluster_protocol,
                         std::string{"0.1.0 (31c78c02d530)"}),
@@ -106,6 +108,8 @@ std::vector<caf::message> samples() {
           caf::error{make_error(cluster_error::name_leaving, "y")}),
       caf::make_message(
           caf::error{make_error(cluster_error::protocol_mismatch, "z")}),
+      caf::make_message(
+          caf::error{make_error(cluster_error::heartbeat_too_slow, "h")}),
       caf::make_message(
           enum_names<imaging::fit_mode>(), enum_names<imaging::output_format>(),
           enum_names<imaging::input_format>(), enum_names<task_status>()),
