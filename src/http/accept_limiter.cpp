@@ -27,7 +27,6 @@ bool accept_counter::want_accept(size_t index) noexcept {
   }
   if (!has_room()) {
     waiting_.push_back(index);
-    any_full = true;
     return false;
   }
   counted_[index] = true;
@@ -40,6 +39,7 @@ void accept_counter::connection_made() noexcept {
   if (accepting_ > 0)
     --accepting_;
   ++connections_;
+  any_full = connections_ >= max_;
   made_here = true;
 }
 
@@ -47,18 +47,18 @@ bool accept_counter::connection_closed(size_t& index) noexcept {
   std::lock_guard<std::mutex> lock{lock_};
   if (connections_ > 0)
     --connections_;
+  any_full = connections_ >= max_;
   if (!has_room() || waiting_.empty())
     return false;
   // Not counted yet: the acceptor asks for it again (want_accept).
   index = waiting_.back();
   waiting_.pop_back();
-  any_full = !waiting_.empty();
   return true;
 }
 
 bool accept_counter::full() const noexcept {
   std::lock_guard<std::mutex> lock{lock_};
-  return !waiting_.empty();
+  return connections_ >= max_;
 }
 
 bool acceptor_full() noexcept {

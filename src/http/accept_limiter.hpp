@@ -56,7 +56,9 @@ public:
 
   size_t connections() const noexcept;
   size_t accepting() const noexcept;
-  /// Whether a slot waits for room (the node holds http.max-connections).
+  /// Whether the node holds http.max-connections connections. (Not "a
+  /// slot waits": with several accept slots, each accept under way counts,
+  /// and a slot waited with one connection to go.)
   bool full() const noexcept;
 
 private:
@@ -70,8 +72,8 @@ private:
   std::vector<size_t> waiting_; // slots waiting for room
 };
 
-/// Whether the server's acceptor waits for room now (its accept_counter is
-/// full): the socket layer then closes stalled connections to make some
+/// Whether the server holds http.max-connections now (its accept_counter
+/// is full): the socket layer then closes stalled connections to make room
 /// (continue_socket::shed_stalled). One server per process.
 bool acceptor_full() noexcept;
 

@@ -596,6 +596,24 @@ const char* continue_tracker::method() const {
   return http_method_str(static_cast<http_method>(parser_.method));
 }
 
+bool continue_tracker::restinio_refuses_too() const {
+  switch (refused_) {
+  case refusal::body:
+  case refusal::url:
+  case refusal::unparsable:
+  case refusal::unknown_method:
+    return true;
+  case refusal::headers:
+    // A field over its limit, or too many; not the head over 64 KiB in
+    // all, which libhttp-parser takes up to 80 KiB. (Found by a review:
+    // RESTinio answered such a request after the 431, and read the
+    // connection's next requests with no tracker watching.)
+    return head_bytes_ <= max_head_bytes;
+  default:
+    return false;
+  }
+}
+
 const char* continue_tracker::parse_error() const {
   return http_errno_description(HTTP_PARSER_ERRNO(&parser_));
 }
@@ -749,7 +767,8 @@ bool continue_socket::stalled(const state& st, int64_t now) {
   return head != 0 && now - head >= ns_of_duration(shed_slow_head);
 }
 
-size_t continue_socket::shed_stalled(std::chrono::steady_clock::time_point t) {
+size_t continue_socket::shed_stalled(std::chrono::steady_clock::time_point t,
+                                     size_t most) {
   int64_t now = ns_of(t);
   // Every state locked here is released after the lock is: the last
   // reference's release runs the state's destructor, which takes the lock.
@@ -764,6 +783,16 @@ size_t continue_socket::shed_stalled(std::chrono::steady_clock::time_point t) {
       if (st && st->has_strand && stalled(*st, now))
         due.emplace_back(st, st->strand);
     }
+  }
+  // The longest quiet first: a pool of keep-alive clients that fills the
+  // limit loses a few of its idle connections a tick, not all at once.
+  if (due.size() > most) {
+    std::partial_sort(due.begin(), due.begin() + static_cast<long>(most),
+                      due.end(), [](const auto& a, const auto& b) {
+                        return a.first->quiet_since.load() <
+                               b.first->quiet_since.load();
+                      });
+    due.resize(most);
   }
   for (auto& [st, strand] : due)
     asio::post(strand, [st = st, now] { st->shed_if_stalled(now); });
@@ -970,11 +999,7 @@ bool continue_socket::state::received(const char* data, size_t size) {
   head_since =
       tracker.in_head() && !tracker.stopped() ? ns_of(tracker.started()) : 0;
   if (tracker.refused() != continue_tracker::refusal::none) {
-    bool stop_restinio =
-        tracker.refused() == continue_tracker::refusal::chunks ||
-        tracker.refused() == continue_tracker::refusal::unauthorized ||
-        tracker.refused() == continue_tracker::refusal::malformed ||
-        tracker.refused() == continue_tracker::refusal::busy;
+    bool stop_restinio = !tracker.restinio_refuses_too();
     if (refused)
       return stop_restinio;
     refused = true;

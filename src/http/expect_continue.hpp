@@ -152,6 +152,12 @@ public:
   bool too_large() const { return refused_ == refusal::body; }
   /// Which limit a request broke (the tracker stops there), or none.
   refusal refused() const { return refused_; }
+  /// Whether RESTinio's own parser refuses the same request (and closes
+  /// the connection after the answers before it): its own limits and
+  /// parse errors. Every other refusal is the tracker's alone (the 64 KiB
+  /// head, chunk count, key, framing, upload budget): RESTinio would read
+  /// and handle the request, so it must be stopped.
+  bool restinio_refuses_too() const;
   /// Whether the tracker stopped (a limit, a parse error, an upgrade).
   bool stopped() const { return stopped_; }
   /// Whether the refused request came after another request that ended in
@@ -324,16 +330,18 @@ public:
   bool admit(uint64_t id);
 
   /// While the node holds http.max-connections (acceptor_full()), the
-  /// server calls this a few times a second: every admitted connection
-  /// that is stalled at `now` is closed, to make room for the connections
-  /// waiting to be accepted. Stalled: RESTinio waits for its bytes (no
-  /// answer being written or awaited) and none came for shed_quiet, or
-  /// its request's header block began shed_slow_head ago and is not
-  /// whole. A connection idle between requests is closed as a keep-alive
-  /// connection may be (RFC 9112 §9.3); one inside a request is answered
-  /// 408 request_timeout first. Returns how many it closes. Each is closed
-  /// on its own strand, after its state is checked again there.
-  static size_t shed_stalled(std::chrono::steady_clock::time_point now);
+  /// server calls this a few times a second: up to `most` of the admitted
+  /// connections that are stalled at `now`, the longest quiet first, are
+  /// closed, to make room for connections that may be waiting to be
+  /// accepted (the acceptor cannot tell). Stalled: RESTinio waits for its
+  /// bytes (no answer being written or awaited) and none came for
+  /// shed_quiet, or its request's header block began shed_slow_head ago
+  /// and is not whole. A connection idle between requests is closed as a
+  /// keep-alive connection may be (RFC 9112 §9.3); one inside a request is
+  /// answered 408 request_timeout first. Returns how many it closes. Each
+  /// is closed on its own strand, after its state is checked again there.
+  static size_t shed_stalled(std::chrono::steady_clock::time_point now,
+                             size_t most);
   continue_socket(const continue_socket&) = delete;
   continue_socket& operator=(const continue_socket&) = delete;
   // RESTinio's acceptor moves each accepted socket out and accepts the next
@@ -469,8 +477,8 @@ private:
     uint64_t writes_done = 0;       // RESTinio's writes completed
     uint64_t writes_at_waiting = 0; // ... when waiting_answer was set
     /// Feeds the tracker and writes what is due; true when RESTinio must
-    /// be stopped (a refusal only the tracker makes: refusal::chunks,
-    /// refusal::unauthorized, refusal::malformed and refusal::busy).
+    /// be stopped (a refusal only the tracker makes: see
+    /// continue_tracker::restinio_refuses_too).
     bool received(const char* data, size_t size);
     void write_waiting_answer();
     // At RESTinio's shutdown of the connection: a request cut off while

@@ -240,21 +240,27 @@ struct server::impl {
   // ETag is the rendered bytes'.
   std::string page_bytes;
   asset page;
-  // Every shed_every while the acceptor waits for room (the node holds
-  // http.max-connections): stalled connections are closed to make it
-  // (continue_socket::shed_stalled). Runs on `io` until `closed`.
+  // Every shed_every while the node holds http.max-connections, up to a
+  // sixteenth of them that are stalled are closed to make room
+  // (continue_socket::shed_stalled). On a strand of its own: io has
+  // several threads, and stop() cancels it from another.
   static constexpr std::chrono::milliseconds shed_every{250};
-  asio::steady_timer shed_timer{io};
+  asio::strand<asio::io_context::executor_type> shed_strand{
+      asio::make_strand(io)};
+  asio::steady_timer shed_timer{shed_strand};
+  std::atomic<bool> shed_stopped{false};
 
   impl(const config::service_settings& c, backend& b) : cfg(c), api(b) {}
 
   void shed_stalled_connections_every_while() {
     shed_timer.expires_after(shed_every);
     shed_timer.async_wait([this](const asio::error_code& ec) {
-      if (ec || closed.load())
+      if (ec || shed_stopped.load() || closed.load())
         return;
       if (acceptor_full())
-        continue_socket::shed_stalled(clock_type::now());
+        continue_socket::shed_stalled(
+            clock_type::now(),
+            std::max<size_t>(1, cfg.http.max_connections / 16));
       shed_stalled_connections_every_while();
     });
   }
@@ -1112,13 +1118,14 @@ void server::start() {
   impl_->running =
       restinio::run_async<traits>(restinio::external_io_context(impl_->io),
                                   std::move(settings), h.io_threads);
-  asio::post(impl_->io,
+  asio::post(impl_->shed_strand,
              [i = impl_.get()] { i->shed_stalled_connections_every_while(); });
 }
 
 void server::stop() {
   if (impl_ && impl_->running) {
-    asio::post(impl_->io, [i = impl_.get()] {
+    impl_->shed_stopped = true;
+    asio::post(impl_->shed_strand, [i = impl_.get()] {
       asio::error_code ignored;
       i->shed_timer.cancel(ignored);
     });

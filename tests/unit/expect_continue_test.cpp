@@ -448,12 +448,22 @@ BOOST_AUTO_TEST_CASE(a_head_over_its_total_is_refused) {
     continue_tracker at_once{lim};
     at_once.feed(stream.data(), stream.size());
     BOOST_TEST((at_once.refused() == expected), fields << " fields");
+    // RESTinio's parser takes such a head: it must be stopped.
+    if (expected == refusal::headers)
+      BOOST_TEST(!at_once.restinio_refuses_too());
     continue_tracker in_pieces{lim};
     for (size_t at = 0; at < stream.size(); at += 1000)
       in_pieces.feed(stream.data() + at,
                      std::min<size_t>(1000, stream.size() - at));
     BOOST_TEST((in_pieces.refused() == expected), fields << " fields");
   }
+  // A field over its own limit RESTinio refuses as well.
+  continue_tracker one{resized::http::request_limits{0, 100, 100, 100, 10}};
+  std::string wide =
+      "GET / HTTP/1.1\r\nHost: x\r\nX: " + std::string(200, 'v') + "\r\n\r\n";
+  one.feed(wide.data(), wide.size());
+  BOOST_TEST((one.refused() == refusal::headers));
+  BOOST_TEST(one.restinio_refuses_too());
 }
 
 BOOST_AUTO_TEST_CASE(requests_over_restinio_limits_are_refused) {
