@@ -777,6 +777,44 @@ BOOST_AUTO_TEST_CASE(a_worker_with_a_name_in_use_is_refused) {
   BOOST_TEST(original.running());
 }
 
+// A worker whose heartbeats are as far apart as the API node's connection
+// timeout would be cut off between two of them, join again and lose its
+// tasks, over and over: refused at join, said on both sides with both
+// values; it keeps asking. A worker with closer heartbeats joins and works.
+BOOST_AUTO_TEST_CASE(a_worker_whose_heartbeats_are_too_far_apart_is_refused) {
+  redis_server redis;
+  api_node api(redis.port(), "api-hb"); // connection timeout 3000 ms
+  worker_process slow(
+      "worker-slow", {api.endpoint()},
+      {"--cluster.heartbeat-ms=3000", "--cluster.connection-timeout-ms=9000"});
+  note_logs({&api.process(), &slow.process()});
+  auto refusals_logged = [&] {
+    return lines_with(api.log(),
+                      {"worker refused: its heartbeats are too far apart",
+                       "worker=worker-slow", "worker_heartbeat_ms=3000",
+                       "connection_timeout_ms=3000"}) >= 2 &&
+           lines_with(slow.log(),
+                      {"join refused: heartbeats too far apart for the API "
+                       "node",
+                       "level=error", "a heartbeat every 3000 ms",
+                       "silent for 3000 ms"}) >= 2;
+  };
+  BOOST_TEST(wait_until(refusals_logged, join_timeout), "API log:\n"
+                                                            << api.log()
+                                                            << "\nworker log:\n"
+                                                            << slow.log());
+  BOOST_TEST(!log_has(slow.log(), "joined API node"));
+  BOOST_TEST(slow.running());
+  BOOST_TEST(get_cluster(api).find("worker-slow") == nullptr);
+  worker_process quick("worker-quick", {api.endpoint()});
+  note_logs({&quick.process()});
+  BOOST_TEST_REQUIRE(wait_listed(api, {"worker-quick"}, join_timeout));
+  auto small = photos_sized(50'000, 200'000);
+  BOOST_TEST_REQUIRE(!small.empty());
+  BOOST_TEST(expect_all_success(api, submit_batch(api, small, 2)).size() == 2u);
+  BOOST_TEST(lines_with(slow.log(), {"resize started"}) == 0u);
+}
+
 // A worker restarted under its own name is not locked out by its old self:
 // after kill -9 (the API node sees the connection close) it is back at
 // once; when its old self is still connected but silent (a lost machine,
