@@ -373,6 +373,7 @@ struct service_metrics {
   gauge& connections;
   counter& connections_refused;
   counter& connections_shed;
+  counter& answers_not_delivered;
   gauge& receiving_bytes;
   counter& uploads_refused;
   gauge_family& build;
@@ -481,6 +482,12 @@ struct service_metrics {
                        "received for 2 s, or a header block unfinished "
                        "after 10 s).")
                 .unlabelled()),
+        answers_not_delivered(
+            r.counters("resized_http_answers_not_delivered_total",
+                       "Answers whose write failed after their access line "
+                       "was written: the client did not read them within "
+                       "http.write-timeout, or left.")
+                .unlabelled()),
         receiving_bytes(r.gauges("resized_http_receiving_bytes",
                                  "Request body bytes being received now, all "
                                  "connections together (at most "
@@ -580,6 +587,10 @@ void http_connections(size_t open) {
 
 void http_connection_refused() {
   service().connections_refused.inc();
+}
+
+void http_answer_not_delivered() {
+  service().answers_not_delivered.inc();
 }
 
 void http_connection_shed() {

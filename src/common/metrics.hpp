@@ -287,6 +287,11 @@ void http_connections(size_t open);
 /// resized_http_connections_refused_total.
 void http_connection_refused();
 
+/// An answer whose write failed after its access line was written (the
+/// client did not read it within http.write-timeout, or left):
+/// resized_http_answers_not_delivered_total.
+void http_answer_not_delivered();
+
 /// A stalled connection closed to make room while the node held
 /// http.max-connections: resized_http_connections_shed_total.
 void http_connection_shed();

@@ -334,7 +334,7 @@ struct server::impl {
       add_headers(resp);
       add_cors(ctx, resp);
       resp.set_content_length(size);
-      finish(std::move(resp));
+      finish(ctx, status, std::move(resp));
       return;
     }
     auto resp = ctx.req->create_response(status_line(status));
@@ -342,7 +342,7 @@ struct server::impl {
     add_headers(resp);
     add_cors(ctx, resp);
     resp.set_body(std::move(body));
-    finish(std::move(resp));
+    finish(ctx, status, std::move(resp));
   }
 
   // CORS (http.cors-origins, common/cors.hpp): a page of a listed origin may
@@ -380,13 +380,31 @@ struct server::impl {
   // handler (and rarely after a 4xx answered there). Such an answer is
   // posted to the io_context instead, and written after the handler
   // returned, as the actors' answers always are.
+  //
+  // The access line was written as the answer was handed over; if its
+  // write then fails (the client does not read it within
+  // http.write-timeout, or left), a second line says it was not delivered.
   template <class Response>
-  void finish(Response&& resp) {
+  void finish(const request_ctx& ctx, int status, Response&& resp) {
+    auto delivered = [id = ctx.id, route = ctx.route,
+                      status](const asio::error_code& ec) {
+      if (!ec)
+        return;
+      metrics::http_answer_not_delivered();
+      log::info("answer not delivered: the connection ended before it was "
+                "written whole",
+                {{"request_id", id},
+                 {"route", route},
+                 {"status", status},
+                 {"error", ec.message()}});
+    };
     if (!in_request_handler) {
-      resp.done();
+      resp.done(std::move(delivered));
       return;
     }
-    asio::post(io, [r = std::forward<Response>(resp)]() mutable { r.done(); });
+    asio::post(io,
+               [r = std::forward<Response>(resp),
+                d = std::move(delivered)]() mutable { r.done(std::move(d)); });
   }
 
   // A body that is not JSON (metrics text, embedded assets).

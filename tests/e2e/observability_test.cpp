@@ -21,6 +21,10 @@
 #include <thread>
 #include <tuple>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -674,6 +678,48 @@ BOOST_AUTO_TEST_CASE(early_refusals_are_logged_and_counted) {
     BOOST_TEST(lines_with(log_text, {"msg=request", "method=-", "status=501",
                                      "code=method_not_implemented"}) >= 1u);
   }
+}
+
+// An answer the client does not read within http.write-timeout is cut
+// off. Its access line was written when it was handed over (status 200);
+// a second line, and resized_http_answers_not_delivered_total, say it was
+// not delivered (before, the log showed a full 200 and nothing else).
+BOOST_AUTO_TEST_CASE(an_answer_not_read_in_time_is_logged_as_not_delivered) {
+  resized_server node(env::get().redis.port(), {"--http.write-timeout=1"},
+                      "write-timeout");
+  // A result of some 20 MB: more than the socket buffers hold.
+  auto token = accepted_token(
+      submit_raw(node, corpus_photo("plasma__Volna_5120x2880.jpg"),
+                 "image/jpeg", "?width=4000&height=4000&mode=fit&format=png"));
+  BOOST_TEST_REQUIRE(!token.empty());
+  auto done = wait_final(node, token, std::chrono::seconds{60});
+  BOOST_TEST_REQUIRE(done.status == "SUCCESS", done.body);
+  auto path = url_path(json_string(parse_json(done.body), "resized_image_url"));
+  // A client with a small receive buffer that never reads.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  BOOST_TEST_REQUIRE(fd >= 0);
+  socket_guard guard{fd};
+  int small = 4096;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(node.port());
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  BOOST_TEST_REQUIRE(
+      ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0);
+  std::string error;
+  BOOST_TEST_REQUIRE(
+      send_all(fd, "GET " + path + " HTTP/1.1\r\nHost: t\r\n\r\n", error));
+  auto cut = [&] {
+    return lines_with(node.process().log(),
+                      {"answer not delivered", "status=200",
+                       "route=/api/v1/images/:name"}) == 1u;
+  };
+  BOOST_TEST(wait_until(cut, std::chrono::seconds{15}), node.process().log());
+  BOOST_TEST(lines_with(node.process().log(), {"msg=request", "status=200",
+                                               "route=/api/v1/images/:name"}) ==
+             1u);
+  BOOST_TEST(metric(node, "resized_http_answers_not_delivered_total") == 1);
 }
 
 BOOST_AUTO_TEST_CASE(readyz_answers_ready_then_store_unavailable) {
