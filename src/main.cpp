@@ -792,6 +792,8 @@ int main(int argc, char** argv) {
       lose_name(sys, *node, srv, cfg);
     log::info("shutting down",
               {{"signal", sig}, {"grace_s", cfg.shutdown_grace.count()}});
+    if (srv)
+      srv->begin_shutdown(); // answers close their connections from here
     if (node->lease) // adopts no other node's tasks from now on
       caf::anon_send(node->lease, actors::drain_atom::value);
     std::vector<std::string> abandoned; // tasks given up past the grace

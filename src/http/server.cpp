@@ -249,6 +249,7 @@ struct server::impl {
       asio::make_strand(io)};
   asio::steady_timer shed_timer{shed_strand};
   std::atomic<bool> shed_stopped{false};
+  std::atomic<bool> shutting_down{false}; // begin_shutdown()
 
   impl(const config::service_settings& c, backend& b) : cfg(c), api(b) {}
 
@@ -334,6 +335,8 @@ struct server::impl {
       add_headers(resp);
       add_cors(ctx, resp);
       resp.set_content_length(size);
+      if (shutting_down.load())
+        resp.connection_close();
       finish(ctx, status, std::move(resp));
       return;
     }
@@ -342,6 +345,8 @@ struct server::impl {
     add_headers(resp);
     add_cors(ctx, resp);
     resp.set_body(std::move(body));
+    if (shutting_down.load())
+      resp.connection_close();
     finish(ctx, status, std::move(resp));
   }
 
@@ -1138,6 +1143,11 @@ void server::start() {
                                   std::move(settings), h.io_threads);
   asio::post(impl_->shed_strand,
              [i = impl_.get()] { i->shed_stalled_connections_every_while(); });
+}
+
+void server::begin_shutdown() {
+  if (impl_)
+    impl_->shutting_down = true;
 }
 
 void server::stop() {

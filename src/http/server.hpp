@@ -18,6 +18,11 @@ public:
   /// Binds and starts the io threads; throws std::exception on failure.
   void start();
 
+  /// The node is shutting down (SIGTERM): every answer from now on says
+  /// `Connection: close` and ends its connection, so that keep-alive
+  /// clients open their next one elsewhere instead of finding it cut.
+  void begin_shutdown();
+
   /// Stops accepting, closes connections and joins the io threads.
   void stop();
 

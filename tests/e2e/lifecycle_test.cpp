@@ -477,6 +477,8 @@ BOOST_AUTO_TEST_CASE(a_node_past_its_grace_exits_without_waiting_for_libvips) {
       }
       auto held = poll.get();
       BOOST_TEST(held.status == 200, held.error);
+      // Answered while shutting down: the connection ends with it.
+      BOOST_TEST(held.header("connection") == "close");
       BOOST_TEST(json_string(parse_json(held.body), "status") == "IN_PROGRESS",
                  held.body);
       // Its record stays as it was in Redis, for the next start.
