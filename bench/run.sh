@@ -50,7 +50,8 @@
 # 4. --profile: perf record of resized during one JSON run; top entries;
 #    then perf record -a during raw_pipeline and during a raw-bytes run,
 #    samples per thread name side by side (where the extra CPU goes).
-# 5. Appends a dated section to bench/RESULTS.md (unless --no-results).
+# 5. Appends a dated section to bench/results/runs-<year>-<month>.md (unless
+#    --no-results); bench/RESULTS.md, written by hand, cites runs by date.
 # Logs, CSVs and profiles go to build-bench/runs/<timestamp>/.
 #
 # Redis: a private redis-server per resized start, on a free loopback port,
@@ -609,8 +610,14 @@ echo; echo "per-stage (from /metrics deltas):"; echo "$stages"
 [[ -n $prof_top ]] && { echo; echo "perf top (dso, symbol):"; echo "$prof_top" | head -20; }
 [[ -n $prof_system ]] && { echo; echo "$prof_system"; }
 
-# -- 5. RESULTS.md ----------------------------------------------------------------------
+# -- 5. bench/results/runs-<year>-<month>.md ---------------------------------------------
 if ((write_results)); then
+  runs_file=$here/results/runs-$(date -u +%Y-%m).md
+  if [[ ! -e $runs_file ]]; then
+    mkdir -p "$here/results"
+    printf '# Benchmark runs, %s\n\nEvery `bench/run.sh` run'"'"'s full output as it appended it, oldest first. `../RESULTS.md` cites them by date.\n' \
+      "$(date -u +%Y-%m)" >"$runs_file"
+  fi
   {
     echo
     echo "## Run $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -668,6 +675,6 @@ if ((write_results)); then
     echo '```'
     printf '%s\n' "${cmds[@]}" | awk '!seen[$0]++' | sed "s#$corpus#$corpus_shown#g; s#$root/##g"
     echo '```'
-  } >>"$here/RESULTS.md"
-  log "appended to bench/RESULTS.md"
+  } >>"$runs_file"
+  log "appended to ${runs_file#"$root"/}"
 fi

@@ -93,8 +93,8 @@ uint64_t work_count();
 /// load the bodies and inputs freed a moment ago are allocated again at
 /// once, and pages given back are faulted in again, zeroed, one by one:
 /// where a page fault is dear, keeping them (with the larger mmap
-/// threshold and heap top) gave 6-15 % more throughput (bench/RESULTS.md,
-/// session 22). Once the work stops, the next look returns them. Stops (and
+/// threshold and heap top) gave 6-15 % more throughput
+/// (bench/results/sessions.md, session 22). Once the work stops, the next look returns them. Stops (and
 /// joins) on destruction.
 class trimmer {
 public:
