@@ -59,6 +59,19 @@ body_kind classify_content_type(std::string_view content_type) {
   return body_kind::unsupported;
 }
 
+std::string coding_other_than_identity(std::string_view field_value) {
+  while (!field_value.empty()) {
+    auto comma = field_value.find(',');
+    auto coding = trim_blanks(field_value.substr(0, comma));
+    if (!coding.empty() && !equals_nocase(coding, "identity"))
+      return excerpt(coding);
+    if (comma == std::string_view::npos)
+      break;
+    field_value.remove_prefix(comma + 1);
+  }
+  return {};
+}
+
 outcome<imaging::resize_options> resolve_options(
     const option_values& given, const imaging::resize_options& defaults,
     const imaging::limits& lim, bool (*can_write)(imaging::output_format)) {

@@ -21,6 +21,12 @@ enum class body_kind { json, raw, unsupported };
 /// including a missing header, is unsupported.
 body_kind classify_content_type(std::string_view content_type);
 
+/// The first content coding other than identity in one Content-Encoding
+/// field value (a comma-separated list, RFC 9110 8.4), as a short printable
+/// excerpt for a message, or empty if it names none. A request may carry
+/// the field more than once: each is to be read (the codings of all apply).
+std::string coding_other_than_identity(std::string_view field_value);
+
 /// Options as given by a client, before defaults are applied.
 struct option_values {
   std::optional<int64_t> width;

@@ -616,6 +616,21 @@ struct server::impl {
     if (!check_key(ctx))
       return restinio::request_accepted();
     auto ct = req->header().opt_value_of(restinio::http_field::content_type);
+    // Content-Type is no list: two that differ leave it to each reader
+    // which one counts (the first, here; a proxy may take the last).
+    bool ct_conflict = false;
+    req->header().for_each_value_of(
+        restinio::http_field::content_type, [&](std::string_view value) {
+          ct_conflict =
+              trim_blanks(value) != trim_blanks({ct->data(), ct->size()});
+          return ct_conflict
+                     ? restinio::http_header_fields_t::stop_enumeration()
+                     : restinio::http_header_fields_t::continue_enumeration();
+        });
+    if (ct_conflict)
+      return reject(ctx, {error_code::malformed_request,
+                          "Content-Type is given more than once, with "
+                          "different values: send one"});
     auto kind = classify_content_type(
         ct ? std::string_view{ct->data(), ct->size()} : std::string_view{});
     if (kind == body_kind::unsupported)
@@ -623,15 +638,22 @@ struct server::impl {
                           "Content-Type must be application/json, image/* or "
                           "application/octet-stream"});
     // A coded body (gzip, ...) is not decoded here: refused as such, not
-    // as "invalid JSON" or "not an image".
-    if (auto coding = req->header().opt_value_of(
-            restinio::http_field::content_encoding)) {
-      auto c = trim_blanks({coding->data(), coding->size()});
-      if (!c.empty() && !equals_nocase(c, "identity"))
-        return reject(ctx, {error_code::unsupported_media_type,
-                            "Content-Encoding is not supported: send the "
-                            "body as it is (identity)"});
-    }
+    // as "invalid JSON" or "not an image". Every Content-Encoding field
+    // counts (the first alone let "identity" hide a "gzip" after it).
+    std::string coded;
+    req->header().for_each_value_of(
+        restinio::http_field::content_encoding, [&](std::string_view value) {
+          coded = coding_other_than_identity(value);
+          return coded.empty()
+                     ? restinio::http_header_fields_t::continue_enumeration()
+                     : restinio::http_header_fields_t::stop_enumeration();
+        });
+    if (!coded.empty())
+      return reject(
+          ctx, {error_code::unsupported_media_type,
+                fmt::format("Content-Encoding '{}' is not supported: send the "
+                            "body as it is (identity)",
+                            coded)});
     // The body's buffer is taken instead of copying megabytes: RESTinio 0.6
     // only offers a const view of it, but the request object is ours from
     // here on (RESTinio never reads the body after handing the request to

@@ -149,9 +149,39 @@ BOOST_AUTO_TEST_CASE(content_encoding_is_refused) {
                  res.body);
     }
   }
-  auto plain = http_post(srv().url("/api/v1/resize"), small_photo_bytes(),
-                         "image/jpeg", {"Content-Encoding: identity"});
+  // Every field and every coding in it counts: the first field alone let
+  // "identity" hide the gzip after it (the image then failed as corrupt).
+  const std::vector<std::pair<std::vector<std::string>, std::string>> lists{
+      {{"Content-Encoding: identity", "Content-Encoding: gzip"}, "'gzip'"},
+      {{"Content-Encoding: identity, br"}, "'br'"},
+  };
+  for (const auto& [fields, named] : lists)
+    BOOST_TEST_CONTEXT(fields.size() << " field(s), " << named) {
+      auto res = http_post(srv().url("/api/v1/resize"), small_photo_bytes(),
+                           "image/jpeg", fields);
+      check_error(res, 415, "unsupported_media_type");
+      BOOST_TEST(res.body.find("Content-Encoding " + named) !=
+                     std::string::npos,
+                 res.body);
+    }
+  auto plain =
+      http_post(srv().url("/api/v1/resize"), small_photo_bytes(), "image/jpeg",
+                {"Content-Encoding: identity", "Content-Encoding: identity"});
   BOOST_TEST(plain.status == 202, plain.body);
+}
+
+// Content-Type is no list: two that differ are refused rather than read as
+// the first (a proxy in front may read the last); the same one twice is one.
+BOOST_AUTO_TEST_CASE(two_content_types_that_differ_are_refused) {
+  auto res = http_post(srv().url("/api/v1/resize"), small_photo_bytes(),
+                       "image/jpeg", {"Content-Type: application/json"});
+  check_error(res, 400, "malformed_request");
+  BOOST_TEST(res.body.find("Content-Type is given more than once") !=
+                 std::string::npos,
+             res.body);
+  auto same = http_post(srv().url("/api/v1/resize"), small_photo_bytes(),
+                        "image/jpeg", {"Content-Type:  image/jpeg"});
+  BOOST_TEST(same.status == 202, same.body);
 }
 
 BOOST_AUTO_TEST_CASE(a_json_submission_with_options_in_its_query_is_refused) {

@@ -463,6 +463,24 @@ BOOST_AUTO_TEST_CASE(content_type_classification) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(content_codings_other_than_identity) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"gzip", "gzip"},
+      {"identity", ""},
+      {"IDENTITY", ""},
+      {"", ""},
+      {" , ,", ""},
+      {"identity, gzip", "gzip"},
+      {" identity ,\tbr ", "br"},
+      {"deflate, identity", "deflate"},
+      {"x\x01y", "x?y"},
+  };
+  for (auto [value, coding] : cases)
+    BOOST_TEST_CONTEXT("Content-Encoding: '" << value << "'") {
+      BOOST_TEST(coding_other_than_identity(value) == coding);
+    }
+}
+
 // -- JSON submissions
 // -----------------------------------------------------------
 
