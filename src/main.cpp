@@ -683,6 +683,29 @@ int main(int argc, char** argv) {
   if (cl.role == "worker")
     limit_blocking_connects(cl.connection_timeout / 2);
 
+  // Redis down or slow at start is waited out (the node starts and retries);
+  // Redis refusing this node's settings is not: a wrong redis.password or a
+  // redis.db beyond the server's databases fails every call until someone
+  // edits a configuration, so it is said once, and the node exits, as for
+  // any other bad setting.
+  if (cl.role != "worker") {
+    store::task_store first{cfg.redis.store, true};
+    std::string refused;
+    if (!first.connect()) {
+      if (store::refuses_settings(first.last_error()))
+        refused = first.last_error();
+    } else if (auto pong = first.ping(); // NOAUTH comes with a first command
+               !pong.ok() && store::refuses_settings(pong.error().message)) {
+      refused = pong.error().message;
+    }
+    if (!refused.empty()) {
+      log::error("redis refuses this node's settings: check redis.password "
+                 "and redis.db against the server",
+                 {{"error", refused}});
+      return 2;
+    }
+  }
+
   std::string vips_err;
   if (!imaging::startup(argv[0], cfg.resize.vips_concurrency, vips_err,
                         cfg.resize.nice)) {
@@ -794,7 +817,7 @@ int main(int argc, char** argv) {
               {{"signal", sig}, {"grace_s", cfg.shutdown_grace.count()}});
     if (srv)
       srv->begin_shutdown(); // answers close their connections from here
-    if (node->lease) // adopts no other node's tasks from now on
+    if (node->lease)         // adopts no other node's tasks from now on
       caf::anon_send(node->lease, actors::drain_atom::value);
     std::vector<std::string> abandoned; // tasks given up past the grace
     if (node->supervisor) {

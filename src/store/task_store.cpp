@@ -272,6 +272,15 @@ std::string task_store::last_error() const {
   return impl_->conn.last_error().message;
 }
 
+bool refuses_settings(std::string_view error_text) {
+  for (std::string_view refusal :
+       {"WRONGPASS", "NOAUTH", "ERR AUTH ", "ERR invalid password",
+        "DB index is out of range", "ERR invalid DB index"})
+    if (error_text.find(refusal) != std::string_view::npos)
+      return true;
+  return false;
+}
+
 std::chrono::steady_clock::duration task_store::idle_for() const {
   return impl_->conn.idle_for();
 }

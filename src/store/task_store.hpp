@@ -109,6 +109,13 @@ struct adoption {
   std::vector<std::string> tokens; // moved into the adopter's pending set
 };
 
+/// Whether a failure's text (`last_error()`, an error's message) is Redis
+/// refusing the connection's settings: a wrong redis.password, one Redis
+/// wants and was not given or has none for, a redis.db beyond its
+/// `databases`. No wait mends those; a server at its client limit ("ERR
+/// max number of clients reached") or loading its data is not one of them.
+bool refuses_settings(std::string_view error_text);
+
 class task_store {
 public:
   /// `quiet`: logs no availability changes (lost / back), for a probe of

@@ -279,24 +279,6 @@ BOOST_AUTO_TEST_CASE(invalid_ini_file_stops_the_start) {
   }
 }
 
-// A Redis that answers but refuses the node's setup (here a database the
-// server does not have) is named in Redis' words, not "not reachable".
-BOOST_AUTO_TEST_CASE(a_redis_that_refuses_the_setup_is_named_so) {
-  resized_server srv(env::get().redis.port(), {"--redis.db=1000"},
-                     "select-refused");
-  BOOST_TEST(wait_until(
-                 [&] {
-                   return lines_with(srv.process().log(),
-                                     {"msg=\"redis not usable at start, will "
-                                      "retry\"",
-                                      "SELECT failed: ERR DB index is out of "
-                                      "range"}) == 1u;
-                 },
-                 std::chrono::seconds{10}),
-             srv.process().log());
-  check_error(http_get(srv.url("/readyz")), 503, "store_unavailable");
-}
-
 BOOST_AUTO_TEST_CASE(sigterm_exits_cleanly) {
   resized_server srv(env::get().redis.port(), {}, "sigterm");
   // Work in flight must not block the shutdown.

@@ -390,6 +390,47 @@ BOOST_AUTO_TEST_CASE(a_taken_http_port_stops_the_start_with_exit_1) {
              ":0\r\n");
 }
 
+// Redis refusing the node's settings is no outage to wait out: a redis.db
+// beyond the server's databases, a wrong password, or none where the
+// server wants one stop the start with exit 2 and Redis' own words (they
+// started the node, which answered 503 to everything and retried for good).
+// A Redis that is not there at all is still waited for (e2e.lifecycle).
+BOOST_AUTO_TEST_CASE(redis_refusing_the_settings_stops_the_start_with_exit_2) {
+  redis_server locked;
+  BOOST_TEST_REQUIRE(locked.command("CONFIG SET requirepass s3cret") ==
+                     "+OK\r\n");
+  auto& redis = env::get().redis;
+  struct attempt {
+    uint16_t port;
+    std::string setting;
+    std::string says;
+  };
+  const attempt attempts[] = {
+      {redis.port(), "--redis.db=99", "DB index is out of range"},
+      {locked.port(), "--redis.password=wrong", "WRONGPASS"},
+      {locked.port(), "--redis.db=0", "NOAUTH"},
+  };
+  for (const auto& a : attempts)
+    BOOST_TEST_CONTEXT(a.setting << " against :" << a.port) {
+      std::string output;
+      int rc =
+          run_to_exit({env_or("RESIZED_BIN", "resized"),
+                       "--config-file=" + env_or("RESIZED_SOURCE_DIR", ".") +
+                           "/config/development.ini",
+                       "--redis.port=" + std::to_string(a.port), a.setting,
+                       "--http.port=" + std::to_string(free_port()),
+                       "--cluster.node-name=settings-refused"},
+                      output, 30s);
+      BOOST_TEST_CONTEXT("exit " << rc << ", output:\n" << output) {
+        BOOST_TEST(rc == 2);
+        BOOST_TEST(lines_with(output, {"level=error",
+                                       "redis refuses this node's settings",
+                                       a.says}) == 1u);
+        BOOST_TEST(lines_with(output, {"resized started"}) == 0u);
+      }
+    }
+}
+
 // resize.nice: once it has run a resize, the resize actor's thread runs
 // at that niceness, and so does every libvips worker thread; the HTTP io
 // threads (and the rest: CAF's scheduler, the other actors) stay at 0.

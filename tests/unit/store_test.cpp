@@ -954,6 +954,26 @@ BOOST_FIXTURE_TEST_CASE(invalid_arguments, store_fixture) {
   BOOST_TEST(no_token.error().code == error_code::internal_error);
 }
 
+// A db beyond the server's `databases` (16 by default) is a setting Redis
+// refuses, and said so; a server that is not there refuses nothing.
+BOOST_FIXTURE_TEST_CASE(settings_refused_or_not, store_fixture) {
+  auto settings = settings_for(redis.port());
+  settings.db = 16;
+  task_store beyond{settings};
+  BOOST_TEST(!beyond.connect());
+  BOOST_TEST(beyond.last_error().find("SELECT failed") != std::string::npos,
+             beyond.last_error());
+  BOOST_TEST(refuses_settings(beyond.last_error()));
+  task_store absent{settings_for(test::free_port())};
+  BOOST_TEST(!absent.connect());
+  BOOST_TEST(!refuses_settings(absent.last_error()), absent.last_error());
+  for (const char* moment :
+       {"redis 127.0.0.1:6379: ERR max number of clients reached",
+        "redis 127.0.0.1:6379: LOADING Redis is loading the dataset in memory",
+        "redis 127.0.0.1:6379: timed out"})
+    BOOST_TEST(!refuses_settings(moment), moment);
+}
+
 BOOST_FIXTURE_TEST_CASE(select_db, store_fixture) {
   auto settings = settings_for(redis.port());
   settings.db = 3;
@@ -1376,6 +1396,7 @@ BOOST_AUTO_TEST_CASE(auth) {
   BOOST_TEST_MESSAGE("wrong password: " << pong.error().message);
   BOOST_TEST(pong.error().message.find("AUTH failed") != std::string::npos);
   BOOST_TEST(!wrong.connected());
+  BOOST_TEST(refuses_settings(wrong.last_error()));
 
   settings.password.clear();
   task_store none{settings};
@@ -1383,6 +1404,7 @@ BOOST_AUTO_TEST_CASE(auth) {
   BOOST_TEST_REQUIRE(!rec.ok());
   BOOST_TEST(rec.error().code == error_code::store_unavailable);
   BOOST_TEST(rec.error().message.find("NOAUTH") != std::string::npos);
+  BOOST_TEST(refuses_settings(rec.error().message));
 
   settings.password = "s3cret";
   task_store right{settings};
