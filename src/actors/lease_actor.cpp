@@ -18,6 +18,14 @@ int64_t ms_since(clock::time_point t) {
       .count();
 }
 
+// How long ago the lease was last renewed (zero before it was taken).
+std::chrono::milliseconds since_renewed(const lease_state& st) {
+  if (st.at != phase::held)
+    return std::chrono::milliseconds{0};
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() -
+                                                               st.renewed_at);
+}
+
 // How often a node waiting for another instance's lease looks again: often
 // enough that a crash-restart starts soon after the old lease runs out.
 std::chrono::milliseconds poll_interval(const lease_config& cfg) {
@@ -144,13 +152,32 @@ void hold_adoption_after_outage(lease_state& st) {
 }
 
 // A renewal found the lease gone and took it again (nobody had adopted the
-// name's tasks).
-void lease_taken_again(lease_actor_type* self) {
+// name's tasks); `cause` and `since_renewed` as lease_lapse_fields.
+void lease_taken_again(lease_actor_type* self, lease_lapse cause,
+                       std::chrono::milliseconds since_renewed) {
   auto& st = self->state;
-  log::warn("lease on this node's name had run out (redis away for "
-            "longer than the lease, or restarted empty?): taken again, "
-            "no other instance holds it",
-            {{"node", st.cfg.node}, {"instance", st.cfg.instance}});
+  const char* msg = nullptr;
+  switch (cause) {
+  case lease_lapse::redis_away:
+    msg = "lease on this node's name had run out (redis away for longer "
+          "than the lease): taken again, no other instance holds it";
+    break;
+  case lease_lapse::node_stalled:
+    msg = "lease on this node's name had run out (this node renewed "
+          "nothing for longer than the lease: paused, or starved of CPU): "
+          "taken again, no other instance holds it";
+    break;
+  case lease_lapse::redis_lost_it:
+    msg = "lease on this node's name had run out (renewed in time: redis "
+          "lost it, restarted without its data?): taken again, no other "
+          "instance holds it";
+    break;
+  }
+  log::warn(msg, {{"node", st.cfg.node},
+                  {"instance", st.cfg.instance},
+                  {"cause", to_string(cause)},
+                  {"since_renewal_ms", since_renewed.count()},
+                  {"lease_ms", st.cfg.ttl.count()}});
   // Redis may have lost this node's open tasks with the lease.
   if (st.cfg.supervisor)
     self->send(st.cfg.supervisor, restore_atom::value);
@@ -173,9 +200,15 @@ void adopt_orphans(lease_actor_type* self) {
     auto res =
         st.store->claim_lease(st.cfg.node, st.cfg.instance, st.cfg.ttl, true);
     last_claim = clock::now();
-    if (res && res.value().taken) {
-      lease_taken_again(self);
-      hold_adoption_after_outage(st); // as on_claimed does
+    if (res && res.value().ours) {
+      auto since = since_renewed(st);
+      st.renewed_at = last_claim;
+      if (res.value().taken) {
+        // Redis answered the walk's calls up to here: not away.
+        lease_taken_again(self, why_lease_lapsed(false, since, st.cfg.ttl),
+                          since);
+        hold_adoption_after_outage(st); // as on_claimed does
+      }
     }
     return res && res.value().ours && !res.value().taken;
   };
@@ -203,7 +236,10 @@ void on_claimed(lease_actor_type* self, const store::lease_claim& claim) {
   auto& st = self->state;
   bool after_outage = st.away_since && clock::now() - *st.away_since >=
                                            st.cfg.ttl - st.cfg.renew;
+  bool claims_failed = st.away_since.has_value();
+  auto since = since_renewed(st);
   st.away_since.reset();
+  st.renewed_at = clock::now();
   if (st.at == phase::acquiring) {
     log::info("node name lease taken", {{"node", st.cfg.node},
                                         {"instance", st.cfg.instance},
@@ -218,7 +254,8 @@ void on_claimed(lease_actor_type* self, const store::lease_claim& claim) {
       hold_adoption_after_outage(st);
   } else {
     if (claim.taken) {
-      lease_taken_again(self);
+      lease_taken_again(
+          self, why_lease_lapsed(claims_failed, since, st.cfg.ttl), since);
     } else if (st.renew_failing)
       log::info("lease on this node's name renewed again",
                 {{"node", st.cfg.node}});
@@ -242,6 +279,14 @@ void on_held_elsewhere(lease_actor_type* self,
     // the name again and going on would run them twice (and each would end
     // twice).
     bool adopted = !claim.adopted_by.empty();
+    auto since = since_renewed(st);
+    // Renewed in time and taken by another instance: two nodes under one
+    // name, not a lapse of this one.
+    const char* cause =
+        !adopted && since < st.cfg.ttl
+            ? "name_taken"
+            : to_string(why_lease_lapsed(st.away_since.has_value(), since,
+                                         st.cfg.ttl));
     log::error(adopted
                    ? "lease on this node's name lost: it ran out (this node "
                      "was paused or cut off from redis for longer than the "
@@ -256,6 +301,8 @@ void on_held_elsewhere(lease_actor_type* self,
                 {"instance", st.cfg.instance},
                 {adopted ? "adopted_by" : "holder",
                  adopted ? claim.adopted_by : claim.holder},
+                {"cause", cause},
+                {"since_renewal_ms", since.count()},
                 {"exit_code", 4}});
     give_up_name(self);
     return;
@@ -295,6 +342,26 @@ void on_held_elsewhere(lease_actor_type* self,
 }
 
 } // namespace
+
+lease_lapse why_lease_lapsed(bool claims_failed,
+                             std::chrono::milliseconds since_renewed,
+                             std::chrono::milliseconds ttl) {
+  if (since_renewed < ttl)
+    return lease_lapse::redis_lost_it;
+  return claims_failed ? lease_lapse::redis_away : lease_lapse::node_stalled;
+}
+
+const char* to_string(lease_lapse cause) {
+  switch (cause) {
+  case lease_lapse::redis_away:
+    return "redis_away";
+  case lease_lapse::node_stalled:
+    return "node_stalled";
+  case lease_lapse::redis_lost_it:
+    return "redis_lost_it";
+  }
+  return "unknown";
+}
 
 caf::behavior lease_actor(lease_actor_type* self, lease_config cfg) {
   auto& st = self->state;

@@ -94,6 +94,8 @@ struct lease_state {
   bool waiting = false; // the deadline is set
   std::chrono::steady_clock::time_point started{};
   bool renew_failing = false; // a renewal failed, not yet one that worked
+  /// held: when a claim last took or renewed the lease.
+  std::chrono::steady_clock::time_point renewed_at{};
   /// Since when claims fail (Redis away), if the last one did.
   std::optional<std::chrono::steady_clock::time_point> away_since;
   bool draining = false; // shutting down: adopts nothing more
@@ -103,6 +105,25 @@ struct lease_state {
 };
 
 using lease_actor_type = caf::stateful_actor<lease_state>;
+
+/// Why a held lease on this node's name ran out, as its node can tell at
+/// the renewal that finds it gone (logged as `cause`).
+enum class lease_lapse {
+  redis_away,   // the renewals failed (Redis down, hung or unreachable)
+                // for longer than the lease
+  node_stalled, // this node tried none for longer than the lease: the
+                // process was paused (SIGSTOP, a frozen VM) or starved
+  redis_lost_it // renewed in time, the key is gone all the same: Redis
+                // restarted without its data, a FLUSHALL, an eviction
+};
+
+/// The lapse's cause from what the node saw since its last renewal that
+/// worked, `since_renewed` ago: whether a claim failed since, and the
+/// lease's length.
+lease_lapse why_lease_lapsed(bool claims_failed,
+                             std::chrono::milliseconds since_renewed,
+                             std::chrono::milliseconds ttl);
+const char* to_string(lease_lapse cause);
 
 caf::behavior lease_actor(lease_actor_type* self, lease_config cfg);
 

@@ -279,6 +279,8 @@ pending_answer(status_actor_type* self,
 
 bool answer_waiters_from_redis(status_actor_type* self,
                                const std::string& token, std::string_view by);
+void record_written(status_actor_type* self, task_record rec,
+                    int64_t expires_at_ms, bool stored = true);
 
 // A progress record of `rec`'s task was refused: Redis holds a final record
 // (another node's run), which stands. This node stops answering for the
@@ -399,10 +401,7 @@ bool flush_unwritten(status_actor_type* self) {
                                  res.error())
                : result_failed(st, std::move(w.record), bytes, res.error()),
            nullptr, std::string{}};
-      st.cache->erase_image(w.record.token);
-      if (st.cache->record(w.record.token))
-        cache_record(st, w.record, expiry(st));
-      continue;
+      continue; // shown once Redis takes it, as the result would have been
     }
     log::debug("redis write made after a failure",
                {{"op", op_name(w.what)},
@@ -415,10 +414,15 @@ bool flush_unwritten(status_actor_type* self) {
       st.unwritten_bytes -= done.image->size();
     // Kept writes are final records and results (and undone accepts).
     if (done.what != unwritten_write::kind::forget) {
-      if (res.value() || stored_already(self, done.record))
-        count_final(done.record);
-      else // another node's final record was there first
+      st.final_kept.erase(done.record.token);
+      if (res.value() || stored_already(self, done.record)) {
+        // Redis holds it now: shown from here on, and its long polls get it.
+        if (done.image && done.record.image_token.empty())
+          st.cache->put_image(done.record.token, {done.image, expiry(st)});
+        record_written(self, std::move(done.record), expiry(st));
+      } else { // another node's final record was there first
         take_stored_final(self, done.record.token);
+      }
     }
     if (st.unwritten.empty())
       note_writes_back(self); // this call made the last kept write
@@ -431,6 +435,8 @@ void keep(status_actor_type* self, unwritten_write w) {
   auto& st = self->state;
   if (w.image)
     st.unwritten_bytes += w.image->size();
+  if (w.what != unwritten_write::kind::forget)
+    st.final_kept.insert(w.record.token);
   st.unwritten.push_back(std::move(w));
   schedule_flush(self);
 }
@@ -503,6 +509,11 @@ bool waits_for_its_image(const status_state& st, const task_record& rec) {
 // progress and its own final record follow the copy's SUCCESS.
 bool dropped_after_final(status_actor_type* self, const task_record& rec) {
   auto& st = self->state;
+  if (auto kept = st.final_kept.find(rec.token); kept != st.final_kept.end()) {
+    log::debug("change after a final record kept for redis: dropped",
+               {{"token", rec.token}, {"status", to_string(rec.status)}});
+    return true;
+  }
   auto cached = st.cache->record(rec.token);
   if (!cached || !is_final(cached->record.status))
     return false;
@@ -620,23 +631,43 @@ void answer_waiters(status_actor_type* self, const task_record& rec,
   answer_waiters(self, rec.token, rec, by);
 }
 
+// What lookups show of a task whose final record `rec` Redis has not
+// taken yet (status_state::final_kept): the task running, where and since
+// when it ran, as Redis and every other API node show it.
+task_record shown_until_stored(task_record rec) {
+  task_record shown;
+  shown.token = std::move(rec.token);
+  shown.status = task_status::in_progress;
+  shown.options = rec.options;
+  shown.input_bytes = rec.input_bytes;
+  shown.submitted_at_ms = rec.submitted_at_ms;
+  shown.started_at_ms = rec.started_at_ms;
+  shown.node = std::move(rec.node);
+  shown.attempts = rec.attempts;
+  return shown;
+}
+
 // Keeps the bookkeeping of tasks this node runs, caches `rec` until
-// `expires_at_ms` (cache_record) and wakes its waiters once it is final;
-// a final record Redis took (`stored`; else it is kept and counted once
-// made) is counted. Called after every record this actor writes. The cache
-// is updated first: a client told SUCCESS fetches the image at once, and
-// the io thread (lookup_cache::result) or the lookup reader answers that
-// from the cache, which must not still hold the open record then.
+// `expires_at_ms` (cache_record) and wakes its waiters once it is final
+// and Redis took it (`stored`); a final record Redis did not take yet is
+// kept (final_kept), shown as its task IN_PROGRESS meanwhile, and comes
+// through here again once made. Called after every record this actor
+// writes. The cache is updated first: a client told SUCCESS fetches the
+// image at once, and the io thread (lookup_cache::result) or the lookup
+// reader answers that from the cache, which must not still hold the open
+// record then.
 void record_written(status_actor_type* self, task_record rec,
-                    int64_t expires_at_ms, bool stored = true) {
+                    int64_t expires_at_ms, bool stored) {
   auto& st = self->state;
-  if (!is_final(rec.status)) {
+  if (!is_final(rec.status) || !stored) {
     st.open_here.insert(rec.token);
-    cache_record(st, std::move(rec), expires_at_ms);
+    cache_record(st,
+                 is_final(rec.status) ? shown_until_stored(std::move(rec))
+                                      : std::move(rec),
+                 expires_at_ms);
     return;
   }
-  if (stored)
-    count_final(rec);
+  count_final(rec);
   st.open_here.erase(rec.token);
   cache_record(st, rec, expires_at_ms);
   answer_waiters(self, rec, "result");
@@ -881,7 +912,7 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
         // leaves the task as the outage found it.
         auto& st = self->state;
         if (st.open_here.count(rec.token) == 0)
-          return; // ended meanwhile (its final write is made or kept)
+          return; // ended meanwhile (its final write is made)
         const std::string* input = nullptr;
         if (!job.empty() && job.match_element<resize_job>(0))
           input = &job.get_as<resize_job>(0).input;
@@ -986,8 +1017,9 @@ caf::behavior status_actor(status_actor_type* self, status_config cfg) {
           }
         }
         // A twin's result is the image it points at (cached under that
-        // token if at all), not bytes of its own.
-        if (rec.image_token.empty())
+        // token if at all), not bytes of its own. A result kept for Redis
+        // is cached once made (flush_unwritten).
+        if (stored && rec.image_token.empty())
           st.cache->put_image(rec.token, {image, expires});
         record_written(self, std::move(rec), expires, stored);
       },

@@ -24,8 +24,11 @@
 //                                           progress change after a
 //                                           final record is dropped
 //   (result_atom, task_record, bytes, content key)
-//                                           cache + SET image, HSET, and
-//                                           the content index (MULTI)
+//                                           SET image, HSET, and the
+//                                           content index (MULTI), then
+//                                           cache (a final record or
+//                                           result Redis did not take is
+//                                           kept, and shown once taken)
 //   (clone_atom, original, task_record, content key) → bool
 //                                           the record becomes a copy of
 //                                           the original's SUCCESS; the
@@ -166,6 +169,14 @@ struct status_state {
   };
   /// In the order they were to be made; bounded by max_unwritten.
   std::deque<unwritten_write> unwritten;
+  /// The tokens of the final records and results among them. Until Redis
+  /// takes it, a task's final record is not shown: lookups here get the
+  /// task IN_PROGRESS (shown_until_stored), as every other API node sees
+  /// it in Redis, and its long polls wait on. A node that stops before
+  /// Redis is back runs the task again at its next start, so a SUCCESS or
+  /// FAILURE shown from memory would be taken back. Changes of the task
+  /// after it are dropped, as after a cached final record.
+  std::unordered_set<std::string> final_kept;
   /// The latest progress record (IN_PROGRESS with its node and attempts,
   /// or PENDING again) of each open task whose write Redis failed, made
   /// after the kept writes: other API nodes then see where the task is, and

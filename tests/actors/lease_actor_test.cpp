@@ -169,6 +169,23 @@ BOOST_AUTO_TEST_CASE(a_lease_whose_tasks_were_adopted_is_lost) {
   caf::anon_send_exit(lease, caf::exit_reason::user_shutdown);
 }
 
+// What a node found its lease gone tells from what it saw since its last
+// renewal: renewed in time means Redis lost the key; renewals failing for
+// longer than the lease, Redis away; none tried that long, the node itself
+// stalled (it blamed Redis for all three).
+BOOST_AUTO_TEST_CASE(a_lapsed_lease_is_told_apart_by_cause) {
+  BOOST_TEST(to_string(why_lease_lapsed(false, 999ms, 1000ms)) ==
+             std::string{"redis_lost_it"});
+  BOOST_TEST(to_string(why_lease_lapsed(true, 999ms, 1000ms)) ==
+             std::string{"redis_lost_it"});
+  BOOST_TEST(to_string(why_lease_lapsed(true, 1000ms, 1000ms)) ==
+             std::string{"redis_away"});
+  BOOST_TEST(to_string(why_lease_lapsed(false, 1000ms, 1000ms)) ==
+             std::string{"node_stalled"});
+  BOOST_TEST(to_string(why_lease_lapsed(false, 30000ms, 1000ms)) ==
+             std::string{"node_stalled"});
+}
+
 BOOST_AUTO_TEST_CASE(redis_away_at_start_the_lease_is_taken_later) {
   redis.stop();
   auto cfg = config();

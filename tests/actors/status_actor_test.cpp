@@ -161,6 +161,15 @@ struct status_fixture : test::actor_system_fixture {
     return rec;
   }
 
+  // Whether `st` shows `rec`'s task IN_PROGRESS: a final record Redis has
+  // not taken is not shown (a node that stops before Redis takes it runs
+  // the task again at its next start).
+  bool shown_in_progress(const caf::actor& st, const task_record& rec) {
+    auto got = lookup(st, rec.token);
+    return got.ok() && got->status == task_status::in_progress &&
+           got->error_code.empty() && got->finished_at_ms == 0;
+  }
+
   bool redis_has(const std::string& token) {
     return redis.command("EXISTS " + prefix + "task:" + token).find(":1") !=
            std::string::npos;
@@ -381,20 +390,48 @@ BOOST_AUTO_TEST_CASE(a_redis_outage_does_not_lose_cached_state) {
 
 // A task that finishes while Redis is away: its result and final record are
 // written once Redis is back, not dropped (other API nodes read Redis).
+// Until then this node shows the task IN_PROGRESS, as Redis does, and its
+// long polls wait: they get the final record once Redis has taken it. (It
+// showed SUCCESS from memory before, which a node stopping before Redis
+// returned took back: the task ran again at its next start.)
 BOOST_AUTO_TEST_CASE(final_writes_during_an_outage_land_when_redis_returns) {
   auto cfg = config();
   cfg.retry_interval = 100ms;
   auto st = start(cfg);
-  auto ok = make_record(task_status::success);
-  auto bad = make_record(task_status::failure);
+  auto ok = running_here(st);
+  auto bad = running_here(st);
   redis.stop();
+  ok.status = task_status::success;
+  ok.finished_at_ms = ok.started_at_ms + 5;
+  ok.width = ok.height = 100;
+  bad.status = task_status::failure;
+  bad.error_code = "corrupt_image";
+  bad.finished_at_ms = bad.started_at_ms + 5;
   caf::anon_send(st, result_atom::value, ok, std::string("img"), std::string{});
   caf::anon_send(st, update_atom::value, bad);
-  BOOST_TEST(lookup(st, ok.token).ok()); // this node answers from memory
+  BOOST_TEST(shown_in_progress(st, ok));
+  BOOST_TEST(shown_in_progress(st, bad));
+  // Neither the image (not written) nor a later change (the final record
+  // stands) shows meanwhile.
+  BOOST_TEST(!image(st, ok.token).ok());
+  auto late = ok;
+  late.status = task_status::pending;
+  caf::anon_send(st, update_atom::value, late);
+  BOOST_TEST(shown_in_progress(st, ok));
+  auto poll_ok = long_poll(st, ok.token, 10s);
+  auto poll_bad = long_poll(st, bad.token, 10s);
+  BOOST_TEST(!poll_ok.wait(300ms).has_value()); // held
   redis.start();
   BOOST_TEST(kept_writes_landed(ok, bad));
+  BOOST_TEST((answered(poll_ok).status == task_status::success));
+  auto failed = answered(poll_bad);
+  BOOST_TEST((failed.status == task_status::failure));
+  BOOST_TEST(failed.error_code == "corrupt_image");
   BOOST_TEST(redis.command("GET " + prefix + "image:" + ok.token) ==
              "$3\r\nimg\r\n");
+  auto img = image(st, ok.token);
+  BOOST_REQUIRE(img.ok());
+  BOOST_TEST(*img->bytes == "img");
   caf::anon_send_exit(st, caf::exit_reason::user_shutdown);
 }
 
@@ -410,7 +447,7 @@ BOOST_AUTO_TEST_CASE(a_kept_write_that_had_landed_is_counted_once) {
   auto before = tasks_total("SUCCESS");
   redis.stop();
   caf::anon_send(st, result_atom::value, ok, std::string("img"), std::string{});
-  BOOST_TEST(lookup(st, ok.token).ok()); // kept, answered from memory
+  BOOST_TEST(shown_in_progress(st, ok)); // kept: not shown until stored
   redis.start();
   {
     // What the lost try wrote (the actor retries only after 1.5 s).
@@ -485,7 +522,7 @@ BOOST_AUTO_TEST_CASE(a_twins_result_waits_behind_its_images_kept_write) {
   auto twin = make_record();
   copy_result(first, twin);
   caf::anon_send(st, result_atom::value, twin, std::string{}, std::string{});
-  BOOST_TEST((lookup(st, twin.token)->status == task_status::success));
+  BOOST_TEST(shown_in_progress(st, twin)); // kept behind its image's write
   BOOST_TEST(!redis_has(first.token));
   redis.command("CONFIG SET client-query-buffer-limit 1gb");
   BOOST_TEST(test::wait_until(
@@ -512,7 +549,7 @@ BOOST_AUTO_TEST_CASE(a_result_redis_keeps_failing_alone_is_given_up) {
   for (int i = 0; i < 3; ++i)
     BOOST_TEST(!accept(st, make_record(), std::string{}).first);
   BOOST_TEST(!redis_status_is(first, "FAILURE"));
-  BOOST_TEST((lookup(st, first.token)->status == task_status::success));
+  BOOST_TEST(shown_in_progress(st, first));
   BOOST_TEST_REQUIRE(
       test::wait_until([&] { return redis_status_is(first, "FAILURE"); }, 10s));
   auto got = lookup(st, first.token);
@@ -536,7 +573,7 @@ BOOST_AUTO_TEST_CASE(a_result_kept_through_a_failover_is_not_given_up) {
   auto sent = std::chrono::steady_clock::now();
   caf::anon_send(st, result_atom::value, rec, std::string("img"),
                  std::string{});
-  BOOST_TEST((lookup(st, rec.token)->status == task_status::success));
+  BOOST_TEST(shown_in_progress(st, rec));
   BOOST_REQUIRE(test::wait_until(
       [&] { return std::chrono::steady_clock::now() >= sent + 1500ms; }, 5s));
   BOOST_TEST(!redis_has(rec.token)); // refused all along
@@ -564,6 +601,11 @@ BOOST_AUTO_TEST_CASE(results_kept_through_an_outage_are_bounded_in_bytes) {
                  std::string{});
   caf::anon_send(st, result_atom::value, second, std::string(600, 'b'),
                  std::string{});
+  // Both kept (the second as its FAILURE record): shown once stored.
+  BOOST_TEST(shown_in_progress(st, first));
+  BOOST_TEST(shown_in_progress(st, second));
+  redis.start();
+  BOOST_TEST(kept_writes_landed(first, second));
   auto got = lookup(st, second.token);
   BOOST_REQUIRE(got.ok());
   BOOST_TEST((got->status == task_status::failure));
@@ -571,8 +613,6 @@ BOOST_AUTO_TEST_CASE(results_kept_through_an_outage_are_bounded_in_bytes) {
   got = lookup(st, first.token);
   BOOST_REQUIRE(got.ok());
   BOOST_TEST((got->status == task_status::success));
-  redis.start();
-  BOOST_TEST(kept_writes_landed(first, second));
   BOOST_TEST(redis.command("EXISTS " + prefix + "image:" + second.token) ==
              ":0\r\n");
   BOOST_TEST(redis.command("STRLEN " + prefix + "image:" + first.token) ==
@@ -601,7 +641,8 @@ BOOST_AUTO_TEST_CASE(a_kept_result_redis_refuses_becomes_a_failure) {
   caf::anon_send(st, result_atom::value, big, std::string(6 << 20, 'x'),
                  std::string{});
   caf::anon_send(st, update_atom::value, bad);
-  BOOST_TEST(lookup(st, big.token).ok()); // both kept: answered from memory
+  BOOST_TEST(shown_in_progress(st, big)); // both kept: not shown yet
+  BOOST_TEST(shown_in_progress(st, bad));
   redis.resume();
   auto field = [&](const task_record& rec, const std::string& name) {
     return redis.command("HGET " + prefix + "task:" + rec.token + " " + name);
@@ -886,7 +927,7 @@ BOOST_AUTO_TEST_CASE(a_hung_redis_costs_one_timeout_not_one_per_call) {
   caf::anon_send(st, update_atom::value, bad);
   for (int i = 0; i < 5; ++i) {
     BOOST_TEST(lookup(st, cached.token).ok());
-    BOOST_TEST(lookup(st, ok.token).ok());
+    BOOST_TEST(shown_in_progress(st, ok)); // kept: not shown until stored
     BOOST_TEST(unavailable(lookup(st, test::random_uuid())));
     BOOST_TEST(unavailable(ping()));
   }

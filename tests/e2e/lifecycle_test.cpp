@@ -792,6 +792,72 @@ BOOST_AUTO_TEST_CASE(open_tasks_survive_redis_restarting_empty_then_a_crash) {
   expect_all_succeed(srv, open);
 }
 
+// A task that ends while Redis is away is shown IN_PROGRESS, on this node
+// as in Redis, until Redis takes its final record: a node that stops
+// before Redis is back runs the task again at its next start, so a SUCCESS
+// it showed from memory meanwhile was taken back (SUCCESS, then
+// IN_PROGRESS, then SUCCESS again: a client may have fetched an image
+// that then answered 404, or given up on it).
+BOOST_AUTO_TEST_CASE(a_task_ended_while_redis_is_away_is_shown_once_stored) {
+  redis_server redis{true}; // AOF: the accepted tasks survive the restart
+  resized_server srv{redis.port(), {"--resize.pool-size=1"}, "shown-stored"};
+  // 8.3 MP: about 100 ms per resize on one worker.
+  const auto photo = corpus_photo("plasma__Canopee_3840x2160.png");
+  std::vector<std::string> tokens;
+  for (int i = 0; i < 4; ++i) {
+    tokens.push_back(accepted_token(submit_raw(
+        srv, photo, "image/png", "?width=" + std::to_string(120 + i))));
+    BOOST_TEST_REQUIRE(!tokens.back().empty());
+  }
+  // Paused while Redis stops, so that what ends does so in the outage: the
+  // tasks not final in Redis now.
+  srv.process().signal(SIGSTOP);
+  std::vector<std::string> open;
+  for (const auto& token : tokens)
+    if (redis.command("HGET resized:task:" + token + " status")
+            .find("SUCCESS") == std::string::npos)
+      open.push_back(token);
+  BOOST_TEST_REQUIRE(open.size() >= 2u);
+  redis.stop();
+  srv.process().signal(SIGCONT);
+  auto status_of = [&](const std::string& token) {
+    auto res = http_get(srv.url("/api/v1/resize/" + token));
+    BOOST_TEST_REQUIRE(res.status == 200, res.status << " " << res.body);
+    return json_string(parse_json(res.body), "status");
+  };
+  auto finished = [&](const std::string& token) {
+    return lines_with(srv.process().log(),
+                      {"msg=\"task finished\"", "token=" + token}) == 1u;
+  };
+  // Polled until each has ended here: never shown final meanwhile.
+  bool ended = wait_until(
+      [&] {
+        for (const auto& token : open)
+          BOOST_TEST(status_of(token) != "SUCCESS", token);
+        return std::all_of(open.begin(), open.end(), finished);
+      },
+      std::chrono::seconds{60});
+  BOOST_TEST_REQUIRE(ended, "log:\n" << srv.process().log());
+  for (const auto& token : open) {
+    BOOST_TEST(status_of(token) == "IN_PROGRESS", token);
+    auto img = http_get(srv.url("/api/v1/images/" + token + ".jpg"));
+    BOOST_TEST(img.status != 200, token);
+  }
+  // Stopped before Redis is back: its final writes are not made.
+  int status = srv.process().stop(SIGTERM, std::chrono::seconds{20});
+  auto text = srv.process().log();
+  BOOST_TEST_CONTEXT("waitpid status " << status << ", log:\n" << text) {
+    BOOST_TEST(WIFEXITED(status));
+    BOOST_TEST(lines_with(text, {"level=warn",
+                                 "redis writes still failing at shutdown"}) ==
+               1u);
+  }
+  // Back with Redis: the tasks run again, and end as they were shown ending.
+  redis.start();
+  srv.start();
+  expect_all_succeed(srv, tokens);
+}
+
 // A clean shutdown (SIGTERM) deletes the node's lease on its name, so a
 // restart under the same name starts at once, though the lease here is a
 // minute long (a lease left behind would hold the restart for that minute).
@@ -823,6 +889,47 @@ BOOST_AUTO_TEST_CASE(a_clean_shutdown_releases_the_node_name) {
   BOOST_TEST(WEXITSTATUS(status) == 0);
   BOOST_TEST(env::get().redis.command("EXISTS resized:node:lease-clean") ==
              ":0\r\n");
+}
+
+// A node that finds its lease gone at a renewal says why, as far as it can
+// tell: the key gone though renewed in time (Redis lost it: here a DEL, as
+// a restart without its data would), or the node itself stalled past the
+// lease (here SIGSTOP until the key expires). Both said "redis away for
+// longer than the lease, or restarted empty?" before, blaming Redis for a
+// paused node.
+BOOST_AUTO_TEST_CASE(a_lapsed_lease_says_why) {
+  auto& redis = env::get().redis;
+  resized_server srv(redis.port(), {"--cluster.node-name=lapse"}, "lapse");
+  const std::string key = "resized:node:lapse";
+  auto lapses = [&](const std::string& cause) {
+    return lines_with(srv.process().log(),
+                      {"level=warn", "lease on this node's name had run out",
+                       "cause=" + cause, "node=lapse"});
+  };
+  redis.command("DEL " + key);
+  BOOST_TEST_REQUIRE(
+      wait_until([&] { return lapses("redis_lost_it") == 1u; }, 10s),
+      srv.process().log());
+  BOOST_TEST(lines_with(srv.process().log(),
+                        {"renewed in time: redis lost it"}) == 1u);
+  srv.process().signal(SIGSTOP);
+  bool expired = wait_until(
+      [&] { return redis.command("EXISTS " + key) == ":0\r\n"; }, 10s);
+  srv.process().signal(SIGCONT);
+  BOOST_TEST_REQUIRE(expired);
+  BOOST_TEST_REQUIRE(
+      wait_until([&] { return lapses("node_stalled") == 1u; }, 10s),
+      srv.process().log());
+  BOOST_TEST(lines_with(srv.process().log(),
+                        {"this node renewed nothing for longer than the "
+                         "lease: paused, or starved of CPU"}) == 1u);
+  BOOST_TEST(lapses("redis_away") == 0u);
+  // It goes on: the name is its own again, and it takes work.
+  BOOST_TEST(redis.command("EXISTS " + key) == ":1\r\n");
+  auto token =
+      accepted_token(submit_raw(srv, small_photo_bytes(), "image/jpeg"));
+  BOOST_TEST_REQUIRE(!token.empty());
+  expect_all_succeed(srv, {token});
 }
 
 // A node whose lease on its name is found taken by another instance at a
