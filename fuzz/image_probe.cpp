@@ -1,9 +1,9 @@
 // Fuzzes the imaging header probe: imaging::png_data_overrun (the resize's
-// first look at a PNG), imaging::sniff (pure) and imaging::probe
-// (the format's own libvips loader, header only; libjpeg itself for JPEG,
-// checked against libvips' loader) with the default limits.
-// A probe must answer with one of its documented codes, and what it accepts
-// must be within the pixel limit.
+// first look at a PNG), imaging::png_header_problem, imaging::sniff (pure) and
+// imaging::probe (the format's own libvips loader, header only; libjpeg itself
+// for JPEG, checked against libvips' loader) with the default limits. A probe
+// must answer with one of its documented codes, and what it accepts must be
+// within the pixel limit.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -37,8 +37,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::check(!loose || tight, "png_data_overrun: more slack refused more");
   fuzz::check(!tight || !tight->empty(), "png_data_overrun: empty message");
   auto sniffed = imaging::sniff(data, size);
+  // The PNG header check: safe on any bytes, only a PNG's to find fault
+  // with, and what it finds is the probe's answer.
+  auto header = imaging::png_header_problem(data, size);
+  fuzz::check(!header || !header->empty(), "png_header_problem: empty message");
+  fuzz::check(!header || sniffed == imaging::input_format::png,
+              "png_header_problem found fault with no PNG");
   const auto& lim = fuzz::default_limits();
   auto res = imaging::probe(data, size, lim);
+  fuzz::check(!header ||
+                  (!res && res.error().code == error_code::corrupt_image &&
+                   res.error().message == *header),
+              "a PNG header found at fault, not the probe's answer");
   if (!res) {
     auto code = res.error().code;
     fuzz::check(code == error_code::unsupported_format ||

@@ -409,6 +409,8 @@ outcome<probe_info> read_header(const void* data, size_t size,
     // pixels): its PNG loader fails such a header as if the data were
     // damaged. Said from the IHDR here, after the pixel limit's own words.
     constexpr uint32_t max_side = VIPS_MAX_COORD;
+    if (auto bad = png_header_problem(data, size))
+      return failure{error_code::corrupt_image, std::move(*bad)};
     if (auto dims = png_dimensions(data, size)) {
       probe_info declared;
       declared.width =

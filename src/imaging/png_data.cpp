@@ -101,6 +101,44 @@ std::optional<std::pair<uint32_t, uint32_t>> png_dimensions(const void* png,
   return std::make_pair(be32(ihdr + 8), be32(ihdr + 12));
 }
 
+std::optional<std::string> png_header_problem(const void* png, size_t size) {
+  const auto* p = static_cast<const unsigned char*>(png);
+  if (!png::has_signature(p, size))
+    return std::nullopt;
+  if (size < signature_size + 8 || be32(p + signature_size) != ihdr_size ||
+      std::memcmp(p + signature_size + 4, "IHDR", 4) != 0)
+    return size < signature_size + 8
+               ? "PNG cut short before its header (IHDR)"
+               : "PNG does not start with its header: its first chunk is "
+                 "not an IHDR of 13 bytes";
+  if (size < signature_size + chunk_overhead + ihdr_size)
+    return "PNG cut short inside its header (IHDR)";
+  const unsigned char* ihdr = p + signature_size;
+  // The CRC covers the chunk's type and data.
+  auto crc = ::crc32(0L, ihdr + 4, 4 + ihdr_size);
+  if (crc != be32(ihdr + 8 + ihdr_size))
+    return "PNG header (IHDR) damaged: its CRC does not match its contents";
+  uint32_t width = be32(ihdr + 8), height = be32(ihdr + 12);
+  if (width == 0 || height == 0 || width > INT32_MAX || height > INT32_MAX)
+    return fmt::format("PNG header (IHDR) declares a {}x{} image: a PNG's "
+                       "sides are 1 to {} pixels",
+                       width, height, INT32_MAX);
+  int depth = ihdr[16], colour = ihdr[17];
+  if (!png_image_data_bytes(1, 1, depth, colour, false))
+    return fmt::format("PNG header (IHDR) declares bit depth {} with colour "
+                       "type {}, which PNG does not define",
+                       depth, colour);
+  if (ihdr[18] != 0 || ihdr[19] != 0)
+    return fmt::format("PNG header (IHDR) declares compression method {} and "
+                       "filter method {}: PNG defines only 0 for each",
+                       ihdr[18], ihdr[19]);
+  if (ihdr[20] > 1)
+    return fmt::format("PNG header (IHDR) declares interlace method {}: PNG "
+                       "defines 0 (none) and 1 (Adam7)",
+                       ihdr[20]);
+  return std::nullopt;
+}
+
 std::optional<std::string> png_data_overrun(const void* png, size_t size,
                                             uint64_t slack) {
   const auto* p = static_cast<const unsigned char*>(png);

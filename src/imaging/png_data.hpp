@@ -33,6 +33,14 @@ std::optional<uint64_t> png_image_data_bytes(uint32_t width, uint32_t height,
 std::optional<std::pair<uint32_t, uint32_t>> png_dimensions(const void* png,
                                                             size_t size);
 
+/// What is wrong with the header (IHDR) of `png`, a PNG by its signature:
+/// missing, cut short, its CRC not matching, a side of 0 or past 2^31-1
+/// pixels, a bit depth and colour type PNG does not define, or a method
+/// (compression, filter, interlace) it does not define; nullopt when it is
+/// sound or `png` is no PNG. libvips fails all of these with no reason of
+/// its own ("cut short or damaged"). Pure.
+std::optional<std::string> png_header_problem(const void* png, size_t size);
+
 /// A message when the IDAT stream of `png` inflates to more than its IHDR
 /// calls for plus `slack` bytes (inflating no further than that), nullopt
 /// otherwise: less (cut short), damaged, or not a PNG at all are the

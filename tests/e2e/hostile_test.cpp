@@ -431,6 +431,30 @@ BOOST_AUTO_TEST_CASE(truncated_header) {
               "corrupt_image");
 }
 
+// A PNG header that is damaged, or declares what PNG does not define, is
+// refused naming what is wrong with it: libvips said "cannot read the png
+// header: its pixel data is cut short or damaged (libvips gave no reason)"
+// for each, the header's bytes being all there is.
+BOOST_AUTO_TEST_CASE(a_damaged_png_header_is_named) {
+  auto bad_crc = png_header_only(64, 64);
+  bad_crc[8 + 8 + 13] ^= 0x5A; // the IHDR chunk's CRC
+  BOOST_TEST(check_error(submit_raw(srv(), bad_crc, "image/png"), 415,
+                         "corrupt_image") ==
+             "PNG header (IHDR) damaged: its CRC does not match its contents");
+  BOOST_TEST(check_error(submit_raw(srv(), png_header_only(0, 64), "image/png"),
+                         415, "corrupt_image") ==
+             "PNG header (IHDR) declares a 0x64 image: a PNG's sides are 1 to "
+             "2147483647 pixels");
+  BOOST_TEST(
+      check_error(
+          submit_raw(srv(), png_header_only(64, 64).substr(0, 20), "image/png"),
+          415, "corrupt_image") == "PNG cut short inside its header (IHDR)");
+  // The service goes on: a sound PNG after them is taken.
+  BOOST_TEST(
+      !accepted_token(submit_raw(srv(), png_header_only(64, 64), "image/png"))
+           .empty());
+}
+
 BOOST_AUTO_TEST_CASE(truncated_body) {
   // The header is intact, so the submit is accepted. Issue 4 (item 2) has
   // the service choose, behind a config key, between failing and serving

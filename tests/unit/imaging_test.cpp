@@ -686,6 +686,65 @@ BOOST_AUTO_TEST_CASE(a_png_side_libvips_cannot_load_is_too_large) {
   BOOST_TEST(info.ok(), describe(info));
 }
 
+// A PNG whose header (IHDR) is damaged or declares what PNG does not
+// define is refused at the probe saying what is wrong with it: libvips
+// failed each of these "cannot read the png header: its pixel data is cut
+// short or damaged (libvips gave no reason)".
+BOOST_AUTO_TEST_CASE(a_damaged_png_header_is_named) {
+  auto with_ihdr = [](uint32_t w, uint32_t h, std::string rest) {
+    std::string png = "\x89PNG\r\n\x1A\n";
+    std::string ihdr;
+    put_be32(ihdr, w);
+    put_be32(ihdr, h);
+    ihdr += rest;
+    put_chunk(png, "IHDR", ihdr);
+    put_chunk(png, "IDAT", std::string{"\x78\x9C\x03\x00\x00\x00\x00\x01", 8});
+    put_chunk(png, "IEND", "");
+    return png;
+  };
+  const std::string rgb8{"\x08\x02\x00\x00\x00", 5};
+  auto refused = [](const std::string& png, const std::string& words) {
+    auto info = probe(png.data(), png.size(), limits{});
+    BOOST_REQUIRE(!info.ok());
+    BOOST_TEST((info.error().code == error_code::corrupt_image));
+    BOOST_TEST(info.error().message == words);
+  };
+  auto bad_crc = with_ihdr(16, 16, rgb8);
+  bad_crc[8 + 8 + 13] ^= 0x5A; // the IHDR's CRC
+  refused(bad_crc,
+          "PNG header (IHDR) damaged: its CRC does not match its contents");
+  refused(with_ihdr(0, 16, rgb8), "PNG header (IHDR) declares a 0x16 image: "
+                                  "a PNG's sides are 1 to 2147483647 pixels");
+  refused(with_ihdr(16, 0x80000000u, rgb8),
+          "PNG header (IHDR) declares a 16x2147483648 image: a PNG's sides "
+          "are 1 to 2147483647 pixels");
+  refused(with_ihdr(16, 16, std::string{"\x07\x02\x00\x00\x00", 5}),
+          "PNG header (IHDR) declares bit depth 7 with colour type 2, which "
+          "PNG does not define");
+  refused(with_ihdr(16, 16, std::string{"\x08\x05\x00\x00\x00", 5}),
+          "PNG header (IHDR) declares bit depth 8 with colour type 5, which "
+          "PNG does not define");
+  refused(with_ihdr(16, 16, std::string{"\x08\x02\x01\x00\x00", 5}),
+          "PNG header (IHDR) declares compression method 1 and filter method "
+          "0: PNG defines only 0 for each");
+  refused(with_ihdr(16, 16, std::string{"\x08\x02\x00\x00\x02", 5}),
+          "PNG header (IHDR) declares interlace method 2: PNG defines 0 "
+          "(none) and 1 (Adam7)");
+  auto png = solid_png(8, 8);
+  refused(png.substr(0, 8), "PNG cut short before its header (IHDR)");
+  refused(png.substr(0, 20), "PNG cut short inside its header (IHDR)");
+  std::string no_ihdr = "\x89PNG\r\n\x1A\n";
+  put_chunk(no_ihdr, "IEND", "");
+  refused(no_ihdr, "PNG does not start with its header: its first chunk is "
+                   "not an IHDR of 13 bytes");
+  // Sound headers pass to libvips, as before: an encoder's, and Adam7.
+  BOOST_TEST(probe(png.data(), png.size(), limits{}).ok());
+  BOOST_TEST(!png_header_problem(png.data(), png.size()));
+  auto adam7 = with_ihdr(16, 16, std::string{"\x08\x02\x00\x00\x01", 5});
+  BOOST_TEST(!png_header_problem(adam7.data(), adam7.size()));
+  BOOST_TEST(!png_header_problem("GIF89a", 6)); // no PNG: not its to judge
+}
+
 // zTXt and iTXt chunks are cut out before a decoder sees the PNG (libpng
 // inflates them all, without limit); everything else stays, byte for byte.
 BOOST_AUTO_TEST_CASE(compressed_png_text_is_dropped_and_the_rest_kept) {
