@@ -47,6 +47,17 @@ std::vector<std::string> base_argv(uint16_t redis_port) {
 }
 
 // Waits (up to 90 s) for each of `tokens` to end, and checks it succeeded.
+// The tokens of `tokens` whose record in `redis` is not SUCCESS (yet).
+std::vector<std::string>
+not_succeeded_in(redis_server& redis, const std::vector<std::string>& tokens) {
+  std::vector<std::string> open;
+  for (const auto& token : tokens)
+    if (redis.command("HGET resized:task:" + token + " status")
+            .find("SUCCESS") == std::string::npos)
+      open.push_back(token);
+  return open;
+}
+
 void expect_all_succeed(const resized_server& srv,
                         const std::vector<std::string>& tokens) {
   auto finals = wait_all_final(srv, tokens, std::chrono::seconds{90});
@@ -747,11 +758,7 @@ BOOST_AUTO_TEST_CASE(open_tasks_survive_redis_restarting_empty_then_a_crash) {
   // between (its final record would be lost with the rest, and its token
   // unknown after the crash below): the open ones are those open now.
   srv.process().signal(SIGSTOP);
-  std::vector<std::string> open;
-  for (const auto& token : tokens)
-    if (redis.command("HGET resized:task:" + token + " status")
-            .find("SUCCESS") == std::string::npos)
-      open.push_back(token);
+  auto open = not_succeeded_in(redis, tokens);
   BOOST_TEST_REQUIRE(open.size() >= 4u);
   auto before = srv.process().log().size();
   redis.stop();
@@ -812,11 +819,7 @@ BOOST_AUTO_TEST_CASE(a_task_ended_while_redis_is_away_is_shown_once_stored) {
   // Paused while Redis stops, so that what ends does so in the outage: the
   // tasks not final in Redis now.
   srv.process().signal(SIGSTOP);
-  std::vector<std::string> open;
-  for (const auto& token : tokens)
-    if (redis.command("HGET resized:task:" + token + " status")
-            .find("SUCCESS") == std::string::npos)
-      open.push_back(token);
+  auto open = not_succeeded_in(redis, tokens);
   BOOST_TEST_REQUIRE(open.size() >= 2u);
   redis.stop();
   srv.process().signal(SIGCONT);
