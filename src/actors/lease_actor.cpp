@@ -152,7 +152,8 @@ void hold_adoption_after_outage(lease_state& st) {
 }
 
 // A renewal found the lease gone and took it again (nobody had adopted the
-// name's tasks); `cause` and `since_renewed` as lease_lapse_fields.
+// name's tasks): why it had run out (why_lease_lapsed), and how long ago
+// the last renewal worked.
 void lease_taken_again(lease_actor_type* self, lease_lapse cause,
                        std::chrono::milliseconds since_renewed) {
   auto& st = self->state;

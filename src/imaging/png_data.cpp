@@ -105,15 +105,16 @@ std::optional<std::string> png_header_problem(const void* png, size_t size) {
   const auto* p = static_cast<const unsigned char*>(png);
   if (!png::has_signature(p, size))
     return std::nullopt;
-  if (size < signature_size + 8 || be32(p + signature_size) != ihdr_size ||
-      std::memcmp(p + signature_size + 4, "IHDR", 4) != 0)
-    return size < signature_size + 8
-               ? "PNG cut short before its header (IHDR)"
-               : "PNG does not start with its header: its first chunk is "
-                 "not an IHDR of 13 bytes";
-  if (size < signature_size + chunk_overhead + ihdr_size)
+  const unsigned char* ihdr = ihdr_of(p, size);
+  if (ihdr == nullptr) { // which of ihdr_of's conditions failed
+    const unsigned char* first = p + signature_size;
+    if (size < signature_size + 8)
+      return "PNG cut short before its header (IHDR)";
+    if (be32(first) != ihdr_size || std::memcmp(first + 4, "IHDR", 4) != 0)
+      return "PNG does not start with its header: its first chunk is not an "
+             "IHDR of 13 bytes";
     return "PNG cut short inside its header (IHDR)";
-  const unsigned char* ihdr = p + signature_size;
+  }
   // The CRC covers the chunk's type and data.
   auto crc = ::crc32(0L, ihdr + 4, 4 + ihdr_size);
   if (crc != be32(ihdr + 8 + ihdr_size))
