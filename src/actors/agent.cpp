@@ -104,6 +104,12 @@ caf::behavior agent(agent_actor_type* self, agent_config cfg) {
         log::debug("resize started", {{"token", job.token},
                                       {"node", st.cfg.node},
                                       {"running", st.running() + 1}});
+        // The asker's record of the task says IN_PROGRESS from here, not
+        // from when it placed the job: one turned away above never started.
+        // (Before the promise, which takes the request's sender over; the
+        // answer follows on the same path, so this arrives first.)
+        if (auto asker = caf::actor_cast<caf::actor>(self->current_sender()))
+          self->send(asker, started_atom::value, job.token);
         auto token = job.token;
         auto msg = self->current_mailbox_element()->move_content_to_message();
         auto promise = self->make_response_promise<resize_done>();

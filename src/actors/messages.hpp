@@ -90,6 +90,11 @@
 //                            Only built-in types: nothing to announce
 //   supervisor → supervisor: (unsaturate_atom, node name)  retry a node that
 //                            answered node_busy
+//   agent      → supervisor: (started_atom, token)  the agent took the
+//                            resize_job the supervisor asked of it (a
+//                            worker runs it now), before its answer; never
+//                            for a job it turns away as node_busy. The
+//                            task's record says IN_PROGRESS from then on
 //   supervisor → status:     (status_atom, twin token, wait_ms, replier) and
 //   replier → supervisor:    (twin_atom, task token, bool twin succeeded)
 //                            a task waits for a twin accepted first elsewhere
@@ -168,6 +173,7 @@ using release_atom = caf::atom_constant<caf::atom("release")>;
 using forget_atom = caf::atom_constant<caf::atom("forget")>;
 using restore_atom = caf::atom_constant<caf::atom("restore")>;
 using inputs_atom = caf::atom_constant<caf::atom("inputs")>;
+using started_atom = caf::atom_constant<caf::atom("started")>;
 
 /// The layout of every message between nodes, as a number: the API node
 /// refuses a worker whose hello names another one (protocol_mismatch),
@@ -177,7 +183,7 @@ using inputs_atom = caf::atom_constant<caf::atom("inputs")>;
 /// limits, probe_info, the enums in them), or a message's elements.
 /// tests/actors/wire_test.cpp holds the layout's fingerprint for each value
 /// and fails until both are updated.
-inline constexpr uint32_t cluster_protocol = 4;
+inline constexpr uint32_t cluster_protocol = 5;
 
 /// Errors of the cluster protocol (category `cluster_error_category`),
 /// rendered alike on every node (announce_message_types).

@@ -235,10 +235,46 @@ void retry(self_ptr self, state_type::in_flight task, const std::string& why) {
                                {"reason", why}});
   task.task.record.status = task_status::pending;
   task.task.record.started_at_ms = 0;
-  task.task.turned_away = 0; // a new attempt: its first start is logged
-  self->send(st.status, update_atom::value, task.task.record);
+  task.task.turned_away = 0;
+  if (task.started) // Redis shows it IN_PROGRESS on that node
+    self->send(st.status, update_atom::value, task.task.record);
   st.queued_bytes += job_of(task.task).input.size();
   st.queue.push_front(std::move(task.task));
+}
+
+// `task` runs on its node since `at_ms`: its record says IN_PROGRESS there,
+// counting the attempt (persisted: a restart counts an open record's
+// attempts as lost, as it may be the input that crashed the process).
+void mark_started(state_type::in_flight& task, int64_t at_ms) {
+  task.started = true;
+  auto& rec = task.task.record;
+  rec.status = task_status::in_progress;
+  rec.started_at_ms = at_ms;
+  rec.node = task.node;
+  rec.attempts = task.task.attempt + 1;
+}
+
+// The node of `token`'s attempt took the job (its agent's started_atom).
+void on_started(self_ptr self, const std::string& token) {
+  auto& st = self->state;
+  auto i = st.running.find(token);
+  if (i == st.running.end() || i->second.started)
+    return; // answered already, or given back to the queue
+  auto& task = i->second;
+  auto n = st.nodes.find(task.node);
+  if (n == st.nodes.end() ||
+      n->second.agent.address() != self->current_sender())
+    return; // from a node an earlier attempt was lost on
+  mark_started(task, now_ms());
+  const auto& rec = task.task.record;
+  self->send(st.status, update_atom::value, rec);
+  log::info("task started",
+            {{"token", rec.token},
+             {"task_status", "IN_PROGRESS"},
+             {"node", task.node},
+             {"attempt", task.task.attempt},
+             {"turned_away", task.task.turned_away},
+             {"queue_ms", rec.started_at_ms - rec.submitted_at_ms}});
 }
 
 void on_done(self_ptr self, const std::string& token, uint32_t attempt,
@@ -268,14 +304,15 @@ void on_done(self_ptr self, const std::string& token, uint32_t attempt,
                {{"token", task->task.record.token}, {"node", task->node}});
     auto& queued = task->task;
     ++queued.turned_away;
-    // Queued again: clients and Redis see PENDING, not a run that is not
-    // happening (the update follows the IN_PROGRESS one from dispatch).
-    queued.record.status = task_status::pending;
-    queued.record.started_at_ms = 0;
-    // Nor an attempt: dispatch counted this one (persisted, a restart
-    // reads it as lost), and it never ran.
-    queued.record.attempts = queued.attempt;
-    self->send(st.status, update_atom::value, queued.record);
+    // Queued again, as its record still says: a job turned away was never
+    // started (nor is it an attempt). Should its node have said otherwise,
+    // Redis hears it waits again.
+    if (task->started) {
+      queued.record.status = task_status::pending;
+      queued.record.started_at_ms = 0;
+      queued.record.attempts = queued.attempt;
+      self->send(st.status, update_atom::value, queued.record);
+    }
     st.queued_bytes += job_of(queued).input.size();
     st.queue.push_front(std::move(queued));
     return;
@@ -284,6 +321,8 @@ void on_done(self_ptr self, const std::string& token, uint32_t attempt,
     node->second.saturated = false; // it answered: it has room again
     node->second.turned_away = 0;
   }
+  if (!task->started) // its started_atom went missing: it ran from placing
+    mark_started(*task, task->placed_at_ms);
   auto rec = std::move(task->task.record);
   auto content = std::move(task->task.content);
   rec.node = done.node.empty() ? task->node : done.node;
@@ -364,6 +403,8 @@ void on_error(self_ptr self, const std::string& token, uint32_t attempt,
     auto& st = self->state;
     if (auto n = st.nodes.find(task->node); n != st.nodes.end())
       ++n->second.failed;
+    if (!task->started) // the node never said: it had it from placing
+      mark_started(*task, task->placed_at_ms);
     fail(self, std::move(task->task.record),
          failure{error_code::processing_timeout,
                  fmt::format("processing took longer than {} ms",
@@ -468,26 +509,18 @@ void dispatch(self_ptr self) {
     st.queued_bytes -= job_of(task).input.size();
     ++node->busy;
     node->decoding += task.decode_bytes;
-    task.record.status = task_status::in_progress;
-    task.record.started_at_ms = now_ms();
-    task.record.node = name;
-    task.record.attempts = task.attempt + 1; // persisted: restarts count
-    self->send(st.status, update_atom::value, task.record);
-    // Placed again after a busy node turned it away (routine when API
-    // nodes share workers): at debug, or the log has a line per bounce.
-    log::emit(task.turned_away == 0 ? log::level::info : log::level::debug,
-              "task started",
-              {{"token", task.record.token},
-               {"task_status", "IN_PROGRESS"},
-               {"node", name},
-               {"attempt", task.attempt},
-               {"turned_away", task.turned_away},
-               {"queue_ms",
-                task.record.started_at_ms - task.record.submitted_at_ms}});
+    // Still PENDING: the record says IN_PROGRESS once the node takes the
+    // job (on_started); a busy node turns it away (node_busy, routine when
+    // API nodes share workers), and clients never see it run and wait again.
+    log::debug("task placed", {{"token", task.record.token},
+                               {"node", name},
+                               {"attempt", task.attempt},
+                               {"turned_away", task.turned_away}});
     auto token = task.record.token;
     auto attempt = task.attempt;
     auto job = task.job; // shares the bytes with the copy kept for retries
-    st.running.emplace(token, state_type::in_flight{std::move(task), name});
+    st.running.emplace(
+        token, state_type::in_flight{std::move(task), name, false, now_ms()});
     // The resize itself stops at task_timeout inside libvips, on any node:
     // the job carries it (job_policy). This deadline is the backstop for a
     // node that does not answer at all.
@@ -1467,6 +1500,7 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
       [=](twin_atom, const std::string& token, bool succeeded) {
         on_twin_final(self, token, succeeded);
       },
+      [=](started_atom, const std::string& token) { on_started(self, token); },
       [=](unsaturate_atom, const std::string& name) {
         if (auto i = self->state.nodes.find(name); i != self->state.nodes.end())
           i->second.saturated = false;

@@ -101,6 +101,10 @@ struct supervisor_state {
   struct in_flight {
     queued task;
     std::string node; // key in `nodes`
+    /// Its node took it (started_atom): the record says IN_PROGRESS. Until
+    /// then it is placed, and still PENDING.
+    bool started = false;
+    int64_t placed_at_ms = 0;
   };
   struct node_entry {
     caf::actor agent;

@@ -31,6 +31,8 @@ const std::vector<std::pair<uint32_t, uint64_t>> known_layouts = {
     {3, 0xbba3567739544960},
     // node_info.heartbeat_ms, cluster_error::heartbeat_too_slow
     {4, 0x25e12a4682c941b7},
+    // (started_atom, token): the agent took the job
+    {5, 0x557ca9dc4a17ffda},
 };
 
 // FNV-1a, 64 bits: a checksum of test data, not a security boundary.
@@ -101,6 +103,7 @@ std::vector<caf::message> samples() {
       caf::make_message(leave_atom::value, caf::actor{}),
       caf::make_message(uint64_t{3}),
       caf::make_message(job),
+      caf::make_message(started_atom::value, job.token),
       caf::make_message(done),
       caf::make_message(rec),
       caf::make_message(caf::error{make_error(cluster_error::name_taken, "x")}),

@@ -2,6 +2,7 @@
 
 #include "support/loopback.hpp"
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -163,6 +164,23 @@ std::string redis_server::command(const std::string& inline_cmd) {
     throw std::runtime_error("redis 127.0.0.1:" + std::to_string(port_) + " " +
                              inline_cmd + ": " + error);
   return reply;
+}
+
+redis_monitor::redis_monitor(const redis_server& server) {
+  auto bin = env_or("REDIS_SERVER_BIN", "redis-server");
+  auto slash = bin.rfind('/');
+  auto cli = slash == std::string::npos
+                 ? std::string{"redis-cli"}
+                 : bin.substr(0, slash + 1) + "redis-cli";
+  static std::atomic<int> monitors{0};
+  auto log = server.dir() + "/monitor-" + std::to_string(++monitors) + ".log";
+  proc_ = child_process{
+      {cli, "-p", std::to_string(server.port()), "--no-raw", "monitor"}, log};
+  // Commands sent before MONITOR's OK are not shown: wait for it.
+  if (!wait_until([this] { return proc_.log().rfind("OK", 0) == 0; },
+                  startup_deadline))
+    throw std::runtime_error("redis-cli monitor did not start; log:\n" +
+                             proc_.log());
 }
 
 } // namespace resized::test

@@ -40,4 +40,18 @@ private:
   child_process proc_;
 };
 
+/// `redis-cli monitor` on `server`, from construction (it waits for the
+/// MONITOR's OK) until destruction: every command Redis runs, one per line
+/// in the log (a Lua script's own commands on lines with "[0 lua]"), for
+/// tests that check what was written to Redis in which order. redis-cli is
+/// taken from beside $REDIS_SERVER_BIN (Debian's redis-tools).
+class redis_monitor {
+public:
+  explicit redis_monitor(const redis_server& server);
+  std::string text() const { return proc_.log(); }
+
+private:
+  child_process proc_;
+};
+
 } // namespace resized::test
