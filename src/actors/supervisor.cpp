@@ -233,10 +233,11 @@ void retry(self_ptr self, state_type::in_flight task, const std::string& why) {
                                {"node", task.node},
                                {"attempt", task.task.attempt},
                                {"reason", why}});
+  bool shown_running = task.started(); // in Redis, on that node
   task.task.record.status = task_status::pending;
   task.task.record.started_at_ms = 0;
   task.task.turned_away = 0;
-  if (task.started) // Redis shows it IN_PROGRESS on that node
+  if (shown_running)
     self->send(st.status, update_atom::value, task.task.record);
   st.queued_bytes += job_of(task.task).input.size();
   st.queue.push_front(std::move(task.task));
@@ -246,7 +247,6 @@ void retry(self_ptr self, state_type::in_flight task, const std::string& why) {
 // counting the attempt (persisted: a restart counts an open record's
 // attempts as lost, as it may be the input that crashed the process).
 void mark_started(state_type::in_flight& task, int64_t at_ms) {
-  task.started = true;
   auto& rec = task.task.record;
   rec.status = task_status::in_progress;
   rec.started_at_ms = at_ms;
@@ -258,7 +258,7 @@ void mark_started(state_type::in_flight& task, int64_t at_ms) {
 void on_started(self_ptr self, const std::string& token) {
   auto& st = self->state;
   auto i = st.running.find(token);
-  if (i == st.running.end() || i->second.started)
+  if (i == st.running.end() || i->second.started())
     return; // answered already, or given back to the queue
   auto& task = i->second;
   auto n = st.nodes.find(task.node);
@@ -307,7 +307,7 @@ void on_done(self_ptr self, const std::string& token, uint32_t attempt,
     // Queued again, as its record still says: a job turned away was never
     // started (nor is it an attempt). Should its node have said otherwise,
     // Redis hears it waits again.
-    if (task->started) {
+    if (task->started()) {
       queued.record.status = task_status::pending;
       queued.record.started_at_ms = 0;
       queued.record.attempts = queued.attempt;
@@ -321,7 +321,7 @@ void on_done(self_ptr self, const std::string& token, uint32_t attempt,
     node->second.saturated = false; // it answered: it has room again
     node->second.turned_away = 0;
   }
-  if (!task->started) // its started_atom went missing: it ran from placing
+  if (!task->started()) // its started_atom went missing: it ran from placing
     mark_started(*task, task->placed_at_ms);
   auto rec = std::move(task->task.record);
   auto content = std::move(task->task.content);
@@ -403,7 +403,7 @@ void on_error(self_ptr self, const std::string& token, uint32_t attempt,
     auto& st = self->state;
     if (auto n = st.nodes.find(task->node); n != st.nodes.end())
       ++n->second.failed;
-    if (!task->started) // the node never said: it had it from placing
+    if (!task->started()) // the node never said: it had it from placing
       mark_started(*task, task->placed_at_ms);
     fail(self, std::move(task->task.record),
          failure{error_code::processing_timeout,
@@ -519,8 +519,8 @@ void dispatch(self_ptr self) {
     auto token = task.record.token;
     auto attempt = task.attempt;
     auto job = task.job; // shares the bytes with the copy kept for retries
-    st.running.emplace(
-        token, state_type::in_flight{std::move(task), name, false, now_ms()});
+    st.running.emplace(token,
+                       state_type::in_flight{std::move(task), name, now_ms()});
     // The resize itself stops at task_timeout inside libvips, on any node:
     // the job carries it (job_policy). This deadline is the backstop for a
     // node that does not answer at all.

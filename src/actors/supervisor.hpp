@@ -101,10 +101,12 @@ struct supervisor_state {
   struct in_flight {
     queued task;
     std::string node; // key in `nodes`
-    /// Its node took it (started_atom): the record says IN_PROGRESS. Until
-    /// then it is placed, and still PENDING.
-    bool started = false;
+    /// When it was placed. Its record says PENDING until its node takes it
+    /// (started_atom: IN_PROGRESS, `started`).
     int64_t placed_at_ms = 0;
+    bool started() const {
+      return task.record.status == task_status::in_progress;
+    }
   };
   struct node_entry {
     caf::actor agent;

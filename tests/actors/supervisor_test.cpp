@@ -1040,6 +1040,16 @@ BOOST_AUTO_TEST_CASE(a_task_losing_max_attempts_nodes_ends_worker_lost) {
   run_until_final({token});
   BOOST_TEST((last[token].status == task_status::failure));
   BOOST_TEST(last[token].error_code == "worker_lost");
+  // A task shown running on a node that is lost is shown waiting again
+  // before it runs on the next one.
+  std::vector<task_status> changes;
+  for (auto& [t, s] : seen)
+    if (t == token)
+      changes.push_back(s);
+  for (size_t i = 0; i + 1 < changes.size(); ++i)
+    BOOST_TEST(!(changes[i] == task_status::in_progress &&
+                 changes[i + 1] == task_status::in_progress),
+               "change " << i);
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
 }
 
