@@ -158,11 +158,11 @@ void join(link_actor_type* self, caf::actor api) {
             }
             std::string why;
             if (is_error(err, cluster_error::heartbeat_too_slow, why)) {
-              // A setting to change here (or there): asked again with
-              // backoff, in case the API node is restarted with another.
+              // A setting to change here (or there; the reason says
+              // which): asked again with backoff, in case a node is
+              // restarted with another.
               auto wait = retry_later(self);
-              log::error("join refused: heartbeats too far apart for the API "
-                         "node",
+              log::error("join refused: heartbeats too far apart",
                          {{"api", endpoint_text(st.cfg.host, st.cfg.port)},
                           {"node", st.info.name},
                           {"reason", why},

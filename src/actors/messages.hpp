@@ -183,7 +183,7 @@ using started_atom = caf::atom_constant<caf::atom("started")>;
 /// limits, probe_info, the enums in them), or a message's elements.
 /// tests/actors/wire_test.cpp holds the layout's fingerprint for each value
 /// and fails until both are updated.
-inline constexpr uint32_t cluster_protocol = 5;
+inline constexpr uint32_t cluster_protocol = 6;
 
 /// Errors of the cluster protocol (category `cluster_error_category`),
 /// rendered alike on every node (announce_message_types).
@@ -199,8 +199,10 @@ enum class cluster_error : uint8_t {
   protocol_mismatch = 3,
   /// join_atom refused: the worker's heartbeats (cluster.heartbeat-ms)
   /// are not closer together than the API node's
-  /// cluster.connection-timeout-ms, which would cut its connection again
-  /// and again. The context says both values.
+  /// cluster.connection-timeout-ms, or the API node's not closer together
+  /// than the worker's (cluster protocol 6): one of the two would cut the
+  /// connection again and again. The context says both values and which
+  /// setting to change.
   heartbeat_too_slow = 4,
 };
 
@@ -269,12 +271,16 @@ struct node_info {
   // whose heartbeats are not closer together than its own
   // cluster.connection-timeout-ms (cluster protocol 4).
   uint32_t heartbeat_ms = 0;
+  // Its cluster.connection-timeout-ms (0: not said): the API node refuses
+  // to be joined by a worker that would cut it off between two of its own
+  // heartbeats (cluster protocol 6).
+  uint32_t connection_timeout_ms = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, node_info& x) {
   return f(caf::meta::type_name("node_info"), x.name, x.address, x.pool_size,
-           x.build, x.heartbeat_ms);
+           x.build, x.heartbeat_ms, x.connection_timeout_ms);
 }
 
 template <class Inspector>

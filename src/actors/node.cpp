@@ -32,9 +32,12 @@ start_node(caf::actor_system& sys, const config::service_settings& cfg,
   if (cl.role == "worker") {
     char host[256] = {};
     gethostname(host, sizeof(host) - 1);
-    node_info info{cl.node_name, cl.advertise.empty() ? host : cl.advertise,
-                   static_cast<uint32_t>(pool), build,
-                   static_cast<uint32_t>(cl.heartbeat.count())};
+    node_info info{cl.node_name,
+                   cl.advertise.empty() ? host : cl.advertise,
+                   static_cast<uint32_t>(pool),
+                   build,
+                   static_cast<uint32_t>(cl.heartbeat.count()),
+                   static_cast<uint32_t>(cl.connection_timeout.count())};
     for (const auto& ep : cl.api_nodes) {
       link_config lc;
       lc.host = ep.host;
@@ -81,6 +84,7 @@ start_node(caf::actor_system& sys, const config::service_settings& cfg,
   sup.store_timeout =
       2 * cfg.redis.store.command_timeout + cfg.redis.store.connect_timeout;
   sup.connection_timeout = cl.connection_timeout;
+  sup.heartbeat = cl.heartbeat;
   sup.recover_at_start = false; // the lease actor says when
   node.supervisor = sys.spawn(supervisor, sup, node.status, node.agent, pool);
   lease_config lc;

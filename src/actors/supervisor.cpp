@@ -700,6 +700,28 @@ void refuse_heartbeat(self_ptr self, const node_info& info,
                   info.heartbeat_ms, timeout_ms, timeout_ms)));
 }
 
+// The other way round: a worker that cuts a connection silent for as long
+// as this node's heartbeat interval, or less, would cut this node off
+// between two heartbeats in every quiet spell, with the same flapping.
+// Refused alike, before it can place a task there.
+void refuse_own_heartbeat(self_ptr self, const node_info& info,
+                          caf::response_promise promise) {
+  auto heartbeat_ms = self->state.cfg.heartbeat.count();
+  log::error("worker refused: this node's heartbeats are too far apart for it",
+             {{"worker", info.name},
+              {"heartbeat_ms", static_cast<int64_t>(heartbeat_ms)},
+              {"worker_connection_timeout_ms",
+               static_cast<int64_t>(info.connection_timeout_ms)}});
+  promise.deliver(make_error(
+      cluster_error::heartbeat_too_slow,
+      fmt::format("the API node sends a heartbeat every {} ms (its "
+                  "cluster.heartbeat-ms) and this node cuts a connection "
+                  "silent for {} ms (cluster.connection-timeout-ms): set "
+                  "this node's cluster.connection-timeout-ms above {} (three "
+                  "times it or more is safe)",
+                  heartbeat_ms, info.connection_timeout_ms, heartbeat_ms)));
+}
+
 void on_node_down(self_ptr self, const caf::actor_addr& source,
                   const caf::error& reason) {
   auto& st = self->state;
@@ -1453,6 +1475,12 @@ caf::behavior supervisor(supervisor_actor_type* self, supervisor_config cfg,
             std::chrono::milliseconds{info.heartbeat_ms} >=
                 st.cfg.connection_timeout) {
           refuse_heartbeat(self, info, promise);
+          return promise;
+        }
+        if (info.connection_timeout_ms > 0 &&
+            std::chrono::milliseconds{info.connection_timeout_ms} <=
+                st.cfg.heartbeat) {
+          refuse_own_heartbeat(self, info, promise);
           return promise;
         }
         if (auto i = st.nodes.find(info.name); i != st.nodes.end()) {

@@ -79,6 +79,10 @@ struct supervisor_config {
   /// cluster.connection-timeout-ms: a worker whose heartbeats are not
   /// closer together than this is refused at join (heartbeat_too_slow).
   std::chrono::milliseconds connection_timeout{5000};
+  /// cluster.heartbeat-ms: a worker that would cut a connection silent for
+  /// this long or less (its connection timeout, node_info) is refused at
+  /// join (heartbeat_too_slow).
+  std::chrono::milliseconds heartbeat{1000};
   /// Memory budget per resize worker of a node: a node starts a task only
   /// while the decode estimates of its tasks in flight, this one included,
   /// stay within pool size x this (or when it runs nothing). 0 = no budget.

@@ -277,6 +277,20 @@ struct supervisor_fixture : test::actor_system_fixture {
     BOOST_REQUIRE(welcomed);
   }
 
+  // Asks `sup` to let `node_agent` join as `info`, as a cluster_link
+  // would: whether it was welcomed, else the refusal.
+  std::pair<bool, caf::error> ask_join(const caf::actor& sup,
+                                       const caf::actor& node_agent,
+                                       const node_info& info) {
+    caf::scoped_actor self{sys};
+    caf::error refusal;
+    bool welcomed = false;
+    self->request(sup, 5s, join_atom::value, node_agent, info)
+        .receive([&](welcome_atom) { welcomed = true; },
+                 [&](caf::error& err) { refusal = std::move(err); });
+    return {welcomed, std::move(refusal)};
+  }
+
   // Says hello to `to` in this build's protocol, as build `build`, as a
   // cluster_link would; the build it answers with.
   std::string hello(const caf::actor& to, const std::string& build) {
@@ -1344,15 +1358,8 @@ BOOST_AUTO_TEST_CASE(a_worker_whose_heartbeats_are_too_far_apart_is_refused) {
   cfg.connection_timeout = std::chrono::milliseconds{2000};
   auto sup = start(cfg, 0);
   auto try_join = [&](const std::string& name, uint32_t heartbeat_ms) {
-    auto worker = sys.spawn(agent, agent_config{1, name});
-    caf::scoped_actor self{sys};
-    caf::error refusal;
-    bool welcomed = false;
-    self->request(sup, 5s, join_atom::value, worker,
-                  node_info{name, "elsewhere", 1, "9.9.9 (x)", heartbeat_ms})
-        .receive([&](welcome_atom) { welcomed = true; },
-                 [&](caf::error& err) { refusal = std::move(err); });
-    return std::make_pair(welcomed, refusal);
+    return ask_join(sup, sys.spawn(agent, agent_config{1, name}),
+                    node_info{name, "elsewhere", 1, "9.9.9 (x)", heartbeat_ms});
   };
   for (uint32_t slow : {2000u, 5000u}) {
     auto [welcomed, refusal] = try_join("slow", slow);
@@ -1367,6 +1374,44 @@ BOOST_AUTO_TEST_CASE(a_worker_whose_heartbeats_are_too_far_apart_is_refused) {
   }
   BOOST_TEST(view(sup).nodes.empty());
   BOOST_TEST(try_join("quick", 1999).first);
+  BOOST_TEST(try_join("unsaid", 0).first);
+  BOOST_TEST(view(sup).nodes.size() == 2u);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}
+
+// The other way round: a worker that cuts a connection silent for as long
+// as the API node's heartbeat interval, or less, would cut the API node off
+// between two of its heartbeats: refused alike (heartbeat_too_slow, both
+// values, which setting to change); one with a longer timeout joins, and
+// so does one that does not say (0).
+BOOST_AUTO_TEST_CASE(a_worker_that_would_cut_the_api_node_off_is_refused) {
+  supervisor_config cfg;
+  cfg.heartbeat = std::chrono::milliseconds{1500};
+  cfg.connection_timeout = std::chrono::milliseconds{6000};
+  auto sup = start(cfg, 0);
+  auto try_join = [&](const std::string& name, uint32_t timeout_ms) {
+    return ask_join(
+        sup, sys.spawn(agent, agent_config{1, name}),
+        node_info{name, "elsewhere", 1, "9.9.9 (x)", 100, timeout_ms});
+  };
+  for (uint32_t hasty : {1500u, 400u}) {
+    auto [welcomed, refusal] = try_join("hasty", hasty);
+    BOOST_TEST(!welcomed);
+    std::string why;
+    BOOST_TEST(is_error(refusal, cluster_error::heartbeat_too_slow, why),
+               sys.render(refusal));
+    BOOST_TEST(why.find("the API node sends a heartbeat every 1500 ms") !=
+                   std::string::npos,
+               why);
+    BOOST_TEST(why.find("silent for " + std::to_string(hasty) + " ms") !=
+                   std::string::npos,
+               why);
+    BOOST_TEST(why.find("cluster.connection-timeout-ms above 1500") !=
+                   std::string::npos,
+               why);
+  }
+  BOOST_TEST(view(sup).nodes.empty());
+  BOOST_TEST(try_join("patient", 1501).first);
   BOOST_TEST(try_join("unsaid", 0).first);
   BOOST_TEST(view(sup).nodes.size() == 2u);
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
@@ -1388,13 +1433,7 @@ BOOST_AUTO_TEST_CASE(a_name_held_by_a_live_node_is_refused_until_it_goes) {
 
   auto newcomer = sys.spawn(agent, agent_config{1, "same"});
   auto try_join = [&](const node_info& info) {
-    caf::scoped_actor self{sys};
-    caf::error refusal;
-    bool welcomed = false;
-    self->request(sup, 5s, join_atom::value, newcomer, info)
-        .receive([&](welcome_atom) { welcomed = true; },
-                 [&](caf::error& err) { refusal = std::move(err); });
-    return std::make_pair(welcomed, refusal);
+    return ask_join(sup, newcomer, info);
   };
   for (int i = 0; i < 2; ++i) { // asked again: still refused
     auto [welcomed, refusal] =

@@ -33,6 +33,8 @@ const std::vector<std::pair<uint32_t, uint64_t>> known_layouts = {
     {4, 0x25e12a4682c941b7},
     // (started_atom, token): the agent took the job
     {5, 0x557ca9dc4a17ffda},
+    // node_info.connection_timeout_ms
+    {6, 0x38f15f1d03ddd702},
 };
 
 // FNV-1a, 64 bits: a checksum of test data, not a security boundary.
@@ -93,7 +95,7 @@ std::vector<caf::message> samples() {
   rec.finished_at_ms = 3;
   rec.node = "worker-1";
   rec.attempts = 2;
-  node_info info{"worker-1", "10.0.0.7", 4, "0.1.0 (31c78c02d530)", 1000};
+  node_info info{"worker-1", "10.0.0.7", 4, "0.1.0 (31c78c02d530)", 1000, 5000};
   return {
       caf::make_message(hello_atom::value, cluster_protocol,
                         std::string{"0.1.0 (31c78c02d530)"}),

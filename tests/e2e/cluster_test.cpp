@@ -836,10 +836,8 @@ BOOST_AUTO_TEST_CASE(a_worker_whose_heartbeats_are_too_far_apart_is_refused) {
                        "worker=worker-slow", "worker_heartbeat_ms=3000",
                        "connection_timeout_ms=3000"}) >= 2 &&
            lines_with(slow.log(),
-                      {"join refused: heartbeats too far apart for the API "
-                       "node",
-                       "level=error", "a heartbeat every 3000 ms",
-                       "silent for 3000 ms"}) >= 2;
+                      {"join refused: heartbeats too far apart", "level=error",
+                       "a heartbeat every 3000 ms", "silent for 3000 ms"}) >= 2;
   };
   BOOST_TEST(wait_until(refusals_logged, join_timeout), "API log:\n"
                                                             << api.log()
@@ -855,6 +853,49 @@ BOOST_AUTO_TEST_CASE(a_worker_whose_heartbeats_are_too_far_apart_is_refused) {
   BOOST_TEST_REQUIRE(!small.empty());
   BOOST_TEST(expect_all_success(api, submit_batch(api, small, 2)).size() == 2u);
   BOOST_TEST(lines_with(slow.log(), {"resize started"}) == 0u);
+}
+
+// The other way round: a worker that cuts a connection silent for as long
+// as the API node's heartbeat interval would cut the API node off in every
+// quiet spell, join again and have its tasks placed again, over and over:
+// refused at join, said on both sides with both values and which setting
+// to change; it keeps asking. A worker with a longer timeout joins and
+// works.
+BOOST_AUTO_TEST_CASE(a_worker_that_would_cut_the_api_node_off_is_refused) {
+  redis_server redis;
+  // Heartbeats every 2000 ms; its own connection timeout 3000 ms.
+  api_node api(redis.port(), "api-slow-beat", {"--cluster.heartbeat-ms=2000"});
+  worker_process hasty("worker-hasty", {api.endpoint()},
+                       {"--cluster.connection-timeout-ms=1500"});
+  note_logs({&api.process(), &hasty.process()});
+  auto refusals_logged = [&] {
+    return lines_with(
+               api.log(),
+               {"worker refused: this node's heartbeats are too far apart "
+                "for it",
+                "worker=worker-hasty", "heartbeat_ms=2000",
+                "worker_connection_timeout_ms=1500"}) >= 2 &&
+           lines_with(hasty.log(),
+                      {"join refused: heartbeats too far apart", "level=error",
+                       "the API node sends a heartbeat every 2000 ms",
+                       "silent for 1500 ms",
+                       "cluster.connection-timeout-ms above 2000"}) >= 2;
+  };
+  BOOST_TEST(wait_until(refusals_logged, join_timeout), "API log:\n"
+                                                            << api.log()
+                                                            << "\nworker log:\n"
+                                                            << hasty.log());
+  BOOST_TEST(!log_has(hasty.log(), "joined API node"));
+  BOOST_TEST(hasty.running());
+  BOOST_TEST(get_cluster(api).find("worker-hasty") == nullptr);
+  worker_process patient("worker-patient", {api.endpoint()});
+  note_logs({&patient.process()});
+  BOOST_TEST_REQUIRE(wait_listed(api, {"worker-patient"}, join_timeout));
+  auto small = photos_sized(50'000, 200'000);
+  BOOST_TEST_REQUIRE(!small.empty());
+  BOOST_TEST(expect_all_success(api, submit_batch(api, small, 2)).size() == 2u);
+  BOOST_TEST(lines_with(hasty.log(), {"resize started"}) == 0u);
+  BOOST_TEST(!log_has(api.log(), "node lost"));
 }
 
 // A worker restarted under its own name is not locked out by its old self:
