@@ -215,6 +215,23 @@ take(self_ptr self, const std::string& token, uint32_t attempt) {
   return task;
 }
 
+// `task` goes back to the queue's front, to be placed again. A record shown
+// IN_PROGRESS (its node took the job) says PENDING again, in Redis too,
+// with the attempts lost so far: none for a job turned away, the lost one
+// for a retry (whose caller counted it in `attempt`).
+void requeue_front(self_ptr self, state_type::in_flight& task) {
+  auto& st = self->state;
+  auto& queued = task.task;
+  if (task.started()) { // read before the record says otherwise
+    queued.record.status = task_status::pending;
+    queued.record.started_at_ms = 0;
+    queued.record.attempts = queued.attempt;
+    self->send(st.status, update_atom::value, queued.record);
+  }
+  st.queued_bytes += job_of(queued).input.size();
+  st.queue.push_front(std::move(queued));
+}
+
 // A node failed this attempt (lost, or the request failed): run it again
 // elsewhere, up to max_attempts.
 void retry(self_ptr self, state_type::in_flight task, const std::string& why) {
@@ -233,14 +250,8 @@ void retry(self_ptr self, state_type::in_flight task, const std::string& why) {
                                {"node", task.node},
                                {"attempt", task.task.attempt},
                                {"reason", why}});
-  bool shown_running = task.started(); // in Redis, on that node
-  task.task.record.status = task_status::pending;
-  task.task.record.started_at_ms = 0;
   task.task.turned_away = 0;
-  if (shown_running)
-    self->send(st.status, update_atom::value, task.task.record);
-  st.queued_bytes += job_of(task.task).input.size();
-  st.queue.push_front(std::move(task.task));
+  requeue_front(self, task);
 }
 
 // `task` runs on its node since `at_ms`: its record says IN_PROGRESS there,
@@ -302,19 +313,11 @@ void on_done(self_ptr self, const std::string& token, uint32_t attempt,
     }
     log::debug("node busy, re-placing",
                {{"token", task->task.record.token}, {"node", task->node}});
-    auto& queued = task->task;
-    ++queued.turned_away;
     // Queued again, as its record still says: a job turned away was never
     // started (nor is it an attempt). Should its node have said otherwise,
     // Redis hears it waits again.
-    if (task->started()) {
-      queued.record.status = task_status::pending;
-      queued.record.started_at_ms = 0;
-      queued.record.attempts = queued.attempt;
-      self->send(st.status, update_atom::value, queued.record);
-    }
-    st.queued_bytes += job_of(queued).input.size();
-    st.queue.push_front(std::move(queued));
+    ++task->task.turned_away;
+    requeue_front(self, *task);
     return;
   }
   if (node != st.nodes.end()) {
