@@ -707,7 +707,7 @@ struct server::impl {
       return reject(ctx, std::move(*bad));
     // Hashed here, on the io threads, so the supervisor's one thread never
     // reads megabytes.
-    auto key = content_key(image, opts.value());
+    auto key = content_key(image, opts.value(), cfg.limits);
     submit_request sub{opts.value(),  std::move(image), *probe,
                        ctx.id,        std::move(key),   0,
                        client_of(ctx)};

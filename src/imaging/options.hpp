@@ -53,6 +53,14 @@ struct resize_options {
   int quality = 85; // 1..100, for lossy encoders
 };
 
+/// What `resize` (pipeline.hpp) makes of given bytes, options and limits,
+/// as a number in every content key (common/content_key.hpp). Bump it with
+/// any change that makes the pipeline answer otherwise for the same input
+/// (other pixels, bands or encoding): a result made before the change, kept
+/// in Redis under the old key, is then not reused for a submission after
+/// it. 2: grey inputs come out as three-band sRGB.
+inline constexpr int output_revision = 2;
+
 /// Bounds on any single image; every field is a config key (limits.*,
 /// resize.task-timeout-ms). They are a task's policy: the node that accepts
 /// the task decides them, and they travel with it to the node that runs it

@@ -712,17 +712,18 @@ outcome<image_ptr> load_thumbnail(const void* data, size_t size,
 
 // -- stage: colour ------------------------------------------------------------
 
-/// 8-bit sRGB (or 8-bit grey for grey inputs), alpha kept. Thumbnail has
-/// already imported CMYK; this catches what it leaves (16-bit RGB/grey,
-/// Lab, float ...). Tagged RGB is still in its own profile's space here.
+/// 8-bit sRGB, alpha kept. Thumbnail has already imported CMYK; this
+/// catches what it leaves (grey, 16-bit RGB/grey, Lab, float ...). Tagged
+/// RGB is still in its own profile's space here. Grey comes out as three
+/// equal bands: the output is sRGB whatever the input (API.md), as the
+/// original service's (Pillow's convert("RGB")) was, so a client always
+/// gets the same number of channels; the thumbnail costs a few hundred bytes
+/// more (JPEG: its two chroma channels are flat).
 outcome<image_ptr> to_srgb_8bit(image_ptr img) {
-  auto interp = vips_image_get_interpretation(img.get());
-  bool grey =
-      interp == VIPS_INTERPRETATION_B_W || interp == VIPS_INTERPRETATION_GREY16;
-  auto target = grey ? VIPS_INTERPRETATION_B_W : VIPS_INTERPRETATION_sRGB;
-  if (interp != target) {
+  if (vips_image_get_interpretation(img.get()) != VIPS_INTERPRETATION_sRGB) {
     VipsImage* out = nullptr;
-    if (vips_colourspace(img.get(), &out, target, nullptr) != 0)
+    if (vips_colourspace(img.get(), &out, VIPS_INTERPRETATION_sRGB, nullptr) !=
+        0)
       return vips_failure(error_code::corrupt_image,
                           "cannot convert the image to sRGB");
     img.reset(out);

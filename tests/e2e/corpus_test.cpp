@@ -1,7 +1,8 @@
 // Every photo of the shared corpus (JPEG, PNG, WebP; 0.3 to 20 megapixels),
 // submitted at once and polled together: each ends SUCCESS as a 100x100
-// JPEG (the defaults: fill, jpeg) without the inputs' Exif/XMP metadata; the
-// large progressive JPEGs are decoded from their DC scans.
+// JPEG (the defaults: fill, jpeg) in sRGB, the grey photos too, without the
+// inputs' Exif/XMP metadata; the large progressive JPEGs are decoded from
+// their DC scans.
 #include <boost/test/unit_test.hpp>
 
 #include "support/fixtures.hpp"
@@ -77,6 +78,8 @@ BOOST_AUTO_TEST_CASE(every_photo_resizes_to_100x100) {
       BOOST_TEST(out.info.format == "jpeg");
       BOOST_TEST(out.info.width == 100);
       BOOST_TEST(out.info.height == 100);
+      // sRGB whatever the input: the grey photos too (three bands).
+      BOOST_TEST(out.info.channels == 3);
       // "metadata stripped": many inputs carry Exif and XMP segments.
       BOOST_TEST(!jpeg_has_metadata(out.image.body));
     }

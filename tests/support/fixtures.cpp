@@ -77,11 +77,12 @@ bool probe_jpeg(const std::string& b, image_info& out) {
     bool sof = marker >= 0xc0 && marker <= 0xcf && marker != 0xc4 &&
                marker != 0xc8 && marker != 0xcc;
     if (sof) {
-      if (p + 9 > b.size())
+      if (p + 10 > b.size())
         return false;
       out.format = "jpeg";
       out.height = static_cast<int>(be16(b, p + 5));
       out.width = static_cast<int>(be16(b, p + 7));
+      out.channels = static_cast<unsigned char>(b[p + 9]);
       return true;
     }
     p += 2 + len;
@@ -273,11 +274,26 @@ bool probe_image(const std::string& b, image_info& out) {
   out = image_info{};
   if (b.size() >= 4 && b.compare(0, 3, "\xff\xd8\xff") == 0)
     return probe_jpeg(b, out);
-  if (b.size() >= 24 && b.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0 &&
+  if (b.size() >= 26 && b.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0 &&
       b.compare(12, 4, "IHDR") == 0) {
     out.format = "png";
     out.width = static_cast<int>(be32(b, 16));
     out.height = static_cast<int>(be32(b, 20));
+    switch (b[25]) { // colour type
+    case 0:          // grey
+      out.channels = 1;
+      break;
+    case 4: // grey + alpha
+      out.channels = 2;
+      break;
+    case 2: // RGB
+    case 3: // palette (of RGB)
+      out.channels = 3;
+      break;
+    case 6: // RGBA
+      out.channels = 4;
+      break;
+    }
     return true;
   }
   if (b.size() >= 16 && b.compare(0, 4, "RIFF") == 0 &&

@@ -68,6 +68,10 @@ struct image_info {
   std::string format; // "jpeg", "png", "webp", "avif", or "" if unknown
   int width = 0;
   int height = 0;
+  /// Colour channels with alpha, from the header (JPEG: the frame's
+  /// components; PNG: its colour type, a palette counting 3); 0 = not read
+  /// (WebP, AVIF).
+  int channels = 0;
 };
 
 /// True when a JPEG carries Exif, XMP (APP1) or IPTC (APP13) segments.

@@ -21,8 +21,11 @@
 #include <utility>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "actors/lru_cache.hpp"
 #include "actors/supervisor.hpp"
+#include "common/content_key.hpp"
 #include "common/error_code.hpp"
 #include "common/etag.hpp"
 #include "common/log.hpp"
@@ -726,6 +729,55 @@ BOOST_AUTO_TEST_CASE(configured_endpoints_are_named_as_one_types_them) {
   BOOST_TEST(endpoint_text("api-1.internal", 4242) == "api-1.internal:4242");
   BOOST_TEST(endpoint_text("fd00::2", 4242) == "[fd00::2]:4242");
   BOOST_TEST(endpoint_text("::", 5000) == "[::]:5000");
+}
+
+// One key per piece of work: what reaches it from the input bytes, the
+// options, the limits that change a result (not only refuse it) and the
+// pipeline's revision; nothing else (the limits that only refuse do not
+// split the reuse of a result between API nodes).
+BOOST_AUTO_TEST_CASE(content_key_names_everything_that_shapes_the_result) {
+  const std::string input = "\xFF\xD8 any bytes";
+  imaging::resize_options opts{100, 100, imaging::fit_mode::fill,
+                               imaging::output_format::jpeg, 85};
+  imaging::limits lim;
+  auto key = content_key(input, opts, lim);
+  BOOST_TEST(key == content_key(std::string{input}, opts, lim));
+  BOOST_TEST(key.size() > 64u);
+  BOOST_TEST(key.find(fmt::format(":r{}:", imaging::output_revision)) !=
+                 std::string::npos,
+             key);
+  std::set<std::string> keys{key};
+  auto differs = [&](const std::string& why, const std::string& other) {
+    BOOST_TEST(keys.insert(other).second, why << ": " << other);
+  };
+  differs("one input byte", content_key(input + " ", opts, lim));
+  auto o = opts;
+  o.width = 101;
+  differs("width", content_key(input, o, lim));
+  o = opts;
+  o.height = 0; // left to the aspect ratio
+  differs("height", content_key(input, o, lim));
+  o = opts;
+  o.mode = imaging::fit_mode::fit;
+  differs("mode", content_key(input, o, lim));
+  o = opts;
+  o.format = imaging::output_format::png;
+  differs("format", content_key(input, o, lim));
+  o = opts;
+  o.quality = 84;
+  differs("quality", content_key(input, o, lim));
+  auto l = lim;
+  l.max_dimension = 2048; // caps a side left to the aspect ratio
+  differs("max_dimension", content_key(input, opts, l));
+  l = lim;
+  l.fail_on_truncated = false; // serves what a cut-off file decodes to
+  differs("truncated", content_key(input, opts, l));
+  l = lim;
+  l.max_pixels = 1000;
+  l.max_input_bytes = 10;
+  l.max_processing_ms = 5;
+  l.max_avif_pixels = 7;
+  BOOST_TEST(content_key(input, opts, l) == key); // these only refuse
 }
 
 BOOST_AUTO_TEST_SUITE_END()

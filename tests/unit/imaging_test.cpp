@@ -1130,6 +1130,64 @@ BOOST_AUTO_TEST_CASE(alpha_is_kept_for_png_and_webp) {
   }
 }
 
+// The output is sRGB whatever the input (API.md): a grey photo comes out
+// with three equal bands, as the original service's did (Pillow's
+// convert("RGB")), in every format; grey with alpha keeps its alpha where
+// the format has one.
+BOOST_AUTO_TEST_CASE(grey_inputs_come_out_in_srgb) {
+  const int w = 200, h = 100;
+  std::vector<uint8_t> grey(static_cast<size_t>(w) * h);
+  std::vector<uint8_t> grey_alpha(static_cast<size_t>(w) * h * 2);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      auto i = static_cast<size_t>(y) * w + x;
+      grey[i] = x < w / 2 ? 40 : 210;
+      grey_alpha[2 * i] = grey[i];
+      grey_alpha[2 * i + 1] = x < w / 2 ? 0 : 255;
+    }
+  auto plain = from_pixels(grey, w, h, 1, VIPS_INTERPRETATION_B_W);
+  auto with_alpha = from_pixels(grey_alpha, w, h, 2, VIPS_INTERPRETATION_B_W);
+  const std::vector<std::pair<std::string, std::string>> inputs = {
+      {"grey JPEG", save(plain.get(), ".jpg[Q=95]")},
+      {"grey PNG", save(plain.get(), ".png")},
+      {"16-bit grey PNG",
+       [&] {
+         VipsImage* wide = nullptr;
+         BOOST_REQUIRE_EQUAL(vips_colourspace(plain.get(), &wide,
+                                              VIPS_INTERPRETATION_GREY16,
+                                              nullptr),
+                             0);
+         image_ptr owner{wide};
+         return save(wide, ".png");
+       }()},
+      {"grey + alpha PNG", save(with_alpha.get(), ".png")}};
+  for (const auto& [name, bytes] : inputs) {
+    bool alpha = name == "grey + alpha PNG";
+    for (auto format :
+         {output_format::jpeg, output_format::png, output_format::webp}) {
+      BOOST_TEST_CONTEXT(name << " to " << to_string(format)) {
+        auto r = run(bytes, opts_of(100, 50, fit_mode::force, format));
+        require_output(r, 100, 50, format);
+        auto img = decode(r->bytes);
+        bool kept_alpha = alpha && format != output_format::jpeg;
+        BOOST_TEST(vips_image_get_bands(img.get()) == (kept_alpha ? 4 : 3));
+        BOOST_TEST(vips_image_get_interpretation(img.get()) ==
+                   VIPS_INTERPRETATION_sRGB);
+        auto right = pixel(img.get(), 90, 25);
+        BOOST_TEST(std::abs(right[0] - 210) <= 4);
+        BOOST_TEST(std::abs(right[1] - right[0]) <= 2); // still grey
+        BOOST_TEST(std::abs(right[2] - right[0]) <= 2);
+        if (kept_alpha) {
+          BOOST_TEST(pixel(img.get(), 10, 25)[3] == 0);
+          BOOST_TEST(right[3] == 255);
+        } else if (!alpha) {
+          BOOST_TEST(std::abs(pixel(img.get(), 10, 25)[0] - 40) <= 4);
+        }
+      }
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(exif_orientation_is_applied) {
   auto jpeg = rotated_jpeg();
   auto info = probe(jpeg.data(), jpeg.size(), limits{});
