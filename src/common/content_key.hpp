@@ -13,9 +13,10 @@ namespace resized {
 /// left to the aspect ratio; limits.truncated=serve serves what a cut-off
 /// file decodes to, where fail ends the task), and the pipeline's
 /// imaging::output_revision. Equal keys give identical results, so a second
-/// submission reuses the first one's result, also across API nodes of
-/// different settings or builds. A cryptographic hash on purpose: a client
-/// must not be able to craft a collision and receive somebody else's image.
+/// submission reuses the first one's result, but never one made under other
+/// settings (another API node's) or by a build that made other pixels. A
+/// cryptographic hash on purpose: a client must not be able to craft a
+/// collision and receive somebody else's image.
 std::string content_key(std::string_view input,
                         const imaging::resize_options& opts,
                         const imaging::limits& lim);
