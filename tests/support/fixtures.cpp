@@ -409,6 +409,22 @@ http_response submit_raw(const resized_server& srv, const std::string& bytes,
   return http_post(srv.url("/api/v1/resize" + query), bytes, content_type);
 }
 
+std::string token_of(const http_response& res) {
+  if (res.status != 202)
+    return {};
+  auto doc = parse_json(res.body);
+  if (doc.HasParseError() || !doc.IsObject())
+    return {};
+  auto success = doc.FindMember("success");
+  if (success == doc.MemberEnd() || !success->value.IsBool() ||
+      !success->value.GetBool())
+    return {};
+  auto token = json_string(doc, "token");
+  if (!is_uuid(token) || res.header("location") != "/api/v1/resize/" + token)
+    return {};
+  return token;
+}
+
 std::string accepted_token(const http_response& res) {
   BOOST_TEST_CONTEXT("response " << res.status << " " << res.error << " "
                                  << res.body) {

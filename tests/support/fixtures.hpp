@@ -130,8 +130,16 @@ http_response submit_raw(const resized_server& srv, const std::string& bytes,
                          const std::string& query = {});
 
 /// Asserts a 202 answer with {"success": true, "token": uuid} and the
-/// Location header; returns the token ("" when the checks fail).
+/// Location header; returns the token ("" when the checks fail). Boost.Test's
+/// assertions are not thread-safe: in a thread a test starts, use
+/// token_of instead.
 std::string accepted_token(const http_response& res);
+
+/// The token of a 202 answer with {"success": true, "token": uuid} and the
+/// Location header that names it; "" for any other answer. No assertion:
+/// safe in the threads a test starts (Boost.Test's own state is not; eight
+/// threads asserting at once once corrupted the heap of e2e.journey).
+std::string token_of(const http_response& res);
 
 /// The last status record seen while polling one token.
 struct task_status {
