@@ -291,6 +291,16 @@ struct supervisor_fixture : test::actor_system_fixture {
     return {welcomed, std::move(refusal)};
   }
 
+  // Asserts that `answer` (ask_join's) is a refusal with `code`; its
+  // context, the reason given to the worker.
+  std::string join_refused(const std::pair<bool, caf::error>& answer,
+                           cluster_error code) {
+    BOOST_TEST(!answer.first);
+    std::string why;
+    BOOST_TEST(is_error(answer.second, code, why), sys.render(answer.second));
+    return why;
+  }
+
   // Says hello to `to` in this build's protocol, as build `build`, as a
   // cluster_link would; the build it answers with.
   std::string hello(const caf::actor& to, const std::string& build) {
@@ -1362,11 +1372,8 @@ BOOST_AUTO_TEST_CASE(a_worker_whose_heartbeats_are_too_far_apart_is_refused) {
                     node_info{name, "elsewhere", 1, "9.9.9 (x)", heartbeat_ms});
   };
   for (uint32_t slow : {2000u, 5000u}) {
-    auto [welcomed, refusal] = try_join("slow", slow);
-    BOOST_TEST(!welcomed);
-    std::string why;
-    BOOST_TEST(is_error(refusal, cluster_error::heartbeat_too_slow, why),
-               sys.render(refusal));
+    auto why =
+        join_refused(try_join("slow", slow), cluster_error::heartbeat_too_slow);
     BOOST_TEST(why.find("a heartbeat every " + std::to_string(slow) + " ms") !=
                    std::string::npos,
                why);
@@ -1395,11 +1402,8 @@ BOOST_AUTO_TEST_CASE(a_worker_that_would_cut_the_api_node_off_is_refused) {
         node_info{name, "elsewhere", 1, "9.9.9 (x)", 100, timeout_ms});
   };
   for (uint32_t hasty : {1500u, 400u}) {
-    auto [welcomed, refusal] = try_join("hasty", hasty);
-    BOOST_TEST(!welcomed);
-    std::string why;
-    BOOST_TEST(is_error(refusal, cluster_error::heartbeat_too_slow, why),
-               sys.render(refusal));
+    auto why = join_refused(try_join("hasty", hasty),
+                            cluster_error::heartbeat_too_slow);
     BOOST_TEST(why.find("the API node sends a heartbeat every 1500 ms") !=
                    std::string::npos,
                why);
@@ -1436,12 +1440,9 @@ BOOST_AUTO_TEST_CASE(a_name_held_by_a_live_node_is_refused_until_it_goes) {
     return ask_join(sup, newcomer, info);
   };
   for (int i = 0; i < 2; ++i) { // asked again: still refused
-    auto [welcomed, refusal] =
-        try_join(node_info{"same", "elsewhere", 1, "9.9.9 (same)"});
-    BOOST_TEST(!welcomed);
-    std::string holder_text;
-    BOOST_TEST(is_error(refusal, cluster_error::name_taken, holder_text),
-               sys.render(refusal));
+    auto holder_text = join_refused(
+        try_join(node_info{"same", "elsewhere", 1, "9.9.9 (same)"}),
+        cluster_error::name_taken);
     BOOST_TEST(holder_text.find("same") != std::string::npos, holder_text);
     BOOST_TEST(holder_text.find("127.0.0.1") != std::string::npos,
                holder_text); // the holder's address
