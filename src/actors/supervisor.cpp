@@ -265,6 +265,13 @@ void mark_started(state_type::in_flight& task, int64_t at_ms) {
   rec.attempts = task.task.attempt + 1;
 }
 
+// `task` ended (answered, or given up on) without its node's started_atom
+// having come: it counts as run from when it was placed.
+void mark_started_if_unsaid(state_type::in_flight& task) {
+  if (!task.started())
+    mark_started(task, task.placed_at_ms);
+}
+
 // The node of `token`'s attempt took the job (its agent's started_atom).
 void on_started(self_ptr self, const std::string& token) {
   auto& st = self->state;
@@ -324,8 +331,7 @@ void on_done(self_ptr self, const std::string& token, uint32_t attempt,
     node->second.saturated = false; // it answered: it has room again
     node->second.turned_away = 0;
   }
-  if (!task->started()) // its started_atom went missing: it ran from placing
-    mark_started(*task, task->placed_at_ms);
+  mark_started_if_unsaid(*task);
   auto rec = std::move(task->task.record);
   auto content = std::move(task->task.content);
   rec.node = done.node.empty() ? task->node : done.node;
@@ -406,8 +412,7 @@ void on_error(self_ptr self, const std::string& token, uint32_t attempt,
     auto& st = self->state;
     if (auto n = st.nodes.find(task->node); n != st.nodes.end())
       ++n->second.failed;
-    if (!task->started()) // the node never said: it had it from placing
-      mark_started(*task, task->placed_at_ms);
+    mark_started_if_unsaid(*task);
     fail(self, std::move(task->task.record),
          failure{error_code::processing_timeout,
                  fmt::format("processing took longer than {} ms",
