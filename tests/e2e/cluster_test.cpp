@@ -819,6 +819,28 @@ BOOST_AUTO_TEST_CASE(a_worker_with_a_name_in_use_is_refused) {
   BOOST_TEST(original.running());
 }
 
+namespace {
+
+// After `api` refused `refused` for its heartbeat settings: it stays out
+// (running, asking again, not listed), and a worker of the tests' settings
+// named `fitting` joins and runs tasks, none of them on `refused`.
+void refused_stays_out_and_a_fitting_worker_works(api_node& api,
+                                                  worker_process& refused,
+                                                  const std::string& fitting) {
+  BOOST_TEST(!log_has(refused.log(), "joined API node"));
+  BOOST_TEST(refused.running());
+  BOOST_TEST(get_cluster(api).find(refused.name()) == nullptr);
+  worker_process joining(fitting, {api.endpoint()});
+  note_logs({&joining.process()});
+  BOOST_TEST_REQUIRE(wait_listed(api, {fitting}, join_timeout));
+  auto small = photos_sized(50'000, 200'000);
+  BOOST_TEST_REQUIRE(!small.empty());
+  BOOST_TEST(expect_all_success(api, submit_batch(api, small, 2)).size() == 2u);
+  BOOST_TEST(lines_with(refused.log(), {"resize started"}) == 0u);
+}
+
+} // namespace
+
 // A worker whose heartbeats are as far apart as the API node's connection
 // timeout would be cut off between two of them, join again and lose its
 // tasks, over and over: refused at join, said on both sides with both
@@ -843,16 +865,7 @@ BOOST_AUTO_TEST_CASE(a_worker_whose_heartbeats_are_too_far_apart_is_refused) {
                                                             << api.log()
                                                             << "\nworker log:\n"
                                                             << slow.log());
-  BOOST_TEST(!log_has(slow.log(), "joined API node"));
-  BOOST_TEST(slow.running());
-  BOOST_TEST(get_cluster(api).find("worker-slow") == nullptr);
-  worker_process quick("worker-quick", {api.endpoint()});
-  note_logs({&quick.process()});
-  BOOST_TEST_REQUIRE(wait_listed(api, {"worker-quick"}, join_timeout));
-  auto small = photos_sized(50'000, 200'000);
-  BOOST_TEST_REQUIRE(!small.empty());
-  BOOST_TEST(expect_all_success(api, submit_batch(api, small, 2)).size() == 2u);
-  BOOST_TEST(lines_with(slow.log(), {"resize started"}) == 0u);
+  refused_stays_out_and_a_fitting_worker_works(api, slow, "worker-quick");
 }
 
 // The other way round: a worker that cuts a connection silent for as long
@@ -885,16 +898,7 @@ BOOST_AUTO_TEST_CASE(a_worker_that_would_cut_the_api_node_off_is_refused) {
                                                             << api.log()
                                                             << "\nworker log:\n"
                                                             << hasty.log());
-  BOOST_TEST(!log_has(hasty.log(), "joined API node"));
-  BOOST_TEST(hasty.running());
-  BOOST_TEST(get_cluster(api).find("worker-hasty") == nullptr);
-  worker_process patient("worker-patient", {api.endpoint()});
-  note_logs({&patient.process()});
-  BOOST_TEST_REQUIRE(wait_listed(api, {"worker-patient"}, join_timeout));
-  auto small = photos_sized(50'000, 200'000);
-  BOOST_TEST_REQUIRE(!small.empty());
-  BOOST_TEST(expect_all_success(api, submit_batch(api, small, 2)).size() == 2u);
-  BOOST_TEST(lines_with(hasty.log(), {"resize started"}) == 0u);
+  refused_stays_out_and_a_fitting_worker_works(api, hasty, "worker-patient");
   BOOST_TEST(!log_has(api.log(), "node lost"));
 }
 
