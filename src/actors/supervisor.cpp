@@ -61,6 +61,15 @@ const resize_job& job_of(const state_type::queued& task) {
   return task.job.get_as<resize_job>(0);
 }
 
+// How long `task`'s resize may take: its job's deadline (the accepting API
+// node's task timeout, which an adopted or recovered task keeps), this
+// node's own for a job that carries none.
+std::chrono::milliseconds task_deadline(const supervisor_config& cfg,
+                                        const state_type::queued& task) {
+  auto ms = job_of(task).policy.max_processing_ms;
+  return ms > 0 ? std::chrono::milliseconds{ms} : cfg.task_timeout;
+}
+
 failure shutting_down() {
   return failure{error_code::shutting_down,
                  "this node is shutting down: submit again (another node, or "
@@ -413,10 +422,11 @@ void on_error(self_ptr self, const std::string& token, uint32_t attempt,
     if (auto n = st.nodes.find(task->node); n != st.nodes.end())
       ++n->second.failed;
     mark_started_if_unsaid(*task);
+    auto deadline = task_deadline(st.cfg, task->task);
     fail(self, std::move(task->task.record),
          failure{error_code::processing_timeout,
                  fmt::format("processing took longer than {} ms",
-                             st.cfg.task_timeout.count())});
+                             deadline.count())});
     return;
   }
   retry(self, std::move(*task), describe(self->system(), err));
@@ -527,12 +537,13 @@ void dispatch(self_ptr self) {
     auto token = task.record.token;
     auto attempt = task.attempt;
     auto job = task.job; // shares the bytes with the copy kept for retries
+    // The resize itself stops at its deadline inside libvips, on any node:
+    // the job carries it (job_policy). This one is the backstop for a node
+    // that does not answer at all.
+    auto deadline = task_deadline(st.cfg, task);
     st.running.emplace(token,
                        state_type::in_flight{std::move(task), name, now_ms()});
-    // The resize itself stops at task_timeout inside libvips, on any node:
-    // the job carries it (job_policy). This deadline is the backstop for a
-    // node that does not answer at all.
-    self->request(node->agent, st.cfg.task_timeout + backstop, std::move(job))
+    self->request(node->agent, deadline + backstop, std::move(job))
         .then(
             [=](resize_done& done) {
               if (self->state.abandoned)
@@ -911,15 +922,22 @@ void resume_read(self_ptr self, std::vector<state_type::deferred> asked,
     state_type::queued task;
     task.attempt = d.attempt;
     task.record = std::move(d.record);
+    // As the node that accepted it would have run it (this one, before a
+    // restart, or one whose tasks are adopted here), under another config
+    // maybe; this node's own policy for a record written before policies
+    // were kept.
+    if (!task.record.policy)
+      task.record.policy = job_policy(st.cfg);
+    const auto& policy = *task.record.policy;
     auto head =
         imaging::probe(p.input->data(), p.input->size(), imaging::limits{});
     task.decode_bytes =
         head ? imaging::decode_estimate(*head, p.input->size(),
-                                        task.record.options, job_policy(st.cfg))
+                                        task.record.options, policy)
              : p.input->size();
     task.job = caf::make_message(
         resize_job{task.record.token, task.record.options, std::move(*p.input),
-                   head ? *head : imaging::probe_info{}, job_policy(st.cfg)});
+                   head ? *head : imaging::probe_info{}, policy});
     st.queued_bytes += job_of(task).input.size();
     enqueue_fair(self, std::move(task)); // one client: the recovered tasks
   }
@@ -1135,10 +1153,11 @@ void accept(self_ptr self, submit_request req, submit_replier reply) {
   task.record.options = req.options;
   task.record.input_bytes = size;
   task.record.submitted_at_ms = now_ms();
+  task.record.policy = job_policy(st.cfg); // kept in Redis with the record
   task.decode_bytes = req.decode_bytes;
   task.job = caf::make_message(resize_job{task.record.token, req.options,
                                           std::move(req.image), req.header,
-                                          job_policy(st.cfg)});
+                                          *task.record.policy});
   // Reserve the queue slot now; the task enters the queue once Redis
   // holds it (record + input): a 202 is a promise that survives a crash.
   ++st.accepting;

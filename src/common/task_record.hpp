@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -52,6 +53,14 @@ struct task_record {
   // too: a task whose node keeps dying under it (an input that crashes
   // the process, say) ends after resize.max-attempts instead of for ever.
   uint32_t attempts = 0;
+  // The policy of the API node that accepted the task (resize_job::policy:
+  // its [limits] and task timeout), kept with the record so that a node
+  // which recovers or adopts the task runs it as the accepting node would
+  // have: a task accepted under wider limits is not failed by narrower
+  // ones, and its result is the one its content key names. Empty in records
+  // written before it was kept (the running node's own policy then). Kept
+  // in Redis; not sent to other nodes.
+  std::optional<imaging::limits> policy;
 };
 
 /// Makes `to` a SUCCESS carrying `from`'s result (size, ETag, node, and

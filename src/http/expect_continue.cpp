@@ -284,7 +284,7 @@ continue_tracker::continue_tracker(uint64_t body_limit)
 continue_tracker::continue_tracker(const request_limits& limits,
                                    const std::vector<std::string>* api_keys,
                                    std::shared_ptr<upload_budget> budget)
-    : api_keys_{api_keys}, budget_{std::move(budget)}, limits_{limits} {
+    : api_keys_{api_keys}, limits_{limits}, budget_{std::move(budget)} {
   // A field holding a key: "Bearer ", blanks and the longest key. A value
   // cut at this size is longer than any key, blanks aside: never taken
   // for one.

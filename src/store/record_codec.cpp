@@ -1,6 +1,8 @@
 #include "store/record_codec.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <iterator>
 #include <string_view>
 
 namespace resized::store {
@@ -25,11 +27,44 @@ failure corrupt(std::string_view field) {
                  "corrupt record field " + std::string{field}};
 }
 
+// The policy's fields (task_record::policy), in encode_fields' order.
+constexpr const char* policy_fields[] = {
+    "limit_max_pixels",      "limit_max_dimension", "limit_max_avif_pixels",
+    "limit_max_input_bytes", "limit_processing_ms", "limit_truncated"};
+constexpr size_t policy_field_count = std::size(policy_fields);
+
+// Reads policy field `index` of policy_fields into `out`: false when the
+// value is not one the setting it comes from can take (every limit at
+// least 1; the processing deadline too, 0 would mean none).
+bool parse_policy_field(size_t index, std::string_view value,
+                        imaging::limits& out) {
+  auto positive = [&](auto& field) {
+    return parse_int(value, field) && field >= 1;
+  };
+  switch (index) {
+  case 0:
+    return positive(out.max_pixels);
+  case 1:
+    return positive(out.max_dimension);
+  case 2:
+    return positive(out.max_avif_pixels);
+  case 3:
+    return positive(out.max_input_bytes);
+  case 4:
+    return positive(out.max_processing_ms);
+  default:
+    if (value != "fail" && value != "serve")
+      return false;
+    out.fail_on_truncated = value == "fail";
+    return true;
+  }
+}
+
 } // namespace
 
 field_list encode_fields(const task_record& rec) {
   const auto& opt = rec.options;
-  return field_list{
+  field_list fields{
       {"token", rec.token},
       {"status", std::string{to_string(rec.status)}},
       {"width_req", std::to_string(opt.width)},
@@ -51,6 +86,17 @@ field_list encode_fields(const task_record& rec) {
       {"node", rec.node},
       {"attempts", std::to_string(rec.attempts)},
   };
+  if (const auto& p = rec.policy) {
+    std::string values[] = {std::to_string(p->max_pixels),
+                            std::to_string(p->max_dimension),
+                            std::to_string(p->max_avif_pixels),
+                            std::to_string(p->max_input_bytes),
+                            std::to_string(p->max_processing_ms),
+                            p->fail_on_truncated ? "fail" : "serve"};
+    for (size_t i = 0; i < policy_field_count; ++i)
+      fields.emplace_back(policy_fields[i], std::move(values[i]));
+  }
+  return fields;
 }
 
 outcome<task_record> decode_fields(const field_list& fields) {
@@ -58,8 +104,12 @@ outcome<task_record> decode_fields(const field_list& fields) {
   auto& opt = rec.options;
   bool has_token = false;
   bool has_status = false;
+  imaging::limits policy;
+  bool policy_seen[policy_field_count] = {};
   for (const auto& [name, value] : fields) {
     bool ok = true;
+    auto in_policy =
+        std::find(std::begin(policy_fields), std::end(policy_fields), name);
     if (name == "token") {
       rec.token = value;
       has_token = true;
@@ -102,6 +152,10 @@ outcome<task_record> decode_fields(const field_list& fields) {
       rec.node = value;
     } else if (name == "attempts") {
       ok = parse_int(value, rec.attempts);
+    } else if (in_policy != std::end(policy_fields)) {
+      auto index = static_cast<size_t>(in_policy - std::begin(policy_fields));
+      ok = parse_policy_field(index, value, policy);
+      policy_seen[index] = true;
     } // else: a field from a newer writer, ignored
     if (!ok)
       return corrupt(name);
@@ -110,6 +164,13 @@ outcome<task_record> decode_fields(const field_list& fields) {
     return corrupt("token");
   if (!has_status)
     return corrupt("status");
+  auto seen = std::count(std::begin(policy_seen), std::end(policy_seen), true);
+  if (seen == static_cast<long>(policy_field_count))
+    rec.policy = policy;
+  else if (seen > 0) // a policy in part would run under made-up limits
+    return corrupt(policy_fields[std::find(std::begin(policy_seen),
+                                           std::end(policy_seen), false) -
+                                 std::begin(policy_seen)]);
   return rec;
 }
 

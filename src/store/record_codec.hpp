@@ -18,6 +18,12 @@
 //   error_message  human-readable message (FAILURE)
 //   submitted_at, started_at, finished_at
 //   node           node that ran the resize
+//   image_token    the task whose stored image is this one's ("" = its own)
+//   attempts       resize attempts started
+//   the accepting API node's policy (task_record::policy), all six or none:
+//   limit_max_pixels, limit_max_dimension, limit_max_avif_pixels,
+//   limit_max_input_bytes, limit_processing_ms (resize.task-timeout-ms),
+//   limit_truncated (fail | serve)
 #pragma once
 
 #include <string>
@@ -31,14 +37,17 @@ namespace resized::store {
 
 using field_list = std::vector<std::pair<std::string, std::string>>;
 
-/// Every field of `rec`, always all of them (so HSET overwrites a whole
-/// record), in the order listed above.
+/// Every field of `rec` in the order listed above: always all of them (so
+/// HSET overwrites a whole record), but the policy's only when `rec`
+/// carries one (a record without it leaves a stored policy alone).
 field_list encode_fields(const task_record& rec);
 
 /// Rebuilds a record. `token` and `status` are required; other missing
-/// fields keep their defaults and unknown fields are ignored (newer writers).
+/// fields keep their defaults and unknown fields are ignored (newer writers);
+/// no policy field: no policy.
 /// Errors: internal_error "corrupt record field <name>" for an unknown
-/// status/mode/format, a non-numeric integer or a missing required field.
+/// status/mode/format, a non-numeric integer, a missing required field, a
+/// policy with some of its fields missing or one out of its range.
 outcome<task_record> decode_fields(const field_list& fields);
 
 } // namespace resized::store

@@ -630,6 +630,72 @@ BOOST_AUTO_TEST_CASE(a_recovery_leaves_the_tasks_in_hand_alone) {
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
 }
 
+// A task recovered from Redis (at a restart, or adopted from a node with
+// no owner: the same path) runs under the policy its record keeps, the
+// accepting API node's, not this node's: a JPEG cut short that was
+// accepted where limits.truncated=serve ends SUCCESS here, where the
+// setting is fail, and a 300 ms task timeout kept with a slow task stops
+// it where this node's own would let it run for a minute. A record written
+// before policies were kept runs under this node's (the cut JPEG fails),
+// which its records then keep.
+BOOST_AUTO_TEST_CASE(a_recovered_task_runs_under_the_policy_its_record_keeps) {
+  auto cut = test::corpus_photo("opencv__aloeL.jpg").substr(0, 150000);
+  auto recovered = [](const std::string& input,
+                      std::optional<imaging::limits> policy) {
+    store::pending_task p;
+    p.record.token = make_token();
+    p.record.status = task_status::pending;
+    p.record.submitted_at_ms = now_ms();
+    p.record.input_bytes = input.size();
+    p.record.policy = policy;
+    p.input = input;
+    return p;
+  };
+  imaging::limits serve;
+  serve.fail_on_truncated = false;
+  serve.max_processing_ms = 60000;
+  imaging::limits hurried; // the default limits, with a 300 ms deadline
+  hurried.max_processing_ms = 300;
+  std::vector<store::pending_task> tasks{
+      recovered(cut, serve),
+      recovered(test::corpus_photo(slow_photo), hurried),
+      recovered(cut, std::nullopt),
+  };
+  std::vector<std::string> tokens;
+  for (const auto& t : tasks)
+    tokens.push_back(t.record.token);
+  supervisor_config cfg; // limits.truncated=fail, task timeout 60 s
+  BOOST_TEST_REQUIRE(cfg.limits.fail_on_truncated);
+  auto local = sys.spawn(agent, agent_config{2, cfg.node});
+  auto store_actor =
+      sys.spawn(backlog_status, caf::actor_cast<caf::actor>(status), tasks,
+                tasks, std::make_shared<input_asks>());
+  auto sup = sys.spawn(supervisor, cfg, store_actor, local, size_t{2});
+  run_until_final(tokens);
+  for (auto* x : {&sup, &local, &store_actor})
+    caf::anon_send_exit(*x, caf::exit_reason::user_shutdown);
+
+  const auto& served = last[tokens[0]];
+  BOOST_TEST((served.status == task_status::success), served.error_message);
+  BOOST_TEST(served.width == 100);
+  BOOST_TEST_REQUIRE(served.policy.has_value()); // written back as it came
+  BOOST_TEST(!served.policy->fail_on_truncated);
+
+  const auto& stopped = last[tokens[1]];
+  BOOST_TEST((stopped.status == task_status::failure));
+  BOOST_TEST(stopped.error_code == "processing_timeout");
+  BOOST_TEST(stopped.error_message.find("300 ms") != std::string::npos,
+             stopped.error_message);
+  BOOST_TEST(stopped.finished_at_ms - stopped.started_at_ms < 10000);
+
+  const auto& older = last[tokens[2]];
+  BOOST_TEST((older.status == task_status::failure));
+  BOOST_TEST(older.error_code == "corrupt_image", older.error_message);
+  BOOST_TEST_REQUIRE(older.policy.has_value());
+  BOOST_TEST(older.policy->fail_on_truncated);
+  BOOST_TEST(older.policy->max_processing_ms == cfg.task_timeout.count());
+}
+
 // A recovery works from a snapshot of the pending set, which may list a
 // task that ended here since it was read. That task is not opened again:
 // an identical submission made meanwhile would follow it, and then nothing

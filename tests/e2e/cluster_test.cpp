@@ -1528,6 +1528,35 @@ BOOST_AUTO_TEST_CASE(a_drained_api_nodes_queued_tasks_are_adopted) {
       10s));
 }
 
+// An adopted task runs under the policy of the API node that accepted it,
+// kept with its record in Redis, not under the adopter's: a JPEG cut short,
+// accepted by A whose limits.truncated is serve, is served by B, whose
+// setting is fail (which would end it FAILURE corrupt_image).
+BOOST_AUTO_TEST_CASE(an_adopted_task_keeps_its_accepting_nodes_policy) {
+  redis_server redis;
+  api_node a(redis.port(), "policy-a",
+             {"--resize.pool-size=1", "--limits.truncated=serve"});
+  api_node b(redis.port(), "policy-b",
+             {"--resize.pool-size=1", "--limits.truncated=fail"});
+  note_logs({&a.process(), &b.process()});
+  std::string long_token;
+  queue_behind_a_long_task(a, 0, long_token);
+  auto cut = read_file(corpus_dir() + "/opencv__aloeL.jpg").substr(0, 150000);
+  auto truncated = submit_to(a, cut, "image/jpeg", "?width=120");
+  BOOST_TEST_REQUIRE(!truncated.empty());
+  BOOST_TEST(redis.command("HGET resized:task:" + truncated +
+                           " limit_truncated") == "$5\r\nserve\r\n");
+  int status = a.process().stop(SIGTERM, 30000ms);
+  BOOST_TEST_REQUIRE(describe_exit(status) == "exit 0", a.log());
+  BOOST_TEST(lines_with(a.log(), {"queued tasks not started", "queued=1"}) ==
+             1u);
+  auto bodies = expect_all_success(b, {truncated});
+  BOOST_TEST(json_int(parse_json(bodies[truncated]), "width") == 120);
+  BOOST_TEST(!adoption_line(b.log(), "policy-a").empty(), b.log());
+  BOOST_TEST(lines_with(b.log(), {"task started", truncated}) == 1u);
+  BOOST_TEST(lines_with(a.log(), {"task started", truncated}) == 0u);
+}
+
 // kill -9 of an API node with queued tasks and one running: its lease runs
 // out (lease-ms), then the peer adopts every one, the interrupted one as
 // at a restart (one attempt lost).

@@ -78,6 +78,15 @@ void check_equal(const task_record& a, const task_record& b) {
   BOOST_TEST(a.finished_at_ms == b.finished_at_ms);
   BOOST_TEST(a.node == b.node);
   BOOST_TEST(a.attempts == b.attempts);
+  BOOST_TEST_REQUIRE(a.policy.has_value() == b.policy.has_value());
+  if (a.policy) {
+    BOOST_TEST(a.policy->max_pixels == b.policy->max_pixels);
+    BOOST_TEST(a.policy->max_dimension == b.policy->max_dimension);
+    BOOST_TEST(a.policy->max_avif_pixels == b.policy->max_avif_pixels);
+    BOOST_TEST(a.policy->max_input_bytes == b.policy->max_input_bytes);
+    BOOST_TEST(a.policy->max_processing_ms == b.policy->max_processing_ms);
+    BOOST_TEST(a.policy->fail_on_truncated == b.policy->fail_on_truncated);
+  }
 }
 
 /// Replaces the value of `name` in `fields`.
@@ -87,6 +96,14 @@ field_list with_field(field_list fields, const std::string& name,
     if (k == name)
       v = value;
   return fields;
+}
+
+/// The value of `name` in `fields`, "<missing>" when it is not there.
+std::string value_of(const field_list& fields, const std::string& name) {
+  for (const auto& [k, v] : fields)
+    if (k == name)
+      return v;
+  return "<missing>";
 }
 
 /// Removes `name` from `fields`.
@@ -179,12 +196,7 @@ BOOST_AUTO_TEST_CASE(codec_round_trip_every_field) {
 
 BOOST_AUTO_TEST_CASE(codec_field_spelling) {
   auto fields = encode_fields(full_record("t"));
-  auto get = [&](const std::string& name) {
-    for (const auto& [k, v] : fields)
-      if (k == name)
-        return v;
-    return std::string{"<missing>"};
-  };
+  auto get = [&](const std::string& name) { return value_of(fields, name); };
   BOOST_TEST(get("token") == "t");
   BOOST_TEST(get("status") == "FAILURE");
   BOOST_TEST(get("width_req") == "640");
@@ -203,6 +215,56 @@ BOOST_AUTO_TEST_CASE(codec_field_spelling) {
   BOOST_TEST(get("finished_at") == "1764394801999");
   BOOST_TEST(get("node") == "worker-2@10.0.0.7");
   BOOST_TEST(get("attempts") == "2");
+}
+
+// The accepting API node's policy travels with the record, so that the
+// node which recovers or adopts the task runs it alike; a record without
+// one writes no policy field (HSET then leaves a stored one alone), and a
+// policy is read whole or not at all.
+BOOST_AUTO_TEST_CASE(codec_keeps_the_accepting_nodes_policy) {
+  auto rec = full_record("t");
+  auto plain = encode_fields(rec);
+  BOOST_TEST(plain.size() == 20u);
+  for (const auto& [name, value] : plain)
+    BOOST_TEST(name.rfind("limit_", 0) != 0, name);
+  BOOST_TEST(!decode_fields(plain)->policy.has_value());
+
+  imaging::limits policy;
+  policy.max_pixels = 5'000'000'000ULL; // over 32 bits
+  policy.max_dimension = 8000;
+  policy.max_avif_pixels = 1'000'000;
+  policy.max_input_bytes = 100u << 20;
+  policy.max_processing_ms = 2500;
+  policy.fail_on_truncated = false;
+  rec.policy = policy;
+  auto fields = encode_fields(rec);
+  BOOST_TEST(fields.size() == 26u);
+  auto get = [&](const std::string& name) { return value_of(fields, name); };
+  BOOST_TEST(get("limit_max_pixels") == "5000000000");
+  BOOST_TEST(get("limit_max_dimension") == "8000");
+  BOOST_TEST(get("limit_max_avif_pixels") == "1000000");
+  BOOST_TEST(get("limit_max_input_bytes") == "104857600");
+  BOOST_TEST(get("limit_processing_ms") == "2500");
+  BOOST_TEST(get("limit_truncated") == "serve");
+  auto decoded = decode_fields(fields);
+  BOOST_TEST_REQUIRE(decoded.ok());
+  check_equal(decoded.value(), rec);
+  rec.policy->fail_on_truncated = true;
+  BOOST_TEST(decode_fields(encode_fields(rec))->policy->fail_on_truncated);
+
+  // In part, or out of range: not made up, refused.
+  BOOST_TEST(decode_error(without_field(fields, "limit_truncated")) ==
+             "corrupt record field limit_truncated");
+  BOOST_TEST(decode_error(without_field(fields, "limit_max_pixels")) ==
+             "corrupt record field limit_max_pixels");
+  BOOST_TEST(decode_error(with_field(fields, "limit_truncated", "warn")) ==
+             "corrupt record field limit_truncated");
+  BOOST_TEST(decode_error(with_field(fields, "limit_processing_ms", "0")) ==
+             "corrupt record field limit_processing_ms");
+  BOOST_TEST(decode_error(with_field(fields, "limit_max_dimension", "-5")) ==
+             "corrupt record field limit_max_dimension");
+  BOOST_TEST(decode_error(with_field(fields, "limit_max_avif_pixels", "")) ==
+             "corrupt record field limit_max_avif_pixels");
 }
 
 BOOST_AUTO_TEST_CASE(codec_every_status_mode_format) {
