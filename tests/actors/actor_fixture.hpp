@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include <boost/test/results_collector.hpp>
 #include <boost/test/unit_test.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -36,6 +37,16 @@ struct actor_system_fixture {
   };
   config cfg;
   caf::actor_system sys{cfg};
+
+  ~actor_system_fixture() {
+    // A test stopped by a failed requirement leaves its actors running, and
+    // the system's destructor would wait for them until ctest's timeout
+    // (600 s): a failed test ends at once instead.
+    namespace utf = boost::unit_test;
+    auto id = utf::framework::current_test_case().p_id;
+    if (!utf::results_collector.results(id).passed())
+      sys.await_actors_before_shutdown(false);
+  }
 };
 
 /// Collects the one answer of a replier; `wait` polls it with a deadline.
