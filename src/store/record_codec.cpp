@@ -33,6 +33,14 @@ constexpr const char* policy_fields[] = {
     "limit_max_input_bytes", "limit_processing_ms", "limit_truncated"};
 constexpr size_t policy_field_count = std::size(policy_fields);
 
+// The index of `name` in policy_fields, policy_field_count if it is not
+// one of them.
+size_t policy_index(std::string_view name) {
+  return static_cast<size_t>(
+      std::find(std::begin(policy_fields), std::end(policy_fields), name) -
+      std::begin(policy_fields));
+}
+
 // Reads policy field `index` of policy_fields into `out`: false when the
 // value is not one the setting it comes from can take (every limit at
 // least 1; the processing deadline too, 0 would mean none).
@@ -108,8 +116,6 @@ outcome<task_record> decode_fields(const field_list& fields) {
   bool policy_seen[policy_field_count] = {};
   for (const auto& [name, value] : fields) {
     bool ok = true;
-    auto in_policy =
-        std::find(std::begin(policy_fields), std::end(policy_fields), name);
     if (name == "token") {
       rec.token = value;
       has_token = true;
@@ -152,8 +158,7 @@ outcome<task_record> decode_fields(const field_list& fields) {
       rec.node = value;
     } else if (name == "attempts") {
       ok = parse_int(value, rec.attempts);
-    } else if (in_policy != std::end(policy_fields)) {
-      auto index = static_cast<size_t>(in_policy - std::begin(policy_fields));
+    } else if (auto index = policy_index(name); index < policy_field_count) {
       ok = parse_policy_field(index, value, policy);
       policy_seen[index] = true;
     } // else: a field from a newer writer, ignored
