@@ -169,13 +169,13 @@ outcome<task_record> decode_fields(const field_list& fields) {
     return corrupt("token");
   if (!has_status)
     return corrupt("status");
-  auto seen = std::count(std::begin(policy_seen), std::end(policy_seen), true);
-  if (seen == static_cast<long>(policy_field_count))
+  if (std::find(std::begin(policy_seen), std::end(policy_seen), true) !=
+      std::end(policy_seen)) {
+    for (size_t i = 0; i < policy_field_count; ++i)
+      if (!policy_seen[i]) // a policy in part would run under made-up limits
+        return corrupt(policy_fields[i]);
     rec.policy = policy;
-  else if (seen > 0) // a policy in part would run under made-up limits
-    return corrupt(policy_fields[std::find(std::begin(policy_seen),
-                                           std::end(policy_seen), false) -
-                                 std::begin(policy_seen)]);
+  }
   return rec;
 }
 
