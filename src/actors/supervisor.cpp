@@ -61,13 +61,12 @@ const resize_job& job_of(const state_type::queued& task) {
   return task.job.get_as<resize_job>(0);
 }
 
-// How long `task`'s resize may take: its job's deadline (the accepting API
-// node's task timeout, which an adopted or recovered task keeps), this
-// node's own for a job that carries none.
-std::chrono::milliseconds task_deadline(const supervisor_config& cfg,
-                                        const state_type::queued& task) {
-  auto ms = job_of(task).policy.max_processing_ms;
-  return ms > 0 ? std::chrono::milliseconds{ms} : cfg.task_timeout;
+// How long `task`'s resize may take: its job's deadline, the accepting API
+// node's task timeout (job_policy), which an adopted or recovered task
+// keeps. Every job carries one: accept and resume_read set it, and a
+// stored policy's is at least 1 ms (record_codec).
+std::chrono::milliseconds task_deadline(const state_type::queued& task) {
+  return std::chrono::milliseconds{job_of(task).policy.max_processing_ms};
 }
 
 failure shutting_down() {
@@ -422,7 +421,7 @@ void on_error(self_ptr self, const std::string& token, uint32_t attempt,
     if (auto n = st.nodes.find(task->node); n != st.nodes.end())
       ++n->second.failed;
     mark_started_if_unsaid(*task);
-    auto deadline = task_deadline(st.cfg, task->task);
+    auto deadline = task_deadline(task->task);
     fail(self, std::move(task->task.record),
          failure{error_code::processing_timeout,
                  fmt::format("processing took longer than {} ms",
@@ -540,7 +539,7 @@ void dispatch(self_ptr self) {
     // The resize itself stops at its deadline inside libvips, on any node:
     // the job carries it (job_policy). This one is the backstop for a node
     // that does not answer at all.
-    auto deadline = task_deadline(st.cfg, task);
+    auto deadline = task_deadline(task);
     st.running.emplace(token,
                        state_type::in_flight{std::move(task), name, now_ms()});
     self->request(node->agent, deadline + backstop, std::move(job))
