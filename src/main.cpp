@@ -57,6 +57,7 @@
 #include "http/server.hpp"
 #include "imaging/pipeline.hpp"
 #include "openssl_calls.hpp"
+#include "store/attempt_journal.hpp"
 #include "store/task_store.hpp"
 #include "version.hpp"
 
@@ -572,6 +573,11 @@ int main(int argc, char** argv) {
     if (default_name)
       notes["cluster.node-name"] =
           fmt::format("\"\": the default, here \"{}\"", cl.node_name);
+    if (cfg.resize.journal.empty() && cl.role != "worker" &&
+        cfg.resize.pool_size > 0)
+      notes["resize.journal"] =
+          fmt::format("\"\": the default, here \"{}\"",
+                      store::default_journal_path(cl.node_name));
     if (cfg.cluster.advertise.empty())
       notes["cluster.advertise"] = fmt::format(
           "\"\": the default, this host's name (\"{}\")", hostname());
@@ -589,8 +595,9 @@ int main(int argc, char** argv) {
                 : std::string{})
         << (cl.role == "worker"
                 ? "; A worker: limits.*, defaults.*, resize.max-attempts, "
-                  "resize.task-timeout-ms and resize.decode-bytes-per-worker "
-                  "are left out (each task runs under its API node's), and "
+                  "resize.task-timeout-ms, resize.decode-bytes-per-worker "
+                  "and resize.journal are left out (each task runs under its "
+                  "API node's), and "
                   "so are [http], [redis], [queue], [status] and [auth] (a "
                   "worker has no HTTP server, Redis connection or queue).\n"
                 : "")
@@ -706,6 +713,37 @@ int main(int argc, char** argv) {
     }
   }
 
+  // The resizes this node starts, noted before each runs: a crash then
+  // counts the attempt at the restart even if Redis never heard of it.
+  std::shared_ptr<store::attempt_journal> journal;
+  if (cl.role != "worker" && cfg.resize.pool_size > 0 &&
+      cfg.resize.journal != "off") {
+    auto path = cfg.resize.journal.empty()
+                    ? store::default_journal_path(cl.node_name)
+                    : cfg.resize.journal;
+    bool in_use = false;
+    auto opened = store::attempt_journal::open(path, &in_use);
+    if (!opened && in_use) {
+      // A live process of this name: the name's lease decides below which
+      // one runs (most likely not this one); its entries are of resizes it
+      // runs now, not of a crash.
+      log::warn("resize journal held by another running process: this "
+                "node runs without one",
+                {{"journal", path}, {"node", cl.node_name}});
+    } else if (!opened) {
+      log::error("cannot use the resize journal: set resize.journal to a "
+                 "writable file of this user, or \"off\"",
+                 {{"error", opened.error().message}});
+      return 2;
+    } else {
+      journal = std::move(opened.value());
+    }
+    if (journal && !journal->left().empty())
+      log::warn("resizes a crash interrupted here: each counts as an "
+                "attempt (resize.max-attempts) once its task is recovered",
+                {{"journal", path}, {"tasks", journal->left().size()}});
+  }
+
   std::string vips_err;
   if (!imaging::startup(argv[0], cfg.resize.vips_concurrency, vips_err,
                         cfg.resize.nice)) {
@@ -734,7 +772,7 @@ int main(int argc, char** argv) {
             name_lost = true;
             kill(getpid(), SIGTERM); // main's sigwait below takes it
           },
-          note_cluster_join);
+          note_cluster_join, journal);
     } catch (const std::exception& e) {
       log::error("cannot start node", {{"error", e.what()}});
       // The lease may be taken already (the cluster port is opened after
@@ -796,6 +834,7 @@ int main(int argc, char** argv) {
          open_files == UINT64_MAX ? log::field{"open_files", "unlimited"}
                                   : log::field{"open_files", open_files},
          {"pool_size", cfg.resize.pool_size},
+         {"journal", journal ? journal->path() : std::string{"off"}},
          {"huge_pages", huge_pages},
          // With the database and the key prefix: API nodes that are to
          // share tasks (lookups, adoption) need all three the same.
@@ -843,6 +882,9 @@ int main(int argc, char** argv) {
       release_name(cfg, instance);
     srv.reset();
   }
+  // Every resize started here ended (abandoned ones exit before this).
+  if (journal && journal->close_if_empty())
+    log::debug("resize journal removed", {{"path", journal->path()}});
   imaging::shutdown();
   log::info("stopped");
   return rc;

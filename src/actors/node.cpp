@@ -21,7 +21,8 @@ node_actors
 start_node(caf::actor_system& sys, const config::service_settings& cfg,
            const std::string& build, const std::string& instance,
            std::function<void()> on_lost,
-           std::function<void(const std::string&, uint16_t)> on_joined) {
+           std::function<void(const std::string&, uint16_t)> on_joined,
+           std::shared_ptr<store::attempt_journal> journal) {
   node_actors node;
   const auto& cl = cfg.cluster;
   auto pool = static_cast<size_t>(cfg.resize.pool_size);
@@ -80,6 +81,10 @@ start_node(caf::actor_system& sys, const config::service_settings& cfg,
   sup.role = cl.role;
   sup.build = build;
   sup.on_joined = std::move(on_joined);
+  // The local pool's resizes only: a worker node lost under a task is
+  // counted by this supervisor, which outlives it.
+  if (pool > 0)
+    sup.journal = std::move(journal);
   sup.decode_bytes_per_worker = cfg.resize.decode_bytes_per_worker;
   sup.store_timeout =
       2 * cfg.redis.store.command_timeout + cfg.redis.store.connect_timeout;

@@ -18,6 +18,7 @@
 
 #include "common/service.hpp"
 #include "config/settings.hpp"
+#include "store/attempt_journal.hpp"
 
 namespace resized::actors {
 
@@ -39,12 +40,14 @@ struct node_actors {
 /// (the value of the name's lease); `on_lost` runs if the name turns out to be
 /// another running instance's after start-up went on (see lease_config).
 /// `on_joined` gets the remote end (numeric host, port) of each worker
-/// connection whose peer joined (supervisor_config::on_joined).
+/// connection whose peer joined (supervisor_config::on_joined). `journal`
+/// notes the resizes of the local pool (supervisor_config::journal).
 node_actors
 start_node(caf::actor_system& sys, const config::service_settings& cfg,
            const std::string& build, const std::string& instance = {},
            std::function<void()> on_lost = {},
-           std::function<void(const std::string&, uint16_t)> on_joined = {});
+           std::function<void(const std::string&, uint16_t)> on_joined = {},
+           std::shared_ptr<store::attempt_journal> journal = {});
 
 /// Sends exit to the node's actors; the caller then awaits them.
 void stop_node(node_actors& node);

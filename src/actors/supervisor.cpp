@@ -206,6 +206,14 @@ void fail(self_ptr self, task_record rec, failure err) {
 void dispatch(self_ptr self);
 void enqueue(self_ptr self, state_type::queued task);
 
+// The attempt of `token` on `node` ended: if it ran on this node's own
+// pool, its note in the resize journal goes.
+void note_ended(state_type& st, const std::string& token,
+                const std::string& node) {
+  if (st.cfg.journal && node == st.cfg.node)
+    st.cfg.journal->ended(token);
+}
+
 // Removes `token` from the running set if `attempt` is its current attempt;
 // returns the task, or nullopt for a stale answer.
 std::optional<state_type::in_flight>
@@ -216,6 +224,7 @@ take(self_ptr self, const std::string& token, uint32_t attempt) {
     return std::nullopt;
   auto task = std::move(i->second);
   st.running.erase(i);
+  note_ended(st, token, task.node);
   if (auto n = st.nodes.find(task.node); n != st.nodes.end()) {
     --n->second.busy;
     n->second.decoding -= std::min(n->second.decoding, task.task.decode_bytes);
@@ -540,6 +549,11 @@ void dispatch(self_ptr self) {
     // the job carries it (job_policy). This one is the backstop for a node
     // that does not answer at all.
     auto deadline = task_deadline(task);
+    // On this node's own pool: noted before it can run, since Redis hears
+    // of the attempt only after it started (on_started), and an input that
+    // crashes the process at once must still count at the restart.
+    if (st.cfg.journal && name == st.cfg.node)
+      st.cfg.journal->started(token, attempt + 1);
     st.running.emplace(token,
                        state_type::in_flight{std::move(task), name, now_ms()});
     self->request(node->agent, deadline + backstop, std::move(job))
@@ -577,6 +591,7 @@ void drop_node(self_ptr self, const std::string& name, const std::string& why) {
   for (auto& token : lost) {
     auto task = std::move(st.running[token]);
     st.running.erase(token);
+    note_ended(st, token, name);
     retry(self, std::move(task), "node " + name + " lost");
   }
 }
@@ -816,8 +831,20 @@ void recover(self_ptr self, std::vector<store::pending_task>& pending,
       ++known;
       continue;
     }
-    // Every attempt started and not finished was lost with its node.
+    // Every attempt started and not finished was lost with its node. One
+    // this node started just before it crashed may be only in its journal
+    // (Redis had not heard of it): the larger count stands.
     auto lost = p.record.attempts;
+    if (st.cfg.journal && from.empty())
+      if (auto j = st.cfg.journal->left().find(p.record.token);
+          j != st.cfg.journal->left().end() && j->second > lost) {
+        log::info("attempt counted from the resize journal",
+                  {{"token", p.record.token},
+                   {"attempts_in_redis", lost},
+                   {"attempts", j->second}});
+        lost = j->second;
+        p.record.attempts = lost;
+      }
     if (lost >= st.cfg.max_attempts) {
       auto where = p.record.node;
       fail(self, std::move(p.record),
@@ -836,6 +863,11 @@ void recover(self_ptr self, std::vector<store::pending_task>& pending,
     ++resumed;
     retried += lost > 0 ? 1 : 0;
   }
+  // Counted into the records (sent above, kept by the status actor until
+  // Redis has them); a task that crashes again is noted anew, with its
+  // count so far.
+  if (st.cfg.journal && from.empty())
+    st.cfg.journal->forget_left();
   if (!pending.empty()) {
     auto failed = pending.size() - resumed - known;
     metrics::tasks_recovered(from.empty() ? "restart" : "adoption",

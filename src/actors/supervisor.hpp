@@ -47,6 +47,7 @@
 
 #include "actors/lru_cache.hpp"
 #include "actors/messages.hpp"
+#include "store/attempt_journal.hpp"
 
 namespace resized::actors {
 
@@ -90,6 +91,11 @@ struct supervisor_config {
   /// Recovers the node's pending tasks at once (false: when told
   /// recover_atom, i.e. once the lease actor holds the node's name).
   bool recover_at_start = true;
+  /// Notes each task placed on this node's own pool before it runs, and
+  /// clears it when it ends; what an earlier process left there counts at
+  /// recovery as attempts its records may not show (resize.journal).
+  /// Null: none (worker-less tests, resize.journal = off).
+  std::shared_ptr<store::attempt_journal> journal;
 };
 
 struct supervisor_state {

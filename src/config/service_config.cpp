@@ -130,7 +130,11 @@ service_config::service_config() {
            "the decode estimates of its tasks stay within pool-size x this; "
            "0 = no budget (default 268435456)")
       .add(resize_max_attempts_, "max-attempts",
-           "nodes a task is tried on before FAILURE worker_lost (default 3)");
+           "nodes a task is tried on before FAILURE worker_lost (default 3)")
+      .add(resize_journal_, "journal",
+           "api, standalone: file noting each resize this node starts, so "
+           "that a crash counts the attempt (\"\" = $TMPDIR or "
+           "/tmp/resized-<node-name>.journal, \"off\" = none)");
   opt_group{custom_options_, "queue"}
       .add(queue_capacity_, "capacity", "tasks waiting (default 256)")
       .add(queue_max_bytes_, "max-bytes",
@@ -367,9 +371,9 @@ constexpr const char* task_policy_keys[] = {
     "limits.max-dimension",  "limits.max-avif-pixels",
     "limits.truncated",      "resize.task-timeout-ms",
     "resize.max-attempts",   "resize.decode-bytes-per-worker",
-    "defaults.width",        "defaults.height",
-    "defaults.mode",         "defaults.format",
-    "defaults.quality",
+    "resize.journal",        "defaults.width",
+    "defaults.height",       "defaults.mode",
+    "defaults.format",       "defaults.quality",
 };
 
 // CAF's own logger is compiled out of Debian's libcaf 0.17 (its
@@ -914,6 +918,13 @@ std::vector<std::string> service_config::load(int argc, char** argv,
   c.range("resize.max-attempts", resize_max_attempts_, 1, 100,
           out.resize.max_attempts);
   c.range("resize.nice", resize_nice_, 0, 19, out.resize.nice);
+  if (resize_journal_ != "off" && !resize_journal_.empty() &&
+      resize_journal_.front() != '/')
+    errors.push_back(fmt::format(
+        "resize.journal = \"{}\" must be an absolute path, \"off\", or left "
+        "out for the default",
+        resize_journal_));
+  out.resize.journal = resize_journal_;
   // Up to 1 TiB a worker: times a pool of up to 1024 it still fits in 64
   // bits (INT64_MAX wrapped the budget to 0, one task at a time).
   c.range("resize.decode-bytes-per-worker", resize_decode_bytes_per_worker_, 0,

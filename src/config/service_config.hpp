@@ -83,6 +83,7 @@ private:
   int64_t cluster_adopt_ms_ = -1; // -1: cluster.lease-ms
   int64_t resize_max_attempts_ = 3;
   int64_t resize_nice_ = 5;
+  std::string resize_journal_;
   int64_t resize_decode_bytes_per_worker_ = 256ll << 20;
   int64_t resize_pool_size_ = 2;
   int64_t resize_vips_concurrency_ = 1;

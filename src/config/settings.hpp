@@ -67,6 +67,9 @@ struct resize_settings {
   std::chrono::milliseconds task_timeout{60000}; // resize.task-timeout-ms
   int max_attempts = 3; // resize.max-attempts: nodes tried per task
   int nice = 5;         // resize.nice: resize threads' lower priority
+  // resize.journal: the file noting each resize this node starts until it
+  // ends (store/attempt_journal.hpp); "" = the default path, "off" = none
+  std::string journal;
   // resize.decode-bytes-per-worker: a node starts a task only while the
   // decode estimates of its tasks in flight stay within pool-size x this
   // (0 = no budget)

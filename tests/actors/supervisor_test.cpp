@@ -1,5 +1,7 @@
 // The supervisor with a scoped actor standing in for the status actor: every
 // record change it announces is received and checked here.
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -20,6 +22,23 @@ using resized::test::vips_global;
 BOOST_TEST_GLOBAL_FIXTURE(vips_global);
 
 namespace {
+
+// A task a recovery reads from Redis: PENDING, submitted now, `input`.
+store::pending_task pending_of(const std::string& input) {
+  store::pending_task p;
+  p.record.token = make_token();
+  p.record.status = task_status::pending;
+  p.record.submitted_at_ms = now_ms();
+  p.record.input_bytes = input.size();
+  p.input = input;
+  return p;
+}
+
+// The file at `path` ("" if it cannot be read).
+std::string read_file_or_empty(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
 
 // Stands in for the status actor: stores nothing, accepts everything, has
 // nothing to recover, and forwards every record change to `sink` in order.
@@ -257,6 +276,25 @@ struct supervisor_fixture : test::actor_system_fixture {
   std::map<std::string, std::string> images;
 
   // A supervisor with a local agent of `pool` resize actors (0 = none).
+  // A supervisor with a local pool of `pool` recovers `tasks` at start
+  // (backlog_status, whose first read of inputs fails); runs them until
+  // each is final, then stops.
+  void recover_until_final(const supervisor_config& cfg,
+                           const std::vector<store::pending_task>& tasks,
+                           size_t pool) {
+    std::vector<std::string> tokens;
+    for (const auto& t : tasks)
+      tokens.push_back(t.record.token);
+    auto local = sys.spawn(agent, agent_config{pool, cfg.node});
+    auto store_actor =
+        sys.spawn(backlog_status, caf::actor_cast<caf::actor>(status), tasks,
+                  tasks, std::make_shared<input_asks>());
+    auto sup = sys.spawn(supervisor, cfg, store_actor, local, pool);
+    run_until_final(tokens);
+    for (auto* x : {&sup, &local, &store_actor})
+      caf::anon_send_exit(*x, caf::exit_reason::user_shutdown);
+  }
+
   caf::actor start(supervisor_config cfg, size_t pool = 2) {
     caf::actor local;
     if (pool > 0)
@@ -642,13 +680,8 @@ BOOST_AUTO_TEST_CASE(a_recovered_task_runs_under_the_policy_its_record_keeps) {
   auto cut = test::corpus_photo("opencv__aloeL.jpg").substr(0, 150000);
   auto recovered = [](const std::string& input,
                       std::optional<imaging::limits> policy) {
-    store::pending_task p;
-    p.record.token = make_token();
-    p.record.status = task_status::pending;
-    p.record.submitted_at_ms = now_ms();
-    p.record.input_bytes = input.size();
+    auto p = pending_of(input);
     p.record.policy = policy;
-    p.input = input;
     return p;
   };
   imaging::limits serve;
@@ -666,14 +699,7 @@ BOOST_AUTO_TEST_CASE(a_recovered_task_runs_under_the_policy_its_record_keeps) {
     tokens.push_back(t.record.token);
   supervisor_config cfg; // limits.truncated=fail, task timeout 60 s
   BOOST_TEST_REQUIRE(cfg.limits.fail_on_truncated);
-  auto local = sys.spawn(agent, agent_config{2, cfg.node});
-  auto store_actor =
-      sys.spawn(backlog_status, caf::actor_cast<caf::actor>(status), tasks,
-                tasks, std::make_shared<input_asks>());
-  auto sup = sys.spawn(supervisor, cfg, store_actor, local, size_t{2});
-  run_until_final(tokens);
-  for (auto* x : {&sup, &local, &store_actor})
-    caf::anon_send_exit(*x, caf::exit_reason::user_shutdown);
+  recover_until_final(cfg, tasks, 2);
 
   const auto& served = last[tokens[0]];
   BOOST_TEST((served.status == task_status::success), served.error_message);
@@ -694,6 +720,80 @@ BOOST_AUTO_TEST_CASE(a_recovered_task_runs_under_the_policy_its_record_keeps) {
   BOOST_TEST_REQUIRE(older.policy.has_value());
   BOOST_TEST(older.policy->fail_on_truncated);
   BOOST_TEST(older.policy->max_processing_ms == cfg.task_timeout.count());
+}
+
+// The resize journal: a task placed on this node's own pool is noted
+// before it runs and cleared when it ends; at a restart, what an earlier
+// process left there counts as attempts the records may not show (Redis
+// had not heard of the start yet when it crashed), never twice.
+BOOST_AUTO_TEST_CASE(the_journal_counts_starts_redis_never_heard_of) {
+  auto path = test::make_temp_dir("journal") + "/resize.journal";
+  auto small = test::corpus_photo(test::small_photo);
+  auto recovered = [&](uint32_t attempts_in_redis) {
+    auto p = pending_of(small);
+    p.record.attempts = attempts_in_redis;
+    return p;
+  };
+  // Redis: no attempt, one (it heard of the start), none, and none.
+  std::vector<store::pending_task> tasks{recovered(0), recovered(1),
+                                         recovered(0), recovered(0)};
+  std::vector<std::string> tokens;
+  for (const auto& t : tasks)
+    tokens.push_back(t.record.token);
+  {
+    auto crashed = store::attempt_journal::open(path);
+    BOOST_TEST_REQUIRE(crashed.ok());
+    crashed.value()->started(tokens[0], 1);    // unheard of
+    crashed.value()->started(tokens[1], 1);    // heard of
+    crashed.value()->started(tokens[2], 2);    // unheard of, at max_attempts
+    crashed.value()->started(make_token(), 1); // a task not pending any more
+  }
+  auto journal = store::attempt_journal::open(path);
+  BOOST_TEST_REQUIRE(journal.ok());
+  BOOST_TEST(journal.value()->left().size() == 4u);
+  supervisor_config cfg;
+  cfg.max_attempts = 2;
+  cfg.journal = journal.value();
+  recover_until_final(cfg, tasks, 1);
+
+  // Each ran as the attempt after the larger count (the final record's
+  // attempts count the run that ended it)...
+  BOOST_TEST((last[tokens[0]].status == task_status::success));
+  BOOST_TEST(last[tokens[0]].attempts == 2u);
+  BOOST_TEST((last[tokens[1]].status == task_status::success));
+  BOOST_TEST(last[tokens[1]].attempts == 2u); // not counted twice
+  BOOST_TEST((last[tokens[3]].status == task_status::success));
+  BOOST_TEST(last[tokens[3]].attempts == 1u);
+  // ... and the one the journal shows lost max_attempts times ends.
+  BOOST_TEST((last[tokens[2]].status == task_status::failure));
+  BOOST_TEST(last[tokens[2]].error_code == "worker_lost");
+  BOOST_TEST(last[tokens[2]].error_message.find("lost the worker 2 times") !=
+                 std::string::npos,
+             last[tokens[2]].error_message);
+  // Counted, the entries left went; the tasks run here came and went.
+  BOOST_TEST(read_file_or_empty(path).find_first_not_of(" \n") ==
+             std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_task_on_the_own_pool_is_in_the_journal_while_it_runs) {
+  auto path = test::make_temp_dir("journal") + "/resize.journal";
+  auto journal = store::attempt_journal::open(path);
+  BOOST_TEST_REQUIRE(journal.ok());
+  supervisor_config cfg;
+  cfg.journal = journal.value();
+  auto sup = start(cfg, 1);
+  auto slow = submit(sup, test::corpus_photo(slow_photo));
+  BOOST_TEST_REQUIRE(slow.ok());
+  BOOST_TEST(test::wait_until(
+      [&] {
+        return read_file_or_empty(path).find("1 " + slow.value()) !=
+               std::string::npos;
+      },
+      10s));
+  run_until_final({slow.value()});
+  BOOST_TEST((last[slow.value()].status == task_status::success));
+  BOOST_TEST(read_file_or_empty(path).find(slow.value()) == std::string::npos);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
 }
 
 // A recovery works from a snapshot of the pending set, which may list a
@@ -1754,12 +1854,7 @@ BOOST_AUTO_TEST_CASE(
 // is read then all the same, and runs.
 BOOST_AUTO_TEST_CASE(an_adopted_task_is_read_when_a_failed_accept_frees_room) {
   auto photo = test::corpus_photo(test::small_photo);
-  store::pending_task adopted;
-  adopted.record.token = make_token();
-  adopted.record.status = task_status::pending;
-  adopted.record.submitted_at_ms = now_ms();
-  adopted.record.input_bytes = photo.size();
-  adopted.input = photo;
+  auto adopted = pending_of(photo);
   supervisor_config cfg;
   cfg.queue_max_bytes = 2 * photo.size(); // half: one input
   auto caf_sink = caf::actor_cast<caf::actor>(status);

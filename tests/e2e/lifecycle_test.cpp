@@ -609,6 +609,76 @@ BOOST_AUTO_TEST_CASE(a_task_that_keeps_killing_its_node_ends) {
              "worker_lost");
 }
 
+// An input that crashes the process the moment its resize starts, before
+// Redis hears that it started: Redis is held still (SIGSTOP) from before
+// the start, so the IN_PROGRESS record, which counts the attempt, cannot
+// land, and the task's record still says PENDING with no attempt when the
+// process dies. The resize journal noted the start first: the restart
+// counts that attempt and, with resize.max-attempts=1, ends the task
+// FAILURE worker_lost instead of running it, and crashing, again (without
+// the journal, every restart did). The crash is real: an LD_PRELOAD'ed
+// WebPDecode aborts on that input (tests/tools/decode_fault_shim.cpp).
+BOOST_AUTO_TEST_CASE(a_crash_before_redis_hears_of_the_start_still_counts) {
+  redis_server redis; // this test's own: it is paused below
+  auto held = corpus_photo("gnome__pixels-l.webp");
+  auto crashing = corpus_photo("gnome__wood-l.webp");
+  BOOST_TEST_REQUIRE(held.size() != crashing.size());
+  auto journal = make_temp_dir("journal") + "/resize.journal";
+  resized_server srv(
+      redis.port(),
+      {"--resize.pool-size=1", "--resize.max-attempts=1",
+       "--resize.journal=" + journal},
+      "journal",
+      {"LD_PRELOAD=" + env_or("RESIZED_DECODE_FAULT_SHIM", ""),
+       fmt::format("RESIZED_TEST_WEBP_CRASH_SIZE={}", crashing.size()),
+       // The one worker stays busy with the first task for 3 s: the second
+       // starts after Redis is paused.
+       fmt::format("RESIZED_TEST_WEBP_HOLD={}:3000", held.size())});
+  auto first = accepted_token(submit_raw(srv, held, "image/webp"));
+  auto token = accepted_token(submit_raw(srv, crashing, "image/webp"));
+  BOOST_TEST_REQUIRE(!first.empty());
+  BOOST_TEST_REQUIRE(!token.empty());
+  redis.pause();
+  int status = 0;
+  BOOST_TEST_REQUIRE(srv.process().wait_exit(std::chrono::seconds{30}, status));
+  BOOST_TEST(WIFSIGNALED(status));
+  BOOST_TEST((WIFSIGNALED(status) ? WTERMSIG(status) : 0) == SIGABRT);
+  redis.resume();
+  auto crash_log = srv.process().log();
+  BOOST_TEST_CONTEXT("log:\n" << crash_log) {
+    BOOST_TEST(
+        lines_with(crash_log, {"resized started", "journal=" + journal}) == 1u);
+    // It did start (the journal says so), and Redis never heard of it.
+    BOOST_TEST(redis.command("HMGET resized:task:" + token + " status attempts")
+                   .find("PENDING") != std::string::npos);
+    BOOST_TEST(read_file(journal).find("1 " + token) != std::string::npos);
+  }
+  auto before = crash_log.size();
+  srv.start();
+  auto final_state = wait_final(srv, token, std::chrono::seconds{30});
+  BOOST_TEST(final_state.status == "FAILURE", final_state.body);
+  auto doc = parse_json(final_state.body);
+  BOOST_TEST(json_string(doc["error"], "code") == "worker_lost");
+  BOOST_TEST(
+      json_string(doc["error"], "message").find("lost the worker 1 times") !=
+      std::string::npos);
+  BOOST_TEST(srv.process().running()); // not run again
+  auto restart_log = srv.process().log().substr(before);
+  BOOST_TEST_CONTEXT("log after the restart:\n" << restart_log) {
+    BOOST_TEST(lines_with(restart_log,
+                          {"level=warn", "resizes a crash interrupted here",
+                           "tasks=1"}) == 1u);
+    BOOST_TEST(
+        lines_with(restart_log,
+                   {"attempt counted from the resize journal", "token=" + token,
+                    "attempts_in_redis=0", "attempts=1"}) == 1u);
+    BOOST_TEST(lines_with(restart_log,
+                          {"msg=\"task started\"", "token=" + token}) == 0u);
+  }
+  // Counted into the record: the journal holds nothing of it any more.
+  BOOST_TEST(read_file(journal).find(token) == std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(accepted_work_survives_a_crash) {
   // One worker and slow tasks, so most are still queued when resized is
   // killed (no shutdown code runs); the restarted process finds them in
