@@ -113,6 +113,10 @@ BOOST_AUTO_TEST_CASE(invalid_config_values_stop_the_start) {
            bad{"--cluster.role=bogus", "cluster.role"},
            // CAF alone starts, says "resized started", then never answers.
            bad{"--scheduler.max-threads=0", "scheduler.max-threads"},
+           bad{"--resize.journal=journal", "resize.journal"},
+           // A valid setting naming a file that cannot be made.
+           bad{"--resize.journal=/nonexistent-dir/resize.journal",
+               "/nonexistent-dir/resize.journal: cannot open"},
        }) {
     BOOST_TEST_CONTEXT("argument " << arg) {
       auto argv = base_argv(env::get().redis.port());
