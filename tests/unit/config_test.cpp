@@ -207,34 +207,65 @@ BOOST_AUTO_TEST_CASE(development_ini_loads) {
   BOOST_TEST(res.settings.queue.max_bytes == 268435456u);
 }
 
-// README: "every key is commented with its default in
-// config/development.ini": each of resized's own keys has a line there,
-// `key=` or, for a key left unset, `; key=`, in its section.
-BOOST_AUTO_TEST_CASE(development_ini_lists_every_key) {
+// resized's own keys, as (section, key) in `out`: development.ini's,
+// loaded; the file itself is checked below.
+void own_keys(std::vector<std::pair<std::string, std::string>>& out) {
   service_config cfg;
   service_settings settings;
   auto errors =
       load_into(cfg, {"--config-file=" + development_ini()}, settings);
   BOOST_REQUIRE_MESSAGE(errors.empty(), joined(errors));
-  std::ifstream in{development_ini()};
-  const std::string text{std::istreambuf_iterator<char>{in},
-                         std::istreambuf_iterator<char>{}};
   auto dump = cfg.dump_content();
   for (std::string category :
        {"http", "redis", "cluster", "resize", "queue", "status", "memory",
         "limits", "defaults", "auth", "shutdown", "log"}) {
+    auto found = dump.find(category);
+    BOOST_REQUIRE_MESSAGE((found != dump.end()), category);
+    for (const auto& entry : found->second.as_dictionary())
+      out.emplace_back(category,
+                       std::string{entry.first.begin(), entry.first.end()});
+  }
+}
+
+std::string file_text(const std::string& path) {
+  std::ifstream in{path};
+  return {std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
+}
+
+// README: "every key is commented with its default in
+// config/development.ini": each of resized's own keys has a line there,
+// `key=` or, for a key left unset, `; key=`, in its section.
+BOOST_AUTO_TEST_CASE(development_ini_lists_every_key) {
+  std::vector<std::pair<std::string, std::string>> keys;
+  own_keys(keys);
+  BOOST_TEST_REQUIRE(!keys.empty());
+  auto text = file_text(development_ini());
+  for (const auto& [category, key] : keys) {
     auto begin = text.find("\n[" + category + "]\n");
     BOOST_TEST_REQUIRE(begin != std::string::npos, "[" << category << "]");
     auto section = text.substr(begin, text.find("\n[", begin + 1) - begin);
-    auto found = dump.find(category);
-    BOOST_TEST_REQUIRE((found != dump.end()), category);
-    for (const auto& entry : found->second.as_dictionary()) {
-      const std::string key{entry.first.begin(), entry.first.end()};
-      BOOST_TEST((section.find("\n" + key + "=") != std::string::npos ||
-                  section.find("\n; " + key + "=") != std::string::npos),
-                 category << "." << key << " is not in development.ini");
-    }
+    BOOST_TEST((section.find("\n" + key + "=") != std::string::npos ||
+                section.find("\n; " + key + "=") != std::string::npos),
+               category << "." << key << " is not in development.ini");
   }
+}
+
+// README's settings tables: a row naming `section.key` (alone or with
+// others) for each of resized's own keys, so that a key added to the code
+// is documented too.
+BOOST_AUTO_TEST_CASE(readme_has_a_row_for_every_key) {
+  std::vector<std::pair<std::string, std::string>> keys;
+  own_keys(keys);
+  BOOST_TEST_REQUIRE(!keys.empty());
+  auto text = file_text(source_dir() + "/README.md");
+  BOOST_TEST_REQUIRE(!text.empty());
+  std::string rows; // the first cell of every table row
+  for (size_t at = text.find("\n| `"); at != std::string::npos;
+       at = text.find("\n| `", at + 1))
+    rows += text.substr(at, text.find(" | ", at + 3) - at);
+  for (const auto& [category, key] : keys)
+    BOOST_TEST(rows.find("`" + category + "." + key + "`") != std::string::npos,
+               category << "." << key << " has no row in README.md");
 }
 
 BOOST_AUTO_TEST_CASE(command_line_overrides_file) {
