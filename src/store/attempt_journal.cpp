@@ -23,15 +23,15 @@ std::string errno_text(int err) {
   return std::strerror(err);
 }
 
-// "<attempts> <token>" of one slot, or false for a free or unreadable one
-// (a file cut short, or not a journal: ignored rather than trusted).
+// "<attempts> <token>" of one slot that is not free; false if it is not
+// that.
 bool parse_slot(const char* p, std::string& token, uint32_t& attempts) {
   std::string line(p, attempt_journal::slot_bytes - 1);
   if (p[attempt_journal::slot_bytes - 1] != '\n')
     return false;
   auto end = line.find_last_not_of(' ');
   if (end == std::string::npos)
-    return false; // free
+    return false;
   line.resize(end + 1);
   auto space = line.find(' ');
   if (space == 0 || space == std::string::npos || space + 1 >= line.size())
@@ -115,19 +115,30 @@ attempt_journal::open(const std::string& path, bool* in_use) {
                   (n < 0 ? errno_text(errno) : std::string{"cut short"}));
     got += static_cast<size_t>(n);
   }
-  // A tail shorter than a slot (never written by this code) is left out;
-  // the next slot written there overwrites it.
+  // Every write here is one whole slot, so anything else is not a journal
+  // (resize.journal naming some other file): refused, never written over.
+  auto foreign = [&](size_t at) {
+    return fail(fmt::format("is not a resize journal (byte {} is neither a "
+                            "free slot nor an entry): remove it, or set "
+                            "resize.journal to another file",
+                            at));
+  };
+  if (size % slot_bytes != 0)
+    return foreign(size - size % slot_bytes);
   j->slots_ = size / slot_bytes;
   for (size_t slot = 0; slot < j->slots_; ++slot) {
+    const char* p = bytes.data() + slot * slot_bytes;
+    if (p[slot_bytes - 1] == '\n' &&
+        std::all_of(p, p + slot_bytes - 1, [](char c) { return c == ' '; })) {
+      j->free_.push_back(slot);
+      continue;
+    }
     std::string token;
     uint32_t attempts = 0;
-    if (parse_slot(bytes.data() + slot * slot_bytes, token, attempts) &&
-        j->slot_of_.count(token) == 0) {
-      j->left_[token] = attempts;
-      j->slot_of_[token] = slot;
-    } else {
-      j->free_.push_back(slot);
-    }
+    if (!parse_slot(p, token, attempts) || j->slot_of_.count(token) != 0)
+      return foreign(slot * slot_bytes);
+    j->left_[token] = attempts;
+    j->slot_of_[token] = slot;
   }
   // Lowest first: the file stays as short as the most ever running at once.
   std::sort(j->free_.rbegin(), j->free_.rend());

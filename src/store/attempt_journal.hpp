@@ -32,7 +32,8 @@ class attempt_journal {
 public:
   /// Opens (creating, mode 0600) the journal at `path` and reads what an
   /// earlier process left in it. Refuses a symbolic link, a file that is
-  /// not regular or not this user's, and one another live process holds
+  /// not regular or not this user's, one whose content is not a journal's
+  /// (it is never written over), and one another live process holds
   /// (flock; then `*in_use` is set): a node of the same name running on
   /// this host, whose entries are of resizes it still runs, not of a
   /// crash (a dead process holds no lock).

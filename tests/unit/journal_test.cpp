@@ -123,29 +123,52 @@ BOOST_AUTO_TEST_CASE(a_clean_exit_removes_an_empty_journal) {
   BOOST_TEST(!j->started(token_b, 1)); // closed
 }
 
-BOOST_AUTO_TEST_CASE(damaged_slots_are_ignored_and_reused) {
-  auto path = make_temp_dir("journal") + "/a.journal";
+// Each write is one whole slot: a file with anything else in it is not a
+// journal (resize.journal naming another file), and is left as it is.
+BOOST_AUTO_TEST_CASE(a_file_that_is_not_a_journal_is_refused_untouched) {
+  auto dir = make_temp_dir("journal");
+  auto slot = [](const std::string& text) {
+    return text + std::string(63 - text.size(), ' ') + "\n";
+  };
+  int n = 0;
+  for (const std::string& bad : {
+           slot("x " + token_b),                    // no count
+           slot("0 " + token_b),                    // no attempt
+           slot("3"),                               // no token
+           slot("1 two words"),                     // a token with a space
+           slot("4294967296 " + token_b),           // beyond 32 bits
+           slot("2 " + token_b),                    // the same token twice
+           std::string(63, 'z') + "z",              // no newline
+           std::string("1 ") + token_c,             // not a whole slot
+           std::string("# a config file\nkey=1\n"), // someone else's file
+       }) {
+    BOOST_TEST_CONTEXT("content " << bad) {
+      auto path = fmt::format("{}/{}.journal", dir, n++);
+      auto content = slot("2 " + token_b) + slot("") + bad;
+      {
+        std::ofstream out(path, std::ios::binary);
+        out << content;
+      }
+      auto j = attempt_journal::open(path);
+      BOOST_TEST_REQUIRE(!j.ok());
+      BOOST_TEST(j.error().message.find("is not a resize journal (byte 128") !=
+                     std::string::npos,
+                 j.error().message);
+      BOOST_TEST(read_file(path) == content);
+    }
+  }
+  // Entries and free slots only: read.
+  auto path = dir + "/good.journal";
   {
     std::ofstream out(path, std::ios::binary);
-    auto slot = [&](const std::string& text) {
-      out << text << std::string(63 - text.size(), ' ') << '\n';
-    };
-    slot("2 " + token_a);               // kept
-    slot("x " + token_b);               // no count
-    slot("0 " + token_b);               // no attempt
-    slot("3");                          // no token
-    slot("1 two words");                // a token with a space
-    slot("4294967296 " + token_b);      // count beyond 32 bits
-    out << std::string(63, 'z') << 'z'; // no newline
-    out << "1 " << token_c;             // cut short: not a whole slot
+    out << slot("") << slot("2 " + token_a) << slot("");
   }
   auto j = open_ok(path);
   BOOST_TEST(j->left().size() == 1u);
   BOOST_TEST(j->left().at(token_a) == 2u);
-  // The damaged slots are free again; the one cut short is written over.
-  for (int i = 0; i < 7; ++i)
-    BOOST_TEST(j->started(fmt::format("t{}", i), 1));
-  BOOST_TEST(file_size(path) == 8 * 64);
+  BOOST_TEST(j->started(token_b, 1)); // the first free slot
+  BOOST_TEST(file_size(path) == 3 * 64);
+  BOOST_TEST(read_file(path).substr(0, 2 + token_b.size()) == "1 " + token_b);
 }
 
 BOOST_AUTO_TEST_CASE(a_journal_in_use_or_not_ours_is_refused) {
