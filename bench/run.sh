@@ -29,7 +29,10 @@
 #    --corpus, or --variants): passes x 31 photos, default 100x100 fill JPEG
 #    q85; each pass asks a different quality, 85/84/83, so no pass can be
 #    served from a cache:
-#      raw_pipeline (in-process, pool-size threads) — before and after;
+#      raw_pipeline (in-process, pool-size threads, resized's malloc
+#      settings) — before and after; raw_pipeline --glibc-defaults (the
+#      same with glibc's malloc defaults, the baseline of sessions 1-38)
+#      after each raw run but the last;
 #      raw_pipeline --plain-libvips (libvips' own thumbnail, progressive
 #      JPEGs decoded whole) after each raw run but the last
 #      resized via base64 JSON, resized via raw bytes (fresh resized and a
@@ -253,11 +256,14 @@ log "output: $out"
 cmds=()
 
 # -- 2. throughput ---------------------------------------------------------------
-run_raw() { # round [plain]: plain = libvips' own thumbnail, no DC-scan decode
+# round [plain|glibc]: plain = libvips' own thumbnail, no DC-scan decode;
+# glibc = glibc's malloc defaults instead of resized's (sessions 1-38)
+run_raw() {
   local tag=$1 label=raw
   local cmd=("$tools/raw_pipeline" --dir="$corpus" --threads="$pool" --count="$count")
   ((warm)) && cmd+=(--warmup="$nfiles")
   [[ ${2:-} == plain ]] && { cmd+=(--plain-libvips); label=plain; }
+  [[ ${2:-} == glibc ]] && { cmd+=(--glibc-defaults); label=raw_glibc; }
   cmds+=("${cmd[*]}")
   local stat0 res; stat0=$(head -1 /proc/stat)
   res=$("${cmd[@]}" 2>>"$out/raw.err" | sed "s/^result raw /result $label round=$tag /")
@@ -314,8 +320,9 @@ run_service() { # mode [label suffix, resized args...] -> result line; fresh res
 
 if ((throughput)); then
 for r in $(seq "$rounds"); do
-  log "round $r/$rounds: raw pipeline ($pool threads, $count images), then plain libvips"
+  log "round $r/$rounds: raw pipeline ($pool threads, $count images), with glibc's malloc defaults, then plain libvips"
   run_raw "$r" >/dev/null
+  run_raw "$r" glibc >/dev/null
   run_raw "$r" plain >/dev/null
   # Which of the two goes first alternates by round: the first service run
   # after the raw pipeline's pays more for its memory (on the AMD EPYC guest
@@ -564,6 +571,8 @@ summary="throughput not measured (--no-throughput)"
   echo "resized bytes: $(svc_line service_raw)"
   echo "ratio service/raw  JSON : $(ratio "$json_ips" "$raw_ips")   (target >= 0.90)"
   echo "ratio service/raw  bytes: $(ratio "$bytes_ips" "$raw_ips")   (target >= 0.95)"
+  echo "raw pipeline with glibc's malloc defaults (the raw limit of sessions 1-38; the one above has resized's memory.* settings): $(agg raw_glibc images_per_s mean) images/s [$(agg raw_glibc images_per_s list)], CPU $(agg raw_glibc cpu_s mean) s"
+  echo "ratio against it  JSON : $(ratio "$json_ips" "$(agg raw_glibc images_per_s mean)")   bytes: $(ratio "$bytes_ips" "$(agg raw_glibc images_per_s mean)")"
   echo "plain libvips thumbnail ($pool threads; the raw pipeline without decoding progressive JPEGs from their DC scans, i.e. any service on libvips 8.14): $(agg plain images_per_s mean) images/s [$(agg plain images_per_s list)], CPU $(agg plain cpu_s mean) s"
   echo "ratio service/plain libvips  JSON : $(ratio "$json_ips" "$(agg plain images_per_s mean)")   bytes: $(ratio "$bytes_ips" "$(agg plain images_per_s mean)")"
   echo "CPU seconds for the $count images (less noisy than wall time on a shared box): raw $(agg raw cpu_s mean), service JSON $(agg service_json cpu_s mean), bytes $(agg service_raw cpu_s mean)${tuned_label:+, JSON tuned $(agg service_json_tuned cpu_s mean)}"

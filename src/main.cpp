@@ -404,54 +404,6 @@ uint64_t raise_open_files_limit() {
                                       : static_cast<uint64_t>(rl.rlim_cur);
 }
 
-/// memory.huge-pages. glibc reads GLIBC_TUNABLES only as a program starts
-/// (glibc.malloc.hugetlb has no mallopt), so a process that should run with
-/// glibc.malloc.hugetlb=1 and does not runs itself again: execv keeps the
-/// pid, the arguments and the environment, plus the tunable. Call before
-/// any thread starts and before anything is logged. Returns the state for
-/// the start line.
-std::string apply_huge_pages(bool wanted, char** argv) {
-  constexpr const char* marker = "RESIZED_HUGE_PAGES_EXEC";
-  const bool again = std::getenv(marker) != nullptr;
-  unsetenv(marker);
-  const bool usable = memory::thp_usable(memory::thp_mode());
-  const char* now = std::getenv("GLIBC_TUNABLES");
-  const std::optional<std::string> before =
-      now ? std::optional<std::string>{now} : std::nullopt;
-  if (memory::huge_pages_tuned(now))
-    return usable ? "on" : "off (the kernel has no transparent huge pages)";
-  if (!wanted)
-    return "off";
-#if defined(__SANITIZE_ADDRESS__)
-  return "off (AddressSanitizer replaces glibc's malloc)";
-#endif
-  if (!usable)
-    return "off (the kernel has no transparent huge pages)";
-  auto value = memory::tunables_with_huge_pages(now);
-  if (!value)
-    return "off (GLIBC_TUNABLES sets glibc.malloc.hugetlb)";
-  if (again) // set, yet glibc did not keep it (a secure-execution start)
-    return "off (glibc did not take GLIBC_TUNABLES)";
-  // The binary's own path, not "/proc/self/exe": the kernel names the
-  // process after the file exec'ed (ps, top and pgrep would show "exe").
-  std::string self(4096, '\0');
-  ssize_t n = readlink("/proc/self/exe", self.data(), self.size() - 1);
-  if (n <= 0)
-    return fmt::format("off (cannot read /proc/self/exe: {})",
-                       std::strerror(errno));
-  self.resize(static_cast<size_t>(n));
-  setenv("GLIBC_TUNABLES", value->c_str(), 1);
-  setenv(marker, "1", 1);
-  execv(self.c_str(), argv);
-  const int err = errno; // still here: the exec failed, go on without
-  unsetenv(marker);
-  if (before)
-    setenv("GLIBC_TUNABLES", before->c_str(), 1);
-  else
-    unsetenv("GLIBC_TUNABLES");
-  return fmt::format("off (cannot run {} again: {})", self, std::strerror(err));
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
@@ -525,8 +477,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string huge_pages =
-      caf_cfg.dump_requested() ? std::string{}
-                               : apply_huge_pages(cfg.memory.huge_pages, argv);
+      caf_cfg.dump_requested()
+          ? std::string{}
+          : memory::run_with_huge_pages(cfg.memory.huge_pages, argv);
   log::level lvl = log::level::info;
   log::parse(cfg.log_level, lvl);
   log::set_threshold(lvl);

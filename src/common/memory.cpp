@@ -1,10 +1,17 @@
 #include "common/memory.hpp"
 
 #include <malloc.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 
 #include <atomic>
 #include <fstream>
 #include <utility>
+
+#include <fmt/format.h>
 
 namespace resized::memory {
 
@@ -71,6 +78,48 @@ bool huge_pages_tuned(const char* current) {
     return false;
   auto value = hugetlb_value(current);
   return value && (*value == "1" || *value == "2");
+}
+
+std::string run_with_huge_pages(bool wanted, char** argv) {
+  constexpr const char* marker = "RESIZED_HUGE_PAGES_EXEC";
+  const bool again = std::getenv(marker) != nullptr;
+  unsetenv(marker);
+  const bool usable = thp_usable(thp_mode());
+  const char* now = std::getenv("GLIBC_TUNABLES");
+  const std::optional<std::string> before =
+      now ? std::optional<std::string>{now} : std::nullopt;
+  if (huge_pages_tuned(now))
+    return usable ? "on" : "off (the kernel has no transparent huge pages)";
+  if (!wanted)
+    return "off";
+#if defined(__SANITIZE_ADDRESS__)
+  return "off (AddressSanitizer replaces glibc's malloc)";
+#endif
+  if (!usable)
+    return "off (the kernel has no transparent huge pages)";
+  auto value = tunables_with_huge_pages(now);
+  if (!value)
+    return "off (GLIBC_TUNABLES sets glibc.malloc.hugetlb)";
+  if (again) // set, yet glibc did not keep it (a secure-execution start)
+    return "off (glibc did not take GLIBC_TUNABLES)";
+  // The binary's own path, not "/proc/self/exe": the kernel names the
+  // process after the file exec'ed (ps, top and pgrep would show "exe").
+  std::string self(4096, '\0');
+  ssize_t n = readlink("/proc/self/exe", self.data(), self.size() - 1);
+  if (n <= 0)
+    return fmt::format("off (cannot read /proc/self/exe: {})",
+                       std::strerror(errno));
+  self.resize(static_cast<size_t>(n));
+  setenv("GLIBC_TUNABLES", value->c_str(), 1);
+  setenv(marker, "1", 1);
+  execv(self.c_str(), argv);
+  const int err = errno; // still here: the exec failed, go on without
+  unsetenv(marker);
+  if (before)
+    setenv("GLIBC_TUNABLES", before->c_str(), 1);
+  else
+    unsetenv("GLIBC_TUNABLES");
+  return fmt::format("off (cannot run {} again: {})", self, std::strerror(err));
 }
 
 std::string thp_mode() {

@@ -31,6 +31,14 @@ namespace resized::memory {
 /// Caps glibc's malloc arenas. Call before any other thread starts (arenas
 /// are created on first contention). 0 keeps glibc's default. Returns false
 /// if the C library refused the setting.
+/// The defaults of memory.arenas, memory.mmap-threshold and
+/// memory.heap-top-bytes (config/settings.hpp, service_config.hpp):
+/// bench/raw_pipeline runs under them too, so that the raw limit it
+/// measures has the malloc resized has.
+constexpr int default_arenas = 1;
+constexpr size_t default_mmap_threshold = 32u << 20;
+constexpr size_t default_heap_top_bytes = 64u << 20;
+
 bool limit_arenas(int arenas);
 
 /// Allocations of at least `bytes` get their own mapping (mmap) and go back
@@ -63,6 +71,14 @@ std::optional<std::string> tunables_with_huge_pages(const char* current);
 /// glibc.malloc.hugetlb on (1: madvise; 2: hugetlbfs pages).
 bool huge_pages_tuned(const char* current);
 
+/// memory.huge-pages. glibc reads GLIBC_TUNABLES only as a program starts
+/// (glibc.malloc.hugetlb has no mallopt), so a process that should run with
+/// glibc.malloc.hugetlb=1 and does not runs itself again: execv keeps the
+/// pid, the arguments and the environment, plus the tunable. Call before
+/// any thread starts and before anything is logged. Returns the state in
+/// words ("on", "off (why)") for a start line.
+std::string run_with_huge_pages(bool wanted, char** argv);
+
 /// The kernel's transparent huge page mode: the first line of
 /// /sys/kernel/mm/transparent_hugepage/enabled, e.g. "always [madvise]
 /// never"; empty if there is no such file (no THP).
@@ -94,8 +110,8 @@ uint64_t work_count();
 /// once, and pages given back are faulted in again, zeroed, one by one:
 /// where a page fault is dear, keeping them (with the larger mmap
 /// threshold and heap top) gave 6-15 % more throughput
-/// (bench/results/sessions.md, session 22). Once the work stops, the next look returns them. Stops (and
-/// joins) on destruction.
+/// (bench/results/sessions.md, session 22). Once the work stops, the next look
+/// returns them. Stops (and joins) on destruction.
 class trimmer {
 public:
   trimmer(std::chrono::milliseconds interval, uint64_t threshold,

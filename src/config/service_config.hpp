@@ -95,12 +95,12 @@ private:
   int64_t status_cache_entries_ = 10000;
   int64_t status_image_cache_bytes_ = 64ll << 20;
   int64_t status_recheck_ms_ = 1000;
-  int64_t memory_arenas_ = 1;
+  int64_t memory_arenas_ = memory::default_arenas;
   int64_t memory_trim_interval_ms_ = 1000;
   int64_t memory_trim_threshold_ = 16ll << 20;
   int64_t memory_busy_trim_threshold_ = 128ll << 20;
-  int64_t memory_mmap_threshold_ = 32ll << 20;
-  int64_t memory_heap_top_bytes_ = 64ll << 20;
+  int64_t memory_mmap_threshold_ = memory::default_mmap_threshold;
+  int64_t memory_heap_top_bytes_ = memory::default_heap_top_bytes;
   // A string, not a bool: CAF 0.17 takes a bool on the command line as a
   // bare flag (--key, no value), which could never turn this one off.
   std::string memory_huge_pages_ = "on";

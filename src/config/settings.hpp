@@ -11,6 +11,7 @@
 
 #include "common/client_identity.hpp"
 #include "common/cors.hpp"
+#include "common/memory.hpp"
 #include "imaging/options.hpp"
 #include "store/task_store.hpp"
 
@@ -96,9 +97,11 @@ struct status_settings {
 };
 
 struct memory_settings {
-  int arenas = 1; // memory.arenas: glibc malloc arenas (0 = glibc default,
-                  // 8 x cores): fewer arenas, less fragmentation; 1, the
-                  // main heap only, is the one malloc_trim empties whole
+  int arenas =
+      memory::default_arenas; // memory.arenas: glibc malloc arenas (0 = glibc
+                              // default, 8 x cores): fewer arenas, less
+                              // fragmentation; 1, the main heap only, is the
+                              // one malloc_trim empties whole
   std::chrono::milliseconds trim_interval{1000}; // memory.trim-interval-ms:
                                                  // 0 = never trim
   uint64_t trim_threshold = 16ull << 20; // memory.trim-threshold: free heap
@@ -106,11 +109,13 @@ struct memory_settings {
   uint64_t busy_trim_threshold = 128ull << 20; // memory.busy-trim-threshold:
                                                // the same while work goes on
                                                // (0 = trim-threshold)
-  size_t mmap_threshold = 32u << 20; // memory.mmap-threshold: allocations this
-                                     // big are mapped, and unmapped when freed
-                                     // (0 = glibc's dynamic threshold)
-  size_t heap_top_bytes = 64u << 20; // memory.heap-top-bytes: free bytes at
-                                     // a heap's top that free() keeps
+  size_t mmap_threshold =
+      memory::default_mmap_threshold; // memory.mmap-threshold: allocations this
+                                      // big are mapped, and unmapped when freed
+                                      // (0 = glibc's dynamic threshold)
+  size_t heap_top_bytes =
+      memory::default_heap_top_bytes; // memory.heap-top-bytes: free bytes at
+                                      // a heap's top that free() keeps
   bool huge_pages = true; // memory.huge-pages: malloc's heap and mappings in
                           // transparent huge pages (glibc.malloc.hugetlb=1)
 };
