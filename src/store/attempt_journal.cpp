@@ -23,16 +23,21 @@ std::string errno_text(int err) {
   return std::strerror(err);
 }
 
-// "<attempts> <token>" of one slot that is not free; false if it is not
-// that.
-bool parse_slot(const char* p, std::string& token, uint32_t& attempts) {
-  std::string line(p, attempt_journal::slot_bytes - 1);
+// The text of one slot, its padding cut: "" for a free slot; false when
+// it does not end in a newline.
+bool slot_text(const char* p, std::string& line) {
   if (p[attempt_journal::slot_bytes - 1] != '\n')
     return false;
+  line.assign(p, attempt_journal::slot_bytes - 1);
   auto end = line.find_last_not_of(' ');
-  if (end == std::string::npos)
-    return false;
-  line.resize(end + 1);
+  line.resize(end == std::string::npos ? 0 : end + 1);
+  return true;
+}
+
+// "<attempts> <token>" of an entry (a slot's text, not empty); false if it
+// is not that.
+bool parse_entry(const std::string& line, std::string& token,
+                 uint32_t& attempts) {
   auto space = line.find(' ');
   if (space == 0 || space == std::string::npos || space + 1 >= line.size())
     return false;
@@ -126,22 +131,20 @@ attempt_journal::open(const std::string& path, bool* in_use) {
   if (size % slot_bytes != 0)
     return foreign(size - size % slot_bytes);
   j->slots_ = size / slot_bytes;
+  std::string line, token;
   for (size_t slot = 0; slot < j->slots_; ++slot) {
-    const char* p = bytes.data() + slot * slot_bytes;
-    if (p[slot_bytes - 1] == '\n' &&
-        std::all_of(p, p + slot_bytes - 1, [](char c) { return c == ' '; })) {
-      j->free_.push_back(slot);
+    uint32_t attempts = 0;
+    if (!slot_text(bytes.data() + slot * slot_bytes, line))
+      return foreign(slot * slot_bytes);
+    if (line.empty()) {
+      j->free_.insert(slot);
       continue;
     }
-    std::string token;
-    uint32_t attempts = 0;
-    if (!parse_slot(p, token, attempts) || j->slot_of_.count(token) != 0)
+    if (!parse_entry(line, token, attempts) || j->slot_of_.count(token) != 0)
       return foreign(slot * slot_bytes);
     j->left_[token] = attempts;
     j->slot_of_[token] = slot;
   }
-  // Lowest first: the file stays as short as the most ever running at once.
-  std::sort(j->free_.rbegin(), j->free_.rend());
   return j;
 }
 
@@ -177,8 +180,8 @@ bool attempt_journal::started(const std::string& token, uint32_t attempts) {
     slot = i->second; // a later attempt of a task left here, or restarted
     left_.erase(token);
   } else if (!free_.empty()) {
-    slot = free_.back();
-    free_.pop_back();
+    slot = *free_.begin();
+    free_.erase(free_.begin());
   } else {
     slot = slots_++;
   }
@@ -193,8 +196,7 @@ void attempt_journal::free_slot(const std::string& token) {
   auto slot = i->second;
   slot_of_.erase(i);
   write_slot(slot, {});
-  free_.push_back(slot);
-  std::sort(free_.rbegin(), free_.rend());
+  free_.insert(slot);
 }
 
 void attempt_journal::ended(const std::string& token) {

@@ -21,8 +21,8 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
-#include <vector>
 
 #include "common/outcome.hpp"
 
@@ -75,8 +75,10 @@ private:
   int fd_ = -1;
   std::map<std::string, uint32_t> left_;
   std::map<std::string, size_t> slot_of_; // token -> slot
-  std::vector<size_t> free_;              // free slots, reused first
-  size_t slots_ = 0;                      // slots in the file
+  // Free slots, reused lowest first: the file stays as long as the most
+  // tasks that ever ran here at once.
+  std::set<size_t> free_;
+  size_t slots_ = 0; // slots in the file
   uint64_t write_failures_ = 0;
 };
 
