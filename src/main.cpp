@@ -404,6 +404,19 @@ uint64_t raise_open_files_limit() {
                                       : static_cast<uint64_t>(rl.rlim_cur);
 }
 
+// The resize journal's file (resize.journal), or nullopt for a node that
+// keeps none: one set "off", a worker, or an API node with no pool of its
+// own (a worker node lost under a task is counted by the API node's
+// supervisor, which outlives it). Needs cluster.node-name settled.
+std::optional<std::string> journal_path(const config::service_settings& cfg) {
+  if (cfg.cluster.role == "worker" || cfg.resize.pool_size == 0 ||
+      cfg.resize.journal == "off")
+    return std::nullopt;
+  return cfg.resize.journal.empty()
+             ? store::default_journal_path(cfg.cluster.node_name)
+             : cfg.resize.journal;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -526,11 +539,9 @@ int main(int argc, char** argv) {
     if (default_name)
       notes["cluster.node-name"] =
           fmt::format("\"\": the default, here \"{}\"", cl.node_name);
-    if (cfg.resize.journal.empty() && cl.role != "worker" &&
-        cfg.resize.pool_size > 0)
+    if (auto path = journal_path(cfg); path && cfg.resize.journal.empty())
       notes["resize.journal"] =
-          fmt::format("\"\": the default, here \"{}\"",
-                      store::default_journal_path(cl.node_name));
+          fmt::format("\"\": the default, here \"{}\"", *path);
     if (cfg.cluster.advertise.empty())
       notes["cluster.advertise"] = fmt::format(
           "\"\": the default, this host's name (\"{}\")", hostname());
@@ -669,20 +680,16 @@ int main(int argc, char** argv) {
   // The resizes this node starts, noted before each runs: a crash then
   // counts the attempt at the restart even if Redis never heard of it.
   std::shared_ptr<store::attempt_journal> journal;
-  if (cl.role != "worker" && cfg.resize.pool_size > 0 &&
-      cfg.resize.journal != "off") {
-    auto path = cfg.resize.journal.empty()
-                    ? store::default_journal_path(cl.node_name)
-                    : cfg.resize.journal;
+  if (auto path = journal_path(cfg)) {
     bool in_use = false;
-    auto opened = store::attempt_journal::open(path, &in_use);
+    auto opened = store::attempt_journal::open(*path, &in_use);
     if (!opened && in_use) {
       // A live process of this name: the name's lease decides below which
       // one runs (most likely not this one); its entries are of resizes it
       // runs now, not of a crash.
       log::warn("resize journal held by another running process: this "
                 "node runs without one",
-                {{"journal", path}, {"node", cl.node_name}});
+                {{"journal", *path}, {"node", cl.node_name}});
     } else if (!opened) {
       log::error("cannot use the resize journal: set resize.journal to a "
                  "writable file of this user, or \"off\"",
@@ -694,7 +701,7 @@ int main(int argc, char** argv) {
     if (journal && !journal->left().empty())
       log::warn("resizes a crash interrupted here: each counts as an "
                 "attempt (resize.max-attempts) once its task is recovered",
-                {{"journal", path}, {"tasks", journal->left().size()}});
+                {{"journal", *path}, {"tasks", journal->left().size()}});
   }
 
   std::string vips_err;

@@ -81,10 +81,7 @@ start_node(caf::actor_system& sys, const config::service_settings& cfg,
   sup.role = cl.role;
   sup.build = build;
   sup.on_joined = std::move(on_joined);
-  // The local pool's resizes only: a worker node lost under a task is
-  // counted by this supervisor, which outlives it.
-  if (pool > 0)
-    sup.journal = std::move(journal);
+  sup.journal = std::move(journal);
   sup.decode_bytes_per_worker = cfg.resize.decode_bytes_per_worker;
   sup.store_timeout =
       2 * cfg.redis.store.command_timeout + cfg.redis.store.connect_timeout;

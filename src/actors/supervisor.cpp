@@ -206,12 +206,18 @@ void fail(self_ptr self, task_record rec, failure err) {
 void dispatch(self_ptr self);
 void enqueue(self_ptr self, state_type::queued task);
 
-// The attempt of `token` on `node` ended: if it ran on this node's own
-// pool, its note in the resize journal goes.
+// The resize journal, if tasks placed on `node` are noted in it: this
+// node's own pool's, when the node keeps one; null otherwise.
+store::attempt_journal* journal_of(const state_type& st,
+                                   const std::string& node) {
+  return node == st.cfg.node ? st.cfg.journal.get() : nullptr;
+}
+
+// The attempt of `token` on `node` ended: its note in the journal goes.
 void note_ended(state_type& st, const std::string& token,
                 const std::string& node) {
-  if (st.cfg.journal && node == st.cfg.node)
-    st.cfg.journal->ended(token);
+  if (auto* journal = journal_of(st, node))
+    journal->ended(token);
 }
 
 // Removes `token` from the running set if `attempt` is its current attempt;
@@ -552,8 +558,8 @@ void dispatch(self_ptr self) {
     // On this node's own pool: noted before it can run, since Redis hears
     // of the attempt only after it started (on_started), and an input that
     // crashes the process at once must still count at the restart.
-    if (st.cfg.journal && name == st.cfg.node)
-      st.cfg.journal->started(token, attempt + 1);
+    if (auto* journal = journal_of(st, name))
+      journal->started(token, attempt + 1);
     st.running.emplace(token,
                        state_type::in_flight{std::move(task), name, now_ms()});
     self->request(node->agent, deadline + backstop, std::move(job))

@@ -28,9 +28,6 @@
 
 namespace resized::memory {
 
-/// Caps glibc's malloc arenas. Call before any other thread starts (arenas
-/// are created on first contention). 0 keeps glibc's default. Returns false
-/// if the C library refused the setting.
 /// The defaults of memory.arenas, memory.mmap-threshold and
 /// memory.heap-top-bytes (config/settings.hpp, service_config.hpp):
 /// bench/raw_pipeline runs under them too, so that the raw limit it
@@ -39,6 +36,9 @@ constexpr int default_arenas = 1;
 constexpr size_t default_mmap_threshold = 32u << 20;
 constexpr size_t default_heap_top_bytes = 64u << 20;
 
+/// Caps glibc's malloc arenas. Call before any other thread starts (arenas
+/// are created on first contention). 0 keeps glibc's default. Returns false
+/// if the C library refused the setting.
 bool limit_arenas(int arenas);
 
 /// Allocations of at least `bytes` get their own mapping (mmap) and go back

@@ -365,7 +365,8 @@ std::string public_url_problem(const std::string& url) {
 
 // Keys only the node that accepts a task uses: its HTTP layer checks the
 // request against them, its supervisor queues and places the task, and
-// every job carries the resulting policy to whichever node runs it.
+// every job carries the resulting policy to whichever node runs it; and
+// resize.journal, which only a node with a supervisor keeps.
 constexpr const char* task_policy_keys[] = {
     "limits.max-body-bytes", "limits.max-pixels",
     "limits.max-dimension",  "limits.max-avif-pixels",
